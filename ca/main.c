@@ -1,0 +1,3 @@
+/* placeholder */
+typedef int camtrust_placeholder_;
+int main(void){return 0;}

@@ -1,0 +1,169 @@
+/* camtrust core: the one error enum, bounded buffers, logging, base64/PEM and config parsing.
+ * Every module of camtrust (CA, station, agent, tools) links this and nothing heavier. */
+#ifndef CAMTRUST_CORE_H
+#define CAMTRUST_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CT_MUST_CHECK __attribute__((warn_unused_result))
+
+/* The one error table: name, HTTP status, message. Add errors here and nowhere else. */
+#define CT_ERROR_TABLE(X)                                                                           \
+    X(CT_OK, 200, "ok")                                                                             \
+    X(CT_ERR_NOMEM, 500, "out of memory")                                                           \
+    X(CT_ERR_INTERNAL, 500, "internal error")                                                       \
+    X(CT_ERR_ARG, 500, "invalid argument")                                                          \
+    X(CT_ERR_BUF_FULL, 500, "buffer full")                                                          \
+    X(CT_ERR_IO, 500, "I/O error")                                                                  \
+    X(CT_ERR_CONFIG, 500, "bad configuration")                                                      \
+    X(CT_ERR_USAGE, 400, "bad usage")                                                               \
+    X(CT_ERR_CRYPTO, 500, "cryptographic operation failed")                                         \
+    X(CT_ERR_HSM, 500, "HSM error")                                                                 \
+    X(CT_ERR_HSM_NO_TOKEN, 500, "token not found")                                                  \
+    X(CT_ERR_HSM_LOGIN, 500, "token login failed")                                                  \
+    X(CT_ERR_HSM_NO_KEY, 500, "key not found in token")                                             \
+    X(CT_ERR_DB, 500, "database error")                                                             \
+    X(CT_ERR_INTEGRITY, 500, "integrity check failed")                                              \
+    X(CT_ERR_BAD_REQUEST, 400, "bad request")                                                       \
+    X(CT_ERR_BAD_BASE64, 400, "malformed base64")                                                   \
+    X(CT_ERR_BAD_DER, 400, "malformed DER")                                                         \
+    X(CT_ERR_BAD_CSR, 400, "malformed certificate request")                                         \
+    X(CT_ERR_CSR_SIGNATURE, 400, "certificate request signature does not verify")                   \
+    X(CT_ERR_WEAK_KEY, 400, "key type or size not accepted")                                        \
+    X(CT_ERR_NO_SERIAL, 400, "certificate request has no subject serialNumber")                     \
+    X(CT_ERR_UNAUTHENTICATED, 401, "client certificate required")                                   \
+    X(CT_ERR_UNKNOWN_CLIENT, 401, "client certificate not recognised")                              \
+    X(CT_ERR_FORBIDDEN, 403, "forbidden")                                                           \
+    X(CT_ERR_DISABLED, 403, "client is disabled")                                                   \
+    X(CT_ERR_NOT_IN_ORDER, 403, "serial number is not in an open order of this station")            \
+    X(CT_ERR_NOT_FOUND, 404, "not found")                                                           \
+    X(CT_ERR_METHOD, 405, "method not allowed")                                                     \
+    X(CT_ERR_EXISTS, 409, "already exists")                                                         \
+    X(CT_ERR_ALREADY_ISSUED, 409, "serial number already issued for another key")                   \
+    X(CT_ERR_TOO_LARGE, 413, "request body too large")                                              \
+    X(CT_ERR_CONTENT_TYPE, 415, "unsupported content type")                                         \
+    X(CT_ERR_UNAVAILABLE, 503, "service unavailable")
+
+typedef enum {
+#define CT_X_ENUM(name, status, msg) name,
+    CT_ERROR_TABLE(CT_X_ENUM)
+#undef CT_X_ENUM
+        CT_ERR__COUNT
+} ct_err;
+
+const char *ct_err_name(ct_err e);
+const char *ct_err_message(ct_err e);
+int ct_err_http_status(ct_err e);
+
+/* A one-line detail for the last error of this thread ("serial X is not in order 4"), so that the
+ * enum stays small while the reason a user reads stays precise. Empty when none was set. */
+ct_err ct_fail(ct_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *ct_err_detail(void);
+void ct_err_clear(void);
+
+/* Functions that allocate keep one `cleanup:` label and an `rc` variable. */
+#define CT_GUARD(expr)                                                                             \
+    do {                                                                                           \
+        rc = (expr);                                                                               \
+        if (rc != CT_OK) goto cleanup;                                                             \
+    } while (0)
+#define CT_ENSURE(cond, err)                                                                       \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            rc = (err);                                                                            \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
+/* Like CT_ENSURE, with a detail line for the user. */
+#define CT_ENSURE_MSG(cond, err, ...)                                                              \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            rc = ct_fail((err), __VA_ARGS__);                                                      \
+            goto cleanup;                                                                          \
+        }                                                                                          \
+    } while (0)
+/* For functions with nothing to clean up. */
+#define CT_GUARD_RET(expr)                                                                         \
+    do {                                                                                           \
+        ct_err ct_guard_rc_ = (expr);                                                              \
+        if (ct_guard_rc_ != CT_OK) return ct_guard_rc_;                                            \
+    } while (0)
+#define CT_ENSURE_RET(cond, err)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) return (err);                                                                 \
+    } while (0)
+
+/* ---- bounded buffers: length and a maximum fixed at creation ---- */
+typedef struct {
+    uint8_t *data;
+    size_t len;
+    size_t max;
+} ct_buf;
+
+#define CT_BUF_INIT {NULL, 0, 0}
+
+CT_MUST_CHECK ct_err ct_buf_alloc(ct_buf *b, size_t max);
+CT_MUST_CHECK ct_err ct_buf_append(ct_buf *b, const void *p, size_t n);
+CT_MUST_CHECK ct_err ct_buf_appendf(ct_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+CT_MUST_CHECK ct_err ct_buf_set(ct_buf *b, const void *p, size_t n);
+/* NUL-terminates without counting the NUL in len; fails if there is no room. */
+CT_MUST_CHECK ct_err ct_buf_cstr(ct_buf *b, const char **out);
+/* Wipes the contents before freeing: buffers may hold secrets. */
+void ct_buf_free(ct_buf *b);
+void ct_wipe(void *p, size_t n);
+/* Constant-time comparison of secrets; true when equal. */
+bool ct_equal_ct(const void *a, const void *b, size_t n);
+
+/* Bounded string copy into a fixed array; fails instead of truncating. */
+CT_MUST_CHECK ct_err ct_strlcpy(char *dst, size_t dst_max, const char *src);
+CT_MUST_CHECK ct_err ct_snprintf(char *dst, size_t dst_max, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- encodings ---- */
+/* Base64 with optional whitespace/line breaks (RFC 7030 bodies); anything else is CT_ERR_BAD_BASE64. */
+CT_MUST_CHECK ct_err ct_base64_decode(const uint8_t *in, size_t in_len, ct_buf *out);
+CT_MUST_CHECK ct_err ct_base64_encode(const uint8_t *in, size_t in_len, bool line_breaks, ct_buf *out);
+/* PEM with the given label ("CERTIFICATE", "CERTIFICATE REQUEST"). */
+CT_MUST_CHECK ct_err ct_pem_encode(const char *label, const uint8_t *der, size_t der_len, ct_buf *out);
+/* Decodes the index-th PEM block with the label; CT_ERR_NOT_FOUND when there is none. */
+CT_MUST_CHECK ct_err ct_pem_decode(const uint8_t *pem, size_t pem_len, const char *label, size_t index, ct_buf *der);
+CT_MUST_CHECK ct_err ct_hex_encode(const uint8_t *in, size_t in_len, char *out, size_t out_max);
+CT_MUST_CHECK ct_err ct_hex_decode(const char *in, uint8_t *out, size_t out_max, size_t *out_len);
+
+/* ---- files ---- */
+CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
+/* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
+CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
+CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, const char *name);
+
+/* ---- logging: one structured line (logfmt) per event on stderr ---- */
+typedef enum { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;
+void ct_log_set_level(ct_log_level min);
+void ct_log(ct_log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- config: "key = value" lines, '#' comments; every key known in advance ---- */
+#define CT_CONFIG_MAX_BYTES (64 * 1024)
+#define CT_CONFIG_MAX_LINE 1024
+#define CT_CONFIG_MAX_ENTRIES 128
+typedef struct ct_config ct_config;
+CT_MUST_CHECK ct_err ct_config_parse(const uint8_t *text, size_t len, ct_config **out);
+CT_MUST_CHECK ct_err ct_config_load(const char *path, ct_config **out);
+/* Returns the value or the fallback when absent. */
+const char *ct_config_get(const ct_config *c, const char *key, const char *fallback);
+CT_MUST_CHECK ct_err ct_config_get_int(const ct_config *c, const char *key, long fallback, long min, long max,
+                                       long *out);
+void ct_config_free(ct_config *c);
+
+/* ---- secrets from files or the environment, never the command line ---- */
+/* Reads a PIN from `path` if non-NULL, else from environment variable `env`; trims one trailing newline. */
+CT_MUST_CHECK ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_max);
+
+/* ---- randomness for identifiers (wolfSSL's RNG) ---- */
+CT_MUST_CHECK ct_err ct_random(uint8_t *out, size_t len);
+/* SHA-256 via wolfSSL. */
+CT_MUST_CHECK ct_err ct_sha256(const void *data, size_t len, uint8_t out[32]);
+
+#endif

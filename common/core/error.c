@@ -1,0 +1,34 @@
+#include "core.h"
+
+#include <stdio.h>
+
+static const struct {
+    const char *name;
+    int status;
+    const char *message;
+} ct_error_table[CT_ERR__COUNT] = {
+#define CT_X_ROW(n, s, m) [n] = {#n, s, m},
+    CT_ERROR_TABLE(CT_X_ROW)
+#undef CT_X_ROW
+};
+
+static _Thread_local char ct_detail[256];
+
+static int in_range(ct_err e) { return (int)e >= 0 && e < CT_ERR__COUNT; }
+
+const char *ct_err_name(ct_err e) { return in_range(e) ? ct_error_table[e].name : "CT_ERR_UNKNOWN"; }
+const char *ct_err_message(ct_err e) { return in_range(e) ? ct_error_table[e].message : "unknown error"; }
+int ct_err_http_status(ct_err e) { return in_range(e) ? ct_error_table[e].status : 500; }
+
+ct_err ct_fail(ct_err e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(ct_detail, sizeof ct_detail, fmt, ap);
+    va_end(ap);
+    if (n < 0) ct_detail[0] = '\0';
+    return e;
+}
+
+const char *ct_err_detail(void) { return ct_detail; }
+void ct_err_clear(void) { ct_detail[0] = '\0'; }

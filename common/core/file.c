@@ -1,0 +1,68 @@
+#define _POSIX_C_SOURCE 200809L
+#include "core.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+ct_err ct_file_read(const char *path, size_t max, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", path, strerror(errno)));
+    struct stat st;
+    CT_ENSURE_MSG(fstat(fd, &st) == 0, CT_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
+    CT_ENSURE_MSG((size_t)st.st_size <= max, CT_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
+    /* One spare byte so that callers can NUL-terminate text. */
+    CT_GUARD(ct_buf_alloc(out, (size_t)st.st_size + 1));
+    while (out->len < (size_t)st.st_size) {
+        ssize_t n = read(fd, out->data + out->len, (size_t)st.st_size - out->len);
+        if (n < 0 && errno == EINTR) continue;
+        CT_ENSURE_MSG(n > 0, CT_ERR_IO, "cannot read %s: %s", path, n < 0 ? strerror(errno) : "short read");
+        out->len += (size_t)n;
+    }
+cleanup:
+    if (rc != CT_OK) ct_buf_free(out);
+    close(fd);
+    return rc;
+}
+
+static ct_err fsync_dir_of(const char *path)
+{
+    char copy[4096];
+    CT_GUARD_RET(ct_strlcpy(copy, sizeof copy, path));
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_RET(dfd >= 0, ct_fail(CT_ERR_IO, "cannot open folder of %s: %s", path, strerror(errno)));
+    int r = fsync(dfd);
+    close(dfd);
+    return r == 0 ? CT_OK : ct_fail(CT_ERR_IO, "cannot sync folder of %s", path);
+}
+
+ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+    ct_err rc = CT_OK;
+    char tmp[4096];
+    int fd = -1;
+    CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()));
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, (const uint8_t *)data + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        CT_ENSURE_MSG(n > 0, CT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
+        off += (size_t)n;
+    }
+    CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
+    CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp);
+    fd = -1;
+    CT_ENSURE_MSG(rename(tmp, path) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    CT_GUARD(fsync_dir_of(path));
+cleanup:
+    if (fd >= 0) close(fd);
+    if (rc != CT_OK) unlink(tmp);
+    return rc;
+}

@@ -1,0 +1,104 @@
+/* db: the CA's records in SQLite (WAL). Only this module runs SQL. Each operation is one transaction and is
+ * named in the CA's own words. The handle is safe to share between threads (calls are serialised). */
+#ifndef CAMTRUST_DB_H
+#define CAMTRUST_DB_H
+
+#include <time.h>
+
+#include "../common/core/core.h"
+
+#define DB_NAME_MAX 64
+#define DB_SERIAL_MAX 64   /* device serial numbers */
+#define DB_CERT_SERIAL_HEX_MAX 41
+#define DB_PROFILE_MAX 32
+
+typedef struct ct_db ct_db;
+
+/* Opens (creating if needed) and runs pending numbered migrations. WAL, synchronous=FULL, foreign keys. */
+CT_MUST_CHECK ct_err db_open(const char *path, ct_db **out);
+void db_close(ct_db *db);
+int db_schema_version(ct_db *db);
+
+/* ---- stations ---- */
+typedef struct {
+    int64_t id;
+    char name[DB_NAME_MAX];
+    bool enabled;
+    uint8_t cert_sha256[32];
+    char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+} db_station;
+
+/* Records a station and its issued client certificate, with its audit event, in one transaction.
+ * CT_ERR_EXISTS if the name is taken. */
+CT_MUST_CHECK ct_err db_station_add(ct_db *db, const char *name, const uint8_t *cert_der, size_t cert_len,
+                                    const char *cert_serial_hex, const char *actor);
+CT_MUST_CHECK ct_err db_station_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_station *out);
+CT_MUST_CHECK ct_err db_station_find(ct_db *db, const char *name, db_station *out);
+CT_MUST_CHECK ct_err db_station_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor);
+
+/* ---- production orders ---- */
+typedef struct {
+    int64_t id;
+    char station[DB_NAME_MAX];
+    char model[DB_NAME_MAX];
+    bool open;
+    int64_t serial_count;
+    int64_t issued_count;
+    int64_t created_at;
+} db_order;
+
+/* Creates an order with its serials (unique within the order; a serial already in another open order is
+ * refused with CT_ERR_EXISTS), audited, in one transaction. */
+CT_MUST_CHECK ct_err db_order_create(ct_db *db, const char *station, const char *model, const char *const *serials,
+                                     size_t n_serials, const char *actor, int64_t *order_id);
+typedef void (*db_order_cb)(const db_order *o, void *arg);
+CT_MUST_CHECK ct_err db_order_list(ct_db *db, db_order_cb cb, void *arg);
+CT_MUST_CHECK ct_err db_order_close(ct_db *db, int64_t order_id, const char *actor);
+/* The open order of this station that expects this device serial; CT_ERR_NOT_IN_ORDER if none. */
+CT_MUST_CHECK ct_err db_order_find_for_serial(ct_db *db, int64_t station_id, const char *serial, db_order *out);
+
+/* ---- certificates ---- */
+typedef struct {
+    char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+    char device_serial[DB_SERIAL_MAX];
+    char profile[DB_PROFILE_MAX];
+    char subject[256];
+    int64_t not_before;
+    int64_t not_after;
+    int64_t station_id; /* 0 when not issued through a station (re-enrollment) */
+    int64_t order_id;   /* 0 when not issued against an order */
+    uint8_t spki_sha256[32];
+    const uint8_t *der;
+    size_t der_len;
+} db_cert_record;
+
+typedef struct {
+    char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+    char status[16]; /* "valid", "superseded", "revoked" */
+    uint8_t spki_sha256[32];
+    ct_buf der;      /* owned; free with ct_buf_free */
+} db_cert;
+
+/* The current (not superseded, not revoked) certificate of a device serial for a profile; CT_ERR_NOT_FOUND. */
+CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *profile, db_cert *out);
+
+/* Records an issued certificate and its audit event in one transaction, before the answer is sent.
+ * If `supersedes_hex` is non-NULL, that certificate is marked superseded in the same transaction.
+ * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists. */
+CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
+                                             const char *actor);
+
+/* ---- audit log: append-only, hash-chained (each entry holds SHA-256 of the previous entry) ---- */
+CT_MUST_CHECK ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject,
+                                     const char *outcome, const char *detail);
+
+typedef struct {
+    int64_t entries;
+    int64_t first_bad_seq;   /* 0 when intact */
+    char reason[256];        /* which entry and how: "entry 7: hash does not match its content (edited)" */
+} db_audit_report;
+
+/* Walks the chain from the first entry; CT_ERR_INTEGRITY with the report filled when it is broken. */
+CT_MUST_CHECK ct_err db_audit_verify(ct_db *db, db_audit_report *report);
+
+#endif

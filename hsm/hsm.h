@@ -1,0 +1,69 @@
+/* hsm: the one PKCS#11 layer of camtrust. Only this module calls PKCS#11; everyone else holds an opaque
+ * key handle and asks it to sign. Nothing here can return private key bytes.
+ *
+ * Works with any PKCS#11 module by path (SoftHSMv2 here; a network HSM or a camera's secure element is a
+ * config change). Thread-safe: one logged-in token, a pool of sessions handed out one per operation. */
+#ifndef CAMTRUST_HSM_H
+#define CAMTRUST_HSM_H
+
+#include "../common/core/core.h"
+
+#define HSM_DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
+#define HSM_LABEL_MAX 64
+#define HSM_ID_MAX 32
+
+typedef struct hsm hsm;         /* a module loaded, a token found and logged in, a session pool */
+typedef struct hsm_key hsm_key; /* a private key object in the token, with its public half */
+
+typedef enum { HSM_EC_P256 = 1, HSM_EC_P384 = 2 } hsm_key_type;
+
+typedef struct {
+    const char *module_path; /* NULL: HSM_DEFAULT_MODULE */
+    const char *token_label;
+    const char *pin;         /* wiped by the caller after hsm_open returns */
+    unsigned session_pool;   /* 0: default (4) */
+} hsm_config;
+
+/* Initialises a token in the first free slot with this label, sets the user PIN. For SoftHSM the
+ * caller sets SOFTHSM2_CONF first. CT_ERR_EXISTS if a token with this label already exists. */
+CT_MUST_CHECK ct_err hsm_token_create(const char *module_path, const char *token_label, const char *so_pin,
+                                      const char *user_pin);
+
+CT_MUST_CHECK ct_err hsm_open(const hsm_config *cfg, hsm **out);
+void hsm_close(hsm *h);
+
+/* Generates a key pair inside the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false,
+ * CKA_SIGN (and CKA_DERIVE for ECDH). `label` and `id` must be unique in the token (CT_ERR_EXISTS). */
+CT_MUST_CHECK ct_err hsm_key_generate(hsm *h, hsm_key_type type, const char *label, const uint8_t *id, size_t id_len,
+                                      hsm_key **out);
+
+/* Finds a key by a PKCS#11 URI (RFC 7512: "pkcs11:object=LABEL;id=%01%02", token= must match if given)
+ * or by a bare label. CT_ERR_HSM_NO_KEY if absent. */
+CT_MUST_CHECK ct_err hsm_key_find(hsm *h, const char *uri_or_label, hsm_key **out);
+
+/* The RFC 7512 URI of a key: "pkcs11:token=T;object=L;id=%..;type=private". */
+CT_MUST_CHECK ct_err hsm_key_uri(const hsm_key *k, char *out, size_t out_max);
+
+hsm_key_type hsm_key_get_type(const hsm_key *k);
+const char *hsm_key_label(const hsm_key *k);
+
+/* DER SubjectPublicKeyInfo of the key's public half. */
+CT_MUST_CHECK ct_err hsm_key_public_der(const hsm_key *k, ct_buf *spki);
+
+/* ECDSA over a digest inside the token (CKM_ECDSA); the signature is DER (ECDSA-Sig-Value). */
+CT_MUST_CHECK ct_err hsm_key_sign_digest(hsm_key *k, const uint8_t *digest, size_t digest_len, uint8_t *sig,
+                                         size_t *sig_len);
+
+/* For wolfSSL: the crypto-callback device id under which this hsm serves ECDSA signatures (and ECDH) for
+ * keys loaded with hsm_key_wolf_ecc, so that wolfSSL's certificate/CSR signing and TLS use token keys. */
+int hsm_wolf_dev_id(const hsm *h);
+
+/* Fills `ecc_key_out` (a wolfSSL `ecc_key *`, passed as void * to keep wolfSSL out of this header) with the
+ * key's public point and the token key's id under hsm_wolf_dev_id. Free it with wc_ecc_free. */
+CT_MUST_CHECK ct_err hsm_key_wolf_ecc(const hsm_key *k, void *ecc_key_out);
+
+/* Destroys the private and public objects in the token (factory reset). Frees `k`. */
+CT_MUST_CHECK ct_err hsm_key_destroy(hsm *h, hsm_key *k);
+void hsm_key_free(hsm_key *k);
+
+#endif

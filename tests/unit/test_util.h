@@ -1,0 +1,24 @@
+/* Helpers shared by the Check unit tests: temporary folders and real SoftHSM tokens. */
+#ifndef CAMTRUST_TEST_UTIL_H
+#define CAMTRUST_TEST_UTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#define TU_PIN "1234"
+#define TU_SO_PIN "5678"
+
+/* A fresh empty folder for this test process (under $CAMTRUST_TEST_TMP or /tmp). Valid until exit. */
+const char *tu_tmpdir(const char *tag);
+
+/* Writes DIR/softhsm2.conf with DIR/tokens, exports SOFTHSM2_CONF, and initialises a token LABEL with
+ * TU_PIN / TU_SO_PIN using softhsm2-util (the real tool, independent of our hsm module). */
+void tu_softhsm_token(const char *dir, const char *label);
+
+/* Runs a shell command; returns its exit status (or -1). */
+int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs a test suite and returns the process exit code. */
+int tu_run_suite(Suite *s);
+
+#endif
