@@ -1,2 +1,239 @@
-/* placeholder */
-typedef int camtrust_placeholder_;
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ca_priv.h"
+
+#define DAY_SECONDS 86400
+
+static ct_err make_dir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST) return CT_OK;
+    return ct_fail(CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* A random PIN, written to a 0600 file. */
+static ct_err write_new_pin(const char *path, char *pin, size_t pin_max)
+{
+    uint8_t raw[16];
+    ct_err rc = ct_random(raw, sizeof raw);
+    if (rc == CT_OK) rc = ct_hex_encode(raw, sizeof raw, pin, pin_max);
+    if (rc == CT_OK) rc = ct_file_write_atomic(path, pin, strlen(pin), 0600);
+    ct_wipe(raw, sizeof raw);
+    return rc;
+}
+
+/* SoftHSM only: a token folder of this CA's own, so that nothing is shared with the system's tokens. */
+static ct_err prepare_softhsm(const ca_settings *s)
+{
+    char tokens[CA_PATH_MAX], text[CA_PATH_MAX + 128];
+    if (!*s->softhsm_conf || file_exists(s->softhsm_conf)) return CT_OK;
+    CT_GUARD_RET(ct_path_join(tokens, sizeof tokens, s->dir, "tokens"));
+    CT_GUARD_RET(make_dir(tokens));
+    CT_GUARD_RET(ct_snprintf(text, sizeof text,
+                             "# SoftHSMv2 token store of this CA\ndirectories.tokendir = %s\n"
+                             "objectstore.backend = file\nlog.level = ERROR\n",
+                             tokens));
+    return ct_file_write_atomic(s->softhsm_conf, text, strlen(text), 0600);
+}
+
+/* Creates the token with fresh PINs unless a PIN file exists (a configured, existing token). */
+static ct_err prepare_token(const ca_settings *s)
+{
+    ct_err rc = CT_OK;
+    char user_pin[64] = "", so_pin[64] = "", so_path[CA_PATH_MAX], secrets[CA_PATH_MAX];
+    if (!*s->pin_file || file_exists(s->pin_file)) return CT_OK;
+    CT_GUARD(ct_path_join(secrets, sizeof secrets, s->dir, "secrets"));
+    CT_GUARD(make_dir(secrets));
+    CT_GUARD(ct_path_join(so_path, sizeof so_path, secrets, "so.pin"));
+    CT_GUARD(write_new_pin(s->pin_file, user_pin, sizeof user_pin));
+    CT_GUARD(write_new_pin(so_path, so_pin, sizeof so_pin));
+    rc = hsm_token_create(s->module, s->token, so_pin, user_pin);
+    if (rc == CT_ERR_EXISTS)
+        rc = ct_fail(CT_ERR_CONFIG, "token '%s' exists but %s did not: give its PIN file in the config", s->token,
+                     s->pin_file);
+cleanup:
+    ct_wipe(user_pin, sizeof user_pin);
+    ct_wipe(so_pin, sizeof so_pin);
+    return rc;
+}
+
+/* Finds the configured key; the default ones are generated on first use. */
+static ct_err find_or_make_key(hsm *h, const ca_settings *s, ca_key_role role, hsm_key **out)
+{
+    ct_err rc = hsm_key_find(h, s->key_uri[role], out);
+    if (rc != CT_ERR_HSM_NO_KEY) return rc;
+    char default_uri[256];
+    CT_GUARD_RET(ct_snprintf(default_uri, sizeof default_uri, "pkcs11:object=%s;type=private", ca_key_default_label[role]));
+    if (strcmp(default_uri, s->key_uri[role]) != 0) return rc; /* a configured key must already exist */
+    uint8_t id[2] = {0xca, (uint8_t)(role + 1)};
+    hsm_key_type type = strcmp(s->curve, "P-384") == 0 ? HSM_EC_P384 : HSM_EC_P256;
+    return hsm_key_generate(h, type, ca_key_default_label[role], id, sizeof id, out);
+}
+
+/* Splits "a,b,c" into at most `max` NUL-terminated parts inside `storage`. */
+static void split_list(char *storage, const char **parts, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *tok = strtok_r(storage, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (*tok) parts[n++] = tok;
+    }
+}
+
+static ct_err issue_ca_cert(ca *c, ca_key_role role, ca_key_role issuer, pki_profile profile, const char *cn_suffix,
+                            long days)
+{
+    ct_err rc = CT_OK;
+    ct_buf spki = CT_BUF_INIT;
+    char cn[PKI_NAME_MAX];
+    char names[sizeof c->cfg.server_names], ips[sizeof c->cfg.server_ips];
+    time_t now = time(NULL);
+    pki_cert_template t = {.profile = profile, .organization = c->cfg.organization, .not_before = now - 300,
+                           .not_after = now + (time_t)days * DAY_SECONDS};
+    if (profile == PKI_PROFILE_TLS_SERVER) {
+        CT_GUARD(ct_strlcpy(names, sizeof names, c->cfg.server_names));
+        CT_GUARD(ct_strlcpy(ips, sizeof ips, c->cfg.server_ips));
+        split_list(names, t.dns_names, 3);
+        split_list(ips, t.ip_addrs, 1);
+        CT_ENSURE_MSG(t.dns_names[0], CT_ERR_CONFIG, "server.names is empty");
+        CT_GUARD(ct_strlcpy(cn, sizeof cn, t.dns_names[0]));
+    } else {
+        CT_GUARD(ct_snprintf(cn, sizeof cn, "%.40s %s", c->cfg.organization, cn_suffix));
+    }
+    t.cn = cn;
+    CT_GUARD(ct_buf_alloc(&spki, 1024));
+    CT_GUARD(hsm_key_public_der(c->signers[role].key, &spki));
+    CT_GUARD(ct_buf_alloc(&c->signers[role].cert_der, PKI_MAX_CERT_DER));
+    const ct_buf *issuer_cert = role == issuer ? NULL : &c->signers[issuer].cert_der;
+    CT_GUARD(pki_cert_issue(&t, spki.data, spki.len, issuer_cert ? issuer_cert->data : NULL,
+                            issuer_cert ? issuer_cert->len : 0, c->signers[issuer].key, &c->signers[role].cert_der,
+                            NULL));
+cleanup:
+    ct_buf_free(&spki);
+    return rc;
+}
+
+static ct_err write_cert_files(ca *c)
+{
+    char path[CA_PATH_MAX];
+    const ct_buf *dev_chain[] = {&c->signers[CA_KEY_DEVICE_ISSUING].cert_der, &c->signers[CA_KEY_DEVICE_ROOT].cert_der};
+    const ct_buf *server_chain[] = {&c->signers[CA_KEY_TLS].cert_der, &c->signers[CA_KEY_OPS_ISSUING].cert_der};
+    for (int role = 0; role < CA_KEY__COUNT; role++) {
+        CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[role]));
+        const ct_buf *one[] = {&c->signers[role].cert_der};
+        CT_GUARD_RET(role == CA_KEY_TLS ? ca_write_pem_chain(path, server_chain, 2) : ca_write_pem_chain(path, one, 1));
+    }
+    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, "chain.pem"));
+    return ca_write_pem_chain(path, dev_chain, 2);
+}
+
+ct_err ca_init(const char *dir)
+{
+    ct_err rc = CT_OK;
+    ca *c = NULL;
+    ct_buf text = CT_BUF_INIT;
+    char path[CA_PATH_MAX];
+    CT_GUARD(make_dir(dir));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
+    if (!file_exists(path)) {
+        CT_GUARD(ct_buf_alloc(&text, 8192));
+        CT_GUARD(ca_settings_default_text(&text));
+        CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0600));
+    }
+    c = calloc(1, sizeof *c);
+    CT_ENSURE(c, CT_ERR_NOMEM);
+    CT_GUARD(ca_settings_load(dir, false, &c->cfg));
+    CT_ENSURE_MSG(!file_exists(c->cfg.db_path), CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, c->cfg.db_path);
+    CT_GUARD(prepare_softhsm(&c->cfg));
+    CT_GUARD(prepare_token(&c->cfg));
+    CT_GUARD(ca_hsm_open(&c->cfg, &c->hsm));
+    for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
+
+    CT_GUARD(issue_ca_cert(c, CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ROOT_CA, "Device Root CA", c->cfg.root_days));
+    CT_GUARD(issue_ca_cert(c, CA_KEY_DEVICE_ISSUING, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ISSUING_CA, "Device Issuing CA",
+                           c->cfg.issuing_days));
+    CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ROOT, CA_KEY_OPS_ROOT, PKI_PROFILE_ROOT_CA, "Operations Root CA", c->cfg.root_days));
+    CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ISSUING, CA_KEY_OPS_ROOT, PKI_PROFILE_ISSUING_CA, "Operations Issuing CA",
+                           c->cfg.issuing_days));
+    CT_GUARD(issue_ca_cert(c, CA_KEY_TLS, CA_KEY_OPS_ISSUING, PKI_PROFILE_TLS_SERVER, NULL, c->cfg.server_days));
+    CT_GUARD(write_cert_files(c));
+
+    /* The database comes last: its existence marks an initialised CA. */
+    CT_GUARD(db_open(c->cfg.db_path, &c->db));
+    pki_cert_info root;
+    char fp[65], detail[160];
+    const ct_buf *r = &c->signers[CA_KEY_DEVICE_ROOT].cert_der;
+    CT_GUARD(pki_cert_parse_info(r->data, r->len, &root));
+    CT_GUARD(ct_hex_encode(root.cert_sha256, 32, fp, sizeof fp));
+    CT_GUARD(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
+    CT_GUARD(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
+cleanup:
+    ct_buf_free(&text);
+    ca_close(c);
+    return rc;
+}
+
+static ct_err load_signer(ca *c, ca_key_role role)
+{
+    ct_err rc = CT_OK;
+    ct_buf spki = CT_BUF_INIT;
+    char path[CA_PATH_MAX];
+    pki_cert_info info;
+    uint8_t spki_hash[32];
+    CT_GUARD(hsm_key_find(c->hsm, c->cfg.key_uri[role], &c->signers[role].key));
+    CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[role]));
+    CT_GUARD(ca_read_cert_file(path, &c->signers[role].cert_der));
+    CT_GUARD(pki_cert_parse_info(c->signers[role].cert_der.data, c->signers[role].cert_der.len, &info));
+    CT_GUARD(ct_buf_alloc(&spki, 1024));
+    CT_GUARD(hsm_key_public_der(c->signers[role].key, &spki));
+    CT_GUARD(ct_sha256(spki.data, spki.len, spki_hash));
+    /* A certificate file that does not match its token key is a misconfiguration to stop on, not to serve. */
+    CT_ENSURE_MSG(memcmp(spki_hash, info.spki_sha256, 32) == 0, CT_ERR_CONFIG, "%s does not certify the key %s", path,
+                  c->cfg.key_uri[role]);
+cleanup:
+    ct_buf_free(&spki);
+    return rc;
+}
+
+ct_err ca_open(const char *dir, ca **out)
+{
+    ct_err rc = CT_OK;
+    ca *c = calloc(1, sizeof *c);
+    CT_ENSURE_RET(c, CT_ERR_NOMEM);
+    CT_GUARD(ca_settings_load(dir, false, &c->cfg));
+    struct stat st;
+    CT_ENSURE_MSG(stat(c->cfg.db_path, &st) == 0, CT_ERR_CONFIG, "%s is not initialised: run camtrust-ca init --dir %s",
+                  dir, dir);
+    CT_GUARD(ca_hsm_open(&c->cfg, &c->hsm));
+    for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD(load_signer(c, role));
+    CT_GUARD(db_open(c->cfg.db_path, &c->db));
+    *out = c;
+    c = NULL;
+cleanup:
+    ca_close(c);
+    return rc;
+}
+
+void ca_close(ca *c)
+{
+    if (!c) return;
+    for (int role = 0; role < CA_KEY__COUNT; role++) {
+        hsm_key_free(c->signers[role].key);
+        ct_buf_free(&c->signers[role].cert_der);
+    }
+    db_close(c->db);
+    hsm_close(c->hsm);
+    free(c);
+}
+
+ct_db *ca_db(ca *c) { return c->db; }

@@ -1,2 +1,203 @@
-/* placeholder */
-typedef int camtrust_placeholder_;
+/* The enrollment policy: decided by the CA from its own records, never by what the CSR asks for. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+#include <time.h>
+
+#include "ca_priv.h"
+
+#define DAY_SECONDS 86400
+
+typedef struct {
+    db_station station;     /* for NEW */
+    db_order order;         /* for NEW */
+    db_cert current;        /* the device's current certificate, when it has one */
+    bool has_current;
+    pki_csr *csr;
+    const char *serial;
+    const char *profile;
+    char model[PKI_NAME_MAX];
+} enroll_ctx;
+
+ct_err ca_audit_denial(ca *c, const char *actor, const char *serial, ct_err why)
+{
+    /* Copy: the audit call may itself set a detail. */
+    char reason[256];
+    if (ct_snprintf(reason, sizeof reason, "%s%s%s", ct_err_message(why), *ct_err_detail() ? ": " : "",
+                    ct_err_detail()) != CT_OK)
+        reason[0] = '\0';
+    ct_err arc = db_audit_append(c->db, actor, "est.enroll", serial, "denied", reason);
+    if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit a denial: %s", ct_err_message(arc));
+    return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
+}
+
+/* Who is asking: a known, enabled station (NEW) or a device with its current certificate (RENEW). */
+static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_enroll_result *res)
+{
+    uint8_t fp[32];
+    CT_ENSURE_RET(req->client_cert && req->client_cert_len,
+                  ct_fail(CT_ERR_UNAUTHENTICATED, "no TLS client certificate was presented"));
+    CT_GUARD_RET(ct_sha256(req->client_cert, req->client_cert_len, fp));
+    if (req->kind == CA_ENROLL_NEW) {
+        ct_err rc = db_station_find_by_cert(c->db, fp, &x->station);
+        if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not a registered station");
+        CT_GUARD_RET(rc);
+        CT_GUARD_RET(ct_strlcpy(res->actor, sizeof res->actor, x->station.name));
+        CT_ENSURE_RET(x->station.enabled, ct_fail(CT_ERR_DISABLED, "station %s is disabled", x->station.name));
+        return CT_OK;
+    }
+    pki_cert_info info;
+    CT_ENSURE_RET(pki_cert_parse_info(req->client_cert, req->client_cert_len, &info) == CT_OK && *info.subject_serial,
+                  ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not a device certificate"));
+    CT_GUARD_RET(ct_strlcpy(res->actor, sizeof res->actor, info.subject_serial));
+    /* The model is what the device's CN holds before its serial ("<model> <serial>"). */
+    size_t cn_len = strlen(info.subject_cn), sn_len = strlen(info.subject_serial);
+    if (cn_len > sn_len + 1 && strcmp(info.subject_cn + cn_len - sn_len, info.subject_serial) == 0)
+        CT_GUARD_RET(ct_snprintf(x->model, sizeof x->model, "%.*s", (int)(cn_len - sn_len - 1), info.subject_cn));
+    ct_err rc = db_cert_find_current(c->db, info.subject_serial, x->profile, &x->current);
+    x->has_current = rc == CT_OK;
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    /* Only the device's current certificate (not a superseded or revoked one) may renew. */
+    CT_ENSURE_RET(x->has_current && x->current.der.len == req->client_cert_len &&
+                      memcmp(x->current.der.data, req->client_cert, req->client_cert_len) == 0,
+                  ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current certificate of a device"));
+    return CT_OK;
+}
+
+static ct_err check_csr(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_enroll_result *res)
+{
+    (void)c;
+    CT_GUARD_RET(pki_csr_parse(req->csr, req->csr_len, &x->csr));
+    x->serial = pki_csr_subject_serial(x->csr);
+    CT_ENSURE_RET(*x->serial, ct_fail(CT_ERR_NO_SERIAL, "the CSR subject has no serialNumber"));
+    CT_ENSURE_RET(ca_serial_valid(x->serial),
+                  ct_fail(CT_ERR_BAD_CSR, "serialNumber '%.64s' is not a device serial (letters, digits, '-')", x->serial));
+    return ct_strlcpy(res->device_serial, sizeof res->device_serial, x->serial);
+}
+
+/* The device certificate, IEEE 802.1AR IDevID profile. */
+static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *info)
+{
+    char cn[PKI_NAME_MAX], dns[DB_SERIAL_MAX + 130];
+    size_t spki_len;
+    const uint8_t *spki = pki_csr_spki(x->csr, &spki_len);
+    time_t now = time(NULL);
+    CT_GUARD_RET(ct_snprintf(cn, sizeof cn, "%s %s", x->model, x->serial));
+    CT_GUARD_RET(ct_snprintf(dns, sizeof dns, "%s.%s", x->serial, c->cfg.device_domain));
+    for (char *p = dns; *p; p++)
+        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    pki_cert_template t = {
+        .profile = PKI_PROFILE_DEVICE_ID,
+        .cn = cn,
+        .serial_number = x->serial,
+        .organization = c->cfg.organization,
+        .dns_names = {dns, NULL},
+        .not_before = now - 300,
+        .not_after = c->cfg.device_days ? now + (time_t)c->cfg.device_days * DAY_SECONDS : PKI_NOT_AFTER_FOREVER,
+    };
+    const ca_signer *s = &c->signers[CA_KEY_DEVICE_ISSUING];
+    CT_GUARD_RET(ct_buf_alloc(out, PKI_MAX_CERT_DER));
+    return pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, out, info);
+}
+
+static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, const ct_buf *der,
+                     const pki_issued_info *issued, const char *actor)
+{
+    pki_cert_info info;
+    CT_GUARD_RET(pki_cert_parse_info(der->data, der->len, &info));
+    db_cert_record rec = {.not_before = info.not_before, .not_after = info.not_after,
+                          .station_id = req->kind == CA_ENROLL_NEW ? x->station.id : 0,
+                          .order_id = req->kind == CA_ENROLL_NEW ? x->order.id : 0,
+                          .der = der->data, .der_len = der->len};
+    CT_GUARD_RET(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued->serial_hex));
+    CT_GUARD_RET(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, x->serial));
+    CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, x->profile));
+    CT_GUARD_RET(ct_strlcpy(rec.subject, sizeof rec.subject, info.subject_cn));
+    pki_csr_spki_sha256(x->csr, rec.spki_sha256);
+    const char *supersedes = req->kind == CA_ENROLL_RENEW ? x->current.cert_serial_hex : NULL;
+    return db_cert_record_issuance(c->db, &rec, supersedes, actor);
+}
+
+/* A station that lost the answer asks again with the same key: it gets the same certificate. */
+static ct_err repeat_or_refuse(const enroll_ctx *x, ca_enroll_result *res)
+{
+    uint8_t spki_hash[32];
+    pki_csr_spki_sha256(x->csr, spki_hash);
+    CT_ENSURE_RET(memcmp(spki_hash, x->current.spki_sha256, 32) == 0,
+                  ct_fail(CT_ERR_ALREADY_ISSUED, "serial %s already has a %s certificate (%s) for another key", x->serial,
+                          x->profile, x->current.cert_serial_hex));
+    CT_GUARD_RET(ct_buf_alloc(&res->cert_der, x->current.der.len));
+    CT_GUARD_RET(ct_buf_set(&res->cert_der, x->current.der.data, x->current.der.len));
+    res->repeated = true;
+    return CT_OK;
+}
+
+static ct_err resolve_profile(const char *label, const char **profile)
+{
+    if (!label || !*label || strcmp(label, CA_PROFILE_DEVICE) == 0) {
+        *profile = CA_PROFILE_DEVICE;
+        return CT_OK;
+    }
+    return ct_fail(CT_ERR_NOT_FOUND, "unknown EST label '%.40s'", label);
+}
+
+ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
+{
+    ct_err rc = CT_OK;
+    enroll_ctx x = {0};
+    ct_buf der = CT_BUF_INIT;
+    pki_issued_info issued;
+    memset(res, 0, sizeof *res);
+    ct_err_clear();
+    CT_GUARD(resolve_profile(req->label, &x.profile));
+    CT_GUARD(authenticate(c, req, &x, res));
+    CT_GUARD(check_csr(c, req, &x, res));
+    if (req->kind == CA_ENROLL_NEW) {
+        rc = db_order_find_for_serial(c->db, x.station.id, x.serial, &x.order);
+        CT_ENSURE_MSG(rc != CT_ERR_NOT_IN_ORDER, rc, "serial %s is not in an open order of station %s", x.serial,
+                      x.station.name);
+        CT_GUARD(rc);
+        CT_GUARD(ct_strlcpy(x.model, sizeof x.model, x.order.model));
+        rc = db_cert_find_current(c->db, x.serial, x.profile, &x.current);
+        CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+        x.has_current = rc == CT_OK;
+        rc = CT_OK;
+        if (x.has_current) {
+            CT_GUARD(repeat_or_refuse(&x, res));
+            CT_GUARD(db_audit_append(c->db, res->actor, "est.enroll", x.serial, "repeated", x.current.cert_serial_hex));
+            goto cleanup;
+        }
+    } else {
+        CT_ENSURE_MSG(strcmp(x.serial, res->actor) == 0, CT_ERR_FORBIDDEN,
+                      "device %s may renew only its own serial, not %s", res->actor, x.serial);
+    }
+    CT_GUARD(issue(c, &x, &der, &issued));
+    rc = record(c, &x, req, &der, &issued, res->actor);
+    if (rc == CT_ERR_ALREADY_ISSUED && req->kind == CA_ENROLL_NEW) {
+        /* Another request for the same serial won the race: answer as a repeat would. */
+        ct_buf_free(&x.current.der);
+        CT_GUARD(db_cert_find_current(c->db, x.serial, x.profile, &x.current));
+        CT_GUARD(repeat_or_refuse(&x, res));
+        goto cleanup;
+    }
+    CT_GUARD(rc);
+    res->cert_der = der;
+    der = (ct_buf)CT_BUF_INIT;
+cleanup:
+    if (rc != CT_OK) {
+        if (ct_err_http_status(rc) < 500) rc = ca_audit_denial(c, *res->actor ? res->actor : "unknown", x.serial ? x.serial : "", rc);
+        ct_buf_free(&res->cert_der);
+    }
+    ct_buf_free(&der);
+    ct_buf_free(&x.current.der);
+    pki_csr_free(x.csr);
+    return rc;
+}
+
+ct_err ca_cacerts(ca *c, ct_buf *pkcs7_der)
+{
+    const ct_buf *a = &c->signers[CA_KEY_DEVICE_ISSUING].cert_der, *b = &c->signers[CA_KEY_DEVICE_ROOT].cert_der;
+    const uint8_t *certs[] = {a->data, b->data};
+    const size_t lens[] = {a->len, b->len};
+    CT_GUARD_RET(ct_buf_alloc(pkcs7_der, a->len + b->len + 256));
+    return pki_pkcs7_certs_only(certs, lens, 2, pkcs7_der);
+}

@@ -1,2 +1,324 @@
-/* placeholder */
-typedef int camtrust_placeholder_;
+/* The CA's HTTPS server: libmicrohttpd over GnuTLS. The TLS key stays in the token: GnuTLS signs through
+ * callbacks into hsm/, so only hsm/ speaks PKCS#11 and the module is loaded once. Handlers stay thin:
+ * collect the request, ask ca_est_handle, send its answer, log one line. */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/hash.h>
+
+#include "ca_priv.h"
+
+#define EST_PREFIX "/.well-known/est/"
+
+typedef struct {
+    ca *c;
+    gnutls_pcert_st pcert[2];
+    unsigned pcert_count;
+    gnutls_privkey_t pkey;
+    hsm_key_type key_type;
+} server_tls;
+
+/* GnuTLS's certificate callback takes no user pointer: one server per process. */
+static server_tls *the_tls;
+
+typedef struct {
+    ct_buf body;
+    bool too_large;
+    struct timespec start;
+} request_ctx;
+
+/* ---- the TLS key, signing inside the token ---- */
+
+static int sign_digest(server_tls *t, const uint8_t *digest, size_t len, gnutls_datum_t *sig)
+{
+    uint8_t der[160];
+    size_t der_len = sizeof der;
+    if (hsm_key_sign_digest(t->c->signers[CA_KEY_TLS].key, digest, len, der, &der_len) != CT_OK)
+        return GNUTLS_E_PK_SIGN_FAILED;
+    sig->data = gnutls_malloc(der_len);
+    if (!sig->data) return GNUTLS_E_MEMORY_ERROR;
+    memcpy(sig->data, der, der_len);
+    sig->size = (unsigned)der_len;
+    return 0;
+}
+
+static int tls_sign_hash(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata, unsigned flags,
+                         const gnutls_datum_t *hash, gnutls_datum_t *sig)
+{
+    (void)key, (void)algo, (void)flags;
+    return sign_digest(userdata, hash->data, hash->size, sig);
+}
+
+static int tls_sign_data(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata, unsigned flags,
+                         const gnutls_datum_t *data, gnutls_datum_t *sig)
+{
+    (void)key, (void)flags;
+    uint8_t digest[WC_MAX_DIGEST_SIZE];
+    gnutls_digest_algorithm_t dig = gnutls_sign_get_hash_algorithm(algo);
+    enum wc_HashType type = dig == GNUTLS_DIG_SHA384 ? WC_HASH_TYPE_SHA384 : WC_HASH_TYPE_SHA256;
+    if (dig != GNUTLS_DIG_SHA256 && dig != GNUTLS_DIG_SHA384) return GNUTLS_E_UNSUPPORTED_SIGNATURE_ALGORITHM;
+    int len = wc_HashGetDigestSize(type);
+    if (len <= 0 || wc_Hash(type, data->data, data->size, digest, (word32)len) != 0) return GNUTLS_E_HASH_FAILED;
+    return sign_digest(userdata, digest, (size_t)len, sig);
+}
+
+static int tls_key_info(gnutls_privkey_t key, unsigned flags, void *userdata)
+{
+    (void)key;
+    server_tls *t = userdata;
+    bool p384 = t->key_type == HSM_EC_P384;
+    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO) return GNUTLS_PK_ECDSA;
+    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO_BITS) return p384 ? 384 : 256;
+    if (flags & GNUTLS_PRIVKEY_INFO_HAVE_SIGN_ALGO) {
+        gnutls_sign_algorithm_t a = GNUTLS_FLAGS_TO_SIGN_ALGO(flags);
+        return p384 ? (a == GNUTLS_SIGN_ECDSA_SECP384R1_SHA384 || a == GNUTLS_SIGN_ECDSA_SHA384)
+                    : (a == GNUTLS_SIGN_ECDSA_SECP256R1_SHA256 || a == GNUTLS_SIGN_ECDSA_SHA256);
+    }
+    return -1;
+}
+
+static int tls_retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                             const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
+                             unsigned int *pcert_length, gnutls_privkey_t *pkey)
+{
+    (void)session, (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    *pcert = the_tls->pcert;
+    *pcert_length = the_tls->pcert_count;
+    *pkey = the_tls->pkey;
+    return 0;
+}
+
+static ct_err tls_setup(server_tls *t, ca *c)
+{
+    t->c = c;
+    t->key_type = hsm_key_get_type(c->signers[CA_KEY_TLS].key);
+    const ct_buf *chain[] = {&c->signers[CA_KEY_TLS].cert_der, &c->signers[CA_KEY_OPS_ISSUING].cert_der};
+    for (unsigned i = 0; i < 2; i++) {
+        gnutls_datum_t d = {chain[i]->data, (unsigned)chain[i]->len};
+        CT_ENSURE_RET(gnutls_pcert_import_x509_raw(&t->pcert[i], &d, GNUTLS_X509_FMT_DER, 0) == 0,
+                      ct_fail(CT_ERR_CONFIG, "GnuTLS cannot read the server certificate chain"));
+        t->pcert_count = i + 1;
+    }
+    CT_ENSURE_RET(gnutls_privkey_init(&t->pkey) == 0, CT_ERR_NOMEM);
+    CT_ENSURE_RET(gnutls_privkey_import_ext4(t->pkey, t, tls_sign_data, tls_sign_hash, NULL, NULL, tls_key_info, 0) == 0,
+                  ct_fail(CT_ERR_CONFIG, "GnuTLS refuses the token key callbacks"));
+    the_tls = t;
+    return CT_OK;
+}
+
+static void tls_teardown(server_tls *t)
+{
+    for (unsigned i = 0; i < t->pcert_count; i++) gnutls_pcert_deinit(&t->pcert[i]);
+    if (t->pkey) gnutls_privkey_deinit(t->pkey);
+    the_tls = NULL;
+}
+
+/* Client certificates are accepted only if they chain to one of the CA's own hierarchies. */
+static ct_err trust_pem(ca *c, ct_buf *pem)
+{
+    CT_GUARD_RET(ct_buf_alloc(pem, CA_KEY__COUNT * PKI_MAX_CERT_DER * 2));
+    for (int role = 0; role < CA_KEY_TLS; role++)
+        CT_GUARD_RET(ct_pem_encode("CERTIFICATE", c->signers[role].cert_der.data, c->signers[role].cert_der.len, pem));
+    const char *unused;
+    return ct_buf_cstr(pem, &unused);
+}
+
+/* ---- requests ---- */
+
+/* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread that only that thread can free:
+ * a thread-specific destructor frees it when a worker thread ends. */
+static pthread_key_t crypto_cache_key;
+static pthread_once_t crypto_cache_once = PTHREAD_ONCE_INIT;
+static void free_thread_crypto_cache(void *unused)
+{
+    (void)unused;
+    wc_ecc_fp_free();
+}
+static void make_crypto_cache_key(void) { (void)pthread_key_create(&crypto_cache_key, free_thread_crypto_cache); }
+static void track_thread_crypto_cache(void)
+{
+    pthread_once(&crypto_cache_once, make_crypto_cache_key);
+    if (!pthread_getspecific(crypto_cache_key)) (void)pthread_setspecific(crypto_cache_key, &crypto_cache_key);
+}
+
+static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!ci || !ci->tls_session) return;
+    gnutls_session_t s = (gnutls_session_t)ci->tls_session;
+    unsigned n = 0;
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
+    if (!peers || n == 0) return;
+    unsigned status = 0;
+    /* libmicrohttpd only requests a certificate: a foreign or missing one still completes the handshake. */
+    if (gnutls_certificate_verify_peers2(s, &status) != 0 || status != 0) {
+        rq->client_cert_untrusted = true;
+        return;
+    }
+    rq->client_cert = peers[0].data;
+    rq->client_cert_len = peers[0].size;
+}
+
+static double ms_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, const char *method, const char *url, request_ctx *rctx)
+{
+    ca *c = the_tls->c;
+    ca_http_answer ans;
+    ca_http_request rq = {.method = method,
+                          .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+                          .body = rctx->body.data,
+                          .body_len = rctx->body.len,
+                          .body_too_large = rctx->too_large};
+    client_certificate(conn, &rq);
+    if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0) {
+        rq.path = url + strlen(EST_PREFIX);
+        (void)ca_est_handle(c, &rq, &ans);
+    } else {
+        rq.path = url;
+        memset(&ans, 0, sizeof ans);
+        ans.status = 404;
+        ans.content_type = "text/plain";
+        if (ct_strlcpy(ans.reason, sizeof ans.reason, "no such resource") != CT_OK) ans.reason[0] = '\0';
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(ans.body.len, ans.body.data, MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result r = MHD_NO;
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ans.content_type);
+        if (ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
+            MHD_add_response_header(resp, "Content-Transfer-Encoding", "base64");
+        r = MHD_queue_response(conn, (unsigned)ans.status, resp);
+        MHD_destroy_response(resp);
+    }
+    ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request",
+           "method=%s path=%s status=%d client=\"%s\" result=\"%s\" ms=%.2f", method, url, ans.status,
+           *ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none"), ans.reason, ms_since(&rctx->start));
+    ca_http_answer_free(&ans);
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls)
+{
+    (void)version;
+    ca *c = cls;
+    request_ctx *rctx = *req_cls;
+    track_thread_crypto_cache();
+    if (!rctx) {
+        rctx = calloc(1, sizeof *rctx);
+        if (!rctx || ct_buf_alloc(&rctx->body, (size_t)c->cfg.max_body) != CT_OK) {
+            free(rctx);
+            return MHD_NO;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &rctx->start);
+        *req_cls = rctx;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        /* Refuse an announced oversized body before reading any of it. */
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)c->cfg.max_body) {
+            rctx->too_large = true;
+            return respond(conn, method, url, rctx);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) != CT_OK) {
+            rctx->too_large = true;
+            rctx->body.len = 0;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return respond(conn, method, url, rctx);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)conn, (void)toe;
+    request_ctx *rctx = *req_cls;
+    if (!rctx) return;
+    ct_buf_free(&rctx->body);
+    free(rctx);
+    *req_cls = NULL;
+}
+
+static ct_err parse_listen(const char *listen, struct sockaddr_storage *ss)
+{
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    CT_ENSURE_RET(colon && colon != listen, ct_fail(CT_ERR_CONFIG, "listen address '%s' is not host:port", listen));
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    CT_ENSURE_RET(*end == '\0' && port > 0 && port < 65536, ct_fail(CT_ERR_CONFIG, "bad port in '%s'", listen));
+    size_t hl = (size_t)(colon - listen);
+    CT_ENSURE_RET(hl < sizeof host, ct_fail(CT_ERR_CONFIG, "host too long in '%s'", listen));
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    memset(ss, 0, sizeof *ss);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        host[hl - 1] = '\0';
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        CT_ENSURE_RET(inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1, ct_fail(CT_ERR_CONFIG, "bad IPv6 in '%s'", listen));
+        return CT_OK;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    CT_ENSURE_RET(inet_pton(AF_INET, host, &a4->sin_addr) == 1, ct_fail(CT_ERR_CONFIG, "bad IPv4 in '%s'", listen));
+    return CT_OK;
+}
+
+ct_err ca_serve(ca *c, const char *listen)
+{
+    ct_err rc = CT_OK;
+    server_tls tls = {0};
+    ct_buf trust = CT_BUF_INIT;
+    struct MHD_Daemon *d = NULL;
+    struct sockaddr_storage addr;
+    sigset_t stop;
+    const char *where = listen ? listen : c->cfg.listen;
+    CT_GUARD(parse_listen(where, &addr));
+    CT_GUARD(tls_setup(&tls, c));
+    CT_GUARD(trust_pem(c, &trust));
+    /* Block the stop signals before the server threads start, so that they inherit the mask and only
+     * sigwait below sees them. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    CT_ENSURE_MSG(pthread_sigmask(SIG_BLOCK, &stop, NULL) == 0, CT_ERR_INTERNAL, "cannot block signals");
+    d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
+                         NULL, on_request, c, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                         MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve_cert, MHD_OPTION_HTTPS_MEM_TRUST,
+                         (const char *)trust.data, MHD_OPTION_HTTPS_PRIORITIES,
+                         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_THREAD_POOL_SIZE,
+                         (unsigned)c->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
+                         1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    CT_ENSURE_MSG(d, CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
+    ct_log(CT_LOG_INFO, "listening", "url=https://%s/.well-known/est/ threads=%ld", where, c->cfg.threads);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    ct_log(CT_LOG_INFO, "stopping", "signal=%d", sig);
+cleanup:
+    if (d) MHD_stop_daemon(d); /* joins the worker threads: requests under way finish first */
+    tls_teardown(&tls);
+    ct_buf_free(&trust);
+    return rc;
+}

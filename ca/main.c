@@ -1,3 +1,138 @@
-/* placeholder */
-typedef int camtrust_placeholder_;
-int main(void){return 0;}
+/* camtrust-ca: parses arguments and calls one function of ca.h per command. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca.h"
+
+static const char usage[] =
+    "usage: camtrust-ca COMMAND --dir DIR [options]\n"
+    "  init                                     create a CA (token, keys, certificates, database)\n"
+    "  serve [--listen 127.0.0.1:8443]          serve EST over HTTPS until SIGTERM\n"
+    "  station add --name N --csr F --out F     certify a factory station from its own CSR\n"
+    "  station disable|enable N                 refuse or allow a station from its next request\n"
+    "  order create --station N --model M --serials FILE\n"
+    "  order list | order close ID\n"
+    "  audit verify                             check the hash-chained audit log\n"
+    "The token PIN comes from the file named in DIR/camtrust-ca.conf or $CAMTRUST_CA_PIN.\n";
+
+typedef struct {
+    const char *dir, *listen, *name, *csr, *out, *station, *model, *serials;
+    const char *words[4]; /* positional words after the options are removed */
+    int nwords;
+} cli_args;
+
+static int parse_args(int argc, char **argv, cli_args *a)
+{
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } opts[] = {
+        {"--dir", offsetof(cli_args, dir)},         {"--listen", offsetof(cli_args, listen)},
+        {"--name", offsetof(cli_args, name)},       {"--csr", offsetof(cli_args, csr)},
+        {"--out", offsetof(cli_args, out)},         {"--station", offsetof(cli_args, station)},
+        {"--model", offsetof(cli_args, model)},     {"--serials", offsetof(cli_args, serials)},
+    };
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        bool matched = false;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !matched; k++) {
+            if (strcmp(argv[i], opts[k].flag) != 0) continue;
+            if (i + 1 >= argc) {
+                fprintf(stderr, "camtrust-ca: %s needs a value\n", argv[i]);
+                return -1;
+            }
+            *(const char **)((char *)a + opts[k].offset) = argv[++i];
+            matched = true;
+        }
+        if (matched) continue;
+        if (strncmp(argv[i], "--", 2) == 0 || a->nwords == 4) {
+            fprintf(stderr, "camtrust-ca: unexpected '%s'\n", argv[i]);
+            return -1;
+        }
+        a->words[a->nwords++] = argv[i];
+    }
+    return 0;
+}
+
+static int fail(ct_err e)
+{
+    const char *detail = ct_err_detail();
+    fprintf(stderr, "camtrust-ca: %s\n", *detail ? detail : ct_err_message(e));
+    return 1;
+}
+
+static bool is(const cli_args *a, const char *w0, const char *w1, int nwords)
+{
+    return a->nwords == nwords && strcmp(a->words[0], w0) == 0 && (!w1 || strcmp(a->words[1], w1) == 0);
+}
+
+static ct_err need(const char *value, const char *flag)
+{
+    return value ? CT_OK : ct_fail(CT_ERR_USAGE, "%s is required", flag);
+}
+
+static int run(ca *c, const cli_args *a)
+{
+    ct_err rc = CT_OK;
+    if (is(a, "serve", NULL, 1)) {
+        rc = ca_serve(c, a->listen);
+    } else if (is(a, "station", "add", 2)) {
+        if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->csr, "--csr")) == CT_OK &&
+            (rc = need(a->out, "--out")) == CT_OK && (rc = ca_station_add(c, a->name, a->csr, a->out)) == CT_OK)
+            printf("station %s certified: %s\n", a->name, a->out);
+    } else if (is(a, "station", "disable", 3) || is(a, "station", "enable", 3)) {
+        bool enable = strcmp(a->words[1], "enable") == 0;
+        if ((rc = ca_station_set_enabled(c, a->words[2], enable)) == CT_OK)
+            printf("station %s %s\n", a->words[2], enable ? "enabled" : "disabled");
+    } else if (is(a, "order", "create", 2)) {
+        int64_t id = 0;
+        if ((rc = need(a->station, "--station")) == CT_OK && (rc = need(a->model, "--model")) == CT_OK &&
+            (rc = need(a->serials, "--serials")) == CT_OK &&
+            (rc = ca_order_create(c, a->station, a->model, a->serials, &id)) == CT_OK)
+            printf("order %lld created for station %s\n", (long long)id, a->station);
+    } else if (is(a, "order", "list", 2)) {
+        rc = ca_order_list(c, stdout);
+    } else if (is(a, "order", "close", 3)) {
+        char *end = NULL;
+        long long id = strtoll(a->words[2], &end, 10);
+        rc = *end || id <= 0 ? ct_fail(CT_ERR_USAGE, "order id '%s' is not a number", a->words[2])
+                             : ca_order_close(c, (int64_t)id);
+        if (rc == CT_OK) printf("order %lld closed\n", id);
+    } else if (is(a, "audit", "verify", 2)) {
+        db_audit_report report;
+        rc = ca_audit_verify(c, &report);
+        if (rc == CT_OK) printf("audit log intact: %lld entries\n", (long long)report.entries);
+        else if (rc == CT_ERR_INTEGRITY) printf("audit log BROKEN: %s\n", report.reason);
+    } else {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return rc == CT_OK ? 0 : (rc == CT_ERR_INTEGRITY ? 1 : fail(rc));
+}
+
+int main(int argc, char **argv)
+{
+    cli_args a;
+    if (parse_args(argc, argv, &a) != 0 || a.nwords == 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!a.dir) {
+        fprintf(stderr, "camtrust-ca: --dir DIR is required\n");
+        return 2;
+    }
+    if (is(&a, "init", NULL, 1)) {
+        ct_err rc = ca_init(a.dir);
+        if (rc != CT_OK) return fail(rc);
+        printf("CA created in %s: root.pem, chain.pem, ops-root.pem, %s\n", a.dir, CA_CONFIG_FILE);
+        return 0;
+    }
+    ca *c = NULL;
+    ct_err rc = ca_open(a.dir, &c);
+    if (rc != CT_OK) return fail(rc);
+    int status = run(c, &a);
+    ca_close(c);
+    return status;
+}

@@ -1,2 +1,690 @@
-/* placeholder: being written */
-typedef int camtrust_placeholder_;
+/* db: connection, migrations, SQL helpers, and the CA's records (stations, orders, certificates). */
+#define _POSIX_C_SOURCE 200809L
+#include "db_priv.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Schema: numbered migrations. PRAGMA user_version holds how many are applied; each runs in its own
+ * transaction together with the version bump and an audit event, so a crash leaves either all or nothing.
+ * Append new migrations at the end; never edit an applied one.
+ * ------------------------------------------------------------------------------------------------------- */
+static const char *const k_migrations[] = {
+    /* 1: the audit chain first, so every later migration is itself audited. */
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, outcome TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),"
+    "  hash BLOB NOT NULL CHECK (length(hash) = 32));"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;",
+
+    /* 2: stations, orders and certificates. */
+    "CREATE TABLE stations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+    "  cert_sha256 BLOB NOT NULL UNIQUE CHECK (length(cert_sha256) = 32),"
+    "  cert_serial_hex TEXT NOT NULL,"
+    "  cert_der BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE orders ("
+    "  id INTEGER PRIMARY KEY,"
+    "  station_id INTEGER NOT NULL REFERENCES stations(id),"
+    "  model TEXT NOT NULL,"
+    "  open INTEGER NOT NULL DEFAULT 1 CHECK (open IN (0, 1)),"
+    "  created_at INTEGER NOT NULL,"
+    "  closed_at INTEGER);"
+    "CREATE INDEX orders_station_open ON orders(station_id, open);"
+    "CREATE TABLE order_serials ("
+    "  order_id INTEGER NOT NULL REFERENCES orders(id),"
+    "  serial TEXT NOT NULL,"
+    "  PRIMARY KEY (order_id, serial));"
+    "CREATE INDEX order_serials_serial ON order_serials(serial);"
+    /* Backstop for the rule db_order_create checks (and names the serial for): one open order per serial. */
+    "CREATE TRIGGER order_serials_one_open BEFORE INSERT ON order_serials"
+    "  WHEN EXISTS (SELECT 1 FROM order_serials s JOIN orders o ON o.id = s.order_id"
+    "               WHERE s.serial = NEW.serial AND o.open = 1 AND s.order_id <> NEW.order_id)"
+    "  BEGIN SELECT RAISE(ABORT, 'serial is already in another open order'); END;"
+    "CREATE TABLE certificates ("
+    "  cert_serial_hex TEXT PRIMARY KEY,"
+    "  device_serial TEXT NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  station_id INTEGER REFERENCES stations(id),"
+    "  order_id INTEGER REFERENCES orders(id),"
+    "  spki_sha256 BLOB NOT NULL CHECK (length(spki_sha256) = 32),"
+    "  der BLOB NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'superseded', 'revoked')),"
+    "  issued_at INTEGER NOT NULL);"
+    /* The database itself refuses a second current certificate for a serial and profile. */
+    "CREATE UNIQUE INDEX certificates_one_valid ON certificates(device_serial, profile) WHERE status = 'valid';"
+    "CREATE INDEX certificates_order ON certificates(order_id);",
+};
+#define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
+
+static int64_t now(void) { return (int64_t)time(NULL); }
+
+/* ---------------------------------------------------------------------------------------------------------
+ * SQL helpers
+ * ------------------------------------------------------------------------------------------------------- */
+ct_err db_sql_fail(ct_db *db, const char *what)
+{
+    int ext = sqlite3_extended_errcode(db->h);
+    ct_err e = (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) ? CT_ERR_EXISTS : CT_ERR_DB;
+    return ct_fail(e, "%s: %s", what, sqlite3_errmsg(db->h));
+}
+
+ct_err db_check_str(const char *what, const char *s, size_t max)
+{
+    if (!s || !*s) return ct_fail(CT_ERR_ARG, "%s is missing", what);
+    if (strnlen(s, max) >= max) return ct_fail(CT_ERR_ARG, "%s is longer than %zu bytes", what, max - 1);
+    return CT_OK;
+}
+
+static ct_err cached_stmt(ct_db *db, const char *sql, sqlite3_stmt **out)
+{
+    for (size_t i = 0; i < db->n_cached; i++) {
+        if (db->cache[i].sql == sql) {
+            *out = db->cache[i].st;
+            return CT_OK;
+        }
+    }
+    if (db->n_cached == DB_STMT_CACHE_MAX) return ct_fail(CT_ERR_INTERNAL, "db statement cache full");
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(db->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return db_sql_fail(db, "prepare");
+    db->cache[db->n_cached].sql = sql;
+    db->cache[db->n_cached].st = st;
+    db->n_cached++;
+    *out = st;
+    return CT_OK;
+}
+
+static ct_err bind_args(ct_db *db, sqlite3_stmt *st, const char *types, va_list ap)
+{
+    for (int i = 1; *types; types++, i++) {
+        int r;
+        switch (*types) {
+        case 't': {
+            const char *s = va_arg(ap, const char *);
+            r = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+            break;
+        }
+        case 'i':
+            r = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+            break;
+        case 'z': {
+            int64_t v = va_arg(ap, int64_t);
+            r = v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+            break;
+        }
+        case 'b': {
+            const void *p = va_arg(ap, const void *);
+            size_t n = va_arg(ap, size_t);
+            if (n > (size_t)INT32_MAX) return ct_fail(CT_ERR_TOO_LARGE, "blob of %zu bytes", n);
+            r = sqlite3_bind_blob(st, i, p, (int)n, SQLITE_TRANSIENT);
+            break;
+        }
+        default:
+            return ct_fail(CT_ERR_INTERNAL, "bad bind type '%c'", *types);
+        }
+        if (r != SQLITE_OK) return db_sql_fail(db, "bind");
+    }
+    return CT_OK;
+}
+
+static ct_err vprepare(ct_db *db, const char *sql, sqlite3_stmt **out, const char *types, va_list ap)
+{
+    sqlite3_stmt *st = NULL;
+    CT_GUARD_RET(cached_stmt(db, sql, &st));
+    /* reset's result only repeats the previous run's step error, already reported then. */
+    (void)sqlite3_reset(st);
+    if (sqlite3_clear_bindings(st) != SQLITE_OK) return db_sql_fail(db, "clear bindings");
+    CT_GUARD_RET(bind_args(db, st, types, ap));
+    *out = st;
+    return CT_OK;
+}
+
+ct_err db_prepare(ct_db *db, const char *sql, sqlite3_stmt **out, const char *types, ...)
+{
+    va_list ap;
+    va_start(ap, types);
+    ct_err rc = vprepare(db, sql, out, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+ct_err db_step(ct_db *db, sqlite3_stmt *st, bool *row)
+{
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW || r == SQLITE_DONE) {
+        *row = (r == SQLITE_ROW);
+        return CT_OK;
+    }
+    return db_sql_fail(db, "step");
+}
+
+ct_err db_exec(ct_db *db, const char *sql, int *changes, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    va_start(ap, types);
+    ct_err rc = vprepare(db, sql, &st, types, ap);
+    va_end(ap);
+    CT_GUARD_RET(rc);
+    bool row = false;
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(!row, ct_fail(CT_ERR_INTERNAL, "statement returned rows: %.60s", sql));
+    if (changes) *changes = sqlite3_changes(db->h);
+    return CT_OK;
+}
+
+ct_err db_query_int(ct_db *db, const char *sql, int64_t *out, const char *types, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    va_start(ap, types);
+    ct_err rc = vprepare(db, sql, &st, types, ap);
+    va_end(ap);
+    CT_GUARD_RET(rc);
+    bool row = false;
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_ERR_NOT_FOUND;
+    *out = sqlite3_column_int64(st, 0);
+    return CT_OK;
+}
+
+ct_err db_col_text(sqlite3_stmt *st, int col, char *dst, size_t dst_max)
+{
+    const unsigned char *s = sqlite3_column_text(st, col);
+    if (!s) return ct_fail(CT_ERR_DB, "column %d is NULL", col);
+    if (ct_strlcpy(dst, dst_max, (const char *)s) != CT_OK)
+        return ct_fail(CT_ERR_DB, "column %d longer than %zu bytes", col, dst_max - 1);
+    return CT_OK;
+}
+
+ct_err db_col_hash(sqlite3_stmt *st, int col, uint8_t out[32])
+{
+    const void *p = sqlite3_column_blob(st, col);
+    if (!p || sqlite3_column_bytes(st, col) != 32) return ct_fail(CT_ERR_INTEGRITY, "column %d is not a SHA-256", col);
+    memcpy(out, p, 32);
+    return CT_OK;
+}
+
+static ct_err exec_script(ct_db *db, const char *sql, const char *what)
+{
+    return sqlite3_exec(db->h, sql, NULL, NULL, NULL) == SQLITE_OK ? CT_OK : db_sql_fail(db, what);
+}
+
+/* Ends the transaction; on any error rolls back so nothing partial remains and keeps the first error. */
+static ct_err tx_end(ct_db *db, ct_err rc)
+{
+    if (rc == CT_OK) rc = exec_script(db, "COMMIT", "commit");
+    /* Some errors (e.g. SQLITE_FULL) already rolled back; ROLLBACK then would only fail. */
+    if (rc != CT_OK && !sqlite3_get_autocommit(db->h) && sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        ct_log(CT_LOG_ERROR, "db.rollback_failed", "error=\"%s\"", sqlite3_errmsg(db->h));
+    return rc;
+}
+
+ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx)
+{
+    if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
+    /* IMMEDIATE takes the write lock up front: read-then-write never hits SQLITE_BUSY mid-transaction. */
+    ct_err rc = tx ? exec_script(db, "BEGIN IMMEDIATE", "begin") : CT_OK;
+    if (rc == CT_OK) rc = fn(db, ctx);
+    /* A statement left on a row would pin an old WAL snapshot (stale reads, no checkpoints): reset all. */
+    for (size_t i = 0; i < db->n_cached; i++) (void)sqlite3_reset(db->cache[i].st);
+    if (tx) rc = tx_end(db, rc);
+    if (pthread_mutex_unlock(&db->mu) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_INTERNAL, "db mutex unlock failed");
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * open / migrations / close
+ * ------------------------------------------------------------------------------------------------------- */
+static const char k_user_version[] = "PRAGMA user_version";
+static const char k_journal_wal[] = "PRAGMA journal_mode = WAL";
+
+static ct_err migrate_one(ct_db *db, void *ctx)
+{
+    int target = *(const int *)ctx;
+    int64_t have = 0;
+    CT_GUARD_RET(db_query_int(db, k_user_version, &have, ""));
+    /* Another process may have migrated while we waited for the write lock. */
+    if (have >= target) return CT_OK;
+    char what[64];
+    CT_GUARD_RET(ct_snprintf(what, sizeof what, "migration %d", target));
+    CT_GUARD_RET(exec_script(db, k_migrations[target - 1], what));
+    char pragma[64];
+    CT_GUARD_RET(ct_snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", target));
+    CT_GUARD_RET(exec_script(db, pragma, "set user_version"));
+    return db_audit_append_tx(db, "camtrust-db", "db.migrate", what, "ok", NULL);
+}
+
+static ct_err configure(ct_db *db, void *ctx)
+{
+    (void)ctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_journal_wal, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    const unsigned char *mode = row ? sqlite3_column_text(st, 0) : NULL;
+    CT_ENSURE_RET(mode && strcmp((const char *)mode, "wal") == 0,
+                  ct_fail(CT_ERR_DB, "cannot enable WAL (journal_mode=%s)", mode ? (const char *)mode : "?"));
+    /* FULL: the issued certificate is on disk before the CA answers. */
+    CT_GUARD_RET(exec_script(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", "pragmas"));
+    int64_t version = 0;
+    CT_GUARD_RET(db_query_int(db, k_user_version, &version, ""));
+    CT_ENSURE_RET(version <= N_MIGRATIONS,
+                  ct_fail(CT_ERR_DB, "database schema %lld is newer than this build (%d)", (long long)version,
+                          N_MIGRATIONS));
+    db->schema_version = (int)version;
+    return CT_OK;
+}
+
+ct_err db_open(const char *path, ct_db **out)
+{
+    ct_err rc = CT_OK;
+    ct_db *db = NULL;
+    CT_ENSURE(path && *path && out, ct_fail(CT_ERR_ARG, "db_open: no path"));
+    db = calloc(1, sizeof *db);
+    CT_ENSURE(db, CT_ERR_NOMEM);
+    CT_ENSURE(pthread_mutex_init(&db->mu, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db mutex init failed"));
+    /* NOMUTEX: our own mutex already serialises every use of the connection. */
+    int r = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    CT_ENSURE_MSG(r == SQLITE_OK, CT_ERR_DB, "cannot open %s: %s", path,
+                  db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(r));
+    CT_ENSURE_MSG(sqlite3_extended_result_codes(db->h, 1) == SQLITE_OK && sqlite3_busy_timeout(db->h, 5000) == SQLITE_OK,
+                  CT_ERR_DB, "cannot configure %s", path);
+    CT_GUARD(db_call(db, false, configure, NULL));
+    for (int v = db->schema_version + 1; v <= N_MIGRATIONS; v++) {
+        CT_GUARD(db_call(db, true, migrate_one, &v));
+        db->schema_version = v;
+    }
+    *out = db;
+cleanup:
+    if (rc != CT_OK) db_close(db);
+    return rc;
+}
+
+void db_close(ct_db *db)
+{
+    if (!db) return;
+    for (size_t i = 0; i < db->n_cached; i++) (void)sqlite3_finalize(db->cache[i].st);
+    /* With every statement finalized close cannot be busy; a failure here is a bug worth a log line. */
+    if (db->h && sqlite3_close(db->h) != SQLITE_OK)
+        ct_log(CT_LOG_ERROR, "db.close_failed", "error=\"%s\"", sqlite3_errmsg(db->h));
+    (void)pthread_mutex_destroy(&db->mu);
+    free(db);
+}
+
+int db_schema_version(ct_db *db) { return db ? db->schema_version : 0; }
+
+/* ---------------------------------------------------------------------------------------------------------
+ * stations
+ * ------------------------------------------------------------------------------------------------------- */
+#define STATION_SELECT "SELECT id, name, enabled, cert_sha256, cert_serial_hex FROM stations "
+static const char k_station_by_name[] = STATION_SELECT "WHERE name = ?";
+static const char k_station_by_cert[] = STATION_SELECT "WHERE cert_sha256 = ?";
+static const char k_station_id[] = "SELECT id FROM stations WHERE name = ?";
+static const char k_station_insert[] =
+    "INSERT INTO stations (name, enabled, cert_sha256, cert_serial_hex, cert_der, created_at) VALUES (?, 1, ?, ?, ?, ?)";
+static const char k_station_enable[] = "UPDATE stations SET enabled = ? WHERE name = ?";
+
+struct station_ctx {
+    const char *name;
+    const uint8_t *hash;
+    const uint8_t *der;
+    size_t der_len;
+    const char *serial_hex;
+    const char *actor;
+    bool enabled;
+    db_station *out;
+};
+
+static ct_err station_add_tx(ct_db *db, void *vctx)
+{
+    struct station_ctx *c = vctx;
+    ct_err rc = db_exec(db, k_station_insert, NULL, "tbtbi", c->name, c->hash, (size_t)32, c->serial_hex, c->der,
+                        c->der_len, now());
+    if (rc == CT_ERR_EXISTS) {
+        int64_t id = 0;
+        return db_query_int(db, k_station_id, &id, "t", c->name) == CT_OK
+                   ? ct_fail(CT_ERR_EXISTS, "station name '%s' is taken", c->name)
+                   : ct_fail(CT_ERR_EXISTS, "this certificate is already registered to another station");
+    }
+    CT_GUARD_RET(rc);
+    char detail[128];
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s", c->serial_hex));
+    return db_audit_append_tx(db, c->actor, "station.add", c->name, "ok", detail);
+}
+
+ct_err db_station_add(ct_db *db, const char *name, const uint8_t *cert_der, size_t cert_len,
+                      const char *cert_serial_hex, const char *actor)
+{
+    CT_ENSURE_RET(db && cert_der && cert_len > 0, ct_fail(CT_ERR_ARG, "station certificate missing"));
+    CT_GUARD_RET(db_check_str("station name", name, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("certificate serial", cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    uint8_t hash[32];
+    CT_GUARD_RET(ct_sha256(cert_der, cert_len, hash));
+    struct station_ctx c = {.name = name, .hash = hash, .der = cert_der, .der_len = cert_len,
+                            .serial_hex = cert_serial_hex, .actor = actor};
+    return db_call(db, true, station_add_tx, &c);
+}
+
+static ct_err station_find_fn(ct_db *db, void *vctx)
+{
+    struct station_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    if (c->name)
+        CT_GUARD_RET(db_prepare(db, k_station_by_name, &st, "t", c->name));
+    else
+        CT_GUARD_RET(db_prepare(db, k_station_by_cert, &st, "b", c->hash, (size_t)32));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return c->name ? ct_fail(CT_ERR_NOT_FOUND, "no station named '%s'", c->name)
+                             : ct_fail(CT_ERR_NOT_FOUND, "no station holds this certificate");
+    memset(c->out, 0, sizeof *c->out);
+    c->out->id = sqlite3_column_int64(st, 0);
+    CT_GUARD_RET(db_col_text(st, 1, c->out->name, sizeof c->out->name));
+    c->out->enabled = sqlite3_column_int(st, 2) != 0;
+    CT_GUARD_RET(db_col_hash(st, 3, c->out->cert_sha256));
+    return db_col_text(st, 4, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex);
+}
+
+ct_err db_station_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_station *out)
+{
+    CT_ENSURE_RET(db && cert_sha256 && out, ct_fail(CT_ERR_ARG, "db_station_find_by_cert: missing argument"));
+    struct station_ctx c = {.hash = cert_sha256, .out = out};
+    return db_call(db, false, station_find_fn, &c);
+}
+
+ct_err db_station_find(ct_db *db, const char *name, db_station *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_station_find: missing argument"));
+    CT_GUARD_RET(db_check_str("station name", name, DB_NAME_MAX));
+    struct station_ctx c = {.name = name, .out = out};
+    return db_call(db, false, station_find_fn, &c);
+}
+
+static ct_err station_enable_tx(ct_db *db, void *vctx)
+{
+    struct station_ctx *c = vctx;
+    int changes = 0;
+    CT_GUARD_RET(db_exec(db, k_station_enable, &changes, "it", (int64_t)c->enabled, c->name));
+    CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no station named '%s'", c->name));
+    return db_audit_append_tx(db, c->actor, c->enabled ? "station.enable" : "station.disable", c->name, "ok", NULL);
+}
+
+ct_err db_station_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor)
+{
+    CT_ENSURE_RET(db, CT_ERR_ARG);
+    CT_GUARD_RET(db_check_str("station name", name, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct station_ctx c = {.name = name, .enabled = enabled, .actor = actor};
+    return db_call(db, true, station_enable_tx, &c);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * orders
+ * ------------------------------------------------------------------------------------------------------- */
+#define ORDER_SELECT                                                                                          \
+    "SELECT o.id, s.name, o.model, o.open, o.created_at,"                                                     \
+    " (SELECT count(*) FROM order_serials x WHERE x.order_id = o.id),"                                        \
+    " (SELECT count(DISTINCT c.device_serial) FROM certificates c WHERE c.order_id = o.id)"                   \
+    " FROM orders o JOIN stations s ON s.id = o.station_id "
+static const char k_order_list[] = ORDER_SELECT "ORDER BY o.id";
+static const char k_order_for_serial[] = ORDER_SELECT "JOIN order_serials os ON os.order_id = o.id"
+                                                      " WHERE o.station_id = ? AND os.serial = ? AND o.open = 1";
+static const char k_serial_open_order[] = "SELECT o.id FROM order_serials s JOIN orders o ON o.id = s.order_id"
+                                          " WHERE s.serial = ? AND o.open = 1";
+static const char k_order_insert[] = "INSERT INTO orders (station_id, model, open, created_at) VALUES (?, ?, 1, ?)";
+static const char k_order_serial_insert[] = "INSERT INTO order_serials (order_id, serial) VALUES (?, ?)";
+static const char k_order_close[] = "UPDATE orders SET open = 0, closed_at = ? WHERE id = ? AND open = 1";
+
+static ct_err order_from_row(sqlite3_stmt *st, db_order *o)
+{
+    memset(o, 0, sizeof *o);
+    o->id = sqlite3_column_int64(st, 0);
+    CT_GUARD_RET(db_col_text(st, 1, o->station, sizeof o->station));
+    CT_GUARD_RET(db_col_text(st, 2, o->model, sizeof o->model));
+    o->open = sqlite3_column_int(st, 3) != 0;
+    o->created_at = sqlite3_column_int64(st, 4);
+    o->serial_count = sqlite3_column_int64(st, 5);
+    o->issued_count = sqlite3_column_int64(st, 6);
+    return CT_OK;
+}
+
+struct order_ctx {
+    const char *station;
+    const char *model;
+    const char *const *serials;
+    size_t n_serials;
+    const char *actor;
+    int64_t id; /* in: order or station id; out: new order id */
+    const char *serial;
+    db_order *out;
+    db_order *list; /* db_order_list collects here, so callbacks run without the lock held */
+    size_t n_list, cap_list;
+};
+
+static ct_err order_create_tx(ct_db *db, void *vctx)
+{
+    struct order_ctx *c = vctx;
+    int64_t station_id = 0, other = 0;
+    ct_err rc = db_query_int(db, k_station_id, &station_id, "t", c->station);
+    CT_ENSURE_RET(rc != CT_ERR_NOT_FOUND, ct_fail(CT_ERR_NOT_FOUND, "no station named '%s'", c->station));
+    CT_GUARD_RET(rc);
+    /* Checked before any insert so the refusal names the serial and its order. */
+    for (size_t i = 0; i < c->n_serials; i++) {
+        rc = db_query_int(db, k_serial_open_order, &other, "t", c->serials[i]);
+        CT_ENSURE_RET(rc != CT_OK, ct_fail(CT_ERR_EXISTS, "serial '%s' is already in open order %lld", c->serials[i],
+                                           (long long)other));
+        CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+    }
+    CT_GUARD_RET(db_exec(db, k_order_insert, NULL, "iti", station_id, c->model, now()));
+    c->id = sqlite3_last_insert_rowid(db->h);
+    for (size_t i = 0; i < c->n_serials; i++) {
+        rc = db_exec(db, k_order_serial_insert, NULL, "it", c->id, c->serials[i]);
+        CT_ENSURE_RET(rc != CT_ERR_EXISTS, ct_fail(CT_ERR_EXISTS, "serial '%s' is listed twice", c->serials[i]));
+        CT_GUARD_RET(rc);
+    }
+    char subject[32], detail[256];
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "station=%s model=%s serials=%zu", c->station, c->model,
+                             c->n_serials));
+    return db_audit_append_tx(db, c->actor, "order.create", subject, "ok", detail);
+}
+
+ct_err db_order_create(ct_db *db, const char *station, const char *model, const char *const *serials,
+                       size_t n_serials, const char *actor, int64_t *order_id)
+{
+    CT_ENSURE_RET(db && order_id, ct_fail(CT_ERR_ARG, "db_order_create: missing argument"));
+    CT_ENSURE_RET(serials && n_serials > 0, ct_fail(CT_ERR_ARG, "an order needs at least one serial"));
+    CT_GUARD_RET(db_check_str("station name", station, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("model", model, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    for (size_t i = 0; i < n_serials; i++) CT_GUARD_RET(db_check_str("device serial", serials[i], DB_SERIAL_MAX));
+    struct order_ctx c = {.station = station, .model = model, .serials = serials, .n_serials = n_serials,
+                          .actor = actor};
+    CT_GUARD_RET(db_call(db, true, order_create_tx, &c));
+    *order_id = c.id;
+    return CT_OK;
+}
+
+static ct_err order_list_fn(ct_db *db, void *vctx)
+{
+    struct order_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_order_list, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        if (c->n_list == c->cap_list) {
+            size_t cap = c->cap_list ? c->cap_list * 2 : 16;
+            db_order *grown = realloc(c->list, cap * sizeof *grown);
+            CT_ENSURE_RET(grown, CT_ERR_NOMEM);
+            c->list = grown;
+            c->cap_list = cap;
+        }
+        CT_GUARD_RET(order_from_row(st, &c->list[c->n_list]));
+        c->n_list++;
+    }
+}
+
+ct_err db_order_list(ct_db *db, db_order_cb cb, void *arg)
+{
+    CT_ENSURE_RET(db && cb, ct_fail(CT_ERR_ARG, "db_order_list: missing argument"));
+    struct order_ctx c = {0};
+    ct_err rc = db_call(db, false, order_list_fn, &c);
+    for (size_t i = 0; rc == CT_OK && i < c.n_list; i++) cb(&c.list[i], arg);
+    free(c.list);
+    return rc;
+}
+
+static ct_err order_close_tx(ct_db *db, void *vctx)
+{
+    struct order_ctx *c = vctx;
+    int changes = 0;
+    CT_GUARD_RET(db_exec(db, k_order_close, &changes, "ii", now(), c->id));
+    CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no open order %lld", (long long)c->id));
+    char subject[32];
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
+    return db_audit_append_tx(db, c->actor, "order.close", subject, "ok", NULL);
+}
+
+ct_err db_order_close(ct_db *db, int64_t order_id, const char *actor)
+{
+    CT_ENSURE_RET(db, CT_ERR_ARG);
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct order_ctx c = {.id = order_id, .actor = actor};
+    return db_call(db, true, order_close_tx, &c);
+}
+
+static ct_err order_for_serial_fn(ct_db *db, void *vctx)
+{
+    struct order_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_order_for_serial, &st, "it", c->id, c->serial));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_IN_ORDER, "serial '%s' is not in an open order of station %lld", c->serial,
+                               (long long)c->id));
+    return order_from_row(st, c->out);
+}
+
+ct_err db_order_find_for_serial(ct_db *db, int64_t station_id, const char *serial, db_order *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_order_find_for_serial: missing argument"));
+    CT_GUARD_RET(db_check_str("device serial", serial, DB_SERIAL_MAX));
+    struct order_ctx c = {.id = station_id, .serial = serial, .out = out};
+    return db_call(db, false, order_for_serial_fn, &c);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * certificates
+ * ------------------------------------------------------------------------------------------------------- */
+static const char k_cert_current[] = "SELECT cert_serial_hex, status, spki_sha256, der FROM certificates"
+                                     " WHERE device_serial = ? AND profile = ? AND status = 'valid'";
+static const char k_cert_current_count[] = "SELECT count(*) FROM certificates"
+                                           " WHERE device_serial = ? AND profile = ? AND status = 'valid'";
+/* Only the same device's current certificate of the same profile can be superseded by this issuance. */
+static const char k_cert_supersede[] = "UPDATE certificates SET status = 'superseded' WHERE cert_serial_hex = ?"
+                                       " AND device_serial = ? AND profile = ? AND status = 'valid'";
+static const char k_cert_insert[] =
+    "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
+    " order_id, spki_sha256, der, status, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?)";
+
+struct cert_ctx {
+    const char *serial;
+    const char *profile;
+    db_cert *out;
+    const db_cert_record *rec;
+    const char *supersedes;
+    const char *actor;
+};
+
+static ct_err cert_current_fn(ct_db *db, void *vctx)
+{
+    struct cert_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_cert_current, &st, "tt", c->serial, c->profile));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate for serial '%s'", c->profile, c->serial));
+    CT_GUARD_RET(db_col_text(st, 0, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex));
+    CT_GUARD_RET(db_col_text(st, 1, c->out->status, sizeof c->out->status));
+    CT_GUARD_RET(db_col_hash(st, 2, c->out->spki_sha256));
+    const void *der = sqlite3_column_blob(st, 3);
+    size_t len = (size_t)sqlite3_column_bytes(st, 3);
+    CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_DB, "certificate %s has no DER", c->out->cert_serial_hex));
+    CT_GUARD_RET(ct_buf_alloc(&c->out->der, len));
+    return ct_buf_set(&c->out->der, der, len);
+}
+
+ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *profile, db_cert *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_cert_find_current: missing argument"));
+    CT_GUARD_RET(db_check_str("device serial", device_serial, DB_SERIAL_MAX));
+    CT_GUARD_RET(db_check_str("profile", profile, DB_PROFILE_MAX));
+    memset(out, 0, sizeof *out);
+    struct cert_ctx c = {.serial = device_serial, .profile = profile, .out = out};
+    ct_err rc = db_call(db, false, cert_current_fn, &c);
+    if (rc != CT_OK) ct_buf_free(&out->der);
+    return rc;
+}
+
+static ct_err cert_issue_tx(ct_db *db, void *vctx)
+{
+    struct cert_ctx *c = vctx;
+    const db_cert_record *r = c->rec;
+    if (c->supersedes) {
+        int changes = 0;
+        CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", c->supersedes, r->device_serial, r->profile));
+        CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate %s of serial '%s' to supersede",
+                                            r->profile, c->supersedes, r->device_serial));
+    }
+    ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r->cert_serial_hex, r->device_serial, r->profile,
+                        r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
+                        sizeof r->spki_sha256, r->der, r->der_len, now());
+    if (rc == CT_ERR_EXISTS) {
+        /* Two unique rules can refuse this row: tell the caller which one. */
+        int64_t current = 0;
+        CT_GUARD_RET(db_query_int(db, k_cert_current_count, &current, "tt", r->device_serial, r->profile));
+        return current > 0 ? ct_fail(CT_ERR_ALREADY_ISSUED, "serial '%s' already has a current %s certificate",
+                                     r->device_serial, r->profile)
+                           : ct_fail(CT_ERR_EXISTS, "certificate serial %s is already recorded", r->cert_serial_hex);
+    }
+    CT_GUARD_RET(rc);
+    char detail[256];
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s station=%lld order=%lld supersedes=%s",
+                             r->cert_serial_hex, r->profile, (long long)r->station_id, (long long)r->order_id,
+                             c->supersedes ? c->supersedes : "-"));
+    return db_audit_append_tx(db, c->actor, "cert.issue", r->device_serial, "ok", detail);
+}
+
+ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex, const char *actor)
+{
+    CT_ENSURE_RET(db && rec && rec->der && rec->der_len > 0, ct_fail(CT_ERR_ARG, "certificate record incomplete"));
+    CT_GUARD_RET(db_check_str("certificate serial", rec->cert_serial_hex, sizeof rec->cert_serial_hex));
+    CT_GUARD_RET(db_check_str("device serial", rec->device_serial, sizeof rec->device_serial));
+    CT_GUARD_RET(db_check_str("profile", rec->profile, sizeof rec->profile));
+    CT_GUARD_RET(db_check_str("subject", rec->subject, sizeof rec->subject));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    if (supersedes_hex) CT_GUARD_RET(db_check_str("superseded serial", supersedes_hex, DB_CERT_SERIAL_HEX_MAX));
+    CT_ENSURE_RET(rec->not_after > rec->not_before, ct_fail(CT_ERR_ARG, "certificate validity is empty"));
+    CT_ENSURE_RET(rec->station_id >= 0 && rec->order_id >= 0, ct_fail(CT_ERR_ARG, "negative station or order id"));
+    struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
+    return db_call(db, true, cert_issue_tx, &c);
+}

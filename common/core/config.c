@@ -1,5 +1,6 @@
 #include "core.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,12 +110,18 @@ ct_err ct_config_get_int(const ct_config *c, const char *key, long fallback, lon
         return CT_OK;
     }
     char *end = NULL;
+    errno = 0;
     long n = strtol(v, &end, 10);
     CT_ENSURE_RET(*v && end && *end == '\0', ct_fail(CT_ERR_CONFIG, "config %s: '%s' is not a number", key, v));
+    CT_ENSURE_RET(errno != ERANGE, ct_fail(CT_ERR_CONFIG, "config %s: '%s' outside %ld..%ld", key, v, min, max));
     CT_ENSURE_RET(n >= min && n <= max, ct_fail(CT_ERR_CONFIG, "config %s: %ld outside %ld..%ld", key, n, min, max));
     *out = n;
     return CT_OK;
 }
+
+size_t ct_config_count(const ct_config *c) { return c ? c->count : 0; }
+
+const char *ct_config_key(const ct_config *c, size_t i) { return c && i < c->count ? c->entries[i].key : NULL; }
 
 void ct_config_free(ct_config *c)
 {

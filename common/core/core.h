@@ -155,6 +155,9 @@ CT_MUST_CHECK ct_err ct_config_load(const char *path, ct_config **out);
 const char *ct_config_get(const ct_config *c, const char *key, const char *fallback);
 CT_MUST_CHECK ct_err ct_config_get_int(const ct_config *c, const char *key, long fallback, long min, long max,
                                        long *out);
+/* Iteration over the keys present, so that callers can refuse unknown (misspelt) keys. */
+size_t ct_config_count(const ct_config *c);
+const char *ct_config_key(const ct_config *c, size_t i);
 void ct_config_free(ct_config *c);
 
 /* ---- secrets from files or the environment, never the command line ---- */

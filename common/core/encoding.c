@@ -12,7 +12,7 @@ static bool is_b64_char(uint8_t c)
 ct_err ct_base64_decode(const uint8_t *in, size_t in_len, ct_buf *out)
 {
     ct_err rc = CT_OK;
-    ct_buf clean = CT_BUF_INIT;
+    ct_buf clean = CT_BUF_INIT, plain = CT_BUF_INIT;
     size_t pad = 0;
 
     /* Strip line breaks and spaces first so that wolfSSL's decoder sees one strict run. */
@@ -31,13 +31,16 @@ ct_err ct_base64_decode(const uint8_t *in, size_t in_len, ct_buf *out)
     }
     CT_ENSURE_MSG(clean.len > 0, CT_ERR_BAD_BASE64, "empty base64 body");
     CT_ENSURE_MSG(clean.len % 4 == 0, CT_ERR_BAD_BASE64, "base64 length %zu is not a multiple of 4", clean.len);
-    size_t need = clean.len / 4 * 3;
+    size_t need = clean.len / 4 * 3 - pad;
     CT_ENSURE_MSG(need <= out->max, CT_ERR_TOO_LARGE, "decoded body exceeds %zu bytes", out->max);
-    word32 out_len = (word32)out->max;
-    CT_ENSURE_MSG(Base64_Decode(clean.data, (word32)clean.len, out->data, &out_len) == 0, CT_ERR_BAD_BASE64,
+    /* wolfSSL wants room for whole 3-byte groups, padding included: decode into a scratch buffer. */
+    CT_GUARD(ct_buf_alloc(&plain, clean.len / 4 * 3));
+    word32 out_len = (word32)plain.max;
+    CT_ENSURE_MSG(Base64_Decode(clean.data, (word32)clean.len, plain.data, &out_len) == 0, CT_ERR_BAD_BASE64,
                   "base64 does not decode");
-    out->len = out_len;
+    CT_GUARD(ct_buf_set(out, plain.data, out_len));
 cleanup:
+    ct_buf_free(&plain);
     ct_buf_free(&clean);
     return rc;
 }

@@ -48,7 +48,9 @@ ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsi
     char tmp[4096];
     int fd = -1;
     CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()));
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    /* A stale temporary (same pid after a crash) must neither lend its mode nor be a symlink to follow. */
+    (void)unlink(tmp);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     for (size_t off = 0; off < len;) {
         ssize_t n = write(fd, (const uint8_t *)data + off, len - off);

@@ -12,7 +12,9 @@ ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_m
     if (path && *path) {
         ct_buf b = CT_BUF_INIT;
         ct_err rc = ct_file_read(path, 1024, &b);
-        if (rc != CT_OK) return rc;
+        if (rc != CT_OK)
+            return ct_fail(CT_ERR_CONFIG, "cannot read secret file %s: %s", path,
+                           rc == CT_ERR_TOO_LARGE ? "larger than 1024 bytes" : "missing or unreadable");
         size_t n = b.len;
         while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r')) n--;
         if (n == 0 || n >= out_max) {

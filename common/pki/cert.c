@@ -1,2 +1,472 @@
-/* placeholder: being written */
-typedef int camtrust_placeholder_;
+/* X.509 certificates: issuing with token keys through wolfSSL's certificate generation, and reading /
+ * verifying certificates (outside input: our bounded walk pins the framing, wolfSSL parses the rest). */
+#define _POSIX_C_SOURCE 200809L /* gmtime_r, inet_pton */
+#include "pki_priv.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+/* ---- token signing glue (shared with csr.c) ---- */
+
+ct_err pki_signer_open(hsm_key *k, pki_signer *s)
+{
+    memset(s, 0, sizeof *s);
+    switch (hsm_key_get_type(k)) {
+    case HSM_EC_P256: s->sig_type = CTC_SHA256wECDSA; break;
+    case HSM_EC_P384: s->sig_type = CTC_SHA384wECDSA; break;
+    default: return ct_fail(CT_ERR_ARG, "token key of unknown type");
+    }
+    CT_GUARD_RET(hsm_key_wolf_ecc(k, &s->key));
+    s->loaded = true;
+    if (wc_InitRng(&s->rng) != 0) return ct_fail(CT_ERR_CRYPTO, "wolfSSL RNG does not start");
+    s->rng_ok = true;
+    return CT_OK;
+}
+
+void pki_signer_close(pki_signer *s)
+{
+    if (s->rng_ok) wc_FreeRng(&s->rng);
+    if (s->loaded) wc_ecc_free(&s->key);
+    s->rng_ok = s->loaded = false;
+}
+
+ct_err pki_signer_sign(pki_signer *s, Cert *cert, ct_buf *out)
+{
+    int ret = wc_SignCert_ex(cert->bodySz, s->sig_type, out->data, (word32)out->max, ECC_TYPE, &s->key, &s->rng);
+    if (ret <= 0) return ct_fail(CT_ERR_HSM, "signing in the token failed: %s (%d)", wc_GetErrorString(ret), ret);
+    out->len = (size_t)ret;
+    return CT_OK;
+}
+
+/* PrintableString's alphabet (X.680): wolfSSL writes serialNumber as one without checking. */
+static bool printable_string(const char *s)
+{
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr(" '()+,-./:=?", c)))
+            return false;
+    }
+    return true;
+}
+
+ct_err pki_cert_name_set(CertName *name, const char *cn, const char *serial, const char *org)
+{
+    CT_ENSURE_RET(cn && *cn, ct_fail(CT_ERR_ARG, "subject CN is empty"));
+    CT_GUARD_RET(ct_strlcpy(name->commonName, sizeof name->commonName, cn));
+    name->commonNameEnc = CTC_UTF8;
+    if (serial) {
+        CT_ENSURE_RET(*serial && printable_string(serial),
+                      ct_fail(CT_ERR_ARG, "subject serialNumber must be a non-empty PrintableString"));
+        CT_GUARD_RET(ct_strlcpy(name->serialDev, sizeof name->serialDev, serial));
+        name->serialDevEnc = CTC_PRINTABLE;
+    }
+    if (org) {
+        CT_GUARD_RET(ct_strlcpy(name->org, sizeof name->org, org));
+        name->orgEnc = CTC_UTF8;
+    }
+    return CT_OK;
+}
+
+/* ---- ASN.1 time ---- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ, the only forms RFC 5280 allows. */
+static ct_err time_parse(const pki_tlv *t, time_t *out)
+{
+    size_t ylen = t->tag == PKI_TAG_UTC_TIME ? 2 : t->tag == PKI_TAG_GEN_TIME ? 4 : 0;
+    if (ylen == 0 || t->val_len != ylen + 11 || t->val[t->val_len - 1] != 'Z')
+        return ct_fail(CT_ERR_BAD_DER, "validity time is not RFC 5280 UTCTime/GeneralizedTime");
+    int64_t f[6] = {0};
+    const uint8_t *p = t->val;
+    for (size_t i = 0; i < 6; i++) {
+        size_t n = i == 0 ? ylen : 2;
+        for (size_t j = 0; j < n; j++, p++) {
+            if (*p < '0' || *p > '9') return ct_fail(CT_ERR_BAD_DER, "validity time has a non-digit");
+            f[i] = f[i] * 10 + (*p - '0');
+        }
+    }
+    if (ylen == 2) f[0] += f[0] < 50 ? 2000 : 1900;
+    if (f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > 31 || f[3] > 23 || f[4] > 59 || f[5] > 59)
+        return ct_fail(CT_ERR_BAD_DER, "validity time out of range");
+    *out = (time_t)(days_from_civil(f[0], f[1], f[2]) * 86400 + f[3] * 3600 + f[4] * 60 + f[5]);
+    return CT_OK;
+}
+
+/* The complete time TLV for Cert.beforeDate/afterDate: UTCTime through 2049, GeneralizedTime from 2050. */
+static ct_err time_encode(time_t t, byte out[CTC_DATE_SIZE], int *out_len)
+{
+    struct tm tm;
+    char s[20];
+    CT_ENSURE_RET(t >= 0 && gmtime_r(&t, &tm), ct_fail(CT_ERR_ARG, "time %lld not representable", (long long)t));
+    int year = tm.tm_year + 1900;
+    CT_ENSURE_RET(year <= 9999, ct_fail(CT_ERR_ARG, "year %d beyond 9999", year));
+    bool utc = year < 2050;
+    CT_GUARD_RET(ct_snprintf(s, sizeof s, "%0*d%02d%02d%02d%02d%02dZ", utc ? 2 : 4, utc ? year % 100 : year,
+                             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
+    size_t n = strlen(s);
+    out[0] = utc ? PKI_TAG_UTC_TIME : PKI_TAG_GEN_TIME;
+    out[1] = (byte)n;
+    memcpy(out + 2, s, n);
+    *out_len = (int)n + 2;
+    return CT_OK;
+}
+
+/* ---- reading certificates ---- */
+
+typedef struct {
+    pki_tlv serial, issuer, subject, spki;
+    time_t not_before, not_after;
+    DecodedCert dc; /* wolfSSL's parse of the same bytes: isCA, key OID */
+    bool dc_init;
+} cert_view;
+
+/* Certificate: exactly one SEQUENCE { TBS { [0] version, serial, sigAlg, issuer, validity, subject, SPKI, ... },
+ * sigAlg, signature }. */
+static ct_err cert_walk(const uint8_t *der, size_t len, cert_view *v)
+{
+    pki_der in = pki_der_span(der, len);
+    pki_tlv cert, tbs, f, validity, t0, t1;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "Certificate", &cert));
+    CT_GUARD_RET(pki_der_end(&in, "Certificate"));
+    pki_der c = pki_der_inside(&cert);
+    CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_SEQUENCE, "tbsCertificate", &tbs));
+    CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_SEQUENCE, "signatureAlgorithm", &f));
+    CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_BIT_STRING, "signature", &f));
+    CT_GUARD_RET(pki_der_end(&c, "Certificate"));
+    pki_der t = pki_der_inside(&tbs);
+    CT_GUARD_RET(pki_der_next(&t, "version or serial", &v->serial));
+    if (v->serial.tag == PKI_TAG_CTX0) CT_GUARD_RET(pki_der_next(&t, "serialNumber", &v->serial));
+    if (v->serial.tag != PKI_TAG_INTEGER || v->serial.val_len == 0)
+        return ct_fail(CT_ERR_BAD_DER, "serialNumber is not an INTEGER");
+    CT_GUARD_RET(pki_der_expect(&t, PKI_TAG_SEQUENCE, "signature", &f));
+    CT_GUARD_RET(pki_der_expect(&t, PKI_TAG_SEQUENCE, "issuer", &v->issuer));
+    CT_GUARD_RET(pki_der_expect(&t, PKI_TAG_SEQUENCE, "validity", &validity));
+    CT_GUARD_RET(pki_der_expect(&t, PKI_TAG_SEQUENCE, "subject", &v->subject));
+    CT_GUARD_RET(pki_der_expect(&t, PKI_TAG_SEQUENCE, "subjectPublicKeyInfo", &v->spki));
+    pki_der vd = pki_der_inside(&validity);
+    CT_GUARD_RET(pki_der_next(&vd, "notBefore", &t0));
+    CT_GUARD_RET(pki_der_next(&vd, "notAfter", &t1));
+    CT_GUARD_RET(pki_der_end(&vd, "validity"));
+    CT_GUARD_RET(time_parse(&t0, &v->not_before));
+    return time_parse(&t1, &v->not_after);
+}
+
+/* Walks and parses a certificate; cert_close afterwards on every path. */
+static ct_err cert_open(const uint8_t *der, size_t len, cert_view *v)
+{
+    memset(v, 0, sizeof *v);
+    CT_ENSURE_RET(der && len > 0 && len <= PKI_MAX_CERT_DER,
+                  ct_fail(CT_ERR_BAD_DER, "certificate of %zu bytes (1..%d accepted)", len, PKI_MAX_CERT_DER));
+    CT_GUARD_RET(cert_walk(der, len, v));
+    InitDecodedCert(&v->dc, der, (word32)len, NULL);
+    v->dc_init = true;
+    /* NO_VERIFY: signatures and dates are checked by pki_cert_verify_signed_by against a given time. */
+    int ret = ParseCert(&v->dc, CERT_TYPE, NO_VERIFY, NULL);
+    if (ret != 0) return ct_fail(CT_ERR_BAD_DER, "wolfSSL rejects the certificate: %s (%d)", wc_GetErrorString(ret), ret);
+    return CT_OK;
+}
+
+static void cert_close(cert_view *v)
+{
+    if (v->dc_init) FreeDecodedCert(&v->dc);
+    v->dc_init = false;
+}
+
+static bool tlv_equal(const pki_tlv *a, const pki_tlv *b)
+{
+    return a->tlv_len == b->tlv_len && memcmp(a->tlv, b->tlv, a->tlv_len) == 0;
+}
+
+ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cert_info *info)
+{
+    ct_err rc = CT_OK;
+    cert_view v;
+    memset(&v, 0, sizeof v);
+    CT_ENSURE(info, CT_ERR_ARG);
+    memset(info, 0, sizeof *info);
+    CT_GUARD(cert_open(der, len, &v));
+    /* The INTEGER's sign byte is not part of the serial as people write it. */
+    const uint8_t *serial = v.serial.val;
+    size_t serial_len = v.serial.val_len;
+    if (serial_len > 1 && serial[0] == 0) serial++, serial_len--;
+    CT_ENSURE_MSG(serial_len * 2 < sizeof info->serial_hex, CT_ERR_BAD_DER, "serial of %zu bytes too long", serial_len);
+    CT_GUARD(ct_hex_encode(serial, serial_len, info->serial_hex, sizeof info->serial_hex));
+    CT_GUARD(pki_name_attr(v.subject.tlv, v.subject.tlv_len, PKI_OID_BYTES(pki_oid_at_cn), "subject CN",
+                           info->subject_cn, sizeof info->subject_cn));
+    CT_GUARD(pki_name_attr(v.subject.tlv, v.subject.tlv_len, PKI_OID_BYTES(pki_oid_at_serial),
+                           "subject serialNumber", info->subject_serial, sizeof info->subject_serial));
+    CT_GUARD(pki_name_attr(v.issuer.tlv, v.issuer.tlv_len, PKI_OID_BYTES(pki_oid_at_cn), "issuer CN",
+                           info->issuer_cn, sizeof info->issuer_cn));
+    info->not_before = v.not_before;
+    info->not_after = v.not_after;
+    info->is_ca = v.dc.isCA != 0;
+    CT_GUARD(ct_sha256(v.spki.tlv, v.spki.tlv_len, info->spki_sha256));
+    CT_GUARD(ct_sha256(der, len, info->cert_sha256));
+cleanup:
+    cert_close(&v);
+    return rc;
+}
+
+/* wolfSSL's own date checks compare with "now" only; `at` is compared here. */
+static ct_err valid_at(const cert_view *v, const char *which, time_t at)
+{
+    if (at < v->not_before) return ct_fail(CT_ERR_INTEGRITY, "%s certificate not yet valid", which);
+    if (at > v->not_after) return ct_fail(CT_ERR_INTEGRITY, "%s certificate expired", which);
+    return CT_OK;
+}
+
+ct_err pki_cert_verify_signed_by(const uint8_t *cert, size_t cert_len, const uint8_t *issuer, size_t issuer_len,
+                                 time_t at)
+{
+    ct_err rc = CT_OK;
+    cert_view c, i;
+    memset(&c, 0, sizeof c);
+    memset(&i, 0, sizeof i);
+    CT_GUARD(cert_open(cert, cert_len, &c));
+    CT_GUARD(cert_open(issuer, issuer_len, &i));
+    /* Byte equality is stricter than RFC 5280 name matching; camtrust copies issuer names verbatim. */
+    CT_ENSURE_MSG(tlv_equal(&c.issuer, &i.subject), CT_ERR_INTEGRITY, "certificate issuer is not the issuer's subject");
+    CT_ENSURE_MSG(i.dc.isCA, CT_ERR_INTEGRITY, "issuer certificate is not a CA");
+    int ret = wc_CheckCertSigPubKey(cert, (word32)cert_len, NULL, i.spki.tlv, (word32)i.spki.tlv_len, (int)i.dc.keyOID);
+    CT_ENSURE_MSG(ret == 0, CT_ERR_INTEGRITY, "certificate signature does not verify with the issuer key: %s (%d)",
+                  wc_GetErrorString(ret), ret);
+    CT_GUARD(valid_at(&c, "the", at));
+    CT_GUARD(valid_at(&i, "the issuer", at));
+cleanup:
+    cert_close(&c);
+    cert_close(&i);
+    return rc;
+}
+
+/* ---- issuing ---- */
+
+static const struct {
+    bool is_ca, path_len_0, san;
+    const char *key_usage, *ext_key_usage;
+} profiles[] = {
+    [PKI_PROFILE_ROOT_CA] = {true, false, false, "keyCertSign,cRLSign", NULL},
+    [PKI_PROFILE_ISSUING_CA] = {true, true, false, "keyCertSign,cRLSign", NULL},
+    [PKI_PROFILE_DEVICE_ID] = {false, false, true, "digitalSignature", "serverAuth,clientAuth"},
+    [PKI_PROFILE_CLIENT] = {false, false, false, "digitalSignature", "clientAuth"},
+    [PKI_PROFILE_TLS_SERVER] = {false, false, true, "digitalSignature", "serverAuth"},
+};
+
+static bool dns_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              s[i] == '-' || s[i] == '.'))
+            return false;
+    return true;
+}
+
+/* The SAN GeneralNames SEQUENCE that wolfSSL copies into the extension as it is. */
+static ct_err san_build(const pki_cert_template *t, Cert *cert)
+{
+    ct_err rc = CT_OK;
+    ct_buf names = CT_BUF_INIT, seq = CT_BUF_INIT;
+    CT_GUARD(ct_buf_alloc(&names, 2048));
+    CT_GUARD(ct_buf_alloc(&seq, 2048));
+    for (size_t i = 0; i < 4 && t->dns_names[i]; i++) {
+        CT_ENSURE_MSG(dns_name_ok(t->dns_names[i]), CT_ERR_ARG, "SAN DNS name '%s' is not a host name", t->dns_names[i]);
+        CT_GUARD(pki_der_put(&names, PKI_TAG_SAN_DNS, t->dns_names[i], strlen(t->dns_names[i])));
+    }
+    for (size_t i = 0; i < 2 && t->ip_addrs[i]; i++) {
+        uint8_t ip[4];
+        CT_ENSURE_MSG(inet_pton(AF_INET, t->ip_addrs[i], ip) == 1, CT_ERR_ARG, "SAN IP '%s' is not dotted IPv4",
+                      t->ip_addrs[i]);
+        CT_GUARD(pki_der_put(&names, PKI_TAG_SAN_IP, ip, sizeof ip));
+    }
+    if (names.len == 0) goto cleanup;
+    CT_GUARD(pki_der_put(&seq, PKI_TAG_SEQUENCE, names.data, names.len));
+    CT_ENSURE(seq.len <= sizeof cert->altNames, CT_ERR_BUF_FULL);
+    memcpy(cert->altNames, seq.data, seq.len);
+    cert->altNamesSz = (int)seq.len;
+cleanup:
+    ct_buf_free(&names);
+    ct_buf_free(&seq);
+    return rc;
+}
+
+/* A random positive serial of PKI_SERIAL_BYTES with a non-zero first byte (so DER keeps all 16 bytes). */
+static ct_err serial_make(Cert *cert, pki_issued_info *info)
+{
+    uint8_t s[PKI_SERIAL_BYTES];
+    CT_GUARD_RET(ct_random(s, sizeof s));
+    s[0] &= 0x7f;
+    if (s[0] == 0) s[0] = 1;
+    memcpy(cert->serial, s, sizeof s);
+    cert->serialSz = (int)sizeof s;
+    memcpy(info->serial, s, sizeof s);
+    return ct_hex_encode(s, sizeof s, info->serial_hex, sizeof info->serial_hex);
+}
+
+static ct_err wolf_ok(int ret, const char *what)
+{
+    if (ret < 0) return ct_fail(CT_ERR_CRYPTO, "%s: %s (%d)", what, wc_GetErrorString(ret), ret);
+    return CT_OK;
+}
+
+/* wolfSSL 5.5.4 writes basicConstraints without the critical flag, which RFC 5280 requires in CA certificates
+ * (openssl verify -x509_strict refuses such a chain). Before signing, the to-be-signed body that
+ * wc_MakeCert_ex left in `out` is rewritten with the flag added and every enclosing length adjusted. */
+static ct_err basic_constraints_critical(Cert *cert, ct_buf *out)
+{
+    static const uint8_t oid_bc[3] = {0x55, 0x1d, 0x13}, der_true[3] = {0x01, 0x01, 0xff};
+    ct_err rc = CT_OK;
+    ct_buf tbs = CT_BUF_INIT;
+    pki_der in = pki_der_span(out->data, (size_t)cert->bodySz);
+    pki_tlv body, f, exts, ext, oid, crit;
+    bool found = false;
+    CT_GUARD(pki_der_expect(&in, PKI_TAG_SEQUENCE, "tbsCertificate", &body));
+    pki_der b = pki_der_inside(&body);
+    do { /* up to [3] extensions, the last field */
+        CT_GUARD(pki_der_next(&b, "tbsCertificate", &f));
+    } while (f.tag != 0xa3);
+    CT_GUARD(pki_der_end(&b, "tbsCertificate"));
+    size_t head_len = (size_t)(f.tlv - body.val);
+    pki_der w = pki_der_inside(&f);
+    CT_GUARD(pki_der_expect(&w, PKI_TAG_SEQUENCE, "extensions", &exts));
+    for (pki_der e = pki_der_inside(&exts); e.len && !found;) {
+        CT_GUARD(pki_der_expect(&e, PKI_TAG_SEQUENCE, "extension", &ext));
+        pki_der x = pki_der_inside(&ext);
+        CT_GUARD(pki_der_expect(&x, PKI_TAG_OID, "extension id", &oid));
+        CT_GUARD(pki_der_next(&x, "extension", &crit));
+        found = pki_der_oid_is(&oid, PKI_OID_BYTES(oid_bc));
+    }
+    CT_ENSURE_MSG(found, CT_ERR_INTERNAL, "wolfSSL wrote no basicConstraints");
+    if (crit.tag == 0x01) goto cleanup; /* already critical: a wolfSSL that does it itself */
+
+    size_t ext_len = ext.val_len + sizeof der_true;
+    size_t exts_len = exts.val_len + pki_der_hdr_len(ext_len) + ext_len - ext.tlv_len;
+    size_t wrap_len = pki_der_hdr_len(exts_len) + exts_len;
+    size_t tbs_len = head_len + pki_der_hdr_len(wrap_len) + wrap_len;
+    const uint8_t *exts_end = exts.val + exts.val_len, *ext_end = ext.tlv + ext.tlv_len;
+    CT_GUARD(ct_buf_alloc(&tbs, pki_der_hdr_len(tbs_len) + tbs_len));
+    CT_GUARD(pki_der_put_hdr(&tbs, PKI_TAG_SEQUENCE, tbs_len));
+    CT_GUARD(ct_buf_append(&tbs, body.val, head_len));
+    CT_GUARD(pki_der_put_hdr(&tbs, 0xa3, wrap_len));
+    CT_GUARD(pki_der_put_hdr(&tbs, PKI_TAG_SEQUENCE, exts_len));
+    CT_GUARD(ct_buf_append(&tbs, exts.val, (size_t)(ext.tlv - exts.val)));
+    CT_GUARD(pki_der_put_hdr(&tbs, PKI_TAG_SEQUENCE, ext_len));
+    CT_GUARD(ct_buf_append(&tbs, oid.tlv, oid.tlv_len));
+    CT_GUARD(ct_buf_append(&tbs, der_true, sizeof der_true));
+    CT_GUARD(ct_buf_append(&tbs, crit.tlv, (size_t)(ext_end - crit.tlv)));
+    CT_GUARD(ct_buf_append(&tbs, ext_end, (size_t)(exts_end - ext_end)));
+    CT_ENSURE(tbs.len <= out->max, CT_ERR_BUF_FULL);
+    memcpy(out->data, tbs.data, tbs.len);
+    cert->bodySz = (int)tbs.len;
+cleanup:
+    ct_buf_free(&tbs);
+    return rc;
+}
+
+ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len,
+                      const uint8_t *issuer_cert_der, size_t issuer_len, hsm_key *issuer_key, ct_buf *out_der,
+                      pki_issued_info *info)
+{
+    ct_err rc = CT_OK;
+    Cert *cert = NULL;
+    ecc_key subj;
+    bool subj_init = false;
+    pki_signer s;
+    cert_view iv;
+    ct_buf issuer_spki = CT_BUF_INIT;
+    pki_issued_info local_info;
+    hsm_key_type subj_type;
+
+    memset(&s, 0, sizeof s);
+    memset(&iv, 0, sizeof iv);
+    if (!info) info = &local_info;
+    CT_ENSURE(t && subject_spki && issuer_key && out_der && out_der->data, CT_ERR_ARG);
+    CT_ENSURE_MSG((size_t)t->profile < sizeof profiles / sizeof profiles[0], CT_ERR_ARG, "unknown profile");
+    CT_ENSURE_MSG(profiles[t->profile].san || (!t->dns_names[0] && !t->ip_addrs[0]), CT_ERR_ARG,
+                  "this profile takes no subjectAltName");
+    CT_ENSURE_MSG((issuer_cert_der == NULL) == (t->profile == PKI_PROFILE_ROOT_CA), CT_ERR_ARG,
+                  "a root (and only a root) has no issuer certificate");
+
+    /* The subject key: accepted type, and a point on its curve. */
+    CT_GUARD(pki_spki_key_type(subject_spki, spki_len, &subj_type));
+    CT_ENSURE(wc_ecc_init(&subj) == 0, CT_ERR_CRYPTO);
+    subj_init = true;
+    word32 idx = 0;
+    CT_ENSURE_MSG(wc_EccPublicKeyDecode(subject_spki, &idx, &subj, (word32)spki_len) == 0 && idx == spki_len &&
+                      wc_ecc_check_key(&subj) == 0,
+                  CT_ERR_BAD_DER, "subject public key is not a valid EC point");
+
+    /* The issuer key must be the one in the issuer certificate (a root: the subject key), or the result
+     * would not verify anywhere. */
+    CT_GUARD(ct_buf_alloc(&issuer_spki, 512));
+    CT_GUARD(hsm_key_public_der(issuer_key, &issuer_spki));
+    pki_tlv self = {PKI_TAG_SEQUENCE, subject_spki, spki_len, NULL, 0};
+    pki_tlv token = {PKI_TAG_SEQUENCE, issuer_spki.data, issuer_spki.len, NULL, 0};
+    if (issuer_cert_der) {
+        CT_GUARD(cert_open(issuer_cert_der, issuer_len, &iv));
+        CT_ENSURE_MSG(iv.dc.isCA, CT_ERR_ARG, "issuer certificate is not a CA");
+    }
+    CT_ENSURE_MSG(tlv_equal(&token, issuer_cert_der ? &iv.spki : &self), CT_ERR_ARG,
+                  "issuer key does not match the %s", issuer_cert_der ? "issuer certificate" : "root's subject key");
+
+    cert = calloc(1, sizeof *cert);
+    CT_ENSURE(cert, CT_ERR_NOMEM);
+    CT_GUARD(wolf_ok(wc_InitCert(cert), "wc_InitCert"));
+    CT_GUARD(serial_make(cert, info));
+    CT_GUARD(pki_cert_name_set(&cert->subject, t->cn, t->serial_number, t->organization));
+    time_t not_before = t->not_before ? t->not_before : time(NULL) - 300;
+    CT_ENSURE_MSG(t->not_after > not_before, CT_ERR_ARG, "notAfter is not after notBefore");
+    /* wolfSSL uses beforeDate/afterDate verbatim (instead of daysValid) when both are set. */
+    CT_GUARD(time_encode(not_before, cert->beforeDate, &cert->beforeDateSz));
+    CT_GUARD(time_encode(t->not_after, cert->afterDate, &cert->afterDateSz));
+
+    cert->isCA = profiles[t->profile].is_ca;
+    if (profiles[t->profile].path_len_0) {
+        cert->pathLen = 0;
+        cert->pathLenSet = 1;
+    }
+    CT_GUARD(wolf_ok(wc_SetKeyUsage(cert, profiles[t->profile].key_usage), "wc_SetKeyUsage"));
+    if (profiles[t->profile].ext_key_usage)
+        CT_GUARD(wolf_ok(wc_SetExtKeyUsage(cert, profiles[t->profile].ext_key_usage), "wc_SetExtKeyUsage"));
+    CT_GUARD(san_build(t, cert));
+    CT_GUARD(wolf_ok(wc_SetSubjectKeyIdFromPublicKey_ex(cert, ECC_TYPE, &subj), "subject key id"));
+    if (issuer_cert_der) {
+        /* Raw copy, so that the issuer name matches the issuer's subject byte for byte. */
+        CT_GUARD(wolf_ok(wc_SetIssuerRaw(cert, issuer_cert_der, (int)issuer_len), "wc_SetIssuerRaw"));
+        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromCert(cert, issuer_cert_der, (int)issuer_len), "authority key id"));
+    } else {
+        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromPublicKey_ex(cert, ECC_TYPE, &subj), "authority key id"));
+    }
+
+    CT_GUARD(pki_signer_open(issuer_key, &s));
+    cert->sigType = s.sig_type;
+    int ret = wc_MakeCert_ex(cert, out_der->data, (word32)out_der->max, ECC_TYPE, &subj, &s.rng);
+    CT_ENSURE_MSG(ret > 0, CT_ERR_CRYPTO, "wc_MakeCert_ex: %s (%d)", wc_GetErrorString(ret), ret);
+    if (cert->isCA) CT_GUARD(basic_constraints_critical(cert, out_der));
+    CT_GUARD(pki_signer_sign(&s, cert, out_der));
+    /* A CA checks what the token signed before anyone relies on it. */
+    ret = wc_CheckCertSigPubKey(out_der->data, (word32)out_der->len, NULL, issuer_spki.data, (word32)issuer_spki.len,
+                                ECDSAk);
+    CT_ENSURE_MSG(ret == 0, CT_ERR_HSM, "the token's signature on the new certificate does not verify (%d)", ret);
+cleanup:
+    if (rc != CT_OK && out_der) out_der->len = 0;
+    pki_signer_close(&s);
+    if (subj_init) wc_ecc_free(&subj);
+    cert_close(&iv);
+    ct_buf_free(&issuer_spki);
+    free(cert);
+    return rc;
+}

@@ -1,2 +1,173 @@
-/* placeholder: being written */
-typedef int camtrust_placeholder_;
+/* PKCS#10 requests: parsing outside input (bounded walk first, then wolfSSL, which also checks proof of
+ * possession), and making requests for token keys. */
+#include "pki_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+
+/* The largest SPKI of an accepted key: P-384 uncompressed is 120 bytes. */
+#define PKI_MAX_SPKI 128
+
+struct pki_csr {
+    hsm_key_type type;
+    size_t spki_len;
+    uint8_t spki[PKI_MAX_SPKI];
+    uint8_t spki_sha256[32];
+    char serial[PKI_NAME_MAX];
+    char cn[PKI_NAME_MAX];
+};
+
+/* Names for the refusal message of keys that people actually send. */
+static const struct {
+    uint8_t oid[9];
+    size_t len;
+    const char *name;
+} known_keys[] = {
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01}, 9, "RSA"},
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a}, 9, "RSA-PSS"},
+    {{0x2b, 0x65, 0x70}, 3, "Ed25519"},
+    {{0x2b, 0x65, 0x71}, 3, "Ed448"},
+    {{0x2b, 0x81, 0x04, 0x00, 0x23}, 5, "EC P-521"},
+    {{0x2b, 0x81, 0x04, 0x00, 0x0a}, 5, "EC secp256k1"},
+};
+
+static const char *key_name(const pki_tlv *oid)
+{
+    for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
+        if (pki_der_oid_is(oid, known_keys[i].oid, known_keys[i].len)) return known_keys[i].name;
+    return "unknown";
+}
+
+ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out)
+{
+    pki_der in = pki_der_span(spki, len);
+    pki_tlv seq, alg, bits, oid, param;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "SubjectPublicKeyInfo", &seq));
+    CT_GUARD_RET(pki_der_end(&in, "SubjectPublicKeyInfo"));
+    pki_der s = pki_der_inside(&seq);
+    CT_GUARD_RET(pki_der_expect(&s, PKI_TAG_SEQUENCE, "key algorithm", &alg));
+    CT_GUARD_RET(pki_der_expect(&s, PKI_TAG_BIT_STRING, "public key", &bits));
+    CT_GUARD_RET(pki_der_end(&s, "SubjectPublicKeyInfo"));
+    pki_der a = pki_der_inside(&alg);
+    CT_GUARD_RET(pki_der_expect(&a, PKI_TAG_OID, "key algorithm", &oid));
+    if (!pki_der_oid_is(&oid, PKI_OID_BYTES(pki_oid_ec_public_key)))
+        return ct_fail(CT_ERR_WEAK_KEY, "%s key not accepted: only EC P-256 and P-384", key_name(&oid));
+    CT_GUARD_RET(pki_der_expect(&a, PKI_TAG_OID, "EC named curve", &param));
+    CT_GUARD_RET(pki_der_end(&a, "key algorithm"));
+    if (pki_der_oid_is(&param, PKI_OID_BYTES(pki_oid_p256)))
+        *out = HSM_EC_P256;
+    else if (pki_der_oid_is(&param, PKI_OID_BYTES(pki_oid_p384)))
+        *out = HSM_EC_P384;
+    else
+        return ct_fail(CT_ERR_WEAK_KEY, "EC curve %s not accepted: only P-256 and P-384", key_name(&param));
+    return CT_OK;
+}
+
+/* CertificationRequest: exactly one SEQUENCE { CRI { version 0, subject, SPKI, ... }, sigAlg, signature }. */
+static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv *spki)
+{
+    pki_der in = pki_der_span(der, len);
+    pki_tlv req, cri, f;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "CertificationRequest", &req));
+    CT_GUARD_RET(pki_der_end(&in, "CertificationRequest"));
+    pki_der r = pki_der_inside(&req);
+    CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_SEQUENCE, "certificationRequestInfo", &cri));
+    CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_SEQUENCE, "signatureAlgorithm", &f));
+    CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_BIT_STRING, "signature", &f));
+    CT_GUARD_RET(pki_der_end(&r, "CertificationRequest"));
+    pki_der c = pki_der_inside(&cri);
+    CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_INTEGER, "version", &f));
+    if (f.val_len != 1 || f.val[0] != 0) return ct_fail(CT_ERR_BAD_DER, "request version is not 1 (0)");
+    CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_SEQUENCE, "subject", subject));
+    return pki_der_expect(&c, PKI_TAG_SEQUENCE, "subjectPKInfo", spki);
+}
+
+ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out)
+{
+    ct_err rc = CT_OK;
+    pki_csr *csr = NULL;
+    DecodedCert dc;
+    bool dc_init = false;
+    pki_tlv subject, spki;
+
+    CT_ENSURE(out, CT_ERR_ARG);
+    *out = NULL;
+    CT_ENSURE_MSG(der && len > 0, CT_ERR_BAD_CSR, "empty certificate request");
+    CT_ENSURE_MSG(len <= PKI_MAX_CSR_DER, CT_ERR_BAD_CSR, "request of %zu bytes exceeds %d", len, PKI_MAX_CSR_DER);
+    csr = calloc(1, sizeof *csr);
+    CT_ENSURE(csr, CT_ERR_NOMEM);
+
+    /* Our own walk first: it pins the outer framing, and refuses unwanted keys before wolfSSL spends a
+     * signature verification on them. */
+    CT_GUARD(csr_walk(der, len, &subject, &spki));
+    CT_GUARD(pki_spki_key_type(spki.tlv, spki.tlv_len, &csr->type));
+    CT_ENSURE_MSG(spki.tlv_len <= sizeof csr->spki, CT_ERR_BAD_CSR, "public key info of %zu bytes", spki.tlv_len);
+
+    /* wolfSSL 5.5.4 checks the request's own signature in ParseCert(CERTREQ_TYPE, VERIFY). */
+    InitDecodedCert(&dc, der, (word32)len, NULL);
+    dc_init = true;
+    int ret = ParseCert(&dc, CERTREQ_TYPE, VERIFY, NULL);
+    CT_ENSURE_MSG(ret != ASN_SIG_CONFIRM_E, CT_ERR_CSR_SIGNATURE, "request signature does not verify with its key");
+    CT_ENSURE_MSG(ret == 0, CT_ERR_BAD_CSR, "wolfSSL rejects the request: %s (%d)", wc_GetErrorString(ret), ret);
+    CT_ENSURE_MSG(dc.signatureOID == CTC_SHA256wECDSA || dc.signatureOID == CTC_SHA384wECDSA ||
+                      dc.signatureOID == CTC_SHA512wECDSA,
+                  CT_ERR_BAD_CSR, "request signature algorithm %u is not ECDSA with SHA-2", dc.signatureOID);
+
+    CT_GUARD(pki_name_attr(subject.tlv, subject.tlv_len, PKI_OID_BYTES(pki_oid_at_serial), "subject serialNumber",
+                           csr->serial, sizeof csr->serial));
+    CT_GUARD(pki_name_attr(subject.tlv, subject.tlv_len, PKI_OID_BYTES(pki_oid_at_cn), "subject CN", csr->cn,
+                           sizeof csr->cn));
+    memcpy(csr->spki, spki.tlv, spki.tlv_len);
+    csr->spki_len = spki.tlv_len;
+    CT_GUARD(ct_sha256(csr->spki, csr->spki_len, csr->spki_sha256));
+cleanup:
+    if (dc_init) FreeDecodedCert(&dc);
+    /* The DER walker speaks of DER; to the caller any malformation of a request is a bad request. */
+    if (rc == CT_ERR_BAD_DER) rc = CT_ERR_BAD_CSR;
+    if (rc == CT_OK)
+        *out = csr;
+    else
+        free(csr);
+    return rc;
+}
+
+void pki_csr_free(pki_csr *csr) { free(csr); }
+const char *pki_csr_subject_serial(const pki_csr *csr) { return csr->serial; }
+const char *pki_csr_subject_cn(const pki_csr *csr) { return csr->cn; }
+hsm_key_type pki_csr_key_type(const pki_csr *csr) { return csr->type; }
+
+const uint8_t *pki_csr_spki(const pki_csr *csr, size_t *len)
+{
+    *len = csr->spki_len;
+    return csr->spki;
+}
+
+void pki_csr_spki_sha256(const pki_csr *csr, uint8_t out[32]) { memcpy(out, csr->spki_sha256, 32); }
+
+ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_buf *der)
+{
+    ct_err rc = CT_OK;
+    pki_signer s;
+    Cert *cert = NULL;
+
+    memset(&s, 0, sizeof s);
+    CT_ENSURE(key && cn && der && der->data, CT_ERR_ARG);
+    cert = calloc(1, sizeof *cert);
+    CT_ENSURE(cert, CT_ERR_NOMEM);
+    CT_ENSURE_MSG(wc_InitCert(cert) == 0, CT_ERR_CRYPTO, "wc_InitCert failed");
+    /* wc_InitCert sets version 2 (X.509 v3) and wc_MakeCertReq_ex writes it into the request as is; PKCS#10
+     * knows only version 0. */
+    cert->version = 0;
+    CT_GUARD(pki_cert_name_set(&cert->subject, cn, serial_number, NULL));
+    CT_GUARD(pki_signer_open(key, &s));
+    cert->sigType = s.sig_type;
+    int ret = wc_MakeCertReq_ex(cert, der->data, (word32)der->max, ECC_TYPE, &s.key);
+    CT_ENSURE_MSG(ret > 0, CT_ERR_CRYPTO, "wc_MakeCertReq_ex: %s (%d)", wc_GetErrorString(ret), ret);
+    CT_GUARD(pki_signer_sign(&s, cert, der));
+cleanup:
+    pki_signer_close(&s);
+    free(cert);
+    return rc;
+}

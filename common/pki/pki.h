@@ -12,6 +12,7 @@
 #define PKI_MAX_CERT_DER 8192
 #define PKI_NAME_MAX 64
 #define PKI_SERIAL_BYTES 16 /* 127 random bits: positive, at least 64 bits as RFC 5280 / CA/B ask */
+#define PKI_MAX_SERIAL_BYTES 20 /* RFC 5280's limit, for certificates made elsewhere (openssl uses 20) */
 /* notAfter "no well-defined expiration" (RFC 5280 4.1.2.5), the IEEE 802.1AR IDevID default. */
 #define PKI_NOT_AFTER_FOREVER ((time_t)253402300799)
 
@@ -66,7 +67,7 @@ CT_MUST_CHECK ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *s
 
 /* Facts about a certificate, parsed with wolfSSL (outside input: bounded). */
 typedef struct {
-    char serial_hex[PKI_SERIAL_BYTES * 2 + 3];
+    char serial_hex[PKI_MAX_SERIAL_BYTES * 2 + 1]; /* lower-case, without the INTEGER's sign byte */
     char subject_cn[PKI_NAME_MAX];
     char subject_serial[PKI_NAME_MAX];
     char issuer_cn[PKI_NAME_MAX];
@@ -82,6 +83,9 @@ CT_MUST_CHECK ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cer
 CT_MUST_CHECK ct_err pki_cert_verify_signed_by(const uint8_t *cert, size_t cert_len, const uint8_t *issuer,
                                                size_t issuer_len, time_t at);
 
+/* Bounds for certs-only PKCS#7 read from outside. */
+#define PKI_MAX_PKCS7_CERTS 16
+#define PKI_MAX_PKCS7_DER (PKI_MAX_PKCS7_CERTS * PKI_MAX_CERT_DER)
 /* Degenerate "certs-only" CMS SignedData (RFC 5652 / RFC 7030 4.1.3): DER. */
 CT_MUST_CHECK ct_err pki_pkcs7_certs_only(const uint8_t *const *certs, const size_t *lens, size_t n, ct_buf *out_der);
 /* Reads the certificates out of a certs-only PKCS#7 (outside input): calls `cb` per certificate in order. */

@@ -1,2 +1,598 @@
+/* db module: real SQLite files; tampering is done the way an attacker holding the file would do it. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
 #include "test_util.h"
-int main(void) { return 0; }
+
+/* ---- helpers: an independent raw connection to the same file ---- */
+static char g_path[600];
+
+static ct_db *fresh_db(const char *tag)
+{
+    snprintf(g_path, sizeof g_path, "%s/ca.db", tu_tmpdir(tag));
+    ct_db *db = NULL;
+    ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+    return db;
+}
+
+static int64_t raw_int(const char *sql)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    return v;
+}
+
+static void raw_text(const char *sql, char *out, size_t max)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    snprintf(out, max, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/* Returns the SQLite result; the error message goes to errbuf when given. */
+static int raw_exec(const char *sql, char *errbuf, size_t errmax)
+{
+    sqlite3 *h = NULL;
+    char *err = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(h, 5000);
+    int r = sqlite3_exec(h, sql, NULL, NULL, &err);
+    if (errbuf) snprintf(errbuf, errmax, "%s", err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(h);
+    return r;
+}
+
+static int64_t audit_rows(void) { return raw_int("SELECT count(*) FROM audit"); }
+
+static void add_station(ct_db *db, const char *name)
+{
+    char der[64], hex[16];
+    snprintf(der, sizeof der, "station-cert-%s", name);
+    snprintf(hex, sizeof hex, "%02X", (unsigned)strlen(name) + (unsigned)name[0]);
+    ck_assert_int_eq(db_station_add(db, name, (const uint8_t *)der, strlen(der), hex, "officer:alice"), CT_OK);
+}
+
+static int64_t add_order(ct_db *db, const char *station, const char *const *serials, size_t n)
+{
+    int64_t id = 0;
+    ck_assert_int_eq(db_order_create(db, station, "cam-x1", serials, n, "officer:alice", &id), CT_OK);
+    ck_assert_int_gt(id, 0);
+    return id;
+}
+
+static db_cert_record make_rec(const char *cert_hex, const char *serial, const char *profile, const char *der)
+{
+    db_cert_record r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(ct_strlcpy(r.cert_serial_hex, sizeof r.cert_serial_hex, cert_hex), CT_OK);
+    ck_assert_int_eq(ct_strlcpy(r.device_serial, sizeof r.device_serial, serial), CT_OK);
+    ck_assert_int_eq(ct_strlcpy(r.profile, sizeof r.profile, profile), CT_OK);
+    ck_assert_int_eq(ct_snprintf(r.subject, sizeof r.subject, "CN=cam,serialNumber=%s", serial), CT_OK);
+    r.not_before = 1700000000;
+    r.not_after = 2000000000;
+    memset(r.spki_sha256, 0xAB, sizeof r.spki_sha256);
+    r.der = (const uint8_t *)der;
+    r.der_len = strlen(der);
+    return r;
+}
+
+/* A DB with a dozen or so audit entries of every kind. */
+static ct_db *busy_db(const char *tag)
+{
+    ct_db *db = fresh_db(tag);
+    add_station(db, "line1");
+    add_station(db, "line2");
+    const char *serials[] = {"SN1", "SN2", "SN3"};
+    int64_t order = add_order(db, "line1", serials, 3);
+    db_station st;
+    ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
+    for (int i = 0; i < 3; i++) {
+        char hex[8];
+        snprintf(hex, sizeof hex, "0%d", i + 1);
+        db_cert_record r = make_rec(hex, serials[i], "device", "DER-device");
+        r.station_id = st.id;
+        r.order_id = order;
+        ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "station:line1"), CT_OK);
+    }
+    ck_assert_int_eq(db_station_set_enabled(db, "line2", false, "officer:bob"), CT_OK);
+    ck_assert_int_eq(db_audit_append(db, "unknown-client", "est.enroll", "SN9", "denied", "not in an order"), CT_OK);
+    ck_assert_int_eq(db_order_close(db, order, "officer:alice"), CT_OK);
+    ck_assert_int_ge(audit_rows(), 10);
+    return db;
+}
+
+static void expect_broken(ct_db *db, int64_t seq, const char *reason)
+{
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(rep.first_bad_seq, seq);
+    ck_assert_str_eq(rep.reason, reason);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), reason));
+}
+
+/* ---- open / migrations ---- */
+START_TEST(test_open_wal)
+{
+    ct_db *db = fresh_db("db-wal");
+    char mode[16];
+    raw_text("PRAGMA journal_mode", mode, sizeof mode);
+    ck_assert_str_eq(mode, "wal");
+    ck_assert_int_eq(db_schema_version(db), 2);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_reopen_keeps_data)
+{
+    ct_db *db = fresh_db("db-reopen");
+    add_station(db, "line1");
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 2);
+    db_close(db);
+    for (int i = 0; i < 2; i++) {
+        /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
+        ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+        ck_assert_int_eq(db_schema_version(db), 2);
+        db_station st;
+        ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
+        db_close(db);
+    }
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 2);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+}
+END_TEST
+
+START_TEST(test_newer_schema_refused)
+{
+    ct_db *db = fresh_db("db-newer");
+    db_close(db);
+    ck_assert_int_eq(raw_exec("PRAGMA user_version = 99", NULL, 0), SQLITE_OK);
+    db = NULL;
+    ck_assert_int_eq(db_open(g_path, &db), CT_ERR_DB);
+    ck_assert_ptr_null(db);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "newer"));
+}
+END_TEST
+
+/* ---- stations ---- */
+START_TEST(test_station_lifecycle)
+{
+    ct_db *db = fresh_db("db-station");
+    const char der[] = "station-der-bytes";
+    ck_assert_int_eq(db_station_add(db, "line1", (const uint8_t *)der, strlen(der), "1A2B", "officer:alice"), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'station.add' AND subject = 'line1'"), 1);
+
+    db_station byname, bycert;
+    ck_assert_int_eq(db_station_find(db, "line1", &byname), CT_OK);
+    ck_assert_str_eq(byname.name, "line1");
+    ck_assert_str_eq(byname.cert_serial_hex, "1A2B");
+    ck_assert(byname.enabled);
+    uint8_t h[32];
+    ck_assert_int_eq(ct_sha256(der, strlen(der), h), CT_OK);
+    ck_assert_mem_eq(byname.cert_sha256, h, 32);
+    ck_assert_int_eq(db_station_find_by_cert(db, h, &bycert), CT_OK);
+    ck_assert_int_eq(bycert.id, byname.id);
+    h[0] ^= 1;
+    ck_assert_int_eq(db_station_find_by_cert(db, h, &bycert), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(db_station_find(db, "nope", &bycert), CT_ERR_NOT_FOUND);
+
+    ck_assert_int_eq(db_station_set_enabled(db, "line1", false, "officer:bob"), CT_OK);
+    ck_assert_int_eq(db_station_find(db, "line1", &byname), CT_OK);
+    ck_assert(!byname.enabled);
+    ck_assert_int_eq(db_station_set_enabled(db, "line1", true, "officer:bob"), CT_OK);
+    ck_assert_int_eq(db_station_find_by_cert(db, byname.cert_sha256, &bycert), CT_OK);
+    ck_assert(bycert.enabled);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action IN ('station.enable', 'station.disable')"), 2);
+    ck_assert_int_eq(db_station_set_enabled(db, "ghost", true, "officer:bob"), CT_ERR_NOT_FOUND);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_station_duplicate)
+{
+    ct_db *db = fresh_db("db-station-dup");
+    const char der[] = "der-1", der2[] = "der-2";
+    ck_assert_int_eq(db_station_add(db, "line1", (const uint8_t *)der, strlen(der), "01", "a"), CT_OK);
+    int64_t audit = audit_rows();
+    ck_assert_int_eq(db_station_add(db, "line1", (const uint8_t *)der2, strlen(der2), "02", "a"), CT_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "line1"));
+    ck_assert_int_eq(db_station_add(db, "line2", (const uint8_t *)der, strlen(der), "03", "a"), CT_ERR_EXISTS);
+    ck_assert_int_eq(audit_rows(), audit);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM stations"), 1);
+    /* Bounded: a name that does not fit db_station.name is refused, not truncated. */
+    char longname[DB_NAME_MAX + 1];
+    memset(longname, 'n', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_assert_int_eq(db_station_add(db, longname, (const uint8_t *)der2, strlen(der2), "04", "a"), CT_ERR_ARG);
+    db_close(db);
+}
+END_TEST
+
+/* ---- orders ---- */
+struct order_seen {
+    db_order o[8];
+    int n;
+};
+static void collect(const db_order *o, void *arg)
+{
+    struct order_seen *s = arg;
+    if (s->n < 8) s->o[s->n++] = *o;
+}
+
+START_TEST(test_order_lifecycle)
+{
+    ct_db *db = fresh_db("db-order");
+    add_station(db, "line1");
+    const char *serials[] = {"SN1", "SN2", "SN3"};
+    int64_t id = add_order(db, "line1", serials, 3);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'order.create'"), 1);
+
+    struct order_seen seen = {0};
+    ck_assert_int_eq(db_order_list(db, collect, &seen), CT_OK);
+    ck_assert_int_eq(seen.n, 1);
+    ck_assert_int_eq(seen.o[0].id, id);
+    ck_assert_str_eq(seen.o[0].station, "line1");
+    ck_assert_str_eq(seen.o[0].model, "cam-x1");
+    ck_assert(seen.o[0].open);
+    ck_assert_int_eq(seen.o[0].serial_count, 3);
+    ck_assert_int_eq(seen.o[0].issued_count, 0);
+    ck_assert_int_gt(seen.o[0].created_at, 0);
+
+    ck_assert_int_eq(db_order_close(db, id, "officer:alice"), CT_OK);
+    ck_assert_int_eq(db_order_close(db, id, "officer:alice"), CT_ERR_NOT_FOUND);
+    memset(&seen, 0, sizeof seen);
+    ck_assert_int_eq(db_order_list(db, collect, &seen), CT_OK);
+    ck_assert_int_eq(seen.n, 1);
+    ck_assert(!seen.o[0].open);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'order.close'"), 1);
+
+    /* Closed orders release their serials. */
+    int64_t id2 = add_order(db, "line1", serials, 1);
+    ck_assert_int_ne(id2, id);
+    const char *s1[] = {"A"};
+    int64_t unused = 0;
+    ck_assert_int_eq(db_order_create(db, "ghost", "m", s1, 1, "a", &unused), CT_ERR_NOT_FOUND);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_order_serial_conflict)
+{
+    ct_db *db = fresh_db("db-order-dup");
+    add_station(db, "line1");
+    add_station(db, "line2");
+    const char *first[] = {"SN1", "SN2"};
+    add_order(db, "line1", first, 2);
+    int64_t orders = raw_int("SELECT count(*) FROM orders");
+    int64_t rows = raw_int("SELECT count(*) FROM order_serials");
+    int64_t audit = audit_rows();
+
+    const char *clash[] = {"SN7", "SN8", "SN2"};
+    int64_t id = 0;
+    ck_assert_int_eq(db_order_create(db, "line2", "cam-x1", clash, 3, "a", &id), CT_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "'SN2'"));
+    const char *twice[] = {"SN7", "SN7"};
+    ck_assert_int_eq(db_order_create(db, "line2", "cam-x1", twice, 2, "a", &id), CT_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "SN7"));
+
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM orders"), orders);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM order_serials"), rows);
+    ck_assert_int_eq(audit_rows(), audit);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_order_find_for_serial)
+{
+    ct_db *db = fresh_db("db-order-find");
+    add_station(db, "line1");
+    add_station(db, "line2");
+    db_station a, b;
+    ck_assert_int_eq(db_station_find(db, "line1", &a), CT_OK);
+    ck_assert_int_eq(db_station_find(db, "line2", &b), CT_OK);
+    const char *serials[] = {"SN1", "SN2"};
+    int64_t id = add_order(db, "line1", serials, 2);
+
+    db_order o;
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN2", &o), CT_OK);
+    ck_assert_int_eq(o.id, id);
+    ck_assert_str_eq(o.station, "line1");
+    ck_assert_int_eq(o.serial_count, 2);
+    ck_assert_int_eq(db_order_find_for_serial(db, b.id, "SN2", &o), CT_ERR_NOT_IN_ORDER);
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN3", &o), CT_ERR_NOT_IN_ORDER);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "SN3"));
+    ck_assert_int_eq(db_order_close(db, id, "a"), CT_OK);
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN2", &o), CT_ERR_NOT_IN_ORDER);
+    db_close(db);
+}
+END_TEST
+
+/* ---- certificates ---- */
+START_TEST(test_issuance_atomic)
+{
+    ct_db *db = fresh_db("db-issue");
+    add_station(db, "line1");
+    db_station st;
+    ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
+    const char *serials[] = {"SN1", "SN2"};
+    int64_t order = add_order(db, "line1", serials, 2);
+    int64_t audit = audit_rows();
+
+    db_cert_record r = make_rec("0A0B", "SN1", "device", "DER-ONE");
+    r.station_id = st.id;
+    r.order_id = order;
+    ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "station:line1"), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), 1);
+    ck_assert_int_eq(audit_rows(), audit + 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'cert.issue' AND subject = 'SN1'"
+                             " AND detail LIKE '%cert_serial=0A0B%'"),
+                     1);
+
+    db_cert c;
+    ck_assert_int_eq(db_cert_find_current(db, "SN1", "device", &c), CT_OK);
+    ck_assert_str_eq(c.cert_serial_hex, "0A0B");
+    ck_assert_str_eq(c.status, "valid");
+    ck_assert_uint_eq(c.der.len, 7);
+    ck_assert_mem_eq(c.der.data, "DER-ONE", 7);
+    ck_assert_mem_eq(c.spki_sha256, r.spki_sha256, 32);
+    ct_buf_free(&c.der);
+    ck_assert_int_eq(db_cert_find_current(db, "SN2", "device", &c), CT_ERR_NOT_FOUND);
+
+    db_order o;
+    ck_assert_int_eq(db_order_find_for_serial(db, st.id, "SN1", &o), CT_OK);
+    ck_assert_int_eq(o.issued_count, 1);
+
+    /* A record pointing at an order that does not exist is refused (foreign key) and leaves nothing. */
+    db_cert_record bad = make_rec("0C", "SN2", "device", "DER");
+    bad.order_id = 999;
+    ck_assert_int_eq(db_cert_record_issuance(db, &bad, NULL, "station:line1"), CT_ERR_DB);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), 1);
+    ck_assert_int_eq(audit_rows(), audit + 1);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_already_issued)
+{
+    ct_db *db = fresh_db("db-issued");
+    db_cert_record r = make_rec("01", "SN1", "device", "DER-1");
+    ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "ca"), CT_OK);
+    int64_t certs = raw_int("SELECT count(*) FROM certificates");
+    int64_t audit = audit_rows();
+
+    db_cert_record again = make_rec("02", "SN1", "device", "DER-2");
+    ck_assert_int_eq(db_cert_record_issuance(db, &again, NULL, "ca"), CT_ERR_ALREADY_ISSUED);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "SN1"));
+    db_cert_record dup_serial = make_rec("01", "SN2", "device", "DER-3");
+    ck_assert_int_eq(db_cert_record_issuance(db, &dup_serial, NULL, "ca"), CT_ERR_EXISTS);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), certs);
+    ck_assert_int_eq(audit_rows(), audit);
+
+    /* The rule is per profile. */
+    db_cert_record media = make_rec("03", "SN1", "media", "DER-4");
+    ck_assert_int_eq(db_cert_record_issuance(db, &media, NULL, "ca"), CT_OK);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_supersede)
+{
+    ct_db *db = fresh_db("db-supersede");
+    db_cert_record r1 = make_rec("01", "SN1", "device", "DER-1");
+    ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
+    int64_t audit = audit_rows();
+
+    /* Superseding something that is not SN1's current device certificate rolls everything back. */
+    db_cert_record r2 = make_rec("02", "SN1", "device", "DER-2");
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "FF", "ca"), CT_ERR_NOT_FOUND);
+    db_cert_record other = make_rec("09", "SN9", "device", "DER-9");
+    ck_assert_int_eq(db_cert_record_issuance(db, &other, "01", "ca"), CT_ERR_NOT_FOUND);
+    /* The supersede succeeds, then the insert fails (duplicate certificate serial): the supersede must not stay. */
+    db_cert_record dup = make_rec("01", "SN1", "device", "DER-X");
+    ck_assert_int_eq(db_cert_record_issuance(db, &dup, "01", "ca"), CT_ERR_EXISTS);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE status = 'valid'"), 1);
+    ck_assert_int_eq(audit_rows(), audit);
+
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK);
+    db_cert c;
+    ck_assert_int_eq(db_cert_find_current(db, "SN1", "device", &c), CT_OK);
+    ck_assert_str_eq(c.cert_serial_hex, "02");
+    ct_buf_free(&c.der);
+    char status[16];
+    raw_text("SELECT status FROM certificates WHERE cert_serial_hex = '01'", status, sizeof status);
+    ck_assert_str_eq(status, "superseded");
+    ck_assert_int_eq(audit_rows(), audit + 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE detail LIKE '%supersedes=01%'"), 1);
+    db_close(db);
+}
+END_TEST
+
+/* ---- audit ---- */
+START_TEST(test_audit_triggers)
+{
+    ct_db *db = busy_db("db-triggers");
+    int64_t rows = audit_rows();
+    char err[256];
+    ck_assert_int_ne(raw_exec("UPDATE audit SET detail = 'x' WHERE seq = 3", err, sizeof err), SQLITE_OK);
+    ck_assert_ptr_nonnull(strstr(err, "append-only"));
+    ck_assert_int_ne(raw_exec("DELETE FROM audit WHERE seq = 3", err, sizeof err), SQLITE_OK);
+    ck_assert_ptr_nonnull(strstr(err, "append-only"));
+    ck_assert_int_eq(audit_rows(), rows);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_audit_verify_intact)
+{
+    ct_db *db = fresh_db("db-verify-fresh");
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(rep.entries, 2); /* the two migrations */
+    ck_assert_int_eq(rep.first_bad_seq, 0);
+    ck_assert_str_eq(rep.reason, "");
+    db_close(db);
+
+    db = busy_db("db-verify-busy");
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(rep.entries, audit_rows());
+    ck_assert_int_eq(rep.first_bad_seq, 0);
+    /* Entry 1 starts from 32 zero bytes. */
+    ck_assert_int_eq(raw_int("SELECT prev_hash = zeroblob(32) FROM audit WHERE seq = 1"), 1);
+    db_close(db);
+}
+END_TEST
+
+static const char k_drop[] = "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;";
+
+START_TEST(test_tamper_edit)
+{
+    ct_db *db = busy_db("db-tamper-edit");
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s UPDATE audit SET detail = 'nothing to see' WHERE seq = 7", k_drop);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    /* Verified through the handle that was open during the edit: no stale snapshot hides it. */
+    expect_broken(db, 7, "entry 7 was edited (hash does not match its content)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_tamper_edit_hidden_nul)
+{
+    ct_db *db = busy_db("db-tamper-nul");
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s UPDATE audit SET actor = actor || char(0) || 'x' WHERE seq = 4", k_drop);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    expect_broken(db, 4, "entry 4 was edited (hash does not match its content)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_tamper_delete)
+{
+    ct_db *db = busy_db("db-tamper-del");
+    db_close(db);
+    char sql[256];
+    snprintf(sql, sizeof sql, "%s DELETE FROM audit WHERE seq = 5", k_drop);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+    expect_broken(db, 5, "entry 5 missing (deleted)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_tamper_swap)
+{
+    ct_db *db = busy_db("db-tamper-swap");
+    char sql[1024];
+    /* Swap every column but seq between entries 5 and 6, hashes included. */
+    snprintf(sql, sizeof sql,
+             "%s CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (5, 6);"
+             "UPDATE audit SET (ts, actor, action, subject, outcome, detail, prev_hash, hash) ="
+             " (SELECT ts, actor, action, subject, outcome, detail, prev_hash, hash FROM t"
+             "  WHERE t.seq = 11 - audit.seq) WHERE seq IN (5, 6);",
+             k_drop);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE seq = 5 AND prev_hash = "
+                             "(SELECT hash FROM audit WHERE seq = 4)"),
+                     0);
+    expect_broken(db, 5, "entry 5 does not follow entry 4 (reordered or inserted)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_tamper_swap_content)
+{
+    ct_db *db = busy_db("db-tamper-swap2");
+    char sql[1024];
+    /* Swap only what the entries say, keeping the hash columns in place. */
+    snprintf(sql, sizeof sql,
+             "%s CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (8, 9);"
+             "UPDATE audit SET (ts, actor, action, subject, outcome, detail) ="
+             " (SELECT ts, actor, action, subject, outcome, detail FROM t WHERE t.seq = 17 - audit.seq)"
+             " WHERE seq IN (8, 9);",
+             k_drop);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    expect_broken(db, 8, "entry 8 was edited (hash does not match its content)");
+    db_close(db);
+}
+END_TEST
+
+#define N_THREADS 4
+#define N_APPENDS 50
+static void *appender(void *arg)
+{
+    ct_db *db = arg;
+    for (int i = 0; i < N_APPENDS; i++) {
+        char detail[32];
+        snprintf(detail, sizeof detail, "n=%d", i);
+        if (db_audit_append(db, "station:t", "est.enroll", "SN", "denied", detail) != CT_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+START_TEST(test_concurrent_appends)
+{
+    ct_db *db = fresh_db("db-threads");
+    int64_t before = audit_rows();
+    pthread_t t[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, appender, db), 0);
+    for (int i = 0; i < N_THREADS; i++) {
+        void *res = NULL;
+        ck_assert_int_eq(pthread_join(t[i], &res), 0);
+        ck_assert_ptr_null(res);
+    }
+    ck_assert_int_eq(audit_rows(), before + N_THREADS * N_APPENDS);
+    ck_assert_int_eq(raw_int("SELECT max(seq) FROM audit"), before + N_THREADS * N_APPENDS);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(rep.entries, before + N_THREADS * N_APPENDS);
+    db_close(db);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("db");
+    TCase *tc = tcase_create("db");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_open_wal);
+    tcase_add_test(tc, test_reopen_keeps_data);
+    tcase_add_test(tc, test_newer_schema_refused);
+    tcase_add_test(tc, test_station_lifecycle);
+    tcase_add_test(tc, test_station_duplicate);
+    tcase_add_test(tc, test_order_lifecycle);
+    tcase_add_test(tc, test_order_serial_conflict);
+    tcase_add_test(tc, test_order_find_for_serial);
+    tcase_add_test(tc, test_issuance_atomic);
+    tcase_add_test(tc, test_already_issued);
+    tcase_add_test(tc, test_supersede);
+    tcase_add_test(tc, test_audit_triggers);
+    tcase_add_test(tc, test_audit_verify_intact);
+    tcase_add_test(tc, test_tamper_edit);
+    tcase_add_test(tc, test_tamper_edit_hidden_nul);
+    tcase_add_test(tc, test_tamper_delete);
+    tcase_add_test(tc, test_tamper_swap);
+    tcase_add_test(tc, test_tamper_swap_content);
+    tcase_add_test(tc, test_concurrent_appends);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}

@@ -1,0 +1,67 @@
+/* ca: the camtrust CA service. Each command of `camtrust-ca` is one function here, so tests call them
+ * directly; main.c only parses arguments. */
+#ifndef CAMTRUST_CA_H
+#define CAMTRUST_CA_H
+
+#include <stdio.h>
+
+#include "../common/core/core.h"
+#include "../db/db.h"
+
+typedef struct ca ca;
+
+#define CA_CONFIG_FILE "camtrust-ca.conf"
+#define CA_PIN_ENV "CAMTRUST_CA_PIN"
+#define CA_PROFILE_DEVICE "device"
+
+/* Creates a CA in `dir`: config (every default written out, unless one is there already), token (SoftHSM
+ * here, or the configured one), the device and operations hierarchies, the CA's TLS certificate, the
+ * database, and root.pem, chain.pem, ops-root.pem. */
+CT_MUST_CHECK ct_err ca_init(const char *dir);
+
+CT_MUST_CHECK ct_err ca_open(const char *dir, ca **out);
+void ca_close(ca *c);
+
+/* Serves HTTPS until SIGTERM or SIGINT, then finishes the requests under way and returns. `listen` (NULL:
+ * the config's) is "127.0.0.1:8443" or "[::1]:8443". */
+CT_MUST_CHECK ct_err ca_serve(ca *c, const char *listen);
+
+/* Administration (audited, actor "cli"). */
+CT_MUST_CHECK ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char *out_path);
+CT_MUST_CHECK ct_err ca_station_set_enabled(ca *c, const char *name, bool enabled);
+CT_MUST_CHECK ct_err ca_order_create(ca *c, const char *station, const char *model, const char *serials_path,
+                                     int64_t *order_id);
+CT_MUST_CHECK ct_err ca_order_list(ca *c, FILE *out);
+CT_MUST_CHECK ct_err ca_order_close(ca *c, int64_t order_id);
+CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
+
+/* ---- enrollment policy: plain C, no HTTP. The EST handlers call these. ---- */
+typedef enum { CA_ENROLL_NEW, CA_ENROLL_RENEW } ca_enroll_kind;
+
+typedef struct {
+    ca_enroll_kind kind;
+    const uint8_t *client_cert; /* DER of the TLS client certificate (already chain-verified), or NULL */
+    size_t client_cert_len;
+    const char *label;          /* EST label: NULL or "" for the default profile */
+    const uint8_t *csr;         /* DER PKCS#10 */
+    size_t csr_len;
+} ca_enroll_request;
+
+typedef struct {
+    ct_buf cert_der;          /* owned by the caller: ct_buf_free */
+    char actor[DB_NAME_MAX];  /* who asked: station name or device serial, for the request log */
+    char device_serial[DB_SERIAL_MAX];
+    bool repeated;            /* the same certificate as before (a station that lost the answer) */
+} ca_enroll_result;
+
+/* Decides and, if allowed, issues: signs inside the token and records the certificate and its audit event
+ * in one transaction before returning. Every refusal is audited and names its reason (ct_err_detail). */
+CT_MUST_CHECK ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res);
+
+/* Certs-only PKCS#7 (DER) of the device issuing CA and device root: EST cacerts. */
+CT_MUST_CHECK ct_err ca_cacerts(ca *c, ct_buf *pkcs7_der);
+
+/* For tests and tools that inspect the CA's records. */
+ct_db *ca_db(ca *c);
+
+#endif

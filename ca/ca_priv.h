@@ -1,0 +1,103 @@
+/* Internal to ca/: the CA's state and the pieces its files share. */
+#ifndef CAMTRUST_CA_PRIV_H
+#define CAMTRUST_CA_PRIV_H
+
+#include "../common/pki/pki.h"
+#include "../hsm/hsm.h"
+#include "ca.h"
+
+#define CA_MAX_BODY_DEFAULT 16384
+#define CA_PATH_MAX 1024
+
+/* A CA key in the token with the certificate that certifies it. */
+typedef struct {
+    hsm_key *key;
+    ct_buf cert_der;
+} ca_signer;
+
+/* Settings read from the config file, with every default filled in. */
+typedef struct {
+    char dir[CA_PATH_MAX];
+    char module[CA_PATH_MAX];
+    char token[HSM_LABEL_MAX];
+    char pin_file[CA_PATH_MAX];
+    char softhsm_conf[CA_PATH_MAX];
+    char db_path[CA_PATH_MAX];
+    char organization[PKI_NAME_MAX];
+    char device_domain[128];
+    char listen[64];
+    char server_names[256]; /* comma-separated DNS names for the CA's TLS certificate */
+    char server_ips[128];   /* comma-separated IPv4 addresses */
+    char key_uri[5][256];   /* indexed by ca_key_role */
+    char curve[8];          /* "P-256" or "P-384", for init */
+    long sessions;
+    long threads;
+    long max_body;
+    long device_days;       /* 0: notAfter 99991231235959Z */
+    long root_days;
+    long issuing_days;
+    long server_days;
+    long station_days;
+} ca_settings;
+
+typedef enum { CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ISSUING, CA_KEY_OPS_ROOT, CA_KEY_OPS_ISSUING, CA_KEY_TLS, CA_KEY__COUNT } ca_key_role;
+
+struct ca {
+    ca_settings cfg;
+    hsm *hsm;
+    ct_db *db;
+    ca_signer signers[CA_KEY__COUNT];
+};
+
+/* The certificate file each signer's certificate is kept in, inside the CA folder. */
+extern const char *const ca_key_cert_file[CA_KEY__COUNT];
+extern const char *const ca_key_default_label[CA_KEY__COUNT];
+
+/* Loads DIR/camtrust-ca.conf (or the defaults when `allow_missing` and it is absent). Exports SOFTHSM2_CONF
+ * when configured, so that the SoftHSM module finds this CA's token. */
+CT_MUST_CHECK ct_err ca_settings_load(const char *dir, bool allow_missing, ca_settings *s);
+/* The defaults as a config file, every key written out with a comment. */
+CT_MUST_CHECK ct_err ca_settings_default_text(ct_buf *out);
+/* Opens the configured token with the PIN from the configured file or $CAMTRUST_CA_PIN. */
+CT_MUST_CHECK ct_err ca_hsm_open(const ca_settings *s, hsm **out);
+
+/* A device serial number is also a DNS label: letters, digits and '-', 1 to 63 of them. */
+bool ca_serial_valid(const char *serial);
+
+/* Reads the first certificate of a PEM file (or a DER file). */
+CT_MUST_CHECK ct_err ca_read_cert_file(const char *path, ct_buf *der);
+/* Reads a CSR given as PEM or DER. */
+CT_MUST_CHECK ct_err ca_read_csr_file(const char *path, ct_buf *der);
+/* Writes DER certificates as one PEM file, atomically. */
+CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *certs, size_t n);
+
+/* Audits a refused request (outcome "denied", the reason from ct_err_detail) and returns `why` with that
+ * reason as the detail. */
+ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
+
+/* The EST HTTP layer (ca_est.c) used by the server (ca_server.c). */
+typedef struct {
+    int status;
+    const char *content_type;
+    ct_buf body;
+    char actor[DB_NAME_MAX];
+    char reason[256];
+} ca_http_answer;
+
+typedef struct {
+    const char *method;
+    const char *path;               /* below /.well-known/est/ */
+    const char *content_type;
+    const uint8_t *body;
+    size_t body_len;
+    bool body_too_large;            /* the body passed server.max_body and was not kept */
+    const uint8_t *client_cert;     /* DER of a TLS client certificate that chains to a camtrust CA, or NULL */
+    size_t client_cert_len;
+    bool client_cert_untrusted;     /* one was presented but does not chain to a camtrust CA */
+} ca_http_request;
+
+/* Handles one EST request. Always fills `ans` (errors too); returns the error it answered with. */
+ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+void ca_http_answer_free(ca_http_answer *ans);
+
+#endif

@@ -1,0 +1,98 @@
+/* pki internals shared by csr.c, cert.c and pkcs7.c: a tiny bounded DER reader/writer (implemented in
+ * pkcs7.c, the file that is all DER) and the token-signing glue around wolfSSL (implemented in cert.c). */
+#ifndef CAMTRUST_PKI_PRIV_H
+#define CAMTRUST_PKI_PRIV_H
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/random.h>
+
+#include "pki.h"
+
+/* ---- DER tags used here ---- */
+enum {
+    PKI_TAG_INTEGER = 0x02,
+    PKI_TAG_BIT_STRING = 0x03,
+    PKI_TAG_OID = 0x06,
+    PKI_TAG_UTF8 = 0x0c,
+    PKI_TAG_PRINTABLE = 0x13,
+    PKI_TAG_T61 = 0x14,
+    PKI_TAG_IA5 = 0x16,
+    PKI_TAG_UTC_TIME = 0x17,
+    PKI_TAG_GEN_TIME = 0x18,
+    PKI_TAG_SEQUENCE = 0x30,
+    PKI_TAG_SET = 0x31,
+    PKI_TAG_CTX0 = 0xa0, /* [0] constructed */
+    PKI_TAG_CTX1 = 0xa1, /* [1] constructed */
+    PKI_TAG_SAN_DNS = 0x82,
+    PKI_TAG_SAN_IP = 0x87,
+};
+
+/* Object identifiers as DER content bytes (no tag, no length). */
+#define PKI_OID_BYTES(name) name, sizeof(name)
+extern const uint8_t pki_oid_ec_public_key[7];  /* 1.2.840.10045.2.1 */
+extern const uint8_t pki_oid_p256[8];           /* 1.2.840.10045.3.1.7 */
+extern const uint8_t pki_oid_p384[5];           /* 1.3.132.0.34 */
+extern const uint8_t pki_oid_ecdsa_sha256[8];   /* 1.2.840.10045.4.3.2 */
+extern const uint8_t pki_oid_at_cn[3];          /* 2.5.4.3 */
+extern const uint8_t pki_oid_at_serial[3];      /* 2.5.4.5 */
+
+/* ---- reader: a span still to be read; every read is checked against what is left ---- */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+} pki_der;
+
+typedef struct {
+    uint8_t tag;
+    const uint8_t *tlv; /* the whole element, header included */
+    size_t tlv_len;
+    const uint8_t *val;
+    size_t val_len;
+} pki_tlv;
+
+static inline pki_der pki_der_span(const uint8_t *p, size_t len) { return (pki_der){p, len}; }
+static inline pki_der pki_der_inside(const pki_tlv *t) { return (pki_der){t->val, t->val_len}; }
+
+/* Reads one element off the front of `in`: one-byte tag, definite minimal DER length (at most 4 length
+ * bytes). CT_ERR_BAD_DER with a detail naming `what` otherwise. */
+CT_MUST_CHECK ct_err pki_der_next(pki_der *in, const char *what, pki_tlv *out);
+/* Like pki_der_next, and the tag must be `tag`. */
+CT_MUST_CHECK ct_err pki_der_expect(pki_der *in, uint8_t tag, const char *what, pki_tlv *out);
+/* CT_ERR_BAD_DER unless `in` is fully consumed. */
+CT_MUST_CHECK ct_err pki_der_end(const pki_der *in, const char *what);
+bool pki_der_oid_is(const pki_tlv *t, const uint8_t *oid, size_t oid_len);
+
+/* The value of the single attribute `oid` in a DER Name as a C string ("" if absent). CT_ERR_BAD_DER if the
+ * Name is malformed, the attribute appears twice, is not a string, holds a NUL or does not fit. */
+CT_MUST_CHECK ct_err pki_name_attr(const uint8_t *name, size_t name_len, const uint8_t *oid, size_t oid_len,
+                                   const char *what, char *out, size_t out_max);
+
+/* ---- writer: appends to a bounded buffer ---- */
+size_t pki_der_hdr_len(size_t content_len);
+CT_MUST_CHECK ct_err pki_der_put_hdr(ct_buf *b, uint8_t tag, size_t content_len);
+CT_MUST_CHECK ct_err pki_der_put(ct_buf *b, uint8_t tag, const void *content, size_t content_len);
+
+/* The key type of a DER SubjectPublicKeyInfo: CT_ERR_WEAK_KEY (with the algorithm named) unless EC P-256/P-384,
+ * CT_ERR_BAD_DER if malformed (csr.c). */
+CT_MUST_CHECK ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out);
+
+/* ---- signing with a token key (cert.c) ---- */
+typedef struct {
+    ecc_key key;   /* public point + token key id; signing happens in the token */
+    bool loaded;
+    int sig_type;  /* CTC_SHA256wECDSA or CTC_SHA384wECDSA, matching the curve */
+    WC_RNG rng;    /* wolfSSL insists on one for signing even when the token signs */
+    bool rng_ok;
+} pki_signer;
+
+CT_MUST_CHECK ct_err pki_signer_open(hsm_key *k, pki_signer *s);
+void pki_signer_close(pki_signer *s);
+/* Signs the to-be-signed body that wc_MakeCert_ex / wc_MakeCertReq_ex left in out->data (cert->bodySz bytes)
+ * and sets out->len to the complete DER. */
+CT_MUST_CHECK ct_err pki_signer_sign(pki_signer *s, Cert *cert, ct_buf *out);
+/* Sets cert->subject CN (UTF8), serialNumber (PrintableString, checked) and O from C strings (NULL: absent). */
+CT_MUST_CHECK ct_err pki_cert_name_set(CertName *name, const char *cn, const char *serial, const char *org);
+
+#endif

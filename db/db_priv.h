@@ -1,0 +1,57 @@
+/* db internals shared by db.c and audit.c: the handle, the statement cache and the SQL helpers. */
+#ifndef CAMTRUST_DB_PRIV_H
+#define CAMTRUST_DB_PRIV_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "db.h"
+
+/* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
+#define DB_STMT_CACHE_MAX 48
+/* Bounds for audit fields (actor, action, subject, outcome) and the free-text detail. */
+#define DB_AUDIT_FIELD_MAX 256
+#define DB_AUDIT_DETAIL_MAX 1024
+
+struct ct_db {
+    sqlite3 *h;
+    pthread_mutex_t mu; /* one connection, many CA threads: every public call holds it */
+    int schema_version;
+    struct {
+        const char *sql; /* keyed by the address of a static SQL string */
+        sqlite3_stmt *st;
+    } cache[DB_STMT_CACHE_MAX];
+    size_t n_cached;
+};
+
+/* CT_ERR_DB with "what: sqlite message"; unique/primary-key violations become CT_ERR_EXISTS so callers can
+ * name the duplicate in their own words. */
+ct_err db_sql_fail(ct_db *db, const char *what);
+
+/* The cached statement for `sql` (a static string), reset and with `types`-directed parameters bound:
+ *   't' const char * (NULL binds SQL NULL), 'i' int64_t, 'z' int64_t with 0 meaning NULL,
+ *   'b' const void *, size_t (blob).  */
+CT_MUST_CHECK ct_err db_prepare(ct_db *db, const char *sql, sqlite3_stmt **out, const char *types, ...);
+/* Prepares, binds, runs to completion (no rows expected) and reports sqlite3_changes in *changes (may be NULL). */
+CT_MUST_CHECK ct_err db_exec(ct_db *db, const char *sql, int *changes, const char *types, ...);
+/* Runs a query whose first row's first column is an integer; CT_ERR_NOT_FOUND (no detail) without rows. */
+CT_MUST_CHECK ct_err db_query_int(ct_db *db, const char *sql, int64_t *out, const char *types, ...);
+/* Steps a prepared statement: CT_OK with *row true/false, CT_ERR_DB on error. */
+CT_MUST_CHECK ct_err db_step(ct_db *db, sqlite3_stmt *st, bool *row);
+/* Copies a text column into a fixed array; fails (CT_ERR_DB) rather than truncate. */
+CT_MUST_CHECK ct_err db_col_text(sqlite3_stmt *st, int col, char *dst, size_t dst_max);
+/* Copies a 32-byte blob column; anything else is CT_ERR_INTEGRITY. */
+CT_MUST_CHECK ct_err db_col_hash(sqlite3_stmt *st, int col, uint8_t out[32]);
+
+/* Runs fn under the mutex; with `tx`, inside BEGIN IMMEDIATE .. COMMIT, rolled back on any error. */
+typedef ct_err (*db_fn)(ct_db *db, void *ctx);
+CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
+
+/* Appends one audit event; the caller holds the mutex and an open transaction. */
+CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
+                                        const char *outcome, const char *detail);
+
+/* Checks a caller-supplied string: non-NULL, non-empty, shorter than max (so it fits a db.h array). */
+CT_MUST_CHECK ct_err db_check_str(const char *what, const char *s, size_t max);
+
+#endif

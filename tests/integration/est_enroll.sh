@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# End to end: a CA on a real SoftHSM token and a real SQLite file, served on loopback, enrolled by a station
+# that uses nothing but openssl and curl. Usage: est_enroll.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+
+CA=$WORK/ca
+"$CA_BIN" init --dir "$CA" >/dev/null
+DB=$CA/camtrust.db
+check "init writes root.pem, chain.pem, ops-root.pem and a config" test -s "$CA/root.pem" -a -s "$CA/chain.pem" -a -s "$CA/ops-root.pem" -a -s "$CA/camtrust-ca.conf"
+check "init refuses to run twice" bash -c "! '$CA_BIN' init --dir '$CA'"
+check "device issuing CA chains to the device root" openssl verify -CAfile "$CA/root.pem" "$CA/device-issuing.pem"
+check "device issuing CA has pathlen 0" bash -c "openssl x509 -in '$CA/device-issuing.pem' -noout -text | grep -q 'CA:TRUE, pathlen:0'"
+check "device root is a CA with keyCertSign and cRLSign" bash -c "openssl x509 -in '$CA/root.pem' -noout -text | grep -A1 'Key Usage' | grep -q 'Certificate Sign, CRL Sign'"
+check "the device root does not certify the operations CA" bash -c "! openssl verify -CAfile '$CA/root.pem' '$CA/ops-issuing.pem'"
+check "every default is written out in the config" grep -q '^device.domain = ' "$CA/camtrust-ca.conf"
+
+# The CA's private keys cannot be read out of the token, by a tool that is not ours.
+export SOFTHSM2_CONF=$CA/softhsm2.conf
+PIN=$(cat "$CA/secrets/user.pin")
+# (pkcs11-tool 0.23 exits 0 for EC private keys while writing nothing: judge by the file it writes.)
+pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin "$PIN" --read-object --type privkey --label device-root -o "$WORK/stolen" >/dev/null 2>&1 || true
+pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin "$PIN" --read-object --type pubkey --label device-root -o "$WORK/public" >/dev/null 2>&1 || true
+check "pkcs11-tool cannot read the device root private key" test ! -s "$WORK/stolen"
+check "... while it can read the public key (the check itself works)" test -s "$WORK/public"
+check "the token marks CA keys sensitive and never extractable" bash -c "pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin '$PIN' --list-objects --type privkey 2>/dev/null | grep -A6 'label: *device-issuing' | grep -q 'never extractable'"
+unset SOFTHSM2_CONF
+
+# A station: its own key, its CSR certified by the operations CA.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
+"$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
+check "station certificate chains to the operations root" openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$WORK/station.pem" "$WORK/station.pem"
+check "station certificate is for clientAuth" bash -c "openssl x509 -in '$WORK/station.pem' -noout -text | grep -q 'TLS Web Client Authentication'"
+check "a second station with the same name is refused" bash -c "! '$CA_BIN' station add --dir '$CA' --name line1 --csr '$WORK/station.csr' --out '$WORK/x.pem' 2>/dev/null"
+printf 'CAM0001\nCAM0002\nCAM0003\n# comment\n\nCAM0004\n' >"$WORK/serials.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials.txt" >/dev/null
+check "order list shows the order with 4 serials" bash -c "'$CA_BIN' order list --dir '$CA' | grep -q 'open .*line1 .*CX100 .*0/4'"
+printf 'CAM0005\nbad serial!\n' >"$WORK/bad-serials.txt"
+check "an order with an invalid serial is refused" bash -c "! '$CA_BIN' order create --dir '$CA' --station line1 --model CX100 --serials '$WORK/bad-serials.txt' 2>/dev/null"
+
+start_ca "$CA"
+STATION=(--cert "$WORK/station.pem" --key "$WORK/station.key")
+
+# Enrollment as RFC 7030 describes it.
+make_csr "$WORK/cam1" "/serialNumber=CAM0001/CN=anything/O=ignored"
+check_eq "simpleenroll answers 200" 200 "$(est_post simpleenroll "$WORK/cam1.b64" "$WORK/cam1.p7b64" "${STATION[@]}")"
+base64 -d "$WORK/cam1.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1.pem" 2>/dev/null || true
+check "the answer is a certs-only PKCS#7 that openssl reads" test -s "$WORK/cam1.pem"
+check "the device certificate verifies against root.pem with chain.pem" openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/chain.pem" "$WORK/cam1.pem"
+check "the device certificate does not verify against the operations root" bash -c "! openssl verify -CAfile '$CA/ops-root.pem' '$WORK/cam1.pem'"
+TEXT=$(openssl x509 -in "$WORK/cam1.pem" -noout -text -nameopt RFC2253)
+check "subject has serialNumber, CN = model + serial and O from config" grep -q 'Subject: O=Example Camera Maker,CN=CX100 CAM0001,serialNumber=CAM0001\|Subject: serialNumber=CAM0001,CN=CX100 CAM0001,O=Example Camera Maker' <<<"$TEXT"
+check "subjectAltName is the serial-derived DNS name" grep -q 'DNS:cam0001.devices.example.com' <<<"$TEXT"
+check "keyUsage is critical digitalSignature" bash -c "grep -A1 'X509v3 Key Usage: critical' <<<\"\$0\" | grep -q 'Digital Signature'" "$TEXT"
+check "EKU is serverAuth and clientAuth" grep -q 'TLS Web Server Authentication, TLS Web Client Authentication' <<<"$TEXT"
+check "AKI and SKI are present" bash -c "grep -q 'Authority Key Identifier' <<<\"\$0\" && grep -q 'Subject Key Identifier' <<<\"\$0\"" "$TEXT"
+check "notAfter is 99991231235959Z" bash -c "openssl x509 -in '$WORK/cam1.pem' -noout -enddate | grep -q 'Dec 31 23:59:59 9999 GMT'"
+SERIAL=$(openssl x509 -in "$WORK/cam1.pem" -noout -serial | cut -d= -f2)
+check "the certificate serial is random, positive, at least 64 bits" test "${#SERIAL}" -ge 16
+check "O=ignored from the CSR is not copied" bash -c "! grep -q ignored <<<\"\$0\"" "$TEXT"
+check_eq "the certificate and its audit event are in the database" "1|1" \
+  "$(sql "$DB" "select count(*) from certificates where device_serial='CAM0001'; select count(*) from audit where outcome='ok' and subject like '%CAM0001%';" | paste -sd'|')"
+
+check_eq "a re-sent identical request answers 200" 200 "$(est_post simpleenroll "$WORK/cam1.b64" "$WORK/cam1-again.p7b64" "${STATION[@]}")"
+base64 -d "$WORK/cam1-again.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1-again.pem" 2>/dev/null || true
+check_eq "... with the same certificate" "$(openssl x509 -in "$WORK/cam1.pem" -noout -fingerprint)" "$(openssl x509 -in "$WORK/cam1-again.pem" -noout -fingerprint 2>&1)"
+
+code=$(curl -s -o "$WORK/cacerts.b64" -w '%{http_code}' --cacert "$CA/ops-root.pem" "https://localhost:$PORT/.well-known/est/cacerts")
+check_eq "cacerts answers 200 without a client certificate" 200 "$code"
+check_eq "cacerts holds the device issuing CA and the device root" 2 "$(base64 -d "$WORK/cacerts.b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | grep -c 'BEGIN CERTIFICATE')"
+curl -s --cacert "$CA/ops-root.pem" "https://localhost:$PORT/.well-known/est/csrattrs" | base64 -d >"$WORK/csrattrs.der"
+check "csrattrs asks for ecdsa-with-SHA256 and serialNumber" bash -c "openssl asn1parse -inform DER -in '$WORK/csrattrs.der' | grep -q ecdsa-with-SHA256 && openssl asn1parse -inform DER -in '$WORK/csrattrs.der' | grep -q serialNumber"
+check "TLS 1.3 is served" bash -c "curl -s --tlsv1.3 --cacert '$CA/ops-root.pem' -o /dev/null https://localhost:$PORT/.well-known/est/cacerts"
+
+# Refusals: each with its status, a one-line reason, an audit entry, and no certificate row.
+rows_before=$(sql "$DB" "select count(*) from certificates")
+denied_before=$(sql "$DB" "select count(*) from audit where outcome='denied'")
+make_csr "$WORK/cam2" "/serialNumber=CAM0002/CN=x"
+check_eq "no client certificate: 401" 401 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" )"
+check "... with a one-line reason" bash -c "[ \$(wc -l <'$WORK/r') -eq 1 ] && grep -q 'client certificate' '$WORK/r'"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/rogue.key" -subj "/CN=line1" -days 1 -out "$WORK/rogue.pem" 2>/dev/null
+check_eq "a self-signed look-alike station certificate: 401" 401 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" --cert "$WORK/rogue.pem" --key "$WORK/rogue.key")"
+check_eq "wrong content type: 415" 415 "$(EST_CONTENT_TYPE=application/json est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
+head -c 20000 /dev/zero | tr '\0' 'A' >"$WORK/big.b64"
+check_eq "a body over the limit: 413" 413 "$(est_post simpleenroll "$WORK/big.b64" "$WORK/r" "${STATION[@]}")"
+printf 'not*base64!' >"$WORK/bad.b64"
+check_eq "malformed base64: 400" 400 "$(est_post simpleenroll "$WORK/bad.b64" "$WORK/r" "${STATION[@]}")"
+head -c 300 /dev/urandom | base64 >"$WORK/junk.b64"
+check_eq "base64 of something that is not a CSR: 400" 400 "$(est_post simpleenroll "$WORK/junk.b64" "$WORK/r" "${STATION[@]}")"
+cp "$WORK/cam2.der" "$WORK/badsig.der"
+len=$(stat -c %s "$WORK/badsig.der"); printf '\x01' | dd of="$WORK/badsig.der" bs=1 seek=$((len - 5)) conv=notrunc 2>/dev/null
+base64 "$WORK/badsig.der" >"$WORK/badsig.b64"
+check_eq "a CSR whose signature does not verify: 400" 400 "$(est_post simpleenroll "$WORK/badsig.b64" "$WORK/r" "${STATION[@]}")"
+check "... named as such" grep -qi 'signature' "$WORK/r"
+make_csr "$WORK/rsa" "/serialNumber=CAM0002/CN=x" -newkey rsa:2048
+check_eq "a weak key (RSA-2048): 400" 400 "$(est_post simpleenroll "$WORK/rsa.b64" "$WORK/r" "${STATION[@]}")"
+make_csr "$WORK/noserial" "/CN=CAM0002"
+check_eq "no subject serialNumber: 400" 400 "$(est_post simpleenroll "$WORK/noserial.b64" "$WORK/r" "${STATION[@]}")"
+make_csr "$WORK/other" "/serialNumber=CAM9999/CN=x"
+check_eq "a serial outside the order: 403" 403 "$(est_post simpleenroll "$WORK/other.b64" "$WORK/r" "${STATION[@]}")"
+check "... named in the reason" grep -q CAM9999 "$WORK/r"
+make_csr "$WORK/cam1b" "/serialNumber=CAM0001/CN=x"
+check_eq "an issued serial with another key: 409" 409 "$(est_post simpleenroll "$WORK/cam1b.b64" "$WORK/r" "${STATION[@]}")"
+check_eq "an unknown EST label: 404" 404 "$(est_post nosuchlabel/simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
+check_eq "GET on simpleenroll: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ops-root.pem" "${STATION[@]}" "https://localhost:$PORT/.well-known/est/simpleenroll")"
+"$CA_BIN" station disable --dir "$CA" line1 >/dev/null
+check_eq "a disabled station, on its next request: 403" 403 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
+"$CA_BIN" station enable --dir "$CA" line1 >/dev/null
+check_eq "refusals left no certificate row" "$rows_before" "$(sql "$DB" "select count(*) from certificates")"
+check_eq "every refusal was audited" 13 "$(( $(sql "$DB" "select count(*) from audit where outcome='denied'") - denied_before ))"
+check_eq "the re-enabled station enrolls again" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7b64" "${STATION[@]}")"
+
+# Re-enrollment: the device re-keys with its current certificate.
+make_csr "$WORK/cam1-rekey" "/serialNumber=CAM0001/CN=x"
+check_eq "simplereenroll with the device's certificate: 200" 200 "$(est_post simplereenroll "$WORK/cam1-rekey.b64" "$WORK/cam1-rekey.p7b64" --cert "$WORK/cam1.pem" --key "$WORK/cam1.key")"
+base64 -d "$WORK/cam1-rekey.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1-rekey.pem" 2>/dev/null || true
+check "the new certificate verifies" openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/chain.pem" "$WORK/cam1-rekey.pem"
+check_eq "the old certificate is superseded" "superseded" "$(sql "$DB" "select status from certificates where cert_serial_hex=lower('$SERIAL') or upper(cert_serial_hex)=upper('$SERIAL')")"
+check_eq "the superseded certificate can no longer re-enroll: 401" 401 "$(est_post simplereenroll "$WORK/cam1-rekey.b64" "$WORK/r" --cert "$WORK/cam1.pem" --key "$WORK/cam1.key")"
+make_csr "$WORK/steal" "/serialNumber=CAM0003/CN=x"
+check_eq "a device cannot re-enroll another serial: 403" 403 "$(est_post simplereenroll "$WORK/steal.b64" "$WORK/r" --cert "$WORK/cam1-rekey.pem" --key "$WORK/cam1-rekey.key")"
+
+requests=$(grep -c 'event=request' "$WORK/server.log")
+check "one structured log line per request" test "$requests" -ge 22
+check "log lines carry status and reason" grep -q 'status=409 client="line1"' "$WORK/server.log"
+kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
+check_eq "SIGTERM stops the server cleanly" 0 "$rc"
+[ "$rc" = 0 ] || tail -60 "$WORK/server.log"
+
+check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
+# An attacker with the database file edits history: the chain names the entry.
+for t in $(sqlite3 "$DB" "select name from sqlite_master where type='trigger' and tbl_name='audit'"); do sqlite3 "$DB" "drop trigger $t"; done
+sqlite3 "$DB" "update audit set detail='nothing to see' where seq=3;"
+out=$("$CA_BIN" audit verify --dir "$CA" || true)
+check "audit verify names the edited entry" grep -q 'entry 3' <<<"$out"
+check "audit verify exits non-zero on a broken chain" bash -c "! '$CA_BIN' audit verify --dir '$CA' >/dev/null"
+finish
