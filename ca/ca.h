@@ -12,7 +12,8 @@ typedef struct ca ca;
 
 #define CA_CONFIG_FILE "camtrust-ca.conf"
 #define CA_PIN_ENV "CAMTRUST_CA_PIN"
-#define CA_PROFILE_DEVICE "device"
+#define CA_PROFILE_DEVICE "device"              /* default EST label: TLS identity (IDevID) */
+#define CA_PROFILE_MEDIA_SIGNING "media-signing" /* EST label media-signing: signs recordings */
 
 /* Creates a CA in `dir`: config (every default written out, unless one is there already), token (SoftHSM
  * here, or the configured one), the device and operations hierarchies, the CA's TLS certificate, the

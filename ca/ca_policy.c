@@ -15,6 +15,8 @@ typedef struct {
     pki_csr *csr;
     const char *serial;
     const char *profile;
+    pki_profile pki_profile;
+    bool dns_name;
     char model[PKI_NAME_MAX];
 } enroll_ctx;
 
@@ -22,8 +24,7 @@ ct_err ca_audit_denial(ca *c, const char *actor, const char *serial, ct_err why)
 {
     /* Copy: the audit call may itself set a detail. */
     char reason[256];
-    if (ct_snprintf(reason, sizeof reason, "%s%s%s", ct_err_message(why), *ct_err_detail() ? ": " : "",
-                    ct_err_detail()) != CT_OK)
+    if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)
         reason[0] = '\0';
     ct_err arc = db_audit_append(c->db, actor, "est.enroll", serial, "denied", reason);
     if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit a denial: %s", ct_err_message(arc));
@@ -53,13 +54,15 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
     size_t cn_len = strlen(info.subject_cn), sn_len = strlen(info.subject_serial);
     if (cn_len > sn_len + 1 && strcmp(info.subject_cn + cn_len - sn_len, info.subject_serial) == 0)
         CT_GUARD_RET(ct_snprintf(x->model, sizeof x->model, "%.*s", (int)(cn_len - sn_len - 1), info.subject_cn));
-    ct_err rc = db_cert_find_current(c->db, info.subject_serial, x->profile, &x->current);
-    x->has_current = rc == CT_OK;
+    /* Only the device's current TLS identity certificate (not a superseded or revoked one) authenticates it,
+     * whichever profile it renews. */
+    db_cert identity = {0};
+    ct_err rc = db_cert_find_current(c->db, info.subject_serial, CA_PROFILE_DEVICE, &identity);
+    bool current = rc == CT_OK && identity.der.len == req->client_cert_len &&
+                   memcmp(identity.der.data, req->client_cert, req->client_cert_len) == 0;
+    ct_buf_free(&identity.der);
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
-    /* Only the device's current certificate (not a superseded or revoked one) may renew. */
-    CT_ENSURE_RET(x->has_current && x->current.der.len == req->client_cert_len &&
-                      memcmp(x->current.der.data, req->client_cert, req->client_cert_len) == 0,
-                  ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current certificate of a device"));
+    CT_ENSURE_RET(current, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current certificate of a device"));
     return CT_OK;
 }
 
@@ -74,7 +77,7 @@ static ct_err check_csr(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_e
     return ct_strlcpy(res->device_serial, sizeof res->device_serial, x->serial);
 }
 
-/* The device certificate, IEEE 802.1AR IDevID profile. */
+/* A camera certificate: the IEEE 802.1AR IDevID profile, or the media-signing profile. */
 static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *info)
 {
     char cn[PKI_NAME_MAX], dns[DB_SERIAL_MAX + 130];
@@ -86,11 +89,11 @@ static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *in
     for (char *p = dns; *p; p++)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
     pki_cert_template t = {
-        .profile = PKI_PROFILE_DEVICE_ID,
+        .profile = x->pki_profile,
         .cn = cn,
         .serial_number = x->serial,
         .organization = c->cfg.organization,
-        .dns_names = {dns, NULL},
+        .dns_names = {x->dns_name ? dns : NULL, NULL},
         .not_before = now - 300,
         .not_after = c->cfg.device_days ? now + (time_t)c->cfg.device_days * DAY_SECONDS : PKI_NOT_AFTER_FOREVER,
     };
@@ -113,7 +116,7 @@ static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, c
     CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, x->profile));
     CT_GUARD_RET(ct_strlcpy(rec.subject, sizeof rec.subject, info.subject_cn));
     pki_csr_spki_sha256(x->csr, rec.spki_sha256);
-    const char *supersedes = req->kind == CA_ENROLL_RENEW ? x->current.cert_serial_hex : NULL;
+    const char *supersedes = req->kind == CA_ENROLL_RENEW && x->has_current ? x->current.cert_serial_hex : NULL;
     return db_cert_record_issuance(c->db, &rec, supersedes, actor);
 }
 
@@ -131,10 +134,24 @@ static ct_err repeat_or_refuse(const enroll_ctx *x, ca_enroll_result *res)
     return CT_OK;
 }
 
-static ct_err resolve_profile(const char *label, const char **profile)
+/* Each EST label names a certificate profile; a serial gets at most one current certificate per profile. */
+static const struct {
+    const char *label;
+    pki_profile profile;
+    bool dns_name;
+} est_profiles[] = {
+    {CA_PROFILE_DEVICE, PKI_PROFILE_DEVICE_ID, true},
+    {CA_PROFILE_MEDIA_SIGNING, PKI_PROFILE_MEDIA_SIGNING, false},
+};
+
+static ct_err resolve_profile(const char *label, enroll_ctx *x)
 {
-    if (!label || !*label || strcmp(label, CA_PROFILE_DEVICE) == 0) {
-        *profile = CA_PROFILE_DEVICE;
+    if (!label || !*label) label = CA_PROFILE_DEVICE;
+    for (size_t i = 0; i < sizeof est_profiles / sizeof est_profiles[0]; i++) {
+        if (strcmp(label, est_profiles[i].label) != 0) continue;
+        x->profile = est_profiles[i].label;
+        x->pki_profile = est_profiles[i].profile;
+        x->dns_name = est_profiles[i].dns_name;
         return CT_OK;
     }
     return ct_fail(CT_ERR_NOT_FOUND, "unknown EST label '%.40s'", label);
@@ -148,7 +165,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     pki_issued_info issued;
     memset(res, 0, sizeof *res);
     ct_err_clear();
-    CT_GUARD(resolve_profile(req->label, &x.profile));
+    CT_GUARD(resolve_profile(req->label, &x));
     CT_GUARD(authenticate(c, req, &x, res));
     CT_GUARD(check_csr(c, req, &x, res));
     if (req->kind == CA_ENROLL_NEW) {
@@ -169,6 +186,10 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     } else {
         CT_ENSURE_MSG(strcmp(x.serial, res->actor) == 0, CT_ERR_FORBIDDEN,
                       "device %s may renew only its own serial, not %s", res->actor, x.serial);
+        rc = db_cert_find_current(c->db, x.serial, x.profile, &x.current);
+        CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+        x.has_current = rc == CT_OK;
+        rc = CT_OK;
     }
     CT_GUARD(issue(c, &x, &der, &issued));
     rc = record(c, &x, req, &der, &issued, res->actor);

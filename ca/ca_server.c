@@ -2,12 +2,10 @@
  * callbacks into hsm/, so only hsm/ speaks PKCS#11 and the module is loaded once. Handlers stay thin:
  * collect the request, ask ca_est_handle, send its answer, log one line. */
 #define _POSIX_C_SOURCE 200809L
-#include <arpa/inet.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -258,34 +256,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
 }
 
-static ct_err parse_listen(const char *listen, struct sockaddr_storage *ss)
-{
-    char host[64];
-    const char *colon = strrchr(listen, ':');
-    CT_ENSURE_RET(colon && colon != listen, ct_fail(CT_ERR_CONFIG, "listen address '%s' is not host:port", listen));
-    char *end = NULL;
-    long port = strtol(colon + 1, &end, 10);
-    CT_ENSURE_RET(*end == '\0' && port > 0 && port < 65536, ct_fail(CT_ERR_CONFIG, "bad port in '%s'", listen));
-    size_t hl = (size_t)(colon - listen);
-    CT_ENSURE_RET(hl < sizeof host, ct_fail(CT_ERR_CONFIG, "host too long in '%s'", listen));
-    memcpy(host, listen, hl);
-    host[hl] = '\0';
-    memset(ss, 0, sizeof *ss);
-    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-        host[hl - 1] = '\0';
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        CT_ENSURE_RET(inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1, ct_fail(CT_ERR_CONFIG, "bad IPv6 in '%s'", listen));
-        return CT_OK;
-    }
-    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    CT_ENSURE_RET(inet_pton(AF_INET, host, &a4->sin_addr) == 1, ct_fail(CT_ERR_CONFIG, "bad IPv4 in '%s'", listen));
-    return CT_OK;
-}
-
 ct_err ca_serve(ca *c, const char *listen)
 {
     ct_err rc = CT_OK;
@@ -293,9 +263,10 @@ ct_err ca_serve(ca *c, const char *listen)
     ct_buf trust = CT_BUF_INIT;
     struct MHD_Daemon *d = NULL;
     struct sockaddr_storage addr;
+    socklen_t addr_len;
     sigset_t stop;
     const char *where = listen ? listen : c->cfg.listen;
-    CT_GUARD(parse_listen(where, &addr));
+    CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define CT_MUST_CHECK __attribute__((warn_unused_result))
 
@@ -138,6 +139,10 @@ CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
 /* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
 CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, const char *name);
+
+/* ---- network addresses ---- */
+/* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). */
+CT_MUST_CHECK ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len);
 
 /* ---- logging: one structured line (logfmt) per event on stderr ---- */
 typedef enum { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;

@@ -262,6 +262,7 @@ static const struct {
     [PKI_PROFILE_DEVICE_ID] = {false, false, true, "digitalSignature", "serverAuth,clientAuth"},
     [PKI_PROFILE_CLIENT] = {false, false, false, "digitalSignature", "clientAuth"},
     [PKI_PROFILE_TLS_SERVER] = {false, false, true, "digitalSignature", "serverAuth"},
+    [PKI_PROFILE_MEDIA_SIGNING] = {false, false, false, "digitalSignature", NULL},
 };
 
 static bool dns_name_ok(const char *s)

@@ -41,6 +41,7 @@ typedef enum {
     PKI_PROFILE_DEVICE_ID,   /* IEEE 802.1AR IDevID: digitalSignature (critical), EKU serverAuth+clientAuth, SAN DNS */
     PKI_PROFILE_CLIENT,      /* stations (and later officers, viewers): digitalSignature, EKU clientAuth */
     PKI_PROFILE_TLS_SERVER,  /* the CA's own HTTPS: digitalSignature, EKU serverAuth, SAN DNS/IP */
+    PKI_PROFILE_MEDIA_SIGNING, /* a camera's recording-signing key: digitalSignature (critical) only, no EKU */
 } pki_profile;
 
 typedef struct {

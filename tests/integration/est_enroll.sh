@@ -110,6 +110,16 @@ check_eq "refusals left no certificate row" "$rows_before" "$(sql "$DB" "select 
 check_eq "every refusal was audited" 13 "$(( $(sql "$DB" "select count(*) from audit where outcome='denied'") - denied_before ))"
 check_eq "the re-enabled station enrolls again" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7b64" "${STATION[@]}")"
 
+# The media-signing profile: its own key and certificate per serial, for signing recordings, not for TLS.
+make_csr "$WORK/cam2m" "/serialNumber=CAM0002/CN=x"
+check_eq "media-signing/simpleenroll answers 200" 200 "$(est_post media-signing/simpleenroll "$WORK/cam2m.b64" "$WORK/cam2m.p7b64" "${STATION[@]}")"
+base64 -d "$WORK/cam2m.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam2m.pem" 2>/dev/null || true
+MTEXT=$(openssl x509 -in "$WORK/cam2m.pem" -noout -text 2>&1)
+check "the media-signing certificate chains to the device root" openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/chain.pem" "$WORK/cam2m.pem"
+check "... has critical digitalSignature and no serverAuth" bash -c "grep -A1 'Key Usage: critical' <<<\"\$0\" | grep -q 'Digital Signature' && ! grep -q 'TLS Web Server' <<<\"\$0\"" "$MTEXT"
+make_csr "$WORK/cam2m2" "/serialNumber=CAM0002/CN=x"
+check_eq "a second media-signing key for the serial: 409" 409 "$(est_post media-signing/simpleenroll "$WORK/cam2m2.b64" "$WORK/r" "${STATION[@]}")"
+
 # Re-enrollment: the device re-keys with its current certificate.
 make_csr "$WORK/cam1-rekey" "/serialNumber=CAM0001/CN=x"
 check_eq "simplereenroll with the device's certificate: 200" 200 "$(est_post simplereenroll "$WORK/cam1-rekey.b64" "$WORK/cam1-rekey.p7b64" --cert "$WORK/cam1.pem" --key "$WORK/cam1.key")"
@@ -121,7 +131,7 @@ make_csr "$WORK/steal" "/serialNumber=CAM0003/CN=x"
 check_eq "a device cannot re-enroll another serial: 403" 403 "$(est_post simplereenroll "$WORK/steal.b64" "$WORK/r" --cert "$WORK/cam1-rekey.pem" --key "$WORK/cam1-rekey.key")"
 
 requests=$(grep -c 'event=request' "$WORK/server.log")
-check "one structured log line per request" test "$requests" -ge 22
+check "one structured log line per request" test "$requests" -ge 25
 check "log lines carry status and reason" grep -q 'status=409 client="line1"' "$WORK/server.log"
 kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"

@@ -427,7 +427,7 @@ typedef struct {
     size_t index;    /* thread number */
     double *lat;     /* latency (s) of each request of this thread, by its order */
     size_t n_lat;
-    size_t ok, failed, reconnects;
+    size_t ok, failed, reconnects, unsent;
     double handshake_s;
     double end;
     char err[256];
@@ -483,9 +483,12 @@ static void *load_main(void *arg)
             if (t->reconnects++ >= MAX_RECONNECTS) break;
             char cerr[160];
             up = conn_open(o, &c, cerr, sizeof cerr);
+            if (!up && !t->err[0]) errf(t->err, sizeof t->err, "reconnect: %s", cerr);
         }
     }
     t->end = now_s();
+    size_t share = ((size_t)o->count - t->index + (size_t)o->conns - 1) / (size_t)o->conns;
+    t->unsent = share - t->ok - t->failed;
     conn_close(&c);
     free(buf);
     return NULL;
@@ -563,12 +566,13 @@ static int run_load(const bench_opts *o)
     for (size_t t = 0; t < nt; t++) pthread_join(tids[t], NULL);
     pthread_barrier_destroy(&g_barrier);
 
-    size_t ok = 0, failed = 0, reconnects = 0, nl = 0;
+    size_t ok = 0, failed = 0, reconnects = 0, unsent = 0, nl = 0;
     double end = g_start, hs_max = 0;
     for (size_t t = 0; t < nt; t++) {
         ok += threads[t].ok;
         failed += threads[t].failed;
         reconnects += threads[t].reconnects;
+        unsent += threads[t].unsent;
         if (threads[t].end > end) end = threads[t].end;
         if (threads[t].handshake_s > hs_max) hs_max = threads[t].handshake_s;
         if (threads[t].err[0]) fprintf(stderr, "%s conn %zu: %s\n", mode_name(o->mode), t, threads[t].err);
@@ -578,9 +582,9 @@ static int run_load(const bench_opts *o)
     }
     qsort(all, nl, sizeof *all, cmp_double);
     double secs = end - g_start;
-    printf("%s conns=%ld requests=%ld ok=%zu failed=%zu reconnects=%zu seconds=%.3f certs_per_s=%.1f p50_ms=%.2f "
+    printf("%s conns=%ld requests=%ld ok=%zu failed=%zu unsent=%zu reconnects=%zu seconds=%.3f certs_per_s=%.1f p50_ms=%.2f "
            "p99_ms=%.2f max_ms=%.2f connect_ms_max=%.1f\n",
-           mode_name(o->mode), o->conns, o->count, ok, failed, reconnects, secs, secs > 0 ? (double)ok / secs : 0.0,
+           mode_name(o->mode), o->conns, o->count, ok, failed, unsent, reconnects, secs, secs > 0 ? (double)ok / secs : 0.0,
            percentile(all, nl, 0.50) * 1e3, percentile(all, nl, 0.99) * 1e3, nl ? all[nl - 1] * 1e3 : 0.0,
            hs_max * 1e3);
     fflush(stdout);

@@ -1,0 +1,40 @@
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len)
+{
+    char host[64];
+    const char *colon = strrchr(hostport, ':');
+    CT_ENSURE_RET(colon && colon != hostport, ct_fail(CT_ERR_CONFIG, "address '%.80s' is not host:port", hostport));
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    CT_ENSURE_RET(colon[1] && *end == '\0' && port > 0 && port < 65536,
+                  ct_fail(CT_ERR_CONFIG, "bad port in '%.80s'", hostport));
+    size_t hl = (size_t)(colon - hostport);
+    CT_ENSURE_RET(hl < sizeof host, ct_fail(CT_ERR_CONFIG, "host too long in '%.80s'", hostport));
+    memcpy(host, hostport, hl);
+    host[hl] = '\0';
+    memset(out, 0, sizeof *out);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)out;
+        host[hl - 1] = '\0';
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        CT_ENSURE_RET(inet_pton(AF_INET6, host + 1, &a6->sin6_addr) == 1,
+                      ct_fail(CT_ERR_CONFIG, "bad IPv6 address in '%.80s'", hostport));
+        *out_len = sizeof *a6;
+        return CT_OK;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    CT_ENSURE_RET(inet_pton(AF_INET, host, &a4->sin_addr) == 1,
+                  ct_fail(CT_ERR_CONFIG, "bad IPv4 address in '%.80s' (numeric addresses only)", hostport));
+    *out_len = sizeof *a4;
+    return CT_OK;
+}
