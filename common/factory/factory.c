@@ -1,0 +1,2 @@
+/* placeholder: being written */
+typedef int camtrust_placeholder_;
