@@ -1,7 +1,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ca_priv.h"
 
@@ -10,19 +9,8 @@ const char *const ca_key_cert_file[CA_KEY__COUNT] = {"root.pem", "device-issuing
 const char *const ca_key_default_label[CA_KEY__COUNT] = {"device-root", "device-issuing", "ops-root", "ops-issuing",
                                                          "ca-tls"};
 
-/* One row per setting: the key, its default, and the comment written above it in a new config. */
-typedef struct {
-    const char *key;
-    const char *fallback;
-    const char *comment;
-} setting_row;
-
-static const setting_row setting_rows[] = {
-    {"hsm.module", HSM_DEFAULT_MODULE, "PKCS#11 module of the HSM holding every CA key"},
-    {"hsm.token", "camtrust-ca", "token label"},
-    {"hsm.pin_file", "secrets/user.pin", "user PIN file (relative to the CA folder); empty: $" CA_PIN_ENV},
-    {"hsm.softhsm_conf", "softhsm2.conf", "SoftHSMv2 only: its config (exported as SOFTHSM2_CONF); empty for other HSMs"},
-    {"hsm.sessions", "4", "PKCS#11 sessions kept open for signing"},
+static const ct_setting setting_rows[] = {
+    HSM_SETTING_ROWS("camtrust-ca", CA_PIN_ENV),
     {"hsm.key_curve", "P-256", "curve of the keys init generates: P-256 or P-384"},
     {"key.device_root", "pkcs11:object=device-root;type=private", "device root CA key (RFC 7512 URI)"},
     {"key.device_issuing", "pkcs11:object=device-issuing;type=private", "device issuing CA key: signs cameras only"},
@@ -44,77 +32,40 @@ static const setting_row setting_rows[] = {
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
 };
 
-static const char *setting(const ct_config *cfg, const char *key)
+static const ct_settings_schema schema = {"camtrust CA configuration", setting_rows,
+                                          sizeof setting_rows / sizeof setting_rows[0]};
+
+ct_err ca_settings_write_defaults(const char *dir)
 {
-    for (size_t i = 0; i < sizeof setting_rows / sizeof setting_rows[0]; i++)
-        if (strcmp(setting_rows[i].key, key) == 0) return ct_config_get(cfg, key, setting_rows[i].fallback);
-    abort(); /* a key missing from the table is a programming error */
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
+    return ct_settings_write_defaults(&schema, path);
 }
 
-static ct_err in_dir(const char *dir, const char *value, char *out, size_t max)
-{
-    if (!*value) return ct_strlcpy(out, max, "");
-    if (value[0] == '/') return ct_strlcpy(out, max, value);
-    return ct_path_join(out, max, dir, value);
-}
-
-ct_err ca_settings_default_text(ct_buf *out)
-{
-    CT_GUARD_RET(ct_buf_appendf(out, "# camtrust CA configuration: every setting, with its default.\n"));
-    for (size_t i = 0; i < sizeof setting_rows / sizeof setting_rows[0]; i++)
-        CT_GUARD_RET(ct_buf_appendf(out, "\n# %s\n%s = %s\n", setting_rows[i].comment, setting_rows[i].key,
-                                    setting_rows[i].fallback));
-    return CT_OK;
-}
-
-/* Refuses typos: a misspelt key would otherwise silently fall back to its default. */
-static ct_err check_known_keys(const ct_config *cfg)
-{
-    for (size_t k = 0; k < ct_config_count(cfg); k++) {
-        const char *key = ct_config_key(cfg, k);
-        bool known = false;
-        for (size_t i = 0; i < sizeof setting_rows / sizeof setting_rows[0] && !known; i++)
-            known = strcmp(setting_rows[i].key, key) == 0;
-        CT_ENSURE_RET(known, ct_fail(CT_ERR_CONFIG, "config: unknown setting '%s'", key));
-    }
-    return CT_OK;
-}
-
-ct_err ca_settings_load(const char *dir, bool allow_missing, ca_settings *s)
+ct_err ca_settings_load(const char *dir, ca_settings *s)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL;
-    ct_buf text = CT_BUF_INIT;
     char path[CA_PATH_MAX];
     memset(s, 0, sizeof *s);
     CT_GUARD(ct_strlcpy(s->dir, sizeof s->dir, dir));
     CT_GUARD(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
-    struct stat st;
-    if (stat(path, &st) == 0 || !allow_missing) {
-        rc = ct_file_read(path, CT_CONFIG_MAX_BYTES, &text);
-        CT_ENSURE_MSG(rc == CT_OK, rc == CT_ERR_IO ? CT_ERR_CONFIG : rc, "cannot read %s: is %s a camtrust CA folder?",
-                      path, dir);
-        CT_GUARD(ct_config_parse(text.data, text.len, &cfg));
-        CT_GUARD(check_known_keys(cfg));
-    }
-    CT_GUARD(ct_strlcpy(s->module, sizeof s->module, setting(cfg, "hsm.module")));
-    CT_GUARD(ct_strlcpy(s->token, sizeof s->token, setting(cfg, "hsm.token")));
-    CT_GUARD(in_dir(dir, setting(cfg, "hsm.pin_file"), s->pin_file, sizeof s->pin_file));
-    CT_GUARD(in_dir(dir, setting(cfg, "hsm.softhsm_conf"), s->softhsm_conf, sizeof s->softhsm_conf));
-    CT_GUARD(in_dir(dir, setting(cfg, "database"), s->db_path, sizeof s->db_path));
-    CT_GUARD(ct_strlcpy(s->curve, sizeof s->curve, setting(cfg, "hsm.key_curve")));
+    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG, "%s has no %s: is it a camtrust CA folder?", dir, CA_CONFIG_FILE);
+    CT_GUARD(ct_settings_load(&schema, path, &cfg));
+    CT_GUARD(hsm_settings_read(&schema, cfg, dir, CA_PIN_ENV, &s->hsm));
+    CT_GUARD(ct_settings_copy_path(&schema, cfg, "database", dir, s->db_path, sizeof s->db_path));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "hsm.key_curve", s->curve, sizeof s->curve));
     CT_ENSURE_MSG(strcmp(s->curve, "P-256") == 0 || strcmp(s->curve, "P-384") == 0, CT_ERR_CONFIG,
                   "config hsm.key_curve: '%s' is not P-256 or P-384", s->curve);
     static const char *const key_settings[CA_KEY__COUNT] = {"key.device_root", "key.device_issuing", "key.ops_root",
                                                             "key.ops_issuing", "key.tls"};
     for (int i = 0; i < CA_KEY__COUNT; i++)
-        CT_GUARD(ct_strlcpy(s->key_uri[i], sizeof s->key_uri[i], setting(cfg, key_settings[i])));
-    CT_GUARD(ct_strlcpy(s->organization, sizeof s->organization, setting(cfg, "subject.organization")));
-    CT_GUARD(ct_strlcpy(s->device_domain, sizeof s->device_domain, setting(cfg, "device.domain")));
-    CT_GUARD(ct_strlcpy(s->listen, sizeof s->listen, setting(cfg, "server.listen")));
-    CT_GUARD(ct_strlcpy(s->server_names, sizeof s->server_names, setting(cfg, "server.names")));
-    CT_GUARD(ct_strlcpy(s->server_ips, sizeof s->server_ips, setting(cfg, "server.ips")));
-    CT_GUARD(ct_config_get_int(cfg, "hsm.sessions", 4, 1, 64, &s->sessions));
+        CT_GUARD(ct_settings_copy(&schema, cfg, key_settings[i], s->key_uri[i], sizeof s->key_uri[i]));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "subject.organization", s->organization, sizeof s->organization));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "device.domain", s->device_domain, sizeof s->device_domain));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "server.listen", s->listen, sizeof s->listen));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "server.names", s->server_names, sizeof s->server_names));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "server.ips", s->server_ips, sizeof s->server_ips));
     CT_GUARD(ct_config_get_int(cfg, "server.threads", 2, 1, 64, &s->threads));
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
     CT_GUARD(ct_config_get_int(cfg, "device.validity_days", 0, 0, 100000, &s->device_days));
@@ -122,23 +73,8 @@ ct_err ca_settings_load(const char *dir, bool allow_missing, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "ca.issuing_validity_days", 7300, 1, 100000, &s->issuing_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.server_validity_days", 825, 1, 100000, &s->server_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.station_validity_days", 825, 1, 100000, &s->station_days));
-    if (*s->softhsm_conf) CT_ENSURE_MSG(setenv("SOFTHSM2_CONF", s->softhsm_conf, 1) == 0, CT_ERR_CONFIG, "setenv failed");
 cleanup:
     ct_config_free(cfg);
-    ct_buf_free(&text);
-    return rc;
-}
-
-ct_err ca_hsm_open(const ca_settings *s, hsm **out)
-{
-    char pin[128];
-    ct_err rc = ct_secret_load(*s->pin_file ? s->pin_file : NULL, CA_PIN_ENV, pin, sizeof pin);
-    if (rc == CT_OK) {
-        hsm_config hc = {.module_path = s->module, .token_label = s->token, .pin = pin,
-                         .session_pool = (unsigned)s->sessions};
-        rc = hsm_open(&hc, out);
-    }
-    ct_wipe(pin, sizeof pin);
     return rc;
 }
 

@@ -1,71 +1,11 @@
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "ca_priv.h"
 
 #define DAY_SECONDS 86400
-
-static ct_err make_dir(const char *path)
-{
-    if (mkdir(path, 0700) == 0 || errno == EEXIST) return CT_OK;
-    return ct_fail(CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* A random PIN, written to a 0600 file. */
-static ct_err write_new_pin(const char *path, char *pin, size_t pin_max)
-{
-    uint8_t raw[16];
-    ct_err rc = ct_random(raw, sizeof raw);
-    if (rc == CT_OK) rc = ct_hex_encode(raw, sizeof raw, pin, pin_max);
-    if (rc == CT_OK) rc = ct_file_write_atomic(path, pin, strlen(pin), 0600);
-    ct_wipe(raw, sizeof raw);
-    return rc;
-}
-
-/* SoftHSM only: a token folder of this CA's own, so that nothing is shared with the system's tokens. */
-static ct_err prepare_softhsm(const ca_settings *s)
-{
-    char tokens[CA_PATH_MAX], text[CA_PATH_MAX + 128];
-    if (!*s->softhsm_conf || file_exists(s->softhsm_conf)) return CT_OK;
-    CT_GUARD_RET(ct_path_join(tokens, sizeof tokens, s->dir, "tokens"));
-    CT_GUARD_RET(make_dir(tokens));
-    CT_GUARD_RET(ct_snprintf(text, sizeof text,
-                             "# SoftHSMv2 token store of this CA\ndirectories.tokendir = %s\n"
-                             "objectstore.backend = file\nlog.level = ERROR\n",
-                             tokens));
-    return ct_file_write_atomic(s->softhsm_conf, text, strlen(text), 0600);
-}
-
-/* Creates the token with fresh PINs unless a PIN file exists (a configured, existing token). */
-static ct_err prepare_token(const ca_settings *s)
-{
-    ct_err rc = CT_OK;
-    char user_pin[64] = "", so_pin[64] = "", so_path[CA_PATH_MAX], secrets[CA_PATH_MAX];
-    if (!*s->pin_file || file_exists(s->pin_file)) return CT_OK;
-    CT_GUARD(ct_path_join(secrets, sizeof secrets, s->dir, "secrets"));
-    CT_GUARD(make_dir(secrets));
-    CT_GUARD(ct_path_join(so_path, sizeof so_path, secrets, "so.pin"));
-    CT_GUARD(write_new_pin(s->pin_file, user_pin, sizeof user_pin));
-    CT_GUARD(write_new_pin(so_path, so_pin, sizeof so_pin));
-    rc = hsm_token_create(s->module, s->token, so_pin, user_pin);
-    if (rc == CT_ERR_EXISTS)
-        rc = ct_fail(CT_ERR_CONFIG, "token '%s' exists but %s did not: give its PIN file in the config", s->token,
-                     s->pin_file);
-cleanup:
-    ct_wipe(user_pin, sizeof user_pin);
-    ct_wipe(so_pin, sizeof so_pin);
-    return rc;
-}
 
 /* Finds the configured key; the default ones are generated on first use. */
 static ct_err find_or_make_key(hsm *h, const ca_settings *s, ca_key_role role, hsm_key **out)
@@ -141,22 +81,14 @@ ct_err ca_init(const char *dir)
 {
     ct_err rc = CT_OK;
     ca *c = NULL;
-    ct_buf text = CT_BUF_INIT;
-    char path[CA_PATH_MAX];
-    CT_GUARD(make_dir(dir));
-    CT_GUARD(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
-    if (!file_exists(path)) {
-        CT_GUARD(ct_buf_alloc(&text, 8192));
-        CT_GUARD(ca_settings_default_text(&text));
-        CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0600));
-    }
+    CT_GUARD(ct_mkdir(dir, 0700));
+    CT_GUARD(ca_settings_write_defaults(dir));
     c = calloc(1, sizeof *c);
     CT_ENSURE(c, CT_ERR_NOMEM);
-    CT_GUARD(ca_settings_load(dir, false, &c->cfg));
-    CT_ENSURE_MSG(!file_exists(c->cfg.db_path), CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, c->cfg.db_path);
-    CT_GUARD(prepare_softhsm(&c->cfg));
-    CT_GUARD(prepare_token(&c->cfg));
-    CT_GUARD(ca_hsm_open(&c->cfg, &c->hsm));
+    CT_GUARD(ca_settings_load(dir, &c->cfg));
+    CT_ENSURE_MSG(!ct_file_exists(c->cfg.db_path), CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, c->cfg.db_path);
+    CT_GUARD(hsm_local_token_prepare(&c->cfg.hsm, dir));
+    CT_GUARD(hsm_open_settings(&c->cfg.hsm, &c->hsm));
     for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
 
     CT_GUARD(issue_ca_cert(c, CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ROOT_CA, "Device Root CA", c->cfg.root_days));
@@ -178,7 +110,6 @@ ct_err ca_init(const char *dir)
     CT_GUARD(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
     CT_GUARD(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
 cleanup:
-    ct_buf_free(&text);
     ca_close(c);
     return rc;
 }
@@ -210,11 +141,10 @@ ct_err ca_open(const char *dir, ca **out)
     ct_err rc = CT_OK;
     ca *c = calloc(1, sizeof *c);
     CT_ENSURE_RET(c, CT_ERR_NOMEM);
-    CT_GUARD(ca_settings_load(dir, false, &c->cfg));
-    struct stat st;
-    CT_ENSURE_MSG(stat(c->cfg.db_path, &st) == 0, CT_ERR_CONFIG, "%s is not initialised: run camtrust-ca init --dir %s",
+    CT_GUARD(ca_settings_load(dir, &c->cfg));
+    CT_ENSURE_MSG(ct_file_exists(c->cfg.db_path), CT_ERR_CONFIG, "%s is not initialised: run camtrust-ca init --dir %s",
                   dir, dir);
-    CT_GUARD(ca_hsm_open(&c->cfg, &c->hsm));
+    CT_GUARD(hsm_open_settings(&c->cfg.hsm, &c->hsm));
     for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD(load_signer(c, role));
     CT_GUARD(db_open(c->cfg.db_path, &c->db));
     *out = c;

@@ -18,10 +18,7 @@ typedef struct {
 /* Settings read from the config file, with every default filled in. */
 typedef struct {
     char dir[CA_PATH_MAX];
-    char module[CA_PATH_MAX];
-    char token[HSM_LABEL_MAX];
-    char pin_file[CA_PATH_MAX];
-    char softhsm_conf[CA_PATH_MAX];
+    hsm_settings hsm;
     char db_path[CA_PATH_MAX];
     char organization[PKI_NAME_MAX];
     char device_domain[128];
@@ -30,7 +27,6 @@ typedef struct {
     char server_ips[128];   /* comma-separated IPv4 addresses */
     char key_uri[5][256];   /* indexed by ca_key_role */
     char curve[8];          /* "P-256" or "P-384", for init */
-    long sessions;
     long threads;
     long max_body;
     long device_days;       /* 0: notAfter 99991231235959Z */
@@ -53,13 +49,10 @@ struct ca {
 extern const char *const ca_key_cert_file[CA_KEY__COUNT];
 extern const char *const ca_key_default_label[CA_KEY__COUNT];
 
-/* Loads DIR/camtrust-ca.conf (or the defaults when `allow_missing` and it is absent). Exports SOFTHSM2_CONF
- * when configured, so that the SoftHSM module finds this CA's token. */
-CT_MUST_CHECK ct_err ca_settings_load(const char *dir, bool allow_missing, ca_settings *s);
-/* The defaults as a config file, every key written out with a comment. */
-CT_MUST_CHECK ct_err ca_settings_default_text(ct_buf *out);
-/* Opens the configured token with the PIN from the configured file or $CAMTRUST_CA_PIN. */
-CT_MUST_CHECK ct_err ca_hsm_open(const ca_settings *s, hsm **out);
+/* Writes DIR/camtrust-ca.conf with every default unless it exists. */
+CT_MUST_CHECK ct_err ca_settings_write_defaults(const char *dir);
+/* Loads DIR/camtrust-ca.conf. Exports SOFTHSM2_CONF when configured, so that SoftHSM finds this CA's token. */
+CT_MUST_CHECK ct_err ca_settings_load(const char *dir, ca_settings *s);
 
 /* A device serial number is also a DNS label: letters, digits and '-', 1 to 63 of them. */
 bool ca_serial_valid(const char *serial);

@@ -66,4 +66,37 @@ CT_MUST_CHECK ct_err hsm_key_wolf_ecc(const hsm_key *k, void *ecc_key_out);
 CT_MUST_CHECK ct_err hsm_key_destroy(hsm *h, hsm_key *k);
 void hsm_key_free(hsm_key *k);
 
+/* ---- a component's own token, from its config file ----
+ * The CA, the station, the camera agent and the viewer each reach their token the same way: these rows in
+ * their settings schema, then hsm_local_token_prepare (first run) and hsm_open_settings. */
+#define HSM_PATH_MAX 1024
+#define HSM_SETTING_ROWS(token_default, pin_env)                                                           \
+    {"hsm.module", HSM_DEFAULT_MODULE, "PKCS#11 module of the token holding this component's keys"},       \
+    {"hsm.token", token_default, "token label"},                                                          \
+    {"hsm.pin_file", "secrets/user.pin", "user PIN file (relative to this folder); empty: $" pin_env},     \
+    {"hsm.softhsm_conf", "softhsm2.conf",                                                                  \
+     "SoftHSMv2 only: its config, exported as SOFTHSM2_CONF; empty for any other token"},                 \
+    {"hsm.sessions", "4", "PKCS#11 sessions kept open"}
+
+typedef struct {
+    char module[HSM_PATH_MAX];
+    char token[HSM_LABEL_MAX];
+    char pin_file[HSM_PATH_MAX];     /* absolute, or "" for the environment variable */
+    char softhsm_conf[HSM_PATH_MAX]; /* absolute, or "" */
+    char pin_env[64];
+    long sessions;
+} hsm_settings;
+
+/* Reads the HSM_SETTING_ROWS keys (paths relative to `dir`) and exports SOFTHSM2_CONF when configured. */
+CT_MUST_CHECK ct_err hsm_settings_read(const ct_settings_schema *schema, const ct_config *cfg, const char *dir,
+                                       const char *pin_env, hsm_settings *out);
+
+/* First run of a component: with SoftHSM, writes its config (token store DIR/tokens) if absent; then, unless
+ * the PIN file exists already (a configured, existing token), creates the token with fresh random user and SO
+ * PINs written to 0600 files (the SO PIN beside the user PIN, as so.pin). */
+CT_MUST_CHECK ct_err hsm_local_token_prepare(const hsm_settings *s, const char *dir);
+
+/* Opens the configured token with the PIN from the PIN file, or from the environment variable. */
+CT_MUST_CHECK ct_err hsm_open_settings(const hsm_settings *s, hsm **out);
+
 #endif

@@ -139,6 +139,9 @@ CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
 /* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
 CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, const char *name);
+/* Creates a folder (mode), fine if it exists already. */
+CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);
+bool ct_file_exists(const char *path);
 
 /* ---- network addresses ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). */
@@ -164,6 +167,31 @@ CT_MUST_CHECK ct_err ct_config_get_int(const ct_config *c, const char *key, long
 size_t ct_config_count(const ct_config *c);
 const char *ct_config_key(const ct_config *c, size_t i);
 void ct_config_free(ct_config *c);
+
+/* ---- settings: a component's config file, every key known with its default ---- */
+typedef struct {
+    const char *key;
+    const char *fallback;
+    const char *comment; /* written above the key in a new config file */
+} ct_setting;
+
+typedef struct {
+    const char *title;
+    const ct_setting *rows;
+    size_t count;
+} ct_settings_schema;
+
+/* Writes a config file with every setting and its default (0600, atomically) unless `path` exists. */
+CT_MUST_CHECK ct_err ct_settings_write_defaults(const ct_settings_schema *schema, const char *path);
+/* Loads `path`, refusing keys the schema does not know (a typo must not fall back to a default silently). */
+CT_MUST_CHECK ct_err ct_settings_load(const ct_settings_schema *schema, const char *path, ct_config **out);
+/* The value, or the schema's default. `key` must be in the schema. */
+const char *ct_settings_get(const ct_settings_schema *schema, const ct_config *cfg, const char *key);
+/* Copies a setting into a fixed buffer; a path setting is made relative to `dir` unless absolute or empty. */
+CT_MUST_CHECK ct_err ct_settings_copy(const ct_settings_schema *schema, const ct_config *cfg, const char *key,
+                                      char *out, size_t out_max);
+CT_MUST_CHECK ct_err ct_settings_copy_path(const ct_settings_schema *schema, const ct_config *cfg, const char *key,
+                                           const char *dir, char *out, size_t out_max);
 
 /* ---- secrets from files or the environment, never the command line ---- */
 /* Reads a PIN from `path` if non-NULL, else from environment variable `env`; trims one trailing newline. */

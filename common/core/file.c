@@ -68,3 +68,15 @@ cleanup:
     if (rc != CT_OK) unlink(tmp);
     return rc;
 }
+
+ct_err ct_mkdir(const char *path, unsigned mode)
+{
+    if (mkdir(path, (mode_t)mode) == 0 || errno == EEXIST) return CT_OK;
+    return ct_fail(CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+}
+
+bool ct_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}

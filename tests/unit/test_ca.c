@@ -233,7 +233,7 @@ START_TEST(config_refuses_unknown_settings)
     ck_assert_int_eq(ca_init(path), CT_ERR_EXISTS);
     snprintf(path, sizeof path, "%s/ca/" CA_CONFIG_FILE, dir);
     ck_assert_int_eq(tu_sh("echo 'device.domian = typo.example' >> '%s'", path), 0);
-    ck_assert_int_eq(ca_settings_load(the_ca->cfg.dir, false, &s), CT_ERR_CONFIG);
+    ck_assert_int_eq(ca_settings_load(the_ca->cfg.dir, &s), CT_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "device.domian"));
 }
 END_TEST

@@ -1,0 +1,66 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+static const ct_setting *find_row(const ct_settings_schema *schema, const char *key)
+{
+    for (size_t i = 0; i < schema->count; i++)
+        if (strcmp(schema->rows[i].key, key) == 0) return &schema->rows[i];
+    return NULL;
+}
+
+ct_err ct_settings_write_defaults(const ct_settings_schema *schema, const char *path)
+{
+    ct_err rc = CT_OK;
+    ct_buf text = CT_BUF_INIT;
+    if (ct_file_exists(path)) return CT_OK;
+    CT_GUARD(ct_buf_alloc(&text, CT_CONFIG_MAX_BYTES));
+    CT_GUARD(ct_buf_appendf(&text, "# %s: every setting, with its default.\n", schema->title));
+    for (size_t i = 0; i < schema->count; i++)
+        CT_GUARD(ct_buf_appendf(&text, "\n# %s\n%s = %s\n", schema->rows[i].comment, schema->rows[i].key,
+                                schema->rows[i].fallback));
+    CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0600));
+cleanup:
+    ct_buf_free(&text);
+    return rc;
+}
+
+ct_err ct_settings_load(const ct_settings_schema *schema, const char *path, ct_config **out)
+{
+    ct_err rc = ct_config_load(path, out);
+    if (rc == CT_ERR_IO) return ct_fail(CT_ERR_CONFIG, "cannot read %s", path);
+    CT_GUARD_RET(rc);
+    for (size_t k = 0; k < ct_config_count(*out); k++) {
+        const char *key = ct_config_key(*out, k);
+        if (!find_row(schema, key)) {
+            ct_config_free(*out);
+            *out = NULL;
+            return ct_fail(CT_ERR_CONFIG, "%s: unknown setting '%s'", path, key);
+        }
+    }
+    return CT_OK;
+}
+
+const char *ct_settings_get(const ct_settings_schema *schema, const ct_config *cfg, const char *key)
+{
+    const ct_setting *row = find_row(schema, key);
+    if (!row) abort(); /* a key missing from the schema is a programming error */
+    return ct_config_get(cfg, key, row->fallback);
+}
+
+ct_err ct_settings_copy(const ct_settings_schema *schema, const ct_config *cfg, const char *key, char *out,
+                        size_t out_max)
+{
+    ct_err rc = ct_strlcpy(out, out_max, ct_settings_get(schema, cfg, key));
+    return rc == CT_OK ? rc : ct_fail(CT_ERR_CONFIG, "setting %s is longer than %zu bytes", key, out_max - 1);
+}
+
+ct_err ct_settings_copy_path(const ct_settings_schema *schema, const ct_config *cfg, const char *key,
+                             const char *dir, char *out, size_t out_max)
+{
+    const char *value = ct_settings_get(schema, cfg, key);
+    if (!*value || value[0] == '/') return ct_settings_copy(schema, cfg, key, out, out_max);
+    ct_err rc = ct_path_join(out, out_max, dir, value);
+    return rc == CT_OK ? rc : ct_fail(CT_ERR_CONFIG, "setting %s: path too long", key);
+}
