@@ -173,16 +173,22 @@ ct_err db_step(ct_db *db, sqlite3_stmt *st, bool *row)
     return db_sql_fail(db, "step");
 }
 
+/* Prepares (cached), binds and takes the first step: the common start of db_exec and db_query_int. */
+static ct_err vrun(ct_db *db, const char *sql, sqlite3_stmt **st, bool *row, const char *types, va_list ap)
+{
+    CT_GUARD_RET(vprepare(db, sql, st, types, ap));
+    return db_step(db, *st, row);
+}
+
 ct_err db_exec(ct_db *db, const char *sql, int *changes, const char *types, ...)
 {
     sqlite3_stmt *st = NULL;
+    bool row = false;
     va_list ap;
     va_start(ap, types);
-    ct_err rc = vprepare(db, sql, &st, types, ap);
+    ct_err rc = vrun(db, sql, &st, &row, types, ap);
     va_end(ap);
     CT_GUARD_RET(rc);
-    bool row = false;
-    CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(!row, ct_fail(CT_ERR_INTERNAL, "statement returned rows: %.60s", sql));
     if (changes) *changes = sqlite3_changes(db->h);
     return CT_OK;
@@ -191,13 +197,12 @@ ct_err db_exec(ct_db *db, const char *sql, int *changes, const char *types, ...)
 ct_err db_query_int(ct_db *db, const char *sql, int64_t *out, const char *types, ...)
 {
     sqlite3_stmt *st = NULL;
+    bool row = false;
     va_list ap;
     va_start(ap, types);
-    ct_err rc = vprepare(db, sql, &st, types, ap);
+    ct_err rc = vrun(db, sql, &st, &row, types, ap);
     va_end(ap);
     CT_GUARD_RET(rc);
-    bool row = false;
-    CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
     *out = sqlite3_column_int64(st, 0);
     return CT_OK;
