@@ -54,7 +54,8 @@ CT_MUST_CHECK ct_err db_order_create(ct_db *db, const char *station, const char 
 typedef void (*db_order_cb)(const db_order *o, void *arg);
 CT_MUST_CHECK ct_err db_order_list(ct_db *db, db_order_cb cb, void *arg);
 CT_MUST_CHECK ct_err db_order_close(ct_db *db, int64_t order_id, const char *actor);
-/* The open order of this station that expects this device serial; CT_ERR_NOT_IN_ORDER if none. */
+/* The open order of this station that expects this device serial; CT_ERR_NOT_IN_ORDER if none. Its
+ * serial_count and issued_count are left 0 (db_order_list has them): this is the enrollment hot path. */
 CT_MUST_CHECK ct_err db_order_find_for_serial(ct_db *db, int64_t station_id, const char *serial, db_order *out);
 
 /* ---- certificates ---- */

@@ -22,6 +22,11 @@ struct ct_db {
         sqlite3_stmt *st;
     } cache[DB_STMT_CACHE_MAX];
     size_t n_cached;
+    /* Group commit of issuances (db_cert_record_issuance): a queue that one leader thread writes at a time. */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    struct db_pending *gc_head, **gc_tail;
+    bool gc_leading;
 };
 
 /* CT_ERR_DB with "what: sqlite message"; unique/primary-key violations become CT_ERR_EXISTS so callers can

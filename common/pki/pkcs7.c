@@ -113,15 +113,16 @@ size_t pki_der_hdr_len(size_t content_len)
 
 ct_err pki_der_put_hdr(ct_buf *b, uint8_t tag, size_t content_len)
 {
-    uint8_t hdr[6];
-    size_t n = pki_der_hdr_len(content_len);
-    CT_ENSURE_RET(n <= sizeof hdr, CT_ERR_ARG);
-    hdr[0] = tag;
-    if (n == 2) {
-        hdr[1] = (uint8_t)content_len;
+    uint8_t hdr[2 + sizeof(size_t)];
+    size_t n = 0;
+    hdr[n++] = tag;
+    if (content_len < 0x80) {
+        hdr[n++] = (uint8_t)content_len;
     } else {
-        hdr[1] = (uint8_t)(0x80 | (n - 2));
-        for (size_t i = 0; i < n - 2; i++) hdr[n - 1 - i] = (uint8_t)(content_len >> (8 * i));
+        size_t len_bytes = 0;
+        for (size_t l = content_len; l; l >>= 8) len_bytes++;
+        hdr[n++] = (uint8_t)(0x80 | len_bytes);
+        for (size_t i = len_bytes; i > 0; i--) hdr[n++] = (uint8_t)(content_len >> (8 * (i - 1)));
     }
     return ct_buf_append(b, hdr, n);
 }
@@ -176,7 +177,7 @@ ct_err pki_pkcs7_certs_parse(const uint8_t *der, size_t len, pki_cert_cb cb, voi
     CT_ENSURE_RET(len <= PKI_MAX_PKCS7_DER,
                   ct_fail(CT_ERR_BAD_DER, "PKCS#7 of %zu bytes exceeds %d", len, PKI_MAX_PKCS7_DER));
     pki_der in = pki_der_span(der, len);
-    pki_tlv ci, type, wrap, sd, f;
+    pki_tlv ci = {0}, type = {0}, wrap = {0}, sd = {0}, f = {0};
     CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "ContentInfo", &ci));
     CT_GUARD_RET(pki_der_end(&in, "PKCS#7"));
     pki_der c = pki_der_inside(&ci);

@@ -569,6 +569,62 @@ START_TEST(test_concurrent_appends)
 }
 END_TEST
 
+/* Group commit: issuances from many threads share transactions; each keeps its own result. */
+#define N_ISSUERS 8
+#define N_PER_ISSUER 25
+struct issuer_arg {
+    ct_db *db;
+    int index;
+    int already_issued; /* refusals seen */
+};
+
+static void *issuer(void *varg)
+{
+    struct issuer_arg *a = varg;
+    for (int i = 0; i < N_PER_ISSUER; i++) {
+        char hex[16], serial[16];
+        snprintf(hex, sizeof hex, "%02X%04X", a->index, i);
+        /* Every issuer also claims serial "SHARED-<i>": only one of them may get it. */
+        if (i % 5 == 0) snprintf(serial, sizeof serial, "SHARED-%d", i);
+        else snprintf(serial, sizeof serial, "T%d-%d", a->index, i);
+        db_cert_record r = make_rec(hex, serial, "device", "DER");
+        ct_err rc = db_cert_record_issuance(a->db, &r, NULL, "station:line1");
+        if (rc == CT_ERR_ALREADY_ISSUED && strstr(ct_err_detail(), serial)) a->already_issued++;
+        else if (rc != CT_OK) return (void *)1;
+    }
+    return NULL;
+}
+
+START_TEST(test_group_commit_keeps_each_result)
+{
+    ct_db *db = fresh_db("db-group");
+    int64_t audit_before = audit_rows();
+    pthread_t t[N_ISSUERS];
+    struct issuer_arg args[N_ISSUERS];
+    for (int i = 0; i < N_ISSUERS; i++) {
+        args[i] = (struct issuer_arg){.db = db, .index = i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, issuer, &args[i]), 0);
+    }
+    int refused = 0;
+    for (int i = 0; i < N_ISSUERS; i++) {
+        void *res = NULL;
+        ck_assert_int_eq(pthread_join(t[i], &res), 0);
+        ck_assert_ptr_null(res);
+        refused += args[i].already_issued;
+    }
+    int shared = N_PER_ISSUER / 5;
+    ck_assert_int_eq(refused, shared * (N_ISSUERS - 1));
+    int64_t issued = N_ISSUERS * N_PER_ISSUER - refused;
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), issued);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE device_serial LIKE 'SHARED-%'"), shared);
+    /* One audit event per recorded certificate, none for refused ones, and the chain intact. */
+    ck_assert_int_eq(audit_rows(), audit_before + issued);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -593,6 +649,7 @@ int main(void)
     tcase_add_test(tc, test_tamper_swap);
     tcase_add_test(tc, test_tamper_swap_content);
     tcase_add_test(tc, test_concurrent_appends);
+    tcase_add_test(tc, test_group_commit_keeps_each_result);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
