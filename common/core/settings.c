@@ -34,9 +34,10 @@ ct_err ct_settings_load(const ct_settings_schema *schema, const char *path, ct_c
     for (size_t k = 0; k < ct_config_count(*out); k++) {
         const char *key = ct_config_key(*out, k);
         if (!find_row(schema, key)) {
+            rc = ct_fail(CT_ERR_CONFIG, "%s: unknown setting '%s'", path, key);
             ct_config_free(*out);
             *out = NULL;
-            return ct_fail(CT_ERR_CONFIG, "%s: unknown setting '%s'", path, key);
+            return rc;
         }
     }
     return CT_OK;
