@@ -44,6 +44,7 @@
     X(CT_ERR_METHOD, 405, "method not allowed")                                                     \
     X(CT_ERR_EXISTS, 409, "already exists")                                                         \
     X(CT_ERR_ALREADY_ISSUED, 409, "serial number already issued for another key")                   \
+    X(CT_ERR_ALREADY_REVOKED, 409, "certificate already revoked")                                   \
     X(CT_ERR_TOO_LARGE, 413, "request body too large")                                              \
     X(CT_ERR_CONTENT_TYPE, 415, "unsupported content type")                                         \
     X(CT_ERR_UNAVAILABLE, 503, "service unavailable")
@@ -142,6 +143,8 @@ CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, co
 /* Creates a folder (mode), fine if it exists already. */
 CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);
 bool ct_file_exists(const char *path);
+/* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
+void ct_failpoint(const char *name);
 
 /* ---- network addresses ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). */

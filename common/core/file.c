@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,10 +59,13 @@ ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsi
         CT_ENSURE_MSG(n > 0, CT_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
         off += (size_t)n;
     }
+    ct_failpoint("write:temp-written");
     CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
     CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp);
     fd = -1;
+    ct_failpoint("write:temp-synced");
     CT_ENSURE_MSG(rename(tmp, path) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    ct_failpoint("write:renamed");
     CT_GUARD(fsync_dir_of(path));
 cleanup:
     if (fd >= 0) close(fd);
@@ -79,4 +83,10 @@ bool ct_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+void ct_failpoint(const char *name)
+{
+    const char *want = getenv("CAMTRUST_FAILPOINT");
+    if (want && strcmp(want, name) == 0) _exit(137);
 }

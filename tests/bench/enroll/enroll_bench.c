@@ -703,11 +703,11 @@ static int run_token(const bench_opts *o)
     hsm *h = NULL;
     hsm_key *key = NULL;
     int exit_code = 1;
-    if (ca_settings_load(o->ca_dir, false, &s) != CT_OK) {
+    if (ca_settings_load(o->ca_dir, &s) != CT_OK) {
         fprintf(stderr, "CA settings: %s\n", ct_err_detail());
         goto done;
     }
-    if (ca_hsm_open(&s, &h) != CT_OK) {
+    if (hsm_open_settings(&s.hsm, &h) != CT_OK) {
         fprintf(stderr, "CA token: %s\n", ct_err_detail());
         goto done;
     }
@@ -715,8 +715,8 @@ static int run_token(const bench_opts *o)
         fprintf(stderr, "device issuing key %s: %s\n", s.key_uri[CA_KEY_DEVICE_ISSUING], ct_err_detail());
         goto done;
     }
-    bool one = token_run(key, 1, o->seconds, s.sessions);
-    bool many = o->conns == 1 || token_run(key, (size_t)o->conns, o->seconds, s.sessions);
+    bool one = token_run(key, 1, o->seconds, s.hsm.sessions);
+    bool many = o->conns == 1 || token_run(key, (size_t)o->conns, o->seconds, s.hsm.sessions);
     exit_code = one && many ? 0 : 2;
 done:
     hsm_key_free(key);

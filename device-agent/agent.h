@@ -1,0 +1,66 @@
+/* camtrust-agent: the camera side. A device is a state folder (identity, agent.conf, its own token, the pinned
+ * device root, the installed credentials); each command below is one function so that tests call them. */
+#ifndef CAMTRUST_AGENT_H
+#define CAMTRUST_AGENT_H
+
+#include <time.h>
+
+#include "../common/core/core.h"
+#include "../common/factory/factory.h"
+
+#define AGENT_NAME_MAX 64
+#define AGENT_REASON_MAX 256
+
+typedef struct agent agent; /* an opened device folder: identity, settings, token */
+
+typedef enum { AGENT_UNPROVISIONED, AGENT_PROVISIONED, AGENT_BROKEN } agent_state;
+
+typedef struct {
+    agent_state state;
+    char serial[AGENT_NAME_MAX];
+    char model[AGENT_NAME_MAX];
+    char mac[AGENT_NAME_MAX];
+    char identity_cn[AGENT_NAME_MAX]; /* subject CN of the installed TLS identity (provisioned) */
+    time_t not_after;                 /* of that certificate */
+    char reason[AGENT_REASON_MAX];    /* why it is broken */
+} agent_status;
+
+const char *agent_state_name(agent_state s);
+
+/* Makes a simulated camera folder: identity (mac NULL: derived from the serial), agent.conf, its own SoftHSM
+ * token with a random PIN, the pinned root copied from `root_pem_path`. CT_ERR_EXISTS if `dir` is a device. */
+CT_MUST_CHECK ct_err agent_simulate(const char *dir, const char *serial, const char *model, const char *mac,
+                                    const char *root_pem_path);
+
+CT_MUST_CHECK ct_err agent_open(const char *dir, agent **out);
+void agent_close(agent *a);
+
+/* The device state: unprovisioned (nothing installed), provisioned (the credentials verify now: chains to the
+ * pinned root, token keys match, serial matches, not expired) or broken with a reason. Fails only when the
+ * state cannot be determined (out of memory). */
+CT_MUST_CHECK ct_err agent_status_get(agent *a, agent_status *st);
+/* One line: "provisioned serial=.. model=.. identity=\"..\" notAfter=..", "unprovisioned", "broken: why". */
+CT_MUST_CHECK ct_err agent_status_line(const agent_status *st, char *out, size_t max);
+
+/* What firmware runs at boot: CT_OK only if provisioned and verified; `st` is filled in any case. */
+CT_MUST_CHECK ct_err agent_boot(const char *dir, agent_status *st);
+
+/* Factory mode: answers one station message (HELLO, GET_CSRS, INSTALL) with `resp` (initialised here);
+ * `*close_after` when the connection should end (after ERROR). Fails only if no answer could be built. */
+CT_MUST_CHECK ct_err agent_factory_handle(agent *a, const factory_msg *req, factory_msg *resp, bool *close_after);
+
+/* Verifies the chains of an INSTALL message and installs them atomically, which locks the device.
+ * Any refusal leaves nothing written and the keys in place. */
+CT_MUST_CHECK ct_err agent_install(agent *a, const factory_msg *install);
+
+/* Factory mode's accept loop on `listen` ("127.0.0.1:0" for any port); prints "listening on HOST:PORT"
+ * on stdout first. Refuses to start on a locked device. Returns on SIGTERM/SIGINT. */
+CT_MUST_CHECK ct_err agent_factory_serve(const char *dir, const char *listen);
+
+/* The camera's HTTPS server (TLS 1.3, identity key in the token); refuses unless provisioned. */
+CT_MUST_CHECK ct_err agent_serve(const char *dir, const char *listen);
+
+/* Factory reset: destroys both keys in the token, then removes the credentials (unlocks). */
+CT_MUST_CHECK ct_err agent_reset(const char *dir);
+
+#endif

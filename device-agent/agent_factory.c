@@ -1,0 +1,157 @@
+/* Factory mode: the station's endpoint on the factory LAN, one connection at a time. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+#include <unistd.h>
+
+#include "agent_priv.h"
+
+/* ERROR {REASON}; the connection ends after it. */
+static ct_err answer_error(factory_msg *resp, const char *reason, bool *close_after)
+{
+    *close_after = true;
+    factory_msg_free(resp);
+    CT_GUARD_RET(factory_msg_init(resp, FACTORY_ERROR));
+    return factory_msg_add_str(resp, FACTORY_TAG_REASON, reason);
+}
+
+static ct_err answer_identity(agent *a, factory_msg *resp)
+{
+    agent_status st;
+    CT_GUARD_RET(agent_status_get(a, &st));
+    CT_GUARD_RET(factory_msg_init(resp, FACTORY_IDENTITY));
+    CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_SERIAL, st.serial));
+    CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_MODEL, st.model));
+    CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_MAC, st.mac));
+    CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_STATE, agent_state_name(st.state)));
+    if (st.state == AGENT_BROKEN) CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_REASON, st.reason));
+    return CT_OK;
+}
+
+/* The profiles asked for (none named: all), each at most once. */
+static ct_err wanted_profiles(const factory_msg *req, bool want[AGENT_PROFILE__COUNT])
+{
+    size_t off = 0, named = 0;
+    factory_field f = {0};
+    ct_err rc;
+    memset(want, 0, AGENT_PROFILE__COUNT * sizeof want[0]);
+    while ((rc = factory_msg_next(req, &off, &f)) == CT_OK) {
+        if (f.tag != FACTORY_TAG_PROFILE) continue;
+        agent_profile p;
+        CT_GUARD_RET(agent_profile_parse(f.value, f.len, &p));
+        want[p] = true;
+        named++;
+    }
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+    if (!named)
+        for (int p = 0; p < AGENT_PROFILE__COUNT; p++) want[p] = true;
+    return CT_OK;
+}
+
+static ct_err answer_csrs(agent *a, const factory_msg *req, factory_msg *resp)
+{
+    ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT;
+    bool want[AGENT_PROFILE__COUNT];
+    CT_ENSURE_MSG(!agent_locked(a), CT_ERR_EXISTS, "locked: this camera is provisioned (factory reset first)");
+    CT_GUARD(wanted_profiles(req, want));
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
+    CT_GUARD(factory_msg_init(resp, FACTORY_CSRS));
+    for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
+        if (!want[p]) continue;
+        der.len = 0;
+        CT_GUARD(agent_csr(a, (agent_profile)p, &der));
+        CT_GUARD(factory_msg_add_str(resp, FACTORY_TAG_PROFILE, agent_profile_name[p]));
+        CT_GUARD(factory_msg_add(resp, FACTORY_TAG_CSR, der.data, der.len));
+    }
+cleanup:
+    ct_buf_free(&der);
+    return rc;
+}
+
+static ct_err answer_install(agent *a, const factory_msg *req, factory_msg *resp)
+{
+    ct_err rc = agent_install(a, req);
+    char reason[AGENT_REASON_MAX];
+    if (ct_strlcpy(reason, sizeof reason, rc == CT_OK ? "" : ct_err_detail()) != CT_OK) reason[0] = '\0';
+    ct_log(rc == CT_OK ? CT_LOG_INFO : CT_LOG_WARN, "install", "status=%s reason=\"%s\"",
+           rc == CT_OK ? "ok" : ct_err_name(rc), reason);
+    CT_GUARD_RET(factory_msg_init(resp, FACTORY_RESULT));
+    CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_STATUS, rc == CT_OK ? "ok" : ct_err_name(rc)));
+    if (rc != CT_OK) CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_REASON, *reason ? reason : ct_err_message(rc)));
+    return CT_OK;
+}
+
+ct_err agent_factory_handle(agent *a, const factory_msg *req, factory_msg *resp, bool *close_after)
+{
+    ct_err rc = CT_OK;
+    *close_after = false;
+    resp->payload = (ct_buf)CT_BUF_INIT;
+    switch (req->type) {
+    case FACTORY_HELLO: rc = answer_identity(a, resp); break;
+    case FACTORY_GET_CSRS: rc = answer_csrs(a, req, resp); break;
+    case FACTORY_INSTALL: rc = answer_install(a, req, resp); break;
+    default: rc = ct_fail(CT_ERR_BAD_REQUEST, "unexpected message type %u", (unsigned)req->type); break;
+    }
+    if (rc == CT_ERR_NOMEM) return rc;
+    if (rc != CT_OK) {
+        char reason[AGENT_REASON_MAX];
+        if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(rc)) != CT_OK)
+            reason[0] = '\0';
+        ct_log(CT_LOG_WARN, "refused", "type=%u reason=\"%s\"", (unsigned)req->type, reason);
+        return answer_error(resp, reason, close_after);
+    }
+    return CT_OK;
+}
+
+/* One station connection: messages until it closes, errs, or is told ERROR. */
+static void serve_station(agent *a, int fd)
+{
+    bool close_after = false;
+    while (!close_after && !agent_stopping()) {
+        factory_msg req = {0}, resp = {0};
+        ct_err rc = factory_recv(fd, &req, (int)a->factory_timeout_ms);
+        if (rc != CT_OK) {
+            /* A malformed frame gets an ERROR; a closed or timed-out stream just ends. */
+            if (rc == CT_ERR_BAD_REQUEST) {
+                char reason[AGENT_REASON_MAX];
+                if (ct_strlcpy(reason, sizeof reason, ct_err_detail()) != CT_OK) reason[0] = '\0';
+                if (answer_error(&resp, reason, &close_after) != CT_OK ||
+                    factory_send(fd, &resp, (int)a->factory_timeout_ms) != CT_OK)
+                    ct_log(CT_LOG_DEBUG, "error_not_sent", "reason=\"%s\"", reason);
+            }
+            ct_log(CT_LOG_INFO, "station_gone", "reason=\"%s\"", ct_err_detail());
+            factory_msg_free(&resp);
+            return;
+        }
+        rc = agent_factory_handle(a, &req, &resp, &close_after);
+        if (rc == CT_OK) rc = factory_send(fd, &resp, (int)a->factory_timeout_ms);
+        if (rc != CT_OK) close_after = true;
+        factory_msg_free(&req);
+        factory_msg_free(&resp);
+    }
+}
+
+ct_err agent_factory_serve(const char *dir, const char *listen)
+{
+    ct_err rc = CT_OK;
+    agent *a = NULL;
+    int lfd = -1;
+    CT_GUARD(agent_open(dir, &a));
+    CT_ENSURE_MSG(!agent_locked(a), CT_ERR_EXISTS,
+                  "%s is provisioned and locked: factory mode needs a factory reset first", dir);
+    agent_signals_install();
+    CT_GUARD(agent_listen(listen, &lfd));
+    ct_log(CT_LOG_INFO, "factory_mode", "serial=%s listen=%s", a->serial, listen);
+    while (!agent_stopping()) {
+        int fd = -1;
+        CT_GUARD(agent_accept(lfd, &fd));
+        if (fd < 0) continue;
+        serve_station(a, fd);
+        close(fd);
+    }
+    ct_log(CT_LOG_INFO, "stopping", "serial=%s", a->serial);
+cleanup:
+    if (lfd >= 0) close(lfd);
+    agent_close(a);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* What both servers of the camera share: the stop signals, binding with an announcement, a polling accept. */
+#define _GNU_SOURCE /* accept4 */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent_priv.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+void agent_signals_install(void)
+{
+    /* No SA_RESTART: a blocked poll or accept returns, and the loop sees the flag. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    g_stop = 0;
+}
+
+bool agent_stopping(void)
+{
+    return g_stop != 0;
+}
+
+ct_err agent_listen(const char *where, int *fd)
+{
+    int port = 0;
+    CT_GUARD_RET(factory_listen(where, fd, &port));
+    /* Scripts wait for this line; with port 0 it is the only way to learn the port. */
+    const char *colon = strrchr(where, ':');
+    printf("listening on %.*s:%d\n", (int)(colon - where), where, port);
+    fflush(stdout);
+    return CT_OK;
+}
+
+ct_err agent_accept(int lfd, int *conn)
+{
+    *conn = -1;
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    int r = poll(&p, 1, 500);
+    if (r < 0 && errno == EINTR) return CT_OK;
+    CT_ENSURE_RET(r >= 0, ct_fail(CT_ERR_IO, "poll: %s", strerror(errno)));
+    if (r == 0) return CT_OK;
+    *conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (*conn < 0 && (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)) return CT_OK;
+    CT_ENSURE_RET(*conn >= 0, ct_fail(CT_ERR_IO, "accept: %s", strerror(errno)));
+    return CT_OK;
+}

@@ -1,0 +1,74 @@
+/* camtrust-agent internals shared by its source files. */
+#ifndef CAMTRUST_AGENT_PRIV_H
+#define CAMTRUST_AGENT_PRIV_H
+
+#include <signal.h>
+
+#include "../common/pki/pki.h"
+#include "../hsm/hsm.h"
+#include "agent.h"
+
+#define AGENT_PATH_MAX 1024
+#define AGENT_PIN_ENV "CAMTRUST_DEVICE_PIN"
+#define AGENT_IDENTITY_FILE "identity"
+#define AGENT_CONFIG_FILE "agent.conf"
+#define AGENT_ROOT_FILE "root.pem"
+#define AGENT_CREDS_FILE "credentials.pem" /* its existence is the factory lock */
+#define AGENT_CHAIN_MAX 4                  /* leaf, issuing CA, at most two more */
+#define AGENT_CREDS_MAX (64 * 1024)
+
+/* A camera holds one key per profile; the profile names are those of the factory protocol. */
+typedef enum { AGENT_PROFILE_DEVICE, AGENT_PROFILE_MEDIA, AGENT_PROFILE__COUNT } agent_profile;
+extern const char *const agent_profile_name[AGENT_PROFILE__COUNT];
+extern const char *const agent_key_label[AGENT_PROFILE__COUNT];
+
+struct agent {
+    char dir[AGENT_PATH_MAX];
+    char serial[AGENT_NAME_MAX];
+    char model[AGENT_NAME_MAX];
+    char mac[AGENT_NAME_MAX];
+    hsm_settings hs;
+    long factory_timeout_ms;
+    long serve_timeout_ms;
+    ct_buf root_der; /* the pinned device root */
+    hsm *h;
+};
+
+/* One certificate chain per profile, leaf first. */
+typedef struct {
+    size_t n;
+    ct_buf der[AGENT_CHAIN_MAX];
+} agent_chain;
+typedef struct {
+    agent_chain chain[AGENT_PROFILE__COUNT];
+} agent_creds;
+
+/* agent_state.c */
+CT_MUST_CHECK ct_err agent_path(const agent *a, const char *name, char *out, size_t max);
+CT_MUST_CHECK ct_err agent_profile_parse(const uint8_t *name, size_t len, agent_profile *out);
+bool agent_locked(const agent *a);
+
+/* agent_keys.c: the CKA_ID of a profile's key (wolfSSL's TLS finds the identity key by it); the profile's key; created in the token (never extractable) when `create` and absent. */
+#define AGENT_KEY_ID_LEN 2
+void agent_key_id(agent_profile p, uint8_t id[AGENT_KEY_ID_LEN]);
+CT_MUST_CHECK ct_err agent_key_get(agent *a, agent_profile p, bool create, hsm_key **out);
+CT_MUST_CHECK ct_err agent_csr(agent *a, agent_profile p, ct_buf *der);
+
+/* agent_install.c */
+void agent_creds_free(agent_creds *c);
+CT_MUST_CHECK ct_err agent_creds_from_msg(const factory_msg *m, agent_creds *c);
+CT_MUST_CHECK ct_err agent_creds_load(const agent *a, agent_creds *c);
+/* Every chain to the pinned root at `now`, leaf keys in the token, leaf serial the device's. On success
+ * `device_leaf` describes the TLS identity. */
+CT_MUST_CHECK ct_err agent_creds_verify(agent *a, const agent_creds *c, time_t now, pki_cert_info *device_leaf);
+/* The TLS identity chain as PEM, for wolfSSL. */
+CT_MUST_CHECK ct_err agent_chain_pem(const agent_chain *ch, ct_buf *pem);
+
+/* agent_loop.c: SIGTERM/SIGINT end the accept loops; "listening on" announced once bound. */
+CT_MUST_CHECK ct_err agent_listen(const char *where, int *fd);
+void agent_signals_install(void);
+bool agent_stopping(void);
+/* Waits for a connection for at most ~0.5 s; *conn is -1 when none came (check agent_stopping). */
+CT_MUST_CHECK ct_err agent_accept(int lfd, int *conn);
+
+#endif

@@ -1,0 +1,126 @@
+/* camtrust-station: parses arguments and calls one function of station.h per command. */
+#define _GNU_SOURCE /* getopt_long */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "station.h"
+
+static const char usage[] =
+    "usage: camtrust-station COMMAND --dir DIR [options]\n"
+    "  init --name NAME                          make the station's token and key, write DIR/station.csr\n"
+    "  install --cert station.pem --ca-root ops-root.pem\n"
+    "                                            install the certificate `camtrust-ca station add` wrote\n"
+    "  provision --ca https://HOST:PORT --device ADDR [--device ADDR ...] [--devices FILE]\n"
+    "            [--report FILE] [--jobs N] [--timeout-ms MS]\n"
+    "                                            provision cameras in factory mode (ADDR is host:port);\n"
+    "                                            the report (default DIR/report.jsonl) gets one JSON line each\n"
+    "The token PIN comes from the file named in DIR/station.conf or $" STATION_PIN_ENV ".\n"
+    "Exit status of provision: 0 when every camera ended provisioned, 1 otherwise.\n";
+
+#define MAX_DEVICE_ARGS 1024
+
+typedef struct {
+    const char *command, *dir, *name, *cert, *ca_root, *ca, *devices_file, *report, *jobs, *timeout;
+    const char *devices[MAX_DEVICE_ARGS];
+    size_t n_devices;
+} cli_args;
+
+static int parse_args(int argc, char **argv, cli_args *a)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},     {"name", required_argument, NULL, 'n'},
+        {"cert", required_argument, NULL, 'c'},    {"ca-root", required_argument, NULL, 'r'},
+        {"ca", required_argument, NULL, 'a'},      {"device", required_argument, NULL, 'D'},
+        {"devices", required_argument, NULL, 'f'}, {"report", required_argument, NULL, 'o'},
+        {"jobs", required_argument, NULL, 'j'},    {"timeout-ms", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(a, 0, sizeof *a);
+    if (argc < 2 || argv[1][0] == '-') return -1;
+    /* The command first, then only options: getopt sees the command where it expects the program name. */
+    a->command = argv[1];
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+        const char **slot = c == 'd' ? &a->dir : c == 'n' ? &a->name : c == 'c' ? &a->cert : c == 'r' ? &a->ca_root
+                          : c == 'a' ? &a->ca : c == 'f' ? &a->devices_file : c == 'o' ? &a->report
+                          : c == 'j' ? &a->jobs : c == 't' ? &a->timeout : NULL;
+        if (c == 'D' && a->n_devices < MAX_DEVICE_ARGS) slot = &a->devices[a->n_devices++];
+        if (!slot) {
+            fprintf(stderr, "camtrust-station: %s\n",
+                    c == 'D' ? "too many --device: use --devices FILE" : "unknown option or missing value");
+            return -1;
+        }
+        *slot = optarg;
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "camtrust-station: unexpected '%s'\n", argv[optind + 1]);
+        return -1;
+    }
+    return 0;
+}
+
+static int fail(ct_err e)
+{
+    const char *detail = ct_err_detail();
+    fprintf(stderr, "camtrust-station: %s\n", *detail ? detail : ct_err_message(e));
+    return 1;
+}
+
+/* A whole number in [min, max], or -1. */
+static long number(const char *s, long min, long max)
+{
+    char *end = NULL;
+    long v = s ? strtol(s, &end, 10) : -1;
+    return s && *s && *end == '\0' && v >= min && v <= max ? v : -1;
+}
+
+static int provision(const cli_args *a)
+{
+    long jobs = a->jobs ? number(a->jobs, 1, STATION_MAX_JOBS) : 0;
+    long timeout = a->timeout ? number(a->timeout, 100, 600000) : 0;
+    if (jobs < 0 || timeout < 0 || !a->ca) {
+        fprintf(stderr, "camtrust-station: provision needs --ca URL; --jobs 1..%d; --timeout-ms 100..600000\n",
+                STATION_MAX_JOBS);
+        return 2;
+    }
+    station_provision_opts o = {.dir = a->dir, .ca_url = a->ca, .devices = a->devices, .n_devices = a->n_devices,
+                                .devices_file = a->devices_file, .report_path = a->report, .jobs = (unsigned)jobs,
+                                .timeout_ms = (int)timeout};
+    station_summary s;
+    char line[160];
+    ct_err rc = station_provision(&o, &s);
+    if (rc != CT_OK) return fail(rc);
+    if (station_summary_text(&s, line, sizeof line) == CT_OK) printf("%s\n", line);
+    return s.failed == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    cli_args a;
+    if (parse_args(argc, argv, &a) != 0 || !a.command) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!a.dir) {
+        fprintf(stderr, "camtrust-station: --dir DIR is required\n");
+        return 2;
+    }
+    ct_err rc;
+    if (strcmp(a.command, "init") == 0 && a.name) {
+        if ((rc = station_init(a.dir, a.name)) != CT_OK) return fail(rc);
+        printf("station %s created in %s: register %s/station.csr with camtrust-ca station add\n", a.name, a.dir,
+               a.dir);
+        return 0;
+    }
+    if (strcmp(a.command, "install") == 0 && a.cert && a.ca_root) {
+        if ((rc = station_install(a.dir, a.cert, a.ca_root)) != CT_OK) return fail(rc);
+        printf("station certificate installed in %s\n", a.dir);
+        return 0;
+    }
+    if (strcmp(a.command, "provision") == 0) return provision(&a);
+    fputs(usage, stderr);
+    return 2;
+}

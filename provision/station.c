@@ -1,0 +1,667 @@
+/* The factory station: its folder and token (init, install), and the provisioning loop that drives cameras
+ * through the factory-line exchange and forwards their CSRs to the CA over EST. */
+#define _POSIX_C_SOURCE 200809L
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/factory/factory.h"
+#include "station_priv.h"
+
+#define CERT_FILE_MAX (64 * 1024)
+#define DEVICES_FILE_MAX (16 * 1024 * 1024)
+#define DEVICE_ADDR_MAX 128
+#define SERIAL_MAX 64
+#define REASON_MAX 256
+#define REPORT_LINE_MAX 2048
+#define CHAIN_MAX 4
+
+static const uint8_t station_key_id[] = STATION_KEY_ID;
+
+/* The station's settings; init writes the name row with the name it was given. */
+#define STATION_SETTING_ROWS(name)                                                                                 \
+    HSM_SETTING_ROWS("camtrust-station", STATION_PIN_ENV),                                                         \
+    {"name", name, "station name: the CN of its certificate, as registered with camtrust-ca station add"}
+
+static const ct_setting station_rows[] = {STATION_SETTING_ROWS("")};
+static const ct_settings_schema station_schema = {"camtrust station configuration", station_rows,
+                                                  sizeof station_rows / sizeof station_rows[0]};
+
+ct_err station_fail_ctx(ct_err e, const char *fmt, ...)
+{
+    char context[REASON_MAX], detail[REASON_MAX];
+    const char *d = ct_err_detail();
+    /* Copied first: ct_fail writes the buffer ct_err_detail points to. */
+    if (ct_strlcpy(detail, sizeof detail, *d ? d : ct_err_message(e)) != CT_OK) detail[0] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(context, sizeof context, fmt, ap);
+    va_end(ap);
+    if (n < 0) context[0] = '\0';
+    return ct_fail(e, "%s: %s", context, detail);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- the station folder ---- */
+
+static ct_err settings_load(const char *dir, station *st)
+{
+    ct_err rc = CT_OK;
+    ct_config *cfg = NULL;
+    char path[STATION_PATH_MAX];
+    memset(st, 0, sizeof *st);
+    CT_GUARD(ct_strlcpy(st->dir, sizeof st->dir, dir));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
+    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG, "%s is not a station folder: run camtrust-station init --dir %s",
+                  dir, dir);
+    CT_GUARD(ct_settings_load(&station_schema, path, &cfg));
+    CT_GUARD(hsm_settings_read(&station_schema, cfg, dir, STATION_PIN_ENV, &st->hsm_cfg));
+    CT_GUARD(ct_settings_copy(&station_schema, cfg, "name", st->name, sizeof st->name));
+cleanup:
+    ct_config_free(cfg);
+    return rc;
+}
+
+ct_err station_open(const char *dir, unsigned sessions, station *st)
+{
+    ct_err rc = CT_OK;
+    CT_GUARD(settings_load(dir, st));
+    if (sessions) st->hsm_cfg.sessions = sessions;
+    CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
+    rc = hsm_key_find(st->hsm, STATION_KEY_LABEL, &st->key);
+    CT_ENSURE_MSG(rc == CT_OK, rc, "the station token holds no key '%s': run camtrust-station init", STATION_KEY_LABEL);
+cleanup:
+    if (rc != CT_OK) station_close(st);
+    return rc;
+}
+
+void station_close(station *st)
+{
+    hsm_key_free(st->key); /* keys before the token they live in */
+    hsm_close(st->hsm);
+    st->key = NULL;
+    st->hsm = NULL;
+}
+
+/* A station name is what the CA accepts: 1-63 letters, digits, '-', '_', '.'. */
+static bool name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n < 64 &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+}
+
+ct_err station_init(const char *dir, const char *name)
+{
+    ct_err rc = CT_OK;
+    station st;
+    ct_buf der = CT_BUF_INIT, pem = CT_BUF_INIT;
+    char path[STATION_PATH_MAX];
+    memset(&st, 0, sizeof st);
+    CT_ENSURE_MSG(name && name_valid(name), CT_ERR_USAGE,
+                  "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name ? name : "");
+    CT_GUARD(ct_mkdir(dir, 0700));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
+    const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
+    const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
+    CT_GUARD(ct_settings_write_defaults(&with_name, path));
+    CT_GUARD(settings_load(dir, &st));
+    CT_ENSURE_MSG(strcmp(st.name, name) == 0, CT_ERR_CONFIG, "%s names station '%s', not '%s'", path, st.name, name);
+    CT_GUARD(hsm_local_token_prepare(&st.hsm_cfg, dir));
+    CT_GUARD(hsm_open_settings(&st.hsm_cfg, &st.hsm));
+    rc = hsm_key_generate(st.hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id, &st.key);
+    CT_ENSURE_MSG(rc != CT_ERR_EXISTS, rc, "%s already holds a station key (its request is station.csr)", dir);
+    CT_GUARD(rc);
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
+    CT_GUARD(pki_csr_make(st.key, name, NULL, &der));
+    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CSR_DER * 2));
+    CT_GUARD(ct_pem_encode("CERTIFICATE REQUEST", der.data, der.len, &pem));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, "station.csr"));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+cleanup:
+    station_close(&st);
+    ct_buf_free(&der);
+    ct_buf_free(&pem);
+    return rc;
+}
+
+/* Every PEM certificate of a file, in order (at most `max`). */
+static ct_err read_pem_certs(const char *path, size_t max, est_certs *out)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT, der = CT_BUF_INIT;
+    out->n = 0;
+    CT_GUARD(ct_file_read(path, CERT_FILE_MAX, &file));
+    for (;;) {
+        CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CERT_DER));
+        rc = ct_pem_decode(file.data, file.len, "CERTIFICATE", out->n, &der);
+        if (rc == CT_ERR_NOT_FOUND) break;
+        CT_GUARD(rc);
+        CT_ENSURE_MSG(out->n < max, CT_ERR_BAD_DER, "%s holds more than %zu certificate%s", path, max,
+                      max == 1 ? "" : "s");
+        out->der[out->n++] = der;
+        der = (ct_buf)CT_BUF_INIT;
+    }
+    rc = CT_OK;
+    CT_ENSURE_MSG(out->n > 0, CT_ERR_BAD_DER, "%s holds no PEM certificate", path);
+cleanup:
+    ct_buf_free(&file);
+    ct_buf_free(&der);
+    if (rc != CT_OK) est_certs_free(out);
+    return rc;
+}
+
+static ct_err write_pem_certs(const char *dir, const char *name, const est_certs *certs)
+{
+    ct_err rc = CT_OK;
+    ct_buf pem = CT_BUF_INIT;
+    char path[STATION_PATH_MAX];
+    CT_GUARD(ct_path_join(path, sizeof path, dir, name));
+    CT_GUARD(ct_buf_alloc(&pem, certs->n * PKI_MAX_CERT_DER * 2));
+    for (size_t i = 0; i < certs->n; i++)
+        CT_GUARD(ct_pem_encode("CERTIFICATE", certs->der[i].data, certs->der[i].len, &pem));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+cleanup:
+    ct_buf_free(&pem);
+    return rc;
+}
+
+ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path)
+{
+    ct_err rc = CT_OK;
+    station st;
+    est_certs chain = {.n = 0}, root = {.n = 0};
+    ct_buf spki = CT_BUF_INIT;
+    pki_cert_info leaf;
+    uint8_t key_hash[32];
+    time_t now = time(NULL);
+    CT_GUARD(station_open(dir, 1, &st));
+    CT_GUARD(read_pem_certs(cert_path, CHAIN_MAX, &chain));
+    CT_GUARD(read_pem_certs(ca_root_path, 1, &root));
+    CT_GUARD(pki_cert_parse_info(chain.der[0].data, chain.der[0].len, &leaf));
+    CT_GUARD(ct_buf_alloc(&spki, 1024));
+    CT_GUARD(hsm_key_public_der(st.key, &spki));
+    CT_GUARD(ct_sha256(spki.data, spki.len, key_hash));
+    CT_ENSURE_MSG(memcmp(key_hash, leaf.spki_sha256, sizeof key_hash) == 0, CT_ERR_INTEGRITY,
+                  "%s certifies another key (CN=%s), not this station's token key", cert_path, leaf.subject_cn);
+    CT_ENSURE_MSG(strcmp(leaf.subject_cn, st.name) == 0, CT_ERR_INTEGRITY, "%s is for station '%s', this is '%s'",
+                  cert_path, leaf.subject_cn, st.name);
+    /* Each certificate signed by the next, the last by the given root, and the root by itself. */
+    for (size_t i = 0; i < chain.n; i++) {
+        const ct_buf *issuer = i + 1 < chain.n ? &chain.der[i + 1] : &root.der[0];
+        if ((rc = pki_cert_verify_signed_by(chain.der[i].data, chain.der[i].len, issuer->data, issuer->len, now)) !=
+            CT_OK) {
+            rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s does not chain to %s (certificate %zu)", cert_path,
+                                  ca_root_path, i + 1);
+            goto cleanup;
+        }
+    }
+    if (pki_cert_verify_signed_by(root.der[0].data, root.der[0].len, root.der[0].data, root.der[0].len, now) != CT_OK) {
+        rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
+        goto cleanup;
+    }
+    CT_GUARD(write_pem_certs(dir, "ops-root.pem", &root));
+    CT_GUARD(write_pem_certs(dir, "station.pem", &chain));
+cleanup:
+    station_close(&st);
+    est_certs_free(&chain);
+    est_certs_free(&root);
+    ct_buf_free(&spki);
+    return rc;
+}
+
+ct_err station_summary_text(const station_summary *s, char *out, size_t out_max)
+{
+    return ct_snprintf(out, out_max, "%zu camera%s: %zu provisioned, %zu already provisioned, %zu failed in %.1f s",
+                       s->total, s->total == 1 ? "" : "s", s->provisioned, s->already, s->failed, s->seconds);
+}
+
+/* ---- provisioning ---- */
+
+typedef enum { CAM_PROVISIONED, CAM_ALREADY, CAM_FAILED } cam_status;
+static const char *const cam_status_name[] = {"provisioned", "already-provisioned", "failed"};
+
+/* The profiles every camera gets, and the EST label each is requested under. */
+static const struct {
+    const char *profile;
+    const char *est_label;
+} profiles[] = {{"device", ""}, {"media-signing", "media-signing"}};
+#define N_PROFILES (sizeof profiles / sizeof profiles[0])
+
+typedef struct {
+    const char *device;
+    char serial[SERIAL_MAX];
+    cam_status status;
+    char reason[REASON_MAX];
+    double ms_keygen, ms_ca, ms_install, ms_total;
+} cam_result;
+
+typedef struct {
+    const station_provision_opts *o;
+    station st;
+    char trust_path[STATION_PATH_MAX], chain_path[STATION_PATH_MAX];
+    const char **devices;
+    size_t n_devices;
+    ct_buf devices_text;
+    est_certs cacerts;
+    char cacerts_error[REASON_MAX]; /* "" when cacerts were read */
+    int timeout_ms;
+    int report_fd;
+    FILE *progress;
+    bool tty;
+    pthread_mutex_t lock; /* guards next, summary, report and progress */
+    size_t next;
+    station_summary sum;
+} run;
+
+typedef struct {
+    run *r;
+    est_client *est;
+    pthread_t thread;
+    bool started;
+} worker;
+
+static const char *msg_name(unsigned type)
+{
+    static const char *const names[] = {"?", "HELLO", "IDENTITY", "GET_CSRS", "CSRS", "INSTALL", "RESULT", "ERROR"};
+    return type < sizeof names / sizeof names[0] ? names[type] : "?";
+}
+
+/* Sends a question and reads the answer of the expected type; an ERROR answer becomes its reason. */
+static ct_err ask(run *r, int fd, const char *addr, const factory_msg *q, factory_type want, factory_msg *a)
+{
+    char reason[REASON_MAX];
+    if (factory_send(fd, q, r->timeout_ms) != CT_OK)
+        return station_fail_ctx(CT_ERR_IO, "camera at %s: cannot send %s", addr, msg_name(q->type));
+    if (factory_recv(fd, a, r->timeout_ms) != CT_OK)
+        return station_fail_ctx(CT_ERR_IO, "camera at %s: no complete answer to %s", addr, msg_name(q->type));
+    if (a->type == FACTORY_ERROR) {
+        if (factory_msg_get_str(a, FACTORY_TAG_REASON, reason, sizeof reason) != CT_OK)
+            CT_GUARD_RET(ct_strlcpy(reason, sizeof reason, "no reason given"));
+        return ct_fail(CT_ERR_BAD_REQUEST, "camera at %s answered ERROR to %s: %s", addr, msg_name(q->type), reason);
+    }
+    CT_ENSURE_RET(a->type == want, ct_fail(CT_ERR_BAD_REQUEST, "camera at %s answered %s to %s, expected %s", addr,
+                                           msg_name(a->type), msg_name(q->type), msg_name(want)));
+    return CT_OK;
+}
+
+/* A string field the camera must send; printable ASCII only, since it ends up in reports and logs. */
+static ct_err camera_str(const factory_msg *m, factory_tag tag, const char *what, const char *addr, char *out,
+                         size_t max)
+{
+    if (factory_msg_get_str(m, tag, out, max) != CT_OK)
+        return station_fail_ctx(CT_ERR_BAD_REQUEST, "camera at %s: %s", addr, what);
+    for (const char *p = out; *p; p++)
+        CT_ENSURE_RET(*p >= 0x20 && *p < 0x7f,
+                      ct_fail(CT_ERR_BAD_REQUEST, "camera at %s: %s is not printable", addr, what));
+    return CT_OK;
+}
+
+/* CSRS {PROFILE, CSR}...: one CSR per profile asked for, each a valid request for this camera's serial. */
+static ct_err take_csrs(const factory_msg *m, const char *serial, ct_buf csr[N_PROFILES], uint8_t spki_hash[][32])
+{
+    ct_err rc = CT_OK;
+    pki_csr *parsed = NULL;
+    factory_field f;
+    size_t off = 0, cur = N_PROFILES;
+    while ((rc = factory_msg_next(m, &off, &f)) == CT_OK) {
+        if (f.tag == FACTORY_TAG_PROFILE) {
+            for (cur = 0; cur < N_PROFILES; cur++)
+                if (strlen(profiles[cur].profile) == f.len && memcmp(profiles[cur].profile, f.value, f.len) == 0) break;
+            CT_ENSURE_MSG(cur < N_PROFILES, CT_ERR_BAD_REQUEST, "camera %s answered a CSR for an unknown profile",
+                          serial);
+        } else if (f.tag == FACTORY_TAG_CSR) {
+            CT_ENSURE_MSG(cur < N_PROFILES && csr[cur].len == 0, CT_ERR_BAD_REQUEST,
+                          "camera %s answered a CSR without its profile", serial);
+            CT_ENSURE_MSG(f.len > 0 && f.len <= PKI_MAX_CSR_DER, CT_ERR_BAD_CSR,
+                          "camera %s answered a CSR of %zu bytes", serial, f.len);
+            CT_GUARD(ct_buf_set(&csr[cur], f.value, f.len));
+        }
+    }
+    CT_ENSURE(rc == CT_ERR_NOT_FOUND, rc);
+    rc = CT_OK;
+    for (size_t i = 0; i < N_PROFILES; i++) {
+        CT_ENSURE_MSG(csr[i].len > 0, CT_ERR_BAD_REQUEST, "camera %s answered no CSR for profile %s", serial,
+                      profiles[i].profile);
+        if ((rc = pki_csr_parse(csr[i].data, csr[i].len, &parsed)) != CT_OK) {
+            rc = station_fail_ctx(rc, "camera %s answered a bad %s CSR", serial, profiles[i].profile);
+            goto cleanup;
+        }
+        CT_ENSURE_MSG(strcmp(pki_csr_subject_serial(parsed), serial) == 0, CT_ERR_BAD_CSR,
+                      "camera %s answered a CSR for serial %.64s", serial, pki_csr_subject_serial(parsed));
+        pki_csr_spki_sha256(parsed, spki_hash[i]);
+        pki_csr_free(parsed);
+        parsed = NULL;
+    }
+cleanup:
+    pki_csr_free(parsed);
+    return rc;
+}
+
+/* The certificate must be for the key of the CSR and signed by a CA of cacerts; gives that issuer. */
+static ct_err check_issued(run *r, const char *serial, const char *profile, const ct_buf *leaf,
+                           const uint8_t spki_hash[32], const ct_buf **issuer)
+{
+    pki_cert_info info;
+    if (pki_cert_parse_info(leaf->data, leaf->len, &info) != CT_OK)
+        return station_fail_ctx(CT_ERR_BAD_DER, "the CA's %s certificate for %s is unreadable", profile, serial);
+    CT_ENSURE_RET(memcmp(info.spki_sha256, spki_hash, 32) == 0,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA answered a %s certificate for another key than camera %s's",
+                          profile, serial));
+    for (size_t i = 0; i < r->cacerts.n; i++) {
+        const ct_buf *ca = &r->cacerts.der[i];
+        if (pki_cert_verify_signed_by(leaf->data, leaf->len, ca->data, ca->len, time(NULL)) == CT_OK) {
+            *issuer = ca;
+            return CT_OK;
+        }
+    }
+    return ct_fail(CT_ERR_INTEGRITY, "the CA's %s certificate for %s is not signed by a CA of its cacerts", profile,
+                   serial);
+}
+
+/* One camera, start to finish; the reason of a failure is left in ct_err_detail. */
+static ct_err provision_camera(worker *w, cam_result *res, int *fd)
+{
+    ct_err rc = CT_OK;
+    run *r = w->r;
+    factory_msg q = {0}, a = {0};
+    ct_buf csr[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, leaf[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
+    const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
+    uint8_t spki_hash[N_PROFILES][32];
+    char state[32], reason[REASON_MAX] = "", status[64];
+    const char *addr = res->device;
+    double t;
+
+    if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) {
+        rc = station_fail_ctx(rc, "camera unreachable at %s", addr);
+        goto cleanup;
+    }
+    CT_GUARD(factory_msg_init(&q, FACTORY_HELLO));
+    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_IDENTITY, &a));
+    CT_GUARD(camera_str(&a, FACTORY_TAG_SERIAL, "no serial number", addr, res->serial, sizeof res->serial));
+    CT_GUARD(camera_str(&a, FACTORY_TAG_STATE, "no state", addr, state, sizeof state));
+    if (strcmp(state, "provisioned") == 0) {
+        res->status = CAM_ALREADY;
+        goto cleanup;
+    }
+    if (strcmp(state, "unprovisioned") != 0) {
+        if (factory_msg_get_str(&a, FACTORY_TAG_REASON, reason, sizeof reason) != CT_OK) reason[0] = '\0';
+        rc = ct_fail(CT_ERR_BAD_REQUEST, "camera %s is in state '%s'%s%s", res->serial, state, *reason ? ": " : "",
+                     reason);
+        goto cleanup;
+    }
+    /* Without the CA's certificates nothing can be installed: stop before the camera makes keys. */
+    CT_ENSURE_MSG(!*r->cacerts_error, CT_ERR_IO, "%s", r->cacerts_error);
+
+    factory_msg_free(&q);
+    factory_msg_free(&a);
+    CT_GUARD(factory_msg_init(&q, FACTORY_GET_CSRS));
+    for (size_t i = 0; i < N_PROFILES; i++) CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_PROFILE, profiles[i].profile));
+    t = now_ms();
+    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_CSRS, &a));
+    res->ms_keygen = now_ms() - t;
+    for (size_t i = 0; i < N_PROFILES; i++) CT_GUARD(ct_buf_alloc(&csr[i], PKI_MAX_CSR_DER));
+    CT_GUARD(take_csrs(&a, res->serial, csr, spki_hash));
+
+    t = now_ms();
+    for (size_t i = 0; i < N_PROFILES; i++) {
+        CT_GUARD(est_simpleenroll(w->est, profiles[i].est_label, csr[i].data, csr[i].len, &leaf[i]));
+        CT_GUARD(check_issued(r, res->serial, profiles[i].profile, &leaf[i], spki_hash[i], &issuer[i]));
+    }
+    res->ms_ca = now_ms() - t;
+
+    /* One INSTALL with every profile: the camera installs all of it or nothing. */
+    factory_msg_free(&q);
+    factory_msg_free(&a);
+    CT_GUARD(factory_msg_init(&q, FACTORY_INSTALL));
+    for (size_t i = 0; i < N_PROFILES; i++) {
+        CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_PROFILE, profiles[i].profile));
+        CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, leaf[i].data, leaf[i].len));
+        CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, issuer[i]->data, issuer[i]->len));
+    }
+    t = now_ms();
+    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_RESULT, &a));
+    res->ms_install = now_ms() - t;
+    CT_GUARD(camera_str(&a, FACTORY_TAG_STATUS, "no status in its result", addr, status, sizeof status));
+    if (strcmp(status, "ok") != 0) {
+        if (factory_msg_get_str(&a, FACTORY_TAG_REASON, reason, sizeof reason) != CT_OK) reason[0] = '\0';
+        rc = ct_fail(CT_ERR_INTEGRITY, "camera %s refused the install (%s)%s%s", res->serial, status,
+                     *reason ? ": " : "", reason);
+        goto cleanup;
+    }
+    res->status = CAM_PROVISIONED;
+cleanup:
+    factory_msg_free(&q);
+    factory_msg_free(&a);
+    for (size_t i = 0; i < N_PROFILES; i++) {
+        ct_buf_free(&csr[i]);
+        ct_buf_free(&leaf[i]);
+    }
+    return rc;
+}
+
+/* JSON string with escapes; bytes outside printable ASCII become \u00XX so the line stays valid JSON. */
+static ct_err json_str(ct_buf *out, const char *s)
+{
+    CT_GUARD_RET(ct_buf_append(out, "\"", 1));
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') CT_GUARD_RET(ct_buf_appendf(out, "\\%c", *p));
+        else if (*p < 0x20 || *p >= 0x7f) CT_GUARD_RET(ct_buf_appendf(out, "\\u%04x", *p));
+        else CT_GUARD_RET(ct_buf_append(out, p, 1));
+    }
+    return ct_buf_append(out, "\"", 1);
+}
+
+static ct_err report_line(const cam_result *res, ct_buf *line)
+{
+    CT_GUARD_RET(ct_buf_appendf(line, "{\"device\":"));
+    CT_GUARD_RET(json_str(line, res->device));
+    CT_GUARD_RET(ct_buf_appendf(line, ",\"serial\":"));
+    CT_GUARD_RET(json_str(line, res->serial));
+    CT_GUARD_RET(ct_buf_appendf(line, ",\"status\":\"%s\",\"reason\":", cam_status_name[res->status]));
+    CT_GUARD_RET(json_str(line, res->reason));
+    return ct_buf_appendf(line, ",\"ms\":{\"keygen\":%.1f,\"ca\":%.1f,\"install\":%.1f,\"total\":%.1f}}\n",
+                          res->ms_keygen, res->ms_ca, res->ms_install, res->ms_total);
+}
+
+static void show_progress(run *r, const cam_result *res)
+{
+    const station_summary *s = &r->sum;
+    size_t done = s->provisioned + s->already + s->failed;
+    if (!r->tty) {
+        fprintf(r->progress, "camtrust-station: %s %s %s%s%s (%.0f ms)\n", res->device,
+                *res->serial ? res->serial : "-", cam_status_name[res->status], *res->reason ? ": " : "", res->reason,
+                res->ms_total);
+        fflush(r->progress);
+        return;
+    }
+    enum { WIDTH = 30 };
+    char bar[WIDTH + 1];
+    size_t fill = s->total ? done * WIDTH / s->total : WIDTH;
+    for (size_t i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+    bar[WIDTH] = '\0';
+    if (res->status == CAM_FAILED)
+        fprintf(r->progress, "\r\033[K%s %s failed: %s\n", res->device, *res->serial ? res->serial : "-", res->reason);
+    fprintf(r->progress, "\r\033[K[%s] %zu/%zu  provisioned %zu  already %zu  failed %zu", bar, done, s->total,
+            s->provisioned, s->already, s->failed);
+    if (done == s->total) fputc('\n', r->progress);
+    fflush(r->progress);
+}
+
+static void record(run *r, const cam_result *res)
+{
+    ct_buf line = CT_BUF_INIT;
+    bool ok = ct_buf_alloc(&line, REPORT_LINE_MAX) == CT_OK && report_line(res, &line) == CT_OK;
+    pthread_mutex_lock(&r->lock);
+    if (res->status == CAM_PROVISIONED) r->sum.provisioned++;
+    else if (res->status == CAM_ALREADY) r->sum.already++;
+    else r->sum.failed++;
+    /* One write per line on an O_APPEND file: lines of concurrent runs never interleave. */
+    if (!ok || write(r->report_fd, line.data, line.len) != (ssize_t)line.len)
+        ct_log(CT_LOG_ERROR, "report", "device=%s write failed", res->device);
+    show_progress(r, res);
+    pthread_mutex_unlock(&r->lock);
+    ct_buf_free(&line);
+}
+
+/* The reason of a failure for the report: never empty. */
+static void copy_reason(ct_err rc, char *out, size_t max)
+{
+    const char *d = ct_err_detail();
+    if (ct_snprintf(out, max, "%s", *d ? d : ct_err_message(rc)) != CT_OK) out[0] = '?', out[1] = '\0';
+}
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    run *r = w->r;
+    for (;;) {
+        pthread_mutex_lock(&r->lock);
+        size_t i = r->next < r->n_devices ? r->next++ : r->n_devices;
+        pthread_mutex_unlock(&r->lock);
+        if (i == r->n_devices) break;
+        cam_result res = {.device = r->devices[i], .status = CAM_FAILED};
+        int fd = -1;
+        double start = now_ms();
+        ct_err_clear();
+        ct_err rc = provision_camera(w, &res, &fd);
+        if (fd >= 0) close(fd);
+        res.ms_total = now_ms() - start;
+        if (rc != CT_OK) {
+            res.status = CAM_FAILED;
+            copy_reason(rc, res.reason, sizeof res.reason);
+        }
+        record(r, &res);
+    }
+    wc_ecc_fp_free(); /* wolfSSL's fixed-point cache is per thread */
+    return NULL;
+}
+
+/* The device list: the addresses given, then those of the file (one a line, '#' comments). */
+static ct_err devices_collect(run *r)
+{
+    const station_provision_opts *o = r->o;
+    size_t lines = 0;
+    if (o->devices_file) {
+        CT_GUARD_RET(ct_file_read(o->devices_file, DEVICES_FILE_MAX, &r->devices_text));
+        r->devices_text.data[r->devices_text.len] = '\0';
+        for (size_t i = 0; i < r->devices_text.len; i++) lines += r->devices_text.data[i] == '\n';
+        lines++;
+    }
+    CT_ENSURE_RET(o->n_devices <= STATION_MAX_DEVICES,
+                  ct_fail(CT_ERR_USAGE, "more than %d cameras", STATION_MAX_DEVICES));
+    r->devices = calloc(o->n_devices + lines + 1, sizeof *r->devices);
+    CT_ENSURE_RET(r->devices, CT_ERR_NOMEM);
+    for (size_t i = 0; i < o->n_devices; i++) {
+        CT_ENSURE_RET(strlen(o->devices[i]) < DEVICE_ADDR_MAX,
+                      ct_fail(CT_ERR_USAGE, "device address '%.40s...' is too long", o->devices[i]));
+        r->devices[r->n_devices++] = o->devices[i];
+    }
+    char *save = NULL;
+    for (char *l = o->devices_file ? strtok_r((char *)r->devices_text.data, "\n", &save) : NULL; l;
+         l = strtok_r(NULL, "\n", &save)) {
+        l += strspn(l, " \t");
+        size_t n = strcspn(l, "#");
+        while (n > 0 && strchr(" \t\r", l[n - 1])) n--;
+        l[n] = '\0';
+        if (n == 0) continue;
+        CT_ENSURE_RET(n < DEVICE_ADDR_MAX,
+                      ct_fail(CT_ERR_USAGE, "%s: address '%.40s...' is too long", o->devices_file, l));
+        r->devices[r->n_devices++] = l;
+    }
+    CT_ENSURE_RET(r->n_devices > 0 && r->n_devices <= STATION_MAX_DEVICES,
+                  ct_fail(CT_ERR_USAGE, "give 1 to %d cameras (--device or --devices)", STATION_MAX_DEVICES));
+    return CT_OK;
+}
+
+static ct_err run_prepare(run *r, const station_provision_opts *o)
+{
+    char report[STATION_PATH_MAX];
+    r->o = o;
+    r->report_fd = -1;
+    r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : FACTORY_DEFAULT_TIMEOUT_MS;
+    r->progress = o->progress ? o->progress : stderr;
+    r->tty = isatty(fileno(r->progress)) == 1;
+    CT_ENSURE_RET(o->dir && o->ca_url, ct_fail(CT_ERR_USAGE, "--dir and --ca are required"));
+    CT_GUARD_RET(devices_collect(r));
+    CT_GUARD_RET(ct_path_join(r->trust_path, sizeof r->trust_path, o->dir, "ops-root.pem"));
+    CT_GUARD_RET(ct_path_join(r->chain_path, sizeof r->chain_path, o->dir, "station.pem"));
+    CT_ENSURE_RET(ct_file_exists(r->trust_path) && ct_file_exists(r->chain_path),
+                  ct_fail(CT_ERR_CONFIG, "%s is not installed: run camtrust-station install --dir %s", o->dir, o->dir));
+    if (o->report_path) CT_GUARD_RET(ct_strlcpy(report, sizeof report, o->report_path));
+    else CT_GUARD_RET(ct_path_join(report, sizeof report, o->dir, "report.jsonl"));
+    r->report_fd = open(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    CT_ENSURE_RET(r->report_fd >= 0, ct_fail(CT_ERR_IO, "cannot open the report %s: %s", report, strerror(errno)));
+    return CT_OK;
+}
+
+ct_err station_provision(const station_provision_opts *o, station_summary *sum)
+{
+    ct_err rc = CT_OK;
+    run r;
+    worker *workers = NULL;
+    size_t jobs = 0;
+    double start = now_ms();
+    memset(&r, 0, sizeof r);
+    memset(sum, 0, sizeof *sum);
+    CT_ENSURE_RET(pthread_mutex_init(&r.lock, NULL) == 0, CT_ERR_INTERNAL);
+    CT_GUARD(run_prepare(&r, o));
+    jobs = o->jobs ? o->jobs : STATION_DEFAULT_JOBS;
+    CT_ENSURE_MSG(jobs <= STATION_MAX_JOBS, CT_ERR_USAGE, "--jobs must be 1..%d", STATION_MAX_JOBS);
+    if (jobs > r.n_devices) jobs = r.n_devices;
+    CT_GUARD(station_open(o->dir, (unsigned)jobs + 1, &r.st));
+    workers = calloc(jobs, sizeof *workers);
+    CT_ENSURE(workers, CT_ERR_NOMEM);
+    est_config ec = {.url = o->ca_url, .trust_pem_path = r.trust_path, .chain_pem_path = r.chain_path,
+                     .dev_id = hsm_wolf_dev_id(r.st.hsm), .key_id = station_key_id,
+                     .key_id_len = sizeof station_key_id, .timeout_ms = r.timeout_ms};
+    for (size_t i = 0; i < jobs; i++) {
+        workers[i].r = &r;
+        CT_GUARD(est_client_new(&ec, &workers[i].est));
+    }
+    /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
+     * camera with this reason before it makes keys, and installs nothing. */
+    ct_err_clear();
+    ct_err ca_rc = est_cacerts(workers[0].est, &r.cacerts);
+    if (ca_rc != CT_OK) {
+        copy_reason(ca_rc, r.cacerts_error, sizeof r.cacerts_error);
+        fprintf(r.progress, "camtrust-station: %s\n", r.cacerts_error);
+    }
+    r.sum.total = r.n_devices;
+    for (size_t i = 0; i < jobs; i++) {
+        CT_ENSURE_MSG(pthread_create(&workers[i].thread, NULL, work, &workers[i]) == 0, CT_ERR_INTERNAL,
+                      "cannot start worker threads");
+        workers[i].started = true;
+    }
+cleanup:
+    for (size_t i = 0; workers && i < jobs; i++)
+        if (workers[i].started) pthread_join(workers[i].thread, NULL);
+    if (rc == CT_OK && r.report_fd >= 0 && fsync(r.report_fd) != 0)
+        rc = ct_fail(CT_ERR_IO, "cannot sync the report: %s", strerror(errno));
+    for (size_t i = 0; workers && i < jobs; i++) est_client_free(workers[i].est);
+    free(workers);
+    est_certs_free(&r.cacerts);
+    station_close(&r.st);
+    if (r.report_fd >= 0) close(r.report_fd);
+    free(r.devices);
+    ct_buf_free(&r.devices_text);
+    pthread_mutex_destroy(&r.lock);
+    wc_ecc_fp_free();
+    *sum = r.sum;
+    sum->seconds = (now_ms() - start) / 1e3;
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* station: the factory station (`camtrust-station`). It holds its own key in its own token, talks to the CA
+ * only over mutual-TLS EST with that key, and drives cameras in factory mode through the factory-line
+ * exchange (common/factory/factory.h). Each command is one function here; main.c only parses arguments. */
+#ifndef CAMTRUST_STATION_H
+#define CAMTRUST_STATION_H
+
+#include <stdio.h>
+
+#include "../common/core/core.h"
+
+#define STATION_CONFIG_FILE "station.conf"
+#define STATION_PIN_ENV "CAMTRUST_STATION_PIN"
+#define STATION_KEY_LABEL "station"
+#define STATION_DEFAULT_JOBS 4
+#define STATION_MAX_JOBS 64
+#define STATION_MAX_DEVICES 100000
+
+/* Makes DIR (station.conf with every setting, a SoftHSM token of its own with random PINs in 0600 files, the
+ * P-256 key "station" that never leaves the token) and DIR/station.csr (PEM, CN=name) for
+ * `camtrust-ca station add`. Refuses a DIR that already holds a station key. */
+CT_MUST_CHECK ct_err station_init(const char *dir, const char *name);
+
+/* Completes DIR with the chain `camtrust-ca station add` wrote (leaf + operations issuing CA) and the
+ * operations root: refuses a certificate for another key than the token's, or one that does not chain to the
+ * given root. Writes DIR/station.pem and DIR/ops-root.pem. */
+CT_MUST_CHECK ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path);
+
+typedef struct {
+    const char *dir;
+    const char *ca_url;                /* https://host:port of camtrust-ca serve */
+    const char *const *devices;        /* "host:port" of cameras in factory mode */
+    size_t n_devices;
+    const char *devices_file;          /* or NULL: one address per line, '#' comments */
+    const char *report_path;           /* NULL: DIR/report.jsonl (appended) */
+    unsigned jobs;                     /* cameras driven at once; 0: STATION_DEFAULT_JOBS */
+    int timeout_ms;                    /* per camera message / CA request; 0: FACTORY_DEFAULT_TIMEOUT_MS */
+    FILE *progress;                    /* NULL: stderr (a bar when it is a terminal, else one line per camera) */
+} station_provision_opts;
+
+typedef struct {
+    size_t total, provisioned, already, failed;
+    double seconds;
+} station_summary;
+
+/* Provisions every camera once; a camera already provisioned is reported and left alone, so that running it
+ * again finishes only the unfinished ones. Returns CT_OK when every camera was driven (each one's outcome is
+ * in the summary and the report); an error only when nothing could be tried (bad options, station not
+ * installed, report not writable). */
+CT_MUST_CHECK ct_err station_provision(const station_provision_opts *o, station_summary *sum);
+
+/* "20 cameras: 18 provisioned, 2 already provisioned, 0 failed in 4.2 s" */
+CT_MUST_CHECK ct_err station_summary_text(const station_summary *s, char *out, size_t out_max);
+
+#endif

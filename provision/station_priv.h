@@ -1,0 +1,66 @@
+/* Internal to provision/: the station's opened state and its EST client. */
+#ifndef CAMTRUST_STATION_PRIV_H
+#define CAMTRUST_STATION_PRIV_H
+
+#include "../common/pki/pki.h"
+#include "../hsm/hsm.h"
+#include "station.h"
+
+#define STATION_PATH_MAX 1024
+#define STATION_NAME_MAX 64
+/* CKA_ID of the station key: wolfSSL addresses token keys by id. */
+#define STATION_KEY_ID {0x53, 0x54, 0x01}
+
+/* An opened station folder: settings, the token logged in, the station key. */
+typedef struct {
+    char dir[STATION_PATH_MAX];
+    char name[STATION_NAME_MAX];
+    hsm_settings hsm_cfg;
+    hsm *hsm;
+    hsm_key *key;
+} station;
+
+/* Loads DIR/station.conf and opens the token and its key; `sessions` (0: the config's) sizes the pool. */
+CT_MUST_CHECK ct_err station_open(const char *dir, unsigned sessions, station *st);
+void station_close(station *st);
+
+/* Sets the error detail to "<context>: <the current detail>" (or the error's message when there is none):
+ * the one-line reasons the report carries name where a failure happened and why. */
+ct_err station_fail_ctx(ct_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- EST client (RFC 7030) over mutual TLS with the station's token key ---- */
+#define EST_MAX_HEADER 8192
+#define EST_MAX_BODY (256 * 1024)
+
+typedef struct est_client est_client;
+
+typedef struct {
+    const char *url;            /* "https://host[:port][/]" */
+    const char *trust_pem_path; /* the only roots the CA server may chain to (ops-root.pem) */
+    const char *chain_pem_path; /* the station's chain: leaf + issuing CA (station.pem) */
+    int dev_id;                 /* hsm_wolf_dev_id of the station's token */
+    const uint8_t *key_id;      /* CKA_ID of the station key */
+    size_t key_id_len;
+    int timeout_ms;             /* connect, and each read or write */
+} est_config;
+
+/* No connection yet: the first request opens one, later ones reuse it (keep-alive) and re-open it once when
+ * it turns out closed. Errors: CT_ERR_IO "CA unreachable at URL: ..." when no connection can be made. */
+CT_MUST_CHECK ct_err est_client_new(const est_config *cfg, est_client **out);
+void est_client_free(est_client *c);
+
+/* DER certificates read out of a certs-only PKCS#7, in the order sent. */
+typedef struct {
+    ct_buf der[PKI_MAX_PKCS7_CERTS];
+    size_t n;
+} est_certs;
+void est_certs_free(est_certs *certs);
+
+/* GET /.well-known/est/cacerts */
+CT_MUST_CHECK ct_err est_cacerts(est_client *c, est_certs *out);
+/* POST /.well-known/est/[label/]simpleenroll ("" or NULL label: the default profile); `leaf` gets the first
+ * certificate of the answer. A refusal is the ct_err of its HTTP status, with the CA's one-line reason. */
+CT_MUST_CHECK ct_err est_simpleenroll(est_client *c, const char *label, const uint8_t *csr, size_t csr_len,
+                                      ct_buf *leaf);
+
+#endif

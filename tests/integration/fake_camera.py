@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""A misbehaving camera for the station's tests: a test peer that speaks the factory-line frame format of
+common/factory/factory.h (not a mock of camtrust code). It answers HELLO like an unprovisioned camera, then:
+
+  --mode wrong-serial   answers GET_CSRS with valid CSRs (made by openssl) for --csr-serial, not its own serial
+  --mode truncate       sends the first half of its CSRS frame, then closes the connection
+
+Prints "listening on 127.0.0.1:PORT" and serves until killed. Each message type it receives is appended to
+--log, so that a test can tell that no INSTALL ever reached it. Bounded: frames over 64 KiB are refused."""
+import argparse
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+
+MAGIC = b"CTF1"
+HELLO, IDENTITY, GET_CSRS, CSRS, INSTALL, RESULT, ERROR = range(1, 8)
+SERIAL, MODEL, MAC, STATE, REASON, PROFILE, CSR, CERT, STATUS = range(1, 10)
+MAX_PAYLOAD = 64 * 1024
+NAMES = {HELLO: "HELLO", GET_CSRS: "GET_CSRS", INSTALL: "INSTALL"}
+
+
+def field(tag, value):
+    if isinstance(value, str):
+        value = value.encode()
+    return struct.pack(">BH", tag, len(value)) + value
+
+
+def frame(msg_type, payload):
+    return MAGIC + struct.pack(">BI", msg_type, len(payload)) + payload
+
+
+def recv_exact(conn, n):
+    data = b""
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def recv_frame(conn):
+    hdr = recv_exact(conn, 9)
+    if hdr is None or hdr[:4] != MAGIC:
+        return None
+    length = struct.unpack(">I", hdr[5:9])[0]
+    if length > MAX_PAYLOAD:
+        return None
+    payload = recv_exact(conn, length)
+    return None if payload is None else (hdr[4], payload)
+
+
+def make_csr(serial):
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "csr.der")
+        subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", os.path.join(d, "key"), "-subj", f"/serialNumber={serial}/CN=x", "-outform", "DER",
+                        "-out", out], check=True, capture_output=True)
+        with open(out, "rb") as f:
+            return f.read()
+
+
+def serve(conn, args, csrs, log):
+    conn.settimeout(10)
+    while True:
+        msg = recv_frame(conn)
+        if msg is None:
+            return
+        msg_type, _ = msg
+        log.write(NAMES.get(msg_type, str(msg_type)) + "\n")
+        log.flush()
+        if msg_type == HELLO:
+            payload = (field(SERIAL, args.serial) + field(MODEL, "FAKE") + field(MAC, "02:00:00:00:00:01") +
+                       field(STATE, "unprovisioned"))
+            conn.sendall(frame(IDENTITY, payload))
+        elif msg_type == GET_CSRS:
+            payload = b"".join(field(PROFILE, p) + field(CSR, csrs[p]) for p in ("device", "media-signing"))
+            whole = frame(CSRS, payload)
+            if args.mode == "truncate":
+                conn.sendall(whole[: len(whole) // 2])
+                return
+            conn.sendall(whole)
+        elif msg_type == INSTALL:
+            conn.sendall(frame(RESULT, field(STATUS, "ok")))
+        else:
+            conn.sendall(frame(ERROR, field(REASON, "unexpected message")))
+            return
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["wrong-serial", "truncate"], required=True)
+    ap.add_argument("--serial", required=True)
+    ap.add_argument("--csr-serial")
+    ap.add_argument("--log", required=True)
+    args = ap.parse_args()
+    csr_serial = args.csr_serial or args.serial
+    csrs = {p: make_csr(csr_serial) for p in ("device", "media-signing")}
+    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(4)
+    print(f"listening on 127.0.0.1:{lsock.getsockname()[1]}", flush=True)
+    with open(args.log, "a") as log:
+        while True:
+            conn, _ = lsock.accept()
+            try:
+                serve(conn, args, csrs, log)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(0)

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# End to end on loopback: the real CA (camtrust-ca serve), a real station (camtrust-station, its own token) and
+# real simulated cameras (camtrust-agent factory, each with its own token), plus misbehaving cameras
+# (fake_camera.py, a test peer speaking the factory frame format). Usage: provision.sh BUILD_DIR
+BUILD=$1
+CA_BIN=$BUILD/ca/camtrust-ca
+STATION_BIN=$BUILD/provision/camtrust-station
+AGENT_BIN=$BUILD/device-agent/camtrust-agent
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+BG_PIDS=()
+stop_bg() {
+  local pid
+  for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  BG_PIDS=()
+}
+trap 'stop_bg; cleanup_server; rm -rf "$WORK"' EXIT
+
+# wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s).
+wait_listening() {
+  local out=$1 pid=$2
+  for _ in $(seq 1 200); do
+    if grep -q '^listening on ' "$out" 2>/dev/null; then ADDR=$(sed -n 's/^listening on //p' "$out"); return 0; fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
+# camera NAME SERIAL [ROOT]: a simulated camera pinned to ROOT (default: the CA's device root) in factory
+# mode; sets ADDR.
+camera() {
+  local name=$1 serial=$2 root=${3:-$CA/root.pem}
+  "$AGENT_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" >/dev/null
+  "$AGENT_BIN" factory --dir "$WORK/cams/$name" --listen 127.0.0.1:0 >"$WORK/cams/$name.out" 2>>"$WORK/agents.log" &
+  BG_PIDS+=($!)
+  wait_listening "$WORK/cams/$name.out" $!
+}
+
+# fake_camera NAME MODE SERIAL [CSR_SERIAL]: sets ADDR.
+fake_camera() {
+  python3 "$HERE/fake_camera.py" --mode "$2" --serial "$3" ${4:+--csr-serial "$4"} --log "$WORK/$1.log" \
+    >"$WORK/$1.out" 2>>"$WORK/fakes.log" &
+  BG_PIDS+=($!)
+  wait_listening "$WORK/$1.out" $!
+}
+
+# provision REPORT ADDR...: runs the station (progress on stderr into $WORK/progress); sets RC.
+provision() {
+  local report=$1; shift
+  local args=() a
+  for a in "$@"; do args+=(--device "$a"); done
+  RC=0
+  "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:$PORT" --report "$report" --jobs 3 --timeout-ms 5000 \
+    "${args[@]}" >"$WORK/summary" 2>"$WORK/progress" || RC=$?
+}
+
+# field REPORT SERIAL KEY: the value of KEY in the report line of SERIAL (python3 parses the JSON)
+field() {
+  python3 - "$1" "$2" "$3" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["serial"] == sys.argv[2]:
+        print(r[sys.argv[3]])
+EOF
+}
+count_status() { python3 -c 'import json,sys; print(sum(json.loads(l)["status"] == sys.argv[2] for l in open(sys.argv[1])))' "$1" "$2"; }
+boot_rc() { local rc=0; "$AGENT_BIN" boot --dir "$WORK/cams/$1" >/dev/null 2>&1 || rc=$?; echo "$rc"; }
+certs_for() { sql "$CA/camtrust.db" "select count(*) from certificates where device_serial='$1'"; }
+
+# ---- a CA, a station registered with it, an order ----
+CA=$WORK/ca
+ST=$WORK/station
+mkdir -p "$WORK/cams"
+"$CA_BIN" init --dir "$CA" >/dev/null
+"$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
+check "station init wrote a CSR that openssl verifies" openssl req -in "$ST/station.csr" -verify -noout
+"$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
+check "install refuses the device root as the operations root" bash -c "! '$STATION_BIN' install --dir '$ST' --cert '$WORK/line1.pem' --ca-root '$CA/root.pem' 2>/dev/null"
+check "station install" "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem"
+printf 'CAM001\nCAM002\nCAM003\nCAM004\nCAM005\nDOWN01\nROGUE1\nFAKE01\nFAKE02\nFAKE03\n' >"$WORK/serials"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
+start_ca "$CA"
+
+# ---- five cameras, provisioned in one run ----
+ADDRS=()
+for i in 1 2 3 4 5; do camera cam$i CAM00$i; ADDRS+=("$ADDR"); done
+check_eq "five cameras in factory mode" 5 "$(printf '%s\n' "${ADDRS[@]}" | grep -c '^127.0.0.1:')"
+check_eq "a camera boots unprovisioned before" 3 "$(boot_rc cam1)"
+R1=$WORK/run1.jsonl
+provision "$R1" "${ADDRS[@]}"
+check_eq "provision exits 0" 0 "$RC"
+check_eq "the report has 5 provisioned lines" 5 "$(count_status "$R1" provisioned)"
+check "every report line is JSON with device, serial and ms timings" python3 -c '
+import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    assert r["device"].startswith("127.0.0.1:") and r["serial"].startswith("CAM00")
+    assert all(r["ms"][k] > 0 for k in ("keygen", "ca", "install", "total")), r
+' "$R1"
+check "the summary counts them" grep -q '^5 cameras: 5 provisioned, 0 already provisioned, 0 failed in ' "$WORK/summary"
+check "progress is one plain line per camera when stderr is not a terminal" test "$(grep -c ' provisioned (' "$WORK/progress")" -eq 5
+ok_boots=0
+for i in 1 2 3 4 5; do [ "$(boot_rc cam$i)" = 0 ] && ok_boots=$((ok_boots + 1)); done
+check_eq "every camera's boot check passes" 5 "$ok_boots"
+check_eq "the CA issued one certificate per serial and profile" 10 "$(sql "$CA/camtrust.db" "select count(*) from certificates where device_serial like 'CAM00%'")"
+
+# ---- a re-run over the same cameras changes nothing ----
+touch "$WORK/marker"
+sleep 1
+rows=$(sql "$CA/camtrust.db" "select count(*) from certificates")
+R2=$WORK/run2.jsonl
+provision "$R2" "${ADDRS[@]}"
+check_eq "the re-run exits 0" 0 "$RC"
+check_eq "the re-run reports 5 already-provisioned" 5 "$(count_status "$R2" already-provisioned)"
+check_eq "the re-run issued nothing" "$rows" "$(sql "$CA/camtrust.db" "select count(*) from certificates")"
+check_eq "the re-run wrote nothing on the cameras" "" "$(find "$WORK/cams" -type f -newer "$WORK/marker" ! -name '*.out')"
+
+# ---- the CA is down: the camera stays unprovisioned, the report says why; a later run finishes it ----
+camera down DOWN01; DOWN=$ADDR
+cleanup_server
+R3=$WORK/run3.jsonl
+provision "$R3" "$DOWN"
+check_eq "with the CA down, provision exits 1" 1 "$RC"
+check "... the report says the CA is unreachable at its URL" grep -q "CA unreachable at https://localhost:$PORT" <<<"$(field "$R3" DOWN01 reason)"
+check_eq "... the camera got no INSTALL and boots unprovisioned" 3 "$(boot_rc down)"
+start_ca "$CA"
+provision "$R3" "$DOWN" "${ADDRS[0]}"
+check_eq "once the CA is back, the same run finishes it" "provisioned" "$(field "$R3" DOWN01 status | tail -1)"
+check_eq "... and leaves the finished one alone" "already-provisioned" "$(field "$R3" CAM001 status)"
+
+# ---- a camera whose serial is not in the order ----
+camera notin NOTIN9; NOTIN=$ADDR
+R4=$WORK/run4.jsonl
+provision "$R4" "$NOTIN"
+check_eq "a serial outside the order fails" failed "$(field "$R4" NOTIN9 status)"
+check "... with the CA's 403 reason naming the serial" bash -c "grep -q 'HTTP 403' <<<\"\$0\" && grep -q NOTIN9 <<<\"\$0\"" "$(field "$R4" NOTIN9 reason)"
+check_eq "... and the camera stays unprovisioned" 3 "$(boot_rc notin)"
+
+# ---- a camera pinned to another root refuses the chain ----
+camera rogue ROGUE1 "$CA/ops-root.pem"; ROGUE=$ADDR
+R5=$WORK/run5.jsonl
+provision "$R5" "$ROGUE"
+check_eq "a camera pinned to another root fails" failed "$(field "$R5" ROGUE1 status)"
+check "... the report says the camera refused the install" grep -q "refused the install" <<<"$(field "$R5" ROGUE1 reason)"
+check_eq "... and it stays unprovisioned" 3 "$(boot_rc rogue)"
+
+# ---- misbehaving cameras ----
+fake_camera wrong wrong-serial FAKE01 FAKE02; WRONG=$ADDR
+fake_camera trunc truncate FAKE03; TRUNC=$ADDR
+R6=$WORK/run6.jsonl
+provision "$R6" "$WRONG" "$TRUNC"
+check_eq "a CSR for another serial fails" failed "$(field "$R6" FAKE01 status)"
+check "... named as such" grep -q "camera FAKE01 answered a CSR for serial FAKE02" <<<"$(field "$R6" FAKE01 reason)"
+check_eq "... nothing was enrolled for either serial" "0 0" "$(certs_for FAKE01) $(certs_for FAKE02)"
+check_eq "a truncated answer fails" failed "$(field "$R6" FAKE03 status)"
+check "... named as such" grep -q "no complete answer to GET_CSRS" <<<"$(field "$R6" FAKE03 reason)"
+check "neither fake camera was sent an INSTALL" bash -c "! grep -q INSTALL '$WORK/wrong.log' '$WORK/trunc.log'"
+check "the summary counts the failures" grep -q '^2 cameras: 0 provisioned, 0 already provisioned, 2 failed' "$WORK/summary"
+
+# ---- bad input to the station itself ----
+printf '# cameras\n\n%s  # first\n' "${ADDRS[0]}" >"$WORK/devices.txt"
+check "a devices file with comments works" "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:$PORT" --devices "$WORK/devices.txt" --report "$WORK/r7.jsonl"
+check "provision without cameras is a usage error" bash -c "! '$STATION_BIN' provision --dir '$ST' --ca 'https://localhost:$PORT' 2>/dev/null"
+check "a CA URL that is not https is refused" bash -c "! '$STATION_BIN' provision --dir '$ST' --ca 'http://localhost:$PORT' --device '${ADDRS[0]}' 2>/dev/null"
+stop_bg
+finish

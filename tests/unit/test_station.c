@@ -1,0 +1,399 @@
+/* The factory station: init and install on a real SoftHSM token, and its EST client against a real
+ * `camtrust-ca serve` on a loopback port (the binaries come from the build: CAMTRUST_CA_BIN,
+ * CAMTRUST_STATION_BIN). */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../common/factory/factory.h"
+#include "../../provision/station_priv.h"
+#include "test_util.h"
+
+static const char *const quiet = ">/dev/null 2>&1";
+
+#define TPATH 1024
+/* A path built with printf; too long a path fails the test rather than truncating. */
+static void pathf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void pathf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, TPATH, fmt, ap);
+    va_end(ap);
+    ck_assert(n > 0 && n < TPATH);
+}
+
+/* ---------------- init and install ---------------- */
+
+static char sdir[600];
+
+static void init_setup(void)
+{
+    pathf(sdir, "%s/stn", tu_tmpdir("station"));
+    ck_assert_int_eq(station_init(sdir, "line1"), CT_OK);
+}
+
+START_TEST(test_init_key_and_csr)
+{
+    /* openssl checks the CSR's signature (made in the token) and reads the subject. */
+    ck_assert_int_eq(tu_sh("openssl req -in '%s/station.csr' -verify -noout %s", sdir, quiet), 0);
+    ck_assert_int_eq(tu_sh("openssl req -in '%s/station.csr' -noout -subject | grep -q 'CN *= *line1'", sdir), 0);
+    /* Every setting is written out; the PIN file is private. */
+    const char *keys[] = {"hsm.module", "hsm.token", "hsm.pin_file", "hsm.softhsm_conf", "name"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        ck_assert_int_eq(tu_sh("grep -q '^%s = ' '%s/station.conf'", keys[i], sdir), 0);
+    struct stat st;
+    char pin[TPATH];
+    pathf(pin, "%s/secrets/user.pin", sdir);
+    ck_assert_int_eq(stat(pin, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    /* A tool that is not ours sees the key sensitive and never extractable, and cannot read it out. */
+    char cmd[TPATH];
+    pathf(cmd,
+          "SOFTHSM2_CONF='%s/softhsm2.conf' pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so "
+          "--token-label camtrust-station --login --pin \"$(cat '%s')\"",
+          sdir, pin);
+    ck_assert_int_eq(tu_sh("%s --list-objects --type privkey 2>/dev/null | grep -A8 'label: *station' | "
+                           "grep -q 'never extractable'", cmd),
+                     0);
+    (void)tu_sh("%s --read-object --type privkey --label station -o '%s/stolen' %s", cmd, sdir, quiet);
+    ck_assert_int_ne(tu_sh("test -s '%s/stolen'", sdir), 0);
+    /* A second init is refused: the key stays the one the CA certified. */
+    ck_assert_int_eq(station_init(sdir, "line1"), CT_ERR_EXISTS);
+    ck_assert_int_eq(station_init(sdir, "line2"), CT_ERR_CONFIG);
+}
+END_TEST
+
+START_TEST(test_init_bad_name)
+{
+    char other[TPATH];
+    pathf(other, "%s/x", sdir);
+    ck_assert_int_eq(station_init(other, "line 1;rm"), CT_ERR_USAGE);
+    ck_assert_int_eq(station_init(other, ""), CT_ERR_USAGE);
+}
+END_TEST
+
+/* A CA made by the real binary; the station certificate from `camtrust-ca station add` with the given CSR. */
+static void make_ca(const char *ca, const char *csr, const char *out)
+{
+    ck_assert_int_eq(tu_sh("'%s' init --dir '%s' %s", CAMTRUST_CA_BIN, ca, quiet), 0);
+    ck_assert_int_eq(tu_sh("'%s' station add --dir '%s' --name line1 --csr '%s' --out '%s' %s", CAMTRUST_CA_BIN, ca,
+                           csr, out, quiet),
+                     0);
+}
+
+START_TEST(test_install)
+{
+    char ca[TPATH], csr[TPATH], pem[TPATH], root[TPATH], dev_root[TPATH], other[TPATH];
+    pathf(ca, "%s/../ca", sdir);
+    pathf(csr, "%s/station.csr", sdir);
+    pathf(pem, "%s/../line1.pem", sdir);
+    pathf(root, "%s/ops-root.pem", ca);
+    pathf(dev_root, "%s/root.pem", ca);
+    make_ca(ca, csr, pem);
+
+    /* A certificate for another key (an openssl key with the same name) is refused. */
+    pathf(other, "%s/../other.pem", sdir);
+    ck_assert_int_eq(tu_sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s.key' "
+                           "-subj /CN=line1 -out '%s.csr' 2>/dev/null && '%s' station add --dir '%s' --name line1b "
+                           "--csr '%s.csr' --out '%s' %s",
+                           other, other, CAMTRUST_CA_BIN, ca, other, other, quiet),
+                     0);
+    ck_assert_int_eq(station_install(sdir, other, root), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "another key"));
+    /* The right certificate with another root (the device root) is refused. */
+    ck_assert_int_eq(station_install(sdir, pem, dev_root), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "does not chain"));
+    ck_assert_int_ne(tu_sh("test -e '%s/station.pem'", sdir), 0);
+    ck_assert_int_ne(tu_sh("test -e '%s/ops-root.pem'", sdir), 0);
+
+    ck_assert_int_eq(station_install(sdir, pem, root), CT_OK);
+    ck_assert_int_eq(tu_sh("openssl verify -CAfile '%s/ops-root.pem' -untrusted '%s/station.pem' '%s/station.pem' %s",
+                           sdir, sdir, sdir, quiet),
+                     0);
+}
+END_TEST
+
+/* ---------------- the EST client against camtrust-ca serve ---------------- */
+
+/* Made once per test case (in the parent, with binaries only: no PKCS#11 there), served for all its tests. */
+static char est_dir[600];
+static pid_t ca_pid[2];
+static int ca_port[2];
+
+/* `camtrust-ca serve` on a free loopback port; waits for its "listening" line. */
+static void serve(const char *ca, int i)
+{
+    char log[TPATH];
+    pathf(log, "%s/serve%d.log", est_dir, i);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        ca_port[i] = 20000 + (int)((unsigned)rand() % 40000);
+        char listen[64];
+        pathf(listen, "127.0.0.1:%d", ca_port[i]);
+        ca_pid[i] = fork();
+        ck_assert_int_ge(ca_pid[i], 0);
+        if (ca_pid[i] == 0) {
+            if (!freopen(log, "w", stderr)) _exit(127);
+            execl(CAMTRUST_CA_BIN, CAMTRUST_CA_BIN, "serve", "--dir", ca, "--listen", listen, (char *)NULL);
+            _exit(127);
+        }
+        for (int w = 0; w < 200; w++) {
+            if (tu_sh("grep -q event=listening '%s'", log) == 0) return;
+            if (waitpid(ca_pid[i], NULL, WNOHANG) == ca_pid[i]) break;
+            usleep(50000);
+        }
+        kill(ca_pid[i], SIGKILL);
+        waitpid(ca_pid[i], NULL, 0);
+    }
+    ck_abort_msg("camtrust-ca serve did not start");
+}
+
+static void est_world_setup(void)
+{
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    pathf(est_dir, "%s", tu_tmpdir("station-est"));
+    char ca[TPATH], stn[TPATH], csr[TPATH], pem[TPATH], ca2[TPATH];
+    pathf(ca, "%s/ca", est_dir);
+    pathf(ca2, "%s/ca2", est_dir);
+    pathf(stn, "%s/stn", est_dir);
+    pathf(csr, "%s/station.csr", stn);
+    pathf(pem, "%s/line1.pem", est_dir);
+    ck_assert_int_eq(tu_sh("'%s' init --dir '%s' --name line1 %s", CAMTRUST_STATION_BIN, stn, quiet), 0);
+    make_ca(ca, csr, pem);
+    ck_assert_int_eq(tu_sh("'%s' install --dir '%s' --cert '%s' --ca-root '%s/ops-root.pem' %s", CAMTRUST_STATION_BIN,
+                           stn, pem, ca, quiet),
+                     0);
+    ck_assert_int_eq(tu_sh("printf 'SN1\\nSN2\\n' >'%s/serials' && '%s' order create --dir '%s' --station line1 "
+                           "--model CX1 --serials '%s/serials' %s",
+                           est_dir, CAMTRUST_CA_BIN, ca, est_dir, quiet),
+                     0);
+    /* A second CA whose server certificate names another host. */
+    ck_assert_int_eq(tu_sh("mkdir -p '%s' && printf 'server.names = ca.invalid\\n' >'%s/camtrust-ca.conf' && "
+                           "'%s' init --dir '%s' %s",
+                           ca2, ca2, CAMTRUST_CA_BIN, ca2, quiet),
+                     0);
+    serve(ca, 0);
+    serve(ca2, 1);
+}
+
+static void est_world_teardown(void)
+{
+    for (int i = 0; i < 2; i++) {
+        if (ca_pid[i] <= 0) continue;
+        kill(ca_pid[i], SIGTERM);
+        waitpid(ca_pid[i], NULL, 0);
+        ca_pid[i] = 0;
+    }
+}
+
+static station st;
+static est_client *est;
+static const uint8_t key_id[] = STATION_KEY_ID;
+
+static ct_err client_for(const char *url, const char *trust, est_client **out)
+{
+    char chain[TPATH];
+    pathf(chain, "%s/stn/station.pem", est_dir);
+    est_config cfg = {.url = url, .trust_pem_path = trust, .chain_pem_path = chain, .dev_id = hsm_wolf_dev_id(st.hsm),
+                      .key_id = key_id, .key_id_len = sizeof key_id, .timeout_ms = 5000};
+    return est_client_new(&cfg, out);
+}
+
+static void est_setup(void)
+{
+    char stn[TPATH], url[64], trust[TPATH];
+    pathf(stn, "%s/stn", est_dir);
+    pathf(trust, "%s/ops-root.pem", stn);
+    pathf(url, "https://localhost:%d", ca_port[0]);
+    ck_assert_int_eq(station_open(stn, 0, &st), CT_OK);
+    ck_assert_int_eq(client_for(url, trust, &est), CT_OK);
+}
+
+static void est_teardown(void)
+{
+    est_client_free(est);
+    est = NULL;
+    station_close(&st);
+}
+
+/* A camera's CSR, made by openssl. */
+static void camera_csr(const char *name, const char *serial, ct_buf *der)
+{
+    char path[TPATH];
+    pathf(path, "%s/%s-%ld.der", est_dir, name, (long)getpid());
+    ck_assert_int_eq(tu_sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null "
+                           "-subj '/serialNumber=%s/CN=x' -outform DER -out '%s' 2>/dev/null",
+                           serial, path),
+                     0);
+    ck_assert_int_eq(ct_file_read(path, PKI_MAX_CSR_DER, der), CT_OK);
+}
+
+static void read_pem_cert(const char *path, ct_buf *der)
+{
+    ct_buf pem = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path, 65536, &pem), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(der, PKI_MAX_CERT_DER), CT_OK);
+    ck_assert_int_eq(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, der), CT_OK);
+    ct_buf_free(&pem);
+}
+
+START_TEST(test_est_cacerts)
+{
+    est_certs certs = {.n = 0};
+    ct_buf root = CT_BUF_INIT;
+    char path[TPATH];
+    ck_assert_int_eq(est_cacerts(est, &certs), CT_OK);
+    ck_assert_uint_eq(certs.n, 2);
+    pathf(path, "%s/ca/root.pem", est_dir);
+    read_pem_cert(path, &root);
+    /* The device issuing CA first, signed by the device root; then the root itself. */
+    ck_assert_int_eq(pki_cert_verify_signed_by(certs.der[0].data, certs.der[0].len, root.data, root.len, time(NULL)),
+                     CT_OK);
+    ck_assert_mem_eq(certs.der[1].data, root.data, root.len);
+    est_certs_free(&certs);
+    ct_buf_free(&root);
+}
+END_TEST
+
+START_TEST(test_est_enroll)
+{
+    ct_buf csr = CT_BUF_INIT, leaf = CT_BUF_INIT, again = CT_BUF_INIT, media = CT_BUF_INIT, mcsr = CT_BUF_INIT;
+    pki_cert_info a, b, m;
+    camera_csr("sn1", "SN1", &csr);
+    ck_assert_int_eq(est_simpleenroll(est, NULL, csr.data, csr.len, &leaf), CT_OK);
+    ck_assert_int_eq(pki_cert_parse_info(leaf.data, leaf.len, &a), CT_OK);
+    ck_assert_str_eq(a.subject_serial, "SN1");
+    /* The same request again, on the same kept connection: the same certificate (a safe retry). */
+    ck_assert_int_eq(est_simpleenroll(est, "", csr.data, csr.len, &again), CT_OK);
+    ck_assert_int_eq(pki_cert_parse_info(again.data, again.len, &b), CT_OK);
+    ck_assert_mem_eq(a.cert_sha256, b.cert_sha256, 32);
+    /* The media-signing profile, under its EST label. */
+    camera_csr("sn1m", "SN1", &mcsr);
+    ck_assert_int_eq(est_simpleenroll(est, "media-signing", mcsr.data, mcsr.len, &media), CT_OK);
+    ck_assert_int_eq(pki_cert_parse_info(media.data, media.len, &m), CT_OK);
+    ck_assert_str_eq(m.subject_serial, "SN1");
+    ck_assert_mem_ne(m.spki_sha256, a.spki_sha256, 32);
+    ct_buf_free(&csr);
+    ct_buf_free(&leaf);
+    ct_buf_free(&again);
+    ct_buf_free(&media);
+    ct_buf_free(&mcsr);
+}
+END_TEST
+
+START_TEST(test_est_refused)
+{
+    ct_buf csr = CT_BUF_INIT, leaf = CT_BUF_INIT, other = CT_BUF_INIT;
+    camera_csr("sn999", "SN999", &csr);
+    ck_assert_int_eq(est_simpleenroll(est, NULL, csr.data, csr.len, &leaf), CT_ERR_FORBIDDEN);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "HTTP 403"));
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "SN999")); /* the CA's own reason */
+    ck_assert_ptr_null(leaf.data);
+    /* An unknown label: 404, still on the same client. */
+    camera_csr("sn2", "SN2", &other);
+    ck_assert_int_eq(est_simpleenroll(est, "no-such-label", other.data, other.len, &leaf), CT_ERR_NOT_FOUND);
+    /* A second key for an issued serial: 409. */
+    ck_assert_int_eq(est_simpleenroll(est, NULL, other.data, other.len, &leaf), CT_OK);
+    ct_buf_free(&leaf);
+    ct_buf_free(&csr);
+    camera_csr("sn2b", "SN2", &csr);
+    ck_assert_int_eq(est_simpleenroll(est, NULL, csr.data, csr.len, &leaf), CT_ERR_ALREADY_ISSUED);
+    ct_buf_free(&csr);
+    ct_buf_free(&other);
+}
+END_TEST
+
+START_TEST(test_est_ca_down)
+{
+    est_client *down = NULL;
+    est_certs certs = {.n = 0};
+    char url[64], trust[TPATH];
+    pathf(trust, "%s/stn/ops-root.pem", est_dir);
+    /* The port of a server that was started and stopped: nothing listens there now. */
+    int fd = -1, port = 0;
+    ck_assert_int_eq(factory_listen("127.0.0.1:0", &fd, &port), CT_OK);
+    close(fd);
+    pathf(url, "https://127.0.0.1:%d", port);
+    ck_assert_int_eq(client_for(url, trust, &down), CT_OK);
+    ck_assert_int_eq(est_cacerts(down, &certs), CT_ERR_IO);
+    char want[96];
+    pathf(want, "CA unreachable at %s", url);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), want));
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "refused"));
+    est_client_free(down);
+}
+END_TEST
+
+START_TEST(test_est_server_checked)
+{
+    est_client *c = NULL;
+    est_certs certs = {.n = 0};
+    char url[64], trust[TPATH], trust2[TPATH];
+    pathf(trust, "%s/stn/ops-root.pem", est_dir);
+    pathf(trust2, "%s/ca2/ops-root.pem", est_dir);
+    /* The right CA by its IP address (in its certificate too). */
+    pathf(url, "https://127.0.0.1:%d/", ca_port[0]);
+    ck_assert_int_eq(client_for(url, trust, &c), CT_OK);
+    ck_assert_int_eq(est_cacerts(c, &certs), CT_OK);
+    est_certs_free(&certs);
+    est_client_free(c);
+    /* Another CA, not under our operations root: the handshake fails. */
+    pathf(url, "https://localhost:%d", ca_port[1]);
+    ck_assert_int_eq(client_for(url, trust, &c), CT_OK);
+    ck_assert_int_eq(est_cacerts(c, &certs), CT_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "TLS with the CA"));
+    est_client_free(c);
+    /* Trusting that CA, but its certificate names ca.invalid, not localhost: refused by name. */
+    ck_assert_int_eq(client_for(url, trust2, &c), CT_OK);
+    ck_assert_int_eq(est_cacerts(c, &certs), CT_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "TLS with the CA"));
+    est_client_free(c);
+}
+END_TEST
+
+START_TEST(test_est_bad_urls)
+{
+    est_client *c = NULL;
+    char trust[TPATH];
+    pathf(trust, "%s/stn/ops-root.pem", est_dir);
+    const char *bad[] = {"http://localhost:1", "https://", "https://localhost:0", "https://localhost:99999",
+                         "https://localhost:80/est", "https://[::1", "localhost:8443"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_int_eq(client_for(bad[i], trust, &c), CT_ERR_USAGE);
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
+static Suite *station_suite(void)
+{
+    Suite *s = suite_create("station");
+    TCase *local = tcase_create("init-install");
+    tcase_set_timeout(local, 120);
+    tcase_add_checked_fixture(local, init_setup, NULL);
+    tcase_add_test(local, test_init_key_and_csr);
+    tcase_add_test(local, test_init_bad_name);
+    tcase_add_test(local, test_install);
+    suite_add_tcase(s, local);
+
+    TCase *e = tcase_create("est-client");
+    tcase_set_timeout(e, 60);
+    tcase_add_unchecked_fixture(e, est_world_setup, est_world_teardown);
+    tcase_add_checked_fixture(e, est_setup, est_teardown);
+    tcase_add_test(e, test_est_cacerts);
+    tcase_add_test(e, test_est_enroll);
+    tcase_add_test(e, test_est_refused);
+    tcase_add_test(e, test_est_ca_down);
+    tcase_add_test(e, test_est_server_checked);
+    tcase_add_test(e, test_est_bad_urls);
+    suite_add_tcase(s, e);
+    return s;
+}
+
+int main(void) { return tu_run_suite(station_suite()); }
