@@ -13,27 +13,17 @@
 
 #define REQUEST_MAX 8192
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* After a wolfSSL call on the non-blocking socket returned `ret`: waits until it can go on, true to retry.
  * One deadline for the whole connection: a silent or slow client cannot hold the camera. */
-static bool tls_wait(WOLFSSL *ssl, int fd, int ret, long long deadline)
+static bool tls_wait(WOLFSSL *ssl, int fd, int ret, int64_t deadline)
 {
     int err = wolfSSL_get_error(ssl, ret);
     if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) return false;
-    long long left = deadline - now_ms();
-    if (left <= 0) return false;
-    struct pollfd p = {.fd = fd, .events = err == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
-    return poll(&p, 1, (int)left) > 0;
+    return ct_wait_fd(fd, err == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "serving a client") == CT_OK;
 }
 
 /* Reads the request head (bounded) and answers a page naming the camera. */
-static void answer(WOLFSSL *ssl, int fd, const agent *a, long long deadline)
+static void answer(WOLFSSL *ssl, int fd, const agent *a, int64_t deadline)
 {
     char req[REQUEST_MAX + 1], page[512], resp[1024];
     size_t got = 0;
@@ -66,7 +56,7 @@ static void answer(WOLFSSL *ssl, int fd, const agent *a, long long deadline)
 
 static void serve_client(WOLFSSL_CTX *ctx, const agent *a, int fd)
 {
-    long long deadline = now_ms() + a->serve_timeout_ms;
+    int64_t deadline = ct_now_ms() + a->serve_timeout_ms;
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return;
     WOLFSSL *ssl = wolfSSL_new(ctx);

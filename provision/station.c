@@ -49,12 +49,6 @@ ct_err station_fail_ctx(ct_err e, const char *fmt, ...)
     return ct_fail(e, "%s: %s", context, detail);
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* ---- the station folder ---- */
 
@@ -411,18 +405,18 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     factory_msg_free(&a);
     CT_GUARD(factory_msg_init(&q, FACTORY_GET_CSRS));
     for (size_t i = 0; i < N_PROFILES; i++) CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_PROFILE, profiles[i].profile));
-    t = now_ms();
+    t = (double)ct_now_ms();
     CT_GUARD(ask(r, *fd, addr, &q, FACTORY_CSRS, &a));
-    res->ms_keygen = now_ms() - t;
+    res->ms_keygen = (double)ct_now_ms() - t;
     for (size_t i = 0; i < N_PROFILES; i++) CT_GUARD(ct_buf_alloc(&csr[i], PKI_MAX_CSR_DER));
     CT_GUARD(take_csrs(&a, res->serial, csr, spki_hash));
 
-    t = now_ms();
+    t = (double)ct_now_ms();
     for (size_t i = 0; i < N_PROFILES; i++) {
         CT_GUARD(est_simpleenroll(w->est, profiles[i].est_label, csr[i].data, csr[i].len, &leaf[i]));
         CT_GUARD(check_issued(r, res->serial, profiles[i].profile, &leaf[i], spki_hash[i], &issuer[i]));
     }
-    res->ms_ca = now_ms() - t;
+    res->ms_ca = (double)ct_now_ms() - t;
 
     /* One INSTALL with every profile: the camera installs all of it or nothing. */
     factory_msg_free(&q);
@@ -433,9 +427,9 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
         CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, leaf[i].data, leaf[i].len));
         CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, issuer[i]->data, issuer[i]->len));
     }
-    t = now_ms();
+    t = (double)ct_now_ms();
     CT_GUARD(ask(r, *fd, addr, &q, FACTORY_RESULT, &a));
-    res->ms_install = now_ms() - t;
+    res->ms_install = (double)ct_now_ms() - t;
     CT_GUARD(camera_str(&a, FACTORY_TAG_STATUS, "no status in its result", addr, status, sizeof status));
     if (strcmp(status, "ok") != 0) {
         if (factory_msg_get_str(&a, FACTORY_TAG_REASON, reason, sizeof reason) != CT_OK) reason[0] = '\0';
@@ -536,11 +530,11 @@ static void *work(void *arg)
         if (i == r->n_devices) break;
         cam_result res = {.device = r->devices[i], .status = CAM_FAILED};
         int fd = -1;
-        double start = now_ms();
+        double start = (double)ct_now_ms();
         ct_err_clear();
         ct_err rc = provision_camera(w, &res, &fd);
         if (fd >= 0) close(fd);
-        res.ms_total = now_ms() - start;
+        res.ms_total = (double)ct_now_ms() - start;
         if (rc != CT_OK) {
             res.status = CAM_FAILED;
             copy_reason(rc, res.reason, sizeof res.reason);
@@ -615,7 +609,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     run r;
     worker *workers = NULL;
     size_t jobs = 0;
-    double start = now_ms();
+    double start = (double)ct_now_ms();
     memset(&r, 0, sizeof r);
     memset(sum, 0, sizeof *sum);
     CT_ENSURE_RET(pthread_mutex_init(&r.lock, NULL) == 0, CT_ERR_INTERNAL);
@@ -662,6 +656,6 @@ cleanup:
     pthread_mutex_destroy(&r.lock);
     wc_ecc_fp_free();
     *sum = r.sum;
-    sum->seconds = (now_ms() - start) / 1e3;
+    sum->seconds = ((double)ct_now_ms() - start) / 1e3;
     return rc;
 }

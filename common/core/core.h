@@ -146,9 +146,14 @@ bool ct_file_exists(const char *path);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);
 
-/* ---- network addresses ---- */
-/* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). */
+/* ---- network addresses, time, waiting ---- */
+/* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */
 CT_MUST_CHECK ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len);
+/* Monotonic milliseconds, for deadlines and durations. */
+int64_t ct_now_ms(void);
+/* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:
+ * CT_ERR_IO "timed out <what>". */
+CT_MUST_CHECK ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const char *what);
 
 /* ---- logging: one structured line (logfmt) per event on stderr ---- */
 typedef enum { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;

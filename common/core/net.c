@@ -1,8 +1,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -13,7 +16,7 @@ ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen
     CT_ENSURE_RET(colon && colon != hostport, ct_fail(CT_ERR_CONFIG, "address '%.80s' is not host:port", hostport));
     char *end = NULL;
     long port = strtol(colon + 1, &end, 10);
-    CT_ENSURE_RET(colon[1] && *end == '\0' && port > 0 && port < 65536,
+    CT_ENSURE_RET(colon[1] && *end == '\0' && port >= 0 && port < 65536,
                   ct_fail(CT_ERR_CONFIG, "bad port in '%.80s'", hostport));
     size_t hl = (size_t)(colon - hostport);
     CT_ENSURE_RET(hl < sizeof host, ct_fail(CT_ERR_CONFIG, "host too long in '%.80s'", hostport));
@@ -37,4 +40,24 @@ ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen
                   ct_fail(CT_ERR_CONFIG, "bad IPv4 address in '%.80s' (numeric addresses only)", hostport));
     *out_len = sizeof *a4;
     return CT_OK;
+}
+
+int64_t ct_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const char *what)
+{
+    for (;;) {
+        int64_t left = deadline_ms - ct_now_ms();
+        CT_ENSURE_RET(left > 0, ct_fail(CT_ERR_IO, "timed out %s", what));
+        struct pollfd p = {.fd = fd, .events = events};
+        int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+        if (r < 0 && errno == EINTR) continue;
+        CT_ENSURE_RET(r >= 0, ct_fail(CT_ERR_IO, "poll failed %s: %s", what, strerror(errno)));
+        if (r > 0) return CT_OK;
+    }
 }

@@ -161,32 +161,11 @@ cleanup:
 
 /* ---- sockets ---- */
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits for `events` on fd until the absolute deadline. */
-static ct_err wait_fd(int fd, short events, long long deadline, const char *what)
-{
-    for (;;) {
-        long long left = deadline - now_ms();
-        CT_ENSURE_RET(left > 0, ct_fail(CT_ERR_IO, "timed out %s", what));
-        struct pollfd p = {.fd = fd, .events = events};
-        int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-        if (r < 0 && errno == EINTR) continue;
-        CT_ENSURE_RET(r >= 0, ct_fail(CT_ERR_IO, "poll failed %s: %s", what, strerror(errno)));
-        if (r > 0) return CT_OK;
-    }
-}
-
 /* Never blocks past the deadline: every call is non-blocking after poll, whatever the fd's mode. */
-static ct_err send_all(int fd, const uint8_t *p, size_t n, long long deadline)
+static ct_err send_all(int fd, const uint8_t *p, size_t n, int64_t deadline)
 {
     while (n > 0) {
-        CT_GUARD_RET(wait_fd(fd, POLLOUT, deadline, "sending a factory message"));
+        CT_GUARD_RET(ct_wait_fd(fd, POLLOUT, deadline, "sending a factory message"));
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
         CT_ENSURE_RET(w > 0, ct_fail(CT_ERR_IO, "cannot send a factory message: %s", strerror(errno)));
@@ -196,11 +175,11 @@ static ct_err send_all(int fd, const uint8_t *p, size_t n, long long deadline)
     return CT_OK;
 }
 
-static ct_err recv_all(int fd, uint8_t *p, size_t n, long long deadline, size_t *got)
+static ct_err recv_all(int fd, uint8_t *p, size_t n, int64_t deadline, size_t *got)
 {
     *got = 0;
     while (*got < n) {
-        CT_GUARD_RET(wait_fd(fd, POLLIN, deadline, "waiting for a factory message"));
+        CT_GUARD_RET(ct_wait_fd(fd, POLLIN, deadline, "waiting for a factory message"));
         ssize_t r = recv(fd, p + *got, n - *got, MSG_DONTWAIT);
         if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
         CT_ENSURE_RET(r >= 0, ct_fail(CT_ERR_IO, "cannot receive a factory message: %s", strerror(errno)));
@@ -213,7 +192,7 @@ static ct_err recv_all(int fd, uint8_t *p, size_t n, long long deadline, size_t 
 ct_err factory_send(int fd, const factory_msg *m, int timeout_ms)
 {
     CT_ENSURE_RET(m->payload.len <= FACTORY_MAX_PAYLOAD, CT_ERR_ARG);
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = ct_now_ms() + timeout_ms;
     uint8_t hdr[FACTORY_HEADER_LEN];
     uint32_t n = (uint32_t)m->payload.len;
     memcpy(hdr, FACTORY_MAGIC, 4);
@@ -229,7 +208,7 @@ ct_err factory_send(int fd, const factory_msg *m, int timeout_ms)
 ct_err factory_recv(int fd, factory_msg *m, int timeout_ms)
 {
     ct_err rc = CT_OK;
-    long long deadline = now_ms() + timeout_ms;
+    int64_t deadline = ct_now_ms() + timeout_ms;
     uint8_t hdr[FACTORY_HEADER_LEN];
     size_t got = 0, plen = 0;
     uint8_t type = 0;
@@ -246,20 +225,6 @@ cleanup:
     return rc;
 }
 
-/* ct_addr_parse refuses port 0; a listener may ask for "any port", so parse it with a stand-in. */
-static ct_err addr_parse_any_port(const char *addr, struct sockaddr_storage *sa, socklen_t *sl)
-{
-    char tmp[128];
-    CT_GUARD_RET(ct_strlcpy(tmp, sizeof tmp, addr));
-    size_t n = strlen(tmp);
-    bool any = n >= 2 && strcmp(tmp + n - 2, ":0") == 0;
-    if (any) tmp[n - 1] = '1';
-    CT_GUARD_RET(ct_addr_parse(tmp, sa, sl));
-    if (any && sa->ss_family == AF_INET) ((struct sockaddr_in *)sa)->sin_port = 0;
-    if (any && sa->ss_family == AF_INET6) ((struct sockaddr_in6 *)sa)->sin6_port = 0;
-    return CT_OK;
-}
-
 ct_err factory_connect(const char *addr, int timeout_ms, int *fd)
 {
     ct_err rc = CT_OK;
@@ -271,7 +236,7 @@ ct_err factory_connect(const char *addr, int timeout_ms, int *fd)
     CT_ENSURE_MSG(s >= 0, CT_ERR_IO, "cannot create a socket: %s", strerror(errno));
     if (connect(s, (struct sockaddr *)&sa, sl) != 0) {
         CT_ENSURE_MSG(errno == EINPROGRESS, CT_ERR_IO, "cannot connect to %s: %s", addr, strerror(errno));
-        CT_GUARD(wait_fd(s, POLLOUT, now_ms() + timeout_ms, "connecting"));
+        CT_GUARD(ct_wait_fd(s, POLLOUT, ct_now_ms() + timeout_ms, "connecting"));
         int err = 0;
         socklen_t el = sizeof err;
         CT_ENSURE_MSG(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0, CT_ERR_IO,
@@ -292,7 +257,7 @@ ct_err factory_listen(const char *addr, int *fd, int *bound_port)
     struct sockaddr_storage sa;
     socklen_t sl;
     int s = -1, one = 1;
-    CT_GUARD(addr_parse_any_port(addr, &sa, &sl));
+    CT_GUARD(ct_addr_parse(addr, &sa, &sl));
     s = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CT_ENSURE_MSG(s >= 0, CT_ERR_IO, "cannot create a socket: %s", strerror(errno));
     CT_ENSURE_MSG(setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0, CT_ERR_IO, "setsockopt: %s",
