@@ -24,8 +24,9 @@ CT_MUST_CHECK ct_err ca_open(const char *dir, ca **out);
 void ca_close(ca *c);
 
 /* Serves HTTPS until SIGTERM or SIGINT, then finishes the requests under way and returns. `listen` (NULL:
- * the config's) is "127.0.0.1:8443" or "[::1]:8443". */
-CT_MUST_CHECK ct_err ca_serve(ca *c, const char *listen);
+ * the config's) is "127.0.0.1:8443" or "[::1]:8443". `http_listen` (NULL: the config's server.http_listen;
+ * "": none) is where plain HTTP serves /crl and /ocsp only, as revocation clients expect; HTTPS serves them too. */
+CT_MUST_CHECK ct_err ca_serve(ca *c, const char *listen, const char *http_listen);
 
 /* Administration (audited, actor "cli"). */
 CT_MUST_CHECK ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char *out_path);
@@ -35,6 +36,21 @@ CT_MUST_CHECK ct_err ca_order_create(ca *c, const char *station, const char *mod
 CT_MUST_CHECK ct_err ca_order_list(ca *c, FILE *out);
 CT_MUST_CHECK ct_err ca_order_close(ca *c, int64_t order_id);
 CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
+
+/* ---- revocation: plain C, no HTTP (the CLI calls it; a future officer route calls it with its actor) ---- */
+typedef struct {
+    db_revoke_scope scope;  /* one certificate, or every certificate of an order or of a station */
+    const char *target;     /* certificate serial (hex, any case, ':' allowed), order id, or station name */
+    const char *reason;     /* RFC 5280 reason name: PKI_REASON_NAMES */
+    const char *actor;      /* who revokes: "cli", an officer's name */
+} ca_revoke_request;
+
+/* Revokes in one audited transaction and refreshes the CRL and OCSP answers (of this process at once, of a
+ * running server within CA_REVOCATION_POLL_MS). `count` (may be NULL): how many certificates. Refusals
+ * (CT_ERR_USAGE bad reason or target, CT_ERR_NOT_FOUND, CT_ERR_ALREADY_REVOKED) are audited and change nothing. */
+CT_MUST_CHECK ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count);
+/* Writes a freshly signed CRL (DER) of the device issuing CA to `path`. */
+CT_MUST_CHECK ct_err ca_crl_write(ca *c, const char *path);
 
 /* ---- enrollment policy: plain C, no HTTP. The EST handlers call these. ---- */
 typedef enum { CA_ENROLL_NEW, CA_ENROLL_RENEW } ca_enroll_kind;

@@ -4,10 +4,10 @@
 
 #include "ca_priv.h"
 
-const char *const ca_key_cert_file[CA_KEY__COUNT] = {"root.pem", "device-issuing.pem", "ops-root.pem",
-                                                      "ops-issuing.pem", "server.pem"};
-const char *const ca_key_default_label[CA_KEY__COUNT] = {"device-root", "device-issuing", "ops-root", "ops-issuing",
-                                                         "ca-tls"};
+const char *const ca_key_cert_file[CA_KEY__COUNT] = {"root.pem",        "device-issuing.pem", "ops-root.pem",
+                                                      "ops-issuing.pem", "server.pem",         "ocsp-signer.pem"};
+const char *const ca_key_default_label[CA_KEY__COUNT] = {"device-root", "device-issuing", "ops-root",
+                                                         "ops-issuing", "ca-tls",         "ocsp-signer"};
 
 static const ct_setting setting_rows[] = {
     HSM_SETTING_ROWS("camtrust-ca", CA_PIN_ENV),
@@ -17,6 +17,7 @@ static const ct_setting setting_rows[] = {
     {"key.ops_root", "pkcs11:object=ops-root;type=private", "operations root CA key"},
     {"key.ops_issuing", "pkcs11:object=ops-issuing;type=private", "operations issuing CA key: stations, server"},
     {"key.tls", "pkcs11:object=ca-tls;type=private", "the CA server's own TLS key"},
+    {"key.ocsp", "pkcs11:object=ocsp-signer;type=private", "delegated OCSP responder key (device issuing CA certifies it)"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder)"},
     {"subject.organization", "Example Camera Maker", "subject O of every certificate"},
     {"device.domain", "devices.example.com", "device certificates name <serial>.<domain> in subjectAltName"},
@@ -25,9 +26,16 @@ static const ct_setting setting_rows[] = {
     {"ca.issuing_validity_days", "7300", "issuing CA lifetime (20 years)"},
     {"ca.server_validity_days", "825", "the CA server's TLS certificate lifetime"},
     {"ca.station_validity_days", "825", "station certificate lifetime"},
+    {"ocsp.signer_validity_days", "365", "OCSP responder certificate lifetime (it is not itself checked: ocsp-nocheck)"},
+    {"crl.url", "http://127.0.0.1:8080/crl", "CRL distribution point written into device certificates; empty: none"},
+    {"crl.validity_hours", "24", "CRL nextUpdate after thisUpdate; the CRL is re-signed at half of it and on revocation"},
+    {"ocsp.url", "http://127.0.0.1:8080/ocsp", "OCSP responder URL written into device certificates; empty: none"},
+    {"ocsp.validity_hours", "12", "OCSP response nextUpdate after thisUpdate; re-signed at half of it and on revocation"},
+    {"ocsp.cache_entries", "65536", "pre-signed OCSP responses kept in memory (about 1.5 KiB each)"},
     {"server.listen", "127.0.0.1:8443", "address:port of the HTTPS server"},
     {"server.names", "localhost", "DNS names of the CA server (comma-separated), in its TLS certificate"},
     {"server.ips", "127.0.0.1", "IPv4 addresses of the CA server (comma-separated), in its TLS certificate"},
+    {"server.http_listen", "127.0.0.1:8080", "address:port of plain HTTP for /crl and /ocsp only; empty: none"},
     {"server.threads", "2", "worker threads"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
 };
@@ -58,12 +66,15 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_ENSURE_MSG(strcmp(s->curve, "P-256") == 0 || strcmp(s->curve, "P-384") == 0, CT_ERR_CONFIG,
                   "config hsm.key_curve: '%s' is not P-256 or P-384", s->curve);
     static const char *const key_settings[CA_KEY__COUNT] = {"key.device_root", "key.device_issuing", "key.ops_root",
-                                                            "key.ops_issuing", "key.tls"};
+                                                            "key.ops_issuing", "key.tls", "key.ocsp"};
     for (int i = 0; i < CA_KEY__COUNT; i++)
         CT_GUARD(ct_settings_copy(&schema, cfg, key_settings[i], s->key_uri[i], sizeof s->key_uri[i]));
     CT_GUARD(ct_settings_copy(&schema, cfg, "subject.organization", s->organization, sizeof s->organization));
     CT_GUARD(ct_settings_copy(&schema, cfg, "device.domain", s->device_domain, sizeof s->device_domain));
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.listen", s->listen, sizeof s->listen));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "server.http_listen", s->http_listen, sizeof s->http_listen));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "crl.url", s->crl_url, sizeof s->crl_url));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "ocsp.url", s->ocsp_url, sizeof s->ocsp_url));
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.names", s->server_names, sizeof s->server_names));
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.ips", s->server_ips, sizeof s->server_ips));
     CT_GUARD(ct_config_get_int(cfg, "server.threads", 2, 1, 64, &s->threads));
@@ -73,6 +84,10 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "ca.issuing_validity_days", 7300, 1, 100000, &s->issuing_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.server_validity_days", 825, 1, 100000, &s->server_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.station_validity_days", 825, 1, 100000, &s->station_days));
+    CT_GUARD(ct_config_get_int(cfg, "ocsp.signer_validity_days", 365, 1, 100000, &s->ocsp_signer_days));
+    CT_GUARD(ct_config_get_int(cfg, "crl.validity_hours", 24, 1, 24 * 366, &s->crl_hours));
+    CT_GUARD(ct_config_get_int(cfg, "ocsp.validity_hours", 12, 1, 24 * 366, &s->ocsp_hours));
+    CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
 cleanup:
     ct_config_free(cfg);
     return rc;

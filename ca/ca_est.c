@@ -18,8 +18,7 @@ static bool label_valid(const char *s, size_t n)
     return true;
 }
 
-/* "application/pkcs10" with optional parameters ("; charset=..."), case-insensitive. */
-static bool media_type_is(const char *content_type, const char *want)
+bool ca_media_type_is(const char *content_type, const char *want)
 {
     if (!content_type) return false;
     size_t n = strlen(want);
@@ -36,7 +35,7 @@ static ct_err answer_base64(ca_http_answer *ans, const char *content_type, const
     return ct_base64_encode(der->data, der->len, true, &ans->body);
 }
 
-static ct_err answer_error(ca_http_answer *ans, ct_err e)
+ct_err ca_http_error(ca_http_answer *ans, ct_err e)
 {
     ct_buf_free(&ans->body);
     ans->status = ct_err_http_status(e);
@@ -57,7 +56,7 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
     ca_enroll_result res = {0};
     /* Refusals that need no parsing come first, and are audited like every other refusal. */
     if (rq->body_too_large) rc = ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body);
-    else if (!media_type_is(rq->content_type, "application/pkcs10"))
+    else if (!ca_media_type_is(rq->content_type, "application/pkcs10"))
         rc = ct_fail(CT_ERR_CONTENT_TYPE, "content type must be application/pkcs10, not '%.60s'",
                      rq->content_type ? rq->content_type : "(none)");
     else if (rq->client_cert_untrusted)
@@ -123,7 +122,7 @@ ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     }
 cleanup:
     ct_buf_free(&der);
-    if (rc != CT_OK) answer_error(ans, rc);
+    if (rc != CT_OK) ca_http_error(ans, rc);
     return rc;
 }
 

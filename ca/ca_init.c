@@ -98,6 +98,8 @@ ct_err ca_init(const char *dir)
     CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ISSUING, CA_KEY_OPS_ROOT, PKI_PROFILE_ISSUING_CA, "Operations Issuing CA",
                            c->cfg.issuing_days));
     CT_GUARD(issue_ca_cert(c, CA_KEY_TLS, CA_KEY_OPS_ISSUING, PKI_PROFILE_TLS_SERVER, NULL, c->cfg.server_days));
+    CT_GUARD(issue_ca_cert(c, CA_KEY_OCSP, CA_KEY_DEVICE_ISSUING, PKI_PROFILE_OCSP_SIGNER, "OCSP Responder",
+                           c->cfg.ocsp_signer_days));
     CT_GUARD(write_cert_files(c));
 
     /* The database comes last: its existence marks an initialised CA. */
@@ -145,7 +147,17 @@ ct_err ca_open(const char *dir, ca **out)
     CT_ENSURE_MSG(ct_file_exists(c->cfg.db_path), CT_ERR_CONFIG, "%s is not initialised: run camtrust-ca init --dir %s",
                   dir, dir);
     CT_GUARD(hsm_open_settings(&c->cfg.hsm, &c->hsm));
-    for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD(load_signer(c, role));
+    for (int role = 0; role < CA_KEY__COUNT; role++) {
+        char path[CA_PATH_MAX];
+        CT_GUARD(ct_path_join(path, sizeof path, dir, ca_key_cert_file[role]));
+        if (role == CA_KEY_OCSP && !ct_file_exists(path)) {
+            ct_log(CT_LOG_WARN, "no_ocsp_signer",
+                   "msg=\"%s has no %s (made before revocation support): the device issuing CA signs OCSP responses "
+                   "itself\"", dir, ca_key_cert_file[role]);
+            continue;
+        }
+        CT_GUARD(load_signer(c, role));
+    }
     CT_GUARD(db_open(c->cfg.db_path, &c->db));
     *out = c;
     c = NULL;

@@ -22,11 +22,16 @@ typedef struct {
 
 ct_err ca_audit_denial(ca *c, const char *actor, const char *serial, ct_err why)
 {
+    return ca_audit_refusal(c, "est.enroll", actor, serial, why);
+}
+
+ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why)
+{
     /* Copy: the audit call may itself set a detail. */
     char reason[256];
     if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)
         reason[0] = '\0';
-    ct_err arc = db_audit_append(c->db, actor, "est.enroll", serial, "denied", reason);
+    ct_err arc = db_audit_append(c->db, actor, action, subject, "denied", reason);
     if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit a denial: %s", ct_err_message(arc));
     return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
 }
@@ -96,6 +101,8 @@ static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *in
         .dns_names = {x->dns_name ? dns : NULL, NULL},
         .not_before = now - 300,
         .not_after = c->cfg.device_days ? now + (time_t)c->cfg.device_days * DAY_SECONDS : PKI_NOT_AFTER_FOREVER,
+        .crl_url = c->cfg.crl_url,
+        .ocsp_url = c->cfg.ocsp_url,
     };
     const ca_signer *s = &c->signers[CA_KEY_DEVICE_ISSUING];
     CT_GUARD_RET(ct_buf_alloc(out, PKI_MAX_CERT_DER));

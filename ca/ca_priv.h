@@ -2,6 +2,8 @@
 #ifndef CAMTRUST_CA_PRIV_H
 #define CAMTRUST_CA_PRIV_H
 
+#include <time.h>
+
 #include "../common/pki/pki.h"
 #include "../hsm/hsm.h"
 #include "ca.h"
@@ -23,9 +25,12 @@ typedef struct {
     char organization[PKI_NAME_MAX];
     char device_domain[128];
     char listen[64];
+    char http_listen[64];   /* plain HTTP for /crl and /ocsp only; "" for none */
+    char crl_url[256];      /* written into device certificates; "" for none */
+    char ocsp_url[256];
     char server_names[256]; /* comma-separated DNS names for the CA's TLS certificate */
     char server_ips[128];   /* comma-separated IPv4 addresses */
-    char key_uri[5][256];   /* indexed by ca_key_role */
+    char key_uri[6][256];   /* indexed by ca_key_role */
     char curve[8];          /* "P-256" or "P-384", for init */
     long threads;
     long max_body;
@@ -34,15 +39,32 @@ typedef struct {
     long issuing_days;
     long server_days;
     long station_days;
+    long ocsp_signer_days;
+    long crl_hours;         /* CRL nextUpdate - thisUpdate */
+    long ocsp_hours;        /* OCSP nextUpdate - thisUpdate */
+    long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
 } ca_settings;
 
-typedef enum { CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ISSUING, CA_KEY_OPS_ROOT, CA_KEY_OPS_ISSUING, CA_KEY_TLS, CA_KEY__COUNT } ca_key_role;
+/* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
+ * CA folders made before revocation support have none, and their device issuing CA answers OCSP itself. */
+typedef enum {
+    CA_KEY_DEVICE_ROOT,
+    CA_KEY_DEVICE_ISSUING,
+    CA_KEY_OPS_ROOT,
+    CA_KEY_OPS_ISSUING,
+    CA_KEY_TLS,
+    CA_KEY_OCSP,
+    CA_KEY__COUNT
+} ca_key_role;
+
+typedef struct ca_revocation ca_revocation;
 
 struct ca {
     ca_settings cfg;
     hsm *hsm;
     ct_db *db;
-    ca_signer signers[CA_KEY__COUNT];
+    ca_signer signers[CA_KEY__COUNT]; /* signers[CA_KEY_OCSP].key is NULL when the folder has none */
+    ca_revocation *rev;               /* the in-memory CRL and OCSP responses, while serving (ca_ocsp.c) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -65,7 +87,8 @@ CT_MUST_CHECK ct_err ca_read_csr_file(const char *path, ct_buf *der);
 CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *certs, size_t n);
 
 /* Audits a refused request (outcome "denied", the reason from ct_err_detail) and returns `why` with that
- * reason as the detail. */
+ * reason as the detail. ca_audit_denial is an EST enrollment's ("est.enroll"). */
+ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why);
 ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
 
 /* The EST HTTP layer (ca_est.c) used by the server (ca_server.c). */
@@ -92,5 +115,24 @@ typedef struct {
 /* Handles one EST request. Always fills `ans` (errors too); returns the error it answered with. */
 ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 void ca_http_answer_free(ca_http_answer *ans);
+/* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
+ct_err ca_http_error(ca_http_answer *ans, ct_err e);
+/* "application/pkcs10" with optional parameters ("; charset=..."), case-insensitive. */
+bool ca_media_type_is(const char *content_type, const char *want);
+
+/* ---- revocation (ca_revoke.c: commands and CRLs; ca_ocsp.c: serving them) ---- */
+/* A fresh CRL of the device issuing CA from the database (its cRLNumber is recorded and audited, actor
+ * `actor`); *next_update is its nextUpdate. Allocates der. */
+CT_MUST_CHECK ct_err ca_crl_make(ca *c, const char *actor, ct_buf *der, time_t *next_update);
+/* Starts serving revocation: the CRL in memory, the OCSP responder and its pre-signed responses. */
+CT_MUST_CHECK ct_err ca_revocation_start(ca *c);
+void ca_revocation_stop(ca *c);
+/* A revocation was recorded (by this process): refresh the CRL and the OCSP responses now. Other
+ * processes' revocations are noticed through the database's revocation epoch within CA_REVOCATION_POLL_MS. */
+void ca_revocation_changed(ca *c);
+#define CA_REVOCATION_POLL_MS 50
+/* GET /crl, and GET /ocsp/<base64> or POST /ocsp (rq->path is the whole path). */
+ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 #endif

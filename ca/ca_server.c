@@ -1,6 +1,8 @@
 /* The CA's HTTPS server: libmicrohttpd over GnuTLS. The TLS key stays in the token: GnuTLS signs through
  * callbacks into hsm/, so only hsm/ speaks PKCS#11 and the module is loaded once. Handlers stay thin:
- * collect the request, ask ca_est_handle, send its answer, log one line. */
+ * collect the request, ask ca_est_handle (or the CRL / OCSP handler), send its answer, log one line.
+ * A second, plain-HTTP daemon serves /crl and /ocsp only: revocation clients rarely speak TLS, and what they
+ * fetch is signed. */
 #define _POSIX_C_SOURCE 200809L
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
@@ -35,6 +37,12 @@ typedef struct {
     bool too_large;
     struct timespec start;
 } request_ctx;
+
+/* What a daemon serves: the whole CA over HTTPS, or only the revocation routes over plain HTTP. */
+typedef struct {
+    ca *c;
+    bool plain;
+} listener;
 
 /* ---- the TLS key, signing inside the token ---- */
 
@@ -175,9 +183,16 @@ static double ms_since(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) * 1e3 + (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, const char *method, const char *url, request_ctx *rctx)
+static bool is_route(const char *url, const char *route)
 {
-    ca *c = the_tls->c;
+    size_t n = strlen(route);
+    return strncmp(url, route, n) == 0 && (url[n] == '\0' || url[n] == '/');
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, const char *method, const char *url,
+                               request_ctx *rctx)
+{
+    ca *c = l->c;
     ca_http_answer ans;
     ca_http_request rq = {.method = method,
                           .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -185,21 +200,24 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const char *method, 
                           .body_len = rctx->body.len,
                           .body_too_large = rctx->too_large};
     client_certificate(conn, &rq);
-    if (strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0) {
+    bool est = !l->plain && strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0;
+    rq.path = url;
+    if (est) {
         rq.path = url + strlen(EST_PREFIX);
         (void)ca_est_handle(c, &rq, &ans);
+    } else if (is_route(url, "/crl")) {
+        (void)ca_crl_handle(c, &rq, &ans);
+    } else if (is_route(url, "/ocsp")) {
+        (void)ca_ocsp_handle(c, &rq, &ans);
     } else {
-        rq.path = url;
         memset(&ans, 0, sizeof ans);
-        ans.status = 404;
-        ans.content_type = "text/plain";
-        if (ct_strlcpy(ans.reason, sizeof ans.reason, "no such resource") != CT_OK) ans.reason[0] = '\0';
+        (void)ca_http_error(&ans, ct_fail(CT_ERR_NOT_FOUND, "no such resource"));
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(ans.body.len, ans.body.data, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r = MHD_NO;
     if (resp) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ans.content_type);
-        if (ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
+        if (est && ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
             MHD_add_response_header(resp, "Content-Transfer-Encoding", "base64");
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
         MHD_destroy_response(resp);
@@ -216,26 +234,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **req_cls)
 {
     (void)version;
-    ca *c = cls;
+    const listener *l = cls;
+    ca *c = l->c;
     request_ctx *rctx = *req_cls;
     track_thread_crypto_cache();
     if (!rctx) {
-        rctx = calloc(1, sizeof *rctx);
-        if (!rctx || ct_buf_alloc(&rctx->body, (size_t)c->cfg.max_body) != CT_OK) {
-            free(rctx);
-            return MHD_NO;
-        }
+        rctx = calloc(1, sizeof *rctx); /* the body buffer comes with the first body bytes: most requests have none */
+        if (!rctx) return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &rctx->start);
         *req_cls = rctx;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         /* Refuse an announced oversized body before reading any of it. */
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)c->cfg.max_body) {
             rctx->too_large = true;
-            return respond(conn, method, url, rctx);
+            return respond(conn, l, method, url, rctx);
         }
         return MHD_YES;
     }
     if (*upload_data_size) {
+        if (!rctx->body.data && ct_buf_alloc(&rctx->body, (size_t)c->cfg.max_body) != CT_OK) return MHD_NO;
         if (!rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) != CT_OK) {
             rctx->too_large = true;
             rctx->body.len = 0;
@@ -243,7 +260,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return respond(conn, method, url, rctx);
+    return respond(conn, l, method, url, rctx);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
@@ -256,19 +273,42 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     *req_cls = NULL;
 }
 
-ct_err ca_serve(ca *c, const char *listen)
+/* The plain-HTTP daemon for /crl and /ocsp, or none (`where` empty). A failure is fatal when the address was
+ * asked for on the command line, and only logged when it comes from the config: HTTPS serves the same routes. */
+static ct_err start_plain(ca *c, const listener *l, const char *where, bool asked, struct MHD_Daemon **out)
+{
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    if (!*where) return CT_OK;
+    CT_GUARD_RET(ct_addr_parse(where, &addr, &addr_len));
+    *out = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                            on_request, (void *)l, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                            MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                            MHD_OPTION_END);
+    if (*out) return CT_OK;
+    CT_ENSURE_RET(!asked, ct_fail(CT_ERR_IO, "cannot listen for plain HTTP on %s (in use, or not a local address?)", where));
+    ct_log(CT_LOG_ERROR, "http_listen_failed",
+           "address=%s msg=\"server.http_listen: address in use or not local; /crl and /ocsp only over HTTPS\"", where);
+    return CT_OK;
+}
+
+ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
 {
     ct_err rc = CT_OK;
     server_tls tls = {0};
     ct_buf trust = CT_BUF_INIT;
-    struct MHD_Daemon *d = NULL;
+    struct MHD_Daemon *d = NULL, *plain = NULL;
     struct sockaddr_storage addr;
     socklen_t addr_len;
     sigset_t stop;
     const char *where = listen ? listen : c->cfg.listen;
+    const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
+    listener tls_listener = {c, false}, plain_listener = {c, true};
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
+    CT_GUARD(ca_revocation_start(c));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only
      * sigwait below sees them. */
     sigemptyset(&stop);
@@ -276,19 +316,23 @@ ct_err ca_serve(ca *c, const char *listen)
     sigaddset(&stop, SIGINT);
     CT_ENSURE_MSG(pthread_sigmask(SIG_BLOCK, &stop, NULL) == 0, CT_ERR_INTERNAL, "cannot block signals");
     d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
-                         NULL, on_request, c, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                         NULL, on_request, &tls_listener, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                          MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve_cert, MHD_OPTION_HTTPS_MEM_TRUST,
                          (const char *)trust.data, MHD_OPTION_HTTPS_PRIORITIES,
                          "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_THREAD_POOL_SIZE,
                          (unsigned)c->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
                          1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     CT_ENSURE_MSG(d, CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
-    ct_log(CT_LOG_INFO, "listening", "url=https://%s/.well-known/est/ threads=%ld", where, c->cfg.threads);
+    CT_GUARD(start_plain(c, &plain_listener, plain_where, http_listen != NULL, &plain));
+    ct_log(CT_LOG_INFO, "listening", "url=https://%s/.well-known/est/ http=%s%s threads=%ld", where,
+           plain ? "http://" : "none", plain ? plain_where : "", c->cfg.threads);
     int sig = 0;
     sigwait(&stop, &sig);
     ct_log(CT_LOG_INFO, "stopping", "signal=%d", sig);
 cleanup:
+    if (plain) MHD_stop_daemon(plain);
     if (d) MHD_stop_daemon(d); /* joins the worker threads: requests under way finish first */
+    ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);
     return rc;

@@ -4,21 +4,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/pki/pki.h"
 #include "ca.h"
 
 static const char usage[] =
     "usage: camtrust-ca COMMAND --dir DIR [options]\n"
     "  init                                     create a CA (token, keys, certificates, database)\n"
-    "  serve [--listen 127.0.0.1:8443]          serve EST over HTTPS until SIGTERM\n"
+    "  serve [--listen 127.0.0.1:8443] [--http-listen 127.0.0.1:8080|'']\n"
+    "                                           serve EST (HTTPS), /crl and /ocsp (also plain HTTP) until SIGTERM\n"
     "  station add --name N --csr F --out F     certify a factory station from its own CSR\n"
     "  station disable|enable N                 refuse or allow a station from its next request\n"
     "  order create --station N --model M --serials FILE\n"
     "  order list | order close ID\n"
     "  audit verify                             check the hash-chained audit log\n"
+    "  revoke SERIAL --reason R                 revoke a certificate (serial in hex)\n"
+    "  revoke --order ID --reason R             revoke every certificate of an order\n"
+    "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
+    "      R: " PKI_REASON_NAMES "\n"
+    "  crl --out FILE                           write a freshly signed CRL (DER)\n"
     "The token PIN comes from the file named in DIR/camtrust-ca.conf or $CAMTRUST_CA_PIN.\n";
 
 typedef struct {
-    const char *dir, *listen, *name, *csr, *out, *station, *model, *serials;
+    const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *words[4]; /* positional words after the options are removed */
     int nwords;
 } cli_args;
@@ -33,6 +40,8 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--name", offsetof(cli_args, name)},       {"--csr", offsetof(cli_args, csr)},
         {"--out", offsetof(cli_args, out)},         {"--station", offsetof(cli_args, station)},
         {"--model", offsetof(cli_args, model)},     {"--serials", offsetof(cli_args, serials)},
+        {"--reason", offsetof(cli_args, reason)},   {"--order", offsetof(cli_args, order)},
+        {"--http-listen", offsetof(cli_args, http_listen)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -73,11 +82,26 @@ static ct_err need(const char *value, const char *flag)
     return value ? CT_OK : ct_fail(CT_ERR_USAGE, "%s is required", flag);
 }
 
+/* revoke SERIAL | --order ID | --station NAME, each with --reason. */
+static ct_err revoke(ca *c, const cli_args *a)
+{
+    ca_revoke_request req = {.reason = a->reason, .actor = "cli"};
+    int targets = (a->nwords == 2) + (a->order != NULL) + (a->station != NULL);
+    CT_GUARD_RET(need(a->reason, "--reason"));
+    CT_ENSURE_RET(targets == 1, ct_fail(CT_ERR_USAGE, "revoke takes one of: SERIAL, --order ID, --station NAME"));
+    req.scope = a->order ? DB_REVOKE_ORDER : a->station ? DB_REVOKE_STATION : DB_REVOKE_CERT;
+    req.target = a->order ? a->order : a->station ? a->station : a->words[1];
+    int64_t n = 0;
+    CT_GUARD_RET(ca_revoke(c, &req, &n));
+    printf("revoked %lld certificate%s (%s)\n", (long long)n, n == 1 ? "" : "s", a->reason);
+    return CT_OK;
+}
+
 static int run(ca *c, const cli_args *a)
 {
     ct_err rc = CT_OK;
     if (is(a, "serve", NULL, 1)) {
-        rc = ca_serve(c, a->listen);
+        rc = ca_serve(c, a->listen, a->http_listen);
     } else if (is(a, "station", "add", 2)) {
         if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->csr, "--csr")) == CT_OK &&
             (rc = need(a->out, "--out")) == CT_OK && (rc = ca_station_add(c, a->name, a->csr, a->out)) == CT_OK)
@@ -100,6 +124,11 @@ static int run(ca *c, const cli_args *a)
         rc = *end || id <= 0 ? ct_fail(CT_ERR_USAGE, "order id '%s' is not a number", a->words[2])
                              : ca_order_close(c, (int64_t)id);
         if (rc == CT_OK) printf("order %lld closed\n", id);
+    } else if (is(a, "revoke", NULL, 1) || is(a, "revoke", NULL, 2)) {
+        rc = revoke(c, a);
+    } else if (is(a, "crl", NULL, 1)) {
+        if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, a->out)) == CT_OK)
+            printf("CRL written: %s\n", a->out);
     } else if (is(a, "audit", "verify", 2)) {
         db_audit_report report;
         rc = ca_audit_verify(c, &report);

@@ -68,6 +68,24 @@ static const char *const k_migrations[] = {
     /* The database itself refuses a second current certificate for a serial and profile. */
     "CREATE UNIQUE INDEX certificates_one_valid ON certificates(device_serial, profile) WHERE status = 'valid';"
     "CREATE INDEX certificates_order ON certificates(order_id);",
+
+    /* 3: revocation. A revoked certificate has both its time and its RFC 5280 reason code, and stays revoked;
+     * revocation_state counts revocations (so servers notice them) and CRLs (cRLNumber). */
+    "ALTER TABLE certificates ADD COLUMN revoked_at INTEGER;"
+    "ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER CHECK (revocation_reason BETWEEN 0 AND 10);"
+    "CREATE INDEX certificates_station ON certificates(station_id);"
+    "CREATE INDEX certificates_device ON certificates(device_serial);"
+    "CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE status = 'revoked';"
+    "CREATE TRIGGER certificates_revocation_complete BEFORE UPDATE OF status ON certificates"
+    "  WHEN NEW.status = 'revoked' AND (NEW.revoked_at IS NULL OR NEW.revocation_reason IS NULL)"
+    "  BEGIN SELECT RAISE(ABORT, 'a revocation needs its time and reason'); END;"
+    "CREATE TRIGGER certificates_revocation_final BEFORE UPDATE ON certificates WHEN OLD.status = 'revoked'"
+    "  BEGIN SELECT RAISE(ABORT, 'a revoked certificate stays revoked'); END;"
+    "CREATE TABLE revocation_state ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  epoch INTEGER NOT NULL,"
+    "  crl_number INTEGER NOT NULL);"
+    "INSERT INTO revocation_state (id, epoch, crl_number) VALUES (1, 0, 0);",
 };
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -250,6 +268,48 @@ ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx)
     for (size_t i = 0; i < db->n_cached; i++) (void)sqlite3_reset(db->cache[i].st);
     if (tx) rc = tx_end(db, rc);
     if (pthread_mutex_unlock(&db->mu) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_INTERNAL, "db mutex unlock failed");
+    return rc;
+}
+
+/* A query's rows collected into a growing array, so that callers' callbacks run without the lock held. */
+typedef struct {
+    const char *sql;
+    size_t size;                             /* of one item */
+    ct_err (*fill)(sqlite3_stmt *st, void *item);
+    void *items;
+    size_t n, cap;
+} row_list;
+
+static ct_err collect_fn(ct_db *db, void *vctx)
+{
+    row_list *l = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, l->sql, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        if (l->n == l->cap) {
+            size_t cap = l->cap ? l->cap * 2 : 64;
+            void *grown = realloc(l->items, cap * l->size);
+            CT_ENSURE_RET(grown, CT_ERR_NOMEM);
+            l->items = grown;
+            l->cap = cap;
+        }
+        CT_GUARD_RET(l->fill(st, (char *)l->items + l->n * l->size));
+        l->n++;
+    }
+}
+
+/* Runs the collection; on failure nothing stays allocated. */
+static ct_err collect(ct_db *db, row_list *l)
+{
+    ct_err rc = db_call(db, false, collect_fn, l);
+    if (rc != CT_OK) {
+        free(l->items);
+        l->items = NULL;
+        l->n = 0;
+    }
     return rc;
 }
 
@@ -486,8 +546,6 @@ struct order_ctx {
     int64_t id; /* in: order or station id; out: new order id */
     const char *serial;
     db_order *out;
-    db_order *list; /* db_order_list collects here, so callbacks run without the lock held */
-    size_t n_list, cap_list;
 };
 
 static ct_err order_create_tx(ct_db *db, void *vctx)
@@ -534,34 +592,15 @@ ct_err db_order_create(ct_db *db, const char *station, const char *model, const 
     return CT_OK;
 }
 
-static ct_err order_list_fn(ct_db *db, void *vctx)
-{
-    struct order_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
-    bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_order_list, &st, ""));
-    for (;;) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) return CT_OK;
-        if (c->n_list == c->cap_list) {
-            size_t cap = c->cap_list ? c->cap_list * 2 : 16;
-            db_order *grown = realloc(c->list, cap * sizeof *grown);
-            CT_ENSURE_RET(grown, CT_ERR_NOMEM);
-            c->list = grown;
-            c->cap_list = cap;
-        }
-        CT_GUARD_RET(order_from_row(st, &c->list[c->n_list]));
-        c->n_list++;
-    }
-}
+static ct_err order_row(sqlite3_stmt *st, void *item) { return order_from_row(st, item); }
 
 ct_err db_order_list(ct_db *db, db_order_cb cb, void *arg)
 {
     CT_ENSURE_RET(db && cb, ct_fail(CT_ERR_ARG, "db_order_list: missing argument"));
-    struct order_ctx c = {0};
-    ct_err rc = db_call(db, false, order_list_fn, &c);
-    for (size_t i = 0; rc == CT_OK && i < c.n_list; i++) cb(&c.list[i], arg);
-    free(c.list);
+    row_list l = {.sql = k_order_list, .size = sizeof(db_order), .fill = order_row};
+    ct_err rc = collect(db, &l);
+    for (size_t i = 0; rc == CT_OK && i < l.n; i++) cb((db_order *)l.items + i, arg);
+    free(l.items);
     return rc;
 }
 
@@ -767,4 +806,210 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
     CT_ENSURE_RET(rec->station_id >= 0 && rec->order_id >= 0, ct_fail(CT_ERR_ARG, "negative station or order id"));
     struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
     return group_commit(db, &c);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * revocation
+ * ------------------------------------------------------------------------------------------------------- */
+static const char k_cert_status[] =
+    "SELECT status, revoked_at, revocation_reason FROM certificates WHERE cert_serial_hex = ?";
+static const char k_cert_revoked_list[] = "SELECT cert_serial_hex, revoked_at, revocation_reason FROM certificates"
+                                          " WHERE status = 'revoked' ORDER BY revoked_at, cert_serial_hex";
+static const char k_revocation_epoch[] = "SELECT epoch FROM revocation_state WHERE id = 1";
+static const char k_revocation_bump[] = "UPDATE revocation_state SET epoch = epoch + 1 WHERE id = 1";
+static const char k_crl_number_bump[] = "UPDATE revocation_state SET crl_number = crl_number + 1 WHERE id = 1";
+static const char k_crl_number[] = "SELECT crl_number FROM revocation_state WHERE id = 1";
+static const char k_order_exists[] = "SELECT id FROM orders WHERE id = ?";
+/* The certificates of a scope: one serial; an order's or a station's, with the renewals of the devices they
+ * enrolled (a renewal is issued to the device, without order or station). */
+#define SCOPE_CERT "cert_serial_hex = ?1"
+#define SCOPE_ORDER                                                                                              \
+    "(order_id = ?1 OR (order_id IS NULL AND device_serial IN"                                                  \
+    " (SELECT device_serial FROM certificates WHERE order_id = ?1)))"
+#define SCOPE_STATION                                                                                            \
+    "(station_id = ?1 OR (station_id IS NULL AND device_serial IN"                                              \
+    " (SELECT device_serial FROM certificates WHERE station_id = ?1)))"
+#define SCOPE_SQL(scope)                                                                                         \
+    {"SELECT cert_serial_hex, status FROM certificates WHERE " scope " ORDER BY cert_serial_hex",               \
+     "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3"                     \
+     " WHERE " scope " AND status <> 'revoked'"}
+static const char *const k_scope_sql[][2] = {[DB_REVOKE_CERT] = SCOPE_SQL(SCOPE_CERT),
+                                              [DB_REVOKE_ORDER] = SCOPE_SQL(SCOPE_ORDER),
+                                              [DB_REVOKE_STATION] = SCOPE_SQL(SCOPE_STATION)};
+static const char *const k_scope_action[] = {[DB_REVOKE_CERT] = "cert.revoke", [DB_REVOKE_ORDER] = "order.revoke",
+                                             [DB_REVOKE_STATION] = "station.revoke"};
+
+struct revoke_ctx {
+    const db_revocation *r;
+    int64_t id; /* order or station id */
+    char subject[DB_AUDIT_FIELD_MAX];
+    int64_t count;
+    int64_t at;
+};
+
+/* Lists the scope's certificates still to revoke into the audit detail (as many serials as fit). */
+static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *detail, size_t detail_max, int64_t *total)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    size_t used = strlen(detail), shown = 0;
+    if (c->r->scope == DB_REVOKE_CERT) CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "t", c->r->cert_serial_hex));
+    else CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "i", c->id));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) break;
+        (*total)++;
+        if (strcmp((const char *)sqlite3_column_text(st, 1), "revoked") == 0) continue;
+        c->count++;
+        const char *hex = (const char *)sqlite3_column_text(st, 0);
+        /* Room for this serial and a final " +N more". */
+        if (used + strlen(hex) + 24 >= detail_max) continue;
+        CT_GUARD_RET(ct_snprintf(detail + used, detail_max - used, "%s%s", shown++ ? "," : " serials=", hex));
+        used += strlen(detail + used);
+    }
+    if (c->count > (int64_t)shown)
+        CT_GUARD_RET(ct_snprintf(detail + used, detail_max - used, " +%lld more", (long long)(c->count - (int64_t)shown)));
+    return CT_OK;
+}
+
+static ct_err revoke_tx(ct_db *db, void *vctx)
+{
+    struct revoke_ctx *c = vctx;
+    const db_revocation *r = c->r;
+    int64_t total = 0;
+    ct_err rc = CT_OK;
+    switch (r->scope) {
+    case DB_REVOKE_CERT:
+        CT_GUARD_RET(ct_strlcpy(c->subject, sizeof c->subject, r->cert_serial_hex));
+        break;
+    case DB_REVOKE_ORDER:
+        c->id = r->order_id;
+        CT_GUARD_RET(ct_snprintf(c->subject, sizeof c->subject, "order %lld", (long long)r->order_id));
+        rc = db_query_int(db, k_order_exists, &c->id, "i", r->order_id);
+        CT_ENSURE_RET(rc != CT_ERR_NOT_FOUND, ct_fail(CT_ERR_NOT_FOUND, "no order %lld", (long long)r->order_id));
+        break;
+    case DB_REVOKE_STATION:
+        CT_GUARD_RET(ct_snprintf(c->subject, sizeof c->subject, "station %s", r->station));
+        rc = db_query_int(db, k_station_id, &c->id, "t", r->station);
+        CT_ENSURE_RET(rc != CT_ERR_NOT_FOUND, ct_fail(CT_ERR_NOT_FOUND, "no station named '%s'", r->station));
+        break;
+    }
+    CT_GUARD_RET(rc);
+    char detail[DB_AUDIT_DETAIL_MAX - 1];
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "reason=%s", r->reason_name));
+    CT_GUARD_RET(revoke_collect(db, c, detail, sizeof detail, &total));
+    if (total == 0 && r->scope == DB_REVOKE_CERT)
+        return ct_fail(CT_ERR_NOT_FOUND, "no certificate with serial %s was issued here", r->cert_serial_hex);
+    CT_ENSURE_RET(total > 0, ct_fail(CT_ERR_NOT_FOUND, "%s has no certificates", c->subject));
+    CT_ENSURE_RET(c->count > 0, r->scope == DB_REVOKE_CERT
+                                    ? ct_fail(CT_ERR_ALREADY_REVOKED, "certificate %s is already revoked", c->subject)
+                                    : ct_fail(CT_ERR_ALREADY_REVOKED, "every certificate of %s is already revoked",
+                                              c->subject));
+    int changes = 0;
+    if (r->scope == DB_REVOKE_CERT)
+        CT_GUARD_RET(db_exec(db, k_scope_sql[r->scope][1], &changes, "tii", r->cert_serial_hex, c->at, (int64_t)r->reason));
+    else
+        CT_GUARD_RET(db_exec(db, k_scope_sql[r->scope][1], &changes, "iii", c->id, c->at, (int64_t)r->reason));
+    CT_ENSURE_RET(changes == c->count, ct_fail(CT_ERR_INTERNAL, "revoked %d certificates, expected %lld", changes,
+                                               (long long)c->count));
+    CT_GUARD_RET(db_exec(db, k_revocation_bump, NULL, ""));
+    char counted[DB_AUDIT_DETAIL_MAX];
+    CT_GUARD_RET(ct_snprintf(counted, sizeof counted, "certificates=%lld %s", (long long)c->count, detail));
+    return db_audit_append_tx(db, r->actor, k_scope_action[r->scope], c->subject, "ok", counted);
+}
+
+ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count)
+{
+    CT_ENSURE_RET(db && r && (unsigned)r->scope <= DB_REVOKE_STATION, ct_fail(CT_ERR_ARG, "db_revoke: missing argument"));
+    CT_GUARD_RET(db_check_str("actor", r->actor, DB_AUDIT_FIELD_MAX));
+    CT_GUARD_RET(db_check_str("reason", r->reason_name, 64));
+    CT_ENSURE_RET(r->reason >= 0 && r->reason <= 10, ct_fail(CT_ERR_ARG, "reason code %d", r->reason));
+    if (r->scope == DB_REVOKE_CERT) CT_GUARD_RET(db_check_str("certificate serial", r->cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
+    if (r->scope == DB_REVOKE_STATION) CT_GUARD_RET(db_check_str("station name", r->station, DB_NAME_MAX));
+    struct revoke_ctx c = {.r = r, .at = r->at ? r->at : now()};
+    CT_GUARD_RET(db_call(db, true, revoke_tx, &c));
+    if (count) *count = c.count;
+    return CT_OK;
+}
+
+struct status_ctx {
+    const char *serial;
+    db_cert_state *out;
+};
+
+static ct_err status_fn(ct_db *db, void *vctx)
+{
+    struct status_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_cert_status, &st, "t", c->serial));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_ERR_NOT_FOUND;
+    c->out->revoked = strcmp((const char *)sqlite3_column_text(st, 0), "revoked") == 0;
+    c->out->revoked_at = sqlite3_column_int64(st, 1);
+    c->out->reason = sqlite3_column_int(st, 2);
+    return CT_OK;
+}
+
+ct_err db_cert_state_get(ct_db *db, const char *cert_serial_hex, db_cert_state *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_cert_state_get: missing argument"));
+    CT_GUARD_RET(db_check_str("certificate serial", cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
+    memset(out, 0, sizeof *out);
+    struct status_ctx c = {.serial = cert_serial_hex, .out = out};
+    return db_call(db, false, status_fn, &c);
+}
+
+static ct_err revoked_row(sqlite3_stmt *st, void *item)
+{
+    db_revoked *r = item;
+    CT_GUARD_RET(db_col_text(st, 0, r->cert_serial_hex, sizeof r->cert_serial_hex));
+    r->revoked_at = sqlite3_column_int64(st, 1);
+    r->reason = sqlite3_column_int(st, 2);
+    return CT_OK;
+}
+
+ct_err db_cert_list_revoked(ct_db *db, db_revoked **out, size_t *n)
+{
+    CT_ENSURE_RET(db && out && n, ct_fail(CT_ERR_ARG, "db_cert_list_revoked: missing argument"));
+    row_list l = {.sql = k_cert_revoked_list, .size = sizeof(db_revoked), .fill = revoked_row};
+    CT_GUARD_RET(collect(db, &l));
+    *out = l.items;
+    *n = l.n;
+    return CT_OK;
+}
+
+static ct_err epoch_fn(ct_db *db, void *out) { return db_query_int(db, k_revocation_epoch, out, ""); }
+
+ct_err db_revocation_epoch(ct_db *db, int64_t *epoch)
+{
+    CT_ENSURE_RET(db && epoch, ct_fail(CT_ERR_ARG, "db_revocation_epoch: missing argument"));
+    return db_call(db, false, epoch_fn, epoch);
+}
+
+struct crl_ctx {
+    const char *actor;
+    size_t revoked;
+    int64_t number;
+};
+
+static ct_err crl_number_tx(ct_db *db, void *vctx)
+{
+    struct crl_ctx *c = vctx;
+    char subject[48], detail[48];
+    CT_GUARD_RET(db_exec(db, k_crl_number_bump, NULL, ""));
+    CT_GUARD_RET(db_query_int(db, k_crl_number, &c->number, ""));
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "crl %lld", (long long)c->number));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "revoked=%zu", c->revoked));
+    return db_audit_append_tx(db, c->actor, "crl.issue", subject, "ok", detail);
+}
+
+ct_err db_crl_number_next(ct_db *db, const char *actor, size_t revoked, int64_t *number)
+{
+    CT_ENSURE_RET(db && number, ct_fail(CT_ERR_ARG, "db_crl_number_next: missing argument"));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct crl_ctx c = {.actor = actor, .revoked = revoked};
+    CT_GUARD_RET(db_call(db, true, crl_number_tx, &c));
+    *number = c.number;
+    return CT_OK;
 }

@@ -89,6 +89,49 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 
+/* ---- revocation ---- */
+typedef enum { DB_REVOKE_CERT, DB_REVOKE_ORDER, DB_REVOKE_STATION } db_revoke_scope;
+
+typedef struct {
+    db_revoke_scope scope;
+    const char *cert_serial_hex; /* DB_REVOKE_CERT: lower-case hex, as recorded */
+    int64_t order_id;            /* DB_REVOKE_ORDER */
+    const char *station;         /* DB_REVOKE_STATION: its name */
+    int reason;                  /* RFC 5280 CRLReason code */
+    const char *reason_name;     /* for the audit event */
+    const char *actor;
+    int64_t at;                  /* revocation time; 0: now */
+} db_revocation;
+
+/* Revokes one certificate, or every certificate not yet revoked of an order or of a station (with the
+ * renewals of the devices they enrolled), in one transaction with one audit event that counts and lists them,
+ * and counts one more revocation epoch. `count` (may be NULL) gets how many were revoked.
+ * CT_ERR_NOT_FOUND: no such certificate (never issued here), order or station, or it has no certificates.
+ * CT_ERR_ALREADY_REVOKED: nothing left to revoke. Refusals change nothing (the caller audits them). */
+CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count);
+
+typedef struct {
+    bool revoked;
+    int64_t revoked_at;
+    int reason;
+} db_cert_state;
+/* A certificate's revocation state for OCSP; CT_ERR_NOT_FOUND (without a detail: it is the fast path of
+ * "unknown") for serials never issued here. Superseded certificates are not revoked. */
+CT_MUST_CHECK ct_err db_cert_state_get(ct_db *db, const char *cert_serial_hex, db_cert_state *out);
+
+typedef struct {
+    char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+    int64_t revoked_at;
+    int reason;
+} db_revoked;
+/* Every revoked certificate (for the CRL), oldest revocation first: *out is malloc'd (free), *n entries. */
+CT_MUST_CHECK ct_err db_cert_list_revoked(ct_db *db, db_revoked **out, size_t *n);
+
+/* Grows with every revocation: a server compares it to notice revocations made by another process. */
+CT_MUST_CHECK ct_err db_revocation_epoch(ct_db *db, int64_t *epoch);
+/* The next cRLNumber (1, 2, ...), recorded with a "crl.issue" audit event naming how many entries it lists. */
+CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, const char *actor, size_t revoked, int64_t *number);
+
 /* ---- audit log: append-only, hash-chained (each entry holds SHA-256 of the previous entry) ---- */
 CT_MUST_CHECK ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject,
                                      const char *outcome, const char *detail);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/hash.h>
 
 /* ---- token signing glue (shared with csr.c) ---- */
 
@@ -39,6 +40,23 @@ ct_err pki_signer_sign(pki_signer *s, Cert *cert, ct_buf *out)
     if (ret <= 0) return ct_fail(CT_ERR_HSM, "signing in the token failed: %s (%d)", wc_GetErrorString(ret), ret);
     out->len = (size_t)ret;
     return CT_OK;
+}
+
+ct_err pki_sign_tbs(hsm_key *k, const uint8_t *tbs, size_t tbs_len, ct_buf *out)
+{
+    bool p384 = hsm_key_get_type(k) == HSM_EC_P384;
+    enum wc_HashType type = p384 ? WC_HASH_TYPE_SHA384 : WC_HASH_TYPE_SHA256;
+    uint8_t digest[WC_SHA384_DIGEST_SIZE], sig[1 + 160];
+    size_t sig_len = sizeof sig - 1;
+    word32 dlen = p384 ? WC_SHA384_DIGEST_SIZE : WC_SHA256_DIGEST_SIZE;
+    CT_ENSURE_RET(wc_Hash(type, tbs, (word32)tbs_len, digest, dlen) == 0, ct_fail(CT_ERR_CRYPTO, "hashing failed"));
+    CT_GUARD_RET(hsm_key_sign_digest(k, digest, dlen, sig + 1, &sig_len));
+    sig[0] = 0; /* BIT STRING: no unused bits */
+    size_t start = out->len;
+    if (p384) CT_GUARD_RET(pki_der_put(out, PKI_TAG_OID, PKI_OID_BYTES(pki_oid_ecdsa_sha384)));
+    else CT_GUARD_RET(pki_der_put(out, PKI_TAG_OID, PKI_OID_BYTES(pki_oid_ecdsa_sha256)));
+    CT_GUARD_RET(pki_der_wrap(out, start, PKI_TAG_SEQUENCE));
+    return pki_der_put(out, PKI_TAG_BIT_STRING, sig, sig_len + 1);
 }
 
 /* PrintableString's alphabet (X.680): wolfSSL writes serialNumber as one without checking. */
@@ -105,22 +123,40 @@ static ct_err time_parse(const pki_tlv *t, time_t *out)
     return CT_OK;
 }
 
-/* The complete time TLV for Cert.beforeDate/afterDate: UTCTime through 2049, GeneralizedTime from 2050. */
-static ct_err time_encode(time_t t, byte out[CTC_DATE_SIZE], int *out_len)
+/* A complete time TLV: UTCTime through 2049 and GeneralizedTime from 2050, or GeneralizedTime always. */
+static ct_err time_tlv(time_t t, bool generalized, uint8_t out[PKI_TIME_TLV_MAX], size_t *out_len)
 {
     struct tm tm;
     char s[20];
     CT_ENSURE_RET(t >= 0 && gmtime_r(&t, &tm), ct_fail(CT_ERR_ARG, "time %lld not representable", (long long)t));
     int year = tm.tm_year + 1900;
     CT_ENSURE_RET(year <= 9999, ct_fail(CT_ERR_ARG, "year %d beyond 9999", year));
-    bool utc = year < 2050;
+    bool utc = year < 2050 && !generalized;
     CT_GUARD_RET(ct_snprintf(s, sizeof s, "%0*d%02d%02d%02d%02d%02dZ", utc ? 2 : 4, utc ? year % 100 : year,
                              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec));
     size_t n = strlen(s);
     out[0] = utc ? PKI_TAG_UTC_TIME : PKI_TAG_GEN_TIME;
-    out[1] = (byte)n;
+    out[1] = (uint8_t)n;
     memcpy(out + 2, s, n);
-    *out_len = (int)n + 2;
+    *out_len = n + 2;
+    return CT_OK;
+}
+
+ct_err pki_der_put_time(ct_buf *b, time_t t, bool generalized)
+{
+    uint8_t tlv[PKI_TIME_TLV_MAX];
+    size_t n = 0;
+    CT_GUARD_RET(time_tlv(t, generalized, tlv, &n));
+    return ct_buf_append(b, tlv, n);
+}
+
+/* The time TLV for Cert.beforeDate/afterDate. */
+static ct_err time_encode(time_t t, byte out[CTC_DATE_SIZE], int *out_len)
+{
+    _Static_assert(CTC_DATE_SIZE >= PKI_TIME_TLV_MAX, "wolfSSL date field too small");
+    size_t n = 0;
+    CT_GUARD_RET(time_tlv(t, false, out, &n));
+    *out_len = (int)n;
     return CT_OK;
 }
 
@@ -162,6 +198,16 @@ static ct_err cert_walk(const uint8_t *der, size_t len, cert_view *v)
     CT_GUARD_RET(pki_der_end(&vd, "validity"));
     CT_GUARD_RET(time_parse(&t0, &v->not_before));
     return time_parse(&t1, &v->not_after);
+}
+
+ct_err pki_cert_subject(const uint8_t *der, size_t len, pki_tlv *subject)
+{
+    cert_view v;
+    memset(&v, 0, sizeof v);
+    CT_ENSURE_RET(der && len > 0 && len <= PKI_MAX_CERT_DER, ct_fail(CT_ERR_BAD_DER, "certificate of %zu bytes", len));
+    CT_GUARD_RET(cert_walk(der, len, &v));
+    *subject = v.subject;
+    return CT_OK;
 }
 
 /* Walks and parses a certificate; cert_close afterwards on every path. */
@@ -220,6 +266,32 @@ cleanup:
     return rc;
 }
 
+ct_err pki_cert_ids_get(const uint8_t *der, size_t len, pki_cert_ids *out)
+{
+    ct_err rc = CT_OK;
+    cert_view v;
+    pki_tlv alg, key;
+    memset(out, 0, sizeof *out);
+    CT_GUARD(cert_open(der, len, &v));
+    pki_der spki = pki_der_inside(&v.spki);
+    CT_GUARD(pki_der_expect(&spki, PKI_TAG_SEQUENCE, "SPKI algorithm", &alg));
+    CT_GUARD(pki_der_expect(&spki, PKI_TAG_BIT_STRING, "SPKI key", &key));
+    CT_ENSURE_MSG(key.val_len > 1 && key.val[0] == 0, CT_ERR_BAD_DER, "public key BIT STRING has unused bits");
+    /* RFC 6960 4.1.1: the hash of the key's BIT STRING value, without the unused-bits count. */
+    CT_ENSURE(wc_ShaHash(v.subject.tlv, (word32)v.subject.tlv_len, out->name_sha1) == 0 &&
+                  wc_ShaHash(key.val + 1, (word32)key.val_len - 1, out->key_sha1) == 0 &&
+                  wc_Sha256Hash(v.subject.tlv, (word32)v.subject.tlv_len, out->name_sha256) == 0 &&
+                  wc_Sha256Hash(key.val + 1, (word32)key.val_len - 1, out->key_sha256) == 0,
+              ct_fail(CT_ERR_CRYPTO, "hashing failed"));
+    CT_ENSURE_MSG(v.dc.extSubjKeyIdSet, CT_ERR_BAD_DER, "certificate has no subjectKeyIdentifier");
+    _Static_assert(sizeof v.dc.extSubjKeyId <= sizeof out->key_id, "key id size");
+    memcpy(out->key_id, v.dc.extSubjKeyId, sizeof v.dc.extSubjKeyId);
+    out->key_id_len = sizeof v.dc.extSubjKeyId;
+cleanup:
+    cert_close(&v);
+    return rc;
+}
+
 /* wolfSSL's own date checks compare with "now" only; `at` is compared here. */
 static ct_err valid_at(const cert_view *v, const char *which, time_t at)
 {
@@ -263,6 +335,7 @@ static const struct {
     [PKI_PROFILE_CLIENT] = {false, false, false, "digitalSignature", "clientAuth"},
     [PKI_PROFILE_TLS_SERVER] = {false, false, true, "digitalSignature", "serverAuth"},
     [PKI_PROFILE_MEDIA_SIGNING] = {false, false, false, "digitalSignature", NULL},
+    [PKI_PROFILE_OCSP_SIGNER] = {false, false, false, "digitalSignature", "OCSPSigning"},
 };
 
 static bool dns_name_ok(const char *s)
@@ -323,10 +396,62 @@ static ct_err wolf_ok(int ret, const char *what)
     return CT_OK;
 }
 
-/* wolfSSL 5.5.4 writes basicConstraints without the critical flag, which RFC 5280 requires in CA certificates
- * (openssl verify -x509_strict refuses such a chain). Before signing, the to-be-signed body that
- * wc_MakeCert_ex left in `out` is rewritten with the flag added and every enclosing length adjusted. */
-static ct_err basic_constraints_critical(Cert *cert, ct_buf *out)
+static const uint8_t oid_crl_dp[3] = {0x55, 0x1d, 0x1f};                                /* 2.5.29.31 */
+static const uint8_t oid_aia[8] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};       /* 1.3.6.1.5.5.7.1.1 */
+static const uint8_t oid_ad_ocsp[8] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01};   /* 1.3.6.1.5.5.7.48.1 */
+static const uint8_t oid_ocsp_nocheck[9] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05};
+
+/* An http(s) URI for a certificate extension: printable ASCII without spaces, bounded. */
+static bool uri_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 8 || n > 255 || (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)) return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f) return false;
+    return true;
+}
+
+/* The extensions wolfSSL 5.5.4 cannot write, as DER Extension elements: cRLDistributionPoints and
+ * authorityInfoAccess (OCSP) from the template, id-pkix-ocsp-nocheck for an OCSP signer. */
+static ct_err extra_extensions(const pki_cert_template *t, ct_buf *exts)
+{
+    ct_err rc = CT_OK;
+    ct_buf v = CT_BUF_INIT;
+    CT_GUARD(ct_buf_alloc(&v, 512));
+    if (t->crl_url && *t->crl_url) {
+        CT_ENSURE_MSG(uri_ok(t->crl_url), CT_ERR_ARG, "CRL URL '%.80s' is not an http(s) URI", t->crl_url);
+        /* SEQUENCE { DistributionPoint { [0] distributionPoint { [0] fullName { [6] URI } } } } */
+        CT_GUARD(pki_der_put(&v, 0x86, t->crl_url, strlen(t->crl_url)));
+        CT_GUARD(pki_der_wrap(&v, 0, PKI_TAG_CTX0));
+        CT_GUARD(pki_der_wrap(&v, 0, PKI_TAG_CTX0));
+        CT_GUARD(pki_der_wrap(&v, 0, PKI_TAG_SEQUENCE));
+        CT_GUARD(pki_der_wrap(&v, 0, PKI_TAG_SEQUENCE));
+        CT_GUARD(pki_der_put_ext(exts, PKI_OID_BYTES(oid_crl_dp), false, v.data, v.len));
+    }
+    if (t->ocsp_url && *t->ocsp_url) {
+        CT_ENSURE_MSG(uri_ok(t->ocsp_url), CT_ERR_ARG, "OCSP URL '%.80s' is not an http(s) URI", t->ocsp_url);
+        /* SEQUENCE { AccessDescription { id-ad-ocsp, [6] URI } } */
+        v.len = 0;
+        CT_GUARD(pki_der_put(&v, PKI_TAG_OID, PKI_OID_BYTES(oid_ad_ocsp)));
+        CT_GUARD(pki_der_put(&v, 0x86, t->ocsp_url, strlen(t->ocsp_url)));
+        CT_GUARD(pki_der_wrap(&v, 0, PKI_TAG_SEQUENCE));
+        CT_GUARD(pki_der_wrap(&v, 0, PKI_TAG_SEQUENCE));
+        CT_GUARD(pki_der_put_ext(exts, PKI_OID_BYTES(oid_aia), false, v.data, v.len));
+    }
+    if (t->profile == PKI_PROFILE_OCSP_SIGNER) {
+        static const uint8_t der_null[2] = {PKI_TAG_NULL, 0};
+        CT_GUARD(pki_der_put_ext(exts, PKI_OID_BYTES(oid_ocsp_nocheck), false, der_null, sizeof der_null));
+    }
+cleanup:
+    ct_buf_free(&v);
+    return rc;
+}
+
+/* Before signing, rewrites the to-be-signed body that wc_MakeCert_ex left in `out`, with every enclosing
+ * length adjusted: wolfSSL 5.5.4 writes basicConstraints without the critical flag, which RFC 5280 requires in
+ * CA certificates (openssl verify -x509_strict refuses such a chain), and cannot write the `extra` extensions,
+ * which are appended. */
+static ct_err extensions_finish(Cert *cert, const ct_buf *extra, ct_buf *out)
 {
     static const uint8_t oid_bc[3] = {0x55, 0x1d, 0x13}, der_true[3] = {0x01, 0x01, 0xff};
     ct_err rc = CT_OK;
@@ -338,9 +463,8 @@ static ct_err basic_constraints_critical(Cert *cert, ct_buf *out)
     pki_der b = pki_der_inside(&body);
     do { /* up to [3] extensions, the last field */
         CT_GUARD(pki_der_next(&b, "tbsCertificate", &f));
-    } while (f.tag != 0xa3);
+    } while (f.tag != PKI_TAG_CTX3);
     CT_GUARD(pki_der_end(&b, "tbsCertificate"));
-    size_t head_len = (size_t)(f.tlv - body.val);
     pki_der w = pki_der_inside(&f);
     CT_GUARD(pki_der_expect(&w, PKI_TAG_SEQUENCE, "extensions", &exts));
     for (pki_der e = pki_der_inside(&exts); e.len && !found;) {
@@ -350,26 +474,30 @@ static ct_err basic_constraints_critical(Cert *cert, ct_buf *out)
         CT_GUARD(pki_der_next(&x, "extension", &crit));
         found = pki_der_oid_is(&oid, PKI_OID_BYTES(oid_bc));
     }
-    CT_ENSURE_MSG(found, CT_ERR_INTERNAL, "wolfSSL wrote no basicConstraints");
-    if (crit.tag == 0x01) goto cleanup; /* already critical: a wolfSSL that does it itself */
+    CT_ENSURE_MSG(found || !cert->isCA, CT_ERR_INTERNAL, "wolfSSL wrote no basicConstraints");
+    /* Already critical: a wolfSSL that does it itself. */
+    bool make_critical = cert->isCA && crit.tag != PKI_TAG_BOOLEAN;
+    if (!make_critical && extra->len == 0) goto cleanup;
 
-    size_t ext_len = ext.val_len + sizeof der_true;
-    size_t exts_len = exts.val_len + pki_der_hdr_len(ext_len) + ext_len - ext.tlv_len;
-    size_t wrap_len = pki_der_hdr_len(exts_len) + exts_len;
-    size_t tbs_len = head_len + pki_der_hdr_len(wrap_len) + wrap_len;
-    const uint8_t *exts_end = exts.val + exts.val_len, *ext_end = ext.tlv + ext.tlv_len;
-    CT_GUARD(ct_buf_alloc(&tbs, pki_der_hdr_len(tbs_len) + tbs_len));
-    CT_GUARD(pki_der_put_hdr(&tbs, PKI_TAG_SEQUENCE, tbs_len));
-    CT_GUARD(ct_buf_append(&tbs, body.val, head_len));
-    CT_GUARD(pki_der_put_hdr(&tbs, 0xa3, wrap_len));
-    CT_GUARD(pki_der_put_hdr(&tbs, PKI_TAG_SEQUENCE, exts_len));
-    CT_GUARD(ct_buf_append(&tbs, exts.val, (size_t)(ext.tlv - exts.val)));
-    CT_GUARD(pki_der_put_hdr(&tbs, PKI_TAG_SEQUENCE, ext_len));
-    CT_GUARD(ct_buf_append(&tbs, oid.tlv, oid.tlv_len));
-    CT_GUARD(ct_buf_append(&tbs, der_true, sizeof der_true));
-    CT_GUARD(ct_buf_append(&tbs, crit.tlv, (size_t)(ext_end - crit.tlv)));
-    CT_GUARD(ct_buf_append(&tbs, ext_end, (size_t)(exts_end - ext_end)));
-    CT_ENSURE(tbs.len <= out->max, CT_ERR_BUF_FULL);
+    CT_GUARD(ct_buf_alloc(&tbs, out->max));
+    CT_GUARD(ct_buf_append(&tbs, body.val, (size_t)(f.tlv - body.val)));
+    size_t wrap = tbs.len;
+    if (make_critical) {
+        const uint8_t *ext_end = ext.tlv + ext.tlv_len;
+        CT_GUARD(ct_buf_append(&tbs, exts.val, (size_t)(ext.tlv - exts.val)));
+        size_t one = tbs.len;
+        CT_GUARD(ct_buf_append(&tbs, oid.tlv, oid.tlv_len));
+        CT_GUARD(ct_buf_append(&tbs, der_true, sizeof der_true));
+        CT_GUARD(ct_buf_append(&tbs, crit.tlv, (size_t)(ext_end - crit.tlv)));
+        CT_GUARD(pki_der_wrap(&tbs, one, PKI_TAG_SEQUENCE));
+        CT_GUARD(ct_buf_append(&tbs, ext_end, (size_t)(exts.val + exts.val_len - ext_end)));
+    } else {
+        CT_GUARD(ct_buf_append(&tbs, exts.val, exts.val_len));
+    }
+    CT_GUARD(ct_buf_append(&tbs, extra->data, extra->len));
+    CT_GUARD(pki_der_wrap(&tbs, wrap, PKI_TAG_SEQUENCE));
+    CT_GUARD(pki_der_wrap(&tbs, wrap, PKI_TAG_CTX3));
+    CT_GUARD(pki_der_wrap(&tbs, 0, PKI_TAG_SEQUENCE));
     memcpy(out->data, tbs.data, tbs.len);
     cert->bodySz = (int)tbs.len;
 cleanup:
@@ -387,7 +515,7 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
     bool subj_init = false;
     pki_signer s;
     cert_view iv;
-    ct_buf issuer_spki = CT_BUF_INIT;
+    ct_buf issuer_spki = CT_BUF_INIT, extra = CT_BUF_INIT;
     pki_issued_info local_info;
     hsm_key_type subj_type;
 
@@ -458,7 +586,9 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
     cert->sigType = s.sig_type;
     int ret = wc_MakeCert_ex(cert, out_der->data, (word32)out_der->max, ECC_TYPE, &subj, &s.rng);
     CT_ENSURE_MSG(ret > 0, CT_ERR_CRYPTO, "wc_MakeCert_ex: %s (%d)", wc_GetErrorString(ret), ret);
-    if (cert->isCA) CT_GUARD(basic_constraints_critical(cert, out_der));
+    CT_GUARD(ct_buf_alloc(&extra, 1024));
+    CT_GUARD(extra_extensions(t, &extra));
+    CT_GUARD(extensions_finish(cert, &extra, out_der));
     CT_GUARD(pki_signer_sign(&s, cert, out_der));
     /* A CA checks what the token signed before anyone relies on it. */
     ret = wc_CheckCertSigPubKey(out_der->data, (word32)out_der->len, NULL, issuer_spki.data, (word32)issuer_spki.len,
@@ -470,6 +600,7 @@ cleanup:
     if (subj_init) wc_ecc_free(&subj);
     cert_close(&iv);
     ct_buf_free(&issuer_spki);
+    ct_buf_free(&extra);
     free(cert);
     return rc;
 }

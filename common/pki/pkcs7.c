@@ -9,6 +9,7 @@ const uint8_t pki_oid_ec_public_key[7] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x
 const uint8_t pki_oid_p256[8] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 const uint8_t pki_oid_p384[5] = {0x2b, 0x81, 0x04, 0x00, 0x22};
 const uint8_t pki_oid_ecdsa_sha256[8] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+const uint8_t pki_oid_ecdsa_sha384[8] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03};
 const uint8_t pki_oid_at_cn[3] = {0x55, 0x04, 0x03};
 const uint8_t pki_oid_at_serial[3] = {0x55, 0x04, 0x05};
 static const uint8_t oid_signed_data[9] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
@@ -131,6 +132,41 @@ ct_err pki_der_put(ct_buf *b, uint8_t tag, const void *content, size_t content_l
 {
     CT_GUARD_RET(pki_der_put_hdr(b, tag, content_len));
     return ct_buf_append(b, content, content_len);
+}
+
+ct_err pki_der_wrap(ct_buf *b, size_t from, uint8_t tag)
+{
+    CT_ENSURE_RET(from <= b->len, CT_ERR_ARG);
+    size_t content = b->len - from, hdr = pki_der_hdr_len(content);
+    CT_ENSURE_RET(hdr <= b->max - b->len, ct_fail(CT_ERR_BUF_FULL, "DER buffer full (%zu bytes)", b->max));
+    memmove(b->data + from + hdr, b->data + from, content);
+    size_t end = b->len + hdr;
+    b->len = from;
+    CT_GUARD_RET(pki_der_put_hdr(b, tag, content));
+    b->len = end;
+    return CT_OK;
+}
+
+ct_err pki_der_put_uint(ct_buf *b, const uint8_t *mag, size_t len)
+{
+    while (len > 1 && mag[0] == 0) mag++, len--;
+    CT_ENSURE_RET(len > 0, CT_ERR_ARG);
+    bool sign = mag[0] & 0x80;
+    CT_GUARD_RET(pki_der_put_hdr(b, PKI_TAG_INTEGER, len + sign));
+    static const uint8_t zero = 0;
+    if (sign) CT_GUARD_RET(ct_buf_append(b, &zero, 1));
+    return ct_buf_append(b, mag, len);
+}
+
+ct_err pki_der_put_ext(ct_buf *b, const uint8_t *oid, size_t oid_len, bool critical, const uint8_t *value,
+                       size_t value_len)
+{
+    static const uint8_t der_true[3] = {PKI_TAG_BOOLEAN, 0x01, 0xff};
+    size_t start = b->len;
+    CT_GUARD_RET(pki_der_put(b, PKI_TAG_OID, oid, oid_len));
+    if (critical) CT_GUARD_RET(ct_buf_append(b, der_true, sizeof der_true));
+    CT_GUARD_RET(pki_der_put(b, PKI_TAG_OCTET_STRING, value, value_len));
+    return pki_der_wrap(b, start, PKI_TAG_SEQUENCE);
 }
 
 /* ---- certs-only SignedData ---- */

@@ -42,6 +42,7 @@ typedef enum {
     PKI_PROFILE_CLIENT,      /* stations (and later officers, viewers): digitalSignature, EKU clientAuth */
     PKI_PROFILE_TLS_SERVER,  /* the CA's own HTTPS: digitalSignature, EKU serverAuth, SAN DNS/IP */
     PKI_PROFILE_MEDIA_SIGNING, /* a camera's recording-signing key: digitalSignature (critical) only, no EKU */
+    PKI_PROFILE_OCSP_SIGNER, /* delegated OCSP responder: digitalSignature (critical), EKU OCSPSigning, ocsp-nocheck */
 } pki_profile;
 
 typedef struct {
@@ -53,6 +54,8 @@ typedef struct {
     const char *ip_addrs[2];     /* SAN iPAddress entries (dotted IPv4), NULL-terminated */
     time_t not_before;           /* 0: now minus 5 minutes (clock skew) */
     time_t not_after;            /* UTCTime up to 2049, GeneralizedTime from 2050 (RFC 5280) */
+    const char *crl_url;         /* cRLDistributionPoints fullName URI, or NULL/"" for none */
+    const char *ocsp_url;        /* authorityInfoAccess id-ad-ocsp URI, or NULL/"" for none */
 } pki_cert_template;
 
 typedef struct {
@@ -83,6 +86,113 @@ CT_MUST_CHECK ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cer
 /* Verifies that `cert` is signed by `issuer` (signature and issuer/subject names) and is valid at `at`. */
 CT_MUST_CHECK ct_err pki_cert_verify_signed_by(const uint8_t *cert, size_t cert_len, const uint8_t *issuer,
                                                size_t issuer_len, time_t at);
+
+/* ---- revocation: CRLs (RFC 5280) and OCSP (RFC 6960), signed inside the token ---- */
+
+/* CRLReason codes camtrust revokes with. certificateHold (6) and removeFromCRL (8) are not offered:
+ * a revocation is final. */
+#define PKI_REASON_NAMES "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, " \
+                         "cessationOfOperation, privilegeWithdrawn"
+/* The code of an RFC 5280 reason name (case-sensitive, as the RFC spells it); CT_ERR_USAGE naming the choices. */
+CT_MUST_CHECK ct_err pki_reason_parse(const char *name, int *code);
+/* The RFC 5280 name of a code, "?" for one camtrust does not use. */
+const char *pki_reason_name(int code);
+
+/* What identifies a CA certificate in OCSP CertIDs (hashes of its subject Name and of its public key's
+ * BIT STRING value) and in AuthorityKeyIdentifiers (its own subjectKeyIdentifier). */
+typedef struct {
+    uint8_t name_sha1[20], key_sha1[20];
+    uint8_t name_sha256[32], key_sha256[32];
+    uint8_t key_id[32];
+    size_t key_id_len;
+} pki_cert_ids;
+CT_MUST_CHECK ct_err pki_cert_ids_get(const uint8_t *cert, size_t len, pki_cert_ids *out);
+
+typedef struct {
+    const char *serial_hex; /* lower-case, as recorded */
+    time_t revoked_at;
+    int reason;             /* PKI_REASON_*: unspecified (0) is written as no reasonCode (RFC 5280 5.3.1) */
+} pki_revoked;
+
+typedef struct {
+    const uint8_t *issuer_cert; /* the CA that issued the revoked certificates, and signs the CRL */
+    size_t issuer_len;
+    hsm_key *issuer_key;
+    uint64_t number;            /* cRLNumber: grows with every CRL */
+    time_t this_update, next_update;
+} pki_crl_params;
+
+/* A v2 CRL with cRLNumber and authorityKeyIdentifier, one entry per revoked certificate, signed inside the
+ * token (ecdsa-with-SHA256, or SHA384 for a P-384 issuer). Allocates out_der (ct_buf_free). */
+CT_MUST_CHECK ct_err pki_crl_make(const pki_crl_params *p, const pki_revoked *list, size_t n, ct_buf *out_der);
+
+/* OCSP requests are outside input: bounded, parsed with the same checked DER walker. */
+#define PKI_OCSP_MAX_REQUEST 4096 /* bytes of DER */
+#define PKI_OCSP_MAX_CERTS 8      /* CertIDs in one request */
+#define PKI_OCSP_MAX_NONCE 32     /* RFC 8954 */
+
+typedef enum { PKI_OCSP_SHA1, PKI_OCSP_SHA256 } pki_ocsp_hash;
+
+typedef struct {
+    pki_ocsp_hash hash;
+    const uint8_t *der;     /* the CertID as sent (points into the request): the response repeats it */
+    size_t der_len;
+    const uint8_t *name_hash, *key_hash; /* digest-sized */
+    char serial_hex[PKI_MAX_SERIAL_BYTES * 2 + 1]; /* lower-case, without the sign byte; "" if negative */
+} pki_ocsp_cert_id;
+
+typedef struct {
+    size_t n;
+    pki_ocsp_cert_id ids[PKI_OCSP_MAX_CERTS];
+    const uint8_t *nonce;   /* the nonce extension's value (inside its OCTET STRING), or NULL */
+    size_t nonce_len;
+} pki_ocsp_request;
+
+/* Parses a DER OCSPRequest. CT_ERR_BAD_DER (with a detail) for anything malformed, over a bound or not
+ * understood (an unsupported hash algorithm, a critical extension other than the nonce). The request's
+ * optional signature is not checked: answers are public. Pointers in `out` point into `der`. */
+CT_MUST_CHECK ct_err pki_ocsp_request_parse(const uint8_t *der, size_t len, pki_ocsp_request *out);
+/* An OCSPRequest (DER) for one certificate of `issuer` by its serial (big-endian magnitude), SHA-1 CertID as
+ * openssl sends it, with a nonce extension if `nonce` is non-NULL (1..PKI_OCSP_MAX_NONCE bytes): what an OCSP
+ * client of camtrust sends. Allocates out. */
+CT_MUST_CHECK ct_err pki_ocsp_request_make(const pki_cert_ids *issuer, const uint8_t *serial, size_t serial_len,
+                                           const uint8_t *nonce, size_t nonce_len, ct_buf *out);
+/* Whether a CertID names the CA `issuer`. */
+bool pki_ocsp_cert_id_is_for(const pki_ocsp_cert_id *id, const pki_cert_ids *issuer);
+
+typedef enum { PKI_OCSP_GOOD, PKI_OCSP_REVOKED, PKI_OCSP_UNKNOWN } pki_ocsp_status;
+
+typedef struct {
+    const uint8_t *cert_id; /* DER CertID */
+    size_t cert_id_len;
+    pki_ocsp_status status;
+    time_t revoked_at;
+    int reason;             /* PKI_REASON_*; unspecified is left out */
+} pki_ocsp_single;
+
+typedef struct {
+    hsm_key *key;                      /* the responder's token key */
+    const pki_cert_ids *ids;           /* the responder certificate's (ResponderID byKey) */
+    const uint8_t *const *certs;       /* sent in BasicOCSPResponse.certs: responder certificate and its issuer */
+    const size_t *cert_lens;
+    size_t n_certs;
+    time_t produced_at, this_update, next_update;
+} pki_ocsp_responder;
+
+/* Signs a BasicOCSPResponse's tbsResponseData inside the token. `signed_part` receives tbsResponseData,
+ * signatureAlgorithm and signature: all of a BasicOCSPResponse but its certificates, so that it can be kept
+ * and sent many times (pki_ocsp_response). With a nonce (NULL: none) the nonce extension is echoed.
+ * Allocates signed_part. */
+CT_MUST_CHECK ct_err pki_ocsp_sign(const pki_ocsp_responder *r, const pki_ocsp_single *s, size_t n,
+                                   const uint8_t *nonce, size_t nonce_len, ct_buf *signed_part);
+/* A successful OCSPResponse around a signed part and the responder's certificates. Allocates out. */
+CT_MUST_CHECK ct_err pki_ocsp_response(const pki_ocsp_responder *r, const uint8_t *signed_part, size_t len,
+                                       ct_buf *out);
+/* An OCSPResponse that is only a status: malformedRequest 1, internalError 2, tryLater 3, unauthorized 6. */
+#define PKI_OCSP_MALFORMED 1
+#define PKI_OCSP_INTERNAL_ERROR 2
+#define PKI_OCSP_UNAUTHORIZED 6
+CT_MUST_CHECK ct_err pki_ocsp_response_status(int status, ct_buf *out);
 
 /* Bounds for certs-only PKCS#7 read from outside. */
 #define PKI_MAX_PKCS7_CERTS 16

@@ -12,9 +12,13 @@
 
 /* ---- DER tags used here ---- */
 enum {
+    PKI_TAG_BOOLEAN = 0x01,
     PKI_TAG_INTEGER = 0x02,
     PKI_TAG_BIT_STRING = 0x03,
+    PKI_TAG_OCTET_STRING = 0x04,
+    PKI_TAG_NULL = 0x05,
     PKI_TAG_OID = 0x06,
+    PKI_TAG_ENUMERATED = 0x0a,
     PKI_TAG_UTF8 = 0x0c,
     PKI_TAG_PRINTABLE = 0x13,
     PKI_TAG_T61 = 0x14,
@@ -25,6 +29,8 @@ enum {
     PKI_TAG_SET = 0x31,
     PKI_TAG_CTX0 = 0xa0, /* [0] constructed */
     PKI_TAG_CTX1 = 0xa1, /* [1] constructed */
+    PKI_TAG_CTX2 = 0xa2, /* [2] constructed */
+    PKI_TAG_CTX3 = 0xa3, /* [3] constructed */
     PKI_TAG_SAN_DNS = 0x82,
     PKI_TAG_SAN_IP = 0x87,
 };
@@ -35,6 +41,7 @@ extern const uint8_t pki_oid_ec_public_key[7];  /* 1.2.840.10045.2.1 */
 extern const uint8_t pki_oid_p256[8];           /* 1.2.840.10045.3.1.7 */
 extern const uint8_t pki_oid_p384[5];           /* 1.3.132.0.34 */
 extern const uint8_t pki_oid_ecdsa_sha256[8];   /* 1.2.840.10045.4.3.2 */
+extern const uint8_t pki_oid_ecdsa_sha384[8];   /* 1.2.840.10045.4.3.3 */
 extern const uint8_t pki_oid_at_cn[3];          /* 2.5.4.3 */
 extern const uint8_t pki_oid_at_serial[3];      /* 2.5.4.5 */
 
@@ -69,10 +76,24 @@ bool pki_der_oid_is(const pki_tlv *t, const uint8_t *oid, size_t oid_len);
 CT_MUST_CHECK ct_err pki_name_attr(const uint8_t *name, size_t name_len, const uint8_t *oid, size_t oid_len,
                                    const char *what, char *out, size_t out_max);
 
+/* The subject Name element of a DER certificate (the checked walk only; points into `der`). */
+CT_MUST_CHECK ct_err pki_cert_subject(const uint8_t *der, size_t len, pki_tlv *subject);
+
 /* ---- writer: appends to a bounded buffer ---- */
 size_t pki_der_hdr_len(size_t content_len);
 CT_MUST_CHECK ct_err pki_der_put_hdr(ct_buf *b, uint8_t tag, size_t content_len);
 CT_MUST_CHECK ct_err pki_der_put(ct_buf *b, uint8_t tag, const void *content, size_t content_len);
+/* Turns everything in `b` from byte `from` on into the content of one element `tag` (inside out building). */
+CT_MUST_CHECK ct_err pki_der_wrap(ct_buf *b, size_t from, uint8_t tag);
+/* A non-negative INTEGER from big-endian magnitude bytes (leading zeros dropped, a sign byte added). */
+CT_MUST_CHECK ct_err pki_der_put_uint(ct_buf *b, const uint8_t *mag, size_t len);
+/* An Extension: SEQUENCE { extnID, critical TRUE if set, extnValue OCTET STRING { value } }. */
+CT_MUST_CHECK ct_err pki_der_put_ext(ct_buf *b, const uint8_t *oid, size_t oid_len, bool critical,
+                                     const uint8_t *value, size_t value_len);
+/* A time: UTCTime through 2049 and GeneralizedTime from 2050 (RFC 5280), or always GeneralizedTime
+ * (RFC 6960). */
+CT_MUST_CHECK ct_err pki_der_put_time(ct_buf *b, time_t t, bool generalized);
+#define PKI_TIME_TLV_MAX 17
 
 /* The key type of a DER SubjectPublicKeyInfo: CT_ERR_WEAK_KEY (with the algorithm named) unless EC P-256/P-384,
  * CT_ERR_BAD_DER if malformed (csr.c). */
@@ -92,6 +113,9 @@ void pki_signer_close(pki_signer *s);
 /* Signs the to-be-signed body that wc_MakeCert_ex / wc_MakeCertReq_ex left in out->data (cert->bodySz bytes)
  * and sets out->len to the complete DER. */
 CT_MUST_CHECK ct_err pki_signer_sign(pki_signer *s, Cert *cert, ct_buf *out);
+/* Appends signatureAlgorithm and the BIT STRING signature of `tbs` (a whole DER element), signed in the
+ * token by `k` with ECDSA and the curve's hash: what follows the to-be-signed part in CRLs and OCSP. */
+CT_MUST_CHECK ct_err pki_sign_tbs(hsm_key *k, const uint8_t *tbs, size_t tbs_len, ct_buf *out);
 /* Sets cert->subject CN (UTF8), serialNumber (PrintableString, checked) and O from C strings (NULL: absent). */
 CT_MUST_CHECK ct_err pki_cert_name_set(CertName *name, const char *cn, const char *serial, const char *org);
 

@@ -26,11 +26,14 @@ cleanup_server() {
 trap 'cleanup_server; rm -rf "$WORK"' EXIT
 
 # start_ca DIR: serves DIR's CA on a free loopback port; sets PORT and SERVER_PID, log in $WORK/server.log.
+# With WITH_HTTP=1 it also serves /crl and /ocsp over plain HTTP on HTTP_PORT (else no plain HTTP at all).
 start_ca() {
-  local dir=$1 try
+  local dir=$1 try http
   for try in 1 2 3 4 5; do
     PORT=$((20000 + RANDOM % 40000))
-    "$CA_BIN" serve --dir "$dir" --listen "127.0.0.1:$PORT" 2>"$WORK/server.log" &
+    HTTP_PORT=$((20000 + RANDOM % 40000)); http=
+    [ "${WITH_HTTP:-0}" = 1 ] && http=127.0.0.1:$HTTP_PORT
+    "$CA_BIN" serve --dir "$dir" --listen "127.0.0.1:$PORT" --http-listen "$http" 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
       grep -q 'event=listening' "$WORK/server.log" 2>/dev/null && return 0

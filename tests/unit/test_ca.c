@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../ca/ca_priv.h"
 #include "test_util.h"
@@ -238,12 +239,268 @@ START_TEST(config_refuses_unknown_settings)
 }
 END_TEST
 
+
+/* ---- revocation: ca_revoke, CRLs and the OCSP handler, checked with openssl ---- */
+
+/* Enrolls SERIAL through the station; writes DIR/SERIAL.pem; returns the certificate serial (hex). */
+static void issue_pem(const char *serial, char hex[DB_CERT_SERIAL_HEX_MAX])
+{
+    char subject[96], path[600];
+    ct_buf csr = CT_BUF_INIT;
+    ca_enroll_result res;
+    snprintf(subject, sizeof subject, "/serialNumber=%s/CN=x", serial);
+    openssl_csr(serial, subject, NULL, &csr);
+    ck_assert_int_eq(enroll(&station_cert, &csr, CA_ENROLL_NEW, NULL, &res), CT_OK);
+    pki_cert_info info;
+    ck_assert_int_eq(pki_cert_parse_info(res.cert_der.data, res.cert_der.len, &info), CT_OK);
+    snprintf(hex, DB_CERT_SERIAL_HEX_MAX, "%s", info.serial_hex);
+    snprintf(path, sizeof path, "%s/%s.der", dir, serial);
+    ck_assert_int_eq(ct_file_write_atomic(path, res.cert_der.data, res.cert_der.len, 0600), CT_OK);
+    ck_assert_int_eq(tu_sh("openssl x509 -inform DER -in '%s' -out '%s/%s.pem'", path, dir, serial), 0);
+    ct_buf_free(&res.cert_der);
+    ct_buf_free(&csr);
+}
+
+static ct_err revoke_by_tester(db_revoke_scope scope, const char *target, const char *reason)
+{
+    ca_revoke_request req = {.scope = scope, .target = target, .reason = reason, .actor = "tester"};
+    return ca_revoke(the_ca, &req, NULL);
+}
+
+/* What openssl makes of an OCSP answer for DIR/SERIAL.pem, e.g. "good" or "revoked" (and the reason). */
+static bool openssl_ocsp_says(const ca_http_answer *ans, const char *serial, const char *want)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/resp.der", dir);
+    ck_assert_int_eq(ct_file_write_atomic(path, ans->body.data, ans->body.len, 0600), CT_OK);
+    /* -no_nonce: with -respin openssl would compare with a nonce of its own (see nonce_echoed). */
+    return tu_sh("openssl ocsp -respin '%s' -issuer '%s/device-issuing.pem' -cert '%s/%s.pem' -CAfile '%s/root.pem' "
+                 "-no_nonce 2>&1 | tr '\\n' ' ' | grep -q 'Response verify OK.*%s'",
+                 path, the_ca->cfg.dir, dir, serial, the_ca->cfg.dir, want) == 0;
+}
+
+/* An OCSP request made by openssl for DIR/SERIAL.pem (no nonce unless asked). */
+static void openssl_ocsp_request(const char *serial, bool nonce, ct_buf *der)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/req.der", dir);
+    ck_assert_int_eq(tu_sh("openssl ocsp -issuer '%s/device-issuing.pem' -cert '%s/%s.pem' %s -reqout '%s' >/dev/null",
+                           the_ca->cfg.dir, dir, serial, nonce ? "-nonce" : "-no_nonce", path),
+                     0);
+    ck_assert_int_eq(ct_file_read(path, 8192, der), CT_OK);
+}
+
+/* Whether the last answer (DIR/resp.der) carries the nonce of DIR/req.der. */
+static bool nonce_echoed(void)
+{
+    return tu_sh("n=$(openssl ocsp -reqin '%s/req.der' -req_text | grep -A1 'OCSP Nonce' | tail -1); [ -n \"$n\" ] && "
+                 "openssl ocsp -respin '%s/resp.der' -resp_text -noverify | grep -A1 'OCSP Nonce' | tail -1 | "
+                 "grep -qF \"$n\"",
+                 dir, dir) == 0;
+}
+
+static ct_err ocsp_post(const ct_buf *der, ca_http_answer *ans)
+{
+    ca_http_request rq = {.method = "POST", .path = "/ocsp", .content_type = "application/ocsp-request",
+                          .body = der->data, .body_len = der->len};
+    return ca_ocsp_handle(the_ca, &rq, ans);
+}
+
+START_TEST(revoke_one_an_order_and_refusals)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX], upper[DB_CERT_SERIAL_HEX_MAX + 20];
+    issue_pem("SN-1", a);
+    issue_pem("SN-2", b);
+    long denied = count_rows("audit where outcome='denied'");
+    /* As openssl prints it: upper case, with colons. */
+    snprintf(upper, sizeof upper, "%c%c:%s", a[0] - 32 * (a[0] >= 'a'), a[1] - 32 * (a[1] >= 'a'), a + 2);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, upper, "keyCompromise"), CT_OK);
+    ck_assert_int_eq(count_rows("certificates where status='revoked' and revocation_reason=1 and revoked_at > 0"), 1);
+    ck_assert_int_eq(count_rows("audit where action='cert.revoke' and outcome='ok' and actor='tester'"), 1);
+    /* Refusals: each audited, nothing changed. */
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "keyCompromise"), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, "0badc0de", "keyCompromise"), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, "xyz", "keyCompromise"), CT_ERR_USAGE);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, b, "certificateHold"), CT_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "cessationOfOperation"));
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_ORDER, "99", "superseded"), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "nope", "superseded"), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(count_rows("audit where outcome='denied'") - denied, 6);
+    ck_assert_int_eq(count_rows("certificates where status='revoked'"), 1);
+    /* The order: what is left of it, in one audited action that counts it. */
+    int64_t n = 0;
+    ca_revoke_request req = {.scope = DB_REVOKE_ORDER, .target = "1", .reason = "cessationOfOperation", .actor = "cli"};
+    ck_assert_int_eq(ca_revoke(the_ca, &req, &n), CT_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(count_rows("audit where action='order.revoke' and detail like 'certificates=1 %'"), 1);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "line1", "superseded"), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(count_rows("certificates where status='revoked'"), 2);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
+START_TEST(crl_lists_exactly_the_revoked_serials)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX], c3[DB_CERT_SERIAL_HEX_MAX], path[600];
+    issue_pem("SN-1", a);
+    issue_pem("SN-2", b);
+    issue_pem("SN-3", c3);
+    snprintf(path, sizeof path, "%s/empty.crl", dir);
+    ck_assert_int_eq(ca_crl_write(the_ca, path), CT_OK);
+    ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -CAfile '%s/chain.pem' -verify -noout -text 2>&1 | "
+                           "grep -q 'No Revoked Certificates'", path, the_ca->cfg.dir), 0);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "unspecified"), CT_OK);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, c3, "affiliationChanged"), CT_OK);
+    snprintf(path, sizeof path, "%s/two.crl", dir);
+    ck_assert_int_eq(ca_crl_write(the_ca, path), CT_OK);
+    ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -CAfile '%s/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'",
+                           path, the_ca->cfg.dir), 0);
+    ck_assert_int_eq(tu_sh("test \"$(openssl crl -inform DER -in '%s' -noout -text | sed -n 's/ *Serial Number: //p' | "
+                           "tr A-F a-f | sort | paste -sd,)\" = \"$(printf '%%s\\n%%s\\n' %s %s | sort | paste -sd,)\"",
+                           path, a, c3),
+                     0);
+    ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -noout -text | grep -A1 'CRL Number' | grep -q '^ *2$'", path), 0);
+    ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -noout -text | grep -q 'Affiliation Changed'", path), 0);
+    ck_assert_int_eq(count_rows("audit where action='crl.issue'"), 2);
+}
+END_TEST
+
+START_TEST(ocsp_answers_and_refreshes_on_revocation)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX];
+    ct_buf req = CT_BUF_INIT, nonce_req = CT_BUF_INIT, other = CT_BUF_INIT;
+    ca_http_answer ans;
+    issue_pem("SN-1", a);
+    issue_pem("SN-2", b);
+    ck_assert_int_eq(ca_revocation_start(the_ca), CT_OK);
+    openssl_ocsp_request("SN-1", false, &req);
+    openssl_ocsp_request("SN-1", true, &nonce_req);
+    ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
+    ck_assert_int_eq(ans.status, 200);
+    ck_assert(openssl_ocsp_says(&ans, "SN-1", "SN-1.pem: good"));
+    ca_http_answer_free(&ans);
+    /* The second time the kept (pre-signed) answer is sent. */
+    ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
+    ck_assert_ptr_nonnull(strstr(ans.reason, "pre-signed"));
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "keyCompromise"), CT_OK);
+    ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
+    ck_assert_ptr_null(strstr(ans.reason, "pre-signed"));
+    ck_assert(openssl_ocsp_says(&ans, "SN-1", "SN-1.pem: revoked.*Reason: keyCompromise"));
+    ca_http_answer_free(&ans);
+    /* With a nonce (openssl checks that it is echoed), signed for this request. */
+    ck_assert_int_eq(ocsp_post(&nonce_req, &ans), CT_OK);
+    ck_assert(openssl_ocsp_says(&ans, "SN-1", "SN-1.pem: revoked"));
+    ck_assert(nonce_echoed());
+    ck_assert_ptr_nonnull(strstr(ans.reason, "nonce"));
+    ca_http_answer_free(&ans);
+    /* GET /ocsp/<base64>. */
+    ct_buf b64 = CT_BUF_INIT;
+    char path[8192];
+    ck_assert_int_eq(ct_buf_alloc(&b64, 4096), CT_OK);
+    ck_assert_int_eq(ct_base64_encode(req.data, req.len, false, &b64), CT_OK);
+    snprintf(path, sizeof path, "/ocsp/%.*s", (int)b64.len, (const char *)b64.data);
+    ca_http_request get = {.method = "GET", .path = path};
+    ck_assert_int_eq(ca_ocsp_handle(the_ca, &get, &ans), CT_OK);
+    ck_assert(openssl_ocsp_says(&ans, "SN-1", "revoked"));
+    ca_http_answer_free(&ans);
+    ct_buf_free(&b64);
+    /* A serial never issued here: unknown. A certificate of another issuer (the station's): unauthorized. */
+    req.data[req.len - 1] ^= 1; /* the serial is the request's last field */
+    ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
+    ck_assert_ptr_nonnull(strstr(ans.reason, "unknown"));
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(tu_sh("openssl ocsp -issuer '%s/ops-issuing.pem' -cert '%s/st.pem' -no_nonce -reqout '%s/other.der'",
+                           the_ca->cfg.dir, dir, dir), 0);
+    snprintf(path, sizeof path, "%s/other.der", dir);
+    ck_assert_int_eq(ct_file_read(path, 8192, &other), CT_OK);
+    ck_assert_int_eq(ocsp_post(&other, &ans), CT_OK);
+    static const uint8_t unauthorized[] = {0x30, 0x03, 0x0a, 0x01, 0x06};
+    ck_assert_int_eq(ans.body.len, sizeof unauthorized);
+    ck_assert_mem_eq(ans.body.data, unauthorized, sizeof unauthorized);
+    ca_http_answer_free(&ans);
+    ca_revocation_stop(the_ca);
+    ct_buf_free(&req);
+    ct_buf_free(&nonce_req);
+    ct_buf_free(&other);
+}
+END_TEST
+
+START_TEST(ocsp_bad_input_is_refused_and_audited)
+{
+    static const uint8_t malformed[] = {0x30, 0x03, 0x0a, 0x01, 0x01};
+    ca_http_answer ans;
+    ct_buf junk = CT_BUF_INIT;
+    ck_assert_int_eq(ca_revocation_start(the_ca), CT_OK);
+    long denied = count_rows("audit where outcome='denied' and action='ocsp.request'");
+    ck_assert_int_eq(ct_buf_alloc(&junk, PKI_OCSP_MAX_REQUEST + 1), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&junk, "\x30\x03\x02\x01\x00", 5), CT_OK);
+    ck_assert_int_eq(ocsp_post(&junk, &ans), CT_OK);
+    ck_assert_int_eq(ans.status, 200);
+    ck_assert_int_eq(ans.body.len, sizeof malformed);
+    ck_assert_mem_eq(ans.body.data, malformed, sizeof malformed);
+    ck_assert_ptr_nonnull(strstr(ans.reason, "malformedRequest"));
+    ca_http_answer_free(&ans);
+    junk.len = PKI_OCSP_MAX_REQUEST + 1;
+    ck_assert_int_eq(ocsp_post(&junk, &ans), CT_ERR_TOO_LARGE);
+    ck_assert_int_eq(ans.status, 413);
+    ca_http_answer_free(&ans);
+    ca_http_request rq = {.method = "POST", .path = "/ocsp", .content_type = "text/plain", .body = junk.data, .body_len = 5};
+    ck_assert_int_eq(ca_ocsp_handle(the_ca, &rq, &ans), CT_ERR_CONTENT_TYPE);
+    ck_assert_int_eq(ans.status, 415);
+    ca_http_answer_free(&ans);
+    rq.path = "/ocsp/!!not-base64";
+    rq.method = "GET";
+    ck_assert_int_eq(ca_ocsp_handle(the_ca, &rq, &ans), CT_OK);
+    ck_assert_mem_eq(ans.body.data, malformed, sizeof malformed);
+    ca_http_answer_free(&ans);
+    rq.method = "PUT";
+    ck_assert_int_eq(ca_ocsp_handle(the_ca, &rq, &ans), CT_ERR_METHOD);
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(count_rows("audit where outcome='denied' and action='ocsp.request'") - denied, 4);
+    ck_assert_int_eq(count_rows("certificates"), 0);
+    ca_revocation_stop(the_ca);
+    ct_buf_free(&junk);
+}
+END_TEST
+
+/* A CA folder made before revocation support has no OCSP signer: it opens, and its issuing CA answers. */
+START_TEST(ocsp_without_a_delegated_signer)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], path[CA_PATH_MAX + 32];
+    ct_buf req = CT_BUF_INIT;
+    ca_http_answer ans;
+    issue_pem("SN-1", a);
+    snprintf(path, sizeof path, "%s/ocsp-signer.pem", the_ca->cfg.dir);
+    ck_assert_int_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s", the_ca->cfg.dir);
+    ca_close(the_ca);
+    ck_assert_int_eq(ca_open(path, &the_ca), CT_OK);
+    ck_assert_ptr_null(the_ca->signers[CA_KEY_OCSP].key);
+    ck_assert_int_eq(ca_revocation_start(the_ca), CT_OK);
+    openssl_ocsp_request("SN-1", false, &req);
+    ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
+    ck_assert(openssl_ocsp_says(&ans, "SN-1", "SN-1.pem: good"));
+    ca_http_answer_free(&ans);
+    ca_revocation_stop(the_ca);
+    ct_buf_free(&req);
+}
+END_TEST
+
+/* A test case on a fresh CA per test. */
+static TCase *ca_case(const char *name, double timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
 int main(void)
 {
     Suite *s = suite_create("ca");
-    TCase *tc = tcase_create("policy");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = ca_case("policy", 60);
     tcase_add_test(tc, issues_idevid_for_a_serial_in_the_order);
     tcase_add_test(tc, same_key_again_returns_the_same_certificate);
     tcase_add_test(tc, refusals_leave_no_row_and_are_audited);
@@ -252,5 +509,12 @@ int main(void)
     tcase_add_test(tc, est_layer_maps_errors_to_statuses);
     tcase_add_test(tc, config_refuses_unknown_settings);
     suite_add_tcase(s, tc);
+    TCase *rv = ca_case("revocation", 120);
+    tcase_add_test(rv, revoke_one_an_order_and_refusals);
+    tcase_add_test(rv, crl_lists_exactly_the_revoked_serials);
+    tcase_add_test(rv, ocsp_answers_and_refreshes_on_revocation);
+    tcase_add_test(rv, ocsp_bad_input_is_refused_and_audited);
+    tcase_add_test(rv, ocsp_without_a_delegated_signer);
+    suite_add_tcase(s, rv);
     return tu_run_suite(s);
 }

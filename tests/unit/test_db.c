@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db.h"
@@ -133,8 +134,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 2);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+    ck_assert_int_eq(db_schema_version(db), 3);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 3);
     db_close(db);
 }
 END_TEST
@@ -143,18 +144,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 3);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 2);
+        ck_assert_int_eq(db_schema_version(db), 3);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 2);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 3);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 3);
 }
 END_TEST
 
@@ -424,6 +425,66 @@ START_TEST(test_supersede)
 }
 END_TEST
 
+
+/* ---- revocation ---- */
+START_TEST(test_revoke_station_with_renewals)
+{
+    ct_db *db = fresh_db("db-revoke");
+    const char *s1[] = {"SN1"}, *s2[] = {"SN2"};
+    add_station(db, "line1");
+    add_station(db, "line2");
+    add_order(db, "line1", s1, 1);
+    add_order(db, "line2", s2, 1);
+    db_cert_record r1 = make_rec("01", "SN1", "device", "DER-1"), r2 = make_rec("02", "SN1", "device", "DER-2");
+    db_cert_record r3 = make_rec("03", "SN2", "device", "DER-3");
+    r1.station_id = 1, r1.order_id = 1, r3.station_id = 2, r3.order_id = 2;
+    ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK); /* a renewal: no station, no order */
+    ck_assert_int_eq(db_cert_record_issuance(db, &r3, NULL, "ca"), CT_OK);
+    int64_t epoch = -1, epoch2 = -1, n = 0;
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
+    int64_t audit = audit_rows();
+    db_revocation r = {.scope = DB_REVOKE_STATION, .station = "line1", .reason = 1, .reason_name = "keyCompromise",
+                       .actor = "officer:alice", .at = 1800000000};
+    ck_assert_int_eq(db_revoke(db, &r, &n), CT_OK);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(audit_rows(), audit + 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'station.revoke' AND subject = 'station line1'"
+                             " AND detail = 'certificates=2 reason=keyCompromise serials=01,02'"), 1);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
+    ck_assert_int_eq(epoch2, epoch + 1);
+    db_cert_state st;
+    ck_assert_int_eq(db_cert_state_get(db, "01", &st), CT_OK);
+    ck_assert(st.revoked);
+    ck_assert_int_eq(st.revoked_at, 1800000000);
+    ck_assert_int_eq(st.reason, 1);
+    ck_assert_int_eq(db_cert_state_get(db, "03", &st), CT_OK);
+    ck_assert(!st.revoked);
+    ck_assert_int_eq(db_cert_state_get(db, "09", &st), CT_ERR_NOT_FOUND);
+    /* Nothing left: refused, nothing changed. */
+    ck_assert_int_eq(db_revoke(db, &r, &n), CT_ERR_ALREADY_REVOKED);
+    r.scope = DB_REVOKE_ORDER, r.order_id = 7;
+    ck_assert_int_eq(db_revoke(db, &r, &n), CT_ERR_NOT_FOUND);
+    r.scope = DB_REVOKE_CERT, r.cert_serial_hex = "0a";
+    ck_assert_int_eq(db_revoke(db, &r, &n), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(audit_rows(), audit + 1);
+    db_revoked *list = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(db_cert_list_revoked(db, &list, &count), CT_OK);
+    ck_assert_uint_eq(count, 2);
+    ck_assert_str_eq(list[0].cert_serial_hex, "01");
+    free(list);
+    /* The database itself keeps a revocation final and complete. */
+    ck_assert_int_ne(raw_exec("UPDATE certificates SET status = 'valid' WHERE cert_serial_hex = '01'", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("UPDATE certificates SET status = 'revoked' WHERE cert_serial_hex = '03'", NULL, 0), SQLITE_OK);
+    int64_t crl1 = 0, crl2 = 0;
+    ck_assert_int_eq(db_crl_number_next(db, "ca", 2, &crl1), CT_OK);
+    ck_assert_int_eq(db_crl_number_next(db, "ca", 2, &crl2), CT_OK);
+    ck_assert_int_eq(crl2, crl1 + 1);
+    db_close(db);
+}
+END_TEST
+
 /* ---- audit ---- */
 START_TEST(test_audit_triggers)
 {
@@ -446,7 +507,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 2); /* the two migrations */
+    ck_assert_int_eq(rep.entries, 3); /* the three migrations */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -650,6 +711,7 @@ int main(void)
     tcase_add_test(tc, test_tamper_swap_content);
     tcase_add_test(tc, test_concurrent_appends);
     tcase_add_test(tc, test_group_commit_keeps_each_result);
+    tcase_add_test(tc, test_revoke_station_with_renewals);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -1,0 +1,372 @@
+/* Serving revocation: the CRL kept in memory (GET /crl) and the OCSP responder (RFC 6960, GET and POST /ocsp).
+ *
+ * Speed: the answer for one certificate without a nonce stays the same until the certificate is revoked or
+ * the answer nears its nextUpdate, so it is signed once in the token, kept, and sent again as it is (RFC 6960
+ * allows pre-produced responses). An answer with a nonce, or for several certificates, is signed per request.
+ * Revocations, made by this process or another, move the database's revocation epoch; requests notice within
+ * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is dropped (a generation count). */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ca_priv.h"
+
+#define HOUR_SECONDS 3600
+#define OCSP_PROBES 8
+#define OCSP_CERT_ID_MAX 128
+#define OCSP_REQUEST_TYPE "application/ocsp-request"
+#define OCSP_RESPONSE_TYPE "application/ocsp-response"
+#define SERVER_ACTOR "ca-server"
+
+typedef struct {
+    uint64_t hash;
+    uint64_t generation; /* 0: empty; older than ca_revocation.generation: stale */
+    time_t refresh_at;
+    pki_ocsp_status status;
+    uint8_t cert_id[OCSP_CERT_ID_MAX];
+    size_t cert_id_len;
+    ct_buf response;
+} ocsp_slot;
+
+struct ca_revocation {
+    pthread_mutex_t mu; /* the CRL, the epoch, and when the epoch was last read */
+    ct_buf crl;
+    time_t crl_refresh_at;
+    int64_t epoch;
+    _Atomic long long checked_ms; /* monotonic time of the last epoch read: peeked at without the lock */
+    bool mu_ok, cache_lock_ok;
+    pki_cert_ids issuer;     /* the device issuing CA: whose certificates this responder answers for */
+    pki_cert_ids responder_ids;
+    pki_ocsp_responder responder;
+    const uint8_t *certs[2]; /* the responder's certificate and its issuer (or the issuer alone) */
+    size_t cert_lens[2];
+    pthread_rwlock_t cache_lock;
+    ocsp_slot *slots;
+    size_t n_slots;          /* a power of two, or 0: nothing is kept */
+    uint64_t generation;     /* under cache_lock */
+};
+
+/* ---- the CRL and the revocation epoch ---- */
+
+static ct_err crl_refresh(ca *c)
+{
+    ct_buf der = CT_BUF_INIT;
+    time_t next = 0, now = time(NULL);
+    CT_GUARD_RET(ca_crl_make(c, SERVER_ACTOR, &der, &next));
+    ct_buf_free(&c->rev->crl);
+    c->rev->crl = der;
+    c->rev->crl_refresh_at = now + (next - now) / 2;
+    return CT_OK;
+}
+
+static long long monotonic_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`); when it moved, drops every
+ * kept OCSP answer and re-signs the CRL, as when the CRL nears its nextUpdate. A busy check by another thread
+ * is not waited for, unless `now`. */
+static void refresh(ca *c, bool now)
+{
+    ca_revocation *r = c->rev;
+    long long t = monotonic_ms();
+    if (now) {
+        if (pthread_mutex_lock(&r->mu) != 0) return;
+    } else if (t - atomic_load(&r->checked_ms) < CA_REVOCATION_POLL_MS || pthread_mutex_trylock(&r->mu) != 0) {
+        return;
+    }
+    int64_t epoch = r->epoch;
+    ct_err rc = CT_OK;
+    if (now || t - atomic_load(&r->checked_ms) >= CA_REVOCATION_POLL_MS) {
+        atomic_store(&r->checked_ms, t);
+        rc = db_revocation_epoch(c->db, &epoch);
+    }
+    if (rc == CT_OK && epoch != r->epoch) {
+        (void)pthread_rwlock_wrlock(&r->cache_lock);
+        r->generation++;
+        (void)pthread_rwlock_unlock(&r->cache_lock);
+        r->epoch = epoch;
+        r->crl_refresh_at = 0;
+    }
+    if (rc == CT_OK && time(NULL) >= r->crl_refresh_at) rc = crl_refresh(c);
+    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+    (void)pthread_mutex_unlock(&r->mu);
+}
+
+void ca_revocation_changed(ca *c)
+{
+    if (c && c->rev) refresh(c, true);
+}
+
+ct_err ca_revocation_start(ca *c)
+{
+    ct_err rc = CT_OK;
+    ca_revocation *r = calloc(1, sizeof *r);
+    CT_ENSURE_RET(r, CT_ERR_NOMEM);
+    c->rev = r;
+    r->mu_ok = pthread_mutex_init(&r->mu, NULL) == 0;
+    r->cache_lock_ok = pthread_rwlock_init(&r->cache_lock, NULL) == 0;
+    CT_ENSURE_MSG(r->mu_ok && r->cache_lock_ok, CT_ERR_INTERNAL, "cannot create the revocation locks");
+    r->generation = 1;
+    const ca_signer *issuing = &c->signers[CA_KEY_DEVICE_ISSUING], *ocsp = &c->signers[CA_KEY_OCSP];
+    CT_GUARD(pki_cert_ids_get(issuing->cert_der.data, issuing->cert_der.len, &r->issuer));
+    if (ocsp->key) { /* a delegated responder: its certificate, then the issuer that certifies it */
+        CT_GUARD(pki_cert_ids_get(ocsp->cert_der.data, ocsp->cert_der.len, &r->responder_ids));
+        r->certs[0] = ocsp->cert_der.data, r->cert_lens[0] = ocsp->cert_der.len;
+        r->certs[1] = issuing->cert_der.data, r->cert_lens[1] = issuing->cert_der.len;
+        r->responder = (pki_ocsp_responder){.key = ocsp->key, .n_certs = 2};
+    } else {
+        r->responder_ids = r->issuer;
+        r->certs[0] = issuing->cert_der.data, r->cert_lens[0] = issuing->cert_der.len;
+        r->responder = (pki_ocsp_responder){.key = issuing->key, .n_certs = 1};
+    }
+    r->responder.ids = &r->responder_ids;
+    r->responder.certs = r->certs;
+    r->responder.cert_lens = r->cert_lens;
+    for (r->n_slots = c->cfg.ocsp_cache ? 1 : 0; r->n_slots && r->n_slots < (size_t)c->cfg.ocsp_cache;) r->n_slots *= 2;
+    r->slots = calloc(r->n_slots ? r->n_slots : 1, sizeof *r->slots);
+    CT_ENSURE(r->slots, CT_ERR_NOMEM);
+    CT_GUARD(db_revocation_epoch(c->db, &r->epoch));
+    atomic_store(&r->checked_ms, monotonic_ms());
+    CT_GUARD(crl_refresh(c));
+cleanup:
+    if (rc != CT_OK) ca_revocation_stop(c);
+    return rc;
+}
+
+void ca_revocation_stop(ca *c)
+{
+    ca_revocation *r = c ? c->rev : NULL;
+    if (!r) return;
+    for (size_t i = 0; r->slots && i < r->n_slots; i++) ct_buf_free(&r->slots[i].response);
+    free(r->slots);
+    ct_buf_free(&r->crl);
+    if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
+    if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
+    free(r);
+    c->rev = NULL;
+}
+
+ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    memset(ans, 0, sizeof *ans);
+    ct_err_clear();
+    CT_ENSURE_MSG(c->rev, CT_ERR_UNAVAILABLE, "the revocation service is not running");
+    CT_ENSURE_MSG(strcmp(rq->path, "/crl") == 0, CT_ERR_NOT_FOUND, "no such resource");
+    CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "/crl takes GET");
+    refresh(c, true); /* CRL fetches are rare: always the latest */
+    CT_ENSURE(pthread_mutex_lock(&c->rev->mu) == 0, CT_ERR_INTERNAL);
+    rc = ct_buf_alloc(&ans->body, c->rev->crl.len);
+    if (rc == CT_OK) rc = ct_buf_set(&ans->body, c->rev->crl.data, c->rev->crl.len);
+    (void)pthread_mutex_unlock(&c->rev->mu);
+    CT_GUARD(rc);
+    ans->status = 200;
+    ans->content_type = "application/pkix-crl";
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "crl epoch=%lld", (long long)c->rev->epoch));
+cleanup:
+    if (rc != CT_OK) ca_http_error(ans, rc);
+    return rc;
+}
+
+/* ---- kept OCSP answers ---- */
+
+static uint64_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
+/* Copies a kept, current answer for this CertID into `out`; false when there is none. */
+static bool cache_get(ca_revocation *r, const pki_ocsp_cert_id *id, time_t now, ct_buf *out, pki_ocsp_status *st)
+{
+    if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX) return false;
+    uint64_t h = fnv1a(id->der, id->der_len);
+    bool hit = false;
+    if (pthread_rwlock_rdlock(&r->cache_lock) != 0) return false;
+    for (size_t k = 0; k < OCSP_PROBES && !hit; k++) {
+        const ocsp_slot *s = &r->slots[(h + k) & (r->n_slots - 1)];
+        if (s->generation != r->generation || s->hash != h || s->cert_id_len != id->der_len || now >= s->refresh_at ||
+            memcmp(s->cert_id, id->der, id->der_len) != 0)
+            continue;
+        hit = ct_buf_alloc(out, s->response.len) == CT_OK && ct_buf_set(out, s->response.data, s->response.len) == CT_OK;
+        *st = s->status;
+    }
+    (void)pthread_rwlock_unlock(&r->cache_lock);
+    if (!hit) ct_buf_free(out);
+    return hit;
+}
+
+/* Keeps an answer signed in `generation`, unless a revocation has made it stale since. Within its probe
+ * window it takes the same CertID's slot, an empty or stale one, or else the one due for refresh first. */
+static void cache_put(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t generation, time_t refresh_at,
+                      pki_ocsp_status st, const ct_buf *response)
+{
+    ct_buf copy = CT_BUF_INIT;
+    if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX || ct_buf_alloc(&copy, response->len) != CT_OK ||
+        ct_buf_set(&copy, response->data, response->len) != CT_OK) {
+        ct_buf_free(&copy);
+        return;
+    }
+    uint64_t h = fnv1a(id->der, id->der_len);
+    if (pthread_rwlock_wrlock(&r->cache_lock) != 0) {
+        ct_buf_free(&copy);
+        return;
+    }
+    ocsp_slot *pick = NULL;
+    for (size_t k = 0; k < OCSP_PROBES && generation == r->generation; k++) {
+        ocsp_slot *s = &r->slots[(h + k) & (r->n_slots - 1)];
+        bool same = s->hash == h && s->cert_id_len == id->der_len && memcmp(s->cert_id, id->der, id->der_len) == 0;
+        if (same || s->generation != r->generation) {
+            pick = s;
+            break;
+        }
+        if (!pick || s->refresh_at < pick->refresh_at) pick = s;
+    }
+    if (pick) {
+        ct_buf_free(&pick->response);
+        *pick = (ocsp_slot){.hash = h, .generation = generation, .refresh_at = refresh_at, .status = st,
+                            .cert_id_len = id->der_len, .response = copy};
+        memcpy(pick->cert_id, id->der, id->der_len);
+        copy = (ct_buf)CT_BUF_INIT;
+    }
+    (void)pthread_rwlock_unlock(&r->cache_lock);
+    ct_buf_free(&copy);
+}
+
+/* ---- OCSP ---- */
+
+static const char *const status_names[] = {[PKI_OCSP_GOOD] = "good", [PKI_OCSP_REVOKED] = "revoked",
+                                           [PKI_OCSP_UNKNOWN] = "unknown"};
+
+static ct_err answer_status(ca_http_answer *ans, int status, const char *why)
+{
+    ct_buf_free(&ans->body);
+    ans->status = 200; /* RFC 6960 A.1: the OCSP status is in the body */
+    ans->content_type = OCSP_RESPONSE_TYPE;
+    if (ct_snprintf(ans->reason, sizeof ans->reason, "%s", why) != CT_OK) ans->reason[0] = '\0';
+    return pki_ocsp_response_status(status, &ans->body);
+}
+
+/* Looks each certificate up and signs one answer for all of them. */
+static ct_err sign_answer(ca *c, const pki_ocsp_request *req, ct_buf *response, pki_ocsp_status *first)
+{
+    ct_err rc = CT_OK;
+    ct_buf part = CT_BUF_INIT;
+    pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
+    for (size_t i = 0; i < req->n; i++) {
+        const pki_ocsp_cert_id *id = &req->ids[i];
+        db_cert_state st;
+        single[i] = (pki_ocsp_single){.cert_id = id->der, .cert_id_len = id->der_len, .status = PKI_OCSP_UNKNOWN};
+        rc = *id->serial_hex ? db_cert_state_get(c->db, id->serial_hex, &st) : CT_ERR_NOT_FOUND;
+        if (rc == CT_ERR_NOT_FOUND) continue;
+        CT_GUARD(rc);
+        single[i].status = st.revoked ? PKI_OCSP_REVOKED : PKI_OCSP_GOOD;
+        single[i].revoked_at = (time_t)st.revoked_at;
+        single[i].reason = st.reason;
+    }
+    rc = CT_OK;
+    *first = single[0].status;
+    pki_ocsp_responder r = c->rev->responder;
+    r.produced_at = r.this_update = time(NULL);
+    r.next_update = r.this_update + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS;
+    CT_GUARD(pki_ocsp_sign(&r, single, req->n, req->nonce, req->nonce_len, &part));
+    CT_GUARD(pki_ocsp_response(&r, part.data, part.len, response));
+cleanup:
+    ct_buf_free(&part);
+    return rc;
+}
+
+/* The answer to a DER OCSPRequest (outside input). Refusals of the request itself are OCSP statuses in an
+ * HTTP 200; `*malformed` tells the caller to audit one. */
+static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answer *ans, bool *malformed)
+{
+    ca_revocation *r = c->rev;
+    pki_ocsp_request req;
+    pki_ocsp_status st = PKI_OCSP_UNKNOWN;
+    char why[200];
+    if (pki_ocsp_request_parse(der, len, &req) != CT_OK) {
+        *malformed = true;
+        CT_GUARD_RET(ct_snprintf(why, sizeof why, "malformedRequest: %.160s", ct_err_detail()));
+        return answer_status(ans, PKI_OCSP_MALFORMED, why);
+    }
+    for (size_t i = 0; i < req.n; i++)
+        if (!pki_ocsp_cert_id_is_for(&req.ids[i], &r->issuer))
+            return answer_status(ans, PKI_OCSP_UNAUTHORIZED, "unauthorized: a certificate of another issuer");
+    refresh(c, false);
+    time_t now = time(NULL);
+    bool keepable = req.n == 1 && !req.nonce;
+    bool kept = keepable && cache_get(r, &req.ids[0], now, &ans->body, &st);
+    if (!kept) {
+        (void)pthread_rwlock_rdlock(&r->cache_lock);
+        uint64_t generation = r->generation; /* before reading the database: a revocation since makes it stale */
+        (void)pthread_rwlock_unlock(&r->cache_lock);
+        ct_err rc = sign_answer(c, &req, &ans->body, &st);
+        if (rc != CT_OK) {
+            ct_log(CT_LOG_ERROR, "ocsp_sign", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+            return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see the error above");
+        }
+        /* Unknown serials are not kept: anyone can ask for any number of them. */
+        if (keepable && st != PKI_OCSP_UNKNOWN)
+            cache_put(r, &req.ids[0], generation, now + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS / 2, st, &ans->body);
+    }
+    ans->status = 200;
+    ans->content_type = OCSP_RESPONSE_TYPE;
+    return ct_snprintf(ans->reason, sizeof ans->reason, "%s serial=%s%s%s%s", status_names[st],
+                       *req.ids[0].serial_hex ? req.ids[0].serial_hex : "-", req.n > 1 ? " (+more)" : "",
+                       req.nonce ? " nonce" : "", kept ? " pre-signed" : "");
+}
+
+ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    ct_buf decoded = CT_BUF_INIT;
+    const uint8_t *der = NULL;
+    size_t len = 0;
+    bool malformed = false;
+    memset(ans, 0, sizeof *ans);
+    ct_err_clear();
+    CT_ENSURE_MSG(c->rev, CT_ERR_UNAVAILABLE, "the revocation service is not running");
+    const char *rest = rq->path + strlen("/ocsp");
+    CT_ENSURE_MSG(strncmp(rq->path, "/ocsp", 5) == 0 && (*rest == '\0' || *rest == '/'), CT_ERR_NOT_FOUND,
+                  "no such resource");
+    if (strcmp(rq->method, "GET") == 0) { /* RFC 6960 A.1.1: GET /ocsp/<url-encoded base64 DER> */
+        const char *b64 = *rest ? rest + 1 : rest;
+        size_t n = strlen(b64);
+        CT_ENSURE_MSG(n <= (PKI_OCSP_MAX_REQUEST + 2) / 3 * 4, CT_ERR_TOO_LARGE, "OCSP request larger than %d bytes",
+                      PKI_OCSP_MAX_REQUEST);
+        CT_GUARD(ct_buf_alloc(&decoded, PKI_OCSP_MAX_REQUEST));
+        if (ct_base64_decode((const uint8_t *)b64, n, &decoded) != CT_OK) decoded.len = 0; /* malformed below */
+        der = decoded.data;
+        len = decoded.len;
+    } else if (strcmp(rq->method, "POST") == 0) {
+        CT_ENSURE_MSG(!*rest, CT_ERR_NOT_FOUND, "POST the OCSP request to /ocsp");
+        CT_ENSURE_MSG(!rq->body_too_large && rq->body_len <= PKI_OCSP_MAX_REQUEST, CT_ERR_TOO_LARGE,
+                      "OCSP request larger than %d bytes", PKI_OCSP_MAX_REQUEST);
+        CT_ENSURE_MSG(ca_media_type_is(rq->content_type, OCSP_REQUEST_TYPE), CT_ERR_CONTENT_TYPE,
+                      "content type must be " OCSP_REQUEST_TYPE ", not '%.60s'",
+                      rq->content_type ? rq->content_type : "(none)");
+        der = rq->body;
+        len = rq->body_len;
+    } else {
+        rc = ct_fail(CT_ERR_METHOD, "/ocsp takes GET or POST");
+        goto cleanup;
+    }
+    CT_GUARD(answer_request(c, der ? der : (const uint8_t *)"", len, ans, &malformed));
+    if (malformed) (void)ca_audit_refusal(c, "ocsp.request", "unknown", "", ct_fail(CT_ERR_BAD_DER, "%s", ans->reason));
+cleanup:
+    ct_buf_free(&decoded);
+    if (rc != CT_OK) {
+        if (ct_err_http_status(rc) < 500 && rc != CT_ERR_NOT_FOUND && rc != CT_ERR_METHOD)
+            rc = ca_audit_refusal(c, "ocsp.request", "unknown", "", rc);
+        ca_http_error(ans, rc);
+    }
+    return rc;
+}

@@ -1,0 +1,115 @@
+/* Revocation commands and CRLs: plain C on the database and the token; ca_ocsp.c serves the results. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ca_priv.h"
+
+#define HOUR_SECONDS 3600
+
+static const char *const revoke_action[] = {[DB_REVOKE_CERT] = "cert.revoke", [DB_REVOKE_ORDER] = "order.revoke",
+                                            [DB_REVOKE_STATION] = "station.revoke"};
+
+/* A certificate serial as people paste it ("3A:0F..", "3a0f..", openssl's "serial=3A0F..") into the recorded
+ * form: lower-case hex without the INTEGER's sign byte. */
+static ct_err serial_normalize(const char *in, char out[DB_CERT_SERIAL_HEX_MAX])
+{
+    size_t n = 0;
+    if (strncmp(in, "serial=", 7) == 0) in += 7;
+    for (const char *p = in; *p; p++) {
+        char ch = *p;
+        if (ch == ':') continue;
+        if (ch >= 'A' && ch <= 'F') ch = (char)(ch - 'A' + 'a');
+        CT_ENSURE_RET(((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')) && n + 1 < DB_CERT_SERIAL_HEX_MAX,
+                      ct_fail(CT_ERR_USAGE, "'%.60s' is not a certificate serial (hex, up to %d digits)", in,
+                              DB_CERT_SERIAL_HEX_MAX - 1));
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    CT_ENSURE_RET(n > 0 && n % 2 == 0, ct_fail(CT_ERR_USAGE, "'%.60s' is not a certificate serial (whole bytes of hex)", in));
+    size_t skip = 0;
+    while (n - skip > 2 && out[skip] == '0' && out[skip + 1] == '0') skip += 2;
+    memmove(out, out + skip, n - skip + 1);
+    return CT_OK;
+}
+
+static ct_err revoke_request(const ca_revoke_request *req, char serial[DB_CERT_SERIAL_HEX_MAX], db_revocation *r)
+{
+    CT_ENSURE_RET(req->target && *req->target, ct_fail(CT_ERR_USAGE, "nothing to revoke was named"));
+    CT_GUARD_RET(pki_reason_parse(req->reason, &r->reason));
+    r->reason_name = req->reason;
+    switch (req->scope) {
+    case DB_REVOKE_CERT:
+        CT_GUARD_RET(serial_normalize(req->target, serial));
+        r->cert_serial_hex = serial;
+        return CT_OK;
+    case DB_REVOKE_ORDER: {
+        char *end = NULL;
+        long long id = strtoll(req->target, &end, 10);
+        CT_ENSURE_RET(*end == '\0' && id > 0, ct_fail(CT_ERR_USAGE, "order id '%.40s' is not a number", req->target));
+        r->order_id = (int64_t)id;
+        return CT_OK;
+    }
+    case DB_REVOKE_STATION:
+        r->station = req->target;
+        return CT_OK;
+    }
+    return ct_fail(CT_ERR_ARG, "unknown revocation scope");
+}
+
+ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
+{
+    char serial[DB_CERT_SERIAL_HEX_MAX] = "";
+    CT_ENSURE_RET(c && req && (unsigned)req->scope <= DB_REVOKE_STATION, CT_ERR_ARG);
+    const char *actor = req->actor && *req->actor ? req->actor : "unknown";
+    db_revocation r = {.scope = req->scope, .actor = actor};
+    ct_err_clear();
+    ct_err rc = revoke_request(req, serial, &r);
+    if (rc == CT_OK) rc = db_revoke(c->db, &r, count);
+    if (rc != CT_OK) {
+        if (ct_err_http_status(rc) >= 500) return rc;
+        char subject[96];
+        if (ct_snprintf(subject, sizeof subject, "%.80s", req->target ? req->target : "") != CT_OK) subject[0] = '\0';
+        return ca_audit_refusal(c, revoke_action[req->scope], actor, subject, rc);
+    }
+    ca_revocation_changed(c);
+    return CT_OK;
+}
+
+ct_err ca_crl_make(ca *c, const char *actor, ct_buf *der, time_t *next_update)
+{
+    ct_err rc = CT_OK;
+    db_revoked *list = NULL;
+    pki_revoked *entries = NULL;
+    size_t n = 0;
+    int64_t number = 0;
+    CT_GUARD(db_cert_list_revoked(c->db, &list, &n));
+    entries = calloc(n ? n : 1, sizeof *entries);
+    CT_ENSURE(entries, CT_ERR_NOMEM);
+    for (size_t i = 0; i < n; i++)
+        entries[i] = (pki_revoked){list[i].cert_serial_hex, (time_t)list[i].revoked_at, list[i].reason};
+    CT_GUARD(db_crl_number_next(c->db, actor, n, &number));
+    const ca_signer *s = &c->signers[CA_KEY_DEVICE_ISSUING];
+    time_t now = time(NULL);
+    pki_crl_params p = {.issuer_cert = s->cert_der.data, .issuer_len = s->cert_der.len, .issuer_key = s->key,
+                        .number = (uint64_t)number, .this_update = now,
+                        .next_update = now + (time_t)c->cfg.crl_hours * HOUR_SECONDS};
+    CT_GUARD(pki_crl_make(&p, entries, n, der));
+    if (next_update) *next_update = p.next_update;
+cleanup:
+    free(list);
+    free(entries);
+    return rc;
+}
+
+ct_err ca_crl_write(ca *c, const char *path)
+{
+    ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT;
+    CT_GUARD(ca_crl_make(c, "cli", &der, NULL));
+    CT_GUARD(ct_file_write_atomic(path, der.data, der.len, 0644));
+cleanup:
+    ct_buf_free(&der);
+    return rc;
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Revocation end to end: the real CA on a real token, revoked with the CLI, checked with openssl ocsp (with and
+# without a nonce), openssl crl and curl over plain HTTP and HTTPS. Usage: revoke.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+
+CA=$WORK/ca
+DB=$CA/camtrust.db
+"$CA_BIN" init --dir "$CA" >/dev/null
+check "init makes a delegated OCSP signer certified by the device issuing CA" \
+  openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/device-issuing.pem" -purpose ocsphelper "$CA/ocsp-signer.pem"
+OTEXT=$(openssl x509 -in "$CA/ocsp-signer.pem" -noout -text)
+check "... with EKU OCSPSigning and ocsp-nocheck" bash -c "grep -q 'OCSP Signing' <<<\"\$0\" && grep -q 'OCSP No Check' <<<\"\$0\"" "$OTEXT"
+
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
+"$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
+printf 'CAM0001\nCAM0002\nCAM0003\n' >"$WORK/serials1.txt"
+printf 'CAM0005\nCAM0006\n' >"$WORK/serials2.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials1.txt" >/dev/null
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials2.txt" >/dev/null
+WITH_HTTP=1 start_ca "$CA"
+HTTP=http://127.0.0.1:$HTTP_PORT
+for s in CAM0001 CAM0002 CAM0003 CAM0005 CAM0006; do
+  make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
+  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
+  base64 -d "$WORK/$s.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/$s.pem" 2>/dev/null || true
+done
+check_eq "five cameras enrolled" 5 "$(sql "$DB" "select count(*) from certificates")"
+TEXT=$(openssl x509 -in "$WORK/CAM0001.pem" -noout -text)
+check "the device certificate names the CRL distribution point from the config" grep -q 'URI:http://127.0.0.1:8080/crl' <<<"$TEXT"
+check "... and the OCSP responder from the config" grep -q 'OCSP - URI:http://127.0.0.1:8080/ocsp' <<<"$TEXT"
+
+# ocsp CERTNAME [options]: openssl ocsp against the plain-HTTP responder; prints its output
+ocsp() {
+  local cert=$1; shift
+  openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/$cert.pem" -url "$HTTP/ocsp" -CAfile "$CA/root.pem" \
+    -timeout 10 "$@" 2>&1 || true
+}
+OUT=$(ocsp CAM0001 -no_nonce)
+check "openssl ocsp (no nonce): good, and the response verifies" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0001.pem: good' <<<\"\$0\"" "$OUT"
+OUT=$(ocsp CAM0001)
+check "openssl ocsp (nonce): good, verified, nonce echoed" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0001.pem: good' <<<\"\$0\" && ! grep -qi 'nonce' <<<\"\$0\"" "$OUT"
+
+# Revoke one certificate by its serial as openssl prints it.
+SERIAL=$(openssl x509 -in "$WORK/CAM0001.pem" -noout -serial | cut -d= -f2)
+LOWER=$(tr 'A-F' 'a-f' <<<"$SERIAL")
+check "camtrust-ca revoke SERIAL --reason keyCompromise" "$CA_BIN" revoke --dir "$CA" "$SERIAL" --reason keyCompromise
+sleep 0.2 # the server notices another process's revocation within 50 ms
+OUT=$(ocsp CAM0001 -no_nonce)
+check "openssl ocsp: revoked, reason keyCompromise, verified" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0001.pem: revoked' <<<\"\$0\" && grep -q 'Reason: keyCompromise' <<<\"\$0\"" "$OUT"
+OUT=$(ocsp CAM0001)
+check "... also with a nonce" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0001.pem: revoked' <<<\"\$0\"" "$OUT"
+OUT=$(ocsp CAM0002 -no_nonce)
+check "another certificate stays good" grep -q 'CAM0002.pem: good' <<<"$OUT"
+OUT=$(openssl ocsp -issuer "$CA/device-issuing.pem" -serial 0x1234567890 -url "$HTTP/ocsp" -CAfile "$CA/root.pem" -no_nonce 2>&1 || true)
+check "a serial never issued here: unknown" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': unknown' <<<\"\$0\"" "$OUT"
+OUT=$(openssl ocsp -issuer "$CA/ops-issuing.pem" -cert "$WORK/station.pem" -url "$HTTP/ocsp" -no_nonce 2>&1 || true)
+check "a certificate of another issuer: unauthorized" grep -q 'unauthorized' <<<"$OUT"
+
+# Refusals of the CLI: a clear reason, audited, nothing changed.
+revoked_before=$(sql "$DB" "select count(*) from certificates where status='revoked'")
+denied_before=$(sql "$DB" "select count(*) from audit where outcome='denied'")
+rc=0; out=$("$CA_BIN" revoke --dir "$CA" "$SERIAL" --reason keyCompromise 2>&1) || rc=$?
+check_eq "revoking it again fails" 1 "$rc"
+check "... saying it is already revoked" grep -q 'already revoked' <<<"$out"
+out=$("$CA_BIN" revoke --dir "$CA" 0123456789abcdef --reason keyCompromise 2>&1) || true
+check "an unknown serial is refused as such" grep -q 'no certificate with serial 0123456789abcdef' <<<"$out"
+out=$("$CA_BIN" revoke --dir "$CA" "$SERIAL" --reason certificateHold 2>&1) || true
+check "certificateHold is not a reason camtrust offers" grep -q "reason 'certificateHold' is not one of" <<<"$out"
+out=$("$CA_BIN" revoke --dir "$CA" --order 77 --reason superseded 2>&1) || true
+check "an unknown order is refused" grep -q 'no order 77' <<<"$out"
+check_eq "every refusal was audited" 4 "$(( $(sql "$DB" "select count(*) from audit where outcome='denied'") - denied_before ))"
+check_eq "refusals changed nothing" "$revoked_before" "$(sql "$DB" "select count(*) from certificates where status='revoked'")"
+check "revoke without --reason is a usage error" bash -c "! '$CA_BIN' revoke --dir '$CA' '$SERIAL' 2>/dev/null"
+
+# A whole order in one audited action.
+out=$("$CA_BIN" revoke --dir "$CA" --order 2 --reason cessationOfOperation)
+check_eq "revoke --order revokes its two certificates" "revoked 2 certificates (cessationOfOperation)" "$out"
+check_eq "... in one audit event that counts them" 1 "$(sql "$DB" "select count(*) from audit where action='order.revoke' and outcome='ok' and detail like 'certificates=2 reason=cessationOfOperation serials=%'")"
+sleep 0.2
+OUT=$(ocsp CAM0006 -no_nonce)
+check "openssl ocsp: the order's certificate is revoked (cessationOfOperation)" bash -c "grep -q 'CAM0006.pem: revoked' <<<\"\$0\" && grep -q 'Reason: cessationOfOperation' <<<\"\$0\"" "$OUT"
+
+# The CRL: served from memory over plain HTTP and HTTPS, and written by the CLI.
+code=$(curl -s -o "$WORK/crl.der" -w '%{http_code} %{content_type}' "$HTTP/crl")
+check_eq "GET /crl over plain HTTP: 200 application/pkix-crl" "200 application/pkix-crl" "$code"
+check "openssl crl -verify accepts it against chain.pem" bash -c "openssl crl -inform DER -in '$WORK/crl.der' -CAfile '$CA/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'"
+db_revoked=$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' order by 1" | paste -sd,)
+crl_serials() { openssl crl -inform DER -in "$1" -noout -text | sed -n 's/ *Serial Number: //p' | tr 'A-F' 'a-f' | sort | paste -sd,; }
+check_eq "the CRL lists exactly the revoked serials in the database" "$db_revoked" "$(crl_serials "$WORK/crl.der")"
+check "the CRL carries the reason codes" bash -c "openssl crl -inform DER -in '$WORK/crl.der' -noout -text | grep -q 'Cessation Of Operation'"
+curl -s --cacert "$CA/ops-root.pem" -o "$WORK/crl-tls.der" "https://localhost:$PORT/crl"
+check_eq "GET /crl over HTTPS: the same revoked serials" "$db_revoked" "$(crl_serials "$WORK/crl-tls.der")"
+check "camtrust-ca crl --out writes a CRL openssl verifies" bash -c "'$CA_BIN' crl --dir '$CA' --out '$WORK/cli.crl' >/dev/null && openssl crl -inform DER -in '$WORK/cli.crl' -CAfile '$CA/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'"
+crl_number() { openssl crl -inform DER -in "$1" -noout -crlnumber | cut -d= -f2; }
+check "... with a larger CRL number than the served one" test "$(( $(crl_number "$WORK/cli.crl") ))" -gt "$(( $(crl_number "$WORK/crl.der") ))"
+check_eq "... and the same serials" "$db_revoked" "$(crl_serials "$WORK/cli.crl")"
+
+# OCSP over GET, and bad input to the responder.
+openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/CAM0002.pem" -no_nonce -reqout "$WORK/req.der"
+b64=$(base64 -w0 "$WORK/req.der" | sed 's|+|%2B|g; s|/|%2F|g; s|=|%3D|g')
+curl -s -o "$WORK/get.der" "$HTTP/ocsp/$b64"
+check "GET /ocsp/<base64>: a verified answer" bash -c "openssl ocsp -respin '$WORK/get.der' -issuer '$CA/device-issuing.pem' -cert '$WORK/CAM0002.pem' -CAfile '$CA/root.pem' -no_nonce 2>&1 | grep -q 'CAM0002.pem: good'"
+denied_before=$(sql "$DB" "select count(*) from audit where outcome='denied' and action='ocsp.request'")
+head -c 300 /dev/urandom >"$WORK/junk.der"
+code=$(curl -s -o "$WORK/r" -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary @"$WORK/junk.der" "$HTTP/ocsp")
+check_eq "a malformed OCSP request: HTTP 200 (RFC 6960)" 200 "$code"
+check_eq "... whose answer is malformedRequest" "30030a0101" "$(xxd -p "$WORK/r")"
+check "... which openssl reads as such" bash -c "openssl ocsp -respin '$WORK/r' -resp_text -noverify 2>&1 | grep -q malformedrequest"
+head -c 6000 /dev/zero >"$WORK/big.der"
+code=$(curl -s -o "$WORK/r" -w '%{http_code}' -H 'Content-Type: application/ocsp-request' --data-binary @"$WORK/big.der" "$HTTP/ocsp")
+check_eq "an oversized OCSP request: 413" 413 "$code"
+check "... with a one-line reason" grep -q '413 OCSP request larger than' "$WORK/r"
+code=$(curl -s -o "$WORK/r" -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary @"$WORK/req.der" "$HTTP/ocsp")
+check_eq "a wrong content type: 415" 415 "$code"
+check_eq "each bad OCSP request was audited" 3 "$(( $(sql "$DB" "select count(*) from audit where outcome='denied' and action='ocsp.request'") - denied_before ))"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$HTTP/.well-known/est/cacerts")
+check_eq "plain HTTP serves nothing but /crl and /ocsp" 404 "$code"
+
+# A whole station: what is left of its certificates.
+out=$("$CA_BIN" revoke --dir "$CA" --station line1 --reason affiliationChanged)
+check_eq "revoke --station revokes the rest" "revoked 2 certificates (affiliationChanged)" "$out"
+check_eq "every certificate is revoked now" 5 "$(sql "$DB" "select count(*) from certificates where status='revoked'")"
+sleep 0.2
+curl -s -o "$WORK/crl2.der" "$HTTP/crl"
+check_eq "the served CRL follows" "$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' order by 1" | paste -sd,)" "$(crl_serials "$WORK/crl2.der")"
+OUT=$(ocsp CAM0002)
+check "openssl ocsp with a nonce sees that too" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0002.pem: revoked' <<<\"\$0\" && grep -q 'Reason: affiliationChanged' <<<\"\$0\"" "$OUT"
+
+check "log lines name the OCSP answers" grep -q 'path=/ocsp status=200 client="none" result="revoked serial=' "$WORK/server.log"
+kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
+check_eq "SIGTERM stops the server cleanly" 0 "$rc"
+[ "$rc" = 0 ] || tail -40 "$WORK/server.log"
+check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
+finish
