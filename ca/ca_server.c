@@ -158,6 +158,26 @@ static void track_thread_crypto_cache(void)
     if (!pthread_getspecific(crypto_cache_key)) (void)pthread_setspecific(crypto_cache_key, &crypto_cache_key);
 }
 
+/* What a TLS connection's client certificate was found to be. A TLS session keeps its peer certificate (this
+ * server does no renegotiation), so the chain is verified once per connection, not per request, and again
+ * after CLIENT_RECHECK_MS so that expiry still counts on a long keep-alive connection. */
+#define CLIENT_RECHECK_MS 60000
+typedef struct {
+    int64_t checked_at_ms;
+    bool checked, trusted;
+} conn_ctx;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls, (void)conn;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = calloc(1, sizeof(conn_ctx));
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -166,9 +186,19 @@ static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
     unsigned n = 0;
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
     if (!peers || n == 0) return;
-    unsigned status = 0;
-    /* libmicrohttpd only requests a certificate: a foreign or missing one still completes the handshake. */
-    if (gnutls_certificate_verify_peers2(s, &status) != 0 || status != 0) {
+    const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_ctx *cc = sc ? sc->socket_context : NULL;
+    int64_t now = ct_now_ms();
+    bool trusted;
+    if (cc && cc->checked && now - cc->checked_at_ms <= CLIENT_RECHECK_MS) {
+        trusted = cc->trusted;
+    } else {
+        unsigned status = 0;
+        /* libmicrohttpd only requests a certificate: a foreign or missing one still completes the handshake. */
+        trusted = gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+        if (cc) *cc = (conn_ctx){.checked_at_ms = now, .checked = true, .trusted = trusted};
+    }
+    if (!trusted) {
         rq->client_cert_untrusted = true;
         return;
     }
@@ -321,7 +351,8 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
                          (const char *)trust.data, MHD_OPTION_HTTPS_PRIORITIES,
                          "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_THREAD_POOL_SIZE,
                          (unsigned)c->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
-                         1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+                         1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+                         on_connection, NULL, MHD_OPTION_END);
     CT_ENSURE_MSG(d, CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
     CT_GUARD(start_plain(c, &plain_listener, plain_where, http_listen != NULL, &plain));
     ct_log(CT_LOG_INFO, "listening", "url=https://%s/.well-known/est/ http=%s%s threads=%ld", where,
