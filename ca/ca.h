@@ -7,6 +7,7 @@
 
 #include "../common/core/core.h"
 #include "../db/db.h"
+#include "../db/db_log.h"
 
 typedef struct ca ca;
 
@@ -77,6 +78,53 @@ CT_MUST_CHECK ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_re
 
 /* Certs-only PKCS#7 (DER) of the device issuing CA and device root: EST cacerts. */
 CT_MUST_CHECK ct_err ca_cacerts(ca *c, ct_buf *pkcs7_der);
+
+/* ---- officers and the audit console (ca_officer.c, ca_search.c, ca_console.c) ---- */
+/* Certifies an officer from its own CSR, like a station: role "auditor" (reads) or "officer" (also revokes).
+ * Audited, actor "cli". */
+CT_MUST_CHECK ct_err ca_officer_add(ca *c, const char *name, const char *role, const char *csr_path,
+                                    const char *out_path);
+CT_MUST_CHECK ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled);
+
+typedef enum { CA_FORMAT_TABLE, CA_FORMAT_CSV, CA_FORMAT_JSON } ca_format;
+/* "table", "csv" or "json"; CT_ERR_USAGE otherwise. */
+CT_MUST_CHECK ct_err ca_format_parse(const char *name, ca_format *out);
+
+/* Search filters as text, as the CLI and the officer API receive them; each is checked (CT_ERR_USAGE naming
+ * it). NULL or "": any. Times: Unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC); `to` is exclusive. */
+typedef struct {
+    const char *device_serial, *cert_serial, *station, *order, *model, *from, *to, *status, *limit, *offset;
+} ca_search_args;
+#define CA_SEARCH_DEFAULT_LIMIT 50
+/* The certificates matching every filter, newest first, in format `f`: appended to `out` (allocated here;
+ * ct_buf_free). */
+CT_MUST_CHECK ct_err ca_audit_search(ca *c, const ca_search_args *a, ca_format f, ct_buf *out);
+/* Issuance per station, per order and per day, revocations by reason, totals, the latest denials and
+ * revocation actions, with time in [from, to) (NULL: unbounded). */
+CT_MUST_CHECK ct_err ca_audit_report(ca *c, const char *from, const char *to, ca_format f, ct_buf *out);
+/* One certificate as JSON: decoded fields, chain (PEM), status and revocation, its audit entry. */
+CT_MUST_CHECK ct_err ca_cert_detail_json(ca *c, const char *serial, ct_buf *out);
+
+/* ---- the issuance log (ca_log.c): RFC 9162 Merkle tree of every issued certificate, tree heads signed in the
+ * token by the log key (log.pem, certified by the operations issuing CA) ---- */
+/* Signs a tree head of the whole log now, audited with `actor`. `out` (may be NULL) gets it. */
+CT_MUST_CHECK ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out);
+/* Writes the inclusion proof of certificate `serial` (hex, any case, ':' allowed) against the newest tree head
+ * (signing one first if none covers it yet) as PEM "CAMTRUST LOG PROOF" (pki.h), for the device to keep. */
+CT_MUST_CHECK ct_err ca_log_proof_write(ca *c, const char *serial, const char *path);
+typedef struct {
+    uint64_t leaf_index, tree_size, timestamp_ms;
+    char cert_serial[DB_CERT_SERIAL_HEX_MAX];
+    char subject_serial[DB_SERIAL_MAX];
+} ca_log_proof_info;
+/* Checks a proof file offline with the log certificate alone (no CA folder): CT_ERR_INTEGRITY with the reason. */
+CT_MUST_CHECK ct_err ca_log_proof_check(const char *proof_path, const char *log_cert_path, ca_log_proof_info *info);
+/* The log's part of `audit verify`: leaves against certificate rows, every tree head's root and signature. */
+CT_MUST_CHECK ct_err ca_log_verify(ca *c, db_log_report *report);
+
+/* Certifies a viewer of encrypted video from its own CSR (P-256): viewer profile (keyAgreement), issued by the
+ * operations issuing CA, recorded and audited (profile "viewer"); writes the certificate and the issuing CA. */
+CT_MUST_CHECK ct_err ca_viewer_add(ca *c, const char *name, const char *csr_path, const char *out_path);
 
 /* For tests and tools that inspect the CA's records. */
 ct_db *ca_db(ca *c);

@@ -11,7 +11,7 @@
 #define SERIALS_FILE_MAX (64 * 1024 * 1024)
 #define DAY_SECONDS 86400
 
-static bool name_valid(const char *name)
+bool ca_name_valid(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n >= DB_NAME_MAX) return false;
@@ -24,19 +24,13 @@ static bool name_valid(const char *name)
     return true;
 }
 
-ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char *out_path)
+ct_err ca_client_cert_issue(ca *c, const char *name, const char *csr_path, ct_buf *cert, pki_issued_info *issued)
 {
     ct_err rc = CT_OK;
-    ct_buf csr_der = CT_BUF_INIT, cert = CT_BUF_INIT;
+    ct_buf csr_der = CT_BUF_INIT;
     pki_csr *csr = NULL;
-    pki_issued_info issued;
-    db_station existing;
-    CT_ENSURE_MSG(name_valid(name), CT_ERR_USAGE, "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name);
-    rc = db_station_find(c->db, name, &existing);
-    CT_ENSURE_MSG(rc == CT_ERR_NOT_FOUND, rc == CT_OK ? CT_ERR_EXISTS : rc, "station %s exists already", name);
-    rc = CT_OK;
     CT_GUARD(ca_read_csr_file(csr_path, &csr_der));
-    /* Proof of possession: the station signed its own CSR with the key in its own token. */
+    /* Proof of possession: the client signed its own CSR with the key in its own token. */
     CT_GUARD(pki_csr_parse(csr_der.data, csr_der.len, &csr));
     size_t spki_len;
     const uint8_t *spki = pki_csr_spki(csr, &spki_len);
@@ -44,15 +38,36 @@ ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char 
     pki_cert_template t = {.profile = PKI_PROFILE_CLIENT, .cn = name, .organization = c->cfg.organization,
                            .not_before = now - 300, .not_after = now + (time_t)c->cfg.station_days * DAY_SECONDS};
     const ca_signer *s = &c->signers[CA_KEY_OPS_ISSUING];
-    CT_GUARD(ct_buf_alloc(&cert, PKI_MAX_CERT_DER));
-    CT_GUARD(pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, &cert, &issued));
-    CT_GUARD(db_station_add(c->db, name, cert.data, cert.len, issued.serial_hex, ADMIN_ACTOR));
-    /* The station presents its certificate with the issuing CA, so the server can build the chain. */
-    const ct_buf *chain[] = {&cert, &s->cert_der};
-    CT_GUARD(ca_write_pem_chain(out_path, chain, 2));
+    CT_GUARD(ct_buf_alloc(cert, PKI_MAX_CERT_DER));
+    CT_GUARD(pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, cert, issued));
 cleanup:
     pki_csr_free(csr);
     ct_buf_free(&csr_der);
+    if (rc != CT_OK) ct_buf_free(cert);
+    return rc;
+}
+
+ct_err ca_client_cert_write(ca *c, const char *out_path, const ct_buf *cert)
+{
+    /* The client presents its certificate with the issuing CA, so the server can build the chain. */
+    const ct_buf *chain[] = {cert, &c->signers[CA_KEY_OPS_ISSUING].cert_der};
+    return ca_write_pem_chain(out_path, chain, 2);
+}
+
+ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char *out_path)
+{
+    ct_err rc = CT_OK;
+    ct_buf cert = CT_BUF_INIT;
+    pki_issued_info issued;
+    db_station existing;
+    CT_ENSURE_MSG(ca_name_valid(name), CT_ERR_USAGE, "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name);
+    rc = db_station_find(c->db, name, &existing);
+    CT_ENSURE_MSG(rc == CT_ERR_NOT_FOUND, rc == CT_OK ? CT_ERR_EXISTS : rc, "station %s exists already", name);
+    rc = CT_OK;
+    CT_GUARD(ca_client_cert_issue(c, name, csr_path, &cert, &issued));
+    CT_GUARD(db_station_add(c->db, name, cert.data, cert.len, issued.serial_hex, ADMIN_ACTOR));
+    CT_GUARD(ca_client_cert_write(c, out_path, &cert));
+cleanup:
     ct_buf_free(&cert);
     return rc;
 }
@@ -108,7 +123,7 @@ ct_err ca_order_create(ca *c, const char *station, const char *model, const char
     char **serials = NULL;
     size_t n = 0;
     db_station st;
-    CT_ENSURE_MSG(name_valid(model), CT_ERR_USAGE, "model '%.64s': use 1-63 letters, digits, '-', '_', '.'", model);
+    CT_ENSURE_MSG(ca_name_valid(model), CT_ERR_USAGE, "model '%.64s': use 1-63 letters, digits, '-', '_', '.'", model);
     rc = db_station_find(c->db, station, &st);
     CT_ENSURE_MSG(rc != CT_ERR_NOT_FOUND, rc, "no station named %s", station);
     CT_GUARD(rc);

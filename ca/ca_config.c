@@ -5,9 +5,11 @@
 #include "ca_priv.h"
 
 const char *const ca_key_cert_file[CA_KEY__COUNT] = {"root.pem",        "device-issuing.pem", "ops-root.pem",
-                                                      "ops-issuing.pem", "server.pem",         "ocsp-signer.pem"};
+                                                      "ops-issuing.pem", "server.pem",         "ocsp-signer.pem",
+                                                      "log.pem"};
 const char *const ca_key_default_label[CA_KEY__COUNT] = {"device-root", "device-issuing", "ops-root",
-                                                         "ops-issuing", "ca-tls",         "ocsp-signer"};
+                                                         "ops-issuing", "ca-tls",         "ocsp-signer",
+                                                         "log-signer"};
 
 static const ct_setting setting_rows[] = {
     HSM_SETTING_ROWS("camtrust-ca", CA_PIN_ENV),
@@ -18,6 +20,9 @@ static const ct_setting setting_rows[] = {
     {"key.ops_issuing", "pkcs11:object=ops-issuing;type=private", "operations issuing CA key: stations, server"},
     {"key.tls", "pkcs11:object=ca-tls;type=private", "the CA server's own TLS key"},
     {"key.ocsp", "pkcs11:object=ocsp-signer;type=private", "delegated OCSP responder key (device issuing CA certifies it)"},
+    {"key.log", "pkcs11:object=log-signer;type=private",
+     "issuance log key: signs tree heads (operations issuing CA certifies it)"},
+    {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder)"},
     {"subject.organization", "Example Camera Maker", "subject O of every certificate"},
     {"device.domain", "devices.example.com", "device certificates name <serial>.<domain> in subjectAltName"},
@@ -66,7 +71,8 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_ENSURE_MSG(strcmp(s->curve, "P-256") == 0 || strcmp(s->curve, "P-384") == 0, CT_ERR_CONFIG,
                   "config hsm.key_curve: '%s' is not P-256 or P-384", s->curve);
     static const char *const key_settings[CA_KEY__COUNT] = {"key.device_root", "key.device_issuing", "key.ops_root",
-                                                            "key.ops_issuing", "key.tls", "key.ocsp"};
+                                                            "key.ops_issuing", "key.tls", "key.ocsp",
+                                                            "key.log"};
     for (int i = 0; i < CA_KEY__COUNT; i++)
         CT_GUARD(ct_settings_copy(&schema, cfg, key_settings[i], s->key_uri[i], sizeof s->key_uri[i]));
     CT_GUARD(ct_settings_copy(&schema, cfg, "subject.organization", s->organization, sizeof s->organization));
@@ -88,6 +94,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "crl.validity_hours", 24, 1, 24 * 366, &s->crl_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.validity_hours", 12, 1, 24 * 366, &s->ocsp_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
+    CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
 cleanup:
     ct_config_free(cfg);
     return rc;

@@ -100,6 +100,9 @@ ct_err ca_init(const char *dir)
     CT_GUARD(issue_ca_cert(c, CA_KEY_TLS, CA_KEY_OPS_ISSUING, PKI_PROFILE_TLS_SERVER, NULL, c->cfg.server_days));
     CT_GUARD(issue_ca_cert(c, CA_KEY_OCSP, CA_KEY_DEVICE_ISSUING, PKI_PROFILE_OCSP_SIGNER, "OCSP Responder",
                            c->cfg.ocsp_signer_days));
+    /* Tree heads must verify as long as the devices keep their proofs: the issuing CA's lifetime. */
+    CT_GUARD(issue_ca_cert(c, CA_KEY_LOG, CA_KEY_OPS_ISSUING, PKI_PROFILE_LOG_SIGNER, "Issuance Log",
+                           c->cfg.issuing_days));
     CT_GUARD(write_cert_files(c));
 
     /* The database comes last: its existence marks an initialised CA. */
@@ -111,6 +114,7 @@ ct_err ca_init(const char *dir)
     CT_GUARD(ct_hex_encode(root.cert_sha256, 32, fp, sizeof fp));
     CT_GUARD(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
     CT_GUARD(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
+    CT_GUARD(ca_log_sth(c, "cli", NULL)); /* the empty log's tree head: /log/sth answers from the start */
 cleanup:
     ca_close(c);
     return rc;
@@ -138,6 +142,12 @@ cleanup:
     return rc;
 }
 
+/* Keys that CA folders made before a feature lack, and what happens without them. */
+static const char *const optional_signer[CA_KEY__COUNT] = {
+    [CA_KEY_OCSP] = "made before revocation support: the device issuing CA signs OCSP responses itself",
+    [CA_KEY_LOG] = "made before the issuance log: certificates are logged, but no tree head can be signed",
+};
+
 ct_err ca_open(const char *dir, ca **out)
 {
     ct_err rc = CT_OK;
@@ -150,10 +160,9 @@ ct_err ca_open(const char *dir, ca **out)
     for (int role = 0; role < CA_KEY__COUNT; role++) {
         char path[CA_PATH_MAX];
         CT_GUARD(ct_path_join(path, sizeof path, dir, ca_key_cert_file[role]));
-        if (role == CA_KEY_OCSP && !ct_file_exists(path)) {
-            ct_log(CT_LOG_WARN, "no_ocsp_signer",
-                   "msg=\"%s has no %s (made before revocation support): the device issuing CA signs OCSP responses "
-                   "itself\"", dir, ca_key_cert_file[role]);
+        const char *missing = optional_signer[role];
+        if (missing && !ct_file_exists(path)) {
+            ct_log(CT_LOG_WARN, "no_optional_signer", "msg=\"%s has no %s (%s)\"", dir, ca_key_cert_file[role], missing);
             continue;
         }
         CT_GUARD(load_signer(c, role));

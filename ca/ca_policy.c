@@ -208,6 +208,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
         goto cleanup;
     }
     CT_GUARD(rc);
+    ca_log_issued(c);
     res->cert_der = der;
     der = (ct_buf)CT_BUF_INIT;
 cleanup:

@@ -30,7 +30,7 @@ typedef struct {
     char ocsp_url[256];
     char server_names[256]; /* comma-separated DNS names for the CA's TLS certificate */
     char server_ips[128];   /* comma-separated IPv4 addresses */
-    char key_uri[6][256];   /* indexed by ca_key_role */
+    char key_uri[7][256];   /* indexed by ca_key_role (CA_KEY__COUNT, checked below) */
     char curve[8];          /* "P-256" or "P-384", for init */
     long threads;
     long max_body;
@@ -43,6 +43,7 @@ typedef struct {
     long crl_hours;         /* CRL nextUpdate - thisUpdate */
     long ocsp_hours;        /* OCSP nextUpdate - thisUpdate */
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
+    long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
 } ca_settings;
 
 /* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
@@ -54,10 +55,14 @@ typedef enum {
     CA_KEY_OPS_ISSUING,
     CA_KEY_TLS,
     CA_KEY_OCSP,
+    CA_KEY_LOG, /* the issuance log's tree heads (certified by the operations issuing CA); optional like OCSP */
     CA_KEY__COUNT
 } ca_key_role;
+_Static_assert(sizeof ((ca_settings *)0)->key_uri / sizeof ((ca_settings *)0)->key_uri[0] == CA_KEY__COUNT,
+               "one key URI per CA key");
 
 typedef struct ca_revocation ca_revocation;
+typedef struct ca_log ca_log;
 
 struct ca {
     ca_settings cfg;
@@ -65,6 +70,7 @@ struct ca {
     ct_db *db;
     ca_signer signers[CA_KEY__COUNT]; /* signers[CA_KEY_OCSP].key is NULL when the folder has none */
     ca_revocation *rev;               /* the in-memory CRL and OCSP responses, while serving (ca_ocsp.c) */
+    ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -78,6 +84,17 @@ CT_MUST_CHECK ct_err ca_settings_load(const char *dir, ca_settings *s);
 
 /* A device serial number is also a DNS label: letters, digits and '-', 1 to 63 of them. */
 bool ca_serial_valid(const char *serial);
+
+/* A station, officer or model name: 1-63 letters, digits, '-', '_', '.'. */
+bool ca_name_valid(const char *name);
+/* A certificate serial as people paste it ("3A:0F..", "3a0f..", "serial=3A0F..") into the recorded form:
+ * lower-case hex without the INTEGER's sign byte; CT_ERR_USAGE otherwise. */
+CT_MUST_CHECK ct_err ca_serial_normalize(const char *in, char out[DB_CERT_SERIAL_HEX_MAX]);
+/* A client certificate (stations, officers: EKU clientAuth, CN `name`) from a CSR file, signed by the
+ * operations issuing CA after checking the CSR's own signature; and its chain written as PEM. */
+CT_MUST_CHECK ct_err ca_client_cert_issue(ca *c, const char *name, const char *csr_path, ct_buf *cert,
+                                          pki_issued_info *issued);
+CT_MUST_CHECK ct_err ca_client_cert_write(ca *c, const char *out_path, const ct_buf *cert);
 
 /* Reads the first certificate of a PEM file (or a DER file). */
 CT_MUST_CHECK ct_err ca_read_cert_file(const char *path, ct_buf *der);
@@ -110,6 +127,9 @@ typedef struct {
     const uint8_t *client_cert;     /* DER of a TLS client certificate that chains to a camtrust CA, or NULL */
     size_t client_cert_len;
     bool client_cert_untrusted;     /* one was presented but does not chain to a camtrust CA */
+    /* A query-string argument, decoded, or NULL (officer routes). `arg` may be NULL: no arguments. */
+    const char *(*arg)(void *arg_ctx, const char *key);
+    void *arg_ctx;
 } ca_http_request;
 
 /* Handles one EST request. Always fills `ans` (errors too); returns the error it answered with. */
@@ -134,5 +154,47 @@ void ca_revocation_changed(ca *c);
 /* GET /crl, and GET /ocsp/<base64> or POST /ocsp (rq->path is the whole path). */
 ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+
+/* ---- the issuance log (ca_log.c) ---- */
+/* Serving: a thread signs a tree head log.sth_delay_ms after issuances (and at start and stop, if the log grew).
+ * Without a log key (an older CA folder) it warns and signs nothing; certificates are logged all the same. */
+CT_MUST_CHECK ct_err ca_log_start(ca *c);
+void ca_log_stop(ca *c);
+/* A certificate was issued (and logged): a tree head will follow. */
+void ca_log_issued(ca *c);
+/* GET /log/sth, /log/proof/inclusion?serial=HEX[&tree_size=N], /log/proof/consistency?first=M&second=N. */
+ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+
+/* ---- officers (ca_officer.c: authentication and the /officer/api/ routes; ca_console.c: /console/) ---- */
+#define CA_OFFICER_MAX_BODY 4096
+/* The routes below /officer/ and /console that only officers reach. */
+bool ca_officer_route(const char *path);
+/* Handles an officer request: authenticates the client certificate as an enabled officer, checks its role,
+ * answers (JSON for the API). Always fills `ans`; every refusal and every action is audited. */
+ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+/* Response headers for officer routes (CSP and friends): name, value pairs, NULL-terminated. */
+extern const char *const ca_officer_headers[];
+
+typedef struct {
+    char name[DB_NAME_MAX];
+    db_role role;
+    char actor[DB_NAME_MAX + 16]; /* "officer:NAME", or "station:NAME" / "unknown" when refused */
+} ca_officer_id;
+/* Who a chain-verified client certificate belongs to: CT_OK for an enabled officer; CT_ERR_UNAUTHENTICATED
+ * (none), CT_ERR_UNKNOWN_CLIENT (does not chain), CT_ERR_FORBIDDEN (a station: "stations cannot read"; a
+ * device or an unknown certificate) or CT_ERR_DISABLED, with who->actor set for the audit either way. */
+CT_MUST_CHECK ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who);
+
+/* The fields of a revocation request body (application/json: one flat object of strings and numbers, or
+ * application/x-www-form-urlencoded). Unknown or repeated fields, bad syntax: CT_ERR_BAD_REQUEST. */
+#define CA_FIELD_MAX 128
+typedef struct {
+    char serial[CA_FIELD_MAX], order[CA_FIELD_MAX], station[CA_FIELD_MAX], reason[CA_FIELD_MAX];
+} ca_revoke_fields;
+CT_MUST_CHECK ct_err ca_revoke_fields_parse(const char *content_type, const uint8_t *body, size_t len,
+                                            ca_revoke_fields *out);
+
+/* GET /console/ and its assets (compiled in from ca/console/), for an authenticated officer. */
+ct_err ca_console_handle(const ca_http_request *rq, ca_http_answer *ans);
 
 #endif

@@ -13,7 +13,7 @@ static const char *const revoke_action[] = {[DB_REVOKE_CERT] = "cert.revoke", [D
 
 /* A certificate serial as people paste it ("3A:0F..", "3a0f..", openssl's "serial=3A0F..") into the recorded
  * form: lower-case hex without the INTEGER's sign byte. */
-static ct_err serial_normalize(const char *in, char out[DB_CERT_SERIAL_HEX_MAX])
+ct_err ca_serial_normalize(const char *in, char out[DB_CERT_SERIAL_HEX_MAX])
 {
     size_t n = 0;
     if (strncmp(in, "serial=", 7) == 0) in += 7;
@@ -41,7 +41,7 @@ static ct_err revoke_request(const ca_revoke_request *req, char serial[DB_CERT_S
     r->reason_name = req->reason;
     switch (req->scope) {
     case DB_REVOKE_CERT:
-        CT_GUARD_RET(serial_normalize(req->target, serial));
+        CT_GUARD_RET(ca_serial_normalize(req->target, serial));
         r->cert_serial_hex = serial;
         return CT_OK;
     case DB_REVOKE_ORDER: {

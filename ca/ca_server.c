@@ -219,6 +219,12 @@ static bool is_route(const char *url, const char *route)
     return strncmp(url, route, n) == 0 && (url[n] == '\0' || url[n] == '/');
 }
 
+/* Query-string arguments (officer routes), decoded by libmicrohttpd. */
+static const char *query_arg(void *conn, const char *key)
+{
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, const char *method, const char *url,
                                request_ctx *rctx)
 {
@@ -228,9 +234,12 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
                           .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
                           .body = rctx->body.data,
                           .body_len = rctx->body.len,
-                          .body_too_large = rctx->too_large};
+                          .body_too_large = rctx->too_large,
+                          .arg = query_arg,
+                          .arg_ctx = conn};
     client_certificate(conn, &rq);
     bool est = !l->plain && strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0;
+    bool officer = !l->plain && ca_officer_route(url);
     rq.path = url;
     if (est) {
         rq.path = url + strlen(EST_PREFIX);
@@ -239,6 +248,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         (void)ca_crl_handle(c, &rq, &ans);
     } else if (is_route(url, "/ocsp")) {
         (void)ca_ocsp_handle(c, &rq, &ans);
+    } else if (is_route(url, "/log")) { /* the issuance log: public, signed, also over plain HTTP */
+        (void)ca_log_handle(c, &rq, &ans);
+    } else if (officer) {
+        (void)ca_officer_handle(c, &rq, &ans);
     } else {
         memset(&ans, 0, sizeof ans);
         (void)ca_http_error(&ans, ct_fail(CT_ERR_NOT_FOUND, "no such resource"));
@@ -249,6 +262,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ans.content_type);
         if (est && ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
             MHD_add_response_header(resp, "Content-Transfer-Encoding", "base64");
+        for (const char *const *h = ca_officer_headers; officer && *h; h += 2) MHD_add_response_header(resp, h[0], h[1]);
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
         MHD_destroy_response(resp);
     }
@@ -339,6 +353,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
     CT_GUARD(ca_revocation_start(c));
+    CT_GUARD(ca_log_start(c));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only
      * sigwait below sees them. */
     sigemptyset(&stop);
@@ -363,6 +378,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
 cleanup:
     if (plain) MHD_stop_daemon(plain);
     if (d) MHD_stop_daemon(d); /* joins the worker threads: requests under way finish first */
+    ca_log_stop(c); /* after the daemons: their issuances get their tree head */
     ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);

@@ -13,19 +13,35 @@ static const char usage[] =
     "  serve [--listen 127.0.0.1:8443] [--http-listen 127.0.0.1:8080|'']\n"
     "                                           serve EST (HTTPS), /crl and /ocsp (also plain HTTP) until SIGTERM\n"
     "  station add --name N --csr F --out F     certify a factory station from its own CSR\n"
+    "  viewer add --name N --csr F --out F      certify a viewer of encrypted video from its own CSR\n"
     "  station disable|enable N                 refuse or allow a station from its next request\n"
     "  order create --station N --model M --serials FILE\n"
     "  order list | order close ID\n"
-    "  audit verify                             check the hash-chained audit log\n"
+    "  audit verify                             check the hash-chained audit log and the issuance log (leaves\n"
+    "                                           against certificates, every tree head's root and signature)\n"
+    "  audit search [--device-serial S] [--cert-serial HEX] [--station N] [--order ID] [--model M]\n"
+    "               [--from T] [--to T] [--status valid|superseded|revoked] [--limit N] [--offset N]\n"
+    "               [--format table|csv|json]     find certificates (T: YYYY-MM-DD, ...THH:MM:SSZ or Unix time)\n"
+    "  audit report [--from T] [--to T] [--format table|csv|json]\n"
+    "                                           issuance per station, order and day; denials; revocations\n"
+    "  officer add --name N --role auditor|officer --csr F --out F\n"
+    "                                           certify a security officer (officer: may revoke) or auditor\n"
+    "  officer disable|enable N                 refuse or allow an officer from its next request\n"
     "  revoke SERIAL --reason R                 revoke a certificate (serial in hex)\n"
     "  revoke --order ID --reason R             revoke every certificate of an order\n"
     "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
     "      R: " PKI_REASON_NAMES "\n"
     "  crl --out FILE                           write a freshly signed CRL (DER)\n"
+    "  log sth                                  sign a tree head of the issuance log now\n"
+    "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
+    "  log verify-proof --proof FILE --log-cert log.pem\n"
+    "                                           check a proof offline (no --dir needed)\n"
     "The token PIN comes from the file named in DIR/camtrust-ca.conf or $CAMTRUST_CA_PIN.\n";
 
 typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
+    const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
+    const char *serial, *proof, *log_cert;
     const char *words[4]; /* positional words after the options are removed */
     int nwords;
 } cli_args;
@@ -42,6 +58,13 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--model", offsetof(cli_args, model)},     {"--serials", offsetof(cli_args, serials)},
         {"--reason", offsetof(cli_args, reason)},   {"--order", offsetof(cli_args, order)},
         {"--http-listen", offsetof(cli_args, http_listen)},
+        {"--role", offsetof(cli_args, role)},       {"--device-serial", offsetof(cli_args, device_serial)},
+        {"--cert-serial", offsetof(cli_args, cert_serial)}, {"--from", offsetof(cli_args, from)},
+        {"--to", offsetof(cli_args, to)},           {"--status", offsetof(cli_args, status)},
+        {"--limit", offsetof(cli_args, limit)},     {"--offset", offsetof(cli_args, offset)},
+        {"--format", offsetof(cli_args, format)},
+        {"--serial", offsetof(cli_args, serial)},   {"--proof", offsetof(cli_args, proof)},
+        {"--log-cert", offsetof(cli_args, log_cert)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -97,15 +120,85 @@ static ct_err revoke(ca *c, const cli_args *a)
     return CT_OK;
 }
 
+/* audit search | audit report: written to stdout in the asked format (table by default). */
+static ct_err audit_read(ca *c, const cli_args *a, bool search)
+{
+    ca_format f = CA_FORMAT_TABLE;
+    ct_buf out = CT_BUF_INIT;
+    if (a->format) CT_GUARD_RET(ca_format_parse(a->format, &f));
+    ca_search_args q = {a->device_serial, a->cert_serial, a->station, a->order, a->model,
+                        a->from,          a->to,          a->status,  a->limit, a->offset};
+    CT_GUARD_RET(search ? ca_audit_search(c, &q, f, &out) : ca_audit_report(c, a->from, a->to, f, &out));
+    ct_err rc = fwrite(out.data, 1, out.len, stdout) == out.len ? CT_OK : ct_fail(CT_ERR_IO, "cannot write the output");
+    ct_buf_free(&out);
+    return rc;
+}
+
+/* audit verify: the audit chain, then the issuance log. */
+static ct_err audit_verify(ca *c)
+{
+    db_audit_report report;
+    db_log_report log;
+    ct_err rc = ca_audit_verify(c, &report);
+    if (rc == CT_ERR_INTEGRITY) printf("audit log BROKEN: %s\n", report.reason);
+    CT_GUARD_RET(rc);
+    printf("audit log intact: %lld entries\n", (long long)report.entries);
+    rc = ca_log_verify(c, &log);
+    if (rc == CT_ERR_INTEGRITY) printf("issuance log BROKEN: %s\n", log.reason);
+    CT_GUARD_RET(rc);
+    printf("issuance log intact: %lld leaves, %lld tree heads verified\n", (long long)log.leaves,
+           (long long)log.tree_heads);
+    return CT_OK;
+}
+
+/* log sth | log proof --serial HEX --out FILE */
+static ct_err log_command(ca *c, const cli_args *a)
+{
+    if (strcmp(a->words[1], "sth") == 0) {
+        db_tree_head h;
+        char root[2 * CT_MERKLE_HASH_LEN + 1];
+        CT_GUARD_RET(ca_log_sth(c, "cli", &h));
+        CT_GUARD_RET(ct_hex_encode(h.head.root, sizeof h.head.root, root, sizeof root));
+        printf("tree head %lld: size %llu, timestamp %llu, root %s\n", (long long)h.id,
+               (unsigned long long)h.head.tree_size, (unsigned long long)h.head.timestamp_ms, root);
+        return CT_OK;
+    }
+    CT_GUARD_RET(need(a->serial, "--serial"));
+    CT_GUARD_RET(need(a->out, "--out"));
+    CT_GUARD_RET(ca_log_proof_write(c, a->serial, a->out));
+    printf("inclusion proof written: %s\n", a->out);
+    return CT_OK;
+}
+
+/* log verify-proof --proof FILE --log-cert FILE: offline, without a CA. */
+static int verify_proof(const cli_args *a)
+{
+    ca_log_proof_info info;
+    ct_err rc = need(a->proof, "--proof");
+    if (rc == CT_OK) rc = need(a->log_cert, "--log-cert");
+    if (rc == CT_OK) rc = ca_log_proof_check(a->proof, a->log_cert, &info);
+    if (rc == CT_ERR_INTEGRITY) {
+        printf("proof INVALID: %s\n", ct_err_detail());
+        return 1;
+    }
+    if (rc != CT_OK) return fail(rc);
+    printf("proof valid: certificate %s (%s) is leaf %llu of the tree of %llu leaves signed at %llu\n",
+           info.cert_serial, info.subject_serial, (unsigned long long)info.leaf_index,
+           (unsigned long long)info.tree_size, (unsigned long long)info.timestamp_ms);
+    return 0;
+}
+
 static int run(ca *c, const cli_args *a)
 {
     ct_err rc = CT_OK;
     if (is(a, "serve", NULL, 1)) {
         rc = ca_serve(c, a->listen, a->http_listen);
-    } else if (is(a, "station", "add", 2)) {
+    } else if (is(a, "station", "add", 2) || is(a, "viewer", "add", 2)) {
+        ct_err (*add)(ca *, const char *, const char *, const char *) = a->words[0][0] == 'v' ? ca_viewer_add
+                                                                                           : ca_station_add;
         if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->csr, "--csr")) == CT_OK &&
-            (rc = need(a->out, "--out")) == CT_OK && (rc = ca_station_add(c, a->name, a->csr, a->out)) == CT_OK)
-            printf("station %s certified: %s\n", a->name, a->out);
+            (rc = need(a->out, "--out")) == CT_OK && (rc = add(c, a->name, a->csr, a->out)) == CT_OK)
+            printf("%s %s certified: %s\n", a->words[0], a->name, a->out);
     } else if (is(a, "station", "disable", 3) || is(a, "station", "enable", 3)) {
         bool enable = strcmp(a->words[1], "enable") == 0;
         if ((rc = ca_station_set_enabled(c, a->words[2], enable)) == CT_OK)
@@ -129,11 +222,21 @@ static int run(ca *c, const cli_args *a)
     } else if (is(a, "crl", NULL, 1)) {
         if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, a->out)) == CT_OK)
             printf("CRL written: %s\n", a->out);
+    } else if (is(a, "officer", "add", 2)) {
+        if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->role, "--role")) == CT_OK &&
+            (rc = need(a->csr, "--csr")) == CT_OK && (rc = need(a->out, "--out")) == CT_OK &&
+            (rc = ca_officer_add(c, a->name, a->role, a->csr, a->out)) == CT_OK)
+            printf("officer %s certified as %s: %s\n", a->name, a->role, a->out);
+    } else if (is(a, "officer", "disable", 3) || is(a, "officer", "enable", 3)) {
+        bool enable = strcmp(a->words[1], "enable") == 0;
+        if ((rc = ca_officer_set_enabled(c, a->words[2], enable)) == CT_OK)
+            printf("officer %s %s\n", a->words[2], enable ? "enabled" : "disabled");
+    } else if (is(a, "audit", "search", 2) || is(a, "audit", "report", 2)) {
+        rc = audit_read(c, a, strcmp(a->words[1], "search") == 0);
     } else if (is(a, "audit", "verify", 2)) {
-        db_audit_report report;
-        rc = ca_audit_verify(c, &report);
-        if (rc == CT_OK) printf("audit log intact: %lld entries\n", (long long)report.entries);
-        else if (rc == CT_ERR_INTEGRITY) printf("audit log BROKEN: %s\n", report.reason);
+        rc = audit_verify(c);
+    } else if (is(a, "log", "sth", 2) || is(a, "log", "proof", 2)) {
+        rc = log_command(c, a);
     } else {
         fputs(usage, stderr);
         return 2;
@@ -148,6 +251,7 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (is(&a, "log", "verify-proof", 2)) return verify_proof(&a);
     if (!a.dir) {
         fprintf(stderr, "camtrust-ca: --dir DIR is required\n");
         return 2;

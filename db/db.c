@@ -86,6 +86,44 @@ static const char *const k_migrations[] = {
     "  epoch INTEGER NOT NULL,"
     "  crl_number INTEGER NOT NULL);"
     "INSERT INTO revocation_state (id, epoch, crl_number) VALUES (1, 0, 0);",
+
+    /* 4: officers (security officers and auditors, each with its client certificate), and indexes for what they
+     * search: certificates by issuance time, audit entries by outcome and time (denials). */
+    "CREATE TABLE officers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK (role IN ('auditor', 'officer')),"
+    "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+    "  cert_sha256 BLOB NOT NULL UNIQUE CHECK (length(cert_sha256) = 32),"
+    "  cert_serial_hex TEXT NOT NULL,"
+    "  cert_der BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX certificates_issued ON certificates(issued_at);"
+    "CREATE INDEX audit_outcome ON audit(outcome, ts);",
+
+    /* 5: the issuance log (db_log.h): an RFC 9162 Merkle tree over the certificates' DER in issuance order, and its
+     * signed tree heads, both append-only. Certificates recorded before it are logged now, in the order they were
+     * recorded (ct_leaf_hash is db/log.c's SQL function). */
+    "CREATE TABLE log_leaves ("
+    "  leaf_index INTEGER PRIMARY KEY CHECK (leaf_index >= 0),"
+    "  cert_serial_hex TEXT NOT NULL UNIQUE REFERENCES certificates(cert_serial_hex),"
+    "  leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32));"
+    "CREATE TABLE log_tree_heads ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tree_size INTEGER NOT NULL CHECK (tree_size >= 0),"
+    "  timestamp_ms INTEGER NOT NULL,"
+    "  root_hash BLOB NOT NULL CHECK (length(root_hash) = 32),"
+    "  signature BLOB NOT NULL);"
+    "CREATE TRIGGER log_leaves_no_update BEFORE UPDATE ON log_leaves"
+    "  BEGIN SELECT RAISE(ABORT, 'the issuance log is append-only'); END;"
+    "CREATE TRIGGER log_leaves_no_delete BEFORE DELETE ON log_leaves"
+    "  BEGIN SELECT RAISE(ABORT, 'the issuance log is append-only'); END;"
+    "CREATE TRIGGER log_tree_heads_no_update BEFORE UPDATE ON log_tree_heads"
+    "  BEGIN SELECT RAISE(ABORT, 'tree heads are append-only'); END;"
+    "CREATE TRIGGER log_tree_heads_no_delete BEFORE DELETE ON log_tree_heads"
+    "  BEGIN SELECT RAISE(ABORT, 'tree heads are append-only'); END;"
+    "INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash)"
+    "  SELECT row_number() OVER (ORDER BY rowid) - 1, cert_serial_hex, ct_leaf_hash(der) FROM certificates;",
 };
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -374,6 +412,7 @@ ct_err db_open(const char *path, ct_db **out)
     CT_ENSURE_MSG(sqlite3_extended_result_codes(db->h, 1) == SQLITE_OK && sqlite3_busy_timeout(db->h, 5000) == SQLITE_OK,
                   CT_ERR_DB, "cannot configure %s", path);
     CT_GUARD(db_call(db, false, configure, NULL));
+    CT_GUARD(db_log_register(db));
     for (int v = db->schema_version + 1; v <= N_MIGRATIONS; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;
@@ -417,7 +456,6 @@ struct station_ctx {
     size_t der_len;
     const char *serial_hex;
     const char *actor;
-    bool enabled;
     db_station *out;
 };
 
@@ -487,22 +525,9 @@ ct_err db_station_find(ct_db *db, const char *name, db_station *out)
     return db_call(db, false, station_find_fn, &c);
 }
 
-static ct_err station_enable_tx(ct_db *db, void *vctx)
-{
-    struct station_ctx *c = vctx;
-    int changes = 0;
-    CT_GUARD_RET(db_exec(db, k_station_enable, &changes, "it", (int64_t)c->enabled, c->name));
-    CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no station named '%s'", c->name));
-    return db_audit_append_tx(db, c->actor, c->enabled ? "station.enable" : "station.disable", c->name, "ok", NULL);
-}
-
 ct_err db_station_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor)
 {
-    CT_ENSURE_RET(db, CT_ERR_ARG);
-    CT_GUARD_RET(db_check_str("station name", name, DB_NAME_MAX));
-    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
-    struct station_ctx c = {.name = name, .enabled = enabled, .actor = actor};
-    return db_call(db, true, station_enable_tx, &c);
+    return db_client_set_enabled(db, "station", k_station_enable, name, enabled, actor);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -718,6 +743,8 @@ static ct_err cert_issue_tx(ct_db *db, void *vctx)
                            : ct_fail(CT_ERR_EXISTS, "certificate serial %s is already recorded", r->cert_serial_hex);
     }
     CT_GUARD_RET(rc);
+    /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged. */
+    CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
     char detail[256];
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s station=%lld order=%lld supersedes=%s",
                              r->cert_serial_hex, r->profile, (long long)r->station_id, (long long)r->order_id,

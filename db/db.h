@@ -11,6 +11,7 @@
 #define DB_SERIAL_MAX 64   /* device serial numbers */
 #define DB_CERT_SERIAL_HEX_MAX 41
 #define DB_PROFILE_MAX 32
+#define DB_AUDIT_TEXT_MAX 256 /* audit fields as reports show them (longer text is cut) */
 
 typedef struct ct_db ct_db;
 
@@ -144,5 +145,95 @@ typedef struct {
 
 /* Walks the chain from the first entry; CT_ERR_INTEGRITY with the report filled when it is broken. */
 CT_MUST_CHECK ct_err db_audit_verify(ct_db *db, db_audit_report *report);
+
+/* ---- officers: security officers (may revoke) and auditors (read only), each with a client certificate ---- */
+typedef enum { DB_ROLE_AUDITOR, DB_ROLE_OFFICER } db_role;
+/* "auditor" / "officer"; CT_ERR_USAGE naming the choices for anything else. */
+const char *db_role_name(db_role role);
+CT_MUST_CHECK ct_err db_role_parse(const char *name, db_role *out);
+
+typedef struct {
+    int64_t id;
+    char name[DB_NAME_MAX];
+    db_role role;
+    bool enabled;
+    char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+} db_officer;
+
+/* Records an officer and its issued client certificate, audited, in one transaction. CT_ERR_EXISTS if the name
+ * or the certificate is taken. */
+CT_MUST_CHECK ct_err db_officer_add(ct_db *db, const char *name, db_role role, const uint8_t *cert_der,
+                                    size_t cert_len, const char *cert_serial_hex, const char *actor);
+/* CT_ERR_NOT_FOUND (without a detail) when no officer holds this certificate. */
+CT_MUST_CHECK ct_err db_officer_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_officer *out);
+CT_MUST_CHECK ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor);
+
+/* ---- what officers read: certificate search, one certificate, report ---- */
+#define DB_SEARCH_MAX_LIMIT 500
+#define DB_STATUS_MAX 16
+typedef struct {
+    const char *device_serial;   /* each filter: NULL or "" for any */
+    const char *cert_serial_hex; /* lower-case hex, as recorded */
+    const char *station;
+    const char *model;
+    const char *status;          /* "valid", "superseded", "revoked" */
+    int64_t order_id;            /* 0: any */
+    int64_t from, to;            /* issued_at in [from, to) (Unix seconds); 0: unbounded */
+    int64_t limit;               /* 1..DB_SEARCH_MAX_LIMIT */
+    int64_t offset;              /* >= 0 */
+} db_search;
+
+typedef struct {
+    char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+    char device_serial[DB_SERIAL_MAX];
+    char profile[DB_PROFILE_MAX];
+    char subject[256];
+    char station[DB_NAME_MAX]; /* "" for a renewal (issued to the device itself) */
+    int64_t order_id;          /* 0 for a renewal */
+    char model[DB_NAME_MAX];   /* the order's model, "" for a renewal */
+    char status[DB_STATUS_MAX];
+    int64_t issued_at, not_before, not_after;
+    int64_t revoked_at;        /* 0 unless revoked */
+    int reason;                /* RFC 5280 code, -1 unless revoked */
+} db_cert_row;
+
+/* The certificates matching every given filter, newest first: up to q->limit rows into `rows` (room for
+ * q->limit), *n of them; *total (may be NULL) how many match in all. */
+CT_MUST_CHECK ct_err db_cert_search(ct_db *db, const db_search *q, db_cert_row *rows, size_t *n, int64_t *total);
+/* One certificate by serial with its DER (allocated: ct_buf_free) and the audit entry that recorded its
+ * issuance (0 if none found). CT_ERR_NOT_FOUND with a detail. */
+CT_MUST_CHECK ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert_row *row, ct_buf *der,
+                                 int64_t *audit_seq);
+
+typedef enum {
+    DB_REPORT_TOTALS,     /* n: issued, revoked, denials, revocation actions */
+    DB_REPORT_STATION,    /* name station; n: issued, revoked, denied requests */
+    DB_REPORT_ORDER,      /* id order; name station; text model; n: serials, devices issued, revoked, open */
+    DB_REPORT_DAY,        /* name "YYYY-MM-DD" (UTC); text station ("" for renewals); n: issued */
+    DB_REPORT_REASON,     /* id RFC 5280 reason code; n: revoked certificates */
+    DB_REPORT_DENIAL,     /* id audit seq, ts; name actor; text action; subject; detail (newest first) */
+    DB_REPORT_REVOCATION, /* id audit seq, ts; name actor; text action; subject; detail (newest first) */
+    DB_REPORT__COUNT
+} db_report_section;
+/* How many rows a report section holds at most (the newest or largest first). */
+#define DB_REPORT_MAX_STATIONS 200
+#define DB_REPORT_MAX_ORDERS 500
+#define DB_REPORT_MAX_DAYS 1000
+#define DB_REPORT_MAX_EVENTS 100
+
+typedef struct {
+    db_report_section section;
+    int64_t id, ts;
+    char name[DB_AUDIT_TEXT_MAX];
+    char text[DB_AUDIT_TEXT_MAX];
+    char subject[DB_AUDIT_TEXT_MAX];
+    char detail[DB_AUDIT_TEXT_MAX * 2];
+    int64_t n[4];
+} db_report_row;
+
+/* Issuance, revocation and denials with time (issued_at, audit ts) in [from, to) (0: unbounded); calls `cb`
+ * per row, section by section in enum order, without the database lock held. */
+typedef ct_err (*db_report_cb)(const db_report_row *row, void *arg);
+CT_MUST_CHECK ct_err db_report(ct_db *db, int64_t from, int64_t to, db_report_cb cb, void *arg);
 
 #endif

@@ -8,7 +8,7 @@
 #include "db.h"
 
 /* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
-#define DB_STMT_CACHE_MAX 48
+#define DB_STMT_CACHE_MAX 96
 /* Bounds for audit fields (actor, action, subject, outcome) and the free-text detail. */
 #define DB_AUDIT_FIELD_MAX 256
 #define DB_AUDIT_DETAIL_MAX 1024
@@ -56,7 +56,17 @@ CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);
 
+/* The issuance log (log.c): registers the SQL function ct_leaf_hash(der) that its migration uses; appends a
+ * certificate's leaf (the caller holds the mutex and the issuance's transaction). */
+CT_MUST_CHECK ct_err db_log_register(ct_db *db);
+CT_MUST_CHECK ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len);
+
 /* Checks a caller-supplied string: non-NULL, non-empty, shorter than max (so it fits a db.h array). */
 CT_MUST_CHECK ct_err db_check_str(const char *what, const char *s, size_t max);
+
+/* Enables or disables the client `name` (a station, an officer) with its audit event "<kind>.enable" or
+ * "<kind>.disable", in one transaction. `sql` (static): "UPDATE <table> SET enabled = ? WHERE name = ?". */
+CT_MUST_CHECK ct_err db_client_set_enabled(ct_db *db, const char *kind, const char *sql, const char *name,
+                                           bool enabled, const char *actor);
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "../common/core/core.h"
 #include "../common/factory/factory.h"
+#include "../common/cenc/cenc.h"
+#include "../common/mediasign/mediasign.h"
 
 #define AGENT_NAME_MAX 64
 #define AGENT_REASON_MAX 256
@@ -59,6 +61,25 @@ CT_MUST_CHECK ct_err agent_factory_serve(const char *dir, const char *listen);
 
 /* The camera's HTTPS server (TLS 1.3, identity key in the token); refuses unless provisioned. */
 CT_MUST_CHECK ct_err agent_serve(const char *dir, const char *listen);
+
+/* Signs a recording (H.264/H.265, Annex B or MP4; OUT in the same container) in the ONVIF Media Signing format
+ * with the media-signing key inside the token; refuses unless provisioned. st->start (Unix, 0: now) is the
+ * capture time of the first picture, st->fps (0: 30) paces Annex B input; sizes and GOPs come back in `st`. */
+CT_MUST_CHECK ct_err agent_sign(const char *dir, const char *in, const char *out, ms_sign_stats *st);
+
+/* Encrypted recording (issue 6): pins the operations root that viewer certificates must chain to (simulate
+ * --ops-root), then records IN (H.264/H.265, Annex B or MP4) into a Common Encryption fragmented MP4 whose
+ * content keys (one per segment) are wrapped for every viewer certificate (*.pem) in `viewers`. */
+typedef struct {
+    cenc_scheme scheme;  /* CENC_CBCS or CENC_CTR */
+    uint32_t segment_ms; /* key rotation period; 0: one key */
+    unsigned fps;        /* Annex B pacing; 0: 30 */
+    bool sign;           /* also sign (ONVIF Media Signing) the stored, encrypted bytes; needs a provisioned camera */
+    time_t start;        /* signing: capture time of the first picture (Unix); 0: now */
+} agent_record_opts;
+CT_MUST_CHECK ct_err agent_pin_ops_root(const char *dir, const char *ops_root_pem);
+CT_MUST_CHECK ct_err agent_record(const char *dir, const char *viewers, const char *in, const char *out,
+                                  const agent_record_opts *o, cenc_stats *st);
 
 /* Factory reset: destroys both keys in the token, then removes the credentials (unlocks). */
 CT_MUST_CHECK ct_err agent_reset(const char *dir);

@@ -13,6 +13,7 @@
 #define AGENT_IDENTITY_FILE "identity"
 #define AGENT_CONFIG_FILE "agent.conf"
 #define AGENT_ROOT_FILE "root.pem"
+#define AGENT_OPS_ROOT_FILE "ops-root.pem" /* pinned operations root: viewer certificates chain to it */
 #define AGENT_CREDS_FILE "credentials.pem" /* its existence is the factory lock */
 #define AGENT_CHAIN_MAX 4                  /* leaf, issuing CA, at most two more */
 #define AGENT_CREDS_MAX (64 * 1024)
@@ -47,6 +48,8 @@ typedef struct {
 CT_MUST_CHECK ct_err agent_path(const agent *a, const char *name, char *out, size_t max);
 CT_MUST_CHECK ct_err agent_profile_parse(const uint8_t *name, size_t len, agent_profile *out);
 bool agent_locked(const agent *a);
+/* A root certificate to pin (PEM): self-signed CA valid now. */
+CT_MUST_CHECK ct_err agent_root_load(const char *path, ct_buf *der);
 
 /* agent_keys.c: the CKA_ID of a profile's key (wolfSSL's TLS finds the identity key by it); the profile's key; created in the token (never extractable) when `create` and absent. */
 #define AGENT_KEY_ID_LEN 2
@@ -63,6 +66,11 @@ CT_MUST_CHECK ct_err agent_creds_load(const agent *a, agent_creds *c);
 CT_MUST_CHECK ct_err agent_creds_verify(agent *a, const agent_creds *c, time_t now, pki_cert_info *device_leaf);
 /* The TLS identity chain as PEM, for wolfSSL. */
 CT_MUST_CHECK ct_err agent_chain_pem(const agent_chain *ch, ct_buf *pem);
+
+/* agent_record.c: the ONVIF signer's configuration for the media-signing key (provisioned cameras only); `c`,
+ * `pem` and `k` hold what `cfg` points to (free them after the signer). */
+CT_MUST_CHECK ct_err agent_media_signer_config(agent *a, agent_creds *c, ct_buf *pem, hsm_key **k,
+                                               ms_signer_config *cfg);
 
 /* agent_loop.c: SIGTERM/SIGINT end the accept loops; "listening on" announced once bound. */
 CT_MUST_CHECK ct_err agent_listen(const char *where, int *fd);

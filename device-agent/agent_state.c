@@ -67,7 +67,7 @@ static ct_err check_serial(const char *serial)
 }
 
 /* The pinned root, from PEM: it must be a self-signed CA certificate valid now. */
-static ct_err root_load(const char *path, ct_buf *der)
+ct_err agent_root_load(const char *path, ct_buf *der)
 {
     ct_err rc = CT_OK;
     ct_buf pem = CT_BUF_INIT;
@@ -118,7 +118,7 @@ ct_err agent_open(const char *dir, agent **out)
     CT_GUARD(ct_strlcpy(a->dir, sizeof a->dir, dir));
     CT_GUARD(load_settings(a));
     CT_GUARD(agent_path(a, AGENT_ROOT_FILE, path, sizeof path));
-    CT_GUARD(root_load(path, &a->root_der));
+    CT_GUARD(agent_root_load(path, &a->root_der));
     CT_GUARD(hsm_open_settings(&a->hs, &a->h));
     *out = a;
     a = NULL;
@@ -156,7 +156,7 @@ ct_err agent_simulate(const char *dir, const char *serial, const char *model, co
     if (!mac) CT_GUARD(derived_mac(serial, mac_buf, sizeof mac_buf));
     CT_ENSURE_MSG(!mac || (strlen(mac) < AGENT_NAME_MAX && !strpbrk(mac, "\n\r#")), CT_ERR_USAGE, "bad MAC");
     CT_GUARD(ct_strlcpy(a->dir, sizeof a->dir, dir));
-    CT_GUARD(root_load(root_pem_path, &root));
+    CT_GUARD(agent_root_load(root_pem_path, &root));
     CT_GUARD(ct_mkdir(dir, 0700));
     CT_GUARD(agent_path(a, AGENT_IDENTITY_FILE, path, sizeof path));
     CT_ENSURE_MSG(!ct_file_exists(path), CT_ERR_EXISTS, "%s is a device folder already", dir);

@@ -1,16 +1,23 @@
 /* camtrust-agent: argument parsing only; each command is a function of agent.h. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
 
 static const char usage[] =
     "usage: camtrust-agent COMMAND --dir DEVDIR [options]\n"
-    "  simulate --serial S --model M --root root.pem [--mac MAC]   make a simulated camera folder\n"
+    "  simulate --serial S --model M --root root.pem [--mac MAC] [--ops-root ops-root.pem]\n"
+    "                            make a simulated camera folder (--ops-root: pin the root viewers chain to)\n"
     "  factory --listen ADDR     factory mode: provisioning endpoint for the station (refused once locked)\n"
     "  boot                      check the installed identity; exit 0 only if provisioned and valid\n"
     "  serve --listen ADDR       HTTPS server (TLS 1.3) with the identity key in the token\n"
     "  reset                     factory reset: destroy the keys and the credentials\n"
+    "  sign [--start UNIX] [--fps N] IN OUT   sign a recording (H.264/H.265, Annex B or MP4) with the\n"
+    "                            media-signing key (ONVIF Media Signing); OUT keeps IN's container\n"
+    "  record --viewers DIR [--scheme cbcs|cenc] [--segment-ms N] [--fps N] [--sign yes --start UNIX] IN OUT.mp4\n"
+    "                            encrypt a recording (CENC fragmented MP4) for the viewer certificates in DIR;\n"
+    "                            --sign yes also signs the stored (encrypted) bytes with the media-signing key\n"
     "ADDR is host:port (numeric; port 0 picks one and prints it).\n"
     "exit: 0 ok; 1 error or broken; 2 usage; 3 boot found the camera unprovisioned\n";
 
@@ -24,7 +31,9 @@ static const char *opt(int argc, char **argv, const char *name)
 
 static int known_options(int argc, char **argv)
 {
-    static const char *const names[] = {"--dir", "--serial", "--model", "--root", "--mac", "--listen"};
+    static const char *const names[] = {"--dir",     "--serial",  "--model",      "--root", "--mac",
+                                        "--listen",  "--ops-root", "--viewers", "--scheme", "--segment-ms",
+                                        "--fps",     "--sign",     "--start"};
     for (int i = 2; i < argc; i += 2) {
         bool ok = false;
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
@@ -51,8 +60,68 @@ static int boot(const char *dir)
     return st.state == AGENT_UNPROVISIONED ? 3 : 1;
 }
 
+/* sign --dir D [--start UNIX] [--fps N] IN OUT: options in pairs, then the two files. */
+static int sign(int argc, char **argv)
+{
+    const char *dir = NULL, *files[2] = {NULL, NULL};
+    ms_sign_stats st = {0};
+    int nfiles = 0;
+    for (int i = 2; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
+        else if (strcmp(argv[i], "--start") == 0 && i + 1 < argc) st.start = (time_t)strtoll(argv[++i], &end, 10);
+        else if (strcmp(argv[i], "--fps") == 0 && i + 1 < argc) st.fps = (unsigned)strtoul(argv[++i], &end, 10);
+        else if (argv[i][0] != '-' && nfiles < 2) files[nfiles++] = argv[i];
+        else nfiles = 3;
+        if (end && *end) nfiles = 3;
+    }
+    if (!dir || nfiles != 2 || st.fps > 1000) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    ct_err rc = agent_sign(dir, files[0], files[1], &st);
+    if (rc != CT_OK) return fail(rc);
+    printf("signed %s -> %s: %llu GOPs, %llu -> %llu bytes (+%.3f%%)\n", files[0], files[1],
+           (unsigned long long)st.gops, (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out,
+           st.bytes_in ? 100.0 * ((double)st.bytes_out - (double)st.bytes_in) / (double)st.bytes_in : 0.0);
+    return 0;
+}
+
+/* record --dir D --viewers V [options] IN OUT: option pairs, then the two files. */
+static int record(int argc, char **argv)
+{
+    const char *dir = opt(argc - 2, argv, "--dir"), *viewers = opt(argc - 2, argv, "--viewers"),
+               *scheme = opt(argc - 2, argv, "--scheme"), *seg = opt(argc - 2, argv, "--segment-ms"),
+               *fps = opt(argc - 2, argv, "--fps"), *sign = opt(argc - 2, argv, "--sign"),
+               *start = opt(argc - 2, argv, "--start");
+    agent_record_opts o = {.scheme = CENC_CBCS, .segment_ms = 10000, .fps = 30};
+    char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+    o.sign = sign && strcmp(sign, "yes") == 0;
+    if (start) o.start = (time_t)strtoll(start, &e3, 10);
+    if (seg) o.segment_ms = (uint32_t)strtoul(seg, &e1, 10);
+    if (fps) o.fps = (unsigned)strtoul(fps, &e2, 10);
+    if (argc < 6 || !known_options(argc - 2, argv) || !dir || !viewers || (e1 && *e1) || (e2 && *e2) || (e3 && *e3) ||
+        (sign && !o.sign && strcmp(sign, "no") != 0) ||
+        o.fps == 0 || o.fps > 1000 || argv[argc - 2][0] == '-') {
+        fputs(usage, stderr);
+        return 2;
+    }
+    cenc_stats st;
+    ct_err rc = scheme ? cenc_scheme_parse(scheme, &o.scheme) : CT_OK;
+    if (rc == CT_OK) rc = agent_record(dir, viewers, argv[argc - 2], argv[argc - 1], &o, &st);
+    if (rc != CT_OK) return fail(rc);
+    printf("recorded %s -> %s: %s, %llu frames, %llu fragments, %llu keys, %llu -> %llu bytes (+%.3f%%)\n",
+           argv[argc - 2], argv[argc - 1], cenc_scheme_name(o.scheme), (unsigned long long)st.samples,
+           (unsigned long long)st.fragments, (unsigned long long)st.segments, (unsigned long long)st.media_bytes,
+           (unsigned long long)st.out_bytes,
+           st.media_bytes ? 100.0 * ((double)st.out_bytes - (double)st.media_bytes) / (double)st.media_bytes : 0.0);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "record") == 0) return record(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "sign") == 0) return sign(argc, argv);
     if (argc < 2 || !known_options(argc, argv)) {
         fputs(usage, stderr);
         return 2;
@@ -72,6 +141,8 @@ int main(int argc, char **argv)
             return 2;
         }
         rc = agent_simulate(dir, serial, model, opt(argc, argv, "--mac"), root);
+        const char *ops_root = opt(argc, argv, "--ops-root");
+        if (rc == CT_OK && ops_root) rc = agent_pin_ops_root(dir, ops_root);
     } else if (strcmp(cmd, "reset") == 0) {
         rc = agent_reset(dir);
     } else if ((strcmp(cmd, "factory") == 0 || strcmp(cmd, "serve") == 0) && listen) {

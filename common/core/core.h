@@ -135,10 +135,22 @@ CT_MUST_CHECK ct_err ct_pem_decode(const uint8_t *pem, size_t pem_len, const cha
 CT_MUST_CHECK ct_err ct_hex_encode(const uint8_t *in, size_t in_len, char *out, size_t out_max);
 CT_MUST_CHECK ct_err ct_hex_decode(const char *in, uint8_t *out, size_t out_max, size_t *out_len);
 
+/* Appends `s` as a JSON string (quotes included): '"', '\\', controls and '<' '>' '&' escaped, bytes that are
+ * not UTF-8 replaced by U+FFFD. NULL is "". */
+CT_MUST_CHECK ct_err ct_json_string(ct_buf *b, const char *s);
+/* Appends `s` as one CSV field (RFC 4180): quoted, with '"' doubled, when it holds ',', '"', CR or LF. */
+CT_MUST_CHECK ct_err ct_csv_field(ct_buf *b, const char *s);
+/* Decodes application/x-www-form-urlencoded text ('+' and %XX) into a C string; CT_ERR_BAD_REQUEST for a bad
+ * escape or a NUL, CT_ERR_TOO_LARGE when it does not fit out_max. */
+CT_MUST_CHECK ct_err ct_url_decode(const char *in, size_t in_len, char *out, size_t out_max);
+
 /* ---- files ---- */
 CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
 /* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
 CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* The same for DER written as one PEM block with `label` (certificates, requests). */
+CT_MUST_CHECK ct_err ct_pem_write_file(const char *path, const char *label, const uint8_t *der, size_t len,
+                                       unsigned mode);
 CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, const char *name);
 /* Creates a folder (mode), fine if it exists already. */
 CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);

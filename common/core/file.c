@@ -90,3 +90,16 @@ void ct_failpoint(const char *name)
     const char *want = getenv("CAMTRUST_FAILPOINT");
     if (want && strcmp(want, name) == 0) _exit(137);
 }
+
+ct_err ct_pem_write_file(const char *path, const char *label, const uint8_t *der, size_t len, unsigned mode)
+{
+    ct_err rc = CT_OK;
+    ct_buf pem = CT_BUF_INIT;
+    CT_ENSURE(len <= (SIZE_MAX - 256) / 2, CT_ERR_TOO_LARGE);
+    CT_GUARD(ct_buf_alloc(&pem, 2 * len + 256)); /* base64 (4/3), a newline per 64 characters, the two lines */
+    CT_GUARD(ct_pem_encode(label, der, len, &pem));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, mode));
+cleanup:
+    ct_buf_free(&pem);
+    return rc;
+}

@@ -200,13 +200,28 @@ static ct_err cert_walk(const uint8_t *der, size_t len, cert_view *v)
     return time_parse(&t1, &v->not_after);
 }
 
+/* The checked walk only, for callers that need no wolfSSL parse. */
+static ct_err cert_walk_only(const uint8_t *der, size_t len, cert_view *v)
+{
+    memset(v, 0, sizeof *v);
+    CT_ENSURE_RET(der && len > 0 && len <= PKI_MAX_CERT_DER, ct_fail(CT_ERR_BAD_DER, "certificate of %zu bytes", len));
+    return cert_walk(der, len, v);
+}
+
 ct_err pki_cert_subject(const uint8_t *der, size_t len, pki_tlv *subject)
 {
     cert_view v;
-    memset(&v, 0, sizeof v);
-    CT_ENSURE_RET(der && len > 0 && len <= PKI_MAX_CERT_DER, ct_fail(CT_ERR_BAD_DER, "certificate of %zu bytes", len));
-    CT_GUARD_RET(cert_walk(der, len, &v));
+    CT_GUARD_RET(cert_walk_only(der, len, &v));
     *subject = v.subject;
+    return CT_OK;
+}
+
+ct_err pki_cert_spki(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len)
+{
+    cert_view v;
+    CT_GUARD_RET(cert_walk_only(der, len, &v));
+    *spki = v.spki.tlv;
+    *spki_len = v.spki.tlv_len;
     return CT_OK;
 }
 
@@ -259,6 +274,7 @@ ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cert_info *info)
     info->not_before = v.not_before;
     info->not_after = v.not_after;
     info->is_ca = v.dc.isCA != 0;
+    info->key_usage = v.dc.extKeyUsageSet ? v.dc.extKeyUsage : 0;
     CT_GUARD(ct_sha256(v.spki.tlv, v.spki.tlv_len, info->spki_sha256));
     CT_GUARD(ct_sha256(der, len, info->cert_sha256));
 cleanup:
@@ -336,6 +352,8 @@ static const struct {
     [PKI_PROFILE_TLS_SERVER] = {false, false, true, "digitalSignature", "serverAuth"},
     [PKI_PROFILE_MEDIA_SIGNING] = {false, false, false, "digitalSignature", NULL},
     [PKI_PROFILE_OCSP_SIGNER] = {false, false, false, "digitalSignature", "OCSPSigning"},
+    [PKI_PROFILE_LOG_SIGNER] = {false, false, false, "digitalSignature", NULL},
+    [PKI_PROFILE_VIEWER] = {false, false, false, "keyAgreement", NULL},
 };
 
 static bool dns_name_ok(const char *s)

@@ -7,6 +7,7 @@
 
 #include "../../hsm/hsm.h"
 #include "../core/core.h"
+#include "../core/merkle.h"
 
 #define PKI_MAX_CSR_DER 8192
 #define PKI_MAX_CERT_DER 8192
@@ -43,6 +44,9 @@ typedef enum {
     PKI_PROFILE_TLS_SERVER,  /* the CA's own HTTPS: digitalSignature, EKU serverAuth, SAN DNS/IP */
     PKI_PROFILE_MEDIA_SIGNING, /* a camera's recording-signing key: digitalSignature (critical) only, no EKU */
     PKI_PROFILE_OCSP_SIGNER, /* delegated OCSP responder: digitalSignature (critical), EKU OCSPSigning, ocsp-nocheck */
+    PKI_PROFILE_LOG_SIGNER,  /* the issuance log key (signed tree heads): digitalSignature (critical) only, no EKU */
+    PKI_PROFILE_VIEWER,      /* an authorised viewer of encrypted video: keyAgreement (critical) only, no EKU: its
+                              * key only unwraps content keys (ECDH), so it can neither sign nor log in (TLS) */
 } pki_profile;
 
 typedef struct {
@@ -80,8 +84,27 @@ typedef struct {
     bool is_ca;
     uint8_t spki_sha256[32];
     uint8_t cert_sha256[32];
+    uint16_t key_usage; /* keyUsage bits (PKI_KU_*), 0 when the extension is absent */
 } pki_cert_info;
+#define PKI_KU_DIGITAL_SIGNATURE 0x0080 /* wolfSSL's KEYUSE_* values */
+#define PKI_KU_KEY_AGREEMENT 0x0008
 CT_MUST_CHECK ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cert_info *info);
+/* The certificate's DER SubjectPublicKeyInfo (points into `der`). */
+CT_MUST_CHECK ct_err pki_cert_spki(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len);
+
+/* A certificate decoded for people to read (the officer console): names as wolfSSL prints them
+ * ("/O=.../CN=..."), key usage and extended key usage names, subjectAltName entries. */
+#define PKI_DESCRIBE_TEXT 512
+typedef struct {
+    pki_cert_info info;
+    char subject[PKI_DESCRIBE_TEXT];
+    char issuer[PKI_DESCRIBE_TEXT];
+    char key_usage[160];     /* "digitalSignature, keyCertSign", "" when absent */
+    char ext_key_usage[160]; /* "serverAuth, clientAuth", "" when absent */
+    char san[PKI_DESCRIBE_TEXT]; /* "DNS:a.example, IP:10.0.0.1", "" when absent */
+    char key_type[16];       /* "EC P-256", "EC P-384" */
+} pki_cert_detail;
+CT_MUST_CHECK ct_err pki_cert_describe(const uint8_t *der, size_t len, pki_cert_detail *out);
 
 /* Verifies that `cert` is signed by `issuer` (signature and issuer/subject names) and is valid at `at`. */
 CT_MUST_CHECK ct_err pki_cert_verify_signed_by(const uint8_t *cert, size_t cert_len, const uint8_t *issuer,
@@ -205,5 +228,40 @@ CT_MUST_CHECK ct_err pki_pkcs7_certs_parse(const uint8_t *der, size_t len, pki_c
 
 /* The DER CsrAttrs (RFC 7030 4.5.2) that camtrust asks for: ecdsa-with-SHA256 and subject serialNumber. */
 CT_MUST_CHECK ct_err pki_csrattrs(ct_buf *out_der);
+
+/* ---- the issuance log: signed tree heads and a certificate's inclusion proof (see common/core/merkle.h) ---- */
+/* Verifies an ECDSA signature (DER) over `digest` with the public key of a certificate: CT_ERR_INTEGRITY if not. */
+CT_MUST_CHECK ct_err pki_cert_verify_digest(const uint8_t *cert, size_t cert_len, const uint8_t *digest,
+                                            size_t digest_len, const uint8_t *sig, size_t sig_len);
+/* Signs a tree head (its 51-byte TreeHeadDataV2 layout, SHA-256) inside the token with the P-256 log key. */
+CT_MUST_CHECK ct_err pki_tree_head_sign(hsm_key *log_key, ct_tree_head *h);
+/* CT_ERR_INTEGRITY unless the tree head's signature verifies with the log certificate's key. */
+CT_MUST_CHECK ct_err pki_tree_head_verify(const uint8_t *log_cert, size_t log_cert_len, const ct_tree_head *h);
+
+/* A certificate's inclusion proof, kept by its device and checked offline (PEM label PKI_LOG_PROOF_PEM):
+ *   LogInclusionProof ::= SEQUENCE {
+ *     version     INTEGER (1),
+ *     certificate OCTET STRING,             -- the leaf: the certificate's DER, exactly as logged
+ *     leafIndex   INTEGER,                  -- 0-based position in the log
+ *     treeHead    SEQUENCE { treeSize INTEGER, timestamp INTEGER (ms since the epoch),
+ *                            rootHash OCTET STRING (32), signature OCTET STRING (DER ECDSA-Sig-Value) },
+ *     auditPath   SEQUENCE OF OCTET STRING (32) }   -- RFC 9162 PATH(leafIndex, D[treeSize]) */
+#define PKI_LOG_PROOF_PEM "CAMTRUST LOG PROOF"
+#define PKI_LOG_PROOF_MAX (PKI_MAX_CERT_DER + 4096)
+typedef struct {
+    const uint8_t *cert; /* points into the parsed DER (or the caller's certificate when encoding) */
+    size_t cert_len;
+    uint64_t leaf_index;
+    ct_tree_head head;
+    ct_merkle_hash path[CT_MERKLE_MAX_PATH];
+    size_t path_len;
+} pki_log_proof;
+/* Allocates der. */
+CT_MUST_CHECK ct_err pki_log_proof_encode(const pki_log_proof *p, ct_buf *der);
+CT_MUST_CHECK ct_err pki_log_proof_parse(const uint8_t *der, size_t len, pki_log_proof *p);
+/* Parses, checks that the audit path leads from the certificate's leaf hash to the tree head's root, and that
+ * the log key signed the tree head. CT_ERR_INTEGRITY (with the reason) when it does not hold. */
+CT_MUST_CHECK ct_err pki_log_proof_verify(const uint8_t *der, size_t len, const uint8_t *log_cert, size_t log_cert_len,
+                                          pki_log_proof *p);
 
 #endif

@@ -34,6 +34,18 @@ sign_both() {
   for p in device media-signing; do sign_csr "$1" "$2/$p.csr.der" "$3" "$4/$p.chain"; done
 }
 
+# factory_provision DEVDIR SERIAL CADIR: a simulated camera's two chains, signed by CADIR, installed through
+# factory mode by the test station (CSRs in DEVDIR.csr, chains in DEVDIR.chains).
+factory_provision() {
+  local dev=$1 serial=$2 ca=$3
+  mkdir -p "$dev.csr" "$dev.chains"
+  start_agent factory "$dev"
+  "$CLIENT_BIN" "$ADDR" csrs "$dev.csr" >/dev/null
+  sign_both "$ca" "$dev.csr" "$serial" "$dev.chains"
+  "$CLIENT_BIN" "$ADDR" install device="$dev.chains/device.chain" media-signing="$dev.chains/media-signing.chain" >/dev/null
+  stop_factory
+}
+
 FACTORY_PID=
 stop_factory() {
   if [ -n "$FACTORY_PID" ] && kill -0 "$FACTORY_PID" 2>/dev/null; then kill -TERM "$FACTORY_PID"; fi

@@ -11,12 +11,7 @@ make_ca "$WORK/other" Other
 DEV=$WORK/dev NAME=cam0200.devices.example.com
 "$AGENT_BIN" simulate --dir "$DEV" --serial CAM0200 --model CX200 --root "$WORK/ca/root.pem"
 check "serve refuses an unprovisioned camera" bash -c "! '$AGENT_BIN' serve --dir '$DEV' --listen 127.0.0.1:0 2>/dev/null"
-mkdir -p "$WORK/csr" "$WORK/chains"
-start_agent factory "$DEV"
-"$CLIENT_BIN" "$ADDR" csrs "$WORK/csr" >/dev/null
-sign_both "$WORK/ca" "$WORK/csr" CAM0200 "$WORK/chains"
-"$CLIENT_BIN" "$ADDR" install device="$WORK/chains/device.chain" media-signing="$WORK/chains/media-signing.chain" >/dev/null
-stop_factory
+factory_provision "$DEV" CAM0200 "$WORK/ca"
 
 start_agent serve "$DEV"
 PORT=${ADDR##*:}

@@ -465,19 +465,26 @@ START_TEST(ocsp_bad_input_is_refused_and_audited)
 }
 END_TEST
 
-/* A CA folder made before revocation support has no OCSP signer: it opens, and its issuing CA answers. */
-START_TEST(ocsp_without_a_delegated_signer)
+/* Makes the CA an older one, without the certificate file of an optional key, and opens it again. */
+static void reopen_without(ca_key_role role)
 {
-    char a[DB_CERT_SERIAL_HEX_MAX], path[CA_PATH_MAX + 32];
-    ct_buf req = CT_BUF_INIT;
-    ca_http_answer ans;
-    issue_pem("SN-1", a);
-    snprintf(path, sizeof path, "%s/ocsp-signer.pem", the_ca->cfg.dir);
+    char path[CA_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", the_ca->cfg.dir, ca_key_cert_file[role]);
     ck_assert_int_eq(unlink(path), 0);
     snprintf(path, sizeof path, "%s", the_ca->cfg.dir);
     ca_close(the_ca);
     ck_assert_int_eq(ca_open(path, &the_ca), CT_OK);
-    ck_assert_ptr_null(the_ca->signers[CA_KEY_OCSP].key);
+    ck_assert_ptr_null(the_ca->signers[role].key);
+}
+
+/* A CA folder made before revocation support has no OCSP signer: it opens, and its issuing CA answers. */
+START_TEST(ocsp_without_a_delegated_signer)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX];
+    ct_buf req = CT_BUF_INIT;
+    ca_http_answer ans;
+    issue_pem("SN-1", a);
+    reopen_without(CA_KEY_OCSP);
     ck_assert_int_eq(ca_revocation_start(the_ca), CT_OK);
     openssl_ocsp_request("SN-1", false, &req);
     ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
@@ -485,6 +492,57 @@ START_TEST(ocsp_without_a_delegated_signer)
     ca_http_answer_free(&ans);
     ca_revocation_stop(the_ca);
     ct_buf_free(&req);
+}
+END_TEST
+
+/* ---- the issuance log: tree heads signed in the token, a device's proof, an older CA folder ---- */
+START_TEST(log_tree_heads_and_a_device_proof)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX], proof[600], log_pem[CA_PATH_MAX + 16];
+    issue_pem("SN-1", a);
+    issue_pem("SN-2", b);
+    db_tree_head h;
+    ck_assert_int_eq(ca_log_sth(the_ca, "tester", &h), CT_OK);
+    ck_assert_int_eq(h.head.tree_size, 2);
+    const ca_signer *log = &the_ca->signers[CA_KEY_LOG];
+    ck_assert_int_eq(pki_tree_head_verify(log->cert_der.data, log->cert_der.len, &h.head), CT_OK);
+    h.head.timestamp_ms++;
+    ck_assert_int_eq(pki_tree_head_verify(log->cert_der.data, log->cert_der.len, &h.head), CT_ERR_INTEGRITY);
+    /* The log key is certified by the operations issuing CA, not a device CA. */
+    const ca_signer *ops = &the_ca->signers[CA_KEY_OPS_ISSUING];
+    ck_assert_int_eq(pki_cert_verify_signed_by(log->cert_der.data, log->cert_der.len, ops->cert_der.data,
+                                               ops->cert_der.len, time(NULL)), CT_OK);
+    snprintf(proof, sizeof proof, "%s/sn2.proof", dir);
+    snprintf(log_pem, sizeof log_pem, "%s/log.pem", the_ca->cfg.dir);
+    ck_assert_int_eq(ca_log_proof_write(the_ca, b, proof), CT_OK);
+    ca_log_proof_info info;
+    ck_assert_int_eq(ca_log_proof_check(proof, log_pem, &info), CT_OK);
+    ck_assert_int_eq(info.leaf_index, 1);
+    ck_assert_int_eq(info.tree_size, 2);
+    ck_assert_str_eq(info.cert_serial, b);
+    ck_assert_str_eq(info.subject_serial, "SN-2");
+    db_log_report rep;
+    ck_assert_int_eq(ca_log_verify(the_ca, &rep), CT_OK);
+    ck_assert_int_eq(rep.leaves, 2);
+    ck_assert_int_eq(rep.tree_heads, 2); /* init's empty one and tester's, which covers the proof's leaf */
+    ck_assert_int_eq(count_rows("audit where action='log.sth' and actor='tester'"), 1);
+}
+END_TEST
+
+/* A CA folder made before the log: it opens, keeps logging, and says why it cannot sign a tree head. */
+START_TEST(log_without_a_log_signer)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX];
+    reopen_without(CA_KEY_LOG);
+    issue_pem("SN-1", a);
+    ck_assert_int_eq(count_rows("log_leaves"), 1);
+    ck_assert_int_eq(ca_log_sth(the_ca, "tester", NULL), CT_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "has no log.pem (made before the issuance log)"));
+    ck_assert_int_eq(ca_log_start(the_ca), CT_OK); /* serving goes on without tree heads */
+    ck_assert_ptr_null(the_ca->log);
+    db_log_report rep;
+    ck_assert_int_eq(ca_log_verify(the_ca, &rep), CT_ERR_INTEGRITY); /* init's tree head can no longer be checked */
+    ck_assert_str_eq(rep.reason, "tree head 1: no log certificate to check its signature");
 }
 END_TEST
 
@@ -516,5 +574,9 @@ int main(void)
     tcase_add_test(rv, ocsp_bad_input_is_refused_and_audited);
     tcase_add_test(rv, ocsp_without_a_delegated_signer);
     suite_add_tcase(s, rv);
+    TCase *lg = ca_case("log", 120);
+    tcase_add_test(lg, log_tree_heads_and_a_device_proof);
+    tcase_add_test(lg, log_without_a_log_signer);
+    suite_add_tcase(s, lg);
     return tu_run_suite(s);
 }

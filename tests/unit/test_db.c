@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "db_log.h"
 #include "test_util.h"
 
 /* ---- helpers: an independent raw connection to the same file ---- */
@@ -134,8 +135,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 3);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 3);
+    ck_assert_int_eq(db_schema_version(db), 5);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 5);
     db_close(db);
 }
 END_TEST
@@ -144,18 +145,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 3);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 5);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 3);
+        ck_assert_int_eq(db_schema_version(db), 5);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 3);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 3);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 5);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 5);
 }
 END_TEST
 
@@ -507,7 +508,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 3); /* the three migrations */
+    ck_assert_int_eq(rep.entries, 5); /* the five migrations */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -686,6 +687,198 @@ START_TEST(test_group_commit_keeps_each_result)
 }
 END_TEST
 
+/* ---- the issuance log (db/log.c) ---- */
+
+/* A stand-in for the token: a tree head's "signature" is SHA-256 of its signed bytes. */
+static void fake_sign(ct_tree_head *h)
+{
+    uint8_t tbs[CT_TREE_HEAD_TBS_LEN];
+    ct_tree_head_tbs(h, tbs);
+    ck_assert_int_eq(ct_sha256(tbs, sizeof tbs, h->sig), CT_OK);
+    h->sig_len = 32;
+}
+
+static ct_err fake_check(const ct_tree_head *h, void *arg)
+{
+    (void)arg;
+    ct_tree_head copy = *h;
+    fake_sign(&copy);
+    return h->sig_len == 32 && memcmp(copy.sig, h->sig, 32) == 0 ? CT_OK : CT_ERR_INTEGRITY;
+}
+
+/* Signs a tree head of the first n leaves (root computed from the stored leaf hashes). */
+static void add_head(ct_db *db, uint64_t n, uint64_t ts)
+{
+    ct_merkle_hash *leaves = NULL;
+    ct_tree_head h = {.tree_size = n, .timestamp_ms = ts};
+    ck_assert_int_eq(db_log_leaves(db, n, &leaves), CT_OK);
+    ck_assert_int_eq(ct_merkle_root(leaves, n, h.root), CT_OK);
+    free(leaves);
+    fake_sign(&h);
+    ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_OK);
+}
+
+/* busy_db's three certificates, one more, and tree heads of sizes 0, 2, 4 and 4. */
+static ct_db *log_db(const char *tag)
+{
+    ct_db *db = busy_db(tag);
+    add_head(db, 0, 1000);
+    add_head(db, 2, 2000);
+    db_cert_record r = make_rec("04", "SN4", "device", "DER-device-4");
+    ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "station:line1"), CT_OK);
+    add_head(db, 4, 3000);
+    add_head(db, 4, 4000);
+    db_log_report rep;
+    ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_OK);
+    ck_assert_int_eq(rep.leaves, 4);
+    ck_assert_int_eq(rep.tree_heads, 4);
+    return db;
+}
+
+static const char k_log_drop[] =
+    "DROP TRIGGER IF EXISTS log_leaves_no_update; DROP TRIGGER IF EXISTS log_leaves_no_delete;"
+    "DROP TRIGGER IF EXISTS log_tree_heads_no_update; DROP TRIGGER IF EXISTS log_tree_heads_no_delete;";
+
+static void expect_log_broken(ct_db *db, const char *tamper_sql, const char *reason)
+{
+    char sql[1024];
+    db_log_report rep;
+    snprintf(sql, sizeof sql, "%s %s", k_log_drop, tamper_sql);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(rep.reason, reason);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), reason));
+}
+
+START_TEST(test_log_leaf_with_each_issuance)
+{
+    ct_db *db = busy_db("db-log-append");
+    uint64_t size = 0, index = 0;
+    ct_buf der = CT_BUF_INIT;
+    ck_assert_int_eq(db_log_size(db, &size), CT_OK);
+    ck_assert_int_eq(size, 3);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves l JOIN certificates c USING (cert_serial_hex)"), 3);
+    ck_assert_int_eq(db_log_find(db, "02", &index, &der), CT_OK);
+    ck_assert_int_eq(index, 1);
+    ck_assert_mem_eq(der.data, "DER-device", der.len);
+    ct_buf_free(&der);
+    /* A refused issuance leaves no leaf; its neighbour in the same group commit keeps its own. */
+    db_cert_record again = make_rec("01", "SN1", "device", "DER-again");
+    ck_assert_int_eq(db_cert_record_issuance(db, &again, NULL, "station:line1"), CT_ERR_ALREADY_ISSUED);
+    ck_assert_int_eq(db_log_size(db, &size), CT_OK);
+    ck_assert_int_eq(size, 3);
+    ck_assert_int_eq(db_log_find(db, "99", &index, &der), CT_ERR_NOT_FOUND);
+    /* The leaf hash is RFC 9162's: SHA-256(0x00 || DER). */
+    uint8_t want[32];
+    ck_assert_int_eq(ct_merkle_leaf_hash("DER-device", 10, want), CT_OK);
+    char sql_hex[65];
+    raw_text("SELECT lower(hex(leaf_hash)) FROM log_leaves WHERE leaf_index = 2", sql_hex, sizeof sql_hex);
+    char want_hex[65];
+    ck_assert_int_eq(ct_hex_encode(want, 32, want_hex, sizeof want_hex), CT_OK);
+    ck_assert_str_eq(sql_hex, want_hex);
+    /* Append-only through SQL. */
+    ck_assert_int_ne(raw_exec("DELETE FROM log_leaves WHERE leaf_index = 0", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("UPDATE log_leaves SET leaf_hash = zeroblob(32)", NULL, 0), SQLITE_OK);
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_log_tree_heads_never_go_back)
+{
+    ct_db *db = log_db("db-log-heads");
+    ct_tree_head h = {.tree_size = 5, .timestamp_ms = 5000};
+    fake_sign(&h);
+    ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "larger than the log (4 leaves)"));
+    h.tree_size = 3;
+    ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
+    h.tree_size = 4;
+    h.timestamp_ms = 10;
+    ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
+    db_tree_head last;
+    ck_assert_int_eq(db_log_tree_head_latest(db, &last), CT_OK);
+    ck_assert_int_eq(last.id, 4);
+    ck_assert_int_eq(last.head.timestamp_ms, 4000);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'log.sth' AND subject = 'tree head 4'"), 1);
+    db_log_report rep;
+    ck_assert_int_eq(db_log_verify(db, NULL, NULL, &rep), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(rep.reason, "tree head 1: no log certificate to check its signature");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_log_tamper_cert_edited)
+{
+    ct_db *db = log_db("db-log-edit");
+    expect_log_broken(db, "UPDATE certificates SET der = 'DER-devicf' WHERE cert_serial_hex = '02'",
+                      "log leaf 1: hash does not match certificate 02 (edited)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_log_tamper_leaf_deleted)
+{
+    ct_db *db = log_db("db-log-del");
+    expect_log_broken(db, "DELETE FROM log_leaves WHERE leaf_index = 2", "log leaf 2 missing (deleted)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_log_tamper_last_leaf_deleted)
+{
+    ct_db *db = log_db("db-log-del-last");
+    expect_log_broken(db, "DELETE FROM log_leaves WHERE leaf_index = 3", "certificate 04 missing from the log");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_log_tamper_reordered)
+{
+    ct_db *db = log_db("db-log-swap");
+    /* Leaves 0 and 1 hold the same DER, so only the order betrays the swap. */
+    expect_log_broken(db,
+                      "UPDATE log_leaves SET cert_serial_hex = 'x' WHERE leaf_index = 0;"
+                      "UPDATE log_leaves SET cert_serial_hex = '01' WHERE leaf_index = 1;"
+                      "UPDATE log_leaves SET cert_serial_hex = '02' WHERE leaf_index = 0;",
+                      "log leaf 1: certificate 01 was issued before the certificate of leaf 0 (reordered)");
+    db_close(db);
+}
+END_TEST
+
+START_TEST(test_log_tamper_tree_heads)
+{
+    ct_db *db = log_db("db-log-sth");
+    expect_log_broken(db, "UPDATE log_tree_heads SET timestamp_ms = 3500 WHERE id = 3",
+                      "tree head 3: signature does not verify");
+    expect_log_broken(db, "UPDATE log_tree_heads SET root_hash = zeroblob(32) WHERE id = 2",
+                      "tree head 2 (size 2): root does not match the leaves");
+    expect_log_broken(db, "UPDATE log_tree_heads SET tree_size = 1 WHERE id = 3",
+                      "tree head 3 (size 1) is smaller than tree head 2 (size 2) before it");
+    db_close(db);
+    db = log_db("db-log-sth2");
+    expect_log_broken(db, "UPDATE log_tree_heads SET tree_size = 9 WHERE id = 4",
+                      "tree head 4 (size 9): the log has only 4 leaves");
+    db_close(db);
+}
+END_TEST
+
+/* A database made before the log: its migration logs the certificates already recorded, in their order. */
+START_TEST(test_log_migration_logs_earlier_certificates)
+{
+    ct_db *db = busy_db("db-log-migrate");
+    db_close(db);
+    ck_assert_int_eq(raw_exec("DROP TABLE log_leaves; DROP TABLE log_tree_heads; PRAGMA user_version = 4", NULL, 0),
+                     SQLITE_OK);
+    ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT group_concat(cert_serial_hex, ',') = '01,02,03' FROM"
+                             " (SELECT cert_serial_hex FROM log_leaves ORDER BY leaf_index)"), 1);
+    db_log_report rep;
+    ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_OK);
+    ck_assert_int_eq(rep.leaves, 3);
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -712,6 +905,14 @@ int main(void)
     tcase_add_test(tc, test_concurrent_appends);
     tcase_add_test(tc, test_group_commit_keeps_each_result);
     tcase_add_test(tc, test_revoke_station_with_renewals);
+    tcase_add_test(tc, test_log_leaf_with_each_issuance);
+    tcase_add_test(tc, test_log_tree_heads_never_go_back);
+    tcase_add_test(tc, test_log_tamper_cert_edited);
+    tcase_add_test(tc, test_log_tamper_leaf_deleted);
+    tcase_add_test(tc, test_log_tamper_last_leaf_deleted);
+    tcase_add_test(tc, test_log_tamper_reordered);
+    tcase_add_test(tc, test_log_tamper_tree_heads);
+    tcase_add_test(tc, test_log_migration_logs_earlier_certificates);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -1,0 +1,406 @@
+/* The issuance log seen from the CA: signed tree heads (signed inside the token by the "log-signer" key, which
+ * the operations issuing CA certifies in log.pem), the public routes that serve them with inclusion and
+ * consistency proofs, the proof file a device keeps, and the log's part of `audit verify`.
+ *
+ * While serving, a thread signs a tree head shortly (log.sth_delay_ms) after issuances, one per burst rather than
+ * one per certificate, and a last one at shutdown; `camtrust-ca log sth` signs one on demand. The tree's right
+ * edge (ct_merkle_frontier) is kept, so a tree head costs O(new leaves + log n). Proofs are computed from the
+ * leaf hashes read from the database: O(n) per proof (about 3 MB read and 10^5 hashes per 100 000 certificates). */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ca_priv.h"
+
+#define SERVER_ACTOR "ca-server"
+#define LEAF_CHUNK 4096
+#define PROOF_JSON_MAX (512 + CT_MERKLE_MAX_PATH * 50)
+
+struct ca_log {
+    pthread_mutex_t mu; /* dirty, stop; and `tree`, which only the signing path touches */
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool mu_ok, cv_ok, thread_ok;
+    bool dirty, stop;
+    ct_merkle_frontier tree;
+};
+
+static ct_err need_log_key(ca *c)
+{
+    CT_ENSURE_RET(c->signers[CA_KEY_LOG].key,
+                  ct_fail(CT_ERR_CONFIG, "%s has no %s (made before the issuance log): certificates are logged, but no "
+                                         "tree head can be signed", c->cfg.dir, ca_key_cert_file[CA_KEY_LOG]));
+    return CT_OK;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
+
+/* Brings `tree` up to the log's current size. */
+static ct_err catch_up(ca *c, ct_merkle_frontier *tree)
+{
+    ct_err rc = CT_OK;
+    ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
+    CT_ENSURE(chunk, CT_ERR_NOMEM);
+    for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
+        CT_GUARD(db_log_leaves_from(c->db, tree->size, chunk, &got));
+        for (uint64_t i = 0; i < got; i++) CT_GUARD(ct_merkle_frontier_push(tree, chunk[i]));
+    }
+cleanup:
+    free(chunk);
+    return rc;
+}
+
+/* Signs and records a tree head of the whole log. Unless `always`, only when the log grew past the newest one. */
+static ct_err sign_tree_head(ca *c, const char *actor, ct_merkle_frontier *tree, bool always, db_tree_head *out)
+{
+    db_tree_head last = {0};
+    CT_GUARD_RET(need_log_key(c));
+    ct_err rc = db_log_tree_head_latest(c->db, &last);
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    bool have_last = rc == CT_OK;
+    CT_GUARD_RET(catch_up(c, tree));
+    if (have_last && !always && last.head.tree_size >= tree->size) {
+        if (out) *out = last;
+        return CT_OK;
+    }
+    ct_tree_head h = {.tree_size = tree->size, .timestamp_ms = now_ms()};
+    if (have_last && h.timestamp_ms < last.head.timestamp_ms) h.timestamp_ms = last.head.timestamp_ms; /* clock stepped back */
+    CT_GUARD_RET(ct_merkle_frontier_root(tree, h.root));
+    CT_GUARD_RET(pki_tree_head_sign(c->signers[CA_KEY_LOG].key, &h));
+    int64_t id = 0;
+    CT_GUARD_RET(db_log_tree_head_add(c->db, &h, actor, &id));
+    if (out) *out = (db_tree_head){.id = id, .head = h};
+    return CT_OK;
+}
+
+ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out)
+{
+    ct_merkle_frontier tree;
+    ct_merkle_frontier_init(&tree);
+    return sign_tree_head(c, actor, &tree, true, out);
+}
+
+/* ---- the server's signing thread ---- */
+
+static void publish(ca *c)
+{
+    ct_err rc = sign_tree_head(c, SERVER_ACTOR, &c->log->tree, false, NULL);
+    if (rc != CT_OK)
+        ct_log(CT_LOG_ERROR, "log_sth", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+}
+
+static void *signer_thread(void *arg)
+{
+    ca *c = arg;
+    ca_log *l = c->log;
+    (void)pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (!l->dirty && !l->stop) (void)pthread_cond_wait(&l->cv, &l->mu);
+        if (l->dirty && !l->stop) { /* let the burst finish: one tree head for all of it */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long long ns = until.tv_nsec + (long long)c->cfg.log_sth_delay_ms * 1000000LL;
+            until.tv_sec += (time_t)(ns / 1000000000LL);
+            until.tv_nsec = (long)(ns % 1000000000LL);
+            while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0) {}
+        }
+        if (l->dirty) {
+            l->dirty = false;
+            (void)pthread_mutex_unlock(&l->mu);
+            publish(c);
+            (void)pthread_mutex_lock(&l->mu);
+            continue;
+        }
+        if (l->stop) break;
+    }
+    (void)pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+ct_err ca_log_start(ca *c)
+{
+    ct_err rc = CT_OK;
+    if (need_log_key(c) != CT_OK) {
+        ct_log(CT_LOG_WARN, "no_log_signer", "msg=\"%s\"", ct_err_detail());
+        return CT_OK;
+    }
+    ca_log *l = calloc(1, sizeof *l);
+    CT_ENSURE_RET(l, CT_ERR_NOMEM);
+    c->log = l;
+    ct_merkle_frontier_init(&l->tree);
+    l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;
+    l->cv_ok = pthread_cond_init(&l->cv, NULL) == 0;
+    CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the log locks");
+    publish(c); /* a tree head for what was issued while no server ran (or the first one) */
+    l->thread_ok = pthread_create(&l->thread, NULL, signer_thread, c) == 0;
+    CT_ENSURE_MSG(l->thread_ok, CT_ERR_INTERNAL, "cannot start the tree head thread");
+cleanup:
+    if (rc != CT_OK) ca_log_stop(c);
+    return rc;
+}
+
+void ca_log_stop(ca *c)
+{
+    ca_log *l = c ? c->log : NULL;
+    if (!l) return;
+    if (l->thread_ok) {
+        (void)pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        (void)pthread_cond_signal(&l->cv);
+        (void)pthread_mutex_unlock(&l->mu);
+        (void)pthread_join(l->thread, NULL); /* it signs a last tree head for issuances not yet covered */
+    }
+    if (l->cv_ok) (void)pthread_cond_destroy(&l->cv);
+    if (l->mu_ok) (void)pthread_mutex_destroy(&l->mu);
+    free(l);
+    c->log = NULL;
+}
+
+void ca_log_issued(ca *c)
+{
+    ca_log *l = c ? c->log : NULL;
+    if (!l || pthread_mutex_lock(&l->mu) != 0) return;
+    l->dirty = true;
+    (void)pthread_cond_signal(&l->cv);
+    (void)pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- proofs ---- */
+
+/* A certificate's leaf, its audit path in the tree of `tree_size` leaves and that tree's root. */
+typedef struct {
+    uint64_t index;
+    ct_buf der;
+    uint8_t leaf_hash[CT_MERKLE_HASH_LEN];
+    ct_merkle_hash path[CT_MERKLE_MAX_PATH];
+    size_t path_len;
+    uint8_t root[CT_MERKLE_HASH_LEN];
+} inclusion;
+
+static ct_err inclusion_make(ca *c, const char *serial_in, uint64_t tree_size, inclusion *out)
+{
+    ct_err rc = CT_OK;
+    ct_merkle_hash *leaves = NULL;
+    char serial[DB_CERT_SERIAL_HEX_MAX];
+    CT_GUARD(ca_serial_normalize(serial_in, serial));
+    CT_GUARD(db_log_find(c->db, serial, &out->index, &out->der));
+    CT_ENSURE_MSG(out->index < tree_size, CT_ERR_USAGE, "certificate %s is leaf %llu: not in a tree of %llu leaves",
+                  serial, (unsigned long long)out->index, (unsigned long long)tree_size);
+    CT_GUARD(db_log_leaves(c->db, tree_size, &leaves));
+    memcpy(out->leaf_hash, leaves[out->index], CT_MERKLE_HASH_LEN);
+    CT_GUARD(ct_merkle_inclusion_path(leaves, tree_size, out->index, out->path, &out->path_len));
+    CT_GUARD(ct_merkle_root(leaves, tree_size, out->root));
+cleanup:
+    free(leaves);
+    if (rc != CT_OK) ct_buf_free(&out->der);
+    return rc;
+}
+
+ct_err ca_log_proof_write(ca *c, const char *serial, const char *path)
+{
+    ct_err rc = CT_OK;
+    inclusion inc = {0};
+    db_tree_head sth;
+    ct_buf der = CT_BUF_INIT, pem = CT_BUF_INIT;
+    CT_ENSURE_MSG(serial && *serial && strnlen(serial, 128) < 128, CT_ERR_USAGE, "a certificate serial is required");
+    rc = db_log_tree_head_latest(c->db, &sth);
+    CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    bool have_sth = rc == CT_OK;
+    uint64_t index = 0;
+    char norm[DB_CERT_SERIAL_HEX_MAX];
+    CT_GUARD(ca_serial_normalize(serial, norm));
+    CT_GUARD(db_log_find(c->db, norm, &index, &der));
+    ct_buf_free(&der);
+    if (!have_sth || sth.head.tree_size <= index) /* no tree head covers it yet: sign one now */
+        CT_GUARD(ca_log_sth(c, "cli", &sth));
+    CT_GUARD(inclusion_make(c, norm, sth.head.tree_size, &inc));
+    CT_ENSURE_MSG(memcmp(inc.root, sth.head.root, CT_MERKLE_HASH_LEN) == 0, CT_ERR_INTEGRITY,
+                  "tree head %lld does not match the log: run camtrust-ca audit verify", (long long)sth.id);
+    pki_log_proof p = {.cert = inc.der.data, .cert_len = inc.der.len, .leaf_index = inc.index, .head = sth.head,
+                       .path_len = inc.path_len};
+    memcpy(p.path, inc.path, sizeof p.path);
+    CT_GUARD(pki_log_proof_encode(&p, &der));
+    CT_GUARD(ct_buf_alloc(&pem, der.len * 2 + 128));
+    CT_GUARD(ct_pem_encode(PKI_LOG_PROOF_PEM, der.data, der.len, &pem));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+cleanup:
+    ct_buf_free(&inc.der);
+    ct_buf_free(&der);
+    ct_buf_free(&pem);
+    return rc;
+}
+
+ct_err ca_log_proof_check(const char *proof_path, const char *log_cert_path, ca_log_proof_info *info)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT, der = CT_BUF_INIT, log_cert = CT_BUF_INIT;
+    pki_log_proof p;
+    pki_cert_info cert;
+    memset(info, 0, sizeof *info);
+    CT_GUARD(ct_file_read(proof_path, PKI_LOG_PROOF_MAX * 2, &file));
+    CT_GUARD(ct_buf_alloc(&der, PKI_LOG_PROOF_MAX));
+    rc = ct_pem_decode(file.data, file.len, PKI_LOG_PROOF_PEM, 0, &der);
+    CT_ENSURE_MSG(rc != CT_ERR_NOT_FOUND, CT_ERR_BAD_DER, "%s holds no PEM %s", proof_path, PKI_LOG_PROOF_PEM);
+    CT_GUARD(rc);
+    CT_GUARD(ca_read_cert_file(log_cert_path, &log_cert));
+    CT_GUARD(pki_log_proof_verify(der.data, der.len, log_cert.data, log_cert.len, &p));
+    CT_GUARD(pki_cert_parse_info(p.cert, p.cert_len, &cert));
+    info->leaf_index = p.leaf_index;
+    info->tree_size = p.head.tree_size;
+    info->timestamp_ms = p.head.timestamp_ms;
+    CT_GUARD(ct_strlcpy(info->cert_serial, sizeof info->cert_serial, cert.serial_hex));
+    CT_GUARD(ct_strlcpy(info->subject_serial, sizeof info->subject_serial, cert.subject_serial));
+cleanup:
+    ct_buf_free(&file);
+    ct_buf_free(&der);
+    ct_buf_free(&log_cert);
+    return rc;
+}
+
+/* ---- audit verify ---- */
+
+static ct_err check_signature(const ct_tree_head *h, void *arg)
+{
+    const ct_buf *cert = arg;
+    return pki_tree_head_verify(cert->data, cert->len, h);
+}
+
+ct_err ca_log_verify(ca *c, db_log_report *report)
+{
+    const ca_signer *s = &c->signers[CA_KEY_LOG];
+    return db_log_verify(c->db, s->cert_der.len ? check_signature : NULL, (void *)&s->cert_der, report);
+}
+
+/* ---- HTTP: GET /log/sth, /log/proof/inclusion, /log/proof/consistency (public: the answers are signed or
+ * checkable against what is) ---- */
+
+static ct_err json_hash(ct_buf *b, const uint8_t *p, size_t n)
+{
+    char tmp[CT_TREE_HEAD_SIG_MAX * 2];
+    ct_buf enc = {(uint8_t *)tmp, 0, sizeof tmp};
+    CT_GUARD_RET(ct_base64_encode(p, n, false, &enc));
+    return ct_buf_appendf(b, "\"%.*s\"", (int)enc.len, tmp);
+}
+
+static ct_err json_path(ct_buf *b, const char *name, const ct_merkle_hash *path, size_t n)
+{
+    CT_GUARD_RET(ct_buf_appendf(b, ",\"%s\":[", name));
+    for (size_t i = 0; i < n; i++) {
+        if (i) CT_GUARD_RET(ct_buf_append(b, ",", 1));
+        CT_GUARD_RET(json_hash(b, path[i], CT_MERKLE_HASH_LEN));
+    }
+    return ct_buf_append(b, "]}\n", 3);
+}
+
+/* A query argument that must be present and a decimal number. */
+static ct_err arg_u64(const ca_http_request *rq, const char *name, bool required, uint64_t *out)
+{
+    const char *s = rq->arg ? rq->arg(rq->arg_ctx, name) : NULL;
+    if (!s && !required) return CT_ERR_NOT_FOUND;
+    CT_ENSURE_RET(s && *s, ct_fail(CT_ERR_USAGE, "parameter %s is required", name));
+    size_t n = strnlen(s, 21);
+    CT_ENSURE_RET(n <= 19, ct_fail(CT_ERR_USAGE, "parameter %s is too long", name));
+    *out = 0;
+    for (size_t i = 0; i < n; i++) {
+        CT_ENSURE_RET(s[i] >= '0' && s[i] <= '9', ct_fail(CT_ERR_USAGE, "parameter %s must be a decimal number", name));
+        *out = *out * 10 + (uint64_t)(s[i] - '0');
+    }
+    return CT_OK;
+}
+
+static ct_err latest_or_unavailable(ca *c, db_tree_head *sth)
+{
+    ct_err rc = db_log_tree_head_latest(c->db, sth);
+    return rc == CT_ERR_NOT_FOUND ? ct_fail(CT_ERR_UNAVAILABLE, "no tree head has been signed yet") : rc;
+}
+
+static ct_err answer_sth(ca *c, ca_http_answer *ans)
+{
+    db_tree_head sth;
+    CT_GUARD_RET(latest_or_unavailable(c, &sth));
+    CT_GUARD_RET(ct_buf_alloc(&ans->body, PROOF_JSON_MAX));
+    CT_GUARD_RET(ct_buf_appendf(&ans->body, "{\"tree_head\":%lld,\"tree_size\":%llu,\"timestamp\":%llu,\"root_hash\":",
+                                (long long)sth.id, (unsigned long long)sth.head.tree_size,
+                                (unsigned long long)sth.head.timestamp_ms));
+    CT_GUARD_RET(json_hash(&ans->body, sth.head.root, CT_MERKLE_HASH_LEN));
+    CT_GUARD_RET(ct_buf_append(&ans->body, ",\"signature\":", 13));
+    CT_GUARD_RET(json_hash(&ans->body, sth.head.sig, sth.head.sig_len));
+    CT_GUARD_RET(ct_buf_append(&ans->body, "}\n", 2));
+    return ct_snprintf(ans->reason, sizeof ans->reason, "sth size=%llu", (unsigned long long)sth.head.tree_size);
+}
+
+static ct_err answer_inclusion(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    inclusion inc = {0};
+    uint64_t size = 0;
+    const char *serial = rq->arg ? rq->arg(rq->arg_ctx, "serial") : NULL;
+    CT_ENSURE_MSG(serial && *serial, CT_ERR_USAGE, "parameter serial is required");
+    CT_ENSURE_MSG(strnlen(serial, 128) < 128, CT_ERR_USAGE, "parameter serial is too long");
+    rc = arg_u64(rq, "tree_size", false, &size);
+    if (rc == CT_ERR_NOT_FOUND) { /* default: the newest tree head, which the client can check */
+        db_tree_head sth;
+        CT_GUARD(latest_or_unavailable(c, &sth));
+        size = sth.head.tree_size;
+    } else {
+        CT_GUARD(rc);
+    }
+    CT_GUARD(inclusion_make(c, serial, size, &inc));
+    CT_GUARD(ct_buf_alloc(&ans->body, PROOF_JSON_MAX));
+    CT_GUARD(ct_buf_appendf(&ans->body, "{\"leaf_index\":%llu,\"tree_size\":%llu,\"leaf_hash\":",
+                            (unsigned long long)inc.index, (unsigned long long)size));
+    CT_GUARD(json_hash(&ans->body, inc.leaf_hash, CT_MERKLE_HASH_LEN));
+    CT_GUARD(json_path(&ans->body, "audit_path", inc.path, inc.path_len));
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "inclusion leaf=%llu size=%llu", (unsigned long long)inc.index,
+                         (unsigned long long)size));
+cleanup:
+    ct_buf_free(&inc.der);
+    return rc;
+}
+
+static ct_err answer_consistency(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    ct_merkle_hash *leaves = NULL, proof[CT_MERKLE_MAX_PATH];
+    size_t n = 0;
+    uint64_t first = 0, second = 0;
+    CT_GUARD(arg_u64(rq, "first", true, &first));
+    CT_GUARD(arg_u64(rq, "second", true, &second));
+    CT_ENSURE_MSG(first >= 1 && first <= second, CT_ERR_USAGE, "need 1 <= first <= second (first=%llu second=%llu)",
+                  (unsigned long long)first, (unsigned long long)second);
+    CT_GUARD(db_log_leaves(c->db, second, &leaves));
+    CT_GUARD(ct_merkle_consistency_proof(leaves, first, second, proof, &n));
+    CT_GUARD(ct_buf_alloc(&ans->body, PROOF_JSON_MAX));
+    CT_GUARD(ct_buf_appendf(&ans->body, "{\"first\":%llu,\"second\":%llu", (unsigned long long)first,
+                            (unsigned long long)second));
+    CT_GUARD(json_path(&ans->body, "consistency_path", proof, n));
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "consistency %llu..%llu", (unsigned long long)first,
+                         (unsigned long long)second));
+cleanup:
+    free(leaves);
+    return rc;
+}
+
+ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    memset(ans, 0, sizeof *ans);
+    ct_err_clear();
+    bool sth = strcmp(rq->path, "/log/sth") == 0, inc = strcmp(rq->path, "/log/proof/inclusion") == 0,
+         cons = strcmp(rq->path, "/log/proof/consistency") == 0;
+    CT_ENSURE_MSG(sth || inc || cons, CT_ERR_NOT_FOUND, "no such resource");
+    CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "%s takes GET", rq->path);
+    CT_GUARD(sth ? answer_sth(c, ans) : inc ? answer_inclusion(c, rq, ans) : answer_consistency(c, rq, ans));
+    ans->status = 200;
+    ans->content_type = "application/json";
+cleanup:
+    if (rc != CT_OK) ca_http_error(ans, rc);
+    return rc;
+}

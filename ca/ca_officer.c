@@ -1,0 +1,406 @@
+/* Officers: certified like stations, from their own CSRs, with a role (auditor: reads; officer: also revokes).
+ * The /officer/api/ routes: who is asking (an enabled officer's client certificate, nothing else), what the
+ * role allows, bounded parsing of the few request fields, JSON answers. Every action and every refusal is
+ * audited with actor "officer:NAME" (or who else was refused). */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
+#include "ca_priv.h"
+
+#define API_PREFIX "/officer/api/"
+#define CLI_ACTOR "cli"
+#define JSON_TYPE "application/json"
+#define FORM_TYPE "application/x-www-form-urlencoded"
+#define KEY_MAX 16
+
+const char *const ca_officer_headers[] = {
+    "Content-Security-Policy",
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'",
+    "X-Content-Type-Options", "nosniff",
+    "X-Frame-Options", "DENY",
+    "Referrer-Policy", "no-referrer",
+    "Cache-Control", "no-store",
+    NULL,
+};
+
+bool ca_officer_route(const char *path)
+{
+    return strncmp(path, "/officer/", 9) == 0 || strcmp(path, "/console") == 0 || strncmp(path, "/console/", 9) == 0;
+}
+
+/* ---- commands ---- */
+ct_err ca_officer_add(ca *c, const char *name, const char *role, const char *csr_path, const char *out_path)
+{
+    ct_err rc = CT_OK;
+    ct_buf cert = CT_BUF_INIT;
+    pki_issued_info issued;
+    db_role r;
+    CT_ENSURE_MSG(name && ca_name_valid(name), CT_ERR_USAGE, "officer name '%.64s': use 1-63 letters, digits, '-', '_', '.'",
+                  name ? name : "");
+    CT_GUARD(db_role_parse(role, &r));
+    CT_GUARD(ca_client_cert_issue(c, name, csr_path, &cert, &issued));
+    CT_GUARD(db_officer_add(c->db, name, r, cert.data, cert.len, issued.serial_hex, CLI_ACTOR));
+    CT_GUARD(ca_client_cert_write(c, out_path, &cert));
+cleanup:
+    ct_buf_free(&cert);
+    return rc;
+}
+
+ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled)
+{
+    return db_officer_set_enabled(c->db, name, enabled, CLI_ACTOR);
+}
+
+/* ---- who is asking ---- */
+static void set_actor(ca_officer_id *who, const char *kind, const char *name)
+{
+    if (ct_snprintf(who->actor, sizeof who->actor, "%s:%s", kind, name) != CT_OK) who->actor[0] = '\0';
+}
+
+ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who)
+{
+    uint8_t fp[32];
+    db_officer o;
+    db_station st;
+    memset(who, 0, sizeof *who);
+    set_actor(who, "client", "unknown");
+    CT_ENSURE_RET(!rq->client_cert_untrusted,
+                  ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate does not chain to a camtrust CA"));
+    CT_ENSURE_RET(rq->client_cert && rq->client_cert_len,
+                  ct_fail(CT_ERR_UNAUTHENTICATED, "an officer client certificate is required"));
+    CT_GUARD_RET(ct_sha256(rq->client_cert, rq->client_cert_len, fp));
+    ct_err rc = db_officer_find_by_cert(c->db, fp, &o);
+    if (rc == CT_OK) {
+        set_actor(who, "officer", o.name);
+        CT_GUARD_RET(ct_strlcpy(who->name, sizeof who->name, o.name));
+        who->role = o.role;
+        CT_ENSURE_RET(o.enabled, ct_fail(CT_ERR_DISABLED, "officer %s is disabled", o.name));
+        return CT_OK;
+    }
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+    rc = db_station_find_by_cert(c->db, fp, &st);
+    if (rc == CT_OK) {
+        set_actor(who, "station", st.name);
+        return ct_fail(CT_ERR_FORBIDDEN, "stations cannot read: station %s is not an officer", st.name);
+    }
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+    set_actor(who, "client", "unregistered");
+    return ct_fail(CT_ERR_FORBIDDEN, "the client certificate is not a registered officer");
+}
+
+/* ---- request bodies ---- */
+static ct_err field_slot(ca_revoke_fields *f, const char *key, char **slot)
+{
+    static const struct {
+        const char *key;
+        size_t offset;
+    } k_fields[] = {{"serial", offsetof(ca_revoke_fields, serial)},
+                    {"order", offsetof(ca_revoke_fields, order)},
+                    {"station", offsetof(ca_revoke_fields, station)},
+                    {"reason", offsetof(ca_revoke_fields, reason)}};
+    for (size_t i = 0; i < sizeof k_fields / sizeof k_fields[0]; i++) {
+        if (strcmp(key, k_fields[i].key) != 0) continue;
+        *slot = (char *)f + k_fields[i].offset;
+        CT_ENSURE_RET(!**slot, ct_fail(CT_ERR_BAD_REQUEST, "field '%s' is given twice", key));
+        return CT_OK;
+    }
+    return ct_fail(CT_ERR_BAD_REQUEST, "unknown field '%.20s' (serial, order, station, reason)", key);
+}
+
+typedef struct {
+    const char *p, *start, *end;
+} cursor;
+
+static void skip_ws(cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r' || *c->p == '\n')) c->p++;
+}
+
+static ct_err malformed(const cursor *c, const char *what)
+{
+    return ct_fail(CT_ERR_BAD_REQUEST, "malformed JSON at byte %zu: %s", (size_t)(c->p - c->start), what);
+}
+
+static bool take(cursor *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) {
+        c->p++;
+        return true;
+    }
+    return false;
+}
+
+static ct_err put_char(char *out, size_t max, size_t *n, unsigned ch)
+{
+    CT_ENSURE_RET(*n + 1 < max, ct_fail(CT_ERR_BAD_REQUEST, "a field is longer than %zu bytes", max - 1));
+    out[(*n)++] = (char)ch;
+    return CT_OK;
+}
+
+/* \uXXXX: a code point below U+D800 (no surrogates, no NUL), written as UTF-8. */
+static ct_err json_unicode(cursor *c, char *out, size_t max, size_t *n)
+{
+    unsigned cp = 0;
+    CT_ENSURE_RET(c->end - c->p >= 4, malformed(c, "short \\u escape"));
+    for (int i = 0; i < 4; i++, c->p++) {
+        char h = *c->p;
+        int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+        CT_ENSURE_RET(v >= 0, malformed(c, "bad \\u escape"));
+        cp = cp * 16 + (unsigned)v;
+    }
+    CT_ENSURE_RET(cp != 0 && cp < 0xd800, malformed(c, "\\u escape of NUL or a surrogate"));
+    if (cp < 0x80) return put_char(out, max, n, cp);
+    if (cp < 0x800) {
+        CT_GUARD_RET(put_char(out, max, n, 0xc0 | (cp >> 6)));
+    } else {
+        CT_GUARD_RET(put_char(out, max, n, 0xe0 | (cp >> 12)));
+        CT_GUARD_RET(put_char(out, max, n, 0x80 | ((cp >> 6) & 0x3f)));
+    }
+    return put_char(out, max, n, 0x80 | (cp & 0x3f));
+}
+
+static ct_err json_string_value(cursor *c, char *out, size_t max)
+{
+    static const char k_escapes[] = "\"\"\\\\//b\bf\fn\nr\rt\t";
+    size_t n = 0;
+    CT_ENSURE_RET(take(c, '"'), malformed(c, "expected a string"));
+    for (;;) {
+        CT_ENSURE_RET(c->p < c->end, malformed(c, "unterminated string"));
+        unsigned char ch = (unsigned char)*c->p++;
+        if (ch == '"') break;
+        CT_ENSURE_RET(ch >= 0x20, malformed(c, "control character in a string"));
+        if (ch != '\\') {
+            CT_GUARD_RET(put_char(out, max, &n, ch));
+            continue;
+        }
+        CT_ENSURE_RET(c->p < c->end, malformed(c, "unterminated escape"));
+        char e = *c->p++;
+        if (e == 'u') {
+            CT_GUARD_RET(json_unicode(c, out, max, &n));
+            continue;
+        }
+        const char *m = NULL;
+        for (size_t i = 0; i + 1 < sizeof k_escapes && !m; i += 2)
+            if (k_escapes[i] == e) m = &k_escapes[i + 1];
+        CT_ENSURE_RET(m, malformed(c, "unknown escape"));
+        CT_GUARD_RET(put_char(out, max, &n, (unsigned char)*m));
+    }
+    out[n] = '\0';
+    return CT_OK;
+}
+
+/* A value: a string, or a whole non-negative number (an order id) kept as its digits. */
+static ct_err json_value(cursor *c, char *out, size_t max)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == '"') return json_string_value(c, out, max);
+    size_t n = 0;
+    while (c->p < c->end && *c->p >= '0' && *c->p <= '9') CT_GUARD_RET(put_char(out, max, &n, (unsigned char)*c->p++));
+    CT_ENSURE_RET(n > 0, malformed(c, "values must be strings or whole numbers"));
+    out[n] = '\0';
+    return CT_OK;
+}
+
+static ct_err parse_json(const char *body, size_t len, ca_revoke_fields *out)
+{
+    cursor c = {body, body, body + len};
+    char key[KEY_MAX], *slot = NULL;
+    CT_ENSURE_RET(take(&c, '{'), malformed(&c, "expected an object"));
+    if (!take(&c, '}')) {
+        do {
+            CT_GUARD_RET(json_string_value(&c, key, sizeof key));
+            CT_GUARD_RET(field_slot(out, key, &slot));
+            CT_ENSURE_RET(take(&c, ':'), malformed(&c, "expected ':'"));
+            CT_GUARD_RET(json_value(&c, slot, CA_FIELD_MAX));
+        } while (take(&c, ','));
+        CT_ENSURE_RET(take(&c, '}'), malformed(&c, "expected ',' or '}'"));
+    }
+    skip_ws(&c);
+    CT_ENSURE_RET(c.p == c.end, malformed(&c, "text after the object"));
+    return CT_OK;
+}
+
+static ct_err parse_form(const char *body, size_t len, ca_revoke_fields *out)
+{
+    const char *p = body, *end = body + len;
+    char key[KEY_MAX], *slot = NULL;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        CT_ENSURE_RET(eq, ct_fail(CT_ERR_BAD_REQUEST, "malformed form: a field without '='"));
+        CT_GUARD_RET(ct_url_decode(p, (size_t)(eq - p), key, sizeof key));
+        CT_GUARD_RET(field_slot(out, key, &slot));
+        ct_err rc = ct_url_decode(eq + 1, (size_t)(stop - eq - 1), slot, CA_FIELD_MAX);
+        CT_ENSURE_RET(rc != CT_ERR_TOO_LARGE, ct_fail(CT_ERR_BAD_REQUEST, "field '%s' is longer than %d bytes", key,
+                                                      CA_FIELD_MAX - 1));
+        CT_GUARD_RET(rc);
+        p = amp ? amp + 1 : end;
+    }
+    return CT_OK;
+}
+
+ct_err ca_revoke_fields_parse(const char *content_type, const uint8_t *body, size_t len, ca_revoke_fields *out)
+{
+    memset(out, 0, sizeof *out);
+    CT_ENSURE_RET(len <= CA_OFFICER_MAX_BODY,
+                  ct_fail(CT_ERR_TOO_LARGE, "request body larger than %d bytes", CA_OFFICER_MAX_BODY));
+    CT_ENSURE_RET(!memchr(body, '\0', len), ct_fail(CT_ERR_BAD_REQUEST, "NUL byte in the request body"));
+    if (ca_media_type_is(content_type, JSON_TYPE)) return parse_json((const char *)body, len, out);
+    if (ca_media_type_is(content_type, FORM_TYPE)) return parse_form((const char *)body, len, out);
+    return ct_fail(CT_ERR_CONTENT_TYPE, "content type must be " JSON_TYPE " or " FORM_TYPE ", not '%.60s'",
+                   content_type ? content_type : "(none)");
+}
+
+/* ---- answers ---- */
+static ct_err answer_json(ca_http_answer *ans, ct_buf *body, const char *reason)
+{
+    ans->status = 200;
+    ans->content_type = JSON_TYPE;
+    ans->body = *body;
+    *body = (ct_buf)CT_BUF_INIT;
+    return ct_strlcpy(ans->reason, sizeof ans->reason, reason);
+}
+
+/* An API refusal: the status, and {"status": N, "error": "reason"}. */
+static ct_err api_error(ca_http_answer *ans, ct_err e)
+{
+    ca_http_error(ans, e);
+    ct_buf_free(&ans->body);
+    ans->content_type = JSON_TYPE;
+    if (ct_buf_alloc(&ans->body, sizeof ans->reason * 6 + 64) != CT_OK ||
+        ct_buf_appendf(&ans->body, "{\"status\":%d,\"error\":", ans->status) != CT_OK ||
+        ct_json_string(&ans->body, ans->reason) != CT_OK || ct_buf_append(&ans->body, "}\n", 2) != CT_OK)
+        ans->body.len = 0;
+    return e;
+}
+
+static const char *arg(const ca_http_request *rq, const char *key)
+{
+    return rq->arg ? rq->arg(rq->arg_ctx, key) : NULL;
+}
+
+/* Audits a completed read; without its audit entry the answer is not sent. */
+static ct_err audited(ca *c, const ca_officer_id *who, const char *action, const char *subject, const char *detail)
+{
+    return db_audit_append(c->db, who->actor, action, subject, "ok", detail);
+}
+
+static ct_err api_search(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out)
+{
+    static const char *const keys[] = {"device_serial", "cert_serial", "station", "order", "model",
+                                       "from",          "to",          "status",  "limit", "offset"};
+    const char *v[sizeof keys / sizeof keys[0]];
+    char detail[DB_AUDIT_TEXT_MAX * 3] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        v[i] = arg(rq, keys[i]);
+        if (!v[i] || !*v[i]) continue;
+        CT_GUARD_RET(ct_snprintf(detail + used, sizeof detail - used, "%s%s=%.64s", used ? " " : "", keys[i], v[i]));
+        used += strlen(detail + used);
+    }
+    ca_search_args a = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]};
+    CT_GUARD_RET(ca_audit_search(c, &a, CA_FORMAT_JSON, out));
+    return audited(c, who, "officer.search", "certificates", detail);
+}
+
+static ct_err api_report(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out)
+{
+    CT_GUARD_RET(ca_audit_report(c, arg(rq, "from"), arg(rq, "to"), CA_FORMAT_JSON, out));
+    return audited(c, who, "officer.report", "report", NULL);
+}
+
+static ct_err api_cert(ca *c, const ca_officer_id *who, const char *serial, ct_buf *out)
+{
+    CT_GUARD_RET(ca_cert_detail_json(c, serial, out));
+    return audited(c, who, "officer.read", serial, NULL);
+}
+
+static ct_err api_me(const ca_officer_id *who, ct_buf *out)
+{
+    CT_GUARD_RET(ct_buf_alloc(out, 256));
+    CT_GUARD_RET(ct_buf_append(out, "{\"name\":", 8));
+    CT_GUARD_RET(ct_json_string(out, who->name));
+    CT_GUARD_RET(ct_buf_append(out, ",\"role\":", 8));
+    CT_GUARD_RET(ct_json_string(out, db_role_name(who->role)));
+    return ct_buf_append(out, "}\n", 2);
+}
+
+/* POST revoke: the role first (an auditor is refused whatever it sends), then the body, then ca_revoke (which
+ * audits its own refusals: unknown target, already revoked, bad reason). */
+static ct_err api_revoke(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out, int64_t *count)
+{
+    ca_revoke_fields f;
+    ct_err rc = CT_OK;
+    if (who->role != DB_ROLE_OFFICER) rc = ct_fail(CT_ERR_FORBIDDEN, "auditors cannot revoke (officer %s)", who->name);
+    else if (rq->body_too_large) rc = ct_fail(CT_ERR_TOO_LARGE, "request body larger than %d bytes", CA_OFFICER_MAX_BODY);
+    else if ((rc = ca_revoke_fields_parse(rq->content_type, rq->body, rq->body_len, &f)) == CT_OK &&
+             (!!*f.serial + !!*f.order + !!*f.station != 1 || !*f.reason))
+        rc = ct_fail(CT_ERR_BAD_REQUEST, "name one of serial, order, station, and a reason");
+    if (rc != CT_OK) return ca_audit_refusal(c, "officer.revoke", who->actor, "", rc);
+    ca_revoke_request req = {.scope = *f.order ? DB_REVOKE_ORDER : *f.station ? DB_REVOKE_STATION : DB_REVOKE_CERT,
+                             .target = *f.order ? f.order : *f.station ? f.station : f.serial,
+                             .reason = f.reason,
+                             .actor = who->actor};
+    CT_GUARD_RET(ca_revoke(c, &req, count));
+    static const char *const scope_names[] = {[DB_REVOKE_CERT] = "certificate", [DB_REVOKE_ORDER] = "order",
+                                              [DB_REVOKE_STATION] = "station"};
+    CT_GUARD_RET(ct_buf_alloc(out, 1024));
+    CT_GUARD_RET(ct_buf_appendf(out, "{\"revoked\":%lld,\"scope\":\"%s\",\"target\":", (long long)*count,
+                                scope_names[req.scope]));
+    CT_GUARD_RET(ct_json_string(out, req.target));
+    CT_GUARD_RET(ct_buf_append(out, ",\"reason\":", 10));
+    CT_GUARD_RET(ct_json_string(out, req.reason));
+    return ct_buf_append(out, "}\n", 2);
+}
+
+static ct_err api_route(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out, char *reason,
+                        size_t reason_max)
+{
+    const char *route = rq->path + strlen(API_PREFIX);
+    bool get = strcmp(rq->method, "GET") == 0, post = strcmp(rq->method, "POST") == 0;
+    bool cert = strncmp(route, "cert/", 5) == 0;
+    if (strcmp(route, "revoke") == 0) {
+        int64_t n = 0;
+        CT_ENSURE_RET(post, ca_audit_refusal(c, "officer.revoke", who->actor, "", ct_fail(CT_ERR_METHOD, "revoke takes POST")));
+        CT_GUARD_RET(api_revoke(c, who, rq, out, &n));
+        return ct_snprintf(reason, reason_max, "revoked %lld", (long long)n);
+    }
+    CT_ENSURE_RET(strcmp(route, "search") == 0 || strcmp(route, "report") == 0 || strcmp(route, "me") == 0 || cert,
+                  ct_fail(CT_ERR_NOT_FOUND, "no such officer API route"));
+    CT_ENSURE_RET(get, ct_fail(CT_ERR_METHOD, "%s takes GET", route));
+    ct_err rc = strcmp(route, "me") == 0 ? api_me(who, out)
+                : cert                   ? api_cert(c, who, route + 5, out)
+                : strcmp(route, "search") == 0 ? api_search(c, who, rq, out)
+                                               : api_report(c, who, rq, out);
+    /* A read refused for its input (bad filter, unknown serial) is audited like any refusal. */
+    if (rc != CT_OK && ct_err_http_status(rc) < 500)
+        return ca_audit_refusal(c, cert ? "officer.read" : "officer.search", who->actor, cert ? route + 5 : "", rc);
+    CT_GUARD_RET(rc);
+    return ct_snprintf(reason, reason_max, "%.40s", route);
+}
+
+ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ca_officer_id who;
+    ct_buf out = CT_BUF_INIT;
+    char reason[sizeof ans->reason] = "";
+    bool api = strncmp(rq->path, API_PREFIX, strlen(API_PREFIX)) == 0;
+    memset(ans, 0, sizeof *ans);
+    ct_err_clear();
+    ct_err rc = ca_officer_identify(c, rq, &who);
+    if (ct_snprintf(ans->actor, sizeof ans->actor, "%.*s", (int)sizeof ans->actor - 1, who.actor) != CT_OK)
+        ans->actor[0] = '\0';
+    if (rc != CT_OK && ct_err_http_status(rc) < 500) {
+        char subject[96];
+        if (ct_snprintf(subject, sizeof subject, "%.80s", rq->path) != CT_OK) subject[0] = '\0';
+        rc = ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
+    }
+    if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
+    if (rc == CT_OK) rc = api_route(c, &who, rq, &out, reason, sizeof reason);
+    if (rc == CT_OK) rc = answer_json(ans, &out, reason);
+    ct_buf_free(&out);
+    if (rc != CT_OK) return api ? api_error(ans, rc) : ca_http_error(ans, rc);
+    return CT_OK;
+}

@@ -1,0 +1,213 @@
+/* cenc: encrypted video for authorised viewers. ISO/IEC 23001-7 Common Encryption of H.264/H.265 in fragmented
+ * MP4 (one fragment per GOP, a fresh content key per segment), the content keys wrapped for each viewer
+ * certificate and carried in the file in camtrust's own 'pssh' box, and the reader that decrypts such files.
+ *
+ * Layout written (what players and `ffmpeg -decryption_key` read):
+ *   ftyp  moov{mvhd trak{tkhd mdia{mdhd hdlr minf{vmhd dinf stbl{stsd{encv{avcC|hvcC sinf{frma schm schi{tenc}}}}
+ *         stts stsc stsz stco}}}} mvex{trex}}
+ *   per GOP: moof{mfhd [pssh: first fragment of a segment] traf{tfhd tfdt trun sbgp sgpd(seig) senc saiz saio}} mdat
+ * Recording files (cenc_record_file) also get a 'sidx' after moov indexing every fragment; live CMAF
+ * segments do without.
+ * Recording files (cenc_record_file) also get a 'sidx' after moov; live CMAF segments do not need one.
+ * tenc carries the first segment's key ID; each traf's 'seig' sample group names the key ID of its segment
+ * (key rotation, ISO 23001-7 section 6), so the file plays on from any segment that a recorder stored.
+ *
+ * Subsamples (ISO 23001-7 section 9.5, NAL-structured video): per VCL NAL unit the 4-byte length, the NAL
+ * header and at least the first CENC_CLEAR_LEAD bytes stay clear (the slice header; the same choice as Apple's
+ * SAMPLE-AES, where 'cbcs' comes from), then a protected range that is a whole number of 16-byte blocks (the
+ * remainder joins the clear part: block-aligned for every scheme and hardware path). Non-VCL NAL units
+ * (parameter sets, SEI: signing SEIs too) are clear.
+ *   'cbcs': AES-128-CBC, pattern 1:9 (one block encrypted, nine skipped), the IV restarting for each subsample,
+ *           a constant 16-byte IV per file (tenc/seig), no per-sample IVs.
+ *   'cenc': AES-128-CTR over every protected byte, the counter running on across the subsamples of a sample,
+ *           an 8-byte per-sample IV (a random base per segment plus the sample's index).
+ *
+ * camtrust's pssh (SystemID CENC_SYSTEM_ID, box version 1 with the segment's key ID in its KID list), Data:
+ *   version 0x01, then TLVs (type 1 byte, length 2 bytes big-endian), in this order:
+ *     0x01 key ID (16 bytes)
+ *     0x02 recipient (121 bytes), once per viewer: SHA-256 of the viewer's certificate (DER, 32), the ephemeral
+ *          P-256 public key (uncompressed X9.62 point, 65), the content key wrapped with RFC 3394 AES key wrap
+ *          (24) under KEK = HKDF-SHA256(salt empty, IKM = ECDH(ephemeral, viewer key) x-coordinate,
+ *          info = "camtrust-cenc-v1" || key ID || certificate SHA-256 || ephemeral public key, 32 bytes).
+ *   Unknown types, repeated key IDs, more than CENC_MAX_RECIPIENTS recipients, trailing bytes: refused.
+ * A tampered pssh fails the key unwrap (the wrap is authenticated and bound to key ID and recipient).
+ * Common Encryption has no integrity of its own: an altered IV or slice decrypts to garbage. Integrity is the
+ * signature's job (issue 5). */
+#ifndef CAMTRUST_CENC_H
+#define CAMTRUST_CENC_H
+
+#include <time.h>
+
+#include "../../hsm/hsm.h"
+#include "../core/core.h"
+#include "../media/media.h"
+
+#define CENC_KEY_LEN 16
+#define CENC_KID_LEN 16
+#define CENC_IV_LEN 16
+#define CENC_CLEAR_LEAD 32          /* bytes of each VCL NAL unit (header included) left clear at least */
+#define CENC_MAX_RECIPIENTS 32
+#define CENC_MAX_SUBSAMPLES 1024    /* per sample */
+#define CENC_MAX_FRAGMENT_SAMPLES 4096
+#define CENC_MAX_SAMPLE (64u << 20) /* bytes */
+#define CENC_MAX_FRAGMENT (256u << 20)
+#define CENC_POINT_LEN 65           /* uncompressed P-256 point */
+#define CENC_WRAPPED_LEN 24         /* RFC 3394 of a 16-byte key */
+/* ffc3dd56-e680-466e-8df4-9c49c57641d2, generated once for camtrust. */
+#define CENC_SYSTEM_ID_BYTES                                                                                      \
+    {0xff, 0xc3, 0xdd, 0x56, 0xe6, 0x80, 0x46, 0x6e, 0x8d, 0xf4, 0x9c, 0x49, 0xc5, 0x76, 0x41, 0xd2}
+extern const uint8_t cenc_system_id[16];
+
+typedef enum { CENC_CLEAR = 0, CENC_CBCS = 1, CENC_CTR = 2 } cenc_scheme; /* CENC_CTR is scheme 'cenc' */
+const char *cenc_scheme_name(cenc_scheme s);
+CT_MUST_CHECK ct_err cenc_scheme_parse(const char *name, cenc_scheme *out);
+
+/* ---- subsamples and the sample cipher ---- */
+typedef struct {
+    uint32_t clear; /* at most 65535 (16 bits in senc) */
+    uint32_t enc;
+} cenc_subsample;
+
+/* The subsample map of a sample of 4-byte length-prefixed NAL units. CT_ERR_BAD_REQUEST if the lengths do not
+ * add up, CT_ERR_TOO_LARGE past `max` entries. */
+CT_MUST_CHECK ct_err cenc_subsamples(media_codec c, const uint8_t *sample, size_t len, cenc_subsample *out,
+                                     size_t max, size_t *n);
+
+typedef struct cenc_cipher cenc_cipher; /* a content key scheduled for one scheme and direction */
+CT_MUST_CHECK ct_err cenc_cipher_new(cenc_scheme s, const uint8_t key[CENC_KEY_LEN], bool decrypt, cenc_cipher **out);
+void cenc_cipher_free(cenc_cipher *c); /* wipes */
+/* En- or decrypts a sample in place. `iv` is 16 bytes ('cenc': the 8-byte IV then zeros). CT_ERR_BAD_REQUEST
+ * unless the subsamples cover `len` exactly. */
+CT_MUST_CHECK ct_err cenc_cipher_sample(cenc_cipher *c, const uint8_t iv[CENC_IV_LEN], uint8_t *sample, size_t len,
+                                        const cenc_subsample *ss, size_t n);
+
+/* ---- viewers and key wrapping ---- */
+typedef struct {
+    uint8_t cert_sha256[32];
+    uint8_t pub[CENC_POINT_LEN];
+    char name[64]; /* subject CN */
+} cenc_recipient;
+
+/* A viewer certificate file (PEM: the viewer certificate, then its issuing CA) that the camera accepts: it
+ * chains to the pinned operations root `root` at `now`, is an end-entity certificate with keyUsage
+ * keyAgreement (the viewer profile) and a P-256 key. CT_ERR_INTEGRITY with a reason otherwise. */
+CT_MUST_CHECK ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len,
+                                             time_t now, cenc_recipient *out);
+/* Every *.pem of `dir`, each one accepted or the whole call refused (naming the file): a planted or expired
+ * certificate is an error to fix, not a viewer silently dropped. CT_ERR_NOT_FOUND if there is none. */
+CT_MUST_CHECK ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_len, time_t now,
+                                          cenc_recipient *out, size_t max, size_t *n);
+
+typedef struct {
+    uint8_t cert_sha256[32];
+    uint8_t eph_pub[CENC_POINT_LEN];
+    uint8_t wrapped[CENC_WRAPPED_LEN];
+} cenc_wrapped_key;
+
+typedef struct {
+    uint8_t kid[CENC_KID_LEN];
+    size_t n;
+    cenc_wrapped_key r[CENC_MAX_RECIPIENTS];
+} cenc_pssh;
+
+/* Wraps `key` for one recipient with a fresh ephemeral key. */
+CT_MUST_CHECK ct_err cenc_wrap(const cenc_recipient *r, const uint8_t kid[CENC_KID_LEN],
+                               const uint8_t key[CENC_KEY_LEN], cenc_wrapped_key *out);
+/* Unwraps with the viewer's private key: `ecc_key` is a wolfSSL `ecc_key *` (software, or a token key from
+ * hsm_key_wolf_ecc: the ECDH then happens inside the token). CT_ERR_INTEGRITY if it does not unwrap. */
+CT_MUST_CHECK ct_err cenc_unwrap(void *ecc_key, const uint8_t kid[CENC_KID_LEN], const cenc_wrapped_key *w,
+                                 uint8_t key[CENC_KEY_LEN]);
+/* The same with a token key. */
+CT_MUST_CHECK ct_err cenc_unwrap_hsm(const hsm_key *k, const uint8_t kid[CENC_KID_LEN], const cenc_wrapped_key *w,
+                                     uint8_t key[CENC_KEY_LEN]);
+
+/* Appends the whole pssh box. */
+CT_MUST_CHECK ct_err cenc_pssh_encode(const cenc_pssh *p, ct_buf *out);
+/* Parses a whole pssh box (outside input). CT_ERR_NOT_FOUND if it is another DRM system's. */
+CT_MUST_CHECK ct_err cenc_pssh_parse(const uint8_t *box, size_t len, cenc_pssh *out);
+
+/* ---- the fragmented MP4 writer (library for the live pipeline: output goes to a callback) ---- */
+typedef ct_err (*cenc_out_fn)(void *arg, const uint8_t *p, size_t n);
+
+typedef struct {
+    media_codec codec;
+    uint32_t timescale;
+    uint16_t width, height;  /* 0 if unknown: decoders take them from the SPS */
+    const uint8_t *config;   /* the avcC / hvcC record (box content) */
+    size_t config_len;
+} cenc_track;
+
+/* Signing composed with encryption (issue 5): the writer hands each NAL unit of a sample as it will be stored
+ * (slices encrypted) to `nal` (t: seconds from the first sample), then inserts every NAL unit `take` has ready
+ * (signature SEIs, clear) before the sample's first slice; at the end `finish`, then `take` with wait for the
+ * last ones, which go after the last picture. Signatures thus cover the stored bytes: anyone holding the device
+ * root verifies an encrypted recording without any content key, and a viewer verifies before decrypting. */
+typedef ct_err (*cenc_nal_fn)(void *arg, media_codec c, const uint8_t *nal, size_t len, double t);
+typedef struct {
+    cenc_nal_fn nal;
+    ct_err (*take)(void *arg, bool wait, ct_buf *out, bool *ready);
+    ct_err (*finish)(void *arg);
+    void *arg;
+} cenc_sign_hooks;
+
+typedef struct {
+    cenc_scheme scheme;                /* CENC_CLEAR writes a plain fragmented MP4 */
+    uint32_t segment_ms;               /* key rotation: a new key at the first sync sample after this; 0: one key */
+    const cenc_recipient *recipients;  /* at least one unless CENC_CLEAR */
+    size_t n_recipients;
+    const cenc_sign_hooks *sign;       /* NULL: not signed */
+} cenc_options;
+
+typedef struct {
+    uint64_t samples, fragments, segments;
+    uint64_t media_bytes;     /* sample data in */
+    uint64_t protected_bytes; /* of it inside protected ranges ('cbcs' encrypts a tenth of these) */
+    uint64_t out_bytes;       /* everything written */
+    uint64_t init_bytes;      /* of it the init segment (ftyp, moov) */
+} cenc_stats;
+
+typedef struct cenc_writer cenc_writer;
+/* Writes the init segment (ftyp, moov) at once. */
+CT_MUST_CHECK ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn out, void *arg,
+                                     cenc_writer **w);
+/* One sample: an access unit of 4-byte length-prefixed NAL units. A sync sample starts a fragment. */
+CT_MUST_CHECK ct_err cenc_writer_sample(cenc_writer *w, const uint8_t *sample, size_t len, uint32_t duration,
+                                        bool sync);
+/* Writes the last fragment; `st` (may be NULL) gets the totals. */
+CT_MUST_CHECK ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st);
+void cenc_writer_free(cenc_writer *w); /* wipes the content key */
+/* A 'sidx' indexing every fragment written (after finish), to go between the init segment and the fragments
+ * of a recording file: players seek with it, and ffmpeg 5.1 needs it to decrypt a multi-fragment file (without
+ * one it parses every moof first and then applies the last fragment's senc to all samples; fixed in 6.1). */
+CT_MUST_CHECK ct_err cenc_writer_index(const cenc_writer *w, ct_buf *out);
+
+/* The avcC / hvcC record for parameter set NAL units (no start codes; SPS, PPS and for H.265 VPS), and the
+ * picture size from the SPS. */
+CT_MUST_CHECK ct_err cenc_config_record(media_codec c, const uint8_t *const *nals, const size_t *lens, size_t n,
+                                        ct_buf *out);
+
+/* ---- reading what the writer wrote (outside input: every length bounded, counts must add up) ---- */
+/* Answers the content key of `kid`; `pssh` is camtrust's pssh for that key ID, or NULL if the file has none. */
+typedef ct_err (*cenc_key_fn)(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_pssh *pssh,
+                              uint8_t key[CENC_KEY_LEN]);
+/* Decrypts a whole file into a clear fragmented MP4 written to `out`. */
+CT_MUST_CHECK ct_err cenc_decrypt(const uint8_t *in, size_t len, cenc_key_fn key, void *key_arg, cenc_out_fn out,
+                                  void *out_arg, cenc_stats *st);
+/* Calls `cb` for every camtrust pssh of the file, in order; `scheme` (may be NULL) gets the file's scheme. */
+typedef ct_err (*cenc_pssh_fn)(void *arg, const cenc_pssh *p);
+CT_MUST_CHECK ct_err cenc_list(const uint8_t *in, size_t len, cenc_scheme *scheme, cenc_pssh_fn cb, void *arg);
+
+/* Every NAL unit of the video samples as stored (slices still encrypted), with its sample's decoding time in
+ * seconds: what a custodian's signature check reads, needing no key. */
+CT_MUST_CHECK ct_err cenc_walk(const uint8_t *in, size_t len, cenc_nal_fn cb, void *arg);
+
+/* ---- files ---- */
+/* Records IN (H.264/H.265, Annex B paced at `fps`, or MP4: its video track) into an encrypted fragmented MP4
+ * at OUT. OUT appears complete or not at all (temporary file, fsync, rename; removed on any error). */
+CT_MUST_CHECK ct_err cenc_record_file(const char *in, const char *out, const cenc_options *o, unsigned fps,
+                                      cenc_stats *st);
+/* Decrypts IN into a clear fragmented MP4 at OUT, the same way. */
+CT_MUST_CHECK ct_err cenc_decrypt_file(const char *in, const char *out, cenc_key_fn key, void *key_arg,
+                                       cenc_stats *st);
+
+#endif

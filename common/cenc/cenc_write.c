@@ -1,0 +1,634 @@
+/* The fragmented MP4 writer: init segment, then per GOP a moof (with the segment's pssh when a key starts) and
+ * an mdat of samples encrypted in place. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cenc_priv.h"
+
+#define TIMESCALE_MOVIE 1000
+#define FLAGS_SYNC 0x02000000u     /* sample_depends_on 2: an IDR/IRAP picture */
+#define FLAGS_NON_SYNC 0x01010000u /* depends on others, sample_is_non_sync_sample */
+#define TRUN_FLAGS 0x000701u       /* data-offset, duration, size, flags present */
+#define TFHD_BASE_IS_MOOF 0x020000u
+#define SENC_SUBSAMPLES 0x2u
+#define CTR_IV_LEN 8
+#define CBCS_PATTERN 0x19 /* crypt 1, skip 9 */
+#define BOX_MAX (64u << 20)
+
+/* ---- growable buffers and boxes ---- */
+
+ct_err cenc_gbuf_put(cenc_gbuf *b, const void *p, size_t n)
+{
+    size_t max = b->max ? b->max : BOX_MAX;
+    CT_ENSURE_RET(n <= max - b->len, ct_fail(CT_ERR_TOO_LARGE, "more than %zu bytes of media data at once", max));
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap = cap > max / 2 ? max : cap * 2;
+        uint8_t *q = realloc(b->p, cap);
+        CT_ENSURE_RET(q, CT_ERR_NOMEM);
+        b->p = q;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return CT_OK;
+}
+
+ct_err cenc_gbuf_be(cenc_gbuf *b, uint64_t v, unsigned bytes)
+{
+    uint8_t t[8];
+    for (unsigned i = 0; i < bytes; i++) t[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    return cenc_gbuf_put(b, t, bytes);
+}
+
+void cenc_gbuf_free(cenc_gbuf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof *b);
+}
+
+ct_err cenc_box_open(cenc_gbuf *b, const char *type, size_t *start)
+{
+    *start = b->len;
+    CT_GUARD_RET(cenc_gbuf_be(b, 0, 4));
+    return cenc_gbuf_put(b, type, 4);
+}
+
+ct_err cenc_full_open(cenc_gbuf *b, const char *type, unsigned version, uint32_t flags, size_t *start)
+{
+    CT_GUARD_RET(cenc_box_open(b, type, start));
+    return cenc_gbuf_be(b, (uint64_t)version << 24 | flags, 4);
+}
+
+void cenc_box_close(cenc_gbuf *b, size_t start)
+{
+    uint32_t n = (uint32_t)(b->len - start);
+    uint8_t *p = b->p + start;
+    p[0] = (uint8_t)(n >> 24), p[1] = (uint8_t)(n >> 16), p[2] = (uint8_t)(n >> 8), p[3] = (uint8_t)n;
+}
+
+/* ---- decoder configuration records ---- */
+
+static ct_err put_nal16(cenc_gbuf *b, const uint8_t *nal, size_t len)
+{
+    CT_ENSURE_RET(len <= 0xffff, ct_fail(CT_ERR_BAD_REQUEST, "parameter set of %zu bytes", len));
+    CT_GUARD_RET(cenc_gbuf_be(b, len, 2));
+    return cenc_gbuf_put(b, nal, len);
+}
+
+/* The parameter sets of one NAL unit type, counted into an `bits`-bit count (H.264 avcC: 5 bits under 0xe0). */
+static ct_err put_params(media_codec c, cenc_gbuf *b, const uint8_t *const *nals, const size_t *lens, size_t n,
+                         unsigned type, uint8_t count_prefix)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += media_nal_classify(c, nals[i], lens[i]).type == type;
+    CT_ENSURE_RET(count > 0 && count < 32, ct_fail(CT_ERR_BAD_REQUEST, "no parameter set of NAL type %u", type));
+    if (c == MEDIA_H265) {
+        CT_GUARD_RET(cenc_gbuf_be(b, 0x80 | type, 1)); /* array_completeness */
+        CT_GUARD_RET(cenc_gbuf_be(b, count, 2));
+    } else {
+        CT_GUARD_RET(cenc_gbuf_be(b, count_prefix | count, 1));
+    }
+    for (size_t i = 0; i < n; i++)
+        if (media_nal_classify(c, nals[i], lens[i]).type == type) CT_GUARD_RET(put_nal16(b, nals[i], lens[i]));
+    return CT_OK;
+}
+
+static const uint8_t *find_type(media_codec c, const uint8_t *const *nals, const size_t *lens, size_t n, unsigned type,
+                                size_t *len)
+{
+    for (size_t i = 0; i < n; i++)
+        if (media_nal_classify(c, nals[i], lens[i]).type == type) return *len = lens[i], nals[i];
+    return NULL;
+}
+
+ct_err cenc_config_record(media_codec c, const uint8_t *const *nals, const size_t *lens, size_t n, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    cenc_gbuf b = {.max = 1 << 16};
+    size_t sps_len = 0;
+    const uint8_t *sps = find_type(c, nals, lens, n, c == MEDIA_H265 ? 33 : 7, &sps_len);
+    CT_ENSURE_MSG(sps, CT_ERR_BAD_REQUEST, "no SPS before the first picture");
+    if (c == MEDIA_H264) {
+        CT_ENSURE_MSG(sps_len >= 4, CT_ERR_BAD_REQUEST, "SPS too short");
+        uint8_t head[5] = {1, sps[1], sps[2], sps[3], 0xff}; /* version, profile, compatibility, level, 4-byte lengths */
+        CT_GUARD(cenc_gbuf_put(&b, head, sizeof head));
+        CT_GUARD(put_params(c, &b, nals, lens, n, 7, 0xe0));
+        CT_GUARD(put_params(c, &b, nals, lens, n, 8, 0));
+    } else {
+        /* profile_tier_level's general part: bytes 1..12 of the SPS payload without emulation prevention. */
+        uint8_t rbsp[32];
+        size_t rl = 0;
+        CT_GUARD(media_epb_remove(sps + 2, sps_len - 2 < 24 ? sps_len - 2 : 24, rbsp, sizeof rbsp, &rl));
+        CT_ENSURE_MSG(sps_len > 2 && rl >= 13, CT_ERR_BAD_REQUEST, "SPS too short");
+        CT_GUARD(cenc_gbuf_be(&b, 1, 1));
+        CT_GUARD(cenc_gbuf_put(&b, rbsp + 1, 12));
+        /* min_spatial_segmentation 0, parallelism 0, 4:2:0, 8 bits (players read them from the SPS), no frame
+         * rate, one temporal layer nested, 4-byte lengths; then VPS, SPS, PPS arrays. */
+        static const uint8_t tail[] = {0xf0, 0x00, 0xfc, 0xfd, 0xf8, 0xf8, 0x00, 0x00, 0x0f, 3};
+        CT_GUARD(cenc_gbuf_put(&b, tail, sizeof tail));
+        for (unsigned t = 32; t <= 34; t++) CT_GUARD(put_params(c, &b, nals, lens, n, t, 0));
+    }
+    CT_GUARD(ct_buf_alloc(out, b.len));
+    CT_GUARD(ct_buf_append(out, b.p, b.len));
+cleanup:
+    cenc_gbuf_free(&b);
+    return rc;
+}
+
+/* ---- the writer ---- */
+
+struct cenc_writer {
+    cenc_track t;
+    ct_buf config;
+    cenc_options o;
+    cenc_recipient *recipients;
+    cenc_out_fn out;
+    void *arg;
+    /* the current segment's key: its ID, the cipher (which alone holds the key) and the IVs */
+    uint8_t kid[CENC_KID_LEN], const_iv[CENC_IV_LEN];
+    uint64_t ctr_base, seg_samples, seg_start;
+    cenc_cipher *cipher;
+    cenc_gbuf pssh; /* for the next moof */
+    /* the fragment being built */
+    uint32_t n, size[CENC_MAX_FRAGMENT_SAMPLES], dur[CENC_MAX_FRAGMENT_SAMPLES];
+    uint8_t sync[CENC_MAX_FRAGMENT_SAMPLES], info[CENC_MAX_FRAGMENT_SAMPLES];
+    cenc_gbuf mdat, senc, moof;
+    cenc_gbuf refs; /* one sidx reference per fragment written */
+    size_t last_at, last_entry; /* the last sample: in mdat, its senc entry (signatures may follow it) */
+    uint8_t last_iv[CENC_IV_LEN];
+    uint64_t frag_dts, dts;
+    uint32_t seq;
+    cenc_subsample ss[CENC_MAX_SUBSAMPLES];
+    cenc_stats st;
+};
+
+static ct_err emit(cenc_writer *w, const uint8_t *p, size_t n)
+{
+    w->st.out_bytes += n;
+    return w->out(w->arg, p, n);
+}
+
+static bool encrypted(const cenc_writer *w) { return w->o.scheme != CENC_CLEAR; }
+
+static ct_err put_zeros(cenc_gbuf *b, size_t n)
+{
+    static const uint8_t z[64];
+    return n <= sizeof z ? cenc_gbuf_put(b, z, n) : ct_fail(CT_ERR_INTERNAL, "zeros");
+}
+
+/* The per-key fields of tenc and of a 'seig' group entry (after their leading reserved byte). */
+static ct_err put_key_fields(cenc_writer *w, cenc_gbuf *b)
+{
+    bool cbcs = w->o.scheme == CENC_CBCS;
+    CT_GUARD_RET(cenc_gbuf_be(b, cbcs ? CBCS_PATTERN : 0, 1));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 1)); /* isProtected */
+    CT_GUARD_RET(cenc_gbuf_be(b, cbcs ? 0 : CTR_IV_LEN, 1));
+    CT_GUARD_RET(cenc_gbuf_put(b, w->kid, CENC_KID_LEN));
+    if (!cbcs) return CT_OK;
+    CT_GUARD_RET(cenc_gbuf_be(b, CENC_IV_LEN, 1));
+    return cenc_gbuf_put(b, w->const_iv, CENC_IV_LEN);
+}
+
+static ct_err put_sample_entry(cenc_writer *w, cenc_gbuf *b)
+{
+    size_t e, c, s, x, y;
+    bool h265 = w->t.codec == MEDIA_H265;
+    const char *fmt = h265 ? "hvc1" : "avc1";
+    CT_GUARD_RET(cenc_box_open(b, encrypted(w) ? "encv" : fmt, &e));
+    CT_GUARD_RET(put_zeros(b, 6));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 2)); /* data_reference_index */
+    CT_GUARD_RET(put_zeros(b, 16));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->t.width, 2));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->t.height, 2));
+    CT_GUARD_RET(cenc_gbuf_be(b, 0x0048000000480000ull, 8)); /* 72 dpi */
+    CT_GUARD_RET(put_zeros(b, 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 2)); /* frame_count */
+    CT_GUARD_RET(put_zeros(b, 32));      /* compressorname */
+    CT_GUARD_RET(cenc_gbuf_be(b, 0x0018ffff, 4));
+    CT_GUARD_RET(cenc_box_open(b, h265 ? "hvcC" : "avcC", &c));
+    CT_GUARD_RET(cenc_gbuf_put(b, w->config.data, w->config.len));
+    cenc_box_close(b, c);
+    if (encrypted(w)) {
+        CT_GUARD_RET(cenc_box_open(b, "sinf", &s));
+        CT_GUARD_RET(cenc_box_open(b, "frma", &x));
+        CT_GUARD_RET(cenc_gbuf_put(b, fmt, 4));
+        cenc_box_close(b, x);
+        CT_GUARD_RET(cenc_full_open(b, "schm", 0, 0, &x));
+        CT_GUARD_RET(cenc_gbuf_put(b, cenc_scheme_name(w->o.scheme), 4));
+        CT_GUARD_RET(cenc_gbuf_be(b, 0x00010000, 4));
+        cenc_box_close(b, x);
+        CT_GUARD_RET(cenc_box_open(b, "schi", &x));
+        CT_GUARD_RET(cenc_full_open(b, "tenc", w->o.scheme == CENC_CBCS, 0, &y));
+        CT_GUARD_RET(put_zeros(b, 1));
+        CT_GUARD_RET(put_key_fields(w, b));
+        cenc_box_close(b, y);
+        cenc_box_close(b, x);
+        cenc_box_close(b, s);
+    }
+    cenc_box_close(b, e);
+    return CT_OK;
+}
+
+static const uint8_t matrix[36] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 0, 0};
+
+static ct_err put_moov(cenc_writer *w, cenc_gbuf *b)
+{
+    size_t moov, trak, mdia, minf, stbl, x, y;
+    static const char *const empty_tables[] = {"stts", "stsc", "stco"};
+    CT_GUARD_RET(cenc_box_open(b, "moov", &moov));
+    CT_GUARD_RET(cenc_full_open(b, "mvhd", 0, 0, &x));
+    CT_GUARD_RET(put_zeros(b, 8)); /* creation, modification */
+    CT_GUARD_RET(cenc_gbuf_be(b, TIMESCALE_MOVIE, 4));
+    CT_GUARD_RET(put_zeros(b, 4)); /* duration: fragments follow */
+    CT_GUARD_RET(cenc_gbuf_be(b, 0x000100000100ull, 6)); /* rate 1.0, volume 1.0 */
+    CT_GUARD_RET(put_zeros(b, 10));
+    CT_GUARD_RET(cenc_gbuf_put(b, matrix, sizeof matrix));
+    CT_GUARD_RET(put_zeros(b, 24));
+    CT_GUARD_RET(cenc_gbuf_be(b, 2, 4)); /* next_track_ID */
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_box_open(b, "trak", &trak));
+    CT_GUARD_RET(cenc_full_open(b, "tkhd", 0, 3, &x)); /* enabled, in movie */
+    CT_GUARD_RET(put_zeros(b, 8));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4)); /* track_ID */
+    CT_GUARD_RET(put_zeros(b, 8 + 8 + 8)); /* reserved, duration, reserved; layer, group, volume, reserved */
+    CT_GUARD_RET(cenc_gbuf_put(b, matrix, sizeof matrix));
+    CT_GUARD_RET(cenc_gbuf_be(b, (uint64_t)w->t.width << 16, 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, (uint64_t)w->t.height << 16, 4));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_box_open(b, "mdia", &mdia));
+    CT_GUARD_RET(cenc_full_open(b, "mdhd", 0, 0, &x));
+    CT_GUARD_RET(put_zeros(b, 8));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->t.timescale, 4));
+    CT_GUARD_RET(put_zeros(b, 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, 0x55c40000, 4)); /* language "und" */
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_full_open(b, "hdlr", 0, 0, &x));
+    CT_GUARD_RET(put_zeros(b, 4));
+    CT_GUARD_RET(cenc_gbuf_put(b, "vide", 4));
+    CT_GUARD_RET(put_zeros(b, 12));
+    CT_GUARD_RET(cenc_gbuf_put(b, "camtrust video", 15));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_box_open(b, "minf", &minf));
+    CT_GUARD_RET(cenc_full_open(b, "vmhd", 0, 1, &x));
+    CT_GUARD_RET(put_zeros(b, 8));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_box_open(b, "dinf", &x));
+    CT_GUARD_RET(cenc_full_open(b, "dref", 0, 0, &y));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, 12, 4)); /* 'url ' with flag 1: media in this file */
+    CT_GUARD_RET(cenc_gbuf_put(b, "url ", 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    cenc_box_close(b, y);
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_box_open(b, "stbl", &stbl));
+    CT_GUARD_RET(cenc_full_open(b, "stsd", 0, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    CT_GUARD_RET(put_sample_entry(w, b));
+    cenc_box_close(b, x);
+    for (size_t i = 0; i < 3; i++) {
+        CT_GUARD_RET(cenc_full_open(b, empty_tables[i], 0, 0, &x));
+        CT_GUARD_RET(put_zeros(b, 4));
+        cenc_box_close(b, x);
+    }
+    CT_GUARD_RET(cenc_full_open(b, "stsz", 0, 0, &x));
+    CT_GUARD_RET(put_zeros(b, 8));
+    cenc_box_close(b, x);
+    cenc_box_close(b, stbl);
+    cenc_box_close(b, minf);
+    cenc_box_close(b, mdia);
+    cenc_box_close(b, trak);
+    CT_GUARD_RET(cenc_box_open(b, "mvex", &x));
+    CT_GUARD_RET(cenc_full_open(b, "trex", 0, 0, &y));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));  /* track_ID */
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));  /* sample description index */
+    CT_GUARD_RET(put_zeros(b, 12));
+    cenc_box_close(b, y);
+    cenc_box_close(b, x);
+    cenc_box_close(b, moov);
+    return CT_OK;
+}
+
+/* A new content key: ID, cipher, and its pssh with the key wrapped for every recipient. The key itself lives
+ * only in the cipher from here on. */
+static ct_err new_segment(cenc_writer *w)
+{
+    ct_err rc = CT_OK;
+    uint8_t key[CENC_KEY_LEN], base[8];
+    cenc_pssh *p = calloc(1, sizeof *p);
+    CT_ENSURE(p, CT_ERR_NOMEM);
+    cenc_cipher_free(w->cipher);
+    w->cipher = NULL;
+    CT_GUARD(ct_random(key, sizeof key));
+    CT_GUARD(ct_random(w->kid, sizeof w->kid));
+    CT_GUARD(ct_random(base, sizeof base));
+    w->ctr_base = 0;
+    for (int i = 0; i < 8; i++) w->ctr_base = w->ctr_base << 8 | base[i];
+    CT_GUARD(cenc_cipher_new(w->o.scheme, key, false, &w->cipher));
+    memcpy(p->kid, w->kid, CENC_KID_LEN);
+    for (size_t i = 0; i < w->o.n_recipients; i++) CT_GUARD(cenc_wrap(&w->recipients[i], w->kid, key, &p->r[i]));
+    p->n = w->o.n_recipients;
+    ct_buf box = CT_BUF_INIT;
+    CT_GUARD(ct_buf_alloc(&box, 64 + CENC_MAX_RECIPIENTS * 128));
+    w->pssh.len = 0;
+    rc = cenc_pssh_encode(p, &box);
+    if (rc == CT_OK) rc = cenc_gbuf_put(&w->pssh, box.data, box.len);
+    ct_buf_free(&box);
+    CT_GUARD(rc);
+    w->seg_samples = 0;
+    w->seg_start = w->dts;
+    w->st.segments++;
+cleanup:
+    ct_wipe(key, sizeof key);
+    free(p);
+    return rc;
+}
+
+static ct_err put_traf_encryption(cenc_writer *w, cenc_gbuf *b, size_t moof, size_t *saio_patch)
+{
+    size_t x;
+    /* every sample of the fragment in the segment's 'seig' group: its key ID (and constant IV) */
+    CT_GUARD_RET(cenc_full_open(b, "sbgp", 0, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_put(b, "seig", 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->n, 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, 0x10001, 4)); /* the first group description of this fragment */
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_full_open(b, "sgpd", 1, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_put(b, "seig", 4));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->o.scheme == CENC_CBCS ? 37 : 20, 4)); /* default_length */
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    CT_GUARD_RET(put_zeros(b, 1));
+    CT_GUARD_RET(put_key_fields(w, b));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_full_open(b, "senc", 0, SENC_SUBSAMPLES, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->n, 4));
+    size_t senc_data = b->len - moof;
+    CT_GUARD_RET(cenc_gbuf_put(b, w->senc.p, w->senc.len));
+    cenc_box_close(b, x);
+    bool same = true;
+    for (uint32_t i = 1; i < w->n; i++) same = same && w->info[i] == w->info[0];
+    CT_GUARD_RET(cenc_full_open(b, "saiz", 0, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, same ? w->info[0] : 0, 1));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->n, 4));
+    if (!same) CT_GUARD_RET(cenc_gbuf_put(b, w->info, w->n));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_full_open(b, "saio", 0, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    *saio_patch = b->len;
+    CT_GUARD_RET(cenc_gbuf_be(b, senc_data, 4)); /* from the moof: tfhd default-base-is-moof */
+    cenc_box_close(b, x);
+    return CT_OK;
+}
+
+static void patch32(cenc_gbuf *b, size_t at, uint64_t v)
+{
+    for (int i = 0; i < 4; i++) b->p[at + (size_t)i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static ct_err flush(cenc_writer *w)
+{
+    if (w->n == 0) return CT_OK;
+    cenc_gbuf *b = &w->moof;
+    size_t moof, traf, x, data_offset, saio;
+    b->len = 0;
+    CT_GUARD_RET(cenc_box_open(b, "moof", &moof));
+    CT_GUARD_RET(cenc_full_open(b, "mfhd", 0, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, ++w->seq, 4));
+    cenc_box_close(b, x);
+    if (w->pssh.len) CT_GUARD_RET(cenc_gbuf_put(b, w->pssh.p, w->pssh.len));
+    CT_GUARD_RET(cenc_box_open(b, "traf", &traf));
+    CT_GUARD_RET(cenc_full_open(b, "tfhd", 0, TFHD_BASE_IS_MOOF, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_full_open(b, "tfdt", 1, 0, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->frag_dts, 8));
+    cenc_box_close(b, x);
+    CT_GUARD_RET(cenc_full_open(b, "trun", 0, TRUN_FLAGS, &x));
+    CT_GUARD_RET(cenc_gbuf_be(b, w->n, 4));
+    data_offset = b->len;
+    CT_GUARD_RET(cenc_gbuf_be(b, 0, 4));
+    for (uint32_t i = 0; i < w->n; i++) {
+        CT_GUARD_RET(cenc_gbuf_be(b, w->dur[i], 4));
+        CT_GUARD_RET(cenc_gbuf_be(b, w->size[i], 4));
+        CT_GUARD_RET(cenc_gbuf_be(b, w->sync[i] ? FLAGS_SYNC : FLAGS_NON_SYNC, 4));
+    }
+    cenc_box_close(b, x);
+    if (encrypted(w)) CT_GUARD_RET(put_traf_encryption(w, b, moof, &saio));
+    cenc_box_close(b, traf);
+    cenc_box_close(b, moof);
+    CT_ENSURE_RET(b->len + 8 + w->mdat.len <= UINT32_MAX, ct_fail(CT_ERR_TOO_LARGE, "fragment too large"));
+    patch32(b, data_offset, b->len + 8);
+    CT_GUARD_RET(cenc_gbuf_be(b, 8 + w->mdat.len, 4));
+    CT_GUARD_RET(cenc_gbuf_put(b, "mdat", 4));
+    uint64_t frag_size = b->len + w->mdat.len;
+    CT_ENSURE_RET(frag_size < (1u << 31), ct_fail(CT_ERR_TOO_LARGE, "fragment too large"));
+    CT_GUARD_RET(cenc_gbuf_be(&w->refs, frag_size, 4));
+    CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->dts - w->frag_dts, 4));
+    CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->sync[0] ? 0x90000000u : 0, 4)); /* starts with SAP type 1 */
+    CT_GUARD_RET(emit(w, b->p, b->len));
+    CT_GUARD_RET(emit(w, w->mdat.p, w->mdat.len));
+    w->st.fragments++;
+    w->frag_dts = w->dts;
+    w->n = 0;
+    w->mdat.len = w->senc.len = w->pssh.len = 0;
+    return CT_OK;
+}
+
+ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn out, void *arg, cenc_writer **wp)
+{
+    ct_err rc = CT_OK;
+    cenc_gbuf init = {0};
+    cenc_writer *w = calloc(1, sizeof *w);
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_ENSURE_MSG(t->config_len > 0 && t->timescale > 0, CT_ERR_ARG, "track without configuration or timescale");
+    CT_ENSURE_MSG(o->scheme == CENC_CLEAR || (o->n_recipients > 0 && o->n_recipients <= CENC_MAX_RECIPIENTS),
+                  CT_ERR_ARG, "encryption needs 1 to %d viewers", CENC_MAX_RECIPIENTS);
+    w->t = *t;
+    w->o = *o;
+    w->out = out;
+    w->arg = arg;
+    w->mdat.max = CENC_MAX_FRAGMENT;
+    w->moof.max = w->senc.max = 32u << 20;
+    CT_GUARD(ct_buf_alloc(&w->config, t->config_len));
+    CT_GUARD(ct_buf_append(&w->config, t->config, t->config_len));
+    w->t.config = NULL;
+    if (encrypted(w)) {
+        w->recipients = calloc(o->n_recipients, sizeof *w->recipients);
+        CT_ENSURE(w->recipients, CT_ERR_NOMEM);
+        memcpy(w->recipients, o->recipients, o->n_recipients * sizeof *w->recipients);
+        w->o.recipients = NULL;
+        CT_GUARD(ct_random(w->const_iv, sizeof w->const_iv));
+        CT_GUARD(new_segment(w));
+    }
+    static const uint8_t ftyp[] = {0, 0, 0, 28, 'f', 't', 'y', 'p', 'i', 's', 'o', '6', 0, 0, 0, 0,
+                                   'i', 's', 'o', '6', 'm', 'p', '4', '1', 'c', 'm', 'f', 'c'};
+    CT_GUARD(cenc_gbuf_put(&init, ftyp, sizeof ftyp));
+    CT_GUARD(put_moov(w, &init));
+    CT_GUARD(emit(w, init.p, init.len));
+    w->st.init_bytes = init.len;
+    *wp = w;
+    w = NULL;
+cleanup:
+    cenc_gbuf_free(&init);
+    cenc_writer_free(w);
+    return rc;
+}
+
+/* The senc entry and saiz size of the sample at `at` (`len` bytes), from its subsample map. */
+static ct_err put_entry(cenc_writer *w, size_t at, size_t len, const uint8_t iv[CENC_IV_LEN])
+{
+    size_t n = 0;
+    bool ctr = w->o.scheme == CENC_CTR;
+    CT_GUARD_RET(cenc_subsamples(w->t.codec, w->mdat.p + at, len, w->ss, CENC_MAX_SUBSAMPLES, &n));
+    size_t info = (ctr ? CTR_IV_LEN : 0) + 2 + 6 * n;
+    CT_ENSURE_RET(info <= 0xff, ct_fail(CT_ERR_TOO_LARGE, "%zu slices in a picture: saiz holds at most %d", n,
+                                        ctr ? 40 : 42));
+    w->last_entry = w->senc.len;
+    if (ctr) CT_GUARD_RET(cenc_gbuf_put(&w->senc, iv, CTR_IV_LEN));
+    CT_GUARD_RET(cenc_gbuf_be(&w->senc, n, 2));
+    for (size_t i = 0; i < n; i++) {
+        CT_GUARD_RET(cenc_gbuf_be(&w->senc, w->ss[i].clear, 2));
+        CT_GUARD_RET(cenc_gbuf_be(&w->senc, w->ss[i].enc, 4));
+    }
+    w->info[w->n] = (uint8_t)info;
+    return CT_OK;
+}
+
+/* Inserts the NAL units the signer has ready (signature SEIs: clear) into the sample at `at`, before its first
+ * slice, or at its end when `at_end`. */
+static ct_err insert_signatures(cenc_writer *w, size_t at, size_t *len, bool wait, bool at_end)
+{
+    ct_err rc = CT_OK;
+    ct_buf nal = CT_BUF_INIT;
+    size_t pos = 0, before = *len, nal_len;
+    const uint8_t *p;
+    for (bool ready = true; ready;) {
+        ct_buf_free(&nal);
+        CT_GUARD(w->o.sign->take(w->o.sign->arg, wait, &nal, &ready));
+        if (!ready) break;
+        if (!at_end && before == *len) /* where the first slice starts */
+            while (media_lp_next(w->mdat.p + at, *len, 4, &(size_t){pos}, &p, &nal_len) == CT_OK &&
+                   !media_nal_is_vcl(media_nal_classify(w->t.codec, p, nal_len).kind))
+                pos += 4 + nal_len;
+        size_t end = w->mdat.len, ins = at + (at_end ? *len : pos), add = 4 + nal.len;
+        CT_GUARD(cenc_gbuf_be(&w->mdat, nal.len, 4)); /* grows the buffer; moved into place below */
+        CT_GUARD(cenc_gbuf_put(&w->mdat, nal.data, nal.len));
+        memmove(w->mdat.p + ins + add, w->mdat.p + ins, end - ins);
+        w->mdat.p[ins] = (uint8_t)(nal.len >> 24), w->mdat.p[ins + 1] = (uint8_t)(nal.len >> 16);
+        w->mdat.p[ins + 2] = (uint8_t)(nal.len >> 8), w->mdat.p[ins + 3] = (uint8_t)nal.len;
+        memcpy(w->mdat.p + ins + 4, nal.data, nal.len);
+        *len += add;
+        pos += add;
+    }
+cleanup:
+    ct_buf_free(&nal);
+    return rc;
+}
+
+/* Hands the sample's NAL units as stored to the signer, then inserts the signatures it has ready. */
+static ct_err sign_sample(cenc_writer *w, size_t at, size_t *len)
+{
+    size_t pos = 0, nal_len;
+    const uint8_t *nal;
+    ct_err rc;
+    double t = (double)w->dts / w->t.timescale;
+    while ((rc = media_lp_next(w->mdat.p + at, *len, 4, &pos, &nal, &nal_len)) == CT_OK)
+        CT_GUARD_RET(w->o.sign->nal(w->o.sign->arg, w->t.codec, nal, nal_len, t));
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+    return insert_signatures(w, at, len, false, false);
+}
+
+ct_err cenc_writer_sample(cenc_writer *w, const uint8_t *sample, size_t len, uint32_t duration, bool sync)
+{
+    size_t n = 0;
+    uint8_t iv[CENC_IV_LEN] = {0};
+    if (sync || w->n == CENC_MAX_FRAGMENT_SAMPLES || w->mdat.len + len > CENC_MAX_FRAGMENT) CT_GUARD_RET(flush(w));
+    /* Keys change only at a GOP boundary, so each key's segment starts decodable. */
+    if (encrypted(w) && sync && w->o.segment_ms &&
+        (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale)
+        CT_GUARD_RET(new_segment(w));
+    CT_GUARD_RET(cenc_subsamples(w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, &n));
+    size_t at = w->mdat.len;
+    CT_GUARD_RET(cenc_gbuf_put(&w->mdat, sample, len));
+    w->st.media_bytes += len;
+    for (size_t i = 0; i < n; i++) w->st.protected_bytes += w->ss[i].enc;
+    if (encrypted(w)) {
+        if (w->o.scheme == CENC_CTR) {
+            uint64_t v = w->ctr_base + w->seg_samples++;
+            for (int i = 0; i < 8; i++) iv[i] = (uint8_t)(v >> (56 - 8 * i));
+        } else {
+            memcpy(iv, w->const_iv, sizeof iv);
+        }
+        CT_GUARD_RET(cenc_cipher_sample(w->cipher, iv, w->mdat.p + at, len, w->ss, n));
+    }
+    /* Signatures cover the bytes as stored: a custodian without keys verifies the encrypted recording. The
+     * inserted SEIs are clear and change no protected range, so the encryption above stands. */
+    if (w->o.sign) CT_GUARD_RET(sign_sample(w, at, &len));
+    if (encrypted(w)) CT_GUARD_RET(put_entry(w, at, len, iv));
+    memcpy(w->last_iv, iv, sizeof iv);
+    w->last_at = at;
+    w->size[w->n] = (uint32_t)len;
+    w->dur[w->n] = duration;
+    w->sync[w->n] = sync;
+    w->n++;
+    w->dts += duration;
+    w->st.samples++;
+    return CT_OK;
+}
+
+ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st)
+{
+    /* The last GOP's signature follows its last picture: into that sample, re-describing its subsamples. */
+    if (w->o.sign && w->n > 0) {
+        size_t len = w->size[w->n - 1];
+        CT_GUARD_RET(w->o.sign->finish(w->o.sign->arg));
+        CT_GUARD_RET(insert_signatures(w, w->last_at, &len, true, true));
+        if (encrypted(w) && len != w->size[w->n - 1]) {
+            w->n--;
+            w->senc.len = w->last_entry;
+            CT_GUARD_RET(put_entry(w, w->last_at, len, w->last_iv));
+            w->n++;
+        }
+        w->size[w->n - 1] = (uint32_t)len;
+    }
+    CT_GUARD_RET(flush(w));
+    if (st) *st = w->st;
+    return CT_OK;
+}
+
+ct_err cenc_writer_index(const cenc_writer *w, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    cenc_gbuf b = {0};
+    size_t x, n = w->refs.len / 12;
+    CT_ENSURE_MSG(n > 0 && n <= 0xffff, CT_ERR_TOO_LARGE, "%zu fragments: a sidx indexes 1 to 65535", n);
+    CT_GUARD(cenc_full_open(&b, "sidx", 1, 0, &x));
+    CT_GUARD(cenc_gbuf_be(&b, 1, 4)); /* reference_ID: the track */
+    CT_GUARD(cenc_gbuf_be(&b, w->t.timescale, 4));
+    CT_GUARD(put_zeros(&b, 16));      /* earliest presentation time, first offset: fragments follow */
+    CT_GUARD(cenc_gbuf_be(&b, n, 4)); /* reserved 16 bits, reference_count */
+    CT_GUARD(cenc_gbuf_put(&b, w->refs.p, w->refs.len));
+    cenc_box_close(&b, x);
+    CT_GUARD(ct_buf_alloc(out, b.len));
+    CT_GUARD(ct_buf_append(out, b.p, b.len));
+cleanup:
+    cenc_gbuf_free(&b);
+    return rc;
+}
+
+void cenc_writer_free(cenc_writer *w)
+{
+    if (!w) return;
+    cenc_cipher_free(w->cipher);
+    ct_buf_free(&w->config);
+    cenc_gbuf_free(&w->pssh);
+    cenc_gbuf_free(&w->mdat);
+    cenc_gbuf_free(&w->senc);
+    cenc_gbuf_free(&w->moof);
+    cenc_gbuf_free(&w->refs);
+    free(w->recipients);
+    ct_wipe(w->kid, sizeof w->kid);
+    free(w);
+}

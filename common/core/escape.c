@@ -1,0 +1,85 @@
+/* Escaping for what camtrust writes for others to read: JSON strings (RFC 8259) and CSV fields (RFC 4180). */
+#include "core.h"
+
+#include <string.h>
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one (overlong, surrogate, truncated). */
+static size_t utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (n <= 1) return n;
+    unsigned cp = c & (0x7fu >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return n;
+}
+
+ct_err ct_json_string(ct_buf *b, const char *s)
+{
+    CT_GUARD_RET(ct_buf_append(b, "\"", 1));
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    while (*p) {
+        unsigned c = *p;
+        size_t n = utf8_len(p);
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            CT_GUARD_RET(ct_buf_append(b, esc, 2));
+        } else if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '&') {
+            /* Controls, and the characters that matter if the JSON ever lands inside HTML. */
+            CT_GUARD_RET(ct_buf_appendf(b, "\\u%04x", c));
+        } else if (n == 0) {
+            CT_GUARD_RET(ct_buf_append(b, "\\ufffd", 6)); /* not UTF-8: replaced, never passed on */
+            n = 1;
+        } else {
+            CT_GUARD_RET(ct_buf_append(b, p, n));
+        }
+        p += n ? n : 1;
+    }
+    return ct_buf_append(b, "\"", 1);
+}
+
+ct_err ct_csv_field(ct_buf *b, const char *s)
+{
+    if (!s) s = "";
+    if (!strpbrk(s, ",\"\r\n")) return ct_buf_append(b, s, strlen(s));
+    CT_GUARD_RET(ct_buf_append(b, "\"", 1));
+    for (const char *p = s; *p; p++) {
+        if (*p == '"') CT_GUARD_RET(ct_buf_append(b, "\"", 1));
+        CT_GUARD_RET(ct_buf_append(b, p, 1));
+    }
+    return ct_buf_append(b, "\"", 1);
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+ct_err ct_url_decode(const char *in, size_t in_len, char *out, size_t out_max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < in_len; i++) {
+        char c = in[i];
+        if (c == '+') c = ' ';
+        else if (c == '%') {
+            CT_ENSURE_RET(i + 2 < in_len, ct_fail(CT_ERR_BAD_REQUEST, "truncated %% escape"));
+            int h = hex_digit(in[i + 1]), l = hex_digit(in[i + 2]);
+            CT_ENSURE_RET(h >= 0 && l >= 0, ct_fail(CT_ERR_BAD_REQUEST, "bad %% escape"));
+            c = (char)(h * 16 + l);
+            i += 2;
+        }
+        CT_ENSURE_RET(c != '\0', ct_fail(CT_ERR_BAD_REQUEST, "NUL in a form value"));
+        CT_ENSURE_RET(n + 1 < out_max, ct_fail(CT_ERR_TOO_LARGE, "form value longer than %zu bytes", out_max - 1));
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    return CT_OK;
+}

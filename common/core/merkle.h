@@ -1,0 +1,72 @@
+/* Merkle trees as RFC 9162 (Certificate Transparency 2.0) section 2.1 defines them, with SHA-256:
+ *   MTH({})       = SHA-256()
+ *   leaf hash     = SHA-256(0x00 || leaf)
+ *   MTH(D[n])     = SHA-256(0x01 || MTH(D[0:k]) || MTH(D[k:n])), k the largest power of two smaller than n
+ * Inclusion proofs (PATH, 2.1.3) and consistency proofs (PROOF, 2.1.4) are made from the leaf hashes and checked
+ * with the RFC's verification algorithms (2.1.3.2, 2.1.4.2). Shared by the CA (making proofs), the database
+ * (leaf hashes, roots) and whoever checks a proof offline (a camera). */
+#ifndef CAMTRUST_MERKLE_H
+#define CAMTRUST_MERKLE_H
+
+#include "core.h"
+
+#define CT_MERKLE_HASH_LEN 32
+/* A tree of at most 2^63 leaves has proofs of at most 64 hashes. */
+#define CT_MERKLE_MAX_PATH 64
+
+typedef uint8_t ct_merkle_hash[CT_MERKLE_HASH_LEN];
+
+CT_MUST_CHECK ct_err ct_merkle_leaf_hash(const void *leaf, size_t len, uint8_t out[CT_MERKLE_HASH_LEN]);
+CT_MUST_CHECK ct_err ct_merkle_node_hash(const uint8_t left[CT_MERKLE_HASH_LEN], const uint8_t right[CT_MERKLE_HASH_LEN],
+                                         uint8_t out[CT_MERKLE_HASH_LEN]);
+
+/* MTH of the first n leaf hashes: O(n) hashing. */
+CT_MUST_CHECK ct_err ct_merkle_root(const ct_merkle_hash *leaves, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN]);
+/* PATH(m, D[n]): the audit path of leaf m in the tree of the first n leaves (deepest first). O(n). */
+CT_MUST_CHECK ct_err ct_merkle_inclusion_path(const ct_merkle_hash *leaves, uint64_t n, uint64_t m,
+                                              ct_merkle_hash path[CT_MERKLE_MAX_PATH], size_t *path_len);
+/* PROOF(m, D[n]) for 0 < m <= n (empty when m == n). O(n). */
+CT_MUST_CHECK ct_err ct_merkle_consistency_proof(const ct_merkle_hash *leaves, uint64_t m, uint64_t n,
+                                                 ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *proof_len);
+
+/* RFC 9162 2.1.3.2: true when `path` proves leaf `index` (its leaf hash) in the tree of `size` leaves with `root`. */
+bool ct_merkle_verify_inclusion(const uint8_t leaf_hash[CT_MERKLE_HASH_LEN], uint64_t index, uint64_t size,
+                                const ct_merkle_hash *path, size_t path_len, const uint8_t root[CT_MERKLE_HASH_LEN]);
+/* RFC 9162 2.1.4.2: true when `proof` shows the tree (first, first_root) is a prefix of (second, second_root).
+ * first == second holds with an empty proof and equal roots; first == 0 is refused (nothing to prove). */
+bool ct_merkle_verify_consistency(uint64_t first, const uint8_t first_root[CT_MERKLE_HASH_LEN], uint64_t second,
+                                  const uint8_t second_root[CT_MERKLE_HASH_LEN], const ct_merkle_hash *proof,
+                                  size_t proof_len);
+
+/* The right edge of a growing tree (its perfect subtrees, largest first): appending is O(1) amortised and the
+ * root O(log n), so a tree head for every batch costs nothing like recomputing the tree. */
+typedef struct {
+    uint64_t size;
+    size_t n;                              /* perfect subtrees held */
+    ct_merkle_hash hash[CT_MERKLE_MAX_PATH];
+    uint8_t height[CT_MERKLE_MAX_PATH];
+} ct_merkle_frontier;
+
+void ct_merkle_frontier_init(ct_merkle_frontier *f);
+CT_MUST_CHECK ct_err ct_merkle_frontier_push(ct_merkle_frontier *f, const uint8_t leaf_hash[CT_MERKLE_HASH_LEN]);
+CT_MUST_CHECK ct_err ct_merkle_frontier_root(const ct_merkle_frontier *f, uint8_t out[CT_MERKLE_HASH_LEN]);
+
+/* ---- tree heads ----
+ * What a signed tree head signs (RFC 9162 TreeHeadDataV2's layout, 51 bytes, big-endian):
+ *   uint64 timestamp (milliseconds since the epoch) || uint64 tree_size || uint8 32 || root_hash[32]
+ *   || uint16 0 (no extensions)
+ * signed with ECDSA (SHA-256 for a P-256 key) by the log key; the signature is a DER ECDSA-Sig-Value. */
+#define CT_TREE_HEAD_TBS_LEN 51
+#define CT_TREE_HEAD_SIG_MAX 160
+
+typedef struct {
+    uint64_t tree_size;
+    uint64_t timestamp_ms;
+    uint8_t root[CT_MERKLE_HASH_LEN];
+    uint8_t sig[CT_TREE_HEAD_SIG_MAX];
+    size_t sig_len;
+} ct_tree_head;
+
+void ct_tree_head_tbs(const ct_tree_head *h, uint8_t out[CT_TREE_HEAD_TBS_LEN]);
+
+#endif

@@ -1,0 +1,219 @@
+/* Recordings on disk: signing an Annex B or MP4 file into a new one, and verifying one. Input files are
+ * mapped; the signer holds one GOP, the verifier a few. */
+#define _POSIX_C_SOURCE 200809L
+#define _FILE_OFFSET_BITS 64
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ms_priv.h"
+
+typedef struct {
+    ms_signer *s;
+    media_codec codec;
+    const media_mp4 *mp4;
+    unsigned nls;       /* MP4: NAL length size; 0 for Annex B */
+    uint32_t timescale, samples;
+    FILE *out;          /* Annex B */
+    media_out *o;       /* MP4, per sample */
+    ct_buf sei;
+    ms_sign_stats *st;
+    uint64_t frames;
+    int64_t start;      /* format time of the first picture */
+} sign_ctx;
+
+static ct_err put_nal(sign_ctx *c, const uint8_t *nal, size_t len)
+{
+    if (!c->nls) {
+        static const uint8_t sc[4] = {0, 0, 0, 1};
+        CT_ENSURE_RET(fwrite(sc, 1, 4, c->out) == 4 && fwrite(nal, 1, len, c->out) == len,
+                      ct_fail(CT_ERR_IO, "write failed: %s", strerror(errno)));
+        c->st->bytes_out += 4 + len;
+        return CT_OK;
+    }
+    uint8_t pre[4];
+    CT_ENSURE_RET(c->nls == 4 || len < (1u << (8 * c->nls)), ct_fail(CT_ERR_TOO_LARGE, "NAL unit too large for its "
+                                                                                    "length prefix"));
+    for (unsigned i = 0; i < c->nls; i++) pre[i] = (uint8_t)(len >> (8 * (c->nls - 1 - i)));
+    CT_GUARD_RET(media_out_write(c->o, pre, c->nls));
+    return media_out_write(c->o, nal, len);
+}
+
+/* Writes the SEIs signed so far; waits when the token falls behind (or for all of them at the end). */
+static ct_err drain(sign_ctx *c, bool all)
+{
+    for (;;) {
+        bool ready, wait = all || ms_signer_backlog(c->s) > MS_SIGNER_QUEUE / 2;
+        CT_GUARD_RET(ms_signer_take(c->s, wait, &c->sei, &ready));
+        if (!ready) return CT_OK;
+        CT_GUARD_RET(put_nal(c, c->sei.data, c->sei.len));
+    }
+}
+
+static ct_err sign_nal(sign_ctx *c, const uint8_t *nal, size_t len, int64_t t)
+{
+    media_nal_info info = media_nal_classify(c->codec, nal, len);
+    if (media_nal_is_vcl(info.kind) && info.first_slice) {
+        CT_GUARD_RET(ms_signer_push(c->s, nal, len, t));
+        c->frames++;
+        /* Signature SEIs go before the first slice of a picture, as prefix SEIs must. */
+        CT_GUARD_RET(drain(c, false));
+    } else {
+        CT_GUARD_RET(ms_signer_push(c->s, nal, len, t));
+    }
+    return put_nal(c, nal, len);
+}
+
+static ct_err sign_sample(void *arg, uint32_t index, const uint8_t *p, size_t len, media_out *o)
+{
+    sign_ctx *c = arg;
+    media_sample smp;
+    const uint8_t *nal;
+    size_t pos = 0, n;
+    ct_err rc;
+    c->o = o;
+    CT_GUARD_RET(media_mp4_sample(c->mp4, index, &smp));
+    int64_t t = c->start + (c->timescale ? (int64_t)(smp.dts * 10000000ULL / c->timescale) : 0);
+    while ((rc = media_lp_next(p, len, c->nls, &pos, &nal, &n)) == CT_OK) CT_GUARD_RET(sign_nal(c, nal, n, t));
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, ct_fail(rc, "video sample %u: %s", index + 1, ct_err_detail()));
+    c->st->bytes_in += len;
+    if (index + 1 == c->samples) {
+        CT_GUARD_RET(ms_signer_finish(c->s));
+        CT_GUARD_RET(drain(c, true));
+    }
+    return CT_OK;
+}
+
+static ct_err sign_annexb(sign_ctx *c, const media_file *in, unsigned fps)
+{
+    size_t pos = 0, n, skipped;
+    const uint8_t *nal;
+    while (media_annexb_next(in->data, in->len, &pos, &nal, &n, &skipped) == CT_OK) {
+        CT_ENSURE_RET(skipped == 0, ct_fail(CT_ERR_BAD_REQUEST, "%zu bytes before the first start code", skipped));
+        CT_GUARD_RET(sign_nal(c, nal, n, c->start + (int64_t)(c->frames * 10000000ULL / fps)));
+    }
+    CT_GUARD_RET(ms_signer_finish(c->s));
+    return drain(c, true);
+}
+
+ct_err ms_sign_file(const ms_signer_config *cfg, const char *in_path, const char *out_path, ms_sign_stats *st)
+{
+    ct_err rc = CT_OK;
+    media_file in = {0};
+    media_mp4 *mp4 = NULL;
+    media_mp4_video vid;
+    ms_signer_config sc = *cfg;
+    sign_ctx c;
+    memset(&c, 0, sizeof c);
+    c.st = st;
+    st->bytes_in = st->bytes_out = st->gops = 0;
+    CT_GUARD(media_file_map(in_path, &in));
+    if (media_is_mp4(in.data, in.len)) {
+        CT_GUARD(media_mp4_open(in.data, in.len, &mp4));
+        CT_GUARD(media_mp4_video_track(mp4, &vid));
+        sc.codec = vid.codec;
+        c.mp4 = mp4;
+        c.nls = vid.nal_length_size;
+        c.timescale = vid.timescale;
+        c.samples = vid.samples;
+    } else {
+        CT_GUARD(media_annexb_guess(in.data, in.len, &sc.codec));
+    }
+    c.codec = sc.codec;
+    c.start = ms_time_from_unix(st->start ? st->start : time(NULL), 0);
+    CT_GUARD(ms_signer_open(&sc, &c.s));
+    c.out = fopen(out_path, "wb");
+    CT_ENSURE_MSG(c.out, CT_ERR_IO, "cannot create %s: %s", out_path, strerror(errno));
+    if (mp4) {
+        CT_GUARD(media_mp4_rewrite(mp4, c.out, sign_sample, &c));
+        CT_ENSURE_MSG(vid.samples > 0, CT_ERR_BAD_REQUEST, "the video track has no samples");
+        st->bytes_in = in.len;
+        off_t end = ftello(c.out);
+        st->bytes_out = end > 0 ? (uint64_t)end : 0;
+    } else {
+        CT_GUARD(sign_annexb(&c, &in, st->fps ? st->fps : 30));
+        st->bytes_in = in.len;
+    }
+    CT_ENSURE_MSG(fflush(c.out) == 0 && fsync(fileno(c.out)) == 0, CT_ERR_IO, "cannot write %s: %s", out_path,
+                  strerror(errno));
+    st->gops = c.frames ? ms_signer_gops(c.s) : 0;
+cleanup:
+    if (c.out && fclose(c.out) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_IO, "cannot close %s", out_path);
+    if (c.out && rc != CT_OK) remove(out_path);
+    ms_signer_close(c.s);
+    ct_buf_free(&c.sei);
+    media_mp4_free(mp4);
+    media_file_unmap(&in);
+    return rc;
+}
+
+/* ---- verifying ---- */
+
+static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
+{
+    ct_err rc = CT_OK;
+    media_mp4 *m = NULL;
+    ms_verifier *v = NULL;
+    media_mp4_video vid;
+    media_sample smp;
+    CT_GUARD(media_mp4_open(f->data, f->len, &m));
+    CT_GUARD(media_mp4_video_track(m, &vid));
+    time_t created = media_mp4_creation_time(m);
+    CT_GUARD(ms_verifier_open(cfg, vid.codec, created ? created : time(NULL),
+                              created ? "MP4 creation time" : "verification time (no recording time in the clip)",
+                              cb, arg, &v));
+    for (uint32_t i = 0; i < vid.samples; i++) {
+        const uint8_t *nal;
+        size_t pos = 0, n;
+        rc = media_mp4_sample(m, i, &smp);
+        if (rc != CT_OK) {
+            ms_verifier_problem(v, "%s", ct_err_detail());
+            break;
+        }
+        double t = vid.timescale ? (double)smp.dts / vid.timescale : -1;
+        const uint8_t *p = f->data + smp.off;
+        while ((rc = media_lp_next(p, smp.size, vid.nal_length_size, &pos, &nal, &n)) == CT_OK)
+            CT_GUARD(ms_verifier_push(v, nal, n, t));
+        if (rc != CT_ERR_NOT_FOUND) ms_verifier_problem(v, "video sample %u: %s", i + 1, ct_err_detail());
+        rc = CT_OK;
+    }
+    rc = CT_OK;
+    CT_GUARD(ms_verifier_finish(v, sum));
+    CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "MP4"));
+cleanup:
+    ms_verifier_close(v);
+    media_mp4_free(m);
+    return rc;
+}
+
+static ct_err verify_annexb(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg,
+                            ms_summary *sum)
+{
+    ct_err rc = CT_OK;
+    ms_verifier *v = NULL;
+    media_codec codec;
+    size_t pos = 0, n, skipped;
+    const uint8_t *nal;
+    CT_GUARD(media_annexb_guess(f->data, f->len, &codec));
+    CT_GUARD(ms_verifier_open(cfg, codec, time(NULL), "verification time (no recording time in the clip)", cb, arg,
+                              &v));
+    while (media_annexb_next(f->data, f->len, &pos, &nal, &n, &skipped) == CT_OK) {
+        if (skipped) ms_verifier_problem(v, "%zu bytes outside any NAL unit before byte %zu", skipped, pos);
+        CT_GUARD(ms_verifier_push(v, nal, n, -1));
+    }
+    CT_GUARD(ms_verifier_finish(v, sum));
+    CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "Annex B"));
+cleanup:
+    ms_verifier_close(v);
+    return rc;
+}
+
+ct_err ms_verify_file(const char *path, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
+{
+    media_file f;
+    memset(sum, 0, sizeof *sum);
+    CT_GUARD_RET(media_file_map(path, &f));
+    ct_err rc = media_is_mp4(f.data, f.len) ? verify_mp4(&f, cfg, cb, arg, sum) : verify_annexb(&f, cfg, cb, arg, sum);
+    media_file_unmap(&f);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* db log: the issuance log. Every certificate the CA records is appended, in the same transaction as its row and
+ * its audit event, as the next leaf of an RFC 9162 Merkle tree (leaf = the certificate's DER; leaf index =
+ * append order from 0). Signed tree heads (signed by the CA in its token) are stored beside it, audited.
+ * Tables log_leaves and log_tree_heads refuse UPDATE and DELETE through SQL; db_log_verify catches the rest. */
+#ifndef CAMTRUST_DB_LOG_H
+#define CAMTRUST_DB_LOG_H
+
+#include "../common/core/merkle.h"
+#include "db.h"
+
+typedef struct {
+    int64_t id; /* 1, 2, ... in the order they were recorded */
+    ct_tree_head head;
+} db_tree_head;
+
+/* How many leaves the log holds. */
+CT_MUST_CHECK ct_err db_log_size(ct_db *db, uint64_t *size);
+/* The leaf hashes [0, n) of the tree of the first n leaves, with n <= the log's size (CT_ERR_USAGE otherwise).
+ * *out is malloc'd (free). Reads 32 bytes per leaf: proofs and roots from scratch are O(n). */
+CT_MUST_CHECK ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out);
+/* Leaf hashes [from, from + *count) of the log as it is now: *count in = most wanted, out = how many there were. */
+CT_MUST_CHECK ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count);
+/* A certificate's leaf index and its DER (the leaf; allocated into der). CT_ERR_NOT_FOUND if never issued here. */
+CT_MUST_CHECK ct_err db_log_find(ct_db *db, const char *cert_serial_hex, uint64_t *index, ct_buf *der);
+
+/* Records a signed tree head with its audit event ("log.sth"), in one transaction. Refuses (CT_ERR_USAGE) a
+ * size beyond the log's, or smaller than the previous tree head's, or a timestamp before it. *id may be NULL. */
+CT_MUST_CHECK ct_err db_log_tree_head_add(ct_db *db, const ct_tree_head *h, const char *actor, int64_t *id);
+/* The newest tree head; CT_ERR_NOT_FOUND (no detail) when none was signed yet. */
+CT_MUST_CHECK ct_err db_log_tree_head_latest(ct_db *db, db_tree_head *out);
+
+/* ---- verification ---- */
+/* Checks a tree head's signature: CT_OK, CT_ERR_INTEGRITY when it does not verify, anything else on failure. */
+typedef ct_err (*db_tree_head_check)(const ct_tree_head *h, void *arg);
+
+typedef struct {
+    int64_t leaves;
+    int64_t tree_heads;
+    char reason[256]; /* the first divergence: "log leaf 17: hash does not match certificate 3a9f... (edited)" */
+} db_log_report;
+
+/* In one read snapshot: recomputes every leaf hash from its certificate row and checks that every certificate is
+ * in the log exactly once and in issuance order; then recomputes the root of every tree head and checks its
+ * signature with `check` (NULL: a tree head is a divergence, as nothing can check it). CT_ERR_INTEGRITY with the
+ * first divergence (leaves before tree heads) in the report and as the error detail.
+ * O(leaves + tree heads x log leaves). */
+CT_MUST_CHECK ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_report *report);
+
+#endif

@@ -1,0 +1,388 @@
+/* db log: the issuance log's leaves and signed tree heads (see db_log.h). The leaf is appended by cert_issue_tx
+ * (db.c) inside the issuance's own transaction, so a certificate that left the CA is always in the log. */
+#define _POSIX_C_SOURCE 200809L
+#include "db_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_priv.h"
+
+static const char k_leaf_append[] =
+    "INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash)"
+    " VALUES ((SELECT coalesce(max(leaf_index) + 1, 0) FROM log_leaves), ?, ?)";
+static const char k_log_size[] = "SELECT coalesce(max(leaf_index) + 1, 0) FROM log_leaves";
+static const char k_leaves_from[] = "SELECT leaf_index, leaf_hash FROM log_leaves WHERE leaf_index >= ?"
+                                    " ORDER BY leaf_index LIMIT ?";
+static const char k_leaf_find[] = "SELECT l.leaf_index, c.der FROM log_leaves l"
+                                  " JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex"
+                                  " WHERE l.cert_serial_hex = ?";
+static const char k_head_insert[] =
+    "INSERT INTO log_tree_heads (tree_size, timestamp_ms, root_hash, signature) VALUES (?, ?, ?, ?)";
+static const char k_head_latest[] = "SELECT id, tree_size, timestamp_ms, root_hash, signature FROM log_tree_heads"
+                                    " ORDER BY id DESC LIMIT 1";
+static const char k_head_all[] =
+    "SELECT id, tree_size, timestamp_ms, root_hash, signature FROM log_tree_heads ORDER BY id";
+static const char k_verify_leaves[] =
+    "SELECT l.leaf_index, l.cert_serial_hex, l.leaf_hash, c.der, c.rowid FROM log_leaves l"
+    " LEFT JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex ORDER BY l.leaf_index";
+static const char k_verify_unlogged[] =
+    "SELECT cert_serial_hex FROM certificates c WHERE NOT EXISTS"
+    " (SELECT 1 FROM log_leaves l WHERE l.cert_serial_hex = c.cert_serial_hex) ORDER BY c.rowid LIMIT 1";
+
+/* ct_leaf_hash(der): the SQL function the log's migration uses to log the certificates recorded before it. */
+static void leaf_hash_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    uint8_t h[CT_MERKLE_HASH_LEN];
+    const void *p = argc == 1 ? sqlite3_value_blob(argv[0]) : NULL;
+    int n = argc == 1 ? sqlite3_value_bytes(argv[0]) : 0;
+    if (!p || n <= 0 || ct_merkle_leaf_hash(p, (size_t)n, h) != CT_OK) {
+        sqlite3_result_error(ctx, "ct_leaf_hash: no certificate", -1);
+        return;
+    }
+    sqlite3_result_blob(ctx, h, sizeof h, SQLITE_TRANSIENT);
+}
+
+ct_err db_log_register(ct_db *db)
+{
+    int r = sqlite3_create_function(db->h, "ct_leaf_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, leaf_hash_fn,
+                                    NULL, NULL);
+    return r == SQLITE_OK ? CT_OK : db_sql_fail(db, "register ct_leaf_hash");
+}
+
+ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len)
+{
+    uint8_t h[CT_MERKLE_HASH_LEN];
+    CT_GUARD_RET(ct_merkle_leaf_hash(der, der_len, h));
+    return db_exec(db, k_leaf_append, NULL, "tb", cert_serial_hex, h, sizeof h);
+}
+
+static ct_err size_fn(ct_db *db, void *out)
+{
+    int64_t n = 0;
+    CT_GUARD_RET(db_query_int(db, k_log_size, &n, ""));
+    *(uint64_t *)out = (uint64_t)n;
+    return CT_OK;
+}
+
+ct_err db_log_size(ct_db *db, uint64_t *size)
+{
+    CT_ENSURE_RET(db && size, ct_fail(CT_ERR_ARG, "db_log_size: missing argument"));
+    return db_call(db, false, size_fn, size);
+}
+
+struct leaves_ctx {
+    uint64_t from, count;
+    ct_merkle_hash *out;
+};
+
+static ct_err leaves_fn(ct_db *db, void *vctx)
+{
+    struct leaves_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    uint64_t n = 0;
+    CT_GUARD_RET(db_prepare(db, k_leaves_from, &st, "ii", (int64_t)c->from, (int64_t)c->count));
+    for (;; n++) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) break;
+        CT_ENSURE_RET((uint64_t)sqlite3_column_int64(st, 0) == c->from + n,
+                      ct_fail(CT_ERR_INTEGRITY, "log leaf %llu is missing", (unsigned long long)(c->from + n)));
+        CT_GUARD_RET(db_col_hash(st, 1, c->out[n]));
+    }
+    c->count = n;
+    return CT_OK;
+}
+
+ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count)
+{
+    CT_ENSURE_RET(db && out && count && *count <= INT64_MAX && from <= INT64_MAX,
+                  ct_fail(CT_ERR_ARG, "db_log_leaves_from: bad argument"));
+    struct leaves_ctx c = {.from = from, .count = *count, .out = out};
+    CT_GUARD_RET(db_call(db, false, leaves_fn, &c));
+    *count = c.count;
+    return CT_OK;
+}
+
+ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out)
+{
+    ct_err rc = CT_OK;
+    ct_merkle_hash *all = NULL;
+    uint64_t got = n;
+    CT_ENSURE_MSG(db && out && n <= SIZE_MAX / sizeof *all, CT_ERR_ARG, "db_log_leaves: bad argument");
+    all = malloc(n ? n * sizeof *all : 1);
+    CT_ENSURE(all, CT_ERR_NOMEM);
+    CT_GUARD(db_log_leaves_from(db, 0, all, &got));
+    CT_ENSURE_MSG(got == n, CT_ERR_USAGE, "tree size %llu is larger than the log (%llu leaves)", (unsigned long long)n,
+                  (unsigned long long)got);
+    *out = all;
+    all = NULL;
+cleanup:
+    free(all);
+    return rc;
+}
+
+struct find_ctx {
+    const char *serial;
+    uint64_t index;
+    ct_buf *der;
+};
+
+static ct_err find_fn(ct_db *db, void *vctx)
+{
+    struct find_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_leaf_find, &st, "t", c->serial));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_FOUND, "no certificate with serial %s is in the log", c->serial));
+    c->index = (uint64_t)sqlite3_column_int64(st, 0);
+    const void *der = sqlite3_column_blob(st, 1);
+    size_t len = (size_t)sqlite3_column_bytes(st, 1);
+    CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_DB, "certificate %s has no DER", c->serial));
+    CT_GUARD_RET(ct_buf_alloc(c->der, len));
+    return ct_buf_set(c->der, der, len);
+}
+
+ct_err db_log_find(ct_db *db, const char *cert_serial_hex, uint64_t *index, ct_buf *der)
+{
+    CT_ENSURE_RET(db && index && der, ct_fail(CT_ERR_ARG, "db_log_find: missing argument"));
+    CT_GUARD_RET(db_check_str("certificate serial", cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
+    struct find_ctx c = {.serial = cert_serial_hex, .der = der};
+    ct_err rc = db_call(db, false, find_fn, &c);
+    if (rc != CT_OK) ct_buf_free(der);
+    else *index = c.index;
+    return rc;
+}
+
+/* ---- tree heads ---- */
+
+static ct_err head_from_row(sqlite3_stmt *st, db_tree_head *out)
+{
+    memset(out, 0, sizeof *out);
+    out->id = sqlite3_column_int64(st, 0);
+    out->head.tree_size = (uint64_t)sqlite3_column_int64(st, 1);
+    out->head.timestamp_ms = (uint64_t)sqlite3_column_int64(st, 2);
+    CT_GUARD_RET(db_col_hash(st, 3, out->head.root));
+    const void *sig = sqlite3_column_blob(st, 4);
+    size_t n = (size_t)sqlite3_column_bytes(st, 4);
+    /* An oversized signature is kept short of the buffer: it fails verification, as a forged one should. */
+    out->head.sig_len = n < sizeof out->head.sig ? n : sizeof out->head.sig;
+    if (sig && out->head.sig_len) memcpy(out->head.sig, sig, out->head.sig_len);
+    return CT_OK;
+}
+
+static ct_err latest_fn(ct_db *db, void *out)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_head_latest, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_ERR_NOT_FOUND;
+    return head_from_row(st, out);
+}
+
+ct_err db_log_tree_head_latest(ct_db *db, db_tree_head *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_log_tree_head_latest: missing argument"));
+    return db_call(db, false, latest_fn, out);
+}
+
+struct head_ctx {
+    const ct_tree_head *h;
+    const char *actor;
+    int64_t id;
+};
+
+static ct_err head_add_tx(ct_db *db, void *vctx)
+{
+    struct head_ctx *c = vctx;
+    const ct_tree_head *h = c->h;
+    uint64_t size = 0;
+    db_tree_head last;
+    CT_GUARD_RET(size_fn(db, &size));
+    CT_ENSURE_RET(h->tree_size <= size, ct_fail(CT_ERR_USAGE, "tree size %llu is larger than the log (%llu leaves)",
+                                                (unsigned long long)h->tree_size, (unsigned long long)size));
+    ct_err rc = latest_fn(db, &last);
+    if (rc == CT_OK) {
+        CT_ENSURE_RET(h->tree_size >= last.head.tree_size && h->timestamp_ms >= last.head.timestamp_ms,
+                      ct_fail(CT_ERR_USAGE, "a tree head must not go back (tree head %lld: size %llu, timestamp %llu)",
+                              (long long)last.id, (unsigned long long)last.head.tree_size,
+                              (unsigned long long)last.head.timestamp_ms));
+    } else if (rc != CT_ERR_NOT_FOUND) {
+        return rc;
+    }
+    CT_GUARD_RET(db_exec(db, k_head_insert, NULL, "iibb", (int64_t)h->tree_size, (int64_t)h->timestamp_ms, h->root,
+                         sizeof h->root, h->sig, h->sig_len));
+    c->id = sqlite3_last_insert_rowid(db->h);
+    char subject[48], root[2 * CT_MERKLE_HASH_LEN + 1], detail[160];
+    CT_GUARD_RET(ct_hex_encode(h->root, sizeof h->root, root, sizeof root));
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "tree head %lld", (long long)c->id));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "size=%llu timestamp=%llu root=%s", (unsigned long long)h->tree_size,
+                             (unsigned long long)h->timestamp_ms, root));
+    return db_audit_append_tx(db, c->actor, "log.sth", subject, "ok", detail);
+}
+
+ct_err db_log_tree_head_add(ct_db *db, const ct_tree_head *h, const char *actor, int64_t *id)
+{
+    CT_ENSURE_RET(db && h && h->sig_len > 0 && h->sig_len <= sizeof h->sig,
+                  ct_fail(CT_ERR_ARG, "db_log_tree_head_add: unsigned tree head"));
+    CT_ENSURE_RET(h->tree_size <= INT64_MAX && h->timestamp_ms <= INT64_MAX, ct_fail(CT_ERR_ARG, "tree head out of range"));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct head_ctx c = {.h = h, .actor = actor};
+    CT_GUARD_RET(db_call(db, true, head_add_tx, &c));
+    if (id) *id = c.id;
+    return CT_OK;
+}
+
+/* ---- verification ---- */
+
+typedef struct {
+    db_tree_head_check check;
+    void *arg;
+    db_log_report *r;
+    db_tree_head *heads;
+    ct_merkle_hash *roots; /* the root recomputed for each tree head, as the walk reaches its size */
+    size_t n_heads, next;  /* tree heads loaded; the next one whose size the walk has to reach */
+    ct_merkle_frontier tree;
+} verify_ctx;
+
+static ct_err diverged(db_log_report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static ct_err diverged(db_log_report *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(r->reason, sizeof r->reason, fmt, ap);
+    va_end(ap);
+    if (n < 0) r->reason[0] = '\0';
+    return ct_fail(CT_ERR_INTEGRITY, "issuance log broken: %s", r->reason);
+}
+
+static ct_err load_heads(ct_db *db, verify_ctx *v)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    size_t cap = 0;
+    CT_GUARD_RET(db_prepare(db, k_head_all, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        if (v->n_heads == cap) {
+            cap = cap ? cap * 2 : 64;
+            db_tree_head *grown = realloc(v->heads, cap * sizeof *grown);
+            CT_ENSURE_RET(grown, CT_ERR_NOMEM);
+            v->heads = grown;
+            ct_merkle_hash *roots = realloc(v->roots, cap * sizeof *roots);
+            CT_ENSURE_RET(roots, CT_ERR_NOMEM);
+            v->roots = roots;
+        }
+        db_tree_head *h = &v->heads[v->n_heads];
+        CT_GUARD_RET(head_from_row(st, h));
+        if (v->n_heads > 0 && h->head.tree_size < h[-1].head.tree_size)
+            return diverged(v->r, "tree head %lld (size %llu) is smaller than tree head %lld (size %llu) before it",
+                            (long long)h->id, (unsigned long long)h->head.tree_size, (long long)h[-1].id,
+                            (unsigned long long)h[-1].head.tree_size);
+        v->n_heads++;
+    }
+}
+
+/* Records the root of the tree's current size for every tree head of that size. */
+static ct_err record_roots(verify_ctx *v)
+{
+    for (; v->next < v->n_heads && v->heads[v->next].head.tree_size == v->tree.size; v->next++)
+        CT_GUARD_RET(ct_merkle_frontier_root(&v->tree, v->roots[v->next]));
+    return CT_OK;
+}
+
+/* After the leaves: each tree head's root, then its signature, in the order they were signed. */
+static ct_err check_heads(verify_ctx *v)
+{
+    for (size_t i = 0; i < v->n_heads; i++) {
+        const db_tree_head *h = &v->heads[i];
+        if (memcmp(v->roots[i], h->head.root, CT_MERKLE_HASH_LEN) != 0)
+            return diverged(v->r, "tree head %lld (size %llu): root does not match the leaves", (long long)h->id,
+                            (unsigned long long)h->head.tree_size);
+        if (!v->check) return diverged(v->r, "tree head %lld: no log certificate to check its signature", (long long)h->id);
+        ct_err rc = v->check(&h->head, v->arg);
+        if (rc == CT_ERR_INTEGRITY) return diverged(v->r, "tree head %lld: signature does not verify", (long long)h->id);
+        CT_GUARD_RET(rc);
+        v->r->tree_heads++;
+    }
+    return CT_OK;
+}
+
+static ct_err walk_leaves(ct_db *db, verify_ctx *v)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    int64_t prev_rowid = 0;
+    uint8_t stored[CT_MERKLE_HASH_LEN], calc[CT_MERKLE_HASH_LEN];
+    CT_GUARD_RET(record_roots(v));
+    CT_GUARD_RET(db_prepare(db, k_verify_leaves, &st, ""));
+    for (int64_t expect = 0;; expect++) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        int64_t index = sqlite3_column_int64(st, 0);
+        const char *serial = (const char *)sqlite3_column_text(st, 1);
+        if (!serial) serial = "?";
+        if (index != expect) return diverged(v->r, "log leaf %lld missing (deleted)", (long long)expect);
+        const void *der = sqlite3_column_blob(st, 3);
+        int der_len = sqlite3_column_bytes(st, 3);
+        if (!der || der_len <= 0)
+            return diverged(v->r, "log leaf %lld: certificate %.40s is not in the database", (long long)index, serial);
+        CT_GUARD_RET(ct_merkle_leaf_hash(der, (size_t)der_len, calc));
+        if (db_col_hash(st, 2, stored) != CT_OK || memcmp(stored, calc, sizeof calc) != 0)
+            return diverged(v->r, "log leaf %lld: hash does not match certificate %.40s (edited)", (long long)index, serial);
+        int64_t rowid = sqlite3_column_int64(st, 4);
+        if (rowid == prev_rowid)
+            return diverged(v->r, "log leaf %lld: certificate %.40s is logged twice", (long long)index, serial);
+        if (rowid < prev_rowid)
+            return diverged(v->r, "log leaf %lld: certificate %.40s was issued before the certificate of leaf %lld "
+                                  "(reordered)", (long long)index, serial, (long long)(index - 1));
+        prev_rowid = rowid;
+        CT_GUARD_RET(ct_merkle_frontier_push(&v->tree, calc));
+        v->r->leaves++;
+        CT_GUARD_RET(record_roots(v));
+    }
+}
+
+static ct_err verify_snapshot(ct_db *db, verify_ctx *v)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(load_heads(db, v));
+    CT_GUARD_RET(walk_leaves(db, v));
+    CT_GUARD_RET(db_prepare(db, k_verify_unlogged, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (row) return diverged(v->r, "certificate %.40s missing from the log", (const char *)sqlite3_column_text(st, 0));
+    if (v->next < v->n_heads) {
+        const db_tree_head *h = &v->heads[v->next];
+        return diverged(v->r, "tree head %lld (size %llu): the log has only %llu leaves", (long long)h->id,
+                        (unsigned long long)h->head.tree_size, (unsigned long long)v->tree.size);
+    }
+    return check_heads(v);
+}
+
+static ct_err verify_fn(ct_db *db, void *vctx)
+{
+    /* One read transaction: leaves, certificates and tree heads as of one moment, while the CA goes on issuing. */
+    if (sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) return db_sql_fail(db, "begin");
+    ct_err rc = verify_snapshot(db, vctx);
+    for (size_t i = 0; i < db->n_cached; i++) (void)sqlite3_reset(db->cache[i].st);
+    if (sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && rc == CT_OK) rc = db_sql_fail(db, "end read");
+    return rc;
+}
+
+ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_report *report)
+{
+    CT_ENSURE_RET(db && report, ct_fail(CT_ERR_ARG, "db_log_verify: missing argument"));
+    memset(report, 0, sizeof *report);
+    verify_ctx v = {.check = check, .arg = arg, .r = report};
+    ct_merkle_frontier_init(&v.tree);
+    ct_err rc = db_call(db, false, verify_fn, &v);
+    free(v.heads);
+    free(v.roots);
+    return rc;
+}

@@ -1,0 +1,107 @@
+// Drives the officer console in Debian's Chromium with Playwright and an officer's client certificate.
+// Environment: URL, CERT, KEY (the officer's PEM files), DEVICE and SERIAL (the camera and its certificate to
+// revoke), SHOT (screenshot path), CHROMIUM, NODE_DIR (where playwright-core is installed), PROFILE.
+// Prints one line per check; exits non-zero at the first failure.
+import { pathToFileURL } from 'node:url';
+import path from 'node:path';
+
+const env = process.env;
+const { chromium } = await import(pathToFileURL(path.join(env.NODE_DIR, 'node_modules/playwright-core/index.mjs')));
+const STEP_MS = 10000;
+
+let failed = false;
+function check(what, ok, got) {
+  console.log(`${ok ? 'ok' : 'not ok'} - ${what}${ok ? '' : ` (got ${JSON.stringify(got)})`}`);
+  if (!ok) failed = true;
+  return ok;
+}
+
+const browser = await chromium.launch({
+  executablePath: env.CHROMIUM,
+  headless: true,
+  timeout: 20000,
+  // What runs here as root on a closed network (see shared notes): no sandbox, no GPU, no background traffic.
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+const problems = [];
+try {
+  const context = await browser.newContext({
+    clientCertificates: [{ origin: env.URL, certPath: env.CERT, keyPath: env.KEY }],
+    ignoreHTTPSErrors: true, // the CA's TLS certificate chains to ops-root.pem, which this browser does not trust
+    viewport: { width: 1400, height: 1000 },
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  page.on('console', (m) => { if (m.type() === 'error') problems.push('console error: ' + m.text()); });
+
+  const res = await page.goto(env.URL + '/console/');
+  check('the console loads over mutual TLS (200)', res && res.status() === 200, res && res.status());
+  check('... with a Content-Security-Policy', (res.headers()['content-security-policy'] || '').includes("default-src 'self'"),
+    res.headers()['content-security-policy']);
+  await page.waitForSelector('body[data-ready="yes"]');
+  check('it names the officer and the role', (await page.textContent('#who')) === 'bobofficer', await page.textContent('#who'));
+
+  // Search for one camera.
+  await page.fill('#f-device-serial', env.DEVICE);
+  await page.click('#search-btn');
+  await page.waitForFunction(() => document.querySelector('#search-summary').textContent.includes('of 1 '));
+  const rows = await page.$$eval('#results tbody tr[data-serial]', (trs) => trs.map((tr) => tr.dataset.serial));
+  check('the search finds exactly its certificate', rows.length === 1 && rows[0] === env.SERIAL, rows);
+
+  // Its detail.
+  await page.click(`#results tbody tr[data-serial="${env.SERIAL}"]`);
+  await page.waitForSelector('#detail-view:not([hidden])');
+  check('the detail shows the certificate serial', (await page.textContent('#d-serial')) === env.SERIAL,
+    await page.textContent('#d-serial'));
+  check('... its status: valid', (await page.textContent('#d-status')) === 'valid', await page.textContent('#d-status'));
+  const fields = await page.textContent('#d-fields');
+  for (const want of [env.DEVICE, 'digitalSignature', 'serverAuth, clientAuth', 'EC P-256', 'verified', 'leaf '])
+    check(`... and the decoded field "${want}"`, fields.includes(want), fields.slice(0, 200));
+  check('... and the chain as PEM', ((await page.textContent('#d-pem')).match(/BEGIN CERTIFICATE/g) || []).length === 3);
+
+  // Revoke, through the typed confirmation.
+  await page.click('#revoke-open');
+  await page.waitForSelector('#revoke-dialog[open]');
+  check('the confirmation names the certificate', (await page.textContent('#r-serial')) === env.SERIAL);
+  check('... and will not revoke before the serial is typed', await page.isDisabled('#r-submit'));
+  await page.fill('#r-confirm', 'not-the-serial');
+  check('... nor with a wrong one', await page.isDisabled('#r-submit'));
+  await page.fill('#r-confirm', env.SERIAL.toUpperCase());
+  check('... but with the serial typed (any case)', await page.isEnabled('#r-submit'));
+  await page.selectOption('#r-reason', 'keyCompromise');
+  await page.click('#r-submit');
+  await page.waitForFunction(() => document.querySelector('#d-status').textContent === 'revoked');
+  check('after revoking, the detail says revoked', (await page.textContent('#d-status')) === 'revoked');
+  check('... with its reason', (await page.textContent('#d-fields')).includes('keyCompromise'));
+  check('... the dialog is closed', !(await page.isVisible('#revoke-dialog')));
+  check('... a message says so', (await page.textContent('#message')).includes('Revoked 1 certificate'),
+    await page.textContent('#message'));
+  check('... the revoke button is gone', !(await page.isVisible('#revoke-open')));
+  await page.waitForFunction(() => document.querySelector('#results tbody .badge').textContent === 'revoked');
+  check('the result row says revoked too', true);
+
+  // The report.
+  await page.waitForFunction(() => document.querySelector('#revocations tbody').textContent.includes('officer:bob'));
+  const totals = await page.textContent('#totals');
+  check('the report totals: 7 issued, 1 revoked', totals.includes('7certificates issued') && totals.includes('1revoked'), totals);
+  const bars = await page.$$eval('#chart svg rect', (r) => r.length);
+  check('the issuance chart draws bars and a legend for both stations', bars >= 4, bars);
+  const legend = await page.$$eval('#chart svg text', (t) => t.map((x) => x.textContent));
+  check('... naming line1 and line2', legend.includes('line1') && legend.includes('line2'), legend);
+  check('the revocation is listed as officer:bob', (await page.textContent('#revocations')).includes('cert.revoke'));
+  const denials = await page.textContent('#denials');
+  check("the station's refused visit is among the denials", denials.includes('station:line1') &&
+    denials.includes('stations cannot read'), denials.slice(0, 200));
+
+  await page.screenshot({ path: env.SHOT, fullPage: true });
+  check('screenshot written', true);
+  check('no script or CSP errors on the page', problems.length === 0, problems);
+} catch (e) {
+  check('the browser session ran to the end', false, String(e && e.message ? e.message.split('\n')[0] : e));
+} finally {
+  await browser.close();
+}
+if (failed) process.exit(1);
+console.log('all browser checks passed');

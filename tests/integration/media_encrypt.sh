@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Encrypted video end to end (issue 6): a real CA certifies viewers whose keys live in their own tokens; a
+# simulated camera with the operations root pinned records real ffmpeg clips (H.264, H.265) encrypted with
+# 'cbcs' and 'cenc'; ffmpeg with the content key and camtrust-view (ECDH inside its token) both give back the
+# exact frames; outsiders, tampered and truncated files are refused without leaving output. Last, a provisioned
+# camera signs what it encrypts: a custodian verifies without any key, a viewer verifies and decrypts.
+# Usage: media_encrypt.sh BUILD_DIR (camtrust-ca, camtrust-agent, camtrust-view, tests/factory_client built)
+BUILD=$1
+CA_BIN=$BUILD/ca/camtrust-ca
+AGENT_BIN=$BUILD/device-agent/camtrust-agent
+VIEW_BIN=$BUILD/view/camtrust-view
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
+
+# frames FILE [ffmpeg input options...]: the MD5 of every decoded frame, one per line (no timestamps).
+frames() {
+  local f=$1; shift
+  ffmpeg -nostdin -loglevel error "$@" -i "$f" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
+}
+key_of() { "$VIEW_BIN" keys --dir "$1" --key "$2" | awk '$1 == "key" {print $2; exit}'; }
+no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
+
+CA=$WORK/ca
+"$CA_BIN" init --dir "$CA" >/dev/null
+
+# ---- viewers: keys made in their own tokens, certified by the operations CA ----
+for v in alice bob; do
+  "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
+  "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
+  "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
+done
+check "viewer certificate chains to the operations root (openssl)" \
+  openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$WORK/alice.pem" "$WORK/alice.pem"
+check_eq "viewer profile: keyAgreement only" "KeyAgreement" \
+  "$(openssl x509 -in "$WORK/alice.pem" -noout -ext keyUsage | sed -n 2p | tr -d ' ')"
+check "a viewer certificate for another token's key is refused" \
+  bash -c "! '$VIEW_BIN' install --dir '$WORK/alice' --cert '$WORK/bob.pem'"
+check "the same viewer name is not certified twice" \
+  bash -c "! '$CA_BIN' viewer add --dir '$CA' --name alice --csr '$WORK/bob/viewer.csr' --out '$WORK/x.pem'"
+
+# ---- the camera: ops root pinned; only alice may watch ----
+CAM=$WORK/cam
+"$AGENT_BIN" simulate --dir "$CAM" --serial SN6001 --model CX1 --root "$CA/root.pem" --ops-root "$CA/ops-root.pem" >/dev/null
+check "simulate --ops-root pins the operations root" cmp -s "$CAM/ops-root.pem" "$CA/ops-root.pem"
+mkdir -p "$WORK/viewers"
+cp "$WORK/alice.pem" "$WORK/viewers/"
+
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=640x360:rate=30 -t 2 -c:v libx264 -g 30 -bf 0 \
+  -pix_fmt yuv420p -f h264 "$WORK/clip.h264"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=640x360:rate=30 -t 2 -c:v libx265 -g 30 -bf 0 \
+  -x265-params log-level=error -pix_fmt yuv420p -f hevc "$WORK/clip.h265"
+ffmpeg -nostdin -loglevel error -i "$WORK/clip.h264" -c copy "$WORK/clip.mp4"
+
+for codec in h264 h265; do
+  frames "$WORK/clip.$codec" >"$WORK/ref.$codec"
+  for scheme in cbcs cenc; do
+    enc=$WORK/$codec.$scheme.mp4
+    "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --scheme "$scheme" --segment-ms 0 "$WORK/clip.$codec" \
+      "$enc" >"$WORK/record.out"
+    check "$codec $scheme: 60 frames recorded, one key" grep -q "$scheme, 60 frames, 2 fragments, 1 keys" "$WORK/record.out"
+    check_eq "$codec $scheme: the picture size is in the sample entry" "640,360" \
+      "$(ffprobe -v quiet -show_entries stream=width,height -of csv=p=0 "$enc" | head -1 | cut -d, -f1,2)"
+    key=$(key_of "$WORK/alice" "$enc")
+    check "$codec $scheme: keys --key prints a 128-bit content key" grep -qE '^[0-9a-f]{32}$' <<<"$key"
+    frames "$enc" -decryption_key "$key" >"$WORK/ffmpeg.out"
+    check "$codec $scheme: ffmpeg -decryption_key decodes exactly the original frames" cmp -s "$WORK/ref.$codec" "$WORK/ffmpeg.out"
+    "$VIEW_BIN" decrypt --dir "$WORK/alice" "$enc" "$WORK/clear.mp4" >/dev/null
+    frames "$WORK/clear.mp4" >"$WORK/view.out"
+    check "$codec $scheme: camtrust-view decrypt gives the original frames" cmp -s "$WORK/ref.$codec" "$WORK/view.out"
+    frames "$enc" >"$WORK/nokey.out"
+    check "$codec $scheme: without a key the frames are not the original" bash -c "! cmp -s '$WORK/ref.$codec' '$WORK/nokey.out'"
+    frames "$enc" -decryption_key 000102030405060708090a0b0c0d0e0f >"$WORK/wrong.out"
+    check "$codec $scheme: a wrong key does not give the original" bash -c "! cmp -s '$WORK/ref.$codec' '$WORK/wrong.out'"
+    # key rotation: a new key each second (GOP), each wrapped for alice
+    rot=$WORK/$codec.$scheme.rot.mp4
+    "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --scheme "$scheme" --segment-ms 1000 \
+      "$WORK/clip.$codec" "$rot" >/dev/null
+    check_eq "$codec $scheme: two segments, two key IDs" 2 "$("$VIEW_BIN" keys --dir "$WORK/bob" "$rot" | grep -c '^kid ')"
+    rm -f "$WORK/clear.mp4"
+    "$VIEW_BIN" decrypt --dir "$WORK/alice" "$rot" "$WORK/clear.mp4" >/dev/null
+    frames "$WORK/clear.mp4" >"$WORK/view.out"
+    check "$codec $scheme: rotated keys decrypt to the original frames" cmp -s "$WORK/ref.$codec" "$WORK/view.out"
+    rm -f "$WORK/clear.mp4"
+  done
+done
+
+# MP4 input keeps its timing and decrypts to the same frames.
+"$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" "$WORK/clip.mp4" "$WORK/from-mp4.mp4" >/dev/null
+"$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/from-mp4.mp4" "$WORK/clear.mp4" >/dev/null
+frames "$WORK/clear.mp4" >"$WORK/view.out"
+check "MP4 input: encrypted and decrypted to the original frames" cmp -s "$WORK/ref.h264" "$WORK/view.out"
+
+# ---- who may watch ----
+enc=$WORK/h264.cbcs.mp4
+out=$("$VIEW_BIN" decrypt --dir "$WORK/bob" "$enc" "$WORK/bob.mp4" 2>&1) && rc=0 || rc=$?
+check "a viewer outside the recipients is refused" grep -q "not among the 1 recipients" <<<"$out"
+check "  ... and no output is left" no_output "$WORK/bob.mp4"
+check "keys lists alice as a recipient, marked for her" grep -q "(this viewer)" <(
+  "$VIEW_BIN" keys --dir "$WORK/alice" "$enc")
+check "keys --key refuses bob" bash -c "! '$VIEW_BIN' keys --dir '$WORK/bob' --key '$enc'"
+cp "$WORK/bob.pem" "$WORK/viewers/"
+"$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" "$WORK/clip.h264" "$WORK/both.mp4" >/dev/null
+check_eq "two viewers: two recipients" "2" "$("$VIEW_BIN" keys --dir "$WORK/bob" "$WORK/both.mp4" | awk '$1 == "kid" {print $4}')"
+check "two viewers: bob decrypts too" "$VIEW_BIN" decrypt --dir "$WORK/bob" "$WORK/both.mp4" "$WORK/bob.mp4"
+rm "$WORK/viewers/bob.pem"
+
+# The camera accepts only viewer certificates of the operations CA: not a station's (client profile), not one
+# from a root it did not pin, and not without a pinned root at all.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/st.key" -subj /CN=line9 \
+  -out "$WORK/st.csr" 2>/dev/null
+"$CA_BIN" station add --dir "$CA" --name line9 --csr "$WORK/st.csr" --out "$WORK/line9.pem" >/dev/null
+mkdir -p "$WORK/v-station" "$WORK/v-foreign"
+cp "$WORK/alice.pem" "$WORK/line9.pem" "$WORK/v-station/"
+out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-station" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
+check "a station certificate among the viewers is refused" grep -q "not a viewer certificate" <<<"$out"
+check "  ... and no output is left" no_output "$WORK/x.mp4"
+"$CA_BIN" init --dir "$WORK/ca2" >/dev/null
+"$VIEW_BIN" init --dir "$WORK/mallory" --name mallory >/dev/null
+"$CA_BIN" viewer add --dir "$WORK/ca2" --name mallory --csr "$WORK/mallory/viewer.csr" --out "$WORK/v-foreign/m.pem" >/dev/null
+out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-foreign" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
+check "a viewer of another CA is refused" grep -q "does not chain to the operations root" <<<"$out"
+"$AGENT_BIN" simulate --dir "$WORK/cam2" --serial SN6002 --model CX1 --root "$CA/root.pem" >/dev/null
+out=$("$AGENT_BIN" record --dir "$WORK/cam2" --viewers "$WORK/viewers" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
+check "a camera without a pinned operations root refuses to record" grep -q "no pinned operations root" <<<"$out"
+
+# ---- bad files: a clear error, no output ----
+# tamper FILE BOX DELTA OFFSET: adds DELTA to the byte OFFSET bytes after the first BOX type code.
+tamper() {
+  python3 - "$@" <<'PY'
+import sys
+f, box, delta, off = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), int(sys.argv[4])
+b = bytearray(open(f, 'rb').read())
+i = b.index(box) + off
+b[i] = (b[i] + delta) % 256
+open(f, 'wb').write(b)
+PY
+}
+bad() { # bad DESCRIPTION EXPECTED-TEXT FILE
+  local out rc=0
+  rm -f "$WORK/bad-out.mp4"
+  out=$("$VIEW_BIN" decrypt --dir "$WORK/alice" "$3" "$WORK/bad-out.mp4" 2>&1) || rc=$?
+  if [ "$rc" = 1 ] && grep -q "$2" <<<"$out" && no_output "$WORK/bad-out.mp4"; then ok "$1"; else not_ok "$1 (rc $rc: $out)"; fi
+}
+cp "$enc" "$WORK/t1.mp4"
+# pssh: type(4) version/flags(4) system ID(16) KID count(4) KID(16) data size(4) version(1) KID TLV(19)
+# recipient TLV header(3) certificate hash(32) ephemeral key(65), then the wrapped key
+tamper "$WORK/t1.mp4" pssh 1 $((4 + 4 + 16 + 4 + 16 + 4 + 1 + 19 + 3 + 32 + 65))
+bad "tampered wrapped key in the pssh: refused" "does not unwrap" "$WORK/t1.mp4"
+cp "$enc" "$WORK/t2.mp4"
+tamper "$WORK/t2.mp4" pssh 7 $((4 + 4 + 16 + 4 + 16 + 4 + 1 + 19 + 3 + 32 + 30))
+bad "tampered ephemeral key in the pssh: refused" "pssh" "$WORK/t2.mp4"
+cp "$enc" "$WORK/t3.mp4"
+# senc: type(4) version/flags(4) sample count(4), then the first sample's subsample count (2)
+tamper "$WORK/t3.mp4" senc 1 $((4 + 4 + 4 + 1))
+bad "tampered subsample count in the senc: refused" "senc\|subsample" "$WORK/t3.mp4"
+cp "$enc" "$WORK/t4.mp4"
+tamper "$WORK/t4.mp4" senc 1 $((4 + 4 + 4 + 2 + 1))
+bad "subsample sizes that do not add up: refused" "subsamples cover" "$WORK/t4.mp4"
+cp "$enc" "$WORK/t5.mp4"
+tamper "$WORK/t5.mp4" senc 16 $((4 + 4 + 2))
+bad "senc sample count that does not match trun: refused" "sample count" "$WORK/t5.mp4"
+head -c $(($(stat -c %s "$enc") - 5000)) "$enc" >"$WORK/t6.mp4"
+bad "truncated file: refused" "cut off\|claims" "$WORK/t6.mp4"
+cp "$enc" "$WORK/t7.mp4"
+tamper "$WORK/t7.mp4" moof 127 -4 # the moof's size: 2 GB more than the file holds
+bad "oversized box: refused" "claims" "$WORK/t7.mp4"
+bad "a clear MP4 is not taken for an encrypted one" "not encrypted" "$WORK/clip.mp4"
+
+# ---- signed and encrypted (issue 5 composed): the camera signs the bytes as stored, so a custodian holding no
+# key verifies; a viewer verifies, then decrypts. The device CA is openssl's (agent_lib.sh), provisioning goes
+# through factory mode with the test station.
+CLIENT_BIN=$BUILD/tests/factory_client
+. "$HERE/agent_lib.sh"
+make_ca "$WORK/dev" Test
+SCAM=$WORK/scam
+"$AGENT_BIN" simulate --dir "$SCAM" --serial CAM0601 --model CX600 --root "$WORK/dev/root.pem" \
+  --ops-root "$CA/ops-root.pem" >/dev/null
+out=$("$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --sign yes "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
+check "an unprovisioned camera does not sign" grep -q "cannot sign" <<<"$out"
+factory_provision "$SCAM" CAM0601 "$WORK/dev"
+for scheme in cbcs cenc; do
+  S=$WORK/signed.$scheme.mp4
+  "$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --scheme "$scheme" --sign yes --segment-ms 0 \
+    "$WORK/clip.h264" "$S" >/dev/null
+  rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$S" >"$WORK/verify.out" 2>&1 || rc=$?
+  check "$scheme signed+encrypted: the custodian (no key) finds it authentic" \
+    bash -c "[ $rc = 0 ] && grep -q 'result: AUTHENTIC (2 GOPs, 2 authentic), camera serial \"CAM0601\"' '$WORK/verify.out'"
+  frames "$S" -decryption_key "$(key_of "$WORK/alice" "$S")" >"$WORK/ffmpeg.out"
+  check "$scheme signed+encrypted: ffmpeg with the key decodes the original frames" cmp -s "$WORK/ref.h264" "$WORK/ffmpeg.out"
+  rm -f "$WORK/clear.mp4"
+  "$VIEW_BIN" decrypt --dir "$WORK/alice" --root "$WORK/dev/root.pem" "$S" "$WORK/clear.mp4" >"$WORK/decrypt.out"
+  frames "$WORK/clear.mp4" >"$WORK/view.out"
+  check "$scheme signed+encrypted: the viewer verifies, then decrypts the original frames" \
+    bash -c "grep -q 'result: AUTHENTIC' '$WORK/decrypt.out' && cmp -s '$WORK/ref.h264' '$WORK/view.out'"
+done
+cp "$WORK/signed.cbcs.mp4" "$WORK/t8.mp4"
+python3 - "$WORK/t8.mp4" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+i = b.rindex(b'mdat') + 20000  # inside the second GOP's IDR slice data (encrypted or not, it is hashed)
+b[i] ^= 0x01
+open(sys.argv[1], 'wb').write(b)
+PY
+rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$WORK/t8.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
+check "an altered encrypted slice: the custodian finds it not authentic" \
+  bash -c "[ $rc = 1 ] && grep -q 'altered' '$WORK/verify.out' && grep -q 'NOT AUTHENTIC' '$WORK/verify.out'"
+rm -f "$WORK/clear.mp4"
+check "  ... and the viewer refuses to decrypt it (no output)" bash -c "! '$VIEW_BIN' decrypt --dir '$WORK/alice' \
+  --root '$WORK/dev/root.pem' '$WORK/t8.mp4' '$WORK/clear.mp4' >/dev/null 2>&1 && [ ! -e '$WORK/clear.mp4' ]"
+rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$enc" >"$WORK/verify.out" 2>&1 || rc=$?
+check "an unsigned encrypted recording is not authentic" bash -c "[ $rc = 1 ] && grep -q 'unsigned' '$WORK/verify.out'"
+rc=0; "$VIEW_BIN" verify --root "$CA/root.pem" "$WORK/signed.cbcs.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
+check "signed by a camera of another device root: not authentic" bash -c "[ $rc = 1 ]"
+
+finish

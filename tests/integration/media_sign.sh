@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Signed video end to end: real clips from ffmpeg (libx264/libx265), cameras provisioned with real tokens
+# (camtrust-agent factory + the test station, chains from an openssl CA), `camtrust-agent sign`, then
+# `camtrust-verify` on the signed clips, on their remuxes and RTP round trip, on every kind of tampering, and on
+# the clips ONVIF's reference framework signed. Usage: media_sign.sh camtrust-agent factory_client camtrust-verify
+AGENT_BIN=$1 CLIENT_BIN=$2 VERIFY_BIN=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/agent_lib.sh"
+VECTORS=${CAMTRUST_ONVIF_VECTORS:-$HERE/../../../shared/vectors/onvif-media-signing}
+TAMPER="python3 $HERE/media_tamper.py"
+command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
+
+# provision_camera DEVDIR SERIAL CADIR: a simulated camera with both chains installed.
+provision_camera() {
+  local dev=$1 serial=$2 ca=$3
+  "$AGENT_BIN" simulate --dir "$dev" --serial "$serial" --model CX500 --root "$ca/root.pem" >/dev/null
+  mkdir -p "$dev.csr" "$dev.chains"
+  start_agent factory "$dev"
+  "$CLIENT_BIN" "$ADDR" csrs "$dev.csr" >/dev/null
+  sign_both "$ca" "$dev.csr" "$serial" "$dev.chains"
+  "$CLIENT_BIN" "$ADDR" install device="$dev.chains/device.chain" media-signing="$dev.chains/media-signing.chain" >/dev/null
+  stop_factory
+}
+# verdict CLIP [ROOT]: the result line's first words and the exit status
+verify_rc() { local rc=0; "$VERIFY_BIN" --root "${2:-$WORK/ca/root.pem}" "$1" >"$WORK/out" 2>&1 || rc=$?; echo "$rc"; }
+status_of() { # status_of CLIP GOP: the status of that GOP in the human report
+  "$VERIFY_BIN" --root "$WORK/ca/root.pem" "$1" 2>/dev/null | awk -v g="$2" '$1 == "GOP" && $2 == g {print $6; exit}'
+}
+has() { grep -q -- "$1" "$WORK/out"; }
+frames() { ffmpeg -v error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F, '{print $6}'; }
+
+make_ca "$WORK/ca" Test
+make_ca "$WORK/other" Other
+provision_camera "$WORK/cam1" CAM0501 "$WORK/ca"
+provision_camera "$WORK/cam2" CAM0502 "$WORK/ca"
+provision_camera "$WORK/cam3" CAM0503 "$WORK/other"
+check_eq "three cameras provisioned" "provisioned provisioned provisioned" \
+  "$(boot_state "$WORK/cam1") $(boot_state "$WORK/cam2") $(boot_state "$WORK/cam3")"
+
+# ---- clips: 4 s, 30 fps, a GOP a second ----
+SRC="-f lavfi -i testsrc2=size=640x360:rate=30 -t 4 -pix_fmt yuv420p"
+ffmpeg -v error -y $SRC -c:v libx264 -g 30 "$WORK/clip.h264"
+ffmpeg -v error -y $SRC -c:v libx264 -g 30 "$WORK/clip.mp4"
+ffmpeg -v error -y $SRC -c:v libx265 -x265-params keyint=30:min-keyint=30:open-gop=0:bframes=0:log-level=error "$WORK/clip.h265"
+ffmpeg -v error -y -i "$WORK/clip.h265" -c copy "$WORK/clip265.mp4"
+check "an unprovisioned camera refuses to sign" bash -c "! '$AGENT_BIN' simulate --dir '$WORK/raw' --serial RAW1 --model X --root '$WORK/ca/root.pem' >/dev/null || ! '$AGENT_BIN' sign --dir '$WORK/raw' '$WORK/clip.h264' '$WORK/raw.h264' 2>/dev/null"
+for f in clip.h264 clip.mp4 clip.h265 clip265.mp4; do
+  out=$WORK/signed-$f
+  check "sign $f" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/$f" "$out"
+  check_eq "verify signed $f: exit 0" 0 "$(verify_rc "$out")"
+  check "... 4 GOPs authentic, camera CAM0501 model CX500 named" bash -c "grep -q 'result: AUTHENTIC (4 authentic)' '$WORK/out' && grep -q 'serial \"CAM0501\", model \"CX500\"' '$WORK/out'"
+  check_eq "ffmpeg decodes signed $f to the same frames (framemd5)" "$(frames "$WORK/$f" | md5sum)" "$(frames "$out" | md5sum)"
+done
+check_eq "an unsigned clip is reported unsigned (exit 1)" 1 "$(verify_rc "$WORK/clip.mp4")"
+check "... every GOP unsigned" has "result: NOT AUTHENTIC (4 unsigned)"
+"$VERIFY_BIN" --json --root "$WORK/ca/root.pem" "$WORK/signed-clip.mp4" >"$WORK/report.json" || true
+check "--json is one JSON document with per-GOP frames, times and the camera" python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["authentic"] and len(r["gops"]) == 4 and r["camera"]["serial"] == "CAM0501", r
+g = r["gops"][1]
+assert g["status"] == "authentic" and g["first_frame"] == 30 and g["last_frame"] == 59 and g["t_start"] > 0.9, g
+' "$WORK/report.json"
+
+# ---- the SEIs survive ffmpeg: remuxing both ways, MPEG-TS, RTP ----
+S=$WORK/signed-clip.h264
+ffmpeg -v error -y -i "$S" -c copy "$WORK/remux.mp4"
+check_eq "Annex B remuxed to MP4 by ffmpeg verifies" 0 "$(verify_rc "$WORK/remux.mp4")"
+ffmpeg -v error -y -i "$WORK/signed-clip.mp4" -c copy -bsf:v h264_mp4toannexb -f h264 "$WORK/remux.h264"
+check_eq "MP4 remuxed to Annex B by ffmpeg verifies" 0 "$(verify_rc "$WORK/remux.h264")"
+ffmpeg -v error -y -i "$WORK/signed-clip.h265" -c copy -f mpegts "$WORK/remux.ts"
+ffmpeg -v error -y -i "$WORK/remux.ts" -c copy "$WORK/remux265.mp4"
+check_eq "H.265 through MPEG-TS and back to MP4 verifies" 0 "$(verify_rc "$WORK/remux265.mp4")"
+# RTP: ffmpeg writes the SDP, a receiver depacketizes to Annex B (it ends 1.5 s after the last packet), the
+# sender paces the signed MP4 in real time over loopback UDP.
+RTP_PORT=$((20000 + RANDOM % 20000 * 2))
+ffmpeg -v error -y -i "$WORK/signed-clip.mp4" -c copy -t 0 -f rtp -sdp_file "$WORK/rtp.sdp" "rtp://127.0.0.1:$RTP_PORT" >/dev/null 2>&1 || true
+timeout 60 ffmpeg -v error -y -protocol_whitelist file,udp,rtp -rw_timeout 1500000 -analyzeduration 500000 \
+  -i "$WORK/rtp.sdp" -c copy -f h264 "$WORK/rtp.h264" 2>/dev/null &
+RX=$!
+sleep 1
+ffmpeg -v error -re -i "$WORK/signed-clip.mp4" -c copy -f rtp "rtp://127.0.0.1:$RTP_PORT" >/dev/null 2>&1 || true
+wait $RX 2>/dev/null || true
+check_eq "RTP packetization and depacketization by ffmpeg (loopback): the clip still verifies" 0 "$(verify_rc "$WORK/rtp.h264")"
+
+# ---- tampering, each reported precisely ----
+tamper() { $TAMPER "$@" >/dev/null; }
+tamper flip "$S" "$WORK/t-flip.h264" 45
+check_eq "one byte flipped in frame 45: exit 1" 1 "$(verify_rc "$WORK/t-flip.h264")"
+check "... GOP 2 altered, frame 45 named, the other GOPs authentic" bash -c "grep -q '^GOP 2 .*altered.*frames 45-45' '$WORK/out' && grep -q '3 authentic, 1 altered' '$WORK/out'"
+tamper drop-gop "$S" "$WORK/t-drop.h264" 1
+verify_rc "$WORK/t-drop.h264" >/dev/null
+check "a GOP cut out: reported missing (signed GOP 2)" grep -q 'missing .*1 GOP(s) cut out.*signed GOPs 2-2' "$WORK/out"
+tamper swap-gops "$S" "$WORK/t-swap.h264" 1
+verify_rc "$WORK/t-swap.h264" >/dev/null
+check "two GOPs swapped: both reported reordered" bash -c "[ \$(grep -c ' reordered ' '$WORK/out') -eq 2 ]"
+tamper insert-gop "$S" "$WORK/t-insert.h264" 2 "$WORK/clip.h264"
+verify_rc "$WORK/t-insert.h264" >/dev/null
+check "an unsigned GOP inserted: reported inserted, frames 60-89" grep -q '^GOP 3 .*frames *60-89 .*inserted' "$WORK/out"
+"$AGENT_BIN" sign --dir "$WORK/cam2" "$WORK/clip.h264" "$WORK/cam2.h264" >/dev/null 2>&1
+tamper splice-sei "$S" "$WORK/t-splice.h264" 1 "$WORK/cam2.h264"
+verify_rc "$WORK/t-splice.h264" >/dev/null
+check "a valid signature of another camera spliced in: inserted, signed by CAM0502" grep -q '^GOP 2 .*inserted .*signed by another camera (serial "CAM0502"' "$WORK/out"
+tamper forge-sei "$S" "$WORK/t-forge.h264" 2
+verify_rc "$WORK/t-forge.h264" >/dev/null
+check "a forged signature SEI: GOP 3 altered, the SEI does not verify" grep -q '^GOP 3 .*altered .*signature SEI does not verify' "$WORK/out"
+tamper oversized-sei "$S" "$WORK/t-big.h264"
+check_eq "an oversized SEI: exit 1, no crash" 1 "$(verify_rc "$WORK/t-big.h264")"
+check "... named as such" has "oversized SEI NAL unit of"
+tamper garbage "$S" "$WORK/t-garbage.h264" 70
+verify_rc "$WORK/t-garbage.h264" >/dev/null
+check "garbage between NAL units: the GOP holding it is altered (frame 70)" grep -q '^GOP 3 .*altered.*frames 70-70' "$WORK/out"
+tamper truncate "$S" "$WORK/t-trunc.h264" 0.6
+check_eq "a truncated stream: exit 1, no crash" 1 "$(verify_rc "$WORK/t-trunc.h264")"
+check "... its last GOP unsigned: the signature would follow the end" has "its signature would follow the end of the clip"
+head -c 200000 "$WORK/signed-clip.mp4" >"$WORK/t-trunc.mp4"
+rc=$(verify_rc "$WORK/t-trunc.mp4")
+check "a truncated MP4 is refused or reported, never a crash (exit 1 or 3)" bash -c "[ '$rc' = 1 ] || [ '$rc' = 3 ]"
+check_eq "a chain from another root: exit 1" 1 "$(verify_rc "$S" "$WORK/other/root.pem")"
+check "... every GOP untrusted, the chain named as not verifying" bash -c "grep -q '4 untrusted' '$WORK/out' && grep -q 'does not verify to the root' '$WORK/out'"
+"$AGENT_BIN" sign --dir "$WORK/cam3" "$WORK/clip.h264" "$WORK/cam3.h264" >/dev/null 2>&1
+check_eq "a camera of another maker's root, verified against ours: exit 1" 1 "$(verify_rc "$WORK/cam3.h264")"
+check_eq "... and it verifies against its own root" 0 "$(verify_rc "$WORK/cam3.h264" "$WORK/other/root.pem")"
+
+# ---- revocation: a CRL of the issuing CA listing cam1's media-signing certificate ----
+openssl x509 -in "$WORK/cam1.chains/media-signing.chain" -out "$WORK/cam1-media.pem" 2>/dev/null
+printf 'dir=%s\ndatabase=%s/index.txt\n[ca]\ndefault_ca=c\n[c]\ndatabase=%s/index.txt\ndefault_md=sha256\ndefault_crl_days=30\n' \
+  "$WORK/crl" "$WORK/crl" "$WORK/crl" >"$WORK/crl.cnf"
+mkdir -p "$WORK/crl" && : >"$WORK/crl/index.txt"
+openssl ca -config "$WORK/crl.cnf" -keyfile "$WORK/ca/issuing.key" -cert "$WORK/ca/issuing.pem" -gencrl -out "$WORK/empty.crl" 2>/dev/null
+openssl ca -config "$WORK/crl.cnf" -keyfile "$WORK/ca/issuing.key" -cert "$WORK/ca/issuing.pem" -revoke "$WORK/cam1-media.pem" 2>/dev/null
+openssl ca -config "$WORK/crl.cnf" -keyfile "$WORK/ca/issuing.key" -cert "$WORK/ca/issuing.pem" -gencrl -out "$WORK/revoked.crl" 2>/dev/null
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/empty.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
+check_eq "with a CRL not listing the camera: exit 0" 0 "$rc"
+check "... revocation reported as checked" has "revocation: not revoked (CRL of"
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/revoked.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a clip recorded before the revocation still verifies (exit 0)" 0 "$rc"
+check "... the revocation is named" has "revocation: revoked at"
+"$AGENT_BIN" sign --dir "$WORK/cam1" --start $(($(date +%s) + 3600)) "$WORK/clip.h264" "$WORK/later.h264" >/dev/null 2>&1
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/revoked.crl" "$WORK/later.h264" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a clip recorded after the revocation: exit 1" 1 "$rc"
+check "... GOPs untrusted, the revocation named" bash -c "grep -q '4 untrusted' '$WORK/out' && grep -q 'was revoked at' '$WORK/out'"
+
+# ---- ONVIF's reference framework: its clips verify, a flipped byte does not ----
+for f in test_signed_h264 test_signed_h265; do
+  check_eq "ONVIF reference clip $f.mp4 verifies authentic" 0 "$(verify_rc "$VECTORS/$f.mp4" "$VECTORS/ca.pem")"
+  check "... its certificates judged at the recording time (they expired since)" has "MP4 creation time"
+done
+python3 - "$VECTORS/test_signed_h264.mp4" "$WORK/onvif-flip.mp4" <<'EOF'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+# the first IDR slice's NAL unit: the first 4-byte length prefix followed by 0x65 inside mdat
+m = d.find(b"mdat")
+i = d.find(b"\x65\x88", m)
+d[i + 500] ^= 0x01
+open(sys.argv[2], "wb").write(d)
+EOF
+check_eq "the ONVIF clip with one payload byte flipped: exit 1" 1 "$(verify_rc "$WORK/onvif-flip.mp4" "$VECTORS/ca.pem")"
+check "... GOP 1 altered" grep -q '^GOP 1 .*altered' "$WORK/out"
+check_eq "the unsigned ONVIF clip is unsigned" 1 "$(verify_rc "$VECTORS/test_h264.mp4" "$VECTORS/ca.pem")"
+finish

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Tampers with a signed H.264 Annex B clip the ways an attacker or a broken pipeline would, for media_sign.sh.
+Works on NAL units; a GOP is the pictures from one IDR's first slice to the next; signature SEIs stay where they
+are unless the operation is about them.
+
+  media_tamper.py OP IN OUT [ARG...]
+    flip N              flip one payload byte of picture N
+    drop-gop K          remove the pictures of GOP K (SEIs kept): GOPs cut out
+    swap-gops K         exchange the pictures of GOPs K and K+1: GOPs reordered
+    insert-gop K SRC    insert the pictures of GOP 0 of the unsigned clip SRC before GOP K
+    splice-sei K OTHER  replace the signature SEI of GOP K by the one from OTHER (same clip, another camera)
+    forge-sei K         flip a byte in the hash list of the signature SEI of GOP K
+    oversized-sei       add an SEI with the media signing UUID of 200 kB
+    garbage N           put 64 bytes of garbage between picture N and the NAL unit after it
+    truncate FRACTION   keep the first FRACTION of the bytes
+"""
+import sys
+
+UUID = bytes.fromhex("005bc93f2d715e95ada4796f90877a6f")
+
+
+def split(data):
+    """NAL units without start codes (trailing zeros belong to the next start code)."""
+    out, i, n = [], 0, len(data)
+    starts = []
+    while True:
+        j = data.find(b"\x00\x00\x01", i)
+        if j < 0:
+            break
+        starts.append(j + 3)
+        i = j + 3
+    for k, s in enumerate(starts):
+        e = starts[k + 1] - 3 if k + 1 < len(starts) else n
+        nal = data[s:e]
+        out.append(nal.rstrip(b"\x00") if k + 1 < len(starts) else nal)
+    return out
+
+
+def join(nals):
+    return b"".join(b"\x00\x00\x00\x01" + x for x in nals)
+
+
+def kind(nal):
+    t = nal[0] & 0x1F
+    if t in (1, 5):
+        return "pic"
+    if t == 6 and UUID in nal[:64]:
+        return "sig"
+    return "other"
+
+
+def gops(nals):
+    """Index ranges [start, end) of the pictures of each GOP (first IDR slice to the next), other NALs inside."""
+    starts = [i for i, x in enumerate(nals) if x[0] & 0x1F == 5 and x[1] & 0x80]
+    return [(s, starts[k + 1] if k + 1 < len(starts) else len(nals)) for k, s in enumerate(starts)]
+
+
+def pictures(nals, lo, hi):
+    return [i for i in range(lo, hi) if kind(nals[i]) == "pic"]
+
+
+def gop_pictures(nals, k):
+    lo, hi = gops(nals)[k]
+    return [nals[i] for i in pictures(nals, lo, hi)]
+
+
+def without_pictures(nals, lo, hi):
+    return nals[:lo] + [nals[i] for i in range(lo, hi) if kind(nals[i]) != "pic"] + nals[hi:]
+
+
+def sig_seis(nals):
+    """Signature SEIs (not the certificate SEI) in stream order: the k-th signs GOP k."""
+    return [i for i, x in enumerate(nals) if kind(x) == "sig" and x[x.find(UUID) + 16] & 0x80 == 0]
+
+
+def main():
+    op, src, dst = sys.argv[1:4]
+    args = sys.argv[4:]
+    data = open(src, "rb").read()
+    nals = split(data)
+    if op == "flip":
+        idx = [i for i, x in enumerate(nals) if kind(x) == "pic"][int(args[0])]
+        b = bytearray(nals[idx])
+        b[len(b) // 2] ^= 0x10
+        nals[idx] = bytes(b)
+    elif op == "drop-gop":
+        lo, hi = gops(nals)[int(args[0])]
+        nals = without_pictures(nals, lo, hi)
+    elif op == "swap-gops":
+        k = int(args[0])
+        g = gops(nals)
+        a, b = gop_pictures(nals, k), gop_pictures(nals, k + 1)
+        pics = pictures(nals, g[k][0], g[k + 1][1])
+        for i, nal in zip(pics, b + a):
+            nals[i] = nal
+    elif op == "insert-gop":
+        other = split(open(args[1], "rb").read())
+        lo, _ = gops(nals)[int(args[0])]
+        nals = nals[:lo] + gop_pictures(other, 0) + nals[lo:]
+    elif op == "splice-sei":
+        k = int(args[0])
+        other = split(open(args[1], "rb").read())
+        nals[sig_seis(nals)[k]] = other[sig_seis(other)[k]]
+    elif op == "forge-sei":
+        i = sig_seis(nals)[int(args[0])]
+        b = bytearray(nals[i])
+        b[len(b) // 2] ^= 0x01
+        nals[i] = bytes(b)
+    elif op == "oversized-sei":
+        payload = UUID + b"\x00" + b"\x55" * 200000
+        size = len(payload)
+        hdr = b"\x06\x05" + b"\xff" * (size // 255) + bytes([size % 255])
+        nals.insert(3, hdr + payload + b"\x80")
+    elif op == "garbage":
+        idx = [i for i, x in enumerate(nals) if kind(x) == "pic"][int(args[0])]
+        nals[idx] = nals[idx] + b"\x00\x00\x05garbage-between-nal-units" * 2
+    elif op == "truncate":
+        open(dst, "wb").write(data[: int(len(data) * float(args[0]))])
+        return
+    else:
+        sys.exit("unknown operation " + op)
+    open(dst, "wb").write(join(nals))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Officers end to end: certified from their own CSRs with a role, then the officer API over mutual TLS with
+# curl (search, certificate detail, report, revocation by serial, order and station) and every refusal (no
+# certificate, a station's certificate, an auditor revoking, malformed, oversized, unknown, already revoked):
+# a status and a reason, audited, nothing changed. Then the CLI's audit search and report in every format.
+# Usage: officer.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/officer_lib.sh"
+
+officer_setup
+check_eq "seven cameras enrolled" 7 "$(sql "$DB" "select count(*) from certificates")"
+check_eq "two officers recorded with their roles" "alice|auditor|1,bob|officer|1" \
+  "$(sql "$DB" "select name, role, enabled from officers order by name" | paste -sd,)"
+check "an officer certificate chains to the operations root, for clientAuth" bash -c \
+  "openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/bob.pem' '$WORK/bob.pem' >/dev/null && openssl x509 -in '$WORK/bob.pem' -noout -text | grep -q 'TLS Web Client Authentication'"
+new_client carol
+out=$("$CA_BIN" officer add --dir "$CA" --name carol --role admin --csr "$WORK/carol.csr" --out "$WORK/carol.pem" 2>&1) || true
+check "an unknown role is refused, naming the choices" grep -q "role 'admin' is not one of: auditor, officer" <<<"$out"
+check "a taken officer name is refused" bash -c "! '$CA_BIN' officer add --dir '$CA' --name bob --role officer --csr '$WORK/carol.csr' --out '$WORK/x.pem' 2>/dev/null"
+
+# call WHO METHOD PATH [curl options...]: prints "STATUS" and leaves the body in $WORK/body.
+call() {
+  local who=$1 method=$2 path=$3 auth=(); shift 3
+  [ "$who" != none ] && auth=(--cert "$WORK/$who.pem" --key "$WORK/$who.key")
+  curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" \
+    -X "$method" "${auth[@]}" "$@" "https://localhost:$PORT$path" || true
+}
+body_has() { grep -q "$1" "$WORK/body"; }
+json() { python3 -c "import json,sys; d=json.load(open('$WORK/body')); print($1)"; }
+denied() { sql "$DB" "select count(*) from audit where outcome='denied'"; }
+revoked() { sql "$DB" "select count(*) from certificates where status='revoked'"; }
+
+S1=$(cert_serial CAM0001)
+
+# Who may come in.
+d0=$(denied)
+check_eq "no client certificate: 401" 401 "$(call none GET /officer/api/search)"
+check "... saying an officer certificate is required" body_has 'an officer client certificate is required'
+check_eq "the console without a certificate: 401 too" 401 "$(call none GET /console/)"
+check_eq "a station's certificate: 403" 403 "$(call line1 GET '/officer/api/search?device_serial=CAM0001')"
+check "... stations cannot read" body_has 'stations cannot read'
+check_eq "... nor open the console" 403 "$(call line1 GET /console/)"
+check_eq "each refused access is audited" 4 "$(( $(denied) - d0 ))"
+check_eq "... naming who was refused" 2 "$(sql "$DB" "select count(*) from audit where action='officer.access' and actor='station:line1' and outcome='denied'")"
+
+# An auditor reads.
+check_eq "auditor: search by device serial, 200" 200 "$(call alice GET '/officer/api/search?device_serial=CAM0001')"
+check_eq "... one certificate, the right one" "1 $S1 valid line1 CX100" \
+  "$(json "d['total'], d['results'][0]['cert_serial'], d['results'][0]['status'], d['results'][0]['station'], d['results'][0]['model']")"
+check "... JSON answers with the console's security headers" bash -c \
+  "grep -qi '^content-type: application/json' '$WORK/headers' && grep -qi \"^content-security-policy: default-src 'self'\" '$WORK/headers' && grep -qi '^x-content-type-options: nosniff' '$WORK/headers'"
+check_eq "auditor: search by station and model" "3" "$(call alice GET '/officer/api/search?station=line1&model=CX100' >/dev/null; json "d['total']")"
+check_eq "search by order" "2" "$(call alice GET '/officer/api/search?order=3' >/dev/null; json "d['total']")"
+check_eq "search by certificate serial, as openssl prints it (upper case, colons)" "CAM0001" \
+  "$(call alice GET "/officer/api/search?cert_serial=$(tr 'a-f' 'A-F' <<<"$S1" | sed 's/../&:/g; s/:$//')" >/dev/null; json "d['results'][0]['device_serial']")"
+check_eq "search by time range: all of today, none before" "7 0" \
+  "$(call alice GET "/officer/api/search?from=$(date -u +%F)" >/dev/null; a=$(json "d['total']"); call alice GET '/officer/api/search?to=2020-01-01' >/dev/null; echo "$a $(json "d['total']")")"
+pages=$(for off in 0 2 4; do call alice GET "/officer/api/search?station=line1&limit=2&offset=$off" >/dev/null; json "' '.join(r['device_serial'] for r in d['results'])"; done | tr ' ' '\n' | sort -u | paste -sd,)
+check_eq "limit and offset page through, each certificate once" "CAM0001,CAM0002,CAM0003,CAM0005,CAM0006" "$pages"
+check_eq "a bad filter: 400" 400 "$(call alice GET '/officer/api/search?status=lost')"
+check "... naming it" body_has "status 'lost' is not one of"
+check_eq "a limit over the bound: 400" 400 "$(call alice GET '/officer/api/search?limit=100000')"
+check_eq "auditor: certificate detail, 200" 200 "$(call alice GET "/officer/api/cert/$S1")"
+check_eq "... decoded fields" "CAM0001|CX100 CAM0001|digitalSignature|serverAuth, clientAuth|DNS:cam0001.devices.example.com" \
+  "$(json "'|'.join([d['subject_serial_number'], d['subject_cn'], d['key_usage'], d['ext_key_usage'], d['san']])")"
+check_eq "... chain verified, two CA certificates, audit entry found, in the issuance log" "True 2 True True" \
+  "$(json "d['chain_status'].startswith('verified'), len(d['chain']), d['audit_seq'] > 0, d['log_inclusion'].startswith('leaf ')")"
+check "... its PEM is the certificate the camera got" bash -c \
+  "python3 -c \"import json; print(json.load(open('$WORK/body'))['pem'], end='')\" | cmp -s - <(openssl x509 -in '$WORK/CAM0001.pem')"
+check_eq "an unknown serial: 404" 404 "$(call alice GET /officer/api/cert/0123456789abcdef)"
+check_eq "auditor: report, 200" 200 "$(call alice GET /officer/api/report)"
+check_eq "... issuance per station" "line1:5:0,line2:2:0" \
+  "$(json "','.join('%s:%d:%d' % (s['station'], s['issued'], s['revoked']) for s in sorted(d['stations'], key=lambda s: s['station']))")"
+check_eq "... per order (issued / serials)" "1:3/3,2:2/2,3:2/2" \
+  "$(json "','.join('%d:%d/%d' % (o['order'], o['issued'], o['serials']) for o in sorted(d['orders'], key=lambda o: o['order']))")"
+check_eq "... per day" "$(date -u +%F) 7" "$(json "d['days'][0]['day'], sum(x['issued'] for x in d['days'])")"
+check_eq "... denials counted, the station's among them" "True line1" \
+  "$(json "d['totals'][0]['denials'] >= 4, [s['station'] for s in d['stations'] if s['denied'] == 2][0]")"
+check_eq "reads are audited as the officer" 1 "$(sql "$DB" "select count(*) from audit where actor='officer:alice' and action='officer.report' and outcome='ok'")"
+
+# An auditor cannot revoke: 403, audited, nothing changed.
+d0=$(denied); r0=$(revoked)
+check_eq "auditor revoking: 403" 403 "$(call alice POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}")"
+check "... auditors cannot revoke" body_has 'auditors cannot revoke'
+check_eq "... audited as alice" 1 "$(( $(denied) - d0 ))"
+check_eq "... nothing revoked" "$r0" "$(revoked)"
+
+# Bad requests from an officer: a status and a reason, audited, nothing changed.
+d0=$(denied)
+check_eq "malformed JSON: 400" 400 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"serial": "ab"')"
+check "... saying where" body_has 'malformed JSON at byte'
+check_eq "unknown field: 400" 400 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"serial":"ab","reason":"keyCompromise","force":"yes"}')"
+check_eq "two targets: 400" 400 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"order\":1,\"reason\":\"keyCompromise\"}")"
+head -c 5000 /dev/zero | tr '\0' ' ' >"$WORK/big.json"
+check_eq "oversized body: 413" 413 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' --data-binary @"$WORK/big.json")"
+head -c 40000 /dev/zero | tr '\0' ' ' >"$WORK/huge.json"
+check_eq "a body over server.max_body: 413 too" 413 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' --data-binary @"$WORK/huge.json")"
+check_eq "wrong content type: 415" 415 "$(call bob POST /officer/api/revoke -H 'Content-Type: text/plain' -d "serial=$S1")"
+check_eq "GET on revoke: 405" 405 "$(call bob GET /officer/api/revoke)"
+check_eq "unknown serial: 404" 404 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"serial":"0123456789abcdef","reason":"keyCompromise"}')"
+check "... no certificate with that serial" body_has 'no certificate with serial 0123456789abcdef'
+check_eq "a reason RFC 5280 does not have: 400" 400 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"bored\"}")"
+check_eq "every bad request was audited" 9 "$(( $(denied) - d0 ))"
+check_eq "... and nothing was revoked" "$r0" "$(revoked)"
+
+# Revocation by an officer: one serial, an order (form body), a station.
+check_eq "officer revokes a serial: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}")"
+check_eq "... one certificate" "1 certificate" "$(json "d['revoked'], d['scope']")"
+check_eq "... recorded as revoked with its reason" "revoked|1" "$(sql "$DB" "select status, revocation_reason from certificates where cert_serial_hex='$S1'")"
+check_eq "... audited as officer:bob" 1 "$(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='cert.revoke' and outcome='ok'")"
+sleep 0.2
+curl -s -o "$WORK/crl.der" "https://localhost:$PORT/crl" --cacert "$CA/ops-root.pem"
+check "... and on the served CRL" bash -c "openssl crl -inform DER -in '$WORK/crl.der' -noout -text | tr 'A-F' 'a-f' | grep -qi 'serial number: $S1'"
+check_eq "already revoked: 409" 409 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}")"
+check "... saying so" body_has 'already revoked'
+check_eq "officer revokes an order (form body): 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/x-www-form-urlencoded' -d 'order=2&reason=cessationOfOperation')"
+check_eq "... its two certificates in one audited action" "2 1" \
+  "$(json "d['revoked']") $(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='order.revoke' and detail like 'certificates=2 %'")"
+check_eq "officer revokes a station's output: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"station":"line2","reason":"affiliationChanged"}')"
+check_eq "... two certificates" 2 "$(json "d['revoked']")"
+check_eq "five revoked in all, two left valid" "5 2" "$(revoked) $(sql "$DB" "select count(*) from certificates where status='valid'")"
+check_eq "search by status sees them" 5 "$(call alice GET '/officer/api/search?status=revoked' >/dev/null; json "d['total']")"
+check_eq "the report counts revocations by reason" "affiliationChanged:2,cessationOfOperation:2,keyCompromise:1" \
+  "$(call alice GET /officer/api/report >/dev/null; json "','.join('%s:%d' % (r['reason'], r['revoked']) for r in sorted(d['reasons'], key=lambda r: r['reason']))")"
+check_eq "... and lists the three revocation actions" 3 "$(json "len(d['revocations'])")"
+
+# A disabled officer is refused from its next request.
+"$CA_BIN" officer disable --dir "$CA" bob >/dev/null
+check_eq "disabled officer: 403" 403 "$(call bob GET /officer/api/search)"
+"$CA_BIN" officer enable --dir "$CA" bob >/dev/null
+check_eq "enabled again: 200" 200 "$(call bob GET /officer/api/me)"
+check_eq "... who am I" "bob officer" "$(json "d['name'], d['role']")"
+check_eq "the console page is served to officers" 200 "$(call alice GET /console/)"
+check "... as HTML with no inline script" bash -c "grep -q '<script src=\"/console/app.js\"' '$WORK/body' && ! grep -q '<script>' '$WORK/body'"
+check_eq "... and its script" 200 "$(call alice GET /console/app.js)"
+check_eq "plain unknown officer routes: 404" 404 "$(call alice GET /officer/api/nothing)"
+
+# The CLI: audit search and report, in every format.
+out=$("$CA_BIN" audit search --dir "$CA" --device-serial CAM0002 --format csv)
+check_eq "audit search --format csv: a header and one row" 2 "$(printf '%s\n' "$out" | wc -l)"
+check "... RFC 4180 lines (CRLF)" bash -c "printf '%s' \"\$0\" | head -1 | grep -q \$'^cert_serial,device_serial,.*subject\r\$'" "$out"
+check "... the row names the device and its order" grep -q ",CAM0002,device,line1,1,CX100,valid," <<<"$out"
+out=$("$CA_BIN" audit search --dir "$CA" --status revoked --format json)
+check_eq "audit search --format json: parses, five revoked" 5 "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])' <<<"$out")"
+out=$("$CA_BIN" audit search --dir "$CA" --station line1)
+check "audit search (table) names its columns and count" bash -c "grep -q '^cert_serial ' <<<\"\$0\" && grep -q '^5 of 5 shown' <<<\"\$0\"" "$out"
+out=$("$CA_BIN" audit report --dir "$CA" --format json)
+check_eq "audit report --format json: the same numbers" "7 5" "$(python3 -c 'import json,sys; d=json.load(sys.stdin)["totals"][0]; print(d["issued"], d["revoked"])' <<<"$out")"
+out=$("$CA_BIN" audit report --dir "$CA" --format csv)
+check "audit report --format csv: one block per section" bash -c "grep -q \$'^station,issued,revoked,denied\r' <<<\"\$0\" && grep -q \$'^seq,time,actor,action,subject,detail\r' <<<\"\$0\"" "$out"
+check "... with the denials' reasons quoted when they hold commas" grep -q ',officer.revoke,,"unknown field .force. (serial, order, station, reason)"' <<<"$out"
+check "a bad --format is refused" bash -c "! '$CA_BIN' audit report --dir '$CA' --format xml 2>/dev/null"
+check "a bad --from is refused" bash -c "'$CA_BIN' audit search --dir '$CA' --from yesterday 2>&1 | grep -q \"from 'yesterday'\""
+
+kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
+check_eq "SIGTERM stops the server cleanly" 0 "$rc"
+[ "$rc" = 0 ] || tail -40 "$WORK/server.log"
+check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
+finish

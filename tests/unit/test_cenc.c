@@ -1,0 +1,441 @@
+/* cenc: the sample ciphers on NIST vectors, subsample maps, the pssh format, key wrapping with a software key
+ * and with a key inside a real SoftHSM token, and the writer and reader against each other. */
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/random.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/cenc/cenc.h"
+#include "test_util.h"
+
+static void unhex(const char *h, uint8_t *out)
+{
+    size_t n = 0;
+    ck_assert_int_eq(ct_hex_decode(h, out, strlen(h) / 2, &n), CT_OK);
+}
+
+/* NIST SP 800-38A F.2.1 (CBC) and F.5.1 (CTR), AES-128. */
+static const char *const nist_key = "2b7e151628aed2a6abf7158809cf4f3c";
+static const char *const nist_p1 = "6bc1bee22e409f96e93d7e117393172a";
+static const char *const nist_p2 = "ae2d8a571e03ac9c9eb76fac45af8e51";
+
+START_TEST(cbcs_pattern_on_nist_vectors)
+{
+    /* One subsample: 5 clear bytes, then 20 blocks and 5 bytes protected. With the 1:9 pattern only blocks 0
+     * and 10 are encrypted, chained as if adjacent (CBC blocks 1 and 2 of the NIST vector); the trailing
+     * partial block stays clear. */
+    uint8_t key[16], iv[16], p1[16], p2[16], c1[16], c2[16], buf[5 + 325], orig[sizeof buf];
+    unhex(nist_key, key);
+    unhex("000102030405060708090a0b0c0d0e0f", iv);
+    unhex(nist_p1, p1);
+    unhex(nist_p2, p2);
+    unhex("7649abac8119b246cee98e9b12e9197d", c1);
+    unhex("5086cb9b507219ee95db113a917678b2", c2);
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 7);
+    memcpy(buf + 5, p1, 16);
+    memcpy(buf + 5 + 160, p2, 16);
+    memcpy(orig, buf, sizeof buf);
+    cenc_subsample ss[] = {{5, 325}};
+    cenc_cipher *enc = NULL, *dec = NULL;
+    ck_assert_int_eq(cenc_cipher_new(CENC_CBCS, key, false, &enc), CT_OK);
+    ck_assert_int_eq(cenc_cipher_sample(enc, iv, buf, sizeof buf, ss, 1), CT_OK);
+    ck_assert_mem_eq(buf + 5, c1, 16);
+    ck_assert_mem_eq(buf + 5 + 160, c2, 16);
+    ck_assert_mem_eq(buf, orig, 5);
+    ck_assert_mem_eq(buf + 21, orig + 21, 144);
+    ck_assert_mem_eq(buf + 181, orig + 181, sizeof buf - 181);
+    /* the IV restarts per subsample: the same data as a second subsample encrypts the same way */
+    uint8_t two[64];
+    memcpy(two, p1, 16), memcpy(two + 16, p1, 16), memcpy(two + 32, p1, 16), memcpy(two + 48, p1, 16);
+    cenc_subsample ss2[] = {{0, 16}, {16, 16}, {16, 0}};
+    ck_assert_int_eq(cenc_cipher_sample(enc, iv, two, sizeof two, ss2, 3), CT_OK);
+    ck_assert_mem_eq(two, c1, 16);
+    ck_assert_mem_eq(two + 32, c1, 16);
+    ck_assert_int_eq(cenc_cipher_new(CENC_CBCS, key, true, &dec), CT_OK);
+    ck_assert_int_eq(cenc_cipher_sample(dec, iv, buf, sizeof buf, ss, 1), CT_OK);
+    ck_assert_mem_eq(buf, orig, sizeof buf);
+    /* subsamples that do not cover the sample exactly are refused, the sample untouched */
+    cenc_subsample short_map[] = {{5, 320}};
+    ck_assert_int_eq(cenc_cipher_sample(dec, iv, buf, sizeof buf, short_map, 1), CT_ERR_BAD_REQUEST);
+    ck_assert_mem_eq(buf, orig, sizeof buf);
+    cenc_cipher_free(enc);
+    cenc_cipher_free(dec);
+}
+END_TEST
+
+START_TEST(ctr_runs_across_subsamples)
+{
+    /* The counter starts at the IV and runs on across subsamples, even mid-block: 10 + 22 protected bytes
+     * separated by clear bytes are the NIST CTR ciphertext of P1 || P2. */
+    uint8_t key[16], ctr[16], p[32], c[32], buf[3 + 10 + 7 + 22];
+    unhex(nist_key, key);
+    unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", ctr);
+    unhex(nist_p1, p);
+    unhex(nist_p2, p + 16);
+    unhex("874d6191b620e3261bef6864990db6ce9806f66b7970fdff8617187bb9fffdff", c);
+    memset(buf, 0xcc, sizeof buf);
+    memcpy(buf + 3, p, 10);
+    memcpy(buf + 20, p + 10, 22);
+    cenc_subsample ss[] = {{3, 10}, {7, 22}};
+    cenc_cipher *enc = NULL;
+    ck_assert_int_eq(cenc_cipher_new(CENC_CTR, key, false, &enc), CT_OK);
+    ck_assert_int_eq(cenc_cipher_sample(enc, ctr, buf, sizeof buf, ss, 2), CT_OK);
+    ck_assert_mem_eq(buf + 3, c, 10);
+    ck_assert_mem_eq(buf + 20, c + 10, 22);
+    ck_assert_uint_eq(buf[0], 0xcc);
+    ck_assert_uint_eq(buf[13], 0xcc);
+    /* each sample restarts at its IV: decrypting is the same operation */
+    ck_assert_int_eq(cenc_cipher_sample(enc, ctr, buf, sizeof buf, ss, 2), CT_OK);
+    ck_assert_mem_eq(buf + 3, p, 10);
+    ck_assert_mem_eq(buf + 20, p + 10, 22);
+    cenc_cipher_free(enc);
+}
+END_TEST
+
+/* Appends a 4-byte length-prefixed NAL unit: header bytes, then filler. */
+static size_t put_nal(uint8_t *buf, size_t at, const uint8_t *hdr, size_t hdr_len, size_t len)
+{
+    buf[at] = (uint8_t)(len >> 24), buf[at + 1] = (uint8_t)(len >> 16), buf[at + 2] = (uint8_t)(len >> 8);
+    buf[at + 3] = (uint8_t)len;
+    memcpy(buf + at + 4, hdr, hdr_len);
+    for (size_t i = hdr_len; i < len; i++) buf[at + 4 + i] = (uint8_t)(0x80 | i);
+    return at + 4 + len;
+}
+
+START_TEST(subsample_maps)
+{
+    static const uint8_t sps[] = {0x67, 0x64}, sei[] = {0x06}, idr[] = {0x65, 0x88}, p[] = {0x41, 0x9a};
+    static const uint8_t hevc_trail[] = {0x02, 0x01, 0x80}, hevc_sei[] = {0x4e, 0x01};
+    size_t cap = 200000, n = 0, at = 0;
+    uint8_t *buf = malloc(cap);
+    cenc_subsample ss[8];
+    ck_assert_ptr_nonnull(buf);
+    /* SPS 20 and SEI 100 clear; IDR 1000: 40 clear + 960 (whole blocks) protected; a 40-byte slice is too short
+     * for a whole block after its clear lead; 70000-byte slice: 32 clear + 69968 protected. */
+    at = put_nal(buf, at, sps, 2, 20);
+    at = put_nal(buf, at, sei, 1, 100);
+    at = put_nal(buf, at, idr, 2, 1000);
+    at = put_nal(buf, at, p, 2, 40);
+    at = put_nal(buf, at, p, 2, 70000);
+    ck_assert_int_eq(cenc_subsamples(MEDIA_H264, buf, at, ss, 8, &n), CT_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(ss[0].clear, 24 + 104 + 4 + 40);
+    ck_assert_uint_eq(ss[0].enc, 960);
+    ck_assert_uint_eq(ss[1].clear, 44 + 4 + 32);
+    ck_assert_uint_eq(ss[1].enc, 69968);
+    /* an unaligned slice: the remainder joins the clear part; clear runs over 16 bits split */
+    at = put_nal(buf, 0, sei, 1, 70000);
+    at = put_nal(buf, at, idr, 2, 100);
+    ck_assert_int_eq(cenc_subsamples(MEDIA_H264, buf, at, ss, 8, &n), CT_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(ss[0].clear, 65535);
+    ck_assert_uint_eq(ss[0].enc, 0);
+    ck_assert_uint_eq(ss[1].clear, 70004 - 65535 + 4 + 36);
+    ck_assert_uint_eq(ss[1].enc, 64);
+    /* H.265: a TRAIL_R slice, two-byte NAL header inside the clear lead; trailing non-VCL data */
+    at = put_nal(buf, 0, hevc_trail, 3, 500);
+    at = put_nal(buf, at, hevc_sei, 2, 300);
+    ck_assert_int_eq(cenc_subsamples(MEDIA_H265, buf, at, ss, 8, &n), CT_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(ss[0].clear, 4 + 36);
+    ck_assert_uint_eq(ss[0].enc, 464);
+    ck_assert_uint_eq(ss[1].clear, 304); /* the suffix SEI: one clear entry at the end */
+    ck_assert_uint_eq(ss[1].enc, 0);
+    /* a length running past the sample, or too many entries */
+    ck_assert_int_eq(cenc_subsamples(MEDIA_H264, buf, 300, ss, 8, &n), CT_ERR_BAD_REQUEST);
+    at = 0;
+    for (int i = 0; i < 4; i++) at = put_nal(buf, at, idr, 2, 100);
+    ck_assert_int_eq(cenc_subsamples(MEDIA_H264, buf, at, ss, 3, &n), CT_ERR_TOO_LARGE);
+    free(buf);
+}
+END_TEST
+
+/* A software viewer key and its recipient entry. */
+static void soft_viewer(ecc_key *k, WC_RNG *rng, cenc_recipient *r, uint8_t tag)
+{
+    word32 len = CENC_POINT_LEN;
+    ck_assert_int_eq(wc_ecc_init(k), 0);
+    ck_assert_int_eq(wc_ecc_make_key_ex(rng, 32, k, ECC_SECP256R1), 0);
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(wc_ecc_export_x963(k, r->pub, &len), 0);
+    memset(r->cert_sha256, tag, 32);
+    ck_assert_int_eq(ct_strlcpy(r->name, sizeof r->name, "soft"), CT_OK);
+}
+
+START_TEST(wrap_unwrap_software)
+{
+    WC_RNG rng;
+    ecc_key a, b;
+    cenc_recipient ra, rb;
+    cenc_wrapped_key w;
+    uint8_t kid[16], key[16], out[16];
+    ck_assert_int_eq(wc_InitRng(&rng), 0);
+    soft_viewer(&a, &rng, &ra, 0xaa);
+    soft_viewer(&b, &rng, &rb, 0xbb);
+    ck_assert_int_eq(ct_random(kid, sizeof kid), CT_OK);
+    ck_assert_int_eq(ct_random(key, sizeof key), CT_OK);
+    ck_assert_int_eq(cenc_wrap(&ra, kid, key, &w), CT_OK);
+    ck_assert_int_eq(cenc_unwrap(&a, kid, &w, out), CT_OK);
+    ck_assert_mem_eq(out, key, 16);
+    /* another viewer's key, another key ID, a tampered entry: refused */
+    ck_assert_int_eq(cenc_unwrap(&b, kid, &w, out), CT_ERR_INTEGRITY);
+    kid[0] ^= 1;
+    ck_assert_int_eq(cenc_unwrap(&a, kid, &w, out), CT_ERR_INTEGRITY);
+    kid[0] ^= 1;
+    w.wrapped[3] ^= 0x40;
+    ck_assert_int_eq(cenc_unwrap(&a, kid, &w, out), CT_ERR_INTEGRITY);
+    w.wrapped[3] ^= 0x40;
+    w.cert_sha256[0] ^= 1; /* bound to the recipient named */
+    ck_assert_int_eq(cenc_unwrap(&a, kid, &w, out), CT_ERR_INTEGRITY);
+    w.cert_sha256[0] ^= 1;
+    w.eph_pub[10] ^= 1; /* no longer a curve point */
+    ck_assert_int_eq(cenc_unwrap(&a, kid, &w, out), CT_ERR_INTEGRITY);
+    wc_ecc_free(&a);
+    wc_ecc_free(&b);
+    wc_FreeRng(&rng);
+    wc_ecc_fp_free(); /* wolfSSL's per-thread fixed-point cache */
+}
+END_TEST
+
+START_TEST(wrap_unwrap_token)
+{
+    const char *dir = tu_tmpdir("cenc");
+    tu_softhsm_token(dir, "V1");
+    hsm_config cfg = {NULL, "V1", TU_PIN, 0};
+    hsm *h = NULL;
+    hsm_key *k = NULL;
+    ct_buf spki = CT_BUF_INIT;
+    ecc_key pub;
+    word32 idx = 0, len = CENC_POINT_LEN;
+    cenc_recipient r = {.name = "token"};
+    cenc_wrapped_key w;
+    uint8_t kid[16] = {1, 2, 3}, key[16] = {9, 8, 7}, out[16];
+    ck_assert_int_eq(hsm_open(&cfg, &h), CT_OK);
+    ck_assert_int_eq(hsm_key_generate(h, HSM_EC_P256, "viewer", (const uint8_t *)"\x76\x01", 2, &k), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(&spki, 512), CT_OK);
+    ck_assert_int_eq(hsm_key_public_der(k, &spki), CT_OK);
+    ck_assert_int_eq(wc_ecc_init(&pub), 0);
+    ck_assert_int_eq(wc_EccPublicKeyDecode(spki.data, &idx, &pub, (word32)spki.len), 0);
+    ck_assert_int_eq(wc_ecc_export_x963(&pub, r.pub, &len), 0);
+    ck_assert_int_eq(cenc_wrap(&r, kid, key, &w), CT_OK);
+    /* ECDH inside the token (hsm serves it through wolfSSL's crypto callback) */
+    ck_assert_int_eq(cenc_unwrap_hsm(k, kid, &w, out), CT_OK);
+    ck_assert_mem_eq(out, key, 16);
+    w.wrapped[0] ^= 1;
+    ck_assert_int_eq(cenc_unwrap_hsm(k, kid, &w, out), CT_ERR_INTEGRITY);
+    wc_ecc_free(&pub);
+    ct_buf_free(&spki);
+    hsm_key_free(k);
+    hsm_close(h);
+    wc_ecc_fp_free();
+}
+END_TEST
+
+START_TEST(pssh_encode_parse)
+{
+    cenc_pssh *p = calloc(1, sizeof *p), *q = calloc(1, sizeof *q);
+    ct_buf box = CT_BUF_INIT;
+    ck_assert_ptr_nonnull(p);
+    ck_assert_ptr_nonnull(q);
+    memset(p->kid, 0x11, 16);
+    p->n = 2;
+    for (size_t i = 0; i < 2; i++) {
+        memset(p->r[i].cert_sha256, (int)(0x20 + i), 32);
+        memset(p->r[i].eph_pub, (int)(0x40 + i), CENC_POINT_LEN);
+        memset(p->r[i].wrapped, (int)(0x60 + i), CENC_WRAPPED_LEN);
+    }
+    ck_assert_int_eq(ct_buf_alloc(&box, 4096), CT_OK);
+    ck_assert_int_eq(cenc_pssh_encode(p, &box), CT_OK);
+    ck_assert_uint_eq(box.len, 8 + 4 + 16 + 4 + 16 + 4 + 1 + 19 + 2 * (3 + 121));
+    ck_assert_mem_eq(box.data + 12, cenc_system_id, 16);
+    ck_assert_int_eq(cenc_pssh_parse(box.data, box.len, q), CT_OK);
+    ck_assert_mem_eq(q, p, sizeof *p);
+    /* truncated, a size that lies, an unknown entry, another system's box */
+    ck_assert_int_eq(cenc_pssh_parse(box.data, box.len - 1, q), CT_ERR_BAD_REQUEST);
+    box.data[3]--;
+    ck_assert_int_eq(cenc_pssh_parse(box.data, box.len - 1, q), CT_ERR_BAD_REQUEST);
+    box.data[3]++;
+    box.data[52 + 1 + 19] = 0x07;
+    ck_assert_int_eq(cenc_pssh_parse(box.data, box.len, q), CT_ERR_BAD_REQUEST);
+    box.data[52 + 1 + 19] = 0x02;
+    box.data[52 + 1 + 19 + 2] = 120; /* recipient entry of the wrong length */
+    ck_assert_int_eq(cenc_pssh_parse(box.data, box.len, q), CT_ERR_BAD_REQUEST);
+    box.data[12] ^= 0xff;
+    ck_assert_int_eq(cenc_pssh_parse(box.data, box.len, q), CT_ERR_NOT_FOUND);
+    ct_buf_free(&box);
+    free(p);
+    free(q);
+}
+END_TEST
+
+/* ---- writer and reader against each other ---- */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} mem;
+
+static ct_err mem_out(void *arg, const uint8_t *p, size_t n)
+{
+    mem *m = arg;
+    if (m->len + n > m->cap) {
+        m->cap = (m->len + n) * 2;
+        m->p = realloc(m->p, m->cap);
+        ck_assert_ptr_nonnull(m->p);
+    }
+    memcpy(m->p + m->len, p, n);
+    m->len += n;
+    return CT_OK;
+}
+
+typedef struct {
+    ecc_key *k;
+    int calls;
+} soft_keys;
+
+static ct_err soft_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_pssh *p, uint8_t key[CENC_KEY_LEN])
+{
+    soft_keys *s = arg;
+    s->calls++;
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(p->n, 1);
+    return cenc_unwrap(s->k, kid, &p->r[0], key);
+}
+
+/* 3 GOPs of 10 frames, two slices each; writes them with `o` into `m`. */
+static void write_clip(const cenc_options *o, mem *m, cenc_stats *st)
+{
+    static const uint8_t sps[] = {0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8};
+    static const uint8_t pps[] = {0x68, 0xce, 0x3c, 0x80};
+    const uint8_t *params[] = {sps, pps};
+    const size_t lens[] = {sizeof sps, sizeof pps};
+    ct_buf config = CT_BUF_INIT;
+    ck_assert_int_eq(cenc_config_record(MEDIA_H264, params, lens, 2, &config), CT_OK);
+    cenc_track t = {.codec = MEDIA_H264, .timescale = 90000, .width = 320, .height = 240,
+                    .config = config.data, .config_len = config.len};
+    cenc_writer *w = NULL;
+    ck_assert_int_eq(cenc_writer_new(&t, o, mem_out, m, &w), CT_OK);
+    uint8_t *s = malloc(20000);
+    ck_assert_ptr_nonnull(s);
+    for (int f = 0; f < 30; f++) {
+        bool sync = f % 10 == 0;
+        uint8_t h[] = {sync ? 0x65 : 0x41, 0x88};
+        size_t at = put_nal(s, 0, h, 2, 3000 + 37 * (size_t)f);
+        at = put_nal(s, at, h, 2, 1000 + (size_t)f);
+        ck_assert_int_eq(cenc_writer_sample(w, s, at, 3000, sync), CT_OK);
+    }
+    ck_assert_int_eq(cenc_writer_finish(w, st), CT_OK);
+    cenc_writer_free(w);
+    ct_buf_free(&config);
+    free(s);
+}
+
+/* A stand-in signer: after each picture that starts a GOP, one SEI naming the NAL units seen so far; at the
+ * end one more. Deterministic, so clear and encrypted recordings carry the same SEIs. */
+typedef struct {
+    size_t nals, pending;
+    bool finished;
+} fake_signer;
+
+static ct_err fake_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, double t)
+{
+    fake_signer *f = arg;
+    (void)t, (void)len;
+    f->nals++;
+    if (media_nal_classify(c, nal, len).kind == MEDIA_NAL_IRAP) f->pending++;
+    return CT_OK;
+}
+
+static ct_err fake_take(void *arg, bool wait, ct_buf *out, bool *ready)
+{
+    fake_signer *f = arg;
+    (void)wait;
+    *ready = f->pending > 0;
+    if (!*ready) return CT_OK;
+    f->pending--;
+    uint8_t sei[8] = {0x06, 0x05, 4, (uint8_t)(f->nals >> 8), (uint8_t)f->nals, 0x11, 0x22, 0x80};
+    CT_GUARD_RET(ct_buf_alloc(out, sizeof sei));
+    return ct_buf_append(out, sei, sizeof sei);
+}
+
+static ct_err fake_finish(void *arg)
+{
+    fake_signer *f = arg;
+    f->finished = true;
+    f->pending++;
+    return CT_OK;
+}
+
+static void round_trip(cenc_scheme scheme, uint32_t segment_ms, uint64_t keys, bool sign)
+{
+    WC_RNG rng;
+    ecc_key k;
+    cenc_recipient r;
+    mem clear = {0}, enc = {0}, dec = {0};
+    cenc_stats st;
+    ck_assert_int_eq(wc_InitRng(&rng), 0);
+    soft_viewer(&k, &rng, &r, 0x5a);
+    fake_signer f1 = {0}, f2 = {0};
+    cenc_sign_hooks h1 = {fake_nal, fake_take, fake_finish, &f1}, h2 = {fake_nal, fake_take, fake_finish, &f2};
+    cenc_options co = {.scheme = CENC_CLEAR, .sign = sign ? &h1 : NULL};
+    write_clip(&co, &clear, &st);
+    cenc_options eo = {.scheme = scheme, .segment_ms = segment_ms, .recipients = &r, .n_recipients = 1,
+                       .sign = sign ? &h2 : NULL};
+    write_clip(&eo, &enc, &st);
+    ck_assert(f2.finished == sign);
+    ck_assert_uint_eq(f2.nals, sign ? 60 : 0);
+    ck_assert_uint_eq(st.samples, 30);
+    ck_assert_uint_eq(st.fragments, 3);
+    ck_assert_uint_eq(st.segments, keys);
+    soft_keys sk = {.k = &k};
+    ck_assert_int_eq(cenc_decrypt(enc.p, enc.len, soft_key, &sk, mem_out, &dec, NULL), CT_OK);
+    ck_assert_int_eq(sk.calls, (int)keys);
+    /* decrypting gives byte for byte what the writer makes of the clear samples (with the inserted SEIs: they
+     * went in clear, before the first slice or after the last picture, without disturbing the encryption) */
+    ck_assert_uint_eq(dec.len, clear.len);
+    ck_assert_mem_eq(dec.p, clear.p, clear.len);
+    /* signed: one SEI per IDR slice seen (two per GOP, three GOPs) and one after the last picture */
+    static const uint8_t mark[] = {0, 0, 0, 8, 0x06, 0x05, 4};
+    size_t seis = 0;
+    for (size_t i = 0; i + sizeof mark <= dec.len; i++) seis += memcmp(dec.p + i, mark, sizeof mark) == 0;
+    ck_assert_uint_eq(seis, sign ? 7 : 0);
+    /* every truncation is refused cleanly (a fragment boundary too: the last key is then never used) */
+    for (size_t cut = 1; cut < enc.len; cut += enc.len / 97 + 1) {
+        mem sink = {0};
+        ct_err rc = cenc_decrypt(enc.p, cut, soft_key, &sk, mem_out, &sink, NULL);
+        ck_assert_int_ne(rc, CT_OK);
+        free(sink.p);
+    }
+    free(clear.p), free(enc.p), free(dec.p);
+    wc_ecc_free(&k);
+    wc_FreeRng(&rng);
+    wc_ecc_fp_free();
+}
+
+START_TEST(round_trip_cbcs) { round_trip(CENC_CBCS, 0, 1, false); }
+END_TEST
+START_TEST(round_trip_cenc_rotating) { round_trip(CENC_CTR, 300, 3, false); }
+END_TEST
+START_TEST(round_trip_signed) { round_trip(CENC_CBCS, 300, 3, true); round_trip(CENC_CTR, 0, 1, true); }
+END_TEST
+
+static Suite *cenc_suite(void)
+{
+    Suite *s = suite_create("cenc");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, cbcs_pattern_on_nist_vectors);
+    tcase_add_test(tc, ctr_runs_across_subsamples);
+    tcase_add_test(tc, subsample_maps);
+    tcase_add_test(tc, wrap_unwrap_software);
+    tcase_add_test(tc, wrap_unwrap_token);
+    tcase_add_test(tc, pssh_encode_parse);
+    tcase_add_test(tc, round_trip_cbcs);
+    tcase_add_test(tc, round_trip_cenc_rotating);
+    tcase_add_test(tc, round_trip_signed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tu_run_suite(cenc_suite()); }

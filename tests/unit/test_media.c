@@ -1,0 +1,218 @@
+/* common/media: Annex B splitting, emulation prevention, NAL classification, SEI messages, MP4 boxes and
+ * sample tables (on ffmpeg-made files and ONVIF's reference clip), the MP4 rewriter. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "media.h"
+#include "test_util.h"
+
+#ifndef CAMTRUST_ONVIF_VECTORS
+#define CAMTRUST_ONVIF_VECTORS "/work/shared/vectors/onvif-media-signing"
+#endif
+
+START_TEST(annexb_split)
+{
+    /* 4-byte and 3-byte start codes, trailing zeros before the next start code, garbage before the first. */
+    static const uint8_t s[] = {0xaa, 0xbb, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 0, 1, 0x68, 3, 0, 0, 1, 0x65, 0x88, 0};
+    size_t pos = 0, n, skipped;
+    const uint8_t *nal;
+    ck_assert_int_eq(media_annexb_next(s, sizeof s, &pos, &nal, &n, &skipped), CT_OK);
+    ck_assert_uint_eq(skipped, 2);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_uint_eq(nal[0], 0x67);
+    ck_assert_int_eq(media_annexb_next(s, sizeof s, &pos, &nal, &n, &skipped), CT_OK);
+    ck_assert_uint_eq(skipped, 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(nal[0], 0x68);
+    ck_assert_int_eq(media_annexb_next(s, sizeof s, &pos, &nal, &n, &skipped), CT_OK);
+    ck_assert_uint_eq(n, 2); /* the last NAL unit loses its trailing zero too */
+    ck_assert_int_eq(media_annexb_next(s, sizeof s, &pos, &nal, &n, &skipped), CT_ERR_NOT_FOUND);
+    media_codec c;
+    ck_assert_int_eq(media_annexb_guess(s, sizeof s, &c), CT_OK);
+    ck_assert_int_eq(c, MEDIA_H264);
+    static const uint8_t h265[] = {0, 0, 0, 1, 0x40, 0x01, 0x0c};
+    ck_assert_int_eq(media_annexb_guess(h265, sizeof h265, &c), CT_OK);
+    ck_assert_int_eq(c, MEDIA_H265);
+    static const uint8_t junk[] = {1, 2, 3, 4, 5};
+    ck_assert_int_eq(media_annexb_guess(junk, sizeof junk, &c), CT_ERR_BAD_REQUEST);
+}
+END_TEST
+
+START_TEST(epb_round_trip)
+{
+    static const uint8_t raw[] = {0x06, 0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 0, 3, 0, 0, 4, 0, 0};
+    static const uint8_t esc[] = {0x06, 0, 0, 3, 0, 0, 3, 0, 1, 0, 0, 3, 2, 0, 0, 3, 3, 0, 0, 4, 0, 0};
+    ct_buf b = CT_BUF_INIT;
+    uint8_t back[64];
+    size_t n;
+    ck_assert_int_eq(ct_buf_alloc(&b, 64), CT_OK);
+    ck_assert_int_eq(media_epb_add(raw, sizeof raw, &b), CT_OK);
+    ck_assert_uint_eq(b.len, sizeof esc);
+    ck_assert_mem_eq(b.data, esc, sizeof esc);
+    ck_assert_int_eq(media_epb_remove(b.data, b.len, back, sizeof back, &n), CT_OK);
+    ck_assert_uint_eq(n, sizeof raw);
+    ck_assert_mem_eq(back, raw, sizeof raw);
+    ck_assert_int_eq(media_epb_remove(b.data, b.len, back, 4, &n), CT_ERR_BUF_FULL);
+    ct_buf_free(&b);
+}
+END_TEST
+
+START_TEST(classify)
+{
+    static const uint8_t idr[] = {0x65, 0x88}, p2[] = {0x41, 0x20}, sps[] = {0x67}, bad[] = {0xe5, 0x88};
+    media_nal_info i = media_nal_classify(MEDIA_H264, idr, sizeof idr);
+    ck_assert_int_eq(i.kind, MEDIA_NAL_IRAP);
+    ck_assert(i.first_slice);
+    i = media_nal_classify(MEDIA_H264, p2, sizeof p2);
+    ck_assert_int_eq(i.kind, MEDIA_NAL_TRAIL);
+    ck_assert(!i.first_slice);
+    ck_assert_int_eq(media_nal_classify(MEDIA_H264, sps, 1).kind, MEDIA_NAL_PARAM);
+    ck_assert_int_eq(media_nal_classify(MEDIA_H264, bad, sizeof bad).kind, MEDIA_NAL_INVALID);
+    ck_assert_int_eq(media_nal_classify(MEDIA_H264, NULL, 0).kind, MEDIA_NAL_INVALID);
+    static const uint8_t cra[] = {21 << 1, 1, 0x80}, rasl[] = {8 << 1, 1, 0x80}, suffix[] = {40 << 1, 1};
+    ck_assert_int_eq(media_nal_classify(MEDIA_H265, cra, sizeof cra).kind, MEDIA_NAL_IRAP);
+    ck_assert_int_eq(media_nal_classify(MEDIA_H265, rasl, sizeof rasl).kind, MEDIA_NAL_VCL_OTHER);
+    ck_assert_int_eq(media_nal_classify(MEDIA_H265, suffix, sizeof suffix).kind, MEDIA_NAL_SUFFIX_SEI);
+    ck_assert_int_eq(media_nal_classify(MEDIA_H265, cra, 1).kind, MEDIA_NAL_INVALID);
+}
+END_TEST
+
+START_TEST(sei_messages)
+{
+    static const uint8_t uuid[MEDIA_UUID_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    uint8_t payload[600];
+    ct_buf b = CT_BUF_INIT;
+    size_t off, size;
+    memset(payload, 0x42, sizeof payload);
+    memcpy(payload, uuid, sizeof uuid);
+    for (int codec = MEDIA_H264; codec <= MEDIA_H265; codec++) {
+        ck_assert_int_eq(ct_buf_alloc(&b, 1024), CT_OK);
+        ck_assert_int_eq(media_sei_header((media_codec)codec, false, sizeof payload, &b), CT_OK);
+        ck_assert_int_eq(ct_buf_append(&b, payload, sizeof payload), CT_OK);
+        ck_assert_int_eq(ct_buf_append(&b, "\x80", 1), CT_OK);
+        ck_assert_int_eq(media_sei_find((media_codec)codec, b.data, b.len, uuid, &off, &size), CT_OK);
+        ck_assert_uint_eq(size, sizeof payload);
+        ck_assert_mem_eq(b.data + off, payload, sizeof payload);
+        /* another UUID is not found; a size running past the NAL unit is malformed */
+        static const uint8_t other[MEDIA_UUID_LEN] = {0};
+        ck_assert_int_eq(media_sei_find((media_codec)codec, b.data, b.len, other, &off, &size), CT_ERR_NOT_FOUND);
+        ck_assert_int_eq(media_sei_find((media_codec)codec, b.data, b.len - 100, uuid, &off, &size), CT_ERR_BAD_REQUEST);
+        ct_buf_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(boxes_bounded)
+{
+    /* a box claiming more than is there; a largesize box; size 0 running to the end */
+    static const uint8_t over[] = {0, 0, 0, 100, 'f', 't', 'y', 'p', 0, 0, 0, 0};
+    static const uint8_t large[] = {0, 0, 0, 1, 'f', 'r', 'e', 'e', 0, 0, 0, 0, 0, 0, 0, 16};
+    static const uint8_t zero[] = {0, 0, 0, 0, 'm', 'd', 'a', 't', 1, 2, 3};
+    uint64_t pos = 0;
+    media_box b;
+    ck_assert_int_eq(media_box_next(over, sizeof over, &pos, &b), CT_ERR_BAD_REQUEST);
+    pos = 0;
+    ck_assert_int_eq(media_box_next(large, sizeof large, &pos, &b), CT_OK);
+    ck_assert_uint_eq(b.hdr, 16);
+    ck_assert_uint_eq(b.size, 16);
+    pos = 0;
+    ck_assert_int_eq(media_box_next(zero, sizeof zero, &pos, &b), CT_OK);
+    ck_assert_uint_eq(b.size, sizeof zero);
+    ck_assert(media_is_mp4(over, sizeof over));
+    media_mp4 *m = NULL;
+    ck_assert_int_eq(media_mp4_open(zero, sizeof zero, &m), CT_ERR_BAD_REQUEST); /* no moov */
+}
+END_TEST
+
+static void mp4_facts(const char *path, media_codec codec, uint32_t samples)
+{
+    media_file f;
+    media_mp4 *m = NULL;
+    media_mp4_video v;
+    media_sample s;
+    const uint8_t *nal;
+    size_t n, pos = 0;
+    ck_assert_int_eq(media_file_map(path, &f), CT_OK);
+    ck_assert(media_is_mp4(f.data, f.len));
+    ck_assert_int_eq(media_mp4_open(f.data, f.len, &m), CT_OK);
+    ck_assert_int_eq(media_mp4_video_track(m, &v), CT_OK);
+    ck_assert_int_eq(v.codec, codec);
+    ck_assert_uint_eq(v.nal_length_size, 4);
+    ck_assert_uint_eq(v.samples, samples);
+    ck_assert_int_eq(media_mp4_param_set(m, 0, &nal, &n), CT_OK);
+    ck_assert_int_eq(media_nal_classify(codec, nal, n).kind, MEDIA_NAL_PARAM);
+    ck_assert_int_eq(media_mp4_sample(m, 0, &s), CT_OK);
+    ck_assert(s.sync);
+    ck_assert_int_eq(media_lp_next(f.data + s.off, s.size, 4, &pos, &nal, &n), CT_OK);
+    ck_assert_int_eq(media_mp4_sample(m, samples, &s), CT_ERR_NOT_FOUND);
+    media_mp4_free(m);
+    media_file_unmap(&f);
+}
+
+START_TEST(mp4_tables)
+{
+    const char *dir = tu_tmpdir("media");
+    mp4_facts(CAMTRUST_ONVIF_VECTORS "/test_signed_h264.mp4", MEDIA_H264, 257);
+    mp4_facts(CAMTRUST_ONVIF_VECTORS "/test_signed_h265.mp4", MEDIA_H265, 303);
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine -t 2 "
+                           "-c:v libx264 -g 30 -c:a aac -shortest '%s/av.mp4'", dir), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/av.mp4", dir);
+    mp4_facts(path, MEDIA_H264, 60);
+}
+END_TEST
+
+/* The rewriter with every sample doubled in front by a filler NAL unit: ffmpeg must still decode the same
+ * frames, and the audio track must survive its chunks moving. */
+static ct_err add_filler(void *arg, uint32_t index, const uint8_t *sample, size_t len, media_out *o)
+{
+    (void)arg;
+    (void)index;
+    static const uint8_t filler[] = {0, 0, 0, 3, 0x0c, 0xff, 0x80};
+    CT_GUARD_RET(media_out_write(o, filler, sizeof filler));
+    return media_out_write(o, sample, len);
+}
+
+START_TEST(mp4_rewrite)
+{
+    const char *dir = tu_tmpdir("media");
+    char in[600], out[600];
+    media_file f;
+    media_mp4 *m = NULL;
+    snprintf(in, sizeof in, "%s/av.mp4", dir);
+    snprintf(out, sizeof out, "%s/rewritten.mp4", dir);
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine -t 2 "
+                           "-c:v libx264 -g 30 -c:a aac -shortest '%s'", in), 0);
+    ck_assert_int_eq(media_file_map(in, &f), CT_OK);
+    ck_assert_int_eq(media_mp4_open(f.data, f.len, &m), CT_OK);
+    FILE *o = fopen(out, "wb");
+    ck_assert_ptr_nonnull(o);
+    ck_assert_int_eq(media_mp4_rewrite(m, o, add_filler, NULL), CT_OK);
+    ck_assert_int_eq(fclose(o), 0);
+    media_mp4_free(m);
+    media_file_unmap(&f);
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -i '%s' -f framemd5 - | grep -v '^#' >'%s/a.md5' && "
+                           "ffmpeg -v error -i '%s' -f framemd5 - | grep -v '^#' >'%s/b.md5' && "
+                           "test \"$(grep -c , '%s/a.md5')\" -gt 60 && cmp -s '%s/a.md5' '%s/b.md5'",
+                           in, dir, out, dir, dir, dir, dir),
+                     0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("media");
+    TCase *tc = tcase_create("media");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, annexb_split);
+    tcase_add_test(tc, epb_round_trip);
+    tcase_add_test(tc, classify);
+    tcase_add_test(tc, sei_messages);
+    tcase_add_test(tc, boxes_bounded);
+    tcase_add_test(tc, mp4_tables);
+    tcase_add_test(tc, mp4_rewrite);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}

@@ -1,0 +1,279 @@
+/* common/mediasign: the signer with a key in a real SoftHSM token and certificates from pki, the validator on
+ * what it signs (threaded and inline, Annex B and MP4), on another root, with CRLs, and on the clips signed by
+ * ONVIF's reference framework. */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+
+#include "mediasign.h"
+#include "test_util.h"
+
+#ifndef CAMTRUST_ONVIF_VECTORS
+#define CAMTRUST_ONVIF_VECTORS "/work/shared/vectors/onvif-media-signing"
+#endif
+
+static const char *dir;
+static hsm *tok;
+static hsm_key *root_key, *media_key;
+static ct_buf root_der, leaf_der, chain_pem;
+static pki_issued_info leaf_info;
+
+static void issue(const pki_cert_template *t, hsm_key *subject, const ct_buf *issuer, hsm_key *ik, ct_buf *out,
+                  pki_issued_info *info)
+{
+    ct_buf spki = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&spki, 512), CT_OK);
+    ck_assert_int_eq(hsm_key_public_der(subject, &spki), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(out, PKI_MAX_CERT_DER), CT_OK);
+    ct_err rc = pki_cert_issue(t, spki.data, spki.len, issuer ? issuer->data : NULL, issuer ? issuer->len : 0, ik, out,
+                               info);
+    ck_assert_msg(rc == CT_OK, "issue: %s %s", ct_err_name(rc), ct_err_detail());
+    ct_buf_free(&spki);
+}
+
+static hsm_key *genkey(const char *label, uint8_t id)
+{
+    hsm_key *k = NULL;
+    ck_assert_int_eq(hsm_key_generate(tok, HSM_EC_P256, label, &id, 1, &k), CT_OK);
+    return k;
+}
+
+/* A token with a root key and a media-signing key; the root certifies the camera's key directly. */
+static void setup(void)
+{
+    dir = tu_tmpdir("mediasign");
+    tu_softhsm_token(dir, "ms-test");
+    char pin[] = TU_PIN;
+    hsm_config cfg = {.module_path = NULL, .token_label = "ms-test", .pin = pin, .session_pool = 2};
+    ck_assert_int_eq(hsm_open(&cfg, &tok), CT_OK);
+    root_key = genkey("root", 1);
+    media_key = genkey("media", 2);
+    pki_cert_template rt = {.profile = PKI_PROFILE_ROOT_CA, .cn = "Test Device Root", .not_after = time(NULL) + 86400 * 30};
+    issue(&rt, root_key, NULL, root_key, &root_der, NULL);
+    pki_cert_template lt = {.profile = PKI_PROFILE_MEDIA_SIGNING, .cn = "SN0042", .serial_number = "SN0042",
+                            .not_after = time(NULL) + 86400 * 10};
+    issue(&lt, media_key, &root_der, root_key, &leaf_der, &leaf_info);
+    ck_assert_int_eq(ct_buf_alloc(&chain_pem, 4096), CT_OK);
+    ck_assert_int_eq(ct_pem_encode("CERTIFICATE", leaf_der.data, leaf_der.len, &chain_pem), CT_OK);
+}
+
+static void teardown(void)
+{
+    hsm_key_free(root_key);
+    hsm_key_free(media_key);
+    hsm_close(tok);
+    ct_buf_free(&root_der);
+    ct_buf_free(&leaf_der);
+    ct_buf_free(&chain_pem);
+    wc_ecc_fp_free(); /* wolfSSL's per-thread fixed-point cache */
+}
+
+static const char *path(const char *name)
+{
+    static char p[4][600];
+    static int k;
+    char *out = p[k++ % 4];
+    snprintf(out, sizeof p[0], "%s/%s", dir, name);
+    return out;
+}
+
+static void sign(const char *in, const char *out, bool threaded, time_t start)
+{
+    ms_signer_config cfg = {0, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust", threaded};
+    ms_sign_stats st = {.start = start, .fps = 30};
+    ct_err rc = ms_sign_file(&cfg, in, out, &st);
+    ck_assert_msg(rc == CT_OK, "sign %s: %s %s", in, ct_err_name(rc), ct_err_detail());
+    ck_assert_uint_eq(st.gops, 2);
+    ck_assert_uint_gt(st.bytes_out, st.bytes_in);
+}
+
+static ms_summary verify_with(const char *clip, const ct_buf *root, const ct_buf *crl)
+{
+    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0};
+    ms_summary s;
+    ct_err rc = ms_verify_file(clip, &cfg, NULL, NULL, &s);
+    ck_assert_msg(rc == CT_OK, "verify %s: %s %s", clip, ct_err_name(rc), ct_err_detail());
+    return s;
+}
+
+static void clip(const char *name, const char *fmt)
+{
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -c:v libx264 -g 30 "
+                           "-pix_fmt yuv420p %s '%s'", fmt, path(name)), 0);
+}
+
+START_TEST(sign_verify_annexb_and_mp4)
+{
+    clip("a.h264", "-f h264");
+    clip("a.mp4", "");
+    sign(path("a.h264"), path("s.h264"), true, time(NULL));
+    sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
+    const char *signed_clips[] = {path("s.h264"), path("s.mp4")};
+    for (int i = 0; i < 2; i++) {
+        ms_summary s = verify_with(signed_clips[i], &root_der, NULL);
+        ck_assert_msg(s.authentic, "%s: %s / %s", signed_clips[i], s.problem, s.chain);
+        ck_assert_uint_eq(s.gops, 2);
+        ck_assert_uint_eq(s.frames, 60);
+        ck_assert_uint_eq(s.sei_count, 3); /* the certificate SEI and one per GOP */
+        ck_assert_str_eq(s.serial, "SN0042");
+        ck_assert_str_eq(s.model, "CX42");
+        ck_assert_str_eq(s.time_source, "SEI timestamp");
+    }
+    /* the unsigned input is unsigned, not an error */
+    ms_summary u = verify_with(path("a.mp4"), &root_der, NULL);
+    ck_assert(!u.authentic);
+    ck_assert_uint_eq(u.count[MS_UNSIGNED], 2);
+}
+END_TEST
+
+START_TEST(other_root_and_expiry)
+{
+    clip("a.h264", "-f h264");
+    sign(path("a.h264"), path("s.h264"), true, time(NULL));
+    hsm_key *other = genkey("other", 3);
+    ct_buf other_der = CT_BUF_INIT;
+    pki_cert_template rt = {.profile = PKI_PROFILE_ROOT_CA, .cn = "Other Root", .not_after = time(NULL) + 86400};
+    issue(&rt, other, NULL, other, &other_der, NULL);
+    ms_summary s = verify_with(path("s.h264"), &other_der, NULL);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_UNTRUSTED], 2);
+    ck_assert_ptr_nonnull(strstr(s.chain, "does not verify to the root"));
+    /* recorded after the leaf expired: judged at the recording time, so untrusted */
+    sign(path("a.h264"), path("late.h264"), false, time(NULL) + 86400 * 20);
+    s = verify_with(path("late.h264"), &root_der, NULL);
+    ck_assert_uint_eq(s.count[MS_UNTRUSTED], 2);
+    ct_buf_free(&other_der);
+    hsm_key_free(other);
+}
+END_TEST
+
+static void crl_with(time_t revoked_at, ct_buf *crl)
+{
+    pki_revoked r = {leaf_info.serial_hex, revoked_at, 1};
+    pki_crl_params p = {root_der.data, root_der.len, root_key, 1, time(NULL), time(NULL) + 3600};
+    ct_err rc = pki_crl_make(&p, &r, 1, crl);
+    ck_assert_msg(rc == CT_OK, "crl: %s %s", ct_err_name(rc), ct_err_detail());
+}
+
+START_TEST(revocation)
+{
+    clip("a.h264", "-f h264");
+    time_t now = time(NULL);
+    sign(path("a.h264"), path("s.h264"), true, now);
+    ct_buf before = CT_BUF_INIT, after = CT_BUF_INIT;
+    crl_with(now - 60, &before);
+    crl_with(now + 3600, &after);
+    ms_summary s = verify_with(path("s.h264"), &root_der, &before);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_UNTRUSTED], 2);
+    ck_assert_ptr_nonnull(strstr(s.revocation, "revoked at"));
+    s = verify_with(path("s.h264"), &root_der, &after);
+    ck_assert_msg(s.authentic, "%s", s.revocation);
+    ck_assert_ptr_nonnull(strstr(s.revocation, "revoked at"));
+    /* a CRL signed by another key is not believed */
+    after.data[after.len - 5] ^= 1;
+    s = verify_with(path("s.h264"), &root_der, &after);
+    ck_assert(s.authentic);
+    ck_assert_ptr_nonnull(strstr(s.revocation, "CRL unusable"));
+    ct_buf_free(&before);
+    ct_buf_free(&after);
+}
+END_TEST
+
+/* What the signer writes, read back with the format parser: the layout of mediasign.h. */
+START_TEST(sei_layout)
+{
+    ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw", "camtrust",
+                            false};
+    ms_signer *sg = NULL;
+    ct_buf out = CT_BUF_INIT;
+    bool ready;
+    static const uint8_t idr[] = {0x65, 0x88, 0x84, 0x21}, p[] = {0x41, 0x9a, 0x02};
+    uint8_t rbsp[MS_MAX_SEI];
+    size_t n;
+    ms_sei sei;
+    ck_assert_int_eq(ms_signer_open(&cfg, &sg), CT_OK);
+    ck_assert_int_eq(ms_signer_take(sg, true, &out, &ready), CT_OK);
+    ck_assert(ready);
+    ck_assert_int_eq(media_epb_remove(out.data, out.len, rbsp, sizeof rbsp, &n), CT_OK);
+    ck_assert_int_eq(ms_sei_parse(MEDIA_H264, rbsp, n, &sei), CT_OK);
+    ck_assert_uint_eq(sei.reserved, 0x80); /* the certificate SEI */
+    ck_assert(sei.has_chain && sei.has_crypto && sei.has_signature && !sei.has_general);
+    int64_t t0 = ms_time_from_unix(1700000000, 0);
+    ck_assert_int_eq(ms_signer_push(sg, idr, sizeof idr, t0), CT_OK);
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(ms_signer_push(sg, p, sizeof p, t0), CT_OK);
+    ck_assert_int_eq(ms_signer_take(sg, false, &out, &ready), CT_OK);
+    ck_assert(!ready);
+    ck_assert_int_eq(ms_signer_finish(sg), CT_OK);
+    ck_assert_int_eq(ms_signer_take(sg, true, &out, &ready), CT_OK);
+    ck_assert(ready);
+    ck_assert_int_eq(media_epb_remove(out.data, out.len, rbsp, sizeof rbsp, &n), CT_OK);
+    ck_assert_int_eq(ms_sei_parse(MEDIA_H264, rbsp, n, &sei), CT_OK);
+    ck_assert_uint_eq(sei.reserved, 0);
+    ck_assert(sei.has_general && sei.has_hashes);
+    ck_assert_uint_eq(sei.counter, 1);
+    ck_assert_uint_eq(sei.nals, 6);
+    ck_assert_uint_eq(sei.n_hashes, 6);
+    ck_assert_int_eq(sei.timestamp, t0);
+    ck_assert_int_eq(ms_time_to_unix(sei.timestamp), 1700000000);
+    ck_assert_str_eq(sei.serial, "SN0042");
+    ck_assert_str_eq(sei.model, "CX42");
+    ck_assert_uint_eq(sei.linked[0] | sei.linked[31], 0); /* the first GOP links to nothing */
+    uint8_t anchor[32];
+    ck_assert_int_eq(ct_sha256(idr, sizeof idr, anchor), CT_OK);
+    ck_assert_mem_eq(sei.hashes, anchor, 32);
+    ck_assert_uint_le(sei.sig_len, MS_SIG_MAX);
+    /* the signature TLV is the last: document + 3 + 1 + 2 + 72 + the stop byte */
+    ck_assert_uint_eq(sei.doc_len + 3 + 1 + 2 + MS_SIG_MAX + 1, n);
+    ck_assert_int_eq(ms_signer_take(sg, true, &out, &ready), CT_OK);
+    ck_assert(!ready);
+    ms_signer_close(sg);
+    ct_buf_free(&out);
+}
+END_TEST
+
+START_TEST(onvif_reference_clips)
+{
+    ct_buf ca = CT_BUF_INIT, pem = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(CAMTRUST_ONVIF_VECTORS "/ca.pem", 65536, &pem), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(&ca, PKI_MAX_CERT_DER), CT_OK);
+    ck_assert_int_eq(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, &ca), CT_OK);
+    ms_summary s = verify_with(CAMTRUST_ONVIF_VECTORS "/test_signed_h264.mp4", &ca, NULL);
+    ck_assert_msg(s.authentic, "%s %s", s.problem, s.chain);
+    ck_assert_uint_eq(s.gops, 5);
+    ck_assert_str_eq(s.firmware, "v0.0.4");
+    ck_assert_str_eq(s.time_source, "MP4 creation time");
+    s = verify_with(CAMTRUST_ONVIF_VECTORS "/test_signed_h265.mp4", &ca, NULL);
+    ck_assert(s.authentic);
+    /* one payload byte flipped in a P-frame */
+    ck_assert_int_eq(tu_sh("python3 -c \"import sys; d = bytearray(open(sys.argv[1], 'rb').read()); "
+                           "i = d.find(bytes([0x41, 0x9a]), d.find(b'mdat') + 60000); d[i + 8] ^= 1; "
+                           "open(sys.argv[2], 'wb').write(d)\" '%s' '%s'",
+                           CAMTRUST_ONVIF_VECTORS "/test_signed_h264.mp4", path("flip.mp4")),
+                     0);
+    s = verify_with(path("flip.mp4"), &ca, NULL);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_ALTERED], 1);
+    ck_assert_uint_eq(s.count[MS_AUTHENTIC], 4);
+    ct_buf_free(&ca);
+    ct_buf_free(&pem);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("mediasign");
+    TCase *tc = tcase_create("mediasign");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sign_verify_annexb_and_mp4);
+    tcase_add_test(tc, other_root_and_expiry);
+    tcase_add_test(tc, revocation);
+    tcase_add_test(tc, sei_layout);
+    tcase_add_test(tc, onvif_reference_clips);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
