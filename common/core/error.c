@@ -27,6 +27,9 @@ ct_err ct_fail(ct_err e, const char *fmt, ...)
     int n = vsnprintf(ct_detail, sizeof ct_detail, fmt, ap);
     va_end(ap);
     if (n < 0) ct_detail[0] = '\0';
+    /* Details quote outside input (CSR names, paths): keep them one line so they cannot forge log lines. */
+    for (char *p = ct_detail; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return e;
 }
 

@@ -25,6 +25,9 @@ void ct_log(ct_log_level level, const char *event, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
     va_end(ap);
+    /* One event, one line: control characters from outside input cannot start a forged line. */
+    for (char *p = line + n; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     /* One write per line keeps lines whole when threads log at once. */
     fprintf(stderr, "%s\n", line);
 }

@@ -134,6 +134,9 @@ START_TEST(test_fail_detail)
     /* A later failure replaces the detail. */
     ck_assert_int_eq(ct_fail(CT_ERR_IO, "second"), CT_ERR_IO);
     ck_assert_str_eq(ct_err_detail(), "second");
+    /* Details quote outside input: they stay one line. */
+    ck_assert_int_eq(ct_fail(CT_ERR_BAD_CSR, "serial '%s'", "A\r\nB"), CT_ERR_BAD_CSR);
+    ck_assert_str_eq(ct_err_detail(), "serial 'A??B'");
     /* An over-long detail is cut, not overflowed. */
     char big[1000];
     memset(big, 'x', sizeof big - 1);
@@ -726,7 +729,7 @@ START_TEST(test_log_line)
     close(fd);
     ct_log_set_level(CT_LOG_INFO);
     ct_log(CT_LOG_DEBUG, "hidden", "x=%d", 1);
-    ct_log(CT_LOG_WARN, "cert_issued", "serial=%s", "ab12");
+    ct_log(CT_LOG_WARN, "cert_issued", "serial=%s", "ab12\nts=forged level=info event=fake");
     fflush(stderr);
     ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
     close(saved);
@@ -737,7 +740,8 @@ START_TEST(test_log_line)
     ck_assert_int_eq(ct_buf_cstr(&r, &s), CT_OK);
     ck_assert_ptr_null(strstr(s, "hidden"));
     ck_assert(strncmp(s, "ts=", 3) == 0);
-    ck_assert_ptr_nonnull(strstr(s, " level=warn event=cert_issued serial=ab12\n"));
+    /* Outside input cannot start a forged line. */
+    ck_assert_ptr_nonnull(strstr(s, " level=warn event=cert_issued serial=ab12?ts=forged level=info event=fake\n"));
     ck_assert_ptr_eq(strchr(s, '\n') + 1, s + r.len); /* one line */
     ct_buf_free(&r);
 }
