@@ -59,12 +59,9 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL;
-    char path[CA_PATH_MAX];
     memset(s, 0, sizeof *s);
     CT_GUARD(ct_strlcpy(s->dir, sizeof s->dir, dir));
-    CT_GUARD(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
-    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG, "%s has no %s: is it a camtrust CA folder?", dir, CA_CONFIG_FILE);
-    CT_GUARD(ct_settings_load(&schema, path, &cfg));
+    CT_GUARD(ct_settings_load_dir(&schema, dir, CA_CONFIG_FILE, "is it a camtrust CA folder?", &cfg));
     CT_GUARD(hsm_settings_read(&schema, cfg, dir, CA_PIN_ENV, &s->hsm));
     CT_GUARD(ct_settings_copy_path(&schema, cfg, "database", dir, s->db_path, sizeof s->db_path));
     CT_GUARD(ct_settings_copy(&schema, cfg, "hsm.key_curve", s->curve, sizeof s->curve));

@@ -19,26 +19,6 @@ cleanup:
     return rc;
 }
 
-ct_err agent_media_signer_config(agent *a, agent_creds *c, ct_buf *pem, hsm_key **k, ms_signer_config *cfg)
-{
-    agent_status status;
-    CT_GUARD_RET(agent_status_get(a, &status));
-    CT_ENSURE_RET(status.state == AGENT_PROVISIONED,
-                  ct_fail(CT_ERR_FORBIDDEN, "cannot sign: the camera is %s%s%s", agent_state_name(status.state),
-                          status.reason[0] ? ": " : "", status.reason));
-    CT_GUARD_RET(agent_creds_load(a, c));
-    agent_chain *ch = &c->chain[AGENT_PROFILE_MEDIA];
-    /* The format carries the chain without its root: validators bring their own. */
-    if (ch->n > 1 && ch->der[ch->n - 1].len == a->root_der.len &&
-        memcmp(ch->der[ch->n - 1].data, a->root_der.data, a->root_der.len) == 0)
-        ch->n--;
-    CT_GUARD_RET(ct_buf_alloc(pem, AGENT_CREDS_MAX));
-    CT_GUARD_RET(agent_chain_pem(ch, pem));
-    CT_GUARD_RET(agent_key_get(a, AGENT_PROFILE_MEDIA, false, k));
-    *cfg = (ms_signer_config){0, *k, pem->data, pem->len, a->serial, a->model, "camtrust-agent 1.0", "camtrust", false};
-    return CT_OK;
-}
-
 /* The writer's signing hooks on an ONVIF signer, opened at the first NAL unit (when the codec is known). */
 typedef struct {
     ms_signer_config cfg;

@@ -89,17 +89,12 @@ static ct_err load_settings(agent *a)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL, *id = NULL;
-    char path[AGENT_PATH_MAX];
-    CT_GUARD(agent_path(a, AGENT_IDENTITY_FILE, path, sizeof path));
-    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG, "%s has no %s: is it a device folder?", a->dir,
-                  AGENT_IDENTITY_FILE);
-    CT_GUARD(ct_settings_load(&identity_schema, path, &id));
+    CT_GUARD(ct_settings_load_dir(&identity_schema, a->dir, AGENT_IDENTITY_FILE, "is it a device folder?", &id));
     CT_GUARD(ct_settings_copy(&identity_schema, id, "serial", a->serial, sizeof a->serial));
     CT_GUARD(ct_settings_copy(&identity_schema, id, "model", a->model, sizeof a->model));
     CT_GUARD(ct_settings_copy(&identity_schema, id, "mac", a->mac, sizeof a->mac));
     CT_GUARD(check_serial(a->serial));
-    CT_GUARD(agent_path(a, AGENT_CONFIG_FILE, path, sizeof path));
-    CT_GUARD(ct_settings_load(&schema, path, &cfg));
+    CT_GUARD(ct_settings_load_dir(&schema, a->dir, AGENT_CONFIG_FILE, "is it a device folder?", &cfg));
     CT_GUARD(hsm_settings_read(&schema, cfg, a->dir, AGENT_PIN_ENV, &a->hs));
     CT_GUARD(ct_config_get_int(cfg, "factory.timeout_ms", 10000, 100, 600000, &a->factory_timeout_ms));
     CT_GUARD(ct_config_get_int(cfg, "serve.timeout_ms", 5000, 100, 600000, &a->serve_timeout_ms));

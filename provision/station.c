@@ -56,13 +56,10 @@ static ct_err settings_load(const char *dir, station *st)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL;
-    char path[STATION_PATH_MAX];
     memset(st, 0, sizeof *st);
     CT_GUARD(ct_strlcpy(st->dir, sizeof st->dir, dir));
-    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
-    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG, "%s is not a station folder: run camtrust-station init --dir %s",
-                  dir, dir);
-    CT_GUARD(ct_settings_load(&station_schema, path, &cfg));
+    CT_GUARD(ct_settings_load_dir(&station_schema, dir, STATION_CONFIG_FILE,
+                                  "not a station folder (camtrust-station init makes one)", &cfg));
     CT_GUARD(hsm_settings_read(&station_schema, cfg, dir, STATION_PIN_ENV, &st->hsm_cfg));
     CT_GUARD(ct_settings_copy(&station_schema, cfg, "name", st->name, sizeof st->name));
 cleanup:

@@ -52,10 +52,8 @@ static ct_err viewer_open(const char *dir, bool token, viewer *v)
     char path[VIEW_PATH_MAX];
     memset(v, 0, sizeof *v);
     CT_GUARD(ct_strlcpy(v->dir, sizeof v->dir, dir));
-    CT_GUARD(ct_path_join(path, sizeof path, dir, VIEW_CONFIG_FILE));
-    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG, "%s is not a viewer folder: run camtrust-view init --dir %s",
-                  dir, dir);
-    CT_GUARD(ct_settings_load(&view_schema, path, &cfg));
+    CT_GUARD(ct_settings_load_dir(&view_schema, dir, VIEW_CONFIG_FILE,
+                                  "not a viewer folder (camtrust-view init makes one)", &cfg));
     CT_GUARD(hsm_settings_read(&view_schema, cfg, dir, VIEW_PIN_ENV, &v->hs));
     CT_GUARD(ct_settings_copy(&view_schema, cfg, "name", v->name, sizeof v->name));
     CT_GUARD(ct_path_join(path, sizeof path, dir, VIEW_CERT_FILE));

@@ -205,6 +205,9 @@ typedef struct {
 CT_MUST_CHECK ct_err ct_settings_write_defaults(const ct_settings_schema *schema, const char *path);
 /* Loads `path`, refusing keys the schema does not know (a typo must not fall back to a default silently). */
 CT_MUST_CHECK ct_err ct_settings_load(const ct_settings_schema *schema, const char *path, ct_config **out);
+/* Loads the component folder's config DIR/FILE; when it is missing: CT_ERR_CONFIG "DIR has no FILE: HINT". */
+CT_MUST_CHECK ct_err ct_settings_load_dir(const ct_settings_schema *schema, const char *dir, const char *file,
+                                          const char *hint, ct_config **out);
 /* The value, or the schema's default. `key` must be in the schema. */
 const char *ct_settings_get(const ct_settings_schema *schema, const ct_config *cfg, const char *key);
 /* Copies a setting into a fixed buffer; a path setting is made relative to `dir` unless absolute or empty. */

@@ -43,6 +43,15 @@ ct_err ct_settings_load(const ct_settings_schema *schema, const char *path, ct_c
     return CT_OK;
 }
 
+ct_err ct_settings_load_dir(const ct_settings_schema *schema, const char *dir, const char *file, const char *hint,
+                            ct_config **out)
+{
+    char path[4096];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, file));
+    CT_ENSURE_RET(ct_file_exists(path), ct_fail(CT_ERR_CONFIG, "%s has no %s: %s", dir, file, hint));
+    return ct_settings_load(schema, path, out);
+}
+
 const char *ct_settings_get(const ct_settings_schema *schema, const ct_config *cfg, const char *key)
 {
     const ct_setting *row = find_row(schema, key);
