@@ -50,8 +50,11 @@ typedef struct {
  * running server within CA_REVOCATION_POLL_MS). `count` (may be NULL): how many certificates. Refusals
  * (CT_ERR_USAGE bad reason or target, CT_ERR_NOT_FOUND, CT_ERR_ALREADY_REVOKED) are audited and change nothing. */
 CT_MUST_CHECK ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count);
-/* Writes a freshly signed CRL (DER) of the device issuing CA to `path`. */
-CT_MUST_CHECK ct_err ca_crl_write(ca *c, const char *path);
+/* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewer certificates,
+ * which cameras check before wrapping keys for them). */
+typedef enum { CA_CRL_DEVICE, CA_CRL_OPS } ca_crl_kind;
+/* Writes a freshly signed CRL (DER) of that issuing CA to `path`. */
+CT_MUST_CHECK ct_err ca_crl_write(ca *c, ca_crl_kind kind, const char *path);
 
 /* ---- enrollment policy: plain C, no HTTP. The EST handlers call these. ---- */
 typedef enum { CA_ENROLL_NEW, CA_ENROLL_RENEW } ca_enroll_kind;

@@ -1,4 +1,5 @@
-/* Serving revocation: the CRL kept in memory (GET /crl) and the OCSP responder (RFC 6960, GET and POST /ocsp).
+/* Serving revocation: the CRLs kept in memory (GET /crl: the device issuing CA's; GET /crl/ops: the operations
+ * issuing CA's, revoked viewers) and the OCSP responder (RFC 6960, GET and POST /ocsp).
  *
  * Speed: the answer for one certificate without a nonce stays the same until the certificate is revoked or
  * the answer nears its nextUpdate, so it is signed once in the token, kept, and sent again as it is (RFC 6960
@@ -32,9 +33,9 @@ typedef struct {
 } ocsp_slot;
 
 struct ca_revocation {
-    pthread_mutex_t mu; /* the CRL, the epoch, and when the epoch was last read */
-    ct_buf crl;
-    time_t crl_refresh_at;
+    pthread_mutex_t mu; /* the CRLs, the epoch, and when the epoch was last read */
+    ct_buf crl[2];      /* by ca_crl_kind: the device issuing CA's, the operations issuing CA's (viewers) */
+    time_t crl_refresh_at[2];
     int64_t epoch;
     _Atomic long long checked_ms; /* monotonic time of the last epoch read: peeked at without the lock */
     bool mu_ok, cache_lock_ok;
@@ -51,14 +52,14 @@ struct ca_revocation {
 
 /* ---- the CRL and the revocation epoch ---- */
 
-static ct_err crl_refresh(ca *c)
+static ct_err crl_refresh(ca *c, ca_crl_kind kind)
 {
     ct_buf der = CT_BUF_INIT;
     time_t next = 0, now = time(NULL);
-    CT_GUARD_RET(ca_crl_make(c, SERVER_ACTOR, &der, &next));
-    ct_buf_free(&c->rev->crl);
-    c->rev->crl = der;
-    c->rev->crl_refresh_at = now + (next - now) / 2;
+    CT_GUARD_RET(ca_crl_make(c, kind, SERVER_ACTOR, &der, &next));
+    ct_buf_free(&c->rev->crl[kind]);
+    c->rev->crl[kind] = der;
+    c->rev->crl_refresh_at[kind] = now + (next - now) / 2;
     return CT_OK;
 }
 
@@ -92,9 +93,10 @@ static void refresh(ca *c, bool now)
         r->generation++;
         (void)pthread_rwlock_unlock(&r->cache_lock);
         r->epoch = epoch;
-        r->crl_refresh_at = 0;
+        r->crl_refresh_at[CA_CRL_DEVICE] = r->crl_refresh_at[CA_CRL_OPS] = 0;
     }
-    if (rc == CT_OK && time(NULL) >= r->crl_refresh_at) rc = crl_refresh(c);
+    /* The device CRL is kept ready for the many cameras' clients; the viewers' CRL is made when asked for. */
+    if (rc == CT_OK && time(NULL) >= r->crl_refresh_at[CA_CRL_DEVICE]) rc = crl_refresh(c, CA_CRL_DEVICE);
     if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
     (void)pthread_mutex_unlock(&r->mu);
 }
@@ -134,7 +136,7 @@ ct_err ca_revocation_start(ca *c)
     CT_ENSURE(r->slots, CT_ERR_NOMEM);
     CT_GUARD(db_revocation_epoch(c->db, &r->epoch));
     atomic_store(&r->checked_ms, monotonic_ms());
-    CT_GUARD(crl_refresh(c));
+    CT_GUARD(crl_refresh(c, CA_CRL_DEVICE));
 cleanup:
     if (rc != CT_OK) ca_revocation_stop(c);
     return rc;
@@ -146,7 +148,8 @@ void ca_revocation_stop(ca *c)
     if (!r) return;
     for (size_t i = 0; r->slots && i < r->n_slots; i++) ct_buf_free(&r->slots[i].response);
     free(r->slots);
-    ct_buf_free(&r->crl);
+    ct_buf_free(&r->crl[CA_CRL_DEVICE]);
+    ct_buf_free(&r->crl[CA_CRL_OPS]);
     if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
     if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
     free(r);
@@ -159,12 +162,16 @@ ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     memset(ans, 0, sizeof *ans);
     ct_err_clear();
     CT_ENSURE_MSG(c->rev, CT_ERR_UNAVAILABLE, "the revocation service is not running");
-    CT_ENSURE_MSG(strcmp(rq->path, "/crl") == 0, CT_ERR_NOT_FOUND, "no such resource");
-    CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "/crl takes GET");
+    bool ops = strcmp(rq->path, "/crl/ops") == 0;
+    ca_crl_kind kind = ops ? CA_CRL_OPS : CA_CRL_DEVICE;
+    CT_ENSURE_MSG(ops || strcmp(rq->path, "/crl") == 0, CT_ERR_NOT_FOUND, "no such resource");
+    CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "%s takes GET", rq->path);
     refresh(c, true); /* CRL fetches are rare: always the latest */
     CT_ENSURE(pthread_mutex_lock(&c->rev->mu) == 0, CT_ERR_INTERNAL);
-    rc = ct_buf_alloc(&ans->body, c->rev->crl.len);
-    if (rc == CT_OK) rc = ct_buf_set(&ans->body, c->rev->crl.data, c->rev->crl.len);
+    const ct_buf *crl = &c->rev->crl[kind];
+    if (time(NULL) >= c->rev->crl_refresh_at[kind]) rc = crl_refresh(c, kind);
+    if (rc == CT_OK) rc = ct_buf_alloc(&ans->body, crl->len);
+    if (rc == CT_OK) rc = ct_buf_set(&ans->body, crl->data, crl->len);
     (void)pthread_mutex_unlock(&c->rev->mu);
     CT_GUARD(rc);
     ans->status = 200;

@@ -77,20 +77,28 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
     return CT_OK;
 }
 
-ct_err ca_crl_make(ca *c, const char *actor, ct_buf *der, time_t *next_update)
+/* Each CRL is signed by the CA that issued what it lists: devices by the device issuing CA, viewers by the
+ * operations issuing CA (each with its own cRLNumber sequence). */
+static const struct {
+    db_crl_issuer issuer;
+    ca_key_role signer;
+} crl_issuers[] = {[CA_CRL_DEVICE] = {DB_CRL_DEVICE, CA_KEY_DEVICE_ISSUING}, [CA_CRL_OPS] = {DB_CRL_OPS, CA_KEY_OPS_ISSUING}};
+
+ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update)
 {
     ct_err rc = CT_OK;
     db_revoked *list = NULL;
     pki_revoked *entries = NULL;
     size_t n = 0;
     int64_t number = 0;
-    CT_GUARD(db_cert_list_revoked(c->db, &list, &n));
+    CT_ENSURE_MSG((unsigned)kind <= CA_CRL_OPS, CT_ERR_ARG, "unknown CRL issuer %d", (int)kind);
+    CT_GUARD(db_cert_list_revoked(c->db, crl_issuers[kind].issuer, &list, &n));
     entries = calloc(n ? n : 1, sizeof *entries);
     CT_ENSURE(entries, CT_ERR_NOMEM);
     for (size_t i = 0; i < n; i++)
         entries[i] = (pki_revoked){list[i].cert_serial_hex, (time_t)list[i].revoked_at, list[i].reason};
-    CT_GUARD(db_crl_number_next(c->db, actor, n, &number));
-    const ca_signer *s = &c->signers[CA_KEY_DEVICE_ISSUING];
+    CT_GUARD(db_crl_number_next(c->db, crl_issuers[kind].issuer, actor, n, &number));
+    const ca_signer *s = &c->signers[crl_issuers[kind].signer];
     time_t now = time(NULL);
     pki_crl_params p = {.issuer_cert = s->cert_der.data, .issuer_len = s->cert_der.len, .issuer_key = s->key,
                         .number = (uint64_t)number, .this_update = now,
@@ -103,11 +111,11 @@ cleanup:
     return rc;
 }
 
-ct_err ca_crl_write(ca *c, const char *path)
+ct_err ca_crl_write(ca *c, ca_crl_kind kind, const char *path)
 {
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
-    CT_GUARD(ca_crl_make(c, "cli", &der, NULL));
+    CT_GUARD(ca_crl_make(c, kind, "cli", &der, NULL));
     CT_GUARD(ct_file_write_atomic(path, der.data, der.len, 0644));
 cleanup:
     ct_buf_free(&der);

@@ -31,7 +31,8 @@ static const char usage[] =
     "  revoke --order ID --reason R             revoke every certificate of an order\n"
     "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
     "      R: " PKI_REASON_NAMES "\n"
-    "  crl --out FILE                           write a freshly signed CRL (DER)\n"
+    "  crl [device|ops] --out FILE              write a freshly signed CRL (DER) of the device issuing CA, or of\n"
+    "                                           the operations issuing CA (revoked viewers, for cameras' viewers/)\n"
     "  log sth                                  sign a tree head of the issuance log now\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
@@ -219,9 +220,10 @@ static int run(ca *c, const cli_args *a)
         if (rc == CT_OK) printf("order %lld closed\n", id);
     } else if (is(a, "revoke", NULL, 1) || is(a, "revoke", NULL, 2)) {
         rc = revoke(c, a);
-    } else if (is(a, "crl", NULL, 1)) {
-        if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, a->out)) == CT_OK)
-            printf("CRL written: %s\n", a->out);
+    } else if (is(a, "crl", NULL, 1) || is(a, "crl", "device", 2) || is(a, "crl", "ops", 2)) {
+        ca_crl_kind kind = a->nwords == 2 && strcmp(a->words[1], "ops") == 0 ? CA_CRL_OPS : CA_CRL_DEVICE;
+        if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, kind, a->out)) == CT_OK)
+            printf("%sCRL written: %s\n", kind == CA_CRL_OPS ? "operations " : "", a->out);
     } else if (is(a, "officer", "add", 2)) {
         if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->role, "--role")) == CT_OK &&
             (rc = need(a->csr, "--csr")) == CT_OK && (rc = need(a->out, "--out")) == CT_OK &&

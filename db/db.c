@@ -124,6 +124,10 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'tree heads are append-only'); END;"
     "INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash)"
     "  SELECT row_number() OVER (ORDER BY rowid) - 1, cert_serial_hex, ct_leaf_hash(der) FROM certificates;",
+
+    /* 6: the operations issuing CA's CRL (revoked viewers) counts its own cRLNumber: RFC 5280 numbers are per
+     * issuer, and the device CRL's sequence stays as it was. */
+    "ALTER TABLE revocation_state ADD COLUMN ops_crl_number INTEGER NOT NULL DEFAULT 0;",
 };
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -838,14 +842,23 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
 /* ---------------------------------------------------------------------------------------------------------
  * revocation
  * ------------------------------------------------------------------------------------------------------- */
-static const char k_cert_status[] =
-    "SELECT status, revoked_at, revocation_reason FROM certificates WHERE cert_serial_hex = ?";
-static const char k_cert_revoked_list[] = "SELECT cert_serial_hex, revoked_at, revocation_reason FROM certificates"
-                                          " WHERE status = 'revoked' ORDER BY revoked_at, cert_serial_hex";
+/* For the device issuing CA's OCSP responder: viewers are the operations issuing CA's, so "unknown" there. */
+static const char k_cert_status[] = "SELECT status, revoked_at, revocation_reason FROM certificates"
+                                    " WHERE cert_serial_hex = ? AND profile <> 'viewer'";
+/* Per CRL issuer (db_crl_issuer): viewers are the operations issuing CA's, every other profile the device's. */
+#define REVOKED_LIST(cond)                                                                                       \
+    "SELECT cert_serial_hex, revoked_at, revocation_reason FROM certificates"                                   \
+    " WHERE status = 'revoked' AND profile " cond " ORDER BY revoked_at, cert_serial_hex"
+static const char *const k_cert_revoked_list[] = {[DB_CRL_DEVICE] = REVOKED_LIST("<> 'viewer'"),
+                                                  [DB_CRL_OPS] = REVOKED_LIST("= 'viewer'")};
 static const char k_revocation_epoch[] = "SELECT epoch FROM revocation_state WHERE id = 1";
 static const char k_revocation_bump[] = "UPDATE revocation_state SET epoch = epoch + 1 WHERE id = 1";
-static const char k_crl_number_bump[] = "UPDATE revocation_state SET crl_number = crl_number + 1 WHERE id = 1";
-static const char k_crl_number[] = "SELECT crl_number FROM revocation_state WHERE id = 1";
+static const char *const k_crl_number_bump[] = {
+    [DB_CRL_DEVICE] = "UPDATE revocation_state SET crl_number = crl_number + 1 WHERE id = 1",
+    [DB_CRL_OPS] = "UPDATE revocation_state SET ops_crl_number = ops_crl_number + 1 WHERE id = 1"};
+static const char *const k_crl_number[] = {[DB_CRL_DEVICE] = "SELECT crl_number FROM revocation_state WHERE id = 1",
+                                           [DB_CRL_OPS] = "SELECT ops_crl_number FROM revocation_state WHERE id = 1"};
+static const char *const k_crl_subject[] = {[DB_CRL_DEVICE] = "crl", [DB_CRL_OPS] = "ops crl"};
 static const char k_order_exists[] = "SELECT id FROM orders WHERE id = ?";
 /* The certificates of a scope: one serial; an order's or a station's, with the renewals of the devices they
  * enrolled (a renewal is issued to the device, without order or station). */
@@ -996,10 +1009,11 @@ static ct_err revoked_row(sqlite3_stmt *st, void *item)
     return CT_OK;
 }
 
-ct_err db_cert_list_revoked(ct_db *db, db_revoked **out, size_t *n)
+ct_err db_cert_list_revoked(ct_db *db, db_crl_issuer issuer, db_revoked **out, size_t *n)
 {
-    CT_ENSURE_RET(db && out && n, ct_fail(CT_ERR_ARG, "db_cert_list_revoked: missing argument"));
-    row_list l = {.sql = k_cert_revoked_list, .size = sizeof(db_revoked), .fill = revoked_row};
+    CT_ENSURE_RET(db && out && n && (unsigned)issuer <= DB_CRL_OPS,
+                  ct_fail(CT_ERR_ARG, "db_cert_list_revoked: missing argument"));
+    row_list l = {.sql = k_cert_revoked_list[issuer], .size = sizeof(db_revoked), .fill = revoked_row};
     CT_GUARD_RET(collect(db, &l));
     *out = l.items;
     *n = l.n;
@@ -1015,6 +1029,7 @@ ct_err db_revocation_epoch(ct_db *db, int64_t *epoch)
 }
 
 struct crl_ctx {
+    db_crl_issuer issuer;
     const char *actor;
     size_t revoked;
     int64_t number;
@@ -1024,18 +1039,19 @@ static ct_err crl_number_tx(ct_db *db, void *vctx)
 {
     struct crl_ctx *c = vctx;
     char subject[48], detail[48];
-    CT_GUARD_RET(db_exec(db, k_crl_number_bump, NULL, ""));
-    CT_GUARD_RET(db_query_int(db, k_crl_number, &c->number, ""));
-    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "crl %lld", (long long)c->number));
+    CT_GUARD_RET(db_exec(db, k_crl_number_bump[c->issuer], NULL, ""));
+    CT_GUARD_RET(db_query_int(db, k_crl_number[c->issuer], &c->number, ""));
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "%s %lld", k_crl_subject[c->issuer], (long long)c->number));
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "revoked=%zu", c->revoked));
     return db_audit_append_tx(db, c->actor, "crl.issue", subject, "ok", detail);
 }
 
-ct_err db_crl_number_next(ct_db *db, const char *actor, size_t revoked, int64_t *number)
+ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const char *actor, size_t revoked, int64_t *number)
 {
-    CT_ENSURE_RET(db && number, ct_fail(CT_ERR_ARG, "db_crl_number_next: missing argument"));
+    CT_ENSURE_RET(db && number && (unsigned)issuer <= DB_CRL_OPS,
+                  ct_fail(CT_ERR_ARG, "db_crl_number_next: missing argument"));
     CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
-    struct crl_ctx c = {.actor = actor, .revoked = revoked};
+    struct crl_ctx c = {.issuer = issuer, .actor = actor, .revoked = revoked};
     CT_GUARD_RET(db_call(db, true, crl_number_tx, &c));
     *number = c.number;
     return CT_OK;

@@ -116,8 +116,9 @@ typedef struct {
     int64_t revoked_at;
     int reason;
 } db_cert_state;
-/* A certificate's revocation state for OCSP; CT_ERR_NOT_FOUND (without a detail: it is the fast path of
- * "unknown") for serials never issued here. Superseded certificates are not revoked. */
+/* A certificate's revocation state for the device issuing CA's OCSP; CT_ERR_NOT_FOUND (without a detail: it is
+ * the fast path of "unknown") for serials it never issued (viewers are the operations issuing CA's). Superseded
+ * certificates are not revoked. */
 CT_MUST_CHECK ct_err db_cert_state_get(ct_db *db, const char *cert_serial_hex, db_cert_state *out);
 
 typedef struct {
@@ -125,13 +126,19 @@ typedef struct {
     int64_t revoked_at;
     int reason;
 } db_revoked;
-/* Every revoked certificate (for the CRL), oldest revocation first: *out is malloc'd (free), *n entries. */
-CT_MUST_CHECK ct_err db_cert_list_revoked(ct_db *db, db_revoked **out, size_t *n);
+/* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewers, profile
+ * "viewer"; the stations and officers it also certifies are disabled in their own tables, not revoked). */
+typedef enum { DB_CRL_DEVICE, DB_CRL_OPS } db_crl_issuer;
+/* Every revoked certificate of that issuer (for its CRL), oldest revocation first: *out is malloc'd (free), *n
+ * entries. */
+CT_MUST_CHECK ct_err db_cert_list_revoked(ct_db *db, db_crl_issuer issuer, db_revoked **out, size_t *n);
 
 /* Grows with every revocation: a server compares it to notice revocations made by another process. */
 CT_MUST_CHECK ct_err db_revocation_epoch(ct_db *db, int64_t *epoch);
-/* The next cRLNumber (1, 2, ...), recorded with a "crl.issue" audit event naming how many entries it lists. */
-CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, const char *actor, size_t revoked, int64_t *number);
+/* The issuer's next cRLNumber (1, 2, ...: one sequence per issuer), recorded with a "crl.issue" audit event
+ * (subject "crl N", or "ops crl N") naming how many entries it lists. */
+CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const char *actor, size_t revoked,
+                                        int64_t *number);
 
 /* ---- audit log: append-only, hash-chained (each entry holds SHA-256 of the previous entry) ---- */
 CT_MUST_CHECK ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject,

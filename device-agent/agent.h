@@ -72,7 +72,8 @@ CT_MUST_CHECK ct_err agent_sign(const char *dir, const char *in, const char *out
  * content keys (one per segment) are wrapped for every viewer certificate (*.pem) in `viewers`. */
 typedef struct {
     cenc_scheme scheme;  /* CENC_CBCS or CENC_CTR */
-    uint32_t segment_ms; /* key rotation period; 0: one key */
+    uint32_t segment_ms; /* segment length and key rotation period; 0: one segment, one key */
+    bool cmaf;           /* `out` is a folder of live CMAF segments and their playlist (cenc_record_segments) */
     unsigned fps;        /* Annex B pacing; 0: 30 */
     bool sign;           /* also sign (ONVIF Media Signing) the stored, encrypted bytes; needs a provisioned camera */
     time_t start;        /* signing: capture time of the first picture (Unix); 0: now */

@@ -65,7 +65,8 @@ ct_err agent_record(const char *dir, const char *viewers, const char *in, const 
     }
     cenc_options co = {.scheme = o->scheme, .segment_ms = o->segment_ms, .recipients = r, .n_recipients = n,
                        .sign = o->sign ? &hooks : NULL};
-    CT_GUARD(cenc_record_file(in, out, &co, o->fps, st));
+    if (o->cmaf) CT_GUARD(cenc_record_segments(in, out, &co, o->fps, st));
+    else CT_GUARD(cenc_record_file(in, out, &co, o->fps, st));
 cleanup:
     ms_signer_close(rs.s);
     hsm_key_free(k);

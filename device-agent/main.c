@@ -15,9 +15,12 @@ static const char usage[] =
     "  reset                     factory reset: destroy the keys and the credentials\n"
     "  sign [--start UNIX] [--fps N] IN OUT   sign a recording (H.264/H.265, Annex B or MP4) with the\n"
     "                            media-signing key (ONVIF Media Signing); OUT keeps IN's container\n"
-    "  record --viewers DIR [--scheme cbcs|cenc] [--segment-ms N] [--fps N] [--sign yes --start UNIX] IN OUT.mp4\n"
-    "                            encrypt a recording (CENC fragmented MP4) for the viewer certificates in DIR;\n"
-    "                            --sign yes also signs the stored (encrypted) bytes with the media-signing key\n"
+    "  record --viewers DIR [--scheme cbcs|cenc] [--segment-ms N] [--fps N] [--sign yes --start UNIX]\n"
+    "         [--cmaf yes] IN OUT\n"
+    "                            encrypt a recording (CENC fragmented MP4) for the viewer certificates in DIR,\n"
+    "                            a new key per segment; --sign yes also signs the stored (encrypted) bytes with\n"
+    "                            the media-signing key; --cmaf yes: OUT is a folder of live CMAF segments\n"
+    "                            (init.mp4, seg-NNNNNN.m4s, index.m3u8), each written as soon as complete\n"
     "ADDR is host:port (numeric; port 0 picks one and prints it).\n"
     "exit: 0 ok; 1 error or broken; 2 usage; 3 boot found the camera unprovisioned\n";
 
@@ -33,7 +36,7 @@ static int known_options(int argc, char **argv)
 {
     static const char *const names[] = {"--dir",     "--serial",  "--model",      "--root", "--mac",
                                         "--listen",  "--ops-root", "--viewers", "--scheme", "--segment-ms",
-                                        "--fps",     "--sign",     "--start"};
+                                        "--fps",     "--sign",     "--start",  "--cmaf"};
     for (int i = 2; i < argc; i += 2) {
         bool ok = false;
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
@@ -93,15 +96,16 @@ static int record(int argc, char **argv)
     const char *dir = opt(argc - 2, argv, "--dir"), *viewers = opt(argc - 2, argv, "--viewers"),
                *scheme = opt(argc - 2, argv, "--scheme"), *seg = opt(argc - 2, argv, "--segment-ms"),
                *fps = opt(argc - 2, argv, "--fps"), *sign = opt(argc - 2, argv, "--sign"),
-               *start = opt(argc - 2, argv, "--start");
+               *start = opt(argc - 2, argv, "--start"), *cmaf = opt(argc - 2, argv, "--cmaf");
     agent_record_opts o = {.scheme = CENC_CBCS, .segment_ms = 10000, .fps = 30};
     char *e1 = NULL, *e2 = NULL, *e3 = NULL;
     o.sign = sign && strcmp(sign, "yes") == 0;
+    o.cmaf = cmaf && strcmp(cmaf, "yes") == 0;
     if (start) o.start = (time_t)strtoll(start, &e3, 10);
     if (seg) o.segment_ms = (uint32_t)strtoul(seg, &e1, 10);
     if (fps) o.fps = (unsigned)strtoul(fps, &e2, 10);
     if (argc < 6 || !known_options(argc - 2, argv) || !dir || !viewers || (e1 && *e1) || (e2 && *e2) || (e3 && *e3) ||
-        (sign && !o.sign && strcmp(sign, "no") != 0) ||
+        (sign && !o.sign && strcmp(sign, "no") != 0) || (cmaf && !o.cmaf && strcmp(cmaf, "no") != 0) ||
         o.fps == 0 || o.fps > 1000 || argv[argc - 2][0] == '-') {
         fputs(usage, stderr);
         return 2;
@@ -110,9 +114,10 @@ static int record(int argc, char **argv)
     ct_err rc = scheme ? cenc_scheme_parse(scheme, &o.scheme) : CT_OK;
     if (rc == CT_OK) rc = agent_record(dir, viewers, argv[argc - 2], argv[argc - 1], &o, &st);
     if (rc != CT_OK) return fail(rc);
-    printf("recorded %s -> %s: %s, %llu frames, %llu fragments, %llu keys, %llu -> %llu bytes (+%.3f%%)\n",
+    printf("recorded %s -> %s: %s, %llu frames, %llu fragments, %llu %s, %llu -> %llu bytes (+%.3f%%)\n",
            argv[argc - 2], argv[argc - 1], cenc_scheme_name(o.scheme), (unsigned long long)st.samples,
-           (unsigned long long)st.fragments, (unsigned long long)st.segments, (unsigned long long)st.media_bytes,
+           (unsigned long long)st.fragments, (unsigned long long)st.segments, o.cmaf ? "segments (one key each)" : "keys",
+           (unsigned long long)st.media_bytes,
            (unsigned long long)st.out_bytes,
            st.media_bytes ? 100.0 * ((double)st.out_bytes - (double)st.media_bytes) / (double)st.media_bytes : 0.0);
     return 0;

@@ -6,7 +6,8 @@
 
 static const char usage[] =
     "usage: camtrust-verify --root root.pem [--crl crl.pem] [--json] CLIP\n"
-    "  CLIP is raw H.264/H.265 (Annex B) or MP4, signed in the ONVIF Media Signing format.\n"
+    "  CLIP is raw H.264/H.265 (Annex B), MP4, or fragmented MP4 such as camtrust-agent record writes, also\n"
+    "  encrypted (CENC cbcs/cenc: checked as stored, no key needed), signed in the ONVIF Media Signing format.\n"
     "  Reports every GOP (authentic, altered, missing, reordered, inserted, unsigned, untrusted) and the camera.\n"
     "exit: 0 the whole clip is authentic; 1 it is not; 2 usage; 3 the clip or the root cannot be read\n";
 

@@ -161,58 +161,10 @@ static ct_err viewer_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_
     return ct_fail(CT_ERR_FORBIDDEN, "viewer '%s' is not among the %zu recipients of key ID %s", v->name, p->n, k);
 }
 
-/* ---- signatures over the stored bytes ---- */
-typedef struct {
-    ms_verify_config cfg;
-    ms_verifier *v;
-    FILE *out;
-} check_ctx;
-
-static void print_gop(const ms_gop_report *g, void *arg)
-{
-    check_ctx *c = arg;
-    fprintf(c->out, "GOP frames %llu-%llu %s%s%s\n", (unsigned long long)g->first_frame,
-            (unsigned long long)g->last_frame, ms_status_name(g->status), g->detail[0] ? ": " : "", g->detail);
-}
-
-static ct_err check_nal(void *arg, media_codec codec, const uint8_t *nal, size_t len, double t)
-{
-    check_ctx *c = arg;
-    if (!c->v)
-        CT_GUARD_RET(ms_verifier_open(&c->cfg, codec, time(NULL), "verification time (no recording time in the clip)",
-                                      print_gop, c, &c->v));
-    return ms_verifier_push(c->v, nal, len, t);
-}
-
+/* The custodian's check is camtrust-verify's (common/mediasign): one implementation, one report format. */
 ct_err view_verify(const char *root, const char *in, FILE *out, bool *authentic)
 {
-    ct_err rc = CT_OK;
-    ct_buf raw = CT_BUF_INIT, der = CT_BUF_INIT;
-    media_file f = {0};
-    ms_summary sum;
-    check_ctx c = {.out = out};
-    *authentic = false;
-    CT_GUARD(ct_file_read(root, CERT_FILE_MAX, &raw));
-    CT_GUARD(ct_buf_alloc(&der, raw.len));
-    rc = ct_pem_decode(raw.data, raw.len, "CERTIFICATE", 0, &der);
-    if (rc == CT_ERR_NOT_FOUND) rc = ct_buf_set(&der, raw.data, raw.len); /* DER as it is */
-    CT_GUARD(rc);
-    c.cfg.root_der = der.data;
-    c.cfg.root_len = der.len;
-    CT_GUARD(media_file_map(in, &f));
-    CT_GUARD(cenc_walk(f.data, f.len, check_nal, &c));
-    CT_ENSURE_MSG(c.v, CT_ERR_BAD_REQUEST, "%s holds no video", in);
-    CT_GUARD(ms_verifier_finish(c.v, &sum));
-    fprintf(out, "result: %s (%llu GOPs, %zu authentic), camera serial \"%s\", model \"%s\"%s%s\n",
-            sum.authentic ? "AUTHENTIC" : "NOT AUTHENTIC", (unsigned long long)sum.gops, sum.count[MS_AUTHENTIC],
-            sum.serial, sum.model, sum.problem[0] ? "; " : "", sum.problem);
-    *authentic = sum.authentic;
-cleanup:
-    ms_verifier_close(c.v);
-    media_file_unmap(&f);
-    ct_buf_free(&raw);
-    ct_buf_free(&der);
-    return rc;
+    return ms_verify_paths(root, NULL, in, false, out, authentic);
 }
 
 ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, FILE *report, cenc_stats *st)

@@ -22,8 +22,8 @@ CT_MUST_CHECK ct_err view_install(const char *dir, const char *cert_path);
 CT_MUST_CHECK ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, FILE *report,
                                   cenc_stats *st);
 /* The custodian's check, needing no key and no viewer folder: the ONVIF Media Signing signatures of a signed and
- * encrypted recording, over its bytes as stored, against the device root. One line per GOP and a result line to
- * `out`; *authentic when every GOP is. */
+ * encrypted recording, over its bytes as stored, against the device root: camtrust-verify's check and report
+ * (ms_verify_paths: one line per GOP, camera, chain, result) to `out`; *authentic when the whole clip is. */
 CT_MUST_CHECK ct_err view_verify(const char *root, const char *in, FILE *out, bool *authentic);
 /* Lists the scheme, every key ID and its recipients (certificate SHA-256, this viewer marked) to `out`; with
  * `print_keys` also this viewer's content key of each key ID in hex, for players that take a raw key. */

@@ -6,9 +6,10 @@
  *   ftyp  moov{mvhd trak{tkhd mdia{mdhd hdlr minf{vmhd dinf stbl{stsd{encv{avcC|hvcC sinf{frma schm schi{tenc}}}}
  *         stts stsc stsz stco}}}} mvex{trex}}
  *   per GOP: moof{mfhd [pssh: first fragment of a segment] traf{tfhd tfdt trun sbgp sgpd(seig) senc saiz saio}} mdat
- * Recording files (cenc_record_file) also get a 'sidx' after moov indexing every fragment; live CMAF
- * segments do without.
- * Recording files (cenc_record_file) also get a 'sidx' after moov; live CMAF segments do not need one.
+ * Recording files (cenc_record_file) also get a 'sidx' after moov indexing every fragment; live CMAF segments
+ * (cenc_record_segments) start with 'styp' and a 'sidx' of their own fragments.
+ * Sample entries are avc3/hev1 when samples carry parameter sets (camera streams), avc1/hvc1 otherwise. With
+ * B-frames, trun carries composition offsets and an edit list starts the presentation at the first picture.
  * tenc carries the first segment's key ID; each traf's 'seig' sample group names the key ID of its segment
  * (key rotation, ISO 23001-7 section 6), so the file plays on from any segment that a recorder stored.
  *
@@ -94,7 +95,12 @@ typedef struct {
 CT_MUST_CHECK ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len,
                                              time_t now, cenc_recipient *out);
 /* Every *.pem of `dir`, each one accepted or the whole call refused (naming the file): a planted or expired
- * certificate is an error to fix, not a viewer silently dropped. CT_ERR_NOT_FOUND if there is none. */
+ * certificate is an error to fix, not a viewer silently dropped. CT_ERR_NOT_FOUND if there is none.
+ * Any *.crl of `dir` (PEM or DER; `camtrust-ca crl ops`) must be a CRL of the operations issuing CA that the
+ * viewer chains carry, its signature verified by wolfSSL, else CT_ERR_INTEGRITY naming the file. A viewer it
+ * revokes is left out with a one-line warning (file, serial), and a last warning counts them: revocation is how an
+ * owner removes a viewer, and the camera keeps recording for the others; CT_ERR_NOT_FOUND if none is left. A CRL
+ * past its nextUpdate still applies (its revocations stay true), with a warning. */
 CT_MUST_CHECK ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_len, time_t now,
                                           cenc_recipient *out, size_t max, size_t *n);
 
@@ -135,6 +141,9 @@ typedef struct {
     uint16_t width, height;  /* 0 if unknown: decoders take them from the SPS */
     const uint8_t *config;   /* the avcC / hvcC record (box content) */
     size_t config_len;
+    bool inband_params;      /* samples carry parameter sets too (camera streams): sample entry avc3 / hev1 */
+    uint32_t presentation_delay; /* the first sample's composition offset (B-frames): an edit list starts the
+                                  * presentation there, so that it begins at time 0 as in the source */
 } cenc_track;
 
 /* Signing composed with encryption (issue 5): the writer hands each NAL unit of a sample as it will be stored
@@ -150,9 +159,18 @@ typedef struct {
     void *arg;
 } cenc_sign_hooks;
 
+/* A completed segment (CMAF segment; with encryption, one content key): what the output callback received since
+ * the previous one. Times in track timescale units. */
+typedef struct {
+    uint64_t index, first_fragment, fragments;
+    uint64_t start, duration; /* decoding time */
+} cenc_segment;
+
 typedef struct {
     cenc_scheme scheme;                /* CENC_CLEAR writes a plain fragmented MP4 */
-    uint32_t segment_ms;               /* key rotation: a new key at the first sync sample after this; 0: one key */
+    uint32_t segment_ms;               /* a new segment (and key) at the first sync sample after this; 0: one */
+    ct_err (*segment_done)(void *arg, const cenc_segment *s); /* may be NULL: live segmenting (cenc_segment_dir) */
+    void *segment_arg;
     const cenc_recipient *recipients;  /* at least one unless CENC_CLEAR */
     size_t n_recipients;
     const cenc_sign_hooks *sign;       /* NULL: not signed */
@@ -170,9 +188,15 @@ typedef struct cenc_writer cenc_writer;
 /* Writes the init segment (ftyp, moov) at once. */
 CT_MUST_CHECK ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn out, void *arg,
                                      cenc_writer **w);
-/* One sample: an access unit of 4-byte length-prefixed NAL units. A sync sample starts a fragment. */
-CT_MUST_CHECK ct_err cenc_writer_sample(cenc_writer *w, const uint8_t *sample, size_t len, uint32_t duration,
-                                        bool sync);
+/* One sample, in decoding order. A sync sample starts a fragment. */
+typedef struct {
+    const uint8_t *data; /* an access unit of 4-byte length-prefixed NAL units */
+    size_t len;
+    uint32_t duration;   /* to the next sample's decoding time */
+    int32_t cts;         /* composition offset: presentation minus decoding time (B-frames), 0 without */
+    bool sync;
+} cenc_sample;
+CT_MUST_CHECK ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *s);
 /* Writes the last fragment; `st` (may be NULL) gets the totals. */
 CT_MUST_CHECK ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st);
 void cenc_writer_free(cenc_writer *w); /* wipes the content key */
@@ -180,6 +204,8 @@ void cenc_writer_free(cenc_writer *w); /* wipes the content key */
  * of a recording file: players seek with it, and ffmpeg 5.1 needs it to decrypt a multi-fragment file (without
  * one it parses every moof first and then applies the last fragment's senc to all samples; fixed in 6.1). */
 CT_MUST_CHECK ct_err cenc_writer_index(const cenc_writer *w, ct_buf *out);
+/* The same for the fragments from `first` on (a CMAF segment's own sidx: cenc_segment.first_fragment). */
+CT_MUST_CHECK ct_err cenc_writer_index_from(const cenc_writer *w, uint64_t first, ct_buf *out);
 
 /* The avcC / hvcC record for parameter set NAL units (no start codes; SPS, PPS and for H.265 VPS), and the
  * picture size from the SPS. */
@@ -206,6 +232,14 @@ CT_MUST_CHECK ct_err cenc_walk(const uint8_t *in, size_t len, cenc_nal_fn cb, vo
  * at OUT. OUT appears complete or not at all (temporary file, fsync, rename; removed on any error). */
 CT_MUST_CHECK ct_err cenc_record_file(const char *in, const char *out, const cenc_options *o, unsigned fps,
                                       cenc_stats *st);
+/* Records IN the same way as live CMAF segments into the folder DIR, each file written whole (temporary file,
+ * rename) as soon as it is complete, so a recorder or HTTP server may hand out whatever it finds there:
+ * init.mp4 (ftyp, moov), seg-NNNNNN.m4s per segment (styp, its sidx, its fragments; with encryption its first
+ * moof carries the pssh of the segment's key), and index.m3u8, an HLS playlist (RFC 8216) naming them, with a
+ * key line per encrypted segment and EXT-X-ENDLIST once the input ends. init.mp4 followed by any segment is a
+ * playable file; init.mp4 followed by all of them is the whole recording. */
+CT_MUST_CHECK ct_err cenc_record_segments(const char *in, const char *dir, const cenc_options *o, unsigned fps,
+                                          cenc_stats *st);
 /* Decrypts IN into a clear fragmented MP4 at OUT, the same way. */
 CT_MUST_CHECK ct_err cenc_decrypt_file(const char *in, const char *out, cenc_key_fn key, void *key_arg,
                                        cenc_stats *st);

@@ -19,6 +19,8 @@
 #define KDF_LABEL "camtrust-cenc-v1"
 #define KEK_LEN 32
 #define CERT_FILE_MAX (64 * 1024)
+#define CRL_FILE_MAX (8 * 1024 * 1024)
+#define MAX_CRL_FILES 8
 #define NAME_MAX_LEN 255
 #define PSSH_VERSION 1
 #define TLV_KID 0x01
@@ -36,11 +38,24 @@ static ct_err fail_ctx(ct_err e, const char *what)
     return ct_fail(e, "%s: %s", what, detail);
 }
 
-ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len, time_t now,
-                               cenc_recipient *out)
+/* A viewer certificate file's two certificates (DER), kept for the CRL check, and its file name. */
+typedef struct {
+    ct_buf leaf, issuing;
+    const char *file;
+    char serial_hex[PKI_MAX_SERIAL_BYTES * 2 + 1];
+} viewer_chain;
+
+static void chain_free(viewer_chain *v)
+{
+    ct_buf_free(&v->leaf);
+    ct_buf_free(&v->issuing);
+}
+
+/* cenc_recipient_from_pem, keeping the certificates in `v` (the caller frees them). */
+static ct_err recipient_parse(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len, time_t now,
+                              cenc_recipient *out, viewer_chain *v)
 {
     ct_err rc = CT_OK;
-    ct_buf leaf = CT_BUF_INIT, issuing = CT_BUF_INIT;
     pki_cert_info li, ii;
     ecc_key pub;
     bool pub_ok = false;
@@ -48,21 +63,21 @@ ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *ro
     size_t spki_len;
     word32 idx = 0, point_len = CENC_POINT_LEN;
     memset(out, 0, sizeof *out);
-    CT_GUARD(ct_buf_alloc(&leaf, PKI_MAX_CERT_DER));
-    CT_GUARD(ct_buf_alloc(&issuing, PKI_MAX_CERT_DER));
-    rc = ct_pem_decode(pem, len, "CERTIFICATE", 0, &leaf);
-    if (rc == CT_OK) rc = ct_pem_decode(pem, len, "CERTIFICATE", 1, &issuing);
+    CT_GUARD(ct_buf_alloc(&v->leaf, PKI_MAX_CERT_DER));
+    CT_GUARD(ct_buf_alloc(&v->issuing, PKI_MAX_CERT_DER));
+    rc = ct_pem_decode(pem, len, "CERTIFICATE", 0, &v->leaf);
+    if (rc == CT_OK) rc = ct_pem_decode(pem, len, "CERTIFICATE", 1, &v->issuing);
     CT_ENSURE_MSG(rc == CT_OK, CT_ERR_INTEGRITY, "not a viewer certificate followed by its issuing CA");
-    CT_GUARD(pki_cert_parse_info(leaf.data, leaf.len, &li));
-    CT_GUARD(pki_cert_parse_info(issuing.data, issuing.len, &ii));
+    CT_GUARD(pki_cert_parse_info(v->leaf.data, v->leaf.len, &li));
+    CT_GUARD(pki_cert_parse_info(v->issuing.data, v->issuing.len, &ii));
     /* The pinned operations root certifies the issuing CA, which certifies the viewer. */
-    rc = pki_cert_verify_signed_by(issuing.data, issuing.len, root, root_len, now);
-    if (rc == CT_OK) rc = pki_cert_verify_signed_by(leaf.data, leaf.len, issuing.data, issuing.len, now);
+    rc = pki_cert_verify_signed_by(v->issuing.data, v->issuing.len, root, root_len, now);
+    if (rc == CT_OK) rc = pki_cert_verify_signed_by(v->leaf.data, v->leaf.len, v->issuing.data, v->issuing.len, now);
     CT_ENSURE_MSG(rc == CT_OK && ii.is_ca, CT_ERR_INTEGRITY, "viewer '%s' does not chain to the operations root",
                   li.subject_cn);
     CT_ENSURE_MSG(!li.is_ca && (li.key_usage & PKI_KU_KEY_AGREEMENT), CT_ERR_INTEGRITY,
                   "'%s' is not a viewer certificate (no keyAgreement)", li.subject_cn);
-    CT_GUARD(pki_cert_spki(leaf.data, leaf.len, &spki, &spki_len));
+    CT_GUARD(pki_cert_spki(v->leaf.data, v->leaf.len, &spki, &spki_len));
     CT_ENSURE(wc_ecc_init(&pub) == 0, CT_ERR_CRYPTO);
     pub_ok = true;
     CT_ENSURE_MSG(wc_EccPublicKeyDecode(spki, &idx, &pub, (word32)spki_len) == 0 && pub.dp &&
@@ -71,29 +86,111 @@ ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *ro
                   CT_ERR_INTEGRITY, "viewer '%s' has no P-256 key", li.subject_cn);
     memcpy(out->cert_sha256, li.cert_sha256, 32);
     CT_GUARD(ct_strlcpy(out->name, sizeof out->name, li.subject_cn));
+    CT_GUARD(ct_strlcpy(v->serial_hex, sizeof v->serial_hex, li.serial_hex));
 cleanup:
     if (pub_ok) wc_ecc_free(&pub);
-    ct_buf_free(&leaf);
-    ct_buf_free(&issuing);
+    return rc;
+}
+
+ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len, time_t now,
+                               cenc_recipient *out)
+{
+    viewer_chain v = {.leaf = CT_BUF_INIT, .issuing = CT_BUF_INIT};
+    ct_err rc = recipient_parse(pem, len, root, root_len, now, out, &v);
+    chain_free(&v);
+    return rc;
+}
+
+/* Marks in revoked_by[] (with `name`) the viewers that the CRL file `path` revokes. The CRL must be the issuing
+ * CA's of at least one viewer (whose chain is already checked up to the pinned root) and carry its signature; any
+ * other CRL, or one whose signature does not verify, is an error. A CRL past its nextUpdate still applies: its
+ * revocations stay true, and a camera without a fresh one must not start giving keys to a revoked viewer. */
+static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, const viewer_chain *v, size_t n,
+                        time_t now, const char **revoked_by)
+{
+    ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT;
+    pki_crl_status st = {0};
+    bool judged = false;
+    CT_GUARD(ct_buf_alloc(&der, file->len));
+    rc = ct_pem_decode(file->data, file->len, "X509 CRL", 0, &der);
+    if (rc == CT_ERR_NOT_FOUND) rc = ct_buf_set(&der, file->data, file->len); /* DER as it is */
+    CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER)", path);
+    for (size_t i = 0; i < n; i++) {
+        rc = pki_crl_check(der.data, der.len, v[i].issuing.data, v[i].issuing.len, v[i].leaf.data, v[i].leaf.len, &st);
+        if (rc == CT_ERR_NOT_FOUND) { /* a viewer of another issuing CA: not this CRL's to judge */
+            ct_err_clear();
+            rc = CT_OK;
+            continue;
+        }
+        CT_ENSURE_MSG(rc != CT_ERR_INTEGRITY, rc, "%s: the CRL's signature does not verify (altered?)", path);
+        CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER): %s", path, ct_err_detail());
+        judged = true;
+        if (st.revoked && !revoked_by[i]) revoked_by[i] = name;
+    }
+    CT_ENSURE_MSG(judged, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
+    if (st.next_update && st.next_update < now)
+        ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"past its nextUpdate: applied all the "
+               "same, fetch a fresh one (camtrust-ca crl ops)\"", path, (long long)st.next_update);
+cleanup:
+    ct_buf_free(&der);
     return rc;
 }
 
 static int name_cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool has_suffix(const char *name, size_t len, const char *suffix)
+{
+    size_t s = strlen(suffix);
+    return len > s && strcmp(name + len - s, suffix) == 0;
+}
+
+/* Drops the revoked viewers from out[] (one warning each, then their count); CT_ERR_NOT_FOUND if none is left. */
+static ct_err drop_revoked(const char *dir, const viewer_chain *v, const char *const *revoked_by, cenc_recipient *out,
+                           size_t *n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (!revoked_by[i]) {
+            out[kept++] = out[i];
+            continue;
+        }
+        ct_log(CT_LOG_WARN, "viewer_revoked", "viewer=%s file=%s serial=%s crl=%s msg=\"revoked: excluded from the "
+               "recipients\"", out[i].name, v[i].file, v[i].serial_hex, revoked_by[i]);
+    }
+    size_t excluded = *n - kept;
+    *n = kept;
+    CT_ENSURE_RET(kept > 0, ct_fail(CT_ERR_NOT_FOUND, "every viewer in %s is revoked by its CRL: no one could watch",
+                                    dir));
+    if (excluded)
+        ct_log(CT_LOG_WARN, "viewers_excluded", "count=%zu recipients=%zu dir=%s", excluded, kept, dir);
+    return CT_OK;
+}
 
 ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_len, time_t now, cenc_recipient *out,
                             size_t max, size_t *n)
 {
     ct_err rc = CT_OK;
     DIR *d = opendir(dir);
-    char *names[CENC_MAX_RECIPIENTS + 1];
-    size_t count = 0;
-    ct_buf pem = CT_BUF_INIT;
+    char *names[CENC_MAX_RECIPIENTS + 1], *crls[MAX_CRL_FILES];
+    const char *revoked_by[CENC_MAX_RECIPIENTS] = {NULL};
+    viewer_chain *chains = NULL;
+    size_t count = 0, n_crls = 0;
+    ct_buf file = CT_BUF_INIT;
     char path[1024];
     *n = 0;
     CT_ENSURE_MSG(d, CT_ERR_CONFIG, "cannot open viewers folder %s", dir);
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         size_t l = strnlen(e->d_name, NAME_MAX_LEN + 1);
-        if (l < 5 || l > NAME_MAX_LEN || strcmp(e->d_name + l - 4, ".pem") != 0) continue;
+        if (l > NAME_MAX_LEN) continue;
+        if (has_suffix(e->d_name, l, ".crl")) {
+            CT_ENSURE_MSG(n_crls < MAX_CRL_FILES, CT_ERR_TOO_LARGE, "more than %d CRLs in %s", MAX_CRL_FILES, dir);
+            crls[n_crls] = strdup(e->d_name);
+            CT_ENSURE(crls[n_crls], CT_ERR_NOMEM);
+            n_crls++;
+            continue;
+        }
+        if (!has_suffix(e->d_name, l, ".pem")) continue;
         CT_ENSURE_MSG(count < max && count < CENC_MAX_RECIPIENTS, CT_ERR_TOO_LARGE, "more than %zu viewers in %s",
                       max < CENC_MAX_RECIPIENTS ? max : (size_t)CENC_MAX_RECIPIENTS, dir);
         names[count] = strdup(e->d_name);
@@ -102,23 +199,39 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     }
     CT_ENSURE_MSG(count > 0, CT_ERR_NOT_FOUND, "no viewer certificates (*.pem) in %s", dir);
     qsort(names, count, sizeof names[0], name_cmp);
+    if (n_crls) qsort(crls, n_crls, sizeof crls[0], name_cmp);
+    chains = calloc(count, sizeof *chains);
+    CT_ENSURE(chains, CT_ERR_NOMEM);
     for (size_t i = 0; i < count; i++) {
         CT_GUARD(ct_path_join(path, sizeof path, dir, names[i]));
-        ct_buf_free(&pem);
-        CT_GUARD(ct_file_read(path, CERT_FILE_MAX, &pem));
-        rc = cenc_recipient_from_pem(pem.data, pem.len, root, root_len, now, &out[*n]);
+        ct_buf_free(&file);
+        CT_GUARD(ct_file_read(path, CERT_FILE_MAX, &file));
+        rc = recipient_parse(file.data, file.len, root, root_len, now, &out[*n], &chains[*n]);
         if (rc != CT_OK) {
             rc = fail_ctx(rc, path);
             goto cleanup;
         }
+        chains[*n].file = names[i];
         bool dup = false;
         for (size_t k = 0; k < *n; k++) dup = dup || memcmp(out[k].cert_sha256, out[*n].cert_sha256, 32) == 0;
-        if (!dup) (*n)++;
+        if (dup) chain_free(&chains[*n]);
+        else (*n)++;
     }
+    for (size_t i = 0; i < n_crls; i++) {
+        CT_GUARD(ct_path_join(path, sizeof path, dir, crls[i]));
+        ct_buf_free(&file);
+        CT_GUARD(ct_file_read(path, CRL_FILE_MAX, &file));
+        CT_GUARD(crl_apply(path, crls[i], &file, chains, *n, now, revoked_by));
+    }
+    CT_GUARD(drop_revoked(dir, chains, revoked_by, out, n));
 cleanup:
+    if (rc != CT_OK) *n = 0;
+    for (size_t i = 0; chains && i < count; i++) chain_free(&chains[i]);
+    free(chains);
     for (size_t i = 0; i < count; i++) free(names[i]);
+    for (size_t i = 0; i < n_crls; i++) free(crls[i]);
     if (d) closedir(d);
-    ct_buf_free(&pem);
+    ct_buf_free(&file);
     return rc;
 }
 

@@ -33,6 +33,29 @@ CT_MUST_CHECK ct_err cenc_out_write(void *arg, const uint8_t *p, size_t n); /* a
  * remove. Returns rc or the first error of its own. */
 CT_MUST_CHECK ct_err cenc_out_close(cenc_out_file *o, const char *path, ct_err rc);
 
+/* Picture order of an Annex B stream, NAL unit by NAL unit in decoding order (cenc_sps.c). */
+#define CENC_MAX_SPS 32
+#define CENC_MAX_PPS 256 /* H.264 allows 256 PPS IDs, H.265 64 */
+typedef struct {
+    bool valid;
+    uint32_t id, width, height;
+    uint8_t separate_colour_plane, frame_mbs_only, poc_type, log2_max_frame_num, log2_max_poc_lsb;
+} cenc_sps;
+typedef struct {
+    bool valid;
+    uint8_t sps, output_flag_present, extra_slice_header_bits;
+} cenc_pps;
+typedef struct {
+    cenc_sps sps[CENC_MAX_SPS];
+    cenc_pps pps[CENC_MAX_PPS];
+    int64_t prev_msb, prev_lsb;
+    uint64_t epoch, decoded;
+} cenc_order;
+/* Remembers parameter sets; for the first slice of a picture returns true with *key: the picture's place in
+ * presentation order, comparable across the whole stream. A slice header it cannot read counts as presented in
+ * decoding order. */
+bool cenc_order_nal(cenc_order *s, media_codec c, const uint8_t *nal, size_t len, uint64_t *key);
+
 /* The picture size an SPS (NAL unit, header included) declares; 0 x 0 if it cannot be read (not an error:
  * decoders take the size from the SPS themselves). */
 void cenc_sps_size(media_codec c, const uint8_t *sps, size_t len, uint16_t *width, uint16_t *height);

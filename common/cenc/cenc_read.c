@@ -122,6 +122,7 @@ static ct_err read_sample_entry(file_info *f, const media_box *e)
     bool hevc = fmt == T('h', 'v', 'c', '1') || fmt == T('h', 'e', 'v', '1');
     CT_ENSURE_RET(avc || hevc, BAD("video is neither H.264 nor H.265"));
     f->t.codec = avc ? MEDIA_H264 : MEDIA_H265;
+    f->t.inband_params = fmt == T('a', 'v', 'c', '3') || fmt == T('h', 'e', 'v', '1');
     CT_GUARD_RET(child(buf, e, avc ? T('a', 'v', 'c', 'C') : T('h', 'v', 'c', 'C'), 78, &x));
     f->t.config = buf + box_start(&x);
     f->t.config_len = x.size - x.hdr;
@@ -139,6 +140,19 @@ static ct_err read_moov(file_info *f, const media_box *moov)
     static const uint32_t to_mdia[] = {T('t', 'r', 'a', 'k'), T('m', 'd', 'i', 'a')};
     static const uint32_t to_stsd[] = {T('m', 'i', 'n', 'f'), T('s', 't', 'b', 'l'), T('s', 't', 's', 'd')};
     CT_GUARD_RET(path(buf, &b, to_mdia, 2));
+    /* An edit list's start (B-frame delay) carries over to the clear copy; other edits are not ours to keep. */
+    media_box trak = *moov;
+    if (media_box_find(buf, box_start(moov), box_end(moov), T('t', 'r', 'a', 'k'), &trak) == CT_OK &&
+        media_box_find(buf, box_start(&trak), box_end(&trak), T('e', 'd', 't', 's'), &x) == CT_OK &&
+        media_box_find(buf, box_start(&x), box_end(&x), T('e', 'l', 's', 't'), &x) == CT_OK) {
+        rd e = box_rd(buf, &x);
+        unsigned ev = (unsigned)rd_be(&e, 4) >> 24;
+        uint64_t entries = rd_be(&e, 4);
+        rd_be(&e, ev == 1 ? 8 : 4);
+        int64_t media_time = ev == 1 ? (int64_t)rd_be(&e, 8) : (int32_t)(uint32_t)rd_be(&e, 4);
+        CT_ENSURE_RET(!e.bad && entries >= 1, BAD("elst malformed"));
+        if (media_time > 0 && media_time <= UINT32_MAX) f->t.presentation_delay = (uint32_t)media_time;
+    }
     CT_GUARD_RET(child(buf, &b, T('m', 'd', 'h', 'd'), 0, &x));
     rd r = box_rd(buf, &x);
     unsigned v = (unsigned)rd_be(&r, 4) >> 24;
@@ -244,9 +258,10 @@ static ct_err read_tfhd(reader *r, const media_box *traf, uint64_t moof_off, tra
 }
 
 /* One sample: its bytes copied, decrypted with its senc entry, and written out in clear. */
-static ct_err sample_out(reader *r, uint64_t off, uint32_t size, uint32_t dur, bool sync, rd *senc,
-                         const key_fields *k, cenc_subsample *ss)
+static ct_err sample_out(reader *r, uint64_t off, cenc_sample *smp, rd *senc, const key_fields *k,
+                         cenc_subsample *ss)
 {
+    uint32_t size = (uint32_t)smp->len;
     uint8_t iv[CENC_IV_LEN];
     CT_ENSURE_RET(off <= r->f->len && size <= r->f->len - off && size <= CENC_MAX_SAMPLE,
                   BAD("sample of %u bytes at %llu lies outside the file (cut off?)", size, (unsigned long long)off));
@@ -266,7 +281,8 @@ static ct_err sample_out(reader *r, uint64_t off, uint32_t size, uint32_t dur, b
     r->sample.len = 0;
     CT_GUARD_RET(cenc_gbuf_put(&r->sample, r->f->buf + off, size));
     CT_GUARD_RET(cenc_cipher_sample(r->cipher, iv, r->sample.p, size, ss, n));
-    return r->w ? cenc_writer_sample(r->w, r->sample.p, size, dur, sync) : CT_OK;
+    smp->data = r->sample.p;
+    return r->w ? cenc_writer_sample(r->w, smp) : CT_OK;
 }
 
 /* The samples of a trun as stored, NAL unit by NAL unit. */
@@ -339,9 +355,11 @@ static ct_err read_traf(reader *r, const media_box *traf, uint64_t moof_off, cen
         uint32_t dur = flags & 0x100 ? (uint32_t)rd_be(&t, 4) : d.dur;
         uint32_t size = flags & 0x200 ? (uint32_t)rd_be(&t, 4) : d.size;
         uint32_t sf = flags & 0x400 ? (uint32_t)rd_be(&t, 4) : i == 0 ? first_flags : d.flags;
-        if (flags & 0x800) rd_be(&t, 4);
+        /* Signed in version 1; writers put negative offsets in version 0 as well, so both read as signed. */
+        int32_t cts = flags & 0x800 ? (int32_t)(uint32_t)rd_be(&t, 4) : 0;
         CT_ENSURE_RET(!t.bad, BAD("trun cut off"));
-        CT_GUARD_RET(sample_out(r, off, size, dur, !(sf & NON_SYNC_FLAG), &senc, &k, ss));
+        cenc_sample smp = {.len = size, .duration = dur, .cts = cts, .sync = !(sf & NON_SYNC_FLAG)};
+        CT_GUARD_RET(sample_out(r, off, &smp, &senc, &k, ss));
         off += size;
     }
     CT_ENSURE_RET(t.left == 0 && senc.left == 0, BAD("trun or senc has bytes its sample count does not explain"));

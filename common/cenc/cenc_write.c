@@ -9,6 +9,7 @@
 #define FLAGS_SYNC 0x02000000u     /* sample_depends_on 2: an IDR/IRAP picture */
 #define FLAGS_NON_SYNC 0x01010000u /* depends on others, sample_is_non_sync_sample */
 #define TRUN_FLAGS 0x000701u       /* data-offset, duration, size, flags present */
+#define TRUN_CTS 0x000800u         /* composition offsets present */
 #define TFHD_BASE_IS_MOOF 0x020000u
 #define SENC_SUBSAMPLES 0x2u
 #define CTR_IV_LEN 8
@@ -152,9 +153,12 @@ struct cenc_writer {
     cenc_gbuf pssh; /* for the next moof */
     /* the fragment being built */
     uint32_t n, size[CENC_MAX_FRAGMENT_SAMPLES], dur[CENC_MAX_FRAGMENT_SAMPLES];
+    int32_t cts[CENC_MAX_FRAGMENT_SAMPLES];
     uint8_t sync[CENC_MAX_FRAGMENT_SAMPLES], info[CENC_MAX_FRAGMENT_SAMPLES];
     cenc_gbuf mdat, senc, moof;
     cenc_gbuf refs; /* one sidx reference per fragment written */
+    cenc_gbuf ept;  /* each fragment's earliest presentation time (8 bytes) */
+    uint64_t seg_first_fragment;
     size_t last_at, last_entry; /* the last sample: in mdat, its senc entry (signatures may follow it) */
     uint8_t last_iv[CENC_IV_LEN];
     uint64_t frag_dts, dts;
@@ -194,7 +198,8 @@ static ct_err put_sample_entry(cenc_writer *w, cenc_gbuf *b)
 {
     size_t e, c, s, x, y;
     bool h265 = w->t.codec == MEDIA_H265;
-    const char *fmt = h265 ? "hvc1" : "avc1";
+    /* avc3/hev1 declare that samples may carry parameter sets of their own (ISO/IEC 14496-15 5.4.2, 8.4.1). */
+    const char *fmt = h265 ? (w->t.inband_params ? "hev1" : "hvc1") : (w->t.inband_params ? "avc3" : "avc1");
     CT_GUARD_RET(cenc_box_open(b, encrypted(w) ? "encv" : fmt, &e));
     CT_GUARD_RET(put_zeros(b, 6));
     CT_GUARD_RET(cenc_gbuf_be(b, 1, 2)); /* data_reference_index */
@@ -257,6 +262,18 @@ static ct_err put_moov(cenc_writer *w, cenc_gbuf *b)
     CT_GUARD_RET(cenc_gbuf_be(b, (uint64_t)w->t.width << 16, 4));
     CT_GUARD_RET(cenc_gbuf_be(b, (uint64_t)w->t.height << 16, 4));
     cenc_box_close(b, x);
+    if (w->t.presentation_delay) {
+        /* B-frames: presentation starts at the first sample's composition time. Duration 0: the fragments that
+         * follow decide it (ISO/IEC 14496-12 8.6.6, as CMAF writes it). */
+        CT_GUARD_RET(cenc_box_open(b, "edts", &x));
+        CT_GUARD_RET(cenc_full_open(b, "elst", 0, 0, &y));
+        CT_GUARD_RET(cenc_gbuf_be(b, 1, 4));
+        CT_GUARD_RET(put_zeros(b, 4));
+        CT_GUARD_RET(cenc_gbuf_be(b, w->t.presentation_delay, 4));
+        CT_GUARD_RET(cenc_gbuf_be(b, 0x00010000, 4)); /* rate 1.0 */
+        cenc_box_close(b, y);
+        cenc_box_close(b, x);
+    }
     CT_GUARD_RET(cenc_box_open(b, "mdia", &mdia));
     CT_GUARD_RET(cenc_full_open(b, "mdhd", 0, 0, &x));
     CT_GUARD_RET(put_zeros(b, 8));
@@ -312,7 +329,7 @@ static ct_err put_moov(cenc_writer *w, cenc_gbuf *b)
 
 /* A new content key: ID, cipher, and its pssh with the key wrapped for every recipient. The key itself lives
  * only in the cipher from here on. */
-static ct_err new_segment(cenc_writer *w)
+static ct_err new_key(cenc_writer *w)
 {
     ct_err rc = CT_OK;
     uint8_t key[CENC_KEY_LEN], base[8];
@@ -336,13 +353,26 @@ static ct_err new_segment(cenc_writer *w)
     if (rc == CT_OK) rc = cenc_gbuf_put(&w->pssh, box.data, box.len);
     ct_buf_free(&box);
     CT_GUARD(rc);
-    w->seg_samples = 0;
-    w->seg_start = w->dts;
-    w->st.segments++;
 cleanup:
     ct_wipe(key, sizeof key);
     free(p);
     return rc;
+}
+
+/* Ends the current segment (its fragments all written) and starts the next one with its own key. */
+static ct_err next_segment(cenc_writer *w, bool last)
+{
+    if (w->st.segments > 0 && w->o.segment_done) {
+        cenc_segment s = {w->st.segments - 1, w->seg_first_fragment, w->st.fragments - w->seg_first_fragment,
+                          w->seg_start, w->dts - w->seg_start};
+        CT_GUARD_RET(w->o.segment_done(w->o.segment_arg, &s));
+    }
+    if (last) return CT_OK;
+    w->seg_samples = 0;
+    w->seg_start = w->dts;
+    w->seg_first_fragment = w->st.fragments;
+    w->st.segments++;
+    return encrypted(w) ? new_key(w) : CT_OK;
 }
 
 static ct_err put_traf_encryption(cenc_writer *w, cenc_gbuf *b, size_t moof, size_t *saio_patch)
@@ -405,7 +435,15 @@ static ct_err flush(cenc_writer *w)
     CT_GUARD_RET(cenc_full_open(b, "tfdt", 1, 0, &x));
     CT_GUARD_RET(cenc_gbuf_be(b, w->frag_dts, 8));
     cenc_box_close(b, x);
-    CT_GUARD_RET(cenc_full_open(b, "trun", 0, TRUN_FLAGS, &x));
+    /* Composition offsets only when there are B-frames; version 1 (signed) only when one is negative. */
+    bool cts = false, negative = false;
+    int64_t first_pts = INT64_MAX;
+    for (uint32_t i = 0, dts = 0; i < w->n; dts += w->dur[i++]) {
+        cts = cts || w->cts[i] != 0;
+        negative = negative || w->cts[i] < 0;
+        if ((int64_t)dts + w->cts[i] < first_pts) first_pts = (int64_t)dts + w->cts[i];
+    }
+    CT_GUARD_RET(cenc_full_open(b, "trun", negative, TRUN_FLAGS | (cts ? TRUN_CTS : 0), &x));
     CT_GUARD_RET(cenc_gbuf_be(b, w->n, 4));
     data_offset = b->len;
     CT_GUARD_RET(cenc_gbuf_be(b, 0, 4));
@@ -413,6 +451,7 @@ static ct_err flush(cenc_writer *w)
         CT_GUARD_RET(cenc_gbuf_be(b, w->dur[i], 4));
         CT_GUARD_RET(cenc_gbuf_be(b, w->size[i], 4));
         CT_GUARD_RET(cenc_gbuf_be(b, w->sync[i] ? FLAGS_SYNC : FLAGS_NON_SYNC, 4));
+        if (cts) CT_GUARD_RET(cenc_gbuf_be(b, (uint32_t)w->cts[i], 4));
     }
     cenc_box_close(b, x);
     if (encrypted(w)) CT_GUARD_RET(put_traf_encryption(w, b, moof, &saio));
@@ -427,6 +466,8 @@ static ct_err flush(cenc_writer *w)
     CT_GUARD_RET(cenc_gbuf_be(&w->refs, frag_size, 4));
     CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->dts - w->frag_dts, 4));
     CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->sync[0] ? 0x90000000u : 0, 4)); /* starts with SAP type 1 */
+    uint64_t ept = (int64_t)w->frag_dts + first_pts > 0 ? (uint64_t)((int64_t)w->frag_dts + first_pts) : 0;
+    CT_GUARD_RET(cenc_gbuf_be(&w->ept, ept, 8));
     CT_GUARD_RET(emit(w, b->p, b->len));
     CT_GUARD_RET(emit(w, w->mdat.p, w->mdat.len));
     w->st.fragments++;
@@ -460,8 +501,8 @@ ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn o
         memcpy(w->recipients, o->recipients, o->n_recipients * sizeof *w->recipients);
         w->o.recipients = NULL;
         CT_GUARD(ct_random(w->const_iv, sizeof w->const_iv));
-        CT_GUARD(new_segment(w));
     }
+    CT_GUARD(next_segment(w, false));
     static const uint8_t ftyp[] = {0, 0, 0, 28, 'f', 't', 'y', 'p', 'i', 's', 'o', '6', 0, 0, 0, 0,
                                    'i', 's', 'o', '6', 'm', 'p', '4', '1', 'c', 'm', 'f', 'c'};
     CT_GUARD(cenc_gbuf_put(&init, ftyp, sizeof ftyp));
@@ -540,15 +581,16 @@ static ct_err sign_sample(cenc_writer *w, size_t at, size_t *len)
     return insert_signatures(w, at, len, false, false);
 }
 
-ct_err cenc_writer_sample(cenc_writer *w, const uint8_t *sample, size_t len, uint32_t duration, bool sync)
+ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
 {
-    size_t n = 0;
+    size_t n = 0, len = smp->len;
+    const uint8_t *sample = smp->data;
+    bool sync = smp->sync;
     uint8_t iv[CENC_IV_LEN] = {0};
     if (sync || w->n == CENC_MAX_FRAGMENT_SAMPLES || w->mdat.len + len > CENC_MAX_FRAGMENT) CT_GUARD_RET(flush(w));
-    /* Keys change only at a GOP boundary, so each key's segment starts decodable. */
-    if (encrypted(w) && sync && w->o.segment_ms &&
-        (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale)
-        CT_GUARD_RET(new_segment(w));
+    /* Segments (and keys) change only at a GOP boundary, so each starts decodable. */
+    if (sync && w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale)
+        CT_GUARD_RET(next_segment(w, false));
     CT_GUARD_RET(cenc_subsamples(w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, &n));
     size_t at = w->mdat.len;
     CT_GUARD_RET(cenc_gbuf_put(&w->mdat, sample, len));
@@ -570,10 +612,11 @@ ct_err cenc_writer_sample(cenc_writer *w, const uint8_t *sample, size_t len, uin
     memcpy(w->last_iv, iv, sizeof iv);
     w->last_at = at;
     w->size[w->n] = (uint32_t)len;
-    w->dur[w->n] = duration;
+    w->dur[w->n] = smp->duration;
+    w->cts[w->n] = smp->cts;
     w->sync[w->n] = sync;
     w->n++;
-    w->dts += duration;
+    w->dts += smp->duration;
     w->st.samples++;
     return CT_OK;
 }
@@ -594,22 +637,28 @@ ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st)
         w->size[w->n - 1] = (uint32_t)len;
     }
     CT_GUARD_RET(flush(w));
+    CT_GUARD_RET(next_segment(w, true));
     if (st) *st = w->st;
     return CT_OK;
 }
 
-ct_err cenc_writer_index(const cenc_writer *w, ct_buf *out)
+ct_err cenc_writer_index(const cenc_writer *w, ct_buf *out) { return cenc_writer_index_from(w, 0, out); }
+
+ct_err cenc_writer_index_from(const cenc_writer *w, uint64_t first, ct_buf *out)
 {
     ct_err rc = CT_OK;
     cenc_gbuf b = {0};
-    size_t x, n = w->refs.len / 12;
-    CT_ENSURE_MSG(n > 0 && n <= 0xffff, CT_ERR_TOO_LARGE, "%zu fragments: a sidx indexes 1 to 65535", n);
+    size_t x, total = w->refs.len / 12;
+    CT_ENSURE_MSG(first < total, CT_ERR_ARG, "no fragment to index");
+    size_t n = total - (size_t)first;
+    CT_ENSURE_MSG(n <= 0xffff, CT_ERR_TOO_LARGE, "%zu fragments: a sidx indexes 1 to 65535", n);
     CT_GUARD(cenc_full_open(&b, "sidx", 1, 0, &x));
     CT_GUARD(cenc_gbuf_be(&b, 1, 4)); /* reference_ID: the track */
     CT_GUARD(cenc_gbuf_be(&b, w->t.timescale, 4));
-    CT_GUARD(put_zeros(&b, 16));      /* earliest presentation time, first offset: fragments follow */
+    CT_GUARD(cenc_gbuf_put(&b, w->ept.p + 8 * first, 8)); /* earliest presentation time */
+    CT_GUARD(put_zeros(&b, 8));       /* first offset: the fragments follow */
     CT_GUARD(cenc_gbuf_be(&b, n, 4)); /* reserved 16 bits, reference_count */
-    CT_GUARD(cenc_gbuf_put(&b, w->refs.p, w->refs.len));
+    CT_GUARD(cenc_gbuf_put(&b, w->refs.p + 12 * first, 12 * n));
     cenc_box_close(&b, x);
     CT_GUARD(ct_buf_alloc(out, b.len));
     CT_GUARD(ct_buf_append(out, b.p, b.len));
@@ -628,6 +677,7 @@ void cenc_writer_free(cenc_writer *w)
     cenc_gbuf_free(&w->senc);
     cenc_gbuf_free(&w->moof);
     cenc_gbuf_free(&w->refs);
+    cenc_gbuf_free(&w->ept);
     free(w->recipients);
     ct_wipe(w->kid, sizeof w->kid);
     free(w);

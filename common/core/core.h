@@ -138,7 +138,9 @@ CT_MUST_CHECK ct_err ct_hex_decode(const char *in, uint8_t *out, size_t out_max,
 /* Appends `s` as a JSON string (quotes included): '"', '\\', controls and '<' '>' '&' escaped, bytes that are
  * not UTF-8 replaced by U+FFFD. NULL is "". */
 CT_MUST_CHECK ct_err ct_json_string(ct_buf *b, const char *s);
-/* Appends `s` as one CSV field (RFC 4180): quoted, with '"' doubled, when it holds ',', '"', CR or LF. */
+/* Appends `s` as one CSV field (RFC 4180): quoted, with '"' doubled, when it holds ',', '"', CR or LF; a field
+ * starting with '=', '+', '-', '@', tab or CR is quoted with a leading apostrophe, so spreadsheets show it as
+ * text instead of running it as a formula. */
 CT_MUST_CHECK ct_err ct_csv_field(ct_buf *b, const char *s);
 /* Decodes application/x-www-form-urlencoded text ('+' and %XX) into a C string; CT_ERR_BAD_REQUEST for a bad
  * escape or a NUL, CT_ERR_TOO_LARGE when it does not fit out_max. */

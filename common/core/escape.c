@@ -46,8 +46,11 @@ ct_err ct_json_string(ct_buf *b, const char *s)
 ct_err ct_csv_field(ct_buf *b, const char *s)
 {
     if (!s) s = "";
-    if (!strpbrk(s, ",\"\r\n")) return ct_buf_append(b, s, strlen(s));
-    CT_GUARD_RET(ct_buf_append(b, "\"", 1));
+    /* A cell starting like a formula would run in the officer's spreadsheet (CSV injection): names and
+     * refusal details can come from outside, so such a cell is quoted and starts with an apostrophe. */
+    bool formula = *s && strchr("=+-@\t\r", *s);
+    if (!formula && !strpbrk(s, ",\"\r\n")) return ct_buf_append(b, s, strlen(s));
+    CT_GUARD_RET(ct_buf_append(b, formula ? "\"'" : "\"", formula ? 2 : 1));
     for (const char *p = s; *p; p++) {
         if (*p == '"') CT_GUARD_RET(ct_buf_append(b, "\"", 1));
         CT_GUARD_RET(ct_buf_append(b, p, 1));

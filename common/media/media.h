@@ -107,11 +107,13 @@ CT_MUST_CHECK ct_err media_mp4_video_track(const media_mp4 *m, media_mp4_video *
 time_t media_mp4_creation_time(const media_mp4 *m);
 /* The index-th parameter set NAL unit of the video track's avcC/hvcC; CT_ERR_NOT_FOUND past the last. */
 CT_MUST_CHECK ct_err media_mp4_param_set(const media_mp4 *m, size_t index, const uint8_t **nal, size_t *len);
-/* A video sample: where it is, its size, its decoding time (timescale units) and whether it is a sync sample. */
+/* A video sample: where it is, its size, its decoding time and composition offset (presentation minus decoding
+ * time, B-frames; timescale units) and whether it is a sync sample. */
 typedef struct {
     uint64_t off;
     uint32_t size;
     uint64_t dts;
+    int32_t cts;
     bool sync;
 } media_sample;
 CT_MUST_CHECK ct_err media_mp4_sample(const media_mp4 *m, uint32_t index, media_sample *out);

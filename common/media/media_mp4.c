@@ -22,6 +22,7 @@ typedef struct {
     uint64_t *offs;
     uint64_t *dts;               /* video track only */
     uint8_t *sync;               /* video track only; NULL: every sample is a sync sample */
+    int32_t *cts;                /* video track only; NULL: presented in decoding order (no ctts) */
     uint32_t n_chunks;
     uint64_t *chunk_off;
     uint32_t *chunk_first;       /* first sample of each chunk */
@@ -126,6 +127,7 @@ static void track_free(mp4_track *t)
     free(t->offs);
     free(t->dts);
     free(t->sync);
+    free(t->cts);
     free(t->chunk_off);
     free(t->chunk_first);
     memset(t, 0, sizeof *t);
@@ -250,6 +252,19 @@ static ct_err video_tables(const uint8_t *buf, const media_box *stbl, mp4_track 
         for (uint32_t e = 0; e < count; e++) {
             uint32_t k = be32(p + 4 + 4 * (size_t)e);
             if (k >= 1 && k <= t->n_samples) t->sync[k - 1] = 1;
+        }
+    }
+    /* Composition offsets (B-frames). Version 0 declares them unsigned, but writers put negative ones there
+     * too, so both versions read as signed, as players do. */
+    if (media_box_find(buf, box_start(stbl), box_end(stbl), T('c', 't', 't', 's'), &b) == CT_OK) {
+        CT_GUARD_RET(full_box(buf, &b, 4, &p, &n));
+        CT_GUARD_RET(table(p, n, 8, "composition offsets", &count));
+        t->cts = calloc(t->n_samples ? t->n_samples : 1, sizeof *t->cts);
+        CT_ENSURE_RET(t->cts, CT_ERR_NOMEM);
+        uint32_t s = 0;
+        for (uint32_t e = 0; e < count && s < t->n_samples; e++) {
+            uint32_t k = be32(p + 4 + 8 * (size_t)e), off = be32(p + 8 + 8 * (size_t)e);
+            for (; k > 0 && s < t->n_samples; k--, s++) t->cts[s] = (int32_t)off;
         }
     }
     return CT_OK;
@@ -388,7 +403,8 @@ ct_err media_mp4_sample(const media_mp4 *m, uint32_t index, media_sample *out)
     if (index >= t->n_samples) return CT_ERR_NOT_FOUND;
     CT_ENSURE_RET(index < t->n_available,
                   ct_fail(CT_ERR_BAD_REQUEST, "sample %u lies outside the file (truncated recording)", index + 1));
-    *out = (media_sample){t->offs[index], t->sizes[index], t->dts[index], !t->sync || t->sync[index]};
+    *out = (media_sample){t->offs[index], t->sizes[index], t->dts[index], t->cts ? t->cts[index] : 0,
+                          !t->sync || t->sync[index]};
     return CT_OK;
 }
 

@@ -1,45 +1,22 @@
 /* The chain an SEI carries: verified once up to the root, then judged at each GOP's recording time; the
- * leaf's key for the SEI signatures; revocation from a CRL of the issuing CA (bounded DER walk of pki_priv.h). */
-#define _DEFAULT_SOURCE /* timegm */
+ * leaf's key for the SEI signatures; revocation from a CRL of the issuing CA (pki_crl_check). */
+#define _POSIX_C_SOURCE 200809L /* gmtime_r */
 #include <string.h>
 #include <time.h>
 
-#include "../pki/pki_priv.h"
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
+
 #include "ms_priv.h"
-
-static const uint8_t oid_ecdsa_sha256[8] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
-
-/* The fields of a certificate that revocation and key loading need. */
-typedef struct {
-    pki_tlv serial, issuer, spki;
-} cert_fields;
-
-static ct_err cert_walk(const uint8_t *der, size_t len, cert_fields *f)
-{
-    pki_der in = pki_der_span(der, len), tbs_in;
-    pki_tlv cert, tbs, t;
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "certificate", &cert));
-    in = pki_der_inside(&cert);
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "tbsCertificate", &tbs));
-    tbs_in = pki_der_inside(&tbs);
-    CT_GUARD_RET(pki_der_next(&tbs_in, "version or serial", &t));
-    if (t.tag == PKI_TAG_CTX0) CT_GUARD_RET(pki_der_next(&tbs_in, "serial", &t));
-    CT_ENSURE_RET(t.tag == PKI_TAG_INTEGER, ct_fail(CT_ERR_BAD_DER, "certificate serial is not an INTEGER"));
-    f->serial = t;
-    CT_GUARD_RET(pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "signature algorithm", &t));
-    CT_GUARD_RET(pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "issuer", &f->issuer));
-    CT_GUARD_RET(pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "validity", &t));
-    CT_GUARD_RET(pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "subject", &t));
-    return pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "subjectPublicKeyInfo", &f->spki);
-}
 
 static ct_err key_from_cert(const uint8_t *der, size_t len, ecc_key *key)
 {
-    cert_fields f;
+    const uint8_t *spki;
+    size_t spki_len;
     word32 idx = 0;
-    CT_GUARD_RET(cert_walk(der, len, &f));
+    CT_GUARD_RET(pki_cert_spki(der, len, &spki, &spki_len));
     CT_ENSURE_RET(wc_ecc_init(key) == 0, CT_ERR_CRYPTO);
-    if (wc_EccPublicKeyDecode(f.spki.tlv, &idx, key, (word32)f.spki.tlv_len) != 0) {
+    if (wc_EccPublicKeyDecode(spki, &idx, key, (word32)spki_len) != 0) {
         wc_ecc_free(key);
         return ct_fail(CT_ERR_WEAK_KEY, "the signing certificate's key is not an EC key wolfSSL reads");
     }
@@ -52,26 +29,6 @@ static bool verify_digest(ecc_key *key, const uint8_t *digest, size_t dlen, cons
     return wc_ecc_verify_hash(sig, (word32)sig_len, digest, (word32)dlen, &ok, key) == 0 && ok == 1;
 }
 
-/* UTCTime / GeneralizedTime "...Z" to time_t. */
-static ct_err der_time(const pki_tlv *t, time_t *out)
-{
-    bool gen = t->tag == PKI_TAG_GEN_TIME;
-    size_t yl = gen ? 4 : 2;
-    CT_ENSURE_RET((t->tag == PKI_TAG_UTC_TIME || gen) && t->val_len == yl + 11 && t->val[yl + 10] == 'Z',
-                  ct_fail(CT_ERR_BAD_DER, "CRL time is not in DER form"));
-    int v[6] = {0};
-    const uint8_t *p = t->val;
-    for (size_t i = 0; i < yl + 10; i++)
-        CT_ENSURE_RET(p[i] >= '0' && p[i] <= '9', ct_fail(CT_ERR_BAD_DER, "CRL time has a non-digit"));
-    for (size_t i = 0; i < yl; i++) v[0] = v[0] * 10 + (p[i] - '0');
-    for (int k = 1; k < 6; k++) v[k] = (p[yl + 2 * (k - 1)] - '0') * 10 + (p[yl + 2 * (k - 1) + 1] - '0');
-    if (!gen) v[0] += v[0] < 50 ? 2000 : 1900;
-    struct tm tm = {.tm_year = v[0] - 1900, .tm_mon = v[1] - 1, .tm_mday = v[2], .tm_hour = v[3], .tm_min = v[4],
-                    .tm_sec = v[5]};
-    *out = timegm(&tm);
-    return CT_OK;
-}
-
 static void fmt_time(time_t t, char *out, size_t max)
 {
     struct tm tm;
@@ -79,61 +36,23 @@ static void fmt_time(time_t t, char *out, size_t max)
 }
 
 /* Looks for the leaf in the CRL (which must be signed by `issuer`). Findings in c->revocation. */
-static ct_err crl_check(const ms_verify_config *cfg, const cert_fields *leaf, const uint8_t *issuer, size_t issuer_len,
+static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const uint8_t *issuer, size_t issuer_len,
                         ms_chain *c)
 {
-    pki_der in = pki_der_span(cfg->crl_der, cfg->crl_len), tbs_in, list_in;
-    pki_tlv crl, tbs, alg, sig, t, issuer_name, entry;
-    cert_fields isf;
-    ecc_key key;
-    uint8_t digest[MS_HASH_LEN];
-    time_t this_update;
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "CRL", &crl));
-    in = pki_der_inside(&crl);
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "tbsCertList", &tbs));
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "CRL signature algorithm", &alg));
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_BIT_STRING, "CRL signature", &sig));
-    pki_der alg_in = pki_der_inside(&alg);
-    CT_GUARD_RET(pki_der_expect(&alg_in, PKI_TAG_OID, "CRL signature algorithm", &t));
-    CT_ENSURE_RET(pki_der_oid_is(&t, oid_ecdsa_sha256, sizeof oid_ecdsa_sha256),
-                  ct_fail(CT_ERR_BAD_DER, "CRL signature algorithm is not ecdsa-with-SHA256"));
-    CT_ENSURE_RET(sig.val_len > 1 && sig.val[0] == 0, ct_fail(CT_ERR_BAD_DER, "CRL signature BIT STRING"));
-    tbs_in = pki_der_inside(&tbs);
-    CT_GUARD_RET(pki_der_next(&tbs_in, "CRL version", &t));
-    if (t.tag == PKI_TAG_INTEGER) CT_GUARD_RET(pki_der_next(&tbs_in, "CRL signature algorithm", &t));
-    CT_GUARD_RET(pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "CRL issuer", &issuer_name));
-    CT_GUARD_RET(pki_der_next(&tbs_in, "thisUpdate", &t));
-    CT_GUARD_RET(der_time(&t, &this_update));
-    CT_GUARD_RET(cert_walk(issuer, issuer_len, &isf));
-    if (issuer_name.tlv_len != leaf->issuer.tlv_len || memcmp(issuer_name.tlv, leaf->issuer.tlv, issuer_name.tlv_len)) {
+    pki_crl_status st;
+    char when[32];
+    ct_err rc = pki_crl_check(cfg->crl_der, cfg->crl_len, issuer, issuer_len, leaf->data, leaf->len, &st);
+    if (rc == CT_ERR_NOT_FOUND) {
+        ct_err_clear();
         return ct_snprintf(c->revocation, sizeof c->revocation, "not checked: the CRL is not from the signing "
                                                                "certificate's issuer");
     }
-    CT_GUARD_RET(key_from_cert(issuer, issuer_len, &key));
-    bool ok = ct_sha256(tbs.tlv, tbs.tlv_len, digest) == CT_OK &&
-              verify_digest(&key, digest, sizeof digest, sig.val + 1, sig.val_len - 1);
-    wc_ecc_free(&key);
-    CT_ENSURE_RET(ok, ct_fail(CT_ERR_INTEGRITY, "the CRL's signature does not verify with its issuer's key"));
-    char when[32];
-    fmt_time(this_update, when, sizeof when);
-    CT_GUARD_RET(ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when));
-    /* nextUpdate is optional; then the revoked list, if any. */
-    while (pki_der_next(&tbs_in, "CRL", &t) == CT_OK) {
-        if (t.tag != PKI_TAG_SEQUENCE) continue;
-        list_in = pki_der_inside(&t);
-        while (pki_der_expect(&list_in, PKI_TAG_SEQUENCE, "revoked certificate", &entry) == CT_OK) {
-            pki_der e = pki_der_inside(&entry);
-            pki_tlv serial, date;
-            CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_INTEGER, "revoked serial", &serial));
-            CT_GUARD_RET(pki_der_next(&e, "revocationDate", &date));
-            if (serial.val_len != leaf->serial.val_len || memcmp(serial.val, leaf->serial.val, serial.val_len)) continue;
-            CT_GUARD_RET(der_time(&date, &c->revoked_at));
-            c->revoked = true;
-            fmt_time(c->revoked_at, when, sizeof when);
-            return ct_snprintf(c->revocation, sizeof c->revocation, "revoked at %s", when);
-        }
-    }
-    return CT_OK;
+    CT_GUARD_RET(rc);
+    c->revoked = st.revoked;
+    c->revoked_at = st.revoked_at;
+    fmt_time(st.revoked ? st.revoked_at : st.this_update, when, sizeof when);
+    return st.revoked ? ct_snprintf(c->revocation, sizeof c->revocation, "revoked at %s", when)
+                      : ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when);
 }
 
 void ms_chain_clear(ms_chain *c)
@@ -194,7 +113,6 @@ ct_err ms_chain_eval(const ms_verify_config *cfg, const uint8_t *pem, size_t len
     ct_err rc = CT_OK;
     ct_buf der[MS_MAX_CHAIN + 1];
     size_t n = 0;
-    cert_fields leaf;
     memset(der, 0, sizeof der);
     ms_chain_clear(c);
     c->set = true;
@@ -220,7 +138,6 @@ ct_err ms_chain_eval(const ms_verify_config *cfg, const uint8_t *pem, size_t len
         rc = i + 1 < n ? hop(c, &der[i], der[i + 1].data, der[i + 1].len, i)
                        : hop(c, &der[i], cfg->root_der, cfg->root_len, i);
     if (rc == CT_OK) rc = pki_cert_parse_info(der[0].data, der[0].len, &c->leaf);
-    if (rc == CT_OK) rc = cert_walk(der[0].data, der[0].len, &leaf);
     if (rc == CT_OK && !c->key_ok) rc = ct_fail(CT_ERR_WEAK_KEY, "the signing certificate's key is unreadable");
     if (rc == CT_ERR_NOMEM) goto cleanup;
     if (rc != CT_OK) {
@@ -230,7 +147,7 @@ ct_err ms_chain_eval(const ms_verify_config *cfg, const uint8_t *pem, size_t len
     }
     c->ok = true;
     if (cfg->crl_der) {
-        rc = crl_check(cfg, &leaf, n > 1 ? der[1].data : cfg->root_der, n > 1 ? der[1].len : cfg->root_len, c);
+        rc = crl_check(cfg, &der[0], n > 1 ? der[1].data : cfg->root_der, n > 1 ? der[1].len : cfg->root_len, c);
         if (rc == CT_ERR_NOMEM) goto cleanup;
         if (rc != CT_OK && ct_snprintf(c->revocation, sizeof c->revocation, "CRL unusable: %s", ct_err_detail()) != CT_OK)
             c->revocation[0] = '\0';

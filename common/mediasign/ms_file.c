@@ -1,11 +1,13 @@
-/* Recordings on disk: signing an Annex B or MP4 file into a new one, and verifying one. Input files are
- * mapped; the signer holds one GOP, the verifier a few. */
+/* Recordings on disk: signing an Annex B or MP4 file into a new one, and verifying one (Annex B, MP4, or the
+ * fragmented MP4, clear or encrypted, that camtrust-agent record writes). Input files are mapped; the signer
+ * holds one GOP, the verifier a few. */
 #define _POSIX_C_SOURCE 200809L
 #define _FILE_OFFSET_BITS 64
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../cenc/cenc.h"
 #include "ms_priv.h"
 
 typedef struct {
@@ -149,6 +151,8 @@ cleanup:
 
 /* ---- verifying ---- */
 
+static const char no_time[] = "verification time (no recording time in the clip)";
+
 static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
 {
     ct_err rc = CT_OK;
@@ -159,8 +163,7 @@ static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_go
     CT_GUARD(media_mp4_open(f->data, f->len, &m));
     CT_GUARD(media_mp4_video_track(m, &vid));
     time_t created = media_mp4_creation_time(m);
-    CT_GUARD(ms_verifier_open(cfg, vid.codec, created ? created : time(NULL),
-                              created ? "MP4 creation time" : "verification time (no recording time in the clip)",
+    CT_GUARD(ms_verifier_open(cfg, vid.codec, created ? created : time(NULL), created ? "MP4 creation time" : no_time,
                               cb, arg, &v));
     for (uint32_t i = 0; i < vid.samples; i++) {
         const uint8_t *nal;
@@ -195,8 +198,7 @@ static ct_err verify_annexb(const media_file *f, const ms_verify_config *cfg, ms
     size_t pos = 0, n, skipped;
     const uint8_t *nal;
     CT_GUARD(media_annexb_guess(f->data, f->len, &codec));
-    CT_GUARD(ms_verifier_open(cfg, codec, time(NULL), "verification time (no recording time in the clip)", cb, arg,
-                              &v));
+    CT_GUARD(ms_verifier_open(cfg, codec, time(NULL), no_time, cb, arg, &v));
     while (media_annexb_next(f->data, f->len, &pos, &nal, &n, &skipped) == CT_OK) {
         if (skipped) ms_verifier_problem(v, "%zu bytes outside any NAL unit before byte %zu", skipped, pos);
         CT_GUARD(ms_verifier_push(v, nal, n, -1));
@@ -208,12 +210,64 @@ cleanup:
     return rc;
 }
 
+/* Fragmented: a moof, or a moov announcing fragments (mvex). */
+static bool mp4_fragmented(const media_file *f)
+{
+    media_box b, x;
+    uint64_t pos = 0;
+    while (media_box_next(f->data, f->len, &pos, &b) == CT_OK) {
+        if (b.type == MEDIA_FOURCC('m', 'o', 'o', 'f')) return true;
+        if (b.type == MEDIA_FOURCC('m', 'o', 'o', 'v') &&
+            media_box_find(f->data, b.off + b.hdr, b.off + b.size, MEDIA_FOURCC('m', 'v', 'e', 'x'), &x) == CT_OK)
+            return true;
+    }
+    return false;
+}
+
+typedef struct {
+    const ms_verify_config *cfg;
+    ms_gop_cb cb;
+    void *arg;
+    ms_verifier *v;     /* opened at the first NAL unit: cenc_walk names the codec there */
+    ct_err verifier_rc; /* the verifier's own failure, told apart from a malformed file */
+} frag_ctx;
+
+static ct_err frag_nal(void *arg, media_codec codec, const uint8_t *nal, size_t len, double t)
+{
+    frag_ctx *c = arg;
+    /* No container time: camtrust's writer leaves mvhd's creation time zero, the SEI timestamps date the clip. */
+    if (!c->v) c->verifier_rc = ms_verifier_open(c->cfg, codec, time(NULL), no_time, c->cb, c->arg, &c->v);
+    if (c->verifier_rc == CT_OK) c->verifier_rc = ms_verifier_push(c->v, nal, len, t);
+    return c->verifier_rc;
+}
+
+/* The NAL units as stored (slices still encrypted): the signatures cover those bytes, so no key is needed. */
+static ct_err verify_fragmented(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg,
+                                ms_summary *sum)
+{
+    ct_err rc = CT_OK;
+    frag_ctx c = {cfg, cb, arg, NULL, CT_OK};
+    rc = cenc_walk(f->data, f->len, frag_nal, &c);
+    /* A fragment that cannot be read after some video (a cut-off recording) is a finding about the clip. */
+    CT_ENSURE(rc == CT_OK || (c.v && c.verifier_rc == CT_OK), rc);
+    if (rc != CT_OK) ms_verifier_problem(c.v, "%s", ct_err_detail());
+    rc = CT_OK;
+    CT_ENSURE_MSG(c.v, CT_ERR_BAD_REQUEST, "fragmented MP4 without any video sample");
+    CT_GUARD(ms_verifier_finish(c.v, sum));
+    CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "fragmented MP4"));
+cleanup:
+    ms_verifier_close(c.v);
+    return rc;
+}
+
 ct_err ms_verify_file(const char *path, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
 {
     media_file f;
     memset(sum, 0, sizeof *sum);
     CT_GUARD_RET(media_file_map(path, &f));
-    ct_err rc = media_is_mp4(f.data, f.len) ? verify_mp4(&f, cfg, cb, arg, sum) : verify_annexb(&f, cfg, cb, arg, sum);
+    ct_err rc = !media_is_mp4(f.data, f.len) ? verify_annexb(&f, cfg, cb, arg, sum)
+                : mp4_fragmented(&f)         ? verify_fragmented(&f, cfg, cb, arg, sum)
+                                             : verify_mp4(&f, cfg, cb, arg, sum);
     media_file_unmap(&f);
     return rc;
 }

@@ -149,6 +149,19 @@ typedef struct {
  * token (ecdsa-with-SHA256, or SHA384 for a P-384 issuer). Allocates out_der (ct_buf_free). */
 CT_MUST_CHECK ct_err pki_crl_make(const pki_crl_params *p, const pki_revoked *list, size_t n, ct_buf *out_der);
 
+/* What a CRL (DER, outside input) says of `cert`, once it is known to be its issuer's CRL: it names the
+ * certificate's issuer and its ecdsa-with-SHA256 signature verifies with the key of `issuer` (a certificate the
+ * caller already trusts). CT_ERR_NOT_FOUND if it is another CA's CRL, CT_ERR_INTEGRITY if the signature does not
+ * verify, CT_ERR_BAD_DER if malformed. A CRL past its nextUpdate is read all the same (its revocations stay
+ * true); how fresh it must be is the caller's judgement. */
+typedef struct {
+    time_t this_update, next_update; /* next_update 0 when the CRL has none */
+    bool revoked;
+    time_t revoked_at;
+} pki_crl_status;
+CT_MUST_CHECK ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
+                                   const uint8_t *cert, size_t cert_len, pki_crl_status *out);
+
 /* OCSP requests are outside input: bounded, parsed with the same checked DER walker. */
 #define PKI_OCSP_MAX_REQUEST 4096 /* bytes of DER */
 #define PKI_OCSP_MAX_CERTS 8      /* CertIDs in one request */

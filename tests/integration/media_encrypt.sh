@@ -91,6 +91,75 @@ done
 frames "$WORK/clear.mp4" >"$WORK/view.out"
 check "MP4 input: encrypted and decrypted to the original frames" cmp -s "$WORK/ref.h264" "$WORK/view.out"
 
+# ---- B-frames: presented in their own order, from MP4 (composition offsets) and Annex B (picture order counts) --
+# ptsseq FILE [ffmpeg options]: the decoded frames' timestamps in 1/30 s as decoded (no frame rate conversion), one
+# line: 0 1 2 ... only when every picture's presentation time is right.
+ptsseq() { local f=$1; shift; frames_pts "$f" "$@" | tr '\n' ' '; }
+frames_pts() {
+  local f=$1; shift
+  ffmpeg -nostdin -loglevel error "$@" -i "$f" -fps_mode passthrough -f framemd5 - 2>/dev/null | grep -v '^#' |
+    awk -F', *' '{print $2}'
+}
+in_order=$(seq 0 59 | tr '\n' ' ')
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=640x360:rate=30 -t 2 -c:v libx264 -g 30 -bf 2 \
+  -pix_fmt yuv420p "$WORK/bf.mp4"
+ffmpeg -nostdin -loglevel error -i "$WORK/bf.mp4" -c copy -f h264 "$WORK/bf.h264"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=640x360:rate=30 -t 2 -c:v libx265 -g 30 -bf 3 \
+  -x265-params log-level=error -pix_fmt yuv420p -f hevc "$WORK/bf.h265"
+for src in bf.mp4 bf.h264 bf.h265; do
+  frames "$WORK/$src" >"$WORK/ref.bf"
+  enc=$WORK/$src.enc.mp4
+  "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 0 "$WORK/$src" "$enc" >/dev/null
+  key=$(key_of "$WORK/alice" "$enc")
+  frames "$enc" -decryption_key "$key" >"$WORK/ffmpeg.out"
+  check "B-frames $src: ffmpeg decodes exactly the original frames" cmp -s "$WORK/ref.bf" "$WORK/ffmpeg.out"
+  check_eq "B-frames $src: every frame presented at its own time, from 0" "$in_order" \
+    "$(ptsseq "$enc" -decryption_key "$key")"
+  rm -f "$WORK/clear.mp4"
+  "$VIEW_BIN" decrypt --dir "$WORK/alice" "$enc" "$WORK/clear.mp4" >/dev/null
+  frames "$WORK/clear.mp4" >"$WORK/view.out"
+  check "B-frames $src: camtrust-view decrypts to the original frames, same timing" \
+    bash -c "cmp -s '$WORK/ref.bf' '$WORK/view.out' && [ \"\$(ffprobe -v error -show_entries packet=pts,dts -of csv \
+      '$WORK/clear.mp4' | md5sum)\" = \"\$(ffprobe -v error -decryption_key $key -show_entries packet=pts,dts -of csv \
+      '$enc' | md5sum)\" ]"
+done
+check_eq "B-frames from MP4: the same packet timing as the source" \
+  "$(ffprobe -v error -show_entries packet=pts,dts -of csv "$WORK/bf.mp4" | md5sum)" \
+  "$(ffprobe -v error -decryption_key "$(key_of "$WORK/alice" "$WORK/bf.mp4.enc.mp4")" -show_entries packet=pts,dts \
+     -of csv "$WORK/bf.mp4.enc.mp4" 2>/dev/null | md5sum)"
+check_eq "Annex B input (parameter sets in band): sample entry avc3" "avc3" \
+  "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/bf.h264.enc.mp4" | head -1)"
+check_eq "H.265 Annex B input: sample entry hev1" "hev1" \
+  "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/bf.h265.enc.mp4" | head -1)"
+check_eq "MP4 input (parameter sets in the sample entry): avc1" "avc1" \
+  "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/bf.mp4.enc.mp4" | head -1)"
+
+# ---- live CMAF segments: init.mp4, one file per segment (one key each), an HLS playlist ----
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=640x360:rate=30 -t 5 -c:v libx264 -g 30 -bf 2 \
+  -pix_fmt yuv420p -f h264 "$WORK/five.h264"
+frames "$WORK/five.h264" >"$WORK/ref.five"
+SEGS=$WORK/segs
+"$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 2000 --cmaf yes "$WORK/five.h264" "$SEGS" \
+  >"$WORK/record.out"
+check "CMAF: 150 frames in 3 segments" grep -q "150 frames, 5 fragments, 3 segments" "$WORK/record.out"
+check_eq "CMAF: init.mp4, three segments and the playlist" "index.m3u8 init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s" \
+  "$(ls "$SEGS" | tr '\n' ' ' | sed 's/ $//')"
+check_eq "CMAF: the playlist lists 2 + 2 + 1 seconds and ends" "2.000 2.000 1.000 end" \
+  "$(awk -F'[:,]' '/^#EXTINF/ {printf "%s ", $2} /^#EXT-X-ENDLIST/ {printf "end"}' "$SEGS/index.m3u8")"
+check_eq "CMAF: each segment's key line carries its pssh (3 key IDs)" 3 \
+  "$(grep -c '^#EXT-X-KEY:METHOD=SAMPLE-AES,URI="data:text/plain;base64,.*KEYFORMAT="urn:uuid:ffc3dd56-e680-466e-8df4-9c49c57641d2"' "$SEGS/index.m3u8")"
+check_eq "CMAF: segments begin with styp" "styp" "$(head -c 8 "$SEGS/seg-000001.m4s" | tail -c 4)"
+cat "$SEGS/init.mp4" "$SEGS/seg-000001.m4s" >"$WORK/seg1.mp4"
+frames "$WORK/seg1.mp4" -decryption_key "$(key_of "$WORK/alice" "$WORK/seg1.mp4")" >"$WORK/seg1.out"
+check "CMAF: init.mp4 + the second segment alone decodes to seconds 2-4 of the original (ffmpeg, its key)" \
+  cmp -s "$WORK/seg1.out" <(sed -n 61,120p "$WORK/ref.five")
+cat "$SEGS/init.mp4" "$SEGS"/seg-*.m4s >"$WORK/segs.mp4"
+rm -f "$WORK/clear.mp4"
+"$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/segs.mp4" "$WORK/clear.mp4" >/dev/null
+frames "$WORK/clear.mp4" >"$WORK/view.out"
+check "CMAF: init.mp4 + every segment decrypts to the whole original (camtrust-view)" cmp -s "$WORK/ref.five" "$WORK/view.out"
+rm -f "$WORK/clear.mp4"
+
 # ---- who may watch ----
 enc=$WORK/h264.cbcs.mp4
 out=$("$VIEW_BIN" decrypt --dir "$WORK/bob" "$enc" "$WORK/bob.mp4" 2>&1) && rc=0 || rc=$?
@@ -104,6 +173,59 @@ cp "$WORK/bob.pem" "$WORK/viewers/"
 check_eq "two viewers: two recipients" "2" "$("$VIEW_BIN" keys --dir "$WORK/bob" "$WORK/both.mp4" | awk '$1 == "kid" {print $4}')"
 check "two viewers: bob decrypts too" "$VIEW_BIN" decrypt --dir "$WORK/bob" "$WORK/both.mp4" "$WORK/bob.mp4"
 rm "$WORK/viewers/bob.pem"
+
+# ---- revoked viewers: the operations CA's CRL beside the viewer certificates ----
+# Revocation is how the owner removes a viewer: the camera leaves bob out (a warning naming him) and records on for
+# alice. The CRL is the operations issuing CA's own (its cRLNumber sequence apart from the device CRL's).
+bob_serial=$(openssl x509 -in "$WORK/bob.pem" -noout -serial | cut -d= -f2)
+"$CA_BIN" revoke --dir "$CA" "$bob_serial" --reason privilegeWithdrawn >/dev/null
+"$CA_BIN" crl ops --dir "$CA" --out "$WORK/ops.crl" >/dev/null
+cat "$CA/ops-issuing.pem" "$CA/ops-root.pem" >"$WORK/ops-chain.pem"
+check "the operations CRL verifies against the operations chain (openssl)" bash -c \
+  "openssl crl -inform DER -in '$WORK/ops.crl' -CAfile '$WORK/ops-chain.pem' -noout 2>&1 | grep -q 'verify OK'"
+check "  ... and lists bob's serial" bash -c \
+  "openssl crl -inform DER -in '$WORK/ops.crl' -noout -text | grep -qi 'Serial Number: *0*$bob_serial\$'"
+check_eq "  ... and only him" 1 "$(openssl crl -inform DER -in "$WORK/ops.crl" -noout -text | grep -c 'Serial Number')"
+check "the device CRL does not list the viewer" bash -c \
+  "\"$CA_BIN\" crl --dir '$CA' --out '$WORK/dev.crl' >/dev/null && ! openssl crl -inform DER -in '$WORK/dev.crl' -noout -text | grep -qi '$bob_serial'"
+mkdir -p "$WORK/v-crl"
+cp "$WORK/alice.pem" "$WORK/bob.pem" "$WORK/ops.crl" "$WORK/v-crl/"
+"$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-crl" "$WORK/clip.h264" "$WORK/revoked.mp4" >"$WORK/record.out" 2>&1
+check "a revoked viewer is left out with a warning naming his file and serial" \
+  grep -q "event=viewer_revoked viewer=bob file=bob.pem serial=$(tr A-F a-f <<<"$bob_serial")" "$WORK/record.out"
+check "  ... and the record says how many were left out" grep -q "event=viewers_excluded count=1 recipients=1" "$WORK/record.out"
+fp() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
+"$VIEW_BIN" keys --dir "$WORK/alice" "$WORK/revoked.mp4" >"$WORK/keys.out"
+check_eq "  ... one recipient" 1 "$(awk '$1 == "kid" {print $4}' "$WORK/keys.out")"
+check "  ... alice is a recipient" grep -q "recipient $(fp "$WORK/alice.pem")" "$WORK/keys.out"
+check "  ... bob is not" bash -c "! grep -q '$(fp "$WORK/bob.pem")' '$WORK/keys.out'"
+check "  ... alice decrypts" "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/revoked.mp4" "$WORK/alice-r.mp4"
+rm -f "$WORK/bob.mp4"
+check "  ... bob's decrypt is refused" bash -c "! '$VIEW_BIN' decrypt --dir '$WORK/bob' '$WORK/revoked.mp4' '$WORK/bob.mp4'"
+check "  ... and leaves no output" no_output "$WORK/bob.mp4"
+openssl crl -inform DER -in "$WORK/ops.crl" -out "$WORK/v-crl/ops.crl"
+out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-crl" "$WORK/clip.h264" "$WORK/revoked-pem.mp4" 2>&1) || true
+check "a PEM CRL works the same" grep -q "event=viewers_excluded count=1" <<<"$out"
+python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[-5] ^= 1; open(sys.argv[2], "wb").write(b)' \
+  "$WORK/ops.crl" "$WORK/v-crl/ops.crl"
+rm -f "$WORK/x.mp4"
+out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-crl" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) && rc=0 || rc=$?
+check "a CRL with a flipped signature byte is refused, naming the file" \
+  grep -q "ops.crl: the CRL's signature does not verify" <<<"$rc $out"
+check_eq "  ... exit status 1" 1 "$rc"
+check "  ... and no output is left" no_output "$WORK/x.mp4"
+cp "$WORK/dev.crl" "$WORK/v-crl/ops.crl"
+out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-crl" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) && rc=0 || rc=$?
+check "the device CA's CRL is refused: not the viewers' CA" \
+  grep -q "ops.crl: not a CRL of the viewers' operations issuing CA" <<<"$out"
+check_eq "  ... exit status 1" 1 "$rc"
+check "  ... and no output is left" no_output "$WORK/x.mp4"
+rm "$WORK/v-crl/alice.pem"
+cp "$WORK/ops.crl" "$WORK/v-crl/ops.crl"
+out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-crl" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) && rc=0 || rc=$?
+check "a folder whose only viewer is revoked refuses to record" grep -q "every viewer in .* is revoked" <<<"$out"
+check_eq "  ... exit status 1" 1 "$rc"
+check "  ... and no output is left" no_output "$WORK/x.mp4"
 
 # The camera accepts only viewer certificates of the operations CA: not a station's (client profile), not one
 # from a root it did not pin, and not without a pinned root at all.
@@ -185,7 +307,7 @@ for scheme in cbcs cenc; do
     "$WORK/clip.h264" "$S" >/dev/null
   rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$S" >"$WORK/verify.out" 2>&1 || rc=$?
   check "$scheme signed+encrypted: the custodian (no key) finds it authentic" \
-    bash -c "[ $rc = 0 ] && grep -q 'result: AUTHENTIC (2 GOPs, 2 authentic), camera serial \"CAM0601\"' '$WORK/verify.out'"
+    bash -c "[ $rc = 0 ] && grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/verify.out' && grep -q 'camera: serial \"CAM0601\"' '$WORK/verify.out'"
   frames "$S" -decryption_key "$(key_of "$WORK/alice" "$S")" >"$WORK/ffmpeg.out"
   check "$scheme signed+encrypted: ffmpeg with the key decodes the original frames" cmp -s "$WORK/ref.h264" "$WORK/ffmpeg.out"
   rm -f "$WORK/clear.mp4"
@@ -212,5 +334,39 @@ rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$enc" >"$WORK/verify.out" 
 check "an unsigned encrypted recording is not authentic" bash -c "[ $rc = 1 ] && grep -q 'unsigned' '$WORK/verify.out'"
 rc=0; "$VIEW_BIN" verify --root "$CA/root.pem" "$WORK/signed.cbcs.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
 check "signed by a camera of another device root: not authentic" bash -c "[ $rc = 1 ]"
+# camtrust-verify, the custodian's usual tool, takes these recordings too: the same check, the same report.
+VERIFY_BIN=$BUILD/verify/camtrust-verify
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/signed.cbcs.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+"$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$WORK/signed.cbcs.mp4" >"$WORK/verify.out" 2>&1 || true
+check "camtrust-verify: the signed+encrypted recording is authentic (exit 0)" bash -c "[ $rc = 0 ] && \
+  grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/cv.out' && grep -q '(fragmented MP4, H.264, 60 pictures' '$WORK/cv.out'"
+check "  ... reported exactly as camtrust-view verify reports it" cmp -s "$WORK/cv.out" "$WORK/verify.out"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/t8.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "camtrust-verify: the altered encrypted slice (exit 1, that GOP altered)" bash -c "[ $rc = 1 ] && \
+  grep -q 'result: NOT AUTHENTIC (1 authentic, 1 altered)' '$WORK/cv.out' && grep -Eq 'frames +30-59 .* altered' '$WORK/cv.out'"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" --json "$WORK/signed.cenc.mp4" >"$WORK/cv.json" 2>&1 || rc=$?
+check "camtrust-verify --json on a cenc recording: valid JSON (json.tool)" bash -c "[ $rc = 0 ] && \
+  python3 -m json.tool '$WORK/cv.json' >/dev/null"
+check "  ... authentic, 2 GOPs, the camera named" python3 -c "import json, sys; d = json.load(open(sys.argv[1]))
+assert d['authentic'] and d['container'] == 'fragmented MP4' and d['camera']['serial'] == 'CAM0601'
+assert [g['status'] for g in d['gops']] == ['authentic', 'authentic']" "$WORK/cv.json"
+make_crl "$WORK/dev" "$WORK/empty.crl"
+make_crl "$WORK/dev" "$WORK/revoked.crl" "$SCAM.chains/media-signing.chain"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" --crl "$WORK/empty.crl" "$WORK/signed.cbcs.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "camtrust-verify --crl (camera not listed): authentic, revocation checked" bash -c "[ $rc = 0 ] && \
+  grep -q 'revocation: not revoked (CRL of' '$WORK/cv.out'"
+"$VERIFY_BIN" --root "$WORK/dev/root.pem" --crl "$WORK/revoked.crl" "$WORK/signed.cbcs.mp4" >"$WORK/cv.out" 2>&1 || true
+check "camtrust-verify --crl (camera revoked): the revocation is named" grep -q 'revocation: revoked at' "$WORK/cv.out"
+
+# Signed at capture, then encrypted (record without --sign): the clear copy a viewer decrypts is the signed stream
+# again, every GOP authentic, the last one's signature (after the last picture) included.
+"$AGENT_BIN" sign --dir "$SCAM" "$WORK/clip.h264" "$WORK/signed-clear.h264" >/dev/null
+"$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --segment-ms 0 "$WORK/signed-clear.h264" \
+  "$WORK/sc.mp4" >/dev/null
+rm -f "$WORK/clear.mp4"
+"$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/sc.mp4" "$WORK/clear.mp4" >/dev/null
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/clear.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "signed at capture, encrypted, decrypted: every GOP authentic" bash -c "[ $rc = 0 ] && \
+  grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/cv.out'"
 
 finish

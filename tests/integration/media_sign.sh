@@ -124,13 +124,8 @@ check_eq "a camera of another maker's root, verified against ours: exit 1" 1 "$(
 check_eq "... and it verifies against its own root" 0 "$(verify_rc "$WORK/cam3.h264" "$WORK/other/root.pem")"
 
 # ---- revocation: a CRL of the issuing CA listing cam1's media-signing certificate ----
-openssl x509 -in "$WORK/cam1.chains/media-signing.chain" -out "$WORK/cam1-media.pem" 2>/dev/null
-printf 'dir=%s\ndatabase=%s/index.txt\n[ca]\ndefault_ca=c\n[c]\ndatabase=%s/index.txt\ndefault_md=sha256\ndefault_crl_days=30\n' \
-  "$WORK/crl" "$WORK/crl" "$WORK/crl" >"$WORK/crl.cnf"
-mkdir -p "$WORK/crl" && : >"$WORK/crl/index.txt"
-openssl ca -config "$WORK/crl.cnf" -keyfile "$WORK/ca/issuing.key" -cert "$WORK/ca/issuing.pem" -gencrl -out "$WORK/empty.crl" 2>/dev/null
-openssl ca -config "$WORK/crl.cnf" -keyfile "$WORK/ca/issuing.key" -cert "$WORK/ca/issuing.pem" -revoke "$WORK/cam1-media.pem" 2>/dev/null
-openssl ca -config "$WORK/crl.cnf" -keyfile "$WORK/ca/issuing.key" -cert "$WORK/ca/issuing.pem" -gencrl -out "$WORK/revoked.crl" 2>/dev/null
+make_crl "$WORK/ca" "$WORK/empty.crl"
+make_crl "$WORK/ca" "$WORK/revoked.crl" "$WORK/cam1.chains/media-signing.chain"
 rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/empty.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
 check_eq "with a CRL not listing the camera: exit 0" 0 "$rc"
 check "... revocation reported as checked" has "revocation: not revoked (CRL of"

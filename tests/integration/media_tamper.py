@@ -104,7 +104,12 @@ def main():
     elif op == "forge-sei":
         i = sig_seis(nals)[int(args[0])]
         b = bytearray(nals[i])
-        b[len(b) // 2] ^= 0x01
+        # from the middle on, a byte whose flip neither makes nor breaks an emulation prevention sequence
+        # (00 00 0x): the SEI then still parses, and only what it signs or its signature changes
+        pos = len(b) // 2
+        while b[pos] < 4 or b[pos] ^ 1 < 4 or 0 in b[pos - 2:pos]:
+            pos += 1
+        b[pos] ^= 0x01
         nals[i] = bytes(b)
     elif op == "oversized-sei":
         payload = UUID + b"\x00" + b"\x55" * 200000

@@ -56,6 +56,22 @@ OUT=$(openssl ocsp -issuer "$CA/device-issuing.pem" -serial 0x1234567890 -url "$
 check "a serial never issued here: unknown" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': unknown' <<<\"\$0\"" "$OUT"
 OUT=$(openssl ocsp -issuer "$CA/ops-issuing.pem" -cert "$WORK/station.pem" -url "$HTTP/ocsp" -no_nonce 2>&1 || true)
 check "a certificate of another issuer: unauthorized" grep -q 'unauthorized' <<<"$OUT"
+# A revoked viewer is the operations issuing CA's: the device CA's responder and CRL know nothing of it.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/v.key" -subj /CN=viewer1 \
+  -out "$WORK/v.csr" 2>/dev/null
+"$CA_BIN" viewer add --dir "$CA" --name viewer1 --csr "$WORK/v.csr" --out "$WORK/viewer1.pem" >/dev/null
+VSERIAL=$(openssl x509 -in "$WORK/viewer1.pem" -noout -serial | cut -d= -f2)
+"$CA_BIN" revoke --dir "$CA" "$VSERIAL" --reason keyCompromise >/dev/null
+sleep 0.2
+OUT=$(openssl ocsp -issuer "$CA/device-issuing.pem" -serial "0x$VSERIAL" -url "$HTTP/ocsp" -CAfile "$CA/root.pem" -no_nonce 2>&1 || true)
+check "a revoked viewer's serial asked of the device CA: unknown" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': unknown' <<<\"\$0\"" "$OUT"
+"$CA_BIN" crl ops --dir "$CA" --out "$WORK/ops.crl" >/dev/null
+check "... and the operations CRL lists it" bash -c "openssl crl -inform DER -in '$WORK/ops.crl' -noout -text | grep -qi 'Serial Number: $VSERIAL'"
+curl -s -o "$WORK/ops-http.crl" "$HTTP/crl/ops"
+check "GET /crl/ops (plain HTTP): the operations CRL, verified against its CA, listing the viewer" bash -c "
+  openssl crl -inform DER -in '$WORK/ops-http.crl' -CAfile <(cat '$CA/ops-issuing.pem' '$CA/ops-root.pem') -verify -noout 2>&1 |
+    grep -q 'verify OK' && openssl crl -inform DER -in '$WORK/ops-http.crl' -noout -text | grep -qi 'Serial Number: $VSERIAL'"
+check "... and the device CRL does not list it" bash -c "! curl -s '$HTTP/crl' | openssl crl -inform DER -noout -text | grep -qi 'Serial Number: $VSERIAL'"
 
 # Refusals of the CLI: a clear reason, audited, nothing changed.
 revoked_before=$(sql "$DB" "select count(*) from certificates where status='revoked'")
@@ -85,7 +101,7 @@ check "openssl ocsp: the order's certificate is revoked (cessationOfOperation)" 
 code=$(curl -s -o "$WORK/crl.der" -w '%{http_code} %{content_type}' "$HTTP/crl")
 check_eq "GET /crl over plain HTTP: 200 application/pkix-crl" "200 application/pkix-crl" "$code"
 check "openssl crl -verify accepts it against chain.pem" bash -c "openssl crl -inform DER -in '$WORK/crl.der' -CAfile '$CA/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'"
-db_revoked=$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' order by 1" | paste -sd,)
+db_revoked=$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' and profile <> 'viewer' order by 1" | paste -sd,)
 crl_serials() { openssl crl -inform DER -in "$1" -noout -text | sed -n 's/ *Serial Number: //p' | tr 'A-F' 'a-f' | sort | paste -sd,; }
 check_eq "the CRL lists exactly the revoked serials in the database" "$db_revoked" "$(crl_serials "$WORK/crl.der")"
 check "the CRL carries the reason codes" bash -c "openssl crl -inform DER -in '$WORK/crl.der' -noout -text | grep -q 'Cessation Of Operation'"
@@ -120,10 +136,10 @@ check_eq "plain HTTP serves nothing but /crl and /ocsp" 404 "$code"
 # A whole station: what is left of its certificates.
 out=$("$CA_BIN" revoke --dir "$CA" --station line1 --reason affiliationChanged)
 check_eq "revoke --station revokes the rest" "revoked 2 certificates (affiliationChanged)" "$out"
-check_eq "every certificate is revoked now" 5 "$(sql "$DB" "select count(*) from certificates where status='revoked'")"
+check_eq "every camera certificate is revoked now" 5 "$(sql "$DB" "select count(*) from certificates where status='revoked' and profile <> 'viewer'")"
 sleep 0.2
 curl -s -o "$WORK/crl2.der" "$HTTP/crl"
-check_eq "the served CRL follows" "$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' order by 1" | paste -sd,)" "$(crl_serials "$WORK/crl2.der")"
+check_eq "the served CRL follows" "$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' and profile <> 'viewer' order by 1" | paste -sd,)" "$(crl_serials "$WORK/crl2.der")"
 OUT=$(ocsp CAM0002)
 check "openssl ocsp with a nonce sees that too" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0002.pem: revoked' <<<\"\$0\" && grep -q 'Reason: affiliationChanged' <<<\"\$0\"" "$OUT"
 

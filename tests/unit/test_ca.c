@@ -347,13 +347,13 @@ START_TEST(crl_lists_exactly_the_revoked_serials)
     issue_pem("SN-2", b);
     issue_pem("SN-3", c3);
     snprintf(path, sizeof path, "%s/empty.crl", dir);
-    ck_assert_int_eq(ca_crl_write(the_ca, path), CT_OK);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, path), CT_OK);
     ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -CAfile '%s/chain.pem' -verify -noout -text 2>&1 | "
                            "grep -q 'No Revoked Certificates'", path, the_ca->cfg.dir), 0);
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "unspecified"), CT_OK);
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, c3, "affiliationChanged"), CT_OK);
     snprintf(path, sizeof path, "%s/two.crl", dir);
-    ck_assert_int_eq(ca_crl_write(the_ca, path), CT_OK);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, path), CT_OK);
     ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -CAfile '%s/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'",
                            path, the_ca->cfg.dir), 0);
     ck_assert_int_eq(tu_sh("test \"$(openssl crl -inform DER -in '%s' -noout -text | sed -n 's/ *Serial Number: //p' | "

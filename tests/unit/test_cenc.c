@@ -1,12 +1,15 @@
 /* cenc: the sample ciphers on NIST vectors, subsample maps, the pssh format, key wrapping with a software key
- * and with a key inside a real SoftHSM token, and the writer and reader against each other. */
+ * and with a key inside a real SoftHSM token, the writer and reader against each other, and which viewers a camera
+ * takes (chain to the pinned root, the operations CA's CRL checked by wolfSSL). */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/random.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../common/cenc/cenc.h"
 #include "test_util.h"
@@ -304,8 +307,9 @@ static ct_err soft_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_ps
     return cenc_unwrap(s->k, kid, &p->r[0], key);
 }
 
-/* 3 GOPs of 10 frames, two slices each; writes them with `o` into `m`. */
-static void write_clip(const cenc_options *o, mem *m, cenc_stats *st)
+/* 3 GOPs of 10 frames, two slices each; writes them with `o` into `m`. With `bframes`, pictures are presented
+ * I P B B P B B ... (composition offsets, a two-frame presentation delay). */
+static void write_clip(const cenc_options *o, mem *m, cenc_stats *st, bool bframes)
 {
     static const uint8_t sps[] = {0x67, 0x42, 0xc0, 0x1e, 0xd9, 0x00, 0xa0, 0x47, 0xfe, 0xc8};
     static const uint8_t pps[] = {0x68, 0xce, 0x3c, 0x80};
@@ -314,7 +318,7 @@ static void write_clip(const cenc_options *o, mem *m, cenc_stats *st)
     ct_buf config = CT_BUF_INIT;
     ck_assert_int_eq(cenc_config_record(MEDIA_H264, params, lens, 2, &config), CT_OK);
     cenc_track t = {.codec = MEDIA_H264, .timescale = 90000, .width = 320, .height = 240,
-                    .config = config.data, .config_len = config.len};
+                    .config = config.data, .config_len = config.len, .presentation_delay = bframes ? 6000 : 0};
     cenc_writer *w = NULL;
     ck_assert_int_eq(cenc_writer_new(&t, o, mem_out, m, &w), CT_OK);
     uint8_t *s = malloc(20000);
@@ -324,7 +328,10 @@ static void write_clip(const cenc_options *o, mem *m, cenc_stats *st)
         uint8_t h[] = {sync ? 0x65 : 0x41, 0x88};
         size_t at = put_nal(s, 0, h, 2, 3000 + 37 * (size_t)f);
         at = put_nal(s, at, h, 2, 1000 + (size_t)f);
-        ck_assert_int_eq(cenc_writer_sample(w, s, at, 3000, sync), CT_OK);
+        int32_t cts = !bframes || f % 10 == 0 ? 6000 * bframes : f % 3 == 1 ? 9000 : 0;
+        ck_assert_int_eq(cenc_writer_sample(w, &(cenc_sample){.data = s, .len = at, .duration = 3000, .cts = cts,
+                                                               .sync = sync}),
+                         CT_OK);
     }
     ck_assert_int_eq(cenc_writer_finish(w, st), CT_OK);
     cenc_writer_free(w);
@@ -380,10 +387,10 @@ static void round_trip(cenc_scheme scheme, uint32_t segment_ms, uint64_t keys, b
     fake_signer f1 = {0}, f2 = {0};
     cenc_sign_hooks h1 = {fake_nal, fake_take, fake_finish, &f1}, h2 = {fake_nal, fake_take, fake_finish, &f2};
     cenc_options co = {.scheme = CENC_CLEAR, .sign = sign ? &h1 : NULL};
-    write_clip(&co, &clear, &st);
+    write_clip(&co, &clear, &st, false);
     cenc_options eo = {.scheme = scheme, .segment_ms = segment_ms, .recipients = &r, .n_recipients = 1,
                        .sign = sign ? &h2 : NULL};
-    write_clip(&eo, &enc, &st);
+    write_clip(&eo, &enc, &st, false);
     ck_assert(f2.finished == sign);
     ck_assert_uint_eq(f2.nals, sign ? 60 : 0);
     ck_assert_uint_eq(st.samples, 30);
@@ -414,11 +421,156 @@ static void round_trip(cenc_scheme scheme, uint32_t segment_ms, uint64_t keys, b
     wc_ecc_fp_free();
 }
 
+/* Counts the segments the writer reports and checks they tile the recording. */
+typedef struct {
+    uint64_t n, next_fragment, next_start;
+} seg_count;
+
+static ct_err count_segment(void *arg, const cenc_segment *s)
+{
+    seg_count *c = arg;
+    ck_assert_uint_eq(s->index, c->n);
+    ck_assert_uint_eq(s->first_fragment, c->next_fragment);
+    ck_assert_uint_eq(s->start, c->next_start);
+    c->n++;
+    c->next_fragment += s->fragments;
+    c->next_start += s->duration;
+    return CT_OK;
+}
+
+static bool has_box(const mem *m, const char *type)
+{
+    for (size_t i = 4; i + 4 <= m->len; i++)
+        if (memcmp(m->p + i, type, 4) == 0) return true;
+    return false;
+}
+
+/* B-frames and segments: composition offsets and the edit list survive encryption and decryption byte for byte,
+ * and each segment is reported once it is complete. */
+START_TEST(round_trip_bframes_segments)
+{
+    WC_RNG rng;
+    ecc_key k;
+    cenc_recipient r;
+    mem clear = {0}, enc = {0}, dec = {0};
+    cenc_stats st;
+    seg_count sc = {0};
+    ck_assert_int_eq(wc_InitRng(&rng), 0);
+    soft_viewer(&k, &rng, &r, 0x5b);
+    cenc_options co = {.scheme = CENC_CLEAR};
+    write_clip(&co, &clear, &st, true);
+    ck_assert(has_box(&clear, "elst"));
+    cenc_options eo = {.scheme = CENC_CBCS, .segment_ms = 300, .recipients = &r, .n_recipients = 1,
+                       .segment_done = count_segment, .segment_arg = &sc};
+    write_clip(&eo, &enc, &st, true);
+    ck_assert_uint_eq(sc.n, 3);
+    ck_assert_uint_eq(sc.next_fragment, 3);
+    ck_assert_uint_eq(sc.next_start, 30 * 3000);
+    soft_keys sk = {.k = &k};
+    ck_assert_int_eq(cenc_decrypt(enc.p, enc.len, soft_key, &sk, mem_out, &dec, NULL), CT_OK);
+    ck_assert_uint_eq(dec.len, clear.len);
+    ck_assert_mem_eq(dec.p, clear.p, clear.len);
+    free(clear.p), free(enc.p), free(dec.p);
+    wc_ecc_free(&k);
+    wc_FreeRng(&rng);
+    wc_ecc_fp_free();
+}
+END_TEST
+
 START_TEST(round_trip_cbcs) { round_trip(CENC_CBCS, 0, 1, false); }
 END_TEST
 START_TEST(round_trip_cenc_rotating) { round_trip(CENC_CTR, 300, 3, false); }
 END_TEST
 START_TEST(round_trip_signed) { round_trip(CENC_CBCS, 300, 3, true); round_trip(CENC_CTR, 0, 1, true); }
+END_TEST
+
+/* ---- which viewers a camera takes: chains to the pinned root, and the operations CA's CRL ---- */
+
+/* A root, an issuing CA and viewers alice and bob (certified two days ago) made with openssl; bob revoked; CRLs of
+ * the issuing CA (current, and one past its nextUpdate) and of the root. */
+static const char viewer_pki[] =
+    "set -e\n"
+    "ago() { date -u -d \"$1\" +%Y%m%d%H%M%SZ; }\n"
+    "openssl ecparam -name prime256v1 -genkey -noout -out root.key\n"
+    "openssl req -x509 -new -key root.key -subj /CN=Root -days 30 -out root.pem"
+    " -addext basicConstraints=critical,CA:true -addext keyUsage=critical,keyCertSign,cRLSign\n"
+    "openssl x509 -in root.pem -outform DER -out root.der\n"
+    "openssl ecparam -name prime256v1 -genkey -noout -out iss.key\n"
+    "openssl req -new -key iss.key -subj /CN=Issuing -out iss.csr\n"
+    "printf 'basicConstraints=critical,CA:true,pathlen:0\\nkeyUsage=critical,keyCertSign,cRLSign\\n"
+    "subjectKeyIdentifier=hash\\nauthorityKeyIdentifier=keyid\\n' >ca.ext\n"
+    "openssl x509 -req -in iss.csr -CA root.pem -CAkey root.key -set_serial 7 -days 29 -extfile ca.ext -out iss.pem\n"
+    "mkdir -p db new; : >db/index.txt; echo 01 >db/crlnumber; echo 1001 >db/serial\n"
+    "printf '[ca]\\ndefault_ca=c\\n[c]\\ndatabase=db/index.txt\\ncrlnumber=db/crlnumber\\nserial=db/serial\\n"
+    "new_certs_dir=new\\ndefault_md=sha256\\ndefault_crl_days=1\\npolicy=p\\nx509_extensions=v\\n"
+    "crl_extensions=x\\n[p]\\ncommonName=supplied\\n[v]\\nkeyUsage=critical,keyAgreement\\n"
+    "authorityKeyIdentifier=keyid\\n[x]\\nauthorityKeyIdentifier=keyid\\n' >ca.cnf\n"
+    "for v in alice bob; do\n"
+    "  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $v.key -subj /CN=$v -out $v.csr\n"
+    "  openssl ca -batch -config ca.cnf -keyfile iss.key -cert iss.pem -startdate $(ago '-2 days') -days 20"
+    " -in $v.csr -out $v.crt\n"
+    "  cat $v.crt iss.pem >$v.pem\n"
+    "done\n"
+    "openssl ca -config ca.cnf -keyfile iss.key -cert iss.pem -revoke bob.crt\n"
+    "openssl ca -config ca.cnf -keyfile iss.key -cert iss.pem -gencrl -out now.crl\n"
+    "openssl crl -in now.crl -outform DER -out now.der\n"
+    "cp now.der der.crl\n"
+    "openssl ca -config ca.cnf -keyfile iss.key -cert iss.pem -gencrl -crl_lastupdate $(ago '-1 day')"
+    " -crl_nextupdate $(ago '-1 hour') -out old.crl\n"
+    "openssl ca -config ca.cnf -keyfile root.key -cert root.pem -gencrl -out root.crl\n"
+    "python3 -c 'import sys; b = bytearray(open(\"now.der\", \"rb\").read()); b[-5] ^= 1;"
+    " open(\"bad.der\", \"wb\").write(b)'\n";
+
+/* Loads the viewers folder DIR/VIEWERS holding the given files of DIR; returns the error, names in `names`. */
+static ct_err load_viewers(const char *dir, const char *files, const ct_buf *root, char *names, size_t names_max)
+{
+    cenc_recipient r[CENC_MAX_RECIPIENTS];
+    size_t n = 9;
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/v", dir);
+    ck_assert_int_eq(tu_sh("cd '%s' && rm -rf v && mkdir v && cp %s v/", dir, files), 0);
+    ct_err rc = cenc_recipients_load(sub, root->data, root->len, time(NULL), r, CENC_MAX_RECIPIENTS, &n);
+    names[0] = '\0';
+    for (size_t i = 0; i < n; i++) snprintf(names + strlen(names), names_max - strlen(names), "%s%s", i ? "," : "", r[i].name);
+    if (rc != CT_OK) ck_assert_uint_eq(n, 0);
+    return rc;
+}
+
+START_TEST(recipients_leave_out_revoked_viewers)
+{
+    const char *dir = tu_tmpdir("cenc-crl");
+    char path[512], names[256];
+    snprintf(path, sizeof path, "%s/mk.sh", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(viewer_pki, f);
+    fclose(f);
+    ck_assert_int_eq(tu_sh("cd '%s' && sh mk.sh >mk.log 2>&1", dir), 0);
+    ct_buf root = CT_BUF_INIT;
+    snprintf(path, sizeof path, "%s/root.der", dir);
+    ck_assert_int_eq(ct_file_read(path, 4096, &root), CT_OK);
+    /* Without a CRL both watch; with the issuing CA's CRL (DER or PEM) bob is left out and alice stays. */
+    ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem", &root, names, sizeof names), CT_OK);
+    ck_assert_str_eq(names, "alice,bob");
+    ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem der.crl", &root, names, sizeof names), CT_OK);
+    ck_assert_str_eq(names, "alice");
+    ck_assert_int_eq(tu_sh("cd '%s' && cp now.crl now-pem.crl", dir), 0);
+    ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem now-pem.crl", &root, names, sizeof names), CT_OK);
+    ck_assert_str_eq(names, "alice");
+    /* Past its nextUpdate, its revocations still hold. */
+    ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem old.crl", &root, names, sizeof names), CT_OK);
+    ck_assert_str_eq(names, "alice");
+    /* An altered CRL, or one of another CA (the root), is refused, naming the file. */
+    ck_assert_int_eq(tu_sh("cd '%s' && cp bad.der bad.crl", dir), 0);
+    ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem bad.crl", &root, names, sizeof names), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "bad.crl: the CRL's signature does not verify"));
+    ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem root.crl", &root, names, sizeof names), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "root.crl: not a CRL of the viewers' operations issuing CA"));
+    /* Nobody left to watch: refused. */
+    ck_assert_int_eq(load_viewers(dir, "bob.pem der.crl", &root, names, sizeof names), CT_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "is revoked by its CRL"));
+    ct_buf_free(&root);
+}
 END_TEST
 
 static Suite *cenc_suite(void)
@@ -434,6 +586,8 @@ static Suite *cenc_suite(void)
     tcase_add_test(tc, round_trip_cbcs);
     tcase_add_test(tc, round_trip_cenc_rotating);
     tcase_add_test(tc, round_trip_signed);
+    tcase_add_test(tc, round_trip_bframes_segments);
+    tcase_add_test(tc, recipients_leave_out_revoked_viewers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -135,8 +135,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 5);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 5);
+    ck_assert_int_eq(db_schema_version(db), 6);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 6);
     db_close(db);
 }
 END_TEST
@@ -145,18 +145,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 5);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 6);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 5);
+        ck_assert_int_eq(db_schema_version(db), 6);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 5);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 5);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 6);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 6);
 }
 END_TEST
 
@@ -471,17 +471,23 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(audit_rows(), audit + 1);
     db_revoked *list = NULL;
     size_t count = 0;
-    ck_assert_int_eq(db_cert_list_revoked(db, &list, &count), CT_OK);
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, &list, &count), CT_OK);
     ck_assert_uint_eq(count, 2);
     ck_assert_str_eq(list[0].cert_serial_hex, "01");
+    free(list);
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_OPS, &list, &count), CT_OK); /* no viewer revoked */
+    ck_assert_uint_eq(count, 0);
     free(list);
     /* The database itself keeps a revocation final and complete. */
     ck_assert_int_ne(raw_exec("UPDATE certificates SET status = 'valid' WHERE cert_serial_hex = '01'", NULL, 0), SQLITE_OK);
     ck_assert_int_ne(raw_exec("UPDATE certificates SET status = 'revoked' WHERE cert_serial_hex = '03'", NULL, 0), SQLITE_OK);
-    int64_t crl1 = 0, crl2 = 0;
-    ck_assert_int_eq(db_crl_number_next(db, "ca", 2, &crl1), CT_OK);
-    ck_assert_int_eq(db_crl_number_next(db, "ca", 2, &crl2), CT_OK);
-    ck_assert_int_eq(crl2, crl1 + 1);
+    int64_t crl1 = 0, crl2 = 0, ops1 = 0;
+    ck_assert_int_eq(db_crl_number_next(db, DB_CRL_DEVICE, "ca", 2, &crl1), CT_OK);
+    ck_assert_int_eq(db_crl_number_next(db, DB_CRL_OPS, "ca", 0, &ops1), CT_OK);
+    ck_assert_int_eq(db_crl_number_next(db, DB_CRL_DEVICE, "ca", 2, &crl2), CT_OK);
+    ck_assert_int_eq(crl2, crl1 + 1); /* each issuer counts its own CRLs */
+    ck_assert_int_eq(ops1, 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'crl.issue' AND subject = 'ops crl 1'"), 1);
     db_close(db);
 }
 END_TEST
@@ -508,7 +514,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 5); /* the five migrations */
+    ck_assert_int_eq(rep.entries, 6); /* the six migrations */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -867,7 +873,8 @@ START_TEST(test_log_migration_logs_earlier_certificates)
 {
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
-    ck_assert_int_eq(raw_exec("DROP TABLE log_leaves; DROP TABLE log_tree_heads; PRAGMA user_version = 4", NULL, 0),
+    ck_assert_int_eq(raw_exec("DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
+                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
     ck_assert_int_eq(raw_int("SELECT group_concat(cert_serial_hex, ',') = '01,02,03' FROM"

@@ -1,6 +1,6 @@
 /* common/mediasign: the signer with a key in a real SoftHSM token and certificates from pki, the validator on
- * what it signs (threaded and inline, Annex B and MP4), on another root, with CRLs, and on the clips signed by
- * ONVIF's reference framework. */
+ * what it signs (threaded and inline, Annex B, MP4 and fragmented MP4), on another root, with CRLs, and on the
+ * clips signed by ONVIF's reference framework. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +150,33 @@ START_TEST(other_root_and_expiry)
 }
 END_TEST
 
+/* A signed stream fragmented by ffmpeg (moof per GOP, as camtrust-agent record writes): verified from the NAL
+ * units as stored, through cenc_walk. */
+START_TEST(fragmented_mp4)
+{
+    clip("a.h264", "-f h264");
+    sign(path("a.h264"), path("s.h264"), false, time(NULL));
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
+                           "'%s'", path("s.h264"), path("f.mp4")),
+                     0);
+    ms_summary s = verify_with(path("f.mp4"), &root_der, NULL);
+    ck_assert_msg(s.authentic, "%s / %s", s.problem, s.chain);
+    ck_assert_str_eq(s.container, "fragmented MP4");
+    ck_assert_uint_eq(s.gops, 2);
+    ck_assert_uint_eq(s.frames, 60);
+    ck_assert_uint_eq(s.sei_count, 3);
+    ck_assert_str_eq(s.serial, "SN0042");
+    /* cut off inside the last fragment: the GOP before it is still authentic, the cut is a finding */
+    ck_assert_int_eq(tu_sh("head -c $(( $(stat -c %%s '%s') - 3000 )) '%s' >'%s'", path("f.mp4"), path("f.mp4"),
+                           path("cut.mp4")),
+                     0);
+    s = verify_with(path("cut.mp4"), &root_der, NULL);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_AUTHENTIC], 1);
+    ck_assert_ptr_nonnull(strstr(s.problem, "cut off"));
+}
+END_TEST
+
 static void crl_with(time_t revoked_at, ct_buf *crl)
 {
     pki_revoked r = {leaf_info.serial_hex, revoked_at, 1};
@@ -270,6 +297,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sign_verify_annexb_and_mp4);
+    tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
     tcase_add_test(tc, sei_layout);

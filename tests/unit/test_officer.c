@@ -107,13 +107,15 @@ START_TEST(json_and_csv_escaping)
     ck_assert_int_eq(ct_buf_cstr(&b, &s), CT_OK);
     ck_assert_str_eq(s, "\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
     b.len = 0;
-    const char *fields[] = {"plain", "with,comma", "say \"hi\"", "two\r\nlines", ""};
-    for (size_t i = 0; i < 5; i++) {
+    const char *fields[] = {"plain", "with,comma", "say \"hi\"", "two\r\nlines", "", "=HYPERLINK(\"x\")", "@SUM(A1)",
+                            "-2+3", "a=b"};
+    for (size_t i = 0; i < 9; i++) {
         if (i) ck_assert_int_eq(ct_buf_append(&b, ",", 1), CT_OK);
         ck_assert_int_eq(ct_csv_field(&b, fields[i]), CT_OK);
     }
     ck_assert_int_eq(ct_buf_cstr(&b, &s), CT_OK);
-    ck_assert_str_eq(s, "plain,\"with,comma\",\"say \"\"hi\"\"\",\"two\r\nlines\",");
+    ck_assert_str_eq(s, "plain,\"with,comma\",\"say \"\"hi\"\"\",\"two\r\nlines\",,\"'=HYPERLINK(\"\"x\"\")\","
+                        "\"'@SUM(A1)\",\"'-2+3\",a=b");
     char out[8];
     ck_assert_int_eq(ct_url_decode("a%2Cb+c", 7, out, sizeof out), CT_OK);
     ck_assert_str_eq(out, "a,b c");

@@ -99,7 +99,9 @@ static double run(const params *p, cenc_scheme scheme, const cenc_recipient *r, 
     for (unsigned f = 0; f < frames; f++) {
         bool sync = f % p->fps == 0;
         /* the writer encrypts in its own buffer: the input stays the same each time */
-        rc = cenc_writer_sample(w, sync ? idr : pic, sync ? idr_len : pic_len, 90000 / p->fps, sync);
+        cenc_sample smp = {.data = sync ? idr : pic, .len = sync ? idr_len : pic_len, .duration = 90000 / p->fps,
+                           .sync = sync};
+        rc = cenc_writer_sample(w, &smp);
         if (rc != CT_OK) die("sample", rc);
     }
     if ((rc = cenc_writer_finish(w, st)) != CT_OK) die("finish", rc);

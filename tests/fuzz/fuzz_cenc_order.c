@@ -1,0 +1,30 @@
+/* Fuzzes what the recorder reads from an Annex B stream's parameter sets and slice headers: picture sizes and
+ * picture order counts (B-frame presentation order), NAL unit by NAL unit as cenc_record_file does. An odd
+ * first byte (garbage before the first start code) selects H.265. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/cenc/cenc_priv.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static cenc_order ord;
+    media_codec codec = size && (data[0] & 1) ? MEDIA_H265 : MEDIA_H264;
+    size_t pos = 0, n, skipped;
+    const uint8_t *nal;
+    uint64_t key, last_epoch = 0;
+    uint16_t w, h;
+    memset(&ord, 0, sizeof ord);
+    while (media_annexb_next(data, size, &pos, &nal, &n, &skipped) == CT_OK) {
+        cenc_sps_size(codec, nal, n, &w, &h);
+        if (cenc_order_nal(&ord, codec, nal, n, &key)) {
+            /* epochs (POC resets) only grow, and a key never goes back to an earlier one */
+            if (key >> 40 < last_epoch) abort();
+            last_epoch = key >> 40;
+        }
+    }
+    return 0;
+}
