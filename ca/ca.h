@@ -53,6 +53,11 @@ CT_MUST_CHECK ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *cou
 /* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewer certificates,
  * which cameras check before wrapping keys for them). */
 typedef enum { CA_CRL_DEVICE, CA_CRL_OPS } ca_crl_kind;
+/* Re-certifies an operational key in the token (the same key, a fresh validity from the config): "tls" (the
+ * server's certificate), "ocsp" (the OCSP responder's), "log" (the issuance log signer's). Writes the certificate
+ * file atomically and audits "ca.renew"; a running server takes it at its next start. CT_ERR_USAGE for any other
+ * name: roots and issuing CAs are not renewed in place. `not_after` (may be NULL) gets the new notAfter. */
+CT_MUST_CHECK ct_err ca_renew(ca *c, const char *which, time_t *not_after);
 /* Writes a freshly signed CRL (DER) of that issuing CA to `path`. */
 CT_MUST_CHECK ct_err ca_crl_write(ca *c, ca_crl_kind kind, const char *path);
 

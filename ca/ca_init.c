@@ -6,6 +6,7 @@
 #include "ca_priv.h"
 
 #define DAY_SECONDS 86400
+#define RENEW_WARN_DAYS 30
 
 /* Finds the configured key; the default ones are generated on first use. */
 static ct_err find_or_make_key(hsm *h, const ca_settings *s, ca_key_role role, hsm_key **out)
@@ -63,18 +64,72 @@ cleanup:
     return rc;
 }
 
+/* A signer's certificate file (the server's with its issuing CA, for TLS clients). */
+static ct_err write_cert_file(ca *c, ca_key_role role)
+{
+    char path[CA_PATH_MAX];
+    const ct_buf *server_chain[] = {&c->signers[CA_KEY_TLS].cert_der, &c->signers[CA_KEY_OPS_ISSUING].cert_der};
+    const ct_buf *one[] = {&c->signers[role].cert_der};
+    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[role]));
+    return role == CA_KEY_TLS ? ca_write_pem_chain(path, server_chain, 2) : ca_write_pem_chain(path, one, 1);
+}
+
 static ct_err write_cert_files(ca *c)
 {
     char path[CA_PATH_MAX];
     const ct_buf *dev_chain[] = {&c->signers[CA_KEY_DEVICE_ISSUING].cert_der, &c->signers[CA_KEY_DEVICE_ROOT].cert_der};
-    const ct_buf *server_chain[] = {&c->signers[CA_KEY_TLS].cert_der, &c->signers[CA_KEY_OPS_ISSUING].cert_der};
-    for (int role = 0; role < CA_KEY__COUNT; role++) {
-        CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[role]));
-        const ct_buf *one[] = {&c->signers[role].cert_der};
-        CT_GUARD_RET(role == CA_KEY_TLS ? ca_write_pem_chain(path, server_chain, 2) : ca_write_pem_chain(path, one, 1));
-    }
+    for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD_RET(write_cert_file(c, role));
     CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, "chain.pem"));
     return ca_write_pem_chain(path, dev_chain, 2);
+}
+
+/* The operational certificates, renewable in place: the same key in the token, a fresh validity. Roots and
+ * issuing CAs are not: a new one is a key ceremony, and every camera pins them. */
+static const struct {
+    const char *name;
+    ca_key_role role, issuer;
+    pki_profile profile;
+    const char *cn_suffix;
+} renewable[] = {
+    {"tls", CA_KEY_TLS, CA_KEY_OPS_ISSUING, PKI_PROFILE_TLS_SERVER, NULL},
+    {"ocsp", CA_KEY_OCSP, CA_KEY_DEVICE_ISSUING, PKI_PROFILE_OCSP_SIGNER, "OCSP Responder"},
+    {"log", CA_KEY_LOG, CA_KEY_OPS_ISSUING, PKI_PROFILE_LOG_SIGNER, "Issuance Log"},
+};
+
+static const char *renewable_name(ca_key_role role)
+{
+    for (size_t i = 0; i < sizeof renewable / sizeof renewable[0]; i++)
+        if (renewable[i].role == role) return renewable[i].name;
+    return NULL;
+}
+
+static long renew_days(const ca *c, ca_key_role role)
+{
+    return role == CA_KEY_TLS ? c->cfg.server_days : role == CA_KEY_OCSP ? c->cfg.ocsp_signer_days : c->cfg.issuing_days;
+}
+
+ct_err ca_renew(ca *c, const char *which, time_t *not_after)
+{
+    ct_err rc = CT_OK;
+    size_t i = 0;
+    pki_cert_info info;
+    char fp[65], detail[160];
+    while (i < sizeof renewable / sizeof renewable[0] && strcmp(renewable[i].name, which) != 0) i++;
+    CT_ENSURE_MSG(i < sizeof renewable / sizeof renewable[0], CT_ERR_USAGE,
+                  "'%.20s' is not renewable: tls, ocsp or log (roots and issuing CAs are not renewed in place)", which);
+    ca_key_role role = renewable[i].role;
+    CT_ENSURE_MSG(c->signers[role].key, CT_ERR_CONFIG, "this CA folder has no %s key to renew", which);
+    ct_buf_free(&c->signers[role].cert_der);
+    CT_GUARD(issue_ca_cert(c, role, renewable[i].issuer, renewable[i].profile, renewable[i].cn_suffix,
+                           renew_days(c, role)));
+    CT_GUARD(write_cert_file(c, role));
+    CT_GUARD(pki_cert_parse_info(c->signers[role].cert_der.data, c->signers[role].cert_der.len, &info));
+    CT_GUARD(ct_hex_encode(info.cert_sha256, 32, fp, sizeof fp));
+    CT_GUARD(ct_snprintf(detail, sizeof detail, "not_after=%lld sha256=%s", (long long)info.not_after, fp));
+    CT_GUARD(db_audit_append(c->db, "cli", "ca.renew", ca_key_cert_file[role], "ok", detail));
+    if (not_after) *not_after = info.not_after;
+cleanup:
+    return rc;
 }
 
 ct_err ca_init(const char *dir)
@@ -97,12 +152,11 @@ ct_err ca_init(const char *dir)
     CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ROOT, CA_KEY_OPS_ROOT, PKI_PROFILE_ROOT_CA, "Operations Root CA", c->cfg.root_days));
     CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ISSUING, CA_KEY_OPS_ROOT, PKI_PROFILE_ISSUING_CA, "Operations Issuing CA",
                            c->cfg.issuing_days));
-    CT_GUARD(issue_ca_cert(c, CA_KEY_TLS, CA_KEY_OPS_ISSUING, PKI_PROFILE_TLS_SERVER, NULL, c->cfg.server_days));
-    CT_GUARD(issue_ca_cert(c, CA_KEY_OCSP, CA_KEY_DEVICE_ISSUING, PKI_PROFILE_OCSP_SIGNER, "OCSP Responder",
-                           c->cfg.ocsp_signer_days));
-    /* Tree heads must verify as long as the devices keep their proofs: the issuing CA's lifetime. */
-    CT_GUARD(issue_ca_cert(c, CA_KEY_LOG, CA_KEY_OPS_ISSUING, PKI_PROFILE_LOG_SIGNER, "Issuance Log",
-                           c->cfg.issuing_days));
+    /* The operational ones as renew makes them. Tree heads must verify as long as the devices keep their
+     * proofs: the log signer lives as long as the issuing CA. */
+    for (size_t i = 0; i < sizeof renewable / sizeof renewable[0]; i++)
+        CT_GUARD(issue_ca_cert(c, renewable[i].role, renewable[i].issuer, renewable[i].profile, renewable[i].cn_suffix,
+                               renew_days(c, renewable[i].role)));
     CT_GUARD(write_cert_files(c));
 
     /* The database comes last: its existence marks an initialised CA. */
@@ -137,6 +191,14 @@ static ct_err load_signer(ca *c, ca_key_role role)
     /* A certificate file that does not match its token key is a misconfiguration to stop on, not to serve. */
     CT_ENSURE_MSG(memcmp(spki_hash, info.spki_sha256, 32) == 0, CT_ERR_CONFIG, "%s does not certify the key %s", path,
                   c->cfg.key_uri[role]);
+    /* Warned, not refused: `renew` itself opens the CA, and a root's expiry is a ceremony's business. */
+    time_t left = info.not_after - time(NULL);
+    const char *name = renewable_name(role);
+    if (left < RENEW_WARN_DAYS * DAY_SECONDS)
+        ct_log(left < 0 ? CT_LOG_ERROR : CT_LOG_WARN, "certificate_expiring",
+               "file=%s not_after=%lld msg=\"%s within %d days: %s%s\"", ca_key_cert_file[role], (long long)info.not_after,
+               left < 0 ? "expired" : "expires", RENEW_WARN_DAYS, name ? "camtrust-ca renew " : "a new CA needs a key ceremony",
+               name ? name : "");
 cleanup:
     ct_buf_free(&spki);
     return rc;

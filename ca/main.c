@@ -33,6 +33,8 @@ static const char usage[] =
     "      R: " PKI_REASON_NAMES "\n"
     "  crl [device|ops] --out FILE              write a freshly signed CRL (DER) of the device issuing CA, or of\n"
     "                                           the operations issuing CA (revoked viewers, for cameras' viewers/)\n"
+    "  renew tls|ocsp|log                       re-certify the server's, the OCSP responder's or the log signer's\n"
+    "                                           key for a fresh validity (restart the server to use it)\n"
     "  log sth                                  sign a tree head of the issuance log now\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
@@ -224,6 +226,14 @@ static int run(ca *c, const cli_args *a)
         ca_crl_kind kind = a->nwords == 2 && strcmp(a->words[1], "ops") == 0 ? CA_CRL_OPS : CA_CRL_DEVICE;
         if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, kind, a->out)) == CT_OK)
             printf("%sCRL written: %s\n", kind == CA_CRL_OPS ? "operations " : "", a->out);
+    } else if (is(a, "renew", NULL, 2)) {
+        time_t until = 0;
+        char when[32];
+        struct tm tm;
+        if ((rc = ca_renew(c, a->words[1], &until)) == CT_OK) {
+            if (!gmtime_r(&until, &tm) || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) when[0] = '\0';
+            printf("renewed %s: valid until %s (restart the server to use it)\n", a->words[1], when);
+        }
     } else if (is(a, "officer", "add", 2)) {
         if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->role, "--role")) == CT_OK &&
             (rc = need(a->csr, "--csr")) == CT_OK && (rc = need(a->out, "--out")) == CT_OK &&

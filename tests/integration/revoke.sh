@@ -10,6 +10,7 @@ DB=$CA/camtrust.db
 check "init makes a delegated OCSP signer certified by the device issuing CA" \
   openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/device-issuing.pem" -purpose ocsphelper "$CA/ocsp-signer.pem"
 OTEXT=$(openssl x509 -in "$CA/ocsp-signer.pem" -noout -text)
+cp "$CA/ocsp-signer.pem" "$WORK/ocsp-before.pem"
 check "... with EKU OCSPSigning and ocsp-nocheck" bash -c "grep -q 'OCSP Signing' <<<\"\$0\" && grep -q 'OCSP No Check' <<<\"\$0\"" "$OTEXT"
 
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
@@ -147,5 +148,26 @@ check "log lines name the OCSP answers" grep -q 'path=/ocsp status=200 client="n
 kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"
 [ "$rc" = 0 ] || tail -40 "$WORK/server.log"
+
+# The OCSP responder's certificate (a year by default) is renewed in place: same token key, fresh validity; the
+# restarted server signs with it. Roots and issuing CAs are not renewable.
+old_serial=$(openssl x509 -in "$CA/ocsp-signer.pem" -noout -serial)
+out=$("$CA_BIN" renew --dir "$CA" ocsp)
+check "renew ocsp: done, with its new notAfter" grep -q '^renewed ocsp: valid until 20' <<<"$out"
+check "... a new certificate (serial)" bash -c "[ \"\$(openssl x509 -in '$CA/ocsp-signer.pem' -noout -serial)\" != '$old_serial' ]"
+check "... for the same key, still an OCSP signer under the device issuing CA" bash -c "
+  openssl verify -CAfile '$CA/root.pem' -untrusted '$CA/device-issuing.pem' -purpose ocsphelper '$CA/ocsp-signer.pem' &&
+  [ \"\$(openssl x509 -in '$CA/ocsp-signer.pem' -noout -pubkey)\" = \"\$(openssl x509 -in '$WORK/ocsp-before.pem' -noout -pubkey)\" ]"
+check_eq "... audited" 1 "$(sql "$DB" "select count(*) from audit where action='ca.renew' and subject='ocsp-signer.pem'")"
+out=$("$CA_BIN" renew --dir "$CA" root 2>&1) && rc=0 || rc=$?
+check "renew root: refused (a key ceremony, not a renewal)" bash -c "[ $rc != 0 ] && grep -q 'not renewable' <<<\"\$0\"" "$out"
+WITH_HTTP=1 start_ca "$CA"
+HTTP=http://127.0.0.1:$HTTP_PORT
+OUT=$(ocsp CAM0003 -no_nonce -resp_text)
+awk '/BEGIN CERT/,/END CERT/' <<<"$OUT" | sed -n '/BEGIN/,/END/p;/END/q' >"$WORK/responder.pem"
+check "the restarted server answers with the renewed responder certificate" bash -c "grep -q 'Response verify OK' <<<\"\$0\" &&
+  cmp -s '$WORK/responder.pem' '$CA/ocsp-signer.pem'" "$OUT"
+cleanup_server
+
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
 finish
