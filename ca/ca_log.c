@@ -18,6 +18,46 @@
 #define LEAF_CHUNK 4096
 #define PROOF_JSON_MAX (512 + CT_MERKLE_MAX_PATH * 50)
 
+#define PROOF_CHUNK 1024 /* leaves per kept root: 32 bytes of memory per 1024 certificates */
+
+struct ca_proofs {
+    pthread_mutex_t mu;
+    ct_merkle_cache cache;
+};
+
+static ct_err fetch_leaves(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
+{
+    *got = n;
+    return db_log_leaves_from(((ca *)arg)->db, from, out, got);
+}
+
+ct_err ca_proofs_open(ca *c)
+{
+    ca_proofs *p = calloc(1, sizeof *p);
+    CT_ENSURE_RET(p, CT_ERR_NOMEM);
+    if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        free(p);
+        return ct_fail(CT_ERR_INTERNAL, "cannot create the proof cache lock");
+    }
+    ct_err rc = ct_merkle_cache_init(&p->cache, PROOF_CHUNK, fetch_leaves, c);
+    if (rc != CT_OK) {
+        pthread_mutex_destroy(&p->mu);
+        free(p);
+        return rc;
+    }
+    c->proofs = p;
+    return CT_OK;
+}
+
+void ca_proofs_close(ca *c)
+{
+    if (!c->proofs) return;
+    ct_merkle_cache_free(&c->proofs->cache);
+    pthread_mutex_destroy(&c->proofs->mu);
+    free(c->proofs);
+    c->proofs = NULL;
+}
+
 struct ca_log {
     pthread_mutex_t mu; /* dirty, stop; and `tree`, which only the signing path touches */
     pthread_cond_t cv;
@@ -187,18 +227,23 @@ typedef struct {
 static ct_err inclusion_make(ca *c, const char *serial_in, uint64_t tree_size, inclusion *out)
 {
     ct_err rc = CT_OK;
-    ct_merkle_hash *leaves = NULL;
     char serial[DB_CERT_SERIAL_HEX_MAX];
+    ct_merkle_hash leaf;
+    uint64_t got = 1;
+    bool locked = false;
     CT_GUARD(ca_serial_normalize(serial_in, serial));
     CT_GUARD(db_log_find(c->db, serial, &out->index, &out->der));
     CT_ENSURE_MSG(out->index < tree_size, CT_ERR_USAGE, "certificate %s is leaf %llu: not in a tree of %llu leaves",
                   serial, (unsigned long long)out->index, (unsigned long long)tree_size);
-    CT_GUARD(db_log_leaves(c->db, tree_size, &leaves));
-    memcpy(out->leaf_hash, leaves[out->index], CT_MERKLE_HASH_LEN);
-    CT_GUARD(ct_merkle_inclusion_path(leaves, tree_size, out->index, out->path, &out->path_len));
-    CT_GUARD(ct_merkle_root(leaves, tree_size, out->root));
+    CT_GUARD(db_log_leaves_from(c->db, out->index, &leaf, &got));
+    CT_ENSURE_MSG(got == 1, CT_ERR_INTERNAL, "leaf %llu missing", (unsigned long long)out->index);
+    memcpy(out->leaf_hash, leaf, CT_MERKLE_HASH_LEN);
+    CT_ENSURE(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
+    locked = true;
+    CT_GUARD(ct_merkle_cache_inclusion_path(&c->proofs->cache, tree_size, out->index, out->path, &out->path_len));
+    CT_GUARD(ct_merkle_cache_root(&c->proofs->cache, tree_size, out->root));
 cleanup:
-    free(leaves);
+    if (locked) pthread_mutex_unlock(&c->proofs->mu);
     if (rc != CT_OK) ct_buf_free(&out->der);
     return rc;
 }
@@ -368,15 +413,17 @@ cleanup:
 static ct_err answer_consistency(ca *c, const ca_http_request *rq, ca_http_answer *ans)
 {
     ct_err rc = CT_OK;
-    ct_merkle_hash *leaves = NULL, proof[CT_MERKLE_MAX_PATH];
+    ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
     size_t n = 0;
     uint64_t first = 0, second = 0;
     CT_GUARD(arg_u64(rq, "first", true, &first));
     CT_GUARD(arg_u64(rq, "second", true, &second));
     CT_ENSURE_MSG(first >= 1 && first <= second, CT_ERR_USAGE, "need 1 <= first <= second (first=%llu second=%llu)",
                   (unsigned long long)first, (unsigned long long)second);
-    CT_GUARD(db_log_leaves(c->db, second, &leaves));
-    CT_GUARD(ct_merkle_consistency_proof(leaves, first, second, proof, &n));
+    CT_ENSURE(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
+    rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, first, second, proof, &n);
+    pthread_mutex_unlock(&c->proofs->mu);
+    CT_GUARD(rc);
     CT_GUARD(ct_buf_alloc(&ans->body, PROOF_JSON_MAX));
     CT_GUARD(ct_buf_appendf(&ans->body, "{\"first\":%llu,\"second\":%llu", (unsigned long long)first,
                             (unsigned long long)second));
@@ -384,7 +431,6 @@ static ct_err answer_consistency(ca *c, const ca_http_request *rq, ca_http_answe
     CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "consistency %llu..%llu", (unsigned long long)first,
                          (unsigned long long)second));
 cleanup:
-    free(leaves);
     return rc;
 }
 

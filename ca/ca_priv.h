@@ -63,6 +63,7 @@ _Static_assert(sizeof ((ca_settings *)0)->key_uri / sizeof ((ca_settings *)0)->k
 
 typedef struct ca_revocation ca_revocation;
 typedef struct ca_log ca_log;
+typedef struct ca_proofs ca_proofs;
 
 struct ca {
     ca_settings cfg;
@@ -71,6 +72,7 @@ struct ca {
     ca_signer signers[CA_KEY__COUNT]; /* signers[CA_KEY_OCSP].key is NULL when the folder has none */
     ca_revocation *rev;               /* the in-memory CRL and OCSP responses, while serving (ca_ocsp.c) */
     ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
+    ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -161,6 +163,10 @@ ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
  * Without a log key (an older CA folder) it warns and signs nothing; certificates are logged all the same. */
 CT_MUST_CHECK ct_err ca_log_start(ca *c);
 void ca_log_stop(ca *c);
+/* Proofs read the log through a cache of chunk roots (O(chunk + n/chunk) per proof, not O(n): anyone may ask for
+ * proofs), opened with the CA and shared by the server's threads. */
+CT_MUST_CHECK ct_err ca_proofs_open(ca *c);
+void ca_proofs_close(ca *c);
 /* A certificate was issued (and logged): a tree head will follow. */
 void ca_log_issued(ca *c);
 /* GET /log/sth, /log/proof/inclusion?serial=HEX[&tree_size=N], /log/proof/consistency?first=M&second=N. */

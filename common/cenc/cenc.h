@@ -237,7 +237,9 @@ CT_MUST_CHECK ct_err cenc_record_file(const char *in, const char *out, const cen
  * init.mp4 (ftyp, moov), seg-NNNNNN.m4s per segment (styp, its sidx, its fragments; with encryption its first
  * moof carries the pssh of the segment's key), and index.m3u8, an HLS playlist (RFC 8216) naming them, with a
  * key line per encrypted segment and EXT-X-ENDLIST once the input ends. init.mp4 followed by any segment is a
- * playable file; init.mp4 followed by all of them is the whole recording. */
+ * playable file; init.mp4 followed by all of them is the whole recording. An error stops the recording: the
+ * segments already written stay (each whole, as a recorder would already have them), the playlist without
+ * EXT-X-ENDLIST. */
 CT_MUST_CHECK ct_err cenc_record_segments(const char *in, const char *dir, const cenc_options *o, unsigned fps,
                                           cenc_stats *st);
 /* Decrypts IN into a clear fragmented MP4 at OUT, the same way. */

@@ -1,8 +1,9 @@
-/* RFC 9162 Merkle trees (see merkle.h). Proofs are computed from the leaf hashes by the RFC's own recursions;
- * every recursion halves the range, so the depth is at most 64. */
+/* RFC 9162 Merkle trees (see merkle.h). Proofs are computed by the RFC's own recursions, over the leaf hashes in
+ * memory or over a chunk cache; every recursion halves the range, so the depth is at most 64. */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "merkle.h"
@@ -53,58 +54,177 @@ ct_err ct_merkle_root(const ct_merkle_hash *leaves, uint64_t n, uint8_t out[CT_M
     return ct_merkle_node_hash(l, r, out);
 }
 
+/* Where the recursions get MTH(D[start:start+n]) from: the leaf hashes in memory, or a log's chunk cache. */
+typedef struct {
+    ct_err (*subtree)(void *arg, uint64_t start, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN]);
+    void *arg;
+} source;
+
+static ct_err array_subtree(void *arg, uint64_t start, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
+{
+    return ct_merkle_root((const ct_merkle_hash *)arg + start, n, out);
+}
+
 /* Appends one more hash to a proof under construction. */
-static ct_err proof_add(const ct_merkle_hash *leaves, uint64_t n, ct_merkle_hash *out, size_t *len)
+static ct_err proof_add(const source *s, uint64_t start, uint64_t n, ct_merkle_hash *out, size_t *len)
 {
     CT_ENSURE_RET(*len < CT_MERKLE_MAX_PATH, ct_fail(CT_ERR_INTERNAL, "Merkle proof longer than %d", CT_MERKLE_MAX_PATH));
-    CT_GUARD_RET(ct_merkle_root(leaves, n, out[*len]));
+    CT_GUARD_RET(s->subtree(s->arg, start, n, out[*len]));
     (*len)++;
     return CT_OK;
 }
 
 /* RFC 9162 2.1.3.1: PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n]) when m < k,
- *                                   PATH(m - k, D[k:n]) : MTH(D[0:k]) otherwise. */
-static ct_err path_rec(const ct_merkle_hash *leaves, uint64_t n, uint64_t m, ct_merkle_hash *out, size_t *len)
+ *                                   PATH(m - k, D[k:n]) : MTH(D[0:k]) otherwise.
+ * D is the range of n leaves from `start`. */
+static ct_err path_rec(const source *s, uint64_t start, uint64_t n, uint64_t m, ct_merkle_hash *out, size_t *len)
 {
     if (n <= 1) return CT_OK;
     uint64_t k = split(n);
     if (m < k) {
-        CT_GUARD_RET(path_rec(leaves, k, m, out, len));
-        return proof_add(leaves + k, n - k, out, len);
+        CT_GUARD_RET(path_rec(s, start, k, m, out, len));
+        return proof_add(s, start + k, n - k, out, len);
     }
-    CT_GUARD_RET(path_rec(leaves + k, n - k, m - k, out, len));
-    return proof_add(leaves, k, out, len);
+    CT_GUARD_RET(path_rec(s, start + k, n - k, m - k, out, len));
+    return proof_add(s, start, k, out, len);
+}
+
+static ct_err inclusion_path(const source *s, uint64_t n, uint64_t m, ct_merkle_hash path[CT_MERKLE_MAX_PATH],
+                             size_t *path_len)
+{
+    CT_ENSURE_RET(m < n, ct_fail(CT_ERR_ARG, "leaf %llu is not in a tree of %llu leaves", (unsigned long long)m,
+                                 (unsigned long long)n));
+    *path_len = 0;
+    return path_rec(s, 0, n, m, path, path_len);
 }
 
 ct_err ct_merkle_inclusion_path(const ct_merkle_hash *leaves, uint64_t n, uint64_t m,
                                 ct_merkle_hash path[CT_MERKLE_MAX_PATH], size_t *path_len)
 {
-    CT_ENSURE_RET(m < n, ct_fail(CT_ERR_ARG, "leaf %llu is not in a tree of %llu leaves", (unsigned long long)m,
-                                 (unsigned long long)n));
-    *path_len = 0;
-    return path_rec(leaves, n, m, path, path_len);
+    source s = {array_subtree, (void *)leaves};
+    return inclusion_path(&s, n, m, path, path_len);
 }
 
-/* RFC 9162 2.1.4.1: SUBPROOF(m, D[n], b). */
-static ct_err subproof(const ct_merkle_hash *leaves, uint64_t m, uint64_t n, bool b, ct_merkle_hash *out, size_t *len)
+/* RFC 9162 2.1.4.1: SUBPROOF(m, D[n], b), D the range of n leaves from `start`. */
+static ct_err subproof(const source *s, uint64_t start, uint64_t m, uint64_t n, bool b, ct_merkle_hash *out,
+                       size_t *len)
 {
-    if (m == n) return b ? CT_OK : proof_add(leaves, n, out, len);
+    if (m == n) return b ? CT_OK : proof_add(s, start, n, out, len);
     uint64_t k = split(n);
     if (m <= k) {
-        CT_GUARD_RET(subproof(leaves, m, k, b, out, len));
-        return proof_add(leaves + k, n - k, out, len);
+        CT_GUARD_RET(subproof(s, start, m, k, b, out, len));
+        return proof_add(s, start + k, n - k, out, len);
     }
-    CT_GUARD_RET(subproof(leaves + k, m - k, n - k, false, out, len));
-    return proof_add(leaves, k, out, len);
+    CT_GUARD_RET(subproof(s, start + k, m - k, n - k, false, out, len));
+    return proof_add(s, start, k, out, len);
+}
+
+static ct_err consistency_proof(const source *s, uint64_t m, uint64_t n, ct_merkle_hash proof[CT_MERKLE_MAX_PATH],
+                                size_t *proof_len)
+{
+    CT_ENSURE_RET(m > 0 && m <= n, ct_fail(CT_ERR_ARG, "no consistency proof from %llu to %llu leaves",
+                                           (unsigned long long)m, (unsigned long long)n));
+    *proof_len = 0;
+    return subproof(s, 0, m, n, true, proof, proof_len);
 }
 
 ct_err ct_merkle_consistency_proof(const ct_merkle_hash *leaves, uint64_t m, uint64_t n,
                                    ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *proof_len)
 {
-    CT_ENSURE_RET(m > 0 && m <= n, ct_fail(CT_ERR_ARG, "no consistency proof from %llu to %llu leaves",
-                                           (unsigned long long)m, (unsigned long long)n));
-    *proof_len = 0;
-    return subproof(leaves, m, n, true, proof, proof_len);
+    source s = {array_subtree, (void *)leaves};
+    return consistency_proof(&s, m, n, proof, proof_len);
+}
+
+/* ---- the chunk cache ---- */
+
+ct_err ct_merkle_cache_init(ct_merkle_cache *c, uint64_t chunk, ct_merkle_fetch_fn fetch, void *arg)
+{
+    memset(c, 0, sizeof *c);
+    CT_ENSURE_RET(chunk >= 2 && (chunk & (chunk - 1)) == 0 && chunk <= (1u << 20),
+                  ct_fail(CT_ERR_ARG, "Merkle cache chunk of %llu leaves: a power of two up to 2^20", (unsigned long long)chunk));
+    c->chunk = chunk;
+    c->fetch = fetch;
+    c->arg = arg;
+    c->leaves = malloc(chunk * sizeof *c->leaves);
+    return c->leaves ? CT_OK : CT_ERR_NOMEM;
+}
+
+void ct_merkle_cache_free(ct_merkle_cache *c)
+{
+    free(c->roots);
+    free(c->leaves);
+    memset(c, 0, sizeof *c);
+}
+
+/* Leaf hashes [start, start + n) within one chunk, into c->leaves. */
+static ct_err cache_fetch(ct_merkle_cache *c, uint64_t start, uint64_t n)
+{
+    uint64_t got = n;
+    CT_GUARD_RET(c->fetch(c->arg, start, n, c->leaves, &got));
+    CT_ENSURE_RET(got == n, ct_fail(CT_ERR_USAGE, "the tree is larger than the log (it ends before leaf %llu)",
+                                    (unsigned long long)(start + n)));
+    return CT_OK;
+}
+
+/* The roots of every complete chunk of the first n leaves: computed once each, kept. */
+static ct_err cache_grow(ct_merkle_cache *c, uint64_t n)
+{
+    uint64_t want = n / c->chunk;
+    if (want > c->cap) {
+        uint64_t cap = c->cap ? c->cap : 64;
+        while (cap < want) cap *= 2;
+        CT_ENSURE_RET(cap <= SIZE_MAX / sizeof *c->roots, CT_ERR_NOMEM);
+        ct_merkle_hash *r = realloc(c->roots, cap * sizeof *r);
+        CT_ENSURE_RET(r, CT_ERR_NOMEM);
+        c->roots = r;
+        c->cap = cap;
+    }
+    for (; c->n_roots < want; c->n_roots++) {
+        CT_GUARD_RET(cache_fetch(c, c->n_roots * c->chunk, c->chunk));
+        CT_GUARD_RET(ct_merkle_root(c->leaves, c->chunk, c->roots[c->n_roots]));
+    }
+    return CT_OK;
+}
+
+/* MTH of an aligned range: complete chunks from their kept roots (the RFC's splits of a multiple of a power-of-two
+ * chunk land on chunk boundaries), a range inside one chunk from its leaves, anything else split as the RFC does. */
+static ct_err cache_subtree(void *arg, uint64_t start, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
+{
+    ct_merkle_cache *c = arg;
+    if (n > 0 && start % c->chunk == 0 && n % c->chunk == 0)
+        return ct_merkle_root(c->roots + start / c->chunk, n / c->chunk, out);
+    if (n <= 1 || start / c->chunk == (start + n - 1) / c->chunk) {
+        CT_GUARD_RET(cache_fetch(c, start, n));
+        return ct_merkle_root(c->leaves, n, out);
+    }
+    uint64_t k = split(n);
+    uint8_t l[CT_MERKLE_HASH_LEN], r[CT_MERKLE_HASH_LEN];
+    CT_GUARD_RET(cache_subtree(c, start, k, l));
+    CT_GUARD_RET(cache_subtree(c, start + k, n - k, r));
+    return ct_merkle_node_hash(l, r, out);
+}
+
+ct_err ct_merkle_cache_root(ct_merkle_cache *c, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
+{
+    if (n == 0) return ct_sha256("", 0, out);
+    CT_GUARD_RET(cache_grow(c, n));
+    return cache_subtree(c, 0, n, out);
+}
+
+ct_err ct_merkle_cache_inclusion_path(ct_merkle_cache *c, uint64_t n, uint64_t m,
+                                      ct_merkle_hash path[CT_MERKLE_MAX_PATH], size_t *path_len)
+{
+    source s = {cache_subtree, c};
+    CT_GUARD_RET(cache_grow(c, n));
+    return inclusion_path(&s, n, m, path, path_len);
+}
+
+ct_err ct_merkle_cache_consistency_proof(ct_merkle_cache *c, uint64_t m, uint64_t n,
+                                         ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *proof_len)
+{
+    source s = {cache_subtree, c};
+    CT_GUARD_RET(cache_grow(c, n));
+    return consistency_proof(&s, m, n, proof, proof_len);
 }
 
 /* HASH(0x01 || a || b) into out (which may be a or b); false when hashing fails. */

@@ -22,12 +22,37 @@ CT_MUST_CHECK ct_err ct_merkle_node_hash(const uint8_t left[CT_MERKLE_HASH_LEN],
 
 /* MTH of the first n leaf hashes: O(n) hashing. */
 CT_MUST_CHECK ct_err ct_merkle_root(const ct_merkle_hash *leaves, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN]);
-/* PATH(m, D[n]): the audit path of leaf m in the tree of the first n leaves (deepest first). O(n). */
+/* PATH(m, D[n]): the audit path of leaf m in the tree of the first n leaves (deepest first). O(n); a log
+ * uses ct_merkle_cache below. */
 CT_MUST_CHECK ct_err ct_merkle_inclusion_path(const ct_merkle_hash *leaves, uint64_t n, uint64_t m,
                                               ct_merkle_hash path[CT_MERKLE_MAX_PATH], size_t *path_len);
 /* PROOF(m, D[n]) for 0 < m <= n (empty when m == n). O(n). */
 CT_MUST_CHECK ct_err ct_merkle_consistency_proof(const ct_merkle_hash *leaves, uint64_t m, uint64_t n,
                                                  ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *proof_len);
+
+/* Proofs of a large log without reading it whole: the roots of its complete chunks of `chunk` leaves (a power
+ * of two) are computed once and kept, and a proof reads only the leaves of the chunks it ends in (the one holding
+ * the leaf, the partial last one): O(chunk + n / chunk) instead of O(n) per proof, n / chunk hashes of memory.
+ * The log only grows: leaf hashes, once fetched, never change. Not thread-safe: one user at a time. */
+typedef CT_MUST_CHECK ct_err (*ct_merkle_fetch_fn)(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out,
+                                                    uint64_t *got); /* leaf hashes [from, from + n); *got: how many */
+typedef struct {
+    uint64_t chunk;
+    ct_merkle_hash *roots; /* of the complete chunks, in order */
+    uint64_t n_roots, cap;
+    ct_merkle_hash *leaves; /* scratch: one chunk's leaf hashes */
+    ct_merkle_fetch_fn fetch;
+    void *arg;
+} ct_merkle_cache;
+CT_MUST_CHECK ct_err ct_merkle_cache_init(ct_merkle_cache *c, uint64_t chunk, ct_merkle_fetch_fn fetch, void *arg);
+void ct_merkle_cache_free(ct_merkle_cache *c);
+/* The same answers as ct_merkle_root, ct_merkle_inclusion_path and ct_merkle_consistency_proof for the first n
+ * leaves of the log. */
+CT_MUST_CHECK ct_err ct_merkle_cache_root(ct_merkle_cache *c, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN]);
+CT_MUST_CHECK ct_err ct_merkle_cache_inclusion_path(ct_merkle_cache *c, uint64_t n, uint64_t m,
+                                                    ct_merkle_hash path[CT_MERKLE_MAX_PATH], size_t *path_len);
+CT_MUST_CHECK ct_err ct_merkle_cache_consistency_proof(ct_merkle_cache *c, uint64_t m, uint64_t n,
+                                                       ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *proof_len);
 
 /* RFC 9162 2.1.3.2: true when `path` proves leaf `index` (its leaf hash) in the tree of `size` leaves with `root`. */
 bool ct_merkle_verify_inclusion(const uint8_t leaf_hash[CT_MERKLE_HASH_LEN], uint64_t index, uint64_t size,

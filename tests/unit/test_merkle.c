@@ -169,6 +169,60 @@ START_TEST(matches_independent_reference_for_every_size_and_index)
 }
 END_TEST
 
+/* The chunk cache gives the very answers of the in-memory functions, for every tree size, leaf and pair of sizes
+ * up to TOP and chunks of 2, 4 and 8 leaves, while reading no more than two chunks of leaves per proof once its
+ * chunk roots are kept. */
+typedef struct {
+    uint64_t fetched;
+} fetch_count;
+
+static ct_err fetch_leaves(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
+{
+    fetch_count *f = arg;
+    *got = from >= TOP ? 0 : from + n > TOP ? TOP - from : n;
+    memcpy(out, leaves + from, *got * sizeof *out);
+    f->fetched += *got;
+    return CT_OK;
+}
+
+START_TEST(chunk_cache_matches_the_whole_tree)
+{
+    for (uint64_t chunk = 2; chunk <= 8; chunk *= 2) {
+        fetch_count f = {0};
+        ct_merkle_cache c;
+        ck_assert_int_eq(ct_merkle_cache_init(&c, chunk, fetch_leaves, &f), CT_OK);
+        for (uint64_t n = 1; n <= TOP; n++) {
+            uint8_t want[32], got[32];
+            ck_assert_int_eq(ct_merkle_root(leaves, n, want), CT_OK);
+            ck_assert_int_eq(ct_merkle_cache_root(&c, n, got), CT_OK);
+            ck_assert_mem_eq(got, want, 32);
+            for (uint64_t m = 0; m < n; m++) {
+                ct_merkle_hash a[CT_MERKLE_MAX_PATH], b[CT_MERKLE_MAX_PATH];
+                size_t la = 0, lb = 0;
+                ck_assert_int_eq(ct_merkle_inclusion_path(leaves, n, m, a, &la), CT_OK);
+                f.fetched = 0;
+                ck_assert_int_eq(ct_merkle_cache_inclusion_path(&c, n, m, b, &lb), CT_OK);
+                ck_assert_uint_le(f.fetched, 2 * chunk);
+                ck_assert_uint_eq(la, lb);
+                ck_assert_mem_eq(a, b, la * sizeof a[0]);
+                ck_assert_int_eq(ct_merkle_consistency_proof(leaves, m + 1, n, a, &la), CT_OK);
+                f.fetched = 0;
+                ck_assert_int_eq(ct_merkle_cache_consistency_proof(&c, m + 1, n, b, &lb), CT_OK);
+                ck_assert_uint_le(f.fetched, 2 * chunk);
+                ck_assert_uint_eq(la, lb);
+                ck_assert_mem_eq(a, b, la * sizeof a[0]);
+            }
+        }
+        ct_merkle_hash p[CT_MERKLE_MAX_PATH];
+        size_t len;
+        ck_assert_int_eq(ct_merkle_cache_inclusion_path(&c, TOP + 1, 0, p, &len), CT_ERR_USAGE); /* past the log */
+        ct_merkle_cache_free(&c);
+    }
+    ct_merkle_cache bad;
+    ck_assert_int_eq(ct_merkle_cache_init(&bad, 6, fetch_leaves, NULL), CT_ERR_ARG);
+}
+END_TEST
+
 START_TEST(bad_arguments_are_refused)
 {
     ct_merkle_hash path[CT_MERKLE_MAX_PATH];
@@ -202,6 +256,7 @@ int main(void)
     tcase_add_test(tc, ct_test_vectors);
     tcase_add_test(tc, matches_independent_reference_for_every_size_and_index);
     tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, chunk_cache_matches_the_whole_tree);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
