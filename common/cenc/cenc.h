@@ -14,10 +14,13 @@
  * (key rotation, ISO 23001-7 section 6), so the file plays on from any segment that a recorder stored.
  *
  * Subsamples (ISO 23001-7 section 9.5, NAL-structured video): per VCL NAL unit the 4-byte length, the NAL
- * header and at least the first CENC_CLEAR_LEAD bytes stay clear (the slice header; the same choice as Apple's
- * SAMPLE-AES, where 'cbcs' comes from), then a protected range that is a whole number of 16-byte blocks (the
- * remainder joins the clear part: block-aligned for every scheme and hardware path). Non-VCL NAL units
- * (parameter sets, SEI: signing SEIs too) are clear.
+ * header and the whole slice header stay clear, at least the first CENC_CLEAR_LEAD bytes of the NAL unit (Apple's
+ * SAMPLE-AES choice, where 'cbcs' comes from), then a protected range that is a whole number of 16-byte blocks
+ * starting in slice data (the remainder joins the clear part: block-aligned for every scheme and hardware path).
+ * The writer reads each slice header's length (H.264 7.3.3, H.265 7.3.6.1; 4K H.265 with wavefronts has headers
+ * of 60-70 bytes) from the parameter sets of the avcC/hvcC record and of the samples; a slice whose header it
+ * cannot measure (parameter sets missing or of an unsupported kind) keeps CENC_CLEAR_LEAD bytes clear, with a
+ * warning once per writer. Non-VCL NAL units (parameter sets, SEI: signing SEIs too) are clear.
  *   'cbcs': AES-128-CBC, pattern 1:9 (one block encrypted, nine skipped), the IV restarting for each subsample,
  *           a constant 16-byte IV per file (tenc/seig), no per-sample IVs.
  *   'cenc': AES-128-CTR over every protected byte, the counter running on across the subsamples of a sample,
@@ -46,7 +49,8 @@
 #define CENC_KEY_LEN 16
 #define CENC_KID_LEN 16
 #define CENC_IV_LEN 16
-#define CENC_CLEAR_LEAD 32          /* bytes of each VCL NAL unit (header included) left clear at least */
+#define CENC_CLEAR_LEAD 32          /* bytes of each VCL NAL unit (header included) left clear at least, and
+                                     * all when its slice header's length is unknown */
 #define CENC_MAX_RECIPIENTS 32
 #define CENC_MAX_SUBSAMPLES 1024    /* per sample */
 #define CENC_MAX_FRAGMENT_SAMPLES 4096
@@ -69,8 +73,9 @@ typedef struct {
     uint32_t enc;
 } cenc_subsample;
 
-/* The subsample map of a sample of 4-byte length-prefixed NAL units. CT_ERR_BAD_REQUEST if the lengths do not
- * add up, CT_ERR_TOO_LARGE past `max` entries. */
+/* The subsample map of a sample of 4-byte length-prefixed NAL units, without parameter sets: each slice keeps
+ * CENC_CLEAR_LEAD bytes clear (the writer measures slice headers: cenc_subsamples_with in cenc_priv.h).
+ * CT_ERR_BAD_REQUEST if the lengths do not add up, CT_ERR_TOO_LARGE past `max` entries. */
 CT_MUST_CHECK ct_err cenc_subsamples(media_codec c, const uint8_t *sample, size_t len, cenc_subsample *out,
                                      size_t max, size_t *n);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cenc.h"
+#include "cenc_priv.h"
 
 #define NAL_LEN_SIZE 4
 #define BLOCK 16
@@ -42,6 +42,12 @@ static ct_err put_subsample(size_t clear, uint32_t enc, cenc_subsample *out, siz
 
 ct_err cenc_subsamples(media_codec c, const uint8_t *sample, size_t len, cenc_subsample *out, size_t max, size_t *n)
 {
+    return cenc_subsamples_with(NULL, c, sample, len, out, max, n, NULL);
+}
+
+ct_err cenc_subsamples_with(const cenc_order *ps, media_codec c, const uint8_t *sample, size_t len,
+                            cenc_subsample *out, size_t max, size_t *n, size_t *unknown)
+{
     size_t pos = 0, clear = 0;
     const uint8_t *nal;
     size_t nal_len;
@@ -49,9 +55,13 @@ ct_err cenc_subsamples(media_codec c, const uint8_t *sample, size_t len, cenc_su
     *n = 0;
     CT_ENSURE_RET(len <= CENC_MAX_SAMPLE, ct_fail(CT_ERR_TOO_LARGE, "sample of %zu bytes", len));
     while ((rc = media_lp_next(sample, len, NAL_LEN_SIZE, &pos, &nal, &nal_len)) == CT_OK) {
-        size_t enc = 0;
-        if (nal_len > CENC_CLEAR_LEAD && media_nal_is_vcl(media_nal_classify(c, nal, nal_len).kind))
-            enc = (nal_len - CENC_CLEAR_LEAD) & ~(size_t)(BLOCK - 1);
+        size_t enc = 0, lead = CENC_CLEAR_LEAD, hdr;
+        if (media_nal_is_vcl(media_nal_classify(c, nal, nal_len).kind)) {
+            /* The whole slice header stays clear (ISO 23001-7 9.5): its length when the parameter sets tell. */
+            if (ps && cenc_slice_header_size(ps, c, nal, nal_len, &hdr)) lead = hdr > lead ? hdr : lead;
+            else if (unknown) ++*unknown;
+            if (nal_len > lead) enc = (nal_len - lead) & ~(size_t)(BLOCK - 1);
+        }
         clear += NAL_LEN_SIZE + nal_len - enc;
         if (enc == 0) continue;
         CT_GUARD_RET(put_subsample(clear, (uint32_t)enc, out, max, n));

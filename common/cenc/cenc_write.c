@@ -165,6 +165,8 @@ struct cenc_writer {
     uint32_t seq;
     cenc_subsample ss[CENC_MAX_SUBSAMPLES];
     cenc_stats st;
+    cenc_order *ps; /* the stream's parameter sets: slice header lengths */
+    bool warned;    /* about a slice header of unknown length */
 };
 
 static ct_err emit(cenc_writer *w, const uint8_t *p, size_t n)
@@ -477,6 +479,48 @@ static ct_err flush(cenc_writer *w)
     return CT_OK;
 }
 
+/* Remembers the parameter sets of the avcC / hvcC record (ISO/IEC 14496-15 5.3.3.1, 8.3.3.1). A record it cannot
+ * read leaves them unknown: slices then keep CENC_CLEAR_LEAD clear, with a warning. */
+static void learn_config(cenc_writer *w)
+{
+    const uint8_t *p = w->config.data;
+    size_t len = w->config.len, at = w->t.codec == MEDIA_H265 ? 23 : 5;
+    bool h265 = w->t.codec == MEDIA_H265;
+    if (len < at) return;
+    size_t arrays = h265 ? p[22] : 2;
+    for (size_t a = 0; a < arrays; a++) {
+        size_t count;
+        if (len - at < (h265 ? 3u : 1u)) return;
+        count = h265 ? cenc_be16(p + at + 1) : a == 0 ? p[at] & 0x1fu : p[at];
+        at += h265 ? 3 : 1;
+        for (size_t i = 0; i < count; i++) {
+            if (len - at < 2 || cenc_be16(p + at) > len - at - 2) return;
+            size_t n = cenc_be16(p + at);
+            cenc_params_nal(w->ps, w->t.codec, p + at + 2, n);
+            at += 2 + n;
+        }
+    }
+}
+
+/* The subsample map of a sample, after remembering its parameter sets: they precede its slices (ones that change
+ * may not follow a picture's first slice), so the map is the same before and after signatures are inserted. */
+static ct_err map_sample(cenc_writer *w, const uint8_t *sample, size_t len, size_t *n)
+{
+    size_t pos = 0, nal_len, unknown = 0;
+    const uint8_t *nal;
+    while (media_lp_next(sample, len, 4, &pos, &nal, &nal_len) == CT_OK)
+        cenc_params_nal(w->ps, w->t.codec, nal, nal_len);
+    ct_err_clear(); /* a bad length: cenc_subsamples_with names it */
+    CT_GUARD_RET(cenc_subsamples_with(w->ps, w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, n, &unknown));
+    if (unknown > 0 && encrypted(w) && !w->warned) {
+        w->warned = true;
+        ct_log(CT_LOG_WARN, "cenc_slice_header", "codec=%s slices=%zu msg=\"slice header length unknown (parameter "
+               "sets missing or not supported): the first %d bytes of such slices kept clear\"",
+               media_codec_name(w->t.codec), unknown, CENC_CLEAR_LEAD);
+    }
+    return CT_OK;
+}
+
 ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn out, void *arg, cenc_writer **wp)
 {
     ct_err rc = CT_OK;
@@ -495,6 +539,9 @@ ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn o
     CT_GUARD(ct_buf_alloc(&w->config, t->config_len));
     CT_GUARD(ct_buf_append(&w->config, t->config, t->config_len));
     w->t.config = NULL;
+    w->ps = calloc(1, sizeof *w->ps);
+    CT_ENSURE(w->ps, CT_ERR_NOMEM);
+    learn_config(w);
     if (encrypted(w)) {
         w->recipients = calloc(o->n_recipients, sizeof *w->recipients);
         CT_ENSURE(w->recipients, CT_ERR_NOMEM);
@@ -522,7 +569,7 @@ static ct_err put_entry(cenc_writer *w, size_t at, size_t len, const uint8_t iv[
 {
     size_t n = 0;
     bool ctr = w->o.scheme == CENC_CTR;
-    CT_GUARD_RET(cenc_subsamples(w->t.codec, w->mdat.p + at, len, w->ss, CENC_MAX_SUBSAMPLES, &n));
+    CT_GUARD_RET(map_sample(w, w->mdat.p + at, len, &n));
     size_t info = (ctr ? CTR_IV_LEN : 0) + 2 + 6 * n;
     CT_ENSURE_RET(info <= 0xff, ct_fail(CT_ERR_TOO_LARGE, "%zu slices in a picture: saiz holds at most %d", n,
                                         ctr ? 40 : 42));
@@ -591,7 +638,7 @@ ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
     /* Segments (and keys) change only at a GOP boundary, so each starts decodable. */
     if (sync && w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale)
         CT_GUARD_RET(next_segment(w, false));
-    CT_GUARD_RET(cenc_subsamples(w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, &n));
+    CT_GUARD_RET(map_sample(w, sample, len, &n));
     size_t at = w->mdat.len;
     CT_GUARD_RET(cenc_gbuf_put(&w->mdat, sample, len));
     w->st.media_bytes += len;
@@ -679,6 +726,7 @@ void cenc_writer_free(cenc_writer *w)
     cenc_gbuf_free(&w->refs);
     cenc_gbuf_free(&w->ept);
     free(w->recipients);
+    free(w->ps);
     ct_wipe(w->kid, sizeof w->kid);
     free(w);
 }

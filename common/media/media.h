@@ -56,6 +56,8 @@ CT_MUST_CHECK ct_err media_lp_next(const uint8_t *buf, size_t len, unsigned size
  * or append `in` to `out` with 0x03 inserted wherever 00 00 is followed by 00..03. */
 CT_MUST_CHECK ct_err media_epb_remove(const uint8_t *in, size_t len, uint8_t *out, size_t max, size_t *out_len);
 CT_MUST_CHECK ct_err media_epb_add(const uint8_t *in, size_t len, ct_buf *out);
+/* How many bytes of escaped `in` hold its first `off` unescaped bytes: where unescaped offset `off` lies in it. */
+size_t media_epb_offset(const uint8_t *in, size_t len, size_t off);
 
 /* ---- SEI (user_data_unregistered, payloadType 5) ---- */
 #define MEDIA_UUID_LEN 16

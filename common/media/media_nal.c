@@ -146,6 +146,21 @@ ct_err media_epb_remove(const uint8_t *in, size_t len, uint8_t *out, size_t max,
     return CT_OK;
 }
 
+size_t media_epb_offset(const uint8_t *in, size_t len, size_t off)
+{
+    size_t i = 0, o = 0;
+    int zeros = 0;
+    for (; i < len && o < off; i++) {
+        if (zeros >= 2 && in[i] == 3) {
+            zeros = 0;
+            continue;
+        }
+        zeros = in[i] == 0 ? zeros + 1 : 0;
+        o++;
+    }
+    return i;
+}
+
 ct_err media_epb_add(const uint8_t *in, size_t len, ct_buf *out)
 {
     int zeros = 0;

@@ -408,22 +408,6 @@ static ct_err finish_gop(ms_verifier *v)
 
 /* ---- signature SEIs ---- */
 
-/* Where the unescaped offset `off` lies in the escaped NAL unit. */
-static size_t escaped_offset(const uint8_t *nal, size_t len, size_t off)
-{
-    size_t i = 0, o = 0;
-    int zeros = 0;
-    for (; i < len && o < off; i++) {
-        if (zeros >= 2 && nal[i] == 3) {
-            zeros = 0;
-            continue;
-        }
-        zeros = nal[i] == 0 ? zeros + 1 : 0;
-        o++;
-    }
-    return i;
-}
-
 static void note_camera(ms_verifier *v, const ms_sei *p)
 {
     const pki_cert_info *leaf = &v->chain.leaf;
@@ -524,7 +508,7 @@ static ct_err on_sei(ms_verifier *v, const uint8_t *nal, size_t len)
     size_t doc_len = p.doc_len;
     if ((p.reserved & MS_RESERVED_EPB) && rbsp != nal) {
         doc = nal;
-        doc_len = escaped_offset(nal, len, p.doc_len);
+        doc_len = media_epb_offset(nal, len, p.doc_len);
     }
     if (p.n_hashes > MS_MAX_GOP_NALS) {
         ms_verifier_problem(v, "a media signing SEI lists %zu hashes", p.n_hashes);

@@ -1,6 +1,7 @@
-/* Fuzzes what the recorder reads from an Annex B stream's parameter sets and slice headers: picture sizes and
- * picture order counts (B-frame presentation order), NAL unit by NAL unit as cenc_record_file does. An odd
- * first byte (garbage before the first start code) selects H.265. */
+/* Fuzzes what the recorder reads from an Annex B stream's parameter sets and slice headers: picture sizes,
+ * picture order counts (B-frame presentation order) and slice header lengths (the clear part of each slice), NAL
+ * unit by NAL unit as cenc_record_file and the writer do. An odd first byte (garbage before the first start code)
+ * selects H.265. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *nal;
     uint64_t key, last_epoch = 0;
     uint16_t w, h;
+    size_t bytes;
     memset(&ord, 0, sizeof ord);
     while (media_annexb_next(data, size, &pos, &nal, &n, &skipped) == CT_OK) {
         cenc_sps_size(codec, nal, n, &w, &h);
@@ -25,6 +27,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (key >> 40 < last_epoch) abort();
             last_epoch = key >> 40;
         }
+        /* a header length lies inside its NAL unit, past the NAL header */
+        if (cenc_slice_header_size(&ord, codec, nal, n, &bytes) && (bytes > n || bytes <= media_nal_header_len(codec)))
+            abort();
     }
     return 0;
 }

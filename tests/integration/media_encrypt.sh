@@ -160,6 +160,41 @@ frames "$WORK/clear.mp4" >"$WORK/view.out"
 check "CMAF: init.mp4 + every segment decrypts to the whole original (camtrust-view)" cmp -s "$WORK/ref.five" "$WORK/view.out"
 rm -f "$WORK/clear.mp4"
 
+# ---- whole slice headers stay clear (ISO 23001-7 9.5): 4K H.265 with wavefronts, H.264 weighted multi-slice ----
+# slice_headers FILE: every slice header element as ffmpeg parses it (bit position, name, bits, value), one a line.
+# Run on an encrypted file without its key it reads the bytes as stored: equal to the source's only when every
+# header byte is clear.
+slice_headers() {
+  ffmpeg -nostdin -nostats -loglevel info -i "$1" -c copy -bsf:v trace_headers -f null - 2>&1 |
+    sed -n 's/^.*\[trace_headers @ [^]]*\] //p' | awk '/^[0-9]/ { if (s) print; next } { s = /^Slice (Segment )?Header/ }'
+}
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=3840x2160:rate=30 -frames:v 6 -c:v libx265 -bf 3 \
+  -x265-params log-level=error -pix_fmt yuv420p -f hevc "$WORK/hs.h265"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30 -frames:v 30 -c:v libx264 -bf 3 \
+  -slices 4 -x264-params weightp=2 -pix_fmt yuv420p -f h264 "$WORK/hs.h264"
+slice_headers "$WORK/hs.h265" >"$WORK/hdr.ref.h265"
+check "4K H.265: slice headers run past 32 bytes (byte_alignment at bit 256 or later)" \
+  bash -c "awk '/alignment_bit_equal_to_one/ && \$1 >= 256' '$WORK/hdr.ref.h265' | grep -q ."
+slice_headers "$WORK/hs.h264" >"$WORK/hdr.ref.h264"
+check "H.264: 4 slices a picture, weighted prediction" bash -c \
+  "[ \$(grep -c ' slice_type ' '$WORK/hdr.ref.h264') -eq 120 ] && grep -q luma_log2_weight_denom '$WORK/hdr.ref.h264'"
+for codec in h265 h264; do
+  frames "$WORK/hs.$codec" >"$WORK/ref.hs"
+  for scheme in cbcs cenc; do
+    enc=$WORK/hs.$codec.$scheme.mp4
+    "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --scheme "$scheme" "$WORK/hs.$codec" "$enc" \
+      >/dev/null 2>"$WORK/record.err"
+    check "$codec $scheme slices: every slice header measured (no fallback warning)" \
+      bash -c "! grep -q cenc_slice_header '$WORK/record.err'"
+    frames "$enc" -decryption_key "$(key_of "$WORK/alice" "$enc")" >"$WORK/ffmpeg.out"
+    check "$codec $scheme slices: ffmpeg -decryption_key decodes exactly the original frames" \
+      cmp -s "$WORK/ref.hs" "$WORK/ffmpeg.out"
+    slice_headers "$enc" >"$WORK/hdr.enc"
+    check "$codec $scheme slices: every slice header is stored clear (ffmpeg reads them without the key)" \
+      cmp -s "$WORK/hdr.ref.$codec" "$WORK/hdr.enc"
+  done
+done
+
 # ---- who may watch ----
 enc=$WORK/h264.cbcs.mp4
 out=$("$VIEW_BIN" decrypt --dir "$WORK/bob" "$enc" "$WORK/bob.mp4" 2>&1) && rc=0 || rc=$?

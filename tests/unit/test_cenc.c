@@ -1,6 +1,7 @@
 /* cenc: the sample ciphers on NIST vectors, subsample maps, the pssh format, key wrapping with a software key
  * and with a key inside a real SoftHSM token, the writer and reader against each other, and which viewers a camera
- * takes (chain to the pinned root, the operations CA's CRL checked by wolfSSL). */
+ * takes (chain to the pinned root, the operations CA's CRL checked by wolfSSL), and slice header lengths against
+ * ffmpeg's own parse of real x264 / x265 streams. */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/ecc.h>
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../common/cenc/cenc.h"
+#include "../../common/cenc/cenc_priv.h"
 #include "test_util.h"
 
 static void unhex(const char *h, uint8_t *out)
@@ -573,6 +574,124 @@ START_TEST(recipients_leave_out_revoked_viewers)
 }
 END_TEST
 
+/* ---- slice header lengths against ffmpeg's parse (trace_headers) ---- */
+
+#define MAX_SLICES 512
+
+/* The end of each slice header in ffmpeg's trace_headers output: the bit after its last syntax element (bit
+ * positions count from the NAL unit's first byte, emulation prevention removed). */
+static size_t trace_slice_ends(const char *path, size_t *ends, size_t max)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    size_t n = 0, end = 0;
+    bool in_slice = false;
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "] ");
+        if (!p || !strstr(line, "[trace_headers")) continue;
+        p += 2;
+        size_t pos;
+        char name[128], value[128];
+        if (sscanf(p, "%zu %127s %127s =", &pos, name, value) == 3) {
+            if (in_slice) end = pos + strlen(value);
+            continue;
+        }
+        if (in_slice) {
+            ck_assert_uint_lt(n, max);
+            ends[n++] = end;
+        }
+        in_slice = strncmp(p, "Slice Header", 12) == 0 || strncmp(p, "Slice Segment Header", 20) == 0;
+    }
+    if (in_slice) {
+        ck_assert_uint_lt(n, max);
+        ends[n++] = end;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Encodes a clip with ffmpeg, and checks every slice's header length against ffmpeg's: the bytes
+ * cenc_slice_header_size counts, less the emulation prevention bytes among them, are the RBSP bytes through
+ * ffmpeg's last header bit. The subsample map keeps each header clear. Returns the longest header. */
+static size_t check_headers(media_codec c, const char *size, int frames, const char *opts)
+{
+    static size_t ends[MAX_SLICES];
+    const char *dir = tu_tmpdir("cenc-slices");
+    const char *fmt = c == MEDIA_H265 ? "hevc" : "h264";
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=%s:rate=30 "
+                           "-frames:v %d %s -pix_fmt yuv420p -f %s clip && ffmpeg -nostdin -nostats -loglevel info "
+                           "-i clip -c copy -bsf:v trace_headers -f null - 2>trace",
+                           dir, size, frames, opts, fmt),
+                     0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/trace", dir);
+    size_t n_trace = trace_slice_ends(path, ends, MAX_SLICES);
+    snprintf(path, sizeof path, "%s/clip", dir);
+    ct_buf clip = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path, 64u << 20, &clip), CT_OK);
+    cenc_order *ps = calloc(1, sizeof *ps);
+    uint8_t *sample = malloc(clip.len + 4);
+    ck_assert_ptr_nonnull(ps);
+    ck_assert_ptr_nonnull(sample);
+    size_t pos = 0, len, skipped, slices = 0, longest = 0;
+    const uint8_t *nal;
+    while (media_annexb_next(clip.data, clip.len, &pos, &nal, &len, &skipped) == CT_OK) {
+        cenc_params_nal(ps, c, nal, len);
+        if (!media_nal_is_vcl(media_nal_classify(c, nal, len).kind)) continue;
+        size_t bytes = 0, epb = 0, zeros = 0, hdr = media_nal_header_len(c);
+        ck_assert_msg(cenc_slice_header_size(ps, c, nal, len, &bytes), "slice %zu: header length unknown", slices);
+        for (size_t i = hdr; i < bytes; i++) {
+            if (zeros >= 2 && nal[i] == 3) epb++, zeros = 0;
+            else zeros = nal[i] == 0 ? zeros + 1 : 0;
+        }
+        ck_assert_uint_lt(slices, n_trace);
+        ck_assert_msg(bytes - epb == (ends[slices] + 7) / 8, "slice %zu: %zu bytes (%zu escaped), ffmpeg %zu bits",
+                      slices, bytes - epb, epb, ends[slices]);
+        /* as a sample of its own: the clear part holds the length field and the whole header */
+        cenc_subsample ss[4];
+        size_t n = 0, unknown = 0;
+        sample[0] = (uint8_t)(len >> 24), sample[1] = (uint8_t)(len >> 16), sample[2] = (uint8_t)(len >> 8);
+        sample[3] = (uint8_t)len;
+        memcpy(sample + 4, nal, len);
+        ck_assert_int_eq(cenc_subsamples_with(ps, c, sample, len + 4, ss, 4, &n, &unknown), CT_OK);
+        ck_assert_uint_eq(unknown, 0);
+        ck_assert_uint_ge(ss[0].clear, 4 + (bytes > CENC_CLEAR_LEAD ? bytes : CENC_CLEAR_LEAD));
+        ck_assert_uint_lt(ss[0].clear, 4 + (bytes > CENC_CLEAR_LEAD ? bytes : CENC_CLEAR_LEAD) + 16);
+        longest = bytes > longest ? bytes : longest;
+        slices++;
+    }
+    ck_assert_uint_eq(slices, n_trace);
+    ck_assert_uint_ge(slices, (size_t)frames);
+    free(sample);
+    free(ps);
+    ct_buf_free(&clip);
+    return longest;
+}
+
+START_TEST(slice_headers_h264)
+{
+    /* CAVLC (baseline, MBAFF interlacing), CABAC with B-pyramid, weighted prediction and reordering */
+    check_headers(MEDIA_H264, "640x360", 8, "-c:v libx264 -profile:v baseline -slices 4 -x264-params interlaced=1");
+    size_t longest = check_headers(MEDIA_H264, "1280x720", 12,
+                                   "-c:v libx264 -profile:v high -bf 3 -slices 4 -x264-params "
+                                   "weightp=2:b-pyramid=normal:ref=6:keyint=6");
+    ck_assert_uint_gt(longest, 8);
+}
+END_TEST
+
+START_TEST(slice_headers_h265)
+{
+    /* 4K with wavefronts: 33 entry points per slice, headers far past CENC_CLEAR_LEAD */
+    size_t longest = check_headers(MEDIA_H265, "3840x2160", 6, "-c:v libx265 -bf 3 -x265-params "
+                                   "log-level=error:weightb=1:keyint=4:open-gop=1");
+    ck_assert_uint_gt(longest, 60);
+    check_headers(MEDIA_H265, "1920x1080", 12, "-c:v libx265 -bf 3 -x265-params "
+                  "log-level=error:slices=3:weightb=1:b-pyramid=1:ref=4:keyint=8:repeat-headers=1:"
+                  "opt-qp-pps=1:opt-ref-list-length-pps=1:deblock=1,-1:max-tu-size=16");
+}
+END_TEST
+
 static Suite *cenc_suite(void)
 {
     Suite *s = suite_create("cenc");
@@ -589,6 +708,11 @@ static Suite *cenc_suite(void)
     tcase_add_test(tc, round_trip_bframes_segments);
     tcase_add_test(tc, recipients_leave_out_revoked_viewers);
     suite_add_tcase(s, tc);
+    TCase *media = tcase_create("ffmpeg"); /* real encoders: slower than Check's default timeout */
+    tcase_set_timeout(media, 300);
+    tcase_add_test(media, slice_headers_h264);
+    tcase_add_test(media, slice_headers_h265);
+    suite_add_tcase(s, media);
     return s;
 }
 

@@ -1,10 +1,13 @@
 /* Encrypted video benchmark: what the camera's encryption costs for a 4K 30 fps 25 Mbit/s H.264 stream. The
- * stream is synthetic (NAL sizes of such a stream: an IDR five times a P picture, several slices per picture,
- * parameter sets and an SEI per GOP); only sizes and NAL types matter to the encryption. The same samples go
+ * stream is synthetic in its sizes (an IDR five times a P picture, several slices per picture, parameter sets and
+ * an SEI per GOP) but, with --headers FILE (a real x264 4K stream, Annex B), carries that stream's parameter sets
+ * and slice headers, so the writer measures and keeps clear each real slice header as it does for a camera;
+ * without it the slices fall back to the fixed 32-byte clear lead (and the writer warns). The same samples go
  * through the fragmented MP4 writer in clear, 'cbcs' and 'cenc' mode (output discarded: no disk in the
  * figure); the difference to clear is the encryption's own cost: subsample maps, AES, senc/saiz/saio/seig, and a
  * key per segment wrapped for each viewer (ECDH P-256 with a fresh ephemeral key each).
- * usage: camtrust-bench-media-encrypt [--seconds S] [--mbps M] [--fps F] [--slices N] [--segment-s K] [--viewers V] */
+ * usage: camtrust-bench-media-encrypt [--seconds S] [--mbps M] [--fps F] [--slices N] [--segment-s K] [--viewers V]
+ *                                     [--headers FILE] */
 #define _POSIX_C_SOURCE 200809L
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/aes.h>
@@ -22,6 +25,7 @@ typedef struct {
     double seconds, mbps;
     unsigned fps, slices, segment_s, viewers;
 } params;
+
 
 static double cpu_now(void)
 {
@@ -42,18 +46,46 @@ static void die(const char *what, ct_err rc)
     exit(1);
 }
 
-/* One picture: `slices` slice NAL units sharing `bytes`, after SPS, PPS and an SEI for an IDR. */
+/* The real stream's SPS, PPS and the starts of its first IDR and non-IDR slices (header and then some). */
+#define PREFIX_MAX 256
+typedef struct {
+    uint8_t nal[4][PREFIX_MAX]; /* SPS, PPS, IDR slice, P slice */
+    size_t len[4];
+} real_headers;
+
+static real_headers hdr = {
+    .nal = {{0x67, 0x64, 0x00, 0x33, 0xac, 0x2c, 0xa4, 0x01, 0xe0, 0x08, 0x9f, 0x97}, {0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0},
+            {0x65}, {0x41}},
+    .len = {12, 6, 1, 1}};
+
+static void load_headers(const char *path)
+{
+    media_file f;
+    size_t pos = 0, n, skipped;
+    const uint8_t *nal;
+    bool have[4] = {false};
+    if (media_file_map(path, &f) != CT_OK) die("--headers", CT_ERR_IO);
+    while (media_annexb_next(f.data, f.len, &pos, &nal, &n, &skipped) == CT_OK) {
+        unsigned type = nal[0] & 0x1f;
+        int k = type == 7 ? 0 : type == 8 ? 1 : type == 5 ? 2 : type == 1 ? 3 : -1;
+        if (k < 0 || have[k] || (k < 2 && n > PREFIX_MAX)) continue;
+        hdr.len[k] = n < PREFIX_MAX ? n : PREFIX_MAX;
+        memcpy(hdr.nal[k], nal, hdr.len[k]);
+        have[k] = true;
+    }
+    media_file_unmap(&f);
+    if (!have[0] || !have[1] || !have[2] || !have[3]) die("--headers: no SPS, PPS, IDR and P slice", CT_ERR_BAD_REQUEST);
+}
+
+/* One picture: `slices` slice NAL units sharing `bytes` (each starting as the real slice does), after SPS, PPS
+ * and an SEI for an IDR. */
 static size_t picture(uint8_t *buf, size_t bytes, bool idr, unsigned slices)
 {
-    static const uint8_t sps[] = {0x67, 0x64, 0x00, 0x33, 0xac, 0x2c, 0xa4, 0x01, 0xe0, 0x08, 0x9f, 0x97};
-    static const uint8_t pps[] = {0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0};
     size_t at = 0;
-    const uint8_t *params_nals[] = {sps, pps};
-    const size_t lens[] = {sizeof sps, sizeof pps};
     for (int i = 0; idr && i < 2; i++) {
-        buf[at] = 0, buf[at + 1] = 0, buf[at + 2] = 0, buf[at + 3] = (uint8_t)lens[i];
-        memcpy(buf + at + 4, params_nals[i], lens[i]);
-        at += 4 + lens[i];
+        buf[at] = 0, buf[at + 1] = 0, buf[at + 2] = 0, buf[at + 3] = (uint8_t)hdr.len[i];
+        memcpy(buf + at + 4, hdr.nal[i], hdr.len[i]);
+        at += 4 + hdr.len[i];
     }
     if (idr) { /* a 64-byte SEI (user data unregistered) */
         buf[at] = buf[at + 1] = buf[at + 2] = 0, buf[at + 3] = 64, buf[at + 4] = 0x06;
@@ -65,8 +97,9 @@ static size_t picture(uint8_t *buf, size_t bytes, bool idr, unsigned slices)
         size_t n = per + (s == 0 ? bytes % slices : 0);
         buf[at] = (uint8_t)(n >> 24), buf[at + 1] = (uint8_t)(n >> 16), buf[at + 2] = (uint8_t)(n >> 8);
         buf[at + 3] = (uint8_t)n;
-        buf[at + 4] = idr ? 0x65 : 0x41;
-        for (size_t i = 1; i < n; i++) buf[at + 4 + i] = (uint8_t)(i * 131 + s);
+        size_t head = hdr.len[idr ? 2 : 3] < n ? hdr.len[idr ? 2 : 3] : n;
+        memcpy(buf + at + 4, hdr.nal[idr ? 2 : 3], head);
+        for (size_t i = head; i < n; i++) buf[at + 4 + i] = (uint8_t)(i * 131 + s);
         at += 4 + n;
     }
     return at;
@@ -75,10 +108,8 @@ static size_t picture(uint8_t *buf, size_t bytes, bool idr, unsigned slices)
 /* Runs the stream through the writer in `scheme`; CPU seconds and stats back. */
 static double run(const params *p, cenc_scheme scheme, const cenc_recipient *r, cenc_stats *st)
 {
-    static const uint8_t sps[] = {0x67, 0x64, 0x00, 0x33, 0xac, 0x2c, 0xa4, 0x01, 0xe0, 0x08, 0x9f, 0x97};
-    static const uint8_t pps[] = {0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0};
-    const uint8_t *ps[] = {sps, pps};
-    const size_t pl[] = {sizeof sps, sizeof pps};
+    const uint8_t *ps[] = {hdr.nal[0], hdr.nal[1]};
+    const size_t pl[] = {hdr.len[0], hdr.len[1]};
     ct_buf config = CT_BUF_INIT;
     ct_err rc = cenc_config_record(MEDIA_H264, ps, pl, 2, &config);
     if (rc != CT_OK) die("config", rc);
@@ -144,6 +175,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--slices") == 0) p.slices = (unsigned)v;
         else if (strcmp(argv[i], "--segment-s") == 0) p.segment_s = (unsigned)v;
         else if (strcmp(argv[i], "--viewers") == 0) p.viewers = (unsigned)v;
+        else if (strcmp(argv[i], "--headers") == 0) load_headers(argv[i + 1]);
         else {
             fprintf(stderr, "bench: unknown option %s\n", argv[i]);
             return 64;
