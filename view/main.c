@@ -8,9 +8,10 @@ static const char usage[] =
     "usage: camtrust-view COMMAND --dir VIEWDIR [options]\n"
     "  init --name NAME            make the viewer key in the viewer's own token; writes VIEWDIR/viewer.csr\n"
     "  install --cert viewer.pem   install the certificate camtrust-ca viewer add wrote\n"
-    "  decrypt [--root R] IN.mp4 OUT.mp4   decrypt a camtrust recording into a clear MP4 (the key stays in the\n"
-    "                              token); with --root (device root) only if its signatures verify\n"
-    "  verify --root R IN.mp4      (no --dir) check a signed, encrypted recording's signatures without any key\n"
+    "  decrypt [--root R [--crl C]] IN.mp4 OUT.mp4   decrypt a camtrust recording into a clear MP4 (the key\n"
+    "                              stays in the token); with --root (device root) only if its signatures verify\n"
+    "  verify --root R [--crl C] IN.mp4   (no --dir) check a signed, encrypted recording's signatures without any\n"
+    "                              key; --crl: the device issuing CA's CRL (a camera revoked before it recorded)\n"
     "  keys [--key] IN.mp4         list key IDs and recipients; --key also prints this viewer's content keys\n"
     "The token PIN comes from the file named in VIEWDIR/view.conf or $" VIEW_PIN_ENV ".\n"
     "exit: 0 ok (verify: authentic); 1 error, refusal or not authentic; 2 usage\n";
@@ -24,12 +25,14 @@ static int fail(ct_err rc)
 
 int main(int argc, char **argv)
 {
-    const char *dir = NULL, *name = NULL, *cert = NULL, *root = NULL, *files[2] = {NULL, NULL};
+    const char *dir = NULL, *name = NULL, *cert = NULL, *root = NULL, *crl = NULL, *files[2] = {NULL, NULL};
     bool key = false;
     int nfiles = 0;
     for (int i = 2; i < argc; i++) {
         const char **slot = strcmp(argv[i], "--dir") == 0 ? &dir : strcmp(argv[i], "--name") == 0 ? &name
-                            : strcmp(argv[i], "--cert") == 0 ? &cert : strcmp(argv[i], "--root") == 0 ? &root : NULL;
+                            : strcmp(argv[i], "--cert") == 0 ? &cert : strcmp(argv[i], "--root") == 0 ? &root
+                            : strcmp(argv[i], "--crl") == 0  ? &crl
+                                                             : NULL;
         if (slot && i + 1 < argc) *slot = argv[++i];
         else if (strcmp(argv[i], "--key") == 0) key = true;
         else if (argv[i][0] != '-' && nfiles < 2) files[nfiles++] = argv[i];
@@ -40,7 +43,7 @@ int main(int argc, char **argv)
     cenc_stats st;
     bool authentic = false;
     if (strcmp(cmd, "verify") == 0 && root && nfiles == 1 && !dir) {
-        rc = view_verify(root, files[0], stdout, &authentic);
+        rc = view_verify(root, crl, files[0], stdout, &authentic);
         if (rc == CT_OK) return authentic ? 0 : 1;
     } else if (!dir || nfiles > 2) {
         rc = CT_ERR_USAGE;
@@ -49,8 +52,8 @@ int main(int argc, char **argv)
             printf("viewer %s created in %s: certify %s/viewer.csr with camtrust-ca viewer add\n", name, dir, dir);
     } else if (strcmp(cmd, "install") == 0 && cert && nfiles == 0) {
         if ((rc = view_install(dir, cert)) == CT_OK) printf("viewer certificate installed in %s\n", dir);
-    } else if (strcmp(cmd, "decrypt") == 0 && nfiles == 2) {
-        if ((rc = view_decrypt(dir, files[0], files[1], root, stdout, &st)) == CT_OK)
+    } else if (strcmp(cmd, "decrypt") == 0 && nfiles == 2 && (root || !crl)) {
+        if ((rc = view_decrypt(dir, files[0], files[1], root, crl, stdout, &st)) == CT_OK)
             printf("decrypted %s -> %s: %llu frames\n", files[0], files[1], (unsigned long long)st.samples);
     } else if (strcmp(cmd, "keys") == 0 && nfiles == 1) {
         rc = view_keys(dir, files[0], key, stdout);

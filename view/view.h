@@ -18,13 +18,15 @@ CT_MUST_CHECK ct_err view_init(const char *dir, const char *name);
 CT_MUST_CHECK ct_err view_install(const char *dir, const char *cert_path);
 /* Decrypts IN into a clear fragmented MP4 at OUT (complete or absent). CT_ERR_FORBIDDEN if this viewer is not
  * among the recipients of a key of the file. With `root` (a device root, PEM or DER) the recording's signatures
- * are checked first (view_verify, report to `report`): CT_ERR_INTEGRITY and no output unless authentic. */
-CT_MUST_CHECK ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, FILE *report,
-                                  cenc_stats *st);
+ * are checked first (view_verify, with `crl` if not NULL; report to `report`): CT_ERR_INTEGRITY and no output
+ * unless authentic. */
+CT_MUST_CHECK ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, const char *crl,
+                                  FILE *report, cenc_stats *st);
 /* The custodian's check, needing no key and no viewer folder: the ONVIF Media Signing signatures of a signed and
  * encrypted recording, over its bytes as stored, against the device root: camtrust-verify's check and report
  * (ms_verify_paths: one line per GOP, camera, chain, result) to `out`; *authentic when the whole clip is. */
-CT_MUST_CHECK ct_err view_verify(const char *root, const char *in, FILE *out, bool *authentic);
+/* `crl` (may be NULL): the device issuing CA's CRL, so that a camera revoked before the recording is not trusted. */
+CT_MUST_CHECK ct_err view_verify(const char *root, const char *crl, const char *in, FILE *out, bool *authentic);
 /* Lists the scheme, every key ID and its recipients (certificate SHA-256, this viewer marked) to `out`; with
  * `print_keys` also this viewer's content key of each key ID in hex, for players that take a raw key. */
 CT_MUST_CHECK ct_err view_keys(const char *dir, const char *in, bool print_keys, FILE *out);

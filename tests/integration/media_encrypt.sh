@@ -392,6 +392,13 @@ check "camtrust-verify --crl (camera not listed): authentic, revocation checked"
   grep -q 'revocation: not revoked (CRL of' '$WORK/cv.out'"
 "$VERIFY_BIN" --root "$WORK/dev/root.pem" --crl "$WORK/revoked.crl" "$WORK/signed.cbcs.mp4" >"$WORK/cv.out" 2>&1 || true
 check "camtrust-verify --crl (camera revoked): the revocation is named" grep -q 'revocation: revoked at' "$WORK/cv.out"
+"$VIEW_BIN" verify --root "$WORK/dev/root.pem" --crl "$WORK/revoked.crl" "$WORK/signed.cbcs.mp4" >"$WORK/cv.out" 2>&1 || true
+check "camtrust-view verify --crl names it too" grep -q 'revocation: revoked at' "$WORK/cv.out"
+rm -f "$WORK/clear.mp4"
+check "camtrust-view decrypt --root --crl (camera not listed): verified, then decrypted" "$VIEW_BIN" decrypt \
+  --dir "$WORK/alice" --root "$WORK/dev/root.pem" --crl "$WORK/empty.crl" "$WORK/signed.cbcs.mp4" "$WORK/clear.mp4"
+check "camtrust-view decrypt --crl without --root: usage" bash -c "'$VIEW_BIN' decrypt --dir '$WORK/alice' \
+  --crl '$WORK/empty.crl' '$WORK/signed.cbcs.mp4' '$WORK/x2.mp4' 2>/dev/null; [ \$? = 2 ]"
 
 # Signed at capture, then encrypted (record without --sign): the clear copy a viewer decrypts is the signed stream
 # again, every GOP authentic, the last one's signature (after the last picture) included.
