@@ -400,6 +400,14 @@ check "camtrust-view decrypt --root --crl (camera not listed): verified, then de
 check "camtrust-view decrypt --crl without --root: usage" bash -c "'$VIEW_BIN' decrypt --dir '$WORK/alice' \
   --crl '$WORK/empty.crl' '$WORK/signed.cbcs.mp4' '$WORK/x2.mp4' 2>/dev/null; [ \$? = 2 ]"
 
+# Live CMAF segments signed and encrypted: the segments a recorder stored, put back together, verify.
+"$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --cmaf yes \
+  "$WORK/clip.h264" "$WORK/ssegs" >/dev/null
+cat "$WORK/ssegs/init.mp4" "$WORK/ssegs"/seg-*.m4s >"$WORK/ssegs.mp4"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/ssegs.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "signed CMAF segments (2 segments, 2 keys): init + segments verify as authentic without any key" bash -c "\
+  [ $rc = 0 ] && [ \$(ls '$WORK/ssegs'/seg-*.m4s | wc -l) = 2 ] && grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/cv.out'"
+
 # Signed at capture, then encrypted (record without --sign): the clear copy a viewer decrypts is the signed stream
 # again, every GOP authentic, the last one's signature (after the last picture) included.
 "$AGENT_BIN" sign --dir "$SCAM" "$WORK/clip.h264" "$WORK/signed-clear.h264" >/dev/null
