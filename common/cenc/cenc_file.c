@@ -359,8 +359,11 @@ static ct_err write_playlist(segmenter *g, bool end)
     cenc_gbuf b = {.max = PLAYLIST_MAX};
     char line[160];
     CT_GUARD(put_str(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MEDIA-SEQUENCE:0\n"));
-    CT_GUARD(ct_snprintf(line, sizeof line, "#EXT-X-TARGETDURATION:%.0f\n#EXT-X-MAP:URI=\"" INIT_NAME "\"\n",
-                         g->longest + 0.5));
+    /* The target duration should not change while the playlist grows: the configured segment length, unless a
+     * longer GOP made a segment longer (RFC 8216 4.3.3.1: every EXTINF, rounded, at most the target). */
+    unsigned long target = (g->r->o->segment_ms + 999) / 1000, longest = (unsigned long)(g->longest + 0.5);
+    CT_GUARD(ct_snprintf(line, sizeof line, "#EXT-X-TARGETDURATION:%lu\n#EXT-X-MAP:URI=\"" INIT_NAME "\"\n",
+                         longest > target ? longest : target));
     CT_GUARD(put_str(&b, line));
     CT_GUARD(cenc_gbuf_put(&b, g->entries.p, g->entries.len));
     if (end) CT_GUARD(put_str(&b, "#EXT-X-ENDLIST\n"));
