@@ -155,6 +155,7 @@ struct cenc_writer {
     uint32_t n, size[CENC_MAX_FRAGMENT_SAMPLES], dur[CENC_MAX_FRAGMENT_SAMPLES];
     int32_t cts[CENC_MAX_FRAGMENT_SAMPLES];
     uint8_t sync[CENC_MAX_FRAGMENT_SAMPLES], info[CENC_MAX_FRAGMENT_SAMPLES];
+    uint8_t sap_type; /* of the fragment's first sample: 1, or 2/3 when decodable/undecodable leading pictures follow */
     cenc_gbuf mdat, senc, moof;
     cenc_gbuf refs; /* one sidx reference per fragment written */
     cenc_gbuf ept;  /* each fragment's earliest presentation time (8 bytes) */
@@ -467,7 +468,8 @@ static ct_err flush(cenc_writer *w)
     CT_ENSURE_RET(frag_size < (1u << 31), ct_fail(CT_ERR_TOO_LARGE, "fragment too large"));
     CT_GUARD_RET(cenc_gbuf_be(&w->refs, frag_size, 4));
     CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->dts - w->frag_dts, 4));
-    CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->sync[0] ? 0x90000000u : 0, 4)); /* starts with SAP type 1 */
+    /* starts_with_SAP, SAP_type (ISO/IEC 14496-12 8.16.3, Annex I) */
+    CT_GUARD_RET(cenc_gbuf_be(&w->refs, w->sync[0] ? 0x80000000u | (uint32_t)w->sap_type << 28 : 0, 4));
     uint64_t ept = (int64_t)w->frag_dts + first_pts > 0 ? (uint64_t)((int64_t)w->frag_dts + first_pts) : 0;
     CT_GUARD_RET(cenc_gbuf_be(&w->ept, ept, 8));
     CT_GUARD_RET(emit(w, b->p, b->len));
@@ -475,6 +477,7 @@ static ct_err flush(cenc_writer *w)
     w->st.fragments++;
     w->frag_dts = w->dts;
     w->n = 0;
+    w->sap_type = 1;
     w->mdat.len = w->senc.len = w->pssh.len = 0;
     return CT_OK;
 }
@@ -536,6 +539,7 @@ ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn o
     w->arg = arg;
     w->mdat.max = CENC_MAX_FRAGMENT;
     w->moof.max = w->senc.max = 32u << 20;
+    w->sap_type = 1;
     CT_GUARD(ct_buf_alloc(&w->config, t->config_len));
     CT_GUARD(ct_buf_append(&w->config, t->config, t->config_len));
     w->t.config = NULL;
@@ -628,6 +632,21 @@ static ct_err sign_sample(cenc_writer *w, size_t at, size_t *len)
     return insert_signatures(w, at, len, false, false);
 }
 
+/* H.265 leading pictures of the fragment's IRAP picture: RADL ones decode from it (SAP type 2), RASL ones need
+ * the previous GOP (SAP type 3: an open GOP, as x265 makes at CRA pictures). */
+static uint8_t leading_sap(uint8_t sap, const uint8_t *sample, size_t len)
+{
+    size_t pos = 0, nal_len;
+    const uint8_t *nal;
+    while (media_lp_next(sample, len, 4, &pos, &nal, &nal_len) == CT_OK && nal_len > 0) {
+        unsigned type = (nal[0] >> 1) & 0x3f;
+        if (type == 8 || type == 9) return 3;
+        if ((type == 6 || type == 7) && sap < 2) sap = 2;
+    }
+    ct_err_clear();
+    return sap;
+}
+
 ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
 {
     size_t n = 0, len = smp->len;
@@ -662,6 +681,7 @@ ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
     w->dur[w->n] = smp->duration;
     w->cts[w->n] = smp->cts;
     w->sync[w->n] = sync;
+    if (w->n > 0 && w->t.codec == MEDIA_H265) w->sap_type = leading_sap(w->sap_type, sample, smp->len);
     w->n++;
     w->dts += smp->duration;
     w->st.samples++;

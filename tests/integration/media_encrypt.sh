@@ -131,6 +131,17 @@ check_eq "Annex B input (parameter sets in band): sample entry avc3" "avc3" \
   "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/bf.h264.enc.mp4" | head -1)"
 check_eq "H.265 Annex B input: sample entry hev1" "hev1" \
   "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/bf.h265.enc.mp4" | head -1)"
+# x265 makes open GOPs: the second fragment starts at a CRA whose RASL pictures need the first GOP (SAP type 3).
+check_eq "H.265 open GOP: sidx says SAP type 1 for the IDR, 3 for the CRA with leading pictures" "1 3" \
+  "$(python3 - "$WORK/bf.h265.enc.mp4" <<'PY'
+import struct, sys
+b = open(sys.argv[1], 'rb').read()
+i = b.index(b'sidx') - 4
+body = b[i + 12:i + struct.unpack('>I', b[i:i + 4])[0]]  # after the full box header, version 1
+n = struct.unpack('>H', body[26:28])[0]  # track, timescale, earliest time (8), first offset (8), reserved, count
+print(' '.join(str((struct.unpack('>I', body[28 + 12 * k + 8:28 + 12 * k + 12])[0] >> 28) & 7) for k in range(n)))
+PY
+)"
 check_eq "MP4 input (parameter sets in the sample entry): avc1" "avc1" \
   "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/bf.mp4.enc.mp4" | head -1)"
 
