@@ -482,37 +482,31 @@ static ct_err flush(cenc_writer *w)
     return CT_OK;
 }
 
-/* Remembers the parameter sets of the avcC / hvcC record (ISO/IEC 14496-15 5.3.3.1, 8.3.3.1). A record it cannot
- * read leaves them unknown: slices then keep CENC_CLEAR_LEAD clear, with a warning. */
+/* Remembers the parameter sets of the avcC / hvcC record. A record it cannot read leaves them unknown: slices
+ * then keep CENC_CLEAR_LEAD clear, with a warning. */
 static void learn_config(cenc_writer *w)
 {
-    const uint8_t *p = w->config.data;
-    size_t len = w->config.len, at = w->t.codec == MEDIA_H265 ? 23 : 5;
-    bool h265 = w->t.codec == MEDIA_H265;
-    if (len < at) return;
-    size_t arrays = h265 ? p[22] : 2;
-    for (size_t a = 0; a < arrays; a++) {
-        size_t count;
-        if (len - at < (h265 ? 3u : 1u)) return;
-        count = h265 ? cenc_be16(p + at + 1) : a == 0 ? p[at] & 0x1fu : p[at];
-        at += h265 ? 3 : 1;
-        for (size_t i = 0; i < count; i++) {
-            if (len - at < 2 || cenc_be16(p + at) > len - at - 2) return;
-            size_t n = cenc_be16(p + at);
-            cenc_params_nal(w->ps, w->t.codec, p + at + 2, n);
-            at += 2 + n;
-        }
-    }
+    const uint8_t *nal;
+    size_t len;
+    for (size_t i = 0; media_config_nal(w->t.codec, w->config.data, w->config.len, i, &nal, &len) == CT_OK; i++)
+        cenc_params_nal(w->ps, w->t.codec, nal, len);
+    ct_err_clear();
 }
 
 /* The subsample map of a sample, after remembering its parameter sets: they precede its slices (ones that change
  * may not follow a picture's first slice), so the map is the same before and after signatures are inserted. */
+/* The same walk notes the H.265 leading pictures of the fragment's IRAP picture for its sidx SAP type: RADL ones
+ * decode from it (type 2), RASL ones need the previous GOP (type 3: an open GOP, as x265 makes at CRA pictures). */
 static ct_err map_sample(cenc_writer *w, const uint8_t *sample, size_t len, size_t *n)
 {
     size_t pos = 0, nal_len, unknown = 0;
     const uint8_t *nal;
-    while (media_lp_next(sample, len, 4, &pos, &nal, &nal_len) == CT_OK)
+    while (media_lp_next(sample, len, 4, &pos, &nal, &nal_len) == CT_OK) {
         cenc_params_nal(w->ps, w->t.codec, nal, nal_len);
+        unsigned type = w->t.codec == MEDIA_H265 && nal_len > 0 ? (nal[0] >> 1) & 0x3fu : 0;
+        if (w->n > 0 && (type == 8 || type == 9)) w->sap_type = 3;
+        if (w->n > 0 && (type == 6 || type == 7) && w->sap_type < 2) w->sap_type = 2;
+    }
     ct_err_clear(); /* a bad length: cenc_subsamples_with names it */
     CT_GUARD_RET(cenc_subsamples_with(w->ps, w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, n, &unknown));
     if (unknown > 0 && encrypted(w) && !w->warned) {
@@ -568,12 +562,10 @@ cleanup:
     return rc;
 }
 
-/* The senc entry and saiz size of the sample at `at` (`len` bytes), from its subsample map. */
-static ct_err put_entry(cenc_writer *w, size_t at, size_t len, const uint8_t iv[CENC_IV_LEN])
+/* The senc entry and saiz size of the current sample from its subsample map (w->ss, n entries). */
+static ct_err put_entry(cenc_writer *w, size_t n, const uint8_t iv[CENC_IV_LEN])
 {
-    size_t n = 0;
     bool ctr = w->o.scheme == CENC_CTR;
-    CT_GUARD_RET(map_sample(w, w->mdat.p + at, len, &n));
     size_t info = (ctr ? CTR_IV_LEN : 0) + 2 + 6 * n;
     CT_ENSURE_RET(info <= 0xff, ct_fail(CT_ERR_TOO_LARGE, "%zu slices in a picture: saiz holds at most %d", n,
                                         ctr ? 40 : 42));
@@ -632,20 +624,6 @@ static ct_err sign_sample(cenc_writer *w, size_t at, size_t *len)
     return insert_signatures(w, at, len, false, false);
 }
 
-/* H.265 leading pictures of the fragment's IRAP picture: RADL ones decode from it (SAP type 2), RASL ones need
- * the previous GOP (SAP type 3: an open GOP, as x265 makes at CRA pictures). */
-static uint8_t leading_sap(uint8_t sap, const uint8_t *sample, size_t len)
-{
-    size_t pos = 0, nal_len;
-    const uint8_t *nal;
-    while (media_lp_next(sample, len, 4, &pos, &nal, &nal_len) == CT_OK && nal_len > 0) {
-        unsigned type = (nal[0] >> 1) & 0x3f;
-        if (type == 8 || type == 9) return 3;
-        if ((type == 6 || type == 7) && sap < 2) sap = 2;
-    }
-    ct_err_clear();
-    return sap;
-}
 
 ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
 {
@@ -674,14 +652,15 @@ ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
     /* Signatures cover the bytes as stored: a custodian without keys verifies the encrypted recording. The
      * inserted SEIs are clear and change no protected range, so the encryption above stands. */
     if (w->o.sign) CT_GUARD_RET(sign_sample(w, at, &len));
-    if (encrypted(w)) CT_GUARD_RET(put_entry(w, at, len, iv));
+    /* Inserted SEIs shift the slices: map the sample as stored again. */
+    if (encrypted(w) && len != smp->len) CT_GUARD_RET(map_sample(w, w->mdat.p + at, len, &n));
+    if (encrypted(w)) CT_GUARD_RET(put_entry(w, n, iv));
     memcpy(w->last_iv, iv, sizeof iv);
     w->last_at = at;
     w->size[w->n] = (uint32_t)len;
     w->dur[w->n] = smp->duration;
     w->cts[w->n] = smp->cts;
     w->sync[w->n] = sync;
-    if (w->n > 0 && w->t.codec == MEDIA_H265) w->sap_type = leading_sap(w->sap_type, sample, smp->len);
     w->n++;
     w->dts += smp->duration;
     w->st.samples++;
@@ -696,9 +675,11 @@ ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st)
         CT_GUARD_RET(w->o.sign->finish(w->o.sign->arg));
         CT_GUARD_RET(insert_signatures(w, w->last_at, &len, true, true));
         if (encrypted(w) && len != w->size[w->n - 1]) {
+            size_t n = 0;
             w->n--;
             w->senc.len = w->last_entry;
-            CT_GUARD_RET(put_entry(w, w->last_at, len, w->last_iv));
+            CT_GUARD_RET(map_sample(w, w->mdat.p + w->last_at, len, &n));
+            CT_GUARD_RET(put_entry(w, n, w->last_iv));
             w->n++;
         }
         w->size[w->n - 1] = (uint32_t)len;

@@ -107,7 +107,11 @@ void media_mp4_free(media_mp4 *m);
 CT_MUST_CHECK ct_err media_mp4_video_track(const media_mp4 *m, media_mp4_video *out);
 /* mvhd creation_time as a Unix time, 0 when unset. */
 time_t media_mp4_creation_time(const media_mp4 *m);
-/* The index-th parameter set NAL unit of the video track's avcC/hvcC; CT_ERR_NOT_FOUND past the last. */
+/* The index-th parameter set NAL unit of an avcC / hvcC record (box content, outside input: bounded);
+ * CT_ERR_NOT_FOUND past the last. */
+CT_MUST_CHECK ct_err media_config_nal(media_codec c, const uint8_t *config, size_t len, size_t index, const uint8_t **nal,
+                                      size_t *nal_len);
+/* The same for the video track's sample entry. */
 CT_MUST_CHECK ct_err media_mp4_param_set(const media_mp4 *m, size_t index, const uint8_t **nal, size_t *len);
 /* A video sample: where it is, its size, its decoding time and composition offset (presentation minus decoding
  * time, B-frames; timescale units) and whether it is a sync sample. */

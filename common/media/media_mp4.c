@@ -362,17 +362,14 @@ time_t media_mp4_creation_time(const media_mp4 *m)
 }
 
 /* avcC: SPS and PPS lists; hvcC: arrays of NAL units. Walks the configuration to the index-th one. */
-ct_err media_mp4_param_set(const media_mp4 *m, size_t index, const uint8_t **nal, size_t *len)
+ct_err media_config_nal(media_codec codec, const uint8_t *c, size_t n, size_t index, const uint8_t **nal, size_t *len)
 {
-    CT_ENSURE_RET(m->video >= 0, CT_ERR_NOT_FOUND);
-    const mp4_track *t = &m->tracks[m->video];
-    const uint8_t *c = t->config;
-    size_t n = t->config_len, pos, k = 0;
-    size_t groups = t->codec == MEDIA_H264 ? 2 : c[22];
-    pos = t->codec == MEDIA_H264 ? 5 : 23;
+    size_t pos = codec == MEDIA_H264 ? 5 : 23, k = 0;
+    CT_ENSURE_RET(n >= pos, ct_fail(CT_ERR_BAD_REQUEST, "decoder configuration of %zu bytes cut off", n));
+    size_t groups = codec == MEDIA_H264 ? 2 : c[22];
     for (size_t g = 0; g < groups; g++) {
         size_t count;
-        if (t->codec == MEDIA_H264) {
+        if (codec == MEDIA_H264) {
             CT_ENSURE_RET(pos < n, ct_fail(CT_ERR_BAD_REQUEST, "avcC cut off"));
             count = g == 0 ? (c[pos] & 0x1f) : c[pos];
             pos++;
@@ -394,6 +391,13 @@ ct_err media_mp4_param_set(const media_mp4 *m, size_t index, const uint8_t **nal
         }
     }
     return CT_ERR_NOT_FOUND;
+}
+
+ct_err media_mp4_param_set(const media_mp4 *m, size_t index, const uint8_t **nal, size_t *len)
+{
+    CT_ENSURE_RET(m->video >= 0, CT_ERR_NOT_FOUND);
+    const mp4_track *t = &m->tracks[m->video];
+    return media_config_nal(t->codec, t->config, t->config_len, index, nal, len);
 }
 
 ct_err media_mp4_sample(const media_mp4 *m, uint32_t index, media_sample *out)
