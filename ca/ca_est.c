@@ -73,9 +73,9 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
     }
     ca_enroll_request req = {.kind = kind, .client_cert = rq->client_cert, .client_cert_len = rq->client_cert_len,
                              .label = label, .csr = csr.data, .csr_len = csr.len};
-    rc = ca_enroll(c, &req, &res);
-    CT_GUARD_RET(ct_strlcpy(ans->actor, sizeof ans->actor, res.actor));
-    CT_GUARD(rc);
+    ct_err enrolled = ca_enroll(c, &req, &res);
+    CT_GUARD(ct_strlcpy(ans->actor, sizeof ans->actor, res.actor));
+    CT_GUARD(enrolled);
     const uint8_t *certs[] = {res.cert_der.data};
     const size_t lens[] = {res.cert_der.len};
     CT_GUARD(ct_buf_alloc(&p7, res.cert_der.len + 128));

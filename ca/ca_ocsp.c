@@ -37,7 +37,7 @@ struct ca_revocation {
     ct_buf crl[2];      /* by ca_crl_kind: the device issuing CA's, the operations issuing CA's (viewers) */
     time_t crl_refresh_at[2];
     int64_t epoch;
-    _Atomic long long checked_ms; /* monotonic time of the last epoch read: peeked at without the lock */
+    _Atomic int64_t checked_ms;    /* monotonic time of the last epoch read: peeked at without the lock */
     bool mu_ok, cache_lock_ok;
     pki_cert_ids issuer;     /* the device issuing CA: whose certificates this responder answers for */
     pki_cert_ids responder_ids;
@@ -63,20 +63,13 @@ static ct_err crl_refresh(ca *c, ca_crl_kind kind)
     return CT_OK;
 }
 
-static long long monotonic_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`); when it moved, drops every
  * kept OCSP answer and re-signs the CRL, as when the CRL nears its nextUpdate. A busy check by another thread
  * is not waited for, unless `now`. */
 static void refresh(ca *c, bool now)
 {
     ca_revocation *r = c->rev;
-    long long t = monotonic_ms();
+    int64_t t = ct_now_ms();
     if (now) {
         if (pthread_mutex_lock(&r->mu) != 0) return;
     } else if (t - atomic_load(&r->checked_ms) < CA_REVOCATION_POLL_MS || pthread_mutex_trylock(&r->mu) != 0) {
@@ -135,7 +128,7 @@ ct_err ca_revocation_start(ca *c)
     r->slots = calloc(r->n_slots ? r->n_slots : 1, sizeof *r->slots);
     CT_ENSURE(r->slots, CT_ERR_NOMEM);
     CT_GUARD(db_revocation_epoch(c->db, &r->epoch));
-    atomic_store(&r->checked_ms, monotonic_ms());
+    atomic_store(&r->checked_ms, ct_now_ms());
     CT_GUARD(crl_refresh(c, CA_CRL_DEVICE));
 cleanup:
     if (rc != CT_OK) ca_revocation_stop(c);

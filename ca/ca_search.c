@@ -435,9 +435,16 @@ static ct_err detail_fields(ca *c, const db_cert_row *r, const ct_buf *der, int6
     time_text(d.info.not_before, t[1]);
     time_text(d.info.not_after, t[2]);
     time_text(r->revoked_at, t[3]);
-    const ca_signer *issuing = &c->signers[CA_KEY_DEVICE_ISSUING], *root = &c->signers[CA_KEY_DEVICE_ROOT];
+    /* Viewers are the operations issuing CA's; everything else in the table the device issuing CA's. */
+    bool viewer = strcmp(r->profile, "viewer") == 0;
+    const ca_signer *issuing = &c->signers[viewer ? CA_KEY_OPS_ISSUING : CA_KEY_DEVICE_ISSUING],
+                    *root = &c->signers[viewer ? CA_KEY_OPS_ROOT : CA_KEY_DEVICE_ROOT];
     bool chain_ok = pki_cert_verify_signed_by(der->data, der->len, issuing->cert_der.data, issuing->cert_der.len,
                                               time(NULL)) == CT_OK;
+    char chain[96];
+    CT_GUARD_RET(ct_snprintf(chain, sizeof chain, chain_ok ? "verified: signed by the %s issuing CA, within its validity"
+                                                           : "NOT verified against the %s issuing CA",
+                             viewer ? "operations" : "device"));
     const struct {
         const char *key, *value;
     } text[] = {
@@ -447,8 +454,7 @@ static ct_err detail_fields(ca *c, const db_cert_row *r, const ct_buf *der, int6
         {"issuer", d.issuer}, {"not_before", t[1]}, {"not_after", t[2]}, {"key_type", d.key_type},
         {"key_usage", d.key_usage}, {"ext_key_usage", d.ext_key_usage}, {"san", d.san}, {"sha256", fp},
         {"revoked_at", t[3]}, {"revocation_reason", r->reason >= 0 ? pki_reason_name(r->reason) : ""},
-        {"chain_status", chain_ok ? "verified: signed by the device issuing CA, within its validity"
-                                  : "NOT verified against the device issuing CA"},
+        {"chain_status", chain},
         {"log_inclusion", logged},
     };
     for (size_t i = 0; i < sizeof text / sizeof text[0]; i++) CT_GUARD_RET(json_str(b, text[i].key, text[i].value));

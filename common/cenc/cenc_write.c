@@ -488,7 +488,10 @@ static void learn_config(cenc_writer *w)
 {
     const uint8_t *nal;
     size_t len;
-    for (size_t i = 0; media_config_nal(w->t.codec, w->config.data, w->config.len, i, &nal, &len) == CT_OK; i++)
+    /* Each call walks from the start: bounded by how many parameter sets a decoder keeps, not by the record. */
+    for (size_t i = 0; i < CENC_MAX_SPS + CENC_MAX_PPS + 16 &&
+                       media_config_nal(w->t.codec, w->config.data, w->config.len, i, &nal, &len) == CT_OK;
+         i++)
         cenc_params_nal(w->ps, w->t.codec, nal, len);
     ct_err_clear();
 }
@@ -502,12 +505,14 @@ static ct_err map_sample(cenc_writer *w, const uint8_t *sample, size_t len, size
     size_t pos = 0, nal_len, unknown = 0;
     const uint8_t *nal;
     while (media_lp_next(sample, len, 4, &pos, &nal, &nal_len) == CT_OK) {
-        cenc_params_nal(w->ps, w->t.codec, nal, nal_len);
+        if (encrypted(w)) cenc_params_nal(w->ps, w->t.codec, nal, nal_len);
         unsigned type = w->t.codec == MEDIA_H265 && nal_len > 0 ? (nal[0] >> 1) & 0x3fu : 0;
         if (w->n > 0 && (type == 8 || type == 9)) w->sap_type = 3;
         if (w->n > 0 && (type == 6 || type == 7) && w->sap_type < 2) w->sap_type = 2;
     }
-    ct_err_clear(); /* a bad length: cenc_subsamples_with names it */
+    ct_err_clear(); /* a bad length: cenc_subsamples names it */
+    /* Clear output (a decrypted copy) protects nothing: the cheap fixed-lead map checks the lengths and counts. */
+    if (!encrypted(w)) return cenc_subsamples(w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, n);
     CT_GUARD_RET(cenc_subsamples_with(w->ps, w->t.codec, sample, len, w->ss, CENC_MAX_SUBSAMPLES, n, &unknown));
     if (unknown > 0 && encrypted(w) && !w->warned) {
         w->warned = true;
@@ -539,7 +544,7 @@ ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn o
     w->t.config = NULL;
     w->ps = calloc(1, sizeof *w->ps);
     CT_ENSURE(w->ps, CT_ERR_NOMEM);
-    learn_config(w);
+    if (encrypted(w)) learn_config(w);
     if (encrypted(w)) {
         w->recipients = calloc(o->n_recipients, sizeof *w->recipients);
         CT_ENSURE(w->recipients, CT_ERR_NOMEM);

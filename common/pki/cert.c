@@ -102,7 +102,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
 }
 
 /* UTCTime YYMMDDHHMMSSZ or GeneralizedTime YYYYMMDDHHMMSSZ, the only forms RFC 5280 allows. */
-static ct_err time_parse(const pki_tlv *t, time_t *out)
+ct_err pki_time_parse(const pki_tlv *t, time_t *out)
 {
     size_t ylen = t->tag == PKI_TAG_UTC_TIME ? 2 : t->tag == PKI_TAG_GEN_TIME ? 4 : 0;
     if (ylen == 0 || t->val_len != ylen + 11 || t->val[t->val_len - 1] != 'Z')
@@ -196,8 +196,8 @@ static ct_err cert_walk(const uint8_t *der, size_t len, cert_view *v)
     CT_GUARD_RET(pki_der_next(&vd, "notBefore", &t0));
     CT_GUARD_RET(pki_der_next(&vd, "notAfter", &t1));
     CT_GUARD_RET(pki_der_end(&vd, "validity"));
-    CT_GUARD_RET(time_parse(&t0, &v->not_before));
-    return time_parse(&t1, &v->not_after);
+    CT_GUARD_RET(pki_time_parse(&t0, &v->not_before));
+    return pki_time_parse(&t1, &v->not_after);
 }
 
 /* The checked walk only, for callers that need no wolfSSL parse. */
@@ -213,6 +213,15 @@ ct_err pki_cert_subject(const uint8_t *der, size_t len, pki_tlv *subject)
     cert_view v;
     CT_GUARD_RET(cert_walk_only(der, len, &v));
     *subject = v.subject;
+    return CT_OK;
+}
+
+ct_err pki_cert_serial_issuer(const uint8_t *der, size_t len, pki_tlv *serial, pki_tlv *issuer)
+{
+    cert_view v;
+    CT_GUARD_RET(cert_walk_only(der, len, &v));
+    *serial = v.serial;
+    *issuer = v.issuer;
     return CT_OK;
 }
 

@@ -78,6 +78,10 @@ CT_MUST_CHECK ct_err pki_name_attr(const uint8_t *name, size_t name_len, const u
 
 /* The subject Name element of a DER certificate (the checked walk only; points into `der`). */
 CT_MUST_CHECK ct_err pki_cert_subject(const uint8_t *der, size_t len, pki_tlv *subject);
+/* Its serialNumber INTEGER and issuer Name, the same way. */
+CT_MUST_CHECK ct_err pki_cert_serial_issuer(const uint8_t *der, size_t len, pki_tlv *serial, pki_tlv *issuer);
+/* A time TLV in the forms RFC 5280 allows (UTCTime, GeneralizedTime, "Z"), range-checked. */
+CT_MUST_CHECK ct_err pki_time_parse(const pki_tlv *t, time_t *out);
 
 /* ---- writer: appends to a bounded buffer ---- */
 size_t pki_der_hdr_len(size_t content_len);

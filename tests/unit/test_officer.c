@@ -374,6 +374,22 @@ START_TEST(cert_detail_decodes_and_refuses_unknown)
     ct_buf_free(&out);
     ck_assert_int_eq(ca_cert_detail_json(the_ca, "0123456789abcdef", &out), CT_ERR_NOT_FOUND);
     ck_assert_int_eq(ca_cert_detail_json(the_ca, "not hex", &out), CT_ERR_USAGE);
+    /* a viewer is the operations issuing CA's: its chain is checked against that one */
+    char csr[600], pem[600];
+    snprintf(csr, sizeof csr, "%s/viewer.csr", tmp);
+    snprintf(pem, sizeof pem, "%s/viewer.pem", tmp);
+    ck_assert_int_eq(tu_sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null "
+                           "-subj /CN=v1 -out '%s' 2>/dev/null", csr), 0);
+    ck_assert_int_eq(ca_viewer_add(the_ca, "v1", csr, pem), CT_OK);
+    ct_buf vder = CT_BUF_INIT;
+    pki_cert_info vi;
+    ck_assert_int_eq(ca_read_cert_file(pem, &vder), CT_OK);
+    ck_assert_int_eq(pki_cert_parse_info(vder.data, vder.len, &vi), CT_OK);
+    ck_assert_int_eq(ca_cert_detail_json(the_ca, vi.serial_hex, &out), CT_OK);
+    ck_assert_int_eq(ct_buf_cstr(&out, &s), CT_OK);
+    ck_assert_msg(strstr(s, "\"chain_status\":\"verified: signed by the operations issuing CA"), "%s", s);
+    ct_buf_free(&out);
+    ct_buf_free(&vder);
 }
 END_TEST
 

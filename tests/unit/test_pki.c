@@ -627,6 +627,54 @@ START_TEST(verify_rejects_other_issuer)
 }
 END_TEST
 
+/* CRLs as pki_crl_make signs them (SHA-256 from a P-256 CA, SHA-384 from a P-384 one) read back by pki_crl_check:
+ * the listed serial is revoked, another issuer's CRL is not this certificate's, an altered one is refused. */
+static void crl_of(const ct_buf *issuer, hsm_key *key, const char *serial_hex, time_t at, ct_buf *crl)
+{
+    pki_revoked r = {serial_hex, at, 1};
+    pki_crl_params p = {issuer->data, issuer->len, key, 7, time(NULL), time(NULL) + 3600};
+    ct_err rc = pki_crl_make(&p, &r, 1, crl);
+    ck_assert_msg(rc == CT_OK, "pki_crl_make: %s %s", ct_err_name(rc), ct_err_detail());
+}
+
+START_TEST(crl_check_p256_p384)
+{
+    ca_chain c;
+    make_cas(&c, HSM_EC_P384);
+    ct_buf spki = CT_BUF_INIT, dev = CT_BUF_INIT, by_ica = CT_BUF_INIT, by_root = CT_BUF_INIT;
+    pki_issued_info di;
+    pki_crl_status st;
+    device_spki(&spki);
+    pki_cert_template dt = {.profile = PKI_PROFILE_DEVICE_ID, .cn = "cam", .not_after = PKI_NOT_AFTER_FOREVER};
+    issue(&dt, &spki, &c.ica, c.ica_key, "dev.der", &dev, &di);
+    pki_cert_info ica_info;
+    ck_assert_int_eq(pki_cert_parse_info(c.ica.data, c.ica.len, &ica_info), CT_OK);
+    crl_of(&c.ica, c.ica_key, di.serial_hex, 1700000000, &by_ica);
+    crl_of(&c.root, c.root_key, ica_info.serial_hex, 1700000100, &by_root);
+    ck_assert_int_eq(pki_crl_check(by_ica.data, by_ica.len, c.ica.data, c.ica.len, dev.data, dev.len, &st), CT_OK);
+    ck_assert(st.revoked && st.revoked_at == 1700000000 && st.next_update > st.this_update);
+    /* the P-384 root's CRL (ecdsa-with-SHA384) revokes the issuing CA */
+    ck_assert_int_eq(pki_crl_check(by_root.data, by_root.len, c.root.data, c.root.len, c.ica.data, c.ica.len, &st),
+                     CT_OK);
+    ck_assert(st.revoked && st.revoked_at == 1700000100);
+    /* the root's CRL says nothing of a device certificate: another issuer's */
+    ck_assert_int_eq(pki_crl_check(by_root.data, by_root.len, c.root.data, c.root.len, dev.data, dev.len, &st),
+                     CT_ERR_NOT_FOUND);
+    /* an altered signature; trailing bytes after the CRL */
+    by_ica.data[by_ica.len - 3] ^= 1;
+    ck_assert_int_eq(pki_crl_check(by_ica.data, by_ica.len, c.ica.data, c.ica.len, dev.data, dev.len, &st),
+                     CT_ERR_INTEGRITY);
+    by_ica.data[by_ica.len - 3] ^= 1;
+    ck_assert_int_eq(pki_crl_check(by_ica.data, by_ica.len - 1, c.ica.data, c.ica.len, dev.data, dev.len, &st),
+                     CT_ERR_BAD_DER);
+    ct_buf_free(&spki);
+    ct_buf_free(&dev);
+    ct_buf_free(&by_ica);
+    ct_buf_free(&by_root);
+    free_cas(&c);
+}
+END_TEST
+
 START_TEST(issue_dates_and_refusals)
 {
     ca_chain c;
@@ -709,6 +757,7 @@ static Suite *pki_suite(void)
     tcase_add_test(sign, chain_p256_root);
     tcase_add_test(sign, verify_rejects_other_issuer);
     tcase_add_test(sign, issue_dates_and_refusals);
+    tcase_add_test(sign, crl_check_p256_p384);
     suite_add_tcase(s, sign);
     return s;
 }
