@@ -4,8 +4,8 @@
  *
  * While serving, a thread signs a tree head shortly (log.sth_delay_ms) after issuances, one per burst rather than
  * one per certificate, and a last one at shutdown; `camtrust-ca log sth` signs one on demand. The tree's right
- * edge (ct_merkle_frontier) is kept, so a tree head costs O(new leaves + log n). Proofs are computed from the
- * leaf hashes read from the database: O(n) per proof (about 3 MB read and 10^5 hashes per 100 000 certificates). */
+ * edge (ct_merkle_frontier) is kept, so a tree head costs O(new leaves + log n). Proofs come from a cache of the
+ * roots of complete 1024-leaf chunks (ct_merkle_cache): O(1024 + n / 1024) leaf reads and hashes per proof. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>

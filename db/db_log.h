@@ -16,7 +16,8 @@ typedef struct {
 /* How many leaves the log holds. */
 CT_MUST_CHECK ct_err db_log_size(ct_db *db, uint64_t *size);
 /* The leaf hashes [0, n) of the tree of the first n leaves, with n <= the log's size (CT_ERR_USAGE otherwise).
- * *out is malloc'd (free). Reads 32 bytes per leaf: proofs and roots from scratch are O(n). */
+ * *out is malloc'd (free). Reads all of them (32 bytes per leaf): for checks of the whole log; proofs use
+ * db_log_leaves_from through a chunk cache. */
 CT_MUST_CHECK ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out);
 /* Leaf hashes [from, from + *count) of the log as it is now: *count in = most wanted, out = how many there were. */
 CT_MUST_CHECK ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count);

@@ -445,26 +445,14 @@ cleanup:
     return rc;
 }
 
-/* JSON string with escapes; bytes outside printable ASCII become \u00XX so the line stays valid JSON. */
-static ct_err json_str(ct_buf *out, const char *s)
-{
-    CT_GUARD_RET(ct_buf_append(out, "\"", 1));
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') CT_GUARD_RET(ct_buf_appendf(out, "\\%c", *p));
-        else if (*p < 0x20 || *p >= 0x7f) CT_GUARD_RET(ct_buf_appendf(out, "\\u%04x", *p));
-        else CT_GUARD_RET(ct_buf_append(out, p, 1));
-    }
-    return ct_buf_append(out, "\"", 1);
-}
-
 static ct_err report_line(const cam_result *res, ct_buf *line)
 {
     CT_GUARD_RET(ct_buf_appendf(line, "{\"device\":"));
-    CT_GUARD_RET(json_str(line, res->device));
+    CT_GUARD_RET(ct_json_string(line, res->device));
     CT_GUARD_RET(ct_buf_appendf(line, ",\"serial\":"));
-    CT_GUARD_RET(json_str(line, res->serial));
+    CT_GUARD_RET(ct_json_string(line, res->serial));
     CT_GUARD_RET(ct_buf_appendf(line, ",\"status\":\"%s\",\"reason\":", cam_status_name[res->status]));
-    CT_GUARD_RET(json_str(line, res->reason));
+    CT_GUARD_RET(ct_json_string(line, res->reason));
     return ct_buf_appendf(line, ",\"ms\":{\"keygen\":%.1f,\"ca\":%.1f,\"install\":%.1f,\"total\":%.1f}}\n",
                           res->ms_keygen, res->ms_ca, res->ms_install, res->ms_total);
 }

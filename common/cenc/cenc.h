@@ -94,15 +94,12 @@ typedef struct {
     char name[64]; /* subject CN */
 } cenc_recipient;
 
-/* A viewer certificate file (PEM: the viewer certificate, then its issuing CA) that the camera accepts: it
- * chains to the pinned operations root `root` at `now`, is an end-entity certificate with keyUsage
- * keyAgreement (the viewer profile) and a P-256 key. CT_ERR_INTEGRITY with a reason otherwise. */
-CT_MUST_CHECK ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len,
-                                             time_t now, cenc_recipient *out);
-/* Every *.pem of `dir`, each one accepted or the whole call refused (naming the file): a planted or expired
+/* Every *.pem of `dir` (PEM: a viewer certificate, then its issuing CA), each one accepted or the whole call
+ * refused (naming the file): it must chain to the pinned operations root `root` at `now` and be an end-entity
+ * certificate with keyUsage keyAgreement (the viewer profile) and a P-256 key. A planted or expired
  * certificate is an error to fix, not a viewer silently dropped. CT_ERR_NOT_FOUND if there is none.
  * Any *.crl of `dir` (PEM or DER; `camtrust-ca crl ops`) must be a CRL of the operations issuing CA that the
- * viewer chains carry, its signature verified by wolfSSL, else CT_ERR_INTEGRITY naming the file. A viewer it
+ * viewer chains carry, its signature verified (pki_crl_check), else CT_ERR_INTEGRITY naming the file. A viewer it
  * revokes is left out with a one-line warning (file, serial), and a last warning counts them: revocation is how an
  * owner removes a viewer, and the camera keeps recording for the others; CT_ERR_NOT_FOUND if none is left. A CRL
  * past its nextUpdate still applies (its revocations stay true), with a warning. */

@@ -2,8 +2,9 @@
  * cenc_read.c, so that a camera does not carry the reader). Outputs appear complete or not at all. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
-#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,14 +17,13 @@
 /* ---- output: a temporary file beside OUT, renamed over it once complete ---- */
 ct_err cenc_out_open(const char *path, cenc_out_file *o)
 {
+    static _Atomic unsigned seq;
     o->f = NULL;
-    CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.XXXXXX", path));
-    o->fd = mkstemp(o->tmp);
+    CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1)));
+    /* A recording is as readable as any file the umask allows (it is encrypted): the kernel applies it. */
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     CT_ENSURE_RET(o->fd >= 0, ct_fail(CT_ERR_IO, "cannot create a file beside %s: %s", path, strerror(errno)));
-    /* mkstemp makes 0600; a recording is as readable as any file the umask allows (it is encrypted). */
-    mode_t um = umask(0);
-    umask(um);
-    o->f = fchmod(o->fd, 0666 & ~um) == 0 ? fdopen(o->fd, "wb") : NULL;
+    o->f = fdopen(o->fd, "wb");
     if (!o->f) {
         close(o->fd);
         unlink(o->tmp);
@@ -53,7 +53,7 @@ ct_err cenc_out_close(cenc_out_file *o, const char *path, ct_err rc)
     o->f = NULL;
     if (rc == CT_OK && rename(o->tmp, path) != 0) rc = ct_fail(CT_ERR_IO, "cannot rename to %s: %s", path, strerror(errno));
     if (rc != CT_OK) unlink(o->tmp);
-    return rc;
+    return rc == CT_OK ? ct_file_sync_dir(path) : rc;
 }
 
 /* ---- recording ---- */

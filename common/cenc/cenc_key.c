@@ -51,7 +51,10 @@ static void chain_free(viewer_chain *v)
     ct_buf_free(&v->issuing);
 }
 
-/* cenc_recipient_from_pem, keeping the certificates in `v` (the caller frees them). */
+/* A viewer certificate file (PEM: the viewer certificate, then its issuing CA) that the camera accepts: it chains
+ * to the pinned operations root `root` at `now`, is an end-entity certificate with keyUsage keyAgreement (the
+ * viewer profile) and a P-256 key; CT_ERR_INTEGRITY with a reason otherwise. The certificates stay in `v` for the
+ * CRL check (the caller frees them). */
 static ct_err recipient_parse(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len, time_t now,
                               cenc_recipient *out, viewer_chain *v)
 {
@@ -89,15 +92,6 @@ static ct_err recipient_parse(const uint8_t *pem, size_t len, const uint8_t *roo
     CT_GUARD(ct_strlcpy(v->serial_hex, sizeof v->serial_hex, li.serial_hex));
 cleanup:
     if (pub_ok) wc_ecc_free(&pub);
-    return rc;
-}
-
-ct_err cenc_recipient_from_pem(const uint8_t *pem, size_t len, const uint8_t *root, size_t root_len, time_t now,
-                               cenc_recipient *out)
-{
-    viewer_chain v = {.leaf = CT_BUF_INIT, .issuing = CT_BUF_INIT};
-    ct_err rc = recipient_parse(pem, len, root, root_len, now, out, &v);
-    chain_free(&v);
     return rc;
 }
 

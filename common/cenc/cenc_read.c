@@ -285,10 +285,12 @@ static ct_err sample_out(reader *r, uint64_t off, cenc_sample *smp, rd *senc, co
     return r->w ? cenc_writer_sample(r->w, smp) : CT_OK;
 }
 
-/* The samples of a trun as stored, NAL unit by NAL unit. */
-static ct_err walk_trun(reader *r, const media_box *trun, const traf_defaults *d)
+/* The samples of a fragment's trun as stored, NAL unit by NAL unit. */
+static ct_err walk_trun(reader *r, const media_box *traf, const traf_defaults *d)
 {
-    rd t = box_rd(r->f->buf, trun);
+    media_box trun;
+    CT_GUARD_RET(child(r->f->buf, traf, T('t', 'r', 'u', 'n'), 0, &trun));
+    rd t = box_rd(r->f->buf, &trun);
     uint32_t flags = (uint32_t)rd_be(&t, 4) & 0xffffff, count = (uint32_t)rd_be(&t, 4);
     int64_t data_off = flags & 0x1 ? (int32_t)(uint32_t)rd_be(&t, 4) : 0;
     if (flags & 0x4) rd_be(&t, 4);
@@ -321,6 +323,8 @@ static ct_err read_traf(reader *r, const media_box *traf, uint64_t moof_off, cen
     traf_defaults d = {0};
     key_fields k = r->f->dflt;
     CT_GUARD_RET(read_tfhd(r, traf, moof_off, &d));
+    /* A custodian's walk reads the samples as stored: key metadata is none of its business. */
+    if (r->walk) return walk_trun(r, traf, &d);
     /* The fragment's own key ID: camtrust writes one 'seig' group for all its samples. */
     if (media_box_find(buf, box_start(traf), box_end(traf), T('s', 'g', 'p', 'd'), &x) == CT_OK) {
         rd q = box_rd(buf, &x);
@@ -334,7 +338,6 @@ static ct_err read_traf(reader *r, const media_box *traf, uint64_t moof_off, cen
         }
     }
     CT_GUARD_RET(child(buf, traf, T('t', 'r', 'u', 'n'), 0, &x));
-    if (r->walk) return walk_trun(r, &x, &d);
     CT_ENSURE_RET(media_box_find(buf, box_end(&x), box_end(traf), T('t', 'r', 'u', 'n'), &(media_box){0}) ==
                       CT_ERR_NOT_FOUND,
                   BAD("more than one trun in a fragment"));

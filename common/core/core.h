@@ -148,6 +148,8 @@ CT_MUST_CHECK ct_err ct_url_decode(const char *in, size_t in_len, char *out, siz
 
 /* ---- files ---- */
 CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
+/* Syncs the folder holding `path`, so that a rename into it survives a power loss. */
+CT_MUST_CHECK ct_err ct_file_sync_dir(const char *path);
 /* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
 CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* The same for DER written as one PEM block with `label` (certificates, requests). */

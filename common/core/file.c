@@ -32,7 +32,7 @@ cleanup:
     return rc;
 }
 
-static ct_err fsync_dir_of(const char *path)
+ct_err ct_file_sync_dir(const char *path)
 {
     char copy[4096];
     CT_GUARD_RET(ct_strlcpy(copy, sizeof copy, path));
@@ -66,7 +66,7 @@ ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsi
     ct_failpoint("write:temp-synced");
     CT_ENSURE_MSG(rename(tmp, path) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
     ct_failpoint("write:renamed");
-    CT_GUARD(fsync_dir_of(path));
+    CT_GUARD(ct_file_sync_dir(path));
 cleanup:
     if (fd >= 0) close(fd);
     if (rc != CT_OK) unlink(tmp);

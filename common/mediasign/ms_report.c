@@ -17,17 +17,13 @@ static void utc(time_t t, char *out, size_t max)
     if (!t || !gmtime_r(&t, &tm) || strftime(out, max, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) out[0] = '\0';
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped. */
+/* A JSON string as core escapes it (paths and names from outside: controls, and bytes that are not UTF-8). */
 static void json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
+    ct_buf b = CT_BUF_INIT;
+    if (ct_buf_alloc(&b, 6 * strlen(s) + 3) == CT_OK && ct_json_string(&b, s) == CT_OK) fwrite(b.data, 1, b.len, f);
+    else fputs("\"\"", f); /* out of memory: an empty string keeps the document valid */
+    ct_buf_free(&b);
 }
 
 static void time_range(const ms_gop_report *g, char *out, size_t max)
