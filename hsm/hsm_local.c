@@ -35,13 +35,12 @@ static ct_err write_softhsm_conf(const hsm_settings *s, const char *dir)
     return ct_file_write_atomic(s->softhsm_conf, text, strlen(text), 0600);
 }
 
-/* A random PIN, written to a 0600 file. */
-static ct_err write_new_pin(const char *path, char *pin, size_t pin_max)
+/* A random PIN (32 hex digits). */
+static ct_err new_pin(char *pin, size_t pin_max)
 {
     uint8_t raw[16];
     ct_err rc = ct_random(raw, sizeof raw);
     if (rc == CT_OK) rc = ct_hex_encode(raw, sizeof raw, pin, pin_max);
-    if (rc == CT_OK) rc = ct_file_write_atomic(path, pin, strlen(pin), 0600);
     ct_wipe(raw, sizeof raw);
     return rc;
 }
@@ -56,12 +55,16 @@ ct_err hsm_local_token_prepare(const hsm_settings *s, const char *dir)
     const char *parent = dirname(folder);
     CT_GUARD(ct_mkdir(parent, 0700));
     CT_GUARD(ct_path_join(so_path, sizeof so_path, parent, "so.pin"));
-    CT_GUARD(write_new_pin(s->pin_file, user_pin, sizeof user_pin));
-    CT_GUARD(write_new_pin(so_path, so_pin, sizeof so_pin));
+    /* The PIN files are written only once the token exists with those PINs, the user PIN file last (its existence
+     * means "done"): a failed or refused creation writes nothing, and never overwrites an existing token's SO PIN. */
+    CT_GUARD(new_pin(user_pin, sizeof user_pin));
+    CT_GUARD(new_pin(so_pin, sizeof so_pin));
     rc = hsm_token_create(s->module, s->token, so_pin, user_pin);
-    if (rc == CT_ERR_EXISTS)
-        rc = ct_fail(CT_ERR_CONFIG, "token '%s' exists but %s did not: give its PIN file in the config", s->token,
-                     s->pin_file);
+    CT_ENSURE_MSG(rc != CT_ERR_EXISTS, CT_ERR_CONFIG, "token '%s' exists but %s did not: give its PIN file in the config",
+                  s->token, s->pin_file);
+    CT_GUARD(rc);
+    CT_GUARD(ct_file_write_atomic(so_path, so_pin, strlen(so_pin), 0600));
+    CT_GUARD(ct_file_write_atomic(s->pin_file, user_pin, strlen(user_pin), 0600));
 cleanup:
     ct_wipe(user_pin, sizeof user_pin);
     ct_wipe(so_pin, sizeof so_pin);

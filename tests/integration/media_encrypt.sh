@@ -36,6 +36,14 @@ check_eq "viewer profile: keyAgreement only" "KeyAgreement" \
   "$(openssl x509 -in "$WORK/alice.pem" -noout -ext keyUsage | sed -n 2p | tr -d ' ')"
 check "a viewer certificate for another token's key is refused" \
   bash -c "! '$VIEW_BIN' install --dir '$WORK/alice' --cert '$WORK/bob.pem'"
+# A token whose user PIN file went missing: a second init refuses, and leaves the token's SO PIN file as it was.
+"$VIEW_BIN" init --dir "$WORK/zed" --name zed >/dev/null
+cp "$WORK/zed/secrets/so.pin" "$WORK/so.before"
+rm "$WORK/zed/secrets/user.pin" "$WORK/zed/viewer.csr"
+out=$("$VIEW_BIN" init --dir "$WORK/zed" --name zed 2>&1) && rc=0 || rc=$?
+check "init over a token whose PIN file is gone: refused, the SO PIN untouched, no PIN file made up" bash -c "
+  [ $rc = 1 ] && grep -q 'exists but' <<<\"\$0\" && cmp -s '$WORK/so.before' '$WORK/zed/secrets/so.pin' &&
+  [ ! -e '$WORK/zed/secrets/user.pin' ]" "$out"
 check "the same viewer name is not certified twice" \
   bash -c "! '$CA_BIN' viewer add --dir '$CA' --name alice --csr '$WORK/bob/viewer.csr' --out '$WORK/x.pem'"
 
