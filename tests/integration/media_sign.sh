@@ -7,7 +7,7 @@ AGENT_BIN=$1 CLIENT_BIN=$2 VERIFY_BIN=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/agent_lib.sh"
-VECTORS=${CAMTRUST_ONVIF_VECTORS:-$HERE/../../../shared/vectors/onvif-media-signing}
+VECTORS=${CAMTRUST_ONVIF_VECTORS:-$HERE/../vectors/onvif-media-signing}
 TAMPER="python3 $HERE/media_tamper.py"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 

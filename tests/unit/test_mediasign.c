@@ -12,7 +12,7 @@
 #include "test_util.h"
 
 #ifndef CAMTRUST_ONVIF_VECTORS
-#define CAMTRUST_ONVIF_VECTORS "/work/shared/vectors/onvif-media-signing"
+#error "CAMTRUST_ONVIF_VECTORS: the folder of the ONVIF reference clips (tests/vectors/onvif-media-signing)"
 #endif
 
 static const char *dir;
