@@ -36,6 +36,10 @@ CT_MUST_CHECK ct_err ca_order_create(ca *c, const char *station, const char *mod
                                      int64_t *order_id);
 CT_MUST_CHECK ct_err ca_order_list(ca *c, FILE *out);
 CT_MUST_CHECK ct_err ca_order_close(ca *c, int64_t order_id);
+/* Re-provisioning a camera whose certificates were revoked: a new order of one line for `serial` (as recorded),
+ * which it may be issued against once more; audited. */
+CT_MUST_CHECK ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const char *serial,
+                                          int64_t *order_id);
 CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
 
 /* ---- revocation: plain C, no HTTP (the CLI calls it; a future officer route calls it with its actor) ---- */

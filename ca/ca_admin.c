@@ -24,11 +24,13 @@ bool ca_name_valid(const char *name)
     return true;
 }
 
-ct_err ca_client_cert_issue(ca *c, const char *name, const char *csr_path, ct_buf *cert, pki_issued_info *issued)
+ct_err ca_client_cert_issue(ca *c, const char *name, const char *profile, const char *csr_path, ct_buf *cert,
+                            db_cert_record *rec)
 {
     ct_err rc = CT_OK;
     ct_buf csr_der = CT_BUF_INIT;
     pki_csr *csr = NULL;
+    pki_issued_info issued;
     CT_GUARD(ca_read_csr_file(csr_path, &csr_der));
     /* Proof of possession: the client signed its own CSR with the key in its own token. */
     CT_GUARD(pki_csr_parse(csr_der.data, csr_der.len, &csr));
@@ -39,7 +41,15 @@ ct_err ca_client_cert_issue(ca *c, const char *name, const char *csr_path, ct_bu
                            .not_before = now - 300, .not_after = now + (time_t)c->cfg.station_days * DAY_SECONDS};
     const ca_signer *s = &c->signers[CA_KEY_OPS_ISSUING];
     CT_GUARD(ct_buf_alloc(cert, PKI_MAX_CERT_DER));
-    CT_GUARD(pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, cert, issued));
+    CT_GUARD(pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, cert, &issued));
+    /* Recorded like every certificate the CA issues, so that it can be revoked (operations CRL). */
+    *rec = (db_cert_record){.not_before = t.not_before, .not_after = t.not_after, .der = cert->data,
+                            .der_len = cert->len};
+    CT_GUARD(ct_strlcpy(rec->cert_serial_hex, sizeof rec->cert_serial_hex, issued.serial_hex));
+    CT_GUARD(ct_strlcpy(rec->device_serial, sizeof rec->device_serial, name));
+    CT_GUARD(ct_strlcpy(rec->profile, sizeof rec->profile, profile));
+    CT_GUARD(ct_snprintf(rec->subject, sizeof rec->subject, "CN=%s", name));
+    pki_csr_spki_sha256(csr, rec->spki_sha256);
 cleanup:
     pki_csr_free(csr);
     ct_buf_free(&csr_der);
@@ -58,14 +68,14 @@ ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char 
 {
     ct_err rc = CT_OK;
     ct_buf cert = CT_BUF_INIT;
-    pki_issued_info issued;
+    db_cert_record rec;
     db_station existing;
     CT_ENSURE_MSG(ca_name_valid(name), CT_ERR_USAGE, "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name);
     rc = db_station_find(c->db, name, &existing);
     CT_ENSURE_MSG(rc == CT_ERR_NOT_FOUND, rc == CT_OK ? CT_ERR_EXISTS : rc, "station %s exists already", name);
     rc = CT_OK;
-    CT_GUARD(ca_client_cert_issue(c, name, csr_path, &cert, &issued));
-    CT_GUARD(db_station_add(c->db, name, cert.data, cert.len, issued.serial_hex, ADMIN_ACTOR));
+    CT_GUARD(ca_client_cert_issue(c, name, DB_PROFILE_STATION, csr_path, &cert, &rec));
+    CT_GUARD(db_station_add(c->db, name, &rec, ADMIN_ACTOR));
     CT_GUARD(ca_client_cert_write(c, out_path, &cert));
 cleanup:
     ct_buf_free(&cert);
@@ -148,5 +158,14 @@ ct_err ca_order_list(ca *c, FILE *out)
 }
 
 ct_err ca_order_close(ca *c, int64_t order_id) { return db_order_close(c->db, order_id, ADMIN_ACTOR); }
+
+ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const char *serial, int64_t *order_id)
+{
+    CT_ENSURE_RET(ca_name_valid(model), ct_fail(CT_ERR_USAGE, "model '%.64s': use 1-63 letters, digits, '-', '_', '.'",
+                                                model));
+    CT_ENSURE_RET(ca_serial_valid(serial),
+                  ct_fail(CT_ERR_USAGE, "'%.64s' is not a device serial (letters, digits, '-')", serial));
+    return db_order_reprovision(c->db, station, model, serial, ADMIN_ACTOR, order_id);
+}
 
 ct_err ca_audit_verify(ca *c, db_audit_report *report) { return db_audit_verify(c->db, report); }

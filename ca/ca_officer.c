@@ -34,13 +34,13 @@ ct_err ca_officer_add(ca *c, const char *name, const char *role, const char *csr
 {
     ct_err rc = CT_OK;
     ct_buf cert = CT_BUF_INIT;
-    pki_issued_info issued;
+    db_cert_record rec;
     db_role r;
     CT_ENSURE_MSG(name && ca_name_valid(name), CT_ERR_USAGE, "officer name '%.64s': use 1-63 letters, digits, '-', '_', '.'",
                   name ? name : "");
     CT_GUARD(db_role_parse(role, &r));
-    CT_GUARD(ca_client_cert_issue(c, name, csr_path, &cert, &issued));
-    CT_GUARD(db_officer_add(c->db, name, r, cert.data, cert.len, issued.serial_hex, CLI_ACTOR));
+    CT_GUARD(ca_client_cert_issue(c, name, DB_PROFILE_OFFICER, csr_path, &cert, &rec));
+    CT_GUARD(db_officer_add(c->db, name, r, &rec, CLI_ACTOR));
     CT_GUARD(ca_client_cert_write(c, out_path, &cert));
 cleanup:
     ct_buf_free(&cert);
@@ -71,8 +71,9 @@ ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who)
                   ct_fail(CT_ERR_UNAUTHENTICATED, "an officer client certificate is required"));
     CT_GUARD_RET(ct_sha256(rq->client_cert, rq->client_cert_len, fp));
     ct_err rc = db_officer_find_by_cert(c->db, fp, &o);
-    if (rc == CT_OK) {
+    if (rc == CT_OK || rc == CT_ERR_DISABLED) { /* DISABLED: its certificate is revoked */
         set_actor(who, "officer", o.name);
+        CT_GUARD_RET(rc);
         CT_GUARD_RET(ct_strlcpy(who->name, sizeof who->name, o.name));
         who->role = o.role;
         CT_ENSURE_RET(o.enabled, ct_fail(CT_ERR_DISABLED, "officer %s is disabled", o.name));

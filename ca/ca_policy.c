@@ -46,8 +46,9 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
     if (req->kind == CA_ENROLL_NEW) {
         ct_err rc = db_station_find_by_cert(c->db, fp, &x->station);
         if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not a registered station");
+        /* DISABLED: the station's certificate is revoked; the refusal is still the station's. */
+        if (rc == CT_OK || rc == CT_ERR_DISABLED) CT_GUARD_RET(ct_strlcpy(res->actor, sizeof res->actor, x->station.name));
         CT_GUARD_RET(rc);
-        CT_GUARD_RET(ct_strlcpy(res->actor, sizeof res->actor, x->station.name));
         CT_ENSURE_RET(x->station.enabled, ct_fail(CT_ERR_DISABLED, "station %s is disabled", x->station.name));
         return CT_OK;
     }
@@ -213,7 +214,8 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     der = (ct_buf)CT_BUF_INIT;
 cleanup:
     if (rc != CT_OK) {
-        if (ct_err_http_status(rc) < 500) rc = ca_audit_denial(c, *res->actor ? res->actor : "unknown", x.serial ? x.serial : "", rc);
+        /* Server-side failures (5xx: disk full, token) too: best effort, a failing audit is logged. */
+        rc = ca_audit_denial(c, *res->actor ? res->actor : "unknown", x.serial ? x.serial : "", rc);
         ct_buf_free(&res->cert_der);
     }
     ct_buf_free(&der);

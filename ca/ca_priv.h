@@ -93,9 +93,10 @@ bool ca_name_valid(const char *name);
  * lower-case hex without the INTEGER's sign byte; CT_ERR_USAGE otherwise. */
 CT_MUST_CHECK ct_err ca_serial_normalize(const char *in, char out[DB_CERT_SERIAL_HEX_MAX]);
 /* A client certificate (stations, officers: EKU clientAuth, CN `name`) from a CSR file, signed by the
- * operations issuing CA after checking the CSR's own signature; and its chain written as PEM. */
-CT_MUST_CHECK ct_err ca_client_cert_issue(ca *c, const char *name, const char *csr_path, ct_buf *cert,
-                                          pki_issued_info *issued);
+ * operations issuing CA after checking the CSR's own signature, and its record (`profile`: DB_PROFILE_STATION or
+ * _OFFICER; rec->der points into `cert`); and its chain written as PEM. */
+CT_MUST_CHECK ct_err ca_client_cert_issue(ca *c, const char *name, const char *profile, const char *csr_path,
+                                          ct_buf *cert, db_cert_record *rec);
 CT_MUST_CHECK ct_err ca_client_cert_write(ca *c, const char *out_path, const ct_buf *cert);
 
 /* Reads the first certificate of a PEM file (or a DER file). */

@@ -6,7 +6,6 @@
 
 #include "ca_priv.h"
 
-#define VIEWER_PROFILE "viewer"
 #define DAY_SECONDS 86400
 
 ct_err ca_viewer_add(ca *c, const char *name, const char *csr_path, const char *out_path)
@@ -33,7 +32,7 @@ ct_err ca_viewer_add(ca *c, const char *name, const char *csr_path, const char *
     db_cert_record rec = {.not_before = t.not_before, .not_after = t.not_after, .der = cert.data, .der_len = cert.len};
     CT_GUARD(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued.serial_hex));
     CT_GUARD(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, name));
-    CT_GUARD(ct_strlcpy(rec.profile, sizeof rec.profile, VIEWER_PROFILE));
+    CT_GUARD(ct_strlcpy(rec.profile, sizeof rec.profile, DB_PROFILE_VIEWER));
     CT_GUARD(ct_snprintf(rec.subject, sizeof rec.subject, "CN=%s", name));
     pki_csr_spki_sha256(csr, rec.spki_sha256);
     rc = db_cert_record_issuance(c->db, &rec, NULL, "cli");

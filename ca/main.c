@@ -17,6 +17,8 @@ static const char usage[] =
     "  station disable|enable N                 refuse or allow a station from its next request\n"
     "  order create --station N --model M --serials FILE\n"
     "  order list | order close ID\n"
+    "  order reprovision --station N --model M --serial SN\n"
+    "                                           allow a revoked device serial to be issued once more\n"
     "  audit verify                             check the hash-chained audit log and the issuance log (leaves\n"
     "                                           against certificates, every tree head's root and signature)\n"
     "  audit search [--device-serial S] [--cert-serial HEX] [--station N] [--order ID] [--model M]\n"
@@ -212,6 +214,13 @@ static int run(ca *c, const cli_args *a)
             (rc = need(a->serials, "--serials")) == CT_OK &&
             (rc = ca_order_create(c, a->station, a->model, a->serials, &id)) == CT_OK)
             printf("order %lld created for station %s\n", (long long)id, a->station);
+    } else if (is(a, "order", "reprovision", 2)) {
+        int64_t id = 0;
+        if ((rc = need(a->station, "--station")) == CT_OK && (rc = need(a->model, "--model")) == CT_OK &&
+            (rc = need(a->serial, "--serial")) == CT_OK &&
+            (rc = ca_order_reprovision(c, a->station, a->model, a->serial, &id)) == CT_OK)
+            printf("order %lld created for station %s: %s may be issued once more\n", (long long)id, a->station,
+                   a->serial);
     } else if (is(a, "order", "list", 2)) {
         rc = ca_order_list(c, stdout);
     } else if (is(a, "order", "close", 3)) {

@@ -2,9 +2,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "db_priv.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------------------
  * Schema: numbered migrations. PRAGMA user_version holds how many are applied; each runs in its own
@@ -128,6 +132,23 @@ static const char *const k_migrations[] = {
     /* 6: the operations issuing CA's CRL (revoked viewers) counts its own cRLNumber: RFC 5280 numbers are per
      * issuer, and the device CRL's sequence stays as it was. */
     "ALTER TABLE revocation_state ADD COLUMN ops_crl_number INTEGER NOT NULL DEFAULT 0;",
+
+    /* 7: a device serial is also a DNS name, so serials are one case-insensitively: indexes to find them that way
+     * and backstops for the rules db_order_create and issuance check (and name the serial for). Rows already
+     * recorded stay as they are. An order line may re-provision a serial whose certificates were revoked:
+     * revoked_seen counts its revoked certificates when the line was opened, and the line allows issuance only
+     * while no later revocation of that serial exists. */
+    "CREATE INDEX order_serials_serial_nocase ON order_serials(serial COLLATE NOCASE);"
+    "CREATE INDEX certificates_device_nocase ON certificates(device_serial COLLATE NOCASE);"
+    "ALTER TABLE order_serials ADD COLUMN revoked_seen INTEGER NOT NULL DEFAULT 0 CHECK (revoked_seen >= 0);"
+    "CREATE TRIGGER order_serials_one_case BEFORE INSERT ON order_serials"
+    "  WHEN EXISTS (SELECT 1 FROM order_serials WHERE serial = NEW.serial COLLATE NOCASE AND serial <> NEW.serial)"
+    "  BEGIN SELECT RAISE(ABORT, 'serial differs only by case from an ordered one'); END;"
+    "CREATE TRIGGER certificates_one_case BEFORE INSERT ON certificates"
+    "  WHEN NEW.profile NOT IN ('viewer', 'station', 'officer') AND EXISTS (SELECT 1 FROM certificates"
+    "    WHERE device_serial = NEW.device_serial COLLATE NOCASE AND device_serial <> NEW.device_serial"
+    "    AND profile NOT IN ('viewer', 'station', 'officer'))"
+    "  BEGIN SELECT RAISE(ABORT, 'device serial differs only by case from an issued one'); END;",
 };
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
@@ -398,6 +419,32 @@ static ct_err configure(ct_db *db, void *ctx)
     return CT_OK;
 }
 
+/* Narrows an existing file to owner-only (ENOENT is fine); `create` makes it first, empty, with that mode. */
+static ct_err file_private(const char *path, bool create)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0 && errno == ENOENT && !create) return CT_OK;
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_DB, "cannot open %s: %s", path, strerror(errno)));
+    int r = fstat(fd, &st) != 0 || ((st.st_mode & 077) && fchmod(fd, st.st_mode & 0700) != 0) ? errno : 0;
+    close(fd);
+    return r ? ct_fail(CT_ERR_DB, "cannot make %s private: %s", path, strerror(r)) : CT_OK;
+}
+
+/* The database holds the CA's records: owner only. SQLite creates its WAL and shared-memory files with the
+ * database file's mode, so the file is made first with 0600; files an older version made are narrowed. */
+static ct_err db_files_private(const char *path)
+{
+    char side[4096];
+    CT_GUARD_RET(file_private(path, true));
+    static const char *const suffixes[] = {"-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        CT_GUARD_RET(ct_snprintf(side, sizeof side, "%s%s", path, suffixes[i]));
+        CT_GUARD_RET(file_private(side, false));
+    }
+    return CT_OK;
+}
+
 ct_err db_open(const char *path, ct_db **out)
 {
     ct_err rc = CT_OK;
@@ -409,6 +456,7 @@ ct_err db_open(const char *path, ct_db **out)
     CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0 && pthread_cond_init(&db->gc_cv, NULL) == 0,
               ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
     db->gc_tail = &db->gc_head;
+    CT_GUARD(db_files_private(path));
     /* NOMUTEX: our own mutex already serialises every use of the connection. */
     int r = sqlite3_open_v2(path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     CT_ENSURE_MSG(r == SQLITE_OK, CT_ERR_DB, "cannot open %s: %s", path,
@@ -445,7 +493,11 @@ int db_schema_version(ct_db *db) { return db ? db->schema_version : 0; }
 /* ---------------------------------------------------------------------------------------------------------
  * stations
  * ------------------------------------------------------------------------------------------------------- */
-#define STATION_SELECT "SELECT id, name, enabled, cert_sha256, cert_serial_hex FROM stations "
+/* A station is refused as soon as its certificate is revoked (no row: recorded before certificates were). */
+#define STATION_SELECT                                                                                           \
+    "SELECT id, name, enabled, cert_sha256, cert_serial_hex, EXISTS (SELECT 1 FROM certificates c"              \
+    " WHERE c.cert_serial_hex = stations.cert_serial_hex AND c.profile = '" DB_PROFILE_STATION "'"               \
+    " AND c.status = 'revoked') FROM stations "
 static const char k_station_by_name[] = STATION_SELECT "WHERE name = ?";
 static const char k_station_by_cert[] = STATION_SELECT "WHERE cert_sha256 = ?";
 static const char k_station_id[] = "SELECT id FROM stations WHERE name = ?";
@@ -456,9 +508,7 @@ static const char k_station_enable[] = "UPDATE stations SET enabled = ? WHERE na
 struct station_ctx {
     const char *name;
     const uint8_t *hash;
-    const uint8_t *der;
-    size_t der_len;
-    const char *serial_hex;
+    const db_cert_record *cert;
     const char *actor;
     db_station *out;
 };
@@ -466,8 +516,9 @@ struct station_ctx {
 static ct_err station_add_tx(ct_db *db, void *vctx)
 {
     struct station_ctx *c = vctx;
-    ct_err rc = db_exec(db, k_station_insert, NULL, "tbtbi", c->name, c->hash, (size_t)32, c->serial_hex, c->der,
-                        c->der_len, now());
+    const db_cert_record *r = c->cert;
+    ct_err rc = db_exec(db, k_station_insert, NULL, "tbtbi", c->name, c->hash, (size_t)32, r->cert_serial_hex, r->der,
+                        r->der_len, now());
     if (rc == CT_ERR_EXISTS) {
         int64_t id = 0;
         return db_query_int(db, k_station_id, &id, "t", c->name) == CT_OK
@@ -475,22 +526,22 @@ static ct_err station_add_tx(ct_db *db, void *vctx)
                    : ct_fail(CT_ERR_EXISTS, "this certificate is already registered to another station");
     }
     CT_GUARD_RET(rc);
+    CT_GUARD_RET(db_cert_insert_tx(db, r, NULL, c->actor));
     char detail[128];
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s", c->serial_hex));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s", r->cert_serial_hex));
     return db_audit_append_tx(db, c->actor, "station.add", c->name, "ok", detail);
 }
 
-ct_err db_station_add(ct_db *db, const char *name, const uint8_t *cert_der, size_t cert_len,
-                      const char *cert_serial_hex, const char *actor)
+ct_err db_station_add(ct_db *db, const char *name, const db_cert_record *cert, const char *actor)
 {
-    CT_ENSURE_RET(db && cert_der && cert_len > 0, ct_fail(CT_ERR_ARG, "station certificate missing"));
+    CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_station_add: no database"));
     CT_GUARD_RET(db_check_str("station name", name, DB_NAME_MAX));
-    CT_GUARD_RET(db_check_str("certificate serial", cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
-    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    CT_GUARD_RET(db_cert_record_check(cert, NULL, actor));
+    CT_ENSURE_RET(strcmp(cert->profile, DB_PROFILE_STATION) == 0 && strcmp(cert->device_serial, name) == 0,
+                  ct_fail(CT_ERR_ARG, "a station certificate is recorded with profile station and its name"));
     uint8_t hash[32];
-    CT_GUARD_RET(ct_sha256(cert_der, cert_len, hash));
-    struct station_ctx c = {.name = name, .hash = hash, .der = cert_der, .der_len = cert_len,
-                            .serial_hex = cert_serial_hex, .actor = actor};
+    CT_GUARD_RET(ct_sha256(cert->der, cert->der_len, hash));
+    struct station_ctx c = {.name = name, .hash = hash, .cert = cert, .actor = actor};
     return db_call(db, true, station_add_tx, &c);
 }
 
@@ -511,14 +562,19 @@ static ct_err station_find_fn(ct_db *db, void *vctx)
     CT_GUARD_RET(db_col_text(st, 1, c->out->name, sizeof c->out->name));
     c->out->enabled = sqlite3_column_int(st, 2) != 0;
     CT_GUARD_RET(db_col_hash(st, 3, c->out->cert_sha256));
-    return db_col_text(st, 4, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex);
+    CT_GUARD_RET(db_col_text(st, 4, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex));
+    c->out->revoked = sqlite3_column_int(st, 5) != 0;
+    return CT_OK;
 }
 
 ct_err db_station_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_station *out)
 {
     CT_ENSURE_RET(db && cert_sha256 && out, ct_fail(CT_ERR_ARG, "db_station_find_by_cert: missing argument"));
     struct station_ctx c = {.hash = cert_sha256, .out = out};
-    return db_call(db, false, station_find_fn, &c);
+    CT_GUARD_RET(db_call(db, false, station_find_fn, &c));
+    CT_ENSURE_RET(!out->revoked, ct_fail(CT_ERR_DISABLED, "the certificate of station %s (%s) is revoked", out->name,
+                                         out->cert_serial_hex));
+    return CT_OK;
 }
 
 ct_err db_station_find(ct_db *db, const char *name, db_station *out)
@@ -548,9 +604,17 @@ static const char k_order_for_serial[] = ORDER_COLUMNS " 0, 0" ORDER_FROM
                                          "JOIN order_serials os ON os.order_id = o.id"
                                          " WHERE o.station_id = ? AND os.serial = ? AND o.open = 1";
 static const char k_serial_open_order[] = "SELECT o.id FROM order_serials s JOIN orders o ON o.id = s.order_id"
-                                          " WHERE s.serial = ? AND o.open = 1";
+                                          " WHERE s.serial = ? AND o.open = 1 AND o.id <> ?";
+/* One camera, one DNS name: a serial that differs only by case from one of any order (this one too). */
+static const char k_serial_case_variant[] = "SELECT serial, order_id FROM order_serials"
+                                            " WHERE serial = ?1 COLLATE NOCASE AND serial <> ?1 LIMIT 1";
 static const char k_order_insert[] = "INSERT INTO orders (station_id, model, open, created_at) VALUES (?, ?, 1, ?)";
-static const char k_order_serial_insert[] = "INSERT INTO order_serials (order_id, serial) VALUES (?, ?)";
+static const char k_order_serial_insert[] = "INSERT INTO order_serials (order_id, serial, revoked_seen) VALUES (?, ?, ?)";
+static const char k_serial_revoked_count[] = "SELECT count(*) FROM certificates WHERE device_serial = ? COLLATE NOCASE"
+                                             " AND status = 'revoked' AND profile NOT IN " DB_CLIENT_PROFILES;
+static const char k_serial_current_any[] = "SELECT cert_serial_hex FROM certificates WHERE device_serial = ?"
+                                           " COLLATE NOCASE AND status = 'valid' AND profile NOT IN " DB_CLIENT_PROFILES
+                                           " LIMIT 1";
 static const char k_order_close[] = "UPDATE orders SET open = 0, closed_at = ? WHERE id = ? AND open = 1";
 
 static ct_err order_from_row(sqlite3_stmt *st, db_order *o)
@@ -577,27 +641,40 @@ struct order_ctx {
     db_order *out;
 };
 
-static ct_err order_create_tx(ct_db *db, void *vctx)
+/* Inserts the order of c->station (c->id gets it) and its serial lines, each checked before its insert so that a
+ * refusal names the serial and the order it collides with (the migrations' triggers are only backstops). */
+static ct_err order_insert_tx(ct_db *db, struct order_ctx *c, int64_t revoked_seen)
 {
-    struct order_ctx *c = vctx;
     int64_t station_id = 0, other = 0;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
     ct_err rc = db_query_int(db, k_station_id, &station_id, "t", c->station);
     CT_ENSURE_RET(rc != CT_ERR_NOT_FOUND, ct_fail(CT_ERR_NOT_FOUND, "no station named '%s'", c->station));
     CT_GUARD_RET(rc);
-    /* Checked before any insert so the refusal names the serial and its order. */
-    for (size_t i = 0; i < c->n_serials; i++) {
-        rc = db_query_int(db, k_serial_open_order, &other, "t", c->serials[i]);
-        CT_ENSURE_RET(rc != CT_OK, ct_fail(CT_ERR_EXISTS, "serial '%s' is already in open order %lld", c->serials[i],
-                                           (long long)other));
-        CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
-    }
     CT_GUARD_RET(db_exec(db, k_order_insert, NULL, "iti", station_id, c->model, now()));
     c->id = sqlite3_last_insert_rowid(db->h);
     for (size_t i = 0; i < c->n_serials; i++) {
-        rc = db_exec(db, k_order_serial_insert, NULL, "it", c->id, c->serials[i]);
-        CT_ENSURE_RET(rc != CT_ERR_EXISTS, ct_fail(CT_ERR_EXISTS, "serial '%s' is listed twice", c->serials[i]));
+        const char *serial = c->serials[i];
+        rc = db_query_int(db, k_serial_open_order, &other, "ti", serial, c->id);
+        CT_ENSURE_RET(rc != CT_OK, ct_fail(CT_ERR_EXISTS, "serial '%s' is already in open order %lld", serial,
+                                           (long long)other));
+        CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+        CT_GUARD_RET(db_prepare(db, k_serial_case_variant, &st, "t", serial));
+        CT_GUARD_RET(db_step(db, st, &row));
+        CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s' (order %lld): serials "
+                                    "are one DNS name", serial, (const char *)sqlite3_column_text(st, 0),
+                                    (long long)sqlite3_column_int64(st, 1)));
+        rc = db_exec(db, k_order_serial_insert, NULL, "iti", c->id, serial, revoked_seen);
+        CT_ENSURE_RET(rc != CT_ERR_EXISTS, ct_fail(CT_ERR_EXISTS, "serial '%s' is listed twice", serial));
         CT_GUARD_RET(rc);
     }
+    return CT_OK;
+}
+
+static ct_err order_create_tx(ct_db *db, void *vctx)
+{
+    struct order_ctx *c = vctx;
+    CT_GUARD_RET(order_insert_tx(db, c, 0));
     char subject[32], detail[256];
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "station=%s model=%s serials=%zu", c->station, c->model,
@@ -617,6 +694,43 @@ ct_err db_order_create(ct_db *db, const char *station, const char *model, const 
     struct order_ctx c = {.station = station, .model = model, .serials = serials, .n_serials = n_serials,
                           .actor = actor};
     CT_GUARD_RET(db_call(db, true, order_create_tx, &c));
+    *order_id = c.id;
+    return CT_OK;
+}
+
+static ct_err order_reprovision_tx(ct_db *db, void *vctx)
+{
+    struct order_ctx *c = vctx;
+    int64_t revoked = 0;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_query_int(db, k_serial_revoked_count, &revoked, "t", c->serial));
+    CT_ENSURE_RET(revoked > 0, ct_fail(CT_ERR_NOT_FOUND, "serial '%s' has no revoked certificate: order it with "
+                                       "'order create'", c->serial));
+    CT_GUARD_RET(db_prepare(db, k_serial_current_any, &st, "t", c->serial));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(!row, ct_fail(CT_ERR_ALREADY_ISSUED, "serial '%s' still has a valid certificate (%s): revoke it first",
+                                c->serial, (const char *)sqlite3_column_text(st, 0)));
+    c->serials = &c->serial;
+    c->n_serials = 1;
+    CT_GUARD_RET(order_insert_tx(db, c, revoked));
+    char subject[32], detail[256];
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "station=%s model=%s serial=%s revoked=%lld", c->station, c->model,
+                             c->serial, (long long)revoked));
+    return db_audit_append_tx(db, c->actor, "order.reprovision", subject, "ok", detail);
+}
+
+ct_err db_order_reprovision(ct_db *db, const char *station, const char *model, const char *serial, const char *actor,
+                            int64_t *order_id)
+{
+    CT_ENSURE_RET(db && order_id, ct_fail(CT_ERR_ARG, "db_order_reprovision: missing argument"));
+    CT_GUARD_RET(db_check_str("station name", station, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("model", model, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("device serial", serial, DB_SERIAL_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct order_ctx c = {.station = station, .model = model, .serial = serial, .actor = actor};
+    CT_GUARD_RET(db_call(db, true, order_reprovision_tx, &c));
     *order_id = c.id;
     return CT_OK;
 }
@@ -682,6 +796,17 @@ static const char k_cert_current_count[] = "SELECT count(*) FROM certificates"
 /* Only the same device's current certificate of the same profile can be superseded by this issuance. */
 static const char k_cert_supersede[] = "UPDATE certificates SET status = 'superseded' WHERE cert_serial_hex = ?"
                                        " AND device_serial = ? AND profile = ? AND status = 'valid'";
+/* One camera, one DNS name: a device serial that differs only by case from an issued one. */
+static const char k_cert_case_variant[] = "SELECT device_serial FROM certificates WHERE device_serial = ?1 COLLATE NOCASE"
+                                          " AND device_serial <> ?1 AND profile NOT IN " DB_CLIENT_PROFILES " LIMIT 1";
+/* Revocation is final: an order's issuance is refused (1) while the serial has a revoked certificate of this
+ * profile, unless its order line re-provisions it and nothing of that serial was revoked since the line opened. */
+static const char k_cert_revoked_block[] =
+    "SELECT EXISTS (SELECT 1 FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND profile = ?2"
+    "  AND status = 'revoked')"
+    " AND (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
+    "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
+    "  > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?3 AND serial = ?1), 0)";
 static const char k_cert_insert[] =
     "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
     " order_id, spki_sha256, der, status, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?)";
@@ -725,16 +850,35 @@ ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *pr
     return rc;
 }
 
-static ct_err cert_issue_tx(ct_db *db, void *vctx)
+/* The device serial's rules (for the device issuing CA's profiles): one spelling, and revocation is final. */
+static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r)
 {
-    struct cert_ctx *c = vctx;
-    const db_cert_record *r = c->rec;
-    if (c->supersedes) {
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    int64_t blocked = 0;
+    CT_GUARD_RET(db_prepare(db, k_cert_case_variant, &st, "t", r->device_serial));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s', issued here: serials are "
+                                "one DNS name", r->device_serial, (const char *)sqlite3_column_text(st, 0)));
+    if (r->order_id == 0) return CT_OK; /* a renewal: the device authenticated with its current certificate */
+    CT_GUARD_RET(db_query_int(db, k_cert_revoked_block, &blocked, "tti", r->device_serial, r->profile, r->order_id));
+    CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "serial '%s' has a revoked %s certificate and revocation is "
+                                    "final (an officer may re-provision it: order reprovision)", r->device_serial,
+                                    r->profile));
+    return CT_OK;
+}
+
+ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
+{
+    if (supersedes) {
         int changes = 0;
-        CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", c->supersedes, r->device_serial, r->profile));
+        CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", supersedes, r->device_serial, r->profile));
         CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate %s of serial '%s' to supersede",
-                                            r->profile, c->supersedes, r->device_serial));
+                                            r->profile, supersedes, r->device_serial));
     }
+    bool client = strcmp(r->profile, DB_PROFILE_VIEWER) == 0 || strcmp(r->profile, DB_PROFILE_STATION) == 0 ||
+                  strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
+    if (!client) CT_GUARD_RET(cert_serial_allowed(db, r));
     ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r->cert_serial_hex, r->device_serial, r->profile,
                         r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
                         sizeof r->spki_sha256, r->der, r->der_len, now());
@@ -752,8 +896,14 @@ static ct_err cert_issue_tx(ct_db *db, void *vctx)
     char detail[256];
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s station=%lld order=%lld supersedes=%s",
                              r->cert_serial_hex, r->profile, (long long)r->station_id, (long long)r->order_id,
-                             c->supersedes ? c->supersedes : "-"));
-    return db_audit_append_tx(db, c->actor, "cert.issue", r->device_serial, "ok", detail);
+                             supersedes ? supersedes : "-"));
+    return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", detail);
+}
+
+static ct_err cert_issue_tx(ct_db *db, void *vctx)
+{
+    struct cert_ctx *c = vctx;
+    return db_cert_insert_tx(db, c->rec, c->supersedes, c->actor);
 }
 
 /* Group commit. Every issuance is on disk before its answer, and one fsync costs about a millisecond, so
@@ -824,9 +974,9 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
     return me.rc == CT_OK ? CT_OK : ct_fail(me.rc, "%s", me.detail);
 }
 
-ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex, const char *actor)
+ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_hex, const char *actor)
 {
-    CT_ENSURE_RET(db && rec && rec->der && rec->der_len > 0, ct_fail(CT_ERR_ARG, "certificate record incomplete"));
+    CT_ENSURE_RET(rec && rec->der && rec->der_len > 0, ct_fail(CT_ERR_ARG, "certificate record incomplete"));
     CT_GUARD_RET(db_check_str("certificate serial", rec->cert_serial_hex, sizeof rec->cert_serial_hex));
     CT_GUARD_RET(db_check_str("device serial", rec->device_serial, sizeof rec->device_serial));
     CT_GUARD_RET(db_check_str("profile", rec->profile, sizeof rec->profile));
@@ -835,6 +985,13 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
     if (supersedes_hex) CT_GUARD_RET(db_check_str("superseded serial", supersedes_hex, DB_CERT_SERIAL_HEX_MAX));
     CT_ENSURE_RET(rec->not_after > rec->not_before, ct_fail(CT_ERR_ARG, "certificate validity is empty"));
     CT_ENSURE_RET(rec->station_id >= 0 && rec->order_id >= 0, ct_fail(CT_ERR_ARG, "negative station or order id"));
+    return CT_OK;
+}
+
+ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex, const char *actor)
+{
+    CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_cert_record_issuance: no database"));
+    CT_GUARD_RET(db_cert_record_check(rec, supersedes_hex, actor));
     struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
     return group_commit(db, &c);
 }
@@ -842,15 +999,17 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
 /* ---------------------------------------------------------------------------------------------------------
  * revocation
  * ------------------------------------------------------------------------------------------------------- */
-/* For the device issuing CA's OCSP responder: viewers are the operations issuing CA's, so "unknown" there. */
+/* For the device issuing CA's OCSP responder: viewers, stations and officers are the operations issuing CA's, so
+ * "unknown" there. */
 static const char k_cert_status[] = "SELECT status, revoked_at, revocation_reason FROM certificates"
-                                    " WHERE cert_serial_hex = ? AND profile <> 'viewer'";
-/* Per CRL issuer (db_crl_issuer): viewers are the operations issuing CA's, every other profile the device's. */
+                                    " WHERE cert_serial_hex = ? AND profile NOT IN " DB_CLIENT_PROFILES;
+/* Per CRL issuer (db_crl_issuer): viewers, stations and officers are the operations issuing CA's, every other
+ * profile the device's. */
 #define REVOKED_LIST(cond)                                                                                       \
     "SELECT cert_serial_hex, revoked_at, revocation_reason FROM certificates"                                   \
     " WHERE status = 'revoked' AND profile " cond " ORDER BY revoked_at, cert_serial_hex"
-static const char *const k_cert_revoked_list[] = {[DB_CRL_DEVICE] = REVOKED_LIST("<> 'viewer'"),
-                                                  [DB_CRL_OPS] = REVOKED_LIST("= 'viewer'")};
+static const char *const k_cert_revoked_list[] = {[DB_CRL_DEVICE] = REVOKED_LIST("NOT IN " DB_CLIENT_PROFILES),
+                                                  [DB_CRL_OPS] = REVOKED_LIST("IN " DB_CLIENT_PROFILES)};
 static const char k_revocation_epoch[] = "SELECT epoch FROM revocation_state WHERE id = 1";
 static const char k_revocation_bump[] = "UPDATE revocation_state SET epoch = epoch + 1 WHERE id = 1";
 static const char *const k_crl_number_bump[] = {
@@ -867,7 +1026,7 @@ static const char k_order_exists[] = "SELECT id FROM orders WHERE id = ?";
     "(order_id = ?1 OR (order_id IS NULL AND device_serial IN"                                                  \
     " (SELECT device_serial FROM certificates WHERE order_id = ?1)))"
 #define SCOPE_STATION                                                                                            \
-    "(station_id = ?1 OR (station_id IS NULL AND device_serial IN"                                              \
+    "(station_id = ?1 OR (station_id IS NULL AND profile NOT IN " DB_CLIENT_PROFILES " AND device_serial IN"     \
     " (SELECT device_serial FROM certificates WHERE station_id = ?1)))"
 #define SCOPE_SQL(scope)                                                                                         \
     {"SELECT cert_serial_hex, status FROM certificates WHERE " scope " ORDER BY cert_serial_hex",               \
@@ -878,6 +1037,10 @@ static const char *const k_scope_sql[][2] = {[DB_REVOKE_CERT] = SCOPE_SQL(SCOPE_
                                               [DB_REVOKE_STATION] = SCOPE_SQL(SCOPE_STATION)};
 static const char *const k_scope_action[] = {[DB_REVOKE_CERT] = "cert.revoke", [DB_REVOKE_ORDER] = "order.revoke",
                                              [DB_REVOKE_STATION] = "station.revoke"};
+/* Revoking an order closes it, revoking a station disables it: what they enrolled is revoked, so must be what
+ * they would enroll next. */
+static const char k_order_close_at[] = "UPDATE orders SET open = 0, closed_at = ?2 WHERE id = ?1 AND open = 1";
+static const char k_station_disable_id[] = "UPDATE stations SET enabled = 0 WHERE id = ?1 AND enabled = 1";
 
 struct revoke_ctx {
     const db_revocation *r;
@@ -940,11 +1103,15 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(revoke_collect(db, c, detail, sizeof detail, &total));
     if (total == 0 && r->scope == DB_REVOKE_CERT)
         return ct_fail(CT_ERR_NOT_FOUND, "no certificate with serial %s was issued here", r->cert_serial_hex);
-    CT_ENSURE_RET(total > 0, ct_fail(CT_ERR_NOT_FOUND, "%s has no certificates", c->subject));
-    CT_ENSURE_RET(c->count > 0, r->scope == DB_REVOKE_CERT
-                                    ? ct_fail(CT_ERR_ALREADY_REVOKED, "certificate %s is already revoked", c->subject)
-                                    : ct_fail(CT_ERR_ALREADY_REVOKED, "every certificate of %s is already revoked",
-                                              c->subject));
+    int stopped = 0;
+    if (r->scope == DB_REVOKE_ORDER) CT_GUARD_RET(db_exec(db, k_order_close_at, &stopped, "ii", c->id, c->at));
+    if (r->scope == DB_REVOKE_STATION) CT_GUARD_RET(db_exec(db, k_station_disable_id, &stopped, "i", c->id));
+    CT_ENSURE_RET(total > 0 || stopped, ct_fail(CT_ERR_NOT_FOUND, "%s has no certificates", c->subject));
+    CT_ENSURE_RET(c->count > 0 || stopped,
+                  r->scope == DB_REVOKE_CERT
+                      ? ct_fail(CT_ERR_ALREADY_REVOKED, "certificate %s is already revoked", c->subject)
+                      : ct_fail(CT_ERR_ALREADY_REVOKED, "every certificate of %s is already revoked (and it is %s)",
+                                c->subject, r->scope == DB_REVOKE_ORDER ? "closed" : "disabled"));
     int changes = 0;
     if (r->scope == DB_REVOKE_CERT)
         CT_GUARD_RET(db_exec(db, k_scope_sql[r->scope][1], &changes, "tii", r->cert_serial_hex, c->at, (int64_t)r->reason));
@@ -955,7 +1122,10 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(db_exec(db, k_revocation_bump, NULL, ""));
     char counted[DB_AUDIT_DETAIL_MAX];
     CT_GUARD_RET(ct_snprintf(counted, sizeof counted, "certificates=%lld %s", (long long)c->count, detail));
-    return db_audit_append_tx(db, r->actor, k_scope_action[r->scope], c->subject, "ok", counted);
+    CT_GUARD_RET(db_audit_append_tx(db, r->actor, k_scope_action[r->scope], c->subject, "ok", counted));
+    if (!stopped) return CT_OK;
+    return db_audit_append_tx(db, r->actor, r->scope == DB_REVOKE_ORDER ? "order.close" : "station.disable",
+                              r->scope == DB_REVOKE_ORDER ? c->subject : r->station, "ok", "revoked");
 }
 
 ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count)

@@ -12,6 +12,11 @@
 #define DB_CERT_SERIAL_HEX_MAX 41
 #define DB_PROFILE_MAX 32
 #define DB_AUDIT_TEXT_MAX 256 /* audit fields as reports show them (longer text is cut) */
+/* The operations issuing CA's certificates are recorded like cameras', under these profiles (the client's name in
+ * the device-serial column); every other profile is the device issuing CA's. */
+#define DB_PROFILE_STATION "station"
+#define DB_PROFILE_OFFICER "officer"
+#define DB_PROFILE_VIEWER "viewer"
 
 typedef struct ct_db ct_db;
 
@@ -27,12 +32,15 @@ typedef struct {
     bool enabled;
     uint8_t cert_sha256[32];
     char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
+    bool revoked; /* its certificate is revoked */
 } db_station;
 
-/* Records a station and its issued client certificate, with its audit event, in one transaction.
- * CT_ERR_EXISTS if the name is taken. */
-CT_MUST_CHECK ct_err db_station_add(ct_db *db, const char *name, const uint8_t *cert_der, size_t cert_len,
-                                    const char *cert_serial_hex, const char *actor);
+typedef struct db_cert_record db_cert_record;
+/* Records a station and its issued client certificate (`cert`, profile DB_PROFILE_STATION: in the certificates
+ * table and the issuance log too), with their audit events, in one transaction. CT_ERR_EXISTS if the name is
+ * taken. */
+CT_MUST_CHECK ct_err db_station_add(ct_db *db, const char *name, const db_cert_record *cert, const char *actor);
+/* CT_ERR_DISABLED (with `out` filled) when the station's certificate is revoked: refused at once. */
 CT_MUST_CHECK ct_err db_station_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_station *out);
 CT_MUST_CHECK ct_err db_station_find(ct_db *db, const char *name, db_station *out);
 CT_MUST_CHECK ct_err db_station_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor);
@@ -48,19 +56,25 @@ typedef struct {
     int64_t created_at;
 } db_order;
 
-/* Creates an order with its serials (unique within the order; a serial already in another open order is
- * refused with CT_ERR_EXISTS), audited, in one transaction. */
+/* Creates an order with its serials (unique within the order; a serial already in another open order, or that
+ * differs only by case from a serial of any order, is refused with CT_ERR_EXISTS), audited, in one transaction. */
 CT_MUST_CHECK ct_err db_order_create(ct_db *db, const char *station, const char *model, const char *const *serials,
                                      size_t n_serials, const char *actor, int64_t *order_id);
 typedef void (*db_order_cb)(const db_order *o, void *arg);
 CT_MUST_CHECK ct_err db_order_list(ct_db *db, db_order_cb cb, void *arg);
 CT_MUST_CHECK ct_err db_order_close(ct_db *db, int64_t order_id, const char *actor);
+/* Re-provisioning a camera whose certificates were revoked: a new order of one line that allows `serial` (as
+ * recorded) to be issued once more, until its next revocation; audited ("order.reprovision"). CT_ERR_NOT_FOUND
+ * when the serial has no revoked certificate (order it as usual), CT_ERR_ALREADY_ISSUED when it has a current
+ * one, CT_ERR_EXISTS when it is in an open order. */
+CT_MUST_CHECK ct_err db_order_reprovision(ct_db *db, const char *station, const char *model, const char *serial,
+                                          const char *actor, int64_t *order_id);
 /* The open order of this station that expects this device serial; CT_ERR_NOT_IN_ORDER if none. Its
  * serial_count and issued_count are left 0 (db_order_list has them): this is the enrollment hot path. */
 CT_MUST_CHECK ct_err db_order_find_for_serial(ct_db *db, int64_t station_id, const char *serial, db_order *out);
 
 /* ---- certificates ---- */
-typedef struct {
+struct db_cert_record {
     char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
     char device_serial[DB_SERIAL_MAX];
     char profile[DB_PROFILE_MAX];
@@ -72,7 +86,7 @@ typedef struct {
     uint8_t spki_sha256[32];
     const uint8_t *der;
     size_t der_len;
-} db_cert_record;
+};
 
 typedef struct {
     char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
@@ -86,7 +100,10 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
 
 /* Records an issued certificate and its audit event in one transaction, before the answer is sent.
  * If `supersedes_hex` is non-NULL, that certificate is marked superseded in the same transaction.
- * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists. */
+ * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists; CT_ERR_EXISTS if the device
+ * serial differs only by case from one issued here; CT_ERR_ALREADY_REVOKED for an order's issuance (order_id)
+ * when the serial has a revoked certificate of this profile (revocation is final, unless the order line
+ * re-provisions it: db_order_reprovision). */
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 
@@ -106,9 +123,11 @@ typedef struct {
 
 /* Revokes one certificate, or every certificate not yet revoked of an order or of a station (with the
  * renewals of the devices they enrolled), in one transaction with one audit event that counts and lists them,
- * and counts one more revocation epoch. `count` (may be NULL) gets how many were revoked.
+ * and counts one more revocation epoch. Revoking an order also closes it, revoking a station also disables it
+ * (each with its own audit event, in the same transaction). `count` (may be NULL) gets how many were revoked.
  * CT_ERR_NOT_FOUND: no such certificate (never issued here), order or station, or it has no certificates.
- * CT_ERR_ALREADY_REVOKED: nothing left to revoke. Refusals change nothing (the caller audits them). */
+ * CT_ERR_ALREADY_REVOKED: nothing left to revoke (or close, or disable). Refusals change nothing (the caller
+ * audits them). */
 CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count);
 
 typedef struct {
@@ -126,8 +145,8 @@ typedef struct {
     int64_t revoked_at;
     int reason;
 } db_revoked;
-/* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewers, profile
- * "viewer"; the stations and officers it also certifies are disabled in their own tables, not revoked). */
+/* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewers, stations and
+ * officers: the DB_PROFILE_* above). */
 typedef enum { DB_CRL_DEVICE, DB_CRL_OPS } db_crl_issuer;
 /* Every revoked certificate of that issuer (for its CRL), oldest revocation first: *out is malloc'd (free), *n
  * entries. */
@@ -167,11 +186,13 @@ typedef struct {
     char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
 } db_officer;
 
-/* Records an officer and its issued client certificate, audited, in one transaction. CT_ERR_EXISTS if the name
- * or the certificate is taken. */
-CT_MUST_CHECK ct_err db_officer_add(ct_db *db, const char *name, db_role role, const uint8_t *cert_der,
-                                    size_t cert_len, const char *cert_serial_hex, const char *actor);
-/* CT_ERR_NOT_FOUND (without a detail) when no officer holds this certificate. */
+/* Records an officer and its issued client certificate (`cert`, profile DB_PROFILE_OFFICER: in the certificates
+ * table and the issuance log too), audited, in one transaction. CT_ERR_EXISTS if the name or the certificate is
+ * taken. */
+CT_MUST_CHECK ct_err db_officer_add(ct_db *db, const char *name, db_role role, const db_cert_record *cert,
+                                    const char *actor);
+/* CT_ERR_NOT_FOUND (without a detail) when no officer holds this certificate; CT_ERR_DISABLED (with `out`
+ * filled) when the officer's certificate is revoked: refused at once. */
 CT_MUST_CHECK ct_err db_officer_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_officer *out);
 CT_MUST_CHECK ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor);
 
@@ -179,7 +200,7 @@ CT_MUST_CHECK ct_err db_officer_set_enabled(ct_db *db, const char *name, bool en
 #define DB_SEARCH_MAX_LIMIT 500
 #define DB_STATUS_MAX 16
 typedef struct {
-    const char *device_serial;   /* each filter: NULL or "" for any */
+    const char *device_serial;   /* each filter: NULL or "" for any; the device serial in any case */
     const char *cert_serial_hex; /* lower-case hex, as recorded */
     const char *station;
     const char *model;

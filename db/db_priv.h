@@ -29,6 +29,16 @@ struct ct_db {
     bool gc_leading;
 };
 
+/* The profiles of the operations issuing CA's certificates (db.h DB_PROFILE_*), for SQL "profile [NOT] IN". */
+#define DB_CLIENT_PROFILES "('viewer', 'station', 'officer')"
+
+/* Checks an issued certificate's record (and the actor) before it is written. */
+CT_MUST_CHECK ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_hex, const char *actor);
+/* Records an issued certificate (superseding `supersedes_hex` when non-NULL), its issuance log leaf and its audit
+ * event; the caller holds the mutex and an open transaction. */
+CT_MUST_CHECK ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
+                                       const char *actor);
+
 /* CT_ERR_DB with "what: sqlite message"; unique/primary-key violations become CT_ERR_EXISTS so callers can
  * name the duplicate in their own words. */
 ct_err db_sql_fail(ct_db *db, const char *what);

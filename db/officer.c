@@ -27,49 +27,51 @@ ct_err db_role_parse(const char *name, db_role *out)
 static const char k_officer_insert[] = "INSERT INTO officers (name, role, enabled, cert_sha256, cert_serial_hex, cert_der,"
                                        " created_at) VALUES (?, ?, 1, ?, ?, ?, ?)";
 static const char k_officer_named[] = "SELECT id FROM officers WHERE name = ?";
+/* An officer is refused as soon as its certificate is revoked (no row: recorded before certificates were). */
 static const char k_officer_by_cert[] =
-    "SELECT id, name, role, enabled, cert_serial_hex FROM officers WHERE cert_sha256 = ?";
+    "SELECT id, name, role, enabled, cert_serial_hex, EXISTS (SELECT 1 FROM certificates c"
+    " WHERE c.cert_serial_hex = officers.cert_serial_hex AND c.profile = '" DB_PROFILE_OFFICER "'"
+    " AND c.status = 'revoked') FROM officers WHERE cert_sha256 = ?";
 static const char k_officer_enable[] = "UPDATE officers SET enabled = ? WHERE name = ?";
 
 struct officer_ctx {
     const char *name;
     db_role role;
     const uint8_t *hash;
-    const uint8_t *der;
-    size_t der_len;
-    const char *serial_hex;
+    const db_cert_record *cert;
     const char *actor;
     db_officer *out;
+    bool revoked;
 };
 
 static ct_err officer_add_tx(ct_db *db, void *vctx)
 {
     struct officer_ctx *c = vctx;
+    const db_cert_record *r = c->cert;
     int64_t id = 0;
     ct_err rc = db_exec(db, k_officer_insert, NULL, "ttbtbi", c->name, db_role_name(c->role), c->hash, (size_t)32,
-                        c->serial_hex, c->der, c->der_len, (int64_t)time(NULL));
+                        r->cert_serial_hex, r->der, r->der_len, (int64_t)time(NULL));
     if (rc == CT_ERR_EXISTS)
         return db_query_int(db, k_officer_named, &id, "t", c->name) == CT_OK
                    ? ct_fail(CT_ERR_EXISTS, "officer name '%s' is taken", c->name)
                    : ct_fail(CT_ERR_EXISTS, "this certificate is already registered to another officer");
     CT_GUARD_RET(rc);
+    CT_GUARD_RET(db_cert_insert_tx(db, r, NULL, c->actor));
     char detail[128];
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "role=%s cert_serial=%s", db_role_name(c->role), c->serial_hex));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "role=%s cert_serial=%s", db_role_name(c->role), r->cert_serial_hex));
     return db_audit_append_tx(db, c->actor, "officer.add", c->name, "ok", detail);
 }
 
-ct_err db_officer_add(ct_db *db, const char *name, db_role role, const uint8_t *cert_der, size_t cert_len,
-                      const char *cert_serial_hex, const char *actor)
+ct_err db_officer_add(ct_db *db, const char *name, db_role role, const db_cert_record *cert, const char *actor)
 {
     uint8_t hash[32];
-    CT_ENSURE_RET(db && cert_der && cert_len > 0 && (unsigned)role <= DB_ROLE_OFFICER,
-                  ct_fail(CT_ERR_ARG, "officer role or certificate missing"));
+    CT_ENSURE_RET(db && (unsigned)role <= DB_ROLE_OFFICER, ct_fail(CT_ERR_ARG, "officer role missing"));
     CT_GUARD_RET(db_check_str("officer name", name, DB_NAME_MAX));
-    CT_GUARD_RET(db_check_str("certificate serial", cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
-    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
-    CT_GUARD_RET(ct_sha256(cert_der, cert_len, hash));
-    struct officer_ctx c = {.name = name, .role = role, .hash = hash, .der = cert_der, .der_len = cert_len,
-                            .serial_hex = cert_serial_hex, .actor = actor};
+    CT_GUARD_RET(db_cert_record_check(cert, NULL, actor));
+    CT_ENSURE_RET(strcmp(cert->profile, DB_PROFILE_OFFICER) == 0 && strcmp(cert->device_serial, name) == 0,
+                  ct_fail(CT_ERR_ARG, "an officer certificate is recorded with profile officer and its name"));
+    CT_GUARD_RET(ct_sha256(cert->der, cert->der_len, hash));
+    struct officer_ctx c = {.name = name, .role = role, .hash = hash, .cert = cert, .actor = actor};
     return db_call(db, true, officer_add_tx, &c);
 }
 
@@ -88,6 +90,7 @@ static ct_err officer_find_fn(ct_db *db, void *vctx)
     CT_GUARD_RET(db_col_text(st, 2, role, sizeof role));
     CT_GUARD_RET(db_role_parse(role, &c->out->role));
     c->out->enabled = sqlite3_column_int(st, 3) != 0;
+    c->revoked = sqlite3_column_int(st, 5) != 0;
     return db_col_text(st, 4, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex);
 }
 
@@ -95,7 +98,10 @@ ct_err db_officer_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_offi
 {
     CT_ENSURE_RET(db && cert_sha256 && out, ct_fail(CT_ERR_ARG, "db_officer_find_by_cert: missing argument"));
     struct officer_ctx c = {.hash = cert_sha256, .out = out};
-    return db_call(db, false, officer_find_fn, &c);
+    CT_GUARD_RET(db_call(db, false, officer_find_fn, &c));
+    CT_ENSURE_RET(!c.revoked, ct_fail(CT_ERR_DISABLED, "the certificate of officer %s (%s) is revoked", out->name,
+                                      out->cert_serial_hex));
+    return CT_OK;
 }
 
 struct enable_ctx {
@@ -140,9 +146,12 @@ ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const c
     " COALESCE(c.revoked_at, 0), COALESCE(c.revocation_reason, -1)"
 #define CERT_ROW_FROM                                                                                          \
     " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id LEFT JOIN orders o ON o.id = c.order_id"
+/* What officers search and report: the certificates of cameras and viewers. Stations' and officers' own are
+ * recorded too (so they can be revoked), but are named in their own tables. */
+#define NOT_CLIENT(col) " " col " NOT IN ('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "') "
 /* Every filter is a parameter; NULL means "any". */
 #define SEARCH_WHERE                                                                                           \
-    " WHERE (?1 IS NULL OR c.device_serial = ?1) AND (?2 IS NULL OR c.cert_serial_hex = ?2)"                  \
+    " WHERE" NOT_CLIENT("c.profile") "AND (?1 IS NULL OR c.device_serial = ?1 COLLATE NOCASE) AND (?2 IS NULL OR c.cert_serial_hex = ?2)"                  \
     " AND (?3 IS NULL OR s.name = ?3) AND (?4 IS NULL OR c.order_id = ?4) AND (?5 IS NULL OR o.model = ?5)"   \
     " AND (?6 IS NULL OR c.issued_at >= ?6) AND (?7 IS NULL OR c.issued_at < ?7)"                             \
     " AND (?8 IS NULL OR c.status = ?8)"
@@ -260,8 +269,9 @@ ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert_row *row, ct_
 static const char *const k_report_sql[DB_REPORT__COUNT] = {
     [DB_REPORT_TOTALS] =
         "SELECT 0, 0, '', '', '', '',"
-        " (SELECT count(*) FROM certificates WHERE" TS("issued_at") "),"
-        " (SELECT count(*) FROM certificates WHERE status = 'revoked' AND" TS("revoked_at") "),"
+        " (SELECT count(*) FROM certificates WHERE" NOT_CLIENT("profile") "AND" TS("issued_at") "),"
+        " (SELECT count(*) FROM certificates WHERE" NOT_CLIENT("profile") "AND status = 'revoked' AND"
+        TS("revoked_at") "),"
         " (SELECT count(*) FROM audit WHERE outcome = 'denied' AND" TS("ts") "),"
         " (SELECT count(*) FROM audit WHERE outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") ")",
     [DB_REPORT_STATION] = /* denied: its enrollments, and its attempts at officer routes */
@@ -279,11 +289,12 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
         " o.open FROM orders o JOIN stations s ON s.id = o.station_id ORDER BY o.id DESC LIMIT 500",
     [DB_REPORT_DAY] =
         "SELECT 0, 0, strftime('%Y-%m-%d', c.issued_at, 'unixepoch') d, COALESCE(s.name, ''), '', '', count(*), 0, 0, 0"
-        " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id WHERE" TS("c.issued_at")
+        " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id WHERE" NOT_CLIENT("c.profile") "AND"
+        TS("c.issued_at")
         " GROUP BY d, s.name ORDER BY d DESC, s.name LIMIT 1000",
     [DB_REPORT_REASON] =
         "SELECT revocation_reason, 0, '', '', '', '', count(*), 0, 0, 0 FROM certificates"
-        " WHERE status = 'revoked' AND" TS("revoked_at") "GROUP BY revocation_reason ORDER BY revocation_reason",
+        " WHERE" NOT_CLIENT("profile") "AND status = 'revoked' AND" TS("revoked_at") "GROUP BY revocation_reason ORDER BY revocation_reason",
     [DB_REPORT_DENIAL] = AUDIT_EVENT_COLUMNS "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
     [DB_REPORT_REVOCATION] =
         AUDIT_EVENT_COLUMNS "outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",

@@ -10,6 +10,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Makes room for more of a file in `b` (one spare byte for a NUL kept), up to max + 1 bytes so that one byte too
+ * many is noticed. The old copy is wiped: files read here may hold secrets. */
+static ct_err file_buf_grow(ct_buf *b, size_t max, const char *path)
+{
+    CT_ENSURE_RET(b->max <= max, ct_fail(CT_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max));
+    ct_buf grown = CT_BUF_INIT;
+    CT_GUARD_RET(ct_buf_alloc(&grown, b->max > (max + 1) / 2 ? max + 1 : b->max * 2));
+    ct_err rc = ct_buf_append(&grown, b->data, b->len);
+    ct_buf_free(b);
+    *b = grown;
+    return rc;
+}
+
 ct_err ct_file_read(const char *path, size_t max, ct_buf *out)
 {
     ct_err rc = CT_OK;
@@ -17,13 +30,17 @@ ct_err ct_file_read(const char *path, size_t max, ct_buf *out)
     CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", path, strerror(errno)));
     struct stat st;
     CT_ENSURE_MSG(fstat(fd, &st) == 0, CT_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
-    CT_ENSURE_MSG((size_t)st.st_size <= max, CT_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
-    /* One spare byte so that callers can NUL-terminate text. */
-    CT_GUARD(ct_buf_alloc(out, (size_t)st.st_size + 1));
-    while (out->len < (size_t)st.st_size) {
-        ssize_t n = read(fd, out->data + out->len, (size_t)st.st_size - out->len);
+    bool regular = S_ISREG(st.st_mode);
+    CT_ENSURE_MSG(!regular || (uint64_t)st.st_size <= max, CT_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
+    /* The size is only a first guess (a pipe or FIFO has none, a file may grow): read to EOF, bounded by max.
+     * One spare byte so that callers can NUL-terminate text. */
+    CT_GUARD(ct_buf_alloc(out, (regular ? (size_t)st.st_size : (max < 4096 ? max : 4096)) + 1));
+    for (;;) {
+        if (out->len == out->max) CT_GUARD(file_buf_grow(out, max, path));
+        ssize_t n = read(fd, out->data + out->len, out->max - out->len);
         if (n < 0 && errno == EINTR) continue;
-        CT_ENSURE_MSG(n > 0, CT_ERR_IO, "cannot read %s: %s", path, n < 0 ? strerror(errno) : "short read");
+        CT_ENSURE_MSG(n >= 0, CT_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+        if (n == 0) break;
         out->len += (size_t)n;
     }
 cleanup:

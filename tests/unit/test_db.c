@@ -62,12 +62,29 @@ static int raw_exec(const char *sql, char *errbuf, size_t errmax)
 
 static int64_t audit_rows(void) { return raw_int("SELECT count(*) FROM audit"); }
 
+/* Records a station with a stand-in certificate (`der` as its bytes). */
+static ct_err station_add(ct_db *db, const char *name, const char *der, const char *hex, const char *actor)
+{
+    db_cert_record r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.cert_serial_hex, sizeof r.cert_serial_hex, "%s", hex);
+    snprintf(r.device_serial, sizeof r.device_serial, "%.60s", name); /* cut when too long: the name is refused */
+    snprintf(r.profile, sizeof r.profile, "%s", DB_PROFILE_STATION);
+    snprintf(r.subject, sizeof r.subject, "CN=%.60s", name);
+    r.not_before = 1700000000;
+    r.not_after = 2000000000;
+    memset(r.spki_sha256, 0xCD, sizeof r.spki_sha256);
+    r.der = (const uint8_t *)der;
+    r.der_len = strlen(der);
+    return db_station_add(db, name, &r, actor);
+}
+
 static void add_station(ct_db *db, const char *name)
 {
-    char der[64], hex[16];
+    char der[64], hex[DB_CERT_SERIAL_HEX_MAX] = "ee"; /* no device certificate of these tests starts so */
     snprintf(der, sizeof der, "station-cert-%s", name);
-    snprintf(hex, sizeof hex, "%02X", (unsigned)strlen(name) + (unsigned)name[0]);
-    ck_assert_int_eq(db_station_add(db, name, (const uint8_t *)der, strlen(der), hex, "officer:alice"), CT_OK);
+    for (size_t i = 0; name[i] && i < 18; i++) snprintf(hex + 2 + 2 * i, 3, "%02x", (unsigned char)name[i]);
+    ck_assert_int_eq(station_add(db, name, der, hex, "officer:alice"), CT_OK);
 }
 
 static int64_t add_order(ct_db *db, const char *station, const char *const *serials, size_t n)
@@ -93,6 +110,12 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
     r.der_len = strlen(der);
     return r;
 }
+
+/* Makes a database look as migration 6 left it. */
+#define K_UNDO_MIGRATION_7                                                                                     \
+    " DROP INDEX order_serials_serial_nocase; DROP INDEX certificates_device_nocase;"                          \
+    " DROP TRIGGER order_serials_one_case; DROP TRIGGER certificates_one_case;"                                \
+    " ALTER TABLE order_serials DROP COLUMN revoked_seen;"
 
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)
@@ -135,8 +158,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 6);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 6);
+    ck_assert_int_eq(db_schema_version(db), 7);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 7);
     db_close(db);
 }
 END_TEST
@@ -145,18 +168,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 6);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 7);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 6);
+        ck_assert_int_eq(db_schema_version(db), 7);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 6);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 6);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 7);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 7);
 }
 END_TEST
 
@@ -177,7 +200,7 @@ START_TEST(test_station_lifecycle)
 {
     ct_db *db = fresh_db("db-station");
     const char der[] = "station-der-bytes";
-    ck_assert_int_eq(db_station_add(db, "line1", (const uint8_t *)der, strlen(der), "1A2B", "officer:alice"), CT_OK);
+    ck_assert_int_eq(station_add(db, "line1", der, "1A2B", "officer:alice"), CT_OK);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'station.add' AND subject = 'line1'"), 1);
 
     db_station byname, bycert;
@@ -210,18 +233,18 @@ START_TEST(test_station_duplicate)
 {
     ct_db *db = fresh_db("db-station-dup");
     const char der[] = "der-1", der2[] = "der-2";
-    ck_assert_int_eq(db_station_add(db, "line1", (const uint8_t *)der, strlen(der), "01", "a"), CT_OK);
+    ck_assert_int_eq(station_add(db, "line1", der, "01", "a"), CT_OK);
     int64_t audit = audit_rows();
-    ck_assert_int_eq(db_station_add(db, "line1", (const uint8_t *)der2, strlen(der2), "02", "a"), CT_ERR_EXISTS);
+    ck_assert_int_eq(station_add(db, "line1", der2, "02", "a"), CT_ERR_EXISTS);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "line1"));
-    ck_assert_int_eq(db_station_add(db, "line2", (const uint8_t *)der, strlen(der), "03", "a"), CT_ERR_EXISTS);
+    ck_assert_int_eq(station_add(db, "line2", der, "03", "a"), CT_ERR_EXISTS);
     ck_assert_int_eq(audit_rows(), audit);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM stations"), 1);
     /* Bounded: a name that does not fit db_station.name is refused, not truncated. */
     char longname[DB_NAME_MAX + 1];
     memset(longname, 'n', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    ck_assert_int_eq(db_station_add(db, longname, (const uint8_t *)der2, strlen(der2), "04", "a"), CT_ERR_ARG);
+    ck_assert_int_eq(station_add(db, longname, der2, "04", "a"), CT_ERR_ARG);
     db_close(db);
 }
 END_TEST
@@ -340,7 +363,7 @@ START_TEST(test_issuance_atomic)
     r.station_id = st.id;
     r.order_id = order;
     ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "station:line1"), CT_OK);
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE profile = 'device'"), 1);
     ck_assert_int_eq(audit_rows(), audit + 1);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'cert.issue' AND subject = 'SN1'"
                              " AND detail LIKE '%cert_serial=0A0B%'"),
@@ -364,7 +387,7 @@ START_TEST(test_issuance_atomic)
     db_cert_record bad = make_rec("0C", "SN2", "device", "DER");
     bad.order_id = 999;
     ck_assert_int_eq(db_cert_record_issuance(db, &bad, NULL, "station:line1"), CT_ERR_DB);
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE profile = 'device'"), 1);
     ck_assert_int_eq(audit_rows(), audit + 1);
     db_close(db);
 }
@@ -449,7 +472,7 @@ START_TEST(test_revoke_station_with_renewals)
                        .actor = "officer:alice", .at = 1800000000};
     ck_assert_int_eq(db_revoke(db, &r, &n), CT_OK);
     ck_assert_int_eq(n, 2);
-    ck_assert_int_eq(audit_rows(), audit + 1);
+    ck_assert_int_eq(audit_rows(), audit + 2); /* the revocation, and the station disabled with it */
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'station.revoke' AND subject = 'station line1'"
                              " AND detail = 'certificates=2 reason=keyCompromise serials=01,02'"), 1);
     ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
@@ -468,7 +491,7 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(db_revoke(db, &r, &n), CT_ERR_NOT_FOUND);
     r.scope = DB_REVOKE_CERT, r.cert_serial_hex = "0a";
     ck_assert_int_eq(db_revoke(db, &r, &n), CT_ERR_NOT_FOUND);
-    ck_assert_int_eq(audit_rows(), audit + 1);
+    ck_assert_int_eq(audit_rows(), audit + 2);
     db_revoked *list = NULL;
     size_t count = 0;
     ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, &list, &count), CT_OK);
@@ -514,7 +537,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 6); /* the six migrations */
+    ck_assert_int_eq(rep.entries, 7); /* the seven migrations */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -724,7 +747,7 @@ static void add_head(ct_db *db, uint64_t n, uint64_t ts)
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_OK);
 }
 
-/* busy_db's three certificates, one more, and tree heads of sizes 0, 2, 4 and 4. */
+/* busy_db's five certificates (two stations', three devices'), one more, and tree heads of sizes 0, 2, 4 and 4. */
 static ct_db *log_db(const char *tag)
 {
     ct_db *db = busy_db(tag);
@@ -736,7 +759,7 @@ static ct_db *log_db(const char *tag)
     add_head(db, 4, 4000);
     db_log_report rep;
     ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_OK);
-    ck_assert_int_eq(rep.leaves, 4);
+    ck_assert_int_eq(rep.leaves, 6); /* the two stations' certificates first */
     ck_assert_int_eq(rep.tree_heads, 4);
     return db;
 }
@@ -762,17 +785,17 @@ START_TEST(test_log_leaf_with_each_issuance)
     uint64_t size = 0, index = 0;
     ct_buf der = CT_BUF_INIT;
     ck_assert_int_eq(db_log_size(db, &size), CT_OK);
-    ck_assert_int_eq(size, 3);
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves l JOIN certificates c USING (cert_serial_hex)"), 3);
+    ck_assert_int_eq(size, 5);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves l JOIN certificates c USING (cert_serial_hex)"), 5);
     ck_assert_int_eq(db_log_find(db, "02", &index, &der), CT_OK);
-    ck_assert_int_eq(index, 1);
+    ck_assert_int_eq(index, 3);
     ck_assert_mem_eq(der.data, "DER-device", der.len);
     ct_buf_free(&der);
     /* A refused issuance leaves no leaf; its neighbour in the same group commit keeps its own. */
     db_cert_record again = make_rec("01", "SN1", "device", "DER-again");
     ck_assert_int_eq(db_cert_record_issuance(db, &again, NULL, "station:line1"), CT_ERR_ALREADY_ISSUED);
     ck_assert_int_eq(db_log_size(db, &size), CT_OK);
-    ck_assert_int_eq(size, 3);
+    ck_assert_int_eq(size, 5);
     ck_assert_int_eq(db_log_find(db, "99", &index, &der), CT_ERR_NOT_FOUND);
     /* The leaf hash is RFC 9162's: SHA-256(0x00 || DER). */
     uint8_t want[32];
@@ -792,10 +815,10 @@ END_TEST
 START_TEST(test_log_tree_heads_never_go_back)
 {
     ct_db *db = log_db("db-log-heads");
-    ct_tree_head h = {.tree_size = 5, .timestamp_ms = 5000};
+    ct_tree_head h = {.tree_size = 7, .timestamp_ms = 5000};
     fake_sign(&h);
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
-    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "larger than the log (4 leaves)"));
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "larger than the log (6 leaves)"));
     h.tree_size = 3;
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
     h.tree_size = 4;
@@ -817,7 +840,7 @@ START_TEST(test_log_tamper_cert_edited)
 {
     ct_db *db = log_db("db-log-edit");
     expect_log_broken(db, "UPDATE certificates SET der = 'DER-devicf' WHERE cert_serial_hex = '02'",
-                      "log leaf 1: hash does not match certificate 02 (edited)");
+                      "log leaf 3: hash does not match certificate 02 (edited)");
     db_close(db);
 }
 END_TEST
@@ -833,7 +856,7 @@ END_TEST
 START_TEST(test_log_tamper_last_leaf_deleted)
 {
     ct_db *db = log_db("db-log-del-last");
-    expect_log_broken(db, "DELETE FROM log_leaves WHERE leaf_index = 3", "certificate 04 missing from the log");
+    expect_log_broken(db, "DELETE FROM log_leaves WHERE leaf_index = 5", "certificate 04 missing from the log");
     db_close(db);
 }
 END_TEST
@@ -841,12 +864,12 @@ END_TEST
 START_TEST(test_log_tamper_reordered)
 {
     ct_db *db = log_db("db-log-swap");
-    /* Leaves 0 and 1 hold the same DER, so only the order betrays the swap. */
+    /* Leaves 2 and 3 hold the same DER, so only the order betrays the swap. */
     expect_log_broken(db,
-                      "UPDATE log_leaves SET cert_serial_hex = 'x' WHERE leaf_index = 0;"
-                      "UPDATE log_leaves SET cert_serial_hex = '01' WHERE leaf_index = 1;"
-                      "UPDATE log_leaves SET cert_serial_hex = '02' WHERE leaf_index = 0;",
-                      "log leaf 1: certificate 01 was issued before the certificate of leaf 0 (reordered)");
+                      "UPDATE log_leaves SET cert_serial_hex = 'x' WHERE leaf_index = 2;"
+                      "UPDATE log_leaves SET cert_serial_hex = '01' WHERE leaf_index = 3;"
+                      "UPDATE log_leaves SET cert_serial_hex = '02' WHERE leaf_index = 2;",
+                      "log leaf 3: certificate 01 was issued before the certificate of leaf 2 (reordered)");
     db_close(db);
 }
 END_TEST
@@ -863,7 +886,7 @@ START_TEST(test_log_tamper_tree_heads)
     db_close(db);
     db = log_db("db-log-sth2");
     expect_log_broken(db, "UPDATE log_tree_heads SET tree_size = 9 WHERE id = 4",
-                      "tree head 4 (size 9): the log has only 4 leaves");
+                      "tree head 4 (size 9): the log has only 6 leaves");
     db_close(db);
 }
 END_TEST
@@ -874,14 +897,15 @@ START_TEST(test_log_migration_logs_earlier_certificates)
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
     ck_assert_int_eq(raw_exec("DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
-                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; PRAGMA user_version = 4", NULL, 0),
+                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number;" K_UNDO_MIGRATION_7
+                              " PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-    ck_assert_int_eq(raw_int("SELECT group_concat(cert_serial_hex, ',') = '01,02,03' FROM"
+    ck_assert_int_eq(raw_int("SELECT group_concat(cert_serial_hex, ',') = 'ee6c696e6531,ee6c696e6532,01,02,03' FROM"
                              " (SELECT cert_serial_hex FROM log_leaves ORDER BY leaf_index)"), 1);
     db_log_report rep;
     ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_OK);
-    ck_assert_int_eq(rep.leaves, 3);
+    ck_assert_int_eq(rep.leaves, 5);
     db_close(db);
 }
 END_TEST

@@ -332,7 +332,7 @@ START_TEST(report_counts_issuance_denials_and_revocations)
     ck_assert_ptr_nonnull(strstr(json, "\"totals\":[{\"issued\":5,\"revoked\":3,\"denials\":2,\"revocation_actions\":1}]"));
     ck_assert_ptr_nonnull(strstr(json, "{\"station\":\"line1\",\"issued\":4,\"revoked\":3,\"denied\":0}"));
     ck_assert_ptr_nonnull(strstr(json, "{\"station\":\"line2\",\"issued\":1,\"revoked\":0,\"denied\":2}"));
-    ck_assert_ptr_nonnull(strstr(json, "{\"order\":1,\"station\":\"line1\",\"model\":\"CX100\",\"state\":\"open\","
+    ck_assert_ptr_nonnull(strstr(json, "{\"order\":1,\"station\":\"line1\",\"model\":\"CX100\",\"state\":\"closed\","
                                        "\"serials\":3,\"issued\":3,\"revoked\":3}"));
     ck_assert_ptr_nonnull(strstr(json, "{\"order\":3,\"station\":\"line2\",\"model\":\"CX100\",\"state\":\"open\","
                                        "\"serials\":2,\"issued\":1,\"revoked\":0}"));
