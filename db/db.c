@@ -137,10 +137,16 @@ static const char *const k_migrations[] = {
      * and backstops for the rules db_order_create and issuance check (and name the serial for). Rows already
      * recorded stay as they are. An order line may re-provision a serial whose certificates were revoked:
      * revoked_seen counts its revoked certificates when the line was opened, and the line allows issuance only
-     * while no later revocation of that serial exists. */
+     * while no later revocation of that serial exists; such a line may sit beside the serial's line in another
+     * open order (the newest line is the one enrollment uses). */
     "CREATE INDEX order_serials_serial_nocase ON order_serials(serial COLLATE NOCASE);"
     "CREATE INDEX certificates_device_nocase ON certificates(device_serial COLLATE NOCASE);"
     "ALTER TABLE order_serials ADD COLUMN revoked_seen INTEGER NOT NULL DEFAULT 0 CHECK (revoked_seen >= 0);"
+    "DROP TRIGGER order_serials_one_open;"
+    "CREATE TRIGGER order_serials_one_open BEFORE INSERT ON order_serials"
+    "  WHEN NEW.revoked_seen = 0 AND EXISTS (SELECT 1 FROM order_serials s JOIN orders o ON o.id = s.order_id"
+    "               WHERE s.serial = NEW.serial AND o.open = 1 AND s.order_id <> NEW.order_id)"
+    "  BEGIN SELECT RAISE(ABORT, 'serial is already in another open order'); END;"
     "CREATE TRIGGER order_serials_one_case BEFORE INSERT ON order_serials"
     "  WHEN EXISTS (SELECT 1 FROM order_serials WHERE serial = NEW.serial COLLATE NOCASE AND serial <> NEW.serial)"
     "  BEGIN SELECT RAISE(ABORT, 'serial differs only by case from an ordered one'); END;"
@@ -602,7 +608,8 @@ static const char k_order_list[] = ORDER_COLUMNS ORDER_COUNTS ORDER_FROM "ORDER 
 /* On the enrollment path the counts are not needed, and counting grows with the order: left at 0. */
 static const char k_order_for_serial[] = ORDER_COLUMNS " 0, 0" ORDER_FROM
                                          "JOIN order_serials os ON os.order_id = o.id"
-                                         " WHERE o.station_id = ? AND os.serial = ? AND o.open = 1";
+                                         " WHERE o.station_id = ? AND os.serial = ? AND o.open = 1"
+                                         " ORDER BY o.id DESC LIMIT 1"; /* a re-provisioning line is newer */
 static const char k_serial_open_order[] = "SELECT o.id FROM order_serials s JOIN orders o ON o.id = s.order_id"
                                           " WHERE s.serial = ? AND o.open = 1 AND o.id <> ?";
 /* One camera, one DNS name: a serial that differs only by case from one of any order (this one too). */
@@ -655,7 +662,8 @@ static ct_err order_insert_tx(ct_db *db, struct order_ctx *c, int64_t revoked_se
     c->id = sqlite3_last_insert_rowid(db->h);
     for (size_t i = 0; i < c->n_serials; i++) {
         const char *serial = c->serials[i];
-        rc = db_query_int(db, k_serial_open_order, &other, "ti", serial, c->id);
+        /* A re-provisioning line may sit beside the serial's line in an open order (its revoked certificate's). */
+        rc = revoked_seen ? CT_ERR_NOT_FOUND : db_query_int(db, k_serial_open_order, &other, "ti", serial, c->id);
         CT_ENSURE_RET(rc != CT_OK, ct_fail(CT_ERR_EXISTS, "serial '%s' is already in open order %lld", serial,
                                            (long long)other));
         CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
@@ -876,9 +884,8 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
         CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate %s of serial '%s' to supersede",
                                             r->profile, supersedes, r->device_serial));
     }
-    bool client = strcmp(r->profile, DB_PROFILE_VIEWER) == 0 || strcmp(r->profile, DB_PROFILE_STATION) == 0 ||
-                  strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
-    if (!client) CT_GUARD_RET(cert_serial_allowed(db, r));
+    bool operator = strcmp(r->profile, DB_PROFILE_STATION) == 0 || strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
+    if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r));
     ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r->cert_serial_hex, r->device_serial, r->profile,
                         r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
                         sizeof r->spki_sha256, r->der, r->der_len, now());
@@ -891,8 +898,9 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
                            : ct_fail(CT_ERR_EXISTS, "certificate serial %s is already recorded", r->cert_serial_hex);
     }
     CT_GUARD_RET(rc);
-    /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged. */
-    CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
+    /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
+     * CA's own operators', DB_OPERATOR_PROFILES). */
+    if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
     char detail[256];
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s station=%lld order=%lld supersedes=%s",
                              r->cert_serial_hex, r->profile, (long long)r->station_id, (long long)r->order_id,

@@ -31,6 +31,9 @@ struct ct_db {
 
 /* The profiles of the operations issuing CA's certificates (db.h DB_PROFILE_*), for SQL "profile [NOT] IN". */
 #define DB_CLIENT_PROFILES "('viewer', 'station', 'officer')"
+/* Of those, the CA's own operators: recorded so that they can be revoked, but neither in the issuance log (it
+ * lists what cameras and viewers hold) nor in officers' searches and reports (their own tables name them). */
+#define DB_OPERATOR_PROFILES "('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "')"
 
 /* Checks an issued certificate's record (and the actor) before it is written. */
 CT_MUST_CHECK ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_hex, const char *actor);

@@ -30,7 +30,8 @@ static const char k_verify_leaves[] =
     " LEFT JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex ORDER BY l.leaf_index";
 static const char k_verify_unlogged[] =
     "SELECT cert_serial_hex FROM certificates c WHERE NOT EXISTS"
-    " (SELECT 1 FROM log_leaves l WHERE l.cert_serial_hex = c.cert_serial_hex) ORDER BY c.rowid LIMIT 1";
+    " (SELECT 1 FROM log_leaves l WHERE l.cert_serial_hex = c.cert_serial_hex)"
+    " AND c.profile NOT IN " DB_OPERATOR_PROFILES " ORDER BY c.rowid LIMIT 1";
 
 /* ct_leaf_hash(der): the SQL function the log's migration uses to log the certificates recorded before it. */
 static void leaf_hash_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)

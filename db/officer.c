@@ -146,9 +146,8 @@ ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const c
     " COALESCE(c.revoked_at, 0), COALESCE(c.revocation_reason, -1)"
 #define CERT_ROW_FROM                                                                                          \
     " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id LEFT JOIN orders o ON o.id = c.order_id"
-/* What officers search and report: the certificates of cameras and viewers. Stations' and officers' own are
- * recorded too (so they can be revoked), but are named in their own tables. */
-#define NOT_CLIENT(col) " " col " NOT IN ('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "') "
+/* What officers search and report: the certificates of cameras and viewers (DB_OPERATOR_PROFILES). */
+#define NOT_CLIENT(col) " " col " NOT IN " DB_OPERATOR_PROFILES " "
 /* Every filter is a parameter; NULL means "any". */
 #define SEARCH_WHERE                                                                                           \
     " WHERE" NOT_CLIENT("c.profile") "AND (?1 IS NULL OR c.device_serial = ?1 COLLATE NOCASE) AND (?2 IS NULL OR c.cert_serial_hex = ?2)"                  \

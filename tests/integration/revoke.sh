@@ -26,7 +26,7 @@ for s in CAM0001 CAM0002 CAM0003 CAM0005 CAM0006; do
   est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
   base64 -d "$WORK/$s.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/$s.pem" 2>/dev/null || true
 done
-check_eq "five cameras enrolled" 5 "$(sql "$DB" "select count(*) from certificates")"
+check_eq "five cameras enrolled" 5 "$(sql "$DB" "select count(*) from certificates where profile = 'device'")"
 TEXT=$(openssl x509 -in "$WORK/CAM0001.pem" -noout -text)
 check "the device certificate names the CRL distribution point from the config" grep -q 'URI:http://127.0.0.1:8080/crl' <<<"$TEXT"
 check "... and the OCSP responder from the config" grep -q 'OCSP - URI:http://127.0.0.1:8080/ocsp' <<<"$TEXT"

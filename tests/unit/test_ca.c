@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../ca/ca_priv.h"
@@ -505,7 +506,7 @@ START_TEST(log_tree_heads_and_a_device_proof)
     issue_pem("SN-2", b);
     db_tree_head h;
     ck_assert_int_eq(ca_log_sth(the_ca, "tester", &h), CT_OK);
-    ck_assert_int_eq(h.head.tree_size, 3); /* the station's certificate (setup), then the two devices' */
+    ck_assert_int_eq(h.head.tree_size, 2);
     const ca_signer *log = &the_ca->signers[CA_KEY_LOG];
     ck_assert_int_eq(pki_tree_head_verify(log->cert_der.data, log->cert_der.len, &h.head), CT_OK);
     h.head.timestamp_ms++;
@@ -519,13 +520,13 @@ START_TEST(log_tree_heads_and_a_device_proof)
     ck_assert_int_eq(ca_log_proof_write(the_ca, b, proof), CT_OK);
     ca_log_proof_info info;
     ck_assert_int_eq(ca_log_proof_check(proof, log_pem, &info), CT_OK);
-    ck_assert_int_eq(info.leaf_index, 2);
-    ck_assert_int_eq(info.tree_size, 3);
+    ck_assert_int_eq(info.leaf_index, 1);
+    ck_assert_int_eq(info.tree_size, 2);
     ck_assert_str_eq(info.cert_serial, b);
     ck_assert_str_eq(info.subject_serial, "SN-2");
     db_log_report rep;
     ck_assert_int_eq(ca_log_verify(the_ca, &rep), CT_OK);
-    ck_assert_int_eq(rep.leaves, 3);
+    ck_assert_int_eq(rep.leaves, 2);
     ck_assert_int_eq(rep.tree_heads, 2); /* init's empty one and tester's, which covers the proof's leaf */
     ck_assert_int_eq(count_rows("audit where action='log.sth' and actor='tester'"), 1);
 }
@@ -537,7 +538,7 @@ START_TEST(log_without_a_log_signer)
     char a[DB_CERT_SERIAL_HEX_MAX];
     reopen_without(CA_KEY_LOG);
     issue_pem("SN-1", a);
-    ck_assert_int_eq(count_rows("log_leaves"), 2); /* the station's certificate and SN-1's */
+    ck_assert_int_eq(count_rows("log_leaves"), 1);
     ck_assert_int_eq(ca_log_sth(the_ca, "tester", NULL), CT_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "has no log.pem (made before the issuance log)"));
     ck_assert_int_eq(ca_log_start(the_ca), CT_OK); /* serving goes on without tree heads */
@@ -545,6 +546,282 @@ START_TEST(log_without_a_log_signer)
     db_log_report rep;
     ck_assert_int_eq(ca_log_verify(the_ca, &rep), CT_ERR_INTEGRITY); /* init's tree head can no longer be checked */
     ck_assert_str_eq(rep.reason, "tree head 1: no log certificate to check its signature");
+}
+END_TEST
+
+/* ---- issue 10: revocation is final, one serial one name, every certificate revocable ---- */
+
+/* Enrolls SERIAL (as the CSR's subject serial) through the station with a fresh key named KEY. */
+static ct_err enroll_new(const char *key, const char *serial, ca_enroll_result *res)
+{
+    char subject[96];
+    ct_buf csr = CT_BUF_INIT;
+    snprintf(subject, sizeof subject, "/serialNumber=%s/CN=x", serial);
+    openssl_csr(key, subject, NULL, &csr);
+    ct_err rc = enroll(&station_cert, &csr, CA_ENROLL_NEW, NULL, res);
+    ct_buf_free(&csr);
+    return rc;
+}
+
+static void write_text(const char *name, const char *text, char *path, size_t max)
+{
+    snprintf(path, max, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(revoked_serial_is_never_issued_again)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX];
+    ca_enroll_result res = {0};
+    ct_buf first = CT_BUF_INIT, csr = CT_BUF_INIT;
+    issue_pem("SN-1", a);
+    char path[600];
+    snprintf(path, sizeof path, "%s/SN-1.der", dir);
+    ck_assert_int_eq(ct_file_read(path, 8192, &first), CT_OK);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "keyCompromise"), CT_OK);
+    long denied = count_rows("audit where outcome='denied' and action='est.enroll'");
+    /* A new key for the revoked serial, and the old key again: both refused, audited, nothing recorded. */
+    ck_assert_int_eq(enroll_new("sn1-new", "SN-1", &res), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(ct_err_http_status(CT_ERR_ALREADY_REVOKED), 409);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "revocation is final"));
+    snprintf(path, sizeof path, "%s/SN-1.csr", dir);
+    read_file_der(path, true, &csr);
+    ck_assert_int_eq(enroll(&station_cert, &csr, CA_ENROLL_NEW, NULL, &res), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(count_rows("certificates where profile='device'"), 1);
+    ck_assert_int_eq(count_rows("log_leaves"), 1);
+    ck_assert_int_eq(count_rows("audit where outcome='denied' and action='est.enroll' and actor='line1' and "
+                                "subject='SN-1' and detail like '%revocation is final%'") - denied, 2);
+    /* The revoked device cannot renew either: its certificate no longer authenticates it. */
+    ck_assert_int_eq(enroll(&first, &csr, CA_ENROLL_RENEW, NULL, &res), CT_ERR_UNKNOWN_CLIENT);
+    /* Other serials of the order still enroll. */
+    ck_assert_int_eq(enroll_new("sn2", "SN-2", &res), CT_OK);
+    ct_buf_free(&res.cert_der);
+    ct_buf_free(&first);
+    ct_buf_free(&csr);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
+START_TEST(reprovisioning_allows_a_revoked_serial_once_more)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX];
+    ca_enroll_result res = {0};
+    int64_t id = 0;
+    issue_pem("SN-1", a);
+    /* Only a revoked serial, only without a valid certificate, only as recorded. */
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN-1", &id), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN-2", &id), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN_1", &id), CT_ERR_USAGE);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "keyCompromise"), CT_OK);
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "sn-1", &id), CT_ERR_EXISTS);
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "nope", "CX100", "SN-1", &id), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(count_rows("orders"), 1);
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN-1", &id), CT_OK);
+    ck_assert_int_eq(id, 2);
+    ck_assert_int_eq(count_rows("audit where action='order.reprovision' and subject='order 2' and actor='cli' and "
+                                "detail like '%serial=SN-1 revoked=1'"), 1);
+    /* Once more: a new key is issued, against the new order... */
+    ck_assert_int_eq(enroll_new("sn1-again", "SN-1", &res), CT_OK);
+    pki_cert_info info;
+    ck_assert_int_eq(pki_cert_parse_info(res.cert_der.data, res.cert_der.len, &info), CT_OK);
+    snprintf(b, sizeof b, "%s", info.serial_hex);
+    ct_buf_free(&res.cert_der);
+    ck_assert_int_eq(count_rows("certificates where order_id=2 and status='valid'"), 1);
+    ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN-1", &id), CT_ERR_ALREADY_ISSUED);
+    /* ...and once only: revoked again, it is refused again. */
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, b, "keyCompromise"), CT_OK);
+    ck_assert_int_eq(enroll_new("sn1-third", "SN-1", &res), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(count_rows("certificates where device_serial='SN-1'"), 2);
+}
+END_TEST
+
+START_TEST(revoking_an_order_closes_it_and_a_station_disables_it)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX];
+    ca_enroll_result res = {0};
+    issue_pem("SN-1", a);
+    ca_revoke_request req = {.scope = DB_REVOKE_ORDER, .target = "1", .reason = "cessationOfOperation", .actor = "cli"};
+    ck_assert_int_eq(ca_revoke(the_ca, &req, NULL), CT_OK);
+    ck_assert_int_eq(count_rows("orders where id=1 and open=0 and closed_at > 0"), 1);
+    ck_assert_int_eq(count_rows("audit where action='order.close' and subject='order 1' and actor='cli' and "
+                                "detail='revoked' and seq = (select max(seq) from audit)"), 1);
+    ck_assert_int_eq(enroll_new("sn2", "SN-2", &res), CT_ERR_NOT_IN_ORDER);
+    /* A station: its certificates revoked and the station disabled, in one transaction. */
+    char path[600];
+    int64_t id = 0;
+    write_text("more", "SN-7\n", path, sizeof path);
+    ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_OK);
+    ck_assert_int_eq(enroll_new("sn7", "SN-7", &res), CT_OK);
+    ct_buf_free(&res.cert_der);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "line1", "keyCompromise"), CT_OK);
+    ck_assert_int_eq(count_rows("stations where name='line1' and enabled=0"), 1);
+    ck_assert_int_eq(count_rows("certificates where profile='device' and status <> 'revoked'"), 0);
+    ck_assert_int_eq(count_rows("audit where action='station.disable' and subject='line1' and actor='tester'"), 1);
+    ck_assert_int_eq(enroll_new("sn7b", "SN-7", &res), CT_ERR_DISABLED);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "line1", "keyCompromise"), CT_ERR_ALREADY_REVOKED);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
+START_TEST(serials_are_one_case_insensitively)
+{
+    char path[600];
+    int64_t id = 0;
+    ca_enroll_result res = {0};
+    /* Orders: against any order's serial, and within the same file. */
+    write_text("case1", "SN-9\nsn-1\n", path, sizeof path);
+    ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "'sn-1' differs only by case from 'SN-1'"));
+    write_text("case2", "cam-x1\nCAM-X1\n", path, sizeof path);
+    ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_ERR_EXISTS);
+    ck_assert_int_eq(ca_order_close(the_ca, 1), CT_OK);
+    write_text("case3", "sn-2\n", path, sizeof path); /* a closed order's serial counts too */
+    ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_ERR_EXISTS);
+    ck_assert_int_eq(count_rows("orders"), 1);
+    ck_assert_int_eq(count_rows("order_serials"), 3);
+    /* Issuance: a database made before this rule may hold both spellings in orders; the second is refused. */
+    write_text("case4", "cam-x1\n", path, sizeof path);
+    ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_OK);
+    ck_assert_int_eq(enroll_new("x1", "cam-x1", &res), CT_OK);
+    ct_buf_free(&res.cert_der);
+    ck_assert_int_eq(tu_sh("sqlite3 '%s' \"drop trigger order_serials_one_case; insert into order_serials (order_id, "
+                           "serial) values (%lld, 'CAM-X1')\"", the_ca->cfg.db_path, (long long)id), 0);
+    ck_assert_int_eq(enroll_new("x1b", "CAM-X1", &res), CT_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "'CAM-X1' differs only by case from 'cam-x1'"));
+    ck_assert_int_eq(count_rows("certificates where profile='device'"), 1);
+    ck_assert_int_eq(count_rows("audit where outcome='denied' and subject='CAM-X1'"), 1);
+    /* Search: any case finds it; the subject keeps the serial as written. */
+    db_cert_row rows[4];
+    size_t n = 0;
+    db_search q = {.device_serial = "CAM-x1", .limit = 4};
+    ck_assert_int_eq(db_cert_search(the_ca->db, &q, rows, &n, NULL), CT_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(rows[0].device_serial, "cam-x1");
+    ck_assert_str_eq(rows[0].subject, "CX100 cam-x1");
+}
+END_TEST
+
+START_TEST(station_and_officer_certificates_are_revoked_at_once)
+{
+    pki_cert_info st;
+    ca_enroll_result res = {0};
+    char path[600], out[600];
+    ck_assert_int_eq(pki_cert_parse_info(station_cert.data, station_cert.len, &st), CT_OK);
+    ck_assert_int_eq(count_rows("certificates where profile='station' and device_serial='line1' and status='valid'"), 1);
+    /* An officer, who can identify itself until its certificate is revoked. */
+    ck_assert_int_eq(tu_sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s/of.key' "
+                           "-subj /CN=olga -out '%s/of.csr' 2>/dev/null", dir, dir), 0);
+    snprintf(path, sizeof path, "%s/of.csr", dir);
+    snprintf(out, sizeof out, "%s/of.pem", dir);
+    ck_assert_int_eq(ca_officer_add(the_ca, "olga", "officer", path, out), CT_OK);
+    ct_buf officer = CT_BUF_INIT;
+    read_file_der(out, false, &officer);
+    pki_cert_info of;
+    ck_assert_int_eq(pki_cert_parse_info(officer.data, officer.len, &of), CT_OK);
+    ca_http_request rq = {.method = "GET", .path = "/officer/api/search", .client_cert = officer.data,
+                          .client_cert_len = officer.len};
+    ca_officer_id who;
+    ck_assert_int_eq(ca_officer_identify(the_ca, &rq, &who), CT_OK);
+    /* Revoked by serial, as any certificate: refused on the next request. */
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, st.serial_hex, "keyCompromise"), CT_OK);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, of.serial_hex, "affiliationChanged"), CT_OK);
+    ck_assert_int_eq(enroll_new("sn1", "SN-1", &res), CT_ERR_DISABLED);
+    ck_assert_int_eq(ct_err_http_status(CT_ERR_DISABLED), 403);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "is revoked"));
+    ck_assert_int_eq(count_rows("audit where outcome='denied' and actor='line1' and detail like '%is revoked'"), 1);
+    ck_assert_int_eq(ca_officer_identify(the_ca, &rq, &who), CT_ERR_DISABLED);
+    ck_assert_str_eq(who.actor, "officer:olga");
+    /* On the operations CRL (verified against its issuer), not on the device CRL. */
+    snprintf(path, sizeof path, "%s/ops.crl", dir);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_OPS, path), CT_OK);
+    ck_assert_int_eq(tu_sh("cat '%s/ops-issuing.pem' '%s/ops-root.pem' > '%s/ops-chain.pem' && openssl crl -inform DER "
+                           "-in '%s' -CAfile '%s/ops-chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'",
+                           the_ca->cfg.dir, the_ca->cfg.dir, dir, path, dir), 0);
+    ck_assert_int_eq(tu_sh("test \"$(openssl crl -inform DER -in '%s' -noout -text | sed -n 's/ *Serial Number: //p' | "
+                           "tr A-F a-f | sort | paste -sd,)\" = \"$(printf '%%s\\n%%s\\n' %s %s | sort | paste -sd,)\"",
+                           path, st.serial_hex, of.serial_hex), 0);
+    snprintf(path, sizeof path, "%s/dev.crl", dir);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, path), CT_OK);
+    ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -noout -text | grep -q 'No Revoked Certificates'", path), 0);
+    ct_buf_free(&officer);
+}
+END_TEST
+
+START_TEST(serials_file_may_be_a_pipe)
+{
+    int fds[2];
+    char path[64];
+    int64_t id = 0;
+    ct_buf got = CT_BUF_INIT;
+    /* As `--serials <(...)` gives it: a pipe, whose size says nothing. */
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], "SN-21\nSN-22\n", 12), 12);
+    close(fds[1]);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fds[0]);
+    ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_OK);
+    close(fds[0]);
+    ck_assert_int_eq(count_rows("order_serials where serial in ('SN-21', 'SN-22')"), 2);
+    /* Still bounded: a pipe longer than the bound is refused. */
+    char big[5000];
+    memset(big, 'a', sizeof big);
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], big, sizeof big), (ssize_t)sizeof big);
+    close(fds[1]);
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fds[0]);
+    ck_assert_int_eq(ct_file_read(path, 4999, &got), CT_ERR_TOO_LARGE);
+    close(fds[0]);
+    ck_assert_ptr_null(got.data);
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], big, sizeof big), (ssize_t)sizeof big);
+    close(fds[1]);
+    ck_assert_int_eq(ct_file_read(path, 5000, &got), CT_OK);
+    close(fds[0]);
+    ck_assert_uint_eq(got.len, 5000);
+    ck_assert_uint_gt(got.max, got.len); /* room for a NUL */
+    ct_buf_free(&got);
+}
+END_TEST
+
+START_TEST(database_files_are_private)
+{
+    struct stat sb;
+    char side[CA_PATH_MAX + 16];
+    const char *suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(side, sizeof side, "%s%s", the_ca->cfg.db_path, suffixes[i]);
+        ck_assert_int_eq(stat(side, &sb), 0);
+        ck_assert_int_eq(sb.st_mode & 0777, 0600);
+    }
+    /* A folder made by an older version (0644) is narrowed when opened. */
+    snprintf(side, sizeof side, "%s", the_ca->cfg.dir);
+    ca_close(the_ca);
+    the_ca = NULL;
+    ck_assert_int_eq(tu_sh("chmod 0644 '%s/'*.db*", side), 0);
+    ck_assert_int_eq(ca_open(side, &the_ca), CT_OK);
+    ck_assert_int_eq(stat(the_ca->cfg.db_path, &sb), 0);
+    ck_assert_int_eq(sb.st_mode & 0777, 0600);
+}
+END_TEST
+
+START_TEST(server_failures_in_issuance_are_audited)
+{
+    ca_enroll_result res = {0};
+    /* The database refuses the certificate row (as a full disk would) while the audit table still takes rows. */
+    ck_assert_int_eq(tu_sh("sqlite3 '%s' \"create trigger t_full before insert on certificates begin "
+                           "select raise(abort, 'database or disk is full (stand-in)'); end\"",
+                           the_ca->cfg.db_path), 0);
+    long denied = count_rows("audit where outcome='denied'");
+    ck_assert_int_eq(enroll_new("sn1", "SN-1", &res), CT_ERR_DB);
+    ck_assert_int_eq(ct_err_http_status(CT_ERR_DB), 500);
+    ck_assert_int_eq(count_rows("audit where outcome='denied' and action='est.enroll' and actor='line1' and "
+                                "subject='SN-1' and detail like '%disk is full (stand-in)%'") ,1);
+    ck_assert_int_eq(count_rows("audit where outcome='denied'") - denied, 1);
+    ck_assert_int_eq(count_rows("certificates where profile='device'"), 0);
 }
 END_TEST
 
@@ -580,5 +857,15 @@ int main(void)
     tcase_add_test(lg, log_tree_heads_and_a_device_proof);
     tcase_add_test(lg, log_without_a_log_signer);
     suite_add_tcase(s, lg);
+    TCase *h10 = ca_case("issue10-records", 120);
+    tcase_add_test(h10, revoked_serial_is_never_issued_again);
+    tcase_add_test(h10, reprovisioning_allows_a_revoked_serial_once_more);
+    tcase_add_test(h10, revoking_an_order_closes_it_and_a_station_disables_it);
+    tcase_add_test(h10, serials_are_one_case_insensitively);
+    tcase_add_test(h10, station_and_officer_certificates_are_revoked_at_once);
+    tcase_add_test(h10, serials_file_may_be_a_pipe);
+    tcase_add_test(h10, database_files_are_private);
+    tcase_add_test(h10, server_failures_in_issuance_are_audited);
+    suite_add_tcase(s, h10);
     return tu_run_suite(s);
 }

@@ -115,6 +115,9 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
 #define K_UNDO_MIGRATION_7                                                                                     \
     " DROP INDEX order_serials_serial_nocase; DROP INDEX certificates_device_nocase;"                          \
     " DROP TRIGGER order_serials_one_case; DROP TRIGGER certificates_one_case;"                                \
+    " DROP TRIGGER order_serials_one_open; CREATE TRIGGER order_serials_one_open BEFORE INSERT ON order_serials" \
+    " WHEN EXISTS (SELECT 1 FROM order_serials s JOIN orders o ON o.id = s.order_id WHERE s.serial = NEW.serial" \
+    " AND o.open = 1 AND s.order_id <> NEW.order_id) BEGIN SELECT RAISE(ABORT, 'x'); END;"                    \
     " ALTER TABLE order_serials DROP COLUMN revoked_seen;"
 
 /* A DB with a dozen or so audit entries of every kind. */
@@ -747,7 +750,7 @@ static void add_head(ct_db *db, uint64_t n, uint64_t ts)
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_OK);
 }
 
-/* busy_db's five certificates (two stations', three devices'), one more, and tree heads of sizes 0, 2, 4 and 4. */
+/* busy_db's three certificates, one more, and tree heads of sizes 0, 2, 4 and 4. */
 static ct_db *log_db(const char *tag)
 {
     ct_db *db = busy_db(tag);
@@ -759,7 +762,7 @@ static ct_db *log_db(const char *tag)
     add_head(db, 4, 4000);
     db_log_report rep;
     ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_OK);
-    ck_assert_int_eq(rep.leaves, 6); /* the two stations' certificates first */
+    ck_assert_int_eq(rep.leaves, 4);
     ck_assert_int_eq(rep.tree_heads, 4);
     return db;
 }
@@ -785,17 +788,17 @@ START_TEST(test_log_leaf_with_each_issuance)
     uint64_t size = 0, index = 0;
     ct_buf der = CT_BUF_INIT;
     ck_assert_int_eq(db_log_size(db, &size), CT_OK);
-    ck_assert_int_eq(size, 5);
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves l JOIN certificates c USING (cert_serial_hex)"), 5);
+    ck_assert_int_eq(size, 3);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves l JOIN certificates c USING (cert_serial_hex)"), 3);
     ck_assert_int_eq(db_log_find(db, "02", &index, &der), CT_OK);
-    ck_assert_int_eq(index, 3);
+    ck_assert_int_eq(index, 1);
     ck_assert_mem_eq(der.data, "DER-device", der.len);
     ct_buf_free(&der);
     /* A refused issuance leaves no leaf; its neighbour in the same group commit keeps its own. */
     db_cert_record again = make_rec("01", "SN1", "device", "DER-again");
     ck_assert_int_eq(db_cert_record_issuance(db, &again, NULL, "station:line1"), CT_ERR_ALREADY_ISSUED);
     ck_assert_int_eq(db_log_size(db, &size), CT_OK);
-    ck_assert_int_eq(size, 5);
+    ck_assert_int_eq(size, 3);
     ck_assert_int_eq(db_log_find(db, "99", &index, &der), CT_ERR_NOT_FOUND);
     /* The leaf hash is RFC 9162's: SHA-256(0x00 || DER). */
     uint8_t want[32];
@@ -815,10 +818,10 @@ END_TEST
 START_TEST(test_log_tree_heads_never_go_back)
 {
     ct_db *db = log_db("db-log-heads");
-    ct_tree_head h = {.tree_size = 7, .timestamp_ms = 5000};
+    ct_tree_head h = {.tree_size = 5, .timestamp_ms = 5000};
     fake_sign(&h);
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
-    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "larger than the log (6 leaves)"));
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "larger than the log (4 leaves)"));
     h.tree_size = 3;
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_ERR_USAGE);
     h.tree_size = 4;
@@ -840,7 +843,7 @@ START_TEST(test_log_tamper_cert_edited)
 {
     ct_db *db = log_db("db-log-edit");
     expect_log_broken(db, "UPDATE certificates SET der = 'DER-devicf' WHERE cert_serial_hex = '02'",
-                      "log leaf 3: hash does not match certificate 02 (edited)");
+                      "log leaf 1: hash does not match certificate 02 (edited)");
     db_close(db);
 }
 END_TEST
@@ -856,7 +859,7 @@ END_TEST
 START_TEST(test_log_tamper_last_leaf_deleted)
 {
     ct_db *db = log_db("db-log-del-last");
-    expect_log_broken(db, "DELETE FROM log_leaves WHERE leaf_index = 5", "certificate 04 missing from the log");
+    expect_log_broken(db, "DELETE FROM log_leaves WHERE leaf_index = 3", "certificate 04 missing from the log");
     db_close(db);
 }
 END_TEST
@@ -864,12 +867,12 @@ END_TEST
 START_TEST(test_log_tamper_reordered)
 {
     ct_db *db = log_db("db-log-swap");
-    /* Leaves 2 and 3 hold the same DER, so only the order betrays the swap. */
+    /* Leaves 0 and 1 hold the same DER, so only the order betrays the swap. */
     expect_log_broken(db,
-                      "UPDATE log_leaves SET cert_serial_hex = 'x' WHERE leaf_index = 2;"
-                      "UPDATE log_leaves SET cert_serial_hex = '01' WHERE leaf_index = 3;"
-                      "UPDATE log_leaves SET cert_serial_hex = '02' WHERE leaf_index = 2;",
-                      "log leaf 3: certificate 01 was issued before the certificate of leaf 2 (reordered)");
+                      "UPDATE log_leaves SET cert_serial_hex = 'x' WHERE leaf_index = 0;"
+                      "UPDATE log_leaves SET cert_serial_hex = '01' WHERE leaf_index = 1;"
+                      "UPDATE log_leaves SET cert_serial_hex = '02' WHERE leaf_index = 0;",
+                      "log leaf 1: certificate 01 was issued before the certificate of leaf 0 (reordered)");
     db_close(db);
 }
 END_TEST
@@ -886,7 +889,7 @@ START_TEST(test_log_tamper_tree_heads)
     db_close(db);
     db = log_db("db-log-sth2");
     expect_log_broken(db, "UPDATE log_tree_heads SET tree_size = 9 WHERE id = 4",
-                      "tree head 4 (size 9): the log has only 6 leaves");
+                      "tree head 4 (size 9): the log has only 4 leaves");
     db_close(db);
 }
 END_TEST
@@ -898,14 +901,15 @@ START_TEST(test_log_migration_logs_earlier_certificates)
     db_close(db);
     ck_assert_int_eq(raw_exec("DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
                               " ALTER TABLE revocation_state DROP COLUMN ops_crl_number;" K_UNDO_MIGRATION_7
+                              " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-    ck_assert_int_eq(raw_int("SELECT group_concat(cert_serial_hex, ',') = 'ee6c696e6531,ee6c696e6532,01,02,03' FROM"
+    ck_assert_int_eq(raw_int("SELECT group_concat(cert_serial_hex, ',') = '01,02,03' FROM"
                              " (SELECT cert_serial_hex FROM log_leaves ORDER BY leaf_index)"), 1);
     db_log_report rep;
     ck_assert_int_eq(db_log_verify(db, fake_check, NULL, &rep), CT_OK);
-    ck_assert_int_eq(rep.leaves, 5);
+    ck_assert_int_eq(rep.leaves, 3);
     db_close(db);
 }
 END_TEST
