@@ -94,6 +94,7 @@ check "revoke without --reason is a usage error" bash -c "! '$CA_BIN' revoke --d
 out=$("$CA_BIN" revoke --dir "$CA" --order 2 --reason cessationOfOperation)
 check_eq "revoke --order revokes its two certificates" "revoked 2 certificates (cessationOfOperation)" "$out"
 check_eq "... in one audit event that counts them" 1 "$(sql "$DB" "select count(*) from audit where action='order.revoke' and outcome='ok' and detail like 'certificates=2 reason=cessationOfOperation serials=%'")"
+check_eq "... and the order is closed with it (audited)" "0 1" "$(sql "$DB" "select open from orders where id=2") $(sql "$DB" "select count(*) from audit where action='order.close' and subject='order 2' and detail='revoked'")"
 sleep 0.2
 OUT=$(ocsp CAM0006 -no_nonce)
 check "openssl ocsp: the order's certificate is revoked (cessationOfOperation)" bash -c "grep -q 'CAM0006.pem: revoked' <<<\"\$0\" && grep -q 'Reason: cessationOfOperation' <<<\"\$0\"" "$OUT"
@@ -138,6 +139,7 @@ check_eq "plain HTTP serves nothing but /crl and /ocsp" 404 "$code"
 out=$("$CA_BIN" revoke --dir "$CA" --station line1 --reason affiliationChanged)
 check_eq "revoke --station revokes the rest" "revoked 2 certificates (affiliationChanged)" "$out"
 check_eq "every camera certificate is revoked now" 5 "$(sql "$DB" "select count(*) from certificates where status='revoked' and profile <> 'viewer'")"
+check_eq "... and the station is disabled with it (audited)" "0 1" "$(sql "$DB" "select enabled from stations where name='line1'") $(sql "$DB" "select count(*) from audit where action='station.disable' and subject='line1'")"
 sleep 0.2
 curl -s -o "$WORK/crl2.der" "$HTTP/crl"
 check_eq "the served CRL follows" "$(sql "$DB" "select cert_serial_hex from certificates where status='revoked' and profile <> 'viewer' order by 1" | paste -sd,)" "$(crl_serials "$WORK/crl2.der")"
@@ -167,6 +169,45 @@ OUT=$(ocsp CAM0003 -no_nonce -resp_text)
 awk '/BEGIN CERT/,/END CERT/' <<<"$OUT" | sed -n '/BEGIN/,/END/p;/END/q' >"$WORK/responder.pem"
 check "the restarted server answers with the renewed responder certificate" bash -c "grep -q 'Response verify OK' <<<\"\$0\" &&
   cmp -s '$WORK/responder.pem' '$CA/ocsp-signer.pem'" "$OUT"
+cleanup_server
+
+# Issue 10: the database is private; revocation is final (re-provisioning is an officer's act); serials are one
+# case-insensitively; a station's certificate is revoked like any other and refused at once by the running server.
+WITH_HTTP=1 start_ca "$CA"
+HTTP=http://127.0.0.1:$HTTP_PORT
+check_eq "the database, its WAL and shared-memory files are 0600 while serving" "600 600 600" \
+  "$(stat -c %a "$DB" "$DB-wal" "$DB-shm" | paste -sd' ')"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/line2.key" -subj "/CN=line2" -out "$WORK/line2.csr" 2>/dev/null
+"$CA_BIN" station add --dir "$CA" --name line2 --csr "$WORK/line2.csr" --out "$WORK/line2.pem" >/dev/null
+out=$("$CA_BIN" order create --dir "$CA" --station line2 --model CX100 --serials <(printf 'CAM0100\nCAM0101\n') 2>&1)
+check "order create --serials <(...) reads the pipe" grep -q '^order [0-9]* created for station line2' <<<"$out"
+rc=0; out=$("$CA_BIN" order create --dir "$CA" --station line2 --model CX100 --serials <(printf 'cam0101\n') 2>&1) || rc=$?
+check "a serial differing only by case from an ordered one is refused" bash -c "[ $rc != 0 ] && grep -q \"'cam0101' differs only by case from 'CAM0101'\" <<<\"\$0\"" "$out"
+enroll2() { # enroll2 SERIAL KEYNAME: POSTs a fresh CSR as station line2, prints the status
+  make_csr "$WORK/$2" "/serialNumber=$1/CN=x"
+  est_post simpleenroll "$WORK/$2.b64" "$WORK/$2.out" --cert "$WORK/line2.pem" --key "$WORK/line2.key"
+}
+check_eq "CAM0100 enrolled" 200 "$(enroll2 CAM0100 c100a)"
+base64 -d "$WORK/c100a.out" | openssl pkcs7 -inform DER -print_certs -out "$WORK/c100a.pem" 2>/dev/null
+"$CA_BIN" revoke --dir "$CA" "$(openssl x509 -in "$WORK/c100a.pem" -noout -serial)" --reason keyCompromise >/dev/null
+check_eq "the revoked serial with a new key: 409" 409 "$(enroll2 CAM0100 c100b)"
+check "... saying revocation is final" grep -q 'revocation is final' "$WORK/c100b.out"
+check_eq "... audited, no certificate recorded" "1 1" "$(sql "$DB" "select count(*) from audit where action='est.enroll' and outcome='denied' and actor='line2' and subject='CAM0100'") $(sql "$DB" "select count(*) from certificates where device_serial='CAM0100'")"
+out=$("$CA_BIN" order reprovision --dir "$CA" --station line2 --model CX100 --serial CAM0100)
+check "order reprovision: the serial may be issued once more" grep -q 'CAM0100 may be issued once more' <<<"$out"
+check_eq "... and it is" 200 "$(enroll2 CAM0100 c100c)"
+check_eq "CAM0101 (case variant of nothing issued) still enrolls before the station is revoked" 200 "$(enroll2 CAM0101 c101a)"
+out=$("$CA_BIN" revoke --dir "$CA" "$(openssl x509 -in "$WORK/line2.pem" -noout -serial)" --reason keyCompromise)
+check_eq "revoke a station's own certificate by serial" "revoked 1 certificate (keyCompromise)" "$out"
+check_eq "the running server refuses that station at once: 403" 403 "$(enroll2 CAM0101 c101b)"
+check "... saying its certificate is revoked" grep -q 'is revoked' "$WORK/c101b.out"
+LINE2=$(openssl x509 -in "$WORK/line2.pem" -noout -serial | cut -d= -f2 | tr A-F a-f | sed 's/^\(00\)*//')
+for _ in $(seq 1 50); do
+  curl -s -o "$WORK/ops2.crl" "$HTTP/crl/ops"
+  openssl crl -inform DER -in "$WORK/ops2.crl" -noout -text | grep -qi "serial number: $LINE2" && break
+  sleep 0.1
+done
+check "the served operations CRL lists the station's certificate" bash -c "openssl crl -inform DER -in '$WORK/ops2.crl' -noout -text | grep -qi 'serial number: $LINE2'"
 cleanup_server
 
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
