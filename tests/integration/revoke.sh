@@ -210,5 +210,35 @@ done
 check "the served operations CRL lists the station's certificate" bash -c "openssl crl -inform DER -in '$WORK/ops2.crl' -noout -text | grep -qi 'serial number: $LINE2'"
 cleanup_server
 
+# A full disk: the database on a small tmpfs filled to the last byte (mounting needs root; skipped otherwise). The
+# enrollment fails with 500 and leaves nothing; its refusal is audited if the database can still write, else the
+# failed audit is logged; with space again the CA goes on and its chain is intact.
+if [ "$(id -u)" = 0 ] && mkdir -p "$WORK/full" && mount -t tmpfs -o size=4m tmpfs "$WORK/full" 2>/dev/null; then
+  trap 'cleanup_server; umount "$WORK/full" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/line3.key" -subj "/CN=line3" -out "$WORK/line3.csr" 2>/dev/null
+  "$CA_BIN" station add --dir "$CA" --name line3 --csr "$WORK/line3.csr" --out "$WORK/line3.pem" >/dev/null
+  "$CA_BIN" order create --dir "$CA" --station line3 --model CX100 --serials <(printf 'CAM0300\nCAM0301\n') >/dev/null
+  cp "$DB" "$WORK/full/camtrust.db"
+  cp "$CA/camtrust-ca.conf" "$WORK/conf.saved"
+  sed -i "s|^database *=.*|database = $WORK/full/camtrust.db|" "$CA/camtrust-ca.conf"
+  start_ca "$CA"
+  enroll3() { make_csr "$WORK/$2" "/serialNumber=$1/CN=x"; est_post simpleenroll "$WORK/$2.b64" "$WORK/$2.out" --cert "$WORK/line3.pem" --key "$WORK/line3.key"; }
+  check_eq "a station enrolls with the database on the small disk" 200 "$(enroll3 CAM0300 c300)"
+  dd if=/dev/zero of="$WORK/full/filler" bs=4k 2>/dev/null || true
+  check_eq "the disk is full: 500" 500 "$(enroll3 CAM0301 c301a)"
+  audited=$(sql "$WORK/full/camtrust.db" "select count(*) from audit where outcome='denied' and subject='CAM0301'")
+  check "... audited, or the failed audit logged" bash -c "[ '$audited' = 1 ] || grep -q 'could not audit a denial' '$WORK/server.log'"
+  rm -f "$WORK/full/filler"
+  check_eq "space again: the same serial enrolls" 200 "$(enroll3 CAM0301 c301b)"
+  check_eq "... one certificate, nothing partial" "1 1" "$(sql "$WORK/full/camtrust.db" "select count(*) from certificates where device_serial='CAM0301'") $(sql "$WORK/full/camtrust.db" "select count(*) from log_leaves l join certificates c using (cert_serial_hex) where c.device_serial='CAM0301'")"
+  cleanup_server
+  check "... and the audit chain and issuance log are intact" "$CA_BIN" audit verify --dir "$CA"
+  cp "$WORK/conf.saved" "$CA/camtrust-ca.conf"
+  umount "$WORK/full"
+  trap 'cleanup_server; rm -rf "$WORK"' EXIT
+else
+  echo "ok - # SKIP disk full: cannot mount a tmpfs here (needs root)"
+fi
+
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
 finish
