@@ -58,6 +58,17 @@ static ct_err revoke_request(const ca_revoke_request *req, char serial[DB_CERT_S
     return ct_fail(CT_ERR_ARG, "unknown revocation scope");
 }
 
+/* A station's or officer's certificate as recorded (db_operator_certs_backfill): from the certificate itself. */
+static ct_err operator_cert_fill(const uint8_t *der, size_t len, db_cert_record *rec)
+{
+    pki_cert_info info;
+    CT_GUARD_RET(pki_cert_parse_info(der, len, &info));
+    rec->not_before = info.not_before;
+    rec->not_after = info.not_after;
+    memcpy(rec->spki_sha256, info.spki_sha256, sizeof rec->spki_sha256);
+    return ct_snprintf(rec->subject, sizeof rec->subject, "CN=%s", info.subject_cn);
+}
+
 ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
 {
     char serial[DB_CERT_SERIAL_HEX_MAX] = "";
@@ -66,6 +77,8 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
     db_revocation r = {.scope = req->scope, .actor = actor};
     ct_err_clear();
     ct_err rc = revoke_request(req, serial, &r);
+    /* A folder older than station and officer records: record theirs first, so that they can be revoked. */
+    if (rc == CT_OK && req->scope == DB_REVOKE_CERT) rc = db_operator_certs_backfill(c->db, operator_cert_fill, actor, NULL);
     if (rc == CT_OK) rc = db_revoke(c->db, &r, count);
     if (rc != CT_OK) {
         if (ct_err_http_status(rc) >= 500) return rc;

@@ -914,6 +914,56 @@ static ct_err cert_issue_tx(ct_db *db, void *vctx)
     return db_cert_insert_tx(db, c->rec, c->supersedes, c->actor);
 }
 
+static const char k_operator_unrecorded[] =
+    "SELECT name, '" DB_PROFILE_STATION "', cert_serial_hex, cert_der FROM stations s WHERE NOT EXISTS"
+    " (SELECT 1 FROM certificates c WHERE c.cert_serial_hex = s.cert_serial_hex) UNION ALL"
+    " SELECT name, '" DB_PROFILE_OFFICER "', cert_serial_hex, cert_der FROM officers o WHERE NOT EXISTS"
+    " (SELECT 1 FROM certificates c WHERE c.cert_serial_hex = o.cert_serial_hex)";
+
+struct backfill_ctx {
+    db_cert_fill_fn fill;
+    const char *actor;
+    int64_t count;
+};
+
+static ct_err backfill_tx(ct_db *db, void *vctx)
+{
+    struct backfill_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_operator_unrecorded, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        db_cert_record r = {0};
+        CT_GUARD_RET(db_col_text(st, 0, r.device_serial, sizeof r.device_serial));
+        CT_GUARD_RET(db_col_text(st, 1, r.profile, sizeof r.profile));
+        CT_GUARD_RET(db_col_text(st, 2, r.cert_serial_hex, sizeof r.cert_serial_hex));
+        r.der = sqlite3_column_blob(st, 3);
+        r.der_len = (size_t)sqlite3_column_bytes(st, 3);
+        CT_GUARD_RET(c->fill(r.der, r.der_len, &r));
+        CT_GUARD_RET(db_cert_record_check(&r, NULL, c->actor));
+        CT_GUARD_RET(db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r.cert_serial_hex, r.device_serial, r.profile,
+                             r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
+                             sizeof r.spki_sha256, r.der, r.der_len, now()));
+        char detail[128];
+        CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s recorded=later", r.cert_serial_hex,
+                                 r.profile));
+        CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r.device_serial, "ok", detail));
+        c->count++;
+    }
+}
+
+ct_err db_operator_certs_backfill(ct_db *db, db_cert_fill_fn fill, const char *actor, int64_t *count)
+{
+    CT_ENSURE_RET(db && fill, ct_fail(CT_ERR_ARG, "db_operator_certs_backfill: missing argument"));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct backfill_ctx c = {.fill = fill, .actor = actor};
+    CT_GUARD_RET(db_call(db, true, backfill_tx, &c));
+    if (count) *count = c.count;
+    return CT_OK;
+}
+
 /* Group commit. Every issuance is on disk before its answer, and one fsync costs about a millisecond, so
  * concurrent issuances share one transaction and one fsync: a leader takes everything queued, writes each
  * item inside its own SAVEPOINT (a refused item leaves nothing and spoils no other), commits once and hands

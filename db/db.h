@@ -107,6 +107,13 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 
+/* Stations and officers certified before their certificates were recorded (older CA folders) are recorded now,
+ * from the DER their tables keep: `fill` (no database calls) sets each record's validity, subject and SPKI hash;
+ * each row is audited ("cert.record"), not logged (DB_PROFILE_STATION/_OFFICER are not in the issuance log).
+ * `count` (may be NULL) gets how many were recorded. */
+typedef ct_err (*db_cert_fill_fn)(const uint8_t *der, size_t len, db_cert_record *rec);
+CT_MUST_CHECK ct_err db_operator_certs_backfill(ct_db *db, db_cert_fill_fn fill, const char *actor, int64_t *count);
+
 /* ---- revocation ---- */
 typedef enum { DB_REVOKE_CERT, DB_REVOKE_ORDER, DB_REVOKE_STATION } db_revoke_scope;
 

@@ -825,6 +825,23 @@ START_TEST(server_failures_in_issuance_are_audited)
 }
 END_TEST
 
+/* A CA folder older than station records: the station's certificate is recorded when it is revoked. */
+START_TEST(an_older_station_certificate_is_recorded_and_revoked)
+{
+    pki_cert_info st;
+    ca_enroll_result res = {0};
+    ck_assert_int_eq(pki_cert_parse_info(station_cert.data, station_cert.len, &st), CT_OK);
+    ck_assert_int_eq(tu_sh("sqlite3 '%s' \"delete from certificates where profile = 'station'\"", the_ca->cfg.db_path), 0);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, st.serial_hex, "keyCompromise"), CT_OK);
+    ck_assert_int_eq(count_rows("audit where action='cert.record' and subject='line1' and actor='tester'"), 1);
+    ck_assert_int_eq(count_rows("certificates where profile='station' and device_serial='line1' and status='revoked' "
+                                "and subject='CN=line1' and not_after > not_before"), 1);
+    ck_assert_int_eq(enroll_new("sn1", "SN-1", &res), CT_ERR_DISABLED);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
 /* A test case on a fresh CA per test. */
 static TCase *ca_case(const char *name, double timeout)
 {
@@ -866,6 +883,7 @@ int main(void)
     tcase_add_test(h10, serials_file_may_be_a_pipe);
     tcase_add_test(h10, database_files_are_private);
     tcase_add_test(h10, server_failures_in_issuance_are_audited);
+    tcase_add_test(h10, an_older_station_certificate_is_recorded_and_revoked);
     suite_add_tcase(s, h10);
     return tu_run_suite(s);
 }
