@@ -90,8 +90,8 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
     return CT_OK;
 }
 
-/* Each CRL is signed by the CA that issued what it lists: devices by the device issuing CA, viewers by the
- * operations issuing CA (each with its own cRLNumber sequence). */
+/* Each CRL is signed by the CA that issued what it lists: devices by the device issuing CA; viewers, stations
+ * and officers by the operations issuing CA (each with its own cRLNumber sequence). */
 static const struct {
     db_crl_issuer issuer;
     ca_key_role signer;

@@ -34,7 +34,7 @@ static const char usage[] =
     "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
     "      R: " PKI_REASON_NAMES "\n"
     "  crl [device|ops] --out FILE              write a freshly signed CRL (DER) of the device issuing CA, or of\n"
-    "                                           the operations issuing CA (revoked viewers, for cameras' viewers/)\n"
+    "                                           the operations issuing CA (revoked viewers, stations, officers)\n"
     "  renew tls|ocsp|log                       re-certify the server's, the OCSP responder's or the log signer's\n"
     "                                           key for a fresh validity (restart the server to use it)\n"
     "  log sth                                  sign a tree head of the issuance log now\n"

@@ -37,7 +37,7 @@ typedef struct {
 
 typedef struct db_cert_record db_cert_record;
 /* Records a station and its issued client certificate (`cert`, profile DB_PROFILE_STATION: in the certificates
- * table and the issuance log too), with their audit events, in one transaction. CT_ERR_EXISTS if the name is
+ * table, not in the issuance log), with their audit events, in one transaction. CT_ERR_EXISTS if the name is
  * taken. */
 CT_MUST_CHECK ct_err db_station_add(ct_db *db, const char *name, const db_cert_record *cert, const char *actor);
 /* CT_ERR_DISABLED (with `out` filled) when the station's certificate is revoked: refused at once. */
@@ -194,7 +194,7 @@ typedef struct {
 } db_officer;
 
 /* Records an officer and its issued client certificate (`cert`, profile DB_PROFILE_OFFICER: in the certificates
- * table and the issuance log too), audited, in one transaction. CT_ERR_EXISTS if the name or the certificate is
+ * table, not in the issuance log), audited, in one transaction. CT_ERR_EXISTS if the name or the certificate is
  * taken. */
 CT_MUST_CHECK ct_err db_officer_add(ct_db *db, const char *name, db_role role, const db_cert_record *cert,
                                     const char *actor);
