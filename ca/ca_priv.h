@@ -145,9 +145,8 @@ bool ca_media_type_is(const char *content_type, const char *want);
 
 /* ---- revocation (ca_revoke.c: commands and CRLs; ca_ocsp.c: serving them) ---- */
 /* A fresh CRL of the device issuing CA (CA_CRL_DEVICE) or of the operations issuing CA (CA_CRL_OPS: viewers,
- * stations, officers)
- * from the database (its cRLNumber is recorded and audited, actor `actor`); *next_update is its nextUpdate.
- * Allocates der. */
+ * stations, officers) from the database (its cRLNumber is recorded and audited, actor `actor`); *next_update is
+ * its nextUpdate. Allocates der. */
 CT_MUST_CHECK ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update);
 /* Starts serving revocation: the CRL in memory, the OCSP responder and its pre-signed responses. */
 CT_MUST_CHECK ct_err ca_revocation_start(ca *c);
