@@ -151,7 +151,8 @@ static const char *const k_migrations[] = {
     "  WHEN EXISTS (SELECT 1 FROM order_serials WHERE serial = NEW.serial COLLATE NOCASE AND serial <> NEW.serial)"
     "  BEGIN SELECT RAISE(ABORT, 'serial differs only by case from an ordered one'); END;"
     "CREATE TRIGGER certificates_one_case BEFORE INSERT ON certificates"
-    "  WHEN NEW.profile NOT IN ('viewer', 'station', 'officer') AND EXISTS (SELECT 1 FROM certificates"
+    "  WHEN NEW.order_id IS NOT NULL AND NEW.profile NOT IN ('viewer', 'station', 'officer') AND EXISTS ("
+    "    SELECT 1 FROM certificates"
     "    WHERE device_serial = NEW.device_serial COLLATE NOCASE AND device_serial <> NEW.device_serial"
     "    AND profile NOT IN ('viewer', 'station', 'officer'))"
     "  BEGIN SELECT RAISE(ABORT, 'device serial differs only by case from an issued one'); END;",
@@ -858,17 +859,18 @@ ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *pr
     return rc;
 }
 
-/* The device serial's rules (for the device issuing CA's profiles): one spelling, and revocation is final. */
+/* The device serial's rules for an order's issuance: one spelling, and revocation is final. A renewal keeps the
+ * serial of the certificate that authenticated it (even one spelt twice before this rule). */
 static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r)
 {
     sqlite3_stmt *st = NULL;
     bool row = false;
     int64_t blocked = 0;
+    if (r->order_id == 0) return CT_OK;
     CT_GUARD_RET(db_prepare(db, k_cert_case_variant, &st, "t", r->device_serial));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s', issued here: serials are "
                                 "one DNS name", r->device_serial, (const char *)sqlite3_column_text(st, 0)));
-    if (r->order_id == 0) return CT_OK; /* a renewal: the device authenticated with its current certificate */
     CT_GUARD_RET(db_query_int(db, k_cert_revoked_block, &blocked, "tti", r->device_serial, r->profile, r->order_id));
     CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "serial '%s' has a revoked %s certificate and revocation is "
                                     "final (an officer may re-provision it: order reprovision)", r->device_serial,

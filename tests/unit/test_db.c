@@ -914,6 +914,45 @@ START_TEST(test_log_migration_logs_earlier_certificates)
 }
 END_TEST
 
+/* Serials are one case-insensitively for orders and an order's issuance; a renewal keeps its serial. */
+START_TEST(test_serial_case_variants)
+{
+    ct_db *db = fresh_db("db-case");
+    add_station(db, "line1");
+    const char *first[] = {"cam-x1"}, *twice[] = {"cam-x2", "CAM-X2"}, *other[] = {"Cam-X1"};
+    int64_t order = add_order(db, "line1", first, 1), id = 0;
+    ck_assert_int_eq(db_order_create(db, "line1", "m", twice, 2, "a", &id), CT_ERR_EXISTS);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "'CAM-X2' differs only by case from 'cam-x2'"));
+    ck_assert_int_eq(db_order_create(db, "line1", "m", other, 1, "a", &id), CT_ERR_EXISTS);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM orders"), 1);
+    /* The backstops refuse what the checks would (a writer that skips them). */
+    ck_assert_int_ne(raw_exec("INSERT INTO order_serials (order_id, serial) VALUES (1, 'CAM-X1')", NULL, 0), SQLITE_OK);
+    db_cert_record a = make_rec("0a", "cam-x1", "device", "DER-a");
+    a.station_id = 1, a.order_id = order;
+    ck_assert_int_eq(db_cert_record_issuance(db, &a, NULL, "station:line1"), CT_OK);
+    /* An older database may hold the other spelling in an order: its issuance is refused... */
+    ck_assert_int_eq(raw_exec("DROP TRIGGER order_serials_one_case;"
+                              "INSERT INTO order_serials (order_id, serial) VALUES (1, 'CAM-X1')", NULL, 0), SQLITE_OK);
+    db_cert_record b = make_rec("0b", "CAM-X1", "device", "DER-b");
+    b.station_id = 1, b.order_id = order;
+    ck_assert_int_eq(db_cert_record_issuance(db, &b, NULL, "station:line1"), CT_ERR_EXISTS);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE profile = 'device'"), 1);
+    /* ...but a device already issued under another spelling (before the rule) still renews. */
+    ck_assert_int_eq(raw_exec("INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before,"
+                              " not_after, spki_sha256, der, issued_at) VALUES ('0c', 'CAM-X1', 'device', 'x', 1, 2,"
+                              " zeroblob(32), 'DER-c', 1)", NULL, 0), SQLITE_OK);
+    db_cert_record renew = make_rec("0d", "CAM-X1", "device", "DER-d");
+    ck_assert_int_eq(db_cert_record_issuance(db, &renew, "0c", "CAM-X1"), CT_OK);
+    /* Search finds a serial in any case. */
+    db_cert_row rows[4];
+    size_t n = 0;
+    db_search q = {.device_serial = "CAM-x1", .status = "valid", .limit = 4};
+    ck_assert_int_eq(db_cert_search(db, &q, rows, &n, NULL), CT_OK);
+    ck_assert_uint_eq(n, 2);
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -948,6 +987,7 @@ int main(void)
     tcase_add_test(tc, test_log_tamper_reordered);
     tcase_add_test(tc, test_log_tamper_tree_heads);
     tcase_add_test(tc, test_log_migration_logs_earlier_certificates);
+    tcase_add_test(tc, test_serial_case_variants);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
