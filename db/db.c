@@ -808,14 +808,13 @@ static const char k_cert_supersede[] = "UPDATE certificates SET status = 'supers
 /* One camera, one DNS name: a device serial that differs only by case from an issued one. */
 static const char k_cert_case_variant[] = "SELECT device_serial FROM certificates WHERE device_serial = ?1 COLLATE NOCASE"
                                           " AND device_serial <> ?1 AND profile NOT IN " DB_CLIENT_PROFILES " LIMIT 1";
-/* Revocation is final: an order's issuance is refused (1) while the serial has a revoked certificate of this
- * profile, unless its order line re-provisions it and nothing of that serial was revoked since the line opened. */
+/* Revocation is final: an order's issuance (of any profile) is refused (1) while the serial has a revoked
+ * certificate, unless its order line re-provisions it and nothing of that serial was revoked since the line
+ * opened. */
 static const char k_cert_revoked_block[] =
-    "SELECT EXISTS (SELECT 1 FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND profile = ?2"
-    "  AND status = 'revoked')"
-    " AND (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
+    "SELECT (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
     "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
-    "  > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?3 AND serial = ?1), 0)";
+    " > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?2 AND serial = ?1), 0)";
 static const char k_cert_insert[] =
     "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
     " order_id, spki_sha256, der, status, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?)";
@@ -871,10 +870,9 @@ static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r)
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s', issued here: serials are "
                                 "one DNS name", r->device_serial, (const char *)sqlite3_column_text(st, 0)));
-    CT_GUARD_RET(db_query_int(db, k_cert_revoked_block, &blocked, "tti", r->device_serial, r->profile, r->order_id));
-    CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "serial '%s' has a revoked %s certificate and revocation is "
-                                    "final (an officer may re-provision it: order reprovision)", r->device_serial,
-                                    r->profile));
+    CT_GUARD_RET(db_query_int(db, k_cert_revoked_block, &blocked, "ti", r->device_serial, r->order_id));
+    CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "serial '%s' has a revoked certificate and revocation is "
+                                    "final (an officer may re-provision it: order reprovision)", r->device_serial));
     return CT_OK;
 }
 

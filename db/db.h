@@ -102,8 +102,8 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
  * If `supersedes_hex` is non-NULL, that certificate is marked superseded in the same transaction.
  * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists; for an order's issuance
  * (order_id), CT_ERR_EXISTS if the device serial differs only by case from one issued here, and
- * CT_ERR_ALREADY_REVOKED when the serial has a revoked certificate of this profile (revocation is final, unless
- * the order line re-provisions it: db_order_reprovision). */
+ * CT_ERR_ALREADY_REVOKED when the serial has a revoked certificate of any profile (revocation is final,
+ * unless the order line re-provisions it: db_order_reprovision). */
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 

@@ -590,10 +590,13 @@ START_TEST(revoked_serial_is_never_issued_again)
     snprintf(path, sizeof path, "%s/SN-1.csr", dir);
     read_file_der(path, true, &csr);
     ck_assert_int_eq(enroll(&station_cert, &csr, CA_ENROLL_NEW, NULL, &res), CT_ERR_ALREADY_REVOKED);
+    /* Nor under the other label: the serial is revoked, whatever it would be certified for. */
+    ck_assert_int_eq(enroll(&station_cert, &csr, CA_ENROLL_NEW, CA_PROFILE_MEDIA_SIGNING, &res), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(count_rows("certificates where device_serial='SN-1'"), 1);
     ck_assert_int_eq(count_rows("certificates where profile='device'"), 1);
     ck_assert_int_eq(count_rows("log_leaves"), 1);
     ck_assert_int_eq(count_rows("audit where outcome='denied' and action='est.enroll' and actor='line1' and "
-                                "subject='SN-1' and detail like '%revocation is final%'") - denied, 2);
+                                "subject='SN-1' and detail like '%revocation is final%'") - denied, 3);
     /* The revoked device cannot renew either: its certificate no longer authenticates it. */
     ck_assert_int_eq(enroll(&first, &csr, CA_ENROLL_RENEW, NULL, &res), CT_ERR_UNKNOWN_CLIENT);
     /* Other serials of the order still enroll. */
