@@ -43,6 +43,10 @@ static const ct_setting setting_rows[] = {
     {"server.http_listen", "127.0.0.1:8080", "address:port of plain HTTP for /crl and /ocsp only; empty: none"},
     {"server.threads", "2", "worker threads"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
+    {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
+    {"server.max_connections", "4096", "connections each listener may hold (bounded by the open-file limit)"},
+    {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
+    {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
 };
 
 static const ct_settings_schema schema = {"camtrust CA configuration", setting_rows,
@@ -82,6 +86,10 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.ips", s->server_ips, sizeof s->server_ips));
     CT_GUARD(ct_config_get_int(cfg, "server.threads", 2, 1, 64, &s->threads));
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
+    CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 4096, 16, 1000000, &s->max_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.idle_timeout", 10, 1, 3600, &s->idle_timeout));
+    CT_GUARD(ct_config_get_int(cfg, "server.drain_seconds", 10, 0, 600, &s->drain_seconds));
     CT_GUARD(ct_config_get_int(cfg, "device.validity_days", 0, 0, 100000, &s->device_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.root_validity_days", 10950, 1, 100000, &s->root_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.issuing_validity_days", 7300, 1, 100000, &s->issuing_days));

@@ -142,9 +142,10 @@ CT_MUST_CHECK ct_err ct_json_string(ct_buf *b, const char *s);
  * starting with '=', '+', '-', '@', tab or CR is quoted with a leading apostrophe, so spreadsheets show it as
  * text instead of running it as a formula. */
 CT_MUST_CHECK ct_err ct_csv_field(ct_buf *b, const char *s);
-/* Decodes application/x-www-form-urlencoded text ('+' and %XX) into a C string; CT_ERR_BAD_REQUEST for a bad
- * escape or a NUL, CT_ERR_TOO_LARGE when it does not fit out_max. */
-CT_MUST_CHECK ct_err ct_url_decode(const char *in, size_t in_len, char *out, size_t out_max);
+/* Decodes the %XX escapes of a URL or query value in place ('+' is left: that is form encoding) and returns the
+ * new length. An escape of a control character (%00 included) stays as it is: decoded, it would cut or split
+ * what it is part of ("simpleenroll%00x" read as "simpleenroll"). */
+size_t ct_url_unescape(char *s);
 
 /* ---- files ---- */
 CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
@@ -175,6 +176,9 @@ CT_MUST_CHECK ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const
 typedef enum { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;
 void ct_log_set_level(ct_log_level min);
 void ct_log(ct_log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* `s` (NULL: "") as one logfmt value, for a "%s" of ct_log: in double quotes, '"' and '\\' escaped, cut (ending
+ * in "...") to fit `max`. Every value from outside goes through it, so that it cannot write fields of its own. */
+const char *ct_log_quote(char *out, size_t max, const char *s);
 
 /* ---- config: "key = value" lines, '#' comments; every key known in advance ---- */
 #define CT_CONFIG_MAX_BYTES (64 * 1024)
