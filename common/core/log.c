@@ -37,13 +37,13 @@ const char *ct_log_quote(char *out, size_t max, const char *s)
 {
     static const char cut[] = "...\"";
     const char *p = s ? s : "";
-    if (max < sizeof cut + 2) {
-        if (max) out[0] = '\0';
-        return out;
-    }
     size_t len = 0;
     for (const char *q = p; *q; q++) len += (*q == '"' || *q == '\\') ? 2 : 1;
     bool whole = len + 3 <= max;
+    if (!whole && max < sizeof cut + 2) { /* no room even for a cut value */
+        if (max) out[0] = '\0';
+        return out;
+    }
     size_t end = whole ? 1 + len : max - sizeof cut; /* where the value's characters stop */
     size_t n = 0;
     out[n++] = '"';

@@ -116,6 +116,15 @@ START_TEST(json_and_csv_escaping)
     ck_assert_int_eq(ct_buf_cstr(&b, &s), CT_OK);
     ck_assert_str_eq(s, "plain,\"with,comma\",\"say \"\"hi\"\"\",\"two\r\nlines\",,\"'=HYPERLINK(\"\"x\"\")\","
                         "\"'@SUM(A1)\",\"'-2+3\",a=b");
+    /* Log values: one quoted field whatever they hold; cut with a mark when too long, never unterminated. */
+    char q[24];
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, "/x status=200 \"a\\"), "\"/x status=200 \\\"a\\\\\"");
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, NULL), "\"\"");
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, "0123456789012345678901234567"), "\"012345678901234567...\"");
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, "\"\"\"\"\"\"\"\"\"\"\"\"\""), "\"\\\"\\\"\\\"\\\"\\\"\\\"\\\"\\\"\\\"...\"");
+    ck_assert_uint_eq(strlen(ct_log_quote(q, sizeof q, "01234567890123456789")), 22); /* fits exactly */
+    ck_assert_str_eq(ct_log_quote(q, 6, "abc"), "\"abc\"");
+    ck_assert_str_eq(ct_log_quote(q, 6, "abcd"), "");
     /* URLs: escapes decoded except those of control characters, which would cut or split the path. */
     char url[] = "/est/simpleenroll%00x%2Fa+b%zz%4%0a%7F%7e%25";
     ck_assert_uint_eq(ct_url_unescape(url), strlen("/est/simpleenroll%00x/a+b%zz%4%0a%7F~%"));
