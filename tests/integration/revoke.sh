@@ -144,7 +144,7 @@ check_eq "the served CRL follows" "$(sql "$DB" "select cert_serial_hex from cert
 OUT=$(ocsp CAM0002)
 check "openssl ocsp with a nonce sees that too" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'CAM0002.pem: revoked' <<<\"\$0\" && grep -q 'Reason: affiliationChanged' <<<\"\$0\"" "$OUT"
 
-check "log lines name the OCSP answers" grep -q 'path=/ocsp status=200 client="none" result="revoked serial=' "$WORK/server.log"
+check "log lines name the OCSP answers" grep -q 'path="/ocsp" status=200 client="none" result="revoked serial=' "$WORK/server.log"
 kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"
 [ "$rc" = 0 ] || tail -40 "$WORK/server.log"
