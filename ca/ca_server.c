@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -384,6 +385,43 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_sub(&in_flight, 1);
 }
 
+/* libmicrohttpd's own messages (a connection refused at a limit, a failed handshake) as log lines, at most one
+ * a second with the count of those left out (and a last count at stop): a flood of connections must not flood
+ * the log as well. */
+static pthread_mutex_t library_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t library_log_last_ms;
+static long library_log_skipped;
+
+static void library_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    int64_t now = ct_now_ms();
+    (void)pthread_mutex_lock(&library_log_mu);
+    bool quiet = now - library_log_last_ms < 1000;
+    long left_out = library_log_skipped;
+    library_log_skipped = quiet ? library_log_skipped + 1 : 0;
+    if (!quiet) library_log_last_ms = now;
+    (void)pthread_mutex_unlock(&library_log_mu);
+    if (quiet) return;
+    char msg[256], quoted[300];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    if (vsnprintf(msg, sizeof msg, fmt, ap) < 0) msg[0] = '\0';
+#pragma GCC diagnostic pop
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", ct_log_quote(quoted, sizeof quoted, msg), left_out);
+}
+
+static void library_log_flush(void)
+{
+    (void)pthread_mutex_lock(&library_log_mu);
+    long left_out = library_log_skipped;
+    library_log_skipped = 0;
+    (void)pthread_mutex_unlock(&library_log_mu);
+    if (left_out) ct_log(CT_LOG_WARN, "http_library", "msg=\"messages left out\" left_out=%ld", left_out);
+}
+
 /* Connections each daemon may hold: server.max_connections, within the descriptors the process may open
  * (raised to the hard limit), half for each daemon, some kept for the database, the token and logs. */
 static unsigned connection_limit(const ca *c)
@@ -409,7 +447,8 @@ static struct MHD_Daemon *start_daemon(const listener *l, unsigned flags, const 
     const ca_settings *cfg = &l->c->cfg;
     /* ITC: MHD_quiesce_daemon needs it in this thread mode. */
     return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                            0, NULL, NULL, on_request, (void *)l, MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+                            0, NULL, NULL, on_request, (void *)l, MHD_OPTION_EXTERNAL_LOGGER, library_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
                             (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, connection_limit(l->c),
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
@@ -498,6 +537,7 @@ cleanup:
         if (daemons[i]) MHD_stop_daemon(daemons[i]); /* joins the worker threads */
         if (socks[i] != MHD_INVALID_SOCKET) close(socks[i]);
     }
+    library_log_flush();
     ca_log_stop(c); /* after the daemons: their issuances get their tree head */
     ca_revocation_stop(c);
     tls_teardown(&tls);

@@ -76,5 +76,8 @@ check_eq "... the certificate the database recorded for CAM0009" \
 rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "the server then stopped cleanly" 0 "$rc"
 check "... within the drain time (no request cut)" bash -c "! grep -q 'event=drain_timeout' '$WORK/server.log'"
+lines=$(grep -c 'event=http_library' "$WORK/server.log" || true)
+check "the refused connections did not write a line each (${lines} lines for over 1,000), the rest counted" bash -c \
+  "[ '$lines' -ge 1 ] && [ '$lines' -lt 100 ] && grep -q 'event=http_library msg=\"Server reached connection limit' '$WORK/server.log' && [ \$(grep -o 'left_out=[0-9]*' '$WORK/server.log' | awk -F= '{ n += \$2 } END { print n + 0 }') -ge 1000 ]"
 [ "$failed" = 0 ] || tail -20 "$WORK/server.log"
 finish
