@@ -253,6 +253,22 @@ static bool has_control(const char *s)
     return false;
 }
 
+static enum MHD_Result flag_control(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    bool *found = cls;
+    *found = has_control(key) || (value && has_control(value));
+    return *found ? MHD_NO : MHD_YES;
+}
+
+/* The path or a query argument holds a control character sent raw (escaped ones stay escaped). */
+static bool url_has_control(struct MHD_Connection *conn, const char *url)
+{
+    bool found = has_control(url);
+    if (!found) (void)MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, flag_control, &found);
+    return found;
+}
+
 static const char *header(struct MHD_Connection *conn, const char *name)
 {
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
@@ -300,7 +316,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
     bool est = !l->plain && strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0;
     bool officer = !l->plain && ca_officer_route(url);
     rq.path = url;
-    if (has_control(url)) { /* sent raw: the path ends nowhere a route could trust */
+    if (url_has_control(conn, url)) { /* sent raw: neither path nor argument can be trusted to end where it seems */
         memset(&ans, 0, sizeof ans);
         (void)ca_http_error(&ans, ct_fail(CT_ERR_BAD_REQUEST, "control character in the URL"));
     } else if (est) {

@@ -142,6 +142,8 @@ check_eq "... while an escaped ordinary letter still names the route (simpleenro
 code=$(curl -s -o "$WORK/r" -w '%{http_code}' --cacert "$CA/ops-root.pem" --request-target $'/.well-known/est/cacerts\x01' "https://localhost:$PORT/" || true)
 check_eq "a raw control character in the path: 400" 400 "$code"
 check "... saying so" grep -q 'control character in the URL' "$WORK/r"
+code=$(curl -s -o "$WORK/r" -w '%{http_code}' --cacert "$CA/ops-root.pem" --request-target $'/log/proof/inclusion?serial=ab\x01cd' "https://localhost:$PORT/" || true)
+check_eq "... or in a query argument: 400" 400 "$code"
 head_of() { # head_of PATH: "STATUS CONTENT-LENGTH BYTES-OF-BODY" of a HEAD request
   curl -s --head -o "$WORK/head" -w '%{http_code} %{size_download}' --cacert "$CA/ops-root.pem" "https://localhost:$PORT$1" |
     { read -r code _; echo "$code $(grep -i '^content-length:' "$WORK/head" | tr -dc 0-9) $(sed -n '/^\r$/,$p' "$WORK/head" | tail -n +2 | wc -c)"; }
