@@ -370,19 +370,17 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     bool api = strncmp(rq->path, API_PREFIX, strlen(API_PREFIX)) == 0;
     memset(ans, 0, sizeof *ans);
     ct_err_clear();
+    char subject[96]; /* the path, as refusals are audited */
+    if (ct_snprintf(subject, sizeof subject, "%.80s", rq->path) != CT_OK) subject[0] = '\0';
     ct_err rc = ca_officer_identify(c, rq, &who);
     if (ct_snprintf(ans->actor, sizeof ans->actor, "%.*s", (int)sizeof ans->actor - 1, who.actor) != CT_OK)
         ans->actor[0] = '\0';
-    if (rc != CT_OK && ct_err_http_status(rc) < 500) {
-        char subject[96];
-        if (ct_snprintf(subject, sizeof subject, "%.80s", rq->path) != CT_OK) subject[0] = '\0';
-        rc = ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
-    }
+    if (rc != CT_OK && ct_err_http_status(rc) < 500) rc = ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
     /* A page of another site can make the officer's browser send anything here, with the officer's certificate:
      * the API and every request that would change state must come from this server's own pages. */
     bool reads = ca_http_reads(rq->method);
     if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
-        rc = ca_audit_refusal(c, "officer.csrf", who.actor, rq->path, rc);
+        rc = ca_audit_refusal(c, "officer.csrf", who.actor, subject, rc);
     if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
     if (rc == CT_OK) rc = api_route(c, &who, rq, &out, reason, sizeof reason);
     if (rc == CT_OK) rc = answer_json(ans, &out, reason);
