@@ -81,30 +81,43 @@ static void format_time(time_t t, char out[24])
     if (!gmtime_r(&t, &tm) || strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) out[0] = '\0';
 }
 
-static void write_row(ca *c, const char *actor, const char *action, const char *reason, int64_t count, time_t first,
-                      time_t last)
+/* The actor and detail of one count's audit entry. */
+typedef struct {
+    char actor[DB_NAME_MAX];
+    char detail[REFUSAL_REASON_MAX + 96];
+} entry_text;
+
+static void describe(entry_text *e, const char *source, const char *reason, int64_t count, time_t first, time_t last)
 {
-    char detail[REFUSAL_REASON_MAX + 96], from[24], to[24];
+    char from[24], to[24];
     format_time(first, from);
     format_time(last, to);
-    if (ct_snprintf(detail, sizeof detail, "%lld refused from %s to %s: %s", (long long)count, from, to, reason) !=
-        CT_OK)
-        detail[0] = '\0';
-    ct_err rc = db_audit_append(c->db, actor, action, "", "denied", detail);
-    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit anonymous refusals: %s", ct_err_message(rc));
+    if (ct_snprintf(e->actor, sizeof e->actor, "anonymous:%s", source) != CT_OK) copy_truncated(e->actor, sizeof e->actor, "anonymous");
+    if (ct_snprintf(e->detail, sizeof e->detail, "%lld refused from %s to %s: %s", (long long)count, from, to,
+                    reason) != CT_OK)
+        e->detail[0] = '\0';
 }
 
+/* Writes the table's counts in one transaction, then empties it. */
 static void write_table(ca *c, refusal_table *t)
 {
-    for (size_t i = 0; i < t->used; i++) {
+    size_t n = t->used + (t->overflow ? 1 : 0);
+    entry_text *text = n ? calloc(n, sizeof *text) : NULL;
+    db_audit_entry *entries = n ? calloc(n, sizeof *entries) : NULL;
+    ct_err rc = CT_OK;
+    if (n && (!text || !entries)) rc = CT_ERR_NOMEM;
+    for (size_t i = 0; rc == CT_OK && i < n; i++) {
         const refusal_count *r = &t->rows[i];
-        char actor[DB_NAME_MAX];
-        if (ct_snprintf(actor, sizeof actor, "anonymous:%s", r->source) != CT_OK) copy_truncated(actor, sizeof actor, "anonymous");
-        write_row(c, actor, r->action, r->reason, r->count, r->first, r->last);
+        if (i < t->used) describe(&text[i], r->source, r->reason, r->count, r->first, r->last);
+        else describe(&text[i], "*", "further anonymous refusals (audit.anonymous_max_rows reached)", t->overflow,
+                      t->overflow_first, t->overflow_last);
+        entries[i] = (db_audit_entry){text[i].actor, i < t->used ? r->action : "audit.overflow", "", "denied",
+                                      text[i].detail};
     }
-    if (t->overflow)
-        write_row(c, "anonymous:*", "audit.overflow", "further anonymous refusals (audit.anonymous_max_rows reached)",
-                  t->overflow, t->overflow_first, t->overflow_last);
+    if (rc == CT_OK) rc = db_audit_append_all(c->db, entries, n);
+    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit %zu anonymous refusal counts: %s", n, ct_err_message(rc));
+    free(text);
+    free(entries);
     t->used = 0;
     t->overflow = 0;
 }
