@@ -23,6 +23,9 @@ static const ct_setting setting_rows[] = {
     {"key.log", "pkcs11:object=log-signer;type=private",
      "issuance log key: signs tree heads (operations issuing CA certifies it)"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
+    {"audit.anonymous_interval_s", "60",
+     "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
+    {"audit.anonymous_max_rows", "256", "most such counts per interval; further anonymous refusals share one row"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder)"},
     {"subject.organization", "Example Camera Maker", "subject O of every certificate"},
     {"device.domain", "devices.example.com", "device certificates name <serial>.<domain> in subjectAltName"},
@@ -100,6 +103,8 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "ocsp.validity_hours", 12, 1, 24 * 366, &s->ocsp_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
+    CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
+    CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
 cleanup:
     ct_config_free(cfg);
     return rc;

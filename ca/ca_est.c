@@ -44,11 +44,11 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
     else if ((rc = ct_base64_decode(rq->body, rq->body_len, &csr)) == CT_ERR_TOO_LARGE)
         rc = ct_fail(CT_ERR_TOO_LARGE, "CSR larger than %d bytes", PKI_MAX_CSR_DER);
     if (rc != CT_OK) {
-        rc = ca_audit_denial(c, "unknown", "", rc);
+        rc = ca_refuse_anonymous(c, rq->source, "est.enroll", "", rc);
         goto cleanup;
     }
     ca_enroll_request req = {.kind = kind, .client_cert = rq->client_cert, .client_cert_len = rq->client_cert_len,
-                             .label = label, .csr = csr.data, .csr_len = csr.len};
+                             .label = label, .csr = csr.data, .csr_len = csr.len, .source = rq->source};
     ct_err enrolled = ca_enroll(c, &req, &res);
     CT_GUARD(ct_strlcpy(ans->actor, sizeof ans->actor, res.actor));
     CT_GUARD(enrolled);

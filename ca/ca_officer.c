@@ -52,6 +52,8 @@ ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled)
 }
 
 /* ---- who is asking ---- */
+/* No certificate, or one that chains to no camtrust CA: nobody is authenticated. */
+#define ANONYMOUS_ACTOR "client:unknown"
 static void set_actor(ca_officer_id *who, const char *kind, const char *name)
 {
     if (ct_snprintf(who->actor, sizeof who->actor, "%s:%s", kind, name) != CT_OK) who->actor[0] = '\0';
@@ -63,7 +65,7 @@ ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who)
     db_officer o;
     db_station st;
     memset(who, 0, sizeof *who);
-    set_actor(who, "client", "unknown");
+    CT_GUARD_RET(ct_strlcpy(who->actor, sizeof who->actor, ANONYMOUS_ACTOR));
     CT_ENSURE_RET(!rq->client_cert_untrusted,
                   ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate does not chain to a camtrust CA"));
     CT_ENSURE_RET(rq->client_cert && rq->client_cert_len,
@@ -375,7 +377,9 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     ct_err rc = ca_officer_identify(c, rq, &who);
     if (ct_snprintf(ans->actor, sizeof ans->actor, "%.*s", (int)sizeof ans->actor - 1, who.actor) != CT_OK)
         ans->actor[0] = '\0';
-    if (rc != CT_OK && ct_err_http_status(rc) < 500) rc = ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
+    if (rc != CT_OK && ct_err_http_status(rc) < 500)
+        rc = strcmp(who.actor, ANONYMOUS_ACTOR) == 0 ? ca_refuse_anonymous(c, rq->source, "officer.access", subject, rc)
+                                                     : ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
     /* A page of another site can make the officer's browser send anything here, with the officer's certificate:
      * the API and every request that would change state must come from this server's own pages. */
     bool reads = ca_http_reads(rq->method);

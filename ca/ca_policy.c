@@ -213,7 +213,10 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     der = (ct_buf)CT_BUF_INIT;
 cleanup:
     if (rc != CT_OK) {
-        if (ct_err_http_status(rc) < 500) rc = ca_audit_denial(c, *res->actor ? res->actor : "unknown", x.serial ? x.serial : "", rc);
+        const char *subject = x.serial ? x.serial : "";
+        if (ct_err_http_status(rc) < 500)
+            rc = *res->actor ? ca_audit_denial(c, res->actor, subject, rc)
+                             : ca_refuse_anonymous(c, req->source, "est.enroll", subject, rc);
         ct_buf_free(&res->cert_der);
     }
     ct_buf_free(&der);

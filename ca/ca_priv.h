@@ -48,6 +48,8 @@ typedef struct {
     long ocsp_hours;        /* OCSP nextUpdate - thisUpdate */
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
+    long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
+    long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
 } ca_settings;
 
 /* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
@@ -68,6 +70,7 @@ _Static_assert(sizeof ((ca_settings *)0)->key_uri / sizeof ((ca_settings *)0)->k
 typedef struct ca_revocation ca_revocation;
 typedef struct ca_log ca_log;
 typedef struct ca_proofs ca_proofs;
+typedef struct ca_refusals ca_refusals;
 
 struct ca {
     ca_settings cfg;
@@ -77,6 +80,7 @@ struct ca {
     ca_revocation *rev;               /* the in-memory CRL and OCSP responses, while serving (ca_ocsp.c) */
     ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
+    ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -113,6 +117,13 @@ CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *c
  * reason as the detail. ca_audit_denial is an EST enrollment's ("est.enroll"). */
 ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why);
 ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
+/* A refusal of a request that no authenticated party made (`source`: the client's address, NULL or "": local).
+ * While serving it is counted per (action, source, reason) and written as one audit row per key and interval
+ * (ca_refusals.c); otherwise audited at once, actor "unknown". Returns `why` with the reason as the detail. */
+ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const char *subject, ct_err why);
+CT_MUST_CHECK ct_err ca_refusals_start(ca *c);
+/* Writes what was counted, then stops counting: later refusals are audited one by one. */
+void ca_refusals_stop(ca *c);
 
 /* ---- HTTP (ca_http.c): what every route shares; libmicrohttpd itself stays in ca_server.c ---- */
 typedef struct {
@@ -139,6 +150,7 @@ typedef struct {
     const char *host;               /* the Host header, Origin header and Sec-Fetch-Site header, or NULL */
     const char *origin;
     const char *fetch_site;
+    const char *source;             /* the client's address ("127.0.0.1", "::1"), for counting anonymous refusals */
 } ca_http_request;
 
 void ca_http_answer_free(ca_http_answer *ans);

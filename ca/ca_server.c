@@ -11,6 +11,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -312,6 +313,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
                           .host = single_header(conn, MHD_HTTP_HEADER_HOST),
                           .origin = single_header(conn, "Origin"),
                           .fetch_site = single_header(conn, "Sec-Fetch-Site")};
+    char source[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    ct_addr_host(ci ? ci->client_addr : NULL, source, sizeof source);
+    rq.source = source;
     client_certificate(conn, &rq);
     bool est = !l->plain && strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0;
     bool officer = !l->plain && ca_officer_route(url);
@@ -526,6 +531,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     CT_GUARD(trust_pem(c, &trust));
     CT_GUARD(ca_revocation_start(c));
     CT_GUARD(ca_log_start(c));
+    CT_GUARD(ca_refusals_start(c));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only
      * sigwait below sees them. */
     sigemptyset(&stop);
@@ -555,6 +561,7 @@ cleanup:
     }
     library_log_flush();
     ca_log_stop(c); /* after the daemons: their issuances get their tree head */
+    ca_refusals_stop(c); /* after the daemons: every refusal they counted is written */
     ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);

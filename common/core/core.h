@@ -166,6 +166,8 @@ void ct_failpoint(const char *name);
 /* ---- network addresses, time, waiting ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */
 CT_MUST_CHECK ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len);
+/* The numeric host of an IPv4 or IPv6 address ("127.0.0.1", "::1"), without the port; "" for any other family. */
+void ct_addr_host(const struct sockaddr *sa, char *out, size_t out_max);
 /* Monotonic milliseconds, for deadlines and durations. */
 int64_t ct_now_ms(void);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:
