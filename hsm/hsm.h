@@ -100,10 +100,15 @@ typedef struct {
 CT_MUST_CHECK ct_err hsm_settings_read(const ct_settings_schema *schema, const ct_config *cfg, const char *dir,
                                        const char *pin_env, hsm_settings *out);
 
-/* First run of a component: with SoftHSM, writes its config (token store DIR/tokens) if absent; then, unless
- * the PIN file exists already (a configured, existing token), creates the token with fresh random user and SO
- * PINs written to 0600 files (the SO PIN beside the user PIN, as so.pin). */
+/* First run of a component: with SoftHSM, writes its config (token store DIR/tokens, an absolute path) if absent;
+ * then, unless the PIN file exists already (a configured, existing token), creates the token with fresh random
+ * user and SO PINs written to 0600 files (the SO PIN beside the user PIN, as so.pin). */
 CT_MUST_CHECK ct_err hsm_local_token_prepare(const hsm_settings *s, const char *dir);
+
+/* A component folder built under another name (`dir`, a staging folder) and renamed to `final_dir` when whole:
+ * points the SoftHSM config written for `dir` at the final token store (absolute). Call it when the token is no
+ * longer used under `dir`, before the rename. A config that is not the one written for `dir` is left alone. */
+CT_MUST_CHECK ct_err hsm_local_relocate(const hsm_settings *s, const char *dir, const char *final_dir);
 
 /* Opens the configured token with the PIN from the PIN file, or from the environment variable. */
 CT_MUST_CHECK ct_err hsm_open_settings(const hsm_settings *s, hsm **out);

@@ -96,37 +96,59 @@ static bool name_valid(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
 }
 
+/* The station folder, made in `stage`. */
+static ct_err init_build(station *st, const char *stage, const char *name)
+{
+    ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT, pem = CT_BUF_INIT;
+    char path[STATION_PATH_MAX];
+    CT_GUARD(ct_path_join(path, sizeof path, stage, STATION_CONFIG_FILE));
+    const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
+    const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
+    CT_GUARD(ct_settings_write_defaults(&with_name, path));
+    CT_GUARD(settings_load(stage, st));
+    CT_GUARD(hsm_local_token_prepare(&st->hsm_cfg, stage));
+    CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
+    CT_GUARD(hsm_key_generate(st->hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id,
+                              &st->key));
+    ct_failpoint("init:keys");
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
+    CT_GUARD(pki_csr_make(st->key, name, NULL, &der));
+    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CSR_DER * 2));
+    CT_GUARD(ct_pem_encode("CERTIFICATE REQUEST", der.data, der.len, &pem));
+    CT_GUARD(ct_path_join(path, sizeof path, stage, "station.csr"));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+cleanup:
+    ct_buf_free(&der);
+    ct_buf_free(&pem);
+    return rc;
+}
+
+/* Built in a sibling folder and renamed into place when whole: a kill leaves no half station behind. */
 ct_err station_init(const char *dir, const char *name)
 {
     ct_err rc = CT_OK;
     station st;
-    ct_buf der = CT_BUF_INIT, pem = CT_BUF_INIT;
-    char path[STATION_PATH_MAX];
+    char path[STATION_PATH_MAX], stage[STATION_PATH_MAX];
+    bool staged = false;
     memset(&st, 0, sizeof st);
     CT_ENSURE_MSG(name && name_valid(name), CT_ERR_USAGE,
                   "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name ? name : "");
-    CT_GUARD(ct_mkdir(dir, 0700));
     CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
-    const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
-    const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
-    CT_GUARD(ct_settings_write_defaults(&with_name, path));
-    CT_GUARD(settings_load(dir, &st));
-    CT_ENSURE_MSG(strcmp(st.name, name) == 0, CT_ERR_CONFIG, "%s names station '%s', not '%s'", path, st.name, name);
-    CT_GUARD(hsm_local_token_prepare(&st.hsm_cfg, dir));
-    CT_GUARD(hsm_open_settings(&st.hsm_cfg, &st.hsm));
-    rc = hsm_key_generate(st.hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id, &st.key);
-    CT_ENSURE_MSG(rc != CT_ERR_EXISTS, rc, "%s already holds a station key (its request is station.csr)", dir);
-    CT_GUARD(rc);
-    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
-    CT_GUARD(pki_csr_make(st.key, name, NULL, &der));
-    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CSR_DER * 2));
-    CT_GUARD(ct_pem_encode("CERTIFICATE REQUEST", der.data, der.len, &pem));
-    CT_GUARD(ct_path_join(path, sizeof path, dir, "station.csr"));
-    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+    CT_ENSURE_MSG(!ct_file_exists(path), CT_ERR_EXISTS, "%s already holds a station (its request is station.csr)",
+                  dir);
+    CT_GUARD(ct_dir_check_fresh(dir, NULL, NULL));
+    CT_GUARD(ct_dir_stage(dir, stage, sizeof stage));
+    staged = true;
+    CT_GUARD(init_build(&st, stage, name));
+    hsm_settings hs = st.hsm_cfg;
+    station_close(&st); /* the token closed before its folder moves */
+    CT_GUARD(hsm_local_relocate(&hs, stage, dir));
+    CT_GUARD(ct_dir_commit(stage, dir));
+    staged = false;
 cleanup:
     station_close(&st);
-    ct_buf_free(&der);
-    ct_buf_free(&pem);
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
     return rc;
 }
 

@@ -24,8 +24,12 @@ for point in install:verified write:temp-written write:temp-synced write:renamed
     "$CLIENT_BIN" "$ADDR" install "${INSTALL[@]}" >/dev/null 2>&1 || true
     rc=0; wait "$FACTORY_PID" 2>/dev/null || rc=$?; FACTORY_PID=
     check_eq "killed at $point: the agent died there" 137 "$rc"
+    if [ "$point" = write:temp-written ]; then
+      check "killed at $point: its temporary file is left" bash -c "ls '$DEV' | grep -q '^credentials.pem.tmp.[0-9]*$'"
+    fi
     check_eq "killed at $point: boot says $want" "$want" "$(boot_state "$DEV")"
     check "killed at $point: no credentials file" test ! -e "$DEV/credentials.pem"
+    check "killed at $point: the next start removed any temporary file" bash -c "! ls '$DEV' | grep -q '\.tmp\.'"
   else
     # A fresh device for each kill after the rename (the first one is locked by then).
     D=$WORK/dev-$point
