@@ -6,6 +6,7 @@
 #include "ca_priv.h"
 
 #define DAY_SECONDS 86400
+#define CA_DB_FILE "camtrust.db" /* the default `database` */
 #define RENEW_WARN_DAYS 30
 
 /* Finds the configured key; the default ones are generated on first use. */
@@ -136,9 +137,10 @@ cleanup:
 static ct_err folder_check(const char *dir, bool *has_config)
 {
     char db[CA_PATH_MAX];
-    CT_GUARD_RET(ct_path_join(db, sizeof db, dir, "camtrust.db"));
+    ct_err rc = ct_dir_check_fresh(dir, CA_CONFIG_FILE, has_config);
+    CT_GUARD_RET(ct_path_join(db, sizeof db, dir, CA_DB_FILE));
     CT_ENSURE_RET(!ct_file_exists(db), ct_fail(CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, db));
-    return ct_dir_check_fresh(dir, CA_CONFIG_FILE, has_config);
+    return rc;
 }
 
 /* Everything a CA is, made in `stage`; `dir` is the name it will have. */
@@ -210,7 +212,7 @@ ct_err ca_init(const char *dir)
     c = NULL;
     CT_GUARD(hsm_local_relocate(&hs, stage, dir));
     ct_failpoint("init:relocated");
-    CT_GUARD(ct_dir_commit(stage, dir));
+    CT_GUARD(ct_dir_commit(stage, dir, CA_DB_FILE)); /* its database marks an initialised CA */
     staged = false;
 cleanup:
     ca_close(c);

@@ -195,7 +195,7 @@ ct_err agent_simulate(const char *dir, const char *serial, const char *model, co
     staged = true;
     CT_GUARD(simulate_build(a, stage, serial, model, mac ? mac : mac_buf, &root));
     CT_GUARD(hsm_local_relocate(&a->hs, stage, dir));
-    CT_GUARD(ct_dir_commit(stage, dir));
+    CT_GUARD(ct_dir_commit(stage, dir, AGENT_IDENTITY_FILE));
     staged = false;
 cleanup:
     if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);

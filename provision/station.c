@@ -144,7 +144,7 @@ ct_err station_init(const char *dir, const char *name)
     hsm_settings hs = st.hsm_cfg;
     station_close(&st); /* the token closed before its folder moves */
     CT_GUARD(hsm_local_relocate(&hs, stage, dir));
-    CT_GUARD(ct_dir_commit(stage, dir));
+    CT_GUARD(ct_dir_commit(stage, dir, STATION_CONFIG_FILE));
     staged = false;
 cleanup:
     station_close(&st);

@@ -163,16 +163,18 @@ bool ct_file_exists(const char *path);
  * process no longer runs, files or whole folders, e.g. ("dev", "", ".tmp.") for ct_file_write_atomic's temporaries
  * ("credentials.pem.tmp.4242"). */
 CT_MUST_CHECK ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep);
-/* A folder made whole or not at all: ct_dir_stage makes the empty sibling `final`.init-<pid> (removing stale ones
- * of dead processes) to build in; ct_dir_commit syncs it and renames it to `final` in one step. `final` may exist
- * only empty, or holding just the files the caller copied into the stage (then the two are exchanged and the old
- * one removed): the caller checks that. */
-CT_MUST_CHECK ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max);
-CT_MUST_CHECK ct_err ct_dir_commit(const char *stage, const char *final);
-/* Whether `dir` may become a staged folder: absent, empty, or holding only the file `allowed` (NULL: none;
- * *has_allowed then says so). CT_ERR_EXISTS naming a file otherwise. */
+/* A folder made whole or not at all. ct_dir_check_fresh: may `dir` become one? Absent, empty, or holding only
+ * the file `allowed` (NULL: none; *has_allowed says whether it does); CT_ERR_EXISTS naming a file otherwise.
+ * It first finishes or removes what killed runs left inside `dir` (see ct_dir_commit). ct_dir_stage makes the
+ * empty folder to build in: the sibling `final`.init-<pid> (stale ones of dead processes removed) or, when the
+ * parent is not writable but `final` exists (a service's /var/lib/NAME), `final`/.init-<pid>. ct_dir_commit
+ * syncs it and renames a sibling to `final` in one step (exchanged when `final` holds the `allowed` file the
+ * caller copied into the stage, the old one then removed); a stage inside `final` is marked whole and its
+ * entries moved up one by one, `last` (the entry whose presence means "made") last, an interrupted move being
+ * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed. */
 CT_MUST_CHECK ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowed);
-/* Removes a stage that will not be committed (a failed build). */
+CT_MUST_CHECK ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max);
+CT_MUST_CHECK ct_err ct_dir_commit(const char *stage, const char *final, const char *last);
 CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);

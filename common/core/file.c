@@ -147,27 +147,107 @@ static ct_err split_path(const char *path, char *parent, char *base, size_t max)
     return ct_strlcpy(base, max, basename(b));
 }
 
+#define STAGE_SEP ".init-"
+#define STAGE_WHOLE ".whole" /* in a stage inside its folder: complete; holds the name to move last */
+
+/* Moves every entry of `stage` into `final`, `last` last (the one whose presence says the folder is whole). */
+static ct_err move_entries(const char *stage, const char *final, const char *last)
+{
+    ct_err rc = CT_OK;
+    char from[4096], to[4096];
+    DIR *d = opendir(stage);
+    CT_ENSURE_RET(d, ct_fail(CT_ERR_IO, "cannot read %s: %s", stage, strerror(errno)));
+    for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcmp(n, STAGE_WHOLE) == 0 || strcmp(n, last) == 0)
+            continue;
+        rc = ct_path_join(from, sizeof from, stage, n);
+        if (rc == CT_OK) rc = ct_path_join(to, sizeof to, final, n);
+        if (rc == CT_OK && rename(from, to) != 0) rc = ct_fail(CT_ERR_IO, "cannot move %s: %s", from, strerror(errno));
+        ct_failpoint("stage:moving");
+    }
+    closedir(d);
+    CT_GUARD_RET(rc);
+    CT_GUARD_RET(ct_path_join(from, sizeof from, stage, last));
+    CT_GUARD_RET(ct_path_join(to, sizeof to, final, last));
+    CT_ENSURE_RET(rename(from, to) == 0 || errno == ENOENT,
+                  ct_fail(CT_ERR_IO, "cannot move %s: %s", from, strerror(errno)));
+    CT_GUARD_RET(ct_path_join(to, sizeof to, final, "."));
+    CT_GUARD_RET(ct_file_sync_dir(to));
+    return remove_tree(stage);
+}
+
+/* Stages that dead processes left inside `final`: finished when they were whole, else removed. */
+static ct_err recover_inside(const char *final)
+{
+    ct_err rc = CT_OK;
+    char stage[4096], whole[4096];
+    ct_buf last = CT_BUF_INIT;
+    DIR *d = opendir(final);
+    if (!d) return errno == ENOENT || errno == ENOTDIR ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", final,
+                                                                       strerror(errno));
+    for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
+        long pid = stale_pid(e->d_name, "", STAGE_SEP);
+        if (pid <= 0 || e->d_name[0] != '.' || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        rc = ct_path_join(stage, sizeof stage, final, e->d_name);
+        if (rc == CT_OK) rc = ct_path_join(whole, sizeof whole, stage, STAGE_WHOLE);
+        if (rc != CT_OK) break;
+        if (!ct_file_exists(whole)) {
+            rc = remove_tree(stage);
+            continue;
+        }
+        rc = ct_file_read(whole, 255, &last);
+        if (rc == CT_OK) {
+            last.data[last.len] = '\0';
+            rc = move_entries(stage, final, (const char *)last.data);
+        }
+        ct_buf_free(&last);
+    }
+    closedir(d);
+    return rc;
+}
+
 ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max)
 {
     char parent[4096], base[4096];
     CT_GUARD_RET(split_path(final, parent, base, sizeof parent));
     CT_ENSURE_RET(strcmp(base, "/") != 0 && strcmp(base, ".") != 0 && strcmp(base, "..") != 0,
                   ct_fail(CT_ERR_USAGE, "'%s' cannot be made in a staging folder: name a folder", final));
-    CT_GUARD_RET(ct_stale_remove(parent, base, ".init-"));
-    CT_GUARD_RET(ct_snprintf(stage, stage_max, "%s.init-%ld", final, (long)getpid()));
+    CT_GUARD_RET(ct_stale_remove(parent, base, STAGE_SEP));
+    CT_GUARD_RET(ct_snprintf(stage, stage_max, "%s" STAGE_SEP "%ld", final, (long)getpid()));
     CT_GUARD_RET(remove_tree(stage)); /* ours from an earlier call in this process */
+    if (mkdir(stage, 0700) == 0) return CT_OK;
+    /* A folder the system made for us in a folder we may not write (a service's /var/lib/NAME): inside it. */
+    bool inside = (errno == EACCES || errno == EPERM || errno == EROFS) && ct_file_exists(final);
+    CT_ENSURE_RET(inside, ct_fail(CT_ERR_IO, "cannot create %s: %s", stage, strerror(errno)));
+    CT_GUARD_RET(ct_snprintf(stage, stage_max, "%s/" STAGE_SEP "%ld", final, (long)getpid()));
+    CT_GUARD_RET(remove_tree(stage));
     CT_ENSURE_RET(mkdir(stage, 0700) == 0, ct_fail(CT_ERR_IO, "cannot create %s: %s", stage, strerror(errno)));
     return CT_OK;
 }
 
-ct_err ct_dir_commit(const char *stage, const char *final)
+/* Whether `stage` lies inside `final` (the second kind of ct_dir_stage). */
+static bool stage_inside(const char *stage, const char *final)
 {
+    size_t n = strlen(final);
+    return strncmp(stage, final, n) == 0 && stage[n] == '/';
+}
+
+ct_err ct_dir_commit(const char *stage, const char *final, const char *last)
+{
+    char whole[4096];
     int fd = open(stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", stage, strerror(errno)));
     int r = fsync(fd);
     close(fd);
     CT_ENSURE_RET(r == 0, ct_fail(CT_ERR_IO, "cannot sync %s: %s", stage, strerror(errno)));
     ct_failpoint("stage:synced");
+    if (stage_inside(stage, final)) {
+        /* No single rename can do it: marked whole first, so that an interrupted move is finished later. */
+        CT_GUARD_RET(ct_path_join(whole, sizeof whole, stage, STAGE_WHOLE));
+        CT_GUARD_RET(ct_file_write_atomic(whole, last, strlen(last), 0600));
+        return move_entries(stage, final, last);
+    }
     if (rename(stage, final) != 0) {
         CT_ENSURE_RET(errno == ENOTEMPTY || errno == EEXIST,
                       ct_fail(CT_ERR_IO, "cannot rename %s to %s: %s", stage, final, strerror(errno)));
@@ -184,8 +264,9 @@ ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowe
 {
     char other[256] = "";
     bool seen = false;
-    DIR *d = opendir(dir);
     if (has_allowed) *has_allowed = false;
+    CT_GUARD_RET(recover_inside(dir));
+    DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", dir, strerror(errno));
     for (struct dirent *e; (e = readdir(d));) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;

@@ -60,6 +60,27 @@ else
 fi
 check "no stage is left after that" bash -c "! ls -d ca9.init-* 2>/dev/null"
 
+# ---- a folder the system made for a service (/var/lib/NAME: the parent is not writable): staged inside it ----
+if [ "$(id -u)" = 0 ]; then
+  # The test folder is private to root: this part lives in a world-traversable one of its own.
+  SYS=$(mktemp -d /tmp/camtrust-sys.XXXXXX)
+  trap 'cleanup_server; rm -rf "$WORK" "$SYS"' EXIT
+  chmod 755 "$SYS"
+  ln -s "$SYS" sys
+  mkdir sys/ca && chown nobody sys/ca
+  AS_SERVICE="setpriv --reuid=nobody --regid=nogroup --clear-groups"
+  rc=0; $AS_SERVICE env CAMTRUST_FAILPOINT=init:certificates "$CA_BIN" init --dir "$SYS/ca" >/dev/null 2>&1 || rc=$?
+  check_eq "init by a service user in a folder it may not leave, killed at init:certificates: it died there" 137 "$rc"
+  check "... leaving only a hidden stage inside the folder" bash -c "test -z \"\$(ls sys/ca)\" && ls -A sys/ca | grep -q '^\.init-[0-9]*\$'"
+  rc=0; $AS_SERVICE env CAMTRUST_FAILPOINT=stage:moving "$CA_BIN" init --dir "$SYS/ca" >/dev/null 2>&1 || rc=$?
+  check_eq "init again, killed half-way through moving the whole CA up: it died there" 137 "$rc"
+  check "... the CA is not there yet (no database)" test ! -e sys/ca/camtrust.db
+  check "the next init finishes that move (the CA was whole) and says so" \
+    bash -c "$AS_SERVICE '$CA_BIN' init --dir '$SYS/ca' 2>&1 | grep -q 'already holds a CA'"
+  check "... no stage is left" bash -c "! ls -A sys/ca | grep -q '^\.init-'"
+  check "... and that CA verifies" $AS_SERVICE "$CA_BIN" audit verify --dir "$SYS/ca"
+fi
+
 # ---- the station ----
 for point in write:temp-written init:keys stage:synced; do
   killed_at "$STATION_BIN" $point st init --dir st --name line1
