@@ -126,6 +126,7 @@ static int record(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (ct_cli_help(argc, argv, usage)) return 0;
     if (argc >= 2 && strcmp(argv[1], "record") == 0) return record(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sign") == 0) return sign(argc, argv);
     if (argc < 2 || !known_options(argc, argv)) {

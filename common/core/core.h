@@ -179,6 +179,11 @@ CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);
 
+/* ---- command lines ---- */
+/* `--help` anywhere, or `-h` first: prints `usage` on stdout and says true (the caller exits 0). A usage error
+ * stays the caller's: usage on stderr, exit 2. */
+bool ct_cli_help(int argc, char **argv, const char *usage);
+
 /* ---- network addresses, time, waiting ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */
 CT_MUST_CHECK ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len);
