@@ -160,8 +160,30 @@ CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, co
 /* Creates a folder (mode), fine if it exists already. */
 CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);
 bool ct_file_exists(const char *path);
+/* Leftovers of killed processes: removes the entries of `folder` named PREFIX...SEP<pid> (PREFIX may be "") whose
+ * process no longer runs, files or whole folders, e.g. ("dev", "", ".tmp.") for ct_file_write_atomic's temporaries
+ * ("credentials.pem.tmp.4242"). */
+CT_MUST_CHECK ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep);
+/* A folder made whole or not at all. ct_dir_check_fresh: may `dir` become one? Absent, empty, or holding only
+ * the file `allowed` (NULL: none; *has_allowed says whether it does); CT_ERR_EXISTS naming a file otherwise.
+ * It first finishes or removes what killed runs left inside `dir` (see ct_dir_commit). ct_dir_stage makes the
+ * empty folder to build in: the sibling `final`.init-<pid> (stale ones of dead processes removed) or, when the
+ * parent is not writable but `final` exists (a service's /var/lib/NAME), `final`/.init-<pid>. ct_dir_commit
+ * syncs it and renames a sibling to `final` in one step (exchanged when `final` holds the `allowed` file the
+ * caller copied into the stage, the old one then removed); a stage inside `final` is marked whole and its
+ * entries moved up one by one, `last` (the entry whose presence means "made") last, an interrupted move being
+ * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed. */
+CT_MUST_CHECK ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowed);
+CT_MUST_CHECK ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max);
+CT_MUST_CHECK ct_err ct_dir_commit(const char *stage, const char *final, const char *last);
+CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);
+
+/* ---- command lines ---- */
+/* `--help` anywhere, or `-h` first: prints `usage` on stdout and says true (the caller exits 0). A usage error
+ * stays the caller's: usage on stderr, exit 2. */
+bool ct_cli_help(int argc, char **argv, const char *usage);
 
 /* ---- network addresses, time, waiting ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */
