@@ -75,6 +75,7 @@ typedef struct {
     const char *label;          /* EST label: NULL or "" for the default profile */
     const uint8_t *csr;         /* DER PKCS#10 */
     size_t csr_len;
+    const char *source;         /* the client's address, or NULL: where an anonymous refusal is counted from */
 } ca_enroll_request;
 
 typedef struct {

@@ -23,6 +23,9 @@ static const ct_setting setting_rows[] = {
     {"key.log", "pkcs11:object=log-signer;type=private",
      "issuance log key: signs tree heads (operations issuing CA certifies it)"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
+    {"audit.anonymous_interval_s", "60",
+     "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
+    {"audit.anonymous_max_rows", "256", "most such counts per interval; further anonymous refusals share one row"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder)"},
     {"subject.organization", "Example Camera Maker", "subject O of every certificate"},
     {"device.domain", "devices.example.com", "device certificates name <serial>.<domain> in subjectAltName"},
@@ -43,6 +46,10 @@ static const ct_setting setting_rows[] = {
     {"server.http_listen", "127.0.0.1:8080", "address:port of plain HTTP for /crl and /ocsp only; empty: none"},
     {"server.threads", "2", "worker threads"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
+    {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
+    {"server.max_connections", "4096", "connections each listener may hold (bounded by the open-file limit)"},
+    {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
+    {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
 };
 
 static const ct_settings_schema schema = {"camtrust CA configuration", setting_rows,
@@ -82,6 +89,10 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.ips", s->server_ips, sizeof s->server_ips));
     CT_GUARD(ct_config_get_int(cfg, "server.threads", 2, 1, 64, &s->threads));
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
+    CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 4096, 16, 1000000, &s->max_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.idle_timeout", 10, 1, 3600, &s->idle_timeout));
+    CT_GUARD(ct_config_get_int(cfg, "server.drain_seconds", 10, 0, 600, &s->drain_seconds));
     CT_GUARD(ct_config_get_int(cfg, "device.validity_days", 0, 0, 100000, &s->device_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.root_validity_days", 10950, 1, 100000, &s->root_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.issuing_validity_days", 7300, 1, 100000, &s->issuing_days));
@@ -92,6 +103,8 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "ocsp.validity_hours", 12, 1, 24 * 366, &s->ocsp_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
+    CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
+    CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
 cleanup:
     ct_config_free(cfg);
     return rc;

@@ -1,6 +1,5 @@
 /* EST (RFC 7030) over the policy: routes, content types and base64 bodies. No HTTP library here. */
 #include <string.h>
-#include <strings.h>
 
 #include "ca_priv.h"
 
@@ -18,35 +17,12 @@ static bool label_valid(const char *s, size_t n)
     return true;
 }
 
-bool ca_media_type_is(const char *content_type, const char *want)
-{
-    if (!content_type) return false;
-    size_t n = strlen(want);
-    if (strncasecmp(content_type, want, n) != 0) return false;
-    char next = content_type[n];
-    return next == '\0' || next == ';' || next == ' ';
-}
-
 static ct_err answer_base64(ca_http_answer *ans, const char *content_type, const ct_buf *der)
 {
     ans->status = 200;
     ans->content_type = content_type;
     CT_GUARD_RET(ct_buf_alloc(&ans->body, der->len * 2 + 64));
     return ct_base64_encode(der->data, der->len, true, &ans->body);
-}
-
-ct_err ca_http_error(ca_http_answer *ans, ct_err e)
-{
-    ct_buf_free(&ans->body);
-    ans->status = ct_err_http_status(e);
-    ans->content_type = "text/plain";
-    const char *detail = ct_err_detail();
-    if (ct_snprintf(ans->reason, sizeof ans->reason, "%s", *detail ? detail : ct_err_message(e)) != CT_OK)
-        ans->reason[0] = '\0';
-    if (ct_buf_alloc(&ans->body, sizeof ans->reason + 64) == CT_OK &&
-        ct_buf_appendf(&ans->body, "%d %s\n", ans->status, ans->reason) != CT_OK)
-        ans->body.len = 0;
-    return e;
 }
 
 static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_http_request *rq, ca_http_answer *ans)
@@ -68,11 +44,11 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
     else if ((rc = ct_base64_decode(rq->body, rq->body_len, &csr)) == CT_ERR_TOO_LARGE)
         rc = ct_fail(CT_ERR_TOO_LARGE, "CSR larger than %d bytes", PKI_MAX_CSR_DER);
     if (rc != CT_OK) {
-        rc = ca_audit_denial(c, "unknown", "", rc);
+        rc = ca_refuse_anonymous(c, rq->source, "est.enroll", "", rc);
         goto cleanup;
     }
     ca_enroll_request req = {.kind = kind, .client_cert = rq->client_cert, .client_cert_len = rq->client_cert_len,
-                             .label = label, .csr = csr.data, .csr_len = csr.len};
+                             .label = label, .csr = csr.data, .csr_len = csr.len, .source = rq->source};
     ct_err enrolled = ca_enroll(c, &req, &res);
     CT_GUARD(ct_strlcpy(ans->actor, sizeof ans->actor, res.actor));
     CT_GUARD(enrolled);
@@ -125,5 +101,3 @@ cleanup:
     if (rc != CT_OK) ca_http_error(ans, rc);
     return rc;
 }
-
-void ca_http_answer_free(ca_http_answer *ans) { ct_buf_free(&ans->body); }

@@ -6,6 +6,7 @@
 #include "ca_priv.h"
 
 #define DAY_SECONDS 86400
+#define CA_DB_FILE "camtrust.db" /* the default `database` */
 #define RENEW_WARN_DAYS 30
 
 /* Finds the configured key; the default ones are generated on first use. */
@@ -132,45 +133,91 @@ cleanup:
     return rc;
 }
 
+/* What a folder may hold before init: nothing, or only the config an operator wrote first (another HSM). */
+static ct_err folder_check(const char *dir, bool *has_config)
+{
+    char db[CA_PATH_MAX];
+    ct_err rc = ct_dir_check_fresh(dir, CA_CONFIG_FILE, has_config);
+    CT_GUARD_RET(ct_path_join(db, sizeof db, dir, CA_DB_FILE));
+    CT_ENSURE_RET(!ct_file_exists(db), ct_fail(CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, db));
+    return rc;
+}
+
+/* Everything a CA is, made in `stage`; `dir` is the name it will have. */
+static ct_err build(ca *c, const char *stage, const char *dir)
+{
+    CT_GUARD_RET(ca_settings_write_defaults(stage));
+    CT_GUARD_RET(ca_settings_load(stage, &c->cfg));
+    CT_ENSURE_RET(!ct_file_exists(c->cfg.db_path),
+                  ct_fail(CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, c->cfg.db_path));
+    CT_GUARD_RET(hsm_local_token_prepare(&c->cfg.hsm, stage));
+    ct_failpoint("init:token");
+    CT_GUARD_RET(hsm_open_settings(&c->cfg.hsm, &c->hsm));
+    for (int role = 0; role < CA_KEY__COUNT; role++)
+        CT_GUARD_RET(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
+    ct_failpoint("init:keys");
+
+    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ROOT_CA, "Device Root CA",
+                               c->cfg.root_days));
+    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_DEVICE_ISSUING, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ISSUING_CA,
+                               "Device Issuing CA", c->cfg.issuing_days));
+    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_OPS_ROOT, CA_KEY_OPS_ROOT, PKI_PROFILE_ROOT_CA, "Operations Root CA",
+                               c->cfg.root_days));
+    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_OPS_ISSUING, CA_KEY_OPS_ROOT, PKI_PROFILE_ISSUING_CA,
+                               "Operations Issuing CA", c->cfg.issuing_days));
+    /* The operational ones as renew makes them. Tree heads must verify as long as the devices keep their
+     * proofs: the log signer lives as long as the issuing CA. */
+    for (size_t i = 0; i < sizeof renewable / sizeof renewable[0]; i++)
+        CT_GUARD_RET(issue_ca_cert(c, renewable[i].role, renewable[i].issuer, renewable[i].profile,
+                                   renewable[i].cn_suffix, renew_days(c, renewable[i].role)));
+    CT_GUARD_RET(write_cert_files(c));
+    ct_failpoint("init:certificates");
+
+    CT_GUARD_RET(db_open(c->cfg.db_path, &c->db));
+    pki_cert_info root;
+    char fp[65], detail[160];
+    const ct_buf *r = &c->signers[CA_KEY_DEVICE_ROOT].cert_der;
+    CT_GUARD_RET(pki_cert_parse_info(r->data, r->len, &root));
+    CT_GUARD_RET(ct_hex_encode(root.cert_sha256, 32, fp, sizeof fp));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
+    CT_GUARD_RET(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
+    ct_failpoint("init:database");
+    return ca_log_sth(c, "cli", NULL); /* the empty log's tree head: /log/sth answers from the start */
+}
+
+/* Built in a sibling folder and renamed into place when whole: a kill or a full disk leaves DIR as it was
+ * (absent, or holding only its config) and a staging folder that the next init removes. */
 ct_err ca_init(const char *dir)
 {
     ct_err rc = CT_OK;
     ca *c = NULL;
-    CT_GUARD(ct_mkdir(dir, 0700));
-    CT_GUARD(ca_settings_write_defaults(dir));
+    hsm_settings hs;
+    bool has_config = false, staged = false;
+    char stage[CA_PATH_MAX], from[CA_PATH_MAX], to[CA_PATH_MAX];
+    ct_buf conf = CT_BUF_INIT;
+    CT_GUARD(folder_check(dir, &has_config));
+    CT_GUARD(ct_dir_stage(dir, stage, sizeof stage));
+    staged = true;
+    if (has_config) {
+        CT_GUARD(ct_path_join(from, sizeof from, dir, CA_CONFIG_FILE));
+        CT_GUARD(ct_path_join(to, sizeof to, stage, CA_CONFIG_FILE));
+        CT_GUARD(ct_file_read(from, CT_CONFIG_MAX_BYTES, &conf));
+        CT_GUARD(ct_file_write_atomic(to, conf.data, conf.len, 0600));
+    }
     c = calloc(1, sizeof *c);
     CT_ENSURE(c, CT_ERR_NOMEM);
-    CT_GUARD(ca_settings_load(dir, &c->cfg));
-    CT_ENSURE_MSG(!ct_file_exists(c->cfg.db_path), CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, c->cfg.db_path);
-    CT_GUARD(hsm_local_token_prepare(&c->cfg.hsm, dir));
-    CT_GUARD(hsm_open_settings(&c->cfg.hsm, &c->hsm));
-    for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
-
-    CT_GUARD(issue_ca_cert(c, CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ROOT_CA, "Device Root CA", c->cfg.root_days));
-    CT_GUARD(issue_ca_cert(c, CA_KEY_DEVICE_ISSUING, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ISSUING_CA, "Device Issuing CA",
-                           c->cfg.issuing_days));
-    CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ROOT, CA_KEY_OPS_ROOT, PKI_PROFILE_ROOT_CA, "Operations Root CA", c->cfg.root_days));
-    CT_GUARD(issue_ca_cert(c, CA_KEY_OPS_ISSUING, CA_KEY_OPS_ROOT, PKI_PROFILE_ISSUING_CA, "Operations Issuing CA",
-                           c->cfg.issuing_days));
-    /* The operational ones as renew makes them. Tree heads must verify as long as the devices keep their
-     * proofs: the log signer lives as long as the issuing CA. */
-    for (size_t i = 0; i < sizeof renewable / sizeof renewable[0]; i++)
-        CT_GUARD(issue_ca_cert(c, renewable[i].role, renewable[i].issuer, renewable[i].profile, renewable[i].cn_suffix,
-                               renew_days(c, renewable[i].role)));
-    CT_GUARD(write_cert_files(c));
-
-    /* The database comes last: its existence marks an initialised CA. */
-    CT_GUARD(db_open(c->cfg.db_path, &c->db));
-    pki_cert_info root;
-    char fp[65], detail[160];
-    const ct_buf *r = &c->signers[CA_KEY_DEVICE_ROOT].cert_der;
-    CT_GUARD(pki_cert_parse_info(r->data, r->len, &root));
-    CT_GUARD(ct_hex_encode(root.cert_sha256, 32, fp, sizeof fp));
-    CT_GUARD(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
-    CT_GUARD(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
-    CT_GUARD(ca_log_sth(c, "cli", NULL)); /* the empty log's tree head: /log/sth answers from the start */
+    CT_GUARD(build(c, stage, dir));
+    hs = c->cfg.hsm;
+    ca_close(c); /* the token closed before its folder moves */
+    c = NULL;
+    CT_GUARD(hsm_local_relocate(&hs, stage, dir));
+    ct_failpoint("init:relocated");
+    CT_GUARD(ct_dir_commit(stage, dir, CA_DB_FILE)); /* its database marks an initialised CA */
+    staged = false;
 cleanup:
     ca_close(c);
+    ct_buf_free(&conf);
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
     return rc;
 }
 

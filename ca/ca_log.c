@@ -360,6 +360,16 @@ static ct_err arg_u64(const ca_http_request *rq, const char *name, bool required
     return CT_OK;
 }
 
+/* A tree size a proof is asked for: within the log, checked before any work or memory is spent on it. */
+static ct_err within_log(ca *c, const char *name, uint64_t n)
+{
+    uint64_t size = 0;
+    CT_GUARD_RET(db_log_size(c->db, &size));
+    CT_ENSURE_RET(n <= size, ct_fail(CT_ERR_USAGE, "%s=%llu is larger than the log (%llu certificates)", name,
+                                     (unsigned long long)n, (unsigned long long)size));
+    return CT_OK;
+}
+
 static ct_err latest_or_unavailable(ca *c, db_tree_head *sth)
 {
     ct_err rc = db_log_tree_head_latest(c->db, sth);
@@ -396,6 +406,7 @@ static ct_err answer_inclusion(ca *c, const ca_http_request *rq, ca_http_answer 
         size = sth.head.tree_size;
     } else {
         CT_GUARD(rc);
+        CT_GUARD(within_log(c, "tree_size", size));
     }
     CT_GUARD(inclusion_make(c, serial, size, &inc));
     CT_GUARD(ct_buf_alloc(&ans->body, PROOF_JSON_MAX));
@@ -420,6 +431,7 @@ static ct_err answer_consistency(ca *c, const ca_http_request *rq, ca_http_answe
     CT_GUARD(arg_u64(rq, "second", true, &second));
     CT_ENSURE_MSG(first >= 1 && first <= second, CT_ERR_USAGE, "need 1 <= first <= second (first=%llu second=%llu)",
                   (unsigned long long)first, (unsigned long long)second);
+    CT_GUARD(within_log(c, "second", second));
     CT_ENSURE(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
     rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, first, second, proof, &n);
     pthread_mutex_unlock(&c->proofs->mu);

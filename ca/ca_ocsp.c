@@ -360,12 +360,12 @@ ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         goto cleanup;
     }
     CT_GUARD(answer_request(c, der ? der : (const uint8_t *)"", len, ans, &malformed));
-    if (malformed) (void)ca_audit_refusal(c, "ocsp.request", "unknown", "", ct_fail(CT_ERR_BAD_DER, "%s", ans->reason));
+    if (malformed) (void)ca_refuse_anonymous(c, rq->source, "ocsp.request", "", ct_fail(CT_ERR_BAD_DER, "%s", ans->reason));
 cleanup:
     ct_buf_free(&decoded);
     if (rc != CT_OK) {
         if (ct_err_http_status(rc) < 500 && rc != CT_ERR_NOT_FOUND && rc != CT_ERR_METHOD)
-            rc = ca_audit_refusal(c, "ocsp.request", "unknown", "", rc);
+            rc = ca_refuse_anonymous(c, rq->source, "ocsp.request", "", rc);
         ca_http_error(ans, rc);
     }
     return rc;

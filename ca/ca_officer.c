@@ -10,7 +10,6 @@
 #define API_PREFIX "/officer/api/"
 #define CLI_ACTOR "cli"
 #define JSON_TYPE "application/json"
-#define FORM_TYPE "application/x-www-form-urlencoded"
 #define KEY_MAX 16
 
 const char *const ca_officer_headers[] = {
@@ -53,6 +52,8 @@ ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled)
 }
 
 /* ---- who is asking ---- */
+/* No certificate, or one that chains to no camtrust CA: nobody is authenticated. */
+#define ANONYMOUS_ACTOR "client:unknown"
 static void set_actor(ca_officer_id *who, const char *kind, const char *name)
 {
     if (ct_snprintf(who->actor, sizeof who->actor, "%s:%s", kind, name) != CT_OK) who->actor[0] = '\0';
@@ -64,7 +65,7 @@ ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who)
     db_officer o;
     db_station st;
     memset(who, 0, sizeof *who);
-    set_actor(who, "client", "unknown");
+    CT_GUARD_RET(ct_strlcpy(who->actor, sizeof who->actor, ANONYMOUS_ACTOR));
     CT_ENSURE_RET(!rq->client_cert_untrusted,
                   ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate does not chain to a camtrust CA"));
     CT_ENSURE_RET(rq->client_cert && rq->client_cert_len,
@@ -223,35 +224,17 @@ static ct_err parse_json(const char *body, size_t len, ca_revoke_fields *out)
     return CT_OK;
 }
 
-static ct_err parse_form(const char *body, size_t len, ca_revoke_fields *out)
-{
-    const char *p = body, *end = body + len;
-    char key[KEY_MAX], *slot = NULL;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p)), *stop = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(stop - p));
-        CT_ENSURE_RET(eq, ct_fail(CT_ERR_BAD_REQUEST, "malformed form: a field without '='"));
-        CT_GUARD_RET(ct_url_decode(p, (size_t)(eq - p), key, sizeof key));
-        CT_GUARD_RET(field_slot(out, key, &slot));
-        ct_err rc = ct_url_decode(eq + 1, (size_t)(stop - eq - 1), slot, CA_FIELD_MAX);
-        CT_ENSURE_RET(rc != CT_ERR_TOO_LARGE, ct_fail(CT_ERR_BAD_REQUEST, "field '%s' is longer than %d bytes", key,
-                                                      CA_FIELD_MAX - 1));
-        CT_GUARD_RET(rc);
-        p = amp ? amp + 1 : end;
-    }
-    return CT_OK;
-}
-
 ct_err ca_revoke_fields_parse(const char *content_type, const uint8_t *body, size_t len, ca_revoke_fields *out)
 {
     memset(out, 0, sizeof *out);
     CT_ENSURE_RET(len <= CA_OFFICER_MAX_BODY,
                   ct_fail(CT_ERR_TOO_LARGE, "request body larger than %d bytes", CA_OFFICER_MAX_BODY));
     CT_ENSURE_RET(!memchr(body, '\0', len), ct_fail(CT_ERR_BAD_REQUEST, "NUL byte in the request body"));
-    if (ca_media_type_is(content_type, JSON_TYPE)) return parse_json((const char *)body, len, out);
-    if (ca_media_type_is(content_type, FORM_TYPE)) return parse_form((const char *)body, len, out);
-    return ct_fail(CT_ERR_CONTENT_TYPE, "content type must be " JSON_TYPE " or " FORM_TYPE ", not '%.60s'",
-                   content_type ? content_type : "(none)");
+    /* JSON only: a page of another site can post a form here without asking, but not JSON. */
+    CT_ENSURE_RET(ca_media_type_is(content_type, JSON_TYPE),
+                  ct_fail(CT_ERR_CONTENT_TYPE, "content type must be " JSON_TYPE ", not '%.60s'",
+                          content_type ? content_type : "(none)"));
+    return parse_json((const char *)body, len, out);
 }
 
 /* ---- answers ---- */
@@ -390,14 +373,19 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     bool api = strncmp(rq->path, API_PREFIX, strlen(API_PREFIX)) == 0;
     memset(ans, 0, sizeof *ans);
     ct_err_clear();
+    char subject[96]; /* the path, as refusals are audited */
+    if (ct_snprintf(subject, sizeof subject, "%.80s", rq->path) != CT_OK) subject[0] = '\0';
     ct_err rc = ca_officer_identify(c, rq, &who);
     if (ct_snprintf(ans->actor, sizeof ans->actor, "%.*s", (int)sizeof ans->actor - 1, who.actor) != CT_OK)
         ans->actor[0] = '\0';
-    if (rc != CT_OK && ct_err_http_status(rc) < 500) {
-        char subject[96];
-        if (ct_snprintf(subject, sizeof subject, "%.80s", rq->path) != CT_OK) subject[0] = '\0';
-        rc = ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
-    }
+    if (rc != CT_OK && ct_err_http_status(rc) < 500)
+        rc = strcmp(who.actor, ANONYMOUS_ACTOR) == 0 ? ca_refuse_anonymous(c, rq->source, "officer.access", subject, rc)
+                                                     : ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
+    /* A page of another site can make the officer's browser send anything here, with the officer's certificate:
+     * the API and every request that would change state must come from this server's own pages. */
+    bool reads = ca_http_reads(rq->method);
+    if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
+        rc = ca_audit_refusal(c, "officer.csrf", who.actor, subject, rc);
     if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
     if (rc == CT_OK) rc = api_route(c, &who, rq, &out, reason, sizeof reason);
     if (rc == CT_OK) rc = answer_json(ans, &out, reason);

@@ -214,8 +214,10 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     der = (ct_buf)CT_BUF_INIT;
 cleanup:
     if (rc != CT_OK) {
-        /* Server-side failures (5xx: disk full, token) too: best effort, a failing audit is logged. */
-        rc = ca_audit_denial(c, *res->actor ? res->actor : "unknown", x.serial ? x.serial : "", rc);
+        const char *subject = x.serial ? x.serial : "";
+        /* The CA's own failures (5xx: disk full, token) too, best effort: a failing audit is logged. */
+        rc = *res->actor ? ca_audit_denial(c, res->actor, subject, rc)
+                         : ca_refuse_anonymous(c, req->source, "est.enroll", subject, rc);
         ct_buf_free(&res->cert_der);
     }
     ct_buf_free(&der);

@@ -34,6 +34,10 @@ typedef struct {
     char curve[8];          /* "P-256" or "P-384", for init */
     long threads;
     long max_body;
+    long per_ip_connections; /* connections one client address may hold */
+    long max_connections;    /* per daemon, within the process's descriptor limit */
+    long idle_timeout;       /* seconds without traffic (a handshake included) before a connection is closed */
+    long drain_seconds;      /* at SIGTERM, how long requests under way may take to finish */
     long device_days;       /* 0: notAfter 99991231235959Z */
     long root_days;
     long issuing_days;
@@ -44,6 +48,8 @@ typedef struct {
     long ocsp_hours;        /* OCSP nextUpdate - thisUpdate */
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
+    long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
+    long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
 } ca_settings;
 
 /* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
@@ -64,6 +70,7 @@ _Static_assert(sizeof ((ca_settings *)0)->key_uri / sizeof ((ca_settings *)0)->k
 typedef struct ca_revocation ca_revocation;
 typedef struct ca_log ca_log;
 typedef struct ca_proofs ca_proofs;
+typedef struct ca_refusals ca_refusals;
 
 struct ca {
     ca_settings cfg;
@@ -73,6 +80,7 @@ struct ca {
     ca_revocation *rev;               /* the in-memory CRL and OCSP responses, while serving (ca_ocsp.c) */
     ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
+    ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -110,8 +118,15 @@ CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *c
  * reason as the detail. ca_audit_denial is an EST enrollment's ("est.enroll"). */
 ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why);
 ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
+/* A refusal of a request that no authenticated party made (`source`: the client's address, NULL or "": local).
+ * While serving it is counted per (action, source, reason) and written as one audit row per key and interval
+ * (ca_refusals.c); otherwise audited at once, actor "unknown". Returns `why` with the reason as the detail. */
+ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const char *subject, ct_err why);
+CT_MUST_CHECK ct_err ca_refusals_start(ca *c);
+/* Writes what was counted, then stops counting: later refusals are audited one by one. */
+void ca_refusals_stop(ca *c);
 
-/* The EST HTTP layer (ca_est.c) used by the server (ca_server.c). */
+/* ---- HTTP (ca_http.c): what every route shares; libmicrohttpd itself stays in ca_server.c ---- */
 typedef struct {
     int status;
     const char *content_type;
@@ -121,8 +136,8 @@ typedef struct {
 } ca_http_answer;
 
 typedef struct {
-    const char *method;
-    const char *path;               /* below /.well-known/est/ */
+    const char *method;             /* HEAD arrives as GET: the server drops the body */
+    const char *path;               /* below /.well-known/est/ for EST, else the whole path */
     const char *content_type;
     const uint8_t *body;
     size_t body_len;
@@ -133,15 +148,26 @@ typedef struct {
     /* A query-string argument, decoded, or NULL (officer routes). `arg` may be NULL: no arguments. */
     const char *(*arg)(void *arg_ctx, const char *key);
     void *arg_ctx;
+    const char *host;               /* the Host header, Origin header and Sec-Fetch-Site header, or NULL */
+    const char *origin;
+    const char *fetch_site;
+    const char *source;             /* the client's address ("127.0.0.1", "::1"), for counting anonymous refusals */
 } ca_http_request;
 
-/* Handles one EST request. Always fills `ans` (errors too); returns the error it answered with. */
-ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 void ca_http_answer_free(ca_http_answer *ans);
 /* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
 /* "application/pkcs10" with optional parameters ("; charset=..."), case-insensitive. */
 bool ca_media_type_is(const char *content_type, const char *want);
+/* GET or HEAD: the methods that change nothing. */
+bool ca_http_reads(const char *method);
+/* CT_ERR_FORBIDDEN (with the reason) for what a browser says another site's page sent: Sec-Fetch-Site other
+ * than same-origin (or "none" for a read), an Origin other than https://<Host>; and, when the request changes
+ * state, neither header. */
+CT_MUST_CHECK ct_err ca_http_same_origin(const ca_http_request *rq, bool changes_state);
+
+/* Handles one EST request (ca_est.c). Always fills `ans` (errors too); returns the error it answered with. */
+ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- revocation (ca_revoke.c: commands and CRLs; ca_ocsp.c: serving them) ---- */
 /* A fresh CRL of the device issuing CA (CA_CRL_DEVICE) or of the operations issuing CA (CA_CRL_OPS: viewers,
@@ -193,8 +219,9 @@ typedef struct {
  * device or an unknown certificate) or CT_ERR_DISABLED, with who->actor set for the audit either way. */
 CT_MUST_CHECK ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who);
 
-/* The fields of a revocation request body (application/json: one flat object of strings and numbers, or
- * application/x-www-form-urlencoded). Unknown or repeated fields, bad syntax: CT_ERR_BAD_REQUEST. */
+/* The fields of a revocation request body (application/json only: one flat object of strings and numbers; a
+ * form, which any web page can post, is CT_ERR_CONTENT_TYPE). Unknown or repeated fields, bad syntax:
+ * CT_ERR_BAD_REQUEST. */
 #define CA_FIELD_MAX 128
 typedef struct {
     char serial[CA_FIELD_MAX], order[CA_FIELD_MAX], station[CA_FIELD_MAX], reason[CA_FIELD_MAX];

@@ -2,17 +2,27 @@
  * callbacks into hsm/, so only hsm/ speaks PKCS#11 and the module is loaded once. Handlers stay thin:
  * collect the request, ask ca_est_handle (or the CRL / OCSP handler), send its answer, log one line.
  * A second, plain-HTTP daemon serves /crl and /ocsp only: revocation clients rarely speak TLS, and what they
- * fetch is signed. */
+ * fetch is signed.
+ * Limits: connections per client address (server.per_ip_connections), an idle timeout that also ends
+ * handshakes that never finish (server.idle_timeout), a total bounded by the descriptors the process may open.
+ * SIGTERM or SIGINT: stop accepting, let the requests under way finish (up to server.drain_seconds), then stop. */
 #define _POSIX_C_SOURCE 200809L
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/hash.h>
@@ -37,6 +47,11 @@ typedef struct {
     bool too_large;
     struct timespec start;
 } request_ctx;
+
+/* Requests whose headers have arrived and whose answer is not yet sent (both daemons), for the drain at stop;
+ * and whether the drain has begun (answers then close their connection). */
+static atomic_long in_flight;
+static atomic_bool stopping;
 
 /* What a daemon serves: the whole CA over HTTPS, or only the revocation routes over plain HTTP. */
 typedef struct {
@@ -225,23 +240,91 @@ static const char *query_arg(void *conn, const char *key)
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+/* Query values and the path, %XX-decoded; an escaped control character stays escaped (ct_url_unescape). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls, (void)conn;
+    return ct_url_unescape(s);
+}
+
+static bool has_control(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return true;
+    return false;
+}
+
+static enum MHD_Result flag_control(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    bool *found = cls;
+    *found = has_control(key) || (value && has_control(value));
+    return *found ? MHD_NO : MHD_YES;
+}
+
+/* The path or a query argument holds a control character sent raw (escaped ones stay escaped). */
+static bool url_has_control(struct MHD_Connection *conn, const char *url)
+{
+    bool found = has_control(url);
+    if (!found) (void)MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, flag_control, &found);
+    return found;
+}
+
+static const char *header(struct MHD_Connection *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+typedef struct {
+    const char *name, *value;
+    unsigned count;
+} header_count;
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    header_count *h = cls;
+    if (strcasecmp(key, h->name) == 0 && h->count++ == 0) h->value = value;
+    return MHD_YES;
+}
+
+/* A header that decides where a request comes from: a repeated one is "(repeated)", which matches nothing
+ * (a browser sends each once; a second could hide behind the first). */
+static const char *single_header(struct MHD_Connection *conn, const char *name)
+{
+    header_count h = {name, NULL, 0};
+    (void)MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &h);
+    return h.count > 1 ? "(repeated)" : h.value;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, const char *method, const char *url,
                                request_ctx *rctx)
 {
     ca *c = l->c;
     ca_http_answer ans;
-    ca_http_request rq = {.method = method,
-                          .content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+    /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
+    ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
+                          .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
                           .body = rctx->body.data,
                           .body_len = rctx->body.len,
                           .body_too_large = rctx->too_large,
                           .arg = query_arg,
-                          .arg_ctx = conn};
+                          .arg_ctx = conn,
+                          .host = single_header(conn, MHD_HTTP_HEADER_HOST),
+                          .origin = single_header(conn, "Origin"),
+                          .fetch_site = single_header(conn, "Sec-Fetch-Site")};
+    char source[INET6_ADDRSTRLEN] = "";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    ct_addr_host(ci ? ci->client_addr : NULL, source, sizeof source);
+    rq.source = source;
     client_certificate(conn, &rq);
     bool est = !l->plain && strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0;
     bool officer = !l->plain && ca_officer_route(url);
     rq.path = url;
-    if (est) {
+    if (url_has_control(conn, url)) { /* sent raw: neither path nor argument can be trusted to end where it seems */
+        memset(&ans, 0, sizeof ans);
+        (void)ca_http_error(&ans, ct_fail(CT_ERR_BAD_REQUEST, "control character in the URL"));
+    } else if (est) {
         rq.path = url + strlen(EST_PREFIX);
         (void)ca_est_handle(c, &rq, &ans);
     } else if (is_route(url, "/crl")) {
@@ -263,12 +346,16 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         if (est && ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
             MHD_add_response_header(resp, "Content-Transfer-Encoding", "base64");
         for (const char *const *h = ca_officer_headers; officer && *h; h += 2) MHD_add_response_header(resp, h[0], h[1]);
+        if (atomic_load(&stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
         MHD_destroy_response(resp);
     }
-    ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request",
-           "method=%s path=%s status=%d client=\"%s\" result=\"%s\" ms=%.2f", method, url, ans.status,
-           *ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none"), ans.reason, ms_since(&rctx->start));
+    /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. */
+    char qmethod[40], qpath[300], qclient[DB_NAME_MAX + 8], qresult[sizeof ans.reason + 8];
+    ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request", "method=%s path=%s status=%d client=%s result=%s ms=%.2f",
+           ct_log_quote(qmethod, sizeof qmethod, method), ct_log_quote(qpath, sizeof qpath, url), ans.status,
+           ct_log_quote(qclient, sizeof qclient, *ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")),
+           ct_log_quote(qresult, sizeof qresult, ans.reason), ms_since(&rctx->start));
     ca_http_answer_free(&ans);
     return r;
 }
@@ -287,6 +374,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!rctx) return MHD_NO;
         clock_gettime(CLOCK_MONOTONIC, &rctx->start);
         *req_cls = rctx;
+        atomic_fetch_add(&in_flight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         /* Refuse an announced oversized body before reading any of it. */
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)c->cfg.max_body) {
@@ -315,21 +403,90 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     ct_buf_free(&rctx->body);
     free(rctx);
     *req_cls = NULL;
+    atomic_fetch_sub(&in_flight, 1);
+}
+
+/* libmicrohttpd's own messages (a connection refused at a limit, a failed handshake) as log lines, at most one
+ * a second with the count of those left out (and a last count at stop): a flood of connections must not flood
+ * the log as well. */
+static pthread_mutex_t library_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int64_t library_log_last_ms;
+static long library_log_skipped;
+
+static void library_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    int64_t now = ct_now_ms();
+    (void)pthread_mutex_lock(&library_log_mu);
+    bool quiet = now - library_log_last_ms < 1000;
+    long left_out = library_log_skipped;
+    library_log_skipped = quiet ? library_log_skipped + 1 : 0;
+    if (!quiet) library_log_last_ms = now;
+    (void)pthread_mutex_unlock(&library_log_mu);
+    if (quiet) return;
+    char msg[256], quoted[300];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    if (vsnprintf(msg, sizeof msg, fmt, ap) < 0) msg[0] = '\0';
+#pragma GCC diagnostic pop
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", ct_log_quote(quoted, sizeof quoted, msg), left_out);
+}
+
+static void library_log_flush(void)
+{
+    (void)pthread_mutex_lock(&library_log_mu);
+    long left_out = library_log_skipped;
+    library_log_skipped = 0;
+    (void)pthread_mutex_unlock(&library_log_mu);
+    if (left_out) ct_log(CT_LOG_WARN, "http_library", "msg=\"messages left out\" left_out=%ld", left_out);
+}
+
+/* Connections each daemon may hold: server.max_connections, within the descriptors the process may open
+ * (raised to the hard limit), half for each daemon, some kept for the database, the token and logs. */
+static unsigned connection_limit(const ca *c)
+{
+    struct rlimit rl;
+    rlim_t fds = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            (void)setrlimit(RLIMIT_NOFILE, &rl);
+            (void)getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        fds = rl.rlim_cur;
+    }
+    rlim_t budget = fds > 256 ? (fds - 128) / 2 : 64;
+    return (unsigned)((rlim_t)c->cfg.max_connections < budget ? (rlim_t)c->cfg.max_connections : budget);
+}
+
+/* One daemon: the options both share, then `extra` (TLS). NULL when it cannot listen. */
+static struct MHD_Daemon *start_daemon(const listener *l, unsigned flags, const struct sockaddr_storage *addr,
+                                       const struct MHD_OptionItem *extra)
+{
+    const ca_settings *cfg = &l->c->cfg;
+    /* ITC: MHD_quiesce_daemon needs it in this thread mode. */
+    return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                            0, NULL, NULL, on_request, (void *)l, MHD_OPTION_EXTERNAL_LOGGER, library_log, NULL,
+                            MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, connection_limit(l->c),
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+                            NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
 }
 
 /* The plain-HTTP daemon for /crl and /ocsp, or none (`where` empty). A failure is fatal when the address was
  * asked for on the command line, and only logged when it comes from the config: HTTPS serves the same routes. */
-static ct_err start_plain(ca *c, const listener *l, const char *where, bool asked, struct MHD_Daemon **out)
+static ct_err start_plain(const listener *l, const char *where, bool asked, struct MHD_Daemon **out)
 {
+    static const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
     struct sockaddr_storage addr;
     socklen_t addr_len;
     if (!*where) return CT_OK;
     CT_GUARD_RET(ct_addr_parse(where, &addr, &addr_len));
-    *out = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-                            on_request, (void *)l, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)c->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                            MHD_OPTION_CONNECTION_LIMIT, 1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                            MHD_OPTION_END);
+    *out = start_daemon(l, 0, &addr, none);
     if (*out) return CT_OK;
     CT_ENSURE_RET(!asked, ct_fail(CT_ERR_IO, "cannot listen for plain HTTP on %s (in use, or not a local address?)", where));
     ct_log(CT_LOG_ERROR, "http_listen_failed",
@@ -337,48 +494,74 @@ static ct_err start_plain(ca *c, const listener *l, const char *where, bool aske
     return CT_OK;
 }
 
+/* Stops accepting (the listening sockets are shut down: new clients are refused at once instead of waiting in
+ * the backlog), then waits up to server.drain_seconds for the requests under way to be answered. The sockets
+ * are closed after MHD_stop_daemon, as libmicrohttpd asks. */
+static void drain(const ca *c, struct MHD_Daemon *const *daemons, MHD_socket *socks, size_t n)
+{
+    atomic_store(&stopping, true);
+    for (size_t i = 0; i < n; i++) {
+        socks[i] = daemons[i] ? MHD_quiesce_daemon(daemons[i]) : MHD_INVALID_SOCKET;
+        if (socks[i] != MHD_INVALID_SOCKET) (void)shutdown(socks[i], SHUT_RDWR);
+    }
+    long waiting = atomic_load(&in_flight);
+    ct_log(CT_LOG_INFO, "draining", "requests=%ld seconds=%ld", waiting, c->cfg.drain_seconds);
+    int64_t until = ct_now_ms() + c->cfg.drain_seconds * 1000;
+    const struct timespec tick = {0, 20 * 1000000L};
+    while ((waiting = atomic_load(&in_flight)) > 0 && ct_now_ms() < until) nanosleep(&tick, NULL);
+    if (waiting > 0) ct_log(CT_LOG_WARN, "drain_timeout", "requests=%ld msg=\"cut at server.drain_seconds\"", waiting);
+}
+
 ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
 {
     ct_err rc = CT_OK;
     server_tls tls = {0};
     ct_buf trust = CT_BUF_INIT;
-    struct MHD_Daemon *d = NULL, *plain = NULL;
+    struct MHD_Daemon *daemons[2] = {NULL, NULL}; /* HTTPS, plain HTTP */
+    MHD_socket socks[2] = {MHD_INVALID_SOCKET, MHD_INVALID_SOCKET};
     struct sockaddr_storage addr;
     socklen_t addr_len;
     sigset_t stop;
     const char *where = listen ? listen : c->cfg.listen;
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
     listener tls_listener = {c, false}, plain_listener = {c, true};
+    atomic_store(&stopping, false);
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
     CT_GUARD(ca_revocation_start(c));
     CT_GUARD(ca_log_start(c));
+    CT_GUARD(ca_refusals_start(c));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only
      * sigwait below sees them. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     CT_ENSURE_MSG(pthread_sigmask(SIG_BLOCK, &stop, NULL) == 0, CT_ERR_INTERNAL, "cannot block signals");
-    d = MHD_start_daemon(MHD_USE_TLS | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL,
-                         NULL, on_request, &tls_listener, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                         MHD_OPTION_HTTPS_CERT_CALLBACK, tls_retrieve_cert, MHD_OPTION_HTTPS_MEM_TRUST,
-                         (const char *)trust.data, MHD_OPTION_HTTPS_PRIORITIES,
-                         "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", MHD_OPTION_THREAD_POOL_SIZE,
-                         (unsigned)c->cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
-                         1000u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION,
-                         on_connection, NULL, MHD_OPTION_END);
-    CT_ENSURE_MSG(d, CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
-    CT_GUARD(start_plain(c, &plain_listener, plain_where, http_listen != NULL, &plain));
+    const struct MHD_OptionItem tls_options[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_retrieve_cert},
+        {MHD_OPTION_HTTPS_MEM_TRUST, 0, trust.data},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    daemons[0] = start_daemon(&tls_listener, MHD_USE_TLS, &addr, tls_options);
+    CT_ENSURE_MSG(daemons[0], CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
+    CT_GUARD(start_plain(&plain_listener, plain_where, http_listen != NULL, &daemons[1]));
     ct_log(CT_LOG_INFO, "listening", "url=https://%s/.well-known/est/ http=%s%s threads=%ld", where,
-           plain ? "http://" : "none", plain ? plain_where : "", c->cfg.threads);
+           daemons[1] ? "http://" : "none", daemons[1] ? plain_where : "", c->cfg.threads);
     int sig = 0;
     sigwait(&stop, &sig);
     ct_log(CT_LOG_INFO, "stopping", "signal=%d", sig);
+    drain(c, daemons, socks, 2);
 cleanup:
-    if (plain) MHD_stop_daemon(plain);
-    if (d) MHD_stop_daemon(d); /* joins the worker threads: requests under way finish first */
+    for (size_t i = 0; i < 2; i++) {
+        if (daemons[i]) MHD_stop_daemon(daemons[i]); /* joins the worker threads */
+        if (socks[i] != MHD_INVALID_SOCKET) close(socks[i]);
+    }
+    library_log_flush();
     ca_log_stop(c); /* after the daemons: their issuances get their tree head */
+    ca_refusals_stop(c); /* after the daemons: every refusal they counted is written */
     ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);

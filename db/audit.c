@@ -96,21 +96,32 @@ ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, cons
 }
 
 struct append_ctx {
-    const char *actor, *action, *subject, *outcome, *detail;
+    const db_audit_entry *entries;
+    size_t n;
 };
 
 static ct_err append_fn(ct_db *db, void *vctx)
 {
     const struct append_ctx *c = vctx;
-    return db_audit_append_tx(db, c->actor, c->action, c->subject, c->outcome, c->detail);
+    for (size_t i = 0; i < c->n; i++) {
+        const db_audit_entry *e = &c->entries[i];
+        CT_GUARD_RET(db_audit_append_tx(db, e->actor, e->action, e->subject, e->outcome, e->detail));
+    }
+    return CT_OK;
+}
+
+ct_err db_audit_append_all(ct_db *db, const db_audit_entry *entries, size_t n)
+{
+    CT_ENSURE_RET(db && (entries || !n), CT_ERR_ARG);
+    struct append_ctx c = {entries, n};
+    return n ? db_call(db, true, append_fn, &c) : CT_OK;
 }
 
 ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject, const char *outcome,
                        const char *detail)
 {
-    CT_ENSURE_RET(db, CT_ERR_ARG);
-    struct append_ctx c = {actor, action, subject, outcome, detail};
-    return db_call(db, true, append_fn, &c);
+    const db_audit_entry e = {actor, action, subject, outcome, detail};
+    return db_audit_append_all(db, &e, 1);
 }
 
 /* Records the first divergence in the report and as the error detail. */

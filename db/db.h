@@ -169,6 +169,11 @@ CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const c
 /* ---- audit log: append-only, hash-chained (each entry holds SHA-256 of the previous entry) ---- */
 CT_MUST_CHECK ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject,
                                      const char *outcome, const char *detail);
+typedef struct {
+    const char *actor, *action, *subject, *outcome, *detail;
+} db_audit_entry;
+/* Appends `n` entries in one transaction (one commit to disk): all of them or none. */
+CT_MUST_CHECK ct_err db_audit_append_all(ct_db *db, const db_audit_entry *entries, size_t n);
 
 typedef struct {
     int64_t entries;

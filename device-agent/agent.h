@@ -47,7 +47,9 @@ CT_MUST_CHECK ct_err agent_status_line(const agent_status *st, char *out, size_t
 /* What firmware runs at boot: CT_OK only if provisioned and verified; `st` is filled in any case. */
 CT_MUST_CHECK ct_err agent_boot(const char *dir, agent_status *st);
 
-/* Factory mode: answers one station message (HELLO, GET_CSRS, INSTALL) with `resp` (initialised here);
+/* Factory mode: answers one station message (HELLO, GET_CSRS, INSTALL) with `resp` (initialised here); a
+ * provisioned camera adds its installed leaf certificates to IDENTITY and answers GET_CSRS for its installed keys
+ * (it makes none) so that a station can confirm them with the CA; INSTALL is refused once locked.
  * `*close_after` when the connection should end (after ERROR). Fails only if no answer could be built. */
 CT_MUST_CHECK ct_err agent_factory_handle(agent *a, const factory_msg *req, factory_msg *resp, bool *close_after);
 
@@ -56,7 +58,7 @@ CT_MUST_CHECK ct_err agent_factory_handle(agent *a, const factory_msg *req, fact
 CT_MUST_CHECK ct_err agent_install(agent *a, const factory_msg *install);
 
 /* Factory mode's accept loop on `listen` ("127.0.0.1:0" for any port); prints "listening on HOST:PORT"
- * on stdout first. Refuses to start on a locked device. Returns on SIGTERM/SIGINT. */
+ * on stdout first. Starts on a locked device too (see agent_factory_handle). Returns on SIGTERM/SIGINT. */
 CT_MUST_CHECK ct_err agent_factory_serve(const char *dir, const char *listen);
 
 /* The camera's HTTPS server (TLS 1.3, identity key in the token); refuses unless provisioned. */

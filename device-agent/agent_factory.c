@@ -14,6 +14,21 @@ static ct_err answer_error(factory_msg *resp, const char *reason, bool *close_af
     return factory_msg_add_str(resp, FACTORY_TAG_REASON, reason);
 }
 
+/* A provisioned camera shows its installed leaf certificates: a station that lost the install's answer (a power
+ * cut right after the rename) confirms them with the CA instead of calling the camera failed. */
+static ct_err add_installed(agent *a, factory_msg *resp)
+{
+    agent_creds c;
+    CT_GUARD_RET(agent_creds_load(a, &c));
+    ct_err rc = CT_OK;
+    for (int p = 0; p < AGENT_PROFILE__COUNT && rc == CT_OK; p++) {
+        rc = factory_msg_add_str(resp, FACTORY_TAG_PROFILE, agent_profile_name[p]);
+        if (rc == CT_OK) rc = factory_msg_add(resp, FACTORY_TAG_CERT, c.chain[p].der[0].data, c.chain[p].der[0].len);
+    }
+    agent_creds_free(&c);
+    return rc;
+}
+
 static ct_err answer_identity(agent *a, factory_msg *resp)
 {
     agent_status st;
@@ -24,6 +39,7 @@ static ct_err answer_identity(agent *a, factory_msg *resp)
     CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_MAC, st.mac));
     CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_STATE, agent_state_name(st.state)));
     if (st.state == AGENT_BROKEN) CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_REASON, st.reason));
+    if (st.state == AGENT_PROVISIONED) CT_GUARD_RET(add_installed(a, resp));
     return CT_OK;
 }
 
@@ -52,14 +68,15 @@ static ct_err answer_csrs(agent *a, const factory_msg *req, factory_msg *resp)
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
     bool want[AGENT_PROFILE__COUNT];
-    CT_ENSURE_MSG(!agent_locked(a), CT_ERR_EXISTS, "locked: this camera is provisioned (factory reset first)");
+    /* Locked, it makes no key: its CSRs are for the installed keys, a fresh proof that it holds them. */
+    bool locked = agent_locked(a);
     CT_GUARD(wanted_profiles(req, want));
     CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
     CT_GUARD(factory_msg_init(resp, FACTORY_CSRS));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         if (!want[p]) continue;
         der.len = 0;
-        CT_GUARD(agent_csr(a, (agent_profile)p, &der));
+        CT_GUARD(agent_csr(a, (agent_profile)p, !locked, &der));
         CT_GUARD(factory_msg_add_str(resp, FACTORY_TAG_PROFILE, agent_profile_name[p]));
         CT_GUARD(factory_msg_add(resp, FACTORY_TAG_CSR, der.data, der.len));
     }
@@ -137,8 +154,7 @@ ct_err agent_factory_serve(const char *dir, const char *listen)
     agent *a = NULL;
     int lfd = -1;
     CT_GUARD(agent_open(dir, &a));
-    CT_ENSURE_MSG(!agent_locked(a), CT_ERR_EXISTS,
-                  "%s is provisioned and locked: factory mode needs a factory reset first", dir);
+    /* A locked camera serves too (it refuses INSTALL): the station must be able to see what it installed. */
     agent_signals_install();
     CT_GUARD(agent_listen(listen, &lfd));
     ct_log(CT_LOG_INFO, "factory_mode", "serial=%s listen=%s", a->serial, listen);

@@ -111,6 +111,8 @@ ct_err agent_open(const char *dir, agent **out)
     agent *a = calloc(1, sizeof *a);
     CT_ENSURE(a, CT_ERR_NOMEM);
     CT_GUARD(ct_strlcpy(a->dir, sizeof a->dir, dir));
+    /* Temporaries of writes that a kill or power cut interrupted (credentials.pem.tmp.PID): never used again. */
+    CT_GUARD(ct_stale_remove(dir, "", ".tmp."));
     CT_GUARD(load_settings(a));
     CT_GUARD(agent_path(a, AGENT_ROOT_FILE, path, sizeof path));
     CT_GUARD(agent_root_load(path, &a->root_der));
@@ -138,48 +140,66 @@ static ct_err derived_mac(const char *serial, char *out, size_t max)
     return ct_snprintf(out, max, "02:%02x:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3], h[4]);
 }
 
+/* The device folder, made in `stage`. */
+static ct_err simulate_build(agent *a, const char *stage, const char *serial, const char *model, const char *mac,
+                             const ct_buf *root)
+{
+    ct_err rc = CT_OK;
+    ct_buf pem = CT_BUF_INIT, text = CT_BUF_INIT;
+    ct_config *cfg = NULL;
+    char path[AGENT_PATH_MAX];
+    CT_GUARD(ct_strlcpy(a->dir, sizeof a->dir, stage));
+    CT_GUARD(agent_path(a, AGENT_CONFIG_FILE, path, sizeof path));
+    CT_GUARD(ct_settings_write_defaults(&schema, path));
+    CT_GUARD(ct_settings_load(&schema, path, &cfg));
+    CT_GUARD(hsm_settings_read(&schema, cfg, stage, AGENT_PIN_ENV, &a->hs));
+    CT_GUARD(hsm_local_token_prepare(&a->hs, stage));
+    ct_failpoint("init:token");
+
+    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CERT_DER * 2));
+    CT_GUARD(ct_pem_encode("CERTIFICATE", root->data, root->len, &pem));
+    CT_GUARD(agent_path(a, AGENT_ROOT_FILE, path, sizeof path));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+
+    CT_GUARD(ct_buf_alloc(&text, 1024));
+    CT_GUARD(ct_buf_appendf(&text, "# what the fuses of a real camera hold\nserial = %s\nmodel = %s\nmac = %s\n",
+                            serial, model, mac));
+    CT_GUARD(agent_path(a, AGENT_IDENTITY_FILE, path, sizeof path));
+    CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0644));
+cleanup:
+    ct_config_free(cfg);
+    ct_buf_free(&pem);
+    ct_buf_free(&text);
+    return rc;
+}
+
+/* Built in a sibling folder and renamed into place when whole: a kill leaves no half camera behind. */
 ct_err agent_simulate(const char *dir, const char *serial, const char *model, const char *mac, const char *root_pem_path)
 {
     ct_err rc = CT_OK;
     agent *a = calloc(1, sizeof *a);
-    ct_buf root = CT_BUF_INIT, pem = CT_BUF_INIT, text = CT_BUF_INIT;
-    char path[AGENT_PATH_MAX], mac_buf[AGENT_NAME_MAX];
+    ct_buf root = CT_BUF_INIT;
+    char path[AGENT_PATH_MAX], stage[AGENT_PATH_MAX], mac_buf[AGENT_NAME_MAX];
+    bool staged = false;
     CT_ENSURE(a, CT_ERR_NOMEM);
     CT_GUARD(check_serial(serial));
     CT_ENSURE_MSG(*model && strlen(model) < AGENT_NAME_MAX && !strpbrk(model, "\n\r#"), CT_ERR_USAGE,
                   "model must be one line of 1 to %d characters", AGENT_NAME_MAX - 1);
     if (!mac) CT_GUARD(derived_mac(serial, mac_buf, sizeof mac_buf));
     CT_ENSURE_MSG(!mac || (strlen(mac) < AGENT_NAME_MAX && !strpbrk(mac, "\n\r#")), CT_ERR_USAGE, "bad MAC");
-    CT_GUARD(ct_strlcpy(a->dir, sizeof a->dir, dir));
     CT_GUARD(agent_root_load(root_pem_path, &root));
-    CT_GUARD(ct_mkdir(dir, 0700));
-    CT_GUARD(agent_path(a, AGENT_IDENTITY_FILE, path, sizeof path));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, AGENT_IDENTITY_FILE));
     CT_ENSURE_MSG(!ct_file_exists(path), CT_ERR_EXISTS, "%s is a device folder already", dir);
-
-    CT_GUARD(agent_path(a, AGENT_CONFIG_FILE, path, sizeof path));
-    CT_GUARD(ct_settings_write_defaults(&schema, path));
-    ct_config *cfg = NULL;
-    CT_GUARD(ct_settings_load(&schema, path, &cfg));
-    rc = hsm_settings_read(&schema, cfg, dir, AGENT_PIN_ENV, &a->hs);
-    ct_config_free(cfg);
-    CT_GUARD(rc);
-    CT_GUARD(hsm_local_token_prepare(&a->hs, dir));
-
-    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CERT_DER * 2));
-    CT_GUARD(ct_pem_encode("CERTIFICATE", root.data, root.len, &pem));
-    CT_GUARD(agent_path(a, AGENT_ROOT_FILE, path, sizeof path));
-    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
-
-    /* The identity last: a folder without it is not a device yet, so a failed simulate can be re-run. */
-    CT_GUARD(ct_buf_alloc(&text, 1024));
-    CT_GUARD(ct_buf_appendf(&text, "# what the fuses of a real camera hold\nserial = %s\nmodel = %s\nmac = %s\n",
-                            serial, model, mac ? mac : mac_buf));
-    CT_GUARD(agent_path(a, AGENT_IDENTITY_FILE, path, sizeof path));
-    CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0644));
+    CT_GUARD(ct_dir_check_fresh(dir, NULL, NULL));
+    CT_GUARD(ct_dir_stage(dir, stage, sizeof stage));
+    staged = true;
+    CT_GUARD(simulate_build(a, stage, serial, model, mac ? mac : mac_buf, &root));
+    CT_GUARD(hsm_local_relocate(&a->hs, stage, dir));
+    CT_GUARD(ct_dir_commit(stage, dir, AGENT_IDENTITY_FILE));
+    staged = false;
 cleanup:
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
     ct_buf_free(&root);
-    ct_buf_free(&pem);
-    ct_buf_free(&text);
     free(a);
     return rc;
 }

@@ -9,7 +9,8 @@ static const char usage[] =
     "usage: camtrust-agent COMMAND --dir DEVDIR [options]\n"
     "  simulate --serial S --model M --root root.pem [--mac MAC] [--ops-root ops-root.pem]\n"
     "                            make a simulated camera folder (--ops-root: pin the root viewers chain to)\n"
-    "  factory --listen ADDR     factory mode: provisioning endpoint for the station (refused once locked)\n"
+    "  factory --listen ADDR     factory mode: provisioning endpoint for the station (once locked it only\n"
+    "                            shows what it installed, for the station to confirm with the CA)\n"
     "  boot                      check the installed identity; exit 0 only if provisioned and valid\n"
     "  serve --listen ADDR       HTTPS server (TLS 1.3) with the identity key in the token\n"
     "  reset                     factory reset: destroy the keys and the credentials\n"
@@ -125,6 +126,7 @@ static int record(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    if (ct_cli_help(argc, argv, usage)) return 0;
     if (argc >= 2 && strcmp(argv[1], "record") == 0) return record(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sign") == 0) return sign(argc, argv);
     if (argc < 2 || !known_options(argc, argv)) {

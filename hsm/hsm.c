@@ -450,8 +450,13 @@ static ct_err object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type,
     return CT_OK;
 }
 
-ct_err hsm_key_generate(hsm *h, hsm_key_type type, const char *label, const uint8_t *id, size_t id_len,
-                        hsm_key **out)
+/* What a key may do. SoftHSM grants every usage a template does not deny, so each one is set explicitly. */
+typedef struct {
+    CK_BBOOL sign, derive, modifiable;
+} key_usage;
+
+static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const uint8_t *id, size_t id_len,
+                           key_usage u, hsm_key **out)
 {
     ct_err rc = CT_OK;
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
@@ -474,14 +479,17 @@ ct_err hsm_key_generate(hsm *h, hsm_key_type type, const char *label, const uint
     const uint8_t *oid = type == HSM_EC_P384 ? OID_P384 : OID_P256;
     CK_ULONG oid_len = type == HSM_EC_P384 ? sizeof OID_P384 : sizeof OID_P256;
     CK_ATTRIBUTE pub_t[] = {
-        {CKA_TOKEN, &yes, sizeof yes},          {CKA_VERIFY, &yes, sizeof yes},
-        {CKA_EC_PARAMS, (void *)oid, oid_len},  {CKA_LABEL, (void *)label, (CK_ULONG)label_len},
-        {CKA_ID, (void *)id, (CK_ULONG)id_len},
+        {CKA_TOKEN, &yes, sizeof yes},          {CKA_VERIFY, &u.sign, sizeof u.sign},
+        {CKA_DERIVE, &no, sizeof no},           {CKA_ENCRYPT, &no, sizeof no},
+        {CKA_WRAP, &no, sizeof no},             {CKA_EC_PARAMS, (void *)oid, oid_len},
+        {CKA_LABEL, (void *)label, (CK_ULONG)label_len}, {CKA_ID, (void *)id, (CK_ULONG)id_len},
     };
     CK_ATTRIBUTE priv_t[] = {
         {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &yes, sizeof yes},
         {CKA_SENSITIVE, &yes, sizeof yes},   {CKA_EXTRACTABLE, &no, sizeof no},
-        {CKA_SIGN, &yes, sizeof yes},        {CKA_DERIVE, &yes, sizeof yes},
+        {CKA_SIGN, &u.sign, sizeof u.sign},  {CKA_DERIVE, &u.derive, sizeof u.derive},
+        {CKA_DECRYPT, &no, sizeof no},       {CKA_UNWRAP, &no, sizeof no},
+        {CKA_SIGN_RECOVER, &no, sizeof no},  {CKA_MODIFIABLE, &u.modifiable, sizeof u.modifiable},
         {CKA_LABEL, (void *)label, (CK_ULONG)label_len}, {CKA_ID, (void *)id, (CK_ULONG)id_len},
     };
     CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
@@ -501,6 +509,47 @@ ct_err hsm_key_generate(hsm *h, hsm_key_type type, const char *label, const uint
     CT_GUARD(key_load(h, s, priv, out));
 cleanup:
     if (s != CK_INVALID_HANDLE) session_put(h, s);
+    return rc;
+}
+
+ct_err hsm_key_generate(hsm *h, hsm_key_type type, const char *label, const uint8_t *id, size_t id_len,
+                        hsm_key **out)
+{
+    return key_generate(h, type, label, id, id_len, (key_usage){CK_TRUE, CK_FALSE, CK_FALSE}, out);
+}
+
+/* Switches signing off for good and reads it back: a module that ignored it must not pass unnoticed. */
+static ct_err sign_off(hsm_key *k)
+{
+    ct_err rc = CT_OK;
+    hsm *h = k->h;
+    CK_SESSION_HANDLE s = session_get(h);
+    CK_BBOOL no = CK_FALSE, now = CK_TRUE;
+    size_t n = 0;
+    CK_ATTRIBUTE a = {CKA_SIGN, &no, sizeof no};
+    HSM_CK(h->f->C_SetAttributeValue(s, k->priv, &a, 1), "C_SetAttributeValue(CKA_SIGN)");
+    CT_GUARD(attr_get(h, s, k->priv, CKA_SIGN, &now, sizeof now, &n));
+    CT_ENSURE_MSG(now == CK_FALSE, CT_ERR_HSM, "key '%s' still signs after CKA_SIGN was set false", k->label);
+cleanup:
+    session_put(h, s);
+    return rc;
+}
+
+ct_err hsm_key_generate_ecdh(hsm *h, hsm_key_type type, const char *label, const uint8_t *id, size_t id_len,
+                             hsm_pop_fn pop, void *pop_arg, hsm_key **out)
+{
+    ct_err rc = CT_OK;
+    hsm_key *k = NULL;
+    CT_GUARD_RET(key_generate(h, type, label, id, id_len, (key_usage){pop != NULL, CK_TRUE, pop != NULL}, &k));
+    if (pop) {
+        CT_GUARD(pop(k, pop_arg));
+        CT_GUARD(sign_off(k));
+    }
+    *out = k;
+    k = NULL;
+cleanup:
+    /* A key left able to sign is not handed out: gone, so that a re-run starts clean. */
+    if (k && hsm_key_destroy(h, k) != CT_OK) ct_log(CT_LOG_ERROR, "hsm_key_left", "label=%s", label);
     return rc;
 }
 

@@ -32,10 +32,19 @@ CT_MUST_CHECK ct_err hsm_token_create(const char *module_path, const char *token
 CT_MUST_CHECK ct_err hsm_open(const hsm_config *cfg, hsm **out);
 void hsm_close(hsm *h);
 
-/* Generates a key pair inside the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false,
- * CKA_SIGN (and CKA_DERIVE for ECDH). `label` and `id` must be unique in the token (CT_ERR_EXISTS). */
+/* Generates a signing key pair inside the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE
+ * false, CKA_SIGN and nothing else (CKA_DERIVE, CKA_DECRYPT, CKA_UNWRAP false: SoftHSM grants every usage a
+ * template does not deny), CKA_MODIFIABLE false so that no one widens it later. `label` and `id` must be unique
+ * in the token (CT_ERR_EXISTS). */
 CT_MUST_CHECK ct_err hsm_key_generate(hsm *h, hsm_key_type type, const char *label, const uint8_t *id, size_t id_len,
                                       hsm_key **out);
+/* A key-agreement key: CKA_DERIVE (ECDH) only. With `pop`, its one signature (the proof of possession of its
+ * CSR) is made by pop(key, pop_arg) right after generation, then CKA_SIGN is switched off and read back false
+ * (the key stays CKA_MODIFIABLE, which that needs); if any of it fails the key is destroyed. Without `pop` it
+ * never signs and is not modifiable. */
+typedef ct_err (*hsm_pop_fn)(hsm_key *k, void *arg);
+CT_MUST_CHECK ct_err hsm_key_generate_ecdh(hsm *h, hsm_key_type type, const char *label, const uint8_t *id,
+                                           size_t id_len, hsm_pop_fn pop, void *pop_arg, hsm_key **out);
 
 /* Finds a key by a PKCS#11 URI (RFC 7512: "pkcs11:object=LABEL;id=%01%02", token= must match if given)
  * or by a bare label. CT_ERR_HSM_NO_KEY if absent. */
@@ -91,10 +100,15 @@ typedef struct {
 CT_MUST_CHECK ct_err hsm_settings_read(const ct_settings_schema *schema, const ct_config *cfg, const char *dir,
                                        const char *pin_env, hsm_settings *out);
 
-/* First run of a component: with SoftHSM, writes its config (token store DIR/tokens) if absent; then, unless
- * the PIN file exists already (a configured, existing token), creates the token with fresh random user and SO
- * PINs written to 0600 files (the SO PIN beside the user PIN, as so.pin). */
+/* First run of a component: with SoftHSM, writes its config (token store DIR/tokens, an absolute path) if absent;
+ * then, unless the PIN file exists already (a configured, existing token), creates the token with fresh random
+ * user and SO PINs written to 0600 files (the SO PIN beside the user PIN, as so.pin). */
 CT_MUST_CHECK ct_err hsm_local_token_prepare(const hsm_settings *s, const char *dir);
+
+/* A component folder built under another name (`dir`, a staging folder) and renamed to `final_dir` when whole:
+ * points the SoftHSM config written for `dir` at the final token store (absolute). Call it when the token is no
+ * longer used under `dir`, before the rename. A config that is not the one written for `dir` is left alone. */
+CT_MUST_CHECK ct_err hsm_local_relocate(const hsm_settings *s, const char *dir, const char *final_dir);
 
 /* Opens the configured token with the PIN from the PIN file, or from the environment variable. */
 CT_MUST_CHECK ct_err hsm_open_settings(const hsm_settings *s, hsm **out);

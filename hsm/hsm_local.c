@@ -1,6 +1,9 @@
 /* A component's own token: settings, first-run creation with PIN files, opening. */
+#define _DEFAULT_SOURCE /* realpath */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,17 +25,57 @@ ct_err hsm_settings_read(const ct_settings_schema *schema, const ct_config *cfg,
     return CT_OK;
 }
 
+/* The absolute form of `path`, which need not exist yet (its folder must): a config written with a relative
+ * token path works only from the working directory it was made in. */
+static ct_err abs_path(const char *path, char *out, size_t max)
+{
+    char real[PATH_MAX], parent[HSM_PATH_MAX], base[HSM_PATH_MAX];
+    if (realpath(path, real)) return ct_strlcpy(out, max, real);
+    CT_ENSURE_RET(errno == ENOENT, ct_fail(CT_ERR_IO, "cannot resolve %s: %s", path, strerror(errno)));
+    CT_GUARD_RET(ct_strlcpy(parent, sizeof parent, path));
+    CT_GUARD_RET(ct_strlcpy(base, sizeof base, path));
+    CT_ENSURE_RET(realpath(dirname(parent), real),
+                  ct_fail(CT_ERR_IO, "cannot resolve the folder of %s: %s", path, strerror(errno)));
+    return ct_path_join(out, max, real, basename(base));
+}
+
+/* The SoftHSM config of a component whose folder is (or will be) `dir`: its own token store, DIR/tokens. */
+static ct_err softhsm_conf_text(const char *dir, char *text, size_t max)
+{
+    char abs[HSM_PATH_MAX], tokens[HSM_PATH_MAX];
+    CT_GUARD_RET(abs_path(dir, abs, sizeof abs));
+    CT_GUARD_RET(ct_path_join(tokens, sizeof tokens, abs, "tokens"));
+    return ct_snprintf(text, max,
+                       "# SoftHSMv2 token store of this component only\ndirectories.tokendir = %s\n"
+                       "objectstore.backend = file\nlog.level = ERROR\n",
+                       tokens);
+}
+
 static ct_err write_softhsm_conf(const hsm_settings *s, const char *dir)
 {
     char tokens[HSM_PATH_MAX], text[HSM_PATH_MAX + 128];
     if (!*s->softhsm_conf || ct_file_exists(s->softhsm_conf)) return CT_OK;
     CT_GUARD_RET(ct_path_join(tokens, sizeof tokens, dir, "tokens"));
     CT_GUARD_RET(ct_mkdir(tokens, 0700));
-    CT_GUARD_RET(ct_snprintf(text, sizeof text,
-                             "# SoftHSMv2 token store of this component only\ndirectories.tokendir = %s\n"
-                             "objectstore.backend = file\nlog.level = ERROR\n",
-                             tokens));
+    CT_GUARD_RET(softhsm_conf_text(dir, text, sizeof text));
     return ct_file_write_atomic(s->softhsm_conf, text, strlen(text), 0600);
+}
+
+ct_err hsm_local_relocate(const hsm_settings *s, const char *dir, const char *final_dir)
+{
+    ct_err rc = CT_OK;
+    ct_buf now = CT_BUF_INIT;
+    char was[HSM_PATH_MAX + 128], text[HSM_PATH_MAX + 128];
+    if (!*s->softhsm_conf) return CT_OK;
+    CT_GUARD(softhsm_conf_text(dir, was, sizeof was));
+    CT_GUARD(ct_file_read(s->softhsm_conf, sizeof was, &now));
+    /* Only the config written here for `dir`: any other one is the operator's own. */
+    if (now.len != strlen(was) || memcmp(now.data, was, now.len) != 0) goto cleanup;
+    CT_GUARD(softhsm_conf_text(final_dir, text, sizeof text));
+    CT_GUARD(ct_file_write_atomic(s->softhsm_conf, text, strlen(text), 0600));
+cleanup:
+    ct_buf_free(&now);
+    return rc;
 }
 
 /* A random PIN (32 hex digits). */

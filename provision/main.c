@@ -100,6 +100,7 @@ static int provision(const cli_args *a)
 int main(int argc, char **argv)
 {
     cli_args a;
+    if (ct_cli_help(argc, argv, usage)) return 0;
     if (parse_args(argc, argv, &a) != 0 || !a.command) {
         fputs(usage, stderr);
         return 2;

@@ -96,37 +96,59 @@ static bool name_valid(const char *name)
            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
 }
 
+/* The station folder, made in `stage`. */
+static ct_err init_build(station *st, const char *stage, const char *name)
+{
+    ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT, pem = CT_BUF_INIT;
+    char path[STATION_PATH_MAX];
+    CT_GUARD(ct_path_join(path, sizeof path, stage, STATION_CONFIG_FILE));
+    const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
+    const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
+    CT_GUARD(ct_settings_write_defaults(&with_name, path));
+    CT_GUARD(settings_load(stage, st));
+    CT_GUARD(hsm_local_token_prepare(&st->hsm_cfg, stage));
+    CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
+    CT_GUARD(hsm_key_generate(st->hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id,
+                              &st->key));
+    ct_failpoint("init:keys");
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
+    CT_GUARD(pki_csr_make(st->key, name, NULL, &der));
+    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CSR_DER * 2));
+    CT_GUARD(ct_pem_encode("CERTIFICATE REQUEST", der.data, der.len, &pem));
+    CT_GUARD(ct_path_join(path, sizeof path, stage, "station.csr"));
+    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+cleanup:
+    ct_buf_free(&der);
+    ct_buf_free(&pem);
+    return rc;
+}
+
+/* Built in a sibling folder and renamed into place when whole: a kill leaves no half station behind. */
 ct_err station_init(const char *dir, const char *name)
 {
     ct_err rc = CT_OK;
     station st;
-    ct_buf der = CT_BUF_INIT, pem = CT_BUF_INIT;
-    char path[STATION_PATH_MAX];
+    char path[STATION_PATH_MAX], stage[STATION_PATH_MAX];
+    bool staged = false;
     memset(&st, 0, sizeof st);
     CT_ENSURE_MSG(name && name_valid(name), CT_ERR_USAGE,
                   "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name ? name : "");
-    CT_GUARD(ct_mkdir(dir, 0700));
     CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
-    const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
-    const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
-    CT_GUARD(ct_settings_write_defaults(&with_name, path));
-    CT_GUARD(settings_load(dir, &st));
-    CT_ENSURE_MSG(strcmp(st.name, name) == 0, CT_ERR_CONFIG, "%s names station '%s', not '%s'", path, st.name, name);
-    CT_GUARD(hsm_local_token_prepare(&st.hsm_cfg, dir));
-    CT_GUARD(hsm_open_settings(&st.hsm_cfg, &st.hsm));
-    rc = hsm_key_generate(st.hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id, &st.key);
-    CT_ENSURE_MSG(rc != CT_ERR_EXISTS, rc, "%s already holds a station key (its request is station.csr)", dir);
-    CT_GUARD(rc);
-    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
-    CT_GUARD(pki_csr_make(st.key, name, NULL, &der));
-    CT_GUARD(ct_buf_alloc(&pem, PKI_MAX_CSR_DER * 2));
-    CT_GUARD(ct_pem_encode("CERTIFICATE REQUEST", der.data, der.len, &pem));
-    CT_GUARD(ct_path_join(path, sizeof path, dir, "station.csr"));
-    CT_GUARD(ct_file_write_atomic(path, pem.data, pem.len, 0644));
+    CT_ENSURE_MSG(!ct_file_exists(path), CT_ERR_EXISTS, "%s already holds a station (its request is station.csr)",
+                  dir);
+    CT_GUARD(ct_dir_check_fresh(dir, NULL, NULL));
+    CT_GUARD(ct_dir_stage(dir, stage, sizeof stage));
+    staged = true;
+    CT_GUARD(init_build(&st, stage, name));
+    hsm_settings hs = st.hsm_cfg;
+    station_close(&st); /* the token closed before its folder moves */
+    CT_GUARD(hsm_local_relocate(&hs, stage, dir));
+    CT_GUARD(ct_dir_commit(stage, dir, STATION_CONFIG_FILE));
+    staged = false;
 cleanup:
     station_close(&st);
-    ct_buf_free(&der);
-    ct_buf_free(&pem);
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
     return rc;
 }
 
@@ -302,32 +324,43 @@ static ct_err camera_str(const factory_msg *m, factory_tag tag, const char *what
     return CT_OK;
 }
 
-/* CSRS {PROFILE, CSR}...: one CSR per profile asked for, each a valid request for this camera's serial. */
-static ct_err take_csrs(const factory_msg *m, const char *serial, ct_buf csr[N_PROFILES], uint8_t spki_hash[][32])
+/* {PROFILE, value}... fields (value: `tag`, at most `max` bytes), one per profile, into out[]: every profile
+ * once and none unknown. `what` names the value in reasons. */
+static ct_err take_per_profile(const factory_msg *m, const char *serial, factory_tag tag, const char *what, size_t max,
+                               ct_buf out[N_PROFILES])
 {
-    ct_err rc = CT_OK;
-    pki_csr *parsed = NULL;
+    ct_err rc;
     factory_field f;
     size_t off = 0, cur = N_PROFILES;
     while ((rc = factory_msg_next(m, &off, &f)) == CT_OK) {
         if (f.tag == FACTORY_TAG_PROFILE) {
             for (cur = 0; cur < N_PROFILES; cur++)
                 if (strlen(profiles[cur].profile) == f.len && memcmp(profiles[cur].profile, f.value, f.len) == 0) break;
-            CT_ENSURE_MSG(cur < N_PROFILES, CT_ERR_BAD_REQUEST, "camera %s answered a CSR for an unknown profile",
-                          serial);
-        } else if (f.tag == FACTORY_TAG_CSR) {
-            CT_ENSURE_MSG(cur < N_PROFILES && csr[cur].len == 0, CT_ERR_BAD_REQUEST,
-                          "camera %s answered a CSR without its profile", serial);
-            CT_ENSURE_MSG(f.len > 0 && f.len <= PKI_MAX_CSR_DER, CT_ERR_BAD_CSR,
-                          "camera %s answered a CSR of %zu bytes", serial, f.len);
-            CT_GUARD(ct_buf_set(&csr[cur], f.value, f.len));
+            CT_ENSURE_RET(cur < N_PROFILES,
+                          ct_fail(CT_ERR_BAD_REQUEST, "camera %s answered a %s for an unknown profile", serial, what));
+        } else if (f.tag == tag) {
+            CT_ENSURE_RET(cur < N_PROFILES && out[cur].len == 0,
+                          ct_fail(CT_ERR_BAD_REQUEST, "camera %s answered a %s without its profile", serial, what));
+            CT_ENSURE_RET(f.len > 0 && f.len <= max,
+                          ct_fail(CT_ERR_BAD_REQUEST, "camera %s answered a %s of %zu bytes", serial, what, f.len));
+            CT_GUARD_RET(ct_buf_alloc(&out[cur], f.len));
+            CT_GUARD_RET(ct_buf_set(&out[cur], f.value, f.len));
         }
     }
-    CT_ENSURE(rc == CT_ERR_NOT_FOUND, rc);
-    rc = CT_OK;
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
+    for (size_t i = 0; i < N_PROFILES; i++)
+        CT_ENSURE_RET(out[i].len > 0, ct_fail(CT_ERR_BAD_REQUEST, "camera %s answered no %s for profile %s", serial,
+                                              what, profiles[i].profile));
+    return CT_OK;
+}
+
+/* CSRS {PROFILE, CSR}...: one CSR per profile asked for, each a valid request for this camera's serial. */
+static ct_err take_csrs(const factory_msg *m, const char *serial, ct_buf csr[N_PROFILES], uint8_t spki_hash[][32])
+{
+    ct_err rc = CT_OK;
+    pki_csr *parsed = NULL;
+    CT_GUARD(take_per_profile(m, serial, FACTORY_TAG_CSR, "CSR", PKI_MAX_CSR_DER, csr));
     for (size_t i = 0; i < N_PROFILES; i++) {
-        CT_ENSURE_MSG(csr[i].len > 0, CT_ERR_BAD_REQUEST, "camera %s answered no CSR for profile %s", serial,
-                      profiles[i].profile);
         if ((rc = pki_csr_parse(csr[i].data, csr[i].len, &parsed)) != CT_OK) {
             rc = station_fail_ctx(rc, "camera %s answered a bad %s CSR", serial, profiles[i].profile);
             goto cleanup;
@@ -371,10 +404,12 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     run *r = w->r;
     factory_msg q = {0}, a = {0};
     ct_buf csr[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, leaf[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
+    ct_buf installed[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
     const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
     uint8_t spki_hash[N_PROFILES][32];
     char state[32], reason[REASON_MAX] = "", status[64];
     const char *addr = res->device;
+    bool locked = false;
     double t;
 
     if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) {
@@ -386,10 +421,14 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     CT_GUARD(camera_str(&a, FACTORY_TAG_SERIAL, "no serial number", addr, res->serial, sizeof res->serial));
     CT_GUARD(camera_str(&a, FACTORY_TAG_STATE, "no state", addr, state, sizeof state));
     if (strcmp(state, "provisioned") == 0) {
-        res->status = CAM_ALREADY;
-        goto cleanup;
-    }
-    if (strcmp(state, "unprovisioned") != 0) {
+        /* Installed before, perhaps with the result lost (a power cut right after the camera's rename): it counts
+         * only once the CA confirms it. The camera shows its leaves and proves with fresh CSRs that it holds
+         * their keys; the CA, asked again with those keys, answers the certificate it holds current for them
+         * (never a new one); only the very bytes installed are a success. */
+        CT_GUARD(take_per_profile(&a, res->serial, FACTORY_TAG_CERT, "installed certificate", PKI_MAX_CERT_DER,
+                                  installed));
+        locked = true;
+    } else if (strcmp(state, "unprovisioned") != 0) {
         if (factory_msg_get_str(&a, FACTORY_TAG_REASON, reason, sizeof reason) != CT_OK) reason[0] = '\0';
         rc = ct_fail(CT_ERR_BAD_REQUEST, "camera %s is in state '%s'%s%s", res->serial, state, *reason ? ": " : "",
                      reason);
@@ -405,15 +444,23 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     t = (double)ct_now_ms();
     CT_GUARD(ask(r, *fd, addr, &q, FACTORY_CSRS, &a));
     res->ms_keygen = (double)ct_now_ms() - t;
-    for (size_t i = 0; i < N_PROFILES; i++) CT_GUARD(ct_buf_alloc(&csr[i], PKI_MAX_CSR_DER));
     CT_GUARD(take_csrs(&a, res->serial, csr, spki_hash));
 
     t = (double)ct_now_ms();
     for (size_t i = 0; i < N_PROFILES; i++) {
         CT_GUARD(est_simpleenroll(w->est, profiles[i].est_label, csr[i].data, csr[i].len, &leaf[i]));
         CT_GUARD(check_issued(r, res->serial, profiles[i].profile, &leaf[i], spki_hash[i], &issuer[i]));
+        CT_ENSURE_MSG(!locked || (leaf[i].len == installed[i].len &&
+                                  memcmp(leaf[i].data, installed[i].data, leaf[i].len) == 0),
+                      CT_ERR_INTEGRITY, "camera %s is provisioned, but its %s certificate is not the one the CA holds "
+                      "current for its key", res->serial, profiles[i].profile);
     }
     res->ms_ca = (double)ct_now_ms() - t;
+    if (locked) {
+        res->status = CAM_ALREADY;
+        CT_GUARD(ct_strlcpy(res->reason, sizeof res->reason, "installed before; the CA confirms its certificates"));
+        goto cleanup;
+    }
 
     /* One INSTALL with every profile: the camera installs all of it or nothing. */
     factory_msg_free(&q);
@@ -441,6 +488,7 @@ cleanup:
     for (size_t i = 0; i < N_PROFILES; i++) {
         ct_buf_free(&csr[i]);
         ct_buf_free(&leaf[i]);
+        ct_buf_free(&installed[i]);
     }
     return rc;
 }

@@ -15,6 +15,7 @@ int main(int argc, char **argv)
 {
     const char *root = NULL, *crl = NULL, *clip = NULL;
     bool json = false;
+    if (ct_cli_help(argc, argv, usage)) return 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) json = true;
         else if (strcmp(argv[i], "--root") == 0 && i + 1 < argc) root = argv[++i];

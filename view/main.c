@@ -25,6 +25,7 @@ static int fail(ct_err rc)
 
 int main(int argc, char **argv)
 {
+    if (ct_cli_help(argc, argv, usage)) return 0;
     const char *dir = NULL, *name = NULL, *cert = NULL, *root = NULL, *crl = NULL, *files[2] = {NULL, NULL};
     bool key = false;
     int nfiles = 0;

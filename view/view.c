@@ -77,6 +77,17 @@ cleanup:
     return rc;
 }
 
+typedef struct {
+    const char *name;
+    ct_buf *der;
+} csr_arg;
+
+static ct_err csr_pop(hsm_key *k, void *arg)
+{
+    const csr_arg *a = arg;
+    return pki_csr_make(k, a->name, NULL, a->der);
+}
+
 ct_err view_init(const char *dir, const char *name)
 {
     ct_err rc = CT_OK;
@@ -97,11 +108,13 @@ ct_err view_init(const char *dir, const char *name)
     CT_ENSURE_MSG(strcmp(v.name, name) == 0, CT_ERR_CONFIG, "%s names viewer '%s', not '%s'", path, v.name, name);
     CT_GUARD(hsm_local_token_prepare(&v.hs, dir));
     CT_GUARD(hsm_open_settings(&v.hs, &v.h));
-    rc = hsm_key_generate(v.h, HSM_EC_P256, VIEW_KEY_LABEL, view_key_id, sizeof view_key_id, &v.key);
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
+    /* An ECDH key: it signs its CSR once, while it is made, and never again. */
+    csr_arg arg = {name, &der};
+    rc = hsm_key_generate_ecdh(v.h, HSM_EC_P256, VIEW_KEY_LABEL, view_key_id, sizeof view_key_id, csr_pop, &arg,
+                               &v.key);
     CT_ENSURE_MSG(rc != CT_ERR_EXISTS, rc, "%s already holds a viewer key (its request is %s)", dir, VIEW_CSR_FILE);
     CT_GUARD(rc);
-    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
-    CT_GUARD(pki_csr_make(v.key, name, NULL, &der));
     CT_GUARD(ct_path_join(path, sizeof path, dir, VIEW_CSR_FILE));
     CT_GUARD(ct_pem_write_file(path, "CERTIFICATE REQUEST", der.data, der.len, 0644));
 cleanup:

@@ -142,9 +142,10 @@ CT_MUST_CHECK ct_err ct_json_string(ct_buf *b, const char *s);
  * starting with '=', '+', '-', '@', tab or CR is quoted with a leading apostrophe, so spreadsheets show it as
  * text instead of running it as a formula. */
 CT_MUST_CHECK ct_err ct_csv_field(ct_buf *b, const char *s);
-/* Decodes application/x-www-form-urlencoded text ('+' and %XX) into a C string; CT_ERR_BAD_REQUEST for a bad
- * escape or a NUL, CT_ERR_TOO_LARGE when it does not fit out_max. */
-CT_MUST_CHECK ct_err ct_url_decode(const char *in, size_t in_len, char *out, size_t out_max);
+/* Decodes the %XX escapes of a URL or query value in place ('+' is left: that is form encoding) and returns the
+ * new length. An escape of a control character (%00 included) stays as it is: decoded, it would cut or split
+ * what it is part of ("simpleenroll%00x" read as "simpleenroll"). */
+size_t ct_url_unescape(char *s);
 
 /* ---- files ---- */
 CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
@@ -159,12 +160,36 @@ CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, co
 /* Creates a folder (mode), fine if it exists already. */
 CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);
 bool ct_file_exists(const char *path);
+/* Leftovers of killed processes: removes the entries of `folder` named PREFIX...SEP<pid> (PREFIX may be "") whose
+ * process no longer runs, files or whole folders, e.g. ("dev", "", ".tmp.") for ct_file_write_atomic's temporaries
+ * ("credentials.pem.tmp.4242"). */
+CT_MUST_CHECK ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep);
+/* A folder made whole or not at all. ct_dir_check_fresh: may `dir` become one? Absent, empty, or holding only
+ * the file `allowed` (NULL: none; *has_allowed says whether it does); CT_ERR_EXISTS naming a file otherwise.
+ * It first finishes or removes what killed runs left inside `dir` (see ct_dir_commit). ct_dir_stage makes the
+ * empty folder to build in: the sibling `final`.init-<pid> (stale ones of dead processes removed) or, when the
+ * parent is not writable but `final` exists (a service's /var/lib/NAME), `final`/.init-<pid>. ct_dir_commit
+ * syncs it and renames a sibling to `final` in one step (exchanged when `final` holds the `allowed` file the
+ * caller copied into the stage, the old one then removed); a stage inside `final` is marked whole and its
+ * entries moved up one by one, `last` (the entry whose presence means "made") last, an interrupted move being
+ * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed. */
+CT_MUST_CHECK ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowed);
+CT_MUST_CHECK ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max);
+CT_MUST_CHECK ct_err ct_dir_commit(const char *stage, const char *final, const char *last);
+CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);
+
+/* ---- command lines ---- */
+/* `--help` anywhere, or `-h` first: prints `usage` on stdout and says true (the caller exits 0). A usage error
+ * stays the caller's: usage on stderr, exit 2. */
+bool ct_cli_help(int argc, char **argv, const char *usage);
 
 /* ---- network addresses, time, waiting ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */
 CT_MUST_CHECK ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len);
+/* The numeric host of an IPv4 or IPv6 address ("127.0.0.1", "::1"), without the port; "" for any other family. */
+void ct_addr_host(const struct sockaddr *sa, char *out, size_t out_max);
 /* Monotonic milliseconds, for deadlines and durations. */
 int64_t ct_now_ms(void);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:
@@ -175,6 +200,9 @@ CT_MUST_CHECK ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const
 typedef enum { CT_LOG_DEBUG, CT_LOG_INFO, CT_LOG_WARN, CT_LOG_ERROR } ct_log_level;
 void ct_log_set_level(ct_log_level min);
 void ct_log(ct_log_level level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* `s` (NULL: "") as one logfmt value, for a "%s" of ct_log: in double quotes, '"' and '\\' escaped, cut (ending
+ * in "...") to fit `max`. Every value from outside goes through it, so that it cannot write fields of its own. */
+const char *ct_log_quote(char *out, size_t max, const char *s);
 
 /* ---- config: "key = value" lines, '#' comments; every key known in advance ---- */
 #define CT_CONFIG_MAX_BYTES (64 * 1024)

@@ -66,23 +66,19 @@ static int hex_digit(char c)
     return -1;
 }
 
-ct_err ct_url_decode(const char *in, size_t in_len, char *out, size_t out_max)
+size_t ct_url_unescape(char *s)
 {
     size_t n = 0;
-    for (size_t i = 0; i < in_len; i++) {
-        char c = in[i];
-        if (c == '+') c = ' ';
-        else if (c == '%') {
-            CT_ENSURE_RET(i + 2 < in_len, ct_fail(CT_ERR_BAD_REQUEST, "truncated %% escape"));
-            int h = hex_digit(in[i + 1]), l = hex_digit(in[i + 2]);
-            CT_ENSURE_RET(h >= 0 && l >= 0, ct_fail(CT_ERR_BAD_REQUEST, "bad %% escape"));
-            c = (char)(h * 16 + l);
-            i += 2;
+    for (size_t i = 0; s[i]; i++) {
+        int h = s[i] == '%' ? hex_digit(s[i + 1]) : -1, l = h >= 0 ? hex_digit(s[i + 2]) : -1;
+        unsigned char c = (unsigned char)(h * 16 + l);
+        if (l < 0 || c < 0x20 || c == 0x7f) { /* not an escape, or one of a control character: kept as it is */
+            s[n++] = s[i];
+            continue;
         }
-        CT_ENSURE_RET(c != '\0', ct_fail(CT_ERR_BAD_REQUEST, "NUL in a form value"));
-        CT_ENSURE_RET(n + 1 < out_max, ct_fail(CT_ERR_TOO_LARGE, "form value longer than %zu bytes", out_max - 1));
-        out[n++] = c;
+        s[n++] = (char)c;
+        i += 2;
     }
-    out[n] = '\0';
-    return CT_OK;
+    s[n] = '\0';
+    return n;
 }

@@ -1,9 +1,12 @@
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* renameat2 */
 #include "core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +103,202 @@ bool ct_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+/* Removes a file or a folder with everything in it (symbolic links themselves, never what they point to). */
+static ct_err remove_tree(const char *path)
+{
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT) return CT_OK;
+    return ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+}
+
+/* PREFIX...SEP<digits>: the pid, or 0 when the name is not of that form. */
+static long stale_pid(const char *name, const char *prefix, const char *sep)
+{
+    size_t pl = strlen(prefix), sl = strlen(sep);
+    const char *s = name + pl, *d;
+    if (strncmp(name, prefix, pl) != 0) return 0;
+    if (pl) {
+        if (strncmp(s, sep, sl) != 0) return 0; /* exactly PREFIX SEP: "cam.init-1" is not "ca"'s */
+    } else {
+        if (!(s = strstr(name, sep))) return 0;
+        while ((d = strstr(s + 1, sep))) s = d; /* the last one: names may hold SEP themselves */
+    }
+    d = s + sl;
+    if (!*d || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9) return 0;
+    return strtol(d, NULL, 10);
+}
+
+ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep)
+{
+    ct_err rc = CT_OK;
+    char path[4096];
+    DIR *d = opendir(folder);
+    if (!d) return errno == ENOENT ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", folder, strerror(errno));
+    for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
+        long pid = stale_pid(e->d_name, prefix, sep);
+        /* A live process (or one we may not signal) still owns it. */
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        rc = ct_path_join(path, sizeof path, folder, e->d_name);
+        if (rc == CT_OK) rc = remove_tree(path);
+    }
+    closedir(d);
+    return rc;
+}
+
+/* The folder holding `path` and its last name, in the buffers given. */
+static ct_err split_path(const char *path, char *parent, char *base, size_t max)
+{
+    char a[4096], b[4096];
+    CT_GUARD_RET(ct_strlcpy(a, sizeof a, path));
+    CT_GUARD_RET(ct_strlcpy(b, sizeof b, path));
+    CT_GUARD_RET(ct_strlcpy(parent, max, dirname(a)));
+    return ct_strlcpy(base, max, basename(b));
+}
+
+#define STAGE_SEP ".init-"
+#define STAGE_WHOLE ".whole" /* in a stage inside its folder: complete; holds the name to move last */
+
+/* Moves every entry of `stage` into `final`, `last` last (the one whose presence says the folder is whole). */
+static ct_err move_entries(const char *stage, const char *final, const char *last)
+{
+    ct_err rc = CT_OK;
+    char from[4096], to[4096];
+    DIR *d = opendir(stage);
+    CT_ENSURE_RET(d, ct_fail(CT_ERR_IO, "cannot read %s: %s", stage, strerror(errno)));
+    for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
+        const char *n = e->d_name;
+        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcmp(n, STAGE_WHOLE) == 0 || strcmp(n, last) == 0)
+            continue;
+        rc = ct_path_join(from, sizeof from, stage, n);
+        if (rc == CT_OK) rc = ct_path_join(to, sizeof to, final, n);
+        if (rc == CT_OK && rename(from, to) != 0) rc = ct_fail(CT_ERR_IO, "cannot move %s: %s", from, strerror(errno));
+        ct_failpoint("stage:moving");
+    }
+    closedir(d);
+    CT_GUARD_RET(rc);
+    CT_GUARD_RET(ct_path_join(from, sizeof from, stage, last));
+    CT_GUARD_RET(ct_path_join(to, sizeof to, final, last));
+    CT_ENSURE_RET(rename(from, to) == 0 || errno == ENOENT,
+                  ct_fail(CT_ERR_IO, "cannot move %s: %s", from, strerror(errno)));
+    CT_GUARD_RET(ct_path_join(to, sizeof to, final, "."));
+    CT_GUARD_RET(ct_file_sync_dir(to));
+    return remove_tree(stage);
+}
+
+/* Stages that dead processes left inside `final`: finished when they were whole, else removed. */
+static ct_err recover_inside(const char *final)
+{
+    ct_err rc = CT_OK;
+    char stage[4096], whole[4096];
+    ct_buf last = CT_BUF_INIT;
+    DIR *d = opendir(final);
+    if (!d) return errno == ENOENT || errno == ENOTDIR ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", final,
+                                                                       strerror(errno));
+    for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
+        long pid = stale_pid(e->d_name, "", STAGE_SEP);
+        if (pid <= 0 || e->d_name[0] != '.' || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        rc = ct_path_join(stage, sizeof stage, final, e->d_name);
+        if (rc == CT_OK) rc = ct_path_join(whole, sizeof whole, stage, STAGE_WHOLE);
+        if (rc != CT_OK) break;
+        if (!ct_file_exists(whole)) {
+            rc = remove_tree(stage);
+            continue;
+        }
+        rc = ct_file_read(whole, 255, &last);
+        if (rc == CT_OK) {
+            last.data[last.len] = '\0';
+            rc = move_entries(stage, final, (const char *)last.data);
+        }
+        ct_buf_free(&last);
+    }
+    closedir(d);
+    return rc;
+}
+
+ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max)
+{
+    char parent[4096], base[4096];
+    CT_GUARD_RET(split_path(final, parent, base, sizeof parent));
+    CT_ENSURE_RET(strcmp(base, "/") != 0 && strcmp(base, ".") != 0 && strcmp(base, "..") != 0,
+                  ct_fail(CT_ERR_USAGE, "'%s' cannot be made in a staging folder: name a folder", final));
+    CT_GUARD_RET(ct_stale_remove(parent, base, STAGE_SEP));
+    CT_GUARD_RET(ct_snprintf(stage, stage_max, "%s" STAGE_SEP "%ld", final, (long)getpid()));
+    CT_GUARD_RET(remove_tree(stage)); /* ours from an earlier call in this process */
+    if (mkdir(stage, 0700) == 0) return CT_OK;
+    /* A folder the system made for us in a folder we may not write (a service's /var/lib/NAME): inside it. */
+    bool inside = (errno == EACCES || errno == EPERM || errno == EROFS) && ct_file_exists(final);
+    CT_ENSURE_RET(inside, ct_fail(CT_ERR_IO, "cannot create %s: %s", stage, strerror(errno)));
+    CT_GUARD_RET(ct_snprintf(stage, stage_max, "%s/" STAGE_SEP "%ld", final, (long)getpid()));
+    CT_GUARD_RET(remove_tree(stage));
+    CT_ENSURE_RET(mkdir(stage, 0700) == 0, ct_fail(CT_ERR_IO, "cannot create %s: %s", stage, strerror(errno)));
+    return CT_OK;
+}
+
+/* Whether `stage` lies inside `final` (the second kind of ct_dir_stage). */
+static bool stage_inside(const char *stage, const char *final)
+{
+    size_t n = strlen(final);
+    return strncmp(stage, final, n) == 0 && stage[n] == '/';
+}
+
+ct_err ct_dir_commit(const char *stage, const char *final, const char *last)
+{
+    char whole[4096];
+    int fd = open(stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", stage, strerror(errno)));
+    int r = fsync(fd);
+    close(fd);
+    CT_ENSURE_RET(r == 0, ct_fail(CT_ERR_IO, "cannot sync %s: %s", stage, strerror(errno)));
+    ct_failpoint("stage:synced");
+    if (stage_inside(stage, final)) {
+        /* No single rename can do it: marked whole first, so that an interrupted move is finished later. */
+        CT_GUARD_RET(ct_path_join(whole, sizeof whole, stage, STAGE_WHOLE));
+        CT_GUARD_RET(ct_file_write_atomic(whole, last, strlen(last), 0600));
+        return move_entries(stage, final, last);
+    }
+    if (rename(stage, final) != 0) {
+        CT_ENSURE_RET(errno == ENOTEMPTY || errno == EEXIST,
+                      ct_fail(CT_ERR_IO, "cannot rename %s to %s: %s", stage, final, strerror(errno)));
+        /* `final` holds what the caller copied into the stage: swap them in one step, then drop the old one. */
+        CT_ENSURE_RET(renameat2(AT_FDCWD, stage, AT_FDCWD, final, RENAME_EXCHANGE) == 0,
+                      ct_fail(CT_ERR_IO, "cannot exchange %s and %s: %s", stage, final, strerror(errno)));
+        CT_GUARD_RET(remove_tree(stage));
+    }
+    ct_failpoint("stage:renamed");
+    return ct_file_sync_dir(final);
+}
+
+ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowed)
+{
+    char other[256] = "";
+    bool seen = false;
+    if (has_allowed) *has_allowed = false;
+    CT_GUARD_RET(recover_inside(dir));
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", dir, strerror(errno));
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (allowed && strcmp(e->d_name, allowed) == 0) seen = true;
+        else if (ct_strlcpy(other, sizeof other, e->d_name) != CT_OK) other[0] = '?';
+    }
+    closedir(d);
+    if (has_allowed) *has_allowed = seen;
+    return *other ? ct_fail(CT_ERR_EXISTS, "%s is not empty (it holds '%s'): give a new or empty folder", dir, other)
+                  : CT_OK;
+}
+
+ct_err ct_dir_discard(const char *stage)
+{
+    return remove_tree(stage);
 }
 
 void ct_failpoint(const char *name)

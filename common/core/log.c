@@ -2,6 +2,7 @@
 #include "core.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static ct_log_level ct_log_min = CT_LOG_INFO;
@@ -30,4 +31,33 @@ void ct_log(ct_log_level level, const char *event, const char *fmt, ...)
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     /* One write per line keeps lines whole when threads log at once. */
     fprintf(stderr, "%s\n", line);
+}
+
+const char *ct_log_quote(char *out, size_t max, const char *s)
+{
+    static const char cut[] = "...\"";
+    const char *p = s ? s : "";
+    size_t len = 0;
+    for (const char *q = p; *q; q++) len += (*q == '"' || *q == '\\') ? 2 : 1;
+    bool whole = len + 3 <= max;
+    if (!whole && max < sizeof cut + 2) { /* no room even for a cut value */
+        if (max) out[0] = '\0';
+        return out;
+    }
+    size_t end = whole ? 1 + len : max - sizeof cut; /* where the value's characters stop */
+    size_t n = 0;
+    out[n++] = '"';
+    for (; *p; p++) {
+        bool esc = *p == '"' || *p == '\\';
+        if (n + (esc ? 2 : 1) > end) break;
+        if (esc) out[n++] = '\\';
+        out[n++] = *p;
+    }
+    if (!whole) {
+        memcpy(out + n, cut, sizeof cut);
+        return out;
+    }
+    out[n++] = '"';
+    out[n] = '\0';
+    return out;
 }

@@ -170,16 +170,17 @@ static ct_err cache_fetch(ct_merkle_cache *c, uint64_t start, uint64_t n)
 static ct_err cache_grow(ct_merkle_cache *c, uint64_t n)
 {
     uint64_t want = n / c->chunk;
-    if (want > c->cap) {
-        uint64_t cap = c->cap ? c->cap : 64;
-        while (cap < want) cap *= 2;
-        CT_ENSURE_RET(cap <= SIZE_MAX / sizeof *c->roots, CT_ERR_NOMEM);
-        ct_merkle_hash *r = realloc(c->roots, cap * sizeof *r);
-        CT_ENSURE_RET(r, CT_ERR_NOMEM);
-        c->roots = r;
-        c->cap = cap;
-    }
     for (; c->n_roots < want; c->n_roots++) {
+        /* Room grows with the roots actually computed: a size past the log fails at its first missing chunk
+         * instead of reserving memory for it first. */
+        if (c->n_roots == c->cap) {
+            uint64_t cap = c->cap ? c->cap * 2 : 64;
+            CT_ENSURE_RET(cap <= SIZE_MAX / sizeof *c->roots, CT_ERR_NOMEM);
+            ct_merkle_hash *r = realloc(c->roots, cap * sizeof *r);
+            CT_ENSURE_RET(r, CT_ERR_NOMEM);
+            c->roots = r;
+            c->cap = cap;
+        }
         CT_GUARD_RET(cache_fetch(c, c->n_roots * c->chunk, c->chunk));
         CT_GUARD_RET(ct_merkle_root(c->leaves, c->chunk, c->roots[c->n_roots]));
     }

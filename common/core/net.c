@@ -42,6 +42,15 @@ ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen
     return CT_OK;
 }
 
+void ct_addr_host(const struct sockaddr *sa, char *out, size_t out_max)
+{
+    const void *host = NULL;
+    if (out_max) out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET) host = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+    if (sa && sa->sa_family == AF_INET6) host = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    if (host && out_max && !inet_ntop(sa->sa_family, host, out, (socklen_t)out_max)) out[0] = '\0';
+}
+
 int64_t ct_now_ms(void)
 {
     struct timespec ts;

@@ -6,8 +6,10 @@
  * Payload: fields, each tag (1 byte) | length (2 bytes, big-endian) | value. Unknown tags are skipped.
  *
  * Exchange (station asks, camera answers; one connection per camera):
- *   HELLO                                   -> IDENTITY {SERIAL, MODEL, MAC, STATE[, REASON]}
- *   GET_CSRS {PROFILE...}                   -> CSRS {PROFILE, CSR}...   keys made once, reused on a retry
+ *   HELLO                                   -> IDENTITY {SERIAL, MODEL, MAC, STATE[, REASON][, PROFILE, CERT...]}
+ *                                              a provisioned camera names each installed leaf certificate
+ *   GET_CSRS {PROFILE...}                   -> CSRS {PROFILE, CSR}...   keys made once, reused on a retry;
+ *                                              a provisioned camera answers for its installed keys
  *   INSTALL {PROFILE, CERT, CERT...}...     -> RESULT {STATUS[, REASON]}  leaf first, then its issuers
  * Either side may answer ERROR {REASON} instead and close. */
 #ifndef CAMTRUST_FACTORY_H

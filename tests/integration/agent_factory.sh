@@ -39,13 +39,21 @@ check "nothing was installed" test ! -e "$DEV/credentials.pem"
 
 check "the good chains install" "$CLIENT_BIN" "$ADDR" install "${GOOD[@]}"
 check_eq "HELLO now says provisioned" provisioned "$(state)"
-check "GET_CSRS is refused once locked" bash -c "'$CLIENT_BIN' '$ADDR' csrs '$WORK/csr2' | grep -q 'type=7 reason=\"locked'"
+check "HELLO now shows the two installed certificates" bash -c "'$CLIENT_BIN' '$ADDR' hello | grep -q 'profile=\"device\" tag8=<[0-9]* bytes> profile=\"media-signing\" tag8=<'"
+mkdir -p "$WORK/csr3"
+"$CLIENT_BIN" "$ADDR" csrs "$WORK/csr3" >/dev/null
+for p in device media-signing; do
+  check "once locked, GET_CSRS answers for the installed $p key (no new key)" cmp <(openssl req -inform DER -in "$WORK/csr1/$p.csr.der" -noout -pubkey) <(openssl req -inform DER -in "$WORK/csr3/$p.csr.der" -noout -pubkey)
+done
 check "INSTALL is refused once locked" bash -c "! '$CLIENT_BIN' '$ADDR' install ${GOOD[*]}"
 check "openssl verifies the installed credentials" openssl verify -CAfile "$WORK/ca/root.pem" -untrusted "$WORK/ca/issuing.pem" "$DEV/credentials.pem"
 kill -TERM "$FACTORY_PID"; rc=0; wait "$FACTORY_PID" || rc=$?; FACTORY_PID=
 check_eq "SIGTERM ends factory mode with status 0" 0 "$rc"
 check "boot says provisioned" bash -c "'$AGENT_BIN' boot --dir '$DEV' | grep -q '^provisioned serial=CAM0300 model=CX300 identity=\"CAM0300\" notAfter='"
-check "factory mode refuses to start on a locked camera" bash -c "'$AGENT_BIN' factory --dir '$DEV' --listen 127.0.0.1:0 2>&1 | grep -q 'locked'"
+start_agent factory "$DEV"
+check_eq "factory mode starts on a locked camera, which says it is provisioned" provisioned "$(state)"
+check "... and still refuses INSTALL" bash -c "! '$CLIENT_BIN' '$ADDR' install ${GOOD[*]}"
+stop_factory
 # A camera whose credentials were tampered with says so.
 sed -i 's/^MII/MIJ/' "$DEV/credentials.pem"
 check "boot reports a tampered camera as broken" bash -c "'$AGENT_BIN' boot --dir '$DEV' | grep -q '^broken: '"

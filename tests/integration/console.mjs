@@ -61,6 +61,22 @@ try {
     check(`... and the decoded field "${want}"`, fields.includes(want), fields.slice(0, 200));
   check('... and the chain as PEM', ((await page.textContent('#d-pem')).match(/BEGIN CERTIFICATE/g) || []).length === 3);
 
+  // Another site's page, open in the same browser, posts the form that once revoked a whole station: the browser
+  // presents the officer's certificate, says where the request comes from, and the server refuses it.
+  await context.route('https://evil.example/**', (route) => route.fulfill({ contentType: 'text/html', body:
+    `<form id="f" method="POST" action="${env.URL}/officer/api/revoke"><input name="station" value="line1">` +
+    '<input name="reason" value="keyCompromise"></form>' }));
+  const evil = await context.newPage();
+  await evil.goto('https://evil.example/');
+  const [attack] = await Promise.all([
+    evil.waitForResponse((r) => r.url().endsWith('/officer/api/revoke')),
+    evil.evaluate(() => document.getElementById('f').submit()),
+  ]);
+  const refusal = await attack.text();
+  check("another site's form post is refused (403)", attack.status() === 403, attack.status());
+  check('... as cross-origin', refusal.includes('cross-origin request refused'), refusal.slice(0, 120));
+  await evil.close();
+
   // Revoke, through the typed confirmation.
   await page.click('#revoke-open');
   await page.waitForSelector('#revoke-dialog[open]');

@@ -53,6 +53,8 @@ check "it saw the search, the detail, the confirmation and the revoked status" g
 check_eq "the revocation the browser asked for is recorded, as officer:bob" "revoked|1" \
   "$(sql "$DB" "select c.status, (select count(*) from audit where actor='officer:bob' and action='cert.revoke' and subject='$SERIAL' and outcome='ok') from certificates c where cert_serial_hex='$SERIAL'")"
 check_eq "... and only that one" 1 "$(sql "$DB" "select count(*) from certificates where status='revoked'")"
+check_eq "another site's form post in the same browser revoked nothing, and was audited as officer.csrf" 1 \
+  "$(sql "$DB" "select count(*) from audit where action='officer.csrf' and actor='officer:bob' and outcome='denied' and detail like 'cross-origin request refused%'")"
 check "a screenshot was taken" test -s "$SHOT"
 check "... as a PNG" bash -c "head -c 8 '$SHOT' | od -An -tx1 | tr -d ' \n' | grep -q '^89504e470d0a1a0a'"
 echo "screenshot: $SHOT"

@@ -4,10 +4,14 @@ common/factory/factory.h (not a mock of camtrust code). It answers HELLO like an
 
   --mode wrong-serial   answers GET_CSRS with valid CSRs (made by openssl) for --csr-serial, not its own serial
   --mode truncate       sends the first half of its CSRS frame, then closes the connection
+  --mode claims-provisioned --installed credentials.pem
+                        says it is provisioned and shows the leaf certificates of another camera's credentials
+                        file (public data anyone can copy), but holds none of their keys: its CSRs are its own
 
 Prints "listening on 127.0.0.1:PORT" and serves until killed. Each message type it receives is appended to
 --log, so that a test can tell that no INSTALL ever reached it. Bounded: frames over 64 KiB are refused."""
 import argparse
+import base64
 import os
 import socket
 import struct
@@ -63,6 +67,19 @@ def make_csr(serial):
             return f.read()
 
 
+def installed_leaves(path):
+    """The first certificate after each "# profile NAME" line of a camera's credentials.pem."""
+    leaves, profile = {}, None
+    lines = open(path).read().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("# profile "):
+            profile = line[len("# profile "):]
+        elif line == "-----BEGIN CERTIFICATE-----" and profile and profile not in leaves:
+            end = lines.index("-----END CERTIFICATE-----", i)
+            leaves[profile] = base64.b64decode("".join(lines[i + 1:end]))
+    return leaves
+
+
 def serve(conn, args, csrs, log):
     conn.settimeout(10)
     while True:
@@ -73,8 +90,11 @@ def serve(conn, args, csrs, log):
         log.write(NAMES.get(msg_type, str(msg_type)) + "\n")
         log.flush()
         if msg_type == HELLO:
+            claims = args.mode == "claims-provisioned"
             payload = (field(SERIAL, args.serial) + field(MODEL, "FAKE") + field(MAC, "02:00:00:00:00:01") +
-                       field(STATE, "unprovisioned"))
+                       field(STATE, "provisioned" if claims else "unprovisioned"))
+            if claims:
+                payload += b"".join(field(PROFILE, p) + field(CERT, c) for p, c in installed_leaves(args.installed).items())
             conn.sendall(frame(IDENTITY, payload))
         elif msg_type == GET_CSRS:
             payload = b"".join(field(PROFILE, p) + field(CSR, csrs[p]) for p in ("device", "media-signing"))
@@ -92,9 +112,10 @@ def serve(conn, args, csrs, log):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["wrong-serial", "truncate"], required=True)
+    ap.add_argument("--mode", choices=["wrong-serial", "truncate", "claims-provisioned"], required=True)
     ap.add_argument("--serial", required=True)
     ap.add_argument("--csr-serial")
+    ap.add_argument("--installed")
     ap.add_argument("--log", required=True)
     args = ap.parse_args()
     csr_serial = args.csr_serial or args.serial

@@ -64,3 +64,10 @@ make_csr() {
 
 # sql DB QUERY: a read-only look at the CA's records with the sqlite3 CLI.
 sql() { sqlite3 -readonly "$1" "$2"; }
+
+# anonymous_refusals DB ACTION: how many anonymous refusals of ACTION the audit counts. A server writes them as
+# counts ("N refused from ...") per action, address and reason once per audit.anonymous_interval_s and at stop.
+anonymous_refusals() {
+  sql "$1" "select coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit
+            where action = '$2' and actor like 'anonymous:%' and outcome = 'denied'"
+}

@@ -19,10 +19,12 @@ out=$("$CA_BIN" officer add --dir "$CA" --name carol --role admin --csr "$WORK/c
 check "an unknown role is refused, naming the choices" grep -q "role 'admin' is not one of: auditor, officer" <<<"$out"
 check "a taken officer name is refused" bash -c "! '$CA_BIN' officer add --dir '$CA' --name bob --role officer --csr '$WORK/carol.csr' --out '$WORK/x.pem' 2>/dev/null"
 
-# call WHO METHOD PATH [curl options...]: prints "STATUS" and leaves the body in $WORK/body.
+# call WHO METHOD PATH [curl options...]: prints "STATUS" and leaves the body in $WORK/body. A POST names this
+# server as its Origin, as the console's own requests do (the browser adds it).
 call() {
   local who=$1 method=$2 path=$3 auth=(); shift 3
   [ "$who" != none ] && auth=(--cert "$WORK/$who.pem" --key "$WORK/$who.key")
+  [ "$method" = POST ] && auth+=(-H "Origin: https://localhost:$PORT")
   curl -s -o "$WORK/body" -D "$WORK/headers" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" \
     -X "$method" "${auth[@]}" "$@" "https://localhost:$PORT$path" || true
 }
@@ -41,7 +43,7 @@ check_eq "the console without a certificate: 401 too" 401 "$(call none GET /cons
 check_eq "a station's certificate: 403" 403 "$(call line1 GET '/officer/api/search?device_serial=CAM0001')"
 check "... stations cannot read" body_has 'stations cannot read'
 check_eq "... nor open the console" 403 "$(call line1 GET /console/)"
-check_eq "each refused access is audited" 4 "$(( $(denied) - d0 ))"
+check_eq "each refused access of a station is audited at once (anonymous ones are counted: refusals.sh)" 2 "$(( $(denied) - d0 ))"
 check_eq "... naming who was refused" 2 "$(sql "$DB" "select count(*) from audit where action='officer.access' and actor='station:line1' and outcome='denied'")"
 
 # An auditor reads.
@@ -104,7 +106,33 @@ check_eq "a reason RFC 5280 does not have: 400" 400 "$(call bob POST /officer/ap
 check_eq "every bad request was audited" 9 "$(( $(denied) - d0 ))"
 check_eq "... and nothing was revoked" "$r0" "$(revoked)"
 
-# Revocation by an officer: one serial, an order (form body), a station.
+# Another site's page, visited by an officer: the browser sends the officer's certificate with whatever the page
+# asks for. What it can send without asking (a form) and anything it names as its origin change nothing.
+d0=$(denied); r0=$(revoked)
+S2=$(cert_serial CAM0002)
+xsite() { # xsite PATH [curl options...]: bob's certificate, sent from another site's page
+  local path=$1; shift
+  curl -s -o "$WORK/body" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/bob.pem" \
+    --key "$WORK/bob.key" -H 'Origin: https://evil.example' -H 'Sec-Fetch-Site: cross-site' "$@" \
+    "https://localhost:$PORT$path" || true
+}
+check_eq "a form posted from another site: 403" 403 "$(xsite /officer/api/revoke -d "station=line1&reason=keyCompromise")"
+check "... saying why" body_has 'cross-origin request refused (Sec-Fetch-Site: cross-site)'
+check_eq "... JSON from another site: 403 too" 403 "$(xsite /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S2\",\"reason\":\"keyCompromise\"}")"
+check_eq "... this server's Origin and a second one: 403" 403 "$(call bob POST /officer/api/revoke -H 'Origin: https://evil.example' -H 'Content-Type: application/json' -d "{\"serial\":\"$S2\",\"reason\":\"keyCompromise\"}")"
+check_eq "... a revocation that names no origin at all: 403" 403 "$(curl -s -o "$WORK/body" -w '%{http_code}' --cacert "$CA/ops-root.pem" --cert "$WORK/bob.pem" --key "$WORK/bob.key" -H 'Content-Type: application/json' -d "{\"serial\":\"$S2\",\"reason\":\"keyCompromise\"}" "https://localhost:$PORT/officer/api/revoke")"
+check "... saying what to send" body_has 'must send Origin: https://localhost:'
+check_eq "... another site reading the API: 403" 403 "$(xsite '/officer/api/search?station=line1')"
+check_eq "each is audited as officer.csrf, actor officer:bob" "5 5" \
+  "$(( $(denied) - d0 )) $(sql "$DB" "select count(*) from audit where action='officer.csrf' and actor='officer:bob' and outcome='denied'")"
+check_eq "... and nothing was revoked" "$r0" "$(revoked)"
+d0=$(denied)
+check_eq "a form body from this server's own origin: 415 (JSON only)" 415 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/x-www-form-urlencoded' -d 'order=2&reason=cessationOfOperation')"
+check "... saying so" body_has "content type must be application/json, not 'application/x-www-form-urlencoded'"
+check_eq "... audited, nothing revoked" "1 $r0" "$(( $(denied) - d0 )) $(revoked)"
+check_eq "the browser's same-origin word is enough (no Origin on the request)" 404 "$(call bob PUT /officer/api/revoke -X POST -H 'Sec-Fetch-Site: same-origin' -H 'Content-Type: application/json' -d '{"serial":"0123456789abcdef","reason":"keyCompromise"}')"
+
+# Revocation by an officer: one serial, an order, a station.
 check_eq "officer revokes a serial: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}")"
 check_eq "... one certificate" "1 certificate" "$(json "d['revoked'], d['scope']")"
 check_eq "... recorded as revoked with its reason" "revoked|1" "$(sql "$DB" "select status, revocation_reason from certificates where cert_serial_hex='$S1'")"
@@ -114,7 +142,7 @@ curl -s -o "$WORK/crl.der" "https://localhost:$PORT/crl" --cacert "$CA/ops-root.
 check "... and on the served CRL" bash -c "openssl crl -inform DER -in '$WORK/crl.der' -noout -text | tr 'A-F' 'a-f' | grep -qi 'serial number: $S1'"
 check_eq "already revoked: 409" 409 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}")"
 check "... saying so" body_has 'already revoked'
-check_eq "officer revokes an order (form body): 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/x-www-form-urlencoded' -d 'order=2&reason=cessationOfOperation')"
+check_eq "officer revokes an order: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"order":2,"reason":"cessationOfOperation"}')"
 check_eq "... its two certificates in one audited action" "2 1" \
   "$(json "d['revoked']") $(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='order.revoke' and detail like 'certificates=2 %'")"
 check_eq "officer revokes a station's output: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"station":"line2","reason":"affiliationChanged"}')"

@@ -39,9 +39,9 @@ camera() {
   wait_listening "$WORK/cams/$name.out" $!
 }
 
-# fake_camera NAME MODE SERIAL [CSR_SERIAL]: sets ADDR.
+# fake_camera NAME MODE SERIAL [CSR_SERIAL] [extra args]: sets ADDR.
 fake_camera() {
-  python3 "$HERE/fake_camera.py" --mode "$2" --serial "$3" ${4:+--csr-serial "$4"} --log "$WORK/$1.log" \
+  python3 "$HERE/fake_camera.py" --mode "$2" --serial "$3" ${4:+--csr-serial "$4"} "${@:5}" --log "$WORK/$1.log" \
     >"$WORK/$1.out" 2>>"$WORK/fakes.log" &
   BG_PIDS+=($!)
   wait_listening "$WORK/$1.out" $!
@@ -81,7 +81,7 @@ check "station init wrote a CSR that openssl verifies" openssl req -in "$ST/stat
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 check "install refuses the device root as the operations root" bash -c "! '$STATION_BIN' install --dir '$ST' --cert '$WORK/line1.pem' --ca-root '$CA/root.pem' 2>/dev/null"
 check "station install" "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem"
-printf 'CAM001\nCAM002\nCAM003\nCAM004\nCAM005\nDOWN01\nROGUE1\nFAKE01\nFAKE02\nFAKE03\n' >"$WORK/serials"
+printf 'CAM001\nCAM002\nCAM003\nCAM004\nCAM005\nDOWN01\nROGUE1\nFAKE01\nFAKE02\nFAKE03\nPOWER1\n' >"$WORK/serials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
 start_ca "$CA"
 
@@ -160,6 +160,47 @@ check_eq "a truncated answer fails" failed "$(field "$R6" FAKE03 status)"
 check "... named as such" grep -q "no complete answer to GET_CSRS" <<<"$(field "$R6" FAKE03 reason)"
 check "neither fake camera was sent an INSTALL" bash -c "! grep -q INSTALL '$WORK/wrong.log' '$WORK/trunc.log'"
 check "the summary counts the failures" grep -q '^2 cameras: 0 provisioned, 0 already provisioned, 2 failed' "$WORK/summary"
+
+# ---- a power cut right after the camera's rename: the station never hears the result ----
+"$AGENT_BIN" simulate --dir "$WORK/cams/power" --serial POWER1 --model CX1 --root "$CA/root.pem" >/dev/null
+CAMTRUST_FAILPOINT=install:written "$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 \
+  >"$WORK/cams/power.out" 2>>"$WORK/agents.log" &
+POWER_PID=$!
+wait_listening "$WORK/cams/power.out" $POWER_PID
+R8=$WORK/run8.jsonl
+provision "$R8" "$ADDR"
+rc=0; wait "$POWER_PID" || rc=$?
+check_eq "the camera died right after installing" 137 "$rc"
+check_eq "... the station reports it failed" failed "$(field "$R8" POWER1 status)"
+check_eq "... yet it boots provisioned" 0 "$(boot_rc power)"
+"$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 >"$WORK/cams/power.out" 2>>"$WORK/agents.log" &
+POWER_PID=$!
+check "factory mode starts again on the locked camera" wait_listening "$WORK/cams/power.out" $POWER_PID
+provision "$R8" "$ADDR"
+check_eq "the next run converges: exit 0" 0 "$RC"
+check_eq "... the camera counts as provisioned" already-provisioned "$(field "$R8" POWER1 status | tail -1)"
+check "... confirmed by the CA" grep -q "the CA confirms its certificates" <<<"$(field "$R8" POWER1 reason | tail -1)"
+check_eq "... with no new certificate" 2 "$(certs_for POWER1)"
+check "the summary counts it" grep -q '^1 camera: 0 provisioned, 1 already provisioned, 0 failed' "$WORK/summary"
+
+# A factory reset makes new keys: the CA keeps refusing a second key for an issued serial (an officer revokes
+# and reopens it first).
+kill -TERM "$POWER_PID"; wait "$POWER_PID" || true
+"$AGENT_BIN" reset --dir "$WORK/cams/power"
+"$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 >"$WORK/cams/power.out" 2>>"$WORK/agents.log" &
+BG_PIDS+=($!)
+wait_listening "$WORK/cams/power.out" $!
+provision "$R8" "$ADDR"
+check "after a reset, provisioning the serial again is refused with 409" grep -q "HTTP 409" <<<"$(field "$R8" POWER1 reason | tail -1)"
+check_eq "... and the camera stays unprovisioned" 3 "$(boot_rc power)"
+
+# A camera that claims to be provisioned with another camera's (public) certificates, without their keys.
+fake_camera liar claims-provisioned CAM001 "" --installed "$WORK/cams/cam1/credentials.pem"; LIAR=$ADDR
+R9=$WORK/run9.jsonl
+provision "$R9" "$LIAR"
+check_eq "a camera showing certificates whose keys it lacks fails" failed "$(field "$R9" CAM001 status)"
+check "... the CA refused its key (409)" grep -q "HTTP 409" <<<"$(field "$R9" CAM001 reason)"
+check "... and no INSTALL was sent" bash -c "! grep -q INSTALL '$WORK/liar.log'"
 
 # ---- bad input to the station itself ----
 printf '# cameras\n\n%s  # first\n' "${ADDRS[0]}" >"$WORK/devices.txt"

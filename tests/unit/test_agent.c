@@ -176,9 +176,9 @@ static void refused(agent *a, const char *files[2], size_t cut, ct_err want, con
 }
 
 /* Both profiles signed by the right CA into dev.chain and media.chain. */
-static void sign_good(agent *a)
+/* CSRs, then their chains from the good CA; `spki` gets the keys' hashes. */
+static void sign_good(agent *a, uint8_t spki[2][32])
 {
-    uint8_t spki[2][32];
     get_csrs(a, spki);
     sign("ca", "device", NULL, "dev.chain");
     sign("ca", "media-signing", NULL, "media.chain");
@@ -235,7 +235,8 @@ END_TEST
 START_TEST(install_refusals)
 {
     agent *a = open_dev();
-    sign_good(a);
+    uint8_t spki[2][32];
+    sign_good(a, spki);
     /* Another root: the chain verifies on its own, but not to the pinned root. */
     sign("other", "device", NULL, "foreign.chain");
     refused(a, (const char *[2]){"foreign.chain", "media.chain"}, 0, CT_ERR_INTEGRITY, "pinned device root");
@@ -276,7 +277,8 @@ END_TEST
 START_TEST(install_then_boot)
 {
     agent *a = open_dev();
-    sign_good(a);
+    uint8_t keys[2][32];
+    sign_good(a, keys);
     factory_msg m, resp;
     bool close_after;
     /* The root may come at the end of a chain. */
@@ -289,17 +291,30 @@ START_TEST(install_then_boot)
     ck_assert(!close_after);
     factory_msg_free(&resp);
     ck_assert(installed());
-    /* Locked: no second install, no CSRs; HELLO says provisioned. */
+    /* Locked: no second install; CSRs only for the installed keys (none made); HELLO says provisioned and
+     * shows the installed leaves, the very certificates of the INSTALL, for a station to confirm with the CA. */
     ck_assert_int_eq(agent_install(a, &m), CT_ERR_EXISTS);
-    factory_msg_free(&m);
-    ask(a, FACTORY_GET_CSRS, NULL, &resp, &close_after);
-    ck_assert_uint_eq(resp.type, FACTORY_ERROR);
-    ck_assert(close_after);
-    factory_msg_free(&resp);
+    uint8_t after[2][32];
+    get_csrs(a, after);
+    ck_assert_mem_eq(after, keys, sizeof after);
     ask(a, FACTORY_HELLO, NULL, &resp, &close_after);
     ck_assert_int_eq(factory_msg_get_str(&resp, FACTORY_TAG_STATE, status, sizeof status), CT_OK);
     ck_assert_str_eq(status, "provisioned");
+    size_t off = 0, off_m = 0, certs = 0;
+    factory_field f, g;
+    while (factory_msg_next(&resp, &off, &f) == CT_OK) {
+        if (f.tag != FACTORY_TAG_CERT) continue;
+        /* the leaf after each PROFILE of the INSTALL message */
+        while (factory_msg_next(&m, &off_m, &g) == CT_OK && g.tag != FACTORY_TAG_PROFILE) {}
+        ck_assert_int_eq(factory_msg_next(&m, &off_m, &g), CT_OK);
+        ck_assert_uint_eq(g.tag, FACTORY_TAG_CERT);
+        ck_assert_uint_eq(f.len, g.len);
+        ck_assert_mem_eq(f.value, g.value, f.len);
+        certs++;
+    }
+    ck_assert_uint_eq(certs, 2);
     factory_msg_free(&resp);
+    factory_msg_free(&m);
     agent_close(a);
 
     agent_status st;
@@ -317,7 +332,14 @@ START_TEST(install_then_boot)
     ck_assert_int_eq(tu_sh("cd '%s' && sed -i '5d' credentials.pem", dev), 0);
     ck_assert_int_eq(agent_boot(dev, &st), CT_ERR_INTEGRITY);
     ck_assert_int_eq(st.state, AGENT_BROKEN);
-    ck_assert_int_eq(agent_factory_serve(dev, "127.0.0.1:0"), CT_ERR_EXISTS); /* still locked */
+    /* ... and factory mode shows it as such, with no certificate to confirm. */
+    a = open_dev();
+    ask(a, FACTORY_HELLO, NULL, &resp, &close_after);
+    ck_assert_int_eq(factory_msg_get_str(&resp, FACTORY_TAG_STATE, status, sizeof status), CT_OK);
+    ck_assert_str_eq(status, "broken");
+    ck_assert_int_eq(factory_msg_get_str(&resp, FACTORY_TAG_CERT, status, sizeof status), CT_ERR_NOT_FOUND);
+    factory_msg_free(&resp);
+    agent_close(a);
 }
 END_TEST
 
@@ -325,8 +347,7 @@ START_TEST(reset_destroys_keys)
 {
     agent *a = open_dev();
     uint8_t before[2][32], after[2][32];
-    sign_good(a);
-    get_csrs(a, before);
+    sign_good(a, before);
     factory_msg m;
     install_msg((const char *[2]){"dev.chain", "media.chain"}, 0, &m);
     ck_assert_int_eq(agent_install(a, &m), CT_OK);

@@ -218,7 +218,7 @@ START_TEST(wrap_unwrap_token)
     cenc_wrapped_key w;
     uint8_t kid[16] = {1, 2, 3}, key[16] = {9, 8, 7}, out[16];
     ck_assert_int_eq(hsm_open(&cfg, &h), CT_OK);
-    ck_assert_int_eq(hsm_key_generate(h, HSM_EC_P256, "viewer", (const uint8_t *)"\x76\x01", 2, &k), CT_OK);
+    ck_assert_int_eq(hsm_key_generate_ecdh(h, HSM_EC_P256, "viewer", (const uint8_t *)"\x76\x01", 2, NULL, NULL, &k), CT_OK);
     ck_assert_int_eq(ct_buf_alloc(&spki, 512), CT_OK);
     ck_assert_int_eq(hsm_key_public_der(k, &spki), CT_OK);
     ck_assert_int_eq(wc_ecc_init(&pub), 0);

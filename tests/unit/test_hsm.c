@@ -339,6 +339,103 @@ START_TEST(test_not_extractable)
 }
 END_TEST
 
+/* ---------------- key usages: each key does its one job only ---------------- */
+
+/* A P-256 public point of a software key, as an ECDH peer. */
+static void peer_point(uint8_t *pt, size_t *len)
+{
+    WC_RNG rng;
+    ecc_key peer;
+    word32 n = (word32)*len;
+    ck_assert_int_eq(wc_InitRng(&rng), 0);
+    ck_assert_int_eq(wc_ecc_init(&peer), 0);
+    ck_assert_int_eq(wc_ecc_make_key(&rng, 32, &peer), 0);
+    ck_assert_int_eq(wc_ecc_export_x963(&peer, pt, &n), 0);
+    *len = n;
+    wc_ecc_free(&peer);
+    wc_FreeRng(&rng);
+}
+
+static ct_err ecdh(hsm_key *k)
+{
+    uint8_t pt[HSM_EC_POINT_MAX], secret[48];
+    size_t pt_len = sizeof pt, secret_len = sizeof secret;
+    peer_point(pt, &pt_len);
+    return hsm_ecdh_raw(g_h, k->priv, k->type, pt, pt_len, secret, &secret_len);
+}
+
+static ct_err sign(hsm_key *k)
+{
+    uint8_t digest[32] = {1}, sig[80];
+    size_t sig_len = sizeof sig;
+    return hsm_key_sign_digest(k, digest, sizeof digest, sig, &sig_len);
+}
+
+/* What C_SetAttributeValue answers when someone tries to give the key `type` = true afterwards. */
+static CK_RV widen(hsm_key *k, CK_ATTRIBUTE_TYPE type)
+{
+    CK_SESSION_HANDLE s;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE a = {type, &yes, sizeof yes};
+    ck_assert_uint_eq(g_h->f->C_OpenSession(g_h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK);
+    CK_RV rv = g_h->f->C_SetAttributeValue(s, k->priv, &a, 1);
+    g_h->f->C_CloseSession(s);
+    return rv;
+}
+
+static ct_err pop_sign(hsm_key *k, void *arg)
+{
+    *(ct_err *)arg = sign(k);
+    return *(ct_err *)arg;
+}
+
+static ct_err pop_fail(hsm_key *k, void *arg)
+{
+    (void)k;
+    (void)arg;
+    return ct_fail(CT_ERR_IO, "the CSR could not be written");
+}
+
+START_TEST(test_key_usages)
+{
+    /* A signing key signs, and the token refuses ECDH with it (C_DeriveKey), now and after any attempt to
+     * widen it: SoftHSM would otherwise grant CKA_DERIVE to every key that does not deny it. */
+    hsm_key *signer = gen(HSM_EC_P256, "signer", 1);
+    ck_assert_int_eq(sign(signer), CT_OK);
+    ck_assert_int_eq(ecdh(signer), CT_ERR_HSM);
+    ck_assert_uint_ne(widen(signer, CKA_DERIVE), CKR_OK);
+    ck_assert_int_eq(ecdh(signer), CT_ERR_HSM);
+
+    /* An ECDH key without a proof of possession: derives, never signs. */
+    hsm_key *agree = NULL;
+    const uint8_t id2[] = {0x02, 0x02}, id3[] = {0x02, 0x03}, id4[] = {0x02, 0x04};
+    ck_assert_int_eq(hsm_key_generate_ecdh(g_h, HSM_EC_P256, "agree", id2, sizeof id2, NULL, NULL, &agree), CT_OK);
+    ck_assert_int_eq(ecdh(agree), CT_OK);
+    ck_assert_int_eq(sign(agree), CT_ERR_HSM);
+    ck_assert_uint_ne(widen(agree, CKA_SIGN), CKR_OK);
+    ck_assert_int_eq(sign(agree), CT_ERR_HSM);
+
+    /* With one: it signed inside the callback, and never after. */
+    hsm_key *viewer = NULL;
+    ct_err popped = CT_ERR_INTERNAL;
+    ck_assert_int_eq(hsm_key_generate_ecdh(g_h, HSM_EC_P256, "viewer", id3, sizeof id3, pop_sign, &popped, &viewer),
+                     CT_OK);
+    ck_assert_int_eq(popped, CT_OK);
+    ck_assert_int_eq(sign(viewer), CT_ERR_HSM);
+    ck_assert_int_eq(ecdh(viewer), CT_OK);
+
+    /* A failed proof of possession leaves no key behind (a key that may still sign). */
+    hsm_key *lost = NULL;
+    ck_assert_int_eq(hsm_key_generate_ecdh(g_h, HSM_EC_P256, "lost", id4, sizeof id4, pop_fail, NULL, &lost),
+                     CT_ERR_IO);
+    ck_assert_ptr_null(lost);
+    ck_assert_int_eq(hsm_key_find(g_h, "lost", &lost), CT_ERR_HSM_NO_KEY);
+    hsm_key_free(signer);
+    hsm_key_free(agree);
+    hsm_key_free(viewer);
+}
+END_TEST
+
 /* ---------------- threads ---------------- */
 
 #define N_THREADS 4
@@ -404,14 +501,26 @@ START_TEST(test_wolf_callback)
     ck_assert_int_eq(wc_ecc_sign_hash(digest, sizeof digest, sig, &sig_len, &rng, &sw), 0);
     ck_assert_int_eq(verify(&sw, sig, sig_len, digest, sizeof digest), 1);
 
-    /* ECDH inside the token agrees with software ECDH on the other side */
+    /* ECDH inside the token (with a key-agreement key) agrees with software ECDH on the other side */
+    hsm_key *dk = NULL;
+    const uint8_t did[] = {0x0d, 0x01};
+    ecc_key dtok, dpub;
+    ck_assert_int_eq(hsm_key_generate_ecdh(g_h, HSM_EC_P256, "wolf-ecdh", did, sizeof did, NULL, NULL, &dk), CT_OK);
+    ck_assert_int_eq(hsm_key_wolf_ecc(dk, &dtok), CT_OK);
+    spki_key(dk, &dpub);
     uint8_t s1[32], s2[32];
     word32 l1 = sizeof s1, l2 = sizeof s2;
-    ck_assert_int_eq(wc_ecc_shared_secret(&tok, &sw, s1, &l1), 0);
-    ck_assert_int_eq(wc_ecc_shared_secret(&sw, &pub, s2, &l2), 0);
+    ck_assert_int_eq(wc_ecc_shared_secret(&dtok, &sw, s1, &l1), 0);
+    ck_assert_int_eq(wc_ecc_shared_secret(&sw, &dpub, s2, &l2), 0);
     ck_assert_uint_eq(l1, 32);
     ck_assert_uint_eq(l1, l2);
     ck_assert_mem_eq(s1, s2, l1);
+    /* the signing key does not agree */
+    l1 = sizeof s1;
+    ck_assert_int_ne(wc_ecc_shared_secret(&tok, &sw, s1, &l1), 0);
+    wc_ecc_free(&dtok);
+    wc_ecc_free(&dpub);
+    hsm_key_free(dk);
 
     /* a destroyed key is no longer served */
     ck_assert_int_eq(hsm_key_destroy(g_h, k), CT_OK);
@@ -535,6 +644,7 @@ static Suite *hsm_suite(void)
     tcase_add_test(keys, test_persist);
     tcase_add_test(keys, test_destroy);
     tcase_add_test(keys, test_not_extractable);
+    tcase_add_test(keys, test_key_usages);
     tcase_add_test(keys, test_threads);
     tcase_add_test(keys, test_wolf_callback);
     tcase_add_test(keys, test_wolf_tls);

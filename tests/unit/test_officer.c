@@ -116,12 +116,19 @@ START_TEST(json_and_csv_escaping)
     ck_assert_int_eq(ct_buf_cstr(&b, &s), CT_OK);
     ck_assert_str_eq(s, "plain,\"with,comma\",\"say \"\"hi\"\"\",\"two\r\nlines\",,\"'=HYPERLINK(\"\"x\"\")\","
                         "\"'@SUM(A1)\",\"'-2+3\",a=b");
-    char out[8];
-    ck_assert_int_eq(ct_url_decode("a%2Cb+c", 7, out, sizeof out), CT_OK);
-    ck_assert_str_eq(out, "a,b c");
-    ck_assert_int_eq(ct_url_decode("a%2", 3, out, sizeof out), CT_ERR_BAD_REQUEST);
-    ck_assert_int_eq(ct_url_decode("%00", 3, out, sizeof out), CT_ERR_BAD_REQUEST);
-    ck_assert_int_eq(ct_url_decode("12345678", 8, out, sizeof out), CT_ERR_TOO_LARGE);
+    /* Log values: one quoted field whatever they hold; cut with a mark when too long, never unterminated. */
+    char q[24];
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, "/x status=200 \"a\\"), "\"/x status=200 \\\"a\\\\\"");
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, NULL), "\"\"");
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, "0123456789012345678901234567"), "\"012345678901234567...\"");
+    ck_assert_str_eq(ct_log_quote(q, sizeof q, "\"\"\"\"\"\"\"\"\"\"\"\"\""), "\"\\\"\\\"\\\"\\\"\\\"\\\"\\\"\\\"\\\"...\"");
+    ck_assert_uint_eq(strlen(ct_log_quote(q, sizeof q, "01234567890123456789")), 22); /* fits exactly */
+    ck_assert_str_eq(ct_log_quote(q, 6, "abc"), "\"abc\"");
+    ck_assert_str_eq(ct_log_quote(q, 6, "abcd"), "");
+    /* URLs: escapes decoded except those of control characters, which would cut or split the path. */
+    char url[] = "/est/simpleenroll%00x%2Fa+b%zz%4%0a%7F%7e%25";
+    ck_assert_uint_eq(ct_url_unescape(url), strlen("/est/simpleenroll%00x/a+b%zz%4%0a%7F~%"));
+    ck_assert_str_eq(url, "/est/simpleenroll%00x/a+b%zz%4%0a%7F~%");
     ct_buf_free(&b);
 }
 END_TEST
@@ -141,8 +148,9 @@ START_TEST(revoke_bodies_are_parsed_strictly)
     ck_assert_int_eq(parse("application/json; charset=utf-8", "{\"order\": 12, \"reason\": \"a\\/b\\u00e9\"}", &f), CT_OK);
     ck_assert_str_eq(f.order, "12");
     ck_assert_str_eq(f.reason, "a/b\xc3\xa9");
-    ck_assert_int_eq(parse("application/x-www-form-urlencoded", "station=line%201&reason=affiliationChanged", &f), CT_OK);
-    ck_assert_str_eq(f.station, "line 1");
+    /* A form is what another site's page can post without asking: refused like any other type. */
+    ck_assert_int_eq(parse("application/x-www-form-urlencoded", "station=line1&reason=affiliationChanged", &f),
+                     CT_ERR_CONTENT_TYPE);
     const char *bad_json[] = {"", "{", "[]", "{\"serial\":\"a\"", "{\"serial\":\"a\"}x", "{\"serial\":true}",
                               "{\"serial\":\"a\",}", "{\"force\":\"1\"}", "{\"serial\":\"a\",\"serial\":\"b\"}",
                               "{\"serial\":\"a\\q\"}", "{\"serial\":\"a\\u0000\"}", "{\"serial\":\"\\ud800\"}",
@@ -155,8 +163,6 @@ START_TEST(revoke_bodies_are_parsed_strictly)
     memcpy(long_value + sizeof long_value - 3, "\"}", 3);
     ck_assert_int_eq(parse("application/json", long_value, &f), CT_ERR_BAD_REQUEST);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "longer than 127 bytes"));
-    ck_assert_int_eq(parse("application/x-www-form-urlencoded", "serial", &f), CT_ERR_BAD_REQUEST);
-    ck_assert_int_eq(parse("application/x-www-form-urlencoded", "serial=%zz", &f), CT_ERR_BAD_REQUEST);
     ck_assert_int_eq(parse("text/plain", "{}", &f), CT_ERR_CONTENT_TYPE);
     ck_assert_int_eq(parse(NULL, "{}", &f), CT_ERR_CONTENT_TYPE);
     uint8_t big[CA_OFFICER_MAX_BODY + 1];
@@ -171,7 +177,8 @@ static ct_err handle(const ct_buf *cert, const char *method, const char *path, c
 {
     ca_http_request rq = {.method = method, .path = path, .content_type = "application/json",
                           .body = (const uint8_t *)body, .body_len = body ? strlen(body) : 0,
-                          .client_cert = cert ? cert->data : NULL, .client_cert_len = cert ? cert->len : 0};
+                          .client_cert = cert ? cert->data : NULL, .client_cert_len = cert ? cert->len : 0,
+                          .host = "ca.test:8443", .origin = "https://ca.test:8443", .fetch_site = "same-origin"};
     return ca_officer_handle(the_ca, &rq, ans);
 }
 
@@ -393,6 +400,56 @@ START_TEST(cert_detail_decodes_and_refuses_unknown)
 }
 END_TEST
 
+/* A page of another site makes the officer's browser send the request, certificate and all: the browser's own
+ * headers say so, and nothing changes. Programs that send no such header may read but not revoke. */
+static ct_err from(const char *method, const char *path, const char *origin, const char *site, ca_http_answer *ans)
+{
+    const char *body = "{\"order\": 2, \"reason\": \"keyCompromise\"}";
+    ca_http_request rq = {.method = method, .path = path, .content_type = "application/json",
+                          .body = (const uint8_t *)body, .body_len = strlen(body), .client_cert = bob_cert.data,
+                          .client_cert_len = bob_cert.len, .host = "CA.test:8443", .origin = origin, .fetch_site = site};
+    ct_err rc = ca_officer_handle(the_ca, &rq, ans);
+    ca_http_answer_free(ans);
+    return rc;
+}
+
+START_TEST(cross_site_requests_change_nothing)
+{
+    ca_http_answer ans;
+    const struct {
+        const char *origin, *site;
+    } refused[] = {{"https://evil.example", NULL},          {NULL, NULL},
+                   {"https://evil.example", "same-origin"}, {"https://ca.test:8443", "cross-site"},
+                   {NULL, "same-site"},                     {NULL, "none"},
+                   {"http://ca.test:8443", NULL},           {"https://ca.test:8443.evil.example", NULL},
+                   {"null", NULL}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        ck_assert_msg(from("POST", "/officer/api/revoke", refused[i].origin, refused[i].site, &ans) == CT_ERR_FORBIDDEN,
+                      "revoke accepted from %s / %s", refused[i].origin, refused[i].site);
+        ck_assert_int_eq(ans.status, 403);
+    }
+    ck_assert_int_eq(count("certificates where status = 'revoked'"), 0);
+    ck_assert_int_eq(count("audit where action = 'officer.csrf' and actor = 'officer:bob' and outcome = 'denied'"), 9);
+    ck_assert_int_eq(count("audit where action = 'officer.csrf' and detail like 'cross-origin request refused (Origin "
+                           "https://evil.example is not https://CA.test:8443)'"), 2);
+    /* Reads of the API: refused when the browser says another site asks, served to programs and typed addresses. */
+    ck_assert_int_eq(from("GET", "/officer/api/search", NULL, "cross-site", &ans), CT_ERR_FORBIDDEN);
+    ck_assert_int_eq(from("GET", "/officer/api/me", "https://evil.example", "cross-site", &ans), CT_ERR_FORBIDDEN);
+    char long_path[400] = "/officer/api/";
+    memset(long_path + 13, 'x', sizeof long_path - 14);
+    ck_assert_int_eq(from("POST", long_path, "https://evil.example", NULL, &ans), CT_ERR_FORBIDDEN); /* still audited */
+    ck_assert_int_eq(count("audit where action = 'officer.csrf'"), 12);
+    ck_assert_int_eq(from("GET", "/officer/api/me", NULL, NULL, &ans), CT_OK);
+    ck_assert_int_eq(from("GET", "/officer/api/me", NULL, "none", &ans), CT_OK);
+    ck_assert_int_eq(from("GET", "/console/", NULL, "cross-site", &ans), CT_OK); /* a link to the console: a page */
+    ck_assert_int_eq(from("POST", "/console/", "https://evil.example", NULL, &ans), CT_ERR_FORBIDDEN);
+    /* The console's own requests: same origin (the host compared without case), or the browser saying so. */
+    ck_assert_int_eq(from("POST", "/officer/api/revoke", "https://ca.test:8443", NULL, &ans), CT_OK);
+    ck_assert_int_eq(count("certificates where status = 'revoked'"), 1);
+    ck_assert_int_eq(from("POST", "/officer/api/revoke", NULL, "same-origin", &ans), CT_ERR_ALREADY_REVOKED);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("officer");
@@ -407,6 +464,7 @@ int main(void)
     tcase_add_test(tc, search_filters_combine);
     tcase_add_test(tc, report_counts_issuance_denials_and_revocations);
     tcase_add_test(tc, cert_detail_decodes_and_refuses_unknown);
+    tcase_add_test(tc, cross_site_requests_change_nothing);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

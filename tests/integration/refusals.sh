@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Anonymous refusals are audited as counts, not one row each: a flood of malformed OCSP requests and of EST
+# requests without a station certificate, from two loopback addresses, against the real server; refusals of an
+# authenticated station are still one row each; the audit chain stays intact. Usage: refusals.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+
+CA=$WORK/ca
+DB=$CA/camtrust.db
+"$CA_BIN" init --dir "$CA" >/dev/null
+set_conf() { sed -i "s|^$1 = .*|$1 = $2|" "$CA/camtrust-ca.conf"; }
+set_conf audit.anonymous_interval_s 1
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" \
+  -out "$WORK/station.csr" 2>/dev/null
+"$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
+printf 'CAM0001\n' >"$WORK/serials.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials.txt" >/dev/null
+make_csr "$WORK/outside" "/serialNumber=CAM9999/CN=x"
+
+# flood KIND COUNT SOURCE: COUNT refused requests over keep-alive connections from address SOURCE; prints how many
+# were answered with the expected refusal status.
+flood() {
+  python3 - "$@" "$PORT" "$HTTP_PORT" "$CA/ops-root.pem" "$WORK/outside.b64" <<'EOF'
+import http.client, ssl, sys
+kind, count, source, port, http_port, root, csr = sys.argv[1], int(sys.argv[2]), sys.argv[3], *sys.argv[4:]
+if kind == "ocsp":  # a malformed OCSP request over plain HTTP: 200 with an OCSP malformedRequest (RFC 6960)
+    conn = http.client.HTTPConnection("127.0.0.1", int(http_port), timeout=10, source_address=(source, 0))
+    path, body, ctype, want = "/ocsp", b"\x30\x03\x02\x01\x01", "application/ocsp-request", 200
+else:  # an EST enrollment without a client certificate: 401
+    ctx = ssl.create_default_context(cafile=root)
+    conn = http.client.HTTPSConnection("127.0.0.1", int(port), timeout=10, context=ctx, source_address=(source, 0))
+    path, body, ctype, want = "/.well-known/est/simpleenroll", open(csr, "rb").read(), "application/pkcs10", 401
+refused = 0
+for _ in range(count):
+    conn.request("POST", path, body=body, headers={"Content-Type": ctype})
+    r = conn.getresponse()
+    data = r.read()
+    refused += r.status == want and (kind != "ocsp" or data == b"\x30\x03\x0a\x01\x01")
+print(refused)
+EOF
+}
+# anonymous ACTION SOURCE: the refusals counted in the audit rows of that action from that address.
+anonymous() {
+  sql "$DB" "select coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit
+             where action = '$1' and actor = 'anonymous:$2' and outcome = 'denied'"
+}
+stop_ca() { kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=; }
+
+WITH_HTTP=1 start_ca "$CA"
+before=$(sql "$DB" "select count(*) from audit")
+check_eq "300 malformed OCSP requests from 127.0.0.1 are answered malformedRequest" 300 "$(flood ocsp 300 127.0.0.1)"
+check_eq "40 EST requests without a client certificate from 127.0.0.1 are refused (401)" 40 "$(flood est 40 127.0.0.1)"
+check_eq "25 more from 127.0.0.2" 25 "$(flood est 25 127.0.0.2)"
+for i in 1 2 3; do
+  st=$(est_post simpleenroll "$WORK/outside.b64" "$WORK/out$i" --cert "$WORK/station.pem" --key "$WORK/station.key")
+  check_eq "the station's enrollment of a serial outside its order is refused ($i)" 403 "$st"
+done
+stop_ca
+added=$(sql "$DB" "select count(*) from audit where seq > $before and actor like 'anonymous:%'")
+check "365 anonymous refusals take a handful of audit rows, not one each ($added)" test "$added" -ge 3 -a "$added" -le 24
+check_eq "... the OCSP rows from 127.0.0.1 count all 300" 300 "$(anonymous ocsp.request 127.0.0.1)"
+check_eq "... the EST rows from 127.0.0.1 count all 40" 40 "$(anonymous est.enroll 127.0.0.1)"
+check_eq "... and those from 127.0.0.2 all 25" 25 "$(anonymous est.enroll 127.0.0.2)"
+check "... each with its reason" test -n "$(sql "$DB" "select 1 from audit where actor = 'anonymous:127.0.0.2'
+  and detail like '% refused from %: no TLS client certificate was presented'")"
+check_eq "the authenticated station's three refusals are three rows of their own" 3 \
+  "$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'line1' and outcome = 'denied'")"
+check "the audit chain is intact" "$CA_BIN" audit verify --dir "$CA"
+
+# A flood from many addresses: at most audit.anonymous_max_rows rows per interval, the rest in one overflow row.
+set_conf audit.anonymous_interval_s 60
+set_conf audit.anonymous_max_rows 2
+WITH_HTTP=1 start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+for s in 1 2 3 4 5; do flood ocsp 4 "127.0.0.$((s + 10))" >/dev/null; done
+stop_ca
+check_eq "20 refusals from 5 addresses with 2 rows allowed: 2 rows and an overflow row" 3 \
+  "$(sql "$DB" "select count(*) from audit where seq > $before and actor like 'anonymous:%'")"
+check_eq "... which together count all 20" 20 "$(sql "$DB" "select sum(cast(substr(detail, 1, instr(detail, ' ') - 1)
+  as integer)) from audit where seq > $before and actor like 'anonymous:%'")"
+check_eq "... the overflow row counts the 12 it could not key" 12 "$(anonymous audit.overflow '*')"
+
+check "the audit chain is still intact" "$CA_BIN" audit verify --dir "$CA"
+finish
