@@ -815,6 +815,9 @@ static const char k_cert_revoked_block[] =
     "SELECT (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
     "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
     " > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?2 AND serial = ?1), 0)";
+/* A renewal that supersedes nothing: has this serial's certificate of this profile been revoked? */
+static const char k_cert_profile_revoked[] = "SELECT count(*) FROM certificates WHERE device_serial = ? COLLATE NOCASE"
+                                             " AND profile = ? AND status = 'revoked'";
 static const char k_cert_insert[] =
     "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
     " order_id, spki_sha256, der, status, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?)";
@@ -859,13 +862,21 @@ ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *pr
 }
 
 /* The device serial's rules for an order's issuance: one spelling, and revocation is final. A renewal keeps the
- * serial of the certificate that authenticated it (even one spelt twice before this rule). */
-static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r)
+ * serial of the certificate that authenticated it (even one spelt twice before this rule), and cannot replace a
+ * revoked certificate of its profile: it must supersede a current one, or the profile must never have been
+ * revoked for that serial (only an order line re-provisions it). */
+static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char *supersedes)
 {
     sqlite3_stmt *st = NULL;
     bool row = false;
     int64_t blocked = 0;
-    if (r->order_id == 0) return CT_OK;
+    if (r->order_id == 0) {
+        if (!supersedes) CT_GUARD_RET(db_query_int(db, k_cert_profile_revoked, &blocked, "tt", r->device_serial, r->profile));
+        CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "the %s certificate of serial '%s' was revoked and "
+                                        "revocation is final: a renewal cannot replace it (an officer may re-provision "
+                                        "it: order reprovision)", r->profile, r->device_serial));
+        return CT_OK;
+    }
     CT_GUARD_RET(db_prepare(db, k_cert_case_variant, &st, "t", r->device_serial));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s', issued here: serials are "
@@ -885,7 +896,7 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
                                             r->profile, supersedes, r->device_serial));
     }
     bool operator = strcmp(r->profile, DB_PROFILE_STATION) == 0 || strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
-    if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r));
+    if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r, supersedes));
     ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r->cert_serial_hex, r->device_serial, r->profile,
                         r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
                         sizeof r->spki_sha256, r->der, r->der_len, now());

@@ -609,6 +609,34 @@ START_TEST(revoked_serial_is_never_issued_again)
 }
 END_TEST
 
+/* A camera whose media-signing certificate was revoked cannot get a new one by renewing with its (valid) identity
+ * certificate: revocation is final for that profile too. */
+START_TEST(renewal_cannot_replace_a_revoked_certificate)
+{
+    ca_enroll_result id = {0}, ms = {0}, res = {0};
+    ct_buf csr = CT_BUF_INIT, rekey = CT_BUF_INIT;
+    pki_cert_info info;
+    ck_assert_int_eq(enroll_new("sn1-id", "SN-1", &id), CT_OK);
+    openssl_csr("sn1-ms", "/serialNumber=SN-1/CN=x", NULL, &csr);
+    ck_assert_int_eq(enroll(&station_cert, &csr, CA_ENROLL_NEW, CA_PROFILE_MEDIA_SIGNING, &ms), CT_OK);
+    ck_assert_int_eq(pki_cert_parse_info(ms.cert_der.data, ms.cert_der.len, &info), CT_OK);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, info.serial_hex, "keyCompromise"), CT_OK);
+    openssl_csr("sn1-ms2", "/serialNumber=SN-1/CN=x", NULL, &rekey);
+    ck_assert_int_eq(enroll(&id.cert_der, &rekey, CA_ENROLL_RENEW, CA_PROFILE_MEDIA_SIGNING, &res), CT_ERR_ALREADY_REVOKED);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "revocation is final"));
+    ck_assert_int_eq(count_rows("certificates where device_serial='SN-1' and profile='media-signing'"), 1);
+    /* The identity certificate, not revoked, still renews. */
+    ck_assert_int_eq(enroll(&id.cert_der, &rekey, CA_ENROLL_RENEW, NULL, &res), CT_OK);
+    ct_buf_free(&res.cert_der);
+    ct_buf_free(&id.cert_der);
+    ct_buf_free(&ms.cert_der);
+    ct_buf_free(&csr);
+    ct_buf_free(&rekey);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
 START_TEST(reprovisioning_allows_a_revoked_serial_once_more)
 {
     char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX];
@@ -879,6 +907,7 @@ int main(void)
     suite_add_tcase(s, lg);
     TCase *h10 = ca_case("issue10-records", 120);
     tcase_add_test(h10, revoked_serial_is_never_issued_again);
+    tcase_add_test(h10, renewal_cannot_replace_a_revoked_certificate);
     tcase_add_test(h10, reprovisioning_allows_a_revoked_serial_once_more);
     tcase_add_test(h10, revoking_an_order_closes_it_and_a_station_disables_it);
     tcase_add_test(h10, serials_are_one_case_insensitively);
