@@ -217,7 +217,7 @@ ct_err ca_init(const char *dir)
 cleanup:
     ca_close(c);
     ct_buf_free(&conf);
-    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", CT_LOGQ(stage));
     return rc;
 }
 
@@ -271,7 +271,8 @@ ct_err ca_open(const char *dir, ca **out)
         CT_GUARD(ct_path_join(path, sizeof path, dir, ca_key_cert_file[role]));
         const char *missing = optional_signer[role];
         if (missing && !ct_file_exists(path)) {
-            ct_log(CT_LOG_WARN, "no_optional_signer", "msg=\"%s has no %s (%s)\"", dir, ca_key_cert_file[role], missing);
+            ct_log(CT_LOG_WARN, "no_optional_signer", "dir=%s file=%s msg=\"%s\"", CT_LOGQ(dir), ca_key_cert_file[role],
+                   missing);
             continue;
         }
         CT_GUARD(load_signer(c, role));

@@ -133,7 +133,7 @@ static void publish(ca *c)
 {
     ct_err rc = sign_tree_head(c, SERVER_ACTOR, &c->log->tree, false, NULL);
     if (rc != CT_OK)
-        ct_log(CT_LOG_ERROR, "log_sth", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+        ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
 }
 
 static void *signer_thread(void *arg)
@@ -168,7 +168,7 @@ ct_err ca_log_start(ca *c)
 {
     ct_err rc = CT_OK;
     if (need_log_key(c) != CT_OK) {
-        ct_log(CT_LOG_WARN, "no_log_signer", "msg=\"%s\"", ct_err_detail());
+        ct_log(CT_LOG_WARN, "no_log_signer", "msg=%s", CT_LOGQ(ct_err_detail()));
         return CT_OK;
     }
     ca_log *l = calloc(1, sizeof *l);

@@ -90,7 +90,7 @@ static void refresh(ca *c, bool now)
     }
     /* The device CRL is kept ready for the many cameras' clients; the viewers' CRL is made when asked for. */
     if (rc == CT_OK && time(NULL) >= r->crl_refresh_at[CA_CRL_DEVICE]) rc = crl_refresh(c, CA_CRL_DEVICE);
-    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
     (void)pthread_mutex_unlock(&r->mu);
 }
 
@@ -310,7 +310,7 @@ static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answ
         (void)pthread_rwlock_unlock(&r->cache_lock);
         ct_err rc = sign_answer(c, &req, &ans->body, &st);
         if (rc != CT_OK) {
-            ct_log(CT_LOG_ERROR, "ocsp_sign", "error=\"%s\"", *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+            ct_log(CT_LOG_ERROR, "ocsp_sign", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
             return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see the error above");
         }
         /* Unknown serials are not kept: anyone can ask for any number of them. */

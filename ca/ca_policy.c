@@ -32,7 +32,8 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
     if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)
         reason[0] = '\0';
     ct_err arc = db_audit_append(c->db, actor, action, subject, "denied", reason);
-    if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit a denial: %s", ct_err_message(arc));
+    if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "msg=\"a denial not audited\" error=%s",
+                            CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(arc)));
     return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
 }
 

@@ -115,7 +115,8 @@ static void write_table(ca *c, refusal_table *t)
                                       text[i].detail};
     }
     if (rc == CT_OK) rc = db_audit_append_all(c->db, entries, n);
-    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "could not audit %zu anonymous refusal counts: %s", n, ct_err_message(rc));
+    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "msg=\"anonymous refusal counts not audited\" count=%zu error=%s", n,
+                            CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
     free(text);
     free(entries);
     t->used = 0;

@@ -351,11 +351,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         MHD_destroy_response(resp);
     }
     /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. */
-    char qmethod[40], qpath[300], qclient[DB_NAME_MAX + 8], qresult[sizeof ans.reason + 8];
     ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request", "method=%s path=%s status=%d client=%s result=%s ms=%.2f",
-           ct_log_quote(qmethod, sizeof qmethod, method), ct_log_quote(qpath, sizeof qpath, url), ans.status,
-           ct_log_quote(qclient, sizeof qclient, *ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")),
-           ct_log_quote(qresult, sizeof qresult, ans.reason), ms_since(&rctx->start));
+           CT_LOGQ(method), CT_LOGQ(url), ans.status,
+           CT_LOGQ(*ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")), CT_LOGQ(ans.reason),
+           ms_since(&rctx->start));
     ca_http_answer_free(&ans);
     return r;
 }
@@ -424,14 +423,14 @@ static void library_log(void *cls, const char *fmt, va_list ap)
     if (!quiet) library_log_last_ms = now;
     (void)pthread_mutex_unlock(&library_log_mu);
     if (quiet) return;
-    char msg[256], quoted[300];
+    char msg[256];
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     if (vsnprintf(msg, sizeof msg, fmt, ap) < 0) msg[0] = '\0';
 #pragma GCC diagnostic pop
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", ct_log_quote(quoted, sizeof quoted, msg), left_out);
+    ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", CT_LOGQ(msg), left_out);
 }
 
 static void library_log_flush(void)

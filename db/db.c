@@ -324,7 +324,7 @@ static ct_err tx_end(ct_db *db, ct_err rc)
     if (rc == CT_OK) rc = exec_script(db, "COMMIT", "commit");
     /* Some errors (e.g. SQLITE_FULL) already rolled back; ROLLBACK then would only fail. */
     if (rc != CT_OK && !sqlite3_get_autocommit(db->h) && sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
-        ct_log(CT_LOG_ERROR, "db.rollback_failed", "error=\"%s\"", sqlite3_errmsg(db->h));
+        ct_log(CT_LOG_ERROR, "db.rollback_failed", "error=%s", CT_LOGQ(sqlite3_errmsg(db->h)));
     return rc;
 }
 
@@ -488,7 +488,7 @@ void db_close(ct_db *db)
     for (size_t i = 0; i < db->n_cached; i++) (void)sqlite3_finalize(db->cache[i].st);
     /* With every statement finalized close cannot be busy; a failure here is a bug worth a log line. */
     if (db->h && sqlite3_close(db->h) != SQLITE_OK)
-        ct_log(CT_LOG_ERROR, "db.close_failed", "error=\"%s\"", sqlite3_errmsg(db->h));
+        ct_log(CT_LOG_ERROR, "db.close_failed", "error=%s", CT_LOGQ(sqlite3_errmsg(db->h)));
     (void)pthread_mutex_destroy(&db->mu);
     (void)pthread_mutex_destroy(&db->gc_mu);
     (void)pthread_cond_destroy(&db->gc_cv);

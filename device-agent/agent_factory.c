@@ -90,8 +90,8 @@ static ct_err answer_install(agent *a, const factory_msg *req, factory_msg *resp
     ct_err rc = agent_install(a, req);
     char reason[AGENT_REASON_MAX];
     if (ct_strlcpy(reason, sizeof reason, rc == CT_OK ? "" : ct_err_detail()) != CT_OK) reason[0] = '\0';
-    ct_log(rc == CT_OK ? CT_LOG_INFO : CT_LOG_WARN, "install", "status=%s reason=\"%s\"",
-           rc == CT_OK ? "ok" : ct_err_name(rc), reason);
+    ct_log(rc == CT_OK ? CT_LOG_INFO : CT_LOG_WARN, "install", "status=%s reason=%s",
+           rc == CT_OK ? "ok" : ct_err_name(rc), CT_LOGQ(reason));
     CT_GUARD_RET(factory_msg_init(resp, FACTORY_RESULT));
     CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_STATUS, rc == CT_OK ? "ok" : ct_err_name(rc)));
     if (rc != CT_OK) CT_GUARD_RET(factory_msg_add_str(resp, FACTORY_TAG_REASON, *reason ? reason : ct_err_message(rc)));
@@ -114,7 +114,7 @@ ct_err agent_factory_handle(agent *a, const factory_msg *req, factory_msg *resp,
         char reason[AGENT_REASON_MAX];
         if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(rc)) != CT_OK)
             reason[0] = '\0';
-        ct_log(CT_LOG_WARN, "refused", "type=%u reason=\"%s\"", (unsigned)req->type, reason);
+        ct_log(CT_LOG_WARN, "refused", "type=%u reason=%s", (unsigned)req->type, CT_LOGQ(reason));
         return answer_error(resp, reason, close_after);
     }
     return CT_OK;
@@ -134,9 +134,9 @@ static void serve_station(agent *a, int fd)
                 if (ct_strlcpy(reason, sizeof reason, ct_err_detail()) != CT_OK) reason[0] = '\0';
                 if (answer_error(&resp, reason, &close_after) != CT_OK ||
                     factory_send(fd, &resp, (int)a->factory_timeout_ms) != CT_OK)
-                    ct_log(CT_LOG_DEBUG, "error_not_sent", "reason=\"%s\"", reason);
+                    ct_log(CT_LOG_DEBUG, "error_not_sent", "reason=%s", CT_LOGQ(reason));
             }
-            ct_log(CT_LOG_INFO, "station_gone", "reason=\"%s\"", ct_err_detail());
+            ct_log(CT_LOG_INFO, "station_gone", "reason=%s", CT_LOGQ(ct_err_detail()));
             factory_msg_free(&resp);
             return;
         }

@@ -211,7 +211,7 @@ ct_err agent_install(agent *a, const factory_msg *install)
     ct_failpoint("install:verified");
     CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0644));
     ct_failpoint("install:written");
-    ct_log(CT_LOG_INFO, "installed", "serial=%s identity=\"%s\"", a->serial, leaf.subject_cn);
+    ct_log(CT_LOG_INFO, "installed", "serial=%s identity=%s", a->serial, CT_LOGQ(leaf.subject_cn));
 cleanup:
     agent_creds_free(&c);
     ct_buf_free(&text);

@@ -119,7 +119,7 @@ ct_err agent_serve(const char *dir, const char *listen)
     CT_GUARD(tls_setup(a, &ctx));
     agent_signals_install();
     CT_GUARD(agent_listen(listen, &lfd));
-    ct_log(CT_LOG_INFO, "serving", "serial=%s identity=\"%s\" listen=%s", a->serial, st.identity_cn, listen);
+    ct_log(CT_LOG_INFO, "serving", "serial=%s identity=%s listen=%s", a->serial, CT_LOGQ(st.identity_cn), listen);
     while (!agent_stopping()) {
         int fd = -1;
         CT_GUARD(agent_accept(lfd, &fd));

@@ -42,7 +42,7 @@ ct_err agent_sign(const char *dir, const char *in, const char *out, ms_sign_stat
     CT_GUARD(agent_media_signer_config(a, &c, &pem, &k, &cfg));
     cfg.threaded = true; /* a whole file: signatures off the hashing thread */
     CT_GUARD(ms_sign_file(&cfg, in, out, st));
-    ct_log(CT_LOG_INFO, "signed", "serial=%s in=%s out=%s gops=%llu", a->serial, in, out, (unsigned long long)st->gops);
+    ct_log(CT_LOG_INFO, "signed", "serial=%s in=%s out=%s gops=%llu", a->serial, CT_LOGQ(in), CT_LOGQ(out), (unsigned long long)st->gops);
 cleanup:
     hsm_key_free(k);
     ct_buf_free(&pem);

@@ -198,7 +198,7 @@ ct_err agent_simulate(const char *dir, const char *serial, const char *model, co
     CT_GUARD(ct_dir_commit(stage, dir, AGENT_IDENTITY_FILE));
     staged = false;
 cleanup:
-    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", CT_LOGQ(stage));
     ct_buf_free(&root);
     free(a);
     return rc;

@@ -549,7 +549,7 @@ ct_err hsm_key_generate_ecdh(hsm *h, hsm_key_type type, const char *label, const
     k = NULL;
 cleanup:
     /* A key left able to sign is not handed out: gone, so that a re-run starts clean. */
-    if (k && hsm_key_destroy(h, k) != CT_OK) ct_log(CT_LOG_ERROR, "hsm_key_left", "label=%s", label);
+    if (k && hsm_key_destroy(h, k) != CT_OK) ct_log(CT_LOG_ERROR, "hsm_key_left", "label=%s", CT_LOGQ(label));
     return rc;
 }
 

@@ -148,7 +148,7 @@ ct_err station_init(const char *dir, const char *name)
     staged = false;
 cleanup:
     station_close(&st);
-    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", stage);
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", CT_LOGQ(stage));
     return rc;
 }
 
@@ -539,7 +539,7 @@ static void record(run *r, const cam_result *res)
     else r->sum.failed++;
     /* One write per line on an O_APPEND file: lines of concurrent runs never interleave. */
     if (!ok || write(r->report_fd, line.data, line.len) != (ssize_t)line.len)
-        ct_log(CT_LOG_ERROR, "report", "device=%s write failed", res->device);
+        ct_log(CT_LOG_ERROR, "report", "device=%s msg=\"report not written\"", CT_LOGQ(res->device));
     show_progress(r, res);
     pthread_mutex_unlock(&r->lock);
     ct_buf_free(&line);

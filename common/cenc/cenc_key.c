@@ -125,7 +125,7 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
     CT_ENSURE_MSG(judged, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
     if (st.next_update && st.next_update < now)
         ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"past its nextUpdate: applied all the "
-               "same, fetch a fresh one (camtrust-ca crl ops)\"", path, (long long)st.next_update);
+               "same, fetch a fresh one (camtrust-ca crl ops)\"", CT_LOGQ(path), (long long)st.next_update);
 cleanup:
     ct_buf_free(&der);
     return rc;
@@ -150,14 +150,14 @@ static ct_err drop_revoked(const char *dir, const viewer_chain *v, const char *c
             continue;
         }
         ct_log(CT_LOG_WARN, "viewer_revoked", "viewer=%s file=%s serial=%s crl=%s msg=\"revoked: excluded from the "
-               "recipients\"", out[i].name, v[i].file, v[i].serial_hex, revoked_by[i]);
+               "recipients\"", CT_LOGQ(out[i].name), CT_LOGQ(v[i].file), v[i].serial_hex, CT_LOGQ(revoked_by[i]));
     }
     size_t excluded = *n - kept;
     *n = kept;
     CT_ENSURE_RET(kept > 0, ct_fail(CT_ERR_NOT_FOUND, "every viewer in %s is revoked by its CRL: no one could watch",
                                     dir));
     if (excluded)
-        ct_log(CT_LOG_WARN, "viewers_excluded", "count=%zu recipients=%zu dir=%s", excluded, kept, dir);
+        ct_log(CT_LOG_WARN, "viewers_excluded", "count=%zu recipients=%zu dir=%s", excluded, kept, CT_LOGQ(dir));
     return CT_OK;
 }
 

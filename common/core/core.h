@@ -203,6 +203,9 @@ void ct_log(ct_log_level level, const char *event, const char *fmt, ...) __attri
 /* `s` (NULL: "") as one logfmt value, for a "%s" of ct_log: in double quotes, '"' and '\\' escaped, cut (ending
  * in "...") to fit `max`. Every value from outside goes through it, so that it cannot write fields of its own. */
 const char *ct_log_quote(char *out, size_t max, const char *s);
+/* ct_log_quote into a buffer of the enclosing block: ct_log(..., "reason=%s", CT_LOGQ(reason)). */
+#define CT_LOG_VALUE_MAX 320
+#define CT_LOGQ(s) ct_log_quote((char[CT_LOG_VALUE_MAX]){0}, CT_LOG_VALUE_MAX, (s))
 
 /* ---- config: "key = value" lines, '#' comments; every key known in advance ---- */
 #define CT_CONFIG_MAX_BYTES (64 * 1024)

@@ -246,7 +246,7 @@ mkdir -p "$WORK/v-crl"
 cp "$WORK/alice.pem" "$WORK/bob.pem" "$WORK/ops.crl" "$WORK/v-crl/"
 "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-crl" "$WORK/clip.h264" "$WORK/revoked.mp4" >"$WORK/record.out" 2>&1
 check "a revoked viewer is left out with a warning naming his file and serial" \
-  grep -q "event=viewer_revoked viewer=bob file=bob.pem serial=$(tr A-F a-f <<<"$bob_serial")" "$WORK/record.out"
+  grep -q "event=viewer_revoked viewer=\"bob\" file=\"bob.pem\" serial=$(tr A-F a-f <<<"$bob_serial")" "$WORK/record.out"
 check "  ... and the record says how many were left out" grep -q "event=viewers_excluded count=1 recipients=1" "$WORK/record.out"
 fp() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 "$VIEW_BIN" keys --dir "$WORK/alice" "$WORK/revoked.mp4" >"$WORK/keys.out"

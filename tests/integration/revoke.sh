@@ -229,7 +229,7 @@ if [ "$(id -u)" = 0 ] && mkdir -p "$WORK/full" && mount -t tmpfs -o size=4m tmpf
   dd if=/dev/zero of="$WORK/full/filler" bs=4k 2>/dev/null || true
   check_eq "the disk is full: 500" 500 "$(enroll3 CAM0301 c301a)"
   audited=$(sql "$WORK/full/camtrust.db" "select count(*) from audit where outcome='denied' and subject='CAM0301'")
-  check "... audited, or the failed audit logged" bash -c "[ '$audited' = 1 ] || grep -q 'could not audit a denial' '$WORK/server.log'"
+  check "... audited, or the failed audit logged" bash -c "[ '$audited' = 1 ] || grep -q 'a denial not audited' '$WORK/server.log'"
   rm -f "$WORK/full/filler"
   check_eq "space again: the same serial enrolls" 200 "$(enroll3 CAM0301 c301b)"
   check_eq "... one certificate, nothing partial" "1 1" "$(sql "$WORK/full/camtrust.db" "select count(*) from certificates where device_serial='CAM0301'") $(sql "$WORK/full/camtrust.db" "select count(*) from log_leaves l join certificates c using (cert_serial_hex) where c.device_serial='CAM0301'")"

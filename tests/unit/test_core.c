@@ -730,6 +730,7 @@ START_TEST(test_log_line)
     ct_log_set_level(CT_LOG_INFO);
     ct_log(CT_LOG_DEBUG, "hidden", "x=%d", 1);
     ct_log(CT_LOG_WARN, "cert_issued", "serial=%s", "ab12\nts=forged level=info event=fake");
+    ct_log(CT_LOG_WARN, "refused", "reason=%s status=%d", CT_LOGQ("x\" status=200 result=\"ok"), 403);
     fflush(stderr);
     ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
     close(saved);
@@ -742,7 +743,11 @@ START_TEST(test_log_line)
     ck_assert(strncmp(s, "ts=", 3) == 0);
     /* Outside input cannot start a forged line. */
     ck_assert_ptr_nonnull(strstr(s, " level=warn event=cert_issued serial=ab12?ts=forged level=info event=fake\n"));
-    ck_assert_ptr_eq(strchr(s, '\n') + 1, s + r.len); /* one line */
+    /* Nor write fields of its own in a quoted value. */
+    ck_assert_ptr_nonnull(strstr(s, " level=warn event=refused reason=\"x\\\" status=200 result=\\\"ok\" status=403\n"));
+    size_t lines = 0;
+    for (const char *p = s; *p; p++) lines += *p == '\n';
+    ck_assert_uint_eq(lines, 2); /* one line per event */
     ct_buf_free(&r);
 }
 END_TEST
