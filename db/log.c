@@ -19,6 +19,9 @@ static const char k_leaves_from[] = "SELECT leaf_index, leaf_hash FROM log_leave
 static const char k_leaf_find[] = "SELECT l.leaf_index, c.der FROM log_leaves l"
                                   " JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex"
                                   " WHERE l.cert_serial_hex = ?";
+static const char k_entries_from[] = "SELECT l.leaf_index, c.der FROM log_leaves l"
+                                     " LEFT JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex"
+                                     " WHERE l.leaf_index >= ? ORDER BY l.leaf_index LIMIT ?";
 static const char k_head_insert[] =
     "INSERT INTO log_tree_heads (tree_size, timestamp_ms, root_hash, signature) VALUES (?, ?, ?, ?)";
 static const char k_head_latest[] = "SELECT id, tree_size, timestamp_ms, root_hash, signature FROM log_tree_heads"
@@ -123,6 +126,42 @@ ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out)
 cleanup:
     free(all);
     return rc;
+}
+
+struct entries_ctx {
+    uint64_t from, count;
+    db_log_entry_fn fn;
+    void *arg;
+};
+
+static ct_err entries_fn(ct_db *db, void *vctx)
+{
+    struct entries_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    uint64_t n = 0;
+    CT_GUARD_RET(db_prepare(db, k_entries_from, &st, "ii", (int64_t)c->from, (int64_t)c->count));
+    for (;; n++) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) break;
+        uint64_t index = c->from + n;
+        CT_ENSURE_RET((uint64_t)sqlite3_column_int64(st, 0) == index,
+                      ct_fail(CT_ERR_INTEGRITY, "log leaf %llu is missing", (unsigned long long)index));
+        const void *der = sqlite3_column_blob(st, 1);
+        int len = sqlite3_column_bytes(st, 1);
+        CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_INTEGRITY, "log leaf %llu has no certificate", (unsigned long long)index));
+        CT_GUARD_RET(c->fn(c->arg, index, der, (size_t)len));
+    }
+    CT_ENSURE_RET(n == c->count, ct_fail(CT_ERR_USAGE, "the log ends before leaf %llu", (unsigned long long)(c->from + c->count)));
+    return CT_OK;
+}
+
+ct_err db_log_entries(ct_db *db, uint64_t from, uint64_t count, db_log_entry_fn fn, void *arg)
+{
+    CT_ENSURE_RET(db && fn && count <= DB_LOG_ENTRIES_MAX && from <= INT64_MAX - DB_LOG_ENTRIES_MAX,
+                  ct_fail(CT_ERR_ARG, "db_log_entries: bad argument"));
+    struct entries_ctx c = {.from = from, .count = count, .fn = fn, .arg = arg};
+    return db_call(db, false, entries_fn, &c);
 }
 
 struct find_ctx {
