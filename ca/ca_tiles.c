@@ -16,38 +16,28 @@
 
 struct ca_tiles {
     pthread_mutex_t mu;
+    bool mu_ok;
     ct_tile_cache cache;
 };
 
-static ct_err fetch_leaves(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
-{
-    *got = n;
-    return db_log_leaves_from(((ca *)arg)->db, from, out, got);
-}
-
 ct_err ca_tiles_open(ca *c)
 {
-    ca_tiles *t = calloc(1, sizeof *t);
-    CT_ENSURE_RET(t, CT_ERR_NOMEM);
-    if (pthread_mutex_init(&t->mu, NULL) != 0) {
-        free(t);
-        return ct_fail(CT_ERR_INTERNAL, "cannot create the tile cache lock");
-    }
-    ct_err rc = ct_tile_cache_init(&t->cache, fetch_leaves, c);
-    if (rc != CT_OK) {
-        pthread_mutex_destroy(&t->mu);
-        free(t);
-        return rc;
-    }
-    c->tiles = t;
-    return CT_OK;
+    ct_err rc = CT_OK;
+    c->tiles = calloc(1, sizeof *c->tiles);
+    CT_ENSURE(c->tiles, CT_ERR_NOMEM);
+    c->tiles->mu_ok = pthread_mutex_init(&c->tiles->mu, NULL) == 0;
+    CT_ENSURE_MSG(c->tiles->mu_ok, CT_ERR_INTERNAL, "cannot create the tile cache lock");
+    CT_GUARD(ct_tile_cache_init(&c->tiles->cache, db_log_fetch, c->db));
+cleanup:
+    if (rc != CT_OK) ca_tiles_close(c);
+    return rc;
 }
 
 void ca_tiles_close(ca *c)
 {
     if (!c || !c->tiles) return;
     ct_tile_cache_free(&c->tiles->cache);
-    pthread_mutex_destroy(&c->tiles->mu);
+    if (c->tiles->mu_ok) pthread_mutex_destroy(&c->tiles->mu);
     free(c->tiles);
     c->tiles = NULL;
 }

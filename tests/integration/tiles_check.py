@@ -9,22 +9,15 @@
                                     exactly the given certificates in order, each with its 2-byte big-endian
                                     length, and each hashes to its hash in the level-0 tiles"""
 import base64
-import hashlib
 import os
 import sys
 
-
-def sha(b):
-    return hashlib.sha256(b).digest()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "unit"))
+from merkle_ref import sha, tile_path  # noqa: E402  the spec's path encoding, written once for the tests
 
 
 def tile_name(prefix, n, width):
-    groups = ["%03d" % (n % 1000)]
-    n //= 1000
-    while n:
-        groups.insert(0, "x%03d" % (n % 1000))
-        n //= 1000
-    return prefix + "_" + "_".join(groups) + ("" if width == 256 else ".p_%d" % width)
+    return tile_path(prefix, n, width).replace("/", "_")
 
 
 def load_level(d, size, level):

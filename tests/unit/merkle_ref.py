@@ -96,4 +96,5 @@ def main():
             print("cons", m, n, ",".join(h.hex() for h in subproof(m, d, True)) or "-")
 
 
-main()
+if __name__ == "__main__":
+    main()
