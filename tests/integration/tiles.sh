@@ -111,6 +111,26 @@ bad "text after the width" 400 "0/000.p/5.gz" "unexpected text after the width"
 bad "a long path" 400 "0/$(head -c 3000 /dev/zero | tr '\0' 0)" "too long"
 bad "a bare prefix" 400 "" "level must be a decimal number"
 
+# The attacker with write access to the database (triggers dropped) edits the log under the running server: the
+# server serves what the database holds, and any client of the tiles sees it disagree with the signed tree head.
+cp "$T/0_000" "$WORK/0_000.before"
+sqlite3 "$DB" "drop trigger log_leaves_no_update; update log_leaves set leaf_hash = zeroblob(32) where leaf_index = 3"
+check_eq "a leaf hash edited in the database: 0/000 changes" 200 "$(tile 0/000)"
+check "... and differs from what was served before" test "$(sha256sum <"$T/0_000")" != "$(sha256sum <"$WORK/0_000.before")"
+rc=0; out=$($PY root $N "$T" 2>&1) || rc=$?
+check_eq "... which a tiles client catches" "1 tile 0_000 does not hash to hash 0 of level 1" "$rc $out"
+cp "$WORK/0_000.before" "$T/0_000"
+serial=$(sql "$DB" "select cert_serial_hex from log_leaves where leaf_index = 7")
+python3 -c "import sys; d=bytearray(open(sys.argv[1],'rb').read()); d[-5]^=1; open(sys.argv[2],'wb').write(d)" \
+  "${CERTS[7]}" "$WORK/tampered.der"
+sqlite3 "$DB" "update certificates set der = readfile('$WORK/tampered.der') where cert_serial_hex = '$serial'"
+check_eq "a certificate edited in the database: entries/000 still served" 200 "$(tile entries/000)"
+rc=0; out=$($PY entries $N "$T" "${CERTS[@]}" 2>&1) || rc=$?
+check_eq "... and caught: it is not what was issued" "1 entry bundles differ from the issued certificates" "$rc $out"
+rc=0; out=$($PY entries $N "$T" "${CERTS[@]:0:7}" "$WORK/tampered.der" "${CERTS[@]:8}" 2>&1) || rc=$?
+check_eq "... the bundle serves the edited bytes, which no longer hash to leaf 7 of the level-0 tile" \
+  "1 entry 7 does not hash to its level-0 tile hash" "$rc $out"
+
 check "the server logs each tile request in one line" grep -q 'path="/log/tile/0/001.p/44" status=200' "$WORK/server.log"
 kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"

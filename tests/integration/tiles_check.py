@@ -2,8 +2,9 @@
 """Independent checks of the CA's C2SP tlog-tiles for tiles.sh (hashlib only; the spec's rules, not the CA's code):
   tiles_check.py root SIZE DIR      print the base64 root of the tree of SIZE leaves computed from the tiles in
                                     DIR (files named as their paths, "/" as "_": 0_000, 0_001.p_44, 1_000.p_1),
-                                    as a tiles client does: each complete 256^l-leaf subtree from its level-l
-                                    hash, the rest from the RFC 9162 recursion
+                                    as a tiles client does: each full tile checked against its hash one level
+                                    up, each complete 256^l-leaf subtree from its level-l hash, the rest from
+                                    the RFC 9162 recursion
   tiles_check.py entries SIZE DIR CERT1.der ...
                                     exit 0 iff the entry bundles in DIR (entries_000, entries_001.p_44) hold
                                     exactly the given certificates in order, each with its 2-byte big-endian
@@ -39,6 +40,15 @@ def root(size, d):
     while 256 ** level <= size:
         levels.append(load_level(d, size, level))
         level += 1
+
+    # A client trusts no tile on its own: each full tile must hash to its hash one level up.
+    for lv in range(len(levels) - 1):
+        for j, above in enumerate(levels[lv + 1]):
+            row = levels[lv][j * 256:(j + 1) * 256]
+            while len(row) > 1:
+                row = [sha(b"\x01" + row[i] + row[i + 1]) for i in range(0, len(row), 2)]
+            if row[0] != above:
+                sys.exit("tile %s does not hash to hash %d of level %d" % (tile_name(str(lv), j, 256), j, lv + 1))
 
     def mth(start, n):
         for lv in range(len(levels) - 1, -1, -1):
