@@ -1,6 +1,7 @@
 /* C2SP tlog-tiles (common/core/tile.c): the strict path parser on good and bad paths, and the tiles of logs of
  * 0 to 196,613 leaves against an independent Python reference written from the spec's definition (merkle_ref.py
- * tiles), with one cache kept while the log grows, as the server keeps it. */
+ * tiles), with one cache kept while the log grows, as the server keeps it; and a tile reads at most its own 256
+ * leaf hashes once the levels below it are kept. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 static ct_merkle_hash *leaves;
 static uint64_t log_size; /* the log as the cache's fetch sees it */
+static uint64_t leaves_read;
 
 static void make_leaves(void)
 {
@@ -33,6 +35,7 @@ static ct_err fetch(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, u
     (void)arg;
     *got = from >= log_size ? 0 : (n < log_size - from ? n : log_size - from);
     if (*got) memcpy(out, leaves + from, *got * sizeof *out);
+    leaves_read += *got;
     return CT_OK;
 }
 
@@ -223,6 +226,37 @@ START_TEST(tiles_match_independent_reference_as_the_log_grows)
 }
 END_TEST
 
+START_TEST(a_tile_does_not_read_the_whole_log)
+{
+    /* Anyone may ask for tiles: once the levels below are kept, a tile reads at most its own 256 leaf hashes. */
+    ct_tile_cache cache;
+    ct_merkle_hash hashes[CT_TILE_WIDTH];
+    ck_assert_int_eq(ct_tile_cache_init(&cache, fetch, NULL), CT_OK);
+    log_size = 131072; /* 2 * 65536 */
+    ct_tile t = {.level = 2, .index = 0, .width = 2};
+    leaves_read = 0;
+    ck_assert_int_eq(ct_tile_hashes(&cache, &t, hashes), CT_OK);
+    ck_assert_uint_eq(leaves_read, 131072); /* the first time: every leaf under it, once */
+    leaves_read = 0;
+    ck_assert_int_eq(ct_tile_hashes(&cache, &t, hashes), CT_OK);
+    t = (ct_tile){.level = 1, .index = 1, .width = 256};
+    ck_assert_int_eq(ct_tile_hashes(&cache, &t, hashes), CT_OK);
+    ck_assert_uint_eq(leaves_read, 0); /* kept */
+    t = (ct_tile){.level = 0, .index = 500, .width = 256};
+    ck_assert_int_eq(ct_tile_hashes(&cache, &t, hashes), CT_OK);
+    ck_assert_uint_eq(leaves_read, 256);
+    /* The log grows by one tile: a level-1 tile then reads only the new leaves. */
+    log_size += 256;
+    leaves_read = 0;
+    t = (ct_tile){.level = 1, .index = 2, .width = 1};
+    ck_assert_int_eq(ct_tile_hashes(&cache, &t, hashes), CT_OK);
+    ck_assert_uint_eq(leaves_read, 256);
+    ck_assert_int_eq(ct_merkle_root(leaves + 131072, 256, hashes[1]), CT_OK);
+    ck_assert_mem_eq(hashes[0], hashes[1], 32);
+    ct_tile_cache_free(&cache);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tiles");
@@ -233,6 +267,7 @@ int main(void)
     tcase_add_test(tc, bad_paths_are_refused_with_a_reason);
     tcase_add_test(tc, tiles_beyond_the_log_are_not_found);
     tcase_add_test(tc, tiles_match_independent_reference_as_the_log_grows);
+    tcase_add_test(tc, a_tile_does_not_read_the_whole_log);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
