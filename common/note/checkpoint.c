@@ -1,4 +1,5 @@
 /* note: C2SP checkpoints (c2sp.org/tlog-checkpoint) and camtrust's two extension lines (see note.h). */
+#define _POSIX_C_SOURCE 200809L
 #include <string.h>
 
 #include "note_priv.h"

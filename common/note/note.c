@@ -1,5 +1,6 @@
 /* note: C2SP signed notes with Ed25519 (see note.h). Verification is wolfSSL's Ed25519 (RFC 8032, the pure
  * variant over the whole text), built into Debian's wolfSSL (HAVE_ED25519). */
+#define _POSIX_C_SOURCE 200809L
 #include "note.h"
 
 #include <stdlib.h>
