@@ -555,14 +555,6 @@ cleanup:
 
 /* ---------------- RFC 7512 URIs ---------------- */
 
-typedef struct {
-    char token[HSM_TOKEN_LABEL_LEN + 1];
-    char object[HSM_LABEL_MAX + 1];
-    uint8_t id[HSM_ID_MAX];
-    size_t id_len;
-    bool has_token, has_object;
-} hsm_uri;
-
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
@@ -600,7 +592,7 @@ static ct_err pct_decode_str(const char *s, size_t n, char *out, size_t max)
     return CT_OK;
 }
 
-static ct_err uri_parse(const char *uri, hsm_uri *u)
+ct_err hsm_uri_parse(const char *uri, hsm_uri *u)
 {
     memset(u, 0, sizeof *u);
     const char *p = uri + strlen("pkcs11:");
@@ -641,7 +633,7 @@ ct_err hsm_key_find(hsm *h, const char *uri_or_label, hsm_key **out)
     *out = NULL;
     CT_ENSURE_MSG(strnlen(uri_or_label, HSM_URI_MAX) < HSM_URI_MAX, CT_ERR_ARG, "key URI too long");
     if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
-        CT_GUARD(uri_parse(uri_or_label, &u));
+        CT_GUARD(hsm_uri_parse(uri_or_label, &u));
         CT_ENSURE_MSG(!u.has_token || strcmp(u.token, h->token_label) == 0, CT_ERR_HSM_NO_TOKEN,
                       "URI names token '%s', the open token is '%s'", u.token, h->token_label);
     } else {

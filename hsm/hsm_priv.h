@@ -99,6 +99,16 @@ CT_MUST_CHECK ct_err hsm_sign_der(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type ty
 CT_MUST_CHECK ct_err hsm_ecdh_raw(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type type, const uint8_t *peer_point,
                                   size_t peer_len, uint8_t *out, size_t *out_len);
 
+/* An RFC 7512 URI's path attributes (hsm.c; hsm_eddsa.c finds its keys by URI too). */
+typedef struct {
+    char token[HSM_TOKEN_LABEL_LEN + 1];
+    char object[HSM_LABEL_MAX + 1];
+    uint8_t id[HSM_ID_MAX];
+    size_t id_len;
+    bool has_token, has_object;
+} hsm_uri;
+CT_MUST_CHECK ct_err hsm_uri_parse(const char *uri, hsm_uri *u);
+
 /* hsm_wolf.c: device registration per hsm and the id -> object registry. */
 CT_MUST_CHECK ct_err hsm_wolf_attach(hsm *h);
 void hsm_wolf_detach(hsm *h);

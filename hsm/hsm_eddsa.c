@@ -1,0 +1,197 @@
+/* hsm: Ed25519 keys in the token (see hsm.h). wolfSSL's bundled pkcs11.h predates EdDSA: the constants are
+ * PKCS#11 v3.0's. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+
+#include "hsm_priv.h"
+
+#ifndef CKK_EC_EDWARDS
+#define CKK_EC_EDWARDS 0x00000040UL
+#endif
+#ifndef CKM_EC_EDWARDS_KEY_PAIR_GEN
+#define CKM_EC_EDWARDS_KEY_PAIR_GEN 0x00001055UL
+#endif
+#ifndef CKM_EDDSA
+#define CKM_EDDSA 0x00001057UL
+#endif
+
+/* CKA_EC_PARAMS: the OID id-Ed25519 (1.3.101.112), DER. */
+static const uint8_t OID_ED25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+
+struct hsm_eddsa_key {
+    hsm *h;
+    CK_OBJECT_HANDLE priv;
+    uint8_t pub[HSM_ED25519_PUB_LEN];
+};
+
+#define CK(call, what)                                                                             \
+    do {                                                                                           \
+        CK_RV ck_rv_ = (call);                                                                     \
+        CT_ENSURE_MSG(ck_rv_ == CKR_OK, CT_ERR_HSM, "%s failed: CKR 0x%lx", (what), ck_rv_);        \
+    } while (0)
+
+/* The token is logged in for the application: a fresh session shares that login. */
+static ct_err session_open(hsm *h, CK_SESSION_HANDLE *s)
+{
+    CK_RV rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
+    return rv == CKR_OK ? CT_OK : ct_fail(CT_ERR_HSM, "C_OpenSession failed: CKR 0x%lx", rv);
+}
+
+static ct_err find_objects(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *t, CK_ULONG n, CK_OBJECT_HANDLE found[2],
+                           CK_ULONG *count)
+{
+    ct_err rc = CT_OK;
+    *count = 0;
+    CK(h->f->C_FindObjectsInit(s, t, n), "C_FindObjectsInit");
+    CK_RV rv = h->f->C_FindObjects(s, found, 2, count);
+    h->f->C_FindObjectsFinal(s);
+    CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "C_FindObjects failed: CKR 0x%lx", rv);
+cleanup:
+    return rc;
+}
+
+/* The key's public half: the public object with the private key's CKA_ID; CKA_EC_POINT is the 32 bytes, bare or
+ * in a DER OCTET STRING (modules differ). */
+static ct_err load(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, hsm_eddsa_key **out)
+{
+    ct_err rc = CT_OK;
+    uint8_t id[HSM_ID_MAX], point[64];
+    CK_ATTRIBUTE a = {CKA_ID, id, sizeof id};
+    hsm_eddsa_key *k = calloc(1, sizeof *k);
+    CT_ENSURE(k, CT_ERR_NOMEM);
+    CK(h->f->C_GetAttributeValue(s, priv, &a, 1), "C_GetAttributeValue(CKA_ID)");
+    CT_ENSURE_MSG(a.ulValueLen > 0 && a.ulValueLen <= sizeof id, CT_ERR_HSM, "Ed25519 key without a usable CKA_ID");
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+    CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}, {CKA_ID, id, a.ulValueLen}};
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CT_GUARD(find_objects(h, s, t, 3, found, &count));
+    CT_ENSURE_MSG(count == 1, CT_ERR_HSM_NO_KEY, "Ed25519 key has %lu public key objects, not one", count);
+    CK_ATTRIBUTE p = {CKA_EC_POINT, point, sizeof point};
+    CK(h->f->C_GetAttributeValue(s, found[0], &p, 1), "C_GetAttributeValue(CKA_EC_POINT)");
+    size_t hdr = p.ulValueLen == 34 && point[0] == 0x04 && point[1] == 32 ? 2 : 0;
+    CT_ENSURE_MSG(p.ulValueLen == hdr + HSM_ED25519_PUB_LEN, CT_ERR_HSM, "Ed25519 public key of %lu bytes",
+                  p.ulValueLen);
+    memcpy(k->pub, point + hdr, HSM_ED25519_PUB_LEN);
+    k->h = h;
+    k->priv = priv;
+    *out = k;
+    k = NULL;
+cleanup:
+    free(k);
+    return rc;
+}
+
+static ct_err find_private(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
+                           CK_OBJECT_HANDLE found[2], CK_ULONG *count)
+{
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE kt = CKK_EC_EDWARDS;
+    CK_ATTRIBUTE t[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
+    CK_ULONG n = 2;
+    if (label) t[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)};
+    if (id_len) t[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, (CK_ULONG)id_len};
+    return find_objects(h, s, t, n, found, count);
+}
+
+ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t id_len, hsm_eddsa_key **out)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CT_ENSURE(h && label && id && out, CT_ERR_ARG);
+    *out = NULL;
+    size_t label_len = strlen(label);
+    CT_ENSURE_MSG(label_len > 0 && label_len <= HSM_LABEL_MAX, CT_ERR_ARG, "key label must be 1..%d bytes", HSM_LABEL_MAX);
+    CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
+    CT_GUARD(session_open(h, &s));
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CK_ATTRIBUTE by_label = {CKA_LABEL, (void *)label, (CK_ULONG)label_len}, by_id = {CKA_ID, (void *)id, (CK_ULONG)id_len};
+    CT_GUARD(find_objects(h, s, &by_label, 1, found, &count));
+    CT_ENSURE_MSG(count == 0, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
+    CT_GUARD(find_objects(h, s, &by_id, 1, found, &count));
+    CT_ENSURE_MSG(count == 0, CT_ERR_EXISTS, "an object with this id exists already");
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE pub_t[] = {
+        {CKA_TOKEN, &yes, sizeof yes},   {CKA_VERIFY, &yes, sizeof yes}, {CKA_DERIVE, &no, sizeof no},
+        {CKA_ENCRYPT, &no, sizeof no},   {CKA_WRAP, &no, sizeof no},
+        {CKA_EC_PARAMS, (void *)OID_ED25519, sizeof OID_ED25519},
+        {CKA_LABEL, (void *)label, (CK_ULONG)label_len}, {CKA_ID, (void *)id, (CK_ULONG)id_len},
+    };
+    CK_ATTRIBUTE priv_t[] = {
+        {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},   {CKA_SENSITIVE, &yes, sizeof yes},
+        {CKA_EXTRACTABLE, &no, sizeof no},  {CKA_SIGN, &yes, sizeof yes},      {CKA_DERIVE, &no, sizeof no},
+        {CKA_DECRYPT, &no, sizeof no},      {CKA_UNWRAP, &no, sizeof no},      {CKA_SIGN_RECOVER, &no, sizeof no},
+        {CKA_MODIFIABLE, &no, sizeof no},   {CKA_LABEL, (void *)label, (CK_ULONG)label_len},
+        {CKA_ID, (void *)id, (CK_ULONG)id_len},
+    };
+    CK_MECHANISM mech = {CKM_EC_EDWARDS_KEY_PAIR_GEN, NULL, 0};
+    CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+    CK(h->f->C_GenerateKeyPair(s, &mech, pub_t, sizeof pub_t / sizeof pub_t[0], priv_t, sizeof priv_t / sizeof priv_t[0],
+                               &pub, &priv),
+       "C_GenerateKeyPair(Ed25519)");
+    /* A module that silently made a session object would lose the key: it must be found as a token object. */
+    CT_GUARD(find_private(h, s, label, id, id_len, found, &count));
+    CT_ENSURE_MSG(count == 1 && found[0] == priv, CT_ERR_HSM, "generated key '%s' not found in the token", label);
+    CT_GUARD(load(h, s, priv, out));
+cleanup:
+    if (s != CK_INVALID_HANDLE) h->f->C_CloseSession(s);
+    return rc;
+}
+
+ct_err hsm_eddsa_find(hsm *h, const char *uri_or_label, hsm_eddsa_key **out)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    hsm_uri u;
+    CT_ENSURE(h && uri_or_label && out, CT_ERR_ARG);
+    *out = NULL;
+    memset(&u, 0, sizeof u);
+    if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
+        CT_ENSURE_MSG(strnlen(uri_or_label, 1024) < 1024, CT_ERR_ARG, "key URI too long");
+        CT_GUARD(hsm_uri_parse(uri_or_label, &u));
+        CT_ENSURE_MSG(!u.has_token || strcmp(u.token, h->token_label) == 0, CT_ERR_HSM_NO_TOKEN,
+                      "URI names token '%s', the open token is '%s'", u.token, h->token_label);
+    } else {
+        CT_GUARD(ct_strlcpy(u.object, sizeof u.object, uri_or_label));
+        u.has_object = u.object[0] != '\0';
+        CT_ENSURE_MSG(u.has_object, CT_ERR_ARG, "empty key label");
+    }
+    CT_GUARD(session_open(h, &s));
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CT_GUARD(find_private(h, s, u.has_object ? u.object : NULL, u.id, u.id_len, found, &count));
+    CT_ENSURE_MSG(count > 0, CT_ERR_HSM_NO_KEY, "no Ed25519 key '%s' in token '%s'", u.object, h->token_label);
+    CT_ENSURE_MSG(count == 1, CT_ERR_HSM, "Ed25519 key '%s' is ambiguous in token '%s'", u.object, h->token_label);
+    CT_GUARD(load(h, s, found[0], out));
+cleanup:
+    if (s != CK_INVALID_HANDLE) h->f->C_CloseSession(s);
+    return rc;
+}
+
+const uint8_t *hsm_eddsa_public(const hsm_eddsa_key *k) { return k->pub; }
+
+ct_err hsm_eddsa_sign(hsm_eddsa_key *k, const uint8_t *msg, size_t len, uint8_t sig[HSM_ED25519_SIG_LEN])
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CT_ENSURE(k && msg && sig && len <= UINT32_MAX, CT_ERR_ARG);
+    CT_GUARD(session_open(k->h, &s));
+    CK_MECHANISM mech = {CKM_EDDSA, NULL, 0}; /* no parameters: pure Ed25519 */
+    CK_ULONG n = HSM_ED25519_SIG_LEN;
+    CK(k->h->f->C_SignInit(s, &mech, k->priv), "C_SignInit(EdDSA)");
+    CK(k->h->f->C_Sign(s, (CK_BYTE_PTR)msg, (CK_ULONG)len, sig, &n), "C_Sign(EdDSA)");
+    CT_ENSURE_MSG(n == HSM_ED25519_SIG_LEN, CT_ERR_HSM, "token returned a %lu-byte Ed25519 signature", n);
+cleanup:
+    if (s != CK_INVALID_HANDLE) k->h->f->C_CloseSession(s);
+    return rc;
+}
+
+void hsm_eddsa_free(hsm_eddsa_key *k)
+{
+    if (!k) return;
+    ct_wipe(k, sizeof *k);
+    free(k);
+}
