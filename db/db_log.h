@@ -47,4 +47,18 @@ typedef struct {
  * O(leaves + tree heads x log leaves). */
 CT_MUST_CHECK ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_report *report);
 
+/* ---- checkpoints (C2SP signed notes over the tree and the audit chain; ca/ca_log.c signs them) ---- */
+#define DB_CHECKPOINT_MAX 8192 /* bytes of a stored note */
+/* The audit chain's newest entry: its number (= how many there are) and hash; 0 and zeros when empty. */
+CT_MUST_CHECK ct_err db_log_audit_head(ct_db *db, uint64_t *entries, uint8_t hash[32]);
+/* The hash of audit entry number `seq`; CT_ERR_NOT_FOUND (no detail) when there is none. */
+CT_MUST_CHECK ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32]);
+/* Records a signed checkpoint with its audit event ("log.checkpoint"), in one transaction. Refuses
+ * (CT_ERR_USAGE) a tree size beyond the log's or smaller than the previous checkpoint's. *id may be NULL. */
+CT_MUST_CHECK ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entries, const char *note,
+                                           const char *actor, int64_t *id);
+/* The newest checkpoint's note (allocated into `note`, NUL-terminated, len without it) and its tree size;
+ * CT_ERR_NOT_FOUND (no detail) when none was signed yet. id and tree_size may be NULL. */
+CT_MUST_CHECK ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_buf *note);
+
 #endif
