@@ -34,7 +34,7 @@ static const char k_verify_unlogged[] =
     " AND c.profile NOT IN " DB_OPERATOR_PROFILES " ORDER BY c.rowid LIMIT 1";
 
 static const char k_audit_head[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
-static const char k_audit_at[] = "SELECT hash FROM audit WHERE seq = ?";
+static const char k_audit_at[] = "SELECT seq, hash FROM audit WHERE seq = ?";
 static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?)";
 static const char k_ckpt_latest[] = "SELECT id, tree_size, note FROM log_checkpoints ORDER BY id DESC LIMIT 1";
 
@@ -400,42 +400,36 @@ struct audit_ctx {
     uint8_t *hash;
 };
 
-static ct_err audit_head_fn(ct_db *db, void *vctx)
+/* Audit entry number c->seq, or the newest when c->seq is 0 (0 and zeros for an empty chain). */
+static ct_err audit_entry_fn(ct_db *db, void *vctx)
 {
     struct audit_ctx *c = vctx;
     sqlite3_stmt *st = NULL;
-    bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_audit_head, &st, ""));
+    bool row = false, newest = c->seq == 0;
+    CT_GUARD_RET(newest ? db_prepare(db, k_audit_head, &st, "") : db_prepare(db, k_audit_at, &st, "i", (int64_t)c->seq));
     CT_GUARD_RET(db_step(db, st, &row));
-    c->seq = row ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    if (!row) memset(c->hash, 0, 32);
-    return row ? db_col_hash(st, 1, c->hash) : CT_OK;
+    if (!row) {
+        memset(c->hash, 0, 32);
+        return newest ? CT_OK : CT_ERR_NOT_FOUND;
+    }
+    c->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    return db_col_hash(st, 1, c->hash);
 }
 
 ct_err db_log_audit_head(ct_db *db, uint64_t *entries, uint8_t hash[32])
 {
     CT_ENSURE_RET(db && entries && hash, ct_fail(CT_ERR_ARG, "db_log_audit_head: missing argument"));
     struct audit_ctx c = {.hash = hash};
-    CT_GUARD_RET(db_call(db, false, audit_head_fn, &c));
+    CT_GUARD_RET(db_call(db, false, audit_entry_fn, &c));
     *entries = c.seq;
     return CT_OK;
 }
 
-static ct_err audit_at_fn(ct_db *db, void *vctx)
-{
-    struct audit_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
-    bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_audit_at, &st, "i", (int64_t)c->seq));
-    CT_GUARD_RET(db_step(db, st, &row));
-    return row ? db_col_hash(st, 0, c->hash) : CT_ERR_NOT_FOUND;
-}
-
 ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32])
 {
-    CT_ENSURE_RET(db && hash && seq <= INT64_MAX, ct_fail(CT_ERR_ARG, "db_log_audit_hash: bad argument"));
+    CT_ENSURE_RET(db && hash && seq >= 1 && seq <= INT64_MAX, ct_fail(CT_ERR_ARG, "db_log_audit_hash: bad argument"));
     struct audit_ctx c = {.seq = seq, .hash = hash};
-    return db_call(db, false, audit_at_fn, &c);
+    return db_call(db, false, audit_entry_fn, &c);
 }
 
 struct ckpt_ctx {

@@ -116,7 +116,7 @@ CT_MUST_CHECK ct_err hsm_open_settings(const hsm_settings *s, hsm **out);
 /* ---- Ed25519 keys (hsm_eddsa.c): the issuance log's checkpoint key (C2SP signed notes) ----
  * Generated inside the token (CKM_EC_EDWARDS_KEY_PAIR_GEN, curve Ed25519): token object, private, sensitive, not
  * extractable, CKA_SIGN only (CKA_DERIVE, CKA_DECRYPT, CKA_UNWRAP false), not modifiable. Signs with CKM_EDDSA
- * (pure Ed25519 over the message, RFC 8032). One PKCS#11 session per operation: checkpoints are few. */
+ * (pure Ed25519 over the message, RFC 8032). */
 #define HSM_ED25519_PUB_LEN 32
 #define HSM_ED25519_SIG_LEN 64
 typedef struct hsm_eddsa_key hsm_eddsa_key;

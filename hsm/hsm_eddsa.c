@@ -31,26 +31,6 @@ struct hsm_eddsa_key {
         CT_ENSURE_MSG(ck_rv_ == CKR_OK, CT_ERR_HSM, "%s failed: CKR 0x%lx", (what), ck_rv_);        \
     } while (0)
 
-/* The token is logged in for the application: a fresh session shares that login. */
-static ct_err session_open(hsm *h, CK_SESSION_HANDLE *s)
-{
-    CK_RV rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, s);
-    return rv == CKR_OK ? CT_OK : ct_fail(CT_ERR_HSM, "C_OpenSession failed: CKR 0x%lx", rv);
-}
-
-static ct_err find_objects(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *t, CK_ULONG n, CK_OBJECT_HANDLE found[2],
-                           CK_ULONG *count)
-{
-    ct_err rc = CT_OK;
-    *count = 0;
-    CK(h->f->C_FindObjectsInit(s, t, n), "C_FindObjectsInit");
-    CK_RV rv = h->f->C_FindObjects(s, found, 2, count);
-    h->f->C_FindObjectsFinal(s);
-    CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "C_FindObjects failed: CKR 0x%lx", rv);
-cleanup:
-    return rc;
-}
-
 /* The key's public half: the public object with the private key's CKA_ID; CKA_EC_POINT is the 32 bytes, bare or
  * in a DER OCTET STRING (modules differ). */
 static ct_err load(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, hsm_eddsa_key **out)
@@ -67,7 +47,7 @@ static ct_err load(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, hsm_eddsa
     CK_ATTRIBUTE t[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}, {CKA_ID, id, a.ulValueLen}};
     CK_OBJECT_HANDLE found[2];
     CK_ULONG count = 0;
-    CT_GUARD(find_objects(h, s, t, 3, found, &count));
+    CT_GUARD(hsm_objects_find(h, s, t, 3, found, 2, &count));
     CT_ENSURE_MSG(count == 1, CT_ERR_HSM_NO_KEY, "Ed25519 key has %lu public key objects, not one", count);
     CK_ATTRIBUTE p = {CKA_EC_POINT, point, sizeof point};
     CK(h->f->C_GetAttributeValue(s, found[0], &p, 1), "C_GetAttributeValue(CKA_EC_POINT)");
@@ -84,18 +64,6 @@ cleanup:
     return rc;
 }
 
-static ct_err find_private(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
-                           CK_OBJECT_HANDLE found[2], CK_ULONG *count)
-{
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE kt = CKK_EC_EDWARDS;
-    CK_ATTRIBUTE t[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
-    CK_ULONG n = 2;
-    if (label) t[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)};
-    if (id_len) t[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, (CK_ULONG)id_len};
-    return find_objects(h, s, t, n, found, count);
-}
-
 ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t id_len, hsm_eddsa_key **out)
 {
     ct_err rc = CT_OK;
@@ -105,14 +73,12 @@ ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t i
     size_t label_len = strlen(label);
     CT_ENSURE_MSG(label_len > 0 && label_len <= HSM_LABEL_MAX, CT_ERR_ARG, "key label must be 1..%d bytes", HSM_LABEL_MAX);
     CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
-    CT_GUARD(session_open(h, &s));
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CK_ATTRIBUTE by_label = {CKA_LABEL, (void *)label, (CK_ULONG)label_len}, by_id = {CKA_ID, (void *)id, (CK_ULONG)id_len};
-    CT_GUARD(find_objects(h, s, &by_label, 1, found, &count));
-    CT_ENSURE_MSG(count == 0, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
-    CT_GUARD(find_objects(h, s, &by_id, 1, found, &count));
-    CT_ENSURE_MSG(count == 0, CT_ERR_EXISTS, "an object with this id exists already");
+    s = hsm_session_get(h);
+    bool exists = false;
+    CT_GUARD(hsm_object_exists(h, s, CKA_LABEL, label, label_len, &exists));
+    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
+    CT_GUARD(hsm_object_exists(h, s, CKA_ID, id, id_len, &exists));
+    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object with this id exists already");
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_ATTRIBUTE pub_t[] = {
         {CKA_TOKEN, &yes, sizeof yes},   {CKA_VERIFY, &yes, sizeof yes}, {CKA_DERIVE, &no, sizeof no},
@@ -133,11 +99,13 @@ ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t i
                                &pub, &priv),
        "C_GenerateKeyPair(Ed25519)");
     /* A module that silently made a session object would lose the key: it must be found as a token object. */
-    CT_GUARD(find_private(h, s, label, id, id_len, found, &count));
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CT_GUARD(hsm_private_find(h, s, CKK_EC_EDWARDS, label, id, id_len, found, &count));
     CT_ENSURE_MSG(count == 1 && found[0] == priv, CT_ERR_HSM, "generated key '%s' not found in the token", label);
     CT_GUARD(load(h, s, priv, out));
 cleanup:
-    if (s != CK_INVALID_HANDLE) h->f->C_CloseSession(s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     return rc;
 }
 
@@ -145,29 +113,14 @@ ct_err hsm_eddsa_find(hsm *h, const char *uri_or_label, hsm_eddsa_key **out)
 {
     ct_err rc = CT_OK;
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    hsm_uri u;
+    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
     CT_ENSURE(h && uri_or_label && out, CT_ERR_ARG);
     *out = NULL;
-    memset(&u, 0, sizeof u);
-    if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
-        CT_ENSURE_MSG(strnlen(uri_or_label, 1024) < 1024, CT_ERR_ARG, "key URI too long");
-        CT_GUARD(hsm_uri_parse(uri_or_label, &u));
-        CT_ENSURE_MSG(!u.has_token || strcmp(u.token, h->token_label) == 0, CT_ERR_HSM_NO_TOKEN,
-                      "URI names token '%s', the open token is '%s'", u.token, h->token_label);
-    } else {
-        CT_GUARD(ct_strlcpy(u.object, sizeof u.object, uri_or_label));
-        u.has_object = u.object[0] != '\0';
-        CT_ENSURE_MSG(u.has_object, CT_ERR_ARG, "empty key label");
-    }
-    CT_GUARD(session_open(h, &s));
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CT_GUARD(find_private(h, s, u.has_object ? u.object : NULL, u.id, u.id_len, found, &count));
-    CT_ENSURE_MSG(count > 0, CT_ERR_HSM_NO_KEY, "no Ed25519 key '%s' in token '%s'", u.object, h->token_label);
-    CT_ENSURE_MSG(count == 1, CT_ERR_HSM, "Ed25519 key '%s' is ambiguous in token '%s'", u.object, h->token_label);
-    CT_GUARD(load(h, s, found[0], out));
+    s = hsm_session_get(h);
+    CT_GUARD(hsm_private_find_named(h, s, CKK_EC_EDWARDS, uri_or_label, &priv));
+    CT_GUARD(load(h, s, priv, out));
 cleanup:
-    if (s != CK_INVALID_HANDLE) h->f->C_CloseSession(s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     return rc;
 }
 
@@ -178,14 +131,14 @@ ct_err hsm_eddsa_sign(hsm_eddsa_key *k, const uint8_t *msg, size_t len, uint8_t 
     ct_err rc = CT_OK;
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
     CT_ENSURE(k && msg && sig && len <= UINT32_MAX, CT_ERR_ARG);
-    CT_GUARD(session_open(k->h, &s));
+    s = hsm_session_get(k->h);
     CK_MECHANISM mech = {CKM_EDDSA, NULL, 0}; /* no parameters: pure Ed25519 */
     CK_ULONG n = HSM_ED25519_SIG_LEN;
     CK(k->h->f->C_SignInit(s, &mech, k->priv), "C_SignInit(EdDSA)");
     CK(k->h->f->C_Sign(s, (CK_BYTE_PTR)msg, (CK_ULONG)len, sig, &n), "C_Sign(EdDSA)");
     CT_ENSURE_MSG(n == HSM_ED25519_SIG_LEN, CT_ERR_HSM, "token returned a %lu-byte Ed25519 signature", n);
 cleanup:
-    if (s != CK_INVALID_HANDLE) k->h->f->C_CloseSession(s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(k->h, s);
     return rc;
 }
 

@@ -44,10 +44,7 @@ print(lines[1])
 PY
 }
 
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
-"$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
-printf 'CAM0001\nCAM0002\nCAM0003\nCAM0004\nCAM0005\n' >"$WORK/serials.txt"
-"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials.txt" >/dev/null
+station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005
 WITH_HTTP=1 start_ca "$CA"
 URL=https://localhost:$PORT
 get() { curl -s -o "$2" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" "$URL$1" || true; }
