@@ -137,6 +137,10 @@ CT_MUST_CHECK ct_err ca_log_verify(ca *c, db_log_report *report);
 /* The newest checkpoint (C2SP signed note, NUL-terminated in `note`; ct_buf_free), signing one first if none
  * was signed yet (audited with `actor`). */
 CT_MUST_CHECK ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note);
+/* `audit verify`: every kept checkpoint is signed by the checkpoint key (log.vkey), holds in the database (its
+ * audit entry, its root over the log's first leaves) and none goes back. CT_ERR_INTEGRITY naming the first that
+ * does not; *count: how many were verified. */
+CT_MUST_CHECK ct_err ca_log_checkpoints_verify(ca *c, int64_t *count);
 typedef struct {
     uint64_t tree_size, audit_entries, time_ms;
 } ca_checkpoint_info;

@@ -443,14 +443,12 @@ static ct_err newest_checkpoint(ca *c, const ct_note_verifier *v, ct_checkpoint 
     return rc;
 }
 
-/* Whether the database extends checkpoint `cp`: CT_ERR_INTEGRITY with the contradiction (no file name yet). */
-static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
+/* Whether the database holds what checkpoint `cp` signed: its audit entry and its tree as the log's prefix.
+ * CT_ERR_INTEGRITY with the contradiction (not naming the checkpoint). */
+static ct_err prefix_holds(ca *c, const ct_checkpoint *cp)
 {
     uint8_t hash[32], root[CT_MERKLE_HASH_LEN];
     uint64_t size = 0;
-    ct_checkpoint newest;
-    ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
-    size_t n = 0;
     CT_ENSURE_RET(cp->has_audit, ct_fail(CT_ERR_BAD_REQUEST, "it has no camtrust-audit line: not a camtrust checkpoint"));
     if (cp->audit_entries > 0) {
         ct_err rc = db_log_audit_hash(c->db, cp->audit_entries, hash);
@@ -472,6 +470,19 @@ static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
     CT_ENSURE_RET(memcmp(root, cp->root, sizeof root) == 0,
                   ct_fail(CT_ERR_INTEGRITY, "the log's first %llu leaves have another root (edited or forked)",
                           (unsigned long long)cp->size));
+    return CT_OK;
+}
+
+/* Whether the database extends checkpoint `cp`: what it signed is there, and the newest kept checkpoint is
+ * consistent with it. */
+static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
+{
+    uint64_t size = 0;
+    ct_checkpoint newest;
+    ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
+    size_t n = 0;
+    CT_GUARD_RET(prefix_holds(c, cp));
+    CT_GUARD_RET(db_log_size(c->db, &size));
     CT_GUARD_RET(newest_checkpoint(c, v, &newest));
     CT_ENSURE_RET(newest.size >= cp->size && newest.audit_entries >= cp->audit_entries,
                   ct_fail(CT_ERR_INTEGRITY, "the database's newest checkpoint (size %llu, audit entries %llu) is older "
@@ -481,13 +492,50 @@ static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
                                                                  "than the log (truncated)", (unsigned long long)newest.size));
     if (cp->size == 0) return CT_OK; /* the empty tree is a prefix of every tree */
     CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTEGRITY);
-    rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, cp->size, newest.size, proof, &n);
+    ct_err rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, cp->size, newest.size, proof, &n);
     pthread_mutex_unlock(&c->proofs->mu);
     CT_GUARD_RET(rc);
     CT_ENSURE_RET(ct_merkle_verify_consistency(cp->size, cp->root, newest.size, newest.root, proof, n),
                   ct_fail(CT_ERR_INTEGRITY, "not consistent with the database's newest checkpoint (size %llu): forked",
                           (unsigned long long)newest.size));
     return CT_OK;
+}
+
+ct_err ca_log_checkpoints_verify(ca *c, int64_t *count)
+{
+    ct_err rc = CT_OK;
+    ct_buf note = CT_BUF_INIT;
+    int64_t id = 0;
+    uint64_t prev_size = 0, prev_audit = 0;
+    char why[256];
+    *count = 0;
+    CT_ENSURE_MSG(c->note_key, CT_ERR_CONFIG, "no checkpoint key");
+    for (;;) {
+        ct_checkpoint cp = {0};
+        uint64_t row_size = 0; /* as recorded beside the note: named even when the note does not open */
+        ct_buf_free(&note);
+        rc = db_log_checkpoint_next(c->db, id, &id, &row_size, &note);
+        if (rc == CT_ERR_NOT_FOUND) break;
+        CT_GUARD(rc);
+        rc = ct_checkpoint_open(note.data, note.len, &c->note_vkey, &cp);
+        if (rc == CT_OK) rc = prefix_holds(c, &cp);
+        if (rc == CT_OK && (cp.size < prev_size || cp.audit_entries < prev_audit))
+            rc = ct_fail(CT_ERR_INTEGRITY, "it goes back (the one before: size %llu, audit entries %llu)",
+                         (unsigned long long)prev_size, (unsigned long long)prev_audit);
+        if (rc != CT_OK) { /* a kept checkpoint that is malformed or forged is the database's fault too */
+            ct_err failed = rc == CT_ERR_BAD_REQUEST ? CT_ERR_INTEGRITY : rc;
+            CT_GUARD(ct_strlcpy(why, sizeof why, *ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+            rc = ct_fail(failed, "checkpoint %lld (size %llu): %s", (long long)id, (unsigned long long)row_size, why);
+            goto cleanup;
+        }
+        prev_size = cp.size;
+        prev_audit = cp.audit_entries;
+        (*count)++;
+    }
+    rc = CT_OK;
+cleanup:
+    ct_buf_free(&note);
+    return rc;
 }
 
 ct_err ca_log_checkpoint_check(ca *c, const char *path, const char *vkey_path, ca_checkpoint_info *info)

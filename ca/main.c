@@ -167,6 +167,11 @@ static ct_err audit_verify(ca *c, const cli_args *a)
     CT_GUARD_RET(rc);
     printf("issuance log intact: %lld leaves, %lld tree heads verified\n", (long long)log.leaves,
            (long long)log.tree_heads);
+    int64_t kept = 0;
+    rc = ca_log_checkpoints_verify(c, &kept);
+    if (rc == CT_ERR_INTEGRITY) printf("checkpoints BROKEN: %s\n", ct_err_detail());
+    CT_GUARD_RET(rc);
+    printf("checkpoints intact: %lld verified with log.vkey\n", (long long)kept);
     for (int i = 0; i < a->ncheckpoints; i++) {
         ca_checkpoint_info info;
         rc = ca_log_checkpoint_check(c, a->checkpoints[i], a->vkey, &info);

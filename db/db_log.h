@@ -60,5 +60,8 @@ CT_MUST_CHECK ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64
 /* The newest checkpoint's note (allocated into `note`, NUL-terminated, len without it) and its tree size;
  * CT_ERR_NOT_FOUND (no detail) when none was signed yet. id and tree_size may be NULL. */
 CT_MUST_CHECK ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_buf *note);
+/* The first checkpoint recorded after checkpoint `after` (0: the first of all), as db_log_checkpoint_latest; for
+ * walking them all without holding the database. CT_ERR_NOT_FOUND (no detail) past the last. */
+CT_MUST_CHECK ct_err db_log_checkpoint_next(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note);
 
 #endif

@@ -37,6 +37,7 @@ static const char k_audit_head[] = "SELECT seq, hash FROM audit ORDER BY seq DES
 static const char k_audit_at[] = "SELECT seq, hash FROM audit WHERE seq = ?";
 static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?)";
 static const char k_ckpt_latest[] = "SELECT id, tree_size, note FROM log_checkpoints ORDER BY id DESC LIMIT 1";
+static const char k_ckpt_next[] = "SELECT id, tree_size, note FROM log_checkpoints WHERE id > ? ORDER BY id LIMIT 1";
 
 /* ct_leaf_hash(der): the SQL function the log's migration uses to log the certificates recorded before it. */
 static void leaf_hash_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -435,7 +436,7 @@ ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32])
 struct ckpt_ctx {
     uint64_t tree_size, audit_entries;
     const char *note, *actor;
-    int64_t id;
+    int64_t id, after; /* after >= 0: the next one after it, not the newest */
     ct_buf *out;
 };
 
@@ -444,7 +445,7 @@ static ct_err ckpt_latest_fn(ct_db *db, void *vctx)
     struct ckpt_ctx *c = vctx;
     sqlite3_stmt *st = NULL;
     bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_ckpt_latest, &st, ""));
+    CT_GUARD_RET(c->after >= 0 ? db_prepare(db, k_ckpt_next, &st, "i", c->after) : db_prepare(db, k_ckpt_latest, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
     c->id = sqlite3_column_int64(st, 0);
@@ -460,10 +461,10 @@ static ct_err ckpt_latest_fn(ct_db *db, void *vctx)
     return ct_buf_cstr(c->out, &s);
 }
 
-ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_buf *note)
+static ct_err checkpoint_get(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note)
 {
-    CT_ENSURE_RET(db && note, ct_fail(CT_ERR_ARG, "db_log_checkpoint_latest: missing argument"));
-    struct ckpt_ctx c = {.out = note};
+    CT_ENSURE_RET(db && note, ct_fail(CT_ERR_ARG, "db_log_checkpoint: missing argument"));
+    struct ckpt_ctx c = {.out = note, .after = after};
     ct_err rc = db_call(db, false, ckpt_latest_fn, &c);
     if (rc != CT_OK) {
         ct_buf_free(note);
@@ -474,6 +475,16 @@ ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_
     return CT_OK;
 }
 
+ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_buf *note)
+{
+    return checkpoint_get(db, -1, id, tree_size, note);
+}
+
+ct_err db_log_checkpoint_next(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note)
+{
+    return checkpoint_get(db, after < 0 ? 0 : after, id, tree_size, note);
+}
+
 static ct_err ckpt_add_tx(ct_db *db, void *vctx)
 {
     struct ckpt_ctx *c = vctx;
@@ -481,7 +492,7 @@ static ct_err ckpt_add_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(size_fn(db, &size));
     CT_ENSURE_RET(c->tree_size <= size, ct_fail(CT_ERR_USAGE, "checkpoint of %llu leaves: the log has %llu",
                                                 (unsigned long long)c->tree_size, (unsigned long long)size));
-    struct ckpt_ctx last = {0};
+    struct ckpt_ctx last = {.after = -1};
     ct_err rc = ckpt_latest_fn(db, &last);
     if (rc == CT_OK)
         CT_ENSURE_RET(c->tree_size >= last.tree_size,
@@ -510,3 +521,4 @@ ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entri
     if (id) *id = c.id;
     return CT_OK;
 }
+

@@ -153,7 +153,19 @@ verify_fails "a forked log (leaf 3 another certificate, its leaf recomputed): na
   "checkpoint $WORK/saved.note (size 5" --checkpoint "$WORK/saved.note"
 verify_fails "... its first 5 leaves have another root" "the log's first 5 leaves have another root" --checkpoint "$WORK/saved.note"
 
+# A checkpoint row forged in the database (the newest one's note with its size raised): no one without the token
+# can sign it, and audit verify checks every kept checkpoint.
 restore "$WORK/good.db"
+NEXT=$(( $(sql "$DB" "select max(id) from log_checkpoints") + 1 ))
+sqlite3 "$DB" "$NOTRIG INSERT INTO log_checkpoints (tree_size, audit_entries, note)
+  SELECT 6, audit_entries, replace(note, char(10) || '5' || char(10), char(10) || '6' || char(10))
+  FROM log_checkpoints ORDER BY id DESC LIMIT 1;"
+verify_fails "a forged checkpoint row: audit verify (no --checkpoint) names it" \
+  "checkpoints BROKEN: checkpoint $NEXT (size 6): the signature by camtrust.example.com/example-camera-maker/issuance does not verify"
+
+restore "$WORK/good.db"
+out=$("$CA_BIN" audit verify --dir "$CA")
+check "audit verify checks every kept checkpoint" grep -qE "^checkpoints intact: [0-9]+ verified with log.vkey" <<<"$out"
 check "the untouched database verifies against the kept checkpoint again" \
   "$CA_BIN" audit verify --dir "$CA" --checkpoint "$WORK/saved.note"
 
