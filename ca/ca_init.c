@@ -278,8 +278,8 @@ ct_err ca_open(const char *dir, ca **out)
         }
         CT_GUARD(load_signer(c, role));
     }
-    CT_GUARD(ca_log_note_key_open(c)); /* generated here for a CA folder made before checkpoints */
     CT_GUARD(db_open(c->cfg.db_path, &c->db));
+    CT_GUARD(ca_log_note_key_open(c)); /* generated (and audited) here for a CA folder made before checkpoints */
     CT_GUARD(ca_proofs_open(c));
     *out = c;
     c = NULL;

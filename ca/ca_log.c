@@ -156,6 +156,7 @@ ct_err ca_log_note_key_open(ca *c)
 {
     ct_err rc = CT_OK;
     char path[CA_PATH_MAX], vkey[CT_NOTE_VKEY_MAX];
+    bool generated = false;
     CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, CA_LOG_VKEY_FILE));
     rc = hsm_eddsa_find(c->hsm, c->cfg.note_key_uri, &c->note_key);
     if (rc == CT_ERR_HSM_NO_KEY && strcmp(c->cfg.note_key_uri, "pkcs11:object=" NOTE_KEY_LABEL ";type=private") == 0) {
@@ -164,11 +165,14 @@ ct_err ca_log_note_key_open(ca *c)
                       "the checkpoint key of %s is not in the token: restore the token (a new key would disown every "
                       "checkpoint kept)", path);
         rc = hsm_eddsa_generate(c->hsm, NOTE_KEY_LABEL, k_note_key_id, sizeof k_note_key_id, &c->note_key);
+        generated = rc == CT_OK;
     }
     CT_GUARD(rc);
     CT_GUARD(ct_note_verifier_make(c->cfg.log_origin, hsm_eddsa_public(c->note_key), &c->note_vkey));
     CT_GUARD(ct_note_verifier_format(&c->note_vkey, vkey, sizeof vkey));
     CT_GUARD(vkey_file_match(c, path, vkey));
+    if (generated && c->db) /* an older folder's new key (init audits itself as ca.init) */
+        CT_GUARD(db_audit_append(c->db, "ca", "log.note_key", CA_LOG_VKEY_FILE, "ok", vkey));
 cleanup:
     return rc;
 }

@@ -202,8 +202,8 @@ void ca_proofs_close(ca *c);
 /* A certificate was issued (and logged): a tree head will follow. */
 void ca_log_issued(ca *c);
 /* The checkpoint key (key.log_note, Ed25519 in the token) and DIR/log.vkey, its verifier key. The default key is
- * generated when absent (at init, and at the first open of a CA folder made before checkpoints) and log.vkey
- * written; a log.vkey that names another key, or a key gone while log.vkey remains, is CT_ERR_CONFIG. */
+ * generated when absent (at init, and at the first open of a CA folder made before checkpoints: audited as
+ * "log.note_key" when c->db is open) and log.vkey written; a log.vkey that names another key, or a key gone while log.vkey remains, is CT_ERR_CONFIG. */
 #define CA_LOG_VKEY_FILE "log.vkey"
 CT_MUST_CHECK ct_err ca_log_note_key_open(ca *c);
 /* GET /log/sth, /log/checkpoint, /log/proof/inclusion?serial=HEX[&tree_size=N],

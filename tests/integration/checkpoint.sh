@@ -180,6 +180,7 @@ check "... saying to restore the token" grep -q "restore the token" <<<"$out"
 rm "$CA/log.vkey"
 check "an older folder (no key, no log.vkey): the next open makes the key" "$CA_BIN" log sth --dir "$CA"
 check "... writes log.vkey" test -s "$CA/log.vkey"
+check_eq "... audited with its verifier key" "$(cat "$CA/log.vkey")" "$(sql "$DB" "select detail from audit where action = 'log.note_key'")"
 "$CA_BIN" log checkpoint --dir "$CA" >"$WORK/new.note" 2>/dev/null
 check_eq "... and signs with it (Python verifies)" 5 "$(pyverify "$WORK/new.note" "$CA/log.vkey")"
 finish
