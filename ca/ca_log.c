@@ -1,6 +1,8 @@
 /* The issuance log seen from the CA: signed tree heads (signed inside the token by the "log-signer" key, which
- * the operations issuing CA certifies in log.pem), the public routes that serve them with inclusion and
- * consistency proofs, the proof file a device keeps, and the log's part of `audit verify`.
+ * the operations issuing CA certifies in log.pem) and, beside each, a C2SP checkpoint (signed note by the Ed25519
+ * "log-note" key; verifier key in log.vkey) binding the tree and the audit chain's head, for others to keep; the
+ * public routes that serve them with inclusion and consistency proofs, the proof file a device keeps, and the
+ * log's part of `audit verify` (with kept checkpoints: does this database extend them?).
  *
  * While serving, a thread signs a tree head shortly (log.sth_delay_ms) after issuances, one per burst rather than
  * one per certificate, and a last one at shutdown; `camtrust-ca log sth` signs one on demand. The tree's right

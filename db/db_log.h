@@ -1,7 +1,8 @@
 /* db log: the issuance log. Every certificate the CA records is appended, in the same transaction as its row and
  * its audit event, as the next leaf of an RFC 9162 Merkle tree (leaf = the certificate's DER; leaf index =
- * append order from 0). Signed tree heads (signed by the CA in its token) are stored beside it, audited.
- * Tables log_leaves and log_tree_heads refuse UPDATE and DELETE through SQL; db_log_verify catches the rest. */
+ * append order from 0). Signed tree heads and checkpoints (signed by the CA in its token) are stored beside it,
+ * audited. Tables log_leaves, log_tree_heads and log_checkpoints refuse UPDATE and DELETE through SQL;
+ * db_log_verify (and the CA's checkpoint checks) catch the rest. */
 #ifndef CAMTRUST_DB_LOG_H
 #define CAMTRUST_DB_LOG_H
 
