@@ -169,11 +169,16 @@ check "audit verify checks every kept checkpoint" grep -qE "^checkpoints intact:
 check "the untouched database verifies against the kept checkpoint again" \
   "$CA_BIN" audit verify --dir "$CA" --checkpoint "$WORK/saved.note"
 
-# A CA folder made before checkpoints: no Ed25519 key, no log.vkey. The next open makes both.
 MODULE=/usr/lib/softhsm/libsofthsm2.so
 p11() { SOFTHSM2_CONF=$CA/softhsm2.conf pkcs11-tool --module "$MODULE" --token-label camtrust-ca --login \
-  --pin "$(cat "$CA/secrets/user.pin")" "$@" >/dev/null 2>&1; }
-p11 --delete-object --type privkey --label log-note; p11 --delete-object --type pubkey --label log-note
+  --pin "$(cat "$CA/secrets/user.pin")" "$@" 2>/dev/null; }
+# A tool that is not ours sees the checkpoint key as the token keeps it: signing only, never extractable.
+p11 --list-objects --type privkey | grep -A3 'label: *log-note$' >"$WORK/p11.txt" || true
+check "the checkpoint key in the token: usage sign only" grep -qE '^ *Usage: *sign$' "$WORK/p11.txt"
+check "... sensitive and never extractable" grep -qE '^ *Access: *sensitive, always sensitive, never extractable' "$WORK/p11.txt"
+
+# A CA folder made before checkpoints: no Ed25519 key, no log.vkey. The next open makes both.
+p11 --delete-object --type privkey --label log-note >/dev/null; p11 --delete-object --type pubkey --label log-note >/dev/null
 rc=0; out=$("$CA_BIN" log checkpoint --dir "$CA" 2>&1) || rc=$?
 check_eq "the checkpoint key gone while log.vkey remains: refused, not replaced" 1 "$rc"
 check "... saying to restore the token" grep -q "restore the token" <<<"$out"
