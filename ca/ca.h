@@ -134,6 +134,22 @@ typedef struct {
 CT_MUST_CHECK ct_err ca_log_proof_check(const char *proof_path, const char *log_cert_path, ca_log_proof_info *info);
 /* The log's part of `audit verify`: leaves against certificate rows, every tree head's root and signature. */
 CT_MUST_CHECK ct_err ca_log_verify(ca *c, db_log_report *report);
+/* The newest checkpoint (C2SP signed note, NUL-terminated in `note`; ct_buf_free), signing one first if none
+ * was signed yet (audited with `actor`). */
+CT_MUST_CHECK ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note);
+/* `audit verify`: every kept checkpoint is signed by the checkpoint key (log.vkey), holds in the database (its
+ * audit entry, its root over the log's first leaves) and none goes back. CT_ERR_INTEGRITY naming the first that
+ * does not; *count: how many were verified. */
+CT_MUST_CHECK ct_err ca_log_checkpoints_verify(ca *c, int64_t *count);
+typedef struct {
+    uint64_t tree_size, audit_entries, time_ms;
+} ca_checkpoint_info;
+/* `audit verify --checkpoint FILE`: FILE's signature with the verifier key (vkey_path, NULL: DIR/log.vkey), then
+ * that this database extends it: its audit entry number <entries> has its hash, the log has its tree as a prefix
+ * (same root), and the database's newest checkpoint is consistent with it (RFC 9162 consistency proof).
+ * CT_ERR_INTEGRITY with a one-line detail naming FILE when the database contradicts it; CT_ERR_BAD_REQUEST when
+ * FILE is not a well-formed checkpoint. */
+CT_MUST_CHECK ct_err ca_log_checkpoint_check(ca *c, const char *path, const char *vkey_path, ca_checkpoint_info *info);
 
 /* Certifies a viewer of encrypted video from its own CSR (P-256): viewer profile (keyAgreement), issued by the
  * operations issuing CA, recorded and audited (profile "viewer"); writes the certificate and the issuing CA. */

@@ -22,6 +22,10 @@ static const ct_setting setting_rows[] = {
     {"key.ocsp", "pkcs11:object=ocsp-signer;type=private", "delegated OCSP responder key (device issuing CA certifies it)"},
     {"key.log", "pkcs11:object=log-signer;type=private",
      "issuance log key: signs tree heads (operations issuing CA certifies it)"},
+    {"key.log_note", "pkcs11:object=log-note;type=private",
+     "issuance log checkpoint key (Ed25519): signs C2SP checkpoints; its verifier key is log.vkey"},
+    {"log.origin", "",
+     "checkpoints' origin line and key name; empty: camtrust.example.com/<subject.organization, slugged>/issuance"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
     {"audit.anonymous_interval_s", "60",
      "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
@@ -51,6 +55,29 @@ static const ct_setting setting_rows[] = {
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
 };
+
+/* The default origin: a schema-less URL, as C2SP recommends, naming the organization ("Example Camera Maker" ->
+ * camtrust.example.com/example-camera-maker/issuance). */
+static ct_err origin_setting(const ct_settings_schema *sc, const ct_config *cfg, ca_settings *s)
+{
+    char slug[80];
+    size_t n = 0;
+    CT_GUARD_RET(ct_settings_copy(sc, cfg, "log.origin", s->log_origin, sizeof s->log_origin));
+    if (s->log_origin[0]) {
+        CT_ENSURE_RET(ct_note_name_valid(s->log_origin, strlen(s->log_origin)),
+                      ct_fail(CT_ERR_CONFIG, "config log.origin: no spaces, no '+', valid UTF-8"));
+        return CT_OK;
+    }
+    for (const char *p = s->organization; *p && n < sizeof slug - 1; p++) {
+        char ch = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+        bool keep = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+        if (keep) slug[n++] = ch;
+        else if (n > 0 && slug[n - 1] != '-') slug[n++] = '-';
+    }
+    while (n > 0 && slug[n - 1] == '-') n--;
+    slug[n] = '\0';
+    return ct_snprintf(s->log_origin, sizeof s->log_origin, "camtrust.example.com/%s/issuance", n ? slug : "ca");
+}
 
 static const ct_settings_schema schema = {"camtrust CA configuration", setting_rows,
                                           sizeof setting_rows / sizeof setting_rows[0]};
@@ -102,6 +129,8 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "crl.validity_hours", 24, 1, 24 * 366, &s->crl_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.validity_hours", 12, 1, 24 * 366, &s->ocsp_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "key.log_note", s->note_key_uri, sizeof s->note_key_uri));
+    CT_GUARD(origin_setting(&schema, cfg, s));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));

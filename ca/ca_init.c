@@ -155,6 +155,7 @@ static ct_err build(ca *c, const char *stage, const char *dir)
     CT_GUARD_RET(hsm_open_settings(&c->cfg.hsm, &c->hsm));
     for (int role = 0; role < CA_KEY__COUNT; role++)
         CT_GUARD_RET(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
+    CT_GUARD_RET(ca_log_note_key_open(c)); /* the checkpoint key and log.vkey */
     ct_failpoint("init:keys");
 
     CT_GUARD_RET(issue_ca_cert(c, CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ROOT_CA, "Device Root CA",
@@ -278,6 +279,7 @@ ct_err ca_open(const char *dir, ca **out)
         CT_GUARD(load_signer(c, role));
     }
     CT_GUARD(db_open(c->cfg.db_path, &c->db));
+    CT_GUARD(ca_log_note_key_open(c)); /* generated (and audited) here for a CA folder made before checkpoints */
     CT_GUARD(ca_proofs_open(c));
     CT_GUARD(ca_tiles_open(c));
     *out = c;
@@ -296,6 +298,7 @@ void ca_close(ca *c)
         hsm_key_free(c->signers[role].key);
         ct_buf_free(&c->signers[role].cert_der);
     }
+    hsm_eddsa_free(c->note_key);
     db_close(c->db);
     hsm_close(c->hsm);
     free(c);

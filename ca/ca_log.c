@@ -1,6 +1,8 @@
 /* The issuance log seen from the CA: signed tree heads (signed inside the token by the "log-signer" key, which
- * the operations issuing CA certifies in log.pem), the public routes that serve them with inclusion and
- * consistency proofs, the proof file a device keeps, and the log's part of `audit verify`.
+ * the operations issuing CA certifies in log.pem) and, beside each, a C2SP checkpoint (signed note by the Ed25519
+ * "log-note" key; verifier key in log.vkey) binding the tree and the audit chain's head, for others to keep; the
+ * public routes that serve them with inclusion and consistency proofs, the proof file a device keeps, and the
+ * log's part of `audit verify` (with kept checkpoints: does this database extend them?).
  *
  * While serving, a thread signs a tree head shortly (log.sth_delay_ms) after issuances, one per burst rather than
  * one per certificate, and a last one at shutdown; `camtrust-ca log sth` signs one on demand. The tree's right
@@ -120,18 +122,126 @@ static ct_err sign_tree_head(ca *c, const char *actor, ct_merkle_frontier *tree,
     return CT_OK;
 }
 
+/* ---- checkpoints: C2SP signed notes by the Ed25519 key in the token ---- */
+
+#define NOTE_KEY_LABEL "log-note"
+static const uint8_t k_note_key_id[] = {0xca, 0x20};
+
+static ct_err note_sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[CT_NOTE_SIG_LEN])
+{
+    return hsm_eddsa_sign(arg, msg, len, sig);
+}
+
+/* DIR/log.vkey must hold this key's verifier key; written when absent. */
+static ct_err vkey_file_match(ca *c, const char *path, const char *vkey)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT;
+    if (!ct_file_exists(path)) {
+        char line[CT_NOTE_VKEY_MAX + 2];
+        CT_GUARD(ct_snprintf(line, sizeof line, "%s\n", vkey));
+        CT_GUARD(ct_file_write_atomic(path, line, strlen(line), 0644));
+        ct_log(CT_LOG_INFO, "log_vkey_written", "path=%s vkey=%s", CT_LOGQ(path), CT_LOGQ(vkey));
+        goto cleanup;
+    }
+    CT_GUARD(ct_file_read(path, CT_NOTE_VKEY_MAX + 2, &file));
+    size_t n = file.len && file.data[file.len - 1] == '\n' ? file.len - 1 : file.len;
+    CT_ENSURE_MSG(n == strlen(vkey) && memcmp(file.data, vkey, n) == 0, CT_ERR_CONFIG,
+                  "%s is not the verifier key of %s under origin %s (was log.origin changed?)", path,
+                  c->cfg.note_key_uri, c->cfg.log_origin);
+cleanup:
+    ct_buf_free(&file);
+    return rc;
+}
+
+ct_err ca_log_note_key_open(ca *c)
+{
+    ct_err rc = CT_OK;
+    char path[CA_PATH_MAX], vkey[CT_NOTE_VKEY_MAX];
+    bool generated = false;
+    CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, CA_LOG_VKEY_FILE));
+    rc = hsm_eddsa_find(c->hsm, c->cfg.note_key_uri, &c->note_key);
+    if (rc == CT_ERR_HSM_NO_KEY && strcmp(c->cfg.note_key_uri, "pkcs11:object=" NOTE_KEY_LABEL ";type=private") == 0) {
+        /* A new CA, or one made before checkpoints: its key now. Never a second one behind a kept log.vkey. */
+        CT_ENSURE_MSG(!ct_file_exists(path), CT_ERR_CONFIG,
+                      "the checkpoint key of %s is not in the token: restore the token (a new key would disown every "
+                      "checkpoint kept)", path);
+        rc = hsm_eddsa_generate(c->hsm, NOTE_KEY_LABEL, k_note_key_id, sizeof k_note_key_id, &c->note_key);
+        generated = rc == CT_OK;
+    }
+    CT_GUARD(rc);
+    CT_GUARD(ct_note_verifier_make(c->cfg.log_origin, hsm_eddsa_public(c->note_key), &c->note_vkey));
+    CT_GUARD(ct_note_verifier_format(&c->note_vkey, vkey, sizeof vkey));
+    CT_GUARD(vkey_file_match(c, path, vkey));
+    if (generated && c->db) /* an older folder's new key (init audits itself as ca.init) */
+        CT_GUARD(db_audit_append(c->db, "ca", "log.note_key", CA_LOG_VKEY_FILE, "ok", vkey));
+cleanup:
+    return rc;
+}
+
+/* Signs and records a checkpoint of the whole log, binding the audit chain's head and the time. Unless `always`,
+ * only when the log grew past the newest checkpoint. */
+static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree, bool always)
+{
+    ct_err rc = CT_OK;
+    ct_buf text = CT_BUF_INIT, note = CT_BUF_INIT, last = CT_BUF_INIT;
+    uint64_t last_size = 0;
+    const char *s = NULL;
+    CT_ENSURE_MSG(c->note_key, CT_ERR_CONFIG, "no checkpoint key");
+    rc = db_log_checkpoint_latest(c->db, NULL, &last_size, &last);
+    CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    bool have_last = rc == CT_OK;
+    rc = CT_OK;
+    CT_GUARD(catch_up(c, tree));
+    if (have_last && !always && last_size >= tree->size) goto cleanup;
+    ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_time = true, .time_ms = now_ms()};
+    CT_GUARD(ct_strlcpy(cp.origin, sizeof cp.origin, c->note_vkey.name));
+    CT_GUARD(ct_merkle_frontier_root(tree, cp.root));
+    CT_GUARD(db_log_audit_head(c->db, &cp.audit_entries, cp.audit_hash));
+    CT_GUARD(ct_buf_alloc(&text, CT_CHECKPOINT_TEXT_MAX));
+    CT_GUARD(ct_checkpoint_format(&cp, &text));
+    CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, note_sign_cb, c->note_key, &note));
+    ct_checkpoint back; /* what the token signed is checked as any verifier will, before it is kept or served */
+    CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &back));
+    CT_GUARD(ct_buf_cstr(&note, &s));
+    CT_GUARD(db_log_checkpoint_add(c->db, cp.size, cp.audit_entries, s, actor, NULL));
+cleanup:
+    ct_buf_free(&text);
+    ct_buf_free(&note);
+    ct_buf_free(&last);
+    return rc;
+}
+
+/* A tree head (when the folder has a log-signer) and then a checkpoint, which binds the tree head's audit event. */
+static ct_err sign_heads(ca *c, const char *actor, ct_merkle_frontier *tree, bool always, db_tree_head *out)
+{
+    if (c->signers[CA_KEY_LOG].key) CT_GUARD_RET(sign_tree_head(c, actor, tree, always, out));
+    return c->note_key ? sign_checkpoint(c, actor, tree, always) : CT_OK;
+}
+
 ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out)
 {
     ct_merkle_frontier tree;
     ct_merkle_frontier_init(&tree);
-    return sign_tree_head(c, actor, &tree, true, out);
+    CT_GUARD_RET(need_log_key(c));
+    return sign_heads(c, actor, &tree, true, out);
+}
+
+ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
+{
+    ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, note);
+    if (rc != CT_ERR_NOT_FOUND) return rc;
+    ct_merkle_frontier tree;
+    ct_merkle_frontier_init(&tree);
+    CT_GUARD_RET(sign_checkpoint(c, actor, &tree, true));
+    return db_log_checkpoint_latest(c->db, NULL, NULL, note);
 }
 
 /* ---- the server's signing thread ---- */
 
 static void publish(ca *c)
 {
-    ct_err rc = sign_tree_head(c, SERVER_ACTOR, &c->log->tree, false, NULL);
+    ct_err rc = sign_heads(c, SERVER_ACTOR, &c->log->tree, false, NULL);
     if (rc != CT_OK)
         ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
 }
@@ -167,9 +277,9 @@ static void *signer_thread(void *arg)
 ct_err ca_log_start(ca *c)
 {
     ct_err rc = CT_OK;
-    if (need_log_key(c) != CT_OK) {
+    if (need_log_key(c) != CT_OK) { /* checkpoints are still signed */
         ct_log(CT_LOG_WARN, "no_log_signer", "msg=%s", CT_LOGQ(ct_err_detail()));
-        return CT_OK;
+        if (!c->note_key) return CT_OK;
     }
     ca_log *l = calloc(1, sizeof *l);
     CT_ENSURE_RET(l, CT_ERR_NOMEM);
@@ -323,6 +433,149 @@ ct_err ca_log_verify(ca *c, db_log_report *report)
     return db_log_verify(c->db, s->cert_der.len ? check_signature : NULL, (void *)&s->cert_der, report);
 }
 
+/* ---- audit verify --checkpoint ---- */
+
+/* The database's newest checkpoint, verified with the same key: the other end of the consistency proof. */
+static ct_err newest_checkpoint(ca *c, const ct_note_verifier *v, ct_checkpoint *out)
+{
+    ct_buf note = CT_BUF_INIT;
+    ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, &note);
+    if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_INTEGRITY, "the database holds no checkpoint");
+    if (rc == CT_OK) {
+        rc = ct_checkpoint_open(note.data, note.len, v, out);
+        if (rc != CT_OK) rc = ct_fail(CT_ERR_INTEGRITY, "the database's newest checkpoint: %s", ct_err_detail());
+    }
+    ct_buf_free(&note);
+    return rc;
+}
+
+/* Whether the database holds what checkpoint `cp` signed: its audit entry and its tree as the log's prefix.
+ * CT_ERR_INTEGRITY with the contradiction (not naming the checkpoint). */
+static ct_err prefix_holds(ca *c, const ct_checkpoint *cp)
+{
+    uint8_t hash[32], root[CT_MERKLE_HASH_LEN];
+    uint64_t size = 0;
+    CT_ENSURE_RET(cp->has_audit, ct_fail(CT_ERR_BAD_REQUEST, "it has no camtrust-audit line: not a camtrust checkpoint"));
+    if (cp->audit_entries > 0) {
+        ct_err rc = db_log_audit_hash(c->db, cp->audit_entries, hash);
+        CT_ENSURE_RET(rc != CT_ERR_NOT_FOUND,
+                      ct_fail(CT_ERR_INTEGRITY, "the audit chain has no entry %llu (truncated or rolled back)",
+                              (unsigned long long)cp->audit_entries));
+        CT_GUARD_RET(rc);
+        CT_ENSURE_RET(memcmp(hash, cp->audit_hash, sizeof hash) == 0,
+                      ct_fail(CT_ERR_INTEGRITY, "audit entry %llu is not the one it signed (edited or forked)",
+                              (unsigned long long)cp->audit_entries));
+    }
+    CT_GUARD_RET(db_log_size(c->db, &size));
+    CT_ENSURE_RET(size >= cp->size, ct_fail(CT_ERR_INTEGRITY, "the log has %llu of its %llu leaves (truncated or rolled back)",
+                                            (unsigned long long)size, (unsigned long long)cp->size));
+    CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTEGRITY);
+    ct_err rc = ct_merkle_cache_root(&c->proofs->cache, cp->size, root);
+    pthread_mutex_unlock(&c->proofs->mu);
+    CT_GUARD_RET(rc);
+    CT_ENSURE_RET(memcmp(root, cp->root, sizeof root) == 0,
+                  ct_fail(CT_ERR_INTEGRITY, "the log's first %llu leaves have another root (edited or forked)",
+                          (unsigned long long)cp->size));
+    return CT_OK;
+}
+
+/* Whether the database extends checkpoint `cp`: what it signed is there, and the newest kept checkpoint is
+ * consistent with it. */
+static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
+{
+    uint64_t size = 0;
+    ct_checkpoint newest;
+    ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
+    size_t n = 0;
+    CT_GUARD_RET(prefix_holds(c, cp));
+    CT_GUARD_RET(db_log_size(c->db, &size));
+    CT_GUARD_RET(newest_checkpoint(c, v, &newest));
+    CT_ENSURE_RET(newest.size >= cp->size && newest.audit_entries >= cp->audit_entries,
+                  ct_fail(CT_ERR_INTEGRITY, "the database's newest checkpoint (size %llu, audit entries %llu) is older "
+                                            "(rolled back)", (unsigned long long)newest.size,
+                          (unsigned long long)newest.audit_entries));
+    CT_ENSURE_RET(newest.size <= size, ct_fail(CT_ERR_INTEGRITY, "the database's newest checkpoint (size %llu) is larger "
+                                                                 "than the log (truncated)", (unsigned long long)newest.size));
+    if (cp->size == 0) return CT_OK; /* the empty tree is a prefix of every tree */
+    CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTEGRITY);
+    ct_err rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, cp->size, newest.size, proof, &n);
+    pthread_mutex_unlock(&c->proofs->mu);
+    CT_GUARD_RET(rc);
+    CT_ENSURE_RET(ct_merkle_verify_consistency(cp->size, cp->root, newest.size, newest.root, proof, n),
+                  ct_fail(CT_ERR_INTEGRITY, "not consistent with the database's newest checkpoint (size %llu): forked",
+                          (unsigned long long)newest.size));
+    return CT_OK;
+}
+
+ct_err ca_log_checkpoints_verify(ca *c, int64_t *count)
+{
+    ct_err rc = CT_OK;
+    ct_buf note = CT_BUF_INIT;
+    int64_t id = 0;
+    uint64_t prev_size = 0, prev_audit = 0;
+    char why[256];
+    *count = 0;
+    CT_ENSURE_MSG(c->note_key, CT_ERR_CONFIG, "no checkpoint key");
+    for (;;) {
+        ct_checkpoint cp = {0};
+        uint64_t row_size = 0; /* as recorded beside the note: named even when the note does not open */
+        ct_buf_free(&note);
+        rc = db_log_checkpoint_next(c->db, id, &id, &row_size, &note);
+        if (rc == CT_ERR_NOT_FOUND) break;
+        CT_GUARD(rc);
+        rc = ct_checkpoint_open(note.data, note.len, &c->note_vkey, &cp);
+        if (rc == CT_OK) rc = prefix_holds(c, &cp);
+        if (rc == CT_OK && (cp.size < prev_size || cp.audit_entries < prev_audit))
+            rc = ct_fail(CT_ERR_INTEGRITY, "it goes back (the one before: size %llu, audit entries %llu)",
+                         (unsigned long long)prev_size, (unsigned long long)prev_audit);
+        if (rc != CT_OK) { /* a kept checkpoint that is malformed or forged is the database's fault too */
+            ct_err failed = rc == CT_ERR_BAD_REQUEST ? CT_ERR_INTEGRITY : rc;
+            CT_GUARD(ct_strlcpy(why, sizeof why, *ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+            rc = ct_fail(failed, "checkpoint %lld (size %llu): %s", (long long)id, (unsigned long long)row_size, why);
+            goto cleanup;
+        }
+        prev_size = cp.size;
+        prev_audit = cp.audit_entries;
+        (*count)++;
+    }
+    rc = CT_OK;
+cleanup:
+    ct_buf_free(&note);
+    return rc;
+}
+
+ct_err ca_log_checkpoint_check(ca *c, const char *path, const char *vkey_path, ca_checkpoint_info *info)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT, vfile = CT_BUF_INIT;
+    char vpath[CA_PATH_MAX], why[256] = "";
+    ct_note_verifier v;
+    ct_checkpoint cp = {0};
+    memset(info, 0, sizeof *info);
+    if (!vkey_path) {
+        CT_GUARD(ct_path_join(vpath, sizeof vpath, c->cfg.dir, CA_LOG_VKEY_FILE));
+        vkey_path = vpath;
+    }
+    CT_GUARD(ct_file_read(vkey_path, CT_NOTE_VKEY_MAX + 2, &vfile));
+    rc = ct_note_verifier_parse((const char *)vfile.data, vfile.len, &v);
+    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s: %s", vkey_path, ct_err_detail());
+    CT_GUARD(ct_file_read(path, CT_NOTE_MAX, &file));
+    rc = ct_checkpoint_open(file.data, file.len, &v, &cp);
+    if (rc == CT_OK) rc = extends(c, &v, &cp);
+    if (rc != CT_OK) { /* named, so that the reason says which kept checkpoint the database contradicts */
+        ct_err failed = rc;
+        CT_GUARD(ct_strlcpy(why, sizeof why, *ct_err_detail() ? ct_err_detail() : ct_err_message(failed)));
+        rc = ct_fail(failed, "checkpoint %s (size %llu, audit entries %llu): %s", path, (unsigned long long)cp.size,
+                     (unsigned long long)cp.audit_entries, why);
+        goto cleanup;
+    }
+    *info = (ca_checkpoint_info){cp.size, cp.audit_entries, cp.time_ms};
+cleanup:
+    ct_buf_free(&file);
+    ct_buf_free(&vfile);
+    return rc;
+}
+
 /* ---- HTTP: GET /log/sth, /log/proof/inclusion, /log/proof/consistency (public: the answers are signed or
  * checkable against what is) ---- */
 
@@ -391,6 +644,15 @@ static ct_err answer_sth(ca *c, ca_http_answer *ans)
     return ct_snprintf(ans->reason, sizeof ans->reason, "sth size=%llu", (unsigned long long)sth.head.tree_size);
 }
 
+static ct_err answer_checkpoint(ca *c, ca_http_answer *ans)
+{
+    ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, &ans->body);
+    if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNAVAILABLE, "no checkpoint has been signed yet");
+    CT_GUARD_RET(rc);
+    ans->content_type = "text/plain; charset=utf-8";
+    return ct_snprintf(ans->reason, sizeof ans->reason, "checkpoint");
+}
+
 static ct_err answer_inclusion(ca *c, const ca_http_request *rq, ca_http_answer *ans)
 {
     ct_err rc = CT_OK;
@@ -452,12 +714,15 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     memset(ans, 0, sizeof *ans);
     ct_err_clear();
     bool sth = strcmp(rq->path, "/log/sth") == 0, inc = strcmp(rq->path, "/log/proof/inclusion") == 0,
-         cons = strcmp(rq->path, "/log/proof/consistency") == 0;
-    CT_ENSURE_MSG(sth || inc || cons, CT_ERR_NOT_FOUND, "no such resource");
+         cons = strcmp(rq->path, "/log/proof/consistency") == 0, ckpt = strcmp(rq->path, "/log/checkpoint") == 0;
+    CT_ENSURE_MSG(sth || inc || cons || ckpt, CT_ERR_NOT_FOUND, "no such resource");
     CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "%s takes GET", rq->path);
-    CT_GUARD(sth ? answer_sth(c, ans) : inc ? answer_inclusion(c, rq, ans) : answer_consistency(c, rq, ans));
-    ans->status = 200;
     ans->content_type = "application/json";
+    CT_GUARD(ckpt ? answer_checkpoint(c, ans)
+             : sth ? answer_sth(c, ans)
+             : inc ? answer_inclusion(c, rq, ans)
+                   : answer_consistency(c, rq, ans));
+    ans->status = 200;
 cleanup:
     if (rc != CT_OK) ca_http_error(ans, rc);
     return rc;

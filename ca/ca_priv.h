@@ -4,6 +4,7 @@
 
 #include <time.h>
 
+#include "../common/note/note.h"
 #include "../common/pki/pki.h"
 #include "../hsm/hsm.h"
 #include "ca.h"
@@ -50,6 +51,8 @@ typedef struct {
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
+    char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
+    char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
 } ca_settings;
 
 /* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
@@ -83,6 +86,8 @@ struct ca {
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
     ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
     ca_tiles *tiles;                  /* the issuance log's kept tile hashes (ca_tiles.c) */
+    hsm_eddsa_key *note_key;          /* signs checkpoints (ca_log.c); NULL only while a CA is being opened */
+    ct_note_verifier note_vkey;       /* its verifier: log.origin and the key's public half */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -199,7 +204,13 @@ CT_MUST_CHECK ct_err ca_proofs_open(ca *c);
 void ca_proofs_close(ca *c);
 /* A certificate was issued (and logged): a tree head will follow. */
 void ca_log_issued(ca *c);
-/* GET /log/sth, /log/proof/inclusion?serial=HEX[&tree_size=N], /log/proof/consistency?first=M&second=N. */
+/* The checkpoint key (key.log_note, Ed25519 in the token) and DIR/log.vkey, its verifier key. The default key is
+ * generated when absent (at init, and at the first open of a CA folder made before checkpoints: audited as
+ * "log.note_key" when c->db is open) and log.vkey written; a log.vkey that names another key, or a key gone while log.vkey remains, is CT_ERR_CONFIG. */
+#define CA_LOG_VKEY_FILE "log.vkey"
+CT_MUST_CHECK ct_err ca_log_note_key_open(ca *c);
+/* GET /log/sth, /log/checkpoint, /log/proof/inclusion?serial=HEX[&tree_size=N],
+ * /log/proof/consistency?first=M&second=N. */
 ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- the issuance log as C2SP tlog-tiles (ca_tiles.c) ---- */

@@ -19,8 +19,11 @@ static const char usage[] =
     "  order list | order close ID\n"
     "  order reprovision --station N --model M --serial SN\n"
     "                                           allow a revoked device serial to be issued once more\n"
-    "  audit verify                             check the hash-chained audit log and the issuance log (leaves\n"
-    "                                           against certificates, every tree head's root and signature)\n"
+    "  audit verify [--checkpoint F ...] [--vkey F]\n"
+    "                                           check the hash-chained audit log and the issuance log (leaves\n"
+    "                                           against certificates, every tree head's root and signature), and\n"
+    "                                           that the database extends each kept checkpoint F (signature by\n"
+    "                                           DIR/log.vkey or --vkey; audit entry, tree prefix, consistency)\n"
     "  audit search [--device-serial S] [--cert-serial HEX] [--station N] [--order ID] [--model M]\n"
     "               [--from T] [--to T] [--status valid|superseded|revoked] [--limit N] [--offset N]\n"
     "               [--format table|csv|json]     find certificates (T: YYYY-MM-DD, ...THH:MM:SSZ or Unix time)\n"
@@ -37,7 +40,8 @@ static const char usage[] =
     "                                           the operations issuing CA (revoked viewers, stations, officers)\n"
     "  renew tls|ocsp|log                       re-certify the server's, the OCSP responder's or the log signer's\n"
     "                                           key for a fresh validity (restart the server to use it)\n"
-    "  log sth                                  sign a tree head of the issuance log now\n"
+    "  log sth                                  sign a tree head and a checkpoint of the issuance log now\n"
+    "  log checkpoint [--out F]                 print (or save) the newest checkpoint (signing one if none)\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
     "                                           check a proof offline (no --dir needed)\n"
@@ -46,7 +50,9 @@ static const char usage[] =
 typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
-    const char *serial, *proof, *log_cert;
+    const char *serial, *proof, *log_cert, *vkey;
+    const char *checkpoints[16]; /* --checkpoint, repeatable */
+    int ncheckpoints;
     const char *words[4]; /* positional words after the options are removed */
     int nwords;
 } cli_args;
@@ -69,7 +75,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--limit", offsetof(cli_args, limit)},     {"--offset", offsetof(cli_args, offset)},
         {"--format", offsetof(cli_args, format)},
         {"--serial", offsetof(cli_args, serial)},   {"--proof", offsetof(cli_args, proof)},
-        {"--log-cert", offsetof(cli_args, log_cert)},
+        {"--log-cert", offsetof(cli_args, log_cert)}, {"--vkey", offsetof(cli_args, vkey)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -84,6 +90,14 @@ static int parse_args(int argc, char **argv, cli_args *a)
             matched = true;
         }
         if (matched) continue;
+        if (strcmp(argv[i], "--checkpoint") == 0) {
+            if (i + 1 >= argc || a->ncheckpoints == 16) {
+                fprintf(stderr, "camtrust-ca: --checkpoint needs a value (at most 16 of them)\n");
+                return -1;
+            }
+            a->checkpoints[a->ncheckpoints++] = argv[++i];
+            continue;
+        }
         if (strncmp(argv[i], "--", 2) == 0 || a->nwords == 4) {
             fprintf(stderr, "camtrust-ca: unexpected '%s'\n", argv[i]);
             return -1;
@@ -139,8 +153,8 @@ static ct_err audit_read(ca *c, const cli_args *a, bool search)
     return rc;
 }
 
-/* audit verify: the audit chain, then the issuance log. */
-static ct_err audit_verify(ca *c)
+/* audit verify: the audit chain, then the issuance log, then each kept checkpoint. */
+static ct_err audit_verify(ca *c, const cli_args *a)
 {
     db_audit_report report;
     db_log_report log;
@@ -153,7 +167,34 @@ static ct_err audit_verify(ca *c)
     CT_GUARD_RET(rc);
     printf("issuance log intact: %lld leaves, %lld tree heads verified\n", (long long)log.leaves,
            (long long)log.tree_heads);
+    int64_t kept = 0;
+    rc = ca_log_checkpoints_verify(c, &kept);
+    if (rc == CT_ERR_INTEGRITY) printf("checkpoints BROKEN: %s\n", ct_err_detail());
+    CT_GUARD_RET(rc);
+    printf("checkpoints intact: %lld verified with log.vkey\n", (long long)kept);
+    for (int i = 0; i < a->ncheckpoints; i++) {
+        ca_checkpoint_info info;
+        rc = ca_log_checkpoint_check(c, a->checkpoints[i], a->vkey, &info);
+        if (rc == CT_ERR_INTEGRITY) printf("checkpoint CONTRADICTED: %s\n", ct_err_detail());
+        CT_GUARD_RET(rc);
+        printf("checkpoint %s extended: size %llu, audit entries %llu, signed at %llu\n", a->checkpoints[i],
+               (unsigned long long)info.tree_size, (unsigned long long)info.audit_entries,
+               (unsigned long long)info.time_ms);
+    }
     return CT_OK;
+}
+
+/* log checkpoint [--out F] */
+static ct_err log_checkpoint(ca *c, const cli_args *a)
+{
+    ct_buf note = CT_BUF_INIT;
+    ct_err rc = ca_log_checkpoint(c, "cli", &note);
+    if (rc == CT_OK && a->out) rc = ct_file_write_atomic(a->out, note.data, note.len, 0644);
+    else if (rc == CT_OK && fwrite(note.data, 1, note.len, stdout) != note.len)
+        rc = ct_fail(CT_ERR_IO, "cannot write the output");
+    if (rc == CT_OK && a->out) printf("checkpoint written: %s\n", a->out);
+    ct_buf_free(&note);
+    return rc;
 }
 
 /* log sth | log proof --serial HEX --out FILE */
@@ -190,6 +231,19 @@ static int verify_proof(const cli_args *a)
     printf("proof valid: certificate %s (%s) is leaf %llu of the tree of %llu leaves signed at %llu\n",
            info.cert_serial, info.subject_serial, (unsigned long long)info.leaf_index,
            (unsigned long long)info.tree_size, (unsigned long long)info.timestamp_ms);
+    return 0;
+}
+
+/* The checkpoint verifier key init wrote, for the operator to hand to whoever keeps checkpoints. */
+static int print_vkey(const char *dir)
+{
+    char path[1024];
+    ct_buf vkey = CT_BUF_INIT;
+    ct_err rc = ct_path_join(path, sizeof path, dir, "log.vkey");
+    if (rc == CT_OK) rc = ct_file_read(path, 1024, &vkey);
+    if (rc != CT_OK) return fail(rc);
+    printf("checkpoint verifier key (log.vkey): %.*s", (int)vkey.len, (const char *)vkey.data);
+    ct_buf_free(&vkey);
     return 0;
 }
 
@@ -255,7 +309,9 @@ static int run(ca *c, const cli_args *a)
     } else if (is(a, "audit", "search", 2) || is(a, "audit", "report", 2)) {
         rc = audit_read(c, a, strcmp(a->words[1], "search") == 0);
     } else if (is(a, "audit", "verify", 2)) {
-        rc = audit_verify(c);
+        rc = audit_verify(c, a);
+    } else if (is(a, "log", "checkpoint", 2)) {
+        rc = log_checkpoint(c, a);
     } else if (is(a, "log", "sth", 2) || is(a, "log", "proof", 2)) {
         rc = log_command(c, a);
     } else {
@@ -282,7 +338,7 @@ int main(int argc, char **argv)
         ct_err rc = ca_init(a.dir);
         if (rc != CT_OK) return fail(rc);
         printf("CA created in %s: root.pem, chain.pem, ops-root.pem, %s\n", a.dir, CA_CONFIG_FILE);
-        return 0;
+        return print_vkey(a.dir);
     }
     ca *c = NULL;
     ct_err rc = ca_open(a.dir, &c);

@@ -156,6 +156,18 @@ static const char *const k_migrations[] = {
     "    WHERE device_serial = NEW.device_serial COLLATE NOCASE AND device_serial <> NEW.device_serial"
     "    AND profile NOT IN ('viewer', 'station', 'officer'))"
     "  BEGIN SELECT RAISE(ABORT, 'device serial differs only by case from an issued one'); END;",
+
+    /* 8: the issuance log's checkpoints (C2SP signed notes, Ed25519 in the token), kept whole as signed, with
+     * what they bind: tree size and the audit chain's length. Append-only like the tree heads. */
+    "CREATE TABLE log_checkpoints ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tree_size INTEGER NOT NULL CHECK (tree_size >= 0),"
+    "  audit_entries INTEGER NOT NULL CHECK (audit_entries >= 0),"
+    "  note TEXT NOT NULL);"
+    "CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
 };
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 

@@ -1,7 +1,8 @@
 /* db log: the issuance log. Every certificate the CA records is appended, in the same transaction as its row and
  * its audit event, as the next leaf of an RFC 9162 Merkle tree (leaf = the certificate's DER; leaf index =
- * append order from 0). Signed tree heads (signed by the CA in its token) are stored beside it, audited.
- * Tables log_leaves and log_tree_heads refuse UPDATE and DELETE through SQL; db_log_verify catches the rest. */
+ * append order from 0). Signed tree heads and checkpoints (signed by the CA in its token) are stored beside it,
+ * audited. Tables log_leaves, log_tree_heads and log_checkpoints refuse UPDATE and DELETE through SQL;
+ * db_log_verify (and the CA's checkpoint checks) catch the rest. */
 #ifndef CAMTRUST_DB_LOG_H
 #define CAMTRUST_DB_LOG_H
 
@@ -54,5 +55,22 @@ typedef struct {
  * first divergence (leaves before tree heads) in the report and as the error detail.
  * O(leaves + tree heads x log leaves). */
 CT_MUST_CHECK ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_report *report);
+
+/* ---- checkpoints (C2SP signed notes over the tree and the audit chain; ca/ca_log.c signs them) ---- */
+#define DB_CHECKPOINT_MAX 8192 /* bytes of a stored note */
+/* The audit chain's newest entry: its number (= how many there are) and hash; 0 and zeros when empty. */
+CT_MUST_CHECK ct_err db_log_audit_head(ct_db *db, uint64_t *entries, uint8_t hash[32]);
+/* The hash of audit entry number `seq`; CT_ERR_NOT_FOUND (no detail) when there is none. */
+CT_MUST_CHECK ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32]);
+/* Records a signed checkpoint with its audit event ("log.checkpoint"), in one transaction. Refuses
+ * (CT_ERR_USAGE) a tree size beyond the log's or smaller than the previous checkpoint's. *id may be NULL. */
+CT_MUST_CHECK ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entries, const char *note,
+                                           const char *actor, int64_t *id);
+/* The newest checkpoint's note (allocated into `note`, NUL-terminated, len without it) and its tree size;
+ * CT_ERR_NOT_FOUND (no detail) when none was signed yet. id and tree_size may be NULL. */
+CT_MUST_CHECK ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_buf *note);
+/* The first checkpoint recorded after checkpoint `after` (0: the first of all), as db_log_checkpoint_latest; for
+ * walking them all without holding the database. CT_ERR_NOT_FOUND (no detail) past the last. */
+CT_MUST_CHECK ct_err db_log_checkpoint_next(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note);
 
 #endif

@@ -36,6 +36,12 @@ static const char k_verify_unlogged[] =
     " (SELECT 1 FROM log_leaves l WHERE l.cert_serial_hex = c.cert_serial_hex)"
     " AND c.profile NOT IN " DB_OPERATOR_PROFILES " ORDER BY c.rowid LIMIT 1";
 
+static const char k_audit_head[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+static const char k_audit_at[] = "SELECT seq, hash FROM audit WHERE seq = ?";
+static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?)";
+static const char k_ckpt_latest[] = "SELECT id, tree_size, note FROM log_checkpoints ORDER BY id DESC LIMIT 1";
+static const char k_ckpt_next[] = "SELECT id, tree_size, note FROM log_checkpoints WHERE id > ? ORDER BY id LIMIT 1";
+
 /* ct_leaf_hash(der): the SQL function the log's migration uses to log the certificates recorded before it. */
 static void leaf_hash_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -440,3 +446,132 @@ ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_repo
     free(v.roots);
     return rc;
 }
+
+/* ---- checkpoints ---- */
+
+struct audit_ctx {
+    uint64_t seq;
+    uint8_t *hash;
+};
+
+/* Audit entry number c->seq, or the newest when c->seq is 0 (0 and zeros for an empty chain). */
+static ct_err audit_entry_fn(ct_db *db, void *vctx)
+{
+    struct audit_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false, newest = c->seq == 0;
+    CT_GUARD_RET(newest ? db_prepare(db, k_audit_head, &st, "") : db_prepare(db, k_audit_at, &st, "i", (int64_t)c->seq));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) {
+        memset(c->hash, 0, 32);
+        return newest ? CT_OK : CT_ERR_NOT_FOUND;
+    }
+    c->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    return db_col_hash(st, 1, c->hash);
+}
+
+ct_err db_log_audit_head(ct_db *db, uint64_t *entries, uint8_t hash[32])
+{
+    CT_ENSURE_RET(db && entries && hash, ct_fail(CT_ERR_ARG, "db_log_audit_head: missing argument"));
+    struct audit_ctx c = {.hash = hash};
+    CT_GUARD_RET(db_call(db, false, audit_entry_fn, &c));
+    *entries = c.seq;
+    return CT_OK;
+}
+
+ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32])
+{
+    CT_ENSURE_RET(db && hash && seq >= 1 && seq <= INT64_MAX, ct_fail(CT_ERR_ARG, "db_log_audit_hash: bad argument"));
+    struct audit_ctx c = {.seq = seq, .hash = hash};
+    return db_call(db, false, audit_entry_fn, &c);
+}
+
+struct ckpt_ctx {
+    uint64_t tree_size, audit_entries;
+    const char *note, *actor;
+    int64_t id, after; /* after >= 0: the next one after it, not the newest */
+    ct_buf *out;
+};
+
+static ct_err ckpt_latest_fn(ct_db *db, void *vctx)
+{
+    struct ckpt_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(c->after >= 0 ? db_prepare(db, k_ckpt_next, &st, "i", c->after) : db_prepare(db, k_ckpt_latest, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_ERR_NOT_FOUND;
+    c->id = sqlite3_column_int64(st, 0);
+    c->tree_size = (uint64_t)sqlite3_column_int64(st, 1);
+    if (!c->out) return CT_OK;
+    const unsigned char *note = sqlite3_column_text(st, 2);
+    size_t n = (size_t)sqlite3_column_bytes(st, 2);
+    CT_ENSURE_RET(note && n > 0 && n < DB_CHECKPOINT_MAX, ct_fail(CT_ERR_DB, "checkpoint %lld: %zu bytes of note",
+                                                                   (long long)c->id, n));
+    CT_GUARD_RET(ct_buf_alloc(c->out, n + 1));
+    CT_GUARD_RET(ct_buf_set(c->out, note, n));
+    const char *s = NULL;
+    return ct_buf_cstr(c->out, &s);
+}
+
+static ct_err checkpoint_get(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note)
+{
+    CT_ENSURE_RET(db && note, ct_fail(CT_ERR_ARG, "db_log_checkpoint: missing argument"));
+    struct ckpt_ctx c = {.out = note, .after = after};
+    ct_err rc = db_call(db, false, ckpt_latest_fn, &c);
+    if (rc != CT_OK) {
+        ct_buf_free(note);
+        return rc;
+    }
+    if (id) *id = c.id;
+    if (tree_size) *tree_size = c.tree_size;
+    return CT_OK;
+}
+
+ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *tree_size, ct_buf *note)
+{
+    return checkpoint_get(db, -1, id, tree_size, note);
+}
+
+ct_err db_log_checkpoint_next(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note)
+{
+    return checkpoint_get(db, after < 0 ? 0 : after, id, tree_size, note);
+}
+
+static ct_err ckpt_add_tx(ct_db *db, void *vctx)
+{
+    struct ckpt_ctx *c = vctx;
+    uint64_t size = 0;
+    CT_GUARD_RET(size_fn(db, &size));
+    CT_ENSURE_RET(c->tree_size <= size, ct_fail(CT_ERR_USAGE, "checkpoint of %llu leaves: the log has %llu",
+                                                (unsigned long long)c->tree_size, (unsigned long long)size));
+    struct ckpt_ctx last = {.after = -1};
+    ct_err rc = ckpt_latest_fn(db, &last);
+    if (rc == CT_OK)
+        CT_ENSURE_RET(c->tree_size >= last.tree_size,
+                      ct_fail(CT_ERR_USAGE, "a checkpoint must not go back (checkpoint %lld: size %llu)",
+                              (long long)last.id, (unsigned long long)last.tree_size));
+    else if (rc != CT_ERR_NOT_FOUND)
+        return rc;
+    CT_GUARD_RET(db_exec(db, k_ckpt_insert, NULL, "iit", (int64_t)c->tree_size, (int64_t)c->audit_entries, c->note));
+    c->id = sqlite3_last_insert_rowid(db->h);
+    char subject[48], detail[96];
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "checkpoint %lld", (long long)c->id));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "size=%llu audit_entries=%llu", (unsigned long long)c->tree_size,
+                             (unsigned long long)c->audit_entries));
+    return db_audit_append_tx(db, c->actor, "log.checkpoint", subject, "ok", detail);
+}
+
+ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entries, const char *note,
+                             const char *actor, int64_t *id)
+{
+    CT_ENSURE_RET(db && note && tree_size <= INT64_MAX && audit_entries <= INT64_MAX,
+                  ct_fail(CT_ERR_ARG, "db_log_checkpoint_add: bad argument"));
+    CT_GUARD_RET(db_check_str("checkpoint", note, DB_CHECKPOINT_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct ckpt_ctx c = {.tree_size = tree_size, .audit_entries = audit_entries, .note = note, .actor = actor};
+    CT_GUARD_RET(db_call(db, true, ckpt_add_tx, &c));
+    if (id) *id = c.id;
+    return CT_OK;
+}
+

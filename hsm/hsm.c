@@ -323,7 +323,7 @@ void hsm_close(hsm *h)
     free(h);
 }
 
-static CK_SESSION_HANDLE session_get(hsm *h)
+CK_SESSION_HANDLE hsm_session_get(hsm *h)
 {
     pthread_mutex_lock(&h->pool_lock);
     while (h->n_idle == 0) pthread_cond_wait(&h->pool_cond, &h->pool_lock);
@@ -332,7 +332,7 @@ static CK_SESSION_HANDLE session_get(hsm *h)
     return s;
 }
 
-static void session_put(hsm *h, CK_SESSION_HANDLE s)
+void hsm_session_put(hsm *h, CK_SESSION_HANDLE s)
 {
     pthread_mutex_lock(&h->pool_lock);
     h->idle[h->n_idle++] = s;
@@ -342,8 +342,8 @@ static void session_put(hsm *h, CK_SESSION_HANDLE s)
 
 /* ---------------- objects ---------------- */
 
-static ct_err objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *found,
-                           CK_ULONG max, CK_ULONG *count)
+ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *found,
+                        CK_ULONG max, CK_ULONG *count)
 {
     ct_err rc = CT_OK;
     *count = 0;
@@ -413,7 +413,7 @@ static ct_err key_load(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, hsm_k
     CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, k->id, (CK_ULONG)k->id_len}};
     if (k->id_len == 0) tmpl[1] = (CK_ATTRIBUTE){CKA_LABEL, k->label, (CK_ULONG)strlen(k->label)};
     CK_ULONG count = 0;
-    CT_GUARD(objects_find(h, s, tmpl, 2, &k->pub, 1, &count));
+    CT_GUARD(hsm_objects_find(h, s, tmpl, 2, &k->pub, 1, &count));
     CT_ENSURE_MSG(count == 1, CT_ERR_HSM_NO_KEY, "key '%s' has no public key object", k->label);
     CT_GUARD(attr_get(h, s, k->pub, CKA_EC_POINT, buf, sizeof buf, &n));
     CT_GUARD(point_parse(buf, n, k->type, k->point, &k->point_len));
@@ -425,27 +425,25 @@ cleanup:
     return rc;
 }
 
-/* The private EC key objects matching label and/or id (either may be absent). */
-static ct_err private_find(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
-                           CK_OBJECT_HANDLE found[2], CK_ULONG *count)
+ct_err hsm_private_find(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *label, const uint8_t *id,
+                        size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count)
 {
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE kt = CKK_EC;
     CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
     CK_ULONG n = 2;
     if (label) tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)};
     if (id_len) tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, (CK_ULONG)id_len};
-    return objects_find(h, s, tmpl, n, found, 2, count);
+    return hsm_objects_find(h, s, tmpl, n, found, 2, count);
 }
 
 /* Whether any object (of any class) carries this attribute value. */
-static ct_err object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type, const void *v, size_t n,
-                            bool *exists)
+ct_err hsm_object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type, const void *v, size_t n,
+                         bool *exists)
 {
     CK_ATTRIBUTE a = {type, (void *)v, (CK_ULONG)n};
     CK_OBJECT_HANDLE o;
     CK_ULONG count = 0;
-    CT_GUARD_RET(objects_find(h, s, &a, 1, &o, 1, &count));
+    CT_GUARD_RET(hsm_objects_find(h, s, &a, 1, &o, 1, &count));
     *exists = count > 0;
     return CT_OK;
 }
@@ -468,11 +466,11 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
     CT_ENSURE_MSG(type == HSM_EC_P256 || type == HSM_EC_P384, CT_ERR_WEAK_KEY, "unsupported key type %d",
                   (int)type);
-    s = session_get(h);
+    s = hsm_session_get(h);
     bool exists = false;
-    CT_GUARD(object_exists(h, s, CKA_LABEL, label, label_len, &exists));
+    CT_GUARD(hsm_object_exists(h, s, CKA_LABEL, label, label_len, &exists));
     CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
-    CT_GUARD(object_exists(h, s, CKA_ID, id, id_len, &exists));
+    CT_GUARD(hsm_object_exists(h, s, CKA_ID, id, id_len, &exists));
     CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object with this id exists already");
 
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
@@ -500,7 +498,7 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     /* A module that silently made a session object would lose the key: check it is in the token. */
     CK_OBJECT_HANDLE found[2];
     CK_ULONG count = 0;
-    CT_GUARD(private_find(h, s, label, id, id_len, found, &count));
+    CT_GUARD(hsm_private_find(h, s, CKK_EC, label, id, id_len, found, &count));
     CK_BBOOL on_token = CK_FALSE;
     size_t n = 0;
     CT_ENSURE_MSG(count == 1 && found[0] == priv, CT_ERR_HSM, "generated key '%s' not found in the token", label);
@@ -508,7 +506,7 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     CT_ENSURE_MSG(on_token == CK_TRUE, CT_ERR_HSM, "generated key '%s' is not a token object", label);
     CT_GUARD(key_load(h, s, priv, out));
 cleanup:
-    if (s != CK_INVALID_HANDLE) session_put(h, s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     return rc;
 }
 
@@ -523,7 +521,7 @@ static ct_err sign_off(hsm_key *k)
 {
     ct_err rc = CT_OK;
     hsm *h = k->h;
-    CK_SESSION_HANDLE s = session_get(h);
+    CK_SESSION_HANDLE s = hsm_session_get(h);
     CK_BBOOL no = CK_FALSE, now = CK_TRUE;
     size_t n = 0;
     CK_ATTRIBUTE a = {CKA_SIGN, &no, sizeof no};
@@ -531,7 +529,7 @@ static ct_err sign_off(hsm_key *k)
     CT_GUARD(attr_get(h, s, k->priv, CKA_SIGN, &now, sizeof now, &n));
     CT_ENSURE_MSG(now == CK_FALSE, CT_ERR_HSM, "key '%s' still signs after CKA_SIGN was set false", k->label);
 cleanup:
-    session_put(h, s);
+    hsm_session_put(h, s);
     return rc;
 }
 
@@ -632,33 +630,51 @@ static ct_err uri_parse(const char *uri, hsm_uri *u)
     return CT_OK;
 }
 
+/* A key named by RFC 7512 URI (its token=, if any, must be the open token's) or by bare label. */
+static ct_err key_name_parse(const hsm *h, const char *uri_or_label, hsm_uri *u)
+{
+    CT_ENSURE_RET(strnlen(uri_or_label, HSM_URI_MAX) < HSM_URI_MAX, ct_fail(CT_ERR_ARG, "key URI too long"));
+    if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
+        CT_GUARD_RET(uri_parse(uri_or_label, u));
+        CT_ENSURE_RET(!u->has_token || strcmp(u->token, h->token_label) == 0,
+                      ct_fail(CT_ERR_HSM_NO_TOKEN, "URI names token '%s', the open token is '%s'", u->token,
+                              h->token_label));
+        return CT_OK;
+    }
+    memset(u, 0, sizeof *u);
+    CT_GUARD_RET(ct_strlcpy(u->object, sizeof u->object, uri_or_label));
+    CT_ENSURE_RET(u->object[0], ct_fail(CT_ERR_ARG, "empty key label"));
+    u->has_object = true;
+    return CT_OK;
+}
+
+ct_err hsm_private_find_named(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *uri_or_label,
+                              CK_OBJECT_HANDLE *out)
+{
+    hsm_uri u;
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CT_GUARD_RET(key_name_parse(h, uri_or_label, &u));
+    CT_GUARD_RET(hsm_private_find(h, s, kt, u.has_object ? u.object : NULL, u.id, u.id_len, found, &count));
+    CT_ENSURE_RET(count > 0, ct_fail(CT_ERR_HSM_NO_KEY, "no private %s key '%s' in token '%s'",
+                                     kt == CKK_EC ? "EC" : "Ed25519", u.object, h->token_label));
+    CT_ENSURE_RET(count == 1, ct_fail(CT_ERR_HSM, "key '%s' is ambiguous in token '%s'", u.object, h->token_label));
+    *out = found[0];
+    return CT_OK;
+}
+
 ct_err hsm_key_find(hsm *h, const char *uri_or_label, hsm_key **out)
 {
     ct_err rc = CT_OK;
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    hsm_uri u;
+    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
     CT_ENSURE(h && uri_or_label && out, CT_ERR_ARG);
     *out = NULL;
-    CT_ENSURE_MSG(strnlen(uri_or_label, HSM_URI_MAX) < HSM_URI_MAX, CT_ERR_ARG, "key URI too long");
-    if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
-        CT_GUARD(uri_parse(uri_or_label, &u));
-        CT_ENSURE_MSG(!u.has_token || strcmp(u.token, h->token_label) == 0, CT_ERR_HSM_NO_TOKEN,
-                      "URI names token '%s', the open token is '%s'", u.token, h->token_label);
-    } else {
-        memset(&u, 0, sizeof u);
-        CT_GUARD(ct_strlcpy(u.object, sizeof u.object, uri_or_label));
-        CT_ENSURE_MSG(u.object[0], CT_ERR_ARG, "empty key label");
-        u.has_object = true;
-    }
-    s = session_get(h);
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CT_GUARD(private_find(h, s, u.has_object ? u.object : NULL, u.id, u.id_len, found, &count));
-    CT_ENSURE_MSG(count > 0, CT_ERR_HSM_NO_KEY, "no private EC key '%s' in token '%s'", u.object, h->token_label);
-    CT_ENSURE_MSG(count == 1, CT_ERR_HSM, "key '%s' is ambiguous in token '%s'", u.object, h->token_label);
-    CT_GUARD(key_load(h, s, found[0], out));
+    s = hsm_session_get(h);
+    CT_GUARD(hsm_private_find_named(h, s, CKK_EC, uri_or_label, &priv));
+    CT_GUARD(key_load(h, s, priv, out));
 cleanup:
-    if (s != CK_INVALID_HANDLE) session_put(h, s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     return rc;
 }
 
@@ -705,11 +721,11 @@ ct_err hsm_key_destroy(hsm *h, hsm_key *k)
     CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
     CT_ENSURE(h && k && k->h == h, CT_ERR_ARG);
     hsm_wolf_forget(h, k);
-    s = session_get(h);
+    s = hsm_session_get(h);
     HSM_CK(h->f->C_DestroyObject(s, k->priv), "C_DestroyObject(private)");
     if (k->pub != CK_INVALID_HANDLE) HSM_CK(h->f->C_DestroyObject(s, k->pub), "C_DestroyObject(public)");
 cleanup:
-    if (s != CK_INVALID_HANDLE) session_put(h, s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     hsm_key_free(k);
     return rc;
 }
@@ -725,10 +741,10 @@ ct_err hsm_sign_der(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type type, const uint
     uint8_t rs[2 * 48];
     CK_ULONG rs_len = sizeof rs;
     CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
-    CK_SESSION_HANDLE s = session_get(h);
+    CK_SESSION_HANDLE s = hsm_session_get(h);
     CK_RV rv = h->f->C_SignInit(s, &mech, priv);
     if (rv == CKR_OK) rv = h->f->C_Sign(s, (CK_BYTE_PTR)digest, (CK_ULONG)digest_len, rs, &rs_len);
-    session_put(h, s);
+    hsm_session_put(h, s);
     CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "ECDSA signing in the token failed: CKR 0x%lx", rv);
     size_t c = hsm_coord_size(type);
     CT_ENSURE_MSG(rs_len == 2 * c, CT_ERR_HSM, "token returned a %lu-byte signature", rs_len);
@@ -766,11 +782,11 @@ ct_err hsm_ecdh_raw(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type type, const uint
         {CKA_TOKEN, &no, sizeof no},           {CKA_SENSITIVE, &no, sizeof no},
         {CKA_EXTRACTABLE, &yes, sizeof yes},   {CKA_VALUE_LEN, &value_len, sizeof value_len},
     };
-    s = session_get(h);
+    s = hsm_session_get(h);
     HSM_CK(h->f->C_DeriveKey(s, &mech, priv, tmpl, sizeof tmpl / sizeof tmpl[0], &secret), "C_DeriveKey");
     CT_GUARD(attr_get(h, s, secret, CKA_VALUE, out, *out_len, out_len));
 cleanup:
     if (secret != CK_INVALID_HANDLE) h->f->C_DestroyObject(s, secret);
-    if (s != CK_INVALID_HANDLE) session_put(h, s);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     return rc;
 }

@@ -113,4 +113,22 @@ CT_MUST_CHECK ct_err hsm_local_relocate(const hsm_settings *s, const char *dir, 
 /* Opens the configured token with the PIN from the PIN file, or from the environment variable. */
 CT_MUST_CHECK ct_err hsm_open_settings(const hsm_settings *s, hsm **out);
 
+/* ---- Ed25519 keys (hsm_eddsa.c): the issuance log's checkpoint key (C2SP signed notes) ----
+ * Generated inside the token (CKM_EC_EDWARDS_KEY_PAIR_GEN, curve Ed25519): token object, private, sensitive, not
+ * extractable, CKA_SIGN only (CKA_DERIVE, CKA_DECRYPT, CKA_UNWRAP false), not modifiable. Signs with CKM_EDDSA
+ * (pure Ed25519 over the message, RFC 8032). */
+#define HSM_ED25519_PUB_LEN 32
+#define HSM_ED25519_SIG_LEN 64
+typedef struct hsm_eddsa_key hsm_eddsa_key;
+
+/* `label` and `id` must be unique in the token (CT_ERR_EXISTS). */
+CT_MUST_CHECK ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t id_len,
+                                        hsm_eddsa_key **out);
+/* By RFC 7512 URI or bare label; CT_ERR_HSM_NO_KEY if there is no such Ed25519 private key. */
+CT_MUST_CHECK ct_err hsm_eddsa_find(hsm *h, const char *uri_or_label, hsm_eddsa_key **out);
+/* The raw 32-byte public key (RFC 8032 encoding). */
+const uint8_t *hsm_eddsa_public(const hsm_eddsa_key *k);
+CT_MUST_CHECK ct_err hsm_eddsa_sign(hsm_eddsa_key *k, const uint8_t *msg, size_t len, uint8_t sig[HSM_ED25519_SIG_LEN]);
+void hsm_eddsa_free(hsm_eddsa_key *k);
+
 #endif

@@ -99,6 +99,22 @@ CT_MUST_CHECK ct_err hsm_sign_der(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type ty
 CT_MUST_CHECK ct_err hsm_ecdh_raw(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type type, const uint8_t *peer_point,
                                   size_t peer_len, uint8_t *out, size_t *out_len);
 
+/* hsm.c's session pool, object search and private-key search (by type, label and/or id), for hsm_eddsa.c too. */
+CK_SESSION_HANDLE hsm_session_get(hsm *h);
+void hsm_session_put(hsm *h, CK_SESSION_HANDLE s);
+CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
+/* Whether any object (of any class) carries this attribute value. */
+CT_MUST_CHECK ct_err hsm_object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type, const void *v, size_t n,
+                                       bool *exists);
+CT_MUST_CHECK ct_err hsm_private_find(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *label,
+                                      const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count);
+
+/* The one private key of type `kt` named by RFC 7512 URI (token= must be the open token's) or bare label:
+ * CT_ERR_HSM_NO_KEY when there is none, CT_ERR_HSM when it is ambiguous. */
+CT_MUST_CHECK ct_err hsm_private_find_named(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *uri_or_label,
+                                            CK_OBJECT_HANDLE *out);
+
 /* hsm_wolf.c: device registration per hsm and the id -> object registry. */
 CT_MUST_CHECK ct_err hsm_wolf_attach(hsm *h);
 void hsm_wolf_detach(hsm *h);

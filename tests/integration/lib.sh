@@ -71,3 +71,14 @@ anonymous_refusals() {
   sql "$1" "select coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit
             where action = '$2' and actor like 'anonymous:%' and outcome = 'denied'"
 }
+
+# station_with_order STATION SERIAL...: certifies a station from a fresh P-256 key ($WORK/station.key,
+# $WORK/station.pem) and opens an order of model CX100 for the serials.
+station_with_order() {
+  local name=$1; shift
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=$name" \
+    -out "$WORK/station.csr" 2>/dev/null
+  "$CA_BIN" station add --dir "$CA" --name "$name" --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
+  printf '%s\n' "$@" >"$WORK/serials.txt"
+  "$CA_BIN" order create --dir "$CA" --station "$name" --model CX100 --serials "$WORK/serials.txt" >/dev/null
+}

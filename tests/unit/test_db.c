@@ -161,8 +161,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 7);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 7);
+    ck_assert_int_eq(db_schema_version(db), 8);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 8);
     db_close(db);
 }
 END_TEST
@@ -171,18 +171,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 7);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 8);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 7);
+        ck_assert_int_eq(db_schema_version(db), 8);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 7);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 7);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 8);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 8);
 }
 END_TEST
 
@@ -540,7 +540,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 7); /* the seven migrations */
+    ck_assert_int_eq(rep.entries, 8); /* the eight migrations */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -899,7 +899,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
 {
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
-    ck_assert_int_eq(raw_exec("DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
+    ck_assert_int_eq(raw_exec("DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
                               " ALTER TABLE revocation_state DROP COLUMN ops_crl_number;" K_UNDO_MIGRATION_7
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),

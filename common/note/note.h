@@ -1,0 +1,77 @@
+/* note: C2SP signed notes (c2sp.org/signed-note) with Ed25519 signatures, and C2SP checkpoints
+ * (c2sp.org/tlog-checkpoint) carried in them: the format the transparency-log ecosystem (Go's checksum database,
+ * Sigsum, static CT logs, witnesses) exchanges tree heads in, so that any note verifier can check camtrust's.
+ *
+ *   note      = text (ends in "\n") || "\n" || signature lines
+ *   signature = "\xE2\x80\x94 " (U+2014 EM DASH, space) || key name || " " || base64(key ID[4] || sig[64]) || "\n"
+ *   key ID    = SHA-256(key name || 0x0A || 0x01 || Ed25519 public key[32])[:4]
+ *   vkey      = key name || "+" || hex(key ID) || "+" || base64(0x01 || public key)
+ *
+ * Parsing is bounded (CT_NOTE_MAX bytes, CT_NOTE_MAX_SIGS signatures) and strict; every refusal is one line. */
+#ifndef CAMTRUST_NOTE_H
+#define CAMTRUST_NOTE_H
+
+#include "../core/core.h"
+
+#define CT_NOTE_MAX (64 * 1024)   /* largest note accepted */
+#define CT_NOTE_MAX_SIGS 64       /* signature lines accepted (the spec asks for at least 16) */
+#define CT_NOTE_NAME_MAX 256      /* key name (= checkpoint origin) bytes, NUL included */
+#define CT_NOTE_VKEY_MAX (CT_NOTE_NAME_MAX + 64)
+#define CT_NOTE_ED25519 0x01      /* signature type byte of Ed25519 */
+#define CT_NOTE_PUB_LEN 32
+#define CT_NOTE_SIG_LEN 64
+
+typedef struct {
+    char name[CT_NOTE_NAME_MAX];
+    uint8_t key_id[4];
+    uint8_t pub[CT_NOTE_PUB_LEN];
+} ct_note_verifier;
+
+/* A key name: non-empty, valid UTF-8, no Unicode space, no '+', no control character. */
+bool ct_note_name_valid(const char *name, size_t len);
+/* The verifier of an Ed25519 public key under `name` (key ID computed). */
+CT_MUST_CHECK ct_err ct_note_verifier_make(const char *name, const uint8_t pub[CT_NOTE_PUB_LEN], ct_note_verifier *out);
+/* "name+hash+base64" (with a trailing NUL, no newline). */
+CT_MUST_CHECK ct_err ct_note_verifier_format(const ct_note_verifier *v, char *out, size_t out_max);
+/* Parses a verifier key string (one trailing newline tolerated: a log.vkey file); refuses a key ID that does not
+ * match name and key, an algorithm other than Ed25519, anything malformed. */
+CT_MUST_CHECK ct_err ct_note_verifier_parse(const char *s, size_t len, ct_note_verifier *out);
+
+/* Signs `text` (must end in "\n", no blank-line separator of its own) by `sign` (an Ed25519 signature of exactly
+ * the bytes given) as `v`'s key, and writes the whole note into `out` (allocated; ct_buf_free). */
+typedef CT_MUST_CHECK ct_err (*ct_note_sign_fn)(void *arg, const uint8_t *msg, size_t len, uint8_t sig[CT_NOTE_SIG_LEN]);
+CT_MUST_CHECK ct_err ct_note_sign(const uint8_t *text, size_t text_len, const ct_note_verifier *v, ct_note_sign_fn sign,
+                                  void *arg, ct_buf *out);
+
+/* Checks a note's format and its signature by `v` (signatures of other keys, same name or same ID but not both,
+ * are ignored, as the spec says). CT_OK: *text_len is the length of the signed text at the note's start.
+ * CT_ERR_BAD_REQUEST: malformed; CT_ERR_INTEGRITY: no signature by `v`, or one that does not verify. */
+CT_MUST_CHECK ct_err ct_note_open(const uint8_t *note, size_t len, const ct_note_verifier *v, size_t *text_len);
+
+/* ---- checkpoints ----
+ * origin \n size \n base64(root) \n [extension lines]. camtrust adds two extension lines that bind the CA's audit
+ * chain and the time the checkpoint was signed:
+ *   "camtrust-audit <entries> <base64 hash of entry number <entries>>"
+ *   "camtrust-time <milliseconds since the epoch>"
+ * Other extension lines are kept out of the parsed form and ignored. */
+typedef struct {
+    char origin[CT_NOTE_NAME_MAX];
+    uint64_t size;
+    uint8_t root[32];
+    bool has_audit, has_time;
+    uint64_t audit_entries; /* the audit chain's length when signed (its entries are numbered 1..n) */
+    uint8_t audit_hash[32]; /* the hash of its entry number audit_entries (zeros when it is 0) */
+    uint64_t time_ms;
+} ct_checkpoint;
+
+#define CT_CHECKPOINT_TEXT_MAX (CT_NOTE_NAME_MAX + 256)
+
+/* Appends the checkpoint's text (ends in "\n") to `out`. */
+CT_MUST_CHECK ct_err ct_checkpoint_format(const ct_checkpoint *c, ct_buf *out);
+/* Parses a checkpoint's text (a note's signed part): CT_ERR_BAD_REQUEST with a one-line reason when malformed. */
+CT_MUST_CHECK ct_err ct_checkpoint_parse(const uint8_t *text, size_t len, ct_checkpoint *out);
+/* ct_note_open, then ct_checkpoint_parse of its text, then its origin must be `v`'s key name (CT_ERR_INTEGRITY:
+ * "a checkpoint of log X, not Y"). */
+CT_MUST_CHECK ct_err ct_checkpoint_open(const uint8_t *note, size_t len, const ct_note_verifier *v, ct_checkpoint *out);
+
+#endif
