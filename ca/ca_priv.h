@@ -50,7 +50,12 @@ typedef struct {
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
+    char audit_mac_uri[256];   /* the audit chain's HMAC key (a secret key, not a signer) */
 } ca_settings;
+
+/* The audit chain's key: generated under this label when key.audit_mac is the default and the token has none. */
+#define CA_AUDIT_MAC_LABEL "audit-mac"
+#define CA_AUDIT_MAC_DEFAULT_URI "pkcs11:object=" CA_AUDIT_MAC_LABEL ";type=secret-key"
 
 /* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
  * CA folders made before revocation support have none, and their device issuing CA answers OCSP itself. */
@@ -81,6 +86,7 @@ struct ca {
     ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
     ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
+    hsm_mac_key *audit_mac;           /* MACs every audit entry (db_open_keyed) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */

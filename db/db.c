@@ -452,13 +452,17 @@ static ct_err db_files_private(const char *path)
     return CT_OK;
 }
 
-ct_err db_open(const char *path, ct_db **out)
+ct_err db_open(const char *path, ct_db **out) { return db_open_keyed(path, NULL, out); }
+
+ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out)
 {
     ct_err rc = CT_OK;
     ct_db *db = NULL;
     CT_ENSURE(path && *path && out, ct_fail(CT_ERR_ARG, "db_open: no path"));
+    CT_ENSURE(!mac || mac->fn, ct_fail(CT_ERR_ARG, "db_open: a MAC without a function"));
     db = calloc(1, sizeof *db);
     CT_ENSURE(db, CT_ERR_NOMEM);
+    if (mac) db->mac = *mac;
     CT_ENSURE(pthread_mutex_init(&db->mu, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db mutex init failed"));
     CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0 && pthread_cond_init(&db->gc_cv, NULL) == 0,
               ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
@@ -472,6 +476,8 @@ ct_err db_open(const char *path, ct_db **out)
                   CT_ERR_DB, "cannot configure %s", path);
     CT_GUARD(db_call(db, false, configure, NULL));
     CT_GUARD(db_log_register(db));
+    /* Sealed before any migration writes its own (MACed) entry: the first MACed entry is the seal. */
+    if (mac && mac->new_key && db->schema_version >= 1) CT_GUARD(db_call(db, true, db_audit_keyed_tx, NULL));
     for (int v = db->schema_version + 1; v <= N_MIGRATIONS; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;

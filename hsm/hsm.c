@@ -561,6 +561,7 @@ typedef struct {
     uint8_t id[HSM_ID_MAX];
     size_t id_len;
     bool has_token, has_object;
+    bool secret; /* type=secret-key (hsm_mac.c); hsm_key_find wants private keys */
 } hsm_uri;
 
 static int hexval(char c)
@@ -621,6 +622,8 @@ static ct_err uri_parse(const char *uri, hsm_uri *u)
                 u->has_object = true;
             } else if (klen == 2 && memcmp(p, "id", 2) == 0) {
                 CT_GUARD_RET(pct_decode(v, vlen, u->id, sizeof u->id, &u->id_len));
+            } else if (klen == 4 && memcmp(p, "type", 4) == 0 && vlen == 10 && memcmp(v, "secret-key", 10) == 0) {
+                u->secret = true;
             } else if (klen == 4 && memcmp(p, "type", 4) == 0 && !(vlen == 7 && memcmp(v, "private", 7) == 0)) {
                 return ct_fail(CT_ERR_ARG, "URI names a non-private object type");
             }
@@ -642,6 +645,7 @@ ct_err hsm_key_find(hsm *h, const char *uri_or_label, hsm_key **out)
     CT_ENSURE_MSG(strnlen(uri_or_label, HSM_URI_MAX) < HSM_URI_MAX, CT_ERR_ARG, "key URI too long");
     if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
         CT_GUARD(uri_parse(uri_or_label, &u));
+        CT_ENSURE_MSG(!u.secret, CT_ERR_ARG, "URI names a secret key, not a private key");
         CT_ENSURE_MSG(!u.has_token || strcmp(u.token, h->token_label) == 0, CT_ERR_HSM_NO_TOKEN,
                       "URI names token '%s', the open token is '%s'", u.token, h->token_label);
     } else {
@@ -773,4 +777,44 @@ cleanup:
     if (secret != CK_INVALID_HANDLE) h->f->C_DestroyObject(s, secret);
     if (s != CK_INVALID_HANDLE) session_put(h, s);
     return rc;
+}
+
+/* ---------------- for hsm_mac.c: the pool, object search and URIs without copies of them ---------------- */
+
+CK_SESSION_HANDLE hsm_session_borrow(hsm *h) { return session_get(h); }
+void hsm_session_return(hsm *h, CK_SESSION_HANDLE s) { session_put(h, s); }
+
+ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *found,
+                        CK_ULONG max, CK_ULONG *count)
+{
+    return objects_find(h, s, tmpl, n, found, max, count);
+}
+
+ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, void *buf, size_t max,
+                    size_t *len)
+{
+    return attr_get(h, s, obj, type, buf, max, len);
+}
+
+ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1], uint8_t id[HSM_ID_MAX],
+                      size_t *id_len)
+{
+    hsm_uri u;
+    CT_ENSURE_RET(h && uri_or_label && label && id && id_len, CT_ERR_ARG);
+    CT_ENSURE_RET(strnlen(uri_or_label, HSM_URI_MAX) < HSM_URI_MAX, ct_fail(CT_ERR_ARG, "key URI too long"));
+    if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
+        CT_GUARD_RET(uri_parse(uri_or_label, &u));
+        CT_ENSURE_RET(u.secret, ct_fail(CT_ERR_ARG, "a secret key's URI says type=secret-key"));
+        CT_ENSURE_RET(!u.has_token || strcmp(u.token, h->token_label) == 0,
+                      ct_fail(CT_ERR_HSM_NO_TOKEN, "URI names token '%s', the open token is '%s'", u.token,
+                              h->token_label));
+    } else {
+        memset(&u, 0, sizeof u);
+        CT_GUARD_RET(ct_strlcpy(u.object, sizeof u.object, uri_or_label));
+        CT_ENSURE_RET(u.object[0], ct_fail(CT_ERR_ARG, "empty key label"));
+    }
+    memcpy(label, u.object, sizeof u.object);
+    memcpy(id, u.id, u.id_len);
+    *id_len = u.id_len;
+    return CT_OK;
 }
