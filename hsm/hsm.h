@@ -129,7 +129,5 @@ CT_MUST_CHECK ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8
 CT_MUST_CHECK ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN]);
 const char *hsm_mac_key_label(const hsm_mac_key *k);
 void hsm_mac_key_free(hsm_mac_key *k);
-/* Destroys the key in the token. Frees `k`. */
-CT_MUST_CHECK ct_err hsm_mac_key_destroy(hsm *h, hsm_mac_key *k);
 
 #endif

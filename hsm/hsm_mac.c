@@ -140,16 +140,3 @@ void hsm_mac_key_free(hsm_mac_key *k)
     ct_wipe(k, sizeof *k);
     free(k);
 }
-
-ct_err hsm_mac_key_destroy(hsm *h, hsm_mac_key *k)
-{
-    ct_err rc = CT_OK;
-    CT_ENSURE(h && k && k->h == h, CT_ERR_ARG);
-    CK_SESSION_HANDLE s = hsm_session_borrow(h);
-    CK_RV rv = h->f->C_DestroyObject(s, k->obj);
-    hsm_session_return(h, s);
-    CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "C_DestroyObject(secret) failed: CKR 0x%lx", rv);
-cleanup:
-    hsm_mac_key_free(k);
-    return rc;
-}

@@ -12,143 +12,33 @@
 /* Constants missing from wolfSSL's bundled pkcs11.h (values from PKCS#11 v2.40). */
 #ifndef CKR_ATTRIBUTE_SENSITIVE
 #define CKR_ATTRIBUTE_SENSITIVE 0x00000011UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_ATTRIBUTE_TYPE_INVALID
 #define CKR_ATTRIBUTE_TYPE_INVALID 0x00000012UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_PIN_INCORRECT
 #define CKR_PIN_INCORRECT 0x000000A0UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_PIN_INVALID
 #define CKR_PIN_INVALID 0x000000A1UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_PIN_LEN_RANGE
 #define CKR_PIN_LEN_RANGE 0x000000A2UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_PIN_LOCKED
 #define CKR_PIN_LOCKED 0x000000A4UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_USER_ALREADY_LOGGED_IN
 #define CKR_USER_ALREADY_LOGGED_IN 0x00000100UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKR_CRYPTOKI_ALREADY_INITIALIZED
 #define CKR_CRYPTOKI_ALREADY_INITIALIZED 0x00000191UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKF_USER_PIN_INITIALIZED
 #define CKF_USER_PIN_INITIALIZED 0x00000008UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 #ifndef CKF_TOKEN_INITIALIZED
 #define CKF_TOKEN_INITIALIZED 0x00000400UL
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
-CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
-void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
-CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
-                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
-
 #endif
 
 #define HSM_TOKEN_LABEL_LEN 32 /* CK_TOKEN_INFO.label: fixed, space-padded */

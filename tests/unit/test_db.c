@@ -1047,9 +1047,6 @@ static void raw_rechain(int64_t from, int64_t to)
         ck_assert_int_eq(sqlite3_step(up), SQLITE_DONE);
         memcpy(prev, hash, 32);
     }
-    sqlite3_reset(up);
-    sqlite3_bind_blob(up, 1, prev, 32, SQLITE_TRANSIENT);
-    sqlite3_bind_null(up, 2);
     sqlite3_finalize(up);
     ck_assert_int_eq(sqlite3_prepare_v2(h, "UPDATE audit SET prev_hash = ? WHERE seq = ?", -1, &up, NULL), SQLITE_OK);
     sqlite3_bind_blob(up, 1, prev, 32, SQLITE_TRANSIENT);
