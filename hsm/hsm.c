@@ -425,17 +425,22 @@ cleanup:
     return rc;
 }
 
-/* The private EC key objects matching label and/or id (either may be absent). */
-static ct_err private_find(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
-                           CK_OBJECT_HANDLE found[2], CK_ULONG *count)
+/* The key objects of this class and type matching label and/or id (either may be absent). */
+static ct_err keys_find(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, const char *label,
+                        const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count)
 {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_KEY_TYPE kt = CKK_EC;
     CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
     CK_ULONG n = 2;
     if (label) tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)};
     if (id_len) tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, (CK_ULONG)id_len};
     return objects_find(h, s, tmpl, n, found, 2, count);
+}
+
+/* The private EC key objects matching label and/or id (either may be absent). */
+static ct_err private_find(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
+                           CK_OBJECT_HANDLE found[2], CK_ULONG *count)
+{
+    return keys_find(h, s, CKO_PRIVATE_KEY, CKK_EC, label, id, id_len, found, count);
 }
 
 /* Whether any object (of any class) carries this attribute value. */
@@ -447,6 +452,36 @@ static ct_err object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type,
     CK_ULONG count = 0;
     CT_GUARD_RET(objects_find(h, s, &a, 1, &o, 1, &count));
     *exists = count > 0;
+    return CT_OK;
+}
+
+/* A new key's label and id: within bounds, and carried by no object in the token yet (CT_ERR_EXISTS). */
+static ct_err new_object_check(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len)
+{
+    size_t label_len = strlen(label);
+    bool exists = false;
+    CT_ENSURE_RET(label_len > 0 && label_len <= HSM_LABEL_MAX,
+                  ct_fail(CT_ERR_ARG, "key label must be 1..%d bytes", HSM_LABEL_MAX));
+    CT_ENSURE_RET(id_len > 0 && id_len <= HSM_ID_MAX, ct_fail(CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX));
+    CT_GUARD_RET(object_exists(h, s, CKA_LABEL, label, label_len, &exists));
+    CT_ENSURE_RET(!exists, ct_fail(CT_ERR_EXISTS, "an object labelled '%s' exists already", label));
+    CT_GUARD_RET(object_exists(h, s, CKA_ID, id, id_len, &exists));
+    CT_ENSURE_RET(!exists, ct_fail(CT_ERR_EXISTS, "an object with this id exists already"));
+    return CT_OK;
+}
+
+/* A module that silently made a session object would lose the key: check it is the one token object so named. */
+static ct_err generated_check(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, CK_OBJECT_HANDLE obj,
+                              const char *label, const uint8_t *id, size_t id_len)
+{
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CK_BBOOL on_token = CK_FALSE;
+    size_t n = 0;
+    CT_GUARD_RET(keys_find(h, s, cls, kt, label, id, id_len, found, &count));
+    CT_ENSURE_RET(count == 1 && found[0] == obj, ct_fail(CT_ERR_HSM, "generated key '%s' not found in the token", label));
+    CT_GUARD_RET(attr_get(h, s, obj, CKA_TOKEN, &on_token, sizeof on_token, &n));
+    CT_ENSURE_RET(on_token == CK_TRUE, ct_fail(CT_ERR_HSM, "generated key '%s' is not a token object", label));
     return CT_OK;
 }
 
@@ -463,17 +498,10 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     CT_ENSURE(h && label && id && out, CT_ERR_ARG);
     *out = NULL;
     size_t label_len = strlen(label);
-    CT_ENSURE_MSG(label_len > 0 && label_len <= HSM_LABEL_MAX, CT_ERR_ARG, "key label must be 1..%d bytes",
-                  HSM_LABEL_MAX);
-    CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
     CT_ENSURE_MSG(type == HSM_EC_P256 || type == HSM_EC_P384, CT_ERR_WEAK_KEY, "unsupported key type %d",
                   (int)type);
     s = session_get(h);
-    bool exists = false;
-    CT_GUARD(object_exists(h, s, CKA_LABEL, label, label_len, &exists));
-    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
-    CT_GUARD(object_exists(h, s, CKA_ID, id, id_len, &exists));
-    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object with this id exists already");
+    CT_GUARD(new_object_check(h, s, label, id, id_len));
 
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     const uint8_t *oid = type == HSM_EC_P384 ? OID_P384 : OID_P256;
@@ -497,15 +525,7 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     HSM_CK(h->f->C_GenerateKeyPair(s, &mech, pub_t, sizeof pub_t / sizeof pub_t[0], priv_t,
                                    sizeof priv_t / sizeof priv_t[0], &pub, &priv),
            "C_GenerateKeyPair");
-    /* A module that silently made a session object would lose the key: check it is in the token. */
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CT_GUARD(private_find(h, s, label, id, id_len, found, &count));
-    CK_BBOOL on_token = CK_FALSE;
-    size_t n = 0;
-    CT_ENSURE_MSG(count == 1 && found[0] == priv, CT_ERR_HSM, "generated key '%s' not found in the token", label);
-    CT_GUARD(attr_get(h, s, priv, CKA_TOKEN, &on_token, sizeof on_token, &n));
-    CT_ENSURE_MSG(on_token == CK_TRUE, CT_ERR_HSM, "generated key '%s' is not a token object", label);
+    CT_GUARD(generated_check(h, s, CKO_PRIVATE_KEY, CKK_EC, priv, label, id, id_len));
     CT_GUARD(key_load(h, s, priv, out));
 cleanup:
     if (s != CK_INVALID_HANDLE) session_put(h, s);
@@ -784,16 +804,21 @@ cleanup:
 CK_SESSION_HANDLE hsm_session_borrow(hsm *h) { return session_get(h); }
 void hsm_session_return(hsm *h, CK_SESSION_HANDLE s) { session_put(h, s); }
 
-ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE *found,
-                        CK_ULONG max, CK_ULONG *count)
+ct_err hsm_keys_find(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, const char *label,
+                     const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count)
 {
-    return objects_find(h, s, tmpl, n, found, max, count);
+    return keys_find(h, s, cls, kt, label, id, id_len, found, count);
 }
 
-ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type, void *buf, size_t max,
-                    size_t *len)
+ct_err hsm_new_object_check(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len)
 {
-    return attr_get(h, s, obj, type, buf, max, len);
+    return new_object_check(h, s, label, id, id_len);
+}
+
+ct_err hsm_generated_check(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, CK_OBJECT_HANDLE obj,
+                           const char *label, const uint8_t *id, size_t id_len)
+{
+    return generated_check(h, s, cls, kt, obj, label, id, id_len);
 }
 
 ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1], uint8_t id[HSM_ID_MAX],

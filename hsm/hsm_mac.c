@@ -15,17 +15,11 @@ struct hsm_mac_key {
     char label[HSM_LABEL_MAX + 1];
 };
 
-/* The secret key objects with this label (and id, when given). */
+/* The generic secret keys with this label (and id, when given). */
 static ct_err secret_find(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
                           CK_OBJECT_HANDLE found[2], CK_ULONG *count)
 {
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
-    CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
-    CK_ULONG n = 2;
-    if (label[0]) tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)};
-    if (id_len) tmpl[n++] = (CK_ATTRIBUTE){CKA_ID, (void *)id, (CK_ULONG)id_len};
-    return hsm_objects_find(h, s, tmpl, n, found, 2, count);
+    return hsm_keys_find(h, s, CKO_SECRET_KEY, CKK_GENERIC_SECRET, label[0] ? label : NULL, id, id_len, found, count);
 }
 
 static ct_err mac_key_new(hsm *h, CK_OBJECT_HANDLE obj, const char *label, hsm_mac_key **out)
@@ -73,18 +67,8 @@ ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8_t *id, size_t
     CT_ENSURE(h && label && id && out, CT_ERR_ARG);
     *out = NULL;
     size_t label_len = strlen(label);
-    CT_ENSURE_MSG(label_len > 0 && label_len <= HSM_LABEL_MAX, CT_ERR_ARG, "key label must be 1..%d bytes",
-                  HSM_LABEL_MAX);
-    CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
     s = hsm_session_borrow(h);
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CK_ATTRIBUTE by_label = {CKA_LABEL, (void *)label, (CK_ULONG)label_len};
-    CT_GUARD(hsm_objects_find(h, s, &by_label, 1, found, 1, &count));
-    CT_ENSURE_MSG(count == 0, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
-    CK_ATTRIBUTE by_id = {CKA_ID, (void *)id, (CK_ULONG)id_len};
-    CT_GUARD(hsm_objects_find(h, s, &by_id, 1, found, 1, &count));
-    CT_ENSURE_MSG(count == 0, CT_ERR_EXISTS, "an object with this id exists already");
+    CT_GUARD(hsm_new_object_check(h, s, label, id, id_len));
 
     /* Sign and verify (HMAC) only; SoftHSM grants every usage a template does not deny. */
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
@@ -105,13 +89,7 @@ ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8_t *id, size_t
     CK_MECHANISM mech = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
     CK_RV rv = h->f->C_GenerateKey(s, &mech, tmpl, sizeof tmpl / sizeof tmpl[0], &obj);
     CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "C_GenerateKey(generic secret) failed: CKR 0x%lx", rv);
-    /* A module that silently made a session object would lose the key: check it is in the token. */
-    CK_BBOOL on_token = CK_FALSE;
-    size_t n = 0;
-    CT_GUARD(secret_find(h, s, label, id, id_len, found, &count));
-    CT_ENSURE_MSG(count == 1 && found[0] == obj, CT_ERR_HSM, "generated key '%s' not found in the token", label);
-    CT_GUARD(hsm_attr_get(h, s, obj, CKA_TOKEN, &on_token, sizeof on_token, &n));
-    CT_ENSURE_MSG(on_token == CK_TRUE, CT_ERR_HSM, "generated key '%s' is not a token object", label);
+    CT_GUARD(hsm_generated_check(h, s, CKO_SECRET_KEY, CKK_GENERIC_SECRET, obj, label, id, id_len));
     CT_GUARD(mac_key_new(h, obj, label, out));
 cleanup:
     if (s != CK_INVALID_HANDLE) hsm_session_return(h, s);

@@ -105,14 +105,17 @@ void hsm_wolf_detach(hsm *h);
 CT_MUST_CHECK ct_err hsm_wolf_remember(hsm *h, const hsm_key *k);
 void hsm_wolf_forget(hsm *h, const hsm_key *k);
 
-/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it), object search, attributes, and a secret
- * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
+/* hsm.c, for hsm_mac.c: a pooled session (one thread at a time on it); key search by label and/or id; a new
+ * key's label and id checked (bounds, unique) and, once generated, found as a token object; a secret key's URI
+ * ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
 CK_SESSION_HANDLE hsm_session_borrow(hsm *h);
 void hsm_session_return(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-CT_MUST_CHECK ct_err hsm_attr_get(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
-                                  void *buf, size_t max, size_t *len);
+CT_MUST_CHECK ct_err hsm_keys_find(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, const char *label,
+                                   const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count);
+CT_MUST_CHECK ct_err hsm_new_object_check(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id,
+                                          size_t id_len);
+CT_MUST_CHECK ct_err hsm_generated_check(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt,
+                                         CK_OBJECT_HANDLE obj, const char *label, const uint8_t *id, size_t id_len);
 CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
                                     uint8_t id[HSM_ID_MAX], size_t *id_len);
 
