@@ -24,24 +24,26 @@ static ct_err find_or_make_key(hsm *h, const ca_settings *s, ca_key_role role, h
 
 static ct_err audit_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32])
 {
-    return hsm_mac_sign(ctx, msg, len, mac);
+    return hsm_mac_sign(((ca *)ctx)->audit_mac, msg, len, mac);
 }
 
-/* Opens the database with every audit entry MACed by the token's audit key. The default key is made on first
- * use: at init (the chain is keyed from entry 1) or at the first open of a CA folder made before keying (its
- * chain is sealed by an "audit.keyed" entry). A configured key must exist. */
+/* The token's audit key, under the database's write lock (db_open_keyed). The default key is made on first use:
+ * at init (the chain is keyed from entry 1) or at the first open of a CA folder made before keying (its chain is
+ * sealed by an "audit.keyed" entry). A configured key must exist. */
+static ct_err audit_key(void *ctx, bool *made)
+{
+    ca *c = ctx;
+    ct_err rc = hsm_mac_key_find(c->hsm, c->cfg.audit_mac_uri, &c->audit_mac);
+    if (rc != CT_ERR_HSM_NO_KEY || strcmp(c->cfg.audit_mac_uri, CA_AUDIT_MAC_DEFAULT_URI) != 0) return rc;
+    static const uint8_t id[2] = {0xca, 0xac};
+    *made = true;
+    return hsm_mac_key_generate(c->hsm, CA_AUDIT_MAC_LABEL, id, sizeof id, &c->audit_mac);
+}
+
+/* Opens the database with every audit entry MACed by the token's audit key. */
 static ct_err db_open_audited(ca *c)
 {
-    bool made = false;
-    ct_err rc = hsm_mac_key_find(c->hsm, c->cfg.audit_mac_uri, &c->audit_mac);
-    if (rc == CT_ERR_HSM_NO_KEY && strcmp(c->cfg.audit_mac_uri, CA_AUDIT_MAC_DEFAULT_URI) == 0) {
-        static const uint8_t id[2] = {0xca, 0xac};
-        CT_GUARD_RET(hsm_mac_key_generate(c->hsm, CA_AUDIT_MAC_LABEL, id, sizeof id, &c->audit_mac));
-        made = true;
-        rc = CT_OK;
-    }
-    CT_GUARD_RET(rc);
-    const db_audit_mac mac = {audit_mac, c->audit_mac, hsm_mac_key_label(c->audit_mac), made};
+    const db_audit_mac mac = {audit_mac, audit_key, c, CA_AUDIT_MAC_LABEL};
     return db_open_keyed(c->cfg.db_path, &mac, &c->db);
 }
 

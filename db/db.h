@@ -173,13 +173,15 @@ CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const c
 typedef ct_err (*db_audit_mac_fn)(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32]);
 typedef struct {
     db_audit_mac_fn fn;
+    /* Called once at open, under the database's write lock (processes opening the same file take turns), before
+     * anything is written: finds the key, or makes it and sets *made; a chain that existed unkeyed is then sealed
+     * with an "audit.keyed" entry (subject key_name). */
+    ct_err (*key)(void *ctx, bool *made);
     void *ctx;
-    const char *key_name; /* named in the "audit.keyed" entry */
-    bool new_key;         /* the key was just made: an unkeyed chain gets its "audit.keyed" entry at open */
+    const char *key_name;
 } db_audit_mac;
-/* db_open whose every audit entry is MACed with `mac` (copied; fn and ctx must outlive the handle), migrations'
- * own entries included. With new_key, a non-empty chain whose newest entry is not MACed is first sealed with
- * an "audit.keyed" entry (before any migration), written once. */
+/* db_open whose every audit entry is MACed with `mac` (copied; ctx must outlive the handle), migrations' own
+ * entries included: the key is ready, and an unkeyed chain sealed, before any migration runs. */
 CT_MUST_CHECK ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out);
 CT_MUST_CHECK ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject,
                                      const char *outcome, const char *detail);

@@ -108,4 +108,16 @@ rc=0; out=$("$CA_BIN" audit verify --dir "$OLD" 2>&1) || rc=$?
 check_eq "... recomputed through the seal and on: no entry is MACed any more" \
   "1 audit log BROKEN: no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed entries deleted)" \
   "$rc $(grep BROKEN <<<"$out")"
+
+# Several processes opening the same unkeyed folder at once (a server and commands): the key is made under the
+# database's write lock, so there is one key and one seal, and every one of them verifies.
+OLD2=$WORK/old2
+"$CA_BIN" init --dir "$OLD2" >/dev/null
+p11 "$OLD2" --delete-object --type secrkey --label audit-mac >/dev/null
+$FORGE "$OLD2/camtrust.db" rechain 1
+for i in 1 2 3 4 5 6; do ("$CA_BIN" audit verify --dir "$OLD2" >"$WORK/par$i.txt" 2>&1; echo "rc=$?" >>"$WORK/par$i.txt") & done
+wait
+check_eq "six concurrent first opens: all intact" 6 "$(cat "$WORK"/par?.txt | grep -c '^rc=0$')"
+check_eq "... one audit key in the token" 1 "$(p11 "$OLD2" --list-objects --type secrkey | grep -c 'label: *audit-mac')"
+check_eq "... one seal" 1 "$(sql "$OLD2/camtrust.db" "select count(*) from audit where action = 'audit.keyed'")"
 finish

@@ -957,9 +957,21 @@ END_TEST
 /* ---- issue 11: audit entries MACed in the token (a real SoftHSM key, as the CA uses it) ---- */
 static hsm *g_hsm;
 
+/* The key a keyed handle uses, and what its key callback answers ("made now": an unkeyed chain gets sealed). */
+typedef struct {
+    hsm_mac_key *k;
+    bool made;
+} test_key;
+
 static ct_err token_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32])
 {
-    return hsm_mac_sign(ctx, msg, len, mac);
+    return hsm_mac_sign(((test_key *)ctx)->k, msg, len, mac);
+}
+
+static ct_err token_key(void *ctx, bool *made)
+{
+    *made = ((test_key *)ctx)->made;
+    return CT_OK;
 }
 
 /* A token with an HMAC key of this label; the hsm stays open for the test process. */
@@ -978,7 +990,9 @@ static hsm_mac_key *mac_key(const char *tag, const char *label, uint8_t id0)
 
 static ct_db *keyed_open(hsm_mac_key *k, bool new_key)
 {
-    const db_audit_mac mac = {token_mac, k, hsm_mac_key_label(k), new_key};
+    static test_key tk; /* the handle keeps a pointer to it */
+    tk = (test_key){k, new_key};
+    const db_audit_mac mac = {token_mac, token_key, &tk, hsm_mac_key_label(k)};
     ct_db *db = NULL;
     ct_err rc = db_open_keyed(g_path, &mac, &db);
     ck_assert_msg(rc == CT_OK, "db_open_keyed: %s", ct_err_detail());
