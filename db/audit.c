@@ -261,9 +261,8 @@ ct_err db_audit_verify(ct_db *db, db_audit_report *report)
     return db_call(db, false, verify_fn, report);
 }
 
-ct_err db_audit_keyed_tx(ct_db *db, void *ctx)
+ct_err db_audit_keyed_tx(ct_db *db)
 {
-    (void)ctx;
     ct_err rc = CT_OK;
     sqlite3_stmt *st = NULL;
     bool row = false;

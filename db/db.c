@@ -414,7 +414,7 @@ static ct_err audit_key_ready(ct_db *db, void *ctx)
     int64_t version = 0;
     CT_GUARD_RET(db->mac.key(db->mac.ctx, &made));
     CT_GUARD_RET(db_query_int(db, k_user_version, &version, ""));
-    return made && version >= 1 ? db_audit_keyed_tx(db, NULL) : CT_OK;
+    return made && version >= 1 ? db_audit_keyed_tx(db) : CT_OK;
 }
 
 static ct_err configure(ct_db *db, void *ctx)

@@ -70,8 +70,8 @@ typedef ct_err (*db_fn)(ct_db *db, void *ctx);
 CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
 
 /* Seals an unkeyed chain with its "audit.keyed" entry (audit.c; the caller holds the mutex and a transaction):
- * nothing when the chain is empty or its newest entry is MACed already (ctx unused). */
-CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db, void *ctx);
+ * nothing when the chain is empty or its newest entry is MACed already. */
+CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
 /* Appends one audit event; the caller holds the mutex and an open transaction. */
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);
