@@ -279,6 +279,19 @@ static CK_BBOOL attr_bool(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT
     return v;
 }
 
+/* The one object of this class and label, found with the raw module. */
+static CK_OBJECT_HANDLE raw_find(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *label)
+{
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)}};
+    CK_OBJECT_HANDLE o;
+    CK_ULONG count = 0;
+    ck_assert_uint_eq(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
+    ck_assert_uint_eq(f->C_FindObjects(s, &o, 1, &count), CKR_OK);
+    ck_assert_uint_eq(f->C_FindObjectsFinal(s), CKR_OK);
+    ck_assert_uint_eq(count, 1);
+    return o;
+}
+
 START_TEST(test_not_extractable)
 {
     hsm_key_free(gen(HSM_EC_P256, "secret", 1));
@@ -304,14 +317,7 @@ START_TEST(test_not_extractable)
     CK_SESSION_HANDLE s;
     ck_assert_uint_eq(f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
     ck_assert_uint_eq(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, "secret", 6}};
-    CK_OBJECT_HANDLE o;
-    CK_ULONG count = 0;
-    ck_assert_uint_eq(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
-    ck_assert_uint_eq(f->C_FindObjects(s, &o, 1, &count), CKR_OK);
-    ck_assert_uint_eq(f->C_FindObjectsFinal(s), CKR_OK);
-    ck_assert_uint_eq(count, 1);
+    CK_OBJECT_HANDLE o = raw_find(f, s, CKO_PRIVATE_KEY, "secret");
 
     uint8_t value[256];
     CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof value};
@@ -667,14 +673,7 @@ START_TEST(test_mac_key)
     CK_FUNCTION_LIST_PTR fl = g_h->f;
     CK_SESSION_HANDLE s;
     ck_assert_uint_eq(fl->C_OpenSession(g_h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK);
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, "mac1", 4}};
-    CK_OBJECT_HANDLE o;
-    CK_ULONG count = 0;
-    ck_assert_uint_eq(fl->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
-    ck_assert_uint_eq(fl->C_FindObjects(s, &o, 1, &count), CKR_OK);
-    ck_assert_uint_eq(fl->C_FindObjectsFinal(s), CKR_OK);
-    ck_assert_uint_eq(count, 1);
+    CK_OBJECT_HANDLE o = raw_find(fl, s, CKO_SECRET_KEY, "mac1");
     uint8_t value[64];
     CK_ATTRIBUTE v = {CKA_VALUE, value, sizeof value};
     ck_assert_uint_eq(fl->C_GetAttributeValue(s, o, &v, 1), CKR_ATTRIBUTE_SENSITIVE);
