@@ -30,6 +30,8 @@ static const ct_setting setting_rows[] = {
     {"audit.anonymous_interval_s", "60",
      "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
     {"audit.anonymous_max_rows", "256", "most such counts per interval; further anonymous refusals share one row"},
+    {"key.audit_mac", CA_AUDIT_MAC_DEFAULT_URI,
+     "audit chain key: HMAC-SHA256 of every audit entry, made in the token at init (or at the first open of an older CA)"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder)"},
     {"subject.organization", "Example Camera Maker", "subject O of every certificate"},
     {"device.domain", "devices.example.com", "device certificates name <serial>.<domain> in subjectAltName"},
@@ -106,6 +108,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
                                                             "key.log"};
     for (int i = 0; i < CA_KEY__COUNT; i++)
         CT_GUARD(ct_settings_copy(&schema, cfg, key_settings[i], s->key_uri[i], sizeof s->key_uri[i]));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "key.audit_mac", s->audit_mac_uri, sizeof s->audit_mac_uri));
     CT_GUARD(ct_settings_copy(&schema, cfg, "subject.organization", s->organization, sizeof s->organization));
     CT_GUARD(ct_settings_copy(&schema, cfg, "device.domain", s->device_domain, sizeof s->device_domain));
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.listen", s->listen, sizeof s->listen));

@@ -22,6 +22,31 @@ static ct_err find_or_make_key(hsm *h, const ca_settings *s, ca_key_role role, h
     return hsm_key_generate(h, type, ca_key_default_label[role], id, sizeof id, out);
 }
 
+static ct_err audit_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32])
+{
+    return hsm_mac_sign(((ca *)ctx)->audit_mac, msg, len, mac);
+}
+
+/* The token's audit key, under the database's write lock (db_open_keyed). The default key is made on first use:
+ * at init (the chain is keyed from entry 1) or at the first open of a CA folder made before keying (its chain is
+ * sealed by an "audit.keyed" entry). A configured key must exist. */
+static ct_err audit_key(void *ctx, bool *made)
+{
+    ca *c = ctx;
+    ct_err rc = hsm_mac_key_find(c->hsm, c->cfg.audit_mac_uri, &c->audit_mac);
+    if (rc != CT_ERR_HSM_NO_KEY || strcmp(c->cfg.audit_mac_uri, CA_AUDIT_MAC_DEFAULT_URI) != 0) return rc;
+    static const uint8_t id[2] = {0xca, 0xac};
+    *made = true;
+    return hsm_mac_key_generate(c->hsm, CA_AUDIT_MAC_LABEL, id, sizeof id, &c->audit_mac);
+}
+
+/* Opens the database with every audit entry MACed by the token's audit key. */
+static ct_err db_open_audited(ca *c)
+{
+    const db_audit_mac mac = {audit_mac, audit_key, c, CA_AUDIT_MAC_LABEL};
+    return db_open_keyed(c->cfg.db_path, &mac, &c->db);
+}
+
 /* Splits "a,b,c" into at most `max` NUL-terminated parts inside `storage`. */
 static void split_list(char *storage, const char **parts, size_t max)
 {
@@ -174,7 +199,7 @@ static ct_err build(ca *c, const char *stage, const char *dir)
     CT_GUARD_RET(write_cert_files(c));
     ct_failpoint("init:certificates");
 
-    CT_GUARD_RET(db_open(c->cfg.db_path, &c->db));
+    CT_GUARD_RET(db_open_audited(c));
     pki_cert_info root;
     char fp[65], detail[160];
     const ct_buf *r = &c->signers[CA_KEY_DEVICE_ROOT].cert_der;
@@ -278,7 +303,7 @@ ct_err ca_open(const char *dir, ca **out)
         }
         CT_GUARD(load_signer(c, role));
     }
-    CT_GUARD(db_open(c->cfg.db_path, &c->db));
+    CT_GUARD(db_open_audited(c));
     CT_GUARD(ca_log_note_key_open(c)); /* generated (and audited) here for a CA folder made before checkpoints */
     CT_GUARD(ca_proofs_open(c));
     CT_GUARD(ca_tiles_open(c));
@@ -300,6 +325,7 @@ void ca_close(ca *c)
     }
     hsm_eddsa_free(c->note_key);
     db_close(c->db);
+    hsm_mac_key_free(c->audit_mac);
     hsm_close(c->hsm);
     free(c);
 }

@@ -53,7 +53,12 @@ typedef struct {
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
+    char audit_mac_uri[256];   /* the audit chain's HMAC key (a secret key, not a signer) */
 } ca_settings;
+
+/* The audit chain's key: generated under this label when key.audit_mac is the default and the token has none. */
+#define CA_AUDIT_MAC_LABEL "audit-mac"
+#define CA_AUDIT_MAC_DEFAULT_URI "pkcs11:object=" CA_AUDIT_MAC_LABEL ";type=secret-key"
 
 /* CA_KEY_OCSP, the delegated OCSP responder (certified by the device issuing CA), is the only optional one:
  * CA folders made before revocation support have none, and their device issuing CA answers OCSP itself. */
@@ -88,6 +93,7 @@ struct ca {
     ca_tiles *tiles;                  /* the issuance log's kept tile hashes (ca_tiles.c) */
     hsm_eddsa_key *note_key;          /* signs checkpoints (ca_log.c); NULL only while a CA is being opened */
     ct_note_verifier note_vkey;       /* its verifier: log.origin and the key's public half */
+    hsm_mac_key *audit_mac;           /* MACs every audit entry (db_open_keyed) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */

@@ -161,7 +161,8 @@ static ct_err audit_verify(ca *c, const cli_args *a)
     ct_err rc = ca_audit_verify(c, &report);
     if (rc == CT_ERR_INTEGRITY) printf("audit log BROKEN: %s\n", report.reason);
     CT_GUARD_RET(rc);
-    printf("audit log intact: %lld entries\n", (long long)report.entries);
+    printf("audit log intact: %lld entries, each MACed in the token from entry %lld\n", (long long)report.entries,
+           (long long)report.keyed_from);
     rc = ca_log_verify(c, &log);
     if (rc == CT_ERR_INTEGRITY) printf("issuance log BROKEN: %s\n", log.reason);
     CT_GUARD_RET(rc);

@@ -417,6 +417,18 @@ static ct_err migrate_one(ct_db *db, void *ctx)
     return db_audit_append_tx(db, "camtrust-db", "db.migrate", what, "ok", NULL);
 }
 
+/* The audit key found or made under the write lock, so that two processes upgrading one folder make one key and
+ * one seal; the seal comes before any migration writes its own (MACed) entry: the first MACed entry is the seal. */
+static ct_err audit_key_ready(ct_db *db, void *ctx)
+{
+    (void)ctx;
+    bool made = false;
+    int64_t version = 0;
+    CT_GUARD_RET(db->mac.key(db->mac.ctx, &made));
+    CT_GUARD_RET(db_query_int(db, k_user_version, &version, ""));
+    return made && version >= 1 ? db_audit_keyed_tx(db) : CT_OK;
+}
+
 static ct_err configure(ct_db *db, void *ctx)
 {
     (void)ctx;
@@ -464,13 +476,17 @@ static ct_err db_files_private(const char *path)
     return CT_OK;
 }
 
-ct_err db_open(const char *path, ct_db **out)
+ct_err db_open(const char *path, ct_db **out) { return db_open_keyed(path, NULL, out); }
+
+ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out)
 {
     ct_err rc = CT_OK;
     ct_db *db = NULL;
     CT_ENSURE(path && *path && out, ct_fail(CT_ERR_ARG, "db_open: no path"));
+    CT_ENSURE(!mac || (mac->fn && mac->key), ct_fail(CT_ERR_ARG, "db_open: a MAC without its functions"));
     db = calloc(1, sizeof *db);
     CT_ENSURE(db, CT_ERR_NOMEM);
+    if (mac) db->mac = *mac;
     CT_ENSURE(pthread_mutex_init(&db->mu, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db mutex init failed"));
     CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0 && pthread_cond_init(&db->gc_cv, NULL) == 0,
               ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
@@ -484,6 +500,7 @@ ct_err db_open(const char *path, ct_db **out)
                   CT_ERR_DB, "cannot configure %s", path);
     CT_GUARD(db_call(db, false, configure, NULL));
     CT_GUARD(db_log_register(db));
+    if (mac) CT_GUARD(db_call(db, true, audit_key_ready, NULL));
     for (int v = db->schema_version + 1; v <= N_MIGRATIONS; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;

@@ -166,7 +166,23 @@ CT_MUST_CHECK ct_err db_revocation_epoch(ct_db *db, int64_t *epoch);
 CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const char *actor, size_t revoked,
                                         int64_t *number);
 
-/* ---- audit log: append-only, hash-chained (each entry holds SHA-256 of the previous entry) ---- */
+/* ---- audit log: append-only, chained (each entry's hash covers the previous entry's) ----
+ * Keyed: each entry's hash is HMAC-SHA256 under a key that only the CA's token holds (db_open_keyed), so that
+ * someone who can write this file but not use the token cannot write an entry. A chain begun before keying
+ * (SHA-256 only) is sealed by its "audit.keyed" entry: that entry and every later one are MACed. */
+typedef ct_err (*db_audit_mac_fn)(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32]);
+typedef struct {
+    db_audit_mac_fn fn;
+    /* Called once at open, under the database's write lock (processes opening the same file take turns), before
+     * anything is written: finds the key, or makes it and sets *made; a chain that existed unkeyed is then sealed
+     * with an "audit.keyed" entry (subject key_name). */
+    ct_err (*key)(void *ctx, bool *made);
+    void *ctx;
+    const char *key_name;
+} db_audit_mac;
+/* db_open whose every audit entry is MACed with `mac` (copied; ctx must outlive the handle), migrations' own
+ * entries included: the key is ready, and an unkeyed chain sealed, before any migration runs. */
+CT_MUST_CHECK ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out);
 CT_MUST_CHECK ct_err db_audit_append(ct_db *db, const char *actor, const char *action, const char *subject,
                                      const char *outcome, const char *detail);
 typedef struct {
@@ -177,11 +193,14 @@ CT_MUST_CHECK ct_err db_audit_append_all(ct_db *db, const db_audit_entry *entrie
 
 typedef struct {
     int64_t entries;
+    int64_t keyed_from;      /* the first MACed entry (1, or the "audit.keyed" entry); 0: none (unkeyed handle) */
     int64_t first_bad_seq;   /* 0 when intact */
-    char reason[256];        /* which entry and how: "entry 7: hash does not match its content (edited)" */
+    char reason[256];        /* which entry and how: "entry 7: MAC does not match (not written by this CA's key)" */
 } db_audit_report;
 
-/* Walks the chain from the first entry; CT_ERR_INTEGRITY with the report filled when it is broken. */
+/* Walks the chain from the first entry; CT_ERR_INTEGRITY with the report filled when it is broken. On a keyed
+ * handle: entries before the first MACed one must be SHA-256 chained, the first MACed one must be entry 1 or an
+ * "audit.keyed" entry, every later one MACed, and a non-empty chain must have one. Unkeyed: SHA-256 only. */
 CT_MUST_CHECK ct_err db_audit_verify(ct_db *db, db_audit_report *report);
 
 /* ---- officers: security officers (may revoke) and auditors (read only), each with a client certificate ---- */

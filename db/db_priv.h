@@ -12,6 +12,8 @@
 /* Bounds for audit fields (actor, action, subject, outcome) and the free-text detail. */
 #define DB_AUDIT_FIELD_MAX 256
 #define DB_AUDIT_DETAIL_MAX 1024
+/* The entry that seals a chain begun unkeyed: it and every later entry are MACed. */
+#define DB_AUDIT_KEYED_ACTION "audit.keyed"
 
 struct ct_db {
     sqlite3 *h;
@@ -27,6 +29,8 @@ struct ct_db {
     pthread_cond_t gc_cv;
     struct db_pending *gc_head, **gc_tail;
     bool gc_leading;
+    /* The audit chain's key (db_open_keyed); fn NULL: SHA-256 only. */
+    db_audit_mac mac;
 };
 
 /* The profiles of the operations issuing CA's certificates (db.h DB_PROFILE_*), for SQL "profile [NOT] IN". */
@@ -65,6 +69,9 @@ CT_MUST_CHECK ct_err db_col_hash(sqlite3_stmt *st, int col, uint8_t out[32]);
 typedef ct_err (*db_fn)(ct_db *db, void *ctx);
 CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
 
+/* Seals an unkeyed chain with its "audit.keyed" entry (audit.c; the caller holds the mutex and a transaction):
+ * nothing when the chain is empty or its newest entry is MACed already. */
+CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
 /* Appends one audit event; the caller holds the mutex and an open transaction. */
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);

@@ -425,10 +425,10 @@ cleanup:
     return rc;
 }
 
-ct_err hsm_private_find(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *label, const uint8_t *id,
-                        size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count)
+/* The key objects of this class and type matching label and/or id (either may be absent). */
+ct_err hsm_keys_find(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, const char *label,
+                     const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count)
 {
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
     CK_ULONG n = 2;
     if (label) tmpl[n++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)};
@@ -436,15 +436,46 @@ ct_err hsm_private_find(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char 
     return hsm_objects_find(h, s, tmpl, n, found, 2, count);
 }
 
+/* The private EC key objects matching label and/or id (either may be absent). */
 /* Whether any object (of any class) carries this attribute value. */
-ct_err hsm_object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type, const void *v, size_t n,
-                         bool *exists)
+static ct_err object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type, const void *v, size_t n,
+                            bool *exists)
 {
     CK_ATTRIBUTE a = {type, (void *)v, (CK_ULONG)n};
     CK_OBJECT_HANDLE o;
     CK_ULONG count = 0;
     CT_GUARD_RET(hsm_objects_find(h, s, &a, 1, &o, 1, &count));
     *exists = count > 0;
+    return CT_OK;
+}
+
+/* A new key's label and id: within bounds, and carried by no object in the token yet (CT_ERR_EXISTS). */
+ct_err hsm_new_object_check(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len)
+{
+    size_t label_len = strlen(label);
+    bool exists = false;
+    CT_ENSURE_RET(label_len > 0 && label_len <= HSM_LABEL_MAX,
+                  ct_fail(CT_ERR_ARG, "key label must be 1..%d bytes", HSM_LABEL_MAX));
+    CT_ENSURE_RET(id_len > 0 && id_len <= HSM_ID_MAX, ct_fail(CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX));
+    CT_GUARD_RET(object_exists(h, s, CKA_LABEL, label, label_len, &exists));
+    CT_ENSURE_RET(!exists, ct_fail(CT_ERR_EXISTS, "an object labelled '%s' exists already", label));
+    CT_GUARD_RET(object_exists(h, s, CKA_ID, id, id_len, &exists));
+    CT_ENSURE_RET(!exists, ct_fail(CT_ERR_EXISTS, "an object with this id exists already"));
+    return CT_OK;
+}
+
+/* A module that silently made a session object would lose the key: check it is the one token object so named. */
+ct_err hsm_generated_check(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, CK_OBJECT_HANDLE obj,
+                           const char *label, const uint8_t *id, size_t id_len)
+{
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CK_BBOOL on_token = CK_FALSE;
+    size_t n = 0;
+    CT_GUARD_RET(hsm_keys_find(h, s, cls, kt, label, id, id_len, found, &count));
+    CT_ENSURE_RET(count == 1 && found[0] == obj, ct_fail(CT_ERR_HSM, "generated key '%s' not found in the token", label));
+    CT_GUARD_RET(attr_get(h, s, obj, CKA_TOKEN, &on_token, sizeof on_token, &n));
+    CT_ENSURE_RET(on_token == CK_TRUE, ct_fail(CT_ERR_HSM, "generated key '%s' is not a token object", label));
     return CT_OK;
 }
 
@@ -461,17 +492,10 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     CT_ENSURE(h && label && id && out, CT_ERR_ARG);
     *out = NULL;
     size_t label_len = strlen(label);
-    CT_ENSURE_MSG(label_len > 0 && label_len <= HSM_LABEL_MAX, CT_ERR_ARG, "key label must be 1..%d bytes",
-                  HSM_LABEL_MAX);
-    CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
     CT_ENSURE_MSG(type == HSM_EC_P256 || type == HSM_EC_P384, CT_ERR_WEAK_KEY, "unsupported key type %d",
                   (int)type);
     s = hsm_session_get(h);
-    bool exists = false;
-    CT_GUARD(hsm_object_exists(h, s, CKA_LABEL, label, label_len, &exists));
-    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
-    CT_GUARD(hsm_object_exists(h, s, CKA_ID, id, id_len, &exists));
-    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object with this id exists already");
+    CT_GUARD(hsm_new_object_check(h, s, label, id, id_len));
 
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     const uint8_t *oid = type == HSM_EC_P384 ? OID_P384 : OID_P256;
@@ -495,15 +519,7 @@ static ct_err key_generate(hsm *h, hsm_key_type type, const char *label, const u
     HSM_CK(h->f->C_GenerateKeyPair(s, &mech, pub_t, sizeof pub_t / sizeof pub_t[0], priv_t,
                                    sizeof priv_t / sizeof priv_t[0], &pub, &priv),
            "C_GenerateKeyPair");
-    /* A module that silently made a session object would lose the key: check it is in the token. */
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CT_GUARD(hsm_private_find(h, s, CKK_EC, label, id, id_len, found, &count));
-    CK_BBOOL on_token = CK_FALSE;
-    size_t n = 0;
-    CT_ENSURE_MSG(count == 1 && found[0] == priv, CT_ERR_HSM, "generated key '%s' not found in the token", label);
-    CT_GUARD(attr_get(h, s, priv, CKA_TOKEN, &on_token, sizeof on_token, &n));
-    CT_ENSURE_MSG(on_token == CK_TRUE, CT_ERR_HSM, "generated key '%s' is not a token object", label);
+    CT_GUARD(hsm_generated_check(h, s, CKO_PRIVATE_KEY, CKK_EC, priv, label, id, id_len));
     CT_GUARD(key_load(h, s, priv, out));
 cleanup:
     if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
@@ -559,6 +575,7 @@ typedef struct {
     uint8_t id[HSM_ID_MAX];
     size_t id_len;
     bool has_token, has_object;
+    bool secret; /* type=secret-key (hsm_mac.c); hsm_key_find wants private keys */
 } hsm_uri;
 
 static int hexval(char c)
@@ -619,6 +636,8 @@ static ct_err uri_parse(const char *uri, hsm_uri *u)
                 u->has_object = true;
             } else if (klen == 2 && memcmp(p, "id", 2) == 0) {
                 CT_GUARD_RET(pct_decode(v, vlen, u->id, sizeof u->id, &u->id_len));
+            } else if (klen == 4 && memcmp(p, "type", 4) == 0 && vlen == 10 && memcmp(v, "secret-key", 10) == 0) {
+                u->secret = true;
             } else if (klen == 4 && memcmp(p, "type", 4) == 0 && !(vlen == 7 && memcmp(v, "private", 7) == 0)) {
                 return ct_fail(CT_ERR_ARG, "URI names a non-private object type");
             }
@@ -630,12 +649,15 @@ static ct_err uri_parse(const char *uri, hsm_uri *u)
     return CT_OK;
 }
 
-/* A key named by RFC 7512 URI (its token=, if any, must be the open token's) or by bare label. */
-static ct_err key_name_parse(const hsm *h, const char *uri_or_label, hsm_uri *u)
+/* A key named by RFC 7512 URI (its token=, if any, must be the open token's; type=secret-key only when `secret`)
+ * or by bare label. */
+static ct_err key_name_parse(const hsm *h, const char *uri_or_label, bool secret, hsm_uri *u)
 {
     CT_ENSURE_RET(strnlen(uri_or_label, HSM_URI_MAX) < HSM_URI_MAX, ct_fail(CT_ERR_ARG, "key URI too long"));
     if (strncmp(uri_or_label, "pkcs11:", 7) == 0) {
         CT_GUARD_RET(uri_parse(uri_or_label, u));
+        CT_ENSURE_RET(u->secret == secret, ct_fail(CT_ERR_ARG, secret ? "a secret key's URI says type=secret-key"
+                                                                       : "URI names a secret key, not a private key"));
         CT_ENSURE_RET(!u->has_token || strcmp(u->token, h->token_label) == 0,
                       ct_fail(CT_ERR_HSM_NO_TOKEN, "URI names token '%s', the open token is '%s'", u->token,
                               h->token_label));
@@ -654,8 +676,9 @@ ct_err hsm_private_find_named(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const
     hsm_uri u;
     CK_OBJECT_HANDLE found[2];
     CK_ULONG count = 0;
-    CT_GUARD_RET(key_name_parse(h, uri_or_label, &u));
-    CT_GUARD_RET(hsm_private_find(h, s, kt, u.has_object ? u.object : NULL, u.id, u.id_len, found, &count));
+    CT_GUARD_RET(key_name_parse(h, uri_or_label, false, &u));
+    CT_GUARD_RET(hsm_keys_find(h, s, CKO_PRIVATE_KEY, kt, u.has_object ? u.object : NULL, u.id, u.id_len, found,
+                               &count));
     CT_ENSURE_RET(count > 0, ct_fail(CT_ERR_HSM_NO_KEY, "no private %s key '%s' in token '%s'",
                                      kt == CKK_EC ? "EC" : "Ed25519", u.object, h->token_label));
     CT_ENSURE_RET(count == 1, ct_fail(CT_ERR_HSM, "key '%s' is ambiguous in token '%s'", u.object, h->token_label));
@@ -789,4 +812,18 @@ cleanup:
     if (secret != CK_INVALID_HANDLE) h->f->C_DestroyObject(s, secret);
     if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
     return rc;
+}
+
+/* ---------------- key names, for every kind of key ---------------- */
+
+ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1], uint8_t id[HSM_ID_MAX],
+                      size_t *id_len)
+{
+    hsm_uri u;
+    CT_ENSURE_RET(h && uri_or_label && label && id && id_len, CT_ERR_ARG);
+    CT_GUARD_RET(key_name_parse(h, uri_or_label, true, &u));
+    memcpy(label, u.object, sizeof u.object);
+    memcpy(id, u.id, u.id_len);
+    *id_len = u.id_len;
+    return CT_OK;
 }

@@ -131,4 +131,21 @@ const uint8_t *hsm_eddsa_public(const hsm_eddsa_key *k);
 CT_MUST_CHECK ct_err hsm_eddsa_sign(hsm_eddsa_key *k, const uint8_t *msg, size_t len, uint8_t sig[HSM_ED25519_SIG_LEN]);
 void hsm_eddsa_free(hsm_eddsa_key *k);
 
+/* ---- HMAC keys (hsm_mac.c): a secret that never leaves the token, e.g. the audit chain's key ----
+ * A generic secret key (CKK_GENERIC_SECRET, 256 bits) used with CKM_SHA256_HMAC. URIs say type=secret-key:
+ * "pkcs11:object=audit-mac;type=secret-key". The handle is cached; each MAC borrows one pooled session. */
+#define HSM_MAC_LEN 32
+typedef struct hsm_mac_key hsm_mac_key;
+
+/* CT_ERR_HSM_NO_KEY if absent. */
+CT_MUST_CHECK ct_err hsm_mac_key_find(hsm *h, const char *uri_or_label, hsm_mac_key **out);
+/* Generated inside the token: CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE true, CKA_EXTRACTABLE false, CKA_SIGN and
+ * CKA_VERIFY only, CKA_MODIFIABLE false. `label` and `id` must be unique in the token (CT_ERR_EXISTS). */
+CT_MUST_CHECK ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8_t *id, size_t id_len,
+                                          hsm_mac_key **out);
+/* HMAC-SHA256 of msg inside the token. Callers compare MACs with ct_equal_ct. */
+CT_MUST_CHECK ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN]);
+const char *hsm_mac_key_label(const hsm_mac_key *k);
+void hsm_mac_key_free(hsm_mac_key *k);
+
 #endif

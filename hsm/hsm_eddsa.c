@@ -71,14 +71,8 @@ ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t i
     CT_ENSURE(h && label && id && out, CT_ERR_ARG);
     *out = NULL;
     size_t label_len = strlen(label);
-    CT_ENSURE_MSG(label_len > 0 && label_len <= HSM_LABEL_MAX, CT_ERR_ARG, "key label must be 1..%d bytes", HSM_LABEL_MAX);
-    CT_ENSURE_MSG(id_len > 0 && id_len <= HSM_ID_MAX, CT_ERR_ARG, "key id must be 1..%d bytes", HSM_ID_MAX);
     s = hsm_session_get(h);
-    bool exists = false;
-    CT_GUARD(hsm_object_exists(h, s, CKA_LABEL, label, label_len, &exists));
-    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object labelled '%s' exists already", label);
-    CT_GUARD(hsm_object_exists(h, s, CKA_ID, id, id_len, &exists));
-    CT_ENSURE_MSG(!exists, CT_ERR_EXISTS, "an object with this id exists already");
+    CT_GUARD(hsm_new_object_check(h, s, label, id, id_len));
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_ATTRIBUTE pub_t[] = {
         {CKA_TOKEN, &yes, sizeof yes},   {CKA_VERIFY, &yes, sizeof yes}, {CKA_DERIVE, &no, sizeof no},
@@ -98,11 +92,7 @@ ct_err hsm_eddsa_generate(hsm *h, const char *label, const uint8_t *id, size_t i
     CK(h->f->C_GenerateKeyPair(s, &mech, pub_t, sizeof pub_t / sizeof pub_t[0], priv_t, sizeof priv_t / sizeof priv_t[0],
                                &pub, &priv),
        "C_GenerateKeyPair(Ed25519)");
-    /* A module that silently made a session object would lose the key: it must be found as a token object. */
-    CK_OBJECT_HANDLE found[2];
-    CK_ULONG count = 0;
-    CT_GUARD(hsm_private_find(h, s, CKK_EC_EDWARDS, label, id, id_len, found, &count));
-    CT_ENSURE_MSG(count == 1 && found[0] == priv, CT_ERR_HSM, "generated key '%s' not found in the token", label);
+    CT_GUARD(hsm_generated_check(h, s, CKO_PRIVATE_KEY, CKK_EC_EDWARDS, priv, label, id, id_len));
     CT_GUARD(load(h, s, priv, out));
 cleanup:
     if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);

@@ -99,26 +99,29 @@ CT_MUST_CHECK ct_err hsm_sign_der(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type ty
 CT_MUST_CHECK ct_err hsm_ecdh_raw(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type type, const uint8_t *peer_point,
                                   size_t peer_len, uint8_t *out, size_t *out_len);
 
-/* hsm.c's session pool, object search and private-key search (by type, label and/or id), for hsm_eddsa.c too. */
-CK_SESSION_HANDLE hsm_session_get(hsm *h);
-void hsm_session_put(hsm *h, CK_SESSION_HANDLE s);
-CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
-                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
-/* Whether any object (of any class) carries this attribute value. */
-CT_MUST_CHECK ct_err hsm_object_exists(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE_TYPE type, const void *v, size_t n,
-                                       bool *exists);
-CT_MUST_CHECK ct_err hsm_private_find(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *label,
-                                      const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count);
-
-/* The one private key of type `kt` named by RFC 7512 URI (token= must be the open token's) or bare label:
- * CT_ERR_HSM_NO_KEY when there is none, CT_ERR_HSM when it is ambiguous. */
-CT_MUST_CHECK ct_err hsm_private_find_named(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *uri_or_label,
-                                            CK_OBJECT_HANDLE *out);
-
 /* hsm_wolf.c: device registration per hsm and the id -> object registry. */
 CT_MUST_CHECK ct_err hsm_wolf_attach(hsm *h);
 void hsm_wolf_detach(hsm *h);
 CT_MUST_CHECK ct_err hsm_wolf_remember(hsm *h, const hsm_key *k);
 void hsm_wolf_forget(hsm *h, const hsm_key *k);
+
+/* hsm.c, for the other key kinds (hsm_mac.c, hsm_eddsa.c): the session pool (one thread at a time on a session);
+ * object search; key search by class, type, label and/or id; a new key's label and id checked (bounds, unique)
+ * and, once generated, found as the one token object so named; a private key named by URI or label; a secret
+ * key's URI ("pkcs11:object=L;type=secret-key", or a bare label) as label and id (id_len 0: none given). */
+CK_SESSION_HANDLE hsm_session_get(hsm *h);
+void hsm_session_put(hsm *h, CK_SESSION_HANDLE s);
+CT_MUST_CHECK ct_err hsm_objects_find(hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG n,
+                                      CK_OBJECT_HANDLE *found, CK_ULONG max, CK_ULONG *count);
+CT_MUST_CHECK ct_err hsm_keys_find(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt, const char *label,
+                                   const uint8_t *id, size_t id_len, CK_OBJECT_HANDLE found[2], CK_ULONG *count);
+CT_MUST_CHECK ct_err hsm_new_object_check(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id,
+                                          size_t id_len);
+CT_MUST_CHECK ct_err hsm_generated_check(hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_KEY_TYPE kt,
+                                         CK_OBJECT_HANDLE obj, const char *label, const uint8_t *id, size_t id_len);
+CT_MUST_CHECK ct_err hsm_private_find_named(hsm *h, CK_SESSION_HANDLE s, CK_KEY_TYPE kt, const char *uri_or_label,
+                                            CK_OBJECT_HANDLE *out);
+CT_MUST_CHECK ct_err hsm_uri_secret(const hsm *h, const char *uri_or_label, char label[HSM_LABEL_MAX + 1],
+                                    uint8_t id[HSM_ID_MAX], size_t *id_len);
 
 #endif

@@ -875,6 +875,73 @@ START_TEST(an_older_station_certificate_is_recorded_and_revoked)
 }
 END_TEST
 
+/* ---- issue 11: the audit chain is MACed by a key in the CA's token ---- */
+START_TEST(audit_chain_is_keyed_by_the_token)
+{
+    ct_buf csr = CT_BUF_INIT;
+    ca_enroll_result res;
+    openssl_csr("k1", "/serialNumber=SN-1/CN=x", NULL, &csr);
+    ck_assert_int_eq(enroll(&station_cert, &csr, CA_ENROLL_NEW, NULL, &res), CT_OK);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+    ck_assert_int_eq(report.keyed_from, 1);
+    ck_assert_int_eq(report.entries, count_rows("audit"));
+    /* The key init made is the configured one, a secret key in the token: not usable as a private key. */
+    hsm_mac_key *k = NULL;
+    hsm_key *priv = NULL;
+    ck_assert_int_eq(hsm_mac_key_find(the_ca->hsm, the_ca->cfg.audit_mac_uri, &k), CT_OK);
+    ck_assert_str_eq(hsm_mac_key_label(k), "audit-mac");
+    ck_assert_int_eq(hsm_key_find(the_ca->hsm, "audit-mac", &priv), CT_ERR_HSM_NO_KEY);
+    ck_assert_int_eq(hsm_key_find(the_ca->hsm, the_ca->cfg.audit_mac_uri, &priv), CT_ERR_ARG);
+    hsm_mac_key_free(k);
+    /* The issuance's entry, edited in the file: named by the CA's verify. */
+    int64_t seq = 0;
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "sqlite3 '%s' \"DROP TRIGGER audit_no_update; UPDATE audit SET subject = 'SN-2' WHERE "
+             "action = 'cert.issue'\"", the_ca->cfg.db_path);
+    ck_assert_int_eq(tu_sh("%s", cmd), 0);
+    snprintf(cmd, sizeof cmd, "sqlite3 -readonly '%s' \"select seq from audit where action = 'cert.issue'\"",
+             the_ca->cfg.db_path);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(fscanf(p, "%lld", (long long *)&seq), 1);
+    pclose(p);
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(report.first_bad_seq, seq);
+    ck_assert_ptr_nonnull(strstr(report.reason, "MAC does not match (not written by this CA's key)"));
+    ct_buf_free(&res.cert_der);
+    ct_buf_free(&csr);
+}
+END_TEST
+
+START_TEST(configured_audit_key_must_exist)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/ca/" CA_CONFIG_FILE, dir);
+    long entries = count_rows("audit");
+    ca_close(the_ca);
+    the_ca = NULL;
+    ck_assert_int_eq(tu_sh("sed -i 's|^key.audit_mac.*|key.audit_mac = pkcs11:object=nope;type=secret-key|' '%s'", path),
+                     0);
+    snprintf(path, sizeof path, "%s/ca", dir);
+    ca *c = NULL;
+    ck_assert_int_eq(ca_open(path, &c), CT_ERR_HSM_NO_KEY); /* only the default key is made on first use */
+    snprintf(path, sizeof path, "%s/ca/" CA_CONFIG_FILE, dir);
+    ck_assert_int_eq(tu_sh("sed -i 's|^key.audit_mac.*|key.audit_mac = pkcs11:object=device-root;type=private|' '%s'",
+                           path), 0);
+    snprintf(path, sizeof path, "%s/ca", dir);
+    ck_assert_int_eq(ca_open(path, &c), CT_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "type=secret-key"));
+    ck_assert_ptr_null(c);
+    snprintf(path, sizeof path, "%s/ca/" CA_CONFIG_FILE, dir);
+    ck_assert_int_eq(tu_sh("sed -i 's|^key.audit_mac.*|key.audit_mac = pkcs11:object=audit-mac;type=secret-key|' '%s'",
+                           path), 0);
+    snprintf(path, sizeof path, "%s/ca", dir);
+    ck_assert_int_eq(ca_open(path, &the_ca), CT_OK);
+    ck_assert_int_eq(count_rows("audit"), entries); /* nothing was written by the refused opens */
+}
+END_TEST
+
 /* A test case on a fresh CA per test. */
 static TCase *ca_case(const char *name, double timeout)
 {
@@ -919,5 +986,9 @@ int main(void)
     tcase_add_test(h10, server_failures_in_issuance_are_audited);
     tcase_add_test(h10, an_older_station_certificate_is_recorded_and_revoked);
     suite_add_tcase(s, h10);
+    TCase *i11 = ca_case("issue11-audit-mac", 120);
+    tcase_add_test(i11, audit_chain_is_keyed_by_the_token);
+    tcase_add_test(i11, configured_audit_key_must_exist);
+    suite_add_tcase(s, i11);
     return tu_run_suite(s);
 }

@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "db_log.h"
+#include "hsm.h"
 #include "test_util.h"
 
 /* ---- helpers: an independent raw connection to the same file ---- */
@@ -953,6 +954,275 @@ START_TEST(test_serial_case_variants)
 }
 END_TEST
 
+/* ---- issue 11: audit entries MACed in the token (a real SoftHSM key, as the CA uses it) ---- */
+static hsm *g_hsm;
+
+/* The key a keyed handle uses, and what its key callback answers ("made now": an unkeyed chain gets sealed). */
+typedef struct {
+    hsm_mac_key *k;
+    bool made;
+} test_key;
+
+static ct_err token_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32])
+{
+    return hsm_mac_sign(((test_key *)ctx)->k, msg, len, mac);
+}
+
+static ct_err token_key(void *ctx, bool *made)
+{
+    *made = ((test_key *)ctx)->made;
+    return CT_OK;
+}
+
+/* A token with an HMAC key of this label; the hsm stays open for the test process. */
+static hsm_mac_key *mac_key(const char *tag, const char *label, uint8_t id0)
+{
+    if (!g_hsm) {
+        tu_softhsm_token(tu_tmpdir(tag), "dbmac");
+        hsm_config cfg = {NULL, "dbmac", TU_PIN, 0};
+        ck_assert_int_eq(hsm_open(&cfg, &g_hsm), CT_OK);
+    }
+    hsm_mac_key *k = NULL;
+    const uint8_t id[2] = {0xdb, id0};
+    ck_assert_int_eq(hsm_mac_key_generate(g_hsm, label, id, sizeof id, &k), CT_OK);
+    return k;
+}
+
+static ct_db *keyed_open(hsm_mac_key *k, bool new_key)
+{
+    static test_key tk; /* the handle keeps a pointer to it */
+    tk = (test_key){k, new_key};
+    const db_audit_mac mac = {token_mac, token_key, &tk, hsm_mac_key_label(k)};
+    ct_db *db = NULL;
+    ct_err rc = db_open_keyed(g_path, &mac, &db);
+    ck_assert_msg(rc == CT_OK, "db_open_keyed: %s", ct_err_detail());
+    return db;
+}
+
+/* A keyed copy of busy_db: the same events, every entry MACed from entry 1. */
+static ct_db *busy_keyed_db(const char *tag, hsm_mac_key *k)
+{
+    snprintf(g_path, sizeof g_path, "%s/ca.db", tu_tmpdir(tag));
+    ct_db *db = keyed_open(k, true);
+    add_station(db, "line1");
+    ck_assert_int_eq(db_audit_append(db, "unknown-client", "est.enroll", "SN9", "denied", "not in an order"), CT_OK);
+    ck_assert_int_eq(db_station_set_enabled(db, "line1", false, "officer:bob"), CT_OK);
+    ck_assert_int_eq(db_audit_append(db, "officer:bob", "cert.revoke", "SN1", "ok", "keyCompromise"), CT_OK);
+    return db;
+}
+
+/* The attacker's recomputation: the unkeyed SHA-256 chain (db/audit.c's encoding) over entries from..to, the
+ * entry after `to` made to follow it. Triggers dropped, as someone writing the file would. */
+static void put_be_n(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+static void raw_rechain(int64_t from, int64_t to)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL, *up = NULL;
+    uint8_t prev[32] = {0};
+    ck_assert_int_eq(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(h, "DROP TRIGGER IF EXISTS audit_no_update; BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    if (from > 1) {
+        ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT hash FROM audit WHERE seq = ?", -1, &st, NULL), SQLITE_OK);
+        sqlite3_bind_int64(st, 1, from - 1);
+        ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+        memcpy(prev, sqlite3_column_blob(st, 0), 32);
+        sqlite3_finalize(st);
+    }
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT seq, ts, actor, action, subject, outcome, detail FROM audit"
+                                           " WHERE seq BETWEEN ? AND ? ORDER BY seq", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, from);
+    sqlite3_bind_int64(st, 2, to);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", -1, &up, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        uint8_t msg[4096], hash[32];
+        size_t n = 0;
+        memcpy(msg, prev, 32);
+        n = 32;
+        put_be_n(msg + n, (uint64_t)sqlite3_column_int64(st, 0), 8);
+        put_be_n(msg + n + 8, (uint64_t)sqlite3_column_int64(st, 1), 8);
+        n += 16;
+        for (int i = 2; i < 7; i++) {
+            size_t len = (size_t)sqlite3_column_bytes(st, i);
+            ck_assert_uint_lt(n + 4 + len, sizeof msg);
+            put_be_n(msg + n, len, 4);
+            memcpy(msg + n + 4, sqlite3_column_text(st, i), len);
+            n += 4 + len;
+        }
+        ck_assert_int_eq(ct_sha256(msg, n, hash), CT_OK);
+        sqlite3_reset(up);
+        sqlite3_bind_blob(up, 1, prev, 32, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(up, 2, hash, 32, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(up, 3, sqlite3_column_int64(st, 0));
+        ck_assert_int_eq(sqlite3_step(up), SQLITE_DONE);
+        memcpy(prev, hash, 32);
+    }
+    sqlite3_finalize(up);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "UPDATE audit SET prev_hash = ? WHERE seq = ?", -1, &up, NULL), SQLITE_OK);
+    sqlite3_bind_blob(up, 1, prev, 32, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(up, 2, to + 1);
+    ck_assert_int_eq(sqlite3_step(up), SQLITE_DONE);
+    sqlite3_finalize(up);
+    sqlite3_finalize(st);
+    ck_assert_int_eq(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+#define MAC_BAD "MAC does not match (not written by this CA's key)"
+
+START_TEST(test_audit_mac_keyed_from_entry_one)
+{
+    hsm_mac_key *k = mac_key("db-mac1", "audit-mac", 1), *other = mac_key("db-mac1", "other-mac", 2);
+    ct_db *db = busy_keyed_db("db-mac1", k);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(rep.entries, audit_rows());
+    ck_assert_int_eq(rep.keyed_from, 1);
+    db_close(db);
+    /* Not SHA-256: an unkeyed reader finds entry 1 "edited"; another key's MACs do not match either. */
+    ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+    expect_broken(db, 1, "entry 1 was edited (hash does not match its content)");
+    db_close(db);
+    db = keyed_open(other, false);
+    expect_broken(db, 1, "entry 1: " MAC_BAD);
+    db_close(db);
+    hsm_mac_key_free(k);
+    hsm_mac_key_free(other);
+}
+END_TEST
+
+START_TEST(test_audit_mac_forged_entries)
+{
+    hsm_mac_key *k = mac_key("db-mac2", "audit-mac", 1);
+    ct_db *db = busy_keyed_db("db-mac2", k);
+    int64_t last = raw_int("SELECT max(seq) FROM audit"), victim = last - 2;
+    char sql[200], err[200];
+    /* Edited, chain left alone. */
+    snprintf(sql, sizeof sql, "DROP TRIGGER audit_no_update; UPDATE audit SET detail = 'x' WHERE seq = %lld",
+             (long long)victim);
+    ck_assert_int_eq(raw_exec(sql, err, sizeof err), SQLITE_OK);
+    char want[200];
+    snprintf(want, sizeof want, "entry %lld: " MAC_BAD, (long long)victim);
+    expect_broken(db, victim, want);
+    /* ... and every later hash recomputed the unkeyed way. */
+    raw_rechain(victim, last);
+    snprintf(want, sizeof want, "entry %lld: MAC does not match (not written by this CA's key: a plain SHA-256 hash "
+             "after entry 1 began the keyed chain)", (long long)victim);
+    expect_broken(db, victim, want);
+    /* The whole chain recomputed: nothing is MACed any more. */
+    raw_rechain(1, last);
+    expect_broken(db, 1, "no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed entries "
+                         "deleted)");
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+START_TEST(test_audit_mac_forged_insert)
+{
+    hsm_mac_key *k = mac_key("db-mac3", "audit-mac", 1);
+    ct_db *db = busy_keyed_db("db-mac3", k);
+    int64_t last = raw_int("SELECT max(seq) FROM audit");
+    char err[200];
+    /* A revocation "un-done" by a forged enable event slipped in before the last entry, the chain recomputed. */
+    ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_update; UPDATE audit SET seq = seq + 1000 WHERE seq >= 7;"
+                              "UPDATE audit SET seq = seq - 999 WHERE seq >= 1000;"
+                              "INSERT INTO audit SELECT 7, ts, 'officer:bob', 'station.enable', 'line1', 'ok', '',"
+                              " prev_hash, hash FROM audit WHERE seq = 6",
+                              err, sizeof err),
+                     SQLITE_OK);
+    raw_rechain(7, last + 1);
+    expect_broken(db, 7, "entry 7: MAC does not match (not written by this CA's key: a plain SHA-256 hash after "
+                         "entry 1 began the keyed chain)");
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+START_TEST(test_audit_mac_seals_an_unkeyed_chain)
+{
+    ct_db *db = busy_db("db-mac4"); /* a chain from before keying */
+    int64_t n = audit_rows();
+    db_close(db);
+    hsm_mac_key *k = mac_key("db-mac4", "audit-mac", 1);
+    db = keyed_open(k, true);
+    ck_assert_int_eq(audit_rows(), n + 1);
+    char action[64];
+    raw_text("SELECT action || ' ' || subject FROM audit ORDER BY seq DESC LIMIT 1", action, sizeof action);
+    ck_assert_str_eq(action, "audit.keyed audit-mac");
+    ck_assert_int_eq(db_audit_append(db, "cli", "ca.renew", "tls", "ok", NULL), CT_OK);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(rep.keyed_from, n + 1);
+    ck_assert_int_eq(rep.entries, n + 2);
+    db_close(db);
+    db = keyed_open(k, true); /* sealed once: a newest entry MACed already needs none */
+    ck_assert_int_eq(audit_rows(), n + 2);
+    db_close(db);
+    /* An unkeyed writer after the seal (here db_open's SHA-256 chain, as the old code or an attacker writes). */
+    ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+    ck_assert_int_eq(db_audit_append(db, "officer:mallory", "cert.revoke", "SN1", "ok", NULL), CT_OK);
+    db_close(db);
+    db = keyed_open(k, false);
+    char want[200];
+    snprintf(want, sizeof want, "entry %lld: MAC does not match (not written by this CA's key: a plain SHA-256 hash "
+             "after entry %lld began the keyed chain)", (long long)(n + 3), (long long)(n + 1));
+    expect_broken(db, n + 3, want);
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+START_TEST(test_audit_mac_seal_required)
+{
+    /* The key exists but the chain was never sealed (an upgrade cut between making the key and sealing): the
+     * first MACed entry is not an audit.keyed one, which nothing the CA writes can produce. */
+    ct_db *db = busy_db("db-mac5");
+    int64_t n = audit_rows();
+    db_close(db);
+    hsm_mac_key *k = mac_key("db-mac5", "audit-mac", 1);
+    db = keyed_open(k, false);
+    ck_assert_int_eq(audit_rows(), n);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(rep.first_bad_seq, 1);
+    ck_assert_int_eq(db_audit_append(db, "cli", "ca.renew", "tls", "ok", NULL), CT_OK);
+    char want[200];
+    snprintf(want, sizeof want, "entry %lld is the first MACed entry but not an audit.keyed entry (a keyed chain "
+             "begins with entry 1 or that entry)", (long long)(n + 1));
+    expect_broken(db, n + 1, want);
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+START_TEST(test_audit_mac_concurrent_appends)
+{
+    /* Threads append at once: each MAC borrows its own pooled session (one PKCS#11 session per thread). */
+    hsm_mac_key *k = mac_key("db-mac6", "audit-mac", 1);
+    snprintf(g_path, sizeof g_path, "%s/ca.db", tu_tmpdir("db-mac6"));
+    ct_db *db = keyed_open(k, true);
+    int64_t before = audit_rows();
+    pthread_t t[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, appender, db), 0);
+    for (int i = 0; i < N_THREADS; i++) {
+        void *res = NULL;
+        ck_assert_int_eq(pthread_join(t[i], &res), 0);
+        ck_assert_ptr_null(res);
+    }
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(rep.entries, before + N_THREADS * N_APPENDS);
+    ck_assert_int_eq(rep.keyed_from, 1);
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -988,6 +1258,12 @@ int main(void)
     tcase_add_test(tc, test_log_tamper_tree_heads);
     tcase_add_test(tc, test_log_migration_logs_earlier_certificates);
     tcase_add_test(tc, test_serial_case_variants);
+    tcase_add_test(tc, test_audit_mac_keyed_from_entry_one);
+    tcase_add_test(tc, test_audit_mac_forged_entries);
+    tcase_add_test(tc, test_audit_mac_forged_insert);
+    tcase_add_test(tc, test_audit_mac_seals_an_unkeyed_chain);
+    tcase_add_test(tc, test_audit_mac_seal_required);
+    tcase_add_test(tc, test_audit_mac_concurrent_appends);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

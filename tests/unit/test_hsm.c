@@ -279,6 +279,19 @@ static CK_BBOOL attr_bool(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT
     return v;
 }
 
+/* The one object of this class and label, found with the raw module. */
+static CK_OBJECT_HANDLE raw_find(CK_FUNCTION_LIST_PTR f, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const char *label)
+{
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, (void *)label, (CK_ULONG)strlen(label)}};
+    CK_OBJECT_HANDLE o;
+    CK_ULONG count = 0;
+    ck_assert_uint_eq(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
+    ck_assert_uint_eq(f->C_FindObjects(s, &o, 1, &count), CKR_OK);
+    ck_assert_uint_eq(f->C_FindObjectsFinal(s), CKR_OK);
+    ck_assert_uint_eq(count, 1);
+    return o;
+}
+
 START_TEST(test_not_extractable)
 {
     hsm_key_free(gen(HSM_EC_P256, "secret", 1));
@@ -304,14 +317,7 @@ START_TEST(test_not_extractable)
     CK_SESSION_HANDLE s;
     ck_assert_uint_eq(f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &s), CKR_OK);
     ck_assert_uint_eq(f->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR) "1234", 4), CKR_OK);
-    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, "secret", 6}};
-    CK_OBJECT_HANDLE o;
-    CK_ULONG count = 0;
-    ck_assert_uint_eq(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
-    ck_assert_uint_eq(f->C_FindObjects(s, &o, 1, &count), CKR_OK);
-    ck_assert_uint_eq(f->C_FindObjectsFinal(s), CKR_OK);
-    ck_assert_uint_eq(count, 1);
+    CK_OBJECT_HANDLE o = raw_find(f, s, CKO_PRIVATE_KEY, "secret");
 
     uint8_t value[256];
     CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof value};
@@ -624,6 +630,97 @@ START_TEST(test_wolf_tls)
 }
 END_TEST
 
+/* ---------------- issue 11: HMAC keys (hsm_mac.c) ---------------- */
+
+static void mac_of(hsm_mac_key *k, const char *msg, uint8_t out[HSM_MAC_LEN])
+{
+    ct_err rc = hsm_mac_sign(k, (const uint8_t *)msg, strlen(msg), out);
+    ck_assert_msg(rc == CT_OK, "hsm_mac_sign: %s", ct_err_detail());
+}
+
+START_TEST(test_mac_key)
+{
+    const uint8_t id1[] = {0x0a, 1}, id2[] = {0x0a, 2};
+    hsm_mac_key *k = NULL, *k2 = NULL, *f = NULL;
+    hsm_key *priv = NULL;
+    uint8_t a[HSM_MAC_LEN], b[HSM_MAC_LEN], c[HSM_MAC_LEN];
+    ck_assert_int_eq(hsm_mac_key_generate(g_h, "mac1", id1, sizeof id1, &k), CT_OK);
+    ck_assert_int_eq(hsm_mac_key_generate(g_h, "mac1", id2, sizeof id2, &k2), CT_ERR_EXISTS);
+    ck_assert_int_eq(hsm_mac_key_generate(g_h, "mac2", id1, sizeof id1, &k2), CT_ERR_EXISTS);
+    ck_assert_int_eq(hsm_mac_key_generate(g_h, "mac2", id2, sizeof id2, &k2), CT_OK);
+    mac_of(k, "entry 1", a);
+    mac_of(k, "entry 1", b);
+    ck_assert_mem_eq(a, b, HSM_MAC_LEN);
+    mac_of(k, "entry 2", b);
+    ck_assert(memcmp(a, b, HSM_MAC_LEN) != 0);
+    mac_of(k2, "entry 1", b);
+    ck_assert(memcmp(a, b, HSM_MAC_LEN) != 0); /* another key, another MAC */
+    /* Found again by URI or label (another process would), it is the same key. */
+    const char *const names[] = {"pkcs11:object=mac1;type=secret-key", "pkcs11:id=%0a%01;type=secret-key", "mac1"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        ck_assert_int_eq(hsm_mac_key_find(g_h, names[i], &f), CT_OK);
+        mac_of(f, "entry 1", c);
+        ck_assert_mem_eq(a, c, HSM_MAC_LEN);
+        hsm_mac_key_free(f);
+    }
+    ck_assert_int_eq(hsm_mac_key_find(g_h, "pkcs11:object=mac1;type=private", &f), CT_ERR_ARG);
+    ck_assert_int_eq(hsm_mac_key_find(g_h, "pkcs11:object=mac3;type=secret-key", &f), CT_ERR_HSM_NO_KEY);
+    ck_assert_int_eq(hsm_key_find(g_h, "mac1", &priv), CT_ERR_HSM_NO_KEY); /* not a private key */
+    ck_assert_int_eq(hsm_key_find(g_h, "pkcs11:object=mac1;type=secret-key", &priv), CT_ERR_ARG);
+    hsm_mac_key_free(k2);
+
+    /* The secret stays in the token and does nothing but MACs; nobody widens it. */
+    CK_FUNCTION_LIST_PTR fl = g_h->f;
+    CK_SESSION_HANDLE s;
+    ck_assert_uint_eq(fl->C_OpenSession(g_h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), CKR_OK);
+    CK_OBJECT_HANDLE o = raw_find(fl, s, CKO_SECRET_KEY, "mac1");
+    uint8_t value[64];
+    CK_ATTRIBUTE v = {CKA_VALUE, value, sizeof value};
+    ck_assert_uint_eq(fl->C_GetAttributeValue(s, o, &v, 1), CKR_ATTRIBUTE_SENSITIVE);
+    ck_assert_uint_eq(attr_bool(fl, s, o, CKA_SENSITIVE), CK_TRUE);
+    ck_assert_uint_eq(attr_bool(fl, s, o, CKA_EXTRACTABLE), CK_FALSE);
+    ck_assert_uint_eq(attr_bool(fl, s, o, CKA_TOKEN), CK_TRUE);
+    ck_assert_uint_eq(attr_bool(fl, s, o, CKA_PRIVATE), CK_TRUE);
+    ck_assert_uint_eq(attr_bool(fl, s, o, CKA_SIGN), CK_TRUE);
+    const CK_ATTRIBUTE_TYPE never[] = {CKA_ENCRYPT, CKA_DECRYPT, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE, CKA_MODIFIABLE};
+    for (size_t i = 0; i < sizeof never / sizeof never[0]; i++) ck_assert_uint_eq(attr_bool(fl, s, o, never[i]), CK_FALSE);
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE widen_it = {CKA_EXTRACTABLE, &yes, sizeof yes};
+    ck_assert_uint_ne(fl->C_SetAttributeValue(s, o, &widen_it, 1), CKR_OK);
+    ck_assert_uint_eq(attr_bool(fl, s, o, CKA_EXTRACTABLE), CK_FALSE);
+    fl->C_CloseSession(s);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+/* MACs from several threads at once: each borrows its own pooled session, and every one is right. */
+static uint8_t g_mac_want[HSM_MAC_LEN];
+static atomic_int g_mac_good;
+
+static void *macer(void *arg)
+{
+    for (int i = 0; i < N_SIGS; i++) {
+        uint8_t got[HSM_MAC_LEN];
+        if (hsm_mac_sign(arg, (const uint8_t *)"entry 1", 7, got) == CT_OK && memcmp(got, g_mac_want, sizeof got) == 0)
+            atomic_fetch_add(&g_mac_good, 1);
+    }
+    return NULL;
+}
+
+START_TEST(test_mac_threads)
+{
+    const uint8_t id[] = {0x0b, 1};
+    hsm_mac_key *k = NULL;
+    ck_assert_int_eq(hsm_mac_key_generate(g_h, "busy-mac", id, sizeof id, &k), CT_OK);
+    mac_of(k, "entry 1", g_mac_want);
+    pthread_t t[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) ck_assert_int_eq(pthread_create(&t[i], NULL, macer, k), 0);
+    for (int i = 0; i < N_THREADS; i++) pthread_join(t[i], NULL);
+    ck_assert_int_eq(atomic_load(&g_mac_good), N_THREADS * N_SIGS);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
 static Suite *hsm_suite(void)
 {
     Suite *s = suite_create("hsm");
@@ -648,6 +745,8 @@ static Suite *hsm_suite(void)
     tcase_add_test(keys, test_threads);
     tcase_add_test(keys, test_wolf_callback);
     tcase_add_test(keys, test_wolf_tls);
+    tcase_add_test(keys, test_mac_key);
+    tcase_add_test(keys, test_mac_threads);
     suite_add_tcase(s, keys);
     return s;
 }

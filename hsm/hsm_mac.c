@@ -1,0 +1,120 @@
+/* hsm_mac: HMAC-SHA256 with a generic secret key that never leaves the token (the audit chain's key).
+ * The object handle is looked up once and kept; each MAC borrows a pooled session for one C_SignInit + C_Sign,
+ * so any number of threads may MAC at once without sharing a session. */
+#define _POSIX_C_SOURCE 200809L
+#include "hsm_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define HSM_MAC_KEY_BYTES 32
+
+struct hsm_mac_key {
+    hsm *h;
+    CK_OBJECT_HANDLE obj;
+    char label[HSM_LABEL_MAX + 1];
+};
+
+/* The generic secret keys with this label (and id, when given). */
+static ct_err secret_find(hsm *h, CK_SESSION_HANDLE s, const char *label, const uint8_t *id, size_t id_len,
+                          CK_OBJECT_HANDLE found[2], CK_ULONG *count)
+{
+    return hsm_keys_find(h, s, CKO_SECRET_KEY, CKK_GENERIC_SECRET, label[0] ? label : NULL, id, id_len, found, count);
+}
+
+static ct_err mac_key_new(hsm *h, CK_OBJECT_HANDLE obj, const char *label, hsm_mac_key **out)
+{
+    hsm_mac_key *k = calloc(1, sizeof *k);
+    if (!k) return CT_ERR_NOMEM;
+    k->h = h;
+    k->obj = obj;
+    ct_err rc = ct_strlcpy(k->label, sizeof k->label, label);
+    if (rc != CT_OK) {
+        free(k);
+        return rc;
+    }
+    *out = k;
+    return CT_OK;
+}
+
+ct_err hsm_mac_key_find(hsm *h, const char *uri_or_label, hsm_mac_key **out)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    char label[HSM_LABEL_MAX + 1];
+    uint8_t id[HSM_ID_MAX];
+    size_t id_len = 0;
+    CT_ENSURE(h && uri_or_label && out, CT_ERR_ARG);
+    *out = NULL;
+    CT_GUARD(hsm_uri_secret(h, uri_or_label, label, id, &id_len));
+    s = hsm_session_get(h);
+    CK_OBJECT_HANDLE found[2];
+    CK_ULONG count = 0;
+    CT_GUARD(secret_find(h, s, label, id, id_len, found, &count));
+    CT_ENSURE_MSG(count > 0, CT_ERR_HSM_NO_KEY, "no secret key '%s' in token '%s'", label, h->token_label);
+    CT_ENSURE_MSG(count == 1, CT_ERR_HSM, "secret key '%s' is ambiguous in token '%s'", label, h->token_label);
+    CT_GUARD(mac_key_new(h, found[0], label, out));
+cleanup:
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
+    return rc;
+}
+
+ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8_t *id, size_t id_len, hsm_mac_key **out)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
+    CT_ENSURE(h && label && id && out, CT_ERR_ARG);
+    *out = NULL;
+    size_t label_len = strlen(label);
+    s = hsm_session_get(h);
+    CT_GUARD(hsm_new_object_check(h, s, label, id, id_len));
+
+    /* Sign and verify (HMAC) only; SoftHSM grants every usage a template does not deny. */
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_ULONG value_len = HSM_MAC_KEY_BYTES;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof cls},         {CKA_KEY_TYPE, &kt, sizeof kt},
+        {CKA_VALUE_LEN, &value_len, sizeof value_len},
+        {CKA_TOKEN, &yes, sizeof yes},         {CKA_PRIVATE, &yes, sizeof yes},
+        {CKA_SENSITIVE, &yes, sizeof yes},     {CKA_EXTRACTABLE, &no, sizeof no},
+        {CKA_SIGN, &yes, sizeof yes},          {CKA_VERIFY, &yes, sizeof yes},
+        {CKA_ENCRYPT, &no, sizeof no},         {CKA_DECRYPT, &no, sizeof no},
+        {CKA_WRAP, &no, sizeof no},            {CKA_UNWRAP, &no, sizeof no},
+        {CKA_DERIVE, &no, sizeof no},          {CKA_MODIFIABLE, &no, sizeof no},
+        {CKA_LABEL, (void *)label, (CK_ULONG)label_len}, {CKA_ID, (void *)id, (CK_ULONG)id_len},
+    };
+    CK_MECHANISM mech = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
+    CK_RV rv = h->f->C_GenerateKey(s, &mech, tmpl, sizeof tmpl / sizeof tmpl[0], &obj);
+    CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "C_GenerateKey(generic secret) failed: CKR 0x%lx", rv);
+    CT_GUARD(hsm_generated_check(h, s, CKO_SECRET_KEY, CKK_GENERIC_SECRET, obj, label, id, id_len));
+    CT_GUARD(mac_key_new(h, obj, label, out));
+cleanup:
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
+    return rc;
+}
+
+ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN])
+{
+    CT_ENSURE_RET(k && (msg || !len) && mac, CT_ERR_ARG);
+    CK_MECHANISM mech = {CKM_SHA256_HMAC, NULL, 0};
+    CK_ULONG mac_len = HSM_MAC_LEN;
+    CK_SESSION_HANDLE s = hsm_session_get(k->h);
+    CK_RV rv = k->h->f->C_SignInit(s, &mech, k->obj);
+    if (rv == CKR_OK) rv = k->h->f->C_Sign(s, (CK_BYTE_PTR)msg, (CK_ULONG)len, mac, &mac_len);
+    hsm_session_put(k->h, s);
+    CT_ENSURE_RET(rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC with key '%s' in the token failed: CKR 0x%lx", k->label, rv));
+    CT_ENSURE_RET(mac_len == HSM_MAC_LEN, ct_fail(CT_ERR_HSM, "token returned a %lu-byte HMAC", mac_len));
+    return CT_OK;
+}
+
+const char *hsm_mac_key_label(const hsm_mac_key *k) { return k ? k->label : ""; }
+
+void hsm_mac_key_free(hsm_mac_key *k)
+{
+    if (!k) return;
+    ct_wipe(k, sizeof *k);
+    free(k);
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Only the CA can write an audit entry: each entry is HMAC-SHA256'd in the token (key audit-mac). Someone who can
+# write camtrust.db but not use the token edits, inserts or appends entries and recomputes the unkeyed SHA-256
+# chain (audit_forge.py, triggers dropped): `audit verify` names the entry, and the server refuses to start. A CA
+# folder made before keying is sealed at its first open; kill -9 during enrollments leaves a chain that verifies.
+# Usage: audit_mac.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+FORGE="python3 $(dirname "$0")/audit_forge.py"
+
+CA=$WORK/ca
+DB=$CA/camtrust.db
+"$CA_BIN" init --dir "$CA" >/dev/null
+out=$("$CA_BIN" audit verify --dir "$CA")
+check "a new CA's chain is MACed from entry 1" grep -q "^audit log intact: [0-9]* entries, each MACed in the token from entry 1$" <<<"$out"
+p11() { SOFTHSM2_CONF=$1/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca \
+          --login --pin "$(cat "$1/secrets/user.pin")" "${@:2}" 2>/dev/null; }
+keyinfo=$(p11 "$CA" --list-objects --type secrkey)
+check "the audit key is a 256-bit generic secret in the token" grep -q "Generic secret length 32" <<<"$keyinfo"
+check "... labelled audit-mac" grep -q "label: *audit-mac" <<<"$keyinfo"
+check "... sensitive and never extractable" grep -q "Access: *sensitive, always sensitive, never extractable" <<<"$keyinfo"
+
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
+"$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
+seq -f 'CAM%04g' 1 40 >"$WORK/serials.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials.txt" >/dev/null
+for s in $(seq -f 'CAM%04g' 1 40); do make_csr "$WORK/$s" "/serialNumber=$s/CN=x"; done
+
+# kill -9 in the middle of a burst of enrollments: whatever was committed was MACed in its own transaction.
+start_ca "$CA"
+for s in $(seq -f 'CAM%04g' 1 40); do
+  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null &
+done
+for _ in $(seq 1 200); do # killed once a few are committed, while the rest are under way
+  [ "$(sql "$DB" "select count(*) from certificates where profile = 'device'")" -ge 3 ] && break
+  sleep 0.05
+done
+kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=
+wait
+n=$(sql "$DB" "select count(*) from certificates where profile = 'device'")
+echo "# $n of 40 enrollments committed before kill -9"
+out=$("$CA_BIN" audit verify --dir "$CA")
+check "after kill -9 during enrollments the chain verifies, no officer needed" grep -q "^audit log intact" <<<"$out"
+start_ca "$CA"
+check "... and the server starts again" grep -q "event=audit_verified" "$WORK/server.log"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+sqlite3 "$DB" ".backup '$WORK/good.db'"
+LAST=$(sql "$WORK/good.db" "select max(seq) from audit")
+MID=$(sql "$WORK/good.db" "select min(seq) from audit where action = 'cert.issue'")
+
+# Each attack on a fresh copy of the good database.
+attack() { # attack "description" "expected BROKEN line" forge-args... | sql:SQL
+  cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+  local what=$1 want=$2; shift 2
+  if [ "$1" = sql ]; then sqlite3 "$DB" "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; $2"; else $FORGE "$DB" "$@"; fi
+  local rc=0 out; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
+  check_eq "$what" "1 audit log BROKEN: $want" "$rc $(grep BROKEN <<<"$out")"
+}
+MAC_BAD="MAC does not match (not written by this CA's key)"
+SHA_AFTER="MAC does not match (not written by this CA's key: a plain SHA-256 hash after entry 1 began the keyed chain)"
+attack "an entry's detail edited, chain left alone" "entry $MID: $MAC_BAD" \
+  sql "UPDATE audit SET detail = 'forged' WHERE seq = $MID"
+cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+sqlite3 "$DB" "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; UPDATE audit SET detail = 'forged' WHERE seq = $MID"
+$FORGE "$DB" rechain "$MID"
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
+check_eq "an entry edited and every later hash recomputed" "1 audit log BROKEN: entry $MID: $SHA_AFTER" "$rc $(grep BROKEN <<<"$out")"
+rc=0; "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>"$WORK/refused.log" || rc=$?
+check_eq "the server refuses to start on it (exit 1)" 1 "$rc"
+check_eq "... with one line naming the entry" 1 "$(grep -c "event=refusing_to_serve reason=\"audit chain broken: entry $MID: MAC does not match" "$WORK/refused.log")"
+check "... and serves nothing" bash -c "! grep -q event=listening '$WORK/refused.log'"
+attack "a forged entry inserted with a recomputed chain" "entry $MID: $SHA_AFTER" insert "$MID"
+attack "a forged entry appended with a recomputed chain" "entry $((LAST + 1)): $SHA_AFTER" append
+attack "the whole chain recomputed without keys" \
+  "no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed entries deleted)" rechain 1
+cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+check "the good database verifies again" "$CA_BIN" audit verify --dir "$CA"
+
+# A CA folder made before keying: no audit-mac key, a chain of plain SHA-256 (made here from a new one).
+OLD=$WORK/old
+"$CA_BIN" init --dir "$OLD" >/dev/null
+p11 "$OLD" --delete-object --type secrkey --label audit-mac >/dev/null
+$FORGE "$OLD/camtrust.db" rechain 1
+N=$(sql "$OLD/camtrust.db" "select max(seq) from audit")
+check_eq "an unkeyed CA folder: no audit key" "" "$(p11 "$OLD" --list-objects --type secrkey | grep audit-mac || true)"
+out=$("$CA_BIN" audit verify --dir "$OLD")
+check_eq "its first open seals the chain; verify: SHA-256 before the seal, MACs from it" \
+  "audit log intact: $((N + 1)) entries, each MACed in the token from entry $((N + 1))" "$(head -1 <<<"$out")"
+check_eq "... the seal is an audit.keyed entry naming the key" "camtrust-db|audit.keyed|audit-mac" \
+  "$(sql "$OLD/camtrust.db" "select actor, action, subject from audit where seq = $((N + 1))")"
+check "... and the key is now in the token" grep -q "label: *audit-mac" <<<"$(p11 "$OLD" --list-objects --type secrkey)"
+"$CA_BIN" audit verify --dir "$OLD" >/dev/null
+check_eq "... sealed once" 1 "$(sql "$OLD/camtrust.db" "select count(*) from audit where action = 'audit.keyed'")"
+sqlite3 "$OLD/camtrust.db" ".backup '$WORK/old-good.db'"
+$FORGE "$OLD/camtrust.db" append
+rc=0; out=$("$CA_BIN" audit verify --dir "$OLD" 2>&1) || rc=$?
+check_eq "an unkeyed entry after the seal is caught" \
+  "1 audit log BROKEN: entry $((N + 2)): MAC does not match (not written by this CA's key: a plain SHA-256 hash after entry $((N + 1)) began the keyed chain)" \
+  "$rc $(grep BROKEN <<<"$out")"
+cp "$WORK/old-good.db" "$OLD/camtrust.db"; rm -f "$OLD/camtrust.db-wal" "$OLD/camtrust.db-shm"
+sqlite3 "$OLD/camtrust.db" "DROP TRIGGER IF EXISTS audit_no_update; UPDATE audit SET detail = 'forged' WHERE seq = 3"
+$FORGE "$OLD/camtrust.db" rechain 3 "$N"
+rc=0; out=$("$CA_BIN" audit verify --dir "$OLD" 2>&1) || rc=$?
+check_eq "an entry before the seal edited, its SHA-256 chain recomputed up to the seal: the seal's MAC catches it" \
+  "1 audit log BROKEN: entry $((N + 1)): $MAC_BAD" "$rc $(grep BROKEN <<<"$out")"
+$FORGE "$OLD/camtrust.db" rechain 3
+rc=0; out=$("$CA_BIN" audit verify --dir "$OLD" 2>&1) || rc=$?
+check_eq "... recomputed through the seal and on: no entry is MACed any more" \
+  "1 audit log BROKEN: no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed entries deleted)" \
+  "$rc $(grep BROKEN <<<"$out")"
+
+# Several processes opening the same unkeyed folder at once (a server and commands): the key is made under the
+# database's write lock, so there is one key and one seal, and every one of them verifies.
+OLD2=$WORK/old2
+"$CA_BIN" init --dir "$OLD2" >/dev/null
+p11 "$OLD2" --delete-object --type secrkey --label audit-mac >/dev/null
+$FORGE "$OLD2/camtrust.db" rechain 1
+for i in 1 2 3 4 5 6; do ("$CA_BIN" audit verify --dir "$OLD2" >"$WORK/par$i.txt" 2>&1; echo "rc=$?" >>"$WORK/par$i.txt") & done
+wait
+check_eq "six concurrent first opens: all intact" 6 "$(cat "$WORK"/par?.txt | grep -c '^rc=0$')"
+check_eq "... one audit key in the token" 1 "$(p11 "$OLD2" --list-objects --type secrkey | grep -c 'label: *audit-mac')"
+check_eq "... one seal" 1 "$(sql "$OLD2/camtrust.db" "select count(*) from audit where action = 'audit.keyed'")"
+finish
