@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <wolfssl/wolfcrypt/ecc.h>
 
@@ -51,6 +52,14 @@ struct hsm_module {
 static pthread_mutex_t g_mod_lock = PTHREAD_MUTEX_INITIALIZER;
 static hsm_module *g_mods;
 
+static CK_RV module_initialize(hsm_module *m)
+{
+    CK_C_INITIALIZE_ARGS args;
+    memset(&args, 0, sizeof args);
+    args.flags = CKF_OS_LOCKING_OK;
+    return m->f->C_Initialize(&args);
+}
+
 static ct_err module_load(const char *path, hsm_module **out)
 {
     ct_err rc = CT_OK;
@@ -64,10 +73,7 @@ static ct_err module_load(const char *path, hsm_module **out)
     CT_ENSURE_MSG(gfl, CT_ERR_HSM, "%s has no C_GetFunctionList", path);
     HSM_CK(gfl(&m->f), "C_GetFunctionList");
     CT_ENSURE_MSG(m->f, CT_ERR_HSM, "%s returned no function list", path);
-    CK_C_INITIALIZE_ARGS args;
-    memset(&args, 0, sizeof args);
-    args.flags = CKF_OS_LOCKING_OK;
-    CK_RV rv = m->f->C_Initialize(&args);
+    CK_RV rv = module_initialize(m);
     CT_ENSURE_MSG(rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED, CT_ERR_HSM,
                   "C_Initialize failed: CKR 0x%lx", rv);
     m->owns_init = rv == CKR_OK;
@@ -168,6 +174,32 @@ static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *
     bool found;
     CT_GUARD_RET(token_scan(f, label, &found, slot, NULL, NULL));
     return found ? CT_OK : ct_fail(CT_ERR_HSM_NO_TOKEN, "no token labelled '%s'", label);
+}
+
+/* SoftHSM reads its token files once, at C_Initialize: a token that another process was rewriting at that moment
+ * (generating a key) is missing from this process's slots. While this process alone uses the module (nothing
+ * opened or logged in yet), it initialises it again and looks once more, a few times. */
+#define TOKEN_FIND_TRIES 5
+static ct_err token_find_settled(hsm_module *m, const char *label, CK_SLOT_ID *slot)
+{
+    ct_err rc = token_find(m->f, label, slot);
+    for (int i = 1; rc == CT_ERR_HSM_NO_TOKEN && i < TOKEN_FIND_TRIES; i++) {
+        const struct timespec pause = {0, 20 * 1000000L * i};
+        pthread_mutex_lock(&g_mod_lock);
+        bool alone = m->refs == 1 && m->owns_init;
+        CK_RV rv = CKR_OK;
+        if (alone) {
+            (void)m->f->C_Finalize(NULL);
+            memset(m->logins, 0, sizeof m->logins);
+            nanosleep(&pause, NULL);
+            rv = module_initialize(m);
+        }
+        pthread_mutex_unlock(&g_mod_lock);
+        if (!alone) break;
+        CT_ENSURE_RET(rv == CKR_OK, ct_fail(CT_ERR_HSM, "C_Initialize failed: CKR 0x%lx", rv));
+        rc = token_find(m->f, label, slot);
+    }
+    return rc;
 }
 
 /* Records the PIN digest of a successful user login (on=true), or checks a PIN against it (on=false; true
@@ -287,7 +319,7 @@ ct_err hsm_open(const hsm_config *cfg, hsm **out)
     CT_GUARD(ct_strlcpy(h->token_label, sizeof h->token_label, cfg->token_label));
     CT_GUARD(module_acquire(cfg->module_path, &h->mod));
     h->f = h->mod->f;
-    CT_GUARD(token_find(h->f, cfg->token_label, &h->slot));
+    CT_GUARD(token_find_settled(h->mod, cfg->token_label, &h->slot));
     h->sessions = calloc(pool, sizeof *h->sessions);
     h->idle = calloc(pool, sizeof *h->idle);
     CT_ENSURE(h->sessions && h->idle, CT_ERR_NOMEM);
