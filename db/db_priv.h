@@ -83,7 +83,7 @@ CT_MUST_CHECK ct_err db_client_set_enabled(ct_db *db, const char *kind, const ch
                                            bool enabled, const char *actor);
 
 /* Audit details that record a change of state (rebuild.c): "v=2" then " key=value" pairs, values %XX-escaped
- * outside [A-Za-z0-9._:/+@-]. db_state_verify rebuilds the state tables from them. */
+ * outside [A-Za-z0-9._:/+@,-]. db_state_verify rebuilds the state tables from them. */
 #define DB_DETAIL_V2 "v=2"
 typedef struct {
     char s[DB_AUDIT_DETAIL_MAX];

@@ -1,8 +1,9 @@
 /* db rebuild: the state tables rebuilt from the audit chain and compared with what the tables hold.
  *
  * Every state change writes its audit entry in the same transaction, with a detail in format version 2:
- * "v=2 key=value key=value ...", each value with the bytes outside [A-Za-z0-9._:/+@-] written as %XX (so a value
- * holds no space, '=' or ','; lists are comma-separated). Older entries keep their free text.
+ * "v=2 key=value key=value ...", each value with the bytes outside [A-Za-z0-9._:/+@,-] written as %XX (so a value
+ * holds no space or '='; the one list, serials=, is of hex serials, comma-separated). Older entries keep their
+ * free text.
  *
  * Where the rebuild starts: migration 8 writes an "audit.state" entry (the certificates' count and highest rowid,
  * both CRL numbers) followed by one "state.*" entry per station, officer, order and non-valid certificate that
@@ -24,7 +25,7 @@
  * ------------------------------------------------------------------------------------------------------- */
 static bool plain_byte(unsigned char ch)
 {
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("._:/+@-", ch);
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || strchr("._:/+@,-", ch);
 }
 
 void db_detail_init(db_detail *d)
@@ -472,9 +473,12 @@ static ct_err compare_certs(ct_db *db, rebuild_ctx *c)
         const char *have = (const char *)sqlite3_column_text(st, 14);
         int64_t have_at = sqlite3_column_int64(st, 15), have_reason = sqlite3_column_int64(st, 16);
         if (strcmp(want, have) != 0) {
+            char why[64];
+            if (*reason_name) CT_GUARD_RET(ct_strlcpy(why, sizeof why, reason_name));
+            else CT_GUARD_RET(ct_snprintf(why, sizeof why, "reason code %lld", (long long)reason));
             if (strcmp(want, "revoked") == 0)
                 return differs(c, "certificate %s: revoked in the audit (%s at %s), %s in the table (un-revoked?)", serial,
-                               *reason_name ? reason_name : "reason code", when, have);
+                               why, when, have);
             return differs(c, "certificate %s: %s in the audit, %s in the table", serial, want, have);
         }
         if (strcmp(want, "revoked") == 0 && (at != have_at || reason != have_reason)) {
