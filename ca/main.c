@@ -204,7 +204,8 @@ static int run(ca *c, const cli_args *a)
 {
     ct_err rc = CT_OK;
     if (is(a, "serve", NULL, 1)) {
-        rc = ca_serve(c, a->listen, a->http_listen);
+        /* Its refusals are one line each, CT_ERR_INTEGRITY too (nothing else printed it). */
+        if ((rc = ca_serve(c, a->listen, a->http_listen)) != CT_OK) return fail(rc);
     } else if (is(a, "station", "add", 2) || is(a, "viewer", "add", 2)) {
         ct_err (*add)(ca *, const char *, const char *, const char *) = a->words[0][0] == 'v' ? ca_viewer_add
                                                                                            : ca_station_add;
