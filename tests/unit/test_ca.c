@@ -679,7 +679,7 @@ START_TEST(revoking_an_order_closes_it_and_a_station_disables_it)
     ck_assert_int_eq(ca_revoke(the_ca, &req, NULL), CT_OK);
     ck_assert_int_eq(count_rows("orders where id=1 and open=0 and closed_at > 0"), 1);
     ck_assert_int_eq(count_rows("audit where action='order.close' and subject='order 1' and actor='cli' and "
-                                "detail='revoked' and seq = (select max(seq) from audit)"), 1);
+                                "detail='v=2 id=1 because=revoked' and seq = (select max(seq) from audit)"), 1);
     ck_assert_int_eq(enroll_new("sn2", "SN-2", &res), CT_ERR_NOT_IN_ORDER);
     /* A station: its certificates revoked and the station disabled, in one transaction. */
     char path[600];
