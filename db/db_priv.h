@@ -8,7 +8,7 @@
 #include "db.h"
 
 /* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
-#define DB_STMT_CACHE_MAX 96
+#define DB_STMT_CACHE_MAX 160
 /* Bounds for audit fields (actor, action, subject, outcome) and the free-text detail. */
 #define DB_AUDIT_FIELD_MAX 256
 #define DB_AUDIT_DETAIL_MAX 1024

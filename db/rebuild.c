@@ -38,7 +38,7 @@ ct_err db_detail_str(db_detail *d, const char *key, const char *val)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t need = strlen(key) + 2;
-    for (const unsigned char *p = (const unsigned char *)val; *p; p++) need += plain_byte(*p) && *p ? 1 : 3;
+    for (const unsigned char *p = (const unsigned char *)val; *p; p++) need += plain_byte(*p) ? 1 : 3;
     CT_ENSURE_RET(d->n + need < sizeof d->s, ct_fail(CT_ERR_TOO_LARGE, "audit detail: no room for %s", key));
     d->n += (size_t)snprintf(d->s + d->n, sizeof d->s - d->n, " %s=", key);
     for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
@@ -253,7 +253,9 @@ static const char k_rb_schema[] =
     "CREATE TEMP TABLE IF NOT EXISTS rb_crl (issuer TEXT PRIMARY KEY, number INTEGER);"
     "DELETE FROM rb_cert; DELETE FROM rb_station; DELETE FROM rb_officer; DELETE FROM rb_order; DELETE FROM rb_crl;";
 static const char k_rb_marker[] = "SELECT seq, detail FROM audit WHERE action = 'audit.state' ORDER BY seq LIMIT 1";
-static const char k_rb_entries[] = "SELECT seq, action, subject, detail FROM audit WHERE seq > ? ORDER BY seq";
+/* Refusals change no state (and their detail may quote a client): only what was done is replayed. */
+static const char k_rb_entries[] = "SELECT seq, action, subject, detail FROM audit WHERE seq > ? AND outcome = 'ok'"
+                                   " ORDER BY seq";
 static const char k_rb_cert_issue[] =
     "INSERT INTO rb_cert (serial, seq, status, issued, device, profile, station_id, order_id, spki, sha256)"
     " VALUES (?, ?, 'valid', 1, ?, ?, ?, ?, ?, ?)";
