@@ -163,10 +163,59 @@ static const char k_base_certs[] = "SELECT cert_serial_hex, status, COALESCE(rev
                                    " COALESCE(revocation_reason, -1) FROM certificates WHERE status <> 'valid'"
                                    " ORDER BY rowid";
 
-static ct_err base_entry(ct_db *db, const char *action, const char *subject, const db_detail *d)
+/* One row of a k_base_* query as a state entry's detail (subject: column 0). */
+typedef ct_err (*base_fill_fn)(ct_db *db, sqlite3_stmt *st, db_detail *d);
+
+static ct_err base_station(ct_db *db, sqlite3_stmt *st, db_detail *d)
 {
-    return db_audit_append_tx(db, "camtrust-db", action, subject, "ok", d->s);
+    (void)db;
+    uint8_t fp[32];
+    CT_GUARD_RET(db_detail_int(d, "enabled", sqlite3_column_int64(st, 1)));
+    CT_GUARD_RET(db_col_hash(st, 2, fp));
+    return db_detail_hex(d, "fp", fp, 32);
 }
+
+static ct_err base_officer(ct_db *db, sqlite3_stmt *st, db_detail *d)
+{
+    (void)db;
+    uint8_t fp[32];
+    CT_GUARD_RET(db_detail_str(d, "role", (const char *)sqlite3_column_text(st, 1)));
+    CT_GUARD_RET(db_detail_int(d, "enabled", sqlite3_column_int64(st, 2)));
+    CT_GUARD_RET(db_col_hash(st, 3, fp));
+    return db_detail_hex(d, "fp", fp, 32);
+}
+
+static ct_err base_order(ct_db *db, sqlite3_stmt *st, db_detail *d)
+{
+    int64_t id = sqlite3_column_int64(st, 0), n = 0;
+    uint8_t h[32];
+    CT_GUARD_RET(db_detail_int(d, "id", id));
+    CT_GUARD_RET(db_detail_str(d, "station", (const char *)sqlite3_column_text(st, 1)));
+    CT_GUARD_RET(db_detail_str(d, "model", (const char *)sqlite3_column_text(st, 2)));
+    CT_GUARD_RET(db_detail_int(d, "open", sqlite3_column_int64(st, 3)));
+    CT_GUARD_RET(db_order_serials_hash(db, id, h, &n));
+    CT_GUARD_RET(db_detail_int(d, "serials", n));
+    return db_detail_hex(d, "serials_sha256", h, 32);
+}
+
+static ct_err base_cert(ct_db *db, sqlite3_stmt *st, db_detail *d)
+{
+    (void)db;
+    CT_GUARD_RET(db_detail_str(d, "cert_serial", (const char *)sqlite3_column_text(st, 0)));
+    CT_GUARD_RET(db_detail_str(d, "status", (const char *)sqlite3_column_text(st, 1)));
+    CT_GUARD_RET(db_detail_int(d, "at", sqlite3_column_int64(st, 2)));
+    return db_detail_int(d, "code", sqlite3_column_int64(st, 3));
+}
+
+static const struct {
+    const char *sql, *action, *subject_prefix;
+    base_fill_fn fill;
+} k_base[] = {
+    {k_base_stations, "state.station", "", base_station},
+    {k_base_officers, "state.officer", "", base_officer},
+    {k_base_orders, "state.order", "order ", base_order},
+    {k_base_certs, "state.cert", "", base_cert},
+};
 
 ct_err db_state_baseline_tx(ct_db *db)
 {
@@ -181,59 +230,19 @@ ct_err db_state_baseline_tx(ct_db *db)
     CT_GUARD_RET(db_detail_int(&d, "rowid_max", sqlite3_column_int64(st, 1)));
     CT_GUARD_RET(db_detail_int(&d, "crl", sqlite3_column_int64(st, 2)));
     CT_GUARD_RET(db_detail_int(&d, "ops_crl", sqlite3_column_int64(st, 3)));
-    CT_GUARD_RET(base_entry(db, "audit.state", "state tables", &d));
-
-    CT_GUARD_RET(db_prepare(db, k_base_stations, &st, ""));
-    for (;;) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) break;
-        uint8_t fp[32];
-        db_detail_init(&d);
-        CT_GUARD_RET(db_detail_int(&d, "enabled", sqlite3_column_int64(st, 1)));
-        CT_GUARD_RET(db_col_hash(st, 2, fp));
-        CT_GUARD_RET(db_detail_hex(&d, "fp", fp, 32));
-        CT_GUARD_RET(base_entry(db, "state.station", (const char *)sqlite3_column_text(st, 0), &d));
-    }
-    CT_GUARD_RET(db_prepare(db, k_base_officers, &st, ""));
-    for (;;) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) break;
-        uint8_t fp[32];
-        db_detail_init(&d);
-        CT_GUARD_RET(db_detail_str(&d, "role", (const char *)sqlite3_column_text(st, 1)));
-        CT_GUARD_RET(db_detail_int(&d, "enabled", sqlite3_column_int64(st, 2)));
-        CT_GUARD_RET(db_col_hash(st, 3, fp));
-        CT_GUARD_RET(db_detail_hex(&d, "fp", fp, 32));
-        CT_GUARD_RET(base_entry(db, "state.officer", (const char *)sqlite3_column_text(st, 0), &d));
-    }
-    CT_GUARD_RET(db_prepare(db, k_base_orders, &st, ""));
-    for (;;) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) break;
-        int64_t id = sqlite3_column_int64(st, 0), n = 0;
-        uint8_t h[32];
-        char subject[32];
-        db_detail_init(&d);
-        CT_GUARD_RET(db_detail_int(&d, "id", id));
-        CT_GUARD_RET(db_detail_str(&d, "station", (const char *)sqlite3_column_text(st, 1)));
-        CT_GUARD_RET(db_detail_str(&d, "model", (const char *)sqlite3_column_text(st, 2)));
-        CT_GUARD_RET(db_detail_int(&d, "open", sqlite3_column_int64(st, 3)));
-        CT_GUARD_RET(db_order_serials_hash(db, id, h, &n));
-        CT_GUARD_RET(db_detail_int(&d, "serials", n));
-        CT_GUARD_RET(db_detail_hex(&d, "serials_sha256", h, 32));
-        CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)id));
-        CT_GUARD_RET(base_entry(db, "state.order", subject, &d));
-    }
-    CT_GUARD_RET(db_prepare(db, k_base_certs, &st, ""));
-    for (;;) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) break;
-        db_detail_init(&d);
-        CT_GUARD_RET(db_detail_str(&d, "cert_serial", (const char *)sqlite3_column_text(st, 0)));
-        CT_GUARD_RET(db_detail_str(&d, "status", (const char *)sqlite3_column_text(st, 1)));
-        CT_GUARD_RET(db_detail_int(&d, "at", sqlite3_column_int64(st, 2)));
-        CT_GUARD_RET(db_detail_int(&d, "code", sqlite3_column_int64(st, 3)));
-        CT_GUARD_RET(base_entry(db, "state.cert", (const char *)sqlite3_column_text(st, 0), &d));
+    CT_GUARD_RET(db_audit_append_tx(db, "camtrust-db", "audit.state", "state tables", "ok", d.s));
+    for (size_t i = 0; i < sizeof k_base / sizeof k_base[0]; i++) {
+        CT_GUARD_RET(db_prepare(db, k_base[i].sql, &st, ""));
+        for (;;) {
+            char subject[DB_AUDIT_FIELD_MAX];
+            CT_GUARD_RET(db_step(db, st, &row));
+            if (!row) break;
+            db_detail_init(&d);
+            CT_GUARD_RET(k_base[i].fill(db, st, &d));
+            CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "%s%s", k_base[i].subject_prefix,
+                                     (const char *)sqlite3_column_text(st, 0)));
+            CT_GUARD_RET(db_audit_append_tx(db, "camtrust-db", k_base[i].action, subject, "ok", d.s));
+        }
     }
     return CT_OK;
 }
@@ -418,8 +427,9 @@ static const char k_cmp_cert_unknown[] =
     "SELECT cert_serial_hex, status FROM certificates c WHERE NOT EXISTS (SELECT 1 FROM rb_cert r"
     " WHERE r.serial = c.cert_serial_hex) AND (c.rowid > ?1 OR c.status <> 'valid') ORDER BY c.rowid LIMIT 1";
 static const char k_cmp_cert_base[] = "SELECT count(*) FROM certificates WHERE rowid <= ?";
+/* Stations and officers alike: name, role ('' for stations), enabled, fingerprint; then the table's. */
 static const char k_cmp_stations[] =
-    "SELECT r.name, r.enabled, r.fp, s.name IS NOT NULL, s.enabled, s.cert_sha256 FROM rb_station r"
+    "SELECT r.name, '', r.enabled, r.fp, s.name IS NOT NULL, '', s.enabled, s.cert_sha256 FROM rb_station r"
     " LEFT JOIN stations s ON s.name = r.name ORDER BY r.seq";
 static const char k_cmp_station_unknown[] =
     "SELECT name FROM stations WHERE name NOT IN (SELECT name FROM rb_station) ORDER BY id LIMIT 1";
@@ -534,43 +544,30 @@ static ct_err unknown_row(ct_db *db, rebuild_ctx *c, const char *sql, const char
     return CT_OK;
 }
 
-static ct_err compare_clients(ct_db *db, rebuild_ctx *c)
+/* A station's or an officer's row: `sql` compares (k_cmp_stations, k_cmp_officers), `unknown` finds the rows the
+ * audit never added. */
+static ct_err compare_clients(ct_db *db, rebuild_ctx *c, const char *kind, const char *sql, const char *unknown)
 {
     sqlite3_stmt *st = NULL;
     bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_cmp_stations, &st, ""));
-    for (;;) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) break;
-        c->r->rows++;
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        int64_t want = sqlite3_column_int64(st, 1), have = sqlite3_column_int64(st, 4);
-        if (!sqlite3_column_int(st, 3)) return differs(c, "station %s: in the audit, not in the table (deleted?)", name);
-        if (want != have)
-            return differs(c, "station %s: %s in the audit, %s in the table", name, yes_no(want, "enabled", "disabled"),
-                           yes_no(have, "enabled", "disabled"));
-        if (!blob_eq(st, 2, st, 5))
-            return differs(c, "station %s: its certificate in the table is not the one the audit recorded", name);
-    }
-    CT_GUARD_RET(unknown_row(db, c, k_cmp_station_unknown, "station"));
-    CT_GUARD_RET(db_prepare(db, k_cmp_officers, &st, ""));
+    CT_GUARD_RET(db_prepare(db, sql, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
         c->r->rows++;
         const char *name = (const char *)sqlite3_column_text(st, 0), *want_role = (const char *)sqlite3_column_text(st, 1);
         int64_t want = sqlite3_column_int64(st, 2), have = sqlite3_column_int64(st, 6);
-        if (!sqlite3_column_int(st, 4)) return differs(c, "officer %s: in the audit, not in the table (deleted?)", name);
+        if (!sqlite3_column_int(st, 4)) return differs(c, "%s %s: in the audit, not in the table (deleted?)", kind, name);
         const char *have_role = (const char *)sqlite3_column_text(st, 5);
         if (strcmp(want_role, have_role) != 0)
-            return differs(c, "officer %s: %s in the audit, %s in the table", name, want_role, have_role);
+            return differs(c, "%s %s: %s in the audit, %s in the table", kind, name, want_role, have_role);
         if (want != have)
-            return differs(c, "officer %s: %s in the audit, %s in the table", name, yes_no(want, "enabled", "disabled"),
-                           yes_no(have, "enabled", "disabled"));
+            return differs(c, "%s %s: %s in the audit, %s in the table", kind, name,
+                           yes_no(want, "enabled", "disabled"), yes_no(have, "enabled", "disabled"));
         if (!blob_eq(st, 3, st, 7))
-            return differs(c, "officer %s: its certificate in the table is not the one the audit recorded", name);
+            return differs(c, "%s %s: its certificate in the table is not the one the audit recorded", kind, name);
     }
-    return unknown_row(db, c, k_cmp_officer_unknown, "officer");
+    return unknown_row(db, c, unknown, kind);
 }
 
 static ct_err compare_orders(ct_db *db, rebuild_ctx *c)
@@ -618,7 +615,8 @@ static ct_err state_verify_fn(ct_db *db, void *vctx)
     rebuild_ctx *c = vctx;
     CT_GUARD_RET(replay(db, c));
     CT_GUARD_RET(compare_certs(db, c));
-    CT_GUARD_RET(compare_clients(db, c));
+    CT_GUARD_RET(compare_clients(db, c, "station", k_cmp_stations, k_cmp_station_unknown));
+    CT_GUARD_RET(compare_clients(db, c, "officer", k_cmp_officers, k_cmp_officer_unknown));
     return compare_orders(db, c);
 }
 
