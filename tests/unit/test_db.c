@@ -1114,6 +1114,26 @@ START_TEST(test_state_revocation_of_many)
 }
 END_TEST
 
+/* Values are escaped in the detail and read back as they were: a model with a space, '=' and '%' rebuilds. */
+START_TEST(test_state_detail_escaped)
+{
+    ct_db *db = fresh_db("db-state-escape");
+    add_station(db, "line1");
+    const char *serials[] = {"SN1"};
+    int64_t id = 0;
+    ck_assert_int_eq(db_order_create(db, "line1", "cam x=1%", serials, 1, "officer:alice", &id), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'order.create'"
+                             " AND instr(detail, 'v=2 id=1 station=line1 model=cam%20x%3D1%25 serials=1 serials_sha256=') = 1"),
+                     1);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(raw_exec("UPDATE orders SET model = 'cam x=1' WHERE id = 1", NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(rep.reason, "order 1: its station or model in the table is not the audit's");
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -1152,6 +1172,7 @@ int main(void)
     tcase_add_test(tc, test_state_rebuilt_from_audit);
     tcase_add_test(tc, test_state_baseline_of_older_database);
     tcase_add_test(tc, test_state_revocation_of_many);
+    tcase_add_test(tc, test_state_detail_escaped);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
