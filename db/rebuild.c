@@ -40,7 +40,8 @@ ct_err db_detail_str(db_detail *d, const char *key, const char *val)
     size_t need = strlen(key) + 2;
     for (const unsigned char *p = (const unsigned char *)val; *p; p++) need += plain_byte(*p) ? 1 : 3;
     CT_ENSURE_RET(d->n + need < sizeof d->s, ct_fail(CT_ERR_TOO_LARGE, "audit detail: no room for %s", key));
-    d->n += (size_t)snprintf(d->s + d->n, sizeof d->s - d->n, " %s=", key);
+    CT_GUARD_RET(ct_snprintf(d->s + d->n, sizeof d->s - d->n, " %s=", key));
+    d->n += strlen(d->s + d->n);
     for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
         if (plain_byte(*p)) {
             d->s[d->n++] = (char)*p;
@@ -454,7 +455,8 @@ static void utc(int64_t t, char out[32])
 {
     time_t tt = (time_t)t;
     struct tm tm;
-    if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) snprintf(out, 32, "%lld", (long long)t);
+    if (gmtime_r(&tt, &tm) && strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) > 0) return;
+    if (ct_snprintf(out, 32, "%lld", (long long)t) != CT_OK) out[0] = '\0'; /* 20 digits fit: cannot fail */
 }
 
 static bool blob_eq(sqlite3_stmt *st, int col, sqlite3_stmt *st2, int col2)
