@@ -281,6 +281,7 @@ ct_err ca_open(const char *dir, ca **out)
     }
     CT_GUARD(db_open(c->cfg.db_path, &c->db));
     CT_GUARD(ca_proofs_open(c));
+    CT_GUARD(ca_tiles_open(c));
     *out = c;
     c = NULL;
 cleanup:
@@ -292,6 +293,7 @@ void ca_close(ca *c)
 {
     if (!c) return;
     ca_proofs_close(c);
+    ca_tiles_close(c);
     for (int role = 0; role < CA_KEY__COUNT; role++) {
         hsm_key_free(c->signers[role].key);
         ct_buf_free(&c->signers[role].cert_der);

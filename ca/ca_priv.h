@@ -71,6 +71,7 @@ typedef struct ca_revocation ca_revocation;
 typedef struct ca_log ca_log;
 typedef struct ca_proofs ca_proofs;
 typedef struct ca_refusals ca_refusals;
+typedef struct ca_tiles ca_tiles;
 
 struct ca {
     ca_settings cfg;
@@ -81,6 +82,7 @@ struct ca {
     ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
     ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
+    ca_tiles *tiles;                  /* the issuance log's kept tile hashes (ca_tiles.c) */
 };
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
@@ -133,6 +135,7 @@ typedef struct {
     ct_buf body;
     char actor[DB_NAME_MAX];
     char reason[256];
+    const char *cache_control; /* a Cache-Control header, or NULL for none */
 } ca_http_answer;
 
 typedef struct {
@@ -198,6 +201,14 @@ void ca_proofs_close(ca *c);
 void ca_log_issued(ca *c);
 /* GET /log/sth, /log/proof/inclusion?serial=HEX[&tree_size=N], /log/proof/consistency?first=M&second=N. */
 ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+
+/* ---- the issuance log as C2SP tlog-tiles (ca_tiles.c) ---- */
+#define CA_TILES_PREFIX "/log/tile/"
+/* The kept hashes of complete tiles, opened with the CA and shared by the server's threads. */
+CT_MUST_CHECK ct_err ca_tiles_open(ca *c);
+void ca_tiles_close(ca *c);
+/* GET /log/tile/<L>/<N>[.p/<W>] and /log/tile/entries/<N>[.p/<W>] (public, also over plain HTTP). */
+ct_err ca_tiles_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- officers (ca_officer.c: authentication and the /officer/api/ routes; ca_console.c: /console/) ---- */
 #define CA_OFFICER_MAX_BODY 4096

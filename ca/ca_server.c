@@ -331,6 +331,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         (void)ca_crl_handle(c, &rq, &ans);
     } else if (is_route(url, "/ocsp")) {
         (void)ca_ocsp_handle(c, &rq, &ans);
+    } else if (strncmp(url, CA_TILES_PREFIX, strlen(CA_TILES_PREFIX)) == 0) { /* before /log: tiles, also plain */
+        (void)ca_tiles_handle(c, &rq, &ans);
     } else if (is_route(url, "/log")) { /* the issuance log: public, signed, also over plain HTTP */
         (void)ca_log_handle(c, &rq, &ans);
     } else if (officer) {
@@ -345,6 +347,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ans.content_type);
         if (est && ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
             MHD_add_response_header(resp, "Content-Transfer-Encoding", "base64");
+        if (ans.cache_control) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, ans.cache_control);
         for (const char *const *h = ca_officer_headers; officer && *h; h += 2) MHD_add_response_header(resp, h[0], h[1]);
         if (atomic_load(&stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);

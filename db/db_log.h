@@ -21,6 +21,14 @@ CT_MUST_CHECK ct_err db_log_size(ct_db *db, uint64_t *size);
 CT_MUST_CHECK ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out);
 /* Leaf hashes [from, from + *count) of the log as it is now: *count in = most wanted, out = how many there were. */
 CT_MUST_CHECK ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count);
+/* db_log_leaves_from as a ct_merkle_fetch_fn (arg: the ct_db), for chunk and tile caches over the log. */
+CT_MUST_CHECK ct_err db_log_fetch(void *db, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got);
+/* The leaves [from, from + count) (each its certificate's DER), in order, to `fn`; the DER is valid during the
+ * call only. CT_ERR_USAGE when the log ends before from + count; CT_ERR_INTEGRITY when a leaf or its certificate
+ * is missing. For entry bundles (C2SP tlog-tiles): `count` is at most DB_LOG_ENTRIES_MAX. */
+#define DB_LOG_ENTRIES_MAX 256
+typedef CT_MUST_CHECK ct_err (*db_log_entry_fn)(void *arg, uint64_t index, const uint8_t *der, size_t len);
+CT_MUST_CHECK ct_err db_log_entries(ct_db *db, uint64_t from, uint64_t count, db_log_entry_fn fn, void *arg);
 /* A certificate's leaf index and its DER (the leaf; allocated into der). CT_ERR_NOT_FOUND if never issued here. */
 CT_MUST_CHECK ct_err db_log_find(ct_db *db, const char *cert_serial_hex, uint64_t *index, ct_buf *der);
 

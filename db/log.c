@@ -19,6 +19,9 @@ static const char k_leaves_from[] = "SELECT leaf_index, leaf_hash FROM log_leave
 static const char k_leaf_find[] = "SELECT l.leaf_index, c.der FROM log_leaves l"
                                   " JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex"
                                   " WHERE l.cert_serial_hex = ?";
+static const char k_entries_from[] = "SELECT l.leaf_index, c.der FROM log_leaves l"
+                                     " LEFT JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex"
+                                     " WHERE l.leaf_index >= ? ORDER BY l.leaf_index LIMIT ?";
 static const char k_head_insert[] =
     "INSERT INTO log_tree_heads (tree_size, timestamp_ms, root_hash, signature) VALUES (?, ?, ?, ?)";
 static const char k_head_latest[] = "SELECT id, tree_size, timestamp_ms, root_hash, signature FROM log_tree_heads"
@@ -74,27 +77,39 @@ ct_err db_log_size(ct_db *db, uint64_t *size)
     return db_call(db, false, size_fn, size);
 }
 
+/* The rows of a leaf-range query (leaf_index first), [from, from + count) in order and without a gap, each to
+ * `row_fn`; *n: how many there were. */
+typedef ct_err (*leaf_row_fn)(sqlite3_stmt *st, uint64_t index, void *arg);
+static ct_err leaf_range(ct_db *db, const char *sql, uint64_t from, uint64_t count, leaf_row_fn row_fn, void *arg,
+                         uint64_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, sql, &st, "ii", (int64_t)from, (int64_t)count));
+    for (*n = 0;; (*n)++) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        CT_ENSURE_RET((uint64_t)sqlite3_column_int64(st, 0) == from + *n,
+                      ct_fail(CT_ERR_INTEGRITY, "log leaf %llu is missing", (unsigned long long)(from + *n)));
+        CT_GUARD_RET(row_fn(st, from + *n, arg));
+    }
+}
+
 struct leaves_ctx {
     uint64_t from, count;
     ct_merkle_hash *out;
 };
 
+static ct_err hash_row(sqlite3_stmt *st, uint64_t index, void *arg)
+{
+    struct leaves_ctx *c = arg;
+    return db_col_hash(st, 1, c->out[index - c->from]);
+}
+
 static ct_err leaves_fn(ct_db *db, void *vctx)
 {
     struct leaves_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
-    bool row = false;
-    uint64_t n = 0;
-    CT_GUARD_RET(db_prepare(db, k_leaves_from, &st, "ii", (int64_t)c->from, (int64_t)c->count));
-    for (;; n++) {
-        CT_GUARD_RET(db_step(db, st, &row));
-        if (!row) break;
-        CT_ENSURE_RET((uint64_t)sqlite3_column_int64(st, 0) == c->from + n,
-                      ct_fail(CT_ERR_INTEGRITY, "log leaf %llu is missing", (unsigned long long)(c->from + n)));
-        CT_GUARD_RET(db_col_hash(st, 1, c->out[n]));
-    }
-    c->count = n;
-    return CT_OK;
+    return leaf_range(db, k_leaves_from, c->from, c->count, hash_row, c, &c->count);
 }
 
 ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count)
@@ -105,6 +120,12 @@ ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_
     CT_GUARD_RET(db_call(db, false, leaves_fn, &c));
     *count = c.count;
     return CT_OK;
+}
+
+ct_err db_log_fetch(void *db, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
+{
+    *got = n;
+    return db_log_leaves_from(db, from, out, got);
 }
 
 ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out)
@@ -123,6 +144,38 @@ ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out)
 cleanup:
     free(all);
     return rc;
+}
+
+struct entries_ctx {
+    uint64_t from, count;
+    db_log_entry_fn fn;
+    void *arg;
+};
+
+static ct_err entry_row(sqlite3_stmt *st, uint64_t index, void *arg)
+{
+    struct entries_ctx *c = arg;
+    const void *der = sqlite3_column_blob(st, 1);
+    int len = sqlite3_column_bytes(st, 1);
+    CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_INTEGRITY, "log leaf %llu has no certificate", (unsigned long long)index));
+    return c->fn(c->arg, index, der, (size_t)len);
+}
+
+static ct_err entries_fn(ct_db *db, void *vctx)
+{
+    struct entries_ctx *c = vctx;
+    uint64_t n = 0;
+    CT_GUARD_RET(leaf_range(db, k_entries_from, c->from, c->count, entry_row, c, &n));
+    CT_ENSURE_RET(n == c->count, ct_fail(CT_ERR_USAGE, "the log ends before leaf %llu", (unsigned long long)(c->from + c->count)));
+    return CT_OK;
+}
+
+ct_err db_log_entries(ct_db *db, uint64_t from, uint64_t count, db_log_entry_fn fn, void *arg)
+{
+    CT_ENSURE_RET(db && fn && count <= DB_LOG_ENTRIES_MAX && from <= INT64_MAX - DB_LOG_ENTRIES_MAX,
+                  ct_fail(CT_ERR_ARG, "db_log_entries: bad argument"));
+    struct entries_ctx c = {.from = from, .count = count, .fn = fn, .arg = arg};
+    return db_call(db, false, entries_fn, &c);
 }
 
 struct find_ctx {

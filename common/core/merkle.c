@@ -205,6 +205,13 @@ static ct_err cache_subtree(void *arg, uint64_t start, uint64_t n, uint8_t out[C
     return ct_merkle_node_hash(l, r, out);
 }
 
+ct_err ct_merkle_cache_chunk_roots(ct_merkle_cache *c, uint64_t n, const ct_merkle_hash **roots)
+{
+    CT_GUARD_RET(cache_grow(c, n));
+    *roots = c->roots;
+    return CT_OK;
+}
+
 ct_err ct_merkle_cache_root(ct_merkle_cache *c, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
 {
     if (n == 0) return ct_sha256("", 0, out);

@@ -76,6 +76,50 @@ void ct_merkle_frontier_init(ct_merkle_frontier *f);
 CT_MUST_CHECK ct_err ct_merkle_frontier_push(ct_merkle_frontier *f, const uint8_t leaf_hash[CT_MERKLE_HASH_LEN]);
 CT_MUST_CHECK ct_err ct_merkle_frontier_root(const ct_merkle_frontier *f, uint8_t out[CT_MERKLE_HASH_LEN]);
 
+/* The roots of the log's complete chunks among its first n leaves (n / chunk of them, computed once each and
+ * kept): *roots stays valid until the next call on the cache. The hashes of a C2SP tile above level 0 are these
+ * roots with a chunk of 256. */
+CT_MUST_CHECK ct_err ct_merkle_cache_chunk_roots(ct_merkle_cache *c, uint64_t n, const ct_merkle_hash **roots);
+
+/* ---- C2SP tlog-tiles (tile.c) ----
+ * The tree as tiles of 256 consecutive hashes: the tile at level L, index N holds, for i < 256,
+ *   MTH(D[(N * 256 + i) * 256^L : (N * 256 + i + 1) * 256^L])
+ * (leaf hashes at level 0); a partial tile holds its first W (1..255) of them. The entry bundle N holds leaves
+ * [N * 256, N * 256 + W), each as a big-endian uint16 length and the leaf. Paths, below "tile/":
+ *   <L>/<N>[.p/<W>]  and  entries/<N>[.p/<W>]
+ * L decimal 0..63, W decimal 1..255, both without leading zeros; N in 3-digit groups, "x" before all but the
+ * last, no leading "x000" group (1234067 is x001/x234/067). Only the canonical form parses. */
+#define CT_TILE_WIDTH 256
+#define CT_TILE_MAX_LEVEL 63
+#define CT_TILE_PATH_MAX 64 /* the longest canonical path, with room */
+
+typedef struct {
+    bool entries;   /* an entry bundle; level is then 0 */
+    uint8_t level;  /* 0..63 */
+    uint64_t index;
+    uint16_t width; /* 1..256; 256 is a full tile */
+} ct_tile;
+
+/* Parses `len` bytes (no NUL needed); CT_ERR_BAD_REQUEST with a one-line reason for anything not canonical. */
+CT_MUST_CHECK ct_err ct_tile_parse(const char *path, size_t len, ct_tile *out);
+/* The canonical path of t (as ct_tile_parse reads it) into out. */
+CT_MUST_CHECK ct_err ct_tile_format(const ct_tile *t, char *out, size_t out_max);
+/* CT_OK when the tree of `size` leaves holds every hash (or entry) of t; CT_ERR_NOT_FOUND with a reason when not. */
+CT_MUST_CHECK ct_err ct_tile_in_tree(const ct_tile *t, uint64_t size);
+
+/* Hash tiles of a growing log: level 1 from a chunk cache of 256 leaves, each level above from the one below,
+ * each hash computed once and kept (32 bytes per 256 leaves, all levels together a little more); level 0 reads
+ * the tile's leaf hashes. A tile costs at most 256 leaf reads plus the hashes not yet kept. Not thread-safe. */
+typedef struct {
+    ct_merkle_cache base; /* chunk 256: its roots are level 1 */
+    ct_merkle_hash *level[8]; /* levels 2..7 (a tree of at most 2^63 leaves has no hash at level 8) */
+    uint64_t n[8], cap[8];
+} ct_tile_cache;
+CT_MUST_CHECK ct_err ct_tile_cache_init(ct_tile_cache *c, ct_merkle_fetch_fn fetch, void *arg);
+void ct_tile_cache_free(ct_tile_cache *c);
+/* The t->width hashes of hash tile t of the log, which must hold them (ct_tile_in_tree), into out. */
+CT_MUST_CHECK ct_err ct_tile_hashes(ct_tile_cache *c, const ct_tile *t, ct_merkle_hash out[CT_TILE_WIDTH]);
+
 /* ---- tree heads ----
  * What a signed tree head signs (RFC 9162 TreeHeadDataV2's layout, 51 bytes, big-endian):
  *   uint64 timestamp (milliseconds since the epoch) || uint64 tree_size || uint8 32 || root_hash[32]

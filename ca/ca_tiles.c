@@ -1,0 +1,99 @@
+/* The issuance log as C2SP tlog-tiles: GET /log/tile/<L>/<N>[.p/<W>] (hash tiles) and
+ * /log/tile/entries/<N>[.p/<W>] (entry bundles: the certificates' DER), public like the rest of /log, so that
+ * anyone can mirror and check the log with standard tooling. Tiles are served up to the log's current size,
+ * which every signed tree head's size is at most: each needs only complete subtrees, so what is served never
+ * changes. A tile costs at most 256 leaf reads plus the hashes not yet kept (ct_tile_cache): anyone may ask. */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca_priv.h"
+
+/* Full tiles never change. A partial tile does not either, but a log may drop it once the full one exists. */
+#define CACHE_FULL "public, max-age=31536000, immutable"
+#define CACHE_PARTIAL "public, max-age=60"
+
+struct ca_tiles {
+    pthread_mutex_t mu;
+    bool mu_ok;
+    ct_tile_cache cache;
+};
+
+ct_err ca_tiles_open(ca *c)
+{
+    ct_err rc = CT_OK;
+    c->tiles = calloc(1, sizeof *c->tiles);
+    CT_ENSURE(c->tiles, CT_ERR_NOMEM);
+    c->tiles->mu_ok = pthread_mutex_init(&c->tiles->mu, NULL) == 0;
+    CT_ENSURE_MSG(c->tiles->mu_ok, CT_ERR_INTERNAL, "cannot create the tile cache lock");
+    CT_GUARD(ct_tile_cache_init(&c->tiles->cache, db_log_fetch, c->db));
+cleanup:
+    if (rc != CT_OK) ca_tiles_close(c);
+    return rc;
+}
+
+void ca_tiles_close(ca *c)
+{
+    if (!c || !c->tiles) return;
+    ct_tile_cache_free(&c->tiles->cache);
+    if (c->tiles->mu_ok) pthread_mutex_destroy(&c->tiles->mu);
+    free(c->tiles);
+    c->tiles = NULL;
+}
+
+static ct_err answer_hashes(ca *c, const ct_tile *t, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    ct_merkle_hash hashes[CT_TILE_WIDTH];
+    CT_ENSURE(pthread_mutex_lock(&c->tiles->mu) == 0, CT_ERR_INTERNAL);
+    rc = ct_tile_hashes(&c->tiles->cache, t, hashes);
+    pthread_mutex_unlock(&c->tiles->mu);
+    CT_GUARD(rc);
+    CT_GUARD(ct_buf_alloc(&ans->body, t->width * sizeof *hashes));
+    CT_GUARD(ct_buf_append(&ans->body, hashes, t->width * sizeof *hashes));
+cleanup:
+    return rc;
+}
+
+/* One entry of a bundle: big-endian uint16 length, then the certificate. */
+static ct_err append_entry(void *arg, uint64_t index, const uint8_t *der, size_t len)
+{
+    ct_buf *b = arg;
+    CT_ENSURE_RET(len <= PKI_MAX_CERT_DER, ct_fail(CT_ERR_INTEGRITY, "log leaf %llu: certificate of %zu bytes",
+                                                   (unsigned long long)index, len));
+    uint8_t prefix[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+    CT_GUARD_RET(ct_buf_append(b, prefix, sizeof prefix));
+    return ct_buf_append(b, der, len);
+}
+
+static ct_err answer_entries(ca *c, const ct_tile *t, ca_http_answer *ans)
+{
+    CT_GUARD_RET(ct_buf_alloc(&ans->body, t->width * (2 + (size_t)PKI_MAX_CERT_DER)));
+    return db_log_entries(c->db, t->index * CT_TILE_WIDTH, t->width, append_entry, &ans->body);
+}
+
+ct_err ca_tiles_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    ct_tile t;
+    uint64_t size = 0;
+    char path[CT_TILE_PATH_MAX + 1];
+    memset(ans, 0, sizeof *ans);
+    ct_err_clear();
+    size_t prefix = strlen(CA_TILES_PREFIX);
+    CT_ENSURE_MSG(strncmp(rq->path, CA_TILES_PREFIX, prefix) == 0, CT_ERR_NOT_FOUND, "no such resource");
+    CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "tiles take GET");
+    CT_GUARD(ct_tile_parse(rq->path + prefix, strnlen(rq->path + prefix, CT_TILE_PATH_MAX + 1), &t));
+    CT_GUARD(db_log_size(c->db, &size));
+    CT_GUARD(ct_tile_in_tree(&t, size));
+    CT_GUARD(t.entries ? answer_entries(c, &t, ans) : answer_hashes(c, &t, ans));
+    CT_GUARD(ct_tile_format(&t, path, sizeof path));
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "tile %s", path));
+    ans->status = 200;
+    ans->content_type = "application/octet-stream";
+    ans->cache_control = t.width == CT_TILE_WIDTH ? CACHE_FULL : CACHE_PARTIAL;
+cleanup:
+    if (rc != CT_OK) ca_http_error(ans, rc);
+    return rc;
+}
