@@ -41,6 +41,9 @@ CT_MUST_CHECK ct_err ca_order_close(ca *c, int64_t order_id);
 CT_MUST_CHECK ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const char *serial,
                                           int64_t *order_id);
 CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
+/* The state tables rebuilt from the audit and compared (db_state_verify): CT_ERR_INTEGRITY naming the first row
+ * that differs. The server runs it at start and refuses to serve on a difference. */
+CT_MUST_CHECK ct_err ca_state_verify(ca *c, db_state_report *report);
 
 /* ---- revocation: plain C, no HTTP (the CLI calls it; a future officer route calls it with its actor) ---- */
 typedef struct {

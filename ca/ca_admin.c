@@ -169,3 +169,5 @@ ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const
 }
 
 ct_err ca_audit_verify(ca *c, db_audit_report *report) { return db_audit_verify(c->db, report); }
+
+ct_err ca_state_verify(ca *c, db_state_report *report) { return db_state_verify(c->db, report); }

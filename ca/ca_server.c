@@ -528,6 +528,8 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
     listener tls_listener = {c, false}, plain_listener = {c, true};
     atomic_store(&stopping, false);
+    db_state_report state;
+    CT_GUARD(ca_state_verify(c, &state)); /* a table edited around the CA: no OCSP or CRL answered from it */
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
     /* Nothing is served, signed or answered from a chain that entries not written by this CA's key entered. */
     db_audit_report audit;

@@ -168,7 +168,11 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
     "CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints"
     "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
+    /* 9: state changes are audited with what rebuilds them (rebuild.c); migrate_one writes the state as it stands
+     * (db_state_baseline_tx) after this script, for the rebuild to start from. */
+    "CREATE INDEX audit_action ON audit(action, seq);",
 };
+#define MIGRATION_STATE_BASELINE 9
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
 
 static int64_t now(void) { return (int64_t)time(NULL); }
@@ -414,6 +418,7 @@ static ct_err migrate_one(ct_db *db, void *ctx)
     char pragma[64];
     CT_GUARD_RET(ct_snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", target));
     CT_GUARD_RET(exec_script(db, pragma, "set user_version"));
+    if (target == MIGRATION_STATE_BASELINE) CT_GUARD_RET(db_state_baseline_tx(db));
     return db_audit_append_tx(db, "camtrust-db", "db.migrate", what, "ok", NULL);
 }
 
@@ -563,9 +568,11 @@ static ct_err station_add_tx(ct_db *db, void *vctx)
     }
     CT_GUARD_RET(rc);
     CT_GUARD_RET(db_cert_insert_tx(db, r, NULL, c->actor));
-    char detail[128];
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s", r->cert_serial_hex));
-    return db_audit_append_tx(db, c->actor, "station.add", c->name, "ok", detail);
+    db_detail d;
+    db_detail_init(&d);
+    CT_GUARD_RET(db_detail_str(&d, "cert_serial", r->cert_serial_hex));
+    CT_GUARD_RET(db_detail_hex(&d, "fp", c->hash, 32));
+    return db_audit_append_tx(db, c->actor, "station.add", c->name, "ok", d.s);
 }
 
 ct_err db_station_add(ct_db *db, const char *name, const db_cert_record *cert, const char *actor)
@@ -709,15 +716,29 @@ static ct_err order_insert_tx(ct_db *db, struct order_ctx *c, int64_t revoked_se
     return CT_OK;
 }
 
+/* What rebuilds an order: id, station, model and its serial lines (their count and hash). */
+static ct_err order_detail(ct_db *db, const struct order_ctx *c, db_detail *d)
+{
+    uint8_t h[32];
+    int64_t n = 0;
+    CT_GUARD_RET(db_order_serials_hash(db, c->id, h, &n));
+    db_detail_init(d);
+    CT_GUARD_RET(db_detail_int(d, "id", c->id));
+    CT_GUARD_RET(db_detail_str(d, "station", c->station));
+    CT_GUARD_RET(db_detail_str(d, "model", c->model));
+    CT_GUARD_RET(db_detail_int(d, "serials", n));
+    return db_detail_hex(d, "serials_sha256", h, 32);
+}
+
 static ct_err order_create_tx(ct_db *db, void *vctx)
 {
     struct order_ctx *c = vctx;
     CT_GUARD_RET(order_insert_tx(db, c, 0));
-    char subject[32], detail[256];
+    char subject[32];
+    db_detail d;
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "station=%s model=%s serials=%zu", c->station, c->model,
-                             c->n_serials));
-    return db_audit_append_tx(db, c->actor, "order.create", subject, "ok", detail);
+    CT_GUARD_RET(order_detail(db, c, &d));
+    return db_audit_append_tx(db, c->actor, "order.create", subject, "ok", d.s);
 }
 
 ct_err db_order_create(ct_db *db, const char *station, const char *model, const char *const *serials,
@@ -752,11 +773,13 @@ static ct_err order_reprovision_tx(ct_db *db, void *vctx)
     c->serials = &c->serial;
     c->n_serials = 1;
     CT_GUARD_RET(order_insert_tx(db, c, revoked));
-    char subject[32], detail[256];
+    char subject[32];
+    db_detail d;
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "station=%s model=%s serial=%s revoked=%lld", c->station, c->model,
-                             c->serial, (long long)revoked));
-    return db_audit_append_tx(db, c->actor, "order.reprovision", subject, "ok", detail);
+    CT_GUARD_RET(order_detail(db, c, &d));
+    CT_GUARD_RET(db_detail_str(&d, "serial", c->serial));
+    CT_GUARD_RET(db_detail_int(&d, "revoked", revoked));
+    return db_audit_append_tx(db, c->actor, "order.reprovision", subject, "ok", d.s);
 }
 
 ct_err db_order_reprovision(ct_db *db, const char *station, const char *model, const char *serial, const char *actor,
@@ -792,8 +815,11 @@ static ct_err order_close_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(db_exec(db, k_order_close, &changes, "ii", now(), c->id));
     CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no open order %lld", (long long)c->id));
     char subject[32];
+    db_detail d;
+    db_detail_init(&d);
+    CT_GUARD_RET(db_detail_int(&d, "id", c->id));
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "order %lld", (long long)c->id));
-    return db_audit_append_tx(db, c->actor, "order.close", subject, "ok", NULL);
+    return db_audit_append_tx(db, c->actor, "order.close", subject, "ok", d.s);
 }
 
 ct_err db_order_close(ct_db *db, int64_t order_id, const char *actor)
@@ -916,6 +942,22 @@ static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char
     return CT_OK;
 }
 
+/* What rebuilds a certificate's row (the device serial is the entry's subject; the DER by its hash: the row and
+ * the issuance log hold it). */
+static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d)
+{
+    uint8_t h[32];
+    CT_GUARD_RET(ct_sha256(r->der, r->der_len, h));
+    db_detail_init(d);
+    CT_GUARD_RET(db_detail_str(d, "cert_serial", r->cert_serial_hex));
+    CT_GUARD_RET(db_detail_str(d, "profile", r->profile));
+    CT_GUARD_RET(db_detail_int(d, "station", r->station_id));
+    CT_GUARD_RET(db_detail_int(d, "order", r->order_id));
+    CT_GUARD_RET(db_detail_str(d, "supersedes", supersedes ? supersedes : "-"));
+    CT_GUARD_RET(db_detail_hex(d, "spki", r->spki_sha256, 32));
+    return db_detail_hex(d, "sha256", h, 32);
+}
+
 ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
 {
     if (supersedes) {
@@ -941,11 +983,9 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
     /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
      * CA's own operators', DB_OPERATOR_PROFILES). */
     if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
-    char detail[256];
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s station=%lld order=%lld supersedes=%s",
-                             r->cert_serial_hex, r->profile, (long long)r->station_id, (long long)r->order_id,
-                             supersedes ? supersedes : "-"));
-    return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", detail);
+    db_detail d;
+    CT_GUARD_RET(cert_detail(r, supersedes, &d));
+    return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", d.s);
 }
 
 static ct_err cert_issue_tx(ct_db *db, void *vctx)
@@ -986,10 +1026,10 @@ static ct_err backfill_tx(ct_db *db, void *vctx)
         CT_GUARD_RET(db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r.cert_serial_hex, r.device_serial, r.profile,
                              r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
                              sizeof r.spki_sha256, r.der, r.der_len, now()));
-        char detail[128];
-        CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "cert_serial=%s profile=%s recorded=later", r.cert_serial_hex,
-                                 r.profile));
-        CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r.device_serial, "ok", detail));
+        db_detail d;
+        CT_GUARD_RET(cert_detail(&r, NULL, &d));
+        CT_GUARD_RET(db_detail_str(&d, "recorded", "later"));
+        CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r.device_serial, "ok", d.s));
         c->count++;
     }
 }
@@ -1148,12 +1188,25 @@ struct revoke_ctx {
     int64_t at;
 };
 
-/* Lists the scope's certificates still to revoke into the audit detail (as many serials as fit). */
-static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *detail, size_t detail_max, int64_t *total)
+/* A revocation's audit detail: count (main entry only), reason, time and the serials it revoked. */
+static ct_err revoke_detail(const struct revoke_ctx *c, bool main, const char *serials, db_detail *d)
+{
+    db_detail_init(d);
+    if (main) CT_GUARD_RET(db_detail_int(d, "certificates", c->count));
+    CT_GUARD_RET(db_detail_str(d, "reason", c->r->reason_name));
+    CT_GUARD_RET(db_detail_int(d, "code", c->r->reason));
+    CT_GUARD_RET(db_detail_int(d, "at", c->at));
+    return *serials ? db_detail_str(d, "serials", serials) : CT_OK;
+}
+
+/* Counts the scope's certificates still to revoke and names each in the audit: the serials that do not fit the
+ * main entry go in "revoke.serials" entries of the same transaction (the rebuild needs every one). */
+static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *serials, size_t serials_max, int64_t *total)
 {
     sqlite3_stmt *st = NULL;
     bool row = false;
-    size_t used = strlen(detail), shown = 0;
+    size_t used = 0;
+    db_detail d;
     if (c->r->scope == DB_REVOKE_CERT) CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "t", c->r->cert_serial_hex));
     else CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "i", c->id));
     for (;;) {
@@ -1163,13 +1216,14 @@ static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *detail, size
         if (strcmp((const char *)sqlite3_column_text(st, 1), "revoked") == 0) continue;
         c->count++;
         const char *hex = (const char *)sqlite3_column_text(st, 0);
-        /* Room for this serial and a final " +N more". */
-        if (used + strlen(hex) + 24 >= detail_max) continue;
-        CT_GUARD_RET(ct_snprintf(detail + used, detail_max - used, "%s%s", shown++ ? "," : " serials=", hex));
-        used += strlen(detail + used);
+        if (used + strlen(hex) + 2 >= serials_max) {
+            CT_GUARD_RET(revoke_detail(c, false, serials, &d));
+            CT_GUARD_RET(db_audit_append_tx(db, c->r->actor, "revoke.serials", c->subject, "ok", d.s));
+            used = 0;
+        }
+        CT_GUARD_RET(ct_snprintf(serials + used, serials_max - used, "%s%s", used ? "," : "", hex));
+        used += strlen(serials + used);
     }
-    if (c->count > (int64_t)shown)
-        CT_GUARD_RET(ct_snprintf(detail + used, detail_max - used, " +%lld more", (long long)(c->count - (int64_t)shown)));
     return CT_OK;
 }
 
@@ -1196,9 +1250,9 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
         break;
     }
     CT_GUARD_RET(rc);
-    char detail[DB_AUDIT_DETAIL_MAX - 1];
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "reason=%s", r->reason_name));
-    CT_GUARD_RET(revoke_collect(db, c, detail, sizeof detail, &total));
+    char serials[768]; /* the main entry's room for serials, beside its other fields */
+    serials[0] = '\0';
+    CT_GUARD_RET(revoke_collect(db, c, serials, sizeof serials, &total));
     if (total == 0 && r->scope == DB_REVOKE_CERT)
         return ct_fail(CT_ERR_NOT_FOUND, "no certificate with serial %s was issued here", r->cert_serial_hex);
     int stopped = 0;
@@ -1218,12 +1272,15 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
     CT_ENSURE_RET(changes == c->count, ct_fail(CT_ERR_INTERNAL, "revoked %d certificates, expected %lld", changes,
                                                (long long)c->count));
     CT_GUARD_RET(db_exec(db, k_revocation_bump, NULL, ""));
-    char counted[DB_AUDIT_DETAIL_MAX];
-    CT_GUARD_RET(ct_snprintf(counted, sizeof counted, "certificates=%lld %s", (long long)c->count, detail));
-    CT_GUARD_RET(db_audit_append_tx(db, r->actor, k_scope_action[r->scope], c->subject, "ok", counted));
+    db_detail d;
+    CT_GUARD_RET(revoke_detail(c, true, serials, &d));
+    CT_GUARD_RET(db_audit_append_tx(db, r->actor, k_scope_action[r->scope], c->subject, "ok", d.s));
     if (!stopped) return CT_OK;
+    db_detail_init(&d);
+    if (r->scope == DB_REVOKE_ORDER) CT_GUARD_RET(db_detail_int(&d, "id", c->id));
+    CT_GUARD_RET(db_detail_str(&d, "because", "revoked"));
     return db_audit_append_tx(db, r->actor, r->scope == DB_REVOKE_ORDER ? "order.close" : "station.disable",
-                              r->scope == DB_REVOKE_ORDER ? c->subject : r->station, "ok", "revoked");
+                              r->scope == DB_REVOKE_ORDER ? c->subject : r->station, "ok", d.s);
 }
 
 ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count)
@@ -1306,12 +1363,16 @@ struct crl_ctx {
 static ct_err crl_number_tx(ct_db *db, void *vctx)
 {
     struct crl_ctx *c = vctx;
-    char subject[48], detail[48];
+    char subject[48];
+    db_detail d;
     CT_GUARD_RET(db_exec(db, k_crl_number_bump[c->issuer], NULL, ""));
     CT_GUARD_RET(db_query_int(db, k_crl_number[c->issuer], &c->number, ""));
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "%s %lld", k_crl_subject[c->issuer], (long long)c->number));
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "revoked=%zu", c->revoked));
-    return db_audit_append_tx(db, c->actor, "crl.issue", subject, "ok", detail);
+    db_detail_init(&d);
+    CT_GUARD_RET(db_detail_str(&d, "issuer", c->issuer == DB_CRL_DEVICE ? "device" : "ops"));
+    CT_GUARD_RET(db_detail_int(&d, "number", c->number));
+    CT_GUARD_RET(db_detail_int(&d, "revoked", (int64_t)c->revoked));
+    return db_audit_append_tx(db, c->actor, "crl.issue", subject, "ok", d.s);
 }
 
 ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const char *actor, size_t revoked, int64_t *number)

@@ -203,6 +203,18 @@ typedef struct {
  * "audit.keyed" entry, every later one MACed, and a non-empty chain must have one. Unkeyed: SHA-256 only. */
 CT_MUST_CHECK ct_err db_audit_verify(ct_db *db, db_audit_report *report);
 
+/* ---- state rebuilt from the audit (rebuild.c) ---- */
+typedef struct {
+    int64_t entries;  /* state entries replayed */
+    int64_t rows;     /* rows compared */
+    char reason[256]; /* the first difference: "station line1: disabled in the audit, enabled in the table" */
+} db_state_report;
+
+/* Replays the audit entries from the state entry of migration 9 on (certificates, stations, officers, orders, CRL
+ * numbers) and compares the result with the tables: CT_ERR_INTEGRITY naming the first row that differs (an edit
+ * made around the CA, e.g. with sqlite3), with report->reason filled. Run it after db_audit_verify. */
+CT_MUST_CHECK ct_err db_state_verify(ct_db *db, db_state_report *report);
+
 /* ---- officers: security officers (may revoke) and auditors (read only), each with a client certificate ---- */
 typedef enum { DB_ROLE_AUDITOR, DB_ROLE_OFFICER } db_role;
 /* "auditor" / "officer"; CT_ERR_USAGE naming the choices for anything else. */

@@ -8,7 +8,7 @@
 #include "db.h"
 
 /* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
-#define DB_STMT_CACHE_MAX 96
+#define DB_STMT_CACHE_MAX 160
 /* Bounds for audit fields (actor, action, subject, outcome) and the free-text detail. */
 #define DB_AUDIT_FIELD_MAX 256
 #define DB_AUDIT_DETAIL_MAX 1024
@@ -88,5 +88,22 @@ CT_MUST_CHECK ct_err db_check_str(const char *what, const char *s, size_t max);
  * "<kind>.disable", in one transaction. `sql` (static): "UPDATE <table> SET enabled = ? WHERE name = ?". */
 CT_MUST_CHECK ct_err db_client_set_enabled(ct_db *db, const char *kind, const char *sql, const char *name,
                                            bool enabled, const char *actor);
+
+/* Audit details that record a change of state (rebuild.c): "v=2" then " key=value" pairs, values %XX-escaped
+ * outside [A-Za-z0-9._:/+@,-]. db_state_verify rebuilds the state tables from them. */
+#define DB_DETAIL_V2 "v=2"
+typedef struct {
+    char s[DB_AUDIT_DETAIL_MAX];
+    size_t n;
+} db_detail;
+void db_detail_init(db_detail *d);
+CT_MUST_CHECK ct_err db_detail_str(db_detail *d, const char *key, const char *val);
+CT_MUST_CHECK ct_err db_detail_int(db_detail *d, const char *key, int64_t v);
+CT_MUST_CHECK ct_err db_detail_hex(db_detail *d, const char *key, const uint8_t *p, size_t n);
+bool db_detail_is_v2(const char *detail);
+/* SHA-256 over an order's serial lines ("serial,revoked_seen\n" in byte order) and how many there are. */
+CT_MUST_CHECK ct_err db_order_serials_hash(ct_db *db, int64_t order_id, uint8_t out[32], int64_t *count);
+/* Migration 9: the "audit.state" entry and one "state.*" entry per row, where the rebuild starts. */
+CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
 
 #endif

@@ -57,9 +57,12 @@ static ct_err officer_add_tx(ct_db *db, void *vctx)
                    : ct_fail(CT_ERR_EXISTS, "this certificate is already registered to another officer");
     CT_GUARD_RET(rc);
     CT_GUARD_RET(db_cert_insert_tx(db, r, NULL, c->actor));
-    char detail[128];
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "role=%s cert_serial=%s", db_role_name(c->role), r->cert_serial_hex));
-    return db_audit_append_tx(db, c->actor, "officer.add", c->name, "ok", detail);
+    db_detail d;
+    db_detail_init(&d);
+    CT_GUARD_RET(db_detail_str(&d, "role", db_role_name(c->role)));
+    CT_GUARD_RET(db_detail_str(&d, "cert_serial", r->cert_serial_hex));
+    CT_GUARD_RET(db_detail_hex(&d, "fp", c->hash, 32));
+    return db_audit_append_tx(db, c->actor, "officer.add", c->name, "ok", d.s);
 }
 
 ct_err db_officer_add(ct_db *db, const char *name, db_role role, const db_cert_record *cert, const char *actor)
@@ -117,7 +120,7 @@ static ct_err enable_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(db_exec(db, c->sql, &changes, "it", (int64_t)c->enabled, c->name));
     CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no %s named '%s'", c->kind, c->name));
     CT_GUARD_RET(ct_snprintf(action, sizeof action, "%s.%s", c->kind, c->enabled ? "enable" : "disable"));
-    return db_audit_append_tx(db, c->actor, action, c->name, "ok", NULL);
+    return db_audit_append_tx(db, c->actor, action, c->name, "ok", DB_DETAIL_V2);
 }
 
 ct_err db_client_set_enabled(ct_db *db, const char *kind, const char *sql, const char *name, bool enabled,
@@ -159,7 +162,8 @@ static const char k_search[] = CERT_ROW_COLUMNS CERT_ROW_FROM SEARCH_WHERE
 static const char k_search_count[] = "SELECT count(*)" CERT_ROW_FROM SEARCH_WHERE;
 static const char k_cert_one[] = CERT_ROW_COLUMNS ", c.der" CERT_ROW_FROM " WHERE c.cert_serial_hex = ?";
 static const char k_cert_issue_event[] = "SELECT seq FROM audit WHERE action = 'cert.issue' AND subject = ?"
-                                         " AND (detail = 'cert_serial=' || ?2 OR detail LIKE 'cert_serial=' || ?2 || ' %')"
+                                         " AND (detail = 'cert_serial=' || ?2 OR detail LIKE 'cert_serial=' || ?2 || ' %'"
+                                         " OR detail LIKE '" DB_DETAIL_V2 " cert_serial=' || ?2 || ' %')"
                                          " ORDER BY seq LIMIT 1";
 
 static const char *nullable(const char *s) { return s && *s ? s : NULL; }

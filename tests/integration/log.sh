@@ -134,7 +134,7 @@ tamper() { # tamper "description" SQL "expected line"
   cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
   sqlite3 "$DB" "$NOTRIG $2"
   local rc=0 out; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
-  check_eq "$1" "1 issuance log BROKEN: $3" "$rc $(grep BROKEN <<<"$out")"
+  check_eq "$1" "1 issuance log BROKEN: $3" "$rc $(grep 'issuance log BROKEN' <<<"$out")"
 }
 tamper "a certificate's DER edited" "UPDATE certificates SET der = der || x'00' WHERE cert_serial_hex = '$(leaf_serial 2)'" \
   "log leaf 2: hash does not match certificate $(leaf_serial 2) (edited)"

@@ -144,7 +144,7 @@ check_eq "already revoked: 409" 409 "$(call bob POST /officer/api/revoke -H 'Con
 check "... saying so" body_has 'already revoked'
 check_eq "officer revokes an order: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"order":2,"reason":"cessationOfOperation"}')"
 check_eq "... its two certificates in one audited action" "2 1" \
-  "$(json "d['revoked']") $(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='order.revoke' and detail like 'certificates=2 %'")"
+  "$(json "d['revoked']") $(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='order.revoke' and detail like 'v=2 certificates=2 %'")"
 check_eq "officer revokes a station's output: 200" 200 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"station":"line2","reason":"affiliationChanged"}')"
 check_eq "... two certificates" 2 "$(json "d['revoked']")"
 check_eq "five revoked in all, two left valid" "5 2" "$(revoked) $(sql "$DB" "select count(*) from certificates where status='valid' and profile not in ('station', 'officer')")"

@@ -333,7 +333,7 @@ START_TEST(revoke_one_an_order_and_refusals)
     ca_revoke_request req = {.scope = DB_REVOKE_ORDER, .target = "1", .reason = "cessationOfOperation", .actor = "cli"};
     ck_assert_int_eq(ca_revoke(the_ca, &req, &n), CT_OK);
     ck_assert_int_eq(n, 1);
-    ck_assert_int_eq(count_rows("audit where action='order.revoke' and detail like 'certificates=1 %'"), 1);
+    ck_assert_int_eq(count_rows("audit where action='order.revoke' and detail like 'v=2 certificates=1 %'"), 1);
     /* Nothing left to revoke, but the station is disabled with it; then nothing is left to do. */
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "line1", "superseded"), CT_OK);
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "line1", "superseded"), CT_ERR_ALREADY_REVOKED);
@@ -681,7 +681,7 @@ START_TEST(revoking_an_order_closes_it_and_a_station_disables_it)
     ck_assert_int_eq(ca_revoke(the_ca, &req, NULL), CT_OK);
     ck_assert_int_eq(count_rows("orders where id=1 and open=0 and closed_at > 0"), 1);
     ck_assert_int_eq(count_rows("audit where action='order.close' and subject='order 1' and actor='cli' and "
-                                "detail='revoked' and seq = (select max(seq) from audit)"), 1);
+                                "detail='v=2 id=1 because=revoked' and seq = (select max(seq) from audit)"), 1);
     ck_assert_int_eq(enroll_new("sn2", "SN-2", &res), CT_ERR_NOT_IN_ORDER);
     /* A station: its certificates revoked and the station disabled, in one transaction. */
     char path[600];

@@ -162,8 +162,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 8);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 8);
+    ck_assert_int_eq(db_schema_version(db), 9);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 9);
     db_close(db);
 }
 END_TEST
@@ -172,18 +172,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 8);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 9);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 8);
+        ck_assert_int_eq(db_schema_version(db), 9);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 8);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 8);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 9);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 9);
 }
 END_TEST
 
@@ -478,7 +478,7 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(n, 2);
     ck_assert_int_eq(audit_rows(), audit + 2); /* the revocation, and the station disabled with it */
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'station.revoke' AND subject = 'station line1'"
-                             " AND detail = 'certificates=2 reason=keyCompromise serials=01,02'"), 1);
+                             " AND detail = 'v=2 certificates=2 reason=keyCompromise code=1 at=1800000000 serials=01,02'"), 1);
     ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
     ck_assert_int_eq(epoch2, epoch + 1);
     db_cert_state st;
@@ -541,7 +541,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 8); /* the eight migrations */
+    ck_assert_int_eq(rep.entries, 10); /* the nine migrations and the state entry of the ninth */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -901,7 +901,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
     ck_assert_int_eq(raw_exec("DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
-                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number;" K_UNDO_MIGRATION_7
+                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
@@ -1223,6 +1223,187 @@ START_TEST(test_audit_mac_concurrent_appends)
 }
 END_TEST
 
+/* ---- the state tables rebuilt from the audit (rebuild.c) ---- */
+/* busy_db, and a revocation, an auditor, a disabled officer, a re-provisioning and a CRL number. */
+static ct_db *state_db(const char *tag)
+{
+    ct_db *db = busy_db(tag);
+    db_revocation r = {.scope = DB_REVOKE_CERT, .cert_serial_hex = "01", .reason = 1, .reason_name = "keyCompromise",
+                       .actor = "officer:alice", .at = 1800000000};
+    ck_assert_int_eq(db_revoke(db, &r, NULL), CT_OK);
+    db_cert_record carol = make_rec("e1", "carol", DB_PROFILE_OFFICER, "officer-cert-carol");
+    db_cert_record dave = make_rec("e2", "dave", DB_PROFILE_OFFICER, "officer-cert-dave");
+    ck_assert_int_eq(db_officer_add(db, "carol", DB_ROLE_AUDITOR, &carol, "cli"), CT_OK);
+    ck_assert_int_eq(db_officer_add(db, "dave", DB_ROLE_OFFICER, &dave, "cli"), CT_OK);
+    ck_assert_int_eq(db_officer_set_enabled(db, "dave", false, "cli"), CT_OK);
+    int64_t id = 0, number = 0;
+    ck_assert_int_eq(db_order_reprovision(db, "line1", "cam-x1", "SN1", "cli", &id), CT_OK);
+    ck_assert_int_eq(db_crl_number_next(db, DB_CRL_DEVICE, "ca", 1, &number), CT_OK);
+    ck_assert_int_eq(number, 1);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    ck_assert_int_gt(rep.entries, 10);
+    ck_assert_int_gt(rep.rows, 8);
+    return db;
+}
+
+/* Edits the file around the CA (its triggers dropped first) and expects the rebuild to name the row. */
+static void expect_state_differs(const char *tag, const char *tamper_sql, const char *reason)
+{
+    ct_db *db = state_db(tag);
+    char err[256] = "";
+    ck_assert_msg(raw_exec(tamper_sql, err, sizeof err) == SQLITE_OK, "%s: %s", tamper_sql, err);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_msg(strstr(rep.reason, reason) != NULL, "got '%s', want '%s'", rep.reason, reason);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), reason));
+    db_close(db);
+}
+
+START_TEST(test_state_rebuilt_from_audit)
+{
+    ct_db *db = state_db("db-state-intact");
+    db_close(db);
+    /* Each edit an attacker with the file (not the CA) might make, named by the row it touched. */
+    expect_state_differs("db-state-unrevoke",
+                         "DROP TRIGGER certificates_revocation_final; UPDATE certificates SET status = 'valid',"
+                         " revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex = '01'",
+                         "certificate 01: revoked in the audit (keyCompromise at 2027-01-15T08:00:00Z), valid in the "
+                         "table (un-revoked?)");
+    expect_state_differs("db-state-revtime",
+                         "DROP TRIGGER certificates_revocation_final; UPDATE certificates SET revoked_at = 1900000000"
+                         " WHERE cert_serial_hex = '01'",
+                         "certificate 01: revoked in the audit at 2027-01-15T08:00:00Z with reason code 1, in the table at");
+    expect_state_differs("db-state-station", "UPDATE stations SET enabled = 1 WHERE name = 'line2'",
+                         "station line2: disabled in the audit, enabled in the table");
+    expect_state_differs("db-state-role", "UPDATE officers SET role = 'officer' WHERE name = 'carol'",
+                         "officer carol: auditor in the audit, officer in the table");
+    expect_state_differs("db-state-officer", "UPDATE officers SET enabled = 1 WHERE name = 'dave'",
+                         "officer dave: disabled in the audit, enabled in the table");
+    expect_state_differs("db-state-serial", "INSERT INTO order_serials (order_id, serial) VALUES (1, 'SN7')",
+                         "order 1: 3 serials in the audit, 4 in the table (added or removed?)");
+    expect_state_differs("db-state-serial-edit", "UPDATE order_serials SET serial = 'SN8' WHERE serial = 'SN3'",
+                         "order 1: 3 serials in the audit, 3 in the table, not the same ones (edited?)");
+    expect_state_differs("db-state-reopen", "UPDATE orders SET open = 1 WHERE id = 1",
+                         "order 1: closed in the audit, open in the table");
+    expect_state_differs("db-state-crl", "UPDATE revocation_state SET crl_number = 0",
+                         "device CRL number: 1 in the audit, 0 in the table");
+    expect_state_differs("db-state-insert",
+                         "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before,"
+                         " not_after, spki_sha256, der, issued_at) VALUES ('0f', 'SN9', 'device', 'x', 1, 2,"
+                         " zeroblob(32), 'DER-f', 1)",
+                         "certificate 0f: not in the audit, valid in the table (inserted?)");
+    expect_state_differs("db-state-delete", "DELETE FROM certificates WHERE cert_serial_hex = '01'",
+                         "certificate 01: revoked in the audit (entry ");
+    expect_state_differs("db-state-der", "UPDATE certificates SET der = 'DER-x' WHERE cert_serial_hex = '03'",
+                         "certificate 03: its DER in the table is not the one the audit recorded (replaced?)");
+    expect_state_differs("db-state-new-station",
+                         "INSERT INTO stations (name, enabled, cert_sha256, cert_serial_hex, cert_der, created_at)"
+                         " VALUES ('evil', 1, randomblob(32), 'aa', 'x', 1)",
+                         "station evil: not in the audit, in the table (inserted?)");
+    expect_state_differs("db-state-station-cert",
+                         "UPDATE stations SET cert_sha256 = randomblob(32) WHERE name = 'line1'",
+                         "station line1: its certificate in the table is not the one the audit recorded");
+}
+END_TEST
+
+/* A database from before migration 9: the rebuild starts from the state it found, entry by entry. */
+START_TEST(test_state_baseline_of_older_database)
+{
+    ct_db *db = state_db("db-state-base");
+    db_close(db);
+    /* As an older build left it: no state entries, schema 8 (its v2 entries then count as older text). */
+    ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE action = 'audit.state' OR action"
+                              " LIKE 'state.%'; DROP INDEX audit_action; PRAGMA user_version = 8", NULL, 0),
+                     SQLITE_OK);
+    ck_assert_int_eq(db_open(g_path, &db), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'state.cert' AND subject = '01'"
+                             " AND detail LIKE 'v=2 cert_serial=01 status=revoked at=1800000000 code=1'"), 1);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    char err[256] = "";
+    /* A certificate recorded before, valid then: revoked in the table alone. */
+    ck_assert_int_eq(raw_exec("UPDATE certificates SET status = 'revoked', revoked_at = 5, revocation_reason = 1"
+                              " WHERE cert_serial_hex = '02'", err, sizeof err), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(rep.reason, "certificate 02: valid in the audit, revoked in the table (changed outside the CA?)");
+    /* ... and one the baseline recorded as revoked, un-revoked. */
+    ck_assert_int_eq(raw_exec("DROP TRIGGER certificates_revocation_final; UPDATE certificates SET status = 'valid',"
+                              " revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex IN ('01', '02')",
+                              err, sizeof err), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(rep.reason, "certificate 01: revoked in the audit (reason code 1 at 2027-01-15T08:00:00Z), valid "
+                                 "in the table (un-revoked?)");
+    /* ... and one deleted: the count recorded before no longer matches. */
+    ck_assert_int_eq(raw_exec("UPDATE certificates SET status = 'revoked', revoked_at = 1800000000,"
+                              " revocation_reason = 1 WHERE cert_serial_hex = '01';"
+                              " DELETE FROM certificates WHERE cert_serial_hex = '03'", err, sizeof err), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(rep.reason, "certificates recorded before the audit's state entry: "));
+    db_close(db);
+}
+END_TEST
+
+/* A revocation of more certificates than one entry can name: each is named in an entry of the same transaction. */
+START_TEST(test_state_revocation_of_many)
+{
+    ct_db *db = fresh_db("db-state-many");
+    add_station(db, "line1");
+    const char *serials[60];
+    char names[60][8];
+    for (int i = 0; i < 60; i++) {
+        snprintf(names[i], sizeof names[i], "SN%02d", i);
+        serials[i] = names[i];
+    }
+    int64_t order = add_order(db, "line1", serials, 60);
+    for (int i = 0; i < 60; i++) {
+        char hex[DB_CERT_SERIAL_HEX_MAX];
+        snprintf(hex, sizeof hex, "%040x", i + 1);
+        db_cert_record r = make_rec(hex, serials[i], "device", names[i]);
+        r.station_id = 1;
+        r.order_id = order;
+        ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "station:line1"), CT_OK);
+    }
+    db_revocation r = {.scope = DB_REVOKE_ORDER, .order_id = order, .reason = 5, .reason_name = "cessationOfOperation",
+                       .actor = "cli", .at = 1800000000};
+    int64_t n = 0;
+    ck_assert_int_eq(db_revoke(db, &r, &n), CT_OK);
+    ck_assert_int_eq(n, 60);
+    ck_assert_int_ge(raw_int("SELECT count(*) FROM audit WHERE action = 'revoke.serials'"), 2);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    char err[256] = "";
+    /* The last certificate, named in an entry of its own or the main one, un-revoked. */
+    ck_assert_int_eq(raw_exec("DROP TRIGGER certificates_revocation_final; UPDATE certificates SET status = 'valid',"
+                              " revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex ="
+                              " '000000000000000000000000000000000000003c'", err, sizeof err), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(rep.reason, "certificate 000000000000000000000000000000000000003c: revoked in the audit"
+                                             " (cessationOfOperation at 2027-01-15T08:00:00Z), valid in the table"));
+    db_close(db);
+}
+END_TEST
+
+/* Values are escaped in the detail and read back as they were: a model with a space, '=' and '%' rebuilds. */
+START_TEST(test_state_detail_escaped)
+{
+    ct_db *db = fresh_db("db-state-escape");
+    add_station(db, "line1");
+    const char *serials[] = {"SN1"};
+    int64_t id = 0;
+    ck_assert_int_eq(db_order_create(db, "line1", "cam x=1%", serials, 1, "officer:alice", &id), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'order.create'"
+                             " AND instr(detail, 'v=2 id=1 station=line1 model=cam%20x%3D1%25 serials=1 serials_sha256=') = 1"),
+                     1);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    ck_assert_int_eq(raw_exec("UPDATE orders SET model = 'cam x=1' WHERE id = 1", NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(rep.reason, "order 1: its station or model in the table is not the audit's");
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -1264,6 +1445,10 @@ int main(void)
     tcase_add_test(tc, test_audit_mac_seals_an_unkeyed_chain);
     tcase_add_test(tc, test_audit_mac_seal_required);
     tcase_add_test(tc, test_audit_mac_concurrent_appends);
+    tcase_add_test(tc, test_state_rebuilt_from_audit);
+    tcase_add_test(tc, test_state_baseline_of_older_database);
+    tcase_add_test(tc, test_state_revocation_of_many);
+    tcase_add_test(tc, test_state_detail_escaped);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
