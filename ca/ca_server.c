@@ -528,18 +528,19 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
     listener tls_listener = {c, false}, plain_listener = {c, true};
     atomic_store(&stopping, false);
-    db_state_report state;
-    CT_GUARD(ca_state_verify(c, &state)); /* a table edited around the CA: no OCSP or CRL answered from it */
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
-    /* Nothing is served, signed or answered from a chain that entries not written by this CA's key entered. */
+    /* Nothing is served, signed or answered (OCSP, CRLs) from a chain that entries not written by this CA's key
+     * entered, nor from state tables edited around the CA. */
     db_audit_report audit;
+    db_state_report state;
     int64_t t0 = ct_now_ms();
     rc = ca_audit_verify(c, &audit);
+    if (rc == CT_OK) rc = ca_state_verify(c, &state);
     if (rc == CT_ERR_INTEGRITY)
         ct_log(CT_LOG_ERROR, "refusing_to_serve", "reason=%s", CT_LOGQ(ct_err_detail()));
     CT_GUARD(rc);
-    ct_log(CT_LOG_INFO, "audit_verified", "entries=%lld keyed_from=%lld ms=%lld", (long long)audit.entries,
-           (long long)audit.keyed_from, (long long)(ct_now_ms() - t0));
+    ct_log(CT_LOG_INFO, "audit_verified", "entries=%lld keyed_from=%lld state_rows=%lld ms=%lld",
+           (long long)audit.entries, (long long)audit.keyed_from, (long long)state.rows, (long long)(ct_now_ms() - t0));
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
     CT_GUARD(ca_revocation_start(c));

@@ -169,6 +169,9 @@ cleanup:
     return rc;
 }
 
+/* How often a SoftHSM race is waited out (another process rewriting the token's files), 20 ms more each time. */
+#define TOKEN_FIND_TRIES 5
+
 static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *slot)
 {
     bool found;
@@ -179,7 +182,6 @@ static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *
 /* SoftHSM reads its token files once, at C_Initialize: a token that another process was rewriting at that moment
  * (generating a key) is missing from this process's slots. While this process alone uses the module (nothing
  * opened or logged in yet), it initialises it again and looks once more, a few times. */
-#define TOKEN_FIND_TRIES 5
 static ct_err token_find_settled(hsm_module *m, const char *label, CK_SLOT_ID *slot)
 {
     ct_err rc = token_find(m->f, label, slot);
@@ -236,6 +238,13 @@ static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER
     memcpy(buf, pin, n); /* a writable copy: C_Login is not const-correct */
     CT_GUARD(ct_sha256(buf, n, hash));
     CK_RV rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);
+    /* SoftHSM answers CKR_GENERAL_ERROR while another process rewrites the token's files: a moment later it logs
+     * in. A wrong PIN is never retried (each try would count against the token's PIN retry limit). */
+    for (int i = 1; rv == CKR_GENERAL_ERROR && i < TOKEN_FIND_TRIES; i++) {
+        const struct timespec pause = {0, 20 * 1000000L * i};
+        nanosleep(&pause, NULL);
+        rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);
+    }
     CT_ENSURE_MSG(rv != CKR_PIN_INCORRECT && rv != CKR_PIN_LOCKED && rv != CKR_PIN_LEN_RANGE &&
                       rv != CKR_PIN_INVALID,
                   CT_ERR_HSM_LOGIN, "login refused: CKR 0x%lx", rv);

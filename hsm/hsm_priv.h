@@ -10,6 +10,9 @@
 #include "hsm.h"
 
 /* Constants missing from wolfSSL's bundled pkcs11.h (values from PKCS#11 v2.40). */
+#ifndef CKR_GENERAL_ERROR
+#define CKR_GENERAL_ERROR 0x00000005UL
+#endif
 #ifndef CKR_ATTRIBUTE_SENSITIVE
 #define CKR_ATTRIBUTE_SENSITIVE 0x00000011UL
 #endif
