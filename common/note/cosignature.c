@@ -41,7 +41,7 @@ ct_err ct_cosig_sign(const uint8_t *text, size_t text_len, const ct_note_verifie
     ct_err rc = CT_OK;
     ct_buf msg = CT_BUF_INIT;
     uint8_t raw[COSIG_RAW];
-    CT_ENSURE(w && sign && line, CT_ERR_ARG);
+    CT_ENSURE(w && sign && line && t <= INT64_MAX, CT_ERR_ARG);
     CT_GUARD(note_chars_check(text, text_len, "checkpoint text"));
     CT_GUARD(cosig_message(text, text_len, t, &msg));
     memcpy(raw, w->key_id, 4);
@@ -77,6 +77,7 @@ ct_err ct_cosig_line_verify(const uint8_t *text, size_t text_len, const char *li
                   COSIG_RAW);
     uint64_t when = 0;
     for (int i = 0; i < 8; i++) when = when << 8 | raw[4 + i];
+    CT_ENSURE_MSG(when <= INT64_MAX, CT_ERR_BAD_REQUEST, "cosignature by %.80s: timestamp beyond 2^63 - 1", w->name);
     CT_GUARD(cosig_message(text, text_len, when, &msg));
     CT_ENSURE_MSG(note_ed25519_ok(w->pub, msg.data, msg.len, raw + 12), CT_ERR_INTEGRITY,
                   "the cosignature by %.80s does not verify (another checkpoint, another time or another key)", w->name);
