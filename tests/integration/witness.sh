@@ -139,4 +139,6 @@ curl -s -o "$WORK/fork2.note" --max-time 5 "$HTTP/log/checkpoint" || true
 check "... the CA serves no cosignature of the fork" test "$(grep -c '^— witness' "$WORK/fork2.note")" = 0
 check_eq "... and recorded none" 0 "$(sql "$DB" "select count(*) from log_cosignatures where checkpoint_id = (select max(id) from log_checkpoints)")"
 check_eq "... its state still holds the tree of 4 it cosigned" 4 "$(sed -n 2p "$W1/state.note")"
+check_eq "w1's cosignature of the original tree of 4, POSTed to the forked CA: 404 (it signed no such checkpoint)" \
+  404 "$(post "$W1/state.note")"
 finish
