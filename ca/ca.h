@@ -156,6 +156,9 @@ CT_MUST_CHECK ct_err ca_log_checkpoint_check(ca *c, const char *path, const char
 /* Whether the newest checkpoint carries valid cosignatures of at least k of the witnesses in log.witnesses (*have
  * of *configured); CT_ERR_INTEGRITY with one line naming the missing ones otherwise. */
 CT_MUST_CHECK ct_err ca_log_witnessed(ca *c, size_t k, size_t *have, size_t *configured);
+/* The newest checkpoint for the officer console: {"checkpoint", "tree_size", "audit_entries", "time_ms", "note",
+ * "witnesses": [{"name", "cosigned", "time", "age_s"}]} (every configured witness; time and age when cosigned). */
+CT_MUST_CHECK ct_err ca_log_checkpoint_json(ca *c, ct_buf *out);
 
 /* ---- an independent witness of the log (ca_witness.c): its own folder and token, no CA needed ---- */
 /* Makes witness folder `dir`: witness.conf, its own SoftHSM token, an Ed25519 key in it, and dir/witness.vkey

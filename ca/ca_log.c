@@ -732,6 +732,48 @@ cleanup:
     return rc;
 }
 
+ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    ct_note_verifier *w = calloc(CA_WITNESSES_MAX, sizeof *w);
+    ct_buf note = CT_BUF_INIT;
+    int64_t id = 0;
+    size_t nw = 0, text_len = 0;
+    ct_checkpoint cp = {0};
+    uint64_t now_s = now_ms() / 1000u;
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_GUARD(ca_witnesses_load(c, w, CA_WITNESSES_MAX, &nw));
+    rc = ca_log_checkpoint_cosigned(c, &id, &note);
+    if (rc == CT_ERR_NOT_FOUND) rc = ct_fail(CT_ERR_NOT_FOUND, "no checkpoint has been signed yet");
+    CT_GUARD(rc);
+    CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &cp));
+    CT_GUARD(ct_buf_alloc(out, note.len * 2 + 512 + nw * (CT_NOTE_NAME_MAX * 2 + 160)));
+    CT_GUARD(ct_buf_appendf(out, "{\"checkpoint\":%lld,\"tree_size\":%llu,\"audit_entries\":%llu,\"time_ms\":%llu,\"note\":",
+                            (long long)id, (unsigned long long)cp.size, (unsigned long long)cp.audit_entries,
+                            (unsigned long long)cp.time_ms));
+    const char *str = NULL;
+    CT_GUARD(ct_buf_cstr(&note, &str));
+    CT_GUARD(ct_json_string(out, str));
+    CT_GUARD(ct_buf_append(out, ",\"witnesses\":[", 14));
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t t = 0;
+        ct_err got = ct_cosig_open(note.data, note.len, &w[i], &text_len, &t);
+        CT_GUARD(ct_buf_appendf(out, "%s{\"name\":", i ? "," : ""));
+        CT_GUARD(ct_json_string(out, w[i].name));
+        if (got == CT_OK)
+            CT_GUARD(ct_buf_appendf(out, ",\"cosigned\":true,\"time\":%llu,\"age_s\":%lld}", (unsigned long long)t,
+                                    (long long)now_s - (long long)t));
+        else /* not yet, or a kept line that does not verify: shown as missing either way */
+            CT_GUARD(ct_buf_append(out, ",\"cosigned\":false}", 18));
+    }
+    CT_GUARD(ct_buf_append(out, "]}\n", 3));
+cleanup:
+    if (rc != CT_OK) ct_buf_free(out);
+    free(w);
+    ct_buf_free(&note);
+    return rc;
+}
+
 /* ---- HTTP: GET /log/sth, /log/proof/inclusion, /log/proof/consistency (public: the answers are signed or
  * checkable against what is) ---- */
 

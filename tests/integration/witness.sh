@@ -24,6 +24,9 @@ check_eq "witness init twice: refused" 1 "$rc"
 cat "$W1/witness.vkey" "$WORK/w2/witness.vkey" >"$CA/witnesses.vkeys" # two configured, one of them runs
 
 station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005 CAM0006 CAM0007
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
+  -out "$WORK/alice.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name alice --role auditor --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
 WITH_HTTP=1 start_ca "$CA"
 URL=https://localhost:$PORT
 HTTP=http://127.0.0.1:$HTTP_PORT
@@ -85,6 +88,15 @@ print("cosigned", text.decode().split("\n")[1])
 PY
 check_eq "Python's cryptography verifies the cosignature (cosignature/v1, key ID, timestamp)" "cosigned 4" "$(cat "$WORK/py.out")"
 
+# The officer console's view: the newest checkpoint, each configured witness, the age of its cosignature.
+code=$(curl -s -o "$WORK/api.json" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \
+  --key "$WORK/alice.key" "https://localhost:$PORT/officer/api/checkpoint" || true)
+check_eq "GET /officer/api/checkpoint (an auditor): 200" 200 "$code"
+check_eq "... the newest checkpoint, w1 cosigned it (age >= 0), w2 did not" "4 w1:True:True w2:False" "$(python3 -c "
+import json; d = json.load(open('$WORK/api.json'))
+print(d['tree_size'], ' '.join('%s:%s' % (w['name'].split('/')[-1], w['cosigned']) + (':%s' % (w['age_s'] >= 0) if w['cosigned'] else '') for w in d['witnesses']))")"
+check_eq "... without an officer's certificate: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
+  --cacert "$CA/ops-root.pem" "https://localhost:$PORT/officer/api/checkpoint" || true)"
 post() { curl -s -o "$WORK/post.out" -w '%{http_code}' --max-time 5 --data-binary "@$1" "$HTTP/log/cosignature" || true; }
 # The witness's own submission (kept in its state) again: accepted, nothing new kept.
 check_eq "the same cosignature POSTed again: 200, kept once" "200 1" \
