@@ -153,9 +153,10 @@ typedef struct {
  * CT_ERR_INTEGRITY with a one-line detail naming FILE when the database contradicts it; CT_ERR_BAD_REQUEST when
  * FILE is not a well-formed checkpoint. */
 CT_MUST_CHECK ct_err ca_log_checkpoint_check(ca *c, const char *path, const char *vkey_path, ca_checkpoint_info *info);
-/* Whether the newest checkpoint carries valid cosignatures of at least k of the witnesses in log.witnesses (*have
- * of *configured); CT_ERR_INTEGRITY with one line naming the missing ones otherwise. */
-CT_MUST_CHECK ct_err ca_log_witnessed(ca *c, size_t k, size_t *have, size_t *configured);
+/* Whether the newest checkpoint (path NULL) or the kept checkpoint file `path` carries valid cosignatures of at
+ * least k of the witnesses in log.witnesses (*have of *configured); CT_ERR_INTEGRITY with one line naming the
+ * missing ones (or a cosignature that does not verify) otherwise. */
+CT_MUST_CHECK ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t *configured);
 /* The newest checkpoint for the officer console: {"checkpoint", "tree_size", "audit_entries", "time_ms", "note",
  * "witnesses": [{"name", "cosigned", "time", "age_s"}]} (every configured witness; time and age when cosigned). */
 CT_MUST_CHECK ct_err ca_log_checkpoint_json(ca *c, ct_buf *out);

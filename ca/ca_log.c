@@ -697,7 +697,7 @@ cleanup:
     return rc;
 }
 
-ct_err ca_log_witnessed(ca *c, size_t k, size_t *have, size_t *configured)
+ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t *configured)
 {
     ct_err rc = CT_OK;
     ct_note_verifier *w = calloc(CA_WITNESSES_MAX, sizeof *w);
@@ -705,27 +705,37 @@ ct_err ca_log_witnessed(ca *c, size_t k, size_t *have, size_t *configured)
     int64_t id = 0;
     size_t text_len = 0;
     uint64_t t = 0;
-    char names[256] = "";
+    char names[256] = "", what[CA_PATH_MAX + 32], why[256];
     ct_buf missing = {(uint8_t *)names, 0, sizeof names - 1}; /* names[] stays NUL-terminated */
     CT_ENSURE(w, CT_ERR_NOMEM);
     *have = 0;
     CT_GUARD(ca_witnesses_load(c, w, CA_WITNESSES_MAX, configured));
-    rc = ca_log_checkpoint_cosigned(c, &id, &note);
-    CT_ENSURE_MSG(rc != CT_ERR_NOT_FOUND, CT_ERR_INTEGRITY, "no checkpoint to be witnessed");
-    CT_GUARD(rc);
+    if (path) { /* a checkpoint someone kept, with the cosignatures it was served with */
+        CT_GUARD(ct_snprintf(what, sizeof what, "checkpoint %s", path));
+        CT_GUARD(ct_file_read(path, CT_NOTE_MAX, &note));
+    } else {
+        rc = ca_log_checkpoint_cosigned(c, &id, &note);
+        CT_ENSURE_MSG(rc != CT_ERR_NOT_FOUND, CT_ERR_INTEGRITY, "no checkpoint to be witnessed");
+        CT_GUARD(rc);
+        CT_GUARD(ct_snprintf(what, sizeof what, "the newest checkpoint (%lld)", (long long)id));
+    }
     for (size_t i = 0; i < *configured; i++) {
         rc = ct_cosig_open(note.data, note.len, &w[i], &text_len, &t);
         if (rc == CT_OK) {
             (*have)++;
             continue;
         }
-        if (rc != CT_ERR_NOT_FOUND) goto cleanup; /* a kept cosignature that does not verify: edited */
+        if (rc != CT_ERR_NOT_FOUND) { /* a kept cosignature that does not verify: edited */
+            CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+            rc = ct_fail(CT_ERR_INTEGRITY, "%s: %s", what, why);
+            goto cleanup;
+        }
         rc = CT_OK;
         if (ct_buf_appendf(&missing, "%s%.60s", missing.len ? ", " : "", w[i].name) != CT_OK) {} /* a long list: cut */
     }
-    CT_ENSURE_MSG(*have >= k, CT_ERR_INTEGRITY, "the newest checkpoint (%lld) has %zu of the %zu cosignatures required "
-                                                "(%zu witnesses configured; missing: %s)",
-                  (long long)id, *have, k, *configured, names[0] ? names : "none");
+    CT_ENSURE_MSG(*have >= k, CT_ERR_INTEGRITY, "%s has %zu of the %zu cosignatures required (%zu witnesses "
+                                                "configured; missing: %s)",
+                  what, *have, k, *configured, names[0] ? names : "none");
 cleanup:
     free(w);
     ct_buf_free(&note);

@@ -25,8 +25,8 @@ static const char usage[] =
     "                                           certificates, every tree head's root and signature), and that the\n"
     "                                           database extends each kept checkpoint F (signature by\n"
     "                                           DIR/log.vkey or --vkey; audit entry, tree prefix, consistency);\n"
-    "                                           K: the newest checkpoint needs valid cosignatures of K of the\n"
-    "                                           witnesses in log.witnesses\n"
+    "                                           K: each F (else the newest checkpoint) needs valid\n"
+    "                                           cosignatures of K of the witnesses in log.witnesses\n"
     "  audit search [--device-serial S] [--cert-serial HEX] [--station N] [--order ID] [--model M]\n"
     "               [--from T] [--to T] [--status valid|superseded|revoked] [--limit N] [--offset N]\n"
     "               [--format table|csv|json]     find certificates (T: YYYY-MM-DD, ...THH:MM:SSZ or Unix time)\n"
@@ -204,12 +204,16 @@ static ct_err audit_verify(ca *c, const cli_args *a)
         long long k = strtoll(a->witnesses, &end, 10);
         CT_ENSURE_RET(*a->witnesses && !*end && k >= 1 && k <= 1000,
                       ct_fail(CT_ERR_USAGE, "--witnesses '%s' is not a number from 1", a->witnesses));
-        size_t have = 0, configured = 0;
-        rc = ca_log_witnessed(c, (size_t)k, &have, &configured);
-        if (rc == CT_ERR_INTEGRITY) printf("checkpoint NOT WITNESSED: %s\n", ct_err_detail());
-        CT_GUARD_RET(rc);
-        printf("checkpoint witnessed: %zu of %zu configured witnesses cosigned the newest checkpoint (%lld required)\n",
-               have, configured, k);
+        /* each given checkpoint as kept (with the cosignatures it was served with), else the newest in the database */
+        for (int i = 0; i < (a->ncheckpoints ? a->ncheckpoints : 1); i++) {
+            const char *f = a->ncheckpoints ? a->checkpoints[i] : NULL;
+            size_t have = 0, configured = 0;
+            rc = ca_log_witnessed(c, f, (size_t)k, &have, &configured);
+            if (rc == CT_ERR_INTEGRITY) printf("checkpoint NOT WITNESSED: %s\n", ct_err_detail());
+            CT_GUARD_RET(rc);
+            printf("checkpoint witnessed: %zu of %zu configured witnesses cosigned %s (%lld required)\n", have,
+                   configured, f ? f : "the newest checkpoint", k);
+        }
     }
     return state_rc;
 }

@@ -131,6 +131,24 @@ rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 2 2>&1) || rc=$?
 check_eq "audit verify --witnesses 2: exit 1" 1 "$rc"
 check_eq "... one line naming the missing witness" 1 "$(grep -c 'checkpoint NOT WITNESSED: .*has 1 of the 2 cosignatures required.*missing: witness.example.org/w2' <<<"$out")"
 
+out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1 --checkpoint "$WORK/two.note" --checkpoint "$WORK/four.note")
+check "audit verify --witnesses 1 --checkpoint F...: each kept checkpoint carries w1's cosignature" \
+  test "$(grep -c "^checkpoint witnessed: 1 of 2 configured witnesses cosigned $WORK/\(two\|four\).note" <<<"$out")" = 2
+grep -v '^— witness' "$WORK/four.note" >"$WORK/bare.note"
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1 --checkpoint "$WORK/bare.note" 2>&1) || rc=$?
+check_eq "a kept checkpoint without cosignatures: exit 1, one line naming it" "1 1" \
+  "$rc $(grep -c "checkpoint NOT WITNESSED: checkpoint $WORK/bare.note has 0 of the 1 cosignatures required" <<<"$out")"
+python3 - "$WORK/four.note" >"$WORK/forged.note" <<'PY'
+import sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+i = next(n for n, l in enumerate(lines) if l.startswith("\u2014 witness.example.org/w1 ".encode()))
+l = bytearray(lines[i]); l[-6] = ord("A") if l[-6] != ord("A") else ord("B"); lines[i] = bytes(l)  # the signature's last bytes
+sys.stdout.buffer.write(b"\n".join(lines))
+PY
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1 --checkpoint "$WORK/forged.note" 2>&1) || rc=$?
+check_eq "a kept checkpoint whose cosignature was altered: exit 1, 'does not verify'" "1 1" \
+  "$rc $(grep -c "checkpoint NOT WITNESSED: checkpoint $WORK/forged.note: the cosignature by witness.example.org/w1 does not verify" <<<"$out")"
+
 # The attacker: the older copy put back, and another log grown from it (CAM0005..7 instead of CAM0003..4).
 # The CA signs it (it has its key); only someone who kept a head can tell.
 cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
