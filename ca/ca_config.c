@@ -26,6 +26,9 @@ static const ct_setting setting_rows[] = {
      "issuance log checkpoint key (Ed25519): signs C2SP checkpoints; its verifier key is log.vkey"},
     {"log.origin", "",
      "checkpoints' origin line and key name; empty: camtrust.example.com/<subject.organization, slugged>/issuance"},
+    {"log.witnesses", "witnesses.vkeys",
+     "witnesses' verifier keys (c2sp.org/tlog-cosignature), one a line (relative to the CA folder; absent: none): "
+     "POST /log/cosignature accepts their cosignatures, audit verify --witnesses K counts them"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
     {"audit.anonymous_interval_s", "60",
      "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
@@ -134,6 +137,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
     CT_GUARD(ct_settings_copy(&schema, cfg, "key.log_note", s->note_key_uri, sizeof s->note_key_uri));
     CT_GUARD(origin_setting(&schema, cfg, s));
+    CT_GUARD(ct_settings_copy_path(&schema, cfg, "log.witnesses", dir, s->witnesses_path, sizeof s->witnesses_path));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));

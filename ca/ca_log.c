@@ -127,7 +127,7 @@ static ct_err sign_tree_head(ca *c, const char *actor, ct_merkle_frontier *tree,
 #define NOTE_KEY_LABEL "log-note"
 static const uint8_t k_note_key_id[] = {0xca, 0x20};
 
-static ct_err note_sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[CT_NOTE_SIG_LEN])
+ct_err ca_note_sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[CT_NOTE_SIG_LEN])
 {
     return hsm_eddsa_sign(arg, msg, len, sig);
 }
@@ -200,7 +200,7 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
     CT_GUARD(db_log_audit_head(c->db, &cp.audit_entries, cp.audit_hash));
     CT_GUARD(ct_buf_alloc(&text, CT_CHECKPOINT_TEXT_MAX));
     CT_GUARD(ct_checkpoint_format(&cp, &text));
-    CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, note_sign_cb, c->note_key, &note));
+    CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, ca_note_sign_cb, c->note_key, &note));
     ct_checkpoint back; /* what the token signed is checked as any verifier will, before it is kept or served */
     CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &back));
     CT_GUARD(ct_buf_cstr(&note, &s));
@@ -576,6 +576,214 @@ cleanup:
     return rc;
 }
 
+/* ---- witnesses: cosignatures (c2sp.org/tlog-cosignature) of the CA's checkpoints ----
+ * POST /log/cosignature takes a signed note: the text of a checkpoint this CA signed, a blank line, and one
+ * witness's cosignature line. It is kept when the witness is configured (log.witnesses) and the cosignature
+ * verifies; GET /log/checkpoint serves the newest checkpoint with every kept cosignature appended. */
+
+ct_err ca_witnesses_load(ca *c, ct_note_verifier *w, size_t max, size_t *n)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT;
+    *n = 0;
+    if (!ct_file_exists(c->cfg.witnesses_path)) return CT_OK; /* no witness configured */
+    CT_GUARD(ct_file_read(c->cfg.witnesses_path, max * (CT_NOTE_VKEY_MAX + 2), &file));
+    size_t line_no = 0;
+    for (size_t start = 0; start < file.len;) {
+        const uint8_t *nl = memchr(file.data + start, '\n', file.len - start);
+        size_t len = nl ? (size_t)(nl - (file.data + start)) : file.len - start;
+        const char *line = (const char *)file.data + start;
+        start += len + 1;
+        line_no++;
+        if (len == 0 || line[0] == '#') continue;
+        CT_ENSURE_MSG(*n < max, CT_ERR_CONFIG, "%s: more than %zu witnesses", c->cfg.witnesses_path, max);
+        rc = ct_cosig_verifier_parse(line, len, &w[*n]);
+        CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s line %zu: %s", c->cfg.witnesses_path, line_no, ct_err_detail());
+        for (size_t i = 0; i < *n; i++)
+            CT_ENSURE_MSG(strcmp(w[i].name, w[*n].name) != 0, CT_ERR_CONFIG, "%s line %zu: witness %s twice",
+                          c->cfg.witnesses_path, line_no, w[*n].name);
+        (*n)++;
+    }
+cleanup:
+    ct_buf_free(&file);
+    return rc;
+}
+
+ct_err ca_log_checkpoint_cosigned(ca *c, int64_t *id_out, ct_buf *note)
+{
+    ct_err rc = CT_OK;
+    ct_buf stored = CT_BUF_INIT;
+    int64_t id = 0;
+    CT_GUARD(db_log_checkpoint_latest(c->db, &id, NULL, &stored));
+    CT_GUARD(ct_buf_alloc(note, stored.len + CA_WITNESSES_MAX * CT_COSIG_LINE_MAX + 1));
+    CT_GUARD(ct_buf_append(note, stored.data, stored.len));
+    CT_GUARD(db_log_cosignatures(c->db, id, note));
+    if (id_out) *id_out = id;
+cleanup:
+    if (rc != CT_OK) ct_buf_free(note);
+    ct_buf_free(&stored);
+    return rc;
+}
+
+/* The kept checkpoint whose signed text is exactly `text`: the newest first (what a witness cosigns), then all. */
+static ct_err checkpoint_by_text(ca *c, const uint8_t *text, size_t len, int64_t *id)
+{
+    ct_err rc = CT_OK;
+    ct_buf note = CT_BUF_INIT;
+    int64_t at = 0;
+    bool newest = true;
+    for (;;) {
+        ct_buf_free(&note);
+        rc = newest ? db_log_checkpoint_latest(c->db, &at, NULL, &note) : db_log_checkpoint_next(c->db, at, &at, NULL, &note);
+        if (rc == CT_ERR_NOT_FOUND) break;
+        CT_GUARD(rc);
+        if (note.len > len && memcmp(note.data, text, len) == 0 && note.data[len] == '\n') {
+            *id = at;
+            goto cleanup;
+        }
+        if (newest) at = 0;
+        newest = false;
+    }
+    rc = ct_fail(CT_ERR_NOT_FOUND, "this CA signed no such checkpoint");
+cleanup:
+    ct_buf_free(&note);
+    return rc;
+}
+
+static ct_err answer_cosignature(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+{
+    ct_err rc = CT_OK;
+    ct_note_verifier *w = NULL;
+    size_t nw = 0, text_len = 0, found = SIZE_MAX;
+    uint64_t t = 0;
+    char line[CT_COSIG_LINE_MAX + 1], vkey[CT_NOTE_VKEY_MAX];
+    int64_t id = 0;
+    bool added = false;
+    CT_ENSURE_MSG(!rq->body_too_large && rq->body && rq->body_len > 0 && rq->body_len <= CT_CHECKPOINT_TEXT_MAX + CT_COSIG_LINE_MAX,
+                  CT_ERR_BAD_REQUEST, "a cosignature is a checkpoint's text, a blank line and one cosignature line");
+    w = calloc(CA_WITNESSES_MAX, sizeof *w);
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_GUARD(ca_witnesses_load(c, w, CA_WITNESSES_MAX, &nw));
+    for (size_t i = 0; i < nw && found == SIZE_MAX; i++) {
+        rc = ct_cosig_open(rq->body, rq->body_len, &w[i], &text_len, &t);
+        if (rc == CT_OK) found = i;
+        else if (rc == CT_ERR_INTEGRITY) { /* a configured witness's name and key ID, a signature that does not verify */
+            char why[256]; /* ct_fail overwrites the detail it would be formatting from */
+            CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+            rc = ct_fail(CT_ERR_FORBIDDEN, "%s", why);
+            goto cleanup;
+        } else if (rc != CT_ERR_NOT_FOUND)
+            goto cleanup; /* malformed */
+    }
+    rc = CT_OK;
+    CT_ENSURE_MSG(found != SIZE_MAX, CT_ERR_FORBIDDEN, "not a cosignature by a configured witness (%zu in %s)", nw,
+                  c->cfg.witnesses_path);
+    size_t line_len = rq->body_len - text_len - 1;
+    CT_ENSURE_MSG(line_len < sizeof line && !memchr(rq->body + text_len + 1, '\n', line_len - 1), CT_ERR_BAD_REQUEST,
+                  "one cosignature line per request");
+    memcpy(line, rq->body + text_len + 1, line_len);
+    line[line_len] = '\0';
+    CT_GUARD(checkpoint_by_text(c, rq->body, text_len, &id));
+    CT_GUARD(ct_cosig_verifier_format(&w[found], vkey, sizeof vkey));
+    CT_GUARD(db_log_cosignature_add(c->db, id, vkey, t, line, "witness", &added));
+    ct_log(CT_LOG_INFO, "log_cosignature", "witness=%s checkpoint=%lld time=%llu new=%d", CT_LOGQ(w[found].name),
+           (long long)id, (unsigned long long)t, added);
+    CT_GUARD(ct_buf_alloc(&ans->body, 128));
+    CT_GUARD(ct_buf_appendf(&ans->body, "%s checkpoint %lld\n", added ? "kept" : "already kept", (long long)id));
+    ans->content_type = "text/plain; charset=utf-8";
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "cosignature checkpoint=%lld", (long long)id));
+cleanup:
+    free(w);
+    return rc;
+}
+
+ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t *configured)
+{
+    ct_err rc = CT_OK;
+    ct_note_verifier *w = calloc(CA_WITNESSES_MAX, sizeof *w);
+    ct_buf note = CT_BUF_INIT;
+    int64_t id = 0;
+    size_t text_len = 0;
+    uint64_t t = 0;
+    char names[256] = "", what[CA_PATH_MAX + 32], why[256];
+    ct_buf missing = {(uint8_t *)names, 0, sizeof names - 1}; /* names[] stays NUL-terminated */
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    *have = 0;
+    CT_GUARD(ca_witnesses_load(c, w, CA_WITNESSES_MAX, configured));
+    if (path) { /* a checkpoint someone kept, with the cosignatures it was served with */
+        CT_GUARD(ct_snprintf(what, sizeof what, "checkpoint %s", path));
+        CT_GUARD(ct_file_read(path, CT_NOTE_MAX, &note));
+    } else {
+        rc = ca_log_checkpoint_cosigned(c, &id, &note);
+        CT_ENSURE_MSG(rc != CT_ERR_NOT_FOUND, CT_ERR_INTEGRITY, "no checkpoint to be witnessed");
+        CT_GUARD(rc);
+        CT_GUARD(ct_snprintf(what, sizeof what, "the newest checkpoint (%lld)", (long long)id));
+    }
+    for (size_t i = 0; i < *configured; i++) {
+        rc = ct_cosig_open(note.data, note.len, &w[i], &text_len, &t);
+        if (rc == CT_OK) {
+            (*have)++;
+            continue;
+        }
+        if (rc != CT_ERR_NOT_FOUND) { /* a kept cosignature that does not verify: edited */
+            CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+            rc = ct_fail(CT_ERR_INTEGRITY, "%s: %s", what, why);
+            goto cleanup;
+        }
+        rc = CT_OK;
+        if (ct_buf_appendf(&missing, "%s%.60s", missing.len ? ", " : "", w[i].name) != CT_OK) {} /* a long list: cut */
+    }
+    CT_ENSURE_MSG(*have >= k, CT_ERR_INTEGRITY, "%s has %zu of the %zu cosignatures required (%zu witnesses "
+                                                "configured; missing: %s)",
+                  what, *have, k, *configured, names[0] ? names : "none");
+cleanup:
+    free(w);
+    ct_buf_free(&note);
+    return rc;
+}
+
+ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    ct_note_verifier *w = calloc(CA_WITNESSES_MAX, sizeof *w);
+    ct_buf note = CT_BUF_INIT;
+    int64_t id = 0;
+    size_t nw = 0, text_len = 0;
+    ct_checkpoint cp = {0};
+    uint64_t now_s = now_ms() / 1000u;
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_GUARD(ca_witnesses_load(c, w, CA_WITNESSES_MAX, &nw));
+    rc = ca_log_checkpoint_cosigned(c, &id, &note);
+    if (rc == CT_ERR_NOT_FOUND) rc = ct_fail(CT_ERR_NOT_FOUND, "no checkpoint has been signed yet");
+    CT_GUARD(rc);
+    CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &cp));
+    CT_GUARD(ct_buf_alloc(out, note.len * 2 + 512 + nw * (CT_NOTE_NAME_MAX * 2 + 160)));
+    CT_GUARD(ct_buf_appendf(out, "{\"checkpoint\":%lld,\"tree_size\":%llu,\"audit_entries\":%llu,\"time_ms\":%llu,\"note\":",
+                            (long long)id, (unsigned long long)cp.size, (unsigned long long)cp.audit_entries,
+                            (unsigned long long)cp.time_ms));
+    const char *str = NULL;
+    CT_GUARD(ct_buf_cstr(&note, &str));
+    CT_GUARD(ct_json_string(out, str));
+    CT_GUARD(ct_buf_append(out, ",\"witnesses\":[", 14));
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t t = 0;
+        ct_err got = ct_cosig_open(note.data, note.len, &w[i], &text_len, &t);
+        CT_GUARD(ct_buf_appendf(out, "%s{\"name\":", i ? "," : ""));
+        CT_GUARD(ct_json_string(out, w[i].name));
+        if (got == CT_OK)
+            CT_GUARD(ct_buf_appendf(out, ",\"cosigned\":true,\"time\":%llu,\"age_s\":%lld}", (unsigned long long)t,
+                                    (long long)now_s - (long long)t));
+        else /* not yet, or a kept line that does not verify: shown as missing either way */
+            CT_GUARD(ct_buf_append(out, ",\"cosigned\":false}", 18));
+    }
+    CT_GUARD(ct_buf_append(out, "]}\n", 3));
+cleanup:
+    if (rc != CT_OK) ct_buf_free(out);
+    free(w);
+    ct_buf_free(&note);
+    return rc;
+}
+
 /* ---- HTTP: GET /log/sth, /log/proof/inclusion, /log/proof/consistency (public: the answers are signed or
  * checkable against what is) ---- */
 
@@ -646,7 +854,7 @@ static ct_err answer_sth(ca *c, ca_http_answer *ans)
 
 static ct_err answer_checkpoint(ca *c, ca_http_answer *ans)
 {
-    ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, &ans->body);
+    ct_err rc = ca_log_checkpoint_cosigned(c, NULL, &ans->body);
     if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNAVAILABLE, "no checkpoint has been signed yet");
     CT_GUARD_RET(rc);
     ans->content_type = "text/plain; charset=utf-8";
@@ -714,8 +922,15 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     memset(ans, 0, sizeof *ans);
     ct_err_clear();
     bool sth = strcmp(rq->path, "/log/sth") == 0, inc = strcmp(rq->path, "/log/proof/inclusion") == 0,
-         cons = strcmp(rq->path, "/log/proof/consistency") == 0, ckpt = strcmp(rq->path, "/log/checkpoint") == 0;
-    CT_ENSURE_MSG(sth || inc || cons || ckpt, CT_ERR_NOT_FOUND, "no such resource");
+         cons = strcmp(rq->path, "/log/proof/consistency") == 0, ckpt = strcmp(rq->path, "/log/checkpoint") == 0,
+         cosig = strcmp(rq->path, "/log/cosignature") == 0;
+    CT_ENSURE_MSG(sth || inc || cons || ckpt || cosig, CT_ERR_NOT_FOUND, "no such resource");
+    if (cosig) {
+        CT_ENSURE_MSG(strcmp(rq->method, "POST") == 0, CT_ERR_METHOD, "%s takes POST", rq->path);
+        CT_GUARD(answer_cosignature(c, rq, ans));
+        ans->status = 200;
+        goto cleanup;
+    }
     CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "%s takes GET", rq->path);
     ans->content_type = "application/json";
     CT_GUARD(ckpt ? answer_checkpoint(c, ans)

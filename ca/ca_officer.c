@@ -351,6 +351,12 @@ static ct_err api_route(ca *c, const ca_officer_id *who, const ca_http_request *
         CT_GUARD_RET(api_revoke(c, who, rq, out, &n));
         return ct_snprintf(reason, reason_max, "revoked %lld", (long long)n);
     }
+    if (strcmp(route, "checkpoint") == 0) { /* the newest checkpoint and its witnesses (public data, read audited) */
+        CT_ENSURE_RET(get, ct_fail(CT_ERR_METHOD, "%s takes GET", route));
+        CT_GUARD_RET(ca_log_checkpoint_json(c, out));
+        CT_GUARD_RET(audited(c, who, "officer.read", "checkpoint", NULL));
+        return ct_snprintf(reason, reason_max, "checkpoint");
+    }
     CT_ENSURE_RET(strcmp(route, "search") == 0 || strcmp(route, "report") == 0 || strcmp(route, "me") == 0 || cert,
                   ct_fail(CT_ERR_NOT_FOUND, "no such officer API route"));
     CT_ENSURE_RET(get, ct_fail(CT_ERR_METHOD, "%s takes GET", route));

@@ -53,6 +53,7 @@ typedef struct {
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
+    char witnesses_path[CA_PATH_MAX];  /* log.witnesses: the witnesses' verifier keys, one a line */
     char audit_mac_uri[256];   /* the audit chain's HMAC key (a secret key, not a signer) */
 } ca_settings;
 
@@ -215,6 +216,15 @@ void ca_log_issued(ca *c);
  * "log.note_key" when c->db is open) and log.vkey written; a log.vkey that names another key, or a key gone while log.vkey remains, is CT_ERR_CONFIG. */
 #define CA_LOG_VKEY_FILE "log.vkey"
 CT_MUST_CHECK ct_err ca_log_note_key_open(ca *c);
+/* Witnesses (log.witnesses): their verifier keys, one a line ('#' comments, blank lines); none when the file is
+ * absent. CT_ERR_CONFIG names the line of a bad key. */
+#define CA_WITNESSES_MAX 32
+/* ct_note_sign_fn of an Ed25519 key in the token (arg: the hsm_eddsa_key). */
+CT_MUST_CHECK ct_err ca_note_sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[CT_NOTE_SIG_LEN]);
+CT_MUST_CHECK ct_err ca_witnesses_load(ca *c, ct_note_verifier *w, size_t max, size_t *n);
+/* The newest checkpoint with its kept cosignatures appended (allocated); CT_ERR_NOT_FOUND when none. */
+CT_MUST_CHECK ct_err ca_log_checkpoint_cosigned(ca *c, int64_t *id, ct_buf *note);
+
 /* GET /log/sth, /log/checkpoint, /log/proof/inclusion?serial=HEX[&tree_size=N],
  * /log/proof/consistency?first=M&second=N. */
 ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);

@@ -19,12 +19,14 @@ static const char usage[] =
     "  order list | order close ID\n"
     "  order reprovision --station N --model M --serial SN\n"
     "                                           allow a revoked device serial to be issued once more\n"
-    "  audit verify [--checkpoint F ...] [--vkey F]\n"
+    "  audit verify [--checkpoint F ...] [--vkey F] [--witnesses K]\n"
     "                                           check the audit log (every entry's MAC in the token), the state\n"
     "                                           tables rebuilt from it, the issuance log (leaves against\n"
     "                                           certificates, every tree head's root and signature), and that the\n"
     "                                           database extends each kept checkpoint F (signature by\n"
-    "                                           DIR/log.vkey or --vkey; audit entry, tree prefix, consistency)\n"
+    "                                           DIR/log.vkey or --vkey; audit entry, tree prefix, consistency);\n"
+    "                                           K: each F (else the newest checkpoint) needs valid\n"
+    "                                           cosignatures of K of the witnesses in log.witnesses\n"
     "  audit search [--device-serial S] [--cert-serial HEX] [--station N] [--order ID] [--model M]\n"
     "               [--from T] [--to T] [--status valid|superseded|revoked] [--limit N] [--offset N]\n"
     "               [--format table|csv|json]     find certificates (T: YYYY-MM-DD, ...THH:MM:SSZ or Unix time)\n"
@@ -42,6 +44,10 @@ static const char usage[] =
     "  renew tls|ocsp|log                       re-certify the server's, the OCSP responder's or the log signer's\n"
     "                                           key for a fresh validity (restart the server to use it)\n"
     "  log sth                                  sign a tree head and a checkpoint of the issuance log now\n"
+    "  witness init --name N                    make a witness folder DIR: own token, Ed25519 key, witness.vkey\n"
+    "  witness --log http://HOST:PORT --vkey LOG.VKEY [--interval S]\n"
+    "                                           cosign each checkpoint that extends the last one cosigned\n"
+    "                                           (every S seconds, default 10); exit 1 on a fork or rollback\n"
     "  log checkpoint [--out F]                 print (or save) the newest checkpoint (signing one if none)\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
@@ -51,7 +57,7 @@ static const char usage[] =
 typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
-    const char *serial, *proof, *log_cert, *vkey;
+    const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
     const char *words[4]; /* positional words after the options are removed */
@@ -77,6 +83,8 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--format", offsetof(cli_args, format)},
         {"--serial", offsetof(cli_args, serial)},   {"--proof", offsetof(cli_args, proof)},
         {"--log-cert", offsetof(cli_args, log_cert)}, {"--vkey", offsetof(cli_args, vkey)},
+        {"--witnesses", offsetof(cli_args, witnesses)}, {"--log", offsetof(cli_args, log_url)},
+        {"--interval", offsetof(cli_args, interval)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -191,6 +199,22 @@ static ct_err audit_verify(ca *c, const cli_args *a)
                (unsigned long long)info.tree_size, (unsigned long long)info.audit_entries,
                (unsigned long long)info.time_ms);
     }
+    if (a->witnesses) {
+        char *end = NULL;
+        long long k = strtoll(a->witnesses, &end, 10);
+        CT_ENSURE_RET(*a->witnesses && !*end && k >= 1 && k <= 1000,
+                      ct_fail(CT_ERR_USAGE, "--witnesses '%s' is not a number from 1", a->witnesses));
+        /* each given checkpoint as kept (with the cosignatures it was served with), else the newest in the database */
+        for (int i = 0; i < (a->ncheckpoints ? a->ncheckpoints : 1); i++) {
+            const char *f = a->ncheckpoints ? a->checkpoints[i] : NULL;
+            size_t have = 0, configured = 0;
+            rc = ca_log_witnessed(c, f, (size_t)k, &have, &configured);
+            if (rc == CT_ERR_INTEGRITY) printf("checkpoint NOT WITNESSED: %s\n", ct_err_detail());
+            CT_GUARD_RET(rc);
+            printf("checkpoint witnessed: %zu of %zu configured witnesses cosigned %s (%lld required)\n", have,
+                   configured, f ? f : "the newest checkpoint", k);
+        }
+    }
     return state_rc;
 }
 
@@ -255,6 +279,26 @@ static int print_vkey(const char *dir)
     printf("checkpoint verifier key (log.vkey): %.*s", (int)vkey.len, (const char *)vkey.data);
     ct_buf_free(&vkey);
     return 0;
+}
+
+/* witness init --name N | witness --log URL --vkey F [--interval S]: a witness folder, not a CA's. */
+static int witness_command(const cli_args *a)
+{
+    if (a->nwords == 2) {
+        char vkey[512];
+        ct_err rc = ca_witness_init(a->dir, a->name, vkey, sizeof vkey);
+        if (rc != CT_OK) return fail(rc);
+        printf("witness created in %s; its verifier key (witness.vkey), for the CA's log.witnesses:\n%s\n", a->dir, vkey);
+        return 0;
+    }
+    char *end = NULL;
+    double s = a->interval ? strtod(a->interval, &end) : 10.0;
+    if (a->interval && (end == a->interval || *end || !(s >= 0.05 && s <= 86400))) {
+        fprintf(stderr, "camtrust-ca: --interval '%s' is not 0.05 to 86400 seconds\n", a->interval);
+        return 2;
+    }
+    ct_err rc = ca_witness_run(a->dir, a->log_url, a->vkey, (long)(s * 1000.0 + 0.5));
+    return rc == CT_OK ? 0 : rc == CT_ERR_INTEGRITY ? 1 : fail(rc);
 }
 
 static int run(ca *c, const cli_args *a)
@@ -345,6 +389,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "camtrust-ca: --dir DIR is required\n");
         return 2;
     }
+    if (is(&a, "witness", NULL, 1) || is(&a, "witness", "init", 2)) return witness_command(&a);
     if (is(&a, "init", NULL, 1)) {
         ct_err rc = ca_init(a.dir);
         if (rc != CT_OK) return fail(rc);

@@ -171,6 +171,19 @@ static const char *const k_migrations[] = {
     /* 9: state changes are audited with what rebuilds them (rebuild.c); migrate_one writes the state as it stands
      * (db_state_baseline_tx) after this script, for the rebuild to start from. */
     "CREATE INDEX audit_action ON audit(action, seq);",
+    /* 10: witnesses' cosignatures of checkpoints (c2sp.org/tlog-cosignature), one per witness and checkpoint. */
+    "CREATE TABLE log_cosignatures ("
+    "  id INTEGER PRIMARY KEY,"
+    "  checkpoint_id INTEGER NOT NULL REFERENCES log_checkpoints(id),"
+    "  witness TEXT NOT NULL,"
+    "  witness_time INTEGER NOT NULL CHECK (witness_time >= 0),"
+    "  line TEXT NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  UNIQUE (checkpoint_id, witness));"
+    "CREATE TRIGGER log_cosignatures_no_update BEFORE UPDATE ON log_cosignatures"
+    "  BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;"
+    "CREATE TRIGGER log_cosignatures_no_delete BEFORE DELETE ON log_cosignatures"
+    "  BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;",
 };
 #define MIGRATION_STATE_BASELINE 9
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

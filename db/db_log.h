@@ -73,4 +73,14 @@ CT_MUST_CHECK ct_err db_log_checkpoint_latest(ct_db *db, int64_t *id, uint64_t *
  * walking them all without holding the database. CT_ERR_NOT_FOUND (no detail) past the last. */
 CT_MUST_CHECK ct_err db_log_checkpoint_next(ct_db *db, int64_t after, int64_t *id, uint64_t *tree_size, ct_buf *note);
 
+/* ---- witnesses' cosignatures of checkpoints ---- */
+#define DB_COSIG_MAX 1024 /* bytes of a stored cosignature line */
+/* Records witness `witness` (its verifier key)'s cosignature line of checkpoint `checkpoint_id` with its audit
+ * event ("log.cosignature"), in one transaction. A witness's second cosignature of the same checkpoint changes
+ * nothing (*added false). */
+CT_MUST_CHECK ct_err db_log_cosignature_add(ct_db *db, int64_t checkpoint_id, const char *witness, uint64_t witness_time,
+                                            const char *line, const char *actor, bool *added);
+/* Appends the cosignature lines of checkpoint `checkpoint_id` (each ends in a newline), in the order received. */
+CT_MUST_CHECK ct_err db_log_cosignatures(ct_db *db, int64_t checkpoint_id, ct_buf *lines);
+
 #endif

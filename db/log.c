@@ -575,3 +575,69 @@ ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entri
     return CT_OK;
 }
 
+
+/* ---- cosignatures ---- */
+
+static const char k_cosig_insert[] = "INSERT OR IGNORE INTO log_cosignatures (checkpoint_id, witness, witness_time, line,"
+                                     " received) VALUES (?, ?, ?, ?, strftime('%s', 'now'))";
+static const char k_cosig_lines[] = "SELECT line FROM log_cosignatures WHERE checkpoint_id = ? ORDER BY id";
+
+struct cosig_ctx {
+    int64_t checkpoint_id;
+    const char *witness, *line, *actor;
+    uint64_t time;
+    bool added;
+    ct_buf *out;
+};
+
+static ct_err cosig_add_tx(ct_db *db, void *vctx)
+{
+    struct cosig_ctx *c = vctx;
+    int changes = 0;
+    CT_GUARD_RET(db_exec(db, k_cosig_insert, &changes, "itit", c->checkpoint_id, c->witness, (int64_t)c->time, c->line));
+    c->added = changes > 0;
+    if (!c->added) return CT_OK;
+    char subject[48], detail[DB_AUDIT_FIELD_MAX];
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "checkpoint %lld", (long long)c->checkpoint_id));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "witness=%.160s time=%llu", c->witness, (unsigned long long)c->time));
+    return db_audit_append_tx(db, c->actor, "log.cosignature", subject, "ok", detail);
+}
+
+ct_err db_log_cosignature_add(ct_db *db, int64_t checkpoint_id, const char *witness, uint64_t witness_time,
+                              const char *line, const char *actor, bool *added)
+{
+    CT_ENSURE_RET(db && checkpoint_id > 0 && witness_time <= INT64_MAX,
+                  ct_fail(CT_ERR_ARG, "db_log_cosignature_add: bad argument"));
+    CT_GUARD_RET(db_check_str("witness", witness, 512));
+    CT_GUARD_RET(db_check_str("cosignature", line, DB_COSIG_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct cosig_ctx c = {.checkpoint_id = checkpoint_id, .witness = witness, .time = witness_time, .line = line,
+                          .actor = actor};
+    CT_GUARD_RET(db_call(db, true, cosig_add_tx, &c));
+    if (added) *added = c.added;
+    return CT_OK;
+}
+
+static ct_err cosig_lines_fn(ct_db *db, void *vctx)
+{
+    struct cosig_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    CT_GUARD_RET(db_prepare(db, k_cosig_lines, &st, "i", c->checkpoint_id));
+    for (;;) {
+        bool row = false;
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        const unsigned char *line = sqlite3_column_text(st, 0);
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        CT_ENSURE_RET(line && n > 0 && n < DB_COSIG_MAX && line[n - 1] == '\n',
+                      ct_fail(CT_ERR_DB, "checkpoint %lld: a malformed cosignature row", (long long)c->checkpoint_id));
+        CT_GUARD_RET(ct_buf_append(c->out, line, n));
+    }
+}
+
+ct_err db_log_cosignatures(ct_db *db, int64_t checkpoint_id, ct_buf *lines)
+{
+    CT_ENSURE_RET(db && lines, ct_fail(CT_ERR_ARG, "db_log_cosignatures: missing argument"));
+    struct cosig_ctx c = {.checkpoint_id = checkpoint_id, .out = lines};
+    return db_call(db, false, cosig_lines_fn, &c);
+}

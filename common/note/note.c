@@ -88,14 +88,14 @@ cleanup:
     return rc;
 }
 
-static ct_err key_id(const char *name, const uint8_t pub[CT_NOTE_PUB_LEN], uint8_t id[4])
+static ct_err key_id(const char *name, uint8_t alg, const uint8_t pub[CT_NOTE_PUB_LEN], uint8_t id[4])
 {
     uint8_t buf[CT_NOTE_NAME_MAX + 2 + CT_NOTE_PUB_LEN], h[32];
     size_t n = strlen(name);
     CT_ENSURE_RET(n < CT_NOTE_NAME_MAX, ct_fail(CT_ERR_ARG, "key name too long"));
     memcpy(buf, name, n);
     buf[n] = '\n';
-    buf[n + 1] = CT_NOTE_ED25519;
+    buf[n + 1] = alg;
     memcpy(buf + n + 2, pub, CT_NOTE_PUB_LEN);
     CT_GUARD_RET(ct_sha256(buf, n + 2 + CT_NOTE_PUB_LEN, h));
     memcpy(id, h, 4);
@@ -103,6 +103,11 @@ static ct_err key_id(const char *name, const uint8_t pub[CT_NOTE_PUB_LEN], uint8
 }
 
 ct_err ct_note_verifier_make(const char *name, const uint8_t pub[CT_NOTE_PUB_LEN], ct_note_verifier *out)
+{
+    return note_verifier_make_alg(name, CT_NOTE_ED25519, pub, out);
+}
+
+ct_err note_verifier_make_alg(const char *name, uint8_t alg, const uint8_t pub[CT_NOTE_PUB_LEN], ct_note_verifier *out)
 {
     CT_ENSURE_RET(name && pub && out, CT_ERR_ARG);
     size_t n = strnlen(name, CT_NOTE_NAME_MAX);
@@ -112,12 +117,17 @@ ct_err ct_note_verifier_make(const char *name, const uint8_t pub[CT_NOTE_PUB_LEN
     memset(out, 0, sizeof *out);
     memcpy(out->name, name, n);
     memcpy(out->pub, pub, CT_NOTE_PUB_LEN);
-    return key_id(out->name, pub, out->key_id);
+    return key_id(out->name, alg, pub, out->key_id);
 }
 
 ct_err ct_note_verifier_format(const ct_note_verifier *v, char *out, size_t out_max)
 {
-    uint8_t key[1 + CT_NOTE_PUB_LEN] = {CT_NOTE_ED25519};
+    return note_verifier_format_alg(v, CT_NOTE_ED25519, out, out_max);
+}
+
+ct_err note_verifier_format_alg(const ct_note_verifier *v, uint8_t alg, char *out, size_t out_max)
+{
+    uint8_t key[1 + CT_NOTE_PUB_LEN] = {alg};
     char b64[64], hex[9];
     ct_buf enc = {(uint8_t *)b64, 0, sizeof b64 - 1};
     memcpy(key + 1, v->pub, CT_NOTE_PUB_LEN);
@@ -128,6 +138,11 @@ ct_err ct_note_verifier_format(const ct_note_verifier *v, char *out, size_t out_
 }
 
 ct_err ct_note_verifier_parse(const char *s, size_t len, ct_note_verifier *out)
+{
+    return note_verifier_parse_alg(s, len, CT_NOTE_ED25519, out);
+}
+
+ct_err note_verifier_parse_alg(const char *s, size_t len, uint8_t alg, ct_note_verifier *out)
 {
     uint8_t key[1 + CT_NOTE_PUB_LEN], id[4];
     char hex[9];
@@ -145,12 +160,13 @@ ct_err ct_note_verifier_parse(const char *s, size_t len, ct_note_verifier *out)
     CT_ENSURE_RET(ct_hex_decode(hex, id, sizeof id, &id_len) == CT_OK && id_len == 4,
                   ct_fail(CT_ERR_BAD_REQUEST, "verifier key: key ID is not 8 hex digits"));
     CT_GUARD_RET(note_b64_exact(plus1 + 10, rest - 9, key, sizeof key, NULL, "verifier key"));
-    CT_ENSURE_RET(key[0] == CT_NOTE_ED25519,
-                  ct_fail(CT_ERR_BAD_REQUEST, "verifier key: algorithm 0x%02x is not Ed25519", key[0]));
+    CT_ENSURE_RET(key[0] == alg,
+                  ct_fail(CT_ERR_BAD_REQUEST, "verifier key: algorithm 0x%02x is not %s", key[0],
+                          alg == CT_NOTE_ED25519 ? "Ed25519" : "cosignature/v1 (0x04)"));
     char name[CT_NOTE_NAME_MAX];
     memcpy(name, s, name_len);
     name[name_len] = '\0';
-    CT_GUARD_RET(ct_note_verifier_make(name, key + 1, out));
+    CT_GUARD_RET(note_verifier_make_alg(name, alg, key + 1, out));
     CT_ENSURE_RET(memcmp(out->key_id, id, 4) == 0,
                   ct_fail(CT_ERR_BAD_REQUEST, "verifier key: key ID %s does not match its name and key", hex));
     return CT_OK;
@@ -161,10 +177,15 @@ static ct_err append_sig_line(ct_buf *out, const ct_note_verifier *v, const uint
     uint8_t raw[4 + CT_NOTE_SIG_LEN];
     memcpy(raw, v->key_id, 4);
     memcpy(raw + 4, sig, CT_NOTE_SIG_LEN);
+    return note_sig_line_append(out, v->name, raw, sizeof raw);
+}
+
+ct_err note_sig_line_append(ct_buf *out, const char *name, const uint8_t *raw, size_t raw_len)
+{
     CT_GUARD_RET(ct_buf_append(out, k_dash, DASH_LEN));
-    CT_GUARD_RET(ct_buf_append(out, v->name, strlen(v->name)));
+    CT_GUARD_RET(ct_buf_append(out, name, strlen(name)));
     CT_GUARD_RET(ct_buf_append(out, " ", 1));
-    CT_GUARD_RET(ct_base64_encode(raw, sizeof raw, false, out));
+    CT_GUARD_RET(ct_base64_encode(raw, raw_len, false, out));
     return ct_buf_append(out, "\n", 1);
 }
 
@@ -187,7 +208,7 @@ cleanup:
     return rc;
 }
 
-static bool ed25519_ok(const uint8_t pub[CT_NOTE_PUB_LEN], const uint8_t *msg, size_t len, const uint8_t *sig)
+bool note_ed25519_ok(const uint8_t pub[CT_NOTE_PUB_LEN], const uint8_t *msg, size_t len, const uint8_t *sig)
 {
     ed25519_key key;
     int res = 0;
@@ -198,37 +219,48 @@ static bool ed25519_ok(const uint8_t pub[CT_NOTE_PUB_LEN], const uint8_t *msg, s
     return ok;
 }
 
+ct_err note_line_parse(const char *p, size_t n, size_t line_no, const char **name, size_t *name_len, uint8_t *raw,
+                       size_t raw_max, size_t *raw_len)
+{
+    CT_ENSURE_RET(n > DASH_LEN && memcmp(p, k_dash, DASH_LEN) == 0,
+                  ct_fail(CT_ERR_BAD_REQUEST, "signature line %zu does not start with an em dash and a space", line_no));
+    p += DASH_LEN;
+    n -= DASH_LEN;
+    const char *sp = memchr(p, ' ', n);
+    CT_ENSURE_RET(sp, ct_fail(CT_ERR_BAD_REQUEST, "signature line %zu: no space between key name and signature", line_no));
+    *name = p;
+    *name_len = (size_t)(sp - p);
+    size_t b64_len = n - *name_len - 1;
+    CT_ENSURE_RET(ct_note_name_valid(p, *name_len), ct_fail(CT_ERR_BAD_REQUEST, "signature line %zu: bad key name", line_no));
+    CT_ENSURE_RET(b64_len <= raw_max, ct_fail(CT_ERR_BAD_REQUEST, "signature line %zu: signature too long", line_no));
+    CT_GUARD_RET(note_b64_exact(sp + 1, b64_len, raw, 0, raw_len, "signature"));
+    CT_ENSURE_RET(*raw_len >= 5, ct_fail(CT_ERR_BAD_REQUEST, "signature line %zu: signature shorter than a key ID", line_no));
+    return CT_OK;
+}
+
 /* One signature line [p, p + n) (without its newline): does it carry v's signature, and does that verify? */
 static ct_err check_line(const uint8_t *note, size_t text_len, const char *p, size_t n, size_t line_no,
                          const ct_note_verifier *v, bool *found, char *other, size_t other_max)
 {
     ct_err rc = CT_OK;
     uint8_t *raw = NULL;
-    CT_ENSURE_MSG(n > DASH_LEN && memcmp(p, k_dash, DASH_LEN) == 0, CT_ERR_BAD_REQUEST,
-                  "signature line %zu does not start with an em dash and a space", line_no);
-    p += DASH_LEN;
-    n -= DASH_LEN;
-    const char *sp = memchr(p, ' ', n);
-    CT_ENSURE_MSG(sp, CT_ERR_BAD_REQUEST, "signature line %zu: no space between key name and signature", line_no);
-    size_t name_len = (size_t)(sp - p), b64_len = n - name_len - 1;
-    CT_ENSURE_MSG(ct_note_name_valid(p, name_len), CT_ERR_BAD_REQUEST, "signature line %zu: bad key name", line_no);
-    size_t raw_len = 0;
-    raw = malloc(b64_len + 1);
+    const char *name = NULL;
+    size_t name_len = 0, raw_len = 0;
+    raw = malloc(n + 1);
     CT_ENSURE(raw, CT_ERR_NOMEM);
-    CT_GUARD(note_b64_exact(sp + 1, b64_len, raw, 0, &raw_len, "signature"));
-    CT_ENSURE_MSG(raw_len >= 5, CT_ERR_BAD_REQUEST, "signature line %zu: signature shorter than a key ID", line_no);
-    bool same_name = name_len == strlen(v->name) && memcmp(p, v->name, name_len) == 0;
+    CT_GUARD(note_line_parse(p, n, line_no, &name, &name_len, raw, n + 1, &raw_len));
+    bool same_name = name_len == strlen(v->name) && memcmp(name, v->name, name_len) == 0;
     if (!same_name || memcmp(raw, v->key_id, 4) != 0) { /* another key's: ignored, but remembered for the reason */
         if (!other[0]) {
             char hex[9];
             CT_GUARD(ct_hex_encode(raw, 4, hex, sizeof hex));
-            CT_GUARD(ct_snprintf(other, other_max, "%.*s (key ID %s)", (int)(name_len > 80 ? 80 : name_len), p, hex));
+            CT_GUARD(ct_snprintf(other, other_max, "%.*s (key ID %s)", (int)(name_len > 80 ? 80 : name_len), name, hex));
         }
         goto cleanup;
     }
     CT_ENSURE_MSG(raw_len == 4 + CT_NOTE_SIG_LEN, CT_ERR_INTEGRITY,
                   "the signature by %s is %zu bytes, not an Ed25519 signature", v->name, raw_len - 4);
-    CT_ENSURE_MSG(ed25519_ok(v->pub, note, text_len, raw + 4), CT_ERR_INTEGRITY,
+    CT_ENSURE_MSG(note_ed25519_ok(v->pub, note, text_len, raw + 4), CT_ERR_INTEGRITY,
                   "the signature by %s does not verify (the note was altered or signed by another key)", v->name);
     *found = true;
 cleanup:
@@ -236,9 +268,8 @@ cleanup:
     return rc;
 }
 
-ct_err ct_note_open(const uint8_t *note, size_t len, const ct_note_verifier *v, size_t *text_len)
+ct_err note_split(const uint8_t *note, size_t len, size_t *text_len)
 {
-    CT_ENSURE_RET(note && v && text_len, CT_ERR_ARG);
     CT_ENSURE_RET(len <= CT_NOTE_MAX, ct_fail(CT_ERR_BAD_REQUEST, "note of %zu bytes (at most %d)", len, CT_NOTE_MAX));
     CT_ENSURE_RET(len > 0 && note[len - 1] == '\n', ct_fail(CT_ERR_BAD_REQUEST, "note does not end in a newline"));
     CT_GUARD_RET(note_chars_check(note, len, "note"));
@@ -246,8 +277,17 @@ ct_err ct_note_open(const uint8_t *note, size_t len, const ct_note_verifier *v, 
     for (size_t i = len - 1; i > 0 && split == len; i--)
         if (note[i] == '\n' && note[i - 1] == '\n') split = i - 1;
     CT_ENSURE_RET(split < len, ct_fail(CT_ERR_BAD_REQUEST, "note has no blank line before its signatures"));
-    size_t text = split + 1, start = split + 2, lines = 0;
-    CT_ENSURE_RET(start < len, ct_fail(CT_ERR_BAD_REQUEST, "note has no signature"));
+    CT_ENSURE_RET(split + 2 < len, ct_fail(CT_ERR_BAD_REQUEST, "note has no signature"));
+    *text_len = split + 1;
+    return CT_OK;
+}
+
+ct_err ct_note_open(const uint8_t *note, size_t len, const ct_note_verifier *v, size_t *text_len)
+{
+    CT_ENSURE_RET(note && v && text_len, CT_ERR_ARG);
+    size_t text = 0;
+    CT_GUARD_RET(note_split(note, len, &text));
+    size_t start = text + 1, lines = 0;
     bool found = false;
     char other[128] = "";
     while (start < len) {

@@ -74,4 +74,33 @@ CT_MUST_CHECK ct_err ct_checkpoint_parse(const uint8_t *text, size_t len, ct_che
  * "a checkpoint of log X, not Y"). */
 CT_MUST_CHECK ct_err ct_checkpoint_open(const uint8_t *note, size_t len, const ct_note_verifier *v, ct_checkpoint *out);
 
+/* ---- cosignatures (c2sp.org/tlog-cosignature, cosignature/v1): a witness's word that it saw a checkpoint and
+ * that it is consistent with every earlier one the witness saw ----
+ *   signed    = "cosignature/v1\ntime " || decimal T || "\n" || checkpoint text (the note's signed part)
+ *   signature = "\xE2\x80\x94 " || witness name || " " || base64(key ID[4] || T[8, big-endian] || sig[64]) || "\n"
+ *   key ID    = SHA-256(witness name || 0x0A || 0x04 || Ed25519 public key[32])[:4]
+ *   vkey      = witness name || "+" || hex(key ID) || "+" || base64(0x04 || public key)
+ * T is the witness's clock in seconds since the epoch. A witness's verifier is a ct_note_verifier made by these
+ * functions (its key ID is of type 0x04); never pass one to ct_note_open. */
+#define CT_COSIG_V1 0x04
+#define CT_COSIG_LINE_MAX (CT_NOTE_NAME_MAX + 120) /* one cosignature line, newline included */
+
+CT_MUST_CHECK ct_err ct_cosig_verifier_make(const char *name, const uint8_t pub[CT_NOTE_PUB_LEN], ct_note_verifier *out);
+CT_MUST_CHECK ct_err ct_cosig_verifier_format(const ct_note_verifier *w, char *out, size_t out_max);
+/* As ct_note_verifier_parse, for type 0x04 keys (refuses an Ed25519 note key: a log key is no witness key). */
+CT_MUST_CHECK ct_err ct_cosig_verifier_parse(const char *s, size_t len, ct_note_verifier *w);
+/* Signs checkpoint `text` (a note's text, ends in "\n") at time `t` by `sign` as witness `w`; appends the
+ * cosignature line (newline included) to `line`. */
+CT_MUST_CHECK ct_err ct_cosig_sign(const uint8_t *text, size_t text_len, const ct_note_verifier *w, uint64_t t,
+                                   ct_note_sign_fn sign, void *arg, ct_buf *line);
+/* Checks one signature line (its trailing newline optional) as w's cosignature of `text`. CT_OK: *t its time.
+ * CT_ERR_NOT_FOUND: the line is another key's (name or key ID differ); CT_ERR_BAD_REQUEST: malformed;
+ * CT_ERR_INTEGRITY: w's name and key ID but a signature that does not verify. Each with a one-line detail. */
+CT_MUST_CHECK ct_err ct_cosig_line_verify(const uint8_t *text, size_t text_len, const char *line, size_t line_len,
+                                          const ct_note_verifier *w, uint64_t *t);
+/* Finds w's cosignature among a note's signature lines and checks it (other lines are skipped, as in
+ * ct_note_open). CT_OK: *text_len and *t set. CT_ERR_NOT_FOUND: not cosigned by w. */
+CT_MUST_CHECK ct_err ct_cosig_open(const uint8_t *note, size_t len, const ct_note_verifier *w, size_t *text_len,
+                                   uint64_t *t);
+
 #endif

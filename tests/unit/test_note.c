@@ -250,6 +250,136 @@ START_TEST(token_key_signs_notes)
 }
 END_TEST
 
+/* ---- cosignatures (tlog-cosignature/v1), against the Python vectors ---- */
+
+static ct_note_verifier witness_vkey(void)
+{
+    ct_buf b = vec("witness.vkey");
+    ct_note_verifier w;
+    ck_assert_int_eq(ct_cosig_verifier_parse((const char *)b.data, b.len, &w), CT_OK);
+    char again[CT_NOTE_VKEY_MAX];
+    ck_assert_int_eq(ct_cosig_verifier_format(&w, again, sizeof again), CT_OK);
+    ck_assert_uint_eq(strlen(again) + 1, b.len);
+    ck_assert_mem_eq(again, b.data, strlen(again));
+    ct_buf_free(&b);
+    return w;
+}
+
+/* The checkpoint text every cosignature vector covers (checkpoint.note's signed part). */
+static ct_buf cosigned_text(void)
+{
+    ct_buf n = vec("checkpoint.note");
+    ct_note_verifier v = log_vkey();
+    size_t text_len = 0;
+    ck_assert_int_eq(ct_note_open(n.data, n.len, &v, &text_len), CT_OK);
+    n.len = text_len;
+    return n;
+}
+
+static ct_err line_check(const char *file, const ct_buf *text, const ct_note_verifier *w, uint64_t *t)
+{
+    ct_buf l = vec(file);
+    ct_err rc = ct_cosig_line_verify(text->data, text->len, (const char *)l.data, l.len, w, t);
+    ct_buf_free(&l);
+    return rc;
+}
+
+START_TEST(cosignatures_match_python)
+{
+    ct_note_verifier w = witness_vkey(), v = log_vkey();
+    ct_buf text = cosigned_text(), note = vec("cosigned-v1.note");
+    uint64_t t = 0;
+    ck_assert_int_eq(line_check("cosig.line", &text, &w, &t), CT_OK);
+    ck_assert_uint_eq(t, 1764756000u);
+    /* in a note beside the log's signature: both readers find their own line */
+    size_t text_len = 0;
+    t = 0;
+    ck_assert_int_eq(ct_cosig_open(note.data, note.len, &w, &text_len, &t), CT_OK);
+    ck_assert_uint_eq(t, 1764756000u);
+    ck_assert_uint_eq(text_len, text.len);
+    ck_assert_int_eq(ct_note_open(note.data, note.len, &v, &text_len), CT_OK);
+    /* the log's own key is no witness key and a witness key is no log key */
+    ct_buf lv = vec("log.vkey"), wv = vec("witness.vkey");
+    ct_note_verifier x;
+    refused(ct_cosig_verifier_parse((const char *)lv.data, lv.len, &x), CT_ERR_BAD_REQUEST, "algorithm 0x01");
+    refused(ct_note_verifier_parse((const char *)wv.data, wv.len, &x), CT_ERR_BAD_REQUEST, "algorithm 0x04");
+    /* a note the witness did not cosign */
+    ct_buf plain = vec("checkpoint.note");
+    refused(ct_cosig_open(plain.data, plain.len, &w, &text_len, &t), CT_ERR_NOT_FOUND, "not cosigned by");
+    ct_buf_free(&lv);
+    ct_buf_free(&wv);
+    ct_buf_free(&plain);
+    ct_buf_free(&text);
+    ct_buf_free(&note);
+}
+END_TEST
+
+START_TEST(cosignature_attacks_are_refused)
+{
+    ct_note_verifier w = witness_vkey();
+    ct_buf text = cosigned_text();
+    uint64_t t = 0;
+    refused(line_check("cosig-wrong-key-id.line", &text, &w, &t), CT_ERR_NOT_FOUND, "key ID 00000000");
+    refused(line_check("cosig-wrong-time.line", &text, &w, &t), CT_ERR_INTEGRITY, "does not verify");
+    refused(line_check("cosig-other-text.line", &text, &w, &t), CT_ERR_INTEGRITY, "does not verify");
+    refused(line_check("cosig-other-key.line", &text, &w, &t), CT_ERR_INTEGRITY, "does not verify");
+    /* an unknown witness: another name */
+    ct_note_verifier stranger;
+    ck_assert_int_eq(ct_cosig_verifier_make("witness.example.org/w2", w.pub, &stranger), CT_OK);
+    refused(line_check("cosig.line", &text, &stranger, &t), CT_ERR_NOT_FOUND, "not by witness witness.example.org/w2");
+    /* every bit of the line's signature bytes and of the text flipped, one at a time */
+    ct_buf l = vec("cosig.line");
+    for (size_t i = 0; i + 1 < l.len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            l.data[i] ^= (uint8_t)(1u << bit);
+            ck_assert_msg(ct_cosig_line_verify(text.data, text.len, (const char *)l.data, l.len, &w, &t) != CT_OK,
+                          "line byte %zu bit %d flipped still verifies", i, bit);
+            l.data[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    for (size_t i = 0; i < text.len; i++) {
+        text.data[i] ^= 0x01;
+        ck_assert_msg(ct_cosig_line_verify(text.data, text.len, (const char *)l.data, l.len, &w, &t) != CT_OK,
+                      "text byte %zu flipped still verifies", i);
+        text.data[i] ^= 0x01;
+    }
+    ck_assert_int_eq(ct_cosig_line_verify(text.data, text.len, (const char *)l.data, l.len, &w, &t), CT_OK);
+    /* malformed: two lines, not a signature line, a short signature */
+    const char *two = "\xE2\x80\x94 a AAAA\n\xE2\x80\x94 b AAAA";
+    refused(ct_cosig_line_verify(text.data, text.len, two, strlen(two), &w, &t), CT_ERR_BAD_REQUEST, "more than one line");
+    refused(ct_cosig_line_verify(text.data, text.len, "- w x", 5, &w, &t), CT_ERR_BAD_REQUEST, "em dash");
+    const char *shorty = "\xE2\x80\x94 witness.example.org/w1 QuefFAAA";
+    refused(ct_cosig_line_verify(text.data, text.len, shorty, strlen(shorty), &w, &t), CT_ERR_INTEGRITY, "not 76");
+    ct_buf_free(&l);
+    ct_buf_free(&text);
+}
+END_TEST
+
+START_TEST(token_key_cosigns)
+{
+    const char *dir = tu_tmpdir("cosig");
+    tu_softhsm_token(dir, "witness");
+    hsm_config cfg = {NULL, "witness", TU_PIN, 0};
+    hsm *h = NULL;
+    hsm_eddsa_key *k = NULL;
+    ck_assert_int_eq(hsm_open(&cfg, &h), CT_OK);
+    ck_assert_int_eq(hsm_eddsa_generate(h, "witness", (const uint8_t *)"\x57", 1, &k), CT_OK);
+    ct_note_verifier w;
+    ck_assert_int_eq(ct_cosig_verifier_make("witness.example.org/w9", hsm_eddsa_public(k), &w), CT_OK);
+    ct_buf text = cosigned_text(), line = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&line, CT_COSIG_LINE_MAX), CT_OK);
+    ck_assert_int_eq(ct_cosig_sign(text.data, text.len, &w, 1800000000u, token_sign, k, &line), CT_OK);
+    uint64_t t = 0;
+    ck_assert_int_eq(ct_cosig_line_verify(text.data, text.len, (const char *)line.data, line.len, &w, &t), CT_OK);
+    ck_assert_uint_eq(t, 1800000000u);
+    ck_assert_uint_eq(line.data[line.len - 1], '\n');
+    ct_buf_free(&text);
+    ct_buf_free(&line);
+    hsm_eddsa_free(k);
+    hsm_close(h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("note");
@@ -260,6 +390,9 @@ int main(void)
     tcase_add_test(tc, malformed_notes_are_refused);
     tcase_add_test(tc, malformed_checkpoints_are_refused);
     tcase_add_test(tc, token_key_signs_notes);
+    tcase_add_test(tc, cosignatures_match_python);
+    tcase_add_test(tc, cosignature_attacks_are_refused);
+    tcase_add_test(tc, token_key_cosigns);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

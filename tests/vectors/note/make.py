@@ -59,6 +59,26 @@ def main(out):
         "empty-tree.note": checkpoint(ORIGIN, 0, hashlib.sha256(b"").digest()) + b"\n"
         + sig_line(log, checkpoint(ORIGIN, 0, hashlib.sha256(b"").digest())).encode(),
     }
+    # cosignature/v1 (c2sp.org/tlog-cosignature): the witness signs "cosignature/v1\ntime T\n" || text
+    wpriv, wpub, _, wname = witness
+    wkid = hashlib.sha256(wname.encode() + b"\n\x04" + wpub).digest()[:4]
+
+    def cosig(t, kid=wkid, signed_t=None, signed_text=text, priv=wpriv):
+        msg = b"cosignature/v1\ntime %d\n" % (t if signed_t is None else signed_t) + signed_text
+        raw = kid + t.to_bytes(8, "big") + priv.sign(msg)
+        return "\u2014 %s %s\n" % (wname, base64.b64encode(raw).decode())
+
+    t = 1764756000
+    files.update({
+        "witness.vkey": "%s+%s+%s\n" % (wname, wkid.hex(), base64.b64encode(b"\x04" + wpub).decode()),
+        "cosig.line": cosig(t),
+        # the log's signature and the witness's cosignature on one note
+        "cosigned-v1.note": text + b"\n" + sig_line(log, text).encode() + cosig(t).encode(),
+        "cosig-wrong-key-id.line": cosig(t, kid=bytes(4)),
+        "cosig-wrong-time.line": cosig(t + 1, signed_t=t),  # the time field says t+1, the signature is of t
+        "cosig-other-text.line": cosig(t, signed_text=checkpoint(ORIGIN, 6, root)),
+        "cosig-other-key.line": cosig(t, priv=impostor[0]),  # right name and key ID, another key's signature
+    })
     for name, data in files.items():
         with open(os.path.join(out, name), "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Independent witnesses end to end (issue 11): a witness process with its own folder and its own SoftHSM token
+# polls the real CA over plain HTTP, checks each checkpoint against the pinned log.vkey and against the last one it
+# cosigned (consistency proof), and cosigns it (C2SP tlog-cosignature/v1); the CA keeps the cosignature and serves
+# it on GET /log/checkpoint, where Python's `cryptography` verifies it. `audit verify --witnesses K` counts them.
+# Then the attacker puts an older copy of the database back and grows another log from it, which the CA itself
+# signs: the witness refuses to cosign, says why in one line and exits 1; the CA records nothing.
+# Usage: witness.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+
+CA=$WORK/ca
+DB=$CA/camtrust.db
+"$CA_BIN" init --dir "$CA" >/dev/null
+W1=$WORK/w1
+out=$("$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1)
+check "witness init prints its verifier key, written to witness.vkey" grep -qxF "$(cat "$W1/witness.vkey")" <<<"$out"
+check "... name+hash+base64 of 0x04 || key (cosignature/v1)" \
+  grep -qE '^witness\.example\.org/w1\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}$' "$W1/witness.vkey"
+check "... its key lives in its own token" test -d "$W1/tokens"
+rc=0; "$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null 2>&1 || rc=$?
+check_eq "witness init twice: refused" 1 "$rc"
+"$CA_BIN" witness init --dir "$WORK/w2" --name witness.example.org/w2 >/dev/null
+cat "$W1/witness.vkey" "$WORK/w2/witness.vkey" >"$CA/witnesses.vkeys" # two configured, one of them runs
+
+station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005 CAM0006 CAM0007
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
+  -out "$WORK/alice.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name alice --role auditor --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
+WITH_HTTP=1 start_ca "$CA"
+URL=https://localhost:$PORT
+HTTP=http://127.0.0.1:$HTTP_PORT
+enroll() {
+  make_csr "$WORK/$1" "/serialNumber=$1/CN=x"
+  est_post simpleenroll "$WORK/$1.b64" "$WORK/$1.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
+}
+# wait_cosigned N FILE: until GET /log/checkpoint covers N certificates and carries w1's cosignature
+wait_cosigned() {
+  for _ in $(seq 1 150); do
+    curl -s -o "$2" --max-time 5 "$HTTP/log/checkpoint" || true
+    [ "$(sed -n 2p "$2")" = "$1" ] && grep -q '^— witness\.example\.org/w1 ' "$2" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+WPID=
+stop_witness() { if [ -n "$WPID" ]; then kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" || true; WPID=; fi; }
+trap 'stop_witness; cleanup_server; rm -rf "$WORK"' EXIT
+start_witness() {
+  "$CA_BIN" witness --dir "$W1" --log "$HTTP" --vkey "$CA/log.vkey" --interval 0.2 2>>"$WORK/witness.log" &
+  WPID=$!
+}
+
+enroll CAM0001; enroll CAM0002
+start_witness
+check "the witness cosigns the checkpoint of 2 certificates; GET /log/checkpoint carries it" wait_cosigned 2 "$WORK/two.note"
+sqlite3 "$DB" ".backup '$WORK/old.db'" # the attacker's older copy: two certificates, cosigned
+enroll CAM0003; enroll CAM0004
+check "... and the next one (4 certificates, consistent with 2)" wait_cosigned 4 "$WORK/four.note"
+stop_witness
+check "the witness kept what it cosigned" grep -q '^— witness\.example\.org/w1 ' "$W1/state.note"
+
+# Python checks the served cosignature with witness.vkey, from the C2SP spec alone.
+python3 - "$WORK/four.note" "$W1/witness.vkey" "$CA/log.vkey" >"$WORK/py.out" 2>&1 <<'PY'
+import base64, hashlib, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+note = open(sys.argv[1], "rb").read()
+name, kid_hex, key = open(sys.argv[2]).read().strip().split("+", 2)
+raw = base64.b64decode(key)
+assert raw[0] == 4 and len(raw) == 33
+assert hashlib.sha256(name.encode() + b"\n\x04" + raw[1:]).digest()[:4].hex() == kid_hex
+log_name = open(sys.argv[3]).read().split("+")[0]
+split = note.rindex(b"\n\n")
+text, lines = note[: split + 1], note[split + 2 :].decode().splitlines()
+signers = [l[2:].split(" ")[0] for l in lines]
+assert signers[0] == log_name, signers  # the log's own signature first, then the cosignatures
+found = 0
+for line in lines:
+    signer, b64 = line[2:].split(" ")
+    sig = base64.b64decode(b64)
+    if signer == name:
+        assert len(sig) == 76 and sig[:4].hex() == kid_hex
+        t = int.from_bytes(sig[4:12], "big")
+        Ed25519PublicKey.from_public_bytes(raw[1:]).verify(sig[12:], b"cosignature/v1\ntime %d\n" % t + text)
+        found += 1
+assert found == 1
+print("cosigned", text.decode().split("\n")[1])
+PY
+check_eq "Python's cryptography verifies the cosignature (cosignature/v1, key ID, timestamp)" "cosigned 4" "$(cat "$WORK/py.out")"
+
+# The officer console's view: the newest checkpoint, each configured witness, the age of its cosignature.
+code=$(curl -s -o "$WORK/api.json" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \
+  --key "$WORK/alice.key" "https://localhost:$PORT/officer/api/checkpoint" || true)
+check_eq "GET /officer/api/checkpoint (an auditor): 200" 200 "$code"
+check_eq "... the newest checkpoint, w1 cosigned it (age >= 0), w2 did not" "4 w1:True:True w2:False" "$(python3 -c "
+import json; d = json.load(open('$WORK/api.json'))
+print(d['tree_size'], ' '.join('%s:%s' % (w['name'].split('/')[-1], w['cosigned']) + (':%s' % (w['age_s'] >= 0) if w['cosigned'] else '') for w in d['witnesses']))")"
+check_eq "... without an officer's certificate: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
+  --cacert "$CA/ops-root.pem" "https://localhost:$PORT/officer/api/checkpoint" || true)"
+post() { curl -s -o "$WORK/post.out" -w '%{http_code}' --max-time 5 --data-binary "@$1" "$HTTP/log/cosignature" || true; }
+# The witness's own submission (kept in its state) again: accepted, nothing new kept.
+check_eq "the same cosignature POSTed again: 200, kept once" "200 1" \
+  "$(post "$W1/state.note") $(sql "$DB" "select count(*) from log_cosignatures where line like '%w1 %' and checkpoint_id = (select max(id) from log_checkpoints)")"
+# A cosignature by a witness the CA does not know (a fresh key under w1's name): 403, nothing kept.
+before=$(sql "$DB" "select count(*) from log_cosignatures")
+python3 - "$W1/state.note" >"$WORK/stranger.note" <<'PY'
+import base64, sys
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+note = open(sys.argv[1], "rb").read()
+text = note[: note.rindex(b"\n\n") + 1]
+k = Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
+raw = b"\x01\x02\x03\x04" + (1800000000).to_bytes(8, "big") + k.sign(b"cosignature/v1\ntime 1800000000\n" + text)
+sys.stdout.buffer.write(text + b"\n\xe2\x80\x94 witness.example.org/w1 " + base64.b64encode(raw) + b"\n")
+PY
+check_eq "an unknown witness's cosignature: 403" 403 "$(post "$WORK/stranger.note")"
+check "... one line saying so" grep -q "not a cosignature by a configured witness" "$WORK/post.out"
+# w1's line on another checkpoint text (size changed): it does not verify.
+sed 's/^4$/5/' "$W1/state.note" >"$WORK/edited.note"
+check_eq "w1's cosignature moved to another checkpoint text: 403" 403 "$(post "$WORK/edited.note")"
+check "... 'does not verify'" grep -q "does not verify" "$WORK/post.out"
+check_eq "... nothing kept" "$before" "$(sql "$DB" "select count(*) from log_cosignatures")"
+check_eq "GET /log/cosignature: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$HTTP/log/cosignature")"
+check_eq "every kept cosignature is audited" "$(sql "$DB" "select count(*) from log_cosignatures")" \
+  "$(sql "$DB" "select count(*) from audit where action = 'log.cosignature'")"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+
+out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1)
+check "audit verify --witnesses 1: the newest checkpoint is cosigned by 1 of 2" \
+  grep -q "^checkpoint witnessed: 1 of 2 configured witnesses" <<<"$out"
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 2 2>&1) || rc=$?
+check_eq "audit verify --witnesses 2: exit 1" 1 "$rc"
+check_eq "... one line naming the missing witness" 1 "$(grep -c 'checkpoint NOT WITNESSED: .*has 1 of the 2 cosignatures required.*missing: witness.example.org/w2' <<<"$out")"
+
+out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1 --checkpoint "$WORK/two.note" --checkpoint "$WORK/four.note")
+check "audit verify --witnesses 1 --checkpoint F...: each kept checkpoint carries w1's cosignature" \
+  test "$(grep -c "^checkpoint witnessed: 1 of 2 configured witnesses cosigned $WORK/\(two\|four\).note" <<<"$out")" = 2
+grep -v '^— witness' "$WORK/four.note" >"$WORK/bare.note"
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1 --checkpoint "$WORK/bare.note" 2>&1) || rc=$?
+check_eq "a kept checkpoint without cosignatures: exit 1, one line naming it" "1 1" \
+  "$rc $(grep -c "checkpoint NOT WITNESSED: checkpoint $WORK/bare.note has 0 of the 1 cosignatures required" <<<"$out")"
+python3 - "$WORK/four.note" >"$WORK/forged.note" <<'PY'
+import sys
+lines = open(sys.argv[1], "rb").read().split(b"\n")
+i = next(n for n, l in enumerate(lines) if l.startswith("\u2014 witness.example.org/w1 ".encode()))
+l = bytearray(lines[i]); l[-6] = ord("A") if l[-6] != ord("A") else ord("B"); lines[i] = bytes(l)  # the signature's last bytes
+sys.stdout.buffer.write(b"\n".join(lines))
+PY
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --witnesses 1 --checkpoint "$WORK/forged.note" 2>&1) || rc=$?
+check_eq "a kept checkpoint whose cosignature was altered: exit 1, 'does not verify'" "1 1" \
+  "$rc $(grep -c "checkpoint NOT WITNESSED: checkpoint $WORK/forged.note: the cosignature by witness.example.org/w1 does not verify" <<<"$out")"
+
+# The attacker: the older copy put back, and another log grown from it (CAM0005..7 instead of CAM0003..4).
+# The CA signs it (it has its key); only someone who kept a head can tell.
+cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+WITH_HTTP=1 start_ca "$CA"
+HTTP=http://127.0.0.1:$HTTP_PORT
+enroll CAM0005; enroll CAM0006; enroll CAM0007
+for _ in $(seq 1 100); do
+  curl -s -o "$WORK/fork.note" --max-time 5 "$HTTP/log/checkpoint" || true
+  [ "$(sed -n 2p "$WORK/fork.note")" = 5 ] && break; sleep 0.1
+done
+check_eq "the forked log has its own signed checkpoint (5 certificates)" 5 "$(sed -n 2p "$WORK/fork.note")"
+rc=0
+timeout 60 "$CA_BIN" witness --dir "$W1" --log "$HTTP" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/refused.log" || rc=$?
+check_eq "the witness refuses to cosign the fork and exits 1" 1 "$rc"
+check_eq "... one clear line" 1 "$(grep -c 'event=witness_refused.*does not extend the cosigned tree of 4 (forked)' "$WORK/refused.log")"
+check "... it cosigned nothing" test "$(grep -c witness_cosigned "$WORK/refused.log")" = 0
+curl -s -o "$WORK/fork2.note" --max-time 5 "$HTTP/log/checkpoint" || true
+check "... the CA serves no cosignature of the fork" test "$(grep -c '^— witness' "$WORK/fork2.note")" = 0
+check_eq "... and recorded none" 0 "$(sql "$DB" "select count(*) from log_cosignatures where checkpoint_id = (select max(id) from log_checkpoints)")"
+check_eq "... its state still holds the tree of 4 it cosigned" 4 "$(sed -n 2p "$W1/state.note")"
+check_eq "w1's cosignature of the original tree of 4, POSTed to the forked CA: 404 (it signed no such checkpoint)" \
+  404 "$(post "$W1/state.note")"
+finish
