@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../common/factory/factory.h"
+#include "../common/note/note.h"
 #include "station_priv.h"
 
 #define CERT_FILE_MAX (64 * 1024)
@@ -193,7 +194,35 @@ cleanup:
     return rc;
 }
 
-ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path)
+/* Pins the CA's checkpoint verifier key: written in its canonical form; a station that pins one keeps it. */
+static ct_err install_log_vkey(const char *dir, const char *vkey_path)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT, old = CT_BUF_INIT;
+    ct_note_verifier v;
+    char path[STATION_PATH_MAX], text[CT_NOTE_VKEY_MAX + 1];
+    CT_GUARD(ct_file_read(vkey_path, CT_NOTE_VKEY_MAX + 2, &file));
+    if ((rc = ct_note_verifier_parse((const char *)file.data, file.len, &v)) != CT_OK) {
+        rc = station_fail_ctx(rc, "%s", vkey_path);
+        goto cleanup;
+    }
+    CT_GUARD(ct_note_verifier_format(&v, text, sizeof text - 1));
+    size_t n = strlen(text);
+    text[n++] = '\n';
+    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
+    if (ct_file_exists(path)) {
+        CT_GUARD(ct_file_read(path, CT_NOTE_VKEY_MAX + 2, &old));
+        CT_ENSURE_MSG(old.len == n && memcmp(old.data, text, n) == 0, CT_ERR_INTEGRITY,
+                      "%s pins another log key than %s: a station witnesses one log", path, vkey_path);
+    }
+    CT_GUARD(ct_file_write_atomic(path, text, n, 0644));
+cleanup:
+    ct_buf_free(&file);
+    ct_buf_free(&old);
+    return rc;
+}
+
+ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path, const char *log_vkey_path)
 {
     ct_err rc = CT_OK;
     station st;
@@ -227,6 +256,7 @@ ct_err station_install(const char *dir, const char *cert_path, const char *ca_ro
         rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
         goto cleanup;
     }
+    if (log_vkey_path) CT_GUARD(install_log_vkey(dir, log_vkey_path));
     CT_GUARD(write_pem_certs(dir, "ops-root.pem", &root));
     CT_GUARD(write_pem_certs(dir, "station.pem", &chain));
 cleanup:
@@ -276,6 +306,7 @@ typedef struct {
     int report_fd;
     FILE *progress;
     bool tty;
+    bool said_no_log_key;
     pthread_mutex_t lock; /* guards next, summary, report and progress */
     size_t next;
     station_summary sum;
@@ -615,6 +646,36 @@ static ct_err devices_collect(run *r)
     return CT_OK;
 }
 
+/* The station as a witness of the CA's log (station_log.c), before and after each batch: a log that shrank or
+ * forked stops provisioning, with a report line; a CA that shows no checkpoint yet, or a station that pins no
+ * log key (said once), does not. */
+static ct_err witness(run *r, est_client *c, const char *when)
+{
+    char line[2 * REASON_MAX];
+    ct_buf rep = CT_BUF_INIT;
+    ct_err_clear();
+    ct_err rc = station_log_witness(r->o->dir, c, line, sizeof line);
+    if (rc == CT_OK) {
+        fprintf(r->progress, "camtrust-station: %s\n", line);
+        return CT_OK;
+    }
+    copy_reason(rc, line, sizeof line);
+    if (rc != CT_ERR_INTEGRITY) {
+        if (!(rc == CT_ERR_NOT_FOUND && r->said_no_log_key))
+            fprintf(r->progress, "camtrust-station: the CA's log not witnessed %s: %s\n", when, line);
+        r->said_no_log_key |= rc == CT_ERR_NOT_FOUND;
+        return CT_OK;
+    }
+    if (ct_buf_alloc(&rep, REPORT_LINE_MAX) == CT_OK && ct_buf_appendf(&rep, "{\"status\":\"log-inconsistent\",\"when\":") == CT_OK &&
+        ct_json_string(&rep, when) == CT_OK && ct_buf_appendf(&rep, ",\"reason\":") == CT_OK &&
+        ct_json_string(&rep, line) == CT_OK && ct_buf_appendf(&rep, "}\n") == CT_OK) {
+        if (write(r->report_fd, rep.data, rep.len) != (ssize_t)rep.len)
+            ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
+    }
+    ct_buf_free(&rep);
+    return ct_fail(CT_ERR_INTEGRITY, "provisioning stopped %s: %s", when, line);
+}
+
 static ct_err run_prepare(run *r, const station_provision_opts *o)
 {
     char report[STATION_PATH_MAX];
@@ -660,6 +721,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         workers[i].r = &r;
         CT_GUARD(est_client_new(&ec, &workers[i].est));
     }
+    CT_GUARD(witness(&r, workers[0].est, "before the batch"));
     /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
      * camera with this reason before it makes keys, and installs nothing. */
     ct_err_clear();
@@ -674,6 +736,11 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
                       "cannot start worker threads");
         workers[i].started = true;
     }
+    for (size_t i = 0; i < jobs; i++) {
+        pthread_join(workers[i].thread, NULL);
+        workers[i].started = false;
+    }
+    CT_GUARD(witness(&r, workers[0].est, "after the batch"));
 cleanup:
     for (size_t i = 0; workers && i < jobs; i++)
         if (workers[i].started) pthread_join(workers[i].thread, NULL);

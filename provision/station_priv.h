@@ -62,5 +62,19 @@ CT_MUST_CHECK ct_err est_cacerts(est_client *c, est_certs *out);
  * certificate of the answer. A refusal is the ct_err of its HTTP status, with the CA's one-line reason. */
 CT_MUST_CHECK ct_err est_simpleenroll(est_client *c, const char *label, const uint8_t *csr, size_t csr_len,
                                       ct_buf *leaf);
+/* GET `path` (from the server's root, query included): the body of a 200 answer (at most `max` bytes) into
+ * `body` (allocated, one spare byte); any other status is refused with the CA's reason, `what` naming it. */
+CT_MUST_CHECK ct_err est_get(est_client *c, const char *path, const char *what, size_t max, ct_buf *body);
+
+/* ---- witnessing the CA's issuance log (station_log.c) ---- */
+#define STATION_LOG_VKEY "log.vkey"                /* the CA's pinned checkpoint verifier key */
+#define STATION_LOG_KEPT "log/checkpoint.note"     /* the newest checkpoint this station verified */
+
+/* Fetches the CA's checkpoint, verifies it with DIR/log.vkey and checks it is consistent with the one kept (same
+ * size: same root; larger: a consistency proof from the CA between the two roots; smaller: the log shrank),
+ * then keeps it (atomically). CT_ERR_INTEGRITY: the CA's log shrank, forked or its checkpoint does not verify,
+ * the kept one is left as it was; CT_ERR_NOT_FOUND: the station pins no log key (witnesses nothing). `summary`
+ * gets a one-line account of what was kept. */
+CT_MUST_CHECK ct_err station_log_witness(const char *dir, est_client *c, char *summary, size_t summary_max);
 
 #endif

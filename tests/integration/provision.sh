@@ -207,5 +207,123 @@ printf '# cameras\n\n%s  # first\n' "${ADDRS[0]}" >"$WORK/devices.txt"
 check "a devices file with comments works" "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:$PORT" --devices "$WORK/devices.txt" --report "$WORK/r7.jsonl"
 check "provision without cameras is a usage error" bash -c "! '$STATION_BIN' provision --dir '$ST' --ca 'https://localhost:$PORT' 2>/dev/null"
 check "a CA URL that is not https is refused" bash -c "! '$STATION_BIN' provision --dir '$ST' --ca 'http://localhost:$PORT' --device '${ADDRS[0]}' 2>/dev/null"
+
+# ---- the station as a witness of the CA's log (issue 11) ----
+check_eq "a station that pins no log key says once that it witnesses nothing" 1 \
+  "$(grep -c 'pins no log key: it witnesses nothing' "$WORK/progress")"
+rc=0; "$STATION_BIN" log check --dir "$ST" --ca "https://localhost:$PORT" >/dev/null 2>"$WORK/err" || rc=$?
+check_eq "... and log check fails without one" 1 "$rc"
+printf 'camtrust.example.com/x+00000000+AQ==\n' >"$WORK/bad.vkey"
+check "install refuses a malformed log key" bash -c "! '$STATION_BIN' install --dir '$ST' --cert '$WORK/line1.pem' --ca-root '$CA/ops-root.pem' --log-vkey '$WORK/bad.vkey' 2>/dev/null"
+check "install --log-vkey pins the CA's verifier key" \
+  "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey"
+check "... a copy in the station folder" cmp "$CA/log.vkey" "$ST/log.vkey"
+KEPT=$ST/log/checkpoint.note
+# log_check: runs `log check`; sets RC and OUT (stdout and stderr).
+log_check() { RC=0; OUT=$("$STATION_BIN" log check --dir "$ST" --ca "https://localhost:$PORT" --timeout-ms 5000 2>&1) || RC=$?; }
+# kept_covers: log check until the kept checkpoint covers every leaf of the CA's log (the CA signs one
+# log.sth_delay_ms after a burst; bounded).
+kept_covers() {
+  local n
+  n=$(sql "$CA/camtrust.db" "select count(*) from log_leaves")
+  for _ in $(seq 1 50); do
+    log_check
+    [ "$RC" = 0 ] && [ "$(sed -n 2p "$KEPT")" = "$n" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "log check keeps the CA's checkpoint once it covers the log" kept_covers
+check "... verified with the pinned key, the first one kept" grep -q "kept (the first)\|consistent with the kept" <<<"$OUT"
+sqlite3 "$CA/camtrust.db" ".backup '$WORK/old.db'" # an older copy, before the next batch
+K0=$(sed -n 2p "$KEPT")
+
+# A second station, not a witness, for the fork below (openssl key, enrolls with curl).
+station_with_order line2 FORK01 FORK02 FORK03 FORK04 FORK05 FORK06 FORK07 FORK08
+printf 'WIT001\nWIT002\nWIT003\nWIT004\n' >"$WORK/wserials"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/wserials" >/dev/null
+sqlite3 "$CA/camtrust.db" ".backup '$WORK/old.db'" # an older copy, with the second station, before the batch
+camera wit1 WIT001; A1=$ADDR
+camera wit2 WIT002; A2=$ADDR
+RW=$WORK/witness.jsonl
+provision "$RW" "$A1" "$A2"
+check_eq "a witnessing station provisions: exit 0" 0 "$RC"
+check_eq "... two cameras" 2 "$(count_status "$RW" provisioned)"
+check "honest growth: log check accepts the larger checkpoint" kept_covers
+check "... consistent with the kept one" grep -q "consistent with the kept one (size" <<<"$OUT"
+K1=$(sed -n 2p "$KEPT")
+check "... and keeps the newer one" test "$K1" -gt "$K0"
+cp "$KEPT" "$WORK/kept.note"
+sqlite3 "$CA/camtrust.db" ".backup '$WORK/good.db'"
+
+# The attacker with write access to camtrust.db: the tail cut (the last camera's certificates, their leaves, the
+# tree heads and checkpoints above the cut, the audit tail), the server restarted.
+cleanup_server
+DB=$CA/camtrust.db
+NOTRIG=$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'")
+CUTLEAF=$(( K1 - 2 ))
+# (the audit records each issuance in the transaction that logs it: its entries are in leaf order)
+CUT=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= $CUTLEAF
+  and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
+sqlite3 "$DB" "$NOTRIG
+  DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $CUTLEAF);
+  DELETE FROM log_leaves WHERE leaf_index >= $CUTLEAF;
+  DELETE FROM log_tree_heads WHERE tree_size > $CUTLEAF;
+  DELETE FROM log_checkpoints WHERE tree_size > $CUTLEAF;
+  DELETE FROM audit WHERE seq >= $CUT;"
+rm -f "$DB-wal" "$DB-shm"
+start_ca "$CA"
+log_check
+check_eq "a CA whose database lost its tail: log check fails" 1 "$RC"
+check "... naming the kept checkpoint" grep -q "the CA's log shrank: its checkpoint has size $CUTLEAF, the kept $KEPT has $K1" <<<"$OUT"
+check "... one line" test "$(wc -l <<<"$OUT")" = 1
+check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
+camera wit3 WIT003; A3=$ADDR
+RS=$WORK/shrunk.jsonl
+provision "$RS" "$A3"
+check_eq "provisioning against it stops: exit 1" 1 "$RC"
+check "... with a report line" python3 -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+assert [x["status"] for x in r] == ["log-inconsistent"], r
+assert "the CA'"'"'s log shrank" in r[0]["reason"], r' "$RS"
+check "... and one clear error" grep -q "^camtrust-station: provisioning stopped before the batch: the CA's log shrank" "$WORK/progress"
+check_eq "... the camera stays unprovisioned" 3 "$(boot_rc wit3)"
+
+# A fork: the older copy put back and regrown with other certificates (a second station enrolls), so the CA
+# itself signs checkpoints as large as the kept one over other leaves.
+cleanup_server
+cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+start_ca "$CA"
+for s in FORK01 FORK02 FORK03 FORK04 FORK05 FORK06; do
+  make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
+  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
+done
+N=$(sql "$DB" "select count(*) from log_leaves")
+check "the forked log regrew past the kept checkpoint" test "$N" -gt "$K1"
+forked_signed() {
+  for _ in $(seq 1 50); do
+    [ "$(curl -s --max-time 5 --cacert "$CA/ops-root.pem" "https://localhost:$PORT/log/checkpoint" | sed -n 2p)" = "$N" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "... the CA signed a checkpoint over it" forked_signed
+log_check
+check_eq "a forked log: log check fails" 1 "$RC"
+check "... not consistent with the kept checkpoint, named" \
+  grep -q "the CA's log forked: its checkpoint of size $N is not consistent with the kept $KEPT (size $K1)" <<<"$OUT"
+check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
+
+# The honest database back: the station accepts its growth again.
+cleanup_server
+cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+start_ca "$CA"
+camera wit4 WIT004; A4=$ADDR
+RH=$WORK/honest.jsonl
+provision "$RH" "$A4"
+check_eq "the honest log again: provisioning goes on" 0 "$RC"
+check "... log check accepts its growth" kept_covers
+check "... and keeps the newer checkpoint" test "$(sed -n 2p "$KEPT")" -gt "$K1"
 stop_bg
 finish

@@ -106,15 +106,15 @@ START_TEST(test_install)
                            "--csr '%s.csr' --out '%s' %s",
                            other, other, CAMTRUST_CA_BIN, ca, other, other, quiet),
                      0);
-    ck_assert_int_eq(station_install(sdir, other, root), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, other, root, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "another key"));
     /* The right certificate with another root (the device root) is refused. */
-    ck_assert_int_eq(station_install(sdir, pem, dev_root), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, pem, dev_root, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "does not chain"));
     ck_assert_int_ne(tu_sh("test -e '%s/station.pem'", sdir), 0);
     ck_assert_int_ne(tu_sh("test -e '%s/ops-root.pem'", sdir), 0);
 
-    ck_assert_int_eq(station_install(sdir, pem, root), CT_OK);
+    ck_assert_int_eq(station_install(sdir, pem, root, NULL), CT_OK);
     ck_assert_int_eq(tu_sh("openssl verify -CAfile '%s/ops-root.pem' -untrusted '%s/station.pem' '%s/station.pem' %s",
                            sdir, sdir, sdir, quiet),
                      0);
