@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../common/factory/factory.h"
+#include "../../common/note/note.h"
 #include "../../provision/station_priv.h"
 #include "test_util.h"
 
@@ -118,6 +119,46 @@ START_TEST(test_install)
     ck_assert_int_eq(tu_sh("openssl verify -CAfile '%s/ops-root.pem' -untrusted '%s/station.pem' '%s/station.pem' %s",
                            sdir, sdir, sdir, quiet),
                      0);
+}
+END_TEST
+
+/* The CA's checkpoint key is pinned once: written in its canonical form; another key, or a malformed one, is
+ * refused and leaves the pinned one. */
+START_TEST(test_install_log_vkey)
+{
+    char ca[TPATH], csr[TPATH], pem[TPATH], root[TPATH], vkey[TPATH], other[TPATH], pinned[TPATH], text[400];
+    pathf(ca, "%s/../ca", sdir);
+    pathf(csr, "%s/station.csr", sdir);
+    pathf(pem, "%s/../line1.pem", sdir);
+    pathf(root, "%s/ops-root.pem", ca);
+    pathf(vkey, "%s/log.vkey", ca);
+    pathf(pinned, "%s/" STATION_LOG_VKEY, sdir);
+    make_ca(ca, csr, pem);
+    pathf(other, "%s/../other.vkey", sdir);
+    FILE *f = fopen(other, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("camtrust.example.com/x+00000000+AQ==\n", f);
+    fclose(f);
+    ck_assert_int_ne(station_install(sdir, pem, root, other), CT_OK);
+    ck_assert_int_ne(tu_sh("test -e '%s'", pinned), 0);
+
+    ck_assert_int_eq(station_install(sdir, pem, root, vkey), CT_OK);
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
+    ck_assert_int_eq(station_install(sdir, pem, root, NULL), CT_OK); /* installing again keeps the pin */
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
+
+    /* The same origin, another key: refused, the pinned one kept. */
+    uint8_t pub[CT_NOTE_PUB_LEN] = {1, 2, 3};
+    ct_note_verifier v;
+    ck_assert_int_eq(ct_note_verifier_make("camtrust.example.com/example-camera-maker/issuance", pub, &v), CT_OK);
+    ck_assert_int_eq(ct_note_verifier_format(&v, text, sizeof text), CT_OK);
+    f = fopen(other, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", text);
+    fclose(f);
+    ck_assert_int_eq(station_install(sdir, pem, root, other), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "pins another log key"));
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
 }
 END_TEST
 
@@ -380,6 +421,7 @@ static Suite *station_suite(void)
     tcase_add_test(local, test_init_key_and_csr);
     tcase_add_test(local, test_init_bad_name);
     tcase_add_test(local, test_install);
+    tcase_add_test(local, test_install_log_vkey);
     suite_add_tcase(s, local);
 
     TCase *e = tcase_create("est-client");
