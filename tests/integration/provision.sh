@@ -325,5 +325,22 @@ provision "$RH" "$A4"
 check_eq "the honest log again: provisioning goes on" 0 "$RC"
 check "... log check accepts its growth" kept_covers
 check "... and keeps the newer checkpoint" test "$(sed -n 2p "$KEPT")" -gt "$K1"
+
+# A checkpoint not signed by the pinned key (a station pinning another log's key sees the CA's so), and a kept
+# checkpoint edited in the station folder: each refused in one line, nothing kept.
+cp "$KEPT" "$WORK/kept.note"; cp "$ST/log.vkey" "$WORK/pinned.vkey"
+rm "$KEPT"; cp "$HERE/../vectors/note/log.vkey" "$ST/log.vkey"
+log_check
+check_eq "a checkpoint by another key than the pinned one: refused" 1 "$RC"
+check "... saying so" grep -q "^camtrust-station: the CA's checkpoint: .*is not signed by" <<<"$OUT"
+check "... nothing kept" test ! -e "$KEPT"
+cp "$WORK/pinned.vkey" "$ST/log.vkey"
+sed '2s/.*/1/' "$WORK/kept.note" >"$KEPT"
+log_check
+check_eq "a kept checkpoint edited (size 1): refused" 1 "$RC"
+check "... naming it" grep -q "^camtrust-station: the kept $KEPT: " <<<"$OUT"
+cp "$WORK/kept.note" "$KEPT"
+log_check
+check_eq "restored, log check passes again" 0 "$RC"
 stop_bg
 finish
