@@ -267,6 +267,21 @@ cleanup:
     return rc;
 }
 
+ct_err station_installed(const char *dir, char trust[STATION_PATH_MAX], char chain[STATION_PATH_MAX])
+{
+    CT_GUARD_RET(ct_path_join(trust, STATION_PATH_MAX, dir, "ops-root.pem"));
+    CT_GUARD_RET(ct_path_join(chain, STATION_PATH_MAX, dir, "station.pem"));
+    CT_ENSURE_RET(ct_file_exists(trust) && ct_file_exists(chain),
+                  ct_fail(CT_ERR_CONFIG, "%s is not installed: run camtrust-station install --dir %s", dir, dir));
+    return CT_OK;
+}
+
+est_config station_est_config(const station *st, const char *url, const char *trust, const char *chain, int timeout_ms)
+{
+    return (est_config){.url = url, .trust_pem_path = trust, .chain_pem_path = chain, .dev_id = hsm_wolf_dev_id(st->hsm),
+                        .key_id = station_key_id, .key_id_len = sizeof station_key_id, .timeout_ms = timeout_ms};
+}
+
 ct_err station_summary_text(const station_summary *s, char *out, size_t out_max)
 {
     return ct_snprintf(out, out_max, "%zu camera%s: %zu provisioned, %zu already provisioned, %zu failed in %.1f s",
@@ -686,10 +701,7 @@ static ct_err run_prepare(run *r, const station_provision_opts *o)
     r->tty = isatty(fileno(r->progress)) == 1;
     CT_ENSURE_RET(o->dir && o->ca_url, ct_fail(CT_ERR_USAGE, "--dir and --ca are required"));
     CT_GUARD_RET(devices_collect(r));
-    CT_GUARD_RET(ct_path_join(r->trust_path, sizeof r->trust_path, o->dir, "ops-root.pem"));
-    CT_GUARD_RET(ct_path_join(r->chain_path, sizeof r->chain_path, o->dir, "station.pem"));
-    CT_ENSURE_RET(ct_file_exists(r->trust_path) && ct_file_exists(r->chain_path),
-                  ct_fail(CT_ERR_CONFIG, "%s is not installed: run camtrust-station install --dir %s", o->dir, o->dir));
+    CT_GUARD_RET(station_installed(o->dir, r->trust_path, r->chain_path));
     if (o->report_path) CT_GUARD_RET(ct_strlcpy(report, sizeof report, o->report_path));
     else CT_GUARD_RET(ct_path_join(report, sizeof report, o->dir, "report.jsonl"));
     r->report_fd = open(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -714,9 +726,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     CT_GUARD(station_open(o->dir, (unsigned)jobs + 1, &r.st));
     workers = calloc(jobs, sizeof *workers);
     CT_ENSURE(workers, CT_ERR_NOMEM);
-    est_config ec = {.url = o->ca_url, .trust_pem_path = r.trust_path, .chain_pem_path = r.chain_path,
-                     .dev_id = hsm_wolf_dev_id(r.st.hsm), .key_id = station_key_id,
-                     .key_id_len = sizeof station_key_id, .timeout_ms = r.timeout_ms};
+    est_config ec = station_est_config(&r.st, o->ca_url, r.trust_path, r.chain_path, r.timeout_ms);
     for (size_t i = 0; i < jobs; i++) {
         workers[i].r = &r;
         CT_GUARD(est_client_new(&ec, &workers[i].est));

@@ -134,16 +134,10 @@ ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, ch
     station st;
     est_client *c = NULL;
     char trust[STATION_PATH_MAX], chain[STATION_PATH_MAX];
-    static const uint8_t key_id[] = STATION_KEY_ID;
     memset(&st, 0, sizeof st);
-    CT_GUARD(ct_path_join(trust, sizeof trust, dir, "ops-root.pem"));
-    CT_GUARD(ct_path_join(chain, sizeof chain, dir, "station.pem"));
-    CT_ENSURE_MSG(ct_file_exists(trust) && ct_file_exists(chain), CT_ERR_CONFIG,
-                  "%s is not installed: run camtrust-station install --dir %s", dir, dir);
+    CT_GUARD(station_installed(dir, trust, chain));
     CT_GUARD(station_open(dir, 1, &st));
-    est_config ec = {.url = ca_url, .trust_pem_path = trust, .chain_pem_path = chain,
-                     .dev_id = hsm_wolf_dev_id(st.hsm), .key_id = key_id, .key_id_len = sizeof key_id,
-                     .timeout_ms = timeout_ms};
+    est_config ec = station_est_config(&st, ca_url, trust, chain, timeout_ms);
     CT_GUARD(est_client_new(&ec, &c));
     CT_GUARD(station_log_witness(dir, c, summary, summary_max));
 cleanup:

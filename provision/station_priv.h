@@ -62,6 +62,11 @@ CT_MUST_CHECK ct_err est_cacerts(est_client *c, est_certs *out);
  * certificate of the answer. A refusal is the ct_err of its HTTP status, with the CA's one-line reason. */
 CT_MUST_CHECK ct_err est_simpleenroll(est_client *c, const char *label, const uint8_t *csr, size_t csr_len,
                                       ct_buf *leaf);
+/* DIR's operations root and chain (as install wrote them), CT_ERR_CONFIG when DIR is not installed. */
+CT_MUST_CHECK ct_err station_installed(const char *dir, char trust[STATION_PATH_MAX], char chain[STATION_PATH_MAX]);
+/* The EST client settings of an opened station: its token key, the given trust and chain files. */
+est_config station_est_config(const station *st, const char *url, const char *trust, const char *chain, int timeout_ms);
+
 /* GET `path` (from the server's root, query included): the body of a 200 answer (at most `max` bytes) into
  * `body` (allocated, one spare byte); any other status is refused with the CA's reason, `what` naming it. */
 CT_MUST_CHECK ct_err est_get(est_client *c, const char *path, const char *what, size_t max, ct_buf *body);
