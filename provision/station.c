@@ -198,14 +198,10 @@ cleanup:
 static ct_err install_log_vkey(const char *dir, const char *vkey_path)
 {
     ct_err rc = CT_OK;
-    ct_buf file = CT_BUF_INIT, old = CT_BUF_INIT;
+    ct_buf old = CT_BUF_INIT;
     ct_note_verifier v;
     char path[STATION_PATH_MAX], text[CT_NOTE_VKEY_MAX + 1];
-    CT_GUARD(ct_file_read(vkey_path, CT_NOTE_VKEY_MAX + 2, &file));
-    if ((rc = ct_note_verifier_parse((const char *)file.data, file.len, &v)) != CT_OK) {
-        rc = station_fail_ctx(rc, "%s", vkey_path);
-        goto cleanup;
-    }
+    CT_GUARD(ct_note_verifier_load(vkey_path, &v));
     CT_GUARD(ct_note_verifier_format(&v, text, sizeof text - 1));
     size_t n = strlen(text);
     text[n++] = '\n';
@@ -217,7 +213,6 @@ static ct_err install_log_vkey(const char *dir, const char *vkey_path)
     }
     CT_GUARD(ct_file_write_atomic(path, text, n, 0644));
 cleanup:
-    ct_buf_free(&file);
     ct_buf_free(&old);
     return rc;
 }
@@ -322,6 +317,8 @@ typedef struct {
     FILE *progress;
     bool tty;
     bool said_no_log_key;
+    bool log_pinned;          /* DIR/log.vkey: cameras get their inclusion proofs */
+    ct_note_verifier log_key;
     pthread_mutex_t lock; /* guards next, summary, report and progress */
     size_t next;
     station_summary sum;
@@ -443,6 +440,60 @@ static ct_err check_issued(run *r, const char *serial, const char *profile, cons
                    serial);
 }
 
+/* The inclusion proof of `leaf` in the tree of checkpoint `cp`, checked here too: uint64 BE index || path. */
+static ct_err inclusion(worker *w, const ct_buf *leaf, const ct_checkpoint *cp, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    ct_buf body = CT_BUF_INIT;
+    pki_cert_info info;
+    ct_merkle_hash path[CT_MERKLE_MAX_PATH];
+    uint8_t leaf_hash[CT_MERKLE_HASH_LEN], be[8];
+    size_t n = 0;
+    char q[160];
+    CT_GUARD(pki_cert_parse_info(leaf->data, leaf->len, &info));
+    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/inclusion?serial=%s&tree_size=%llu", info.serial_hex,
+                         (unsigned long long)cp->size));
+    CT_GUARD(est_get(w->est, q, "the inclusion proof", 8192, &body));
+    body.data[body.len] = '\0';
+    const char *li = strstr((const char *)body.data, "\"leaf_index\":");
+    CT_ENSURE_MSG(li, CT_ERR_INTEGRITY, "the CA's inclusion proof for %s has no leaf_index", info.serial_hex);
+    unsigned long long index = strtoull(li + strlen("\"leaf_index\":"), NULL, 10);
+    CT_GUARD(station_json_hashes(&body, "audit_path", path, &n));
+    CT_GUARD(ct_merkle_leaf_hash(leaf->data, leaf->len, leaf_hash));
+    CT_ENSURE_MSG(ct_merkle_verify_inclusion(leaf_hash, index, cp->size, path, n, cp->root), CT_ERR_INTEGRITY,
+                  "the CA's inclusion proof for %s does not lead to its checkpoint of size %llu", info.serial_hex,
+                  (unsigned long long)cp->size);
+    for (int i = 0; i < 8; i++) be[i] = (uint8_t)(index >> (56 - 8 * i));
+    CT_GUARD(ct_buf_alloc(out, sizeof be + n * CT_MERKLE_HASH_LEN));
+    CT_GUARD(ct_buf_set(out, be, sizeof be));
+    CT_GUARD(ct_buf_append(out, path, n * CT_MERKLE_HASH_LEN));
+cleanup:
+    ct_buf_free(&body);
+    return rc;
+}
+
+/* The leaves' inclusion proofs and the checkpoint they lead to, for the camera to keep and check offline. The CA
+ * signs a checkpoint log.sth_delay_ms after a burst: until one covers the leaves, ask again (bounded). */
+static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note, ct_buf proof[N_PROFILES])
+{
+    run *r = w->r;
+    ct_checkpoint cp;
+    ct_err rc = CT_OK;
+    for (int attempt = 0;; attempt++) {
+        ct_buf_free(note);
+        for (size_t i = 0; i < N_PROFILES; i++) ct_buf_free(&proof[i]);
+        CT_GUARD_RET(est_get(w->est, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, note));
+        if (ct_checkpoint_open(note->data, note->len, &r->log_key, &cp) != CT_OK)
+            return station_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
+        for (size_t i = 0; i < N_PROFILES && rc == CT_OK; i++) rc = inclusion(w, &leaf[i], &cp, &proof[i]);
+        if (rc == CT_OK || rc == CT_ERR_INTEGRITY || attempt * 50 >= r->timeout_ms)
+            return rc == CT_OK ? CT_OK : station_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
+        rc = CT_OK;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* One camera, start to finish; the reason of a failure is left in ct_err_detail. */
 static ct_err provision_camera(worker *w, cam_result *res, int *fd)
 {
@@ -450,7 +501,8 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     run *r = w->r;
     factory_msg q = {0}, a = {0};
     ct_buf csr[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, leaf[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
-    ct_buf installed[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
+    ct_buf installed[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, proof[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
+    ct_buf note = CT_BUF_INIT;
     const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
     uint8_t spki_hash[N_PROFILES][32];
     char state[32], reason[REASON_MAX] = "", status[64];
@@ -508,6 +560,7 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
         goto cleanup;
     }
 
+    if (r->log_pinned) CT_GUARD(log_proofs(w, leaf, &note, proof));
     /* One INSTALL with every profile: the camera installs all of it or nothing. */
     factory_msg_free(&q);
     factory_msg_free(&a);
@@ -516,7 +569,9 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
         CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_PROFILE, profiles[i].profile));
         CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, leaf[i].data, leaf[i].len));
         CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, issuer[i]->data, issuer[i]->len));
+        if (r->log_pinned) CT_GUARD(factory_msg_add(&q, FACTORY_TAG_LOG_PROOF, proof[i].data, proof[i].len));
     }
+    if (r->log_pinned) CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CHECKPOINT, note.data, note.len));
     t = (double)ct_now_ms();
     CT_GUARD(ask(r, *fd, addr, &q, FACTORY_RESULT, &a));
     res->ms_install = (double)ct_now_ms() - t;
@@ -535,7 +590,9 @@ cleanup:
         ct_buf_free(&csr[i]);
         ct_buf_free(&leaf[i]);
         ct_buf_free(&installed[i]);
+        ct_buf_free(&proof[i]);
     }
+    ct_buf_free(&note);
     return rc;
 }
 
@@ -702,6 +759,9 @@ static ct_err run_prepare(run *r, const station_provision_opts *o)
     CT_ENSURE_RET(o->dir && o->ca_url, ct_fail(CT_ERR_USAGE, "--dir and --ca are required"));
     CT_GUARD_RET(devices_collect(r));
     CT_GUARD_RET(station_installed(o->dir, r->trust_path, r->chain_path));
+    ct_err rc = station_log_vkey(o->dir, &r->log_key);
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    r->log_pinned = rc == CT_OK;
     if (o->report_path) CT_GUARD_RET(ct_strlcpy(report, sizeof report, o->report_path));
     else CT_GUARD_RET(ct_path_join(report, sizeof report, o->dir, "report.jsonl"));
     r->report_fd = open(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);

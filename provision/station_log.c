@@ -10,46 +10,40 @@
 
 #define PROOF_JSON_MAX (CT_MERKLE_MAX_PATH * 64 + 256)
 
-static ct_err load_vkey(const char *dir, ct_note_verifier *v)
+ct_err station_log_vkey(const char *dir, ct_note_verifier *v)
 {
-    ct_err rc = CT_OK;
-    ct_buf file = CT_BUF_INIT;
     char path[STATION_PATH_MAX];
-    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
-    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_NOT_FOUND,
-                  "this station pins no log key: it witnesses nothing (camtrust-station install --log-vkey adds one)");
-    CT_GUARD(ct_file_read(path, CT_NOTE_VKEY_MAX + 2, &file));
-    if ((rc = ct_note_verifier_parse((const char *)file.data, file.len, v)) != CT_OK)
-        rc = station_fail_ctx(CT_ERR_CONFIG, "%s", path);
-cleanup:
-    ct_buf_free(&file);
-    return rc;
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
+    CT_ENSURE_RET(ct_file_exists(path), ct_fail(CT_ERR_NOT_FOUND, "this station pins no log key: it witnesses nothing "
+                                                                  "(camtrust-station install --log-vkey adds one)"));
+    ct_err rc = ct_note_verifier_load(path, v);
+    return rc == CT_OK ? CT_OK : station_fail_ctx(CT_ERR_CONFIG, "the pinned log key");
 }
 
-/* {"...","consistency_path":["base64",...]}: the proof's hashes, each exactly 32 bytes. */
-static ct_err parse_proof(ct_buf *body, ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *n)
+ct_err station_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT_MERKLE_MAX_PATH], size_t *n)
 {
-    static const char key[] = "\"consistency_path\":[";
+    char key[64];
+    CT_GUARD_RET(ct_snprintf(key, sizeof key, "\"%s\":[", name));
     body->data[body->len] = '\0';
     const char *p = strstr((const char *)body->data, key);
-    CT_ENSURE_RET(p, ct_fail(CT_ERR_BAD_REQUEST, "the CA's consistency proof has no consistency_path"));
+    CT_ENSURE_RET(p, ct_fail(CT_ERR_BAD_REQUEST, "the CA's answer has no %s", name));
     p += strlen(key);
     *n = 0;
     if (*p == ']') return CT_OK;
     for (;;) {
         CT_ENSURE_RET(*p == '"' && *n < CT_MERKLE_MAX_PATH,
-                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's consistency proof is malformed at hash %zu", *n + 1));
+                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is malformed at hash %zu", name, *n + 1));
         const char *end = strchr(p + 1, '"');
-        CT_ENSURE_RET(end, ct_fail(CT_ERR_BAD_REQUEST, "the CA's consistency proof is cut short"));
+        CT_ENSURE_RET(end, ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is cut short", name));
         uint8_t tmp[48];
         ct_buf h = {tmp, 0, sizeof tmp};
         CT_ENSURE_RET(ct_base64_decode((const uint8_t *)p + 1, (size_t)(end - p - 1), &h) == CT_OK &&
                           h.len == CT_MERKLE_HASH_LEN,
-                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's consistency proof: hash %zu is not 32 bytes of base64", *n + 1));
-        memcpy(proof[(*n)++], tmp, CT_MERKLE_HASH_LEN);
+                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s: hash %zu is not 32 bytes of base64", name, *n + 1));
+        memcpy(out[(*n)++], tmp, CT_MERKLE_HASH_LEN);
         p = end + 1;
         if (*p == ']') return CT_OK;
-        CT_ENSURE_RET(*p == ',', ct_fail(CT_ERR_BAD_REQUEST, "the CA's consistency proof is malformed after hash %zu", *n));
+        CT_ENSURE_RET(*p == ',', ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is malformed after hash %zu", name, *n));
         p++;
     }
 }
@@ -77,7 +71,7 @@ static ct_err check_extends(est_client *c, const char *kept_path, const ct_check
     if (kept->size == 0) goto cleanup; /* every tree extends the empty one */
     CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/consistency?first=%llu&second=%llu", k, s));
     CT_GUARD(est_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body));
-    if ((rc = parse_proof(&body, proof, &n)) != CT_OK) {
+    if ((rc = station_json_hashes(&body, "consistency_path", proof, &n)) != CT_OK) {
         rc = station_fail_ctx(CT_ERR_INTEGRITY, "the CA's log is not shown to extend the kept %s", kept_path);
         goto cleanup;
     }
@@ -97,7 +91,7 @@ ct_err station_log_witness(const char *dir, est_client *c, char *summary, size_t
     ct_checkpoint cur, kept;
     bool have = false;
     char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX];
-    CT_GUARD(load_vkey(dir, &v));
+    CT_GUARD(station_log_vkey(dir, &v));
     CT_GUARD(ct_path_join(log_dir, sizeof log_dir, dir, "log"));
     CT_GUARD(ct_path_join(kept_path, sizeof kept_path, dir, STATION_LOG_KEPT));
     if (ct_file_exists(kept_path)) {

@@ -2,6 +2,8 @@
 #ifndef CAMTRUST_STATION_PRIV_H
 #define CAMTRUST_STATION_PRIV_H
 
+#include "../common/core/merkle.h"
+#include "../common/note/note.h"
 #include "../common/pki/pki.h"
 #include "../hsm/hsm.h"
 #include "station.h"
@@ -80,6 +82,12 @@ CT_MUST_CHECK ct_err est_get(est_client *c, const char *path, const char *what, 
  * then keeps it (atomically). CT_ERR_INTEGRITY: the CA's log shrank, forked or its checkpoint does not verify,
  * the kept one is left as it was; CT_ERR_NOT_FOUND: the station pins no log key (witnesses nothing). `summary`
  * gets a one-line account of what was kept. */
+/* The pinned key (CT_ERR_NOT_FOUND: none). */
+CT_MUST_CHECK ct_err station_log_vkey(const char *dir, ct_note_verifier *v);
+/* The base64 hashes of the JSON array `name` (RFC 9162 paths as the CA answers them), at most
+ * CT_MERKLE_MAX_PATH, each 32 bytes; `body` must have one spare byte (est_get's do). */
+CT_MUST_CHECK ct_err station_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT_MERKLE_MAX_PATH],
+                                         size_t *n);
 CT_MUST_CHECK ct_err station_log_witness(const char *dir, est_client *c, char *summary, size_t summary_max);
 
 #endif

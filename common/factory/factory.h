@@ -43,6 +43,11 @@ typedef enum {
     FACTORY_TAG_CSR = 7,     /* DER PKCS#10 */
     FACTORY_TAG_CERT = 8,    /* DER certificate */
     FACTORY_TAG_STATUS = 9,  /* "ok" or the ct_err name */
+    /* INSTALL, issue 11: the checkpoint (C2SP signed note) the certificates' inclusion proofs lead to, and after
+     * each profile's certificates its leaf's proof: uint64 big-endian leaf index || audit path (32 bytes each).
+     * A camera that pins no log key ignores both. */
+    FACTORY_TAG_CHECKPOINT = 10,
+    FACTORY_TAG_LOG_PROOF = 11,
 } factory_tag;
 
 typedef struct {

@@ -74,4 +74,7 @@ CT_MUST_CHECK ct_err ct_checkpoint_parse(const uint8_t *text, size_t len, ct_che
  * "a checkpoint of log X, not Y"). */
 CT_MUST_CHECK ct_err ct_checkpoint_open(const uint8_t *note, size_t len, const ct_note_verifier *v, ct_checkpoint *out);
 
+/* ct_note_verifier_parse of a file (a log.vkey), bounded; a refusal names the file. */
+CT_MUST_CHECK ct_err ct_note_verifier_load(const char *path, ct_note_verifier *out);
+
 #endif

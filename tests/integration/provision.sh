@@ -29,11 +29,11 @@ wait_listening() {
   return 1
 }
 
-# camera NAME SERIAL [ROOT]: a simulated camera pinned to ROOT (default: the CA's device root) in factory
-# mode; sets ADDR.
+# camera NAME SERIAL [ROOT [simulate options...]]: a simulated camera pinned to ROOT (default: the CA's device
+# root) in factory mode; sets ADDR.
 camera() {
   local name=$1 serial=$2 root=${3:-$CA/root.pem}
-  "$AGENT_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" >/dev/null
+  "$AGENT_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" "${@:4}" >/dev/null
   "$AGENT_BIN" factory --dir "$WORK/cams/$name" --listen 127.0.0.1:0 >"$WORK/cams/$name.out" 2>>"$WORK/agents.log" &
   BG_PIDS+=($!)
   wait_listening "$WORK/cams/$name.out" $!
@@ -240,7 +240,7 @@ K0=$(sed -n 2p "$KEPT")
 
 # A second station, not a witness, for the fork below (openssl key, enrolls with curl).
 station_with_order line2 FORK01 FORK02 FORK03 FORK04 FORK05 FORK06 FORK07 FORK08
-printf 'WIT001\nWIT002\nWIT003\nWIT004\n' >"$WORK/wserials"
+printf 'WIT001\nWIT002\nWIT003\nWIT004\nWIT005\nWIT006\n' >"$WORK/wserials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/wserials" >/dev/null
 sqlite3 "$CA/camtrust.db" ".backup '$WORK/old.db'" # an older copy, with the second station, before the batch
 camera wit1 WIT001; A1=$ADDR
@@ -342,5 +342,42 @@ check "... naming it" grep -q "^camtrust-station: the kept $KEPT: " <<<"$OUT"
 cp "$WORK/kept.note" "$KEPT"
 log_check
 check_eq "restored, log check passes again" 0 "$RC"
+
+# ---- cameras keep their identity's inclusion proofs and the checkpoint, and boot only a logged identity ----
+camera wit5 WIT005 "$CA/root.pem" --log-vkey "$CA/log.vkey"; A5=$ADDR
+RL=$WORK/logged.jsonl
+provision "$RL" "$A5"
+check_eq "a camera pinning the log key is provisioned by a witnessing station" provisioned "$(field "$RL" WIT005 status)"
+CREDS=$WORK/cams/wit5/credentials.pem
+check "... it keeps the checkpoint beside its chains" grep -q '^# log checkpoint$' "$CREDS"
+check "... and a proof per certificate" test "$(grep -c '^# log proof ' "$CREDS")" = 2
+boot_out() { "$AGENT_BIN" boot --dir "$WORK/cams/$1" 2>&1 || true; }
+check "... and boots, the proofs checked offline" grep -q '^provisioned serial=WIT005' <<<"$(boot_out wit5)"
+cp "$CREDS" "$WORK/creds.good"
+python3 - "$CREDS" <<'PY'
+import base64, sys
+p = sys.argv[1]
+lines = open(p).read().split("\n")
+for i, l in enumerate(lines):
+    if l.startswith("# log proof device "):
+        raw = bytearray(base64.b64decode(l.split(" ")[4]))
+        raw[-1] ^= 1  # one bit of the audit path
+        lines[i] = "# log proof device " + base64.b64encode(bytes(raw)).decode()
+open(p, "w").write("\n".join(lines))
+PY
+check "an identity whose inclusion proof does not verify does not boot" \
+  grep -q '^.*broken: profile device: the certificate is not proven in the log' <<<"$(boot_out wit5)"
+sed '/^# log /,$d' "$WORK/creds.good" >"$CREDS"
+check "... nor one without its proofs" grep -q 'broken: no log checkpoint' <<<"$(boot_out wit5)"
+cp "$WORK/creds.good" "$CREDS"
+check "... restored, it boots" grep -q '^provisioned serial=WIT005' <<<"$(boot_out wit5)"
+check_eq "a camera made before (no log key) boots as before" 0 "$(boot_rc wit4)"
+mv "$ST/log.vkey" "$WORK/st.vkey"
+camera wit6 WIT006 "$CA/root.pem" --log-vkey "$CA/log.vkey"; A6=$ADDR
+RN=$WORK/unlogged.jsonl
+provision "$RN" "$A6"
+check "a camera pinning the log key refuses an install without proofs" grep -q "refused the install.*no log checkpoint" <<<"$(field "$RN" WIT006 reason)"
+check_eq "... and stays unprovisioned" 3 "$(boot_rc wit6)"
+mv "$WORK/st.vkey" "$ST/log.vkey"
 stop_bg
 finish
