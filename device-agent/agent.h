@@ -25,6 +25,7 @@ typedef struct {
     char identity_cn[AGENT_NAME_MAX]; /* subject CN of the installed TLS identity (provisioned) */
     time_t not_after;                 /* of that certificate */
     char reason[AGENT_REASON_MAX];    /* why it is broken */
+    bool log_checked;                 /* provisioned and proven in the CA's log (a log key is pinned) */
 } agent_status;
 
 const char *agent_state_name(agent_state s);

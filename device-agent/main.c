@@ -61,6 +61,8 @@ static int boot(const char *dir)
     ct_err rc = agent_boot(dir, &st);
     if (agent_status_line(&st, line, sizeof line) != CT_OK) return fail(CT_ERR_INTERNAL);
     printf("%s\n", line);
+    if (rc == CT_OK && !st.log_checked)
+        fprintf(stderr, "camtrust-agent: no log key pinned: that the identity was logged is not checked\n");
     if (rc == CT_OK) return 0;
     return st.state == AGENT_UNPROVISIONED ? 3 : 1;
 }

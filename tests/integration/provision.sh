@@ -372,6 +372,8 @@ check "... nor one without its proofs" grep -q 'broken: no log checkpoint' <<<"$
 cp "$WORK/creds.good" "$CREDS"
 check "... restored, it boots" grep -q '^provisioned serial=WIT005' <<<"$(boot_out wit5)"
 check_eq "a camera made before (no log key) boots as before" 0 "$(boot_rc wit4)"
+check "... saying its logging is not checked" grep -q "no log key pinned" <<<"$(boot_out wit4)"
+check "... a camera pinning the key does not say so" bash -c "! grep -q 'no log key pinned' <<<\"\$1\"" _ "$(boot_out wit5)"
 mv "$ST/log.vkey" "$WORK/st.vkey"
 camera wit6 WIT006 "$CA/root.pem" --log-vkey "$CA/log.vkey"; A6=$ADDR
 RN=$WORK/unlogged.jsonl
