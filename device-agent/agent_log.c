@@ -11,13 +11,10 @@
 ct_err agent_pin_log_vkey(const char *dir, const char *vkey_path)
 {
     ct_note_verifier v;
-    char path[AGENT_PATH_MAX], text[CT_NOTE_VKEY_MAX + 1];
+    char path[AGENT_PATH_MAX];
     CT_GUARD_RET(ct_note_verifier_load(vkey_path, &v));
-    CT_GUARD_RET(ct_note_verifier_format(&v, text, sizeof text - 1));
-    size_t n = strlen(text);
-    text[n++] = '\n';
     CT_GUARD_RET(ct_path_join(path, sizeof path, dir, AGENT_LOG_VKEY_FILE));
-    return ct_file_write_atomic(path, text, n, 0644);
+    return ct_note_verifier_write(&v, path);
 }
 
 ct_err agent_log_verify(const agent *a, const agent_creds *c)

@@ -197,24 +197,17 @@ cleanup:
 /* Pins the CA's checkpoint verifier key: written in its canonical form; a station that pins one keeps it. */
 static ct_err install_log_vkey(const char *dir, const char *vkey_path)
 {
-    ct_err rc = CT_OK;
-    ct_buf old = CT_BUF_INIT;
-    ct_note_verifier v;
-    char path[STATION_PATH_MAX], text[CT_NOTE_VKEY_MAX + 1];
-    CT_GUARD(ct_note_verifier_load(vkey_path, &v));
-    CT_GUARD(ct_note_verifier_format(&v, text, sizeof text - 1));
-    size_t n = strlen(text);
-    text[n++] = '\n';
-    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
+    ct_note_verifier v, old;
+    char path[STATION_PATH_MAX];
+    CT_GUARD_RET(ct_note_verifier_load(vkey_path, &v));
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
     if (ct_file_exists(path)) {
-        CT_GUARD(ct_file_read(path, CT_NOTE_VKEY_MAX + 2, &old));
-        CT_ENSURE_MSG(old.len == n && memcmp(old.data, text, n) == 0, CT_ERR_INTEGRITY,
-                      "%s pins another log key than %s: a station witnesses one log", path, vkey_path);
+        CT_GUARD_RET(ct_note_verifier_load(path, &old));
+        CT_ENSURE_RET(strcmp(old.name, v.name) == 0 && memcmp(old.pub, v.pub, sizeof v.pub) == 0,
+                      ct_fail(CT_ERR_INTEGRITY, "%s pins another log key than %s: a station witnesses one log", path,
+                              vkey_path));
     }
-    CT_GUARD(ct_file_write_atomic(path, text, n, 0644));
-cleanup:
-    ct_buf_free(&old);
-    return rc;
+    return ct_note_verifier_write(&v, path);
 }
 
 ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path, const char *log_vkey_path)

@@ -281,3 +281,12 @@ cleanup:
     ct_buf_free(&file);
     return rc;
 }
+
+ct_err ct_note_verifier_write(const ct_note_verifier *v, const char *path)
+{
+    char text[CT_NOTE_VKEY_MAX + 1];
+    CT_GUARD_RET(ct_note_verifier_format(v, text, sizeof text - 1));
+    size_t n = strlen(text);
+    text[n++] = '\n';
+    return ct_file_write_atomic(path, text, n, 0644);
+}

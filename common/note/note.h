@@ -76,5 +76,7 @@ CT_MUST_CHECK ct_err ct_checkpoint_open(const uint8_t *note, size_t len, const c
 
 /* ct_note_verifier_parse of a file (a log.vkey), bounded; a refusal names the file. */
 CT_MUST_CHECK ct_err ct_note_verifier_load(const char *path, ct_note_verifier *out);
+/* Writes the verifier key as a log.vkey file (its string and a newline; atomically, mode 0644). */
+CT_MUST_CHECK ct_err ct_note_verifier_write(const ct_note_verifier *v, const char *path);
 
 #endif
