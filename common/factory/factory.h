@@ -10,7 +10,10 @@
  *                                              a provisioned camera names each installed leaf certificate
  *   GET_CSRS {PROFILE...}                   -> CSRS {PROFILE, CSR}...   keys made once, reused on a retry;
  *                                              a provisioned camera answers for its installed keys
- *   INSTALL {PROFILE, CERT, CERT...}...     -> RESULT {STATUS[, REASON]}  leaf first, then its issuers
+ *   INSTALL {PROFILE, CERT, CERT...[, LOG_PROOF]}...[, CHECKPOINT]
+ *                                           -> RESULT {STATUS[, REASON]}  leaf first, then its issuers; a
+ *                                              station pinning the CA's log key adds each leaf's inclusion proof
+ *                                              and the checkpoint they lead to
  * Either side may answer ERROR {REASON} instead and close. */
 #ifndef CAMTRUST_FACTORY_H
 #define CAMTRUST_FACTORY_H
