@@ -162,6 +162,45 @@ START_TEST(test_install_log_vkey)
 }
 END_TEST
 
+/* The CA's RFC 9162 paths as JSON: bounded and strict, a one-line refusal for anything else. */
+static ct_err json_hashes(const char *json, size_t *n)
+{
+    ct_merkle_hash out[CT_MERKLE_MAX_PATH];
+    ct_buf b = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&b, strlen(json) + 1), CT_OK);
+    ck_assert_int_eq(ct_buf_set(&b, json, strlen(json)), CT_OK);
+    ct_err rc = station_json_hashes(&b, "consistency_path", out, n);
+    if (rc == CT_OK && *n) ck_assert_int_eq(out[*n - 1][0], 0xff);
+    ct_buf_free(&b);
+    return rc;
+}
+
+START_TEST(test_json_hashes)
+{
+    static const char h[] = "\"//////////////////////////////////////////8=\""; /* 32 bytes of 0xff */
+    char json[8192];
+    size_t n = 99;
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[]}", &n), CT_OK);
+    ck_assert_uint_eq(n, 0);
+    snprintf(json, sizeof json, "{\"first\":1,\"consistency_path\":[%s,%s]}", h, h);
+    ck_assert_int_eq(json_hashes(json, &n), CT_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(json_hashes("{\"audit_path\":[]}", &n), CT_ERR_BAD_REQUEST);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "has no consistency_path"));
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[\"AAAA\"]}", &n), CT_ERR_BAD_REQUEST);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "not 32 bytes"));
+    snprintf(json, sizeof json, "{\"consistency_path\":[%s", h);
+    ck_assert_int_eq(json_hashes(json, &n), CT_ERR_BAD_REQUEST);
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[\"AAAA", &n), CT_ERR_BAD_REQUEST);
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[1]}", &n), CT_ERR_BAD_REQUEST);
+    /* More hashes than any tree of 2^63 leaves needs. */
+    size_t off = (size_t)snprintf(json, sizeof json, "{\"consistency_path\":[");
+    for (int i = 0; i <= CT_MERKLE_MAX_PATH; i++) off += (size_t)snprintf(json + off, sizeof json - off, "%s%s", i ? "," : "", h);
+    snprintf(json + off, sizeof json - off, "]}");
+    ck_assert_int_eq(json_hashes(json, &n), CT_ERR_BAD_REQUEST);
+}
+END_TEST
+
 /* ---------------- the EST client against camtrust-ca serve ---------------- */
 
 /* Made once per test case (in the parent, with binaries only: no PKCS#11 there), served for all its tests. */
@@ -422,6 +461,7 @@ static Suite *station_suite(void)
     tcase_add_test(local, test_init_bad_name);
     tcase_add_test(local, test_install);
     tcase_add_test(local, test_install_log_vkey);
+    tcase_add_test(local, test_json_hashes);
     suite_add_tcase(s, local);
 
     TCase *e = tcase_create("est-client");
