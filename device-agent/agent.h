@@ -25,6 +25,7 @@ typedef struct {
     char identity_cn[AGENT_NAME_MAX]; /* subject CN of the installed TLS identity (provisioned) */
     time_t not_after;                 /* of that certificate */
     char reason[AGENT_REASON_MAX];    /* why it is broken */
+    bool log_checked;                 /* provisioned and proven in the CA's log (a log key is pinned) */
 } agent_status;
 
 const char *agent_state_name(agent_state s);
@@ -81,6 +82,10 @@ typedef struct {
     time_t start;        /* signing: capture time of the first picture (Unix); 0: now */
 } agent_record_opts;
 CT_MUST_CHECK ct_err agent_pin_ops_root(const char *dir, const char *ops_root_pem);
+/* Pins the CA's checkpoint verifier key (simulate --log-vkey, the CA's log.vkey): from then on the camera installs
+ * and boots only identities proven in the CA's log (an inclusion proof per certificate and the signed checkpoint
+ * it leads to, checked offline). A camera without one boots as before. */
+CT_MUST_CHECK ct_err agent_pin_log_vkey(const char *dir, const char *vkey_path);
 CT_MUST_CHECK ct_err agent_record(const char *dir, const char *viewers, const char *in, const char *out,
                                   const agent_record_opts *o, cenc_stats *st);
 

@@ -38,6 +38,9 @@ ct_err agent_status_get(agent *a, agent_status *st)
         return CT_OK;
     }
     st->state = AGENT_PROVISIONED;
+    char vkey[AGENT_PATH_MAX];
+    CT_GUARD_RET(agent_path(a, AGENT_LOG_VKEY_FILE, vkey, sizeof vkey));
+    st->log_checked = ct_file_exists(vkey);
     CT_GUARD_RET(ct_strlcpy(st->identity_cn, sizeof st->identity_cn, leaf.subject_cn));
     st->not_after = leaf.not_after;
     return CT_OK;

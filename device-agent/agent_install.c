@@ -3,16 +3,31 @@
 #define _GNU_SOURCE /* memmem */
 #include <string.h>
 
+#include "../common/core/merkle.h"
+#include "../common/note/note.h"
 #include "agent_priv.h"
 
 #define PROFILE_MARK "# profile "
+#define PROOF_MARK "# log proof "          /* "# log proof NAME BASE64\n" after the chains */
+#define CHECKPOINT_MARK "# log checkpoint\n" /* then the signed note, to the end of the file */
+#define PROOF_MAX (8 + CT_MERKLE_MAX_PATH * CT_MERKLE_HASH_LEN)
 
 void agent_creds_free(agent_creds *c)
 {
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         for (size_t i = 0; i < AGENT_CHAIN_MAX; i++) ct_buf_free(&c->chain[p].der[i]);
         c->chain[p].n = 0;
+        ct_buf_free(&c->proof[p]);
     }
+    ct_buf_free(&c->checkpoint);
+}
+
+static ct_err take_once(ct_buf *b, const uint8_t *v, size_t len, size_t max, const char *what)
+{
+    CT_ENSURE_RET(b->len == 0 && len > 0 && len <= max,
+                  ct_fail(CT_ERR_BAD_REQUEST, "%s given twice, empty or larger than %zu bytes", what, max));
+    CT_GUARD_RET(ct_buf_alloc(b, len + 1));
+    return ct_buf_set(b, v, len);
 }
 
 static ct_err chain_add(agent_chain *ch, agent_profile p, const uint8_t *der, size_t len)
@@ -53,6 +68,11 @@ ct_err agent_creds_from_msg(const factory_msg *m, agent_creds *c)
         } else if (f.tag == FACTORY_TAG_CERT) {
             CT_ENSURE_MSG(cur >= 0, CT_ERR_BAD_REQUEST, "certificate before any profile");
             CT_GUARD(chain_add(&c->chain[cur], (agent_profile)cur, f.value, f.len));
+        } else if (f.tag == FACTORY_TAG_LOG_PROOF) {
+            CT_ENSURE_MSG(cur >= 0, CT_ERR_BAD_REQUEST, "log proof before any profile");
+            CT_GUARD(take_once(&c->proof[cur], f.value, f.len, PROOF_MAX, "a log proof"));
+        } else if (f.tag == FACTORY_TAG_CHECKPOINT) {
+            CT_GUARD(take_once(&c->checkpoint, f.value, f.len, CT_NOTE_MAX, "the log checkpoint"));
         }
     }
     CT_ENSURE(rc == CT_ERR_NOT_FOUND, rc);
@@ -77,6 +97,28 @@ static ct_err pem_section(const ct_buf *text, agent_profile p, const uint8_t **s
     return CT_OK;
 }
 
+/* The log proofs and checkpoint kept after the chains, when there are any. */
+static ct_err log_load(const ct_buf *text, agent_creds *c)
+{
+    const uint8_t *cp = memmem(text->data, text->len, CHECKPOINT_MARK, strlen(CHECKPOINT_MARK));
+    if (!cp) return CT_OK;
+    size_t note_off = (size_t)(cp - text->data) + strlen(CHECKPOINT_MARK);
+    CT_GUARD_RET(take_once(&c->checkpoint, text->data + note_off, text->len - note_off, CT_NOTE_MAX, "the log checkpoint"));
+    for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
+        char mark[64];
+        CT_GUARD_RET(ct_snprintf(mark, sizeof mark, PROOF_MARK "%s ", agent_profile_name[p]));
+        const uint8_t *s = memmem(text->data, (size_t)(cp - text->data), mark, strlen(mark));
+        if (!s) continue; /* agent_log_verify names what is missing */
+        s += strlen(mark);
+        const uint8_t *e = memchr(s, '\n', (size_t)(cp - s));
+        CT_ENSURE_RET(e, ct_fail(CT_ERR_INTEGRITY, "credentials: log proof of %s is cut short", agent_profile_name[p]));
+        CT_GUARD_RET(ct_buf_alloc(&c->proof[p], PROOF_MAX + 3));
+        CT_ENSURE_RET(ct_base64_decode(s, (size_t)(e - s), &c->proof[p]) == CT_OK,
+                      ct_fail(CT_ERR_INTEGRITY, "credentials: log proof of %s is not base64", agent_profile_name[p]));
+    }
+    return CT_OK;
+}
+
 ct_err agent_creds_load(const agent *a, agent_creds *c)
 {
     ct_err rc = CT_OK;
@@ -97,6 +139,7 @@ ct_err agent_creds_load(const agent *a, agent_creds *c)
             CT_GUARD(chain_add(&c->chain[p], (agent_profile)p, der.data, der.len));
         }
     }
+    CT_GUARD(log_load(&text, c));
     rc = creds_complete(c);
 cleanup:
     if (rc != CT_OK) agent_creds_free(c);
@@ -118,7 +161,14 @@ static ct_err creds_pem(const agent_creds *c, ct_buf *out)
         CT_GUARD_RET(ct_buf_appendf(out, PROFILE_MARK "%s\n", agent_profile_name[p]));
         CT_GUARD_RET(agent_chain_pem(&c->chain[p], out));
     }
-    return CT_OK;
+    if (c->checkpoint.len == 0) return CT_OK;
+    for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
+        CT_GUARD_RET(ct_buf_appendf(out, PROOF_MARK "%s ", agent_profile_name[p]));
+        CT_GUARD_RET(ct_base64_encode(c->proof[p].data, c->proof[p].len, false, out));
+        CT_GUARD_RET(ct_buf_append(out, "\n", 1));
+    }
+    CT_GUARD_RET(ct_buf_appendf(out, CHECKPOINT_MARK));
+    return ct_buf_append(out, c->checkpoint.data, c->checkpoint.len);
 }
 
 /* Does the leaf's public key belong to the profile's token key? */
@@ -191,7 +241,7 @@ ct_err agent_creds_verify(agent *a, const agent_creds *c, time_t now, pki_cert_i
         CT_GUARD_RET(chain_verify(a, (agent_profile)p, &c->chain[p], now, &leaf));
         if (p == AGENT_PROFILE_DEVICE) *device_leaf = leaf;
     }
-    return CT_OK;
+    return agent_log_verify(a, c);
 }
 
 ct_err agent_install(agent *a, const factory_msg *install)

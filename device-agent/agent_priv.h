@@ -16,7 +16,8 @@
 #define AGENT_OPS_ROOT_FILE "ops-root.pem" /* pinned operations root: viewer certificates chain to it */
 #define AGENT_CREDS_FILE "credentials.pem" /* its existence is the factory lock */
 #define AGENT_CHAIN_MAX 4                  /* leaf, issuing CA, at most two more */
-#define AGENT_CREDS_MAX (64 * 1024)
+#define AGENT_CREDS_MAX (128 * 1024)
+#define AGENT_LOG_VKEY_FILE "log.vkey" /* pinned checkpoint key of the CA's log: identities must be logged */
 
 /* A camera holds one key per profile; the profile names are those of the factory protocol. */
 typedef enum { AGENT_PROFILE_DEVICE, AGENT_PROFILE_MEDIA, AGENT_PROFILE__COUNT } agent_profile;
@@ -42,6 +43,8 @@ typedef struct {
 } agent_chain;
 typedef struct {
     agent_chain chain[AGENT_PROFILE__COUNT];
+    ct_buf checkpoint;                    /* the signed note the proofs lead to (empty: none) */
+    ct_buf proof[AGENT_PROFILE__COUNT];   /* each leaf's: uint64 BE index || audit path */
 } agent_creds;
 
 /* agent_state.c */
@@ -65,6 +68,9 @@ CT_MUST_CHECK ct_err agent_creds_load(const agent *a, agent_creds *c);
 /* Every chain to the pinned root at `now`, leaf keys in the token, leaf serial the device's. On success
  * `device_leaf` describes the TLS identity. */
 CT_MUST_CHECK ct_err agent_creds_verify(agent *a, const agent_creds *c, time_t now, pki_cert_info *device_leaf);
+/* agent_log.c: with a pinned log key, every leaf must be proven in the log by the checkpoint (CT_ERR_INTEGRITY
+ * with the reason otherwise); without one, nothing is checked. */
+CT_MUST_CHECK ct_err agent_log_verify(const agent *a, const agent_creds *c);
 /* The TLS identity chain as PEM, for wolfSSL. */
 CT_MUST_CHECK ct_err agent_chain_pem(const agent_chain *ch, ct_buf *pem);
 

@@ -7,8 +7,9 @@
 
 static const char usage[] =
     "usage: camtrust-agent COMMAND --dir DEVDIR [options]\n"
-    "  simulate --serial S --model M --root root.pem [--mac MAC] [--ops-root ops-root.pem]\n"
-    "                            make a simulated camera folder (--ops-root: pin the root viewers chain to)\n"
+    "  simulate --serial S --model M --root root.pem [--mac MAC] [--ops-root ops-root.pem] [--log-vkey log.vkey]\n"
+    "                            make a simulated camera folder (--ops-root: pin the root viewers chain to;\n"
+    "                            --log-vkey: pin the CA's checkpoint key, identities must be proven logged)\n"
     "  factory --listen ADDR     factory mode: provisioning endpoint for the station (once locked it only\n"
     "                            shows what it installed, for the station to confirm with the CA)\n"
     "  boot                      check the installed identity; exit 0 only if provisioned and valid\n"
@@ -37,7 +38,7 @@ static int known_options(int argc, char **argv)
 {
     static const char *const names[] = {"--dir",     "--serial",  "--model",      "--root", "--mac",
                                         "--listen",  "--ops-root", "--viewers", "--scheme", "--segment-ms",
-                                        "--fps",     "--sign",     "--start",  "--cmaf"};
+                                        "--fps",     "--sign",     "--start",  "--cmaf", "--log-vkey"};
     for (int i = 2; i < argc; i += 2) {
         bool ok = false;
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
@@ -60,6 +61,8 @@ static int boot(const char *dir)
     ct_err rc = agent_boot(dir, &st);
     if (agent_status_line(&st, line, sizeof line) != CT_OK) return fail(CT_ERR_INTERNAL);
     printf("%s\n", line);
+    if (rc == CT_OK && !st.log_checked)
+        fprintf(stderr, "camtrust-agent: no log key pinned: that the identity was logged is not checked\n");
     if (rc == CT_OK) return 0;
     return st.state == AGENT_UNPROVISIONED ? 3 : 1;
 }
@@ -150,6 +153,8 @@ int main(int argc, char **argv)
         rc = agent_simulate(dir, serial, model, opt(argc, argv, "--mac"), root);
         const char *ops_root = opt(argc, argv, "--ops-root");
         if (rc == CT_OK && ops_root) rc = agent_pin_ops_root(dir, ops_root);
+        const char *log_vkey = opt(argc, argv, "--log-vkey");
+        if (rc == CT_OK && log_vkey) rc = agent_pin_log_vkey(dir, log_vkey);
     } else if (strcmp(cmd, "reset") == 0) {
         rc = agent_reset(dir);
     } else if ((strcmp(cmd, "factory") == 0 || strcmp(cmd, "serve") == 0) && listen) {

@@ -261,8 +261,8 @@ static ct_err send_request(est_client *c, const char *method, const char *path, 
     ct_buf req = CT_BUF_INIT;
     char err[128];
     CT_GUARD(ct_buf_alloc(&req, EST_MAX_HEADER + (body ? body->len : 0)));
-    CT_GUARD(ct_buf_appendf(&req, "%s %s%s HTTP/1.1\r\nHost: %s\r\nUser-Agent: camtrust-station\r\n", method,
-                            EST_PREFIX, path, c->hostport));
+    CT_GUARD(ct_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: camtrust-station\r\n", method, path,
+                            c->hostport));
     if (body)
         CT_GUARD(ct_buf_appendf(&req,
                                 "Content-Type: application/pkcs10\r\nContent-Transfer-Encoding: base64\r\n"
@@ -358,8 +358,10 @@ static ct_err est_exchange(est_client *c, const char *method, const char *path, 
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
     http_answer ans = {0};
+    char full[128];
     out->n = 0;
-    CT_GUARD(http_request(c, method, path, body, &ans));
+    CT_GUARD(ct_snprintf(full, sizeof full, "%s%s", EST_PREFIX, path));
+    CT_GUARD(http_request(c, method, full, body, &ans));
     if (ans.status != 200) {
         rc = refusal(c, &ans, what);
         goto cleanup;
@@ -404,6 +406,17 @@ cleanup:
     est_certs_free(&certs);
     ct_buf_free(&body);
     return rc;
+}
+
+ct_err est_get(est_client *c, const char *path, const char *what, size_t max, ct_buf *body)
+{
+    http_answer ans = {0};
+    CT_GUARD_RET(http_request(c, "GET", path, NULL, &ans));
+    if (ans.status != 200) return refusal(c, &ans, what);
+    CT_ENSURE_RET(ans.body_len <= max, ct_fail(CT_ERR_TOO_LARGE, "the CA's answer to %s is larger than %zu bytes", what,
+                                              max));
+    CT_GUARD_RET(ct_buf_alloc(body, ans.body_len + 1)); /* room for a NUL */
+    return ct_buf_set(body, c->in.data + ans.body_off, ans.body_len);
 }
 
 /* ---- set-up ---- */

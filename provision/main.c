@@ -10,19 +10,24 @@
 static const char usage[] =
     "usage: camtrust-station COMMAND --dir DIR [options]\n"
     "  init --name NAME                          make the station's token and key, write DIR/station.csr\n"
-    "  install --cert station.pem --ca-root ops-root.pem\n"
-    "                                            install the certificate `camtrust-ca station add` wrote\n"
+    "  install --cert station.pem --ca-root ops-root.pem [--log-vkey log.vkey]\n"
+    "                                            install the certificate `camtrust-ca station add` wrote;\n"
+    "                                            --log-vkey pins the CA's checkpoint key (the station witnesses)\n"
     "  provision --ca https://HOST:PORT --device ADDR [--device ADDR ...] [--devices FILE]\n"
     "            [--report FILE] [--jobs N] [--timeout-ms MS]\n"
     "                                            provision cameras in factory mode (ADDR is host:port);\n"
-    "                                            the report (default DIR/report.jsonl) gets one JSON line each\n"
+    "                                            the report (default DIR/report.jsonl) gets one JSON line each;\n"
+    "                                            before and after, the station witnesses the CA's log\n"
+    "  log check --ca https://HOST:PORT [--timeout-ms MS]\n"
+    "                                            check the CA's checkpoint extends the one kept, keep it\n"
     "The token PIN comes from the file named in DIR/station.conf or $" STATION_PIN_ENV ".\n"
-    "Exit status of provision: 0 when every camera ended provisioned, 1 otherwise.\n";
+    "Exit status of provision: 0 when every camera ended provisioned, 1 otherwise (and when the CA's log shrank\n"
+    "or forked: provisioning stops). Exit status of log check: 0 consistent, 1 not (or not checked).\n";
 
 #define MAX_DEVICE_ARGS 1024
 
 typedef struct {
-    const char *command, *dir, *name, *cert, *ca_root, *ca, *devices_file, *report, *jobs, *timeout;
+    const char *command, *dir, *name, *cert, *ca_root, *ca, *devices_file, *report, *jobs, *timeout, *log_vkey;
     const char *devices[MAX_DEVICE_ARGS];
     size_t n_devices;
 } cli_args;
@@ -35,18 +40,23 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"ca", required_argument, NULL, 'a'},      {"device", required_argument, NULL, 'D'},
         {"devices", required_argument, NULL, 'f'}, {"report", required_argument, NULL, 'o'},
         {"jobs", required_argument, NULL, 'j'},    {"timeout-ms", required_argument, NULL, 't'},
-        {NULL, 0, NULL, 0},
+        {"log-vkey", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     if (argc < 2 || argv[1][0] == '-') return -1;
     /* The command first, then only options: getopt sees the command where it expects the program name. */
     a->command = argv[1];
+    if (strcmp(argv[1], "log") == 0 && argc > 2 && strcmp(argv[2], "check") == 0) { /* a two-word command */
+        a->command = "log check";
+        argc--;
+        argv++;
+    }
     opterr = 0;
     int c;
     while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
         const char **slot = c == 'd' ? &a->dir : c == 'n' ? &a->name : c == 'c' ? &a->cert : c == 'r' ? &a->ca_root
                           : c == 'a' ? &a->ca : c == 'f' ? &a->devices_file : c == 'o' ? &a->report
-                          : c == 'j' ? &a->jobs : c == 't' ? &a->timeout : NULL;
+                          : c == 'j' ? &a->jobs : c == 't' ? &a->timeout : c == 'k' ? &a->log_vkey : NULL;
         if (c == 'D' && a->n_devices < MAX_DEVICE_ARGS) slot = &a->devices[a->n_devices++];
         if (!slot) {
             fprintf(stderr, "camtrust-station: %s\n",
@@ -97,6 +107,20 @@ static int provision(const cli_args *a)
     return s.failed == 0 ? 0 : 1;
 }
 
+static int log_check(const cli_args *a)
+{
+    long timeout = a->timeout ? number(a->timeout, 100, 600000) : 0;
+    char line[256];
+    if (timeout < 0 || !a->ca) {
+        fprintf(stderr, "camtrust-station: log check needs --ca URL; --timeout-ms 100..600000\n");
+        return 2;
+    }
+    ct_err rc = station_log_check(a->dir, a->ca, (int)timeout, line, sizeof line);
+    if (rc != CT_OK) return fail(rc);
+    printf("%s\n", line);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_args a;
@@ -117,10 +141,12 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(a.command, "install") == 0 && a.cert && a.ca_root) {
-        if ((rc = station_install(a.dir, a.cert, a.ca_root)) != CT_OK) return fail(rc);
-        printf("station certificate installed in %s\n", a.dir);
+        if ((rc = station_install(a.dir, a.cert, a.ca_root, a.log_vkey)) != CT_OK) return fail(rc);
+        printf("station certificate installed in %s%s\n", a.dir,
+               a.log_vkey ? "; the CA's log key is pinned" : "");
         return 0;
     }
+    if (strcmp(a.command, "log check") == 0) return log_check(&a);
     if (strcmp(a.command, "provision") == 0) return provision(&a);
     fputs(usage, stderr);
     return 2;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../common/factory/factory.h"
+#include "../common/note/note.h"
 #include "station_priv.h"
 
 #define CERT_FILE_MAX (64 * 1024)
@@ -193,7 +194,23 @@ cleanup:
     return rc;
 }
 
-ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path)
+/* Pins the CA's checkpoint verifier key: written in its canonical form; a station that pins one keeps it. */
+static ct_err install_log_vkey(const char *dir, const char *vkey_path)
+{
+    ct_note_verifier v, old;
+    char path[STATION_PATH_MAX];
+    CT_GUARD_RET(ct_note_verifier_load(vkey_path, &v));
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
+    if (ct_file_exists(path)) {
+        CT_GUARD_RET(ct_note_verifier_load(path, &old));
+        CT_ENSURE_RET(strcmp(old.name, v.name) == 0 && memcmp(old.pub, v.pub, sizeof v.pub) == 0,
+                      ct_fail(CT_ERR_INTEGRITY, "%s pins another log key than %s: a station witnesses one log", path,
+                              vkey_path));
+    }
+    return ct_note_verifier_write(&v, path);
+}
+
+ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path, const char *log_vkey_path)
 {
     ct_err rc = CT_OK;
     station st;
@@ -227,6 +244,7 @@ ct_err station_install(const char *dir, const char *cert_path, const char *ca_ro
         rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
         goto cleanup;
     }
+    if (log_vkey_path) CT_GUARD(install_log_vkey(dir, log_vkey_path));
     CT_GUARD(write_pem_certs(dir, "ops-root.pem", &root));
     CT_GUARD(write_pem_certs(dir, "station.pem", &chain));
 cleanup:
@@ -235,6 +253,21 @@ cleanup:
     est_certs_free(&root);
     ct_buf_free(&spki);
     return rc;
+}
+
+ct_err station_installed(const char *dir, char trust[STATION_PATH_MAX], char chain[STATION_PATH_MAX])
+{
+    CT_GUARD_RET(ct_path_join(trust, STATION_PATH_MAX, dir, "ops-root.pem"));
+    CT_GUARD_RET(ct_path_join(chain, STATION_PATH_MAX, dir, "station.pem"));
+    CT_ENSURE_RET(ct_file_exists(trust) && ct_file_exists(chain),
+                  ct_fail(CT_ERR_CONFIG, "%s is not installed: run camtrust-station install --dir %s", dir, dir));
+    return CT_OK;
+}
+
+est_config station_est_config(const station *st, const char *url, const char *trust, const char *chain, int timeout_ms)
+{
+    return (est_config){.url = url, .trust_pem_path = trust, .chain_pem_path = chain, .dev_id = hsm_wolf_dev_id(st->hsm),
+                        .key_id = station_key_id, .key_id_len = sizeof station_key_id, .timeout_ms = timeout_ms};
 }
 
 ct_err station_summary_text(const station_summary *s, char *out, size_t out_max)
@@ -276,6 +309,9 @@ typedef struct {
     int report_fd;
     FILE *progress;
     bool tty;
+    bool said_no_log_key;
+    bool log_pinned;          /* DIR/log.vkey: cameras get their inclusion proofs */
+    ct_note_verifier log_key;
     pthread_mutex_t lock; /* guards next, summary, report and progress */
     size_t next;
     station_summary sum;
@@ -397,6 +433,60 @@ static ct_err check_issued(run *r, const char *serial, const char *profile, cons
                    serial);
 }
 
+/* The inclusion proof of `leaf` in the tree of checkpoint `cp`, checked here too: uint64 BE index || path. */
+static ct_err inclusion(worker *w, const ct_buf *leaf, const ct_checkpoint *cp, ct_buf *out)
+{
+    ct_err rc = CT_OK;
+    ct_buf body = CT_BUF_INIT;
+    pki_cert_info info;
+    ct_merkle_hash path[CT_MERKLE_MAX_PATH];
+    uint8_t leaf_hash[CT_MERKLE_HASH_LEN], be[8];
+    size_t n = 0;
+    char q[160];
+    CT_GUARD(pki_cert_parse_info(leaf->data, leaf->len, &info));
+    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/inclusion?serial=%s&tree_size=%llu", info.serial_hex,
+                         (unsigned long long)cp->size));
+    CT_GUARD(est_get(w->est, q, "the inclusion proof", 8192, &body));
+    body.data[body.len] = '\0';
+    const char *li = strstr((const char *)body.data, "\"leaf_index\":");
+    CT_ENSURE_MSG(li, CT_ERR_INTEGRITY, "the CA's inclusion proof for %s has no leaf_index", info.serial_hex);
+    unsigned long long index = strtoull(li + strlen("\"leaf_index\":"), NULL, 10);
+    CT_GUARD(station_json_hashes(&body, "audit_path", path, &n));
+    CT_GUARD(ct_merkle_leaf_hash(leaf->data, leaf->len, leaf_hash));
+    CT_ENSURE_MSG(ct_merkle_verify_inclusion(leaf_hash, index, cp->size, path, n, cp->root), CT_ERR_INTEGRITY,
+                  "the CA's inclusion proof for %s does not lead to its checkpoint of size %llu", info.serial_hex,
+                  (unsigned long long)cp->size);
+    for (int i = 0; i < 8; i++) be[i] = (uint8_t)(index >> (56 - 8 * i));
+    CT_GUARD(ct_buf_alloc(out, sizeof be + n * CT_MERKLE_HASH_LEN));
+    CT_GUARD(ct_buf_set(out, be, sizeof be));
+    CT_GUARD(ct_buf_append(out, path, n * CT_MERKLE_HASH_LEN));
+cleanup:
+    ct_buf_free(&body);
+    return rc;
+}
+
+/* The leaves' inclusion proofs and the checkpoint they lead to, for the camera to keep and check offline. The CA
+ * signs a checkpoint log.sth_delay_ms after a burst: until one covers the leaves, ask again (bounded). */
+static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note, ct_buf proof[N_PROFILES])
+{
+    run *r = w->r;
+    ct_checkpoint cp;
+    ct_err rc = CT_OK;
+    for (int attempt = 0;; attempt++) {
+        ct_buf_free(note);
+        for (size_t i = 0; i < N_PROFILES; i++) ct_buf_free(&proof[i]);
+        CT_GUARD_RET(est_get(w->est, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, note));
+        if (ct_checkpoint_open(note->data, note->len, &r->log_key, &cp) != CT_OK)
+            return station_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
+        for (size_t i = 0; i < N_PROFILES && rc == CT_OK; i++) rc = inclusion(w, &leaf[i], &cp, &proof[i]);
+        if (rc == CT_OK || rc == CT_ERR_INTEGRITY || attempt * 50 >= r->timeout_ms)
+            return rc == CT_OK ? CT_OK : station_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
+        rc = CT_OK;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* One camera, start to finish; the reason of a failure is left in ct_err_detail. */
 static ct_err provision_camera(worker *w, cam_result *res, int *fd)
 {
@@ -404,7 +494,8 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     run *r = w->r;
     factory_msg q = {0}, a = {0};
     ct_buf csr[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, leaf[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
-    ct_buf installed[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
+    ct_buf installed[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, proof[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
+    ct_buf note = CT_BUF_INIT;
     const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
     uint8_t spki_hash[N_PROFILES][32];
     char state[32], reason[REASON_MAX] = "", status[64];
@@ -462,6 +553,7 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
         goto cleanup;
     }
 
+    if (r->log_pinned) CT_GUARD(log_proofs(w, leaf, &note, proof));
     /* One INSTALL with every profile: the camera installs all of it or nothing. */
     factory_msg_free(&q);
     factory_msg_free(&a);
@@ -470,7 +562,9 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
         CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_PROFILE, profiles[i].profile));
         CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, leaf[i].data, leaf[i].len));
         CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CERT, issuer[i]->data, issuer[i]->len));
+        if (r->log_pinned) CT_GUARD(factory_msg_add(&q, FACTORY_TAG_LOG_PROOF, proof[i].data, proof[i].len));
     }
+    if (r->log_pinned) CT_GUARD(factory_msg_add(&q, FACTORY_TAG_CHECKPOINT, note.data, note.len));
     t = (double)ct_now_ms();
     CT_GUARD(ask(r, *fd, addr, &q, FACTORY_RESULT, &a));
     res->ms_install = (double)ct_now_ms() - t;
@@ -489,7 +583,9 @@ cleanup:
         ct_buf_free(&csr[i]);
         ct_buf_free(&leaf[i]);
         ct_buf_free(&installed[i]);
+        ct_buf_free(&proof[i]);
     }
+    ct_buf_free(&note);
     return rc;
 }
 
@@ -615,6 +711,36 @@ static ct_err devices_collect(run *r)
     return CT_OK;
 }
 
+/* The station as a witness of the CA's log (station_log.c), before and after each batch: a log that shrank or
+ * forked stops provisioning, with a report line; a CA that shows no checkpoint yet, or a station that pins no
+ * log key (said once), does not. */
+static ct_err witness(run *r, est_client *c, const char *when)
+{
+    char line[2 * REASON_MAX];
+    ct_buf rep = CT_BUF_INIT;
+    ct_err_clear();
+    ct_err rc = station_log_witness(r->o->dir, c, line, sizeof line);
+    if (rc == CT_OK) {
+        fprintf(r->progress, "camtrust-station: %s\n", line);
+        return CT_OK;
+    }
+    copy_reason(rc, line, sizeof line);
+    if (rc != CT_ERR_INTEGRITY) {
+        if (!(rc == CT_ERR_NOT_FOUND && r->said_no_log_key))
+            fprintf(r->progress, "camtrust-station: the CA's log not witnessed %s: %s\n", when, line);
+        r->said_no_log_key |= rc == CT_ERR_NOT_FOUND;
+        return CT_OK;
+    }
+    if (ct_buf_alloc(&rep, REPORT_LINE_MAX) == CT_OK && ct_buf_appendf(&rep, "{\"status\":\"log-inconsistent\",\"when\":") == CT_OK &&
+        ct_json_string(&rep, when) == CT_OK && ct_buf_appendf(&rep, ",\"reason\":") == CT_OK &&
+        ct_json_string(&rep, line) == CT_OK && ct_buf_appendf(&rep, "}\n") == CT_OK) {
+        if (write(r->report_fd, rep.data, rep.len) != (ssize_t)rep.len)
+            ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
+    }
+    ct_buf_free(&rep);
+    return ct_fail(CT_ERR_INTEGRITY, "provisioning stopped %s: %s", when, line);
+}
+
 static ct_err run_prepare(run *r, const station_provision_opts *o)
 {
     char report[STATION_PATH_MAX];
@@ -625,10 +751,10 @@ static ct_err run_prepare(run *r, const station_provision_opts *o)
     r->tty = isatty(fileno(r->progress)) == 1;
     CT_ENSURE_RET(o->dir && o->ca_url, ct_fail(CT_ERR_USAGE, "--dir and --ca are required"));
     CT_GUARD_RET(devices_collect(r));
-    CT_GUARD_RET(ct_path_join(r->trust_path, sizeof r->trust_path, o->dir, "ops-root.pem"));
-    CT_GUARD_RET(ct_path_join(r->chain_path, sizeof r->chain_path, o->dir, "station.pem"));
-    CT_ENSURE_RET(ct_file_exists(r->trust_path) && ct_file_exists(r->chain_path),
-                  ct_fail(CT_ERR_CONFIG, "%s is not installed: run camtrust-station install --dir %s", o->dir, o->dir));
+    CT_GUARD_RET(station_installed(o->dir, r->trust_path, r->chain_path));
+    ct_err rc = station_log_vkey(o->dir, &r->log_key);
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    r->log_pinned = rc == CT_OK;
     if (o->report_path) CT_GUARD_RET(ct_strlcpy(report, sizeof report, o->report_path));
     else CT_GUARD_RET(ct_path_join(report, sizeof report, o->dir, "report.jsonl"));
     r->report_fd = open(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -653,13 +779,12 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     CT_GUARD(station_open(o->dir, (unsigned)jobs + 1, &r.st));
     workers = calloc(jobs, sizeof *workers);
     CT_ENSURE(workers, CT_ERR_NOMEM);
-    est_config ec = {.url = o->ca_url, .trust_pem_path = r.trust_path, .chain_pem_path = r.chain_path,
-                     .dev_id = hsm_wolf_dev_id(r.st.hsm), .key_id = station_key_id,
-                     .key_id_len = sizeof station_key_id, .timeout_ms = r.timeout_ms};
+    est_config ec = station_est_config(&r.st, o->ca_url, r.trust_path, r.chain_path, r.timeout_ms);
     for (size_t i = 0; i < jobs; i++) {
         workers[i].r = &r;
         CT_GUARD(est_client_new(&ec, &workers[i].est));
     }
+    CT_GUARD(witness(&r, workers[0].est, "before the batch"));
     /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
      * camera with this reason before it makes keys, and installs nothing. */
     ct_err_clear();
@@ -674,6 +799,11 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
                       "cannot start worker threads");
         workers[i].started = true;
     }
+    for (size_t i = 0; i < jobs; i++) {
+        pthread_join(workers[i].thread, NULL);
+        workers[i].started = false;
+    }
+    CT_GUARD(witness(&r, workers[0].est, "after the batch"));
 cleanup:
     for (size_t i = 0; workers && i < jobs; i++)
         if (workers[i].started) pthread_join(workers[i].thread, NULL);

@@ -22,8 +22,17 @@ CT_MUST_CHECK ct_err station_init(const char *dir, const char *name);
 
 /* Completes DIR with the chain `camtrust-ca station add` wrote (leaf + operations issuing CA) and the
  * operations root: refuses a certificate for another key than the token's, or one that does not chain to the
- * given root. Writes DIR/station.pem and DIR/ops-root.pem. */
-CT_MUST_CHECK ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path);
+ * given root. Writes DIR/station.pem and DIR/ops-root.pem; with `log_vkey_path` (the CA's log.vkey, or NULL) it
+ * pins the CA's checkpoint verifier key in DIR/log.vkey (refusing another key than one pinned before). */
+CT_MUST_CHECK ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path,
+                                     const char *log_vkey_path);
+
+/* `camtrust-station log check`: fetches the CA's checkpoint over mutual TLS, verifies it with the pinned key and
+ * checks that the CA's log extends the checkpoint kept in DIR/log/checkpoint.note, then keeps the new one.
+ * CT_ERR_INTEGRITY (kept one untouched) when the log shrank, forked, or the checkpoint does not verify;
+ * CT_ERR_NOT_FOUND when the station pins no log key. `summary`: one line on success. */
+CT_MUST_CHECK ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, char *summary,
+                                       size_t summary_max);
 
 typedef struct {
     const char *dir;

@@ -2,6 +2,8 @@
 #ifndef CAMTRUST_STATION_PRIV_H
 #define CAMTRUST_STATION_PRIV_H
 
+#include "../common/core/merkle.h"
+#include "../common/note/note.h"
 #include "../common/pki/pki.h"
 #include "../hsm/hsm.h"
 #include "station.h"
@@ -62,5 +64,30 @@ CT_MUST_CHECK ct_err est_cacerts(est_client *c, est_certs *out);
  * certificate of the answer. A refusal is the ct_err of its HTTP status, with the CA's one-line reason. */
 CT_MUST_CHECK ct_err est_simpleenroll(est_client *c, const char *label, const uint8_t *csr, size_t csr_len,
                                       ct_buf *leaf);
+/* DIR's operations root and chain (as install wrote them), CT_ERR_CONFIG when DIR is not installed. */
+CT_MUST_CHECK ct_err station_installed(const char *dir, char trust[STATION_PATH_MAX], char chain[STATION_PATH_MAX]);
+/* The EST client settings of an opened station: its token key, the given trust and chain files. */
+est_config station_est_config(const station *st, const char *url, const char *trust, const char *chain, int timeout_ms);
+
+/* GET `path` (from the server's root, query included): the body of a 200 answer (at most `max` bytes) into
+ * `body` (allocated, one spare byte); any other status is refused with the CA's reason, `what` naming it. */
+CT_MUST_CHECK ct_err est_get(est_client *c, const char *path, const char *what, size_t max, ct_buf *body);
+
+/* ---- witnessing the CA's issuance log (station_log.c) ---- */
+#define STATION_LOG_VKEY "log.vkey"                /* the CA's pinned checkpoint verifier key */
+#define STATION_LOG_KEPT "log/checkpoint.note"     /* the newest checkpoint this station verified */
+
+/* Fetches the CA's checkpoint, verifies it with DIR/log.vkey and checks it is consistent with the one kept (same
+ * size: same root; larger: a consistency proof from the CA between the two roots; smaller: the log shrank),
+ * then keeps it (atomically). CT_ERR_INTEGRITY: the CA's log shrank, forked or its checkpoint does not verify,
+ * the kept one is left as it was; CT_ERR_NOT_FOUND: the station pins no log key (witnesses nothing). `summary`
+ * gets a one-line account of what was kept. */
+/* The pinned key (CT_ERR_NOT_FOUND: none). */
+CT_MUST_CHECK ct_err station_log_vkey(const char *dir, ct_note_verifier *v);
+/* The base64 hashes of the JSON array `name` (RFC 9162 paths as the CA answers them), at most
+ * CT_MERKLE_MAX_PATH, each 32 bytes; `body` must have one spare byte (est_get's do). */
+CT_MUST_CHECK ct_err station_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT_MERKLE_MAX_PATH],
+                                         size_t *n);
+CT_MUST_CHECK ct_err station_log_witness(const char *dir, est_client *c, char *summary, size_t summary_max);
 
 #endif

@@ -10,7 +10,10 @@
  *                                              a provisioned camera names each installed leaf certificate
  *   GET_CSRS {PROFILE...}                   -> CSRS {PROFILE, CSR}...   keys made once, reused on a retry;
  *                                              a provisioned camera answers for its installed keys
- *   INSTALL {PROFILE, CERT, CERT...}...     -> RESULT {STATUS[, REASON]}  leaf first, then its issuers
+ *   INSTALL {PROFILE, CERT, CERT...[, LOG_PROOF]}...[, CHECKPOINT]
+ *                                           -> RESULT {STATUS[, REASON]}  leaf first, then its issuers; a
+ *                                              station pinning the CA's log key adds each leaf's inclusion proof
+ *                                              and the checkpoint they lead to
  * Either side may answer ERROR {REASON} instead and close. */
 #ifndef CAMTRUST_FACTORY_H
 #define CAMTRUST_FACTORY_H
@@ -43,6 +46,11 @@ typedef enum {
     FACTORY_TAG_CSR = 7,     /* DER PKCS#10 */
     FACTORY_TAG_CERT = 8,    /* DER certificate */
     FACTORY_TAG_STATUS = 9,  /* "ok" or the ct_err name */
+    /* INSTALL, issue 11: the checkpoint (C2SP signed note) the certificates' inclusion proofs lead to, and after
+     * each profile's certificates its leaf's proof: uint64 big-endian leaf index || audit path (32 bytes each).
+     * A camera that pins no log key ignores both. */
+    FACTORY_TAG_CHECKPOINT = 10,
+    FACTORY_TAG_LOG_PROOF = 11,
 } factory_tag;
 
 typedef struct {

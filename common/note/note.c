@@ -305,3 +305,28 @@ ct_err ct_note_open(const uint8_t *note, size_t len, const ct_note_verifier *v, 
     *text_len = text;
     return CT_OK;
 }
+
+ct_err ct_note_verifier_load(const char *path, ct_note_verifier *out)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT;
+    CT_GUARD(ct_file_read(path, CT_NOTE_VKEY_MAX + 2, &file));
+    rc = ct_note_verifier_parse((const char *)file.data, file.len, out);
+    if (rc != CT_OK) {
+        char why[CT_NOTE_VKEY_MAX];
+        if (ct_strlcpy(why, sizeof why, ct_err_detail()) != CT_OK) why[0] = '\0';
+        rc = ct_fail(rc, "%s: %s", path, why);
+    }
+cleanup:
+    ct_buf_free(&file);
+    return rc;
+}
+
+ct_err ct_note_verifier_write(const ct_note_verifier *v, const char *path)
+{
+    char text[CT_NOTE_VKEY_MAX + 1];
+    CT_GUARD_RET(ct_note_verifier_format(v, text, sizeof text - 1));
+    size_t n = strlen(text);
+    text[n++] = '\n';
+    return ct_file_write_atomic(path, text, n, 0644);
+}

@@ -103,4 +103,9 @@ CT_MUST_CHECK ct_err ct_cosig_line_verify(const uint8_t *text, size_t text_len, 
 CT_MUST_CHECK ct_err ct_cosig_open(const uint8_t *note, size_t len, const ct_note_verifier *w, size_t *text_len,
                                    uint64_t *t);
 
+/* ct_note_verifier_parse of a file (a log.vkey), bounded; a refusal names the file. */
+CT_MUST_CHECK ct_err ct_note_verifier_load(const char *path, ct_note_verifier *out);
+/* Writes the verifier key as a log.vkey file (its string and a newline; atomically, mode 0644). */
+CT_MUST_CHECK ct_err ct_note_verifier_write(const ct_note_verifier *v, const char *path);
+
 #endif

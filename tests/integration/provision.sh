@@ -29,11 +29,11 @@ wait_listening() {
   return 1
 }
 
-# camera NAME SERIAL [ROOT]: a simulated camera pinned to ROOT (default: the CA's device root) in factory
-# mode; sets ADDR.
+# camera NAME SERIAL [ROOT [simulate options...]]: a simulated camera pinned to ROOT (default: the CA's device
+# root) in factory mode; sets ADDR.
 camera() {
   local name=$1 serial=$2 root=${3:-$CA/root.pem}
-  "$AGENT_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" >/dev/null
+  "$AGENT_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" "${@:4}" >/dev/null
   "$AGENT_BIN" factory --dir "$WORK/cams/$name" --listen 127.0.0.1:0 >"$WORK/cams/$name.out" 2>>"$WORK/agents.log" &
   BG_PIDS+=($!)
   wait_listening "$WORK/cams/$name.out" $!
@@ -207,5 +207,179 @@ printf '# cameras\n\n%s  # first\n' "${ADDRS[0]}" >"$WORK/devices.txt"
 check "a devices file with comments works" "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:$PORT" --devices "$WORK/devices.txt" --report "$WORK/r7.jsonl"
 check "provision without cameras is a usage error" bash -c "! '$STATION_BIN' provision --dir '$ST' --ca 'https://localhost:$PORT' 2>/dev/null"
 check "a CA URL that is not https is refused" bash -c "! '$STATION_BIN' provision --dir '$ST' --ca 'http://localhost:$PORT' --device '${ADDRS[0]}' 2>/dev/null"
+
+# ---- the station as a witness of the CA's log (issue 11) ----
+check_eq "a station that pins no log key says once that it witnesses nothing" 1 \
+  "$(grep -c 'pins no log key: it witnesses nothing' "$WORK/progress")"
+rc=0; "$STATION_BIN" log check --dir "$ST" --ca "https://localhost:$PORT" >/dev/null 2>"$WORK/err" || rc=$?
+check_eq "... and log check fails without one" 1 "$rc"
+printf 'camtrust.example.com/x+00000000+AQ==\n' >"$WORK/bad.vkey"
+check "install refuses a malformed log key" bash -c "! '$STATION_BIN' install --dir '$ST' --cert '$WORK/line1.pem' --ca-root '$CA/ops-root.pem' --log-vkey '$WORK/bad.vkey' 2>/dev/null"
+check "install --log-vkey pins the CA's verifier key" \
+  "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey"
+check "... a copy in the station folder" cmp "$CA/log.vkey" "$ST/log.vkey"
+KEPT=$ST/log/checkpoint.note
+# log_check: runs `log check`; sets RC and OUT (stdout and stderr).
+log_check() { RC=0; OUT=$("$STATION_BIN" log check --dir "$ST" --ca "https://localhost:$PORT" --timeout-ms 5000 2>&1) || RC=$?; }
+# kept_covers: log check until the kept checkpoint covers every leaf of the CA's log (the CA signs one
+# log.sth_delay_ms after a burst; bounded).
+kept_covers() {
+  local n
+  n=$(sql "$CA/camtrust.db" "select count(*) from log_leaves")
+  for _ in $(seq 1 50); do
+    log_check
+    [ "$RC" = 0 ] && [ "$(sed -n 2p "$KEPT")" = "$n" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "log check keeps the CA's checkpoint once it covers the log" kept_covers
+check "... verified with the pinned key, the first one kept" grep -q "kept (the first)\|consistent with the kept" <<<"$OUT"
+sqlite3 "$CA/camtrust.db" ".backup '$WORK/old.db'" # an older copy, before the next batch
+K0=$(sed -n 2p "$KEPT")
+
+# A second station, not a witness, for the fork below (openssl key, enrolls with curl).
+station_with_order line2 FORK01 FORK02 FORK03 FORK04 FORK05 FORK06 FORK07 FORK08
+printf 'WIT001\nWIT002\nWIT003\nWIT004\nWIT005\nWIT006\n' >"$WORK/wserials"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/wserials" >/dev/null
+sqlite3 "$CA/camtrust.db" ".backup '$WORK/old.db'" # an older copy, with the second station, before the batch
+camera wit1 WIT001; A1=$ADDR
+camera wit2 WIT002; A2=$ADDR
+RW=$WORK/witness.jsonl
+provision "$RW" "$A1" "$A2"
+check_eq "a witnessing station provisions: exit 0" 0 "$RC"
+check_eq "... two cameras" 2 "$(count_status "$RW" provisioned)"
+check "honest growth: log check accepts the larger checkpoint" kept_covers
+check "... consistent with the kept one" grep -q "consistent with the kept one (size" <<<"$OUT"
+K1=$(sed -n 2p "$KEPT")
+check "... and keeps the newer one" test "$K1" -gt "$K0"
+cp "$KEPT" "$WORK/kept.note"
+sqlite3 "$CA/camtrust.db" ".backup '$WORK/good.db'"
+
+# The attacker with write access to camtrust.db: the tail cut (the last camera's certificates, their leaves, the
+# tree heads and checkpoints above the cut, the audit tail), the server restarted.
+cleanup_server
+DB=$CA/camtrust.db
+NOTRIG=$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'")
+CUTLEAF=$(( K1 - 2 ))
+# (the audit records each issuance in the transaction that logs it: its entries are in leaf order)
+CUT=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= $CUTLEAF
+  and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
+sqlite3 "$DB" "$NOTRIG
+  DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $CUTLEAF);
+  DELETE FROM log_leaves WHERE leaf_index >= $CUTLEAF;
+  DELETE FROM log_tree_heads WHERE tree_size > $CUTLEAF;
+  DELETE FROM log_checkpoints WHERE tree_size > $CUTLEAF;
+  DELETE FROM audit WHERE seq >= $CUT;"
+rm -f "$DB-wal" "$DB-shm"
+start_ca "$CA"
+log_check
+check_eq "a CA whose database lost its tail: log check fails" 1 "$RC"
+check "... naming the kept checkpoint" grep -q "the CA's log shrank: its checkpoint has size $CUTLEAF, the kept $KEPT has $K1" <<<"$OUT"
+check "... one line" test "$(wc -l <<<"$OUT")" = 1
+check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
+camera wit3 WIT003; A3=$ADDR
+RS=$WORK/shrunk.jsonl
+provision "$RS" "$A3"
+check_eq "provisioning against it stops: exit 1" 1 "$RC"
+check "... with a report line" python3 -c '
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+assert [x["status"] for x in r] == ["log-inconsistent"], r
+assert "the CA'"'"'s log shrank" in r[0]["reason"], r' "$RS"
+check "... and one clear error" grep -q "^camtrust-station: provisioning stopped before the batch: the CA's log shrank" "$WORK/progress"
+check_eq "... the camera stays unprovisioned" 3 "$(boot_rc wit3)"
+
+# A fork: the older copy put back and regrown with other certificates (a second station enrolls), so the CA
+# itself signs checkpoints as large as the kept one over other leaves.
+cleanup_server
+cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+start_ca "$CA"
+for s in FORK01 FORK02 FORK03 FORK04 FORK05 FORK06; do
+  make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
+  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
+done
+N=$(sql "$DB" "select count(*) from log_leaves")
+check "the forked log regrew past the kept checkpoint" test "$N" -gt "$K1"
+forked_signed() {
+  for _ in $(seq 1 50); do
+    [ "$(curl -s --max-time 5 --cacert "$CA/ops-root.pem" "https://localhost:$PORT/log/checkpoint" | sed -n 2p)" = "$N" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+check "... the CA signed a checkpoint over it" forked_signed
+log_check
+check_eq "a forked log: log check fails" 1 "$RC"
+check "... not consistent with the kept checkpoint, named" \
+  grep -q "the CA's log forked: its checkpoint of size $N is not consistent with the kept $KEPT (size $K1)" <<<"$OUT"
+check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
+
+# The honest database back: the station accepts its growth again.
+cleanup_server
+cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+start_ca "$CA"
+camera wit4 WIT004; A4=$ADDR
+RH=$WORK/honest.jsonl
+provision "$RH" "$A4"
+check_eq "the honest log again: provisioning goes on" 0 "$RC"
+check "... log check accepts its growth" kept_covers
+check "... and keeps the newer checkpoint" test "$(sed -n 2p "$KEPT")" -gt "$K1"
+
+# A checkpoint not signed by the pinned key (a station pinning another log's key sees the CA's so), and a kept
+# checkpoint edited in the station folder: each refused in one line, nothing kept.
+cp "$KEPT" "$WORK/kept.note"; cp "$ST/log.vkey" "$WORK/pinned.vkey"
+rm "$KEPT"; cp "$HERE/../vectors/note/log.vkey" "$ST/log.vkey"
+log_check
+check_eq "a checkpoint by another key than the pinned one: refused" 1 "$RC"
+check "... saying so" grep -q "^camtrust-station: the CA's checkpoint: .*is not signed by" <<<"$OUT"
+check "... nothing kept" test ! -e "$KEPT"
+cp "$WORK/pinned.vkey" "$ST/log.vkey"
+sed '2s/.*/1/' "$WORK/kept.note" >"$KEPT"
+log_check
+check_eq "a kept checkpoint edited (size 1): refused" 1 "$RC"
+check "... naming it" grep -q "^camtrust-station: the kept $KEPT: " <<<"$OUT"
+cp "$WORK/kept.note" "$KEPT"
+log_check
+check_eq "restored, log check passes again" 0 "$RC"
+
+# ---- cameras keep their identity's inclusion proofs and the checkpoint, and boot only a logged identity ----
+camera wit5 WIT005 "$CA/root.pem" --log-vkey "$CA/log.vkey"; A5=$ADDR
+RL=$WORK/logged.jsonl
+provision "$RL" "$A5"
+check_eq "a camera pinning the log key is provisioned by a witnessing station" provisioned "$(field "$RL" WIT005 status)"
+CREDS=$WORK/cams/wit5/credentials.pem
+check "... it keeps the checkpoint beside its chains" grep -q '^# log checkpoint$' "$CREDS"
+check "... and a proof per certificate" test "$(grep -c '^# log proof ' "$CREDS")" = 2
+boot_out() { "$AGENT_BIN" boot --dir "$WORK/cams/$1" 2>&1 || true; }
+check "... and boots, the proofs checked offline" grep -q '^provisioned serial=WIT005' <<<"$(boot_out wit5)"
+cp "$CREDS" "$WORK/creds.good"
+python3 - "$CREDS" <<'PY'
+import base64, sys
+p = sys.argv[1]
+lines = open(p).read().split("\n")
+for i, l in enumerate(lines):
+    if l.startswith("# log proof device "):
+        raw = bytearray(base64.b64decode(l.split(" ")[4]))
+        raw[-1] ^= 1  # one bit of the audit path
+        lines[i] = "# log proof device " + base64.b64encode(bytes(raw)).decode()
+open(p, "w").write("\n".join(lines))
+PY
+check "an identity whose inclusion proof does not verify does not boot" \
+  grep -q '^.*broken: profile device: the certificate is not proven in the log' <<<"$(boot_out wit5)"
+sed '/^# log /,$d' "$WORK/creds.good" >"$CREDS"
+check "... nor one without its proofs" grep -q 'broken: no log checkpoint' <<<"$(boot_out wit5)"
+cp "$WORK/creds.good" "$CREDS"
+check "... restored, it boots" grep -q '^provisioned serial=WIT005' <<<"$(boot_out wit5)"
+check_eq "a camera made before (no log key) boots as before" 0 "$(boot_rc wit4)"
+check "... saying its logging is not checked" grep -q "no log key pinned" <<<"$(boot_out wit4)"
+check "... a camera pinning the key does not say so" bash -c "! grep -q 'no log key pinned' <<<\"\$1\"" _ "$(boot_out wit5)"
+mv "$ST/log.vkey" "$WORK/st.vkey"
+camera wit6 WIT006 "$CA/root.pem" --log-vkey "$CA/log.vkey"; A6=$ADDR
+RN=$WORK/unlogged.jsonl
+provision "$RN" "$A6"
+check "a camera pinning the log key refuses an install without proofs" grep -q "refused the install.*no log checkpoint" <<<"$(field "$RN" WIT006 reason)"
+check_eq "... and stays unprovisioned" 3 "$(boot_rc wit6)"
+mv "$WORK/st.vkey" "$ST/log.vkey"
 stop_bg
 finish

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../common/factory/factory.h"
+#include "../../common/note/note.h"
 #include "../../provision/station_priv.h"
 #include "test_util.h"
 
@@ -106,18 +107,97 @@ START_TEST(test_install)
                            "--csr '%s.csr' --out '%s' %s",
                            other, other, CAMTRUST_CA_BIN, ca, other, other, quiet),
                      0);
-    ck_assert_int_eq(station_install(sdir, other, root), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, other, root, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "another key"));
     /* The right certificate with another root (the device root) is refused. */
-    ck_assert_int_eq(station_install(sdir, pem, dev_root), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, pem, dev_root, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "does not chain"));
     ck_assert_int_ne(tu_sh("test -e '%s/station.pem'", sdir), 0);
     ck_assert_int_ne(tu_sh("test -e '%s/ops-root.pem'", sdir), 0);
 
-    ck_assert_int_eq(station_install(sdir, pem, root), CT_OK);
+    ck_assert_int_eq(station_install(sdir, pem, root, NULL), CT_OK);
     ck_assert_int_eq(tu_sh("openssl verify -CAfile '%s/ops-root.pem' -untrusted '%s/station.pem' '%s/station.pem' %s",
                            sdir, sdir, sdir, quiet),
                      0);
+}
+END_TEST
+
+/* The CA's checkpoint key is pinned once: written in its canonical form; another key, or a malformed one, is
+ * refused and leaves the pinned one. */
+START_TEST(test_install_log_vkey)
+{
+    char ca[TPATH], csr[TPATH], pem[TPATH], root[TPATH], vkey[TPATH], other[TPATH], pinned[TPATH], text[400];
+    pathf(ca, "%s/../ca", sdir);
+    pathf(csr, "%s/station.csr", sdir);
+    pathf(pem, "%s/../line1.pem", sdir);
+    pathf(root, "%s/ops-root.pem", ca);
+    pathf(vkey, "%s/log.vkey", ca);
+    pathf(pinned, "%s/" STATION_LOG_VKEY, sdir);
+    make_ca(ca, csr, pem);
+    pathf(other, "%s/../other.vkey", sdir);
+    FILE *f = fopen(other, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("camtrust.example.com/x+00000000+AQ==\n", f);
+    fclose(f);
+    ck_assert_int_ne(station_install(sdir, pem, root, other), CT_OK);
+    ck_assert_int_ne(tu_sh("test -e '%s'", pinned), 0);
+
+    ck_assert_int_eq(station_install(sdir, pem, root, vkey), CT_OK);
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
+    ck_assert_int_eq(station_install(sdir, pem, root, NULL), CT_OK); /* installing again keeps the pin */
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
+
+    /* The same origin, another key: refused, the pinned one kept. */
+    uint8_t pub[CT_NOTE_PUB_LEN] = {1, 2, 3};
+    ct_note_verifier v;
+    ck_assert_int_eq(ct_note_verifier_make("camtrust.example.com/example-camera-maker/issuance", pub, &v), CT_OK);
+    ck_assert_int_eq(ct_note_verifier_format(&v, text, sizeof text), CT_OK);
+    f = fopen(other, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s\n", text);
+    fclose(f);
+    ck_assert_int_eq(station_install(sdir, pem, root, other), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "pins another log key"));
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
+}
+END_TEST
+
+/* The CA's RFC 9162 paths as JSON: bounded and strict, a one-line refusal for anything else. */
+static ct_err json_hashes(const char *json, size_t *n)
+{
+    ct_merkle_hash out[CT_MERKLE_MAX_PATH];
+    ct_buf b = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&b, strlen(json) + 1), CT_OK);
+    ck_assert_int_eq(ct_buf_set(&b, json, strlen(json)), CT_OK);
+    ct_err rc = station_json_hashes(&b, "consistency_path", out, n);
+    if (rc == CT_OK && *n) ck_assert_int_eq(out[*n - 1][0], 0xff);
+    ct_buf_free(&b);
+    return rc;
+}
+
+START_TEST(test_json_hashes)
+{
+    static const char h[] = "\"//////////////////////////////////////////8=\""; /* 32 bytes of 0xff */
+    char json[8192];
+    size_t n = 99;
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[]}", &n), CT_OK);
+    ck_assert_uint_eq(n, 0);
+    snprintf(json, sizeof json, "{\"first\":1,\"consistency_path\":[%s,%s]}", h, h);
+    ck_assert_int_eq(json_hashes(json, &n), CT_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(json_hashes("{\"audit_path\":[]}", &n), CT_ERR_BAD_REQUEST);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "has no consistency_path"));
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[\"AAAA\"]}", &n), CT_ERR_BAD_REQUEST);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "not 32 bytes"));
+    snprintf(json, sizeof json, "{\"consistency_path\":[%s", h);
+    ck_assert_int_eq(json_hashes(json, &n), CT_ERR_BAD_REQUEST);
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[\"AAAA", &n), CT_ERR_BAD_REQUEST);
+    ck_assert_int_eq(json_hashes("{\"consistency_path\":[1]}", &n), CT_ERR_BAD_REQUEST);
+    /* More hashes than any tree of 2^63 leaves needs. */
+    size_t off = (size_t)snprintf(json, sizeof json, "{\"consistency_path\":[");
+    for (int i = 0; i <= CT_MERKLE_MAX_PATH; i++) off += (size_t)snprintf(json + off, sizeof json - off, "%s%s", i ? "," : "", h);
+    snprintf(json + off, sizeof json - off, "]}");
+    ck_assert_int_eq(json_hashes(json, &n), CT_ERR_BAD_REQUEST);
 }
 END_TEST
 
@@ -380,6 +460,8 @@ static Suite *station_suite(void)
     tcase_add_test(local, test_init_key_and_csr);
     tcase_add_test(local, test_init_bad_name);
     tcase_add_test(local, test_install);
+    tcase_add_test(local, test_install_log_vkey);
+    tcase_add_test(local, test_json_hashes);
     suite_add_tcase(s, local);
 
     TCase *e = tcase_create("est-client");
