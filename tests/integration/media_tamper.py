@@ -73,6 +73,25 @@ def sig_seis(nals):
     return [i for i, x in enumerate(nals) if kind(x) == "sig" and x[x.find(UUID) + 16] & 0x80 == 0]
 
 
+def hash_list_span(nal):
+    """[start, end) in the escaped NAL bytes of the hash list TLV's hashes (after its version byte)."""
+    raw, where, zeros = [], [], 0
+    for k, x in enumerate(nal):  # the RBSP and, for each of its bytes, where it stands in the NAL unit
+        if zeros >= 2 and x == 3:
+            zeros = 0
+            continue
+        raw.append(x)
+        where.append(k)
+        zeros = zeros + 1 if x == 0 else 0
+    t = bytes(raw).find(UUID) + 17  # the UUID, then the reserved byte
+    while t + 3 <= len(raw):
+        tag, length = raw[t], raw[t + 1] << 8 | raw[t + 2]
+        if tag == 2:
+            return where[t + 4], where[t + 3 + length - 1] + 1
+        t += 3 + length
+    sys.exit("no hash list in the signature SEI")
+
+
 def main():
     op, src, dst = sys.argv[1:4]
     args = sys.argv[4:]
@@ -104,11 +123,13 @@ def main():
     elif op == "forge-sei":
         i = sig_seis(nals)[int(args[0])]
         b = bytearray(nals[i])
-        # from the middle on, a byte whose flip neither makes nor breaks an emulation prevention sequence
-        # (00 00 0x): the SEI then still parses, and only what it signs or its signature changes
-        pos = len(b) // 2
+        # inside the hash list (TLV tag 2), from its middle on, a byte whose flip neither makes nor breaks an
+        # emulation prevention sequence (00 00 0x): the SEI still parses, and only what it signs changes
+        lo, hi = hash_list_span(b)
+        pos = (lo + hi) // 2
         while b[pos] < 4 or b[pos] ^ 1 < 4 or 0 in b[pos - 2:pos]:
             pos += 1
+        assert pos < hi, "no byte of the hash list can be flipped safely"
         b[pos] ^= 0x01
         nals[i] = bytes(b)
     elif op == "oversized-sei":
