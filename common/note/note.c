@@ -157,7 +157,9 @@ ct_err note_verifier_parse_alg(const char *s, size_t len, uint8_t alg, ct_note_v
     CT_ENSURE_RET(rest > 9 && plus1[9] == '+', ct_fail(CT_ERR_BAD_REQUEST, "verifier key: key ID is not 8 hex digits"));
     memcpy(hex, plus1 + 1, 8);
     hex[8] = '\0';
-    CT_ENSURE_RET(ct_hex_decode(hex, id, sizeof id, &id_len) == CT_OK && id_len == 4,
+    /* Lower-case only, as the key ID is written: one spelling per verifier key. */
+    CT_ENSURE_RET(strspn(hex, "0123456789abcdef") == 8 && ct_hex_decode(hex, id, sizeof id, &id_len) == CT_OK &&
+                      id_len == 4,
                   ct_fail(CT_ERR_BAD_REQUEST, "verifier key: key ID is not 8 hex digits"));
     CT_GUARD_RET(note_b64_exact(plus1 + 10, rest - 9, key, sizeof key, NULL, "verifier key"));
     CT_ENSURE_RET(key[0] == alg,
