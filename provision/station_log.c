@@ -2,9 +2,12 @@
  * whose log no longer extends it. A checkpoint kept outside the CA host is what shows a truncated, rolled-back
  * or forked database, which the CA's own records cannot (README "Checkpoints"). */
 #define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/core/merkle.h"
+#include "../common/factory/factory.h"
 #include "../common/note/note.h"
 #include "station_priv.h"
 
@@ -48,66 +51,104 @@ ct_err station_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT
     }
 }
 
-/* The CA's log must extend the kept checkpoint: CT_ERR_INTEGRITY naming it when it does not. */
-static ct_err check_extends(est_client *c, const char *kept_path, const ct_checkpoint *kept, const ct_checkpoint *cur)
+/* Whether the CA proves the tree of `a` a prefix of the tree of `b` (a->size <= b->size): *holds. A proof the CA
+ * refuses (a size past its log) or sends malformed holds nothing; only an unreachable CA is an error. */
+static ct_err proven_consistent(est_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds)
 {
     ct_err rc = CT_OK;
     ct_buf body = CT_BUF_INIT;
     ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
     size_t n = 0;
     char q[96];
-    unsigned long long k = kept->size, s = cur->size;
-    CT_ENSURE_MSG(cur->size >= kept->size, CT_ERR_INTEGRITY,
-                  "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu (truncated or rolled back)", s,
-                  kept_path, k);
-    CT_ENSURE_MSG(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries), CT_ERR_INTEGRITY,
-                  "the CA's audit chain shrank: %llu entries, the kept %s has %llu (truncated or rolled back)",
-                  (unsigned long long)cur->audit_entries, kept_path, (unsigned long long)kept->audit_entries);
-    if (cur->size == kept->size) {
-        CT_ENSURE_MSG(memcmp(cur->root, kept->root, sizeof cur->root) == 0, CT_ERR_INTEGRITY,
-                      "the CA's log forked: its checkpoint of size %llu has another root than the kept %s", s, kept_path);
-        goto cleanup;
-    }
-    if (kept->size == 0) goto cleanup; /* every tree extends the empty one */
-    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/consistency?first=%llu&second=%llu", k, s));
-    CT_GUARD(est_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body));
-    if ((rc = station_json_hashes(&body, "consistency_path", proof, &n)) != CT_OK) {
-        rc = station_fail_ctx(CT_ERR_INTEGRITY, "the CA's log is not shown to extend the kept %s", kept_path);
-        goto cleanup;
-    }
-    CT_ENSURE_MSG(ct_merkle_verify_consistency(kept->size, kept->root, cur->size, cur->root, proof, n), CT_ERR_INTEGRITY,
-                  "the CA's log forked: its checkpoint of size %llu is not consistent with the kept %s (size %llu)", s,
-                  kept_path, k);
+    *holds = a->size == 0 || (a->size == b->size && memcmp(a->root, b->root, sizeof a->root) == 0);
+    if (*holds || a->size == b->size) return CT_OK; /* every tree extends the empty one; same size, same root */
+    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/consistency?first=%llu&second=%llu", (unsigned long long)a->size,
+                         (unsigned long long)b->size));
+    rc = est_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body);
+    if (rc == CT_OK) rc = station_json_hashes(&body, "consistency_path", proof, &n);
+    if (rc == CT_ERR_IO) goto cleanup;
+    *holds = rc == CT_OK && ct_merkle_verify_consistency(a->size, a->root, b->size, b->root, proof, n);
+    rc = CT_OK;
 cleanup:
     ct_buf_free(&body);
     return rc;
 }
 
-ct_err station_log_witness(const char *dir, est_client *c, char *summary, size_t summary_max)
+/* The CA's log must extend the kept checkpoint: CT_ERR_INTEGRITY naming it when it does not. */
+static ct_err check_extends(est_client *c, const char *kept_path, const ct_checkpoint *kept, const ct_checkpoint *cur)
+{
+    bool holds = false;
+    unsigned long long k = kept->size, s = cur->size;
+    CT_ENSURE_RET(cur->size >= kept->size,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu "
+                                            "(truncated or rolled back)", s, kept_path, k));
+    CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries),
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept %s has %llu "
+                                            "(truncated or rolled back)",
+                          (unsigned long long)cur->audit_entries, kept_path, (unsigned long long)kept->audit_entries));
+    CT_GUARD_RET(proven_consistent(c, kept, cur, &holds));
+    CT_ENSURE_RET(holds || cur->size != kept->size,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "
+                                            "kept %s", s, kept_path));
+    CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu is not consistent "
+                                                   "with the kept %s (size %llu)", s, kept_path, k));
+    return CT_OK;
+}
+
+/* The checkpoint kept in the station folder, verified with the pinned key: *have false when none is kept yet. */
+static ct_err kept_load(const char *dir, const ct_note_verifier *v, char path[STATION_PATH_MAX], ct_buf *note,
+                        ct_checkpoint *kept, bool *have)
+{
+    *have = false;
+    CT_GUARD_RET(ct_path_join(path, STATION_PATH_MAX, dir, STATION_LOG_KEPT));
+    if (!ct_file_exists(path)) return CT_OK;
+    CT_GUARD_RET(ct_file_read(path, CT_NOTE_MAX, note));
+    if (ct_checkpoint_open(note->data, note->len, v, kept) != CT_OK)
+        return station_fail_ctx(CT_ERR_INTEGRITY, "the kept %s", path);
+    *have = true;
+    return CT_OK;
+}
+
+ct_err station_log_witness(const station *st, est_client *c, int wait_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;
-    ct_note_verifier v;
+    ct_note_verifier v, *w = NULL;
     ct_buf note = CT_BUF_INIT, kept_note = CT_BUF_INIT;
     ct_checkpoint cur, kept;
     bool have = false;
-    char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX];
-    CT_GUARD(station_log_vkey(dir, &v));
-    CT_GUARD(ct_path_join(log_dir, sizeof log_dir, dir, "log"));
-    CT_GUARD(ct_path_join(kept_path, sizeof kept_path, dir, STATION_LOG_KEPT));
-    if (ct_file_exists(kept_path)) {
-        CT_GUARD(ct_file_read(kept_path, CT_NOTE_MAX, &kept_note));
-        if ((rc = ct_checkpoint_open(kept_note.data, kept_note.len, &v, &kept)) != CT_OK) {
-            rc = station_fail_ctx(CT_ERR_INTEGRITY, "the kept %s", kept_path);
+    size_t nw = 0, k = st->witnesses_required, cosigned = 0;
+    char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX], what[96];
+    int64_t deadline = ct_now_ms() + (wait_ms > 0 ? wait_ms : 0);
+    CT_GUARD(station_log_vkey(st->dir, &v));
+    CT_GUARD(ct_path_join(log_dir, sizeof log_dir, st->dir, "log"));
+    CT_GUARD(kept_load(st->dir, &v, kept_path, &kept_note, &kept, &have));
+    if (k > 0) {
+        w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
+        CT_ENSURE(w, CT_ERR_NOMEM);
+        CT_GUARD(ct_cosig_verifiers_load(st->witnesses_path, w, CT_COSIG_WITNESSES_MAX, &nw));
+        CT_ENSURE_MSG(nw >= k, CT_ERR_CONFIG, "log.witnesses_required is %zu, but %s holds %zu witness key%s", k,
+                      st->witnesses_path, nw, nw == 1 ? "" : "s");
+    }
+    /* Witnesses cosign a new checkpoint within their polling interval: until then (at most wait_ms) ask again. */
+    for (;;) {
+        ct_buf_free(&note);
+        CT_GUARD(est_get(c, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &note));
+        if ((rc = ct_checkpoint_open(note.data, note.len, &v, &cur)) != CT_OK) {
+            rc = station_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
             goto cleanup;
         }
-        have = true;
+        if (have) CT_GUARD(check_extends(c, kept_path, &kept, &cur));
+        if (k == 0) break;
+        CT_GUARD(ct_snprintf(what, sizeof what, "the CA's checkpoint of size %llu", (unsigned long long)cur.size));
+        if ((rc = ct_cosig_witnessed(note.data, note.len, w, nw, k, what, &cosigned)) == CT_OK) break;
+        if (ct_now_ms() >= deadline) {
+            rc = station_fail_ctx(CT_ERR_FORBIDDEN, "not witnessed");
+            goto cleanup;
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
-    CT_GUARD(est_get(c, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &note));
-    if ((rc = ct_checkpoint_open(note.data, note.len, &v, &cur)) != CT_OK) {
-        rc = station_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
-        goto cleanup;
-    }
-    if (have) CT_GUARD(check_extends(c, kept_path, &kept, &cur));
+    rc = CT_OK;
     CT_GUARD(ct_mkdir(log_dir, 0755));
     CT_GUARD(ct_file_write_atomic(kept_path, note.data, note.len, 0644));
     if (have)
@@ -116,10 +157,26 @@ ct_err station_log_witness(const char *dir, est_client *c, char *summary, size_t
     else
         CT_GUARD(ct_snprintf(summary, summary_max, "log checkpoint of size %llu kept (the first)",
                              (unsigned long long)cur.size));
+    if (k > 0) {
+        size_t len = strlen(summary);
+        CT_GUARD(ct_snprintf(summary + len, summary_max - len, ", cosigned by %zu of %zu witnesses (%zu required)",
+                             cosigned, nw, k));
+    }
 cleanup:
+    free(w);
     ct_buf_free(&note);
     ct_buf_free(&kept_note);
     return rc;
+}
+
+/* An opened, installed station and its EST client to the CA at ca_url. */
+static ct_err station_connect(const char *dir, const char *ca_url, int timeout_ms, station *st, est_client **c)
+{
+    char trust[STATION_PATH_MAX], chain[STATION_PATH_MAX];
+    CT_GUARD_RET(station_installed(dir, trust, chain));
+    CT_GUARD_RET(station_open(dir, 1, st));
+    est_config ec = station_est_config(st, ca_url, trust, chain, timeout_ms);
+    return est_client_new(&ec, c);
 }
 
 ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, char *summary, size_t summary_max)
@@ -127,15 +184,76 @@ ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, ch
     ct_err rc = CT_OK;
     station st;
     est_client *c = NULL;
-    char trust[STATION_PATH_MAX], chain[STATION_PATH_MAX];
     memset(&st, 0, sizeof st);
-    CT_GUARD(station_installed(dir, trust, chain));
-    CT_GUARD(station_open(dir, 1, &st));
-    est_config ec = station_est_config(&st, ca_url, trust, chain, timeout_ms);
-    CT_GUARD(est_client_new(&ec, &c));
-    CT_GUARD(station_log_witness(dir, c, summary, summary_max));
+    CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
+    CT_GUARD(station_log_witness(&st, c, timeout_ms > 0 ? timeout_ms : FACTORY_DEFAULT_TIMEOUT_MS, summary,
+                                 summary_max));
 cleanup:
     est_client_free(c);
     station_close(&st);
+    return rc;
+}
+
+ct_err station_log_show(const char *dir, ct_buf *note)
+{
+    ct_note_verifier v;
+    ct_checkpoint kept;
+    bool have = false;
+    char path[STATION_PATH_MAX];
+    CT_GUARD_RET(station_log_vkey(dir, &v));
+    CT_GUARD_RET(kept_load(dir, &v, path, note, &kept, &have));
+    CT_ENSURE_RET(have, ct_fail(CT_ERR_NOT_FOUND, "%s: no checkpoint kept yet (log check keeps one)", path));
+    return CT_OK;
+}
+
+ct_err station_log_compare(const char *dir, const char *other_path, const char *ca_url, int timeout_ms, char *summary,
+                           size_t summary_max)
+{
+    ct_err rc = CT_OK;
+    ct_note_verifier v;
+    ct_buf kept_note = CT_BUF_INIT, other_note = CT_BUF_INIT;
+    ct_checkpoint kept, other;
+    station st;
+    est_client *c = NULL;
+    bool have = false, holds = false;
+    char kept_path[STATION_PATH_MAX];
+    memset(&st, 0, sizeof st);
+    CT_GUARD(station_log_vkey(dir, &v));
+    CT_GUARD(kept_load(dir, &v, kept_path, &kept_note, &kept, &have));
+    CT_ENSURE_MSG(have, CT_ERR_NOT_FOUND, "%s: no checkpoint kept yet (log check keeps one)", kept_path);
+    CT_GUARD(ct_file_read(other_path, CT_NOTE_MAX, &other_note));
+    if ((rc = ct_checkpoint_open(other_note.data, other_note.len, &v, &other)) != CT_OK) {
+        rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s", other_path);
+        goto cleanup;
+    }
+    bool kept_first = kept.size < other.size || (kept.size == other.size && kept.audit_entries <= other.audit_entries);
+    const ct_checkpoint *a = kept_first ? &kept : &other, *b = a == &kept ? &other : &kept;
+    const char *a_path = a == &kept ? kept_path : other_path, *b_path = a == &kept ? other_path : kept_path;
+    unsigned long long as = a->size, bs = b->size;
+    /* The audit chain each binds: one history has one hash per length, and never fewer entries in a larger tree. */
+    if (a->has_audit && b->has_audit) {
+        CT_ENSURE_MSG(!(a->audit_entries == b->audit_entries &&
+                        memcmp(a->audit_hash, b->audit_hash, sizeof a->audit_hash) != 0),
+                      CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) bind other audit "
+                      "chains of %llu entries", a_path, as, b_path, bs, (unsigned long long)a->audit_entries);
+        CT_ENSURE_MSG(a->audit_entries <= b->audit_entries, CT_ERR_INTEGRITY,
+                      "the CA's log forked: %s (size %llu) binds more audit entries than %s (size %llu)", a_path, as,
+                      b_path, bs);
+    }
+    if (as != bs && as > 0) {
+        CT_ENSURE_MSG(ca_url, CT_ERR_USAGE, "%s (size %llu) and %s (size %llu): only the CA's consistency proof can "
+                      "compare them (give --ca URL)", a_path, as, b_path, bs);
+        CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
+    }
+    CT_GUARD(proven_consistent(c, a, b, &holds));
+    CT_ENSURE_MSG(holds, CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) %s", a_path, as,
+                  b_path, bs, as == bs ? "have other roots" : "are not consistent (the CA proves no path between them)");
+    CT_GUARD(ct_snprintf(summary, summary_max, "one history: %s (size %llu) and %s (size %llu) are consistent", a_path,
+                         as, b_path, bs));
+cleanup:
+    est_client_free(c);
+    station_close(&st);
+    ct_buf_free(&kept_note);
+    ct_buf_free(&other_note);
     return rc;
 }
