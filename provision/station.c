@@ -57,7 +57,7 @@ ct_err station_fail_ctx(ct_err e, const char *fmt, ...)
 
 /* ---- the station folder ---- */
 
-static ct_err settings_load(const char *dir, station *st)
+ct_err station_settings_load(const char *dir, station *st)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL;
@@ -80,7 +80,7 @@ cleanup:
 ct_err station_open(const char *dir, unsigned sessions, station *st)
 {
     ct_err rc = CT_OK;
-    CT_GUARD(settings_load(dir, st));
+    CT_GUARD(station_settings_load(dir, st));
     if (sessions) st->hsm_cfg.sessions = sessions;
     CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
     rc = hsm_key_find(st->hsm, STATION_KEY_LABEL, &st->key);
@@ -116,7 +116,7 @@ static ct_err init_build(station *st, const char *stage, const char *name)
     const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
     const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
     CT_GUARD(ct_settings_write_defaults(&with_name, path));
-    CT_GUARD(settings_load(stage, st));
+    CT_GUARD(station_settings_load(stage, st));
     CT_GUARD(hsm_local_token_prepare(&st->hsm_cfg, stage));
     CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
     CT_GUARD(hsm_key_generate(st->hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id,
@@ -228,7 +228,7 @@ ct_err station_install_witnesses(const char *dir, const char *const *vkey_paths,
     size_t nw = 0, got = 0;
     char path[STATION_PATH_MAX], line[CT_NOTE_VKEY_MAX], num[24];
     CT_ENSURE(w, CT_ERR_NOMEM);
-    CT_GUARD(settings_load(dir, &st));
+    CT_GUARD(station_settings_load(dir, &st));
     /* Each file read as a list (a witness.vkey is a list of one), all checked before anything is written. */
     for (size_t i = 0; i < n; i++) {
         CT_GUARD(ct_cosig_verifiers_load(vkey_paths[i], w + nw, CT_COSIG_WITNESSES_MAX - nw, &got));

@@ -206,6 +206,37 @@ ct_err station_log_show(const char *dir, ct_buf *note)
     return CT_OK;
 }
 
+/* Another's checkpoint: signed by the CA's key, or (a witness's state.note keeps only its own cosignature)
+ * cosigned by a witness this station counts (log.witnesses): that witness verified the CA's signature. */
+static ct_err other_open(const char *dir, const char *path, const ct_note_verifier *v, ct_buf *note, ct_checkpoint *cp)
+{
+    ct_err rc = CT_OK;
+    station st;
+    ct_note_verifier *w = NULL;
+    size_t nw = 0, text_len = 0;
+    uint64_t t = 0;
+    char why[256];
+    CT_GUARD(ct_file_read(path, CT_NOTE_MAX, note));
+    rc = ct_checkpoint_open(note->data, note->len, v, cp);
+    if (rc != CT_ERR_INTEGRITY) goto cleanup; /* the CA's signature, or malformed */
+    CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+    CT_GUARD(station_settings_load(dir, &st));
+    w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_GUARD(ct_cosig_verifiers_load(st.witnesses_path, w, CT_COSIG_WITNESSES_MAX, &nw));
+    for (size_t i = 0; i < nw; i++) {
+        if (ct_cosig_open(note->data, note->len, &w[i], &text_len, &t) != CT_OK) continue;
+        CT_GUARD(ct_checkpoint_parse(note->data, text_len, cp));
+        CT_ENSURE_MSG(strcmp(cp->origin, v->name) == 0, CT_ERR_INTEGRITY, "a checkpoint of log %.80s, not of %.80s",
+                      cp->origin, v->name);
+        goto cleanup;
+    }
+    rc = ct_fail(CT_ERR_INTEGRITY, "%s, nor cosigned by any of the %zu witnesses in %s", why, nw, st.witnesses_path);
+cleanup:
+    free(w);
+    return rc;
+}
+
 ct_err station_log_compare(const char *dir, const char *other_path, const char *ca_url, int timeout_ms, char *summary,
                            size_t summary_max)
 {
@@ -221,9 +252,8 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
     CT_GUARD(station_log_vkey(dir, &v));
     CT_GUARD(kept_load(dir, &v, kept_path, &kept_note, &kept, &have));
     CT_ENSURE_MSG(have, CT_ERR_NOT_FOUND, "%s: no checkpoint kept yet (log check keeps one)", kept_path);
-    CT_GUARD(ct_file_read(other_path, CT_NOTE_MAX, &other_note));
-    if ((rc = ct_checkpoint_open(other_note.data, other_note.len, &v, &other)) != CT_OK) {
-        rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s", other_path);
+    if ((rc = other_open(dir, other_path, &v, &other_note, &other)) != CT_OK) {
+        rc = station_fail_ctx(rc, "%s", other_path);
         goto cleanup;
     }
     bool kept_first = kept.size < other.size || (kept.size == other.size && kept.audit_entries <= other.audit_entries);

@@ -24,6 +24,8 @@ typedef struct {
     hsm_key *key;
 } station;
 
+/* Loads DIR/station.conf into `st` (settings only: no token opened). */
+CT_MUST_CHECK ct_err station_settings_load(const char *dir, station *st);
 /* Loads DIR/station.conf and opens the token and its key; `sessions` (0: the config's) sizes the pool. */
 CT_MUST_CHECK ct_err station_open(const char *dir, unsigned sessions, station *st);
 void station_close(station *st);
