@@ -231,7 +231,8 @@ static ct_err other_open(const char *dir, const char *path, const ct_note_verifi
                       cp->origin, v->name);
         goto cleanup;
     }
-    rc = ct_fail(CT_ERR_INTEGRITY, "%s, nor cosigned by any of the %zu witnesses in %s", why, nw, st.witnesses_path);
+    rc = ct_fail(CT_ERR_INTEGRITY, "not signed by the pinned log key (%.80s), nor cosigned by any of the %zu witnesses "
+                                   "in log.witnesses", why, nw);
 cleanup:
     free(w);
     return rc;
