@@ -68,6 +68,7 @@ serve
 start_witness
 enroll CAM0001 CAM0002
 check "the witness cosigns the log of 2 certificates" cosigned 2
+cp "$WORK/cp.note" "$WORK/two.note" # an older checkpoint someone kept
 sqlite3 "$DB" ".backup '$WORK/old.db'" # last week's copy
 enroll CAM0003 CAM0004
 check "... and of 4" cosigned 4
@@ -180,6 +181,8 @@ sqlite3 "$DB" "$NOTRIG
   DELETE FROM audit WHERE seq >= $CUT;"
 verify_blind "the tail cut"
 verify_says "the tail cut" "checkpoint $KEPT (size 4, audit entries" --checkpoint "$KEPT"
+verify_says "... an older kept checkpoint still holds, the newer is named" "checkpoint CONTRADICTED: checkpoint $KEPT" \
+  --checkpoint "$WORK/two.note" --checkpoint "$KEPT"
 serve
 signed 3 || true
 log_check A
