@@ -240,6 +240,11 @@ log_check B 500
 check_eq "the fork: station B requiring the witness refuses it, naming who is missing" \
   "1 camtrust-station: not witnessed: the CA's checkpoint of size 5 has 0 of the 1 cosignatures required (1 witnesses configured; missing: witness.example.org/w1)" \
   "$RC $OUT"
+rc=0; "$STATION_BIN" provision --dir "$WORK/stB" --ca "https://localhost:$PORT" --device 127.0.0.1:9 --timeout-ms 500 \
+  --report "$WORK/B.jsonl" >/dev/null 2>"$WORK/B.err" || rc=$?
+check_eq "... and provisions nothing on it: exit 1, a report line" "1 log-unwitnessed before the batch" \
+  "$rc $(python3 -c 'import json, sys; r = [json.loads(l) for l in open(sys.argv[1])]; print(r[0]["status"], r[0]["when"], len(r))' "$WORK/B.jsonl" | sed 's/ 1$//')"
+check "... one clear error" grep -q "^camtrust-station: provisioning stopped before the batch: not witnessed: " "$WORK/B.err"
 
 # The honest database back: each checker is satisfied again (the detections above are not stuck failures).
 cleanup_server
