@@ -101,6 +101,8 @@ CT_MUST_CHECK ct_err ca_cacerts(ca *c, ct_buf *pkcs7_der);
 CT_MUST_CHECK ct_err ca_officer_add(ca *c, const char *name, const char *role, const char *csr_path,
                                     const char *out_path);
 CT_MUST_CHECK ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled);
+/* Makes an officer an "auditor" or an "officer" from its next request; audited ("officer.role"), actor "cli". */
+CT_MUST_CHECK ct_err ca_officer_set_role(ca *c, const char *name, const char *role);
 
 typedef enum { CA_FORMAT_TABLE, CA_FORMAT_CSV, CA_FORMAT_JSON } ca_format;
 /* "table", "csv" or "json"; CT_ERR_USAGE otherwise. */

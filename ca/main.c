@@ -35,6 +35,8 @@ static const char usage[] =
     "  officer add --name N --role auditor|officer --csr F --out F\n"
     "                                           certify a security officer (officer: may revoke) or auditor\n"
     "  officer disable|enable N                 refuse or allow an officer from its next request\n"
+    "  officer role --name N --role auditor|officer\n"
+    "                                           change an officer's role from its next request\n"
     "  revoke SERIAL --reason R                 revoke a certificate (serial in hex)\n"
     "  revoke --order ID --reason R             revoke every certificate of an order\n"
     "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
@@ -361,6 +363,10 @@ static int run(ca *c, const cli_args *a)
         bool enable = strcmp(a->words[1], "enable") == 0;
         if ((rc = ca_officer_set_enabled(c, a->words[2], enable)) == CT_OK)
             printf("officer %s %s\n", a->words[2], enable ? "enabled" : "disabled");
+    } else if (is(a, "officer", "role", 2)) {
+        if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->role, "--role")) == CT_OK &&
+            (rc = ca_officer_set_role(c, a->name, a->role)) == CT_OK)
+            printf("officer %s is now %s\n", a->name, a->role);
     } else if (is(a, "audit", "search", 2) || is(a, "audit", "report", 2)) {
         rc = audit_read(c, a, strcmp(a->words[1], "search") == 0);
     } else if (is(a, "audit", "verify", 2)) {

@@ -238,6 +238,9 @@ CT_MUST_CHECK ct_err db_officer_add(ct_db *db, const char *name, db_role role, c
  * filled) when the officer's certificate is revoked: refused at once. */
 CT_MUST_CHECK ct_err db_officer_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_officer *out);
 CT_MUST_CHECK ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor);
+/* Changes an officer's role in one transaction with its audit entry ("officer.role", v=2 role=...):
+ * CT_ERR_NOT_FOUND for no such officer, CT_ERR_EXISTS when it has that role already (nothing recorded). */
+CT_MUST_CHECK ct_err db_officer_set_role(ct_db *db, const char *name, db_role role, const char *actor);
 
 /* ---- what officers read: certificate search, one certificate, report ---- */
 #define DB_SEARCH_MAX_LIMIT 500

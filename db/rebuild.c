@@ -284,6 +284,7 @@ static const char k_rb_order_set[] =
 static const char k_rb_order_close[] = "UPDATE rb_order SET open = 0 WHERE id = ?";
 static const char k_rb_station_known[] = "SELECT count(*) FROM rb_station WHERE name = ?";
 static const char k_rb_officer_known[] = "SELECT count(*) FROM rb_officer WHERE name = ?";
+static const char k_rb_officer_role[] = "UPDATE rb_officer SET role = ? WHERE name = ?";
 static const char k_rb_crl_set[] = "INSERT OR REPLACE INTO rb_crl (issuer, number) VALUES (?, ?)";
 
 typedef struct {
@@ -367,6 +368,12 @@ static ct_err replay_one(ct_db *db, rebuild_ctx *c, int64_t seq, const char *act
                                 (long long)seq);
         CT_GUARD_RET(db_exec(db, k_rb_officer_set, NULL, "titib", subject, seq, NULL, (int64_t)(action[8] == 'e'),
                              NULL, (size_t)0));
+    } else if (strcmp(action, "officer.role") == 0) {
+        if (!kv_get(detail, "role", b, sizeof b)) return bad_entry(c, seq, "officer role");
+        int changes = 0;
+        CT_GUARD_RET(db_exec(db, k_rb_officer_role, &changes, "tt", b, subject));
+        if (changes != 1) return differs(c, "officer %s: role in the audit (entry %lld) but never added", subject,
+                                         (long long)seq);
     } else if (strcmp(action, "order.create") == 0 || strcmp(action, "order.reprovision") == 0 ||
                strcmp(action, "state.order") == 0) {
         char model[DB_NAME_MAX];
