@@ -229,6 +229,11 @@ CT_MUST_CHECK ct_err ca_log_checkpoint_cosigned(ca *c, int64_t *id, ct_buf *note
  * /log/proof/consistency?first=M&second=N. */
 ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
+/* ---- the CA's certificate files against the audit (ca_certs.c) ---- */
+/* At init and at every open (after the checkpoint key): certifies the checkpoint key when CA_NOTE_CERT_FILE is
+ * missing, and records ("ca.cert") every certificate file the audit has no record of yet. */
+CT_MUST_CHECK ct_err ca_certs_open(ca *c);
+
 /* ---- the issuance log as C2SP tlog-tiles (ca_tiles.c) ---- */
 #define CA_TILES_PREFIX "/log/tile/"
 /* The kept hashes of complete tiles, opened with the CA and shared by the server's threads. */

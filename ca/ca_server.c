@@ -536,6 +536,8 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     int64_t t0 = ct_now_ms();
     rc = ca_audit_verify(c, &audit);
     if (rc == CT_OK) rc = ca_state_verify(c, &state);
+    int64_t cert_files = 0;
+    if (rc == CT_OK) rc = ca_certs_verify(c, &cert_files);
     if (rc == CT_ERR_INTEGRITY)
         ct_log(CT_LOG_ERROR, "refusing_to_serve", "reason=%s", CT_LOGQ(ct_err_detail()));
     CT_GUARD(rc);

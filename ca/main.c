@@ -182,6 +182,13 @@ static ct_err audit_verify(ca *c, const cli_args *a)
         printf("state tables match the audit: %lld entries replayed, %lld rows compared\n", (long long)state.entries,
                (long long)state.rows);
     else return state_rc;
+    int64_t files = 0;
+    ct_err certs_rc = ca_certs_verify(c, &files);
+    if (certs_rc == CT_ERR_INTEGRITY) printf("CA certificates BROKEN: %s\n", ct_err_detail());
+    else if (certs_rc == CT_OK)
+        printf("CA certificates match the audit: %lld files; %s certifies the key of log.vkey\n", (long long)files,
+               CA_NOTE_CERT_FILE);
+    else return certs_rc;
     rc = ca_log_verify(c, &log);
     if (rc == CT_ERR_INTEGRITY) printf("issuance log BROKEN: %s\n", log.reason);
     CT_GUARD_RET(rc);
@@ -217,7 +224,7 @@ static ct_err audit_verify(ca *c, const cli_args *a)
                    configured, f ? f : "the newest checkpoint", k);
         }
     }
-    return state_rc;
+    return state_rc != CT_OK ? state_rc : certs_rc;
 }
 
 /* log checkpoint [--out F] */
