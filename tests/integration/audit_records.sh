@@ -105,8 +105,8 @@ check_eq "... key usage critical, digitalSignature only" "Digital Signature" \
 check "... no CA, no extended key usage" bash -c "! grep -qE 'CA:TRUE|Extended Key Usage' '$WORK/cp.txt'"
 check "... openssl verify -x509_strict with ops-root.pem and ops-issuing.pem" \
   openssl verify -x509_strict -CAfile "$CA/ops-root.pem" -untrusted "$CA/ops-issuing.pem" "$CP"
-# The key it certifies is log.vkey's: name+id+base64(0x01 || key).
-VKEY_KEY=$(cut -d+ -f3 "$CA/log.vkey" | base64 -d | tail -c 32 | od -An -tx1 | tr -d ' \n')
+# The key it certifies is log.vkey's: name+id+base64(0x01 || key) (the base64 may hold '+' too).
+VKEY_KEY=$(sed 's/^[^+]*+[^+]*+//' "$CA/log.vkey" | base64 -d | tail -c 32 | od -An -tx1 | tr -d ' \n')
 CERT_KEY=$(openssl x509 -in "$CP" -noout -pubkey | openssl pkey -pubin -outform DER | tail -c 32 | od -An -tx1 | tr -d ' \n')
 check_eq "... the key of log.vkey" "$VKEY_KEY" "$CERT_KEY"
 check "... recorded in the audit at init" test "$(sql "$DB" "select count(*) from audit where action = 'ca.cert' and subject = 'log-checkpoint.pem'")" = 1
