@@ -4,13 +4,10 @@
 # (not the token): `audit verify` names what differs. Usage: audit_records.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/officer_lib.sh" # CA, DB, new_client
 
-CA=$WORK/ca
-DB=$CA/camtrust.db
 "$CA_BIN" init --dir "$CA" >/dev/null
-for o in alice bob; do
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/$o.key" -subj "/CN=$o" -out "$WORK/$o.csr" 2>/dev/null
-done
+for o in alice bob; do new_client "$o"; done
 "$CA_BIN" officer add --dir "$CA" --name alice --role officer --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
 "$CA_BIN" officer add --dir "$CA" --name bob --role officer --csr "$WORK/bob.csr" --out "$WORK/bob.pem" >/dev/null
 
