@@ -232,6 +232,18 @@ START_TEST(roles_decide_who_reads_and_who_revokes)
     ck_assert_int_eq(ans.status, 409);
     ca_http_answer_free(&ans);
 
+    /* A role change holds from the next request: bob made auditor cannot revoke, alice made officer can. */
+    ck_assert_int_eq(ca_officer_set_role(the_ca, "bob", "auditor"), CT_OK);
+    ck_assert_int_eq(ca_officer_set_role(the_ca, "alice", "officer"), CT_OK);
+    const char *one = "{\"station\": \"line2\", \"reason\": \"superseded\"}";
+    ck_assert_int_eq(handle(&bob_cert, "POST", "/officer/api/revoke", one, &ans), CT_ERR_FORBIDDEN);
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(handle(&alice_cert, "POST", "/officer/api/revoke", one, &ans), CT_OK);
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(count("audit where action = 'officer.role' and outcome = 'ok'"), 2);
+    db_state_report st;
+    ck_assert_int_eq(ca_state_verify(the_ca, &st), CT_OK);
+
     ck_assert_int_eq(ca_officer_set_enabled(the_ca, "bob", false), CT_OK);
     ck_assert_int_eq(handle(&bob_cert, "GET", "/officer/api/me", NULL, &ans), CT_ERR_DISABLED);
     ca_http_answer_free(&ans);
