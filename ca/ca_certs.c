@@ -129,7 +129,8 @@ ct_err ca_certs_verify(ca *c, int64_t *files)
     for (int i = 0; more; i++) {
         db_cert_file_record r;
         rc = cert_in_use(c, i, &file, &der, &scratch, &more);
-        CT_ENSURE(rc != CT_ERR_NOT_FOUND && rc != CT_ERR_IO, ct_fail(CT_ERR_INTEGRITY, "%s: %s", file, ct_err_detail()));
+        CT_ENSURE(rc != CT_ERR_NOT_FOUND && rc != CT_ERR_IO,
+                  ct_fail(CT_ERR_INTEGRITY, "%s: %s", file, ct_err_detail())); /* gone since the open */
         CT_GUARD(rc);
         if (!more || der->len == 0) continue;
         rc = db_cert_file_latest(c->db, file, &r);

@@ -560,7 +560,8 @@ static ct_err subject_key_load(const uint8_t *spki, size_t len, subject_key *k)
         CT_ENSURE_RET(len == sizeof want, ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid Ed25519 key"));
         const uint8_t *pub = spki + len - PKI_ED25519_PUB_LEN;
         CT_GUARD_RET(pki_ed25519_spki(pub, want));
-        CT_ENSURE_RET(memcmp(want, spki, len) == 0, ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid Ed25519 key"));
+        CT_ENSURE_RET(memcmp(want, spki, len) == 0,
+                      ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid Ed25519 key"));
         CT_ENSURE_RET(wc_ed25519_init(&k->ed) == 0, CT_ERR_CRYPTO);
         k->type = ED25519_TYPE;
         CT_ENSURE_RET(wc_ed25519_import_public(pub, PKI_ED25519_PUB_LEN, &k->ed) == 0,

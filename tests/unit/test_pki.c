@@ -743,8 +743,8 @@ START_TEST(issue_ed25519_subject)
     ca_chain c;
     make_cas(&c, HSM_EC_P256);
     ct_buf spki = CT_BUF_INIT, out = CT_BUF_INIT;
-    ck_assert_int_eq(sh("openssl genpkey -algorithm ED25519 2>/dev/null | openssl pkey -pubout -outform DER -out ed.pub"),
-                     0);
+    ck_assert_int_eq(
+        sh("openssl genpkey -algorithm ED25519 2>/dev/null | openssl pkey -pubout -outform DER -out ed.pub"), 0);
     load("ed.pub", &spki);
     ck_assert_uint_eq(spki.len, PKI_ED25519_SPKI_LEN);
     uint8_t again[PKI_ED25519_SPKI_LEN];
@@ -754,10 +754,12 @@ START_TEST(issue_ed25519_subject)
                            .not_after = time(NULL) + 86400};
     issue(&t, &spki, &c.ica, c.ica_key, "ed.der", &out, NULL);
     ck_assert_int_eq(sh("openssl verify -x509_strict -CAfile root.der.pem -untrusted ica.der.pem ed.der.pem"), 0);
-    ck_assert_int_eq(sh("openssl x509 -in ed.der.pem -noout -text > ed.txt && grep -q 'Public Key Algorithm: ED25519' ed.txt"
+    ck_assert_int_eq(sh("openssl x509 -in ed.der.pem -noout -text > ed.txt"
+                        " && grep -q 'Public Key Algorithm: ED25519' ed.txt"
                         " && grep -q 'Signature Algorithm: ecdsa-with-SHA256' ed.txt"
                         " && grep -A1 'Key Usage: critical' ed.txt | grep -q 'Digital Signature$'"
-                        " && openssl x509 -in ed.der.pem -noout -pubkey | openssl pkey -pubin -outform DER | cmp - ed.pub"),
+                        " && openssl x509 -in ed.der.pem -noout -pubkey | openssl pkey -pubin -outform DER"
+                        " | cmp - ed.pub"),
                      0);
     ck_assert_int_eq(pki_cert_verify_signed_by(out.data, out.len, c.ica.data, c.ica.len, time(NULL)), CT_OK);
     pki_cert_detail d;
