@@ -8,9 +8,12 @@
  *
  * The Ed25519 checkpoint key is certified by the operations issuing CA (log-checkpoint.pem, profile of the log
  * signer: digitalSignature only), issued at init, or at the next open of a CA folder without it. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* flock */
+#include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ca_priv.h"
 
@@ -77,6 +80,10 @@ ct_err ca_certs_open(ca *c)
     const char *file = NULL;
     const ct_buf *der = NULL;
     bool more = true;
+    /* Processes opening the folder at once (a server and commands) take turns: one certifies and records, the
+     * others find the file with its record. */
+    int dir = open(c->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_MSG(dir >= 0 && flock(dir, LOCK_EX) == 0, CT_ERR_IO, "cannot lock %s", c->cfg.dir);
     CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, CA_NOTE_CERT_FILE));
     if (!ct_file_exists(path)) CT_GUARD(note_cert_issue(c, path));
     for (int i = 0; more; i++) {
@@ -88,6 +95,7 @@ ct_err ca_certs_open(ca *c)
         CT_GUARD(rc);
     }
 cleanup:
+    if (dir >= 0) close(dir); /* and the lock with it */
     ct_buf_free(&scratch);
     return rc;
 }

@@ -113,6 +113,12 @@ rm "$CP"
 check "a folder without log-checkpoint.pem: the next open certifies the key again and verifies" "$CA_BIN" audit verify --dir "$CA"
 check "... written" openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$CA/ops-issuing.pem" "$CP"
 check_eq "... and audited" 2 "$(sql "$DB" "select count(*) from audit where action = 'ca.cert' and subject = 'log-checkpoint.pem'")"
+# ... six processes opening it at once: one certifies and records, every one verifies.
+rm "$CP"
+for i in 1 2 3 4 5 6; do ("$CA_BIN" audit verify --dir "$CA" >"$WORK/par$i.txt" 2>&1; echo "rc=$?" >>"$WORK/par$i.txt") & done
+wait
+check_eq "six concurrent opens without it: all verify" 6 "$(cat "$WORK"/par?.txt | grep -c '^rc=0$')"
+check_eq "... certified once" 3 "$(sql "$DB" "select count(*) from audit where action = 'ca.cert' and subject = 'log-checkpoint.pem'")"
 cp "$CP" "$WORK/good-cp.pem"
 # The attacker puts another certificate of the same CA in its place.
 cp "$CA/log.pem" "$CP"
