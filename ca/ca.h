@@ -44,6 +44,12 @@ CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
 /* The state tables rebuilt from the audit and compared (db_state_verify): CT_ERR_INTEGRITY naming the first row
  * that differs. The server runs it at start and refuses to serve on a difference. */
 CT_MUST_CHECK ct_err ca_state_verify(ca *c, db_state_report *report);
+/* The checkpoint key's certificate (by the operations issuing CA), made at init or at the next open without it. */
+#define CA_NOTE_CERT_FILE "log-checkpoint.pem"
+/* Each certificate file the CA uses (root.pem ... log.pem, CA_NOTE_CERT_FILE) is the one its newest audit record
+ * ("ca.cert", "ca.renew") names, and CA_NOTE_CERT_FILE certifies log.vkey's key under the operations issuing CA:
+ * CT_ERR_INTEGRITY naming the file otherwise. *files: how many were compared. The server runs it at start. */
+CT_MUST_CHECK ct_err ca_certs_verify(ca *c, int64_t *files);
 
 /* ---- revocation: plain C, no HTTP (the CLI calls it; a future officer route calls it with its actor) ---- */
 typedef struct {
@@ -101,6 +107,8 @@ CT_MUST_CHECK ct_err ca_cacerts(ca *c, ct_buf *pkcs7_der);
 CT_MUST_CHECK ct_err ca_officer_add(ca *c, const char *name, const char *role, const char *csr_path,
                                     const char *out_path);
 CT_MUST_CHECK ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled);
+/* Makes an officer an "auditor" or an "officer" from its next request; audited ("officer.role"), actor "cli". */
+CT_MUST_CHECK ct_err ca_officer_set_role(ca *c, const char *name, const char *role);
 
 typedef enum { CA_FORMAT_TABLE, CA_FORMAT_CSV, CA_FORMAT_JSON } ca_format;
 /* "table", "csv" or "json"; CT_ERR_USAGE otherwise. */

@@ -17,6 +17,7 @@ bool ca_media_type_is(const char *content_type, const char *want)
 ct_err ca_http_error(ca_http_answer *ans, ct_err e)
 {
     ct_buf_free(&ans->body);
+    ans->content_encoding = NULL; /* the error text is sent as it is */
     ans->status = ct_err_http_status(e);
     ans->content_type = "text/plain";
     const char *detail = ct_err_detail();
@@ -29,6 +30,40 @@ ct_err ca_http_error(ca_http_answer *ans, ct_err e)
 }
 
 void ca_http_answer_free(ca_http_answer *ans) { ct_buf_free(&ans->body); }
+
+/* Accept-Encoding (RFC 9110 12.5.3): gzip (or x-gzip), or "*" where gzip is not named, with a q-value above 0. */
+bool ca_http_accepts_gzip(const char *accept_encoding)
+{
+    bool named = false, any = false;
+    for (const char *p = accept_encoding; p && *p;) {
+        size_t n = strcspn(p, ",");
+        const char *end = p + n, *semi = memchr(p, ';', n);
+        const char *name_end = semi ? semi : end;
+        while (p < name_end && (*p == ' ' || *p == '\t')) p++;
+        while (name_end > p && (name_end[-1] == ' ' || name_end[-1] == '\t')) name_end--;
+        size_t len = (size_t)(name_end - p);
+        bool allowed = true;
+        if (semi) { /* ";q=0", ";q=0.0" ... refuse; any other weight accepts */
+            const char *q = semi + 1;
+            while (q < end && (*q == ' ' || *q == '\t')) q++;
+            if (end - q >= 3 && (q[0] == 'q' || q[0] == 'Q') && q[1] == '=' && q[2] == '0') {
+                const char *d = q + 3;
+                if (d < end && *d == '.') d++;
+                while (d < end && *d == '0') d++;
+                while (d < end && (*d == ' ' || *d == '\t')) d++;
+                allowed = d != end;
+            }
+        }
+        if ((len == 4 && strncasecmp(p, "gzip", 4) == 0) || (len == 6 && strncasecmp(p, "x-gzip", 6) == 0)) {
+            if (!allowed) return false;
+            named = true;
+        } else if (len == 1 && *p == '*') {
+            any = allowed;
+        }
+        p = *end ? end + 1 : end;
+    }
+    return named || any;
+}
 
 bool ca_http_reads(const char *method) { return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0; }
 

@@ -209,6 +209,7 @@ static ct_err build(ca *c, const char *stage, const char *dir)
     CT_GUARD_RET(ct_hex_encode(root.cert_sha256, 32, fp, sizeof fp));
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
     CT_GUARD_RET(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
+    CT_GUARD_RET(ca_certs_open(c)); /* the checkpoint key's certificate, and each certificate file recorded */
     ct_failpoint("init:database");
     return ca_log_sth(c, "cli", NULL); /* the empty log's tree head: /log/sth answers from the start */
 }
@@ -307,6 +308,7 @@ ct_err ca_open(const char *dir, ca **out)
     }
     CT_GUARD(db_open_audited(c));
     CT_GUARD(ca_log_note_key_open(c)); /* generated (and audited) here for a CA folder made before checkpoints */
+    CT_GUARD(ca_certs_open(c));
     CT_GUARD(ca_proofs_open(c));
     CT_GUARD(ca_tiles_open(c));
     *out = c;

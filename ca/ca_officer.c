@@ -51,6 +51,15 @@ ct_err ca_officer_set_enabled(ca *c, const char *name, bool enabled)
     return db_officer_set_enabled(c->db, name, enabled, CLI_ACTOR);
 }
 
+ct_err ca_officer_set_role(ca *c, const char *name, const char *role)
+{
+    db_role r;
+    CT_ENSURE_RET(name && ca_name_valid(name), ct_fail(CT_ERR_USAGE, "officer name '%.64s': use 1-63 letters, digits, "
+                                                       "'-', '_', '.'", name ? name : ""));
+    CT_GUARD_RET(db_role_parse(role, &r));
+    return db_officer_set_role(c->db, name, r, CLI_ACTOR);
+}
+
 /* ---- who is asking ---- */
 /* No certificate, or one that chains to no camtrust CA: nobody is authenticated. */
 #define ANONYMOUS_ACTOR "client:unknown"

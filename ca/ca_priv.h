@@ -148,6 +148,8 @@ typedef struct {
     char actor[DB_NAME_MAX];
     char reason[256];
     const char *cache_control; /* a Cache-Control header, or NULL for none */
+    const char *content_encoding; /* a Content-Encoding header ("gzip"), or NULL for none */
+    bool vary_encoding;           /* the body depends on Accept-Encoding: "Vary: Accept-Encoding" */
 } ca_http_answer;
 
 typedef struct {
@@ -167,6 +169,7 @@ typedef struct {
     const char *origin;
     const char *fetch_site;
     const char *source;             /* the client's address ("127.0.0.1", "::1"), for counting anonymous refusals */
+    const char *accept_encoding;    /* the Accept-Encoding header, or NULL */
 } ca_http_request;
 
 void ca_http_answer_free(ca_http_answer *ans);
@@ -174,6 +177,8 @@ void ca_http_answer_free(ca_http_answer *ans);
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
 /* "application/pkcs10" with optional parameters ("; charset=..."), case-insensitive. */
 bool ca_media_type_is(const char *content_type, const char *want);
+/* Whether an Accept-Encoding header lets the answer be gzip (a q-value of 0 refuses it). */
+bool ca_http_accepts_gzip(const char *accept_encoding);
 /* GET or HEAD: the methods that change nothing. */
 bool ca_http_reads(const char *method);
 /* CT_ERR_FORBIDDEN (with the reason) for what a browser says another site's page sent: Sec-Fetch-Site other
@@ -228,6 +233,11 @@ CT_MUST_CHECK ct_err ca_log_checkpoint_cosigned(ca *c, int64_t *id, ct_buf *note
 /* GET /log/sth, /log/checkpoint, /log/proof/inclusion?serial=HEX[&tree_size=N],
  * /log/proof/consistency?first=M&second=N. */
 ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+
+/* ---- the CA's certificate files against the audit (ca_certs.c) ---- */
+/* At init and at every open (after the checkpoint key): certifies the checkpoint key when CA_NOTE_CERT_FILE is
+ * missing, and records ("ca.cert") every certificate file the audit has no record of yet. */
+CT_MUST_CHECK ct_err ca_certs_open(ca *c);
 
 /* ---- the issuance log as C2SP tlog-tiles (ca_tiles.c) ---- */
 #define CA_TILES_PREFIX "/log/tile/"

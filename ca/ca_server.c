@@ -312,7 +312,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
                           .arg_ctx = conn,
                           .host = single_header(conn, MHD_HTTP_HEADER_HOST),
                           .origin = single_header(conn, "Origin"),
-                          .fetch_site = single_header(conn, "Sec-Fetch-Site")};
+                          .fetch_site = single_header(conn, "Sec-Fetch-Site"),
+                          .accept_encoding = header(conn, MHD_HTTP_HEADER_ACCEPT_ENCODING)};
     char source[INET6_ADDRSTRLEN] = "";
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     ct_addr_host(ci ? ci->client_addr : NULL, source, sizeof source);
@@ -348,6 +349,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         if (est && ans.status == 200 && strcmp(ans.content_type, "text/plain") != 0)
             MHD_add_response_header(resp, "Content-Transfer-Encoding", "base64");
         if (ans.cache_control) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, ans.cache_control);
+        if (ans.content_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, ans.content_encoding);
+        if (ans.vary_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
         for (const char *const *h = ca_officer_headers; officer && *h; h += 2) MHD_add_response_header(resp, h[0], h[1]);
         if (atomic_load(&stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
@@ -536,6 +539,8 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     int64_t t0 = ct_now_ms();
     rc = ca_audit_verify(c, &audit);
     if (rc == CT_OK) rc = ca_state_verify(c, &state);
+    int64_t cert_files = 0;
+    if (rc == CT_OK) rc = ca_certs_verify(c, &cert_files);
     if (rc == CT_ERR_INTEGRITY)
         ct_log(CT_LOG_ERROR, "refusing_to_serve", "reason=%s", CT_LOGQ(ct_err_detail()));
     CT_GUARD(rc);

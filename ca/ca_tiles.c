@@ -67,10 +67,19 @@ static ct_err append_entry(void *arg, uint64_t index, const uint8_t *der, size_t
     return ct_buf_append(b, der, len);
 }
 
-static ct_err answer_entries(ca *c, const ct_tile *t, ca_http_answer *ans)
+/* tlog-tiles: entry bundles SHOULD be compressed at the HTTP layer; gzip when the client accepts it. */
+static ct_err answer_entries(ca *c, const ct_tile *t, const ca_http_request *rq, ca_http_answer *ans)
 {
+    ct_buf gz = CT_BUF_INIT;
     CT_GUARD_RET(ct_buf_alloc(&ans->body, t->width * (2 + (size_t)PKI_MAX_CERT_DER)));
-    return db_log_entries(c->db, t->index * CT_TILE_WIDTH, t->width, append_entry, &ans->body);
+    CT_GUARD_RET(db_log_entries(c->db, t->index * CT_TILE_WIDTH, t->width, append_entry, &ans->body));
+    ans->vary_encoding = true;
+    if (!ca_http_accepts_gzip(rq->accept_encoding)) return CT_OK;
+    CT_GUARD_RET(ct_gzip(ans->body.data, ans->body.len, &gz));
+    ct_buf_free(&ans->body);
+    ans->body = gz;
+    ans->content_encoding = "gzip";
+    return CT_OK;
 }
 
 ct_err ca_tiles_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
@@ -87,7 +96,7 @@ ct_err ca_tiles_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     CT_GUARD(ct_tile_parse(rq->path + prefix, strnlen(rq->path + prefix, CT_TILE_PATH_MAX + 1), &t));
     CT_GUARD(db_log_size(c->db, &size));
     CT_GUARD(ct_tile_in_tree(&t, size));
-    CT_GUARD(t.entries ? answer_entries(c, &t, ans) : answer_hashes(c, &t, ans));
+    CT_GUARD(t.entries ? answer_entries(c, &t, rq, ans) : answer_hashes(c, &t, ans));
     CT_GUARD(ct_tile_format(&t, path, sizeof path));
     CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "tile %s", path));
     ans->status = 200;

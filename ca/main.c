@@ -35,6 +35,8 @@ static const char usage[] =
     "  officer add --name N --role auditor|officer --csr F --out F\n"
     "                                           certify a security officer (officer: may revoke) or auditor\n"
     "  officer disable|enable N                 refuse or allow an officer from its next request\n"
+    "  officer role --name N --role auditor|officer\n"
+    "                                           change an officer's role from its next request\n"
     "  revoke SERIAL --reason R                 revoke a certificate (serial in hex)\n"
     "  revoke --order ID --reason R             revoke every certificate of an order\n"
     "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
@@ -180,6 +182,13 @@ static ct_err audit_verify(ca *c, const cli_args *a)
         printf("state tables match the audit: %lld entries replayed, %lld rows compared\n", (long long)state.entries,
                (long long)state.rows);
     else return state_rc;
+    int64_t files = 0;
+    ct_err certs_rc = ca_certs_verify(c, &files);
+    if (certs_rc == CT_ERR_INTEGRITY) printf("CA certificates BROKEN: %s\n", ct_err_detail());
+    else if (certs_rc == CT_OK)
+        printf("CA certificates match the audit: %lld files; %s certifies the key of log.vkey\n", (long long)files,
+               CA_NOTE_CERT_FILE);
+    else return certs_rc;
     rc = ca_log_verify(c, &log);
     if (rc == CT_ERR_INTEGRITY) printf("issuance log BROKEN: %s\n", log.reason);
     CT_GUARD_RET(rc);
@@ -215,7 +224,7 @@ static ct_err audit_verify(ca *c, const cli_args *a)
                    configured, f ? f : "the newest checkpoint", k);
         }
     }
-    return state_rc;
+    return state_rc != CT_OK ? state_rc : certs_rc;
 }
 
 /* log checkpoint [--out F] */
@@ -361,6 +370,10 @@ static int run(ca *c, const cli_args *a)
         bool enable = strcmp(a->words[1], "enable") == 0;
         if ((rc = ca_officer_set_enabled(c, a->words[2], enable)) == CT_OK)
             printf("officer %s %s\n", a->words[2], enable ? "enabled" : "disabled");
+    } else if (is(a, "officer", "role", 2)) {
+        if ((rc = need(a->name, "--name")) == CT_OK && (rc = need(a->role, "--role")) == CT_OK &&
+            (rc = ca_officer_set_role(c, a->name, a->role)) == CT_OK)
+            printf("officer %s is now %s\n", a->name, a->role);
     } else if (is(a, "audit", "search", 2) || is(a, "audit", "report", 2)) {
         rc = audit_read(c, a, strcmp(a->words[1], "search") == 0);
     } else if (is(a, "audit", "verify", 2)) {

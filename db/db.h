@@ -215,6 +215,21 @@ typedef struct {
  * made around the CA, e.g. with sqlite3), with report->reason filled. Run it after db_audit_verify. */
 CT_MUST_CHECK ct_err db_state_verify(ct_db *db, db_state_report *report);
 
+/* The CA's own certificate files (root.pem, server.pem, log-checkpoint.pem, ...) as the audit records them, the
+ * subject naming the file: "ca.renew" (a renewal) or "ca.cert" (issued, or first seen by an older CA folder), each
+ * with v=2 cert_serial, not_after, sha256 (of the DER). */
+typedef struct {
+    int64_t seq;
+    char action[16];
+    char cert_serial[DB_CERT_SERIAL_HEX_MAX];
+    uint8_t sha256[32];
+} db_cert_file_record;
+/* Appends "ca.cert" for `file`, actor `actor`. */
+CT_MUST_CHECK ct_err db_cert_file_record_add(ct_db *db, const char *actor, const char *file, const char *cert_serial,
+                                             int64_t not_after, const uint8_t sha256[32]);
+/* The newest record of `file`; CT_ERR_NOT_FOUND when there is none, CT_ERR_INTEGRITY for a malformed one. */
+CT_MUST_CHECK ct_err db_cert_file_latest(ct_db *db, const char *file, db_cert_file_record *out);
+
 /* ---- officers: security officers (may revoke) and auditors (read only), each with a client certificate ---- */
 typedef enum { DB_ROLE_AUDITOR, DB_ROLE_OFFICER } db_role;
 /* "auditor" / "officer"; CT_ERR_USAGE naming the choices for anything else. */
@@ -238,6 +253,9 @@ CT_MUST_CHECK ct_err db_officer_add(ct_db *db, const char *name, db_role role, c
  * filled) when the officer's certificate is revoked: refused at once. */
 CT_MUST_CHECK ct_err db_officer_find_by_cert(ct_db *db, const uint8_t cert_sha256[32], db_officer *out);
 CT_MUST_CHECK ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor);
+/* Changes an officer's role in one transaction with its audit entry ("officer.role", v=2 role=...):
+ * CT_ERR_NOT_FOUND for no such officer, CT_ERR_EXISTS when it has that role already (nothing recorded). */
+CT_MUST_CHECK ct_err db_officer_set_role(ct_db *db, const char *name, db_role role, const char *actor);
 
 /* ---- what officers read: certificate search, one certificate, report ---- */
 #define DB_SEARCH_MAX_LIMIT 500

@@ -33,6 +33,8 @@ static const char k_officer_by_cert[] =
     " WHERE c.cert_serial_hex = officers.cert_serial_hex AND c.profile = '" DB_PROFILE_OFFICER "'"
     " AND c.status = 'revoked') FROM officers WHERE cert_sha256 = ?";
 static const char k_officer_enable[] = "UPDATE officers SET enabled = ? WHERE name = ?";
+static const char k_officer_role_get[] = "SELECT role = ?2 FROM officers WHERE name = ?1";
+static const char k_officer_role_set[] = "UPDATE officers SET role = ? WHERE name = ?";
 
 struct officer_ctx {
     const char *name;
@@ -138,6 +140,30 @@ ct_err db_client_set_enabled(ct_db *db, const char *kind, const char *sql, const
 ct_err db_officer_set_enabled(ct_db *db, const char *name, bool enabled, const char *actor)
 {
     return db_client_set_enabled(db, "officer", k_officer_enable, name, enabled, actor);
+}
+
+static ct_err officer_role_tx(ct_db *db, void *vctx)
+{
+    struct officer_ctx *c = vctx;
+    int64_t same = 0;
+    ct_err rc = db_query_int(db, k_officer_role_get, &same, "tt", c->name, db_role_name(c->role));
+    CT_ENSURE_RET(rc != CT_ERR_NOT_FOUND, ct_fail(CT_ERR_NOT_FOUND, "no officer named '%s'", c->name));
+    CT_GUARD_RET(rc);
+    CT_ENSURE_RET(!same, ct_fail(CT_ERR_EXISTS, "officer %s is %s already", c->name, db_role_name(c->role)));
+    CT_GUARD_RET(db_exec(db, k_officer_role_set, NULL, "tt", db_role_name(c->role), c->name));
+    db_detail d;
+    db_detail_init(&d);
+    CT_GUARD_RET(db_detail_str(&d, "role", db_role_name(c->role)));
+    return db_audit_append_tx(db, c->actor, "officer.role", c->name, "ok", d.s);
+}
+
+ct_err db_officer_set_role(ct_db *db, const char *name, db_role role, const char *actor)
+{
+    CT_ENSURE_RET(db && (unsigned)role <= DB_ROLE_OFFICER, ct_fail(CT_ERR_ARG, "officer role missing"));
+    CT_GUARD_RET(db_check_str("officer name", name, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct officer_ctx c = {.name = name, .role = role, .actor = actor};
+    return db_call(db, true, officer_role_tx, &c);
 }
 
 /* ---------------------------------------------------------------------------------------------------------

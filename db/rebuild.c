@@ -123,6 +123,55 @@ static bool kv_hash(const char *detail, const char *key, uint8_t out[32])
 }
 
 /* ---------------------------------------------------------------------------------------------------------
+ * the CA's certificate files
+ * ------------------------------------------------------------------------------------------------------- */
+static const char k_cert_file_latest[] = "SELECT seq, action, detail FROM audit WHERE action IN ('ca.cert', 'ca.renew')"
+                                         " AND subject = ? AND outcome = 'ok' ORDER BY seq DESC LIMIT 1";
+
+ct_err db_cert_file_record_add(ct_db *db, const char *actor, const char *file, const char *cert_serial,
+                               int64_t not_after, const uint8_t sha256[32])
+{
+    db_detail d;
+    db_detail_init(&d);
+    CT_GUARD_RET(db_detail_str(&d, "cert_serial", cert_serial));
+    CT_GUARD_RET(db_detail_int(&d, "not_after", not_after));
+    CT_GUARD_RET(db_detail_hex(&d, "sha256", sha256, 32));
+    return db_audit_append(db, actor, "ca.cert", file, "ok", d.s);
+}
+
+struct cert_file_ctx {
+    const char *file;
+    db_cert_file_record *out;
+};
+
+static ct_err cert_file_latest_fn(ct_db *db, void *vctx)
+{
+    struct cert_file_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_cert_file_latest, &st, "t", c->file));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_ERR_NOT_FOUND;
+    const char *detail = (const char *)sqlite3_column_text(st, 2);
+    c->out->seq = sqlite3_column_int64(st, 0);
+    CT_GUARD_RET(db_col_text(st, 1, c->out->action, sizeof c->out->action));
+    CT_ENSURE_RET(db_detail_is_v2(detail) &&
+                      kv_get(detail, "cert_serial", c->out->cert_serial, sizeof c->out->cert_serial) &&
+                      kv_hash(detail, "sha256", c->out->sha256),
+                  ct_fail(CT_ERR_INTEGRITY, "audit entry %lld (%s %s): certificate fields missing or malformed",
+                          (long long)c->out->seq, c->out->action, c->file));
+    return CT_OK;
+}
+
+ct_err db_cert_file_latest(ct_db *db, const char *file, db_cert_file_record *out)
+{
+    CT_ENSURE_RET(db && file && out, ct_fail(CT_ERR_ARG, "db_cert_file_latest: missing argument"));
+    memset(out, 0, sizeof *out);
+    struct cert_file_ctx c = {.file = file, .out = out};
+    return db_call(db, false, cert_file_latest_fn, &c);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
  * an order's serial lines, hashed: SHA-256 over "serial,revoked_seen\n" per line in byte order
  * ------------------------------------------------------------------------------------------------------- */
 static const char k_order_serial_count[] = "SELECT count(*) FROM order_serials WHERE order_id = ?";
@@ -284,6 +333,7 @@ static const char k_rb_order_set[] =
 static const char k_rb_order_close[] = "UPDATE rb_order SET open = 0 WHERE id = ?";
 static const char k_rb_station_known[] = "SELECT count(*) FROM rb_station WHERE name = ?";
 static const char k_rb_officer_known[] = "SELECT count(*) FROM rb_officer WHERE name = ?";
+static const char k_rb_officer_role[] = "UPDATE rb_officer SET role = ? WHERE name = ?";
 static const char k_rb_crl_set[] = "INSERT OR REPLACE INTO rb_crl (issuer, number) VALUES (?, ?)";
 
 typedef struct {
@@ -367,6 +417,12 @@ static ct_err replay_one(ct_db *db, rebuild_ctx *c, int64_t seq, const char *act
                                 (long long)seq);
         CT_GUARD_RET(db_exec(db, k_rb_officer_set, NULL, "titib", subject, seq, NULL, (int64_t)(action[8] == 'e'),
                              NULL, (size_t)0));
+    } else if (strcmp(action, "officer.role") == 0) {
+        if (!kv_get(detail, "role", b, sizeof b)) return bad_entry(c, seq, "officer role");
+        int changes = 0;
+        CT_GUARD_RET(db_exec(db, k_rb_officer_role, &changes, "tt", b, subject));
+        if (changes != 1) return differs(c, "officer %s: role in the audit (entry %lld) but never added", subject,
+                                         (long long)seq);
     } else if (strcmp(action, "order.create") == 0 || strcmp(action, "order.reprovision") == 0 ||
                strcmp(action, "state.order") == 0) {
         char model[DB_NAME_MAX];

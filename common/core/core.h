@@ -128,6 +128,8 @@ CT_MUST_CHECK ct_err ct_snprintf(char *dst, size_t dst_max, const char *fmt, ...
 /* Base64 with optional whitespace/line breaks (RFC 7030 bodies); anything else is CT_ERR_BAD_BASE64. */
 CT_MUST_CHECK ct_err ct_base64_decode(const uint8_t *in, size_t in_len, ct_buf *out);
 CT_MUST_CHECK ct_err ct_base64_encode(const uint8_t *in, size_t in_len, bool line_breaks, ct_buf *out);
+/* gzip (RFC 1952), for HTTP Content-Encoding: `out` is allocated (ct_buf_free). */
+CT_MUST_CHECK ct_err ct_gzip(const uint8_t *in, size_t len, ct_buf *out);
 /* PEM with the given label ("CERTIFICATE", "CERTIFICATE REQUEST"). */
 CT_MUST_CHECK ct_err ct_pem_encode(const char *label, const uint8_t *der, size_t der_len, ct_buf *out);
 /* Decodes the index-th PEM block with the label; CT_ERR_NOT_FOUND when there is none. */

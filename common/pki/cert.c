@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/ed25519.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/hash.h>
 
@@ -532,19 +533,73 @@ cleanup:
     return rc;
 }
 
+ct_err pki_ed25519_spki(const uint8_t pub[PKI_ED25519_PUB_LEN], uint8_t out[PKI_ED25519_SPKI_LEN])
+{
+    /* SEQUENCE { SEQUENCE { id-Ed25519 }, BIT STRING (no unused bits) key } (RFC 8410) */
+    static const uint8_t prefix[] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+    _Static_assert(sizeof prefix + PKI_ED25519_PUB_LEN == PKI_ED25519_SPKI_LEN, "Ed25519 SPKI size");
+    CT_ENSURE_RET(pub && out, CT_ERR_ARG);
+    memcpy(out, prefix, sizeof prefix);
+    memcpy(out + sizeof prefix, pub, PKI_ED25519_PUB_LEN);
+    return CT_OK;
+}
+
+/* The subject's public key as wolfSSL's certificate generation takes it: EC (P-256, P-384) or Ed25519. */
+typedef struct {
+    int type; /* ECC_TYPE or ED25519_TYPE; 0 before loading */
+    ecc_key ecc;
+    ed25519_key ed;
+} subject_key;
+
+static ct_err subject_key_load(const uint8_t *spki, size_t len, subject_key *k)
+{
+    word32 idx = 0;
+    if (pki_spki_is_ed25519(spki, len)) {
+        /* The one encoding (RFC 8410): wolfSSL 5.5.4's wc_Ed25519PublicKeyDecode leaves the index short of the end. */
+        uint8_t want[PKI_ED25519_SPKI_LEN];
+        CT_ENSURE_RET(len == sizeof want, ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid Ed25519 key"));
+        const uint8_t *pub = spki + len - PKI_ED25519_PUB_LEN;
+        CT_GUARD_RET(pki_ed25519_spki(pub, want));
+        CT_ENSURE_RET(memcmp(want, spki, len) == 0,
+                      ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid Ed25519 key"));
+        CT_ENSURE_RET(wc_ed25519_init(&k->ed) == 0, CT_ERR_CRYPTO);
+        k->type = ED25519_TYPE;
+        CT_ENSURE_RET(wc_ed25519_import_public(pub, PKI_ED25519_PUB_LEN, &k->ed) == 0,
+                      ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid Ed25519 key"));
+        return CT_OK;
+    }
+    hsm_key_type type;
+    CT_GUARD_RET(pki_spki_key_type(spki, len, &type));
+    CT_ENSURE_RET(wc_ecc_init(&k->ecc) == 0, CT_ERR_CRYPTO);
+    k->type = ECC_TYPE;
+    /* On-curve is the whole check for P-256/P-384 (cofactor 1). wc_ecc_check_key would also multiply by the
+     * order, a second use of a one-off key that makes FP_ECC build a fixed-point table for it (~3 ms). */
+    CT_ENSURE_RET(wc_EccPublicKeyDecode(spki, &idx, &k->ecc, (word32)len) == 0 && idx == len &&
+                      wc_ecc_point_is_on_curve(&k->ecc.pubkey, k->ecc.idx) == 0,
+                  ct_fail(CT_ERR_BAD_DER, "subject public key is not a valid EC point"));
+    return CT_OK;
+}
+
+static void *subject_key_ptr(subject_key *k) { return k->type == ED25519_TYPE ? (void *)&k->ed : (void *)&k->ecc; }
+
+static void subject_key_free(subject_key *k)
+{
+    if (k->type == ED25519_TYPE) wc_ed25519_free(&k->ed);
+    else if (k->type == ECC_TYPE) wc_ecc_free(&k->ecc);
+    k->type = 0;
+}
+
 ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len,
                       const uint8_t *issuer_cert_der, size_t issuer_len, hsm_key *issuer_key, ct_buf *out_der,
                       pki_issued_info *info)
 {
     ct_err rc = CT_OK;
     Cert *cert = NULL;
-    ecc_key subj;
-    bool subj_init = false;
+    subject_key subj = {0};
     pki_signer s;
     cert_view iv;
     ct_buf issuer_spki = CT_BUF_INIT, extra = CT_BUF_INIT;
     pki_issued_info local_info;
-    hsm_key_type subj_type;
 
     memset(&s, 0, sizeof s);
     memset(&iv, 0, sizeof iv);
@@ -556,16 +611,8 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
     CT_ENSURE_MSG((issuer_cert_der == NULL) == (t->profile == PKI_PROFILE_ROOT_CA), CT_ERR_ARG,
                   "a root (and only a root) has no issuer certificate");
 
-    /* The subject key: accepted type, and a point on its curve. */
-    CT_GUARD(pki_spki_key_type(subject_spki, spki_len, &subj_type));
-    CT_ENSURE(wc_ecc_init(&subj) == 0, CT_ERR_CRYPTO);
-    subj_init = true;
-    word32 idx = 0;
-    /* On-curve is the whole check for P-256/P-384 (cofactor 1). wc_ecc_check_key would also multiply by the
-     * order, a second use of a one-off key that makes FP_ECC build a fixed-point table for it (~3 ms). */
-    CT_ENSURE_MSG(wc_EccPublicKeyDecode(subject_spki, &idx, &subj, (word32)spki_len) == 0 && idx == spki_len &&
-                      wc_ecc_point_is_on_curve(&subj.pubkey, subj.idx) == 0,
-                  CT_ERR_BAD_DER, "subject public key is not a valid EC point");
+    /* The subject key: an accepted type, and a valid key of it. */
+    CT_GUARD(subject_key_load(subject_spki, spki_len, &subj));
 
     /* The issuer key must be the one in the issuer certificate (a root: the subject key), or the result
      * would not verify anywhere. */
@@ -600,18 +647,18 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
     if (profiles[t->profile].ext_key_usage)
         CT_GUARD(wolf_ok(wc_SetExtKeyUsage(cert, profiles[t->profile].ext_key_usage), "wc_SetExtKeyUsage"));
     CT_GUARD(san_build(t, cert));
-    CT_GUARD(wolf_ok(wc_SetSubjectKeyIdFromPublicKey_ex(cert, ECC_TYPE, &subj), "subject key id"));
+    CT_GUARD(wolf_ok(wc_SetSubjectKeyIdFromPublicKey_ex(cert, subj.type, subject_key_ptr(&subj)), "subject key id"));
     if (issuer_cert_der) {
         /* Raw copy, so that the issuer name matches the issuer's subject byte for byte. */
         CT_GUARD(wolf_ok(wc_SetIssuerRaw(cert, issuer_cert_der, (int)issuer_len), "wc_SetIssuerRaw"));
         CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromCert(cert, issuer_cert_der, (int)issuer_len), "authority key id"));
     } else {
-        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromPublicKey_ex(cert, ECC_TYPE, &subj), "authority key id"));
+        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromPublicKey_ex(cert, subj.type, subject_key_ptr(&subj)), "authority key id"));
     }
 
     CT_GUARD(pki_signer_open(issuer_key, &s));
     cert->sigType = s.sig_type;
-    int ret = wc_MakeCert_ex(cert, out_der->data, (word32)out_der->max, ECC_TYPE, &subj, &s.rng);
+    int ret = wc_MakeCert_ex(cert, out_der->data, (word32)out_der->max, subj.type, subject_key_ptr(&subj), &s.rng);
     CT_ENSURE_MSG(ret > 0, CT_ERR_CRYPTO, "wc_MakeCert_ex: %s (%d)", wc_GetErrorString(ret), ret);
     CT_GUARD(ct_buf_alloc(&extra, 1024));
     CT_GUARD(extra_extensions(t, &extra));
@@ -624,7 +671,7 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
 cleanup:
     if (rc != CT_OK && out_der) out_der->len = 0;
     pki_signer_close(&s);
-    if (subj_init) wc_ecc_free(&subj);
+    subject_key_free(&subj);
     cert_close(&iv);
     ct_buf_free(&issuer_spki);
     ct_buf_free(&extra);

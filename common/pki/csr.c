@@ -40,18 +40,27 @@ static const char *key_name(const pki_tlv *oid)
     return "unknown";
 }
 
-ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out)
+/* SubjectPublicKeyInfo: exactly SEQUENCE { SEQUENCE { algorithm OID, parameters... }, BIT STRING }; `params`
+ * is what follows the OID. */
+static ct_err spki_algorithm(const uint8_t *spki, size_t len, pki_tlv *oid, pki_der *params)
 {
     pki_der in = pki_der_span(spki, len);
-    pki_tlv seq, alg, bits, oid, param;
+    pki_tlv seq, alg, bits;
     CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "SubjectPublicKeyInfo", &seq));
     CT_GUARD_RET(pki_der_end(&in, "SubjectPublicKeyInfo"));
     pki_der s = pki_der_inside(&seq);
     CT_GUARD_RET(pki_der_expect(&s, PKI_TAG_SEQUENCE, "key algorithm", &alg));
     CT_GUARD_RET(pki_der_expect(&s, PKI_TAG_BIT_STRING, "public key", &bits));
     CT_GUARD_RET(pki_der_end(&s, "SubjectPublicKeyInfo"));
-    pki_der a = pki_der_inside(&alg);
-    CT_GUARD_RET(pki_der_expect(&a, PKI_TAG_OID, "key algorithm", &oid));
+    *params = pki_der_inside(&alg);
+    return pki_der_expect(params, PKI_TAG_OID, "key algorithm", oid);
+}
+
+ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out)
+{
+    pki_tlv oid, param;
+    pki_der a;
+    CT_GUARD_RET(spki_algorithm(spki, len, &oid, &a));
     if (!pki_der_oid_is(&oid, PKI_OID_BYTES(pki_oid_ec_public_key)))
         return ct_fail(CT_ERR_WEAK_KEY, "%s key not accepted: only EC P-256 and P-384", key_name(&oid));
     CT_GUARD_RET(pki_der_expect(&a, PKI_TAG_OID, "EC named curve", &param));
@@ -63,6 +72,14 @@ ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out)
     else
         return ct_fail(CT_ERR_WEAK_KEY, "EC curve %s not accepted: only P-256 and P-384", key_name(&param));
     return CT_OK;
+}
+
+bool pki_spki_is_ed25519(const uint8_t *spki, size_t len)
+{
+    pki_tlv oid;
+    pki_der a;
+    return spki_algorithm(spki, len, &oid, &a) == CT_OK && pki_der_oid_is(&oid, PKI_OID_BYTES(pki_oid_ed25519)) &&
+           a.len == 0;
 }
 
 /* CertificationRequest: exactly one SEQUENCE { CRI { version 0, subject, SPKI, ... }, sigAlg, signature }. */

@@ -79,7 +79,8 @@ ct_err pki_cert_describe(const uint8_t *der, size_t len, pki_cert_detail *out)
                              out->ext_key_usage, sizeof out->ext_key_usage));
     CT_GUARD(san_names(dc.altNames, out->san, sizeof out->san));
     CT_GUARD(ct_strlcpy(out->key_type, sizeof out->key_type,
-                        dc.keyOID != ECDSAk                      ? "other"
+                        dc.keyOID == ED25519k                    ? "Ed25519"
+                        : dc.keyOID != ECDSAk                    ? "other"
                         : dc.pkCurveOID == ECC_SECP256R1_OID ? "EC P-256"
                         : dc.pkCurveOID == ECC_SECP384R1_OID ? "EC P-384"
                                                              : "EC"));

@@ -67,8 +67,14 @@ typedef struct {
     char serial_hex[PKI_SERIAL_BYTES * 2 + 1];
 } pki_issued_info;
 
-/* Issues a certificate for `subject_spki`, signed inside the token by `issuer_key`. `issuer_cert_der` is NULL
- * for a self-signed root (then `subject_spki` must be the issuer key's own). Random positive serial, AKI/SKI. */
+/* An Ed25519 public key (32 bytes) as a DER SubjectPublicKeyInfo (RFC 8410), which pki_cert_issue certifies like an
+ * EC key (the issuer still signs with its ECDSA token key): the log's checkpoint key. */
+#define PKI_ED25519_PUB_LEN 32
+#define PKI_ED25519_SPKI_LEN 44
+CT_MUST_CHECK ct_err pki_ed25519_spki(const uint8_t pub[PKI_ED25519_PUB_LEN], uint8_t out[PKI_ED25519_SPKI_LEN]);
+/* Issues a certificate for `subject_spki` (EC P-256/P-384 or Ed25519), signed inside the token by `issuer_key`.
+ * `issuer_cert_der` is NULL for a self-signed root (then `subject_spki` must be the issuer key's own). Random
+ * positive serial, AKI/SKI. */
 CT_MUST_CHECK ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len,
                                     const uint8_t *issuer_cert_der, size_t issuer_len, hsm_key *issuer_key,
                                     ct_buf *out_der, pki_issued_info *info);
@@ -102,7 +108,7 @@ typedef struct {
     char key_usage[160];     /* "digitalSignature, keyCertSign", "" when absent */
     char ext_key_usage[160]; /* "serverAuth, clientAuth", "" when absent */
     char san[PKI_DESCRIBE_TEXT]; /* "DNS:a.example, IP:10.0.0.1", "" when absent */
-    char key_type[16];       /* "EC P-256", "EC P-384" */
+    char key_type[16];       /* "EC P-256", "EC P-384", "Ed25519" */
 } pki_cert_detail;
 CT_MUST_CHECK ct_err pki_cert_describe(const uint8_t *der, size_t len, pki_cert_detail *out);
 

@@ -40,6 +40,7 @@ enum {
 extern const uint8_t pki_oid_ec_public_key[7];  /* 1.2.840.10045.2.1 */
 extern const uint8_t pki_oid_p256[8];           /* 1.2.840.10045.3.1.7 */
 extern const uint8_t pki_oid_p384[5];           /* 1.3.132.0.34 */
+extern const uint8_t pki_oid_ed25519[3];        /* 1.3.101.112 (RFC 8410) */
 extern const uint8_t pki_oid_ecdsa_sha256[8];   /* 1.2.840.10045.4.3.2 */
 extern const uint8_t pki_oid_ecdsa_sha384[8];   /* 1.2.840.10045.4.3.3 */
 extern const uint8_t pki_oid_at_cn[3];          /* 2.5.4.3 */
@@ -102,6 +103,8 @@ CT_MUST_CHECK ct_err pki_der_put_time(ct_buf *b, time_t t, bool generalized);
 /* The key type of a DER SubjectPublicKeyInfo: CT_ERR_WEAK_KEY (with the algorithm named) unless EC P-256/P-384,
  * CT_ERR_BAD_DER if malformed (csr.c). */
 CT_MUST_CHECK ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out);
+/* Whether a DER SubjectPublicKeyInfo is an Ed25519 key (RFC 8410: no parameters); malformed is false. */
+bool pki_spki_is_ed25519(const uint8_t *spki, size_t len);
 
 /* ---- signing with a token key (cert.c) ---- */
 typedef struct {

@@ -78,6 +78,28 @@ check_eq "0/000.p/5 is the first 5 hashes of 0/000" "$(head -c 160 "$T/0_000" | 
 check_eq "... and reproduces the root of the first 5 certificates" "$($LOGPY root 5 "${CERTS[@]:0:5}")" "$($PY root 5 "$T")"
 check "... entries/000.p/5 their entries" $PY entries 5 "$T" "${CERTS[@]:0:5}"
 
+# Entry bundles compressed at the HTTP layer (tlog-tiles: SHOULD), gzip when the client accepts it.
+check_eq "entries sent as they are when gzip is not asked for: no Content-Encoding" "" "$(header content-encoding)"
+check_eq "... Vary: Accept-Encoding (caches keep both)" Accept-Encoding "$(header vary)"
+gz() { # gz PATH ACCEPT-ENCODING: the raw body into $WORK/gz.bin, headers into $WORK/h.txt; prints the status
+  curl -s -D "$WORK/h.txt" -o "$WORK/gz.bin" -w '%{http_code}' --max-time 20 -H "Accept-Encoding: $2" "$PLAIN/log/tile/$1" || true
+}
+check_eq "Accept-Encoding: gzip: entries/000 200" 200 "$(gz entries/000 gzip)"
+check_eq "... Content-Encoding: gzip" gzip "$(header content-encoding)"
+check_eq "... Vary: Accept-Encoding" Accept-Encoding "$(header vary)"
+check_eq "... still immutable" "public, max-age=31536000, immutable" "$(header cache-control)"
+check_eq "... gunzip gives the bundle's bytes" "$(sha256sum <"$T/entries_000")" "$(gunzip -c "$WORK/gz.bin" | sha256sum)"
+check "... smaller than the bundle" test "$(stat -c %s "$WORK/gz.bin")" -lt "$(stat -c %s "$T/entries_000")"
+check_eq "a client that asks (curl --compressed) gets the same bundle" "$(sha256sum <"$T/entries_001.p_44")" \
+  "$(curl -s --compressed --max-time 20 "$PLAIN/log/tile/entries/001.p/44" | sha256sum)"
+check_eq "gzip;q=0: sent as it is" "200 $(sha256sum <"$T/entries_000")" "$(gz entries/000 'gzip;q=0, *') $(sha256sum <"$WORK/gz.bin")"
+check_eq "... no Content-Encoding" "" "$(header content-encoding)"
+check_eq "hash tiles are not compressed (random bytes)" "200 " "$(gz 0/000 gzip) $(header content-encoding)"
+check_eq "an error is sent as it is" "404 " "$(gz entries/009 gzip) $(header content-encoding)"
+code=$(curl -s -o "$WORK/https.bin" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --compressed \
+  "https://localhost:$PORT/log/tile/entries/000" || true)
+check_eq "over HTTPS too" "200 $(sha256sum <"$T/entries_000")" "$code $(sha256sum <"$WORK/https.bin")"
+
 code=$(curl -s -o "$WORK/https.bin" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" \
   "https://localhost:$PORT/log/tile/0/001.p/44" || true)
 check_eq "over HTTPS too, the same bytes" "200 $(sha256sum <"$T/0_001.p_44")" "$code $(sha256sum <"$WORK/https.bin")"

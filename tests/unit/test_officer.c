@@ -232,6 +232,18 @@ START_TEST(roles_decide_who_reads_and_who_revokes)
     ck_assert_int_eq(ans.status, 409);
     ca_http_answer_free(&ans);
 
+    /* A role change holds from the next request: bob made auditor cannot revoke, alice made officer can. */
+    ck_assert_int_eq(ca_officer_set_role(the_ca, "bob", "auditor"), CT_OK);
+    ck_assert_int_eq(ca_officer_set_role(the_ca, "alice", "officer"), CT_OK);
+    const char *one = "{\"station\": \"line2\", \"reason\": \"superseded\"}";
+    ck_assert_int_eq(handle(&bob_cert, "POST", "/officer/api/revoke", one, &ans), CT_ERR_FORBIDDEN);
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(handle(&alice_cert, "POST", "/officer/api/revoke", one, &ans), CT_OK);
+    ca_http_answer_free(&ans);
+    ck_assert_int_eq(count("audit where action = 'officer.role' and outcome = 'ok'"), 2);
+    db_state_report st;
+    ck_assert_int_eq(ca_state_verify(the_ca, &st), CT_OK);
+
     ck_assert_int_eq(ca_officer_set_enabled(the_ca, "bob", false), CT_OK);
     ck_assert_int_eq(handle(&bob_cert, "GET", "/officer/api/me", NULL, &ans), CT_ERR_DISABLED);
     ca_http_answer_free(&ans);
@@ -450,12 +462,32 @@ START_TEST(cross_site_requests_change_nothing)
 }
 END_TEST
 
+/* Accept-Encoding as clients send it (tlog-tiles entry bundles are gzip only when accepted). */
+START_TEST(accept_encoding_gzip)
+{
+    static const struct {
+        const char *header;
+        bool gzip;
+    } cases[] = {
+        {NULL, false}, {"", false}, {"identity", false}, {"gzip", true}, {"GZip", true}, {"x-gzip", true},
+        {"gzip, deflate, br", true}, {"br,gzip", true}, {" deflate , gzip ;q=0.5", true}, {"gzip;q=0", false},
+        {"gzip; q=0.000", false}, {"gzip;q=0.001", true}, {"*", true}, {"*;q=0", false}, {"*, gzip;q=0", false},
+        {"gzip;q=0, *", false}, {"identity, *;q=0.1", true}, {"gzipx", false}, {"xgzip", false}, {"gzip2", false},
+        {",,,", false}, {"gzip;", true}, {"deflate;q=0, gzip", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ck_assert_msg(ca_http_accepts_gzip(cases[i].header) == cases[i].gzip, "'%s'",
+                      cases[i].header ? cases[i].header : "(none)");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("officer");
     TCase *plain = tcase_create("parsing");
     tcase_add_test(plain, json_and_csv_escaping);
     tcase_add_test(plain, revoke_bodies_are_parsed_strictly);
+    tcase_add_test(plain, accept_encoding_gzip);
     suite_add_tcase(s, plain);
     TCase *tc = tcase_create("officers");
     tcase_add_checked_fixture(tc, setup, teardown);

@@ -736,6 +736,57 @@ START_TEST(issue_dates_and_refusals)
 }
 END_TEST
 
+/* An Ed25519 subject key (the log's checkpoint key), signed ECDSA by a token CA: openssl reads and verifies it; a
+ * malformed Ed25519 key is refused. */
+START_TEST(issue_ed25519_subject)
+{
+    ca_chain c;
+    make_cas(&c, HSM_EC_P256);
+    ct_buf spki = CT_BUF_INIT, out = CT_BUF_INIT;
+    ck_assert_int_eq(
+        sh("openssl genpkey -algorithm ED25519 2>/dev/null | openssl pkey -pubout -outform DER -out ed.pub"), 0);
+    load("ed.pub", &spki);
+    ck_assert_uint_eq(spki.len, PKI_ED25519_SPKI_LEN);
+    uint8_t again[PKI_ED25519_SPKI_LEN];
+    ck_assert_int_eq(pki_ed25519_spki(spki.data + spki.len - PKI_ED25519_PUB_LEN, again), CT_OK);
+    ck_assert_mem_eq(again, spki.data, spki.len); /* the one encoding, as openssl writes it */
+    pki_cert_template t = {.profile = PKI_PROFILE_LOG_SIGNER, .cn = "Acme Log Checkpoints", .organization = "Acme",
+                           .not_after = time(NULL) + 86400};
+    issue(&t, &spki, &c.ica, c.ica_key, "ed.der", &out, NULL);
+    ck_assert_int_eq(sh("openssl verify -x509_strict -CAfile root.der.pem -untrusted ica.der.pem ed.der.pem"), 0);
+    ck_assert_int_eq(sh("openssl x509 -in ed.der.pem -noout -text > ed.txt"
+                        " && grep -q 'Public Key Algorithm: ED25519' ed.txt"
+                        " && grep -q 'Signature Algorithm: ecdsa-with-SHA256' ed.txt"
+                        " && grep -A1 'Key Usage: critical' ed.txt | grep -q 'Digital Signature$'"
+                        " && openssl x509 -in ed.der.pem -noout -pubkey | openssl pkey -pubin -outform DER"
+                        " | cmp - ed.pub"),
+                     0);
+    ck_assert_int_eq(pki_cert_verify_signed_by(out.data, out.len, c.ica.data, c.ica.len, time(NULL)), CT_OK);
+    pki_cert_detail d;
+    ck_assert_int_eq(pki_cert_describe(out.data, out.len, &d), CT_OK);
+    ck_assert_str_eq(d.key_type, "Ed25519");
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(pki_cert_spki(out.data, out.len, &p, &n), CT_OK);
+    ck_assert_mem_eq(p, spki.data, spki.len);
+    /* Malformed: the key one byte short (lengths fixed up), parameters after the OID. */
+    static const uint8_t short_key[] = {0x30, 0x29, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x20, 0x00,
+                                        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                                        21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31};
+    static const uint8_t with_params[] = {0x30, 0x2c, 0x30, 0x07, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x05, 0x00, 0x03,
+                                          0x21, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+                                          18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+    ck_assert_int_eq(pki_cert_issue(&t, short_key, sizeof short_key, c.ica.data, c.ica.len, c.ica_key, &out, NULL),
+                     CT_ERR_BAD_DER);
+    ck_assert_int_eq(pki_cert_issue(&t, with_params, sizeof with_params, c.ica.data, c.ica.len, c.ica_key, &out, NULL),
+                     CT_ERR_WEAK_KEY);
+    ck_assert_uint_eq(out.len, 0);
+    ct_buf_free(&out);
+    ct_buf_free(&spki);
+    free_cas(&c);
+}
+END_TEST
+
 static Suite *pki_suite(void)
 {
     Suite *s = suite_create("pki");
@@ -757,6 +808,7 @@ static Suite *pki_suite(void)
     tcase_add_test(sign, chain_p256_root);
     tcase_add_test(sign, verify_rejects_other_issuer);
     tcase_add_test(sign, issue_dates_and_refusals);
+    tcase_add_test(sign, issue_ed25519_subject);
     tcase_add_test(sign, crl_check_p256_p384);
     suite_add_tcase(s, sign);
     return s;
