@@ -163,7 +163,7 @@ START_TEST(test_open_wal)
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
     ck_assert_int_eq(db_schema_version(db), 10);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 10);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
     db_close(db);
 }
 END_TEST
@@ -183,7 +183,7 @@ START_TEST(test_reopen_keeps_data)
         db_close(db);
     }
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 10);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
 }
 END_TEST
 
