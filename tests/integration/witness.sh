@@ -10,7 +10,9 @@
 # officer API flags the witness. Reports that prove nothing (malformed, unsigned, consistent) are refused.
 # Usage: witness.sh PATH/TO/camtrust-ca
 CA_BIN=$1
-. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/browser_lib.sh"
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
@@ -215,6 +217,17 @@ w = {x['name'].split('/')[-1]: x for x in d['witnesses']}
 r = d['reports'][0]
 print(d['tree_size'], 'w1:reported=%d' % w['w1']['reported'], 'w2:reported=%d:stale=%s' % (w['w2']['reported'], w['w2']['stale']),
       '%s:%s:%d:%d' % (r['kind'], r['witness'], r['kept_size'], r['served_size']))")"
+
+# ... and so does the console, in a real browser (skipped, saying why, where Chromium cannot run).
+if browser_setup; then
+  rc=0
+  URL="https://localhost:$PORT" CERT="$WORK/alice.pem" KEY="$WORK/alice.key" CHROMIUM="$CHROMIUM" NODE_DIR="$NODE_DIR" \
+    SHOT="${CAMTRUST_TEST_TMP:-/tmp}/console-witness.png" timeout 60 node "$HERE/console_log.mjs" >"$WORK/browser.log" 2>&1 || rc=$?
+  sed 's/^/  browser: /' "$WORK/browser.log"
+  check_eq "the console flags w1 (reported) and w2 (never cosigned) and lists the report" 0 "$rc"
+else
+  echo "SKIP (browser part): $BROWSER_WHY"
+fi
 
 # Reports that prove nothing: refused in one line, nothing recorded.
 printf 'camtrust witness report v1\nkept 5\nhello' >"$WORK/bad.report"
