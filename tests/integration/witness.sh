@@ -180,11 +180,16 @@ check_eq "a kept checkpoint whose cosignature was altered: exit 1, 'does not ver
 cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
 WITH_HTTP=1 start_ca "$CA"
 HTTP=http://127.0.0.1:$HTTP_PORT
-enroll CAM0005; enroll CAM0006; enroll CAM0007
-for _ in $(seq 1 100); do
-  curl -s -o "$WORK/fork.note" --max-time 5 "$HTTP/log/checkpoint" || true
-  [ "$(sed -n 2p "$WORK/fork.note")" = 5 ] && break; sleep 0.1
-done
+# wait_size N FILE: until GET /log/checkpoint covers N certificates
+wait_size() {
+  for _ in $(seq 1 100); do
+    curl -s -o "$2" --max-time 5 "$HTTP/log/checkpoint" || true
+    [ "$(sed -n 2p "$2")" = "$1" ] && return 0; sleep 0.1
+  done
+}
+enroll CAM0005; enroll CAM0006; wait_size 4 "$WORK/fork4.note"
+check "the forked log signs another tree of 4 certificates" bash -c "[ \"\$(sed -n 3p '$WORK/fork4.note')\" != \"\$(sed -n 3p '$WORK/four.note')\" ]"
+enroll CAM0007; wait_size 5 "$WORK/fork.note"
 check_eq "the forked log has its own signed checkpoint (5 certificates)" 5 "$(sed -n 2p "$WORK/fork.note")"
 URL=https://localhost:$PORT
 rc=0
@@ -252,6 +257,15 @@ check "... 'not one this CA's log key signed'" grep -q "the served checkpoint is
 check_eq "a report over the size bound: 413" 413 "$(report "$WORK/big.report")"
 check_eq "GET /log/witness-report: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$HTTP/log/witness-report")"
 check_eq "... nothing recorded for any of them" "$before" "$(sql "$DB" "select count(*) from log_witness_reports")"
+# Two signed trees of one size with different roots prove a fork by themselves (here: the original 4, the fork's 4).
+python3 - "$WORK/four.note" "$WORK/fork4.note" >"$WORK/same-size.report" <<'PY'
+import sys
+k, s = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+sys.stdout.buffer.write(b"camtrust witness report v1\nkept %d\n%sserved %d\n%sproof\n" % (len(k), k, len(s), s))
+PY
+check_eq "a report of two signed trees of 4 leaves with different roots: 200, recorded" "200 2" \
+  "$(report "$WORK/same-size.report") $(sql "$DB" "select count(*) from log_witness_reports")"
+check "... as a fork the notes alone prove" grep -q '^recorded witness report 2: fork: two signed trees of 4 leaves with different roots' "$WORK/report.out"
 curl -s -o "$WORK/fork2.note" --max-time 5 "$HTTP/log/checkpoint" || true
 check "... the CA serves no cosignature of the fork" test "$(grep -c '^— witness' "$WORK/fork2.note")" = 0
 check_eq "... and recorded none" 0 "$(sql "$DB" "select count(*) from log_cosignatures where checkpoint_id = (select max(id) from log_checkpoints)")"
