@@ -11,9 +11,9 @@ ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out)
 {
     CT_ENSURE_RET(r->kept_len > 0 && r->served_len > 0 && r->proof_n <= CT_MERKLE_MAX_PATH,
                   ct_fail(CT_ERR_ARG, "ct_witness_report_format: bad argument"));
-    size_t need = strlen(k_magic) + r->kept_len + r->served_len + 64 + r->proof_n * 45;
-    CT_ENSURE_RET(need <= CT_WITNESS_REPORT_MAX,
-                  ct_fail(CT_ERR_TOO_LARGE, "the report would be %zu bytes, over %d", need, CT_WITNESS_REPORT_MAX));
+    size_t need = strlen(k_magic) + r->kept_len + r->served_len + 64 + r->proof_n * 45; /* at most */
+    CT_ENSURE_RET(r->kept_len + r->served_len <= CT_WITNESS_REPORT_MAX,
+                  ct_fail(CT_ERR_TOO_LARGE, "the report would be over %d bytes", CT_WITNESS_REPORT_MAX));
     CT_GUARD_RET(ct_buf_alloc(out, need + 1));
     CT_GUARD_RET(ct_buf_appendf(out, "%skept %zu\n", k_magic, r->kept_len));
     CT_GUARD_RET(ct_buf_append(out, r->kept, r->kept_len));
@@ -24,7 +24,10 @@ ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out)
         CT_GUARD_RET(ct_buf_append(out, " ", 1));
         CT_GUARD_RET(ct_base64_encode(r->proof[i], CT_MERKLE_HASH_LEN, false, out));
     }
-    return ct_buf_append(out, "\n", 1);
+    CT_GUARD_RET(ct_buf_append(out, "\n", 1));
+    if (out->len <= CT_WITNESS_REPORT_MAX) return CT_OK;
+    ct_buf_free(out);
+    return ct_fail(CT_ERR_TOO_LARGE, "the report would be over %d bytes", CT_WITNESS_REPORT_MAX);
 }
 
 static ct_err malformed(const char *why)
