@@ -162,7 +162,7 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 10);
+    ck_assert_int_eq(db_schema_version(db), 11);
     ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
     db_close(db);
 }
@@ -172,17 +172,17 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 11);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 10);
+        ck_assert_int_eq(db_schema_version(db), 11);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 11);
     ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
 }
 END_TEST
@@ -541,7 +541,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 11); /* the ten migrations and the state entry of the ninth */
+    ck_assert_int_eq(rep.entries, 12); /* the eleven migrations and the state entry of the ninth */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -900,7 +900,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
 {
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
-    ck_assert_int_eq(raw_exec("DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
+    ck_assert_int_eq(raw_exec("DROP TABLE log_witness_reports; DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
                               " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
@@ -1314,7 +1314,8 @@ START_TEST(test_state_baseline_of_older_database)
     db_close(db);
     /* As an older build left it: no state entries, schema 8 (its v2 entries then count as older text). */
     ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE action = 'audit.state' OR action"
-                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_cosignatures; PRAGMA user_version = 8", NULL, 0),
+                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_witness_reports; DROP TABLE log_cosignatures;"
+                              " PRAGMA user_version = 8", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'state.cert' AND subject = '01'"
