@@ -1405,6 +1405,48 @@ START_TEST(test_state_detail_escaped)
 }
 END_TEST
 
+/* Witness reports: kept once (the same report again changes nothing), audited, listed newest first, append-only. */
+static ct_err collect_report(void *arg, const db_witness_report *r)
+{
+    int64_t *ids = arg;
+    ids[ids[0]++ + 1] = r->id;
+    return CT_OK;
+}
+
+START_TEST(test_witness_reports)
+{
+    ct_db *db = fresh_db("db-witness-reports");
+    db_witness_report a = {.kept_size = 4, .served_size = 5, .witness = "witness.example.org/w1", .kind = "fork",
+                           .reason = "this database does not extend the kept checkpoint (size 4)"};
+    db_witness_report b = {.kept_size = 4, .served_size = 4, .kind = "fork",
+                           .reason = "two signed trees of 4 leaves with different roots"};
+    bool added = false;
+    int64_t before = audit_rows();
+    ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one", "witness", &added), CT_OK);
+    ck_assert(added);
+    int64_t first = a.id;
+    ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one", "witness", &added), CT_OK);
+    ck_assert(!added);
+    ck_assert_int_eq(a.id, first);
+    ck_assert_int_eq(db_log_witness_report_add(db, &b, "report two", "witness", &added), CT_OK);
+    ck_assert(added);
+    ck_assert_int_eq(audit_rows(), before + 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'log.witness_report'"
+                             " AND detail LIKE 'witness=(none) kind=fork kept=4 served=4 %'"), 1);
+    int64_t ids[4] = {0};
+    ck_assert_int_eq(db_log_witness_reports(db, 10, collect_report, ids), CT_OK);
+    ck_assert_int_eq(ids[0], 2);
+    ck_assert_int_eq(ids[1], b.id); /* newest first */
+    ck_assert_int_eq(ids[2], first);
+    db_witness_report c = {.kind = "other", .reason = "x"};
+    ck_assert_int_eq(db_log_witness_report_add(db, &c, "report three", "witness", &added), CT_ERR_ARG);
+    db_close(db);
+    ck_assert_int_ne(raw_exec("UPDATE log_witness_reports SET kind = 'rollback'", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("DELETE FROM log_witness_reports", NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_witness_reports"), 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -1450,6 +1492,7 @@ int main(void)
     tcase_add_test(tc, test_state_baseline_of_older_database);
     tcase_add_test(tc, test_state_revocation_of_many);
     tcase_add_test(tc, test_state_detail_escaped);
+    tcase_add_test(tc, test_witness_reports);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
