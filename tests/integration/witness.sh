@@ -266,6 +266,14 @@ PY
 check_eq "a report of two signed trees of 4 leaves with different roots: 200, recorded" "200 2" \
   "$(report "$WORK/same-size.report") $(sql "$DB" "select count(*) from log_witness_reports")"
 check "... as a fork the notes alone prove" grep -q '^recorded witness report 2: fork: two signed trees of 4 leaves with different roots' "$WORK/report.out"
+# A rollback: the log served a smaller tree after a larger one this database no longer holds (sizes 4, then 2).
+python3 - "$WORK/four.note" "$WORK/two.note" >"$WORK/rollback.report" <<'PY'
+import sys
+k, s = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+sys.stdout.buffer.write(b"camtrust witness report v1\nkept %d\n%sserved %d\n%sproof\n" % (len(k), k, len(s), s))
+PY
+check_eq "a report of a smaller tree served after a larger one this database does not extend: 200, a rollback" \
+  "200 rollback|4|2" "$(report "$WORK/rollback.report") $(sql "$DB" "select kind, kept_size, served_size from log_witness_reports where id = 3")"
 curl -s -o "$WORK/fork2.note" --max-time 5 "$HTTP/log/checkpoint" || true
 check "... the CA serves no cosignature of the fork" test "$(grep -c '^— witness' "$WORK/fork2.note")" = 0
 check_eq "... and recorded none" 0 "$(sql "$DB" "select count(*) from log_cosignatures where checkpoint_id = (select max(id) from log_checkpoints)")"
