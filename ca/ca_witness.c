@@ -142,7 +142,7 @@ static ct_err witness_report(witness *w, const ct_buf *state, const ct_buf *serv
     ct_buf body = CT_BUF_INIT, answer = CT_BUF_INIT;
     ct_witness_report r = {.kept = state->data, .kept_len = state->len, .served = served->data,
                            .served_len = served->len, .proof_n = proof->given ? proof->n : 0};
-    char why[256], dir[CA_PATH_MAX], name[64], path[CA_PATH_MAX], hex[17];
+    char why[256] = "", dir[CA_PATH_MAX], name[64], path[CA_PATH_MAX], hex[17];
     uint8_t hash[32];
     CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail())); /* the inconsistency, before anything else fails */
     memcpy(r.proof, proof->path, r.proof_n * sizeof r.proof[0]);

@@ -280,4 +280,6 @@ check_eq "... and recorded none" 0 "$(sql "$DB" "select count(*) from log_cosign
 check_eq "... its state still holds the tree of 4 it cosigned" 4 "$(sed -n 2p "$W1/state.note")"
 check_eq "w1's cosignature of the original tree of 4, POSTed to the forked CA: 404 (it signed no such checkpoint)" \
   404 "$(submission "$W1/state.note" >"$WORK/sub4.note"; post "$WORK/sub4.note")"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+check "the recorded reports leave the database's own records intact (audit verify)" "$CA_BIN" audit verify --dir "$CA"
 finish
