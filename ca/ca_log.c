@@ -588,30 +588,7 @@ cleanup:
 
 ct_err ca_witnesses_load(ca *c, ct_note_verifier *w, size_t max, size_t *n)
 {
-    ct_err rc = CT_OK;
-    ct_buf file = CT_BUF_INIT;
-    *n = 0;
-    if (!ct_file_exists(c->cfg.witnesses_path)) return CT_OK; /* no witness configured */
-    CT_GUARD(ct_file_read(c->cfg.witnesses_path, max * (CT_NOTE_VKEY_MAX + 2), &file));
-    size_t line_no = 0;
-    for (size_t start = 0; start < file.len;) {
-        const uint8_t *nl = memchr(file.data + start, '\n', file.len - start);
-        size_t len = nl ? (size_t)(nl - (file.data + start)) : file.len - start;
-        const char *line = (const char *)file.data + start;
-        start += len + 1;
-        line_no++;
-        if (len == 0 || line[0] == '#') continue;
-        CT_ENSURE_MSG(*n < max, CT_ERR_CONFIG, "%s: more than %zu witnesses", c->cfg.witnesses_path, max);
-        rc = ct_cosig_verifier_parse(line, len, &w[*n]);
-        CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s line %zu: %s", c->cfg.witnesses_path, line_no, ct_err_detail());
-        for (size_t i = 0; i < *n; i++)
-            CT_ENSURE_MSG(strcmp(w[i].name, w[*n].name) != 0, CT_ERR_CONFIG, "%s line %zu: witness %s twice",
-                          c->cfg.witnesses_path, line_no, w[*n].name);
-        (*n)++;
-    }
-cleanup:
-    ct_buf_free(&file);
-    return rc;
+    return ct_cosig_verifiers_load(c->cfg.witnesses_path, w, max, n);
 }
 
 ct_err ca_log_checkpoint_cosigned(ca *c, int64_t *id_out, ct_buf *note)
@@ -708,10 +685,7 @@ ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t 
     ct_note_verifier *w = calloc(CA_WITNESSES_MAX, sizeof *w);
     ct_buf note = CT_BUF_INIT;
     int64_t id = 0;
-    size_t text_len = 0;
-    uint64_t t = 0;
-    char names[256] = "", what[CA_PATH_MAX + 32], why[256];
-    ct_buf missing = {(uint8_t *)names, 0, sizeof names - 1}; /* names[] stays NUL-terminated */
+    char what[CA_PATH_MAX + 32];
     CT_ENSURE(w, CT_ERR_NOMEM);
     *have = 0;
     CT_GUARD(ca_witnesses_load(c, w, CA_WITNESSES_MAX, configured));
@@ -724,23 +698,7 @@ ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t 
         CT_GUARD(rc);
         CT_GUARD(ct_snprintf(what, sizeof what, "the newest checkpoint (%lld)", (long long)id));
     }
-    for (size_t i = 0; i < *configured; i++) {
-        rc = ct_cosig_open(note.data, note.len, &w[i], &text_len, &t);
-        if (rc == CT_OK) {
-            (*have)++;
-            continue;
-        }
-        if (rc != CT_ERR_NOT_FOUND) { /* a kept cosignature that does not verify: edited */
-            CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
-            rc = ct_fail(CT_ERR_INTEGRITY, "%s: %s", what, why);
-            goto cleanup;
-        }
-        rc = CT_OK;
-        if (ct_buf_appendf(&missing, "%s%.60s", missing.len ? ", " : "", w[i].name) != CT_OK) {} /* a long list: cut */
-    }
-    CT_ENSURE_MSG(*have >= k, CT_ERR_INTEGRITY, "%s has %zu of the %zu cosignatures required (%zu witnesses "
-                                                "configured; missing: %s)",
-                  what, *have, k, *configured, names[0] ? names : "none");
+    CT_GUARD(ct_cosig_witnessed(note.data, note.len, w, *configured, k, what, have));
 cleanup:
     free(w);
     ct_buf_free(&note);

@@ -219,7 +219,7 @@ void ca_log_issued(ca *c);
 CT_MUST_CHECK ct_err ca_log_note_key_open(ca *c);
 /* Witnesses (log.witnesses): their verifier keys, one a line ('#' comments, blank lines); none when the file is
  * absent. CT_ERR_CONFIG names the line of a bad key. */
-#define CA_WITNESSES_MAX 32
+#define CA_WITNESSES_MAX CT_COSIG_WITNESSES_MAX
 /* ct_note_sign_fn of an Ed25519 key in the token (arg: the hsm_eddsa_key). */
 CT_MUST_CHECK ct_err ca_note_sign_cb(void *arg, const uint8_t *msg, size_t len, uint8_t sig[CT_NOTE_SIG_LEN]);
 CT_MUST_CHECK ct_err ca_witnesses_load(ca *c, ct_note_verifier *w, size_t max, size_t *n);

@@ -5,31 +5,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/note/note.h"
 #include "station.h"
 
 static const char usage[] =
     "usage: camtrust-station COMMAND --dir DIR [options]\n"
     "  init --name NAME                          make the station's token and key, write DIR/station.csr\n"
     "  install --cert station.pem --ca-root ops-root.pem [--log-vkey log.vkey]\n"
+    "          [--witness-vkey witness.vkey ...] [--witnesses K]\n"
     "                                            install the certificate `camtrust-ca station add` wrote;\n"
-    "                                            --log-vkey pins the CA's checkpoint key (the station witnesses)\n"
+    "                                            --log-vkey pins the CA's checkpoint key (the station witnesses);\n"
+    "                                            --witness-vkey sets the witnesses it counts, --witnesses K how\n"
+    "                                            many must cosign a checkpoint before it is kept or provisioned on\n"
     "  provision --ca https://HOST:PORT --device ADDR [--device ADDR ...] [--devices FILE]\n"
     "            [--report FILE] [--jobs N] [--timeout-ms MS]\n"
     "                                            provision cameras in factory mode (ADDR is host:port);\n"
     "                                            the report (default DIR/report.jsonl) gets one JSON line each;\n"
     "                                            before and after, the station witnesses the CA's log\n"
     "  log check --ca https://HOST:PORT [--timeout-ms MS]\n"
-    "                                            check the CA's checkpoint extends the one kept, keep it\n"
+    "                                            check the CA's checkpoint extends the one kept (and carries K\n"
+    "                                            cosignatures), keep it\n"
+    "  log show [--out FILE]                     the kept checkpoint, for another station to compare with\n"
+    "  log compare --checkpoint FILE [--ca https://HOST:PORT] [--timeout-ms MS]\n"
+    "                                            is FILE (another station's or a witness's checkpoint) the same\n"
+    "                                            history as the one kept? (the CA's proof when sizes differ)\n"
     "The token PIN comes from the file named in DIR/station.conf or $" STATION_PIN_ENV ".\n"
     "Exit status of provision: 0 when every camera ended provisioned, 1 otherwise (and when the CA's log shrank\n"
-    "or forked: provisioning stops). Exit status of log check: 0 consistent, 1 not (or not checked).\n";
+    "or forked, or is not witnessed: provisioning stops). Exit status of log check and log compare: 0 consistent,\n"
+    "1 not (or not checked).\n";
 
 #define MAX_DEVICE_ARGS 1024
 
 typedef struct {
     const char *command, *dir, *name, *cert, *ca_root, *ca, *devices_file, *report, *jobs, *timeout, *log_vkey;
+    const char *witnesses, *checkpoint, *out;
     const char *devices[MAX_DEVICE_ARGS];
     size_t n_devices;
+    const char *witness_vkeys[CT_COSIG_WITNESSES_MAX];
+    size_t n_witness_vkeys;
 } cli_args;
 
 static int parse_args(int argc, char **argv, cli_args *a)
@@ -40,27 +53,36 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"ca", required_argument, NULL, 'a'},      {"device", required_argument, NULL, 'D'},
         {"devices", required_argument, NULL, 'f'}, {"report", required_argument, NULL, 'o'},
         {"jobs", required_argument, NULL, 'j'},    {"timeout-ms", required_argument, NULL, 't'},
-        {"log-vkey", required_argument, NULL, 'k'}, {NULL, 0, NULL, 0},
+        {"log-vkey", required_argument, NULL, 'k'}, {"witness-vkey", required_argument, NULL, 'W'},
+        {"witnesses", required_argument, NULL, 'K'}, {"checkpoint", required_argument, NULL, 'C'},
+        {"out", required_argument, NULL, 'O'},     {NULL, 0, NULL, 0},
     };
     memset(a, 0, sizeof *a);
     if (argc < 2 || argv[1][0] == '-') return -1;
     /* The command first, then only options: getopt sees the command where it expects the program name. */
     a->command = argv[1];
-    if (strcmp(argv[1], "log") == 0 && argc > 2 && strcmp(argv[2], "check") == 0) { /* a two-word command */
-        a->command = "log check";
+    static const char *const log_commands[] = {"log check", "log show", "log compare"};
+    for (size_t i = 0; strcmp(argv[1], "log") == 0 && argc > 2 && i < 3; i++) {
+        if (strcmp(argv[2], log_commands[i] + 4) != 0) continue; /* a two-word command */
+        a->command = log_commands[i];
         argc--;
         argv++;
+        break;
     }
     opterr = 0;
     int c;
     while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
         const char **slot = c == 'd' ? &a->dir : c == 'n' ? &a->name : c == 'c' ? &a->cert : c == 'r' ? &a->ca_root
                           : c == 'a' ? &a->ca : c == 'f' ? &a->devices_file : c == 'o' ? &a->report
-                          : c == 'j' ? &a->jobs : c == 't' ? &a->timeout : c == 'k' ? &a->log_vkey : NULL;
+                          : c == 'j' ? &a->jobs : c == 't' ? &a->timeout : c == 'k' ? &a->log_vkey
+                          : c == 'K' ? &a->witnesses : c == 'C' ? &a->checkpoint : c == 'O' ? &a->out : NULL;
         if (c == 'D' && a->n_devices < MAX_DEVICE_ARGS) slot = &a->devices[a->n_devices++];
+        if (c == 'W' && a->n_witness_vkeys < CT_COSIG_WITNESSES_MAX) slot = &a->witness_vkeys[a->n_witness_vkeys++];
         if (!slot) {
             fprintf(stderr, "camtrust-station: %s\n",
-                    c == 'D' ? "too many --device: use --devices FILE" : "unknown option or missing value");
+                    c == 'D'   ? "too many --device: use --devices FILE"
+                    : c == 'W' ? "too many --witness-vkey"
+                               : "unknown option or missing value");
             return -1;
         }
         *slot = optarg;
@@ -121,6 +143,49 @@ static int log_check(const cli_args *a)
     return 0;
 }
 
+static int log_show(const cli_args *a)
+{
+    ct_buf note = CT_BUF_INIT;
+    ct_err rc = station_log_show(a->dir, &note);
+    if (rc == CT_OK && a->out) rc = ct_file_write_atomic(a->out, note.data, note.len, 0644);
+    else if (rc == CT_OK && fwrite(note.data, 1, note.len, stdout) != note.len) rc = ct_fail(CT_ERR_IO, "cannot write");
+    ct_buf_free(&note);
+    return rc == CT_OK ? 0 : fail(rc);
+}
+
+static int log_compare(const cli_args *a)
+{
+    long timeout = a->timeout ? number(a->timeout, 100, 600000) : 0;
+    char line[3 * 1024];
+    if (timeout < 0 || !a->checkpoint) {
+        fprintf(stderr, "camtrust-station: log compare needs --checkpoint FILE; --timeout-ms 100..600000\n");
+        return 2;
+    }
+    ct_err rc = station_log_compare(a->dir, a->checkpoint, a->ca, (int)timeout, line, sizeof line);
+    if (rc != CT_OK) return fail(rc);
+    printf("%s\n", line);
+    return 0;
+}
+
+static int install(const cli_args *a)
+{
+    long k = a->witnesses ? number(a->witnesses, 0, CT_COSIG_WITNESSES_MAX) : -1;
+    if (a->witnesses && k < 0) {
+        fprintf(stderr, "camtrust-station: --witnesses 0..%d\n", CT_COSIG_WITNESSES_MAX);
+        return 2;
+    }
+    ct_err rc = station_install(a->dir, a->cert, a->ca_root, a->log_vkey);
+    if (rc == CT_OK && (a->n_witness_vkeys || a->witnesses))
+        rc = station_install_witnesses(a->dir, a->witness_vkeys, a->n_witness_vkeys, k);
+    if (rc != CT_OK) return fail(rc);
+    printf("station certificate installed in %s%s", a->dir, a->log_vkey ? "; the CA's log key is pinned" : "");
+    if (a->n_witness_vkeys || a->witnesses)
+        printf("; %zu witness key%s given%s%s", a->n_witness_vkeys, a->n_witness_vkeys == 1 ? "" : "s",
+               a->witnesses ? ", cosignatures required: " : "", a->witnesses ? a->witnesses : "");
+    printf("\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     cli_args a;
@@ -140,13 +205,10 @@ int main(int argc, char **argv)
                a.dir);
         return 0;
     }
-    if (strcmp(a.command, "install") == 0 && a.cert && a.ca_root) {
-        if ((rc = station_install(a.dir, a.cert, a.ca_root, a.log_vkey)) != CT_OK) return fail(rc);
-        printf("station certificate installed in %s%s\n", a.dir,
-               a.log_vkey ? "; the CA's log key is pinned" : "");
-        return 0;
-    }
+    if (strcmp(a.command, "install") == 0 && a.cert && a.ca_root) return install(&a);
     if (strcmp(a.command, "log check") == 0) return log_check(&a);
+    if (strcmp(a.command, "log show") == 0) return log_show(&a);
+    if (strcmp(a.command, "log compare") == 0) return log_compare(&a);
     if (strcmp(a.command, "provision") == 0) return provision(&a);
     fputs(usage, stderr);
     return 2;

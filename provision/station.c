@@ -30,7 +30,11 @@ static const uint8_t station_key_id[] = STATION_KEY_ID;
 /* The station's settings; init writes the name row with the name it was given. */
 #define STATION_SETTING_ROWS(name)                                                                                 \
     HSM_SETTING_ROWS("camtrust-station", STATION_PIN_ENV),                                                         \
-    {"name", name, "station name: the CN of its certificate, as registered with camtrust-ca station add"}
+    {"name", name, "station name: the CN of its certificate, as registered with camtrust-ca station add"},          \
+    {"log.witnesses", STATION_WITNESSES_FILE, "witnesses whose cosignatures of the CA's checkpoints this station "  \
+                                              "counts: one witness.vkey a line (install --witness-vkey writes it)"}, \
+    {"log.witnesses_required", "0", "cosignatures of those witnesses the CA's checkpoint must carry before this "  \
+                                    "station keeps it or provisions (0: none; install --witnesses K sets it)"}
 
 static const ct_setting station_rows[] = {STATION_SETTING_ROWS("")};
 static const ct_settings_schema station_schema = {"camtrust station configuration", station_rows,
@@ -38,7 +42,7 @@ static const ct_settings_schema station_schema = {"camtrust station configuratio
 
 /* ---- the station folder ---- */
 
-static ct_err settings_load(const char *dir, station *st)
+ct_err station_settings_load(const char *dir, station *st)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL;
@@ -48,6 +52,11 @@ static ct_err settings_load(const char *dir, station *st)
                                   "not a station folder (camtrust-station init makes one)", &cfg));
     CT_GUARD(hsm_settings_read(&station_schema, cfg, dir, STATION_PIN_ENV, &st->hsm_cfg));
     CT_GUARD(ct_settings_copy(&station_schema, cfg, "name", st->name, sizeof st->name));
+    CT_GUARD(ct_settings_copy_path(&station_schema, cfg, "log.witnesses", dir, st->witnesses_path,
+                                   sizeof st->witnesses_path));
+    long k = 0;
+    CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &k));
+    st->witnesses_required = (size_t)k;
 cleanup:
     ct_config_free(cfg);
     return rc;
@@ -56,7 +65,7 @@ cleanup:
 ct_err station_open(const char *dir, unsigned sessions, station *st)
 {
     ct_err rc = CT_OK;
-    CT_GUARD(settings_load(dir, st));
+    CT_GUARD(station_settings_load(dir, st));
     if (sessions) st->hsm_cfg.sessions = sessions;
     CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
     rc = hsm_key_find(st->hsm, STATION_KEY_LABEL, &st->key);
@@ -92,7 +101,7 @@ static ct_err init_build(station *st, const char *stage, const char *name)
     const ct_setting rows[] = {STATION_SETTING_ROWS(name)};
     const ct_settings_schema with_name = {station_schema.title, rows, sizeof rows / sizeof rows[0]};
     CT_GUARD(ct_settings_write_defaults(&with_name, path));
-    CT_GUARD(settings_load(stage, st));
+    CT_GUARD(station_settings_load(stage, st));
     CT_GUARD(hsm_local_token_prepare(&st->hsm_cfg, stage));
     CT_GUARD(hsm_open_settings(&st->hsm_cfg, &st->hsm));
     CT_GUARD(hsm_key_generate(st->hsm, HSM_EC_P256, STATION_KEY_LABEL, station_key_id, sizeof station_key_id,
@@ -193,6 +202,49 @@ static ct_err install_log_vkey(const char *dir, const char *vkey_path)
                               vkey_path));
     }
     return ct_note_verifier_write(&v, path);
+}
+
+ct_err station_install_witnesses(const char *dir, const char *const *vkey_paths, size_t n, long k)
+{
+    ct_err rc = CT_OK;
+    station st;
+    ct_note_verifier *w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
+    ct_buf list = CT_BUF_INIT;
+    size_t nw = 0, got = 0;
+    char path[STATION_PATH_MAX], line[CT_NOTE_VKEY_MAX], num[24];
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_GUARD(station_settings_load(dir, &st));
+    /* Each file read as a list (a witness.vkey is a list of one), all checked before anything is written. */
+    for (size_t i = 0; i < n; i++) {
+        CT_GUARD(ct_cosig_verifiers_load(vkey_paths[i], w + nw, CT_COSIG_WITNESSES_MAX - nw, &got));
+        CT_ENSURE_MSG(got > 0, CT_ERR_CONFIG, "%s holds no witness key", vkey_paths[i]);
+        for (size_t j = nw; j < nw + got; j++)
+            for (size_t m = 0; m < j; m++)
+                CT_ENSURE_MSG(strcmp(w[m].name, w[j].name) != 0, CT_ERR_CONFIG, "witness %s given twice", w[j].name);
+        nw += got;
+    }
+    if (n == 0) CT_GUARD(ct_cosig_verifiers_load(st.witnesses_path, w, CT_COSIG_WITNESSES_MAX, &nw));
+    if (k < 0) k = (long)st.witnesses_required;
+    CT_ENSURE_MSG((size_t)k <= nw, CT_ERR_USAGE, "--witnesses %ld: only %zu witness key%s configured", k, nw,
+                  nw == 1 ? "" : "s");
+    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
+    CT_ENSURE_MSG(k == 0 || ct_file_exists(path), CT_ERR_USAGE,
+                  "--witnesses %ld: the station pins no log key (--log-vkey) whose checkpoints they would cosign", k);
+    if (n > 0) {
+        CT_GUARD(ct_buf_alloc(&list, nw * (CT_NOTE_VKEY_MAX + 1) + 1));
+        for (size_t i = 0; i < nw; i++) {
+            CT_GUARD(ct_cosig_verifier_format(&w[i], line, sizeof line));
+            CT_GUARD(ct_buf_appendf(&list, "%s\n", line));
+        }
+        CT_GUARD(ct_file_write_atomic(st.witnesses_path, list.data, list.len, 0644));
+    }
+    CT_GUARD(ct_snprintf(num, sizeof num, "%ld", k));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
+    CT_GUARD(ct_settings_set(&station_schema, path, "log.witnesses_required", num));
+cleanup:
+    free(w);
+    ct_buf_free(&list);
+    return rc;
 }
 
 ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path, const char *log_vkey_path)
@@ -699,33 +751,35 @@ static ct_err devices_collect(run *r)
 }
 
 /* The station as a witness of the CA's log (station_log.c), before and after each batch: a log that shrank or
- * forked stops provisioning, with a report line; a CA that shows no checkpoint yet, or a station that pins no
+ * forked, or (log.witnesses_required) a checkpoint not cosigned by enough witnesses or a witness list that cannot
+ * be read, stops provisioning, with a report line; a CA that shows no checkpoint yet, or a station that pins no
  * log key (said once), does not. */
 static ct_err witness(run *r, ct_http_client *c, const char *when)
 {
     char line[2 * REASON_MAX];
     ct_buf rep = CT_BUF_INIT;
     ct_err_clear();
-    ct_err rc = station_log_witness(r->o->dir, c, line, sizeof line);
+    ct_err rc = station_log_witness(&r->st, c, r->timeout_ms, line, sizeof line);
     if (rc == CT_OK) {
         fprintf(r->progress, "camtrust-station: %s\n", line);
         return CT_OK;
     }
     copy_reason(rc, line, sizeof line);
-    if (rc != CT_ERR_INTEGRITY) {
+    if (rc != CT_ERR_INTEGRITY && rc != CT_ERR_FORBIDDEN && rc != CT_ERR_CONFIG) {
         if (!(rc == CT_ERR_NOT_FOUND && r->said_no_log_key))
             fprintf(r->progress, "camtrust-station: the CA's log not witnessed %s: %s\n", when, line);
         r->said_no_log_key |= rc == CT_ERR_NOT_FOUND;
         return CT_OK;
     }
-    if (ct_buf_alloc(&rep, REPORT_LINE_MAX) == CT_OK && ct_buf_appendf(&rep, "{\"status\":\"log-inconsistent\",\"when\":") == CT_OK &&
+    if (ct_buf_alloc(&rep, REPORT_LINE_MAX) == CT_OK && ct_buf_appendf(&rep, "{\"status\":\"%s\",\"when\":",
+                                                            rc == CT_ERR_INTEGRITY ? "log-inconsistent" : "log-unwitnessed") == CT_OK &&
         ct_json_string(&rep, when) == CT_OK && ct_buf_appendf(&rep, ",\"reason\":") == CT_OK &&
         ct_json_string(&rep, line) == CT_OK && ct_buf_appendf(&rep, "}\n") == CT_OK) {
         if (write(r->report_fd, rep.data, rep.len) != (ssize_t)rep.len)
             ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
     }
     ct_buf_free(&rep);
-    return ct_fail(CT_ERR_INTEGRITY, "provisioning stopped %s: %s", when, line);
+    return ct_fail(rc, "provisioning stopped %s: %s", when, line);
 }
 
 static ct_err run_prepare(run *r, const station_provision_opts *o)

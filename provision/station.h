@@ -14,6 +14,7 @@
 #define STATION_DEFAULT_JOBS 4
 #define STATION_MAX_JOBS 64
 #define STATION_MAX_DEVICES 100000
+#define STATION_WITNESSES_FILE "witnesses.vkeys"
 
 /* Makes DIR (station.conf with every setting, a SoftHSM token of its own with random PINs in 0600 files, the
  * P-256 key "station" that never leaves the token) and DIR/station.csr (PEM, CN=name) for
@@ -27,12 +28,29 @@ CT_MUST_CHECK ct_err station_init(const char *dir, const char *name);
 CT_MUST_CHECK ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path,
                                      const char *log_vkey_path);
 
+/* Configures the witnesses whose cosignatures the station counts: the keys in the files `vkey_paths` (each a
+ * witness.vkey, or a list of them one a line; n = 0 keeps those configured) written to log.witnesses, and
+ * `k` (-1: unchanged) to log.witnesses_required in DIR/station.conf. Refuses k above the witnesses configured,
+ * k > 0 without a pinned log key, a malformed key or a name twice, before writing anything. */
+CT_MUST_CHECK ct_err station_install_witnesses(const char *dir, const char *const *vkey_paths, size_t n, long k);
+
 /* `camtrust-station log check`: fetches the CA's checkpoint over mutual TLS, verifies it with the pinned key and
  * checks that the CA's log extends the checkpoint kept in DIR/log/checkpoint.note, then keeps the new one.
  * CT_ERR_INTEGRITY (kept one untouched) when the log shrank, forked, or the checkpoint does not verify;
  * CT_ERR_NOT_FOUND when the station pins no log key. `summary`: one line on success. */
 CT_MUST_CHECK ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, char *summary,
                                        size_t summary_max);
+
+/* `camtrust-station log show`: the checkpoint kept in DIR/log/checkpoint.note (verified with the pinned key), as
+ * kept (with the cosignatures it was served with), for another station or an officer to compare with. */
+CT_MUST_CHECK ct_err station_log_show(const char *dir, ct_buf *note);
+/* `camtrust-station log compare`: whether the checkpoint kept in DIR and the one in `other_path` (another station's
+ * `log show`, a witness's state.note, an officer's copy: verified with the pinned key) are one history: same size,
+ * same root; else the CA's RFC 9162 consistency proof from the smaller to the larger (asked of ca_url, needed only
+ * then); and the audit chains they bind never disagree. CT_ERR_INTEGRITY "the CA's log forked: A (size N) and B
+ * (size M) ..." naming both when they are not. `summary`: one line when they are. */
+CT_MUST_CHECK ct_err station_log_compare(const char *dir, const char *other_path, const char *ca_url, int timeout_ms,
+                                         char *summary, size_t summary_max);
 
 typedef struct {
     const char *dir;

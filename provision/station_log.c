@@ -2,9 +2,12 @@
  * whose log no longer extends it. A checkpoint kept outside the CA host is what shows a truncated, rolled-back
  * or forked database, which the CA's own records cannot (README "Checkpoints"). */
 #define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/core/merkle.h"
+#include "../common/factory/factory.h"
 #include "../common/note/note.h"
 #include "station_priv.h"
 
@@ -18,32 +21,61 @@ ct_err station_log_vkey(const char *dir, ct_note_verifier *v)
     return rc == CT_OK ? CT_OK : ct_fail_ctx(CT_ERR_CONFIG, "the pinned log key");
 }
 
-ct_err station_log_witness(const char *dir, ct_http_client *c, char *summary, size_t summary_max)
+/* The checkpoint kept in the station folder, verified with the pinned key: *have false when none is kept yet. */
+static ct_err kept_load(const char *dir, const ct_note_verifier *v, char path[STATION_PATH_MAX], ct_buf *note,
+                        ct_checkpoint *kept, bool *have)
+{
+    *have = false;
+    CT_GUARD_RET(ct_path_join(path, STATION_PATH_MAX, dir, STATION_LOG_KEPT));
+    if (!ct_file_exists(path)) return CT_OK;
+    CT_GUARD_RET(ct_file_read(path, CT_NOTE_MAX, note));
+    if (ct_checkpoint_open(note->data, note->len, v, kept) != CT_OK)
+        return ct_fail_ctx(CT_ERR_INTEGRITY, "the kept %s", path);
+    *have = true;
+    return CT_OK;
+}
+
+ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;
-    ct_note_verifier v;
+    ct_note_verifier v, *w = NULL;
     ct_buf note = CT_BUF_INIT, kept_note = CT_BUF_INIT;
     ct_checkpoint cur, kept;
     ct_http_proof proof;
     bool have = false;
-    char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX];
-    CT_GUARD(station_log_vkey(dir, &v));
-    CT_GUARD(ct_path_join(log_dir, sizeof log_dir, dir, "log"));
-    CT_GUARD(ct_path_join(kept_path, sizeof kept_path, dir, STATION_LOG_KEPT));
-    if (ct_file_exists(kept_path)) {
-        CT_GUARD(ct_file_read(kept_path, CT_NOTE_MAX, &kept_note));
-        if ((rc = ct_checkpoint_open(kept_note.data, kept_note.len, &v, &kept)) != CT_OK) {
-            rc = ct_fail_ctx(CT_ERR_INTEGRITY, "the kept %s", kept_path);
+    size_t nw = 0, k = st->witnesses_required, cosigned = 0;
+    char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX], what[96];
+    int64_t deadline = ct_now_ms() + (wait_ms > 0 ? wait_ms : 0);
+    CT_GUARD(station_log_vkey(st->dir, &v));
+    CT_GUARD(ct_path_join(log_dir, sizeof log_dir, st->dir, "log"));
+    CT_GUARD(kept_load(st->dir, &v, kept_path, &kept_note, &kept, &have));
+    if (k > 0) {
+        w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
+        CT_ENSURE(w, CT_ERR_NOMEM);
+        CT_GUARD(ct_cosig_verifiers_load(st->witnesses_path, w, CT_COSIG_WITNESSES_MAX, &nw));
+        CT_ENSURE_MSG(nw >= k, CT_ERR_CONFIG, "log.witnesses_required is %zu, but %s holds %zu witness key%s", k,
+                      st->witnesses_path, nw, nw == 1 ? "" : "s");
+    }
+    /* Witnesses cosign a new checkpoint within their polling interval: until then (at most wait_ms) ask again. */
+    for (;;) {
+        ct_buf_free(&note);
+        CT_GUARD(ct_http_get(c, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &note));
+        if ((rc = ct_checkpoint_open(note.data, note.len, &v, &cur)) != CT_OK) {
+            rc = ct_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
             goto cleanup;
         }
-        have = true;
+        if (have) CT_GUARD(ct_http_log_extends(c, kept_path, &kept, &cur, &proof));
+        if (k == 0) break;
+        CT_GUARD(ct_snprintf(what, sizeof what, "the CA's checkpoint of size %llu", (unsigned long long)cur.size));
+        if ((rc = ct_cosig_witnessed(note.data, note.len, w, nw, k, what, &cosigned)) == CT_OK) break;
+        if (ct_now_ms() >= deadline) {
+            rc = ct_fail_ctx(CT_ERR_FORBIDDEN, "not witnessed");
+            goto cleanup;
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
     }
-    CT_GUARD(ct_http_get(c, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &note));
-    if ((rc = ct_checkpoint_open(note.data, note.len, &v, &cur)) != CT_OK) {
-        rc = ct_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
-        goto cleanup;
-    }
-    if (have) CT_GUARD(ct_http_log_extends(c, kept_path, &kept, &cur, &proof));
+    rc = CT_OK;
     CT_GUARD(ct_mkdir(log_dir, 0755));
     CT_GUARD(ct_file_write_atomic(kept_path, note.data, note.len, 0644));
     if (have)
@@ -52,10 +84,26 @@ ct_err station_log_witness(const char *dir, ct_http_client *c, char *summary, si
     else
         CT_GUARD(ct_snprintf(summary, summary_max, "log checkpoint of size %llu kept (the first)",
                              (unsigned long long)cur.size));
+    if (k > 0) {
+        size_t len = strlen(summary);
+        CT_GUARD(ct_snprintf(summary + len, summary_max - len, ", cosigned by %zu of %zu witnesses (%zu required)",
+                             cosigned, nw, k));
+    }
 cleanup:
+    free(w);
     ct_buf_free(&note);
     ct_buf_free(&kept_note);
     return rc;
+}
+
+/* An opened, installed station and its EST client to the CA at ca_url. */
+static ct_err station_connect(const char *dir, const char *ca_url, int timeout_ms, station *st, ct_http_client **c)
+{
+    char trust[STATION_PATH_MAX], chain[STATION_PATH_MAX];
+    CT_GUARD_RET(station_installed(dir, trust, chain));
+    CT_GUARD_RET(station_open(dir, 1, st));
+    ct_http_config ec = station_est_config(st, ca_url, trust, chain, timeout_ms);
+    return ct_http_client_new(&ec, c);
 }
 
 ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, char *summary, size_t summary_max)
@@ -63,15 +111,107 @@ ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, ch
     ct_err rc = CT_OK;
     station st;
     ct_http_client *c = NULL;
-    char trust[STATION_PATH_MAX], chain[STATION_PATH_MAX];
     memset(&st, 0, sizeof st);
-    CT_GUARD(station_installed(dir, trust, chain));
-    CT_GUARD(station_open(dir, 1, &st));
-    ct_http_config ec = station_est_config(&st, ca_url, trust, chain, timeout_ms);
-    CT_GUARD(ct_http_client_new(&ec, &c));
-    CT_GUARD(station_log_witness(dir, c, summary, summary_max));
+    CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
+    CT_GUARD(station_log_witness(&st, c, timeout_ms > 0 ? timeout_ms : FACTORY_DEFAULT_TIMEOUT_MS, summary,
+                                 summary_max));
 cleanup:
     ct_http_client_free(c);
     station_close(&st);
+    return rc;
+}
+
+ct_err station_log_show(const char *dir, ct_buf *note)
+{
+    ct_note_verifier v;
+    ct_checkpoint kept;
+    bool have = false;
+    char path[STATION_PATH_MAX];
+    CT_GUARD_RET(station_log_vkey(dir, &v));
+    CT_GUARD_RET(kept_load(dir, &v, path, note, &kept, &have));
+    CT_ENSURE_RET(have, ct_fail(CT_ERR_NOT_FOUND, "%s: no checkpoint kept yet (log check keeps one)", path));
+    return CT_OK;
+}
+
+/* Another's checkpoint: signed by the CA's key, or (a witness's state.note keeps only its own cosignature)
+ * cosigned by a witness this station counts (log.witnesses): that witness verified the CA's signature. */
+static ct_err other_open(const char *dir, const char *path, const ct_note_verifier *v, ct_buf *note, ct_checkpoint *cp)
+{
+    ct_err rc = CT_OK;
+    station st;
+    ct_note_verifier *w = NULL;
+    size_t nw = 0, text_len = 0;
+    uint64_t t = 0;
+    char why[256];
+    CT_GUARD(ct_file_read(path, CT_NOTE_MAX, note));
+    rc = ct_checkpoint_open(note->data, note->len, v, cp);
+    if (rc != CT_ERR_INTEGRITY) goto cleanup; /* the CA's signature, or malformed */
+    CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+    CT_GUARD(station_settings_load(dir, &st));
+    w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
+    CT_ENSURE(w, CT_ERR_NOMEM);
+    CT_GUARD(ct_cosig_verifiers_load(st.witnesses_path, w, CT_COSIG_WITNESSES_MAX, &nw));
+    for (size_t i = 0; i < nw; i++) {
+        if (ct_cosig_open(note->data, note->len, &w[i], &text_len, &t) != CT_OK) continue;
+        CT_GUARD(ct_checkpoint_parse(note->data, text_len, cp));
+        CT_ENSURE_MSG(strcmp(cp->origin, v->name) == 0, CT_ERR_INTEGRITY, "a checkpoint of log %.80s, not of %.80s",
+                      cp->origin, v->name);
+        goto cleanup;
+    }
+    rc = ct_fail(CT_ERR_INTEGRITY, "not signed by the pinned log key (%.80s), nor cosigned by any of the %zu witnesses "
+                                   "in log.witnesses", why, nw);
+cleanup:
+    free(w);
+    return rc;
+}
+
+ct_err station_log_compare(const char *dir, const char *other_path, const char *ca_url, int timeout_ms, char *summary,
+                           size_t summary_max)
+{
+    ct_err rc = CT_OK;
+    ct_note_verifier v;
+    ct_buf kept_note = CT_BUF_INIT, other_note = CT_BUF_INIT;
+    ct_checkpoint kept, other;
+    station st;
+    ct_http_client *c = NULL;
+    bool have = false, holds = false;
+    char kept_path[STATION_PATH_MAX];
+    memset(&st, 0, sizeof st);
+    CT_GUARD(station_log_vkey(dir, &v));
+    CT_GUARD(kept_load(dir, &v, kept_path, &kept_note, &kept, &have));
+    CT_ENSURE_MSG(have, CT_ERR_NOT_FOUND, "%s: no checkpoint kept yet (log check keeps one)", kept_path);
+    if ((rc = other_open(dir, other_path, &v, &other_note, &other)) != CT_OK) {
+        rc = ct_fail_ctx(rc, "%s", other_path);
+        goto cleanup;
+    }
+    bool kept_first = kept.size < other.size || (kept.size == other.size && kept.audit_entries <= other.audit_entries);
+    const ct_checkpoint *a = kept_first ? &kept : &other, *b = a == &kept ? &other : &kept;
+    const char *a_path = a == &kept ? kept_path : other_path, *b_path = a == &kept ? other_path : kept_path;
+    unsigned long long as = a->size, bs = b->size;
+    /* The audit chain each binds: one history has one hash per length, and never fewer entries in a larger tree. */
+    if (a->has_audit && b->has_audit) {
+        CT_ENSURE_MSG(!(a->audit_entries == b->audit_entries &&
+                        memcmp(a->audit_hash, b->audit_hash, sizeof a->audit_hash) != 0),
+                      CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) bind other audit "
+                      "chains of %llu entries", a_path, as, b_path, bs, (unsigned long long)a->audit_entries);
+        CT_ENSURE_MSG(a->audit_entries <= b->audit_entries, CT_ERR_INTEGRITY,
+                      "the CA's log forked: %s (size %llu) binds more audit entries than %s (size %llu)", a_path, as,
+                      b_path, bs);
+    }
+    if (as != bs && as > 0) {
+        CT_ENSURE_MSG(ca_url, CT_ERR_USAGE, "%s (size %llu) and %s (size %llu): only the CA's consistency proof can "
+                      "compare them (give --ca URL)", a_path, as, b_path, bs);
+        CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
+    }
+    CT_GUARD(ct_http_log_consistent(c, a, b, &holds, NULL));
+    CT_ENSURE_MSG(holds, CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) %s", a_path, as,
+                  b_path, bs, as == bs ? "have other roots" : "are not consistent (the CA proves no path between them)");
+    CT_GUARD(ct_snprintf(summary, summary_max, "one history: %s (size %llu) and %s (size %llu) are consistent", a_path,
+                         as, b_path, bs));
+cleanup:
+    ct_http_client_free(c);
+    station_close(&st);
+    ct_buf_free(&kept_note);
+    ct_buf_free(&other_note);
     return rc;
 }

@@ -18,11 +18,15 @@
 typedef struct {
     char dir[STATION_PATH_MAX];
     char name[STATION_NAME_MAX];
+    char witnesses_path[STATION_PATH_MAX]; /* log.witnesses */
+    size_t witnesses_required;             /* log.witnesses_required */
     hsm_settings hsm_cfg;
     hsm *hsm;
     hsm_key *key;
 } station;
 
+/* Loads DIR/station.conf into `st` (settings only: no token opened). */
+CT_MUST_CHECK ct_err station_settings_load(const char *dir, station *st);
 /* Loads DIR/station.conf and opens the token and its key; `sessions` (0: the config's) sizes the pool. */
 CT_MUST_CHECK ct_err station_open(const char *dir, unsigned sessions, station *st);
 void station_close(station *st);
@@ -52,13 +56,17 @@ ct_http_config station_est_config(const station *st, const char *url, const char
 #define STATION_LOG_VKEY "log.vkey"                /* the CA's pinned checkpoint verifier key */
 #define STATION_LOG_KEPT "log/checkpoint.note"     /* the newest checkpoint this station verified */
 
-/* Fetches the CA's checkpoint, verifies it with DIR/log.vkey and checks it is consistent with the one kept (same
- * size: same root; larger: a consistency proof from the CA between the two roots; smaller: the log shrank),
- * then keeps it (atomically). CT_ERR_INTEGRITY: the CA's log shrank, forked or its checkpoint does not verify,
- * the kept one is left as it was; CT_ERR_NOT_FOUND: the station pins no log key (witnesses nothing). `summary`
- * gets a one-line account of what was kept. */
 /* The pinned key (CT_ERR_NOT_FOUND: none). */
 CT_MUST_CHECK ct_err station_log_vkey(const char *dir, ct_note_verifier *v);
-CT_MUST_CHECK ct_err station_log_witness(const char *dir, ct_http_client *c, char *summary, size_t summary_max);
+/* Fetches the CA's checkpoint, verifies it with DIR/log.vkey and checks it is consistent with the one kept (same
+ * size: same root; larger: a consistency proof from the CA between the two roots; smaller: the log shrank); when
+ * the station requires k witnesses (log.witnesses_required), that it carries k valid cosignatures of those in
+ * log.witnesses, asking again for up to wait_ms while they are missing. Then keeps it (atomically).
+ * CT_ERR_INTEGRITY: the CA's log shrank, forked or its checkpoint does not verify; CT_ERR_FORBIDDEN: not
+ * witnessed by k ("not witnessed: the CA's checkpoint of size N has 1 of the 2 cosignatures required (...;
+ * missing: NAME)"); the kept one is left as it was either way. CT_ERR_NOT_FOUND: the station pins no log key
+ * (witnesses nothing). `summary` gets a one-line account of what was kept. */
+CT_MUST_CHECK ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary,
+                                         size_t summary_max);
 
 #endif

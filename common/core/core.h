@@ -254,6 +254,11 @@ CT_MUST_CHECK ct_err ct_settings_copy(const ct_settings_schema *schema, const ct
 CT_MUST_CHECK ct_err ct_settings_copy_path(const ct_settings_schema *schema, const ct_config *cfg, const char *key,
                                            const char *dir, char *out, size_t out_max);
 
+/* Sets one setting in the config file `path` (its line replaced, or appended with its comment), atomically, the
+ * rest of the file as it was. `value`: one line without '#'. */
+CT_MUST_CHECK ct_err ct_settings_set(const ct_settings_schema *schema, const char *path, const char *key,
+                                     const char *value);
+
 /* ---- secrets from files or the environment, never the command line ---- */
 /* Reads a PIN from `path` if non-NULL, else from environment variable `env`; trims one trailing newline. */
 CT_MUST_CHECK ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_max);

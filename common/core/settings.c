@@ -74,3 +74,37 @@ ct_err ct_settings_copy_path(const ct_settings_schema *schema, const ct_config *
     ct_err rc = ct_path_join(out, out_max, dir, value);
     return rc == CT_OK ? rc : ct_fail(CT_ERR_CONFIG, "setting %s: path too long", key);
 }
+
+ct_err ct_settings_set(const ct_settings_schema *schema, const char *path, const char *key, const char *value)
+{
+    ct_err rc = CT_OK;
+    ct_buf old = CT_BUF_INIT, text = CT_BUF_INIT;
+    const ct_setting *row = find_row(schema, key);
+    size_t klen = strlen(key);
+    bool set = false;
+    CT_ENSURE_MSG(row, CT_ERR_ARG, "unknown setting '%s'", key);
+    CT_ENSURE_MSG(!strpbrk(value, "#\r\n"), CT_ERR_USAGE, "setting %s: one line without '#'", key);
+    CT_GUARD(ct_file_read(path, CT_CONFIG_MAX_BYTES, &old));
+    CT_GUARD(ct_buf_alloc(&text, old.len + klen + strlen(value) + strlen(row->comment) + 16));
+    for (size_t start = 0; start < old.len;) {
+        const uint8_t *nl = memchr(old.data + start, '\n', old.len - start);
+        size_t len = nl ? (size_t)(nl - (old.data + start)) + 1 : old.len - start;
+        const char *line = (const char *)old.data + start, *p = line + strspn(line, " \t");
+        start += len;
+        if ((size_t)(p - line) + klen < len && strncmp(p, key, klen) == 0 && p[klen + strspn(p + klen, " \t")] == '=') {
+            if (!set) CT_GUARD(ct_buf_appendf(&text, "%s = %s\n", key, value)); /* a second line for it: dropped */
+            set = true;
+            continue;
+        }
+        CT_GUARD(ct_buf_append(&text, line, len));
+    }
+    if (!set) {
+        if (text.len && text.data[text.len - 1] != '\n') CT_GUARD(ct_buf_appendf(&text, "\n"));
+        CT_GUARD(ct_buf_appendf(&text, "\n# %s\n%s = %s\n", row->comment, key, value));
+    }
+    CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0600));
+cleanup:
+    ct_buf_free(&old);
+    ct_buf_free(&text);
+    return rc;
+}

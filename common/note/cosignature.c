@@ -107,3 +107,58 @@ ct_err ct_cosig_open(const uint8_t *note, size_t len, const ct_note_verifier *w,
     }
     return ct_fail(CT_ERR_NOT_FOUND, "not cosigned by witness %.80s", w->name);
 }
+
+ct_err ct_cosig_verifiers_load(const char *path, ct_note_verifier *w, size_t max, size_t *n)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT;
+    *n = 0;
+    if (!ct_file_exists(path)) return CT_OK; /* no witness configured */
+    CT_GUARD(ct_file_read(path, max * (CT_NOTE_VKEY_MAX + 2), &file));
+    size_t line_no = 0;
+    for (size_t start = 0; start < file.len;) {
+        const uint8_t *nl = memchr(file.data + start, '\n', file.len - start);
+        size_t len = nl ? (size_t)(nl - (file.data + start)) : file.len - start;
+        const char *line = (const char *)file.data + start;
+        start += len + 1;
+        line_no++;
+        if (len == 0 || line[0] == '#') continue;
+        CT_ENSURE_MSG(*n < max, CT_ERR_CONFIG, "%s: more than %zu witnesses", path, max);
+        rc = ct_cosig_verifier_parse(line, len, &w[*n]);
+        CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s line %zu: %s", path, line_no, ct_err_detail());
+        for (size_t i = 0; i < *n; i++)
+            CT_ENSURE_MSG(strcmp(w[i].name, w[*n].name) != 0, CT_ERR_CONFIG, "%s line %zu: witness %s twice", path,
+                          line_no, w[*n].name);
+        (*n)++;
+    }
+cleanup:
+    ct_buf_free(&file);
+    return rc;
+}
+
+ct_err ct_cosig_witnessed(const uint8_t *note, size_t len, const ct_note_verifier *w, size_t nw, size_t k,
+                          const char *what, size_t *have)
+{
+    ct_err rc = CT_OK;
+    size_t text_len = 0;
+    uint64_t t = 0;
+    char names[256] = "", why[256];
+    ct_buf missing = {(uint8_t *)names, 0, sizeof names - 1}; /* names[] stays NUL-terminated */
+    *have = 0;
+    for (size_t i = 0; i < nw; i++) {
+        rc = ct_cosig_open(note, len, &w[i], &text_len, &t);
+        if (rc == CT_OK) {
+            (*have)++;
+            continue;
+        }
+        if (rc != CT_ERR_NOT_FOUND) { /* a cosignature that does not verify: edited, or forged */
+            CT_GUARD_RET(ct_strlcpy(why, sizeof why, ct_err_detail()));
+            return ct_fail(CT_ERR_INTEGRITY, "%s: %s", what, why);
+        }
+        if (ct_buf_appendf(&missing, "%s%.60s", missing.len ? ", " : "", w[i].name) != CT_OK) {} /* a long list: cut */
+    }
+    CT_ENSURE_RET(*have >= k, ct_fail(CT_ERR_INTEGRITY, "%s has %zu of the %zu cosignatures required (%zu witnesses "
+                                                        "configured; missing: %s)",
+                                      what, *have, k, nw, names[0] ? names : "none"));
+    return CT_OK;
+}

@@ -104,6 +104,16 @@ CT_MUST_CHECK ct_err ct_cosig_line_verify(const uint8_t *text, size_t text_len, 
 CT_MUST_CHECK ct_err ct_cosig_open(const uint8_t *note, size_t len, const ct_note_verifier *w, size_t *text_len,
                                    uint64_t *t);
 
+/* A list of witnesses: one verifier key (ct_cosig_verifier_parse) a line, '#' comments and blank lines skipped, at
+ * most `max`, no name twice; a missing file is no witness (*n = 0). CT_ERR_CONFIG naming the file and line. */
+#define CT_COSIG_WITNESSES_MAX 32
+CT_MUST_CHECK ct_err ct_cosig_verifiers_load(const char *path, ct_note_verifier *w, size_t max, size_t *n);
+/* Whether `note` carries valid cosignatures of at least k of the nw witnesses w (*have: how many). CT_ERR_INTEGRITY
+ * with one line starting with `what`: "<what> has 1 of the 2 cosignatures required (2 witnesses configured;
+ * missing: NAME)", or "<what>: the cosignature by NAME does not verify" (an altered one). */
+CT_MUST_CHECK ct_err ct_cosig_witnessed(const uint8_t *note, size_t len, const ct_note_verifier *w, size_t nw,
+                                        size_t k, const char *what, size_t *have);
+
 /* ---- a witness's report of an inconsistent log (POST /log/witness-report) ----
  *   "camtrust witness report v1\n"
  *   "kept " N "\n" and N bytes: the checkpoint the witness kept (as it kept it: with its cosignature)

@@ -6,6 +6,7 @@ usage: audit_forge.py DB rechain FROM [TO] recompute prev_hash/hash of entries F
                                            the next entry's prev_hash follows, its own hash is left alone)
        audit_forge.py DB insert SEQ        a forged entry at SEQ (later ones renumbered), chain recomputed
        audit_forge.py DB append            a forged entry after the last, chained with SHA-256
+       audit_forge.py DB delete SEQ        entry SEQ deleted, later ones renumbered, chain recomputed
 """
 import hashlib
 import sqlite3
@@ -56,6 +57,12 @@ def main():
         seq, ts = db.execute("SELECT max(seq) + 1, max(ts) FROM audit").fetchone()
         db.execute("INSERT INTO audit (seq, ts, actor, action, subject, outcome, detail, prev_hash, hash)"
                    " VALUES (?, ?, ?, ?, ?, ?, ?, zeroblob(32), zeroblob(32))", (seq, ts) + FORGED)
+        rechain(db, seq)
+    elif cmd == "delete":
+        seq = int(sys.argv[3])
+        db.execute("DELETE FROM audit WHERE seq = ?", (seq,))
+        db.execute("UPDATE audit SET seq = -(seq - 1) WHERE seq > ?", (seq,))
+        db.execute("UPDATE audit SET seq = -seq WHERE seq < 0")
         rechain(db, seq)
     else:
         sys.exit(__doc__)

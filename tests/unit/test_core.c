@@ -779,6 +779,33 @@ static void expect_config_err_s(const char *text, const char *detail_part)
     expect_config_err((const uint8_t *)text, strlen(text), detail_part);
 }
 
+/* One setting changed in place, or appended to an older file that lacks it; the rest byte for byte. */
+START_TEST(test_settings_set)
+{
+    static const ct_setting rows[] = {{"a", "1", "first"}, {"b", "2", "second"}};
+    const ct_settings_schema schema = {"test", rows, 2};
+    char path[1024];
+    ct_buf b = CT_BUF_INIT;
+    ck_assert_int_eq(ct_path_join(path, sizeof path, tu_tmpdir("settings"), "x.conf"), CT_OK);
+    const char *old = "# mine\na = 1  \n  # keep\n";
+    ck_assert_int_eq(ct_file_write_atomic(path, old, strlen(old), 0600), CT_OK);
+    ck_assert_int_eq(ct_settings_set(&schema, path, "a", "7"), CT_OK);
+    ck_assert_int_eq(ct_settings_set(&schema, path, "b", "x y"), CT_OK); /* absent: appended with its comment */
+    ck_assert_int_eq(ct_file_read(path, 4096, &b), CT_OK);
+    ck_assert_uint_lt(b.len, b.max); /* ct_file_read leaves a spare byte */
+    b.data[b.len] = '\0';
+    ck_assert_str_eq((const char *)b.data, "# mine\na = 7\n  # keep\n\n# second\nb = x y\n");
+    ct_config *cfg = NULL;
+    ck_assert_int_eq(ct_settings_load(&schema, path, &cfg), CT_OK);
+    ck_assert_str_eq(ct_settings_get(&schema, cfg, "b"), "x y");
+    ct_config_free(cfg);
+    ck_assert_int_eq(ct_settings_set(&schema, path, "a", "1 # no"), CT_ERR_USAGE);
+    ck_assert_int_eq(ct_settings_set(&schema, path, "a", "1\nb = 3"), CT_ERR_USAGE);
+    ck_assert_int_eq(ct_settings_set(&schema, path, "c", "1"), CT_ERR_ARG);
+    ct_buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_config_parse)
 {
     ct_config *c = parse_ok("# camtrust CA\n"
@@ -1068,6 +1095,7 @@ static Suite *core_suite(void)
 
     t = tcase_create("config");
     tcase_add_test(t, test_config_parse);
+    tcase_add_test(t, test_settings_set);
     tcase_add_test(t, test_config_errors);
     tcase_add_test(t, test_config_limits);
     tcase_add_test(t, test_config_get_int);

@@ -380,6 +380,49 @@ START_TEST(token_key_cosigns)
 }
 END_TEST
 
+/* A witness list (log.witnesses of the CA and of stations) and the count of valid cosignatures on a note. */
+START_TEST(witness_lists_and_counts)
+{
+    const char *dir = tu_tmpdir("witnesses");
+    char list[1024], wpath[1024];
+    ct_note_verifier w[CT_COSIG_WITNESSES_MAX];
+    size_t n = 99, have = 99;
+    ck_assert_int_eq(ct_path_join(list, sizeof list, dir, "witnesses.vkeys"), CT_OK);
+    ck_assert_int_eq(ct_path_join(wpath, sizeof wpath, NOTE_VECTORS, "witness.vkey"), CT_OK);
+    ck_assert_int_eq(ct_cosig_verifiers_load(list, w, CT_COSIG_WITNESSES_MAX, &n), CT_OK); /* none: no file */
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(tu_sh("(echo '# witnesses'; echo; cat '%s') >'%s'", wpath, list), 0);
+    ck_assert_int_eq(ct_cosig_verifiers_load(list, w, CT_COSIG_WITNESSES_MAX, &n), CT_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(w[0].name, "witness.example.org/w1");
+    ck_assert_int_eq(tu_sh("cat '%s' >>'%s'", wpath, list), 0);
+    refused(ct_cosig_verifiers_load(list, w, CT_COSIG_WITNESSES_MAX, &n), CT_ERR_CONFIG, "line 4: witness witness.example.org/w1 twice");
+    ck_assert_int_eq(tu_sh("cp '%s/log.vkey' '%s'", NOTE_VECTORS, list), 0); /* a log key is no witness key */
+    refused(ct_cosig_verifiers_load(list, w, CT_COSIG_WITNESSES_MAX, &n), CT_ERR_CONFIG, "witnesses.vkeys line 1: ");
+
+    ck_assert_int_eq(ct_cosig_verifiers_load(wpath, w, CT_COSIG_WITNESSES_MAX, &n), CT_OK);
+    ct_buf cosigned = vec("cosigned-v1.note"), plain = vec("checkpoint.note");
+    ck_assert_int_eq(ct_cosig_witnessed(cosigned.data, cosigned.len, w, 1, 1, "x", &have), CT_OK);
+    ck_assert_uint_eq(have, 1);
+    refused(ct_cosig_witnessed(cosigned.data, cosigned.len, w, 1, 2, "the note", &have), CT_ERR_INTEGRITY,
+            "the note has 1 of the 2 cosignatures required (1 witnesses configured; missing: none)");
+    refused(ct_cosig_witnessed(plain.data, plain.len, w, 1, 1, "the note", &have), CT_ERR_INTEGRITY,
+            "has 0 of the 1 cosignatures required (1 witnesses configured; missing: witness.example.org/w1)");
+    ck_assert_int_eq(ct_cosig_witnessed(plain.data, plain.len, w, 1, 0, "x", &have), CT_OK); /* none required */
+    /* w1's line on the note, its signature another key's: named, not counted as missing */
+    ct_buf bad = vec("cosig-other-key.line"), both = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&both, plain.len + bad.len), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&both, plain.data, plain.len), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&both, bad.data, bad.len), CT_OK);
+    refused(ct_cosig_witnessed(both.data, both.len, w, 1, 1, "the note", &have), CT_ERR_INTEGRITY,
+            "the note: the cosignature by witness.example.org/w1 does not verify");
+    ct_buf_free(&both);
+    ct_buf_free(&bad);
+    ct_buf_free(&plain);
+    ct_buf_free(&cosigned);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("note");
@@ -393,6 +436,7 @@ int main(void)
     tcase_add_test(tc, cosignatures_match_python);
     tcase_add_test(tc, cosignature_attacks_are_refused);
     tcase_add_test(tc, token_key_cosigns);
+    tcase_add_test(tc, witness_lists_and_counts);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

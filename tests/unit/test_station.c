@@ -162,6 +162,106 @@ START_TEST(test_install_log_vkey)
 }
 END_TEST
 
+/* The witnesses a station counts: checked whole before anything is written; K lands in station.conf. */
+START_TEST(test_install_witnesses)
+{
+    char wkey[TPATH], logkey[TPATH], conf[TPATH], bad[TPATH];
+    const char *one[] = {wkey}, *twice[] = {wkey, wkey}, *broken[] = {bad};
+    station st;
+    pathf(wkey, "%s/witness.vkey", NOTE_VECTORS);
+    pathf(logkey, "%s/log.vkey", NOTE_VECTORS);
+    pathf(conf, "%s/station.conf", sdir);
+    pathf(bad, "%s/../bad.vkey", sdir);
+    ck_assert_int_eq(tu_sh("cp '%s' '%s/conf.before' && echo 'w+00000000+BA==' >'%s'", conf, sdir, bad), 0);
+    ck_assert_int_eq(station_install_witnesses(sdir, NULL, 0, 1), CT_ERR_USAGE);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "only 0 witness keys configured"));
+    ck_assert_int_eq(station_install_witnesses(sdir, one, 1, 2), CT_ERR_USAGE);
+    ck_assert_int_eq(station_install_witnesses(sdir, one, 1, 1), CT_ERR_USAGE); /* no log key pinned */
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "pins no log key"));
+    ck_assert_int_eq(station_install_witnesses(sdir, twice, 2, 1), CT_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "given twice"));
+    ck_assert_int_eq(station_install_witnesses(sdir, broken, 1, 0), CT_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "line 1"));
+    /* nothing written by any refusal */
+    ck_assert_int_ne(tu_sh("test -e '%s/" STATION_WITNESSES_FILE "'", sdir), 0);
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/conf.before'", conf, sdir), 0);
+
+    ck_assert_int_eq(tu_sh("cp '%s' '%s/" STATION_LOG_VKEY "'", logkey, sdir), 0);
+    ck_assert_int_eq(station_install_witnesses(sdir, one, 1, 1), CT_OK);
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/" STATION_WITNESSES_FILE "'", wkey, sdir), 0);
+    ck_assert_int_eq(tu_sh("grep -c '^log.witnesses_required = 1$' '%s' | grep -qx 1", conf), 0);
+    ck_assert_int_eq(station_settings_load(sdir, &st), CT_OK);
+    ck_assert_uint_eq(st.witnesses_required, 1);
+    /* the other settings as they were: only that line changed */
+    ck_assert_int_eq(tu_sh("diff '%s' '%s/conf.before' | grep -c '^[<>]' | grep -qx 2", conf, sdir), 0);
+    ck_assert_int_eq(station_install_witnesses(sdir, NULL, 0, 0), CT_OK); /* K alone; the list kept */
+    ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/" STATION_WITNESSES_FILE "'", wkey, sdir), 0);
+    ck_assert_int_eq(station_settings_load(sdir, &st), CT_OK);
+    ck_assert_uint_eq(st.witnesses_required, 0);
+    /* a station.conf edited by hand: K out of range is refused at load */
+    ck_assert_int_eq(tu_sh("sed -i 's/^log.witnesses_required = .*/log.witnesses_required = 99/' '%s'", conf), 0);
+    ck_assert_int_eq(station_settings_load(sdir, &st), CT_ERR_CONFIG);
+}
+END_TEST
+
+/* A checkpoint signed with the vectors' log key (make.py's seed): SIZE, a root from `root_seed`, AUDIT entries
+ * whose hash is from `audit_seed`; written to DIR/NAME. */
+static void signed_note(const char *name, int size, int root_seed, int audit, int audit_seed)
+{
+    ck_assert_int_eq(tu_sh("python3 -c \"import sys; sys.path.insert(0, '%s'); import make; k = make.key(1, make.ORIGIN); "
+                           "t = make.checkpoint(make.ORIGIN, %d, bytes([%d]) * 32, (%d, bytes([%d]) * 32)); "
+                           "open('%s/../%s', 'wb').write(t + b'\\n' + make.sig_line(k, t).encode())\"",
+                           NOTE_VECTORS, size, root_seed, audit, audit_seed, sdir, name),
+                     0);
+}
+
+static ct_err compare(const char *name)
+{
+    char path[TPATH], line[2048];
+    pathf(path, "%s/../%s", sdir, name);
+    return station_log_compare(sdir, path, NULL, 1000, line, sizeof line);
+}
+
+/* log compare without the CA: same size, same root (and audit chains that agree), or a fork named offline. */
+START_TEST(test_log_compare_offline)
+{
+    ck_assert_int_eq(tu_sh("cp '%s/log.vkey' '%s/" STATION_LOG_VKEY "' && mkdir -p '%s/log'", NOTE_VECTORS, sdir, sdir), 0);
+    ck_assert_int_eq(compare("none.note"), CT_ERR_NOT_FOUND); /* nothing kept yet */
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "no checkpoint kept yet"));
+    signed_note("kept.note", 5, 1, 7, 1);
+    ck_assert_int_eq(tu_sh("cp '%s/../kept.note' '%s/" STATION_LOG_KEPT "'", sdir, sdir), 0);
+    ck_assert_int_eq(compare("kept.note"), CT_OK);
+    signed_note("root.note", 5, 2, 7, 1);
+    ck_assert_int_eq(compare("root.note"), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "the CA's log forked: "));
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "root.note (size 5) have other roots"));
+    signed_note("audit.note", 5, 1, 7, 2);
+    ck_assert_int_eq(compare("audit.note"), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "bind other audit chains of 7 entries"));
+    signed_note("fewer.note", 6, 1, 6, 1); /* a larger tree over a shorter audit chain */
+    ck_assert_int_eq(compare("fewer.note"), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "binds more audit entries than"));
+    signed_note("later.note", 5, 1, 9, 3); /* the same tree, more audit entries since: one history */
+    ck_assert_int_eq(compare("later.note"), CT_OK);
+    signed_note("larger.note", 8, 3, 9, 3);
+    ck_assert_int_eq(compare("larger.note"), CT_ERR_USAGE); /* only the CA's proof can tell */
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "give --ca URL"));
+    /* another log's note, another origin, a note by no one the station knows */
+    ck_assert_int_eq(tu_sh("cp '%s/other-origin.note' '%s/wrong-key-id.note' '%s/..'", NOTE_VECTORS, NOTE_VECTORS, sdir), 0);
+    ck_assert_int_eq(compare("other-origin.note"), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(compare("wrong-key-id.note"), CT_ERR_INTEGRITY);
+    ck_assert_msg(strstr(ct_err_detail(), "nor cosigned by any of the 0 witnesses"), "%s", ct_err_detail());
+    /* a witness's state.note (the checkpoint and its own cosignature only): counted once the witness is */
+    ck_assert_int_eq(tu_sh("sed '/^$/q' '%s/checkpoint.note' >'%s/../state.note' && cat '%s/cosig.line' >>'%s/../state.note' "
+                           "&& cp '%s/checkpoint.note' '%s/" STATION_LOG_KEPT "'",
+                           NOTE_VECTORS, sdir, NOTE_VECTORS, sdir, NOTE_VECTORS, sdir),
+                     0);
+    ck_assert_int_eq(compare("state.note"), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(tu_sh("cp '%s/witness.vkey' '%s/" STATION_WITNESSES_FILE "'", NOTE_VECTORS, sdir), 0);
+    ck_assert_int_eq(compare("state.note"), CT_OK);
+}
+END_TEST
+
 /* The CA's RFC 9162 paths as JSON: bounded and strict, a one-line refusal for anything else. */
 static ct_err json_hashes(const char *json, size_t *n)
 {
@@ -462,6 +562,8 @@ static Suite *station_suite(void)
     tcase_add_test(local, test_install);
     tcase_add_test(local, test_install_log_vkey);
     tcase_add_test(local, test_json_hashes);
+    tcase_add_test(local, test_install_witnesses);
+    tcase_add_test(local, test_log_compare_offline);
     suite_add_tcase(s, local);
 
     TCase *e = tcase_create("est-client");
