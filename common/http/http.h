@@ -62,13 +62,17 @@ CT_MUST_CHECK ct_err ct_http_json_hashes(ct_buf *body, const char *name, ct_merk
 typedef struct {
     ct_merkle_hash path[CT_MERKLE_MAX_PATH];
     size_t n;
-    bool given; /* the CA answered a consistency proof (sizes kept < current) */
+    bool given; /* the CA answered a well-formed consistency proof */
 } ct_http_proof;
 
+/* Whether the CA proves the tree of `a` a prefix of the tree of `b` (a->size <= b->size): *holds (same size: same
+ * root; else the RFC 9162 proof from /log/proof/consistency, kept in *proof when not NULL). A proof the CA refuses
+ * (a size past its log) or sends malformed holds nothing; only an unreachable CA is an error. */
+CT_MUST_CHECK ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b,
+                                            bool *holds, ct_http_proof *proof);
 /* Does the CA's log, whose current checkpoint is `cur`, extend the kept checkpoint `kept` (`kept_name` names it
- * in the reason)? Same size: same root; larger: the RFC 9162 consistency proof from
- * /log/proof/consistency?first=kept&second=cur between the two roots (kept in *proof); never smaller, nor fewer
- * audit entries. CT_ERR_INTEGRITY with a one-line reason when it does not ("the CA's log forked: ..."). */
+ * in the reason)? ct_http_log_consistent, and never smaller, nor fewer audit entries. CT_ERR_INTEGRITY with a
+ * one-line reason when it does not ("the CA's log forked: ..."); *proof: the proof the CA gave, if any. */
 CT_MUST_CHECK ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
                                          const ct_checkpoint *cur, ct_http_proof *proof);
 
