@@ -165,17 +165,23 @@ CT_MUST_CHECK ct_err ca_log_checkpoint_check(ca *c, const char *path, const char
  * least k of the witnesses in log.witnesses (*have of *configured); CT_ERR_INTEGRITY with one line naming the
  * missing ones (or a cosignature that does not verify) otherwise. */
 CT_MUST_CHECK ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t *configured);
-/* The newest checkpoint for the officer console: {"checkpoint", "tree_size", "audit_entries", "time_ms", "note",
- * "witnesses": [{"name", "cosigned", "time", "age_s"}]} (every configured witness; time and age when cosigned). */
+/* The newest checkpoint for the officer console: {"checkpoint", "tree_size", "audit_entries", "time_ms", "age_s",
+ * "note", "witnesses": [{"name", "cosigned", "time", "age_s", "newest_time", "newest_age_s", "stale", "reported"}],
+ * "witness_max_age_s", "reports": [{"id", "received", "age_s", "witness", "kind", "kept_size", "served_size",
+ * "reason"}]} (every configured witness; time and age when cosigned; newest_*: its newest cosignature of any
+ * checkpoint; stale: none, or older than log.witness_max_age_s; reported: its inconsistency reports). */
 CT_MUST_CHECK ct_err ca_log_checkpoint_json(ca *c, ct_buf *out);
 
 /* ---- an independent witness of the log (ca_witness.c): its own folder and token, no CA needed ---- */
 /* Makes witness folder `dir`: witness.conf, its own SoftHSM token, an Ed25519 key in it, and dir/witness.vkey
- * (its cosignature/v1 verifier key, also returned in vkey) for the CA's log.witnesses. */
-CT_MUST_CHECK ct_err ca_witness_init(const char *dir, const char *name, char *vkey, size_t vkey_max);
-/* Polls http://HOST:PORT/log/checkpoint every interval_ms until SIGTERM/SIGINT, cosigning each new checkpoint
- * that extends the last one it cosigned. CT_ERR_INTEGRITY (after one "witness_refused" log line) when the log
- * does not: nothing is cosigned then. */
+ * (its cosignature/v1 verifier key, also returned in vkey) for the CA's log.witnesses; with `ca_root` (a
+ * self-signed PEM root, NULL: none) pins the root the CA server's HTTPS certificate must chain to. */
+CT_MUST_CHECK ct_err ca_witness_init(const char *dir, const char *name, const char *ca_root, char *vkey,
+                                     size_t vkey_max);
+/* Polls URL/log/checkpoint (https:// with the pinned root, or http://) every interval_ms until SIGTERM/SIGINT,
+ * cosigning each new checkpoint that extends the last one it cosigned. CT_ERR_INTEGRITY (after one
+ * "witness_refused" log line) when the log does not: nothing is cosigned then, the evidence is kept in
+ * dir/evidence/ and reported to POST /log/witness-report. */
 CT_MUST_CHECK ct_err ca_witness_run(const char *dir, const char *log_url, const char *vkey_path, long interval_ms);
 
 /* Certifies a viewer of encrypted video from its own CSR (P-256): viewer profile (keyAgreement), issued by the

@@ -30,6 +30,8 @@ static const ct_setting setting_rows[] = {
      "witnesses' verifier keys (c2sp.org/tlog-cosignature), one a line (relative to the CA folder; absent: none): "
      "POST /log/cosignature accepts their cosignatures, audit verify --witnesses K counts them"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
+    {"log.witness_max_age_s", "3600",
+     "the officer console flags a configured witness whose newest cosignature is older than this (or none)"},
     {"audit.anonymous_interval_s", "60",
      "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
     {"audit.anonymous_max_rows", "256", "most such counts per interval; further anonymous refusals share one row"},
@@ -139,6 +141,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(origin_setting(&schema, cfg, s));
     CT_GUARD(ct_settings_copy_path(&schema, cfg, "log.witnesses", dir, s->witnesses_path, sizeof s->witnesses_path));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
+    CT_GUARD(ct_config_get_int(cfg, "log.witness_max_age_s", 3600, 1, 31536000, &s->witness_max_age_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
 cleanup:

@@ -507,6 +507,11 @@ static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
     return CT_OK;
 }
 
+ct_err ca_log_extends(ca *c, const ct_checkpoint *cp)
+{
+    return extends(c, &c->note_vkey, cp);
+}
+
 ct_err ca_log_checkpoints_verify(ca *c, int64_t *count)
 {
     ct_err rc = CT_OK;
@@ -715,10 +720,11 @@ ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
     if (rc == CT_ERR_NOT_FOUND) rc = ct_fail(CT_ERR_NOT_FOUND, "no checkpoint has been signed yet");
     CT_GUARD(rc);
     CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &cp));
-    CT_GUARD(ct_buf_alloc(out, note.len * 2 + 512 + nw * (CT_NOTE_NAME_MAX * 2 + 160)));
-    CT_GUARD(ct_buf_appendf(out, "{\"checkpoint\":%lld,\"tree_size\":%llu,\"audit_entries\":%llu,\"time_ms\":%llu,\"note\":",
+    CT_GUARD(ct_buf_alloc(out, note.len * 2 + 512 + nw * (CT_NOTE_NAME_MAX * 2 + 160) + ca_witness_json_max(nw)));
+    CT_GUARD(ct_buf_appendf(out, "{\"checkpoint\":%lld,\"tree_size\":%llu,\"audit_entries\":%llu,\"time_ms\":%llu,"
+                                 "\"age_s\":%lld,\"note\":",
                             (long long)id, (unsigned long long)cp.size, (unsigned long long)cp.audit_entries,
-                            (unsigned long long)cp.time_ms));
+                            (unsigned long long)cp.time_ms, (long long)now_s - (long long)(cp.time_ms / 1000u)));
     const char *str = NULL;
     CT_GUARD(ct_buf_cstr(&note, &str));
     CT_GUARD(ct_json_string(out, str));
@@ -729,12 +735,16 @@ ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
         CT_GUARD(ct_buf_appendf(out, "%s{\"name\":", i ? "," : ""));
         CT_GUARD(ct_json_string(out, w[i].name));
         if (got == CT_OK)
-            CT_GUARD(ct_buf_appendf(out, ",\"cosigned\":true,\"time\":%llu,\"age_s\":%lld}", (unsigned long long)t,
+            CT_GUARD(ct_buf_appendf(out, ",\"cosigned\":true,\"time\":%llu,\"age_s\":%lld", (unsigned long long)t,
                                     (long long)now_s - (long long)t));
         else /* not yet, or a kept line that does not verify: shown as missing either way */
-            CT_GUARD(ct_buf_append(out, ",\"cosigned\":false}", 18));
+            CT_GUARD(ct_buf_append(out, ",\"cosigned\":false", 17));
+        CT_GUARD(ca_witness_json(c, &w[i], out)); /* its newest cosignature of any checkpoint, its reports */
+        CT_GUARD(ct_buf_append(out, "}", 1));
     }
-    CT_GUARD(ct_buf_append(out, "]}\n", 3));
+    CT_GUARD(ct_buf_append(out, "]", 1));
+    CT_GUARD(ca_witness_reports_json(c, out));
+    CT_GUARD(ct_buf_append(out, "}\n", 2));
 cleanup:
     if (rc != CT_OK) ct_buf_free(out);
     free(w);
@@ -881,11 +891,11 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     ct_err_clear();
     bool sth = strcmp(rq->path, "/log/sth") == 0, inc = strcmp(rq->path, "/log/proof/inclusion") == 0,
          cons = strcmp(rq->path, "/log/proof/consistency") == 0, ckpt = strcmp(rq->path, "/log/checkpoint") == 0,
-         cosig = strcmp(rq->path, "/log/cosignature") == 0;
-    CT_ENSURE_MSG(sth || inc || cons || ckpt || cosig, CT_ERR_NOT_FOUND, "no such resource");
-    if (cosig) {
+         cosig = strcmp(rq->path, "/log/cosignature") == 0, report = strcmp(rq->path, "/log/witness-report") == 0;
+    CT_ENSURE_MSG(sth || inc || cons || ckpt || cosig || report, CT_ERR_NOT_FOUND, "no such resource");
+    if (cosig || report) {
         CT_ENSURE_MSG(strcmp(rq->method, "POST") == 0, CT_ERR_METHOD, "%s takes POST", rq->path);
-        CT_GUARD(answer_cosignature(c, rq, ans));
+        CT_GUARD(cosig ? answer_cosignature(c, rq, ans) : ca_witness_report_answer(c, rq, ans));
         ans->status = 200;
         goto cleanup;
     }

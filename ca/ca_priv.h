@@ -49,6 +49,7 @@ typedef struct {
     long ocsp_hours;        /* OCSP nextUpdate - thisUpdate */
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
+    long witness_max_age_s; /* the console flags a witness whose newest cosignature is older */
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
@@ -230,14 +231,30 @@ CT_MUST_CHECK ct_err ca_witnesses_load(ca *c, ct_note_verifier *w, size_t max, s
 /* The newest checkpoint with its kept cosignatures appended (allocated); CT_ERR_NOT_FOUND when none. */
 CT_MUST_CHECK ct_err ca_log_checkpoint_cosigned(ca *c, int64_t *id, ct_buf *note);
 
+/* Whether this database extends checkpoint `cp` (verified with the CA's own key): what it signed is there (its
+ * audit entry, its tree as the log's prefix) and the newest kept checkpoint is consistent with it.
+ * CT_ERR_INTEGRITY with the contradiction. */
+CT_MUST_CHECK ct_err ca_log_extends(ca *c, const ct_checkpoint *cp);
+
 /* GET /log/sth, /log/checkpoint, /log/proof/inclusion?serial=HEX[&tree_size=N],
- * /log/proof/consistency?first=M&second=N. */
+ * /log/proof/consistency?first=M&second=N; POST /log/cosignature, /log/witness-report. */
 ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- the CA's certificate files against the audit (ca_certs.c) ---- */
 /* At init and at every open (after the checkpoint key): certifies the checkpoint key when CA_NOTE_CERT_FILE is
  * missing, and records ("ca.cert") every certificate file the audit has no record of yet. */
 CT_MUST_CHECK ct_err ca_certs_open(ca *c);
+
+/* ---- witnesses' reports of an inconsistent log (ca_witness_report.c) ---- */
+/* POST /log/witness-report (ct_witness_report): recorded only when both checkpoints are signed by this CA's log
+ * key and cannot both be true (same size, another root; or this database does not extend one of them). */
+CT_MUST_CHECK ct_err ca_witness_report_answer(ca *c, const ca_http_request *rq, ca_http_answer *ans);
+/* Appends to the officer's checkpoint JSON: per configured witness (in order) ,"newest_time","newest_age_s",
+ * "stale","reported" (called inside its object), and the whole ,"reports":[...] list. */
+CT_MUST_CHECK ct_err ca_witness_json(ca *c, const ct_note_verifier *w, ct_buf *out);
+CT_MUST_CHECK ct_err ca_witness_reports_json(ca *c, ct_buf *out);
+/* The most bytes these two add for `witnesses` configured witnesses. */
+size_t ca_witness_json_max(size_t witnesses);
 
 /* ---- the issuance log as C2SP tlog-tiles (ca_tiles.c) ---- */
 #define CA_TILES_PREFIX "/log/tile/"

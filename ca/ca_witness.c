@@ -1,31 +1,33 @@
 /* camtrust-ca witness: an independent witness of a CA's issuance log (c2sp.org/tlog-cosignature). It runs elsewhere,
  * under another officer, with its own folder and its own token holding its Ed25519 key. It polls the CA's
- * GET /log/checkpoint (plain HTTP: a checkpoint proves itself), checks the CA's signature with the pinned log.vkey,
- * checks that the checkpoint extends the last one it cosigned (RFC 9162 consistency proof from
- * /log/proof/consistency, same size: same root), keeps it (W/state.note, written atomically before anything is
- * sent), cosigns it and POSTs the cosignature to /log/cosignature. A checkpoint that does not extend the kept one
- * (a rolled-back or forked log) is never cosigned: one line "witness_refused" and the process ends with status 1,
- * so that whoever runs it must look. */
+ * GET /log/checkpoint (HTTPS with the server checked against the root pinned at init, or plain HTTP: a checkpoint
+ * proves itself), checks the CA's signature with the pinned log.vkey, checks that the checkpoint extends the last
+ * one it cosigned (common/http: same size, same root; larger, the RFC 9162 consistency proof), keeps it
+ * (W/state.note, written atomically before anything is sent), cosigns it and POSTs the cosignature to
+ * /log/cosignature. A checkpoint that does not extend the kept one (a rolled-back or forked log) is never
+ * cosigned: the two signed checkpoints and the proof are kept as a report in W/evidence/, one line
+ * "witness_refused" names it, the report is POSTed to /log/witness-report (it proves itself: both notes carry the
+ * CA's signature) and the process ends with status 1, so that whoever runs it must look. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "../common/factory/factory.h"
+#include "../common/http/http.h"
 #include "ca_priv.h"
 
 #define WITNESS_CONFIG_FILE "witness.conf"
 #define WITNESS_VKEY_FILE "witness.vkey"
 #define WITNESS_STATE_FILE "state.note"
+#define WITNESS_ROOT_FILE "ca-root.pem" /* the CA server's root, pinned at init (HTTPS) */
+#define WITNESS_EVIDENCE_DIR "evidence"
 #define WITNESS_PIN_ENV "CAMTRUST_WITNESS_PIN"
 #define WITNESS_KEY_LABEL "witness"
 #define HTTP_TIMEOUT_MS 5000
-#define HTTP_ANSWER_MAX (CT_NOTE_MAX + 4096)
+#define ROOT_PEM_MAX (64 * 1024)
 static const uint8_t k_witness_key_id[] = {0x77, 0x01};
 
 #define WITNESS_ROWS(name)                                                                                  \
@@ -43,11 +45,14 @@ typedef struct {
     hsm_eddsa_key *key;
     ct_note_verifier self; /* cosignature/v1 verifier of its own key */
     ct_note_verifier log;  /* the CA's checkpoint key (pinned log.vkey) */
-    char host[256];        /* host:port of the CA's plain HTTP listener */
+    ct_http_client *http;  /* to the CA */
+    bool refusal_said;     /* witness_report said why (one line) */
 } witness;
 
 static void witness_close(witness *w)
 {
+    ct_http_client_free(w->http);
+    w->http = NULL;
     hsm_eddsa_free(w->key);
     hsm_close(w->h);
     w->key = NULL;
@@ -77,16 +82,39 @@ cleanup:
     return rc;
 }
 
-ct_err ca_witness_init(const char *dir, const char *name, char *vkey, size_t vkey_max)
+/* The root the CA server's certificate must chain to: one self-signed PEM certificate (the operations root). */
+static ct_err root_check(const char *path, ct_buf *pem)
+{
+    ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT;
+    CT_GUARD(ct_file_read(path, ROOT_PEM_MAX, pem));
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CERT_DER));
+    rc = ct_pem_decode(pem->data, pem->len, "CERTIFICATE", 0, &der);
+    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "--ca-root %s holds no PEM certificate", path);
+    rc = pki_cert_verify_signed_by(der.data, der.len, der.data, der.len, time(NULL));
+    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "--ca-root %s is not a valid self-signed root", path);
+cleanup:
+    ct_buf_free(&der);
+    return rc;
+}
+
+ct_err ca_witness_init(const char *dir, const char *name, const char *ca_root, char *vkey, size_t vkey_max)
 {
     ct_err rc = CT_OK;
     witness w = {0};
+    ct_buf root = CT_BUF_INIT;
     char path[CA_PATH_MAX], line[CT_NOTE_VKEY_MAX + 2], got[CT_NOTE_NAME_MAX];
     CT_ENSURE_MSG(name && ct_note_name_valid(name, strlen(name)), CT_ERR_USAGE,
                   "--name '%.80s' is not a note key name (no spaces, no '+')", name ? name : "");
     CT_GUARD(ct_path_join(path, sizeof path, dir, WITNESS_CONFIG_FILE));
     CT_ENSURE_MSG(!ct_file_exists(path), CT_ERR_EXISTS, "%s exists: %s is a witness already", path, dir);
+    if (ca_root) CT_GUARD(root_check(ca_root, &root)); /* before anything is made */
     CT_GUARD(ct_mkdir(dir, 0700));
+    if (ca_root) {
+        CT_GUARD(ct_path_join(path, sizeof path, dir, WITNESS_ROOT_FILE));
+        CT_GUARD(ct_file_write_atomic(path, root.data, root.len, 0644));
+        CT_GUARD(ct_path_join(path, sizeof path, dir, WITNESS_CONFIG_FILE));
+    }
     const ct_setting rows[] = {WITNESS_ROWS(name)};
     const ct_settings_schema with_name = {witness_schema.title, rows, sizeof rows / sizeof rows[0]};
     CT_GUARD(ct_settings_write_defaults(&with_name, path));
@@ -101,139 +129,77 @@ ct_err ca_witness_init(const char *dir, const char *name, char *vkey, size_t vke
     CT_GUARD(ct_file_write_atomic(path, line, strlen(line), 0644));
 cleanup:
     witness_close(&w);
+    ct_buf_free(&root);
     return rc;
 }
 
-/* ---- a minimal HTTP/1.1 client (plain HTTP, one request per connection) ---- */
-
-static ct_err http_send(int fd, const uint8_t *p, size_t n, int64_t deadline)
-{
-    while (n > 0) {
-        CT_GUARD_RET(ct_wait_fd(fd, POLLOUT, deadline, "sending to the CA"));
-        ssize_t r = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        CT_ENSURE_RET(r > 0, ct_fail(CT_ERR_IO, "cannot send to the CA: %s", strerror(errno)));
-        p += r;
-        n -= (size_t)r;
-    }
-    return CT_OK;
-}
-
-/* METHOD path; the answer's body (allocated) when the status is 200, else CT_ERR_IO naming status and reason. */
-static ct_err http_call(const witness *w, const char *method, const char *path, const ct_buf *body, ct_buf *answer)
+/* The evidence of an inconsistent log: the report (both signed checkpoints and the proof given) kept in
+ * W/evidence/report-<its hash>.txt (the same finding, the same file), then POSTed to the CA, which records it
+ * after checking it against its own key and database. */
+static ct_err witness_report(witness *w, const ct_buf *state, const ct_buf *served, const ct_http_proof *proof)
 {
     ct_err rc = CT_OK;
-    int fd = -1;
-    ct_buf req = CT_BUF_INIT, in = CT_BUF_INIT;
-    int64_t deadline = ct_now_ms() + HTTP_TIMEOUT_MS;
-    CT_GUARD(ct_buf_alloc(&req, 1024 + (body ? body->len : 0)));
-    CT_GUARD(ct_buf_appendf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method, path, w->host));
-    if (body)
-        CT_GUARD(ct_buf_appendf(&req, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n", body->len));
-    CT_GUARD(ct_buf_append(&req, "\r\n", 2));
-    if (body) CT_GUARD(ct_buf_append(&req, body->data, body->len));
-    CT_GUARD(factory_connect(w->host, HTTP_TIMEOUT_MS, &fd));
-    CT_GUARD(http_send(fd, req.data, req.len, deadline));
-    CT_GUARD(ct_buf_alloc(&in, HTTP_ANSWER_MAX + 1));
-    for (;;) { /* Connection: close: the answer ends where the stream does */
-        CT_GUARD(ct_wait_fd(fd, POLLIN, deadline, "waiting for the CA"));
-        CT_ENSURE_MSG(in.len < HTTP_ANSWER_MAX, CT_ERR_IO, "the CA's answer to %s is over %d bytes", path, HTTP_ANSWER_MAX);
-        ssize_t r = recv(fd, in.data + in.len, HTTP_ANSWER_MAX - in.len, MSG_DONTWAIT);
-        if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
-        CT_ENSURE_MSG(r >= 0, CT_ERR_IO, "cannot read from the CA: %s", strerror(errno));
-        if (r == 0) break;
-        in.len += (size_t)r;
+    ct_buf body = CT_BUF_INIT, answer = CT_BUF_INIT;
+    ct_witness_report r = {.kept = state->data, .kept_len = state->len, .served = served->data,
+                           .served_len = served->len, .proof_n = proof->given ? proof->n : 0};
+    char why[256] = "", dir[CA_PATH_MAX], name[64], path[CA_PATH_MAX], hex[17];
+    uint8_t hash[32];
+    CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail())); /* the inconsistency, before anything else fails */
+    memcpy(r.proof, proof->path, r.proof_n * sizeof r.proof[0]);
+    CT_GUARD(ct_witness_report_format(&r, &body));
+    CT_GUARD(ct_sha256(body.data, body.len, hash));
+    CT_GUARD(ct_hex_encode(hash, 8, hex, sizeof hex));
+    CT_GUARD(ct_path_join(dir, sizeof dir, w->dir, WITNESS_EVIDENCE_DIR));
+    CT_GUARD(ct_mkdir(dir, 0700));
+    CT_GUARD(ct_snprintf(name, sizeof name, "report-%s.txt", hex));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, name));
+    CT_GUARD(ct_file_write_atomic(path, body.data, body.len, 0600));
+    ct_log(CT_LOG_ERROR, "witness_refused", "log=%s reason=%s evidence=%s", CT_LOGQ(w->log.name), CT_LOGQ(why),
+           CT_LOGQ(path));
+    rc = ct_http_post_text(w->http, "/log/witness-report", &body, "the witness report", 4096, &answer);
+    if (rc == CT_OK) {
+        answer.data[strcspn((const char *)answer.data, "\r\n")] = '\0'; /* its first line */
+        ct_log(CT_LOG_INFO, "witness_reported", "answer=%s", CT_LOGQ((const char *)answer.data));
+    } else { /* kept: the officer can POST the file itself */
+        ct_log(CT_LOG_ERROR, "witness_report_failed", "error=%s evidence=%s", CT_LOGQ(ct_err_detail()), CT_LOGQ(path));
     }
-    in.data[in.len] = '\0';
-    const char *head_end = strstr((const char *)in.data, "\r\n\r\n");
-    int status = 0;
-    CT_ENSURE_MSG(head_end && sscanf((const char *)in.data, "HTTP/1.%*d %d", &status) == 1, CT_ERR_IO,
-                  "the CA's answer to %s is not HTTP", path);
-    const uint8_t *b = (const uint8_t *)head_end + 4;
-    size_t blen = in.len - (size_t)(b - in.data);
-    if (status != 200) {
-        size_t shown = blen;
-        while (shown > 0 && (b[shown - 1] == '\n' || b[shown - 1] == '\r')) shown--;
-        CT_ENSURE_MSG(false, CT_ERR_IO, "%s %s: status %d: %.*s", method, path, status,
-                      (int)(shown > 200 ? 200 : shown), (const char *)b);
-    }
-    CT_GUARD(ct_buf_alloc(answer, blen + 1));
-    CT_GUARD(ct_buf_append(answer, b, blen));
-    answer->data[blen] = '\0';
+    rc = CT_OK;
 cleanup:
-    if (fd >= 0) close(fd);
-    ct_buf_free(&req);
-    ct_buf_free(&in);
-    return rc;
+    if (rc != CT_OK) /* the report could not even be kept: the reason still goes out */
+        ct_log(CT_LOG_ERROR, "witness_refused", "log=%s reason=%s evidence=none error=%s", CT_LOGQ(w->log.name),
+               CT_LOGQ(why), CT_LOGQ(ct_err_detail()));
+    ct_buf_free(&body);
+    ct_buf_free(&answer);
+    return ct_fail(CT_ERR_INTEGRITY, "%s", why);
 }
 
-/* {"first":M,"second":N,"consistency_path":["base64",...]}: the path's hashes. */
-static ct_err parse_consistency(const ct_buf *json, ct_merkle_hash *path, size_t *n)
+/* What POST /log/cosignature takes: the checkpoint's text, a blank line and this witness's own line, which ends
+ * the kept note (the note as the CA served it, signature included, with the witness's line appended). */
+static ct_err submission(const witness *w, const ct_buf *kept, size_t text_len, ct_buf *out)
 {
-    static const char key[] = "\"consistency_path\":[";
-    const char *p = strstr((const char *)json->data, key);
-    *n = 0;
-    CT_ENSURE_RET(p, ct_fail(CT_ERR_BAD_REQUEST, "the consistency proof has no consistency_path"));
-    p += strlen(key);
-    while (*p != ']') {
-        CT_ENSURE_RET(*n < CT_MERKLE_MAX_PATH, ct_fail(CT_ERR_BAD_REQUEST, "the consistency proof is too long"));
-        if (*n > 0) {
-            CT_ENSURE_RET(*p == ',', ct_fail(CT_ERR_BAD_REQUEST, "the consistency proof is malformed"));
-            p++;
-        }
-        const char *end = *p == '"' ? strchr(p + 1, '"') : NULL;
-        CT_ENSURE_RET(end, ct_fail(CT_ERR_BAD_REQUEST, "the consistency proof is malformed"));
-        uint8_t raw[64];
-        ct_buf dec = {raw, 0, sizeof raw};
-        CT_ENSURE_RET(ct_base64_decode((const uint8_t *)p + 1, (size_t)(end - p - 1), &dec) == CT_OK &&
-                          dec.len == CT_MERKLE_HASH_LEN,
-                      ct_fail(CT_ERR_BAD_REQUEST, "the consistency proof holds a hash that is not 32 bytes of base64"));
-        memcpy(path[(*n)++], raw, CT_MERKLE_HASH_LEN);
-        p = end + 1;
-    }
+    size_t start = kept->len > 0 ? kept->len - 1 : 0, tl = 0;
+    uint64_t t = 0;
+    while (start > text_len && kept->data[start - 1] != '\n') start--;
+    CT_GUARD_RET(ct_buf_alloc(out, text_len + 1 + kept->len - start));
+    CT_GUARD_RET(ct_buf_append(out, kept->data, text_len));
+    CT_GUARD_RET(ct_buf_append(out, "\n", 1));
+    CT_GUARD_RET(ct_buf_append(out, kept->data + start, kept->len - start));
+    CT_ENSURE_RET(ct_cosig_open(out->data, out->len, &w->self, &tl, &t) == CT_OK,
+                  ct_fail(CT_ERR_INTEGRITY, "%s/%s does not end in this witness's cosignature", w->dir, WITNESS_STATE_FILE));
     return CT_OK;
-}
-
-/* Does `now` extend `kept` (the last checkpoint this witness cosigned)? CT_ERR_INTEGRITY with the reason if not. */
-static ct_err extends_kept(const witness *w, const ct_checkpoint *kept, const ct_checkpoint *now)
-{
-    ct_err rc = CT_OK;
-    ct_buf json = CT_BUF_INIT;
-    ct_merkle_hash path[CT_MERKLE_MAX_PATH];
-    size_t n = 0;
-    char url[128];
-    CT_ENSURE_MSG(now->size >= kept->size, CT_ERR_INTEGRITY, "the log shrank from %llu to %llu leaves (rolled back)",
-                  (unsigned long long)kept->size, (unsigned long long)now->size);
-    CT_ENSURE_MSG(!kept->has_audit || (now->has_audit && now->audit_entries >= kept->audit_entries), CT_ERR_INTEGRITY,
-                  "the audit chain shrank from %llu entries (rolled back)", (unsigned long long)kept->audit_entries);
-    if (now->size == kept->size) {
-        CT_ENSURE_MSG(memcmp(now->root, kept->root, sizeof now->root) == 0, CT_ERR_INTEGRITY,
-                      "two different trees of %llu leaves (forked)", (unsigned long long)now->size);
-        goto cleanup;
-    }
-    if (kept->size == 0) goto cleanup; /* the empty tree is a prefix of every tree */
-    CT_GUARD(ct_snprintf(url, sizeof url, "/log/proof/consistency?first=%llu&second=%llu",
-                         (unsigned long long)kept->size, (unsigned long long)now->size));
-    CT_GUARD(http_call(w, "GET", url, NULL, &json));
-    CT_GUARD(parse_consistency(&json, path, &n));
-    CT_ENSURE_MSG(ct_merkle_verify_consistency(kept->size, kept->root, now->size, now->root, path, n), CT_ERR_INTEGRITY,
-                  "the tree of %llu leaves does not extend the cosigned tree of %llu (forked)",
-                  (unsigned long long)now->size, (unsigned long long)kept->size);
-cleanup:
-    ct_buf_free(&json);
-    return rc;
 }
 
 /* One poll: fetch, check, keep, cosign, submit. CT_ERR_INTEGRITY: the log contradicts what this witness cosigned. */
 static ct_err witness_poll(witness *w)
 {
     ct_err rc = CT_OK;
-    ct_buf fetched = CT_BUF_INIT, state = CT_BUF_INIT, mine = CT_BUF_INIT, answer = CT_BUF_INIT;
+    ct_buf fetched = CT_BUF_INIT, state = CT_BUF_INIT, mine = CT_BUF_INIT, answer = CT_BUF_INIT, post = CT_BUF_INIT;
     char path[CA_PATH_MAX];
     ct_checkpoint now = {0}, kept = {0};
     size_t text_len = 0, kept_len = 0;
     uint64_t t = 0;
-    CT_GUARD(http_call(w, "GET", "/log/checkpoint", NULL, &fetched));
+    ct_http_proof proof;
+    CT_GUARD(ct_http_get(w->http, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &fetched));
     rc = ct_checkpoint_open(fetched.data, fetched.len, &w->log, &now);
     CT_ENSURE_MSG(rc == CT_OK, CT_ERR_INTEGRITY, "the served checkpoint is not the log's: %s", ct_err_detail());
     CT_GUARD(ct_note_open(fetched.data, fetched.len, &w->log, &text_len));
@@ -245,20 +211,28 @@ static ct_err witness_poll(witness *w)
         if (kept_len == text_len && memcmp(state.data, fetched.data, text_len) == 0) {
             /* cosigned already: submitted again only when the CA does not serve it (a failed POST) */
             if (ct_cosig_open(fetched.data, fetched.len, &w->self, &kept_len, &t) == CT_OK) goto cleanup;
-            CT_GUARD(http_call(w, "POST", "/log/cosignature", &state, &answer));
+            CT_GUARD(submission(w, &state, text_len, &post));
+            CT_GUARD(ct_http_post_text(w->http, "/log/cosignature", &post, "the cosignature", 4096, &answer));
             goto cleanup;
         }
-        CT_GUARD(extends_kept(w, &kept, &now));
+        rc = ct_http_log_extends(w->http, path, &kept, &now, &proof);
+        if (rc == CT_ERR_INTEGRITY) {
+            w->refusal_said = true;
+            rc = witness_report(w, &state, &fetched, &proof);
+        }
+        CT_GUARD(rc);
     }
-    CT_GUARD(ct_buf_alloc(&mine, text_len + 1 + CT_COSIG_LINE_MAX));
-    CT_GUARD(ct_buf_append(&mine, fetched.data, text_len));
-    CT_GUARD(ct_buf_append(&mine, "\n", 1));
+    /* Kept with the CA's signature: the evidence, should the log later contradict it. */
+    CT_GUARD(ct_buf_alloc(&mine, fetched.len + CT_COSIG_LINE_MAX));
+    CT_GUARD(ct_buf_append(&mine, fetched.data, fetched.len));
     CT_GUARD(ct_cosig_sign(fetched.data, text_len, &w->self, (uint64_t)time(NULL), ca_note_sign_cb, w->key, &mine));
     CT_GUARD(ct_file_write_atomic(path, mine.data, mine.len, 0600)); /* kept before it leaves: never signed twice */
+    CT_GUARD(submission(w, &mine, text_len, &post));
     ct_log(CT_LOG_INFO, "witness_cosigned", "size=%llu audit_entries=%llu", (unsigned long long)now.size,
            (unsigned long long)now.audit_entries);
-    CT_GUARD(http_call(w, "POST", "/log/cosignature", &mine, &answer));
+    CT_GUARD(ct_http_post_text(w->http, "/log/cosignature", &post, "the cosignature", 4096, &answer));
 cleanup:
+    ct_buf_free(&post);
     ct_buf_free(&fetched);
     ct_buf_free(&state);
     ct_buf_free(&mine);
@@ -277,25 +251,24 @@ ct_err ca_witness_run(const char *dir, const char *log_url, const char *vkey_pat
 {
     ct_err rc = CT_OK;
     witness w;
-    char name[CT_NOTE_NAME_MAX];
-    ct_buf vfile = CT_BUF_INIT;
+    char name[CT_NOTE_NAME_MAX], root[CA_PATH_MAX];
     bool opened = false;
-    static const char prefix[] = "http://";
-    CT_ENSURE_MSG(log_url && strncmp(log_url, prefix, strlen(prefix)) == 0, CT_ERR_USAGE,
-                  "--log takes the CA's plain HTTP address, http://HOST:PORT (a checkpoint proves itself)");
+    CT_ENSURE_MSG(log_url, CT_ERR_USAGE, "--log (the CA's address: https://HOST:PORT, or http://HOST:PORT) is required");
     CT_ENSURE_MSG(vkey_path, CT_ERR_USAGE, "--vkey (the CA's log.vkey) is required");
     CT_ENSURE_MSG(interval_ms >= 50 && interval_ms <= 86400000L, CT_ERR_USAGE, "--interval: 0.05 to 86400 seconds");
     CT_GUARD(witness_open(dir, true, &w, name, sizeof name));
     opened = true;
-    const char *host = log_url + strlen(prefix);
-    size_t hl = strcspn(host, "/");
-    bool path_free = host[hl] == '\0' || (host[hl] == '/' && host[hl + 1] == '\0');
-    CT_ENSURE_MSG(hl > 0 && hl < sizeof w.host && path_free, CT_ERR_USAGE, "--log: http://HOST:PORT, without a path");
-    memcpy(w.host, host, hl);
-    w.host[hl] = '\0';
-    CT_GUARD(ct_file_read(vkey_path, CT_NOTE_VKEY_MAX + 2, &vfile));
-    rc = ct_note_verifier_parse((const char *)vfile.data, vfile.len, &w.log);
-    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s: %s", vkey_path, ct_err_detail());
+    CT_GUARD(ct_path_join(root, sizeof root, dir, WITNESS_ROOT_FILE));
+    bool pinned = ct_file_exists(root);
+    CT_ENSURE_MSG(pinned || strncasecmp(log_url, "https://", 8) != 0, CT_ERR_CONFIG,
+                  "%s pins no root for the CA server: --log https:// needs witness init --ca-root (or --log http://)",
+                  dir);
+    /* Plain HTTP is allowed: what the witness acts on is signed by the CA's log key, pinned. */
+    ct_http_config hc = {.url = log_url, .allow_plain = true, .trust_pem_path = pinned ? root : NULL,
+                         .timeout_ms = HTTP_TIMEOUT_MS, .user_agent = "camtrust-witness"};
+    CT_GUARD(ct_http_client_new(&hc, &w.http));
+    rc = ct_note_verifier_load(vkey_path, &w.log);
+    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s", ct_err_detail());
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -304,7 +277,8 @@ ct_err ca_witness_run(const char *dir, const char *log_url, const char *vkey_pat
     while (!g_stop) {
         rc = witness_poll(&w);
         if (rc == CT_ERR_INTEGRITY) { /* never cosigned: whoever runs the witness must look */
-            ct_log(CT_LOG_ERROR, "witness_refused", "log=%s reason=%s", CT_LOGQ(w.log.name), CT_LOGQ(ct_err_detail()));
+            if (!w.refusal_said)
+                ct_log(CT_LOG_ERROR, "witness_refused", "log=%s reason=%s", CT_LOGQ(w.log.name), CT_LOGQ(ct_err_detail()));
             goto cleanup;
         }
         if (rc != CT_OK) /* the CA unreachable or busy: tried again at the next poll */
@@ -315,6 +289,5 @@ ct_err ca_witness_run(const char *dir, const char *log_url, const char *vkey_pat
     }
 cleanup:
     if (opened) witness_close(&w);
-    ct_buf_free(&vfile);
     return rc;
 }

@@ -46,10 +46,12 @@ static const char usage[] =
     "  renew tls|ocsp|log                       re-certify the server's, the OCSP responder's or the log signer's\n"
     "                                           key for a fresh validity (restart the server to use it)\n"
     "  log sth                                  sign a tree head and a checkpoint of the issuance log now\n"
-    "  witness init --name N                    make a witness folder DIR: own token, Ed25519 key, witness.vkey\n"
-    "  witness --log http://HOST:PORT --vkey LOG.VKEY [--interval S]\n"
+    "  witness init --name N [--ca-root F]      make a witness folder DIR: own token, Ed25519 key, witness.vkey;\n"
+    "                                           F: the root the CA server's HTTPS certificate must chain to\n"
+    "  witness --log https://HOST:PORT|http://HOST:PORT --vkey LOG.VKEY [--interval S]\n"
     "                                           cosign each checkpoint that extends the last one cosigned\n"
-    "                                           (every S seconds, default 10); exit 1 on a fork or rollback\n"
+    "                                           (every S seconds, default 10); on a fork or rollback keep the\n"
+    "                                           evidence in DIR/evidence/, report it to the CA, exit 1\n"
     "  log checkpoint [--out F]                 print (or save) the newest checkpoint (signing one if none)\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
@@ -59,7 +61,7 @@ static const char usage[] =
 typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
-    const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval;
+    const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval, *ca_root;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
     const char *words[4]; /* positional words after the options are removed */
@@ -86,7 +88,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--serial", offsetof(cli_args, serial)},   {"--proof", offsetof(cli_args, proof)},
         {"--log-cert", offsetof(cli_args, log_cert)}, {"--vkey", offsetof(cli_args, vkey)},
         {"--witnesses", offsetof(cli_args, witnesses)}, {"--log", offsetof(cli_args, log_url)},
-        {"--interval", offsetof(cli_args, interval)},
+        {"--interval", offsetof(cli_args, interval)}, {"--ca-root", offsetof(cli_args, ca_root)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -295,7 +297,7 @@ static int witness_command(const cli_args *a)
 {
     if (a->nwords == 2) {
         char vkey[512];
-        ct_err rc = ca_witness_init(a->dir, a->name, vkey, sizeof vkey);
+        ct_err rc = ca_witness_init(a->dir, a->name, a->ca_root, vkey, sizeof vkey);
         if (rc != CT_OK) return fail(rc);
         printf("witness created in %s; its verifier key (witness.vkey), for the CA's log.witnesses:\n%s\n", a->dir, vkey);
         return 0;

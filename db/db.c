@@ -184,6 +184,21 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;"
     "CREATE TRIGGER log_cosignatures_no_delete BEFORE DELETE ON log_cosignatures"
     "  BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;",
+    /* 11: witnesses' reports of an inconsistent log (POST /log/witness-report), kept whole as received once the
+     * CA checked them against its own key and database: two signed checkpoints that cannot both be true. */
+    "CREATE TABLE log_witness_reports ("
+    "  id INTEGER PRIMARY KEY,"
+    "  received INTEGER NOT NULL,"
+    "  witness TEXT NOT NULL," /* the configured witness whose cosignature the kept checkpoint carries; '' none */
+    "  kind TEXT NOT NULL CHECK (kind IN ('fork', 'rollback')),"
+    "  kept_size INTEGER NOT NULL CHECK (kept_size >= 0),"
+    "  served_size INTEGER NOT NULL CHECK (served_size >= 0),"
+    "  reason TEXT NOT NULL,"
+    "  report TEXT NOT NULL UNIQUE);"
+    "CREATE TRIGGER log_witness_reports_no_update BEFORE UPDATE ON log_witness_reports"
+    "  BEGIN SELECT RAISE(ABORT, 'witness reports are append-only'); END;"
+    "CREATE TRIGGER log_witness_reports_no_delete BEFORE DELETE ON log_witness_reports"
+    "  BEGIN SELECT RAISE(ABORT, 'witness reports are append-only'); END;",
 };
 #define MIGRATION_STATE_BASELINE 9
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

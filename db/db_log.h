@@ -82,5 +82,26 @@ CT_MUST_CHECK ct_err db_log_cosignature_add(ct_db *db, int64_t checkpoint_id, co
                                             const char *line, const char *actor, bool *added);
 /* Appends the cosignature lines of checkpoint `checkpoint_id` (each ends in a newline), in the order received. */
 CT_MUST_CHECK ct_err db_log_cosignatures(ct_db *db, int64_t checkpoint_id, ct_buf *lines);
+/* The time (witness clock, seconds) of the newest cosignature by `witness` (its verifier key) of any checkpoint;
+ * CT_ERR_NOT_FOUND (no detail) when it never cosigned. */
+CT_MUST_CHECK ct_err db_log_cosignature_newest(ct_db *db, const char *witness, uint64_t *witness_time);
+
+/* ---- witnesses' reports of an inconsistent log (witness_reports.c) ---- */
+#define DB_WITNESS_REPORT_MAX 16384 /* bytes of a stored report */
+typedef struct {
+    int64_t id;
+    int64_t received;      /* Unix time */
+    char witness[256];     /* its name, "" when no configured witness cosigned the kept checkpoint */
+    char kind[16];         /* "fork" or "rollback" */
+    uint64_t kept_size, served_size;
+    char reason[512];
+} db_witness_report;
+/* Records a report (the body as received, text) with its audit event ("log.witness_report"), in one
+ * transaction; r->id is set. The same report again changes nothing (*added false, r->id the kept one's). */
+CT_MUST_CHECK ct_err db_log_witness_report_add(ct_db *db, db_witness_report *r, const char *report, const char *actor,
+                                               bool *added);
+/* The newest `max` reports, newest first, to fn. */
+typedef CT_MUST_CHECK ct_err (*db_witness_report_fn)(void *arg, const db_witness_report *r);
+CT_MUST_CHECK ct_err db_log_witness_reports(ct_db *db, int max, db_witness_report_fn fn, void *arg);
 
 #endif

@@ -641,3 +641,27 @@ ct_err db_log_cosignatures(ct_db *db, int64_t checkpoint_id, ct_buf *lines)
     struct cosig_ctx c = {.checkpoint_id = checkpoint_id, .out = lines};
     return db_call(db, false, cosig_lines_fn, &c);
 }
+
+static const char k_cosig_newest[] = "SELECT max(witness_time) FROM log_cosignatures WHERE witness = ?";
+
+static ct_err cosig_newest_fn(ct_db *db, void *vctx)
+{
+    struct cosig_ctx *c = vctx;
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_cosig_newest, &st, "t", c->witness));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row || sqlite3_column_type(st, 0) == SQLITE_NULL) return CT_ERR_NOT_FOUND;
+    c->time = (uint64_t)sqlite3_column_int64(st, 0);
+    return CT_OK;
+}
+
+ct_err db_log_cosignature_newest(ct_db *db, const char *witness, uint64_t *witness_time)
+{
+    CT_ENSURE_RET(db && witness && witness_time, ct_fail(CT_ERR_ARG, "db_log_cosignature_newest: missing argument"));
+    struct cosig_ctx c = {.witness = witness};
+    ct_err rc = db_call(db, false, cosig_newest_fn, &c);
+    if (rc == CT_ERR_NOT_FOUND) ct_err_clear();
+    if (rc == CT_OK) *witness_time = c.time;
+    return rc;
+}

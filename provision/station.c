@@ -40,21 +40,6 @@ static const ct_setting station_rows[] = {STATION_SETTING_ROWS("")};
 static const ct_settings_schema station_schema = {"camtrust station configuration", station_rows,
                                                   sizeof station_rows / sizeof station_rows[0]};
 
-ct_err station_fail_ctx(ct_err e, const char *fmt, ...)
-{
-    char context[REASON_MAX], detail[REASON_MAX];
-    const char *d = ct_err_detail();
-    /* Copied first: ct_fail writes the buffer ct_err_detail points to. */
-    if (ct_strlcpy(detail, sizeof detail, *d ? d : ct_err_message(e)) != CT_OK) detail[0] = '\0';
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(context, sizeof context, fmt, ap);
-    va_end(ap);
-    if (n < 0) context[0] = '\0';
-    return ct_fail(e, "%s: %s", context, detail);
-}
-
-
 /* ---- the station folder ---- */
 
 ct_err station_settings_load(const char *dir, station *st)
@@ -287,13 +272,13 @@ ct_err station_install(const char *dir, const char *cert_path, const char *ca_ro
         const ct_buf *issuer = i + 1 < chain.n ? &chain.der[i + 1] : &root.der[0];
         if ((rc = pki_cert_verify_signed_by(chain.der[i].data, chain.der[i].len, issuer->data, issuer->len, now)) !=
             CT_OK) {
-            rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s does not chain to %s (certificate %zu)", cert_path,
+            rc = ct_fail_ctx(CT_ERR_INTEGRITY, "%s does not chain to %s (certificate %zu)", cert_path,
                                   ca_root_path, i + 1);
             goto cleanup;
         }
     }
     if (pki_cert_verify_signed_by(root.der[0].data, root.der[0].len, root.der[0].data, root.der[0].len, now) != CT_OK) {
-        rc = station_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
+        rc = ct_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
         goto cleanup;
     }
     if (log_vkey_path) CT_GUARD(install_log_vkey(dir, log_vkey_path));
@@ -316,10 +301,12 @@ ct_err station_installed(const char *dir, char trust[STATION_PATH_MAX], char cha
     return CT_OK;
 }
 
-est_config station_est_config(const station *st, const char *url, const char *trust, const char *chain, int timeout_ms)
+ct_http_config station_est_config(const station *st, const char *url, const char *trust, const char *chain, int timeout_ms)
 {
-    return (est_config){.url = url, .trust_pem_path = trust, .chain_pem_path = chain, .dev_id = hsm_wolf_dev_id(st->hsm),
-                        .key_id = station_key_id, .key_id_len = sizeof station_key_id, .timeout_ms = timeout_ms};
+    return (ct_http_config){.url = url, .trust_pem_path = trust, .chain_pem_path = chain,
+                            .dev_id = hsm_wolf_dev_id(st->hsm), .key_id = station_key_id,
+                            .key_id_len = sizeof station_key_id, .timeout_ms = timeout_ms,
+                            .user_agent = "camtrust-station"};
 }
 
 ct_err station_summary_text(const station_summary *s, char *out, size_t out_max)
@@ -371,7 +358,7 @@ typedef struct {
 
 typedef struct {
     run *r;
-    est_client *est;
+    ct_http_client *est;
     pthread_t thread;
     bool started;
 } worker;
@@ -387,9 +374,9 @@ static ct_err ask(run *r, int fd, const char *addr, const factory_msg *q, factor
 {
     char reason[REASON_MAX];
     if (factory_send(fd, q, r->timeout_ms) != CT_OK)
-        return station_fail_ctx(CT_ERR_IO, "camera at %s: cannot send %s", addr, msg_name(q->type));
+        return ct_fail_ctx(CT_ERR_IO, "camera at %s: cannot send %s", addr, msg_name(q->type));
     if (factory_recv(fd, a, r->timeout_ms) != CT_OK)
-        return station_fail_ctx(CT_ERR_IO, "camera at %s: no complete answer to %s", addr, msg_name(q->type));
+        return ct_fail_ctx(CT_ERR_IO, "camera at %s: no complete answer to %s", addr, msg_name(q->type));
     if (a->type == FACTORY_ERROR) {
         if (factory_msg_get_str(a, FACTORY_TAG_REASON, reason, sizeof reason) != CT_OK)
             CT_GUARD_RET(ct_strlcpy(reason, sizeof reason, "no reason given"));
@@ -405,7 +392,7 @@ static ct_err camera_str(const factory_msg *m, factory_tag tag, const char *what
                          size_t max)
 {
     if (factory_msg_get_str(m, tag, out, max) != CT_OK)
-        return station_fail_ctx(CT_ERR_BAD_REQUEST, "camera at %s: %s", addr, what);
+        return ct_fail_ctx(CT_ERR_BAD_REQUEST, "camera at %s: %s", addr, what);
     for (const char *p = out; *p; p++)
         CT_ENSURE_RET(*p >= 0x20 && *p < 0x7f,
                       ct_fail(CT_ERR_BAD_REQUEST, "camera at %s: %s is not printable", addr, what));
@@ -450,7 +437,7 @@ static ct_err take_csrs(const factory_msg *m, const char *serial, ct_buf csr[N_P
     CT_GUARD(take_per_profile(m, serial, FACTORY_TAG_CSR, "CSR", PKI_MAX_CSR_DER, csr));
     for (size_t i = 0; i < N_PROFILES; i++) {
         if ((rc = pki_csr_parse(csr[i].data, csr[i].len, &parsed)) != CT_OK) {
-            rc = station_fail_ctx(rc, "camera %s answered a bad %s CSR", serial, profiles[i].profile);
+            rc = ct_fail_ctx(rc, "camera %s answered a bad %s CSR", serial, profiles[i].profile);
             goto cleanup;
         }
         CT_ENSURE_MSG(strcmp(pki_csr_subject_serial(parsed), serial) == 0, CT_ERR_BAD_CSR,
@@ -470,7 +457,7 @@ static ct_err check_issued(run *r, const char *serial, const char *profile, cons
 {
     pki_cert_info info;
     if (pki_cert_parse_info(leaf->data, leaf->len, &info) != CT_OK)
-        return station_fail_ctx(CT_ERR_BAD_DER, "the CA's %s certificate for %s is unreadable", profile, serial);
+        return ct_fail_ctx(CT_ERR_BAD_DER, "the CA's %s certificate for %s is unreadable", profile, serial);
     CT_ENSURE_RET(memcmp(info.spki_sha256, spki_hash, 32) == 0,
                   ct_fail(CT_ERR_INTEGRITY, "the CA answered a %s certificate for another key than camera %s's",
                           profile, serial));
@@ -498,12 +485,12 @@ static ct_err inclusion(worker *w, const ct_buf *leaf, const ct_checkpoint *cp, 
     CT_GUARD(pki_cert_parse_info(leaf->data, leaf->len, &info));
     CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/inclusion?serial=%s&tree_size=%llu", info.serial_hex,
                          (unsigned long long)cp->size));
-    CT_GUARD(est_get(w->est, q, "the inclusion proof", 8192, &body));
+    CT_GUARD(ct_http_get(w->est, q, "the inclusion proof", 8192, &body));
     body.data[body.len] = '\0';
     const char *li = strstr((const char *)body.data, "\"leaf_index\":");
     CT_ENSURE_MSG(li, CT_ERR_INTEGRITY, "the CA's inclusion proof for %s has no leaf_index", info.serial_hex);
     unsigned long long index = strtoull(li + strlen("\"leaf_index\":"), NULL, 10);
-    CT_GUARD(station_json_hashes(&body, "audit_path", path, &n));
+    CT_GUARD(ct_http_json_hashes(&body, "audit_path", path, &n));
     CT_GUARD(ct_merkle_leaf_hash(leaf->data, leaf->len, leaf_hash));
     CT_ENSURE_MSG(ct_merkle_verify_inclusion(leaf_hash, index, cp->size, path, n, cp->root), CT_ERR_INTEGRITY,
                   "the CA's inclusion proof for %s does not lead to its checkpoint of size %llu", info.serial_hex,
@@ -527,12 +514,12 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
     for (int attempt = 0;; attempt++) {
         ct_buf_free(note);
         for (size_t i = 0; i < N_PROFILES; i++) ct_buf_free(&proof[i]);
-        CT_GUARD_RET(est_get(w->est, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, note));
+        CT_GUARD_RET(ct_http_get(w->est, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, note));
         if (ct_checkpoint_open(note->data, note->len, &r->log_key, &cp) != CT_OK)
-            return station_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
+            return ct_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
         for (size_t i = 0; i < N_PROFILES && rc == CT_OK; i++) rc = inclusion(w, &leaf[i], &cp, &proof[i]);
         if (rc == CT_OK || rc == CT_ERR_INTEGRITY || attempt * 50 >= r->timeout_ms)
-            return rc == CT_OK ? CT_OK : station_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
+            return rc == CT_OK ? CT_OK : ct_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
         rc = CT_OK;
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -556,7 +543,7 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     double t;
 
     if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) {
-        rc = station_fail_ctx(rc, "camera unreachable at %s", addr);
+        rc = ct_fail_ctx(rc, "camera unreachable at %s", addr);
         goto cleanup;
     }
     CT_GUARD(factory_msg_init(&q, FACTORY_HELLO));
@@ -767,7 +754,7 @@ static ct_err devices_collect(run *r)
  * forked, or (log.witnesses_required) a checkpoint not cosigned by enough witnesses or a witness list that cannot
  * be read, stops provisioning, with a report line; a CA that shows no checkpoint yet, or a station that pins no
  * log key (said once), does not. */
-static ct_err witness(run *r, est_client *c, const char *when)
+static ct_err witness(run *r, ct_http_client *c, const char *when)
 {
     char line[2 * REASON_MAX];
     ct_buf rep = CT_BUF_INIT;
@@ -833,10 +820,10 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     CT_GUARD(station_open(o->dir, (unsigned)jobs + 1, &r.st));
     workers = calloc(jobs, sizeof *workers);
     CT_ENSURE(workers, CT_ERR_NOMEM);
-    est_config ec = station_est_config(&r.st, o->ca_url, r.trust_path, r.chain_path, r.timeout_ms);
+    ct_http_config ec = station_est_config(&r.st, o->ca_url, r.trust_path, r.chain_path, r.timeout_ms);
     for (size_t i = 0; i < jobs; i++) {
         workers[i].r = &r;
-        CT_GUARD(est_client_new(&ec, &workers[i].est));
+        CT_GUARD(ct_http_client_new(&ec, &workers[i].est));
     }
     CT_GUARD(witness(&r, workers[0].est, "before the batch"));
     /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
@@ -863,7 +850,7 @@ cleanup:
         if (workers[i].started) pthread_join(workers[i].thread, NULL);
     if (rc == CT_OK && r.report_fd >= 0 && fsync(r.report_fd) != 0)
         rc = ct_fail(CT_ERR_IO, "cannot sync the report: %s", strerror(errno));
-    for (size_t i = 0; workers && i < jobs; i++) est_client_free(workers[i].est);
+    for (size_t i = 0; workers && i < jobs; i++) ct_http_client_free(workers[i].est);
     free(workers);
     est_certs_free(&r.cacerts);
     station_close(&r.st);

@@ -11,8 +11,6 @@
 #include "../common/note/note.h"
 #include "station_priv.h"
 
-#define PROOF_JSON_MAX (CT_MERKLE_MAX_PATH * 64 + 256)
-
 ct_err station_log_vkey(const char *dir, ct_note_verifier *v)
 {
     char path[STATION_PATH_MAX];
@@ -20,79 +18,7 @@ ct_err station_log_vkey(const char *dir, ct_note_verifier *v)
     CT_ENSURE_RET(ct_file_exists(path), ct_fail(CT_ERR_NOT_FOUND, "this station pins no log key: it witnesses nothing "
                                                                   "(camtrust-station install --log-vkey adds one)"));
     ct_err rc = ct_note_verifier_load(path, v);
-    return rc == CT_OK ? CT_OK : station_fail_ctx(CT_ERR_CONFIG, "the pinned log key");
-}
-
-ct_err station_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT_MERKLE_MAX_PATH], size_t *n)
-{
-    char key[64];
-    CT_GUARD_RET(ct_snprintf(key, sizeof key, "\"%s\":[", name));
-    body->data[body->len] = '\0';
-    const char *p = strstr((const char *)body->data, key);
-    CT_ENSURE_RET(p, ct_fail(CT_ERR_BAD_REQUEST, "the CA's answer has no %s", name));
-    p += strlen(key);
-    *n = 0;
-    if (*p == ']') return CT_OK;
-    for (;;) {
-        CT_ENSURE_RET(*p == '"' && *n < CT_MERKLE_MAX_PATH,
-                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is malformed at hash %zu", name, *n + 1));
-        const char *end = strchr(p + 1, '"');
-        CT_ENSURE_RET(end, ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is cut short", name));
-        uint8_t tmp[48];
-        ct_buf h = {tmp, 0, sizeof tmp};
-        CT_ENSURE_RET(ct_base64_decode((const uint8_t *)p + 1, (size_t)(end - p - 1), &h) == CT_OK &&
-                          h.len == CT_MERKLE_HASH_LEN,
-                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s: hash %zu is not 32 bytes of base64", name, *n + 1));
-        memcpy(out[(*n)++], tmp, CT_MERKLE_HASH_LEN);
-        p = end + 1;
-        if (*p == ']') return CT_OK;
-        CT_ENSURE_RET(*p == ',', ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is malformed after hash %zu", name, *n));
-        p++;
-    }
-}
-
-/* Whether the CA proves the tree of `a` a prefix of the tree of `b` (a->size <= b->size): *holds. A proof the CA
- * refuses (a size past its log) or sends malformed holds nothing; only an unreachable CA is an error. */
-static ct_err proven_consistent(est_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds)
-{
-    ct_err rc = CT_OK;
-    ct_buf body = CT_BUF_INIT;
-    ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
-    size_t n = 0;
-    char q[96];
-    *holds = a->size == 0 || (a->size == b->size && memcmp(a->root, b->root, sizeof a->root) == 0);
-    if (*holds || a->size == b->size) return CT_OK; /* every tree extends the empty one; same size, same root */
-    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/consistency?first=%llu&second=%llu", (unsigned long long)a->size,
-                         (unsigned long long)b->size));
-    rc = est_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body);
-    if (rc == CT_OK) rc = station_json_hashes(&body, "consistency_path", proof, &n);
-    if (rc == CT_ERR_IO) goto cleanup;
-    *holds = rc == CT_OK && ct_merkle_verify_consistency(a->size, a->root, b->size, b->root, proof, n);
-    rc = CT_OK;
-cleanup:
-    ct_buf_free(&body);
-    return rc;
-}
-
-/* The CA's log must extend the kept checkpoint: CT_ERR_INTEGRITY naming it when it does not. */
-static ct_err check_extends(est_client *c, const char *kept_path, const ct_checkpoint *kept, const ct_checkpoint *cur)
-{
-    bool holds = false;
-    unsigned long long k = kept->size, s = cur->size;
-    CT_ENSURE_RET(cur->size >= kept->size,
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu "
-                                            "(truncated or rolled back)", s, kept_path, k));
-    CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries),
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept %s has %llu "
-                                            "(truncated or rolled back)",
-                          (unsigned long long)cur->audit_entries, kept_path, (unsigned long long)kept->audit_entries));
-    CT_GUARD_RET(proven_consistent(c, kept, cur, &holds));
-    CT_ENSURE_RET(holds || cur->size != kept->size,
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "
-                                            "kept %s", s, kept_path));
-    CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu is not consistent "
-                                                   "with the kept %s (size %llu)", s, kept_path, k));
-    return CT_OK;
+    return rc == CT_OK ? CT_OK : ct_fail_ctx(CT_ERR_CONFIG, "the pinned log key");
 }
 
 /* The checkpoint kept in the station folder, verified with the pinned key: *have false when none is kept yet. */
@@ -104,17 +30,18 @@ static ct_err kept_load(const char *dir, const ct_note_verifier *v, char path[ST
     if (!ct_file_exists(path)) return CT_OK;
     CT_GUARD_RET(ct_file_read(path, CT_NOTE_MAX, note));
     if (ct_checkpoint_open(note->data, note->len, v, kept) != CT_OK)
-        return station_fail_ctx(CT_ERR_INTEGRITY, "the kept %s", path);
+        return ct_fail_ctx(CT_ERR_INTEGRITY, "the kept %s", path);
     *have = true;
     return CT_OK;
 }
 
-ct_err station_log_witness(const station *st, est_client *c, int wait_ms, char *summary, size_t summary_max)
+ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;
     ct_note_verifier v, *w = NULL;
     ct_buf note = CT_BUF_INIT, kept_note = CT_BUF_INIT;
     ct_checkpoint cur, kept;
+    ct_http_proof proof;
     bool have = false;
     size_t nw = 0, k = st->witnesses_required, cosigned = 0;
     char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX], what[96];
@@ -132,17 +59,17 @@ ct_err station_log_witness(const station *st, est_client *c, int wait_ms, char *
     /* Witnesses cosign a new checkpoint within their polling interval: until then (at most wait_ms) ask again. */
     for (;;) {
         ct_buf_free(&note);
-        CT_GUARD(est_get(c, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &note));
+        CT_GUARD(ct_http_get(c, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &note));
         if ((rc = ct_checkpoint_open(note.data, note.len, &v, &cur)) != CT_OK) {
-            rc = station_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
+            rc = ct_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
             goto cleanup;
         }
-        if (have) CT_GUARD(check_extends(c, kept_path, &kept, &cur));
+        if (have) CT_GUARD(ct_http_log_extends(c, kept_path, &kept, &cur, &proof));
         if (k == 0) break;
         CT_GUARD(ct_snprintf(what, sizeof what, "the CA's checkpoint of size %llu", (unsigned long long)cur.size));
         if ((rc = ct_cosig_witnessed(note.data, note.len, w, nw, k, what, &cosigned)) == CT_OK) break;
         if (ct_now_ms() >= deadline) {
-            rc = station_fail_ctx(CT_ERR_FORBIDDEN, "not witnessed");
+            rc = ct_fail_ctx(CT_ERR_FORBIDDEN, "not witnessed");
             goto cleanup;
         }
         struct timespec ts = {0, 100 * 1000 * 1000};
@@ -170,26 +97,26 @@ cleanup:
 }
 
 /* An opened, installed station and its EST client to the CA at ca_url. */
-static ct_err station_connect(const char *dir, const char *ca_url, int timeout_ms, station *st, est_client **c)
+static ct_err station_connect(const char *dir, const char *ca_url, int timeout_ms, station *st, ct_http_client **c)
 {
     char trust[STATION_PATH_MAX], chain[STATION_PATH_MAX];
     CT_GUARD_RET(station_installed(dir, trust, chain));
     CT_GUARD_RET(station_open(dir, 1, st));
-    est_config ec = station_est_config(st, ca_url, trust, chain, timeout_ms);
-    return est_client_new(&ec, c);
+    ct_http_config ec = station_est_config(st, ca_url, trust, chain, timeout_ms);
+    return ct_http_client_new(&ec, c);
 }
 
 ct_err station_log_check(const char *dir, const char *ca_url, int timeout_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;
     station st;
-    est_client *c = NULL;
+    ct_http_client *c = NULL;
     memset(&st, 0, sizeof st);
     CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
     CT_GUARD(station_log_witness(&st, c, timeout_ms > 0 ? timeout_ms : FACTORY_DEFAULT_TIMEOUT_MS, summary,
                                  summary_max));
 cleanup:
-    est_client_free(c);
+    ct_http_client_free(c);
     station_close(&st);
     return rc;
 }
@@ -246,7 +173,7 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
     ct_buf kept_note = CT_BUF_INIT, other_note = CT_BUF_INIT;
     ct_checkpoint kept, other;
     station st;
-    est_client *c = NULL;
+    ct_http_client *c = NULL;
     bool have = false, holds = false;
     char kept_path[STATION_PATH_MAX];
     memset(&st, 0, sizeof st);
@@ -254,7 +181,7 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
     CT_GUARD(kept_load(dir, &v, kept_path, &kept_note, &kept, &have));
     CT_ENSURE_MSG(have, CT_ERR_NOT_FOUND, "%s: no checkpoint kept yet (log check keeps one)", kept_path);
     if ((rc = other_open(dir, other_path, &v, &other_note, &other)) != CT_OK) {
-        rc = station_fail_ctx(rc, "%s", other_path);
+        rc = ct_fail_ctx(rc, "%s", other_path);
         goto cleanup;
     }
     bool kept_first = kept.size < other.size || (kept.size == other.size && kept.audit_entries <= other.audit_entries);
@@ -276,13 +203,13 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
                       "compare them (give --ca URL)", a_path, as, b_path, bs);
         CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
     }
-    CT_GUARD(proven_consistent(c, a, b, &holds));
+    CT_GUARD(ct_http_log_consistent(c, a, b, &holds, NULL));
     CT_ENSURE_MSG(holds, CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) %s", a_path, as,
                   b_path, bs, as == bs ? "have other roots" : "are not consistent (the CA proves no path between them)");
     CT_GUARD(ct_snprintf(summary, summary_max, "one history: %s (size %llu) and %s (size %llu) are consistent", a_path,
                          as, b_path, bs));
 cleanup:
-    est_client_free(c);
+    ct_http_client_free(c);
     station_close(&st);
     ct_buf_free(&kept_note);
     ct_buf_free(&other_note);

@@ -40,6 +40,7 @@ function show(text, isError) {
 }
 
 const when = (iso) => (iso ? iso.replace('T', ' ').replace('Z', ' UTC') : '—');
+const whenMs = (ms) => when(new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z'));
 function fill(tbody, rows) {
   tbody.replaceChildren(...rows);
   if (!rows.length) tbody.append(el('tr', {}, el('td', { colspan: '8' }, 'nothing')));
@@ -219,6 +220,41 @@ async function report() {
   }
 }
 
+// ---- the issuance log: newest checkpoint, its witnesses, their reports ----
+function ago(s) {
+  if (s == null) return '—';
+  if (s < 120) return `${Math.max(0, s)} s ago`;
+  if (s < 7200) return `${Math.round(s / 60)} min ago`;
+  if (s < 172800) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+async function logView() {
+  let r;
+  try {
+    r = await api('checkpoint');
+  } catch (e) {
+    $('cp-summary').textContent = 'No checkpoint: ' + e.message;
+    return;
+  }
+  $('cp-summary').textContent = `Newest checkpoint #${r.checkpoint}: ${r.tree_size} certificates, ` +
+    `${r.audit_entries} audit entries, signed ${whenMs(r.time_ms)} (${ago(r.age_s)}).`;
+  const limit = Math.round(r.witness_max_age_s / 60);
+  fill($('witnesses').tBodies[0], r.witnesses.map((w) => {
+    let badge = el('span', { class: 'badge valid' }, 'ok');
+    if (w.reported) badge = el('span', { class: 'badge revoked' }, `reported ${w.reported} inconsistenc${w.reported === 1 ? 'y' : 'ies'}`);
+    else if (w.stale) badge = el('span', { class: 'badge superseded' },
+      w.newest_time == null ? 'never cosigned' : `no cosignature for over ${limit} min`);
+    return el('tr', { 'data-witness': w.name, 'data-flag': w.reported ? 'reported' : w.stale ? 'stale' : 'ok' },
+      el('td', {}, w.name), el('td', {}, w.cosigned ? 'cosigned ' + ago(w.age_s) : 'not cosigned'),
+      el('td', {}, ago(w.newest_age_s)), el('td', {}, badge));
+  }));
+  fill($('log-reports').tBodies[0], r.reports.map((x) =>
+    el('tr', { 'data-kind': x.kind }, el('td', {}, whenMs(x.received * 1000)),
+      el('td', {}, x.witness || '(not a configured witness)'), el('td', {}, el('span', { class: 'badge revoked' }, x.kind)),
+      el('td', {}, `${x.kept_size} → ${x.served_size}`), el('td', { class: 'wrap' }, x.reason))));
+}
+
 async function start() {
   $('search-form').addEventListener('submit', (ev) => { ev.preventDefault(); show(''); search(0); });
   $('search-form').addEventListener('reset', () => setTimeout(() => search(0), 0));
@@ -241,7 +277,7 @@ async function start() {
     show('Access refused: ' + e.message, true);
     return;
   }
-  await Promise.all([search(0), report()]);
+  await Promise.all([search(0), report(), logView()]);
   document.body.dataset.ready = 'yes';
 }
 

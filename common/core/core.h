@@ -65,6 +65,9 @@ int ct_err_http_status(ct_err e);
 ct_err ct_fail(ct_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *ct_err_detail(void);
 void ct_err_clear(void);
+/* Sets the detail to "<context>: <the current detail>" (or e's message when there is none): one-line reasons that
+ * name where a failure happened and why. */
+ct_err ct_fail_ctx(ct_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Functions that allocate keep one `cleanup:` label and an `rc` variable. */
 #define CT_GUARD(expr)                                                                             \

@@ -1,5 +1,6 @@
 #include "core.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 
 static const struct {
@@ -31,6 +32,19 @@ ct_err ct_fail(ct_err e, const char *fmt, ...)
     for (char *p = ct_detail; *p; p++)
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
     return e;
+}
+
+ct_err ct_fail_ctx(ct_err e, const char *fmt, ...)
+{
+    char context[200], detail[sizeof ct_detail];
+    /* Copied first: ct_fail writes the buffer the detail is in. */
+    if (ct_strlcpy(detail, sizeof detail, *ct_detail ? ct_detail : ct_err_message(e)) != CT_OK) detail[0] = '\0';
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(context, sizeof context, fmt, ap);
+    va_end(ap);
+    if (n < 0) context[0] = '\0';
+    return ct_fail(e, "%s: %s", context, detail);
 }
 
 const char *ct_err_detail(void) { return ct_detail; }

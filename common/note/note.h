@@ -12,6 +12,7 @@
 #define CAMTRUST_NOTE_H
 
 #include "../core/core.h"
+#include "../core/merkle.h"
 
 #define CT_NOTE_MAX (64 * 1024)   /* largest note accepted */
 #define CT_NOTE_MAX_SIGS 64       /* signature lines accepted (the spec asks for at least 16) */
@@ -112,6 +113,25 @@ CT_MUST_CHECK ct_err ct_cosig_verifiers_load(const char *path, ct_note_verifier 
  * missing: NAME)", or "<what>: the cosignature by NAME does not verify" (an altered one). */
 CT_MUST_CHECK ct_err ct_cosig_witnessed(const uint8_t *note, size_t len, const ct_note_verifier *w, size_t nw,
                                         size_t k, const char *what, size_t *have);
+
+/* ---- a witness's report of an inconsistent log (POST /log/witness-report) ----
+ *   "camtrust witness report v1\n"
+ *   "kept " N "\n" and N bytes: the checkpoint the witness kept (as it kept it: with its cosignature)
+ *   "served " N "\n" and N bytes: the checkpoint the log served after it, as served
+ *   "proof" (" " base64 hash)* "\n": the consistency proof the log gave between them (none: sizes not kept < served)
+ * Both notes must be signed by the log's key; the report then proves itself: nobody needs to trust the witness. */
+#define CT_WITNESS_REPORT_MAX 16384
+typedef struct {
+    const uint8_t *kept, *served; /* into the parsed body */
+    size_t kept_len, served_len;
+    ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
+    size_t proof_n;
+} ct_witness_report;
+/* The report's bytes (allocated); CT_ERR_TOO_LARGE over CT_WITNESS_REPORT_MAX. */
+CT_MUST_CHECK ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out);
+/* Parses a report (outside input): CT_ERR_BAD_REQUEST with a one-line reason when malformed (the notes themselves
+ * are not checked here), CT_ERR_TOO_LARGE over CT_WITNESS_REPORT_MAX. */
+CT_MUST_CHECK ct_err ct_witness_report_parse(const uint8_t *body, size_t len, ct_witness_report *r);
 
 /* ct_note_verifier_parse of a file (a log.vkey), bounded; a refusal names the file. */
 CT_MUST_CHECK ct_err ct_note_verifier_load(const char *path, ct_note_verifier *out);

@@ -2,35 +2,14 @@
 // Environment: URL, CERT, KEY (the officer's PEM files), DEVICE and SERIAL (the camera and its certificate to
 // revoke), SHOT (screenshot path), CHROMIUM, NODE_DIR (where playwright-core is installed), PROFILE.
 // Prints one line per check; exits non-zero at the first failure.
-import { pathToFileURL } from 'node:url';
-import path from 'node:path';
+import { checker, launch, STEP_MS } from './browser.mjs';
 
 const env = process.env;
-const { chromium } = await import(pathToFileURL(path.join(env.NODE_DIR, 'node_modules/playwright-core/index.mjs')));
-const STEP_MS = 10000;
-
-let failed = false;
-function check(what, ok, got) {
-  console.log(`${ok ? 'ok' : 'not ok'} - ${what}${ok ? '' : ` (got ${JSON.stringify(got)})`}`);
-  if (!ok) failed = true;
-  return ok;
-}
-
-const browser = await chromium.launch({
-  executablePath: env.CHROMIUM,
-  headless: true,
-  timeout: 20000,
-  // What runs here as root on a closed network (see shared notes): no sandbox, no GPU, no background traffic.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const c = checker();
+const check = c.check;
+const { browser, context } = await launch(env);
 const problems = [];
 try {
-  const context = await browser.newContext({
-    clientCertificates: [{ origin: env.URL, certPath: env.CERT, keyPath: env.KEY }],
-    ignoreHTTPSErrors: true, // the CA's TLS certificate chains to ops-root.pem, which this browser does not trust
-    viewport: { width: 1400, height: 1000 },
-  });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
@@ -98,6 +77,10 @@ try {
   await page.waitForFunction(() => document.querySelector('#results tbody .badge').textContent === 'revoked');
   check('the result row says revoked too', true);
 
+  // The issuance log: its newest checkpoint (no witness is configured here).
+  check('the log view names the newest checkpoint', /^Newest checkpoint #\d+: \d+ certificates/.test(
+    await page.textContent('#cp-summary')), await page.textContent('#cp-summary'));
+
   // The report.
   await page.waitForFunction(() => document.querySelector('#revocations tbody').textContent.includes('officer:bob'));
   const totals = await page.textContent('#totals');
@@ -119,5 +102,5 @@ try {
 } finally {
   await browser.close();
 }
-if (failed) process.exit(1);
+if (c.failed) process.exit(1);
 console.log('all browser checks passed');

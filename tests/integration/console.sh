@@ -9,28 +9,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/officer_lib.sh"
 
-PLAYWRIGHT_VERSION=1.65.1
-CHROMIUM=/usr/bin/chromium
+. "$HERE/browser_lib.sh"
 skip() { echo "SKIP: $*"; exit 77; }
-
-# The test's own packages: Debian's chromium, and playwright-core in a folder of this build (kept between runs).
-if [ ! -x "$CHROMIUM" ]; then
-  if [ "$(id -u)" = 0 ]; then "$HERE/../../deploy/install-deps" test >/dev/null || true; fi
-  [ -x "$CHROMIUM" ] || skip "$CHROMIUM is not installed (deploy/install-deps test installs Debian's chromium)"
-fi
-probe=$(timeout 30 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-  --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$WORK/probe-profile" \
-  --dump-dom 'data:text/html,<p>chromium-starts</p>' 2>&1) || true
-grep -q chromium-starts <<<"$probe" || skip "chromium cannot start headless here: $(tail -3 <<<"$probe")"
-command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are needed (Debian: nodejs, npm)"; exit 1; }
-NODE_DIR=${CAMTRUST_TEST_TMP:-/tmp}/console-node
-if [ ! -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
-   ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$NODE_DIR/node_modules/playwright-core/package.json"; then
-  mkdir -p "$NODE_DIR"
-  # playwright-core downloads no browser: it drives the Debian one.
-  (cd "$NODE_DIR" && timeout 120 npm install --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_VERSION") \
-    >"$WORK/npm.log" 2>&1 || { echo "npm install playwright-core failed:"; tail -20 "$WORK/npm.log"; exit 1; }
-fi
+browser_setup || skip "$BROWSER_WHY"
 
 officer_setup
 SERIAL=$(cert_serial CAM0002)

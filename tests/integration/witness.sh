@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Independent witnesses end to end (issue 11): a witness process with its own folder and its own SoftHSM token
-# polls the real CA over plain HTTP, checks each checkpoint against the pinned log.vkey and against the last one it
-# cosigned (consistency proof), and cosigns it (C2SP tlog-cosignature/v1); the CA keeps the cosignature and serves
-# it on GET /log/checkpoint, where Python's `cryptography` verifies it. `audit verify --witnesses K` counts them.
+# polls the real CA over HTTPS (the server checked against the root pinned at witness init; a server under another
+# root is refused), checks each checkpoint against the pinned log.vkey and against the last one it cosigned
+# (consistency proof), and cosigns it (C2SP tlog-cosignature/v1); the CA keeps the cosignature and serves it on
+# GET /log/checkpoint, where Python's `cryptography` verifies it. `audit verify --witnesses K` counts them.
 # Then the attacker puts an older copy of the database back and grows another log from it, which the CA itself
-# signs: the witness refuses to cosign, says why in one line and exits 1; the CA records nothing.
+# signs: the witness refuses to cosign, keeps the evidence, says why in one line, reports it (POST
+# /log/witness-report) and exits 1; the CA checks the report against its own key and database, records it, and the
+# officer API flags the witness. Reports that prove nothing (malformed, unsigned, consistent) are refused.
 # Usage: witness.sh PATH/TO/camtrust-ca
 CA_BIN=$1
-. "$(dirname "$0")/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/browser_lib.sh"
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
 "$CA_BIN" init --dir "$CA" >/dev/null
 W1=$WORK/w1
-out=$("$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1)
+out=$("$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 --ca-root "$CA/ops-root.pem")
+check "witness init --ca-root pins the CA server's root" cmp -s "$CA/ops-root.pem" "$W1/ca-root.pem"
 check "witness init prints its verifier key, written to witness.vkey" grep -qxF "$(cat "$W1/witness.vkey")" <<<"$out"
 check "... name+hash+base64 of 0x04 || key (cosignature/v1)" \
   grep -qE '^witness\.example\.org/w1\+[0-9a-f]{8}\+B[A-Za-z0-9+/]{43}$' "$W1/witness.vkey"
@@ -47,13 +53,26 @@ WPID=
 stop_witness() { if [ -n "$WPID" ]; then kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" || true; WPID=; fi; }
 trap 'stop_witness; cleanup_server; rm -rf "$WORK"' EXIT
 start_witness() {
-  "$CA_BIN" witness --dir "$W1" --log "$HTTP" --vkey "$CA/log.vkey" --interval 0.2 2>>"$WORK/witness.log" &
+  "$CA_BIN" witness --dir "$W1" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>>"$WORK/witness.log" &
   WPID=$!
 }
 
+# HTTPS needs a pinned root: w2 pinned none.
+rc=0; out=$("$CA_BIN" witness --dir "$WORK/w2" --log "$URL" --vkey "$CA/log.vkey" 2>&1) || rc=$?
+check "a witness without a pinned root is refused https:// (one line)" grep -q "pins no root for the CA server" <<<"$out"
+# A witness that pins another root (an openssl self-signed one) never trusts this server: it cosigns nothing.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other.key" -subj "/CN=other root" \
+  -days 30 -out "$WORK/other-root.pem" 2>/dev/null
+"$CA_BIN" witness init --dir "$WORK/w3" --name witness.example.org/w3 --ca-root "$WORK/other-root.pem" >/dev/null
+timeout 3 "$CA_BIN" witness --dir "$WORK/w3" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w3.log" || true
+check "a witness pinning another root refuses the server's certificate (TLS fails)" \
+  grep -q 'event=witness_poll.*TLS with the CA at https://localhost:.* failed' "$WORK/w3.log"
+check "... and cosigns nothing" test ! -e "$WORK/w3/state.note"
+
 enroll CAM0001; enroll CAM0002
 start_witness
-check "the witness cosigns the checkpoint of 2 certificates; GET /log/checkpoint carries it" wait_cosigned 2 "$WORK/two.note"
+check "the witness cosigns the checkpoint of 2 certificates over HTTPS; GET /log/checkpoint carries it" \
+  wait_cosigned 2 "$WORK/two.note"
 sqlite3 "$DB" ".backup '$WORK/old.db'" # the attacker's older copy: two certificates, cosigned
 enroll CAM0003; enroll CAM0004
 check "... and the next one (4 certificates, consistent with 2)" wait_cosigned 4 "$WORK/four.note"
@@ -98,9 +117,16 @@ print(d['tree_size'], ' '.join('%s:%s' % (w['name'].split('/')[-1], w['cosigned'
 check_eq "... without an officer's certificate: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
   --cacert "$CA/ops-root.pem" "https://localhost:$PORT/officer/api/checkpoint" || true)"
 post() { curl -s -o "$WORK/post.out" -w '%{http_code}' --max-time 5 --data-binary "@$1" "$HTTP/log/cosignature" || true; }
-# The witness's own submission (kept in its state) again: accepted, nothing new kept.
+# What the witness POSTs: the checkpoint's text, a blank line and its own line (the last of its state.note, which
+# keeps the CA's signature too).
+submission() { sed '/^$/q' "$1"; tail -n 1 "$1"; }
+check_eq "the witness keeps the checkpoint as served (the CA's signature) with its cosignature last" \
+  "camtrust.example.com/example-camera-maker/issuance witness.example.org/w1" \
+  "$(sed -n '/^$/,$p' "$W1/state.note" | sed -n '2p;$p' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')"
+submission "$W1/state.note" >"$WORK/submission.note"
+# The witness's own submission again: accepted, nothing new kept.
 check_eq "the same cosignature POSTed again: 200, kept once" "200 1" \
-  "$(post "$W1/state.note") $(sql "$DB" "select count(*) from log_cosignatures where line like '%w1 %' and checkpoint_id = (select max(id) from log_checkpoints)")"
+  "$(post "$WORK/submission.note") $(sql "$DB" "select count(*) from log_cosignatures where line like '%w1 %' and checkpoint_id = (select max(id) from log_checkpoints)")"
 # A cosignature by a witness the CA does not know (a fresh key under w1's name): 403, nothing kept.
 before=$(sql "$DB" "select count(*) from log_cosignatures")
 python3 - "$W1/state.note" >"$WORK/stranger.note" <<'PY'
@@ -154,21 +180,106 @@ check_eq "a kept checkpoint whose cosignature was altered: exit 1, 'does not ver
 cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
 WITH_HTTP=1 start_ca "$CA"
 HTTP=http://127.0.0.1:$HTTP_PORT
-enroll CAM0005; enroll CAM0006; enroll CAM0007
-for _ in $(seq 1 100); do
-  curl -s -o "$WORK/fork.note" --max-time 5 "$HTTP/log/checkpoint" || true
-  [ "$(sed -n 2p "$WORK/fork.note")" = 5 ] && break; sleep 0.1
-done
+# wait_size N FILE: until GET /log/checkpoint covers N certificates
+wait_size() {
+  for _ in $(seq 1 100); do
+    curl -s -o "$2" --max-time 5 "$HTTP/log/checkpoint" || true
+    [ "$(sed -n 2p "$2")" = "$1" ] && return 0; sleep 0.1
+  done
+}
+enroll CAM0005; enroll CAM0006; wait_size 4 "$WORK/fork4.note"
+check "the forked log signs another tree of 4 certificates" bash -c "[ \"\$(sed -n 3p '$WORK/fork4.note')\" != \"\$(sed -n 3p '$WORK/four.note')\" ]"
+enroll CAM0007; wait_size 5 "$WORK/fork.note"
 check_eq "the forked log has its own signed checkpoint (5 certificates)" 5 "$(sed -n 2p "$WORK/fork.note")"
+URL=https://localhost:$PORT
 rc=0
-timeout 60 "$CA_BIN" witness --dir "$W1" --log "$HTTP" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/refused.log" || rc=$?
+timeout 60 "$CA_BIN" witness --dir "$W1" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/refused.log" || rc=$?
 check_eq "the witness refuses to cosign the fork and exits 1" 1 "$rc"
-check_eq "... one clear line" 1 "$(grep -c 'event=witness_refused.*does not extend the cosigned tree of 4 (forked)' "$WORK/refused.log")"
+check_eq "... one clear line naming the fork and the evidence" 1 "$(grep -c 'event=witness_refused.*forked: its checkpoint of size 5 is not consistent with the kept .*state.note (size 4).*evidence=.*/evidence/report-' "$WORK/refused.log")"
 check "... it cosigned nothing" test "$(grep -c witness_cosigned "$WORK/refused.log")" = 0
+EVIDENCE=$(ls "$W1"/evidence/report-*.txt 2>/dev/null | head -1)
+check "... the evidence is in its folder: both signed checkpoints and the proof it was given" \
+  bash -c "grep -q '^camtrust witness report v1\$' '$EVIDENCE' && grep -q '^kept ' '$EVIDENCE' && grep -q '^served ' '$EVIDENCE' && grep -q '^proof [A-Za-z0-9+/=]' '$EVIDENCE'"
+check "... it reported it to the CA, which recorded it" grep -q 'event=witness_reported answer="recorded witness report 1: fork:' "$WORK/refused.log"
+check_eq "the CA recorded the report: kind fork, w1 (by its cosignature on the kept checkpoint), sizes 4 and 5" \
+  "fork|witness.example.org/w1|4|5" "$(sql "$DB" "select kind, witness, kept_size, served_size from log_witness_reports")"
+check "... with the reason from its own database" \
+  test "$(sql "$DB" "select count(*) from log_witness_reports where reason like 'this database does not extend the kept checkpoint (size 4): %'")" = 1
+check_eq "... and one audit event" 1 "$(sql "$DB" "select count(*) from audit where action = 'log.witness_report' and outcome = 'ok'")"
+check "... and one log line" grep -q 'event=log_witness_report id=1 new=1 witness="\?witness.example.org/w1"\? kind=fork' "$WORK/server.log"
+report() { curl -s -o "$WORK/report.out" -w '%{http_code}' --max-time 5 --data-binary "@$1" "$HTTP/log/witness-report" || true; }
+check_eq "the same report again: 200, kept once" "200 1" "$(report "$EVIDENCE") $(sql "$DB" "select count(*) from log_witness_reports")"
+check "... 'already recorded'" grep -q '^already recorded witness report 1: fork' "$WORK/report.out"
+
+# The officer API flags the witness that reported; w2, configured but never cosigning, is flagged as stale.
+code=$(curl -s -o "$WORK/api2.json" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \
+  --key "$WORK/alice.key" "https://localhost:$PORT/officer/api/checkpoint" || true)
+check_eq "GET /officer/api/checkpoint after the report: 200" 200 "$code"
+check_eq "... w1 reported 1 inconsistency, w2 never cosigned (stale); the report is listed" \
+  "5 w1:reported=1 w2:reported=0:stale=True fork:witness.example.org/w1:4:5" "$(python3 -c "
+import json; d = json.load(open('$WORK/api2.json'))
+w = {x['name'].split('/')[-1]: x for x in d['witnesses']}
+r = d['reports'][0]
+print(d['tree_size'], 'w1:reported=%d' % w['w1']['reported'], 'w2:reported=%d:stale=%s' % (w['w2']['reported'], w['w2']['stale']),
+      '%s:%s:%d:%d' % (r['kind'], r['witness'], r['kept_size'], r['served_size']))")"
+
+# ... and so does the console, in a real browser (skipped, saying why, where Chromium cannot run).
+if browser_setup; then
+  rc=0
+  URL="https://localhost:$PORT" CERT="$WORK/alice.pem" KEY="$WORK/alice.key" CHROMIUM="$CHROMIUM" NODE_DIR="$NODE_DIR" \
+    SHOT="${CAMTRUST_TEST_TMP:-/tmp}/console-witness.png" timeout 60 node "$HERE/console_log.mjs" >"$WORK/browser.log" 2>&1 || rc=$?
+  sed 's/^/  browser: /' "$WORK/browser.log"
+  check_eq "the console flags w1 (reported) and w2 (never cosigned) and lists the report" 0 "$rc"
+else
+  echo "SKIP (browser part): $BROWSER_WHY"
+fi
+
+# Reports that prove nothing: refused in one line, nothing recorded.
+printf 'camtrust witness report v1\nkept 5\nhello' >"$WORK/bad.report"
+check_eq "a malformed report: 400" 400 "$(report "$WORK/bad.report")"
+check "... one line saying what a report is" grep -q 'not a witness report' "$WORK/report.out"
+python3 - "$EVIDENCE" "$WORK/two.note" "$WORK/fork.note" "$WORK" <<'PY'
+import sys
+ev, two, fork, work = sys.argv[1:5]
+def report(kept, served, proof=b"proof\n"):
+    return b"camtrust witness report v1\nkept %d\n%sserved %d\n%s%s" % (len(kept), kept, len(served), served, proof)
+k, s = open(two, "rb").read(), open(fork, "rb").read()
+open(work + "/consistent.report", "wb").write(report(k, s))  # both of the forked database's own history
+f = bytearray(s); i = f.index(b"\n\n") - 3; f[i] = ord("1") if f[i] != ord("1") else ord("2")  # its time edited
+open(work + "/unsigned.report", "wb").write(report(k, bytes(f)))
+open(work + "/big.report", "wb").write(report(k, s, b"proof" + b" " + b"A" * 20000 + b"\n"))
+PY
+before=$(sql "$DB" "select count(*) from log_witness_reports")
+check_eq "a report of two checkpoints this log extends (consistent): 400" 400 "$(report "$WORK/consistent.report")"
+check "... 'not an inconsistency'" grep -q 'not an inconsistency: this CA.s log extends both checkpoints (sizes 2 and 5)' "$WORK/report.out"
+check_eq "a report whose served checkpoint is not signed by the CA's log key: 403" 403 "$(report "$WORK/unsigned.report")"
+check "... 'not one this CA's log key signed'" grep -q "the served checkpoint is not one this CA's log key signed" "$WORK/report.out"
+check_eq "a report over the size bound: 413" 413 "$(report "$WORK/big.report")"
+check_eq "GET /log/witness-report: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$HTTP/log/witness-report")"
+check_eq "... nothing recorded for any of them" "$before" "$(sql "$DB" "select count(*) from log_witness_reports")"
+# Two signed trees of one size with different roots prove a fork by themselves (here: the original 4, the fork's 4).
+python3 - "$WORK/four.note" "$WORK/fork4.note" >"$WORK/same-size.report" <<'PY'
+import sys
+k, s = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+sys.stdout.buffer.write(b"camtrust witness report v1\nkept %d\n%sserved %d\n%sproof\n" % (len(k), k, len(s), s))
+PY
+check_eq "a report of two signed trees of 4 leaves with different roots: 200, recorded" "200 2" \
+  "$(report "$WORK/same-size.report") $(sql "$DB" "select count(*) from log_witness_reports")"
+check "... as a fork the notes alone prove" grep -q '^recorded witness report 2: fork: two signed trees of 4 leaves with different roots' "$WORK/report.out"
+# A rollback: the log served a smaller tree after a larger one this database no longer holds (sizes 4, then 2).
+python3 - "$WORK/four.note" "$WORK/two.note" >"$WORK/rollback.report" <<'PY'
+import sys
+k, s = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+sys.stdout.buffer.write(b"camtrust witness report v1\nkept %d\n%sserved %d\n%sproof\n" % (len(k), k, len(s), s))
+PY
+check_eq "a report of a smaller tree served after a larger one this database does not extend: 200, a rollback" \
+  "200 rollback|4|2" "$(report "$WORK/rollback.report") $(sql "$DB" "select kind, kept_size, served_size from log_witness_reports where id = 3")"
 curl -s -o "$WORK/fork2.note" --max-time 5 "$HTTP/log/checkpoint" || true
 check "... the CA serves no cosignature of the fork" test "$(grep -c '^— witness' "$WORK/fork2.note")" = 0
 check_eq "... and recorded none" 0 "$(sql "$DB" "select count(*) from log_cosignatures where checkpoint_id = (select max(id) from log_checkpoints)")"
 check_eq "... its state still holds the tree of 4 it cosigned" 4 "$(sed -n 2p "$W1/state.note")"
 check_eq "w1's cosignature of the original tree of 4, POSTed to the forked CA: 404 (it signed no such checkpoint)" \
-  404 "$(post "$W1/state.note")"
+  404 "$(submission "$W1/state.note" >"$WORK/sub4.note"; post "$WORK/sub4.note")"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+check "the recorded reports leave the database's own records intact (audit verify)" "$CA_BIN" audit verify --dir "$CA"
 finish

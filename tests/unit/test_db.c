@@ -162,8 +162,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 10);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 10);
+    ck_assert_int_eq(db_schema_version(db), 11);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
     db_close(db);
 }
 END_TEST
@@ -172,18 +172,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 11);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 10);
+        ck_assert_int_eq(db_schema_version(db), 11);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 10);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 11);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
 }
 END_TEST
 
@@ -541,7 +541,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 11); /* the ten migrations and the state entry of the ninth */
+    ck_assert_int_eq(rep.entries, 12); /* the eleven migrations and the state entry of the ninth */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -900,7 +900,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
 {
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
-    ck_assert_int_eq(raw_exec("DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
+    ck_assert_int_eq(raw_exec("DROP TABLE log_witness_reports; DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
                               " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
@@ -1314,7 +1314,8 @@ START_TEST(test_state_baseline_of_older_database)
     db_close(db);
     /* As an older build left it: no state entries, schema 8 (its v2 entries then count as older text). */
     ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE action = 'audit.state' OR action"
-                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_cosignatures; PRAGMA user_version = 8", NULL, 0),
+                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_witness_reports; DROP TABLE log_cosignatures;"
+                              " PRAGMA user_version = 8", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'state.cert' AND subject = '01'"
@@ -1404,6 +1405,48 @@ START_TEST(test_state_detail_escaped)
 }
 END_TEST
 
+/* Witness reports: kept once (the same report again changes nothing), audited, listed newest first, append-only. */
+static ct_err collect_report(void *arg, const db_witness_report *r)
+{
+    int64_t *ids = arg;
+    ids[ids[0]++ + 1] = r->id;
+    return CT_OK;
+}
+
+START_TEST(test_witness_reports)
+{
+    ct_db *db = fresh_db("db-witness-reports");
+    db_witness_report a = {.kept_size = 4, .served_size = 5, .witness = "witness.example.org/w1", .kind = "fork",
+                           .reason = "this database does not extend the kept checkpoint (size 4)"};
+    db_witness_report b = {.kept_size = 4, .served_size = 4, .kind = "fork",
+                           .reason = "two signed trees of 4 leaves with different roots"};
+    bool added = false;
+    int64_t before = audit_rows();
+    ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one", "witness", &added), CT_OK);
+    ck_assert(added);
+    int64_t first = a.id;
+    ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one", "witness", &added), CT_OK);
+    ck_assert(!added);
+    ck_assert_int_eq(a.id, first);
+    ck_assert_int_eq(db_log_witness_report_add(db, &b, "report two", "witness", &added), CT_OK);
+    ck_assert(added);
+    ck_assert_int_eq(audit_rows(), before + 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'log.witness_report'"
+                             " AND detail LIKE 'witness=(none) kind=fork kept=4 served=4 %'"), 1);
+    int64_t ids[4] = {0};
+    ck_assert_int_eq(db_log_witness_reports(db, 10, collect_report, ids), CT_OK);
+    ck_assert_int_eq(ids[0], 2);
+    ck_assert_int_eq(ids[1], b.id); /* newest first */
+    ck_assert_int_eq(ids[2], first);
+    db_witness_report c = {.kind = "other", .reason = "x"};
+    ck_assert_int_eq(db_log_witness_report_add(db, &c, "report three", "witness", &added), CT_ERR_ARG);
+    db_close(db);
+    ck_assert_int_ne(raw_exec("UPDATE log_witness_reports SET kind = 'rollback'", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("DELETE FROM log_witness_reports", NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_witness_reports"), 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("db");
@@ -1449,6 +1492,7 @@ int main(void)
     tcase_add_test(tc, test_state_baseline_of_older_database);
     tcase_add_test(tc, test_state_revocation_of_many);
     tcase_add_test(tc, test_state_detail_escaped);
+    tcase_add_test(tc, test_witness_reports);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

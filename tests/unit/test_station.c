@@ -269,7 +269,7 @@ static ct_err json_hashes(const char *json, size_t *n)
     ct_buf b = CT_BUF_INIT;
     ck_assert_int_eq(ct_buf_alloc(&b, strlen(json) + 1), CT_OK);
     ck_assert_int_eq(ct_buf_set(&b, json, strlen(json)), CT_OK);
-    ct_err rc = station_json_hashes(&b, "consistency_path", out, n);
+    ct_err rc = ct_http_json_hashes(&b, "consistency_path", out, n);
     if (rc == CT_OK && *n) ck_assert_int_eq(out[*n - 1][0], 0xff);
     ct_buf_free(&b);
     return rc;
@@ -374,16 +374,16 @@ static void est_world_teardown(void)
 }
 
 static station st;
-static est_client *est;
+static ct_http_client *est;
 static const uint8_t key_id[] = STATION_KEY_ID;
 
-static ct_err client_for(const char *url, const char *trust, est_client **out)
+static ct_err client_for(const char *url, const char *trust, ct_http_client **out)
 {
     char chain[TPATH];
     pathf(chain, "%s/stn/station.pem", est_dir);
-    est_config cfg = {.url = url, .trust_pem_path = trust, .chain_pem_path = chain, .dev_id = hsm_wolf_dev_id(st.hsm),
+    ct_http_config cfg = {.url = url, .trust_pem_path = trust, .chain_pem_path = chain, .dev_id = hsm_wolf_dev_id(st.hsm),
                       .key_id = key_id, .key_id_len = sizeof key_id, .timeout_ms = 5000};
-    return est_client_new(&cfg, out);
+    return ct_http_client_new(&cfg, out);
 }
 
 static void est_setup(void)
@@ -398,7 +398,7 @@ static void est_setup(void)
 
 static void est_teardown(void)
 {
-    est_client_free(est);
+    ct_http_client_free(est);
     est = NULL;
     station_close(&st);
 }
@@ -492,7 +492,7 @@ END_TEST
 
 START_TEST(test_est_ca_down)
 {
-    est_client *down = NULL;
+    ct_http_client *down = NULL;
     est_certs certs = {.n = 0};
     char url[64], trust[TPATH];
     pathf(trust, "%s/stn/ops-root.pem", est_dir);
@@ -507,13 +507,13 @@ START_TEST(test_est_ca_down)
     pathf(want, "CA unreachable at %s", url);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), want));
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "refused"));
-    est_client_free(down);
+    ct_http_client_free(down);
 }
 END_TEST
 
 START_TEST(test_est_server_checked)
 {
-    est_client *c = NULL;
+    ct_http_client *c = NULL;
     est_certs certs = {.n = 0};
     char url[64], trust[TPATH], trust2[TPATH];
     pathf(trust, "%s/stn/ops-root.pem", est_dir);
@@ -523,24 +523,24 @@ START_TEST(test_est_server_checked)
     ck_assert_int_eq(client_for(url, trust, &c), CT_OK);
     ck_assert_int_eq(est_cacerts(c, &certs), CT_OK);
     est_certs_free(&certs);
-    est_client_free(c);
+    ct_http_client_free(c);
     /* Another CA, not under our operations root: the handshake fails. */
     pathf(url, "https://localhost:%d", ca_port[1]);
     ck_assert_int_eq(client_for(url, trust, &c), CT_OK);
     ck_assert_int_eq(est_cacerts(c, &certs), CT_ERR_IO);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "TLS with the CA"));
-    est_client_free(c);
+    ct_http_client_free(c);
     /* Trusting that CA, but its certificate names ca.invalid, not localhost: refused by name. */
     ck_assert_int_eq(client_for(url, trust2, &c), CT_OK);
     ck_assert_int_eq(est_cacerts(c, &certs), CT_ERR_IO);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "TLS with the CA"));
-    est_client_free(c);
+    ct_http_client_free(c);
 }
 END_TEST
 
 START_TEST(test_est_bad_urls)
 {
-    est_client *c = NULL;
+    ct_http_client *c = NULL;
     char trust[TPATH];
     pathf(trust, "%s/stn/ops-root.pem", est_dir);
     const char *bad[] = {"http://localhost:1", "https://", "https://localhost:0", "https://localhost:99999",

@@ -1,0 +1,82 @@
+/* The CA's issuance log as its witnesses (stations, camtrust-ca witness) check it: a checkpoint kept outside the
+ * CA host is what shows a truncated, rolled-back or forked database, which the CA's own records cannot. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
+#include "http.h"
+
+#define PROOF_JSON_MAX (CT_MERKLE_MAX_PATH * 64 + 256)
+
+ct_err ct_http_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT_MERKLE_MAX_PATH], size_t *n)
+{
+    char key[64];
+    CT_GUARD_RET(ct_snprintf(key, sizeof key, "\"%s\":[", name));
+    body->data[body->len] = '\0';
+    const char *p = strstr((const char *)body->data, key);
+    CT_ENSURE_RET(p, ct_fail(CT_ERR_BAD_REQUEST, "the CA's answer has no %s", name));
+    p += strlen(key);
+    *n = 0;
+    if (*p == ']') return CT_OK;
+    for (;;) {
+        CT_ENSURE_RET(*p == '"' && *n < CT_MERKLE_MAX_PATH,
+                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is malformed at hash %zu", name, *n + 1));
+        const char *end = strchr(p + 1, '"');
+        CT_ENSURE_RET(end, ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is cut short", name));
+        uint8_t tmp[48];
+        ct_buf h = {tmp, 0, sizeof tmp};
+        CT_ENSURE_RET(ct_base64_decode((const uint8_t *)p + 1, (size_t)(end - p - 1), &h) == CT_OK &&
+                          h.len == CT_MERKLE_HASH_LEN,
+                      ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s: hash %zu is not 32 bytes of base64", name, *n + 1));
+        memcpy(out[(*n)++], tmp, CT_MERKLE_HASH_LEN);
+        p = end + 1;
+        if (*p == ']') return CT_OK;
+        CT_ENSURE_RET(*p == ',', ct_fail(CT_ERR_BAD_REQUEST, "the CA's %s is malformed after hash %zu", name, *n));
+        p++;
+    }
+}
+
+ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds,
+                              ct_http_proof *proof)
+{
+    ct_err rc = CT_OK;
+    ct_buf body = CT_BUF_INIT;
+    char q[96];
+    ct_http_proof none;
+    if (!proof) proof = &none;
+    memset(proof, 0, sizeof *proof);
+    *holds = a->size == 0 || (a->size == b->size && memcmp(a->root, b->root, sizeof a->root) == 0);
+    if (*holds || a->size == b->size) return CT_OK; /* every tree extends the empty one; same size, same root */
+    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/consistency?first=%llu&second=%llu", (unsigned long long)a->size,
+                         (unsigned long long)b->size));
+    rc = ct_http_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body);
+    if (rc == CT_OK) rc = ct_http_json_hashes(&body, "consistency_path", proof->path, &proof->n);
+    if (rc == CT_ERR_IO) goto cleanup;
+    proof->given = rc == CT_OK;
+    *holds = rc == CT_OK && ct_merkle_verify_consistency(a->size, a->root, b->size, b->root, proof->path, proof->n);
+    rc = CT_OK;
+cleanup:
+    ct_buf_free(&body);
+    return rc;
+}
+
+ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
+                           const ct_checkpoint *cur, ct_http_proof *proof)
+{
+    bool holds = false;
+    unsigned long long k = kept->size, s = cur->size;
+    memset(proof, 0, sizeof *proof);
+    CT_ENSURE_RET(cur->size >= kept->size,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu "
+                                            "(truncated or rolled back)", s, kept_name, k));
+    CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries),
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept %s has %llu "
+                                            "(truncated or rolled back)",
+                          (unsigned long long)cur->audit_entries, kept_name, (unsigned long long)kept->audit_entries));
+    CT_GUARD_RET(ct_http_log_consistent(c, kept, cur, &holds, proof));
+    CT_ENSURE_RET(holds || cur->size != kept->size,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "
+                                            "kept %s", s, kept_name));
+    CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu is not consistent "
+                                                   "with the kept %s (size %llu)", s, kept_name, k));
+    return CT_OK;
+}
