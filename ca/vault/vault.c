@@ -502,9 +502,11 @@ ct_err vault_sign(const vault_quorum *q, const char *csr_path, vault_profile p, 
     CT_GUARD(ct_sha256(cert.data, cert.len, h));
     CT_GUARD(ct_hex_encode(h, sizeof h, cert_hex, sizeof cert_hex));
     CT_GUARD(vault_field_escape(pki_csr_subject_cn(csr), cn, sizeof cn));
+    char until_text[CT_TIME_UTC_MAX];
+    ct_time_utc((int64_t)t.not_after, until_text);
     CT_GUARD(ct_snprintf(fields, sizeof fields,
-                         "profile=%s serial=%s cn=%s not_after=%lld csr_sha256=%s spki_sha256=%s cert_sha256=%s shares=%s",
-                         profiles[p].name, issued.serial_hex, cn, (long long)t.not_after, csr_hex, spki_hex, cert_hex,
+                         "profile=%s serial=%s cn=%s not_after=%s csr_sha256=%s spki_sha256=%s cert_sha256=%s shares=%s",
+                         profiles[p].name, issued.serial_hex, cn, until_text, csr_hex, spki_hex, cert_hex,
                          v.shares_used));
     /* The record first: a certificate that exists is one the record knows (a lost output file is only re-signed). */
     CT_GUARD(vault_record_append(q->dir, &v.rec, device ? v.device : v.ops, profiles[p].root, "sign", fields));
@@ -624,8 +626,10 @@ ct_err vault_crl(const vault_quorum *q, const vault_crl_args *a, const char *out
     CT_GUARD(pki_crl_make(&p, entries, s.n, &crl));
     CT_GUARD(ct_sha256(crl.data, crl.len, h));
     CT_GUARD(ct_hex_encode(h, sizeof h, crl_hex, sizeof crl_hex));
-    CT_GUARD(ct_snprintf(fields, sizeof fields, "number=%llu %srevoked=%zu next_update=%lld crl_sha256=%s shares=%s",
-                         (unsigned long long)p.number, extra, s.n, (long long)p.next_update, crl_hex, v.shares_used));
+    char next_text[CT_TIME_UTC_MAX];
+    ct_time_utc((int64_t)p.next_update, next_text);
+    CT_GUARD(ct_snprintf(fields, sizeof fields, "number=%llu %srevoked=%zu next_update=%s crl_sha256=%s shares=%s",
+                         (unsigned long long)p.number, extra, s.n, next_text, crl_hex, v.shares_used));
     CT_GUARD(vault_record_append(q->dir, &v.rec, p.issuer_key, root, "crl", fields));
     CT_GUARD(ct_file_write_atomic(out, crl.data, crl.len, 0644));
     if (number) *number = p.number;
