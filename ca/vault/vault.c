@@ -20,6 +20,7 @@ static const ct_setting setting_rows[] = {
     {"ca.root_validity_days", "10950", "root CA lifetime (30 years)"},
     {"ca.issuing_validity_days", "7300", "issuing CA lifetime (20 years), cut to the root's"},
     {"crl.validity_days", "365", "the roots' CRLs: nextUpdate after thisUpdate"},
+    {"kdf.iterations", "600000", "PBKDF2-HMAC-SHA256 iterations of the custodians' passphrases at init (100000 to 10000000)"},
 };
 static const ct_settings_schema schema = {"camtrust root vault configuration", setting_rows,
                                           sizeof setting_rows / sizeof setting_rows[0]};
@@ -29,7 +30,7 @@ typedef struct {
     const char *dir;
     hsm_settings hs;
     char org[PKI_NAME_MAX];
-    long root_days, issuing_days, crl_days;
+    long root_days, issuing_days, crl_days, kdf_iterations;
     uint8_t id[VAULT_ID_LEN];
     unsigned custodians, quorum;
     uint8_t check[VAULT_CHECK_LEN];
@@ -64,6 +65,8 @@ static ct_err settings_load(const char *dir, vault *v)
     CT_GUARD(ct_config_get_int(cfg, "ca.root_validity_days", 10950, 1, 100000, &v->root_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.issuing_validity_days", 7300, 1, 100000, &v->issuing_days));
     CT_GUARD(ct_config_get_int(cfg, "crl.validity_days", 365, 1, 100000, &v->crl_days));
+    CT_GUARD(ct_config_get_int(cfg, "kdf.iterations", VAULT_KDF_ITERATIONS, VAULT_KDF_MIN, VAULT_KDF_MAX,
+                               &v->kdf_iterations));
 cleanup:
     ct_config_free(cfg);
     return rc;
@@ -296,7 +299,7 @@ static ct_err write_shares(vault *v, const vault_init_args *a, const uint8_t sec
         CT_GUARD(passphrase_get(&a->who[i - 1], i, true, pass, sizeof pass));
         ct_buf_free(&pem);
         CT_GUARD(ct_buf_alloc(&pem, 1024));
-        CT_GUARD(vault_share_seal(v->id, i, a->quorum, a->custodians, VAULT_KDF_ITERATIONS, pass, shares[i - 1], &pem));
+        CT_GUARD(vault_share_seal(v->id, i, a->quorum, a->custodians, (uint32_t)v->kdf_iterations, pass, shares[i - 1], &pem));
         ct_wipe(pass, sizeof pass);
         CT_GUARD(ct_snprintf(name, sizeof name, "custodian-%u.share", i));
         CT_GUARD(ct_path_join(path, sizeof path, v->dir, name));

@@ -9,9 +9,14 @@ CA_BIN=$1
 HERE=$(dirname "$0")
 
 V=$WORK/vault
+# The operator's config written before init (any PKCS#11 module could be named here): the fewest PBKDF2 iterations a
+# vault takes, so that the test spends its time on ceremonies rather than on key stretching (the other vault below
+# keeps the default).
+mkdir -p "$V" && printf 'kdf.iterations = 100000\n' >"$V/vault.conf"
 for i in 1 2 3; do printf 'custodian %s passphrase\n' "$i" >"$WORK/pass$i"; done
 "$CA_BIN" root init --dir "$V" --custodians 3 --quorum 2 --passphrase-file "$WORK/pass1" \
   --passphrase-file "$WORK/pass2" --passphrase-file "$WORK/pass3" >"$WORK/out" 2>&1 || { cat "$WORK/out"; exit 1; }
+check "root init keeps the operator's config" grep -q '^kdf.iterations = 100000' "$V/vault.conf"
 check "root init writes both roots and one share per custodian" \
   test -s "$V/root.pem" -a -s "$V/ops-root.pem" -a -s "$V/custodian-1.share" -a -s "$V/custodian-3.share"
 check "... no PIN file anywhere in the vault" bash -c "! grep -rlE '^[0-9a-f]{64}$' '$V' --exclude-dir=tokens"
@@ -73,7 +78,7 @@ check "... and not under the device root" bash -c "! openssl verify -CAfile '$V/
 refused "one share of a 2-of-3 vault is refused" "needs 2 of its 3" \
   root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1)
 refused "a wrong passphrase is refused, naming the share" "custodian-2.share: wrong passphrase" \
-  root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1) $(share 2 "$WORK/pass3")
+  root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 2 "$WORK/pass3") $(share 1)
 refused "the same share twice is refused" "given twice" \
   root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1) $(share 1)
 cp "$V/custodian-2.share" "$WORK/tampered.share"
@@ -86,8 +91,8 @@ body = base64.b64encode(bytes(raw)).decode()
 open(sys.argv[1], "w").write(lines[0] + "\n" + "\n".join(body[i:i + 64] for i in range(0, len(body), 64)) + "\n" + lines[-2] + "\n")
 EOF
 refused "a share with one bit changed is refused" "tampered.share: wrong passphrase, or the share file was changed" \
-  root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1) --share "$WORK/tampered.share" \
-  --passphrase-file "$WORK/pass2"
+  root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing --share "$WORK/tampered.share" \
+  --passphrase-file "$WORK/pass2" $(share 1)
 # A custodian who knows their passphrase re-encrypts a share of their own making (python's cryptography, not
 # wolfSSL: the file format checked independently): the encryption is valid, the PIN it rebuilds is not.
 python3 "$HERE/vault_share.py" forge "$V/custodian-2.share" "$WORK/pass2" "$WORK/forged.share"
@@ -100,6 +105,8 @@ OTHER=$WORK/other-vault
 printf 'other one passphrase\n' >"$WORK/opass"
 "$CA_BIN" root init --dir "$OTHER" --custodians 2 --quorum 2 --passphrase-file "$WORK/opass" \
   --passphrase-file "$WORK/opass" >/dev/null
+check_eq "a vault's shares are stretched with 600000 PBKDF2 iterations by default" "share 1 of 2-of-2, 600000 iterations" \
+  "$(python3 "$HERE/vault_share.py" info "$OTHER/custodian-1.share")"
 refused "a share of another vault is refused" "custodian-1.share is a share of another vault" \
   root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing --share "$OTHER/custodian-1.share" \
   --passphrase-file "$WORK/opass" $(share 2)
@@ -156,9 +163,16 @@ refused "revoking it twice is refused" "already revoked" \
 check "root crl --root ops: the operations root's CRL verifies with ops-root.pem" \
   openssl crl -inform DER -in "$WORK/ops.crl" -CAfile "$V/ops-root.pem" -noout
 
+# Passphrases typed on a terminal: asked once the prompt is shown, never echoed.
+python3 "$HERE/vault_tty.py" "3=custodian 3 passphrase" "1=custodian 1 passphrase" -- "$CA_BIN" root crl --dir "$V" \
+  --root ops --share "$V/custodian-3.share" --share "$V/custodian-1.share" --out "$WORK/tty.crl" >"$WORK/tty.txt" 2>&1 || true
+check "passphrases typed on the terminal after their prompts work" bash -c \
+  "grep -q 'exit 0' '$WORK/tty.txt' && openssl crl -inform DER -in '$WORK/tty.crl' -CAfile '$V/ops-root.pem' -noout"
+check "... and are not echoed" bash -c "grep -q 'passphrase of share 1' '$WORK/tty.txt' && ! grep -q 'custodian 1 passphrase' '$WORK/tty.txt'"
+
 # ---- the ceremony record ----
 OUT=$("$CA_BIN" root verify --dir "$V")
-check_eq "root verify: every action is in the record" "ceremony record intact: 7 entries" "$(cut -d, -f1 <<<"$OUT")"
+check_eq "root verify: every action is in the record" "ceremony record intact: 8 entries" "$(cut -d, -f1 <<<"$OUT")"
 T=$("$CA_BIN" root transcript --dir "$V")
 check "root transcript lists each action with the shares used and what went in and out" bash -c "
   grep -q 'entry 2 .* sign, signed by the device root' <<<\"\$0\" && grep -q 'shares  *1,3' <<<\"\$0\" &&

@@ -2,6 +2,7 @@
 """A root vault share file read with Python's cryptography (OpenSSL), independent of wolfSSL: PEM "CAMTRUST VAULT
 SHARE" of magic CTVS, version, share number, K, N, vault ID (32), PBKDF2 iterations (big-endian), salt (16),
 nonce (12) -- the GCM additional data -- then AES-256-GCM ciphertext (64) and tag (16).
+  vault_share.py info SHARE                   prints "share N of K-of-N, I iterations"
   vault_share.py open SHARE PASSFILE          decrypts (exit 0) or fails
   vault_share.py forge SHARE PASSFILE OUT     re-encrypts a different share under the same header and passphrase"""
 import base64
@@ -31,6 +32,9 @@ def key(raw, passfile):
 
 def main():
     raw = read(sys.argv[2])
+    if sys.argv[1] == "info":
+        print(f"share {raw[5]} of {raw[6]}-of-{raw[7]}, {int.from_bytes(raw[40:44], 'big')} iterations")
+        return 0
     aad, nonce = raw[:72], raw[60:72]
     k = AESGCM(key(raw, sys.argv[3]))
     share = k.decrypt(nonce, raw[72:], aad)
