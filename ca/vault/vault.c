@@ -473,7 +473,7 @@ ct_err vault_sign(const vault_quorum *q, const char *csr_path, vault_profile p, 
 {
     ct_err rc = CT_OK;
     vault v;
-    ct_buf der = CT_BUF_INIT, cert = CT_BUF_INIT, pem = CT_BUF_INIT;
+    ct_buf der = CT_BUF_INIT, cert = CT_BUF_INIT;
     pki_csr *csr = NULL;
     pki_issued_info issued;
     pki_cert_info root;
@@ -521,7 +521,6 @@ cleanup:
     pki_csr_free(csr);
     ct_buf_free(&der);
     ct_buf_free(&cert);
-    ct_buf_free(&pem);
     vault_close(&v);
     return rc;
 }

@@ -111,18 +111,17 @@ refused "a share of another vault is refused" "custodian-1.share is a share of a
   root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing --share "$OTHER/custodian-1.share" \
   --passphrase-file "$WORK/opass" $(share 2)
 
-csr pathlen1 "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE,pathlen:1"
-refused "a CSR asking pathLen 1 is refused" "basicConstraints other than CA with pathLen 0" \
-  root sign --dir "$V" --csr "$WORK/pathlen1.csr" --profile device-issuing $(share 1) $(share 2)
-csr nopath "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE"
-refused "a CSR asking a CA without a path length limit is refused" "pathLen 0" \
-  root sign --dir "$V" --csr "$WORK/nopath.csr" --profile device-issuing $(share 1) $(share 2)
-csr ku "/CN=Example Camera Maker Device Issuing CA" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
-refused "a CSR asking digitalSignature too is refused" "key usages beyond keyCertSign and cRLSign" \
-  root sign --dir "$V" --csr "$WORK/ku.csr" --profile device-issuing $(share 1) $(share 2)
-csr san "/CN=Example Camera Maker Device Issuing CA" -addext "subjectAltName=DNS:evil.example"
-refused "a CSR asking another extension is refused" "extensions or attributes" \
-  root sign --dir "$V" --csr "$WORK/san.csr" --profile device-issuing $(share 1) $(share 2)
+# csr_refused "description" PATTERN EXTENSION: a device issuing CA's request asking EXTENSION too is refused
+csr_refused() {
+  csr asks "/CN=Example Camera Maker Device Issuing CA" -addext "$3"
+  refused "$1" "$2" root sign --dir "$V" --csr "$WORK/asks.csr" --profile device-issuing $(share 1) $(share 2)
+}
+csr_refused "a CSR asking pathLen 1 is refused" "basicConstraints other than CA with pathLen 0" \
+  "basicConstraints=critical,CA:TRUE,pathlen:1"
+csr_refused "a CSR asking a CA without a path length limit is refused" "pathLen 0" "basicConstraints=critical,CA:TRUE"
+csr_refused "a CSR asking digitalSignature too is refused" "key usages beyond keyCertSign and cRLSign" \
+  "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+csr_refused "a CSR asking another extension is refused" "extensions or attributes" "subjectAltName=DNS:evil.example"
 csr okext "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
   -addext "keyUsage=critical,keyCertSign,cRLSign"
 refused "a device issuing CA's request on the ops-issuing profile is refused" "does not end in 'Operations Issuing CA'" \
