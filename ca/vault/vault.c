@@ -339,6 +339,7 @@ static ct_err build(vault *v, const vault_init_args *a, const char *stage)
     CT_GUARD(ct_sha256(v->device_der.data, v->device_der.len, v->id));
     CT_GUARD(vault_pin_check_make(secret, v->check));
     CT_GUARD(write_shares(v, a, secret));
+    ct_failpoint("root-init:shares");
     CT_GUARD(write_state(v, type == HSM_EC_P384 ? "P-384" : "P-256"));
     CT_GUARD(ct_hex_encode(v->id, sizeof v->id, id_hex, sizeof id_hex));
     memcpy(fp_dev, id_hex, sizeof fp_dev);

@@ -28,6 +28,15 @@ check "... and so is the operations root" openssl verify -x509_strict -CAfile "$
 check "the ceremony record verifies from the start" "$CA_BIN" root verify --dir "$V"
 rc=0; "$CA_BIN" root init --dir "$V" --custodians 3 --quorum 2 >"$WORK/out" 2>&1 || rc=$?
 check "init over an existing vault is refused" test "$rc" -ne 0
+K=$WORK/killed
+mkdir -p "$K" && cp "$V/vault.conf" "$K/vault.conf"
+rc=0; CAMTRUST_FAILPOINT=root-init:shares "$CA_BIN" root init --dir "$K" --custodians 2 --quorum 2 \
+  --passphrase-file "$WORK/pass1" --passphrase-file "$WORK/pass2" >/dev/null 2>&1 || rc=$?
+check_eq "root init killed once the shares are written" 137 "$rc"
+check_eq "... leaves the vault folder as it was (its config only)" "vault.conf" "$(ls "$K")"
+check "... and the next init makes it whole" bash -c "'$CA_BIN' root init --dir '$K' --custodians 2 --quorum 2 \
+  --passphrase-file '$WORK/pass1' --passphrase-file '$WORK/pass2' >/dev/null && '$CA_BIN' root verify --dir '$K' &&
+  test \$(ls -d '$WORK'/killed.init-* 2>/dev/null | wc -l) -eq 0"
 
 # sha of every file of the vault, its token store included: "the vault, its token and its record as they were"
 fingerprint() { (cd "$V" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
