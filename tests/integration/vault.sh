@@ -180,10 +180,11 @@ check "... and are not echoed" bash -c "grep -q 'passphrase of share 1' '$WORK/t
 
 # ---- the ceremony record ----
 OUT=$("$CA_BIN" root verify --dir "$V")
-check_eq "root verify: every action is in the record" "ceremony record intact: 8 entries" "$(cut -d, -f1 <<<"$OUT")"
+check_eq "root verify: every action is in the record" "ceremony record intact: 9 entries" "$(cut -d, -f1 <<<"$OUT")"
 T=$("$CA_BIN" root transcript --dir "$V")
 check "root transcript lists each action with the shares used and what went in and out" bash -c "
-  grep -q 'entry 2 .* sign, signed by the device root' <<<\"\$0\" && grep -q 'shares  *1,3' <<<\"\$0\" &&
+  grep -q 'entry 1 .* init, signed by the device root' <<<\"\$0\" &&
+  grep -q 'entry 2 .* init, signed by the ops root' <<<\"\$0\" && grep -q 'entry 3 .* sign, signed by the device root' <<<\"\$0\" && grep -q 'shares  *1,3' <<<\"\$0\" &&
   grep -q 'cn  *Example Camera Maker Device Issuing CA' <<<\"\$0\" && grep -q 'csr_sha256' <<<\"\$0\" &&
   grep -q 'revoke  *$(tr 'A-F' 'a-f' <<<"$SERIAL")' <<<\"\$0\" && grep -q 'signature  *date' <<<\"\$0\"" "$T"
 cp "$V/ceremony.log" "$WORK/record.good"
@@ -195,8 +196,8 @@ tampered_record() { # tampered_record "description" PATTERN: root verify says BR
     root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1) $(share 2)
   cp "$WORK/record.good" "$V/ceremony.log"
 }
-sed -i '4s/shares=1,2/shares=2,3/' "$V/ceremony.log"
-tampered_record "an edited entry is caught" "entry 4: the device root's signature does not verify"
+sed -i '5s/shares=1,2/shares=2,3/' "$V/ceremony.log"
+tampered_record "an edited entry is caught" "entry 5: the device root's signature does not verify"
 sed -i '3d' "$V/ceremony.log"
 tampered_record "a deleted entry is caught" "entry 3: out of sequence"
 sed -i '2{h;d};3{G}' "$V/ceremony.log"
