@@ -130,6 +130,7 @@ csr_refused "a CSR asking pathLen 1 is refused" "basicConstraints other than CA 
 csr_refused "a CSR asking a CA without a path length limit is refused" "pathLen 0" "basicConstraints=critical,CA:TRUE"
 csr_refused "a CSR asking digitalSignature too is refused" "key usages beyond keyCertSign and cRLSign" \
   "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+csr_refused "a CSR asking not to be a CA is refused" "not CA" "basicConstraints=critical,CA:FALSE"
 csr_refused "a CSR asking another extension is refused" "extensions or attributes" "subjectAltName=DNS:evil.example"
 csr okext "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
   -addext "keyUsage=critical,keyCertSign,cRLSign"
