@@ -35,8 +35,17 @@ rc=0; CAMTRUST_FAILPOINT=root-init:shares "$CA_BIN" root init --dir "$K" --custo
 check_eq "root init killed once the shares are written" 137 "$rc"
 check_eq "... leaves the vault folder as it was (its config only)" "vault.conf" "$(ls "$K")"
 check "... and the next init makes it whole" bash -c "'$CA_BIN' root init --dir '$K' --custodians 2 --quorum 2 \
-  --passphrase-file '$WORK/pass1' --passphrase-file '$WORK/pass2' >/dev/null && '$CA_BIN' root verify --dir '$K' &&
-  test \$(ls -d '$WORK'/killed.init-* 2>/dev/null | wc -l) -eq 0"
+  --curve P-384 --passphrase-file '$WORK/pass1' --passphrase-file '$WORK/pass2' >/dev/null &&
+  '$CA_BIN' root verify --dir '$K' && test \$(ls -d '$WORK'/killed.init-* 2>/dev/null | wc -l) -eq 0"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout /dev/null -out "$WORK/k.csr" \
+  -subj "/CN=Example Camera Maker Operations Issuing CA" 2>/dev/null
+"$CA_BIN" root sign --dir "$K" --csr "$WORK/k.csr" --profile ops-issuing --share "$K/custodian-2.share" \
+  --passphrase-file "$WORK/pass2" --share "$K/custodian-1.share" --passphrase-file "$WORK/pass1" --out "$WORK/k.pem" >/dev/null
+check "--curve P-384: P-384 roots, certificates signed with ecdsa-with-SHA384, the record verifies" bash -c "
+  openssl x509 -in '$K/ops-root.pem' -noout -text | grep -q 'NIST CURVE: P-384' &&
+  openssl verify -x509_strict -CAfile '$K/ops-root.pem' '$WORK/k.pem' &&
+  openssl x509 -in '$WORK/k.pem' -noout -text | grep -q 'Signature Algorithm: ecdsa-with-SHA384' &&
+  '$CA_BIN' root verify --dir '$K'"
 
 # sha of every file of the vault, its token store included: "the vault, its token and its record as they were"
 fingerprint() { (cd "$V" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
