@@ -85,9 +85,12 @@ typedef struct {
     uint8_t spki_sha256[32];
     uint8_t cert_sha256[32];
     uint16_t key_usage; /* keyUsage bits (PKI_KU_*), 0 when the extension is absent */
+    int path_len;       /* basicConstraints pathLenConstraint, -1 when absent */
 } pki_cert_info;
 #define PKI_KU_DIGITAL_SIGNATURE 0x0080 /* wolfSSL's KEYUSE_* values */
 #define PKI_KU_KEY_AGREEMENT 0x0008
+#define PKI_KU_KEY_CERT_SIGN 0x0004
+#define PKI_KU_CRL_SIGN 0x0002
 CT_MUST_CHECK ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cert_info *info);
 /* The certificate's DER SubjectPublicKeyInfo (points into `der`). */
 CT_MUST_CHECK ct_err pki_cert_spki(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len);

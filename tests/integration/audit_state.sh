@@ -7,7 +7,7 @@ CA_BIN=$1
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 for s in line1 line2; do
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/$s.key" -subj "/CN=$s" -out "$WORK/$s.csr" 2>/dev/null
   "$CA_BIN" station add --dir "$CA" --name "$s" --csr "$WORK/$s.csr" --out "$WORK/$s.pem" >/dev/null

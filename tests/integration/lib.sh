@@ -82,3 +82,9 @@ station_with_order() {
   printf '%s\n' "$@" >"$WORK/serials.txt"
   "$CA_BIN" order create --dir "$CA" --station "$name" --model CX100 --serials "$WORK/serials.txt" >/dev/null
 }
+
+# ca_create DIR [VAULT]: a CA in DIR, made by init, the key ceremony in the root vault VAULT (default $WORK/vault,
+# made once per test) and install (tests/helpers/ca_create.sh); init's output on stdout.
+ca_create() {
+  "$(dirname "${BASH_SOURCE[0]}")/../helpers/ca_create.sh" "$CA_BIN" "$1" "${2:-$WORK/vault}"
+}

@@ -75,7 +75,7 @@ certs_for() { sql "$CA/camtrust.db" "select count(*) from certificates where dev
 CA=$WORK/ca
 ST=$WORK/station
 mkdir -p "$WORK/cams"
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 "$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
 check "station init wrote a CSR that openssl verifies" openssl req -in "$ST/station.csr" -verify -noout
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null

@@ -11,7 +11,7 @@ CA_BIN=$1
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 W1=$WORK/w1
 out=$("$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1)
 check "witness init prints its verifier key, written to witness.vkey" grep -qxF "$(cat "$W1/witness.vkey")" <<<"$out"

@@ -121,6 +121,9 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
     " AND o.open = 1 AND s.order_id <> NEW.order_id) BEGIN SELECT RAISE(ABORT, 'x'); END;"                    \
     " ALTER TABLE order_serials DROP COLUMN revoked_seen;"
 
+/* Migration 12 (issuing CA generations) undone, for tests that build an older database. */
+#define K_UNDO_MIGRATION_12 " ALTER TABLE certificates DROP COLUMN issuing_ca; DROP TABLE issuing_cas;"
+
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)
 {
@@ -162,8 +165,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 10);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 10);
+    ck_assert_int_eq(db_schema_version(db), 12);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
     db_close(db);
 }
 END_TEST
@@ -172,18 +175,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 10);
+        ck_assert_int_eq(db_schema_version(db), 12);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 10);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 10);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
 }
 END_TEST
 
@@ -498,11 +501,11 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(audit_rows(), audit + 2);
     db_revoked *list = NULL;
     size_t count = 0;
-    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, &list, &count), CT_OK);
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, 0, true, &list, &count), CT_OK);
     ck_assert_uint_eq(count, 2);
     ck_assert_str_eq(list[0].cert_serial_hex, "01");
     free(list);
-    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_OPS, &list, &count), CT_OK); /* no viewer revoked */
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_OPS, 0, true, &list, &count), CT_OK); /* no viewer revoked */
     ck_assert_uint_eq(count, 0);
     free(list);
     /* The database itself keeps a revocation final and complete. */
@@ -541,7 +544,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 11); /* the ten migrations and the state entry of the ninth */
+    ck_assert_int_eq(rep.entries, 13); /* the twelve migrations and the state entry of the ninth */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -901,7 +904,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
     ck_assert_int_eq(raw_exec("DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
-                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7
+                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7 K_UNDO_MIGRATION_12
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
@@ -1314,7 +1317,8 @@ START_TEST(test_state_baseline_of_older_database)
     db_close(db);
     /* As an older build left it: no state entries, schema 8 (its v2 entries then count as older text). */
     ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE action = 'audit.state' OR action"
-                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_cosignatures; PRAGMA user_version = 8", NULL, 0),
+                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_cosignatures;" K_UNDO_MIGRATION_12
+                              " PRAGMA user_version = 8", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'state.cert' AND subject = '01'"
