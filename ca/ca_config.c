@@ -158,32 +158,14 @@ bool ca_serial_valid(const char *serial)
     return true;
 }
 
-static ct_err read_pem_or_der(const char *path, const char *label, size_t max, ct_buf *der)
-{
-    ct_err rc = CT_OK;
-    ct_buf file = CT_BUF_INIT;
-    CT_GUARD(ct_file_read(path, 64 * 1024, &file));
-    CT_GUARD(ct_buf_alloc(der, max));
-    if (file.len > 0 && file.data[0] == 0x30) {
-        CT_GUARD(ct_buf_set(der, file.data, file.len));
-    } else {
-        rc = ct_pem_decode(file.data, file.len, label, 0, der);
-        if (rc == CT_ERR_NOT_FOUND) rc = ct_fail(CT_ERR_BAD_DER, "%s holds no PEM %s", path, label);
-    }
-cleanup:
-    ct_buf_free(&file);
-    if (rc != CT_OK) ct_buf_free(der);
-    return rc;
-}
-
 ct_err ca_read_cert_file(const char *path, ct_buf *der)
 {
-    return read_pem_or_der(path, "CERTIFICATE", PKI_MAX_CERT_DER, der);
+    return ct_pem_or_der_read(path, "CERTIFICATE", PKI_MAX_CERT_DER, der);
 }
 
 ct_err ca_read_csr_file(const char *path, ct_buf *der)
 {
-    return read_pem_or_der(path, "CERTIFICATE REQUEST", PKI_MAX_CSR_DER, der);
+    return ct_pem_or_der_read(path, "CERTIFICATE REQUEST", PKI_MAX_CSR_DER, der);
 }
 
 ct_err ca_write_pem_chain(const char *path, const ct_buf *const *certs, size_t n)

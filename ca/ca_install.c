@@ -49,9 +49,10 @@ ct_err ca_generation_request(ca *c, ca_crl_kind kind, int64_t generation)
         rc = hsm_key_generate(c->hsm, type, label, id, generation <= 1 ? 2 : 3, &key);
     }
     CT_GUARD(rc);
-    /* A distinct name per generation: verifiers that pick an issuer by name alone still find the right one. */
+    /* A distinct name per generation (verifiers that pick an issuer by name alone still find the right one), ending
+     * as the vault's profile asks. */
     if (generation <= 1) CT_GUARD(ct_snprintf(cn, sizeof cn, "%.40s %s", c->cfg.organization, kind_cn[kind]));
-    else CT_GUARD(ct_snprintf(cn, sizeof cn, "%.36s %s %lld", c->cfg.organization, kind_cn[kind], (long long)generation));
+    else CT_GUARD(ct_snprintf(cn, sizeof cn, "%.32s G%lld %s", c->cfg.organization, (long long)generation, kind_cn[kind]));
     CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
     CT_GUARD(pki_csr_make(key, cn, NULL, &der));
     CT_GUARD(csr_path(c, kind, path, sizeof path));

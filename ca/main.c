@@ -6,6 +6,7 @@
 
 #include "../common/pki/pki.h"
 #include "ca.h"
+#include "vault.h"
 
 static const char usage[] =
     "usage: camtrust-ca COMMAND --dir DIR [options]\n"
@@ -58,16 +59,32 @@ static const char usage[] =
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
     "                                           check a proof offline (no --dir needed)\n"
-    "The token PIN comes from the file named in DIR/camtrust-ca.conf or $CAMTRUST_CA_PIN.\n";
+    "The token PIN comes from the file named in DIR/camtrust-ca.conf or $CAMTRUST_CA_PIN.\n"
+    "The offline root vault (its own folder and token; the PIN exists only as custodians' shares):\n"
+    "  root init --custodians N --quorum K [--curve P-256|P-384] [--passphrase-file F ...]\n"
+    "                                           make the vault DIR: device and operations roots (root.pem,\n"
+    "                                           ops-root.pem), custodian-I.share for I = 1..N (any K rebuild the PIN)\n"
+    "  root sign --csr F --profile device-issuing|ops-issuing --share F [--share F ...] --out F\n"
+    "                                           certify an issuing CA (K shares)\n"
+    "  root crl [--root device|ops] [--revoke SERIAL --reason R] --share F [--share F ...] --out F\n"
+    "                                           a root's CRL (DER), long-lived; --revoke revokes a certificate the\n"
+    "                                           vault signed (the root is the one that signed it)\n"
+    "  root verify                              check the ceremony record (chain, every root signature)\n"
+    "  root transcript                          print the record for the custodians to sign on paper\n"
+    "  Passphrases: asked on the terminal (no echo), or --passphrase-file F, once per --share in the same order\n"
+    "  (root init: once per custodian, in order); never on the command line.\n";
 
 typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
     const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval;
+    const char *custodians, *quorum, *curve, *profile, *root, *revoke;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
     const char *certs[8], *crls[8]; /* install --cert, --crl: repeatable, or several values after one flag */
     int ncerts, ncrls;
+    const char *shares[16], *passphrase_files[16]; /* --share, --passphrase-file: repeatable */
+    int nshares, npassphrase_files;
     const char *words[4]; /* positional words after the options are removed */
     int nwords;
 } cli_args;
@@ -93,6 +110,9 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--log-cert", offsetof(cli_args, log_cert)}, {"--vkey", offsetof(cli_args, vkey)},
         {"--witnesses", offsetof(cli_args, witnesses)}, {"--log", offsetof(cli_args, log_url)},
         {"--interval", offsetof(cli_args, interval)},
+        {"--custodians", offsetof(cli_args, custodians)}, {"--quorum", offsetof(cli_args, quorum)},
+        {"--curve", offsetof(cli_args, curve)},     {"--profile", offsetof(cli_args, profile)},
+        {"--root", offsetof(cli_args, root)},       {"--revoke", offsetof(cli_args, revoke)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -119,12 +139,17 @@ static int parse_args(int argc, char **argv, cli_args *a)
             }
             continue;
         }
-        if (strcmp(argv[i], "--checkpoint") == 0) {
-            if (i + 1 >= argc || a->ncheckpoints == 16) {
-                fprintf(stderr, "camtrust-ca: --checkpoint needs a value (at most 16 of them)\n");
+        const char **list = strcmp(argv[i], "--checkpoint") == 0        ? a->checkpoints
+                            : strcmp(argv[i], "--share") == 0           ? a->shares
+                            : strcmp(argv[i], "--passphrase-file") == 0 ? a->passphrase_files
+                                                                        : NULL;
+        if (list) {
+            int *n = list == a->checkpoints ? &a->ncheckpoints : list == a->shares ? &a->nshares : &a->npassphrase_files;
+            if (i + 1 >= argc || *n == 16) {
+                fprintf(stderr, "camtrust-ca: %s needs a value (at most 16 of them)\n", argv[i]);
                 return -1;
             }
-            a->checkpoints[a->ncheckpoints++] = argv[++i];
+            list[(*n)++] = argv[++i];
             continue;
         }
         if (strncmp(argv[i], "--", 2) == 0 || a->nwords == 4) {
@@ -322,6 +347,78 @@ static int witness_command(const cli_args *a)
     return rc == CT_OK ? 0 : rc == CT_ERR_INTEGRITY ? 1 : fail(rc);
 }
 
+/* A count option of root init. */
+static ct_err count_arg(const char *value, const char *flag, unsigned *out)
+{
+    char *end = NULL;
+    CT_GUARD_RET(need(value, flag));
+    long n = strtol(value, &end, 10);
+    CT_ENSURE_RET(*value && !*end && n >= 1 && n <= VAULT_MAX_CUSTODIANS,
+                  ct_fail(CT_ERR_USAGE, "%s '%s' is not a number from 1 to %d", flag, value, VAULT_MAX_CUSTODIANS));
+    *out = (unsigned)n;
+    return CT_OK;
+}
+
+/* root init | sign | crl | verify | transcript: the vault folder DIR, never a CA's. */
+static int root_command(const cli_args *a)
+{
+    vault_custodian who[16];
+    ct_err rc = CT_OK;
+    int nwho = strcmp(a->words[1], "init") == 0 ? 0 : a->nshares;
+    memset(who, 0, sizeof who);
+    if (strcmp(a->words[1], "init") == 0) {
+        vault_init_args ia = {.dir = a->dir, .curve = a->curve, .who = who};
+        if ((rc = count_arg(a->custodians, "--custodians", &ia.custodians)) != CT_OK ||
+            (rc = count_arg(a->quorum, "--quorum", &ia.quorum)) != CT_OK)
+            return fail(rc);
+        nwho = (int)ia.custodians;
+        if (a->npassphrase_files && a->npassphrase_files != nwho) {
+            fprintf(stderr, "camtrust-ca: give one --passphrase-file per custodian (%d), or none to be asked\n", nwho);
+            return 2;
+        }
+        for (int i = 0; i < nwho && a->npassphrase_files; i++) who[i].passphrase_file = a->passphrase_files[i];
+        if ((rc = vault_init(&ia)) != CT_OK) return fail(rc);
+        printf("root vault created in %s: root.pem, ops-root.pem, custodian-1.share to custodian-%u.share "
+               "(any %u rebuild its PIN); hand each custodian their share\n", a->dir, ia.custodians, ia.quorum);
+        return 0;
+    }
+    if (a->npassphrase_files && a->npassphrase_files != a->nshares) {
+        fprintf(stderr, "camtrust-ca: give one --passphrase-file per --share, in the same order, or none to be asked\n");
+        return 2;
+    }
+    for (int i = 0; i < nwho; i++) {
+        who[i].share = a->shares[i];
+        who[i].passphrase_file = a->npassphrase_files ? a->passphrase_files[i] : NULL;
+    }
+    vault_quorum q = {a->dir, who, (size_t)nwho};
+    if (strcmp(a->words[1], "sign") == 0) {
+        vault_profile p;
+        vault_signed info;
+        if ((rc = need(a->csr, "--csr")) == CT_OK && (rc = need(a->out, "--out")) == CT_OK &&
+            (rc = vault_profile_parse(a->profile, &p)) == CT_OK && (rc = vault_sign(&q, a->csr, p, a->out, &info)) == CT_OK)
+            printf("%s certified by the %s root: serial %s, %s\n", info.subject_cn, info.root, info.serial_hex, a->out);
+    } else if (strcmp(a->words[1], "crl") == 0) {
+        vault_crl_args cr = {a->root, a->revoke, a->reason};
+        uint64_t number = 0;
+        char root[8] = "";
+        if ((rc = need(a->out, "--out")) == CT_OK && (rc = vault_crl(&q, &cr, a->out, &number, root)) == CT_OK)
+            printf("%s root CRL number %llu written: %s\n", root, (unsigned long long)number, a->out);
+    } else if (strcmp(a->words[1], "verify") == 0) {
+        vault_record_report r;
+        rc = vault_verify(a->dir, &r);
+        if (rc == CT_ERR_INTEGRITY) printf("ceremony record BROKEN: %s\n", ct_err_detail());
+        else if (rc == CT_OK)
+            printf("ceremony record intact: %zu entries, each signed by its root; head %s (compare with the last "
+                   "paper transcript)\n", r.entries, r.head);
+    } else if (strcmp(a->words[1], "transcript") == 0) {
+        rc = vault_transcript(a->dir, stdout);
+    } else {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return rc == CT_OK ? 0 : (rc == CT_ERR_INTEGRITY && strcmp(a->words[1], "verify") == 0 ? 1 : fail(rc));
+}
+
 static int run(ca *c, const cli_args *a)
 {
     ct_err rc = CT_OK;
@@ -415,6 +512,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (is(&a, "witness", NULL, 1) || is(&a, "witness", "init", 2)) return witness_command(&a);
+    if (a.nwords == 2 && strcmp(a.words[0], "root") == 0) return root_command(&a);
     if (is(&a, "init", NULL, 1)) {
         ct_err rc = ca_init(a.dir);
         if (rc != CT_OK) return fail(rc);

@@ -112,6 +112,8 @@ CT_MUST_CHECK ct_err hsm_local_relocate(const hsm_settings *s, const char *dir, 
 
 /* Opens the configured token with the PIN from the PIN file, or from the environment variable. */
 CT_MUST_CHECK ct_err hsm_open_settings(const hsm_settings *s, hsm **out);
+/* The same with a PIN the caller holds (rebuilt from custodians' shares: never in a file). */
+CT_MUST_CHECK ct_err hsm_open_settings_pin(const hsm_settings *s, const char *pin, hsm **out);
 
 /* ---- Ed25519 keys (hsm_eddsa.c): the issuance log's checkpoint key (C2SP signed notes) ----
  * Generated inside the token (CKM_EC_EDWARDS_KEY_PAIR_GEN, curve Ed25519): token object, private, sensitive, not

@@ -114,15 +114,18 @@ cleanup:
     return rc;
 }
 
+ct_err hsm_open_settings_pin(const hsm_settings *s, const char *pin, hsm **out)
+{
+    hsm_config hc = {.module_path = s->module, .token_label = s->token, .pin = pin,
+                     .session_pool = (unsigned)s->sessions};
+    return hsm_open(&hc, out);
+}
+
 ct_err hsm_open_settings(const hsm_settings *s, hsm **out)
 {
     char pin[128];
     ct_err rc = ct_secret_load(*s->pin_file ? s->pin_file : NULL, s->pin_env, pin, sizeof pin);
-    if (rc == CT_OK) {
-        hsm_config hc = {.module_path = s->module, .token_label = s->token, .pin = pin,
-                         .session_pool = (unsigned)s->sessions};
-        rc = hsm_open(&hc, out);
-    }
+    if (rc == CT_OK) rc = hsm_open_settings_pin(s, pin, out);
     ct_wipe(pin, sizeof pin);
     return rc;
 }

@@ -156,6 +156,9 @@ CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, si
 /* The same for DER written as one PEM block with `label` (certificates, requests). */
 CT_MUST_CHECK ct_err ct_pem_write_file(const char *path, const char *label, const uint8_t *der, size_t len,
                                        unsigned mode);
+/* Reads one DER object of at most `max` bytes from a file holding it as DER, or as the first PEM block `label`
+ * (CT_ERR_BAD_DER naming the file when there is none). Allocates der. */
+CT_MUST_CHECK ct_err ct_pem_or_der_read(const char *path, const char *label, size_t max, ct_buf *der);
 CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, const char *name);
 /* Creates a folder (mode), fine if it exists already. */
 CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);
@@ -190,6 +193,9 @@ bool ct_cli_help(int argc, char **argv, const char *usage);
 CT_MUST_CHECK ct_err ct_addr_parse(const char *hostport, struct sockaddr_storage *out, socklen_t *out_len);
 /* The numeric host of an IPv4 or IPv6 address ("127.0.0.1", "::1"), without the port; "" for any other family. */
 void ct_addr_host(const struct sockaddr *sa, char *out, size_t out_max);
+/* A Unix time as "YYYY-MM-DDTHH:MM:SSZ" (UTC); "" when it cannot be shown. `out` holds CT_TIME_UTC_MAX bytes. */
+#define CT_TIME_UTC_MAX 32
+void ct_time_utc(int64_t t, char out[CT_TIME_UTC_MAX]);
 /* Monotonic milliseconds, for deadlines and durations. */
 int64_t ct_now_ms(void);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:
@@ -254,6 +260,9 @@ CT_MUST_CHECK ct_err ct_settings_copy_path(const ct_settings_schema *schema, con
 /* ---- secrets from files or the environment, never the command line ---- */
 /* Reads a PIN from `path` if non-NULL, else from environment variable `env`; trims one trailing newline. */
 CT_MUST_CHECK ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_max);
+/* Reads one line from the controlling terminal (/dev/tty) with echo off, after writing `prompt` to it: a
+ * passphrase typed by a person. CT_ERR_USAGE when there is no terminal, or the line is empty or too long. */
+CT_MUST_CHECK ct_err ct_secret_prompt(const char *prompt, char *out, size_t out_max);
 
 /* ---- randomness for identifiers (wolfSSL's RNG) ---- */
 CT_MUST_CHECK ct_err ct_random(uint8_t *out, size_t len);

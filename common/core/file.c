@@ -319,3 +319,21 @@ cleanup:
     ct_buf_free(&pem);
     return rc;
 }
+
+ct_err ct_pem_or_der_read(const char *path, const char *label, size_t max, ct_buf *der)
+{
+    ct_err rc = CT_OK;
+    ct_buf file = CT_BUF_INIT;
+    CT_GUARD(ct_file_read(path, 64 * 1024, &file));
+    CT_GUARD(ct_buf_alloc(der, max));
+    if (file.len > 0 && file.data[0] == 0x30) {
+        CT_GUARD(ct_buf_set(der, file.data, file.len));
+    } else {
+        rc = ct_pem_decode(file.data, file.len, label, 0, der);
+        if (rc == CT_ERR_NOT_FOUND) rc = ct_fail(CT_ERR_BAD_DER, "%s holds no PEM %s", path, label);
+    }
+cleanup:
+    ct_buf_free(&file);
+    if (rc != CT_OK) ct_buf_free(der);
+    return rc;
+}

@@ -51,6 +51,13 @@ void ct_addr_host(const struct sockaddr *sa, char *out, size_t out_max)
     if (host && out_max && !inet_ntop(sa->sa_family, host, out, (socklen_t)out_max)) out[0] = '\0';
 }
 
+void ct_time_utc(int64_t t, char out[CT_TIME_UTC_MAX])
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    if (!gmtime_r(&tt, &tm) || strftime(out, CT_TIME_UTC_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) out[0] = '\0';
+}
+
 int64_t ct_now_ms(void)
 {
     struct timespec ts;

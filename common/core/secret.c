@@ -1,8 +1,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "core.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/random.h>
 #include <wolfssl/wolfcrypt/hash.h>
@@ -29,6 +33,40 @@ ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_m
     const char *v = env ? getenv(env) : NULL;
     CT_ENSURE_RET(v && *v, ct_fail(CT_ERR_CONFIG, "no secret: set a PIN file in the config or %s", env ? env : "a PIN file"));
     return ct_strlcpy(out, out_max, v);
+}
+
+ct_err ct_secret_prompt(const char *prompt, char *out, size_t out_max)
+{
+    ct_err rc = CT_OK;
+    struct termios was, quiet;
+    bool restore = false;
+    size_t n = 0;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_USAGE, "no terminal to ask for a passphrase: give a passphrase file"));
+    CT_ENSURE_MSG(tcgetattr(fd, &was) == 0, CT_ERR_USAGE, "cannot read the terminal's settings");
+    quiet = was;
+    quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    CT_ENSURE_MSG(tcsetattr(fd, TCSAFLUSH, &quiet) == 0, CT_ERR_USAGE, "cannot turn the terminal's echo off");
+    restore = true;
+    CT_ENSURE_MSG(write(fd, prompt, strlen(prompt)) >= 0, CT_ERR_IO, "cannot write to the terminal");
+    for (;;) { /* byte by byte: nothing of the line is left in a stdio buffer */
+        char ch;
+        ssize_t r = read(fd, &ch, 1);
+        if (r <= 0 || ch == '\n') break;
+        if (ch == '\r') continue;
+        CT_ENSURE_MSG(n + 1 < out_max, CT_ERR_USAGE, "passphrase longer than %zu characters", out_max - 1);
+        out[n++] = ch;
+    }
+    out[n] = '\0';
+    CT_ENSURE_MSG(n > 0, CT_ERR_USAGE, "empty passphrase");
+cleanup:
+    if (restore) {
+        (void)tcsetattr(fd, TCSAFLUSH, &was);
+        if (write(fd, "\n", 1) < 0) rc = rc == CT_OK ? CT_ERR_IO : rc;
+    }
+    if (rc != CT_OK) ct_wipe(out, out_max);
+    close(fd);
+    return rc;
 }
 
 ct_err ct_random(uint8_t *out, size_t len)

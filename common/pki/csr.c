@@ -65,8 +65,9 @@ ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_type *out)
     return CT_OK;
 }
 
-/* CertificationRequest: exactly one SEQUENCE { CRI { version 0, subject, SPKI, ... }, sigAlg, signature }. */
-static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv *spki)
+/* CertificationRequest: exactly one SEQUENCE { CRI { version 0, subject, SPKI, ... }, sigAlg, signature }.
+ * `attributes` (NULL: not wanted) receives what follows the SPKI inside the CRI. */
+static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv *spki, pki_der *attributes)
 {
     pki_der in = pki_der_span(der, len);
     pki_tlv req, cri, f;
@@ -81,7 +82,9 @@ static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv
     CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_INTEGER, "version", &f));
     if (f.val_len != 1 || f.val[0] != 0) return ct_fail(CT_ERR_BAD_DER, "request version is not 1 (0)");
     CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_SEQUENCE, "subject", subject));
-    return pki_der_expect(&c, PKI_TAG_SEQUENCE, "subjectPKInfo", spki);
+    CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_SEQUENCE, "subjectPKInfo", spki));
+    if (attributes) *attributes = c;
+    return CT_OK;
 }
 
 ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out)
@@ -101,7 +104,7 @@ ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out)
 
     /* Our own walk first: it pins the outer framing, and refuses unwanted keys before wolfSSL spends a
      * signature verification on them. */
-    CT_GUARD(csr_walk(der, len, &subject, &spki));
+    CT_GUARD(csr_walk(der, len, &subject, &spki, NULL));
     CT_GUARD(pki_spki_key_type(spki.tlv, spki.tlv_len, &csr->type));
     CT_ENSURE_MSG(spki.tlv_len <= sizeof csr->spki, CT_ERR_BAD_CSR, "public key info of %zu bytes", spki.tlv_len);
 
@@ -131,6 +134,91 @@ cleanup:
     else
         free(csr);
     return rc;
+}
+
+static const uint8_t oid_extension_request[9] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};
+static const uint8_t oid_basic_constraints[3] = {0x55, 0x1d, 0x13};
+static const uint8_t oid_key_usage[3] = {0x55, 0x1d, 0x0f};
+
+/* BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL } */
+static ct_err asks_basic_constraints(const pki_tlv *value, pki_csr_asks *out)
+{
+    pki_der in = pki_der_inside(value);
+    pki_tlv seq, f;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "basicConstraints", &seq));
+    CT_GUARD_RET(pki_der_end(&in, "basicConstraints"));
+    pki_der b = pki_der_inside(&seq);
+    out->basic_constraints = true;
+    while (b.len > 0) {
+        CT_GUARD_RET(pki_der_next(&b, "basicConstraints field", &f));
+        if (f.tag == PKI_TAG_BOOLEAN && f.val_len == 1) {
+            out->ca = f.val[0] != 0;
+        } else if (f.tag == PKI_TAG_INTEGER && f.val_len >= 1 && f.val_len <= 2 && !(f.val[0] & 0x80)) {
+            out->path_len = f.val_len == 1 ? f.val[0] : (f.val[0] << 8 | f.val[1]);
+        } else {
+            return ct_fail(CT_ERR_BAD_CSR, "request's basicConstraints is malformed");
+        }
+    }
+    return CT_OK;
+}
+
+/* KeyUsage ::= BIT STRING: unused-bits byte, then one or two bytes of bits */
+static ct_err asks_key_usage(const pki_tlv *value, pki_csr_asks *out)
+{
+    pki_der in = pki_der_inside(value);
+    pki_tlv bits;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_BIT_STRING, "keyUsage", &bits));
+    CT_GUARD_RET(pki_der_end(&in, "keyUsage"));
+    CT_ENSURE_RET(bits.val_len >= 1 && bits.val_len <= 3 && bits.val[0] < 8,
+                  ct_fail(CT_ERR_BAD_CSR, "request's keyUsage is malformed"));
+    out->key_usage = true;
+    out->key_usage_bits = (uint16_t)((bits.val_len > 1 ? bits.val[1] : 0) | (bits.val_len > 2 ? bits.val[2] << 8 : 0));
+    return CT_OK;
+}
+
+ct_err pki_csr_asks_get(const uint8_t *der, size_t len, pki_csr_asks *out)
+{
+    pki_tlv subject, spki, attrs, attr, oid, set, exts, ext, f;
+    memset(out, 0, sizeof *out);
+    out->path_len = -1;
+    CT_ENSURE_RET(len <= PKI_MAX_CSR_DER, ct_fail(CT_ERR_BAD_CSR, "request of %zu bytes exceeds %d", len, PKI_MAX_CSR_DER));
+    pki_der rest;
+    ct_err rc = csr_walk(der, len, &subject, &spki, &rest);
+    if (rc == CT_ERR_BAD_DER) rc = CT_ERR_BAD_CSR;
+    CT_GUARD_RET(rc);
+    if (rest.len == 0) return CT_OK; /* no attributes [0] after the SPKI */
+    CT_GUARD_RET(pki_der_expect(&rest, PKI_TAG_CTX0, "attributes", &attrs));
+    CT_GUARD_RET(pki_der_end(&rest, "certificationRequestInfo"));
+    pki_der a = pki_der_inside(&attrs);
+    while (a.len > 0) {
+        CT_GUARD_RET(pki_der_expect(&a, PKI_TAG_SEQUENCE, "attribute", &attr));
+        pki_der at = pki_der_inside(&attr);
+        CT_GUARD_RET(pki_der_expect(&at, PKI_TAG_OID, "attribute type", &oid));
+        CT_GUARD_RET(pki_der_expect(&at, PKI_TAG_SET, "attribute values", &set));
+        if (!pki_der_oid_is(&oid, PKI_OID_BYTES(oid_extension_request))) {
+            out->other_attributes++;
+            continue;
+        }
+        pki_der sv = pki_der_inside(&set);
+        CT_GUARD_RET(pki_der_expect(&sv, PKI_TAG_SEQUENCE, "extensionRequest", &exts));
+        CT_GUARD_RET(pki_der_end(&sv, "extensionRequest"));
+        pki_der e = pki_der_inside(&exts);
+        while (e.len > 0) {
+            CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_SEQUENCE, "extension", &ext));
+            pki_der x = pki_der_inside(&ext);
+            CT_GUARD_RET(pki_der_expect(&x, PKI_TAG_OID, "extnID", &oid));
+            CT_GUARD_RET(pki_der_next(&x, "extension", &f));
+            if (f.tag == PKI_TAG_BOOLEAN) CT_GUARD_RET(pki_der_expect(&x, PKI_TAG_OCTET_STRING, "extnValue", &f));
+            CT_ENSURE_RET(f.tag == PKI_TAG_OCTET_STRING, ct_fail(CT_ERR_BAD_CSR, "request's extension has no value"));
+            if (pki_der_oid_is(&oid, PKI_OID_BYTES(oid_basic_constraints)))
+                CT_GUARD_RET(asks_basic_constraints(&f, out));
+            else if (pki_der_oid_is(&oid, PKI_OID_BYTES(oid_key_usage)))
+                CT_GUARD_RET(asks_key_usage(&f, out));
+            else
+                out->other_extensions++;
+        }
+    }
+    return CT_OK;
 }
 
 void pki_csr_free(pki_csr *csr) { free(csr); }

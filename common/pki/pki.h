@@ -32,6 +32,20 @@ hsm_key_type pki_csr_key_type(const pki_csr *csr);
 const uint8_t *pki_csr_spki(const pki_csr *csr, size_t *len);
 void pki_csr_spki_sha256(const pki_csr *csr, uint8_t out[32]);
 
+/* What a request asks for beyond its subject and key: the extensions of its extensionRequest attribute (PKCS#9),
+ * read with the checked DER walk (outside input). The issuer decides what it grants; a profile refuses a request
+ * that asks for more than it gives, rather than silently granting less. */
+typedef struct {
+    bool basic_constraints; /* present */
+    bool ca;
+    int path_len;           /* -1: none given */
+    bool key_usage;         /* present */
+    uint16_t key_usage_bits; /* PKI_KU_* (wolfSSL's KEYUSE_* values) */
+    size_t other_extensions; /* any other extension */
+    size_t other_attributes; /* any attribute but extensionRequest */
+} pki_csr_asks;
+CT_MUST_CHECK ct_err pki_csr_asks_get(const uint8_t *der, size_t len, pki_csr_asks *out);
+
 /* Makes a DER PKCS#10 for a token key with subject CN (and serialNumber if non-NULL). */
 CT_MUST_CHECK ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_buf *der);
 

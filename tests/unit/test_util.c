@@ -65,6 +65,6 @@ int tu_ca_create(const char *dir)
         const char *tmp = getenv("CAMTRUST_TEST_TMP");
         snprintf(vault, sizeof vault, "%s/vault-%ld", tmp && *tmp ? tmp : "/tmp", (long)getppid());
     }
-    return tu_sh("'%s' '%s' '%s' '%s' >/dev/null 2>&1", CAMTRUST_CA_CREATE, CAMTRUST_CA_BIN, dir, vault);
+    return tu_sh("'%s' '%s' '%s' '%s' '%s.ca' >/dev/null 2>&1", CAMTRUST_CA_CREATE, CAMTRUST_CA_BIN, dir, vault, vault);
 }
 #endif
