@@ -298,8 +298,8 @@ static ct_err issuing_profile_check(const given_cert *g)
 static ct_err read_given(install_plan *p, const char *const *certs, size_t n_certs, const char *const *crls,
                          size_t n_crls)
 {
-    CT_ENSURE_RET(n_certs > 0 && n_certs <= INSTALL_MAX_FILES && n_crls <= INSTALL_MAX_FILES,
-                  ct_fail(CT_ERR_USAGE, "install takes 1 to %d --cert files and at most %d --crl files",
+    CT_ENSURE_RET(n_certs + n_crls > 0 && n_certs <= INSTALL_MAX_FILES && n_crls <= INSTALL_MAX_FILES,
+                  ct_fail(CT_ERR_USAGE, "install takes up to %d --cert files and up to %d --crl files, at least one",
                           INSTALL_MAX_FILES, INSTALL_MAX_FILES));
     for (size_t i = 0; i < n_certs; i++) {
         given_cert *g = &p->certs[p->n_certs++];
@@ -344,7 +344,8 @@ static ct_err install_check(ca *c, install_plan *p)
         CT_GUARD_RET(issuing_profile_check(g));
         p->issuing[kind] = g;
     }
-    CT_ENSURE_RET(p->issuing[0] || p->issuing[1],
+    /* A roots' CRL alone is taken by an installed CA (a ceremony revoked an older issuing CA). */
+    CT_ENSURE_RET(p->issuing[0] || p->issuing[1] || (c->installed && p->n_crls > 0),
                   ct_fail(CT_ERR_USAGE, "no issuing CA certificate given (the ceremony's answer to %s or %s)",
                           ca_csr_file[CA_CRL_DEVICE], ca_csr_file[CA_CRL_OPS]));
     CT_ENSURE_RET(c->installed || (p->issuing[0] && p->issuing[1]),
@@ -381,8 +382,8 @@ static ct_err install_check(ca *c, install_plan *p)
             ct_err rc = pki_crl_check(p->crls[i].data, p->crls[i].len, root->data, root->len, cert->data, cert->len, &st);
             if (rc == CT_ERR_NOT_FOUND || rc == CT_ERR_INTEGRITY) continue;
             if (rc != CT_OK) return ct_fail(CT_ERR_USAGE, "%s is not a CRL: %s", p->crl_paths[i], ct_err_detail());
-            CT_ENSURE_RET(!st.revoked, ct_fail(CT_ERR_USAGE, "%s revokes %s: the ceremony's CRL refuses it",
-                                               p->crl_paths[i], p->issuing[k] ? p->issuing[k]->path : "the current one"));
+            CT_ENSURE_RET(!st.revoked, ct_fail(CT_ERR_USAGE, "%s revokes %s", p->crl_paths[i],
+                                               p->issuing[k] ? p->issuing[k]->path : "the current issuing CA"));
             p->crl_of[i] = k;
             found = true;
         }
