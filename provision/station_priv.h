@@ -20,6 +20,7 @@ typedef struct {
     hsm_settings hsm_cfg;
     hsm *hsm;
     hsm_key *key;
+    char root_crl[STATION_PATH_MAX]; /* ca.root_crl, absolute; "" for none */
 } station;
 
 /* Loads DIR/station.conf and opens the token and its key; `sessions` (0: the config's) sizes the pool. */

@@ -232,6 +232,16 @@ G2_SERIAL=$(openssl x509 -in "$WORK/dev2.pem" -noout -serial | cut -d= -f2)
 "$CA_BIN" root crl --dir "$V" --revoke "$G2_SERIAL" --reason superseded "${Q[@]}" --out "$WORK/root3.crl" >/dev/null
 refused "install refuses a roots' CRL that revokes the current issuing CA" "revokes the current issuing CA" "$CA" \
   install --dir "$CA" --crl "$WORK/root3.crl"
+# The station given the roots' CRL (ca.root_crl): certificates of a revoked issuing CA are refused.
+printf 'CAM005\nCAM006\n' >"$WORK/serials2"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials2" >/dev/null
+cp "$WORK/root2.crl" "$ST/root.crl" && sed -i 's/^ca.root_crl = .*/ca.root_crl = root.crl/' "$ST/station.conf"
+provision_cameras cam5:CAM005
+check_eq "a station given the roots' CRL (the old issuing CA revoked) provisions from the current one" 0 "$RC"
+cp "$WORK/root3.crl" "$ST/root.crl"
+provision_cameras cam6:CAM006
+check_eq "... and refuses what a revoked issuing CA signed" "1 1" \
+  "$RC $(grep -c 'issuing CA that the root.s CRL (ca.root_crl) revokes' "$WORK/report.jsonl")"
 check "the audit of all this verifies" "$CA_BIN" audit verify --dir "$CA"
 check "the ceremony record of all this verifies" "$CA_BIN" root verify --dir "$V"
 finish
