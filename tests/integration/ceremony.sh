@@ -12,22 +12,6 @@ VIEW_BIN=$BUILD/view/camtrust-view
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-BG_PIDS=()
-stop_bg() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  BG_PIDS=()
-}
-trap 'stop_bg; cleanup_server; rm -rf "$WORK"' EXIT
-wait_listening() { # wait_listening OUTFILE PID: sets ADDR
-  for _ in $(seq 1 200); do
-    if grep -q '^listening on ' "$1" 2>/dev/null; then ADDR=$(sed -n 's/^listening on //p' "$1"); return 0; fi
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 agent() { # agent MODE NAME: camtrust-agent MODE (factory, serve) on a free port; sets ADDR
   "$AGENT_BIN" "$1" --dir "$WORK/cams/$2" --listen 127.0.0.1:0 >"$WORK/cams/$2.$1.out" 2>>"$WORK/agents.log" &
   BG_PIDS+=($!)
