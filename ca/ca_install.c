@@ -203,7 +203,7 @@ static ct_err pending_key(ca *c, ca_crl_kind kind, int64_t *generation, hsm_key 
 ct_err ca_rotate(ca *c, const char *which, char *out_path, size_t out_max)
 {
     ct_err rc = CT_OK;
-    ca_crl_kind kind;
+    ca_crl_kind kind = CA_CRL_DEVICE;
     int64_t generation = 0;
     hsm_key *key = NULL;
     char path[CA_PATH_MAX], detail[160];
@@ -337,7 +337,7 @@ static ct_err install_check(ca *c, install_plan *p)
             given_roots[n_roots++] = g;
             continue;
         }
-        ca_crl_kind kind;
+        ca_crl_kind kind = CA_CRL_DEVICE;
         CT_GUARD_RET(match_request(c, p, g, &kind));
         CT_ENSURE_RET(!p->issuing[kind], ct_fail(CT_ERR_USAGE, "two certificates for the %s CA: %s and %s",
                                                  kind_name[kind], p->issuing[kind]->path, g->path));
