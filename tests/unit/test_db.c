@@ -159,6 +159,66 @@ static void expect_broken(ct_db *db, int64_t seq, const char *reason)
 }
 
 /* ---- open / migrations ---- */
+/* Issuing CA generations (migration 12): append-only, one per kind and number; each certificate's CRL is its
+ * generation's (those recorded before generations count as the first one's). */
+START_TEST(test_issuing_generations)
+{
+    ct_db *db = fresh_db("db-issuing");
+    int64_t g1 = 0, g2 = 0, o1 = 0, id = 0;
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 1, "pkcs11:object=device-issuing", (const uint8_t *)"d1", 2,
+                                       "cli", "v=2", &g1), CT_OK);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_OPS, 1, "pkcs11:object=ops-issuing", (const uint8_t *)"o1", 2, "cli",
+                                       "v=2", &o1), CT_OK);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 2, "pkcs11:object=device-issuing-2", (const uint8_t *)"d2", 2,
+                                       "cli", "v=2", &g2), CT_OK);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 2, "pkcs11:object=x", (const uint8_t *)"d3", 2, "cli", "v=2",
+                                       &id), CT_ERR_EXISTS);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 3, "pkcs11:object=x", (const uint8_t *)"d2", 2, "cli", "v=2",
+                                       &id), CT_ERR_EXISTS);
+    db_issuing_ca *list = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(db_issuing_ca_list(db, &list, &n), CT_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(list[0].id == g1 && list[1].id == g2 && list[2].id == o1); /* by kind, then generation */
+    ck_assert_str_eq(list[1].key_uri, "pkcs11:object=device-issuing-2");
+    ck_assert(list[1].cert_der.len == 2 && memcmp(list[1].cert_der.data, "d2", 2) == 0);
+    db_issuing_ca_list_free(list, n);
+    ck_assert_int_ne(raw_exec("UPDATE issuing_cas SET key_uri = 'pkcs11:object=evil'", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("DELETE FROM issuing_cas", NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'ca.issuing'"), 3);
+
+    /* Certificates of the first generation (and one recorded before generations), of the second, all revoked. */
+    const char *serials[] = {"0a", "0b", "0c"};
+    const int64_t issuer[] = {g1, 0, g2};
+    for (int i = 0; i < 3; i++) {
+        char sn[8];
+        snprintf(sn, sizeof sn, "SN-%d", i);
+        db_cert_record r = make_rec(serials[i], sn, "device", serials[i]);
+        r.issuing_ca = issuer[i];
+        ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "tester"), CT_OK);
+        db_revocation rv = {.scope = DB_REVOKE_CERT, .cert_serial_hex = serials[i], .reason = 1,
+                            .reason_name = "keyCompromise", .actor = "tester"};
+        ck_assert_int_eq(db_revoke(db, &rv, NULL), CT_OK);
+    }
+    db_revoked *rev = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, g1, true, &rev, &count), CT_OK);
+    ck_assert_uint_eq(count, 2);
+    ck_assert(strcmp(rev[0].cert_serial_hex, "0c") != 0 && strcmp(rev[1].cert_serial_hex, "0c") != 0);
+    free(rev);
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, g2, false, &rev, &count), CT_OK);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(rev[0].cert_serial_hex, "0c");
+    free(rev);
+    db_cert_state st;
+    ck_assert_int_eq(db_cert_state_get(db, "0c", &st), CT_OK);
+    ck_assert_int_eq(st.issuing_ca, g2);
+    ck_assert_int_eq(db_cert_state_get(db, "0b", &st), CT_OK);
+    ck_assert_int_eq(st.issuing_ca, 0);
+    db_close(db);
+}
+END_TEST
+
 START_TEST(test_open_wal)
 {
     ct_db *db = fresh_db("db-wal");
@@ -1414,6 +1474,7 @@ int main(void)
     TCase *tc = tcase_create("db");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_open_wal);
+    tcase_add_test(tc, test_issuing_generations);
     tcase_add_test(tc, test_reopen_keeps_data);
     tcase_add_test(tc, test_newer_schema_refused);
     tcase_add_test(tc, test_station_lifecycle);
