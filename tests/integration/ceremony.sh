@@ -71,7 +71,7 @@ check_eq "the CA's token holds only the online keys: no root" \
 rc=0; "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" || rc=$?
 check_eq "serve refuses, in one line, until the ceremony's certificates are installed" \
   "1 1 awaits its key ceremony" "$rc $(grep -c . "$WORK/err") $(grep -o 'awaits its key ceremony' "$WORK/err")"
-refused "the CA folder's token cannot certify an issuing CA (it is not a vault)" "" "$CA" \
+refused "the CA folder's token cannot certify an issuing CA (it is not a vault)" "is it a camtrust root vault" "$CA" \
   root sign --dir "$CA" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" --out "$WORK/x.pem"
 check "... no file was written" test ! -e "$WORK/x.pem"
 
@@ -117,6 +117,15 @@ check "... the server's certificate chains to the operations root" \
   openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$CA/ops-issuing.pem" "$CA/server.pem"
 check "... the OCSP responder's to the device root" \
   openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/device-issuing.pem" "$CA/ocsp-signer.pem"
+# By public key, whatever its label: no key in the CA's token is a root's (the device issuing CA's is the control).
+spki() { openssl x509 -in "$1" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64; }
+token_keys=""
+for label in $(p11 "$CA" --list-objects --type pubkey | sed -n 's/^ *label: *//p'); do
+  p11 "$CA" --read-object --type pubkey --label "$label" -o "$WORK/pub.der" >/dev/null
+  token_keys+=" $(sha256sum <"$WORK/pub.der" | cut -c1-64)"
+done
+check "the token's public keys read out (the device issuing CA's among them)" grep -q "$(spki "$CA/device-issuing.pem")" <<<"$token_keys"
+check "... and neither root's key is among them" bash -c "! grep -qE '$(spki "$V/root.pem")|$(spki "$V/ops-root.pem")' <<<'$token_keys'"
 refused "a second install of the same certificate is refused" "is installed already" "$CA" \
   install --dir "$CA" --cert "$WORK/dev1.pem"
 
