@@ -464,10 +464,9 @@ static int run(ca *c, const cli_args *a)
             printf("%sCRL written: %s\n", kind == CA_CRL_OPS ? "operations " : "", a->out);
     } else if (is(a, "renew", NULL, 2)) {
         time_t until = 0;
-        char when[32];
-        struct tm tm;
+        char when[CT_TIME_UTC_MAX];
         if ((rc = ca_renew(c, a->words[1], &until)) == CT_OK) {
-            if (!gmtime_r(&until, &tm) || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) when[0] = '\0';
+            ct_time_utc((int64_t)until, when);
             printf("renewed %s: valid until %s (restart the server to use it)\n", a->words[1], when);
         }
     } else if (is(a, "officer", "add", 2)) {

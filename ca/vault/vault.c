@@ -339,17 +339,21 @@ static ct_err build(vault *v, const vault_init_args *a, const char *stage)
     CT_GUARD(ct_sha256(v->device_der.data, v->device_der.len, v->id));
     CT_GUARD(vault_pin_check_make(secret, v->check));
     CT_GUARD(write_shares(v, a, secret));
+    ct_failpoint("root-init:shares");
     CT_GUARD(write_state(v, type == HSM_EC_P384 ? "P-384" : "P-256"));
     CT_GUARD(ct_hex_encode(v->id, sizeof v->id, id_hex, sizeof id_hex));
     memcpy(fp_dev, id_hex, sizeof fp_dev);
     CT_GUARD(ct_sha256(v->ops_der.data, v->ops_der.len, fp));
     CT_GUARD(ct_hex_encode(fp, sizeof fp, fp_ops, sizeof fp_ops));
+    /* One entry per root, each signed by its own key: both are in the token from the first lines of the record. */
     CT_GUARD(ct_snprintf(fields, sizeof fields,
-                         "vault=%s curve=%s custodians=%u quorum=%u root_serial=%s root_sha256=%s ops_root_serial=%s "
-                         "ops_root_sha256=%s shares_made=1-%u",
+                         "vault=%s curve=%s custodians=%u quorum=%u root_serial=%s root_sha256=%s shares_made=1-%u",
                          id_hex, type == HSM_EC_P384 ? "P-384" : "P-256", a->custodians, a->quorum,
-                         dev_info.serial_hex, fp_dev, ops_info.serial_hex, fp_ops, a->custodians));
+                         dev_info.serial_hex, fp_dev, a->custodians));
     CT_GUARD(vault_record_append(stage, &v->rec, v->device, "device", "init", fields));
+    CT_GUARD(ct_snprintf(fields, sizeof fields, "vault=%s ops_root_serial=%s ops_root_sha256=%s", id_hex,
+                         ops_info.serial_hex, fp_ops));
+    CT_GUARD(vault_record_append(stage, &v->rec, v->ops, "ops", "init", fields));
 cleanup:
     ct_wipe(secret, sizeof secret);
     ct_wipe(user, sizeof user);
@@ -473,7 +477,7 @@ ct_err vault_sign(const vault_quorum *q, const char *csr_path, vault_profile p, 
 {
     ct_err rc = CT_OK;
     vault v;
-    ct_buf der = CT_BUF_INIT, cert = CT_BUF_INIT, pem = CT_BUF_INIT;
+    ct_buf der = CT_BUF_INIT, cert = CT_BUF_INIT;
     pki_csr *csr = NULL;
     pki_issued_info issued;
     pki_cert_info root;
@@ -521,7 +525,6 @@ cleanup:
     pki_csr_free(csr);
     ct_buf_free(&der);
     ct_buf_free(&cert);
-    ct_buf_free(&pem);
     vault_close(&v);
     return rc;
 }

@@ -26,7 +26,8 @@ typedef struct {
 } vault_init_args;
 
 /* Makes the vault folder whole or not at all: token, both roots (root.pem, ops-root.pem), custodian-I.share for
- * I = 1..N, vault.state, the ceremony record's first entry. DIR may hold only its vault.conf beforehand. */
+ * I = 1..N, vault.state, the ceremony record's first two entries (one by each root). DIR may hold only its
+ * vault.conf beforehand. */
 CT_MUST_CHECK ct_err vault_init(const vault_init_args *a);
 
 typedef enum { VAULT_PROFILE_DEVICE_ISSUING, VAULT_PROFILE_OPS_ISSUING } vault_profile;

@@ -28,6 +28,24 @@ check "... and so is the operations root" openssl verify -x509_strict -CAfile "$
 check "the ceremony record verifies from the start" "$CA_BIN" root verify --dir "$V"
 rc=0; "$CA_BIN" root init --dir "$V" --custodians 3 --quorum 2 >"$WORK/out" 2>&1 || rc=$?
 check "init over an existing vault is refused" test "$rc" -ne 0
+K=$WORK/killed
+mkdir -p "$K" && cp "$V/vault.conf" "$K/vault.conf"
+rc=0; CAMTRUST_FAILPOINT=root-init:shares "$CA_BIN" root init --dir "$K" --custodians 2 --quorum 2 \
+  --passphrase-file "$WORK/pass1" --passphrase-file "$WORK/pass2" >/dev/null 2>&1 || rc=$?
+check_eq "root init killed once the shares are written" 137 "$rc"
+check_eq "... leaves the vault folder as it was (its config only)" "vault.conf" "$(ls "$K")"
+check "... and the next init makes it whole" bash -c "'$CA_BIN' root init --dir '$K' --custodians 2 --quorum 2 \
+  --curve P-384 --passphrase-file '$WORK/pass1' --passphrase-file '$WORK/pass2' >/dev/null &&
+  '$CA_BIN' root verify --dir '$K' && test \$(ls -d '$WORK'/killed.init-* 2>/dev/null | wc -l) -eq 0"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -keyout /dev/null -out "$WORK/k.csr" \
+  -subj "/CN=Example Camera Maker Operations Issuing CA" 2>/dev/null
+"$CA_BIN" root sign --dir "$K" --csr "$WORK/k.csr" --profile ops-issuing --share "$K/custodian-2.share" \
+  --passphrase-file "$WORK/pass2" --share "$K/custodian-1.share" --passphrase-file "$WORK/pass1" --out "$WORK/k.pem" >/dev/null
+check "--curve P-384: P-384 roots, certificates signed with ecdsa-with-SHA384, the record verifies" bash -c "
+  openssl x509 -in '$K/ops-root.pem' -noout -text | grep -q 'NIST CURVE: P-384' &&
+  openssl verify -x509_strict -CAfile '$K/ops-root.pem' '$WORK/k.pem' &&
+  openssl x509 -in '$WORK/k.pem' -noout -text | grep -q 'Signature Algorithm: ecdsa-with-SHA384' &&
+  '$CA_BIN' root verify --dir '$K'"
 
 # sha of every file of the vault, its token store included: "the vault, its token and its record as they were"
 fingerprint() { (cd "$V" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
@@ -111,18 +129,18 @@ refused "a share of another vault is refused" "custodian-1.share is a share of a
   root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing --share "$OTHER/custodian-1.share" \
   --passphrase-file "$WORK/opass" $(share 2)
 
-csr pathlen1 "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE,pathlen:1"
-refused "a CSR asking pathLen 1 is refused" "basicConstraints other than CA with pathLen 0" \
-  root sign --dir "$V" --csr "$WORK/pathlen1.csr" --profile device-issuing $(share 1) $(share 2)
-csr nopath "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE"
-refused "a CSR asking a CA without a path length limit is refused" "pathLen 0" \
-  root sign --dir "$V" --csr "$WORK/nopath.csr" --profile device-issuing $(share 1) $(share 2)
-csr ku "/CN=Example Camera Maker Device Issuing CA" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
-refused "a CSR asking digitalSignature too is refused" "key usages beyond keyCertSign and cRLSign" \
-  root sign --dir "$V" --csr "$WORK/ku.csr" --profile device-issuing $(share 1) $(share 2)
-csr san "/CN=Example Camera Maker Device Issuing CA" -addext "subjectAltName=DNS:evil.example"
-refused "a CSR asking another extension is refused" "extensions or attributes" \
-  root sign --dir "$V" --csr "$WORK/san.csr" --profile device-issuing $(share 1) $(share 2)
+# csr_refused "description" PATTERN EXTENSION: a device issuing CA's request asking EXTENSION too is refused
+csr_refused() {
+  csr asks "/CN=Example Camera Maker Device Issuing CA" -addext "$3"
+  refused "$1" "$2" root sign --dir "$V" --csr "$WORK/asks.csr" --profile device-issuing $(share 1) $(share 2)
+}
+csr_refused "a CSR asking pathLen 1 is refused" "basicConstraints other than CA with pathLen 0" \
+  "basicConstraints=critical,CA:TRUE,pathlen:1"
+csr_refused "a CSR asking a CA without a path length limit is refused" "pathLen 0" "basicConstraints=critical,CA:TRUE"
+csr_refused "a CSR asking digitalSignature too is refused" "key usages beyond keyCertSign and cRLSign" \
+  "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+csr_refused "a CSR asking not to be a CA is refused" "not CA" "basicConstraints=critical,CA:FALSE"
+csr_refused "a CSR asking another extension is refused" "extensions or attributes" "subjectAltName=DNS:evil.example"
 csr okext "/CN=Example Camera Maker Device Issuing CA" -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
   -addext "keyUsage=critical,keyCertSign,cRLSign"
 refused "a device issuing CA's request on the ops-issuing profile is refused" "does not end in 'Operations Issuing CA'" \
@@ -172,10 +190,11 @@ check "... and are not echoed" bash -c "grep -q 'passphrase of share 1' '$WORK/t
 
 # ---- the ceremony record ----
 OUT=$("$CA_BIN" root verify --dir "$V")
-check_eq "root verify: every action is in the record" "ceremony record intact: 8 entries" "$(cut -d, -f1 <<<"$OUT")"
+check_eq "root verify: every action is in the record" "ceremony record intact: 9 entries" "$(cut -d, -f1 <<<"$OUT")"
 T=$("$CA_BIN" root transcript --dir "$V")
 check "root transcript lists each action with the shares used and what went in and out" bash -c "
-  grep -q 'entry 2 .* sign, signed by the device root' <<<\"\$0\" && grep -q 'shares  *1,3' <<<\"\$0\" &&
+  grep -q 'entry 1 .* init, signed by the device root' <<<\"\$0\" &&
+  grep -q 'entry 2 .* init, signed by the ops root' <<<\"\$0\" && grep -q 'entry 3 .* sign, signed by the device root' <<<\"\$0\" && grep -q 'shares  *1,3' <<<\"\$0\" &&
   grep -q 'cn  *Example Camera Maker Device Issuing CA' <<<\"\$0\" && grep -q 'csr_sha256' <<<\"\$0\" &&
   grep -q 'revoke  *$(tr 'A-F' 'a-f' <<<"$SERIAL")' <<<\"\$0\" && grep -q 'signature  *date' <<<\"\$0\"" "$T"
 cp "$V/ceremony.log" "$WORK/record.good"
@@ -187,8 +206,8 @@ tampered_record() { # tampered_record "description" PATTERN: root verify says BR
     root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1) $(share 2)
   cp "$WORK/record.good" "$V/ceremony.log"
 }
-sed -i '4s/shares=1,2/shares=2,3/' "$V/ceremony.log"
-tampered_record "an edited entry is caught" "entry 4: the device root's signature does not verify"
+sed -i '5s/shares=1,2/shares=2,3/' "$V/ceremony.log"
+tampered_record "an edited entry is caught" "entry 5: the device root's signature does not verify"
 sed -i '3d' "$V/ceremony.log"
 tampered_record "a deleted entry is caught" "entry 3: out of sequence"
 sed -i '2{h;d};3{G}' "$V/ceremony.log"
