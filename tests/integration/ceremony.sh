@@ -235,6 +235,22 @@ cp "$WORK/root3.crl" "$ST/root.crl"
 provision_cameras cam6:CAM006
 check_eq "... and refuses what a revoked issuing CA signed" "1 1" \
   "$RC $(grep -c 'issuing CA that the root.s CRL (ca.root_crl) revokes' "$WORK/report.jsonl")"
+# Rotating the operations issuing CA: the server's and the log signer's certificates come from the new one; the
+# station certified by the old one keeps provisioning (and trusts the new server chain through ops-root.pem).
+cleanup_server
+"$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
+"$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" --out "$WORK/ops2.pem" >/dev/null
+"$CA_BIN" install --dir "$CA" --cert "$WORK/ops2.pem" >/dev/null
+check "after an operations rotation the server's and log signer's certificates come from the new issuing CA" bash -c "
+  openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/ops2.pem' '$CA/server.pem' '$CA/log.pem' &&
+  ! openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/ops1.pem' '$CA/server.pem' 2>/dev/null"
+cp "$WORK/root2.crl" "$ST/root.crl"
+printf 'CAM007\n' >"$WORK/serials3"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials3" >/dev/null
+WITH_HTTP=1 start_ca "$CA"
+provision_cameras cam7:CAM007
+check_eq "... and the station certified by the old one still provisions" 0 "$RC"
+cleanup_server
 check "the audit of all this verifies" "$CA_BIN" audit verify --dir "$CA"
 check "the ceremony record of all this verifies" "$CA_BIN" root verify --dir "$V"
 finish
