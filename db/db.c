@@ -980,7 +980,8 @@ static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_de
     CT_GUARD_RET(db_detail_int(d, "order", r->order_id));
     CT_GUARD_RET(db_detail_str(d, "supersedes", supersedes ? supersedes : "-"));
     CT_GUARD_RET(db_detail_hex(d, "spki", r->spki_sha256, 32));
-    return db_detail_hex(d, "sha256", h, 32);
+    CT_GUARD_RET(db_detail_hex(d, "sha256", h, 32));
+    return db_detail_int(d, "issuing_ca", r->issuing_ca); /* which generation's CRL and OCSP answer for it */
 }
 
 ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)

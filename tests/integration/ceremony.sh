@@ -252,5 +252,13 @@ provision_cameras cam7:CAM007
 check_eq "... and the station certified by the old one still provisions" 0 "$RC"
 cleanup_server
 check "the audit of all this verifies" "$CA_BIN" audit verify --dir "$CA"
+# Someone who can write the database moves a revoked certificate to the other generation (it would drop out of its
+# issuer's CRL and OCSP): the state rebuilt from the audit catches it, and the server refuses to start.
+sqlite3 "$CA/camtrust.db" "DROP TRIGGER certificates_revocation_final;
+  UPDATE certificates SET issuing_ca = $G1 WHERE device_serial = 'CAM004'"
+rc=0; "$CA_BIN" audit verify --dir "$CA" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a certificate moved to another issuing CA generation in the table is caught by audit verify" \
+  "1 state tables BROKEN: certificate" "$rc $(grep -o '^state tables BROKEN: certificate' "$WORK/out")"
+check "... naming what changed" grep -q "its issuing CA generation in the table is not the one the audit recorded" "$WORK/out"
 check "the ceremony record of all this verifies" "$CA_BIN" root verify --dir "$V"
 finish
