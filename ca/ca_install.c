@@ -158,6 +158,12 @@ ct_err ca_generations_load(ca *c)
         *g = (ca_generation){.id = list[i].id, .kind = (ca_crl_kind)list[i].kind, .generation = list[i].generation};
         c->n_gens++;
         CT_GUARD(signer_load(c, list[i].key_uri, &list[i].cert_der, &g->s));
+        /* A row written around the CA (the database is not the token) must still be the roots' certificate. */
+        const ct_buf *root = &c->signers[root_role[g->kind]].cert_der;
+        CT_ENSURE_MSG(pki_cert_verify_signed_by(g->s.cert_der.data, g->s.cert_der.len, root->data, root->len,
+                                                list[i].installed_at) == CT_OK,
+                      CT_ERR_INTEGRITY, "the %s CA's generation %lld in the database is not signed by %s", kind_name[g->kind],
+                      (long long)g->generation, ca_key_cert_file[root_role[g->kind]]);
         CT_GUARD(pki_cert_ids_get(g->s.cert_der.data, g->s.cert_der.len, &g->ids));
         c->current[g->kind] = (int)(c->n_gens - 1); /* listed by generation: the last one is current */
     }

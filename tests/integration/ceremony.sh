@@ -260,5 +260,12 @@ rc=0; "$CA_BIN" audit verify --dir "$CA" >"$WORK/out" 2>&1 || rc=$?
 check_eq "a certificate moved to another issuing CA generation in the table is caught by audit verify" \
   "1 state tables BROKEN: certificate" "$rc $(grep -o '^state tables BROKEN: certificate' "$WORK/out")"
 check "... naming what changed" grep -q "its issuing CA generation in the table is not the one the audit recorded" "$WORK/out"
+# ... or adds an issuing CA generation of its own: this CA's key certified by another root. Refused at open.
+openssl x509 -in "$WORK/evil-dev.pem" -outform DER -out "$WORK/evil-dev.der"
+sqlite3 "$CA/camtrust.db" "INSERT INTO issuing_cas (kind, generation, key_uri, cert_der, cert_sha256, installed_at)
+  VALUES ('device', 9, 'pkcs11:object=device-issuing;type=private', readfile('$WORK/evil-dev.der'), randomblob(32), strftime('%s', 'now'))"
+rc=0; "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "an issuing CA generation added to the database around the CA is refused (not signed by root.pem)" \
+  "1 1" "$rc $(grep -c 'generation 9 in the database is not signed by root.pem' "$WORK/err")"
 check "the ceremony record of all this verifies" "$CA_BIN" root verify --dir "$V"
 finish
