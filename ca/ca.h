@@ -17,11 +17,34 @@ typedef struct ca ca;
 #define CA_PROFILE_MEDIA_SIGNING "media-signing" /* EST label media-signing: signs recordings */
 
 /* Creates a CA in `dir`: config (every default written out, unless one is there already), token (SoftHSM
- * here, or the configured one), the device and operations hierarchies, the CA's TLS certificate, the
- * database, and root.pem, chain.pem, ops-root.pem. */
+ * here, or the configured one) with the online keys only (the issuing CAs', TLS, OCSP, log; never a root's), the
+ * database, and the issuing CAs' requests (ca_csr_file) for the key ceremony that the offline roots' vault runs;
+ * ca_install then takes its certificates. */
 CT_MUST_CHECK ct_err ca_init(const char *dir);
 
+/* Opens an installed CA folder (CT_ERR_CONFIG, one line, for a folder that awaits its ceremony's certificates). A
+ * folder made before offline roots (its roots in its token) opens too, warned once (ca_roots_online). */
 CT_MUST_CHECK ct_err ca_open(const char *dir, ca **out);
+/* Whether the CA's token holds its roots (a folder made before offline roots): the operator should move them. */
+bool ca_roots_online(const ca *c);
+/* ca_open that also opens a folder awaiting its ceremony's certificates (for install, and audit verify). */
+CT_MUST_CHECK ct_err ca_open_installing(const char *dir, ca **out);
+#define CA_ROOTS_ONLINE_MSG                                                                                      \
+    "this CA folder was made before offline roots: its token holds the device and operations root keys, which "  \
+    "whoever takes this server can use; make a root vault (camtrust-ca root init) and move to new roots"
+
+/* ---- the online CA and the offline roots (ca_install.c) ---- */
+/* Takes the certificates a key ceremony made (`certs`: the roots root.pem and ops-root.pem, each issuing CA's
+ * certificate for the request init or rotate wrote) and the roots' CRLs (`crls`, may be none), after checking each
+ * (a root self-signed and a CA; an issuing certificate for the key the CA asked for, chained to its root, the
+ * issuing profile (CA, pathLen 0, keyCertSign and cRLSign); a CRL signed by one of the roots, not revoking what is
+ * installed); then records the new generations and issues what they sign at once (TLS, OCSP responder, log
+ * signer). Any refusal is one line and changes nothing. */
+CT_MUST_CHECK ct_err ca_install(const char *dir, const char *const *certs, size_t n_certs, const char *const *crls,
+                                size_t n_crls);
+/* Makes the next generation's key of an issuing CA ("device-issuing" or "ops-issuing") and writes its request
+ * for the ceremony; `csr_path` (may be NULL) gets where. CT_ERR_EXISTS when a request is pending already. */
+CT_MUST_CHECK ct_err ca_rotate(ca *c, const char *which, char *csr_path, size_t csr_path_max);
 void ca_close(ca *c);
 
 /* Serves HTTPS until SIGTERM or SIGINT, then finishes the requests under way and returns. `listen` (NULL:

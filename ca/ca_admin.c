@@ -44,7 +44,7 @@ ct_err ca_client_cert_issue(ca *c, const char *name, const char *profile, const 
     CT_GUARD(pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, cert, &issued));
     /* Recorded like every certificate the CA issues, so that it can be revoked (operations CRL). */
     *rec = (db_cert_record){.not_before = t.not_before, .not_after = t.not_after, .der = cert->data,
-                            .der_len = cert->len};
+                            .der_len = cert->len, .issuing_ca = ca_issuing_id(c, CA_CRL_OPS)};
     CT_GUARD(ct_strlcpy(rec->cert_serial_hex, sizeof rec->cert_serial_hex, issued.serial_hex));
     CT_GUARD(ct_strlcpy(rec->device_serial, sizeof rec->device_serial, name));
     CT_GUARD(ct_strlcpy(rec->profile, sizeof rec->profile, profile));

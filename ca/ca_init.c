@@ -100,15 +100,6 @@ static ct_err write_cert_file(ca *c, ca_key_role role)
     return role == CA_KEY_TLS ? ca_write_pem_chain(path, server_chain, 2) : ca_write_pem_chain(path, one, 1);
 }
 
-static ct_err write_cert_files(ca *c)
-{
-    char path[CA_PATH_MAX];
-    const ct_buf *dev_chain[] = {&c->signers[CA_KEY_DEVICE_ISSUING].cert_der, &c->signers[CA_KEY_DEVICE_ROOT].cert_der};
-    for (int role = 0; role < CA_KEY__COUNT; role++) CT_GUARD_RET(write_cert_file(c, role));
-    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, "chain.pem"));
-    return ca_write_pem_chain(path, dev_chain, 2);
-}
-
 /* The operational certificates, renewable in place: the same key in the token, a fresh validity. Roots and
  * issuing CAs are not: a new one is a key ceremony, and every camera pins them. */
 static const struct {
@@ -170,7 +161,25 @@ static ct_err folder_check(const char *dir, bool *has_config)
     return rc;
 }
 
-/* Everything a CA is, made in `stage`; `dir` is the name it will have. */
+static bool is_root(int role) { return role == CA_KEY_DEVICE_ROOT || role == CA_KEY_OPS_ROOT; }
+
+/* The issuing CAs and the operational certificates they sign: installed from the ceremony (ca_install.c). */
+ct_err ca_operational_certs_issue(ca *c, unsigned kinds)
+{
+    for (size_t i = 0; i < sizeof renewable / sizeof renewable[0]; i++) {
+        unsigned kind = renewable[i].issuer == CA_KEY_DEVICE_ISSUING ? 1u << CA_CRL_DEVICE : 1u << CA_CRL_OPS;
+        if (!(kinds & kind) || !c->signers[renewable[i].role].key) continue;
+        ct_buf_free(&c->signers[renewable[i].role].cert_der);
+        CT_GUARD_RET(issue_ca_cert(c, renewable[i].role, renewable[i].issuer, renewable[i].profile,
+                                   renewable[i].cn_suffix, renew_days(c, renewable[i].role)));
+        CT_GUARD_RET(write_cert_file(c, renewable[i].role));
+    }
+    /* The server's chain names the operations issuing CA: rewritten when only that one changed too. */
+    return CT_OK;
+}
+
+/* Everything a CA is, made in `stage`; `dir` is the name it will have. The roots are not made here: they live in
+ * the offline vault, whose ceremony answers the two requests written here. */
 static ct_err build(ca *c, const char *stage, const char *dir)
 {
     CT_GUARD_RET(ca_settings_write_defaults(stage));
@@ -181,37 +190,22 @@ static ct_err build(ca *c, const char *stage, const char *dir)
     ct_failpoint("init:token");
     CT_GUARD_RET(hsm_open_settings(&c->cfg.hsm, &c->hsm));
     for (int role = 0; role < CA_KEY__COUNT; role++)
-        CT_GUARD_RET(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
+        if (!is_root(role) && role != CA_KEY_DEVICE_ISSUING && role != CA_KEY_OPS_ISSUING)
+            CT_GUARD_RET(find_or_make_key(c->hsm, &c->cfg, role, &c->signers[role].key));
+    CT_GUARD_RET(ca_generation_request(c, CA_CRL_DEVICE, 1));
+    CT_GUARD_RET(ca_generation_request(c, CA_CRL_OPS, 1));
     CT_GUARD_RET(ca_log_note_key_open(c)); /* the checkpoint key and log.vkey */
     ct_failpoint("init:keys");
-
-    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_DEVICE_ROOT, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ROOT_CA, "Device Root CA",
-                               c->cfg.root_days));
-    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_DEVICE_ISSUING, CA_KEY_DEVICE_ROOT, PKI_PROFILE_ISSUING_CA,
-                               "Device Issuing CA", c->cfg.issuing_days));
-    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_OPS_ROOT, CA_KEY_OPS_ROOT, PKI_PROFILE_ROOT_CA, "Operations Root CA",
-                               c->cfg.root_days));
-    CT_GUARD_RET(issue_ca_cert(c, CA_KEY_OPS_ISSUING, CA_KEY_OPS_ROOT, PKI_PROFILE_ISSUING_CA,
-                               "Operations Issuing CA", c->cfg.issuing_days));
-    /* The operational ones as renew makes them. Tree heads must verify as long as the devices keep their
-     * proofs: the log signer lives as long as the issuing CA. */
-    for (size_t i = 0; i < sizeof renewable / sizeof renewable[0]; i++)
-        CT_GUARD_RET(issue_ca_cert(c, renewable[i].role, renewable[i].issuer, renewable[i].profile,
-                                   renewable[i].cn_suffix, renew_days(c, renewable[i].role)));
-    CT_GUARD_RET(write_cert_files(c));
     ct_failpoint("init:certificates");
 
     CT_GUARD_RET(db_open_audited(c));
-    pki_cert_info root;
-    char fp[65], detail[160];
-    const ct_buf *r = &c->signers[CA_KEY_DEVICE_ROOT].cert_der;
-    CT_GUARD_RET(pki_cert_parse_info(r->data, r->len, &root));
-    CT_GUARD_RET(ct_hex_encode(root.cert_sha256, 32, fp, sizeof fp));
-    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "device root sha256=%s", fp));
+    char detail[160];
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "roots offline; requests %s %s", ca_csr_file[CA_CRL_DEVICE],
+                             ca_csr_file[CA_CRL_OPS]));
     CT_GUARD_RET(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
     CT_GUARD_RET(ca_certs_open(c)); /* the checkpoint key's certificate, and each certificate file recorded */
     ct_failpoint("init:database");
-    return ca_log_sth(c, "cli", NULL); /* the empty log's tree head: /log/sth answers from the start */
+    return CT_OK; /* the log's first tree head comes with its certificate (install) */
 }
 
 /* Built in a sibling folder and renamed into place when whole: a kill or a full disk leaves DIR as it was
@@ -235,6 +229,7 @@ ct_err ca_init(const char *dir)
     }
     c = calloc(1, sizeof *c);
     CT_ENSURE(c, CT_ERR_NOMEM);
+    c->current[0] = c->current[1] = -1;
     CT_GUARD(build(c, stage, dir));
     hs = c->cfg.hsm;
     ca_close(c); /* the token closed before its folder moves */
@@ -286,18 +281,52 @@ static const char *const optional_signer[CA_KEY__COUNT] = {
     [CA_KEY_LOG] = "made before the issuance log: certificates are logged, but no tree head can be signed",
 };
 
-ct_err ca_open(const char *dir, ca **out)
+/* A root's certificate, and in a folder made before offline roots its key too (then warned: ca_roots_online). */
+static ct_err load_root(ca *c, ca_key_role role)
+{
+    char path[CA_PATH_MAX];
+    hsm_key *key = NULL;
+    ct_err rc = hsm_key_find(c->hsm, c->cfg.key_uri[role], &key);
+    hsm_key_free(key);
+    if (rc == CT_OK) {
+        c->roots_online = true;
+        return load_signer(c, role);
+    }
+    CT_ENSURE_RET(rc == CT_ERR_HSM_NO_KEY, rc);
+    ct_err_clear();
+    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[role]));
+    return ca_read_cert_file(path, &c->signers[role].cert_der);
+}
+
+static ct_err open_folder(const char *dir, bool installing, ca **out)
 {
     ct_err rc = CT_OK;
+    char root_path[CA_PATH_MAX];
     ca *c = calloc(1, sizeof *c);
     CT_ENSURE_RET(c, CT_ERR_NOMEM);
+    c->current[0] = c->current[1] = -1;
     CT_GUARD(ca_settings_load(dir, &c->cfg));
     CT_ENSURE_MSG(ct_file_exists(c->cfg.db_path), CT_ERR_CONFIG, "%s is not initialised: run camtrust-ca init --dir %s",
                   dir, dir);
+    CT_GUARD(ct_path_join(root_path, sizeof root_path, dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT]));
+    c->installed = ct_file_exists(root_path);
+    CT_ENSURE_MSG(c->installed || installing, CT_ERR_CONFIG,
+                  "%s awaits its key ceremony: the vault signs %s and %s there, then camtrust-ca install --dir %s "
+                  "--cert ...", dir, ca_csr_file[CA_CRL_DEVICE], ca_csr_file[CA_CRL_OPS], dir);
     CT_GUARD(hsm_open_settings(&c->cfg.hsm, &c->hsm));
-    for (int role = 0; role < CA_KEY__COUNT; role++) {
+    CT_GUARD(db_open_audited(c));
+    if (c->installed) {
+        CT_GUARD(load_root(c, CA_KEY_DEVICE_ROOT));
+        CT_GUARD(load_root(c, CA_KEY_OPS_ROOT));
+    }
+    CT_GUARD(ca_generations_load(c));
+    for (int role = CA_KEY_TLS; role < CA_KEY__COUNT; role++) {
         char path[CA_PATH_MAX];
         CT_GUARD(ct_path_join(path, sizeof path, dir, ca_key_cert_file[role]));
+        if (!c->installed) { /* the keys only: their certificates come with the issuing CAs' */
+            CT_GUARD(hsm_key_find(c->hsm, c->cfg.key_uri[role], &c->signers[role].key));
+            continue;
+        }
         const char *missing = optional_signer[role];
         if (missing && !ct_file_exists(path)) {
             ct_log(CT_LOG_WARN, "no_optional_signer", "dir=%s file=%s msg=\"%s\"", CT_LOGQ(dir), ca_key_cert_file[role],
@@ -306,7 +335,6 @@ ct_err ca_open(const char *dir, ca **out)
         }
         CT_GUARD(load_signer(c, role));
     }
-    CT_GUARD(db_open_audited(c));
     CT_GUARD(ca_log_note_key_open(c)); /* generated (and audited) here for a CA folder made before checkpoints */
     CT_GUARD(ca_certs_open(c));
     CT_GUARD(ca_proofs_open(c));
@@ -318,11 +346,16 @@ cleanup:
     return rc;
 }
 
+ct_err ca_open(const char *dir, ca **out) { return open_folder(dir, false, out); }
+ct_err ca_open_installing(const char *dir, ca **out) { return open_folder(dir, true, out); }
+bool ca_roots_online(const ca *c) { return c && c->roots_online; }
+
 void ca_close(ca *c)
 {
     if (!c) return;
     ca_proofs_close(c);
     ca_tiles_close(c);
+    ca_generations_free(c);
     for (int role = 0; role < CA_KEY__COUNT; role++) {
         hsm_key_free(c->signers[role].key);
         ct_buf_free(&c->signers[role].cert_der);

@@ -32,18 +32,26 @@ typedef struct {
     ct_buf response;
 } ocsp_slot;
 
+/* The OCSP answers of one device issuing CA generation: the current one's by the delegated responder (its
+ * certificate, then the issuer), an older one's by that generation's own key (RFC 6960 2.2: the CA itself). */
+typedef struct {
+    const ca_generation *g;
+    pki_cert_ids responder_ids;
+    pki_ocsp_responder responder;
+    const uint8_t *certs[2];
+    size_t cert_lens[2];
+} ocsp_gen;
+
 struct ca_revocation {
     pthread_mutex_t mu; /* the CRLs, the epoch, and when the epoch was last read */
-    ct_buf crl[2];      /* by ca_crl_kind: the device issuing CA's, the operations issuing CA's (viewers) */
-    time_t crl_refresh_at[2];
+    ct_buf crl[CA_GENERATIONS_MAX]; /* by index in c->gens: each generation's CRL, made when first asked for */
+    time_t crl_refresh_at[CA_GENERATIONS_MAX];
+    int first_device;               /* the index of the first device generation: GET /crl (its certificates' DP) */
     int64_t epoch;
     _Atomic int64_t checked_ms;    /* monotonic time of the last epoch read: peeked at without the lock */
     bool mu_ok, cache_lock_ok;
-    pki_cert_ids issuer;     /* the device issuing CA: whose certificates this responder answers for */
-    pki_cert_ids responder_ids;
-    pki_ocsp_responder responder;
-    const uint8_t *certs[2]; /* the responder's certificate and its issuer (or the issuer alone) */
-    size_t cert_lens[2];
+    ocsp_gen gens[CA_GENERATIONS_MAX]; /* the device generations: whose certificates this responder answers for */
+    size_t n_gens;
     pthread_rwlock_t cache_lock;
     ocsp_slot *slots;
     size_t n_slots;          /* a power of two, or 0: nothing is kept */
@@ -52,14 +60,14 @@ struct ca_revocation {
 
 /* ---- the CRL and the revocation epoch ---- */
 
-static ct_err crl_refresh(ca *c, ca_crl_kind kind)
+static ct_err crl_refresh(ca *c, int gen)
 {
     ct_buf der = CT_BUF_INIT;
     time_t next = 0, now = time(NULL);
-    CT_GUARD_RET(ca_crl_make(c, kind, SERVER_ACTOR, &der, &next));
-    ct_buf_free(&c->rev->crl[kind]);
-    c->rev->crl[kind] = der;
-    c->rev->crl_refresh_at[kind] = now + (next - now) / 2;
+    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next));
+    ct_buf_free(&c->rev->crl[gen]);
+    c->rev->crl[gen] = der;
+    c->rev->crl_refresh_at[gen] = now + (next - now) / 2;
     return CT_OK;
 }
 
@@ -86,10 +94,10 @@ static void refresh(ca *c, bool now)
         r->generation++;
         (void)pthread_rwlock_unlock(&r->cache_lock);
         r->epoch = epoch;
-        r->crl_refresh_at[CA_CRL_DEVICE] = r->crl_refresh_at[CA_CRL_OPS] = 0;
+        for (size_t i = 0; i < c->n_gens; i++) r->crl_refresh_at[i] = 0;
     }
-    /* The device CRL is kept ready for the many cameras' clients; the viewers' CRL is made when asked for. */
-    if (rc == CT_OK && time(NULL) >= r->crl_refresh_at[CA_CRL_DEVICE]) rc = crl_refresh(c, CA_CRL_DEVICE);
+    /* The first device CRL (GET /crl) is kept ready for the many cameras' clients; the others are made when asked. */
+    if (rc == CT_OK && time(NULL) >= r->crl_refresh_at[r->first_device]) rc = crl_refresh(c, r->first_device);
     if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
     (void)pthread_mutex_unlock(&r->mu);
 }
@@ -109,27 +117,35 @@ ct_err ca_revocation_start(ca *c)
     r->cache_lock_ok = pthread_rwlock_init(&r->cache_lock, NULL) == 0;
     CT_ENSURE_MSG(r->mu_ok && r->cache_lock_ok, CT_ERR_INTERNAL, "cannot create the revocation locks");
     r->generation = 1;
-    const ca_signer *issuing = &c->signers[CA_KEY_DEVICE_ISSUING], *ocsp = &c->signers[CA_KEY_OCSP];
-    CT_GUARD(pki_cert_ids_get(issuing->cert_der.data, issuing->cert_der.len, &r->issuer));
-    if (ocsp->key) { /* a delegated responder: its certificate, then the issuer that certifies it */
-        CT_GUARD(pki_cert_ids_get(ocsp->cert_der.data, ocsp->cert_der.len, &r->responder_ids));
-        r->certs[0] = ocsp->cert_der.data, r->cert_lens[0] = ocsp->cert_der.len;
-        r->certs[1] = issuing->cert_der.data, r->cert_lens[1] = issuing->cert_der.len;
-        r->responder = (pki_ocsp_responder){.key = ocsp->key, .n_certs = 2};
-    } else {
-        r->responder_ids = r->issuer;
-        r->certs[0] = issuing->cert_der.data, r->cert_lens[0] = issuing->cert_der.len;
-        r->responder = (pki_ocsp_responder){.key = issuing->key, .n_certs = 1};
+    const ca_signer *ocsp = &c->signers[CA_KEY_OCSP];
+    r->first_device = -1;
+    for (size_t i = 0; i < c->n_gens; i++) {
+        const ca_generation *g = &c->gens[i];
+        if (g->kind != CA_CRL_DEVICE) continue;
+        if (r->first_device < 0) r->first_device = (int)i;
+        ocsp_gen *o = &r->gens[r->n_gens++];
+        o->g = g;
+        if (ocsp->key && (int)i == c->current[CA_CRL_DEVICE]) { /* a delegated responder: it, then its issuer */
+            CT_GUARD(pki_cert_ids_get(ocsp->cert_der.data, ocsp->cert_der.len, &o->responder_ids));
+            o->certs[0] = ocsp->cert_der.data, o->cert_lens[0] = ocsp->cert_der.len;
+            o->certs[1] = g->s.cert_der.data, o->cert_lens[1] = g->s.cert_der.len;
+            o->responder = (pki_ocsp_responder){.key = ocsp->key, .n_certs = 2};
+        } else {
+            o->responder_ids = g->ids;
+            o->certs[0] = g->s.cert_der.data, o->cert_lens[0] = g->s.cert_der.len;
+            o->responder = (pki_ocsp_responder){.key = g->s.key, .n_certs = 1};
+        }
+        o->responder.ids = &o->responder_ids;
+        o->responder.certs = o->certs;
+        o->responder.cert_lens = o->cert_lens;
     }
-    r->responder.ids = &r->responder_ids;
-    r->responder.certs = r->certs;
-    r->responder.cert_lens = r->cert_lens;
+    CT_ENSURE_MSG(r->first_device >= 0, CT_ERR_CONFIG, "no device issuing CA is installed");
     for (r->n_slots = c->cfg.ocsp_cache ? 1 : 0; r->n_slots && r->n_slots < (size_t)c->cfg.ocsp_cache;) r->n_slots *= 2;
     r->slots = calloc(r->n_slots ? r->n_slots : 1, sizeof *r->slots);
     CT_ENSURE(r->slots, CT_ERR_NOMEM);
     CT_GUARD(db_revocation_epoch(c->db, &r->epoch));
     atomic_store(&r->checked_ms, ct_now_ms());
-    CT_GUARD(crl_refresh(c, CA_CRL_DEVICE));
+    CT_GUARD(crl_refresh(c, r->first_device));
 cleanup:
     if (rc != CT_OK) ca_revocation_stop(c);
     return rc;
@@ -141,12 +157,37 @@ void ca_revocation_stop(ca *c)
     if (!r) return;
     for (size_t i = 0; r->slots && i < r->n_slots; i++) ct_buf_free(&r->slots[i].response);
     free(r->slots);
-    ct_buf_free(&r->crl[CA_CRL_DEVICE]);
-    ct_buf_free(&r->crl[CA_CRL_OPS]);
+    for (size_t i = 0; i < CA_GENERATIONS_MAX; i++) ct_buf_free(&r->crl[i]);
     if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
     if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
     free(r);
     c->rev = NULL;
+}
+
+/* Which generation's CRL a path names: /crl and /crl/ops the first device and operations generations' (what
+ * their certificates name), /crl/device/N and /crl/ops/N generation N's. */
+static bool crl_path_parse(const ca *c, const char *path, int *gen)
+{
+    ca_crl_kind kind = CA_CRL_DEVICE;
+    long long want = 1;
+    const char *rest = NULL;
+    if (strcmp(path, "/crl") == 0 || strcmp(path, "/crl/ops") == 0) {
+        kind = path[4] ? CA_CRL_OPS : CA_CRL_DEVICE;
+    } else if (strncmp(path, "/crl/device/", 12) == 0 || strncmp(path, "/crl/ops/", 9) == 0) {
+        kind = path[5] == 'o' ? CA_CRL_OPS : CA_CRL_DEVICE;
+        rest = path + (kind == CA_CRL_OPS ? 9 : 12);
+        char *end = NULL;
+        want = strtoll(rest, &end, 10);
+        if (!*rest || *end || *rest == '0' || want < 1) return false;
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < c->n_gens; i++)
+        if (c->gens[i].kind == kind && c->gens[i].generation == want) {
+            *gen = (int)i;
+            return true;
+        }
+    return false;
 }
 
 ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
@@ -155,14 +196,13 @@ ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     memset(ans, 0, sizeof *ans);
     ct_err_clear();
     CT_ENSURE_MSG(c->rev, CT_ERR_UNAVAILABLE, "the revocation service is not running");
-    bool ops = strcmp(rq->path, "/crl/ops") == 0;
-    ca_crl_kind kind = ops ? CA_CRL_OPS : CA_CRL_DEVICE;
-    CT_ENSURE_MSG(ops || strcmp(rq->path, "/crl") == 0, CT_ERR_NOT_FOUND, "no such resource");
+    int gen = -1;
+    CT_ENSURE_MSG(crl_path_parse(c, rq->path, &gen), CT_ERR_NOT_FOUND, "no such resource");
     CT_ENSURE_MSG(strcmp(rq->method, "GET") == 0, CT_ERR_METHOD, "%s takes GET", rq->path);
     refresh(c, true); /* CRL fetches are rare: always the latest */
     CT_ENSURE(pthread_mutex_lock(&c->rev->mu) == 0, CT_ERR_INTERNAL);
-    const ct_buf *crl = &c->rev->crl[kind];
-    if (time(NULL) >= c->rev->crl_refresh_at[kind]) rc = crl_refresh(c, kind);
+    const ct_buf *crl = &c->rev->crl[gen];
+    if (time(NULL) >= c->rev->crl_refresh_at[gen]) rc = crl_refresh(c, gen);
     if (rc == CT_OK) rc = ct_buf_alloc(&ans->body, crl->len);
     if (rc == CT_OK) rc = ct_buf_set(&ans->body, crl->data, crl->len);
     (void)pthread_mutex_unlock(&c->rev->mu);
@@ -256,7 +296,8 @@ static ct_err answer_status(ca_http_answer *ans, int status, const char *why)
 }
 
 /* Looks each certificate up and signs one answer for all of them. */
-static ct_err sign_answer(ca *c, const pki_ocsp_request *req, ct_buf *response, pki_ocsp_status *first)
+static ct_err sign_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, ct_buf *response,
+                          pki_ocsp_status *first)
 {
     ct_err rc = CT_OK;
     ct_buf part = CT_BUF_INIT;
@@ -268,13 +309,15 @@ static ct_err sign_answer(ca *c, const pki_ocsp_request *req, ct_buf *response, 
         rc = *id->serial_hex ? db_cert_state_get(c->db, id->serial_hex, &st) : CT_ERR_NOT_FOUND;
         if (rc == CT_ERR_NOT_FOUND) continue;
         CT_GUARD(rc);
+        /* A serial that another generation signed is not this issuer's. */
+        if (st.issuing_ca ? st.issuing_ca != o->g->id : o->g->generation != 1) continue;
         single[i].status = st.revoked ? PKI_OCSP_REVOKED : PKI_OCSP_GOOD;
         single[i].revoked_at = (time_t)st.revoked_at;
         single[i].reason = st.reason;
     }
     rc = CT_OK;
     *first = single[0].status;
-    pki_ocsp_responder r = c->rev->responder;
+    pki_ocsp_responder r = o->responder;
     r.produced_at = r.this_update = time(NULL);
     r.next_update = r.this_update + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS;
     CT_GUARD(pki_ocsp_sign(&r, single, req->n, req->nonce, req->nonce_len, &part));
@@ -297,8 +340,12 @@ static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answ
         CT_GUARD_RET(ct_snprintf(why, sizeof why, "malformedRequest: %.160s", ct_err_detail()));
         return answer_status(ans, PKI_OCSP_MALFORMED, why);
     }
+    /* The issuer by its name and key hashes: one of the device issuing CA's generations, the same for all. */
+    const ocsp_gen *o = NULL;
+    for (size_t k = 0; k < r->n_gens && !o; k++)
+        if (pki_ocsp_cert_id_is_for(&req.ids[0], &r->gens[k].g->ids)) o = &r->gens[k];
     for (size_t i = 0; i < req.n; i++)
-        if (!pki_ocsp_cert_id_is_for(&req.ids[i], &r->issuer))
+        if (!o || !pki_ocsp_cert_id_is_for(&req.ids[i], &o->g->ids))
             return answer_status(ans, PKI_OCSP_UNAUTHORIZED, "unauthorized: a certificate of another issuer");
     refresh(c, false);
     time_t now = time(NULL);
@@ -308,7 +355,7 @@ static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answ
         (void)pthread_rwlock_rdlock(&r->cache_lock);
         uint64_t generation = r->generation; /* before reading the database: a revocation since makes it stale */
         (void)pthread_rwlock_unlock(&r->cache_lock);
-        ct_err rc = sign_answer(c, &req, &ans->body, &st);
+        ct_err rc = sign_answer(c, o, &req, &ans->body, &st);
         if (rc != CT_OK) {
             ct_log(CT_LOG_ERROR, "ocsp_sign", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
             return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see the error above");

@@ -87,7 +87,7 @@ static ct_err check_csr(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_e
 /* A camera certificate: the IEEE 802.1AR IDevID profile, or the media-signing profile. */
 static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *info)
 {
-    char cn[PKI_NAME_MAX], dns[DB_SERIAL_MAX + 130];
+    char cn[PKI_NAME_MAX], dns[DB_SERIAL_MAX + 130], crl_buf[300];
     size_t spki_len;
     const uint8_t *spki = pki_csr_spki(x->csr, &spki_len);
     time_t now = time(NULL);
@@ -103,10 +103,11 @@ static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *in
         .dns_names = {x->dns_name ? dns : NULL, NULL},
         .not_before = now - 300,
         .not_after = c->cfg.device_days ? now + (time_t)c->cfg.device_days * DAY_SECONDS : PKI_NOT_AFTER_FOREVER,
-        .crl_url = c->cfg.crl_url,
+        .crl_url = NULL, /* ca_crl_url: its generation's CRL */
         .ocsp_url = c->cfg.ocsp_url,
     };
     const ca_signer *s = &c->signers[CA_KEY_DEVICE_ISSUING];
+    CT_GUARD_RET(ca_crl_url(c, crl_buf, sizeof crl_buf, &t.crl_url));
     CT_GUARD_RET(ct_buf_alloc(out, PKI_MAX_CERT_DER));
     return pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, out, info);
 }
@@ -119,7 +120,7 @@ static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, c
     db_cert_record rec = {.not_before = info.not_before, .not_after = info.not_after,
                           .station_id = req->kind == CA_ENROLL_NEW ? x->station.id : 0,
                           .order_id = req->kind == CA_ENROLL_NEW ? x->order.id : 0,
-                          .der = der->data, .der_len = der->len};
+                          .der = der->data, .der_len = der->len, .issuing_ca = ca_issuing_id(c, CA_CRL_DEVICE)};
     CT_GUARD_RET(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued->serial_hex));
     CT_GUARD_RET(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, x->serial));
     CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, x->profile));

@@ -77,6 +77,17 @@ typedef enum {
 _Static_assert(sizeof ((ca_settings *)0)->key_uri / sizeof ((ca_settings *)0)->key_uri[0] == CA_KEY__COUNT,
                "one key URI per CA key");
 
+/* A generation of an issuing CA (db_issuing_ca): its key in the token, its certificate from the ceremony, and
+ * what names it in OCSP CertIDs. The newest of a kind signs; every one answers for what it signed. */
+typedef struct {
+    int64_t id;
+    ca_crl_kind kind;
+    int64_t generation;
+    ca_signer s;
+    pki_cert_ids ids;
+} ca_generation;
+#define CA_GENERATIONS_MAX 32
+
 typedef struct ca_revocation ca_revocation;
 typedef struct ca_log ca_log;
 typedef struct ca_proofs ca_proofs;
@@ -96,7 +107,35 @@ struct ca {
     hsm_eddsa_key *note_key;          /* signs checkpoints (ca_log.c); NULL only while a CA is being opened */
     ct_note_verifier note_vkey;       /* its verifier: log.origin and the key's public half */
     hsm_mac_key *audit_mac;           /* MACs every audit entry (db_open_keyed) */
+    ca_generation gens[CA_GENERATIONS_MAX]; /* every issuing CA generation, by kind then generation */
+    size_t n_gens;
+    int current[2];                   /* by ca_crl_kind: the index in gens of the current generation, -1: none */
+    bool roots_online;                /* a folder made before offline roots: its token holds them (warned) */
+    bool installed;                   /* the ceremony's certificates are installed (else only `install` opens it) */
 };
+
+/* ---- offline roots and issuing CA generations (ca_install.c) ---- */
+/* Where init and rotate write the issuing CAs' requests for the ceremony, inside the CA folder. */
+extern const char *const ca_csr_file[2];
+/* The key of an issuing CA generation: generation 1 is the configured key (key.device_issuing, key.ops_issuing),
+ * generation N > 1 the label "<default label>-N" (device-issuing-2). */
+CT_MUST_CHECK ct_err ca_generation_key_uri(const ca *c, ca_crl_kind kind, int64_t generation, char *uri, size_t max,
+                                           char *label, size_t label_max);
+/* Makes the key of that generation in the token and writes its request (ca_csr_file) for the ceremony. */
+CT_MUST_CHECK ct_err ca_generation_request(ca *c, ca_crl_kind kind, int64_t generation);
+/* Loads every generation from the database into c->gens, recording generation 1 from the folder's certificate
+ * file first for a folder made before generations; sets c->current and the current issuing signers. */
+CT_MUST_CHECK ct_err ca_generations_load(ca *c);
+void ca_generations_free(ca *c);
+
+/* The database id of the current generation of `kind` (0 when none: not installed). */
+int64_t ca_issuing_id(const ca *c, ca_crl_kind kind);
+/* The CRL distribution point written into certificates of the current device generation (NULL when none): the
+ * configured URL for generation 1, "<url>/device/N" for generation N. */
+CT_MUST_CHECK ct_err ca_crl_url(const ca *c, char *out, size_t max, const char **url);
+/* Issues the operational certificates (TLS, OCSP responder, log signer) whose issuer is a current generation of
+ * `kinds` (bit 1 << ca_crl_kind), writing their files: at install. */
+CT_MUST_CHECK ct_err ca_operational_certs_issue(ca *c, unsigned kinds);
 
 /* The certificate file each signer's certificate is kept in, inside the CA folder. */
 extern const char *const ca_key_cert_file[CA_KEY__COUNT];
@@ -195,6 +234,9 @@ ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
  * stations, officers) from the database (its cRLNumber is recorded and audited, actor `actor`); *next_update is
  * its nextUpdate. Allocates der. */
 CT_MUST_CHECK ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update);
+/* The CRL of one issuing CA generation (what it signed). */
+CT_MUST_CHECK ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der,
+                                     time_t *next_update);
 /* Starts serving revocation: the CRL in memory, the OCSP responder and its pre-signed responses. */
 CT_MUST_CHECK ct_err ca_revocation_start(ca *c);
 void ca_revocation_stop(ca *c);

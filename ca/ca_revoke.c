@@ -90,30 +90,25 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
     return CT_OK;
 }
 
-/* Each CRL is signed by the CA that issued what it lists: devices by the device issuing CA; viewers, stations
- * and officers by the operations issuing CA (each with its own cRLNumber sequence). */
-static const struct {
-    db_crl_issuer issuer;
-    ca_key_role signer;
-} crl_issuers[] = {[CA_CRL_DEVICE] = {DB_CRL_DEVICE, CA_KEY_DEVICE_ISSUING}, [CA_CRL_OPS] = {DB_CRL_OPS, CA_KEY_OPS_ISSUING}};
-
-ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update)
+/* Each CRL is signed by the CA that issued what it lists: devices by a device issuing CA generation; viewers,
+ * stations and officers by an operations issuing CA generation. Each generation has its own CRL (of what it
+ * signed); one cRLNumber sequence per kind serves them all (each CRL's numbers still only grow). */
+ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der, time_t *next_update)
 {
     ct_err rc = CT_OK;
     db_revoked *list = NULL;
     pki_revoked *entries = NULL;
     size_t n = 0;
     int64_t number = 0;
-    CT_ENSURE_MSG((unsigned)kind <= CA_CRL_OPS, CT_ERR_ARG, "unknown CRL issuer %d", (int)kind);
-    CT_GUARD(db_cert_list_revoked(c->db, crl_issuers[kind].issuer, &list, &n));
+    db_crl_issuer issuer = g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
+    CT_GUARD(db_cert_list_revoked(c->db, issuer, g->id, g->generation == 1, &list, &n));
     entries = calloc(n ? n : 1, sizeof *entries);
     CT_ENSURE(entries, CT_ERR_NOMEM);
     for (size_t i = 0; i < n; i++)
         entries[i] = (pki_revoked){list[i].cert_serial_hex, (time_t)list[i].revoked_at, list[i].reason};
-    CT_GUARD(db_crl_number_next(c->db, crl_issuers[kind].issuer, actor, n, &number));
-    const ca_signer *s = &c->signers[crl_issuers[kind].signer];
+    CT_GUARD(db_crl_number_next(c->db, issuer, actor, n, &number));
     time_t now = time(NULL);
-    pki_crl_params p = {.issuer_cert = s->cert_der.data, .issuer_len = s->cert_der.len, .issuer_key = s->key,
+    pki_crl_params p = {.issuer_cert = g->s.cert_der.data, .issuer_len = g->s.cert_der.len, .issuer_key = g->s.key,
                         .number = (uint64_t)number, .this_update = now,
                         .next_update = now + (time_t)c->cfg.crl_hours * HOUR_SECONDS};
     CT_GUARD(pki_crl_make(&p, entries, n, der));
@@ -122,6 +117,13 @@ cleanup:
     free(list);
     free(entries);
     return rc;
+}
+
+ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update)
+{
+    CT_ENSURE_RET((unsigned)kind <= CA_CRL_OPS && c->current[kind] >= 0,
+                  ct_fail(CT_ERR_ARG, "no issuing CA of kind %d", (int)kind));
+    return ca_crl_make_gen(c, &c->gens[c->current[kind]], actor, der, next_update);
 }
 
 ct_err ca_crl_write(ca *c, ca_crl_kind kind, const char *path)

@@ -439,8 +439,15 @@ static ct_err detail_fields(ca *c, const db_cert_row *r, const ct_buf *der, int6
     bool viewer = strcmp(r->profile, "viewer") == 0;
     const ca_signer *issuing = &c->signers[viewer ? CA_KEY_OPS_ISSUING : CA_KEY_DEVICE_ISSUING],
                     *root = &c->signers[viewer ? CA_KEY_OPS_ROOT : CA_KEY_DEVICE_ROOT];
-    bool chain_ok = pki_cert_verify_signed_by(der->data, der->len, issuing->cert_der.data, issuing->cert_der.len,
-                                              time(NULL)) == CT_OK;
+    bool chain_ok = false; /* by whichever generation of that issuing CA signed it (rotations) */
+    for (size_t i = 0; i < c->n_gens && !chain_ok; i++) {
+        const ca_signer *g = &c->gens[i].s;
+        if (c->gens[i].kind == (viewer ? CA_CRL_OPS : CA_CRL_DEVICE) &&
+            pki_cert_verify_signed_by(der->data, der->len, g->cert_der.data, g->cert_der.len, time(NULL)) == CT_OK) {
+            issuing = g;
+            chain_ok = true;
+        }
+    }
     char chain[96];
     CT_GUARD_RET(ct_snprintf(chain, sizeof chain, chain_ok ? "verified: signed by the %s issuing CA, within its validity"
                                                            : "NOT verified against the %s issuing CA",

@@ -148,9 +148,12 @@ static void tls_teardown(server_tls *t)
 /* Client certificates are accepted only if they chain to one of the CA's own hierarchies. */
 static ct_err trust_pem(ca *c, ct_buf *pem)
 {
-    CT_GUARD_RET(ct_buf_alloc(pem, CA_KEY__COUNT * PKI_MAX_CERT_DER * 2));
+    CT_GUARD_RET(ct_buf_alloc(pem, (CA_KEY__COUNT + CA_GENERATIONS_MAX) * PKI_MAX_CERT_DER * 2));
     for (int role = 0; role < CA_KEY_TLS; role++)
         CT_GUARD_RET(ct_pem_encode("CERTIFICATE", c->signers[role].cert_der.data, c->signers[role].cert_der.len, pem));
+    /* Every issuing CA generation: a station certified by an older one keeps working. */
+    for (size_t i = 0; i < c->n_gens; i++)
+        CT_GUARD_RET(ct_pem_encode("CERTIFICATE", c->gens[i].s.cert_der.data, c->gens[i].s.cert_der.len, pem));
     const char *unused;
     return ct_buf_cstr(pem, &unused);
 }
@@ -546,6 +549,8 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     CT_GUARD(rc);
     ct_log(CT_LOG_INFO, "audit_verified", "entries=%lld keyed_from=%lld state_rows=%lld ms=%lld",
            (long long)audit.entries, (long long)audit.keyed_from, (long long)state.rows, (long long)(ct_now_ms() - t0));
+    if (ca_roots_online(c))
+        ct_log(CT_LOG_WARN, "roots_online", "dir=%s msg=\"%s\"", CT_LOGQ(c->cfg.dir), CA_ROOTS_ONLINE_MSG);
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
     CT_GUARD(ca_revocation_start(c));

@@ -29,7 +29,8 @@ ct_err ca_viewer_add(ca *c, const char *name, const char *csr_path, const char *
     const ca_signer *s = &c->signers[CA_KEY_OPS_ISSUING];
     CT_GUARD(ct_buf_alloc(&cert, PKI_MAX_CERT_DER));
     CT_GUARD(pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, &cert, &issued));
-    db_cert_record rec = {.not_before = t.not_before, .not_after = t.not_after, .der = cert.data, .der_len = cert.len};
+    db_cert_record rec = {.not_before = t.not_before, .not_after = t.not_after, .der = cert.data, .der_len = cert.len,
+                          .issuing_ca = ca_issuing_id(c, CA_CRL_OPS)};
     CT_GUARD(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued.serial_hex));
     CT_GUARD(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, name));
     CT_GUARD(ct_strlcpy(rec.profile, sizeof rec.profile, DB_PROFILE_VIEWER));

@@ -10,7 +10,13 @@
 
 static const char usage[] =
     "usage: camtrust-ca COMMAND --dir DIR [options]\n"
-    "  init                                     create a CA (token, keys, certificates, database)\n"
+    "  init                                     create a CA (token, online keys, database) and the issuing CAs'\n"
+    "                                           requests DIR/device-issuing.csr, DIR/ops-issuing.csr for the\n"
+    "                                           root vault's ceremony (camtrust-ca root sign)\n"
+    "  install --cert F... [--crl F...]         take the ceremony's certificates (root.pem, ops-root.pem, the\n"
+    "                                           issuing CAs') and the roots' CRLs, each checked; then serve\n"
+    "  rotate device-issuing|ops-issuing        a new issuing CA key and its request (DIR/<which>.csr) for\n"
+    "                                           the ceremony; install its certificate to issue with it\n"
     "  serve [--listen 127.0.0.1:8443] [--http-listen 127.0.0.1:8080|'']\n"
     "                                           serve EST (HTTPS), /crl and /ocsp (also plain HTTP) until SIGTERM\n"
     "  station add --name N --csr F --out F     certify a factory station from its own CSR\n"
@@ -79,6 +85,8 @@ typedef struct {
     const char *custodians, *quorum, *curve, *profile, *root, *revoke;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
+    const char *certs[8], *crls[8]; /* install --cert, --crl: repeatable, or several values after one flag */
+    int ncerts, ncrls;
     const char *shares[16], *passphrase_files[16]; /* --share, --passphrase-file: repeatable */
     int nshares, npassphrase_files;
     const char *words[4]; /* positional words after the options are removed */
@@ -123,6 +131,18 @@ static int parse_args(int argc, char **argv, cli_args *a)
             matched = true;
         }
         if (matched) continue;
+        if (strcmp(argv[i], "--cert") == 0 || strcmp(argv[i], "--crl") == 0) {
+            bool cert = strcmp(argv[i], "--cert") == 0;
+            const char **list = cert ? a->certs : a->crls;
+            int *n = cert ? &a->ncerts : &a->ncrls;
+            int before = *n;
+            for (; i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0 && *n < 8; i++) list[(*n)++] = argv[i + 1];
+            if (*n == before) {
+                fprintf(stderr, "camtrust-ca: %s needs a file (at most 8)\n", cert ? "--cert" : "--crl");
+                return -1;
+            }
+            continue;
+        }
         const char **list = strcmp(argv[i], "--checkpoint") == 0        ? a->checkpoints
                             : strcmp(argv[i], "--share") == 0           ? a->shares
                             : strcmp(argv[i], "--passphrase-file") == 0 ? a->passphrase_files
@@ -198,6 +218,7 @@ static ct_err audit_verify(ca *c, const cli_args *a)
     db_audit_report report;
     db_state_report state;
     db_log_report log;
+    if (ca_roots_online(c)) printf("WARNING: %s\n", CA_ROOTS_ONLINE_MSG);
     ct_err rc = ca_audit_verify(c, &report);
     if (rc == CT_ERR_INTEGRITY) printf("audit log BROKEN: %s\n", report.reason);
     CT_GUARD_RET(rc);
@@ -476,6 +497,10 @@ static int run(ca *c, const cli_args *a)
         rc = audit_read(c, a, strcmp(a->words[1], "search") == 0);
     } else if (is(a, "audit", "verify", 2)) {
         rc = audit_verify(c, a);
+    } else if (is(a, "rotate", NULL, 2)) {
+        char path[1024];
+        if ((rc = ca_rotate(c, a->words[1], path, sizeof path)) == CT_OK)
+            printf("new %s key made; its request for the ceremony: %s\n", a->words[1], path);
     } else if (is(a, "log", "checkpoint", 2)) {
         rc = log_checkpoint(c, a);
     } else if (is(a, "log", "sth", 2) || is(a, "log", "proof", 2)) {
@@ -505,11 +530,19 @@ int main(int argc, char **argv)
     if (is(&a, "init", NULL, 1)) {
         ct_err rc = ca_init(a.dir);
         if (rc != CT_OK) return fail(rc);
-        printf("CA created in %s: root.pem, chain.pem, ops-root.pem, %s\n", a.dir, CA_CONFIG_FILE);
+        printf("CA created in %s (%s); its issuing CAs' requests for the key ceremony: %s/device-issuing.csr "
+               "%s/ops-issuing.csr\n", a.dir, CA_CONFIG_FILE, a.dir, a.dir);
         return print_vkey(a.dir);
     }
+    if (is(&a, "install", NULL, 1)) {
+        ct_err rc = ca_install(a.dir, a.certs, (size_t)a.ncerts, a.crls, (size_t)a.ncrls);
+        if (rc != CT_OK) return fail(rc);
+        printf("installed in %s: root.pem, ops-root.pem, chain.pem, the issuing CAs and the certificates they sign\n",
+               a.dir);
+        return 0;
+    }
     ca *c = NULL;
-    ct_err rc = ca_open(a.dir, &c);
+    ct_err rc = is(&a, "audit", "verify", 2) ? ca_open_installing(a.dir, &c) : ca_open(a.dir, &c);
     if (rc != CT_OK) return fail(rc);
     int status = run(c, &a);
     ca_close(c);

@@ -199,6 +199,10 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'witness reports are append-only'); END;"
     "CREATE TRIGGER log_witness_reports_no_delete BEFORE DELETE ON log_witness_reports"
     "  BEGIN SELECT RAISE(ABORT, 'witness reports are append-only'); END;",
+    /* 12: issuing CA generations (db/issuing.c): each certificate of the device or operations issuing CA that the
+     * offline roots certified, in order, and which of them signed each certificate (NULL: recorded before this, by
+     * the kind's first generation). Append-only: an old generation keeps answering for what it signed. */
+    DB_MIGRATION_ISSUING_CAS,
 };
 #define MIGRATION_STATE_BASELINE 9
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
@@ -392,6 +396,9 @@ typedef struct {
     ct_err (*fill)(sqlite3_stmt *st, void *item);
     void *items;
     size_t n, cap;
+    bool by_generation;    /* the revoked lists: ?1 the issuing CA generation's id, ?2 whether it is the first */
+    int64_t issuing_ca;
+    bool first_generation;
 } row_list;
 
 static ct_err collect_fn(ct_db *db, void *vctx)
@@ -399,7 +406,10 @@ static ct_err collect_fn(ct_db *db, void *vctx)
     row_list *l = vctx;
     sqlite3_stmt *st = NULL;
     bool row = false;
-    CT_GUARD_RET(db_prepare(db, l->sql, &st, ""));
+    if (l->by_generation)
+        CT_GUARD_RET(db_prepare(db, l->sql, &st, "ii", l->issuing_ca, (int64_t)l->first_generation));
+    else
+        CT_GUARD_RET(db_prepare(db, l->sql, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
@@ -903,7 +913,7 @@ static const char k_cert_profile_revoked[] = "SELECT count(*) FROM certificates 
                                              " AND profile = ? AND status = 'revoked'";
 static const char k_cert_insert[] =
     "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
-    " order_id, spki_sha256, der, status, issued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?)";
+    " order_id, spki_sha256, der, status, issued_at, issuing_ca) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)";
 
 struct cert_ctx {
     const char *serial;
@@ -983,7 +993,8 @@ static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_de
     CT_GUARD_RET(db_detail_int(d, "order", r->order_id));
     CT_GUARD_RET(db_detail_str(d, "supersedes", supersedes ? supersedes : "-"));
     CT_GUARD_RET(db_detail_hex(d, "spki", r->spki_sha256, 32));
-    return db_detail_hex(d, "sha256", h, 32);
+    CT_GUARD_RET(db_detail_hex(d, "sha256", h, 32));
+    return db_detail_int(d, "issuing_ca", r->issuing_ca); /* which generation's CRL and OCSP answer for it */
 }
 
 ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
@@ -996,9 +1007,9 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
     }
     bool operator = strcmp(r->profile, DB_PROFILE_STATION) == 0 || strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
     if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r, supersedes));
-    ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r->cert_serial_hex, r->device_serial, r->profile,
+    ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r->cert_serial_hex, r->device_serial, r->profile,
                         r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
-                        sizeof r->spki_sha256, r->der, r->der_len, now());
+                        sizeof r->spki_sha256, r->der, r->der_len, now(), r->issuing_ca);
     if (rc == CT_ERR_EXISTS) {
         /* Two unique rules can refuse this row: tell the caller which one. */
         int64_t current = 0;
@@ -1051,9 +1062,9 @@ static ct_err backfill_tx(ct_db *db, void *vctx)
         r.der_len = (size_t)sqlite3_column_bytes(st, 3);
         CT_GUARD_RET(c->fill(r.der, r.der_len, &r));
         CT_GUARD_RET(db_cert_record_check(&r, NULL, c->actor));
-        CT_GUARD_RET(db_exec(db, k_cert_insert, NULL, "ttttiizzbbi", r.cert_serial_hex, r.device_serial, r.profile,
+        CT_GUARD_RET(db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r.cert_serial_hex, r.device_serial, r.profile,
                              r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
-                             sizeof r.spki_sha256, r.der, r.der_len, now()));
+                             sizeof r.spki_sha256, r.der, r.der_len, now(), (int64_t)0));
         db_detail d;
         CT_GUARD_RET(cert_detail(&r, NULL, &d));
         CT_GUARD_RET(db_detail_str(&d, "recorded", "later"));
@@ -1167,13 +1178,14 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
  * ------------------------------------------------------------------------------------------------------- */
 /* For the device issuing CA's OCSP responder: viewers, stations and officers are the operations issuing CA's, so
  * "unknown" there. */
-static const char k_cert_status[] = "SELECT status, revoked_at, revocation_reason FROM certificates"
+static const char k_cert_status[] = "SELECT status, revoked_at, revocation_reason, COALESCE(issuing_ca, 0) FROM certificates"
                                     " WHERE cert_serial_hex = ? AND profile NOT IN " DB_CLIENT_PROFILES;
 /* Per CRL issuer (db_crl_issuer): viewers, stations and officers are the operations issuing CA's, every other
  * profile the device's. */
 #define REVOKED_LIST(cond)                                                                                       \
     "SELECT cert_serial_hex, revoked_at, revocation_reason FROM certificates"                                   \
-    " WHERE status = 'revoked' AND profile " cond " ORDER BY revoked_at, cert_serial_hex"
+    " WHERE status = 'revoked' AND profile " cond " AND (issuing_ca = ?1 OR (issuing_ca IS NULL AND ?2))"       \
+    " ORDER BY revoked_at, cert_serial_hex"
 static const char *const k_cert_revoked_list[] = {[DB_CRL_DEVICE] = REVOKED_LIST("NOT IN " DB_CLIENT_PROFILES),
                                                   [DB_CRL_OPS] = REVOKED_LIST("IN " DB_CLIENT_PROFILES)};
 static const char k_revocation_epoch[] = "SELECT epoch FROM revocation_state WHERE id = 1";
@@ -1341,6 +1353,7 @@ static ct_err status_fn(ct_db *db, void *vctx)
     c->out->revoked = strcmp((const char *)sqlite3_column_text(st, 0), "revoked") == 0;
     c->out->revoked_at = sqlite3_column_int64(st, 1);
     c->out->reason = sqlite3_column_int(st, 2);
+    c->out->issuing_ca = sqlite3_column_int64(st, 3);
     return CT_OK;
 }
 
@@ -1362,11 +1375,13 @@ static ct_err revoked_row(sqlite3_stmt *st, void *item)
     return CT_OK;
 }
 
-ct_err db_cert_list_revoked(ct_db *db, db_crl_issuer issuer, db_revoked **out, size_t *n)
+ct_err db_cert_list_revoked(ct_db *db, db_crl_issuer issuer, int64_t issuing_ca, bool first_generation,
+                            db_revoked **out, size_t *n)
 {
     CT_ENSURE_RET(db && out && n && (unsigned)issuer <= DB_CRL_OPS,
                   ct_fail(CT_ERR_ARG, "db_cert_list_revoked: missing argument"));
-    row_list l = {.sql = k_cert_revoked_list[issuer], .size = sizeof(db_revoked), .fill = revoked_row};
+    row_list l = {.sql = k_cert_revoked_list[issuer], .size = sizeof(db_revoked), .fill = revoked_row,
+                  .by_generation = true, .issuing_ca = issuing_ca, .first_generation = first_generation};
     CT_GUARD_RET(collect(db, &l));
     *out = l.items;
     *n = l.n;

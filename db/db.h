@@ -86,6 +86,7 @@ struct db_cert_record {
     uint8_t spki_sha256[32];
     const uint8_t *der;
     size_t der_len;
+    int64_t issuing_ca; /* the issuing CA generation that signed it (db_issuing_ca.id); 0: not recorded */
 };
 
 typedef struct {
@@ -141,6 +142,7 @@ typedef struct {
     bool revoked;
     int64_t revoked_at;
     int reason;
+    int64_t issuing_ca; /* the generation that signed it; 0: recorded before generations (the first one) */
 } db_cert_state;
 /* A certificate's revocation state for the device issuing CA's OCSP; CT_ERR_NOT_FOUND (without a detail: it is
  * the fast path of "unknown") for serials it never issued (viewers are the operations issuing CA's). Superseded
@@ -155,9 +157,29 @@ typedef struct {
 /* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewers, stations and
  * officers: the DB_PROFILE_* above). */
 typedef enum { DB_CRL_DEVICE, DB_CRL_OPS } db_crl_issuer;
-/* Every revoked certificate of that issuer (for its CRL), oldest revocation first: *out is malloc'd (free), *n
- * entries. */
-CT_MUST_CHECK ct_err db_cert_list_revoked(ct_db *db, db_crl_issuer issuer, db_revoked **out, size_t *n);
+/* Every revoked certificate of that issuer's generation `issuing_ca` (db_issuing_ca.id; with first_generation,
+ * also those recorded before generations were), for its CRL, oldest revocation first: *out is malloc'd (free),
+ * *n entries. */
+CT_MUST_CHECK ct_err db_cert_list_revoked(ct_db *db, db_crl_issuer issuer, int64_t issuing_ca, bool first_generation,
+                                          db_revoked **out, size_t *n);
+
+/* ---- issuing CA generations (issuing.c): the device and operations issuing CAs the offline roots certified ---- */
+typedef struct {
+    int64_t id;
+    db_crl_issuer kind;
+    int64_t generation; /* 1, 2, ... per kind */
+    char key_uri[256];  /* its key in the CA's token */
+    ct_buf cert_der;    /* owned */
+    int64_t installed_at;
+} db_issuing_ca;
+/* Records the next generation of `kind` (the newest is the current one), audited ("ca.issuing", detail `detail`)
+ * in one transaction; *id gets its id. CT_ERR_EXISTS when that generation or certificate is recorded already. */
+CT_MUST_CHECK ct_err db_issuing_ca_add(ct_db *db, db_crl_issuer kind, int64_t generation, const char *key_uri,
+                                       const uint8_t *der, size_t len, const char *actor, const char *detail,
+                                       int64_t *id);
+/* Every generation, by kind then generation: *out malloc'd (db_issuing_ca_list_free), *n of them. */
+CT_MUST_CHECK ct_err db_issuing_ca_list(ct_db *db, db_issuing_ca **out, size_t *n);
+void db_issuing_ca_list_free(db_issuing_ca *list, size_t n);
 
 /* Grows with every revocation: a server compares it to notice revocations made by another process. */
 CT_MUST_CHECK ct_err db_revocation_epoch(ct_db *db, int64_t *epoch);

@@ -39,6 +39,23 @@ struct ct_db {
  * lists what cameras and viewers hold) nor in officers' searches and reports (their own tables name them). */
 #define DB_OPERATOR_PROFILES "('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "')"
 
+/* Migration 12 (its SQL beside the code that uses it, in issuing.c's words). */
+#define DB_MIGRATION_ISSUING_CAS                                                                                  \
+    "CREATE TABLE issuing_cas ("                                                                                  \
+    "  id INTEGER PRIMARY KEY,"                                                                                   \
+    "  kind TEXT NOT NULL CHECK (kind IN ('device', 'ops')),"                                                     \
+    "  generation INTEGER NOT NULL CHECK (generation >= 1),"                                                      \
+    "  key_uri TEXT NOT NULL,"                                                                                    \
+    "  cert_der BLOB NOT NULL,"                                                                                   \
+    "  cert_sha256 BLOB NOT NULL UNIQUE CHECK (length(cert_sha256) = 32),"                                        \
+    "  installed_at INTEGER NOT NULL,"                                                                            \
+    "  UNIQUE (kind, generation));"                                                                               \
+    "CREATE TRIGGER issuing_cas_no_update BEFORE UPDATE ON issuing_cas"                                           \
+    "  BEGIN SELECT RAISE(ABORT, 'issuing CA generations are append-only'); END;"                                 \
+    "CREATE TRIGGER issuing_cas_no_delete BEFORE DELETE ON issuing_cas"                                           \
+    "  BEGIN SELECT RAISE(ABORT, 'issuing CA generations are append-only'); END;"                                 \
+    "ALTER TABLE certificates ADD COLUMN issuing_ca INTEGER;" /* an issuing_cas id (no REFERENCES: droppable) */
+
 /* Checks an issued certificate's record (and the actor) before it is written. */
 CT_MUST_CHECK ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_hex, const char *actor);
 /* Records an issued certificate (superseding `supersedes_hex` when non-NULL), its issuance log leaf and its audit

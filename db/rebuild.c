@@ -303,7 +303,7 @@ ct_err db_state_baseline_tx(ct_db *db)
 static const char k_rb_schema[] =
     "CREATE TEMP TABLE IF NOT EXISTS rb_cert (serial TEXT PRIMARY KEY, seq INTEGER, status TEXT, revoked_at INTEGER,"
     "  reason INTEGER, reason_name TEXT, issued INTEGER, device TEXT, profile TEXT, station_id INTEGER,"
-    "  order_id INTEGER, spki BLOB, sha256 BLOB);"
+    "  order_id INTEGER, spki BLOB, sha256 BLOB, issuing_ca INTEGER);"
     "CREATE TEMP TABLE IF NOT EXISTS rb_station (name TEXT PRIMARY KEY, seq INTEGER, enabled INTEGER, fp BLOB);"
     "CREATE TEMP TABLE IF NOT EXISTS rb_officer (name TEXT PRIMARY KEY, seq INTEGER, role TEXT, enabled INTEGER,"
     "  fp BLOB);"
@@ -316,8 +316,8 @@ static const char k_rb_marker[] = "SELECT seq, detail FROM audit WHERE action = 
 static const char k_rb_entries[] = "SELECT seq, action, subject, detail FROM audit WHERE seq > ? AND outcome = 'ok'"
                                    " ORDER BY seq";
 static const char k_rb_cert_issue[] =
-    "INSERT INTO rb_cert (serial, seq, status, issued, device, profile, station_id, order_id, spki, sha256)"
-    " VALUES (?, ?, 'valid', 1, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO rb_cert (serial, seq, status, issued, device, profile, station_id, order_id, spki, sha256, issuing_ca)"
+    " VALUES (?, ?, 'valid', 1, ?, ?, ?, ?, ?, ?, ?)";
 static const char k_rb_cert_status[] =
     "INSERT INTO rb_cert (serial, seq, status, revoked_at, reason, reason_name, issued) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)"
     " ON CONFLICT (serial) DO UPDATE SET status = ?3, revoked_at = ?4, reason = ?5, reason_name = ?6";
@@ -382,8 +382,9 @@ static ct_err replay_one(ct_db *db, rebuild_ctx *c, int64_t seq, const char *act
             !kv_int(detail, "station", &i1) || !kv_int(detail, "order", &i2) || !kv_hash(detail, "spki", h1) ||
             !kv_hash(detail, "sha256", h2))
             return bad_entry(c, seq, "certificate fields");
-        ct_err rc = db_exec(db, k_rb_cert_issue, NULL, "tittiibb", a, seq, subject, b, i1, i2, h1, (size_t)32, h2,
-                            (size_t)32);
+        if (!kv_int(detail, "issuing_ca", &i3)) i3 = -1; /* recorded before issuing CA generations: not compared */
+        ct_err rc = db_exec(db, k_rb_cert_issue, NULL, "tittiibbi", a, seq, subject, b, i1, i2, h1, (size_t)32, h2,
+                            (size_t)32, i3);
         if (rc == CT_ERR_EXISTS) return differs(c, "certificate %s: recorded twice in the audit (entry %lld)", a,
                                                 (long long)seq);
         CT_GUARD_RET(rc);
@@ -477,7 +478,8 @@ static const char k_cmp_certs[] =
     "SELECT r.serial, r.seq, r.status, COALESCE(r.revoked_at, 0), COALESCE(r.reason, -1), COALESCE(r.reason_name, ''),"
     " r.issued, r.device, r.profile, r.station_id, r.order_id, r.spki, r.sha256,"
     " c.cert_serial_hex IS NOT NULL, c.status, COALESCE(c.revoked_at, 0), COALESCE(c.revocation_reason, -1), c.der,"
-    " c.device_serial, c.profile, COALESCE(c.station_id, 0), COALESCE(c.order_id, 0), c.spki_sha256"
+    " c.device_serial, c.profile, COALESCE(c.station_id, 0), COALESCE(c.order_id, 0), c.spki_sha256,"
+    " COALESCE(r.issuing_ca, -1), COALESCE(c.issuing_ca, 0)"
     " FROM rb_cert r LEFT JOIN certificates c ON c.cert_serial_hex = r.serial ORDER BY r.seq, r.serial";
 /* Rows the audit does not name: certificates recorded before the state entry (known by count and rowid), valid. */
 static const char k_cmp_cert_unknown[] =
@@ -572,6 +574,8 @@ static ct_err compare_certs(ct_db *db, rebuild_ctx *c)
         else if (sqlite3_column_int64(st, 9) != sqlite3_column_int64(st, 20)) what = "station";
         else if (sqlite3_column_int64(st, 10) != sqlite3_column_int64(st, 21)) what = "order";
         else if (!blob_eq(st, 11, st, 22)) what = "public key";
+        else if (sqlite3_column_int64(st, 23) >= 0 && sqlite3_column_int64(st, 23) != sqlite3_column_int64(st, 24))
+            what = "issuing CA generation";
         if (what) return differs(c, "certificate %s: its %s in the table is not the one the audit recorded", serial, what);
     }
     CT_GUARD_RET(db_prepare(db, k_cmp_cert_unknown, &st, "i", c->base_rowid));

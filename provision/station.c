@@ -34,7 +34,9 @@ static const uint8_t station_key_id[] = STATION_KEY_ID;
     {"log.witnesses", STATION_WITNESSES_FILE, "witnesses whose cosignatures of the CA's checkpoints this station "  \
                                               "counts: one witness.vkey a line (install --witness-vkey writes it)"}, \
     {"log.witnesses_required", "0", "cosignatures of those witnesses the CA's checkpoint must carry before this "  \
-                                    "station keeps it or provisions (0: none; install --witnesses K sets it)"}
+                                    "station keeps it or provisions (0: none; install --witnesses K sets it)"}, \
+    {"ca.root_crl", "", "the device root's CRL from the key ceremony (DER or PEM; relative to this folder): "          \
+                        "certificates of an issuing CA it revokes are refused; empty: none"}
 
 static const ct_setting station_rows[] = {STATION_SETTING_ROWS("")};
 static const ct_settings_schema station_schema = {"camtrust station configuration", station_rows,
@@ -57,6 +59,7 @@ ct_err station_settings_load(const char *dir, station *st)
     long k = 0;
     CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &k));
     st->witnesses_required = (size_t)k;
+    CT_GUARD(ct_settings_copy_path(&station_schema, cfg, "ca.root_crl", dir, st->root_crl, sizeof st->root_crl));
 cleanup:
     ct_config_free(cfg);
     return rc;
@@ -344,6 +347,7 @@ typedef struct {
     ct_buf devices_text;
     est_certs cacerts;
     char cacerts_error[REASON_MAX]; /* "" when cacerts were read */
+    ct_buf root_crl;                /* DER of ca.root_crl, empty when none is configured */
     int timeout_ms;
     int report_fd;
     FILE *progress;
@@ -451,6 +455,27 @@ cleanup:
     return rc;
 }
 
+/* With ca.root_crl: the issuing CA that signed a camera's certificate is not revoked by its root (a key ceremony
+ * revoked it; an online CA that still uses it is not to be believed). */
+static ct_err issuer_not_revoked(run *r, const char *serial, const char *profile, const ct_buf *ca)
+{
+    if (!r->root_crl.len) return CT_OK;
+    for (size_t j = 0; j < r->cacerts.n; j++) {
+        const ct_buf *root = &r->cacerts.der[j];
+        pki_crl_status st;
+        if (root == ca || pki_cert_verify_signed_by(ca->data, ca->len, root->data, root->len, time(NULL)) != CT_OK)
+            continue;
+        ct_err rc = pki_crl_check(r->root_crl.data, r->root_crl.len, root->data, root->len, ca->data, ca->len, &st);
+        if (rc == CT_ERR_NOT_FOUND) continue;
+        if (rc != CT_OK) return station_fail_ctx(rc, "ca.root_crl %s is unusable", r->st.root_crl);
+        CT_ENSURE_RET(!st.revoked, ct_fail(CT_ERR_INTEGRITY, "the CA's %s certificate for %s comes from an issuing CA "
+                                           "that the root's CRL (ca.root_crl) revokes", profile, serial));
+        return CT_OK;
+    }
+    return ct_fail(CT_ERR_INTEGRITY, "ca.root_crl %s is not the CRL of the root of the CA's issuing CA",
+                   r->st.root_crl);
+}
+
 /* The certificate must be for the key of the CSR and signed by a CA of cacerts; gives that issuer. */
 static ct_err check_issued(run *r, const char *serial, const char *profile, const ct_buf *leaf,
                            const uint8_t spki_hash[32], const ct_buf **issuer)
@@ -465,7 +490,7 @@ static ct_err check_issued(run *r, const char *serial, const char *profile, cons
         const ct_buf *ca = &r->cacerts.der[i];
         if (pki_cert_verify_signed_by(leaf->data, leaf->len, ca->data, ca->len, time(NULL)) == CT_OK) {
             *issuer = ca;
-            return CT_OK;
+            return issuer_not_revoked(r, serial, profile, ca);
         }
     }
     return ct_fail(CT_ERR_INTEGRITY, "the CA's %s certificate for %s is not signed by a CA of its cacerts", profile,
@@ -818,6 +843,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     CT_ENSURE_MSG(jobs <= STATION_MAX_JOBS, CT_ERR_USAGE, "--jobs must be 1..%d", STATION_MAX_JOBS);
     if (jobs > r.n_devices) jobs = r.n_devices;
     CT_GUARD(station_open(o->dir, (unsigned)jobs + 1, &r.st));
+    if (*r.st.root_crl) CT_GUARD(ct_pem_or_der_read(r.st.root_crl, "X509 CRL", PKI_MAX_CERT_DER * 64, &r.root_crl));
     workers = calloc(jobs, sizeof *workers);
     CT_ENSURE(workers, CT_ERR_NOMEM);
     ct_http_config ec = station_est_config(&r.st, o->ca_url, r.trust_path, r.chain_path, r.timeout_ms);
@@ -853,6 +879,7 @@ cleanup:
     for (size_t i = 0; workers && i < jobs; i++) ct_http_client_free(workers[i].est);
     free(workers);
     est_certs_free(&r.cacerts);
+    ct_buf_free(&r.root_crl);
     station_close(&r.st);
     if (r.report_fd >= 0) close(r.report_fd);
     free(r.devices);

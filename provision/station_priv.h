@@ -23,6 +23,7 @@ typedef struct {
     hsm_settings hsm_cfg;
     hsm *hsm;
     hsm_key *key;
+    char root_crl[STATION_PATH_MAX]; /* ca.root_crl, absolute; "" for none */
 } station;
 
 /* Loads DIR/station.conf into `st` (settings only: no token opened). */

@@ -55,6 +55,27 @@ static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const u
                       : ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when);
 }
 
+/* The issuing CA in the root's CRL: revoked by a ceremony, nothing it signed is trusted, whenever it was made (the
+ * key may have been misused long before the revocation). */
+static ct_err issuer_crl_check(const ms_verify_config *cfg, const ct_buf *issuing, ms_chain *c)
+{
+    pki_crl_status st;
+    char when[32];
+    ct_err rc = pki_crl_check(cfg->crl_der, cfg->crl_len, cfg->root_der, cfg->root_len, issuing->data, issuing->len, &st);
+    if (rc == CT_ERR_NOT_FOUND) {
+        ct_err_clear();
+        return CT_OK; /* neither the issuer's nor the root's CRL: "not checked" stands */
+    }
+    CT_GUARD_RET(rc);
+    c->revoked = st.revoked;
+    c->revoked_at = 0;
+    fmt_time(st.revoked ? st.revoked_at : st.this_update, when, sizeof when);
+    return st.revoked ? ct_snprintf(c->revocation, sizeof c->revocation, "revoked with its issuing CA (by the root at %s)",
+                                    when)
+                      : ct_snprintf(c->revocation, sizeof c->revocation, "issuing CA not revoked (root's CRL of %s)",
+                                    when);
+}
+
 void ms_chain_clear(ms_chain *c)
 {
     if (c->key_ok) wc_ecc_free(&c->key);
@@ -148,6 +169,9 @@ ct_err ms_chain_eval(const ms_verify_config *cfg, const uint8_t *pem, size_t len
     c->ok = true;
     if (cfg->crl_der) {
         rc = crl_check(cfg, &der[0], n > 1 ? der[1].data : cfg->root_der, n > 1 ? der[1].len : cfg->root_len, c);
+        /* Not the leaf's issuer's CRL: it may be the root's (the roots' CRLs list revoked issuing CAs). */
+        if (rc == CT_OK && n > 1 && !c->revoked && strncmp(c->revocation, "not checked", 11) == 0)
+            rc = issuer_crl_check(cfg, &der[n - 1], c);
         if (rc == CT_ERR_NOMEM) goto cleanup;
         if (rc != CT_OK && ct_snprintf(c->revocation, sizeof c->revocation, "CRL unusable: %s", ct_err_detail()) != CT_OK)
             c->revocation[0] = '\0';

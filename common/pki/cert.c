@@ -285,6 +285,7 @@ ct_err pki_cert_parse_info(const uint8_t *der, size_t len, pki_cert_info *info)
     info->not_after = v.not_after;
     info->is_ca = v.dc.isCA != 0;
     info->key_usage = v.dc.extKeyUsageSet ? v.dc.extKeyUsage : 0;
+    info->path_len = v.dc.pathLengthSet ? (int)v.dc.pathLength : -1;
     CT_GUARD(ct_sha256(v.spki.tlv, v.spki.tlv_len, info->spki_sha256));
     CT_GUARD(ct_sha256(der, len, info->cert_sha256));
 cleanup:

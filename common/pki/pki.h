@@ -105,6 +105,7 @@ typedef struct {
     uint8_t spki_sha256[32];
     uint8_t cert_sha256[32];
     uint16_t key_usage; /* keyUsage bits (PKI_KU_*), 0 when the extension is absent */
+    int path_len;       /* basicConstraints pathLenConstraint, -1 when absent */
 } pki_cert_info;
 #define PKI_KU_DIGITAL_SIGNATURE 0x0080 /* wolfSSL's KEYUSE_* values */
 #define PKI_KU_KEY_AGREEMENT 0x0008

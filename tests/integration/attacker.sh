@@ -15,7 +15,7 @@ FORGE="python3 $HERE/audit_forge.py"
 CA=$WORK/ca
 DB=$CA/camtrust.db
 W1=$WORK/w1
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 "$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null
 cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
 station_with_order line2 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005 CAM0006 CAM0007 # enrolls with curl

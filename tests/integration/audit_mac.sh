@@ -10,7 +10,7 @@ FORGE="python3 $(dirname "$0")/audit_forge.py"
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 out=$("$CA_BIN" audit verify --dir "$CA")
 check "a new CA's chain is MACed from entry 1" grep -q "^audit log intact: [0-9]* entries, each MACed in the token from entry 1$" <<<"$out"
 p11() { SOFTHSM2_CONF=$1/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca \
@@ -55,7 +55,7 @@ unkeyed() {
   $FORGE "$1/camtrust.db" rechain 1
 }
 OLD=$WORK/old
-"$CA_BIN" init --dir "$OLD" >/dev/null
+ca_create "$OLD" >/dev/null
 unkeyed "$OLD"
 N=$(sql "$OLD/camtrust.db" "select max(seq) from audit")
 check_eq "an unkeyed CA folder: no audit key" "" "$(p11 "$OLD" --list-objects --type secrkey | grep audit-mac || true)"
@@ -88,7 +88,7 @@ check_eq "... recomputed through the seal and on: no entry is MACed any more" \
 # Several processes opening the same unkeyed folder at once (a server and commands): the key is made under the
 # database's write lock, so there is one key and one seal, and every one of them verifies.
 OLD2=$WORK/old2
-"$CA_BIN" init --dir "$OLD2" >/dev/null
+ca_create "$OLD2" >/dev/null
 unkeyed "$OLD2"
 for i in 1 2 3 4 5 6; do ("$CA_BIN" audit verify --dir "$OLD2" >"$WORK/par$i.txt" 2>&1; echo "rc=$?" >>"$WORK/par$i.txt") & done
 wait

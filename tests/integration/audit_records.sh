@@ -6,7 +6,7 @@ CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/officer_lib.sh" # CA, DB, new_client
 
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 for o in alice bob; do new_client "$o"; done
 "$CA_BIN" officer add --dir "$CA" --name alice --role officer --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
 "$CA_BIN" officer add --dir "$CA" --name bob --role officer --csr "$WORK/bob.csr" --out "$WORK/bob.pem" >/dev/null

@@ -9,7 +9,7 @@ CA_BIN=$1
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-out=$("$CA_BIN" init --dir "$CA")
+out=$(ca_create "$CA")
 check_eq "init prints the verifier key it writes to log.vkey" \
   "checkpoint verifier key (log.vkey): $(cat "$CA/log.vkey")" "$(grep '^checkpoint verifier key' <<<"$out")"
 check "... name+hash+base64, the name being the origin" \

@@ -4,7 +4,8 @@
 BUILD=$1
 . "$(dirname "$0")/lib.sh"
 # camtrust-ca opens its CA before it reads the command: give it a real one.
-"$BUILD/ca/camtrust-ca" init --dir "$WORK/ca" >/dev/null
+CA_BIN=$BUILD/ca/camtrust-ca
+ca_create "$WORK/ca" >/dev/null
 for bin in ca/camtrust-ca provision/camtrust-station device-agent/camtrust-agent verify/camtrust-verify view/camtrust-view; do
   b=$BUILD/$bin name=$(basename "$bin")
   for flag in --help -h; do

@@ -5,7 +5,7 @@ CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 
 CA=$WORK/ca
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 DB=$CA/camtrust.db
 check "init writes root.pem, chain.pem, ops-root.pem and a config" test -s "$CA/root.pem" -a -s "$CA/chain.pem" -a -s "$CA/ops-root.pem" -a -s "$CA/camtrust-ca.conf"
 check "init refuses to run twice" bash -c "! '$CA_BIN' init --dir '$CA'"
@@ -19,9 +19,9 @@ check "every default is written out in the config" grep -q '^device.domain = ' "
 export SOFTHSM2_CONF=$CA/softhsm2.conf
 PIN=$(cat "$CA/secrets/user.pin")
 # (pkcs11-tool 0.23 exits 0 for EC private keys while writing nothing: judge by the file it writes.)
-pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin "$PIN" --read-object --type privkey --label device-root -o "$WORK/stolen" >/dev/null 2>&1 || true
-pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin "$PIN" --read-object --type pubkey --label device-root -o "$WORK/public" >/dev/null 2>&1 || true
-check "pkcs11-tool cannot read the device root private key" test ! -s "$WORK/stolen"
+pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin "$PIN" --read-object --type privkey --label device-issuing -o "$WORK/stolen" >/dev/null 2>&1 || true
+pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin "$PIN" --read-object --type pubkey --label device-issuing -o "$WORK/public" >/dev/null 2>&1 || true
+check "pkcs11-tool cannot read the device issuing CA private key" test ! -s "$WORK/stolen"
 check "... while it can read the public key (the check itself works)" test -s "$WORK/public"
 check "the token marks CA keys sensitive and never extractable" bash -c "pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca --login --pin '$PIN' --list-objects --type privkey 2>/dev/null | grep -A6 'label: *device-issuing' | grep -q 'never extractable'"
 unset SOFTHSM2_CONF

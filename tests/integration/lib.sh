@@ -23,7 +23,26 @@ SERVER_PID=
 cleanup_server() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; fi
 }
-trap 'cleanup_server; rm -rf "$WORK"' EXIT
+# Background processes a test starts (cameras, peers): stop_bg ends them (and the EXIT trap does).
+BG_PIDS=()
+stop_bg() {
+  local pid
+  for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  BG_PIDS=()
+}
+trap 'stop_bg; cleanup_server; rm -rf "$WORK"' EXIT
+
+# wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s).
+wait_listening() {
+  local out=$1 pid=$2
+  for _ in $(seq 1 200); do
+    if grep -q '^listening on ' "$out" 2>/dev/null; then ADDR=$(sed -n 's/^listening on //p' "$out"); return 0; fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
 
 # start_ca DIR: serves DIR's CA on a free loopback port; sets PORT and SERVER_PID, log in $WORK/server.log.
 # With WITH_HTTP=1 it also serves /crl and /ocsp over plain HTTP on HTTP_PORT (else no plain HTTP at all).
@@ -81,4 +100,10 @@ station_with_order() {
   "$CA_BIN" station add --dir "$CA" --name "$name" --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
   printf '%s\n' "$@" >"$WORK/serials.txt"
   "$CA_BIN" order create --dir "$CA" --station "$name" --model CX100 --serials "$WORK/serials.txt" >/dev/null
+}
+
+# ca_create DIR [VAULT]: a CA in DIR, made by init, the key ceremony in the root vault VAULT (default $WORK/vault,
+# made once per test) and install (tests/helpers/ca_create.sh); init's output on stdout.
+ca_create() {
+  "$(dirname "${BASH_SOURCE[0]}")/../helpers/ca_create.sh" "$CA_BIN" "$1" "${2:-$WORK/vault}"
 }

@@ -22,7 +22,7 @@ key_of() { "$VIEW_BIN" keys --dir "$1" --key "$2" | awk '$1 == "key" {print $2; 
 no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
 
 CA=$WORK/ca
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 
 # ---- viewers: keys made in their own tokens, certified by the operations CA ----
 for v in alice bob; do
@@ -291,7 +291,7 @@ cp "$WORK/alice.pem" "$WORK/line9.pem" "$WORK/v-station/"
 out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-station" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
 check "a station certificate among the viewers is refused" grep -q "not a viewer certificate" <<<"$out"
 check "  ... and no output is left" no_output "$WORK/x.mp4"
-"$CA_BIN" init --dir "$WORK/ca2" >/dev/null
+ca_create "$WORK/ca2" "$WORK/vault2" >/dev/null
 "$VIEW_BIN" init --dir "$WORK/mallory" --name mallory >/dev/null
 "$CA_BIN" viewer add --dir "$WORK/ca2" --name mallory --csr "$WORK/mallory/viewer.csr" --out "$WORK/v-foreign/m.pem" >/dev/null
 out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-foreign" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true

@@ -17,7 +17,7 @@ enroll() {
 }
 
 officer_setup() {
-  "$CA_BIN" init --dir "$CA" >/dev/null
+  ca_create "$CA" >/dev/null
   for s in line1 line2; do
     new_client "$s"
     "$CA_BIN" station add --dir "$CA" --name "$s" --csr "$WORK/$s.csr" --out "$WORK/$s.pem" >/dev/null

@@ -9,26 +9,6 @@ AGENT_BIN=$BUILD/device-agent/camtrust-agent
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
-BG_PIDS=()
-stop_bg() {
-  local pid
-  for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  BG_PIDS=()
-}
-trap 'stop_bg; cleanup_server; rm -rf "$WORK"' EXIT
-
-# wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s).
-wait_listening() {
-  local out=$1 pid=$2
-  for _ in $(seq 1 200); do
-    if grep -q '^listening on ' "$out" 2>/dev/null; then ADDR=$(sed -n 's/^listening on //p' "$out"); return 0; fi
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-
 # camera NAME SERIAL [ROOT [simulate options...]]: a simulated camera pinned to ROOT (default: the CA's device
 # root) in factory mode; sets ADDR.
 camera() {
@@ -75,7 +55,7 @@ certs_for() { sql "$CA/camtrust.db" "select count(*) from certificates where dev
 CA=$WORK/ca
 ST=$WORK/station
 mkdir -p "$WORK/cams"
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 "$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
 check "station init wrote a CSR that openssl verifies" openssl req -in "$ST/station.csr" -verify -noout
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null

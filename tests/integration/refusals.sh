@@ -7,7 +7,7 @@ CA_BIN=$1
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 set_conf() { sed -i "s|^$1 = .*|$1 = $2|" "$CA/camtrust-ca.conf"; }
 set_conf audit.anonymous_interval_s 1
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" \

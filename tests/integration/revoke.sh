@@ -6,7 +6,7 @@ CA_BIN=$1
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 check "init makes a delegated OCSP signer certified by the device issuing CA" \
   openssl verify -CAfile "$CA/root.pem" -untrusted "$CA/device-issuing.pem" -purpose ocsphelper "$CA/ocsp-signer.pem"
 OTEXT=$(openssl x509 -in "$CA/ocsp-signer.pem" -noout -text)

@@ -10,7 +10,7 @@ CLIENTS=$HERE/server_clients.py
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 # Idle connections (handshakes included) closed after 5 s: the flood ends within the test's bounds.
 sed -i 's/^server.idle_timeout = .*/server.idle_timeout = 5/' "$CA/camtrust-ca.conf"
 check "the config names the limits" bash -c "grep -q '^server.per_ip_connections = 32' '$CA/camtrust-ca.conf' && grep -q '^server.idle_timeout = 5' '$CA/camtrust-ca.conf' && grep -q '^server.drain_seconds = 10' '$CA/camtrust-ca.conf'"

@@ -12,7 +12,7 @@ N=300
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
 for i in $(seq 1 $N); do printf 'CAM%04d\n' "$i"; done >"$WORK/serials.txt"

@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
-"$CA_BIN" init --dir "$CA" >/dev/null
+ca_create "$CA" >/dev/null
 W1=$WORK/w1
 out=$("$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 --ca-root "$CA/ops-root.pem")
 check "witness init --ca-root pins the CA server's root" cmp -s "$CA/ops-root.pem" "$W1/ca-root.pem"

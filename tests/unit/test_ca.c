@@ -34,7 +34,7 @@ static void setup(void)
     char path[600], out[600];
     dir = tu_tmpdir("ca");
     snprintf(path, sizeof path, "%s/ca", dir);
-    ck_assert_int_eq(ca_init(path), CT_OK);
+    ck_assert_int_eq(tu_ca_create(path), 0);
     ck_assert_int_eq(ca_open(path, &the_ca), CT_OK);
     ck_assert_int_eq(tu_sh("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s/st.key' "
                            "-subj /CN=line1 -out '%s/st.csr' 2>/dev/null",

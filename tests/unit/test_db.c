@@ -121,6 +121,9 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
     " AND o.open = 1 AND s.order_id <> NEW.order_id) BEGIN SELECT RAISE(ABORT, 'x'); END;"                    \
     " ALTER TABLE order_serials DROP COLUMN revoked_seen;"
 
+/* Migration 12 (issuing CA generations) undone, for tests that build an older database. */
+#define K_UNDO_MIGRATION_12 " ALTER TABLE certificates DROP COLUMN issuing_ca; DROP TABLE issuing_cas;"
+
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)
 {
@@ -156,14 +159,74 @@ static void expect_broken(ct_db *db, int64_t seq, const char *reason)
 }
 
 /* ---- open / migrations ---- */
+/* Issuing CA generations (migration 12): append-only, one per kind and number; each certificate's CRL is its
+ * generation's (those recorded before generations count as the first one's). */
+START_TEST(test_issuing_generations)
+{
+    ct_db *db = fresh_db("db-issuing");
+    int64_t g1 = 0, g2 = 0, o1 = 0, id = 0;
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 1, "pkcs11:object=device-issuing", (const uint8_t *)"d1", 2,
+                                       "cli", "v=2", &g1), CT_OK);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_OPS, 1, "pkcs11:object=ops-issuing", (const uint8_t *)"o1", 2, "cli",
+                                       "v=2", &o1), CT_OK);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 2, "pkcs11:object=device-issuing-2", (const uint8_t *)"d2", 2,
+                                       "cli", "v=2", &g2), CT_OK);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 2, "pkcs11:object=x", (const uint8_t *)"d3", 2, "cli", "v=2",
+                                       &id), CT_ERR_EXISTS);
+    ck_assert_int_eq(db_issuing_ca_add(db, DB_CRL_DEVICE, 3, "pkcs11:object=x", (const uint8_t *)"d2", 2, "cli", "v=2",
+                                       &id), CT_ERR_EXISTS);
+    db_issuing_ca *list = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(db_issuing_ca_list(db, &list, &n), CT_OK);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(list[0].id == g1 && list[1].id == g2 && list[2].id == o1); /* by kind, then generation */
+    ck_assert_str_eq(list[1].key_uri, "pkcs11:object=device-issuing-2");
+    ck_assert(list[1].cert_der.len == 2 && memcmp(list[1].cert_der.data, "d2", 2) == 0);
+    db_issuing_ca_list_free(list, n);
+    ck_assert_int_ne(raw_exec("UPDATE issuing_cas SET key_uri = 'pkcs11:object=evil'", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("DELETE FROM issuing_cas", NULL, 0), SQLITE_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'ca.issuing'"), 3);
+
+    /* Certificates of the first generation (and one recorded before generations), of the second, all revoked. */
+    const char *serials[] = {"0a", "0b", "0c"};
+    const int64_t issuer[] = {g1, 0, g2};
+    for (int i = 0; i < 3; i++) {
+        char sn[8];
+        snprintf(sn, sizeof sn, "SN-%d", i);
+        db_cert_record r = make_rec(serials[i], sn, "device", serials[i]);
+        r.issuing_ca = issuer[i];
+        ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "tester"), CT_OK);
+        db_revocation rv = {.scope = DB_REVOKE_CERT, .cert_serial_hex = serials[i], .reason = 1,
+                            .reason_name = "keyCompromise", .actor = "tester"};
+        ck_assert_int_eq(db_revoke(db, &rv, NULL), CT_OK);
+    }
+    db_revoked *rev = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, g1, true, &rev, &count), CT_OK);
+    ck_assert_uint_eq(count, 2);
+    ck_assert(strcmp(rev[0].cert_serial_hex, "0c") != 0 && strcmp(rev[1].cert_serial_hex, "0c") != 0);
+    free(rev);
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, g2, false, &rev, &count), CT_OK);
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(rev[0].cert_serial_hex, "0c");
+    free(rev);
+    db_cert_state st;
+    ck_assert_int_eq(db_cert_state_get(db, "0c", &st), CT_OK);
+    ck_assert_int_eq(st.issuing_ca, g2);
+    ck_assert_int_eq(db_cert_state_get(db, "0b", &st), CT_OK);
+    ck_assert_int_eq(st.issuing_ca, 0);
+    db_close(db);
+}
+END_TEST
+
 START_TEST(test_open_wal)
 {
     ct_db *db = fresh_db("db-wal");
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 11);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
+    ck_assert_int_eq(db_schema_version(db), 12);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
     db_close(db);
 }
 END_TEST
@@ -172,18 +235,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 11);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 11);
+        ck_assert_int_eq(db_schema_version(db), 12);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 11);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 11);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
 }
 END_TEST
 
@@ -498,11 +561,11 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(audit_rows(), audit + 2);
     db_revoked *list = NULL;
     size_t count = 0;
-    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, &list, &count), CT_OK);
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, 0, true, &list, &count), CT_OK);
     ck_assert_uint_eq(count, 2);
     ck_assert_str_eq(list[0].cert_serial_hex, "01");
     free(list);
-    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_OPS, &list, &count), CT_OK); /* no viewer revoked */
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_OPS, 0, true, &list, &count), CT_OK); /* no viewer revoked */
     ck_assert_uint_eq(count, 0);
     free(list);
     /* The database itself keeps a revocation final and complete. */
@@ -541,7 +604,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 12); /* the eleven migrations and the state entry of the ninth */
+    ck_assert_int_eq(rep.entries, 13); /* the twelve migrations and the state entry of the ninth */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -901,7 +964,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
     ck_assert_int_eq(raw_exec("DROP TABLE log_witness_reports; DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
-                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7
+                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7 K_UNDO_MIGRATION_12
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
@@ -1314,7 +1377,7 @@ START_TEST(test_state_baseline_of_older_database)
     db_close(db);
     /* As an older build left it: no state entries, schema 8 (its v2 entries then count as older text). */
     ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE action = 'audit.state' OR action"
-                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_witness_reports; DROP TABLE log_cosignatures;"
+                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_witness_reports; DROP TABLE log_cosignatures;" K_UNDO_MIGRATION_12
                               " PRAGMA user_version = 8", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(db_open(g_path, &db), CT_OK);
@@ -1453,6 +1516,7 @@ int main(void)
     TCase *tc = tcase_create("db");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_open_wal);
+    tcase_add_test(tc, test_issuing_generations);
     tcase_add_test(tc, test_reopen_keeps_data);
     tcase_add_test(tc, test_newer_schema_refused);
     tcase_add_test(tc, test_station_lifecycle);

@@ -59,7 +59,7 @@ static void setup(void)
     char dir[600];
     tmp = tu_tmpdir("officer");
     snprintf(dir, sizeof dir, "%s/ca", tmp);
-    ck_assert_int_eq(ca_init(dir), CT_OK);
+    ck_assert_int_eq(tu_ca_create(dir), 0);
     ck_assert_int_eq(ca_open(dir, &the_ca), CT_OK);
     client("line1", NULL, &line1_cert);
     client("line2", NULL, &line2_cert);

@@ -56,3 +56,15 @@ int tu_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+#ifdef CAMTRUST_CA_BIN
+int tu_ca_create(const char *dir)
+{
+    static char vault[512];
+    if (!vault[0]) { /* one per test binary run: its forked tests share their parent */
+        const char *tmp = getenv("CAMTRUST_TEST_TMP");
+        snprintf(vault, sizeof vault, "%s/vault-%ld", tmp && *tmp ? tmp : "/tmp", (long)getppid());
+    }
+    return tu_sh("'%s' '%s' '%s' '%s' '%s.ca' >/dev/null 2>&1", CAMTRUST_CA_CREATE, CAMTRUST_CA_BIN, dir, vault, vault);
+}
+#endif

@@ -18,6 +18,12 @@ void tu_softhsm_token(const char *dir, const char *label);
 /* Runs a shell command; returns its exit status (or -1). */
 int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Makes the CA folder `dir` as an operator does (tests/helpers/ca_create.sh: init, the key ceremony in the root
+ * vault, install), once per test binary run: later calls for a `dir` that does not exist get a copy of that CA
+ * (same keys), so the ceremony's slow part runs once. Only in test binaries built with CAMTRUST_CA_BIN. Returns
+ * the exit status. */
+int tu_ca_create(const char *dir);
+
 /* Runs a test suite and returns the process exit code. */
 int tu_run_suite(Suite *s);
 
