@@ -467,7 +467,7 @@ static ct_err issuer_not_revoked(run *r, const char *serial, const char *profile
             continue;
         ct_err rc = pki_crl_check(r->root_crl.data, r->root_crl.len, root->data, root->len, ca->data, ca->len, &st);
         if (rc == CT_ERR_NOT_FOUND) continue;
-        if (rc != CT_OK) return station_fail_ctx(rc, "ca.root_crl %s is unusable", r->st.root_crl);
+        if (rc != CT_OK) return ct_fail_ctx(rc, "ca.root_crl %s is unusable", r->st.root_crl);
         CT_ENSURE_RET(!st.revoked, ct_fail(CT_ERR_INTEGRITY, "the CA's %s certificate for %s comes from an issuing CA "
                                            "that the root's CRL (ca.root_crl) revokes", profile, serial));
         return CT_OK;
