@@ -153,6 +153,10 @@ CT_MUST_CHECK ct_err ms_verify_file(const char *path, const ms_verify_config *cf
 CT_MUST_CHECK ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json, FILE *out,
                                      bool *authentic);
 
+/* The lines of ms_verify_print's human-readable report: the n-th GOP (from 1), and the summary of `path`. */
+void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g);
+void ms_print_summary(FILE *out, const char *path, const ms_summary *s);
+
 /* The same from files: the root (PEM or DER) and optionally a CRL (PEM or DER). */
 CT_MUST_CHECK ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *clip, bool json,
                                      FILE *out, bool *authentic);
