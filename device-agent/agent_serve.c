@@ -236,8 +236,15 @@ ct_err agent_server_start(agent *a, const char *listen, const char *live_dir, ag
     int flags = fcntl(s->lfd, F_GETFL);
     CT_ENSURE_MSG(flags >= 0 && fcntl(s->lfd, F_SETFL, flags | O_NONBLOCK) == 0, CT_ERR_IO, "fcntl: %s",
                   strerror(errno));
-    for (; s->n < AGENT_SERVE_WORKERS; s->n++)
-        CT_ENSURE_MSG(pthread_create(&s->t[s->n], NULL, worker, s) == 0, CT_ERR_INTERNAL, "no thread");
+    /* Stop signals go to the calling thread (a blocking read or open there returns), never to a worker. */
+    sigset_t stop, old;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, &old);
+    for (; s->n < AGENT_SERVE_WORKERS && pthread_create(&s->t[s->n], NULL, worker, s) == 0; s->n++) continue;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    CT_ENSURE_MSG(s->n == AGENT_SERVE_WORKERS, CT_ERR_INTERNAL, "no thread");
     *out = s;
     s = NULL;
 cleanup:

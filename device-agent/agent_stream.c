@@ -86,14 +86,17 @@ ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st)
     cenc_live_config lc = {.dir = live, .window = o->window, .fps = o->fps, .record_dir = o->record_dir,
                            .record_max_bytes = o->record_max_bytes, .record_max_age_s = o->record_max_age_s};
     CT_GUARD(cenc_live_new(&lc, &co, &l));
-    in = o->in ? open(o->in, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-    CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", o->in, strerror(errno));
     chunk = malloc(READ_CHUNK);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     CT_ENSURE_MSG(wolfSSL_Init() == WOLFSSL_SUCCESS, CT_ERR_CRYPTO, "wolfSSL_Init failed");
     inited = true;
     agent_signals_install();
     CT_GUARD(agent_server_start(a, o->listen, live, &srv));
+    /* Serving first: opening a FIFO waits for the encoder, which may start once the camera answers. */
+    in = o->in ? open(o->in, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    CT_ENSURE_MSG(in >= 0 || (errno == EINTR && agent_stopping()), CT_ERR_IO, "cannot open %s: %s", o->in,
+                  strerror(errno));
+    ended = in < 0;
     ct_log(CT_LOG_INFO, "streaming", "serial=%s viewers=%zu scheme=%s segment_ms=%u window=%u signed=%s", a->serial, n,
            cenc_scheme_name(o->scheme), o->segment_ms, o->window, o->sign ? "yes" : "no");
     int64_t next_check = ct_now_ms() + VIEWERS_CHECK_MS;

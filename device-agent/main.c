@@ -24,7 +24,7 @@ static const char usage[] =
     "                            the media-signing key; --cmaf yes: OUT is a folder of live CMAF segments\n"
     "                            (init.mp4, seg-NNNNNN.m4s, index.m3u8), each written as soon as complete\n"
     "  stream --viewers DIR --listen ADDR [--sign yes] [--scheme cbcs|cenc] [--segment-ms N] [--window N]\n"
-    "         [--fps N] [--in FIFO] [--live DIR] [--record DIR [--record-max-mb N] [--record-max-age S]]\n"
+    "         [--fps N] [--in FIFO] [--live DIR] [--record DIR [--record-max-kb N] [--record-max-age S]]\n"
     "                            live video: reads the encoder's Annex B H.264/H.265 from standard input (or\n"
     "                            FIFO), writes signed, encrypted CMAF segments (one key each, for the viewers in\n"
     "                            DIR, re-read when it changes) and a live playlist (the last N segments) into\n"
@@ -46,7 +46,7 @@ static int known_options(int argc, char **argv)
     static const char *const names[] = {"--dir",     "--serial",  "--model",      "--root", "--mac",
                                         "--listen",  "--ops-root", "--viewers", "--scheme", "--segment-ms",
                                         "--fps",     "--sign",     "--start",  "--cmaf", "--log-vkey",
-                                        "--window",  "--in",       "--live",   "--record", "--record-max-mb",
+                                        "--window",  "--in",       "--live",   "--record", "--record-max-kb",
                                         "--record-max-age"};
     for (int i = 2; i < argc; i += 2) {
         bool ok = false;
@@ -159,23 +159,23 @@ static int stream(int argc, char **argv)
 {
     const char *dir = opt(argc, argv, "--dir"), *scheme = opt(argc, argv, "--scheme"), *sign = opt(argc, argv, "--sign");
     char live[1024];
-    unsigned long long seg = 2000, window = 6, fps = 30, max_mb = 0, max_age = 0;
+    unsigned long long seg = 2000, window = 6, fps = 30, max_kb = 0, max_age = 0;
     agent_stream_opts o = {.viewers = opt(argc, argv, "--viewers"), .listen = opt(argc, argv, "--listen"),
                            .in = opt(argc, argv, "--in"), .record_dir = opt(argc, argv, "--record"),
                            .scheme = CENC_CBCS, .sign = sign && strcmp(sign, "yes") == 0, .on_end = stream_ended};
     if (!known_options(argc, argv) || !dir || !o.viewers || !o.listen || (sign && !o.sign && strcmp(sign, "no") != 0) ||
         !number(opt(argc, argv, "--segment-ms"), 100, 600000, &seg) ||
         !number(opt(argc, argv, "--window"), 1, 1000, &window) || !number(opt(argc, argv, "--fps"), 1, 1000, &fps) ||
-        !number(opt(argc, argv, "--record-max-mb"), 1, 1ull << 40, &max_mb) ||
+        !number(opt(argc, argv, "--record-max-kb"), 1, 1ull << 40, &max_kb) ||
         !number(opt(argc, argv, "--record-max-age"), 1, UINT32_MAX, &max_age) ||
-        ((max_mb || max_age) && !o.record_dir)) {
+        ((max_kb || max_age) && !o.record_dir)) {
         fputs(usage, stderr);
         return 2;
     }
     o.segment_ms = (uint32_t)seg;
     o.window = (unsigned)window;
     o.fps = (unsigned)fps;
-    o.record_max_bytes = max_mb << 20;
+    o.record_max_bytes = max_kb << 10;
     o.record_max_age_s = (uint32_t)max_age;
     o.live_dir = opt(argc, argv, "--live");
     if (!o.live_dir) {

@@ -1,5 +1,6 @@
 /* Files: recording an H.264/H.265 input (Annex B or MP4) into an encrypted fragmented MP4 (decrypting one is in
  * cenc_read.c, so that a camera does not carry the reader). Outputs appear complete or not at all. */
+#define _DEFAULT_SOURCE /* DT_DIR */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -610,6 +611,24 @@ cleanup:
     return rc;
 }
 
+/* What killed runs left: temporaries of files never renamed into place (a segment is there whole or not at all). */
+static ct_err rec_clean(const char *root)
+{
+    ct_err rc = CT_OK;
+    DIR *d = opendir(root);
+    struct dirent *e;
+    char sub[1100];
+    CT_ENSURE_MSG(d, CT_ERR_IO, "cannot read %s: %s", root, strerror(errno));
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && e->d_type == DT_DIR) {
+            CT_GUARD(ct_path_join(sub, sizeof sub, root, e->d_name));
+            CT_GUARD(ct_stale_remove(sub, "", ".tmp."));
+        }
+cleanup:
+    if (d) closedir(d);
+    return rc;
+}
+
 /* ---- live: Annex B as it comes ---- */
 #define LIVE_PENDING_MAX (CENC_MAX_SAMPLE + (1u << 20))
 
@@ -652,6 +671,7 @@ ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live
     if (c->record_dir) {
         /* One folder per run (its own init segment), named by its start in UTC so that names sort by age. */
         CT_GUARD(ct_mkdir(c->record_dir, 0755));
+        CT_GUARD(rec_clean(c->record_dir));
         CT_ENSURE_MSG(gmtime_r(&now, &tm) && strftime(run, sizeof run, "%Y%m%dT%H%M%SZ", &tm) > 0, CT_ERR_INTERNAL,
                       "no time");
         CT_GUARD(ct_path_join(l->g.record, sizeof l->g.record, c->record_dir, run));
