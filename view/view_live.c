@@ -103,11 +103,19 @@ ct_err view_http_parse(const uint8_t *resp, size_t len, size_t max_body, int *st
     return CT_OK;
 }
 
+/* Whether the n bytes at s (not NUL-terminated: the network's bytes) are all of `set`. */
+static bool all_of(const char *s, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!s[i] || !strchr(set, s[i])) return false;
+    return true;
+}
+
 /* A file name a playlist may name: relative, no folder, plain characters. */
 static bool safe_name(const char *s, size_t n)
 {
     return n > 0 && n < VIEW_NAME_MAX && s[0] != '.' &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") >= n;
+           all_of(s, n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.");
 }
 
 ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
@@ -136,7 +144,7 @@ ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
         if (n > sizeof seq - 1 && memcmp(line, seq, sizeof seq - 1) == 0) {
             size_t dl = n - (sizeof seq - 1);
             const char *d = line + sizeof seq - 1;
-            CT_ENSURE_RET(!have_seq && dl <= 18 && strspn(d, "0123456789") >= dl,
+            CT_ENSURE_RET(!have_seq && dl <= 18 && all_of(d, dl, "0123456789"),
                           ct_fail(CT_ERR_BAD_REQUEST, "playlist: bad EXT-X-MEDIA-SEQUENCE"));
             for (size_t i = 0; i < dl; i++) p->first_seq = p->first_seq * 10 + (uint64_t)(d[i] - '0');
             have_seq = true;
