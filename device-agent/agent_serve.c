@@ -248,6 +248,7 @@ ct_err agent_server_start(agent *a, const char *listen, const char *live_dir, ag
     *out = s;
     s = NULL;
 cleanup:
+    if (s && s->n) agent_stop_request(); /* the workers started end before they are joined */
     agent_server_stop(s);
     return rc;
 }

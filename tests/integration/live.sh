@@ -49,6 +49,16 @@ cp "$WORK/alice.pem" "$WORK/bob.pem" "$WORK/viewers/"
 check "stream refuses an unprovisioned camera" bash -c "'$AGENT_BIN' stream --dir '$CAM' --viewers '$WORK/viewers' \
   --listen 127.0.0.1:0 </dev/null 2>&1 | grep -q 'not serving: the camera is unprovisioned'"
 factory_provision "$CAM" CAM1401 "$WORK/dev"
+for bad in "--listen" "--listen 127.0.0.1:0 --window 0" "--listen 127.0.0.1:0 --segment-ms 10" \
+  "--listen 127.0.0.1:0 --record-max-kb 10"; do
+  rc=0; "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" $bad </dev/null >/dev/null 2>&1 || rc=$?
+  check_eq "stream $bad: usage (exit 2)" 2 "$rc"
+done
+for bad in http://$NAME:1/live/ https://$NAME/live/ "https://$NAME:1/live/../x/" https://$NAME:1/live; do
+  out=$("$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" "$bad" 2>&1) && rc=0 || rc=$?
+  check "view live $bad: refused with one line" bash -c "[ $rc = 1 ] && [ \$(wc -l <<<\"\$0\") = 1 ] && \
+    grep -q 'URL' <<<\"\$0\"" "$out"
+done
 
 # ---- the live stream: 10 s at 30 fps, a GOP and a segment per second ----
 mkfifo "$WORK/src.fifo"
