@@ -151,7 +151,8 @@ typedef struct {
 /* Signing composed with encryption (issue 5): the writer hands each NAL unit of a sample as it will be stored
  * (slices encrypted) to `nal` (t: seconds from the first sample), then inserts every NAL unit `take` has ready
  * (signature SEIs, clear) before the sample's first slice; at the end `finish`, then `take` with wait for the
- * last ones, which go after the last picture. Signatures thus cover the stored bytes: anyone holding the device
+ * last ones, which go after the last picture (live, cenc_writer_gop_end does the same at every GOP end: `finish`
+ * then ends the GOP, and the next IRAP starts the next). Signatures thus cover the stored bytes: anyone holding the device
  * root verifies an encrypted recording without any content key, and a viewer verifies before decrypting. */
 typedef ct_err (*cenc_nal_fn)(void *arg, media_codec c, const uint8_t *nal, size_t len, double t);
 typedef struct {
@@ -201,7 +202,9 @@ typedef struct {
 CT_MUST_CHECK ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *s);
 /* Live input: the GOP just given is complete. Writes its fragment now rather than at the next sync sample, and
  * when the segment has reached segment_ms, reports it complete (segment_done) at once: a live segment goes out
- * as soon as its last picture is in, not one GOP later. The next sample must be a sync sample. */
+ * as soon as its last picture is in, not one GOP later. With signing, the GOP's signatures go right after its last
+ * picture (the hooks' `finish` ends the GOP, as at the end of a stream), so each segment carries its own and a
+ * viewer verifies it on arrival. The next sample must be a sync sample. */
 CT_MUST_CHECK ct_err cenc_writer_gop_end(cenc_writer *w);
 /* The viewers from the next segment (next key) on: an owner adds or removes a viewer while the camera runs. */
 CT_MUST_CHECK ct_err cenc_writer_set_recipients(cenc_writer *w, const cenc_recipient *r, size_t n);

@@ -632,6 +632,8 @@ static ct_err sign_sample(cenc_writer *w, size_t at, size_t *len)
 }
 
 
+static ct_err sign_gop_end(cenc_writer *w);
+
 static bool segment_due(const cenc_writer *w)
 {
     return w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale;
@@ -639,6 +641,9 @@ static bool segment_due(const cenc_writer *w)
 
 ct_err cenc_writer_gop_end(cenc_writer *w)
 {
+    /* Live: the GOP's signature goes with it (the signer's finish ends the GOP; the next IRAP starts another),
+     * so a viewer verifies a segment as soon as it has it, not one segment later. */
+    CT_GUARD_RET(sign_gop_end(w));
     CT_GUARD_RET(flush(w));
     if (!segment_due(w) || w->seg_reported || !w->o.segment_done || w->st.segments == 0) return CT_OK;
     cenc_segment s = {w->st.segments - 1, w->seg_first_fragment, w->st.fragments - w->seg_first_fragment,
@@ -702,23 +707,28 @@ ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
     return CT_OK;
 }
 
+/* The GOP's signature right after its last picture: into that sample, re-describing its subsamples. */
+static ct_err sign_gop_end(cenc_writer *w)
+{
+    if (!w->o.sign || w->n == 0) return CT_OK;
+    size_t len = w->size[w->n - 1];
+    CT_GUARD_RET(w->o.sign->finish(w->o.sign->arg));
+    CT_GUARD_RET(insert_signatures(w, w->last_at, &len, true, true));
+    if (encrypted(w) && len != w->size[w->n - 1]) {
+        size_t n = 0;
+        w->n--;
+        w->senc.len = w->last_entry;
+        CT_GUARD_RET(map_sample(w, w->mdat.p + w->last_at, len, &n));
+        CT_GUARD_RET(put_entry(w, n, w->last_iv));
+        w->n++;
+    }
+    w->size[w->n - 1] = (uint32_t)len;
+    return CT_OK;
+}
+
 ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st)
 {
-    /* The last GOP's signature follows its last picture: into that sample, re-describing its subsamples. */
-    if (w->o.sign && w->n > 0) {
-        size_t len = w->size[w->n - 1];
-        CT_GUARD_RET(w->o.sign->finish(w->o.sign->arg));
-        CT_GUARD_RET(insert_signatures(w, w->last_at, &len, true, true));
-        if (encrypted(w) && len != w->size[w->n - 1]) {
-            size_t n = 0;
-            w->n--;
-            w->senc.len = w->last_entry;
-            CT_GUARD_RET(map_sample(w, w->mdat.p + w->last_at, len, &n));
-            CT_GUARD_RET(put_entry(w, n, w->last_iv));
-            w->n++;
-        }
-        w->size[w->n - 1] = (uint32_t)len;
-    }
+    CT_GUARD_RET(sign_gop_end(w));
     CT_GUARD_RET(flush(w));
     CT_GUARD_RET(next_segment(w, true));
     if (st) *st = w->st;

@@ -116,6 +116,10 @@ check "the mirror holds the camera's files byte for byte (one encryption, served
 rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/mirror.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
 check "camtrust-verify finds the mirrored copy authentic without any key" bash -c "[ $rc = 0 ] && \
   grep -q 'result: AUTHENTIC (10 authentic)' '$WORK/cv.out'"
+cat "$WORK/mirror/init.mp4" "$WORK/mirror/seg-000000.m4s" "$WORK/mirror/seg-000001.m4s" >"$WORK/first2.mp4"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/first2.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "each segment carries its own GOPs' signatures (the first two alone: 2 authentic, none waiting)" bash -c \
+  "[ $rc = 0 ] && grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/cv.out'"
 "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/mirror.mp4" "$WORK/later.mp4" >/dev/null
 check "alice decrypts the mirrored copy later: the source frames" bash -c "frames() { ffmpeg -nostdin -loglevel error \
   -i \"\$1\" -f framemd5 - | grep -v '^#' | awk -F', *' '{print \$6}'; }; frames '$WORK/later.mp4' | cmp -s - '$WORK/src.md5'"
