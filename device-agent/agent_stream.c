@@ -77,8 +77,8 @@ ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st)
     memset(st, 0, sizeof *st);
     CT_GUARD(agent_open(dir, &a));
     CT_GUARD(agent_serving_check(a, &status));
+    uint64_t stamp = viewers_stamp(o->viewers); /* before reading: a change while it loads is seen next time */
     CT_GUARD(agent_viewers_load(dir, o->viewers, r, CENC_MAX_RECIPIENTS, &n));
-    uint64_t stamp = viewers_stamp(o->viewers);
     if (o->sign) CT_GUARD(agent_rec_signer_open(a, 0, &rs));
     CT_GUARD(ct_snprintf(live, sizeof live, "%s", o->live_dir));
     cenc_options co = {.scheme = o->scheme, .segment_ms = o->segment_ms, .recipients = r, .n_recipients = n,

@@ -468,6 +468,7 @@ static ct_err watch(session *s)
     while (!g_stop) {
         rc = https_get(&s->cam, "index.m3u8", PLAYLIST_BYTES_MAX, &pl);
         if (rc == CT_ERR_INTEGRITY) goto cleanup;
+        if (rc == CT_ERR_NOT_FOUND) last_answer = ct_now_ms(); /* the camera answers: no segment out yet */
         if (rc != CT_OK) {
             CT_ENSURE_MSG(ct_now_ms() - last_answer < CAMERA_GONE_MS, rc, "the camera stopped answering: %s",
                           ct_err_detail());
@@ -479,7 +480,14 @@ static ct_err watch(session *s)
         last_answer = ct_now_ms();
         CT_GUARD(view_playlist_parse((const char *)pl.p, pl.len, p));
         if (!map[0]) {
-            CT_GUARD(https_get(&s->cam, p->map, INIT_MAX, &s->init));
+            rc = https_get(&s->cam, p->map, INIT_MAX, &s->init);
+            if (rc == CT_ERR_INTEGRITY) goto cleanup;
+            if (rc != CT_OK) { /* retried at the next poll */
+                ct_err_clear();
+                rc = CT_OK;
+                pause_ms(200);
+                continue;
+            }
             memcpy(map, p->map, sizeof map);
         }
         CT_ENSURE_MSG(strcmp(map, p->map) == 0, CT_ERR_BAD_REQUEST, "the init segment changed (%s): a new stream",

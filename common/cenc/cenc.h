@@ -282,7 +282,7 @@ typedef struct cenc_live cenc_live;
 CT_MUST_CHECK ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live **out);
 /* Input bytes as they arrive, any split. At most one access unit (CENC_MAX_SAMPLE) is held incomplete. */
 CT_MUST_CHECK ct_err cenc_live_push(cenc_live *l, const uint8_t *p, size_t n);
-/* The viewers from the next segment on (`r` is copied once the stream started, else read when it starts). */
+/* The viewers from the next segment on (`r` is copied). */
 CT_MUST_CHECK ct_err cenc_live_set_recipients(cenc_live *l, const cenc_recipient *r, size_t n);
 /* End of input: the last GOP and its signatures, the playlist closed with EXT-X-ENDLIST. */
 CT_MUST_CHECK ct_err cenc_live_finish(cenc_live *l, cenc_stats *st);

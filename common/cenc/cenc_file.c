@@ -642,6 +642,7 @@ struct cenc_live {
     size_t gop_aus;
     uint32_t dur, delay0;
     bool started, warned_lead, warned_order;
+    cenc_recipient rcpt[CENC_MAX_RECIPIENTS]; /* the writer copies them when it starts; until then, here */
 };
 
 ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live **out)
@@ -657,6 +658,9 @@ ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live
     CT_ENSURE_RET(l, CT_ERR_NOMEM);
     l->c = *c;
     l->o = *o;
+    CT_ENSURE(o->n_recipients <= CENC_MAX_RECIPIENTS, ct_fail(CT_ERR_BAD_REQUEST, "%zu recipients", o->n_recipients));
+    if (o->n_recipients) memcpy(l->rcpt, o->recipients, o->n_recipients * sizeof *l->rcpt);
+    l->o.recipients = l->rcpt;
     l->o.segment_done = seg_done;
     l->o.segment_arg = &l->g;
     l->r = (recorder){.o = &l->o, .out = seg_out, .out_arg = &l->g, .au = {.max = CENC_MAX_SAMPLE},
@@ -791,7 +795,7 @@ ct_err cenc_live_set_recipients(cenc_live *l, const cenc_recipient *r, size_t n)
 {
     if (!l->r.w) { /* not started: the writer takes them when it is made */
         CT_ENSURE_RET(n > 0 && n <= CENC_MAX_RECIPIENTS, ct_fail(CT_ERR_BAD_REQUEST, "%zu recipients", n));
-        l->o.recipients = r;
+        memcpy(l->rcpt, r, n * sizeof *l->rcpt);
         l->o.n_recipients = n;
         return CT_OK;
     }
