@@ -39,7 +39,7 @@ static int live(const char *dir, const char *root, const char *url, const char *
         fprintf(stderr, "camtrust-view: cannot create %s (it must not exist)\n", out);
         return 1;
     }
-    view_live_opts o = {.connect = connect, .poll_ms = 300};
+    view_live_opts o = {.connect = connect, .poll_ms = 200};
     ct_err rc = view_live(dir, root, url, &o, f, to_stdout ? stderr : stdout, &all);
     if (!to_stdout && fclose(f) != 0 && rc == CT_OK) rc = CT_ERR_IO;
     if (rc != CT_OK) return fail(rc);

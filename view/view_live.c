@@ -545,7 +545,7 @@ ct_err view_live(const char *dir, const char *root, const char *url, const view_
     CT_GUARD(ct_file_read(root, CERT_FILE_MAX, &pem));
     CT_GUARD(ct_buf_alloc(&s->root, PKI_MAX_CERT_DER));
     CT_GUARD(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, &s->root));
-    s->vc = (ms_verify_config){.root_der = s->root.data, .root_len = s->root.len};
+    s->vc = (ms_verify_config){.root_der = s->root.data, .root_len = s->root.len, .live = true};
     CT_ENSURE_MSG(wolfSSL_Init() == WOLFSSL_SUCCESS, CT_ERR_CRYPTO, "wolfSSL_Init failed");
     inited = true;
     s->cam.ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());

@@ -113,6 +113,8 @@ typedef struct {
     size_t root_len;
     const uint8_t *crl_der;  /* optional: a CRL of the issuing CA */
     size_t crl_len;
+    bool live;               /* a live viewer: a GOP closes when a signature covering exactly its pictures follows
+                              * them, and signed GOPs are reported at once (not after 4 more GOPs) */
 } ms_verify_config;
 
 typedef struct {

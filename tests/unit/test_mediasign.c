@@ -92,7 +92,7 @@ static void sign(const char *in, const char *out, bool threaded, time_t start)
 
 static ms_summary verify_with(const char *clip, const ct_buf *root, const ct_buf *crl)
 {
-    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0};
+    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0, false};
     ms_summary s;
     ct_err rc = ms_verify_file(clip, &cfg, NULL, NULL, &s);
     ck_assert_msg(rc == CT_OK, "verify %s: %s %s", clip, ct_err_name(rc), ct_err_detail());
