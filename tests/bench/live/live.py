@@ -11,47 +11,41 @@ import os
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'integration'))
+from media_tamper import split  # noqa: E402  (one Annex B splitter for the test tools)
 
-def vcl_ends(data):
-    """End offsets of each picture (H.264: NAL types 1 and 5; H.265: 0-31), one slice a picture."""
-    ends, i, n = [], 0, len(data)
-    starts = []
-    while True:
-        j = data.find(b'\x00\x00\x01', i)
-        if j < 0:
-            break
-        starts.append(j + 3)
-        i = j + 3
-    hevc = any(((data[s] >> 1) & 0x3f) in (32, 33, 34) for s in starts[:4] if s < n)
-    for k, s in enumerate(starts):
-        end = starts[k + 1] - 3 if k + 1 < len(starts) else n
-        while end > s and data[end - 1] == 0:
-            end -= 1
-        t = (data[s] >> 1) & 0x3f if hevc else data[s] & 0x1f
+
+def pictures(data):
+    """The clip as one Annex B chunk per picture (its NAL units up to its slice; one slice a picture)."""
+    nals = split(data)
+    hevc = any(((n[0] >> 1) & 0x3f) in (32, 33, 34) for n in nals[:4] if n)
+    out, cur = [], b''
+    for n in nals:
+        if not n:
+            continue
+        cur += b'\x00\x00\x00\x01' + n
+        t = (n[0] >> 1) & 0x3f if hevc else n[0] & 0x1f
         if (hevc and t < 32) or (not hevc and t in (1, 5)):
-            ends.append(end)
-    return ends
+            out.append(cur)
+            cur = b''
+    return out
 
 
 def pace(clip, fps, seconds, log):
-    data = open(clip, 'rb').read()
-    ends = vcl_ends(data)
+    pics = pictures(open(clip, 'rb').read())
     out = sys.stdout.buffer
     total = int(float(seconds) * float(fps))
     t0 = time.monotonic()
     with open(log, 'w') as lg:
-        pos = 0
         for f in range(total):
-            k = f % len(ends)
-            start = 0 if k == 0 else ends[k - 1]
+            k = f % len(pics)
             due = t0 + f / float(fps)
             now = time.monotonic()
             if due > now:
                 time.sleep(due - now)
-            out.write(data[start:ends[k]])
+            out.write(pics[k])
             out.flush()
             lg.write('%d %.6f\n' % (f, time.time()))
-            pos += 1
 
 
 def boxes(buf, start, end):
