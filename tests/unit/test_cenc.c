@@ -744,6 +744,27 @@ START_TEST(live_pieces_same_segments)
                            "! grep -q PLAYLIST-TYPE index.m3u8 && [ ! -e seg-000000.m4s ] && [ -e seg-000001.m4s ]",
                            dir),
                      0);
+    /* The recording: an earlier run's segment older than the age limit goes (and its run folder with it), a
+     * temporary file a killed run left is removed, this run keeps its segments. */
+    char rec[520], old[560], live2[520];
+    snprintf(rec, sizeof rec, "%s/rec", dir);
+    snprintf(live2, sizeof live2, "%s/live2", dir);
+    snprintf(old, sizeof old, "%s/20000101T000000Z-1", rec);
+    ck_assert_int_eq(tu_sh("mkdir -p '%s' && cp '%s/init.mp4' '%s/' && cp '%s/seg-000004.m4s' '%s/seg-000000.m4s' && "
+                           "touch -d '1 hour ago' '%s/seg-000000.m4s' && echo x >'%s/seg-000001.m4s.tmp.999999999'",
+                           old, a, old, a, old, old, old),
+                     0);
+    cenc_live_config lc = {.dir = live2, .window = 3, .fps = 30, .record_dir = rec, .record_max_age_s = 600};
+    cenc_live *l = NULL;
+    ck_assert_int_eq(cenc_live_new(&lc, &o, &l), CT_OK);
+    ck_assert_int_eq(cenc_live_push(l, clip.data, clip.len), CT_OK);
+    ck_assert_int_eq(cenc_live_finish(l, NULL), CT_OK);
+    cenc_live_free(l);
+    ck_assert_int_eq(tu_sh("[ ! -e '%s' ] && [ $(ls '%s' | wc -l) = 1 ] && cd '%s'/*/ && "
+                           "[ $(ls seg-*.m4s | wc -l) = 5 ] && cmp -s seg-000004.m4s '%s/seg-000004.m4s' && "
+                           "[ -z \"$(ls | grep tmp)\" ]",
+                           old, rec, rec, a),
+                     0);
     ct_buf_free(&clip);
 }
 END_TEST
