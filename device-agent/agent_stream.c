@@ -72,7 +72,6 @@ ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st)
     uint8_t *chunk = NULL;
     int in = -1;
     bool inited = false, ended = false;
-    char live[AGENT_PATH_MAX];
     memset(&rs, 0, sizeof rs);
     memset(st, 0, sizeof *st);
     CT_GUARD(agent_open(dir, &a));
@@ -80,10 +79,9 @@ ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st)
     uint64_t stamp = viewers_stamp(o->viewers); /* before reading: a change while it loads is seen next time */
     CT_GUARD(agent_viewers_load(dir, o->viewers, r, CENC_MAX_RECIPIENTS, &n));
     if (o->sign) CT_GUARD(agent_rec_signer_open(a, 0, &rs));
-    CT_GUARD(ct_snprintf(live, sizeof live, "%s", o->live_dir));
     cenc_options co = {.scheme = o->scheme, .segment_ms = o->segment_ms, .recipients = r, .n_recipients = n,
                        .sign = o->sign ? &rs.hooks : NULL};
-    cenc_live_config lc = {.dir = live, .window = o->window, .fps = o->fps, .record_dir = o->record_dir,
+    cenc_live_config lc = {.dir = o->live_dir, .window = o->window, .fps = o->fps, .record_dir = o->record_dir,
                            .record_max_bytes = o->record_max_bytes, .record_max_age_s = o->record_max_age_s};
     CT_GUARD(cenc_live_new(&lc, &co, &l));
     chunk = malloc(READ_CHUNK);
@@ -91,7 +89,7 @@ ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st)
     CT_ENSURE_MSG(wolfSSL_Init() == WOLFSSL_SUCCESS, CT_ERR_CRYPTO, "wolfSSL_Init failed");
     inited = true;
     agent_signals_install();
-    CT_GUARD(agent_server_start(a, o->listen, live, &srv));
+    CT_GUARD(agent_server_start(a, o->listen, o->live_dir, &srv));
     /* Serving first: opening a FIFO waits for the encoder, which may start once the camera answers. */
     in = o->in ? open(o->in, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
     CT_ENSURE_MSG(in >= 0 || (errno == EINTR && agent_stopping()), CT_ERR_IO, "cannot open %s: %s", o->in,

@@ -17,7 +17,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/agent_lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 
-PIDS=()
+PIDS=() SILENT=()
 stop_all() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; PIDS=(); }
 trap 'stop_all; stop_factory; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
@@ -44,6 +44,7 @@ make_ca "$WORK/dev" Test
 CAM=$WORK/cam NAME=cam1401.devices.example.com
 "$AGENT_BIN" simulate --dir "$CAM" --serial CAM1401 --model CX14 --root "$WORK/dev/root.pem" \
   --ops-root "$CA/ops-root.pem" >/dev/null
+sed -i 's/^serve.timeout_ms = .*/serve.timeout_ms = 2000/' "$CAM/agent.conf" # silent clients go sooner
 mkdir -p "$WORK/viewers"
 cp "$WORK/alice.pem" "$WORK/bob.pem" "$WORK/viewers/"
 check "stream refuses an unprovisioned camera" bash -c "'$AGENT_BIN' stream --dir '$CAM' --viewers '$WORK/viewers' \
@@ -104,6 +105,12 @@ check "carol (not a recipient) gets nothing: no segment shown, no output" bash -
 wait_for "$WORK/stream.out" '^stream ended: 300 frames, 10 segments' 100
 check "the input ended: the playlist is closed, the camera still serves it" bash -c "curl -sS --max-time 10 \
   --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 ${URL}index.m3u8 | grep -q '^#EXT-X-ENDLIST'"
+
+# ---- bounded: more silent clients than workers hold no one for longer than serve.timeout_ms ----
+for i in $(seq 1 10); do exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; SILENT+=($fd); done
+check "10 silent connections (8 workers): the next client is still served (deadline per connection)" bash -c \
+  "curl -sS --max-time 20 --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 ${URL}index.m3u8 | grep -q EXTM3U"
+for fd in "${SILENT[@]}"; do exec {fd}>&-; done
 
 # ---- a recorder mirrors the files (curl over HTTPS): it stores encrypted, signed segments ----
 get() { curl -sS --max-time 10 --cacert "$WORK/dev/root.pem" --resolve "$NAME:$PORT:127.0.0.1" "$URL$1"; }
