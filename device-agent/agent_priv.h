@@ -80,7 +80,7 @@ CT_MUST_CHECK ct_err agent_media_signer_config(agent *a, agent_creds *c, ct_buf 
                                                ms_signer_config *cfg);
 
 /* The recorder's signing hooks (cenc_sign_hooks) on the media-signing key; `start` (0: now) is the capture
- * time of the first picture. Close it after the writer. */
+ * time of the first picture; `live`: the certificate SEI again at each segment. Close it after the writer. */
 typedef struct {
     agent_creds c;
     ct_buf pem;
@@ -90,7 +90,7 @@ typedef struct {
     time_t start;
     cenc_sign_hooks hooks;
 } agent_rec_signer;
-CT_MUST_CHECK ct_err agent_rec_signer_open(agent *a, time_t start, agent_rec_signer *rs);
+CT_MUST_CHECK ct_err agent_rec_signer_open(agent *a, time_t start, bool live, agent_rec_signer *rs);
 void agent_rec_signer_close(agent_rec_signer *rs);
 /* The viewer certificates of `viewers` that chain to the operations root pinned in `dir` (cenc_recipients_load). */
 CT_MUST_CHECK ct_err agent_viewers_load(const char *dir, const char *viewers, cenc_recipient *r, size_t max,

@@ -33,12 +33,17 @@ static ct_err hook_take(void *arg, bool wait, ct_buf *out, bool *ready)
     return ms_signer_take(((agent_rec_signer *)arg)->s, wait, out, ready);
 }
 static ct_err hook_finish(void *arg) { return ms_signer_finish(((agent_rec_signer *)arg)->s); }
+static ct_err hook_segment(void *arg)
+{
+    agent_rec_signer *r = arg;
+    return r->s ? ms_signer_certificate(r->s) : CT_OK;
+}
 
-ct_err agent_rec_signer_open(agent *a, time_t start, agent_rec_signer *rs)
+ct_err agent_rec_signer_open(agent *a, time_t start, bool live, agent_rec_signer *rs)
 {
     memset(rs, 0, sizeof *rs);
     rs->start = start ? start : time(NULL);
-    rs->hooks = (cenc_sign_hooks){hook_nal, hook_take, hook_finish, rs};
+    rs->hooks = (cenc_sign_hooks){hook_nal, hook_take, hook_finish, rs, live ? hook_segment : NULL};
     return agent_media_signer_config(a, &rs->c, &rs->pem, &rs->k, &rs->cfg);
 }
 
@@ -78,7 +83,7 @@ ct_err agent_record(const char *dir, const char *viewers, const char *in, const 
     CT_GUARD(agent_viewers_load(dir, viewers, r, CENC_MAX_RECIPIENTS, &n));
     if (o->sign) {
         CT_GUARD(agent_open(dir, &a));
-        CT_GUARD(agent_rec_signer_open(a, o->start, &rs));
+        CT_GUARD(agent_rec_signer_open(a, o->start, false, &rs));
     }
     cenc_options co = {.scheme = o->scheme, .segment_ms = o->segment_ms, .recipients = r, .n_recipients = n,
                        .sign = o->sign ? &rs.hooks : NULL};

@@ -78,7 +78,7 @@ ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st)
     CT_GUARD(agent_serving_check(a, &status));
     uint64_t stamp = viewers_stamp(o->viewers); /* before reading: a change while it loads is seen next time */
     CT_GUARD(agent_viewers_load(dir, o->viewers, r, CENC_MAX_RECIPIENTS, &n));
-    if (o->sign) CT_GUARD(agent_rec_signer_open(a, 0, &rs));
+    if (o->sign) CT_GUARD(agent_rec_signer_open(a, 0, true, &rs));
     cenc_options co = {.scheme = o->scheme, .segment_ms = o->segment_ms, .recipients = r, .n_recipients = n,
                        .sign = o->sign ? &rs.hooks : NULL};
     cenc_live_config lc = {.dir = o->live_dir, .window = o->window, .fps = o->fps, .record_dir = o->record_dir,

@@ -160,6 +160,8 @@ typedef struct {
     ct_err (*take)(void *arg, bool wait, ct_buf *out, bool *ready);
     ct_err (*finish)(void *arg);
     void *arg;
+    ct_err (*segment)(void *arg); /* may be NULL; each segment after the first starts (live: the certificate SEI
+                                   * again, taken into the segment's first sample) */
 } cenc_sign_hooks;
 
 /* A completed segment (CMAF segment; with encryption, one content key): what the output callback received since

@@ -373,6 +373,7 @@ static ct_err next_segment(cenc_writer *w, bool last)
     }
     if (last) return CT_OK;
     w->seg_reported = false;
+    if (w->o.sign && w->o.sign->segment && w->st.segments > 0) CT_GUARD_RET(w->o.sign->segment(w->o.sign->arg));
     w->seg_samples = 0;
     w->seg_start = w->dts;
     w->seg_first_fragment = w->st.fragments;

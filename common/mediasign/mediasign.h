@@ -71,6 +71,9 @@ size_t ms_signer_backlog(ms_signer *s);
 #define MS_SIGNER_QUEUE 4
 /* GOPs handed to signing so far. */
 uint32_t ms_signer_gops(const ms_signer *s);
+/* Queues the certificate SEI again (taken like the others): a live stream repeats it at each segment, so that a
+ * viewer joining there identifies the camera. */
+CT_MUST_CHECK ct_err ms_signer_certificate(ms_signer *s);
 /* End of stream: the last GOP is handed to signing (its SEI follows the last picture). */
 CT_MUST_CHECK ct_err ms_signer_finish(ms_signer *s);
 void ms_signer_close(ms_signer *s);

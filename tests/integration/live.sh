@@ -174,6 +174,27 @@ check "the look-alike (self-signed, same name) is refused: nothing read, nothing
   grep -q 'not a camera of this device root' '$WORK/f.rep' && [ ! -s '$WORK/f.mp4' ] && ! grep -q '^GOP' '$WORK/f.rep'"
 stop_all
 
+# ---- a viewer joining late (the first segments gone from the playlist) still identifies the camera ----
+mkfifo "$WORK/late.fifo"
+"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 2 \
+  --in "$WORK/late.fifo" --live "$WORK/live3" --listen 127.0.0.1:0 >"$WORK/s3.out" 2>"$WORK/s3.log" &
+PIDS+=($!)
+wait_for "$WORK/s3.out" '^listening on ' 100
+PORT=$(sed -n 's/^listening on .*://p' "$WORK/s3.out") URL=https://$NAME:$(sed -n 's/^listening on .*://p' "$WORK/s3.out")/live/
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 4 -c:v libx264 -preset ultrafast -g 30 \
+  -bf 0 -pix_fmt yuv420p -f h264 - 2>/dev/null | tee "$WORK/late.h264" >"$WORK/late.fifo"
+wait_for "$WORK/s3.out" '^stream ended' 100
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
+  --out "$WORK/late.mp4" "$URL" >"$WORK/late.rep" 2>&1 || rc=$?
+check "a late viewer (segments 2-3 only): the camera identified (its certificate repeated per segment), both shown" \
+  bash -c "[ $rc = 0 ] && grep -q '^segment 2: shown' '$WORK/late.rep' && grep -q 'camera: serial \"CAM1401\"' \
+  '$WORK/late.rep' && grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/late.rep'"
+frames "$WORK/late.h264" >"$WORK/late.src"
+frames "$WORK/late.mp4" >"$WORK/late.md5"
+check_eq "  ... and decodes exactly the source frames 60-119" "60 same" \
+  "$(wc -l <"$WORK/late.md5") $(sed -n '61,120p' "$WORK/late.src" | cmp -s - "$WORK/late.md5" && echo same)"
+stop_all
+
 # ---- the recording: kill -9 mid-stream leaves whole segments only; it rotates by size ----
 mkfifo "$WORK/enc.fifo"
 "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 1000 --window 3 --in "$WORK/enc.fifo" \

@@ -386,7 +386,7 @@ static void round_trip(cenc_scheme scheme, uint32_t segment_ms, uint64_t keys, b
     ck_assert_int_eq(wc_InitRng(&rng), 0);
     soft_viewer(&k, &rng, &r, 0x5a);
     fake_signer f1 = {0}, f2 = {0};
-    cenc_sign_hooks h1 = {fake_nal, fake_take, fake_finish, &f1}, h2 = {fake_nal, fake_take, fake_finish, &f2};
+    cenc_sign_hooks h1 = {fake_nal, fake_take, fake_finish, &f1, NULL}, h2 = {fake_nal, fake_take, fake_finish, &f2, NULL};
     cenc_options co = {.scheme = CENC_CLEAR, .sign = sign ? &h1 : NULL};
     write_clip(&co, &clear, &st, false);
     cenc_options eo = {.scheme = scheme, .segment_ms = segment_ms, .recipients = &r, .n_recipients = 1,
