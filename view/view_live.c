@@ -492,7 +492,7 @@ static ct_err watch(session *s)
         }
         CT_ENSURE_MSG(strcmp(map, p->map) == 0, CT_ERR_BAD_REQUEST, "the init segment changed (%s): a new stream",
                       p->map);
-        /* From the oldest segment the playlist still names: the camera's certificate comes with the first. */
+        /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
         if (!started) next = p->first_seq;
         started = true;
         if (p->first_seq > next) {

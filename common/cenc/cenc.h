@@ -264,7 +264,8 @@ CT_MUST_CHECK ct_err cenc_record_file(const char *in, const char *out, const cen
 CT_MUST_CHECK ct_err cenc_record_segments(const char *in, const char *dir, const cenc_options *o, unsigned fps,
                                           cenc_stats *st);
 /* Live (issue 14): an encoder's Annex B output as it comes (a pipe: no look-ahead over the whole stream), written
- * as the files of cenc_record_segments in `dir`, each segment as soon as its last GOP is complete. The playlist
+ * as the files of cenc_record_segments in `dir`, each segment as soon as its last GOP is complete (with signing,
+ * each GOP's signature right after it: cenc_writer_gop_end). The playlist
  * is a sliding window of the last `window` segments (EXT-X-MEDIA-SEQUENCE, no PLAYLIST-TYPE); a segment's file is
  * removed one window after it left the playlist. Pictures before the first IRAP are dropped; composition offsets
  * (B-frames) come from each GOP's picture order counts. With `record_dir`, each run keeps every segment in its own
