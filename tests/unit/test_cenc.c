@@ -712,23 +712,24 @@ static void live_feed(const char *dir, const ct_buf *clip, const size_t *sizes, 
     cenc_live_free(l);
 }
 
-START_TEST(live_pieces_same_segments)
+/* Encodes 150 pictures (5 GOPs) with `enc`, feeds them whole and in odd pieces, and records them with the file
+ * recorder: the three give the same segments. Returns the folder; `clip` gets the stream. */
+static const char *live_split_check(const char *tag, const char *enc, ct_buf *clip)
 {
-    const char *dir = tu_tmpdir("cenc-live");
+    const char *dir = tu_tmpdir(tag);
     ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=160x96:rate=30 "
-                           "-frames:v 150 -c:v libx264 -g 30 -bf 0 -pix_fmt yuv420p -f h264 clip",
-                           dir),
+                           "-frames:v 150 %s -g 30 -bf 0 -pix_fmt yuv420p clip",
+                           dir, enc),
                      0);
     char path[512], a[512], b[512], c[512];
     snprintf(path, sizeof path, "%s/clip", dir);
-    ct_buf clip = CT_BUF_INIT;
-    ck_assert_int_eq(ct_file_read(path, 64u << 20, &clip), CT_OK);
+    ck_assert_int_eq(ct_file_read(path, 64u << 20, clip), CT_OK);
     snprintf(a, sizeof a, "%s/whole", dir);
     snprintf(b, sizeof b, "%s/pieces", dir);
     snprintf(c, sizeof c, "%s/file", dir);
     static const size_t whole[] = {SIZE_MAX}, pieces[] = {1, 3, 2, 7, 4093, 5, 188};
-    live_feed(a, &clip, whole, 1);
-    live_feed(b, &clip, pieces, sizeof pieces / sizeof pieces[0]);
+    live_feed(a, clip, whole, 1);
+    live_feed(b, clip, pieces, sizeof pieces / sizeof pieces[0]);
     cenc_options o = {.scheme = CENC_CLEAR, .segment_ms = 1000};
     cenc_stats st;
     ck_assert_int_eq(cenc_record_segments(path, c, &o, 30, &st), CT_OK);
@@ -738,6 +739,24 @@ START_TEST(live_pieces_same_segments)
                            "for f in init.mp4 seg-000003.m4s seg-000004.m4s; do cmp -s whole/$f file/$f || exit 2; done",
                            dir),
                      0);
+    return dir;
+}
+
+START_TEST(live_pieces_h265)
+{
+    ct_buf clip = CT_BUF_INIT;
+    live_split_check("cenc-live265", "-c:v libx265 -x265-params log-level=error -f hevc", &clip);
+    ct_buf_free(&clip);
+}
+END_TEST
+
+START_TEST(live_pieces_same_segments)
+{
+    ct_buf clip = CT_BUF_INIT;
+    const char *dir = live_split_check("cenc-live", "-c:v libx264 -f h264", &clip);
+    char a[512];
+    snprintf(a, sizeof a, "%s/whole", dir);
+    cenc_options o = {.scheme = CENC_CLEAR, .segment_ms = 1000};
     /* A window of 2: the playlist names the last two, the files of older segments one window back are gone. */
     ck_assert_int_eq(tu_sh("cd '%s/whole' && grep -q '^#EXT-X-MEDIA-SEQUENCE:3$' index.m3u8 && "
                            "[ $(grep -c '^seg-' index.m3u8) = 2 ] && grep -q ENDLIST index.m3u8 && "
@@ -808,6 +827,7 @@ static Suite *cenc_suite(void)
     tcase_add_test(media, slice_headers_h264);
     tcase_add_test(media, slice_headers_h265);
     tcase_add_test(media, live_pieces_same_segments);
+    tcase_add_test(media, live_pieces_h265);
     suite_add_tcase(s, media);
     return s;
 }
