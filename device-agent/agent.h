@@ -89,6 +89,26 @@ CT_MUST_CHECK ct_err agent_pin_log_vkey(const char *dir, const char *vkey_path);
 CT_MUST_CHECK ct_err agent_record(const char *dir, const char *viewers, const char *in, const char *out,
                                   const agent_record_opts *o, cenc_stats *st);
 
+/* Live protected video (issue 14): reads the encoder's H.264/H.265 Annex B output from `in` (NULL: standard
+ * input; a FIFO works) and keeps writing signed, encrypted CMAF segments and a live playlist into `live_dir`
+ * (cenc_live), while serving them over HTTPS with the identity key (GET /live/index.m3u8, /live/init.mp4,
+ * /live/seg-N.m4s, and the page of `serve`). The viewers folder is re-read when it changes: from the next segment
+ * on, only its viewers get the key. Refuses unless provisioned. When the input ends the playlist is closed and
+ * `on_end` (may be NULL) is called; it serves on until SIGTERM/SIGINT (which also ends a running input). */
+typedef struct {
+    const char *viewers, *listen, *live_dir, *in;
+    cenc_scheme scheme;
+    uint32_t segment_ms;
+    unsigned window, fps;
+    bool sign;
+    const char *record_dir; /* NULL: no recording */
+    uint64_t record_max_bytes;
+    uint32_t record_max_age_s;
+    void (*on_end)(void *arg, const cenc_stats *st);
+    void *on_end_arg;
+} agent_stream_opts;
+CT_MUST_CHECK ct_err agent_stream(const char *dir, const agent_stream_opts *o, cenc_stats *st);
+
 /* Factory reset: destroys both keys in the token, then removes the credentials (unlocks). */
 CT_MUST_CHECK ct_err agent_reset(const char *dir);
 

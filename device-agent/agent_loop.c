@@ -30,6 +30,8 @@ void agent_signals_install(void)
     g_stop = 0;
 }
 
+void agent_stop_request(void) { g_stop = 1; }
+
 bool agent_stopping(void)
 {
     return g_stop != 0;

@@ -79,11 +79,38 @@ CT_MUST_CHECK ct_err agent_chain_pem(const agent_chain *ch, ct_buf *pem);
 CT_MUST_CHECK ct_err agent_media_signer_config(agent *a, agent_creds *c, ct_buf *pem, hsm_key **k,
                                                ms_signer_config *cfg);
 
+/* The recorder's signing hooks (cenc_sign_hooks) on the media-signing key; `start` (0: now) is the capture
+ * time of the first picture; `live`: the certificate SEI again at each segment. Close it after the writer. */
+typedef struct {
+    agent_creds c;
+    ct_buf pem;
+    hsm_key *k;
+    ms_signer_config cfg;
+    ms_signer *s;
+    time_t start;
+    cenc_sign_hooks hooks;
+} agent_rec_signer;
+CT_MUST_CHECK ct_err agent_rec_signer_open(agent *a, time_t start, bool live, agent_rec_signer *rs);
+void agent_rec_signer_close(agent_rec_signer *rs);
+/* The viewer certificates of `viewers` that chain to the operations root pinned in `dir` (cenc_recipients_load). */
+CT_MUST_CHECK ct_err agent_viewers_load(const char *dir, const char *viewers, cenc_recipient *r, size_t max,
+                                        size_t *n);
+
 /* agent_loop.c: SIGTERM/SIGINT end the accept loops; "listening on" announced once bound. */
 CT_MUST_CHECK ct_err agent_listen(const char *where, int *fd);
 void agent_signals_install(void);
 bool agent_stopping(void);
+void agent_stop_request(void); /* as a stop signal would */
 /* Waits for a connection for at most ~0.5 s; *conn is -1 when none came (check agent_stopping). */
 CT_MUST_CHECK ct_err agent_accept(int lfd, int *conn);
+
+/* agent_serve.c: the HTTPS server (workers on the listening socket until agent_stopping); with `live_dir` it
+ * also serves /live/index.m3u8, /live/init.mp4 and /live/seg-N.m4s from that folder. */
+#define AGENT_SERVE_WORKERS 8 /* connections served at once; more wait in the listen backlog */
+typedef struct agent_server agent_server;
+CT_MUST_CHECK ct_err agent_server_start(agent *a, const char *listen, const char *live_dir, agent_server **out);
+void agent_server_stop(agent_server *s); /* waits for the workers: call after the stop signal */
+/* CT_ERR_FORBIDDEN unless provisioned (the identity verifies now). */
+CT_MUST_CHECK ct_err agent_serving_check(agent *a, agent_status *st);
 
 #endif

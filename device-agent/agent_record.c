@@ -20,15 +20,9 @@ cleanup:
 }
 
 /* The writer's signing hooks on an ONVIF signer, opened at the first NAL unit (when the codec is known). */
-typedef struct {
-    ms_signer_config cfg;
-    ms_signer *s;
-    time_t start;
-} rec_signer;
-
 static ct_err hook_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, double t)
 {
-    rec_signer *r = arg;
+    agent_rec_signer *r = arg;
     r->cfg.codec = c;
     if (!r->s) CT_GUARD_RET(ms_signer_open(&r->cfg, &r->s));
     time_t sec = (time_t)t;
@@ -36,43 +30,67 @@ static ct_err hook_nal(void *arg, media_codec c, const uint8_t *nal, size_t len,
 }
 static ct_err hook_take(void *arg, bool wait, ct_buf *out, bool *ready)
 {
-    return ms_signer_take(((rec_signer *)arg)->s, wait, out, ready);
+    return ms_signer_take(((agent_rec_signer *)arg)->s, wait, out, ready);
 }
-static ct_err hook_finish(void *arg) { return ms_signer_finish(((rec_signer *)arg)->s); }
+static ct_err hook_finish(void *arg) { return ms_signer_finish(((agent_rec_signer *)arg)->s); }
+static ct_err hook_segment(void *arg)
+{
+    agent_rec_signer *r = arg;
+    return r->s ? ms_signer_certificate(r->s) : CT_OK;
+}
+
+ct_err agent_rec_signer_open(agent *a, time_t start, bool live, agent_rec_signer *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    rs->start = start ? start : time(NULL);
+    rs->hooks = (cenc_sign_hooks){hook_nal, hook_take, hook_finish, rs, live ? hook_segment : NULL};
+    return agent_media_signer_config(a, &rs->c, &rs->pem, &rs->k, &rs->cfg);
+}
+
+void agent_rec_signer_close(agent_rec_signer *rs)
+{
+    ms_signer_close(rs->s);
+    hsm_key_free(rs->k);
+    agent_creds_free(&rs->c);
+    ct_buf_free(&rs->pem);
+    memset(rs, 0, sizeof *rs);
+}
+
+ct_err agent_viewers_load(const char *dir, const char *viewers, cenc_recipient *r, size_t max, size_t *n)
+{
+    ct_err rc = CT_OK;
+    ct_buf root = CT_BUF_INIT;
+    char path[AGENT_PATH_MAX];
+    CT_GUARD(ct_path_join(path, sizeof path, dir, AGENT_OPS_ROOT_FILE));
+    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG,
+                  "%s has no pinned operations root (%s): make it with simulate --ops-root", dir, AGENT_OPS_ROOT_FILE);
+    CT_GUARD(agent_root_load(path, &root));
+    CT_GUARD(cenc_recipients_load(viewers, root.data, root.len, time(NULL), r, max, n));
+cleanup:
+    ct_buf_free(&root);
+    return rc;
+}
 
 ct_err agent_record(const char *dir, const char *viewers, const char *in, const char *out,
                     const agent_record_opts *o, cenc_stats *st)
 {
     ct_err rc = CT_OK;
-    ct_buf root = CT_BUF_INIT, pem = CT_BUF_INIT;
     cenc_recipient r[CENC_MAX_RECIPIENTS];
     size_t n = 0;
-    char path[AGENT_PATH_MAX];
     agent *a = NULL;
-    agent_creds c;
-    hsm_key *k = NULL;
-    rec_signer rs = {.start = o->start ? o->start : time(NULL)};
-    cenc_sign_hooks hooks = {hook_nal, hook_take, hook_finish, &rs};
-    memset(&c, 0, sizeof c);
-    CT_GUARD(ct_path_join(path, sizeof path, dir, AGENT_OPS_ROOT_FILE));
-    CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG,
-                  "%s has no pinned operations root (%s): make it with simulate --ops-root", dir, AGENT_OPS_ROOT_FILE);
-    CT_GUARD(agent_root_load(path, &root));
-    CT_GUARD(cenc_recipients_load(viewers, root.data, root.len, time(NULL), r, CENC_MAX_RECIPIENTS, &n));
+    agent_rec_signer rs;
+    memset(&rs, 0, sizeof rs);
+    CT_GUARD(agent_viewers_load(dir, viewers, r, CENC_MAX_RECIPIENTS, &n));
     if (o->sign) {
         CT_GUARD(agent_open(dir, &a));
-        CT_GUARD(agent_media_signer_config(a, &c, &pem, &k, &rs.cfg));
+        CT_GUARD(agent_rec_signer_open(a, o->start, false, &rs));
     }
     cenc_options co = {.scheme = o->scheme, .segment_ms = o->segment_ms, .recipients = r, .n_recipients = n,
-                       .sign = o->sign ? &hooks : NULL};
+                       .sign = o->sign ? &rs.hooks : NULL};
     if (o->cmaf) CT_GUARD(cenc_record_segments(in, out, &co, o->fps, st));
     else CT_GUARD(cenc_record_file(in, out, &co, o->fps, st));
 cleanup:
-    ms_signer_close(rs.s);
-    hsm_key_free(k);
-    agent_creds_free(&c);
+    agent_rec_signer_close(&rs);
     agent_close(a);
-    ct_buf_free(&pem);
-    ct_buf_free(&root);
     return rc;
 }

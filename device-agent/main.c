@@ -23,6 +23,13 @@ static const char usage[] =
     "                            a new key per segment; --sign yes also signs the stored (encrypted) bytes with\n"
     "                            the media-signing key; --cmaf yes: OUT is a folder of live CMAF segments\n"
     "                            (init.mp4, seg-NNNNNN.m4s, index.m3u8), each written as soon as complete\n"
+    "  stream --viewers DIR --listen ADDR [--sign yes] [--scheme cbcs|cenc] [--segment-ms N] [--window N]\n"
+    "         [--fps N] [--in FIFO] [--live DIR] [--record DIR [--record-max-kb N] [--record-max-age S]]\n"
+    "                            live video: reads the encoder's Annex B H.264/H.265 from standard input (or\n"
+    "                            FIFO), writes signed, encrypted CMAF segments (one key each, for the viewers in\n"
+    "                            DIR, re-read when it changes) and a live playlist (the last N segments) into\n"
+    "                            --live (default DEVDIR/live), served over HTTPS at /live/; --record keeps every\n"
+    "                            segment (rotated by size or age); serves on after the input ends until stopped\n"
     "ADDR is host:port (numeric; port 0 picks one and prints it).\n"
     "exit: 0 ok; 1 error or broken; 2 usage; 3 boot found the camera unprovisioned\n";
 
@@ -38,7 +45,9 @@ static int known_options(int argc, char **argv)
 {
     static const char *const names[] = {"--dir",     "--serial",  "--model",      "--root", "--mac",
                                         "--listen",  "--ops-root", "--viewers", "--scheme", "--segment-ms",
-                                        "--fps",     "--sign",     "--start",  "--cmaf", "--log-vkey"};
+                                        "--fps",     "--sign",     "--start",  "--cmaf", "--log-vkey",
+                                        "--window",  "--in",       "--live",   "--record", "--record-max-kb",
+                                        "--record-max-age"};
     for (int i = 2; i < argc; i += 2) {
         bool ok = false;
         for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
@@ -127,11 +136,64 @@ static int record(int argc, char **argv)
     return 0;
 }
 
+static void stream_ended(void *arg, const cenc_stats *st)
+{
+    (void)arg;
+    printf("stream ended: %llu frames, %llu segments, %llu -> %llu bytes (+%.3f%%)\n", (unsigned long long)st->samples,
+           (unsigned long long)st->segments, (unsigned long long)st->media_bytes, (unsigned long long)st->out_bytes,
+           st->media_bytes ? 100.0 * ((double)st->out_bytes - (double)st->media_bytes) / (double)st->media_bytes : 0.0);
+    fflush(stdout);
+}
+
+/* A whole decimal number in [min, max], or false. */
+static bool number(const char *s, unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+    char *end = NULL;
+    if (!s) return true;
+    if (*s < '0' || *s > '9') return false;
+    *out = strtoull(s, &end, 10);
+    return *end == '\0' && *out >= min && *out <= max;
+}
+
+static int stream(int argc, char **argv)
+{
+    const char *dir = opt(argc, argv, "--dir"), *scheme = opt(argc, argv, "--scheme"), *sign = opt(argc, argv, "--sign");
+    char live[1024];
+    unsigned long long seg = 2000, window = 6, fps = 30, max_kb = 0, max_age = 0;
+    agent_stream_opts o = {.viewers = opt(argc, argv, "--viewers"), .listen = opt(argc, argv, "--listen"),
+                           .in = opt(argc, argv, "--in"), .record_dir = opt(argc, argv, "--record"),
+                           .scheme = CENC_CBCS, .sign = sign && strcmp(sign, "yes") == 0, .on_end = stream_ended};
+    if (!known_options(argc, argv) || !dir || !o.viewers || !o.listen || (sign && !o.sign && strcmp(sign, "no") != 0) ||
+        !number(opt(argc, argv, "--segment-ms"), 100, 600000, &seg) ||
+        !number(opt(argc, argv, "--window"), 1, 1000, &window) || !number(opt(argc, argv, "--fps"), 1, 1000, &fps) ||
+        !number(opt(argc, argv, "--record-max-kb"), 1, 1ull << 40, &max_kb) ||
+        !number(opt(argc, argv, "--record-max-age"), 1, UINT32_MAX, &max_age) ||
+        ((max_kb || max_age) && !o.record_dir)) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    o.segment_ms = (uint32_t)seg;
+    o.window = (unsigned)window;
+    o.fps = (unsigned)fps;
+    o.record_max_bytes = max_kb << 10;
+    o.record_max_age_s = (uint32_t)max_age;
+    o.live_dir = opt(argc, argv, "--live");
+    if (!o.live_dir) {
+        if (ct_path_join(live, sizeof live, dir, "live") != CT_OK) return fail(CT_ERR_CONFIG);
+        o.live_dir = live;
+    }
+    cenc_stats st;
+    ct_err rc = scheme ? cenc_scheme_parse(scheme, &o.scheme) : CT_OK;
+    if (rc == CT_OK) rc = agent_stream(dir, &o, &st);
+    return rc == CT_OK ? 0 : fail(rc);
+}
+
 int main(int argc, char **argv)
 {
     if (ct_cli_help(argc, argv, usage)) return 0;
     if (argc >= 2 && strcmp(argv[1], "record") == 0) return record(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sign") == 0) return sign(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "stream") == 0) return stream(argc, argv);
     if (argc < 2 || !known_options(argc, argv)) {
         fputs(usage, stderr);
         return 2;

@@ -6,36 +6,15 @@
 #include "../common/mediasign/mediasign.h"
 #include "../common/pki/pki.h"
 #include "../hsm/hsm.h"
-#include "view.h"
-
-#define VIEW_CONFIG_FILE "view.conf"
-#define VIEW_CSR_FILE "viewer.csr"
-#define VIEW_CERT_FILE "viewer.pem"
-#define VIEW_KEY_LABEL "viewer"
-#define VIEW_PATH_MAX 1024
-#define CERT_FILE_MAX (64 * 1024)
+#include "view_priv.h"
 
 static const uint8_t view_key_id[] = {0x76, 0x01};
-
-#define VIEW_SETTING_ROWS(name)                                                                                    \
-    HSM_SETTING_ROWS("camtrust-viewer", VIEW_PIN_ENV),                                                             \
-    {"name", name, "viewer name: the CN of its certificate, as registered with camtrust-ca viewer add"}
 
 static const ct_setting view_rows[] = {VIEW_SETTING_ROWS("")};
 static const ct_settings_schema view_schema = {"camtrust viewer configuration", view_rows,
                                                sizeof view_rows / sizeof view_rows[0]};
 
-typedef struct {
-    char dir[VIEW_PATH_MAX];
-    char name[64];
-    hsm_settings hs;
-    hsm *h;
-    hsm_key *key;
-    uint8_t cert_sha256[32]; /* of the installed certificate; zero before install */
-    bool installed;
-} viewer;
-
-static void viewer_close(viewer *v)
+void viewer_close(viewer *v)
 {
     hsm_key_free(v->key); /* keys before the token they live in */
     hsm_close(v->h);
@@ -44,7 +23,7 @@ static void viewer_close(viewer *v)
 }
 
 /* The settings; with `token` also the token and the key; the installed certificate's hash if there is one. */
-static ct_err viewer_open(const char *dir, bool token, viewer *v)
+ct_err viewer_open(const char *dir, bool token, viewer *v)
 {
     ct_err rc = CT_OK;
     ct_config *cfg = NULL;
@@ -163,7 +142,7 @@ static void hex(const uint8_t *p, size_t n, char *out, size_t max)
 }
 
 /* This viewer's content key of `kid`, unwrapped inside the token; a clear refusal when it is not a recipient. */
-static ct_err viewer_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_pssh *p, uint8_t key[CENC_KEY_LEN])
+ct_err viewer_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_pssh *p, uint8_t key[CENC_KEY_LEN])
 {
     viewer *v = arg;
     char k[2 * CENC_KID_LEN + 1];

@@ -31,4 +31,42 @@ CT_MUST_CHECK ct_err view_verify(const char *root, const char *crl, const char *
  * `print_keys` also this viewer's content key of each key ID in hex, for players that take a raw key. */
 CT_MUST_CHECK ct_err view_keys(const char *dir, const char *in, bool print_keys, FILE *out);
 
+/* Live (issue 14): watches https://SERIAL.DOMAIN:PORT/PATH/ (the camera's /live/). TLS 1.3 only to a certificate
+ * chaining to the device root `root` that names that host (and that serial, when its subject has a
+ * serialNumber): a look-alike is refused (CT_ERR_INTEGRITY) before anything is read. The playlist is polled from
+ * its oldest segment on (each carries the camera's certificate SEI); each segment is verified with the
+ * streaming ONVIF verifier (camtrust-verify's GOP lines to `report`), decrypted in the viewer's token only once
+ * all its GOPs verified, and written to `out` as one fragmented MP4 with a continuous timeline; a segment that
+ * does not verify or whose key is not for this viewer is reported ("segment N: NOT SHOWN: why") and skipped.
+ * Returns when the playlist ends (EXT-X-ENDLIST) or on SIGINT/SIGTERM, with the summary; *all_shown when every
+ * segment was shown and the video is signed by the camera that served it. */
+typedef struct {
+    const char *connect; /* "ADDR:PORT" to connect to instead of resolving the host (tests, --connect) */
+    long poll_ms;        /* between playlist polls */
+} view_live_opts;
+CT_MUST_CHECK ct_err view_live(const char *dir, const char *root, const char *url, const view_live_opts *o, FILE *out,
+                               FILE *report, bool *all_shown);
+
+/* The parsers of what the network hands the viewer (exposed for tests and fuzzing). */
+#define VIEW_NAME_MAX 32
+#define VIEW_PLAYLIST_MAX 1000
+typedef struct {
+    char host[254], serial[64], path[256];
+    unsigned port;
+} view_url;
+CT_MUST_CHECK ct_err view_url_parse(const char *url, view_url *u);
+/* An HLS media playlist as the camera writes it: EXT-X-MEDIA-SEQUENCE, EXT-X-MAP, plain segment file names
+ * (no folders), EXT-X-ENDLIST; other tags ignored. At most VIEW_PLAYLIST_MAX segments and 1 MiB. */
+typedef struct {
+    uint64_t first_seq;
+    size_t n;
+    char names[VIEW_PLAYLIST_MAX][VIEW_NAME_MAX];
+    char map[VIEW_NAME_MAX];
+    bool ended;
+} view_playlist;
+CT_MUST_CHECK ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p);
+/* An HTTP/1.x answer read to the connection's end: status, and for a 200 a body of exactly Content-Length bytes
+ * (at most `max_body`) starting at *body_off. The header is at most 8 KiB. */
+CT_MUST_CHECK ct_err view_http_parse(const uint8_t *resp, size_t len, size_t max_body, int *status, size_t *body_off);
+
 #endif

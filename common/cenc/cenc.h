@@ -151,7 +151,8 @@ typedef struct {
 /* Signing composed with encryption (issue 5): the writer hands each NAL unit of a sample as it will be stored
  * (slices encrypted) to `nal` (t: seconds from the first sample), then inserts every NAL unit `take` has ready
  * (signature SEIs, clear) before the sample's first slice; at the end `finish`, then `take` with wait for the
- * last ones, which go after the last picture. Signatures thus cover the stored bytes: anyone holding the device
+ * last ones, which go after the last picture (live, cenc_writer_gop_end does the same at every GOP end: `finish`
+ * then ends the GOP, and the next IRAP starts the next). Signatures thus cover the stored bytes: anyone holding the device
  * root verifies an encrypted recording without any content key, and a viewer verifies before decrypting. */
 typedef ct_err (*cenc_nal_fn)(void *arg, media_codec c, const uint8_t *nal, size_t len, double t);
 typedef struct {
@@ -159,6 +160,8 @@ typedef struct {
     ct_err (*take)(void *arg, bool wait, ct_buf *out, bool *ready);
     ct_err (*finish)(void *arg);
     void *arg;
+    ct_err (*segment)(void *arg); /* may be NULL; each segment after the first starts (live: the certificate SEI
+                                   * again, taken into the segment's first sample) */
 } cenc_sign_hooks;
 
 /* A completed segment (CMAF segment; with encryption, one content key): what the output callback received since
@@ -199,6 +202,16 @@ typedef struct {
     bool sync;
 } cenc_sample;
 CT_MUST_CHECK ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *s);
+/* Live input: the GOP just given is complete. Writes its fragment now rather than at the next sync sample, and
+ * when the segment has reached segment_ms, reports it complete (segment_done) at once: a live segment goes out
+ * as soon as its last picture is in, not one GOP later. With signing, the GOP's signatures go right after its last
+ * picture (the hooks' `finish` ends the GOP, as at the end of a stream), so each segment carries its own and a
+ * viewer verifies it on arrival. The next sample must be a sync sample. */
+CT_MUST_CHECK ct_err cenc_writer_gop_end(cenc_writer *w);
+/* The viewers from the next segment (next key) on: an owner adds or removes a viewer while the camera runs. */
+CT_MUST_CHECK ct_err cenc_writer_set_recipients(cenc_writer *w, const cenc_recipient *r, size_t n);
+/* The totals so far. */
+void cenc_writer_stats(const cenc_writer *w, cenc_stats *st);
 /* Writes the last fragment; `st` (may be NULL) gets the totals. */
 CT_MUST_CHECK ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st);
 void cenc_writer_free(cenc_writer *w); /* wipes the content key */
@@ -221,6 +234,12 @@ typedef ct_err (*cenc_key_fn)(void *arg, const uint8_t kid[CENC_KID_LEN], const 
 /* Decrypts a whole file into a clear fragmented MP4 written to `out`. */
 CT_MUST_CHECK ct_err cenc_decrypt(const uint8_t *in, size_t len, cenc_key_fn key, void *key_arg, cenc_out_fn out,
                                   void *out_arg, cenc_stats *st);
+/* Live viewing (segments decrypted one by one into one clear stream with a continuous timeline): a clear writer
+ * for the track of `init` (an init segment), writing to `out`; then per segment, `in` being the init segment
+ * followed by the segment, its samples decrypted into `w` and written out at once. Nothing of a segment whose
+ * key does not come is written (the key is asked for before its first sample). */
+CT_MUST_CHECK ct_err cenc_decrypt_begin(const uint8_t *init, size_t len, cenc_out_fn out, void *out_arg, cenc_writer **w);
+CT_MUST_CHECK ct_err cenc_decrypt_append(const uint8_t *in, size_t len, cenc_key_fn key, void *key_arg, cenc_writer *w);
 /* Calls `cb` for every camtrust pssh of the file, in order; `scheme` (may be NULL) gets the file's scheme. */
 typedef ct_err (*cenc_pssh_fn)(void *arg, const cenc_pssh *p);
 CT_MUST_CHECK ct_err cenc_list(const uint8_t *in, size_t len, cenc_scheme *scheme, cenc_pssh_fn cb, void *arg);
@@ -244,6 +263,35 @@ CT_MUST_CHECK ct_err cenc_record_file(const char *in, const char *out, const cen
  * EXT-X-ENDLIST. */
 CT_MUST_CHECK ct_err cenc_record_segments(const char *in, const char *dir, const cenc_options *o, unsigned fps,
                                           cenc_stats *st);
+/* Live (issue 14): an encoder's Annex B output as it comes (a pipe: no look-ahead over the whole stream), written
+ * as the files of cenc_record_segments in `dir`, each segment as soon as its last GOP is complete (with signing,
+ * each GOP's signature right after it: cenc_writer_gop_end). The playlist
+ * is a sliding window of the last `window` segments (EXT-X-MEDIA-SEQUENCE, no PLAYLIST-TYPE); a segment's file is
+ * removed one window after it left the playlist. Pictures before the first IRAP are dropped; composition offsets
+ * (B-frames) come from each GOP's picture order counts. With `record_dir`, each run keeps every segment in its own
+ * folder record_dir/YYYYMMDDTHHMMSSZ-PID (init.mp4, seg-NNNNNN.m4s; each file synced and renamed whole, so a
+ * power loss leaves only whole segments), the oldest segments removed while the recording is over
+ * record_max_bytes or they are older than record_max_age_s (0: no limit; never the newest segment). */
+typedef struct {
+    const char *dir;
+    unsigned window;             /* 1 .. 1000 */
+    unsigned fps;                /* Annex B carries no timing: 0 is 30 */
+    const char *record_dir;      /* NULL: no recording */
+    uint64_t record_max_bytes;
+    uint32_t record_max_age_s;
+} cenc_live_config;
+typedef struct cenc_live cenc_live;
+/* `o->segment_ms` must be set; o->segment_done is the live writer's own. */
+CT_MUST_CHECK ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live **out);
+/* Input bytes as they arrive, any split. At most one access unit (CENC_MAX_SAMPLE) is held incomplete. */
+CT_MUST_CHECK ct_err cenc_live_push(cenc_live *l, const uint8_t *p, size_t n);
+/* The viewers from the next segment on (`r` is copied). */
+CT_MUST_CHECK ct_err cenc_live_set_recipients(cenc_live *l, const cenc_recipient *r, size_t n);
+/* End of input: the last GOP and its signatures, the playlist closed with EXT-X-ENDLIST. */
+CT_MUST_CHECK ct_err cenc_live_finish(cenc_live *l, cenc_stats *st);
+void cenc_live_stats(const cenc_live *l, cenc_stats *st);
+void cenc_live_free(cenc_live *l);
+
 /* Decrypts IN into a clear fragmented MP4 at OUT, the same way. */
 CT_MUST_CHECK ct_err cenc_decrypt_file(const char *in, const char *out, cenc_key_fn key, void *key_arg,
                                        cenc_stats *st);

@@ -1,5 +1,6 @@
 /* Files: recording an H.264/H.265 input (Annex B or MP4) into an encrypted fragmented MP4 (decrypting one is in
  * cenc_read.c, so that a camera does not carry the reader). Outputs appear complete or not at all. */
+#define _DEFAULT_SOURCE /* DT_DIR */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -7,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cenc_priv.h"
@@ -195,33 +199,43 @@ cleanup:
     return rc;
 }
 
+static ct_err feed_aus(recorder *r, const uint8_t *buf, size_t len, const int32_t *cts, size_t n, uint32_t dur);
+
 static ct_err record_annexb(recorder *r, const uint8_t *buf, size_t len, unsigned fps)
 {
     ct_err rc = CT_OK;
     int32_t *cts = NULL;
-    size_t n = 0, pos = 0, start, end, p, nal_len, skipped;
-    const uint8_t *nal;
+    size_t n = 0;
     uint32_t dur = TIMESCALE_ANNEXB / (fps ? fps : 30);
     CT_GUARD(media_annexb_guess(buf, len, &r->codec));
     CT_GUARD(annexb_timing(r, buf, len, dur, &cts, &n));
     CT_ENSURE_MSG(n > 0, CT_ERR_BAD_REQUEST, "the stream holds no picture");
     r->inband_params = true; /* a camera's elementary stream repeats its parameter sets at every IRAP */
     CT_GUARD(rec_start(r, TIMESCALE_ANNEXB));
+    CT_GUARD(feed_aus(r, buf, len, cts, n, dur));
+cleanup:
+    free(cts);
+    return rc;
+}
+
+/* Hands the `n` access units of `buf` (Annex B) to the writer, with their composition offsets. */
+static ct_err feed_aus(recorder *r, const uint8_t *buf, size_t len, const int32_t *cts, size_t n, uint32_t dur)
+{
+    size_t pos = 0, start, end, p, nal_len, skipped;
+    const uint8_t *nal;
     for (size_t i = 0; i < n && au_next(r->codec, buf, len, &pos, &start, &end) == CT_OK; i++) {
         bool sync = false;
         /* NAL units after the last picture (a signed stream's last signature SEI) go with it. */
         if (i + 1 == n) end = len;
         r->au.len = 0;
         for (p = start; media_annexb_next(buf, end, &p, &nal, &nal_len, &skipped) == CT_OK;) {
-            CT_GUARD(au_put(r, nal, nal_len));
+            CT_GUARD_RET(au_put(r, nal, nal_len));
             sync = sync || media_nal_classify(r->codec, nal, nal_len).kind == MEDIA_NAL_IRAP;
         }
         cenc_sample s = {.data = r->au.p, .len = r->au.len, .duration = dur, .cts = cts[i], .sync = sync};
-        CT_GUARD(cenc_writer_sample(r->w, &s));
+        CT_GUARD_RET(cenc_writer_sample(r->w, &s));
     }
-cleanup:
-    free(cts);
-    return rc;
+    return CT_OK;
 }
 
 /* MP4 input: the video track's samples with their NAL lengths re-written to 4 bytes, its timing kept. */
@@ -324,21 +338,36 @@ cleanup:
 #define PLAYLIST_MAX (4u << 20)
 #define INIT_NAME "init.mp4"
 #define PLAYLIST_NAME "index.m3u8"
+#define LIVE_MAX_WINDOW 1000
+#define RECORD_MAX_FILES 100000 /* segments looked at when rotating the recording */
 
 typedef struct {
     const char *dir;
     recorder *r;
     bool init_done;
     cenc_gbuf seg;      /* the current segment's fragments */
-    cenc_gbuf entries;  /* the playlist's segment lines so far */
-    double longest;     /* seconds */
+    cenc_gbuf entries;  /* the playlist's segment lines (the last `window` segments when live) */
+    size_t starts[LIVE_MAX_WINDOW + 1]; /* live: where each segment's lines start in `entries` */
+    size_t n_entries;
+    uint64_t first_seq;  /* index of the first segment in the playlist */
+    unsigned window;     /* 0: every segment (a recording) */
+    char record[1024];   /* live: the recording's folder of this run, "" without */
+    const cenc_live_config *live;
+    double longest;      /* seconds */
 } segmenter;
+
+static ct_err write_in(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[1100];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, name));
+    return ct_file_write_atomic(path, p, n, 0644);
+}
 
 static ct_err write_in_dir(const segmenter *g, const char *name, const void *p, size_t n)
 {
-    char path[1100];
-    CT_GUARD_RET(ct_path_join(path, sizeof path, g->dir, name));
-    return ct_file_write_atomic(path, p, n, 0644);
+    CT_GUARD_RET(write_in(g->dir, name, p, n));
+    /* The recording on "SD card": the same bytes, each file synced and renamed whole. */
+    return g->record[0] && strcmp(name, PLAYLIST_NAME) != 0 ? write_in(g->record, name, p, n) : CT_OK;
 }
 
 static ct_err seg_out(void *arg, const uint8_t *p, size_t n)
@@ -351,14 +380,17 @@ static ct_err seg_out(void *arg, const uint8_t *p, size_t n)
 
 static ct_err put_str(cenc_gbuf *b, const char *s) { return cenc_gbuf_put(b, s, strlen(s)); }
 
-/* The playlist (HLS, RFC 8216 with fMP4 segments): a live event while recording, closed with ENDLIST. Each
+/* The playlist (HLS, RFC 8216 with fMP4 segments): a recording is an EVENT playlist that only grows; live, a
+ * sliding window of the last segments with EXT-X-MEDIA-SEQUENCE. Closed with ENDLIST when the input ends. Each
  * encrypted segment names its key by its pssh under camtrust's system ID, as DRM systems do in HLS. */
 static ct_err write_playlist(segmenter *g, bool end)
 {
     ct_err rc = CT_OK;
     cenc_gbuf b = {.max = PLAYLIST_MAX};
     char line[160];
-    CT_GUARD(put_str(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-MEDIA-SEQUENCE:0\n"));
+    CT_GUARD(ct_snprintf(line, sizeof line, "#EXTM3U\n#EXT-X-VERSION:7\n%s#EXT-X-MEDIA-SEQUENCE:%llu\n",
+                         g->window ? "" : "#EXT-X-PLAYLIST-TYPE:EVENT\n", (unsigned long long)g->first_seq));
+    CT_GUARD(put_str(&b, line));
     /* The target duration should not change while the playlist grows: the configured segment length, unless a
      * longer GOP made a segment longer (RFC 8216 4.3.3.1: every EXTINF, rounded, at most the target). */
     unsigned long target = (g->r->o->segment_ms + 999) / 1000, longest = (unsigned long)(g->longest + 0.5);
@@ -367,7 +399,7 @@ static ct_err write_playlist(segmenter *g, bool end)
     CT_GUARD(put_str(&b, line));
     CT_GUARD(cenc_gbuf_put(&b, g->entries.p, g->entries.len));
     if (end) CT_GUARD(put_str(&b, "#EXT-X-ENDLIST\n"));
-    CT_GUARD(write_in_dir(g, PLAYLIST_NAME, b.p, b.len));
+    CT_GUARD(write_in(g->dir, PLAYLIST_NAME, b.p, b.len));
 cleanup:
     cenc_gbuf_free(&b);
     return rc;
@@ -397,6 +429,34 @@ cleanup:
     return rc;
 }
 
+static ct_err seg_name(uint64_t index, char *name, size_t max)
+{
+    return ct_snprintf(name, max, "seg-%06llu.m4s", (unsigned long long)index);
+}
+
+/* Live: the playlist keeps the last `window` segments; a segment's file stays one more window after it left
+ * the playlist (RFC 8216 6.2.2: clients may still be fetching it), then goes. */
+static ct_err slide(segmenter *g)
+{
+    char name[32], path[1100];
+    if (!g->window || g->n_entries <= g->window) return CT_OK;
+    size_t cut = g->starts[1];
+    memmove(g->entries.p, g->entries.p + cut, g->entries.len - cut);
+    g->entries.len -= cut;
+    for (size_t i = 1; i < g->n_entries; i++) g->starts[i - 1] = g->starts[i] - cut;
+    g->n_entries--;
+    g->first_seq++;
+    if (g->first_seq > g->window) {
+        CT_GUARD_RET(seg_name(g->first_seq - g->window - 1, name, sizeof name));
+        CT_GUARD_RET(ct_path_join(path, sizeof path, g->dir, name));
+        if (unlink(path) != 0 && errno != ENOENT)
+            return ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    return CT_OK;
+}
+
+static ct_err record_rotate(segmenter *g);
+
 /* A segment is complete: styp, its own sidx (players seek with it; ffmpeg 5.1 needs it to decrypt a segment of
  * several fragments), its fragments; then the playlist names it. */
 static ct_err seg_done(void *arg, const cenc_segment *s)
@@ -412,15 +472,18 @@ static ct_err seg_done(void *arg, const cenc_segment *s)
     CT_GUARD(cenc_gbuf_put(&file, styp, sizeof styp));
     CT_GUARD(cenc_gbuf_put(&file, sidx.data, sidx.len));
     CT_GUARD(cenc_gbuf_put(&file, g->seg.p, g->seg.len));
-    CT_GUARD(ct_snprintf(name, sizeof name, "seg-%06llu.m4s", (unsigned long long)s->index));
+    CT_GUARD(seg_name(s->index, name, sizeof name));
     CT_GUARD(write_in_dir(g, name, file.p, file.len));
     double seconds = (double)s->duration / g->r->timescale;
+    if (g->window) g->starts[g->n_entries++] = g->entries.len;
     CT_GUARD(key_line(g));
     g->seg.len = 0;
     CT_GUARD(ct_snprintf(line, sizeof line, "#EXTINF:%.3f,\n%s\n", seconds, name));
     CT_GUARD(put_str(&g->entries, line));
     g->longest = seconds > g->longest ? seconds : g->longest;
+    CT_GUARD(slide(g));
     CT_GUARD(write_playlist(g, false));
+    if (g->record[0]) CT_GUARD(record_rotate(g));
 cleanup:
     cenc_gbuf_free(&file);
     ct_buf_free(&sidx);
@@ -448,4 +511,322 @@ cleanup:
     cenc_gbuf_free(&g.entries);
     media_file_unmap(&f);
     return rc;
+}
+
+/* ---- the recording's rotation ---- */
+typedef struct {
+    char run[64], name[32];
+    uint64_t size;
+    time_t mtime;
+} rec_file;
+
+static int rec_file_cmp(const void *a, const void *b)
+{
+    const rec_file *x = a, *y = b;
+    int c = strcmp(x->run, y->run);
+    return c ? c : strcmp(x->name, y->name);
+}
+
+static bool is_segment_name(const char *n)
+{
+    size_t len = strlen(n);
+    return len > 8 && len < 32 && strncmp(n, "seg-", 4) == 0 && strcmp(n + len - 4, ".m4s") == 0 &&
+           strspn(n + 4, "0123456789") == len - 8;
+}
+
+/* Lists the segments of every run folder of the recording (oldest run first: names are UTC times). */
+static ct_err rec_list(const char *root, cenc_gbuf *files, size_t *n)
+{
+    ct_err rc = CT_OK;
+    DIR *d = opendir(root), *sd = NULL;
+    struct dirent *e, *f;
+    struct stat sb;
+    char path[1100], sub[1100];
+    CT_ENSURE_MSG(d, CT_ERR_IO, "cannot read %s: %s", root, strerror(errno));
+    *n = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof ((rec_file *)0)->run) continue;
+        CT_GUARD(ct_path_join(sub, sizeof sub, root, e->d_name));
+        if (lstat(sub, &sb) != 0 || !S_ISDIR(sb.st_mode)) continue;
+        sd = opendir(sub);
+        if (!sd) continue;
+        while ((f = readdir(sd))) {
+            if (!is_segment_name(f->d_name)) continue;
+            CT_GUARD(ct_path_join(path, sizeof path, sub, f->d_name));
+            if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+            CT_ENSURE_MSG(*n < RECORD_MAX_FILES, CT_ERR_TOO_LARGE, "%s: more than %d segments", root,
+                          RECORD_MAX_FILES);
+            rec_file rf = {.size = (uint64_t)sb.st_size, .mtime = sb.st_mtime};
+            CT_GUARD(ct_strlcpy(rf.run, sizeof rf.run, e->d_name));
+            CT_GUARD(ct_strlcpy(rf.name, sizeof rf.name, f->d_name));
+            CT_GUARD(cenc_gbuf_put(files, &rf, sizeof rf));
+            (*n)++;
+        }
+        closedir(sd);
+        sd = NULL;
+    }
+cleanup:
+    if (sd) closedir(sd);
+    if (d) closedir(d);
+    return rc;
+}
+
+/* Removes a run folder of an earlier run whose segments are all gone: its init segment and the folder. */
+static void rec_drop_run(const char *root, const char *run)
+{
+    char sub[1100], path[1100];
+    if (ct_path_join(sub, sizeof sub, root, run) != CT_OK || ct_path_join(path, sizeof path, sub, INIT_NAME) != CT_OK)
+        return;
+    (void)unlink(path);
+    if (rmdir(sub) == 0) ct_log(CT_LOG_INFO, "record_rotated", "run=%s", CT_LOGQ(run));
+}
+
+/* Oldest segments first, while the recording is over its size or age; never the newest segment. */
+static ct_err record_rotate(segmenter *g)
+{
+    ct_err rc = CT_OK;
+    const cenc_live_config *c = g->live;
+    cenc_gbuf list = {.max = (size_t)RECORD_MAX_FILES * sizeof(rec_file)};
+    size_t n = 0;
+    uint64_t total = 0;
+    time_t now = time(NULL);
+    char path[1100], sub[1100];
+    if (!c->record_max_bytes && !c->record_max_age_s) return CT_OK;
+    CT_GUARD(rec_list(c->record_dir, &list, &n));
+    rec_file *f = (rec_file *)(void *)list.p;
+    if (n) qsort(f, n, sizeof *f, rec_file_cmp);
+    for (size_t i = 0; i < n; i++) total += f[i].size;
+    for (size_t i = 0; i + 1 < n; i++) {
+        bool big = c->record_max_bytes && total > c->record_max_bytes;
+        bool old = c->record_max_age_s && now - f[i].mtime > (time_t)c->record_max_age_s;
+        if (!big && !old) break;
+        CT_GUARD(ct_path_join(sub, sizeof sub, c->record_dir, f[i].run));
+        CT_GUARD(ct_path_join(path, sizeof path, sub, f[i].name));
+        if (unlink(path) == 0) total -= f[i].size;
+        bool run_ends = strcmp(f[i].run, f[i + 1].run) != 0;
+        if (run_ends) rec_drop_run(c->record_dir, f[i].run);
+    }
+cleanup:
+    cenc_gbuf_free(&list);
+    return rc;
+}
+
+/* What killed runs left: temporaries of files never renamed into place (a segment is there whole or not at all). */
+static ct_err rec_clean(const char *root)
+{
+    ct_err rc = CT_OK;
+    DIR *d = opendir(root);
+    struct dirent *e;
+    char sub[1100];
+    CT_ENSURE_MSG(d, CT_ERR_IO, "cannot read %s: %s", root, strerror(errno));
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && e->d_type == DT_DIR) {
+            CT_GUARD(ct_path_join(sub, sizeof sub, root, e->d_name));
+            CT_GUARD(ct_stale_remove(sub, "", ".tmp."));
+        }
+cleanup:
+    if (d) closedir(d);
+    return rc;
+}
+
+/* ---- live: Annex B as it comes ---- */
+#define LIVE_PENDING_MAX (CENC_MAX_SAMPLE + (1u << 20))
+
+struct cenc_live {
+    cenc_live_config c;
+    cenc_options o;
+    recorder r;
+    segmenter g;
+    cenc_gbuf pending;   /* input not yet in a complete access unit */
+    cenc_gbuf gop;       /* the current GOP's access units (Annex B) */
+    size_t gop_aus;
+    uint32_t dur, delay0;
+    bool started, warned_lead, warned_order;
+    cenc_recipient rcpt[CENC_MAX_RECIPIENTS]; /* the writer copies them when it starts; until then, here */
+};
+
+ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live **out)
+{
+    ct_err rc = CT_OK;
+    char run[64];
+    struct tm tm;
+    time_t now = time(NULL);
+    CT_ENSURE_RET(c->window > 0 && c->window <= LIVE_MAX_WINDOW,
+                  ct_fail(CT_ERR_USAGE, "window %u: 1 to %d segments", c->window, LIVE_MAX_WINDOW));
+    CT_ENSURE_RET(o->segment_ms > 0, ct_fail(CT_ERR_USAGE, "a live stream needs a segment length"));
+    cenc_live *l = calloc(1, sizeof *l);
+    CT_ENSURE_RET(l, CT_ERR_NOMEM);
+    l->c = *c;
+    l->o = *o;
+    CT_ENSURE(o->n_recipients <= CENC_MAX_RECIPIENTS, ct_fail(CT_ERR_BAD_REQUEST, "%zu recipients", o->n_recipients));
+    if (o->n_recipients) memcpy(l->rcpt, o->recipients, o->n_recipients * sizeof *l->rcpt);
+    l->o.recipients = l->rcpt;
+    l->o.segment_done = seg_done;
+    l->o.segment_arg = &l->g;
+    l->r = (recorder){.o = &l->o, .out = seg_out, .out_arg = &l->g, .au = {.max = CENC_MAX_SAMPLE},
+                      .inband_params = true};
+    l->g = (segmenter){.dir = l->c.dir, .r = &l->r, .seg = {.max = SEGMENT_MAX}, .entries = {.max = PLAYLIST_MAX},
+                       .window = c->window, .live = &l->c};
+    l->pending.max = LIVE_PENDING_MAX;
+    l->gop.max = CENC_MAX_FRAGMENT;
+    l->dur = TIMESCALE_ANNEXB / (c->fps ? c->fps : 30);
+    CT_GUARD(ct_mkdir(c->dir, 0755));
+    CT_GUARD(ct_stale_remove(c->dir, "", ".tmp."));
+    if (c->record_dir) {
+        /* One folder per run (its own init segment), named by its start in UTC so that names sort by age. */
+        CT_GUARD(ct_mkdir(c->record_dir, 0755));
+        CT_GUARD(rec_clean(c->record_dir));
+        CT_ENSURE_MSG(gmtime_r(&now, &tm) && strftime(run, sizeof run, "%Y%m%dT%H%M%SZ", &tm) > 0, CT_ERR_INTERNAL,
+                      "no time");
+        CT_GUARD(ct_path_join(l->g.record, sizeof l->g.record, c->record_dir, run));
+        CT_GUARD(ct_snprintf(run, sizeof run, "-%ld", (long)getpid()));
+        CT_ENSURE_MSG(strlen(l->g.record) + strlen(run) < sizeof l->g.record, CT_ERR_CONFIG, "record path too long");
+        memcpy(l->g.record + strlen(l->g.record), run, strlen(run) + 1);
+        CT_GUARD(ct_mkdir(l->g.record, 0755));
+        CT_GUARD(ct_file_sync_dir(l->g.record));
+    }
+    *out = l;
+    l = NULL;
+cleanup:
+    cenc_live_free(l);
+    return rc;
+}
+
+static bool au_is_irap(media_codec c, const uint8_t *au, size_t len)
+{
+    size_t p = 0, nal_len, skipped;
+    const uint8_t *nal;
+    while (media_annexb_next(au, len, &p, &nal, &nal_len, &skipped) == CT_OK)
+        if (media_nal_classify(c, nal, nal_len).kind == MEDIA_NAL_IRAP) return true;
+    return false;
+}
+
+/* The GOP is complete: its timing, its samples, its fragment out now (or the stream's end). */
+static ct_err gop_done(cenc_live *l, bool last)
+{
+    ct_err rc = CT_OK;
+    int32_t *cts = NULL;
+    size_t n = 0;
+    recorder *r = &l->r;
+    r->n_params = 0;
+    r->delay = 0;
+    CT_GUARD(annexb_timing(r, l->gop.p, l->gop.len, l->dur, &cts, &n));
+    if (!l->started) {
+        CT_GUARD(rec_start(r, TIMESCALE_ANNEXB));
+        l->started = true;
+        l->delay0 = r->delay;
+    } else if (r->delay != l->delay0) {
+        /* The init segment fixed the presentation delay: a GOP reordering deeper is kept in decoding order. */
+        if (!l->warned_order)
+            ct_log(CT_LOG_WARN, "live_order", "msg=\"a GOP reorders pictures more than the first: decoding order\"");
+        l->warned_order = true;
+        memset(cts, 0, n * sizeof *cts);
+    }
+    CT_GUARD(feed_aus(r, l->gop.p, l->gop.len, cts, n, l->dur));
+    CT_GUARD(last ? cenc_writer_finish(r->w, NULL) : cenc_writer_gop_end(r->w));
+    l->gop.len = 0;
+    l->gop_aus = 0;
+cleanup:
+    free(cts);
+    return rc;
+}
+
+static ct_err take_au(cenc_live *l, const uint8_t *au, size_t len)
+{
+    bool irap = au_is_irap(l->r.codec, au, len);
+    if (irap && l->gop_aus) CT_GUARD_RET(gop_done(l, false));
+    if (!irap && !l->gop_aus) {
+        /* Joined the encoder mid-GOP: nothing decodable until its next IRAP picture. */
+        if (!l->warned_lead) ct_log(CT_LOG_WARN, "live_skip", "msg=\"pictures before the first IRAP dropped\"");
+        l->warned_lead = true;
+        return CT_OK;
+    }
+    CT_ENSURE_RET(l->gop_aus < CENC_MAX_FRAGMENT_SAMPLES,
+                  ct_fail(CT_ERR_TOO_LARGE, "a GOP of more than %d pictures", CENC_MAX_FRAGMENT_SAMPLES));
+    CT_GUARD_RET(cenc_gbuf_put(&l->gop, au, len));
+    l->gop_aus++;
+    return CT_OK;
+}
+
+/* Start of the last start code (00 00 01) in `b`: everything before it is whole NAL units. */
+static size_t last_start_code(const uint8_t *b, size_t len)
+{
+    for (size_t i = len; i >= 3; i--)
+        if (b[i - 3] == 0 && b[i - 2] == 0 && b[i - 1] == 1) return i - 3;
+    return 0;
+}
+
+/* Takes every complete access unit out of `pending` (all of it at the end of input). */
+static ct_err live_process(cenc_live *l, bool eof)
+{
+    size_t limit = eof ? l->pending.len : last_start_code(l->pending.p, l->pending.len), pos = 0, start, end;
+    ct_err rc;
+    if (limit == 0) return CT_OK;
+    if (!l->r.codec) {
+        rc = media_annexb_guess(l->pending.p, limit, &l->r.codec);
+        if (rc != CT_OK && !eof && l->pending.len < (1u << 20)) {
+            ct_err_clear(); /* not enough seen yet */
+            return CT_OK;
+        }
+        CT_GUARD_RET(rc);
+    }
+    size_t consumed = 0;
+    while ((rc = au_next(l->r.codec, l->pending.p, limit, &pos, &start, &end)) == CT_OK) {
+        if (!eof && end >= limit) break; /* the next NAL unit may still belong to it */
+        CT_GUARD_RET(take_au(l, l->pending.p + start, end - start));
+        consumed = end;
+    }
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    ct_err_clear();
+    memmove(l->pending.p, l->pending.p + consumed, l->pending.len - consumed);
+    l->pending.len -= consumed;
+    return CT_OK;
+}
+
+ct_err cenc_live_push(cenc_live *l, const uint8_t *p, size_t n)
+{
+    CT_ENSURE_RET(l->pending.len + n <= l->pending.max,
+                  ct_fail(CT_ERR_TOO_LARGE, "an access unit of more than %u bytes", LIVE_PENDING_MAX));
+    CT_GUARD_RET(cenc_gbuf_put(&l->pending, p, n));
+    return live_process(l, false);
+}
+
+ct_err cenc_live_set_recipients(cenc_live *l, const cenc_recipient *r, size_t n)
+{
+    if (!l->r.w) { /* not started: the writer takes them when it is made */
+        CT_ENSURE_RET(n > 0 && n <= CENC_MAX_RECIPIENTS, ct_fail(CT_ERR_BAD_REQUEST, "%zu recipients", n));
+        memcpy(l->rcpt, r, n * sizeof *l->rcpt);
+        l->o.n_recipients = n;
+        return CT_OK;
+    }
+    return cenc_writer_set_recipients(l->r.w, r, n);
+}
+
+ct_err cenc_live_finish(cenc_live *l, cenc_stats *st)
+{
+    CT_GUARD_RET(live_process(l, true));
+    CT_ENSURE_RET(l->gop_aus || l->started, ct_fail(CT_ERR_BAD_REQUEST, "the stream held no picture"));
+    if (l->gop_aus) CT_GUARD_RET(gop_done(l, true));
+    else CT_GUARD_RET(cenc_writer_finish(l->r.w, NULL));
+    CT_GUARD_RET(write_playlist(&l->g, true));
+    if (st) cenc_live_stats(l, st);
+    return CT_OK;
+}
+
+void cenc_live_stats(const cenc_live *l, cenc_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    if (l->r.w) cenc_writer_stats(l->r.w, st);
+}
+
+void cenc_live_free(cenc_live *l)
+{
+    if (!l) return;
+    cenc_writer_free(l->r.w);
+    cenc_gbuf_free(&l->r.au);
+    cenc_gbuf_free(&l->g.seg);
+    cenc_gbuf_free(&l->g.entries);
+    cenc_gbuf_free(&l->pending);
+    cenc_gbuf_free(&l->gop);
+    free(l);
 }

@@ -455,6 +455,31 @@ cleanup:
     return rc;
 }
 
+ct_err cenc_decrypt_begin(const uint8_t *init, size_t len, cenc_out_fn out, void *out_arg, cenc_writer **w)
+{
+    file_info f;
+    CT_GUARD_RET(open_file(init, len, &f));
+    CT_ENSURE_RET(f.scheme != CENC_CLEAR, BAD("the stream is not encrypted"));
+    cenc_options clear = {.scheme = CENC_CLEAR};
+    return cenc_writer_new(&f.t, &clear, out, out_arg, w);
+}
+
+ct_err cenc_decrypt_append(const uint8_t *in, size_t len, cenc_key_fn key, void *key_arg, cenc_writer *w)
+{
+    ct_err rc = CT_OK;
+    file_info f;
+    reader r = {.f = &f, .key = key, .key_arg = key_arg, .sample = {.max = CENC_MAX_SAMPLE}, .w = w};
+    CT_GUARD(open_file(in, len, &f));
+    CT_ENSURE_MSG(f.scheme != CENC_CLEAR, CT_ERR_BAD_REQUEST, "the stream is not encrypted");
+    CT_GUARD(walk(&r));
+    CT_ENSURE_MSG(r.cipher, CT_ERR_BAD_REQUEST, "the segment holds no encrypted fragment (cut off?)");
+    CT_GUARD(cenc_writer_gop_end(w));
+cleanup:
+    cenc_cipher_free(r.cipher);
+    cenc_gbuf_free(&r.sample);
+    return rc;
+}
+
 ct_err cenc_decrypt_file(const char *in, const char *out, cenc_key_fn key, void *key_arg, cenc_stats *st)
 {
     ct_err rc = CT_OK;

@@ -168,6 +168,7 @@ struct cenc_writer {
     cenc_stats st;
     cenc_order *ps; /* the stream's parameter sets: slice header lengths */
     bool warned;    /* about a slice header of unknown length */
+    bool seg_reported; /* live: segment_done already called for the current segment (cenc_writer_gop_end) */
 };
 
 static ct_err emit(cenc_writer *w, const uint8_t *p, size_t n)
@@ -365,12 +366,14 @@ cleanup:
 /* Ends the current segment (its fragments all written) and starts the next one with its own key. */
 static ct_err next_segment(cenc_writer *w, bool last)
 {
-    if (w->st.segments > 0 && w->o.segment_done) {
+    if (w->st.segments > 0 && w->o.segment_done && !w->seg_reported) {
         cenc_segment s = {w->st.segments - 1, w->seg_first_fragment, w->st.fragments - w->seg_first_fragment,
                           w->seg_start, w->dts - w->seg_start};
         CT_GUARD_RET(w->o.segment_done(w->o.segment_arg, &s));
     }
     if (last) return CT_OK;
+    w->seg_reported = false;
+    if (w->o.sign && w->o.sign->segment && w->st.segments > 0) CT_GUARD_RET(w->o.sign->segment(w->o.sign->arg));
     w->seg_samples = 0;
     w->seg_start = w->dts;
     w->seg_first_fragment = w->st.fragments;
@@ -630,6 +633,40 @@ static ct_err sign_sample(cenc_writer *w, size_t at, size_t *len)
 }
 
 
+static ct_err sign_gop_end(cenc_writer *w);
+
+static bool segment_due(const cenc_writer *w)
+{
+    return w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale;
+}
+
+ct_err cenc_writer_gop_end(cenc_writer *w)
+{
+    /* Live: the GOP's signature goes with it (the signer's finish ends the GOP; the next IRAP starts another),
+     * so a viewer verifies a segment as soon as it has it, not one segment later. */
+    CT_GUARD_RET(sign_gop_end(w));
+    CT_GUARD_RET(flush(w));
+    if (!segment_due(w) || w->seg_reported || !w->o.segment_done || w->st.segments == 0) return CT_OK;
+    cenc_segment s = {w->st.segments - 1, w->seg_first_fragment, w->st.fragments - w->seg_first_fragment,
+                      w->seg_start, w->dts - w->seg_start};
+    w->seg_reported = true;
+    return w->o.segment_done(w->o.segment_arg, &s);
+}
+
+ct_err cenc_writer_set_recipients(cenc_writer *w, const cenc_recipient *r, size_t n)
+{
+    CT_ENSURE_RET(encrypted(w), ct_fail(CT_ERR_BAD_REQUEST, "a clear stream has no recipients"));
+    CT_ENSURE_RET(n > 0 && n <= CENC_MAX_RECIPIENTS,
+                  ct_fail(CT_ERR_BAD_REQUEST, "%zu recipients: 1 to %d", n, CENC_MAX_RECIPIENTS));
+    cenc_recipient *copy = calloc(n, sizeof *copy);
+    CT_ENSURE_RET(copy, CT_ERR_NOMEM);
+    memcpy(copy, r, n * sizeof *copy);
+    free(w->recipients);
+    w->recipients = copy;
+    w->o.n_recipients = n;
+    return CT_OK;
+}
+
 ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
 {
     size_t n = 0, len = smp->len;
@@ -638,8 +675,7 @@ ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
     uint8_t iv[CENC_IV_LEN] = {0};
     if (sync || w->n == CENC_MAX_FRAGMENT_SAMPLES || w->mdat.len + len > CENC_MAX_FRAGMENT) CT_GUARD_RET(flush(w));
     /* Segments (and keys) change only at a GOP boundary, so each starts decodable. */
-    if (sync && w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale)
-        CT_GUARD_RET(next_segment(w, false));
+    if (sync && segment_due(w)) CT_GUARD_RET(next_segment(w, false));
     CT_GUARD_RET(map_sample(w, sample, len, &n));
     size_t at = w->mdat.len;
     CT_GUARD_RET(cenc_gbuf_put(&w->mdat, sample, len));
@@ -672,28 +708,35 @@ ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *smp)
     return CT_OK;
 }
 
+/* The GOP's signature right after its last picture: into that sample, re-describing its subsamples. */
+static ct_err sign_gop_end(cenc_writer *w)
+{
+    if (!w->o.sign || w->n == 0) return CT_OK;
+    size_t len = w->size[w->n - 1];
+    CT_GUARD_RET(w->o.sign->finish(w->o.sign->arg));
+    CT_GUARD_RET(insert_signatures(w, w->last_at, &len, true, true));
+    if (encrypted(w) && len != w->size[w->n - 1]) {
+        size_t n = 0;
+        w->n--;
+        w->senc.len = w->last_entry;
+        CT_GUARD_RET(map_sample(w, w->mdat.p + w->last_at, len, &n));
+        CT_GUARD_RET(put_entry(w, n, w->last_iv));
+        w->n++;
+    }
+    w->size[w->n - 1] = (uint32_t)len;
+    return CT_OK;
+}
+
 ct_err cenc_writer_finish(cenc_writer *w, cenc_stats *st)
 {
-    /* The last GOP's signature follows its last picture: into that sample, re-describing its subsamples. */
-    if (w->o.sign && w->n > 0) {
-        size_t len = w->size[w->n - 1];
-        CT_GUARD_RET(w->o.sign->finish(w->o.sign->arg));
-        CT_GUARD_RET(insert_signatures(w, w->last_at, &len, true, true));
-        if (encrypted(w) && len != w->size[w->n - 1]) {
-            size_t n = 0;
-            w->n--;
-            w->senc.len = w->last_entry;
-            CT_GUARD_RET(map_sample(w, w->mdat.p + w->last_at, len, &n));
-            CT_GUARD_RET(put_entry(w, n, w->last_iv));
-            w->n++;
-        }
-        w->size[w->n - 1] = (uint32_t)len;
-    }
+    CT_GUARD_RET(sign_gop_end(w));
     CT_GUARD_RET(flush(w));
     CT_GUARD_RET(next_segment(w, true));
     if (st) *st = w->st;
     return CT_OK;
 }
+
+void cenc_writer_stats(const cenc_writer *w, cenc_stats *st) { *st = w->st; }
 
 ct_err cenc_writer_index(const cenc_writer *w, ct_buf *out) { return cenc_writer_index_from(w, 0, out); }
 

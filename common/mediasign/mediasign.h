@@ -71,6 +71,9 @@ size_t ms_signer_backlog(ms_signer *s);
 #define MS_SIGNER_QUEUE 4
 /* GOPs handed to signing so far. */
 uint32_t ms_signer_gops(const ms_signer *s);
+/* Queues the certificate SEI again (taken like the others): a live stream repeats it at each segment, so that a
+ * viewer joining there identifies the camera. */
+CT_MUST_CHECK ct_err ms_signer_certificate(ms_signer *s);
 /* End of stream: the last GOP is handed to signing (its SEI follows the last picture). */
 CT_MUST_CHECK ct_err ms_signer_finish(ms_signer *s);
 void ms_signer_close(ms_signer *s);
@@ -113,6 +116,8 @@ typedef struct {
     size_t root_len;
     const uint8_t *crl_der;  /* optional: a CRL of the issuing CA */
     size_t crl_len;
+    bool live;               /* a live viewer: a GOP closes when a signature covering exactly its pictures follows
+                              * them, and signed GOPs are reported at once (not after 4 more GOPs) */
 } ms_verify_config;
 
 typedef struct {
@@ -152,6 +157,10 @@ CT_MUST_CHECK ct_err ms_verify_file(const char *path, const ms_verify_config *cf
 /* camtrust-verify: verifies and prints (human-readable, or JSON lines with `json`); *authentic as the summary. */
 CT_MUST_CHECK ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json, FILE *out,
                                      bool *authentic);
+
+/* The lines of ms_verify_print's human-readable report: the n-th GOP (from 1), and the summary of `path`. */
+void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g);
+void ms_print_summary(FILE *out, const char *path, const ms_summary *s);
 
 /* The same from files: the root (PEM or DER) and optionally a CRL (PEM or DER). */
 CT_MUST_CHECK ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *clip, bool json,

@@ -31,6 +31,16 @@ static void time_range(const ms_gop_report *g, char *out, size_t max)
     if (g->t_start < 0 || ct_snprintf(out, max, "%.3f-%.3fs", g->t_start, g->t_end) != CT_OK) out[0] = '\0';
 }
 
+void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g)
+{
+    char when[32], range[64];
+    utc(g->signed_at, when, sizeof when);
+    time_range(g, range, sizeof range);
+    fprintf(out, "GOP %-4zu frames %6llu-%-6llu %-18s %-10s %s%s%s\n", n, (unsigned long long)g->first_frame,
+            (unsigned long long)g->last_frame, range[0] ? range : when, ms_status_name(g->status), g->detail,
+            range[0] && when[0] ? "  signed at " : "", range[0] ? when : "");
+}
+
 static void on_gop(const ms_gop_report *g, void *arg)
 {
     printer *p = arg;
@@ -39,9 +49,7 @@ static void on_gop(const ms_gop_report *g, void *arg)
     time_range(g, range, sizeof range);
     p->n++;
     if (!p->json) {
-        fprintf(p->out, "GOP %-4zu frames %6llu-%-6llu %-18s %-10s %s%s%s\n", p->n, (unsigned long long)g->first_frame,
-                (unsigned long long)g->last_frame, range[0] ? range : when, ms_status_name(g->status), g->detail,
-                range[0] && when[0] ? "  signed at " : "", range[0] ? when : "");
+        ms_print_gop(p->out, p->n, g);
         return;
     }
     fprintf(p->out, "%s\n  {\"gop\": %zu, \"status\": \"%s\", \"first_frame\": %llu, \"last_frame\": %llu", p->n > 1 ? "," : "",
@@ -65,7 +73,7 @@ static void counts_line(FILE *f, const ms_summary *s)
     if (first) fputs("no GOPs", f);
 }
 
-static void print_human(FILE *f, const char *path, const ms_summary *s)
+void ms_print_summary(FILE *f, const char *path, const ms_summary *s)
 {
     char when[32];
     utc(s->recorded_at, when, sizeof when);
@@ -131,7 +139,7 @@ ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json,
     if (json)
         print_json(out, path, &s);
     else
-        print_human(out, path, &s);
+        ms_print_summary(out, path, &s);
     *authentic = s.authentic;
     return CT_OK;
 }
@@ -162,7 +170,7 @@ ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *
     CT_ENSURE_MSG(pki_cert_parse_info(root.data, root.len, &info) == CT_OK, CT_ERR_CONFIG,
                   "%s is not a certificate: %s", root_path, ct_err_detail());
     if (crl_path) CT_GUARD(load_der(crl_path, "X509 CRL", &crl));
-    ms_verify_config cfg = {root.data, root.len, crl_path ? crl.data : NULL, crl.len};
+    ms_verify_config cfg = {root.data, root.len, crl_path ? crl.data : NULL, crl.len, false};
     rc = ms_verify_print(clip, &cfg, json, out, authentic);
     /* wolfSSL's fixed-point ECC cache is per thread; this thread is done verifying. */
     wc_ecc_fp_free();

@@ -180,6 +180,8 @@ ct_err ms_signer_push(ms_signer *s, const uint8_t *nal, size_t len, int64_t time
     }
 }
 
+ct_err ms_signer_certificate(ms_signer *s) { return make_doc(s, false, false); }
+
 ct_err ms_signer_finish(ms_signer *s)
 {
     /* H.265 has suffix SEIs for what follows the last picture; H.264 takes the SEI as it is. */

@@ -524,6 +524,14 @@ static ct_err on_sei(ms_verifier *v, const uint8_t *nal, size_t len)
     s->detail[0] = '\0';
     CT_GUARD_RET(judge_sei(v, &p, doc, doc_len, s));
     if (p.has_general) add_sei(v, s); /* the certificate SEI only brings the chain */
+    /* Live: the camera writes a GOP's signature right after its last picture. One covering exactly the open GOP
+     * closes it, and signed GOPs are reported at once rather than after EMIT_AFTER more (a viewer shows a
+     * segment only once its GOPs are reported). Pictures after it, before the next I-frame, belong to no GOP. */
+    if (v->cfg.live && p.has_general && v->cur.started && s->has_list && s->n > 0 && s->n == v->cur.n &&
+        memcmp(s->hashes[0], v->cur.anchor, MS_HASH_LEN) == 0) {
+        CT_GUARD_RET(finish_gop(v));
+        while (v->ring_n > 0 && ring_at(v, 0)->matched) emit_head(v, false);
+    }
     return CT_OK;
 }
 

@@ -386,7 +386,7 @@ static void round_trip(cenc_scheme scheme, uint32_t segment_ms, uint64_t keys, b
     ck_assert_int_eq(wc_InitRng(&rng), 0);
     soft_viewer(&k, &rng, &r, 0x5a);
     fake_signer f1 = {0}, f2 = {0};
-    cenc_sign_hooks h1 = {fake_nal, fake_take, fake_finish, &f1}, h2 = {fake_nal, fake_take, fake_finish, &f2};
+    cenc_sign_hooks h1 = {fake_nal, fake_take, fake_finish, &f1, NULL}, h2 = {fake_nal, fake_take, fake_finish, &f2, NULL};
     cenc_options co = {.scheme = CENC_CLEAR, .sign = sign ? &h1 : NULL};
     write_clip(&co, &clear, &st, false);
     cenc_options eo = {.scheme = scheme, .segment_ms = segment_ms, .recipients = &r, .n_recipients = 1,
@@ -692,6 +692,119 @@ START_TEST(slice_headers_h265)
 }
 END_TEST
 
+
+/* ---- live (issue 14): the encoder's output in pieces of any size gives the segments the file recorder writes ---- */
+static void live_feed(const char *dir, const ct_buf *clip, const size_t *sizes, size_t n_sizes)
+{
+    cenc_options o = {.scheme = CENC_CLEAR, .segment_ms = 1000};
+    cenc_live_config c = {.dir = dir, .window = 2, .fps = 30};
+    cenc_live *l = NULL;
+    cenc_stats st;
+    ck_assert_int_eq(cenc_live_new(&c, &o, &l), CT_OK);
+    for (size_t pos = 0, i = 0; pos < clip->len; i++) {
+        size_t k = sizes[i % n_sizes] < clip->len - pos ? sizes[i % n_sizes] : clip->len - pos;
+        ck_assert_int_eq(cenc_live_push(l, clip->data + pos, k), CT_OK);
+        pos += k;
+    }
+    ck_assert_int_eq(cenc_live_finish(l, &st), CT_OK);
+    ck_assert_int_eq(st.samples, 150);
+    ck_assert_int_eq(st.segments, 5);
+    cenc_live_free(l);
+}
+
+/* Encodes 150 pictures (5 GOPs) with `enc`, feeds them whole and in odd pieces, and records them with the file
+ * recorder: the three give the same segments. Returns the folder; `clip` gets the stream. */
+static const char *live_split_check(const char *tag, const char *enc, ct_buf *clip)
+{
+    const char *dir = tu_tmpdir(tag);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -nostdin -loglevel error -y -f lavfi -i testsrc2=size=160x96:rate=30 "
+                           "-frames:v 150 %s -g 30 -bf 0 -pix_fmt yuv420p clip",
+                           dir, enc),
+                     0);
+    char path[512], a[512], b[512], c[512];
+    snprintf(path, sizeof path, "%s/clip", dir);
+    ck_assert_int_eq(ct_file_read(path, 64u << 20, clip), CT_OK);
+    snprintf(a, sizeof a, "%s/whole", dir);
+    snprintf(b, sizeof b, "%s/pieces", dir);
+    snprintf(c, sizeof c, "%s/file", dir);
+    static const size_t whole[] = {SIZE_MAX}, pieces[] = {1, 3, 2, 7, 4093, 5, 188};
+    live_feed(a, clip, whole, 1);
+    live_feed(b, clip, pieces, sizeof pieces / sizeof pieces[0]);
+    cenc_options o = {.scheme = CENC_CLEAR, .segment_ms = 1000};
+    cenc_stats st;
+    ck_assert_int_eq(cenc_record_segments(path, c, &o, 30, &st), CT_OK);
+    /* Split anywhere (start codes and NAL units cut in two), the same bytes; and the file recorder's segments. */
+    ck_assert_int_eq(tu_sh("cd '%s' && for f in init.mp4 seg-000003.m4s seg-000004.m4s index.m3u8; do "
+                           "cmp -s whole/$f pieces/$f || exit 1; done && "
+                           "for f in init.mp4 seg-000003.m4s seg-000004.m4s; do cmp -s whole/$f file/$f || exit 2; done",
+                           dir),
+                     0);
+    return dir;
+}
+
+START_TEST(live_pieces_h265)
+{
+    ct_buf clip = CT_BUF_INIT;
+    live_split_check("cenc-live265", "-c:v libx265 -x265-params log-level=error -f hevc", &clip);
+    ct_buf_free(&clip);
+}
+END_TEST
+
+START_TEST(live_pieces_same_segments)
+{
+    ct_buf clip = CT_BUF_INIT;
+    const char *dir = live_split_check("cenc-live", "-c:v libx264 -f h264", &clip);
+    char a[512];
+    snprintf(a, sizeof a, "%s/whole", dir);
+    cenc_options o = {.scheme = CENC_CLEAR, .segment_ms = 1000};
+    /* A window of 2: the playlist names the last two, the files of older segments one window back are gone. */
+    ck_assert_int_eq(tu_sh("cd '%s/whole' && grep -q '^#EXT-X-MEDIA-SEQUENCE:3$' index.m3u8 && "
+                           "[ $(grep -c '^seg-' index.m3u8) = 2 ] && grep -q ENDLIST index.m3u8 && "
+                           "! grep -q PLAYLIST-TYPE index.m3u8 && [ ! -e seg-000000.m4s ] && [ -e seg-000001.m4s ]",
+                           dir),
+                     0);
+    /* The recording: an earlier run's segment older than the age limit goes (and its run folder with it), a
+     * temporary file a killed run left is removed, this run keeps its segments. */
+    char rec[520], old[560], live2[520];
+    snprintf(rec, sizeof rec, "%s/rec", dir);
+    snprintf(live2, sizeof live2, "%s/live2", dir);
+    snprintf(old, sizeof old, "%s/20000101T000000Z-1", rec);
+    ck_assert_int_eq(tu_sh("mkdir -p '%s' && cp '%s/init.mp4' '%s/' && cp '%s/seg-000004.m4s' '%s/seg-000000.m4s' && "
+                           "touch -d '1 hour ago' '%s/seg-000000.m4s' && echo x >'%s/seg-000001.m4s.tmp.999999999'",
+                           old, a, old, a, old, old, old),
+                     0);
+    cenc_live_config lc = {.dir = live2, .window = 3, .fps = 30, .record_dir = rec, .record_max_age_s = 600};
+    cenc_live *l = NULL;
+    ck_assert_int_eq(cenc_live_new(&lc, &o, &l), CT_OK);
+    ck_assert_int_eq(cenc_live_push(l, clip.data, clip.len), CT_OK);
+    ck_assert_int_eq(cenc_live_finish(l, NULL), CT_OK);
+    cenc_live_free(l);
+    ck_assert_int_eq(tu_sh("[ ! -e '%s' ] && [ $(ls '%s' | wc -l) = 1 ] && cd '%s'/*/ && "
+                           "[ $(ls seg-*.m4s | wc -l) = 5 ] && cmp -s seg-000004.m4s '%s/seg-000004.m4s' && "
+                           "[ -z \"$(ls | grep tmp)\" ]",
+                           old, rec, rec, a),
+                     0);
+    ct_buf_free(&clip);
+}
+END_TEST
+
+START_TEST(live_refuses_what_is_not_video)
+{
+    const char *dir = tu_tmpdir("cenc-live-bad");
+    cenc_options o = {.scheme = CENC_CLEAR, .segment_ms = 1000};
+    cenc_live_config c = {.dir = dir, .window = 2};
+    cenc_live *l = NULL;
+    c.window = 0;
+    ck_assert_int_eq(cenc_live_new(&c, &o, &l), CT_ERR_USAGE);
+    c.window = 2;
+    ck_assert_int_eq(cenc_live_new(&c, &o, &l), CT_OK);
+    static const uint8_t junk[64] = {1, 2, 3};
+    ck_assert_int_eq(cenc_live_push(l, junk, sizeof junk), CT_OK); /* nothing recognisable yet: waits */
+    ck_assert_int_ne(cenc_live_finish(l, NULL), CT_OK);             /* the end: no picture */
+    cenc_live_free(l);
+}
+END_TEST
+
 static Suite *cenc_suite(void)
 {
     Suite *s = suite_create("cenc");
@@ -707,11 +820,14 @@ static Suite *cenc_suite(void)
     tcase_add_test(tc, round_trip_signed);
     tcase_add_test(tc, round_trip_bframes_segments);
     tcase_add_test(tc, recipients_leave_out_revoked_viewers);
+    tcase_add_test(tc, live_refuses_what_is_not_video);
     suite_add_tcase(s, tc);
     TCase *media = tcase_create("ffmpeg"); /* real encoders: slower than Check's default timeout */
     tcase_set_timeout(media, 300);
     tcase_add_test(media, slice_headers_h264);
     tcase_add_test(media, slice_headers_h265);
+    tcase_add_test(media, live_pieces_same_segments);
+    tcase_add_test(media, live_pieces_h265);
     suite_add_tcase(s, media);
     return s;
 }

@@ -92,7 +92,7 @@ static void sign(const char *in, const char *out, bool threaded, time_t start)
 
 static ms_summary verify_with(const char *clip, const ct_buf *root, const ct_buf *crl)
 {
-    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0};
+    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0, false};
     ms_summary s;
     ct_err rc = ms_verify_file(clip, &cfg, NULL, NULL, &s);
     ck_assert_msg(rc == CT_OK, "verify %s: %s %s", clip, ct_err_name(rc), ct_err_detail());
@@ -290,6 +290,85 @@ START_TEST(onvif_reference_clips)
 }
 END_TEST
 
+/* ---- live (issue 14): each GOP's signature right after its last picture; the live verifier reports it at once ---- */
+typedef struct {
+    size_t reports, authentic;
+} live_count;
+
+static void count_gop(const ms_gop_report *g, void *arg)
+{
+    live_count *c = arg;
+    c->reports++;
+    c->authentic += g->status == MS_AUTHENTIC;
+}
+
+/* Signs a.h264 as the live writer does (the signer's finish at each GOP end, its SEIs after the GOP's last
+ * picture) and feeds a live verifier; with `extra`, a copy of GOP 1's last picture follows its signature. */
+static void live_run(bool extra, live_count *c, size_t *after_gop1, ms_summary *sum)
+{
+    ct_buf clipbuf = CT_BUF_INIT, sei = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &clipbuf), CT_OK);
+    ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1",
+                            "camtrust", false};
+    ms_verify_config vc = {root_der.data, root_der.len, NULL, 0, true};
+    ms_signer *sg = NULL;
+    ms_verifier *v = NULL;
+    ck_assert_int_eq(ms_signer_open(&cfg, &sg), CT_OK);
+    ck_assert_int_eq(ms_verifier_open(&vc, MEDIA_H264, time(NULL), "test", count_gop, c, &v), CT_OK);
+    size_t pos = 0, len = 0, skipped, frame = 0, irap = 0;
+    const uint8_t *nal = NULL, *last_pic = NULL;
+    size_t last_len = 0;
+    time_t start = time(NULL);
+    for (;;) {
+        bool more = media_annexb_next(clipbuf.data, clipbuf.len, &pos, &nal, &len, &skipped) == CT_OK;
+        bool gop_end = !more || media_nal_classify(MEDIA_H264, nal, len).kind == MEDIA_NAL_IRAP;
+        if (gop_end && irap > 0) {
+            ck_assert_int_eq(ms_signer_finish(sg), CT_OK);
+            for (bool ready = true; ready;) {
+                ck_assert_int_eq(ms_signer_take(sg, true, &sei, &ready), CT_OK);
+                if (ready) ck_assert_int_eq(ms_verifier_push(v, sei.data, sei.len, -1), CT_OK);
+            }
+            if (irap == 1) {
+                *after_gop1 = c->reports;
+                if (extra) ck_assert_int_eq(ms_verifier_push(v, last_pic, last_len, -1), CT_OK);
+            }
+        }
+        if (!more) break;
+        media_nal_info info = media_nal_classify(MEDIA_H264, nal, len);
+        if (info.kind == MEDIA_NAL_IRAP) irap++;
+        if (media_nal_is_vcl(info.kind)) last_pic = nal, last_len = len, frame++;
+        ck_assert_int_eq(ms_signer_push(sg, nal, len, ms_time_from_unix(start + (time_t)(frame / 30), 0)), CT_OK);
+        ck_assert_int_eq(ms_verifier_push(v, nal, len, -1), CT_OK);
+    }
+    ck_assert_int_eq(ms_verifier_finish(v, sum), CT_OK);
+    ms_verifier_close(v);
+    ms_signer_close(sg);
+    ct_buf_free(&sei);
+    ct_buf_free(&clipbuf);
+}
+
+START_TEST(live_gop_reported_with_its_signature)
+{
+    clip("a.h264", "-f h264 -bf 0");
+    live_count c = {0};
+    size_t after = 0;
+    ms_summary sum;
+    live_run(false, &c, &after, &sum);
+    /* GOP 1 is reported as soon as its signature is in, before any picture of GOP 2. */
+    ck_assert_uint_eq(after, 1);
+    ck_assert_uint_eq(c.authentic, 2);
+    ck_assert(sum.authentic);
+    /* A picture slipped in after a GOP's signature is covered by none: the clip is not authentic. */
+    live_count d = {0};
+    live_run(true, &d, &after, &sum);
+    ck_assert_uint_eq(after, 1);
+    ck_assert(!sum.authentic);
+    ck_assert_uint_eq(d.authentic, 2);
+    ck_assert_uint_eq(d.reports, 3);
+}
+END_TEST
+
+
 int main(void)
 {
     Suite *s = suite_create("mediasign");
@@ -302,6 +381,7 @@ int main(void)
     tcase_add_test(tc, revocation);
     tcase_add_test(tc, sei_layout);
     tcase_add_test(tc, onvif_reference_clips);
+    tcase_add_test(tc, live_gop_reported_with_its_signature);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

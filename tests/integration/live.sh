@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Live protected video (issue 14): ffmpeg -re feeds ~10 s of testsrc2 into `camtrust-agent stream`; alice and bob
+# watch at once with `camtrust-view live` and decode exactly the source frames of the segments they got; carol,
+# not a recipient, gets nothing; bob, removed from the viewers folder mid-stream, loses the key from the next
+# segment on; a look-alike camera (self-signed, same name) and another name are refused; a segment altered on the
+# camera is reported and not shown; a copy mirrored with curl verifies with camtrust-verify and decrypts later;
+# kill -9 mid-stream leaves only whole segments in the recording, which rotates by size.
+# Usage: live.sh BUILD_DIR
+BUILD=$1
+CA_BIN=$BUILD/ca/camtrust-ca
+AGENT_BIN=$BUILD/device-agent/camtrust-agent
+VIEW_BIN=$BUILD/view/camtrust-view
+VERIFY_BIN=$BUILD/verify/camtrust-verify
+CLIENT_BIN=$BUILD/tests/factory_client
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+. "$HERE/agent_lib.sh"
+command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
+
+PIDS=() SILENT=()
+stop_all() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; PIDS=(); }
+trap 'stop_all; stop_factory; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
+
+# frames FILE: the MD5 of every decoded frame, one per line.
+frames() {
+  ffmpeg -nostdin -loglevel error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
+}
+# wait_for FILE PATTERN [tenths]: until FILE holds a line matching PATTERN.
+wait_for() {
+  local i
+  for i in $(seq 1 "${3:-300}"); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  return 1
+}
+
+# ---- viewers certified by the operations CA; a camera provisioned by the device CA ----
+CA=$WORK/ca
+ca_create "$CA" >/dev/null
+for v in alice bob carol; do
+  "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
+  "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
+  "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
+done
+make_ca "$WORK/dev" Test
+CAM=$WORK/cam NAME=cam1401.devices.example.com
+"$AGENT_BIN" simulate --dir "$CAM" --serial CAM1401 --model CX14 --root "$WORK/dev/root.pem" \
+  --ops-root "$CA/ops-root.pem" >/dev/null
+sed -i 's/^serve.timeout_ms = .*/serve.timeout_ms = 2000/' "$CAM/agent.conf" # silent clients go sooner
+mkdir -p "$WORK/viewers"
+cp "$WORK/alice.pem" "$WORK/bob.pem" "$WORK/viewers/"
+check "stream refuses an unprovisioned camera" bash -c "'$AGENT_BIN' stream --dir '$CAM' --viewers '$WORK/viewers' \
+  --listen 127.0.0.1:0 </dev/null 2>&1 | grep -q 'not serving: the camera is unprovisioned'"
+factory_provision "$CAM" CAM1401 "$WORK/dev"
+for bad in "--listen" "--listen 127.0.0.1:0 --window 0" "--listen 127.0.0.1:0 --segment-ms 10" \
+  "--listen 127.0.0.1:0 --record-max-kb 10"; do
+  rc=0; "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" $bad </dev/null >/dev/null 2>&1 || rc=$?
+  check_eq "stream $bad: usage (exit 2)" 2 "$rc"
+done
+for bad in http://$NAME:1/live/ https://$NAME/live/ "https://$NAME:1/live/../x/" https://$NAME:1/live; do
+  out=$("$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" "$bad" 2>&1) && rc=0 || rc=$?
+  check "view live $bad: refused with one line" bash -c "[ $rc = 1 ] && [ \$(wc -l <<<\"\$0\") = 1 ] && \
+    grep -q 'URL' <<<\"\$0\"" "$out"
+done
+
+# ---- the live stream: 10 s at 30 fps, a GOP and a segment per second ----
+mkfifo "$WORK/src.fifo"
+"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 30 \
+  --in "$WORK/src.fifo" --listen 127.0.0.1:0 >"$WORK/stream.out" 2>"$WORK/stream.log" &
+PIDS+=($!)
+wait_for "$WORK/stream.out" '^listening on ' 100 || { cat "$WORK/stream.log"; exit 1; }
+PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
+URL=https://$NAME:$PORT/live/
+live() { # live VIEWER OUT REPORT [url]: camtrust-view live in the background
+  "$VIEW_BIN" live --dir "$WORK/$1" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$2" "${4:-$URL}" \
+    >"$3" 2>&1 &
+}
+# The encoder starts once the camera listens (the agent opens the FIFO first); a copy of its output is kept.
+(ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=30 -t 10 -c:v libx264 -preset ultrafast \
+  -g 30 -bf 0 -pix_fmt yuv420p -f h264 - | tee "$WORK/src.h264" >"$WORK/src.fifo") &
+live alice "$WORK/alice.mp4" "$WORK/alice.rep"; A=$!
+live bob "$WORK/bob.mp4" "$WORK/bob.rep"; B=$!
+live carol "$WORK/carol.mp4" "$WORK/carol.rep"; C=$!
+# bob is removed (his certificate taken out of the folder) once he has seen two segments.
+wait_for "$WORK/bob.rep" '^segment 1: shown' 150
+mv "$WORK/viewers/bob.pem" "$WORK/bob.removed.pem"
+rc=0; wait $A || rc=$?
+check "alice watched the whole stream: every segment verified and shown (exit 0)" bash -c "[ $rc = 0 ] && \
+  grep -q 'result: AUTHENTIC (10 authentic)' '$WORK/alice.rep' && grep -q 'live: 10 segments shown, 0 not shown' '$WORK/alice.rep'"
+check "  ... the report is camtrust-verify's, the camera named" grep -q 'camera: serial "CAM1401"' "$WORK/alice.rep"
+frames "$WORK/src.h264" >"$WORK/src.md5"
+frames "$WORK/alice.mp4" >"$WORK/alice.md5"
+check_eq "alice decodes exactly the 300 source frames (framemd5)" "300 same" \
+  "$(wc -l <"$WORK/alice.md5") $(cmp -s "$WORK/src.md5" "$WORK/alice.md5" && echo same)"
+wait $B || true
+shown=$(grep -c ': shown' "$WORK/bob.rep" || true)
+check "bob, removed mid-stream: segments before shown, then refused for want of a key, never shown again" bash -c "
+  [ $shown -ge 2 ] && [ $shown -lt 10 ] && grep -q \"NOT SHOWN: viewer 'bob' is not among\" '$WORK/bob.rep' &&
+  ! sed -n '/NOT SHOWN/,\$p' '$WORK/bob.rep' | grep -q ': shown'"
+frames "$WORK/bob.mp4" >"$WORK/bob.md5"
+check_eq "  ... bob decodes exactly the source frames of the segments he got" "$((shown * 30)) same" \
+  "$(wc -l <"$WORK/bob.md5") $(head -n $((shown * 30)) "$WORK/src.md5" | cmp -s - "$WORK/bob.md5" && echo same)"
+check "  ... the camera took the change from the next segment" grep -q 'event=viewers_changed viewers=1' "$WORK/stream.log"
+wait $C || true
+check "carol (not a recipient) gets nothing: no segment shown, no output" bash -c "
+  grep -q 'live: 0 segments shown, 10 not shown' '$WORK/carol.rep' && [ ! -s '$WORK/carol.mp4' ]"
+wait_for "$WORK/stream.out" '^stream ended: 300 frames, 10 segments' 100
+check "the input ended: the playlist is closed, the camera still serves it" bash -c "curl -sS --max-time 10 \
+  --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 ${URL}index.m3u8 | grep -q '^#EXT-X-ENDLIST'"
+
+# ---- bounded: more silent clients than workers hold no one for longer than serve.timeout_ms ----
+for i in $(seq 1 10); do exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; SILENT+=($fd); done
+check "10 silent connections (8 workers): the next client is still served (deadline per connection)" bash -c \
+  "curl -sS --max-time 20 --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 ${URL}index.m3u8 | grep -q EXTM3U"
+for fd in "${SILENT[@]}"; do exec {fd}>&-; done
+
+# ---- a recorder mirrors the files (curl over HTTPS): it stores encrypted, signed segments ----
+get() { curl -sS --max-time 10 --cacert "$WORK/dev/root.pem" --resolve "$NAME:$PORT:127.0.0.1" "$URL$1"; }
+mkdir -p "$WORK/mirror"
+get index.m3u8 >"$WORK/mirror/index.m3u8"
+for f in init.mp4 $(grep -v '^#' "$WORK/mirror/index.m3u8"); do get "$f" >"$WORK/mirror/$f"; done
+cat "$WORK/mirror/init.mp4" "$WORK/mirror"/seg-*.m4s >"$WORK/mirror.mp4"
+check "the mirror holds the camera's files byte for byte (one encryption, served to all)" bash -c \
+  "cat '$CAM/live/init.mp4' '$CAM/live'/seg-*.m4s | cmp -s - '$WORK/mirror.mp4'"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/mirror.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "camtrust-verify finds the mirrored copy authentic without any key" bash -c "[ $rc = 0 ] && \
+  grep -q 'result: AUTHENTIC (10 authentic)' '$WORK/cv.out'"
+cat "$WORK/mirror/init.mp4" "$WORK/mirror/seg-000000.m4s" "$WORK/mirror/seg-000001.m4s" >"$WORK/first2.mp4"
+rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/first2.mp4" >"$WORK/cv.out" 2>&1 || rc=$?
+check "each segment carries its own GOPs' signatures (the first two alone: 2 authentic, none waiting)" bash -c \
+  "[ $rc = 0 ] && grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/cv.out'"
+"$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/mirror.mp4" "$WORK/later.mp4" >/dev/null
+check "alice decrypts the mirrored copy later: the source frames" bash -c "frames() { ffmpeg -nostdin -loglevel error \
+  -i \"\$1\" -f framemd5 - | grep -v '^#' | awk -F', *' '{print \$6}'; }; frames '$WORK/later.mp4' | cmp -s - '$WORK/src.md5'"
+check "carol cannot decrypt the mirrored copy" bash -c "! '$VIEW_BIN' decrypt --dir '$WORK/carol' '$WORK/mirror.mp4' \
+  '$WORK/carol-later.mp4' 2>/dev/null"
+check "the camera serves nothing outside its live files" bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' \
+  --max-time 10 --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 '${URL}../agent.conf') = 404 ] && \
+  [ \$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert '$WORK/dev/root.pem' \
+  --resolve $NAME:$PORT:127.0.0.1 '${URL}seg-1.m4s.tmp') = 404 ]"
+
+# ---- a segment altered on the camera's storage: reported, not shown; the others still are ----
+python3 - "$CAM/live/seg-000004.m4s" <<'PY'
+import os, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[b.index(b'mdat') + 4000] ^= 0x01  # inside the IDR slice (encrypted or clear, it is hashed)
+open(sys.argv[1] + '.x', 'wb').write(b)
+os.rename(sys.argv[1] + '.x', sys.argv[1])
+PY
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
+  --out "$WORK/t.mp4" "$URL" >"$WORK/t.rep" 2>&1 || rc=$?
+check "the altered segment is reported (altered) and not shown, exit 1" bash -c "[ $rc = 1 ] && \
+  grep -Eq 'frames +120-149 .* altered' '$WORK/t.rep' && grep -q '^segment 4: NOT SHOWN: not authentic' '$WORK/t.rep'"
+frames "$WORK/t.mp4" >"$WORK/t.md5"
+check_eq "  ... the other nine are shown: the source frames without those of segment 4" "270 same" \
+  "$(wc -l <"$WORK/t.md5") $(sed '121,150d' "$WORK/src.md5" | cmp -s - "$WORK/t.md5" && echo same)"
+
+# ---- look-alikes: another name on the real camera; a self-signed certificate for this name ----
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
+  --out "$WORK/n.mp4" "https://cam9999.devices.example.com:$PORT/live/" >"$WORK/n.rep" 2>&1 || rc=$?
+check "the real camera asked for under another serial's name: refused" bash -c "[ $rc = 1 ] && \
+  grep -q 'refused' '$WORK/n.rep' && [ ! -s '$WORK/n.mp4' ]"
+openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/fake.key" \
+  -subj "/serialNumber=CAM1401/CN=CAM1401" -addext "subjectAltName=DNS:$NAME" -days 30 -out "$WORK/fake.pem" 2>/dev/null
+mkdir -p "$WORK/fake/live" && cp "$WORK/mirror"/* "$WORK/fake/live/"
+P=$((20000 + RANDOM % 40000))
+(cd "$WORK/fake" && exec openssl s_server -quiet -accept "127.0.0.1:$P" -cert "$WORK/fake.pem" -key "$WORK/fake.key" \
+  -WWW </dev/null >/dev/null 2>&1) &
+PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.05; done
+check "the look-alike serves the stream to a client that skips verification (the test is real)" bash -c \
+  "curl -sk --max-time 10 --resolve $NAME:$P:127.0.0.1 https://$NAME:$P/live/index.m3u8 | grep -q EXTM3U"
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P" \
+  --out "$WORK/f.mp4" "https://$NAME:$P/live/" >"$WORK/f.rep" 2>&1 || rc=$?
+check "the look-alike (self-signed, same name) is refused: nothing read, nothing shown" bash -c "[ $rc = 1 ] && \
+  grep -q 'not a camera of this device root' '$WORK/f.rep' && [ ! -s '$WORK/f.mp4' ] && ! grep -q '^GOP' '$WORK/f.rep'"
+stop_all
+
+# ---- a viewer joining late (the first segments gone from the playlist) still identifies the camera ----
+mkfifo "$WORK/late.fifo"
+"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 2 \
+  --in "$WORK/late.fifo" --live "$WORK/live3" --listen 127.0.0.1:0 >"$WORK/s3.out" 2>"$WORK/s3.log" &
+PIDS+=($!)
+wait_for "$WORK/s3.out" '^listening on ' 100
+PORT=$(sed -n 's/^listening on .*://p' "$WORK/s3.out") URL=https://$NAME:$(sed -n 's/^listening on .*://p' "$WORK/s3.out")/live/
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 4 -c:v libx264 -preset ultrafast -g 30 \
+  -bf 0 -pix_fmt yuv420p -f h264 - 2>/dev/null | tee "$WORK/late.h264" >"$WORK/late.fifo"
+wait_for "$WORK/s3.out" '^stream ended' 100
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
+  --out "$WORK/late.mp4" "$URL" >"$WORK/late.rep" 2>&1 || rc=$?
+check "a late viewer (segments 2-3 only): the camera identified (its certificate repeated per segment), both shown" \
+  bash -c "[ $rc = 0 ] && grep -q '^segment 2: shown' '$WORK/late.rep' && grep -q 'camera: serial \"CAM1401\"' \
+  '$WORK/late.rep' && grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/late.rep'"
+frames "$WORK/late.h264" >"$WORK/late.src"
+frames "$WORK/late.mp4" >"$WORK/late.md5"
+check_eq "  ... and decodes exactly the source frames 60-119" "60 same" \
+  "$(wc -l <"$WORK/late.md5") $(sed -n '61,120p' "$WORK/late.src" | cmp -s - "$WORK/late.md5" && echo same)"
+stop_all
+
+# ---- the recording: kill -9 mid-stream leaves whole segments only; it rotates by size ----
+mkfifo "$WORK/enc.fifo"
+"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 1000 --window 3 --in "$WORK/enc.fifo" \
+  --record "$WORK/rec" --record-max-kb 400 --live "$WORK/live2" --listen 127.0.0.1:0 >"$WORK/s2.out" 2>"$WORK/s2.log" &
+KPID=$!
+ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=30 -t 20 -c:v libx264 -preset ultrafast \
+  -g 30 -bf 0 -pix_fmt yuv420p -f h264 -y "$WORK/enc.fifo" 2>/dev/null &
+FPID=$!
+wait_for "$WORK/live2/index.m3u8" 'seg-000007.m4s' 150
+kill -9 $KPID; wait $KPID 2>/dev/null || true
+kill $FPID 2>/dev/null || true; wait $FPID 2>/dev/null || true
+RUN=$(ls -d "$WORK/rec"/*/ | head -1)
+whole=0 broken=0
+for s in "$RUN"seg-*.m4s; do
+  cat "$RUN/init.mp4" "$s" >"$WORK/one.mp4"
+  if "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/one.mp4" "$WORK/one.clear.mp4" 2>/dev/null | grep -q ': 30 frames$'; then
+    whole=$((whole + 1)); else broken=$((broken + 1)); fi
+  rm -f "$WORK/one.clear.mp4"
+done
+check "after kill -9: every segment of the recording is whole (30 frames each, decrypts)" bash -c "[ $whole -ge 2 ] && [ $broken = 0 ]"
+check "  ... the live playlist named a sliding window of 3 (EXT-X-MEDIA-SEQUENCE moved on)" bash -c "
+  [ \$(grep -c '^seg-' '$WORK/live2/index.m3u8') = 3 ] && ! grep -q '^#EXT-X-MEDIA-SEQUENCE:0$' '$WORK/live2/index.m3u8' &&
+  ! grep -q ENDLIST '$WORK/live2/index.m3u8'"
+check "  ... the recording was rotated by size (oldest segments gone, at most 400 KiB + the newest)" bash -c "
+  [ ! -e '${RUN}seg-000000.m4s' ] && [ \$(cat '$RUN'seg-*.m4s | wc -c) -le \$((400 * 1024 + 262144)) ]"
+finish

@@ -1,0 +1,597 @@
+/* camtrust-view live (issue 14): watches a camera's live stream over HTTPS. TLS 1.3 only to a camera whose
+ * certificate chains to the device root and names the host asked for (SERIAL.DOMAIN: a look-alike is refused
+ * before any video is read); the playlist is polled, each new segment fetched, its signatures checked with the
+ * streaming verifier (camtrust-verify's report, GOP by GOP), and a segment is decrypted inside the viewer's token
+ * and written out only once every GOP of it verified. Everything read from the network is bounded. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+
+#include "../common/mediasign/mediasign.h"
+#include "view_priv.h"
+
+#define HEAD_MAX 8192
+#define PLAYLIST_BYTES_MAX (1u << 20)
+#define INIT_MAX (1u << 20)
+#define SEGMENT_BYTES_MAX (256u << 20)
+#define REQUEST_TIMEOUT_MS 10000
+#define CAMERA_GONE_MS 15000 /* the camera answering nothing for this long ends the session */
+#define PENDING_MAX 64       /* segments held while their signatures are still to come */
+
+/* ---- the URL and the HTTP answer (outside input) ---- */
+ct_err view_url_parse(const char *url, view_url *u)
+{
+    memset(u, 0, sizeof *u);
+    CT_ENSURE_RET(strncmp(url, "https://", 8) == 0, ct_fail(CT_ERR_USAGE, "the URL must start with https://"));
+    const char *h = url + 8, *colon = strchr(h, ':'), *slash = strchr(h, '/');
+    CT_ENSURE_RET(colon && slash && colon < slash, ct_fail(CT_ERR_USAGE, "the URL must be https://HOST:PORT/PATH/"));
+    size_t hl = (size_t)(colon - h);
+    CT_ENSURE_RET(hl > 0 && hl < sizeof u->host && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") >= hl,
+                  ct_fail(CT_ERR_USAGE, "bad host in the URL"));
+    memcpy(u->host, h, hl);
+    char *end = NULL;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    CT_ENSURE_RET(end == slash && port > 0 && port < 65536 && colon[1] >= '0' && colon[1] <= '9',
+                  ct_fail(CT_ERR_USAGE, "bad port in the URL"));
+    u->port = (unsigned)port;
+    size_t pl = strlen(slash);
+    CT_ENSURE_RET(pl < sizeof u->path && slash[pl - 1] == '/' &&
+                      strspn(slash, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-.") == pl &&
+                      !strstr(slash, ".."),
+                  ct_fail(CT_ERR_USAGE, "the URL's path must be a folder (end with '/'), plain characters only"));
+    memcpy(u->path, slash, pl + 1);
+    size_t sl = strcspn(u->host, ".");
+    CT_ENSURE_RET(sl < sizeof u->serial, ct_fail(CT_ERR_USAGE, "bad host in the URL"));
+    memcpy(u->serial, u->host, sl);
+    u->serial[sl] = '\0';
+    return CT_OK;
+}
+
+ct_err view_http_parse(const uint8_t *resp, size_t len, size_t max_body, int *status, size_t *body_off)
+{
+    const uint8_t *end = NULL;
+    for (size_t i = 0; i + 3 < len && i < HEAD_MAX; i++)
+        if (memcmp(resp + i, "\r\n\r\n", 4) == 0) {
+            end = resp + i;
+            break;
+        }
+    CT_ENSURE_RET(end, ct_fail(CT_ERR_BAD_REQUEST, "the answer has no complete header (at most %d bytes)", HEAD_MAX));
+    size_t head = (size_t)(end - resp);
+    char h[HEAD_MAX + 1];
+    memcpy(h, resp, head);
+    h[head] = '\0';
+    CT_ENSURE_RET(memchr(h, '\0', head) == NULL, ct_fail(CT_ERR_BAD_REQUEST, "a NUL byte in the answer's header"));
+    CT_ENSURE_RET(strncmp(h, "HTTP/1.1 ", 9) == 0 || strncmp(h, "HTTP/1.0 ", 9) == 0,
+                  ct_fail(CT_ERR_BAD_REQUEST, "not an HTTP/1.x answer"));
+    CT_ENSURE_RET(h[9] >= '1' && h[9] <= '5' && h[10] >= '0' && h[10] <= '9' && h[11] >= '0' && h[11] <= '9' &&
+                      (h[12] == ' ' || h[12] == '\r'),
+                  ct_fail(CT_ERR_BAD_REQUEST, "bad status line"));
+    *status = (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+    /* Content-Length, exactly once; the body must be all of it and nothing more (Connection: close). */
+    long long clen = -1;
+    for (char *line = strstr(h, "\r\n"); line; line = strstr(line + 2, "\r\n")) {
+        if (strncasecmp(line + 2, "Content-Length:", 15) != 0) continue;
+        CT_ENSURE_RET(clen < 0, ct_fail(CT_ERR_BAD_REQUEST, "two Content-Length headers"));
+        const char *v = line + 17;
+        while (*v == ' ' || *v == '\t') v++;
+        char *e = NULL;
+        CT_ENSURE_RET(*v >= '0' && *v <= '9', ct_fail(CT_ERR_BAD_REQUEST, "bad Content-Length"));
+        errno = 0;
+        clen = strtoll(v, &e, 10);
+        CT_ENSURE_RET(errno == 0 && (*e == '\r' || *e == ' ' || *e == '\0'), ct_fail(CT_ERR_BAD_REQUEST, "bad Content-Length"));
+    }
+    *body_off = head + 4;
+    size_t body = len - *body_off;
+    if (*status != 200) return CT_OK;
+    CT_ENSURE_RET(clen >= 0, ct_fail(CT_ERR_BAD_REQUEST, "no Content-Length"));
+    CT_ENSURE_RET((unsigned long long)clen <= max_body,
+                  ct_fail(CT_ERR_TOO_LARGE, "an answer of %lld bytes (at most %zu)", clen, max_body));
+    CT_ENSURE_RET(body == (size_t)clen,
+                  ct_fail(CT_ERR_BAD_REQUEST, "the body is %zu bytes, Content-Length says %lld (cut off?)", body, clen));
+    return CT_OK;
+}
+
+/* Whether the n bytes at s (not NUL-terminated: the network's bytes) are all of `set`. */
+static bool all_of(const char *s, size_t n, const char *set)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!s[i] || !strchr(set, s[i])) return false;
+    return true;
+}
+
+/* A file name a playlist may name: relative, no folder, plain characters. */
+static bool safe_name(const char *s, size_t n)
+{
+    return n > 0 && n < VIEW_NAME_MAX && s[0] != '.' &&
+           all_of(s, n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.");
+}
+
+ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
+{
+    memset(p, 0, sizeof *p);
+    CT_ENSURE_RET(len <= PLAYLIST_BYTES_MAX, ct_fail(CT_ERR_TOO_LARGE, "playlist of %zu bytes", len));
+    CT_ENSURE_RET(len >= 7 && memcmp(text, "#EXTM3U", 7) == 0, ct_fail(CT_ERR_BAD_REQUEST, "not an HLS playlist"));
+    bool have_seq = false;
+    for (size_t pos = 0; pos < len;) {
+        const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - line) : len - pos;
+        pos += n + (nl ? 1 : 0);
+        if (n && line[n - 1] == '\r') n--;
+        if (n == 0) continue;
+        CT_ENSURE_RET(!memchr(line, '\0', n), ct_fail(CT_ERR_BAD_REQUEST, "a NUL byte in the playlist"));
+        if (line[0] != '#') {
+            CT_ENSURE_RET(safe_name(line, n), ct_fail(CT_ERR_BAD_REQUEST, "playlist: segment URI '%.*s' is not a plain "
+                                                      "file name", (int)(n < 64 ? n : 64), line));
+            CT_ENSURE_RET(p->n < VIEW_PLAYLIST_MAX, ct_fail(CT_ERR_TOO_LARGE, "more than %d segments in the playlist",
+                                                            VIEW_PLAYLIST_MAX));
+            memcpy(p->names[p->n], line, n);
+            p->names[p->n++][n] = '\0';
+            continue;
+        }
+        static const char seq[] = "#EXT-X-MEDIA-SEQUENCE:", map[] = "#EXT-X-MAP:URI=\"";
+        if (n > sizeof seq - 1 && memcmp(line, seq, sizeof seq - 1) == 0) {
+            size_t dl = n - (sizeof seq - 1);
+            const char *d = line + sizeof seq - 1;
+            CT_ENSURE_RET(!have_seq && dl <= 18 && all_of(d, dl, "0123456789"),
+                          ct_fail(CT_ERR_BAD_REQUEST, "playlist: bad EXT-X-MEDIA-SEQUENCE"));
+            for (size_t i = 0; i < dl; i++) p->first_seq = p->first_seq * 10 + (uint64_t)(d[i] - '0');
+            have_seq = true;
+        } else if (n > sizeof map - 1 && memcmp(line, map, sizeof map - 1) == 0) {
+            const char *u = line + sizeof map - 1, *q = memchr(u, '"', n - (sizeof map - 1));
+            CT_ENSURE_RET(q && safe_name(u, (size_t)(q - u)) && !p->map[0],
+                          ct_fail(CT_ERR_BAD_REQUEST, "playlist: bad EXT-X-MAP"));
+            memcpy(p->map, u, (size_t)(q - u));
+            p->map[q - u] = '\0';
+        } else if (n == 14 && memcmp(line, "#EXT-X-ENDLIST", 14) == 0) {
+            p->ended = true;
+        }
+    }
+    CT_ENSURE_RET(p->map[0], ct_fail(CT_ERR_BAD_REQUEST, "playlist: no EXT-X-MAP (init segment)"));
+    return CT_OK;
+}
+
+/* ---- HTTPS to the camera ---- */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap, max;
+} gbuf;
+
+static ct_err gbuf_put(gbuf *b, const void *p, size_t n)
+{
+    CT_ENSURE_RET(n <= b->max - b->len, ct_fail(CT_ERR_TOO_LARGE, "more than %zu bytes", b->max));
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->len + n) cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        CT_ENSURE_RET(q, CT_ERR_NOMEM);
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return CT_OK;
+}
+
+typedef struct {
+    view_url u;
+    const char *connect; /* ADDR:PORT to reach instead of resolving the host (NULL: resolve) */
+    WOLFSSL_CTX *ctx;
+} camera;
+
+static ct_err tcp_connect(const camera *c, int64_t deadline, int *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    if (c->connect) {
+        CT_GUARD_RET(ct_addr_parse(c->connect, &ss, &sl));
+    } else {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+        char port[8];
+        CT_GUARD_RET(ct_snprintf(port, sizeof port, "%u", c->u.port));
+        int e = getaddrinfo(c->u.host, port, &hints, &ai);
+        CT_ENSURE_RET(e == 0 && ai, ct_fail(CT_ERR_IO, "cannot resolve %s: %s", c->u.host, gai_strerror(e)));
+        memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        sl = ai->ai_addrlen;
+        freeaddrinfo(ai);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "socket: %s", strerror(errno)));
+    if (connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+        int err = errno, so = 0;
+        socklen_t l = sizeof so;
+        if (err != EINPROGRESS || ct_wait_fd(fd, POLLOUT, deadline, "connecting to the camera") != CT_OK ||
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &so, &l) != 0 || so != 0) {
+            close(fd);
+            return ct_fail(CT_ERR_IO, "cannot connect to %s:%u: %s", c->u.host, c->u.port,
+                           strerror(err != EINPROGRESS ? err : so ? so : ETIMEDOUT));
+        }
+    }
+    *out = fd;
+    return CT_OK;
+}
+
+static bool tls_wait(WOLFSSL *ssl, int fd, int ret, int64_t deadline)
+{
+    int err = wolfSSL_get_error(ssl, ret);
+    if (err != WOLFSSL_ERROR_WANT_READ && err != WOLFSSL_ERROR_WANT_WRITE) return false;
+    return ct_wait_fd(fd, err == WOLFSSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, "talking to the camera") == CT_OK;
+}
+
+/* The certificate names the serial asked for: the host (SERIAL.DOMAIN) matched a dNSName; the subject's
+ * serialNumber, when the certificate has one, must be that serial too. */
+static ct_err check_serial(WOLFSSL *ssl, const camera *c)
+{
+    WOLFSSL_X509 *peer = wolfSSL_get_peer_certificate(ssl);
+    CT_ENSURE_RET(peer, ct_fail(CT_ERR_INTEGRITY, "the camera sent no certificate"));
+    char sn[128] = "";
+    int n = wolfSSL_X509_NAME_get_text_by_NID(wolfSSL_X509_get_subject_name(peer), NID_serialNumber, sn, sizeof sn);
+    wolfSSL_X509_free(peer);
+    CT_ENSURE_RET(n <= 0 || strcasecmp(sn, c->u.serial) == 0,
+                  ct_fail(CT_ERR_INTEGRITY, "the camera's certificate is for serial %s, not %s", sn, c->u.serial));
+    return CT_OK;
+}
+
+/* GET PATH/name: the body into `out` (at most `max`); CT_ERR_NOT_FOUND on 404. A certificate that does not
+ * verify is CT_ERR_INTEGRITY (the caller stops), anything else a network error to retry. */
+static ct_err https_get(const camera *c, const char *name, size_t max, gbuf *out)
+{
+    ct_err rc = CT_OK;
+    int fd = -1, status = 0, r;
+    int64_t deadline = ct_now_ms() + REQUEST_TIMEOUT_MS;
+    WOLFSSL *ssl = NULL;
+    gbuf resp = {.max = max + HEAD_MAX};
+    char req[1024];
+    uint8_t chunk[16384];
+    size_t off = 0;
+    CT_GUARD(tcp_connect(c, deadline, &fd));
+    ssl = wolfSSL_new(c->ctx);
+    CT_ENSURE_MSG(ssl, CT_ERR_NOMEM, "wolfSSL_new failed");
+    CT_ENSURE_MSG(wolfSSL_set_fd(ssl, fd) == WOLFSSL_SUCCESS &&
+                      wolfSSL_check_domain_name(ssl, c->u.host) == WOLFSSL_SUCCESS &&
+                      wolfSSL_UseSNI(ssl, WOLFSSL_SNI_HOST_NAME, c->u.host, (unsigned short)strlen(c->u.host)) ==
+                          WOLFSSL_SUCCESS,
+                  CT_ERR_CRYPTO, "TLS setup failed");
+    while ((r = wolfSSL_connect(ssl)) != WOLFSSL_SUCCESS) {
+        int err = wolfSSL_get_error(ssl, r);
+        if (tls_wait(ssl, fd, r, deadline)) continue;
+        char why[WOLFSSL_MAX_ERROR_SZ];
+        wolfSSL_ERR_error_string_n((unsigned long)err, why, sizeof why);
+        bool cert = err == DOMAIN_NAME_MISMATCH || err == ASN_NO_SIGNER_E || err == ASN_SIG_CONFIRM_E ||
+                    err == ASN_AFTER_DATE_E || err == ASN_BEFORE_DATE_E || err == VERIFY_CERT_ERROR ||
+                    err == ASN_SELF_SIGNED_E || err == ASN_PATHLEN_INV_E || err == ASN_SIG_OID_E;
+        CT_ENSURE_MSG(false, cert ? CT_ERR_INTEGRITY : CT_ERR_IO, "TLS with %s:%u refused: %s%s", c->u.host, c->u.port,
+                      why, cert ? " (not a camera of this device root, or not this camera)" : "");
+    }
+    CT_GUARD(check_serial(ssl, c));
+    CT_GUARD(ct_snprintf(req, sizeof req, "GET %s%s HTTP/1.1\r\nHost: %s:%u\r\nConnection: close\r\n\r\n", c->u.path,
+                         name, c->u.host, c->u.port));
+    for (size_t sent = 0, len = strlen(req); sent < len;) {
+        r = wolfSSL_write(ssl, req + sent, (int)(len - sent));
+        if (r > 0) sent += (size_t)r;
+        else CT_ENSURE_MSG(tls_wait(ssl, fd, r, deadline), CT_ERR_IO, "sending the request to the camera failed");
+    }
+    for (;;) {
+        r = wolfSSL_read(ssl, chunk, sizeof chunk);
+        if (r > 0) {
+            CT_GUARD(gbuf_put(&resp, chunk, (size_t)r));
+            continue;
+        }
+        int err = wolfSSL_get_error(ssl, r);
+        if (err == WOLFSSL_ERROR_ZERO_RETURN || err == SOCKET_PEER_CLOSED_E || (r == 0 && err == WOLFSSL_ERROR_SYSCALL))
+            break;
+        CT_ENSURE_MSG(tls_wait(ssl, fd, r, deadline), CT_ERR_IO, "reading %s from the camera failed (%d)", name, err);
+    }
+    CT_GUARD(view_http_parse(resp.p, resp.len, max, &status, &off));
+    CT_ENSURE_MSG(status != 404, CT_ERR_NOT_FOUND, "%s%s: not found", c->u.path, name);
+    CT_ENSURE_MSG(status == 200, CT_ERR_IO, "%s%s: HTTP %d", c->u.path, name, status);
+    out->len = 0;
+    CT_GUARD(gbuf_put(out, resp.p + off, resp.len - off));
+cleanup:
+    if (ssl) wolfSSL_free(ssl);
+    if (fd >= 0) close(fd);
+    free(resp.p);
+    return rc;
+}
+
+/* ---- segments: verified, then shown ---- */
+typedef struct {
+    uint64_t seq;
+    uint64_t first, end; /* pictures [first, end) of the whole session */
+    uint8_t *bytes;      /* init segment + segment */
+    size_t len;
+    char bad[256];       /* why it is not shown ("" while all its GOPs so far are authentic) */
+} pending;
+
+typedef struct {
+    viewer v;
+    camera cam;
+    const view_live_opts *o;
+    FILE *report, *out;
+    ms_verify_config vc;
+    ct_buf root;
+    ms_verifier *ver;
+    size_t gops;
+    uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
+    double t_base, t_last, t_step;
+    bool have_t;
+    cenc_writer *clear;
+    gbuf held;      /* the clear init segment, written with the first segment shown: nothing before */
+    bool out_open;  /* a segment was shown: output goes straight out */
+    gbuf init;
+    pending q[PENDING_MAX];
+    size_t nq;
+    size_t shown, refused;
+} session;
+
+static ct_err out_write(void *arg, const uint8_t *p, size_t n)
+{
+    session *s = arg;
+    if (!s->out_open) return gbuf_put(&s->held, p, n);
+    CT_ENSURE_RET(fwrite(p, 1, n, s->out) == n && fflush(s->out) == 0,
+                  ct_fail(CT_ERR_IO, "cannot write the video: %s", strerror(errno)));
+    return CT_OK;
+}
+
+static void on_gop(const ms_gop_report *g, void *arg)
+{
+    session *s = arg;
+    ms_print_gop(s->report, ++s->gops, g);
+    fflush(s->report);
+    for (size_t i = 0; i < s->nq; i++) {
+        pending *p = &s->q[i];
+        if (g->status == MS_AUTHENTIC || p->bad[0] || g->last_frame < p->first || g->first_frame >= p->end) continue;
+        if (ct_snprintf(p->bad, sizeof p->bad, "not authentic: frames %llu-%llu %s%s%s",
+                        (unsigned long long)g->first_frame, (unsigned long long)g->last_frame,
+                        ms_status_name(g->status), g->detail[0] ? ": " : "", g->detail) != CT_OK)
+            p->bad[0] = '!';
+    }
+    if (g->last_frame + 1 > s->verified_end) s->verified_end = g->last_frame + 1;
+}
+
+/* Picture NAL units as stored, onto one session timeline (each segment's walk starts at 0). */
+static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, double t)
+{
+    session *s = arg;
+    if (!s->ver) CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
+    double at = s->t_base + t;
+    if (!s->have_t || at != s->t_last) {
+        if (s->have_t && at > s->t_last) s->t_step = at - s->t_last;
+        s->t_last = at;
+        s->have_t = true;
+        s->frames++;
+    }
+    return ms_verifier_push(s->ver, nal, len, at);
+}
+
+/* Shows or refuses the oldest segments whose every GOP has been reported (all of them at the end). */
+static ct_err release(session *s, bool all)
+{
+    while (s->nq > 0 && (all || s->q[0].end <= s->verified_end)) {
+        pending *p = &s->q[0];
+        if (!p->bad[0] && p->end > s->verified_end)
+            CT_GUARD_RET(ct_snprintf(p->bad, sizeof p->bad, "no signature covers frames %llu-%llu",
+                                     (unsigned long long)s->verified_end, (unsigned long long)p->end - 1));
+        ct_err rc = CT_OK;
+        if (!p->bad[0]) {
+            if (!s->clear) rc = cenc_decrypt_begin(s->init.p, s->init.len, out_write, s, &s->clear);
+            if (rc == CT_OK) rc = cenc_decrypt_append(p->bytes, p->len, viewer_key, &s->v, s->clear);
+            if (rc == CT_OK && !s->out_open) {
+                s->out_open = true;
+                rc = out_write(s, s->held.p, s->held.len);
+            } else if (rc != CT_OK && !s->out_open) {
+                cenc_writer_free(s->clear); /* nothing shown yet: start again with the next segment */
+                s->clear = NULL;
+                s->held.len = 0;
+            }
+            if (rc == CT_ERR_IO) return rc; /* the output is gone */
+            if (rc != CT_OK && ct_snprintf(p->bad, sizeof p->bad, "%s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
+            ct_err_clear();
+        }
+        if (p->bad[0]) {
+            fprintf(s->report, "segment %llu: NOT SHOWN: %s\n", (unsigned long long)p->seq, p->bad);
+            s->refused++;
+        } else {
+            fprintf(s->report, "segment %llu: shown (frames %llu-%llu, verified)\n", (unsigned long long)p->seq,
+                    (unsigned long long)p->first, (unsigned long long)p->end - 1);
+            s->shown++;
+        }
+        fflush(s->report);
+        free(p->bytes);
+        memmove(s->q, s->q + 1, (s->nq - 1) * sizeof *s->q);
+        s->nq--;
+    }
+    return CT_OK;
+}
+
+static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
+{
+    CT_ENSURE_RET(s->nq < PENDING_MAX, ct_fail(CT_ERR_TOO_LARGE, "%d segments without a signature", PENDING_MAX));
+    pending *p = &s->q[s->nq];
+    memset(p, 0, sizeof *p);
+    p->seq = seq;
+    p->first = s->frames;
+    p->len = s->init.len + seg->len;
+    p->bytes = malloc(p->len);
+    CT_ENSURE_RET(p->bytes, CT_ERR_NOMEM);
+    memcpy(p->bytes, s->init.p, s->init.len);
+    memcpy(p->bytes + s->init.len, seg->p, seg->len);
+    s->nq++;
+    s->have_t = false;
+    ct_err rc = cenc_walk(p->bytes, p->len, on_nal, s);
+    if (rc != CT_OK) {
+        if (ct_snprintf(p->bad, sizeof p->bad, "unreadable: %s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
+        if (s->ver) ms_verifier_problem(s->ver, "segment %llu unreadable", (unsigned long long)seq);
+        ct_err_clear();
+    }
+    p->end = s->frames;
+    s->t_base = s->t_last + s->t_step;
+    return release(s, false);
+}
+
+static volatile sig_atomic_t g_stop;
+static void on_stop(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls the playlist and takes each new segment until the playlist ends (or a stop signal). */
+static ct_err watch(session *s)
+{
+    ct_err rc = CT_OK;
+    gbuf pl = {.max = PLAYLIST_BYTES_MAX}, seg = {.max = SEGMENT_BYTES_MAX};
+    view_playlist *p = calloc(1, sizeof *p);
+    char map[VIEW_NAME_MAX] = "";
+    bool started = false;
+    uint64_t next = 0;
+    int64_t last_answer = ct_now_ms();
+    CT_ENSURE(p, CT_ERR_NOMEM);
+    s->init.max = INIT_MAX;
+    while (!g_stop) {
+        rc = https_get(&s->cam, "index.m3u8", PLAYLIST_BYTES_MAX, &pl);
+        if (rc == CT_ERR_INTEGRITY) goto cleanup;
+        if (rc == CT_ERR_NOT_FOUND) last_answer = ct_now_ms(); /* the camera answers: no segment out yet */
+        if (rc != CT_OK) {
+            CT_ENSURE_MSG(ct_now_ms() - last_answer < CAMERA_GONE_MS, rc, "the camera stopped answering: %s",
+                          ct_err_detail());
+            ct_err_clear();
+            rc = CT_OK;
+            pause_ms(500);
+            continue;
+        }
+        last_answer = ct_now_ms();
+        CT_GUARD(view_playlist_parse((const char *)pl.p, pl.len, p));
+        if (!map[0]) {
+            rc = https_get(&s->cam, p->map, INIT_MAX, &s->init);
+            if (rc == CT_ERR_INTEGRITY) goto cleanup;
+            if (rc != CT_OK) { /* retried at the next poll */
+                ct_err_clear();
+                rc = CT_OK;
+                pause_ms(200);
+                continue;
+            }
+            memcpy(map, p->map, sizeof map);
+        }
+        CT_ENSURE_MSG(strcmp(map, p->map) == 0, CT_ERR_BAD_REQUEST, "the init segment changed (%s): a new stream",
+                      p->map);
+        /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
+        if (!started) next = p->first_seq;
+        started = true;
+        if (p->first_seq > next) {
+            fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched\n",
+                    (unsigned long long)next, (unsigned long long)p->first_seq - 1);
+            s->refused += (size_t)(p->first_seq - next);
+            next = p->first_seq;
+        }
+        for (size_t i = (size_t)(next - p->first_seq); i < p->n && !g_stop; i++, next++) {
+            rc = https_get(&s->cam, p->names[i], SEGMENT_BYTES_MAX, &seg);
+            if (rc == CT_ERR_INTEGRITY) goto cleanup;
+            if (rc != CT_OK) break; /* retried at the next poll (or reported as gone) */
+            CT_GUARD(take_segment(s, next, &seg));
+        }
+        if (rc != CT_OK) {
+            ct_err_clear();
+            rc = CT_OK;
+            pause_ms(200);
+            continue;
+        }
+        if (p->ended && next >= p->first_seq + p->n) break;
+        pause_ms(s->o->poll_ms);
+    }
+cleanup:
+    free(p);
+    free(pl.p);
+    free(seg.p);
+    return rc;
+}
+
+ct_err view_live(const char *dir, const char *root, const char *url, const view_live_opts *o, FILE *out,
+                 FILE *report, bool *all_shown)
+{
+    ct_err rc = CT_OK;
+    session *s = calloc(1, sizeof *s);
+    ct_buf pem = CT_BUF_INIT;
+    ms_summary sum;
+    bool inited = false, opened = false;
+    *all_shown = false;
+    CT_ENSURE(s, CT_ERR_NOMEM);
+    s->o = o;
+    s->out = out;
+    s->report = report;
+    s->held.max = SEGMENT_BYTES_MAX;
+    s->cam.connect = o->connect;
+    CT_GUARD(view_url_parse(url, &s->cam.u));
+    CT_GUARD(viewer_open(dir, true, &s->v));
+    opened = true;
+    CT_ENSURE_MSG(s->v.installed, CT_ERR_CONFIG, "no certificate installed: run camtrust-view install");
+    CT_GUARD(ct_file_read(root, CERT_FILE_MAX, &pem));
+    CT_GUARD(ct_buf_alloc(&s->root, PKI_MAX_CERT_DER));
+    CT_GUARD(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, &s->root));
+    s->vc = (ms_verify_config){.root_der = s->root.data, .root_len = s->root.len, .live = true};
+    CT_ENSURE_MSG(wolfSSL_Init() == WOLFSSL_SUCCESS, CT_ERR_CRYPTO, "wolfSSL_Init failed");
+    inited = true;
+    s->cam.ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+    CT_ENSURE_MSG(s->cam.ctx, CT_ERR_CRYPTO, "wolfSSL_CTX_new failed");
+    /* The device root only: the camera's chain must end there. */
+    CT_ENSURE_MSG(wolfSSL_CTX_load_verify_buffer(s->cam.ctx, pem.data, (long)pem.len, WOLFSSL_FILETYPE_PEM) ==
+                      WOLFSSL_SUCCESS,
+                  CT_ERR_CONFIG, "%s: not a root certificate wolfSSL takes", root);
+    wolfSSL_CTX_set_verify(s->cam.ctx, WOLFSSL_VERIFY_PEER, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    CT_GUARD(watch(s));
+    /* The end: the last GOP's signature came with the last segment; what is left is reported. */
+    if (s->ver) {
+        CT_GUARD(ms_verifier_finish(s->ver, &sum));
+        CT_GUARD(release(s, true));
+        char where[300];
+        CT_GUARD(ct_snprintf(where, sizeof where, "%s", url));
+        CT_GUARD(ct_strlcpy(sum.container, sizeof sum.container, "live CMAF"));
+        ms_print_summary(report, where, &sum);
+        /* The TLS identity and the video: the camera that signed it is the camera that served it. */
+        if (sum.camera_known && strcasecmp(sum.serial, s->cam.u.serial) != 0) {
+            fprintf(report, "problem: the video is signed by camera %s, served by %s\n", sum.serial, s->cam.u.serial);
+            s->refused++;
+        }
+    }
+    fprintf(report, "live: %zu segments shown, %zu not shown\n", s->shown, s->refused);
+    *all_shown = s->refused == 0 && s->shown > 0;
+cleanup:
+    if (s) {
+        for (size_t i = 0; i < s->nq; i++) free(s->q[i].bytes);
+        ms_verifier_close(s->ver);
+        cenc_writer_free(s->clear);
+        if (s->cam.ctx) wolfSSL_CTX_free(s->cam.ctx);
+        if (opened) viewer_close(&s->v);
+        ct_buf_free(&s->root);
+        free(s->init.p);
+        free(s->held.p);
+        free(s);
+    }
+    ct_buf_free(&pem);
+    wc_ecc_fp_free();
+    if (inited) wolfSSL_Cleanup();
+    return rc;
+}
