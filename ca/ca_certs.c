@@ -80,6 +80,7 @@ ct_err ca_certs_open(ca *c)
     const char *file = NULL;
     const ct_buf *der = NULL;
     bool more = true;
+    if (!c->installed) return CT_OK; /* nothing certified before the ceremony: install records what it writes */
     /* Processes opening the folder at once (a server and commands) take turns: one certifies and records, the
      * others find the file with its record. */
     int dir = open(c->cfg.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -98,6 +99,18 @@ cleanup:
     if (dir >= 0) close(dir); /* and the lock with it */
     ct_buf_free(&scratch);
     return rc;
+}
+
+ct_err ca_cert_file_record(ca *c, const char *file, const ct_buf *der)
+{
+    return record(c, file, der);
+}
+
+ct_err ca_note_cert_reissue(ca *c)
+{
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, CA_NOTE_CERT_FILE));
+    return note_cert_issue(c, path);
 }
 
 /* log-checkpoint.pem: signed by the operations issuing CA, for a signing key only, of the key that log.vkey names. */
@@ -134,6 +147,7 @@ ct_err ca_certs_verify(ca *c, int64_t *files)
     const ct_buf *der = NULL;
     bool more = true;
     *files = 0;
+    if (!c->installed) return CT_OK; /* before the ceremony's certificates there are none */
     for (int i = 0; more; i++) {
         db_cert_file_record r;
         rc = cert_in_use(c, i, &file, &der, &scratch, &more);

@@ -173,6 +173,14 @@ ct_err ca_operational_certs_issue(ca *c, unsigned kinds)
         CT_GUARD_RET(issue_ca_cert(c, renewable[i].role, renewable[i].issuer, renewable[i].profile,
                                    renewable[i].cn_suffix, renew_days(c, renewable[i].role)));
         CT_GUARD_RET(write_cert_file(c, renewable[i].role));
+        const ca_signer *made = &c->signers[renewable[i].role];
+        CT_GUARD_RET(ca_cert_file_record(c, ca_key_cert_file[renewable[i].role], &made->cert_der));
+    }
+    /* The checkpoint key's certificate follows the operations issuing CA (audit verify checks its issuer). */
+    if ((kinds & (1u << CA_CRL_OPS)) && c->note_key) {
+        char path[CA_PATH_MAX];
+        CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, CA_NOTE_CERT_FILE));
+        if (ct_file_exists(path)) CT_GUARD_RET(ca_note_cert_reissue(c)); /* else ca_certs_open makes it */
     }
     /* The server's chain names the operations issuing CA: rewritten when only that one changed too. */
     return CT_OK;
@@ -203,7 +211,6 @@ static ct_err build(ca *c, const char *stage, const char *dir)
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "roots offline; requests %s %s", ca_csr_file[CA_CRL_DEVICE],
                              ca_csr_file[CA_CRL_OPS]));
     CT_GUARD_RET(db_audit_append(c->db, "cli", "ca.init", dir, "ok", detail));
-    CT_GUARD_RET(ca_certs_open(c)); /* the checkpoint key's certificate, and each certificate file recorded */
     ct_failpoint("init:database");
     return CT_OK; /* the log's first tree head comes with its certificate (install) */
 }

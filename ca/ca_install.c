@@ -429,6 +429,7 @@ static ct_err install_apply(ca *c, install_plan *p)
                                        detail, &id));
         CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[issuing_role[k]]));
         CT_GUARD_RET(ca_write_pem_chain(path, one, 1));
+        CT_GUARD_RET(ca_cert_file_record(c, ca_key_cert_file[issuing_role[k]], &g->der));
         CT_GUARD_RET(csr_path(c, (ca_crl_kind)k, path, sizeof path));
         (void)unlink(path); /* answered */
         kinds |= 1u << k;
@@ -440,6 +441,7 @@ static ct_err install_apply(ca *c, install_plan *p)
     CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, "chain.pem"));
     CT_GUARD_RET(ca_write_pem_chain(path, dev_chain, 2));
     CT_GUARD_RET(ca_operational_certs_issue(c, kinds));
+    CT_GUARD_RET(ca_certs_open(c)); /* the checkpoint key's certificate, and each certificate file not recorded yet */
     /* The empty log's tree head, now that its key is certified: /log/sth answers from the start. */
     return first ? ca_log_sth(c, "cli", NULL) : CT_OK;
 }

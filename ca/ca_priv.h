@@ -286,6 +286,10 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 /* At init and at every open (after the checkpoint key): certifies the checkpoint key when CA_NOTE_CERT_FILE is
  * missing, and records ("ca.cert") every certificate file the audit has no record of yet. */
 CT_MUST_CHECK ct_err ca_certs_open(ca *c);
+/* Records ("ca.cert") a certificate file an authorised action (install, rotation) just wrote. */
+CT_MUST_CHECK ct_err ca_cert_file_record(ca *c, const char *file, const ct_buf *der);
+/* Certifies the checkpoint key again (the operations issuing CA changed) and records the file. */
+CT_MUST_CHECK ct_err ca_note_cert_reissue(ca *c);
 
 /* ---- witnesses' reports of an inconsistent log (ca_witness_report.c) ---- */
 /* POST /log/witness-report (ct_witness_report): recorded only when both checkpoints are signed by this CA's log

@@ -233,6 +233,8 @@ static ct_err audit_verify(ca *c, const cli_args *a)
     int64_t files = 0;
     ct_err certs_rc = ca_certs_verify(c, &files);
     if (certs_rc == CT_ERR_INTEGRITY) printf("CA certificates BROKEN: %s\n", ct_err_detail());
+    else if (certs_rc == CT_OK && files == 0)
+        printf("CA certificates: none yet (the key ceremony's certificates are not installed)\n");
     else if (certs_rc == CT_OK)
         printf("CA certificates match the audit: %lld files; %s certifies the key of log.vkey\n", (long long)files,
                CA_NOTE_CERT_FILE);
