@@ -190,9 +190,10 @@ CT_MUST_CHECK ct_err ca_log_checkpoint_check(ca *c, const char *path, const char
 CT_MUST_CHECK ct_err ca_log_witnessed(ca *c, const char *path, size_t k, size_t *have, size_t *configured);
 /* The newest checkpoint for the officer console: {"checkpoint", "tree_size", "audit_entries", "time_ms", "age_s",
  * "note", "witnesses": [{"name", "cosigned", "time", "age_s", "newest_time", "newest_age_s", "stale", "reported"}],
- * "witness_max_age_s", "reports": [{"id", "received", "age_s", "witness", "kind", "kept_size", "served_size",
+ * "witnessed", "witnesses_required", "witness_max_age_s", "reports": [{"id", "received", "age_s", "witness", "kind", "kept_size", "served_size",
  * "reason"}]} (every configured witness; time and age when cosigned; newest_*: its newest cosignature of any
- * checkpoint; stale: none, or older than log.witness_max_age_s; reported: its inconsistency reports). */
+ * checkpoint; stale: none, or older than log.witness_max_age_s; reported: its inconsistency reports; witnessed: how
+ * many configured witnesses cosigned the newest checkpoint, flagged by the console below log.witnesses_required). */
 CT_MUST_CHECK ct_err ca_log_checkpoint_json(ca *c, ct_buf *out);
 
 /* ---- an independent witness of the log (ca_witness.c): its own folder and token, no CA needed ---- */

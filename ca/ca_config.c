@@ -30,6 +30,8 @@ static const ct_setting setting_rows[] = {
      "witnesses' verifier keys (c2sp.org/tlog-cosignature), one a line (relative to the CA folder; absent: none): "
      "POST /log/cosignature accepts their cosignatures, audit verify --witnesses K counts them"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
+    {"log.witnesses_required", "0",
+     "the officer console flags the newest checkpoint when fewer of log.witnesses than this cosigned it (0: none)"},
     {"log.witness_max_age_s", "3600",
      "the officer console flags a configured witness whose newest cosignature is older than this (or none)"},
     {"audit.anonymous_interval_s", "60",
@@ -142,6 +144,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_copy_path(&schema, cfg, "log.witnesses", dir, s->witnesses_path, sizeof s->witnesses_path));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
     CT_GUARD(ct_config_get_int(cfg, "log.witness_max_age_s", 3600, 1, 31536000, &s->witness_max_age_s));
+    CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &s->witnesses_required));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
 cleanup:

@@ -711,7 +711,7 @@ ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
     ct_note_verifier *w = calloc(CA_WITNESSES_MAX, sizeof *w);
     ct_buf note = CT_BUF_INIT;
     int64_t id = 0;
-    size_t nw = 0, text_len = 0;
+    size_t nw = 0, text_len = 0, witnessed = 0;
     ct_checkpoint cp = {0};
     uint64_t now_s = now_ms() / 1000u;
     CT_ENSURE(w, CT_ERR_NOMEM);
@@ -734,6 +734,7 @@ ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
         ct_err got = ct_cosig_open(note.data, note.len, &w[i], &text_len, &t);
         CT_GUARD(ct_buf_appendf(out, "%s{\"name\":", i ? "," : ""));
         CT_GUARD(ct_json_string(out, w[i].name));
+        if (got == CT_OK) witnessed++;
         if (got == CT_OK)
             CT_GUARD(ct_buf_appendf(out, ",\"cosigned\":true,\"time\":%llu,\"age_s\":%lld", (unsigned long long)t,
                                     (long long)now_s - (long long)t));
@@ -742,7 +743,8 @@ ct_err ca_log_checkpoint_json(ca *c, ct_buf *out)
         CT_GUARD(ca_witness_json(c, &w[i], out)); /* its newest cosignature of any checkpoint, its reports */
         CT_GUARD(ct_buf_append(out, "}", 1));
     }
-    CT_GUARD(ct_buf_append(out, "]", 1));
+    CT_GUARD(ct_buf_appendf(out, "],\"witnessed\":%zu,\"witnesses_required\":%ld", witnessed,
+                            c->cfg.witnesses_required));
     CT_GUARD(ca_witness_reports_json(c, out));
     CT_GUARD(ct_buf_append(out, "}\n", 2));
 cleanup:

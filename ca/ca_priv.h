@@ -50,6 +50,7 @@ typedef struct {
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
     long witness_max_age_s; /* the console flags a witness whose newest cosignature is older */
+    long witnesses_required; /* the console flags a newest checkpoint with fewer configured witnesses' cosignatures */
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */

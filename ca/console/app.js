@@ -239,6 +239,13 @@ async function logView() {
   }
   $('cp-summary').textContent = `Newest checkpoint #${r.checkpoint}: ${r.tree_size} certificates, ` +
     `${r.audit_entries} audit entries, signed ${whenMs(r.time_ms)} (${ago(r.age_s)}).`;
+  const short = r.witnessed < r.witnesses_required;
+  const witnessed = $('cp-witnessed');
+  witnessed.textContent = r.witnesses_required ?
+    `Cosigned by ${r.witnessed} of the ${r.witnesses_required} witnesses required` +
+      (short ? ': NOT WITNESSED (a log shown to the witnesses may not be the one shown here).' : '.') : '';
+  witnessed.className = short ? 'badge revoked' : '';
+  witnessed.dataset.ok = short ? 'false' : 'true';
   const limit = Math.round(r.witness_max_age_s / 60);
   fill($('witnesses').tBodies[0], r.witnesses.map((w) => {
     let badge = el('span', { class: 'badge valid' }, 'ok');

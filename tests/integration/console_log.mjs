@@ -14,6 +14,9 @@ try {
   await page.waitForSelector('body[data-ready="yes"]');
   const summary = await page.textContent('#cp-summary');
   c.check('the newest checkpoint: 5 certificates, and its age', /#\d+: 5 certificates, .* ago\)/.test(summary), summary);
+  const [ok, witnessed] = await page.$eval('#cp-witnessed', (e) => [e.dataset.ok, e.textContent]);
+  c.check('the newest checkpoint is flagged: fewer witnesses than required', ok === 'false' &&
+    /Cosigned by [01] of the 2 witnesses required: NOT WITNESSED/.test(witnessed), witnessed);
   const flag = (name) => page.$eval(`#witnesses tr[data-witness="${name}"]`, (tr) => [tr.dataset.flag, tr.textContent]);
   const [f1, t1] = await flag('witness.example.org/w1');
   c.check('w1 is flagged: it reported an inconsistency', f1 === 'reported' && t1.includes('reported 1 inconsistency'), t1);

@@ -28,6 +28,8 @@ rc=0; "$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/nul
 check_eq "witness init twice: refused" 1 "$rc"
 "$CA_BIN" witness init --dir "$WORK/w2" --name witness.example.org/w2 >/dev/null
 cat "$W1/witness.vkey" "$WORK/w2/witness.vkey" >"$CA/witnesses.vkeys" # two configured, one of them runs
+# The console requires both: the newest checkpoint, cosigned by w1 alone, is flagged as not witnessed.
+sed -i 's/^log.witnesses_required = .*/log.witnesses_required = 2/' "$CA/camtrust-ca.conf"
 
 station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005 CAM0006 CAM0007
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
@@ -111,9 +113,11 @@ check_eq "Python's cryptography verifies the cosignature (cosignature/v1, key ID
 code=$(curl -s -o "$WORK/api.json" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \
   --key "$WORK/alice.key" "https://localhost:$PORT/officer/api/checkpoint" || true)
 check_eq "GET /officer/api/checkpoint (an auditor): 200" 200 "$code"
-check_eq "... the newest checkpoint, w1 cosigned it (age >= 0), w2 did not" "4 w1:True:True w2:False" "$(python3 -c "
+check_eq "... the newest checkpoint, w1 cosigned it (age >= 0), w2 did not: 1 of the 2 required" \
+  "4 w1:True:True w2:False 1/2" "$(python3 -c "
 import json; d = json.load(open('$WORK/api.json'))
-print(d['tree_size'], ' '.join('%s:%s' % (w['name'].split('/')[-1], w['cosigned']) + (':%s' % (w['age_s'] >= 0) if w['cosigned'] else '') for w in d['witnesses']))")"
+print(d['tree_size'], ' '.join('%s:%s' % (w['name'].split('/')[-1], w['cosigned']) + (':%s' % (w['age_s'] >= 0) if w['cosigned'] else '') for w in d['witnesses']),
+      '%d/%d' % (d['witnessed'], d['witnesses_required']))")"
 check_eq "... without an officer's certificate: 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
   --cacert "$CA/ops-root.pem" "https://localhost:$PORT/officer/api/checkpoint" || true)"
 post() { curl -s -o "$WORK/post.out" -w '%{http_code}' --max-time 5 --data-binary "@$1" "$HTTP/log/cosignature" || true; }
