@@ -43,6 +43,9 @@ CT_MUST_CHECK ct_err view_keys(const char *dir, const char *in, bool print_keys,
 typedef struct {
     const char *connect; /* "ADDR:PORT" to connect to instead of resolving the host (tests, --connect) */
     long poll_ms;        /* between playlist polls */
+    const char *crl;     /* NULL, or a CRL file (PEM or DER): the device root's (a revoked issuing CA) or an issuing
+                          * CA's; the camera's TLS certificate is refused by it before any request, and each
+                          * segment's signer judged by it as camtrust-verify --crl does */
 } view_live_opts;
 CT_MUST_CHECK ct_err view_live(const char *dir, const char *root, const char *url, const view_live_opts *o, FILE *out,
                                FILE *report, bool *all_shown);

@@ -92,7 +92,8 @@ static void sign(const char *in, const char *out, bool threaded, time_t start)
 
 static ms_summary verify_with(const char *clip, const ct_buf *root, const ct_buf *crl)
 {
-    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0, false};
+    ms_verify_config cfg = {.root_der = root->data, .root_len = root->len, .crl_der = crl ? crl->data : NULL,
+                            .crl_len = crl ? crl->len : 0};
     ms_summary s;
     ct_err rc = ms_verify_file(clip, &cfg, NULL, NULL, &s);
     ck_assert_msg(rc == CT_OK, "verify %s: %s %s", clip, ct_err_name(rc), ct_err_detail());
@@ -310,7 +311,7 @@ static void live_run(bool extra, live_count *c, size_t *after_gop1, ms_summary *
     ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &clipbuf), CT_OK);
     ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1",
                             "camtrust", false};
-    ms_verify_config vc = {root_der.data, root_der.len, NULL, 0, true};
+    ms_verify_config vc = {.root_der = root_der.data, .root_len = root_der.len, .live = true};
     ms_signer *sg = NULL;
     ms_verifier *v = NULL;
     ck_assert_int_eq(ms_signer_open(&cfg, &sg), CT_OK);
