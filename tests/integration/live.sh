@@ -244,6 +244,10 @@ crl_live crl-signer "$WORK/revokes-signer.crl"
 check "--crl revoking only the media-signing certificate: served, but no segment shown (untrusted)" bash -c "
   [ $rc = 1 ] && grep -q 'live: 0 segments shown, 2 not shown' '$WORK/crl-signer.rep' &&
   grep -q '^segment 2: NOT SHOWN: not authentic: .*untrusted' '$WORK/crl-signer.rep' && [ ! -s '$WORK/crl-signer.mp4' ]"
+S3=${PIDS[-1]}; unset 'PIDS[-1]'
+kill -TERM "$S3"; rc=0; wait "$S3" || rc=$?
+check_eq "the camera that served them (handshakes in its 8 workers) stops cleanly at SIGTERM (exit 0, and no leak)" \
+  0 "$rc"
 stop_all
 
 # ---- the recording: kill -9 mid-stream leaves whole segments only; it rotates by size ----
