@@ -283,8 +283,10 @@ PIDS+=($!)
 wait_for "$WORK/s4.out" '^listening on ' 100 || { cat "$WORK/s4.log"; exit 1; }
 PORT=$(sed -n 's/^listening on .*://p' "$WORK/s4.out") URL=https://$NAME:$(sed -n 's/^listening on .*://p' "$WORK/s4.out")/live/
 live alice "$WORK/hevc.mp4" "$WORK/hevc.rep"; H=$!
+# B-frames (presented in their own order), closed GOPs: leading pictures are not signable (below).
 ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx265 -preset ultrafast \
-  -g 30 -bf 0 -x265-params log-level=error -pix_fmt yuv420p -f hevc - 2>/dev/null | tee "$WORK/src.hevc" >"$WORK/hevc.fifo"
+  -g 30 -bf 2 -x265-params log-level=error:open-gop=0 -pix_fmt yuv420p -f hevc - 2>/dev/null |
+  tee "$WORK/src.hevc" >"$WORK/hevc.fifo"
 rc=0; wait $H || rc=$?
 check "H.265: alice watched it live, every segment verified and shown (exit 0)" bash -c "[ $rc = 0 ] && \
   grep -q 'result: AUTHENTIC (3 authentic)' '$WORK/hevc.rep' && grep -q 'live: 3 segments shown, 0 not shown' '$WORK/hevc.rep'"
@@ -292,5 +294,12 @@ frames "$WORK/src.hevc" >"$WORK/hevc.src"
 frames "$WORK/hevc.mp4" >"$WORK/hevc.md5"
 check_eq "  ... and decodes exactly the 90 source frames (framemd5)" "90 same" \
   "$(wc -l <"$WORK/hevc.md5") $(cmp -s "$WORK/hevc.src" "$WORK/hevc.md5" && echo same)"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 2 -c:v libx265 -preset ultrafast -g 30 \
+  -bf 2 -x265-params log-level=error -pix_fmt yuv420p -f hevc "$WORK/open.hevc" 2>/dev/null
+rc=0; "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --live "$WORK/live5" \
+  --listen 127.0.0.1:0 <"$WORK/open.hevc" >/dev/null 2>"$WORK/open.log" || rc=$?
+check "H.265 open GOPs (x265's default, RASL pictures): signing refused with one clear line, exit 1" bash -c "
+  [ $rc = 1 ] && grep -q 'NAL unit type 9 (leading or sub-layer pictures) cannot be signed' '$WORK/open.log' &&
+  grep -q 'encode closed GOPs' '$WORK/open.log'"
 stop_all
 finish
