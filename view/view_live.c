@@ -1,9 +1,9 @@
 /* camtrust-view live (issue 14): watches a camera's live stream over HTTPS. TLS 1.3 only to a camera whose
  * certificate chains to the device root and names the host asked for (SERIAL.DOMAIN: a look-alike is refused
  * before any video is read; with --crl, a revoked one too); the playlist is polled, each new segment fetched, its
- * signatures checked (by the camera serving it) with the
- * streaming verifier (camtrust-verify's report, GOP by GOP), and a segment is decrypted inside the viewer's token
- * and written out only once every GOP of it verified. Everything read from the network is bounded. */
+ * signatures checked with the streaming verifier (camtrust-verify's report, GOP by GOP; signed by the camera
+ * serving it), and a segment is decrypted inside the viewer's token and written out only once every GOP of it
+ * verified. Everything read from the network is bounded. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
