@@ -13,12 +13,14 @@ static const char usage[] =
     "  verify --root R [--crl C] IN.mp4   (no --dir) check a signed, encrypted recording's signatures without any\n"
     "                              key; --crl: the device issuing CA's CRL (a camera revoked before it recorded)\n"
     "  keys [--key] IN.mp4         list key IDs and recipients; --key also prints this viewer's content keys\n"
-    "  live --root R [--out -|FILE] [--connect ADDR:PORT] https://SERIAL.DOMAIN:PORT/live/\n"
+    "  live --root R [--crl C] [--out -|FILE] [--connect ADDR:PORT] https://SERIAL.DOMAIN:PORT/live/\n"
     "                              watch a camera live: TLS only to the camera named SERIAL.DOMAIN chaining to the\n"
     "                              device root R; each segment verified (GOP report), decrypted in the token and\n"
     "                              written to --out (default -, standard output: the report then goes to standard\n"
     "                              error); a segment that fails is reported and not shown. --connect: reach this\n"
-    "                              address instead of resolving the name (the name is still what is verified)\n"
+    "                              address instead of resolving the name (the name is still what is verified).\n"
+    "                              --crl: the device root's CRL (revoked issuing CAs) or the issuing CA's: a camera\n"
+    "                              it revokes is refused before any request, a revoked signer's video not shown\n"
     "The token PIN comes from the file named in VIEWDIR/view.conf or $" VIEW_PIN_ENV ".\n"
     "exit: 0 ok (verify: authentic); 1 error, refusal or not authentic; 2 usage\n";
 
@@ -31,7 +33,8 @@ static int fail(ct_err rc)
 
 /* live: the video to --out (standard output by default), the report to standard output, or to standard error
  * when the video goes to standard output. Exit 0 only if every segment was shown. */
-static int live(const char *dir, const char *root, const char *url, const char *out, const char *connect)
+static int live(const char *dir, const char *root, const char *crl, const char *url, const char *out,
+                const char *connect)
 {
     bool to_stdout = !out || strcmp(out, "-") == 0, all = false;
     FILE *f = to_stdout ? stdout : fopen(out, "wbx");
@@ -39,7 +42,7 @@ static int live(const char *dir, const char *root, const char *url, const char *
         fprintf(stderr, "camtrust-view: cannot create %s (it must not exist)\n", out);
         return 1;
     }
-    view_live_opts o = {.connect = connect, .poll_ms = 200};
+    view_live_opts o = {.connect = connect, .poll_ms = 200, .crl = crl};
     ct_err rc = view_live(dir, root, url, &o, f, to_stdout ? stderr : stdout, &all);
     if (!to_stdout && fclose(f) != 0 && rc == CT_OK) rc = CT_ERR_IO;
     if (rc != CT_OK) return fail(rc);
@@ -82,8 +85,8 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "decrypt") == 0 && nfiles == 2 && (root || !crl)) {
         if ((rc = view_decrypt(dir, files[0], files[1], root, crl, stdout, &st)) == CT_OK)
             printf("decrypted %s -> %s: %llu frames\n", files[0], files[1], (unsigned long long)st.samples);
-    } else if (strcmp(cmd, "live") == 0 && nfiles == 1 && root && !crl) {
-        return live(dir, root, files[0], out, connect);
+    } else if (strcmp(cmd, "live") == 0 && nfiles == 1 && root) {
+        return live(dir, root, crl, files[0], out, connect);
     } else if (strcmp(cmd, "keys") == 0 && nfiles == 1) {
         rc = view_keys(dir, files[0], key, stdout);
     } else {

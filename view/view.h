@@ -33,16 +33,21 @@ CT_MUST_CHECK ct_err view_keys(const char *dir, const char *in, bool print_keys,
 
 /* Live (issue 14): watches https://SERIAL.DOMAIN:PORT/PATH/ (the camera's /live/). TLS 1.3 only to a certificate
  * chaining to the device root `root` that names that host (and that serial, when its subject has a
- * serialNumber): a look-alike is refused (CT_ERR_INTEGRITY) before anything is read. The playlist is polled from
+ * serialNumber): a look-alike is refused (CT_ERR_INTEGRITY) before anything is read, and so is a camera the CRL
+ * of o->crl revokes (or cannot speak for). The playlist is polled from
  * its oldest segment on (each carries the camera's certificate SEI); each segment is verified with the
  * streaming ONVIF verifier (camtrust-verify's GOP lines to `report`), decrypted in the viewer's token only once
  * all its GOPs verified, and written to `out` as one fragmented MP4 with a continuous timeline; a segment that
- * does not verify or whose key is not for this viewer is reported ("segment N: NOT SHOWN: why") and skipped.
+ * does not verify, is signed by another camera than the one serving it, or whose key is not for this viewer is
+ * reported ("segment N: NOT SHOWN: why") and skipped.
  * Returns when the playlist ends (EXT-X-ENDLIST) or on SIGINT/SIGTERM, with the summary; *all_shown when every
  * segment was shown and the video is signed by the camera that served it. */
 typedef struct {
     const char *connect; /* "ADDR:PORT" to connect to instead of resolving the host (tests, --connect) */
     long poll_ms;        /* between playlist polls */
+    const char *crl;     /* NULL, or a CRL file (PEM or DER): the device root's (a revoked issuing CA) or an issuing
+                          * CA's; the camera's TLS certificate is refused by it before any request, and each
+                          * segment's signer judged by it as camtrust-verify --crl does */
 } view_live_opts;
 CT_MUST_CHECK ct_err view_live(const char *dir, const char *root, const char *url, const view_live_opts *o, FILE *out,
                                FILE *report, bool *all_shown);

@@ -118,6 +118,8 @@ typedef struct {
     size_t crl_len;
     bool live;               /* a live viewer: a GOP closes when a signature covering exactly its pictures follows
                               * them, and signed GOPs are reported at once (not after 4 more GOPs) */
+    const char *serial;      /* optional: the camera that must have signed (a live viewer: the one serving the
+                              * stream, by its TLS certificate); a GOP signed by another is inserted */
 } ms_verify_config;
 
 typedef struct {
@@ -165,6 +167,14 @@ void ms_print_summary(FILE *out, const char *path, const ms_summary *s);
 /* The same from files: the root (PEM or DER) and optionally a CRL (PEM or DER). */
 CT_MUST_CHECK ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *clip, bool json,
                                      FILE *out, bool *authentic);
+
+/* A certificate chain (PEM, leaf first; the root may be left out) judged at `at` as the SEIs' chains are: up to
+ * cfg's root, and against cfg's CRL when there is one (the leaf's issuer's CRL listing the leaf, or the root's
+ * listing the issuing CA: a ceremony's revocation). *trusted, else the reason in `why`. A CRL that is neither (or
+ * does not verify) leaves it untrusted: revocation was asked for and could not be checked. Fails only for out of
+ * memory. Used for the certificate a live camera presents in TLS. */
+CT_MUST_CHECK ct_err ms_chain_trusted(const ms_verify_config *cfg, const uint8_t *pem, size_t len, time_t at,
+                                      bool *trusted, char *why, size_t max);
 
 /* ---- the format itself (exposed for tests and fuzzing) ---- */
 typedef struct {

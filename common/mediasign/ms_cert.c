@@ -48,6 +48,7 @@ static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const u
                                                                "certificate's issuer");
     }
     CT_GUARD_RET(rc);
+    c->crl_applied = true;
     c->revoked = st.revoked;
     c->revoked_at = st.revoked_at;
     fmt_time(st.revoked ? st.revoked_at : st.this_update, when, sizeof when);
@@ -67,6 +68,7 @@ static ct_err issuer_crl_check(const ms_verify_config *cfg, const ct_buf *issuin
         return CT_OK; /* neither the issuer's nor the root's CRL: "not checked" stands */
     }
     CT_GUARD_RET(rc);
+    c->crl_applied = true;
     c->revoked = st.revoked;
     c->revoked_at = 0;
     fmt_time(st.revoked ? st.revoked_at : st.this_update, when, sizeof when);
@@ -203,4 +205,24 @@ ms_status ms_chain_at(const ms_chain *c, time_t t, char *why, size_t max)
 bool ms_chain_verify(ms_chain *c, const uint8_t digest[MS_HASH_LEN], const uint8_t *sig, size_t sig_len)
 {
     return c->key_ok && verify_digest(&c->key, digest, MS_HASH_LEN, sig, sig_len);
+}
+
+ct_err ms_chain_trusted(const ms_verify_config *cfg, const uint8_t *pem, size_t len, time_t at, bool *trusted,
+                        char *why, size_t max)
+{
+    ms_chain c;
+    ct_err rc = CT_OK;
+    memset(&c, 0, sizeof c);
+    *trusted = false;
+    CT_GUARD(ms_chain_eval(cfg, pem, len, &c));
+    if (c.ok && c.revoked && c.revoked_at <= at) { /* in this wording, not that of a recording's */
+        CT_GUARD(ct_snprintf(why, max, "%s", c.revocation));
+    } else if (ms_chain_at(&c, at, why, max) == MS_AUTHENTIC) {
+        /* Asked to check revocation with a CRL that is neither the issuer's nor the root's: not trusted. */
+        *trusted = !cfg->crl_der || c.crl_applied;
+        if (!*trusted) CT_GUARD(ct_snprintf(why, max, "revocation %s", c.revocation));
+    }
+cleanup:
+    ms_chain_clear(&c);
+    return rc;
 }

@@ -68,6 +68,7 @@ typedef struct {
     bool key_ok;
     bool revoked;
     time_t revoked_at;
+    bool crl_applied;        /* the CRL given was the leaf's issuer's or the root's, and it verified */
     char revocation[256];
 } ms_chain;
 /* Evaluates a PEM chain against the root (and the CRL). Fails only for out of memory; findings in `c`. */

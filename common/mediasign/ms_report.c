@@ -170,7 +170,8 @@ ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *
     CT_ENSURE_MSG(pki_cert_parse_info(root.data, root.len, &info) == CT_OK, CT_ERR_CONFIG,
                   "%s is not a certificate: %s", root_path, ct_err_detail());
     if (crl_path) CT_GUARD(load_der(crl_path, "X509 CRL", &crl));
-    ms_verify_config cfg = {root.data, root.len, crl_path ? crl.data : NULL, crl.len, false};
+    ms_verify_config cfg = {.root_der = root.data, .root_len = root.len, .crl_der = crl_path ? crl.data : NULL,
+                            .crl_len = crl.len};
     rc = ms_verify_print(clip, &cfg, json, out, authentic);
     /* wolfSSL's fixed-point ECC cache is per thread; this thread is done verifying. */
     wc_ecc_fp_free();

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ms_priv.h"
 
@@ -455,12 +456,17 @@ static ct_err judge_sei(ms_verifier *v, const ms_sei *p, const uint8_t *doc, siz
         set_detail(s->detail, sizeof s->detail, "the signature SEI does not verify (changed or forged)");
     } else if ((s->st = ms_chain_at(&v->chain, at, why, sizeof why)) != MS_AUTHENTIC) {
         set_detail(s->detail, sizeof s->detail, "%s", why);
-    } else if (!v->camera_set) {
-        note_camera(v, p);
-    } else if (memcmp(v->camera_id, v->chain.leaf.cert_sha256, MS_HASH_LEN) != 0) {
-        s->st = MS_INSERTED;
-        set_detail(s->detail, sizeof s->detail, "signed by another camera (serial \"%s\", CN \"%s\")",
-                   v->chain.leaf.subject_serial, v->chain.leaf.subject_cn);
+    } else {
+        if (!v->camera_set) note_camera(v, p);
+        if (memcmp(v->camera_id, v->chain.leaf.cert_sha256, MS_HASH_LEN) != 0) {
+            s->st = MS_INSERTED;
+            set_detail(s->detail, sizeof s->detail, "signed by another camera (serial \"%s\", CN \"%s\")",
+                       v->chain.leaf.subject_serial, v->chain.leaf.subject_cn);
+        } else if (v->cfg.serial && strcasecmp(v->sum.serial, v->cfg.serial) != 0) {
+            s->st = MS_INSERTED;
+            set_detail(s->detail, sizeof s->detail, "signed by camera \"%s\", not by \"%s\" that serves it",
+                       v->sum.serial, v->cfg.serial);
+        }
     }
     if (v->chain.set) {
         if (ct_snprintf(v->sum.chain, sizeof v->sum.chain, "%s", v->chain.ok ? "verifies to the root" : v->chain.why) !=

@@ -11,7 +11,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static uint8_t out[1 << 16];
     static const uint8_t root[] = {0x30, 0x03, 0x02, 0x01, 0x01}; /* not a certificate: nothing is trusted */
-    ms_verify_config cfg = {root, sizeof root, NULL, 0, size && (data[0] & 2)}; /* live viewing, or a file */
+    ms_verify_config cfg = {.root_der = root, .root_len = sizeof root, .live = size && (data[0] & 2)}; /* live viewing, or a file */
     ms_verifier *v = NULL;
     media_codec codec = size && (data[0] & 1) ? MEDIA_H265 : MEDIA_H264;
     size_t pos = 0, n, skipped, m;

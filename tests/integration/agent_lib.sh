@@ -16,17 +16,18 @@ make_ca() {
     -extfile "$d/issuing.ext" -out "$d/issuing.pem" 2>/dev/null
 }
 
-# make_crl CADIR OUT [CHAIN...]: a CRL of CADIR's issuing CA (openssl ca) listing the leaf of each CHAIN given.
+# make_crl CADIR OUT [CHAIN...]: a CRL of CADIR's issuing CA (openssl ca) listing the leaf of each CHAIN given;
+# with CRL_BY=root, the root's CRL instead (what a key ceremony signs: give it issuing.pem to revoke the issuing CA).
 make_crl() {
-  local d=$1 out=$2 chain; shift 2
+  local d=$1 out=$2 by=${CRL_BY:-issuing} chain; shift 2
   printf 'dir=%s\ndatabase=%s/index.txt\n[ca]\ndefault_ca=c\n[c]\ndatabase=%s/index.txt\ndefault_md=sha256\ndefault_crl_days=30\n' \
     "$d/crl" "$d/crl" "$d/crl" >"$d/crl.cnf"
   mkdir -p "$d/crl" && : >"$d/crl/index.txt"
   for chain in "$@"; do
     openssl x509 -in "$chain" -out "$d/crl/leaf.pem" 2>/dev/null
-    openssl ca -config "$d/crl.cnf" -keyfile "$d/issuing.key" -cert "$d/issuing.pem" -revoke "$d/crl/leaf.pem" 2>/dev/null
+    openssl ca -config "$d/crl.cnf" -keyfile "$d/$by.key" -cert "$d/$by.pem" -revoke "$d/crl/leaf.pem" 2>/dev/null
   done
-  openssl ca -config "$d/crl.cnf" -keyfile "$d/issuing.key" -cert "$d/issuing.pem" -gencrl -out "$out" 2>/dev/null
+  openssl ca -config "$d/crl.cnf" -keyfile "$d/$by.key" -cert "$d/$by.pem" -gencrl -out "$out" 2>/dev/null
 }
 
 # sign_csr CADIR CSRDER SERIAL OUTCHAIN [days]: the leaf for a DER CSR, then the issuing CA, in OUTCHAIN.

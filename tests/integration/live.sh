@@ -2,9 +2,12 @@
 # Live protected video (issue 14): ffmpeg -re feeds ~10 s of testsrc2 into `camtrust-agent stream`; alice and bob
 # watch at once with `camtrust-view live` and decode exactly the source frames of the segments they got; carol,
 # not a recipient, gets nothing; bob, removed from the viewers folder mid-stream, loses the key from the next
-# segment on; a look-alike camera (self-signed, same name) and another name are refused; a segment altered on the
-# camera is reported and not shown; a copy mirrored with curl verifies with camtrust-verify and decrypts later;
-# kill -9 mid-stream leaves only whole segments in the recording, which rotates by size.
+# segment on; a look-alike camera (self-signed, same name) and another name are refused, and so is the video of a
+# real camera serving another camera's signed segments; a segment altered on the camera is reported and not
+# shown; a copy mirrored with curl verifies with camtrust-verify and decrypts later; `live --crl` (the device
+# root's CRL or the issuing CA's) refuses a revoked camera before any request and a revoked signer's segments;
+# kill -9 mid-stream leaves only whole segments in the recording, which rotates by size; an H.265 (libx265) stream
+# watched live decodes exactly its source frames, every signature verified.
 # Usage: live.sh BUILD_DIR
 BUILD=$1
 CA_BIN=$BUILD/ca/camtrust-ca
@@ -172,9 +175,36 @@ rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect
   --out "$WORK/f.mp4" "https://$NAME:$P/live/" >"$WORK/f.rep" 2>&1 || rc=$?
 check "the look-alike (self-signed, same name) is refused: nothing read, nothing shown" bash -c "[ $rc = 1 ] && \
   grep -q 'not a camera of this device root' '$WORK/f.rep' && [ ! -s '$WORK/f.mp4' ] && ! grep -q '^GOP' '$WORK/f.rep'"
+# A look-alike with a valid certificate of its own (camera CAM1402, provisioned under the same root) serving
+# CAM1401's signed segments as its own: its TLS passes, the video is refused from the first segment on.
+CAM2=$WORK/cam2
+"$AGENT_BIN" simulate --dir "$CAM2" --serial CAM1402 --model CX14 --root "$WORK/dev/root.pem" \
+  --ops-root "$CA/ops-root.pem" >/dev/null
+factory_provision "$CAM2" CAM1402 "$WORK/dev"
+mkdir -p "$WORK/look" && cp "$WORK/mirror"/* "$WORK/look/" && mkfifo "$WORK/never.fifo" # no encoder: it only serves
+"$AGENT_BIN" stream --dir "$CAM2" --viewers "$WORK/viewers" --in "$WORK/never.fifo" --live "$WORK/look" \
+  --listen 127.0.0.1:0 >"$WORK/look.out" 2>"$WORK/look.log" &
+PIDS+=($!)
+wait_for "$WORK/look.out" '^listening on ' 100 || { cat "$WORK/look.log"; exit 1; }
+P=$(sed -n 's/^listening on .*://p' "$WORK/look.out") NAME2=cam1402.devices.example.com
+check "the look-alike CAM1402 serves CAM1401's segments under its own valid certificate (curl verifies it)" bash -c \
+  "curl -sS --max-time 10 --cacert '$WORK/dev/root.pem' --resolve $NAME2:$P:127.0.0.1 https://$NAME2:$P/live/index.m3u8 |
+  grep -q EXTM3U"
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P" \
+  --out "$WORK/m.mp4" "https://$NAME2:$P/live/" >"$WORK/m.rep" 2>&1 || rc=$?
+check "a camera serving another camera's signed segments: refused from the first segment, nothing shown" bash -c "
+  [ $rc = 1 ] && grep -q '^segment 0: NOT SHOWN: not authentic: .*signed by camera \"CAM1401\", not by \"cam1402\"' \
+  '$WORK/m.rep' && grep -q 'live: 0 segments shown, 10 not shown' '$WORK/m.rep' && [ ! -s '$WORK/m.mp4' ]"
 stop_all
 
 # ---- a viewer joining late (the first segments gone from the playlist) still identifies the camera ----
+# (The CRLs of the --crl checks below, made before this stream: their revocations predate its recording.)
+CRL_BY=root make_crl "$WORK/dev" "$WORK/root-none.crl"
+CRL_BY=root make_crl "$WORK/dev" "$WORK/root-revokes-issuing.crl" "$WORK/dev/issuing.pem"
+make_crl "$WORK/dev" "$WORK/revokes-device.crl" "$CAM.chains/device.chain"
+make_crl "$WORK/dev" "$WORK/revokes-signer.crl" "$CAM.chains/media-signing.chain"
+make_ca "$WORK/other" Other
+make_crl "$WORK/other" "$WORK/other.crl"
 mkfifo "$WORK/late.fifo"
 "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 2 \
   --in "$WORK/late.fifo" --live "$WORK/live3" --listen 127.0.0.1:0 >"$WORK/s3.out" 2>"$WORK/s3.log" &
@@ -193,6 +223,31 @@ frames "$WORK/late.h264" >"$WORK/late.src"
 frames "$WORK/late.mp4" >"$WORK/late.md5"
 check_eq "  ... and decodes exactly the source frames 60-119" "60 same" \
   "$(wc -l <"$WORK/late.md5") $(sed -n '61,120p' "$WORK/late.src" | cmp -s - "$WORK/late.md5" && echo same)"
+
+# ---- --crl, as camtrust-view verify --crl takes it: the device root's CRL (a ceremony revoking the issuing CA) or
+# the issuing CA's; the camera's TLS certificate is judged by it before any request, each signer's chain too ----
+crl_live() { # crl_live NAME CRL: alice watches the closed stream with --crl CRL; sets rc
+  rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --crl "$2" --connect "127.0.0.1:$PORT" \
+    --out "$WORK/$1.mp4" "$URL" >"$WORK/$1.rep" 2>&1 || rc=$?
+}
+crl_live crl-none "$WORK/root-none.crl"
+check "--crl with the device root's CRL revoking nothing: watched as before, the root's CRL applied" bash -c "
+  [ $rc = 0 ] && grep -q 'live: 2 segments shown, 0 not shown' '$WORK/crl-none.rep' &&
+  grep -q \"issuing CA not revoked (root's CRL\" '$WORK/crl-none.rep' && [ -s '$WORK/crl-none.mp4' ]"
+for c in root-revokes-issuing:'issuing CA (by the root' revokes-device:'revoked at' other:'CRL is not from'; do
+  crl_live "crl-${c%%:*}" "$WORK/${c%%:*}.crl"
+  check "--crl ${c%%:*}.crl: the camera is refused before any request (nothing read, nothing shown)" bash -c "
+    [ $rc = 1 ] && grep -q \"certificate is refused: .*${c#*:}\" '$WORK/crl-${c%%:*}.rep' &&
+    ! grep -Eq '^(GOP|segment)' '$WORK/crl-${c%%:*}.rep' && [ ! -s '$WORK/crl-${c%%:*}.mp4' ]"
+done
+crl_live crl-signer "$WORK/revokes-signer.crl"
+check "--crl revoking only the media-signing certificate: served, but no segment shown (untrusted)" bash -c "
+  [ $rc = 1 ] && grep -q 'live: 0 segments shown, 2 not shown' '$WORK/crl-signer.rep' &&
+  grep -q '^segment 2: NOT SHOWN: not authentic: .*untrusted' '$WORK/crl-signer.rep' && [ ! -s '$WORK/crl-signer.mp4' ]"
+S3=${PIDS[-1]}; unset 'PIDS[-1]'
+kill -TERM "$S3"; rc=0; wait "$S3" || rc=$?
+check_eq "the camera that served them (handshakes in its 8 workers) stops cleanly at SIGTERM (exit 0, and no leak)" \
+  0 "$rc"
 stop_all
 
 # ---- the recording: kill -9 mid-stream leaves whole segments only; it rotates by size ----
@@ -220,4 +275,31 @@ check "  ... the live playlist named a sliding window of 3 (EXT-X-MEDIA-SEQUENCE
   ! grep -q ENDLIST '$WORK/live2/index.m3u8'"
 check "  ... the recording was rotated by size (oldest segments gone, at most 400 KiB + the newest)" bash -c "
   [ ! -e '${RUN}seg-000000.m4s' ] && [ \$(cat '$RUN'seg-*.m4s | wc -c) -le \$((400 * 1024 + 262144)) ]"
+# ---- H.265 (libx265): the same pipeline, watched live; exactly the source frames, every signature verified ----
+mkfifo "$WORK/hevc.fifo"
+"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 10 \
+  --in "$WORK/hevc.fifo" --live "$WORK/live4" --listen 127.0.0.1:0 >"$WORK/s4.out" 2>"$WORK/s4.log" &
+PIDS+=($!)
+wait_for "$WORK/s4.out" '^listening on ' 100 || { cat "$WORK/s4.log"; exit 1; }
+PORT=$(sed -n 's/^listening on .*://p' "$WORK/s4.out") URL=https://$NAME:$(sed -n 's/^listening on .*://p' "$WORK/s4.out")/live/
+live alice "$WORK/hevc.mp4" "$WORK/hevc.rep"; H=$!
+# B-frames (presented in their own order), closed GOPs: leading pictures are not signable (below).
+ffmpeg -nostdin -loglevel error -re -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx265 -preset ultrafast \
+  -g 30 -bf 2 -x265-params log-level=error:open-gop=0 -pix_fmt yuv420p -f hevc - 2>/dev/null |
+  tee "$WORK/src.hevc" >"$WORK/hevc.fifo"
+rc=0; wait $H || rc=$?
+check "H.265: alice watched it live, every segment verified and shown (exit 0)" bash -c "[ $rc = 0 ] && \
+  grep -q 'result: AUTHENTIC (3 authentic)' '$WORK/hevc.rep' && grep -q 'live: 3 segments shown, 0 not shown' '$WORK/hevc.rep'"
+frames "$WORK/src.hevc" >"$WORK/hevc.src"
+frames "$WORK/hevc.mp4" >"$WORK/hevc.md5"
+check_eq "  ... and decodes exactly the 90 source frames (framemd5)" "90 same" \
+  "$(wc -l <"$WORK/hevc.md5") $(cmp -s "$WORK/hevc.src" "$WORK/hevc.md5" && echo same)"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 2 -c:v libx265 -preset ultrafast -g 30 \
+  -bf 2 -x265-params log-level=error -pix_fmt yuv420p -f hevc "$WORK/open.hevc" 2>/dev/null
+rc=0; "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --live "$WORK/live5" \
+  --listen 127.0.0.1:0 <"$WORK/open.hevc" >/dev/null 2>"$WORK/open.log" || rc=$?
+check "H.265 open GOPs (x265's default, RASL pictures): signing refused with one clear line, exit 1" bash -c "
+  [ $rc = 1 ] && grep -q 'NAL unit type 9 (leading or sub-layer pictures) cannot be signed' '$WORK/open.log' &&
+  grep -q 'encode closed GOPs' '$WORK/open.log'"
+stop_all
 finish

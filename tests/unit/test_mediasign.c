@@ -92,7 +92,8 @@ static void sign(const char *in, const char *out, bool threaded, time_t start)
 
 static ms_summary verify_with(const char *clip, const ct_buf *root, const ct_buf *crl)
 {
-    ms_verify_config cfg = {root->data, root->len, crl ? crl->data : NULL, crl ? crl->len : 0, false};
+    ms_verify_config cfg = {.root_der = root->data, .root_len = root->len, .crl_der = crl ? crl->data : NULL,
+                            .crl_len = crl ? crl->len : 0};
     ms_summary s;
     ct_err rc = ms_verify_file(clip, &cfg, NULL, NULL, &s);
     ck_assert_msg(rc == CT_OK, "verify %s: %s %s", clip, ct_err_name(rc), ct_err_detail());
@@ -210,6 +211,49 @@ START_TEST(revocation)
 }
 END_TEST
 
+/* A live viewer's checks: the camera serving the stream must be the one that signed it (cfg.serial, whatever the
+ * case of the host name it comes from), and a presented chain is judged with the CRL as a signer's is. */
+START_TEST(serving_camera_and_presented_chain)
+{
+    clip("a.h264", "-f h264");
+    time_t now = time(NULL);
+    sign(path("a.h264"), path("s.h264"), true, now);
+    ms_summary s;
+    ms_verify_config cfg = {.root_der = root_der.data, .root_len = root_der.len, .serial = "sn0042"};
+    ck_assert_int_eq(ms_verify_file(path("s.h264"), &cfg, NULL, NULL, &s), CT_OK);
+    ck_assert_msg(s.authentic, "%s", s.problem);
+    cfg.serial = "SN0043";
+    ck_assert_int_eq(ms_verify_file(path("s.h264"), &cfg, NULL, NULL, &s), CT_OK);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_INSERTED], 2);
+    ck_assert_str_eq(s.serial, "SN0042"); /* the report still names the camera that signed */
+
+    ct_buf before = CT_BUF_INIT, after = CT_BUF_INIT;
+    crl_with(now - 60, &before);
+    crl_with(now + 3600, &after);
+    bool trusted = false;
+    char why[256];
+    ms_verify_config tls = {.root_der = root_der.data, .root_len = root_der.len};
+    ck_assert_int_eq(ms_chain_trusted(&tls, chain_pem.data, chain_pem.len, now, &trusted, why, sizeof why), CT_OK);
+    ck_assert(trusted);
+    tls.crl_der = before.data;
+    tls.crl_len = before.len;
+    ck_assert_int_eq(ms_chain_trusted(&tls, chain_pem.data, chain_pem.len, now, &trusted, why, sizeof why), CT_OK);
+    ck_assert(!trusted);
+    ck_assert_msg(strncmp(why, "revoked at", 10) == 0, "%s", why);
+    tls.crl_der = after.data;
+    tls.crl_len = after.len;
+    ck_assert_int_eq(ms_chain_trusted(&tls, chain_pem.data, chain_pem.len, now, &trusted, why, sizeof why), CT_OK);
+    ck_assert_msg(trusted, "%s", why); /* revoked only later */
+    after.data[after.len - 5] ^= 1;    /* a CRL that does not verify: revocation asked for, not checked */
+    ck_assert_int_eq(ms_chain_trusted(&tls, chain_pem.data, chain_pem.len, now, &trusted, why, sizeof why), CT_OK);
+    ck_assert(!trusted);
+    ck_assert_msg(strstr(why, "CRL unusable"), "%s", why);
+    ct_buf_free(&before);
+    ct_buf_free(&after);
+}
+END_TEST
+
 /* What the signer writes, read back with the format parser: the layout of mediasign.h. */
 START_TEST(sei_layout)
 {
@@ -310,7 +354,7 @@ static void live_run(bool extra, live_count *c, size_t *after_gop1, ms_summary *
     ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &clipbuf), CT_OK);
     ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1",
                             "camtrust", false};
-    ms_verify_config vc = {root_der.data, root_der.len, NULL, 0, true};
+    ms_verify_config vc = {.root_der = root_der.data, .root_len = root_der.len, .live = true};
     ms_signer *sg = NULL;
     ms_verifier *v = NULL;
     ck_assert_int_eq(ms_signer_open(&cfg, &sg), CT_OK);
@@ -382,6 +426,7 @@ int main(void)
     tcase_add_test(tc, sei_layout);
     tcase_add_test(tc, onvif_reference_clips);
     tcase_add_test(tc, live_gop_reported_with_its_signature);
+    tcase_add_test(tc, serving_camera_and_presented_chain);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
         if (t - (t1 - t0) < signer_cpu) signer_cpu = t - (t1 - t0);
         if (setup < setup_cpu) setup_cpu = setup;
     }
-    ms_verify_config vc = {root.data, root.len, NULL, 0, false};
+    ms_verify_config vc = {.root_der = root.data, .root_len = root.len};
     ms_summary sum;
     for (int r = 0; r < RUNS; r++) {
         double w0 = wall_now(), c0 = cpu_now();
