@@ -182,12 +182,8 @@ static bool crl_path_parse(const ca *c, const char *path, int *gen)
     } else {
         return false;
     }
-    for (size_t i = 0; i < c->n_gens; i++)
-        if (c->gens[i].kind == kind && c->gens[i].generation == want) {
-            *gen = (int)i;
-            return true;
-        }
-    return false;
+    *gen = ca_generation_find(c, kind, want);
+    return *gen >= 0;
 }
 
 ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
