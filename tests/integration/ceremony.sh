@@ -276,6 +276,18 @@ check "crl ops --generation 1 after the operations rotation: the old one's, list
   crl_by "$WORK/cli-ops1.crl" "$WORK/ops1.pem" "$(serial_of "$WORK/line1.pem")"
 check "... crl ops --generation 2: the new one's, signed by it" bash -c \
   "openssl crl -inform DER -in '$WORK/cli-ops2.crl' -CAfile '$WORK/ops2.pem' -noout 2>&1 | grep -q 'verify OK'"
+# OCSP answers for the operations issuing CA's certificates too, each generation signing for what it issued.
+ocsp_ops() { # ocsp_ops NAME ISSUER: "verified <status line>" for $WORK/NAME.pem, the answer checked with ops-root.pem
+  openssl ocsp -issuer "$2" -cert "$WORK/$1.pem" -url "http://127.0.0.1:$HTTP_PORT/ocsp" -CAfile "$CA/ops-root.pem" \
+    >"$WORK/ocsp.out" 2>&1
+  printf '%s %s' "$(grep -c '^Response verify OK' "$WORK/ocsp.out")" "$(grep "$WORK/$1.pem" "$WORK/ocsp.out")"
+}
+check_eq "OCSP for the revoked station of the old operations issuing CA: revoked, signed by it (openssl ocsp)" \
+  "1 $WORK/line1.pem: revoked" "$(ocsp_ops line1 "$WORK/ops1.pem")"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/bob.key" -subj /CN=bob \
+  -out "$WORK/bob.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name bob --role auditor --csr "$WORK/bob.csr" --out "$WORK/bob.pem" >/dev/null
+check_eq "... and for an officer of the new one: good" "1 $WORK/bob.pem: good" "$(ocsp_ops bob "$WORK/ops2.pem")"
 cleanup_server
 check "the audit of all this verifies" "$CA_BIN" audit verify --dir "$CA"
 # Someone who can write the database moves a revoked certificate to the other generation (it would drop out of its

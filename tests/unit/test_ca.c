@@ -409,7 +409,8 @@ START_TEST(ocsp_answers_and_refreshes_on_revocation)
     ck_assert(openssl_ocsp_says(&ans, "SN-1", "revoked"));
     ca_http_answer_free(&ans);
     ct_buf_free(&b64);
-    /* A serial never issued here: unknown. A certificate of another issuer (the station's): unauthorized. */
+    /* A serial never issued here: unknown. The station's certificate: the operations issuing CA answers for it. A
+     * certificate of an issuer that is no issuing CA generation (the root): unauthorized. */
     req.data[req.len - 1] ^= 1; /* the serial is the request's last field */
     ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
     ck_assert_ptr_nonnull(strstr(ans.reason, "unknown"));
@@ -417,6 +418,14 @@ START_TEST(ocsp_answers_and_refreshes_on_revocation)
     ck_assert_int_eq(tu_sh("openssl ocsp -issuer '%s/ops-issuing.pem' -cert '%s/st.pem' -no_nonce -reqout '%s/other.der'",
                            the_ca->cfg.dir, dir, dir), 0);
     snprintf(path, sizeof path, "%s/other.der", dir);
+    ck_assert_int_eq(ct_file_read(path, 8192, &other), CT_OK);
+    ck_assert_int_eq(ocsp_post(&other, &ans), CT_OK);
+    ck_assert_int_eq(ans.status, 200);
+    ck_assert_int_gt(ans.body.len, 5); /* a signed answer, not an error status */
+    ca_http_answer_free(&ans);
+    ct_buf_free(&other);
+    ck_assert_int_eq(tu_sh("openssl ocsp -issuer '%s/root.pem' -cert '%s/st.pem' -no_nonce -reqout '%s/other.der'",
+                           the_ca->cfg.dir, dir, dir), 0);
     ck_assert_int_eq(ct_file_read(path, 8192, &other), CT_OK);
     ck_assert_int_eq(ocsp_post(&other, &ans), CT_OK);
     static const uint8_t unauthorized[] = {0x30, 0x03, 0x0a, 0x01, 0x06};
