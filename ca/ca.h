@@ -95,7 +95,7 @@ typedef enum { CA_CRL_DEVICE, CA_CRL_OPS } ca_crl_kind;
  * name: roots and issuing CAs are not renewed in place. `not_after` (may be NULL) gets the new notAfter. */
 CT_MUST_CHECK ct_err ca_renew(ca *c, const char *which, time_t *not_after);
 /* Writes a freshly signed CRL (DER) of that issuing CA to `path`. */
-CT_MUST_CHECK ct_err ca_crl_write(ca *c, ca_crl_kind kind, const char *path);
+CT_MUST_CHECK ct_err ca_crl_write(ca *c, ca_crl_kind kind, int64_t generation, const char *path);
 
 /* ---- enrollment policy: plain C, no HTTP. The EST handlers call these. ---- */
 typedef enum { CA_ENROLL_NEW, CA_ENROLL_RENEW } ca_enroll_kind;

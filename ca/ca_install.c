@@ -65,6 +65,14 @@ cleanup:
 
 int64_t ca_issuing_id(const ca *c, ca_crl_kind kind) { return c->current[kind] >= 0 ? c->gens[c->current[kind]].id : 0; }
 
+int ca_generation_find(const ca *c, ca_crl_kind kind, int64_t generation)
+{
+    if (generation == 0) return c->current[kind];
+    for (size_t i = 0; i < c->n_gens; i++)
+        if (c->gens[i].kind == kind && c->gens[i].generation == generation) return (int)i;
+    return -1;
+}
+
 ct_err ca_crl_url(const ca *c, char *out, size_t max, const char **url)
 {
     int64_t generation = c->current[CA_CRL_DEVICE] >= 0 ? c->gens[c->current[CA_CRL_DEVICE]].generation : 1;

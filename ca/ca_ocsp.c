@@ -1,5 +1,6 @@
 /* Serving revocation: the CRLs kept in memory (GET /crl: the device issuing CA's; GET /crl/ops: the operations
- * issuing CA's, revoked viewers) and the OCSP responder (RFC 6960, GET and POST /ocsp).
+ * issuing CA's, revoked viewers) and the OCSP responder (RFC 6960, GET and POST /ocsp) for every generation of
+ * both issuing CAs.
  *
  * Speed: the answer for one certificate without a nonce stays the same until the certificate is revoked or
  * the answer nears its nextUpdate, so it is signed once in the token, kept, and sent again as it is (RFC 6960
@@ -32,8 +33,10 @@ typedef struct {
     ct_buf response;
 } ocsp_slot;
 
-/* The OCSP answers of one device issuing CA generation: the current one's by the delegated responder (its
- * certificate, then the issuer), an older one's by that generation's own key (RFC 6960 2.2: the CA itself). */
+/* The OCSP answers of one issuing CA generation: the current device one's by the delegated responder (its
+ * certificate, then the issuer; the device issuing CA certifies it), every other one's by that generation's own
+ * key (RFC 6960 2.2 and 4.2.2.2: the CA that issued the certificate; a delegated responder must be certified by
+ * that same CA, so the OCSP key cannot answer for the operations issuing CA's stations, officers and viewers). */
 typedef struct {
     const ca_generation *g;
     pki_cert_ids responder_ids;
@@ -50,7 +53,7 @@ struct ca_revocation {
     int64_t epoch;
     _Atomic int64_t checked_ms;    /* monotonic time of the last epoch read: peeked at without the lock */
     bool mu_ok, cache_lock_ok;
-    ocsp_gen gens[CA_GENERATIONS_MAX]; /* the device generations: whose certificates this responder answers for */
+    ocsp_gen gens[CA_GENERATIONS_MAX]; /* both kinds' generations: whose certificates this responder answers for */
     size_t n_gens;
     pthread_rwlock_t cache_lock;
     ocsp_slot *slots;
@@ -121,8 +124,7 @@ ct_err ca_revocation_start(ca *c)
     r->first_device = -1;
     for (size_t i = 0; i < c->n_gens; i++) {
         const ca_generation *g = &c->gens[i];
-        if (g->kind != CA_CRL_DEVICE) continue;
-        if (r->first_device < 0) r->first_device = (int)i;
+        if (g->kind == CA_CRL_DEVICE && r->first_device < 0) r->first_device = (int)i;
         ocsp_gen *o = &r->gens[r->n_gens++];
         o->g = g;
         if (ocsp->key && (int)i == c->current[CA_CRL_DEVICE]) { /* a delegated responder: it, then its issuer */
@@ -182,12 +184,8 @@ static bool crl_path_parse(const ca *c, const char *path, int *gen)
     } else {
         return false;
     }
-    for (size_t i = 0; i < c->n_gens; i++)
-        if (c->gens[i].kind == kind && c->gens[i].generation == want) {
-            *gen = (int)i;
-            return true;
-        }
-    return false;
+    *gen = ca_generation_find(c, kind, want);
+    return *gen >= 0;
 }
 
 ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
@@ -306,10 +304,11 @@ static ct_err sign_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req,
         const pki_ocsp_cert_id *id = &req->ids[i];
         db_cert_state st;
         single[i] = (pki_ocsp_single){.cert_id = id->der, .cert_id_len = id->der_len, .status = PKI_OCSP_UNKNOWN};
-        rc = *id->serial_hex ? db_cert_state_get(c->db, id->serial_hex, &st) : CT_ERR_NOT_FOUND;
+        db_crl_issuer issuer = o->g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
+        rc = *id->serial_hex ? db_cert_state_get(c->db, issuer, id->serial_hex, &st) : CT_ERR_NOT_FOUND;
         if (rc == CT_ERR_NOT_FOUND) continue;
         CT_GUARD(rc);
-        /* A serial that another generation signed is not this issuer's. */
+        /* A serial that another generation (of its kind) signed is not this issuer's. */
         if (st.issuing_ca ? st.issuing_ca != o->g->id : o->g->generation != 1) continue;
         single[i].status = st.revoked ? PKI_OCSP_REVOKED : PKI_OCSP_GOOD;
         single[i].revoked_at = (time_t)st.revoked_at;
@@ -340,7 +339,7 @@ static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answ
         CT_GUARD_RET(ct_snprintf(why, sizeof why, "malformedRequest: %.160s", ct_err_detail()));
         return answer_status(ans, PKI_OCSP_MALFORMED, why);
     }
-    /* The issuer by its name and key hashes: one of the device issuing CA's generations, the same for all. */
+    /* The issuer by its name and key hashes: one of the issuing CAs' generations, the same for all. */
     const ocsp_gen *o = NULL;
     for (size_t k = 0; k < r->n_gens && !o; k++)
         if (pki_ocsp_cert_id_is_for(&req.ids[0], &r->gens[k].g->ids)) o = &r->gens[k];

@@ -131,6 +131,8 @@ void ca_generations_free(ca *c);
 
 /* The database id of the current generation of `kind` (0 when none: not installed). */
 int64_t ca_issuing_id(const ca *c, ca_crl_kind kind);
+/* The index in c->gens of `kind`'s generation `generation` (0: the current one); -1 when there is none. */
+int ca_generation_find(const ca *c, ca_crl_kind kind, int64_t generation);
 /* The CRL distribution point written into certificates of the current device generation (NULL when none): the
  * configured URL for generation 1, "<url>/device/N" for generation N. */
 CT_MUST_CHECK ct_err ca_crl_url(const ca *c, char *out, size_t max, const char **url);
@@ -234,7 +236,6 @@ ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 /* A fresh CRL of the device issuing CA (CA_CRL_DEVICE) or of the operations issuing CA (CA_CRL_OPS: viewers,
  * stations, officers) from the database (its cRLNumber is recorded and audited, actor `actor`); *next_update is
  * its nextUpdate. Allocates der. */
-CT_MUST_CHECK ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update);
 /* The CRL of one issuing CA generation (what it signed). */
 CT_MUST_CHECK ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der,
                                      time_t *next_update);

@@ -119,18 +119,16 @@ cleanup:
     return rc;
 }
 
-ct_err ca_crl_make(ca *c, ca_crl_kind kind, const char *actor, ct_buf *der, time_t *next_update)
-{
-    CT_ENSURE_RET((unsigned)kind <= CA_CRL_OPS && c->current[kind] >= 0,
-                  ct_fail(CT_ERR_ARG, "no issuing CA of kind %d", (int)kind));
-    return ca_crl_make_gen(c, &c->gens[c->current[kind]], actor, der, next_update);
-}
-
-ct_err ca_crl_write(ca *c, ca_crl_kind kind, const char *path)
+ct_err ca_crl_write(ca *c, ca_crl_kind kind, int64_t generation, const char *path)
 {
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
-    CT_GUARD(ca_crl_make(c, kind, "cli", &der, NULL));
+    CT_ENSURE_RET((unsigned)kind <= CA_CRL_OPS && generation >= 0, ct_fail(CT_ERR_ARG, "ca_crl_write: bad argument"));
+    int gen = ca_generation_find(c, kind, generation);
+    CT_ENSURE_RET(gen >= 0, ct_fail(CT_ERR_NOT_FOUND, "no %s issuing CA generation %lld is installed (current: %lld)",
+                                    kind == CA_CRL_OPS ? "operations" : "device", (long long)generation,
+                                    c->current[kind] >= 0 ? (long long)c->gens[c->current[kind]].generation : 0LL));
+    CT_GUARD(ca_crl_make_gen(c, &c->gens[gen], "cli", &der, NULL));
     CT_GUARD(ct_file_write_atomic(path, der.data, der.len, 0644));
 cleanup:
     ct_buf_free(&der);

@@ -48,8 +48,10 @@ static const char usage[] =
     "  revoke --order ID --reason R             revoke every certificate of an order\n"
     "  revoke --station N --reason R            revoke every certificate a station enrolled\n"
     "      R: " PKI_REASON_NAMES "\n"
-    "  crl [device|ops] --out FILE              write a freshly signed CRL (DER) of the device issuing CA, or of\n"
-    "                                           the operations issuing CA (revoked viewers, stations, officers)\n"
+    "  crl [device|ops] [--generation N] --out FILE\n"
+    "                                           write a freshly signed CRL (DER) of the device issuing CA, or of\n"
+    "                                           the operations issuing CA (revoked viewers, stations, officers);\n"
+    "                                           of its generation N (default: the current; as GET /crl/ops/N)\n"
     "  renew tls|ocsp|log                       re-certify the server's, the OCSP responder's or the log signer's\n"
     "                                           key for a fresh validity (restart the server to use it)\n"
     "  log sth                                  sign a tree head and a checkpoint of the issuance log now\n"
@@ -82,7 +84,7 @@ typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
     const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval, *ca_root;
-    const char *custodians, *quorum, *curve, *profile, *root, *revoke;
+    const char *custodians, *quorum, *curve, *profile, *root, *revoke, *generation;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
     const char *certs[8], *crls[8]; /* install --cert, --crl: repeatable, or several values after one flag */
@@ -117,6 +119,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--custodians", offsetof(cli_args, custodians)}, {"--quorum", offsetof(cli_args, quorum)},
         {"--curve", offsetof(cli_args, curve)},     {"--profile", offsetof(cli_args, profile)},
         {"--root", offsetof(cli_args, root)},       {"--revoke", offsetof(cli_args, revoke)},
+        {"--generation", offsetof(cli_args, generation)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -473,7 +476,11 @@ static int run(ca *c, const cli_args *a)
         rc = revoke(c, a);
     } else if (is(a, "crl", NULL, 1) || is(a, "crl", "device", 2) || is(a, "crl", "ops", 2)) {
         ca_crl_kind kind = a->nwords == 2 && strcmp(a->words[1], "ops") == 0 ? CA_CRL_OPS : CA_CRL_DEVICE;
-        if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, kind, a->out)) == CT_OK)
+        char *end = NULL;
+        long long gen = a->generation ? strtoll(a->generation, &end, 10) : 0;
+        if (a->generation && (!*a->generation || *end || gen < 1))
+            rc = ct_fail(CT_ERR_USAGE, "--generation '%s' is not a generation number (1, 2, ...)", a->generation);
+        else if ((rc = need(a->out, "--out")) == CT_OK && (rc = ca_crl_write(c, kind, (int64_t)gen, a->out)) == CT_OK)
             printf("%sCRL written: %s\n", kind == CA_CRL_OPS ? "operations " : "", a->out);
     } else if (is(a, "renew", NULL, 2)) {
         time_t until = 0;

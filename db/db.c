@@ -1178,8 +1178,12 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
  * ------------------------------------------------------------------------------------------------------- */
 /* For the device issuing CA's OCSP responder: viewers, stations and officers are the operations issuing CA's, so
  * "unknown" there. */
-static const char k_cert_status[] = "SELECT status, revoked_at, revocation_reason, COALESCE(issuing_ca, 0) FROM certificates"
-                                    " WHERE cert_serial_hex = ? AND profile NOT IN " DB_CLIENT_PROFILES;
+/* Per issuer (db_crl_issuer), as its CRL below. */
+#define CERT_STATUS(cond)                                                                                        \
+    "SELECT status, revoked_at, revocation_reason, COALESCE(issuing_ca, 0) FROM certificates"                    \
+    " WHERE cert_serial_hex = ? AND profile " cond
+static const char *const k_cert_status[] = {[DB_CRL_DEVICE] = CERT_STATUS("NOT IN " DB_CLIENT_PROFILES),
+                                            [DB_CRL_OPS] = CERT_STATUS("IN " DB_CLIENT_PROFILES)};
 /* Per CRL issuer (db_crl_issuer): viewers, stations and officers are the operations issuing CA's, every other
  * profile the device's. */
 #define REVOKED_LIST(cond)                                                                                       \
@@ -1338,6 +1342,7 @@ ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count)
 }
 
 struct status_ctx {
+    db_crl_issuer issuer;
     const char *serial;
     db_cert_state *out;
 };
@@ -1347,7 +1352,7 @@ static ct_err status_fn(ct_db *db, void *vctx)
     struct status_ctx *c = vctx;
     sqlite3_stmt *st = NULL;
     bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_cert_status, &st, "t", c->serial));
+    CT_GUARD_RET(db_prepare(db, k_cert_status[c->issuer], &st, "t", c->serial));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
     c->out->revoked = strcmp((const char *)sqlite3_column_text(st, 0), "revoked") == 0;
@@ -1357,12 +1362,12 @@ static ct_err status_fn(ct_db *db, void *vctx)
     return CT_OK;
 }
 
-ct_err db_cert_state_get(ct_db *db, const char *cert_serial_hex, db_cert_state *out)
+ct_err db_cert_state_get(ct_db *db, db_crl_issuer issuer, const char *cert_serial_hex, db_cert_state *out)
 {
-    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_cert_state_get: missing argument"));
+    CT_ENSURE_RET(db && out && (unsigned)issuer <= DB_CRL_OPS, ct_fail(CT_ERR_ARG, "db_cert_state_get: missing argument"));
     CT_GUARD_RET(db_check_str("certificate serial", cert_serial_hex, DB_CERT_SERIAL_HEX_MAX));
     memset(out, 0, sizeof *out);
-    struct status_ctx c = {.serial = cert_serial_hex, .out = out};
+    struct status_ctx c = {.issuer = issuer, .serial = cert_serial_hex, .out = out};
     return db_call(db, false, status_fn, &c);
 }
 

@@ -144,11 +144,6 @@ typedef struct {
     int reason;
     int64_t issuing_ca; /* the generation that signed it; 0: recorded before generations (the first one) */
 } db_cert_state;
-/* A certificate's revocation state for the device issuing CA's OCSP; CT_ERR_NOT_FOUND (without a detail: it is
- * the fast path of "unknown") for serials it never issued (viewers are the operations issuing CA's). Superseded
- * certificates are not revoked. */
-CT_MUST_CHECK ct_err db_cert_state_get(ct_db *db, const char *cert_serial_hex, db_cert_state *out);
-
 typedef struct {
     char cert_serial_hex[DB_CERT_SERIAL_HEX_MAX];
     int64_t revoked_at;
@@ -157,6 +152,10 @@ typedef struct {
 /* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewers, stations and
  * officers: the DB_PROFILE_* above). */
 typedef enum { DB_CRL_DEVICE, DB_CRL_OPS } db_crl_issuer;
+/* A certificate's revocation state for OCSP, of that issuer's certificates; CT_ERR_NOT_FOUND (without a detail: it
+ * is the fast path of "unknown") for serials it never issued (viewers, stations and officers are the operations
+ * issuing CA's, every other profile the device's). Superseded certificates are not revoked. */
+CT_MUST_CHECK ct_err db_cert_state_get(ct_db *db, db_crl_issuer issuer, const char *cert_serial_hex, db_cert_state *out);
 /* Every revoked certificate of that issuer's generation `issuing_ca` (db_issuing_ca.id; with first_generation,
  * also those recorded before generations were), for its CRL, oldest revocation first: *out is malloc'd (free),
  * *n entries. */

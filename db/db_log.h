@@ -88,7 +88,7 @@ CT_MUST_CHECK ct_err db_log_cosignature_newest(ct_db *db, const char *witness, u
 
 /* ---- witnesses' reports of an inconsistent log (witness_reports.c) ---- */
 #define DB_WITNESS_REPORT_MAX 16384 /* bytes of a stored report */
-typedef struct {
+typedef struct db_witness_report_s {
     int64_t id;
     int64_t received;      /* Unix time */
     char witness[256];     /* its name, "" when no configured witness cosigned the kept checkpoint */

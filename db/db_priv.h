@@ -120,6 +120,14 @@ CT_MUST_CHECK ct_err db_detail_hex(db_detail *d, const char *key, const uint8_t 
 bool db_detail_is_v2(const char *detail);
 /* SHA-256 over an order's serial lines ("serial,revoked_seen\n" in byte order) and how many there are. */
 CT_MUST_CHECK ct_err db_order_serials_hash(ct_db *db, int64_t order_id, uint8_t out[32], int64_t *count);
+/* A witness report's row (witness_reports.c; db_witness_report is in db_log.h) as its audit event
+ * "log.witness_report" records it: subject DB_WITNESS_REPORT_SUBJECT + id; detail received, kind, kept, served and
+ * the SHA-256 of witness, reason and report. db_witness_report_read reads the DB_WITNESS_REPORT_COLS from `col`. */
+#define DB_WITNESS_REPORT_SUBJECT "witness report "
+#define DB_WITNESS_REPORT_COLS "id, received, witness, kind, kept_size, served_size, reason"
+struct db_witness_report_s;
+CT_MUST_CHECK ct_err db_witness_report_detail(const struct db_witness_report_s *r, const char *report, db_detail *d);
+CT_MUST_CHECK ct_err db_witness_report_read(sqlite3_stmt *st, int col, struct db_witness_report_s *r);
 /* Migration 9: the "audit.state" entry and one "state.*" entry per row, where the rebuild starts. */
 CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
 

@@ -12,6 +12,7 @@
  * entry says otherwise. Everything else is compared field by field. Replay runs into TEMP tables (rb_*), inside
  * the caller's transaction, so one consistent snapshot is compared. */
 #define _POSIX_C_SOURCE 200809L
+#include "db_log.h"
 #include "db_priv.h"
 
 #include <stdarg.h>
@@ -310,7 +311,9 @@ static const char k_rb_schema[] =
     "CREATE TEMP TABLE IF NOT EXISTS rb_order (id INTEGER PRIMARY KEY, seq INTEGER, station TEXT, model TEXT,"
     "  open INTEGER, serials INTEGER, serials_sha256 BLOB);"
     "CREATE TEMP TABLE IF NOT EXISTS rb_crl (issuer TEXT PRIMARY KEY, number INTEGER);"
-    "DELETE FROM rb_cert; DELETE FROM rb_station; DELETE FROM rb_officer; DELETE FROM rb_order; DELETE FROM rb_crl;";
+    "CREATE TEMP TABLE IF NOT EXISTS rb_report (id INTEGER PRIMARY KEY, seq INTEGER, detail TEXT);"
+    "DELETE FROM rb_cert; DELETE FROM rb_station; DELETE FROM rb_officer; DELETE FROM rb_order; DELETE FROM rb_crl;"
+    "DELETE FROM rb_report;";
 static const char k_rb_marker[] = "SELECT seq, detail FROM audit WHERE action = 'audit.state' ORDER BY seq LIMIT 1";
 /* Refusals change no state (and their detail may quote a client): only what was done is replayed. */
 static const char k_rb_entries[] = "SELECT seq, action, subject, detail FROM audit WHERE seq > ? AND outcome = 'ok'"
@@ -335,6 +338,7 @@ static const char k_rb_station_known[] = "SELECT count(*) FROM rb_station WHERE 
 static const char k_rb_officer_known[] = "SELECT count(*) FROM rb_officer WHERE name = ?";
 static const char k_rb_officer_role[] = "UPDATE rb_officer SET role = ? WHERE name = ?";
 static const char k_rb_crl_set[] = "INSERT OR REPLACE INTO rb_crl (issuer, number) VALUES (?, ?)";
+static const char k_rb_report_add[] = "INSERT INTO rb_report (id, seq, detail) VALUES (?, ?, ?)";
 
 typedef struct {
     db_state_report *r;
@@ -443,6 +447,21 @@ static ct_err replay_one(ct_db *db, rebuild_ctx *c, int64_t seq, const char *act
     return CT_OK; /* actions that change no state table (log.sth, ca.renew, denials) */
 }
 
+/* A witness report's event: its id from the subject; `detail` NULL for one recorded before format 2 (only that the
+ * row exists is compared then). */
+static ct_err replay_report(ct_db *db, rebuild_ctx *c, int64_t seq, const char *subject, const char *detail)
+{
+    size_t n = sizeof DB_WITNESS_REPORT_SUBJECT - 1;
+    char *end = NULL;
+    if (strncmp(subject, DB_WITNESS_REPORT_SUBJECT, n) != 0) return bad_entry(c, seq, "witness report id");
+    long long id = strtoll(subject + n, &end, 10);
+    if (end == subject + n || *end || id <= 0) return bad_entry(c, seq, "witness report id");
+    ct_err rc = db_exec(db, k_rb_report_add, NULL, "iit", (int64_t)id, seq, detail);
+    if (rc == CT_ERR_EXISTS) return differs(c, "witness report %lld: recorded twice in the audit (entry %lld)", id,
+                                            (long long)seq);
+    return rc;
+}
+
 static ct_err replay(ct_db *db, rebuild_ctx *c)
 {
     sqlite3_stmt *st = NULL;
@@ -464,10 +483,16 @@ static ct_err replay(ct_db *db, rebuild_ctx *c)
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
         const char *detail = (const char *)sqlite3_column_text(st, 3);
-        if (!db_detail_is_v2(detail)) continue; /* older text, or an event that changes no state */
+        const char *action = (const char *)sqlite3_column_text(st, 1), *subject = (const char *)sqlite3_column_text(st, 2);
+        bool v2 = db_detail_is_v2(detail);
+        if (strcmp(action, "log.witness_report") == 0) {
+            c->r->entries += v2;
+            CT_GUARD_RET(replay_report(db, c, sqlite3_column_int64(st, 0), subject, v2 ? detail : NULL));
+            continue;
+        }
+        if (!v2) continue; /* older text, or an event that changes no state */
         c->r->entries++;
-        CT_GUARD_RET(replay_one(db, c, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-                                (const char *)sqlite3_column_text(st, 2), detail));
+        CT_GUARD_RET(replay_one(db, c, sqlite3_column_int64(st, 0), action, subject, detail));
     }
 }
 
@@ -672,6 +697,53 @@ static ct_err compare_orders(ct_db *db, rebuild_ctx *c)
     }
 }
 
+static const char k_cmp_reports[] =
+    "SELECT r.id, r.seq, r.detail, w.id IS NOT NULL, w.* FROM rb_report r LEFT JOIN"
+    " (SELECT report, " DB_WITNESS_REPORT_COLS " FROM log_witness_reports) w ON w.id = r.id ORDER BY r.id";
+static const char k_cmp_report_unknown[] =
+    "SELECT id FROM log_witness_reports WHERE id NOT IN (SELECT id FROM rb_report) ORDER BY id LIMIT 1";
+
+/* Witness reports (they flag a witness in the officer console): each row as its event recorded it. */
+static ct_err compare_reports(ct_db *db, rebuild_ctx *c)
+{
+    static const struct {
+        const char *key, *what;
+    } fields[] = {{"received", "time received"},   {"kind", "kind"},           {"kept", "kept size"},
+                  {"served", "served size"},        {"witness_sha256", "witness"}, {"reason_sha256", "reason"},
+                  {"report_sha256", "report text"}};
+    sqlite3_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_cmp_reports, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) break;
+        c->r->rows++;
+        int64_t id = sqlite3_column_int64(st, 0), seq = sqlite3_column_int64(st, 1);
+        const char *want = (const char *)sqlite3_column_text(st, 2);
+        if (!sqlite3_column_int(st, 3))
+            return differs(c, "witness report %lld: in the audit (entry %lld), not in the table (deleted?)", (long long)id,
+                           (long long)seq);
+        if (!want) continue; /* recorded before format 2: only its row is known */
+        db_witness_report r;
+        db_detail have;
+        const char *report = (const char *)sqlite3_column_text(st, 4);
+        CT_GUARD_RET(db_witness_report_read(st, 5, &r));
+        CT_GUARD_RET(db_witness_report_detail(&r, report ? report : "", &have));
+        if (strcmp(want, have.s) == 0) continue;
+        const char *what = "fields";
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            char a[DB_AUDIT_DETAIL_MAX], b[DB_AUDIT_DETAIL_MAX];
+            if (kv_get(want, fields[i].key, a, sizeof a) && kv_get(have.s, fields[i].key, b, sizeof b) && !strcmp(a, b))
+                continue;
+            what = fields[i].what;
+            break;
+        }
+        return differs(c, "witness report %lld: its %s in the table is not the one the audit recorded (entry %lld; "
+                       "edited?)", (long long)id, what, (long long)seq);
+    }
+    return unknown_row(db, c, k_cmp_report_unknown, "witness report");
+}
+
 static ct_err state_verify_fn(ct_db *db, void *vctx)
 {
     rebuild_ctx *c = vctx;
@@ -679,7 +751,8 @@ static ct_err state_verify_fn(ct_db *db, void *vctx)
     CT_GUARD_RET(compare_certs(db, c));
     CT_GUARD_RET(compare_clients(db, c, "station", k_cmp_stations, k_cmp_station_unknown));
     CT_GUARD_RET(compare_clients(db, c, "officer", k_cmp_officers, k_cmp_officer_unknown));
-    return compare_orders(db, c);
+    CT_GUARD_RET(compare_orders(db, c));
+    return compare_reports(db, c);
 }
 
 ct_err db_state_verify(ct_db *db, db_state_report *report)

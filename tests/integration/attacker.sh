@@ -98,23 +98,10 @@ LAST=$(sql "$DB" "select max(seq) from audit")
 MID=$(sql "$DB" "select min(seq) from audit where action = 'cert.issue'")
 restore() { rm -f "$DB-wal" "$DB-shm"; cp "$1" "$DB"; }
 
-# verify_says WHAT TEXT [audit verify options]: audit verify exits 1 with a line containing TEXT.
-verify_says() {
-  local what=$1 want=$2 rc=0 out; shift 2
-  out=$("$CA_BIN" audit verify --dir "$CA" "$@" 2>&1) || rc=$?
-  if [ "$rc" = 1 ] && grep -qF -- "$want" <<<"$out"; then ok "$what: audit verify ${*:+$* }says '$want'"
-  else not_ok "$what: audit verify $* (exit $rc): $out"; fi
-}
 # verify_blind WHAT: audit verify alone passes (the database is whole, only a kept checkpoint contradicts it).
 verify_blind() {
   local rc=0 out; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
   if [ "$rc" = 0 ]; then ok "$1: audit verify alone cannot see it (exit 0)"; else not_ok "$1: audit verify alone (exit $rc): $out"; fi
-}
-# serve_refuses WHAT TEXT: the server exits at start with TEXT in its one-line reason, serving nothing.
-serve_refuses() {
-  local rc=0 out; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
-  if [ "$rc" = 1 ] && grep -qF -- "$2" <<<"$out" && ! grep -q 'event=listening' <<<"$out"; then ok "$1: the server refuses to start"
-  else not_ok "$1: serve (exit $rc): $out"; fi
 }
 # attack WHAT TEXT EDIT...: on a fresh copy of the good database, the command EDIT (sql, forge, or a function),
 # then audit verify and the server both name TEXT.

@@ -198,6 +198,25 @@ check "generation 2 certificates name their own CRL" bash -c \
   "openssl x509 -in '$WORK/cam3.pem' -noout -ext crlDistributionPoints | grep -q '/crl/device/2'"
 check_eq "OCSP says revoked for a revoked camera of each generation" "2" \
   "$( (ocsp cam2 "$WORK/dev1.pem"; ocsp cam4 "$WORK/dev2.pem") | grep -c ': revoked')"
+# The CLI writes any generation's CRL too (crl [device|ops] --generation N, as GET /crl/device/N), signed by it.
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+crl_by() { # crl_by CRL ISSUER SERIAL: the DER CRL verifies with ISSUER and lists SERIAL
+  openssl crl -inform DER -in "$1" -CAfile "$2" -noout 2>&1 | grep -q 'verify OK' &&
+    openssl crl -inform DER -in "$1" -noout -text | grep -qi "$3"
+}
+export -f crl_by
+"$CA_BIN" crl device --generation 1 --dir "$CA" --out "$WORK/cli-g1.crl" >/dev/null
+"$CA_BIN" crl --dir "$CA" --out "$WORK/cli-now.crl" >/dev/null
+check "crl device --generation 1: the first issuing CA's CRL, listing its revoked camera (openssl crl -CAfile dev1.pem)" \
+  crl_by "$WORK/cli-g1.crl" "$WORK/dev1.pem" "$(serial_of "$WORK/cam2.pem")"
+check "... not signed by the current one" bash -c "! crl_by '$WORK/cli-g1.crl' '$WORK/dev2.pem' '$(serial_of "$WORK/cam2.pem")'"
+check "crl without --generation: the current (2) one's" crl_by "$WORK/cli-now.crl" "$WORK/dev2.pem" "$(serial_of "$WORK/cam4.pem")"
+for bad in 3 0 x; do
+  rc=0; "$CA_BIN" crl device --generation $bad --dir "$CA" --out "$WORK/bad.crl" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  check_eq "crl --generation $bad: exit 1, one line, no file" "1 1 no" "$rc $(wc -l <"$WORK/err") $(test -e "$WORK/bad.crl" && echo yes || echo no)"
+done
+check "... naming the generation that is not installed" grep -q "no device issuing CA generation 3 is installed (current: 2)" <(
+  "$CA_BIN" crl device --generation 3 --dir "$CA" --out "$WORK/bad.crl" 2>&1)
 
 # ---- recordings of both generations verify; then the old issuing CA is revoked by a ceremony ----
 ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -pix_fmt yuv420p -c:v libx264 -g 30 "$WORK/clip.h264"
@@ -250,6 +269,25 @@ printf 'CAM007\n' >"$WORK/serials3"
 WITH_HTTP=1 start_ca "$CA"
 provision_cameras cam7:CAM007
 check_eq "... and the station certified by the old one still provisions" 0 "$RC"
+"$CA_BIN" revoke --dir "$CA" "$(serial_of "$WORK/line1.pem")" --reason superseded >/dev/null
+"$CA_BIN" crl ops --generation 1 --dir "$CA" --out "$WORK/cli-ops1.crl" >/dev/null
+"$CA_BIN" crl ops --generation 2 --dir "$CA" --out "$WORK/cli-ops2.crl" >/dev/null
+check "crl ops --generation 1 after the operations rotation: the old one's, listing its revoked station" \
+  crl_by "$WORK/cli-ops1.crl" "$WORK/ops1.pem" "$(serial_of "$WORK/line1.pem")"
+check "... crl ops --generation 2: the new one's, signed by it" bash -c \
+  "openssl crl -inform DER -in '$WORK/cli-ops2.crl' -CAfile '$WORK/ops2.pem' -noout 2>&1 | grep -q 'verify OK'"
+# OCSP answers for the operations issuing CA's certificates too, each generation signing for what it issued.
+ocsp_ops() { # ocsp_ops NAME ISSUER: "verified <status line>" for $WORK/NAME.pem, the answer checked with ops-root.pem
+  openssl ocsp -issuer "$2" -cert "$WORK/$1.pem" -url "http://127.0.0.1:$HTTP_PORT/ocsp" -CAfile "$CA/ops-root.pem" \
+    >"$WORK/ocsp.out" 2>&1
+  printf '%s %s' "$(grep -c '^Response verify OK' "$WORK/ocsp.out")" "$(grep "$WORK/$1.pem" "$WORK/ocsp.out")"
+}
+check_eq "OCSP for the revoked station of the old operations issuing CA: revoked, signed by it (openssl ocsp)" \
+  "1 $WORK/line1.pem: revoked" "$(ocsp_ops line1 "$WORK/ops1.pem")"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/bob.key" -subj /CN=bob \
+  -out "$WORK/bob.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name bob --role auditor --csr "$WORK/bob.csr" --out "$WORK/bob.pem" >/dev/null
+check_eq "... and for an officer of the new one: good" "1 $WORK/bob.pem: good" "$(ocsp_ops bob "$WORK/ops2.pem")"
 cleanup_server
 check "the audit of all this verifies" "$CA_BIN" audit verify --dir "$CA"
 # Someone who can write the database moves a revoked certificate to the other generation (it would drop out of its

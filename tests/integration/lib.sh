@@ -107,3 +107,17 @@ station_with_order() {
 ca_create() {
   "$(dirname "${BASH_SOURCE[0]}")/../helpers/ca_create.sh" "$CA_BIN" "$1" "${2:-$WORK/vault}"
 }
+# For attacks on a CA folder $CA (the CA binary $CA_BIN):
+# verify_says WHAT TEXT [audit verify options]: audit verify exits 1 with a line containing TEXT.
+verify_says() {
+  local what=$1 want=$2 rc=0 out; shift 2
+  out=$("$CA_BIN" audit verify --dir "$CA" "$@" 2>&1) || rc=$?
+  if [ "$rc" = 1 ] && grep -qF -- "$want" <<<"$out"; then ok "$what: audit verify ${*:+$* }says '$want'"
+  else not_ok "$what: audit verify $* (exit $rc): $out"; fi
+}
+# serve_refuses WHAT TEXT: the server exits at start with TEXT in its one-line reason, serving nothing.
+serve_refuses() {
+  local rc=0 out; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
+  if [ "$rc" = 1 ] && grep -qF -- "$2" <<<"$out" && ! grep -q 'event=listening' <<<"$out"; then ok "$1: the server refuses to start"
+  else not_ok "$1: serve (exit $rc): $out"; fi
+}

@@ -55,8 +55,11 @@ OUT=$(ocsp CAM0002 -no_nonce)
 check "another certificate stays good" grep -q 'CAM0002.pem: good' <<<"$OUT"
 OUT=$(openssl ocsp -issuer "$CA/device-issuing.pem" -serial 0x1234567890 -url "$HTTP/ocsp" -CAfile "$CA/root.pem" -no_nonce 2>&1 || true)
 check "a serial never issued here: unknown" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': unknown' <<<\"\$0\"" "$OUT"
-OUT=$(openssl ocsp -issuer "$CA/ops-issuing.pem" -cert "$WORK/station.pem" -url "$HTTP/ocsp" -no_nonce 2>&1 || true)
-check "a certificate of another issuer: unauthorized" grep -q 'unauthorized' <<<"$OUT"
+OUT=$(openssl ocsp -issuer "$CA/ops-issuing.pem" -cert "$WORK/station.pem" -url "$HTTP/ocsp" -CAfile "$CA/ops-root.pem" -no_nonce 2>&1 || true)
+check "the station's certificate: good, answered by the operations issuing CA" \
+  bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'station.pem: good' <<<\"\$0\"" "$OUT"
+OUT=$(openssl ocsp -issuer "$CA/root.pem" -cert "$WORK/station.pem" -url "$HTTP/ocsp" -no_nonce 2>&1 || true)
+check "a certificate of an issuer that is no issuing CA: unauthorized" grep -q 'unauthorized' <<<"$OUT"
 # A revoked viewer is the operations issuing CA's: the device CA's responder and CRL know nothing of it.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/v.key" -subj /CN=viewer1 \
   -out "$WORK/v.csr" 2>/dev/null

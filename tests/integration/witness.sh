@@ -7,7 +7,8 @@
 # Then the attacker puts an older copy of the database back and grows another log from it, which the CA itself
 # signs: the witness refuses to cosign, keeps the evidence, says why in one line, reports it (POST
 # /log/witness-report) and exits 1; the CA checks the report against its own key and database, records it, and the
-# officer API flags the witness. Reports that prove nothing (malformed, unsigned, consistent) are refused.
+# officer API flags the witness. Reports that prove nothing (malformed, unsigned, consistent) are refused. A report
+# deleted, added or edited in the database (sqlite3) is named by audit verify and stops the server.
 # Usage: witness.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -286,4 +287,27 @@ check_eq "w1's cosignature of the original tree of 4, POSTed to the forked CA: 4
   404 "$(submission "$W1/state.note" >"$WORK/sub4.note"; post "$WORK/sub4.note")"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
 check "the recorded reports leave the database's own records intact (audit verify)" "$CA_BIN" audit verify --dir "$CA"
+
+# The reports are state the console acts on, rebuilt from the audit like the rest: someone with sqlite3 (the triggers
+# dropped) who deletes, adds or edits one is named by audit verify, and the server refuses to start.
+sqlite3 "$DB" ".backup '$WORK/good.db'"
+NOTRIG=$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'")
+report_attack() { # report_attack WHAT TEXT SQL: on a fresh copy of the good database
+  rm -f "$DB-wal" "$DB-shm"; cp "$WORK/good.db" "$DB"
+  sqlite3 "$DB" "$NOTRIG $3"
+  verify_says "$1" "$2"
+  serve_refuses "$1" "$2"
+}
+report_attack "w1's report deleted (its 'reported' flag hidden)" \
+  "witness report 1: in the audit (entry " "DELETE FROM log_witness_reports WHERE id = 1"
+report_attack "a report added" "witness report 4: not in the audit, in the table (inserted?)" \
+  "INSERT INTO log_witness_reports (received, witness, kind, kept_size, served_size, reason, report)
+     SELECT received, witness, kind, kept_size, served_size, reason, report || ' ' FROM log_witness_reports WHERE id = 1"
+report_attack "a report's witness edited" "witness report 1: its witness in the table is not the one the audit recorded" \
+  "UPDATE log_witness_reports SET witness = 'witness.example.org/w2' WHERE id = 1"
+report_attack "a rollback made a fork" "witness report 3: its kind in the table is not the one the audit recorded" \
+  "UPDATE log_witness_reports SET kind = 'fork' WHERE id = 3"
+report_attack "a report's text edited" "witness report 2: its report text in the table is not the one the audit recorded" \
+  "UPDATE log_witness_reports SET report = report || ' ' WHERE id = 2"
+rm -f "$DB-wal" "$DB-shm"; cp "$WORK/good.db" "$DB"
 finish

@@ -350,13 +350,13 @@ START_TEST(crl_lists_exactly_the_revoked_serials)
     issue_pem("SN-2", b);
     issue_pem("SN-3", c3);
     snprintf(path, sizeof path, "%s/empty.crl", dir);
-    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, path), CT_OK);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, 0, path), CT_OK);
     ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -CAfile '%s/chain.pem' -verify -noout -text 2>&1 | "
                            "grep -q 'No Revoked Certificates'", path, the_ca->cfg.dir), 0);
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "unspecified"), CT_OK);
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, c3, "affiliationChanged"), CT_OK);
     snprintf(path, sizeof path, "%s/two.crl", dir);
-    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, path), CT_OK);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, 0, path), CT_OK);
     ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -CAfile '%s/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'",
                            path, the_ca->cfg.dir), 0);
     ck_assert_int_eq(tu_sh("test \"$(openssl crl -inform DER -in '%s' -noout -text | sed -n 's/ *Serial Number: //p' | "
@@ -409,7 +409,8 @@ START_TEST(ocsp_answers_and_refreshes_on_revocation)
     ck_assert(openssl_ocsp_says(&ans, "SN-1", "revoked"));
     ca_http_answer_free(&ans);
     ct_buf_free(&b64);
-    /* A serial never issued here: unknown. A certificate of another issuer (the station's): unauthorized. */
+    /* A serial never issued here: unknown. The station's certificate: the operations issuing CA answers for it. A
+     * certificate of an issuer that is no issuing CA generation (the root): unauthorized. */
     req.data[req.len - 1] ^= 1; /* the serial is the request's last field */
     ck_assert_int_eq(ocsp_post(&req, &ans), CT_OK);
     ck_assert_ptr_nonnull(strstr(ans.reason, "unknown"));
@@ -417,6 +418,14 @@ START_TEST(ocsp_answers_and_refreshes_on_revocation)
     ck_assert_int_eq(tu_sh("openssl ocsp -issuer '%s/ops-issuing.pem' -cert '%s/st.pem' -no_nonce -reqout '%s/other.der'",
                            the_ca->cfg.dir, dir, dir), 0);
     snprintf(path, sizeof path, "%s/other.der", dir);
+    ck_assert_int_eq(ct_file_read(path, 8192, &other), CT_OK);
+    ck_assert_int_eq(ocsp_post(&other, &ans), CT_OK);
+    ck_assert_int_eq(ans.status, 200);
+    ck_assert_int_gt(ans.body.len, 5); /* a signed answer, not an error status */
+    ca_http_answer_free(&ans);
+    ct_buf_free(&other);
+    ck_assert_int_eq(tu_sh("openssl ocsp -issuer '%s/root.pem' -cert '%s/st.pem' -no_nonce -reqout '%s/other.der'",
+                           the_ca->cfg.dir, dir, dir), 0);
     ck_assert_int_eq(ct_file_read(path, 8192, &other), CT_OK);
     ck_assert_int_eq(ocsp_post(&other, &ans), CT_OK);
     static const uint8_t unauthorized[] = {0x30, 0x03, 0x0a, 0x01, 0x06};
@@ -771,7 +780,7 @@ START_TEST(station_and_officer_certificates_are_revoked_at_once)
     ck_assert_str_eq(who.actor, "officer:olga");
     /* On the operations CRL (verified against its issuer), not on the device CRL. */
     snprintf(path, sizeof path, "%s/ops.crl", dir);
-    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_OPS, path), CT_OK);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_OPS, 0, path), CT_OK);
     ck_assert_int_eq(tu_sh("cat '%s/ops-issuing.pem' '%s/ops-root.pem' > '%s/ops-chain.pem' && openssl crl -inform DER "
                            "-in '%s' -CAfile '%s/ops-chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'",
                            the_ca->cfg.dir, the_ca->cfg.dir, dir, path, dir), 0);
@@ -779,7 +788,7 @@ START_TEST(station_and_officer_certificates_are_revoked_at_once)
                            "tr A-F a-f | sort | paste -sd,)\" = \"$(printf '%%s\\n%%s\\n' %s %s | sort | paste -sd,)\"",
                            path, st.serial_hex, of.serial_hex), 0);
     snprintf(path, sizeof path, "%s/dev.crl", dir);
-    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, path), CT_OK);
+    ck_assert_int_eq(ca_crl_write(the_ca, CA_CRL_DEVICE, 0, path), CT_OK);
     ck_assert_int_eq(tu_sh("openssl crl -inform DER -in '%s' -noout -text | grep -q 'No Revoked Certificates'", path), 0);
     ct_buf_free(&officer);
 }

@@ -211,9 +211,9 @@ START_TEST(test_issuing_generations)
     ck_assert_str_eq(rev[0].cert_serial_hex, "0c");
     free(rev);
     db_cert_state st;
-    ck_assert_int_eq(db_cert_state_get(db, "0c", &st), CT_OK);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "0c", &st), CT_OK);
     ck_assert_int_eq(st.issuing_ca, g2);
-    ck_assert_int_eq(db_cert_state_get(db, "0b", &st), CT_OK);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "0b", &st), CT_OK);
     ck_assert_int_eq(st.issuing_ca, 0);
     db_close(db);
 }
@@ -545,13 +545,14 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
     ck_assert_int_eq(epoch2, epoch + 1);
     db_cert_state st;
-    ck_assert_int_eq(db_cert_state_get(db, "01", &st), CT_OK);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "01", &st), CT_OK);
     ck_assert(st.revoked);
     ck_assert_int_eq(st.revoked_at, 1800000000);
     ck_assert_int_eq(st.reason, 1);
-    ck_assert_int_eq(db_cert_state_get(db, "03", &st), CT_OK);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "03", &st), CT_OK);
     ck_assert(!st.revoked);
-    ck_assert_int_eq(db_cert_state_get(db, "09", &st), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "09", &st), CT_ERR_NOT_FOUND);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_OPS, "01", &st), CT_ERR_NOT_FOUND); /* a camera's: not the ops CA's */
     /* Nothing left: refused, nothing changed. */
     ck_assert_int_eq(db_revoke(db, &r, &n), CT_ERR_ALREADY_REVOKED);
     r.scope = DB_REVOKE_ORDER, r.order_id = 7;
@@ -1495,7 +1496,8 @@ START_TEST(test_witness_reports)
     ck_assert(added);
     ck_assert_int_eq(audit_rows(), before + 2);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'log.witness_report'"
-                             " AND detail LIKE 'witness=(none) kind=fork kept=4 served=4 %'"), 1);
+                             " AND detail LIKE 'v=2 received=% kind=fork kept=4 served=4 witness_sha256=% reason_sha256=%"
+                             " report_sha256=%'"), 1);
     int64_t ids[4] = {0};
     ck_assert_int_eq(db_log_witness_reports(db, 10, collect_report, ids), CT_OK);
     ck_assert_int_eq(ids[0], 2);
