@@ -75,12 +75,6 @@ static void count_into(refusal_table *t, size_t cap, const char *action, const c
     r->last = when;
 }
 
-static void format_time(time_t t, char out[24])
-{
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(out, 24, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) out[0] = '\0';
-}
-
 /* The actor and detail of one count's audit entry. */
 typedef struct {
     char actor[DB_NAME_MAX];
@@ -89,9 +83,9 @@ typedef struct {
 
 static void describe(entry_text *e, const char *source, const char *reason, int64_t count, time_t first, time_t last)
 {
-    char from[24], to[24];
-    format_time(first, from);
-    format_time(last, to);
+    char from[CT_TIME_UTC_MAX], to[CT_TIME_UTC_MAX];
+    ct_time_utc((int64_t)first, from);
+    ct_time_utc((int64_t)last, to);
     if (ct_snprintf(e->actor, sizeof e->actor, "anonymous:%s", source) != CT_OK) copy_truncated(e->actor, sizeof e->actor, "anonymous");
     if (ct_snprintf(e->detail, sizeof e->detail, "%lld refused from %s to %s: %s", (long long)count, from, to,
                     reason) != CT_OK)

@@ -13,7 +13,7 @@
 #define DETAIL_OUT_MAX (64 * 1024)
 #define FILTER_MAX 128 /* bytes of any one filter value */
 #define OFFSET_MAX 1000000000LL
-#define NUM_MAX 24
+#define NUM_MAX CT_TIME_UTC_MAX
 
 ct_err ca_format_parse(const char *name, ca_format *out)
 {
@@ -157,10 +157,8 @@ static ct_err table_end(emitter *e)
 /* "2026-11-01T12:00:00Z", or "" for 0 (no such time). */
 static void time_text(int64_t t, char out[NUM_MAX])
 {
-    struct tm tm;
-    time_t tt = (time_t)t;
-    out[0] = '\0';
-    if (t != 0 && gmtime_r(&tt, &tm)) (void)strftime(out, NUM_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (t != 0) ct_time_utc(t, out);
+    else out[0] = '\0';
 }
 
 static void num_text(int64_t v, char out[NUM_MAX])

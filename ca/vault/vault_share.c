@@ -91,6 +91,7 @@ static ct_err gcm(const uint8_t key[32], uint8_t raw[VAULT_SHARE_BYTES], const u
     else if (r == 0)
         r = wc_AesGcmDecrypt(&aes, out, in, VAULT_SECRET_LEN, nonce, NONCE_LEN, tag, TAG_LEN, raw, VAULT_SHARE_HDR);
     wc_AesFree(&aes);
+    ct_wipe(&aes, sizeof aes); /* the key schedule: wc_AesFree leaves it */
     if (r != 0 && !encrypt) return ct_fail(CT_ERR_INTEGRITY, "wrong passphrase, or the share file was changed");
     return r == 0 ? CT_OK : ct_fail(CT_ERR_CRYPTO, "AES-GCM failed (%d)", r);
 }
@@ -167,6 +168,7 @@ static ct_err pin_mac(const uint8_t secret[VAULT_SECRET_LEN], const uint8_t salt
     if (r == 0) r = wc_HmacUpdate(&h, secret, VAULT_SECRET_LEN);
     if (r == 0) r = wc_HmacFinal(&h, mac);
     wc_HmacFree(&h);
+    ct_wipe(&h, sizeof h); /* its state has hashed the secret */
     return r == 0 ? CT_OK : ct_fail(CT_ERR_CRYPTO, "HMAC failed (%d)", r);
 }
 

@@ -324,7 +324,8 @@ ct_err ct_pem_or_der_read(const char *path, const char *label, size_t max, ct_bu
 {
     ct_err rc = CT_OK;
     ct_buf file = CT_BUF_INIT;
-    CT_GUARD(ct_file_read(path, 64 * 1024, &file));
+    /* PEM takes 4/3 of the DER and its lines; 64 KiB at least, for a chain or a commented file. */
+    CT_GUARD(ct_file_read(path, max * 2 + 64 * 1024, &file));
     CT_GUARD(ct_buf_alloc(der, max));
     if (file.len > 0 && file.data[0] == 0x30) {
         CT_GUARD(ct_buf_set(der, file.data, file.len));

@@ -1,6 +1,6 @@
 /* The chain an SEI carries: verified once up to the root, then judged at each GOP's recording time; the
  * leaf's key for the SEI signatures; revocation from a CRL of the issuing CA (pki_crl_check). */
-#define _POSIX_C_SOURCE 200809L /* gmtime_r */
+#define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <time.h>
 
@@ -29,18 +29,13 @@ static bool verify_digest(ecc_key *key, const uint8_t *digest, size_t dlen, cons
     return wc_ecc_verify_hash(sig, (word32)sig_len, digest, (word32)dlen, &ok, key) == 0 && ok == 1;
 }
 
-static void fmt_time(time_t t, char *out, size_t max)
-{
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(out, max, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) out[0] = '\0';
-}
 
 /* Looks for the leaf in the CRL (which must be signed by `issuer`). Findings in c->revocation. */
 static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const uint8_t *issuer, size_t issuer_len,
                         ms_chain *c)
 {
     pki_crl_status st;
-    char when[32];
+    char when[CT_TIME_UTC_MAX];
     ct_err rc = pki_crl_check(cfg->crl_der, cfg->crl_len, issuer, issuer_len, leaf->data, leaf->len, &st);
     if (rc == CT_ERR_NOT_FOUND) {
         ct_err_clear();
@@ -51,7 +46,7 @@ static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const u
     c->crl_applied = true;
     c->revoked = st.revoked;
     c->revoked_at = st.revoked_at;
-    fmt_time(st.revoked ? st.revoked_at : st.this_update, when, sizeof when);
+    ct_time_utc((int64_t)(st.revoked ? st.revoked_at : st.this_update), when);
     return st.revoked ? ct_snprintf(c->revocation, sizeof c->revocation, "revoked at %s", when)
                       : ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when);
 }
@@ -61,7 +56,7 @@ static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const u
 static ct_err issuer_crl_check(const ms_verify_config *cfg, const ct_buf *issuing, ms_chain *c)
 {
     pki_crl_status st;
-    char when[32];
+    char when[CT_TIME_UTC_MAX];
     ct_err rc = pki_crl_check(cfg->crl_der, cfg->crl_len, cfg->root_der, cfg->root_len, issuing->data, issuing->len, &st);
     if (rc == CT_ERR_NOT_FOUND) {
         ct_err_clear();
@@ -71,7 +66,7 @@ static ct_err issuer_crl_check(const ms_verify_config *cfg, const ct_buf *issuin
     c->crl_applied = true;
     c->revoked = st.revoked;
     c->revoked_at = 0;
-    fmt_time(st.revoked ? st.revoked_at : st.this_update, when, sizeof when);
+    ct_time_utc((int64_t)(st.revoked ? st.revoked_at : st.this_update), when);
     return st.revoked ? ct_snprintf(c->revocation, sizeof c->revocation, "revoked with its issuing CA (by the root at %s)",
                                     when)
                       : ct_snprintf(c->revocation, sizeof c->revocation, "issuing CA not revoked (root's CRL of %s)",
@@ -186,12 +181,12 @@ cleanup:
 
 ms_status ms_chain_at(const ms_chain *c, time_t t, char *why, size_t max)
 {
-    char a[32], b[32];
+    char a[CT_TIME_UTC_MAX], b[CT_TIME_UTC_MAX];
     ct_err rc = CT_OK;
     if (!c->ok) rc = ct_snprintf(why, max, "%s", c->why);
     else if (t < c->not_before || t > c->not_after) {
-        fmt_time(c->not_before, a, sizeof a);
-        fmt_time(c->not_after, b, sizeof b);
+        ct_time_utc((int64_t)c->not_before, a);
+        ct_time_utc((int64_t)c->not_after, b);
         rc = ct_snprintf(why, max, "the chain is valid from %s to %s, not at the recording time", a, b);
     } else if (c->revoked && c->revoked_at <= t) {
         rc = ct_snprintf(why, max, "the signing certificate was %s, before this recording", c->revocation);

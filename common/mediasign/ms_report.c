@@ -11,10 +11,11 @@ typedef struct {
     size_t n;
 } printer;
 
-static void utc(time_t t, char *out, size_t max)
+/* "" for 0: no signing or recording time was given. */
+static void utc(time_t t, char out[CT_TIME_UTC_MAX])
 {
-    struct tm tm;
-    if (!t || !gmtime_r(&t, &tm) || strftime(out, max, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) out[0] = '\0';
+    if (t) ct_time_utc((int64_t)t, out);
+    else out[0] = '\0';
 }
 
 /* A JSON string as core escapes it (paths and names from outside: controls, and bytes that are not UTF-8). */
@@ -33,8 +34,8 @@ static void time_range(const ms_gop_report *g, char *out, size_t max)
 
 void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g)
 {
-    char when[32], range[64];
-    utc(g->signed_at, when, sizeof when);
+    char when[CT_TIME_UTC_MAX], range[64];
+    utc(g->signed_at, when);
     time_range(g, range, sizeof range);
     fprintf(out, "GOP %-4zu frames %6llu-%-6llu %-18s %-10s %s%s%s\n", n, (unsigned long long)g->first_frame,
             (unsigned long long)g->last_frame, range[0] ? range : when, ms_status_name(g->status), g->detail,
@@ -44,8 +45,8 @@ void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g)
 static void on_gop(const ms_gop_report *g, void *arg)
 {
     printer *p = arg;
-    char when[32], range[64];
-    utc(g->signed_at, when, sizeof when);
+    char when[CT_TIME_UTC_MAX], range[64];
+    utc(g->signed_at, when);
     time_range(g, range, sizeof range);
     p->n++;
     if (!p->json) {
@@ -75,8 +76,8 @@ static void counts_line(FILE *f, const ms_summary *s)
 
 void ms_print_summary(FILE *f, const char *path, const ms_summary *s)
 {
-    char when[32];
-    utc(s->recorded_at, when, sizeof when);
+    char when[CT_TIME_UTC_MAX];
+    utc(s->recorded_at, when);
     fprintf(f, "clip: %s (%s, %s, %llu pictures, %llu signature SEIs)\n", path, s->container, media_codec_name(s->codec),
             (unsigned long long)s->frames, (unsigned long long)s->sei_count);
     if (s->camera_known)
@@ -95,8 +96,8 @@ void ms_print_summary(FILE *f, const char *path, const ms_summary *s)
 
 static void print_json(FILE *f, const char *path, const ms_summary *s)
 {
-    char when[32];
-    utc(s->recorded_at, when, sizeof when);
+    char when[CT_TIME_UTC_MAX];
+    utc(s->recorded_at, when);
     fputs("\n ],\n \"file\": ", f);
     json_str(f, path);
     fprintf(f, ", \"container\": \"%s\", \"codec\": \"%s\", \"pictures\": %llu, \"signature_seis\": %llu,\n \"camera\": ",
@@ -145,19 +146,8 @@ ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json,
 }
 
 /* PEM, or DER as it is. */
-static ct_err load_der(const char *path, const char *label, ct_buf *der)
-{
-    ct_err rc = CT_OK;
-    ct_buf raw = CT_BUF_INIT;
-    CT_GUARD(ct_file_read(path, 1 << 20, &raw));
-    CT_GUARD(ct_buf_alloc(der, raw.len));
-    rc = ct_pem_decode(raw.data, raw.len, label, 0, der);
-    if (rc == CT_ERR_NOT_FOUND) rc = ct_buf_set(der, raw.data, raw.len);
-    CT_ENSURE_MSG(rc == CT_OK, rc, "%s: %s", path, ct_err_detail());
-cleanup:
-    ct_buf_free(&raw);
-    return rc;
-}
+/* A root certificate or a CRL: a CRL of a large fleet runs to hundreds of KiB. */
+#define MS_ROOT_FILE_MAX (1u << 20)
 
 ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *clip, bool json, FILE *out,
                        bool *authentic)
@@ -166,10 +156,10 @@ ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *
     ct_buf root = CT_BUF_INIT, crl = CT_BUF_INIT;
     pki_cert_info info;
     *authentic = false;
-    CT_GUARD(load_der(root_path, "CERTIFICATE", &root));
+    CT_GUARD(ct_pem_or_der_read(root_path, "CERTIFICATE", MS_ROOT_FILE_MAX, &root));
     CT_ENSURE_MSG(pki_cert_parse_info(root.data, root.len, &info) == CT_OK, CT_ERR_CONFIG,
                   "%s is not a certificate: %s", root_path, ct_err_detail());
-    if (crl_path) CT_GUARD(load_der(crl_path, "X509 CRL", &crl));
+    if (crl_path) CT_GUARD(ct_pem_or_der_read(crl_path, "X509 CRL", MS_ROOT_FILE_MAX, &crl));
     ms_verify_config cfg = {.root_der = root.data, .root_len = root.len, .crl_der = crl_path ? crl.data : NULL,
                             .crl_len = crl.len};
     rc = ms_verify_print(clip, &cfg, json, out, authentic);
