@@ -826,6 +826,61 @@ ct_err hsm_key_sign_digest(hsm_key *k, const uint8_t *digest, size_t digest_len,
     return hsm_sign_der(k->h, k->priv, k->type, digest, digest_len, sig, sig_len);
 }
 
+/* The public key is a short-lived session object (CKA_TOKEN false, CKA_VERIFY only) destroyed before returning:
+ * the token verifies with its own (OpenSSL) code, some 5x faster here than the Debian wolfSSL's generic ECC math
+ * with a fresh key. Its handle is never cached: each request brings a key of its own. */
+ct_err hsm_verify_digest(hsm *h, hsm_key_type type, const uint8_t *point, size_t point_len, const uint8_t *digest,
+                         size_t digest_len, const uint8_t *sig_der, size_t sig_len, bool *valid)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
+    CT_ENSURE(h && point && digest && sig_der && valid, CT_ERR_ARG);
+    *valid = false;
+    size_t c = hsm_coord_size(type);
+    CT_ENSURE_MSG(point_len == 1 + 2 * c && point[0] == 0x04, CT_ERR_ARG, "EC point of %zu bytes", point_len);
+    CT_ENSURE_MSG(digest_len > 0 && digest_len <= HSM_DIGEST_MAX, CT_ERR_ARG, "digest of %zu bytes", digest_len);
+    /* DER ECDSA-Sig-Value to r || s, each left-padded to the coordinate size; a malformed one is not valid. */
+    uint8_t r[48 + 1], sv[48 + 1], rs[2 * 48];
+    word32 r_len = sizeof r, s_len = sizeof sv;
+    if (sig_len > 2 * (48 + 8) || wc_ecc_sig_to_rs(sig_der, (word32)sig_len, r, &r_len, sv, &s_len) != 0 ||
+        r_len > c || s_len > c || r_len == 0 || s_len == 0)
+        goto cleanup;
+    memset(rs, 0, 2 * c);
+    memcpy(rs + c - r_len, r, r_len);
+    memcpy(rs + 2 * c - s_len, sv, s_len);
+    /* CKA_EC_POINT is the DER OCTET STRING around the point (at most 97 bytes: a one-byte length). */
+    uint8_t ec_point[2 + HSM_EC_POINT_MAX];
+    ec_point[0] = 0x04;
+    ec_point[1] = (uint8_t)point_len;
+    memcpy(ec_point + 2, point, point_len);
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE kt = CKK_EC;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    const uint8_t *params = type == HSM_EC_P384 ? OID_P384 : OID_P256;
+    CK_ULONG params_len = type == HSM_EC_P384 ? sizeof OID_P384 : sizeof OID_P256;
+    CK_ATTRIBUTE tmpl[] = {
+        {CKA_CLASS, &cls, sizeof cls},
+        {CKA_KEY_TYPE, &kt, sizeof kt},
+        {CKA_TOKEN, &no, sizeof no},
+        {CKA_VERIFY, &yes, sizeof yes},
+        {CKA_EC_PARAMS, (CK_VOID_PTR)params, params_len},
+        {CKA_EC_POINT, ec_point, (CK_ULONG)(point_len + 2)},
+    };
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    s = hsm_session_get(h);
+    HSM_CK(h->f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], &pub), "C_CreateObject (public key)");
+    HSM_CK(h->f->C_VerifyInit(s, &mech, pub), "C_VerifyInit");
+    CK_RV rv = h->f->C_Verify(s, (CK_BYTE_PTR)digest, (CK_ULONG)digest_len, rs, (CK_ULONG)(2 * c));
+    CT_ENSURE_MSG(rv == CKR_OK || rv == CKR_SIGNATURE_INVALID || rv == CKR_SIGNATURE_LEN_RANGE, CT_ERR_HSM,
+                  "C_Verify failed: CKR 0x%lx", rv);
+    *valid = rv == CKR_OK;
+cleanup:
+    if (pub != CK_INVALID_HANDLE) h->f->C_DestroyObject(s, pub);
+    if (s != CK_INVALID_HANDLE) hsm_session_put(h, s);
+    return rc;
+}
+
 ct_err hsm_ecdh_raw(hsm *h, CK_OBJECT_HANDLE priv, hsm_key_type type, const uint8_t *peer_point, size_t peer_len,
                     uint8_t *out, size_t *out_len)
 {

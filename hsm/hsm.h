@@ -63,6 +63,13 @@ CT_MUST_CHECK ct_err hsm_key_public_der(const hsm_key *k, ct_buf *spki);
 CT_MUST_CHECK ct_err hsm_key_sign_digest(hsm_key *k, const uint8_t *digest, size_t digest_len, uint8_t *sig,
                                          size_t *sig_len);
 
+/* ECDSA verification inside the token (CKM_ECDSA) with a public key from outside it (`point`: 0x04 || X || Y on
+ * `type`'s curve), e.g. a CSR's proof of possession. *valid tells the answer; a malformed signature is not valid;
+ * the return value is for failures of the token itself. */
+CT_MUST_CHECK ct_err hsm_verify_digest(hsm *h, hsm_key_type type, const uint8_t *point, size_t point_len,
+                                       const uint8_t *digest, size_t digest_len, const uint8_t *sig_der,
+                                       size_t sig_len, bool *valid);
+
 /* For wolfSSL: the crypto-callback device id under which this hsm serves ECDSA signatures (and ECDH) for
  * keys loaded with hsm_key_wolf_ecc, so that wolfSSL's certificate/CSR signing and TLS use token keys. */
 int hsm_wolf_dev_id(const hsm *h);

@@ -194,6 +194,56 @@ START_TEST(test_generate_sign)
 }
 END_TEST
 
+/* hsm_verify_digest: the token's answer about a signature by a key from outside it (a CSR's proof of possession). A
+ * signature by another key, over another digest, or malformed is "not valid" (and not a token failure). */
+START_TEST(test_verify_digest)
+{
+    hsm_key *a = gen(HSM_EC_P256, "va", 1), *c = gen(HSM_EC_P256, "vc", 2), *p = gen(HSM_EC_P384, "vp", 3);
+    hsm_key *keys[] = {a, c, p};
+    uint8_t point[3][97];
+    size_t point_len[3];
+    for (size_t i = 0; i < 3; i++) {
+        ct_buf spki = CT_BUF_INIT;
+        ck_assert_int_eq(ct_buf_alloc(&spki, 256), CT_OK);
+        ck_assert_int_eq(hsm_key_public_der(keys[i], &spki), CT_OK);
+        point_len[i] = i == 2 ? 97 : 65; /* the uncompressed point ends the SPKI */
+        memcpy(point[i], spki.data + spki.len - point_len[i], point_len[i]);
+        ck_assert_int_eq(point[i][0], 0x04);
+        ct_buf_free(&spki);
+    }
+    uint8_t digest[48] = {7}, sig[128];
+    for (size_t i = 0; i < 3; i += 2) {
+        size_t dlen = i == 2 ? 48 : 32, sig_len = sizeof sig;
+        hsm_key_type t = i == 2 ? HSM_EC_P384 : HSM_EC_P256;
+        ck_assert_int_eq(hsm_key_sign_digest(keys[i], digest, dlen, sig, &sig_len), CT_OK);
+        bool valid = false;
+        ck_assert_int_eq(hsm_verify_digest(g_h, t, point[i], point_len[i], digest, dlen, sig, sig_len, &valid), CT_OK);
+        ck_assert(valid);
+        digest[1] ^= 1; /* another digest */
+        ck_assert_int_eq(hsm_verify_digest(g_h, t, point[i], point_len[i], digest, dlen, sig, sig_len, &valid), CT_OK);
+        ck_assert(!valid);
+        digest[1] ^= 1;
+        sig[sig_len - 1] ^= 1; /* s changed */
+        ck_assert_int_eq(hsm_verify_digest(g_h, t, point[i], point_len[i], digest, dlen, sig, sig_len, &valid), CT_OK);
+        ck_assert(!valid);
+        sig[sig_len - 1] ^= 1;
+        ck_assert_int_eq(hsm_verify_digest(g_h, t, point[i], point_len[i], digest, dlen, sig, 3, &valid), CT_OK);
+        ck_assert(!valid); /* not DER */
+    }
+    /* a's signature, c's key */
+    size_t sig_len = sizeof sig;
+    bool valid = true;
+    ck_assert_int_eq(hsm_key_sign_digest(a, digest, 32, sig, &sig_len), CT_OK);
+    ck_assert_int_eq(hsm_verify_digest(g_h, HSM_EC_P256, point[1], 65, digest, 32, sig, sig_len, &valid), CT_OK);
+    ck_assert(!valid);
+    /* a P-384 point given as P-256: refused before the token */
+    ck_assert_int_eq(hsm_verify_digest(g_h, HSM_EC_P256, point[2], 97, digest, 32, sig, sig_len, &valid), CT_ERR_ARG);
+    hsm_key_free(a);
+    hsm_key_free(c);
+    hsm_key_free(p);
+}
+END_TEST
+
 START_TEST(test_duplicate)
 {
     hsm_key *a = gen(HSM_EC_P256, "dup", 1), *b = NULL;
@@ -747,6 +797,7 @@ static Suite *hsm_suite(void)
     tcase_add_test(keys, test_wolf_tls);
     tcase_add_test(keys, test_mac_key);
     tcase_add_test(keys, test_mac_threads);
+    tcase_add_test(keys, test_verify_digest);
     suite_add_tcase(s, keys);
     return s;
 }

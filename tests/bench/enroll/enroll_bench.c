@@ -2,7 +2,10 @@
  *
  *   --mode est    N keep-alive mutual-TLS 1.3 connections (wolfSSL) POSTing /.well-known/est/simpleenroll
  *   --mode cfssl  N keep-alive plain-HTTP connections POSTing /api/v1/cfssl/sign to `cfssl serve`
- *   --mode token  raw hsm_key_sign_digest rate on the CA's device-issuing key, 1 thread then N threads
+ *   --mode cfssl-tls  the same over TLS 1.3 with a client certificate (cfssl serve -mutual-tls-ca)
+ *   --mode token  raw hsm_key_sign_digest rate on the CA's device-issuing key, 1 thread then N threads; then
+ *                 raw hsm_verify_digest with a fresh public key each time (a CSR's proof of possession), 1 and
+ *                 N threads; then wolfSSL's own verify of the same, 1 thread, for comparison
  *
  * CSRs are made before the timed part: one fresh software P-256 key per request, subject serialNumber from
  * the --serials list. Each connection thread sends its share (requests t, t+N, t+2N, ...) back to back and
@@ -45,7 +48,10 @@
 #define CSR_DER_MAX 1024
 #define TOKEN_LAT_CAP 2000000
 
-typedef enum { MODE_EST, MODE_CFSSL, MODE_TOKEN } bench_mode;
+typedef enum { MODE_EST, MODE_CFSSL, MODE_CFSSL_TLS, MODE_TOKEN } bench_mode;
+
+/* Modes that speak TLS with a client certificate. */
+#define MODE_TLS(m) ((m) == MODE_EST || (m) == MODE_CFSSL_TLS)
 
 typedef struct {
     bench_mode mode;
@@ -273,7 +279,7 @@ static bool conn_open(const bench_opts *o, conn *c, char *err, size_t err_max)
         conn_close(c);
         return false;
     }
-    if (o->mode != MODE_EST) return true;
+    if (!MODE_TLS(o->mode)) return true;
     c->ssl = wolfSSL_new(g_tls_ctx);
     if (!c->ssl || wolfSSL_set_fd(c->ssl, c->fd) != WOLFSSL_SUCCESS) {
         errf(err, err_max, "wolfSSL_new/set_fd failed");
@@ -496,7 +502,7 @@ static void *load_main(void *arg)
 
 static const char *mode_name(bench_mode m)
 {
-    return m == MODE_EST ? "est" : m == MODE_CFSSL ? "cfssl" : "token";
+    return m == MODE_EST ? "est" : m == MODE_CFSSL ? "cfssl" : m == MODE_CFSSL_TLS ? "cfssl-tls" : "token";
 }
 
 static int run_load(const bench_opts *o)
@@ -534,7 +540,7 @@ static int run_load(const bench_opts *o)
     }
     fprintf(stderr, "%s: %zu fresh P-256 CSRs made in %.2f s (not timed)\n", mode_name(o->mode), n, now_s() - g0);
 
-    if (o->mode == MODE_EST) {
+    if (MODE_TLS(o->mode)) {
         g_tls_ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
         if (!g_tls_ctx || wolfSSL_CTX_load_verify_locations(g_tls_ctx, o->cafile, NULL) != WOLFSSL_SUCCESS ||
             wolfSSL_CTX_use_certificate_chain_file(g_tls_ctx, o->cert_path) != WOLFSSL_SUCCESS ||
@@ -604,9 +610,23 @@ done:
     return exit_code;
 }
 
-/* ---- token: raw sign rate of the device-issuing key ---- */
+/* ---- token: raw sign rate of the device-issuing key; raw verify rate with fresh public keys ---- */
+
+typedef enum { OP_SIGN, OP_VERIFY_TOKEN, OP_VERIFY_WOLF } token_op;
+
+/* A proof of possession to check: a fresh software key's point, a digest and its DER signature. */
+#define VERIFY_CASES 64
+typedef struct {
+    uint8_t point[65];
+    uint8_t digest[32];
+    uint8_t sig[80];
+    size_t sig_len;
+} verify_case;
 
 typedef struct {
+    token_op op;
+    hsm *h;
+    const verify_case *cases;
     hsm_key *key;
     double seconds;
     double *lat;
@@ -614,6 +634,26 @@ typedef struct {
     double end;
     char err[256];
 } sign_thread;
+
+/* One verify of case `vc`; wolfSSL imports the key afresh each time, as it does for each CSR. */
+static ct_err verify_one(const sign_thread *t, const verify_case *vc)
+{
+    bool valid = false;
+    if (t->op == OP_VERIFY_TOKEN) {
+        CT_GUARD_RET(hsm_verify_digest(t->h, HSM_EC_P256, vc->point, sizeof vc->point, vc->digest, sizeof vc->digest,
+                                       vc->sig, vc->sig_len, &valid));
+    } else {
+        ecc_key k;
+        int res = 0;
+        if (wc_ecc_init(&k) != 0) return ct_fail(CT_ERR_CRYPTO, "wc_ecc_init");
+        int ret = wc_ecc_import_x963_ex(vc->point, sizeof vc->point, &k, ECC_SECP256R1);
+        if (ret == 0) ret = wc_ecc_verify_hash(vc->sig, (word32)vc->sig_len, vc->digest, sizeof vc->digest, &res, &k);
+        wc_ecc_free(&k);
+        if (ret != 0) return ct_fail(CT_ERR_CRYPTO, "wc_ecc_verify_hash: %d", ret);
+        valid = res == 1;
+    }
+    return valid ? CT_OK : ct_fail(CT_ERR_CRYPTO, "a good signature did not verify");
+}
 
 static void *sign_main(void *arg)
 {
@@ -627,13 +667,17 @@ static void *sign_main(void *arg)
         double t0 = now_s();
         if (t0 >= stop) break;
         counter++;
-        if (ct_sha256(&counter, sizeof counter, digest) != CT_OK) {
+        ct_err rc;
+        if (t->op != OP_SIGN) {
+            rc = verify_one(t, &t->cases[counter % VERIFY_CASES]);
+        } else if (ct_sha256(&counter, sizeof counter, digest) != CT_OK) {
             t->failed++;
             continue;
+        } else {
+            uint8_t sig[160];
+            size_t sig_len = sizeof sig;
+            rc = hsm_key_sign_digest(t->key, digest, sizeof digest, sig, &sig_len);
         }
-        uint8_t sig[160];
-        size_t sig_len = sizeof sig;
-        ct_err rc = hsm_key_sign_digest(t->key, digest, sizeof digest, sig, &sig_len);
         double dt = now_s() - t0;
         if (rc == CT_OK) {
             t->ok++;
@@ -647,7 +691,8 @@ static void *sign_main(void *arg)
     return NULL;
 }
 
-static bool token_run(hsm_key *key, size_t nt, double seconds, long sessions)
+static bool token_run(token_op op, hsm *h, const verify_case *cases, hsm_key *key, size_t nt, double seconds,
+                      long sessions)
 {
     bool good = false;
     sign_thread *threads = calloc(nt, sizeof *threads);
@@ -658,6 +703,9 @@ static bool token_run(hsm_key *key, size_t nt, double seconds, long sessions)
     size_t started = 0;
     if (!threads || !tids || !all || pthread_barrier_init(&g_barrier, NULL, (unsigned)nt + 1) != 0) goto done;
     for (size_t i = 0; i < nt; i++) {
+        threads[i].op = op;
+        threads[i].h = h;
+        threads[i].cases = cases;
         threads[i].key = key;
         threads[i].seconds = seconds;
         threads[i].lat = all + i * cap;
@@ -684,10 +732,11 @@ static bool token_run(hsm_key *key, size_t nt, double seconds, long sessions)
     }
     qsort(all, nl, sizeof *all, cmp_double);
     double secs = end - g_start;
-    printf("token threads=%zu sessions=%ld signs=%zu failed=%zu seconds=%.3f signs_per_s=%.1f p50_ms=%.3f "
-           "p99_ms=%.3f\n",
-           nt, sessions, ok, failed, secs, secs > 0 ? (double)ok / secs : 0.0, percentile(all, nl, 0.50) * 1e3,
-           percentile(all, nl, 0.99) * 1e3);
+    static const char *const names[] = {"token", "token-verify", "wolfssl-verify"};
+    const char *what = op == OP_SIGN ? "signs" : "verifies";
+    printf("%s threads=%zu sessions=%ld %s=%zu failed=%zu seconds=%.3f %s_per_s=%.1f p50_ms=%.3f p99_ms=%.3f\n",
+           names[op], nt, sessions, what, ok, failed, secs, what, secs > 0 ? (double)ok / secs : 0.0,
+           percentile(all, nl, 0.50) * 1e3, percentile(all, nl, 0.99) * 1e3);
     fflush(stdout);
     good = failed == 0 && ok > 0;
 done:
@@ -695,6 +744,36 @@ done:
     free(tids);
     free(all);
     return good;
+}
+
+/* VERIFY_CASES fresh software P-256 keys, each with a signature over a digest of its own (not timed). */
+static ct_err verify_cases_make(verify_case *cases)
+{
+    ct_err rc = CT_OK;
+    WC_RNG rng;
+    ecc_key k;
+    bool rng_ok = false, k_ok = false;
+    CT_ENSURE_MSG(wc_InitRng(&rng) == 0, CT_ERR_CRYPTO, "wc_InitRng");
+    rng_ok = true;
+    for (size_t i = 0; i < VERIFY_CASES; i++) {
+        verify_case *vc = &cases[i];
+        CT_ENSURE_MSG(wc_ecc_init(&k) == 0, CT_ERR_CRYPTO, "wc_ecc_init");
+        k_ok = true;
+        CT_ENSURE_MSG(wc_ecc_make_key_ex(&rng, 32, &k, ECC_SECP256R1) == 0, CT_ERR_CRYPTO, "wc_ecc_make_key_ex");
+        word32 plen = sizeof vc->point, slen = sizeof vc->sig;
+        CT_ENSURE_MSG(wc_ecc_export_x963(&k, vc->point, &plen) == 0 && plen == sizeof vc->point, CT_ERR_CRYPTO,
+                      "wc_ecc_export_x963");
+        CT_GUARD(ct_sha256(&i, sizeof i, vc->digest));
+        CT_ENSURE_MSG(wc_ecc_sign_hash(vc->digest, sizeof vc->digest, vc->sig, &slen, &rng, &k) == 0, CT_ERR_CRYPTO,
+                      "wc_ecc_sign_hash");
+        vc->sig_len = slen;
+        wc_ecc_free(&k);
+        k_ok = false;
+    }
+cleanup:
+    if (k_ok) wc_ecc_free(&k);
+    if (rng_ok) wc_FreeRng(&rng);
+    return rc;
 }
 
 static int run_token(const bench_opts *o)
@@ -715,9 +794,18 @@ static int run_token(const bench_opts *o)
         fprintf(stderr, "device issuing key %s: %s\n", s.key_uri[CA_KEY_DEVICE_ISSUING], ct_err_detail());
         goto done;
     }
-    bool one = token_run(key, 1, o->seconds, s.hsm.sessions);
-    bool many = o->conns == 1 || token_run(key, (size_t)o->conns, o->seconds, s.hsm.sessions);
-    exit_code = one && many ? 0 : 2;
+    static verify_case cases[VERIFY_CASES];
+    if (verify_cases_make(cases) != CT_OK) {
+        fprintf(stderr, "verify cases: %s\n", ct_err_detail());
+        goto done;
+    }
+    size_t nt = (size_t)o->conns;
+    bool good = token_run(OP_SIGN, h, cases, key, 1, o->seconds, s.hsm.sessions);
+    good = (nt == 1 || token_run(OP_SIGN, h, cases, key, nt, o->seconds, s.hsm.sessions)) && good;
+    good = token_run(OP_VERIFY_TOKEN, h, cases, key, 1, o->seconds, s.hsm.sessions) && good;
+    good = (nt == 1 || token_run(OP_VERIFY_TOKEN, h, cases, key, nt, o->seconds, s.hsm.sessions)) && good;
+    good = token_run(OP_VERIFY_WOLF, h, cases, key, 1, o->seconds, 0) && good;
+    exit_code = good ? 0 : 2;
 done:
     hsm_key_free(key);
     hsm_close(h);
@@ -727,12 +815,12 @@ done:
 /* ---- command line ---- */
 
 static const char usage[] =
-    "usage: camtrust-bench-enroll --mode est|cfssl|token [options]\n"
+    "usage: camtrust-bench-enroll --mode est|cfssl|cfssl-tls|token [options]\n"
     "  --conns N          connections (est, cfssl) or threads (token); default 8\n"
     "  --count M          requests (est, cfssl); default 4000\n"
     "  --serials FILE     M subject serialNumbers, one a line (est, cfssl)\n"
     "  --host IP --port P server (IPv4 loopback); est: --server-name localhost\n"
-    "  --cert F --key F --cafile F   est: the station's certificate and key, the CA file (ops-root.pem)\n"
+    "  --cert F --key F --cafile F   est, cfssl-tls: the client's certificate and key, the server's CA file\n"
     "  --ca-dir DIR       token: the CA folder (its config names the token, PIN file and keys)\n"
     "  --seconds S        token: length of each run (default 2)\n"
     "  --max-seconds S    est, cfssl: stop the timed part after S seconds (default 300)\n";
@@ -769,11 +857,12 @@ static bool parse_opts(int argc, char **argv, bench_opts *o)
     if (!mode) return false;
     if (strcmp(mode, "est") == 0) o->mode = MODE_EST;
     else if (strcmp(mode, "cfssl") == 0) o->mode = MODE_CFSSL;
+    else if (strcmp(mode, "cfssl-tls") == 0) o->mode = MODE_CFSSL_TLS;
     else if (strcmp(mode, "token") == 0) o->mode = MODE_TOKEN;
     else return false;
     if (o->mode == MODE_TOKEN) return o->ca_dir != NULL;
     if (o->port == 0 || !o->serials_path || o->conns > o->count) return false;
-    if (o->mode == MODE_EST && (!o->cert_path || !o->key_path || !o->cafile)) return false;
+    if (MODE_TLS(o->mode) && (!o->cert_path || !o->key_path || !o->cafile)) return false;
     return true;
 }
 
