@@ -75,8 +75,8 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
 
 static ct_err check_csr(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_enroll_result *res)
 {
-    (void)c;
-    CT_GUARD_RET(pki_csr_parse(req->csr, req->csr_len, &x->csr));
+    /* The proof of possession is verified in the CA's token: its ECDSA verify is ~5x the Debian wolfSSL's. */
+    CT_GUARD_RET(pki_csr_parse_in(req->csr, req->csr_len, c->hsm, &x->csr));
     x->serial = pki_csr_subject_serial(x->csr);
     CT_ENSURE_RET(*x->serial, ct_fail(CT_ERR_NO_SERIAL, "the CSR subject has no serialNumber"));
     CT_ENSURE_RET(ca_serial_valid(x->serial),

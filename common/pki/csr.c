@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <wolfssl/wolfcrypt/asn.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/sha256.h>
+#include <wolfssl/wolfcrypt/sha512.h>
 
 /* The largest SPKI of an accepted key: P-384 uncompressed is 120 bytes. */
 #define PKI_MAX_SPKI 128
@@ -84,17 +87,21 @@ bool pki_spki_is_ed25519(const uint8_t *spki, size_t len)
 
 /* CertificationRequest: exactly one SEQUENCE { CRI { version 0, subject, SPKI, ... }, sigAlg, signature }.
  * `attributes` (NULL: not wanted) receives what follows the SPKI inside the CRI. */
-static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv *spki, pki_der *attributes)
+/* `signed_part` and `signature` (NULL: not wanted) receive the CRI element and the signature BIT STRING. */
+static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv *spki, pki_der *attributes,
+                       pki_tlv *signed_part, pki_tlv *signature)
 {
     pki_der in = pki_der_span(der, len);
-    pki_tlv req, cri, f;
+    pki_tlv req, cri, f, sig;
     CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "CertificationRequest", &req));
     CT_GUARD_RET(pki_der_end(&in, "CertificationRequest"));
     pki_der r = pki_der_inside(&req);
     CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_SEQUENCE, "certificationRequestInfo", &cri));
     CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_SEQUENCE, "signatureAlgorithm", &f));
-    CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_BIT_STRING, "signature", &f));
+    CT_GUARD_RET(pki_der_expect(&r, PKI_TAG_BIT_STRING, "signature", &sig));
     CT_GUARD_RET(pki_der_end(&r, "CertificationRequest"));
+    if (signed_part) *signed_part = cri;
+    if (signature) *signature = sig;
     pki_der c = pki_der_inside(&cri);
     CT_GUARD_RET(pki_der_expect(&c, PKI_TAG_INTEGER, "version", &f));
     if (f.val_len != 1 || f.val[0] != 0) return ct_fail(CT_ERR_BAD_DER, "request version is not 1 (0)");
@@ -104,13 +111,68 @@ static ct_err csr_walk(const uint8_t *der, size_t len, pki_tlv *subject, pki_tlv
     return CT_OK;
 }
 
-ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out)
+/* The proof of possession checked inside the token: ECDSA over the hash the request names, of the CRI as sent,
+ * with the request's own public key (an uncompressed point on its curve, checked here first: the token would
+ * otherwise fail as a 500 on what is the client's bad input). */
+static ct_err pop_verify_in_token(hsm *token, hsm_key_type type, int sig_oid, const pki_tlv *cri, const pki_tlv *spki,
+                                  const pki_tlv *signature)
+{
+    ct_err rc = CT_OK;
+    pki_tlv oid;
+    pki_der params;
+    ecc_key key;
+    bool key_ok = false;
+    CT_GUARD(spki_algorithm(spki->tlv, spki->tlv_len, &oid, &params));
+    /* spki_algorithm checked the shape: the BIT STRING is the last element of the SPKI */
+    pki_der in = pki_der_inside(spki);
+    pki_tlv alg, bits;
+    CT_GUARD(pki_der_expect(&in, PKI_TAG_SEQUENCE, "key algorithm", &alg));
+    CT_GUARD(pki_der_expect(&in, PKI_TAG_BIT_STRING, "public key", &bits));
+    size_t point_len = 1 + 2 * (type == HSM_EC_P384 ? 48u : 32u);
+    CT_ENSURE_MSG(bits.val_len == point_len + 1 && bits.val[0] == 0 && bits.val[1] == 0x04, CT_ERR_BAD_CSR,
+                  "the request's public key is not an uncompressed EC point");
+    const uint8_t *point = bits.val + 1;
+    int curve = type == HSM_EC_P384 ? ECC_SECP384R1 : ECC_SECP256R1;
+    CT_ENSURE_MSG(wc_ecc_init(&key) == 0, CT_ERR_CRYPTO, "wc_ecc_init failed");
+    key_ok = true;
+    CT_ENSURE_MSG(wc_ecc_import_x963_ex(point, (word32)point_len, &key, curve) == 0 &&
+                      wc_ecc_point_is_on_curve(&key.pubkey, wc_ecc_get_curve_idx(curve)) == 0,
+                  CT_ERR_BAD_CSR, "the request's public key is not a point on its curve");
+    uint8_t digest[WC_SHA512_DIGEST_SIZE];
+    size_t digest_len;
+    int ret;
+    if (sig_oid == CTC_SHA256wECDSA) {
+        ret = wc_Sha256Hash(cri->tlv, (word32)cri->tlv_len, digest);
+        digest_len = WC_SHA256_DIGEST_SIZE;
+    } else if (sig_oid == CTC_SHA384wECDSA) {
+        ret = wc_Sha384Hash(cri->tlv, (word32)cri->tlv_len, digest);
+        digest_len = WC_SHA384_DIGEST_SIZE;
+    } else {
+        ret = wc_Sha512Hash(cri->tlv, (word32)cri->tlv_len, digest);
+        digest_len = WC_SHA512_DIGEST_SIZE;
+    }
+    CT_ENSURE_MSG(ret == 0, CT_ERR_CRYPTO, "hashing the request failed: %d", ret);
+    /* BIT STRING: no unused bits, then the DER ECDSA-Sig-Value */
+    CT_ENSURE_MSG(signature->val_len > 1 && signature->val[0] == 0, CT_ERR_CSR_SIGNATURE,
+                  "request signature does not verify with its key");
+    bool valid = false;
+    CT_GUARD(hsm_verify_digest(token, type, point, point_len, digest, digest_len, signature->val + 1,
+                               signature->val_len - 1, &valid));
+    CT_ENSURE_MSG(valid, CT_ERR_CSR_SIGNATURE, "request signature does not verify with its key");
+cleanup:
+    if (key_ok) wc_ecc_free(&key);
+    return rc;
+}
+
+ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out) { return pki_csr_parse_in(der, len, NULL, out); }
+
+ct_err pki_csr_parse_in(const uint8_t *der, size_t len, hsm *token, pki_csr **out)
 {
     ct_err rc = CT_OK;
     pki_csr *csr = NULL;
     DecodedCert dc;
     bool dc_init = false;
-    pki_tlv subject, spki;
+    pki_tlv subject, spki, cri, signature;
 
     CT_ENSURE(out, CT_ERR_ARG);
     *out = NULL;
@@ -121,19 +183,21 @@ ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out)
 
     /* Our own walk first: it pins the outer framing, and refuses unwanted keys before wolfSSL spends a
      * signature verification on them. */
-    CT_GUARD(csr_walk(der, len, &subject, &spki, NULL));
+    CT_GUARD(csr_walk(der, len, &subject, &spki, NULL, &cri, &signature));
     CT_GUARD(pki_spki_key_type(spki.tlv, spki.tlv_len, &csr->type));
     CT_ENSURE_MSG(spki.tlv_len <= sizeof csr->spki, CT_ERR_BAD_CSR, "public key info of %zu bytes", spki.tlv_len);
 
-    /* wolfSSL 5.5.4 checks the request's own signature in ParseCert(CERTREQ_TYPE, VERIFY). */
+    /* wolfSSL 5.5.4 checks the request's own signature in ParseCert(CERTREQ_TYPE, VERIFY); with a token, wolfSSL
+     * only parses and the token verifies (pop_verify_in_token). */
     InitDecodedCert(&dc, der, (word32)len, NULL);
     dc_init = true;
-    int ret = ParseCert(&dc, CERTREQ_TYPE, VERIFY, NULL);
+    int ret = ParseCert(&dc, CERTREQ_TYPE, token ? NO_VERIFY : VERIFY, NULL);
     CT_ENSURE_MSG(ret != ASN_SIG_CONFIRM_E, CT_ERR_CSR_SIGNATURE, "request signature does not verify with its key");
     CT_ENSURE_MSG(ret == 0, CT_ERR_BAD_CSR, "wolfSSL rejects the request: %s (%d)", wc_GetErrorString(ret), ret);
     CT_ENSURE_MSG(dc.signatureOID == CTC_SHA256wECDSA || dc.signatureOID == CTC_SHA384wECDSA ||
                       dc.signatureOID == CTC_SHA512wECDSA,
                   CT_ERR_BAD_CSR, "request signature algorithm %u is not ECDSA with SHA-2", dc.signatureOID);
+    if (token) CT_GUARD(pop_verify_in_token(token, csr->type, (int)dc.signatureOID, &cri, &spki, &signature));
 
     CT_GUARD(pki_name_attr(subject.tlv, subject.tlv_len, PKI_OID_BYTES(pki_oid_at_serial), "subject serialNumber",
                            csr->serial, sizeof csr->serial));
@@ -200,7 +264,7 @@ ct_err pki_csr_asks_get(const uint8_t *der, size_t len, pki_csr_asks *out)
     out->path_len = -1;
     CT_ENSURE_RET(len <= PKI_MAX_CSR_DER, ct_fail(CT_ERR_BAD_CSR, "request of %zu bytes exceeds %d", len, PKI_MAX_CSR_DER));
     pki_der rest;
-    ct_err rc = csr_walk(der, len, &subject, &spki, &rest);
+    ct_err rc = csr_walk(der, len, &subject, &spki, &rest, NULL, NULL);
     if (rc == CT_ERR_BAD_DER) rc = CT_ERR_BAD_CSR;
     CT_GUARD_RET(rc);
     if (rest.len == 0) return CT_OK; /* no attributes [0] after the SPKI */

@@ -23,6 +23,9 @@ typedef struct pki_csr pki_csr;
 /* Parses DER PKCS#10 and checks proof of possession (its own signature). Errors: CT_ERR_BAD_CSR
  * (malformed), CT_ERR_CSR_SIGNATURE, CT_ERR_WEAK_KEY (anything but EC P-256/P-384). */
 CT_MUST_CHECK ct_err pki_csr_parse(const uint8_t *der, size_t len, pki_csr **out);
+/* The same with the proof of possession verified inside `token` (PKCS#11 CKM_ECDSA, the request's key as a session
+ * object) rather than by wolfSSL; NULL: as pki_csr_parse. The CA's hot path: its token verifies ~5x faster. */
+CT_MUST_CHECK ct_err pki_csr_parse_in(const uint8_t *der, size_t len, hsm *token, pki_csr **out);
 void pki_csr_free(pki_csr *csr);
 /* Subject serialNumber (2.5.4.5), "" if absent; subject CN, "" if absent. */
 const char *pki_csr_subject_serial(const pki_csr *csr);

@@ -787,6 +787,70 @@ START_TEST(issue_ed25519_subject)
 }
 END_TEST
 
+/* The CA's path: the proof of possession verified inside the token (pki_csr_parse_in). An attacker who sends a
+ * request for a key it does not hold (another key's SPKI put in a signed request), a broken signature, a signed
+ * field changed after signing, or a point off the curve is refused as bad input (4xx), never issued. */
+START_TEST(csr_pop_verified_in_token)
+{
+    static const struct {
+        const char *key;
+        const char *digest;
+        hsm_key_type type;
+    } cases[] = {{EC_P256, "-sha256", HSM_EC_P256}, {EC_P256, "-sha384", HSM_EC_P256},
+                 {EC_P384, "-sha384", HSM_EC_P384}, {EC_P384, "-sha512", HSM_EC_P384}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        openssl_csr(cases[i].key, "/serialNumber=CAM001/CN=x", cases[i].digest, "a.csr");
+        openssl_csr(cases[i].key, "/serialNumber=CAM001/CN=x", cases[i].digest, "b.csr");
+        ct_buf a = CT_BUF_INIT, b = CT_BUF_INIT;
+        load("a.csr", &a);
+        load("b.csr", &b);
+        pki_csr *csr = NULL;
+        ct_err rc = pki_csr_parse_in(a.data, a.len, tok, &csr);
+        ck_assert_msg(rc == CT_OK, "%zu: %s: %s", i, ct_err_name(rc), ct_err_detail());
+        ck_assert_str_eq(pki_csr_subject_serial(csr), "CAM001");
+        ck_assert_int_eq(pki_csr_key_type(csr), cases[i].type);
+        size_t spki_len;
+        const uint8_t *spki = pki_csr_spki(csr, &spki_len);
+        uint8_t *in_a = memmem(a.data, a.len, spki, spki_len);
+        ck_assert_ptr_nonnull(in_a);
+        pki_csr_free(csr);
+        csr = NULL;
+        /* b's key in a's signed request: a signature by a key the sender does not claim. */
+        ck_assert_int_eq(pki_csr_parse_in(b.data, b.len, tok, &csr), CT_OK);
+        const uint8_t *spki_b = pki_csr_spki(csr, &spki_len);
+        ct_buf swapped = CT_BUF_INIT;
+        ck_assert_int_eq(ct_buf_alloc(&swapped, a.len), CT_OK);
+        ck_assert_int_eq(ct_buf_set(&swapped, a.data, a.len), CT_OK);
+        memcpy(swapped.data + (in_a - a.data), spki_b, spki_len);
+        pki_csr_free(csr);
+        csr = NULL;
+        rc = pki_csr_parse_in(swapped.data, swapped.len, tok, &csr);
+        ck_assert_msg(rc == CT_ERR_CSR_SIGNATURE, "%zu: %s: %s", i, ct_err_name(rc), ct_err_detail());
+        ck_assert_ptr_null(csr);
+        /* The point's last byte changed: almost surely off the curve; bad input either way, never a 500. */
+        swapped.data[(in_a - a.data) + spki_len - 1] ^= 0x01;
+        rc = pki_csr_parse_in(swapped.data, swapped.len, tok, &csr);
+        ck_assert_msg(rc == CT_ERR_BAD_CSR || rc == CT_ERR_CSR_SIGNATURE, "%zu: %s: %s", i, ct_err_name(rc),
+                      ct_err_detail());
+        ck_assert_ptr_null(csr);
+        /* The last byte belongs to the signature's s value. */
+        a.data[a.len - 1] ^= 0x01;
+        rc = pki_csr_parse_in(a.data, a.len, tok, &csr);
+        ck_assert_msg(rc == CT_ERR_CSR_SIGNATURE, "%zu: %s: %s", i, ct_err_name(rc), ct_err_detail());
+        a.data[a.len - 1] ^= 0x01;
+        /* A signed field changed after signing: CAM001 -> CAM002. */
+        uint8_t *p = memmem(a.data, a.len, "CAM001", 6);
+        ck_assert_ptr_nonnull(p);
+        p[5] = '2';
+        ck_assert_int_eq(pki_csr_parse_in(a.data, a.len, tok, &csr), CT_ERR_CSR_SIGNATURE);
+        ck_assert_ptr_null(csr);
+        ct_buf_free(&a);
+        ct_buf_free(&b);
+        ct_buf_free(&swapped);
+    }
+}
+END_TEST
+
 static Suite *pki_suite(void)
 {
     Suite *s = suite_create("pki");
@@ -810,6 +874,7 @@ static Suite *pki_suite(void)
     tcase_add_test(sign, issue_dates_and_refusals);
     tcase_add_test(sign, issue_ed25519_subject);
     tcase_add_test(sign, crl_check_p256_p384);
+    tcase_add_test(sign, csr_pop_verified_in_token);
     suite_add_tcase(s, sign);
     return s;
 }
