@@ -69,6 +69,10 @@ CT_MUST_CHECK ct_err hsm_key_sign_digest(hsm_key *k, const uint8_t *digest, size
 CT_MUST_CHECK ct_err hsm_verify_digest(hsm *h, hsm_key_type type, const uint8_t *point, size_t point_len,
                                        const uint8_t *digest, size_t digest_len, const uint8_t *sig_der,
                                        size_t sig_len, bool *valid);
+/* The same with the public half of a key in the token (its cached object handle): e.g. a CA checking what the token
+ * just signed. */
+CT_MUST_CHECK ct_err hsm_key_verify_digest(hsm_key *k, const uint8_t *digest, size_t digest_len, const uint8_t *sig_der,
+                                           size_t sig_len, bool *valid);
 
 /* For wolfSSL: the crypto-callback device id under which this hsm serves ECDSA signatures (and ECDH) for
  * keys loaded with hsm_key_wolf_ecc, so that wolfSSL's certificate/CSR signing and TLS use token keys. */

@@ -236,6 +236,15 @@ START_TEST(test_verify_digest)
     ck_assert_int_eq(hsm_key_sign_digest(a, digest, 32, sig, &sig_len), CT_OK);
     ck_assert_int_eq(hsm_verify_digest(g_h, HSM_EC_P256, point[1], 65, digest, 32, sig, sig_len, &valid), CT_OK);
     ck_assert(!valid);
+    /* The same through the keys' own public objects (hsm_key_verify_digest) */
+    ck_assert_int_eq(hsm_key_verify_digest(a, digest, 32, sig, sig_len, &valid), CT_OK);
+    ck_assert(valid);
+    ck_assert_int_eq(hsm_key_verify_digest(c, digest, 32, sig, sig_len, &valid), CT_OK);
+    ck_assert(!valid);
+    digest[0] ^= 1;
+    ck_assert_int_eq(hsm_key_verify_digest(a, digest, 32, sig, sig_len, &valid), CT_OK);
+    ck_assert(!valid);
+    digest[0] ^= 1;
     /* a P-384 point given as P-256: refused before the token */
     ck_assert_int_eq(hsm_verify_digest(g_h, HSM_EC_P256, point[2], 97, digest, 32, sig, sig_len, &valid), CT_ERR_ARG);
     hsm_key_free(a);
