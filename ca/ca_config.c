@@ -57,7 +57,7 @@ static const ct_setting setting_rows[] = {
     {"server.names", "localhost", "DNS names of the CA server (comma-separated), in its TLS certificate"},
     {"server.ips", "127.0.0.1", "IPv4 addresses of the CA server (comma-separated), in its TLS certificate"},
     {"server.http_listen", "127.0.0.1:8080", "address:port of plain HTTP for /crl and /ocsp only; empty: none"},
-    {"server.threads", "2", "worker threads"},
+    {"server.threads", "8", "worker threads (each waits for its group commit: more than cores lets commits batch)"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
     {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
     {"server.max_connections", "4096", "connections each listener may hold (bounded by the open-file limit)"},
@@ -124,7 +124,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_copy(&schema, cfg, "ocsp.url", s->ocsp_url, sizeof s->ocsp_url));
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.names", s->server_names, sizeof s->server_names));
     CT_GUARD(ct_settings_copy(&schema, cfg, "server.ips", s->server_ips, sizeof s->server_ips));
-    CT_GUARD(ct_config_get_int(cfg, "server.threads", 2, 1, 64, &s->threads));
+    CT_GUARD(ct_config_get_int(cfg, "server.threads", 8, 1, 64, &s->threads));
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
     CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 4096, 16, 1000000, &s->max_connections));
