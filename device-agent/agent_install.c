@@ -1,6 +1,5 @@
 /* Credentials: the chains a station hands back, checked against the pinned root and the token keys, and
  * installed as one file whose rename is the whole install (a kill leaves the old state or the new one). */
-#define _GNU_SOURCE /* memmem */
 #include <string.h>
 
 #include "../common/core/merkle.h"
@@ -87,11 +86,11 @@ static ct_err pem_section(const ct_buf *text, agent_profile p, const uint8_t **s
 {
     char mark[64];
     CT_GUARD_RET(ct_snprintf(mark, sizeof mark, PROFILE_MARK "%s\n", agent_profile_name[p]));
-    const uint8_t *s = memmem(text->data, text->len, mark, strlen(mark));
+    const uint8_t *s = ct_mem_find(text->data, text->len, mark);
     CT_ENSURE_RET(s, ct_fail(CT_ERR_INTEGRITY, "credentials have no profile %s", agent_profile_name[p]));
     s += strlen(mark);
     size_t rest = text->len - (size_t)(s - text->data);
-    const uint8_t *e = memmem(s, rest, PROFILE_MARK, strlen(PROFILE_MARK));
+    const uint8_t *e = ct_mem_find(s, rest, PROFILE_MARK);
     *start = s;
     *len = e ? (size_t)(e - s) : rest;
     return CT_OK;
@@ -100,14 +99,14 @@ static ct_err pem_section(const ct_buf *text, agent_profile p, const uint8_t **s
 /* The log proofs and checkpoint kept after the chains, when there are any. */
 static ct_err log_load(const ct_buf *text, agent_creds *c)
 {
-    const uint8_t *cp = memmem(text->data, text->len, CHECKPOINT_MARK, strlen(CHECKPOINT_MARK));
+    const uint8_t *cp = ct_mem_find(text->data, text->len, CHECKPOINT_MARK);
     if (!cp) return CT_OK;
     size_t note_off = (size_t)(cp - text->data) + strlen(CHECKPOINT_MARK);
     CT_GUARD_RET(take_once(&c->checkpoint, text->data + note_off, text->len - note_off, CT_NOTE_MAX, "the log checkpoint"));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         char mark[64];
         CT_GUARD_RET(ct_snprintf(mark, sizeof mark, PROOF_MARK "%s ", agent_profile_name[p]));
-        const uint8_t *s = memmem(text->data, (size_t)(cp - text->data), mark, strlen(mark));
+        const uint8_t *s = ct_mem_find(text->data, (size_t)(cp - text->data), mark);
         if (!s) continue; /* agent_log_verify names what is missing */
         s += strlen(mark);
         const uint8_t *e = memchr(s, '\n', (size_t)(cp - s));
