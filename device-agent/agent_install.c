@@ -1,6 +1,8 @@
 /* Credentials: the chains a station hands back, checked against the pinned root and the token keys, and
  * installed as one file whose rename is the whole install (a kill leaves the old state or the new one). */
 #include <string.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "../common/core/merkle.h"
 #include "../common/note/note.h"
@@ -192,11 +194,21 @@ cleanup:
     return rc;
 }
 
+/* wolfSSL's fixed-point cache builds a 256-point table for a point on its second use (some 20 ms of generic math
+ * here, and 0.8 MB of heap each): the handful of signatures checked at install and boot would pay it for G and the
+ * root's key and never profit. Emptied first, no point reaches a second use. This thread's cache only. */
+static ct_err verify_uncached(const uint8_t *cert, size_t cert_len, const uint8_t *issuer, size_t issuer_len,
+                              time_t now)
+{
+    wc_ecc_fp_free();
+    return pki_cert_verify_signed_by(cert, cert_len, issuer, issuer_len, now);
+}
+
 /* One hop: `cert` signed by `issuer` and valid at `now`, with the reason kept readable. */
 static ct_err hop_verify(agent_profile p, size_t i, const ct_buf *cert, const uint8_t *issuer, size_t issuer_len,
                          const char *issuer_name, time_t now)
 {
-    ct_err rc = pki_cert_verify_signed_by(cert->data, cert->len, issuer, issuer_len, now);
+    ct_err rc = verify_uncached(cert->data, cert->len, issuer, issuer_len, now);
     if (rc == CT_OK) return CT_OK;
     char why[AGENT_REASON_MAX];
     if (ct_strlcpy(why, sizeof why, ct_err_detail()) != CT_OK) why[0] = '\0';
@@ -234,7 +246,7 @@ ct_err agent_creds_verify(agent *a, const agent_creds *c, time_t now, pki_cert_i
 {
     pki_cert_info leaf;
     /* The root can expire too: then nothing under it verifies. */
-    ct_err rc = pki_cert_verify_signed_by(a->root_der.data, a->root_der.len, a->root_der.data, a->root_der.len, now);
+    ct_err rc = verify_uncached(a->root_der.data, a->root_der.len, a->root_der.data, a->root_der.len, now);
     CT_ENSURE_RET(rc == CT_OK, ct_fail(CT_ERR_INTEGRITY, "the pinned device root is not valid now"));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         CT_GUARD_RET(chain_verify(a, (agent_profile)p, &c->chain[p], now, &leaf));
