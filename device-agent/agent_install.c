@@ -1,7 +1,8 @@
 /* Credentials: the chains a station hands back, checked against the pinned root and the token keys, and
  * installed as one file whose rename is the whole install (a kill leaves the old state or the new one). */
-#define _GNU_SOURCE /* memmem */
 #include <string.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "../common/core/merkle.h"
 #include "../common/note/note.h"
@@ -87,11 +88,11 @@ static ct_err pem_section(const ct_buf *text, agent_profile p, const uint8_t **s
 {
     char mark[64];
     CT_GUARD_RET(ct_snprintf(mark, sizeof mark, PROFILE_MARK "%s\n", agent_profile_name[p]));
-    const uint8_t *s = memmem(text->data, text->len, mark, strlen(mark));
+    const uint8_t *s = ct_mem_find(text->data, text->len, mark);
     CT_ENSURE_RET(s, ct_fail(CT_ERR_INTEGRITY, "credentials have no profile %s", agent_profile_name[p]));
     s += strlen(mark);
     size_t rest = text->len - (size_t)(s - text->data);
-    const uint8_t *e = memmem(s, rest, PROFILE_MARK, strlen(PROFILE_MARK));
+    const uint8_t *e = ct_mem_find(s, rest, PROFILE_MARK);
     *start = s;
     *len = e ? (size_t)(e - s) : rest;
     return CT_OK;
@@ -100,14 +101,14 @@ static ct_err pem_section(const ct_buf *text, agent_profile p, const uint8_t **s
 /* The log proofs and checkpoint kept after the chains, when there are any. */
 static ct_err log_load(const ct_buf *text, agent_creds *c)
 {
-    const uint8_t *cp = memmem(text->data, text->len, CHECKPOINT_MARK, strlen(CHECKPOINT_MARK));
+    const uint8_t *cp = ct_mem_find(text->data, text->len, CHECKPOINT_MARK);
     if (!cp) return CT_OK;
     size_t note_off = (size_t)(cp - text->data) + strlen(CHECKPOINT_MARK);
     CT_GUARD_RET(take_once(&c->checkpoint, text->data + note_off, text->len - note_off, CT_NOTE_MAX, "the log checkpoint"));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         char mark[64];
         CT_GUARD_RET(ct_snprintf(mark, sizeof mark, PROOF_MARK "%s ", agent_profile_name[p]));
-        const uint8_t *s = memmem(text->data, (size_t)(cp - text->data), mark, strlen(mark));
+        const uint8_t *s = ct_mem_find(text->data, (size_t)(cp - text->data), mark);
         if (!s) continue; /* agent_log_verify names what is missing */
         s += strlen(mark);
         const uint8_t *e = memchr(s, '\n', (size_t)(cp - s));
@@ -193,11 +194,21 @@ cleanup:
     return rc;
 }
 
+/* wolfSSL's fixed-point cache builds a 256-point table for a point on its second use (some 20 ms of generic math
+ * here, and 0.8 MB of heap each): the handful of signatures checked at install and boot would pay it for G and the
+ * root's key and never profit. Emptied first, no point reaches a second use. This thread's cache only. */
+static ct_err verify_uncached(const uint8_t *cert, size_t cert_len, const uint8_t *issuer, size_t issuer_len,
+                              time_t now)
+{
+    wc_ecc_fp_free();
+    return pki_cert_verify_signed_by(cert, cert_len, issuer, issuer_len, now);
+}
+
 /* One hop: `cert` signed by `issuer` and valid at `now`, with the reason kept readable. */
 static ct_err hop_verify(agent_profile p, size_t i, const ct_buf *cert, const uint8_t *issuer, size_t issuer_len,
                          const char *issuer_name, time_t now)
 {
-    ct_err rc = pki_cert_verify_signed_by(cert->data, cert->len, issuer, issuer_len, now);
+    ct_err rc = verify_uncached(cert->data, cert->len, issuer, issuer_len, now);
     if (rc == CT_OK) return CT_OK;
     char why[AGENT_REASON_MAX];
     if (ct_strlcpy(why, sizeof why, ct_err_detail()) != CT_OK) why[0] = '\0';
@@ -235,7 +246,7 @@ ct_err agent_creds_verify(agent *a, const agent_creds *c, time_t now, pki_cert_i
 {
     pki_cert_info leaf;
     /* The root can expire too: then nothing under it verifies. */
-    ct_err rc = pki_cert_verify_signed_by(a->root_der.data, a->root_der.len, a->root_der.data, a->root_der.len, now);
+    ct_err rc = verify_uncached(a->root_der.data, a->root_der.len, a->root_der.data, a->root_der.len, now);
     CT_ENSURE_RET(rc == CT_OK, ct_fail(CT_ERR_INTEGRITY, "the pinned device root is not valid now"));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         CT_GUARD_RET(chain_verify(a, (agent_profile)p, &c->chain[p], now, &leaf));

@@ -7,9 +7,6 @@
 
 static const char usage[] =
     "usage: camtrust-agent COMMAND --dir DEVDIR [options]\n"
-    "  simulate --serial S --model M --root root.pem [--mac MAC] [--ops-root ops-root.pem] [--log-vkey log.vkey]\n"
-    "                            make a simulated camera folder (--ops-root: pin the root viewers chain to;\n"
-    "                            --log-vkey: pin the CA's checkpoint key, identities must be proven logged)\n"
     "  factory --listen ADDR     factory mode: provisioning endpoint for the station (once locked it only\n"
     "                            shows what it installed, for the station to confirm with the CA)\n"
     "  boot                      check the installed identity; exit 0 only if provisioned and valid\n"
@@ -31,29 +28,15 @@ static const char usage[] =
     "                            --live (default DEVDIR/live), served over HTTPS at /live/; --record keeps every\n"
     "                            segment (rotated by size or age); serves on after the input ends until stopped\n"
     "ADDR is host:port (numeric; port 0 picks one and prints it).\n"
+    "DEVDIR is the camera's folder (a simulated one: camtrust-agent-sim simulate).\n"
     "exit: 0 ok; 1 error or broken; 2 usage; 3 boot found the camera unprovisioned\n";
-
-/* "--name value" pairs after the command; NULL when absent. */
-static const char *opt(int argc, char **argv, const char *name)
-{
-    for (int i = 2; i + 1 < argc; i++)
-        if (strcmp(argv[i], name) == 0) return argv[i + 1];
-    return NULL;
-}
 
 static int known_options(int argc, char **argv)
 {
-    static const char *const names[] = {"--dir",     "--serial",  "--model",      "--root", "--mac",
-                                        "--listen",  "--ops-root", "--viewers", "--scheme", "--segment-ms",
-                                        "--fps",     "--sign",     "--start",  "--cmaf", "--log-vkey",
-                                        "--window",  "--in",       "--live",   "--record", "--record-max-kb",
-                                        "--record-max-age"};
-    for (int i = 2; i < argc; i += 2) {
-        bool ok = false;
-        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
-        if (!ok || i + 1 >= argc) return 0;
-    }
-    return 1;
+    static const char *const names[] = {"--dir",    "--listen", "--viewers", "--scheme",        "--segment-ms",
+                                        "--fps",    "--sign",   "--start",   "--cmaf",          "--window",
+                                        "--in",     "--live",   "--record",  "--record-max-kb", "--record-max-age"};
+    return ct_cli_known(argc, argv, names, sizeof names / sizeof names[0]);
 }
 
 static int fail(ct_err rc)
@@ -76,22 +59,35 @@ static int boot(const char *dir)
     return st.state == AGENT_UNPROVISIONED ? 3 : 1;
 }
 
+/* A whole decimal number in [min, max], or false. */
+static bool number(const char *s, unsigned long long min, unsigned long long max, unsigned long long *out)
+{
+    char *end = NULL;
+    if (!s) return true;
+    if (*s < '0' || *s > '9') return false;
+    *out = strtoull(s, &end, 10);
+    return *end == '\0' && *out >= min && *out <= max;
+}
+
 /* sign --dir D [--start UNIX] [--fps N] IN OUT: options in pairs, then the two files. */
 static int sign(int argc, char **argv)
 {
     const char *dir = NULL, *files[2] = {NULL, NULL};
     ms_sign_stats st = {0};
+    unsigned long long start = 0, fps = 0;
     int nfiles = 0;
     for (int i = 2; i < argc; i++) {
-        char *end = NULL;
+        bool ok = true;
         if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) dir = argv[++i];
-        else if (strcmp(argv[i], "--start") == 0 && i + 1 < argc) st.start = (time_t)strtoll(argv[++i], &end, 10);
-        else if (strcmp(argv[i], "--fps") == 0 && i + 1 < argc) st.fps = (unsigned)strtoul(argv[++i], &end, 10);
+        else if (strcmp(argv[i], "--start") == 0 && i + 1 < argc) ok = number(argv[++i], 0, INT64_MAX, &start);
+        else if (strcmp(argv[i], "--fps") == 0 && i + 1 < argc) ok = number(argv[++i], 0, 1000, &fps);
         else if (argv[i][0] != '-' && nfiles < 2) files[nfiles++] = argv[i];
         else nfiles = 3;
-        if (end && *end) nfiles = 3;
+        if (!ok) nfiles = 3;
     }
-    if (!dir || nfiles != 2 || st.fps > 1000) {
+    st.start = (time_t)start;
+    st.fps = (unsigned)fps;
+    if (!dir || nfiles != 2) {
         fputs(usage, stderr);
         return 2;
     }
@@ -106,23 +102,24 @@ static int sign(int argc, char **argv)
 /* record --dir D --viewers V [options] IN OUT: option pairs, then the two files. */
 static int record(int argc, char **argv)
 {
-    const char *dir = opt(argc - 2, argv, "--dir"), *viewers = opt(argc - 2, argv, "--viewers"),
-               *scheme = opt(argc - 2, argv, "--scheme"), *seg = opt(argc - 2, argv, "--segment-ms"),
-               *fps = opt(argc - 2, argv, "--fps"), *sign = opt(argc - 2, argv, "--sign"),
-               *start = opt(argc - 2, argv, "--start"), *cmaf = opt(argc - 2, argv, "--cmaf");
-    agent_record_opts o = {.scheme = CENC_CBCS, .segment_ms = 10000, .fps = 30};
-    char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+    const char *dir = ct_cli_opt(argc - 2, argv, "--dir"), *viewers = ct_cli_opt(argc - 2, argv, "--viewers"),
+               *scheme = ct_cli_opt(argc - 2, argv, "--scheme"), *seg = ct_cli_opt(argc - 2, argv, "--segment-ms"),
+               *fps = ct_cli_opt(argc - 2, argv, "--fps"), *sign = ct_cli_opt(argc - 2, argv, "--sign"),
+               *start = ct_cli_opt(argc - 2, argv, "--start"), *cmaf = ct_cli_opt(argc - 2, argv, "--cmaf");
+    agent_record_opts o = {.scheme = CENC_CBCS};
+    unsigned long long start_n = 0, seg_n = 10000, fps_n = 30;
     o.sign = sign && strcmp(sign, "yes") == 0;
     o.cmaf = cmaf && strcmp(cmaf, "yes") == 0;
-    if (start) o.start = (time_t)strtoll(start, &e3, 10);
-    if (seg) o.segment_ms = (uint32_t)strtoul(seg, &e1, 10);
-    if (fps) o.fps = (unsigned)strtoul(fps, &e2, 10);
-    if (argc < 6 || !known_options(argc - 2, argv) || !dir || !viewers || (e1 && *e1) || (e2 && *e2) || (e3 && *e3) ||
+    if (argc < 6 || !known_options(argc - 2, argv) || !dir || !viewers || !number(start, 0, INT64_MAX, &start_n) ||
+        !number(seg, 0, UINT32_MAX, &seg_n) || !number(fps, 1, 1000, &fps_n) ||
         (sign && !o.sign && strcmp(sign, "no") != 0) || (cmaf && !o.cmaf && strcmp(cmaf, "no") != 0) ||
-        o.fps == 0 || o.fps > 1000 || argv[argc - 2][0] == '-') {
+        argv[argc - 2][0] == '-') {
         fputs(usage, stderr);
         return 2;
     }
+    o.start = (time_t)start_n;
+    o.segment_ms = (uint32_t)seg_n;
+    o.fps = (unsigned)fps_n;
     cenc_stats st;
     ct_err rc = scheme ? cenc_scheme_parse(scheme, &o.scheme) : CT_OK;
     if (rc == CT_OK) rc = agent_record(dir, viewers, argv[argc - 2], argv[argc - 1], &o, &st);
@@ -145,29 +142,22 @@ static void stream_ended(void *arg, const cenc_stats *st)
     fflush(stdout);
 }
 
-/* A whole decimal number in [min, max], or false. */
-static bool number(const char *s, unsigned long long min, unsigned long long max, unsigned long long *out)
-{
-    char *end = NULL;
-    if (!s) return true;
-    if (*s < '0' || *s > '9') return false;
-    *out = strtoull(s, &end, 10);
-    return *end == '\0' && *out >= min && *out <= max;
-}
-
 static int stream(int argc, char **argv)
 {
-    const char *dir = opt(argc, argv, "--dir"), *scheme = opt(argc, argv, "--scheme"), *sign = opt(argc, argv, "--sign");
+    const char *dir = ct_cli_opt(argc, argv, "--dir"), *scheme = ct_cli_opt(argc, argv, "--scheme"),
+               *sign = ct_cli_opt(argc, argv, "--sign");
     char live[1024];
     unsigned long long seg = 2000, window = 6, fps = 30, max_kb = 0, max_age = 0;
-    agent_stream_opts o = {.viewers = opt(argc, argv, "--viewers"), .listen = opt(argc, argv, "--listen"),
-                           .in = opt(argc, argv, "--in"), .record_dir = opt(argc, argv, "--record"),
+    agent_stream_opts o = {.viewers = ct_cli_opt(argc, argv, "--viewers"),
+                           .listen = ct_cli_opt(argc, argv, "--listen"),
+                           .in = ct_cli_opt(argc, argv, "--in"), .record_dir = ct_cli_opt(argc, argv, "--record"),
                            .scheme = CENC_CBCS, .sign = sign && strcmp(sign, "yes") == 0, .on_end = stream_ended};
     if (!known_options(argc, argv) || !dir || !o.viewers || !o.listen || (sign && !o.sign && strcmp(sign, "no") != 0) ||
-        !number(opt(argc, argv, "--segment-ms"), 100, 600000, &seg) ||
-        !number(opt(argc, argv, "--window"), 1, 1000, &window) || !number(opt(argc, argv, "--fps"), 1, 1000, &fps) ||
-        !number(opt(argc, argv, "--record-max-kb"), 1, 1ull << 40, &max_kb) ||
-        !number(opt(argc, argv, "--record-max-age"), 1, UINT32_MAX, &max_age) ||
+        !number(ct_cli_opt(argc, argv, "--segment-ms"), 100, 600000, &seg) ||
+        !number(ct_cli_opt(argc, argv, "--window"), 1, 1000, &window) ||
+        !number(ct_cli_opt(argc, argv, "--fps"), 1, 1000, &fps) ||
+        !number(ct_cli_opt(argc, argv, "--record-max-kb"), 1, 1ull << 40, &max_kb) ||
+        !number(ct_cli_opt(argc, argv, "--record-max-age"), 1, UINT32_MAX, &max_age) ||
         ((max_kb || max_age) && !o.record_dir)) {
         fputs(usage, stderr);
         return 2;
@@ -177,7 +167,7 @@ static int stream(int argc, char **argv)
     o.fps = (unsigned)fps;
     o.record_max_bytes = max_kb << 10;
     o.record_max_age_s = (uint32_t)max_age;
-    o.live_dir = opt(argc, argv, "--live");
+    o.live_dir = ct_cli_opt(argc, argv, "--live");
     if (!o.live_dir) {
         if (ct_path_join(live, sizeof live, dir, "live") != CT_OK) return fail(CT_ERR_CONFIG);
         o.live_dir = live;
@@ -198,26 +188,14 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    const char *cmd = argv[1], *dir = opt(argc, argv, "--dir"), *listen = opt(argc, argv, "--listen");
+    const char *cmd = argv[1], *dir = ct_cli_opt(argc, argv, "--dir"), *listen = ct_cli_opt(argc, argv, "--listen");
     if (!dir) {
         fputs(usage, stderr);
         return 2;
     }
     ct_err rc;
     if (strcmp(cmd, "boot") == 0) return boot(dir);
-    if (strcmp(cmd, "simulate") == 0) {
-        const char *serial = opt(argc, argv, "--serial"), *model = opt(argc, argv, "--model"),
-                   *root = opt(argc, argv, "--root");
-        if (!serial || !model || !root) {
-            fputs(usage, stderr);
-            return 2;
-        }
-        rc = agent_simulate(dir, serial, model, opt(argc, argv, "--mac"), root);
-        const char *ops_root = opt(argc, argv, "--ops-root");
-        if (rc == CT_OK && ops_root) rc = agent_pin_ops_root(dir, ops_root);
-        const char *log_vkey = opt(argc, argv, "--log-vkey");
-        if (rc == CT_OK && log_vkey) rc = agent_pin_log_vkey(dir, log_vkey);
-    } else if (strcmp(cmd, "reset") == 0) {
+    if (strcmp(cmd, "reset") == 0) {
         rc = agent_reset(dir);
     } else if ((strcmp(cmd, "factory") == 0 || strcmp(cmd, "serve") == 0) && listen) {
         rc = cmd[0] == 'f' ? agent_factory_serve(dir, listen) : agent_serve(dir, listen);

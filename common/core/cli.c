@@ -12,3 +12,20 @@ bool ct_cli_help(int argc, char **argv, const char *usage)
         }
     return false;
 }
+
+const char *ct_cli_opt(int argc, char **argv, const char *name)
+{
+    for (int i = 2; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) return argv[i + 1];
+    return NULL;
+}
+
+bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n)
+{
+    for (int i = 2; i < argc; i += 2) {
+        bool ok = false;
+        for (size_t k = 0; k < n; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
+        if (!ok || i + 1 >= argc) return false;
+    }
+    return true;
+}

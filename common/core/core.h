@@ -133,6 +133,8 @@ CT_MUST_CHECK ct_err ct_base64_decode(const uint8_t *in, size_t in_len, ct_buf *
 CT_MUST_CHECK ct_err ct_base64_encode(const uint8_t *in, size_t in_len, bool line_breaks, ct_buf *out);
 /* gzip (RFC 1952), for HTTP Content-Encoding: `out` is allocated (ct_buf_free). */
 CT_MUST_CHECK ct_err ct_gzip(const uint8_t *in, size_t len, ct_buf *out);
+/* The first occurrence of the string `needle` (without its NUL) in hay[0..hay_len), or NULL. */
+const uint8_t *ct_mem_find(const uint8_t *hay, size_t hay_len, const char *needle);
 /* PEM with the given label ("CERTIFICATE", "CERTIFICATE REQUEST"). */
 CT_MUST_CHECK ct_err ct_pem_encode(const char *label, const uint8_t *der, size_t der_len, ct_buf *out);
 /* Decodes the index-th PEM block with the label; CT_ERR_NOT_FOUND when there is none. */
@@ -192,6 +194,10 @@ void ct_failpoint(const char *name);
 /* `--help` anywhere, or `-h` first: prints `usage` on stdout and says true (the caller exits 0). A usage error
  * stays the caller's: usage on stderr, exit 2. */
 bool ct_cli_help(int argc, char **argv, const char *usage);
+/* "COMMAND --name value ..." (argv[1] is the command): the value after `name`, or NULL when absent. */
+const char *ct_cli_opt(int argc, char **argv, const char *name);
+/* True when everything after the command is "--name value" pairs with every name among `names`. */
+bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n);
 
 /* ---- network addresses, time, waiting ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */

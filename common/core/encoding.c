@@ -67,7 +67,7 @@ ct_err ct_pem_encode(const char *label, const uint8_t *der, size_t der_len, ct_b
     return ct_buf_appendf(out, "-----END %s-----\n", label);
 }
 
-static const uint8_t *find_bytes(const uint8_t *hay, size_t hay_len, const char *needle)
+const uint8_t *ct_mem_find(const uint8_t *hay, size_t hay_len, const char *needle)
 {
     size_t n = strlen(needle);
     if (n > hay_len) return NULL;
@@ -83,10 +83,10 @@ ct_err ct_pem_decode(const uint8_t *pem, size_t pem_len, const char *label, size
     CT_GUARD_RET(ct_snprintf(end, sizeof end, "-----END %s-----", label));
     const uint8_t *p = pem, *limit = pem + pem_len;
     for (size_t i = 0;; i++) {
-        const uint8_t *b = find_bytes(p, (size_t)(limit - p), begin);
+        const uint8_t *b = ct_mem_find(p, (size_t)(limit - p), begin);
         if (!b) return ct_fail(CT_ERR_NOT_FOUND, "no PEM block '%s' number %zu", label, index + 1);
         b += strlen(begin);
-        const uint8_t *e = find_bytes(b, (size_t)(limit - b), end);
+        const uint8_t *e = ct_mem_find(b, (size_t)(limit - b), end);
         if (!e) return ct_fail(CT_ERR_BAD_BASE64, "PEM block '%s' has no END line", label);
         if (i == index) {
             ct_err rc = ct_base64_decode(b, (size_t)(e - b), der);

@@ -1,14 +1,28 @@
 #include "core.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 
+/* Every name and message in one block of text, and the table holds offsets into it: with no pointers the table
+ * needs no load-time relocation and stays in read-only data (it counts against the camera agent's size). */
+struct ct_error_text {
+#define CT_X_TEXT(n, s, m) char n##_name[sizeof #n]; char n##_msg[sizeof m];
+    CT_ERROR_TABLE(CT_X_TEXT)
+#undef CT_X_TEXT
+};
+static const struct ct_error_text ct_error_text = {
+#define CT_X_INIT(n, s, m) #n, m,
+    CT_ERROR_TABLE(CT_X_INIT)
+#undef CT_X_INIT
+};
+_Static_assert(sizeof(struct ct_error_text) <= UINT16_MAX, "error text offsets are 16-bit");
+
 static const struct {
-    const char *name;
-    int status;
-    const char *message;
+    uint16_t name, message;
+    int16_t status;
 } ct_error_table[CT_ERR__COUNT] = {
-#define CT_X_ROW(n, s, m) [n] = {#n, s, m},
+#define CT_X_ROW(n, s, m) [n] = {offsetof(struct ct_error_text, n##_name), offsetof(struct ct_error_text, n##_msg), s},
     CT_ERROR_TABLE(CT_X_ROW)
 #undef CT_X_ROW
 };
@@ -17,8 +31,10 @@ static _Thread_local char ct_detail[256];
 
 static int in_range(ct_err e) { return (int)e >= 0 && e < CT_ERR__COUNT; }
 
-const char *ct_err_name(ct_err e) { return in_range(e) ? ct_error_table[e].name : "CT_ERR_UNKNOWN"; }
-const char *ct_err_message(ct_err e) { return in_range(e) ? ct_error_table[e].message : "unknown error"; }
+static const char *text_at(uint16_t off) { return (const char *)&ct_error_text + off; }
+
+const char *ct_err_name(ct_err e) { return in_range(e) ? text_at(ct_error_table[e].name) : "CT_ERR_UNKNOWN"; }
+const char *ct_err_message(ct_err e) { return in_range(e) ? text_at(ct_error_table[e].message) : "unknown error"; }
 int ct_err_http_status(ct_err e) { return in_range(e) ? ct_error_table[e].status : 500; }
 
 ct_err ct_fail(ct_err e, const char *fmt, ...)

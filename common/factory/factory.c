@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -161,16 +162,28 @@ cleanup:
 
 /* ---- sockets ---- */
 
-/* Never blocks past the deadline: every call is non-blocking after poll, whatever the fd's mode. */
-static ct_err send_all(int fd, const uint8_t *p, size_t n, int64_t deadline)
+/* Never blocks past the deadline: every call is non-blocking after poll, whatever the fd's mode. The iovecs are
+ * consumed. One sendmsg for header and payload: as two writes, Nagle held the payload until the peer acknowledged
+ * the header, which a peer delaying its ACKs did some 40 ms later, on every answer of every camera. */
+static ct_err send_all(int fd, struct iovec *iov, size_t cnt, int64_t deadline)
 {
-    while (n > 0) {
+    while (cnt > 0) {
+        if (iov->iov_len == 0) {
+            iov++;
+            cnt--;
+            continue;
+        }
         CT_GUARD_RET(ct_wait_fd(fd, POLLOUT, deadline, "sending a factory message"));
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = cnt};
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
         CT_ENSURE_RET(w > 0, ct_fail(CT_ERR_IO, "cannot send a factory message: %s", strerror(errno)));
-        p += w;
-        n -= (size_t)w;
+        size_t left = (size_t)w;
+        for (; cnt > 0 && left >= iov->iov_len; iov++, cnt--) left -= iov->iov_len;
+        if (cnt > 0) {
+            iov->iov_base = (uint8_t *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
     }
     return CT_OK;
 }
@@ -201,8 +214,8 @@ ct_err factory_send(int fd, const factory_msg *m, int timeout_ms)
     hdr[6] = (uint8_t)(n >> 16);
     hdr[7] = (uint8_t)(n >> 8);
     hdr[8] = (uint8_t)n;
-    CT_GUARD_RET(send_all(fd, hdr, sizeof hdr, deadline));
-    return send_all(fd, m->payload.data, m->payload.len, deadline);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {m->payload.data, m->payload.len}};
+    return send_all(fd, iov, 2, deadline);
 }
 
 ct_err factory_recv(int fd, factory_msg *m, int timeout_ms)

@@ -2,14 +2,15 @@
 # Factory mode over a real loopback socket, driven by a minimal station (factory_client): identity, CSRs made
 # once and reused, bad input refused with nothing installed, install, lock. Usage: agent_factory.sh camtrust-agent factory_client
 AGENT_BIN=$1 CLIENT_BIN=$2
+SIM_BIN=$(dirname "$AGENT_BIN")/camtrust-agent-sim
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
 make_ca "$WORK/ca" Test
 make_ca "$WORK/other" Other
 DEV=$WORK/dev
-"$AGENT_BIN" simulate --dir "$DEV" --serial CAM0300 --model CX300 --mac 00:11:22:33:44:55 --root "$WORK/ca/root.pem"
-check "simulate refuses an existing device folder" bash -c "! '$AGENT_BIN' simulate --dir '$DEV' --serial CAM0300 --model CX300 --root '$WORK/ca/root.pem' 2>/dev/null"
+"$SIM_BIN" simulate --dir "$DEV" --serial CAM0300 --model CX300 --mac 00:11:22:33:44:55 --root "$WORK/ca/root.pem"
+check "simulate refuses an existing device folder" bash -c "! '$SIM_BIN' simulate --dir '$DEV' --serial CAM0300 --model CX300 --root '$WORK/ca/root.pem' 2>/dev/null"
 check "factory refuses a bad address" bash -c "! '$AGENT_BIN' factory --dir '$DEV' --listen nowhere 2>/dev/null"
 start_agent factory "$DEV"
 state() { "$CLIENT_BIN" "$ADDR" hello | sed -n 's/.*state="\([a-z]*\)".*/\1/p'; }

@@ -3,12 +3,13 @@
 # process _exit(137)s); `camtrust-agent boot` must then find the old state or the new one, never a half, and a
 # re-run of factory mode completes. Usage: agent_kill.sh camtrust-agent factory_client
 AGENT_BIN=$1 CLIENT_BIN=$2
+SIM_BIN=$(dirname "$AGENT_BIN")/camtrust-agent-sim
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
 make_ca "$WORK/ca" Test
 DEV=$WORK/dev
-"$AGENT_BIN" simulate --dir "$DEV" --serial CAM0100 --model CX100 --root "$WORK/ca/root.pem"
+"$SIM_BIN" simulate --dir "$DEV" --serial CAM0100 --model CX100 --root "$WORK/ca/root.pem"
 mkdir -p "$WORK/csr" "$WORK/chains"
 start_agent factory "$DEV"
 "$CLIENT_BIN" "$ADDR" csrs "$WORK/csr" >/dev/null
@@ -33,7 +34,7 @@ for point in install:verified write:temp-written write:temp-synced write:renamed
   else
     # A fresh device for each kill after the rename (the first one is locked by then).
     D=$WORK/dev-$point
-    "$AGENT_BIN" simulate --dir "$D" --serial CAM0100 --model CX100 --root "$WORK/ca/root.pem"
+    "$SIM_BIN" simulate --dir "$D" --serial CAM0100 --model CX100 --root "$WORK/ca/root.pem"
     start_agent factory "$D"
     mkdir -p "$D.csr" "$D.chains"
     "$CLIENT_BIN" "$ADDR" csrs "$D.csr" >/dev/null

@@ -3,13 +3,14 @@
 # (self-signed, or issued by another CA, for the same name) is refused by the same curl.
 # Usage: agent_serve.sh camtrust-agent factory_client
 AGENT_BIN=$1 CLIENT_BIN=$2
+SIM_BIN=$(dirname "$AGENT_BIN")/camtrust-agent-sim
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/agent_lib.sh"
 
 make_ca "$WORK/ca" Test
 make_ca "$WORK/other" Other
 DEV=$WORK/dev NAME=cam0200.devices.example.com
-"$AGENT_BIN" simulate --dir "$DEV" --serial CAM0200 --model CX200 --root "$WORK/ca/root.pem"
+"$SIM_BIN" simulate --dir "$DEV" --serial CAM0200 --model CX200 --root "$WORK/ca/root.pem"
 check "serve refuses an unprovisioned camera" bash -c "! '$AGENT_BIN' serve --dir '$DEV' --listen 127.0.0.1:0 2>/dev/null"
 factory_provision "$DEV" CAM0200 "$WORK/ca"
 

@@ -7,6 +7,7 @@ BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
 STATION_BIN=$BUILD/provision/camtrust-station
 AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
 VERIFY_BIN=$BUILD/verify/camtrust-verify
 VIEW_BIN=$BUILD/view/camtrust-view
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,7 @@ agent() { # agent MODE NAME: camtrust-agent MODE (factory, serve) on a free port
 provision_cameras() { # provision_cameras NAME:SERIAL...: simulated cameras pinned to root.pem, provisioned by the station
   local devs=() n
   for n in "$@"; do
-    "$AGENT_BIN" simulate --dir "$WORK/cams/${n%%:*}" --serial "${n##*:}" --model CX1 --root "$CA/root.pem" >/dev/null
+    "$SIM_BIN" simulate --dir "$WORK/cams/${n%%:*}" --serial "${n##*:}" --model CX1 --root "$CA/root.pem" >/dev/null
     agent factory "${n%%:*}"; devs+=(--device "$ADDR")
   done
   RC=0

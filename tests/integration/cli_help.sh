@@ -6,7 +6,7 @@ BUILD=$1
 # camtrust-ca opens its CA before it reads the command: give it a real one.
 CA_BIN=$BUILD/ca/camtrust-ca
 ca_create "$WORK/ca" >/dev/null
-for bin in ca/camtrust-ca provision/camtrust-station device-agent/camtrust-agent verify/camtrust-verify view/camtrust-view; do
+for bin in ca/camtrust-ca provision/camtrust-station device-agent/camtrust-agent device-agent/camtrust-agent-sim verify/camtrust-verify view/camtrust-view; do
   b=$BUILD/$bin name=$(basename "$bin")
   for flag in --help -h; do
     rc=0; "$b" $flag >"$WORK/out" 2>"$WORK/err" || rc=$?

@@ -8,6 +8,7 @@ BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
 STATION_BIN=$BUILD/provision/camtrust-station
 AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
 . "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
@@ -96,9 +97,9 @@ cd "$WORK"
 
 # ---- a simulated camera ----
 for point in write:temp-written init:token stage:synced; do
-  killed_at "$AGENT_BIN" $point cam simulate --dir cam --serial CAM1 --model CX1 --root ca/root.pem
+  killed_at "$SIM_BIN" $point cam simulate --dir cam --serial CAM1 --model CX1 --root ca/root.pem
 done
-check "simulate then works (relative --dir)" "$AGENT_BIN" simulate --dir cam --serial CAM1 --model CX1 --root ca/root.pem
+check "simulate then works (relative --dir)" "$SIM_BIN" simulate --dir cam --serial CAM1 --model CX1 --root ca/root.pem
 check "... and removed the stale stages" bash -c "! ls -d cam.init-* 2>/dev/null"
 cd /
 rc=0; "$AGENT_BIN" boot --dir "$WORK/cam" >/dev/null 2>&1 || rc=$?

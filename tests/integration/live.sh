@@ -12,6 +12,7 @@
 BUILD=$1
 CA_BIN=$BUILD/ca/camtrust-ca
 AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
 VIEW_BIN=$BUILD/view/camtrust-view
 VERIFY_BIN=$BUILD/verify/camtrust-verify
 CLIENT_BIN=$BUILD/tests/factory_client
@@ -45,7 +46,7 @@ for v in alice bob carol; do
 done
 make_ca "$WORK/dev" Test
 CAM=$WORK/cam NAME=cam1401.devices.example.com
-"$AGENT_BIN" simulate --dir "$CAM" --serial CAM1401 --model CX14 --root "$WORK/dev/root.pem" \
+"$SIM_BIN" simulate --dir "$CAM" --serial CAM1401 --model CX14 --root "$WORK/dev/root.pem" \
   --ops-root "$CA/ops-root.pem" >/dev/null
 sed -i 's/^serve.timeout_ms = .*/serve.timeout_ms = 2000/' "$CAM/agent.conf" # silent clients go sooner
 mkdir -p "$WORK/viewers"
@@ -178,7 +179,7 @@ check "the look-alike (self-signed, same name) is refused: nothing read, nothing
 # A look-alike with a valid certificate of its own (camera CAM1402, provisioned under the same root) serving
 # CAM1401's signed segments as its own: its TLS passes, the video is refused from the first segment on.
 CAM2=$WORK/cam2
-"$AGENT_BIN" simulate --dir "$CAM2" --serial CAM1402 --model CX14 --root "$WORK/dev/root.pem" \
+"$SIM_BIN" simulate --dir "$CAM2" --serial CAM1402 --model CX14 --root "$WORK/dev/root.pem" \
   --ops-root "$CA/ops-root.pem" >/dev/null
 factory_provision "$CAM2" CAM1402 "$WORK/dev"
 mkdir -p "$WORK/look" && cp "$WORK/mirror"/* "$WORK/look/" && mkfifo "$WORK/never.fifo" # no encoder: it only serves

@@ -8,6 +8,7 @@
 BUILD=$1
 CA_BIN=$BUILD/ca/camtrust-ca
 AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
 VIEW_BIN=$BUILD/view/camtrust-view
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -49,7 +50,7 @@ check "the same viewer name is not certified twice" \
 
 # ---- the camera: ops root pinned; only alice may watch ----
 CAM=$WORK/cam
-"$AGENT_BIN" simulate --dir "$CAM" --serial SN6001 --model CX1 --root "$CA/root.pem" --ops-root "$CA/ops-root.pem" >/dev/null
+"$SIM_BIN" simulate --dir "$CAM" --serial SN6001 --model CX1 --root "$CA/root.pem" --ops-root "$CA/ops-root.pem" >/dev/null
 check "simulate --ops-root pins the operations root" cmp -s "$CAM/ops-root.pem" "$CA/ops-root.pem"
 mkdir -p "$WORK/viewers"
 cp "$WORK/alice.pem" "$WORK/viewers/"
@@ -296,7 +297,7 @@ ca_create "$WORK/ca2" "$WORK/vault2" >/dev/null
 "$CA_BIN" viewer add --dir "$WORK/ca2" --name mallory --csr "$WORK/mallory/viewer.csr" --out "$WORK/v-foreign/m.pem" >/dev/null
 out=$("$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/v-foreign" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
 check "a viewer of another CA is refused" grep -q "does not chain to the operations root" <<<"$out"
-"$AGENT_BIN" simulate --dir "$WORK/cam2" --serial SN6002 --model CX1 --root "$CA/root.pem" >/dev/null
+"$SIM_BIN" simulate --dir "$WORK/cam2" --serial SN6002 --model CX1 --root "$CA/root.pem" >/dev/null
 out=$("$AGENT_BIN" record --dir "$WORK/cam2" --viewers "$WORK/viewers" "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
 check "a camera without a pinned operations root refuses to record" grep -q "no pinned operations root" <<<"$out"
 
@@ -350,7 +351,7 @@ CLIENT_BIN=$BUILD/tests/factory_client
 . "$HERE/agent_lib.sh"
 make_ca "$WORK/dev" Test
 SCAM=$WORK/scam
-"$AGENT_BIN" simulate --dir "$SCAM" --serial CAM0601 --model CX600 --root "$WORK/dev/root.pem" \
+"$SIM_BIN" simulate --dir "$SCAM" --serial CAM0601 --model CX600 --root "$WORK/dev/root.pem" \
   --ops-root "$CA/ops-root.pem" >/dev/null
 out=$("$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --sign yes "$WORK/clip.h264" "$WORK/x.mp4" 2>&1) || true
 check "an unprovisioned camera does not sign" grep -q "cannot sign" <<<"$out"

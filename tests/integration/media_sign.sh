@@ -4,6 +4,7 @@
 # `camtrust-verify` on the signed clips, on their remuxes and RTP round trip, on every kind of tampering, and on
 # the clips ONVIF's reference framework signed. Usage: media_sign.sh camtrust-agent factory_client camtrust-verify
 AGENT_BIN=$1 CLIENT_BIN=$2 VERIFY_BIN=$3
+SIM_BIN=$(dirname "$AGENT_BIN")/camtrust-agent-sim
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 . "$HERE/agent_lib.sh"
@@ -14,7 +15,7 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps 
 # provision_camera DEVDIR SERIAL CADIR: a simulated camera with both chains installed.
 provision_camera() {
   local dev=$1 serial=$2 ca=$3
-  "$AGENT_BIN" simulate --dir "$dev" --serial "$serial" --model CX500 --root "$ca/root.pem" >/dev/null
+  "$SIM_BIN" simulate --dir "$dev" --serial "$serial" --model CX500 --root "$ca/root.pem" >/dev/null
   mkdir -p "$dev.csr" "$dev.chains"
   start_agent factory "$dev"
   "$CLIENT_BIN" "$ADDR" csrs "$dev.csr" >/dev/null
@@ -44,7 +45,7 @@ ffmpeg -v error -y $SRC -c:v libx264 -g 30 "$WORK/clip.h264"
 ffmpeg -v error -y $SRC -c:v libx264 -g 30 "$WORK/clip.mp4"
 ffmpeg -v error -y $SRC -c:v libx265 -x265-params keyint=30:min-keyint=30:open-gop=0:bframes=0:log-level=error "$WORK/clip.h265"
 ffmpeg -v error -y -i "$WORK/clip.h265" -c copy "$WORK/clip265.mp4"
-check "an unprovisioned camera refuses to sign" bash -c "! '$AGENT_BIN' simulate --dir '$WORK/raw' --serial RAW1 --model X --root '$WORK/ca/root.pem' >/dev/null || ! '$AGENT_BIN' sign --dir '$WORK/raw' '$WORK/clip.h264' '$WORK/raw.h264' 2>/dev/null"
+check "an unprovisioned camera refuses to sign" bash -c "! '$SIM_BIN' simulate --dir '$WORK/raw' --serial RAW1 --model X --root '$WORK/ca/root.pem' >/dev/null || ! '$AGENT_BIN' sign --dir '$WORK/raw' '$WORK/clip.h264' '$WORK/raw.h264' 2>/dev/null"
 for f in clip.h264 clip.mp4 clip.h265 clip265.mp4; do
   out=$WORK/signed-$f
   check "sign $f" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/$f" "$out"

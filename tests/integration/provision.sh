@@ -6,6 +6,7 @@ BUILD=$1
 CA_BIN=$BUILD/ca/camtrust-ca
 STATION_BIN=$BUILD/provision/camtrust-station
 AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
@@ -13,7 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # root) in factory mode; sets ADDR.
 camera() {
   local name=$1 serial=$2 root=${3:-$CA/root.pem}
-  "$AGENT_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" "${@:4}" >/dev/null
+  "$SIM_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" "${@:4}" >/dev/null
   "$AGENT_BIN" factory --dir "$WORK/cams/$name" --listen 127.0.0.1:0 >"$WORK/cams/$name.out" 2>>"$WORK/agents.log" &
   BG_PIDS+=($!)
   wait_listening "$WORK/cams/$name.out" $!
@@ -142,7 +143,7 @@ check "neither fake camera was sent an INSTALL" bash -c "! grep -q INSTALL '$WOR
 check "the summary counts the failures" grep -q '^2 cameras: 0 provisioned, 0 already provisioned, 2 failed' "$WORK/summary"
 
 # ---- a power cut right after the camera's rename: the station never hears the result ----
-"$AGENT_BIN" simulate --dir "$WORK/cams/power" --serial POWER1 --model CX1 --root "$CA/root.pem" >/dev/null
+"$SIM_BIN" simulate --dir "$WORK/cams/power" --serial POWER1 --model CX1 --root "$CA/root.pem" >/dev/null
 CAMTRUST_FAILPOINT=install:written "$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 \
   >"$WORK/cams/power.out" 2>>"$WORK/agents.log" &
 POWER_PID=$!
