@@ -277,6 +277,30 @@ static ct_err backend_open(ct_db *db, const db_config *cfg)
     return rc;
 }
 
+static const char k_ca_id_get[] = "SELECT ca_id FROM ca_identity WHERE id = 1";
+static const char k_ca_id_set[] = "INSERT INTO ca_identity (id, ca_id, named_at) VALUES (1, ?, ?)";
+
+/* The database names its CA: the first open names it, every later one must be of the same CA (several nodes of one
+ * CA share a database; a node set up with another CA's folder must not write into it). */
+static ct_err ca_identity_tx(ct_db *db, void *ctx)
+{
+    const char *want = ctx;
+    db_stmt *st = NULL;
+    bool row = false;
+    char have[DB_CA_ID_MAX];
+    CT_GUARD_RET(db_prepare(db, k_ca_id_get, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (row) {
+        CT_GUARD_RET(db_col_text(st, 0, have, sizeof have));
+        CT_ENSURE_RET(strcmp(have, want) == 0,
+                      ct_fail(CT_ERR_CONFIG, "this database belongs to CA %s, not to this folder's CA %s: a node serves "
+                                             "only its own CA's database", have, want));
+        return CT_OK;
+    }
+    CT_GUARD_RET(db_exec(db, k_ca_id_set, NULL, "ti", want, db_now()));
+    return db_audit_append_tx(db, "camtrust-db", "db.ca_id", want, "ok", db->be->name);
+}
+
 ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out)
 {
     ct_err rc = CT_OK;
@@ -297,6 +321,10 @@ ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out
     for (int v = db->schema_version + 1; v <= db_n_migrations; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;
+    }
+    if (cfg->ca_id) {
+        CT_GUARD(db_check_str("CA id", cfg->ca_id, DB_CA_ID_MAX));
+        CT_GUARD(db_call(db, true, ca_identity_tx, (void *)cfg->ca_id));
     }
     *out = db;
 cleanup:

@@ -32,7 +32,11 @@ typedef struct {
     const char *path;          /* SQLite: the file */
     const char *url;           /* PostgreSQL: a libpq connection string; a password in it is refused */
     const char *password_file; /* PostgreSQL: NULL, or the file holding the password (read, used, wiped) */
+    /* The CA this database belongs to (its folder's ca-id; NULL: not checked). A database that names none yet is
+     * named so (audited "db.ca_id"); one that names another CA is refused with CT_ERR_CONFIG. */
+    const char *ca_id;
 } db_config;
+#define DB_CA_ID_MAX 65
 typedef struct db_audit_mac db_audit_mac;
 /* db_open_keyed (mac may be NULL) on either backend. PostgreSQL unreachable: CT_ERR_UNAVAILABLE naming it; later
  * calls while it is down fail with CT_ERR_UNAVAILABLE (HTTP 503), their transaction rolled back, and the
