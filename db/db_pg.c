@@ -23,6 +23,7 @@ typedef struct {
     unsigned generation; /* grows with every reconnection: statements prepared before are gone */
     unsigned next_name;
     bool in_tx;
+    int64_t used_ms;    /* when the connection last answered (ct_now_ms) */
 } pg_conn;
 
 typedef struct {
@@ -417,10 +418,20 @@ static const void *pg_col_blob(db_stmt *st, int col, size_t *len)
 
 static ct_err pg_exec_script(ct_db *db, const char *sql, const char *what) { return run(db, sql, what); }
 
+/* A connection idle this long is asked whether it still stands before a call uses it: a server restarted meanwhile
+ * would otherwise fail that call (503) rather than the probe. Busy connections are not asked. */
+#define PG_IDLE_PROBE_MS 1000
+
 /* A lost connection is re-made here, before a call's first statement; what was prepared is prepared again. */
 static ct_err reconnect_if_lost(ct_db *db)
 {
     pg_conn *pc = C(db);
+    int64_t now = ct_now_ms();
+    if (PQstatus(pc->c) == CONNECTION_OK && now - pc->used_ms > PG_IDLE_PROBE_MS) {
+        PGresult *res = PQexec(pc->c, "");
+        if (res) PQclear(res);
+    }
+    pc->used_ms = now;
     if (PQstatus(pc->c) == CONNECTION_OK) return CT_OK;
     PQreset(pc->c);
     pc->generation++;

@@ -1706,6 +1706,21 @@ START_TEST(test_pg_down_mid_request)
 }
 END_TEST
 
+/* A server restarted while the node was idle: the next call is served (the idle connection is probed and re-made
+ * first), not refused. */
+START_TEST(test_pg_restart_while_idle)
+{
+    ct_db *db = busy_db("db-pg-restart");
+    int64_t entries = audit_rows();
+    ck_assert_int_eq(pg_ctl("stop"), 0);
+    ck_assert_int_eq(pg_ctl("start"), 0);
+    sleep(2); /* idle longer than the probe's threshold (PG_IDLE_PROBE_MS) */
+    ck_assert_msg(db_audit_append(db, "cli", "test.after_restart", "x", "ok", NULL) == CT_OK, "%s", ct_err_detail());
+    ck_assert_int_eq(audit_rows(), entries + 1);
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     const char *backend = getenv("CAMTRUST_TEST_DB");
@@ -1759,6 +1774,7 @@ int main(void)
     tcase_add_test(tc, test_migrations_race);
     if (g_pg) tcase_add_test(tc, test_pg_down_at_start);
     if (g_pg) tcase_add_test(tc, test_pg_down_mid_request);
+    if (g_pg) tcase_add_test(tc, test_pg_restart_while_idle);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
