@@ -7,14 +7,15 @@
 
 /* Each table's columns (types: 'i' integer, 't' text, 'b' blob; any may be NULL), read and written in that order. */
 typedef struct {
-    const char *select, *insert, *types;
+    const char *name, *select, *insert, *types;
 } copy_table;
 
 #define COPY(table, cols, key, params, types)                                                                    \
-    {"SELECT " cols " FROM " table " ORDER BY " key, "INSERT INTO " table " (" cols ") VALUES (" params ")", types}
+    {table, "SELECT " cols " FROM " table " ORDER BY " key, "INSERT INTO " table " (" cols ") VALUES (" params ")", \
+     types}
 static const copy_table k_tables[] = {
-    COPY("audit", "seq, ts, actor, action, subject, outcome, detail, prev_hash, hash", "seq", "?, ?, ?, ?, ?, ?, ?, ?, ?",
-         "iitttttbb"),
+    COPY("audit", "seq, ts, actor, action, subject, outcome, detail, prev_hash, hash", "seq",
+         "?, ?, ?, ?, ?, ?, ?, ?, ?", "iitttttbb"),
     COPY("stations", "id, name, enabled, cert_sha256, cert_serial_hex, cert_der, created_at", "id",
          "?, ?, ?, ?, ?, ?, ?", "itibtbi"),
     COPY("orders", "id, station_id, model, open, created_at, closed_at", "id", "?, ?, ?, ?, ?, ?", "iitiii"),
@@ -36,7 +37,7 @@ static const copy_table k_tables[] = {
          "?, ?, ?, ?, ?, ?, ?, ?", "iittiitt"),
     COPY("ca_identity", "id, ca_id, named_at", "id", "?, ?, ?", "iti"),
     /* The one row migration 3 made in the target too. */
-    {"SELECT epoch, crl_number, ops_crl_number FROM revocation_state WHERE id = 1",
+    {"revocation_state", "SELECT epoch, crl_number, ops_crl_number FROM revocation_state WHERE id = 1",
      "UPDATE revocation_state SET epoch = ?, crl_number = ?, ops_crl_number = ? WHERE id = 1", "iii"},
 };
 _Static_assert(DB_MAX_PARAMS >= 16, "the widest table");
@@ -53,6 +54,29 @@ static const char k_pg_sequences[] =
     " ('log_checkpoints', 'id', (SELECT COALESCE(max(id), 0) FROM log_checkpoints)),"
     " ('log_cosignatures', 'id', (SELECT COALESCE(max(id), 0) FROM log_cosignatures)),"
     " ('log_witness_reports', 'id', (SELECT COALESCE(max(id), 0) FROM log_witness_reports))) s (t, c, n)";
+
+/* Every table of the source (but the schema version's own) must have its line above: a table a later migration adds
+ * and this file does not copy would be lost silently. */
+static const char k_src_tables_sqlite[] =
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
+static const char k_src_tables_pg[] = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                                      " AND tablename <> 'camtrust_schema' ORDER BY tablename";
+
+static ct_err every_table_copied(ct_db *src)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(src, db_sql(src, k_src_tables_sqlite, k_src_tables_pg), &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(src, st, &row));
+        if (!row) return CT_OK;
+        const char *name = db_col_str(st, 0);
+        bool known = false;
+        for (size_t i = 0; name && i < sizeof k_tables / sizeof k_tables[0]; i++)
+            known |= strcmp(name, k_tables[i].name) == 0;
+        CT_ENSURE_RET(known, ct_fail(CT_ERR_INTERNAL, "copy: table %s has no line in db/copy.c", name ? name : "?"));
+    }
+}
 
 struct copy_ctx {
     ct_db *src, *dst;
@@ -101,7 +125,7 @@ static ct_err copy_tx(ct_db *dst, void *vctx)
 static ct_err copy_snapshot(ct_db *src, void *vctx)
 {
     struct copy_ctx *c = vctx;
-    (void)src;
+    CT_GUARD_RET(every_table_copied(src));
     return db_call(c->dst, true, copy_tx, c);
 }
 

@@ -339,8 +339,8 @@ static ct_err ca_identity_tx(ct_db *db, void *ctx)
     if (row) {
         CT_GUARD_RET(db_col_text(st, 0, have, sizeof have));
         CT_ENSURE_RET(strcmp(have, want) == 0,
-                      ct_fail(CT_ERR_CONFIG, "this database belongs to CA %s, not to this folder's CA %s: a node serves "
-                                             "only its own CA's database", have, want));
+                      ct_fail(CT_ERR_CONFIG, "this database belongs to CA %s, not to this folder's CA %s: a node "
+                                             "serves only its own CA's database", have, want));
         return CT_OK;
     }
     CT_GUARD_RET(db_exec(db, k_ca_id_set, NULL, "ti", want, db_now()));

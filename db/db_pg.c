@@ -256,7 +256,8 @@ static ct_err pg_bind(ct_db *db, db_stmt *st, const db_value *v, int n)
     pg_stmt *s = S(st);
     clear_run(s);
     clear_params(s);
-    CT_ENSURE_RET(n == s->nparams, ct_fail(CT_ERR_INTERNAL, "%d values for %d parameters: %.60s", n, s->nparams, st->sql));
+    CT_ENSURE_RET(n == s->nparams,
+                  ct_fail(CT_ERR_INTERNAL, "%d values for %d parameters: %.60s", n, s->nparams, st->sql));
     for (int i = 0; i < n; i++) {
         s->fmts[i] = 0;
         s->lens[i] = 0;

@@ -73,7 +73,8 @@ static ct_err lite_open(ct_db *db, const char *path, const char *password)
     /* NOMUTEX: our own mutex already serialises every use of the connection. */
     int r = sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     db->conn = h;
-    CT_ENSURE_RET(r == SQLITE_OK, ct_fail(CT_ERR_DB, "cannot open %s: %s", path, h ? sqlite3_errmsg(h) : sqlite3_errstr(r)));
+    CT_ENSURE_RET(r == SQLITE_OK,
+                  ct_fail(CT_ERR_DB, "cannot open %s: %s", path, h ? sqlite3_errmsg(h) : sqlite3_errstr(r)));
     CT_ENSURE_RET(sqlite3_extended_result_codes(h, 1) == SQLITE_OK && sqlite3_busy_timeout(h, 5000) == SQLITE_OK,
                   ct_fail(CT_ERR_DB, "cannot configure %s", path));
     sqlite3_stmt *st = NULL;
@@ -81,7 +82,8 @@ static ct_err lite_open(ct_db *db, const char *path, const char *password)
                   lite_fail(db, "journal mode"));
     const unsigned char *mode = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
     bool wal = mode && strcmp((const char *)mode, "wal") == 0;
-    ct_err rc = wal ? CT_OK : ct_fail(CT_ERR_DB, "cannot enable WAL (journal_mode=%s)", mode ? (const char *)mode : "?");
+    ct_err rc =
+        wal ? CT_OK : ct_fail(CT_ERR_DB, "cannot enable WAL (journal_mode=%s)", mode ? (const char *)mode : "?");
     (void)sqlite3_finalize(st);
     CT_GUARD_RET(rc);
     /* FULL: the issued certificate is on disk before the CA answers. */
