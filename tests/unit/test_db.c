@@ -1661,6 +1661,52 @@ START_TEST(test_migrations_race)
 }
 END_TEST
 
+/* Four processes (four nodes) issuing and auditing at once on one database: every write is one turn of the one
+ * writers' lock, so nothing is refused for a race, the audit chain stays one chain and the log one log. */
+START_TEST(test_nodes_write_at_once)
+{
+    ct_db *db = NULL;
+    new_target("db-nodes");
+    ck_assert_int_eq(open_as("00112233445566778899aabbccddeeff", &db), CT_OK);
+    db_close(db);
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        ck_assert_int_ge(kids[i], 0);
+        if (kids[i] == 0) {
+            ct_err rc = open_as("00112233445566778899aabbccddeeff", &db);
+            for (int k = 0; rc == CT_OK && k < 15; k++) {
+                char hex[16], serial[32], der[48];
+                snprintf(hex, sizeof hex, "a%d%02d", i, k);
+                snprintf(serial, sizeof serial, "NODE%d-%02d", i, k);
+                snprintf(der, sizeof der, "DER-%s", serial);
+                db_cert_record r = make_rec(hex, serial, "device", der);
+                rc = db_audit_append(db, "node", "test.hello", serial, "ok", NULL);
+                if (rc == CT_OK) rc = db_cert_record_issuance(db, &r, NULL, "node");
+            }
+            db_close(db);
+            _exit(rc == CT_OK ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int status = 0;
+        ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %d was refused a write", i);
+    }
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'test.hello'"), 60);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves"), 60);
+    ck_assert_int_eq(raw_int("SELECT max(leaf_index) FROM log_leaves"), 59);
+    ck_assert_int_eq(open_as("00112233445566778899aabbccddeeff", &db), CT_OK);
+    db_audit_report rep;
+    ck_assert_msg(db_audit_verify(db, &rep) == CT_OK, "%s", rep.reason);
+    ck_assert_int_eq(rep.entries, audit_rows());
+    db_log_report log;
+    ck_assert_msg(db_log_verify(db, fake_check, NULL, &log) == CT_OK, "%s", log.reason);
+    ck_assert_int_eq(log.leaves, 60);
+    db_close(db);
+}
+END_TEST
+
 static int pg_ctl(const char *what) { return tu_sh("\"$CAMTRUST_TEST_PG_CTL\" %s", what); }
 
 /* PostgreSQL down at start: one clear line naming it. */
@@ -1772,6 +1818,7 @@ int main(void)
     tcase_add_test(tc, test_witness_reports);
     tcase_add_test(tc, test_database_names_its_ca);
     tcase_add_test(tc, test_migrations_race);
+    tcase_add_test(tc, test_nodes_write_at_once);
     if (g_pg) tcase_add_test(tc, test_pg_down_at_start);
     if (g_pg) tcase_add_test(tc, test_pg_down_mid_request);
     if (g_pg) tcase_add_test(tc, test_pg_restart_while_idle);
