@@ -268,10 +268,10 @@ static ct_err audit_verify(ca *c, const cli_args *a, bool folder)
     printf("checkpoints intact: %lld verified with log.vkey\n", (long long)kept);
     ca_checkpoint_info in_folder;
     bool present = false;
-    rc = folder ? ca_kept_checkpoint_check(c, &in_folder, &present) : CT_OK;
-    if (rc == CT_ERR_INTEGRITY) printf("checkpoint kept by the CA CONTRADICTED: %s\n", ct_err_detail());
-    CT_GUARD_RET(rc);
-    if (present)
+    ct_err kept_rc = folder ? ca_kept_checkpoint_check(c, &in_folder, &present) : CT_OK;
+    if (kept_rc == CT_ERR_INTEGRITY) printf("checkpoint kept by the CA CONTRADICTED: %s\n", ct_err_detail());
+    else if (kept_rc != CT_OK) return kept_rc;
+    else if (present)
         printf("checkpoint kept by the CA (%s) extended: size %llu, audit entries %llu\n", CA_KEPT_CHECKPOINT_FILE,
                (unsigned long long)in_folder.tree_size, (unsigned long long)in_folder.audit_entries);
     for (int i = 0; i < a->ncheckpoints; i++) {
@@ -299,7 +299,7 @@ static ct_err audit_verify(ca *c, const cli_args *a, bool folder)
                    configured, f ? f : "the newest checkpoint", k);
         }
     }
-    return state_rc != CT_OK ? state_rc : certs_rc;
+    return state_rc != CT_OK ? state_rc : certs_rc != CT_OK ? certs_rc : kept_rc;
 }
 
 /* log checkpoint [--out F] */
