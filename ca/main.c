@@ -425,6 +425,7 @@ static int restore_command(const cli_args *a)
             printf("checking %s: schema version %lld, %lld audit entries, a log of %lld certificates\n", a->from,
                    (long long)i->schema_version, (long long)i->audit_entries, (long long)i->log_size);
             rc = ca_open_db(a->dir, ca_restore_staged(r), &staged);
+            if (rc != CT_OK) rc = ct_fail_ctx(rc, "%s", a->from); /* a newer schema, keys it names that are not here */
         }
         if (rc == CT_OK) {
             cli_args alone = *a; /* the copy's own checks: the kept checkpoints are compared below */

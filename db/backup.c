@@ -128,9 +128,12 @@ ct_err db_backup_names_cert(const char *path, const char *file, const uint8_t sh
                         " AND outcome = 'ok' ORDER BY seq DESC LIMIT 1",
                         file, &unused, &detail));
     *recorded = detail.data != NULL;
-    /* v=2 key=value pairs, space-separated; hex is never escaped */
-    for (const char *d = detail.data ? (const char *)detail.data : ""; *d && !*matches; d = strchr(d, ' ') ? strchr(d, ' ') + 1 : "")
-        *matches = strncmp(d, want, strlen(want)) == 0 && (d[strlen(want)] == ' ' || d[strlen(want)] == '\0');
+    /* v=2 key=value pairs, one space apart; hex is never escaped */
+    for (const char *d = detail.data ? (const char *)detail.data : NULL; d && !*matches; d = strchr(d, ' ')) {
+        if (*d == ' ') d++;
+        size_t n = strlen(want);
+        *matches = strncmp(d, want, n) == 0 && (d[n] == ' ' || d[n] == '\0');
+    }
 cleanup:
     ct_buf_free(&detail);
     sqlite3_close(h);

@@ -11,7 +11,7 @@ CA_BIN=$1
 CA=$WORK/ca
 DB=$CA/camtrust.db
 ca_create "$CA" >/dev/null
-N=16
+N=10
 station_with_order line1 $(seq -f 'CAM%04g' 1 $((N + 2)))
 WITH_HTTP=1 start_ca "$CA"
 enroll() { # enroll SERIAL: prints the HTTP status; $WORK/got/SERIAL once the client has its certificate
@@ -130,6 +130,13 @@ dd if=/dev/urandom of="$WORK/corrupt.db" bs=1 seek=$((SIZE / 2)) count=4096 conv
 echo "not a database" >"$WORK/text.db"
 cp "$WORK/good.db" "$WORK/forged.db"
 sqlite3 "$WORK/forged.db" "DROP TRIGGER audit_no_update; UPDATE audit SET detail = 'forged' WHERE seq = 5"
+cp "$WORK/good.db" "$WORK/newer.db"
+sqlite3 "$WORK/newer.db" "PRAGMA user_version = 99"
+cp "$WORK/good.db" "$WORK/roots.db" # a CA under other roots, as its audit records them
+sqlite3 "$WORK/roots.db" "DROP TRIGGER audit_no_update; UPDATE audit SET detail = replace(detail, 'sha256=', 'sha256=0')
+  WHERE action = 'ca.cert' AND subject = 'root.pem'"
+cp "$WORK/good.db" "$WORK/live.db"
+printf 'WAL frames\n' >"$WORK/live.db-wal"
 ca_create "$WORK/other" >/dev/null # another CA under the same offline roots
 "$CA_BIN" backup --dir "$WORK/other" --out "$WORK/other.db" >/dev/null
 refused() { # refused WHAT FILE TEXT
@@ -143,6 +150,9 @@ refused "a truncated copy" "$WORK/truncated.db" "camtrust-ca: $WORK/truncated.db
 refused "a copy with damaged pages" "$WORK/corrupt.db" "camtrust-ca: $WORK/corrupt.db"
 refused "a file that is no database" "$WORK/text.db" "camtrust-ca: $WORK/text.db is not a SQLite database"
 refused "a copy with an audit entry edited" "$WORK/forged.db" "camtrust-ca: $WORK/forged.db does not verify (above): nothing restored"
+refused "a copy of a schema newer than this build" "$WORK/newer.db" "camtrust-ca: $WORK/newer.db: database schema 99 is newer than this build"
+refused "a live database's file, its WAL beside it" "$WORK/live.db" "camtrust-ca: $WORK/live.db has a write-ahead log beside it"
+refused "a copy whose audit records other roots" "$WORK/roots.db" "camtrust-ca: $WORK/roots.db is another CA's database: its root.pem is not $CA/root.pem"
 refused "another CA's copy" "$WORK/other.db" "camtrust-ca: $WORK/other.db is another CA's database"
 check "the CA still verifies" "$CA_BIN" audit verify --dir "$CA"
 WITH_HTTP=1 start_ca "$CA"
