@@ -192,7 +192,7 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
 {
     ct_err rc = CT_OK;
     ca_settings *cfg = calloc(1, sizeof *cfg);
-    char tmp[CA_PATH_MAX + 32], vkey[CA_PATH_MAX];
+    char tmp[CA_PATH_MAX + 32], vkey[CA_PATH_MAX], parent[CA_PATH_MAX], base[CA_PATH_MAX];
     ct_buf note = CT_BUF_INIT;
     bool made = false;
     memset(s, 0, sizeof *s);
@@ -201,6 +201,9 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_GUARD(ca_settings_load(dir, cfg));
     CT_ENSURE_MSG(ct_file_exists(cfg->db_path), CT_ERR_CONFIG, "%s is not initialised: nothing to back up", dir);
     CT_GUARD(root_sha256(dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT], s->root_sha256));
+    CT_GUARD(ct_strlcpy(parent, sizeof parent, out));
+    CT_GUARD(ct_strlcpy(base, sizeof base, out));
+    CT_GUARD(ct_stale_remove(dirname(parent), basename(base), ".tmp.")); /* what killed backups left */
     CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid()));
     (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); /* owner only, from the start */

@@ -160,6 +160,14 @@ rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/good.db" 2>&1) || rc=$?
 check_eq "restore while the CA serves: refused" "1 camtrust-ca: $CA is being served: stop its server before restoring" "$rc $out"
 cleanup_server
 
+# ---- a backup killed before its rename: no copy, and the next one removes its temporary file ----
+rc=0; CAMTRUST_FAILPOINT=backup:synced "$CA_BIN" backup --dir "$CA" --out "$WORK/k.db" >/dev/null 2>&1 || rc=$?
+check_eq "a backup killed before its rename: no file, its temporary left" "137 0 1" \
+  "$rc $(ls "$WORK" | grep -c '^k\.db$') $(ls "$WORK" | grep -c '^k\.db\.tmp\.')"
+"$CA_BIN" backup --dir "$CA" --out "$WORK/k.db" >/dev/null
+check_eq "... the next backup writes the file and removes the temporary" "1 0" \
+  "$(ls "$WORK" | grep -c '^k\.db$') $(ls "$WORK" | grep -c '^k\.db\.tmp\.')"
+
 # ---- a restore killed between its writes: the old database or the new one, never a mix ----
 "$CA_BIN" backup --dir "$CA" --out "$WORK/new.db" >/dev/null
 NEW=$(sql "$WORK/new.db" "select max(seq) from audit")
