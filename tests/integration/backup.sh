@@ -112,11 +112,14 @@ cleanup_server
 rc=0; out=$("$CA_BIN" restore --dir "$CA" --accept-rollback 2>&1) || rc=$?
 check_eq "accepting again: nothing to accept" "0 nothing to accept: the database extends $CA/checkpoint.note" "$rc $out"
 
-# ---- a kept checkpoint given with --checkpoint (a witness's, a station's) flags a copy too ----
+# ---- a kept checkpoint given with --checkpoint (a witness's state.note: the CA's note with its cosignature) flags a
+# copy too ----
 "$CA_BIN" backup --dir "$CA" --out "$WORK/b3.db" >/dev/null
-rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/b3.db" --checkpoint "$KEPT" 2>&1) || rc=$?
+W=$WORK/state.note
+{ cat "$KEPT"; echo "— witness.example.org/w1 $(head -c 76 /dev/urandom | base64 -w0)"; } >"$W"
+rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/b3.db" --checkpoint "$W" 2>&1) || rc=$?
 check "a copy that forks from a witness's kept checkpoint (--checkpoint): flagged, exit 1" \
-  grep -q "^1 ROLLED BACK: the checkpoint kept in $KEPT (size $((N + 1))" <<<"$rc $(grep ROLLED <<<"$out" | head -1)"
+  grep -q "^1 ROLLED BACK: the checkpoint kept in $W (size $((N + 1))" <<<"$rc $(grep ROLLED <<<"$out" | head -1)"
 serve_refuses "... kept in checkpoint.note from then on" "the database is older than checkpoint.note (size $((N + 1))"
 "$CA_BIN" restore --dir "$CA" --accept-rollback >/dev/null
 check "... accepted: the CA starts" "$CA_BIN" audit verify --dir "$CA"
@@ -184,4 +187,10 @@ for point in restore:staged restore:folded restore:renamed; do
 done
 check_eq "the next restore finishes, and removes what the killed ones left" "0 0" \
   "$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" >/dev/null 2>&1; echo $?) $(ls -a "$CA" | grep -c '^\.restore-')"
+
+# ---- a folder that lost its database: the copy restored into it ----
+rm -f "$DB" "$DB-wal" "$DB-shm"
+rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" 2>&1) || rc=$?
+check_eq "a folder without its database: restored" "0 restored $WORK/new.db into $CA" "$rc $(tail -1 <<<"$out")"
+check "... and it verifies" "$CA_BIN" audit verify --dir "$CA"
 finish
