@@ -199,6 +199,8 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_ENSURE(cfg, CT_ERR_NOMEM);
     CT_ENSURE_MSG(out && *out, CT_ERR_USAGE, "--out FILE is required");
     CT_GUARD(ca_settings_load(dir, cfg));
+    CT_ENSURE_MSG(!ca_db_is_pg(cfg), CT_ERR_USAGE, "%s keeps its records in PostgreSQL: back them up with pg_dump or "
+                                                   "pg_basebackup (README: Backup and restore)", dir);
     CT_ENSURE_MSG(ct_file_exists(cfg->db_path), CT_ERR_CONFIG, "%s is not initialised: nothing to back up", dir);
     CT_GUARD(root_sha256(dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT], s->root_sha256));
     CT_GUARD(ct_strlcpy(parent, sizeof parent, out));
@@ -299,12 +301,19 @@ static ct_err backup_file_check(const char *from)
 static ct_err identity_check(ca_restore *r)
 {
     static const ca_key_role roots[] = {CA_KEY_DEVICE_ROOT, CA_KEY_OPS_ROOT};
-    char vkey[CA_PATH_MAX];
+    char vkey[CA_PATH_MAX], mine[DB_CA_ID_MAX], theirs[DB_CA_ID_MAX];
     ct_note_verifier v;
     ct_checkpoint cp;
     ct_buf note = CT_BUF_INIT;
+    /* The database names its CA (migration 13): that first, when both have it. */
+    ct_err rc = db_backup_ca_id(r->staged, theirs, sizeof theirs);
+    if (rc == CT_OK && ca_id_read(r->cfg.dir, false, mine) == CT_OK)
+        CT_ENSURE_RET(strcmp(mine, theirs) == 0, ct_fail(CT_ERR_INTEGRITY, "%s is another CA's database: it names CA "
+                                                         "%s, %s is CA %s", r->from, theirs, r->cfg.dir, mine));
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    ct_err_clear();
     CT_GUARD_RET(ct_path_join(vkey, sizeof vkey, r->cfg.dir, CA_LOG_VKEY_FILE));
-    ct_err rc = db_backup_newest_checkpoint(r->staged, &note);
+    rc = db_backup_newest_checkpoint(r->staged, &note);
     if (rc == CT_OK && ct_file_exists(vkey)) {
         rc = ct_note_verifier_load(vkey, &v);
         if (rc == CT_OK && ct_checkpoint_open(note.data, note.len, &v, &cp) != CT_OK)
@@ -338,6 +347,8 @@ ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
     CT_ENSURE_MSG(from && *from, CT_ERR_USAGE, "--from FILE is required");
     CT_GUARD(ct_strlcpy(r->from, sizeof r->from, from));
     CT_GUARD(ca_settings_load(dir, &r->cfg));
+    CT_ENSURE_MSG(!ca_db_is_pg(&r->cfg), CT_ERR_USAGE, "%s keeps its records in PostgreSQL: restore them with "
+                  "pg_restore or PostgreSQL's recovery, then audit verify (README: Backup and restore)", dir);
     CT_GUARD(ca_serving_lock(dir, true, &r->lock_fd));
     CT_GUARD(backup_file_check(from));
     CT_GUARD(ct_strlcpy(parent, sizeof parent, r->cfg.db_path));

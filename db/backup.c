@@ -140,6 +140,23 @@ cleanup:
     return rc;
 }
 
+ct_err db_backup_ca_id(const char *path, char *out, size_t max)
+{
+    ct_err rc = CT_OK;
+    sqlite3 *h = NULL;
+    ct_buf id = CT_BUF_INIT;
+    int64_t has = 0;
+    CT_GUARD(conn_open(path, path, &h));
+    CT_GUARD(conn_query(h, path, "SELECT count(*) FROM sqlite_master WHERE name = 'ca_identity'", NULL, &has, NULL));
+    if (has) CT_GUARD(conn_query(h, path, "SELECT ca_id FROM ca_identity LIMIT 1", NULL, &has, &id));
+    CT_ENSURE(id.data, CT_ERR_NOT_FOUND);
+    CT_GUARD(ct_strlcpy(out, max, (const char *)id.data));
+cleanup:
+    ct_buf_free(&id);
+    sqlite3_close(h);
+    return rc;
+}
+
 ct_err db_backup_newest_checkpoint(const char *path, ct_buf *note)
 {
     ct_err rc = CT_OK;

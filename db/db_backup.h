@@ -30,6 +30,9 @@ CT_MUST_CHECK ct_err db_backup_check(const char *path, const char *name, db_back
  * database names its CA itself. */
 CT_MUST_CHECK ct_err db_backup_names_cert(const char *path, const char *file, const uint8_t sha256[32], bool *recorded,
                                           bool *matches);
+/* The CA database `path` names (migration 13: its folder's ca-id) into `out` (DB_CA_ID_MAX); CT_ERR_NOT_FOUND when it
+ * names none (a copy from before). */
+CT_MUST_CHECK ct_err db_backup_ca_id(const char *path, char *out, size_t max);
 /* The newest checkpoint kept in database `path` (its signed note, NUL-terminated: ct_buf_free); CT_ERR_NOT_FOUND
  * when it holds none. */
 CT_MUST_CHECK ct_err db_backup_newest_checkpoint(const char *path, ct_buf *note);

@@ -195,6 +195,16 @@ static const char *const k_migrations[] = {
      * offline roots certified, in order, and which of them signed each certificate (NULL: recorded before this, by
      * the kind's first generation). Append-only: an old generation keeps answering for what it signed. */
     DB_MIGRATION_ISSUING_CAS,
+    /* 13: the database names its CA (the CA folder's ca-id): a node whose folder is another CA's is refused at start
+     * (db_open_config). Append-only: a database never changes CA. */
+    "CREATE TABLE ca_identity ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  ca_id TEXT NOT NULL,"
+    "  named_at INTEGER NOT NULL);"
+    "CREATE TRIGGER ca_identity_no_update BEFORE UPDATE ON ca_identity"
+    "  BEGIN SELECT RAISE(ABORT, 'the database names its CA once'); END;"
+    "CREATE TRIGGER ca_identity_no_delete BEFORE DELETE ON ca_identity"
+    "  BEGIN SELECT RAISE(ABORT, 'the database names its CA once'); END;",
 };
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -384,6 +394,13 @@ static const char *const k_migrations_pg[] = {
     "  UNIQUE (kind, generation));"
     PG_APPEND_ONLY("issuing_cas", "issuing CA generations are append-only")
     "ALTER TABLE certificates ADD COLUMN issuing_ca BIGINT;",
+
+    [12] = /* 13 */
+    "CREATE TABLE ca_identity ("
+    "  id BIGINT PRIMARY KEY CHECK (id = 1),"
+    "  ca_id TEXT NOT NULL,"
+    "  named_at BIGINT NOT NULL);"
+    PG_APPEND_ONLY("ca_identity", "the database names its CA once"),
 };
 
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

@@ -4,13 +4,18 @@
 #   pg.sh run CMD ARGS...  starts a server, runs CMD with CAMTRUST_TEST_PG (its base connection string, superuser
 #                          camtrust, no password) and CAMTRUST_TEST_PG_CTL (this script) exported, stops the server
 #                          and removes its folder (also when CMD fails or is killed); exits with CMD's status.
-#   pg.sh createdb         prints the connection string of a new empty database on that server.
+#   pg.sh createdb [FROM]  prints the connection string of a new database on that server: empty, or a copy of the
+#                          database FROM (its dbname).
 #   pg.sh stop | start     stops / starts that server again (the "PostgreSQL down" tests).
 # Authentication: trust for the superuser on 127.0.0.1, scram-sha-256 for the role camtrust_pw (password in
 # $PGDATA/../pw, made here), so that db.password_file is exercised for real.
 set -euo pipefail
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+pg_start() { # pg_start DATA PORT
+  as_pg "$PG_BIN/pg_ctl" -D "$1" -l "$1/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $2 -c unix_socket_directories='$1' -c max_connections=60" start >/dev/null 2>&1
+}
 
 case "${1:-}" in
 run)
@@ -33,9 +38,7 @@ run)
   started=0
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
-    if as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$data' -c max_connections=60" \
-        start >/dev/null 2>&1; then started=1; break; fi
+    if pg_start "$data" "$port"; then started=1; break; fi
   done
   [ "$started" = 1 ] || { echo "pg.sh: PostgreSQL did not start" >&2; cat "$data/server.log" >&2 || true; exit 1; }
   echo "$port" >"$base/port"
@@ -50,17 +53,23 @@ run)
   ;;
 createdb)
   name=ct_$(date +%s%N | tail -c 10)_$RANDOM
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CAMTRUST_TEST_PG dbname=postgres" -c "CREATE DATABASE $name" >/dev/null
+  from=${2:+ TEMPLATE $2}
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CAMTRUST_TEST_PG dbname=postgres" -c "CREATE DATABASE $name$from" >/dev/null
+  # SQLite's functions that the tests' own SQL (sqlite3 CLI or psql) uses, for the tests' eyes only.
+  [ -n "${2:-}" ] || "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CAMTRUST_TEST_PG dbname=$name" >/dev/null <<'SQL'
+CREATE FUNCTION zeroblob(n int) RETURNS bytea LANGUAGE sql AS $$ SELECT decode(repeat('00', n), 'hex') $$;
+CREATE FUNCTION hex(b bytea) RETURNS text LANGUAGE sql AS $$ SELECT upper(encode(b, 'hex')) $$;
+CREATE FUNCTION instr(a text, b text) RETURNS int LANGUAGE sql AS $$ SELECT strpos(a, b) $$;
+CREATE FUNCTION randomblob(n int) RETURNS bytea LANGUAGE sql AS
+  $$ SELECT substring(decode(md5(random()::text) || md5(random()::text), 'hex') FROM 1 FOR n) $$;
+SQL
   echo "$CAMTRUST_TEST_PG dbname=$name"
   ;;
 stop)
   as_pg "$PG_BIN/pg_ctl" -D "$CAMTRUST_TEST_PG_BASE/data" -m fast -w stop >/dev/null
   ;;
 start)
-  port=$(cat "$CAMTRUST_TEST_PG_BASE/port")
-  as_pg "$PG_BIN/pg_ctl" -D "$CAMTRUST_TEST_PG_BASE/data" -l "$CAMTRUST_TEST_PG_BASE/data/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$CAMTRUST_TEST_PG_BASE/data' -c max_connections=60" \
-    start >/dev/null
+  pg_start "$CAMTRUST_TEST_PG_BASE/data" "$(cat "$CAMTRUST_TEST_PG_BASE/port")"
   ;;
 *)
   echo "usage: $0 run CMD... | createdb | stop | start" >&2

@@ -7,6 +7,8 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,18 +32,6 @@ static void new_target(const char *tag)
     ck_assert_ptr_nonnull(fgets(g_url, sizeof g_url, f));
     ck_assert_int_eq(pclose(f), 0);
     g_url[strcspn(g_url, "\n")] = '\0';
-    /* SQLite's functions that the tests' own SQL uses, for the tests' eyes only. */
-    PGconn *c = PQconnectdb(g_url);
-    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, "CREATE FUNCTION zeroblob(n int) RETURNS bytea LANGUAGE sql AS"
-                            " $$ SELECT decode(repeat('00', n), 'hex') $$;"
-                            "CREATE FUNCTION hex(b bytea) RETURNS text LANGUAGE sql AS $$ SELECT upper(encode(b, 'hex')) $$;"
-                            "CREATE FUNCTION instr(a text, b text) RETURNS int LANGUAGE sql AS $$ SELECT strpos(a, b) $$;"
-                            "CREATE FUNCTION randomblob(n int) RETURNS bytea LANGUAGE sql AS $$ SELECT substring(decode("
-                            "md5(random()::text) || md5(random()::text), 'hex') FROM 1 FOR n) $$");
-    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
 }
 
 static ct_err open_target(const db_audit_mac *mac, ct_db **db)
@@ -210,6 +200,10 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
 
 /* Migration 12 (issuing CA generations) undone, for tests that build an older database. */
 #define K_UNDO_MIGRATION_12 " ALTER TABLE certificates DROP COLUMN issuing_ca; DROP TABLE issuing_cas;"
+/* Migration 13 (the database names its CA) undone. */
+#define K_UNDO_MIGRATION_13 " DROP TABLE ca_identity;"
+/* How many migrations this build has. */
+#define N_MIGRATIONS 13
 
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)
@@ -312,8 +306,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 12);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
+    ck_assert_int_eq(db_schema_version(db), N_MIGRATIONS);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), N_MIGRATIONS);
     db_close(db);
 }
 END_TEST
@@ -322,18 +316,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), N_MIGRATIONS);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(open_target(NULL, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 12);
+        ck_assert_int_eq(db_schema_version(db), N_MIGRATIONS);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), N_MIGRATIONS);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), N_MIGRATIONS);
 }
 END_TEST
 
@@ -692,7 +686,7 @@ START_TEST(test_audit_verify_intact)
     ct_db *db = fresh_db("db-verify-fresh");
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
-    ck_assert_int_eq(rep.entries, 13); /* the twelve migrations and the state entry of the ninth */
+    ck_assert_int_eq(rep.entries, N_MIGRATIONS + 1); /* the migrations and the state entry of the ninth */
     ck_assert_int_eq(rep.first_bad_seq, 0);
     ck_assert_str_eq(rep.reason, "");
     db_close(db);
@@ -1052,7 +1046,7 @@ START_TEST(test_log_migration_logs_earlier_certificates)
     ct_db *db = busy_db("db-log-migrate");
     db_close(db);
     ck_assert_int_eq(raw_exec("DROP TABLE log_witness_reports; DROP TABLE log_cosignatures; DROP TABLE log_checkpoints; DROP TABLE log_leaves; DROP TABLE log_tree_heads;"
-                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7 K_UNDO_MIGRATION_12
+                              " ALTER TABLE revocation_state DROP COLUMN ops_crl_number; DROP INDEX audit_action;" K_UNDO_MIGRATION_7 K_UNDO_MIGRATION_12 K_UNDO_MIGRATION_13
                               " DELETE FROM certificates WHERE profile = 'station';"
                               " PRAGMA user_version = 4", NULL, 0),
                      SQLITE_OK);
@@ -1465,7 +1459,7 @@ START_TEST(test_state_baseline_of_older_database)
     db_close(db);
     /* As an older build left it: no state entries, schema 8 (its v2 entries then count as older text). */
     ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE action = 'audit.state' OR action"
-                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_witness_reports; DROP TABLE log_cosignatures;" K_UNDO_MIGRATION_12
+                              " LIKE 'state.%'; DROP INDEX audit_action; DROP TABLE log_witness_reports; DROP TABLE log_cosignatures;" K_UNDO_MIGRATION_12 K_UNDO_MIGRATION_13
                               " PRAGMA user_version = 8", NULL, 0),
                      SQLITE_OK);
     ck_assert_int_eq(open_target(NULL, &db), CT_OK);
@@ -1599,6 +1593,119 @@ START_TEST(test_witness_reports)
 }
 END_TEST
 
+/* ---- several nodes on one database (issue 13): identity, migrations racing, the server going away ---- */
+static ct_err open_as(const char *ca_id, ct_db **db)
+{
+    db_config cfg = {.backend = g_pg ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE, .path = g_path, .url = g_url,
+                     .ca_id = ca_id};
+    return db_open_config(&cfg, NULL, db);
+}
+
+START_TEST(test_database_names_its_ca)
+{
+    new_target("db-ca-id");
+    ct_db *db = NULL;
+    ck_assert_int_eq(open_as("0a1b2c3d4e5f60718293a4b5c6d7e8f9", &db), CT_OK);
+    add_station(db, "line1");
+    db_close(db);
+    int64_t entries = audit_rows();
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.ca_id'"), 1);
+    /* The same CA again: served. */
+    ck_assert_int_eq(open_as("0a1b2c3d4e5f60718293a4b5c6d7e8f9", &db), CT_OK);
+    db_close(db);
+    /* Another CA's folder pointed at this database: refused, naming both, nothing written. */
+    db = NULL;
+    ck_assert_int_eq(open_as("ffffffffffffffffffffffffffffffff", &db), CT_ERR_CONFIG);
+    ck_assert_ptr_null(db);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "this database belongs to CA 0a1b2c3d4e5f60718293a4b5c6d7e8f9, not "
+                                                  "to this folder's CA ffffffffffffffffffffffffffffffff"));
+    ck_assert_int_eq(audit_rows(), entries);
+    /* Nor can the name be changed behind the CA's back. */
+    ck_assert_int_ne(raw_exec("UPDATE ca_identity SET ca_id = 'ffffffffffffffffffffffffffffffff'", NULL, 0), SQLITE_OK);
+    ck_assert_int_ne(raw_exec("DELETE FROM ca_identity", NULL, 0), SQLITE_OK);
+}
+END_TEST
+
+/* Two processes (two nodes) open one new database at once: each migration runs once, the loser of each race finds
+ * it applied, and the audit chain is one chain. */
+START_TEST(test_migrations_race)
+{
+    new_target("db-race");
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        ck_assert_int_ge(kids[i], 0);
+        if (kids[i] == 0) {
+            ct_db *db = NULL;
+            ct_err rc = open_as("00112233445566778899aabbccddeeff", &db);
+            if (rc == CT_OK) rc = db_audit_append(db, "node", "test.hello", "x", "ok", NULL);
+            db_close(db);
+            _exit(rc == CT_OK ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        int status = 0;
+        ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %d failed to open", i);
+    }
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), N_MIGRATIONS);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.ca_id'"), 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'test.hello'"), 4);
+    ct_db *db = NULL;
+    ck_assert_int_eq(open_as("00112233445566778899aabbccddeeff", &db), CT_OK);
+    ck_assert_int_eq(db_schema_version(db), N_MIGRATIONS);
+    db_audit_report rep;
+    ck_assert_msg(db_audit_verify(db, &rep) == CT_OK, "%s", rep.reason);
+    ck_assert_int_eq(rep.entries, audit_rows());
+    db_close(db);
+}
+END_TEST
+
+static int pg_ctl(const char *what) { return tu_sh("\"$CAMTRUST_TEST_PG_CTL\" %s", what); }
+
+/* PostgreSQL down at start: one clear line naming it. */
+START_TEST(test_pg_down_at_start)
+{
+    new_target("db-pg-down-start");
+    ck_assert_int_eq(pg_ctl("stop"), 0);
+    ct_db *db = NULL;
+    ck_assert_int_eq(open_target(NULL, &db), CT_ERR_UNAVAILABLE);
+    ck_assert_ptr_null(db);
+    const char *why = ct_err_detail();
+    ck_assert_msg(strstr(why, "cannot connect to PostgreSQL") && !strchr(why, '\n'), "%s", why);
+    ck_assert_int_eq(pg_ctl("start"), 0);
+    ck_assert_int_eq(open_target(NULL, &db), CT_OK);
+    db_close(db);
+}
+END_TEST
+
+/* Down mid-request: the call fails with CT_ERR_UNAVAILABLE (HTTP 503) and the reason, writes nothing, and the same
+ * handle works again once the server is back (reconnected, statements prepared again). */
+START_TEST(test_pg_down_mid_request)
+{
+    ct_db *db = busy_db("db-pg-down-mid");
+    int64_t entries = audit_rows(), certs = raw_int("SELECT count(*) FROM certificates");
+    ck_assert_int_eq(pg_ctl("stop"), 0);
+    ck_assert_int_eq(db_audit_append(db, "cli", "test.lost", "x", "ok", NULL), CT_ERR_UNAVAILABLE);
+    ck_assert_msg(strstr(ct_err_detail(), "PostgreSQL unavailable"), "%s", ct_err_detail());
+    ck_assert_int_eq(ct_err_http_status(CT_ERR_UNAVAILABLE), 503);
+    db_cert_record r = make_rec("7f01", "SN-DOWN", "device", "DER-down");
+    ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "cli"), CT_ERR_UNAVAILABLE);
+    db_cert c;
+    ck_assert_int_eq(db_cert_find_current(db, "SN1", "device", &c), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(pg_ctl("start"), 0);
+    /* Back: nothing of the failed calls was written, and the handle serves again. */
+    ck_assert_int_eq(audit_rows(), entries);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), certs);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r, NULL, "cli"), CT_OK);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), certs + 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves WHERE cert_serial_hex = '7f01'"), 1);
+    db_audit_report rep;
+    ck_assert_msg(db_audit_verify(db, &rep) == CT_OK, "%s", rep.reason);
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     const char *backend = getenv("CAMTRUST_TEST_DB");
@@ -1648,6 +1755,10 @@ int main(void)
     tcase_add_test(tc, test_state_revocation_of_many);
     tcase_add_test(tc, test_state_detail_escaped);
     tcase_add_test(tc, test_witness_reports);
+    tcase_add_test(tc, test_database_names_its_ca);
+    tcase_add_test(tc, test_migrations_race);
+    if (g_pg) tcase_add_test(tc, test_pg_down_at_start);
+    if (g_pg) tcase_add_test(tc, test_pg_down_mid_request);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
