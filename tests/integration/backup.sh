@@ -188,6 +188,15 @@ done
 check_eq "the next restore finishes, and removes what the killed ones left" "0 0" \
   "$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" >/dev/null 2>&1; echo $?) $(ls -a "$CA" | grep -c '^\.restore-')"
 
+# ---- a folder whose records are in PostgreSQL: pg_dump's business, said in one line ----
+cp "$CA/camtrust-ca.conf" "$WORK/conf.saved"
+sed -i 's|^db.backend *=.*|db.backend = postgresql|; s|^db.url *=.*|db.url = host=127.0.0.1 port=9 dbname=ca|' "$CA/camtrust-ca.conf"
+rc=0; out=$("$CA_BIN" backup --dir "$CA" --out "$WORK/pg.db" 2>&1) || rc=$?
+check_eq "backup of a PostgreSQL folder: refused, naming pg_dump" "1 1" "$rc $(grep -c "keeps its records in PostgreSQL: back them up with pg_dump" <<<"$out")"
+rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" 2>&1) || rc=$?
+check_eq "... restore --from too, naming pg_restore" "1 1" "$rc $(grep -c "keeps its records in PostgreSQL: restore them with pg_restore" <<<"$out")"
+cp "$WORK/conf.saved" "$CA/camtrust-ca.conf"
+
 # ---- a folder that lost its database: the copy restored into it ----
 rm -f "$DB" "$DB-wal" "$DB-shm"
 rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" 2>&1) || rc=$?
