@@ -7,6 +7,7 @@
 
 #include "../common/core/core.h"
 #include "../db/db.h"
+#include "../db/db_backup.h"
 #include "../db/db_log.h"
 
 typedef struct ca ca;
@@ -217,6 +218,51 @@ CT_MUST_CHECK ct_err ca_witness_run(const char *dir, const char *log_url, const 
 /* Certifies a viewer of encrypted video from its own CSR (P-256): viewer profile (keyAgreement), issued by the
  * operations issuing CA, recorded and audited (profile "viewer"); writes the certificate and the issuing CA. */
 CT_MUST_CHECK ct_err ca_viewer_add(ca *c, const char *name, const char *csr_path, const char *out_path);
+
+/* ---- backup and restore of a SQLite CA (ca_backup.c) ---- */
+/* The newest checkpoint the CA signed, kept in its folder outside the database: written after each one is signed;
+ * `serve` refuses a database that does not extend it, and no checkpoint is signed over one. */
+#define CA_KEPT_CHECKPOINT_FILE "checkpoint.note"
+typedef struct {
+    db_backup_info db;
+    uint8_t root_sha256[32];     /* the folder's device root: whose CA the copy is */
+    uint64_t checkpoint_time_ms; /* the newest checkpoint's time (0: none, or not verified) */
+} ca_backup_summary;
+/* Copies DIR's database to `out` with SQLite's online backup API (consistent while the CA serves and issues), as one
+ * owner-only file, checked (integrity_check), synced and renamed into place; `s` says what it holds. No token
+ * needed. */
+CT_MUST_CHECK ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s);
+/* Whether the database extends DIR/checkpoint.note: CT_OK (also when there is none: *present false), or
+ * CT_ERR_INTEGRITY with one line naming it ("the database is older than the checkpoint kept in ..."). `kept` (may be
+ * NULL) gets what it says. */
+CT_MUST_CHECK ct_err ca_kept_checkpoint_check(ca *c, ca_checkpoint_info *kept, bool *present);
+/* An officer's acceptance of a rolled-back database: when it does not extend checkpoint.note, audits
+ * "ca.rollback_accept" (both tree sizes and audit lengths, the kept note's SHA-256), moves the kept note aside
+ * (checkpoint.note.rolled-back-<ms>) and signs a checkpoint of the log as it is. *accepted false: nothing to accept. */
+CT_MUST_CHECK ct_err ca_rollback_accept(ca *c, ca_checkpoint_info *kept, ca_checkpoint_info *now, bool *accepted);
+
+/* Restore, in steps (main.c prints between them). ca_restore_begin: refuses while DIR is served, copies `from` into a
+ * stage folder beside the database and checks it there before any token use: a SQLite file alone (no WAL beside
+ * it), integrity_check, a camtrust schema, the roots its audit records are DIR's (else "another CA's database").
+ * Always ca_restore_end, which removes the stage and unlocks. */
+typedef struct ca_restore ca_restore;
+CT_MUST_CHECK ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out);
+const char *ca_restore_staged(const ca_restore *r);
+const db_backup_info *ca_restore_info(const ca_restore *r);
+/* Opens DIR as a CA on another database file (the staged copy): then `audit verify`'s checks run on it. A schema
+ * newer than this build is refused by the database layer. */
+CT_MUST_CHECK ct_err ca_open_db(const char *dir, const char *db_path, ca **out);
+/* Compares the staged copy (opened with ca_open_db) with every checkpoint kept outside it: DIR/checkpoint.note, the
+ * database it replaces, `files` (a witness's state.note, a station's log/checkpoint.note, an officer's), one line
+ * each on `out`; *rolled_back when it does not extend one. Keeps in checkpoint.note the newest, or the newest one the
+ * copy contradicts, so that the CA refuses to serve it until accepted. */
+CT_MUST_CHECK ct_err ca_restore_compare(ca_restore *r, ca *staged, const char *const *files, size_t n_files,
+                                        FILE *out, bool *rolled_back);
+/* Puts the staged copy (closed) in place: its WAL folded and the file synced, the database it replaces folded into
+ * its own file (no WAL left to replay onto the new one) and kept as `replaced` (DB.replaced-<ms>; "" when there was
+ * none), one rename, the folder synced. */
+CT_MUST_CHECK ct_err ca_restore_commit(ca_restore *r, char *replaced, size_t max);
+void ca_restore_end(ca_restore *r);
 
 /* For tests and tools that inspect the CA's records. */
 ct_db *ca_db(ca *c);

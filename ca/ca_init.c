@@ -313,7 +313,7 @@ static ct_err load_root(ca *c, ca_key_role role)
     return ca_read_cert_file(path, &c->signers[role].cert_der);
 }
 
-static ct_err open_folder(const char *dir, bool installing, ca **out)
+static ct_err open_folder(const char *dir, bool installing, const char *db_path, ca **out)
 {
     ct_err rc = CT_OK;
     char root_path[CA_PATH_MAX];
@@ -321,6 +321,7 @@ static ct_err open_folder(const char *dir, bool installing, ca **out)
     CT_ENSURE_RET(c, CT_ERR_NOMEM);
     c->current[0] = c->current[1] = -1;
     CT_GUARD(ca_settings_load(dir, &c->cfg));
+    if (db_path) CT_GUARD(ct_strlcpy(c->cfg.db_path, sizeof c->cfg.db_path, db_path)); /* a copy being restored */
     CT_GUARD(ct_path_join(root_path, sizeof root_path, dir, CA_ID_FILE));
     CT_ENSURE_MSG(ct_file_exists(ca_db_is_pg(&c->cfg) ? root_path : c->cfg.db_path), CT_ERR_CONFIG,
                   "%s is not initialised: run camtrust-ca init --dir %s", dir, dir);
@@ -362,8 +363,9 @@ cleanup:
     return rc;
 }
 
-ct_err ca_open(const char *dir, ca **out) { return open_folder(dir, false, out); }
-ct_err ca_open_installing(const char *dir, ca **out) { return open_folder(dir, true, out); }
+ct_err ca_open(const char *dir, ca **out) { return open_folder(dir, false, NULL, out); }
+ct_err ca_open_installing(const char *dir, ca **out) { return open_folder(dir, true, NULL, out); }
+ct_err ca_open_db(const char *dir, const char *db_path, ca **out) { return open_folder(dir, false, db_path, out); }
 bool ca_roots_online(const ca *c) { return c && c->roots_online; }
 
 void ca_close(ca *c)

@@ -194,6 +194,13 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
     rc = CT_OK;
     CT_GUARD(catch_up(c, tree));
     if (have_last && !always && last_size >= tree->size) goto cleanup;
+    rc = ca_kept_checkpoint_check(c, NULL, NULL); /* never a checkpoint over a rolled-back database */
+    if (rc == CT_ERR_INTEGRITY) { /* refused, not a finding of a check: said in one line */
+        char why[256];
+        CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+        rc = ct_fail(CT_ERR_UNAVAILABLE, "%s", why);
+    }
+    CT_GUARD(rc);
     ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_time = true, .time_ms = now_ms()};
     CT_GUARD(ct_strlcpy(cp.origin, sizeof cp.origin, c->note_vkey.name));
     CT_GUARD(ct_merkle_frontier_root(tree, cp.root));
@@ -205,6 +212,7 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
     CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &back));
     CT_GUARD(ct_buf_cstr(&note, &s));
     CT_GUARD(db_log_checkpoint_add(c->db, cp.size, cp.audit_entries, s, actor, NULL));
+    CT_GUARD(ca_kept_checkpoint_write(c, s)); /* outside the database: what a copy put back is compared with */
 cleanup:
     ct_buf_free(&text);
     ct_buf_free(&note);

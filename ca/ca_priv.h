@@ -306,6 +306,15 @@ CT_MUST_CHECK ct_err ca_cert_file_record(ca *c, const char *file, const ct_buf *
 /* Certifies the checkpoint key again (the operations issuing CA changed) and records the file. */
 CT_MUST_CHECK ct_err ca_note_cert_reissue(ca *c);
 
+/* ---- the checkpoint kept in the folder, and serving vs restoring (ca_backup.c) ---- */
+/* Writes a checkpoint just signed (and recorded) to DIR/checkpoint.note, atomically. */
+CT_MUST_CHECK ct_err ca_kept_checkpoint_write(ca *c, const char *note);
+/* At serve's start: ca_kept_checkpoint_check; with none kept yet, keeps the database's newest. */
+CT_MUST_CHECK ct_err ca_kept_checkpoint_start(ca *c);
+/* A lock on DIR's config file for as long as *fd is open: shared while serving, exclusive while restoring;
+ * CT_ERR_UNAVAILABLE, one line, when the other holds it. */
+CT_MUST_CHECK ct_err ca_serving_lock(const char *dir, bool restore, int *fd);
+
 /* ---- witnesses' reports of an inconsistent log (ca_witness_report.c) ---- */
 /* POST /log/witness-report (ct_witness_report): recorded only when both checkpoints are signed by this CA's log
  * key and cannot both be true (same size, another root; or this database does not extend one of them). */

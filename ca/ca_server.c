@@ -533,8 +533,10 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     const char *where = listen ? listen : c->cfg.listen;
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
     listener tls_listener = {c, false}, plain_listener = {c, true};
+    int lock_fd = -1;
     atomic_store(&stopping, false);
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
+    CT_GUARD(ca_serving_lock(c->cfg.dir, false, &lock_fd)); /* no restore under a running server */
     /* Nothing is served, signed or answered (OCSP, CRLs) from a chain that entries not written by this CA's key
      * entered, nor from state tables edited around the CA. */
     db_audit_report audit;
@@ -544,6 +546,8 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     if (rc == CT_OK) rc = ca_state_verify(c, &state);
     int64_t cert_files = 0;
     if (rc == CT_OK) rc = ca_certs_verify(c, &cert_files);
+    /* An older copy put back: the checkpoint the CA kept outside the database says so. */
+    if (rc == CT_OK) rc = ca_kept_checkpoint_start(c);
     if (rc == CT_ERR_INTEGRITY)
         ct_log(CT_LOG_ERROR, "refusing_to_serve", "reason=%s", CT_LOGQ(ct_err_detail()));
     CT_GUARD(rc);
@@ -589,5 +593,6 @@ cleanup:
     ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);
+    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }

@@ -67,6 +67,14 @@ static const char usage[] =
     "                                           (a libpq connection string, no password in it) and switch DIR to it;\n"
     "                                           audit verify before and after, the same newest checkpoint, or DIR\n"
     "                                           stays on SQLite (stop the server first)\n"
+    "  backup --out F                           copy the database to F (owner only; SQLite's online backup:\n"
+    "                                           the CA may be serving) and say what it holds\n"
+    "  restore --from F [--checkpoint K ...] [--accept-rollback]\n"
+    "                                           check F (integrity, this CA's, audit verify), compare it with\n"
+    "                                           the checkpoints kept outside it (DIR/checkpoint.note, the database\n"
+    "                                           it replaces, each K: a witness's state.note, a station's), put it\n"
+    "                                           in place atomically (the server stopped); an older copy is\n"
+    "                                           flagged and not served until --accept-rollback (audited)\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
     "                                           check a proof offline (no --dir needed)\n"
@@ -91,6 +99,7 @@ typedef struct {
     const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval, *ca_root;
     const char *custodians, *quorum, *curve, *profile, *root, *revoke, *generation;
     const char *url, *password_file;
+    bool accept_rollback;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
     const char *certs[8], *crls[8]; /* install --cert, --crl: repeatable, or several values after one flag */
@@ -141,6 +150,10 @@ static int parse_args(int argc, char **argv, cli_args *a)
             matched = true;
         }
         if (matched) continue;
+        if (strcmp(argv[i], "--accept-rollback") == 0) {
+            a->accept_rollback = true;
+            continue;
+        }
         if (strcmp(argv[i], "--cert") == 0 || strcmp(argv[i], "--crl") == 0) {
             bool cert = strcmp(argv[i], "--cert") == 0;
             const char **list = cert ? a->certs : a->crls;
@@ -222,8 +235,9 @@ static ct_err audit_read(ca *c, const cli_args *a, bool search)
 }
 
 /* audit verify: the audit chain; then, on an intact chain, the state tables rebuilt from it, the issuance log and
- * each kept checkpoint, each with its own line (an edit often shows in several: the operator sees every finding). */
-static ct_err audit_verify(ca *c, const cli_args *a)
+ * each kept checkpoint, each with its own line (an edit often shows in several: the operator sees every finding).
+ * `folder`: also the checkpoint the CA keeps in its folder (not for a copy being restored: restore compares). */
+static ct_err audit_verify(ca *c, const cli_args *a, bool folder)
 {
     db_audit_report report;
     db_state_report state;
@@ -259,6 +273,14 @@ static ct_err audit_verify(ca *c, const cli_args *a)
     if (rc == CT_ERR_INTEGRITY) printf("checkpoints BROKEN: %s\n", ct_err_detail());
     CT_GUARD_RET(rc);
     printf("checkpoints intact: %lld verified with log.vkey\n", (long long)kept);
+    ca_checkpoint_info in_folder;
+    bool present = false;
+    ct_err kept_rc = folder ? ca_kept_checkpoint_check(c, &in_folder, &present) : CT_OK;
+    if (kept_rc == CT_ERR_INTEGRITY) printf("checkpoint kept by the CA CONTRADICTED: %s\n", ct_err_detail());
+    else if (kept_rc != CT_OK) return kept_rc;
+    else if (present)
+        printf("checkpoint kept by the CA (%s) extended: size %llu, audit entries %llu\n", CA_KEPT_CHECKPOINT_FILE,
+               (unsigned long long)in_folder.tree_size, (unsigned long long)in_folder.audit_entries);
     for (int i = 0; i < a->ncheckpoints; i++) {
         ca_checkpoint_info info;
         rc = ca_log_checkpoint_check(c, a->checkpoints[i], a->vkey, &info);
@@ -284,7 +306,7 @@ static ct_err audit_verify(ca *c, const cli_args *a)
                    configured, f ? f : "the newest checkpoint", k);
         }
     }
-    return state_rc != CT_OK ? state_rc : certs_rc;
+    return state_rc != CT_OK ? state_rc : certs_rc != CT_OK ? certs_rc : kept_rc;
 }
 
 /* log checkpoint [--out F] */
@@ -368,6 +390,87 @@ static int witness_command(const cli_args *a)
     }
     ct_err rc = ca_witness_run(a->dir, a->log_url, a->vkey, (long)(s * 1000.0 + 0.5));
     return rc == CT_OK ? 0 : rc == CT_ERR_INTEGRITY ? 1 : fail(rc);
+}
+
+/* backup --out F: without the token, while the CA may be serving. */
+static int backup_command(const cli_args *a)
+{
+    ca_backup_summary s;
+    char root[65], when[CT_TIME_UTC_MAX] = "";
+    ct_err rc = need(a->out, "--out");
+    if (rc == CT_OK) rc = ca_backup(a->dir, a->out, &s);
+    if (rc == CT_OK) rc = ct_hex_encode(s.root_sha256, sizeof s.root_sha256, root, sizeof root);
+    if (rc != CT_OK) return fail(rc);
+    printf("backup written: %s (mode 0600) of the CA whose device root has SHA-256 %s\n", a->out, root);
+    printf("it holds: schema version %lld, %lld audit entries, a log of %lld certificates, %lld checkpoints\n",
+           (long long)s.db.schema_version, (long long)s.db.audit_entries, (long long)s.db.log_size,
+           (long long)s.db.checkpoints);
+    if (s.checkpoint_time_ms) ct_time_utc((int64_t)(s.checkpoint_time_ms / 1000), when);
+    if (s.db.checkpoints)
+        printf("newest checkpoint: size %lld, audit entries %lld%s%s\n", (long long)s.db.checkpoint_size,
+               (long long)s.db.checkpoint_audit_entries, *when ? ", signed " : "", when);
+    return 0;
+}
+
+/* restore --from F [--checkpoint K ...] [--accept-rollback]: the copy checked (before and then with the token),
+ * compared with the checkpoints kept outside it, put in place; or a rollback accepted. */
+static int restore_command(const cli_args *a)
+{
+    ct_err rc = CT_OK;
+    bool rolled_back = false;
+    char replaced[1200] = "";
+    if (!a->from && !a->accept_rollback) {
+        fprintf(stderr, "camtrust-ca: restore needs --from FILE (or --accept-rollback)\n");
+        return 2;
+    }
+    if (a->from) {
+        ca_restore *r = NULL;
+        ca *staged = NULL;
+        rc = ca_restore_begin(a->dir, a->from, &r);
+        if (rc == CT_OK) {
+            const db_backup_info *i = ca_restore_info(r);
+            printf("checking %s: schema version %lld, %lld audit entries, a log of %lld certificates\n", a->from,
+                   (long long)i->schema_version, (long long)i->audit_entries, (long long)i->log_size);
+            rc = ca_open_db(a->dir, ca_restore_staged(r), &staged);
+            if (rc != CT_OK) rc = ct_fail_ctx(rc, "%s", a->from); /* a newer schema, keys it names that are not here */
+        }
+        if (rc == CT_OK) {
+            cli_args alone = *a; /* the copy's own checks: the kept checkpoints are compared below */
+            alone.ncheckpoints = 0;
+            alone.witnesses = NULL;
+            rc = audit_verify(staged, &alone, false);
+            if (rc == CT_ERR_INTEGRITY) rc = ct_fail(rc, "%s does not verify (above): nothing restored", a->from);
+        }
+        if (rc == CT_OK)
+            rc = ca_restore_compare(r, staged, a->checkpoints, (size_t)a->ncheckpoints, stdout, &rolled_back);
+        ca_close(staged);
+        if (rc == CT_OK) rc = ca_restore_commit(r, replaced, sizeof replaced);
+        ca_restore_end(r);
+        if (rc != CT_OK) return fail(rc);
+        printf("restored %s into %s%s%s\n", a->from, a->dir, *replaced ? "; the database it replaced: " : "", replaced);
+    }
+    if (rolled_back && !a->accept_rollback) {
+        printf("ROLLED BACK: %s refuses to serve this database until an officer accepts it: camtrust-ca restore "
+               "--dir %s --accept-rollback\n", a->dir, a->dir);
+        return 1;
+    }
+    if (!a->accept_rollback) return 0;
+    ca *c = NULL;
+    ca_checkpoint_info kept = {0}, now = {0};
+    bool accepted = false;
+    rc = ca_open(a->dir, &c);
+    if (rc == CT_OK) rc = ca_rollback_accept(c, &kept, &now, &accepted);
+    ca_close(c);
+    if (rc != CT_OK) return fail(rc);
+    if (!accepted)
+        printf("nothing to accept: the database extends %s/%s\n", a->dir, CA_KEPT_CHECKPOINT_FILE);
+    else
+        printf("rollback accepted (audited: ca.rollback_accept): the log went back from size %llu (audit entries %llu) "
+               "to %llu (audit entries %llu, the acceptance included); %s keeps its checkpoint from now on. Witnesses "
+               "and stations that kept the newer one still refuse this log\n",
+               (unsigned long long)kept.tree_size, (unsigned long long)kept.audit_entries,
+               (unsigned long long)now.tree_size, (unsigned long long)now.audit_entries, CA_KEPT_CHECKPOINT_FILE);
+    return 0;
 }
 
 /* A count option of root init. */
@@ -512,7 +615,7 @@ static int run(ca *c, const cli_args *a)
     } else if (is(a, "audit", "search", 2) || is(a, "audit", "report", 2)) {
         rc = audit_read(c, a, strcmp(a->words[1], "search") == 0);
     } else if (is(a, "audit", "verify", 2)) {
-        rc = audit_verify(c, a);
+        rc = audit_verify(c, a, true);
     } else if (is(a, "rotate", NULL, 2)) {
         char path[1024];
         if ((rc = ca_rotate(c, a->words[1], path, sizeof path)) == CT_OK)
@@ -539,7 +642,7 @@ static int migrate_to(const cli_args *a)
     ct_err rc = need(a->url, "--url");
     if (rc == CT_OK) rc = ca_open(a->dir, &c);
     if (rc == CT_OK) printf("the CA in SQLite:\n");
-    if (rc == CT_OK) rc = audit_verify(c, a);
+    if (rc == CT_OK) rc = audit_verify(c, a, true);
     if (rc == CT_OK) rc = ca_log_checkpoint(c, "cli", &before);
     if (rc == CT_OK) rc = ca_db_migrate_to(c, a->url, a->password_file, &rows);
     switched = rc == CT_OK;
@@ -547,7 +650,7 @@ static int migrate_to(const cli_args *a)
     c = NULL;
     if (rc == CT_OK) printf("copied %lld rows; the copy in PostgreSQL:\n", (long long)rows);
     if (rc == CT_OK) rc = ca_open(a->dir, &c);
-    if (rc == CT_OK) rc = audit_verify(c, a);
+    if (rc == CT_OK) rc = audit_verify(c, a, true);
     if (rc == CT_OK) rc = ca_log_checkpoint(c, "cli", &after);
     if (rc == CT_OK && (before.len != after.len || memcmp(before.data, after.data, before.len) != 0))
         rc = ct_fail(CT_ERR_INTEGRITY, "the copy's newest checkpoint is not the original's");
@@ -574,6 +677,8 @@ int main(int argc, char **argv)
     }
     if (is(&a, "witness", NULL, 1) || is(&a, "witness", "init", 2)) return witness_command(&a);
     if (a.nwords == 2 && strcmp(a.words[0], "root") == 0) return root_command(&a);
+    if (is(&a, "backup", NULL, 1)) return backup_command(&a);
+    if (is(&a, "restore", NULL, 1)) return restore_command(&a);
     if (is(&a, "init", NULL, 1)) {
         ct_err rc = ca_init(a.dir);
         if (rc != CT_OK) return fail(rc);

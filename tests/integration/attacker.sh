@@ -96,7 +96,9 @@ sqlite3 "$DB" ".backup '$WORK/good.db'"
 NOTRIG=$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'")
 LAST=$(sql "$DB" "select max(seq) from audit")
 MID=$(sql "$DB" "select min(seq) from audit where action = 'cert.issue'")
-restore() { rm -f "$DB-wal" "$DB-shm"; cp "$1" "$DB"; }
+# The attacker writes the folder too: a copy is put back with the CA's own checkpoint.note removed (its row below:
+# left in place, that file alone names the copy).
+restore() { rm -f "$DB-wal" "$DB-shm" "$CA/checkpoint.note"; cp "$1" "$DB"; }
 
 # verify_blind WHAT: audit verify alone passes (the database is whole, only a kept checkpoint contradicts it).
 verify_blind() {
@@ -190,8 +192,18 @@ stop_witness
 check "... nor can the witness: it refuses nothing (station A's check needed its cosignature)" \
   bash -c "! grep -q witness_refused '$WORK/witness.log'"
 
-# ---- last week's copy put back, then grown with other certificates: a fork the CA itself signs ----
+# ---- last week's copy put back, the CA's own checkpoint.note left in its folder (an operator's mistake): the CA
+# names it and does not serve (backup.sh: restore flags it, an officer's acceptance is audited) ----
 cleanup_server
+restore "$WORK/good.db"
+serve
+cleanup_server # the server kept the newest checkpoint in checkpoint.note
+rm -f "$DB-wal" "$DB-shm"; cp "$WORK/old.db" "$DB"
+verify_says "last week's copy put back, checkpoint.note left" \
+  "checkpoint kept by the CA CONTRADICTED: the database is older than checkpoint.note (size 4"
+serve_refuses "last week's copy put back, checkpoint.note left" "the database is older than checkpoint.note (size 4"
+
+# ---- last week's copy put back, then grown with other certificates: a fork the CA itself signs ----
 restore "$WORK/old.db"
 verify_blind "last week's copy put back"
 verify_says "last week's copy put back" "checkpoint $KEPT (size 4" --checkpoint "$KEPT"

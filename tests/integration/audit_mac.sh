@@ -52,6 +52,7 @@ MAC_BAD="MAC does not match (not written by this CA's key)"
 unkeyed() {
   p11 "$1" --delete-object --type secrkey --label audit-mac >/dev/null
   sqlite3 "$1/camtrust.db" "DROP TRIGGER log_checkpoints_no_delete; DELETE FROM log_checkpoints"
+  rm -f "$1/checkpoint.note" # the checkpoint the CA keeps in its folder came after the keyed chain
   $FORGE "$1/camtrust.db" rechain 1
 }
 OLD=$WORK/old

@@ -252,7 +252,7 @@ sqlite3 "$DB" "$NOTRIG
   DELETE FROM log_tree_heads WHERE tree_size > $CUTLEAF;
   DELETE FROM log_checkpoints WHERE tree_size > $CUTLEAF;
   DELETE FROM audit WHERE seq >= $CUT;"
-rm -f "$DB-wal" "$DB-shm"
+rm -f "$DB-wal" "$DB-shm" "$CA/checkpoint.note" # the attacker writes the folder: the CA's own kept checkpoint goes too
 start_ca "$CA"
 log_check
 check_eq "a CA whose database lost its tail: log check fails" 1 "$RC"
@@ -274,7 +274,7 @@ check_eq "... the camera stays unprovisioned" 3 "$(boot_rc wit3)"
 # A fork: the older copy put back and regrown with other certificates (a second station enrolls), so the CA
 # itself signs checkpoints as large as the kept one over other leaves.
 cleanup_server
-cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm" "$CA/checkpoint.note"
 start_ca "$CA"
 # Until it is larger than the kept checkpoint (each answer's status kept: a loaded machine may answer one late).
 N=0
@@ -303,7 +303,7 @@ check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
 
 # The honest database back: the station accepts its growth again.
 cleanup_server
-cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+cp "$WORK/good.db" "$DB"; rm -f "$DB-wal" "$DB-shm" "$CA/checkpoint.note" # (the fork's, kept while it served)
 start_ca "$CA"
 camera wit4 WIT004; A4=$ADDR
 RH=$WORK/honest.jsonl

@@ -227,6 +227,7 @@ if on_sqlite && [ "$(id -u)" = 0 ] && mkdir -p "$WORK/full" && mount -t tmpfs -o
   "$CA_BIN" order create --dir "$CA" --station line3 --model CX100 --serials <(printf 'CAM0300\nCAM0301\n') >/dev/null
   cp "$DB" "$WORK/full/camtrust.db"
   cp "$CA/camtrust-ca.conf" "$WORK/conf.saved"
+  cp "$CA/checkpoint.note" "$WORK/kept.saved" # the copy's checkpoints are kept there too: put back with the config
   sed -i "s|^database *=.*|database = $WORK/full/camtrust.db|" "$CA/camtrust-ca.conf"
   start_ca "$CA"
   enroll3() { make_csr "$WORK/$2" "/serialNumber=$1/CN=x"; est_post simpleenroll "$WORK/$2.b64" "$WORK/$2.out" --cert "$WORK/line3.pem" --key "$WORK/line3.key"; }
@@ -241,6 +242,7 @@ if on_sqlite && [ "$(id -u)" = 0 ] && mkdir -p "$WORK/full" && mount -t tmpfs -o
   cleanup_server
   check "... and the audit chain and issuance log are intact" "$CA_BIN" audit verify --dir "$CA"
   cp "$WORK/conf.saved" "$CA/camtrust-ca.conf"
+  cp "$WORK/kept.saved" "$CA/checkpoint.note"
   umount "$WORK/full"
   trap 'cleanup_server; rm -rf "$WORK"' EXIT
 else

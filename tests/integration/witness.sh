@@ -182,7 +182,7 @@ check_eq "a kept checkpoint whose cosignature was altered: exit 1, 'does not ver
 
 # The attacker: the older copy put back, and another log grown from it (CAM0005..7 instead of CAM0003..4).
 # The CA signs it (it has its key); only someone who kept a head can tell.
-cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm"
+cp "$WORK/old.db" "$DB"; rm -f "$DB-wal" "$DB-shm" "$CA/checkpoint.note" # the attacker writes the folder
 WITH_HTTP=1 start_ca "$CA"
 HTTP=http://127.0.0.1:$HTTP_PORT
 # wait_size N FILE: until GET /log/checkpoint covers N certificates

@@ -1,0 +1,493 @@
+/* Backup and restore of a CA's SQLite database (`camtrust-ca backup`, `restore`), and the newest checkpoint the CA
+ * keeps in its folder, outside the database (checkpoint.note).
+ *
+ * The attacker this is for is an operator who puts an old copy back: the copy is a whole, valid chain, so only a
+ * checkpoint kept outside it shows that it is older. The CA writes each checkpoint it signs to checkpoint.note
+ * (atomically, after the database has it); `serve` refuses to start on a database that does not extend it, and
+ * signing refuses too, so the file never goes back. `restore` compares the copy with every checkpoint kept outside
+ * it that it can reach (checkpoint.note, the database it replaces, and witnesses' or stations' files given with
+ * --checkpoint), keeps the newest one (or one the copy contradicts) in checkpoint.note, and so leaves a rolled-back
+ * CA refusing to serve until an officer accepts it (`restore --accept-rollback`, audited with both sizes). The
+ * witnesses and stations still see the rollback themselves: this is the CA's own first line, for mistakes, not a
+ * defence against whoever can write its folder.
+ *
+ * Restore never mixes two databases, whatever moment power is cut: the copy is checked and synced in a stage
+ * folder beside the database; the database being replaced has its write-ahead log folded into its file first (a
+ * WAL left beside it would be replayed onto the new file); then one rename puts the copy in its place, and the
+ * folder is synced. Before the rename the old database is whole, after it the new one. */
+#define _DEFAULT_SOURCE /* flock */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../db/db_backup.h"
+#include "ca_priv.h"
+
+#define STAGE_SEP ".restore-"
+#define COPY_CHUNK 65536
+static const char k_sqlite_magic[16] = "SQLite format 3";
+
+/* ---- the checkpoint the CA keeps in its folder ---- */
+
+static ct_err kept_path(const ca *c, char *path, size_t max)
+{
+    return ct_path_join(path, max, c->cfg.dir, CA_KEPT_CHECKPOINT_FILE);
+}
+
+/* Reads and verifies a checkpoint note with this CA's checkpoint key; a refusal names the file. */
+static ct_err note_load(const ca *c, const char *path, ct_buf *note, ct_checkpoint *cp)
+{
+    CT_GUARD_RET(ct_file_read(path, CT_NOTE_MAX, note));
+    ct_err rc = ct_checkpoint_open(note->data, note->len, &c->note_vkey, cp);
+    if (rc != CT_OK) {
+        char why[256];
+        CT_GUARD_RET(ct_strlcpy(why, sizeof why, *ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+        return ct_fail(CT_ERR_INTEGRITY, "%s is not a checkpoint of this CA's log: %s", path, why);
+    }
+    return CT_OK;
+}
+
+/* Whether the database extends checkpoint `cp` (kept in `where`): CT_ERR_INTEGRITY naming it otherwise. */
+static ct_err extends_named(ca *c, const char *where, const ct_checkpoint *cp)
+{
+    ct_err rc = ca_log_extends(c, cp);
+    if (rc != CT_ERR_INTEGRITY) return rc;
+    char why[256];
+    CT_GUARD_RET(ct_strlcpy(why, sizeof why, ct_err_detail()));
+    return ct_fail(CT_ERR_INTEGRITY, "the checkpoint kept in %s (size %llu, audit entries %llu): %s", where,
+                   (unsigned long long)cp->size, (unsigned long long)cp->audit_entries, why);
+}
+
+ct_err ca_kept_checkpoint_check(ca *c, ca_checkpoint_info *kept, bool *present)
+{
+    ct_err rc = CT_OK;
+    char path[CA_PATH_MAX], why[256];
+    ct_buf note = CT_BUF_INIT;
+    ct_checkpoint cp = {0};
+    if (present) *present = false;
+    CT_GUARD(kept_path(c, path, sizeof path));
+    if (!ct_file_exists(path)) goto cleanup;
+    if (present) *present = true;
+    CT_GUARD(note_load(c, path, &note, &cp));
+    if (kept) *kept = (ca_checkpoint_info){cp.size, cp.audit_entries, cp.time_ms};
+    rc = ca_log_extends(c, &cp);
+    if (rc == CT_ERR_INTEGRITY) { /* the folder's own file, by its name: the line stays short enough to say what to do */
+        CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
+        rc = ct_fail(CT_ERR_INTEGRITY, "the database is older than %s (size %llu, audit entries %llu): %s; after "
+                                       "review: restore --accept-rollback", CA_KEPT_CHECKPOINT_FILE,
+                     (unsigned long long)cp.size, (unsigned long long)cp.audit_entries, why);
+    }
+cleanup:
+    ct_buf_free(&note);
+    return rc;
+}
+
+ct_err ca_kept_checkpoint_write(ca *c, const char *note)
+{
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(kept_path(c, path, sizeof path));
+    return ct_file_write_atomic(path, note, strlen(note), 0644);
+}
+
+ct_err ca_kept_checkpoint_start(ca *c)
+{
+    bool present = false;
+    ct_buf note = CT_BUF_INIT;
+    CT_GUARD_RET(ca_kept_checkpoint_check(c, NULL, &present));
+    if (present) return CT_OK;
+    /* A folder made before the CA kept one: from now on, starting from the database's newest. */
+    ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, &note);
+    if (rc == CT_ERR_NOT_FOUND) return CT_OK;
+    const char *s = NULL;
+    if (rc == CT_OK) rc = ct_buf_cstr(&note, &s);
+    if (rc == CT_OK) rc = ca_kept_checkpoint_write(c, s);
+    ct_buf_free(&note);
+    return rc;
+}
+
+ct_err ca_rollback_accept(ca *c, ca_checkpoint_info *kept, ca_checkpoint_info *now, bool *accepted)
+{
+    ct_err rc = CT_OK;
+    char path[CA_PATH_MAX], aside[CA_PATH_MAX + 64], hex[65], detail[512];
+    uint8_t hash[32];
+    uint64_t size = 0, entries = 0;
+    ct_buf note = CT_BUF_INIT;
+    *accepted = false;
+    rc = ca_kept_checkpoint_check(c, kept, NULL);
+    if (rc != CT_ERR_INTEGRITY) return rc; /* CT_OK: nothing to accept */
+    ct_err_clear();
+    rc = CT_OK;
+    CT_GUARD(kept_path(c, path, sizeof path));
+    CT_GUARD(ct_file_read(path, CT_NOTE_MAX, &note));
+    CT_GUARD(ct_sha256(note.data, note.len, hash));
+    CT_GUARD(ct_hex_encode(hash, sizeof hash, hex, sizeof hex));
+    CT_GUARD(db_log_size(c->db, &size));
+    CT_GUARD(db_log_audit_head(c->db, &entries, hash));
+    CT_GUARD(ct_snprintf(detail, sizeof detail,
+                         "v=2 kept_size=%llu kept_audit_entries=%llu kept_sha256=%s log_size=%llu audit_entries=%llu",
+                         (unsigned long long)kept->tree_size, (unsigned long long)kept->audit_entries, hex,
+                         (unsigned long long)size, (unsigned long long)entries));
+    /* Recorded first: whatever happens next, the acceptance is in the chain the next checkpoint signs. */
+    CT_GUARD(db_audit_append(c->db, "cli", "ca.rollback_accept", CA_KEPT_CHECKPOINT_FILE, "ok", detail));
+    /* The superseded checkpoint stays beside, as evidence of what the log was. */
+    CT_GUARD(ct_snprintf(aside, sizeof aside, "%s.rolled-back-%lld", path, (long long)ct_now_ms()));
+    CT_ENSURE_MSG(rename(path, aside) == 0, CT_ERR_IO, "cannot rename %s: %s", path, strerror(errno));
+    CT_GUARD(ct_file_sync_dir(path));
+    CT_GUARD(ca_log_sth(c, "cli", NULL)); /* a checkpoint of the log as it is, kept in the folder from now on */
+    CT_GUARD(db_log_size(c->db, &size));
+    CT_GUARD(db_log_audit_head(c->db, &entries, hash));
+    *now = (ca_checkpoint_info){size, entries, 0};
+    *accepted = true;
+cleanup:
+    ct_buf_free(&note);
+    return rc;
+}
+
+/* ---- serving and restoring exclude each other ---- */
+
+ct_err ca_serving_lock(const char *dir, bool restore, int *fd)
+{
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    CT_ENSURE_RET(*fd >= 0, ct_fail(CT_ERR_CONFIG, "cannot open %s: %s", path, strerror(errno)));
+    if (flock(*fd, (restore ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return CT_OK;
+    close(*fd);
+    *fd = -1;
+    return ct_fail(CT_ERR_UNAVAILABLE, restore ? "%s is being served: stop its server before restoring"
+                                               : "%s is being restored: serve after the restore", dir);
+}
+
+/* ---- backup ---- */
+
+/* The folder's device root (the CA's identity, for the operator to compare) as SHA-256 hex. */
+static ct_err root_sha256(const char *dir, const char *file, uint8_t hash[32])
+{
+    char path[CA_PATH_MAX];
+    ct_buf der = CT_BUF_INIT;
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, file));
+    ct_err rc = ca_read_cert_file(path, &der);
+    if (rc == CT_OK) rc = ct_sha256(der.data, der.len, hash);
+    ct_buf_free(&der);
+    return rc;
+}
+
+/* Syncs a file's data (the copy before its rename). */
+static ct_err file_sync(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", path, strerror(errno)));
+    int r = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return r ? ct_fail(CT_ERR_IO, "cannot sync %s: %s", path, strerror(r)) : CT_OK;
+}
+
+ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
+{
+    ct_err rc = CT_OK;
+    ca_settings *cfg = calloc(1, sizeof *cfg);
+    char tmp[CA_PATH_MAX + 32], vkey[CA_PATH_MAX], parent[CA_PATH_MAX], base[CA_PATH_MAX];
+    ct_buf note = CT_BUF_INIT;
+    bool made = false;
+    memset(s, 0, sizeof *s);
+    CT_ENSURE(cfg, CT_ERR_NOMEM);
+    CT_ENSURE_MSG(out && *out, CT_ERR_USAGE, "--out FILE is required");
+    CT_GUARD(ca_settings_load(dir, cfg));
+    CT_ENSURE_MSG(!ca_db_is_pg(cfg), CT_ERR_USAGE, "%s keeps its records in PostgreSQL: back them up with pg_dump or "
+                                                   "pg_basebackup (README: Backup and restore)", dir);
+    CT_ENSURE_MSG(ct_file_exists(cfg->db_path), CT_ERR_CONFIG, "%s is not initialised: nothing to back up", dir);
+    CT_GUARD(root_sha256(dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT], s->root_sha256));
+    CT_GUARD(ct_strlcpy(parent, sizeof parent, out));
+    CT_GUARD(ct_strlcpy(base, sizeof base, out));
+    CT_GUARD(ct_stale_remove(dirname(parent), basename(base), ".tmp.")); /* what killed backups left */
+    CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid()));
+    (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); /* owner only, from the start */
+    CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    made = true;
+    close(fd);
+    CT_GUARD(db_backup_write(cfg->db_path, tmp));
+    CT_GUARD(db_backup_check(tmp, tmp, &s->db));
+    CT_GUARD(file_sync(tmp));
+    CT_ENSURE_MSG(chmod(tmp, 0600) == 0, CT_ERR_IO, "cannot make %s private: %s", tmp, strerror(errno));
+    ct_failpoint("backup:synced");
+    CT_ENSURE_MSG(rename(tmp, out) == 0, CT_ERR_IO, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
+    made = false;
+    CT_GUARD(ct_file_sync_dir(out));
+    /* The newest checkpoint's time, from its signed note (verified with the folder's log.vkey when it has one). */
+    if (s->db.checkpoints > 0 && db_backup_newest_checkpoint(out, &note) == CT_OK) {
+        ct_note_verifier v;
+        ct_checkpoint cp;
+        if (ct_path_join(vkey, sizeof vkey, dir, CA_LOG_VKEY_FILE) == CT_OK && ct_note_verifier_load(vkey, &v) == CT_OK &&
+            ct_checkpoint_open(note.data, note.len, &v, &cp) == CT_OK)
+            s->checkpoint_time_ms = cp.time_ms;
+        ct_err_clear();
+    }
+cleanup:
+    if (made) (void)unlink(tmp);
+    ct_buf_free(&note);
+    free(cfg);
+    return rc;
+}
+
+/* ---- restore ---- */
+
+struct ca_restore {
+    ca_settings cfg;
+    int lock_fd;
+    char stage[CA_PATH_MAX + 32];  /* folder beside the database */
+    char staged[CA_PATH_MAX + 64]; /* the copy in it */
+    char from[CA_PATH_MAX];
+    db_backup_info info;
+    bool committed;
+};
+
+/* Copies `from` to the new file `to` (owner only) and syncs it. */
+static ct_err copy_file(const char *from, const char *to)
+{
+    ct_err rc = CT_OK;
+    uint8_t *buf = malloc(COPY_CHUNK);
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    CT_ENSURE(buf, CT_ERR_NOMEM);
+    CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", from, strerror(errno));
+    CT_ENSURE_MSG(out >= 0, CT_ERR_IO, "cannot create %s: %s", to, strerror(errno));
+    for (;;) {
+        ssize_t n = read(in, buf, COPY_CHUNK);
+        if (n < 0 && errno == EINTR) continue;
+        CT_ENSURE_MSG(n >= 0, CT_ERR_IO, "cannot read %s: %s", from, strerror(errno));
+        if (n == 0) break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR) continue;
+            CT_ENSURE_MSG(w > 0, CT_ERR_IO, "cannot write %s: %s", to, strerror(errno));
+            off += w;
+        }
+    }
+    CT_ENSURE_MSG(fsync(out) == 0, CT_ERR_IO, "cannot sync %s: %s", to, strerror(errno));
+cleanup:
+    if (in >= 0) close(in);
+    if (out >= 0 && close(out) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_IO, "cannot close %s", to);
+    free(buf);
+    return rc;
+}
+
+/* A SQLite file by its first 16 bytes, and alone: a copy whose WAL lies beside it is not whole. */
+static ct_err backup_file_check(const char *from)
+{
+    char head[16], wal[CA_PATH_MAX + 8];
+    struct stat st;
+    int fd = open(from, O_RDONLY | O_CLOEXEC);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_USAGE, "cannot open %s: %s", from, strerror(errno)));
+    ssize_t n = read(fd, head, sizeof head);
+    close(fd);
+    CT_ENSURE_RET(n == (ssize_t)sizeof head && memcmp(head, k_sqlite_magic, sizeof head) == 0,
+                  ct_fail(CT_ERR_INTEGRITY, "%s is not a SQLite database (a camtrust-ca backup file)", from));
+    CT_GUARD_RET(ct_snprintf(wal, sizeof wal, "%s-wal", from));
+    CT_ENSURE_RET(stat(wal, &st) != 0 || st.st_size == 0,
+                  ct_fail(CT_ERR_USAGE, "%s has a write-ahead log beside it (%s): restore a copy made by camtrust-ca "
+                                        "backup (or sqlite3 .backup), not the files of a live database", from, wal));
+    return CT_OK;
+}
+
+/* Until the database names its CA itself: the roots its audit records must be this folder's, and its newest
+ * checkpoint signed by this CA's checkpoint key (two CAs under one vault share their roots, never that key). */
+static ct_err identity_check(ca_restore *r)
+{
+    static const ca_key_role roots[] = {CA_KEY_DEVICE_ROOT, CA_KEY_OPS_ROOT};
+    char vkey[CA_PATH_MAX], mine[DB_CA_ID_MAX], theirs[DB_CA_ID_MAX];
+    ct_note_verifier v;
+    ct_checkpoint cp;
+    ct_buf note = CT_BUF_INIT;
+    /* The database names its CA (migration 13): that first, when both have it. */
+    ct_err rc = db_backup_ca_id(r->staged, theirs, sizeof theirs);
+    if (rc == CT_OK && ca_id_read(r->cfg.dir, false, mine) == CT_OK)
+        CT_ENSURE_RET(strcmp(mine, theirs) == 0, ct_fail(CT_ERR_INTEGRITY, "%s is another CA's database: it names CA "
+                                                         "%s, %s is CA %s", r->from, theirs, r->cfg.dir, mine));
+    CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+    ct_err_clear();
+    CT_GUARD_RET(ct_path_join(vkey, sizeof vkey, r->cfg.dir, CA_LOG_VKEY_FILE));
+    rc = db_backup_newest_checkpoint(r->staged, &note);
+    if (rc == CT_OK && ct_file_exists(vkey)) {
+        rc = ct_note_verifier_load(vkey, &v);
+        if (rc == CT_OK && ct_checkpoint_open(note.data, note.len, &v, &cp) != CT_OK)
+            rc = ct_fail(CT_ERR_INTEGRITY, "%s is another CA's database: its checkpoints are not signed by the key of "
+                                           "%s", r->from, vkey);
+    }
+    ct_buf_free(&note);
+    if (rc == CT_ERR_NOT_FOUND) rc = CT_OK; /* a CA from before checkpoints: the roots and the audit's MACs decide */
+    CT_GUARD_RET(rc);
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        const char *file = ca_key_cert_file[roots[i]];
+        uint8_t want[32];
+        bool recorded = false, matches = false;
+        CT_GUARD_RET(root_sha256(r->cfg.dir, file, want));
+        CT_GUARD_RET(db_backup_names_cert(r->staged, file, want, &recorded, &matches));
+        /* A copy older than these records has none: the audit's MACs (this CA's token key) decide below. */
+        CT_ENSURE_RET(!recorded || matches, ct_fail(CT_ERR_INTEGRITY, "%s is another CA's database: its %s is not %s/%s",
+                                                    r->from, file, r->cfg.dir, file));
+    }
+    return CT_OK;
+}
+
+ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
+{
+    ct_err rc = CT_OK;
+    char parent[CA_PATH_MAX], base[CA_PATH_MAX];
+    ca_restore *r = calloc(1, sizeof *r);
+    CT_ENSURE_RET(r, CT_ERR_NOMEM);
+    r->lock_fd = -1;
+    *out = r;
+    CT_ENSURE_MSG(from && *from, CT_ERR_USAGE, "--from FILE is required");
+    CT_GUARD(ct_strlcpy(r->from, sizeof r->from, from));
+    CT_GUARD(ca_settings_load(dir, &r->cfg));
+    CT_ENSURE_MSG(!ca_db_is_pg(&r->cfg), CT_ERR_USAGE, "%s keeps its records in PostgreSQL: restore them with "
+                  "pg_restore or PostgreSQL's recovery, then audit verify (README: Backup and restore)", dir);
+    CT_GUARD(ca_serving_lock(dir, true, &r->lock_fd));
+    CT_GUARD(backup_file_check(from));
+    CT_GUARD(ct_strlcpy(parent, sizeof parent, r->cfg.db_path));
+    CT_GUARD(ct_strlcpy(base, sizeof base, r->cfg.db_path));
+    CT_GUARD(ct_strlcpy(parent, sizeof parent, dirname(parent)));
+    CT_GUARD(ct_stale_remove(parent, "", STAGE_SEP)); /* what killed restores left */
+    CT_GUARD(ct_snprintf(r->stage, sizeof r->stage, "%s/" STAGE_SEP "%ld", parent, (long)getpid()));
+    CT_ENSURE_MSG(mkdir(r->stage, 0700) == 0, CT_ERR_IO, "cannot create %s: %s", r->stage, strerror(errno));
+    CT_GUARD(ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base)));
+    CT_GUARD(copy_file(from, r->staged));
+    rc = db_backup_check(r->staged, from, &r->info);
+    if (rc == CT_ERR_DB) rc = ct_fail(CT_ERR_INTEGRITY, "%s", ct_err_detail()); /* its content, not our database */
+    CT_GUARD(rc);
+    CT_GUARD(identity_check(r));
+cleanup:
+    return rc;
+}
+
+const char *ca_restore_staged(const ca_restore *r) { return r->staged; }
+const db_backup_info *ca_restore_info(const ca_restore *r) { return &r->info; }
+
+/* One checkpoint kept outside the copy. */
+typedef struct {
+    char where[CA_PATH_MAX + 32];
+    ct_buf note;
+    ct_checkpoint cp;
+    bool extended;
+} outside;
+
+static bool newer(const ct_checkpoint *a, const ct_checkpoint *b)
+{
+    return a->size > b->size || (a->size == b->size && a->audit_entries > b->audit_entries);
+}
+
+/* Compares the staged copy with one outside checkpoint and says so on `out`. */
+static ct_err compare_one(ca *staged, outside *o, FILE *out, bool *rolled_back)
+{
+    ct_err rc = extends_named(staged, o->where, &o->cp);
+    o->extended = rc == CT_OK;
+    if (rc == CT_OK)
+        fprintf(out, "checkpoint kept in %s extended: size %llu, audit entries %llu\n", o->where,
+                (unsigned long long)o->cp.size, (unsigned long long)o->cp.audit_entries);
+    else if (rc == CT_ERR_INTEGRITY) {
+        fprintf(out, "ROLLED BACK: %s\n", ct_err_detail());
+        *rolled_back = true;
+        rc = CT_OK;
+    }
+    return rc;
+}
+
+ct_err ca_restore_compare(ca_restore *r, ca *staged, const char *const *files, size_t n_files, FILE *out,
+                          bool *rolled_back)
+{
+    ct_err rc = CT_OK;
+    size_t n = 0, cap = n_files + 2;
+    outside *o = calloc(cap, sizeof *o);
+    char kept[CA_PATH_MAX];
+    *rolled_back = false;
+    CT_ENSURE(o, CT_ERR_NOMEM);
+    CT_GUARD(kept_path(staged, kept, sizeof kept));
+    /* The CA's own, the database being replaced (its newest, which may postdate the CA's file in a folder made before
+     * it kept one), and whatever witnesses, stations and officers kept. */
+    if (ct_file_exists(kept)) {
+        CT_GUARD(ct_strlcpy(o[n].where, sizeof o[n].where, kept));
+        CT_GUARD(note_load(staged, kept, &o[n].note, &o[n].cp));
+        n++;
+    }
+    if (ct_file_exists(r->cfg.db_path)) {
+        rc = db_backup_newest_checkpoint(r->cfg.db_path, &o[n].note);
+        if (rc == CT_OK) rc = ct_checkpoint_open(o[n].note.data, o[n].note.len, &staged->note_vkey, &o[n].cp);
+        if (rc == CT_OK) {
+            CT_GUARD(ct_snprintf(o[n].where, sizeof o[n].where, "%s (the database replaced)", r->cfg.db_path));
+            n++;
+        } else {
+            if (rc != CT_ERR_NOT_FOUND) /* a damaged database is what one restores over: said, not fatal */
+                fprintf(out, "the database replaced (%s): no checkpoint read from it (%s)\n", r->cfg.db_path,
+                        *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+            ct_buf_free(&o[n].note);
+        }
+        ct_err_clear();
+        rc = CT_OK;
+    }
+    for (size_t i = 0; i < n_files; i++, n++) {
+        CT_GUARD(ct_strlcpy(o[n].where, sizeof o[n].where, files[i]));
+        CT_GUARD(note_load(staged, files[i], &o[n].note, &o[n].cp));
+    }
+    if (n == 0) fprintf(out, "no checkpoint kept outside the copy: nothing to compare it with\n");
+    for (size_t i = 0; i < n; i++) CT_GUARD(compare_one(staged, &o[i], out, rolled_back));
+    /* What checkpoint.note keeps from now on: a checkpoint the copy contradicts (so that serve refuses it until
+     * accepted), else the newest of all (never going back). */
+    outside *keep = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (o[i].extended == !*rolled_back && (!keep || newer(&o[i].cp, &keep->cp))) keep = &o[i];
+    bool is_kept_file = keep && n > 0 && keep == &o[0] && strcmp(o[0].where, kept) == 0;
+    if (keep && !is_kept_file) {
+        const char *s = NULL;
+        CT_GUARD(ct_buf_cstr(&keep->note, &s));
+        CT_GUARD(ca_kept_checkpoint_write(staged, s));
+    }
+cleanup:
+    for (size_t i = 0; o && i < cap; i++) ct_buf_free(&o[i].note);
+    free(o);
+    return rc;
+}
+
+ct_err ca_restore_commit(ca_restore *r, char *replaced, size_t max)
+{
+    char wal[CA_PATH_MAX + 8];
+    const char *live = r->cfg.db_path;
+    *replaced = '\0';
+    /* The staged copy closed: its own WAL folded in and gone, the file synced. */
+    CT_GUARD_RET(db_backup_fold_wal(r->staged));
+    CT_GUARD_RET(file_sync(r->staged));
+    ct_failpoint("restore:staged");
+    if (ct_file_exists(live)) {
+        CT_GUARD_RET(db_backup_fold_wal(live)); /* the old database whole in its file, its WAL empty */
+        static const char *const sides[] = {"-wal", "-shm"};
+        for (size_t i = 0; i < 2; i++) {
+            CT_GUARD_RET(ct_snprintf(wal, sizeof wal, "%s%s", live, sides[i]));
+            CT_ENSURE_RET(unlink(wal) == 0 || errno == ENOENT,
+                          ct_fail(CT_ERR_IO, "cannot remove %s: %s", wal, strerror(errno)));
+        }
+        /* The database replaced stays beside, under another name (the same file: no copy). */
+        CT_GUARD_RET(ct_snprintf(replaced, max, "%s.replaced-%lld", live, (long long)ct_now_ms()));
+        CT_ENSURE_RET(link(live, replaced) == 0, ct_fail(CT_ERR_IO, "cannot link %s: %s", replaced, strerror(errno)));
+        ct_failpoint("restore:folded");
+    }
+    CT_ENSURE_RET(rename(r->staged, live) == 0,
+                  ct_fail(CT_ERR_IO, "cannot rename %s to %s: %s", r->staged, live, strerror(errno)));
+    r->committed = true;
+    ct_failpoint("restore:renamed");
+    return ct_file_sync_dir(live);
+}
+
+void ca_restore_end(ca_restore *r)
+{
+    if (!r) return;
+    if (r->stage[0] && ct_dir_discard(r->stage) != CT_OK)
+        ct_log(CT_LOG_WARN, "restore_stage_left", "path=%s", CT_LOGQ(r->stage));
+    if (r->lock_fd >= 0) close(r->lock_fd);
+    free(r);
+}
