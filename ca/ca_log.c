@@ -239,8 +239,10 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 
 /* ---- the server's signing thread ---- */
 
+/* Only the holder of the signer lease signs (ca_lease.c); the other nodes serve what it stored. */
 static void publish(ca *c)
 {
+    if (!ca_lease_held(c)) return;
     ct_err rc = sign_heads(c, SERVER_ACTOR, &c->log->tree, false, NULL);
     if (rc != CT_OK)
         ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));

@@ -203,6 +203,10 @@ static const char *const k_migrations[] = {
      * offline roots certified, in order, and which of them signed each certificate (NULL: recorded before this, by
      * the kind's first generation). Append-only: an old generation keeps answering for what it signed. */
     DB_MIGRATION_ISSUING_CAS,
+    /* 13: the pg branch's (a placeholder until it is merged). */
+    "SELECT 1;",
+    /* 14: leases and the signer's CRLs (db/lease.c). */
+    DB_MIGRATION_LEASES,
 };
 #define MIGRATION_STATE_BASELINE 9
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

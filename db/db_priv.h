@@ -131,4 +131,18 @@ CT_MUST_CHECK ct_err db_witness_report_read(sqlite3_stmt *st, int col, struct db
 /* Migration 9: the "audit.state" entry and one "state.*" entry per row, where the rebuild starts. */
 CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
 
+/* Migration 14 (its SQL beside the code that uses it, lease.c): the leases that let one node of several sign (the
+ * checkpoints, tree heads and CRLs), and the CRLs that node signed, for the other nodes to serve. */
+#define DB_MIGRATION_LEASES                                                                                       \
+    "CREATE TABLE leases ("                                                                                       \
+    "  name TEXT PRIMARY KEY,"                                                                                    \
+    "  holder TEXT NOT NULL,"                                                                                     \
+    "  expires_ms INTEGER NOT NULL,"                                                                              \
+    "  taken_ms INTEGER NOT NULL);"                                                                               \
+    "CREATE TABLE crls_signed ("                                                                                  \
+    "  issuing_ca INTEGER PRIMARY KEY," /* an issuing_cas id */                                                   \
+    "  epoch INTEGER NOT NULL CHECK (epoch >= 0),"                                                                \
+    "  next_update INTEGER NOT NULL,"                                                                             \
+    "  der BLOB NOT NULL);"
+
 #endif

@@ -225,8 +225,8 @@ START_TEST(test_open_wal)
     char mode[16];
     raw_text("PRAGMA journal_mode", mode, sizeof mode);
     ck_assert_str_eq(mode, "wal");
-    ck_assert_int_eq(db_schema_version(db), 12);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
+    ck_assert_int_eq(db_schema_version(db), 14);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 14);
     db_close(db);
 }
 END_TEST
@@ -235,18 +235,18 @@ START_TEST(test_reopen_keeps_data)
 {
     ct_db *db = fresh_db("db-reopen");
     add_station(db, "line1");
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 14);
     db_close(db);
     for (int i = 0; i < 2; i++) {
         /* A second run of a migration would fail (CREATE TABLE without IF NOT EXISTS) or audit it again. */
         ck_assert_int_eq(db_open(g_path, &db), CT_OK);
-        ck_assert_int_eq(db_schema_version(db), 12);
+        ck_assert_int_eq(db_schema_version(db), 14);
         db_station st;
         ck_assert_int_eq(db_station_find(db, "line1", &st), CT_OK);
         db_close(db);
     }
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 12);
-    ck_assert_int_eq(raw_int("PRAGMA user_version"), 12);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), 14);
+    ck_assert_int_eq(raw_int("PRAGMA user_version"), 14);
 }
 END_TEST
 
