@@ -6,7 +6,11 @@
  * this host that is gone), and a clean stop lets the lease go at once.
  * While it holds the lease, each tick the thread also does what another node's requests cannot wake it for: it
  * reads the revocation epoch and re-signs the CRLs another node's revocation made stale, and looks for issuances
- * by other nodes that no tree head covers yet. */
+ * by other nodes that no tree head covers yet. On the other nodes it reads the epoch, so that each knows within a
+ * tick that its stored CRL lacks a revocation (ca_crl_stale_ms counts from then).
+ * Bounds (L = node.lease_ms, T = L / 5): a revocation is in every node's OCSP answers within CA_REVOCATION_POLL_MS;
+ * in every node's CRL within T while the signer runs, within L + 2T when it died; no node serves a CRL lacking it
+ * later than L + 3T after it (ca_crl_stale_ms after a node saw it): 503 instead. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
@@ -107,6 +111,8 @@ static void *lease_thread(void *arg)
         if (ca_lease_held(c)) {
             ca_revocation_sign_due(c); /* another node's revocations */
             ca_log_issued(c);          /* another node's issuances: a tree head if the log grew */
+        } else {
+            ca_revocation_changed(c); /* reads the epoch: how long the stored CRL lacks a revocation counts from here */
         }
         (void)pthread_mutex_lock(&l->mu);
     }

@@ -362,8 +362,8 @@ bool ca_lease_held(const ca *c);
 /* The request that names this node's lease now (for db_crl_signed_put's fence); only while serving. */
 void ca_lease_request(const ca *c, db_lease_request *req);
 int64_t ca_lease_tick_ms(const ca *c);
-/* How long after a revocation a node may still serve a CRL without it: node.lease_ms + two ticks (the signer's tick,
- * or a takeover by another node, and a margin). Past it, a node that is not the signer answers /crl with 503. */
+/* How long after it saw a revocation (within a tick of it) a node may still serve a CRL without it: node.lease_ms +
+ * two ticks (a takeover by another node and its first tick). Past it, a node that is not the signer answers 503. */
 int64_t ca_crl_stale_ms(const ca *c);
 /* The signer's tick: reads the revocation epoch and re-signs (and stores) every CRL that is due or stale. */
 void ca_revocation_sign_due(ca *c);
