@@ -74,7 +74,7 @@ static ct_err audit_insert(ct_db *db, int64_t seq, const uint8_t prev[32], const
     ct_err rc = CT_OK;
     ct_buf msg = CT_BUF_INIT;
     uint8_t hash[32];
-    int64_t ts = (int64_t)time(NULL);
+    int64_t ts = db_now();
     const span text[AUDIT_N_TEXT] = {{actor, strlen(actor)},     {action, strlen(action)},
                                      {subject, strlen(subject)}, {outcome, strlen(outcome)},
                                      {detail, strlen(detail)}};
@@ -102,14 +102,14 @@ ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, cons
                   ct_fail(CT_ERR_ARG, "audit detail is longer than %d bytes", DB_AUDIT_DETAIL_MAX - 1));
 
     /* The caller holds the write lock (BEGIN IMMEDIATE), so nobody can append between this read and the insert. */
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     uint8_t prev[32] = {0};
     int64_t seq = 1;
     CT_GUARD_RET(db_prepare(db, k_audit_last, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     if (row) {
-        seq = sqlite3_column_int64(st, 0) + 1;
+        seq = db_col_int(st, 0) + 1;
         CT_GUARD_RET(db_col_hash(st, 1, prev));
     }
     return audit_insert(db, seq, prev, actor, action, subject, outcome, detail);
@@ -159,14 +159,13 @@ static ct_err broken(db_audit_report *r, int64_t seq, const char *fmt, ...)
 
 /* Reads a row of k_audit_all / k_audit_newest: its text fields as stored (column_bytes, not strlen: an
  * appended NUL and tail is an edit too) and the bytes its hash covers. */
-static ct_err row_encode(sqlite3_stmt *st, const uint8_t prev[32], ct_buf *msg)
+static ct_err row_encode(db_stmt *st, const uint8_t prev[32], ct_buf *msg)
 {
     span text[AUDIT_N_TEXT];
     for (int i = 0; i < AUDIT_N_TEXT; i++) {
-        text[i].p = sqlite3_column_text(st, 2 + i);
-        text[i].n = (size_t)sqlite3_column_bytes(st, 2 + i);
+        text[i].p = db_col_blob(st, 2 + i, &text[i].n);
     }
-    return audit_encode(prev, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), text, msg);
+    return audit_encode(prev, db_col_int(st, 0), db_col_int(st, 1), text, msg);
 }
 
 /* How a stored hash matches its entry: the token's MAC, plain SHA-256 (written unkeyed), or neither. */
@@ -191,7 +190,7 @@ static ct_err entry_check(ct_db *db, const ct_buf *msg, const uint8_t stored[32]
     return CT_OK;
 }
 
-static ct_err verify_row(ct_db *db, sqlite3_stmt *st, int64_t seq, uint8_t prev[32], db_audit_report *r)
+static ct_err verify_row(ct_db *db, db_stmt *st, int64_t seq, uint8_t prev[32], db_audit_report *r)
 {
     ct_err rc = CT_OK;
     ct_buf msg = CT_BUF_INIT;
@@ -212,8 +211,8 @@ static ct_err verify_row(ct_db *db, sqlite3_stmt *st, int64_t seq, uint8_t prev[
     } else if (kind == ENTRY_BAD) {
         rc = broken(r, seq, "entry %lld was edited (hash does not match its content)", (long long)seq);
     } else if (kind == ENTRY_MAC && !keyed) {
-        const unsigned char *action = sqlite3_column_text(st, 3);
-        if (seq != 1 && !(action && strcmp((const char *)action, DB_AUDIT_KEYED_ACTION) == 0))
+        const char *action = db_col_str(st, 3);
+        if (seq != 1 && !(action && strcmp(action, DB_AUDIT_KEYED_ACTION) == 0))
             rc = broken(r, seq, "entry %lld is the first MACed entry but not an %s entry (a keyed chain begins with "
                                 "entry 1 or that entry)", (long long)seq, DB_AUDIT_KEYED_ACTION);
         else
@@ -228,14 +227,14 @@ cleanup:
 static ct_err verify_fn(ct_db *db, void *vctx)
 {
     db_audit_report *r = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     uint8_t prev[32] = {0}, stored_prev[32];
     CT_GUARD_RET(db_prepare(db, k_audit_all, &st, ""));
     for (int64_t expect = 1;; expect++) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
-        int64_t seq = sqlite3_column_int64(st, 0);
+        int64_t seq = db_col_int(st, 0);
         if (seq > expect) return broken(r, expect, "entry %lld missing (deleted)", (long long)expect);
         if (seq < expect) return broken(r, seq, "entry %lld out of sequence (inserted)", (long long)seq);
         if (db_col_hash(st, 7, stored_prev) != CT_OK || memcmp(stored_prev, prev, 32) != 0) {
@@ -264,7 +263,7 @@ ct_err db_audit_verify(ct_db *db, db_audit_report *report)
 ct_err db_audit_keyed_tx(ct_db *db)
 {
     ct_err rc = CT_OK;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     uint8_t prev[32], stored_prev[32];
     entry_kind kind = ENTRY_BAD;
@@ -274,7 +273,7 @@ ct_err db_audit_keyed_tx(ct_db *db)
     CT_GUARD(db_prepare(db, k_audit_newest, &st, ""));
     CT_GUARD(db_step(db, st, &row));
     if (!row) goto cleanup; /* an empty chain is keyed from its entry 1 */
-    int64_t seq = sqlite3_column_int64(st, 0);
+    int64_t seq = db_col_int(st, 0);
     CT_GUARD(db_col_hash(st, 7, stored_prev));
     CT_GUARD(db_col_hash(st, 8, prev));
     CT_GUARD(row_encode(st, stored_prev, &msg));

@@ -1,11 +1,15 @@
-/* db internals shared by db.c and audit.c: the handle, the statement cache and the SQL helpers. */
+/* db internals shared by the files of db/: the handle, the statement cache and the SQL helpers. No backend's own types
+ * here: statements are the opaque db_stmt, read through db_col_*; db_backend_priv.h is the backends' side. */
 #ifndef CAMTRUST_DB_PRIV_H
 #define CAMTRUST_DB_PRIV_H
 
 #include <pthread.h>
-#include <sqlite3.h>
+#include <stdarg.h>
 
 #include "db.h"
+
+typedef struct db_stmt db_stmt;
+struct db_backend;
 
 /* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
 #define DB_STMT_CACHE_MAX 160
@@ -16,13 +20,11 @@
 #define DB_AUDIT_KEYED_ACTION "audit.keyed"
 
 struct ct_db {
-    sqlite3 *h;
+    const struct db_backend *be;
+    void *conn;         /* the backend's connection */
     pthread_mutex_t mu; /* one connection, many CA threads: every public call holds it */
     int schema_version;
-    struct {
-        const char *sql; /* keyed by the address of a static SQL string */
-        sqlite3_stmt *st;
-    } cache[DB_STMT_CACHE_MAX];
+    db_stmt *cache[DB_STMT_CACHE_MAX]; /* keyed by the address of a static SQL string */
     size_t n_cached;
     /* Group commit of issuances (db_cert_record_issuance): a queue that one leader thread writes at a time. */
     pthread_mutex_t gc_mu;
@@ -63,28 +65,66 @@ CT_MUST_CHECK ct_err db_cert_record_check(const db_cert_record *rec, const char 
 CT_MUST_CHECK ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                        const char *actor);
 
-/* CT_ERR_DB with "what: sqlite message"; unique/primary-key violations become CT_ERR_EXISTS so callers can
+/* CT_ERR_DB with "what: backend message"; unique/primary-key violations become CT_ERR_EXISTS so callers can
  * name the duplicate in their own words. */
 ct_err db_sql_fail(ct_db *db, const char *what);
+/* The current time in Unix seconds, as every table records it. */
+int64_t db_now(void);
+/* The migrations (migrations.c): db_n_migrations of them, numbered from 1; the SQL of migration n for this
+ * handle's backend (its own dialect's text where it differs). */
+extern const int db_n_migrations;
+#define DB_MIGRATION_STATE_BASELINE 9
+const char *db_migration_sql(ct_db *db, int n);
+/* `sqlite` unless the backend is PostgreSQL and `pg` is non-NULL: a statement whose dialects differ, both texts
+ * side by side where it is used (each a static string: the statement cache keys on the address). */
+const char *db_sql(ct_db *db, const char *sqlite, const char *pg);
 
 /* The cached statement for `sql` (a static string), reset and with `types`-directed parameters bound:
  *   't' const char * (NULL binds SQL NULL), 'i' int64_t, 'z' int64_t with 0 meaning NULL,
  *   'b' const void *, size_t (blob).  */
-CT_MUST_CHECK ct_err db_prepare(ct_db *db, const char *sql, sqlite3_stmt **out, const char *types, ...);
-/* Prepares, binds, runs to completion (no rows expected) and reports sqlite3_changes in *changes (may be NULL). */
+CT_MUST_CHECK ct_err db_prepare(ct_db *db, const char *sql, db_stmt **out, const char *types, ...);
+/* Prepares, binds, runs to completion (no rows expected) and reports the rows changed in *changes (may be NULL). */
 CT_MUST_CHECK ct_err db_exec(ct_db *db, const char *sql, int *changes, const char *types, ...);
 /* Runs a query whose first row's first column is an integer; CT_ERR_NOT_FOUND (no detail) without rows. */
 CT_MUST_CHECK ct_err db_query_int(ct_db *db, const char *sql, int64_t *out, const char *types, ...);
 /* Steps a prepared statement: CT_OK with *row true/false, CT_ERR_DB on error. */
-CT_MUST_CHECK ct_err db_step(ct_db *db, sqlite3_stmt *st, bool *row);
+CT_MUST_CHECK ct_err db_step(ct_db *db, db_stmt *st, bool *row);
+/* Runs an SQL script (several statements, no parameters, no rows), e.g. a migration; `what` names it in errors. */
+CT_MUST_CHECK ct_err db_exec_script(ct_db *db, const char *sql, const char *what);
+/* The current row's columns (0-based). An integer column (a boolean reads 0/1; NULL reads 0). */
+int64_t db_col_int(db_stmt *st, int col);
+/* A text column as stored (NULL for SQL NULL); valid until the next step. */
+const char *db_col_str(db_stmt *st, int col);
+/* A blob column and its length (NULL, 0 for SQL NULL); valid until the next step. */
+const void *db_col_blob(db_stmt *st, int col, size_t *len);
+bool db_col_is_null(db_stmt *st, int col);
 /* Copies a text column into a fixed array; fails (CT_ERR_DB) rather than truncate. */
-CT_MUST_CHECK ct_err db_col_text(sqlite3_stmt *st, int col, char *dst, size_t dst_max);
+CT_MUST_CHECK ct_err db_col_text(db_stmt *st, int col, char *dst, size_t dst_max);
 /* Copies a 32-byte blob column; anything else is CT_ERR_INTEGRITY. */
-CT_MUST_CHECK ct_err db_col_hash(sqlite3_stmt *st, int col, uint8_t out[32]);
+CT_MUST_CHECK ct_err db_col_hash(db_stmt *st, int col, uint8_t out[32]);
 
-/* Runs fn under the mutex; with `tx`, inside BEGIN IMMEDIATE .. COMMIT, rolled back on any error. */
+/* Runs fn under the mutex; with `tx`, inside a write transaction (the one writer lock: BEGIN IMMEDIATE on
+ * SQLite, an advisory lock on PostgreSQL), rolled back on any error. */
 typedef ct_err (*db_fn)(ct_db *db, void *ctx);
 CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
+/* db_call with a read-only transaction: every statement of fn reads one snapshot. */
+CT_MUST_CHECK ct_err db_call_snapshot(ct_db *db, db_fn fn, void *ctx);
+
+/* A query's rows collected into a growing array, so that callers' callbacks run without the lock held. */
+typedef struct {
+    const char *sql;
+    size_t size;                             /* of one item */
+    ct_err (*fill)(db_stmt *st, void *item);
+    void *items;
+    size_t n, cap;
+    bool by_generation;    /* the revoked lists: ?1 the issuing CA generation's id, ?2 whether it is the first */
+    int64_t issuing_ca;
+    bool first_generation;
+} db_row_list;
+/* Runs the collection; on failure nothing stays allocated. */
+CT_MUST_CHECK ct_err db_collect(ct_db *db, db_row_list *l);
+/* A station's id by name (stations.c), for the orders and revocations that name it. */
+extern const char db_sql_station_id[];
 
 /* Seals an unkeyed chain with its "audit.keyed" entry (audit.c; the caller holds the mutex and a transaction):
  * nothing when the chain is empty or its newest entry is MACed already. */
@@ -93,9 +133,8 @@ CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);
 
-/* The issuance log (log.c): registers the SQL function ct_leaf_hash(der) that its migration uses; appends a
- * certificate's leaf (the caller holds the mutex and the issuance's transaction). */
-CT_MUST_CHECK ct_err db_log_register(ct_db *db);
+/* The issuance log (log.c): appends a certificate's leaf (the caller holds the mutex and the issuance's
+ * transaction). */
 CT_MUST_CHECK ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len);
 
 /* Checks a caller-supplied string: non-NULL, non-empty, shorter than max (so it fits a db.h array). */
@@ -127,7 +166,7 @@ CT_MUST_CHECK ct_err db_order_serials_hash(ct_db *db, int64_t order_id, uint8_t 
 #define DB_WITNESS_REPORT_COLS "id, received, witness, kind, kept_size, served_size, reason"
 struct db_witness_report_s;
 CT_MUST_CHECK ct_err db_witness_report_detail(const struct db_witness_report_s *r, const char *report, db_detail *d);
-CT_MUST_CHECK ct_err db_witness_report_read(sqlite3_stmt *st, int col, struct db_witness_report_s *r);
+CT_MUST_CHECK ct_err db_witness_report_read(db_stmt *st, int col, struct db_witness_report_s *r);
 /* Migration 9: the "audit.state" entry and one "state.*" entry per row, where the rebuild starts. */
 CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
 

@@ -31,7 +31,7 @@ static ct_err add_tx(ct_db *db, void *vctx)
     char subject[64];
     CT_GUARD_RET(ct_sha256(c->der, c->len, hash));
     ct_err rc = db_exec(db, k_issuing_insert, NULL, "titbbi", k_kind_name[c->kind], c->generation, c->key_uri, c->der,
-                        c->len, hash, sizeof hash, (int64_t)time(NULL));
+                        c->len, hash, sizeof hash, db_now());
     CT_ENSURE_RET(rc != CT_ERR_EXISTS, ct_fail(CT_ERR_EXISTS, "the %s issuing CA's generation %lld, or this certificate,"
                                                " is installed already", k_kind_name[c->kind], (long long)c->generation));
     CT_GUARD_RET(rc);
@@ -62,7 +62,7 @@ struct list_ctx {
 static ct_err list_fn(ct_db *db, void *vctx)
 {
     struct list_ctx *l = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_issuing_list, &st, ""));
     for (;;) {
@@ -78,16 +78,16 @@ static ct_err list_fn(ct_db *db, void *vctx)
         db_issuing_ca *g = &l->items[l->n];
         memset(g, 0, sizeof *g);
         l->n++;
-        g->id = sqlite3_column_int64(st, 0);
-        g->kind = strcmp((const char *)sqlite3_column_text(st, 1), "ops") == 0 ? DB_CRL_OPS : DB_CRL_DEVICE;
-        g->generation = sqlite3_column_int64(st, 2);
+        g->id = db_col_int(st, 0);
+        g->kind = strcmp(db_col_str(st, 1), "ops") == 0 ? DB_CRL_OPS : DB_CRL_DEVICE;
+        g->generation = db_col_int(st, 2);
         CT_GUARD_RET(db_col_text(st, 3, g->key_uri, sizeof g->key_uri));
-        const void *der = sqlite3_column_blob(st, 4);
-        size_t len = (size_t)sqlite3_column_bytes(st, 4);
+        size_t len = 0;
+        const void *der = db_col_blob(st, 4, &len);
         CT_ENSURE_RET(der && len, ct_fail(CT_ERR_DB, "issuing CA %lld has no certificate", (long long)g->id));
         CT_GUARD_RET(ct_buf_alloc(&g->cert_der, len));
         CT_GUARD_RET(ct_buf_set(&g->cert_der, der, len));
-        g->installed_at = sqlite3_column_int64(st, 5);
+        g->installed_at = db_col_int(st, 5);
     }
 }
 

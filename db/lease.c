@@ -31,7 +31,7 @@ static ct_err lease_take_tx(ct_db *db, void *vctx)
     struct lease_ctx *c = vctx;
     const db_lease_request *q = c->req;
     db_lease_state *out = c->out;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     char detail[DB_LEASE_HOLDER_MAX * 2 + 96];
     int64_t until = q->now_ms + q->ttl_ms;
@@ -40,9 +40,8 @@ static ct_err lease_take_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(db_step(db, st, &row));
     if (row) {
         CT_GUARD_RET(db_col_text(st, 0, out->holder, sizeof out->holder));
-        out->expires_ms = sqlite3_column_int64(st, 1);
+        out->expires_ms = db_col_int(st, 1);
     }
-    (void)sqlite3_reset(st);
     if (row && strcmp(out->holder, q->holder) == 0) { /* ours: renewed, whether or not it lapsed meanwhile */
         CT_GUARD_RET(db_exec(db, k_lease_renew, NULL, "itt", until, q->name, q->holder));
         out->held = true;
@@ -127,16 +126,16 @@ struct crl_get_ctx {
 static ct_err crl_get_fn(ct_db *db, void *vctx)
 {
     struct crl_get_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_crl_get, &st, "i", c->issuing_ca));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
     c->out->issuing_ca = c->issuing_ca;
-    c->out->epoch = sqlite3_column_int64(st, 0);
-    c->out->next_update = sqlite3_column_int64(st, 1);
-    const void *der = sqlite3_column_blob(st, 2);
-    size_t len = (size_t)sqlite3_column_bytes(st, 2);
+    c->out->epoch = db_col_int(st, 0);
+    c->out->next_update = db_col_int(st, 1);
+    size_t len = 0;
+    const void *der = db_col_blob(st, 2, &len);
     CT_ENSURE_RET(der && len, ct_fail(CT_ERR_DB, "the stored CRL of issuing CA %lld is empty", (long long)c->issuing_ca));
     CT_GUARD_RET(ct_buf_alloc(&c->out->der, len));
     return ct_buf_set(&c->out->der, der, len);

@@ -23,7 +23,7 @@ static const char k_entries_from[] = "SELECT l.leaf_index, c.der FROM log_leaves
                                      " LEFT JOIN certificates c ON c.cert_serial_hex = l.cert_serial_hex"
                                      " WHERE l.leaf_index >= ? ORDER BY l.leaf_index LIMIT ?";
 static const char k_head_insert[] =
-    "INSERT INTO log_tree_heads (tree_size, timestamp_ms, root_hash, signature) VALUES (?, ?, ?, ?)";
+    "INSERT INTO log_tree_heads (tree_size, timestamp_ms, root_hash, signature) VALUES (?, ?, ?, ?) RETURNING id";
 static const char k_head_latest[] = "SELECT id, tree_size, timestamp_ms, root_hash, signature FROM log_tree_heads"
                                     " ORDER BY id DESC LIMIT 1";
 static const char k_head_all[] =
@@ -38,29 +38,9 @@ static const char k_verify_unlogged[] =
 
 static const char k_audit_head[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 static const char k_audit_at[] = "SELECT seq, hash FROM audit WHERE seq = ?";
-static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?)";
+static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?) RETURNING id";
 static const char k_ckpt_latest[] = "SELECT id, tree_size, note FROM log_checkpoints ORDER BY id DESC LIMIT 1";
 static const char k_ckpt_next[] = "SELECT id, tree_size, note FROM log_checkpoints WHERE id > ? ORDER BY id LIMIT 1";
-
-/* ct_leaf_hash(der): the SQL function the log's migration uses to log the certificates recorded before it. */
-static void leaf_hash_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-    uint8_t h[CT_MERKLE_HASH_LEN];
-    const void *p = argc == 1 ? sqlite3_value_blob(argv[0]) : NULL;
-    int n = argc == 1 ? sqlite3_value_bytes(argv[0]) : 0;
-    if (!p || n <= 0 || ct_merkle_leaf_hash(p, (size_t)n, h) != CT_OK) {
-        sqlite3_result_error(ctx, "ct_leaf_hash: no certificate", -1);
-        return;
-    }
-    sqlite3_result_blob(ctx, h, sizeof h, SQLITE_TRANSIENT);
-}
-
-ct_err db_log_register(ct_db *db)
-{
-    int r = sqlite3_create_function(db->h, "ct_leaf_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, leaf_hash_fn,
-                                    NULL, NULL);
-    return r == SQLITE_OK ? CT_OK : db_sql_fail(db, "register ct_leaf_hash");
-}
 
 ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len)
 {
@@ -85,17 +65,17 @@ ct_err db_log_size(ct_db *db, uint64_t *size)
 
 /* The rows of a leaf-range query (leaf_index first), [from, from + count) in order and without a gap, each to
  * `row_fn`; *n: how many there were. */
-typedef ct_err (*leaf_row_fn)(sqlite3_stmt *st, uint64_t index, void *arg);
+typedef ct_err (*leaf_row_fn)(db_stmt *st, uint64_t index, void *arg);
 static ct_err leaf_range(ct_db *db, const char *sql, uint64_t from, uint64_t count, leaf_row_fn row_fn, void *arg,
                          uint64_t *n)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, sql, &st, "ii", (int64_t)from, (int64_t)count));
     for (*n = 0;; (*n)++) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
-        CT_ENSURE_RET((uint64_t)sqlite3_column_int64(st, 0) == from + *n,
+        CT_ENSURE_RET((uint64_t)db_col_int(st, 0) == from + *n,
                       ct_fail(CT_ERR_INTEGRITY, "log leaf %llu is missing", (unsigned long long)(from + *n)));
         CT_GUARD_RET(row_fn(st, from + *n, arg));
     }
@@ -106,7 +86,7 @@ struct leaves_ctx {
     ct_merkle_hash *out;
 };
 
-static ct_err hash_row(sqlite3_stmt *st, uint64_t index, void *arg)
+static ct_err hash_row(db_stmt *st, uint64_t index, void *arg)
 {
     struct leaves_ctx *c = arg;
     return db_col_hash(st, 1, c->out[index - c->from]);
@@ -158,13 +138,13 @@ struct entries_ctx {
     void *arg;
 };
 
-static ct_err entry_row(sqlite3_stmt *st, uint64_t index, void *arg)
+static ct_err entry_row(db_stmt *st, uint64_t index, void *arg)
 {
     struct entries_ctx *c = arg;
-    const void *der = sqlite3_column_blob(st, 1);
-    int len = sqlite3_column_bytes(st, 1);
+    size_t len = 0;
+    const void *der = db_col_blob(st, 1, &len);
     CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_INTEGRITY, "log leaf %llu has no certificate", (unsigned long long)index));
-    return c->fn(c->arg, index, der, (size_t)len);
+    return c->fn(c->arg, index, der, len);
 }
 
 static ct_err entries_fn(ct_db *db, void *vctx)
@@ -193,14 +173,14 @@ struct find_ctx {
 static ct_err find_fn(ct_db *db, void *vctx)
 {
     struct find_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_leaf_find, &st, "t", c->serial));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_FOUND, "no certificate with serial %s is in the log", c->serial));
-    c->index = (uint64_t)sqlite3_column_int64(st, 0);
-    const void *der = sqlite3_column_blob(st, 1);
-    size_t len = (size_t)sqlite3_column_bytes(st, 1);
+    c->index = (uint64_t)db_col_int(st, 0);
+    size_t len = 0;
+    const void *der = db_col_blob(st, 1, &len);
     CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_DB, "certificate %s has no DER", c->serial));
     CT_GUARD_RET(ct_buf_alloc(c->der, len));
     return ct_buf_set(c->der, der, len);
@@ -219,15 +199,15 @@ ct_err db_log_find(ct_db *db, const char *cert_serial_hex, uint64_t *index, ct_b
 
 /* ---- tree heads ---- */
 
-static ct_err head_from_row(sqlite3_stmt *st, db_tree_head *out)
+static ct_err head_from_row(db_stmt *st, db_tree_head *out)
 {
     memset(out, 0, sizeof *out);
-    out->id = sqlite3_column_int64(st, 0);
-    out->head.tree_size = (uint64_t)sqlite3_column_int64(st, 1);
-    out->head.timestamp_ms = (uint64_t)sqlite3_column_int64(st, 2);
+    out->id = db_col_int(st, 0);
+    out->head.tree_size = (uint64_t)db_col_int(st, 1);
+    out->head.timestamp_ms = (uint64_t)db_col_int(st, 2);
     CT_GUARD_RET(db_col_hash(st, 3, out->head.root));
-    const void *sig = sqlite3_column_blob(st, 4);
-    size_t n = (size_t)sqlite3_column_bytes(st, 4);
+    size_t n = 0;
+    const void *sig = db_col_blob(st, 4, &n);
     /* An oversized signature is kept short of the buffer: it fails verification, as a forged one should. */
     out->head.sig_len = n < sizeof out->head.sig ? n : sizeof out->head.sig;
     if (sig && out->head.sig_len) memcpy(out->head.sig, sig, out->head.sig_len);
@@ -236,7 +216,7 @@ static ct_err head_from_row(sqlite3_stmt *st, db_tree_head *out)
 
 static ct_err latest_fn(ct_db *db, void *out)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_head_latest, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
@@ -274,9 +254,8 @@ static ct_err head_add_tx(ct_db *db, void *vctx)
     } else if (rc != CT_ERR_NOT_FOUND) {
         return rc;
     }
-    CT_GUARD_RET(db_exec(db, k_head_insert, NULL, "iibb", (int64_t)h->tree_size, (int64_t)h->timestamp_ms, h->root,
-                         sizeof h->root, h->sig, h->sig_len));
-    c->id = sqlite3_last_insert_rowid(db->h);
+    CT_GUARD_RET(db_query_int(db, k_head_insert, &c->id, "iibb", (int64_t)h->tree_size, (int64_t)h->timestamp_ms,
+                              h->root, sizeof h->root, h->sig, h->sig_len));
     char subject[48], root[2 * CT_MERKLE_HASH_LEN + 1], detail[160];
     CT_GUARD_RET(ct_hex_encode(h->root, sizeof h->root, root, sizeof root));
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "tree head %lld", (long long)c->id));
@@ -322,7 +301,7 @@ static ct_err diverged(db_log_report *r, const char *fmt, ...)
 
 static ct_err load_heads(ct_db *db, verify_ctx *v)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     size_t cap = 0;
     CT_GUARD_RET(db_prepare(db, k_head_all, &st, ""));
@@ -375,7 +354,7 @@ static ct_err check_heads(verify_ctx *v)
 
 static ct_err walk_leaves(ct_db *db, verify_ctx *v)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     int64_t prev_rowid = 0;
     uint8_t stored[CT_MERKLE_HASH_LEN], calc[CT_MERKLE_HASH_LEN];
@@ -384,18 +363,18 @@ static ct_err walk_leaves(ct_db *db, verify_ctx *v)
     for (int64_t expect = 0;; expect++) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
-        int64_t index = sqlite3_column_int64(st, 0);
-        const char *serial = (const char *)sqlite3_column_text(st, 1);
+        int64_t index = db_col_int(st, 0);
+        const char *serial = db_col_str(st, 1);
         if (!serial) serial = "?";
         if (index != expect) return diverged(v->r, "log leaf %lld missing (deleted)", (long long)expect);
-        const void *der = sqlite3_column_blob(st, 3);
-        int der_len = sqlite3_column_bytes(st, 3);
-        if (!der || der_len <= 0)
+        size_t der_len = 0;
+        const void *der = db_col_blob(st, 3, &der_len);
+        if (!der || der_len == 0)
             return diverged(v->r, "log leaf %lld: certificate %.40s is not in the database", (long long)index, serial);
-        CT_GUARD_RET(ct_merkle_leaf_hash(der, (size_t)der_len, calc));
+        CT_GUARD_RET(ct_merkle_leaf_hash(der, der_len, calc));
         if (db_col_hash(st, 2, stored) != CT_OK || memcmp(stored, calc, sizeof calc) != 0)
             return diverged(v->r, "log leaf %lld: hash does not match certificate %.40s (edited)", (long long)index, serial);
-        int64_t rowid = sqlite3_column_int64(st, 4);
+        int64_t rowid = db_col_int(st, 4);
         if (rowid == prev_rowid)
             return diverged(v->r, "log leaf %lld: certificate %.40s is logged twice", (long long)index, serial);
         if (rowid < prev_rowid)
@@ -410,13 +389,13 @@ static ct_err walk_leaves(ct_db *db, verify_ctx *v)
 
 static ct_err verify_snapshot(ct_db *db, verify_ctx *v)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(load_heads(db, v));
     CT_GUARD_RET(walk_leaves(db, v));
     CT_GUARD_RET(db_prepare(db, k_verify_unlogged, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
-    if (row) return diverged(v->r, "certificate %.40s missing from the log", (const char *)sqlite3_column_text(st, 0));
+    if (row) return diverged(v->r, "certificate %.40s missing from the log", db_col_str(st, 0));
     if (v->next < v->n_heads) {
         const db_tree_head *h = &v->heads[v->next];
         return diverged(v->r, "tree head %lld (size %llu): the log has only %llu leaves", (long long)h->id,
@@ -428,11 +407,7 @@ static ct_err verify_snapshot(ct_db *db, verify_ctx *v)
 static ct_err verify_fn(ct_db *db, void *vctx)
 {
     /* One read transaction: leaves, certificates and tree heads as of one moment, while the CA goes on issuing. */
-    if (sqlite3_exec(db->h, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) return db_sql_fail(db, "begin");
-    ct_err rc = verify_snapshot(db, vctx);
-    for (size_t i = 0; i < db->n_cached; i++) (void)sqlite3_reset(db->cache[i].st);
-    if (sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && rc == CT_OK) rc = db_sql_fail(db, "end read");
-    return rc;
+    return verify_snapshot(db, vctx);
 }
 
 ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_report *report)
@@ -441,7 +416,7 @@ ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *arg, db_log_repo
     memset(report, 0, sizeof *report);
     verify_ctx v = {.check = check, .arg = arg, .r = report};
     ct_merkle_frontier_init(&v.tree);
-    ct_err rc = db_call(db, false, verify_fn, &v);
+    ct_err rc = db_call_snapshot(db, verify_fn, &v);
     free(v.heads);
     free(v.roots);
     return rc;
@@ -458,7 +433,7 @@ struct audit_ctx {
 static ct_err audit_entry_fn(ct_db *db, void *vctx)
 {
     struct audit_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false, newest = c->seq == 0;
     CT_GUARD_RET(newest ? db_prepare(db, k_audit_head, &st, "") : db_prepare(db, k_audit_at, &st, "i", (int64_t)c->seq));
     CT_GUARD_RET(db_step(db, st, &row));
@@ -466,7 +441,7 @@ static ct_err audit_entry_fn(ct_db *db, void *vctx)
         memset(c->hash, 0, 32);
         return newest ? CT_OK : CT_ERR_NOT_FOUND;
     }
-    c->seq = (uint64_t)sqlite3_column_int64(st, 0);
+    c->seq = (uint64_t)db_col_int(st, 0);
     return db_col_hash(st, 1, c->hash);
 }
 
@@ -496,16 +471,16 @@ struct ckpt_ctx {
 static ct_err ckpt_latest_fn(ct_db *db, void *vctx)
 {
     struct ckpt_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(c->after >= 0 ? db_prepare(db, k_ckpt_next, &st, "i", c->after) : db_prepare(db, k_ckpt_latest, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
-    c->id = sqlite3_column_int64(st, 0);
-    c->tree_size = (uint64_t)sqlite3_column_int64(st, 1);
+    c->id = db_col_int(st, 0);
+    c->tree_size = (uint64_t)db_col_int(st, 1);
     if (!c->out) return CT_OK;
-    const unsigned char *note = sqlite3_column_text(st, 2);
-    size_t n = (size_t)sqlite3_column_bytes(st, 2);
+    size_t n = 0;
+    const unsigned char *note = db_col_blob(st, 2, &n);
     CT_ENSURE_RET(note && n > 0 && n < DB_CHECKPOINT_MAX, ct_fail(CT_ERR_DB, "checkpoint %lld: %zu bytes of note",
                                                                    (long long)c->id, n));
     CT_GUARD_RET(ct_buf_alloc(c->out, n + 1));
@@ -553,8 +528,8 @@ static ct_err ckpt_add_tx(ct_db *db, void *vctx)
                               (long long)last.id, (unsigned long long)last.tree_size));
     else if (rc != CT_ERR_NOT_FOUND)
         return rc;
-    CT_GUARD_RET(db_exec(db, k_ckpt_insert, NULL, "iit", (int64_t)c->tree_size, (int64_t)c->audit_entries, c->note));
-    c->id = sqlite3_last_insert_rowid(db->h);
+    CT_GUARD_RET(db_query_int(db, k_ckpt_insert, &c->id, "iit", (int64_t)c->tree_size, (int64_t)c->audit_entries,
+                              c->note));
     char subject[48], detail[96];
     CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "checkpoint %lld", (long long)c->id));
     CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "size=%llu audit_entries=%llu", (unsigned long long)c->tree_size,
@@ -578,8 +553,8 @@ ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entri
 
 /* ---- cosignatures ---- */
 
-static const char k_cosig_insert[] = "INSERT OR IGNORE INTO log_cosignatures (checkpoint_id, witness, witness_time, line,"
-                                     " received) VALUES (?, ?, ?, ?, strftime('%s', 'now'))";
+static const char k_cosig_insert[] = "INSERT INTO log_cosignatures (checkpoint_id, witness, witness_time, line,"
+                                     " received) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 static const char k_cosig_lines[] = "SELECT line FROM log_cosignatures WHERE checkpoint_id = ? ORDER BY id";
 
 struct cosig_ctx {
@@ -594,7 +569,8 @@ static ct_err cosig_add_tx(ct_db *db, void *vctx)
 {
     struct cosig_ctx *c = vctx;
     int changes = 0;
-    CT_GUARD_RET(db_exec(db, k_cosig_insert, &changes, "itit", c->checkpoint_id, c->witness, (int64_t)c->time, c->line));
+    CT_GUARD_RET(db_exec(db, k_cosig_insert, &changes, "ititi", c->checkpoint_id, c->witness, (int64_t)c->time, c->line,
+                         db_now()));
     c->added = changes > 0;
     if (!c->added) return CT_OK;
     char subject[48], detail[DB_AUDIT_FIELD_MAX];
@@ -621,14 +597,14 @@ ct_err db_log_cosignature_add(ct_db *db, int64_t checkpoint_id, const char *witn
 static ct_err cosig_lines_fn(ct_db *db, void *vctx)
 {
     struct cosig_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     CT_GUARD_RET(db_prepare(db, k_cosig_lines, &st, "i", c->checkpoint_id));
     for (;;) {
         bool row = false;
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
-        const unsigned char *line = sqlite3_column_text(st, 0);
-        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        size_t n = 0;
+        const unsigned char *line = db_col_blob(st, 0, &n);
         CT_ENSURE_RET(line && n > 0 && n < DB_COSIG_MAX && line[n - 1] == '\n',
                       ct_fail(CT_ERR_DB, "checkpoint %lld: a malformed cosignature row", (long long)c->checkpoint_id));
         CT_GUARD_RET(ct_buf_append(c->out, line, n));
@@ -647,12 +623,12 @@ static const char k_cosig_newest[] = "SELECT max(witness_time) FROM log_cosignat
 static ct_err cosig_newest_fn(ct_db *db, void *vctx)
 {
     struct cosig_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_cosig_newest, &st, "t", c->witness));
     CT_GUARD_RET(db_step(db, st, &row));
-    if (!row || sqlite3_column_type(st, 0) == SQLITE_NULL) return CT_ERR_NOT_FOUND;
-    c->time = (uint64_t)sqlite3_column_int64(st, 0);
+    if (!row || db_col_is_null(st, 0)) return CT_ERR_NOT_FOUND;
+    c->time = (uint64_t)db_col_int(st, 0);
     return CT_OK;
 }
 

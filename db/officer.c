@@ -52,7 +52,7 @@ static ct_err officer_add_tx(ct_db *db, void *vctx)
     const db_cert_record *r = c->cert;
     int64_t id = 0;
     ct_err rc = db_exec(db, k_officer_insert, NULL, "ttbtbi", c->name, db_role_name(c->role), c->hash, (size_t)32,
-                        r->cert_serial_hex, r->der, r->der_len, (int64_t)time(NULL));
+                        r->cert_serial_hex, r->der, r->der_len, db_now());
     if (rc == CT_ERR_EXISTS)
         return db_query_int(db, k_officer_named, &id, "t", c->name) == CT_OK
                    ? ct_fail(CT_ERR_EXISTS, "officer name '%s' is taken", c->name)
@@ -83,19 +83,19 @@ ct_err db_officer_add(ct_db *db, const char *name, db_role role, const db_cert_r
 static ct_err officer_find_fn(ct_db *db, void *vctx)
 {
     struct officer_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     char role[16];
     CT_GUARD_RET(db_prepare(db, k_officer_by_cert, &st, "b", c->hash, (size_t)32));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
     memset(c->out, 0, sizeof *c->out);
-    c->out->id = sqlite3_column_int64(st, 0);
+    c->out->id = db_col_int(st, 0);
     CT_GUARD_RET(db_col_text(st, 1, c->out->name, sizeof c->out->name));
     CT_GUARD_RET(db_col_text(st, 2, role, sizeof role));
     CT_GUARD_RET(db_role_parse(role, &c->out->role));
-    c->out->enabled = sqlite3_column_int(st, 3) != 0;
-    c->revoked = sqlite3_column_int(st, 5) != 0;
+    c->out->enabled = (int)db_col_int(st, 3) != 0;
+    c->revoked = (int)db_col_int(st, 5) != 0;
     return db_col_text(st, 4, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex);
 }
 
@@ -194,7 +194,7 @@ static const char k_cert_issue_event[] = "SELECT seq FROM audit WHERE action = '
 
 static const char *nullable(const char *s) { return s && *s ? s : NULL; }
 
-static ct_err cert_row_fill(sqlite3_stmt *st, db_cert_row *r)
+static ct_err cert_row_fill(db_stmt *st, db_cert_row *r)
 {
     memset(r, 0, sizeof *r);
     CT_GUARD_RET(db_col_text(st, 0, r->cert_serial_hex, sizeof r->cert_serial_hex));
@@ -202,14 +202,14 @@ static ct_err cert_row_fill(sqlite3_stmt *st, db_cert_row *r)
     CT_GUARD_RET(db_col_text(st, 2, r->profile, sizeof r->profile));
     CT_GUARD_RET(db_col_text(st, 3, r->subject, sizeof r->subject));
     CT_GUARD_RET(db_col_text(st, 4, r->station, sizeof r->station));
-    r->order_id = sqlite3_column_int64(st, 5);
+    r->order_id = db_col_int(st, 5);
     CT_GUARD_RET(db_col_text(st, 6, r->model, sizeof r->model));
     CT_GUARD_RET(db_col_text(st, 7, r->status, sizeof r->status));
-    r->issued_at = sqlite3_column_int64(st, 8);
-    r->not_before = sqlite3_column_int64(st, 9);
-    r->not_after = sqlite3_column_int64(st, 10);
-    r->revoked_at = sqlite3_column_int64(st, 11);
-    r->reason = sqlite3_column_int(st, 12);
+    r->issued_at = db_col_int(st, 8);
+    r->not_before = db_col_int(st, 9);
+    r->not_after = db_col_int(st, 10);
+    r->revoked_at = db_col_int(st, 11);
+    r->reason = (int)db_col_int(st, 12);
     return CT_OK;
 }
 
@@ -229,7 +229,7 @@ static ct_err search_fn(ct_db *db, void *vctx)
 {
     struct search_ctx *c = vctx;
     const db_search *q = c->q;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_search, &st, "tttztzztii", nullable(q->device_serial), nullable(q->cert_serial_hex),
                             nullable(q->station), q->order_id, nullable(q->model), q->from, q->to, nullable(q->status),
@@ -262,14 +262,14 @@ ct_err db_cert_search(ct_db *db, const db_search *q, db_cert_row *rows, size_t *
 static ct_err cert_get_fn(ct_db *db, void *vctx)
 {
     struct search_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_cert_one, &st, "t", c->serial));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_FOUND, "no certificate with serial %s was issued here", c->serial));
     CT_GUARD_RET(cert_row_fill(st, c->rows));
-    const void *der = sqlite3_column_blob(st, 13);
-    size_t len = (size_t)sqlite3_column_bytes(st, 13);
+    size_t len = 0;
+    const void *der = db_col_blob(st, 13, &len);
     CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_DB, "certificate %s has no DER", c->serial));
     CT_GUARD_RET(ct_buf_alloc(c->der, len));
     CT_GUARD_RET(ct_buf_set(c->der, der, len));
@@ -293,7 +293,7 @@ ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert_row *row, ct_
  * ------------------------------------------------------------------------------------------------------- */
 /* ?1, ?2: the time range (NULL: open); TS(col) keeps a time column inside it. */
 #define TS(col) " (?1 IS NULL OR " col " >= ?1) AND (?2 IS NULL OR " col " < ?2) "
-#define AUDIT_EVENT_COLUMNS "SELECT seq, ts, actor, action, subject, detail FROM audit WHERE "
+#define AUDIT_EVENT_COLUMNS "SELECT seq, ts, actor, action, subject, detail, 0, 0, 0, 0 FROM audit WHERE "
 /* Each query's columns: id, ts, name, text, subject, detail, n0..n3 (missing ones NULL). */
 static const char *const k_report_sql[DB_REPORT__COUNT] = {
     [DB_REPORT_TOTALS] =
@@ -305,11 +305,11 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
         " (SELECT count(*) FROM audit WHERE outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") ")",
     [DB_REPORT_STATION] = /* denied: its enrollments, and its attempts at officer routes */
         "SELECT 0, 0, s.name, '', '', '', COALESCE(i.n, 0), COALESCE(i.r, 0), COALESCE(sum(d.n), 0), 0 FROM stations s"
-        " LEFT JOIN (SELECT station_id, count(*) n, sum(status = 'revoked') r FROM certificates WHERE" TS("issued_at")
+        " LEFT JOIN (SELECT station_id, count(*) n, sum(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END) r FROM certificates WHERE" TS("issued_at")
         " GROUP BY station_id) i ON i.station_id = s.id"
         " LEFT JOIN (SELECT actor, count(*) n FROM audit WHERE outcome = 'denied' AND" TS("ts")
         " GROUP BY actor) d ON d.actor = s.name OR d.actor = 'station:' || s.name"
-        " GROUP BY s.id ORDER BY COALESCE(i.n, 0) DESC, s.name LIMIT 200",
+        " GROUP BY s.id, s.name, i.n, i.r ORDER BY COALESCE(i.n, 0) DESC, s.name LIMIT 200",
     [DB_REPORT_ORDER] =
         "SELECT o.id, 0, s.name, o.model, '', '',"
         " (SELECT count(*) FROM order_serials x WHERE x.order_id = o.id),"
@@ -317,7 +317,7 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
         " (SELECT count(*) FROM certificates c WHERE c.order_id = o.id AND c.status = 'revoked' AND" TS("c.issued_at") "),"
         " o.open FROM orders o JOIN stations s ON s.id = o.station_id ORDER BY o.id DESC LIMIT 500",
     [DB_REPORT_DAY] =
-        "SELECT 0, 0, strftime('%Y-%m-%d', c.issued_at, 'unixepoch') d, COALESCE(s.name, ''), '', '', count(*), 0, 0, 0"
+        "SELECT 0, c.issued_at / 86400 d, '', COALESCE(s.name, ''), '', '', count(*), 0, 0, 0" /* the UTC day, named in C */
         " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id WHERE" NOT_CLIENT("c.profile") "AND"
         TS("c.issued_at")
         " GROUP BY d, s.name ORDER BY d DESC, s.name LIMIT 1000",
@@ -333,9 +333,9 @@ _Static_assert(DB_REPORT_MAX_STATIONS == 200 && DB_REPORT_MAX_ORDERS == 500 && D
                "the LIMITs in k_report_sql");
 
 /* Copies a text column, cut (not refused) at the field's size: reports show audit text, which may be longer. */
-static void col_text_cut(sqlite3_stmt *st, int col, char *dst, size_t max)
+static void col_text_cut(db_stmt *st, int col, char *dst, size_t max)
 {
-    const char *s = (const char *)sqlite3_column_text(st, col);
+    const char *s = db_col_str(st, col);
     size_t n = s ? strnlen(s, max - 1) : 0;
     if (n) memcpy(dst, s, n);
     dst[n] = '\0';
@@ -351,7 +351,7 @@ static ct_err report_fn(ct_db *db, void *vctx)
 {
     struct report_ctx *c = vctx;
     for (int sec = 0; sec < DB_REPORT__COUNT; sec++) {
-        sqlite3_stmt *st = NULL;
+        db_stmt *st = NULL;
         bool row = false;
         CT_GUARD_RET(db_prepare(db, k_report_sql[sec], &st, "zz", c->from, c->to));
         for (;;) {
@@ -361,13 +361,18 @@ static ct_err report_fn(ct_db *db, void *vctx)
             db_report_row *r = &c->rows[c->n++];
             memset(r, 0, sizeof *r);
             r->section = (db_report_section)sec;
-            r->id = sqlite3_column_int64(st, 0);
-            r->ts = sqlite3_column_int64(st, 1);
+            r->id = db_col_int(st, 0);
+            r->ts = db_col_int(st, 1);
             col_text_cut(st, 2, r->name, sizeof r->name);
+            if (sec == DB_REPORT_DAY) {
+                ct_time_utc(r->ts * 86400, r->name);
+                r->name[10] = '\0'; /* YYYY-MM-DD */
+                r->ts = 0;
+            }
             col_text_cut(st, 3, r->text, sizeof r->text);
             col_text_cut(st, 4, r->subject, sizeof r->subject);
             col_text_cut(st, 5, r->detail, sizeof r->detail);
-            for (int i = 0; i < 4 && 6 + i < sqlite3_column_count(st); i++) r->n[i] = sqlite3_column_int64(st, 6 + i);
+            for (int i = 0; i < 4; i++) r->n[i] = db_col_int(st, 6 + i);
         }
     }
     return CT_OK;

@@ -148,13 +148,13 @@ struct cert_file_ctx {
 static ct_err cert_file_latest_fn(ct_db *db, void *vctx)
 {
     struct cert_file_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_cert_file_latest, &st, "t", c->file));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return CT_ERR_NOT_FOUND;
-    const char *detail = (const char *)sqlite3_column_text(st, 2);
-    c->out->seq = sqlite3_column_int64(st, 0);
+    const char *detail = db_col_str(st, 2);
+    c->out->seq = db_col_int(st, 0);
     CT_GUARD_RET(db_col_text(st, 1, c->out->action, sizeof c->out->action));
     CT_ENSURE_RET(db_detail_is_v2(detail) &&
                       kv_get(detail, "cert_serial", c->out->cert_serial, sizeof c->out->cert_serial) &&
@@ -183,7 +183,7 @@ ct_err db_order_serials_hash(ct_db *db, int64_t order_id, uint8_t out[32], int64
 {
     ct_err rc = CT_OK;
     ct_buf b = CT_BUF_INIT;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD(db_query_int(db, k_order_serial_count, count, "i", order_id));
     CT_GUARD(ct_buf_alloc(&b, (size_t)*count * (DB_SERIAL_MAX + 24) + 1));
@@ -191,8 +191,8 @@ ct_err db_order_serials_hash(ct_db *db, int64_t order_id, uint8_t out[32], int64
     for (;;) {
         CT_GUARD(db_step(db, st, &row));
         if (!row) break;
-        CT_GUARD(ct_buf_appendf(&b, "%s,%lld\n", (const char *)sqlite3_column_text(st, 0),
-                                (long long)sqlite3_column_int64(st, 1)));
+        CT_GUARD(ct_buf_appendf(&b, "%s,%lld\n", db_col_str(st, 0),
+                                (long long)db_col_int(st, 1)));
     }
     CT_GUARD(ct_sha256(b.data, b.len, out));
 cleanup:
@@ -215,47 +215,47 @@ static const char k_base_certs[] = "SELECT cert_serial_hex, status, COALESCE(rev
                                    " ORDER BY rowid";
 
 /* One row of a k_base_* query as a state entry's detail (subject: column 0). */
-typedef ct_err (*base_fill_fn)(ct_db *db, sqlite3_stmt *st, db_detail *d);
+typedef ct_err (*base_fill_fn)(ct_db *db, db_stmt *st, db_detail *d);
 
-static ct_err base_station(ct_db *db, sqlite3_stmt *st, db_detail *d)
+static ct_err base_station(ct_db *db, db_stmt *st, db_detail *d)
 {
     (void)db;
     uint8_t fp[32];
-    CT_GUARD_RET(db_detail_int(d, "enabled", sqlite3_column_int64(st, 1)));
+    CT_GUARD_RET(db_detail_int(d, "enabled", db_col_int(st, 1)));
     CT_GUARD_RET(db_col_hash(st, 2, fp));
     return db_detail_hex(d, "fp", fp, 32);
 }
 
-static ct_err base_officer(ct_db *db, sqlite3_stmt *st, db_detail *d)
+static ct_err base_officer(ct_db *db, db_stmt *st, db_detail *d)
 {
     (void)db;
     uint8_t fp[32];
-    CT_GUARD_RET(db_detail_str(d, "role", (const char *)sqlite3_column_text(st, 1)));
-    CT_GUARD_RET(db_detail_int(d, "enabled", sqlite3_column_int64(st, 2)));
+    CT_GUARD_RET(db_detail_str(d, "role", db_col_str(st, 1)));
+    CT_GUARD_RET(db_detail_int(d, "enabled", db_col_int(st, 2)));
     CT_GUARD_RET(db_col_hash(st, 3, fp));
     return db_detail_hex(d, "fp", fp, 32);
 }
 
-static ct_err base_order(ct_db *db, sqlite3_stmt *st, db_detail *d)
+static ct_err base_order(ct_db *db, db_stmt *st, db_detail *d)
 {
-    int64_t id = sqlite3_column_int64(st, 0), n = 0;
+    int64_t id = db_col_int(st, 0), n = 0;
     uint8_t h[32];
     CT_GUARD_RET(db_detail_int(d, "id", id));
-    CT_GUARD_RET(db_detail_str(d, "station", (const char *)sqlite3_column_text(st, 1)));
-    CT_GUARD_RET(db_detail_str(d, "model", (const char *)sqlite3_column_text(st, 2)));
-    CT_GUARD_RET(db_detail_int(d, "open", sqlite3_column_int64(st, 3)));
+    CT_GUARD_RET(db_detail_str(d, "station", db_col_str(st, 1)));
+    CT_GUARD_RET(db_detail_str(d, "model", db_col_str(st, 2)));
+    CT_GUARD_RET(db_detail_int(d, "open", db_col_int(st, 3)));
     CT_GUARD_RET(db_order_serials_hash(db, id, h, &n));
     CT_GUARD_RET(db_detail_int(d, "serials", n));
     return db_detail_hex(d, "serials_sha256", h, 32);
 }
 
-static ct_err base_cert(ct_db *db, sqlite3_stmt *st, db_detail *d)
+static ct_err base_cert(ct_db *db, db_stmt *st, db_detail *d)
 {
     (void)db;
-    CT_GUARD_RET(db_detail_str(d, "cert_serial", (const char *)sqlite3_column_text(st, 0)));
-    CT_GUARD_RET(db_detail_str(d, "status", (const char *)sqlite3_column_text(st, 1)));
-    CT_GUARD_RET(db_detail_int(d, "at", sqlite3_column_int64(st, 2)));
-    return db_detail_int(d, "code", sqlite3_column_int64(st, 3));
+    CT_GUARD_RET(db_detail_str(d, "cert_serial", db_col_str(st, 0)));
+    CT_GUARD_RET(db_detail_str(d, "status", db_col_str(st, 1)));
+    CT_GUARD_RET(db_detail_int(d, "at", db_col_int(st, 2)));
+    return db_detail_int(d, "code", db_col_int(st, 3));
 }
 
 static const struct {
@@ -270,17 +270,17 @@ static const struct {
 
 ct_err db_state_baseline_tx(ct_db *db)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     db_detail d;
     db_detail_init(&d);
     CT_GUARD_RET(db_prepare(db, k_base_counts, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(row, ct_fail(CT_ERR_INTEGRITY, "revocation_state has no row"));
-    CT_GUARD_RET(db_detail_int(&d, "certs", sqlite3_column_int64(st, 0)));
-    CT_GUARD_RET(db_detail_int(&d, "rowid_max", sqlite3_column_int64(st, 1)));
-    CT_GUARD_RET(db_detail_int(&d, "crl", sqlite3_column_int64(st, 2)));
-    CT_GUARD_RET(db_detail_int(&d, "ops_crl", sqlite3_column_int64(st, 3)));
+    CT_GUARD_RET(db_detail_int(&d, "certs", db_col_int(st, 0)));
+    CT_GUARD_RET(db_detail_int(&d, "rowid_max", db_col_int(st, 1)));
+    CT_GUARD_RET(db_detail_int(&d, "crl", db_col_int(st, 2)));
+    CT_GUARD_RET(db_detail_int(&d, "ops_crl", db_col_int(st, 3)));
     CT_GUARD_RET(db_audit_append_tx(db, "camtrust-db", "audit.state", "state tables", "ok", d.s));
     for (size_t i = 0; i < sizeof k_base / sizeof k_base[0]; i++) {
         CT_GUARD_RET(db_prepare(db, k_base[i].sql, &st, ""));
@@ -291,7 +291,7 @@ ct_err db_state_baseline_tx(ct_db *db)
             db_detail_init(&d);
             CT_GUARD_RET(k_base[i].fill(db, st, &d));
             CT_GUARD_RET(ct_snprintf(subject, sizeof subject, "%s%s", k_base[i].subject_prefix,
-                                     (const char *)sqlite3_column_text(st, 0)));
+                                     db_col_str(st, 0)));
             CT_GUARD_RET(db_audit_append_tx(db, "camtrust-db", k_base[i].action, subject, "ok", d.s));
         }
     }
@@ -331,13 +331,14 @@ static const char k_rb_officer_set[] =
     "INSERT INTO rb_officer (name, seq, role, enabled, fp) VALUES (?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT (name) DO UPDATE SET role = COALESCE(?3, role), enabled = ?4, fp = COALESCE(?5, fp)";
 static const char k_rb_order_set[] =
-    "INSERT OR REPLACE INTO rb_order (id, seq, station, model, open, serials, serials_sha256)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO rb_order (id, seq, station, model, open, serials, serials_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT (id) DO UPDATE SET seq = ?2, station = ?3, model = ?4, open = ?5, serials = ?6, serials_sha256 = ?7";
 static const char k_rb_order_close[] = "UPDATE rb_order SET open = 0 WHERE id = ?";
 static const char k_rb_station_known[] = "SELECT count(*) FROM rb_station WHERE name = ?";
 static const char k_rb_officer_known[] = "SELECT count(*) FROM rb_officer WHERE name = ?";
 static const char k_rb_officer_role[] = "UPDATE rb_officer SET role = ? WHERE name = ?";
-static const char k_rb_crl_set[] = "INSERT OR REPLACE INTO rb_crl (issuer, number) VALUES (?, ?)";
+static const char k_rb_crl_set[] = "INSERT INTO rb_crl (issuer, number) VALUES (?1, ?2)"
+                                   " ON CONFLICT (issuer) DO UPDATE SET number = ?2";
 static const char k_rb_report_add[] = "INSERT INTO rb_report (id, seq, detail) VALUES (?, ?, ?)";
 
 typedef struct {
@@ -464,15 +465,15 @@ static ct_err replay_report(ct_db *db, rebuild_ctx *c, int64_t seq, const char *
 
 static ct_err replay(ct_db *db, rebuild_ctx *c)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     int64_t crl = 0, ops_crl = 0, from = 0;
-    CT_ENSURE_RET(sqlite3_exec(db->h, k_rb_schema, NULL, NULL, NULL) == SQLITE_OK, db_sql_fail(db, "rebuild tables"));
+    CT_GUARD_RET(db_exec_script(db, k_rb_schema, "rebuild tables"));
     CT_GUARD_RET(db_prepare(db, k_rb_marker, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return differs(c, "the audit has no audit.state entry to rebuild from (deleted?)");
-    from = sqlite3_column_int64(st, 0);
-    const char *marker = (const char *)sqlite3_column_text(st, 1);
+    from = db_col_int(st, 0);
+    const char *marker = db_col_str(st, 1);
     if (!db_detail_is_v2(marker) || !kv_int(marker, "certs", &c->base_certs) ||
         !kv_int(marker, "rowid_max", &c->base_rowid) || !kv_int(marker, "crl", &crl) || !kv_int(marker, "ops_crl", &ops_crl))
         return bad_entry(c, from, "state counts");
@@ -482,17 +483,17 @@ static ct_err replay(ct_db *db, rebuild_ctx *c)
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
-        const char *detail = (const char *)sqlite3_column_text(st, 3);
-        const char *action = (const char *)sqlite3_column_text(st, 1), *subject = (const char *)sqlite3_column_text(st, 2);
+        const char *detail = db_col_str(st, 3);
+        const char *action = db_col_str(st, 1), *subject = db_col_str(st, 2);
         bool v2 = db_detail_is_v2(detail);
         if (strcmp(action, "log.witness_report") == 0) {
             c->r->entries += v2;
-            CT_GUARD_RET(replay_report(db, c, sqlite3_column_int64(st, 0), subject, v2 ? detail : NULL));
+            CT_GUARD_RET(replay_report(db, c, db_col_int(st, 0), subject, v2 ? detail : NULL));
             continue;
         }
         if (!v2) continue; /* older text, or an event that changes no state */
         c->r->entries++;
-        CT_GUARD_RET(replay_one(db, c, sqlite3_column_int64(st, 0), action, subject, detail));
+        CT_GUARD_RET(replay_one(db, c, db_col_int(st, 0), action, subject, detail));
     }
 }
 
@@ -542,33 +543,33 @@ static void utc(int64_t t, char out[32])
     if (ct_snprintf(out, 32, "%lld", (long long)t) != CT_OK) out[0] = '\0'; /* 20 digits fit: cannot fail */
 }
 
-static bool blob_eq(sqlite3_stmt *st, int col, sqlite3_stmt *st2, int col2)
+static bool blob_eq(db_stmt *st, int col, db_stmt *st2, int col2)
 {
-    int n = sqlite3_column_bytes(st, col);
-    const void *a = sqlite3_column_blob(st, col), *b = sqlite3_column_blob(st2, col2);
-    return a && b && n == sqlite3_column_bytes(st2, col2) && memcmp(a, b, (size_t)n) == 0;
+    size_t n = 0, n2 = 0;
+    const void *a = db_col_blob(st, col, &n), *b = db_col_blob(st2, col2, &n2);
+    return a && b && n == n2 && memcmp(a, b, n) == 0;
 }
 
 static ct_err compare_certs(ct_db *db, rebuild_ctx *c)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_cmp_certs, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
         c->r->rows++;
-        const char *serial = (const char *)sqlite3_column_text(st, 0);
-        const char *want = (const char *)sqlite3_column_text(st, 2);
-        int64_t seq = sqlite3_column_int64(st, 1), at = sqlite3_column_int64(st, 3), reason = sqlite3_column_int64(st, 4);
-        const char *reason_name = (const char *)sqlite3_column_text(st, 5);
+        const char *serial = db_col_str(st, 0);
+        const char *want = db_col_str(st, 2);
+        int64_t seq = db_col_int(st, 1), at = db_col_int(st, 3), reason = db_col_int(st, 4);
+        const char *reason_name = db_col_str(st, 5);
         char when[32];
         utc(at, when);
-        if (!sqlite3_column_int(st, 13))
+        if (!(int)db_col_int(st, 13))
             return differs(c, "certificate %s: %s in the audit (entry %lld), not in the table (deleted?)", serial, want,
                            (long long)seq);
-        const char *have = (const char *)sqlite3_column_text(st, 14);
-        int64_t have_at = sqlite3_column_int64(st, 15), have_reason = sqlite3_column_int64(st, 16);
+        const char *have = db_col_str(st, 14);
+        int64_t have_at = db_col_int(st, 15), have_reason = db_col_int(st, 16);
         if (strcmp(want, have) != 0) {
             char why[64];
             if (*reason_name) CT_GUARD_RET(ct_strlcpy(why, sizeof why, reason_name));
@@ -584,29 +585,30 @@ static ct_err compare_certs(ct_db *db, rebuild_ctx *c)
             return differs(c, "certificate %s: revoked in the audit at %s with reason code %lld, in the table at %s "
                            "with reason code %lld", serial, when, (long long)reason, have_when, (long long)have_reason);
         }
-        if (!sqlite3_column_int(st, 6)) continue; /* only its state is known (recorded before the state entry) */
+        if (!(int)db_col_int(st, 6)) continue; /* only its state is known (recorded before the state entry) */
         uint8_t der_hash[32];
-        const void *der = sqlite3_column_blob(st, 17);
-        CT_GUARD_RET(ct_sha256(der ? der : "", (size_t)sqlite3_column_bytes(st, 17), der_hash));
-        const void *want_hash = sqlite3_column_blob(st, 12);
-        if (!want_hash || memcmp(want_hash, der_hash, 32) != 0)
+        size_t der_len = 0, want_len = 0;
+        const void *der = db_col_blob(st, 17, &der_len);
+        CT_GUARD_RET(ct_sha256(der ? der : "", der_len, der_hash));
+        const void *want_hash = db_col_blob(st, 12, &want_len);
+        if (!want_hash || want_len != 32 || memcmp(want_hash, der_hash, 32) != 0)
             return differs(c, "certificate %s: its DER in the table is not the one the audit recorded (replaced?)", serial);
         const char *what = NULL;
-        if (strcmp((const char *)sqlite3_column_text(st, 7), (const char *)sqlite3_column_text(st, 18)) != 0)
+        if (strcmp(db_col_str(st, 7), db_col_str(st, 18)) != 0)
             what = "device serial";
-        else if (strcmp((const char *)sqlite3_column_text(st, 8), (const char *)sqlite3_column_text(st, 19)) != 0)
+        else if (strcmp(db_col_str(st, 8), db_col_str(st, 19)) != 0)
             what = "profile";
-        else if (sqlite3_column_int64(st, 9) != sqlite3_column_int64(st, 20)) what = "station";
-        else if (sqlite3_column_int64(st, 10) != sqlite3_column_int64(st, 21)) what = "order";
+        else if (db_col_int(st, 9) != db_col_int(st, 20)) what = "station";
+        else if (db_col_int(st, 10) != db_col_int(st, 21)) what = "order";
         else if (!blob_eq(st, 11, st, 22)) what = "public key";
-        else if (sqlite3_column_int64(st, 23) >= 0 && sqlite3_column_int64(st, 23) != sqlite3_column_int64(st, 24))
+        else if (db_col_int(st, 23) >= 0 && db_col_int(st, 23) != db_col_int(st, 24))
             what = "issuing CA generation";
         if (what) return differs(c, "certificate %s: its %s in the table is not the one the audit recorded", serial, what);
     }
     CT_GUARD_RET(db_prepare(db, k_cmp_cert_unknown, &st, "i", c->base_rowid));
     CT_GUARD_RET(db_step(db, st, &row));
     if (row) {
-        const char *serial = (const char *)sqlite3_column_text(st, 0), *have = (const char *)sqlite3_column_text(st, 1);
+        const char *serial = db_col_str(st, 0), *have = db_col_str(st, 1);
         if (strcmp(have, "valid") != 0)
             return differs(c, "certificate %s: valid in the audit, %s in the table (changed outside the CA?)", serial, have);
         return differs(c, "certificate %s: not in the audit, %s in the table (inserted?)", serial, have);
@@ -622,12 +624,12 @@ static ct_err compare_certs(ct_db *db, rebuild_ctx *c)
 /* The first row of `sql` names a row the audit never recorded. */
 static ct_err unknown_row(ct_db *db, rebuild_ctx *c, const char *sql, const char *kind)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, sql, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     if (row) return differs(c, "%s %s: not in the audit, in the table (inserted?)", kind,
-                            (const char *)sqlite3_column_text(st, 0));
+                            db_col_str(st, 0));
     return CT_OK;
 }
 
@@ -635,17 +637,17 @@ static ct_err unknown_row(ct_db *db, rebuild_ctx *c, const char *sql, const char
  * audit never added. */
 static ct_err compare_clients(ct_db *db, rebuild_ctx *c, const char *kind, const char *sql, const char *unknown)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, sql, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
         c->r->rows++;
-        const char *name = (const char *)sqlite3_column_text(st, 0), *want_role = (const char *)sqlite3_column_text(st, 1);
-        int64_t want = sqlite3_column_int64(st, 2), have = sqlite3_column_int64(st, 6);
-        if (!sqlite3_column_int(st, 4)) return differs(c, "%s %s: in the audit, not in the table (deleted?)", kind, name);
-        const char *have_role = (const char *)sqlite3_column_text(st, 5);
+        const char *name = db_col_str(st, 0), *want_role = db_col_str(st, 1);
+        int64_t want = db_col_int(st, 2), have = db_col_int(st, 6);
+        if (!(int)db_col_int(st, 4)) return differs(c, "%s %s: in the audit, not in the table (deleted?)", kind, name);
+        const char *have_role = db_col_str(st, 5);
         if (strcmp(want_role, have_role) != 0)
             return differs(c, "%s %s: %s in the audit, %s in the table", kind, name, want_role, have_role);
         if (want != have)
@@ -659,40 +661,41 @@ static ct_err compare_clients(ct_db *db, rebuild_ctx *c, const char *kind, const
 
 static ct_err compare_orders(ct_db *db, rebuild_ctx *c)
 {
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_cmp_orders, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
         c->r->rows++;
-        int64_t id = sqlite3_column_int64(st, 0), want_open = sqlite3_column_int64(st, 3), n = 0;
-        if (!sqlite3_column_int(st, 6)) return differs(c, "order %lld: in the audit, not in the table (deleted?)", (long long)id);
-        int64_t have_open = sqlite3_column_int64(st, 9);
-        if (strcmp((const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 7)) != 0 ||
-            strcmp((const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 8)) != 0)
+        int64_t id = db_col_int(st, 0), want_open = db_col_int(st, 3), n = 0;
+        if (!(int)db_col_int(st, 6)) return differs(c, "order %lld: in the audit, not in the table (deleted?)", (long long)id);
+        int64_t have_open = db_col_int(st, 9);
+        if (strcmp(db_col_str(st, 1), db_col_str(st, 7)) != 0 ||
+            strcmp(db_col_str(st, 2), db_col_str(st, 8)) != 0)
             return differs(c, "order %lld: its station or model in the table is not the audit's", (long long)id);
         if (want_open != have_open)
             return differs(c, "order %lld: %s in the audit, %s in the table", (long long)id,
                            yes_no(want_open, "open", "closed"), yes_no(have_open, "open", "closed"));
         uint8_t h[32];
         CT_GUARD_RET(db_order_serials_hash(db, id, h, &n));
-        const void *want = sqlite3_column_blob(st, 5);
-        if (n != sqlite3_column_int64(st, 4) || !want || memcmp(want, h, 32) != 0)
+        size_t want_len = 0;
+        const void *want = db_col_blob(st, 5, &want_len);
+        if (n != db_col_int(st, 4) || !want || want_len != 32 || memcmp(want, h, 32) != 0)
             return differs(c, "order %lld: %lld serials in the audit, %lld in the table%s", (long long)id,
-                           (long long)sqlite3_column_int64(st, 4), (long long)n,
-                           n == sqlite3_column_int64(st, 4) ? ", not the same ones (edited?)" : " (added or removed?)");
+                           (long long)db_col_int(st, 4), (long long)n,
+                           n == db_col_int(st, 4) ? ", not the same ones (edited?)" : " (added or removed?)");
     }
     CT_GUARD_RET(db_prepare(db, k_cmp_order_unknown, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
-    if (row) return differs(c, "order %lld: not in the audit, in the table (inserted?)", (long long)sqlite3_column_int64(st, 0));
+    if (row) return differs(c, "order %lld: not in the audit, in the table (inserted?)", (long long)db_col_int(st, 0));
     CT_GUARD_RET(db_prepare(db, k_cmp_crl, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
-        int64_t want = sqlite3_column_int64(st, 1), have = sqlite3_column_int64(st, 2);
+        int64_t want = db_col_int(st, 1), have = db_col_int(st, 2);
         if (want != have)
-            return differs(c, "%s CRL number: %lld in the audit, %lld in the table", (const char *)sqlite3_column_text(st, 0),
+            return differs(c, "%s CRL number: %lld in the audit, %lld in the table", db_col_str(st, 0),
                            (long long)want, (long long)have);
     }
 }
@@ -711,22 +714,22 @@ static ct_err compare_reports(ct_db *db, rebuild_ctx *c)
     } fields[] = {{"received", "time received"},   {"kind", "kind"},           {"kept", "kept size"},
                   {"served", "served size"},        {"witness_sha256", "witness"}, {"reason_sha256", "reason"},
                   {"report_sha256", "report text"}};
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_prepare(db, k_cmp_reports, &st, ""));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
         c->r->rows++;
-        int64_t id = sqlite3_column_int64(st, 0), seq = sqlite3_column_int64(st, 1);
-        const char *want = (const char *)sqlite3_column_text(st, 2);
-        if (!sqlite3_column_int(st, 3))
+        int64_t id = db_col_int(st, 0), seq = db_col_int(st, 1);
+        const char *want = db_col_str(st, 2);
+        if (!(int)db_col_int(st, 3))
             return differs(c, "witness report %lld: in the audit (entry %lld), not in the table (deleted?)", (long long)id,
                            (long long)seq);
         if (!want) continue; /* recorded before format 2: only its row is known */
         db_witness_report r;
         db_detail have;
-        const char *report = (const char *)sqlite3_column_text(st, 4);
+        const char *report = db_col_str(st, 4);
         CT_GUARD_RET(db_witness_report_read(st, 5, &r));
         CT_GUARD_RET(db_witness_report_detail(&r, report ? report : "", &have));
         if (strcmp(want, have.s) == 0) continue;

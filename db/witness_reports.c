@@ -10,8 +10,8 @@
 #include "db_priv.h"
 
 static const char k_report_insert[] =
-    "INSERT OR IGNORE INTO log_witness_reports (received, witness, kind, kept_size, served_size, reason, report)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)";
+    "INSERT INTO log_witness_reports (received, witness, kind, kept_size, served_size, reason, report)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 static const char k_report_id[] = "SELECT id FROM log_witness_reports WHERE report = ?";
 static const char k_report_list[] = "SELECT " DB_WITNESS_REPORT_COLS " FROM log_witness_reports ORDER BY id DESC LIMIT ?";
 
@@ -34,15 +34,15 @@ ct_err db_witness_report_detail(const db_witness_report *r, const char *report, 
     return detail_sha256(d, "report_sha256", report);
 }
 
-ct_err db_witness_report_read(sqlite3_stmt *st, int col, db_witness_report *r)
+ct_err db_witness_report_read(db_stmt *st, int col, db_witness_report *r)
 {
     memset(r, 0, sizeof *r);
-    r->id = sqlite3_column_int64(st, col);
-    r->received = sqlite3_column_int64(st, col + 1);
+    r->id = db_col_int(st, col);
+    r->received = db_col_int(st, col + 1);
     CT_GUARD_RET(db_col_text(st, col + 2, r->witness, sizeof r->witness));
     CT_GUARD_RET(db_col_text(st, col + 3, r->kind, sizeof r->kind));
-    r->kept_size = (uint64_t)sqlite3_column_int64(st, col + 4);
-    r->served_size = (uint64_t)sqlite3_column_int64(st, col + 5);
+    r->kept_size = (uint64_t)db_col_int(st, col + 4);
+    r->served_size = (uint64_t)db_col_int(st, col + 5);
     return db_col_text(st, col + 6, r->reason, sizeof r->reason);
 }
 
@@ -61,7 +61,7 @@ static ct_err report_add_tx(ct_db *db, void *vctx)
     db_witness_report *r = c->r;
     int changes = 0;
     db_detail d;
-    r->received = (int64_t)time(NULL);
+    r->received = db_now();
     CT_GUARD_RET(db_exec(db, k_report_insert, &changes, "ittiitt", r->received, r->witness, r->kind,
                          (int64_t)r->kept_size, (int64_t)r->served_size, r->reason, c->report));
     c->added = changes > 0;
@@ -91,7 +91,7 @@ ct_err db_log_witness_report_add(ct_db *db, db_witness_report *r, const char *re
 static ct_err report_list_fn(ct_db *db, void *vctx)
 {
     struct report_ctx *c = vctx;
-    sqlite3_stmt *st = NULL;
+    db_stmt *st = NULL;
     CT_GUARD_RET(db_prepare(db, k_report_list, &st, "i", (int64_t)c->max));
     for (;;) {
         bool row = false;

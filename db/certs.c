@@ -1,0 +1,291 @@
+/* db certs: issued certificates, recorded with their log leaf and audit event (group commit). */
+#define _POSIX_C_SOURCE 200809L
+#include "db_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------------------
+ * certificates
+ * ------------------------------------------------------------------------------------------------------- */
+static const char k_cert_current[] = "SELECT cert_serial_hex, status, spki_sha256, der FROM certificates"
+                                     " WHERE device_serial = ? AND profile = ? AND status = 'valid'";
+static const char k_cert_current_count[] = "SELECT count(*) FROM certificates"
+                                           " WHERE device_serial = ? AND profile = ? AND status = 'valid'";
+/* Only the same device's current certificate of the same profile can be superseded by this issuance. */
+static const char k_cert_supersede[] = "UPDATE certificates SET status = 'superseded' WHERE cert_serial_hex = ?"
+                                       " AND device_serial = ? AND profile = ? AND status = 'valid'";
+/* One camera, one DNS name: a device serial that differs only by case from an issued one. */
+static const char k_cert_case_variant[] = "SELECT device_serial FROM certificates WHERE device_serial = ?1 COLLATE NOCASE"
+                                          " AND device_serial <> ?1 AND profile NOT IN " DB_CLIENT_PROFILES " LIMIT 1";
+/* Revocation is final: an order's issuance (of any profile) is refused (1) while the serial has a revoked
+ * certificate, unless its order line re-provisions it and nothing of that serial was revoked since the line
+ * opened. */
+static const char k_cert_revoked_block[] =
+    "SELECT (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
+    "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
+    " > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?2 AND serial = ?1), 0)";
+/* A renewal that supersedes nothing: has this serial's certificate of this profile been revoked? */
+static const char k_cert_profile_revoked[] = "SELECT count(*) FROM certificates WHERE device_serial = ? COLLATE NOCASE"
+                                             " AND profile = ? AND status = 'revoked'";
+static const char k_cert_insert[] =
+    "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
+    " order_id, spki_sha256, der, status, issued_at, issuing_ca) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)";
+
+struct cert_ctx {
+    const char *serial;
+    const char *profile;
+    db_cert *out;
+    const db_cert_record *rec;
+    const char *supersedes;
+    const char *actor;
+};
+
+static ct_err cert_current_fn(ct_db *db, void *vctx)
+{
+    struct cert_ctx *c = vctx;
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_cert_current, &st, "tt", c->serial, c->profile));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate for serial '%s'", c->profile, c->serial));
+    CT_GUARD_RET(db_col_text(st, 0, c->out->cert_serial_hex, sizeof c->out->cert_serial_hex));
+    CT_GUARD_RET(db_col_text(st, 1, c->out->status, sizeof c->out->status));
+    CT_GUARD_RET(db_col_hash(st, 2, c->out->spki_sha256));
+    size_t len = 0;
+    const void *der = db_col_blob(st, 3, &len);
+    CT_ENSURE_RET(der && len > 0, ct_fail(CT_ERR_DB, "certificate %s has no DER", c->out->cert_serial_hex));
+    CT_GUARD_RET(ct_buf_alloc(&c->out->der, len));
+    return ct_buf_set(&c->out->der, der, len);
+}
+
+ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *profile, db_cert *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_cert_find_current: missing argument"));
+    CT_GUARD_RET(db_check_str("device serial", device_serial, DB_SERIAL_MAX));
+    CT_GUARD_RET(db_check_str("profile", profile, DB_PROFILE_MAX));
+    memset(out, 0, sizeof *out);
+    struct cert_ctx c = {.serial = device_serial, .profile = profile, .out = out};
+    ct_err rc = db_call(db, false, cert_current_fn, &c);
+    if (rc != CT_OK) ct_buf_free(&out->der);
+    return rc;
+}
+
+/* The device serial's rules for an order's issuance: one spelling, and revocation is final. A renewal keeps the
+ * serial of the certificate that authenticated it (even one spelt twice before this rule), and cannot replace a
+ * revoked certificate of its profile: it must supersede a current one, or the profile must never have been
+ * revoked for that serial (only an order line re-provisions it). */
+static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char *supersedes)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    int64_t blocked = 0;
+    if (r->order_id == 0) {
+        if (!supersedes) CT_GUARD_RET(db_query_int(db, k_cert_profile_revoked, &blocked, "tt", r->device_serial, r->profile));
+        CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "the %s certificate of serial '%s' was revoked and "
+                                        "revocation is final: a renewal cannot replace it (an officer may re-provision "
+                                        "it: order reprovision)", r->profile, r->device_serial));
+        return CT_OK;
+    }
+    CT_GUARD_RET(db_prepare(db, k_cert_case_variant, &st, "t", r->device_serial));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s', issued here: serials are "
+                                "one DNS name", r->device_serial, db_col_str(st, 0)));
+    CT_GUARD_RET(db_query_int(db, k_cert_revoked_block, &blocked, "ti", r->device_serial, r->order_id));
+    CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "serial '%s' has a revoked certificate and revocation is "
+                                    "final (an officer may re-provision it: order reprovision)", r->device_serial));
+    return CT_OK;
+}
+
+/* What rebuilds a certificate's row (the device serial is the entry's subject; the DER by its hash: the row and
+ * the issuance log hold it). */
+static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d)
+{
+    uint8_t h[32];
+    CT_GUARD_RET(ct_sha256(r->der, r->der_len, h));
+    db_detail_init(d);
+    CT_GUARD_RET(db_detail_str(d, "cert_serial", r->cert_serial_hex));
+    CT_GUARD_RET(db_detail_str(d, "profile", r->profile));
+    CT_GUARD_RET(db_detail_int(d, "station", r->station_id));
+    CT_GUARD_RET(db_detail_int(d, "order", r->order_id));
+    CT_GUARD_RET(db_detail_str(d, "supersedes", supersedes ? supersedes : "-"));
+    CT_GUARD_RET(db_detail_hex(d, "spki", r->spki_sha256, 32));
+    CT_GUARD_RET(db_detail_hex(d, "sha256", h, 32));
+    return db_detail_int(d, "issuing_ca", r->issuing_ca); /* which generation's CRL and OCSP answer for it */
+}
+
+ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
+{
+    if (supersedes) {
+        int changes = 0;
+        CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", supersedes, r->device_serial, r->profile));
+        CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate %s of serial '%s' to supersede",
+                                            r->profile, supersedes, r->device_serial));
+    }
+    bool operator = strcmp(r->profile, DB_PROFILE_STATION) == 0 || strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
+    if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r, supersedes));
+    ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r->cert_serial_hex, r->device_serial, r->profile,
+                        r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
+                        sizeof r->spki_sha256, r->der, r->der_len, db_now(), r->issuing_ca);
+    if (rc == CT_ERR_EXISTS) {
+        /* Two unique rules can refuse this row: tell the caller which one. */
+        int64_t current = 0;
+        CT_GUARD_RET(db_query_int(db, k_cert_current_count, &current, "tt", r->device_serial, r->profile));
+        return current > 0 ? ct_fail(CT_ERR_ALREADY_ISSUED, "serial '%s' already has a current %s certificate",
+                                     r->device_serial, r->profile)
+                           : ct_fail(CT_ERR_EXISTS, "certificate serial %s is already recorded", r->cert_serial_hex);
+    }
+    CT_GUARD_RET(rc);
+    /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
+     * CA's own operators', DB_OPERATOR_PROFILES). */
+    if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
+    db_detail d;
+    CT_GUARD_RET(cert_detail(r, supersedes, &d));
+    return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", d.s);
+}
+
+static ct_err cert_issue_tx(ct_db *db, void *vctx)
+{
+    struct cert_ctx *c = vctx;
+    return db_cert_insert_tx(db, c->rec, c->supersedes, c->actor);
+}
+
+static const char k_operator_unrecorded[] =
+    "SELECT name, '" DB_PROFILE_STATION "', cert_serial_hex, cert_der FROM stations s WHERE NOT EXISTS"
+    " (SELECT 1 FROM certificates c WHERE c.cert_serial_hex = s.cert_serial_hex) UNION ALL"
+    " SELECT name, '" DB_PROFILE_OFFICER "', cert_serial_hex, cert_der FROM officers o WHERE NOT EXISTS"
+    " (SELECT 1 FROM certificates c WHERE c.cert_serial_hex = o.cert_serial_hex)";
+
+struct backfill_ctx {
+    db_cert_fill_fn fill;
+    const char *actor;
+    int64_t count;
+};
+
+static ct_err backfill_tx(ct_db *db, void *vctx)
+{
+    struct backfill_ctx *c = vctx;
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_operator_unrecorded, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) return CT_OK;
+        db_cert_record r = {0};
+        CT_GUARD_RET(db_col_text(st, 0, r.device_serial, sizeof r.device_serial));
+        CT_GUARD_RET(db_col_text(st, 1, r.profile, sizeof r.profile));
+        CT_GUARD_RET(db_col_text(st, 2, r.cert_serial_hex, sizeof r.cert_serial_hex));
+        r.der = db_col_blob(st, 3, &r.der_len);
+        CT_GUARD_RET(c->fill(r.der, r.der_len, &r));
+        CT_GUARD_RET(db_cert_record_check(&r, NULL, c->actor));
+        CT_GUARD_RET(db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r.cert_serial_hex, r.device_serial, r.profile,
+                             r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
+                             sizeof r.spki_sha256, r.der, r.der_len, db_now(), (int64_t)0));
+        db_detail d;
+        CT_GUARD_RET(cert_detail(&r, NULL, &d));
+        CT_GUARD_RET(db_detail_str(&d, "recorded", "later"));
+        CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r.device_serial, "ok", d.s));
+        c->count++;
+    }
+}
+
+ct_err db_operator_certs_backfill(ct_db *db, db_cert_fill_fn fill, const char *actor, int64_t *count)
+{
+    CT_ENSURE_RET(db && fill, ct_fail(CT_ERR_ARG, "db_operator_certs_backfill: missing argument"));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    struct backfill_ctx c = {.fill = fill, .actor = actor};
+    CT_GUARD_RET(db_call(db, true, backfill_tx, &c));
+    if (count) *count = c.count;
+    return CT_OK;
+}
+
+/* Group commit. Every issuance is on disk before its answer, and one fsync costs about a millisecond, so
+ * concurrent issuances share one transaction and one fsync: a leader takes everything queued, writes each
+ * item inside its own SAVEPOINT (a refused item leaves nothing and spoils no other), commits once and hands
+ * every waiting thread its own result. While it writes, new items queue up for the next leader. */
+struct db_pending {
+    struct cert_ctx *ctx;
+    ct_err rc;
+    bool done;
+    char detail[256];
+    struct db_pending *next;
+};
+
+static void keep_detail(struct db_pending *p, ct_err rc)
+{
+    p->rc = rc;
+    if (rc != CT_OK && ct_strlcpy(p->detail, sizeof p->detail, ct_err_detail()) != CT_OK) p->detail[0] = '\0';
+}
+
+static ct_err batch_tx(ct_db *db, void *vctx)
+{
+    for (struct db_pending *p = vctx; p; p = p->next) {
+        CT_GUARD_RET(db_exec_script(db, "SAVEPOINT issuance", "savepoint"));
+        ct_err_clear();
+        keep_detail(p, cert_issue_tx(db, p->ctx));
+        if (p->rc != CT_OK) CT_GUARD_RET(db_exec_script(db, "ROLLBACK TO issuance", "rollback to savepoint"));
+        CT_GUARD_RET(db_exec_script(db, "RELEASE issuance", "release savepoint"));
+    }
+    return CT_OK;
+}
+
+static void lead_batch(ct_db *db)
+{
+    struct db_pending *batch = db->gc_head;
+    db->gc_head = NULL;
+    db->gc_tail = &db->gc_head;
+    db->gc_leading = true;
+    (void)pthread_mutex_unlock(&db->gc_mu);
+    ct_err_clear();
+    ct_err rc = db_call(db, true, batch_tx, batch);
+    struct db_pending failed = {0};
+    keep_detail(&failed, rc);
+    (void)pthread_mutex_lock(&db->gc_mu);
+    for (struct db_pending *p = batch, *next; p; p = next) {
+        next = p->next; /* p belongs to a waiting thread that may return as soon as it is done */
+        if (rc != CT_OK) { /* the whole transaction is gone: nobody's item was recorded */
+            p->rc = rc;
+            memcpy(p->detail, failed.detail, sizeof p->detail);
+        }
+        p->done = true;
+    }
+    db->gc_leading = false;
+    (void)pthread_cond_broadcast(&db->gc_cv);
+}
+
+static ct_err group_commit(ct_db *db, struct cert_ctx *c)
+{
+    struct db_pending me = {.ctx = c};
+    CT_ENSURE_RET(pthread_mutex_lock(&db->gc_mu) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit lock failed"));
+    *db->gc_tail = &me;
+    db->gc_tail = &me.next;
+    while (!me.done) {
+        if (!db->gc_leading) lead_batch(db);
+        else (void)pthread_cond_wait(&db->gc_cv, &db->gc_mu);
+    }
+    (void)pthread_mutex_unlock(&db->gc_mu);
+    return me.rc == CT_OK ? CT_OK : ct_fail(me.rc, "%s", me.detail);
+}
+
+ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_hex, const char *actor)
+{
+    CT_ENSURE_RET(rec && rec->der && rec->der_len > 0, ct_fail(CT_ERR_ARG, "certificate record incomplete"));
+    CT_GUARD_RET(db_check_str("certificate serial", rec->cert_serial_hex, sizeof rec->cert_serial_hex));
+    CT_GUARD_RET(db_check_str("device serial", rec->device_serial, sizeof rec->device_serial));
+    CT_GUARD_RET(db_check_str("profile", rec->profile, sizeof rec->profile));
+    CT_GUARD_RET(db_check_str("subject", rec->subject, sizeof rec->subject));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    if (supersedes_hex) CT_GUARD_RET(db_check_str("superseded serial", supersedes_hex, DB_CERT_SERIAL_HEX_MAX));
+    CT_ENSURE_RET(rec->not_after > rec->not_before, ct_fail(CT_ERR_ARG, "certificate validity is empty"));
+    CT_ENSURE_RET(rec->station_id >= 0 && rec->order_id >= 0, ct_fail(CT_ERR_ARG, "negative station or order id"));
+    return CT_OK;
+}
+
+ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex, const char *actor)
+{
+    CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_cert_record_issuance: no database"));
+    CT_GUARD_RET(db_cert_record_check(rec, supersedes_hex, actor));
+    struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
+    return group_commit(db, &c);
+}
+

@@ -1,0 +1,46 @@
+/* db backends: what db.c asks of SQLite (db_sqlite.c) and PostgreSQL (db_pg.c). Only the backends see their
+ * library's types; the rest of db/ speaks db_stmt and db_col_*. Every function runs with db->mu held. */
+#ifndef CAMTRUST_DB_BACKEND_PRIV_H
+#define CAMTRUST_DB_BACKEND_PRIV_H
+
+#include "db_priv.h"
+
+struct db_stmt {
+    const char *sql; /* the static SQL string it was prepared from (the cache key) */
+    ct_db *db;
+    void *impl;      /* the backend's statement */
+};
+
+typedef struct db_backend {
+    const char *name; /* "sqlite", "postgresql" */
+    /* Connects to `target` (a file path, a libpq connection string) and sets db->conn; `password` may be NULL. */
+    ct_err (*open)(ct_db *db, const char *target, const char *password);
+    void (*close)(ct_db *db);
+    /* Makes st->impl from st->sql; finalize frees it. */
+    ct_err (*prepare)(ct_db *db, db_stmt *st);
+    void (*finalize)(ct_db *db, db_stmt *st);
+    /* Forgets the previous run and binds the 't','i','z','b' parameters (db_prepare). */
+    ct_err (*bind)(ct_db *db, db_stmt *st, const char *types, va_list ap);
+    ct_err (*step)(ct_db *db, db_stmt *st, bool *row);
+    /* Ends a run early (no rows held: a held SQLite statement would pin an old snapshot). */
+    void (*reset)(ct_db *db, db_stmt *st);
+    int64_t (*changes)(ct_db *db, db_stmt *st);
+    int64_t (*col_int)(db_stmt *st, int col);
+    const char *(*col_str)(db_stmt *st, int col);
+    const void *(*col_blob)(db_stmt *st, int col, size_t *len);
+    bool (*col_is_null)(db_stmt *st, int col);
+    ct_err (*exec_script)(ct_db *db, const char *sql, const char *what);
+    /* The write transaction takes the one lock that serialises every writer of this database (all processes,
+     * all nodes); a read transaction sees one snapshot. */
+    ct_err (*begin)(ct_db *db, bool write);
+    ct_err (*commit)(ct_db *db);
+    void (*rollback)(ct_db *db);
+    ct_err (*version_get)(ct_db *db, int64_t *version);
+    ct_err (*version_set)(ct_db *db, int version);
+    /* The backend's last error as a ct_err with "what: message" (db_sql_fail). */
+    ct_err (*fail)(ct_db *db, const char *what);
+} db_backend;
+
+extern const db_backend db_backend_sqlite;
+
+#endif

@@ -1,0 +1,210 @@
+/* db migrations: the schema as numbered steps, each run once in its own transaction (db.c migrate_one). */
+#include "db_priv.h"
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Schema: numbered migrations. PRAGMA user_version holds how many are applied; each runs in its own
+ * transaction together with the version bump and an audit event, so a crash leaves either all or nothing.
+ * Append new migrations at the end; never edit an applied one.
+ * ------------------------------------------------------------------------------------------------------- */
+static const char *const k_migrations[] = {
+    /* 1: the audit chain first, so every later migration is itself audited. */
+    "CREATE TABLE audit ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  ts INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, outcome TEXT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),"
+    "  hash BLOB NOT NULL CHECK (length(hash) = 32));"
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;",
+
+    /* 2: stations, orders and certificates. */
+    "CREATE TABLE stations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+    "  cert_sha256 BLOB NOT NULL UNIQUE CHECK (length(cert_sha256) = 32),"
+    "  cert_serial_hex TEXT NOT NULL,"
+    "  cert_der BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE orders ("
+    "  id INTEGER PRIMARY KEY,"
+    "  station_id INTEGER NOT NULL REFERENCES stations(id),"
+    "  model TEXT NOT NULL,"
+    "  open INTEGER NOT NULL DEFAULT 1 CHECK (open IN (0, 1)),"
+    "  created_at INTEGER NOT NULL,"
+    "  closed_at INTEGER);"
+    "CREATE INDEX orders_station_open ON orders(station_id, open);"
+    "CREATE TABLE order_serials ("
+    "  order_id INTEGER NOT NULL REFERENCES orders(id),"
+    "  serial TEXT NOT NULL,"
+    "  PRIMARY KEY (order_id, serial));"
+    "CREATE INDEX order_serials_serial ON order_serials(serial);"
+    /* Backstop for the rule db_order_create checks (and names the serial for): one open order per serial. */
+    "CREATE TRIGGER order_serials_one_open BEFORE INSERT ON order_serials"
+    "  WHEN EXISTS (SELECT 1 FROM order_serials s JOIN orders o ON o.id = s.order_id"
+    "               WHERE s.serial = NEW.serial AND o.open = 1 AND s.order_id <> NEW.order_id)"
+    "  BEGIN SELECT RAISE(ABORT, 'serial is already in another open order'); END;"
+    "CREATE TABLE certificates ("
+    "  cert_serial_hex TEXT PRIMARY KEY,"
+    "  device_serial TEXT NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  not_before INTEGER NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  station_id INTEGER REFERENCES stations(id),"
+    "  order_id INTEGER REFERENCES orders(id),"
+    "  spki_sha256 BLOB NOT NULL CHECK (length(spki_sha256) = 32),"
+    "  der BLOB NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'valid' CHECK (status IN ('valid', 'superseded', 'revoked')),"
+    "  issued_at INTEGER NOT NULL);"
+    /* The database itself refuses a second current certificate for a serial and profile. */
+    "CREATE UNIQUE INDEX certificates_one_valid ON certificates(device_serial, profile) WHERE status = 'valid';"
+    "CREATE INDEX certificates_order ON certificates(order_id);",
+
+    /* 3: revocation. A revoked certificate has both its time and its RFC 5280 reason code, and stays revoked;
+     * revocation_state counts revocations (so servers notice them) and CRLs (cRLNumber). */
+    "ALTER TABLE certificates ADD COLUMN revoked_at INTEGER;"
+    "ALTER TABLE certificates ADD COLUMN revocation_reason INTEGER CHECK (revocation_reason BETWEEN 0 AND 10);"
+    "CREATE INDEX certificates_station ON certificates(station_id);"
+    "CREATE INDEX certificates_device ON certificates(device_serial);"
+    "CREATE INDEX certificates_revoked ON certificates(revoked_at) WHERE status = 'revoked';"
+    "CREATE TRIGGER certificates_revocation_complete BEFORE UPDATE OF status ON certificates"
+    "  WHEN NEW.status = 'revoked' AND (NEW.revoked_at IS NULL OR NEW.revocation_reason IS NULL)"
+    "  BEGIN SELECT RAISE(ABORT, 'a revocation needs its time and reason'); END;"
+    "CREATE TRIGGER certificates_revocation_final BEFORE UPDATE ON certificates WHEN OLD.status = 'revoked'"
+    "  BEGIN SELECT RAISE(ABORT, 'a revoked certificate stays revoked'); END;"
+    "CREATE TABLE revocation_state ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  epoch INTEGER NOT NULL,"
+    "  crl_number INTEGER NOT NULL);"
+    "INSERT INTO revocation_state (id, epoch, crl_number) VALUES (1, 0, 0);",
+
+    /* 4: officers (security officers and auditors, each with its client certificate), and indexes for what they
+     * search: certificates by issuance time, audit entries by outcome and time (denials). */
+    "CREATE TABLE officers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL CHECK (role IN ('auditor', 'officer')),"
+    "  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),"
+    "  cert_sha256 BLOB NOT NULL UNIQUE CHECK (length(cert_sha256) = 32),"
+    "  cert_serial_hex TEXT NOT NULL,"
+    "  cert_der BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX certificates_issued ON certificates(issued_at);"
+    "CREATE INDEX audit_outcome ON audit(outcome, ts);",
+
+    /* 5: the issuance log (db_log.h): an RFC 9162 Merkle tree over the certificates' DER in issuance order, and its
+     * signed tree heads, both append-only. Certificates recorded before it are logged now, in the order they were
+     * recorded (ct_leaf_hash is db/log.c's SQL function). */
+    "CREATE TABLE log_leaves ("
+    "  leaf_index INTEGER PRIMARY KEY CHECK (leaf_index >= 0),"
+    "  cert_serial_hex TEXT NOT NULL UNIQUE REFERENCES certificates(cert_serial_hex),"
+    "  leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32));"
+    "CREATE TABLE log_tree_heads ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tree_size INTEGER NOT NULL CHECK (tree_size >= 0),"
+    "  timestamp_ms INTEGER NOT NULL,"
+    "  root_hash BLOB NOT NULL CHECK (length(root_hash) = 32),"
+    "  signature BLOB NOT NULL);"
+    "CREATE TRIGGER log_leaves_no_update BEFORE UPDATE ON log_leaves"
+    "  BEGIN SELECT RAISE(ABORT, 'the issuance log is append-only'); END;"
+    "CREATE TRIGGER log_leaves_no_delete BEFORE DELETE ON log_leaves"
+    "  BEGIN SELECT RAISE(ABORT, 'the issuance log is append-only'); END;"
+    "CREATE TRIGGER log_tree_heads_no_update BEFORE UPDATE ON log_tree_heads"
+    "  BEGIN SELECT RAISE(ABORT, 'tree heads are append-only'); END;"
+    "CREATE TRIGGER log_tree_heads_no_delete BEFORE DELETE ON log_tree_heads"
+    "  BEGIN SELECT RAISE(ABORT, 'tree heads are append-only'); END;"
+    "INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash)"
+    "  SELECT row_number() OVER (ORDER BY rowid) - 1, cert_serial_hex, ct_leaf_hash(der) FROM certificates;",
+
+    /* 6: the operations issuing CA's CRL (revoked viewers) counts its own cRLNumber: RFC 5280 numbers are per
+     * issuer, and the device CRL's sequence stays as it was. */
+    "ALTER TABLE revocation_state ADD COLUMN ops_crl_number INTEGER NOT NULL DEFAULT 0;",
+
+    /* 7: a device serial is also a DNS name, so serials are one case-insensitively: indexes to find them that way
+     * and backstops for the rules db_order_create and issuance check (and name the serial for). Rows already
+     * recorded stay as they are. An order line may re-provision a serial whose certificates were revoked:
+     * revoked_seen counts its revoked certificates when the line was opened, and the line allows issuance only
+     * while no later revocation of that serial exists; such a line may sit beside the serial's line in another
+     * open order (the newest line is the one enrollment uses). */
+    "CREATE INDEX order_serials_serial_nocase ON order_serials(serial COLLATE NOCASE);"
+    "CREATE INDEX certificates_device_nocase ON certificates(device_serial COLLATE NOCASE);"
+    "ALTER TABLE order_serials ADD COLUMN revoked_seen INTEGER NOT NULL DEFAULT 0 CHECK (revoked_seen >= 0);"
+    "DROP TRIGGER order_serials_one_open;"
+    "CREATE TRIGGER order_serials_one_open BEFORE INSERT ON order_serials"
+    "  WHEN NEW.revoked_seen = 0 AND EXISTS (SELECT 1 FROM order_serials s JOIN orders o ON o.id = s.order_id"
+    "               WHERE s.serial = NEW.serial AND o.open = 1 AND s.order_id <> NEW.order_id)"
+    "  BEGIN SELECT RAISE(ABORT, 'serial is already in another open order'); END;"
+    "CREATE TRIGGER order_serials_one_case BEFORE INSERT ON order_serials"
+    "  WHEN EXISTS (SELECT 1 FROM order_serials WHERE serial = NEW.serial COLLATE NOCASE AND serial <> NEW.serial)"
+    "  BEGIN SELECT RAISE(ABORT, 'serial differs only by case from an ordered one'); END;"
+    "CREATE TRIGGER certificates_one_case BEFORE INSERT ON certificates"
+    "  WHEN NEW.order_id IS NOT NULL AND NEW.profile NOT IN ('viewer', 'station', 'officer') AND EXISTS ("
+    "    SELECT 1 FROM certificates"
+    "    WHERE device_serial = NEW.device_serial COLLATE NOCASE AND device_serial <> NEW.device_serial"
+    "    AND profile NOT IN ('viewer', 'station', 'officer'))"
+    "  BEGIN SELECT RAISE(ABORT, 'device serial differs only by case from an issued one'); END;",
+
+    /* 8: the issuance log's checkpoints (C2SP signed notes, Ed25519 in the token), kept whole as signed, with
+     * what they bind: tree size and the audit chain's length. Append-only like the tree heads. */
+    "CREATE TABLE log_checkpoints ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tree_size INTEGER NOT NULL CHECK (tree_size >= 0),"
+    "  audit_entries INTEGER NOT NULL CHECK (audit_entries >= 0),"
+    "  note TEXT NOT NULL);"
+    "CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;"
+    "CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints"
+    "  BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;",
+    /* 9: state changes are audited with what rebuilds them (rebuild.c); migrate_one writes the state as it stands
+     * (db_state_baseline_tx) after this script, for the rebuild to start from. */
+    "CREATE INDEX audit_action ON audit(action, seq);",
+    /* 10: witnesses' cosignatures of checkpoints (c2sp.org/tlog-cosignature), one per witness and checkpoint. */
+    "CREATE TABLE log_cosignatures ("
+    "  id INTEGER PRIMARY KEY,"
+    "  checkpoint_id INTEGER NOT NULL REFERENCES log_checkpoints(id),"
+    "  witness TEXT NOT NULL,"
+    "  witness_time INTEGER NOT NULL CHECK (witness_time >= 0),"
+    "  line TEXT NOT NULL,"
+    "  received INTEGER NOT NULL,"
+    "  UNIQUE (checkpoint_id, witness));"
+    "CREATE TRIGGER log_cosignatures_no_update BEFORE UPDATE ON log_cosignatures"
+    "  BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;"
+    "CREATE TRIGGER log_cosignatures_no_delete BEFORE DELETE ON log_cosignatures"
+    "  BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;",
+    /* 11: witnesses' reports of an inconsistent log (POST /log/witness-report), kept whole as received once the
+     * CA checked them against its own key and database: two signed checkpoints that cannot both be true. */
+    "CREATE TABLE log_witness_reports ("
+    "  id INTEGER PRIMARY KEY,"
+    "  received INTEGER NOT NULL,"
+    "  witness TEXT NOT NULL," /* the configured witness whose cosignature the kept checkpoint carries; '' none */
+    "  kind TEXT NOT NULL CHECK (kind IN ('fork', 'rollback')),"
+    "  kept_size INTEGER NOT NULL CHECK (kept_size >= 0),"
+    "  served_size INTEGER NOT NULL CHECK (served_size >= 0),"
+    "  reason TEXT NOT NULL,"
+    "  report TEXT NOT NULL UNIQUE);"
+    "CREATE TRIGGER log_witness_reports_no_update BEFORE UPDATE ON log_witness_reports"
+    "  BEGIN SELECT RAISE(ABORT, 'witness reports are append-only'); END;"
+    "CREATE TRIGGER log_witness_reports_no_delete BEFORE DELETE ON log_witness_reports"
+    "  BEGIN SELECT RAISE(ABORT, 'witness reports are append-only'); END;",
+    /* 12: issuing CA generations (db/issuing.c): each certificate of the device or operations issuing CA that the
+     * offline roots certified, in order, and which of them signed each certificate (NULL: recorded before this, by
+     * the kind's first generation). Append-only: an old generation keeps answering for what it signed. */
+    DB_MIGRATION_ISSUING_CAS,
+    /* 13: the pg branch's (a placeholder until its migration is merged). */
+    "SELECT 1;",
+    /* 14: leases and the signer's CRLs (db/lease.c). */
+    DB_MIGRATION_LEASES,
+};
+
+#define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))
+const int db_n_migrations = N_MIGRATIONS;
+
+const char *db_migration_sql(ct_db *db, int n)
+{
+    (void)db;
+    return n >= 1 && n <= N_MIGRATIONS ? k_migrations[n - 1] : "";
+}
