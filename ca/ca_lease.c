@@ -34,13 +34,6 @@ struct ca_lease {
     bool held;                  /* at the last try (the thread's) */
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 int64_t ca_lease_tick_ms(const ca *c) { return c->cfg.lease_ms / 5; }
 
 int64_t ca_crl_stale_ms(const ca *c) { return c->cfg.lease_ms + 2 * ca_lease_tick_ms(c); }
@@ -66,7 +59,7 @@ static bool holder_dead(void *arg, const char *holder)
 
 void ca_lease_request(const ca *c, db_lease_request *req)
 {
-    *req = (db_lease_request){.name = DB_LEASE_SIGNER, .holder = c->lease->holder, .now_ms = wall_ms(),
+    *req = (db_lease_request){.name = DB_LEASE_SIGNER, .holder = c->lease->holder, .now_ms = ct_wall_ms(),
                               .ttl_ms = c->cfg.lease_ms, .holder_dead = holder_dead, .dead_arg = c->lease};
 }
 
@@ -100,10 +93,7 @@ static void *lease_thread(void *arg)
     (void)pthread_mutex_lock(&l->mu);
     while (!l->stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        long long ns = until.tv_nsec + (long long)ca_lease_tick_ms(c) * 1000000LL;
-        until.tv_sec += (time_t)(ns / 1000000000LL);
-        until.tv_nsec = (long)(ns % 1000000000LL);
+        ct_timespec_in(ca_lease_tick_ms(c), &until);
         while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0) {}
         if (l->stop) break;
         (void)pthread_mutex_unlock(&l->mu);

@@ -77,12 +77,7 @@ static ct_err need_log_key(ca *c)
     return CT_OK;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
+static uint64_t now_ms(void) { return (uint64_t)ct_wall_ms(); }
 
 /* Brings `tree` up to the log's current size. */
 static ct_err catch_up(ca *c, ct_merkle_frontier *tree)
@@ -257,10 +252,7 @@ static void *signer_thread(void *arg)
         while (!l->dirty && !l->stop) (void)pthread_cond_wait(&l->cv, &l->mu);
         if (l->dirty && !l->stop) { /* let the burst finish: one tree head for all of it */
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            long long ns = until.tv_nsec + (long long)c->cfg.log_sth_delay_ms * 1000000LL;
-            until.tv_sec += (time_t)(ns / 1000000000LL);
-            until.tv_nsec = (long)(ns % 1000000000LL);
+            ct_timespec_in(c->cfg.log_sth_delay_ms, &until);
             while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0) {}
         }
         if (l->dirty) {

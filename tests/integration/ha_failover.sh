@@ -9,7 +9,7 @@
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 
-N=${HA_ENROLLMENTS:-72}   # enrollments in the load
+N=${HA_ENROLLMENTS:-48}   # enrollments in the load
 WORKERS=6
 LEASE_MS=2000             # node.lease_ms: a short lease, so that the takeover fits the test's time
 
