@@ -176,12 +176,12 @@ CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
     "CREATE TABLE leases ("                                                                                       \
     "  name TEXT PRIMARY KEY,"                                                                                    \
     "  holder TEXT NOT NULL,"                                                                                     \
-    "  expires_ms INTEGER NOT NULL,"                                                                              \
-    "  taken_ms INTEGER NOT NULL);"                                                                               \
+    "  expires_ms BIGINT NOT NULL,"                                                                               \
+    "  taken_ms BIGINT NOT NULL);"                                                                                \
     "CREATE TABLE crls_signed ("                                                                                  \
     "  issuing_ca INTEGER PRIMARY KEY," /* an issuing_cas id */                                                   \
-    "  epoch INTEGER NOT NULL CHECK (epoch >= 0),"                                                                \
-    "  next_update INTEGER NOT NULL,"                                                                             \
+    "  epoch BIGINT NOT NULL CHECK (epoch >= 0),"                                                                 \
+    "  next_update BIGINT NOT NULL,"                                                                              \
     "  der BLOB NOT NULL);"
 
 #endif

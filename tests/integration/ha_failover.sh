@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# High availability: two CA nodes serve one database at once (here two processes on one SQLite file, WAL), both
-# answering EST, OCSP, /crl and /log; one of them holds the signer lease. A load of enrollments is spread over
-# both; the signer is killed with kill -9 in the middle; the clients retry on the other node. Then: every
-# certificate a client received is in the database and the issuance log exactly once, no serial twice, re-sent
-# requests (to either node) get the same certificate, audit verify passes, the lease moved (audited), the new
-# signer signs a checkpoint of the whole log; a revocation is in both nodes' OCSP and CRL answers.
+# High availability: two CA nodes serve one database at once (two processes on one SQLite file, WAL; on
+# PostgreSQL with CAMTRUST_TEST_DB=postgresql under tests/helpers/pg.sh), both answering EST, OCSP, /crl and /log;
+# one of them holds the signer lease. A load of enrollments is spread over both; the signer is killed with kill -9
+# in the middle; the clients retry on the other node. Then: every certificate a client received is in the database
+# and the issuance log exactly once, no serial twice, re-sent requests get the same certificate, audit verify
+# passes, the lease moved (audited), the new signer signs a checkpoint of the whole log; a revocation is in both
+# nodes' OCSP and CRL answers; with no node able to sign, both answer /crl with 503.
 # Usage: ha_failover.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -17,6 +18,16 @@ CA=$WORK/ca
 ca_create "$CA" >/dev/null
 DB=$CA/camtrust.db
 sed -i "s/^node.lease_ms = .*/node.lease_ms = $LEASE_MS/" "$CA/camtrust-ca.conf"
+# dbq SQL: a look at the one database both nodes serve (and the attacker's edits): the SQLite file, or the
+# PostgreSQL database db.url names (CAMTRUST_TEST_DB=postgresql). Rows as "a|b".
+if grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"; then
+  DB_URL=$(sed -n 's/^db.url = //p' "$CA/camtrust-ca.conf")
+  PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
+  dbq() { "$PSQL" -X -qAt -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
+  echo "# on PostgreSQL: $DB_URL"
+else
+  dbq() { sqlite3 -cmd ".timeout 5000" "$DB" "$1"; }
+fi
 serials=(); for i in $(seq -w 1 "$N"); do serials+=("HA$i"); done
 station_with_order line-ha "${serials[@]}"
 for s in "${serials[@]}"; do make_csr "$WORK/$s" "/serialNumber=$s/CN=x"; done
@@ -96,15 +107,15 @@ check_eq "a certificate for each serial" "$N" "$(grep -c . "$WORK/received-seria
 check_eq "no certificate serial twice among them" "$N" "$(sort -u "$WORK/received-serials" | grep -c .)"
 in_db=0 in_log=0
 while read -r cs; do
-  [ "$(sql "$DB" "select count(*) from certificates where cert_serial_hex = '$cs'")" = 1 ] && in_db=$((in_db + 1))
-  [ "$(sql "$DB" "select count(*) from log_leaves where cert_serial_hex = '$cs'")" = 1 ] && in_log=$((in_log + 1))
+  [ "$(dbq "select count(*) from certificates where cert_serial_hex = '$cs'")" = 1 ] && in_db=$((in_db + 1))
+  [ "$(dbq "select count(*) from log_leaves where cert_serial_hex = '$cs'")" = 1 ] && in_log=$((in_log + 1))
 done <"$WORK/received-serials"
 check_eq "each received certificate is in the database exactly once" "$N" "$in_db"
 check_eq "... and in the issuance log exactly once" "$N" "$in_log"
 check_eq "one current device certificate per device serial, none more" "$N|$N" \
-  "$(sql "$DB" "select count(*), count(distinct device_serial) from certificates where profile = 'device'" )"
+  "$(dbq "select count(*), count(distinct device_serial) from certificates where profile = 'device'" )"
 check_eq "the log's leaves are 0..n-1, one per certificate" "1" \
-  "$(sql "$DB" "select count(*) = max(leaf_index) + 1 and count(*) = count(distinct cert_serial_hex) from log_leaves")"
+  "$(dbq "select case when count(*) = max(leaf_index) + 1 and count(*) = count(distinct cert_serial_hex) then 1 else 0 end from log_leaves")"
 
 # every request sent again, to the surviving node (half of them were answered by node-a first)
 same=0
@@ -119,12 +130,12 @@ for _ in $(seq 1 300); do grep -q 'event=lease_taken.*holder="node-b"' "$WORK/no
 check "node-b took the signer lease from node-a" grep -q 'event=lease_taken lease=signer holder="node-b" previous="node-a"' "$WORK/node-b.log"
 TAKEN=$(sed -n 's/^ts=\([^ ]*\) .*event=lease_taken.*holder="node-b".*/\1/p' "$WORK/node-b.log" | head -1)
 echo "# takeover: node-b took the lease $(awk -v a="$KILLED_AT" -v b="$(date -d "$TAKEN" +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s after kill -9 of node-a (node.lease_ms=$LEASE_MS)"
-check_eq "the database names node-b the holder" "node-b" "$(sql "$DB" "select holder from leases where name = 'signer'")"
+check_eq "the database names node-b the holder" "node-b" "$(dbq "select holder from leases where name = 'signer'")"
 check_eq "the takeover is audited (lease.take, actor node-b, previous node-a)" 1 \
-  "$(sql "$DB" "select count(*) from audit where action = 'lease.take' and actor = 'node-b' and detail like '%previous=node-a%'")"
+  "$(dbq "select count(*) from audit where action = 'lease.take' and actor = 'node-b' and detail like '%previous=node-a%'")"
 
 # the new signer signs a checkpoint of the whole log (its tick notices issuances it did not make)
-leaves=$(sql "$DB" "select count(*) from log_leaves")
+leaves=$(dbq "select count(*) from log_leaves")
 size=0
 for _ in $(seq 1 300); do
   size=$(curl -s --max-time 5 "http://127.0.0.1:$HTTP_node_b/log/checkpoint" | sed -n 2p)
@@ -168,7 +179,7 @@ check "node-a serves the CRL node-b signed" cmp -s "$WORK/node_a.crl" "$WORK/nod
 
 # The attacker (or a hung node) holds the lease and signs nothing: no node serves a CRL lacking a revocation
 # longer than node.lease_ms + two ticks; both answer 503 with the reason instead, and OCSP still says revoked.
-sqlite3 -cmd ".timeout 5000" "$DB" "update leases set holder = 'node-x', expires_ms = 99999999999999 where name = 'signer'"
+dbq "update leases set holder = 'node-x', expires_ms = 99999999999999 where name = 'signer'"
 for _ in $(seq 1 200); do grep -q 'event=lease_lost' "$WORK/node-b.log" && break; sleep 0.05; done
 check "node-b notices it lost the lease" grep -q 'event=lease_lost lease=signer holder="node-x"' "$WORK/node-b.log"
 REV2=${serials[2]}
@@ -184,7 +195,7 @@ for node in node_a node_b; do # each counts from when it saw the revocation (wit
 done
 ocsp_out=$(openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/$REV2.pem" -url "http://127.0.0.1:$HTTP_node_a/ocsp"   -CAfile "$CA/root.pem" -no_nonce -timeout 5 2>&1 || true)
 check "... while OCSP says revoked" grep -q ': revoked' <<<"$ocsp_out"
-sqlite3 -cmd ".timeout 5000" "$DB" "update leases set expires_ms = 0 where name = 'signer'"
+dbq "update leases set expires_ms = 0 where name = 'signer'"
 crl_ok=0
 for _ in $(seq 1 400); do
   curl -s --max-time 5 -o "$WORK/after.crl" "http://127.0.0.1:$HTTP_node_a/crl"
@@ -196,5 +207,5 @@ check_eq "the lease free again: a node takes it and node-a's CRL lists $REV2" 1 
 # stop both cleanly; the whole record verifies
 stop_bg
 check "audit verify passes" "$CA_BIN" audit verify --dir "$CA"
-check_eq "the stopped signer let its lease go" 0 "$(sql "$DB" "select expires_ms from leases where name = 'signer'")"
+check_eq "the stopped signer let its lease go" 0 "$(dbq "select expires_ms from leases where name = 'signer'")"
 finish
