@@ -135,11 +135,18 @@ ct_err ca_lease_start(ca *c)
     lease_try(c); /* before revocation and the log start: the holder signs at once */
     ct_log(CT_LOG_INFO, "node", "id=%s signer=%s lease_ms=%ld", CT_LOGQ(l->holder), ca_lease_held(c) ? "yes" : "no",
            c->cfg.lease_ms);
-    l->thread_ok = pthread_create(&l->thread, NULL, lease_thread, c) == 0;
-    CT_ENSURE_MSG(l->thread_ok, CT_ERR_INTERNAL, "cannot start the lease thread");
 cleanup:
     if (rc != CT_OK) ca_lease_free(c);
     return rc;
+}
+
+ct_err ca_lease_run(ca *c)
+{
+    ca_lease *l = c->lease;
+    CT_ENSURE_RET(l && !l->thread_ok, ct_fail(CT_ERR_INTERNAL, "ca_lease_run: no lease, or running already"));
+    l->thread_ok = pthread_create(&l->thread, NULL, lease_thread, c) == 0;
+    CT_ENSURE_RET(l->thread_ok, ct_fail(CT_ERR_INTERNAL, "cannot start the lease thread"));
+    return CT_OK;
 }
 
 void ca_lease_stop(ca *c)

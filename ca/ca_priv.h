@@ -350,9 +350,10 @@ CT_MUST_CHECK ct_err ca_revoke_fields_parse(const char *content_type, const uint
 ct_err ca_console_handle(const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- several nodes on one database: the signer lease (ca_lease.c) ---- */
-/* Starts taking and renewing the lease ("signer") as node.id (or serve --node-id; empty: host:pid): one try at
- * once, then one every ca_lease_tick_ms. */
+/* Takes the lease ("signer") if it can, as node.id (or serve --node-id; empty: host:pid); ca_lease_run then starts
+ * the thread that renews or takes it every ca_lease_tick_ms (after the log and revocation it wakes are started). */
 CT_MUST_CHECK ct_err ca_lease_start(ca *c);
+CT_MUST_CHECK ct_err ca_lease_run(ca *c);
 /* Stops the thread (the lease is kept until ca_lease_free, so that the log's last tree head is still signed). */
 void ca_lease_stop(ca *c);
 /* Stops, lets the lease go when held, frees. */

@@ -557,6 +557,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     CT_GUARD(ca_revocation_start(c));
     CT_GUARD(ca_log_start(c));
     CT_GUARD(ca_refusals_start(c));
+    CT_GUARD(ca_lease_run(c));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only
      * sigwait below sees them. */
     sigemptyset(&stop);
