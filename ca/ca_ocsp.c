@@ -96,8 +96,11 @@ static ct_err crl_load(ca *c, int gen)
     ca_revocation *r = c->rev;
     db_signed_crl kept;
     ct_err rc = db_crl_signed_get(c->db, c->gens[gen].id, &kept);
-    if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNAVAILABLE, "no CRL signed yet (the signer node stores it)");
+    if (rc == CT_ERR_NOT_FOUND) rc = db_crl_signed_want(c->db, c->gens[gen].id);
     CT_GUARD_RET(rc);
+    CT_ENSURE_RET(!kept.wanted && kept.der.len,
+                  ct_fail(CT_ERR_UNAVAILABLE, "this CRL is not signed yet: the signer node signs it within %lld ms",
+                          (long long)ca_lease_tick_ms(c)));
     ct_buf_free(&r->crl[gen]);
     r->crl[gen] = kept.der;
     r->crl_epoch[gen] = kept.epoch;
@@ -158,6 +161,24 @@ void ca_revocation_changed(ca *c)
     if (c && c->rev) refresh(c, true);
 }
 
+/* The signer's tick, for a CRL it did not make itself: the one the previous signer stored becomes its own (re-signed
+ * below when due or stale); one asked for (db_crl_signed_want) is signed below. False when no node serves or
+ * asked for it: nothing to sign. Under r->mu. */
+static bool crl_adopt(ca *c, int gen)
+{
+    ca_revocation *r = c->rev;
+    db_signed_crl kept;
+    if (db_crl_signed_get(c->db, c->gens[gen].id, &kept) != CT_OK) return false;
+    if (!kept.wanted) {
+        ct_buf_free(&r->crl[gen]);
+        r->crl[gen] = kept.der;
+        r->crl_epoch[gen] = kept.epoch;
+    }
+    /* re-signed at half its validity, as the signer's own: nextUpdate - crl.validity_hours / 2 */
+    r->crl_refresh_at[gen] = kept.wanted ? 1 : (time_t)kept.next_update - (time_t)c->cfg.crl_hours * HOUR_SECONDS / 2;
+    return true;
+}
+
 void ca_revocation_sign_due(ca *c)
 {
     ca_revocation *r = c ? c->rev : NULL;
@@ -165,6 +186,7 @@ void ca_revocation_sign_due(ca *c)
     refresh(c, true);
     if (pthread_mutex_lock(&r->mu) != 0) return;
     for (size_t i = 0; i < c->n_gens && ca_lease_held(c); i++) {
+        if (!r->crl_refresh_at[i] && !crl_adopt(c, (int)i)) continue; /* no node serves it yet */
         if (time(NULL) < r->crl_refresh_at[i] && r->crl_epoch[i] >= r->epoch) continue;
         ct_err rc = crl_refresh(c, (int)i);
         if (rc != CT_OK)

@@ -378,11 +378,15 @@ typedef struct {
     int64_t epoch;      /* the revocation epoch it covers (db_revocation_epoch, read before its list) */
     int64_t next_update;
     ct_buf der;         /* owned */
+    bool wanted;        /* no CRL yet: a node asked the signer for one (db_crl_signed_want); der empty */
 } db_signed_crl;
 /* Keeps crl (replacing the generation's older one) only while `lease` names its holder, unexpired at
  * lease->now_ms; CT_ERR_UNAVAILABLE when it does not. */
 CT_MUST_CHECK ct_err db_crl_signed_put(ct_db *db, const db_lease_request *lease, const db_signed_crl *crl);
-/* CT_ERR_NOT_FOUND (without a detail) when none is kept; out->der allocated (ct_buf_free). */
+/* CT_ERR_NOT_FOUND (without a detail) when none is kept or asked for; out->der allocated (ct_buf_free). */
 CT_MUST_CHECK ct_err db_crl_signed_get(ct_db *db, int64_t issuing_ca, db_signed_crl *out);
+/* Asks the signer for that generation's CRL (a node was asked for one it never made): kept CRLs are left as they
+ * are. Any node may ask; only the lease holder signs. */
+CT_MUST_CHECK ct_err db_crl_signed_want(ct_db *db, int64_t issuing_ca);
 
 #endif

@@ -12,7 +12,10 @@
 static const char k_lease_get[] = "SELECT holder, expires_ms FROM leases WHERE name = ?";
 static const char k_lease_insert[] = "INSERT INTO leases (name, holder, expires_ms, taken_ms) VALUES (?, ?, ?, ?)";
 static const char k_lease_renew[] = "UPDATE leases SET expires_ms = ? WHERE name = ? AND holder = ?";
-static const char k_lease_move[] = "UPDATE leases SET holder = ?, expires_ms = ?, taken_ms = ? WHERE name = ?";
+/* Compare-and-set on what was read: two nodes that read the same expired row cannot both take it, whatever the
+ * backend's isolation. */
+static const char k_lease_move[] =
+    "UPDATE leases SET holder = ?, expires_ms = ?, taken_ms = ? WHERE name = ? AND holder = ? AND expires_ms = ?";
 static const char k_lease_release[] = "UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?";
 static const char k_lease_held[] = "SELECT 1 FROM leases WHERE name = ? AND holder = ? AND expires_ms > ?";
 static const char k_crl_put[] =
@@ -20,6 +23,9 @@ static const char k_crl_put[] =
     " ON CONFLICT (issuing_ca) DO UPDATE SET epoch = excluded.epoch, next_update = excluded.next_update,"
     " der = excluded.der";
 static const char k_crl_get[] = "SELECT epoch, next_update, der FROM crls_signed WHERE issuing_ca = ?";
+/* A node asked for a CRL the signer never made: an empty row asks the signer for it (its next tick signs it). */
+static const char k_crl_want[] = "INSERT INTO crls_signed (issuing_ca, epoch, next_update, der) VALUES (?, 0, 0, ?)"
+                                 " ON CONFLICT (issuing_ca) DO NOTHING";
 
 struct lease_ctx {
     const db_lease_request *req;
@@ -42,22 +48,27 @@ static ct_err lease_take_tx(ct_db *db, void *vctx)
         CT_GUARD_RET(db_col_text(st, 0, out->holder, sizeof out->holder));
         out->expires_ms = db_col_int(st, 1);
     }
+    int changed = 0;
     if (row && strcmp(out->holder, q->holder) == 0) { /* ours: renewed, whether or not it lapsed meanwhile */
-        CT_GUARD_RET(db_exec(db, k_lease_renew, NULL, "itt", until, q->name, q->holder));
-        out->held = true;
-        out->expires_ms = until;
+        CT_GUARD_RET(db_exec(db, k_lease_renew, &changed, "itt", until, q->name, q->holder));
+        out->held = changed == 1;
+        if (out->held) out->expires_ms = until;
         return CT_OK;
     }
     bool dead = row && q->holder_dead && q->holder_dead(q->dead_arg, out->holder);
     if (row && out->expires_ms > q->now_ms && !dead) return CT_OK; /* another node's, and alive */
     if (row) {
-        CT_GUARD_RET(db_exec(db, k_lease_move, NULL, "tiit", q->holder, until, q->now_ms, q->name));
+        CT_GUARD_RET(db_exec(db, k_lease_move, &changed, "tiitti", q->holder, until, q->now_ms, q->name, out->holder,
+                             out->expires_ms));
         CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "holder=%s previous=%s %s", q->holder, out->holder,
                                  dead ? "previous_dead" : "previous_expired"));
     } else {
-        CT_GUARD_RET(db_exec(db, k_lease_insert, NULL, "ttii", q->name, q->holder, until, q->now_ms));
+        ct_err rc = db_exec(db, k_lease_insert, &changed, "ttii", q->name, q->holder, until, q->now_ms);
+        if (rc == CT_ERR_EXISTS) changed = 0; /* another node inserted it first */
+        else CT_GUARD_RET(rc);
         CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "holder=%s previous=none", q->holder));
     }
+    if (changed != 1) return CT_OK; /* another node took it between our read and our write: not ours */
     CT_GUARD_RET(db_audit_append_tx(db, q->holder, "lease.take", q->name, "ok", detail));
     CT_GUARD_RET(ct_strlcpy(out->previous, sizeof out->previous, row ? out->holder : ""));
     CT_GUARD_RET(ct_strlcpy(out->holder, sizeof out->holder, q->holder));
@@ -136,7 +147,8 @@ static ct_err crl_get_fn(ct_db *db, void *vctx)
     c->out->next_update = db_col_int(st, 1);
     size_t len = 0;
     const void *der = db_col_blob(st, 2, &len);
-    CT_ENSURE_RET(der && len, ct_fail(CT_ERR_DB, "the stored CRL of issuing CA %lld is empty", (long long)c->issuing_ca));
+    c->out->wanted = !der || !len;
+    if (c->out->wanted) return CT_OK;
     CT_GUARD_RET(ct_buf_alloc(&c->out->der, len));
     return ct_buf_set(&c->out->der, der, len);
 }
@@ -149,4 +161,16 @@ ct_err db_crl_signed_get(ct_db *db, int64_t issuing_ca, db_signed_crl *out)
     ct_err rc = db_call(db, false, crl_get_fn, &c);
     if (rc != CT_OK) ct_buf_free(&out->der);
     return rc;
+}
+
+static ct_err crl_want_fn(ct_db *db, void *vctx)
+{
+    static const uint8_t none = 0;
+    return db_exec(db, k_crl_want, NULL, "ib", *(const int64_t *)vctx, &none, (size_t)0);
+}
+
+ct_err db_crl_signed_want(ct_db *db, int64_t issuing_ca)
+{
+    CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_crl_signed_want: no database"));
+    return db_call(db, true, crl_want_fn, &issuing_ca);
 }

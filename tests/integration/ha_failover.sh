@@ -176,6 +176,15 @@ for node in node_a node_b; do
     openssl crl -inform DER -in "$WORK/$node.crl" -CAfile <(cat "$CA/device-issuing.pem" "$CA/root.pem") -noout
 done
 check "node-a serves the CRL node-b signed" cmp -s "$WORK/node_a.crl" "$WORK/node_b.crl"
+# a CRL the signer never made (the operations issuing CA's): node-a asks for it, serves it within a tick
+code=
+for _ in $(seq 1 200); do
+  code=$(curl -s -o "$WORK/ops.crl" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl/ops")
+  [ "$code" = 200 ] && break; sleep 0.05
+done
+check_eq "node-a: /crl/ops, signed by node-b on node-a's asking" 200 "$code"
+check "... verifies against the operations issuing CA" \
+  openssl crl -inform DER -in "$WORK/ops.crl" -CAfile <(cat "$CA/ops-issuing.pem" "$CA/ops-root.pem") -noout
 
 # The attacker (or a hung node) holds the lease and signs nothing: no node serves a CRL lacking a revocation
 # longer than node.lease_ms + two ticks; both answer 503 with the reason instead, and OCSP still says revoked.

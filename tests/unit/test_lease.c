@@ -112,6 +112,15 @@ START_TEST(test_crl_kept_only_by_the_holder)
     ck_assert_mem_eq(got.der.data, der1, sizeof der1);
     ct_buf_free(&got.der);
     ck_assert_int_eq(db_crl_signed_get(b, 2, &got), CT_ERR_NOT_FOUND);
+    /* any node may ask the signer for a CRL it never made; asking never touches a kept one */
+    ck_assert_int_eq(db_crl_signed_want(b, 2), CT_OK);
+    ck_assert_int_eq(db_crl_signed_get(a, 2, &got), CT_OK);
+    ck_assert(got.wanted && got.der.len == 0);
+    ck_assert_int_eq(db_crl_signed_want(b, 1), CT_OK);
+    ck_assert_int_eq(db_crl_signed_get(b, 1, &got), CT_OK);
+    ck_assert(!got.wanted);
+    ck_assert_mem_eq(got.der.data, der1, sizeof der1);
+    ct_buf_free(&got.der);
     /* the new holder replaces it */
     rb.now_ms = 2010002;
     ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
