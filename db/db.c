@@ -148,7 +148,8 @@ static ct_err tx_end(ct_db *db, ct_err rc)
 static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
 {
     if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
-    ct_err rc = tx ? db->be->begin(db, tx == 1) : CT_OK;
+    ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
+    if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1);
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset all. */
     for (size_t i = 0; i < db->n_cached; i++) db->be->reset(db, db->cache[i]);
@@ -241,9 +242,70 @@ ct_err db_open(const char *path, ct_db **out) { return db_open_keyed(path, NULL,
 
 ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out)
 {
+    const db_config cfg = {.backend = DB_BACKEND_SQLITE, .path = path};
+    return db_open_config(&cfg, mac, out);
+}
+
+const char *db_backend_name(const ct_db *db) { return db ? db->be->name : ""; }
+
+/* The password file's first line (a trailing newline is not part of it). */
+#define DB_PASSWORD_MAX 1024
+static ct_err read_password(const char *path, ct_buf *pw)
+{
+    CT_GUARD_RET(ct_file_read(path, DB_PASSWORD_MAX, pw));
+    while (pw->len && (pw->data[pw->len - 1] == '\n' || pw->data[pw->len - 1] == '\r')) pw->len--;
+    CT_ENSURE_RET(pw->len > 0 && !memchr(pw->data, '\n', pw->len) && !memchr(pw->data, '\0', pw->len),
+                  ct_fail(CT_ERR_CONFIG, "%s: the password file holds one line, the password", path));
+    const char *s = NULL;
+    return ct_buf_cstr(pw, &s);
+}
+
+static ct_err backend_open(ct_db *db, const db_config *cfg)
+{
+    if (cfg->backend == DB_BACKEND_SQLITE) {
+        CT_ENSURE_RET(cfg->path && *cfg->path, ct_fail(CT_ERR_ARG, "db_open: no path"));
+        db->be = &db_backend_sqlite;
+        return db->be->open(db, cfg->path, NULL);
+    }
+    CT_ENSURE_RET(cfg->backend == DB_BACKEND_POSTGRESQL && cfg->url && *cfg->url,
+                  ct_fail(CT_ERR_CONFIG, "db.url is missing (the PostgreSQL connection string)"));
+    db->be = &db_backend_pg;
+    ct_buf pw = CT_BUF_INIT;
+    ct_err rc = cfg->password_file ? read_password(cfg->password_file, &pw) : CT_OK;
+    if (rc == CT_OK) rc = db->be->open(db, cfg->url, pw.data ? (const char *)pw.data : NULL);
+    ct_buf_free(&pw); /* wipes it: libpq keeps its own copy for reconnecting */
+    return rc;
+}
+
+static const char k_ca_id_get[] = "SELECT ca_id FROM ca_identity WHERE id = 1";
+static const char k_ca_id_set[] = "INSERT INTO ca_identity (id, ca_id, named_at) VALUES (1, ?, ?)";
+
+/* The database names its CA: the first open names it, every later one must be of the same CA (several nodes of one
+ * CA share a database; a node set up with another CA's folder must not write into it). */
+static ct_err ca_identity_tx(ct_db *db, void *ctx)
+{
+    const char *want = ctx;
+    db_stmt *st = NULL;
+    bool row = false;
+    char have[DB_CA_ID_MAX];
+    CT_GUARD_RET(db_prepare(db, k_ca_id_get, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (row) {
+        CT_GUARD_RET(db_col_text(st, 0, have, sizeof have));
+        CT_ENSURE_RET(strcmp(have, want) == 0,
+                      ct_fail(CT_ERR_CONFIG, "this database belongs to CA %s, not to this folder's CA %s: a node serves "
+                                             "only its own CA's database", have, want));
+        return CT_OK;
+    }
+    CT_GUARD_RET(db_exec(db, k_ca_id_set, NULL, "ti", want, db_now()));
+    return db_audit_append_tx(db, "camtrust-db", "db.ca_id", want, "ok", db->be->name);
+}
+
+ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out)
+{
     ct_err rc = CT_OK;
     ct_db *db = NULL;
-    CT_ENSURE(path && *path && out, ct_fail(CT_ERR_ARG, "db_open: no path"));
+    CT_ENSURE(cfg && out, ct_fail(CT_ERR_ARG, "db_open: no configuration"));
     CT_ENSURE(!mac || (mac->fn && mac->key), ct_fail(CT_ERR_ARG, "db_open: a MAC without its functions"));
     db = calloc(1, sizeof *db);
     CT_ENSURE(db, CT_ERR_NOMEM);
@@ -253,12 +315,16 @@ ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out)
     CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0 && pthread_cond_init(&db->gc_cv, NULL) == 0,
               ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
     db->gc_tail = &db->gc_head;
-    CT_GUARD(db->be->open(db, path, NULL));
+    CT_GUARD(backend_open(db, cfg));
     CT_GUARD(db_call(db, false, read_version, NULL));
     if (mac) CT_GUARD(db_call(db, true, audit_key_ready, NULL));
     for (int v = db->schema_version + 1; v <= db_n_migrations; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;
+    }
+    if (cfg->ca_id) {
+        CT_GUARD(db_check_str("CA id", cfg->ca_id, DB_CA_ID_MAX));
+        CT_GUARD(db_call(db, true, ca_identity_tx, (void *)cfg->ca_id));
     }
     *out = db;
 cleanup:
@@ -273,7 +339,7 @@ void db_close(ct_db *db)
         db->be->finalize(db, db->cache[i]);
         free(db->cache[i]);
     }
-    db->be->close(db);
+    if (db->conn) db->be->close(db);
     (void)pthread_mutex_destroy(&db->mu);
     (void)pthread_mutex_destroy(&db->gc_mu);
     (void)pthread_cond_destroy(&db->gc_cv);

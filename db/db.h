@@ -1,4 +1,5 @@
-/* db: the CA's records in SQLite (WAL). Only this module runs SQL. Each operation is one transaction and is
+/* db: the CA's records in SQLite (WAL; the default) or PostgreSQL (several nodes on one database). Only this
+ * module runs SQL. Each operation is one transaction and is
  * named in the CA's own words. The handle is safe to share between threads (calls are serialised). */
 #ifndef CAMTRUST_DB_H
 #define CAMTRUST_DB_H
@@ -20,8 +21,29 @@
 
 typedef struct ct_db ct_db;
 
-/* Opens (creating if needed) and runs pending numbered migrations. WAL, synchronous=FULL, foreign keys. */
+/* Opens (creating if needed) the SQLite file and runs pending numbered migrations. WAL, synchronous=FULL,
+ * foreign keys. */
 CT_MUST_CHECK ct_err db_open(const char *path, ct_db **out);
+
+/* Where the records are: a SQLite file, or a PostgreSQL database that several nodes of one CA share. */
+typedef enum { DB_BACKEND_SQLITE, DB_BACKEND_POSTGRESQL } db_backend_kind;
+typedef struct {
+    db_backend_kind backend;
+    const char *path;          /* SQLite: the file */
+    const char *url;           /* PostgreSQL: a libpq connection string; a password in it is refused */
+    const char *password_file; /* PostgreSQL: NULL, or the file holding the password (read, used, wiped) */
+    /* The CA this database belongs to (its folder's ca-id; NULL: not checked). A database that names none yet is
+     * named so (audited "db.ca_id"); one that names another CA is refused with CT_ERR_CONFIG. */
+    const char *ca_id;
+} db_config;
+#define DB_CA_ID_MAX 65
+typedef struct db_audit_mac db_audit_mac;
+/* db_open_keyed (mac may be NULL) on either backend. PostgreSQL unreachable: CT_ERR_UNAVAILABLE naming it; later
+ * calls while it is down fail with CT_ERR_UNAVAILABLE (HTTP 503), their transaction rolled back, and the
+ * connection is re-made by the first call after it is back. */
+CT_MUST_CHECK ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out);
+/* "sqlite" or "postgresql". */
+const char *db_backend_name(const ct_db *db);
 void db_close(ct_db *db);
 int db_schema_version(ct_db *db);
 
@@ -192,7 +214,7 @@ CT_MUST_CHECK ct_err db_crl_number_next(ct_db *db, db_crl_issuer issuer, const c
  * someone who can write this file but not use the token cannot write an entry. A chain begun before keying
  * (SHA-256 only) is sealed by its "audit.keyed" entry: that entry and every later one are MACed. */
 typedef ct_err (*db_audit_mac_fn)(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[32]);
-typedef struct {
+struct db_audit_mac {
     db_audit_mac_fn fn;
     /* Called once at open, under the database's write lock (processes opening the same file take turns), before
      * anything is written: finds the key, or makes it and sets *made; a chain that existed unkeyed is then sealed
@@ -200,7 +222,7 @@ typedef struct {
     ct_err (*key)(void *ctx, bool *made);
     void *ctx;
     const char *key_name;
-} db_audit_mac;
+};
 /* db_open whose every audit entry is MACed with `mac` (copied; ctx must outlive the handle), migrations' own
  * entries included: the key is ready, and an unkeyed chain sealed, before any migration runs. */
 CT_MUST_CHECK ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out);

@@ -16,6 +16,8 @@ typedef struct db_backend {
     /* Connects to `target` (a file path, a libpq connection string) and sets db->conn; `password` may be NULL. */
     ct_err (*open)(ct_db *db, const char *target, const char *password);
     void (*close)(ct_db *db);
+    /* Before each call: re-makes a lost connection (NULL: nothing to do); CT_ERR_UNAVAILABLE while it stays lost. */
+    ct_err (*ready)(ct_db *db);
     /* Makes st->impl from st->sql; finalize frees it. */
     ct_err (*prepare)(ct_db *db, db_stmt *st);
     void (*finalize)(ct_db *db, db_stmt *st);
@@ -42,5 +44,6 @@ typedef struct db_backend {
 } db_backend;
 
 extern const db_backend db_backend_sqlite;
+extern const db_backend db_backend_pg;
 
 #endif

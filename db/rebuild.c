@@ -301,19 +301,22 @@ ct_err db_state_baseline_tx(ct_db *db)
 /* ---------------------------------------------------------------------------------------------------------
  * replay
  * ------------------------------------------------------------------------------------------------------- */
-static const char k_rb_schema[] =
-    "CREATE TEMP TABLE IF NOT EXISTS rb_cert (serial TEXT PRIMARY KEY, seq INTEGER, status TEXT, revoked_at INTEGER,"
-    "  reason INTEGER, reason_name TEXT, issued INTEGER, device TEXT, profile TEXT, station_id INTEGER,"
-    "  order_id INTEGER, spki BLOB, sha256 BLOB, issuing_ca INTEGER);"
-    "CREATE TEMP TABLE IF NOT EXISTS rb_station (name TEXT PRIMARY KEY, seq INTEGER, enabled INTEGER, fp BLOB);"
-    "CREATE TEMP TABLE IF NOT EXISTS rb_officer (name TEXT PRIMARY KEY, seq INTEGER, role TEXT, enabled INTEGER,"
-    "  fp BLOB);"
-    "CREATE TEMP TABLE IF NOT EXISTS rb_order (id INTEGER PRIMARY KEY, seq INTEGER, station TEXT, model TEXT,"
-    "  open INTEGER, serials INTEGER, serials_sha256 BLOB);"
-    "CREATE TEMP TABLE IF NOT EXISTS rb_crl (issuer TEXT PRIMARY KEY, number INTEGER);"
-    "CREATE TEMP TABLE IF NOT EXISTS rb_report (id INTEGER PRIMARY KEY, seq INTEGER, detail TEXT);"
-    "DELETE FROM rb_cert; DELETE FROM rb_station; DELETE FROM rb_officer; DELETE FROM rb_order; DELETE FROM rb_crl;"
-    "DELETE FROM rb_report;";
+/* I and B: INTEGER and BLOB in SQLite, BIGINT and BYTEA in PostgreSQL. */
+#define RB_SCHEMA(I, B)                                                                                              \
+    "CREATE TEMP TABLE IF NOT EXISTS rb_cert (serial TEXT PRIMARY KEY, seq " I ", status TEXT, revoked_at " I ","    \
+    "  reason " I ", reason_name TEXT, issued " I ", device TEXT, profile TEXT, station_id " I ","                    \
+    "  order_id " I ", spki " B ", sha256 " B ", issuing_ca " I ");"                                                 \
+    "CREATE TEMP TABLE IF NOT EXISTS rb_station (name TEXT PRIMARY KEY, seq " I ", enabled " I ", fp " B ");"        \
+    "CREATE TEMP TABLE IF NOT EXISTS rb_officer (name TEXT PRIMARY KEY, seq " I ", role TEXT, enabled " I ","        \
+    "  fp " B ");"                                                                                                   \
+    "CREATE TEMP TABLE IF NOT EXISTS rb_order (id " I " PRIMARY KEY, seq " I ", station TEXT, model TEXT,"           \
+    "  open " I ", serials " I ", serials_sha256 " B ");"                                                            \
+    "CREATE TEMP TABLE IF NOT EXISTS rb_crl (issuer TEXT PRIMARY KEY, number " I ");"                                \
+    "CREATE TEMP TABLE IF NOT EXISTS rb_report (id " I " PRIMARY KEY, seq " I ", detail TEXT);"                      \
+    "DELETE FROM rb_cert; DELETE FROM rb_station; DELETE FROM rb_officer; DELETE FROM rb_order; DELETE FROM rb_crl;" \
+    "DELETE FROM rb_report;"
+static const char k_rb_schema[] = RB_SCHEMA("INTEGER", "BLOB");
+static const char k_rb_schema_pg[] = RB_SCHEMA("BIGINT", "BYTEA");
 static const char k_rb_marker[] = "SELECT seq, detail FROM audit WHERE action = 'audit.state' ORDER BY seq LIMIT 1";
 /* Refusals change no state (and their detail may quote a client): only what was done is replayed. */
 static const char k_rb_entries[] = "SELECT seq, action, subject, detail FROM audit WHERE seq > ? AND outcome = 'ok'"
@@ -326,10 +329,10 @@ static const char k_rb_cert_status[] =
     " ON CONFLICT (serial) DO UPDATE SET status = ?3, revoked_at = ?4, reason = ?5, reason_name = ?6";
 static const char k_rb_station_set[] =
     "INSERT INTO rb_station (name, seq, enabled, fp) VALUES (?1, ?2, ?3, ?4)"
-    " ON CONFLICT (name) DO UPDATE SET enabled = ?3, fp = COALESCE(?4, fp)";
+    " ON CONFLICT (name) DO UPDATE SET enabled = ?3, fp = COALESCE(?4, rb_station.fp)";
 static const char k_rb_officer_set[] =
     "INSERT INTO rb_officer (name, seq, role, enabled, fp) VALUES (?1, ?2, ?3, ?4, ?5)"
-    " ON CONFLICT (name) DO UPDATE SET role = COALESCE(?3, role), enabled = ?4, fp = COALESCE(?5, fp)";
+    " ON CONFLICT (name) DO UPDATE SET role = COALESCE(?3, rb_officer.role), enabled = ?4, fp = COALESCE(?5, rb_officer.fp)";
 static const char k_rb_order_set[] =
     "INSERT INTO rb_order (id, seq, station, model, open, serials, serials_sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
     " ON CONFLICT (id) DO UPDATE SET seq = ?2, station = ?3, model = ?4, open = ?5, serials = ?6, serials_sha256 = ?7";
@@ -468,7 +471,7 @@ static ct_err replay(ct_db *db, rebuild_ctx *c)
     db_stmt *st = NULL;
     bool row = false;
     int64_t crl = 0, ops_crl = 0, from = 0;
-    CT_GUARD_RET(db_exec_script(db, k_rb_schema, "rebuild tables"));
+    CT_GUARD_RET(db_exec_script(db, db_sql(db, k_rb_schema, k_rb_schema_pg), "rebuild tables"));
     CT_GUARD_RET(db_prepare(db, k_rb_marker, &st, ""));
     CT_GUARD_RET(db_step(db, st, &row));
     if (!row) return differs(c, "the audit has no audit.state entry to rebuild from (deleted?)");
