@@ -25,6 +25,12 @@ CT_MUST_CHECK ct_err ca_init(const char *dir);
 /* Opens an installed CA folder (CT_ERR_CONFIG, one line, for a folder that awaits its ceremony's certificates). A
  * folder made before offline roots (its roots in its token) opens too, warned once (ca_roots_online). */
 CT_MUST_CHECK ct_err ca_open(const char *dir, ca **out);
+/* `db migrate-to`: copies the CA's records (SQLite) into the empty PostgreSQL database `url` (its password from
+ * `password_file`, may be NULL), then switches the folder's config to it; *rows gets how many rows. CT_ERR_EXISTS
+ * for a target that is not empty. Stop the server first: what it writes after the copy would stay behind. */
+CT_MUST_CHECK ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64_t *rows);
+/* Points the folder's config back at its SQLite file (a copy that did not prove itself). */
+CT_MUST_CHECK ct_err ca_db_use_sqlite(const char *dir);
 /* Whether the CA's token holds its roots (a folder made before offline roots): the operator should move them. */
 bool ca_roots_online(const ca *c);
 /* ca_open that also opens a folder awaiting its ceremony's certificates (for install, and audit verify). */

@@ -39,7 +39,13 @@ static const ct_setting setting_rows[] = {
     {"audit.anonymous_max_rows", "256", "most such counts per interval; further anonymous refusals share one row"},
     {"key.audit_mac", CA_AUDIT_MAC_DEFAULT_URI,
      "audit chain key: HMAC-SHA256 of every audit entry, made in the token at init (or at the first open of an older CA)"},
-    {"database", "camtrust.db", "SQLite database (relative to the CA folder)"},
+    {"database", "camtrust.db", "SQLite database (relative to the CA folder), when db.backend is sqlite"},
+    {"db.backend", "sqlite",
+     "where the CA's records are: sqlite (the file `database`) or postgresql (db.url; nodes of this CA may share it)"},
+    {"db.url", "", "PostgreSQL: a libpq connection string (host=... port=... dbname=... user=...), never a password"},
+    {"db.password_file", "",
+     "PostgreSQL: file holding the password, one line (relative to the CA folder; empty: none, e.g. peer or certificate "
+     "authentication)"},
     {"subject.organization", "Example Camera Maker", "subject O of every certificate"},
     {"device.domain", "devices.example.com", "device certificates name <serial>.<domain> in subjectAltName"},
     {"device.validity_days", "0", "device certificate lifetime; 0: notAfter 99991231235959Z (IEEE 802.1AR)"},
@@ -113,6 +119,14 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_load_dir(&schema, dir, CA_CONFIG_FILE, "is it a camtrust CA folder?", &cfg));
     CT_GUARD(hsm_settings_read(&schema, cfg, dir, CA_PIN_ENV, &s->hsm));
     CT_GUARD(ct_settings_copy_path(&schema, cfg, "database", dir, s->db_path, sizeof s->db_path));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "db.backend", s->db_backend, sizeof s->db_backend));
+    CT_ENSURE_MSG(strcmp(s->db_backend, "sqlite") == 0 || strcmp(s->db_backend, "postgresql") == 0, CT_ERR_CONFIG,
+                  "config db.backend: '%s' is not sqlite or postgresql", s->db_backend);
+    CT_GUARD(ct_settings_copy(&schema, cfg, "db.url", s->db_url, sizeof s->db_url));
+    CT_ENSURE_MSG(strcmp(s->db_backend, "postgresql") != 0 || s->db_url[0], CT_ERR_CONFIG,
+                  "config db.backend is postgresql: db.url names the database");
+    CT_GUARD(ct_settings_copy_path(&schema, cfg, "db.password_file", dir, s->db_password_file,
+                                   sizeof s->db_password_file));
     CT_GUARD(ct_settings_copy(&schema, cfg, "hsm.key_curve", s->curve, sizeof s->curve));
     CT_ENSURE_MSG(strcmp(s->curve, "P-256") == 0 || strcmp(s->curve, "P-384") == 0, CT_ERR_CONFIG,
                   "config hsm.key_curve: '%s' is not P-256 or P-384", s->curve);
@@ -194,4 +208,52 @@ ct_err ca_write_pem_chain(const char *path, const ct_buf *const *certs, size_t n
 cleanup:
     ct_buf_free(&pem);
     return rc;
+}
+
+bool ca_db_is_pg(const ca_settings *s) { return strcmp(s->db_backend, "postgresql") == 0; }
+
+void ca_db_config(const ca_settings *s, const char *ca_id, db_config *out)
+{
+    *out = (db_config){.backend = ca_db_is_pg(s) ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE,
+                       .path = s->db_path,
+                       .url = s->db_url,
+                       .password_file = s->db_password_file[0] ? s->db_password_file : NULL,
+                       .ca_id = ca_id};
+}
+
+#define CA_ID_BYTES 16
+ct_err ca_id_read(const char *dir, bool make, char out[DB_CA_ID_MAX])
+{
+    ct_err rc = CT_OK;
+    char path[CA_PATH_MAX];
+    ct_buf text = CT_BUF_INIT;
+    CT_GUARD(ct_path_join(path, sizeof path, dir, CA_ID_FILE));
+    if (make && !ct_file_exists(path)) {
+        uint8_t id[CA_ID_BYTES];
+        char line[2 * CA_ID_BYTES + 2];
+        CT_GUARD(ct_random(id, sizeof id));
+        CT_GUARD(ct_hex_encode(id, sizeof id, line, sizeof line));
+        CT_GUARD(ct_strlcpy(line + 2 * CA_ID_BYTES, 2, "\n"));
+        CT_GUARD(ct_file_write_atomic(path, line, strlen(line), 0600));
+    }
+    rc = ct_file_read(path, 2 * CA_ID_BYTES + 2, &text);
+    CT_ENSURE(rc == CT_OK, ct_fail(CT_ERR_CONFIG, "%s: cannot read the CA's id", path));
+    while (text.len && (text.data[text.len - 1] == '\n' || text.data[text.len - 1] == '\r')) text.len--;
+    CT_ENSURE_MSG(text.len == 2 * CA_ID_BYTES && text.len < DB_CA_ID_MAX, CT_ERR_CONFIG,
+                  "%s: the CA's id is %d hex digits", path, 2 * CA_ID_BYTES);
+    for (size_t i = 0; i < text.len; i++)
+        CT_ENSURE_MSG(strchr("0123456789abcdef", text.data[i]) && text.data[i], CT_ERR_CONFIG,
+                      "%s: the CA's id is %d hex digits", path, 2 * CA_ID_BYTES);
+    memcpy(out, text.data, text.len);
+    out[text.len] = '\0';
+cleanup:
+    ct_buf_free(&text);
+    return rc;
+}
+
+ct_err ca_settings_set(const char *dir, const char *key, const char *value)
+{
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
+    return ct_settings_set(&schema, path, key, value);
 }

@@ -44,7 +44,11 @@ static ct_err audit_key(void *ctx, bool *made)
 static ct_err db_open_audited(ca *c)
 {
     const db_audit_mac mac = {audit_mac, audit_key, c, CA_AUDIT_MAC_LABEL};
-    return db_open_keyed(c->cfg.db_path, &mac, &c->db);
+    char id[DB_CA_ID_MAX];
+    db_config cfg;
+    CT_GUARD_RET(ca_id_read(c->cfg.dir, true, id));
+    ca_db_config(&c->cfg, id, &cfg);
+    return db_open_config(&cfg, &mac, &c->db);
 }
 
 /* Splits "a,b,c" into at most `max` NUL-terminated parts inside `storage`. */
@@ -154,10 +158,12 @@ cleanup:
 /* What a folder may hold before init: nothing, or only the config an operator wrote first (another HSM). */
 static ct_err folder_check(const char *dir, bool *has_config)
 {
-    char db[CA_PATH_MAX];
+    char db[CA_PATH_MAX], id[CA_PATH_MAX];
     ct_err rc = ct_dir_check_fresh(dir, CA_CONFIG_FILE, has_config);
     CT_GUARD_RET(ct_path_join(db, sizeof db, dir, CA_DB_FILE));
     CT_ENSURE_RET(!ct_file_exists(db), ct_fail(CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, db));
+    CT_GUARD_RET(ct_path_join(id, sizeof id, dir, CA_ID_FILE));
+    CT_ENSURE_RET(!ct_file_exists(id), ct_fail(CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, id));
     return rc;
 }
 
@@ -192,7 +198,7 @@ static ct_err build(ca *c, const char *stage, const char *dir)
 {
     CT_GUARD_RET(ca_settings_write_defaults(stage));
     CT_GUARD_RET(ca_settings_load(stage, &c->cfg));
-    CT_ENSURE_RET(!ct_file_exists(c->cfg.db_path),
+    CT_ENSURE_RET(ca_db_is_pg(&c->cfg) || !ct_file_exists(c->cfg.db_path),
                   ct_fail(CT_ERR_EXISTS, "%s already holds a CA (%s)", dir, c->cfg.db_path));
     CT_GUARD_RET(hsm_local_token_prepare(&c->cfg.hsm, stage));
     ct_failpoint("init:token");
@@ -222,7 +228,7 @@ ct_err ca_init(const char *dir)
     ct_err rc = CT_OK;
     ca *c = NULL;
     hsm_settings hs;
-    bool has_config = false, staged = false;
+    bool has_config = false, staged = false, pg = false;
     char stage[CA_PATH_MAX], from[CA_PATH_MAX], to[CA_PATH_MAX];
     ct_buf conf = CT_BUF_INIT;
     CT_GUARD(folder_check(dir, &has_config));
@@ -239,11 +245,13 @@ ct_err ca_init(const char *dir)
     c->current[0] = c->current[1] = -1;
     CT_GUARD(build(c, stage, dir));
     hs = c->cfg.hsm;
+    pg = ca_db_is_pg(&c->cfg);
     ca_close(c); /* the token closed before its folder moves */
     c = NULL;
     CT_GUARD(hsm_local_relocate(&hs, stage, dir));
     ct_failpoint("init:relocated");
-    CT_GUARD(ct_dir_commit(stage, dir, CA_DB_FILE)); /* its database marks an initialised CA */
+    /* Its database marks an initialised CA; one in PostgreSQL, its id file. */
+    CT_GUARD(ct_dir_commit(stage, dir, pg ? CA_ID_FILE : CA_DB_FILE));
     staged = false;
 cleanup:
     ca_close(c);
@@ -313,8 +321,9 @@ static ct_err open_folder(const char *dir, bool installing, ca **out)
     CT_ENSURE_RET(c, CT_ERR_NOMEM);
     c->current[0] = c->current[1] = -1;
     CT_GUARD(ca_settings_load(dir, &c->cfg));
-    CT_ENSURE_MSG(ct_file_exists(c->cfg.db_path), CT_ERR_CONFIG, "%s is not initialised: run camtrust-ca init --dir %s",
-                  dir, dir);
+    CT_GUARD(ct_path_join(root_path, sizeof root_path, dir, CA_ID_FILE));
+    CT_ENSURE_MSG(ct_file_exists(ca_db_is_pg(&c->cfg) ? root_path : c->cfg.db_path), CT_ERR_CONFIG,
+                  "%s is not initialised: run camtrust-ca init --dir %s", dir, dir);
     CT_GUARD(ct_path_join(root_path, sizeof root_path, dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT]));
     c->installed = ct_file_exists(root_path);
     CT_ENSURE_MSG(c->installed || installing, CT_ERR_CONFIG,

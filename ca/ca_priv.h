@@ -23,6 +23,9 @@ typedef struct {
     char dir[CA_PATH_MAX];
     hsm_settings hsm;
     char db_path[CA_PATH_MAX];
+    char db_backend[16];                 /* "sqlite" or "postgresql" */
+    char db_url[1024];                   /* PostgreSQL's libpq connection string */
+    char db_password_file[CA_PATH_MAX];  /* "" for none */
     char organization[PKI_NAME_MAX];
     char device_domain[128];
     char listen[64];
@@ -152,6 +155,16 @@ extern const char *const ca_key_default_label[CA_KEY__COUNT];
 CT_MUST_CHECK ct_err ca_settings_write_defaults(const char *dir);
 /* Loads DIR/camtrust-ca.conf. Exports SOFTHSM2_CONF when configured, so that SoftHSM finds this CA's token. */
 CT_MUST_CHECK ct_err ca_settings_load(const char *dir, ca_settings *s);
+/* The CA folder's id: 32 hex digits in CA_ID_FILE, made at init (or at the first open of an older folder, `make`).
+ * The database names its CA by it (migration 13): a node whose folder is another CA's is refused. */
+#define CA_ID_FILE "ca-id"
+CT_MUST_CHECK ct_err ca_id_read(const char *dir, bool make, char out[DB_CA_ID_MAX]);
+/* The database settings of `s` as db_open_config takes them (pointers into `s`), naming the CA `ca_id`. */
+void ca_db_config(const ca_settings *s, const char *ca_id, db_config *out);
+/* Sets one setting of the folder's config file (ct_settings_set). */
+CT_MUST_CHECK ct_err ca_settings_set(const char *dir, const char *key, const char *value);
+/* Whether `s` keeps the records in PostgreSQL (else the SQLite file s->db_path). */
+bool ca_db_is_pg(const ca_settings *s);
 
 /* A device serial number is also a DNS label: letters, digits and '-', 1 to 63 of them. */
 bool ca_serial_valid(const char *serial);

@@ -63,6 +63,11 @@ static const char usage[] =
     "                                           (every S seconds, default 10); on a fork or rollback keep the\n"
     "                                           evidence in DIR/evidence/, report it to the CA, exit 1\n"
     "  log checkpoint [--out F]                 print (or save) the newest checkpoint (signing one if none)\n"
+    "  db migrate-to --url URL [--password-file F]\n"
+    "                                           copy the CA's SQLite records into the empty PostgreSQL database URL\n"
+    "                                           (a libpq connection string, no password in it) and switch DIR to it;\n"
+    "                                           audit verify before and after, the same newest checkpoint, or DIR\n"
+    "                                           stays on SQLite (stop the server first)\n"
     "  log proof --serial HEX --out FILE        write a certificate's inclusion proof (for its device to keep)\n"
     "  log verify-proof --proof FILE --log-cert log.pem\n"
     "                                           check a proof offline (no --dir needed)\n"
@@ -86,6 +91,7 @@ typedef struct {
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
     const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval, *ca_root;
     const char *custodians, *quorum, *curve, *profile, *root, *revoke, *generation, *node_id;
+    const char *url, *password_file;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
     int ncheckpoints;
     const char *certs[8], *crls[8]; /* install --cert, --crl: repeatable, or several values after one flag */
@@ -121,6 +127,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--curve", offsetof(cli_args, curve)},     {"--profile", offsetof(cli_args, profile)},
         {"--root", offsetof(cli_args, root)},       {"--revoke", offsetof(cli_args, revoke)},
         {"--generation", offsetof(cli_args, generation)}, {"--node-id", offsetof(cli_args, node_id)},
+        {"--url", offsetof(cli_args, url)},         {"--password-file", offsetof(cli_args, password_file)},
     };
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
@@ -523,6 +530,37 @@ static int run(ca *c, const cli_args *a)
     return rc == CT_OK ? 0 : (rc == CT_ERR_INTEGRITY ? 1 : fail(rc));
 }
 
+/* db migrate-to: audit verify, the copy, audit verify of the copy and the same newest checkpoint; on any failure
+ * the folder keeps (or gets back) its SQLite configuration. */
+static int migrate_to(const cli_args *a)
+{
+    ca *c = NULL;
+    ct_buf before = CT_BUF_INIT, after = CT_BUF_INIT;
+    int64_t rows = 0;
+    bool switched = false;
+    ct_err rc = need(a->url, "--url");
+    if (rc == CT_OK) rc = ca_open(a->dir, &c);
+    if (rc == CT_OK) printf("the CA in SQLite:\n");
+    if (rc == CT_OK) rc = audit_verify(c, a);
+    if (rc == CT_OK) rc = ca_log_checkpoint(c, "cli", &before);
+    if (rc == CT_OK) rc = ca_db_migrate_to(c, a->url, a->password_file, &rows);
+    switched = rc == CT_OK;
+    ca_close(c);
+    c = NULL;
+    if (rc == CT_OK) printf("copied %lld rows; the copy in PostgreSQL:\n", (long long)rows);
+    if (rc == CT_OK) rc = ca_open(a->dir, &c);
+    if (rc == CT_OK) rc = audit_verify(c, a);
+    if (rc == CT_OK) rc = ca_log_checkpoint(c, "cli", &after);
+    if (rc == CT_OK && (before.len != after.len || memcmp(before.data, after.data, before.len) != 0))
+        rc = ct_fail(CT_ERR_INTEGRITY, "the copy's newest checkpoint is not the original's");
+    ca_close(c);
+    if (rc == CT_OK) printf("the same newest checkpoint; %s now keeps its records in PostgreSQL\n", a->dir);
+    if (rc != CT_OK && switched && ca_db_use_sqlite(a->dir) == CT_OK) fprintf(stderr, "camtrust-ca: %s stays on SQLite\n", a->dir);
+    ct_buf_free(&before);
+    ct_buf_free(&after);
+    return rc == CT_OK ? 0 : fail(rc);
+}
+
 int main(int argc, char **argv)
 {
     cli_args a;
@@ -545,6 +583,7 @@ int main(int argc, char **argv)
                "%s/ops-issuing.csr\n", a.dir, CA_CONFIG_FILE, a.dir, a.dir);
         return print_vkey(a.dir);
     }
+    if (is(&a, "db", "migrate-to", 2)) return migrate_to(&a);
     if (is(&a, "install", NULL, 1)) {
         ct_err rc = ca_install(a.dir, a.certs, (size_t)a.ncerts, a.crls, (size_t)a.ncrls);
         if (rc != CT_OK) return fail(rc);

@@ -49,13 +49,43 @@ static ct_err cached_stmt(ct_db *db, const char *sql, db_stmt **out)
     return CT_OK;
 }
 
-static ct_err vprepare(ct_db *db, const char *sql, db_stmt **out, const char *types, va_list ap)
+ct_err db_prepare_values(ct_db *db, const char *sql, db_stmt **out, const db_value *v, int n)
 {
     db_stmt *st = NULL;
     CT_GUARD_RET(cached_stmt(db, sql, &st));
-    CT_GUARD_RET(db->be->bind(db, st, types, ap));
+    CT_GUARD_RET(db->be->bind(db, st, v, n));
     *out = st;
     return CT_OK;
+}
+
+/* The 't','i','z','b' arguments as values. */
+static ct_err vprepare(ct_db *db, const char *sql, db_stmt **out, const char *types, va_list ap)
+{
+    db_value v[DB_MAX_PARAMS];
+    int n = 0;
+    for (; *types; types++, n++) {
+        CT_ENSURE_RET(n < DB_MAX_PARAMS, ct_fail(CT_ERR_INTERNAL, "too many SQL parameters: %.60s", sql));
+        v[n] = (db_value){.type = *types == 'z' ? 'i' : *types};
+        switch (*types) {
+        case 't':
+            v[n].p = va_arg(ap, const char *);
+            v[n].null = !v[n].p;
+            break;
+        case 'i':
+        case 'z':
+            v[n].i = va_arg(ap, int64_t);
+            v[n].null = *types == 'z' && v[n].i == 0;
+            break;
+        case 'b':
+            v[n].p = va_arg(ap, const void *);
+            v[n].n = va_arg(ap, size_t);
+            v[n].null = !v[n].p; /* SQL NULL, as sqlite3_bind_blob makes it */
+            break;
+        default:
+            return ct_fail(CT_ERR_INTERNAL, "bad bind type '%c'", *types);
+        }
+    }
+    return db_prepare_values(db, sql, out, v, n);
 }
 
 ct_err db_prepare(ct_db *db, const char *sql, db_stmt **out, const char *types, ...)
@@ -210,6 +240,7 @@ static ct_err migrate_one(ct_db *db, void *ctx)
     CT_GUARD_RET(ct_snprintf(what, sizeof what, "migration %d", target));
     CT_GUARD_RET(db_exec_script(db, db_migration_sql(db, target), what));
     CT_GUARD_RET(db->be->version_set(db, target));
+    if (db->copy_target) return CT_OK; /* the copy brings the audit of every migration */
     if (target == DB_MIGRATION_STATE_BASELINE) CT_GUARD_RET(db_state_baseline_tx(db));
     return db_audit_append_tx(db, "camtrust-db", "db.migrate", what, "ok", NULL);
 }
@@ -235,6 +266,21 @@ static ct_err read_version(ct_db *db, void *ctx)
                   ct_fail(CT_ERR_DB, "database schema %lld is newer than this build (%d)", (long long)version,
                           db_n_migrations));
     db->schema_version = (int)version;
+    return CT_OK;
+}
+
+static const char k_tables_sqlite[] = "SELECT count(*) FROM sqlite_master WHERE type = 'table'";
+static const char k_tables_pg[] = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()";
+
+/* A copy goes only into an empty database: nothing of another CA (or an earlier attempt) is mixed in. */
+static ct_err target_empty(ct_db *db, void *ctx)
+{
+    (void)ctx;
+    int64_t tables = 0;
+    CT_GUARD_RET(db_query_int(db, db_sql(db, k_tables_sqlite, k_tables_pg), &tables, ""));
+    CT_ENSURE_RET(tables == 0 && db->schema_version == 0,
+                  ct_fail(CT_ERR_EXISTS, "the target database is not empty (%lld tables): a CA is copied only into an "
+                                         "empty database", (long long)tables));
     return CT_OK;
 }
 
@@ -317,6 +363,8 @@ ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out
     db->gc_tail = &db->gc_head;
     CT_GUARD(backend_open(db, cfg));
     CT_GUARD(db_call(db, false, read_version, NULL));
+    db->copy_target = cfg->copy_target;
+    if (db->copy_target) CT_GUARD(db_call(db, false, target_empty, NULL));
     if (mac) CT_GUARD(db_call(db, true, audit_key_ready, NULL));
     for (int v = db->schema_version + 1; v <= db_n_migrations; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));

@@ -35,6 +35,9 @@ typedef struct {
     /* The CA this database belongs to (its folder's ca-id; NULL: not checked). A database that names none yet is
      * named so (audited "db.ca_id"); one that names another CA is refused with CT_ERR_CONFIG. */
     const char *ca_id;
+    /* A database for db_copy: refused (CT_ERR_EXISTS) unless empty; its schema is made without audit entries (the
+     * copy brings the CA's own). */
+    bool copy_target;
 } db_config;
 #define DB_CA_ID_MAX 65
 typedef struct db_audit_mac db_audit_mac;
@@ -44,6 +47,9 @@ typedef struct db_audit_mac db_audit_mac;
 CT_MUST_CHECK ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out);
 /* "sqlite" or "postgresql". */
 const char *db_backend_name(const ct_db *db);
+/* `camtrust-ca db migrate-to`: copies every row of `src` (one snapshot) into `dst` (opened with copy_target), ids
+ * kept, in one transaction of dst; `rows` (may be NULL) gets how many. */
+CT_MUST_CHECK ct_err db_copy(ct_db *src, ct_db *dst, int64_t *rows);
 void db_close(ct_db *db);
 int db_schema_version(ct_db *db);
 

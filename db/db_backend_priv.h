@@ -21,8 +21,8 @@ typedef struct db_backend {
     /* Makes st->impl from st->sql; finalize frees it. */
     ct_err (*prepare)(ct_db *db, db_stmt *st);
     void (*finalize)(ct_db *db, db_stmt *st);
-    /* Forgets the previous run and binds the 't','i','z','b' parameters (db_prepare). */
-    ct_err (*bind)(ct_db *db, db_stmt *st, const char *types, va_list ap);
+    /* Forgets the previous run and binds the parameters. */
+    ct_err (*bind)(ct_db *db, db_stmt *st, const db_value *v, int n);
     ct_err (*step)(ct_db *db, db_stmt *st, bool *row);
     /* Ends a run early (no rows held: a held SQLite statement would pin an old snapshot). */
     void (*reset)(ct_db *db, db_stmt *st);

@@ -249,49 +249,36 @@ static void pg_finalize(ct_db *db, db_stmt *st)
     st->impl = NULL;
 }
 
-static ct_err pg_bind(ct_db *db, db_stmt *st, const char *types, va_list ap)
+static ct_err pg_bind(ct_db *db, db_stmt *st, const db_value *v, int n)
 {
     (void)db;
     pg_stmt *s = S(st);
     clear_run(s);
     clear_params(s);
-    int i = 0;
-    for (; *types; types++, i++) {
-        CT_ENSURE_RET(i < s->nparams, ct_fail(CT_ERR_INTERNAL, "more values than parameters: %.60s", st->sql));
+    CT_ENSURE_RET(n == s->nparams, ct_fail(CT_ERR_INTERNAL, "%d values for %d parameters: %.60s", n, s->nparams, st->sql));
+    for (int i = 0; i < n; i++) {
         s->fmts[i] = 0;
-        switch (*types) {
-        case 't': {
-            const char *v = va_arg(ap, const char *);
+        s->lens[i] = 0;
+        if (v[i].type == 't') {
             s->types[i] = 25; /* text */
-            if (v) CT_ENSURE_RET(s->vals[i] = strdup(v), CT_ERR_NOMEM);
-            break;
-        }
-        case 'i':
-        case 'z': {
-            int64_t v = va_arg(ap, int64_t);
+            if (!v[i].null) CT_ENSURE_RET(s->vals[i] = strdup(v[i].p), CT_ERR_NOMEM);
+        } else if (v[i].type == 'i') {
             s->types[i] = 20; /* int8 */
-            if (*types == 'z' && v == 0) break;
+            if (v[i].null) continue;
             CT_ENSURE_RET(s->vals[i] = malloc(24), CT_ERR_NOMEM);
-            CT_GUARD_RET(ct_snprintf(s->vals[i], 24, "%lld", (long long)v));
-            break;
-        }
-        case 'b': {
-            const void *p = va_arg(ap, const void *);
-            size_t n = va_arg(ap, size_t);
-            CT_ENSURE_RET(n <= (size_t)INT32_MAX, ct_fail(CT_ERR_TOO_LARGE, "blob of %zu bytes", n));
+            CT_GUARD_RET(ct_snprintf(s->vals[i], 24, "%lld", (long long)v[i].i));
+        } else if (v[i].type == 'b') {
+            CT_ENSURE_RET(v[i].n <= (size_t)INT32_MAX, ct_fail(CT_ERR_TOO_LARGE, "blob of %zu bytes", v[i].n));
             s->types[i] = PG_BYTEAOID;
             s->fmts[i] = 1;
-            s->lens[i] = (int)n;
-            if (!p) break; /* SQL NULL, as sqlite3_bind_blob makes it */
-            CT_ENSURE_RET(s->vals[i] = malloc(n ? n : 1), CT_ERR_NOMEM);
-            if (n) memcpy(s->vals[i], p, n);
-            break;
-        }
-        default:
-            return ct_fail(CT_ERR_INTERNAL, "bad bind type '%c'", *types);
+            s->lens[i] = (int)v[i].n;
+            if (v[i].null) continue;
+            CT_ENSURE_RET(s->vals[i] = malloc(v[i].n ? v[i].n : 1), CT_ERR_NOMEM);
+            if (v[i].n) memcpy(s->vals[i], v[i].p, v[i].n);
+        } else {
+            return ct_fail(CT_ERR_INTERNAL, "bad bind type '%c'", v[i].type);
         }
     }
-    CT_ENSURE_RET(i == s->nparams, ct_fail(CT_ERR_INTERNAL, "%d values for %d parameters: %.60s", i, s->nparams, st->sql));
     return CT_OK;
 }
 

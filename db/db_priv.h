@@ -10,6 +10,15 @@
 
 typedef struct db_stmt db_stmt;
 struct db_backend;
+/* One parameter's value: type 't' (p: a string), 'i' (i), 'b' (p, n); `null` for SQL NULL (of that type). */
+typedef struct {
+    char type;
+    bool null;
+    int64_t i;
+    const void *p;
+    size_t n;
+} db_value;
+#define DB_MAX_PARAMS 32
 
 /* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
 #define DB_STMT_CACHE_MAX 160
@@ -24,6 +33,7 @@ struct ct_db {
     void *conn;         /* the backend's connection */
     pthread_mutex_t mu; /* one connection, many CA threads: every public call holds it */
     int schema_version;
+    bool copy_target;   /* db_config.copy_target: migrations write no audit entries */
     db_stmt *cache[DB_STMT_CACHE_MAX]; /* keyed by the address of a static SQL string */
     size_t n_cached;
     /* Group commit of issuances (db_cert_record_issuance): a queue that one leader thread writes at a time. */
@@ -83,6 +93,8 @@ const char *db_sql(ct_db *db, const char *sqlite, const char *pg);
  *   't' const char * (NULL binds SQL NULL), 'i' int64_t, 'z' int64_t with 0 meaning NULL,
  *   'b' const void *, size_t (blob).  */
 CT_MUST_CHECK ct_err db_prepare(ct_db *db, const char *sql, db_stmt **out, const char *types, ...);
+/* db_prepare with the values in an array (a row copied whole: db copy). */
+CT_MUST_CHECK ct_err db_prepare_values(ct_db *db, const char *sql, db_stmt **out, const db_value *v, int n);
 /* Prepares, binds, runs to completion (no rows expected) and reports the rows changed in *changes (may be NULL). */
 CT_MUST_CHECK ct_err db_exec(ct_db *db, const char *sql, int *changes, const char *types, ...);
 /* Runs a query whose first row's first column is an integer; CT_ERR_NOT_FOUND (no detail) without rows. */

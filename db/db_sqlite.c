@@ -115,37 +115,25 @@ static void lite_finalize(ct_db *db, db_stmt *st)
     st->impl = NULL;
 }
 
-static ct_err lite_bind(ct_db *db, db_stmt *st, const char *types, va_list ap)
+static ct_err lite_bind(ct_db *db, db_stmt *st, const db_value *v, int n)
 {
     sqlite3_stmt *s = ST(st);
     /* reset's result only repeats the previous run's step error, already reported then. */
     (void)sqlite3_reset(s);
     if (sqlite3_clear_bindings(s) != SQLITE_OK) return lite_fail(db, "clear bindings");
-    for (int i = 1; *types; types++, i++) {
+    for (int i = 0; i < n; i++) {
         int r;
-        switch (*types) {
-        case 't': {
-            const char *v = va_arg(ap, const char *);
-            r = v ? sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(s, i);
-            break;
-        }
-        case 'i':
-            r = sqlite3_bind_int64(s, i, va_arg(ap, int64_t));
-            break;
-        case 'z': {
-            int64_t v = va_arg(ap, int64_t);
-            r = v ? sqlite3_bind_int64(s, i, v) : sqlite3_bind_null(s, i);
-            break;
-        }
-        case 'b': {
-            const void *p = va_arg(ap, const void *);
-            size_t n = va_arg(ap, size_t);
-            if (n > (size_t)INT32_MAX) return ct_fail(CT_ERR_TOO_LARGE, "blob of %zu bytes", n);
-            r = sqlite3_bind_blob(s, i, p, (int)n, SQLITE_TRANSIENT);
-            break;
-        }
-        default:
-            return ct_fail(CT_ERR_INTERNAL, "bad bind type '%c'", *types);
+        if (v[i].null) {
+            r = sqlite3_bind_null(s, i + 1);
+        } else if (v[i].type == 't') {
+            r = sqlite3_bind_text(s, i + 1, v[i].p, -1, SQLITE_TRANSIENT);
+        } else if (v[i].type == 'i') {
+            r = sqlite3_bind_int64(s, i + 1, v[i].i);
+        } else if (v[i].type == 'b') {
+            if (v[i].n > (size_t)INT32_MAX) return ct_fail(CT_ERR_TOO_LARGE, "blob of %zu bytes", v[i].n);
+            r = sqlite3_bind_blob(s, i + 1, v[i].p, (int)v[i].n, SQLITE_TRANSIENT);
+        } else {
+            return ct_fail(CT_ERR_INTERNAL, "bad bind type '%c'", v[i].type);
         }
         if (r != SQLITE_OK) return lite_fail(db, "bind");
     }

@@ -6,12 +6,32 @@
 # that needs a CA makes it here.
 # With TEMPLATE (unit tests that want a fresh CA per test case): the first CA made is kept there, and later calls
 # for a DIR that does not exist yet get a copy of it (same keys; its token store path rewritten).
+# With CAMTRUST_TEST_DB=postgresql (under tests/helpers/pg.sh) the CA keeps its records in a new PostgreSQL database
+# of that server (db.backend and db.url written before init; a template's copy gets a copy of its database).
 set -euo pipefail
 bin=$1 dir=$2 vault=${3:-$(dirname "$dir")/vault} template=${4:-}
-if [ -n "$template" ] && [ -e "$template/camtrust.db" ] && [ ! -e "$dir" ]; then
+pg=0; [ "${CAMTRUST_TEST_DB:-}" = postgresql ] && pg=1
+made=camtrust.db; [ "$pg" = 1 ] && made=ca-id # what marks an initialised CA folder
+if [ -n "$template" ] && [ -e "$template/$made" ] && [ ! -e "$dir" ]; then
   cp -a "$template" "$dir"
   sed -i "s|^directories.tokendir = .*|directories.tokendir = $dir/tokens|" "$dir/softhsm2.conf"
+  if [ "$pg" = 1 ]; then
+    url=$("$CAMTRUST_TEST_PG_CTL" createdb "$(sed -n 's/^db.url = .*dbname=//p' "$template/camtrust-ca.conf")")
+    sed -i "s|^db.url = .*|db.url = $url|" "$dir/camtrust-ca.conf"
+  fi
   exit 0
+fi
+if [ "$pg" = 1 ] && [ ! -e "$dir" ]; then
+  # Every setting written out, as init writes them (tests edit them with sed): a default config made once per server.
+  defaults=$CAMTRUST_TEST_PG_BASE/defaults.conf
+  if [ ! -e "$defaults" ]; then
+    scratch=$(mktemp -d "$CAMTRUST_TEST_PG_BASE/defaults.XXXXXX")
+    "$bin" init --dir "$scratch/ca" >/dev/null && cp "$scratch/ca/camtrust-ca.conf" "$defaults.$$" && mv "$defaults.$$" "$defaults"
+    rm -rf "$scratch"
+  fi
+  mkdir -p "$dir"
+  sed -e 's|^db.backend = .*|db.backend = postgresql|' -e "s|^db.url = .*|db.url = $("$CAMTRUST_TEST_PG_CTL" createdb)|" \
+    "$defaults" >"$dir/camtrust-ca.conf"
 fi
 fresh=0; [ -e "$dir" ] || fresh=1
 cust=$vault.custodians # the custodians' own folders: passphrase files (tests only: people type them)
@@ -29,7 +49,7 @@ if [ ! -e "$vault/root.pem" ]; then
   mkdir -p "$vault" && printf 'kdf.iterations = 100000\n' >"$vault/vault.conf"
   "$bin" root init --dir "$vault" --custodians 5 --quorum 3 "${init[@]}" >/dev/null
 fi
-[ -e "$dir/camtrust.db" ] || "$bin" init --dir "$dir" # a folder made by init already: the ceremony only
+[ -e "$dir/$made" ] || "$bin" init --dir "$dir" # a folder made by init already: the ceremony only
 for which in device-issuing ops-issuing; do
   "$bin" root sign --dir "$vault" --csr "$dir/$which.csr" --profile "$which" "${quorum[@]}" \
     --out "$dir.$which.pem" >/dev/null

@@ -4,7 +4,8 @@
 #   pg.sh run CMD ARGS...  starts a server, runs CMD with CAMTRUST_TEST_PG (its base connection string, superuser
 #                          camtrust, no password) and CAMTRUST_TEST_PG_CTL (this script) exported, stops the server
 #                          and removes its folder (also when CMD fails or is killed); exits with CMD's status.
-#   pg.sh createdb         prints the connection string of a new empty database on that server.
+#   pg.sh createdb [FROM]  prints the connection string of a new database on that server: empty, or a copy of the
+#                          database FROM (its dbname).
 #   pg.sh stop | start     stops / starts that server again (the "PostgreSQL down" tests).
 # Authentication: trust for the superuser on 127.0.0.1, scram-sha-256 for the role camtrust_pw (password in
 # $PGDATA/../pw, made here), so that db.password_file is exercised for real.
@@ -50,7 +51,16 @@ run)
   ;;
 createdb)
   name=ct_$(date +%s%N | tail -c 10)_$RANDOM
-  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CAMTRUST_TEST_PG dbname=postgres" -c "CREATE DATABASE $name" >/dev/null
+  from=${2:+ TEMPLATE $2}
+  "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CAMTRUST_TEST_PG dbname=postgres" -c "CREATE DATABASE $name$from" >/dev/null
+  # SQLite's functions that the tests' own SQL (sqlite3 CLI or psql) uses, for the tests' eyes only.
+  [ -n "${2:-}" ] || "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$CAMTRUST_TEST_PG dbname=$name" >/dev/null <<'SQL'
+CREATE FUNCTION zeroblob(n int) RETURNS bytea LANGUAGE sql AS $$ SELECT decode(repeat('00', n), 'hex') $$;
+CREATE FUNCTION hex(b bytea) RETURNS text LANGUAGE sql AS $$ SELECT upper(encode(b, 'hex')) $$;
+CREATE FUNCTION instr(a text, b text) RETURNS int LANGUAGE sql AS $$ SELECT strpos(a, b) $$;
+CREATE FUNCTION randomblob(n int) RETURNS bytea LANGUAGE sql AS
+  $$ SELECT substring(decode(md5(random()::text) || md5(random()::text), 'hex') FROM 1 FOR n) $$;
+SQL
   echo "$CAMTRUST_TEST_PG dbname=$name"
   ;;
 stop)

@@ -81,8 +81,22 @@ make_csr() {
   base64 "$out.der" >"$out.b64"
 }
 
-# sql DB QUERY: a read-only look at the CA's records with the sqlite3 CLI.
-sql() { sqlite3 -readonly "$1" "$2"; }
+# on_sqlite: the CA under test keeps its records in SQLite (not CAMTRUST_TEST_DB=postgresql): for the checks of the
+# file itself (its mode, an edit with the sqlite3 CLI).
+on_sqlite() { [ "${CAMTRUST_TEST_DB:-sqlite}" != postgresql ]; }
+
+# sql DB QUERY: a read-only look at the CA's records with the sqlite3 CLI (DB: the folder's camtrust.db); with psql
+# when the folder's config keeps them in PostgreSQL (same output: '|' between columns).
+sql() {
+  local conf
+  conf=$(dirname "$1")/camtrust-ca.conf
+  if [ -e "$conf" ] && grep -q '^db.backend = postgresql' "$conf"; then
+    local pwf; pwf=$(sed -n 's/^db.password_file = //p' "$conf")
+    PGPASSWORD=$([ -n "$pwf" ] && cat "$pwf") psql -X -q -At -F'|' -v ON_ERROR_STOP=1 "$(sed -n 's/^db.url = //p' "$conf")" -c "$2"
+  else
+    sqlite3 -readonly "$1" "$2"
+  fi
+}
 
 # anonymous_refusals DB ACTION: how many anonymous refusals of ACTION the audit counts. A server writes them as
 # counts ("N refused from ...") per action, address and reason once per audit.anonymous_interval_s and at stop.

@@ -32,18 +32,6 @@ static void new_target(const char *tag)
     ck_assert_ptr_nonnull(fgets(g_url, sizeof g_url, f));
     ck_assert_int_eq(pclose(f), 0);
     g_url[strcspn(g_url, "\n")] = '\0';
-    /* SQLite's functions that the tests' own SQL uses, for the tests' eyes only. */
-    PGconn *c = PQconnectdb(g_url);
-    ck_assert_int_eq(PQstatus(c), CONNECTION_OK);
-    PGresult *r = PQexec(c, "CREATE FUNCTION zeroblob(n int) RETURNS bytea LANGUAGE sql AS"
-                            " $$ SELECT decode(repeat('00', n), 'hex') $$;"
-                            "CREATE FUNCTION hex(b bytea) RETURNS text LANGUAGE sql AS $$ SELECT upper(encode(b, 'hex')) $$;"
-                            "CREATE FUNCTION instr(a text, b text) RETURNS int LANGUAGE sql AS $$ SELECT strpos(a, b) $$;"
-                            "CREATE FUNCTION randomblob(n int) RETURNS bytea LANGUAGE sql AS $$ SELECT substring(decode("
-                            "md5(random()::text) || md5(random()::text), 'hex') FROM 1 FOR n) $$");
-    ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(c);
 }
 
 static ct_err open_target(const db_audit_mac *mac, ct_db **db)

@@ -1,0 +1,117 @@
+/* db copy: an existing CA's records copied whole into a new database (`camtrust-ca db migrate-to`): every table in
+ * an order its references allow, each in its key's order, ids kept, in one transaction of the target. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+
+#include "db_backend_priv.h"
+
+/* Each table's columns (types: 'i' integer, 't' text, 'b' blob; any may be NULL), read and written in that order. */
+typedef struct {
+    const char *select, *insert, *types;
+} copy_table;
+
+#define COPY(table, cols, key, params, types)                                                                    \
+    {"SELECT " cols " FROM " table " ORDER BY " key, "INSERT INTO " table " (" cols ") VALUES (" params ")", types}
+static const copy_table k_tables[] = {
+    COPY("audit", "seq, ts, actor, action, subject, outcome, detail, prev_hash, hash", "seq", "?, ?, ?, ?, ?, ?, ?, ?, ?",
+         "iitttttbb"),
+    COPY("stations", "id, name, enabled, cert_sha256, cert_serial_hex, cert_der, created_at", "id",
+         "?, ?, ?, ?, ?, ?, ?", "itibtbi"),
+    COPY("orders", "id, station_id, model, open, created_at, closed_at", "id", "?, ?, ?, ?, ?, ?", "iitiii"),
+    COPY("order_serials", "order_id, serial, revoked_seen", "order_id, serial", "?, ?, ?", "iti"),
+    COPY("issuing_cas", "id, kind, generation, key_uri, cert_der, cert_sha256, installed_at", "id",
+         "?, ?, ?, ?, ?, ?, ?", "ititbbi"),
+    COPY("certificates",
+         "rowid, cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id, order_id,"
+         " spki_sha256, der, status, issued_at, revoked_at, revocation_reason, issuing_ca",
+         "rowid", "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?", "ittttiiiibbtiiii"),
+    COPY("officers", "id, name, role, enabled, cert_sha256, cert_serial_hex, cert_der, created_at", "id",
+         "?, ?, ?, ?, ?, ?, ?, ?", "ittibtbi"),
+    COPY("log_leaves", "leaf_index, cert_serial_hex, leaf_hash", "leaf_index", "?, ?, ?", "itb"),
+    COPY("log_tree_heads", "id, tree_size, timestamp_ms, root_hash, signature", "id", "?, ?, ?, ?, ?", "iiibb"),
+    COPY("log_checkpoints", "id, tree_size, audit_entries, note", "id", "?, ?, ?, ?", "iiit"),
+    COPY("log_cosignatures", "id, checkpoint_id, witness, witness_time, line, received", "id", "?, ?, ?, ?, ?, ?",
+         "iititi"),
+    COPY("log_witness_reports", "id, received, witness, kind, kept_size, served_size, reason, report", "id",
+         "?, ?, ?, ?, ?, ?, ?, ?", "iittiitt"),
+    COPY("ca_identity", "id, ca_id, named_at", "id", "?, ?, ?", "iti"),
+    /* The one row migration 3 made in the target too. */
+    {"SELECT epoch, crl_number, ops_crl_number FROM revocation_state WHERE id = 1",
+     "UPDATE revocation_state SET epoch = ?, crl_number = ?, ops_crl_number = ? WHERE id = 1", "iii"},
+};
+_Static_assert(DB_MAX_PARAMS >= 16, "the widest table");
+
+/* Identity columns continue after the copied ids (PostgreSQL; SQLite's rowids do by themselves). */
+static const char k_pg_sequences[] =
+    "SELECT setval(pg_get_serial_sequence(t, c), n + 1, false) FROM (VALUES"
+    " ('stations', 'id', (SELECT COALESCE(max(id), 0) FROM stations)),"
+    " ('orders', 'id', (SELECT COALESCE(max(id), 0) FROM orders)),"
+    " ('issuing_cas', 'id', (SELECT COALESCE(max(id), 0) FROM issuing_cas)),"
+    " ('certificates', 'rowid', (SELECT COALESCE(max(rowid), 0) FROM certificates)),"
+    " ('officers', 'id', (SELECT COALESCE(max(id), 0) FROM officers)),"
+    " ('log_tree_heads', 'id', (SELECT COALESCE(max(id), 0) FROM log_tree_heads)),"
+    " ('log_checkpoints', 'id', (SELECT COALESCE(max(id), 0) FROM log_checkpoints)),"
+    " ('log_cosignatures', 'id', (SELECT COALESCE(max(id), 0) FROM log_cosignatures)),"
+    " ('log_witness_reports', 'id', (SELECT COALESCE(max(id), 0) FROM log_witness_reports))) s (t, c, n)";
+
+struct copy_ctx {
+    ct_db *src, *dst;
+    int64_t rows;
+};
+
+static ct_err copy_table_rows(ct_db *src, ct_db *dst, const copy_table *t, int64_t *rows)
+{
+    db_stmt *st = NULL, *ins = NULL;
+    bool row = false, done = false;
+    db_value v[DB_MAX_PARAMS];
+    int n = (int)strlen(t->types);
+    CT_GUARD_RET(db_prepare(src, t->select, &st, ""));
+    for (;;) {
+        CT_GUARD_RET(db_step(src, st, &row));
+        if (!row) return CT_OK;
+        for (int i = 0; i < n; i++) {
+            v[i] = (db_value){.type = t->types[i], .null = db_col_is_null(st, i)};
+            if (v[i].null) continue;
+            if (v[i].type == 'i') v[i].i = db_col_int(st, i);
+            else if (v[i].type == 't') v[i].p = db_col_str(st, i);
+            else v[i].p = db_col_blob(st, i, &v[i].n);
+        }
+        CT_GUARD_RET(db_prepare_values(dst, t->insert, &ins, v, n));
+        CT_GUARD_RET(db_step(dst, ins, &done));
+        CT_ENSURE_RET(dst->be->changes(dst, ins) == 1, ct_fail(CT_ERR_DB, "copy: %.60s changed no row", t->insert));
+        (*rows)++;
+    }
+}
+
+static ct_err copy_tx(ct_db *dst, void *vctx)
+{
+    struct copy_ctx *c = vctx;
+    for (size_t i = 0; i < sizeof k_tables / sizeof k_tables[0]; i++)
+        CT_GUARD_RET(copy_table_rows(c->src, dst, &k_tables[i], &c->rows));
+    if (dst->be != &db_backend_sqlite) {
+        db_stmt *st = NULL;
+        bool row = false;
+        CT_GUARD_RET(db_prepare(dst, k_pg_sequences, &st, ""));
+        CT_GUARD_RET(db_step(dst, st, &row));
+    }
+    return CT_OK;
+}
+
+/* The source read as one snapshot, the target written in one transaction under its writers' lock. */
+static ct_err copy_snapshot(ct_db *src, void *vctx)
+{
+    struct copy_ctx *c = vctx;
+    (void)src;
+    return db_call(c->dst, true, copy_tx, c);
+}
+
+ct_err db_copy(ct_db *src, ct_db *dst, int64_t *rows)
+{
+    CT_ENSURE_RET(src && dst && dst->copy_target, ct_fail(CT_ERR_ARG, "db_copy: the target is not a copy target"));
+    CT_ENSURE_RET(src->schema_version == dst->schema_version,
+                  ct_fail(CT_ERR_DB, "copy: schema %d into schema %d", src->schema_version, dst->schema_version));
+    struct copy_ctx c = {.src = src, .dst = dst};
+    CT_GUARD_RET(db_call_snapshot(src, copy_snapshot, &c));
+    if (rows) *rows = c.rows;
+    return CT_OK;
+}

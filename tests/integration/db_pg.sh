@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The PostgreSQL backend end to end (run under tests/helpers/pg.sh): a SQLite CA copied into PostgreSQL with
+# `db migrate-to` and proved (audit verify before and after, the same checkpoint), then served from it; refusals
+# (a non-empty target, a password in the URL, another CA's database); PostgreSQL down at start and mid-request
+# (503 with the reason, nothing half-written, the node serving again once it is back).
+# Usage: pg.sh run db_pg.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+unset CAMTRUST_TEST_DB # the CAs start on SQLite, as operators' do
+PSQL=(psql -X -q -At -v ON_ERROR_STOP=1)
+PW_ROLE="host=127.0.0.1 port=$(cat "$CAMTRUST_TEST_PG_BASE/port") user=camtrust_pw"
+newdb() { # a database owned by the password role: its URL (no password in it)
+  local name=mig_$RANDOM$RANDOM
+  "${PSQL[@]}" "$CAMTRUST_TEST_PG dbname=postgres" -c "CREATE DATABASE $name OWNER camtrust_pw"
+  echo "$PW_ROLE dbname=$name"
+}
+enroll() { # enroll SERIAL NAME: the station enrolls SERIAL; prints the HTTP status
+  make_csr "$WORK/$2" "/serialNumber=$1/CN=x"
+  est_post simpleenroll "$WORK/$2.b64" "$WORK/$2.out" --cert "$WORK/station.pem" --key "$WORK/station.key"
+}
+
+CA=$WORK/ca
+ca_create "$CA" >/dev/null
+station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005
+start_ca "$CA"
+check_eq "SQLite: a camera enrolls" 200 "$(enroll CAM0001 c1)"
+check_eq "SQLite: another one" 200 "$(enroll CAM0002 c2)"
+cleanup_server
+"$CA_BIN" revoke --dir "$CA" "$(sql "$CA/camtrust.db" "select cert_serial_hex from certificates where device_serial = 'CAM0002'")" \
+  --reason keyCompromise >/dev/null
+"$CA_BIN" log checkpoint --dir "$CA" >"$WORK/ckpt.before"
+
+# The copy.
+URL=$(newdb)
+cp "$CAMTRUST_TEST_PG_BASE/pw" "$WORK/pgpass" && chmod 600 "$WORK/pgpass"
+rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL password=x" --password-file "$WORK/pgpass" 2>&1) || rc=$?
+check "a password in --url is refused" bash -c "[ $rc != 0 ] && grep -q 'db.url holds a password' <<<\"\$0\"" "$out"
+check "... the folder stays on SQLite" grep -q '^db.backend = sqlite' "$CA/camtrust-ca.conf"
+rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" 2>&1) || rc=$?
+check_eq "db migrate-to: exit 0" 0 "$rc"
+check "... audit verify of the original" bash -c "grep -A1 'the CA in SQLite' <<<\"\$0\" | grep -q 'audit log intact'" "$out"
+check "... and of the copy" bash -c "sed -n '/the copy in PostgreSQL/,\$p' <<<\"\$0\" | grep -q 'issuance log intact'" "$out"
+check "... the same newest checkpoint" grep -q 'the same newest checkpoint' <<<"$out"
+check "... the folder now names PostgreSQL" grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"
+check "... and the password file, not the password" bash -c "grep -q '^db.password_file = .*pgpass' '$CA/camtrust-ca.conf' && ! grep -qF \"\$(cat '$WORK/pgpass')\" '$CA/camtrust-ca.conf'"
+check_eq "... every certificate copied" "$(sqlite3 -readonly "$CA/camtrust.db" "select count(*) from certificates")" \
+  "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from certificates")"
+check_eq "... every audit entry" "$(sqlite3 -readonly "$CA/camtrust.db" "select count(*) from audit")" \
+  "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from audit")"
+"$CA_BIN" log checkpoint --dir "$CA" >"$WORK/ckpt.after"
+check "log checkpoint from PostgreSQL is the one SQLite had" cmp -s "$WORK/ckpt.before" "$WORK/ckpt.after"
+start_ca "$CA"
+check_eq "PostgreSQL: a camera enrolls" 200 "$(enroll CAM0003 c3)"
+check_eq "... a re-sent request gets the same certificate" 200 "$(est_post simpleenroll "$WORK/c3.b64" "$WORK/c3b.out" --cert "$WORK/station.pem" --key "$WORK/station.key")"
+check "... byte for byte" cmp -s "$WORK/c3.out" "$WORK/c3b.out"
+
+# PostgreSQL down mid-request: 503 with the reason, nothing written; back: the same node serves again.
+certs=$(sql "$CA/camtrust.db" "select count(*) from certificates"); leaves=$(sql "$CA/camtrust.db" "select count(*) from log_leaves")
+"$CAMTRUST_TEST_PG_CTL" stop
+check_eq "PostgreSQL stopped: enrollment answers 503" 503 "$(enroll CAM0004 c4)"
+check "... with the reason" grep -q 'PostgreSQL unavailable' "$WORK/c4.out"
+"$CAMTRUST_TEST_PG_CTL" start
+check_eq "... nothing of it was written" "$certs $leaves" \
+  "$(sql "$CA/camtrust.db" "select count(*) from certificates") $(sql "$CA/camtrust.db" "select count(*) from log_leaves")"
+check_eq "PostgreSQL back: the same request enrolls" 200 "$(enroll CAM0004 c4b)"
+check_eq "... one certificate for that serial, logged once" "1 1" \
+  "$(sql "$CA/camtrust.db" "select count(*) from certificates where device_serial = 'CAM0004'") $(sql "$CA/camtrust.db" "select count(*) from log_leaves l join certificates c using (cert_serial_hex) where c.device_serial = 'CAM0004'")"
+cleanup_server
+check "audit verify on PostgreSQL" "$CA_BIN" audit verify --dir "$CA"
+
+# PostgreSQL down at start: one clear line, nothing served.
+"$CAMTRUST_TEST_PG_CTL" stop
+serve_refuses "PostgreSQL stopped" "cannot connect to PostgreSQL"
+"$CAMTRUST_TEST_PG_CTL" start
+
+# A non-empty target is refused, and another CA's folder pointed at this database too.
+CA2=$WORK/ca2
+ca_create "$CA2" >/dev/null
+rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA2" --url "$URL" --password-file "$WORK/pgpass" 2>&1) || rc=$?
+check "migrate-to into a database that holds a CA is refused" bash -c "[ $rc != 0 ] && grep -q 'not empty' <<<\"\$0\"" "$out"
+check "... the folder stays on SQLite" grep -q '^db.backend = sqlite' "$CA2/camtrust-ca.conf"
+cp "$CA2/camtrust-ca.conf" "$WORK/ca2.conf"
+sed -i -e 's|^db.backend = .*|db.backend = postgresql|' -e "s|^db.url = .*|db.url = $URL|" \
+  -e "s|^db.password_file = .*|db.password_file = $WORK/pgpass|" "$CA2/camtrust-ca.conf"
+CA_SAVED=$CA; CA=$CA2
+audit=$(sql "$CA_SAVED/camtrust.db" "select count(*) from audit")
+serve_refuses "another CA's folder on this database" "this database belongs to CA $(cat "$CA_SAVED/ca-id")"
+check_eq "... which wrote nothing into it" "$audit" "$(sql "$CA_SAVED/camtrust.db" "select count(*) from audit")"
+CA=$CA_SAVED
+finish
