@@ -12,6 +12,10 @@
 set -euo pipefail
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+pg_start() { # pg_start DATA PORT
+  as_pg "$PG_BIN/pg_ctl" -D "$1" -l "$1/server.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $2 -c unix_socket_directories='$1' -c max_connections=60" start >/dev/null 2>&1
+}
 
 case "${1:-}" in
 run)
@@ -34,9 +38,7 @@ run)
   started=0
   for _ in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000))
-    if as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$data/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$data' -c max_connections=60" \
-        start >/dev/null 2>&1; then started=1; break; fi
+    if pg_start "$data" "$port"; then started=1; break; fi
   done
   [ "$started" = 1 ] || { echo "pg.sh: PostgreSQL did not start" >&2; cat "$data/server.log" >&2 || true; exit 1; }
   echo "$port" >"$base/port"
@@ -67,10 +69,7 @@ stop)
   as_pg "$PG_BIN/pg_ctl" -D "$CAMTRUST_TEST_PG_BASE/data" -m fast -w stop >/dev/null
   ;;
 start)
-  port=$(cat "$CAMTRUST_TEST_PG_BASE/port")
-  as_pg "$PG_BIN/pg_ctl" -D "$CAMTRUST_TEST_PG_BASE/data" -l "$CAMTRUST_TEST_PG_BASE/data/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='$CAMTRUST_TEST_PG_BASE/data' -c max_connections=60" \
-    start >/dev/null
+  pg_start "$CAMTRUST_TEST_PG_BASE/data" "$(cat "$CAMTRUST_TEST_PG_BASE/port")"
   ;;
 *)
   echo "usage: $0 run CMD... | createdb | stop | start" >&2
