@@ -58,6 +58,8 @@ void ca_close(ca *c);
  * the config's) is "127.0.0.1:8443" or "[::1]:8443". `http_listen` (NULL: the config's server.http_listen;
  * "": none) is where plain HTTP serves /crl and /ocsp only, as revocation clients expect; HTTPS serves them too. */
 CT_MUST_CHECK ct_err ca_serve(ca *c, const char *listen, const char *http_listen);
+/* This node's name among several serving one database, for ca_serve (in place of node.id; serve --node-id). */
+CT_MUST_CHECK ct_err ca_node_id_set(ca *c, const char *node_id);
 
 /* Administration (audited, actor "cli"). */
 CT_MUST_CHECK ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char *out_path);

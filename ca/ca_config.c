@@ -69,6 +69,12 @@ static const ct_setting setting_rows[] = {
     {"server.max_connections", "4096", "connections each listener may hold (bounded by the open-file limit)"},
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
+    {"node.id", "",
+     "this node's name among several serving one database, unique per node (letters, digits, '-', '_', '.'); "
+     "empty: host:pid"},
+    {"node.lease_ms", "10000",
+     "the signer lease (one node signs checkpoints and CRLs): renewed every fifth of it; when its holder dies, "
+     "another node takes over within it and a fifth"},
 };
 
 /* The default origin: a schema-less URL, as C2SP recommends, naming the organization ("Example Camera Maker" ->
@@ -161,6 +167,10 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &s->witnesses_required));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
+    CT_GUARD(ct_settings_copy(&schema, cfg, "node.id", s->node_id, sizeof s->node_id));
+    CT_ENSURE_MSG(!s->node_id[0] || ca_name_valid(s->node_id), CT_ERR_CONFIG,
+                  "config node.id: 1-63 letters, digits, '-', '_', '.'");
+    CT_GUARD(ct_config_get_int(cfg, "node.lease_ms", 10000, 500, 600000, &s->lease_ms));
 cleanup:
     ct_config_free(cfg);
     return rc;

@@ -77,12 +77,7 @@ static ct_err need_log_key(ca *c)
     return CT_OK;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
+static uint64_t now_ms(void) { return (uint64_t)ct_wall_ms(); }
 
 /* Brings `tree` up to the log's current size. */
 static ct_err catch_up(ca *c, ct_merkle_frontier *tree)
@@ -247,8 +242,10 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 
 /* ---- the server's signing thread ---- */
 
+/* Only the holder of the signer lease signs (ca_lease.c); the other nodes serve what it stored. */
 static void publish(ca *c)
 {
+    if (!ca_lease_held(c)) return;
     ct_err rc = sign_heads(c, SERVER_ACTOR, &c->log->tree, false, NULL);
     if (rc != CT_OK)
         ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
@@ -263,10 +260,7 @@ static void *signer_thread(void *arg)
         while (!l->dirty && !l->stop) (void)pthread_cond_wait(&l->cv, &l->mu);
         if (l->dirty && !l->stop) { /* let the burst finish: one tree head for all of it */
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            long long ns = until.tv_nsec + (long long)c->cfg.log_sth_delay_ms * 1000000LL;
-            until.tv_sec += (time_t)(ns / 1000000000LL);
-            until.tv_nsec = (long)(ns % 1000000000LL);
+            ct_timespec_in(c->cfg.log_sth_delay_ms, &until);
             while (!l->stop && pthread_cond_timedwait(&l->cv, &l->mu, &until) == 0) {}
         }
         if (l->dirty) {

@@ -6,7 +6,11 @@
  * the answer nears its nextUpdate, so it is signed once in the token, kept, and sent again as it is (RFC 6960
  * allows pre-produced responses). An answer with a nonce, or for several certificates, is signed per request.
  * Revocations, made by this process or another, move the database's revocation epoch; requests notice within
- * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is dropped (a generation count). */
+ * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is dropped (a generation count).
+ * Several nodes: every node signs its own OCSP answers (so a revocation on any node is in every node's OCSP answers
+ * within CA_REVOCATION_POLL_MS), but only the holder of the signer lease signs CRLs (ca_lease.c), and stores each in
+ * the database; the other nodes serve the stored one, and answer 503 rather than a CRL that still lacks a
+ * revocation ca_crl_stale_ms after they saw it. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,6 +53,8 @@ struct ca_revocation {
     pthread_mutex_t mu; /* the CRLs, the epoch, and when the epoch was last read */
     ct_buf crl[CA_GENERATIONS_MAX]; /* by index in c->gens: each generation's CRL, made when first asked for */
     time_t crl_refresh_at[CA_GENERATIONS_MAX];
+    int64_t crl_epoch[CA_GENERATIONS_MAX]; /* the revocation epoch each kept CRL covers */
+    int64_t epoch_seen_ms;          /* monotonic time this node first read `epoch` */
     int first_device;               /* the index of the first device generation: GET /crl (its certificates' DP) */
     int64_t epoch;
     _Atomic int64_t checked_ms;    /* monotonic time of the last epoch read: peeked at without the lock */
@@ -63,14 +69,56 @@ struct ca_revocation {
 
 /* ---- the CRL and the revocation epoch ---- */
 
+/* The signer: signs generation `gen`'s CRL and keeps it, in memory and (serving) in the database for the other
+ * nodes. Under r->mu, with r->epoch read before the CRL lists what is revoked. */
 static ct_err crl_refresh(ca *c, int gen)
 {
+    ca_revocation *r = c->rev;
     ct_buf der = CT_BUF_INIT;
     time_t next = 0, now = time(NULL);
+    int64_t epoch = r->epoch;
     CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next));
-    ct_buf_free(&c->rev->crl[gen]);
-    c->rev->crl[gen] = der;
-    c->rev->crl_refresh_at[gen] = now + (next - now) / 2;
+    ct_buf_free(&r->crl[gen]);
+    r->crl[gen] = der;
+    r->crl_refresh_at[gen] = now + (next - now) / 2;
+    r->crl_epoch[gen] = epoch;
+    if (!c->lease) return CT_OK;
+    db_lease_request lease;
+    ca_lease_request(c, &lease);
+    db_signed_crl kept = {.issuing_ca = c->gens[gen].id, .epoch = epoch, .next_update = (int64_t)next, .der = der};
+    return db_crl_signed_put(c->db, &lease, &kept);
+}
+
+/* Another node: the CRL the signer stored, unless it lacks a revocation seen longer than ca_crl_stale_ms ago or
+ * is past its nextUpdate (no signer is running): CT_ERR_UNAVAILABLE, the caller answers 503. Under r->mu. */
+static ct_err crl_load(ca *c, int gen)
+{
+    ca_revocation *r = c->rev;
+    db_signed_crl kept;
+    ct_err rc = db_crl_signed_get(c->db, c->gens[gen].id, &kept);
+    if (rc == CT_ERR_NOT_FOUND) rc = db_crl_signed_want(c->db, c->gens[gen].id);
+    CT_GUARD_RET(rc);
+    CT_ENSURE_RET(!kept.wanted && kept.der.len,
+                  ct_fail(CT_ERR_UNAVAILABLE, "this CRL is not signed yet: the signer node signs it within %lld ms",
+                          (long long)ca_lease_tick_ms(c)));
+    ct_buf_free(&r->crl[gen]);
+    r->crl[gen] = kept.der;
+    r->crl_epoch[gen] = kept.epoch;
+    int64_t behind_ms = ct_now_ms() - r->epoch_seen_ms;
+    CT_ENSURE_RET(kept.epoch >= r->epoch || behind_ms <= ca_crl_stale_ms(c),
+                  ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL lacks revocations made %lld ms ago (no signer node re-signed it)",
+                          (long long)behind_ms));
+    CT_ENSURE_RET(kept.next_update > (int64_t)time(NULL),
+                  ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL is past its nextUpdate (no signer node is running)"));
+    return CT_OK;
+}
+
+/* The CRL of generation `gen` as this node serves it: signed when due or stale (the signer), else as stored. */
+static ct_err crl_current(ca *c, int gen)
+{
+    ca_revocation *r = c->rev;
+    if (!ca_lease_held(c)) return crl_load(c, gen);
+    if (time(NULL) >= r->crl_refresh_at[gen] || r->crl_epoch[gen] < r->epoch) return crl_refresh(c, gen);
     return CT_OK;
 }
 
@@ -97,10 +145,13 @@ static void refresh(ca *c, bool now)
         r->generation++;
         (void)pthread_rwlock_unlock(&r->cache_lock);
         r->epoch = epoch;
+        r->epoch_seen_ms = t;
         for (size_t i = 0; i < c->n_gens; i++) r->crl_refresh_at[i] = 0;
     }
-    /* The first device CRL (GET /crl) is kept ready for the many cameras' clients; the others are made when asked. */
-    if (rc == CT_OK && time(NULL) >= r->crl_refresh_at[r->first_device]) rc = crl_refresh(c, r->first_device);
+    /* The first device CRL (GET /crl) is kept ready for the many cameras' clients; the others are made when asked
+     * (and by the signer's tick, for the other nodes). */
+    if (rc == CT_OK && ca_lease_held(c) && time(NULL) >= r->crl_refresh_at[r->first_device])
+        rc = crl_refresh(c, r->first_device);
     if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
     (void)pthread_mutex_unlock(&r->mu);
 }
@@ -108,6 +159,41 @@ static void refresh(ca *c, bool now)
 void ca_revocation_changed(ca *c)
 {
     if (c && c->rev) refresh(c, true);
+}
+
+/* The signer's tick, for a CRL it did not make itself: the one the previous signer stored becomes its own (re-signed
+ * below when due or stale); one asked for (db_crl_signed_want) is signed below. False when no node serves or
+ * asked for it: nothing to sign. Under r->mu. */
+static bool crl_adopt(ca *c, int gen)
+{
+    ca_revocation *r = c->rev;
+    db_signed_crl kept;
+    if (db_crl_signed_get(c->db, c->gens[gen].id, &kept) != CT_OK) return false;
+    if (!kept.wanted) {
+        ct_buf_free(&r->crl[gen]);
+        r->crl[gen] = kept.der;
+        r->crl_epoch[gen] = kept.epoch;
+    }
+    /* re-signed at half its validity, as the signer's own: nextUpdate - crl.validity_hours / 2 */
+    r->crl_refresh_at[gen] = kept.wanted ? 1 : (time_t)kept.next_update - (time_t)c->cfg.crl_hours * HOUR_SECONDS / 2;
+    return true;
+}
+
+void ca_revocation_sign_due(ca *c)
+{
+    ca_revocation *r = c ? c->rev : NULL;
+    if (!r) return;
+    refresh(c, true);
+    if (pthread_mutex_lock(&r->mu) != 0) return;
+    for (size_t i = 0; i < c->n_gens && ca_lease_held(c); i++) {
+        if (!r->crl_refresh_at[i] && !crl_adopt(c, (int)i)) continue; /* no node serves it yet */
+        if (time(NULL) < r->crl_refresh_at[i] && r->crl_epoch[i] >= r->epoch) continue;
+        ct_err rc = crl_refresh(c, (int)i);
+        if (rc != CT_OK)
+            ct_log(CT_LOG_ERROR, "crl_sign", "generation=%lld error=%s", (long long)c->gens[i].generation,
+                   CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+    }
+    (void)pthread_mutex_unlock(&r->mu);
 }
 
 ct_err ca_revocation_start(ca *c)
@@ -146,8 +232,9 @@ ct_err ca_revocation_start(ca *c)
     r->slots = calloc(r->n_slots ? r->n_slots : 1, sizeof *r->slots);
     CT_ENSURE(r->slots, CT_ERR_NOMEM);
     CT_GUARD(db_revocation_epoch(c->db, &r->epoch));
-    atomic_store(&r->checked_ms, ct_now_ms());
-    CT_GUARD(crl_refresh(c, r->first_device));
+    r->epoch_seen_ms = ct_now_ms();
+    atomic_store(&r->checked_ms, r->epoch_seen_ms);
+    if (ca_lease_held(c)) CT_GUARD(crl_refresh(c, r->first_device));
 cleanup:
     if (rc != CT_OK) ca_revocation_stop(c);
     return rc;
@@ -200,14 +287,16 @@ ct_err ca_crl_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     refresh(c, true); /* CRL fetches are rare: always the latest */
     CT_ENSURE(pthread_mutex_lock(&c->rev->mu) == 0, CT_ERR_INTERNAL);
     const ct_buf *crl = &c->rev->crl[gen];
-    if (time(NULL) >= c->rev->crl_refresh_at[gen]) rc = crl_refresh(c, gen);
+    rc = crl_current(c, gen);
+    int64_t epoch = c->rev->crl_epoch[gen];
     if (rc == CT_OK) rc = ct_buf_alloc(&ans->body, crl->len);
     if (rc == CT_OK) rc = ct_buf_set(&ans->body, crl->data, crl->len);
     (void)pthread_mutex_unlock(&c->rev->mu);
     CT_GUARD(rc);
     ans->status = 200;
     ans->content_type = "application/pkix-crl";
-    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "crl epoch=%lld", (long long)c->rev->epoch));
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "crl epoch=%lld%s", (long long)epoch,
+                         ca_lease_held(c) ? "" : " stored"));
 cleanup:
     if (rc != CT_OK) ca_http_error(ans, rc);
     return rc;

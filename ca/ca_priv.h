@@ -60,6 +60,8 @@ typedef struct {
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
     char witnesses_path[CA_PATH_MAX];  /* log.witnesses: the witnesses' verifier keys, one a line */
     char audit_mac_uri[256];   /* the audit chain's HMAC key (a secret key, not a signer) */
+    char node_id[64];          /* node.id: this node's name among those serving one database ("": host:pid) */
+    long lease_ms;             /* node.lease_ms: the signer lease's length (ca_lease.c) */
 } ca_settings;
 
 /* The audit chain's key: generated under this label when key.audit_mac is the default and the token has none. */
@@ -97,6 +99,7 @@ typedef struct ca_log ca_log;
 typedef struct ca_proofs ca_proofs;
 typedef struct ca_refusals ca_refusals;
 typedef struct ca_tiles ca_tiles;
+typedef struct ca_lease ca_lease;
 
 struct ca {
     ca_settings cfg;
@@ -108,6 +111,7 @@ struct ca {
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
     ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
     ca_tiles *tiles;                  /* the issuance log's kept tile hashes (ca_tiles.c) */
+    ca_lease *lease;                  /* the signer lease, while serving (ca_lease.c) */
     hsm_eddsa_key *note_key;          /* signs checkpoints (ca_log.c); NULL only while a CA is being opened */
     ct_note_verifier note_vkey;       /* its verifier: log.origin and the key's public half */
     hsm_mac_key *audit_mac;           /* MACs every audit entry (db_open_keyed) */
@@ -366,5 +370,25 @@ CT_MUST_CHECK ct_err ca_revoke_fields_parse(const char *content_type, const uint
 
 /* GET /console/ and its assets (compiled in from ca/console/), for an authenticated officer. */
 ct_err ca_console_handle(const ca_http_request *rq, ca_http_answer *ans);
+
+/* ---- several nodes on one database: the signer lease (ca_lease.c) ---- */
+/* Takes the lease ("signer") if it can, as node.id (or serve --node-id; empty: host:pid); ca_lease_run then starts
+ * the thread that renews or takes it every ca_lease_tick_ms (after the log and revocation it wakes are started). */
+CT_MUST_CHECK ct_err ca_lease_start(ca *c);
+CT_MUST_CHECK ct_err ca_lease_run(ca *c);
+/* Stops the thread (the lease is kept until ca_lease_free, so that the log's last tree head is still signed). */
+void ca_lease_stop(ca *c);
+/* Stops, lets the lease go when held, frees. */
+void ca_lease_free(ca *c);
+/* Whether this process may sign checkpoints, tree heads and CRLs now: it holds the lease (true when not serving). */
+bool ca_lease_held(const ca *c);
+/* The request that names this node's lease now (for db_crl_signed_put's fence); only while serving. */
+void ca_lease_request(const ca *c, db_lease_request *req);
+int64_t ca_lease_tick_ms(const ca *c);
+/* How long after it saw a revocation (within a tick of it) a node may still serve a CRL without it: node.lease_ms +
+ * two ticks (a takeover by another node and its first tick). Past it, a node that is not the signer answers 503. */
+int64_t ca_crl_stale_ms(const ca *c);
+/* The signer's tick: reads the revocation epoch and re-signs (and stores) every CRL that is due or stale. */
+void ca_revocation_sign_due(ca *c);
 
 #endif

@@ -557,9 +557,11 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
         ct_log(CT_LOG_WARN, "roots_online", "dir=%s msg=\"%s\"", CT_LOGQ(c->cfg.dir), CA_ROOTS_ONLINE_MSG);
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
+    CT_GUARD(ca_lease_start(c)); /* first: whether this node signs the CRLs and tree heads below */
     CT_GUARD(ca_revocation_start(c));
     CT_GUARD(ca_log_start(c));
     CT_GUARD(ca_refusals_start(c));
+    CT_GUARD(ca_lease_run(c));
     /* Block the stop signals before the server threads start, so that they inherit the mask and only
      * sigwait below sees them. */
     sigemptyset(&stop);
@@ -588,8 +590,10 @@ cleanup:
         if (socks[i] != MHD_INVALID_SOCKET) close(socks[i]);
     }
     library_log_flush();
-    ca_log_stop(c); /* after the daemons: their issuances get their tree head */
+    ca_lease_stop(c); /* its thread wakes the log and revocation below: stopped first, the lease still held */
+    ca_log_stop(c); /* after the daemons: their issuances get their tree head (if this node signs) */
     ca_refusals_stop(c); /* after the daemons: every refusal they counted is written */
+    ca_lease_free(c); /* let go: another node signs at once */
     ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);

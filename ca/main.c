@@ -17,8 +17,9 @@ static const char usage[] =
     "                                           issuing CAs') and the roots' CRLs, each checked; then serve\n"
     "  rotate device-issuing|ops-issuing        a new issuing CA key and its request (DIR/<which>.csr) for\n"
     "                                           the ceremony; install its certificate to issue with it\n"
-    "  serve [--listen 127.0.0.1:8443] [--http-listen 127.0.0.1:8080|'']\n"
-    "                                           serve EST (HTTPS), /crl and /ocsp (also plain HTTP) until SIGTERM\n"
+    "  serve [--listen 127.0.0.1:8443] [--http-listen 127.0.0.1:8080|''] [--node-id ID]\n"
+    "                                           serve EST (HTTPS), /crl and /ocsp (also plain HTTP) until SIGTERM;\n"
+    "                                           ID: this node among several on one database (node.id)\n"
     "  station add --name N --csr F --out F     certify a factory station from its own CSR\n"
     "  viewer add --name N --csr F --out F      certify a viewer of encrypted video from its own CSR\n"
     "  station disable|enable N                 refuse or allow a station from its next request\n"
@@ -97,7 +98,7 @@ typedef struct {
     const char *dir, *listen, *http_listen, *name, *csr, *out, *station, *model, *serials, *reason, *order;
     const char *role, *device_serial, *cert_serial, *from, *to, *status, *limit, *offset, *format;
     const char *serial, *proof, *log_cert, *vkey, *witnesses, *log_url, *interval, *ca_root;
-    const char *custodians, *quorum, *curve, *profile, *root, *revoke, *generation;
+    const char *custodians, *quorum, *curve, *profile, *root, *revoke, *generation, *node_id;
     const char *url, *password_file;
     bool accept_rollback;
     const char *checkpoints[16]; /* --checkpoint, repeatable */
@@ -134,7 +135,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
         {"--custodians", offsetof(cli_args, custodians)}, {"--quorum", offsetof(cli_args, quorum)},
         {"--curve", offsetof(cli_args, curve)},     {"--profile", offsetof(cli_args, profile)},
         {"--root", offsetof(cli_args, root)},       {"--revoke", offsetof(cli_args, revoke)},
-        {"--generation", offsetof(cli_args, generation)},
+        {"--generation", offsetof(cli_args, generation)}, {"--node-id", offsetof(cli_args, node_id)},
         {"--url", offsetof(cli_args, url)},         {"--password-file", offsetof(cli_args, password_file)},
     };
     memset(a, 0, sizeof *a);
@@ -550,6 +551,7 @@ static int run(ca *c, const cli_args *a)
     ct_err rc = CT_OK;
     if (is(a, "serve", NULL, 1)) {
         /* Its refusals are one line each, CT_ERR_INTEGRITY too (nothing else printed it). */
+        if (a->node_id && (rc = ca_node_id_set(c, a->node_id)) != CT_OK) return fail(rc);
         if ((rc = ca_serve(c, a->listen, a->http_listen)) != CT_OK) return fail(rc);
     } else if (is(a, "station", "add", 2) || is(a, "viewer", "add", 2)) {
         ct_err (*add)(ca *, const char *, const char *, const char *) = a->words[0][0] == 'v' ? ca_viewer_add

@@ -374,4 +374,47 @@ typedef struct {
 typedef ct_err (*db_report_cb)(const db_report_row *row, void *arg);
 CT_MUST_CHECK ct_err db_report(ct_db *db, int64_t from, int64_t to, db_report_cb cb, void *arg);
 
+/* ---- leases (lease.c): one signer among several nodes on one database ---- */
+#define DB_LEASE_HOLDER_MAX 128
+#define DB_LEASE_SIGNER "signer" /* checkpoints, tree heads and CRLs */
+typedef struct {
+    const char *name;   /* DB_LEASE_SIGNER */
+    const char *holder; /* this node's id */
+    int64_t now_ms;     /* wall clock, milliseconds since the epoch */
+    int64_t ttl_ms;     /* the lease lasts this long after each renewal */
+    /* May be NULL: whether the holder named is known dead (its process gone on this host), so that its lease is
+     * taken at once instead of at its expiry. */
+    bool (*holder_dead)(void *arg, const char *holder);
+    void *dead_arg;
+} db_lease_request;
+typedef struct {
+    bool held;                           /* req->holder holds it now, until expires_ms */
+    bool taken;                          /* ... and took it in this call (audited "lease.take") */
+    char holder[DB_LEASE_HOLDER_MAX];    /* who holds it */
+    char previous[DB_LEASE_HOLDER_MAX];  /* when taken: who held it before ("" for nobody) */
+    int64_t expires_ms;
+} db_lease_state;
+/* Takes or renews the lease in one transaction: renewed when req->holder holds it (even lapsed), taken when free,
+ * expired or its holder dead (audited "lease.take", actor the new holder, subject the lease). */
+CT_MUST_CHECK ct_err db_lease_take(ct_db *db, const db_lease_request *req, db_lease_state *out);
+/* Lets the lease go at once (a clean stop): another node takes it at its next try. */
+CT_MUST_CHECK ct_err db_lease_release(ct_db *db, const char *name, const char *holder);
+
+/* The newest CRL the signer made of one issuing CA generation, kept for every node to serve. */
+typedef struct {
+    int64_t issuing_ca; /* db_issuing_ca.id */
+    int64_t epoch;      /* the revocation epoch it covers (db_revocation_epoch, read before its list) */
+    int64_t next_update;
+    ct_buf der;         /* owned */
+    bool wanted;        /* no CRL yet: a node asked the signer for one (db_crl_signed_want); der empty */
+} db_signed_crl;
+/* Keeps crl (replacing the generation's older one) only while `lease` names its holder, unexpired at
+ * lease->now_ms; CT_ERR_UNAVAILABLE when it does not. */
+CT_MUST_CHECK ct_err db_crl_signed_put(ct_db *db, const db_lease_request *lease, const db_signed_crl *crl);
+/* CT_ERR_NOT_FOUND (without a detail) when none is kept or asked for; out->der allocated (ct_buf_free). */
+CT_MUST_CHECK ct_err db_crl_signed_get(ct_db *db, int64_t issuing_ca, db_signed_crl *out);
+/* Asks the signer for that generation's CRL (a node was asked for one it never made): kept CRLs are left as they
+ * are. Any node may ask; only the lease holder signs. */
+CT_MUST_CHECK ct_err db_crl_signed_want(ct_db *db, int64_t issuing_ca);
+
 #endif

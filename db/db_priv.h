@@ -182,4 +182,21 @@ CT_MUST_CHECK ct_err db_witness_report_read(db_stmt *st, int col, struct db_witn
 /* Migration 9: the "audit.state" entry and one "state.*" entry per row, where the rebuild starts. */
 CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
 
+/* Migration 14 (its SQL beside the code that uses it, lease.c): the leases that let one node of several sign (the
+ * checkpoints, tree heads and CRLs), and the CRLs that node signed, for the other nodes to serve. The dialects
+ * differ in the id and blob types only: SQLite's INTEGER PRIMARY KEY and BLOB, PostgreSQL's BIGINT and BYTEA. */
+#define DB_MIGRATION_LEASES_AS(id_type, blob_type)                                                                \
+    "CREATE TABLE leases ("                                                                                       \
+    "  name TEXT PRIMARY KEY,"                                                                                    \
+    "  holder TEXT NOT NULL,"                                                                                     \
+    "  expires_ms BIGINT NOT NULL,"                                                                               \
+    "  taken_ms BIGINT NOT NULL);"                                                                                \
+    "CREATE TABLE crls_signed ("                                                                                  \
+    "  issuing_ca " id_type " PRIMARY KEY," /* an issuing_cas id */                                               \
+    "  epoch BIGINT NOT NULL CHECK (epoch >= 0),"                                                                 \
+    "  next_update BIGINT NOT NULL,"                                                                              \
+    "  der " blob_type " NOT NULL);"
+#define DB_MIGRATION_LEASES DB_MIGRATION_LEASES_AS("INTEGER", "BLOB")
+#define DB_MIGRATION_LEASES_PG DB_MIGRATION_LEASES_AS("BIGINT", "BYTEA")
+
 #endif

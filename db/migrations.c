@@ -205,6 +205,8 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the database names its CA once'); END;"
     "CREATE TRIGGER ca_identity_no_delete BEFORE DELETE ON ca_identity"
     "  BEGIN SELECT RAISE(ABORT, 'the database names its CA once'); END;",
+    /* 14: leases and the signer's CRLs (db/lease.c). */
+    DB_MIGRATION_LEASES,
 };
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -401,6 +403,9 @@ static const char *const k_migrations_pg[] = {
     "  ca_id TEXT NOT NULL,"
     "  named_at BIGINT NOT NULL);"
     PG_APPEND_ONLY("ca_identity", "the database names its CA once"),
+
+    [13] = /* 14 */
+    DB_MIGRATION_LEASES_PG,
 };
 
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

@@ -209,6 +209,11 @@ void ct_addr_host(const struct sockaddr *sa, char *out, size_t out_max);
 void ct_time_utc(int64_t t, char out[CT_TIME_UTC_MAX]);
 /* Monotonic milliseconds, for deadlines and durations. */
 int64_t ct_now_ms(void);
+/* Wall-clock milliseconds since the epoch: what is written down, or compared between processes and machines. */
+int64_t ct_wall_ms(void);
+/* The wall-clock time `ms` from now, as pthread_cond_timedwait takes it. */
+struct timespec;
+void ct_timespec_in(int64_t ms, struct timespec *out);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:
  * CT_ERR_IO "timed out <what>". */
 CT_MUST_CHECK ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const char *what);

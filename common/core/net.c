@@ -65,6 +65,21 @@ int64_t ct_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t ct_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void ct_timespec_in(int64_t ms, struct timespec *out)
+{
+    clock_gettime(CLOCK_REALTIME, out);
+    long long ns = out->tv_nsec + (long long)ms * 1000000LL;
+    out->tv_sec += (time_t)(ns / 1000000000LL);
+    out->tv_nsec = (long)(ns % 1000000000LL);
+}
+
 ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const char *what)
 {
     for (;;) {

@@ -201,9 +201,11 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
 /* Migration 12 (issuing CA generations) undone, for tests that build an older database. */
 #define K_UNDO_MIGRATION_12 " ALTER TABLE certificates DROP COLUMN issuing_ca; DROP TABLE issuing_cas;"
 /* Migration 13 (the database names its CA) undone. */
-#define K_UNDO_MIGRATION_13 " DROP TABLE ca_identity;"
+#define K_UNDO_MIGRATION_13 " DROP TABLE ca_identity;" K_UNDO_MIGRATION_14
+/* Migration 14 (leases, the signer's CRLs) undone. */
+#define K_UNDO_MIGRATION_14 " DROP TABLE leases; DROP TABLE crls_signed;"
 /* How many migrations this build has. */
-#define N_MIGRATIONS 13
+#define N_MIGRATIONS 14
 
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)

@@ -57,6 +57,7 @@ typedef struct {
     bench_mode mode;
     const char *host;
     long port;
+    long port2; /* est: a second node of the same CA (--port2): odd connections go there; 0: none */
     long conns;
     long count;
     const char *serials_path;
@@ -442,10 +443,19 @@ typedef struct {
 static pthread_barrier_t g_barrier;
 static double g_start;
 
+/* --port2: this connection's node (several CA nodes on one database share the load). */
+static bench_opts node_opts(const load_thread *t)
+{
+    bench_opts mine = *t->o;
+    if (mine.port2 && t->index % 2) mine.port = mine.port2;
+    return mine;
+}
+
 static void *load_main(void *arg)
 {
     load_thread *t = arg;
-    const bench_opts *o = t->o;
+    const bench_opts node = node_opts(t);
+    const bench_opts *o = &node;
     conn c = {-1, NULL};
     uint8_t *buf = malloc(MAX_RESPONSE_BYTES);
     double h0 = now_s();
@@ -820,6 +830,7 @@ static const char usage[] =
     "  --count M          requests (est, cfssl); default 4000\n"
     "  --serials FILE     M subject serialNumbers, one a line (est, cfssl)\n"
     "  --host IP --port P server (IPv4 loopback); est: --server-name localhost\n"
+    "  --port2 P          est: a second node of the same CA; odd connections go to it\n"
     "  --cert F --key F --cafile F   est, cfssl-tls: the client's certificate and key, the server's CA file\n"
     "  --ca-dir DIR       token: the CA folder (its config names the token, PIN file and keys)\n"
     "  --seconds S        token: length of each run (default 2)\n"
@@ -838,6 +849,7 @@ static bool parse_opts(int argc, char **argv, bench_opts *o)
         if (strcmp(a, "--mode") == 0) mode = v;
         else if (strcmp(a, "--host") == 0) o->host = v;
         else if (strcmp(a, "--port") == 0) ok = parse_long(v, 1, 65535, &o->port);
+        else if (strcmp(a, "--port2") == 0) ok = parse_long(v, 1, 65535, &o->port2);
         else if (strcmp(a, "--conns") == 0) ok = parse_long(v, 1, MAX_CONNS, &o->conns);
         else if (strcmp(a, "--count") == 0) ok = parse_long(v, 1, MAX_REQUESTS, &o->count);
         else if (strcmp(a, "--serials") == 0) o->serials_path = v;

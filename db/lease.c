@@ -1,0 +1,176 @@
+/* Leases (migration 14): several CA nodes serve one database, and one of them at a time signs what must have one
+ * signer (checkpoints, tree heads, CRLs). A lease row names its holder and when it expires; a node takes it when it
+ * is free, expired, or its holder is known dead, and renews it while it holds it, each in one transaction. A change
+ * of holder is audited ("lease.take"). Times are the nodes' wall clocks in milliseconds: the nodes' clocks must
+ * agree to well within a lease (NTP). The CRLs the holder signs are kept here for the other nodes to serve. */
+#define _POSIX_C_SOURCE 200809L
+#include "db_priv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char k_lease_get[] = "SELECT holder, expires_ms FROM leases WHERE name = ?";
+static const char k_lease_insert[] = "INSERT INTO leases (name, holder, expires_ms, taken_ms) VALUES (?, ?, ?, ?)";
+static const char k_lease_renew[] = "UPDATE leases SET expires_ms = ? WHERE name = ? AND holder = ?";
+/* Compare-and-set on what was read: two nodes that read the same expired row cannot both take it, whatever the
+ * backend's isolation. */
+static const char k_lease_move[] =
+    "UPDATE leases SET holder = ?, expires_ms = ?, taken_ms = ? WHERE name = ? AND holder = ? AND expires_ms = ?";
+static const char k_lease_release[] = "UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?";
+static const char k_lease_held[] = "SELECT 1 FROM leases WHERE name = ? AND holder = ? AND expires_ms > ?";
+static const char k_crl_put[] =
+    "INSERT INTO crls_signed (issuing_ca, epoch, next_update, der) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (issuing_ca) DO UPDATE SET epoch = excluded.epoch, next_update = excluded.next_update,"
+    " der = excluded.der";
+static const char k_crl_get[] = "SELECT epoch, next_update, der FROM crls_signed WHERE issuing_ca = ?";
+/* A node asked for a CRL the signer never made: an empty row asks the signer for it (its next tick signs it). */
+static const char k_crl_want[] = "INSERT INTO crls_signed (issuing_ca, epoch, next_update, der) VALUES (?, 0, 0, ?)"
+                                 " ON CONFLICT (issuing_ca) DO NOTHING";
+
+struct lease_ctx {
+    const db_lease_request *req;
+    db_lease_state *out;
+};
+
+static ct_err lease_take_tx(ct_db *db, void *vctx)
+{
+    struct lease_ctx *c = vctx;
+    const db_lease_request *q = c->req;
+    db_lease_state *out = c->out;
+    db_stmt *st = NULL;
+    bool row = false;
+    char detail[DB_LEASE_HOLDER_MAX * 2 + 96];
+    int64_t until = q->now_ms + q->ttl_ms;
+    memset(out, 0, sizeof *out);
+    CT_GUARD_RET(db_prepare(db, k_lease_get, &st, "t", q->name));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (row) {
+        CT_GUARD_RET(db_col_text(st, 0, out->holder, sizeof out->holder));
+        out->expires_ms = db_col_int(st, 1);
+    }
+    int changed = 0;
+    if (row && strcmp(out->holder, q->holder) == 0) { /* ours: renewed, whether or not it lapsed meanwhile */
+        CT_GUARD_RET(db_exec(db, k_lease_renew, &changed, "itt", until, q->name, q->holder));
+        out->held = changed == 1;
+        if (out->held) out->expires_ms = until;
+        return CT_OK;
+    }
+    bool dead = row && q->holder_dead && q->holder_dead(q->dead_arg, out->holder);
+    if (row && out->expires_ms > q->now_ms && !dead) return CT_OK; /* another node's, and alive */
+    if (row) {
+        CT_GUARD_RET(db_exec(db, k_lease_move, &changed, "tiitti", q->holder, until, q->now_ms, q->name, out->holder,
+                             out->expires_ms));
+        CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "holder=%s previous=%s %s", q->holder, out->holder,
+                                 dead ? "previous_dead" : "previous_expired"));
+    } else {
+        ct_err rc = db_exec(db, k_lease_insert, &changed, "ttii", q->name, q->holder, until, q->now_ms);
+        if (rc == CT_ERR_EXISTS) changed = 0; /* another node inserted it first */
+        else CT_GUARD_RET(rc);
+        CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "holder=%s previous=none", q->holder));
+    }
+    if (changed != 1) return CT_OK; /* another node took it between our read and our write: not ours */
+    CT_GUARD_RET(db_audit_append_tx(db, q->holder, "lease.take", q->name, "ok", detail));
+    CT_GUARD_RET(ct_strlcpy(out->previous, sizeof out->previous, row ? out->holder : ""));
+    CT_GUARD_RET(ct_strlcpy(out->holder, sizeof out->holder, q->holder));
+    out->held = out->taken = true;
+    out->expires_ms = until;
+    return CT_OK;
+}
+
+ct_err db_lease_take(ct_db *db, const db_lease_request *req, db_lease_state *out)
+{
+    CT_ENSURE_RET(db && req && out && req->ttl_ms > 0, ct_fail(CT_ERR_ARG, "db_lease_take: bad argument"));
+    CT_GUARD_RET(db_check_str("lease name", req->name, DB_NAME_MAX));
+    CT_GUARD_RET(db_check_str("lease holder", req->holder, DB_LEASE_HOLDER_MAX));
+    struct lease_ctx c = {req, out};
+    return db_call(db, true, lease_take_tx, &c);
+}
+
+struct release_ctx {
+    const char *name, *holder;
+};
+
+static ct_err lease_release_fn(ct_db *db, void *vctx)
+{
+    struct release_ctx *c = vctx;
+    return db_exec(db, k_lease_release, NULL, "tt", c->name, c->holder);
+}
+
+ct_err db_lease_release(ct_db *db, const char *name, const char *holder)
+{
+    CT_ENSURE_RET(db && name && holder, ct_fail(CT_ERR_ARG, "db_lease_release: bad argument"));
+    struct release_ctx c = {name, holder};
+    return db_call(db, true, lease_release_fn, &c);
+}
+
+struct crl_put_ctx {
+    const db_lease_request *lease;
+    const db_signed_crl *crl;
+};
+
+static ct_err crl_put_tx(ct_db *db, void *vctx)
+{
+    struct crl_put_ctx *c = vctx;
+    int64_t one = 0;
+    /* Fenced: a node that lost the lease (paused past its expiry) does not overwrite the new holder's CRL. */
+    ct_err rc = db_query_int(db, k_lease_held, &one, "tti", c->lease->name, c->lease->holder, c->lease->now_ms);
+    if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNAVAILABLE, "lease %s is not held by %s: CRL not stored",
+                                               c->lease->name, c->lease->holder);
+    CT_GUARD_RET(rc);
+    return db_exec(db, k_crl_put, NULL, "iiib", c->crl->issuing_ca, c->crl->epoch, c->crl->next_update,
+                   c->crl->der.data, c->crl->der.len);
+}
+
+ct_err db_crl_signed_put(ct_db *db, const db_lease_request *lease, const db_signed_crl *crl)
+{
+    CT_ENSURE_RET(db && lease && crl && crl->der.len,
+                  ct_fail(CT_ERR_ARG, "db_crl_signed_put: bad argument"));
+    struct crl_put_ctx c = {lease, crl};
+    return db_call(db, true, crl_put_tx, &c);
+}
+
+struct crl_get_ctx {
+    int64_t issuing_ca;
+    db_signed_crl *out;
+};
+
+static ct_err crl_get_fn(ct_db *db, void *vctx)
+{
+    struct crl_get_ctx *c = vctx;
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_crl_get, &st, "i", c->issuing_ca));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_ERR_NOT_FOUND;
+    c->out->issuing_ca = c->issuing_ca;
+    c->out->epoch = db_col_int(st, 0);
+    c->out->next_update = db_col_int(st, 1);
+    size_t len = 0;
+    const void *der = db_col_blob(st, 2, &len);
+    c->out->wanted = !der || !len;
+    if (c->out->wanted) return CT_OK;
+    CT_GUARD_RET(ct_buf_alloc(&c->out->der, len));
+    return ct_buf_set(&c->out->der, der, len);
+}
+
+ct_err db_crl_signed_get(ct_db *db, int64_t issuing_ca, db_signed_crl *out)
+{
+    CT_ENSURE_RET(db && out, ct_fail(CT_ERR_ARG, "db_crl_signed_get: bad argument"));
+    memset(out, 0, sizeof *out);
+    struct crl_get_ctx c = {issuing_ca, out};
+    ct_err rc = db_call(db, false, crl_get_fn, &c);
+    if (rc != CT_OK) ct_buf_free(&out->der);
+    return rc;
+}
+
+static ct_err crl_want_fn(ct_db *db, void *vctx)
+{
+    static const uint8_t none = 0;
+    return db_exec(db, k_crl_want, NULL, "ib", *(const int64_t *)vctx, &none, (size_t)0);
+}
+
+ct_err db_crl_signed_want(ct_db *db, int64_t issuing_ca)
+{
+    CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_crl_signed_want: no database"));
+    return db_call(db, true, crl_want_fn, &issuing_ca);
+}

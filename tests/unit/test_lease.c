@@ -1,0 +1,161 @@
+/* db leases (db/lease.c): one signer among several nodes on one database file, each node its own connection, as
+ * two processes would have. The attacker here is a second node that wants to sign while the first still holds
+ * the lease, or a node that lost it and still writes. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "test_util.h"
+
+/* Both nodes' database: a SQLite file, or with CAMTRUST_TEST_DB=postgresql (under tests/helpers/pg.sh) a new
+ * PostgreSQL database. */
+static char g_path[600], g_url[512];
+
+static void new_database(const char *tag)
+{
+    snprintf(g_path, sizeof g_path, "%s/ca.db", tu_tmpdir(tag));
+    const char *backend = getenv("CAMTRUST_TEST_DB");
+    g_url[0] = '\0';
+    if (!backend || strcmp(backend, "postgresql") != 0) return;
+    FILE *f = popen("\"$CAMTRUST_TEST_PG_CTL\" createdb", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(g_url, sizeof g_url, f));
+    ck_assert_int_eq(pclose(f), 0);
+    g_url[strcspn(g_url, "\n")] = '\0';
+}
+
+/* One node's connection. */
+static ct_db *node_open(void)
+{
+    db_config cfg = {.backend = g_url[0] ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE, .path = g_path, .url = g_url};
+    ct_db *db = NULL;
+    ck_assert_int_eq(db_open_config(&cfg, NULL, &db), CT_OK);
+    return db;
+}
+
+/* Audit entries, the chain verified. */
+static int64_t audit_entries(ct_db *db)
+{
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    return rep.entries;
+}
+
+static db_lease_request req(const char *holder, int64_t now_ms)
+{
+    return (db_lease_request){.name = DB_LEASE_SIGNER, .holder = holder, .now_ms = now_ms, .ttl_ms = 10000};
+}
+
+static bool named_dead(void *arg, const char *holder) { return strcmp(holder, (const char *)arg) == 0; }
+
+START_TEST(test_one_holder_at_a_time)
+{
+    new_database("lease-one");
+    ct_db *a = node_open(), *b = node_open();
+    ck_assert_int_eq(db_schema_version(a), 14);
+    int64_t entries = audit_entries(a);
+    db_lease_state st;
+    db_lease_request ra = req("node-a", 1000000);
+    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    ck_assert(st.held && st.taken);
+    ck_assert_str_eq(st.previous, "");
+    /* b asks while a's lease runs: refused, told who holds it */
+    db_lease_request rb = req("node-b", 1005000);
+    ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
+    ck_assert(!st.held && !st.taken);
+    ck_assert_str_eq(st.holder, "node-a");
+    /* a renews (not audited again): b is still refused past a's first expiry */
+    ra.now_ms = 1008000;
+    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    ck_assert(st.held && !st.taken);
+    rb.now_ms = 1012000;
+    ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
+    ck_assert(!st.held);
+    ck_assert_int_eq(audit_entries(b), entries + 1); /* the first take only */
+    /* a stops renewing: once expired, b takes it, audited with who held it before */
+    rb.now_ms = 1018001;
+    ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
+    ck_assert(st.held && st.taken);
+    ck_assert_str_eq(st.previous, "node-a");
+    ck_assert_int_eq(audit_entries(a), entries + 2);
+    /* a comes back (a paused process): it does not hold it any more */
+    ra.now_ms = 1019000;
+    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    ck_assert(!st.held);
+    ck_assert_str_eq(st.holder, "node-b");
+    /* a known-dead holder's lease is taken before it expires */
+    ra.holder_dead = named_dead;
+    ra.dead_arg = (void *)"node-b";
+    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    ck_assert(st.held && st.taken);
+    ck_assert_str_eq(st.previous, "node-b");
+    ck_assert_int_eq(audit_entries(a), entries + 3);
+    /* a clean release lets b take it at once */
+    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    rb.now_ms = 1019500;
+    ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
+    ck_assert(st.held && st.taken);
+    ck_assert_int_eq(audit_entries(a), entries + 4);
+    db_close(a);
+    db_close(b);
+}
+END_TEST
+
+START_TEST(test_crl_kept_only_by_the_holder)
+{
+    new_database("lease-crl");
+    ct_db *a = node_open(), *b = node_open();
+    db_lease_state st;
+    db_lease_request ra = req("node-a", 2000000), rb = req("node-b", 2000100);
+    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    uint8_t der1[] = {0x30, 0x03, 0x02, 0x01, 0x01}, der2[] = {0x30, 0x03, 0x02, 0x01, 0x02};
+    db_signed_crl crl = {.issuing_ca = 1, .epoch = 3, .next_update = 99, .der = {der1, sizeof der1, sizeof der1}};
+    ck_assert_int_eq(db_crl_signed_put(a, &ra, &crl), CT_OK);
+    /* b does not hold the lease: its CRL is not kept, a's stays */
+    crl.epoch = 4;
+    crl.der = (ct_buf){der2, sizeof der2, sizeof der2};
+    ck_assert_int_eq(db_crl_signed_put(b, &rb, &crl), CT_ERR_UNAVAILABLE);
+    /* nor is a's once its lease expired (a paused past its lease) */
+    ra.now_ms = 2010001;
+    ck_assert_int_eq(db_crl_signed_put(a, &ra, &crl), CT_ERR_UNAVAILABLE);
+    db_signed_crl got;
+    ck_assert_int_eq(db_crl_signed_get(b, 1, &got), CT_OK);
+    ck_assert_int_eq(got.epoch, 3);
+    ck_assert_int_eq(got.next_update, 99);
+    ck_assert_mem_eq(got.der.data, der1, sizeof der1);
+    ct_buf_free(&got.der);
+    ck_assert_int_eq(db_crl_signed_get(b, 2, &got), CT_ERR_NOT_FOUND);
+    /* any node may ask the signer for a CRL it never made; asking never touches a kept one */
+    ck_assert_int_eq(db_crl_signed_want(b, 2), CT_OK);
+    ck_assert_int_eq(db_crl_signed_get(a, 2, &got), CT_OK);
+    ck_assert(got.wanted && got.der.len == 0);
+    ck_assert_int_eq(db_crl_signed_want(b, 1), CT_OK);
+    ck_assert_int_eq(db_crl_signed_get(b, 1, &got), CT_OK);
+    ck_assert(!got.wanted);
+    ck_assert_mem_eq(got.der.data, der1, sizeof der1);
+    ct_buf_free(&got.der);
+    /* the new holder replaces it */
+    rb.now_ms = 2010002;
+    ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
+    ck_assert(st.taken);
+    ck_assert_int_eq(db_crl_signed_put(b, &rb, &crl), CT_OK);
+    ck_assert_int_eq(db_crl_signed_get(a, 1, &got), CT_OK);
+    ck_assert_int_eq(got.epoch, 4);
+    ck_assert_mem_eq(got.der.data, der2, sizeof der2);
+    ct_buf_free(&got.der);
+    db_close(a);
+    db_close(b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("lease");
+    TCase *tc = tcase_create("lease");
+    tcase_add_test(tc, test_one_holder_at_a_time);
+    tcase_add_test(tc, test_crl_kept_only_by_the_holder);
+    suite_add_tcase(s, tc);
+    return tu_run_suite(s);
+}
