@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -67,62 +66,25 @@ static ct_err wanted_profiles(const factory_msg *req, bool want[AGENT_PROFILE__C
     return CT_OK;
 }
 
-/* One profile's key and CSR, on a thread of its own. */
-typedef struct {
-    agent *a;
-    agent_profile p;
-    bool create;
-    ct_buf der;
-    ct_err rc;
-    char why[AGENT_REASON_MAX];
-    pthread_t thread;
-    bool started;
-} csr_job;
-
-static void *csr_job_run(void *arg)
-{
-    csr_job *j = arg;
-    j->rc = agent_csr(j->a, j->p, j->create, &j->der);
-    if (j->rc != CT_OK && ct_strlcpy(j->why, sizeof j->why, ct_err_detail()) != CT_OK) j->why[0] = '\0';
-    return NULL;
-}
-
 static ct_err answer_csrs(agent *a, const factory_msg *req, factory_msg *resp)
 {
     ct_err rc = CT_OK;
+    ct_buf der = CT_BUF_INIT;
     bool want[AGENT_PROFILE__COUNT];
-    csr_job jobs[AGENT_PROFILE__COUNT];
-    memset(jobs, 0, sizeof jobs);
     /* Locked, it makes no key: its CSRs are for the installed keys, a fresh proof that it holds them. */
     bool locked = agent_locked(a);
     CT_GUARD(wanted_profiles(req, want));
-    /* The profiles' keys are made at once, each in its own token session: a token object is some 30 file writes
-     * in SoftHSM, so two key generations one after the other mostly wait for the disk twice. */
-    for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
-        csr_job *j = &jobs[p];
-        *j = (csr_job){.a = a, .p = (agent_profile)p, .create = !locked, .der = CT_BUF_INIT};
-        if (!want[p]) continue;
-        CT_GUARD(ct_buf_alloc(&j->der, PKI_MAX_CSR_DER));
-        j->started = pthread_create(&j->thread, NULL, csr_job_run, j) == 0;
-        if (!j->started) csr_job_run(j); /* no thread to be had: in turn, then */
-    }
-    for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
-        if (jobs[p].started) pthread_join(jobs[p].thread, NULL);
-        jobs[p].started = false;
-    }
-    for (int p = 0; p < AGENT_PROFILE__COUNT; p++)
-        CT_ENSURE(!want[p] || jobs[p].rc == CT_OK, ct_fail(jobs[p].rc, "%s", jobs[p].why));
+    CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
     CT_GUARD(factory_msg_init(resp, FACTORY_CSRS));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         if (!want[p]) continue;
+        der.len = 0;
+        CT_GUARD(agent_csr(a, (agent_profile)p, !locked, &der));
         CT_GUARD(factory_msg_add_str(resp, FACTORY_TAG_PROFILE, agent_profile_name[p]));
-        CT_GUARD(factory_msg_add(resp, FACTORY_TAG_CSR, jobs[p].der.data, jobs[p].der.len));
+        CT_GUARD(factory_msg_add(resp, FACTORY_TAG_CSR, der.data, der.len));
     }
 cleanup:
-    for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
-        if (jobs[p].started) pthread_join(jobs[p].thread, NULL);
-        ct_buf_free(&jobs[p].der);
-    }
+    ct_buf_free(&der);
     return rc;
 }
 
