@@ -71,14 +71,7 @@ static ct_err enroll(const ct_buf *client, const ct_buf *csr, ca_enroll_kind kin
 
 static long count_rows(const char *table_where)
 {
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "sqlite3 -readonly '%s' \"select count(*) from %s\"", the_ca->cfg.db_path, table_where);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    long n = -1;
-    ck_assert_int_eq(fscanf(p, "%ld", &n), 1);
-    pclose(p);
-    return n;
+    return tu_count_rows(the_ca->cfg.db_path, the_ca->cfg.db_url, table_where);
 }
 
 START_TEST(issues_idevid_for_a_serial_in_the_order)
@@ -663,16 +656,20 @@ START_TEST(reprovisioning_allows_a_revoked_serial_once_more)
     ck_assert_int_eq(ca_order_reprovision(the_ca, "nope", "CX100", "SN-1", &id), CT_ERR_NOT_FOUND);
     ck_assert_int_eq(count_rows("orders"), 1);
     ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN-1", &id), CT_OK);
-    ck_assert_int_eq(id, 2);
-    ck_assert_int_eq(count_rows("audit where action='order.reprovision' and subject='order 2' and actor='cli' and "
-                                "detail like '%serial=SN-1 revoked=1'"), 1);
+    /* The next order (PostgreSQL's sequences are not transactional: a refused order above may have taken a number). */
+    ck_assert_int_gt(id, 1);
+    char where[300];
+    snprintf(where, sizeof where, "audit where action='order.reprovision' and subject='order %lld' and actor='cli' and "
+             "detail like '%%serial=SN-1 revoked=1'", (long long)id);
+    ck_assert_int_eq(count_rows(where), 1);
     /* Once more: a new key is issued, against the new order... */
     ck_assert_int_eq(enroll_new("sn1-again", "SN-1", &res), CT_OK);
     pki_cert_info info;
     ck_assert_int_eq(pki_cert_parse_info(res.cert_der.data, res.cert_der.len, &info), CT_OK);
     snprintf(b, sizeof b, "%s", info.serial_hex);
     ct_buf_free(&res.cert_der);
-    ck_assert_int_eq(count_rows("certificates where order_id=2 and status='valid'"), 1);
+    snprintf(where, sizeof where, "certificates where order_id=%lld and status='valid'", (long long)id);
+    ck_assert_int_eq(count_rows(where), 1);
     ck_assert_int_eq(ca_order_reprovision(the_ca, "line1", "CX100", "SN-1", &id), CT_ERR_ALREADY_ISSUED);
     /* ...and once only: revoked again, it is refused again. */
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, b, "keyCompromise"), CT_OK);
@@ -731,6 +728,7 @@ START_TEST(serials_are_one_case_insensitively)
     ck_assert_int_eq(ca_order_create(the_ca, "line1", "CX100", path, &id), CT_OK);
     ck_assert_int_eq(enroll_new("x1", "cam-x1", &res), CT_OK);
     ct_buf_free(&res.cert_der);
+    if (tu_on_pg()) return; /* the rest edits the SQLite file itself */
     ck_assert_int_eq(tu_sh("sqlite3 '%s' \"drop trigger order_serials_one_case; insert into order_serials (order_id, "
                            "serial) values (%lld, 'CAM-X1')\"", the_ca->cfg.db_path, (long long)id), 0);
     ck_assert_int_eq(enroll_new("x1b", "CAM-X1", &res), CT_ERR_EXISTS);
@@ -831,6 +829,7 @@ END_TEST
 
 START_TEST(database_files_are_private)
 {
+    if (tu_on_pg()) return; /* it edits or inspects the SQLite file itself */
     struct stat sb;
     char side[CA_PATH_MAX + 16];
     const char *suffixes[] = {"", "-wal", "-shm"};
@@ -852,6 +851,7 @@ END_TEST
 
 START_TEST(server_failures_in_issuance_are_audited)
 {
+    if (tu_on_pg()) return; /* it edits or inspects the SQLite file itself */
     ca_enroll_result res = {0};
     /* The database refuses the certificate row (as a full disk would) while the audit table still takes rows. */
     ck_assert_int_eq(tu_sh("sqlite3 '%s' \"create trigger t_full before insert on certificates begin "
@@ -870,6 +870,7 @@ END_TEST
 /* A CA folder older than station records: the station's certificate is recorded when it is revoked. */
 START_TEST(an_older_station_certificate_is_recorded_and_revoked)
 {
+    if (tu_on_pg()) return; /* it edits or inspects the SQLite file itself */
     pki_cert_info st;
     ca_enroll_result res = {0};
     ck_assert_int_eq(pki_cert_parse_info(station_cert.data, station_cert.len, &st), CT_OK);
@@ -887,6 +888,7 @@ END_TEST
 /* ---- issue 11: the audit chain is MACed by a key in the CA's token ---- */
 START_TEST(audit_chain_is_keyed_by_the_token)
 {
+    if (tu_on_pg()) return; /* it edits or inspects the SQLite file itself */
     ct_buf csr = CT_BUF_INIT;
     ca_enroll_result res;
     openssl_csr("k1", "/serialNumber=SN-1/CN=x", NULL, &csr);

@@ -83,14 +83,7 @@ static void teardown(void)
 
 static long count(const char *table_where)
 {
-    char cmd[1400];
-    long n = -1;
-    snprintf(cmd, sizeof cmd, "sqlite3 -readonly '%s' \"select count(*) from %s\"", the_ca->cfg.db_path, table_where);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    ck_assert_int_eq(fscanf(p, "%ld", &n), 1);
-    pclose(p);
-    return n;
+    return tu_count_rows(the_ca->cfg.db_path, the_ca->cfg.db_url, table_where);
 }
 
 /* ---- escaping ---- */

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -68,3 +69,24 @@ int tu_ca_create(const char *dir)
     return tu_sh("'%s' '%s' '%s' '%s' '%s.ca' >/dev/null 2>&1", CAMTRUST_CA_CREATE, CAMTRUST_CA_BIN, dir, vault, vault);
 }
 #endif
+
+bool tu_on_pg(void)
+{
+    const char *db = getenv("CAMTRUST_TEST_DB");
+    return db && strcmp(db, "postgresql") == 0;
+}
+
+long tu_count_rows(const char *db_path, const char *db_url, const char *table_where)
+{
+    char cmd[2600];
+    if (tu_on_pg())
+        snprintf(cmd, sizeof cmd, "psql '%s' -Atqc \"select count(*) from %s\"", db_url, table_where);
+    else
+        snprintf(cmd, sizeof cmd, "sqlite3 -readonly '%s' \"select count(*) from %s\"", db_path, table_where);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    long n = -1;
+    ck_assert_int_eq(fscanf(p, "%ld", &n), 1);
+    pclose(p);
+    return n;
+}

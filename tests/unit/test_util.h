@@ -3,6 +3,7 @@
 #define CAMTRUST_TEST_UTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define TU_PIN "1234"
@@ -23,6 +24,14 @@ int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * (same keys), so the ceremony's slow part runs once. Only in test binaries built with CAMTRUST_CA_BIN. Returns
  * the exit status. */
 int tu_ca_create(const char *dir);
+
+/* Whether the CA under test keeps its records in PostgreSQL (CAMTRUST_TEST_DB=postgresql, under tests/helpers/pg.sh):
+ * the checks that edit the SQLite file itself run on SQLite only. */
+bool tu_on_pg(void);
+
+/* `select count(*) from TABLE_WHERE` in a CA's records: its SQLite file `db_path` read with the sqlite3 CLI or, on
+ * PostgreSQL, its database `db_url` with psql (real clients, not our db module). */
+long tu_count_rows(const char *db_path, const char *db_url, const char *table_where);
 
 /* Runs a test suite and returns the process exit code. */
 int tu_run_suite(Suite *s);
