@@ -160,8 +160,8 @@ ct_err ca_serving_lock(const char *dir, bool restore, int *fd)
     if (flock(*fd, (restore ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return CT_OK;
     close(*fd);
     *fd = -1;
-    return ct_fail(CT_ERR_UNAVAILABLE, restore ? "%s is being served: stop its server before restoring"
-                                               : "%s is being restored: serve after the restore", dir);
+    return ct_fail(CT_ERR_UNAVAILABLE, restore ? "%s is being served: stop its server first"
+                                               : "%s is being restored or migrated: serve after that", dir);
 }
 
 /* ---- backup ---- */

@@ -160,7 +160,7 @@ refused "another CA's copy" "$WORK/other.db" "camtrust-ca: $WORK/other.db is ano
 check "the CA still verifies" "$CA_BIN" audit verify --dir "$CA"
 WITH_HTTP=1 start_ca "$CA"
 rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/good.db" 2>&1) || rc=$?
-check_eq "restore while the CA serves: refused" "1 camtrust-ca: $CA is being served: stop its server before restoring" "$rc $out"
+check_eq "restore while the CA serves: refused" "1 camtrust-ca: $CA is being served: stop its server first" "$rc $out"
 cleanup_server
 
 # ---- a backup killed before its rename: no copy, and the next one removes its temporary file ----

@@ -36,6 +36,12 @@ cp "$CAMTRUST_TEST_PG_BASE/pw" "$WORK/pgpass" && chmod 600 "$WORK/pgpass"
 rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL password=x" --password-file "$WORK/pgpass" 2>&1) || rc=$?
 check "a password in --url is refused" bash -c "[ $rc != 0 ] && grep -q 'db.url holds a password' <<<\"\$0\"" "$out"
 check "... the folder stays on SQLite" grep -q '^db.backend = sqlite' "$CA/camtrust-ca.conf"
+# While the CA serves, what it issued after the copy would be lost: refused.
+start_ca "$CA"
+rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" 2>&1) || rc=$?
+check "migrate-to while the CA serves is refused" bash -c "[ $rc != 0 ] && grep -q 'is being served: stop its server first' <<<\"\$0\"" "$out"
+check_eq "... the target stays empty" 0 "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from pg_tables where schemaname = current_schema()")"
+cleanup_server
 rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" 2>&1) || rc=$?
 check_eq "db migrate-to: exit 0" 0 "$rc"
 check "... audit verify of the original" bash -c "grep -A1 'the CA in SQLite' <<<\"\$0\" | grep -q 'audit log intact'" "$out"
