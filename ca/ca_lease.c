@@ -129,6 +129,7 @@ ct_err ca_lease_start(ca *c)
     } else {
         CT_GUARD(ct_snprintf(l->holder, sizeof l->holder, "%.100s:%ld", l->host, (long)getpid()));
     }
+    CT_GUARD(db_lease_fence(c->db, DB_LEASE_SIGNER, l->holder));
     l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;
     l->cv_ok = pthread_cond_init(&l->cv, NULL) == 0;
     CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the lease locks");

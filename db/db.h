@@ -399,6 +399,11 @@ typedef struct {
 CT_MUST_CHECK ct_err db_lease_take(ct_db *db, const db_lease_request *req, db_lease_state *out);
 /* Lets the lease go at once (a clean stop): another node takes it at its next try. */
 CT_MUST_CHECK ct_err db_lease_release(ct_db *db, const char *name, const char *holder);
+/* From now on this handle writes a tree head or a checkpoint only while `holder` holds the lease `name` (checked in
+ * the write's own transaction, at the wall clock): a node paused past its lease, whose in-memory deadline has not
+ * caught up yet, signs nothing once another took over (CT_ERR_UNAVAILABLE). Set by serving nodes; one-shot commands
+ * have none. */
+CT_MUST_CHECK ct_err db_lease_fence(ct_db *db, const char *name, const char *holder);
 
 /* The newest CRL the signer made of one issuing CA generation, kept for every node to serve. */
 typedef struct {

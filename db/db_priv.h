@@ -43,6 +43,9 @@ struct ct_db {
     bool gc_leading;
     /* The audit chain's key (db_open_keyed); fn NULL: SHA-256 only. */
     db_audit_mac mac;
+    /* db_lease_fence: tree heads and checkpoints are written only while this holder holds this lease. */
+    char fence_name[32];
+    char fence_holder[DB_LEASE_HOLDER_MAX];
 };
 
 /* The profiles of the operations issuing CA's certificates (db.h DB_PROFILE_*), for SQL "profile [NOT] IN". */
@@ -198,5 +201,8 @@ CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
     "  der " blob_type " NOT NULL);"
 #define DB_MIGRATION_LEASES DB_MIGRATION_LEASES_AS("INTEGER", "BLOB")
 #define DB_MIGRATION_LEASES_PG DB_MIGRATION_LEASES_AS("BIGINT", "BYTEA")
+
+/* The fence (db_lease_fence) checked inside a tree head's or checkpoint's transaction (lease.c). */
+CT_MUST_CHECK ct_err db_lease_fence_tx(ct_db *db);
 
 #endif

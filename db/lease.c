@@ -174,3 +174,23 @@ ct_err db_crl_signed_want(ct_db *db, int64_t issuing_ca)
     CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_crl_signed_want: no database"));
     return db_call(db, true, crl_want_fn, &issuing_ca);
 }
+
+ct_err db_lease_fence(ct_db *db, const char *name, const char *holder)
+{
+    CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_lease_fence: no database"));
+    CT_GUARD_RET(db_check_str("lease name", name, sizeof db->fence_name));
+    CT_GUARD_RET(db_check_str("lease holder", holder, sizeof db->fence_holder));
+    CT_GUARD_RET(ct_strlcpy(db->fence_holder, sizeof db->fence_holder, holder));
+    return ct_strlcpy(db->fence_name, sizeof db->fence_name, name);
+}
+
+ct_err db_lease_fence_tx(ct_db *db)
+{
+    int64_t held = 0;
+    if (!db->fence_name[0]) return CT_OK;
+    ct_err rc = db_query_int(db, k_lease_held, &held, "tti", db->fence_name, db->fence_holder, ct_wall_ms());
+    if (rc == CT_ERR_NOT_FOUND)
+        return ct_fail(CT_ERR_UNAVAILABLE, "this node (%s) does not hold the %s lease: it signs nothing",
+                       db->fence_holder, db->fence_name);
+    return rc;
+}

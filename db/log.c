@@ -242,6 +242,7 @@ static ct_err head_add_tx(ct_db *db, void *vctx)
     const ct_tree_head *h = c->h;
     uint64_t size = 0;
     db_tree_head last;
+    CT_GUARD_RET(db_lease_fence_tx(db));
     CT_GUARD_RET(size_fn(db, &size));
     CT_ENSURE_RET(h->tree_size <= size, ct_fail(CT_ERR_USAGE, "tree size %llu is larger than the log (%llu leaves)",
                                                 (unsigned long long)h->tree_size, (unsigned long long)size));
@@ -517,6 +518,7 @@ static ct_err ckpt_add_tx(ct_db *db, void *vctx)
 {
     struct ckpt_ctx *c = vctx;
     uint64_t size = 0;
+    CT_GUARD_RET(db_lease_fence_tx(db));
     CT_GUARD_RET(size_fn(db, &size));
     CT_ENSURE_RET(c->tree_size <= size, ct_fail(CT_ERR_USAGE, "checkpoint of %llu leaves: the log has %llu",
                                                 (unsigned long long)c->tree_size, (unsigned long long)size));

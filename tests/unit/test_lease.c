@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "db_log.h"
 #include "test_util.h"
 
 /* Both nodes' database: a SQLite file, or with CAMTRUST_TEST_DB=postgresql (under tests/helpers/pg.sh) a new
@@ -150,12 +151,47 @@ START_TEST(test_crl_kept_only_by_the_holder)
 }
 END_TEST
 
+/* A node paused past its lease, whose own deadline has not caught up, signs no tree head or checkpoint: the write
+ * checks the lease in its transaction. */
+START_TEST(test_log_writes_fenced_by_the_lease)
+{
+    new_database("lease-fence");
+    ct_db *a = node_open(), *b = node_open();
+    db_lease_state st;
+    db_lease_request ra = req("node-a", ct_wall_ms());
+    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    ck_assert(st.held);
+    ck_assert_int_eq(db_lease_fence(a, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    ck_assert_int_eq(db_lease_fence(b, DB_LEASE_SIGNER, "node-b"), CT_OK);
+    ct_tree_head h = {.tree_size = 0, .timestamp_ms = (uint64_t)ct_wall_ms(), .sig_len = 1};
+    int64_t id = 0, ckpt = 0;
+    uint64_t size = 0;
+    ct_buf note = {0};
+    /* b does not hold it: nothing written */
+    ck_assert_int_eq(db_log_tree_head_add(b, &h, "node-b", &id), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_log_checkpoint_add(b, 0, 1, "note b", "node-b", &id), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_log_checkpoint_latest(a, &ckpt, &size, &note), CT_ERR_NOT_FOUND);
+    /* a does */
+    ck_assert_int_eq(db_log_tree_head_add(a, &h, "node-a", &id), CT_OK);
+    ck_assert_int_eq(db_log_checkpoint_add(a, 0, 1, "note a", "node-a", &id), CT_OK);
+    /* a lets it go (as a lapse would): a writes nothing more */
+    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    ck_assert_int_eq(db_log_checkpoint_add(a, 0, 2, "note a2", "node-a", &ckpt), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_log_checkpoint_latest(b, &ckpt, &size, &note), CT_OK);
+    ck_assert_int_eq(ckpt, id);
+    ct_buf_free(&note);
+    db_close(a);
+    db_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lease");
     TCase *tc = tcase_create("lease");
     tcase_add_test(tc, test_one_holder_at_a_time);
     tcase_add_test(tc, test_crl_kept_only_by_the_holder);
+    tcase_add_test(tc, test_log_writes_fenced_by_the_lease);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
