@@ -21,6 +21,7 @@ if [ -n "$template" ] && [ -e "$template/$made" ] && [ ! -e "$dir" ]; then
   fi
   exit 0
 fi
+fresh=0; [ -e "$dir" ] || fresh=1 # before PostgreSQL's config is written into it below
 if [ "$pg" = 1 ] && [ ! -e "$dir" ]; then
   # Every setting written out, as init writes them (tests edit them with sed): a default config made once per server.
   defaults=$CAMTRUST_TEST_PG_BASE/defaults.conf
@@ -33,7 +34,6 @@ if [ "$pg" = 1 ] && [ ! -e "$dir" ]; then
   sed -e 's|^db.backend = .*|db.backend = postgresql|' -e "s|^db.url = .*|db.url = $("$CAMTRUST_TEST_PG_CTL" createdb)|" \
     "$defaults" >"$dir/camtrust-ca.conf"
 fi
-fresh=0; [ -e "$dir" ] || fresh=1
 cust=$vault.custodians # the custodians' own folders: passphrase files (tests only: people type them)
 quorum=()
 for i in 2 4 5; do quorum+=(--share "$vault/custodian-$i.share" --passphrase-file "$cust/$i/passphrase"); done
@@ -61,5 +61,10 @@ done
   "$dir.ops-issuing.pem" --crl "$dir.device-root.crl" "$dir.ops-root.crl" >/dev/null
 rm -f "$dir.device-issuing.pem" "$dir.ops-issuing.pem" "$dir.device-root.crl" "$dir.ops-root.crl"
 if [ -n "$template" ] && [ "$fresh" = 1 ] && [ ! -e "$template" ]; then
-  cp -a "$dir" "$template.tmp.$$" && mv -T "$template.tmp.$$" "$template"
+  cp -a "$dir" "$template.tmp.$$"
+  if [ "$pg" = 1 ]; then # the template keeps a database of its own: DIR's test goes on writing into DIR's
+    url=$("$CAMTRUST_TEST_PG_CTL" createdb "$(sed -n 's/^db.url = .*dbname=//p' "$dir/camtrust-ca.conf")")
+    sed -i "s|^db.url = .*|db.url = $url|" "$template.tmp.$$/camtrust-ca.conf"
+  fi
+  mv -T "$template.tmp.$$" "$template"
 fi
