@@ -294,17 +294,7 @@ ct_err db_open_keyed(const char *path, const db_audit_mac *mac, ct_db **out)
 
 const char *db_backend_name(const ct_db *db) { return db ? db->be->name : ""; }
 
-/* The password file's first line (a trailing newline is not part of it). */
 #define DB_PASSWORD_MAX 1024
-static ct_err read_password(const char *path, ct_buf *pw)
-{
-    CT_GUARD_RET(ct_file_read(path, DB_PASSWORD_MAX, pw));
-    while (pw->len && (pw->data[pw->len - 1] == '\n' || pw->data[pw->len - 1] == '\r')) pw->len--;
-    CT_ENSURE_RET(pw->len > 0 && !memchr(pw->data, '\n', pw->len) && !memchr(pw->data, '\0', pw->len),
-                  ct_fail(CT_ERR_CONFIG, "%s: the password file holds one line, the password", path));
-    const char *s = NULL;
-    return ct_buf_cstr(pw, &s);
-}
 
 static ct_err backend_open(ct_db *db, const db_config *cfg)
 {
@@ -316,10 +306,10 @@ static ct_err backend_open(ct_db *db, const db_config *cfg)
     CT_ENSURE_RET(cfg->backend == DB_BACKEND_POSTGRESQL && cfg->url && *cfg->url,
                   ct_fail(CT_ERR_CONFIG, "db.url is missing (the PostgreSQL connection string)"));
     db->be = &db_backend_pg;
-    ct_buf pw = CT_BUF_INIT;
-    ct_err rc = cfg->password_file ? read_password(cfg->password_file, &pw) : CT_OK;
-    if (rc == CT_OK) rc = db->be->open(db, cfg->url, pw.data ? (const char *)pw.data : NULL);
-    ct_buf_free(&pw); /* wipes it: libpq keeps its own copy for reconnecting */
+    char pw[DB_PASSWORD_MAX] = "";
+    ct_err rc = cfg->password_file ? ct_secret_load(cfg->password_file, NULL, pw, sizeof pw) : CT_OK;
+    if (rc == CT_OK) rc = db->be->open(db, cfg->url, cfg->password_file ? pw : NULL);
+    ct_wipe(pw, sizeof pw); /* libpq keeps its own copy for reconnecting */
     return rc;
 }
 

@@ -22,9 +22,13 @@ ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_m
                            rc == CT_ERR_TOO_LARGE ? "larger than 1024 bytes" : "missing or unreadable");
         size_t n = b.len;
         while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r')) n--;
-        if (n == 0 || n >= out_max) {
+        /* One line, the secret: a NUL would cut it short unseen, a second line is not part of it. (A loop and one
+         * message: the camera agent links this, and its size goal leaves no room for more.) */
+        bool one_line = true;
+        for (size_t i = 0; i < n; i++) one_line &= b.data[i] != '\0' && b.data[i] != '\n';
+        if (n == 0 || n >= out_max || !one_line) {
             ct_buf_free(&b);
-            return ct_fail(CT_ERR_CONFIG, "secret file %s is empty or too long", path);
+            return ct_fail(CT_ERR_CONFIG, "secret file %s is empty, too long or not one line", path);
         }
         memcpy(out, b.data, n);
         out[n] = '\0';

@@ -1009,6 +1009,12 @@ START_TEST(test_secret_file)
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), path));
     write_file(path, "", 0);
     ck_assert_int_eq(ct_secret_load(path, NULL, out, sizeof out), CT_ERR_CONFIG);
+    /* one line only: a second line, or a NUL that would cut the secret short unseen, is refused */
+    write_file(path, "12\n34\n", 6);
+    ck_assert_int_eq(ct_secret_load(path, NULL, out, sizeof out), CT_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "not one line"));
+    write_file(path, "12\0" "34\n", 6);
+    ck_assert_int_eq(ct_secret_load(path, NULL, out, sizeof out), CT_ERR_CONFIG);
 }
 END_TEST
 
