@@ -5,7 +5,11 @@
  *   --mode cfssl-tls  the same over TLS 1.3 with a client certificate (cfssl serve -mutual-tls-ca)
  *   --mode token  raw hsm_key_sign_digest rate on the CA's device-issuing key, 1 thread then N threads; then
  *                 raw hsm_verify_digest with a fresh public key each time (a CSR's proof of possession), 1 and
- *                 N threads; then wolfSSL's own verify of the same, 1 thread, for comparison
+ *                 N threads; then wolfSSL's own verify of the same, 1 thread, for comparison; then the token's
+ *                 whole share of one issuance, 1 and N threads: the CSR's proof of possession (hsm_verify_digest),
+ *                 the TBS signed by the device-issuing key (hsm_key_sign_digest), that signature re-checked in the
+ *                 token (hsm_key_verify_digest), the audit entry's HMAC (hsm_mac_sign with the audit key), the calls
+ *                 the CA makes; and the same without the re-check, so that the defence's cost can be read
  *
  * CSRs are made before the timed part: one fresh software P-256 key per request, subject serialNumber from
  * the --serials list. Each connection thread sends its share (requests t, t+N, t+2N, ...) back to back and
@@ -620,9 +624,13 @@ done:
     return exit_code;
 }
 
-/* ---- token: raw sign rate of the device-issuing key; raw verify rate with fresh public keys ---- */
+/* ---- token: raw sign rate of the device-issuing key; raw verify rate with fresh public keys; one issuance ---- */
 
-typedef enum { OP_SIGN, OP_VERIFY_TOKEN, OP_VERIFY_WOLF } token_op;
+typedef enum { OP_SIGN, OP_VERIFY_TOKEN, OP_VERIFY_WOLF, OP_ISSUE, OP_ISSUE_NORECHECK } token_op;
+
+/* The bytes of one audit entry MACed per issuance: prev hash, seq, time and the five texts of a cert.issue entry
+ * (db/audit.c), about this long. */
+#define AUDIT_ENTRY_BYTES 224
 
 /* A proof of possession to check: a fresh software key's point, a digest and its DER signature. */
 #define VERIFY_CASES 64
@@ -633,12 +641,19 @@ typedef struct {
     size_t sig_len;
 } verify_case;
 
+/* What every token run uses: the CA's token, its device-issuing key and audit key, the proofs to check. */
 typedef struct {
-    token_op op;
     hsm *h;
     const verify_case *cases;
     hsm_key *key;
+    hsm_mac_key *mac;
+    long sessions;
     double seconds;
+} token_ctx;
+
+typedef struct {
+    token_op op;
+    const token_ctx *x;
     double *lat;
     size_t cap, n, ok, failed;
     double end;
@@ -650,7 +665,7 @@ static ct_err verify_one(const sign_thread *t, const verify_case *vc)
 {
     bool valid = false;
     if (t->op == OP_VERIFY_TOKEN) {
-        CT_GUARD_RET(hsm_verify_digest(t->h, HSM_EC_P256, vc->point, sizeof vc->point, vc->digest, sizeof vc->digest,
+        CT_GUARD_RET(hsm_verify_digest(t->x->h, HSM_EC_P256, vc->point, sizeof vc->point, vc->digest, sizeof vc->digest,
                                        vc->sig, vc->sig_len, &valid));
     } else {
         ecc_key k;
@@ -665,28 +680,57 @@ static ct_err verify_one(const sign_thread *t, const verify_case *vc)
     return valid ? CT_OK : ct_fail(CT_ERR_CRYPTO, "a good signature did not verify");
 }
 
+/* The token's share of one issuance, in the CA's order and through the CA's calls: the CSR's proof of possession
+ * with its fresh key (pki_csr_parse_in), the TBS's digest signed by the issuing key and, unless OP_ISSUE_NORECHECK,
+ * that signature checked with the key's public object (pki_cert_issue), the audit entry's HMAC (db/audit.c). The
+ * software around them (DER, SHA-256 of the TBS, SQL) is not counted. Every answer is checked. */
+static ct_err issue_one(const sign_thread *t, const verify_case *vc, uint64_t counter)
+{
+    const token_ctx *x = t->x;
+    bool valid = false;
+    CT_GUARD_RET(hsm_verify_digest(x->h, HSM_EC_P256, vc->point, sizeof vc->point, vc->digest, sizeof vc->digest,
+                                   vc->sig, vc->sig_len, &valid));
+    CT_ENSURE_RET(valid, ct_fail(CT_ERR_CRYPTO, "a good proof of possession did not verify"));
+    /* an entry of its own each time (thread, counter); its SHA-256 stands for the new TBS's digest */
+    uint8_t entry[AUDIT_ENTRY_BYTES], digest[32], sig[160], mac[HSM_MAC_LEN];
+    size_t sig_len = sizeof sig;
+    memset(entry, 0x2e, sizeof entry);
+    memcpy(entry, &t, sizeof t);
+    memcpy(entry + sizeof t, &counter, sizeof counter);
+    CT_GUARD_RET(ct_sha256(entry, sizeof entry, digest));
+    CT_GUARD_RET(hsm_key_sign_digest(x->key, digest, sizeof digest, sig, &sig_len));
+    if (t->op == OP_ISSUE) {
+        valid = false;
+        CT_GUARD_RET(hsm_key_verify_digest(x->key, digest, sizeof digest, sig, sig_len, &valid));
+        CT_ENSURE_RET(valid, ct_fail(CT_ERR_HSM, "the token's signature did not verify with its own key"));
+    }
+    return hsm_mac_sign(x->mac, entry, sizeof entry, mac);
+}
+
 static void *sign_main(void *arg)
 {
     sign_thread *t = arg;
     uint8_t digest[32];
     uint64_t counter = (uint64_t)(uintptr_t)t;
     pthread_barrier_wait(&g_barrier);
-    double stop = g_start + t->seconds;
+    double stop = g_start + t->x->seconds;
     /* bounded: at most TOKEN_LAT_CAP signatures, and no longer than the run */
     while (t->ok + t->failed < TOKEN_LAT_CAP) {
         double t0 = now_s();
         if (t0 >= stop) break;
         counter++;
         ct_err rc;
-        if (t->op != OP_SIGN) {
-            rc = verify_one(t, &t->cases[counter % VERIFY_CASES]);
+        if (t->op == OP_ISSUE || t->op == OP_ISSUE_NORECHECK) {
+            rc = issue_one(t, &t->x->cases[counter % VERIFY_CASES], counter);
+        } else if (t->op != OP_SIGN) {
+            rc = verify_one(t, &t->x->cases[counter % VERIFY_CASES]);
         } else if (ct_sha256(&counter, sizeof counter, digest) != CT_OK) {
             t->failed++;
             continue;
         } else {
             uint8_t sig[160];
             size_t sig_len = sizeof sig;
-            rc = hsm_key_sign_digest(t->key, digest, sizeof digest, sig, &sig_len);
+            rc = hsm_key_sign_digest(t->x->key, digest, sizeof digest, sig, &sig_len);
         }
         double dt = now_s() - t0;
         if (rc == CT_OK) {
@@ -701,23 +745,19 @@ static void *sign_main(void *arg)
     return NULL;
 }
 
-static bool token_run(token_op op, hsm *h, const verify_case *cases, hsm_key *key, size_t nt, double seconds,
-                      long sessions)
+static bool token_run(token_op op, const token_ctx *x, size_t nt)
 {
     bool good = false;
     sign_thread *threads = calloc(nt, sizeof *threads);
     pthread_t *tids = calloc(nt, sizeof *tids);
-    size_t cap = (size_t)(seconds * 100000.0) + 1000; /* latencies kept per thread */
+    size_t cap = (size_t)(x->seconds * 100000.0) + 1000; /* latencies kept per thread */
     if (cap > TOKEN_LAT_CAP) cap = TOKEN_LAT_CAP;
     double *all = calloc(cap * nt, sizeof *all);
     size_t started = 0;
     if (!threads || !tids || !all || pthread_barrier_init(&g_barrier, NULL, (unsigned)nt + 1) != 0) goto done;
     for (size_t i = 0; i < nt; i++) {
         threads[i].op = op;
-        threads[i].h = h;
-        threads[i].cases = cases;
-        threads[i].key = key;
-        threads[i].seconds = seconds;
+        threads[i].x = x;
         threads[i].lat = all + i * cap;
         threads[i].cap = cap;
     }
@@ -742,10 +782,11 @@ static bool token_run(token_op op, hsm *h, const verify_case *cases, hsm_key *ke
     }
     qsort(all, nl, sizeof *all, cmp_double);
     double secs = end - g_start;
-    static const char *const names[] = {"token", "token-verify", "wolfssl-verify"};
-    const char *what = op == OP_SIGN ? "signs" : "verifies";
+    static const char *const names[] = {"token", "token-verify", "wolfssl-verify", "token-issuance",
+                                        "token-issuance-norecheck"};
+    const char *what = op == OP_SIGN ? "signs" : op == OP_ISSUE || op == OP_ISSUE_NORECHECK ? "issuances" : "verifies";
     printf("%s threads=%zu sessions=%ld %s=%zu failed=%zu seconds=%.3f %s_per_s=%.1f p50_ms=%.3f p99_ms=%.3f\n",
-           names[op], nt, sessions, what, ok, failed, secs, what, secs > 0 ? (double)ok / secs : 0.0,
+           names[op], nt, op == OP_VERIFY_WOLF ? 0 : x->sessions, what, ok, failed, secs, what, secs > 0 ? (double)ok / secs : 0.0,
            percentile(all, nl, 0.50) * 1e3, percentile(all, nl, 0.99) * 1e3);
     fflush(stdout);
     good = failed == 0 && ok > 0;
@@ -773,7 +814,8 @@ static ct_err verify_cases_make(verify_case *cases)
         word32 plen = sizeof vc->point, slen = sizeof vc->sig;
         CT_ENSURE_MSG(wc_ecc_export_x963(&k, vc->point, &plen) == 0 && plen == sizeof vc->point, CT_ERR_CRYPTO,
                       "wc_ecc_export_x963");
-        CT_GUARD(ct_sha256(&i, sizeof i, vc->digest));
+        CT_ENSURE_MSG(wc_RNG_GenerateBlock(&rng, vc->digest, sizeof vc->digest) == 0, CT_ERR_CRYPTO,
+                      "wc_RNG_GenerateBlock");
         CT_ENSURE_MSG(wc_ecc_sign_hash(vc->digest, sizeof vc->digest, vc->sig, &slen, &rng, &k) == 0, CT_ERR_CRYPTO,
                       "wc_ecc_sign_hash");
         vc->sig_len = slen;
@@ -786,11 +828,30 @@ cleanup:
     return rc;
 }
 
+/* Before timing: both token verifies the issuance run counts refuse a signature over another digest (a run of
+ * verifies that could not fail would measure nothing). */
+static ct_err verifies_refuse(const token_ctx *x)
+{
+    const verify_case *vc = &x->cases[0];
+    uint8_t other[32], sig[160];
+    size_t sig_len = sizeof sig;
+    bool pop_valid = true, own_valid = true;
+    memcpy(other, vc->digest, sizeof other);
+    other[0] ^= 1;
+    CT_GUARD_RET(hsm_verify_digest(x->h, HSM_EC_P256, vc->point, sizeof vc->point, other, sizeof other, vc->sig,
+                                   vc->sig_len, &pop_valid));
+    CT_GUARD_RET(hsm_key_sign_digest(x->key, vc->digest, sizeof vc->digest, sig, &sig_len));
+    CT_GUARD_RET(hsm_key_verify_digest(x->key, other, sizeof other, sig, sig_len, &own_valid));
+    CT_ENSURE_RET(!pop_valid && !own_valid, ct_fail(CT_ERR_CRYPTO, "the token accepted a signature over another digest"));
+    return CT_OK;
+}
+
 static int run_token(const bench_opts *o)
 {
     ca_settings s;
     hsm *h = NULL;
     hsm_key *key = NULL;
+    hsm_mac_key *mac = NULL;
     int exit_code = 1;
     if (ca_settings_load(o->ca_dir, &s) != CT_OK) {
         fprintf(stderr, "CA settings: %s\n", ct_err_detail());
@@ -804,19 +865,33 @@ static int run_token(const bench_opts *o)
         fprintf(stderr, "device issuing key %s: %s\n", s.key_uri[CA_KEY_DEVICE_ISSUING], ct_err_detail());
         goto done;
     }
+    /* the audit key as the CA opens it (ca_init.c audit_key): made by the CA's first database open */
+    if (hsm_mac_key_find(h, s.audit_mac_uri, &mac) != CT_OK) {
+        fprintf(stderr, "audit key %s: %s\n", s.audit_mac_uri, ct_err_detail());
+        goto done;
+    }
     static verify_case cases[VERIFY_CASES];
     if (verify_cases_make(cases) != CT_OK) {
         fprintf(stderr, "verify cases: %s\n", ct_err_detail());
         goto done;
     }
+    const token_ctx x = {h, cases, key, mac, s.hsm.sessions, o->seconds};
+    if (verifies_refuse(&x) != CT_OK) {
+        fprintf(stderr, "token check: %s\n", ct_err_detail());
+        exit_code = 2;
+        goto done;
+    }
+    static const token_op ops[] = {OP_SIGN, OP_VERIFY_TOKEN, OP_VERIFY_WOLF, OP_ISSUE, OP_ISSUE_NORECHECK};
     size_t nt = (size_t)o->conns;
-    bool good = token_run(OP_SIGN, h, cases, key, 1, o->seconds, s.hsm.sessions);
-    good = (nt == 1 || token_run(OP_SIGN, h, cases, key, nt, o->seconds, s.hsm.sessions)) && good;
-    good = token_run(OP_VERIFY_TOKEN, h, cases, key, 1, o->seconds, s.hsm.sessions) && good;
-    good = (nt == 1 || token_run(OP_VERIFY_TOKEN, h, cases, key, nt, o->seconds, s.hsm.sessions)) && good;
-    good = token_run(OP_VERIFY_WOLF, h, cases, key, 1, o->seconds, 0) && good;
+    bool good = true;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        good = token_run(ops[i], &x, 1) && good;
+        /* wolfSSL's verify is the one software comparison: one thread */
+        if (nt > 1 && ops[i] != OP_VERIFY_WOLF) good = token_run(ops[i], &x, nt) && good;
+    }
     exit_code = good ? 0 : 2;
 done:
+    hsm_mac_key_free(mac);
     hsm_key_free(key);
     hsm_close(h);
     return exit_code;
