@@ -511,6 +511,7 @@ static void *load_main(void *arg)
     t->unsent = share - t->ok - t->failed;
     conn_close(&c);
     free(buf);
+    wc_ecc_fp_free(); /* wolfSSL's per-thread fixed-point cache (its handshakes' ECC) */
     return NULL;
 }
 
@@ -742,6 +743,7 @@ static void *sign_main(void *arg)
         }
     }
     t->end = now_s();
+    wc_ecc_fp_free(); /* wolfSSL's per-thread fixed-point cache (OP_VERIFY_WOLF) */
     return NULL;
 }
 
