@@ -555,6 +555,10 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
            (long long)audit.entries, (long long)audit.keyed_from, (long long)state.rows, (long long)(ct_now_ms() - t0));
     if (ca_roots_online(c))
         ct_log(CT_LOG_WARN, "roots_online", "dir=%s msg=\"%s\"", CT_LOGQ(c->cfg.dir), CA_ROOTS_ONLINE_MSG);
+    /* One read connection per worker thread: a request's reads never queue behind another's commit; and the next
+     * batch of issuances is written while the last one's commit reaches the disk. */
+    CT_GUARD(db_readers_open(c->db, c->cfg.threads < DB_READERS_MAX ? (unsigned)c->cfg.threads : DB_READERS_MAX));
+    CT_GUARD(db_pipeline_commits(c->db));
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));
     CT_GUARD(ca_lease_start(c)); /* first: whether this node signs the CRLs and tree heads below */

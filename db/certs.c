@@ -202,7 +202,8 @@ ct_err db_operator_certs_backfill(ct_db *db, db_cert_fill_fn fill, const char *a
 /* Group commit. Every issuance is on disk before its answer, and one fsync costs about a millisecond, so
  * concurrent issuances share one transaction and one fsync: a leader takes everything queued, writes each
  * item inside its own SAVEPOINT (a refused item leaves nothing and spoils no other), commits once and hands
- * every waiting thread its own result. While it writes, new items queue up for the next leader. */
+ * every waiting thread its own result once the commit is durable. While it writes, new items queue up for the
+ * next leader, who may begin writing while this commit is still being synced (db_pipeline_commits). */
 struct db_pending {
     struct cert_ctx *ctx;
     ct_err rc;
@@ -237,7 +238,13 @@ static void lead_batch(ct_db *db)
     db->gc_leading = true;
     (void)pthread_mutex_unlock(&db->gc_mu);
     ct_err_clear();
-    ct_err rc = db_call(db, true, batch_tx, batch);
+    ct_err rc = db_call_write_unsynced(db, batch_tx, batch);
+    /* The next leader writes its batch while this one's commit reaches the disk (db_pipeline_commits). */
+    (void)pthread_mutex_lock(&db->gc_mu);
+    db->gc_leading = false;
+    (void)pthread_cond_broadcast(&db->gc_cv);
+    (void)pthread_mutex_unlock(&db->gc_mu);
+    if (rc == CT_OK) rc = db_sync(db);
     struct db_pending failed = {0};
     keep_detail(&failed, rc);
     (void)pthread_mutex_lock(&db->gc_mu);
@@ -249,7 +256,6 @@ static void lead_batch(ct_db *db)
         }
         p->done = true;
     }
-    db->gc_leading = false;
     (void)pthread_cond_broadcast(&db->gc_cv);
 }
 
@@ -260,7 +266,8 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
     *db->gc_tail = &me;
     db->gc_tail = &me.next;
     while (!me.done) {
-        if (!db->gc_leading) lead_batch(db);
+        /* Lead when nobody writes and something waits (perhaps not me: my item may be syncing already). */
+        if (!db->gc_leading && db->gc_head) lead_batch(db);
         else (void)pthread_cond_wait(&db->gc_cv, &db->gc_mu);
     }
     (void)pthread_mutex_unlock(&db->gc_mu);

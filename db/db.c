@@ -174,8 +174,64 @@ static ct_err tx_end(ct_db *db, ct_err rc)
     return rc;
 }
 
-/* Runs fn under the mutex, in no transaction (tx 0), a write transaction (1) or a read snapshot (2). */
+struct db_readers {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    size_t n, n_idle;
+    ct_db *all[DB_READERS_MAX];
+    ct_db *idle[DB_READERS_MAX];
+};
+
+static ct_db *reader_take(struct db_readers *r)
+{
+    (void)pthread_mutex_lock(&r->mu);
+    while (r->n_idle == 0) (void)pthread_cond_wait(&r->cv, &r->mu);
+    ct_db *rd = r->idle[--r->n_idle];
+    (void)pthread_mutex_unlock(&r->mu);
+    return rd;
+}
+
+static void reader_give_back(struct db_readers *r, ct_db *rd)
+{
+    (void)pthread_mutex_lock(&r->mu);
+    r->idle[r->n_idle++] = rd;
+    (void)pthread_cond_signal(&r->cv);
+    (void)pthread_mutex_unlock(&r->mu);
+}
+
+/* Runs fn under the mutex, in no transaction (tx 0), a write transaction (1) or a read snapshot (2). Reads go to
+ * an idle reader when there are readers. */
+static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx);
+
 static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
+{
+    if (tx != 1 && db->readers) {
+        ct_db *rd = reader_take(db->readers);
+        ct_err rc = call_locked(rd, tx, fn, ctx);
+        reader_give_back(db->readers, rd);
+        return rc;
+    }
+    ct_err rc = call_locked(db, tx, fn, ctx);
+    /* Outside the write lock: other writers go on while this commit reaches the disk. */
+    return rc == CT_OK && tx == 1 ? db_sync(db) : rc;
+}
+
+ct_err db_sync(ct_db *db) { return db->sync_deferred ? db->be->sync(db) : CT_OK; }
+
+ct_err db_call_write_unsynced(ct_db *db, db_fn fn, void *ctx) { return call_locked(db, 1, fn, ctx); }
+
+ct_err db_pipeline_commits(ct_db *db)
+{
+    CT_ENSURE_RET(db && !db->read_only, ct_fail(CT_ERR_ARG, "db_pipeline_commits: not a writer's handle"));
+    if (!db->be->defer_sync || db->sync_deferred) return CT_OK;
+    if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
+    ct_err rc = db->be->defer_sync(db);
+    if (rc == CT_OK) db->sync_deferred = true;
+    (void)pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
 {
     if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
     ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
@@ -296,6 +352,7 @@ const char *db_backend_name(const ct_db *db) { return db ? db->be->name : ""; }
 
 #define DB_PASSWORD_MAX 1024
 
+/* Connects db (its be and conn) as cfg says; a reader's connection then refuses every write. */
 static ct_err backend_open(ct_db *db, const db_config *cfg)
 {
     if (cfg->backend == DB_BACKEND_SQLITE) {
@@ -337,6 +394,69 @@ static ct_err ca_identity_tx(ct_db *db, void *ctx)
     return db_audit_append_tx(db, "camtrust-db", "db.ca_id", want, "ok", db->be->name);
 }
 
+/* Keeps how db was opened (copies of the strings) so that its readers open the same database. */
+static ct_err remember_config(ct_db *db, const db_config *cfg)
+{
+    db->cfg = *cfg;
+    const char *target = cfg->backend == DB_BACKEND_SQLITE ? cfg->path : cfg->url;
+    if (target) {
+        CT_GUARD_RET(ct_strlcpy(db->cfg_target, sizeof db->cfg_target, target));
+        if (cfg->backend == DB_BACKEND_SQLITE) db->cfg.path = db->cfg_target;
+        else db->cfg.url = db->cfg_target;
+    }
+    if (cfg->password_file) {
+        CT_GUARD_RET(ct_strlcpy(db->cfg_password_file, sizeof db->cfg_password_file, cfg->password_file));
+        db->cfg.password_file = db->cfg_password_file;
+    }
+    db->cfg.ca_id = NULL; /* checked once, at open */
+    return CT_OK;
+}
+
+static void readers_close(struct db_readers *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++) db_close(r->all[i]);
+    (void)pthread_mutex_destroy(&r->mu);
+    (void)pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+ct_err db_readers_open(ct_db *db, unsigned n)
+{
+    ct_err rc = CT_OK;
+    struct db_readers *r = NULL;
+    CT_ENSURE(db && !db->read_only && !db->readers, ct_fail(CT_ERR_ARG, "db_readers_open: not a writer's handle"));
+    CT_ENSURE(n >= 1 && n <= DB_READERS_MAX, ct_fail(CT_ERR_ARG, "db readers: %u (1..%d)", n, DB_READERS_MAX));
+    r = calloc(1, sizeof *r);
+    CT_ENSURE(r, CT_ERR_NOMEM);
+    CT_ENSURE(pthread_mutex_init(&r->mu, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db readers mutex init failed"));
+    if (pthread_cond_init(&r->cv, NULL) != 0) {
+        (void)pthread_mutex_destroy(&r->mu);
+        free(r);
+        return ct_fail(CT_ERR_INTERNAL, "db readers init failed");
+    }
+    while (r->n < n) {
+        ct_db *rd = calloc(1, sizeof *rd);
+        CT_ENSURE(rd, CT_ERR_NOMEM);
+        r->all[r->n++] = rd; /* closed with the others if it fails to open */
+        rd->read_only = true;
+        rd->mac = db->mac;
+        rd->schema_version = db->schema_version;
+        rd->gc_tail = &rd->gc_head;
+        CT_ENSURE(pthread_mutex_init(&rd->mu, NULL) == 0 && pthread_mutex_init(&rd->gc_mu, NULL) == 0 &&
+                      pthread_cond_init(&rd->gc_cv, NULL) == 0,
+                  ct_fail(CT_ERR_INTERNAL, "db reader init failed"));
+        CT_GUARD(remember_config(rd, &db->cfg));
+        CT_GUARD(backend_open(rd, &rd->cfg));
+        r->idle[r->n_idle++] = rd;
+    }
+    db->readers = r;
+    r = NULL;
+cleanup:
+    readers_close(r);
+    return rc;
+}
+
 ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out)
 {
     ct_err rc = CT_OK;
@@ -351,7 +471,8 @@ ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out
     CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0 && pthread_cond_init(&db->gc_cv, NULL) == 0,
               ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
     db->gc_tail = &db->gc_head;
-    CT_GUARD(backend_open(db, cfg));
+    CT_GUARD(remember_config(db, cfg));
+    CT_GUARD(backend_open(db, &db->cfg));
     CT_GUARD(db_call(db, false, read_version, NULL));
     db->copy_target = cfg->copy_target;
     if (db->copy_target) CT_GUARD(db_call(db, false, target_empty, NULL));
@@ -373,6 +494,7 @@ cleanup:
 void db_close(ct_db *db)
 {
     if (!db) return;
+    readers_close(db->readers);
     for (size_t i = 0; i < db->n_cached; i++) {
         db->be->finalize(db, db->cache[i]);
         free(db->cache[i]);

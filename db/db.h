@@ -50,6 +50,14 @@ const char *db_backend_name(const ct_db *db);
 /* `camtrust-ca db migrate-to`: copies every row of `src` (one snapshot) into `dst` (opened with copy_target), ids
  * kept, in one transaction of dst; `rows` (may be NULL) gets how many. */
 CT_MUST_CHECK ct_err db_copy(ct_db *src, ct_db *dst, int64_t *rows);
+/* Opens n (1..DB_READERS_MAX) more connections to the same database, which refuse every write, for the calls that
+ * only read: a server's threads then read while the writer commits (SQLite WAL, PostgreSQL). */
+#define DB_READERS_MAX 32
+CT_MUST_CHECK ct_err db_readers_open(ct_db *db, unsigned n);
+/* A server's write path (SQLite; nothing changes on PostgreSQL, whose server syncs its own commits): a commit syncs
+ * the WAL after releasing the write lock, so the next writer writes while it reaches the disk. Every write still
+ * returns only once it is durable. */
+CT_MUST_CHECK ct_err db_pipeline_commits(ct_db *db);
 void db_close(ct_db *db);
 int db_schema_version(ct_db *db);
 

@@ -37,6 +37,10 @@ typedef struct db_backend {
     ct_err (*begin)(ct_db *db, bool write);
     ct_err (*commit)(ct_db *db);
     void (*rollback)(ct_db *db);
+    /* db_pipeline_commits (NULL: the backend's commit stays durable by itself): after defer_sync, a commit
+     * returns with its writes handed to the OS, and sync makes every write handed so far durable. */
+    ct_err (*defer_sync)(ct_db *db);
+    ct_err (*sync)(ct_db *db);
     ct_err (*version_get)(ct_db *db, int64_t *version);
     ct_err (*version_set)(ct_db *db, int version);
     /* The backend's last error as a ct_err with "what: message" (db_sql_fail). */

@@ -108,8 +108,9 @@ static ct_err session_setup(ct_db *db)
 {
     PQsetNoticeProcessor(C(db)->c, quiet, NULL);
     /* The answer leaves only after the commit is durable (and the migrations read one way on every node). */
-    return run(db, "SET synchronous_commit = on; SET client_min_messages = warning; SET TIME ZONE 'UTC'",
-               "session settings");
+    CT_GUARD_RET(run(db, "SET synchronous_commit = on; SET client_min_messages = warning; SET TIME ZONE 'UTC'",
+                     "session settings"));
+    return db->read_only ? run(db, "SET default_transaction_read_only = on", "read-only reader") : CT_OK;
 }
 
 /* The connection string names the server, never the password (that comes from db.password_file): command lines

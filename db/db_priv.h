@@ -46,6 +46,16 @@ struct ct_db {
     /* db_lease_fence: tree heads and checkpoints are written only while this holder holds this lease. */
     char fence_name[32];
     char fence_holder[DB_LEASE_HOLDER_MAX];
+    /* Reads outside a write transaction run on a connection of their own (db_readers_open): in WAL mode, and in
+     * PostgreSQL, a reader never waits for the writer's statements, commit and fsync. NULL: all on `conn`. */
+    struct db_readers *readers;
+    bool read_only; /* this handle is one of those readers: its connection refuses writes */
+    /* db_pipeline_commits: a write transaction's commit is made durable by be->sync after the write lock is
+     * released (sync_fd is the backend's file to sync). */
+    bool sync_deferred;
+    int sync_fd;
+    db_config cfg;  /* how it was opened (strings owned below): readers open the same way */
+    char cfg_target[1024], cfg_password_file[1024];
 };
 
 /* The profiles of the operations issuing CA's certificates (db.h DB_PROFILE_*), for SQL "profile [NOT] IN". */
@@ -124,6 +134,12 @@ typedef ct_err (*db_fn)(ct_db *db, void *ctx);
 CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
 /* db_call with a read-only transaction: every statement of fn reads one snapshot. */
 CT_MUST_CHECK ct_err db_call_snapshot(ct_db *db, db_fn fn, void *ctx);
+/* db_call(db, true, ...) whose commit may not be durable yet when it returns (db_pipeline_commits): the caller
+ * calls db_sync before anyone learns of what it wrote. The group commit's leader syncs outside the write lock so
+ * that the next batch is written meanwhile. */
+CT_MUST_CHECK ct_err db_call_write_unsynced(ct_db *db, db_fn fn, void *ctx);
+/* Makes every commit so far durable (nothing to do unless db_pipeline_commits). */
+CT_MUST_CHECK ct_err db_sync(ct_db *db);
 
 /* A query's rows collected into a growing array, so that callers' callbacks run without the lock held. */
 typedef struct {

@@ -69,7 +69,10 @@ static ct_err lite_open(ct_db *db, const char *path, const char *password)
 {
     (void)password;
     sqlite3 *h = NULL;
-    CT_GUARD_RET(db_files_private(path));
+    /* A reader opens files its writer already made private, and must not: closing any descriptor of the database
+     * file drops every POSIX lock this process holds on it, the writer's included, and another process would then
+     * act as if no one had it open (checkpoint and remove the WAL under us). */
+    if (!db->read_only) CT_GUARD_RET(db_files_private(path));
     /* NOMUTEX: our own mutex already serialises every use of the connection. */
     int r = sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     db->conn = h;
@@ -88,9 +91,35 @@ static ct_err lite_open(ct_db *db, const char *path, const char *password)
     CT_GUARD_RET(rc);
     /* FULL: the issued certificate is on disk before the CA answers. */
     CT_GUARD_RET(lite_exec_script(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", "pragmas"));
+    if (db->read_only) CT_GUARD_RET(lite_exec_script(db, "PRAGMA query_only = ON", "read-only reader"));
     r = sqlite3_create_function(h, "ct_leaf_hash", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, leaf_hash_fn, NULL,
                                 NULL);
     return r == SQLITE_OK ? CT_OK : lite_fail(db, "register ct_leaf_hash");
+}
+
+/* The commit leaves the WAL sync to lite_sync: NORMAL still syncs the WAL before each checkpoint and the database
+ * after it, so a frame checkpointed before lite_sync is durable too. The WAL file stays while this connection is
+ * open (SQLite removes it only at the last close), so a descriptor of our own syncs the same file. */
+static ct_err lite_defer_sync(ct_db *db)
+{
+    const char *main_file = sqlite3_db_filename(H(db), "main");
+    char wal[1100];
+    CT_ENSURE_RET(main_file && *main_file, ct_fail(CT_ERR_DB, "the database has no file to sync"));
+    CT_GUARD_RET(ct_snprintf(wal, sizeof wal, "%s-wal", main_file));
+    int fd = open(wal, O_RDONLY | O_CLOEXEC);
+    CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_DB, "cannot open %s: %s", wal, strerror(errno)));
+    ct_err rc = lite_exec_script(db, "PRAGMA synchronous = NORMAL", "deferred sync");
+    if (rc != CT_OK) {
+        (void)close(fd);
+        return rc;
+    }
+    db->sync_fd = fd;
+    return CT_OK;
+}
+
+static ct_err lite_sync(ct_db *db)
+{
+    return fdatasync(db->sync_fd) == 0 ? CT_OK : ct_fail(CT_ERR_DB, "syncing the WAL failed: %s", strerror(errno));
 }
 
 static void lite_close(ct_db *db)
@@ -99,6 +128,7 @@ static void lite_close(ct_db *db)
     if (db->conn && sqlite3_close(H(db)) != SQLITE_OK)
         ct_log(CT_LOG_ERROR, "db.close_failed", "error=%s", CT_LOGQ(sqlite3_errmsg(H(db))));
     db->conn = NULL;
+    if (db->sync_deferred) (void)close(db->sync_fd); /* the WAL, never locked: closing it drops no lock */
 }
 
 static ct_err lite_prepare(ct_db *db, db_stmt *st)
@@ -221,6 +251,8 @@ const db_backend db_backend_sqlite = {
     .begin = lite_begin,
     .commit = lite_commit,
     .rollback = lite_rollback,
+    .defer_sync = lite_defer_sync,
+    .sync = lite_sync,
     .version_get = lite_version_get,
     .version_set = lite_version_set,
     .fail = lite_fail,

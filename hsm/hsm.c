@@ -238,9 +238,10 @@ static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER
     memcpy(buf, pin, n); /* a writable copy: C_Login is not const-correct */
     CT_GUARD(ct_sha256(buf, n, hash));
     CK_RV rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);
-    /* SoftHSM answers CKR_GENERAL_ERROR while another process rewrites the token's files: a moment later it logs
-     * in. A wrong PIN is never retried (each try would count against the token's PIN retry limit). */
-    for (int i = 1; rv == CKR_GENERAL_ERROR && i < TOKEN_FIND_TRIES; i++) {
+    /* SoftHSM answers CKR_GENERAL_ERROR, or CKR_USER_PIN_NOT_INITIALIZED (it read the token file half written),
+     * while another process rewrites the token's files: a moment later it logs in. A wrong PIN is never retried
+     * (each try would count against the token's PIN retry limit). */
+    for (int i = 1; (rv == CKR_GENERAL_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED) && i < TOKEN_FIND_TRIES; i++) {
         const struct timespec pause = {0, 20 * 1000000L * i};
         nanosleep(&pause, NULL);
         rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);

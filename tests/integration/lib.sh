@@ -31,7 +31,7 @@ stop_bg() {
   for pid in "${BG_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   BG_PIDS=()
 }
-trap 'stop_bg; cleanup_server; rm -rf "$WORK"' EXIT
+trap 'stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
 # wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s).
 wait_listening() {
