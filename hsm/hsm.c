@@ -776,6 +776,12 @@ const char *hsm_key_label(const hsm_key *k) { return k ? k->label : ""; }
 void hsm_key_free(hsm_key *k)
 {
     if (!k) return;
+    CK_OBJECT_HANDLE copy = atomic_load(&k->pub_session);
+    if (copy != CK_INVALID_HANDLE) { /* its hsm is still open: keys are freed before their hsm */
+        CK_SESSION_HANDLE s = hsm_session_get(k->h);
+        k->h->f->C_DestroyObject(s, copy);
+        hsm_session_put(k->h, s);
+    }
     ct_wipe(k, sizeof *k);
     free(k);
 }
@@ -854,17 +860,12 @@ cleanup:
     return rc;
 }
 
-/* The public key is a short-lived session object (CKA_TOKEN false, CKA_VERIFY only) destroyed before returning:
- * the token verifies with its own (OpenSSL) code, some 2-5x faster here than the Debian wolfSSL's generic ECC
- * math with a fresh key. Its handle is never cached: each request brings a key of its own. */
-ct_err hsm_verify_digest(hsm *h, hsm_key_type type, const uint8_t *point, size_t point_len, const uint8_t *digest,
-                         size_t digest_len, const uint8_t *sig_der, size_t sig_len, bool *valid)
+/* A session object (CKA_TOKEN false, CKA_VERIFY only) holding a public key: the token verifies with its own
+ * (OpenSSL) code, some 2-5x faster here than the Debian wolfSSL's generic ECC math with a fresh key. */
+static ct_err pub_session_object(hsm *h, CK_SESSION_HANDLE s, hsm_key_type type, const uint8_t *point,
+                                 size_t point_len, CK_OBJECT_HANDLE *pub)
 {
     ct_err rc = CT_OK;
-    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
-    CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
-    CT_ENSURE(h && point && digest && sig_der && valid, CT_ERR_ARG);
-    *valid = false;
     CT_ENSURE_MSG(point_len == 1 + 2 * hsm_coord_size(type) && point[0] == 0x04, CT_ERR_ARG, "EC point of %zu bytes",
                   point_len);
     /* CKA_EC_POINT is the DER OCTET STRING around the point (at most 97 bytes: a one-byte length). */
@@ -885,8 +886,22 @@ ct_err hsm_verify_digest(hsm *h, hsm_key_type type, const uint8_t *point, size_t
         {CKA_EC_PARAMS, (CK_VOID_PTR)params, params_len},
         {CKA_EC_POINT, ec_point, (CK_ULONG)(point_len + 2)},
     };
+    HSM_CK(h->f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], pub), "C_CreateObject (public key)");
+cleanup:
+    return rc;
+}
+
+/* The CSR's key: a short-lived session object destroyed before returning (each request brings a key of its own). */
+ct_err hsm_verify_digest(hsm *h, hsm_key_type type, const uint8_t *point, size_t point_len, const uint8_t *digest,
+                         size_t digest_len, const uint8_t *sig_der, size_t sig_len, bool *valid)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
+    CT_ENSURE(h && point && digest && sig_der && valid, CT_ERR_ARG);
+    *valid = false;
     s = hsm_session_get(h);
-    HSM_CK(h->f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], &pub), "C_CreateObject (public key)");
+    CT_GUARD(pub_session_object(h, s, type, point, point_len, &pub));
     CT_GUARD(verify_on(h, s, pub, type, digest, digest_len, sig_der, sig_len, valid));
 cleanup:
     if (pub != CK_INVALID_HANDLE) h->f->C_DestroyObject(s, pub);
@@ -894,12 +909,27 @@ cleanup:
     return rc;
 }
 
+/* k's public key as a session object (made once; public, so a copy gives nothing away), or its token object when
+ * the copy cannot be made. */
+static CK_OBJECT_HANDLE verify_handle(hsm_key *k, CK_SESSION_HANDLE s)
+{
+    CK_OBJECT_HANDLE have = atomic_load(&k->pub_session);
+    if (have != CK_INVALID_HANDLE) return have;
+    CK_OBJECT_HANDLE made = CK_INVALID_HANDLE;
+    if (pub_session_object(k->h, s, k->type, k->point, k->point_len, &made) != CT_OK) return k->pub;
+    if (!atomic_compare_exchange_strong(&k->pub_session, &have, made)) k->h->f->C_DestroyObject(s, made); /* lost */
+    return atomic_load(&k->pub_session);
+}
+
 ct_err hsm_key_verify_digest(hsm_key *k, const uint8_t *digest, size_t digest_len, const uint8_t *sig_der,
                              size_t sig_len, bool *valid)
 {
     if (!k || !digest || !sig_der || !valid) return CT_ERR_ARG;
     CK_SESSION_HANDLE s = hsm_session_get(k->h);
-    ct_err rc = verify_on(k->h, s, k->pub, k->type, digest, digest_len, sig_der, sig_len, valid);
+    CK_OBJECT_HANDLE pub = verify_handle(k, s);
+    ct_err rc = verify_on(k->h, s, pub, k->type, digest, digest_len, sig_der, sig_len, valid);
+    /* The copy lives with the session that made it: should that session be gone, the token object answers. */
+    if (rc != CT_OK && pub != k->pub) rc = verify_on(k->h, s, k->pub, k->type, digest, digest_len, sig_der, sig_len, valid);
     hsm_session_put(k->h, s);
     return rc;
 }

@@ -84,6 +84,7 @@ CT_MUST_CHECK ct_err hsm_key_wolf_ecc(const hsm_key *k, void *ecc_key_out);
 
 /* Destroys the private and public objects in the token (factory reset). Frees `k`. */
 CT_MUST_CHECK ct_err hsm_key_destroy(hsm *h, hsm_key *k);
+/* Frees k (before its hsm is closed); the token's objects stay. */
 void hsm_key_free(hsm_key *k);
 
 /* ---- a component's own token, from its config file ----
