@@ -136,8 +136,7 @@ static void *writer_thread(void *arg)
     (void)pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += r->interval_s;
+        ct_timespec_in((int64_t)r->interval_s * 1000, &until);
         while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {}
         flush(c);
     }

@@ -1725,8 +1725,7 @@ static ct_err holding_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac
     g_hold.inside = true;
     pthread_cond_broadcast(&g_hold.cv);
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 20; /* never hang the suite */
+    ct_timespec_in(20000, &until); /* never hang the suite */
     while (!g_hold.release && pthread_cond_timedwait(&g_hold.cv, &g_hold.mu, &until) == 0) {}
     pthread_mutex_unlock(&g_hold.mu);
     ct_err rc = ct_sha256(msg, len, mac);
@@ -1769,8 +1768,7 @@ static void *read_station(void *vjob)
 static bool wait_flag(const bool *flag)
 {
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
+    ct_timespec_in(10000, &until);
     pthread_mutex_lock(&g_hold.mu);
     while (!*flag && pthread_cond_timedwait(&g_hold.cv, &g_hold.mu, &until) == 0) {}
     bool ok = *flag;
