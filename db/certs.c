@@ -244,7 +244,12 @@ static void lead_batch(ct_db *db)
     db->gc_leading = false;
     (void)pthread_cond_broadcast(&db->gc_cv);
     (void)pthread_mutex_unlock(&db->gc_mu);
-    if (rc == CT_OK) rc = db_sync(db);
+    if (rc == CT_OK) {
+        /* A crash here (a batch of two or more: others wait on this leader): nobody has an answer yet. */
+        if (batch->next) ct_failpoint("db:issuance-unsynced");
+        rc = ct_failpoint_hit("db:issuance-sync-fails") ? ct_fail(CT_ERR_DB, "syncing the commit failed (failpoint)")
+                                                        : db_sync(db);
+    }
     struct db_pending failed = {0};
     keep_detail(&failed, rc);
     (void)pthread_mutex_lock(&db->gc_mu);

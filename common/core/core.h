@@ -189,6 +189,8 @@ CT_MUST_CHECK ct_err ct_dir_commit(const char *stage, const char *final, const c
 CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);
+/* Fault tests: whether $CAMTRUST_FAILPOINT names this point (the caller then fails as the fault would). */
+bool ct_failpoint_hit(const char *name);
 
 /* ---- command lines ---- */
 /* `--help` anywhere, or `-h` first: prints `usage` on stdout and says true (the caller exits 0). A usage error

@@ -301,10 +301,15 @@ ct_err ct_dir_discard(const char *stage)
     return remove_tree(stage);
 }
 
-void ct_failpoint(const char *name)
+bool ct_failpoint_hit(const char *name)
 {
     const char *want = getenv("CAMTRUST_FAILPOINT");
-    if (want && strcmp(want, name) == 0) _exit(137);
+    return want && strcmp(want, name) == 0;
+}
+
+void ct_failpoint(const char *name)
+{
+    if (ct_failpoint_hit(name)) _exit(137);
 }
 
 ct_err ct_pem_write_file(const char *path, const char *label, const uint8_t *der, size_t len, unsigned mode)

@@ -175,6 +175,43 @@ kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"
 [ "$rc" = 0 ] || tail -60 "$WORK/server.log"
 
+# A crash after a batch of issuances is committed, before its sync (where a power cut would lose it): nobody in
+# that batch, neither the leader nor those waiting on it, has an answer yet. Eight keep-alive connections (the
+# enrollment bench's load) so that batches hold several requests; the failpoint takes the first batch of two or more.
+printf 'CRASH%03d\n' $(seq 1 400) >"$WORK/crash-serials.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/crash-serials.txt" >/dev/null
+export CAMTRUST_FAILPOINT=db:issuance-unsynced
+start_ca "$CA"
+unset CAMTRUST_FAILPOINT
+LOAD_OUT=$("$CAMTRUST_TEST_LOAD" --mode est --host 127.0.0.1 --port "$PORT" --server-name localhost --conns 8 \
+  --count 400 --serials "$WORK/crash-serials.txt" --cert "$WORK/station.pem" --key "$WORK/station.key" \
+  --cafile "$CA/ops-root.pem" 2>/dev/null || true)
+rc=0; kill -0 "$SERVER_PID" 2>/dev/null && kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || rc=$?; SERVER_PID=
+check_eq "a crash between a batch's commit and its sync: the server died there" 137 "$rc"
+answered=$(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^ok=//p')
+recorded=$(sql "$DB" "select count(*) from certificates where device_serial like 'CRASH%'")
+check "... the batch was recorded, none of it answered ($recorded recorded, ${answered:-?} answered)" \
+  test "$((recorded - ${answered:-recorded}))" -ge 2
+start_ca "$CA"
+make_csr "$WORK/crash400" "/serialNumber=CRASH400/CN=x"
+check_eq "... restarted, it issues again" 200 "$(est_post simpleenroll "$WORK/crash400.b64" "$WORK/r" "${STATION[@]}")"
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+# Every commit's sync fails: no answer is 200, neither the leaders' nor those that waited on them, though the
+# commits were made (a re-sent request then gets the certificate recorded).
+printf 'SYNC%03d\n' $(seq 1 64) >"$WORK/sync-serials.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/sync-serials.txt" >/dev/null
+export CAMTRUST_FAILPOINT=db:issuance-sync-fails
+start_ca "$CA"
+unset CAMTRUST_FAILPOINT
+LOAD_OUT=$("$CAMTRUST_TEST_LOAD" --mode est --host 127.0.0.1 --port "$PORT" --server-name localhost --conns 8 \
+  --count 64 --serials "$WORK/sync-serials.txt" --cert "$WORK/station.pem" --key "$WORK/station.key" \
+  --cafile "$CA/ops-root.pem" 2>/dev/null || true)
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
+check_eq "every sync failing: no request answered 200" 0 "$(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^ok=//p')"
+check "... each answered an error ($(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^failed=//p') of 64)" \
+  test "$(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^failed=//p')" = 64
+check "... though the commits were made" test "$(sql "$DB" "select count(*) from certificates where device_serial like 'SYNC%'")" -gt 0
+
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
 # An attacker with the database file edits history: the chain names the entry (the file: SQLite only).
 if on_sqlite; then
