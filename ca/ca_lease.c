@@ -32,6 +32,8 @@ struct ca_lease {
     char host[DB_LEASE_HOLDER_MAX];
     _Atomic int64_t sign_until; /* monotonic ms: this node may sign until then (0: it does not hold the lease) */
     bool held;                  /* at the last try (the thread's) */
+    char other[DB_LEASE_HOLDER_MAX]; /* who held it at the last try, when not this node */
+    bool command;                    /* a command's (ca_lease_for_command): its audit entries say it, no log lines */
 };
 
 int64_t ca_lease_tick_ms(const ca *c) { return c->cfg.lease_ms / 5; }
@@ -78,12 +80,13 @@ static void lease_try(ca *c)
     }
     if (st.held) atomic_store(&l->sign_until, mono + c->cfg.lease_ms - ca_lease_tick_ms(c));
     else atomic_store(&l->sign_until, 0);
-    if (st.taken)
+    if (st.taken && !l->command)
         ct_log(CT_LOG_INFO, "lease_taken", "lease=%s holder=%s previous=%s", DB_LEASE_SIGNER, CT_LOGQ(l->holder),
                CT_LOGQ(*st.previous ? st.previous : "none"));
-    else if (l->held && !st.held)
+    else if (l->held && !st.held && !l->command)
         ct_log(CT_LOG_WARN, "lease_lost", "lease=%s holder=%s", DB_LEASE_SIGNER, CT_LOGQ(st.holder));
     l->held = st.held;
+    if (!st.held && ct_strlcpy(l->other, sizeof l->other, st.holder) != CT_OK) l->other[0] = '\0';
 }
 
 static void *lease_thread(void *arg)
@@ -117,12 +120,14 @@ ct_err ca_node_id_set(ca *c, const char *node_id)
     return ct_strlcpy(c->cfg.node_id, sizeof c->cfg.node_id, node_id);
 }
 
-ct_err ca_lease_start(ca *c)
+/* The lease's state and fence, and a first try (no thread). */
+static ct_err lease_begin(ca *c, bool command)
 {
     ct_err rc = CT_OK;
     ca_lease *l = calloc(1, sizeof *l);
     CT_ENSURE_RET(l, CT_ERR_NOMEM);
     c->lease = l;
+    l->command = command;
     if (gethostname(l->host, sizeof l->host - 1) != 0) CT_GUARD(ct_strlcpy(l->host, sizeof l->host, "localhost"));
     if (c->cfg.node_id[0]) {
         CT_GUARD(ct_strlcpy(l->holder, sizeof l->holder, c->cfg.node_id));
@@ -134,11 +139,29 @@ ct_err ca_lease_start(ca *c)
     l->cv_ok = pthread_cond_init(&l->cv, NULL) == 0;
     CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the lease locks");
     lease_try(c); /* before revocation and the log start: the holder signs at once */
-    ct_log(CT_LOG_INFO, "node", "id=%s signer=%s lease_ms=%ld", CT_LOGQ(l->holder), ca_lease_held(c) ? "yes" : "no",
-           c->cfg.lease_ms);
 cleanup:
     if (rc != CT_OK) ca_lease_free(c);
     return rc;
+}
+
+ct_err ca_lease_start(ca *c)
+{
+    CT_GUARD_RET(lease_begin(c, false));
+    ct_log(CT_LOG_INFO, "node", "id=%s signer=%s lease_ms=%ld", CT_LOGQ(c->lease->holder),
+           ca_lease_held(c) ? "yes" : "no", c->cfg.lease_ms);
+    return CT_OK;
+}
+
+ct_err ca_lease_for_command(ca *c)
+{
+    CT_GUARD_RET(lease_begin(c, true));
+    if (ca_lease_held(c)) return CT_OK;
+    char other[DB_LEASE_HOLDER_MAX];
+    ct_err rc = ct_strlcpy(other, sizeof other, c->lease->other);
+    ca_lease_free(c);
+    CT_GUARD_RET(rc);
+    return ct_fail(CT_ERR_UNAVAILABLE, "the signer lease is held by %s, which signs the log: ask it (or stop it) instead",
+                   other[0] ? other : "another node");
 }
 
 ct_err ca_lease_run(ca *c)
@@ -167,7 +190,7 @@ void ca_lease_free(ca *c)
     ca_lease *l = c ? c->lease : NULL;
     if (!l) return;
     ca_lease_stop(c);
-    if (ca_lease_held(c) && db_lease_release(c->db, DB_LEASE_SIGNER, l->holder) == CT_OK)
+    if (ca_lease_held(c) && db_lease_release(c->db, DB_LEASE_SIGNER, l->holder) == CT_OK && !l->command)
         ct_log(CT_LOG_INFO, "lease_released", "lease=%s holder=%s", DB_LEASE_SIGNER, CT_LOGQ(l->holder));
     if (l->cv_ok) (void)pthread_cond_destroy(&l->cv);
     if (l->mu_ok) (void)pthread_mutex_destroy(&l->mu);

@@ -174,6 +174,16 @@ cleanup:
     return rc;
 }
 
+/* Never a checkpoint over a rolled-back database: refused (503), not a finding of a check, said in one line. */
+static ct_err not_rolled_back(ca *c)
+{
+    ct_err rc = ca_kept_checkpoint_check(c, NULL, NULL);
+    if (rc != CT_ERR_INTEGRITY) return rc;
+    char why[256];
+    CT_GUARD_RET(ct_strlcpy(why, sizeof why, ct_err_detail()));
+    return ct_fail(CT_ERR_UNAVAILABLE, "%s", why);
+}
+
 /* Signs and records a checkpoint of the whole log, binding the audit chain's head and the time. Unless `always`,
  * only when the log grew past the newest checkpoint. */
 static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree, bool always)
@@ -189,13 +199,7 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
     rc = CT_OK;
     CT_GUARD(catch_up(c, tree));
     if (have_last && !always && last_size >= tree->size) goto cleanup;
-    rc = ca_kept_checkpoint_check(c, NULL, NULL); /* never a checkpoint over a rolled-back database */
-    if (rc == CT_ERR_INTEGRITY) { /* refused, not a finding of a check: said in one line */
-        char why[256];
-        CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail()));
-        rc = ct_fail(CT_ERR_UNAVAILABLE, "%s", why);
-    }
-    CT_GUARD(rc);
+    CT_GUARD(not_rolled_back(c));
     ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_time = true, .time_ms = now_ms()};
     CT_GUARD(ct_strlcpy(cp.origin, sizeof cp.origin, c->note_vkey.name));
     CT_GUARD(ct_merkle_frontier_root(tree, cp.root));
@@ -227,7 +231,14 @@ ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out)
     ct_merkle_frontier tree;
     ct_merkle_frontier_init(&tree);
     CT_GUARD_RET(need_log_key(c));
-    return sign_heads(c, actor, &tree, true, out);
+    if (c->lease) return sign_heads(c, actor, &tree, true, out);
+    /* A command: it signs only with the signer lease, never beside a serving node; and (before it writes the lease)
+     * never over a rolled-back database. */
+    CT_GUARD_RET(not_rolled_back(c));
+    CT_GUARD_RET(ca_lease_for_command(c));
+    ct_err rc = sign_heads(c, actor, &tree, true, out);
+    ca_lease_free(c);
+    return rc;
 }
 
 ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)

@@ -376,6 +376,9 @@ ct_err ca_console_handle(const ca_http_request *rq, ca_http_answer *ans);
 /* Takes the lease ("signer") if it can, as node.id (or serve --node-id; empty: host:pid); ca_lease_run then starts
  * the thread that renews or takes it every ca_lease_tick_ms (after the log and revocation it wakes are started). */
 CT_MUST_CHECK ct_err ca_lease_start(ca *c);
+/* A command that signs the log (log sth): takes the signer lease for itself, fenced like a node's (ca_lease_free lets
+ * it go); refused (CT_ERR_UNAVAILABLE, naming the holder) while a serving node holds it. */
+CT_MUST_CHECK ct_err ca_lease_for_command(ca *c);
 CT_MUST_CHECK ct_err ca_lease_run(ca *c);
 /* Stops the thread (the lease is kept until ca_lease_free, so that the log's last tree head is still signed). */
 void ca_lease_stop(ca *c);

@@ -116,6 +116,10 @@ rc=0; out=$("$CA_BIN" log verify-proof --proof "$WORK/bad.proof" --log-cert "$CA
 check_eq "a proof with one bit of its audit path flipped: INVALID" 1 "$rc"
 check "... saying the path does not lead to the root" grep -q "audit path does not lead from leaf 2" <<<"$out"
 
+heads=$(sql "$DB" "select count(*) from log_tree_heads")
+rc=0; out=$("$CA_BIN" log sth --dir "$CA" 2>&1) || rc=$?
+check "log sth while a node serves: refused, naming the signer" grep -q "^camtrust-ca: the signer lease is held by " <<<"$out"
+check_eq "... exit 1, one line, no tree head" "1 1 $heads" "$rc $(wc -l <<<"$out") $(sql "$DB" "select count(*) from log_tree_heads")"
 kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"
 check "the server logged each log request" grep -q 'path="/log/proof/inclusion" status=200 client="none" result="inclusion leaf=' "$WORK/server.log"
