@@ -30,6 +30,8 @@ CT_MUST_CHECK ct_err ca_open(const char *dir, ca **out);
  * `password_file`, may be NULL), then switches the folder's config to it; *rows gets how many rows. CT_ERR_EXISTS
  * for a target that is not empty. Stop the server first: what it writes after the copy would stay behind. */
 CT_MUST_CHECK ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64_t *rows);
+/* Audits ("db.migrate_to", in the new database) a migration that proved itself: the rows copied and whence. */
+CT_MUST_CHECK ct_err ca_db_migrated(ca *c, const char *from, int64_t rows);
 /* Points the folder's config back at its SQLite file (a copy that did not prove itself). */
 CT_MUST_CHECK ct_err ca_db_use_sqlite(const char *dir);
 /* Whether the CA's token holds its roots (a folder made before offline roots): the operator should move them. */

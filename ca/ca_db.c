@@ -35,4 +35,11 @@ cleanup:
     return rc;
 }
 
+ct_err ca_db_migrated(ca *c, const char *from, int64_t rows)
+{
+    char detail[PATH_MAX + 64];
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "rows=%lld from=%s", (long long)rows, from));
+    return db_audit_append(c->db, "cli", "db.migrate_to", db_backend_name(c->db), "ok", detail);
+}
+
 ct_err ca_db_use_sqlite(const char *dir) { return ca_settings_set(dir, "db.backend", "sqlite"); }

@@ -656,6 +656,7 @@ static int migrate_to(const cli_args *a)
     if (rc == CT_OK) rc = ca_log_checkpoint(c, "cli", &after);
     if (rc == CT_OK && (before.len != after.len || memcmp(before.data, after.data, before.len) != 0))
         rc = ct_fail(CT_ERR_INTEGRITY, "the copy's newest checkpoint is not the original's");
+    if (rc == CT_OK) rc = ca_db_migrated(c, "sqlite", rows);
     ca_close(c);
     if (rc == CT_OK) printf("the same newest checkpoint; %s now keeps its records in PostgreSQL\n", a->dir);
     if (rc != CT_OK && switched && ca_db_use_sqlite(a->dir) == CT_OK) fprintf(stderr, "camtrust-ca: %s stays on SQLite\n", a->dir);

@@ -208,6 +208,9 @@ static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
     if (tx != 1 && db->readers) {
         ct_db *rd = reader_take(db->readers);
         ct_err rc = call_locked(rd, tx, fn, ctx);
+        /* A reader idle through a PostgreSQL restart finds its connection gone only now: a read is safe to repeat,
+         * once, on a connection made again (ready). */
+        if (rc == CT_ERR_UNAVAILABLE) rc = call_locked(rd, tx, fn, ctx);
         reader_give_back(db->readers, rd);
         return rc;
     }
@@ -235,7 +238,12 @@ static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
 {
     if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
     ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
-    if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1);
+    if (rc == CT_OK && tx) {
+        rc = db->be->begin(db, tx == 1);
+        /* A connection gone stale since its last use (PostgreSQL restarted) fails at BEGIN, before anything is
+         * written: once more, on a connection made again. */
+        if (rc == CT_ERR_UNAVAILABLE && db->be->ready && (rc = db->be->ready(db)) == CT_OK) rc = db->be->begin(db, tx == 1);
+    }
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset all. */
     for (size_t i = 0; i < db->n_cached; i++) db->be->reset(db, db->cache[i]);

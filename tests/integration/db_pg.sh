@@ -51,8 +51,10 @@ check "... the folder now names PostgreSQL" grep -q '^db.backend = postgresql' "
 check "... and the password file, not the password" bash -c "grep -q '^db.password_file = .*pgpass' '$CA/camtrust-ca.conf' && ! grep -qF \"\$(cat '$WORK/pgpass')\" '$CA/camtrust-ca.conf'"
 check_eq "... every certificate copied" "$(sqlite3 -readonly "$CA/camtrust.db" "select count(*) from certificates")" \
   "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from certificates")"
-check_eq "... every audit entry" "$(sqlite3 -readonly "$CA/camtrust.db" "select count(*) from audit")" \
+check_eq "... every audit entry, and one of the migration" "$(( $(sqlite3 -readonly "$CA/camtrust.db" "select count(*) from audit") + 1 ))" \
   "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from audit")"
+check "... audited with the rows copied" grep -q "^db.migrate_to|postgresql|rows=[0-9]* from=sqlite$" \
+  <<<"$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" -F'|' "$URL" -c "select action, subject, detail from audit order by seq desc limit 1")"
 "$CA_BIN" log checkpoint --dir "$CA" >"$WORK/ckpt.after"
 check "log checkpoint from PostgreSQL is the one SQLite had" cmp -s "$WORK/ckpt.before" "$WORK/ckpt.after"
 start_ca "$CA"
