@@ -35,17 +35,22 @@ bad() { # bad "description" STATUS PATH "expected text"
 bad "the empty log has no tiles" 404 "0/000.p/1" "tile 0/000.p/1 is beyond the log (0 leaves)"
 bad "... and no entries" 404 "entries/000.p/1" "tile entries/000.p/1 is beyond the log (0 leaves)"
 
-# One key for every camera: only the serials differ (the log is what is tested here, not key generation).
+# One key for every camera: only the serials differ (the log is what is tested here, not key generation). Eight
+# enrollments at a time (curl, openssl); the log's order is then the order the CA recorded them in.
 openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/cam.key" 2>/dev/null
-for i in $(seq 1 $N); do
-  s=$(printf 'CAM%04d' "$i")
-  openssl req -new -key "$WORK/cam.key" -subj "/serialNumber=$s/CN=x" -outform DER -out "$WORK/c.der" 2>/dev/null
-  base64 "$WORK/c.der" >"$WORK/c.b64"
-  est_post simpleenroll "$WORK/c.b64" "$WORK/c.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
-  base64 -d "$WORK/c.p7b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null |
-    openssl x509 -outform DER -out "$WORK/$s.der"
-done
-CERTS=("$WORK"/CAM0*.der) # CAM0001 .. CAM0300: the order they were issued in
+enroll_one() {
+  openssl req -new -key "$WORK/cam.key" -subj "/serialNumber=$1/CN=x" -outform DER 2>/dev/null | base64 >"$WORK/$1.b64"
+  curl -s -o "$WORK/$1.p7b64" --max-time 20 --cacert "$CA/ops-root.pem" -H "Content-Type: application/pkcs10" \
+    --data-binary "@$WORK/$1.b64" --cert "$WORK/station.pem" --key "$WORK/station.key" \
+    "https://localhost:$PORT/.well-known/est/simpleenroll" || true
+  base64 -d "$WORK/$1.p7b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -outform DER -out "$WORK/$1.der"
+}
+export -f enroll_one
+export WORK CA PORT
+xargs -P 8 -I{} bash -c 'enroll_one {}' <"$WORK/serials.txt"
+# the certificates EST returned, in the log's order
+mapfile -t CERTS < <(sql "$DB" "select '$WORK/' || c.device_serial || '.der' from log_leaves l
+  join certificates c on c.cert_serial_hex = l.cert_serial_hex order by l.leaf_index")
 check_eq "$N certificates issued" $N "$(sql "$DB" "select count(*) from log_leaves")"
 for _ in $(seq 1 100); do
   curl -s -o "$WORK/sth.json" --max-time 20 "$PLAIN/log/sth" || true
