@@ -508,7 +508,10 @@ static ct_err extensions_finish(Cert *cert, const ct_buf *extra, ct_buf *out)
     bool make_critical = cert->isCA && crit.tag != PKI_TAG_BOOLEAN;
     if (!make_critical && extra->len == 0) goto cleanup;
 
-    CT_GUARD(ct_buf_alloc(&tbs, out->max));
+    /* The body grows by the extra extensions, the critical flag (3 bytes) and longer length fields; never past
+     * what `out` holds (ct_buf_append refuses). */
+    size_t room = (size_t)cert->bodySz + extra->len + 32;
+    CT_GUARD(ct_buf_alloc(&tbs, room < out->max ? room : out->max));
     CT_GUARD(ct_buf_append(&tbs, body.val, (size_t)(f.tlv - body.val)));
     size_t wrap = tbs.len;
     if (make_critical) {
