@@ -683,6 +683,7 @@ ct_err pki_issuer_open(const uint8_t *cert_der, size_t len, hsm_key *key, pki_is
     CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromCert(&iss->proto, cert_der, (int)len), "authority key id"));
     /* Each certificate gets a copy: it must not share wolfSSL's parse cache (freed after each call). */
     CT_ENSURE_MSG(iss->proto.decodedCert == NULL, CT_ERR_INTERNAL, "wolfSSL kept the issuer's parse");
+    iss->proto.der = NULL; /* the caller's buffer, which a copy must not point to */
     iss->proto.sigType = sig_type;
     *out = iss;
     iss = NULL;
