@@ -30,6 +30,8 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
     ct_err rc = CT_OK;
     ct_buf csr = CT_BUF_INIT, p7 = CT_BUF_INIT;
     ca_enroll_result res = {0};
+    /* Room for what the body can decode to (3 bytes per 4), up to the bound: a longer CSR is refused below. */
+    size_t csr_room = rq->body_len / 4 * 3 + 3 < PKI_MAX_CSR_DER ? rq->body_len / 4 * 3 + 3 : PKI_MAX_CSR_DER;
     /* Refusals that need no parsing come first, and are audited like every other refusal. */
     if (rq->body_too_large) rc = ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body);
     else if (!ca_media_type_is(rq->content_type, "application/pkcs10"))
@@ -39,7 +41,7 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
         rc = ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate does not chain to a camtrust CA");
     else if (!rq->client_cert)
         rc = ct_fail(CT_ERR_UNAUTHENTICATED, "no TLS client certificate was presented");
-    else if (ct_buf_alloc(&csr, PKI_MAX_CSR_DER) != CT_OK)
+    else if (ct_buf_alloc(&csr, csr_room) != CT_OK)
         rc = CT_ERR_NOMEM;
     else if ((rc = ct_base64_decode(rq->body, rq->body_len, &csr)) == CT_ERR_TOO_LARGE)
         rc = ct_fail(CT_ERR_TOO_LARGE, "CSR larger than %d bytes", PKI_MAX_CSR_DER);

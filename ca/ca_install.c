@@ -119,6 +119,7 @@ void ca_generations_free(ca *c)
     c->n_gens = 0;
     c->current[0] = c->current[1] = -1;
     for (int k = 0; k < 2; k++) {
+        pki_issuer_free(c->signers[issuing_role[k]].issuer);
         hsm_key_free(c->signers[issuing_role[k]].key);
         ct_buf_free(&c->signers[issuing_role[k]].cert_der);
         c->signers[issuing_role[k]] = (ca_signer){0};
@@ -180,7 +181,9 @@ ct_err ca_generations_load(ca *c)
         const db_issuing_ca *cur = NULL;
         for (size_t i = 0; i < n; i++)
             if (list[i].id == c->gens[c->current[kind]].id) cur = &list[i];
-        CT_GUARD(signer_load(c, cur->key_uri, &cur->cert_der, &c->signers[issuing_role[kind]]));
+        ca_signer *s = &c->signers[issuing_role[kind]];
+        CT_GUARD(signer_load(c, cur->key_uri, &cur->cert_der, s));
+        CT_GUARD(pki_issuer_open(s->cert_der.data, s->cert_der.len, s->key, &s->issuer));
     }
 cleanup:
     db_issuing_ca_list_free(list, n);

@@ -330,8 +330,12 @@ void ca_log_issued(ca *c)
 {
     ca_log *l = c ? c->log : NULL;
     if (!l || pthread_mutex_lock(&l->mu) != 0) return;
-    l->dirty = true;
-    (void)pthread_cond_signal(&l->cv);
+    /* Already dirty: the signer was woken for it and waits out the burst (woken again by each issuance, it
+     * would only wait again). */
+    if (!l->dirty) {
+        l->dirty = true;
+        (void)pthread_cond_signal(&l->cv);
+    }
     (void)pthread_mutex_unlock(&l->mu);
 }
 

@@ -84,6 +84,12 @@ static ct_err check_csr(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_e
     return ct_strlcpy(res->device_serial, sizeof res->device_serial, x->serial);
 }
 
+/* A camera certificate's subject CN: "<model> <serial>". */
+static ct_err device_cn(const enroll_ctx *x, char *out, size_t max)
+{
+    return ct_snprintf(out, max, "%s %s", x->model, x->serial);
+}
+
 /* A camera certificate: the IEEE 802.1AR IDevID profile, or the media-signing profile. */
 static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *info)
 {
@@ -91,7 +97,7 @@ static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *in
     size_t spki_len;
     const uint8_t *spki = pki_csr_spki(x->csr, &spki_len);
     time_t now = time(NULL);
-    CT_GUARD_RET(ct_snprintf(cn, sizeof cn, "%s %s", x->model, x->serial));
+    CT_GUARD_RET(device_cn(x, cn, sizeof cn));
     CT_GUARD_RET(ct_snprintf(dns, sizeof dns, "%s.%s", x->serial, c->cfg.device_domain));
     for (char *p = dns; *p; p++)
         if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
@@ -109,22 +115,21 @@ static ct_err issue(ca *c, const enroll_ctx *x, ct_buf *out, pki_issued_info *in
     const ca_signer *s = &c->signers[CA_KEY_DEVICE_ISSUING];
     CT_GUARD_RET(ca_crl_url(c, crl_buf, sizeof crl_buf, &t.crl_url));
     CT_GUARD_RET(ct_buf_alloc(out, PKI_MAX_CERT_DER));
-    return pki_cert_issue(&t, spki, spki_len, s->cert_der.data, s->cert_der.len, s->key, out, info);
+    return pki_cert_issue_by(s->issuer, &t, spki, spki_len, out, info);
 }
 
 static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, const ct_buf *der,
                      const pki_issued_info *issued, const char *actor)
 {
-    pki_cert_info info;
-    CT_GUARD_RET(pki_cert_parse_info(der->data, der->len, &info));
-    db_cert_record rec = {.not_before = info.not_before, .not_after = info.not_after,
+    /* What was just written into the certificate (issue), not read back out of it. */
+    db_cert_record rec = {.not_before = issued->not_before, .not_after = issued->not_after,
                           .station_id = req->kind == CA_ENROLL_NEW ? x->station.id : 0,
                           .order_id = req->kind == CA_ENROLL_NEW ? x->order.id : 0,
                           .der = der->data, .der_len = der->len, .issuing_ca = ca_issuing_id(c, CA_CRL_DEVICE)};
     CT_GUARD_RET(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued->serial_hex));
     CT_GUARD_RET(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, x->serial));
     CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, x->profile));
-    CT_GUARD_RET(ct_strlcpy(rec.subject, sizeof rec.subject, info.subject_cn));
+    CT_GUARD_RET(device_cn(x, rec.subject, sizeof rec.subject));
     pki_csr_spki_sha256(x->csr, rec.spki_sha256);
     const char *supersedes = req->kind == CA_ENROLL_RENEW && x->has_current ? x->current.cert_serial_hex : NULL;
     return db_cert_record_issuance(c->db, &rec, supersedes, actor);

@@ -16,6 +16,7 @@
 typedef struct {
     hsm_key *key;
     ct_buf cert_der;
+    pki_issuer *issuer; /* the current issuing CAs only: key and certificate made ready once to issue with */
 } ca_signer;
 
 /* Settings read from the config file, with every default filled in. */

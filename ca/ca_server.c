@@ -44,6 +44,7 @@ static server_tls *the_tls;
 
 typedef struct {
     ct_buf body;
+    size_t announced; /* Content-Length (libmicrohttpd holds the body to it), 0 when not sent */
     bool too_large;
     struct timespec start;
 } request_ctx;
@@ -385,14 +386,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&in_flight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         /* Refuse an announced oversized body before reading any of it. */
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)c->cfg.max_body) {
+        unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
+        if (announced > (unsigned long long)c->cfg.max_body) {
             rctx->too_large = true;
             return respond(conn, l, method, url, rctx);
         }
+        rctx->announced = (size_t)announced;
         return MHD_YES;
     }
     if (*upload_data_size) {
-        if (!rctx->body.data && ct_buf_alloc(&rctx->body, (size_t)c->cfg.max_body) != CT_OK) return MHD_NO;
+        /* As large as announced (the buffer is zeroed and wiped whole), else as large as allowed. */
+        size_t room = rctx->announced ? rctx->announced : (size_t)c->cfg.max_body;
+        if (!rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
         if (!rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) != CT_OK) {
             rctx->too_large = true;
             rctx->body.len = 0;

@@ -39,6 +39,7 @@ struct cert_ctx {
     const db_cert_record *rec;
     const char *supersedes;
     const char *actor;
+    db_detail detail; /* the issuance's audit detail, made before the write (cert_detail) */
 };
 
 static ct_err cert_current_fn(ct_db *db, void *vctx)
@@ -114,7 +115,9 @@ static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_de
     return db_detail_int(d, "issuing_ca", r->issuing_ca); /* which generation's CRL and OCSP answer for it */
 }
 
-ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
+/* d: cert_detail's, made by the caller (outside the group commit's serialized writer). */
+static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor,
+                             const db_detail *d)
 {
     if (supersedes) {
         int changes = 0;
@@ -139,15 +142,20 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
     /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
      * CA's own operators', DB_OPERATOR_PROFILES). */
     if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
+    return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", d->s);
+}
+
+ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
+{
     db_detail d;
     CT_GUARD_RET(cert_detail(r, supersedes, &d));
-    return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", d.s);
+    return cert_insert_tx(db, r, supersedes, actor, &d);
 }
 
 static ct_err cert_issue_tx(ct_db *db, void *vctx)
 {
     struct cert_ctx *c = vctx;
-    return db_cert_insert_tx(db, c->rec, c->supersedes, c->actor);
+    return cert_insert_tx(db, c->rec, c->supersedes, c->actor, &c->detail);
 }
 
 static const char k_operator_unrecorded[] =
@@ -218,14 +226,19 @@ static void keep_detail(struct db_pending *p, ct_err rc)
     if (rc != CT_OK && ct_strlcpy(p->detail, sizeof p->detail, ct_err_detail()) != CT_OK) p->detail[0] = '\0';
 }
 
+/* Prepared once and kept (db_exec): the leader runs them for every item while the others wait. */
+static const char k_savepoint[] = "SAVEPOINT issuance";
+static const char k_savepoint_rollback[] = "ROLLBACK TO SAVEPOINT issuance";
+static const char k_savepoint_release[] = "RELEASE SAVEPOINT issuance";
+
 static ct_err batch_tx(ct_db *db, void *vctx)
 {
     for (struct db_pending *p = vctx; p; p = p->next) {
-        CT_GUARD_RET(db_exec_script(db, "SAVEPOINT issuance", "savepoint"));
+        CT_GUARD_RET(db_exec(db, k_savepoint, NULL, ""));
         ct_err_clear();
         keep_detail(p, cert_issue_tx(db, p->ctx));
-        if (p->rc != CT_OK) CT_GUARD_RET(db_exec_script(db, "ROLLBACK TO issuance", "rollback to savepoint"));
-        CT_GUARD_RET(db_exec_script(db, "RELEASE issuance", "release savepoint"));
+        if (p->rc != CT_OK) CT_GUARD_RET(db_exec(db, k_savepoint_rollback, NULL, ""));
+        CT_GUARD_RET(db_exec(db, k_savepoint_release, NULL, ""));
     }
     return CT_OK;
 }
@@ -298,6 +311,8 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
     CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_cert_record_issuance: no database"));
     CT_GUARD_RET(db_cert_record_check(rec, supersedes_hex, actor));
     struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
+    /* The detail (and the DER's hash in it) here, in the caller's thread: the leader only writes. */
+    CT_GUARD_RET(cert_detail(rec, supersedes_hex, &c.detail));
     return group_commit(db, &c);
 }
 

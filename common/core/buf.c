@@ -73,8 +73,8 @@ bool ct_equal_ct(const void *a, const void *b, size_t n)
 
 ct_err ct_strlcpy(char *dst, size_t dst_max, const char *src)
 {
-    size_t n = strlen(src);
-    if (n >= dst_max) return ct_fail(CT_ERR_BUF_FULL, "string of %zu bytes does not fit in %zu", n, dst_max);
+    size_t n = strnlen(src, dst_max); /* no further than what could fit */
+    if (n >= dst_max) return ct_fail(CT_ERR_BUF_FULL, "a string of %zu bytes or more does not fit in %zu", n, dst_max);
     memcpy(dst, src, n + 1);
     return CT_OK;
 }

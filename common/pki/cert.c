@@ -4,6 +4,7 @@
 #include "pki_priv.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <wolfssl/wolfcrypt/asn.h>
@@ -13,34 +14,23 @@
 
 /* ---- token signing glue (shared with csr.c) ---- */
 
-ct_err pki_signer_open(hsm_key *k, pki_signer *s)
+ct_err pki_sig_type(const hsm_key *k, int *sig_type)
 {
-    memset(s, 0, sizeof *s);
     switch (hsm_key_get_type(k)) {
-    case HSM_EC_P256: s->sig_type = CTC_SHA256wECDSA; break;
-    case HSM_EC_P384: s->sig_type = CTC_SHA384wECDSA; break;
+    case HSM_EC_P256: *sig_type = CTC_SHA256wECDSA; return CT_OK;
+    case HSM_EC_P384: *sig_type = CTC_SHA384wECDSA; return CT_OK;
     default: return ct_fail(CT_ERR_ARG, "token key of unknown type");
     }
-    CT_GUARD_RET(hsm_key_wolf_ecc(k, &s->key));
-    s->loaded = true;
-    if (wc_InitRng(&s->rng) != 0) return ct_fail(CT_ERR_CRYPTO, "wolfSSL RNG does not start");
-    s->rng_ok = true;
-    return CT_OK;
 }
 
-void pki_signer_close(pki_signer *s)
+/* The token signs the digest itself (pki_sign_tbs), as for CRLs and OCSP: wolfSSL's wc_SignCert_ex would want a
+ * wolfSSL RNG (a DRBG seeded from the system) started for every certificate only to hand it to the token. */
+ct_err pki_body_sign(hsm_key *k, const Cert *cert, ct_buf *out)
 {
-    if (s->rng_ok) wc_FreeRng(&s->rng);
-    if (s->loaded) wc_ecc_free(&s->key);
-    s->rng_ok = s->loaded = false;
-}
-
-ct_err pki_signer_sign(pki_signer *s, Cert *cert, ct_buf *out)
-{
-    int ret = wc_SignCert_ex(cert->bodySz, s->sig_type, out->data, (word32)out->max, ECC_TYPE, &s->key, &s->rng);
-    if (ret <= 0) return ct_fail(CT_ERR_HSM, "signing in the token failed: %s (%d)", wc_GetErrorString(ret), ret);
-    out->len = (size_t)ret;
-    return CT_OK;
+    CT_ENSURE_RET(cert->bodySz > 0 && (size_t)cert->bodySz <= out->max, CT_ERR_ARG);
+    out->len = (size_t)cert->bodySz;
+    CT_GUARD_RET(pki_sign_tbs(k, out->data, out->len, out)); /* the digest is taken before anything is appended */
+    return pki_der_wrap(out, 0, PKI_TAG_SEQUENCE);
 }
 
 /* The digest a token key signs a TBS with: SHA-256 for P-256, SHA-384 for P-384 (as pki_signer_open's sig_type). */
@@ -518,7 +508,10 @@ static ct_err extensions_finish(Cert *cert, const ct_buf *extra, ct_buf *out)
     bool make_critical = cert->isCA && crit.tag != PKI_TAG_BOOLEAN;
     if (!make_critical && extra->len == 0) goto cleanup;
 
-    CT_GUARD(ct_buf_alloc(&tbs, out->max));
+    /* The body grows by the extra extensions, the critical flag (3 bytes) and longer length fields; never past
+     * what `out` holds (ct_buf_append refuses). */
+    size_t room = (size_t)cert->bodySz + extra->len + 32;
+    CT_GUARD(ct_buf_alloc(&tbs, room < out->max ? room : out->max));
     CT_GUARD(ct_buf_append(&tbs, body.val, (size_t)(f.tlv - body.val)));
     size_t wrap = tbs.len;
     if (make_critical) {
@@ -622,47 +615,121 @@ static ct_err token_signature_check(hsm_key *issuer_key, const ct_buf *der)
     return CT_OK;
 }
 
-ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len,
-                      const uint8_t *issuer_cert_der, size_t issuer_len, hsm_key *issuer_key, ct_buf *out_der,
-                      pki_issued_info *info)
+/* wc_MakeCert_ex insists on an RNG, though it draws from it only to make a serial (ours is set): one per thread,
+ * started at the thread's first certificate, instead of a DRBG seeded from the system per certificate. */
+static pthread_key_t rng_key;
+static bool rng_key_ok;
+static pthread_once_t rng_once = PTHREAD_ONCE_INIT;
+
+static void rng_free(void *p)
+{
+    wc_FreeRng(p);
+    free(p);
+}
+
+static void rng_key_make(void) { rng_key_ok = pthread_key_create(&rng_key, rng_free) == 0; }
+
+static ct_err thread_rng(WC_RNG **out)
+{
+    CT_ENSURE_RET(pthread_once(&rng_once, rng_key_make) == 0 && rng_key_ok, ct_fail(CT_ERR_INTERNAL, "no thread key"));
+    WC_RNG *rng = pthread_getspecific(rng_key);
+    if (!rng) {
+        rng = calloc(1, sizeof *rng);
+        CT_ENSURE_RET(rng, CT_ERR_NOMEM);
+        if (wc_InitRng(rng) != 0) {
+            free(rng);
+            return ct_fail(CT_ERR_CRYPTO, "wolfSSL RNG does not start");
+        }
+        if (pthread_setspecific(rng_key, rng) != 0) {
+            rng_free(rng);
+            return ct_fail(CT_ERR_INTERNAL, "thread key not set");
+        }
+    }
+    *out = rng;
+    return CT_OK;
+}
+
+struct pki_issuer {
+    Cert proto; /* wc_InitCert's defaults with the issuer's name (its subject, raw) and the authority key id */
+    hsm_key *key;
+};
+
+void pki_issuer_free(pki_issuer *iss) { free(iss); }
+
+ct_err pki_issuer_open(const uint8_t *cert_der, size_t len, hsm_key *key, pki_issuer **out)
+{
+    ct_err rc = CT_OK;
+    pki_issuer *iss = NULL;
+    cert_view iv;
+    ct_buf spki = CT_BUF_INIT;
+    memset(&iv, 0, sizeof iv);
+    CT_ENSURE(out && key, CT_ERR_ARG);
+    *out = NULL;
+    int sig_type = 0;
+    CT_GUARD(pki_sig_type(key, &sig_type));
+    CT_GUARD(cert_open(cert_der, len, &iv));
+    CT_ENSURE_MSG(iv.dc.isCA, CT_ERR_ARG, "issuer certificate is not a CA");
+    /* The key must be the one in the certificate, or what it signs would not verify anywhere. */
+    CT_GUARD(ct_buf_alloc(&spki, 512));
+    CT_GUARD(hsm_key_public_der(key, &spki));
+    pki_tlv token = {PKI_TAG_SEQUENCE, spki.data, spki.len, NULL, 0};
+    CT_ENSURE_MSG(tlv_equal(&token, &iv.spki), CT_ERR_ARG, "issuer key does not match the issuer certificate");
+    iss = calloc(1, sizeof *iss);
+    CT_ENSURE(iss, CT_ERR_NOMEM);
+    iss->key = key;
+    CT_GUARD(wolf_ok(wc_InitCert(&iss->proto), "wc_InitCert"));
+    /* Raw copy, so that the issuer name matches the issuer's subject byte for byte. */
+    CT_GUARD(wolf_ok(wc_SetIssuerRaw(&iss->proto, cert_der, (int)len), "wc_SetIssuerRaw"));
+    CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromCert(&iss->proto, cert_der, (int)len), "authority key id"));
+    /* Each certificate gets a copy: it must not share wolfSSL's parse cache (freed after each call). */
+    CT_ENSURE_MSG(iss->proto.decodedCert == NULL, CT_ERR_INTERNAL, "wolfSSL kept the issuer's parse");
+    iss->proto.der = NULL; /* the caller's buffer, which a copy must not point to */
+    iss->proto.sigType = sig_type;
+    *out = iss;
+    iss = NULL;
+cleanup:
+    pki_issuer_free(iss);
+    cert_close(&iv);
+    ct_buf_free(&spki);
+    return rc;
+}
+
+/* Issues with `iss` (NULL: a self-signed root, whose subject key must be `key`'s). */
+static ct_err issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len, const pki_issuer *iss,
+                    hsm_key *key, ct_buf *out_der, pki_issued_info *info)
 {
     ct_err rc = CT_OK;
     Cert *cert = NULL;
     subject_key subj = {0};
-    pki_signer s;
-    cert_view iv;
-    ct_buf issuer_spki = CT_BUF_INIT, extra = CT_BUF_INIT;
+    ct_buf self_spki = CT_BUF_INIT, extra = CT_BUF_INIT;
     pki_issued_info local_info;
 
-    memset(&s, 0, sizeof s);
-    memset(&iv, 0, sizeof iv);
     if (!info) info = &local_info;
-    CT_ENSURE(t && subject_spki && issuer_key && out_der && out_der->data, CT_ERR_ARG);
+    CT_ENSURE(t && subject_spki && key && out_der && out_der->data, CT_ERR_ARG);
     CT_ENSURE_MSG((size_t)t->profile < sizeof profiles / sizeof profiles[0], CT_ERR_ARG, "unknown profile");
     CT_ENSURE_MSG(profiles[t->profile].san || (!t->dns_names[0] && !t->ip_addrs[0]), CT_ERR_ARG,
                   "this profile takes no subjectAltName");
-    CT_ENSURE_MSG((issuer_cert_der == NULL) == (t->profile == PKI_PROFILE_ROOT_CA), CT_ERR_ARG,
+    CT_ENSURE_MSG((iss == NULL) == (t->profile == PKI_PROFILE_ROOT_CA), CT_ERR_ARG,
                   "a root (and only a root) has no issuer certificate");
 
     /* The subject key: an accepted type, and a valid key of it. */
     CT_GUARD(subject_key_load(subject_spki, spki_len, &subj));
 
-    /* The issuer key must be the one in the issuer certificate (a root: the subject key), or the result
-     * would not verify anywhere. */
-    CT_GUARD(ct_buf_alloc(&issuer_spki, 512));
-    CT_GUARD(hsm_key_public_der(issuer_key, &issuer_spki));
-    pki_tlv self = {PKI_TAG_SEQUENCE, subject_spki, spki_len, NULL, 0};
-    pki_tlv token = {PKI_TAG_SEQUENCE, issuer_spki.data, issuer_spki.len, NULL, 0};
-    if (issuer_cert_der) {
-        CT_GUARD(cert_open(issuer_cert_der, issuer_len, &iv));
-        CT_ENSURE_MSG(iv.dc.isCA, CT_ERR_ARG, "issuer certificate is not a CA");
-    }
-    CT_ENSURE_MSG(tlv_equal(&token, issuer_cert_der ? &iv.spki : &self), CT_ERR_ARG,
-                  "issuer key does not match the %s", issuer_cert_der ? "issuer certificate" : "root's subject key");
-
-    cert = calloc(1, sizeof *cert);
+    cert = malloc(sizeof *cert);
     CT_ENSURE(cert, CT_ERR_NOMEM);
-    CT_GUARD(wolf_ok(wc_InitCert(cert), "wc_InitCert"));
+    if (iss) {
+        memcpy(cert, &iss->proto, sizeof *cert);
+    } else {
+        /* A root signs its own key. */
+        CT_GUARD(ct_buf_alloc(&self_spki, 512));
+        CT_GUARD(hsm_key_public_der(key, &self_spki));
+        CT_ENSURE_MSG(self_spki.len == spki_len && memcmp(self_spki.data, subject_spki, spki_len) == 0, CT_ERR_ARG,
+                      "issuer key does not match the root's subject key");
+        memset(cert, 0, sizeof *cert);
+        CT_GUARD(wolf_ok(wc_InitCert(cert), "wc_InitCert"));
+        CT_GUARD(pki_sig_type(key, &cert->sigType));
+        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromPublicKey_ex(cert, subj.type, subject_key_ptr(&subj)), "authority key id"));
+    }
     CT_GUARD(serial_make(cert, info));
     CT_GUARD(pki_cert_name_set(&cert->subject, t->cn, t->serial_number, t->organization));
     time_t not_before = t->not_before ? t->not_before : time(NULL) - 300;
@@ -670,6 +737,8 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
     /* wolfSSL uses beforeDate/afterDate verbatim (instead of daysValid) when both are set. */
     CT_GUARD(time_encode(not_before, cert->beforeDate, &cert->beforeDateSz));
     CT_GUARD(time_encode(t->not_after, cert->afterDate, &cert->afterDateSz));
+    info->not_before = not_before;
+    info->not_after = t->not_after;
 
     cert->isCA = profiles[t->profile].is_ca;
     if (profiles[t->profile].path_len_0) {
@@ -681,30 +750,44 @@ ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, s
         CT_GUARD(wolf_ok(wc_SetExtKeyUsage(cert, profiles[t->profile].ext_key_usage), "wc_SetExtKeyUsage"));
     CT_GUARD(san_build(t, cert));
     CT_GUARD(wolf_ok(wc_SetSubjectKeyIdFromPublicKey_ex(cert, subj.type, subject_key_ptr(&subj)), "subject key id"));
-    if (issuer_cert_der) {
-        /* Raw copy, so that the issuer name matches the issuer's subject byte for byte. */
-        CT_GUARD(wolf_ok(wc_SetIssuerRaw(cert, issuer_cert_der, (int)issuer_len), "wc_SetIssuerRaw"));
-        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromCert(cert, issuer_cert_der, (int)issuer_len), "authority key id"));
-    } else {
-        CT_GUARD(wolf_ok(wc_SetAuthKeyIdFromPublicKey_ex(cert, subj.type, subject_key_ptr(&subj)), "authority key id"));
-    }
 
-    CT_GUARD(pki_signer_open(issuer_key, &s));
-    cert->sigType = s.sig_type;
-    int ret = wc_MakeCert_ex(cert, out_der->data, (word32)out_der->max, subj.type, subject_key_ptr(&subj), &s.rng);
+    WC_RNG *rng = NULL;
+    CT_GUARD(thread_rng(&rng));
+    int ret = wc_MakeCert_ex(cert, out_der->data, (word32)out_der->max, subj.type, subject_key_ptr(&subj), rng);
     CT_ENSURE_MSG(ret > 0, CT_ERR_CRYPTO, "wc_MakeCert_ex: %s (%d)", wc_GetErrorString(ret), ret);
     CT_GUARD(ct_buf_alloc(&extra, 1024));
     CT_GUARD(extra_extensions(t, &extra));
     CT_GUARD(extensions_finish(cert, &extra, out_der));
-    CT_GUARD(pki_signer_sign(&s, cert, out_der));
-    CT_GUARD(token_signature_check(issuer_key, out_der));
+    CT_GUARD(pki_body_sign(key, cert, out_der));
+    CT_GUARD(token_signature_check(key, out_der));
 cleanup:
     if (rc != CT_OK && out_der) out_der->len = 0;
-    pki_signer_close(&s);
     subject_key_free(&subj);
-    cert_close(&iv);
-    ct_buf_free(&issuer_spki);
+    ct_buf_free(&self_spki);
     ct_buf_free(&extra);
     free(cert);
+    return rc;
+}
+
+ct_err pki_cert_issue_by(const pki_issuer *iss, const pki_cert_template *t, const uint8_t *subject_spki,
+                         size_t spki_len, ct_buf *out_der, pki_issued_info *info)
+{
+    if (!iss) {
+        if (out_der) out_der->len = 0;
+        return ct_fail(CT_ERR_ARG, "no issuing CA to sign with");
+    }
+    return issue(t, subject_spki, spki_len, iss, iss->key, out_der, info);
+}
+
+ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len,
+                      const uint8_t *issuer_cert_der, size_t issuer_len, hsm_key *issuer_key, ct_buf *out_der,
+                      pki_issued_info *info)
+{
+    pki_issuer *iss = NULL;
+    if (!issuer_cert_der) return issue(t, subject_spki, spki_len, NULL, issuer_key, out_der, info);
+    ct_err rc = pki_issuer_open(issuer_cert_der, issuer_len, issuer_key, &iss);
+    if (rc == CT_OK) rc = issue(t, subject_spki, spki_len, iss, issuer_key, out_der, info);
+    else if (out_der) out_der->len = 0;
+    pki_issuer_free(iss);
     return rc;
 }

@@ -318,10 +318,10 @@ void pki_csr_spki_sha256(const pki_csr *csr, uint8_t out[32]) { memcpy(out, csr-
 ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_buf *der)
 {
     ct_err rc = CT_OK;
-    pki_signer s;
+    ecc_key pub; /* the key's public point, which wolfSSL writes into the request */
+    bool loaded = false;
     Cert *cert = NULL;
 
-    memset(&s, 0, sizeof s);
     CT_ENSURE(key && cn && der && der->data, CT_ERR_ARG);
     cert = calloc(1, sizeof *cert);
     CT_ENSURE(cert, CT_ERR_NOMEM);
@@ -330,13 +330,14 @@ ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_
      * knows only version 0. */
     cert->version = 0;
     CT_GUARD(pki_cert_name_set(&cert->subject, cn, serial_number, NULL));
-    CT_GUARD(pki_signer_open(key, &s));
-    cert->sigType = s.sig_type;
-    int ret = wc_MakeCertReq_ex(cert, der->data, (word32)der->max, ECC_TYPE, &s.key);
+    CT_GUARD(pki_sig_type(key, &cert->sigType));
+    CT_GUARD(hsm_key_wolf_ecc(key, &pub));
+    loaded = true;
+    int ret = wc_MakeCertReq_ex(cert, der->data, (word32)der->max, ECC_TYPE, &pub);
     CT_ENSURE_MSG(ret > 0, CT_ERR_CRYPTO, "wc_MakeCertReq_ex: %s (%d)", wc_GetErrorString(ret), ret);
-    CT_GUARD(pki_signer_sign(&s, cert, der));
+    CT_GUARD(pki_body_sign(key, cert, der));
 cleanup:
-    pki_signer_close(&s);
+    if (loaded) wc_ecc_free(&pub);
     free(cert);
     return rc;
 }

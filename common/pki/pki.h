@@ -82,6 +82,7 @@ typedef struct {
 typedef struct {
     uint8_t serial[PKI_SERIAL_BYTES];
     char serial_hex[PKI_SERIAL_BYTES * 2 + 1];
+    time_t not_before, not_after; /* as written */
 } pki_issued_info;
 
 /* An Ed25519 public key (32 bytes) as a DER SubjectPublicKeyInfo (RFC 8410), which pki_cert_issue certifies like an
@@ -95,6 +96,16 @@ CT_MUST_CHECK ct_err pki_ed25519_spki(const uint8_t pub[PKI_ED25519_PUB_LEN], ui
 CT_MUST_CHECK ct_err pki_cert_issue(const pki_cert_template *t, const uint8_t *subject_spki, size_t spki_len,
                                     const uint8_t *issuer_cert_der, size_t issuer_len, hsm_key *issuer_key,
                                     ct_buf *out_der, pki_issued_info *info);
+
+/* An issuing CA made ready once for many certificates: its certificate parsed, checked to be a CA's and to
+ * certify `key` (borrowed: it must outlive the issuer), and what every certificate it signs copies from it (its
+ * name, its key id) prepared. Then pki_cert_issue_by issues like pki_cert_issue, without reading the issuer's
+ * certificate again. Read only once made: threads may issue with one issuer at once. */
+typedef struct pki_issuer pki_issuer;
+CT_MUST_CHECK ct_err pki_issuer_open(const uint8_t *cert_der, size_t len, hsm_key *key, pki_issuer **out);
+void pki_issuer_free(pki_issuer *iss);
+CT_MUST_CHECK ct_err pki_cert_issue_by(const pki_issuer *iss, const pki_cert_template *t, const uint8_t *subject_spki,
+                                       size_t spki_len, ct_buf *out_der, pki_issued_info *info);
 
 /* Facts about a certificate, parsed with wolfSSL (outside input: bounded). */
 typedef struct {

@@ -107,19 +107,11 @@ CT_MUST_CHECK ct_err pki_spki_key_type(const uint8_t *spki, size_t len, hsm_key_
 bool pki_spki_is_ed25519(const uint8_t *spki, size_t len);
 
 /* ---- signing with a token key (cert.c) ---- */
-typedef struct {
-    ecc_key key;   /* public point + token key id; signing happens in the token */
-    bool loaded;
-    int sig_type;  /* CTC_SHA256wECDSA or CTC_SHA384wECDSA, matching the curve */
-    WC_RNG rng;    /* wolfSSL insists on one for signing even when the token signs */
-    bool rng_ok;
-} pki_signer;
-
-CT_MUST_CHECK ct_err pki_signer_open(hsm_key *k, pki_signer *s);
-void pki_signer_close(pki_signer *s);
+/* The signature type wolfSSL writes into a body a token key signs: CTC_SHA256wECDSA (P-256) or CTC_SHA384wECDSA. */
+CT_MUST_CHECK ct_err pki_sig_type(const hsm_key *k, int *sig_type);
 /* Signs the to-be-signed body that wc_MakeCert_ex / wc_MakeCertReq_ex left in out->data (cert->bodySz bytes)
- * and sets out->len to the complete DER. */
-CT_MUST_CHECK ct_err pki_signer_sign(pki_signer *s, Cert *cert, ct_buf *out);
+ * inside the token and makes out the complete DER (body, signatureAlgorithm, signature). */
+CT_MUST_CHECK ct_err pki_body_sign(hsm_key *k, const Cert *cert, ct_buf *out);
 /* Appends signatureAlgorithm and the BIT STRING signature of `tbs` (a whole DER element), signed in the
  * token by `k` with ECDSA and the curve's hash: what follows the to-be-signed part in CRLs and OCSP. */
 CT_MUST_CHECK ct_err pki_sign_tbs(hsm_key *k, const uint8_t *tbs, size_t tbs_len, ct_buf *out);

@@ -731,6 +731,10 @@ START_TEST(test_log_line)
     ct_log(CT_LOG_DEBUG, "hidden", "x=%d", 1);
     ct_log(CT_LOG_WARN, "cert_issued", "serial=%s", "ab12\nts=forged level=info event=fake");
     ct_log(CT_LOG_WARN, "refused", "reason=%s status=%d", CT_LOGQ("x\" status=200 result=\"ok"), 403);
+    char longv[3000];
+    memset(longv, 'v', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    ct_log(CT_LOG_INFO, "long", "value=%s", longv); /* cut, but still one whole line */
     fflush(stderr);
     ck_assert_int_ge(dup2(saved, STDERR_FILENO), 0);
     close(saved);
@@ -747,7 +751,12 @@ START_TEST(test_log_line)
     ck_assert_ptr_nonnull(strstr(s, " level=warn event=refused reason=\"x\\\" status=200 result=\\\"ok\" status=403\n"));
     size_t lines = 0;
     for (const char *p = s; *p; p++) lines += *p == '\n';
-    ck_assert_uint_eq(lines, 2); /* one line per event */
+    ck_assert_uint_eq(lines, 3); /* one line per event */
+    const char *last = strstr(s, " event=long value=vvv");
+    ck_assert_ptr_nonnull(last);
+    while (last > s && last[-1] != '\n') last--;
+    ck_assert_uint_eq(strlen(last), 1024); /* 1,023 characters and the newline */
+    ck_assert_int_eq(last[1023], '\n');
     ct_buf_free(&r);
 }
 END_TEST

@@ -729,6 +729,36 @@ START_TEST(issue_dates_and_refusals)
     ck_assert_int_eq(pki_cert_issue(&t, rsa.data, rsa.len, c.ica.data, c.ica.len, c.ica_key, &out, NULL),
                      CT_ERR_WEAK_KEY);
     ck_assert_int_eq(pki_cert_issue(&t, spki.data, spki.len, c.ica.data, c.ica.len, c.ica_key, &out, NULL), CT_OK);
+    /* An issuer made ready once (the CA's path): it refuses what pki_cert_issue refuses, and issues alike. */
+    pki_issuer *iss = NULL;
+    ck_assert_int_eq(pki_issuer_open(c.ica.data, c.ica.len, c.root_key, &iss), CT_ERR_ARG); /* not its key */
+    ck_assert_ptr_null(iss);
+    ck_assert_int_eq(pki_issuer_open(out.data, out.len, c.ica_key, &iss), CT_ERR_ARG); /* not a CA */
+    ck_assert_int_eq(pki_cert_issue_by(NULL, &t, spki.data, spki.len, &out, NULL), CT_ERR_ARG);
+    ck_assert_uint_eq(out.len, 0);
+    ck_assert_int_eq(pki_issuer_open(c.ica.data, c.ica.len, c.ica_key, &iss), CT_OK);
+    t.dns_names[0] = "x.example";
+    ck_assert_int_eq(pki_cert_issue_by(iss, &t, spki.data, spki.len, &out, NULL), CT_ERR_ARG);
+    t.dns_names[0] = NULL;
+    pki_issued_info first, second;
+    ct_buf again = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&again, PKI_MAX_CERT_DER), CT_OK);
+    ck_assert_int_eq(pki_cert_issue_by(iss, &t, spki.data, spki.len, &out, &first), CT_OK);
+    ck_assert_int_eq(pki_cert_issue_by(iss, &t, spki.data, spki.len, &again, &second), CT_OK);
+    ck_assert_str_ne(first.serial_hex, second.serial_hex);
+    for (int i = 0; i < 2; i++) {
+        const ct_buf *b = i ? &again : &out;
+        ck_assert_int_eq(pki_cert_verify_signed_by(b->data, b->len, c.ica.data, c.ica.len, time(NULL)), CT_OK);
+        pki_cert_info ci;
+        ck_assert_int_eq(pki_cert_parse_info(b->data, b->len, &ci), CT_OK);
+        ck_assert_int_eq(ci.not_before, (i ? second : first).not_before); /* the validity reported is the one written */
+        ck_assert_int_eq(ci.not_after, (i ? second : first).not_after);
+    }
+    save("by.der", again.data, again.len);
+    save_pem("by.der.pem", "CERTIFICATE", &again);
+    ck_assert_int_eq(sh("openssl verify -x509_strict -CAfile root.der.pem -untrusted ica.der.pem by.der.pem"), 0);
+    pki_issuer_free(iss);
+    ct_buf_free(&again);
     ct_buf_free(&rsa);
     ct_buf_free(&out);
     ct_buf_free(&spki);
