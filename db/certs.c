@@ -268,7 +268,7 @@ static void lead_batch(ct_db *db)
     (void)pthread_mutex_lock(&db->gc_mu);
     for (struct db_pending *p = batch, *next; p; p = next) {
         next = p->next; /* p belongs to a waiting thread that may return as soon as it is done */
-        if (rc != CT_OK) { /* the whole transaction is gone: nobody's item was recorded */
+        if (rc != CT_OK) { /* the transaction failed (nothing recorded) or its sync did: nobody is told "issued" */
             p->rc = rc;
             memcpy(p->detail, failed.detail, sizeof p->detail);
         }
