@@ -199,10 +199,10 @@ static void reader_give_back(struct db_readers *r, ct_db *rd)
     (void)pthread_mutex_unlock(&r->mu);
 }
 
-/* Runs fn under the mutex, in no transaction (tx 0), a write transaction (1) or a read snapshot (2). Reads go to
- * an idle reader when there are readers. */
+/* Runs fn under the handle's mutex, in no transaction (tx 0), a write transaction (1) or a read snapshot (2). */
 static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx);
 
+/* call_locked on the writer, or for a read on an idle reader when there are readers; a write returns once durable. */
 static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
 {
     if (tx != 1 && db->readers) {
@@ -242,7 +242,8 @@ static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
         rc = db->be->begin(db, tx == 1);
         /* A connection gone stale since its last use (PostgreSQL restarted) fails at BEGIN, before anything is
          * written: once more, on a connection made again. */
-        if (rc == CT_ERR_UNAVAILABLE && db->be->ready && (rc = db->be->ready(db)) == CT_OK) rc = db->be->begin(db, tx == 1);
+        if (rc == CT_ERR_UNAVAILABLE && db->be->ready && (rc = db->be->ready(db)) == CT_OK)
+            rc = db->be->begin(db, tx == 1);
     }
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset all. */
