@@ -169,8 +169,11 @@ cleanup:
     return rc;
 }
 
-/* How often a SoftHSM race is waited out (another process rewriting the token's files), 20 ms more each time. */
-#define TOKEN_FIND_TRIES 5
+void hsm_busy_pause(int attempt)
+{
+    const struct timespec pause = {0, 20 * 1000000L * attempt};
+    nanosleep(&pause, NULL);
+}
 
 static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *slot)
 {
@@ -185,15 +188,14 @@ static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *
 static ct_err token_find_settled(hsm_module *m, const char *label, CK_SLOT_ID *slot)
 {
     ct_err rc = token_find(m->f, label, slot);
-    for (int i = 1; rc == CT_ERR_HSM_NO_TOKEN && i < TOKEN_FIND_TRIES; i++) {
-        const struct timespec pause = {0, 20 * 1000000L * i};
+    for (int i = 1; rc == CT_ERR_HSM_NO_TOKEN && i < HSM_BUSY_TRIES; i++) {
         pthread_mutex_lock(&g_mod_lock);
         bool alone = m->refs == 1 && m->owns_init;
         CK_RV rv = CKR_OK;
         if (alone) {
             (void)m->f->C_Finalize(NULL);
             memset(m->logins, 0, sizeof m->logins);
-            nanosleep(&pause, NULL);
+            hsm_busy_pause(i);
             rv = module_initialize(m);
         }
         pthread_mutex_unlock(&g_mod_lock);
@@ -241,9 +243,8 @@ static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER
     /* SoftHSM answers CKR_GENERAL_ERROR, or CKR_USER_PIN_NOT_INITIALIZED (it read the token file half written),
      * while another process rewrites the token's files: a moment later it logs in. A wrong PIN is never retried
      * (each try would count against the token's PIN retry limit). */
-    for (int i = 1; (rv == CKR_GENERAL_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED) && i < TOKEN_FIND_TRIES; i++) {
-        const struct timespec pause = {0, 20 * 1000000L * i};
-        nanosleep(&pause, NULL);
+    for (int i = 1; (rv == CKR_GENERAL_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED) && i < HSM_BUSY_TRIES; i++) {
+        hsm_busy_pause(i);
         rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);
     }
     CT_ENSURE_MSG(rv != CKR_PIN_INCORRECT && rv != CKR_PIN_LOCKED && rv != CKR_PIN_LEN_RANGE &&

@@ -88,6 +88,12 @@ ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8_t *id, size_t
     };
     CK_MECHANISM mech = {CKM_GENERIC_SECRET_KEY_GEN, NULL, 0};
     CK_RV rv = h->f->C_GenerateKey(s, &mech, tmpl, sizeof tmpl / sizeof tmpl[0], &obj);
+    /* SoftHSM fails while another process rewrites the token's files: again, once the failed try left nothing. */
+    for (int i = 1; rv == CKR_GENERAL_ERROR && i < HSM_BUSY_TRIES; i++) {
+        hsm_busy_pause(i);
+        CT_GUARD(hsm_new_object_check(h, s, label, id, id_len));
+        rv = h->f->C_GenerateKey(s, &mech, tmpl, sizeof tmpl / sizeof tmpl[0], &obj);
+    }
     CT_ENSURE_MSG(rv == CKR_OK, CT_ERR_HSM, "C_GenerateKey(generic secret) failed: CKR 0x%lx", rv);
     CT_GUARD(hsm_generated_check(h, s, CKO_SECRET_KEY, CKK_GENERIC_SECRET, obj, label, id, id_len));
     CT_GUARD(mac_key_new(h, obj, label, out));

@@ -101,6 +101,11 @@ struct hsm_key {
     _Atomic CK_OBJECT_HANDLE pub_session;
 };
 
+/* How often a SoftHSM race (another process rewriting the token's files: CKR_GENERAL_ERROR) is waited out, and the
+ * wait before try `attempt` (20 ms more each time). */
+#define HSM_BUSY_TRIES 5
+void hsm_busy_pause(int attempt);
+
 /* Size of one coordinate (and of r, s) in bytes. */
 size_t hsm_coord_size(hsm_key_type t);
 int hsm_wolf_curve_id(hsm_key_type t);
