@@ -77,17 +77,7 @@ check_eq "station A keeps the CA's checkpoint of 4, cosigned" \
   "0 log checkpoint of size 4 kept (the first), cosigned by 1 of 1 witnesses (1 required)" "$RC $OUT"
 stop_witness
 cleanup_server
-C1=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0001' and profile = 'device'")
-C2=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0002' and profile = 'device'")
-sqlite3 "$DB" ".backup '$WORK/unrevoked.db'" # the copy from before the revocation
-"$CA_BIN" revoke --dir "$CA" "$C1" --reason keyCompromise >/dev/null
-"$CA_BIN" station disable --dir "$CA" line3 >/dev/null
-"$CA_BIN" crl device --dir "$CA" --out "$WORK/device.crl" >/dev/null
-# An officer keeps a checkpoint off the CA host: signed now, it binds the audit chain with the revocation.
-"$CA_BIN" log sth --dir "$CA" >/dev/null
-"$CA_BIN" log checkpoint --dir "$CA" --out "$WORK/officer.note"
-KEPT=$WORK/officer.note
-CRL=$(sql "$DB" "select crl_number from revocation_state")
+revoke_and_keep sqlite3 "$DB" ".backup '$WORK/unrevoked.db'"
 REVOKED_AT=$(sql "$DB" "select strftime('%Y-%m-%dT%H:%M:%SZ', revoked_at, 'unixepoch') from certificates where cert_serial_hex = '$C1'")
 out=$("$CA_BIN" audit verify --dir "$CA" --checkpoint "$KEPT" 2>&1) || true
 check "the untouched CA verifies, state and log included" grep -q '^state tables match the audit: ' <<<"$out"
@@ -130,23 +120,7 @@ attack "every entry rehashed without the key" "no entry is MACed with this CA's 
 attack "the chain emptied" "the audit has no audit.state entry to rebuild from" sql_edit "DELETE FROM audit"
 
 # ---- the state the CA acts on, rebuilt from the audit ----
-attack "a certificate un-revoked" \
-  "certificate $C1: revoked in the audit (keyCompromise at $REVOKED_AT), valid in the table (un-revoked?)" \
-  sql_edit "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex = '$C1'"
-attack "a revocation deleted with its row" "certificate $C1: revoked in the audit (entry " \
-  sql_edit "DELETE FROM certificates WHERE cert_serial_hex = '$C1'"
-attack "a certificate revoked in the table alone" "certificate $C2: valid in the audit, revoked in the table" \
-  sql_edit "UPDATE certificates SET status = 'revoked', revoked_at = 1, revocation_reason = 1 WHERE cert_serial_hex = '$C2'"
-attack "a disabled station re-enabled" "station line3: disabled in the audit, enabled in the table" \
-  sql_edit "UPDATE stations SET enabled = 1 WHERE name = 'line3'"
-attack "an auditor made officer" "officer alice: auditor in the audit, officer in the table" \
-  sql_edit "UPDATE officers SET role = 'officer' WHERE name = 'alice'"
-attack "a serial added to an order" "order 1: 7 serials in the audit, 8 in the table (added or removed?)" \
-  sql_edit "INSERT INTO order_serials (order_id, serial) VALUES (1, 'CAM0666')"
-attack "a serial removed from an order" "order 1: 7 serials in the audit, 6 in the table (added or removed?)" \
-  sql_edit "DELETE FROM order_serials WHERE serial = 'CAM0007'"
-attack "a CRL number lowered" "device CRL number: $CRL in the audit, $((CRL - 1)) in the table" \
-  sql_edit "UPDATE revocation_state SET crl_number = crl_number - 1"
+state_attacks
 # A certificate row and its leaf appended after the newest tree head: the server once signed a head over it.
 heads=$(sql "$WORK/good.db" "select count(*) from log_checkpoints")
 attack "a forged certificate row and leaf after the newest tree head" \
@@ -159,15 +133,8 @@ check_eq "... and no checkpoint was signed over it" "$heads" "$(sql "$DB" "selec
 # ---- the tail cut: certificates, leaves, tree heads, checkpoints, audit entries; what is left is whole (cut
 # before the revocation, whose state would otherwise still show) ----
 restore "$WORK/unrevoked.db"
-CUT=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= 3
-  and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
-sqlite3 "$DB" "$NOTRIG
-  DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= 3);
-  DELETE FROM log_leaves WHERE leaf_index >= 3;
-  DELETE FROM log_tree_heads WHERE tree_size > 3;
-  DELETE FROM log_checkpoints WHERE tree_size > 3;
-  DELETE FROM log_cosignatures WHERE checkpoint_id NOT IN (SELECT id FROM log_checkpoints);
-  DELETE FROM audit WHERE seq >= $CUT;"
+CUT_SQL=$(tail_cut_sql 3)
+sqlite3 "$DB" "$NOTRIG $CUT_SQL"
 verify_blind "the tail cut"
 verify_says "the tail cut" "checkpoint $KEPT (size 4, audit entries" --checkpoint "$KEPT"
 verify_says "... an older kept checkpoint still holds, the newer is named" "checkpoint CONTRADICTED: checkpoint $KEPT" \

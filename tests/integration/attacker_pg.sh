@@ -42,17 +42,7 @@ start_ca "$CA"
 enroll CAM0001 CAM0002 CAM0003 CAM0004
 cleanup_server
 check_eq "4 cameras enrolled" 4 "$(sql "$DB" "select count(*) from log_leaves")"
-C1=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0001' and profile = 'device'")
-C2=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0002' and profile = 'device'")
-keep ct_unrevoked # the copy from before the revocation
-"$CA_BIN" revoke --dir "$CA" "$C1" --reason keyCompromise >/dev/null
-"$CA_BIN" station disable --dir "$CA" line3 >/dev/null
-"$CA_BIN" crl device --dir "$CA" --out "$WORK/device.crl" >/dev/null
-# An officer keeps a checkpoint off the CA host: signed now, it binds the audit chain with the revocation.
-"$CA_BIN" log sth --dir "$CA" >/dev/null
-"$CA_BIN" log checkpoint --dir "$CA" --out "$WORK/officer.note"
-KEPT=$WORK/officer.note
-CRL=$(sql "$DB" "select crl_number from revocation_state")
+revoke_and_keep keep ct_unrevoked
 REVOKED_AT=$(sql "$DB" "select to_char(to_timestamp(revoked_at) at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
                         from certificates where cert_serial_hex = '$C1'")
 out=$("$CA_BIN" audit verify --dir "$CA" --checkpoint "$KEPT" 2>&1) || true
@@ -90,37 +80,13 @@ attack "an audit entry deleted" "entry $MID missing (deleted)" sql_edit "DELETE 
 attack "the chain emptied" "the audit has no audit.state entry to rebuild from" sql_edit "DELETE FROM audit"
 
 # ---- the state the CA acts on, rebuilt from the audit ----
-attack "a certificate un-revoked" \
-  "certificate $C1: revoked in the audit (keyCompromise at $REVOKED_AT), valid in the table (un-revoked?)" \
-  sql_edit "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex = '$C1'"
-attack "a revocation deleted with its row" "certificate $C1: revoked in the audit (entry " \
-  sql_edit "DELETE FROM certificates WHERE cert_serial_hex = '$C1'"
-attack "a certificate revoked in the table alone" "certificate $C2: valid in the audit, revoked in the table" \
-  sql_edit "UPDATE certificates SET status = 'revoked', revoked_at = 1, revocation_reason = 1 WHERE cert_serial_hex = '$C2'"
-attack "a disabled station re-enabled" "station line3: disabled in the audit, enabled in the table" \
-  sql_edit "UPDATE stations SET enabled = 1 WHERE name = 'line3'"
-attack "an auditor made officer" "officer alice: auditor in the audit, officer in the table" \
-  sql_edit "UPDATE officers SET role = 'officer' WHERE name = 'alice'"
-attack "a serial added to an order" "order 1: 7 serials in the audit, 8 in the table (added or removed?)" \
-  sql_edit "INSERT INTO order_serials (order_id, serial) VALUES (1, 'CAM0666')"
-attack "a serial removed from an order" "order 1: 7 serials in the audit, 6 in the table (added or removed?)" \
-  sql_edit "DELETE FROM order_serials WHERE serial = 'CAM0007'"
-attack "a CRL number lowered" "device CRL number: $CRL in the audit, $((CRL - 1)) in the table" \
-  sql_edit "UPDATE revocation_state SET crl_number = crl_number - 1"
+state_attacks
 
 # ---- the tail cut: certificates, leaves, tree heads, checkpoints, audit entries; what is left is whole (cut
 # before the revocation, whose state would otherwise still show) ----
 restore ct_unrevoked
-CUT=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= 3
-  and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
-[ -n "$CUT" ] || { echo "no audit entry names leaf 3"; exit 1; }
-sql_edit "
-  DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= 3);
-  DELETE FROM log_leaves WHERE leaf_index >= 3;
-  DELETE FROM log_tree_heads WHERE tree_size > 3;
-  DELETE FROM log_checkpoints WHERE tree_size > 3;
-  DELETE FROM log_cosignatures WHERE checkpoint_id NOT IN (SELECT id FROM log_checkpoints);
-  DELETE FROM audit WHERE seq >= $CUT"
+CUT_SQL=$(tail_cut_sql 3)
+sql_edit "$CUT_SQL"
 check_eq "the tail cut leaves 3 certificates in the log" 3 "$(sql "$DB" "select count(*) from log_leaves")"
 verify_blind "the tail cut"
 check "... which checks a whole log of 3" grep -q '^issuance log intact: 3 leaves' <<<"$("$CA_BIN" audit verify --dir "$CA" 2>&1)"
