@@ -208,9 +208,6 @@ static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
     if (tx != 1 && db->readers) {
         ct_db *rd = reader_take(db->readers);
         ct_err rc = call_locked(rd, tx, fn, ctx);
-        /* A reader idle through a PostgreSQL restart finds its connection gone only now: a read is safe to repeat,
-         * once, on a connection made again (ready). */
-        if (rc == CT_ERR_UNAVAILABLE) rc = call_locked(rd, tx, fn, ctx);
         reader_give_back(db->readers, rd);
         return rc;
     }
@@ -234,21 +231,29 @@ ct_err db_pipeline_commits(ct_db *db)
     return rc;
 }
 
-static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
+/* One run of fn. *retry says whether a CT_ERR_UNAVAILABLE came from a connection that looked ready but was stale
+ * (PostgreSQL restarted, ready's idle probe not due yet) where nothing can have been written: at BEGIN, or anywhere
+ * on a reader, which refuses writes. */
+static ct_err attempt(ct_db *db, int tx, db_fn fn, void *ctx, bool *retry)
 {
-    if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
     ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
-    if (rc == CT_OK && tx) {
-        rc = db->be->begin(db, tx == 1);
-        /* A connection gone stale since its last use (PostgreSQL restarted) fails at BEGIN, before anything is
-         * written: once more, on a connection made again. */
-        if (rc == CT_ERR_UNAVAILABLE && db->be->ready && (rc = db->be->ready(db)) == CT_OK)
-            rc = db->be->begin(db, tx == 1);
-    }
+    bool ready = rc == CT_OK;
+    if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1);
+    bool began = rc == CT_OK;
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset all. */
     for (size_t i = 0; i < db->n_cached; i++) db->be->reset(db, db->cache[i]);
     if (tx) rc = tx_end(db, rc);
+    *retry = rc == CT_ERR_UNAVAILABLE && db->be->ready && ready && (!began || db->read_only);
+    return rc;
+}
+
+static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
+{
+    if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
+    bool retry = false;
+    ct_err rc = attempt(db, tx, fn, ctx, &retry);
+    if (retry) rc = attempt(db, tx, fn, ctx, &retry); /* once, on a connection ready makes again */
     if (pthread_mutex_unlock(&db->mu) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_INTERNAL, "db mutex unlock failed");
     return rc;
 }

@@ -175,6 +175,15 @@ kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"
 [ "$rc" = 0 ] || tail -60 "$WORK/server.log"
 
+# load_run COUNT SERIALS: the enrollment bench's load (8 keep-alive connections, fresh keys) against the CA, its
+# result line in LOAD_OUT; load_field KEY: one value of it.
+load_run() {
+  LOAD_OUT=$("$CAMTRUST_TEST_LOAD" --mode est --host 127.0.0.1 --port "$PORT" --server-name localhost --conns 8 \
+    --count "$1" --serials "$2" --cert "$WORK/station.pem" --key "$WORK/station.key" --cafile "$CA/ops-root.pem" \
+    2>/dev/null || true)
+}
+load_field() { tr ' ' '\n' <<<"$LOAD_OUT" | sed -n "s/^$1=//p"; }
+
 # A crash after a batch of issuances is committed, before its sync (where a power cut would lose it): nobody in
 # that batch, neither the leader nor those waiting on it, has an answer yet. Eight keep-alive connections (the
 # enrollment bench's load) so that batches hold several requests; the failpoint takes the first batch of two or more.
@@ -183,12 +192,10 @@ printf 'CRASH%03d\n' $(seq 1 400) >"$WORK/crash-serials.txt"
 export CAMTRUST_FAILPOINT=db:issuance-unsynced
 start_ca "$CA"
 unset CAMTRUST_FAILPOINT
-LOAD_OUT=$("$CAMTRUST_TEST_LOAD" --mode est --host 127.0.0.1 --port "$PORT" --server-name localhost --conns 8 \
-  --count 400 --serials "$WORK/crash-serials.txt" --cert "$WORK/station.pem" --key "$WORK/station.key" \
-  --cafile "$CA/ops-root.pem" 2>/dev/null || true)
+load_run 400 "$WORK/crash-serials.txt"
 rc=0; kill -0 "$SERVER_PID" 2>/dev/null && kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "a crash between a batch's commit and its sync: the server died there" 137 "$rc"
-answered=$(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^ok=//p')
+answered=$(load_field ok)
 recorded=$(sql "$DB" "select count(*) from certificates where device_serial like 'CRASH%'")
 check "... the batch was recorded, none of it answered ($recorded recorded, ${answered:-?} answered)" \
   test "$((recorded - ${answered:-recorded}))" -ge 2
@@ -203,13 +210,10 @@ printf 'SYNC%03d\n' $(seq 1 64) >"$WORK/sync-serials.txt"
 export CAMTRUST_FAILPOINT=db:issuance-sync-fails
 start_ca "$CA"
 unset CAMTRUST_FAILPOINT
-LOAD_OUT=$("$CAMTRUST_TEST_LOAD" --mode est --host 127.0.0.1 --port "$PORT" --server-name localhost --conns 8 \
-  --count 64 --serials "$WORK/sync-serials.txt" --cert "$WORK/station.pem" --key "$WORK/station.key" \
-  --cafile "$CA/ops-root.pem" 2>/dev/null || true)
+load_run 64 "$WORK/sync-serials.txt"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
-check_eq "every sync failing: no request answered 200" 0 "$(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^ok=//p')"
-check "... each answered an error ($(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^failed=//p') of 64)" \
-  test "$(tr ' ' '\n' <<<"$LOAD_OUT" | sed -n 's/^failed=//p')" = 64
+check_eq "every sync failing: no request answered 200" 0 "$(load_field ok)"
+check_eq "... each answered an error" 64 "$(load_field failed)"
 check "... though the commits were made" test "$(sql "$DB" "select count(*) from certificates where device_serial like 'SYNC%'")" -gt 0
 
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"

@@ -40,12 +40,10 @@ bad "... and no entries" 404 "entries/000.p/1" "tile entries/000.p/1 is beyond t
 openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/cam.key" 2>/dev/null
 enroll_one() {
   openssl req -new -key "$WORK/cam.key" -subj "/serialNumber=$1/CN=x" -outform DER 2>/dev/null | base64 >"$WORK/$1.b64"
-  curl -s -o "$WORK/$1.p7b64" --max-time 20 --cacert "$CA/ops-root.pem" -H "Content-Type: application/pkcs10" \
-    --data-binary "@$WORK/$1.b64" --cert "$WORK/station.pem" --key "$WORK/station.key" \
-    "https://localhost:$PORT/.well-known/est/simpleenroll" || true
+  est_post simpleenroll "$WORK/$1.b64" "$WORK/$1.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
   base64 -d "$WORK/$1.p7b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -outform DER -out "$WORK/$1.der"
 }
-export -f enroll_one
+export -f enroll_one est_post
 export WORK CA PORT
 xargs -P 8 -I{} bash -c 'enroll_one {}' <"$WORK/serials.txt"
 # the certificates EST returned, in the log's order

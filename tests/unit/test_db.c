@@ -1629,6 +1629,16 @@ START_TEST(test_database_names_its_ca)
 }
 END_TEST
 
+/* Waits for the node processes, each of which must have exited 0. */
+static void wait_nodes(const pid_t *kids, int n, const char *failure)
+{
+    for (int i = 0; i < n; i++) {
+        int status = 0;
+        ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %d %s", i, failure);
+    }
+}
+
 /* Two processes (two nodes) open one new database at once: each migration runs once, the loser of each race finds
  * it applied, and the audit chain is one chain. */
 START_TEST(test_migrations_race)
@@ -1642,15 +1652,12 @@ START_TEST(test_migrations_race)
             ct_db *db = NULL;
             ct_err rc = open_as("00112233445566778899aabbccddeeff", &db);
             if (rc == CT_OK) rc = db_audit_append(db, "node", "test.hello", "x", "ok", NULL);
+            if (rc != CT_OK) fprintf(stderr, "node %d: %s\n", i, ct_err_detail());
             db_close(db);
             _exit(rc == CT_OK ? 0 : 1);
         }
     }
-    for (int i = 0; i < 4; i++) {
-        int status = 0;
-        ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %d failed to open", i);
-    }
+    wait_nodes(kids, 4, "failed to open");
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.migrate'"), N_MIGRATIONS);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'db.ca_id'"), 1);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'test.hello'"), 4);
@@ -1691,11 +1698,7 @@ START_TEST(test_nodes_write_at_once)
             _exit(rc == CT_OK ? 0 : 1);
         }
     }
-    for (int i = 0; i < 4; i++) {
-        int status = 0;
-        ck_assert_int_eq(waitpid(kids[i], &status, 0), kids[i]);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "node %d was refused a write", i);
-    }
+    wait_nodes(kids, 4, "was refused a write");
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'test.hello'"), 60);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves"), 60);
     ck_assert_int_eq(raw_int("SELECT max(leaf_index) FROM log_leaves"), 59);
