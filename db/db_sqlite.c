@@ -65,6 +65,29 @@ static ct_err lite_exec_script(ct_db *db, const char *sql, const char *what)
     return sqlite3_exec(H(db), sql, NULL, NULL, NULL) == SQLITE_OK ? CT_OK : lite_fail(db, what);
 }
 
+/* Turning a new file to WAL needs its exclusive lock. When several processes open it at once, SQLite answers BUSY
+ * at once, without its busy handler, to the one whose wait could deadlock; the locks are gone after the reset, so
+ * trying again within the busy timeout is safe. */
+static ct_err lite_enable_wal(ct_db *db)
+{
+    enum { PAUSE_MS = 10, TRIES = 5000 / PAUSE_MS };
+    sqlite3_stmt *st = NULL;
+    CT_ENSURE_RET(sqlite3_prepare_v2(H(db), "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK,
+                  lite_fail(db, "journal mode"));
+    int r = SQLITE_BUSY;
+    for (int i = 0; i < TRIES && (r & 0xff) == SQLITE_BUSY; i++) {
+        if (i > 0) (void)sqlite3_sleep(PAUSE_MS);
+        r = sqlite3_step(st);
+        if (r != SQLITE_ROW) (void)sqlite3_reset(st);
+    }
+    const unsigned char *mode = r == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    ct_err rc = mode && strcmp((const char *)mode, "wal") == 0 ? CT_OK
+                : mode ? ct_fail(CT_ERR_DB, "cannot enable WAL (journal_mode=%s)", (const char *)mode)
+                       : lite_fail(db, "cannot enable WAL");
+    (void)sqlite3_finalize(st);
+    return rc;
+}
+
 static ct_err lite_open(ct_db *db, const char *path, const char *password)
 {
     (void)password;
@@ -80,15 +103,7 @@ static ct_err lite_open(ct_db *db, const char *path, const char *password)
                   ct_fail(CT_ERR_DB, "cannot open %s: %s", path, h ? sqlite3_errmsg(h) : sqlite3_errstr(r)));
     CT_ENSURE_RET(sqlite3_extended_result_codes(h, 1) == SQLITE_OK && sqlite3_busy_timeout(h, 5000) == SQLITE_OK,
                   ct_fail(CT_ERR_DB, "cannot configure %s", path));
-    sqlite3_stmt *st = NULL;
-    CT_ENSURE_RET(sqlite3_prepare_v2(h, "PRAGMA journal_mode = WAL", -1, &st, NULL) == SQLITE_OK,
-                  lite_fail(db, "journal mode"));
-    const unsigned char *mode = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-    bool wal = mode && strcmp((const char *)mode, "wal") == 0;
-    ct_err rc =
-        wal ? CT_OK : ct_fail(CT_ERR_DB, "cannot enable WAL (journal_mode=%s)", mode ? (const char *)mode : "?");
-    (void)sqlite3_finalize(st);
-    CT_GUARD_RET(rc);
+    CT_GUARD_RET(lite_enable_wal(db));
     /* FULL: the issued certificate is on disk before the CA answers. */
     CT_GUARD_RET(lite_exec_script(db, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", "pragmas"));
     if (db->read_only) CT_GUARD_RET(lite_exec_script(db, "PRAGMA query_only = ON", "read-only reader"));
