@@ -1,6 +1,8 @@
 # Shared by the integration tests: assertions, a CA server on a free loopback port, EST calls with curl.
 # Tests source this after setting CA_BIN (path of camtrust-ca).
 set -euo pipefail
+# A command failing outside a check ends the test (set -e): say where instead of stopping silently.
+trap 'rc=$?; echo "not ok - the script stopped at ${BASH_SOURCE[0]##*/}:$LINENO: $BASH_COMMAND (exit $rc)"' ERR
 
 passed=0
 failed=0
