@@ -53,6 +53,7 @@ ct_err db_prepare_values(ct_db *db, const char *sql, db_stmt **out, const db_val
 {
     db_stmt *st = NULL;
     CT_GUARD_RET(cached_stmt(db, sql, &st));
+    st->bound = true;
     CT_GUARD_RET(db->be->bind(db, st, v, n));
     *out = st;
     return CT_OK;
@@ -242,8 +243,12 @@ static ct_err attempt(ct_db *db, int tx, db_fn fn, void *ctx, bool *retry)
     if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1 || tx == 3);
     bool began = rc == CT_OK;
     if (rc == CT_OK) rc = fn(db, ctx);
-    /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset all. */
-    for (size_t i = 0; i < db->n_cached; i++) db->be->reset(db, db->cache[i]);
+    /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset every one run. */
+    for (size_t i = 0; i < db->n_cached; i++) {
+        if (!db->cache[i]->bound) continue;
+        db->cache[i]->bound = false;
+        db->be->reset(db, db->cache[i]);
+    }
     if (tx == 3) db->be->rollback(db);
     else if (tx) rc = tx_end(db, rc);
     *retry = rc == CT_ERR_UNAVAILABLE && db->be->ready && ready && (!began || db->read_only);
