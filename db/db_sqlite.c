@@ -228,13 +228,22 @@ static const void *lite_col_blob(db_stmt *st, int col, size_t *len)
     return p;
 }
 
-/* IMMEDIATE takes the write lock up front: read-then-write never hits SQLITE_BUSY mid-transaction. */
-static ct_err lite_begin(ct_db *db, bool write)
+/* Prepared once and kept, as every statement (sqlite3_exec would parse them again on each call). */
+static const char k_begin_write[] = "BEGIN IMMEDIATE";
+static const char k_begin_read[] = "BEGIN";
+static const char k_commit[] = "COMMIT";
+
+static ct_err lite_run_kept(ct_db *db, const char *sql, const char *what)
 {
-    return lite_exec_script(db, write ? "BEGIN IMMEDIATE" : "BEGIN", "begin");
+    db_stmt *st = NULL;
+    CT_GUARD_RET(db_prepare(db, sql, &st, ""));
+    return sqlite3_step(ST(st)) == SQLITE_DONE ? CT_OK : lite_fail(db, what);
 }
 
-static ct_err lite_commit(ct_db *db) { return lite_exec_script(db, "COMMIT", "commit"); }
+/* IMMEDIATE takes the write lock up front: read-then-write never hits SQLITE_BUSY mid-transaction. */
+static ct_err lite_begin(ct_db *db, bool write) { return lite_run_kept(db, write ? k_begin_write : k_begin_read, "begin"); }
+
+static ct_err lite_commit(ct_db *db) { return lite_run_kept(db, k_commit, "commit"); }
 
 static void lite_rollback(ct_db *db)
 {
