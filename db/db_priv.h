@@ -167,9 +167,9 @@ CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);
 
-/* The issuance log (log.c): appends a certificate's leaf (the caller holds the mutex and the issuance's
- * transaction). */
-CT_MUST_CHECK ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len);
+/* The issuance log (log.c): appends a certificate's leaf, its hash (ct_merkle_leaf_hash of the DER) made by the
+ * caller (the caller holds the mutex and the issuance's transaction). */
+CT_MUST_CHECK ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t leaf_hash[32]);
 
 /* Checks a caller-supplied string: non-NULL, non-empty, shorter than max (so it fits a db.h array). */
 CT_MUST_CHECK ct_err db_check_str(const char *what, const char *s, size_t max);
