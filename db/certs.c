@@ -2,10 +2,10 @@
 #define _POSIX_C_SOURCE 200809L
 #include "db_priv.h"
 
-#include "../common/core/merkle.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "../common/core/merkle.h"
 
 /* ---------------------------------------------------------------------------------------------------------
  * certificates
