@@ -63,7 +63,7 @@ static const ct_setting setting_rows[] = {
     {"server.names", "localhost", "DNS names of the CA server (comma-separated), in its TLS certificate"},
     {"server.ips", "127.0.0.1", "IPv4 addresses of the CA server (comma-separated), in its TLS certificate"},
     {"server.http_listen", "127.0.0.1:8080", "address:port of plain HTTP for /crl and /ocsp only; empty: none"},
-    {"server.threads", "8", "worker threads (each waits for its group commit: more than cores lets commits batch)"},
+    {"server.threads", "8", "read-only database connections (each client connection has a thread of its own)"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
     {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
     {"server.max_connections", "4096", "connections each listener may hold (bounded by the open-file limit)"},

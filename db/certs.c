@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/core/merkle.h"
+
 /* ---------------------------------------------------------------------------------------------------------
  * certificates
  * ------------------------------------------------------------------------------------------------------- */
@@ -40,7 +42,8 @@ struct cert_ctx {
     const db_cert_record *rec;
     const char *supersedes;
     const char *actor;
-    db_detail detail; /* the issuance's audit detail, made before the write (cert_detail) */
+    db_detail detail; /* the issuance's audit detail and log leaf hash, made before the write (cert_detail) */
+    uint8_t leaf[CT_MERKLE_HASH_LEN];
 };
 
 static ct_err cert_current_fn(ct_db *db, void *vctx)
@@ -100,10 +103,11 @@ static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char
 }
 
 /* What rebuilds a certificate's row (the device serial is the entry's subject; the DER by its hash: the row and
- * the issuance log hold it). */
-static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d)
+ * the issuance log hold it); with `leaf`, the certificate's issuance log leaf hash too. */
+static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d, uint8_t *leaf)
 {
     uint8_t h[32];
+    if (leaf) CT_GUARD_RET(ct_merkle_leaf_hash(r->der, r->der_len, leaf));
     CT_GUARD_RET(ct_sha256(r->der, r->der_len, h));
     db_detail_init(d);
     CT_GUARD_RET(db_detail_str(d, "cert_serial", r->cert_serial_hex));
@@ -116,9 +120,9 @@ static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_de
     return db_detail_int(d, "issuing_ca", r->issuing_ca); /* which generation's CRL and OCSP answer for it */
 }
 
-/* d: cert_detail's, made by the caller (outside the group commit's serialized writer). */
+/* d and leaf: cert_detail's, made by the caller (outside the group commit's serialized writer). */
 static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor,
-                             const db_detail *d)
+                             const db_detail *d, const uint8_t *leaf)
 {
     if (supersedes) {
         int changes = 0;
@@ -142,21 +146,22 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
     CT_GUARD_RET(rc);
     /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
      * CA's own operators', DB_OPERATOR_PROFILES). */
-    if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, r->der, r->der_len));
+    if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, leaf));
     return db_audit_append_tx(db, actor, "cert.issue", r->device_serial, "ok", d->s);
 }
 
 ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor)
 {
     db_detail d;
-    CT_GUARD_RET(cert_detail(r, supersedes, &d));
-    return cert_insert_tx(db, r, supersedes, actor, &d);
+    uint8_t leaf[CT_MERKLE_HASH_LEN];
+    CT_GUARD_RET(cert_detail(r, supersedes, &d, leaf));
+    return cert_insert_tx(db, r, supersedes, actor, &d, leaf);
 }
 
 static ct_err cert_issue_tx(ct_db *db, void *vctx)
 {
     struct cert_ctx *c = vctx;
-    return cert_insert_tx(db, c->rec, c->supersedes, c->actor, &c->detail);
+    return cert_insert_tx(db, c->rec, c->supersedes, c->actor, &c->detail, c->leaf);
 }
 
 static const char k_operator_unrecorded[] =
@@ -191,7 +196,7 @@ static ct_err backfill_tx(ct_db *db, void *vctx)
                              r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
                              sizeof r.spki_sha256, r.der, r.der_len, db_now(), (int64_t)0));
         db_detail d;
-        CT_GUARD_RET(cert_detail(&r, NULL, &d));
+        CT_GUARD_RET(cert_detail(&r, NULL, &d, NULL));
         CT_GUARD_RET(db_detail_str(&d, "recorded", "later"));
         CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r.device_serial, "ok", d.s));
         c->count++;
@@ -320,8 +325,8 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
     CT_ENSURE_RET(db, ct_fail(CT_ERR_ARG, "db_cert_record_issuance: no database"));
     CT_GUARD_RET(db_cert_record_check(rec, supersedes_hex, actor));
     struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
-    /* The detail (and the DER's hash in it) here, in the caller's thread: the leader only writes. */
-    CT_GUARD_RET(cert_detail(rec, supersedes_hex, &c.detail));
+    /* The detail (and the DER's hashes) here, in the caller's thread: the leader only writes. */
+    CT_GUARD_RET(cert_detail(rec, supersedes_hex, &c.detail, c.leaf));
     return group_commit(db, &c);
 }
 

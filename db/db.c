@@ -53,6 +53,7 @@ ct_err db_prepare_values(ct_db *db, const char *sql, db_stmt **out, const db_val
 {
     db_stmt *st = NULL;
     CT_GUARD_RET(cached_stmt(db, sql, &st));
+    st->bound = true;
     CT_GUARD_RET(db->be->bind(db, st, v, n));
     *out = st;
     return CT_OK;
@@ -199,13 +200,14 @@ static void reader_give_back(struct db_readers *r, ct_db *rd)
     (void)pthread_mutex_unlock(&r->mu);
 }
 
-/* Runs fn under the handle's mutex, in no transaction (tx 0), a write transaction (1) or a read snapshot (2). */
+/* Runs fn under the handle's mutex, in no transaction (tx 0), a write transaction (1), a read snapshot (2) or a
+ * write transaction always rolled back (3: db_call_scratch). */
 static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx);
 
 /* call_locked on the writer, or for a read on an idle reader when there are readers; a write returns once durable. */
 static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
 {
-    if (tx != 1 && db->readers) {
+    if ((tx == 0 || tx == 2) && db->readers) {
         ct_db *rd = reader_take(db->readers);
         ct_err rc = call_locked(rd, tx, fn, ctx);
         reader_give_back(db->readers, rd);
@@ -238,12 +240,17 @@ static ct_err attempt(ct_db *db, int tx, db_fn fn, void *ctx, bool *retry)
 {
     ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
     bool ready = rc == CT_OK;
-    if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1);
+    if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1 || tx == 3);
     bool began = rc == CT_OK;
     if (rc == CT_OK) rc = fn(db, ctx);
-    /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset all. */
-    for (size_t i = 0; i < db->n_cached; i++) db->be->reset(db, db->cache[i]);
-    if (tx) rc = tx_end(db, rc);
+    /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset every one run. */
+    for (size_t i = 0; i < db->n_cached; i++) {
+        if (!db->cache[i]->bound) continue;
+        db->cache[i]->bound = false;
+        db->be->reset(db, db->cache[i]);
+    }
+    if (tx == 3) db->be->rollback(db);
+    else if (tx) rc = tx_end(db, rc);
     *retry = rc == CT_ERR_UNAVAILABLE && db->be->ready && ready && (!began || db->read_only);
     return rc;
 }
@@ -260,6 +267,7 @@ static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
 
 ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx) { return call(db, tx ? 1 : 0, fn, ctx); }
 ct_err db_call_snapshot(ct_db *db, db_fn fn, void *ctx) { return call(db, 2, fn, ctx); }
+ct_err db_call_scratch(ct_db *db, db_fn fn, void *ctx) { return call(db, 3, fn, ctx); }
 
 static ct_err collect_fn(ct_db *db, void *vctx)
 {

@@ -9,6 +9,7 @@ struct db_stmt {
     const char *sql; /* the static SQL string it was prepared from (the cache key) */
     ct_db *db;
     void *impl;      /* the backend's statement */
+    bool bound;      /* bound since the end of the last call: reset then (a call uses a few of ~100 kept) */
 };
 
 typedef struct db_backend {

@@ -134,6 +134,9 @@ typedef ct_err (*db_fn)(ct_db *db, void *ctx);
 CT_MUST_CHECK ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx);
 /* db_call with a read-only transaction: every statement of fn reads one snapshot. */
 CT_MUST_CHECK ct_err db_call_snapshot(ct_db *db, db_fn fn, void *ctx);
+/* db_call(db, true, ...) that is always rolled back, for work whose writes are scratch (TEMP tables): on SQLite a
+ * committed TEMP table's pages stay dirty in the writer's cache, and every later commit walks them. */
+CT_MUST_CHECK ct_err db_call_scratch(ct_db *db, db_fn fn, void *ctx);
 /* db_call(db, true, ...) whose commit may not be durable yet when it returns (db_pipeline_commits): the caller
  * calls db_sync before anyone learns of what it wrote. The group commit's leader syncs outside the write lock so
  * that the next batch is written meanwhile. */
@@ -164,9 +167,9 @@ CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);
 
-/* The issuance log (log.c): appends a certificate's leaf (the caller holds the mutex and the issuance's
- * transaction). */
-CT_MUST_CHECK ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len);
+/* The issuance log (log.c): appends a certificate's leaf, its hash (ct_merkle_leaf_hash of the DER) made by the
+ * caller (the caller holds the mutex and the issuance's transaction). */
+CT_MUST_CHECK ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t leaf_hash[32]);
 
 /* Checks a caller-supplied string: non-NULL, non-empty, shorter than max (so it fits a db.h array). */
 CT_MUST_CHECK ct_err db_check_str(const char *what, const char *s, size_t max);

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,9 +89,16 @@ static ct_err lite_enable_wal(ct_db *db)
     return rc;
 }
 
+/* Each issuance of a group commit is written inside its own SAVEPOINT, whose journal (the original of every page it
+ * changes, some 80 KB) SQLite spills to a temporary file past 64 KB: opened, written and removed once per batch.
+ * Kept in memory up to 1 MiB instead; larger statement journals (migrations) still spill. */
+static void lite_configure(void) { (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20); }
+
 static ct_err lite_open(ct_db *db, const char *path, const char *password)
 {
     (void)password;
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&configured, lite_configure); /* before SQLite initializes (the first open), or never */
     sqlite3 *h = NULL;
     /* A reader opens files its writer already made private, and must not: closing any descriptor of the database
      * file drops every POSIX lock this process holds on it, the writer's included, and another process would then
@@ -220,13 +228,22 @@ static const void *lite_col_blob(db_stmt *st, int col, size_t *len)
     return p;
 }
 
-/* IMMEDIATE takes the write lock up front: read-then-write never hits SQLITE_BUSY mid-transaction. */
-static ct_err lite_begin(ct_db *db, bool write)
+/* Prepared once and kept, as every statement (sqlite3_exec would parse them again on each call). */
+static const char k_begin_write[] = "BEGIN IMMEDIATE";
+static const char k_begin_read[] = "BEGIN";
+static const char k_commit[] = "COMMIT";
+
+static ct_err lite_run_kept(ct_db *db, const char *sql, const char *what)
 {
-    return lite_exec_script(db, write ? "BEGIN IMMEDIATE" : "BEGIN", "begin");
+    db_stmt *st = NULL;
+    CT_GUARD_RET(db_prepare(db, sql, &st, ""));
+    return sqlite3_step(ST(st)) == SQLITE_DONE ? CT_OK : lite_fail(db, what);
 }
 
-static ct_err lite_commit(ct_db *db) { return lite_exec_script(db, "COMMIT", "commit"); }
+/* IMMEDIATE takes the write lock up front: read-then-write never hits SQLITE_BUSY mid-transaction. */
+static ct_err lite_begin(ct_db *db, bool write) { return lite_run_kept(db, write ? k_begin_write : k_begin_read, "begin"); }
+
+static ct_err lite_commit(ct_db *db) { return lite_run_kept(db, k_commit, "commit"); }
 
 static void lite_rollback(ct_db *db)
 {

@@ -42,11 +42,9 @@ static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, aud
 static const char k_ckpt_latest[] = "SELECT id, tree_size, note FROM log_checkpoints ORDER BY id DESC LIMIT 1";
 static const char k_ckpt_next[] = "SELECT id, tree_size, note FROM log_checkpoints WHERE id > ? ORDER BY id LIMIT 1";
 
-ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t *der, size_t der_len)
+ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t leaf_hash[32])
 {
-    uint8_t h[CT_MERKLE_HASH_LEN];
-    CT_GUARD_RET(ct_merkle_leaf_hash(der, der_len, h));
-    return db_exec(db, k_leaf_append, NULL, "tb", cert_serial_hex, h, sizeof h);
+    return db_exec(db, k_leaf_append, NULL, "tb", cert_serial_hex, leaf_hash, (size_t)32);
 }
 
 static ct_err size_fn(ct_db *db, void *out)

@@ -766,6 +766,7 @@ ct_err db_state_verify(ct_db *db, db_state_report *report)
     CT_ENSURE_RET(db && report, ct_fail(CT_ERR_ARG, "db_state_verify: missing argument"));
     memset(report, 0, sizeof *report);
     rebuild_ctx c = {.r = report};
-    /* A transaction for one snapshot of audit and tables; the rb_* tables are TEMP (this connection's only). */
-    return db_call(db, true, state_verify_fn, &c);
+    /* A transaction for one snapshot of audit and tables; the rb_* tables are TEMP (this connection's only) and
+     * go with its rollback. */
+    return db_call_scratch(db, state_verify_fn, &c);
 }
