@@ -59,7 +59,8 @@ start_ca() {
       kill -0 "$SERVER_PID" 2>/dev/null || break
       sleep 0.05
     done
-    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true
+    # (a server that exited, e.g. on a port taken meanwhile, may be reaped already: kill fails, set -e must not end here)
+    kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
   done
   echo "could not start the CA server:"; cat "$WORK/server.log"; return 1
 }
