@@ -19,7 +19,7 @@ start_witness() {
   BG_PIDS+=($!)
 }
 stop_witness() { stop_bg; }
-serve() { cleanup_server; SERVER_PID=; WITH_HTTP=1 start_ca "$CA"; HTTP=http://127.0.0.1:$HTTP_PORT; }
+serve() { cleanup_server; WITH_HTTP=1 start_ca "$CA"; HTTP=http://127.0.0.1:$HTTP_PORT; }
 cosigned() { # cosigned N: until the served checkpoint covers N certificates and carries w1's cosignature
   for _ in $(seq 1 150); do
     curl -s -o "$WORK/cp.note" --max-time 5 "$HTTP/log/checkpoint" || true

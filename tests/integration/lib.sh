@@ -20,8 +20,9 @@ finish() {
 
 WORK=$(mktemp -d "${CAMTRUST_TEST_TMP:-/tmp}/itest.XXXXXX")
 SERVER_PID=
-cleanup_server() {
+cleanup_server() { # (the pid forgotten once waited for: a later call must not signal whatever reuses it)
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; fi
+  SERVER_PID=
 }
 # Background processes a test starts (cameras, peers): stop_bg ends them (and the EXIT trap does).
 BG_PIDS=()
