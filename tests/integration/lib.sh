@@ -22,8 +22,9 @@ finish() {
 
 WORK=$(mktemp -d "${CAMTRUST_TEST_TMP:-/tmp}/itest.XXXXXX")
 SERVER_PID=
-cleanup_server() {
+cleanup_server() { # (the pid forgotten once waited for: a later call must not signal whatever reuses it)
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; fi
+  SERVER_PID=
 }
 # Background processes a test starts (cameras, peers): stop_bg ends them (and the EXIT trap does).
 BG_PIDS=()
@@ -61,7 +62,8 @@ start_ca() {
       kill -0 "$SERVER_PID" 2>/dev/null || break
       sleep 0.05
     done
-    kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true
+    # (a server that exited, e.g. on a port taken meanwhile, may be reaped already: kill fails, set -e must not end here)
+    kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
   done
   echo "could not start the CA server:"; cat "$WORK/server.log"; return 1
 }
@@ -136,58 +138,4 @@ serve_refuses() {
   local rc=0 out; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
   if [ "$rc" = 1 ] && grep -qF -- "$2" <<<"$out" && ! grep -q 'event=listening' <<<"$out"; then ok "$1: the server refuses to start"
   else not_ok "$1: serve (exit $rc): $out"; fi
-}
-# revoke_and_keep COPY...: on the CA $CA (the one station_with_order made, CAM0001 and CAM0002 enrolled, station
-# line3 added): sets C1 and C2 (their certificates), runs COPY (a copy of the database before the revocation), revokes
-# C1 (keyCompromise), disables line3, issues a device CRL (its number: CRL), signs a tree head and keeps the
-# officer's checkpoint KEPT, as an officer does off the CA host.
-revoke_and_keep() {
-  C1=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0001' and profile = 'device'")
-  C2=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0002' and profile = 'device'")
-  "$@" # the copy from before the revocation
-  "$CA_BIN" revoke --dir "$CA" "$C1" --reason keyCompromise >/dev/null
-  "$CA_BIN" station disable --dir "$CA" line3 >/dev/null
-  "$CA_BIN" crl device --dir "$CA" --out "$WORK/device.crl" >/dev/null
-  # An officer keeps a checkpoint off the CA host: signed now, it binds the audit chain with the revocation.
-  "$CA_BIN" log sth --dir "$CA" >/dev/null
-  "$CA_BIN" log checkpoint --dir "$CA" --out "$WORK/officer.note"
-  KEPT=$WORK/officer.note
-  CRL=$(sql "$DB" "select crl_number from revocation_state")
-}
-# state_attacks: the caller's `attack WHAT TEXT EDIT...` (a fresh copy of the good database, EDIT, then verify_says
-# and serve_refuses) with each edit of the state the audit rebuilds, made by the caller's `sql_edit SQL` (triggers off).
-# The CA: certificate C1 revoked (keyCompromise at REVOKED_AT), C2 valid, station line3 disabled, officer alice an
-# auditor, order 1 of 7 serials CAM0001-7, device CRL number CRL.
-state_attacks() {
-  attack "a certificate un-revoked" \
-    "certificate $C1: revoked in the audit (keyCompromise at $REVOKED_AT), valid in the table (un-revoked?)" \
-    sql_edit "UPDATE certificates SET status = 'valid', revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex = '$C1'"
-  attack "a revocation deleted with its row" "certificate $C1: revoked in the audit (entry " \
-    sql_edit "DELETE FROM certificates WHERE cert_serial_hex = '$C1'"
-  attack "a certificate revoked in the table alone" "certificate $C2: valid in the audit, revoked in the table" \
-    sql_edit "UPDATE certificates SET status = 'revoked', revoked_at = 1, revocation_reason = 1 WHERE cert_serial_hex = '$C2'"
-  attack "a disabled station re-enabled" "station line3: disabled in the audit, enabled in the table" \
-    sql_edit "UPDATE stations SET enabled = 1 WHERE name = 'line3'"
-  attack "an auditor made officer" "officer alice: auditor in the audit, officer in the table" \
-    sql_edit "UPDATE officers SET role = 'officer' WHERE name = 'alice'"
-  attack "a serial added to an order" "order 1: 7 serials in the audit, 8 in the table (added or removed?)" \
-    sql_edit "INSERT INTO order_serials (order_id, serial) VALUES (1, 'CAM0666')"
-  attack "a serial removed from an order" "order 1: 7 serials in the audit, 6 in the table (added or removed?)" \
-    sql_edit "DELETE FROM order_serials WHERE serial = 'CAM0007'"
-  attack "a CRL number lowered" "device CRL number: $CRL in the audit, $((CRL - 1)) in the table" \
-    sql_edit "UPDATE revocation_state SET crl_number = crl_number - 1"
-}
-# tail_cut_sql N: the SQL that cuts the CA's log (DB) to its first N certificates, their tree heads, checkpoints and
-# cosignatures, and its audit from the first entry naming a certificate cut: what is left is whole.
-tail_cut_sql() {
-  local cut
-  cut=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= $1
-    and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
-  [ -n "$cut" ] || { echo "tail_cut_sql: no audit entry names certificate $1" >&2; return 1; }
-  echo "DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $1);
-    DELETE FROM log_leaves WHERE leaf_index >= $1;
-    DELETE FROM log_tree_heads WHERE tree_size > $1;
-    DELETE FROM log_checkpoints WHERE tree_size > $1;
-    DELETE FROM log_cosignatures WHERE checkpoint_id NOT IN (SELECT id FROM log_checkpoints);
-    DELETE FROM audit WHERE seq >= $cut;"
 }
