@@ -11,7 +11,8 @@
  * POWERCUT_AT_SYNC=N plays the cut itself: the N-th sync of such a file hangs, as on a disk losing power while it
  * writes, every later sync too, and POWERCUT_DELAY_MS (default 200) later the shim writes one line to stderr and
  * kills its process with SIGKILL, none of it written. Anything answered during that time, before its sync returned,
- * is lost.
+ * is lost. POWERCUT_WRITE_US=U: each write to such a file takes U microseconds (a slow disk), so that commits take
+ * long enough for a group commit to gather several requests.
  *
  * Intercepted: open, open64, openat, openat64, close; write, pwrite, pwrite64, writev, pwritev, pwritev64; read,
  * pread, pread64; fsync, fdatasync; ftruncate, ftruncate64 (passed to the file at once, cutting the overlay there:
@@ -77,7 +78,7 @@ static struct {
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_prefix[PATH_MAX + 1]; /* canonical POWERCUT_PATH; empty: nothing is tracked */
-static long g_at_sync, g_delay_ms = 200, g_syncs;
+static long g_at_sync, g_delay_ms = 200, g_write_us, g_syncs;
 static bool g_cut;
 static struct inode *g_inodes;
 static struct {
@@ -117,8 +118,10 @@ static void init(void)
     *(void **)&real.ftruncate = next_sym("ftruncate");
     *(void **)&real.fstat = next_sym("fstat");
     const char *path = getenv("POWERCUT_PATH"), *at = getenv("POWERCUT_AT_SYNC"), *ms = getenv("POWERCUT_DELAY_MS");
+    const char *us = getenv("POWERCUT_WRITE_US");
     if (at) g_at_sync = strtol(at, NULL, 10);
     if (ms) g_delay_ms = strtol(ms, NULL, 10);
+    if (us) g_write_us = strtol(us, NULL, 10);
     if (!path || !*path) return;
     /* canonical, as /proc/self/fd names opened files: the folder resolved, the name's start kept as given */
     char dir[PATH_MAX + 1], canon[PATH_MAX + 1];
@@ -320,10 +323,19 @@ ssize_t pread(int fd, void *buf, size_t n, off_t off)
     return r;
 }
 
+/* POWERCUT_WRITE_US: each write to a tracked file takes that long (a slow disk), outside the lock. */
+static void slow_write(void)
+{
+    struct timespec ts = {g_write_us / 1000000, (g_write_us % 1000000) * 1000L};
+    while (g_write_us > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     ensure();
     if (!maybe_tracked(fd)) return real.pwrite(fd, buf, n, off);
+    slow_write();
     lock();
     struct inode *in = tracked(fd);
     ssize_t r = in ? ov_pwrite(in, buf, n, off) : real.pwrite(fd, buf, n, off);

@@ -223,12 +223,13 @@ if on_sqlite; then
   check_eq "... NORMAL: lost; FULL: kept" "0 1" \
     "$(powercut_rows NORMAL "$CAMTRUST_TEST_POWERCUT") $(powercut_rows FULL "$CAMTRUST_TEST_POWERCUT")"
 
-  # The CA under load; the 60th sync of its database hangs (a disk losing power while it writes) and 200 ms later the
-  # shim kills the CA with SIGKILL: whatever was answered meanwhile, before its sync, would be lost. Should the
-  # 60th sync never come (a CA that does not sync), the test cuts the power itself after 300 answers.
+  # The CA under load, on a slow disk (2 ms a write: commits take long enough for batches of several issuances to
+  # form); the 40th sync of its database hangs (a disk losing power while it writes) and 200 ms later the shim kills
+  # the CA with SIGKILL: whatever was answered meanwhile, before its sync, would be lost. Should the 40th sync never
+  # come (a CA that does not sync), the test cuts the power itself after 300 answers.
   printf 'PWR%03d\n' $(seq 1 401) >"$WORK/pwr-serials.txt"
   "$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/pwr-serials.txt" >/dev/null
-  LD_PRELOAD=$CAMTRUST_TEST_POWERCUT POWERCUT_PATH=$DB POWERCUT_AT_SYNC=60 \
+  LD_PRELOAD=$CAMTRUST_TEST_POWERCUT POWERCUT_PATH=$DB POWERCUT_AT_SYNC=40 POWERCUT_WRITE_US=2000 \
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 start_ca "$CA"
   : >"$WORK/pwr-answered.txt"
   load_run 400 "$WORK/pwr-serials.txt" --answered "$WORK/pwr-answered.txt" &
@@ -243,8 +244,8 @@ if on_sqlite; then
   answered=$(wc -l <"$WORK/pwr-answered.txt")
   check "the power cut came mid-load: the CA was killed ($rc) with $answered of 400 answered" \
     test "$rc" = 137 -a "$answered" -gt 0 -a "$answered" -lt 400
-  cut=$(grep -o 'power cut at sync 60: [0-9]* bytes' "$WORK/server.log" || true)
-  check "... at its 60th sync, the writes not synced dropped (${cut:-no cut by the shim})" test -n "$cut"
+  cut=$(grep -o 'power cut at sync 40: [0-9]* bytes' "$WORK/server.log" || true)
+  check "... at its 40th sync, the writes not synced dropped (${cut:-no cut by the shim})" test -n "$cut"
   start_ca "$CA" # without the shim
   missing="nothing answered"
   [ "$answered" -eq 0 ] || missing=$(sql "$DB" "SELECT s FROM (SELECT column1 AS s FROM (VALUES $(sed "s/.*/('&')/" \
