@@ -11,7 +11,7 @@
  * POWERCUT_AT_SYNC=N plays the cut itself: the N-th sync of such a file hangs, as on a disk losing power while it
  * writes, every later sync too, and POWERCUT_DELAY_MS (default 200) later the shim writes one line to stderr and
  * kills its process with SIGKILL, none of it written. Anything answered during that time, before its sync returned,
- * is lost. POWERCUT_WRITE_US=U: each write to such a file takes U microseconds (a slow disk), so that commits take
+ * is lost. POWERCUT_THREAD=NAME: only syncs from threads of that name count. POWERCUT_WRITE_US=U: each write to such a file takes U microseconds (a slow disk), so that commits take
  * long enough for a group commit to gather several requests.
  *
  * Intercepted: open, open64, openat, openat64, close; write, pwrite, pwrite64, writev, pwritev, pwritev64; read,
@@ -78,6 +78,7 @@ static struct {
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static char g_prefix[PATH_MAX + 1]; /* canonical POWERCUT_PATH; empty: nothing is tracked */
+static char g_thread[16];           /* POWERCUT_THREAD: only syncs from threads of that name count */
 static long g_at_sync, g_delay_ms = 200, g_write_us, g_syncs;
 static bool g_cut;
 static struct inode *g_inodes;
@@ -122,6 +123,7 @@ static void init(void)
     if (at) g_at_sync = strtol(at, NULL, 10);
     if (ms) g_delay_ms = strtol(ms, NULL, 10);
     if (us) g_write_us = strtol(us, NULL, 10);
+    if (getenv("POWERCUT_THREAD")) (void)snprintf(g_thread, sizeof g_thread, "%s", getenv("POWERCUT_THREAD"));
     if (!path || !*path) return;
     /* canonical, as /proc/self/fd names opened files: the folder resolved, the name's start kept as given */
     char dir[PATH_MAX + 1], canon[PATH_MAX + 1];
@@ -446,7 +448,10 @@ static int synced(int fd, int (*sync_fn)(int))
     if (!maybe_tracked(fd)) return sync_fn(fd);
     lock();
     struct inode *in = tracked(fd);
-    if (in && (g_cut || (g_at_sync > 0 && ++g_syncs == g_at_sync))) {
+    char name[16] = "";
+    if (g_thread[0]) (void)pthread_getname_np(pthread_self(), name, sizeof name);
+    bool counts = !g_thread[0] || strcmp(name, g_thread) == 0;
+    if (in && (g_cut || (g_at_sync > 0 && counts && ++g_syncs == g_at_sync))) {
         bool first = !g_cut;
         g_cut = true;
         unlock();
