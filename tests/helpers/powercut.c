@@ -11,14 +11,15 @@
  * POWERCUT_AT_SYNC=N plays the cut itself: the N-th sync of such a file hangs, as on a disk losing power while it
  * writes, every later sync too, and POWERCUT_DELAY_MS (default 200) later the shim writes one line to stderr and
  * kills its process with SIGKILL, none of it written. Anything answered during that time, before its sync returned,
- * is lost. POWERCUT_THREAD=NAME: only syncs from threads of that name count. POWERCUT_WRITE_US=U: each write to such a file takes U microseconds (a slow disk), so that commits take
- * long enough for a group commit to gather several requests.
+ * is lost. POWERCUT_THREAD=NAME: only syncs made by threads of that name count. POWERCUT_WRITE_US=U: each write to
+ * such a file takes U microseconds (a slow disk), so that commits last long enough for group commits to form.
  *
  * Intercepted: open, open64, openat, openat64, close; write, pwrite, pwrite64, writev, pwritev, pwritev64; read,
  * pread, pread64; fsync, fdatasync; ftruncate, ftruncate64 (passed to the file at once, cutting the overlay there:
- * a truncation is durable at once here); fstat, fstat64 (the size). Not intercepted (neither SQLite nor the CA uses
- * them on these files; see strace in the README): mmap, readv, preadv, lseek (SEEK_END sees the file's size),
- * sync_file_range, msync, sync, syncfs, dup, fopen's stdio. One mutex for everything: SQLite and the CA's threads
+ * a truncation is durable at once here); fstat, fstat64 (the size). strace of the CA under load shows only open,
+ * pread64, pwrite64, fdatasync, ftruncate and fstat on these files. Not intercepted (neither SQLite nor the CA uses
+ * them there): mmap, readv, preadv, lseek (SEEK_END sees the file's size), sync_file_range, msync, sync, syncfs,
+ * dup, fopen's stdio. One mutex for everything: SQLite and the CA's threads
  * call concurrently. Test infrastructure only: never linked into a product. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -314,17 +315,6 @@ static ssize_t at_offset(int fd, struct inode *in, void *rbuf, const void *wbuf,
     return r;
 }
 
-ssize_t pread(int fd, void *buf, size_t n, off_t off)
-{
-    ensure();
-    if (!maybe_tracked(fd)) return real.pread(fd, buf, n, off);
-    lock();
-    struct inode *in = tracked(fd);
-    ssize_t r = in ? ov_pread(fd, in, buf, n, off) : real.pread(fd, buf, n, off);
-    unlock();
-    return r;
-}
-
 /* POWERCUT_WRITE_US: each write to a tracked file takes that long (a slow disk), outside the lock. */
 static void slow_write(void)
 {
@@ -333,39 +323,30 @@ static void slow_write(void)
     }
 }
 
-ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+/* Every read and write: through the overlay for a tracked file, else libc's; at_pos: at `off`, else at the
+ * descriptor's offset. */
+static ssize_t io(int fd, void *rbuf, const void *wbuf, size_t n, off_t off, bool at_pos)
 {
     ensure();
-    if (!maybe_tracked(fd)) return real.pwrite(fd, buf, n, off);
-    slow_write();
-    lock();
-    struct inode *in = tracked(fd);
-    ssize_t r = in ? ov_pwrite(in, buf, n, off) : real.pwrite(fd, buf, n, off);
-    unlock();
+    bool locked = maybe_tracked(fd);
+    if (locked) {
+        if (wbuf) slow_write();
+        lock();
+    }
+    struct inode *in = locked ? tracked(fd) : NULL;
+    ssize_t r;
+    if (in && !at_pos) r = at_offset(fd, in, rbuf, wbuf, n);
+    else if (in) r = wbuf ? ov_pwrite(in, wbuf, n, off) : ov_pread(fd, in, rbuf, n, off);
+    else if (!at_pos) r = wbuf ? real.write(fd, wbuf, n) : real.read(fd, rbuf, n);
+    else r = wbuf ? real.pwrite(fd, wbuf, n, off) : real.pread(fd, rbuf, n, off);
+    if (locked) unlock();
     return r;
 }
 
-ssize_t read(int fd, void *buf, size_t n)
-{
-    ensure();
-    if (!maybe_tracked(fd)) return real.read(fd, buf, n);
-    lock();
-    struct inode *in = tracked(fd);
-    ssize_t r = in ? at_offset(fd, in, buf, NULL, n) : real.read(fd, buf, n);
-    unlock();
-    return r;
-}
-
-ssize_t write(int fd, const void *buf, size_t n)
-{
-    ensure();
-    if (!maybe_tracked(fd)) return real.write(fd, buf, n);
-    lock();
-    struct inode *in = tracked(fd);
-    ssize_t r = in ? at_offset(fd, in, NULL, buf, n) : real.write(fd, buf, n);
-    unlock();
-    return r;
-}
+ssize_t pread(int fd, void *buf, size_t n, off_t off) { return io(fd, buf, NULL, n, off, true); }
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) { return io(fd, NULL, buf, n, off, true); }
+ssize_t read(int fd, void *buf, size_t n) { return io(fd, buf, NULL, n, 0, false); }
+ssize_t write(int fd, const void *buf, size_t n) { return io(fd, NULL, buf, n, 0, false); }
 
 ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __attribute__((alias("pwrite")));
