@@ -12,7 +12,8 @@
  * writes, every later sync too, and POWERCUT_DELAY_MS (default 200) later the shim writes one line to stderr and
  * kills its process with SIGKILL, none of it written. Anything answered during that time, before its sync returned,
  * is lost. POWERCUT_THREAD=NAME: only syncs made by threads of that name count. POWERCUT_WRITE_US=U: each write to
- * such a file takes U microseconds (a slow disk), so that commits last long enough for group commits to form.
+ * such a file takes U microseconds (a slow disk), 5 U once the cut began, so that commits last long enough for group
+ * commits to form, also after the cut.
  *
  * Intercepted: open, open64, openat, openat64, close; write, pwrite, pwrite64, writev, pwritev, pwritev64; read,
  * pread, pread64; fsync, fdatasync; ftruncate, ftruncate64 (passed to the file at once, cutting the overlay there:
@@ -318,8 +319,9 @@ static ssize_t at_offset(int fd, struct inode *in, void *rbuf, const void *wbuf,
 /* POWERCUT_WRITE_US: each write to a tracked file takes that long (a slow disk), outside the lock. */
 static void slow_write(void)
 {
-    struct timespec ts = {g_write_us / 1000000, (g_write_us % 1000000) * 1000L};
-    while (g_write_us > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    long us = __atomic_load_n(&g_cut, __ATOMIC_RELAXED) ? 5 * g_write_us : g_write_us;
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000L};
+    while (us > 0 && nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
 
