@@ -387,10 +387,10 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off) __attribu
  * one synced may be read-only: the CA's own descriptor of the WAL). */
 static int flush(int fd, struct inode *in)
 {
+    if (!in->head) return 0;
     int wfd = g_fd[fd].wr ? fd : -1;
     for (int i = 0; wfd < 0 && i < FD_MAX; i++)
         if (g_fd[i].on && g_fd[i].in == in && g_fd[i].wr) wfd = i;
-    if (!in->head) return 0;
     if (wfd < 0) die("a sync with writes kept and no writable descriptor of the file");
     while (in->head) {
         struct ext *e = in->head;
@@ -436,7 +436,7 @@ static int synced(int fd, int (*sync_fn)(int))
     bool counts = !g_thread[0] || strcmp(name, g_thread) == 0;
     if (in && (g_cut || (g_at_sync > 0 && counts && ++g_syncs == g_at_sync))) {
         bool first = !g_cut;
-        g_cut = true;
+        __atomic_store_n(&g_cut, true, __ATOMIC_RELAXED);
         unlock();
         power_cut(first);
     }
