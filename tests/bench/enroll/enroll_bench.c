@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -70,6 +71,7 @@ typedef struct {
     const char *cafile;
     const char *server_name;
     const char *ca_dir;
+    const char *answered_path; /* est, cfssl: each serial answered 200 is appended here as it is answered */
     double seconds;     /* token mode: duration of each run */
     double max_seconds; /* est/cfssl: the whole timed part stops after this */
 } bench_opts;
@@ -435,6 +437,7 @@ static bool http_read_response(conn *c, uint8_t *buf, size_t buf_max, http_respo
 typedef struct {
     const bench_opts *o;
     const ct_buf *requests;
+    const serial_list *serials; /* serial i is request i's */
     size_t index;    /* thread number */
     double *lat;     /* latency (s) of each request of this thread, by its order */
     size_t n_lat;
@@ -446,6 +449,17 @@ typedef struct {
 
 static pthread_barrier_t g_barrier;
 static double g_start;
+static int g_answered_fd = -1;
+
+/* --answered: one line per serial answered 200, written at once (O_APPEND: one write() per line, whole), so that a
+ * test that cuts the server's power mid-load knows every answer that left it. */
+static void answered_note(const char *serial)
+{
+    char line[MAX_SERIAL_LEN + 2];
+    if (g_answered_fd < 0 || ct_snprintf(line, sizeof line, "%s\n", serial) != CT_OK) return;
+    if (write(g_answered_fd, line, strlen(line)) != (ssize_t)strlen(line))
+        fprintf(stderr, "--answered: cannot write: %s\n", strerror(errno));
+}
 
 /* --port2: this connection's node (several CA nodes on one database share the load). */
 static bench_opts node_opts(const load_thread *t)
@@ -483,6 +497,7 @@ static void *load_main(void *arg)
         if (good) {
             t->ok++;
             t->lat[t->n_lat++] = dt;
+            answered_note(t->serials->serial[i]);
         } else {
             t->failed++;
             if (!t->err[0]) {
@@ -554,6 +569,11 @@ static int run_load(const bench_opts *o)
         }
     }
     fprintf(stderr, "%s: %zu fresh P-256 CSRs made in %.2f s (not timed)\n", mode_name(o->mode), n, now_s() - g0);
+    if (o->answered_path &&
+        (g_answered_fd = open(o->answered_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644)) < 0) {
+        fprintf(stderr, "--answered %s: %s\n", o->answered_path, strerror(errno));
+        goto done;
+    }
 
     if (MODE_TLS(o->mode)) {
         g_tls_ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
@@ -571,6 +591,7 @@ static int run_load(const bench_opts *o)
     for (size_t t = 0; t < nt; t++) {
         threads[t].o = o;
         threads[t].requests = requests;
+        threads[t].serials = &serials;
         threads[t].index = t;
         threads[t].lat = all + off;
         off += (n - t + nt - 1) / nt; /* this thread's share */
@@ -611,6 +632,8 @@ static int run_load(const bench_opts *o)
     fflush(stdout);
     exit_code = failed == 0 && ok == n ? 0 : 2;
 done:
+    if (g_answered_fd >= 0) (void)close(g_answered_fd);
+    g_answered_fd = -1;
     if (g_tls_ctx) wolfSSL_CTX_free(g_tls_ctx);
     g_tls_ctx = NULL;
     if (rng_ok) wc_FreeRng(&rng);
@@ -911,7 +934,8 @@ static const char usage[] =
     "  --cert F --key F --cafile F   est, cfssl-tls: the client's certificate and key, the server's CA file\n"
     "  --ca-dir DIR       token: the CA folder (its config names the token, PIN file and keys)\n"
     "  --seconds S        token: length of each run (default 2)\n"
-    "  --max-seconds S    est, cfssl: stop the timed part after S seconds (default 300)\n";
+    "  --max-seconds S    est, cfssl: stop the timed part after S seconds (default 300)\n"
+    "  --answered FILE    est, cfssl: append each serial answered 200 to FILE, one a line, as it is answered\n";
 
 static bool parse_opts(int argc, char **argv, bench_opts *o)
 {
@@ -935,6 +959,7 @@ static bool parse_opts(int argc, char **argv, bench_opts *o)
         else if (strcmp(a, "--cafile") == 0) o->cafile = v;
         else if (strcmp(a, "--server-name") == 0) o->server_name = v;
         else if (strcmp(a, "--ca-dir") == 0) o->ca_dir = v;
+        else if (strcmp(a, "--answered") == 0) o->answered_path = v;
         else if (strcmp(a, "--seconds") == 0) ok = parse_double(v, 0.1, 60.0, &o->seconds);
         else if (strcmp(a, "--max-seconds") == 0) ok = parse_double(v, 1.0, 3600.0, &o->max_seconds);
         else ok = false;
