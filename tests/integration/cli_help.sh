@@ -51,5 +51,15 @@ not_taken "camtrust-station init --ca" --ca "$S" init --dir "$WORK/stray" --name
 not_taken "camtrust-station log show --timeout-ms" --timeout-ms "$S" log show --dir "$WORK/st" --timeout-ms 100 --out "$WORK/stray"
 not_taken "camtrust-view verify --dir" --dir "$BUILD/view/camtrust-view" verify --dir "$WORK/v" --root "$WORK/ca/root.pem" "$WORK/x.mp4"
 not_taken "camtrust-view init --key" --key "$BUILD/view/camtrust-view" init --dir "$WORK/stray" --name v --key
+# camtrust-agent keeps its convention (usage on stderr, exit 2): no bytes to spare for another message.
+G=$BUILD/device-agent/camtrust-agent
+for t in "--listen:reset --dir $WORK/cam --listen 127.0.0.1:0" "--viewers:boot --dir $WORK/cam --viewers $WORK/v" \
+         "--live:record --dir $WORK/cam --viewers $WORK/v --live $WORK/l $WORK/in $WORK/out" \
+         "--cmaf:stream --dir $WORK/cam --viewers $WORK/v --listen 127.0.0.1:0 --cmaf yes"; do
+  args=${t#*:}
+  rc=0; $G $args >"$WORK/out" 2>"$WORK/err" || rc=$?
+  check "camtrust-agent ${args%% *} ${t%%:*} is refused: usage, exit 2" \
+    bash -c "[ $rc = 2 ] && grep -q '^usage: camtrust-agent' '$WORK/err' && [ ! -s '$WORK/out' ]"
+done
 check "... and nothing was recorded: no station s" bash -c "! sqlite3 '$WORK/ca/camtrust.db' \"select name from stations\" | grep -qx s"
 finish
