@@ -7,7 +7,10 @@
  * be replaced by one the token never signed (ca_open checks each against its token key).
  *
  * The Ed25519 checkpoint key is certified by the operations issuing CA (log-checkpoint.pem, profile of the log
- * signer: digitalSignature only), issued at init, or at the next open of a CA folder without it. */
+ * signer: digitalSignature only), issued at init, or at the next open of a CA folder without it.
+ *
+ * The certificates the CA issues to itself (server.pem, ocsp-signer.pem, log.pem, log-checkpoint.pem) are also
+ * rows of the certificates table, recorded at the same points (and at the first open of an older folder). */
 #define _DEFAULT_SOURCE /* flock */
 #include <fcntl.h>
 #include <string.h>
@@ -44,6 +47,46 @@ static ct_err record(ca *c, const char *file, const ct_buf *der)
     CT_GUARD_RET(pki_cert_parse_info(der->data, der->len, &info));
     return db_cert_file_record_add(c->db, CERTS_ACTOR, file, info.serial_hex, (int64_t)info.not_after,
                                    info.cert_sha256);
+}
+
+/* The CA's own certificates among the files (cert_in_use's index), under the issuing CA that signs them. */
+static const struct {
+    int file;
+    const char *profile;
+    db_crl_issuer issuer;
+} k_own[] = {{CA_KEY_TLS, DB_PROFILE_CA_TLS, DB_CRL_OPS},
+             {CA_KEY_OCSP, DB_PROFILE_CA_OCSP, DB_CRL_DEVICE},
+             {CA_KEY_LOG, DB_PROFILE_CA_LOG, DB_CRL_OPS},
+             {CA_KEY__COUNT, DB_PROFILE_CA_CHECKPOINT, DB_CRL_OPS}};
+
+/* One of the CA's own certificates, in use and as the audit records its file (`sha256`), in the certificates
+ * table: OCSP answers for it (and a CRL lists it once revoked) like for every certificate this CA issues, rather
+ * than "unknown". Under the generation whose key signed it (0 when none of this CA's: only generation 1 answers). */
+static ct_err own_cert_record(ca *c, int i, const char *file, const ct_buf *der, const uint8_t sha256[32])
+{
+    size_t k = 0;
+    db_cert_state st;
+    pki_cert_info info;
+    while (k < sizeof k_own / sizeof k_own[0] && k_own[k].file != i) k++;
+    if (k == sizeof k_own / sizeof k_own[0]) return CT_OK; /* a root's or an issuing CA's: the vault's CRLs answer */
+    CT_GUARD_RET(pki_cert_parse_info(der->data, der->len, &info));
+    if (memcmp(info.cert_sha256, sha256, 32) != 0) return CT_OK; /* not the one recorded: audit verify names it */
+    ct_err rc = db_cert_state_get(c->db, k_own[k].issuer, info.serial_hex, &st);
+    if (rc != CT_ERR_NOT_FOUND) return rc; /* recorded already (or the error) */
+    db_cert_record rec = {.not_before = info.not_before, .not_after = info.not_after, .der = der->data,
+                          .der_len = der->len};
+    for (size_t g = 0; g < c->n_gens && !rec.issuing_ca; g++)
+        if ((db_crl_issuer)c->gens[g].kind == k_own[k].issuer &&
+            pki_cert_verify_signed_by(der->data, der->len, c->gens[g].s.cert_der.data, c->gens[g].s.cert_der.len,
+                                      time(NULL)) == CT_OK)
+            rec.issuing_ca = c->gens[g].id;
+    ct_err_clear();
+    memcpy(rec.spki_sha256, info.spki_sha256, sizeof rec.spki_sha256);
+    CT_GUARD_RET(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, info.serial_hex));
+    CT_GUARD_RET(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, file));
+    CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, k_own[k].profile));
+    CT_GUARD_RET(ct_snprintf(rec.subject, sizeof rec.subject, "CN=%s", info.subject_cn));
+    return db_ca_cert_record(c->db, &rec, CERTS_ACTOR, NULL);
 }
 
 /* Certifies the checkpoint key, at most as long as the operations issuing CA lives, and writes the file. */
@@ -92,8 +135,9 @@ ct_err ca_certs_open(ca *c)
         CT_GUARD(cert_in_use(c, i, &file, &der, &scratch, &more));
         if (!more || der->len == 0) continue;
         rc = db_cert_file_latest(c->db, file, &r);
-        if (rc == CT_ERR_NOT_FOUND) rc = record(c, file, der);
+        if (rc == CT_ERR_NOT_FOUND && (rc = record(c, file, der)) == CT_OK) rc = db_cert_file_latest(c->db, file, &r);
         CT_GUARD(rc);
+        CT_GUARD(own_cert_record(c, i, file, der, r.sha256));
     }
 cleanup:
     if (dir >= 0) close(dir); /* and the lock with it */

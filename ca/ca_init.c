@@ -150,6 +150,7 @@ ct_err ca_renew(ca *c, const char *which, time_t *not_after)
     CT_GUARD(ct_snprintf(detail, sizeof detail, "v=2 which=%s cert_serial=%s not_after=%lld sha256=%s", which,
                          info.serial_hex, (long long)info.not_after, fp));
     CT_GUARD(db_audit_append(c->db, "cli", "ca.renew", ca_key_cert_file[role], "ok", detail));
+    CT_GUARD(ca_certs_open(c)); /* its row in the certificates table, as at every open: OCSP answers for it */
     if (not_after) *not_after = info.not_after;
 cleanup:
     return rc;

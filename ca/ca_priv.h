@@ -304,7 +304,8 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- the CA's certificate files against the audit (ca_certs.c) ---- */
 /* At init and at every open (after the checkpoint key): certifies the checkpoint key when CA_NOTE_CERT_FILE is
- * missing, and records ("ca.cert") every certificate file the audit has no record of yet. */
+ * missing, records ("ca.cert") every certificate file the audit has no record of yet, and each certificate the CA
+ * issued itself (its server's, OCSP responder's, log signers') that the certificates table lacks. */
 CT_MUST_CHECK ct_err ca_certs_open(ca *c);
 /* Records ("ca.cert") a certificate file an authorised action (install, rotation) just wrote. */
 CT_MUST_CHECK ct_err ca_cert_file_record(ca *c, const char *file, const ct_buf *der);

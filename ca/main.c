@@ -109,6 +109,8 @@ typedef struct {
     int nshares, npassphrase_files;
     const char *words[4]; /* positional words after the options are removed */
     int nwords;
+    const char *given[64]; /* every option as given, for the check that the command takes it */
+    int ngiven;
 } cli_args;
 
 static int parse_args(int argc, char **argv, cli_args *a)
@@ -141,6 +143,13 @@ static int parse_args(int argc, char **argv, cli_args *a)
     memset(a, 0, sizeof *a);
     for (int i = 1; i < argc; i++) {
         bool matched = false;
+        if (strncmp(argv[i], "--", 2) == 0) {
+            if (a->ngiven == (int)(sizeof a->given / sizeof a->given[0])) {
+                fprintf(stderr, "camtrust-ca: too many options\n");
+                return -1;
+            }
+            a->given[a->ngiven++] = argv[i];
+        }
         for (size_t k = 0; k < sizeof opts / sizeof opts[0] && !matched; k++) {
             if (strcmp(argv[i], opts[k].flag) != 0) continue;
             if (i + 1 >= argc) {
@@ -187,6 +196,65 @@ static int parse_args(int argc, char **argv, cli_args *a)
         a->words[a->nwords++] = argv[i];
     }
     return 0;
+}
+
+/* The options each command takes: the first entry whose words match (a one-word
+ * command: whatever follows it, as "revoke SERIAL", "crl ops"). */
+static const struct {
+    const char *command, *options;
+} k_commands[] = {
+    {"init", "--dir"},
+    {"install", "--dir --cert --crl"},
+    {"rotate", "--dir"},
+    {"serve", "--dir --listen --http-listen --node-id"},
+    {"station add", "--dir --name --csr --out"},
+    {"viewer add", "--dir --name --csr --out"},
+    {"station disable", "--dir"},
+    {"station enable", "--dir"},
+    {"order create", "--dir --station --model --serials"},
+    {"order reprovision", "--dir --station --model --serial"},
+    {"order list", "--dir"},
+    {"order close", "--dir"},
+    {"audit verify", "--dir --checkpoint --vkey --witnesses"},
+    {"audit search", "--dir --device-serial --cert-serial --station --order --model --from --to --status --limit "
+                     "--offset --format"},
+    {"audit report", "--dir --from --to --format"},
+    {"officer add", "--dir --name --role --csr --out"},
+    {"officer role", "--dir --name --role"},
+    {"officer disable", "--dir"},
+    {"officer enable", "--dir"},
+    {"revoke", "--dir --order --station --reason"},
+    {"crl", "--dir --generation --out"},
+    {"renew", "--dir"},
+    {"log proof", "--dir --serial --out"},
+    {"log checkpoint", "--dir --out"},
+    {"log verify-proof", "--proof --log-cert"},
+    {"log sth", "--dir"},
+    {"witness init", "--dir --name --ca-root"},
+    {"witness", "--dir --log --vkey --interval"},
+    {"db migrate-to", "--dir --url --password-file"},
+    {"backup", "--dir --out"},
+    {"restore", "--dir --from --checkpoint --accept-rollback"},
+    {"root init", "--dir --custodians --quorum --curve --passphrase-file"},
+    {"root sign", "--dir --csr --profile --share --passphrase-file --out"},
+    {"root crl", "--dir --root --revoke --reason --share --passphrase-file --out"},
+    {"root verify", "--dir"},
+    {"root transcript", "--dir"},
+};
+
+/* An option the command does not take is refused, not ignored. A command not in the table is left to the usage. */
+static bool options_taken(const cli_args *a)
+{
+    for (size_t k = 0; k < sizeof k_commands / sizeof k_commands[0]; k++) {
+        const char *c = k_commands[k].command, *second = strchr(c, ' ');
+        size_t n = second ? (size_t)(second - c) : strlen(c);
+        if (strncmp(c, a->words[0], n) != 0 || a->words[0][n] != '\0') continue;
+        if (second && (a->nwords < 2 || strcmp(second + 1, a->words[1]) != 0)) continue;
+        for (int i = 0; i < a->ngiven; i++)
+            if (!ct_cli_takes("camtrust-ca", c, k_commands[k].options, a->given[i])) return false;
+        return true;
+    }
+    return true;
 }
 
 static int fail(ct_err e)
@@ -673,6 +741,7 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (!options_taken(&a)) return 2;
     if (is(&a, "log", "verify-proof", 2)) return verify_proof(&a);
     if (!a.dir) {
         fprintf(stderr, "camtrust-ca: --dir DIR is required\n");

@@ -18,6 +18,12 @@
 #define DB_PROFILE_STATION "station"
 #define DB_PROFILE_OFFICER "officer"
 #define DB_PROFILE_VIEWER "viewer"
+/* The CA's own certificates (the file's name in the device-serial column): its server's, its log signers' (the
+ * operations issuing CA's) and its OCSP responder's (the device issuing CA's). */
+#define DB_PROFILE_CA_TLS "ca-tls"
+#define DB_PROFILE_CA_LOG "ca-log"
+#define DB_PROFILE_CA_CHECKPOINT "ca-checkpoint"
+#define DB_PROFILE_CA_OCSP "ca-ocsp"
 
 typedef struct ct_db ct_db;
 
@@ -150,6 +156,10 @@ CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *re
  * `count` (may be NULL) gets how many were recorded. */
 typedef ct_err (*db_cert_fill_fn)(const uint8_t *der, size_t len, db_cert_record *rec);
 CT_MUST_CHECK ct_err db_operator_certs_backfill(ct_db *db, db_cert_fill_fn fill, const char *actor, int64_t *count);
+/* Records one of the CA's own certificates (a DB_PROFILE_CA_* profile, the file's name as device serial; no station
+ * or order), superseding the file's current one, audited ("cert.record"), not logged; in one transaction.
+ * `recorded` (may be NULL): false when its serial was recorded already (nothing done). */
+CT_MUST_CHECK ct_err db_ca_cert_record(ct_db *db, const db_cert_record *rec, const char *actor, bool *recorded);
 
 /* ---- revocation ---- */
 typedef enum { DB_REVOKE_CERT, DB_REVOKE_ORDER, DB_REVOKE_STATION } db_revoke_scope;

@@ -59,10 +59,14 @@ struct ct_db {
 };
 
 /* The profiles of the operations issuing CA's certificates (db.h DB_PROFILE_*), for SQL "profile [NOT] IN". */
-#define DB_CLIENT_PROFILES "('viewer', 'station', 'officer')"
-/* Of those, the CA's own operators: recorded so that they can be revoked, but neither in the issuance log (it
- * lists what cameras and viewers hold) nor in officers' searches and reports (their own tables name them). */
-#define DB_OPERATOR_PROFILES "('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "')"
+#define DB_CLIENT_PROFILES                                                                                          \
+    "('viewer', 'station', 'officer', '" DB_PROFILE_CA_TLS "', '" DB_PROFILE_CA_LOG "', '" DB_PROFILE_CA_CHECKPOINT "')"
+/* The CA's own operators and its own certificates (of either issuing CA): recorded so that they can be revoked
+ * and OCSP answers for them, but neither in the issuance log (it lists what cameras and viewers hold) nor in
+ * officers' searches and reports (their own tables and files name them). */
+#define DB_OPERATOR_PROFILES                                                                                        \
+    "('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "', '" DB_PROFILE_CA_TLS "', '" DB_PROFILE_CA_LOG "', '"          \
+    DB_PROFILE_CA_CHECKPOINT "', '" DB_PROFILE_CA_OCSP "')"
 
 /* Migration 12 (its SQL beside the code that uses it, in issuing.c's words). */
 #define DB_MIGRATION_ISSUING_CAS                                                                                  \

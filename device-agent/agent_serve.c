@@ -1,7 +1,9 @@
 /* The camera's HTTPS server: TLS 1.3 with the installed identity chain and the identity key in the token. A few
- * worker threads, each serving one connection at a time under one deadline: connections, time and memory
- * (one request head and one 16 KiB file chunk per worker) are bounded. Live video (issue 14) is served as the
- * files the pipeline wrote whole, so any number of viewers costs no extra encryption. */
+ * worker threads, each serving one connection at a time, each request under one deadline: connections, time and
+ * memory (one request head and one 16 KiB file chunk per worker) are bounded. HTTP/1.1 connections stay open for
+ * at most KEEP_REQUESTS requests, idle at most serve.timeout_ms, and an idle one gives its worker up to a client
+ * waiting for one. Live video (issue 14) is served as the files the pipeline wrote whole, so any number of viewers
+ * costs no extra encryption. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <pthread.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 #include <wolfssl/options.h>
@@ -19,9 +22,10 @@
 #include "agent_priv.h"
 
 #define REQUEST_MAX 8192
+#define KEEP_REQUESTS 100 /* requests on one connection; its last answer says Connection: close */
 
 /* After a wolfSSL call on the non-blocking socket returned `ret`: waits until it can go on, true to retry.
- * One deadline for the whole connection: a silent or slow client cannot hold the camera. */
+ * One deadline for the whole request: a silent or slow client cannot hold the camera. */
 static bool tls_wait(WOLFSSL *ssl, int fd, int ret, int64_t deadline)
 {
     int err = wolfSSL_get_error(ssl, ret);
@@ -44,19 +48,26 @@ static bool tls_write_all(WOLFSSL *ssl, int fd, const void *p, size_t n, int64_t
     return true;
 }
 
-static bool send_head(WOLFSSL *ssl, int fd, const char *status, const char *type, size_t len, int64_t deadline)
+/* The answer's head, and what the request's is compared with: literals, merged, unaligned (the firmware agent has
+ * a few bytes to spare). */
+#define HEAD_FORMAT "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-cache\r\n%s\r\n"
+#define CLOSE_FIELD "Connection: close\r\n"
+
+static bool send_head(WOLFSSL *ssl, int fd, const char *status, const char *type, size_t len, bool keep,
+                      int64_t deadline)
 {
     char head[512];
-    return ct_snprintf(head, sizeof head,
-                       "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nCache-Control: no-cache\r\n"
-                       "Connection: close\r\n\r\n",
-                       status, type, len) == CT_OK &&
+    /* HTTP/1.1 connections persist unless one side says close. */
+    return ct_snprintf(head, sizeof head, HEAD_FORMAT, status, type, len, keep ? "" : CLOSE_FIELD) == CT_OK &&
            tls_write_all(ssl, fd, head, strlen(head), deadline);
 }
 
-static void send_text(WOLFSSL *ssl, int fd, const char *status, const char *type, const char *body, int64_t deadline)
+/* True when the whole answer went out (and `keep`: the connection may carry another request). */
+static bool send_text(WOLFSSL *ssl, int fd, const char *status, const char *type, const char *body, bool keep,
+                      int64_t deadline)
 {
-    if (send_head(ssl, fd, status, type, strlen(body), deadline)) (void)tls_write_all(ssl, fd, body, strlen(body), deadline);
+    return send_head(ssl, fd, status, type, strlen(body), keep, deadline) &&
+           tls_write_all(ssl, fd, body, strlen(body), deadline) && keep;
 }
 
 /* The live files a client may ask for: the playlist, the init segment, seg-<digits>.m4s; nothing else. */
@@ -72,7 +83,7 @@ static const char *live_type(const char *name)
 }
 
 /* A whole file of the live folder, in chunks; each chunk gets the full timeout, the whole answer at most ten. */
-static void send_file(WOLFSSL *ssl, int fd, const char *dir, const char *name, long timeout_ms)
+static bool send_file(WOLFSSL *ssl, int fd, const char *dir, const char *name, bool keep, long timeout_ms)
 {
     char path[AGENT_PATH_MAX];
     uint8_t chunk[16384];
@@ -82,12 +93,11 @@ static void send_file(WOLFSSL *ssl, int fd, const char *dir, const char *name, l
     int f = type && ct_path_join(path, sizeof path, dir, name) == CT_OK
                 ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -1;
     if (f < 0 || fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        send_text(ssl, fd, "404 Not Found", "text/plain", "not found\n", deadline);
         if (f >= 0) close(f);
-        return;
+        return send_text(ssl, fd, "404 Not Found", "text/plain", "not found\n", keep, deadline);
     }
     size_t left = (size_t)sb.st_size;
-    bool ok = send_head(ssl, fd, "200 OK", type, left, deadline);
+    bool ok = send_head(ssl, fd, "200 OK", type, left, keep, deadline);
     while (ok && left > 0) {
         ssize_t r = read(f, chunk, left < sizeof chunk ? left : sizeof chunk);
         if (r <= 0) break; /* files are renamed whole, never truncated: only an I/O error gets here */
@@ -97,10 +107,36 @@ static void send_file(WOLFSSL *ssl, int fd, const char *dir, const char *name, l
         left -= (size_t)r;
     }
     close(f);
+    return ok && left == 0 && keep;
 }
 
-/* Reads the request head (bounded) and answers: the camera's page, or with a live folder its files. */
-static void answer(WOLFSSL *ssl, int fd, const agent *a, const char *live, int64_t deadline)
+/* Whether `s` starts with the `n` letters (or ':') of `word`, ignoring case: strncasecmp without its import, which
+ * alone would cost the firmware agent a page. */
+static bool starts_nocase(const char *s, const char *word, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != (word[i] | 0x20)) return false;
+    return true;
+}
+
+/* Whether the client lets the connection stay open after this request: HTTP/1.1 without "Connection: close"
+ * (HTTP/1.0 closes: its keep-alive is not negotiated here). `head`: the request head, NUL-ended. */
+static bool client_keeps(const char *head)
+{
+    const char *line = strstr(head, "\r\n");
+    if (!line || line - head < 8 || memcmp(line - 8, HEAD_FORMAT, 8) != 0) return false; /* "HTTP/1.1" */
+    for (; line; line = strstr(line + 2, "\r\n")) {
+        if (!starts_nocase(line + 2, CLOSE_FIELD, 11)) continue; /* "Connection:" */
+        for (const char *v = line + 13; *v && *v != '\r'; v++)
+            if (starts_nocase(v, CLOSE_FIELD + 12, 5)) return false; /* "close" */
+    }
+    return true;
+}
+
+/* Reads one request head (bounded) and answers: the camera's page, or with a live folder its files. True when the
+ * connection may carry the next request: the client keeps it, this is not its `last`, the answer went out whole,
+ * and nothing came after the head (no pipelining, no body). */
+static bool answer(WOLFSSL *ssl, int fd, const agent *a, const char *live, bool last, int64_t deadline)
 {
     char req[REQUEST_MAX + 1], page[512];
     size_t got = 0;
@@ -109,56 +145,82 @@ static void answer(WOLFSSL *ssl, int fd, const agent *a, const char *live, int64
         int n = wolfSSL_read(ssl, req + got, (int)(REQUEST_MAX - got));
         if (n <= 0) {
             if (tls_wait(ssl, fd, n, deadline)) continue;
-            return;
+            return false;
         }
         got += (size_t)n;
         req[got] = '\0';
         if (strstr(req, "\r\n\r\n")) break;
     }
-    if (got >= REQUEST_MAX) {
-        send_text(ssl, fd, "431 Request Header Fields Too Large", "text/plain", "request too large\n", deadline);
-        return;
-    }
-    if (got < 4 || memcmp(req, "GET ", 4) != 0) {
-        send_text(ssl, fd, "405 Method Not Allowed", "text/plain", "", deadline);
-        return;
-    }
+    if (got >= REQUEST_MAX)
+        return send_text(ssl, fd, "431 Request Header Fields Too Large", "text/plain", "request too large\n", false,
+                         deadline);
+    if (got < 4 || memcmp(req, "GET ", 4) != 0)
+        return send_text(ssl, fd, "405 Method Not Allowed", "text/plain", "", false, deadline);
+    bool keep = !last && strstr(req, "\r\n\r\n") + 4 == req + got && client_keeps(req);
     /* The target: "GET /path HTTP/1.x"; a query string is ignored. */
     char *target = req + 4, *sp = strchr(target, ' ');
-    if (!sp) {
-        send_text(ssl, fd, "400 Bad Request", "text/plain", "bad request\n", deadline);
-        return;
-    }
+    if (!sp) return send_text(ssl, fd, "400 Bad Request", "text/plain", "bad request\n", false, deadline);
     *sp = '\0';
     target[strcspn(target, "?")] = '\0';
-    if (live && strncmp(target, "/live/", 6) == 0) {
-        send_file(ssl, fd, live, target + 6, a->serve_timeout_ms);
-        return;
-    }
-    if (strcmp(target, "/") != 0 && strcmp(target, "/index.html") != 0) {
-        send_text(ssl, fd, "404 Not Found", "text/plain", "not found\n", deadline);
-        return;
-    }
+    if (live && strncmp(target, "/live/", 6) == 0)
+        return send_file(ssl, fd, live, target + 6, keep, a->serve_timeout_ms);
+    if (strcmp(target, "/") != 0 && strcmp(target, "/index.html") != 0)
+        return send_text(ssl, fd, "404 Not Found", "text/plain", "not found\n", keep, deadline);
     if (ct_snprintf(page, sizeof page,
                     "<!doctype html><html><head><title>%s %s</title></head><body><h1>camtrust camera %s</h1>"
                     "<p>model %s, serial %s</p>%s</body></html>\n",
                     a->model, a->serial, a->serial, a->model, a->serial,
-                    live ? "<p>live video: <a href=\"/live/index.m3u8\">/live/index.m3u8</a></p>" : "") == CT_OK)
-        send_text(ssl, fd, "200 OK", "text/html; charset=utf-8", page, deadline);
+                    live ? "<p>live video: <a href=\"/live/index.m3u8\">/live/index.m3u8</a></p>" : "") != CT_OK)
+        return false;
+    return send_text(ssl, fd, "200 OK", "text/html; charset=utf-8", page, keep, deadline);
 }
 
-static void serve_client(WOLFSSL_CTX *ctx, const agent *a, const char *live, int fd)
+/* ---- the server: workers sharing the listening socket ---- */
+struct agent_server {
+    agent *a;
+    WOLFSSL_CTX *ctx;
+    const char *live;
+    int lfd;
+    size_t n;
+    atomic_int busy; /* workers serving a connection */
+    pthread_t t[AGENT_SERVE_WORKERS];
+};
+
+/* Between two requests on a kept connection: true when the next one begins before `deadline`; false when the
+ * client stays idle that long or closes, or when every worker is busy and another client waits for one (an idle
+ * connection gives its worker up; its client opens a new one when it needs it). */
+static bool next_request(agent_server *s, int fd, int64_t deadline)
 {
+    /* The socket, not wolfSSL's buffer: it reads a record at a time, and answer() took all of the last one. */
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.events = POLLIN}};
+    for (;;) {
+        int64_t left = deadline - ct_now_ms();
+        p[1].fd = atomic_load(&s->busy) >= AGENT_SERVE_WORKERS ? s->lfd : -1;
+        /* A slice, so that a worker freed or taken meanwhile changes whether the listening socket is watched. */
+        int r = left > 0 ? poll(p, 2, left > 100 ? 100 : (int)left) : 0;
+        if (r < 0 && errno != EINTR) return false;
+        if (p[0].revents) return true; /* the request, or the close that its read finds */
+        if (p[1].revents || left <= 0 || agent_stopping()) return false;
+    }
+}
+
+static void serve_client(agent_server *s, int fd)
+{
+    const agent *a = s->a;
     int64_t deadline = ct_now_ms() + a->serve_timeout_ms;
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return;
-    WOLFSSL *ssl = wolfSSL_new(ctx);
+    WOLFSSL *ssl = wolfSSL_new(s->ctx);
     if (!ssl) return;
     int r = wolfSSL_set_fd(ssl, fd);
     if (r == WOLFSSL_SUCCESS)
         while ((r = wolfSSL_accept(ssl)) != WOLFSSL_SUCCESS && tls_wait(ssl, fd, r, deadline)) continue;
     if (r == WOLFSSL_SUCCESS) {
-        answer(ssl, fd, a, live, deadline);
+        /* Each request under its own deadline, the wait for it under the idle one (both serve.timeout_ms). */
+        for (int n = 1; answer(ssl, fd, a, s->live, n == KEEP_REQUESTS, deadline) &&
+                        next_request(s, fd, ct_now_ms() + a->serve_timeout_ms);
+             n++)
+            deadline = ct_now_ms() + a->serve_timeout_ms;
         wolfSSL_shutdown(ssl);
     } else {
         ct_log(CT_LOG_INFO, "handshake_failed", "error=%d", wolfSSL_get_error(ssl, r));
@@ -196,16 +258,6 @@ cleanup:
 }
 
 
-/* ---- the server: workers sharing the listening socket ---- */
-struct agent_server {
-    agent *a;
-    WOLFSSL_CTX *ctx;
-    const char *live;
-    int lfd;
-    size_t n;
-    pthread_t t[AGENT_SERVE_WORKERS];
-};
-
 static void *worker(void *arg)
 {
     agent_server *s = arg;
@@ -216,8 +268,10 @@ static void *worker(void *arg)
             break;
         }
         if (fd < 0) continue;
-        serve_client(s->ctx, s->a, s->live, fd);
+        atomic_fetch_add(&s->busy, 1);
+        serve_client(s, fd);
         close(fd);
+        atomic_fetch_sub(&s->busy, 1);
     }
     wc_ecc_fp_free(); /* this thread's fixed-point cache (its handshakes' ECC): some 12 MB, gone with the thread */
     return NULL;

@@ -31,12 +31,18 @@ static const char usage[] =
     "DEVDIR is the camera's folder (a simulated one: camtrust-agent-sim simulate).\n"
     "exit: 0 ok; 1 error or broken; 2 usage; 3 boot found the camera unprovisioned\n";
 
-static int known_options(int argc, char **argv)
+/* The options a command takes, a window of one list (no bytes to spare for a table): record takes the first 8,
+ * stream the 13 from "--viewers", boot and reset "--dir", factory and serve "--dir" and "--listen". Any other is a
+ * usage error, not ignored. */
+typedef enum { TAKES_RECORD, TAKES_STREAM, TAKES_DIR, TAKES_LISTEN } takes;
+static int known_options(int argc, char **argv, takes t)
 {
-    static const char *const names[] = {"--dir",    "--listen", "--viewers", "--scheme",        "--segment-ms",
-                                        "--fps",    "--sign",   "--start",   "--cmaf",          "--window",
+    static const char *const names[] = {"--start",  "--cmaf",   "--viewers", "--scheme", "--segment-ms",
+                                        "--fps",    "--sign",   "--dir",     "--listen", "--window",
                                         "--in",     "--live",   "--record",  "--record-max-kb", "--record-max-age"};
-    return ct_cli_known(argc, argv, names, sizeof names / sizeof names[0]);
+    static const unsigned char window[][2] = {[TAKES_RECORD] = {0, 8}, [TAKES_STREAM] = {2, 13},
+                                              [TAKES_DIR] = {7, 1}, [TAKES_LISTEN] = {7, 2}};
+    return ct_cli_known(argc, argv, names + window[t][0], window[t][1]);
 }
 
 static int fail(ct_err rc)
@@ -110,7 +116,7 @@ static int record(int argc, char **argv)
     unsigned long long start_n = 0, seg_n = 10000, fps_n = 30;
     o.sign = sign && strcmp(sign, "yes") == 0;
     o.cmaf = cmaf && strcmp(cmaf, "yes") == 0;
-    if (argc < 6 || !known_options(argc - 2, argv) || !dir || !viewers || !number(start, 0, INT64_MAX, &start_n) ||
+    if (argc < 6 || !known_options(argc - 2, argv, TAKES_RECORD) || !dir || !viewers || !number(start, 0, INT64_MAX, &start_n) ||
         !number(seg, 0, UINT32_MAX, &seg_n) || !number(fps, 1, 1000, &fps_n) ||
         (sign && !o.sign && strcmp(sign, "no") != 0) || (cmaf && !o.cmaf && strcmp(cmaf, "no") != 0) ||
         argv[argc - 2][0] == '-') {
@@ -152,7 +158,7 @@ static int stream(int argc, char **argv)
                            .listen = ct_cli_opt(argc, argv, "--listen"),
                            .in = ct_cli_opt(argc, argv, "--in"), .record_dir = ct_cli_opt(argc, argv, "--record"),
                            .scheme = CENC_CBCS, .sign = sign && strcmp(sign, "yes") == 0, .on_end = stream_ended};
-    if (!known_options(argc, argv) || !dir || !o.viewers || !o.listen || (sign && !o.sign && strcmp(sign, "no") != 0) ||
+    if (!known_options(argc, argv, TAKES_STREAM) || !dir || !o.viewers || !o.listen || (sign && !o.sign && strcmp(sign, "no") != 0) ||
         !number(ct_cli_opt(argc, argv, "--segment-ms"), 100, 600000, &seg) ||
         !number(ct_cli_opt(argc, argv, "--window"), 1, 1000, &window) ||
         !number(ct_cli_opt(argc, argv, "--fps"), 1, 1000, &fps) ||
@@ -184,7 +190,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "record") == 0) return record(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "sign") == 0) return sign(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "stream") == 0) return stream(argc, argv);
-    if (argc < 2 || !known_options(argc, argv)) {
+    bool listens = argc >= 2 && (strcmp(argv[1], "factory") == 0 || strcmp(argv[1], "serve") == 0);
+    if (argc < 2 || !known_options(argc, argv, listens ? TAKES_LISTEN : TAKES_DIR)) {
         fputs(usage, stderr);
         return 2;
     }

@@ -45,6 +45,18 @@ typedef struct {
     size_t n_witness_vkeys;
 } cli_args;
 
+/* The options each command takes; one it does not take is refused, not ignored. */
+static const struct {
+    const char *command, *options;
+} k_commands[] = {
+    {"init", "--dir --name"},
+    {"install", "--dir --cert --ca-root --log-vkey --witness-vkey --witnesses"},
+    {"provision", "--dir --ca --device --devices --report --jobs --timeout-ms"},
+    {"log check", "--dir --ca --timeout-ms"},
+    {"log show", "--dir --out"},
+    {"log compare", "--dir --checkpoint --ca --timeout-ms"},
+};
+
 static int parse_args(int argc, char **argv, cli_args *a)
 {
     static const struct option opts[] = {
@@ -69,9 +81,16 @@ static int parse_args(int argc, char **argv, cli_args *a)
         argv++;
         break;
     }
+    const char *takes = NULL; /* an unknown command: the usage */
+    for (size_t k = 0; k < sizeof k_commands / sizeof k_commands[0]; k++)
+        if (strcmp(a->command, k_commands[k].command) == 0) takes = k_commands[k].options;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+    int c, which = -1;
+    while ((c = getopt_long(argc - 1, argv + 1, "", opts, &which)) != -1) {
+        char flag[32];
+        if (c != '?' && takes && ct_snprintf(flag, sizeof flag, "--%s", opts[which].name) == CT_OK &&
+            !ct_cli_takes("camtrust-station", a->command, takes, flag))
+            return -2;
         const char **slot = c == 'd' ? &a->dir : c == 'n' ? &a->name : c == 'c' ? &a->cert : c == 'r' ? &a->ca_root
                           : c == 'a' ? &a->ca : c == 'f' ? &a->devices_file : c == 'o' ? &a->report
                           : c == 'j' ? &a->jobs : c == 't' ? &a->timeout : c == 'k' ? &a->log_vkey
@@ -190,7 +209,9 @@ int main(int argc, char **argv)
 {
     cli_args a;
     if (ct_cli_help(argc, argv, usage)) return 0;
-    if (parse_args(argc, argv, &a) != 0 || !a.command) {
+    int parsed = parse_args(argc, argv, &a);
+    if (parsed == -2) return 2; /* said in one line */
+    if (parsed != 0 || !a.command) {
         fputs(usage, stderr);
         return 2;
     }

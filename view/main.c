@@ -49,9 +49,22 @@ static int live(const char *dir, const char *root, const char *crl, const char *
     return all ? 0 : 1;
 }
 
+/* The options each command takes; one it does not take is refused, not ignored. */
+static const char *options_of(const char *command)
+{
+    static const char *const table[][2] = {
+        {"init", "--dir --name"},   {"install", "--dir --cert"}, {"decrypt", "--dir --root --crl"},
+        {"verify", "--root --crl"}, {"keys", "--dir --key"},     {"live", "--dir --root --crl --out --connect"},
+    };
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
+        if (strcmp(command, table[k][0]) == 0) return table[k][1];
+    return NULL; /* an unknown command: the usage */
+}
+
 int main(int argc, char **argv)
 {
     if (ct_cli_help(argc, argv, usage)) return 0;
+    const char *takes = argc >= 2 ? options_of(argv[1]) : NULL;
     const char *dir = NULL, *name = NULL, *cert = NULL, *root = NULL, *crl = NULL, *files[2] = {NULL, NULL};
     const char *out = NULL, *connect = NULL;
     bool key = false;
@@ -63,6 +76,8 @@ int main(int argc, char **argv)
                             : strcmp(argv[i], "--out") == 0  ? &out
                             : strcmp(argv[i], "--connect") == 0 ? &connect
                                                              : NULL;
+        if ((slot || strcmp(argv[i], "--key") == 0) && takes && !ct_cli_takes("camtrust-view", argv[1], takes, argv[i]))
+            return 2;
         if (slot && i + 1 < argc) *slot = argv[++i];
         else if (strcmp(argv[i], "--key") == 0) key = true;
         else if (argv[i][0] != '-' && nfiles < 2) files[nfiles++] = argv[i];

@@ -29,3 +29,12 @@ bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n)
     }
     return true;
 }
+
+bool ct_cli_takes(const char *prog, const char *command, const char *options, const char *flag)
+{
+    size_t n = strlen(flag);
+    for (const char *p = options; n && (p = strstr(p, flag)) != NULL; p += n)
+        if ((p == options || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return true;
+    fprintf(stderr, "%s: %s does not take %s\n", prog, command, flag);
+    return false;
+}

@@ -200,6 +200,10 @@ bool ct_cli_help(int argc, char **argv, const char *usage);
 const char *ct_cli_opt(int argc, char **argv, const char *name);
 /* True when everything after the command is "--name value" pairs with every name among `names`. */
 bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n);
+/* Whether a command takes option `flag`: `options` lists the ones it takes ("--dir --out"). When it does not:
+ * "PROG: COMMAND does not take FLAG" on stderr and false (the caller exits 2: an option silently ignored would let
+ * an operator believe it applied). */
+bool ct_cli_takes(const char *prog, const char *command, const char *options, const char *flag);
 
 /* ---- network addresses, time, waiting ---- */
 /* Parses "127.0.0.1:8443" or "[::1]:8443" (numeric only: no name lookups). Port 0: any free port. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The camera's HTTPS server: curl with only the device root reaches it by its serial-derived name; a look-alike
-# (self-signed, or issued by another CA, for the same name) is refused by the same curl.
+# (self-signed, or issued by another CA, for the same name) is refused by the same curl. Persistent connections are
+# re-used by curl and bounded (requests, idle time, workers).
 # Usage: agent_serve.sh camtrust-agent factory_client
 AGENT_BIN=$1 CLIENT_BIN=$2
 SIM_BIN=$(dirname "$AGENT_BIN")/camtrust-agent-sim
@@ -29,6 +30,71 @@ check "a non-GET gets 405" bash -c "curl -s -o /dev/null -w '%{http_code}' -X PO
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 check "after a silent client, the next one is served" served $NAME $PORT
 exec 3>&-
+
+# HTTP/1.1 persistent connections, bounded: at most 100 requests on one, idle at most serve.timeout_ms, and an idle
+# one gives its worker up to a client waiting for one. conns N [curl options]: N requests of / in one curl; prints
+# how many connections it opened and how many answers named the camera.
+conns() {
+  local n=$1 urls=(); shift
+  for _ in $(seq 1 "$n"); do urls+=("https://$NAME:$PORT/"); done
+  curl -sS --max-time 60 --cacert "$WORK/ca/root.pem" --resolve "$NAME:$PORT:127.0.0.1" -w '\nconnects=%{num_connects}\n' \
+    "$@" "${urls[@]}" >"$WORK/conns.out" 2>&1 || true
+  echo "$(grep -c '^connects=1$' "$WORK/conns.out") $(grep -c 'serial CAM0200' "$WORK/conns.out")"
+}
+curl -sv --max-time 10 --cacert "$WORK/ca/root.pem" --resolve "$NAME:$PORT:127.0.0.1" -o /dev/null -o /dev/null \
+  "https://$NAME:$PORT/" "https://$NAME:$PORT/index.html" 2>"$WORK/curl-v.err" || true
+check "curl -v: the second request re-uses the connection of the first" grep -q 'Re-using existing connection' "$WORK/curl-v.err"
+check_eq "3 requests: 1 connection, 3 answers" "1 3" "$(conns 3)"
+check_eq "101 requests: the 100th answer closes the connection, the 101st opens a second" "2 101" "$(conns 101)"
+check_eq "a client's 'Connection: close' is honoured: 2 requests, 2 connections" "2 2" "$(conns 2 -H 'Connection: close')"
+check_eq "HTTP/1.0: one request per connection" "2 2" "$(conns 2 --http1.0)"
+stop_factory
+
+# keep_idle N WAIT CMD...: N keep-alive connections, each answered once and then idle; runs CMD; prints CMD's exit
+# status and how many of the N the camera has closed WAIT seconds later.
+keep_idle() {
+  python3 - "$NAME" "${ADDR##*:}" "$WORK/ca/root.pem" "$@" <<'PY'
+import socket, ssl, subprocess, sys, time
+name, port, root, n, wait, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
+ctx = ssl.create_default_context(cafile=root)
+conns = []
+for _ in range(n):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=name)
+    s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % name).encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += s.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0])
+    while len(body) < length:
+        body += s.recv(4096)
+    assert b"serial CAM0200" in body and b"connection: close" not in head.lower(), head
+    conns.append(s)
+rc = subprocess.call(cmd) if cmd else 0
+closed, end = 0, time.monotonic() + wait
+for s in conns:
+    try:
+        s.settimeout(max(0.1, end - time.monotonic()))
+        closed += s.recv(1) == b""
+    except (ssl.SSLError, ConnectionError):
+        closed += 1
+    except socket.timeout:
+        pass
+print(rc, closed)
+PY
+}
+sed -i 's/^serve.timeout_ms = .*/serve.timeout_ms = 1000/' "$DEV/agent.conf"
+start_agent serve "$DEV"
+check_eq "a kept connection left idle is closed (serve.timeout_ms)" "0 1" "$(keep_idle 1 20)"
+stop_factory
+# Idle connections on every worker, none closing on its own for 30 s: the next client is still served at once.
+sed -i 's/^serve.timeout_ms = .*/serve.timeout_ms = 30000/' "$DEV/agent.conf"
+start_agent serve "$DEV"
+PORT=${ADDR##*:}
+out=$(keep_idle 8 1 curl -sS -o /dev/null --max-time 15 --cacert "$WORK/ca/root.pem" --resolve "$NAME:$PORT:127.0.0.1" \
+  "https://$NAME:$PORT/")
+check "8 idle kept connections (8 workers): a 9th client is served, idle ones gave way ($out: exit, closed)" \
+  bash -c "[ '${out% *}' = 0 ] && [ '${out#* }' -ge 1 ]"
 stop_factory
 
 # Look-alikes for the same name, served by openssl s_server: self-signed, and issued by another CA.

@@ -82,6 +82,29 @@ check "... no file was written" test ! -e "$WORK/x.pem"
 "$CA_BIN" root crl --dir "$V" --root device "${Q[@]}" --out "$WORK/root.crl" >/dev/null
 "$CA_BIN" root crl --dir "$V" --root ops "${Q[@]}" --out "$WORK/ops-root.crl" >/dev/null
 
+# usage_refused "description" OPTION DIR args...: an option the command does not take is not ignored: exit 2, one
+# line on stderr naming it, nothing on stdout, no --out file, DIR unchanged (an operator believing it applied)
+usage_refused() {
+  local what=$1 opt=$2 dir=$3 before after rc=0; shift 3
+  before=$(fingerprint "$dir")
+  rm -f "$WORK/stray.out"
+  "$CA_BIN" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  after=$(fingerprint "$dir")
+  if [ "$rc" -eq 2 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q -- "does not take $opt\$" "$WORK/err" &&
+     [ ! -s "$WORK/out" ] && [ ! -e "$WORK/stray.out" ] && [ "$before" = "$after" ]; then ok "$what"
+  else not_ok "$what (exit $rc, $dir $( [ "$before" = "$after" ] && echo unchanged || echo CHANGED)): $(cat "$WORK/err")"; fi
+}
+usage_refused "root sign refuses --root (the profile picks the root), signing nothing" --root "$V" \
+  root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing --root device "${Q[@]}" --out "$WORK/stray.out"
+usage_refused "root crl refuses --profile (not a root's name), writing no CRL" --profile "$V" \
+  root crl --dir "$V" --profile ops-issuing "${Q[@]}" --out "$WORK/stray.out"
+usage_refused "root crl refuses --serial (a revocation is --revoke SERIAL)" --serial "$V" \
+  root crl --dir "$V" --root ops --serial 01 --reason keyCompromise "${Q[@]}" --out "$WORK/stray.out"
+usage_refused "root init refuses --share" --share "$V" \
+  root init --dir "$V" --custodians 2 --quorum 2 --share "$WORK/custodian-1/custodian-1.share"
+usage_refused "root verify refuses --out" --out "$V" root verify --dir "$V" --out "$WORK/stray.out"
+usage_refused "root transcript refuses --out" --out "$V" root transcript --dir "$V" --out "$WORK/stray.out"
+
 # ---- install's refusals: each one line, the CA folder unchanged ----
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other.key" \
   -subj "/CN=Mallory Device Issuing CA" -out "$WORK/other.csr" 2>/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every binary answers --help (and -h) with its usage on stdout and exit 0; an unknown command or option is still
-# a usage error: usage on stderr, exit 2. Usage: cli_help.sh BUILD_DIR
+# a usage error: usage on stderr, exit 2; so is an option a command does not take (one line naming it, nothing done).
+# Usage: cli_help.sh BUILD_DIR
 BUILD=$1
 . "$(dirname "$0")/lib.sh"
 # camtrust-ca opens its CA before it reads the command: give it a real one.
@@ -22,4 +23,43 @@ for bin in ca/camtrust-ca provision/camtrust-station device-agent/camtrust-agent
   rc=0; "$b" --no-such-option >"$WORK/out" 2>"$WORK/err" || rc=$?
   check_eq "$name with an unknown option exits 2" 2 "$rc"
 done
+
+# An option a command does not take is refused, not ignored (the operator would believe it applied): exit 2, one line
+# "COMMAND does not take OPTION", nothing on stdout, nothing written or done.
+not_taken() { # not_taken COMMAND_AND_OPTION OPTION BIN ARGS...
+  local what=$1 opt=$2 rc=0; shift 2
+  rm -f "$WORK/stray"
+  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  if [ "$rc" = 2 ] && [ "$(wc -l <"$WORK/err")" = 1 ] && grep -q -- "does not take $opt\$" "$WORK/err" &&
+     [ ! -s "$WORK/out" ] && [ ! -e "$WORK/stray" ]; then ok "$what is refused: $(cat "$WORK/err")"
+  else not_ok "$what (exit $rc): $(cat "$WORK/err" "$WORK/out")"; fi
+}
+C=$BUILD/ca/camtrust-ca
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/s.key" -subj /CN=s -out "$WORK/s.csr" 2>/dev/null
+not_taken "station add --role" --role "$C" station add --dir "$WORK/ca" --name s --csr "$WORK/s.csr" --role officer --out "$WORK/stray"
+not_taken "revoke --out" --out "$C" revoke 01 --dir "$WORK/ca" --reason keyCompromise --out "$WORK/stray"
+not_taken "crl --serial" --serial "$C" crl --dir "$WORK/ca" --serial 01 --out "$WORK/stray"
+not_taken "audit verify --from" --from "$C" audit verify --dir "$WORK/ca" --from 2026-01-01
+not_taken "audit report --station" --station "$C" audit report --dir "$WORK/ca" --station s
+not_taken "serve --out" --out timeout 20 "$C" serve --dir "$WORK/ca" --listen 127.0.0.1:0 --out "$WORK/stray"
+not_taken "log checkpoint --vkey" --vkey "$C" log checkpoint --dir "$WORK/ca" --vkey "$WORK/ca/log.vkey" --out "$WORK/stray"
+not_taken "log verify-proof --dir" --dir "$C" log verify-proof --dir "$WORK/ca" --proof "$WORK/p" --log-cert "$WORK/ca/log.pem"
+not_taken "backup --checkpoint" --checkpoint "$C" backup --dir "$WORK/ca" --checkpoint "$WORK/k" --out "$WORK/stray"
+not_taken "restore --witnesses" --witnesses "$C" restore --dir "$WORK/ca" --from "$WORK/x" --witnesses 2
+S=$BUILD/provision/camtrust-station
+not_taken "camtrust-station init --ca" --ca "$S" init --dir "$WORK/stray" --name line1 --ca https://127.0.0.1:9
+not_taken "camtrust-station log show --timeout-ms" --timeout-ms "$S" log show --dir "$WORK/st" --timeout-ms 100 --out "$WORK/stray"
+not_taken "camtrust-view verify --dir" --dir "$BUILD/view/camtrust-view" verify --dir "$WORK/v" --root "$WORK/ca/root.pem" "$WORK/x.mp4"
+not_taken "camtrust-view init --key" --key "$BUILD/view/camtrust-view" init --dir "$WORK/stray" --name v --key
+# camtrust-agent keeps its convention (usage on stderr, exit 2): no bytes to spare for another message.
+G=$BUILD/device-agent/camtrust-agent
+for t in "--listen:reset --dir $WORK/cam --listen 127.0.0.1:0" "--viewers:boot --dir $WORK/cam --viewers $WORK/v" \
+         "--live:record --dir $WORK/cam --viewers $WORK/v --live $WORK/l $WORK/in $WORK/out" \
+         "--cmaf:stream --dir $WORK/cam --viewers $WORK/v --listen 127.0.0.1:0 --cmaf yes"; do
+  args=${t#*:}
+  rc=0; $G $args >"$WORK/out" 2>"$WORK/err" || rc=$?
+  check "camtrust-agent ${args%% *} ${t%%:*} is refused: usage, exit 2" \
+    bash -c "[ $rc = 2 ] && grep -q '^usage: camtrust-agent' '$WORK/err' && [ ! -s '$WORK/out' ]"
+done
+check "... and nothing was recorded: no station s" bash -c "! sqlite3 '$WORK/ca/camtrust.db' \"select name from stations\" | grep -qx s"
 finish

@@ -16,6 +16,12 @@ check_eq "audit verify of the old folder passes" 0 "$rc"
 check_eq "... and warns once that its roots are online" 1 "$(grep -c '^WARNING: .*holds the device and operations root keys' "$WORK/out")"
 check_eq "its issuing CAs are recorded as generation 1 from its folder" "device|1 ops|1" \
   "$(sql "$CA/camtrust.db" "select kind, generation from issuing_cas order by kind" | tr '\n' ' ' | sed 's/ $//')"
+serial() { openssl x509 -in "$CA/$1" -noout -serial | cut -d= -f2 | tr A-F a-f; }
+check_eq "the CA's own certificates in use are recorded at its first open (OCSP answers for them), generation 1" \
+  "server.pem|ca-tls|valid|1 ocsp-signer.pem|ca-ocsp|valid|1 log.pem|ca-log|valid|1" \
+  "$(for f in server.pem ocsp-signer.pem log.pem; do sql "$CA/camtrust.db" "select c.device_serial, c.profile, c.status,
+     g.generation from certificates c join issuing_cas g on g.id = c.issuing_ca where c.cert_serial_hex = '$(serial $f)'"
+     done | tr '\n' ' ' | sed 's/ $//')"
 
 start_ca "$CA"
 check_eq "the server warns once at start" 1 "$(grep -c 'event=roots_online' "$WORK/server.log")"

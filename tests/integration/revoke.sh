@@ -60,6 +60,25 @@ check "the station's certificate: good, answered by the operations issuing CA" \
   bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'station.pem: good' <<<\"\$0\"" "$OUT"
 OUT=$(openssl ocsp -issuer "$CA/root.pem" -cert "$WORK/station.pem" -url "$HTTP/ocsp" -no_nonce 2>&1 || true)
 check "a certificate of an issuer that is no issuing CA: unauthorized" grep -q 'unauthorized' <<<"$OUT"
+# The CA's own certificates are certificates it issued: RFC 6960 leaves no room for "unknown" about them.
+# own_ocsp FILE ISSUER ROOT [options]: openssl ocsp for one of them, asked of its issuing CA
+own_ocsp() {
+  openssl ocsp -issuer "$CA/$2" -cert "$1" -url "$HTTP/ocsp" -CAfile "$CA/$3" -timeout 10 -no_nonce "${@:4}" 2>&1 || true
+}
+for f in server.pem log.pem log-checkpoint.pem; do
+  OUT=$(own_ocsp "$CA/$f" ops-issuing.pem ops-root.pem)
+  check "the CA's own $f: good, answered by the operations issuing CA" \
+    bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q '$f: good' <<<\"\$0\"" "$OUT"
+done
+OUT=$(own_ocsp "$CA/ocsp-signer.pem" device-issuing.pem root.pem)
+check "the OCSP responder's own certificate: good, answered by the device issuing CA" \
+  bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'ocsp-signer.pem: good' <<<\"\$0\"" "$OUT"
+OUT=$(openssl ocsp -issuer "$CA/device-issuing.pem" -serial "0x$(openssl x509 -in "$CA/server.pem" -noout -serial | cut -d= -f2)" \
+  -url "$HTTP/ocsp" -CAfile "$CA/root.pem" -no_nonce 2>&1 || true)
+check "... the server's serial asked of the device issuing CA (not its issuer): unknown" \
+  bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': unknown' <<<\"\$0\"" "$OUT"
+check "... and none of them is a leaf of the issuance log (it lists what cameras and viewers hold)" \
+  test "$(sql "$DB" "select count(*) from log_leaves l join certificates c using (cert_serial_hex) where c.profile like 'ca-%'")" = 0
 # A revoked viewer is the operations issuing CA's: the device CA's responder and CRL know nothing of it.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/v.key" -subj /CN=viewer1 \
   -out "$WORK/v.csr" 2>/dev/null
@@ -173,6 +192,11 @@ OUT=$(ocsp CAM0003 -no_nonce -resp_text)
 awk '/BEGIN CERT/,/END CERT/' <<<"$OUT" | sed -n '/BEGIN/,/END/p;/END/q' >"$WORK/responder.pem"
 check "the restarted server answers with the renewed responder certificate" bash -c "grep -q 'Response verify OK' <<<\"\$0\" &&
   cmp -s '$WORK/responder.pem' '$CA/ocsp-signer.pem'" "$OUT"
+OUT=$(own_ocsp "$CA/ocsp-signer.pem" device-issuing.pem root.pem)
+check "... which it answers for: good" bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'ocsp-signer.pem: good' <<<\"\$0\"" "$OUT"
+OUT=$(own_ocsp "$WORK/ocsp-before.pem" device-issuing.pem root.pem)
+check "... and for the one it replaced (superseded, not revoked): good" \
+  bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q 'ocsp-before.pem: good' <<<\"\$0\"" "$OUT"
 cleanup_server
 check_eq "each bad OCSP request is counted in the audit once the server stops" 3 "$(anonymous_refusals "$DB" ocsp.request)"
 
@@ -215,6 +239,16 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 check "the served operations CRL lists the station's certificate" bash -c "openssl crl -inform DER -in '$WORK/ops2.crl' -noout -text | grep -qi 'serial number: $LINE2'"
+# The CA's own server certificate revoked (its key compromised): OCSP and the operations CRL say so.
+out=$("$CA_BIN" revoke --dir "$CA" "$(openssl x509 -in "$CA/server.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise 2>&1) || true
+check_eq "revoke the CA's own server certificate by serial" "revoked 1 certificate (keyCompromise)" "$out"
+sleep 0.2
+OUT=$(own_ocsp "$CA/server.pem" ops-issuing.pem ops-root.pem)
+check "openssl ocsp: the server's certificate revoked, reason keyCompromise, verified" bash -c "grep -q '^Response verify OK' <<<\"\$0\" &&
+  grep -q 'server.pem: revoked' <<<\"\$0\" && grep -q 'Reason: keyCompromise' <<<\"\$0\"" "$OUT"
+TLS=$(openssl x509 -in "$CA/server.pem" -noout -serial | cut -d= -f2 | tr A-F a-f | sed 's/^\(00\)*//')
+curl -s -o "$WORK/ops3.crl" "$HTTP/crl/ops"
+check "... and the served operations CRL lists it" bash -c "openssl crl -inform DER -in '$WORK/ops3.crl' -noout -text | grep -qi 'serial number: $TLS'"
 cleanup_server
 
 # A full disk: the database on a small tmpfs filled to the last byte (mounting needs root; skipped otherwise). The
@@ -250,4 +284,14 @@ else
 fi
 
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
+# The CA's own certificates are rebuilt from the audit like every other: one revoked put back to valid is named.
+if on_sqlite; then
+  TLS_ROW=$(openssl x509 -in "$CA/server.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)
+  NOTRIG=$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'") # as an attacker would
+  sqlite3 "$DB" "$NOTRIG update certificates set status = 'valid', revoked_at = null, revocation_reason = null
+    where cert_serial_hex = '$TLS_ROW'"
+  rc=0; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
+  check "the server certificate's revocation undone with sqlite3: audit verify names it" \
+    bash -c "[ $rc = 1 ] && grep -q 'state tables BROKEN: .*$TLS_ROW' <<<\"\$0\"" "$out"
+fi
 finish
