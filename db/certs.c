@@ -42,7 +42,7 @@ struct cert_ctx {
     const db_cert_record *rec;
     const char *supersedes;
     const char *actor;
-    db_detail detail; /* the issuance's audit detail and log leaf hash, made before the write (cert_detail) */
+    db_detail detail; /* the issuance's audit detail and log leaf hash, made before the write (db_cert_detail) */
     uint8_t leaf[CT_MERKLE_HASH_LEN];
 };
 
@@ -104,7 +104,7 @@ static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char
 
 /* What rebuilds a certificate's row (the device serial is the entry's subject; the DER by its hash: the row and
  * the issuance log hold it); with `leaf`, the certificate's issuance log leaf hash too. */
-static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d, uint8_t *leaf)
+ct_err db_cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d, uint8_t *leaf)
 {
     uint8_t h[32];
     if (leaf) CT_GUARD_RET(ct_merkle_leaf_hash(r->der, r->der_len, leaf));
@@ -120,7 +120,7 @@ static ct_err cert_detail(const db_cert_record *r, const char *supersedes, db_de
     return db_detail_int(d, "issuing_ca", r->issuing_ca); /* which generation's CRL and OCSP answer for it */
 }
 
-/* d and leaf: cert_detail's, made by the caller (outside the group commit's serialized writer). */
+/* d and leaf: db_cert_detail's, made by the caller (outside the group commit's serialized writer). */
 static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor,
                              const db_detail *d, const uint8_t *leaf)
 {
@@ -154,7 +154,7 @@ ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *r, const char *superse
 {
     db_detail d;
     uint8_t leaf[CT_MERKLE_HASH_LEN];
-    CT_GUARD_RET(cert_detail(r, supersedes, &d, leaf));
+    CT_GUARD_RET(db_cert_detail(r, supersedes, &d, leaf));
     return cert_insert_tx(db, r, supersedes, actor, &d, leaf);
 }
 
@@ -196,7 +196,7 @@ static ct_err backfill_tx(ct_db *db, void *vctx)
                              r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
                              sizeof r.spki_sha256, r.der, r.der_len, db_now(), (int64_t)0));
         db_detail d;
-        CT_GUARD_RET(cert_detail(&r, NULL, &d, NULL));
+        CT_GUARD_RET(db_cert_detail(&r, NULL, &d, NULL));
         CT_GUARD_RET(db_detail_str(&d, "recorded", "later"));
         CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r.device_serial, "ok", d.s));
         c->count++;
@@ -326,7 +326,7 @@ ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char 
     CT_GUARD_RET(db_cert_record_check(rec, supersedes_hex, actor));
     struct cert_ctx c = {.rec = rec, .supersedes = supersedes_hex, .actor = actor};
     /* The detail (and the DER's hashes) here, in the caller's thread: the leader only writes. */
-    CT_GUARD_RET(cert_detail(rec, supersedes_hex, &c.detail, c.leaf));
+    CT_GUARD_RET(db_cert_detail(rec, supersedes_hex, &c.detail, c.leaf));
     return group_commit(db, &c);
 }
 

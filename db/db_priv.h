@@ -190,6 +190,8 @@ typedef struct {
     char s[DB_AUDIT_DETAIL_MAX];
     size_t n;
 } db_detail;
+/* The audit detail of a recorded certificate (the fields db_state_verify replays); leaf: its log leaf hash, or NULL. */
+CT_MUST_CHECK ct_err db_cert_detail(const db_cert_record *r, const char *supersedes, db_detail *d, uint8_t *leaf);
 void db_detail_init(db_detail *d);
 CT_MUST_CHECK ct_err db_detail_str(db_detail *d, const char *key, const char *val);
 CT_MUST_CHECK ct_err db_detail_int(db_detail *d, const char *key, int64_t v);

@@ -25,7 +25,6 @@ static ct_err own_record_tx(ct_db *db, void *vctx)
     const db_cert_record *r = c->r;
     char supersedes[DB_CERT_SERIAL_HEX_MAX] = "-";
     int64_t known = 0;
-    uint8_t h[32];
     db_stmt *st = NULL;
     bool row = false;
     CT_GUARD_RET(db_query_int(db, k_own_known, &known, "t", r->cert_serial_hex));
@@ -39,16 +38,7 @@ static ct_err own_record_tx(ct_db *db, void *vctx)
                          r->der_len, db_now(), r->issuing_ca));
     /* The fields db_state_verify replays for every certificate (rebuild.c, "cert.record"). */
     db_detail d;
-    CT_GUARD_RET(ct_sha256(r->der, r->der_len, h));
-    db_detail_init(&d);
-    CT_GUARD_RET(db_detail_str(&d, "cert_serial", r->cert_serial_hex));
-    CT_GUARD_RET(db_detail_str(&d, "profile", r->profile));
-    CT_GUARD_RET(db_detail_int(&d, "station", 0));
-    CT_GUARD_RET(db_detail_int(&d, "order", 0));
-    CT_GUARD_RET(db_detail_str(&d, "supersedes", supersedes));
-    CT_GUARD_RET(db_detail_hex(&d, "spki", r->spki_sha256, 32));
-    CT_GUARD_RET(db_detail_hex(&d, "sha256", h, 32));
-    CT_GUARD_RET(db_detail_int(&d, "issuing_ca", r->issuing_ca));
+    CT_GUARD_RET(db_cert_detail(r, supersedes, &d, NULL));
     CT_GUARD_RET(db_audit_append_tx(db, c->actor, "cert.record", r->device_serial, "ok", d.s));
     c->recorded = true;
     return CT_OK;
@@ -58,6 +48,8 @@ ct_err db_ca_cert_record(ct_db *db, const db_cert_record *rec, const char *actor
 {
     CT_ENSURE_RET(db && rec, ct_fail(CT_ERR_ARG, "db_ca_cert_record: missing argument"));
     CT_GUARD_RET(db_cert_record_check(rec, NULL, actor));
+    CT_ENSURE_RET(rec->station_id == 0 && rec->order_id == 0,
+                  ct_fail(CT_ERR_ARG, "the CA's own certificate names a station or order"));
     struct own_ctx c = {.r = rec, .actor = actor};
     CT_GUARD_RET(db_call(db, true, own_record_tx, &c));
     if (recorded) *recorded = c.recorded;
