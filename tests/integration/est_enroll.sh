@@ -224,13 +224,13 @@ if on_sqlite; then
     "$(powercut_rows NORMAL "$CAMTRUST_TEST_POWERCUT") $(powercut_rows FULL "$CAMTRUST_TEST_POWERCUT")"
 
   # The CA under load, on a slow disk (2 ms a write, 10 ms once the cut began: commits take long enough for batches
-  # of several issuances to form); the 20th sync made by a request (a thread of libmicrohttpd's, "MHD-worker": a group
+  # of several issuances to form); the 20th sync made by a request (a connection thread of libmicrohttpd's, "MHD-connection": a group
   # commit's, not the log signer's) hangs, as on a disk losing power while it writes, and so does every later sync;
   # a second later the shim kills the CA with SIGKILL: whatever was answered meanwhile, before its sync, would be
   # lost. Should that sync never come (a CA that does not sync), the test cuts the power itself after 300 answers.
   printf 'PWR%03d\n' $(seq 1 401) >"$WORK/pwr-serials.txt"
   "$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/pwr-serials.txt" >/dev/null
-  LD_PRELOAD=$CAMTRUST_TEST_POWERCUT POWERCUT_PATH=$DB POWERCUT_AT_SYNC=20 POWERCUT_THREAD=MHD-worker POWERCUT_WRITE_US=2000 POWERCUT_DELAY_MS=1000 \
+  LD_PRELOAD=$CAMTRUST_TEST_POWERCUT POWERCUT_PATH=$DB POWERCUT_AT_SYNC=20 POWERCUT_THREAD=MHD-connection POWERCUT_WRITE_US=2000 POWERCUT_DELAY_MS=1000 \
     ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 start_ca "$CA"
   : >"$WORK/pwr-answered.txt"
   load_run 400 "$WORK/pwr-serials.txt" --answered "$WORK/pwr-answered.txt" &
