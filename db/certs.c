@@ -286,14 +286,14 @@ static void lead_batch(ct_db *db)
 static ct_err group_commit(ct_db *db, struct cert_ctx *c)
 {
     struct db_pending me = {.ctx = c};
-    CT_ENSURE_RET(pthread_mutex_lock(&db->gc_mu) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit lock failed"));
-    *db->gc_tail = &me;
-    db->gc_tail = &me.next;
     /* The crash failpoint needs a batch of two: a lone request waits a bounded while for a second to join it,
      * however slowly requests arrive (a loaded test machine, a fast PostgreSQL commit). */
     bool gather = ct_failpoint_hit("db:issuance-unsynced");
     struct timespec gather_until;
     ct_timespec_in(2000, &gather_until);
+    CT_ENSURE_RET(pthread_mutex_lock(&db->gc_mu) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit lock failed"));
+    *db->gc_tail = &me;
+    db->gc_tail = &me.next;
     while (!me.done) {
         bool waits_for_company = gather && db->gc_head && !db->gc_head->next;
         /* Lead when nobody writes and something waits (perhaps not me: my item may be syncing already). */

@@ -200,14 +200,18 @@ static void reader_give_back(struct db_readers *r, ct_db *rd)
     (void)pthread_mutex_unlock(&r->mu);
 }
 
-/* Runs fn under the handle's mutex, in no transaction (tx 0), a write transaction (1), a read snapshot (2) or a
- * write transaction always rolled back (3: db_call_scratch). */
-static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx);
+/* What a call runs in: no transaction, a write transaction, a read snapshot, or a write transaction always rolled
+ * back (db_call_scratch). */
+typedef enum { CALL_PLAIN, CALL_WRITE, CALL_SNAPSHOT, CALL_SCRATCH } call_mode;
+static bool call_writes(call_mode m) { return m == CALL_WRITE || m == CALL_SCRATCH; }
+
+/* Runs fn under the handle's mutex, in the transaction `tx` says. */
+static ct_err call_locked(ct_db *db, call_mode tx, db_fn fn, void *ctx);
 
 /* call_locked on the writer, or for a read on an idle reader when there are readers; a write returns once durable. */
-static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
+static ct_err call(ct_db *db, call_mode tx, db_fn fn, void *ctx)
 {
-    if ((tx == 0 || tx == 2) && db->readers) {
+    if (!call_writes(tx) && db->readers) {
         ct_db *rd = reader_take(db->readers);
         ct_err rc = call_locked(rd, tx, fn, ctx);
         reader_give_back(db->readers, rd);
@@ -215,12 +219,12 @@ static ct_err call(ct_db *db, int tx, db_fn fn, void *ctx)
     }
     ct_err rc = call_locked(db, tx, fn, ctx);
     /* Outside the write lock: other writers go on while this commit reaches the disk. */
-    return rc == CT_OK && tx == 1 ? db_sync(db) : rc;
+    return rc == CT_OK && tx == CALL_WRITE ? db_sync(db) : rc;
 }
 
 ct_err db_sync(ct_db *db) { return db->sync_deferred ? db->be->sync(db) : CT_OK; }
 
-ct_err db_call_write_unsynced(ct_db *db, db_fn fn, void *ctx) { return call_locked(db, 1, fn, ctx); }
+ct_err db_call_write_unsynced(ct_db *db, db_fn fn, void *ctx) { return call_locked(db, CALL_WRITE, fn, ctx); }
 
 ct_err db_pipeline_commits(ct_db *db)
 {
@@ -236,11 +240,11 @@ ct_err db_pipeline_commits(ct_db *db)
 /* One run of fn. *retry says whether a CT_ERR_UNAVAILABLE came from a connection that looked ready but was stale
  * (PostgreSQL restarted, ready's idle probe not due yet) where nothing can have been written: at BEGIN, or anywhere
  * on a reader, which refuses writes. */
-static ct_err attempt(ct_db *db, int tx, db_fn fn, void *ctx, bool *retry)
+static ct_err attempt(ct_db *db, call_mode tx, db_fn fn, void *ctx, bool *retry)
 {
     ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
     bool ready = rc == CT_OK;
-    if (rc == CT_OK && tx) rc = db->be->begin(db, tx == 1 || tx == 3);
+    if (rc == CT_OK && tx != CALL_PLAIN) rc = db->be->begin(db, call_writes(tx));
     bool began = rc == CT_OK;
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset every one run. */
@@ -249,13 +253,13 @@ static ct_err attempt(ct_db *db, int tx, db_fn fn, void *ctx, bool *retry)
         db->cache[i]->bound = false;
         db->be->reset(db, db->cache[i]);
     }
-    if (tx == 3) db->be->rollback(db);
-    else if (tx) rc = tx_end(db, rc);
+    if (tx == CALL_SCRATCH) db->be->rollback(db);
+    else if (tx != CALL_PLAIN) rc = tx_end(db, rc);
     *retry = rc == CT_ERR_UNAVAILABLE && db->be->ready && ready && (!began || db->read_only);
     return rc;
 }
 
-static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
+static ct_err call_locked(ct_db *db, call_mode tx, db_fn fn, void *ctx)
 {
     if (pthread_mutex_lock(&db->mu) != 0) return ct_fail(CT_ERR_INTERNAL, "db mutex lock failed");
     bool retry = false;
@@ -265,9 +269,9 @@ static ct_err call_locked(ct_db *db, int tx, db_fn fn, void *ctx)
     return rc;
 }
 
-ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx) { return call(db, tx ? 1 : 0, fn, ctx); }
-ct_err db_call_snapshot(ct_db *db, db_fn fn, void *ctx) { return call(db, 2, fn, ctx); }
-ct_err db_call_scratch(ct_db *db, db_fn fn, void *ctx) { return call(db, 3, fn, ctx); }
+ct_err db_call(ct_db *db, bool tx, db_fn fn, void *ctx) { return call(db, tx ? CALL_WRITE : CALL_PLAIN, fn, ctx); }
+ct_err db_call_snapshot(ct_db *db, db_fn fn, void *ctx) { return call(db, CALL_SNAPSHOT, fn, ctx); }
+ct_err db_call_scratch(ct_db *db, db_fn fn, void *ctx) { return call(db, CALL_SCRATCH, fn, ctx); }
 
 static ct_err collect_fn(ct_db *db, void *vctx)
 {
