@@ -66,7 +66,8 @@ static const ct_setting setting_rows[] = {
     {"server.threads", "8", "read-only database connections (each client connection has a thread of its own)"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
     {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
-    {"server.max_connections", "4096", "connections each listener may hold (bounded by the open-file limit)"},
+    {"server.max_connections", "256",
+     "connections each listener may hold, a thread each (bounded by the open-file limit); more are closed at once"},
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
     {"node.id", "",
@@ -147,7 +148,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "server.threads", 8, 1, 64, &s->threads));
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
     CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
-    CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 4096, 16, 1000000, &s->max_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 256, 16, 1000000, &s->max_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.idle_timeout", 10, 1, 3600, &s->idle_timeout));
     CT_GUARD(ct_config_get_int(cfg, "server.drain_seconds", 10, 0, 600, &s->drain_seconds));
     CT_GUARD(ct_config_get_int(cfg, "device.validity_days", 0, 0, 100000, &s->device_days));

@@ -191,6 +191,9 @@ CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
 void ct_failpoint(const char *name);
 /* Fault tests: whether $CAMTRUST_FAILPOINT names this point (the caller then fails as the fault would). */
 bool ct_failpoint_hit(const char *name);
+/* Hold tests: when $CAMTRUST_FAILPOINT names this point, logs event=failpoint_held and waits here until the file
+ * $CAMTRUST_FAILPOINT_RELEASE exists (at most 30 s), then goes on as if nothing happened. */
+void ct_failpoint_hold(const char *name);
 
 /* ---- command lines ---- */
 /* `--help` anywhere, or `-h` first: prints `usage` on stdout and says true (the caller exits 0). A usage error

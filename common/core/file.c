@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Makes room for more of a file in `b` (one spare byte for a NUL kept), up to max + 1 bytes so that one byte too
@@ -310,6 +311,16 @@ bool ct_failpoint_hit(const char *name)
 void ct_failpoint(const char *name)
 {
     if (ct_failpoint_hit(name)) _exit(137);
+}
+
+void ct_failpoint_hold(const char *name)
+{
+    if (!ct_failpoint_hit(name)) return;
+    const char *release = getenv("CAMTRUST_FAILPOINT_RELEASE");
+    ct_log(CT_LOG_INFO, "failpoint_held", "point=%s", CT_LOGQ(name));
+    const struct timespec tick = {0, 10 * 1000000L};
+    for (int64_t until = ct_now_ms() + 30000; release && access(release, F_OK) != 0 && ct_now_ms() < until;)
+        nanosleep(&tick, NULL);
 }
 
 ct_err ct_pem_write_file(const char *path, const char *label, const uint8_t *der, size_t len, unsigned mode)

@@ -8,7 +8,15 @@
   server_clients.py slow PORT CADIR CERT KEY CSR_B64 GO OUT
       Sends an EST simpleenroll's headers with Expect: 100-continue, writes "continued" to OUT once the server
       has said 100 Continue (the request is under way), waits for the file GO to exist (at most 30 s), then
-      sends the body and writes the answer's status line and body to OUT."""
+      sends the body and writes the answer's status line and body to OUT.
+  server_clients.py fill PORT ADDRESSES PER_ADDRESS GO OUT
+      From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections that never
+      start a TLS handshake, writes "held N" to OUT once the server has settled (N: those it did not close), then
+      holds them until the file GO exists (at most 30 s) and writes "closed".
+  server_clients.py station PORT CADIR CERT KEY OUT GO:CSR_B64...
+      One keep-alive mutual-TLS connection from 127.0.0.1: a GET of cacerts, "ready STATUS" to OUT; then for each
+      GO:CSR_B64, once the file GO exists (at most 30 s), a simpleenroll on the same connection, "enroll N STATUS"
+      to OUT (OUT.N: the body). "error ..." when the connection was lost."""
 import os
 import resource
 import select
@@ -23,63 +31,144 @@ def write(path, text):
         f.write(text + "\n")
 
 
-def flood(port, count, out):
+def open_connections(port, addresses, count, half_hello=None):
+    """count TCP connections from each address to 127.0.0.1:port (every other one sends half_hello)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < count + 64:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 64), hard))
-    # TLS record header and the start of a ClientHello that announces 512 bytes and never sends them.
-    half_hello = bytes.fromhex("1603010200010001fc0303") + os.urandom(20)
+    if soft < len(addresses) * count + 64:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, len(addresses) * count + 64), hard))
     socks = []
-    for i in range(count):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.bind(("127.0.0.2", 0))
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", port))
-            if i % 2:
-                s.send(half_hello)
-        except OSError:
-            s.close()
-            continue
-        s.setblocking(False)
-        socks.append(s)
-    write(out, "open %d" % len(socks))
-    open_socks = set(socks)
-    by_fd = {s.fileno(): s for s in socks}
-    poller = select.poll()  # select() stops at descriptor 1024
-    for s in socks:
-        poller.register(s, select.POLLIN)
-    counts, held = [], None
-    deadline = time.monotonic() + 20
-    while open_socks and time.monotonic() < deadline:
-        for fd, _ in poller.poll(100):
-            s = by_fd[fd]
+    for address in addresses:
+        for i in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((address, 0))
+            s.settimeout(5)
+            try:
+                s.connect(("127.0.0.1", port))
+                if half_hello and i % 2:
+                    s.send(half_hello)
+            except OSError:
+                s.close()
+                continue
+            s.setblocking(False)
+            socks.append(s)
+    return socks
+
+
+class Watch:
+    """The connections the server has not closed yet."""
+
+    def __init__(self, socks):
+        self.open = set(socks)
+        self.by_fd = {s.fileno(): s for s in socks}
+        self.poller = select.poll()  # select() stops at descriptor 1024
+        for s in socks:
+            self.poller.register(s, select.POLLIN)
+        self.counts = []
+
+    def round(self):
+        for fd, _ in self.poller.poll(100):
+            s = self.by_fd[fd]
             try:
                 data = s.recv(4096)
             except OSError:
                 data = b""
             if not data:  # closed (or reset) by the server
-                poller.unregister(fd)
-                open_socks.discard(s)
+                self.poller.unregister(fd)
+                self.open.discard(s)
                 s.close()
-        counts.append(len(open_socks))
-        # Settled: the same count for a second (ten rounds) while some are still held.
-        if held is None and len(counts) >= 10 and len(set(counts[-10:])) == 1 and counts[-1]:
-            held = counts[-1]
+        self.counts.append(len(self.open))
+
+    def settled(self):
+        """The same count for a second (ten rounds) while some are still held."""
+        return len(self.counts) >= 10 and len(set(self.counts[-10:])) == 1 and self.counts[-1] > 0
+
+    def close(self):
+        for s in self.open:
+            s.close()
+
+
+def flood(port, count, out):
+    # TLS record header and the start of a ClientHello that announces 512 bytes and never sends them.
+    half_hello = bytes.fromhex("1603010200010001fc0303") + os.urandom(20)
+    socks = open_connections(port, ["127.0.0.2"], count, half_hello)
+    write(out, "open %d" % len(socks))
+    watch, held = Watch(socks), None
+    deadline = time.monotonic() + 20
+    while watch.open and time.monotonic() < deadline:
+        watch.round()
+        if held is None and watch.settled():
+            held = watch.counts[-1]
             write(out, "held %d" % held)
     if held is None:
-        write(out, "held %d" % (counts[-1] if counts else 0))
-    write(out, "closed_all %s" % ("no" if open_socks else "yes"))
-    for s in open_socks:
-        s.close()
+        write(out, "held %d" % (watch.counts[-1] if watch.counts else 0))
+    write(out, "closed_all %s" % ("no" if watch.open else "yes"))
+    watch.close()
+
+
+def wait_for(path):
+    deadline = time.monotonic() + 30
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def fill(port, addresses, per_address, go, out):
+    watch = Watch(open_connections(port, addresses.split(","), int(per_address)))
+    deadline = time.monotonic() + 10
+    while not watch.settled() and time.monotonic() < deadline:
+        watch.round()
+    write(out, "held %d" % len(watch.open))
+    wait_for(go)
+    watch.close()
+    write(out, "closed")
+
+
+def read_answer(s):
+    """One HTTP/1.1 answer with a Content-Length: (status line, body); raises OSError when the connection ends first."""
+    answer = b""
+    while True:
+        head_end = answer.find(b"\r\n\r\n")
+        if head_end >= 0:
+            length = [int(l.split(b":")[1]) for l in answer[:head_end].split(b"\r\n")
+                      if l.lower().startswith(b"content-length:")]
+            if length and len(answer) >= head_end + 4 + length[0]:
+                return (answer.split(b"\r\n", 1)[0].decode(errors="replace"),
+                        answer[head_end + 4:head_end + 4 + length[0]])
+        chunk = s.recv(65536)
+        if not chunk:
+            raise OSError("connection closed: %r" % answer[:80])
+        answer += chunk
+
+
+def tls_connection(port, cadir, cert, key, timeout):
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    ctx.load_cert_chain(cert, key)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def station(port, cadir, cert, key, out, *steps):
+    try:
+        s = tls_connection(port, cadir, cert, key, 15)
+        s.sendall(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost:%d\r\n\r\n" % port)
+        write(out, "ready " + read_answer(s)[0])
+        for n, step in enumerate(steps, 1):
+            go, csr = step.split(":", 1)
+            wait_for(go)
+            body = open(csr, "rb").read()
+            s.sendall(b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost:%d\r\n"
+                      b"Content-Type: application/pkcs10\r\nContent-Length: %d\r\n\r\n%s" % (port, len(body), body))
+            status, answer = read_answer(s)
+            with open("%s.%d" % (out, n), "wb") as f:
+                f.write(answer)
+            write(out, "enroll %d %s" % (n, status))
+    except OSError as e:
+        write(out, "error %s" % e)
+    return 0
 
 
 def slow(port, cadir, cert, key, csr_b64, go, out):
     body = open(csr_b64, "rb").read()
-    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
-    ctx.load_cert_chain(cert, key)
-    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    s = tls_connection(port, cadir, cert, key, 30)
     head = ("POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: localhost:%d\r\n"
             "Content-Type: application/pkcs10\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % (port, len(body)))
     s.sendall(head.encode())
@@ -88,29 +177,16 @@ def slow(port, cadir, cert, key, csr_b64, go, out):
         write(out, "no 100 Continue: %r" % first[:80])
         return 1
     write(out, "continued")
-    deadline = time.monotonic() + 30
-    while not os.path.exists(go) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    answer = b""
+    wait_for(go)
+    status, answer = "no answer", b""
     try:
         s.sendall(body)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
-            head_end = answer.find(b"\r\n\r\n")
-            if head_end >= 0:
-                length = [int(l.split(b":")[1]) for l in answer[:head_end].split(b"\r\n")
-                          if l.lower().startswith(b"content-length:")]
-                if length and len(answer) >= head_end + 4 + length[0]:
-                    break
+        status, answer = read_answer(s)
     except OSError as e:
         write(out, "error %s" % e)
-    status = answer.split(b"\r\n", 1)[0].decode(errors="replace") if answer else "no answer"
     write(out, "status " + status)
     with open(out + ".body", "wb") as f:
-        f.write(answer[answer.find(b"\r\n\r\n") + 4:] if answer else b"")
+        f.write(answer)
     return 0
 
 
@@ -119,5 +195,9 @@ if __name__ == "__main__":
         flood(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
     elif sys.argv[1] == "slow":
         sys.exit(slow(int(sys.argv[2]), *sys.argv[3:9]))
+    elif sys.argv[1] == "fill":
+        fill(int(sys.argv[2]), *sys.argv[3:7])
+    elif sys.argv[1] == "station":
+        sys.exit(station(int(sys.argv[2]), *sys.argv[3:]))
     else:
         sys.exit(__doc__)

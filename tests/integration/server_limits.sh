@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The server under misbehaving clients, on loopback: one address floods it with connections that never finish a
-# TLS handshake while a station keeps enrolling from another address; and a SIGTERM that arrives while a
-# request is under way still lets that request be answered (its certificate is not issued to nobody).
+# TLS handshake while a station keeps enrolling from another address; a SIGTERM that arrives while a request is
+# under way still lets that request be answered (its certificate is not issued to nobody); requests held inside
+# the server on 8 connections hold no other connection's (a failpoint holds them); many addresses fill the
+# listener: a new client is refused at once, a station connected before still enrolls.
 # Usage: server_limits.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -79,5 +81,76 @@ check "... within the drain time (no request cut)" bash -c "! grep -q 'event=dra
 lines=$(grep -c 'event=http_library' "$WORK/server.log" || true)
 check "the refused connections did not write a line each (${lines} lines for over 1,000), the rest counted" bash -c \
   "[ '$lines' -ge 1 ] && [ '$lines' -lt 100 ] && grep -q 'event=http_library msg=\"Server reached connection limit' '$WORK/server.log' && [ \$(grep -o 'left_out=[0-9]*' '$WORK/server.log' | awk -F= '{ n += \$2 } END { print n + 0 }') -ge 1000 ]"
+
+# ---- requests held on 8 connections hold no other connection's; many addresses fill the listener ----
+# A listener of 16 connections at most, 4 per address; idle connections kept 30 s (longer than this part).
+sed -i -e 's/^server.max_connections = .*/server.max_connections = 16/' \
+  -e 's/^server.per_ip_connections = .*/server.per_ip_connections = 4/' \
+  -e 's/^server.idle_timeout = .*/server.idle_timeout = 30/' "$CA/camtrust-ca.conf"
+for i in 4 5; do make_csr "$WORK/cam$i" "/serialNumber=CAM000$i/CN=x"; done
+# A GET of /crl is held inside the server, in the thread serving its connection, until $WORK/release exists.
+export CAMTRUST_FAILPOINT=serve:crl CAMTRUST_FAILPOINT_RELEASE=$WORK/release
+start_ca "$CA"
+unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
+# wait_line FILE PATTERN: until FILE has a line matching PATTERN (at most 20 s).
+wait_line() { for _ in $(seq 1 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 0; }
+python3 "$CLIENTS" station "$PORT" "$CA" "$WORK/station.pem" "$WORK/station.key" "$WORK/station.out" \
+  "$WORK/go1:$WORK/cam4.b64" "$WORK/go2:$WORK/cam5.b64" &
+STATION_PID=$!; BG_PIDS+=("$STATION_PID")
+wait_line "$WORK/station.out" '^ready'
+check_eq "a station holds a keep-alive connection (its first request answered)" "ready HTTP/1.1 200 OK" \
+  "$(grep -E '^(ready|error)' "$WORK/station.out")"
+# One after another, each once the one before is held: a pool of up to 8 workers would have each worker held
+# (a held worker accepts no connection), the station's among them.
+CRL_PIDS=()
+for i in $(seq 1 8); do
+  curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 --interface "127.0.1.$i" --cacert "$CA/ops-root.pem" \
+    "https://localhost:$PORT/crl" >"$WORK/crl$i.code" 2>/dev/null &
+  CRL_PIDS+=($!); BG_PIDS+=($!)
+  for _ in $(seq 1 200); do [ "$(grep -c 'event=failpoint_held' "$WORK/server.log")" -ge "$i" ] && break; sleep 0.05; done
+done
+check_eq "8 GETs of /crl, from 8 addresses, are held inside the server" 8 "$(grep -c 'event=failpoint_held' "$WORK/server.log")"
+check_eq "while they are held, a new connection is answered" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+  --cacert "$CA/ops-root.pem" "https://localhost:$PORT/.well-known/est/cacerts" || true)"
+touch "$WORK/go1"
+wait_line "$WORK/station.out" '^\(enroll 1\|error\)'
+check_eq "... and the station enrolls on its connection, opened before them" "enroll 1 HTTP/1.1 200 OK" \
+  "$(grep -E '^(enroll 1|error)' "$WORK/station.out")"
+touch "$WORK/release"
+for pid in "${CRL_PIDS[@]}"; do wait "$pid" || true; done
+check_eq "once let go, the 8 held requests are answered" "200 200 200 200 200 200 200 200" \
+  "$(cat "$WORK"/crl[1-8].code | tr '\n' ' ' | sed 's/ $//')"
+# Only the station's connection left (the server closes what the others' clients closed): the listener has 15 free.
+for _ in $(seq 1 200); do
+  [ "$(ss -Htn state established state close-wait "( sport = :$PORT )" | wc -l)" -le 1 ] && break; sleep 0.05
+done
+python3 "$CLIENTS" fill "$PORT" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6 4 "$WORK/go_fill" "$WORK/fill.out" &
+FILL_PID=$!; BG_PIDS+=("$FILL_PID")
+wait_line "$WORK/fill.out" '^held'
+check_eq "5 addresses of 4 connections each, none of them over the per-address limit, take the 15 the station left" \
+  "held 15" "$(grep '^held' "$WORK/fill.out")"
+rc=0; curl -s -o /dev/null --max-time 10 --interface 127.0.0.9 --cacert "$CA/ops-root.pem" \
+  "https://localhost:$PORT/.well-known/est/cacerts" || rc=$?
+check "a new client is then refused at once, its connection closed (curl exit ${rc}: 35 or 56, not 28 for a wait)" \
+  bash -c "[ '$rc' = 35 ] || [ '$rc' = 56 ]"
+check "... and the server logs that it reached its connection limit" grep -q 'Server reached connection limit' "$WORK/server.log"
+touch "$WORK/go2"
+wait_line "$WORK/station.out" '^\(enroll 2\|error\)'
+check_eq "the station, connected before, still enrolls on its connection" "enroll 2 HTTP/1.1 200 OK" \
+  "$(grep -E '^(enroll 2|error)' "$WORK/station.out")"
+base64 -d "$WORK/station.out.2" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam5.pem" 2>/dev/null || true
+check_eq "... and gets the certificate the database recorded for CAM0005" \
+  "$(sql "$DB" "select cert_serial_hex from certificates where device_serial='CAM0005'")" \
+  "$(openssl x509 -in "$WORK/cam5.pem" -noout -serial 2>/dev/null | cut -d= -f2 | tr 'A-F' 'a-f')"
+touch "$WORK/go_fill"
+rc=0; wait "$STATION_PID" || rc=$?; wait "$FILL_PID" || rc=$?
+check_eq "the station and the filling addresses ended" 0 "$rc"
+code=000
+for _ in $(seq 1 50); do # the server closes the filling connections as their client does; then there is room
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --interface 127.0.0.9 --cacert "$CA/ops-root.pem" \
+    "https://localhost:$PORT/.well-known/est/cacerts" || true)
+  [ "$code" = 200 ] && break; sleep 0.1
+done
+check_eq "once they let go, a new client is answered" 200 "$code"
 [ "$failed" = 0 ] || tail -20 "$WORK/server.log"
 finish
