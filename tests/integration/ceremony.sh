@@ -30,8 +30,14 @@ provision_cameras() { # provision_cameras NAME:SERIAL...: simulated cameras pinn
   stop_bg
 }
 # Every file of a folder, its token's key objects included (SoftHSM rewrites its token.object bookkeeping at each
-# login: not ours).
-fingerprint() { (cd "$1" && find . -type f ! -name '*.lock' ! -name token.object -print0 | sort -z | xargs -0 sha256sum) | sha256sum; }
+# login: not ours), and the database by its content: any command that opens it may checkpoint a WAL that an earlier
+# one left, which rewrites camtrust.db and its -wal and -shm files without changing a row.
+fingerprint() {
+  (cd "$1" && find . -type f ! -name '*.lock' ! -name token.object ! -name 'camtrust.db*' -print0 | sort -z | xargs -0 sha256sum
+   [ ! -e camtrust.db ] || echo "$(sqlite3 camtrust.db .dump | sha256sum | cut -d' ' -f1)  ./camtrust.db (its rows)")
+}
+# changed BEFORE AFTER: "unchanged", or the files whose content differs
+changed() { [ "$1" = "$2" ] && echo unchanged || echo "CHANGED: $(diff <(echo "$1") <(echo "$2") | sed -n 's/^[<>] [0-9a-f]* *//p' | sort -u | tr '\n' ' ')"; }
 # refused "description" PATTERN DIR args...: exit 1, one line on stderr matching PATTERN, DIR unchanged
 refused() {
   local what=$1 pattern=$2 dir=$3 before after rc=0; shift 3
@@ -40,7 +46,7 @@ refused() {
   after=$(fingerprint "$dir")
   if [ "$rc" -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q -- "$pattern" "$WORK/err" && [ "$before" = "$after" ]
   then ok "$what"
-  else not_ok "$what (exit $rc, $dir $( [ "$before" = "$after" ] && echo unchanged || echo CHANGED)): $(cat "$WORK/err")"; fi
+  else not_ok "$what (exit $rc, $dir $(changed "$before" "$after")): $(cat "$WORK/err")"; fi
 }
 p11() { # p11 CADIR ARGS...: pkcs11-tool on the CA's own token
   SOFTHSM2_CONF=$1/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca \
@@ -92,7 +98,7 @@ usage_refused() {
   after=$(fingerprint "$dir")
   if [ "$rc" -eq 2 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q -- "does not take $opt\$" "$WORK/err" &&
      [ ! -s "$WORK/out" ] && [ ! -e "$WORK/stray.out" ] && [ "$before" = "$after" ]; then ok "$what"
-  else not_ok "$what (exit $rc, $dir $( [ "$before" = "$after" ] && echo unchanged || echo CHANGED)): $(cat "$WORK/err")"; fi
+  else not_ok "$what (exit $rc, $dir $(changed "$before" "$after")): $(cat "$WORK/err")"; fi
 }
 usage_refused "root sign refuses --root (the profile picks the root), signing nothing" --root "$V" \
   root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing --root device "${Q[@]}" --out "$WORK/stray.out"
