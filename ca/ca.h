@@ -78,6 +78,11 @@ CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
 /* The state tables rebuilt from the audit and compared (db_state_verify): CT_ERR_INTEGRITY naming the first row
  * that differs. The server runs it at start and refuses to serve on a difference. */
 CT_MUST_CHECK ct_err ca_state_verify(ca *c, db_state_report *report);
+/* Both at once, each on its own connection when the database has readers (db_readers_open): the chain's MACs (the
+ * token's work) on a thread of their own while this one replays the audit into the state tables. Returns the
+ * chain's result, with its detail; *state_rc the state check's (with its detail when the chain is intact), which
+ * means nothing on a broken chain. */
+CT_MUST_CHECK ct_err ca_audit_state_verify(ca *c, db_audit_report *audit, db_state_report *state, ct_err *state_rc);
 /* The checkpoint key's certificate (by the operations issuing CA), made at init or at the next open without it. */
 #define CA_NOTE_CERT_FILE "log-checkpoint.pem"
 /* Each certificate file the CA uses (root.pem ... log.pem, CA_NOTE_CERT_FILE) is the one its newest audit record

@@ -27,6 +27,13 @@ static ct_err audit_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[3
     return hsm_mac_sign(((ca *)ctx)->audit_mac, msg, len, mac);
 }
 
+/* The whole chain's check: on as many token sessions as the CA keeps (hsm.sessions). */
+static ct_err audit_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32])
+{
+    ca *c = ctx;
+    return hsm_mac_sign_many(c->audit_mac, n, msgs, lens, macs, (unsigned)c->cfg.hsm.sessions);
+}
+
 /* The token's audit key, under the database's write lock (db_open_keyed). The default key is made on first use:
  * at init (the chain is keyed from entry 1) or at the first open of a CA folder made before keying (its chain is
  * sealed by an "audit.keyed" entry). A configured key must exist. */
@@ -43,7 +50,7 @@ static ct_err audit_key(void *ctx, bool *made)
 /* Opens the database with every audit entry MACed by the token's audit key. */
 static ct_err db_open_audited(ca *c)
 {
-    const db_audit_mac mac = {audit_mac, audit_key, c, CA_AUDIT_MAC_LABEL};
+    const db_audit_mac mac = {audit_mac, audit_key, c, CA_AUDIT_MAC_LABEL, audit_mac_many};
     char id[DB_CA_ID_MAX];
     db_config cfg;
     CT_GUARD_RET(ca_id_read(c->cfg.dir, true, id));

@@ -558,8 +558,12 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     db_audit_report audit;
     db_state_report state;
     int64_t t0 = ct_now_ms();
-    rc = ca_audit_verify(c, &audit);
-    if (rc == CT_OK) rc = ca_state_verify(c, &state);
+    /* One read connection per worker thread: a request's reads never queue behind another's commit. Opened first:
+     * the audit chain is checked on one of them while the state tables are rebuilt on the writer. */
+    CT_GUARD(db_readers_open(c->db, c->cfg.threads < DB_READERS_MAX ? (unsigned)c->cfg.threads : DB_READERS_MAX));
+    ct_err state_rc = CT_OK;
+    rc = ca_audit_state_verify(c, &audit, &state, &state_rc);
+    if (rc == CT_OK) rc = state_rc;
     int64_t cert_files = 0;
     if (rc == CT_OK) rc = ca_certs_verify(c, &cert_files);
     /* An older copy put back: the checkpoint the CA kept outside the database says so. */
@@ -571,9 +575,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
            (long long)audit.entries, (long long)audit.keyed_from, (long long)state.rows, (long long)(ct_now_ms() - t0));
     if (ca_roots_online(c))
         ct_log(CT_LOG_WARN, "roots_online", "dir=%s msg=\"%s\"", CT_LOGQ(c->cfg.dir), CA_ROOTS_ONLINE_MSG);
-    /* One read connection per worker thread: a request's reads never queue behind another's commit; and the next
-     * batch of issuances is written while the last one's commit reaches the disk. */
-    CT_GUARD(db_readers_open(c->db, c->cfg.threads < DB_READERS_MAX ? (unsigned)c->cfg.threads : DB_READERS_MAX));
+    /* The next batch of issuances is written while the last one's commit reaches the disk. */
     CT_GUARD(db_pipeline_commits(c->db));
     CT_GUARD(tls_setup(&tls, c));
     CT_GUARD(trust_pem(c, &trust));

@@ -17,6 +17,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char k_audit_last[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
@@ -39,16 +40,21 @@ static void put_be(uint8_t *out, uint64_t v, int bytes)
     for (int i = bytes - 1; i >= 0; i--, v >>= 8) out[i] = (uint8_t)v;
 }
 
-/* The bytes an entry's hash covers (see the top of this file). */
-static ct_err audit_encode(const uint8_t prev[32], int64_t seq, int64_t ts, const span text[AUDIT_N_TEXT], ct_buf *b)
+/* How many bytes audit_encode_to writes for these texts; CT_ERR_TOO_LARGE for a field over 4 GiB. */
+static ct_err audit_encoded_len(const span text[AUDIT_N_TEXT], size_t *total)
 {
-    uint8_t num[8];
-    size_t total = 32 + 8 + 8;
+    *total = 32 + 8 + 8;
     for (int i = 0; i < AUDIT_N_TEXT; i++) {
         CT_ENSURE_RET(text[i].n <= UINT32_MAX, ct_fail(CT_ERR_TOO_LARGE, "audit field of %zu bytes", text[i].n));
-        total += 4 + text[i].n;
+        *total += 4 + text[i].n;
     }
-    CT_GUARD_RET(ct_buf_alloc(b, total));
+    return CT_OK;
+}
+
+/* Appends the bytes an entry's hash covers (see the top of this file) to b, which has room for them. */
+static ct_err audit_encode_to(const uint8_t prev[32], int64_t seq, int64_t ts, const span text[AUDIT_N_TEXT], ct_buf *b)
+{
+    uint8_t num[8];
     CT_GUARD_RET(ct_buf_append(b, prev, 32));
     put_be(num, (uint64_t)seq, 8);
     CT_GUARD_RET(ct_buf_append(b, num, 8));
@@ -60,6 +66,15 @@ static ct_err audit_encode(const uint8_t prev[32], int64_t seq, int64_t ts, cons
         if (text[i].n > 0) CT_GUARD_RET(ct_buf_append(b, text[i].p, text[i].n));
     }
     return CT_OK;
+}
+
+/* The bytes an entry's hash covers, in a buffer of their own. */
+static ct_err audit_encode(const uint8_t prev[32], int64_t seq, int64_t ts, const span text[AUDIT_N_TEXT], ct_buf *b)
+{
+    size_t total = 0;
+    CT_GUARD_RET(audit_encoded_len(text, &total));
+    CT_GUARD_RET(ct_buf_alloc(b, total));
+    return audit_encode_to(prev, seq, ts, text, b);
 }
 
 /* An entry's hash as this handle writes it: MACed in the token when keyed, else SHA-256. */
@@ -157,14 +172,18 @@ static ct_err broken(db_audit_report *r, int64_t seq, const char *fmt, ...)
     return ct_fail(CT_ERR_INTEGRITY, "audit chain broken: %s", r->reason);
 }
 
-/* Reads a row of k_audit_all / k_audit_newest: its text fields as stored (column_bytes, not strlen: an
- * appended NUL and tail is an edit too) and the bytes its hash covers. */
+/* The text fields of a row of k_audit_all / k_audit_newest as stored (column_bytes, not strlen: an appended NUL
+ * and tail is an edit too). */
+static void row_text(db_stmt *st, span text[AUDIT_N_TEXT])
+{
+    for (int i = 0; i < AUDIT_N_TEXT; i++) text[i].p = db_col_blob(st, 2 + i, &text[i].n);
+}
+
+/* The bytes a row's hash covers. */
 static ct_err row_encode(db_stmt *st, const uint8_t prev[32], ct_buf *msg)
 {
     span text[AUDIT_N_TEXT];
-    for (int i = 0; i < AUDIT_N_TEXT; i++) {
-        text[i].p = db_col_blob(st, 2 + i, &text[i].n);
-    }
+    row_text(st, text);
     return audit_encode(prev, db_col_int(st, 0), db_col_int(st, 1), text, msg);
 }
 
@@ -190,66 +209,164 @@ static ct_err entry_check(ct_db *db, const ct_buf *msg, const uint8_t stored[32]
     return CT_OK;
 }
 
-static ct_err verify_row(ct_db *db, db_stmt *st, int64_t seq, uint8_t prev[32], db_audit_report *r)
+/* The verdict on one entry of an intact sequence, in chain order: `kind` says how its stored hash matched. */
+static ct_err judge(ct_db *db, int64_t seq, entry_kind kind, bool keyed_action, db_audit_report *r)
+{
+    bool keyed = r->keyed_from > 0;
+    if (keyed && kind == ENTRY_SHA)
+        return broken(r, seq, "entry %lld: MAC does not match (not written by this CA's key: a plain SHA-256 hash "
+                              "after entry %lld began the keyed chain)", (long long)seq, (long long)r->keyed_from);
+    if (kind == ENTRY_BAD && db->mac.fn)
+        return broken(r, seq, "entry %lld: MAC does not match (not written by this CA's key)", (long long)seq);
+    if (kind == ENTRY_BAD)
+        return broken(r, seq, "entry %lld was edited (hash does not match its content)", (long long)seq);
+    if (kind == ENTRY_MAC && !keyed) {
+        if (seq != 1 && !keyed_action)
+            return broken(r, seq, "entry %lld is the first MACed entry but not an %s entry (a keyed chain begins with "
+                                  "entry 1 or that entry)", (long long)seq, DB_AUDIT_KEYED_ACTION);
+        r->keyed_from = seq;
+    }
+    r->entries++;
+    return CT_OK;
+}
+
+/* The chain is read in batches: each batch's rows are encoded, their MACs then computed in the token at once
+ * (db_audit_mac.fn_many: a token with many cores MACs on several sessions) and judged in chain order, so that the
+ * first divergence is the one named, as an entry-by-entry walk names it. Every entry's MAC is computed, except for
+ * an entry whose plain SHA-256 is its stored hash (written unkeyed, or forged without the key): that is all its
+ * MAC could have shown too (a MAC equal to a SHA-256 of the same bytes would be a collision). */
+#define VERIFY_BATCH 1024
+#define VERIFY_ARENA ((size_t)1 << 20) /* the batch's messages, back to back */
+
+typedef struct {
+    int64_t seq;
+    size_t off, len;    /* its message in the arena (or `own`, for one larger than the arena) */
+    bool sha;           /* its SHA-256 is the stored hash */
+    bool keyed_action;  /* an "audit.keyed" entry */
+    uint8_t stored[32];
+} batch_entry;
+
+typedef struct {
+    ct_buf arena, own;
+    size_t n;
+    batch_entry e[VERIFY_BATCH];
+    const uint8_t *msgs[VERIFY_BATCH];
+    size_t lens[VERIFY_BATCH];
+    size_t mac_of[VERIFY_BATCH]; /* index into macs, for the entries MACed */
+    uint8_t macs[VERIFY_BATCH][32];
+} verify_batch;
+
+static const uint8_t *batch_msg(const verify_batch *b, const batch_entry *e)
+{
+    return e->off == SIZE_MAX ? b->own.data : b->arena.data + e->off;
+}
+
+/* MACs the batch's entries that need it, judges every one in order and empties the batch. */
+static ct_err batch_judge(ct_db *db, verify_batch *b, db_audit_report *r)
 {
     ct_err rc = CT_OK;
-    ct_buf msg = CT_BUF_INIT;
-    uint8_t stored[32];
-    entry_kind kind = ENTRY_BAD;
-    bool keyed = r->keyed_from > 0;
-    if (db_col_hash(st, 8, stored) != CT_OK) {
-        rc = broken(r, seq, "entry %lld has no 32-byte hash (edited)", (long long)seq);
-        goto cleanup;
+    size_t n_mac = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->e[i].sha || !db->mac.fn) continue;
+        b->mac_of[i] = n_mac;
+        b->msgs[n_mac] = batch_msg(b, &b->e[i]);
+        b->lens[n_mac++] = b->e[i].len;
     }
-    CT_GUARD(row_encode(st, prev, &msg));
-    CT_GUARD(entry_check(db, &msg, stored, keyed, &kind));
-    if (keyed && kind == ENTRY_SHA) {
-        rc = broken(r, seq, "entry %lld: MAC does not match (not written by this CA's key: a plain SHA-256 hash after "
-                            "entry %lld began the keyed chain)", (long long)seq, (long long)r->keyed_from);
-    } else if (kind == ENTRY_BAD && db->mac.fn) {
-        rc = broken(r, seq, "entry %lld: MAC does not match (not written by this CA's key)", (long long)seq);
-    } else if (kind == ENTRY_BAD) {
-        rc = broken(r, seq, "entry %lld was edited (hash does not match its content)", (long long)seq);
-    } else if (kind == ENTRY_MAC && !keyed) {
-        const char *action = db_col_str(st, 3);
-        if (seq != 1 && !(action && strcmp(action, DB_AUDIT_KEYED_ACTION) == 0))
-            rc = broken(r, seq, "entry %lld is the first MACed entry but not an %s entry (a keyed chain begins with "
-                                "entry 1 or that entry)", (long long)seq, DB_AUDIT_KEYED_ACTION);
-        else
-            r->keyed_from = seq;
+    if (n_mac > 0 && db->mac.fn_many) {
+        CT_GUARD(db->mac.fn_many(db->mac.ctx, n_mac, b->msgs, b->lens, b->macs));
+    } else {
+        for (size_t i = 0; i < n_mac; i++) CT_GUARD(db->mac.fn(db->mac.ctx, b->msgs[i], b->lens[i], b->macs[i]));
     }
-    if (rc == CT_OK) memcpy(prev, stored, 32);
+    for (size_t i = 0; i < b->n; i++) {
+        const batch_entry *e = &b->e[i];
+        entry_kind kind = e->sha ? ENTRY_SHA : ENTRY_BAD;
+        if (!e->sha && db->mac.fn && ct_equal_ct(b->macs[b->mac_of[i]], e->stored, 32)) kind = ENTRY_MAC;
+        CT_GUARD(judge(db, e->seq, kind, e->keyed_action, r));
+    }
 cleanup:
-    ct_buf_free(&msg);
+    b->n = 0;
+    b->arena.len = 0;
+    ct_buf_free(&b->own);
     return rc;
+}
+
+/* Adds the current row (its place in the chain checked) to the batch, judging the batch first when it is full. */
+static ct_err batch_add(ct_db *db, verify_batch *b, db_stmt *st, const uint8_t prev[32], const uint8_t stored[32],
+                        db_audit_report *r)
+{
+    span text[AUDIT_N_TEXT];
+    size_t len = 0;
+    row_text(st, text);
+    CT_GUARD_RET(audit_encoded_len(text, &len));
+    if (b->n == VERIFY_BATCH || len > b->arena.max - b->arena.len)
+        CT_GUARD_RET(batch_judge(db, b, r));
+    batch_entry *e = &b->e[b->n];
+    *e = (batch_entry){.seq = db_col_int(st, 0), .off = b->arena.len, .len = len};
+    ct_buf *to = &b->arena;
+    if (len > b->arena.max) { /* edited to be huge: alone in the batch, in a buffer of its own */
+        CT_GUARD_RET(ct_buf_alloc(&b->own, len));
+        to = &b->own;
+        e->off = SIZE_MAX;
+    }
+    CT_GUARD_RET(audit_encode_to(prev, e->seq, db_col_int(st, 1), text, to));
+    uint8_t calc[32];
+    CT_GUARD_RET(ct_sha256(batch_msg(b, e), len, calc));
+    e->sha = ct_equal_ct(calc, stored, 32);
+    memcpy(e->stored, stored, 32);
+    const char *action = db_col_str(st, 3);
+    e->keyed_action = action && strcmp(action, DB_AUDIT_KEYED_ACTION) == 0;
+    b->n++;
+    return CT_OK;
 }
 
 static ct_err verify_fn(ct_db *db, void *vctx)
 {
+    ct_err rc = CT_OK, at_row = CT_OK;
     db_audit_report *r = vctx;
     db_stmt *st = NULL;
     bool row = false;
-    uint8_t prev[32] = {0}, stored_prev[32];
-    CT_GUARD_RET(db_prepare(db, k_audit_all, &st, ""));
+    uint8_t prev[32] = {0}, stored_prev[32], stored[32];
+    verify_batch *b = calloc(1, sizeof *b);
+    CT_ENSURE(b, CT_ERR_NOMEM);
+    CT_GUARD(ct_buf_alloc(&b->arena, VERIFY_ARENA));
+    CT_GUARD(db_prepare(db, k_audit_all, &st, ""));
+    /* A row out of place ends the reading; the rows before it are judged first (one of them may be the first
+     * divergence), then it is. */
     for (int64_t expect = 1;; expect++) {
-        CT_GUARD_RET(db_step(db, st, &row));
+        CT_GUARD(db_step(db, st, &row));
         if (!row) break;
         int64_t seq = db_col_int(st, 0);
-        if (seq > expect) return broken(r, expect, "entry %lld missing (deleted)", (long long)expect);
-        if (seq < expect) return broken(r, seq, "entry %lld out of sequence (inserted)", (long long)seq);
-        if (db_col_hash(st, 7, stored_prev) != CT_OK || memcmp(stored_prev, prev, 32) != 0) {
-            if (seq == 1) return broken(r, seq, "entry 1 does not start the chain (inserted)");
-            return broken(r, seq, "entry %lld does not follow entry %lld (reordered or inserted)", (long long)seq,
-                          (long long)(seq - 1));
+        if (seq > expect) {
+            at_row = broken(r, expect, "entry %lld missing (deleted)", (long long)expect);
+        } else if (seq < expect) {
+            at_row = broken(r, seq, "entry %lld out of sequence (inserted)", (long long)seq);
+        } else if (db_col_hash(st, 7, stored_prev) != CT_OK || memcmp(stored_prev, prev, 32) != 0) {
+            at_row = seq == 1 ? broken(r, seq, "entry 1 does not start the chain (inserted)")
+                              : broken(r, seq, "entry %lld does not follow entry %lld (reordered or inserted)",
+                                       (long long)seq, (long long)(seq - 1));
+        } else if (db_col_hash(st, 8, stored) != CT_OK) {
+            at_row = broken(r, seq, "entry %lld has no 32-byte hash (edited)", (long long)seq);
         }
-        CT_GUARD_RET(verify_row(db, st, seq, prev, r));
-        r->entries++;
+        if (at_row != CT_OK) break;
+        CT_GUARD(batch_add(db, b, st, prev, stored, r));
+        memcpy(prev, stored, 32);
+    }
+    CT_GUARD(batch_judge(db, b, r));
+    if (at_row != CT_OK) { /* the rows before it are intact: its reason stands */
+        rc = ct_fail(at_row, "audit chain broken: %s", r->reason);
+        goto cleanup;
     }
     /* A keyed CA's chain with no MACed entry was rewritten without the token (or its keyed entries removed). */
     if (db->mac.fn && r->entries > 0 && r->keyed_from == 0)
-        return broken(r, 1, "no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed "
-                            "entries deleted)");
-    return CT_OK;
+        rc = broken(r, 1, "no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed "
+                          "entries deleted)");
+cleanup:
+    if (b) {
+        ct_buf_free(&b->arena);
+        ct_buf_free(&b->own);
+        free(b);
+    }
+    return rc;
 }
 
 ct_err db_audit_verify(ct_db *db, db_audit_report *report)

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "hsm_priv.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -113,6 +114,66 @@ ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[
     hsm_session_put(k->h, s);
     CT_ENSURE_RET(rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC with key '%s' in the token failed: CKR 0x%lx", k->label, rv));
     CT_ENSURE_RET(mac_len == HSM_MAC_LEN, ct_fail(CT_ERR_HSM, "token returned a %lu-byte HMAC", mac_len));
+    return CT_OK;
+}
+
+typedef struct {
+    hsm_mac_key *k;
+    const uint8_t *const *msgs;
+    const size_t *lens;
+    uint8_t (*macs)[HSM_MAC_LEN];
+    size_t from, to;
+    CK_RV rv;
+    size_t failed_at;
+} mac_share;
+
+/* One thread's share on one pooled session; the first failure ends it. */
+static void *mac_share_run(void *arg)
+{
+    mac_share *m = arg;
+    hsm *h = m->k->h;
+    CK_MECHANISM mech = {CKM_SHA256_HMAC, NULL, 0};
+    CK_SESSION_HANDLE s = hsm_session_get(h);
+    m->rv = CKR_OK;
+    for (size_t i = m->from; i < m->to && m->rv == CKR_OK; i++) {
+        CK_ULONG mac_len = HSM_MAC_LEN;
+        m->rv = h->f->C_SignInit(s, &mech, m->k->obj);
+        if (m->rv == CKR_OK)
+            m->rv = h->f->C_Sign(s, (CK_BYTE_PTR)m->msgs[i], (CK_ULONG)m->lens[i], m->macs[i], &mac_len);
+        if (m->rv == CKR_OK && mac_len != HSM_MAC_LEN) m->rv = CKR_GENERAL_ERROR;
+        m->failed_at = i;
+    }
+    hsm_session_put(h, s);
+    return NULL;
+}
+
+ct_err hsm_mac_sign_many(hsm_mac_key *k, size_t n, const uint8_t *const *msgs, const size_t *lens,
+                         uint8_t (*macs)[HSM_MAC_LEN], unsigned threads)
+{
+    mac_share share[HSM_MAC_THREADS_MAX];
+    pthread_t tid[HSM_MAC_THREADS_MAX];
+    bool started[HSM_MAC_THREADS_MAX] = {false};
+    CT_ENSURE_RET(k && (msgs || !n) && (lens || !n) && (macs || !n), CT_ERR_ARG);
+    if (n == 0) return CT_OK;
+    /* Never more threads than sessions (each holds one for its whole share), nor than messages. */
+    if (threads > k->h->n_sessions) threads = k->h->n_sessions;
+    if (threads > HSM_MAC_THREADS_MAX) threads = HSM_MAC_THREADS_MAX;
+    if (threads > n) threads = (unsigned)n;
+    if (threads == 0) threads = 1;
+    for (unsigned t = 0; t < threads; t++) {
+        share[t] = (mac_share){.k = k, .msgs = msgs, .lens = lens, .macs = macs, .from = n * t / threads,
+                               .to = n * (t + 1) / threads};
+        /* every share but the last on a thread of its own (or here, if none can be made); the last one here */
+        started[t] = t + 1 < threads && pthread_create(&tid[t], NULL, mac_share_run, &share[t]) == 0;
+        if (!started[t] && t + 1 < threads) mac_share_run(&share[t]);
+    }
+    mac_share_run(&share[threads - 1]);
+    for (unsigned t = 0; t < threads; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+    for (unsigned t = 0; t < threads; t++)
+        CT_ENSURE_RET(share[t].rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC of message %zu with key '%s' in the token "
+                                                                 "failed: CKR 0x%lx", share[t].failed_at, k->label,
+                                                                 share[t].rv));
     return CT_OK;
 }
 

@@ -1116,6 +1116,12 @@ static ct_err token_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[3
     return hsm_mac_sign(((test_key *)ctx)->k, msg, len, mac);
 }
 
+/* The whole chain's check as the CA makes it: several token sessions at once (hsm_mac_sign_many). */
+static ct_err token_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32])
+{
+    return hsm_mac_sign_many(((test_key *)ctx)->k, n, msgs, lens, macs, 2);
+}
+
 static ct_err token_key(void *ctx, bool *made)
 {
     *made = ((test_key *)ctx)->made;
@@ -1140,7 +1146,7 @@ static ct_db *keyed_open(hsm_mac_key *k, bool new_key)
 {
     static test_key tk; /* the handle keeps a pointer to it */
     tk = (test_key){k, new_key};
-    const db_audit_mac mac = {token_mac, token_key, &tk, hsm_mac_key_label(k)};
+    const db_audit_mac mac = {token_mac, token_key, &tk, hsm_mac_key_label(k), token_mac_many};
     ct_db *db = NULL;
     ct_err rc = open_target(&mac, &db);
     ck_assert_msg(rc == CT_OK, "db_open_keyed: %s", ct_err_detail());
@@ -1265,6 +1271,45 @@ START_TEST(test_audit_mac_forged_entries)
     raw_rechain(1, last);
     expect_broken(db, 1, "no entry is MACed with this CA's audit key (the chain was rewritten, or its keyed entries "
                          "deleted)");
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+/* A chain longer than one batch of the check (db/audit.c VERIFY_BATCH, 1024): an edit far in is named, and named
+ * before a later deletion, as an entry-by-entry walk names them; an entry edited to be larger than the batch's
+ * buffer is checked too. */
+START_TEST(test_audit_mac_long_chain)
+{
+    hsm_mac_key *k = mac_key("db-mac6", "audit-mac", 1);
+    new_target("db-mac6");
+    ct_db *db = keyed_open(k, true);
+    db_audit_entry e[500];
+    char subject[500][16];
+    for (int round = 0; round < 5; round++) {
+        for (int i = 0; i < 500; i++) {
+            snprintf(subject[i], sizeof subject[i], "SN%d", round * 500 + i);
+            e[i] = (db_audit_entry){"station:line1", "est.enroll", subject[i], "denied", "not in an order"};
+        }
+        ck_assert_int_eq(db_audit_append_all(db, e, 500), CT_OK);
+    }
+    db_audit_report rep;
+    ck_assert_msg(db_audit_verify(db, &rep) == CT_OK, "%s", rep.reason);
+    ck_assert_int_eq(rep.entries, audit_rows());
+    ck_assert_int_ge(rep.entries, 2500);
+    char err[200];
+    ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;"
+                              "UPDATE audit SET detail = 'in an order' WHERE seq = 2100;"
+                              "DELETE FROM audit WHERE seq = 2300", err, sizeof err), SQLITE_OK);
+    expect_broken(db, 2100, "entry 2100: " MAC_BAD);
+    /* the deletion alone */
+    ck_assert_int_eq(raw_exec("UPDATE audit SET detail = 'not in an order' WHERE seq = 2100", err, sizeof err),
+                     SQLITE_OK);
+    expect_broken(db, 2300, "entry 2300 missing (deleted)");
+    /* 1.5 MiB of detail on entry 1500 (the chain's hashes left as they were) */
+    ck_assert_int_eq(raw_exec("UPDATE audit SET detail = hex(zeroblob(786432)) WHERE seq = 1500", err, sizeof err),
+                     SQLITE_OK);
+    expect_broken(db, 1500, "entry 1500: " MAC_BAD);
     db_close(db);
     hsm_mac_key_free(k);
 }
@@ -1782,7 +1827,7 @@ static bool wait_flag(const bool *flag)
 START_TEST(test_reads_do_not_wait_for_the_writer)
 {
     new_target("db-readers");
-    const db_audit_mac mac = {holding_mac, key_made, NULL, "test-key"};
+    const db_audit_mac mac = {holding_mac, key_made, NULL, "test-key", NULL};
     db_config cfg = {.backend = g_pg ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE, .path = g_path, .url = g_url};
     ct_db *db = NULL;
     g_hold.release = true; /* opening writes its migrations' entries */
@@ -1921,6 +1966,7 @@ int main(void)
     tcase_add_test(tc, test_audit_mac_keyed_from_entry_one);
     if (!g_pg) tcase_add_test(tc, test_audit_mac_forged_entries);
     if (!g_pg) tcase_add_test(tc, test_audit_mac_forged_insert);
+    if (!g_pg) tcase_add_test(tc, test_audit_mac_long_chain);
     tcase_add_test(tc, test_audit_mac_seals_an_unkeyed_chain);
     tcase_add_test(tc, test_audit_mac_seal_required);
     tcase_add_test(tc, test_audit_mac_concurrent_appends);

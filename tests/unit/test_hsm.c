@@ -780,6 +780,39 @@ START_TEST(test_mac_threads)
 }
 END_TEST
 
+/* Many messages at once on several sessions: each MAC is the one hsm_mac_sign gives for its own message (not another
+ * message's, nor another share's), whatever the number of threads asked for. */
+START_TEST(test_mac_many)
+{
+    const uint8_t id[] = {0x0b, 2};
+    hsm_mac_key *k = NULL;
+    ck_assert_int_eq(hsm_mac_key_generate(g_h, "many-mac", id, sizeof id, &k), CT_OK);
+    enum { N = 37 };
+    char text[N][16];
+    const uint8_t *msgs[N];
+    size_t lens[N];
+    uint8_t macs[N][HSM_MAC_LEN], want[HSM_MAC_LEN];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof text[i], "entry %d", i + 1);
+        msgs[i] = (const uint8_t *)text[i];
+        lens[i] = strlen(text[i]);
+    }
+    const unsigned threads[] = {0, 1, 2, 3, 64};
+    for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+        memset(macs, 0, sizeof macs);
+        ck_assert_int_eq(hsm_mac_sign_many(k, N, msgs, lens, macs, threads[t]), CT_OK);
+        for (int i = 0; i < N; i++) {
+            mac_of(k, text[i], want);
+            ck_assert_mem_eq(macs[i], want, HSM_MAC_LEN);
+            if (i > 0) ck_assert(memcmp(macs[i], macs[i - 1], HSM_MAC_LEN) != 0);
+        }
+    }
+    ck_assert_int_eq(hsm_mac_sign_many(k, 0, NULL, NULL, NULL, 2), CT_OK);
+    ck_assert_int_eq(hsm_mac_sign_many(NULL, N, msgs, lens, macs, 2), CT_ERR_ARG);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
 static Suite *hsm_suite(void)
 {
     Suite *s = suite_create("hsm");
@@ -806,6 +839,7 @@ static Suite *hsm_suite(void)
     tcase_add_test(keys, test_wolf_tls);
     tcase_add_test(keys, test_mac_key);
     tcase_add_test(keys, test_mac_threads);
+    tcase_add_test(keys, test_mac_many);
     tcase_add_test(keys, test_verify_digest);
     suite_add_tcase(s, keys);
     return s;
