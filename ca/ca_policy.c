@@ -180,6 +180,8 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     pki_issued_info issued;
     memset(res, 0, sizeof *res);
     ct_err_clear();
+    /* Announced to the group commit, which waits a bounded while for issuances on their way (one sync for more). */
+    db_issuances_coming(c->db, 1);
     CT_GUARD(resolve_profile(req->label, &x));
     CT_GUARD(authenticate(c, req, &x, res));
     CT_GUARD(check_csr(c, req, &x, res));
@@ -220,6 +222,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     res->cert_der = der;
     der = (ct_buf)CT_BUF_INIT;
 cleanup:
+    db_issuances_coming(c->db, -1);
     if (rc != CT_OK) {
         const char *subject = x.serial ? x.serial : "";
         /* The CA's own failures (5xx: disk full, token) too, best effort: a failing audit is logged. */

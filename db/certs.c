@@ -224,6 +224,9 @@ struct db_pending {
     bool done;
     char detail[256];
     struct db_pending *next;
+    /* Its thread's own wake-up: only the threads a change concerns are woken (the next leader, a batch's own
+     * members), not every waiting thread twice a batch. */
+    pthread_cond_t cv;
 };
 
 static void keep_detail(struct db_pending *p, ct_err rc)
@@ -255,13 +258,15 @@ static void lead_batch(ct_db *db)
     db->gc_head = NULL;
     db->gc_tail = &db->gc_head;
     db->gc_leading = true;
+    db->gc_busy += db->gc_queued;
+    db->gc_queued = 0;
     (void)pthread_mutex_unlock(&db->gc_mu);
     ct_err_clear();
     ct_err rc = db_call_write_unsynced(db, batch_tx, batch);
     /* The next leader writes its batch while this one's commit reaches the disk (db_pipeline_commits). */
     (void)pthread_mutex_lock(&db->gc_mu);
     db->gc_leading = false;
-    (void)pthread_cond_broadcast(&db->gc_cv);
+    if (db->gc_head) (void)pthread_cond_signal(&db->gc_head->cv); /* the first queued leads (or whoever comes first) */
     (void)pthread_mutex_unlock(&db->gc_mu);
     if (rc == CT_OK) {
         /* A crash here (a batch of two or more: others wait on this leader): nobody has an answer yet. */
@@ -279,30 +284,59 @@ static void lead_batch(ct_db *db)
             memcpy(p->detail, failed.detail, sizeof p->detail);
         }
         p->done = true;
+        db->gc_busy--;
+        (void)pthread_cond_signal(&p->cv); /* under gc_mu: its thread cannot return (and drop p) before we unlock */
     }
-    (void)pthread_cond_broadcast(&db->gc_cv);
 }
+
+void db_issuances_coming(ct_db *db, int delta)
+{
+    if (db) atomic_fetch_add(&db->gc_coming, delta);
+}
+
+/* How long a would-be leader waits for announced issuances not queued yet: a commit's writes and sync cost about
+ * as much CPU for one certificate as for several (the same index pages written again, the same sync), and the
+ * CPU is what limits a loaded CA. Bounded, and only while something is on its way: a lone request never waits. */
+#define GC_GATHER_US 1000
+
+/* Announced issuances not queued yet (checking their CSR, signing), under gc_mu. */
+static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->gc_queued - db->gc_busy; }
 
 static ct_err group_commit(ct_db *db, struct cert_ctx *c)
 {
     struct db_pending me = {.ctx = c};
+    CT_ENSURE_RET(pthread_cond_init(&me.cv, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit wait init failed"));
     /* The crash failpoint needs a batch of two: a lone request waits a bounded while for a second to join it,
      * however slowly requests arrive (a loaded test machine, a fast PostgreSQL commit). */
     bool gather = ct_failpoint_hit("db:issuance-unsynced");
     struct timespec gather_until;
     ct_timespec_in(2000, &gather_until);
-    CT_ENSURE_RET(pthread_mutex_lock(&db->gc_mu) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit lock failed"));
+    if (pthread_mutex_lock(&db->gc_mu) != 0) {
+        (void)pthread_cond_destroy(&me.cv);
+        return ct_fail(CT_ERR_INTERNAL, "db group commit lock failed");
+    }
     *db->gc_tail = &me;
     db->gc_tail = &me.next;
+    db->gc_queued++;
+    /* A would-be leader waiting for issuances on their way: one more has come. */
+    if (db->gc_head != &me && !db->gc_leading) (void)pthread_cond_signal(&db->gc_head->cv);
+    struct timespec delay_until;
+    ct_timespec_in_us(GC_GATHER_US, &delay_until);
+    bool delay = true;
     while (!me.done) {
         bool waits_for_company = gather && db->gc_head && !db->gc_head->next;
-        /* Lead when nobody writes and something waits (perhaps not me: my item may be syncing already). */
-        if (!db->gc_leading && db->gc_head && !waits_for_company) lead_batch(db);
+        bool leads = !db->gc_leading && db->gc_head && !waits_for_company;
+        /* Lead when nobody writes and something waits (perhaps not me: my item may be syncing already), after
+         * a bounded wait for the issuances on their way. */
+        if (leads && delay && gc_on_the_way(db) > 0)
+            delay = pthread_cond_timedwait(&me.cv, &db->gc_mu, &delay_until) != ETIMEDOUT;
+        else if (leads) lead_batch(db);
         else if (waits_for_company)
-            gather = pthread_cond_timedwait(&db->gc_cv, &db->gc_mu, &gather_until) != ETIMEDOUT;
-        else (void)pthread_cond_wait(&db->gc_cv, &db->gc_mu);
+            gather = pthread_cond_timedwait(&me.cv, &db->gc_mu, &gather_until) != ETIMEDOUT;
+        else (void)pthread_cond_wait(&me.cv, &db->gc_mu);
     }
     (void)pthread_mutex_unlock(&db->gc_mu);
+    (void)pthread_cond_destroy(&me.cv);
     return me.rc == CT_OK ? CT_OK : ct_fail(me.rc, "%s", me.detail);
 }
 

@@ -469,8 +469,7 @@ ct_err db_readers_open(ct_db *db, unsigned n)
         rd->mac = db->mac;
         rd->schema_version = db->schema_version;
         rd->gc_tail = &rd->gc_head;
-        CT_ENSURE(pthread_mutex_init(&rd->mu, NULL) == 0 && pthread_mutex_init(&rd->gc_mu, NULL) == 0 &&
-                      pthread_cond_init(&rd->gc_cv, NULL) == 0,
+        CT_ENSURE(pthread_mutex_init(&rd->mu, NULL) == 0 && pthread_mutex_init(&rd->gc_mu, NULL) == 0,
                   ct_fail(CT_ERR_INTERNAL, "db reader init failed"));
         CT_GUARD(remember_config(rd, &db->cfg));
         CT_GUARD(backend_open(rd, &rd->cfg));
@@ -494,8 +493,7 @@ ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out
     db->be = &db_backend_sqlite;
     if (mac) db->mac = *mac;
     CT_ENSURE(pthread_mutex_init(&db->mu, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db mutex init failed"));
-    CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0 && pthread_cond_init(&db->gc_cv, NULL) == 0,
-              ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
+    CT_ENSURE(pthread_mutex_init(&db->gc_mu, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit init failed"));
     db->gc_tail = &db->gc_head;
     CT_GUARD(remember_config(db, cfg));
     CT_GUARD(backend_open(db, &db->cfg));
@@ -528,7 +526,6 @@ void db_close(ct_db *db)
     if (db->conn) db->be->close(db);
     (void)pthread_mutex_destroy(&db->mu);
     (void)pthread_mutex_destroy(&db->gc_mu);
-    (void)pthread_cond_destroy(&db->gc_cv);
     free(db);
 }
 

@@ -4,6 +4,7 @@
 #define CAMTRUST_DB_PRIV_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 
 #include "db.h"
@@ -36,11 +37,13 @@ struct ct_db {
     bool copy_target;   /* db_config.copy_target: migrations write no audit entries */
     db_stmt *cache[DB_STMT_CACHE_MAX]; /* keyed by the address of a static SQL string */
     size_t n_cached;
-    /* Group commit of issuances (db_cert_record_issuance): a queue that one leader thread writes at a time. */
+    /* Group commit of issuances (db_cert_record_issuance): a queue that one leader thread writes at a time (each
+     * waiting thread has a condition variable of its own in its queue item). */
     pthread_mutex_t gc_mu;
-    pthread_cond_t gc_cv;
     struct db_pending *gc_head, **gc_tail;
     bool gc_leading;
+    int gc_queued, gc_busy; /* items queued; items taken by a leader and not yet answered (under gc_mu) */
+    atomic_int gc_coming;   /* db_issuances_coming: announced and not yet answered (queued and busy ones too) */
     /* The audit chain's key (db_open_keyed); fn NULL: SHA-256 only. */
     db_audit_mac mac;
     /* db_lease_fence: tree heads and checkpoints are written only while this holder holds this lease. */

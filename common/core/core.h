@@ -223,6 +223,7 @@ int64_t ct_wall_ms(void);
 /* The wall-clock time `ms` from now, as pthread_cond_timedwait takes it. */
 struct timespec;
 void ct_timespec_in(int64_t ms, struct timespec *out);
+void ct_timespec_in_us(int64_t us, struct timespec *out);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:
  * CT_ERR_IO "timed out <what>". */
 CT_MUST_CHECK ct_err ct_wait_fd(int fd, short events, int64_t deadline_ms, const char *what);

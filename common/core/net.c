@@ -72,10 +72,12 @@ int64_t ct_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void ct_timespec_in(int64_t ms, struct timespec *out)
+void ct_timespec_in(int64_t ms, struct timespec *out) { ct_timespec_in_us(ms * 1000, out); }
+
+void ct_timespec_in_us(int64_t us, struct timespec *out)
 {
     clock_gettime(CLOCK_REALTIME, out);
-    long long ns = out->tv_nsec + (long long)ms * 1000000LL;
+    long long ns = out->tv_nsec + (long long)us * 1000LL;
     out->tv_sec += (time_t)(ns / 1000000000LL);
     out->tv_nsec = (long)(ns % 1000000000LL);
 }
