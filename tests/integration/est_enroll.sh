@@ -235,7 +235,8 @@ if on_sqlite; then
   : >"$WORK/pwr-answered.txt"
   load_run 400 "$WORK/pwr-serials.txt" --answered "$WORK/pwr-answered.txt" &
   LOAD_PID=$!
-  for _ in $(seq 1 600); do # up to 30 s
+  for _ in $(seq 1 1200); do # up to 60 s (the loop ends when the shim kills the CA; an ASan load on a loaded machine
+    # made its 400 CSRs and first batches slowly enough once that 30 s ended it before any answer)
     kill -0 "$SERVER_PID" 2>/dev/null && kill -0 "$LOAD_PID" 2>/dev/null || break
     [ "$(wc -l <"$WORK/pwr-answered.txt")" -lt 300 ] || kill -KILL "$SERVER_PID" 2>/dev/null || true
     sleep 0.05
