@@ -196,6 +196,6 @@ ct_err ca_audit_state_verify(ca *c, db_audit_report *audit, db_state_report *sta
     if (!threaded) audit_job_run(&j);
     *state_rc = db_state_verify(c->db, state);
     if (threaded) (void)pthread_join(t, NULL);
-    if (j.rc != CT_OK) return j.detail[0] ? ct_fail(j.rc, "%s", j.detail) : j.rc;
+    if (j.rc != CT_OK) return ct_fail(j.rc, "%s", j.detail[0] ? j.detail : ct_err_message(j.rc));
     return CT_OK; /* this thread's detail is still the state check's */
 }

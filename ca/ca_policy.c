@@ -179,11 +179,14 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     ct_buf der = CT_BUF_INIT;
     pki_issued_info issued;
     memset(res, 0, sizeof *res);
+    bool announced = false;
     ct_err_clear();
-    /* Announced to the group commit, which waits a bounded while for issuances on their way (one sync for more). */
-    db_issuances_coming(c->db, 1);
     CT_GUARD(resolve_profile(req->label, &x));
     CT_GUARD(authenticate(c, req, &x, res));
+    /* Announced to the group commit, which waits a bounded while for issuances on their way (one sync for more);
+     * only once authenticated, so that no anonymous client makes every batch wait. */
+    db_issuances_coming(c->db, 1);
+    announced = true;
     CT_GUARD(check_csr(c, req, &x, res));
     if (req->kind == CA_ENROLL_NEW) {
         rc = db_order_find_for_serial(c->db, x.station.id, x.serial, &x.order);
@@ -222,7 +225,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     res->cert_der = der;
     der = (ct_buf)CT_BUF_INIT;
 cleanup:
-    db_issuances_coming(c->db, -1);
+    if (announced) db_issuances_coming(c->db, -1);
     if (rc != CT_OK) {
         const char *subject = x.serial ? x.serial : "";
         /* The CA's own failures (5xx: disk full, token) too, best effort: a failing audit is logged. */
