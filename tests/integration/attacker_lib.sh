@@ -153,6 +153,13 @@ chain_attacks() {
   attack "a forged entry appended, chain recomputed" "entry $((LAST + 1)): $mac" forge append
   attack "every entry rehashed without the key" "no entry is MACed with this CA's audit key" forge rechain 1
   attack "the chain emptied" "the audit has no audit.state entry to rebuild from" sql_edit "DELETE FROM audit"
+  # The state replay reads the rows beside the chain's check, before their MACs are judged: a NULL where the schema
+  # (edited around, as the file's writer can) says NOT NULL must be named as the forgery it is, not crash the CA.
+  if on_sqlite; then
+    attack "an entry's action made NULL around the schema" "entry $MID: $mac" sql_edit "PRAGMA writable_schema = ON;
+      UPDATE sqlite_master SET sql = replace(sql, 'action TEXT NOT NULL', 'action TEXT') WHERE name = 'audit';
+      PRAGMA writable_schema = RESET; UPDATE audit SET action = NULL WHERE seq = $MID"
+  fi
 }
 edit_rechain() { sql_edit "UPDATE audit SET detail = 'forged' WHERE seq = $1"; forge rechain "$1"; }
 
