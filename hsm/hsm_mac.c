@@ -103,17 +103,23 @@ cleanup:
     return rc;
 }
 
-ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN])
+/* One HMAC on session s; a MAC of another length is a token fault (CKR_GENERAL_ERROR). */
+static CK_RV mac_once(hsm_mac_key *k, CK_SESSION_HANDLE s, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN])
 {
-    CT_ENSURE_RET(k && (msg || !len) && mac, CT_ERR_ARG);
     CK_MECHANISM mech = {CKM_SHA256_HMAC, NULL, 0};
     CK_ULONG mac_len = HSM_MAC_LEN;
-    CK_SESSION_HANDLE s = hsm_session_get(k->h);
     CK_RV rv = k->h->f->C_SignInit(s, &mech, k->obj);
     if (rv == CKR_OK) rv = k->h->f->C_Sign(s, (CK_BYTE_PTR)msg, (CK_ULONG)len, mac, &mac_len);
+    return rv == CKR_OK && mac_len != HSM_MAC_LEN ? CKR_GENERAL_ERROR : rv;
+}
+
+ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN])
+{
+    CT_ENSURE_RET(k && (msg || !len) && mac, ct_fail(CT_ERR_ARG, "hsm_mac_sign: missing argument"));
+    CK_SESSION_HANDLE s = hsm_session_get(k->h);
+    CK_RV rv = mac_once(k, s, msg, len, mac);
     hsm_session_put(k->h, s);
     CT_ENSURE_RET(rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC with key '%s' in the token failed: CKR 0x%lx", k->label, rv));
-    CT_ENSURE_RET(mac_len == HSM_MAC_LEN, ct_fail(CT_ERR_HSM, "token returned a %lu-byte HMAC", mac_len));
     return CT_OK;
 }
 
@@ -131,19 +137,13 @@ typedef struct {
 static void *mac_share_run(void *arg)
 {
     mac_share *m = arg;
-    hsm *h = m->k->h;
-    CK_MECHANISM mech = {CKM_SHA256_HMAC, NULL, 0};
-    CK_SESSION_HANDLE s = hsm_session_get(h);
+    CK_SESSION_HANDLE s = hsm_session_get(m->k->h);
     m->rv = CKR_OK;
     for (size_t i = m->from; i < m->to && m->rv == CKR_OK; i++) {
-        CK_ULONG mac_len = HSM_MAC_LEN;
-        m->rv = h->f->C_SignInit(s, &mech, m->k->obj);
-        if (m->rv == CKR_OK)
-            m->rv = h->f->C_Sign(s, (CK_BYTE_PTR)m->msgs[i], (CK_ULONG)m->lens[i], m->macs[i], &mac_len);
-        if (m->rv == CKR_OK && mac_len != HSM_MAC_LEN) m->rv = CKR_GENERAL_ERROR;
+        m->rv = mac_once(m->k, s, m->msgs[i], m->lens[i], m->macs[i]);
         m->failed_at = i;
     }
-    hsm_session_put(h, s);
+    hsm_session_put(m->k->h, s);
     return NULL;
 }
 
@@ -153,7 +153,8 @@ ct_err hsm_mac_sign_many(hsm_mac_key *k, size_t n, const uint8_t *const *msgs, c
     mac_share share[HSM_MAC_THREADS_MAX];
     pthread_t tid[HSM_MAC_THREADS_MAX];
     bool started[HSM_MAC_THREADS_MAX] = {false};
-    CT_ENSURE_RET(k && (msgs || !n) && (lens || !n) && (macs || !n), CT_ERR_ARG);
+    CT_ENSURE_RET(k && (msgs || !n) && (lens || !n) && (macs || !n),
+                  ct_fail(CT_ERR_ARG, "hsm_mac_sign_many: missing argument"));
     if (n == 0) return CT_OK;
     /* Never more threads than sessions (each holds one for its whole share), nor than messages. */
     if (threads > k->h->n_sessions) threads = k->h->n_sessions;
@@ -169,7 +170,7 @@ ct_err hsm_mac_sign_many(hsm_mac_key *k, size_t n, const uint8_t *const *msgs, c
     }
     mac_share_run(&share[threads - 1]);
     for (unsigned t = 0; t < threads; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
+        if (started[t]) (void)pthread_join(tid[t], NULL);
     for (unsigned t = 0; t < threads; t++)
         CT_ENSURE_RET(share[t].rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC of message %zu with key '%s' in the token "
                                                                  "failed: CKR 0x%lx", share[t].failed_at, k->label,

@@ -102,6 +102,16 @@ const char *ct_config_get(const ct_config *c, const char *key, const char *fallb
     return fallback;
 }
 
+bool ct_parse_long(const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno != 0 || end == s || *end != '\0' || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
 ct_err ct_config_get_int(const ct_config *c, const char *key, long fallback, long min, long max, long *out)
 {
     const char *v = ct_config_get(c, key, NULL);

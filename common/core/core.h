@@ -248,6 +248,8 @@ CT_MUST_CHECK ct_err ct_config_parse(const uint8_t *text, size_t len, ct_config 
 CT_MUST_CHECK ct_err ct_config_load(const char *path, ct_config **out);
 /* Returns the value or the fallback when absent. */
 const char *ct_config_get(const ct_config *c, const char *key, const char *fallback);
+/* A whole decimal number in [min, max], nothing after it (command-line values): false otherwise. */
+bool ct_parse_long(const char *s, long min, long max, long *out);
 CT_MUST_CHECK ct_err ct_config_get_int(const ct_config *c, const char *key, long fallback, long min, long max,
                                        long *out);
 /* Iteration over the keys present, so that callers can refuse unknown (misspelt) keys. */

@@ -110,16 +110,6 @@ static const uint8_t *find_bytes(const uint8_t *hay, size_t hay_len, const char 
     return NULL;
 }
 
-static bool parse_long(const char *s, long min, long max, long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
 static bool parse_double(const char *s, double min, double max, double *out)
 {
     char *end = NULL;
@@ -404,7 +394,7 @@ static bool http_read_response(conn *c, uint8_t *buf, size_t buf_max, http_respo
     }
     long clen = 0;
     if (!header_value(buf, hdr_end, "Content-Length", val, sizeof val) ||
-        !parse_long(val, 0, (long)(buf_max - hdr_end), &clen)) {
+        !ct_parse_long(val, 0, (long)(buf_max - hdr_end), &clen)) {
         errf(err, err_max, "missing or oversized Content-Length");
         return false;
     }
@@ -949,10 +939,10 @@ static bool parse_opts(int argc, char **argv, bench_opts *o)
         bool ok = true;
         if (strcmp(a, "--mode") == 0) mode = v;
         else if (strcmp(a, "--host") == 0) o->host = v;
-        else if (strcmp(a, "--port") == 0) ok = parse_long(v, 1, 65535, &o->port);
-        else if (strcmp(a, "--port2") == 0) ok = parse_long(v, 1, 65535, &o->port2);
-        else if (strcmp(a, "--conns") == 0) ok = parse_long(v, 1, MAX_CONNS, &o->conns);
-        else if (strcmp(a, "--count") == 0) ok = parse_long(v, 1, MAX_REQUESTS, &o->count);
+        else if (strcmp(a, "--port") == 0) ok = ct_parse_long(v, 1, 65535, &o->port);
+        else if (strcmp(a, "--port2") == 0) ok = ct_parse_long(v, 1, 65535, &o->port2);
+        else if (strcmp(a, "--conns") == 0) ok = ct_parse_long(v, 1, MAX_CONNS, &o->conns);
+        else if (strcmp(a, "--count") == 0) ok = ct_parse_long(v, 1, MAX_REQUESTS, &o->count);
         else if (strcmp(a, "--serials") == 0) o->serials_path = v;
         else if (strcmp(a, "--cert") == 0) o->cert_path = v;
         else if (strcmp(a, "--key") == 0) o->key_path = v;

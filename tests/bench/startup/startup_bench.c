@@ -127,12 +127,6 @@ static bool many_run(hsm_mac_key *mac, size_t bytes, unsigned nt, double seconds
 }
 
 /* A whole number in [min, max], nothing after it. */
-static bool parse_long(const char *s, long min, long max, long *out)
-{
-    char extra;
-    return sscanf(s, "%ld%c", out, &extra) == 1 && *out >= min && *out <= max;
-}
-
 static const char usage[] =
     "usage: camtrust-bench-startup --mode hmac --ca-dir DIR [--threads \"1 2\"] [--seconds S] [--bytes B]\n";
 
@@ -146,8 +140,8 @@ int main(int argc, char **argv)
         if (strcmp(a, "--mode") == 0) mode = v;
         else if (strcmp(a, "--ca-dir") == 0) ca_dir = v;
         else if (strcmp(a, "--threads") == 0) threads = v;
-        else if (strcmp(a, "--seconds") == 0) ok = parse_long(v, 1, 60, &seconds);
-        else if (strcmp(a, "--bytes") == 0) ok = parse_long(v, 1, MAX_BYTES, &bytes);
+        else if (strcmp(a, "--seconds") == 0) ok = ct_parse_long(v, 1, 60, &seconds);
+        else if (strcmp(a, "--bytes") == 0) ok = ct_parse_long(v, 1, MAX_BYTES, &bytes);
         else ok = false;
         if (!ok) {
             fprintf(stderr, "bad option or value: %s %s\n", a, v);
