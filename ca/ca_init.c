@@ -36,12 +36,27 @@ static ct_err audit_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, co
 
 /* The token's audit key, under the database's write lock (db_open_keyed). The default key is made on first use:
  * at init (the chain is keyed from entry 1) or at the first open of a CA folder made before keying (its chain is
- * sealed by an "audit.keyed" entry). A configured key must exist. */
-static ct_err audit_key(void *ctx, bool *made)
+ * sealed by an "audit.keyed" entry). A configured key must exist, and so must the key of a chain already keyed. */
+static ct_err audit_key(void *ctx, bool may_make, bool *made)
 {
     ca *c = ctx;
     ct_err rc = hsm_mac_key_find(c->hsm, c->cfg.audit_mac_uri, &c->audit_mac);
+    bool holds_keys = false;
+    for (int role = 0; role < CA_KEY__COUNT; role++) holds_keys |= c->signers[role].key != NULL;
+    if (rc == CT_ERR_HSM_NO_KEY && !may_make && !holds_keys) {
+        /* Another process made the key while this one's module held an older view of the token's files (SoftHSM
+         * may never see another process's new object): the token opened anew reads them again, while no key of
+         * c->hsm is held (open_folder finds them after the database is open). */
+        ct_log(CT_LOG_INFO, "token_reopened", "reason=%s", CT_LOGQ("audit key made by another process"));
+        hsm_close(c->hsm);
+        c->hsm = NULL;
+        CT_GUARD_RET(hsm_open_settings(&c->cfg.hsm, &c->hsm));
+        rc = hsm_mac_key_find(c->hsm, c->cfg.audit_mac_uri, &c->audit_mac);
+    }
     if (rc != CT_ERR_HSM_NO_KEY || strcmp(c->cfg.audit_mac_uri, CA_AUDIT_MAC_DEFAULT_URI) != 0) return rc;
+    if (!may_make)
+        return ct_fail(CT_ERR_HSM_NO_KEY, "the audit chain is MACed but its key '%s' is not in the token",
+                       CA_AUDIT_MAC_LABEL);
     static const uint8_t id[2] = {0xca, 0xac};
     *made = true;
     return hsm_mac_key_generate(c->hsm, CA_AUDIT_MAC_LABEL, id, sizeof id, &c->audit_mac);

@@ -377,6 +377,27 @@ ct_err db_audit_verify(ct_db *db, db_audit_report *report)
     return db_call(db, false, verify_fn, report);
 }
 
+ct_err db_audit_unkeyed_tx(ct_db *db, bool *unkeyed)
+{
+    ct_err rc = CT_OK;
+    db_stmt *st = NULL;
+    bool row = false;
+    uint8_t stored_prev[32], stored[32], calc[32];
+    ct_buf msg = CT_BUF_INIT;
+    *unkeyed = true;
+    CT_GUARD(db_prepare(db, k_audit_newest, &st, ""));
+    CT_GUARD(db_step(db, st, &row));
+    if (!row) goto cleanup; /* an empty chain is keyed from its entry 1 */
+    CT_GUARD(db_col_hash(st, 7, stored_prev));
+    CT_GUARD(db_col_hash(st, 8, stored));
+    CT_GUARD(row_encode(st, stored_prev, &msg));
+    CT_GUARD(ct_sha256(msg.data, msg.len, calc));
+    *unkeyed = ct_equal_ct(calc, stored, 32);
+cleanup:
+    ct_buf_free(&msg);
+    return rc;
+}
+
 ct_err db_audit_keyed_tx(ct_db *db)
 {
     ct_err rc = CT_OK;

@@ -332,10 +332,11 @@ static ct_err migrate_one(ct_db *db, void *ctx)
 static ct_err audit_key_ready(ct_db *db, void *ctx)
 {
     (void)ctx;
-    bool made = false;
+    bool made = false, may_make = true; /* a new database has no chain yet */
     int64_t version = 0;
-    CT_GUARD_RET(db->mac.key(db->mac.ctx, &made));
     CT_GUARD_RET(db->be->version_get(db, &version));
+    if (version >= 1) CT_GUARD_RET(db_audit_unkeyed_tx(db, &may_make));
+    CT_GUARD_RET(db->mac.key(db->mac.ctx, may_make, &made));
     return made && version >= 1 ? db_audit_keyed_tx(db) : CT_OK;
 }
 

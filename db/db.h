@@ -245,9 +245,11 @@ typedef ct_err (*db_audit_mac_fn)(void *ctx, const uint8_t *msg, size_t len, uin
 struct db_audit_mac {
     db_audit_mac_fn fn;
     /* Called once at open, under the database's write lock (processes opening the same file take turns), before
-     * anything is written: finds the key, or makes it and sets *made; a chain that existed unkeyed is then sealed
-     * with an "audit.keyed" entry (subject key_name). */
-    ct_err (*key)(void *ctx, bool *made);
+     * anything is written: finds the key, or (may_make: the chain is empty or unkeyed) makes it and sets *made; a
+     * chain that existed unkeyed is then sealed with an "audit.keyed" entry (subject key_name). The database, not
+     * the token's view, says whether to make one: a process whose view of the token lags another's must not make a
+     * second key. */
+    ct_err (*key)(void *ctx, bool may_make, bool *made);
     void *ctx;
     const char *key_name;
     /* Optional, for the check of the whole chain: the MACs of n messages at once (macs[i] of msgs[i]), e.g. on

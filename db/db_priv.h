@@ -170,6 +170,9 @@ extern const char db_sql_station_id[];
 /* Seals an unkeyed chain with its "audit.keyed" entry (audit.c; the caller holds the mutex and a transaction):
  * nothing when the chain is empty or its newest entry is MACed already. */
 CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
+/* Whether a key may be made for the chain (audit.c; under the write lock): it is empty, or its newest entry is
+ * plain SHA-256 (written before keying). A newest entry with any other hash was MACed by a key that must exist. */
+CT_MUST_CHECK ct_err db_audit_unkeyed_tx(ct_db *db, bool *unkeyed);
 /* Appends one audit event; the caller holds the mutex and an open transaction. */
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);

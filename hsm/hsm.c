@@ -183,25 +183,31 @@ static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *
 }
 
 /* SoftHSM reads its token files once, at C_Initialize: a token that another process was rewriting at that moment
- * (generating a key) is missing from this process's slots. While this process alone uses the module (nothing
- * opened or logged in yet), it initialises it again and looks once more, a few times. */
+ * (generating a key, logging in) is missing from this process's slots, or present without its user PIN. While this
+ * process alone uses the module (nothing opened or logged in yet), it initialises it again to read them anew;
+ * *alone is false when someone else in the process holds the module (its view is then kept). */
+static ct_err module_reread_alone(hsm_module *m, int attempt, bool *alone)
+{
+    pthread_mutex_lock(&g_mod_lock);
+    *alone = m->refs == 1 && m->owns_init;
+    CK_RV rv = CKR_OK;
+    if (*alone) {
+        (void)m->f->C_Finalize(NULL);
+        memset(m->logins, 0, sizeof m->logins);
+        hsm_busy_pause(attempt);
+        rv = module_initialize(m);
+    }
+    pthread_mutex_unlock(&g_mod_lock);
+    return rv == CKR_OK ? CT_OK : ct_fail(CT_ERR_HSM, "C_Initialize failed: CKR 0x%lx", rv);
+}
+
 static ct_err token_find_settled(hsm_module *m, const char *label, CK_SLOT_ID *slot)
 {
     ct_err rc = token_find(m->f, label, slot);
-    for (int i = 1; rc == CT_ERR_HSM_NO_TOKEN && i < HSM_BUSY_TRIES; i++) {
-        pthread_mutex_lock(&g_mod_lock);
-        bool alone = m->refs == 1 && m->owns_init;
-        CK_RV rv = CKR_OK;
-        if (alone) {
-            (void)m->f->C_Finalize(NULL);
-            memset(m->logins, 0, sizeof m->logins);
-            hsm_busy_pause(i);
-            rv = module_initialize(m);
-        }
-        pthread_mutex_unlock(&g_mod_lock);
-        if (!alone) break;
-        CT_ENSURE_RET(rv == CKR_OK, ct_fail(CT_ERR_HSM, "C_Initialize failed: CKR 0x%lx", rv));
-        rc = token_find(m->f, label, slot);
+    bool alone = true;
+    for (int i = 1; rc == CT_ERR_HSM_NO_TOKEN && alone && i < HSM_BUSY_TRIES; i++) {
+        CT_GUARD_RET(module_reread_alone(m, i, &alone));
+        if (alone) rc = token_find(m->f, label, slot);
     }
     return rc;
 }
@@ -230,7 +236,9 @@ static bool login_record(hsm_module *m, CK_SLOT_ID slot, const uint8_t hash[32],
     return ok;
 }
 
-static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER_TYPE who, const char *pin)
+/* *rv_out (may be NULL) is the token's last answer, for a caller that can cure CKR_USER_PIN_NOT_INITIALIZED. */
+static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER_TYPE who, const char *pin,
+                    CK_RV *rv_out)
 {
     ct_err rc = CT_OK;
     CK_UTF8CHAR buf[HSM_PIN_MAX];
@@ -240,13 +248,13 @@ static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER
     memcpy(buf, pin, n); /* a writable copy: C_Login is not const-correct */
     CT_GUARD(ct_sha256(buf, n, hash));
     CK_RV rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);
-    /* SoftHSM answers CKR_GENERAL_ERROR, or CKR_USER_PIN_NOT_INITIALIZED (it read the token file half written),
-     * while another process rewrites the token's files: a moment later it logs in. A wrong PIN is never retried
-     * (each try would count against the token's PIN retry limit). */
-    for (int i = 1; (rv == CKR_GENERAL_ERROR || rv == CKR_USER_PIN_NOT_INITIALIZED) && i < HSM_BUSY_TRIES; i++) {
+    /* SoftHSM answers CKR_GENERAL_ERROR while another process rewrites the token's files: a moment later it logs
+     * in. A wrong PIN is never retried (each try would count against the token's PIN retry limit). */
+    for (int i = 1; rv == CKR_GENERAL_ERROR && i < HSM_BUSY_TRIES; i++) {
         hsm_busy_pause(i);
         rv = m->f->C_Login(s, who, buf, (CK_ULONG)n);
     }
+    if (rv_out) *rv_out = rv;
     CT_ENSURE_MSG(rv != CKR_PIN_INCORRECT && rv != CKR_PIN_LOCKED && rv != CKR_PIN_LEN_RANGE &&
                       rv != CKR_PIN_INVALID,
                   CT_ERR_HSM_LOGIN, "login refused: CKR 0x%lx", rv);
@@ -286,7 +294,7 @@ ct_err hsm_token_create(const char *module_path, const char *token_label, const 
     /* SoftHSM gives the new token another slot id: look it up again by label. */
     CT_GUARD(token_find(m->f, token_label, &slot));
     HSM_CK(m->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), "C_OpenSession");
-    CT_GUARD(login(m, slot, s, CKU_SO, so_pin));
+    CT_GUARD(login(m, slot, s, CKU_SO, so_pin, NULL));
     so_in = true;
     memcpy(pin, user_pin, user_len);
     HSM_CK(m->f->C_InitPIN(s, pin, (CK_ULONG)user_len), "C_InitPIN");
@@ -318,6 +326,25 @@ fail_pool:
     return ct_fail(CT_ERR_INTERNAL, "cannot create hsm locks");
 }
 
+static ct_err sessions_open(hsm *h, unsigned pool)
+{
+    ct_err rc = CT_OK;
+    for (unsigned i = 0; i < pool; i++) {
+        CK_SESSION_HANDLE s;
+        HSM_CK(h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), "C_OpenSession");
+        h->sessions[h->n_sessions++] = s;
+        h->idle[h->n_idle++] = s;
+    }
+cleanup:
+    return rc;
+}
+
+static void sessions_close(hsm *h)
+{
+    for (unsigned i = 0; i < h->n_sessions; i++) h->f->C_CloseSession(h->sessions[i]);
+    h->n_sessions = h->n_idle = 0;
+}
+
 ct_err hsm_open(const hsm_config *cfg, hsm **out)
 {
     ct_err rc = CT_OK;
@@ -330,18 +357,24 @@ ct_err hsm_open(const hsm_config *cfg, hsm **out)
     CT_GUARD(ct_strlcpy(h->token_label, sizeof h->token_label, cfg->token_label));
     CT_GUARD(module_acquire(cfg->module_path, &h->mod));
     h->f = h->mod->f;
-    CT_GUARD(token_find_settled(h->mod, cfg->token_label, &h->slot));
     h->sessions = calloc(pool, sizeof *h->sessions);
     h->idle = calloc(pool, sizeof *h->idle);
     CT_ENSURE(h->sessions && h->idle, CT_ERR_NOMEM);
-    for (unsigned i = 0; i < pool; i++) {
-        CK_SESSION_HANDLE s;
-        HSM_CK(h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s), "C_OpenSession");
-        h->sessions[h->n_sessions++] = s;
-        h->idle[h->n_idle++] = s;
+    /* A user PIN missing from SoftHSM's view, or token flags it cannot read, were read from a token file another
+     * process was rewriting: the module reads its files again (see module_reread_alone), the pool opened anew. */
+    bool alone = true;
+    for (int attempt = 1;; attempt++) {
+        CK_RV rv = CKR_OK;
+        CT_GUARD(token_find_settled(h->mod, cfg->token_label, &h->slot));
+        CT_GUARD(sessions_open(h, pool));
+        /* Login state is per token and application: once covers every session of the pool. */
+        rc = login(h->mod, h->slot, h->sessions[0], CKU_USER, cfg->pin, &rv);
+        bool stale_view = rv == CKR_USER_PIN_NOT_INITIALIZED || rv == CKR_GENERAL_ERROR;
+        if (rc == CT_OK || !stale_view || !alone || attempt >= HSM_BUSY_TRIES) break;
+        sessions_close(h);
+        CT_GUARD(module_reread_alone(h->mod, attempt, &alone));
     }
-    /* Login state is per token and application: once covers every session of the pool. */
-    CT_GUARD(login(h->mod, h->slot, h->sessions[0], CKU_USER, cfg->pin));
+    CT_GUARD(rc);
     CT_GUARD(hsm_wolf_attach(h));
     *out = h;
     h = NULL;
@@ -356,7 +389,7 @@ void hsm_close(hsm *h)
     hsm_wolf_detach(h);
     /* Close only our own sessions (no C_Logout / C_CloseAllSessions): another hsm handle in this process
      * may share the token's login. */
-    for (unsigned i = 0; i < h->n_sessions; i++) h->f->C_CloseSession(h->sessions[i]);
+    sessions_close(h);
     free(h->sessions);
     free(h->idle);
     module_release(h->mod);

@@ -1141,8 +1141,11 @@ static ct_err token_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, co
     return hsm_mac_sign_many(((test_key *)ctx)->k, n, msgs, lens, macs, 2);
 }
 
-static ct_err token_key(void *ctx, bool *made)
+static bool g_may_make; /* what the last open told its key callback */
+
+static ct_err token_key(void *ctx, bool may_make, bool *made)
 {
+    g_may_make = may_make;
     *made = ((test_key *)ctx)->made;
     return CT_OK;
 }
@@ -1362,6 +1365,7 @@ START_TEST(test_audit_mac_seals_an_unkeyed_chain)
     db_close(db);
     hsm_mac_key *k = mac_key("db-mac4", "audit-mac", 1);
     db = keyed_open(k, true);
+    ck_assert(g_may_make); /* the database, not the token's view, says a key may be made: the chain is unkeyed */
     ck_assert_int_eq(audit_rows(), n + 1);
     char action[64];
     raw_text("SELECT action || ' ' || subject FROM audit ORDER BY seq DESC LIMIT 1", action, sizeof action);
@@ -1373,6 +1377,7 @@ START_TEST(test_audit_mac_seals_an_unkeyed_chain)
     ck_assert_int_eq(rep.entries, n + 2);
     db_close(db);
     db = keyed_open(k, true); /* sealed once: a newest entry MACed already needs none */
+    ck_assert(!g_may_make); /* ... and its key must exist: a process that does not see it makes no second one */
     ck_assert_int_eq(audit_rows(), n + 2);
     db_close(db);
     /* An unkeyed writer after the seal (here db_open's SHA-256 chain, as the old code or an attacker writes). */
@@ -1800,8 +1805,9 @@ static ct_err holding_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac
     return rc;
 }
 
-static ct_err key_made(void *ctx, bool *made)
+static ct_err key_made(void *ctx, bool may_make, bool *made)
 {
+    (void)may_make;
     (void)ctx;
     *made = true;
     return CT_OK;
