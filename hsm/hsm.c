@@ -183,9 +183,9 @@ static ct_err token_find(CK_FUNCTION_LIST_PTR f, const char *label, CK_SLOT_ID *
 }
 
 /* SoftHSM reads its token files once, at C_Initialize: a token that another process was rewriting at that moment
- * (generating a key, logging in) is missing from this process's slots, or present without its user PIN. While this
- * process alone uses the module (nothing opened or logged in yet), it initialises it again to read them anew;
- * *alone is false when someone else in the process holds the module (its view is then kept). */
+ * (generating a key, logging in) is missing from this process's slots, or present without its user PIN or flags.
+ * While this process alone uses the module (nothing opened or logged in yet), it initialises it again to read them
+ * anew; *alone is false when someone else in the process holds the module (its view is then kept). */
 static ct_err module_reread_alone(hsm_module *m, int attempt, bool *alone)
 {
     pthread_mutex_lock(&g_mod_lock);
@@ -199,17 +199,6 @@ static ct_err module_reread_alone(hsm_module *m, int attempt, bool *alone)
     }
     pthread_mutex_unlock(&g_mod_lock);
     return rv == CKR_OK ? CT_OK : ct_fail(CT_ERR_HSM, "C_Initialize failed: CKR 0x%lx", rv);
-}
-
-static ct_err token_find_settled(hsm_module *m, const char *label, CK_SLOT_ID *slot)
-{
-    ct_err rc = token_find(m->f, label, slot);
-    bool alone = true;
-    for (int i = 1; rc == CT_ERR_HSM_NO_TOKEN && alone && i < HSM_BUSY_TRIES; i++) {
-        CT_GUARD_RET(module_reread_alone(m, i, &alone));
-        if (alone) rc = token_find(m->f, label, slot);
-    }
-    return rc;
 }
 
 /* Records the PIN digest of a successful user login (on=true), or checks a PIN against it (on=false; true
@@ -360,16 +349,16 @@ ct_err hsm_open(const hsm_config *cfg, hsm **out)
     h->sessions = calloc(pool, sizeof *h->sessions);
     h->idle = calloc(pool, sizeof *h->idle);
     CT_ENSURE(h->sessions && h->idle, CT_ERR_NOMEM);
-    /* A user PIN missing from SoftHSM's view, or token flags it cannot read, were read from a token file another
-     * process was rewriting: the module reads its files again (see module_reread_alone), the pool opened anew. */
+    /* The token missing from SoftHSM's view, or its user PIN or flags, were read from token files another process
+     * was rewriting: the module reads them again (module_reread_alone) and the pool is opened anew. */
     bool alone = true;
     for (int attempt = 1;; attempt++) {
         CK_RV rv = CKR_OK;
-        CT_GUARD(token_find_settled(h->mod, cfg->token_label, &h->slot));
-        CT_GUARD(sessions_open(h, pool));
+        rc = token_find(h->f, cfg->token_label, &h->slot);
+        if (rc == CT_OK) CT_GUARD(sessions_open(h, pool));
         /* Login state is per token and application: once covers every session of the pool. */
-        rc = login(h->mod, h->slot, h->sessions[0], CKU_USER, cfg->pin, &rv);
-        bool stale_view = rv == CKR_USER_PIN_NOT_INITIALIZED || rv == CKR_GENERAL_ERROR;
+        if (rc == CT_OK) rc = login(h->mod, h->slot, h->sessions[0], CKU_USER, cfg->pin, &rv);
+        bool stale_view = rc == CT_ERR_HSM_NO_TOKEN || rv == CKR_USER_PIN_NOT_INITIALIZED || rv == CKR_GENERAL_ERROR;
         if (rc == CT_OK || !stale_view || !alone || attempt >= HSM_BUSY_TRIES) break;
         sessions_close(h);
         CT_GUARD(module_reread_alone(h->mod, attempt, &alone));
