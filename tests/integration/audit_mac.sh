@@ -45,6 +45,16 @@ start_ca "$CA"
 check "... and the server starts again" grep -q "event=audit_verified" "$WORK/server.log"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
 # Edited, inserted, appended, deleted entries, chain recomputed or not, and the server's refusal: attacker.sh.
+
+# The audit key gone from the token of a keyed folder: the database says the chain is MACed, so no new key is made
+# in its place (a process that did not see the key would otherwise make a second one and seal with it).
+NOKEY=$WORK/nokey
+cp -a "$CA" "$NOKEY"
+sed -i "s#$CA#$NOKEY#g" "$NOKEY/softhsm2.conf"
+p11 "$NOKEY" --delete-object --type secrkey --label audit-mac >/dev/null
+rc=0; out=$("$CA_BIN" audit verify --dir "$NOKEY" 2>&1) || rc=$?
+check_eq "a keyed chain whose key is gone: audit verify refuses" "1 camtrust-ca: the audit chain is MACed but its key 'audit-mac' is not in the token" "$rc $(grep -v '^ts=' <<<"$out")"
+check_eq "... and makes no key in its place" "" "$(p11 "$NOKEY" --list-objects --type secrkey | grep audit-mac || true)"
 MAC_BAD="MAC does not match (not written by this CA's key)"
 
 # A CA folder made before keying: no audit-mac key, a chain of plain SHA-256, and no checkpoints yet (they came
