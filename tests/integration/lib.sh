@@ -20,6 +20,8 @@ finish() {
   [ "$failed" -eq 0 ]
 }
 
+# (the folder is made here too: run alone, e.g. ctest -R integration_, no unit test has made it first)
+mkdir -p "${CAMTRUST_TEST_TMP:-/tmp}"
 WORK=$(mktemp -d "${CAMTRUST_TEST_TMP:-/tmp}/itest.XXXXXX")
 SERVER_PID=
 cleanup_server() { # (the pid forgotten once waited for: a later call must not signal whatever reuses it)
