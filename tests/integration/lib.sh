@@ -111,6 +111,10 @@ anonymous_refusals() {
             where action = '$2' and actor like 'anonymous:%' and outcome = 'denied'"
 }
 
+# audited_refusals DB: how many refusals the audit holds one by one (the anonymous ones above are left out: rows of
+# counts written at intervals, one could land between two counts taken around a refusal, as under load).
+audited_refusals() { sql "$1" "select count(*) from audit where outcome='denied' and actor not like 'anonymous:%'"; }
+
 # station_with_order STATION SERIAL...: certifies a station from a fresh P-256 key ($WORK/station.key,
 # $WORK/station.pem) and opens an order of model CX100 for the serials.
 station_with_order() {
