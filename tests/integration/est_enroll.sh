@@ -74,7 +74,7 @@ check "TLS 1.3 is served" bash -c "curl -s --tlsv1.3 --cacert '$CA/ops-root.pem'
 
 # Refusals: each with its status, a one-line reason, an audit entry, and no certificate row.
 rows_before=$(sql "$DB" "select count(*) from certificates")
-denied_before=$(sql "$DB" "select count(*) from audit where outcome='denied'")
+denied_before=$(audited_refusals "$DB") # (the anonymous 401s below are counted apart, at intervals: refusals.sh)
 make_csr "$WORK/cam2" "/serialNumber=CAM0002/CN=x"
 check_eq "no client certificate: 401" 401 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" )"
 check "... with a one-line reason" bash -c "[ \$(wc -l <'$WORK/r') -eq 1 ] && grep -q 'client certificate' '$WORK/r'"
@@ -107,7 +107,7 @@ check_eq "GET on simpleenroll: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}
 check_eq "a disabled station, on its next request: 403" 403 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
 "$CA_BIN" station enable --dir "$CA" line1 >/dev/null
 check_eq "refusals left no certificate row" "$rows_before" "$(sql "$DB" "select count(*) from certificates")"
-check_eq "every refusal of the station was audited at once" 7 "$(( $(sql "$DB" "select count(*) from audit where outcome='denied'") - denied_before ))"
+check_eq "every refusal of the station was audited at once" 7 "$(( $(audited_refusals "$DB") - denied_before ))"
 check_eq "the re-enabled station enrolls again" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7b64" "${STATION[@]}")"
 
 # The media-signing profile: its own key and certificate per serial, for signing recordings, not for TLS.

@@ -20,6 +20,8 @@ finish() {
   [ "$failed" -eq 0 ]
 }
 
+# (the folder is made here too: run alone, e.g. ctest -R integration_, no unit test has made it first)
+mkdir -p "${CAMTRUST_TEST_TMP:-/tmp}"
 WORK=$(mktemp -d "${CAMTRUST_TEST_TMP:-/tmp}/itest.XXXXXX")
 SERVER_PID=
 cleanup_server() { # (the pid forgotten once waited for: a later call must not signal whatever reuses it)
@@ -108,6 +110,10 @@ anonymous_refusals() {
   sql "$1" "select coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit
             where action = '$2' and actor like 'anonymous:%' and outcome = 'denied'"
 }
+
+# audited_refusals DB: how many refusals the audit holds one by one (the anonymous ones above are left out: rows of
+# counts written at intervals, one could land between two counts taken around a refusal, as under load).
+audited_refusals() { sql "$1" "select count(*) from audit where outcome='denied' and actor not like 'anonymous:%'"; }
 
 # station_with_order STATION SERIAL...: certifies a station from a fresh P-256 key ($WORK/station.key,
 # $WORK/station.pem) and opens an order of model CX100 for the serials.

@@ -83,8 +83,9 @@ live() { # live VIEWER OUT REPORT [url]: camtrust-view live in the background
 live alice "$WORK/alice.mp4" "$WORK/alice.rep"; A=$!
 live bob "$WORK/bob.mp4" "$WORK/bob.rep"; B=$!
 live carol "$WORK/carol.mp4" "$WORK/carol.rep"; C=$!
-# bob is removed (his certificate taken out of the folder) once he has seen two segments.
-wait_for "$WORK/bob.rep" '^segment 1: shown' 150
+# bob is removed (his certificate taken out of the folder) once the camera has made two segments. (Not once bob has
+# shown two: a viewer slowed by load, far behind the real-time camera, would be removed after the last segment.)
+for _ in $(seq 1 300); do [ -e "$CAM/live/seg-000001.m4s" ] && break; sleep 0.05; done
 mv "$WORK/viewers/bob.pem" "$WORK/bob.removed.pem"
 rc=0; wait $A || rc=$?
 check "alice watched the whole stream: every segment verified and shown (exit 0)" bash -c "[ $rc = 0 ] && \

@@ -80,7 +80,13 @@ ffmpeg -v error -y -i "$WORK/signed-clip.mp4" -c copy -t 0 -f rtp -sdp_file "$WO
 timeout 60 ffmpeg -v error -y -protocol_whitelist file,udp,rtp -rw_timeout 1500000 -analyzeduration 500000 \
   -i "$WORK/rtp.sdp" -c copy -f h264 "$WORK/rtp.h264" 2>/dev/null &
 RX=$!
-sleep 1
+# The sender starts once the receiver's socket is bound (else the first packets, the parameter sets and the first
+# GOP, are lost): a fixed second was not always enough under load, where ffmpeg took 1.2-1.6 s to bind.
+for _ in $(seq 1 600); do
+  ss -Hunl "sport = :$RTP_PORT" | grep -q . && break
+  kill -0 "$RX" 2>/dev/null || break
+  sleep 0.05
+done
 ffmpeg -v error -re -i "$WORK/signed-clip.mp4" -c copy -f rtp "rtp://127.0.0.1:$RTP_PORT" >/dev/null 2>&1 || true
 wait $RX 2>/dev/null || true
 check_eq "RTP packetization and depacketization by ffmpeg (loopback): the clip still verifies" 0 "$(verify_rc "$WORK/rtp.h264")"
