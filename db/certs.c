@@ -305,7 +305,7 @@ static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->g
 static ct_err group_commit(ct_db *db, struct cert_ctx *c)
 {
     struct db_pending me = {.ctx = c};
-    CT_ENSURE_RET(pthread_cond_init(&me.cv, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit wait init failed"));
+    CT_ENSURE_RET(ct_cond_init(&me.cv) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit wait init failed"));
     /* The crash failpoint needs a batch of two: a lone request waits a bounded while for a second to join it,
      * however slowly requests arrive (a loaded test machine, a fast PostgreSQL commit). */
     bool gather = ct_failpoint_hit("db:issuance-unsynced");

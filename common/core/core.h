@@ -3,6 +3,7 @@
 #ifndef CAMTRUST_CORE_H
 #define CAMTRUST_CORE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -220,8 +221,11 @@ void ct_time_utc(int64_t t, char out[CT_TIME_UTC_MAX]);
 int64_t ct_now_ms(void);
 /* Wall-clock milliseconds since the epoch: what is written down, or compared between processes and machines. */
 int64_t ct_wall_ms(void);
-/* The wall-clock time `ms` from now, as pthread_cond_timedwait takes it. */
+/* Timed waits count on the monotonic clock, so a step of the wall clock neither lengthens nor shortens them:
+ * a condition variable for pthread_cond_timedwait is made by ct_cond_init (0 or an errno, as pthread_cond_init),
+ * and its deadline, the monotonic time `ms` (or `us`) from now, by ct_timespec_in. */
 struct timespec;
+int ct_cond_init(pthread_cond_t *cv);
 void ct_timespec_in(int64_t ms, struct timespec *out);
 void ct_timespec_in_us(int64_t us, struct timespec *out);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:

@@ -1069,6 +1069,32 @@ START_TEST(test_secret_file_missing)
 }
 END_TEST
 
+/* A timed wait counts on the monotonic clock, deadline and condition alike: a wall-clock deadline, or a condition
+ * on the wall clock, would let a step of the clock lengthen (or cut short) the wait. */
+START_TEST(test_timed_wait_monotonic)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    ck_assert_int_eq(ct_cond_init(&cv), 0);
+    struct timespec before, until, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    ct_timespec_in(50, &until);
+    int64_t ahead_ms = (int64_t)(until.tv_sec - before.tv_sec) * 1000 + (until.tv_nsec - before.tv_nsec) / 1000000;
+    ck_assert_msg(ahead_ms >= 49 && ahead_ms < 60 * 1000, "deadline %lld ms from the monotonic now, want 50",
+                  (long long)ahead_ms);
+    pthread_mutex_lock(&mu);
+    int rc = 0;
+    while (rc == 0) rc = pthread_cond_timedwait(&cv, &mu, &until); /* nobody signals: only the deadline ends it */
+    pthread_mutex_unlock(&mu);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    ck_assert_int_eq(rc, ETIMEDOUT);
+    /* Woken by its deadline on the monotonic clock: a condition on the wall clock would return at once. */
+    ck_assert_msg(after.tv_sec > until.tv_sec || (after.tv_sec == until.tv_sec && after.tv_nsec >= until.tv_nsec),
+                  "the wait ended before its monotonic deadline");
+    pthread_cond_destroy(&cv);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- suite */
 
 static Suite *core_suite(void)
@@ -1121,6 +1147,10 @@ static Suite *core_suite(void)
     tcase_add_test(t, test_secret_file);
     tcase_add_test(t, test_secret_env);
     tcase_add_test(t, test_secret_file_missing);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("time");
+    tcase_add_test(t, test_timed_wait_monotonic);
     suite_add_tcase(s, t);
     return s;
 }

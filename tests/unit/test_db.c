@@ -1852,6 +1852,7 @@ static bool wait_flag(const bool *flag)
 START_TEST(test_reads_do_not_wait_for_the_writer)
 {
     new_target("db-readers");
+    ck_assert_int_eq(ct_cond_init(&g_hold.cv), 0); /* its waits' deadlines are monotonic (ct_timespec_in) */
     const db_audit_mac mac = {holding_mac, key_made, NULL, "test-key", NULL};
     db_config cfg = {.backend = g_pg ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE, .path = g_path, .url = g_url};
     ct_db *db = NULL;
