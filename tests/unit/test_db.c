@@ -1136,9 +1136,10 @@ static ct_err token_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[3
 }
 
 /* The whole chain's check as the CA makes it: several token sessions at once (hsm_mac_sign_many). */
-static ct_err token_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32])
+static ct_err token_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32],
+                             size_t *failed)
 {
-    return hsm_mac_sign_many(((test_key *)ctx)->k, n, msgs, lens, macs, 2);
+    return hsm_mac_sign_many(((test_key *)ctx)->k, n, msgs, lens, macs, 2, failed);
 }
 
 static bool g_may_make; /* what the last open told its key callback */
@@ -1332,6 +1333,32 @@ START_TEST(test_audit_mac_long_chain)
     ck_assert_int_eq(raw_exec("UPDATE audit SET detail = hex(zeroblob(786432)) WHERE seq = 1500", err, sizeof err),
                      SQLITE_OK);
     expect_broken(db, 1500, "entry 1500: " MAC_BAD);
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
+/* The token cannot MAC (its key's file deleted): the error names the audit entry whose MAC failed, not its place in
+ * the batch the token was given. The chain was unkeyed up to `n`: the first entry MACed is n + 1, the batch's first
+ * message and its n + 1st entry. */
+START_TEST(test_audit_mac_token_fails)
+{
+    ct_db *db = busy_db("db-mac7");
+    int64_t n = audit_rows();
+    db_close(db);
+    hsm_mac_key *k = mac_key("db-mac7", "audit-mac", 1);
+    db = keyed_open(k, true);
+    ck_assert_int_eq(db_audit_append(db, "cli", "ca.renew", "tls", "ok", NULL), CT_OK);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    /* Every object file of the token but the token's own: the key is the only one. */
+    ck_assert_int_eq(tu_sh("find \"$(dirname \"$SOFTHSM2_CONF\")/tokens\" -name '*.object' ! -name token.object "
+                           "-delete"), 0);
+    ct_err_clear();
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_ERR_HSM);
+    char want[64];
+    snprintf(want, sizeof want, "audit entry %lld: HMAC with key 'audit-mac'", (long long)n + 1);
+    ck_assert_msg(strstr(ct_err_detail(), want), "'%s', want '%s'", ct_err_detail(), want);
     db_close(db);
     hsm_mac_key_free(k);
 }
@@ -1994,6 +2021,7 @@ int main(void)
     if (!g_pg) tcase_add_test(tc, test_audit_mac_forged_entries);
     if (!g_pg) tcase_add_test(tc, test_audit_mac_forged_insert);
     if (!g_pg) tcase_add_test(tc, test_audit_mac_long_chain);
+    tcase_add_test(tc, test_audit_mac_token_fails);
     tcase_add_test(tc, test_audit_mac_seals_an_unkeyed_chain);
     tcase_add_test(tc, test_audit_mac_seal_required);
     tcase_add_test(tc, test_audit_mac_concurrent_appends);
