@@ -780,11 +780,10 @@ static ct_err state_verify_fn(ct_db *db, void *vctx)
     ct_err rc = state_compare(db, vctx);
     if (strcmp(db_backend_name(db), "sqlite") != 0) return rc;
     /* the memory given to the rb_* tables back, the detail of a difference kept */
-    char detail[256];
-    if (ct_strlcpy(detail, sizeof detail, ct_err_detail()) != CT_OK) detail[0] = '\0';
+    ct_err_saved compared;
+    ct_err_save(&compared, rc);
     ct_err done = db_exec_script(db, k_rb_done, "rebuild tables");
-    if (rc == CT_OK) return done;
-    return detail[0] ? ct_fail(rc, "%s", detail) : rc;
+    return rc == CT_OK ? done : ct_err_restore(&compared);
 }
 
 ct_err db_state_verify(ct_db *db, db_state_report *report)

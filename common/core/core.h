@@ -69,6 +69,16 @@ void ct_err_clear(void);
 /* Sets the detail to "<context>: <the current detail>" (or e's message when there is none): one-line reasons that
  * name where a failure happened and why. */
 ct_err ct_fail_ctx(ct_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error kept with its detail, to fail with later or in another thread (the detail is per thread, and the next
+ * failure overwrites it). ct_err_save keeps rc and this thread's detail (rc's message when there is none);
+ * ct_err_restore gives back CT_OK, or the kept error with its detail set again. */
+#define CT_ERR_DETAIL_MAX 256
+typedef struct {
+    ct_err rc;
+    char detail[CT_ERR_DETAIL_MAX];
+} ct_err_saved;
+void ct_err_save(ct_err_saved *s, ct_err rc);
+ct_err ct_err_restore(const ct_err_saved *s);
 
 /* Functions that allocate keep one `cleanup:` label and an `rc` variable. */
 #define CT_GUARD(expr)                                                                             \

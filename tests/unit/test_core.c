@@ -155,6 +155,35 @@ START_TEST(test_fail_detail)
 }
 END_TEST
 
+/* A kept error gives back its own detail after later failures, or in another thread; without a detail, its
+ * message; a kept success leaves the detail alone. */
+static void *save_in_thread(void *arg)
+{
+    ct_err_save(arg, ct_fail(CT_ERR_NOT_IN_ORDER, "serial X1 is not in order 4"));
+    return NULL;
+}
+
+START_TEST(test_err_saved)
+{
+    ct_err_saved s;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, save_in_thread, &s), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    (void)ct_fail(CT_ERR_IO, "a later failure");
+    ck_assert_int_eq(ct_err_restore(&s), CT_ERR_NOT_IN_ORDER);
+    ck_assert_str_eq(ct_err_detail(), "serial X1 is not in order 4");
+    ct_err_clear();
+    ct_err_save(&s, CT_ERR_DB);
+    (void)ct_fail(CT_ERR_IO, "a later failure");
+    ck_assert_int_eq(ct_err_restore(&s), CT_ERR_DB);
+    ck_assert_str_eq(ct_err_detail(), ct_err_message(CT_ERR_DB));
+    ct_err_save(&s, CT_OK);
+    (void)ct_fail(CT_ERR_IO, "another failure's detail");
+    ck_assert_int_eq(ct_err_restore(&s), CT_OK);
+    ck_assert_str_eq(ct_err_detail(), "another failure's detail");
+}
+END_TEST
+
 /* ---------------------------------------------------------------- buffers */
 
 START_TEST(test_buf_append_bounds)
@@ -1103,6 +1132,7 @@ static Suite *core_suite(void)
     TCase *t = tcase_create("errors");
     tcase_add_test(t, test_err_table);
     tcase_add_test(t, test_fail_detail);
+    tcase_add_test(t, test_err_saved);
     suite_add_tcase(s, t);
 
     t = tcase_create("buffers");
