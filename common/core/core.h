@@ -212,8 +212,12 @@ void ct_failpoint_hold(const char *name);
 bool ct_cli_help(int argc, char **argv, const char *usage);
 /* "COMMAND --name value ..." (argv[1] is the command): the value after `name`, or NULL when absent. */
 const char *ct_cli_opt(int argc, char **argv, const char *name);
-/* True when everything after the command is "--name value" pairs with every name among `names`. */
-bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n);
+/* True when everything after the command is "--name value" pairs with every name among `names`. A word in a name's
+ * place that is none of them: false, and *unknown (when not NULL) is that word (left alone for a missing value). */
+bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n, const char **unknown);
+/* An unknown option's usage error, one line on stderr: "PROG: unknown option 'WORD' (PROG --help)". Returns 2, the
+ * usage error's exit code. */
+int ct_cli_unknown(const char *prog, const char *word);
 /* Whether a command takes option `flag`: `options` lists the ones it takes ("--dir --out"). When it does not:
  * "PROG: COMMAND does not take FLAG" on stderr and false (the caller exits 2: an option silently ignored would let
  * an operator believe it applied). */
