@@ -19,7 +19,8 @@ static const char usage[] =
     "                                            many must cosign a checkpoint before it is kept or provisioned on\n"
     "  provision --ca https://HOST:PORT --device ADDR [--device ADDR ...] [--devices FILE]\n"
     "            [--report FILE] [--jobs N] [--timeout-ms MS]\n"
-    "                                            provision cameras in factory mode (ADDR is host:port);\n"
+    "                                            provision cameras in factory mode (ADDR is host:port),\n"
+    "                                            --jobs at once (default 4, at most 32: one CA connection each);\n"
     "                                            the report (default DIR/report.jsonl) gets one JSON line each;\n"
     "                                            before and after, the station witnesses the CA's log\n"
     "  log check --ca https://HOST:PORT [--timeout-ms MS]\n"
@@ -132,9 +133,13 @@ static int provision(const cli_args *a)
 {
     long jobs = a->jobs ? number(a->jobs, 1, STATION_MAX_JOBS) : 0;
     long timeout = a->timeout ? number(a->timeout, 100, 600000) : 0;
-    if (jobs < 0 || timeout < 0 || !a->ca) {
-        fprintf(stderr, "camtrust-station: provision needs --ca URL; --jobs 1..%d; --timeout-ms 100..600000\n",
-                STATION_MAX_JOBS);
+    if (jobs < 0) {
+        fprintf(stderr, "camtrust-station: --jobs is 1..%d (one CA connection each; a CA lets one address hold "
+                        "server.per_ip_connections, 32 by default)\n", STATION_MAX_JOBS);
+        return 2;
+    }
+    if (timeout < 0 || !a->ca) {
+        fprintf(stderr, "camtrust-station: provision needs --ca URL; --timeout-ms 100..600000\n");
         return 2;
     }
     station_provision_opts o = {.dir = a->dir, .ca_url = a->ca, .devices = a->devices, .n_devices = a->n_devices,

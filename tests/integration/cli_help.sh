@@ -51,6 +51,13 @@ not_taken "camtrust-station init --ca" --ca "$S" init --dir "$WORK/stray" --name
 not_taken "camtrust-station log show --timeout-ms" --timeout-ms "$S" log show --dir "$WORK/st" --timeout-ms 100 --out "$WORK/stray"
 not_taken "camtrust-view verify --dir" --dir "$BUILD/view/camtrust-view" verify --dir "$WORK/v" --root "$WORK/ca/root.pem" "$WORK/x.mp4"
 not_taken "camtrust-view init --key" --key "$BUILD/view/camtrust-view" init --dir "$WORK/stray" --name v --key
+# camtrust-station provision --jobs: at most 32, one CA connection each, what a CA lets one address hold by default
+# (server.per_ip_connections): more is refused in one line rather than turned away by the CA camera by camera.
+rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --jobs 33 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check "camtrust-station provision --jobs 33: one line naming the CA's limit, exit 2" \
+  bash -c "[ $rc = 2 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q -- '--jobs is 1..32 .*server.per_ip_connections, 32 by default' '$WORK/err'"
+rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --jobs 32 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "... --jobs 32 is no usage error (no station folder: exit 1)" 1 "$rc"
 # camtrust-agent (and camtrust-agent-sim) name an option none of the command's in one line, exit 2; an option
 # missing its value is still answered with the usage.
 G=$BUILD/device-agent/camtrust-agent
