@@ -499,6 +499,62 @@ START_TEST(test_order_find_for_serial)
 }
 END_TEST
 
+/* A station with many open orders (the lookup is led by the serial, not by a walk of the station's open orders):
+ * each serial finds its own order, and every other case is refused with the message it had. */
+START_TEST(test_order_find_many_open)
+{
+    enum { N = 200 };
+    ct_db *db = fresh_db("db-order-many");
+    add_station(db, "line1");
+    add_station(db, "line2");
+    db_station a, b;
+    ck_assert_int_eq(db_station_find(db, "line1", &a), CT_OK);
+    ck_assert_int_eq(db_station_find(db, "line2", &b), CT_OK);
+    int64_t ids[N], other = 0;
+    char sn[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(sn[i], sizeof sn[i], "SN-%03d", i);
+        const char *one[] = {sn[i]};
+        ids[i] = add_order(db, "line1", one, 1);
+    }
+    const char *theirs[] = {"SNB-1", "SNB-2"};
+    other = add_order(db, "line2", theirs, 2);
+    /* A serial whose first order was closed and that was ordered again: the open one. */
+    const char *again[] = {"SN-AGAIN"};
+    int64_t first = add_order(db, "line1", again, 1);
+    ck_assert_int_eq(db_order_close(db, first, "a"), CT_OK);
+    int64_t second = add_order(db, "line1", again, 1);
+    for (int i = 0; i < N; i += 10) ck_assert_int_eq(db_order_close(db, ids[i], "a"), CT_OK);
+
+    db_order o;
+    for (int i = 0; i < N; i++) {
+        ct_err_clear();
+        ct_err rc = db_order_find_for_serial(db, a.id, sn[i], &o);
+        if (i % 10 == 0) { /* closed */
+            ck_assert_int_eq(rc, CT_ERR_NOT_IN_ORDER);
+            char want[96];
+            snprintf(want, sizeof want, "serial '%s' is not in an open order of station %lld", sn[i], (long long)a.id);
+            ck_assert_str_eq(ct_err_detail(), want);
+            continue;
+        }
+        ck_assert_msg(rc == CT_OK, "%s: %s", sn[i], ct_err_detail());
+        ck_assert_int_eq(o.id, ids[i]);
+        ck_assert_str_eq(o.station, "line1");
+        ck_assert_int_eq(o.open, 1);
+        ck_assert_int_eq(db_order_find_for_serial(db, b.id, sn[i], &o), CT_ERR_NOT_IN_ORDER); /* another station's */
+    }
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SNB-2", &o), CT_ERR_NOT_IN_ORDER);
+    ck_assert_int_eq(db_order_find_for_serial(db, b.id, "SNB-2", &o), CT_OK);
+    ck_assert_int_eq(o.id, other);
+    ck_assert_str_eq(o.station, "line2");
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN-AGAIN", &o), CT_OK);
+    ck_assert_int_eq(o.id, second);
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN-NOBODY", &o), CT_ERR_NOT_IN_ORDER);
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "sn-001", &o), CT_ERR_NOT_IN_ORDER); /* as ordered, not by case */
+    db_close(db);
+}
+END_TEST
+
 /* ---- certificates ---- */
 START_TEST(test_issuance_atomic)
 {
@@ -1994,6 +2050,7 @@ int main(void)
     tcase_add_test(tc, test_order_lifecycle);
     tcase_add_test(tc, test_order_serial_conflict);
     tcase_add_test(tc, test_order_find_for_serial);
+    tcase_add_test(tc, test_order_find_many_open);
     tcase_add_test(tc, test_issuance_atomic);
     tcase_add_test(tc, test_already_issued);
     tcase_add_test(tc, test_supersede);
