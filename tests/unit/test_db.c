@@ -474,14 +474,21 @@ START_TEST(test_order_serial_conflict)
 }
 END_TEST
 
-START_TEST(test_order_find_for_serial)
+/* A fresh database with stations line1 (a) and line2 (b). */
+static ct_db *two_stations(const char *tag, db_station *a, db_station *b)
 {
-    ct_db *db = fresh_db("db-order-find");
+    ct_db *db = fresh_db(tag);
     add_station(db, "line1");
     add_station(db, "line2");
+    ck_assert_int_eq(db_station_find(db, "line1", a), CT_OK);
+    ck_assert_int_eq(db_station_find(db, "line2", b), CT_OK);
+    return db;
+}
+
+START_TEST(test_order_find_for_serial)
+{
     db_station a, b;
-    ck_assert_int_eq(db_station_find(db, "line1", &a), CT_OK);
-    ck_assert_int_eq(db_station_find(db, "line2", &b), CT_OK);
+    ct_db *db = two_stations("db-order-find", &a, &b);
     const char *serials[] = {"SN1", "SN2"};
     int64_t id = add_order(db, "line1", serials, 2);
 
@@ -504,12 +511,8 @@ END_TEST
 START_TEST(test_order_find_many_open)
 {
     enum { N = 200 };
-    ct_db *db = fresh_db("db-order-many");
-    add_station(db, "line1");
-    add_station(db, "line2");
     db_station a, b;
-    ck_assert_int_eq(db_station_find(db, "line1", &a), CT_OK);
-    ck_assert_int_eq(db_station_find(db, "line2", &b), CT_OK);
+    ct_db *db = two_stations("db-order-many", &a, &b);
     int64_t ids[N], other = 0;
     char sn[N][16];
     for (int i = 0; i < N; i++) {
@@ -1232,6 +1235,16 @@ static ct_db *keyed_open(hsm_mac_key *k, bool new_key)
     return db;
 }
 
+/* busy_db's chain written unkeyed (its *n entries), then opened keyed with a token key (*k) made for it. */
+static ct_db *keyed_after_unkeyed(const char *tag, bool new_key, hsm_mac_key **k, int64_t *n)
+{
+    ct_db *db = busy_db(tag);
+    *n = audit_rows();
+    db_close(db);
+    *k = mac_key(tag, "audit-mac", 1);
+    return keyed_open(*k, new_key);
+}
+
 /* A keyed copy of busy_db: the same events, every entry MACed from entry 1. */
 static ct_db *busy_keyed_db(const char *tag, hsm_mac_key *k)
 {
@@ -1399,11 +1412,9 @@ END_TEST
  * message and its n + 1st entry. */
 START_TEST(test_audit_mac_token_fails)
 {
-    ct_db *db = busy_db("db-mac7");
-    int64_t n = audit_rows();
-    db_close(db);
-    hsm_mac_key *k = mac_key("db-mac7", "audit-mac", 1);
-    db = keyed_open(k, true);
+    hsm_mac_key *k = NULL;
+    int64_t n = 0;
+    ct_db *db = keyed_after_unkeyed("db-mac7", true, &k, &n);
     ck_assert_int_eq(db_audit_append(db, "cli", "ca.renew", "tls", "ok", NULL), CT_OK);
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
@@ -1443,11 +1454,9 @@ END_TEST
 
 START_TEST(test_audit_mac_seals_an_unkeyed_chain)
 {
-    ct_db *db = busy_db("db-mac4"); /* a chain from before keying */
-    int64_t n = audit_rows();
-    db_close(db);
-    hsm_mac_key *k = mac_key("db-mac4", "audit-mac", 1);
-    db = keyed_open(k, true);
+    hsm_mac_key *k = NULL;
+    int64_t n = 0;
+    ct_db *db = keyed_after_unkeyed("db-mac4", true, &k, &n); /* a chain from before keying */
     ck_assert(g_may_make); /* the database, not the token's view, says a key may be made: the chain is unkeyed */
     ck_assert_int_eq(audit_rows(), n + 1);
     char action[64];
@@ -1481,11 +1490,9 @@ START_TEST(test_audit_mac_seal_required)
 {
     /* The key exists but the chain was never sealed (an upgrade cut between making the key and sealing): the
      * first MACed entry is not an audit.keyed one, which nothing the CA writes can produce. */
-    ct_db *db = busy_db("db-mac5");
-    int64_t n = audit_rows();
-    db_close(db);
-    hsm_mac_key *k = mac_key("db-mac5", "audit-mac", 1);
-    db = keyed_open(k, false);
+    hsm_mac_key *k = NULL;
+    int64_t n = 0;
+    ct_db *db = keyed_after_unkeyed("db-mac5", false, &k, &n);
     ck_assert_int_eq(audit_rows(), n);
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_ERR_INTEGRITY);
