@@ -87,9 +87,14 @@ static int parse_args(int argc, char **argv, cli_args *a)
         if (strcmp(a->command, k_commands[k].command) == 0) takes = k_commands[k].options;
     opterr = 0;
     int c, which = -1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, &which)) != -1) {
-        char flag[32];
-        if (c != '?' && takes && ct_snprintf(flag, sizeof flag, "--%s", opts[which].name) == CT_OK &&
+    /* ":": an option missing its value is told from one that is none of the station's */
+    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, &which)) != -1) {
+        char flag[32], letter[3] = {'-', (char)optopt, '\0'};
+        if (c == '?') { /* named alone: argv + 1's optind - 1 is the word just read */
+            (void)ct_cli_unknown("camtrust-station", optopt ? letter : argv[optind]);
+            return -2;
+        }
+        if (c != ':' && takes && ct_snprintf(flag, sizeof flag, "--%s", opts[which].name) == CT_OK &&
             !ct_cli_takes("camtrust-station", a->command, takes, flag))
             return -2;
         const char **slot = c == 'd' ? &a->dir : c == 'n' ? &a->name : c == 'c' ? &a->cert : c == 'r' ? &a->ca_root
@@ -102,7 +107,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
             fprintf(stderr, "camtrust-station: %s\n",
                     c == 'D'   ? "too many --device: use --devices FILE"
                     : c == 'W' ? "too many --witness-vkey"
-                               : "unknown option or missing value");
+                               : "an option without its value");
             return -1;
         }
         *slot = optarg;

@@ -58,6 +58,12 @@ check "camtrust-station provision --jobs 33: one line naming the CA's limit, exi
   bash -c "[ $rc = 2 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q -- '--jobs is 1..32 .*server.per_ip_connections, 32 by default' '$WORK/err'"
 rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --jobs 32 >"$WORK/out" 2>"$WORK/err" || rc=$?
 check_eq "... --jobs 32 is no usage error (no station folder: exit 1)" 1 "$rc"
+rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --bogus 1 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "camtrust-station provision --bogus: one line, exit 2" \
+  "2 camtrust-station: unknown option '--bogus' (camtrust-station --help)" "$rc $(cat "$WORK/err")"
+rc=0; "$S" init --dir "$WORK/stray" -x >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "camtrust-station init -x: one line, exit 2" \
+  "2 camtrust-station: unknown option '-x' (camtrust-station --help)" "$rc $(cat "$WORK/err")"
 # camtrust-agent (and camtrust-agent-sim) name an option none of the command's in one line, exit 2; an option
 # missing its value is still answered with the usage.
 G=$BUILD/device-agent/camtrust-agent
