@@ -176,15 +176,13 @@ ct_err ca_state_verify(ca *c, db_state_report *report) { return db_state_verify(
 typedef struct {
     ca *c;
     db_audit_report *report;
-    ct_err rc;
-    char detail[256]; /* the error detail is per thread */
+    ct_err_saved err; /* the error detail is per thread */
 } audit_job;
 
 static void *audit_job_run(void *arg)
 {
     audit_job *j = arg;
-    j->rc = db_audit_verify(j->c->db, j->report);
-    if (j->rc != CT_OK && ct_strlcpy(j->detail, sizeof j->detail, ct_err_detail()) != CT_OK) j->detail[0] = '\0';
+    ct_err_save(&j->err, db_audit_verify(j->c->db, j->report));
     return NULL;
 }
 
@@ -196,6 +194,5 @@ ct_err ca_audit_state_verify(ca *c, db_audit_report *audit, db_state_report *sta
     if (!threaded) audit_job_run(&j);
     *state_rc = db_state_verify(c->db, state);
     if (threaded) (void)pthread_join(t, NULL);
-    if (j.rc != CT_OK) return ct_fail(j.rc, "%s", j.detail[0] ? j.detail : ct_err_message(j.rc));
-    return CT_OK; /* this thread's detail is still the state check's */
+    return ct_err_restore(&j.err); /* when CT_OK, this thread's detail is still the state check's */
 }

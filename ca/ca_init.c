@@ -28,10 +28,11 @@ static ct_err audit_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[3
 }
 
 /* The whole chain's check: on as many token sessions as the CA keeps (hsm.sessions). */
-static ct_err audit_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32])
+static ct_err audit_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32],
+                             size_t *failed)
 {
     ca *c = ctx;
-    return hsm_mac_sign_many(c->audit_mac, n, msgs, lens, macs, (unsigned)c->cfg.hsm.sessions);
+    return hsm_mac_sign_many(c->audit_mac, n, msgs, lens, macs, (unsigned)c->cfg.hsm.sessions, failed);
 }
 
 /* The token's audit key, under the database's write lock (db_open_keyed). The default key is made on first use:

@@ -136,7 +136,7 @@ static ct_err lease_begin(ca *c, bool command)
     }
     CT_GUARD(db_lease_fence(c->db, DB_LEASE_SIGNER, l->holder));
     l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;
-    l->cv_ok = pthread_cond_init(&l->cv, NULL) == 0;
+    l->cv_ok = ct_cond_init(&l->cv) == 0;
     CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the lease locks");
     lease_try(c); /* before revocation and the log start: the holder signs at once */
 cleanup:

@@ -299,7 +299,7 @@ ct_err ca_log_start(ca *c)
     c->log = l;
     ct_merkle_frontier_init(&l->tree);
     l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;
-    l->cv_ok = pthread_cond_init(&l->cv, NULL) == 0;
+    l->cv_ok = ct_cond_init(&l->cv) == 0;
     CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the log locks");
     publish(c); /* a tree head for what was issued while no server ran (or the first one) */
     l->thread_ok = pthread_create(&l->thread, NULL, signer_thread, c) == 0;

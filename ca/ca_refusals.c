@@ -154,7 +154,7 @@ ct_err ca_refusals_start(ca *c)
     r->now.rows = calloc(r->cap, sizeof *r->now.rows);
     r->spare.rows = calloc(r->cap, sizeof *r->spare.rows);
     r->mu_ok = pthread_mutex_init(&r->mu, NULL) == 0;
-    r->cv_ok = pthread_cond_init(&r->cv, NULL) == 0;
+    r->cv_ok = ct_cond_init(&r->cv) == 0;
     if (r->now.rows && r->spare.rows && r->mu_ok && r->cv_ok)
         r->thread_ok = pthread_create(&r->thread, NULL, writer_thread, c) == 0;
     if (r->thread_ok) return CT_OK;

@@ -253,6 +253,7 @@ typedef struct {
     const uint8_t *msgs[VERIFY_BATCH];
     size_t lens[VERIFY_BATCH];
     size_t mac_of[VERIFY_BATCH]; /* index into macs, for the entries MACed */
+    int64_t mac_seq[VERIFY_BATCH]; /* the entry of each MAC: what a failure names */
     uint8_t macs[VERIFY_BATCH][32];
 } verify_batch;
 
@@ -269,13 +270,23 @@ static ct_err batch_judge(ct_db *db, verify_batch *b, db_audit_report *r)
     for (size_t i = 0; i < b->n; i++) {
         if (b->e[i].sha || !db->mac.fn) continue;
         b->mac_of[i] = n_mac;
+        b->mac_seq[n_mac] = b->e[i].seq;
         b->msgs[n_mac] = batch_msg(b, &b->e[i]);
         b->lens[n_mac++] = b->e[i].len;
     }
+    size_t failed = 0;
     if (n_mac > 0 && db->mac.fn_many) {
-        CT_GUARD(db->mac.fn_many(db->mac.ctx, n_mac, b->msgs, b->lens, b->macs));
+        rc = db->mac.fn_many(db->mac.ctx, n_mac, b->msgs, b->lens, b->macs, &failed);
     } else {
-        for (size_t i = 0; i < n_mac; i++) CT_GUARD(db->mac.fn(db->mac.ctx, b->msgs[i], b->lens[i], b->macs[i]));
+        for (; failed < n_mac; failed++) {
+            rc = db->mac.fn(db->mac.ctx, b->msgs[failed], b->lens[failed], b->macs[failed]);
+            if (rc != CT_OK) break;
+        }
+    }
+    /* The entry, not its place in the batch: what the one who reads the error can look up. */
+    if (rc != CT_OK) {
+        rc = ct_fail_ctx(rc, "audit entry %lld", (long long)b->mac_seq[failed < n_mac ? failed : 0]);
+        goto cleanup;
     }
     for (size_t i = 0; i < b->n; i++) {
         const batch_entry *e = &b->e[i];

@@ -220,20 +220,13 @@ ct_err db_operator_certs_backfill(ct_db *db, db_cert_fill_fn fill, const char *a
  * next leader, who may begin writing while this commit is still being synced (db_pipeline_commits). */
 struct db_pending {
     struct cert_ctx *ctx;
-    ct_err rc;
+    ct_err_saved err; /* its answer */
     bool done;
-    char detail[256];
     struct db_pending *next;
     /* Its thread's own wake-up: only the threads a change concerns are woken (the next leader, a batch's own
      * members), not every waiting thread twice a batch. */
     pthread_cond_t cv;
 };
-
-static void keep_detail(struct db_pending *p, ct_err rc)
-{
-    p->rc = rc;
-    if (rc != CT_OK && ct_strlcpy(p->detail, sizeof p->detail, ct_err_detail()) != CT_OK) p->detail[0] = '\0';
-}
 
 /* Prepared once and kept (db_exec): the leader runs them for every item while the others wait. */
 static const char k_savepoint[] = "SAVEPOINT issuance";
@@ -245,8 +238,8 @@ static ct_err batch_tx(ct_db *db, void *vctx)
     for (struct db_pending *p = vctx; p; p = p->next) {
         CT_GUARD_RET(db_exec(db, k_savepoint, NULL, ""));
         ct_err_clear();
-        keep_detail(p, cert_issue_tx(db, p->ctx));
-        if (p->rc != CT_OK) CT_GUARD_RET(db_exec(db, k_savepoint_rollback, NULL, ""));
+        ct_err_save(&p->err, cert_issue_tx(db, p->ctx));
+        if (p->err.rc != CT_OK) CT_GUARD_RET(db_exec(db, k_savepoint_rollback, NULL, ""));
         CT_GUARD_RET(db_exec(db, k_savepoint_release, NULL, ""));
     }
     return CT_OK;
@@ -274,15 +267,13 @@ static void lead_batch(ct_db *db)
         rc = ct_failpoint_hit("db:issuance-sync-fails") ? ct_fail(CT_ERR_DB, "syncing the commit failed (failpoint)")
                                                         : db_sync(db);
     }
-    struct db_pending failed = {0};
-    keep_detail(&failed, rc);
+    ct_err_saved failed;
+    ct_err_save(&failed, rc);
     (void)pthread_mutex_lock(&db->gc_mu);
     for (struct db_pending *p = batch, *next; p; p = next) {
         next = p->next; /* p belongs to a waiting thread that may return as soon as it is done */
-        if (rc != CT_OK) { /* the transaction failed (nothing recorded) or its sync did: nobody is told "issued" */
-            p->rc = rc;
-            memcpy(p->detail, failed.detail, sizeof p->detail);
-        }
+        /* the transaction failed (nothing recorded) or its sync did: nobody is told "issued" */
+        if (rc != CT_OK) p->err = failed;
         p->done = true;
         db->gc_busy--;
         (void)pthread_cond_signal(&p->cv); /* under gc_mu: its thread cannot return (and drop p) before we unlock */
@@ -305,7 +296,7 @@ static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->g
 static ct_err group_commit(ct_db *db, struct cert_ctx *c)
 {
     struct db_pending me = {.ctx = c};
-    CT_ENSURE_RET(pthread_cond_init(&me.cv, NULL) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit wait init failed"));
+    CT_ENSURE_RET(ct_cond_init(&me.cv) == 0, ct_fail(CT_ERR_INTERNAL, "db group commit wait init failed"));
     /* The crash failpoint needs a batch of two: a lone request waits a bounded while for a second to join it,
      * however slowly requests arrive (a loaded test machine, a fast PostgreSQL commit). */
     bool gather = ct_failpoint_hit("db:issuance-unsynced");
@@ -337,7 +328,7 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
     }
     (void)pthread_mutex_unlock(&db->gc_mu);
     (void)pthread_cond_destroy(&me.cv);
-    return me.rc == CT_OK ? CT_OK : ct_fail(me.rc, "%s", me.detail);
+    return ct_err_restore(&me.err);
 }
 
 ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_hex, const char *actor)

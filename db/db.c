@@ -135,7 +135,10 @@ ct_err db_query_int(ct_db *db, const char *sql, int64_t *out, const char *types,
     return CT_OK;
 }
 
-ct_err db_exec_script(ct_db *db, const char *sql, const char *what) { return db->be->exec_script(db, sql, what); }
+ct_err db_exec_script(ct_db *db, const char *sql, const char *what)
+{
+    return *sql ? db->be->exec_script(db, sql, what) : CT_OK;
+}
 
 int64_t db_col_int(db_stmt *st, int col) { return st->db->be->col_int(st, col); }
 const char *db_col_str(db_stmt *st, int col) { return st->db->be->col_str(st, col); }

@@ -253,8 +253,10 @@ struct db_audit_mac {
     void *ctx;
     const char *key_name;
     /* Optional, for the check of the whole chain: the MACs of n messages at once (macs[i] of msgs[i]), e.g. on
-     * several token sessions; NULL: fn for each. */
-    ct_err (*fn_many)(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32]);
+     * several token sessions; NULL: fn for each. On failure *failed is the first message whose MAC failed (the
+     * error then names that audit entry). */
+    ct_err (*fn_many)(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32],
+                      size_t *failed);
 };
 /* db_open whose every audit entry is MACed with `mac` (copied; ctx must outlive the handle), migrations' own
  * entries included: the key is ready, and an unkeyed chain sealed, before any migration runs. */

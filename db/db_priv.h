@@ -121,7 +121,8 @@ CT_MUST_CHECK ct_err db_exec(ct_db *db, const char *sql, int *changes, const cha
 CT_MUST_CHECK ct_err db_query_int(ct_db *db, const char *sql, int64_t *out, const char *types, ...);
 /* Steps a prepared statement: CT_OK with *row true/false, CT_ERR_DB on error. */
 CT_MUST_CHECK ct_err db_step(ct_db *db, db_stmt *st, bool *row);
-/* Runs an SQL script (several statements, no parameters, no rows), e.g. a migration; `what` names it in errors. */
+/* Runs an SQL script (several statements, no parameters, no rows), e.g. a migration; `what` names it in errors.
+ * An empty script (db_sql's text for a dialect with nothing to do) does nothing. */
 CT_MUST_CHECK ct_err db_exec_script(ct_db *db, const char *sql, const char *what);
 /* The current row's columns (0-based). An integer column (a boolean reads 0/1; NULL reads 0). */
 int64_t db_col_int(db_stmt *st, int col);

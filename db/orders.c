@@ -15,9 +15,13 @@
 #define ORDER_FROM " FROM orders o JOIN stations s ON s.id = o.station_id "
 static const char k_order_list[] = ORDER_COLUMNS ORDER_COUNTS ORDER_FROM "ORDER BY o.id";
 /* On the enrollment path the counts are not needed, and counting grows with the order: left at 0. */
-static const char k_order_for_serial[] = ORDER_COLUMNS " 0, 0" ORDER_FROM
-                                         "JOIN order_serials os ON os.order_id = o.id"
-                                         " WHERE o.station_id = ? AND os.serial = ? AND o.open = 1"
+/* Led by the serial's index (order_serials_serial), whatever the number of the station's open orders or of
+ * stations: the serial's few order lines, then each one's order and station by key. SQLite keeps CROSS JOIN's order
+ * (its planner would otherwise walk the station's open orders, probing the serial in each); PostgreSQL plans it as
+ * the join it is. */
+static const char k_order_for_serial[] = ORDER_COLUMNS " 0, 0 FROM order_serials os CROSS JOIN orders o"
+                                         " CROSS JOIN stations s WHERE os.serial = ? AND o.id = os.order_id"
+                                         " AND o.station_id = ? AND o.open = 1 AND s.id = o.station_id"
                                          " ORDER BY o.id DESC LIMIT 1"; /* a re-provisioning line is newer */
 static const char k_serial_open_order[] = "SELECT o.id FROM order_serials s JOIN orders o ON o.id = s.order_id"
                                           " WHERE s.serial = ? AND o.open = 1 AND o.id <> ?";
@@ -206,7 +210,7 @@ static ct_err order_for_serial_fn(ct_db *db, void *vctx)
     struct order_ctx *c = vctx;
     db_stmt *st = NULL;
     bool row = false;
-    CT_GUARD_RET(db_prepare(db, k_order_for_serial, &st, "it", c->id, c->serial));
+    CT_GUARD_RET(db_prepare(db, k_order_for_serial, &st, "ti", c->serial, c->id));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_IN_ORDER, "serial '%s' is not in an open order of station %lld", c->serial,
                                (long long)c->id));

@@ -325,6 +325,7 @@ ct_err db_state_baseline_tx(ct_db *db)
  * check at 100,000 entries took twice as long). Set back to the default once compared (k_rb_done). */
 static const char k_rb_schema[] = RB_SCHEMA("INTEGER", "BLOB") "PRAGMA temp.cache_size = -262144;";
 static const char k_rb_done[] = "PRAGMA temp.cache_size = -2000;";
+static const char k_rb_done_pg[] = ""; /* nothing to give back */
 static const char k_rb_schema_pg[] = RB_SCHEMA("BIGINT", "BYTEA");
 static const char k_rb_marker[] = "SELECT seq, detail FROM audit WHERE action = 'audit.state' ORDER BY seq LIMIT 1";
 /* Refusals change no state (and their detail may quote a client): only what was done is replayed. In chain order
@@ -778,13 +779,11 @@ static ct_err state_compare(ct_db *db, rebuild_ctx *c)
 static ct_err state_verify_fn(ct_db *db, void *vctx)
 {
     ct_err rc = state_compare(db, vctx);
-    if (strcmp(db_backend_name(db), "sqlite") != 0) return rc;
     /* the memory given to the rb_* tables back, the detail of a difference kept */
-    char detail[256];
-    if (ct_strlcpy(detail, sizeof detail, ct_err_detail()) != CT_OK) detail[0] = '\0';
-    ct_err done = db_exec_script(db, k_rb_done, "rebuild tables");
-    if (rc == CT_OK) return done;
-    return detail[0] ? ct_fail(rc, "%s", detail) : rc;
+    ct_err_saved compared;
+    ct_err_save(&compared, rc);
+    ct_err done = db_exec_script(db, db_sql(db, k_rb_done, k_rb_done_pg), "rebuild tables");
+    return rc == CT_OK ? done : ct_err_restore(&compared);
 }
 
 ct_err db_state_verify(ct_db *db, db_state_report *report)

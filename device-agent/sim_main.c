@@ -21,8 +21,11 @@ int main(int argc, char **argv)
     const char *dir = ct_cli_opt(argc, argv, "--dir"), *serial = ct_cli_opt(argc, argv, "--serial"),
                *model = ct_cli_opt(argc, argv, "--model"), *root = ct_cli_opt(argc, argv, "--root"),
                *ops_root = ct_cli_opt(argc, argv, "--ops-root"), *log_vkey = ct_cli_opt(argc, argv, "--log-vkey");
+    const char *unknown = NULL;
     if (argc < 2 || strcmp(argv[1], "simulate") != 0 ||
-        !ct_cli_known(argc, argv, names, sizeof names / sizeof names[0]) || !dir || !serial || !model || !root) {
+        !ct_cli_known(argc, argv, names, sizeof names / sizeof names[0], &unknown) || !dir || !serial || !model ||
+        !root) {
+        if (unknown) return ct_cli_unknown("camtrust-agent-sim", unknown);
         fputs(usage, stderr);
         return 2;
     }

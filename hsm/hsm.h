@@ -161,10 +161,12 @@ CT_MUST_CHECK ct_err hsm_mac_key_generate(hsm *h, const char *label, const uint8
 CT_MUST_CHECK ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN]);
 /* The same for n messages at once (a bulk check: every audit entry at start): macs[i] is msgs[i]'s. Split over up to
  * `threads` threads (at most the session pool's size and HSM_MAC_THREADS_MAX), each on one pooled session for its
- * whole share: a token with many cores MACs in parallel. (SoftHSM serialises the uses of one token object.) */
+ * whole share: a token with many cores MACs in parallel. (SoftHSM serialises the uses of one token object.)
+ * On failure (the error as hsm_mac_sign's), *failed (if not NULL) is the first message whose MAC failed: the caller
+ * names what that message is. */
 #define HSM_MAC_THREADS_MAX 16
 CT_MUST_CHECK ct_err hsm_mac_sign_many(hsm_mac_key *k, size_t n, const uint8_t *const *msgs, const size_t *lens,
-                                       uint8_t (*macs)[HSM_MAC_LEN], unsigned threads);
+                                       uint8_t (*macs)[HSM_MAC_LEN], unsigned threads, size_t *failed);
 const char *hsm_mac_key_label(const hsm_mac_key *k);
 void hsm_mac_key_free(hsm_mac_key *k);
 

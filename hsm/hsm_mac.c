@@ -113,14 +113,18 @@ static CK_RV mac_once(hsm_mac_key *k, CK_SESSION_HANDLE s, const uint8_t *msg, s
     return rv == CKR_OK && mac_len != HSM_MAC_LEN ? CKR_GENERAL_ERROR : rv;
 }
 
+static ct_err mac_failed(const hsm_mac_key *k, CK_RV rv)
+{
+    return ct_fail(CT_ERR_HSM, "HMAC with key '%s' in the token failed: CKR 0x%lx", k->label, rv);
+}
+
 ct_err hsm_mac_sign(hsm_mac_key *k, const uint8_t *msg, size_t len, uint8_t mac[HSM_MAC_LEN])
 {
     CT_ENSURE_RET(k && (msg || !len) && mac, ct_fail(CT_ERR_ARG, "hsm_mac_sign: missing argument"));
     CK_SESSION_HANDLE s = hsm_session_get(k->h);
     CK_RV rv = mac_once(k, s, msg, len, mac);
     hsm_session_put(k->h, s);
-    CT_ENSURE_RET(rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC with key '%s' in the token failed: CKR 0x%lx", k->label, rv));
-    return CT_OK;
+    return rv == CKR_OK ? CT_OK : mac_failed(k, rv);
 }
 
 typedef struct {
@@ -148,7 +152,7 @@ static void *mac_share_run(void *arg)
 }
 
 ct_err hsm_mac_sign_many(hsm_mac_key *k, size_t n, const uint8_t *const *msgs, const size_t *lens,
-                         uint8_t (*macs)[HSM_MAC_LEN], unsigned threads)
+                         uint8_t (*macs)[HSM_MAC_LEN], unsigned threads, size_t *failed)
 {
     mac_share share[HSM_MAC_THREADS_MAX];
     pthread_t tid[HSM_MAC_THREADS_MAX];
@@ -171,10 +175,12 @@ ct_err hsm_mac_sign_many(hsm_mac_key *k, size_t n, const uint8_t *const *msgs, c
     mac_share_run(&share[threads - 1]);
     for (unsigned t = 0; t < threads; t++)
         if (started[t]) (void)pthread_join(tid[t], NULL);
-    for (unsigned t = 0; t < threads; t++)
-        CT_ENSURE_RET(share[t].rv == CKR_OK, ct_fail(CT_ERR_HSM, "HMAC of message %zu with key '%s' in the token "
-                                                                 "failed: CKR 0x%lx", share[t].failed_at, k->label,
-                                                                 share[t].rv));
+    /* Shares are in order and each stops at its first failure: the first failed share's is the first failure. */
+    for (unsigned t = 0; t < threads; t++) {
+        if (share[t].rv == CKR_OK) continue;
+        if (failed) *failed = share[t].failed_at;
+        return mac_failed(k, share[t].rv);
+    }
     return CT_OK;
 }
 

@@ -19,7 +19,8 @@ static const char usage[] =
     "                                            many must cosign a checkpoint before it is kept or provisioned on\n"
     "  provision --ca https://HOST:PORT --device ADDR [--device ADDR ...] [--devices FILE]\n"
     "            [--report FILE] [--jobs N] [--timeout-ms MS]\n"
-    "                                            provision cameras in factory mode (ADDR is host:port);\n"
+    "                                            provision cameras in factory mode (ADDR is host:port),\n"
+    "                                            --jobs at once (default 4, at most 32: one CA connection each);\n"
     "                                            the report (default DIR/report.jsonl) gets one JSON line each;\n"
     "                                            before and after, the station witnesses the CA's log\n"
     "  log check --ca https://HOST:PORT [--timeout-ms MS]\n"
@@ -86,9 +87,14 @@ static int parse_args(int argc, char **argv, cli_args *a)
         if (strcmp(a->command, k_commands[k].command) == 0) takes = k_commands[k].options;
     opterr = 0;
     int c, which = -1;
-    while ((c = getopt_long(argc - 1, argv + 1, "", opts, &which)) != -1) {
-        char flag[32];
-        if (c != '?' && takes && ct_snprintf(flag, sizeof flag, "--%s", opts[which].name) == CT_OK &&
+    /* ":": an option missing its value is told from one that is none of the station's */
+    while ((c = getopt_long(argc - 1, argv + 1, ":", opts, &which)) != -1) {
+        char flag[32], letter[3] = {'-', (char)optopt, '\0'};
+        if (c == '?') { /* named alone: argv + 1's optind - 1 is the word just read */
+            (void)ct_cli_unknown("camtrust-station", optopt ? letter : argv[optind]);
+            return -2;
+        }
+        if (c != ':' && takes && ct_snprintf(flag, sizeof flag, "--%s", opts[which].name) == CT_OK &&
             !ct_cli_takes("camtrust-station", a->command, takes, flag))
             return -2;
         const char **slot = c == 'd' ? &a->dir : c == 'n' ? &a->name : c == 'c' ? &a->cert : c == 'r' ? &a->ca_root
@@ -101,7 +107,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
             fprintf(stderr, "camtrust-station: %s\n",
                     c == 'D'   ? "too many --device: use --devices FILE"
                     : c == 'W' ? "too many --witness-vkey"
-                               : "unknown option or missing value");
+                               : "an option without its value");
             return -1;
         }
         *slot = optarg;
@@ -132,9 +138,13 @@ static int provision(const cli_args *a)
 {
     long jobs = a->jobs ? number(a->jobs, 1, STATION_MAX_JOBS) : 0;
     long timeout = a->timeout ? number(a->timeout, 100, 600000) : 0;
-    if (jobs < 0 || timeout < 0 || !a->ca) {
-        fprintf(stderr, "camtrust-station: provision needs --ca URL; --jobs 1..%d; --timeout-ms 100..600000\n",
-                STATION_MAX_JOBS);
+    if (jobs < 0) {
+        fprintf(stderr, "camtrust-station: --jobs is 1..%d (one CA connection each; a CA lets one address hold "
+                        "server.per_ip_connections, 32 by default)\n", STATION_MAX_JOBS);
+        return 2;
+    }
+    if (timeout < 0 || !a->ca) {
+        fprintf(stderr, "camtrust-station: provision needs --ca URL; --timeout-ms 100..600000\n");
         return 2;
     }
     station_provision_opts o = {.dir = a->dir, .ca_url = a->ca, .devices = a->devices, .n_devices = a->n_devices,

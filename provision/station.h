@@ -12,7 +12,9 @@
 #define STATION_PIN_ENV "CAMTRUST_STATION_PIN"
 #define STATION_KEY_LABEL "station"
 #define STATION_DEFAULT_JOBS 4
-#define STATION_MAX_JOBS 64
+/* Each job holds one connection to the CA: at most what a CA lets one address hold by default
+ * (server.per_ip_connections, 32), so that no job is turned away by a CA left as it was made. */
+#define STATION_MAX_JOBS 32
 #define STATION_MAX_DEVICES 100000
 #define STATION_WITNESSES_FILE "witnesses.vkeys"
 

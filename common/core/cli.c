@@ -20,14 +20,21 @@ const char *ct_cli_opt(int argc, char **argv, const char *name)
     return NULL;
 }
 
-bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n)
+bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n, const char **unknown)
 {
     for (int i = 2; i < argc; i += 2) {
         bool ok = false;
         for (size_t k = 0; k < n; k++) ok = ok || strcmp(argv[i], names[k]) == 0;
+        if (!ok && unknown) *unknown = argv[i];
         if (!ok || i + 1 >= argc) return false;
     }
     return true;
+}
+
+int ct_cli_unknown(const char *prog, const char *word)
+{
+    fprintf(stderr, "%s: unknown option '%s' (%s --help)\n", prog, word, prog);
+    return 2;
 }
 
 bool ct_cli_takes(const char *prog, const char *command, const char *options, const char *flag)

@@ -3,6 +3,7 @@
 #ifndef CAMTRUST_CORE_H
 #define CAMTRUST_CORE_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -68,6 +69,16 @@ void ct_err_clear(void);
 /* Sets the detail to "<context>: <the current detail>" (or e's message when there is none): one-line reasons that
  * name where a failure happened and why. */
 ct_err ct_fail_ctx(ct_err e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error kept with its detail, to fail with later or in another thread (the detail is per thread, and the next
+ * failure overwrites it). ct_err_save keeps rc and this thread's detail (rc's message when there is none);
+ * ct_err_restore gives back CT_OK, or the kept error with its detail set again. */
+#define CT_ERR_DETAIL_MAX 256
+typedef struct {
+    ct_err rc;
+    char detail[CT_ERR_DETAIL_MAX];
+} ct_err_saved;
+void ct_err_save(ct_err_saved *s, ct_err rc);
+ct_err ct_err_restore(const ct_err_saved *s);
 
 /* Functions that allocate keep one `cleanup:` label and an `rc` variable. */
 #define CT_GUARD(expr)                                                                             \
@@ -201,8 +212,12 @@ void ct_failpoint_hold(const char *name);
 bool ct_cli_help(int argc, char **argv, const char *usage);
 /* "COMMAND --name value ..." (argv[1] is the command): the value after `name`, or NULL when absent. */
 const char *ct_cli_opt(int argc, char **argv, const char *name);
-/* True when everything after the command is "--name value" pairs with every name among `names`. */
-bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n);
+/* True when everything after the command is "--name value" pairs with every name among `names`. A word in a name's
+ * place that is none of them: false, and *unknown (when not NULL) is that word (left alone for a missing value). */
+bool ct_cli_known(int argc, char **argv, const char *const *names, size_t n, const char **unknown);
+/* An unknown option's usage error, one line on stderr: "PROG: unknown option 'WORD' (PROG --help)". Returns 2, the
+ * usage error's exit code. */
+int ct_cli_unknown(const char *prog, const char *word);
 /* Whether a command takes option `flag`: `options` lists the ones it takes ("--dir --out"). When it does not:
  * "PROG: COMMAND does not take FLAG" on stderr and false (the caller exits 2: an option silently ignored would let
  * an operator believe it applied). */
@@ -220,8 +235,11 @@ void ct_time_utc(int64_t t, char out[CT_TIME_UTC_MAX]);
 int64_t ct_now_ms(void);
 /* Wall-clock milliseconds since the epoch: what is written down, or compared between processes and machines. */
 int64_t ct_wall_ms(void);
-/* The wall-clock time `ms` from now, as pthread_cond_timedwait takes it. */
+/* Timed waits count on the monotonic clock, so a step of the wall clock neither lengthens nor shortens them:
+ * a condition variable for pthread_cond_timedwait is made by ct_cond_init (0 or an errno, as pthread_cond_init),
+ * and its deadline, the monotonic time `ms` (or `us`) from now, by ct_timespec_in. */
 struct timespec;
+int ct_cond_init(pthread_cond_t *cv);
 void ct_timespec_in(int64_t ms, struct timespec *out);
 void ct_timespec_in_us(int64_t us, struct timespec *out);
 /* Waits until fd is ready for `events` (POLLIN/POLLOUT) or the absolute deadline (ct_now_ms) passes:

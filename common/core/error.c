@@ -27,7 +27,7 @@ static const struct {
 #undef CT_X_ROW
 };
 
-static _Thread_local char ct_detail[256];
+static _Thread_local char ct_detail[CT_ERR_DETAIL_MAX];
 
 static int in_range(ct_err e) { return (int)e >= 0 && e < CT_ERR__COUNT; }
 
@@ -62,6 +62,15 @@ ct_err ct_fail_ctx(ct_err e, const char *fmt, ...)
     if (n < 0) context[0] = '\0';
     return ct_fail(e, "%s: %s", context, detail);
 }
+
+void ct_err_save(ct_err_saved *s, ct_err rc)
+{
+    s->rc = rc;
+    if (rc == CT_OK || ct_strlcpy(s->detail, sizeof s->detail, *ct_detail ? ct_detail : ct_err_message(rc)) != CT_OK)
+        s->detail[0] = '\0';
+}
+
+ct_err ct_err_restore(const ct_err_saved *s) { return s->rc == CT_OK ? CT_OK : ct_fail(s->rc, "%s", s->detail); }
 
 const char *ct_err_detail(void) { return ct_detail; }
 void ct_err_clear(void) { ct_detail[0] = '\0'; }

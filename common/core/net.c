@@ -72,11 +72,22 @@ int64_t ct_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int ct_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    int rc = pthread_condattr_init(&a);
+    if (rc != 0) return rc;
+    rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (rc == 0) rc = pthread_cond_init(cv, &a);
+    (void)pthread_condattr_destroy(&a);
+    return rc;
+}
+
 void ct_timespec_in(int64_t ms, struct timespec *out) { ct_timespec_in_us(ms * 1000, out); }
 
 void ct_timespec_in_us(int64_t us, struct timespec *out)
 {
-    clock_gettime(CLOCK_REALTIME, out);
+    clock_gettime(CLOCK_MONOTONIC, out);
     long long ns = out->tv_nsec + (long long)us * 1000LL;
     out->tv_sec += (time_t)(ns / 1000000000LL);
     out->tv_nsec = (long)(ns % 1000000000LL);

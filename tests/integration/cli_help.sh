@@ -51,15 +51,38 @@ not_taken "camtrust-station init --ca" --ca "$S" init --dir "$WORK/stray" --name
 not_taken "camtrust-station log show --timeout-ms" --timeout-ms "$S" log show --dir "$WORK/st" --timeout-ms 100 --out "$WORK/stray"
 not_taken "camtrust-view verify --dir" --dir "$BUILD/view/camtrust-view" verify --dir "$WORK/v" --root "$WORK/ca/root.pem" "$WORK/x.mp4"
 not_taken "camtrust-view init --key" --key "$BUILD/view/camtrust-view" init --dir "$WORK/stray" --name v --key
-# camtrust-agent keeps its convention (usage on stderr, exit 2): no bytes to spare for another message.
+# camtrust-station provision --jobs: at most 32, one CA connection each, what a CA lets one address hold by default
+# (server.per_ip_connections): more is refused in one line rather than turned away by the CA camera by camera.
+rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --jobs 33 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check "camtrust-station provision --jobs 33: one line naming the CA's limit, exit 2" \
+  bash -c "[ $rc = 2 ] && [ \$(wc -l <'$WORK/err') = 1 ] && grep -q -- '--jobs is 1..32 .*server.per_ip_connections, 32 by default' '$WORK/err'"
+rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --jobs 32 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "... --jobs 32 is no usage error (no station folder: exit 1)" 1 "$rc"
+rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --bogus 1 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "camtrust-station provision --bogus: one line, exit 2" \
+  "2 camtrust-station: unknown option '--bogus' (camtrust-station --help)" "$rc $(cat "$WORK/err")"
+rc=0; "$S" init --dir "$WORK/stray" -x >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "camtrust-station init -x: one line, exit 2" \
+  "2 camtrust-station: unknown option '-x' (camtrust-station --help)" "$rc $(cat "$WORK/err")"
+# camtrust-agent (and camtrust-agent-sim) name an option none of the command's in one line, exit 2; an option
+# missing its value is still answered with the usage.
 G=$BUILD/device-agent/camtrust-agent
 for t in "--listen:reset --dir $WORK/cam --listen 127.0.0.1:0" "--viewers:boot --dir $WORK/cam --viewers $WORK/v" \
          "--live:record --dir $WORK/cam --viewers $WORK/v --live $WORK/l $WORK/in $WORK/out" \
-         "--cmaf:stream --dir $WORK/cam --viewers $WORK/v --listen 127.0.0.1:0 --cmaf yes"; do
-  args=${t#*:}
+         "--cmaf:stream --dir $WORK/cam --viewers $WORK/v --listen 127.0.0.1:0 --cmaf yes" \
+         "--x:boot --x 1 --dir $WORK/cam" "--x:sign --dir $WORK/cam --x 1 $WORK/in $WORK/out" \
+         "--x:factory --dir $WORK/cam --listen 127.0.0.1:0 --x 1"; do
+  args=${t#*:} opt=${t%%:*}
   rc=0; $G $args >"$WORK/out" 2>"$WORK/err" || rc=$?
-  check "camtrust-agent ${args%% *} ${t%%:*} is refused: usage, exit 2" \
-    bash -c "[ $rc = 2 ] && grep -q '^usage: camtrust-agent' '$WORK/err' && [ ! -s '$WORK/out' ]"
+  if [ "$rc" = 2 ] && [ "$(cat "$WORK/err")" = "camtrust-agent: unknown option '$opt' (camtrust-agent --help)" ] &&
+     [ ! -s "$WORK/out" ]; then ok "camtrust-agent ${args%% *} $opt is refused in one line, exit 2"
+  else not_ok "camtrust-agent ${args%% *} $opt (exit $rc): $(head -c 300 "$WORK/err")"; fi
 done
+rc=0; $G boot --dir >"$WORK/out" 2>"$WORK/err" || rc=$?
+check "camtrust-agent boot --dir without its value: usage, exit 2" \
+  bash -c "[ $rc = 2 ] && grep -q '^usage: camtrust-agent' '$WORK/err' && [ ! -s '$WORK/out' ]"
+rc=0; "$BUILD/device-agent/camtrust-agent-sim" simulate --dir "$WORK/stray" --x 1 >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "camtrust-agent-sim simulate --x: one line, exit 2" "2 camtrust-agent-sim: unknown option '--x' (camtrust-agent-sim --help)" \
+  "$rc $(cat "$WORK/err")"
 check "... and nothing was recorded: no station s" bash -c "! sqlite3 '$WORK/ca/camtrust.db' \"select name from stations\" | grep -qx s"
 finish

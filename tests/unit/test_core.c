@@ -155,6 +155,35 @@ START_TEST(test_fail_detail)
 }
 END_TEST
 
+/* A kept error gives back its own detail after later failures, or in another thread; without a detail, its
+ * message; a kept success leaves the detail alone. */
+static void *save_in_thread(void *arg)
+{
+    ct_err_save(arg, ct_fail(CT_ERR_NOT_IN_ORDER, "serial X1 is not in order 4"));
+    return NULL;
+}
+
+START_TEST(test_err_saved)
+{
+    ct_err_saved s;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, save_in_thread, &s), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    (void)ct_fail(CT_ERR_IO, "a later failure");
+    ck_assert_int_eq(ct_err_restore(&s), CT_ERR_NOT_IN_ORDER);
+    ck_assert_str_eq(ct_err_detail(), "serial X1 is not in order 4");
+    ct_err_clear();
+    ct_err_save(&s, CT_ERR_DB);
+    (void)ct_fail(CT_ERR_IO, "a later failure");
+    ck_assert_int_eq(ct_err_restore(&s), CT_ERR_DB);
+    ck_assert_str_eq(ct_err_detail(), ct_err_message(CT_ERR_DB));
+    ct_err_save(&s, CT_OK);
+    (void)ct_fail(CT_ERR_IO, "another failure's detail");
+    ck_assert_int_eq(ct_err_restore(&s), CT_OK);
+    ck_assert_str_eq(ct_err_detail(), "another failure's detail");
+}
+END_TEST
+
 /* ---------------------------------------------------------------- buffers */
 
 START_TEST(test_buf_append_bounds)
@@ -1069,6 +1098,32 @@ START_TEST(test_secret_file_missing)
 }
 END_TEST
 
+/* A timed wait counts on the monotonic clock, deadline and condition alike: a wall-clock deadline, or a condition
+ * on the wall clock, would let a step of the clock lengthen (or cut short) the wait. */
+START_TEST(test_timed_wait_monotonic)
+{
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    ck_assert_int_eq(ct_cond_init(&cv), 0);
+    struct timespec before, until, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
+    ct_timespec_in(50, &until);
+    int64_t ahead_ms = (int64_t)(until.tv_sec - before.tv_sec) * 1000 + (until.tv_nsec - before.tv_nsec) / 1000000;
+    ck_assert_msg(ahead_ms >= 49 && ahead_ms < 60 * 1000, "deadline %lld ms from the monotonic now, want 50",
+                  (long long)ahead_ms);
+    pthread_mutex_lock(&mu);
+    int rc = 0;
+    while (rc == 0) rc = pthread_cond_timedwait(&cv, &mu, &until); /* nobody signals: only the deadline ends it */
+    pthread_mutex_unlock(&mu);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    ck_assert_int_eq(rc, ETIMEDOUT);
+    /* Woken by its deadline on the monotonic clock: a condition on the wall clock would return at once. */
+    ck_assert_msg(after.tv_sec > until.tv_sec || (after.tv_sec == until.tv_sec && after.tv_nsec >= until.tv_nsec),
+                  "the wait ended before its monotonic deadline");
+    pthread_cond_destroy(&cv);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- suite */
 
 static Suite *core_suite(void)
@@ -1077,6 +1132,7 @@ static Suite *core_suite(void)
     TCase *t = tcase_create("errors");
     tcase_add_test(t, test_err_table);
     tcase_add_test(t, test_fail_detail);
+    tcase_add_test(t, test_err_saved);
     suite_add_tcase(s, t);
 
     t = tcase_create("buffers");
@@ -1121,6 +1177,10 @@ static Suite *core_suite(void)
     tcase_add_test(t, test_secret_file);
     tcase_add_test(t, test_secret_env);
     tcase_add_test(t, test_secret_file_missing);
+    suite_add_tcase(s, t);
+
+    t = tcase_create("time");
+    tcase_add_test(t, test_timed_wait_monotonic);
     suite_add_tcase(s, t);
     return s;
 }

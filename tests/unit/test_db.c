@@ -474,14 +474,21 @@ START_TEST(test_order_serial_conflict)
 }
 END_TEST
 
-START_TEST(test_order_find_for_serial)
+/* A fresh database with stations line1 (a) and line2 (b). */
+static ct_db *two_stations(const char *tag, db_station *a, db_station *b)
 {
-    ct_db *db = fresh_db("db-order-find");
+    ct_db *db = fresh_db(tag);
     add_station(db, "line1");
     add_station(db, "line2");
+    ck_assert_int_eq(db_station_find(db, "line1", a), CT_OK);
+    ck_assert_int_eq(db_station_find(db, "line2", b), CT_OK);
+    return db;
+}
+
+START_TEST(test_order_find_for_serial)
+{
     db_station a, b;
-    ck_assert_int_eq(db_station_find(db, "line1", &a), CT_OK);
-    ck_assert_int_eq(db_station_find(db, "line2", &b), CT_OK);
+    ct_db *db = two_stations("db-order-find", &a, &b);
     const char *serials[] = {"SN1", "SN2"};
     int64_t id = add_order(db, "line1", serials, 2);
 
@@ -495,6 +502,58 @@ START_TEST(test_order_find_for_serial)
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "SN3"));
     ck_assert_int_eq(db_order_close(db, id, "a"), CT_OK);
     ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN2", &o), CT_ERR_NOT_IN_ORDER);
+    db_close(db);
+}
+END_TEST
+
+/* A station with many open orders (the lookup is led by the serial, not by a walk of the station's open orders):
+ * each serial finds its own order, and every other case is refused with the message it had. */
+START_TEST(test_order_find_many_open)
+{
+    enum { N = 200 };
+    db_station a, b;
+    ct_db *db = two_stations("db-order-many", &a, &b);
+    int64_t ids[N], other = 0;
+    char sn[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(sn[i], sizeof sn[i], "SN-%03d", i);
+        const char *one[] = {sn[i]};
+        ids[i] = add_order(db, "line1", one, 1);
+    }
+    const char *theirs[] = {"SNB-1", "SNB-2"};
+    other = add_order(db, "line2", theirs, 2);
+    /* A serial whose first order was closed and that was ordered again: the open one. */
+    const char *again[] = {"SN-AGAIN"};
+    int64_t first = add_order(db, "line1", again, 1);
+    ck_assert_int_eq(db_order_close(db, first, "a"), CT_OK);
+    int64_t second = add_order(db, "line1", again, 1);
+    for (int i = 0; i < N; i += 10) ck_assert_int_eq(db_order_close(db, ids[i], "a"), CT_OK);
+
+    db_order o;
+    for (int i = 0; i < N; i++) {
+        ct_err_clear();
+        ct_err rc = db_order_find_for_serial(db, a.id, sn[i], &o);
+        if (i % 10 == 0) { /* closed */
+            ck_assert_int_eq(rc, CT_ERR_NOT_IN_ORDER);
+            char want[96];
+            snprintf(want, sizeof want, "serial '%s' is not in an open order of station %lld", sn[i], (long long)a.id);
+            ck_assert_str_eq(ct_err_detail(), want);
+            continue;
+        }
+        ck_assert_msg(rc == CT_OK, "%s: %s", sn[i], ct_err_detail());
+        ck_assert_int_eq(o.id, ids[i]);
+        ck_assert_str_eq(o.station, "line1");
+        ck_assert_int_eq(o.open, 1);
+        ck_assert_int_eq(db_order_find_for_serial(db, b.id, sn[i], &o), CT_ERR_NOT_IN_ORDER); /* another station's */
+    }
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SNB-2", &o), CT_ERR_NOT_IN_ORDER);
+    ck_assert_int_eq(db_order_find_for_serial(db, b.id, "SNB-2", &o), CT_OK);
+    ck_assert_int_eq(o.id, other);
+    ck_assert_str_eq(o.station, "line2");
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN-AGAIN", &o), CT_OK);
+    ck_assert_int_eq(o.id, second);
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "SN-NOBODY", &o), CT_ERR_NOT_IN_ORDER);
+    ck_assert_int_eq(db_order_find_for_serial(db, a.id, "sn-001", &o), CT_ERR_NOT_IN_ORDER); /* as ordered, not by case */
     db_close(db);
 }
 END_TEST
@@ -1136,9 +1195,10 @@ static ct_err token_mac(void *ctx, const uint8_t *msg, size_t len, uint8_t mac[3
 }
 
 /* The whole chain's check as the CA makes it: several token sessions at once (hsm_mac_sign_many). */
-static ct_err token_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32])
+static ct_err token_mac_many(void *ctx, size_t n, const uint8_t *const *msgs, const size_t *lens, uint8_t (*macs)[32],
+                             size_t *failed)
 {
-    return hsm_mac_sign_many(((test_key *)ctx)->k, n, msgs, lens, macs, 2);
+    return hsm_mac_sign_many(((test_key *)ctx)->k, n, msgs, lens, macs, 2, failed);
 }
 
 static bool g_may_make; /* what the last open told its key callback */
@@ -1173,6 +1233,16 @@ static ct_db *keyed_open(hsm_mac_key *k, bool new_key)
     ct_err rc = open_target(&mac, &db);
     ck_assert_msg(rc == CT_OK, "db_open_keyed: %s", ct_err_detail());
     return db;
+}
+
+/* busy_db's chain written unkeyed (its *n entries), then opened keyed with a token key (*k) made for it. */
+static ct_db *keyed_after_unkeyed(const char *tag, bool new_key, hsm_mac_key **k, int64_t *n)
+{
+    ct_db *db = busy_db(tag);
+    *n = audit_rows();
+    db_close(db);
+    *k = mac_key(tag, "audit-mac", 1);
+    return keyed_open(*k, new_key);
 }
 
 /* A keyed copy of busy_db: the same events, every entry MACed from entry 1. */
@@ -1337,6 +1407,30 @@ START_TEST(test_audit_mac_long_chain)
 }
 END_TEST
 
+/* The token cannot MAC (its key's file deleted): the error names the audit entry whose MAC failed, not its place in
+ * the batch the token was given. The chain was unkeyed up to `n`: the first entry MACed is n + 1, the batch's first
+ * message and its n + 1st entry. */
+START_TEST(test_audit_mac_token_fails)
+{
+    hsm_mac_key *k = NULL;
+    int64_t n = 0;
+    ct_db *db = keyed_after_unkeyed("db-mac7", true, &k, &n);
+    ck_assert_int_eq(db_audit_append(db, "cli", "ca.renew", "tls", "ok", NULL), CT_OK);
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    /* Every object file of the token but the token's own: the key is the only one. */
+    ck_assert_int_eq(tu_sh("find \"$(dirname \"$SOFTHSM2_CONF\")/tokens\" -name '*.object' ! -name token.object "
+                           "-delete"), 0);
+    ct_err_clear();
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_ERR_HSM);
+    char want[64];
+    snprintf(want, sizeof want, "audit entry %lld: HMAC with key 'audit-mac'", (long long)n + 1);
+    ck_assert_msg(strstr(ct_err_detail(), want), "'%s', want '%s'", ct_err_detail(), want);
+    db_close(db);
+    hsm_mac_key_free(k);
+}
+END_TEST
+
 START_TEST(test_audit_mac_forged_insert)
 {
     hsm_mac_key *k = mac_key("db-mac3", "audit-mac", 1);
@@ -1360,11 +1454,9 @@ END_TEST
 
 START_TEST(test_audit_mac_seals_an_unkeyed_chain)
 {
-    ct_db *db = busy_db("db-mac4"); /* a chain from before keying */
-    int64_t n = audit_rows();
-    db_close(db);
-    hsm_mac_key *k = mac_key("db-mac4", "audit-mac", 1);
-    db = keyed_open(k, true);
+    hsm_mac_key *k = NULL;
+    int64_t n = 0;
+    ct_db *db = keyed_after_unkeyed("db-mac4", true, &k, &n); /* a chain from before keying */
     ck_assert(g_may_make); /* the database, not the token's view, says a key may be made: the chain is unkeyed */
     ck_assert_int_eq(audit_rows(), n + 1);
     char action[64];
@@ -1398,11 +1490,9 @@ START_TEST(test_audit_mac_seal_required)
 {
     /* The key exists but the chain was never sealed (an upgrade cut between making the key and sealing): the
      * first MACed entry is not an audit.keyed one, which nothing the CA writes can produce. */
-    ct_db *db = busy_db("db-mac5");
-    int64_t n = audit_rows();
-    db_close(db);
-    hsm_mac_key *k = mac_key("db-mac5", "audit-mac", 1);
-    db = keyed_open(k, false);
+    hsm_mac_key *k = NULL;
+    int64_t n = 0;
+    ct_db *db = keyed_after_unkeyed("db-mac5", false, &k, &n);
     ck_assert_int_eq(audit_rows(), n);
     db_audit_report rep;
     ck_assert_int_eq(db_audit_verify(db, &rep), CT_ERR_INTEGRITY);
@@ -1852,6 +1942,7 @@ static bool wait_flag(const bool *flag)
 START_TEST(test_reads_do_not_wait_for_the_writer)
 {
     new_target("db-readers");
+    ck_assert_int_eq(ct_cond_init(&g_hold.cv), 0); /* its waits' deadlines are monotonic (ct_timespec_in) */
     const db_audit_mac mac = {holding_mac, key_made, NULL, "test-key", NULL};
     db_config cfg = {.backend = g_pg ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE, .path = g_path, .url = g_url};
     ct_db *db = NULL;
@@ -1966,6 +2057,7 @@ int main(void)
     tcase_add_test(tc, test_order_lifecycle);
     tcase_add_test(tc, test_order_serial_conflict);
     tcase_add_test(tc, test_order_find_for_serial);
+    tcase_add_test(tc, test_order_find_many_open);
     tcase_add_test(tc, test_issuance_atomic);
     tcase_add_test(tc, test_already_issued);
     tcase_add_test(tc, test_supersede);
@@ -1993,6 +2085,7 @@ int main(void)
     if (!g_pg) tcase_add_test(tc, test_audit_mac_forged_entries);
     if (!g_pg) tcase_add_test(tc, test_audit_mac_forged_insert);
     if (!g_pg) tcase_add_test(tc, test_audit_mac_long_chain);
+    tcase_add_test(tc, test_audit_mac_token_fails);
     tcase_add_test(tc, test_audit_mac_seals_an_unkeyed_chain);
     tcase_add_test(tc, test_audit_mac_seal_required);
     tcase_add_test(tc, test_audit_mac_concurrent_appends);

@@ -800,15 +800,15 @@ START_TEST(test_mac_many)
     const unsigned threads[] = {0, 1, 2, 3, 64};
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
         memset(macs, 0, sizeof macs);
-        ck_assert_int_eq(hsm_mac_sign_many(k, N, msgs, lens, macs, threads[t]), CT_OK);
+        ck_assert_int_eq(hsm_mac_sign_many(k, N, msgs, lens, macs, threads[t], NULL), CT_OK);
         for (int i = 0; i < N; i++) {
             mac_of(k, text[i], want);
             ck_assert_mem_eq(macs[i], want, HSM_MAC_LEN);
             if (i > 0) ck_assert(memcmp(macs[i], macs[i - 1], HSM_MAC_LEN) != 0);
         }
     }
-    ck_assert_int_eq(hsm_mac_sign_many(k, 0, NULL, NULL, NULL, 2), CT_OK);
-    ck_assert_int_eq(hsm_mac_sign_many(NULL, N, msgs, lens, macs, 2), CT_ERR_ARG);
+    ck_assert_int_eq(hsm_mac_sign_many(k, 0, NULL, NULL, NULL, 2, NULL), CT_OK);
+    ck_assert_int_eq(hsm_mac_sign_many(NULL, N, msgs, lens, macs, 2, NULL), CT_ERR_ARG);
     hsm_mac_key_free(k);
 }
 END_TEST

@@ -111,7 +111,7 @@ static bool many_run(hsm_mac_key *mac, size_t bytes, unsigned nt, double seconds
     }
     double t0 = now_s(), end = t0;
     while (rc == CT_OK && end - t0 < seconds && ok < MAX_OPS_PER_THREAD) {
-        rc = hsm_mac_sign_many(mac, MANY_BATCH, msgs, lens, macs, nt);
+        rc = hsm_mac_sign_many(mac, MANY_BATCH, msgs, lens, macs, nt, NULL);
         if (rc == CT_OK) ok += MANY_BATCH;
         end = now_s();
     }
