@@ -116,6 +116,7 @@ static void describe(entry_text *e, const char *actor, const char *reason, int64
 static void write_table(ca *c, refusal_table *t)
 {
     size_t n = t->used + (t->overflow ? 1 : 0);
+    if (!n) return; /* nothing refused: no transaction */
     entry_text *text = n ? calloc(n, sizeof *text) : NULL;
     db_audit_entry *entries = n ? calloc(n, sizeof *entries) : NULL;
     ct_err rc = CT_OK;
@@ -160,6 +161,7 @@ static void *writer_thread(void *arg)
         while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {}
         flush(c);
     }
+    flush(c); /* what was counted before this thread first ran, when stopped at once */
     (void)pthread_mutex_unlock(&r->mu);
     return NULL;
 }
