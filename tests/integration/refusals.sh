@@ -27,11 +27,13 @@ kind, count, source, port, http_port, root, csr = sys.argv[1], int(sys.argv[2]),
 if kind == "ocsp":  # a malformed OCSP request over plain HTTP: 200 with an OCSP malformedRequest (RFC 6960)
     conn = http.client.HTTPConnection("127.0.0.1", int(http_port), timeout=10, source_address=(source, 0))
     path, body, ctype, want = "/ocsp", b"\x30\x03\x02\x01\x01", "application/ocsp-request", 200
-else:  # an EST enrollment without a client certificate: 401 ("types": each with a Content-Type of its own, 415)
+else:  # an EST enrollment without a client certificate: 401 ("types": each with a Content-Type of its own, 415;
+    # "station": with the station's certificate, 403 once it is disabled)
     ctx = ssl.create_default_context(cafile=root)
+    if kind == "station": ctx.load_cert_chain(csr.replace("outside.b64", "station.pem"), csr.replace("outside.b64", "station.key"))
     conn = http.client.HTTPSConnection("127.0.0.1", int(port), timeout=10, context=ctx, source_address=(source, 0))
     path, body, ctype, want = "/.well-known/est/simpleenroll", open(csr, "rb").read(), "application/pkcs10", 401
-    if kind == "types": want = 415
+    want = {"types": 415, "station": 403}.get(kind, want)
 refused = 0
 for i in range(count):
     if kind == "types": ctype = "application/x-type-%d" % i
@@ -100,6 +102,17 @@ check_eq "... they take one row of the 16, counting all 256, with a fixed reason
 check_eq "then 127.0.0.9's three refusals have a row of their own" 3 "$(anonymous officer.access 127.0.0.9)"
 check_eq "... and nothing went to the overflow row" 0 "$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'anonymous:*'")"
 check_eq "the log line of each request names the address" 3 "$(grep -c 'path="/officer/api/search" status=401 .* addr="127.0.0.9"' "$WORK/server.log")"
+
+# A disabled station (its certificate revoked: a stolen key still works at TLS) is no longer authenticated: its
+# refusals are counted under its name, not an entry each.
+"$CA_BIN" station disable --dir "$CA" line1 >/dev/null
+WITH_HTTP=1 start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+check_eq "40 enrollments by the disabled station are refused (403)" 40 "$(flood station 40 127.0.0.1)"
+stop_ca
+check_eq "... one entry, naming it, counting all 40" "1|40" "$(sql "$DB" "select count(*) || '|' ||
+  sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)) from audit where seq > $before and actor = 'line1'
+  and action = 'est.enroll' and detail like '% refused from %: station line1 is disabled'")"
 
 check "the audit chain is still intact" "$CA_BIN" audit verify --dir "$CA"
 finish
