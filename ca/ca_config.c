@@ -35,8 +35,9 @@ static const ct_setting setting_rows[] = {
     {"log.witness_max_age_s", "3600",
      "the officer console flags a configured witness whose newest cosignature is older than this (or none)"},
     {"audit.anonymous_interval_s", "60",
-     "while serving, refusals of anonymous requests are audited as counts per action, source and reason, once per interval"},
-    {"audit.anonymous_max_rows", "256", "most such counts per interval; further anonymous refusals share one row"},
+     "while serving, anonymous refusals (and those a client can repeat at will) are audited as counts per client, "
+     "action and reason, once per interval"},
+    {"audit.anonymous_max_rows", "256", "most such counts per interval (8 per client); further ones share one row"},
     {"key.audit_mac", CA_AUDIT_MAC_DEFAULT_URI,
      "audit chain key: HMAC-SHA256 of every audit entry, made in the token at init (or at the first open of an older CA)"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder), when db.backend is sqlite"},

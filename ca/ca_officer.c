@@ -395,12 +395,13 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         ans->actor[0] = '\0';
     if (rc != CT_OK && ct_err_http_status(rc) < 500)
         rc = strcmp(who.actor, ANONYMOUS_ACTOR) == 0 ? ca_refuse_anonymous(c, rq->source, "officer.access", subject, rc)
-                                                     : ca_audit_refusal(c, "officer.access", who.actor, subject, rc);
+                                                     : ca_refuse_counted(c, who.actor, "officer.access", subject, rc);
     /* A page of another site can make the officer's browser send anything here, with the officer's certificate:
-     * the API and every request that would change state must come from this server's own pages. */
+     * the API and every request that would change state must come from this server's own pages. Such a page can
+     * send these as fast as the browser will (and a disabled officer's certificate to the door above): counted. */
     bool reads = ca_http_reads(rq->method);
     if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
-        rc = ca_audit_refusal(c, "officer.csrf", who.actor, subject, rc);
+        rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
     if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
     if (rc == CT_OK) rc = api_route(c, &who, rq, &out, reason, sizeof reason);
     if (rc == CT_OK) rc = answer_json(ans, &out, reason);

@@ -179,10 +179,11 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     ct_buf der = CT_BUF_INIT;
     pki_issued_info issued;
     memset(res, 0, sizeof *res);
-    bool announced = false;
+    bool announced = false, authenticated = false;
     ct_err_clear();
     CT_GUARD(resolve_profile(req->label, &x));
     CT_GUARD(authenticate(c, req, &x, res));
+    authenticated = true;
     /* Announced to the group commit, which waits a bounded while for issuances on their way (one sync for more);
      * only once authenticated, so that no anonymous client makes every batch wait. */
     db_issuances_coming(c->db, 1);
@@ -228,9 +229,13 @@ cleanup:
     if (announced) db_issuances_coming(c->db, -1);
     if (rc != CT_OK) {
         const char *subject = x.serial ? x.serial : "";
-        /* The CA's own failures (5xx: disk full, token) too, best effort: a failing audit is logged. */
-        rc = *res->actor ? ca_audit_denial(c, res->actor, subject, rc)
-                         : ca_refuse_anonymous(c, req->source, "est.enroll", subject, rc);
+        /* The CA's own failures (5xx: disk full, token) too, best effort: a failing audit is logged. What an
+         * authenticated party asked for is an entry each (it can be stopped: disabled, revoked); a certificate
+         * that names a party but does not authenticate it (a disabled station, a revoked or superseded device
+         * certificate: a stolen key keeps working at TLS) is counted, like an anonymous client. */
+        rc = !*res->actor   ? ca_refuse_anonymous(c, req->source, "est.enroll", subject, rc)
+             : authenticated ? ca_audit_denial(c, res->actor, subject, rc)
+                             : ca_refuse_counted(c, res->actor, "est.enroll", subject, rc);
         ct_buf_free(&res->cert_der);
     }
     ct_buf_free(&der);

@@ -110,7 +110,7 @@ struct ca {
     ca_revocation *rev;               /* the in-memory CRL and OCSP responses, while serving (ca_ocsp.c) */
     ca_log *log;                      /* the tree head signer, while serving (ca_log.c) */
     ca_proofs *proofs;                /* the issuance log's kept chunk roots, for proofs (ca_log.c) */
-    ca_refusals *refusals;            /* anonymous refusals counted, while serving (ca_refusals.c) */
+    ca_refusals *refusals;            /* refusals counted, while serving (ca_refusals.c) */
     ca_tiles *tiles;                  /* the issuance log's kept tile hashes (ca_tiles.c) */
     ca_lease *lease;                  /* the signer lease, while serving (ca_lease.c) */
     hsm_eddsa_key *note_key;          /* signs checkpoints (ca_log.c); NULL only while a CA is being opened */
@@ -194,9 +194,13 @@ CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *c
 ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why);
 ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
 /* A refusal of a request that no authenticated party made (`source`: the client's address, NULL or "": local).
- * While serving it is counted per (action, source, reason) and written as one audit row per key and interval
- * (ca_refusals.c); otherwise audited at once, actor "unknown". Returns `why` with the reason as the detail. */
+ * While serving it is counted per (actor "anonymous:SOURCE", action, reason) and written as one audit row per key
+ * and interval (ca_refusals.c); otherwise audited at once, actor "unknown". Returns `why` with the reason as the
+ * detail. */
 ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const char *subject, ct_err why);
+/* The same for a refusal a client can repeat per request though its certificate names it (an officer's browser
+ * sent by another site's page): counted per (actor, action, reason) while serving, else audited at once. */
+ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const char *subject, ct_err why);
 CT_MUST_CHECK ct_err ca_refusals_start(ca *c);
 /* Writes what was counted, then stops counting: later refusals are audited one by one. */
 void ca_refusals_stop(ca *c);

@@ -1,10 +1,14 @@
-/* Refusals of anonymous requests (no authenticated client: a malformed OCSP request, an EST request without a
- * station certificate, an officer route without an officer) are counted, not written one by one: anyone can send
- * them, and a row with an fsync each let one client grow the audit log by ~0.8 MB/s and slow issuance by a third.
- * While the server runs they are kept per (action, source address, reason) and written every
- * audit.anonymous_interval_s as one audit row each; at most audit.anonymous_max_rows keys per interval, the rest
- * counted in one overflow row, so the audit grows by a bounded number of rows per interval whatever the flood.
- * Refusals of authenticated parties (a station, an officer, a device) are still audited one by one. */
+/* Refusals that one client can cause once per request without being accountable for each are counted, not written
+ * one by one: those of anonymous requests (no authenticated client: a malformed OCSP request, an EST request without
+ * a station certificate, an officer route without an officer), and those of a certificate that reached the officer
+ * door it may not open or came from another site's page (a browser sends the officer's certificate with whatever a
+ * page asks for). A row with an fsync each let one client grow the audit log by ~0.8 MB/s and slow issuance by a
+ * third. While the server runs they are kept per (actor, action, reason), the actor "anonymous:ADDRESS" or the
+ * party's own ("officer:bob"), and written every audit.anonymous_interval_s as one audit row each. At most
+ * REFUSAL_ROWS_PER_ACTOR keys per actor (its further kinds in one overflow row of its own, so that one address
+ * cannot push the others out) and audit.anonymous_max_rows keys in all per interval (the rest in one overflow row):
+ * the audit grows by a bounded number of rows per interval whatever the flood. Refusals of what an authenticated
+ * party asked for (a station's serial, an officer's revocation) are still audited one by one. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,12 +18,14 @@
 #include "ca_priv.h"
 
 #define REFUSAL_ACTION_MAX 32
-#define REFUSAL_SOURCE_MAX 64
 #define REFUSAL_REASON_MAX 160
+#define REFUSAL_ROWS_PER_ACTOR 8 /* kinds of refusal one actor (one address when anonymous) may key per interval;
+                                   * the overflow reason below names it */
+#define REFUSAL_OVERFLOW_ACTION "audit.overflow"
 
 typedef struct {
+    char actor[DB_NAME_MAX];
     char action[REFUSAL_ACTION_MAX];
-    char source[REFUSAL_SOURCE_MAX];
     char reason[REFUSAL_REASON_MAX];
     int64_t count;
     time_t first, last;
@@ -48,20 +54,34 @@ static void copy_truncated(char *dst, size_t max, const char *src)
     if (ct_snprintf(dst, max, "%.*s", (int)max - 1, src) != CT_OK) dst[0] = '\0';
 }
 
-static void count_into(refusal_table *t, size_t cap, const char *action, const char *source, const char *reason,
+static refusal_count *find_row(refusal_table *t, const char *actor, const char *action, const char *reason,
+                               size_t *actor_rows)
+{
+    for (size_t i = 0; i < t->used; i++) {
+        refusal_count *r = &t->rows[i];
+        if (strcmp(r->actor, actor) != 0) continue;
+        if (actor_rows) ++*actor_rows;
+        if (strcmp(r->reason, reason) == 0 && strcmp(r->action, action) == 0) return r;
+    }
+    return NULL;
+}
+
+static void count_into(refusal_table *t, size_t cap, const char *actor, const char *action, const char *reason,
                        time_t when)
 {
-    refusal_count *r = NULL;
-    for (size_t i = 0; i < t->used && !r; i++)
-        if (strcmp(t->rows[i].reason, reason) == 0 && strcmp(t->rows[i].source, source) == 0 &&
-            strcmp(t->rows[i].action, action) == 0)
-            r = &t->rows[i];
+    size_t actor_rows = 0;
+    refusal_count *r = find_row(t, actor, action, reason, &actor_rows);
+    if (!r && actor_rows >= REFUSAL_ROWS_PER_ACTOR) { /* this actor's further kinds share its overflow row */
+        action = REFUSAL_OVERFLOW_ACTION;
+        reason = "further kinds of refusal of this client (each client has 8 counts per interval)";
+        r = find_row(t, actor, action, reason, NULL);
+    }
     if (!r && t->used < cap) {
         r = &t->rows[t->used++];
         memset(r, 0, sizeof *r);
         /* Truncated copies: the parts are outside text, and a shortened key is still a key. */
+        copy_truncated(r->actor, sizeof r->actor, actor);
         copy_truncated(r->action, sizeof r->action, action);
-        copy_truncated(r->source, sizeof r->source, source);
         copy_truncated(r->reason, sizeof r->reason, reason);
         r->first = when;
     }
@@ -81,12 +101,12 @@ typedef struct {
     char detail[REFUSAL_REASON_MAX + 96];
 } entry_text;
 
-static void describe(entry_text *e, const char *source, const char *reason, int64_t count, time_t first, time_t last)
+static void describe(entry_text *e, const char *actor, const char *reason, int64_t count, time_t first, time_t last)
 {
     char from[CT_TIME_UTC_MAX], to[CT_TIME_UTC_MAX];
     ct_time_utc((int64_t)first, from);
     ct_time_utc((int64_t)last, to);
-    if (ct_snprintf(e->actor, sizeof e->actor, "anonymous:%s", source) != CT_OK) copy_truncated(e->actor, sizeof e->actor, "anonymous");
+    copy_truncated(e->actor, sizeof e->actor, actor);
     if (ct_snprintf(e->detail, sizeof e->detail, "%lld refused from %s to %s: %s", (long long)count, from, to,
                     reason) != CT_OK)
         e->detail[0] = '\0';
@@ -96,20 +116,21 @@ static void describe(entry_text *e, const char *source, const char *reason, int6
 static void write_table(ca *c, refusal_table *t)
 {
     size_t n = t->used + (t->overflow ? 1 : 0);
+    if (!n) return; /* nothing refused: no transaction */
     entry_text *text = n ? calloc(n, sizeof *text) : NULL;
     db_audit_entry *entries = n ? calloc(n, sizeof *entries) : NULL;
     ct_err rc = CT_OK;
     if (n && (!text || !entries)) rc = CT_ERR_NOMEM;
     for (size_t i = 0; rc == CT_OK && i < n; i++) {
         const refusal_count *r = &t->rows[i];
-        if (i < t->used) describe(&text[i], r->source, r->reason, r->count, r->first, r->last);
-        else describe(&text[i], "*", "further anonymous refusals (audit.anonymous_max_rows reached)", t->overflow,
-                      t->overflow_first, t->overflow_last);
-        entries[i] = (db_audit_entry){text[i].actor, i < t->used ? r->action : "audit.overflow", "", "denied",
+        if (i < t->used) describe(&text[i], r->actor, r->reason, r->count, r->first, r->last);
+        else describe(&text[i], "anonymous:*", "further counted refusals (audit.anonymous_max_rows reached)",
+                      t->overflow, t->overflow_first, t->overflow_last);
+        entries[i] = (db_audit_entry){text[i].actor, i < t->used ? r->action : REFUSAL_OVERFLOW_ACTION, "", "denied",
                                       text[i].detail};
     }
     if (rc == CT_OK) rc = db_audit_append_all(c->db, entries, n);
-    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "msg=\"anonymous refusal counts not audited\" count=%zu error=%s", n,
+    if (rc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "msg=\"refusal counts not audited\" count=%zu error=%s", n,
                             CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
     free(text);
     free(entries);
@@ -140,6 +161,7 @@ static void *writer_thread(void *arg)
         while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &until) == 0) {}
         flush(c);
     }
+    flush(c); /* what was counted before this thread first ran, when stopped at once */
     (void)pthread_mutex_unlock(&r->mu);
     return NULL;
 }
@@ -159,7 +181,7 @@ ct_err ca_refusals_start(ca *c)
         r->thread_ok = pthread_create(&r->thread, NULL, writer_thread, c) == 0;
     if (r->thread_ok) return CT_OK;
     ca_refusals_stop(c);
-    return ct_fail(CT_ERR_NOMEM, "cannot start the anonymous refusal counter");
+    return ct_fail(CT_ERR_NOMEM, "cannot start the refusal counter");
 }
 
 void ca_refusals_stop(ca *c)
@@ -181,15 +203,31 @@ void ca_refusals_stop(ca *c)
     free(r);
 }
 
-ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const char *subject, ct_err why)
+/* Counts one refusal of `actor` (the server is running) and returns `why` with the reason as the detail. */
+static ct_err count(ca *c, const char *actor, const char *action, ct_err why)
 {
     ca_refusals *r = c->refusals;
-    if (!r) return ca_audit_refusal(c, action, "unknown", subject, why); /* not serving: one row, as any refusal */
     char reason[REFUSAL_REASON_MAX];
     copy_truncated(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why));
     time_t now = time(NULL);
     (void)pthread_mutex_lock(&r->mu);
-    count_into(&r->now, r->cap, action, source && *source ? source : "local", reason, now);
+    count_into(&r->now, r->cap, actor, action, reason, now);
     (void)pthread_mutex_unlock(&r->mu);
     return ct_fail(why, "%s", reason);
+}
+
+ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const char *subject, ct_err why)
+{
+    if (!c->refusals) return ca_audit_refusal(c, action, "unknown", subject, why); /* not serving: one row, as any refusal */
+    char actor[DB_NAME_MAX];
+    if (ct_snprintf(actor, sizeof actor, "anonymous:%.*s", (int)sizeof actor - 11,
+                    source && *source ? source : "local") != CT_OK)
+        copy_truncated(actor, sizeof actor, "anonymous");
+    return count(c, actor, action, why);
+}
+
+ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const char *subject, ct_err why)
+{
+    if (!c->refusals) return ca_audit_refusal(c, action, actor, subject, why);
+    return count(c, actor, action, why);
 }

@@ -361,11 +361,12 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
         MHD_destroy_response(resp);
     }
-    /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. */
-    ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request", "method=%s path=%s status=%d client=%s result=%s ms=%.2f",
-           CT_LOGQ(method), CT_LOGQ(url), ans.status,
-           CT_LOGQ(*ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")), CT_LOGQ(ans.reason),
-           ms_since(&rctx->start));
+    /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. The address
+     * names a client that no certificate does (counted refusals are audited per address, ca_refusals.c). */
+    ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request",
+           "method=%s path=%s status=%d client=%s result=%s ms=%.2f addr=%s", CT_LOGQ(method), CT_LOGQ(url),
+           ans.status, CT_LOGQ(*ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")), CT_LOGQ(ans.reason),
+           ms_since(&rctx->start), CT_LOGQ(*source ? source : "local"));
     ca_http_answer_free(&ans);
     return r;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Anonymous refusals are audited as counts, not one row each: a flood of malformed OCSP requests and of EST
 # requests without a station certificate, from two loopback addresses, against the real server; refusals of an
-# authenticated station are still one row each; the audit chain stays intact. Usage: refusals.sh PATH/TO/camtrust-ca
+# authenticated station are still one row each; one address cannot push the others out (Content-Types of its choice
+# are one key, not 256); the audit chain stays intact. Usage: refusals.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 
@@ -26,12 +27,16 @@ kind, count, source, port, http_port, root, csr = sys.argv[1], int(sys.argv[2]),
 if kind == "ocsp":  # a malformed OCSP request over plain HTTP: 200 with an OCSP malformedRequest (RFC 6960)
     conn = http.client.HTTPConnection("127.0.0.1", int(http_port), timeout=10, source_address=(source, 0))
     path, body, ctype, want = "/ocsp", b"\x30\x03\x02\x01\x01", "application/ocsp-request", 200
-else:  # an EST enrollment without a client certificate: 401
+else:  # an EST enrollment without a client certificate: 401 ("types": each with a Content-Type of its own, 415;
+    # "station": with the station's certificate, 403 once it is disabled)
     ctx = ssl.create_default_context(cafile=root)
+    if kind == "station": ctx.load_cert_chain(csr.replace("outside.b64", "station.pem"), csr.replace("outside.b64", "station.key"))
     conn = http.client.HTTPSConnection("127.0.0.1", int(port), timeout=10, context=ctx, source_address=(source, 0))
     path, body, ctype, want = "/.well-known/est/simpleenroll", open(csr, "rb").read(), "application/pkcs10", 401
+    want = {"types": 415, "station": 403}.get(kind, want)
 refused = 0
-for _ in range(count):
+for i in range(count):
+    if kind == "types": ctype = "application/x-type-%d" % i
     conn.request("POST", path, body=body, headers={"Content-Type": ctype})
     r = conn.getresponse()
     data = r.read()
@@ -79,6 +84,35 @@ check_eq "20 refusals from 5 addresses with 2 rows allowed: 2 rows and an overfl
 check_eq "... which together count all 20" 20 "$(sql "$DB" "select sum(cast(substr(detail, 1, instr(detail, ' ') - 1)
   as integer)) from audit where seq > $before and actor like 'anonymous:%'")"
 check_eq "... the overflow row counts the 12 it could not key" 12 "$(anonymous audit.overflow '*')"
+
+# One address cannot take the others' rows: 256 Content-Types of its choice are one kind of refusal (the reason is
+# fixed), and however many kinds it finds it keys at most 8 of them (ca_refusals.c; the rest in an overflow row of
+# its own: the unit test). A second address then still has its row, and the log names it.
+set_conf audit.anonymous_max_rows 16
+WITH_HTTP=1 start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+check_eq "256 EST requests from 127.0.0.1, each with another Content-Type, are refused (415)" 256 "$(flood types 256 127.0.0.1)"
+for i in 1 2 3; do
+  curl -s -o /dev/null --max-time 10 --interface 127.0.0.9 --cacert "$CA/ops-root.pem" "https://localhost:$PORT/officer/api/search" || true
+done
+stop_ca
+check_eq "... they take one row of the 16, counting all 256, with a fixed reason" "1|256|1" \
+  "$(sql "$DB" "select count(*), sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)),
+  sum(case when detail like '%: content type must be application/pkcs10' then 1 else 0 end) from audit where seq > $before and actor = 'anonymous:127.0.0.1'")"
+check_eq "then 127.0.0.9's three refusals have a row of their own" 3 "$(anonymous officer.access 127.0.0.9)"
+check_eq "... and nothing went to the overflow row" 0 "$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'anonymous:*'")"
+check_eq "the log line of each request names the address" 3 "$(grep -c 'path="/officer/api/search" status=401 .* addr="127.0.0.9"' "$WORK/server.log")"
+
+# A disabled station (its certificate revoked: a stolen key still works at TLS) is no longer authenticated: its
+# refusals are counted under its name, not an entry each.
+"$CA_BIN" station disable --dir "$CA" line1 >/dev/null
+WITH_HTTP=1 start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+check_eq "40 enrollments by the disabled station are refused (403)" 40 "$(flood station 40 127.0.0.1)"
+stop_ca
+check_eq "... one entry, naming it, counting all 40" "1|40" "$(sql "$DB" "select count(*) || '|' ||
+  sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)) from audit where seq > $before and actor = 'line1'
+  and action = 'est.enroll' and detail like '% refused from %: station line1 is disabled'")"
 
 check "the audit chain is still intact" "$CA_BIN" audit verify --dir "$CA"
 finish

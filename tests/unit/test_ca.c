@@ -151,6 +151,34 @@ START_TEST(refusals_leave_no_row_and_are_audited)
 }
 END_TEST
 
+/* A running server counts refusals per actor: one address (or one officer's certificate) keys at most 8 kinds,
+ * its further ones share an overflow row of its own, and another address still has its row. */
+START_TEST(counted_refusals_are_bounded_per_client)
+{
+    ck_assert_int_eq(ca_refusals_start(the_ca), CT_OK);
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(ca_refuse_anonymous(the_ca, "10.0.0.1", "est.enroll", "", ct_fail(CT_ERR_BAD_REQUEST, "kind %d", i)),
+                         CT_ERR_BAD_REQUEST);
+        ck_assert_int_eq(ca_refuse_counted(the_ca, "officer:bob", "officer.csrf", "/officer/api/search",
+                                           ct_fail(CT_ERR_FORBIDDEN, "origin %d", i)),
+                         CT_ERR_FORBIDDEN);
+    }
+    ck_assert_str_eq(ct_err_detail(), "origin 19"); /* the reason goes back to the client */
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(ca_refuse_anonymous(the_ca, "10.0.0.2", "est.enroll", "", ct_fail(CT_ERR_UNAUTHENTICATED, "none")),
+                         CT_ERR_UNAUTHENTICATED);
+    ca_refusals_stop(the_ca); /* writes the counts */
+    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.1' and action = 'est.enroll'"), 8);
+    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.1' and action = 'audit.overflow' and detail like '12 refused from %'"), 1);
+    ck_assert_int_eq(count_rows("audit where actor = 'officer:bob' and action = 'officer.csrf' and detail like '1 refused from %: origin %'"), 8);
+    ck_assert_int_eq(count_rows("audit where actor = 'officer:bob' and action = 'audit.overflow' and detail like '12 refused from %'"), 1);
+    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.2' and detail like '2 refused from %: none'"), 1);
+    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:*'"), 0);
+    db_audit_report report;
+    ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
 START_TEST(closed_order_issues_nothing)
 {
     ct_buf csr = CT_BUF_INIT;
@@ -969,6 +997,7 @@ int main(void)
     tcase_add_test(tc, issues_idevid_for_a_serial_in_the_order);
     tcase_add_test(tc, same_key_again_returns_the_same_certificate);
     tcase_add_test(tc, refusals_leave_no_row_and_are_audited);
+    tcase_add_test(tc, counted_refusals_are_bounded_per_client);
     tcase_add_test(tc, closed_order_issues_nothing);
     tcase_add_test(tc, renewal_supersedes_and_only_for_its_own_serial);
     tcase_add_test(tc, est_layer_maps_errors_to_statuses);
