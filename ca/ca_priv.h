@@ -257,6 +257,9 @@ ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 /* The CRL of one issuing CA generation (what it signed). */
 CT_MUST_CHECK ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der,
                                      time_t *next_update);
+/* What generation g's CRL must list, from the database (oldest revocation first): *list and *entries (pointing into
+ * it) malloc'd (free both), *n of them. */
+CT_MUST_CHECK ct_err ca_crl_revoked(ca *c, const ca_generation *g, db_revoked **list, pki_revoked **entries, size_t *n);
 /* Starts serving revocation: the CRL in memory, the OCSP responder and its pre-signed responses. */
 CT_MUST_CHECK ct_err ca_revocation_start(ca *c);
 void ca_revocation_stop(ca *c);

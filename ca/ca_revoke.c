@@ -93,6 +93,24 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
 /* Each CRL is signed by the CA that issued what it lists: devices by a device issuing CA generation; viewers,
  * stations and officers by an operations issuing CA generation. Each generation has its own CRL (of what it
  * signed); one cRLNumber sequence per kind serves them all (each CRL's numbers still only grow). */
+ct_err ca_crl_revoked(ca *c, const ca_generation *g, db_revoked **list, pki_revoked **entries, size_t *n)
+{
+    ct_err rc = CT_OK;
+    *list = NULL, *entries = NULL, *n = 0;
+    db_crl_issuer issuer = g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
+    CT_GUARD(db_cert_list_revoked(c->db, issuer, g->id, g->generation == 1, list, n));
+    *entries = calloc(*n ? *n : 1, sizeof **entries);
+    CT_ENSURE(*entries, CT_ERR_NOMEM);
+    for (size_t i = 0; i < *n; i++)
+        (*entries)[i] = (pki_revoked){(*list)[i].cert_serial_hex, (time_t)(*list)[i].revoked_at, (*list)[i].reason};
+cleanup:
+    if (rc != CT_OK) {
+        free(*list), *list = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
 ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der, time_t *next_update)
 {
     ct_err rc = CT_OK;
@@ -101,11 +119,7 @@ ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf 
     size_t n = 0;
     int64_t number = 0;
     db_crl_issuer issuer = g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
-    CT_GUARD(db_cert_list_revoked(c->db, issuer, g->id, g->generation == 1, &list, &n));
-    entries = calloc(n ? n : 1, sizeof *entries);
-    CT_ENSURE(entries, CT_ERR_NOMEM);
-    for (size_t i = 0; i < n; i++)
-        entries[i] = (pki_revoked){list[i].cert_serial_hex, (time_t)list[i].revoked_at, list[i].reason};
+    CT_GUARD(ca_crl_revoked(c, g, &list, &entries, &n));
     CT_GUARD(db_crl_number_next(c->db, issuer, actor, n, &number));
     time_t now = time(NULL);
     pki_crl_params p = {.issuer_cert = g->s.cert_der.data, .issuer_len = g->s.cert_der.len, .issuer_key = g->s.key,

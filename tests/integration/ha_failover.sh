@@ -5,7 +5,8 @@
 # in the middle; the clients retry on the other node. Then: every certificate a client received is in the database
 # and the issuance log exactly once, no serial twice, re-sent requests get the same certificate, audit verify
 # passes, the lease moved (audited), the new signer signs a checkpoint of the whole log; a revocation is in both
-# nodes' OCSP and CRL answers; with no node able to sign, both answer /crl with 503.
+# nodes' OCSP and CRL answers, and an older CRL put back in the database is not served; with no node able to sign,
+# both answer /crl with 503.
 # Usage: ha_failover.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -24,9 +25,11 @@ if grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"; then
   DB_URL=$(sed -n 's/^db.url = //p' "$CA/camtrust-ca.conf")
   PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
   dbq() { "$PSQL" -X -qAt -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
+  blob_sql() { echo "decode('$(xxd -p "$1" | tr -d '\n')', 'hex')"; } # a file's bytes as an SQL value
   echo "# on PostgreSQL: $DB_URL"
 else
   dbq() { sqlite3 -cmd ".timeout 5000" "$DB" "$1"; }
+  blob_sql() { echo "X'$(xxd -p "$1" | tr -d '\n')'"; }
 fi
 serials=(); for i in $(seq -w 1 "$N"); do serials+=("HA$i"); done
 station_with_order line-ha "${serials[@]}"
@@ -168,7 +171,28 @@ check "a re-sent request to the restarted node-a: the same certificate" \
 # node-b signed); bounded waits
 REV=${serials[1]}
 REV_SERIAL=$(openssl x509 -in "$WORK/$REV.pem" -noout -serial | cut -d= -f2)
+curl -s --max-time 5 -o "$WORK/pre.crl" "http://127.0.0.1:$HTTP_node_b/crl"
 check "revoke $REV" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompromise
+# The attacker writes the database but cannot use the token: it puts the CRL from before the revocation (genuinely
+# signed, still valid) back in crls_signed. node-a, which has not served the newer one, refuses it for the
+# revocation it lacks (503, one log line); once it served the newer one, also for its lower cRLNumber.
+crl_ok=0
+for _ in $(seq 1 400); do
+  curl -s --max-time 5 -o "$WORK/good.crl" "http://127.0.0.1:$HTTP_node_b/crl" || true
+  openssl crl -inform DER -in "$WORK/good.crl" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" &&
+    { crl_ok=1; break; }
+  sleep 0.05
+done
+check_eq "node-b (the signer) signed a CRL listing $REV" 1 "$crl_ok"
+DEVICE_CA=$(dbq "select id from issuing_cas where kind = 'device' and generation = 1")
+put_crl() { dbq "update crls_signed set der = $(blob_sql "$1") where issuing_ca = $DEVICE_CA"; }
+put_crl "$WORK/pre.crl"
+code=$(curl -s -o "$WORK/replay.txt" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
+check_eq "node-a: the pre-revocation CRL put back in the database is not served" 503 "$code"
+check "... saying it does not list $REV" \
+  grep -qi "does not list certificate $(sed 's/^\(00\)*//' <<<"$REV_SERIAL"), revoked" "$WORK/replay.txt"
+check_eq "... and in one log line" 1 "$(grep -c 'event=crl_refused.*does not list certificate' "$WORK/node-a.log")"
+put_crl "$WORK/good.crl"
 for node in node_a node_b; do
   http_var=HTTP_$node; ocsp_out= crl_ok=0
   for _ in $(seq 1 400); do
@@ -189,6 +213,11 @@ for node in node_a node_b; do
     openssl crl -inform DER -in "$WORK/$node.crl" -CAfile <(cat "$CA/device-issuing.pem" "$CA/root.pem") -noout
 done
 check "node-a serves the CRL node-b signed" cmp -s "$WORK/node_a.crl" "$WORK/node_b.crl"
+put_crl "$WORK/pre.crl"
+code=$(curl -s -o "$WORK/replay.txt" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
+check_eq "node-a: the older CRL put back again, after node-a served the newer one: 503" 503 "$code"
+check "... saying it is older than the one node-a served" grep -q 'older than number' "$WORK/replay.txt"
+put_crl "$WORK/good.crl"
 # a CRL the signer never made (the operations issuing CA's): node-a asks for it, serves it within a tick
 code=
 for _ in $(seq 1 200); do
