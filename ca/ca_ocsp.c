@@ -264,6 +264,22 @@ static bool crl_adopt(ca *c, int gen)
     return true;
 }
 
+/* The signer's tick, for a CRL it made: true (logged) when the stored one is no longer that one (someone who can
+ * write the database replaced it): the other nodes refuse it until it is signed and stored anew. Under r->mu. */
+static bool crl_replaced(ca *c, int gen)
+{
+    ca_revocation *r = c->rev;
+    db_signed_crl kept;
+    if (db_crl_signed_get(c->db, c->gens[gen].id, &kept) != CT_OK) return false;
+    bool replaced = kept.der.len != r->crl[gen].len ||
+                    (kept.der.len && memcmp(kept.der.data, r->crl[gen].data, kept.der.len) != 0);
+    ct_buf_free(&kept.der);
+    if (replaced)
+        ct_log(CT_LOG_WARN, "crl_replaced", "generation=%lld kind=%s then=re-sign", (long long)c->gens[gen].generation,
+               c->gens[gen].kind == CA_CRL_OPS ? "ops" : "device");
+    return replaced;
+}
+
 void ca_revocation_sign_due(ca *c)
 {
     ca_revocation *r = c ? c->rev : NULL;
@@ -271,7 +287,11 @@ void ca_revocation_sign_due(ca *c)
     refresh(c, true);
     if (pthread_mutex_lock(&r->mu) != 0) return;
     for (size_t i = 0; i < c->n_gens && ca_lease_held(c); i++) {
-        if (!r->crl_refresh_at[i] && !crl_adopt(c, (int)i)) continue; /* no node serves it yet */
+        if (!r->crl_refresh_at[i]) {
+            if (!crl_adopt(c, (int)i)) continue; /* no node serves it yet */
+        } else if (r->crl_refresh_at[i] > 1 && crl_replaced(c, (int)i)) {
+            r->crl_refresh_at[i] = 1;
+        }
         if (time(NULL) < r->crl_refresh_at[i] && r->crl_epoch[i] >= r->epoch) continue;
         ct_err rc = crl_refresh(c, (int)i);
         if (rc != CT_OK)

@@ -175,7 +175,8 @@ curl -s --max-time 5 -o "$WORK/pre.crl" "http://127.0.0.1:$HTTP_node_b/crl"
 check "revoke $REV" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompromise
 # The attacker writes the database but cannot use the token: it puts the CRL from before the revocation (genuinely
 # signed, still valid) back in crls_signed. node-a, which has not served the newer one, refuses it for the
-# revocation it lacks (503, one log line); once it served the newer one, also for its lower cRLNumber.
+# revocation it lacks (503, one log line); once it served the newer one, also for its lower cRLNumber. The signer
+# notices within a tick and stores a new one (then node-a serves that: the only other right answer).
 crl_ok=0
 for _ in $(seq 1 400); do
   curl -s --max-time 5 -o "$WORK/good.crl" "http://127.0.0.1:$HTTP_node_b/crl" || true
@@ -186,13 +187,27 @@ done
 check_eq "node-b (the signer) signed a CRL listing $REV" 1 "$crl_ok"
 DEVICE_CA=$(dbq "select id from issuing_cas where kind = 'device' and generation = 1")
 put_crl() { dbq "update crls_signed set der = $(blob_sql "$1") where issuing_ca = $DEVICE_CA"; }
-put_crl "$WORK/pre.crl"
-code=$(curl -s -o "$WORK/replay.txt" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
-check_eq "node-a: the pre-revocation CRL put back in the database is not served" 503 "$code"
-check "... saying it does not list $REV" \
-  grep -qi "does not list certificate $(sed 's/^\(00\)*//' <<<"$REV_SERIAL"), revoked" "$WORK/replay.txt"
-check_eq "... and in one log line" 1 "$(grep -c 'event=crl_refused.*does not list certificate' "$WORK/node-a.log")"
-put_crl "$WORK/good.crl"
+# replay WHY: puts the pre-revocation CRL back, asks node-a for /crl: 503 saying WHY (one log line), or a CRL
+# listing $REV (the signer was quicker); then, within bounded waits, the signer has replaced it and node-a serves it.
+replay() {
+  local code lists=0 healed=0
+  put_crl "$WORK/pre.crl"
+  code=$(curl -s -o "$WORK/replay.out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
+  openssl crl -inform DER -in "$WORK/replay.out" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && lists=1
+  echo "# node-a's answer to /crl right after the older CRL was put back: $code"
+  check "node-a does not serve the older CRL put back: 503 saying '$1', or the CRL listing $REV" \
+    bash -c "[ '$code' = 503 ] && grep -qi -- \"\$0\" '$WORK/replay.out' || [ '$code/$lists' = 200/1 ]" "$1"
+  [ "$code" = 503 ] && check_eq "... and one log line" 1 "$(grep -ci "event=crl_refused.*$1" "$WORK/node-a.log")"
+  for _ in $(seq 1 200); do
+    code=$(curl -s -o "$WORK/replay.out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
+    [ "$code" = 200 ] && openssl crl -inform DER -in "$WORK/replay.out" -noout -text | grep -q "Serial Number: $REV_SERIAL" &&
+      { healed=1; break; }
+    sleep 0.05
+  done
+  check_eq "... the signer (node-b) stored a new one, node-a serves it" 1 "$healed"
+  check "... node-b logged that the stored CRL was replaced" grep -q 'event=crl_replaced generation=1 kind=device' "$WORK/node-b.log"
+}
+replay "does not list certificate $(sed 's/^\(00\)*//' <<<"$REV_SERIAL"), revoked"
 for node in node_a node_b; do
   http_var=HTTP_$node; ocsp_out= crl_ok=0
   for _ in $(seq 1 400); do
@@ -213,11 +228,7 @@ for node in node_a node_b; do
     openssl crl -inform DER -in "$WORK/$node.crl" -CAfile <(cat "$CA/device-issuing.pem" "$CA/root.pem") -noout
 done
 check "node-a serves the CRL node-b signed" cmp -s "$WORK/node_a.crl" "$WORK/node_b.crl"
-put_crl "$WORK/pre.crl"
-code=$(curl -s -o "$WORK/replay.txt" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
-check_eq "node-a: the older CRL put back again, after node-a served the newer one: 503" 503 "$code"
-check "... saying it is older than the one node-a served" grep -q 'older than number' "$WORK/replay.txt"
-put_crl "$WORK/good.crl"
+replay "older than number"
 # a CRL the signer never made (the operations issuing CA's): node-a asks for it, serves it within a tick
 code=
 for _ in $(seq 1 200); do
