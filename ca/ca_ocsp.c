@@ -81,16 +81,13 @@ static ct_err crl_refresh(ca *c, int gen)
     ca_revocation *r = c->rev;
     ct_buf der = CT_BUF_INIT;
     time_t next = 0, now = time(NULL);
-    int64_t epoch = r->epoch;
-    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next));
+    int64_t epoch = r->epoch, number = 0;
+    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next, &number));
     ct_buf_free(&r->crl[gen]);
     r->crl[gen] = der;
     r->crl_refresh_at[gen] = now + (next - now) / 2;
     r->crl_epoch[gen] = epoch;
-    pki_crl_info info;
-    const ct_buf *cert = &c->gens[gen].s.cert_der;
-    if (pki_crl_read(der.data, der.len, cert->data, cert->len, &info) == CT_OK && info.number > r->crl_number[gen])
-        r->crl_number[gen] = info.number;
+    if ((uint64_t)number > r->crl_number[gen]) r->crl_number[gen] = (uint64_t)number;
     if (!c->lease) return CT_OK;
     db_lease_request lease;
     ca_lease_request(c, &lease);
@@ -115,6 +112,7 @@ static ct_err crl_consistent(ca *c, int gen, const ct_buf *der, bool grace, pki_
     size_t n = 0, missing = 0;
     char why[200];
     const char *kind = g->kind == CA_CRL_OPS ? "operations" : "device";
+    ca_thread_crypto_cache_track(); /* the verification below, on a request thread or the lease thread */
     if (pki_crl_read(der->data, der->len, g->s.cert_der.data, g->s.cert_der.len, info) != CT_OK) {
         CT_GUARD(ct_snprintf(why, sizeof why, "%s", ct_err_detail()));
         rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL is not one the %s issuing CA generation %lld signed: %s", kind,

@@ -111,7 +111,8 @@ cleanup:
     return rc;
 }
 
-ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der, time_t *next_update)
+ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der, time_t *next_update,
+                       int64_t *number_out)
 {
     ct_err rc = CT_OK;
     db_revoked *list = NULL;
@@ -127,6 +128,7 @@ ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf 
                         .next_update = now + (time_t)c->cfg.crl_hours * HOUR_SECONDS};
     CT_GUARD(pki_crl_make(&p, entries, n, der));
     if (next_update) *next_update = p.next_update;
+    if (number_out) *number_out = number;
 cleanup:
     free(list);
     free(entries);
@@ -142,7 +144,7 @@ ct_err ca_crl_write(ca *c, ca_crl_kind kind, int64_t generation, const char *pat
     CT_ENSURE_RET(gen >= 0, ct_fail(CT_ERR_NOT_FOUND, "no %s issuing CA generation %lld is installed (current: %lld)",
                                     kind == CA_CRL_OPS ? "operations" : "device", (long long)generation,
                                     c->current[kind] >= 0 ? (long long)c->gens[c->current[kind]].generation : 0LL));
-    CT_GUARD(ca_crl_make_gen(c, &c->gens[gen], "cli", &der, NULL));
+    CT_GUARD(ca_crl_make_gen(c, &c->gens[gen], "cli", &der, NULL, NULL));
     CT_GUARD(ct_file_write_atomic(path, der.data, der.len, 0644));
 cleanup:
     ct_buf_free(&der);

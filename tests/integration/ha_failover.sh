@@ -177,20 +177,23 @@ check "revoke $REV" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompr
 # signed, still valid) back in crls_signed. node-a, which has not served the newer one, refuses it for the
 # revocation it lacks (503, one log line); once it served the newer one, also for its lower cRLNumber. The signer
 # notices within a tick and stores a new one (then node-a serves that: the only other right answer).
-crl_ok=0
-for _ in $(seq 1 400); do
-  curl -s --max-time 5 -o "$WORK/good.crl" "http://127.0.0.1:$HTTP_node_b/crl" || true
-  openssl crl -inform DER -in "$WORK/good.crl" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" &&
-    { crl_ok=1; break; }
-  sleep 0.05
-done
-check_eq "node-b (the signer) signed a CRL listing $REV" 1 "$crl_ok"
+# crl_lists HTTP_PORT OUT: that node's /crl (into OUT) lists $REV, within a bounded wait.
+crl_lists() {
+  local _
+  for _ in $(seq 1 400); do
+    curl -s --max-time 5 -o "$2" "http://127.0.0.1:$1/crl" || true
+    openssl crl -inform DER -in "$2" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+check "node-b (the signer) signed a CRL listing $REV" crl_lists "$HTTP_node_b" "$WORK/good.crl"
 DEVICE_CA=$(dbq "select id from issuing_cas where kind = 'device' and generation = 1")
 put_crl() { dbq "update crls_signed set der = $(blob_sql "$1") where issuing_ca = $DEVICE_CA"; }
 # replay WHY: puts the pre-revocation CRL back, asks node-a for /crl: 503 saying WHY (one log line), or a CRL
 # listing $REV (the signer was quicker); then, within bounded waits, the signer has replaced it and node-a serves it.
 replay() {
-  local code lists=0 healed=0
+  local code lists=0
   put_crl "$WORK/pre.crl"
   code=$(curl -s -o "$WORK/replay.out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
   openssl crl -inform DER -in "$WORK/replay.out" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && lists=1
@@ -198,18 +201,12 @@ replay() {
   check "node-a does not serve the older CRL put back: 503 saying '$1', or the CRL listing $REV" \
     bash -c "[ '$code' = 503 ] && grep -qi -- \"\$0\" '$WORK/replay.out' || [ '$code/$lists' = 200/1 ]" "$1"
   [ "$code" = 503 ] && check_eq "... and one log line" 1 "$(grep -ci "event=crl_refused.*$1" "$WORK/node-a.log")"
-  for _ in $(seq 1 200); do
-    code=$(curl -s -o "$WORK/replay.out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
-    [ "$code" = 200 ] && openssl crl -inform DER -in "$WORK/replay.out" -noout -text | grep -q "Serial Number: $REV_SERIAL" &&
-      { healed=1; break; }
-    sleep 0.05
-  done
-  check_eq "... the signer (node-b) stored a new one, node-a serves it" 1 "$healed"
+  check "... the signer (node-b) stored a new one, node-a serves it" crl_lists "$HTTP_node_a" "$WORK/replay.out"
   check "... node-b logged that the stored CRL was replaced" grep -q 'event=crl_replaced generation=1 kind=device' "$WORK/node-b.log"
 }
 replay "does not list certificate $(sed 's/^\(00\)*//' <<<"$REV_SERIAL"), revoked"
 for node in node_a node_b; do
-  http_var=HTTP_$node; ocsp_out= crl_ok=0
+  http_var=HTTP_$node; ocsp_out=
   for _ in $(seq 1 400); do
     ocsp_out=$(openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/$REV.pem" -url "http://127.0.0.1:${!http_var}/ocsp" \
       -CAfile "$CA/root.pem" -no_nonce -timeout 5 2>&1 || true)
@@ -217,13 +214,7 @@ for node in node_a node_b; do
   done
   check "${node//_/-}: OCSP says $REV is revoked (response verified)" \
     bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': revoked' <<<\"\$0\"" "$ocsp_out"
-  for _ in $(seq 1 400); do
-    curl -s --max-time 5 -o "$WORK/$node.crl" "http://127.0.0.1:${!http_var}/crl" || true
-    openssl crl -inform DER -in "$WORK/$node.crl" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" &&
-      { crl_ok=1; break; }
-    sleep 0.05
-  done
-  check_eq "${node//_/-}: its CRL lists $REV" 1 "$crl_ok"
+  check "${node//_/-}: its CRL lists $REV" crl_lists "${!http_var}" "$WORK/$node.crl"
   check "${node//_/-}: the CRL verifies against the device issuing CA" \
     openssl crl -inform DER -in "$WORK/$node.crl" -CAfile <(cat "$CA/device-issuing.pem" "$CA/root.pem") -noout
 done
