@@ -161,6 +161,12 @@ static void crl_refusal_log(const ca *c, int gen, const char *then)
            c->gens[gen].kind == CA_CRL_OPS ? "ops" : "device", CT_LOGQ(ct_err_detail()), then);
 }
 
+/* Whether `der` is the CRL this node keeps for generation `gen` (made or served by it). */
+static bool crl_is_kept(const ca_revocation *r, int gen, const ct_buf *der)
+{
+    return der->len == r->crl[gen].len && (!der->len || memcmp(der->data, r->crl[gen].data, der->len) == 0);
+}
+
 /* Another node: the CRL the signer stored, when consistent (above); else CT_ERR_UNAVAILABLE, the caller answers
  * 503, and one line is logged until one is. Under r->mu. */
 static ct_err crl_load(ca *c, int gen)
@@ -249,7 +255,7 @@ static bool crl_adopt(ca *c, int gen)
     r->crl_refresh_at[gen] = 1; /* asked for, or not consistent: signed anew below, nothing taken from the row */
     if (kept.wanted) return true;
     if (crl_consistent(c, gen, &kept.der, false, &info) != CT_OK) {
-        crl_refusal_log(c, gen, "re-sign");
+        if (!crl_is_kept(r, gen, &kept.der)) crl_refusal_log(c, gen, "re-sign"); /* its own lacking one: no news */
         ct_buf_free(&kept.der);
         return true;
     }
@@ -269,8 +275,7 @@ static bool crl_replaced(ca *c, int gen)
     ca_revocation *r = c->rev;
     db_signed_crl kept;
     if (db_crl_signed_get(c->db, c->gens[gen].id, &kept) != CT_OK) return false;
-    bool replaced = kept.der.len != r->crl[gen].len ||
-                    (kept.der.len && memcmp(kept.der.data, r->crl[gen].data, kept.der.len) != 0);
+    bool replaced = !crl_is_kept(r, gen, &kept.der);
     ct_buf_free(&kept.der);
     if (replaced)
         ct_log(CT_LOG_WARN, "crl_replaced", "generation=%lld kind=%s then=re-sign", (long long)c->gens[gen].generation,
