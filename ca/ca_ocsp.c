@@ -10,7 +10,9 @@
  * Several nodes: every node signs its own OCSP answers (so a revocation on any node is in every node's OCSP answers
  * within CA_REVOCATION_POLL_MS), but only the holder of the signer lease signs CRLs (ca_lease.c), and stores each in
  * the database; the other nodes serve the stored one, and answer 503 rather than a CRL that still lacks a
- * revocation ca_crl_stale_ms after they saw it. */
+ * revocation ca_crl_stale_ms after they saw it. Whoever can write the database can put back an older CRL the
+ * signer really signed (from before a revocation): a stored CRL is served or adopted only when its DER agrees with
+ * what this node knows (crl_consistent). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdatomic.h>
@@ -54,6 +56,9 @@ struct ca_revocation {
     ct_buf crl[CA_GENERATIONS_MAX]; /* by index in c->gens: each generation's CRL, made when first asked for */
     time_t crl_refresh_at[CA_GENERATIONS_MAX];
     int64_t crl_epoch[CA_GENERATIONS_MAX]; /* the revocation epoch each kept CRL covers */
+    uint64_t crl_number[CA_GENERATIONS_MAX];    /* the highest cRLNumber this node signed or served, per generation */
+    int64_t crl_lacking_ms[CA_GENERATIONS_MAX]; /* monotonic ms it first found the CRL it served lacking one; 0: not */
+    bool crl_refused[CA_GENERATIONS_MAX];       /* the stored CRL was refused at the last look (logged once) */
     int64_t epoch_seen_ms;          /* monotonic time this node first read `epoch` */
     int first_device;               /* the index of the first device generation: GET /crl (its certificates' DP) */
     int64_t epoch;
@@ -76,12 +81,13 @@ static ct_err crl_refresh(ca *c, int gen)
     ca_revocation *r = c->rev;
     ct_buf der = CT_BUF_INIT;
     time_t next = 0, now = time(NULL);
-    int64_t epoch = r->epoch;
-    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next));
+    int64_t epoch = r->epoch, number = 0;
+    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next, &number));
     ct_buf_free(&r->crl[gen]);
     r->crl[gen] = der;
     r->crl_refresh_at[gen] = now + (next - now) / 2;
     r->crl_epoch[gen] = epoch;
+    if ((uint64_t)number > r->crl_number[gen]) r->crl_number[gen] = (uint64_t)number;
     if (!c->lease) return CT_OK;
     db_lease_request lease;
     ca_lease_request(c, &lease);
@@ -89,27 +95,103 @@ static ct_err crl_refresh(ca *c, int gen)
     return db_crl_signed_put(c->db, &lease, &kept);
 }
 
-/* Another node: the CRL the signer stored, unless it lacks a revocation seen longer than ca_crl_stale_ms ago or
- * is past its nextUpdate (no signer is running): CT_ERR_UNAVAILABLE, the caller answers 503. Under r->mu. */
+/* Whether a stored CRL (written by whoever can write the database) may be served or adopted as generation `gen`'s,
+ * judged on its DER against what this node knows rather than on the row's columns: signed by that generation's
+ * key, its cRLNumber not below the highest this node signed or served, not past its nextUpdate, listing every
+ * certificate of that generation the database shows revoked (what the OCSP answers say), and its thisUpdate not
+ * before the newest of those revocations (give or take the nodes' clock agreement, a lease). With `grace`, the very
+ * CRL this node served already stays served for ca_crl_stale_ms after it first lacked a revocation (the signer
+ * re-signs within a tick). CT_ERR_UNAVAILABLE naming why. Under r->mu. */
+static ct_err crl_consistent(ca *c, int gen, const ct_buf *der, bool grace, pki_crl_info *info)
+{
+    ca_revocation *r = c->rev;
+    const ca_generation *g = &c->gens[gen];
+    ct_err rc = CT_OK;
+    db_revoked *list = NULL;
+    pki_revoked *entries = NULL;
+    size_t n = 0, missing = 0;
+    char why[200];
+    const char *kind = g->kind == CA_CRL_OPS ? "operations" : "device";
+    ca_thread_crypto_cache_track(); /* the verification below, on a request thread or the lease thread */
+    if (pki_crl_read(der->data, der->len, g->s.cert_der.data, g->s.cert_der.len, info) != CT_OK) {
+        CT_GUARD(ct_snprintf(why, sizeof why, "%s", ct_err_detail()));
+        rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL is not one the %s issuing CA generation %lld signed: %s", kind,
+                     (long long)g->generation, why);
+        goto cleanup;
+    }
+    CT_ENSURE_MSG(info->number >= r->crl_number[gen], CT_ERR_UNAVAILABLE,
+                  "the stored CRL is number %llu, older than number %llu this node served (an older CRL put back)",
+                  (unsigned long long)info->number, (unsigned long long)r->crl_number[gen]);
+    CT_ENSURE_MSG(info->next_update > time(NULL), CT_ERR_UNAVAILABLE,
+                  "the kept CRL is past its nextUpdate (no signer node is running)");
+    CT_GUARD(ca_crl_revoked(c, g, &list, &entries, &n));
+    CT_GUARD(pki_crl_missing(info, entries, n, &missing));
+    time_t newest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (entries[i].revoked_at > newest) newest = entries[i].revoked_at;
+    if (missing == n && info->this_update + (time_t)(c->cfg.lease_ms / 1000) >= newest) {
+        r->crl_lacking_ms[gen] = 0;
+        goto cleanup;
+    }
+    int64_t now = ct_now_ms();
+    if (!r->crl_lacking_ms[gen]) r->crl_lacking_ms[gen] = now;
+    /* From when this node first saw the revocation, or (an epoch moved on by someone else since) first saw the CRL
+     * lacking it: no later. */
+    int64_t behind_ms = now - (r->crl_lacking_ms[gen] < r->epoch_seen_ms ? r->crl_lacking_ms[gen] : r->epoch_seen_ms);
+    bool served = grace && r->crl_number[gen] && info->number == r->crl_number[gen];
+    if (served && behind_ms <= ca_crl_stale_ms(c)) goto cleanup;
+    if (served)
+        rc = ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL lacks revocations made %lld ms ago (no signer node re-signed it)",
+                     (long long)behind_ms);
+    else if (missing < n)
+        rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL (number %llu) does not list certificate %s, revoked",
+                     (unsigned long long)info->number, entries[missing].serial_hex);
+    else
+        rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL (number %llu) was signed before the newest revocation",
+                     (unsigned long long)info->number);
+cleanup:
+    free(list);
+    free(entries);
+    return rc;
+}
+
+static void crl_refusal_log(const ca *c, int gen, const char *then)
+{
+    ct_log(CT_LOG_WARN, "crl_refused", "generation=%lld kind=%s error=%s then=%s", (long long)c->gens[gen].generation,
+           c->gens[gen].kind == CA_CRL_OPS ? "ops" : "device", CT_LOGQ(ct_err_detail()), then);
+}
+
+/* Whether `der` is the CRL this node keeps for generation `gen` (made or served by it). */
+static bool crl_is_kept(const ca_revocation *r, int gen, const ct_buf *der)
+{
+    return der->len == r->crl[gen].len && (!der->len || memcmp(der->data, r->crl[gen].data, der->len) == 0);
+}
+
+/* Another node: the CRL the signer stored, when consistent (above); else CT_ERR_UNAVAILABLE, the caller answers
+ * 503, and one line is logged until one is. Under r->mu. */
 static ct_err crl_load(ca *c, int gen)
 {
     ca_revocation *r = c->rev;
     db_signed_crl kept;
+    pki_crl_info info;
     ct_err rc = db_crl_signed_get(c->db, c->gens[gen].id, &kept);
     if (rc == CT_ERR_NOT_FOUND) rc = db_crl_signed_want(c->db, c->gens[gen].id);
     CT_GUARD_RET(rc);
     CT_ENSURE_RET(!kept.wanted && kept.der.len,
                   ct_fail(CT_ERR_UNAVAILABLE, "this CRL is not signed yet: the signer node signs it within %lld ms",
                           (long long)ca_lease_tick_ms(c)));
+    rc = crl_consistent(c, gen, &kept.der, true, &info);
+    if (rc != CT_OK) {
+        if (!r->crl_refused[gen]) crl_refusal_log(c, gen, "503");
+        r->crl_refused[gen] = true;
+        ct_buf_free(&kept.der);
+        return rc;
+    }
+    r->crl_refused[gen] = false;
+    r->crl_number[gen] = info.number;
     ct_buf_free(&r->crl[gen]);
     r->crl[gen] = kept.der;
     r->crl_epoch[gen] = kept.epoch;
-    int64_t behind_ms = ct_now_ms() - r->epoch_seen_ms;
-    CT_ENSURE_RET(kept.epoch >= r->epoch || behind_ms <= ca_crl_stale_ms(c),
-                  ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL lacks revocations made %lld ms ago (no signer node re-signed it)",
-                          (long long)behind_ms));
-    CT_ENSURE_RET(kept.next_update > (int64_t)time(NULL),
-                  ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL is past its nextUpdate (no signer node is running)"));
     return CT_OK;
 }
 
@@ -168,15 +250,37 @@ static bool crl_adopt(ca *c, int gen)
 {
     ca_revocation *r = c->rev;
     db_signed_crl kept;
+    pki_crl_info info;
     if (db_crl_signed_get(c->db, c->gens[gen].id, &kept) != CT_OK) return false;
-    if (!kept.wanted) {
-        ct_buf_free(&r->crl[gen]);
-        r->crl[gen] = kept.der;
-        r->crl_epoch[gen] = kept.epoch;
+    r->crl_refresh_at[gen] = 1; /* asked for, or not consistent: signed anew below, nothing taken from the row */
+    if (kept.wanted) return true;
+    if (crl_consistent(c, gen, &kept.der, false, &info) != CT_OK) {
+        if (!crl_is_kept(r, gen, &kept.der)) crl_refusal_log(c, gen, "re-sign"); /* its own lacking one: no news */
+        ct_buf_free(&kept.der);
+        return true;
     }
+    r->crl_number[gen] = info.number;
+    ct_buf_free(&r->crl[gen]);
+    r->crl[gen] = kept.der;
+    r->crl_epoch[gen] = r->epoch; /* it lists what the database showed revoked after this node read the epoch */
     /* re-signed at half its validity, as the signer's own: nextUpdate - crl.validity_hours / 2 */
-    r->crl_refresh_at[gen] = kept.wanted ? 1 : (time_t)kept.next_update - (time_t)c->cfg.crl_hours * HOUR_SECONDS / 2;
+    r->crl_refresh_at[gen] = info.next_update - (time_t)c->cfg.crl_hours * HOUR_SECONDS / 2;
     return true;
+}
+
+/* The signer's tick, for a CRL it made: true (logged) when the stored one is no longer that one (someone who can
+ * write the database replaced it): the other nodes refuse it until it is signed and stored anew. Under r->mu. */
+static bool crl_replaced(ca *c, int gen)
+{
+    ca_revocation *r = c->rev;
+    db_signed_crl kept;
+    if (db_crl_signed_get(c->db, c->gens[gen].id, &kept) != CT_OK) return false;
+    bool replaced = !crl_is_kept(r, gen, &kept.der);
+    ct_buf_free(&kept.der);
+    if (replaced)
+        ct_log(CT_LOG_WARN, "crl_replaced", "generation=%lld kind=%s then=re-sign", (long long)c->gens[gen].generation,
+               c->gens[gen].kind == CA_CRL_OPS ? "ops" : "device");
+    return replaced;
 }
 
 void ca_revocation_sign_due(ca *c)
@@ -186,7 +290,11 @@ void ca_revocation_sign_due(ca *c)
     refresh(c, true);
     if (pthread_mutex_lock(&r->mu) != 0) return;
     for (size_t i = 0; i < c->n_gens && ca_lease_held(c); i++) {
-        if (!r->crl_refresh_at[i] && !crl_adopt(c, (int)i)) continue; /* no node serves it yet */
+        if (!r->crl_refresh_at[i]) {
+            if (!crl_adopt(c, (int)i)) continue; /* no node serves it yet */
+        } else if (r->crl_refresh_at[i] > 1 && crl_replaced(c, (int)i)) {
+            r->crl_refresh_at[i] = 1;
+        }
         if (time(NULL) < r->crl_refresh_at[i] && r->crl_epoch[i] >= r->epoch) continue;
         ct_err rc = crl_refresh(c, (int)i);
         if (rc != CT_OK)

@@ -240,6 +240,9 @@ typedef struct {
 void ca_http_answer_free(ca_http_answer *ans);
 /* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
+/* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread: a thread that verifies a signature calls this
+ * first, and the cache is freed when the thread ends (ca_server.c). */
+void ca_thread_crypto_cache_track(void);
 /* "application/pkcs10" with optional parameters ("; charset=..."), case-insensitive. */
 bool ca_media_type_is(const char *content_type, const char *want);
 /* Whether an Accept-Encoding header lets the answer be gzip (a q-value of 0 refuses it). */
@@ -257,10 +260,13 @@ ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 /* ---- revocation (ca_revoke.c: commands and CRLs; ca_ocsp.c: serving them) ---- */
 /* A fresh CRL of the device issuing CA (CA_CRL_DEVICE) or of the operations issuing CA (CA_CRL_OPS: viewers,
  * stations, officers) from the database (its cRLNumber is recorded and audited, actor `actor`); *next_update is
- * its nextUpdate. Allocates der. */
+ * its nextUpdate, *number (may be NULL) its cRLNumber. Allocates der. */
 /* The CRL of one issuing CA generation (what it signed). */
 CT_MUST_CHECK ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der,
-                                     time_t *next_update);
+                                     time_t *next_update, int64_t *number);
+/* What generation g's CRL must list, from the database (oldest revocation first): *list and *entries (pointing into
+ * it) malloc'd (free both), *n of them. */
+CT_MUST_CHECK ct_err ca_crl_revoked(ca *c, const ca_generation *g, db_revoked **list, pki_revoked **entries, size_t *n);
 /* Starts serving revocation: the CRL in memory, the OCSP responder and its pre-signed responses. */
 CT_MUST_CHECK ct_err ca_revocation_start(ca *c);
 void ca_revocation_stop(ca *c);

@@ -93,7 +93,26 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
 /* Each CRL is signed by the CA that issued what it lists: devices by a device issuing CA generation; viewers,
  * stations and officers by an operations issuing CA generation. Each generation has its own CRL (of what it
  * signed); one cRLNumber sequence per kind serves them all (each CRL's numbers still only grow). */
-ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der, time_t *next_update)
+ct_err ca_crl_revoked(ca *c, const ca_generation *g, db_revoked **list, pki_revoked **entries, size_t *n)
+{
+    ct_err rc = CT_OK;
+    *list = NULL, *entries = NULL, *n = 0;
+    db_crl_issuer issuer = g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
+    CT_GUARD(db_cert_list_revoked(c->db, issuer, g->id, g->generation == 1, list, n));
+    *entries = calloc(*n ? *n : 1, sizeof **entries);
+    CT_ENSURE(*entries, CT_ERR_NOMEM);
+    for (size_t i = 0; i < *n; i++)
+        (*entries)[i] = (pki_revoked){(*list)[i].cert_serial_hex, (time_t)(*list)[i].revoked_at, (*list)[i].reason};
+cleanup:
+    if (rc != CT_OK) {
+        free(*list), *list = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf *der, time_t *next_update,
+                       int64_t *number_out)
 {
     ct_err rc = CT_OK;
     db_revoked *list = NULL;
@@ -101,11 +120,7 @@ ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf 
     size_t n = 0;
     int64_t number = 0;
     db_crl_issuer issuer = g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
-    CT_GUARD(db_cert_list_revoked(c->db, issuer, g->id, g->generation == 1, &list, &n));
-    entries = calloc(n ? n : 1, sizeof *entries);
-    CT_ENSURE(entries, CT_ERR_NOMEM);
-    for (size_t i = 0; i < n; i++)
-        entries[i] = (pki_revoked){list[i].cert_serial_hex, (time_t)list[i].revoked_at, list[i].reason};
+    CT_GUARD(ca_crl_revoked(c, g, &list, &entries, &n));
     CT_GUARD(db_crl_number_next(c->db, issuer, actor, n, &number));
     time_t now = time(NULL);
     pki_crl_params p = {.issuer_cert = g->s.cert_der.data, .issuer_len = g->s.cert_der.len, .issuer_key = g->s.key,
@@ -113,6 +128,7 @@ ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *actor, ct_buf 
                         .next_update = now + (time_t)c->cfg.crl_hours * HOUR_SECONDS};
     CT_GUARD(pki_crl_make(&p, entries, n, der));
     if (next_update) *next_update = p.next_update;
+    if (number_out) *number_out = number;
 cleanup:
     free(list);
     free(entries);
@@ -128,7 +144,7 @@ ct_err ca_crl_write(ca *c, ca_crl_kind kind, int64_t generation, const char *pat
     CT_ENSURE_RET(gen >= 0, ct_fail(CT_ERR_NOT_FOUND, "no %s issuing CA generation %lld is installed (current: %lld)",
                                     kind == CA_CRL_OPS ? "operations" : "device", (long long)generation,
                                     c->current[kind] >= 0 ? (long long)c->gens[c->current[kind]].generation : 0LL));
-    CT_GUARD(ca_crl_make_gen(c, &c->gens[gen], "cli", &der, NULL));
+    CT_GUARD(ca_crl_make_gen(c, &c->gens[gen], "cli", &der, NULL, NULL));
     CT_GUARD(ct_file_write_atomic(path, der.data, der.len, 0644));
 cleanup:
     ct_buf_free(&der);

@@ -172,7 +172,7 @@ static void free_thread_crypto_cache(void *unused)
     wc_ecc_fp_free();
 }
 static void make_crypto_cache_key(void) { (void)pthread_key_create(&crypto_cache_key, free_thread_crypto_cache); }
-static void track_thread_crypto_cache(void)
+void ca_thread_crypto_cache_track(void)
 {
     pthread_once(&crypto_cache_once, make_crypto_cache_key);
     if (!pthread_getspecific(crypto_cache_key)) (void)pthread_setspecific(crypto_cache_key, &crypto_cache_key);
@@ -379,7 +379,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const listener *l = cls;
     ca *c = l->c;
     request_ctx *rctx = *req_cls;
-    track_thread_crypto_cache();
+    ca_thread_crypto_cache_track();
     if (!rctx) {
         rctx = calloc(1, sizeof *rctx); /* the body buffer comes with the first body bytes: most requests have none */
         if (!rctx) return MHD_NO;

@@ -27,18 +27,24 @@ static ct_err tbs_digest(const pki_tlv *alg, const pki_tlv *tbs, uint8_t digest[
     return wc_Sha384Hash(tbs->tlv, (word32)tbs->tlv_len, digest) == 0 ? CT_OK : ct_fail(CT_ERR_CRYPTO, "SHA-384");
 }
 
-/* revokedCertificates: is `serial` listed, and since when. */
-static ct_err find_serial(const pki_tlv *list, const pki_tlv *serial, pki_crl_status *out)
+/* One entry of revokedCertificates: its serial's INTEGER and revocationDate. */
+static ct_err next_entry(pki_der *in, pki_tlv *serial, time_t *at)
 {
-    pki_der in = pki_der_inside(list);
+    pki_tlv entry, date;
+    CT_GUARD_RET(pki_der_expect(in, PKI_TAG_SEQUENCE, "revoked certificate", &entry));
+    pki_der e = pki_der_inside(&entry);
+    CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_INTEGER, "revoked serial", serial));
+    CT_GUARD_RET(pki_der_next(&e, "revocationDate", &date));
+    return pki_time_parse(&date, at);
+}
+
+/* revokedCertificates: is `serial` listed, and since when. */
+static ct_err find_serial(pki_der in, const pki_tlv *serial, pki_crl_status *out)
+{
     while (in.len > 0) {
-        pki_tlv entry, s, date;
-        CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "revoked certificate", &entry));
-        pki_der e = pki_der_inside(&entry);
-        CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_INTEGER, "revoked serial", &s));
-        CT_GUARD_RET(pki_der_next(&e, "revocationDate", &date));
+        pki_tlv s;
         time_t at;
-        CT_GUARD_RET(pki_time_parse(&date, &at));
+        CT_GUARD_RET(next_entry(&in, &s, &at));
         if (s.val_len == serial->val_len && memcmp(s.val, serial->val, s.val_len) == 0) {
             out->revoked = true;
             out->revoked_at = at;
@@ -47,15 +53,43 @@ static ct_err find_serial(const pki_tlv *list, const pki_tlv *serial, pki_crl_st
     return CT_OK;
 }
 
-ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
-                     const uint8_t *cert, size_t cert_len, pki_crl_status *out)
+/* cRLNumber among crlExtensions ([0] EXPLICIT Extensions); 0 when absent. */
+static ct_err read_number(const pki_tlv *exts, uint64_t *number)
+{
+    pki_der in = pki_der_inside(exts), list;
+    pki_tlv seq, ext, oid, t;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "crlExtensions", &seq));
+    list = pki_der_inside(&seq);
+    while (list.len > 0) {
+        CT_GUARD_RET(pki_der_expect(&list, PKI_TAG_SEQUENCE, "CRL extension", &ext));
+        pki_der e = pki_der_inside(&ext);
+        CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_OID, "CRL extension id", &oid));
+        CT_GUARD_RET(pki_der_next(&e, "CRL extension value", &t));
+        if (t.tag != PKI_TAG_OCTET_STRING) CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_OCTET_STRING, "CRL extension value", &t));
+        if (!pki_der_oid_is(&oid, PKI_OID_BYTES(pki_oid_crl_number))) continue;
+        pki_der v = pki_der_inside(&t);
+        pki_tlv n;
+        CT_GUARD_RET(pki_der_expect(&v, PKI_TAG_INTEGER, "cRLNumber", &n));
+        const uint8_t *p = n.val;
+        size_t len = n.val_len;
+        if (len > 1 && p[0] == 0) p++, len--;
+        CT_ENSURE_RET(len >= 1 && len <= 8 && !(n.val[0] & 0x80), ct_fail(CT_ERR_BAD_DER, "cRLNumber out of range"));
+        *number = 0;
+        for (size_t i = 0; i < len; i++) *number = *number << 8 | p[i];
+    }
+    return CT_OK;
+}
+
+/* The CRL's parts, once its issuer is known to be `name` (else CT_ERR_NOT_FOUND) and its signature verifies with
+ * `issuer`'s key. */
+static ct_err crl_open(const uint8_t *crl_der, size_t crl_len, const pki_tlv *name_want, const uint8_t *issuer,
+                       size_t issuer_len, pki_crl_info *out)
 {
     pki_der in = pki_der_span(crl_der, crl_len), tbs_in;
-    pki_tlv crl, tbs, alg, sig, t, inner_alg, name, serial = {0}, cert_issuer = {0};
+    pki_tlv crl, tbs, alg, sig, t, inner_alg, name;
     uint8_t digest[WC_SHA384_DIGEST_SIZE];
     size_t digest_len = 0;
     memset(out, 0, sizeof *out);
-    CT_GUARD_RET(pki_cert_serial_issuer(cert, cert_len, &serial, &cert_issuer));
     CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "CRL", &crl));
     CT_GUARD_RET(pki_der_end(&in, "CRL"));
     in = pki_der_inside(&crl);
@@ -74,7 +108,7 @@ ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issu
     CT_GUARD_RET(pki_der_expect(&tbs_in, PKI_TAG_SEQUENCE, "CRL issuer", &name));
     CT_GUARD_RET(pki_der_next(&tbs_in, "thisUpdate", &t));
     CT_GUARD_RET(pki_time_parse(&t, &out->this_update));
-    if (name.tlv_len != cert_issuer.tlv_len || memcmp(name.tlv, cert_issuer.tlv, name.tlv_len) != 0)
+    if (name.tlv_len != name_want->tlv_len || memcmp(name.tlv, name_want->tlv, name.tlv_len) != 0)
         return ct_fail(CT_ERR_NOT_FOUND, "the CRL is not from the certificate's issuer");
     CT_GUARD_RET(tbs_digest(&alg, &tbs, digest, &digest_len));
     if (pki_cert_verify_digest(issuer, issuer_len, digest, digest_len, sig.val + 1, sig.val_len - 1) != CT_OK)
@@ -88,10 +122,73 @@ ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issu
             CT_GUARD_RET(pki_time_parse(&t, &out->next_update));
         } else if (t.tag == PKI_TAG_SEQUENCE && !list_seen) {
             list_seen = true;
-            CT_GUARD_RET(find_serial(&t, &serial, out));
+            out->entries = t.val;
+            out->entries_len = t.val_len;
         } else {
             CT_ENSURE_RET(t.tag == PKI_TAG_CTX0, ct_fail(CT_ERR_BAD_DER, "unexpected element 0x%02x in a CRL", t.tag));
             ext_seen = true;
+            CT_GUARD_RET(read_number(&t, &out->number));
+        }
+    }
+    /* Every entry well formed: a malformed one must not end the list early. */
+    pki_der entries = pki_der_span(out->entries, out->entries_len);
+    pki_tlv s;
+    time_t at;
+    while (entries.len > 0) CT_GUARD_RET(next_entry(&entries, &s, &at));
+    return CT_OK;
+}
+
+ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
+                     const uint8_t *cert, size_t cert_len, pki_crl_status *out)
+{
+    pki_tlv serial = {0}, cert_issuer = {0};
+    pki_crl_info info;
+    memset(out, 0, sizeof *out);
+    CT_GUARD_RET(pki_cert_serial_issuer(cert, cert_len, &serial, &cert_issuer));
+    CT_GUARD_RET(crl_open(crl_der, crl_len, &cert_issuer, issuer, issuer_len, &info));
+    out->this_update = info.this_update;
+    out->next_update = info.next_update;
+    return find_serial(pki_der_span(info.entries, info.entries_len), &serial, out);
+}
+
+ct_err pki_crl_read(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
+                    pki_crl_info *out)
+{
+    pki_tlv subject;
+    CT_ENSURE_RET(crl_der && issuer && out, ct_fail(CT_ERR_ARG, "pki_crl_read: bad argument"));
+    CT_GUARD_RET(pki_cert_subject(issuer, issuer_len, &subject));
+    return crl_open(crl_der, crl_len, &subject, issuer, issuer_len, out);
+}
+
+ct_err pki_crl_missing(const pki_crl_info *crl, const pki_revoked *list, size_t n, size_t *missing)
+{
+    const pki_der all = pki_der_span(crl->entries, crl->entries_len);
+    pki_der at = all;
+    *missing = n;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t mag[PKI_MAX_SERIAL_BYTES];
+        size_t len = 0;
+        CT_ENSURE_RET(ct_hex_decode(list[i].serial_hex, mag, sizeof mag, &len) == CT_OK && len > 0,
+                      ct_fail(CT_ERR_ARG, "certificate serial '%.48s' is not 1 to %d bytes of hex", list[i].serial_hex,
+                              PKI_MAX_SERIAL_BYTES));
+        bool found = false;
+        /* One pass when both are in the order pki_crl_make writes (the list's); from the start for one that is not. */
+        for (int pass = 0; pass < 2 && !found; pass++) {
+            pki_der in = pass ? all : at;
+            while (in.len > 0 && !found) {
+                pki_tlv s;
+                time_t when;
+                CT_GUARD_RET(next_entry(&in, &s, &when));
+                const uint8_t *v = s.val;
+                size_t vlen = s.val_len;
+                if (vlen > 1 && v[0] == 0) v++, vlen--;
+                found = vlen == len && memcmp(v, mag, len) == 0;
+            }
+            if (found) at = in;
+        }
+        if (!found) {
+            *missing = i;
+            return CT_OK;
         }
     }
     return CT_OK;

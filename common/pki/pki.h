@@ -199,6 +199,20 @@ typedef struct {
 CT_MUST_CHECK ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
                                    const uint8_t *cert, size_t cert_len, pki_crl_status *out);
 
+/* A CRL read whole: pki_crl_read checks that `issuer` (a certificate the caller already trusts) signed it (its
+ * issuer name is that certificate's subject, the signature verifies with its key) and that every entry is well
+ * formed; CT_ERR_NOT_FOUND another CA's, CT_ERR_INTEGRITY a signature that does not verify, CT_ERR_BAD_DER. */
+typedef struct {
+    time_t this_update, next_update; /* next_update 0 when the CRL has none */
+    uint64_t number;                 /* cRLNumber; 0 when it has none */
+    const uint8_t *entries;          /* revokedCertificates' contents (into the DER read), entries_len bytes */
+    size_t entries_len;
+} pki_crl_info;
+CT_MUST_CHECK ct_err pki_crl_read(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
+                                  pki_crl_info *out);
+/* The index in `list` of the first certificate the CRL does not list, in *missing; n when it lists them all. */
+CT_MUST_CHECK ct_err pki_crl_missing(const pki_crl_info *crl, const pki_revoked *list, size_t n, size_t *missing);
+
 /* OCSP requests are outside input: bounded, parsed with the same checked DER walker. */
 #define PKI_OCSP_MAX_REQUEST 4096 /* bytes of DER */
 #define PKI_OCSP_MAX_CERTS 8      /* CertIDs in one request */

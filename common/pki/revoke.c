@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-static const uint8_t oid_crl_number[3] = {0x55, 0x1d, 0x14};   /* 2.5.29.20 */
+const uint8_t pki_oid_crl_number[3] = {0x55, 0x1d, 0x14}; /* 2.5.29.20 */
 static const uint8_t oid_crl_reason[3] = {0x55, 0x1d, 0x15};   /* 2.5.29.21 */
 static const uint8_t oid_aki[3] = {0x55, 0x1d, 0x23};          /* 2.5.29.35 */
 static const uint8_t oid_sha1[5] = {0x2b, 0x0e, 0x03, 0x02, 0x1a};
@@ -128,7 +128,7 @@ ct_err pki_crl_make(const pki_crl_params *p, const pki_revoked *list, size_t n, 
     for (int i = 0; i < 8; i++) number[i] = (uint8_t)(p->number >> (56 - 8 * i));
     v.len = 0;
     CT_GUARD(pki_der_put_uint(&v, number, sizeof number));
-    CT_GUARD(pki_der_put_ext(out, PKI_OID_BYTES(oid_crl_number), false, v.data, v.len));
+    CT_GUARD(pki_der_put_ext(out, PKI_OID_BYTES(pki_oid_crl_number), false, v.data, v.len));
     CT_GUARD(pki_der_wrap(out, mark, PKI_TAG_SEQUENCE));
     CT_GUARD(pki_der_wrap(out, mark, PKI_TAG_CTX0));
     CT_GUARD(pki_der_wrap(out, 0, PKI_TAG_SEQUENCE)); /* tbsCertList */

@@ -5,7 +5,8 @@
 # in the middle; the clients retry on the other node. Then: every certificate a client received is in the database
 # and the issuance log exactly once, no serial twice, re-sent requests get the same certificate, audit verify
 # passes, the lease moved (audited), the new signer signs a checkpoint of the whole log; a revocation is in both
-# nodes' OCSP and CRL answers; with no node able to sign, both answer /crl with 503.
+# nodes' OCSP and CRL answers, and an older CRL put back in the database is not served; with no node able to sign,
+# both answer /crl with 503.
 # Usage: ha_failover.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -24,9 +25,11 @@ if grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"; then
   DB_URL=$(sed -n 's/^db.url = //p' "$CA/camtrust-ca.conf")
   PSQL=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)/psql
   dbq() { "$PSQL" -X -qAt -v ON_ERROR_STOP=1 "$DB_URL" -c "$1"; }
+  blob_sql() { echo "decode('$(xxd -p "$1" | tr -d '\n')', 'hex')"; } # a file's bytes as an SQL value
   echo "# on PostgreSQL: $DB_URL"
 else
   dbq() { sqlite3 -cmd ".timeout 5000" "$DB" "$1"; }
+  blob_sql() { echo "X'$(xxd -p "$1" | tr -d '\n')'"; }
 fi
 serials=(); for i in $(seq -w 1 "$N"); do serials+=("HA$i"); done
 station_with_order line-ha "${serials[@]}"
@@ -170,9 +173,42 @@ check "a re-sent request to the restarted node-a: the same certificate" \
 # node-b signed); bounded waits
 REV=${serials[1]}
 REV_SERIAL=$(openssl x509 -in "$WORK/$REV.pem" -noout -serial | cut -d= -f2)
+curl -s --max-time 5 -o "$WORK/pre.crl" "http://127.0.0.1:$HTTP_node_b/crl"
 check "revoke $REV" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompromise
+# The attacker writes the database but cannot use the token: it puts the CRL from before the revocation (genuinely
+# signed, still valid) back in crls_signed. node-a, which has not served the newer one, refuses it for the
+# revocation it lacks (503, one log line); once it served the newer one, also for its lower cRLNumber. The signer
+# notices within a tick and stores a new one (then node-a serves that: the only other right answer).
+# crl_lists HTTP_PORT OUT: that node's /crl (into OUT) lists $REV, within a bounded wait.
+crl_lists() {
+  local _
+  for _ in $(seq 1 400); do
+    curl -s --max-time 5 -o "$2" "http://127.0.0.1:$1/crl" || true
+    openssl crl -inform DER -in "$2" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+check "node-b (the signer) signed a CRL listing $REV" crl_lists "$HTTP_node_b" "$WORK/good.crl"
+DEVICE_CA=$(dbq "select id from issuing_cas where kind = 'device' and generation = 1")
+put_crl() { dbq "update crls_signed set der = $(blob_sql "$1") where issuing_ca = $DEVICE_CA"; }
+# replay WHY: puts the pre-revocation CRL back, asks node-a for /crl: 503 saying WHY (one log line), or a CRL
+# listing $REV (the signer was quicker); then, within bounded waits, the signer has replaced it and node-a serves it.
+replay() {
+  local code lists=0
+  put_crl "$WORK/pre.crl"
+  code=$(curl -s -o "$WORK/replay.out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$HTTP_node_a/crl") || true
+  openssl crl -inform DER -in "$WORK/replay.out" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && lists=1
+  echo "# node-a's answer to /crl right after the older CRL was put back: $code"
+  check "node-a does not serve the older CRL put back: 503 saying '$1', or the CRL listing $REV" \
+    bash -c "[ '$code' = 503 ] && grep -qi -- \"\$0\" '$WORK/replay.out' || [ '$code/$lists' = 200/1 ]" "$1"
+  [ "$code" = 503 ] && check_eq "... and one log line" 1 "$(grep -ci "event=crl_refused.*$1" "$WORK/node-a.log")"
+  check "... the signer (node-b) stored a new one, node-a serves it" crl_lists "$HTTP_node_a" "$WORK/replay.out"
+  check "... node-b logged that the stored CRL was replaced" grep -q 'event=crl_replaced generation=1 kind=device' "$WORK/node-b.log"
+}
+replay "does not list certificate $(sed 's/^\(00\)*//' <<<"$REV_SERIAL"), revoked"
 for node in node_a node_b; do
-  http_var=HTTP_$node; ocsp_out= crl_ok=0
+  http_var=HTTP_$node; ocsp_out=
   for _ in $(seq 1 400); do
     ocsp_out=$(openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/$REV.pem" -url "http://127.0.0.1:${!http_var}/ocsp" \
       -CAfile "$CA/root.pem" -no_nonce -timeout 5 2>&1 || true)
@@ -180,17 +216,12 @@ for node in node_a node_b; do
   done
   check "${node//_/-}: OCSP says $REV is revoked (response verified)" \
     bash -c "grep -q '^Response verify OK' <<<\"\$0\" && grep -q ': revoked' <<<\"\$0\"" "$ocsp_out"
-  for _ in $(seq 1 400); do
-    curl -s --max-time 5 -o "$WORK/$node.crl" "http://127.0.0.1:${!http_var}/crl" || true
-    openssl crl -inform DER -in "$WORK/$node.crl" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" &&
-      { crl_ok=1; break; }
-    sleep 0.05
-  done
-  check_eq "${node//_/-}: its CRL lists $REV" 1 "$crl_ok"
+  check "${node//_/-}: its CRL lists $REV" crl_lists "${!http_var}" "$WORK/$node.crl"
   check "${node//_/-}: the CRL verifies against the device issuing CA" \
     openssl crl -inform DER -in "$WORK/$node.crl" -CAfile <(cat "$CA/device-issuing.pem" "$CA/root.pem") -noout
 done
 check "node-a serves the CRL node-b signed" cmp -s "$WORK/node_a.crl" "$WORK/node_b.crl"
+replay "older than number"
 # a CRL the signer never made (the operations issuing CA's): node-a asks for it, serves it within a tick
 code=
 for _ in $(seq 1 200); do

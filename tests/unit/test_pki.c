@@ -660,8 +660,20 @@ START_TEST(crl_check_p256_p384)
     /* the root's CRL says nothing of a device certificate: another issuer's */
     ck_assert_int_eq(pki_crl_check(by_root.data, by_root.len, c.root.data, c.root.len, dev.data, dev.len, &st),
                      CT_ERR_NOT_FOUND);
+    /* read whole (a node checking a stored CRL): its number, whom it lists, by its signer only */
+    pki_crl_info info;
+    size_t missing = 9;
+    ck_assert_int_eq(pki_crl_read(by_ica.data, by_ica.len, c.ica.data, c.ica.len, &info), CT_OK);
+    ck_assert(info.number == 7 && info.next_update > info.this_update);
+    pki_revoked want[2] = {{di.serial_hex, 1700000000, 1}, {ica_info.serial_hex, 1700000100, 1}};
+    ck_assert_int_eq(pki_crl_missing(&info, want, 1, &missing), CT_OK);
+    ck_assert_uint_eq(missing, 1); /* lists the one */
+    ck_assert_int_eq(pki_crl_missing(&info, want, 2, &missing), CT_OK);
+    ck_assert_uint_eq(missing, 1); /* not the other */
+    ck_assert_int_eq(pki_crl_read(by_ica.data, by_ica.len, c.root.data, c.root.len, &info), CT_ERR_NOT_FOUND);
     /* an altered signature; trailing bytes after the CRL */
     by_ica.data[by_ica.len - 3] ^= 1;
+    ck_assert_int_eq(pki_crl_read(by_ica.data, by_ica.len, c.ica.data, c.ica.len, &info), CT_ERR_INTEGRITY);
     ck_assert_int_eq(pki_crl_check(by_ica.data, by_ica.len, c.ica.data, c.ica.len, dev.data, dev.len, &st),
                      CT_ERR_INTEGRITY);
     by_ica.data[by_ica.len - 3] ^= 1;
