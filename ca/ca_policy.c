@@ -178,7 +178,6 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     enroll_ctx x = {0};
     ct_buf der = CT_BUF_INIT;
     pki_issued_info issued;
-    uint8_t spki_hash[32];
     memset(res, 0, sizeof *res);
     bool announced = false;
     ct_err_clear();
@@ -212,10 +211,6 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
         x.has_current = rc == CT_OK;
         rc = CT_OK;
     }
-    /* One key, one holder (any serial, any profile: a camera's identity and media-signing keys are two), refused
-     * before signing; the database checks again as it records, against every node. */
-    pki_csr_spki_sha256(x.csr, spki_hash);
-    CT_GUARD(db_cert_key_check(c->db, spki_hash, x.serial, x.profile));
     CT_GUARD(issue(c, &x, &der, &issued));
     rc = record(c, &x, req, &der, &issued, res->actor);
     if (rc == CT_ERR_ALREADY_ISSUED && req->kind == CA_ENROLL_NEW) {

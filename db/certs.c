@@ -98,26 +98,6 @@ static ct_err key_holder_check(ct_db *db, const uint8_t spki_sha256[32], const c
                    "per device and profile", serial, prof, cert);
 }
 
-struct key_ctx {
-    const uint8_t *spki_sha256;
-    const char *serial, *profile;
-};
-
-static ct_err key_check_fn(ct_db *db, void *vctx)
-{
-    const struct key_ctx *k = vctx;
-    return key_holder_check(db, k->spki_sha256, k->serial, k->profile);
-}
-
-ct_err db_cert_key_check(ct_db *db, const uint8_t spki_sha256[32], const char *device_serial, const char *profile)
-{
-    CT_ENSURE_RET(db && spki_sha256, ct_fail(CT_ERR_ARG, "db_cert_key_check: missing argument"));
-    CT_GUARD_RET(db_check_str("device serial", device_serial, DB_SERIAL_MAX));
-    CT_GUARD_RET(db_check_str("profile", profile, DB_PROFILE_MAX));
-    struct key_ctx k = {.spki_sha256 = spki_sha256, .serial = device_serial, .profile = profile};
-    return db_call(db, false, key_check_fn, &k);
-}
-
 ct_err db_cert_key_claim_tx(ct_db *db, const db_cert_record *r, bool check)
 {
     CT_GUARD_RET(db_exec(db, k_key_claim, NULL, "bttt", r->spki_sha256, sizeof r->spki_sha256, r->device_serial,

@@ -146,15 +146,11 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
  * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists; for an order's issuance
  * (order_id), CT_ERR_EXISTS if the device serial differs only by case from one issued here, and
  * CT_ERR_ALREADY_REVOKED when the serial has a revoked certificate of any profile (revocation is final,
- * unless the order line re-provisions it: db_order_reprovision); CT_ERR_EXISTS if another serial or profile holds
- * the key (db_cert_key_check). */
+ * unless the order line re-provisions it: db_order_reprovision); CT_ERR_EXISTS naming the holder if a certificate of
+ * another device serial or profile (of any status) certifies the same key (its SPKI's SHA-256): one key, one holder;
+ * the same serial and profile may certify it again (a renewal). Checked after the rules above. */
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
-/* One public key, one holder: CT_ERR_EXISTS (naming the holder's device serial, profile and certificate) if
- * another device serial or profile has a certificate for this key (its SPKI's SHA-256), whatever its status;
- * the same holder's renewal may certify it again. db_cert_record_issuance checks it again in its transaction. */
-CT_MUST_CHECK ct_err db_cert_key_check(ct_db *db, const uint8_t spki_sha256[32], const char *device_serial,
-                                       const char *profile);
 /* An issuance on its way to db_cert_record_issuance (+1 when its request begins, -1 once answered or refused):
  * the group commit waits a bounded while (1 ms) for those not queued yet, so that more certificates share one
  * commit and one sync. Only a hint: nothing waits when none is announced. */
