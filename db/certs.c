@@ -35,6 +35,13 @@ static const char k_cert_insert[] =
     "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
     " order_id, spki_sha256, der, status, issued_at, issuing_ca) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)";
 
+/* One public key, one holder (migration 15): the first certificate of a key claims it for its device serial and
+ * profile; only that holder's certificates (a renewal, a re-provisioning) may certify it again. */
+static const char k_key_claim[] = "INSERT INTO certified_keys (spki_sha256, device_serial, profile, cert_serial_hex)"
+                                  " VALUES (?, ?, ?, ?) ON CONFLICT (spki_sha256) DO NOTHING";
+static const char k_key_holder[] = "SELECT device_serial, profile, cert_serial_hex FROM certified_keys"
+                                   " WHERE spki_sha256 = ?";
+
 struct cert_ctx {
     const char *serial;
     const char *profile;
@@ -74,6 +81,30 @@ ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *pr
     ct_err rc = db_call(db, false, cert_current_fn, &c);
     if (rc != CT_OK) ct_buf_free(&out->der);
     return rc;
+}
+
+static ct_err key_holder_check(ct_db *db, const uint8_t spki_sha256[32], const char *device_serial,
+                               const char *profile)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_key_holder, &st, "b", spki_sha256, (size_t)32));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_OK;
+    const char *serial = db_col_str(st, 0), *prof = db_col_str(st, 1), *cert = db_col_str(st, 2);
+    CT_ENSURE_RET(serial && prof && cert, ct_fail(CT_ERR_DB, "a certified key's holder has no serial or profile"));
+    if (strcmp(serial, device_serial) == 0 && strcmp(prof, profile) == 0) return CT_OK;
+    return ct_fail(CT_ERR_EXISTS, "this public key is already certified for serial '%s' (%s certificate %s): one key "
+                   "per device and profile", serial, prof, cert);
+}
+
+ct_err db_cert_key_claim_tx(ct_db *db, const db_cert_record *r, bool check)
+{
+    CT_GUARD_RET(db_exec(db, k_key_claim, NULL, "bttt", r->spki_sha256, sizeof r->spki_sha256, r->device_serial,
+                         r->profile, r->cert_serial_hex));
+    /* The claim above and this read in one write transaction (on PostgreSQL, under the writers' lock): of two
+     * issuances of one key for different holders, on any node, the second sees the first's claim. */
+    return check ? key_holder_check(db, r->spki_sha256, r->device_serial, r->profile) : CT_OK;
 }
 
 /* The device serial's rules for an order's issuance: one spelling, and revocation is final. A renewal keeps the
@@ -144,6 +175,7 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
                            : ct_fail(CT_ERR_EXISTS, "certificate serial %s is already recorded", r->cert_serial_hex);
     }
     CT_GUARD_RET(rc);
+    CT_GUARD_RET(db_cert_key_claim_tx(db, r, true));
     /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
      * CA's own operators', DB_OPERATOR_PROFILES). */
     if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, leaf));
@@ -195,6 +227,7 @@ static ct_err backfill_tx(ct_db *db, void *vctx)
         CT_GUARD_RET(db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r.cert_serial_hex, r.device_serial, r.profile,
                              r.subject, r.not_before, r.not_after, (int64_t)0, (int64_t)0, r.spki_sha256,
                              sizeof r.spki_sha256, r.der, r.der_len, db_now(), (int64_t)0));
+        CT_GUARD_RET(db_cert_key_claim_tx(db, &r, false)); /* recorded as found: claimed if unclaimed */
         db_detail d;
         CT_GUARD_RET(db_cert_detail(&r, NULL, &d, NULL));
         CT_GUARD_RET(db_detail_str(&d, "recorded", "later"));

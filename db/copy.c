@@ -39,6 +39,9 @@ static const copy_table k_tables[] = {
     /* Migration 14: who signs (a holder whose process is gone is replaced at once) and the CRLs it signed. */
     COPY("leases", "name, holder, expires_ms, taken_ms", "name", "?, ?, ?, ?", "ttii"),
     COPY("crls_signed", "issuing_ca, epoch, next_update, der", "issuing_ca", "?, ?, ?, ?", "iiib"),
+    /* Migration 15: each certified key's holder. */
+    COPY("certified_keys", "spki_sha256, device_serial, profile, cert_serial_hex", "spki_sha256", "?, ?, ?, ?",
+         "bttt"),
     /* The one row migration 3 made in the target too. */
     {"revocation_state", "SELECT epoch, crl_number, ops_crl_number FROM revocation_state WHERE id = 1",
      "UPDATE revocation_state SET epoch = ?, crl_number = ?, ops_crl_number = ? WHERE id = 1", "iii"},

@@ -146,7 +146,9 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
  * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists; for an order's issuance
  * (order_id), CT_ERR_EXISTS if the device serial differs only by case from one issued here, and
  * CT_ERR_ALREADY_REVOKED when the serial has a revoked certificate of any profile (revocation is final,
- * unless the order line re-provisions it: db_order_reprovision). */
+ * unless the order line re-provisions it: db_order_reprovision); CT_ERR_EXISTS naming the holder if a certificate of
+ * another device serial or profile (of any status) certifies the same key (its SPKI's SHA-256): one key, one holder;
+ * the same serial and profile may certify it again (a renewal). Checked after the rules above. */
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 /* An issuance on its way to db_cert_record_issuance (+1 when its request begins, -1 once answered or refused):

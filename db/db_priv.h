@@ -234,6 +234,10 @@ CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
 #define DB_MIGRATION_LEASES DB_MIGRATION_LEASES_AS("INTEGER", "BLOB")
 #define DB_MIGRATION_LEASES_PG DB_MIGRATION_LEASES_AS("BIGINT", "BYTEA")
 
+/* Claims r's public key for its device serial and profile (certified_keys) unless already claimed; with `check`,
+ * CT_ERR_EXISTS naming the holder if that is another serial or profile (db_cert_record_issuance). */
+CT_MUST_CHECK ct_err db_cert_key_claim_tx(ct_db *db, const db_cert_record *r, bool check);
+
 /* The fence (db_lease_fence) checked inside a tree head's or checkpoint's transaction (lease.c). */
 CT_MUST_CHECK ct_err db_lease_fence_tx(ct_db *db);
 

@@ -7,6 +7,17 @@
  * leaves either all or nothing, and processes or nodes migrating at once take turns (the loser finds it done).
  * Append new migrations at the end; never edit an applied one.
  * ------------------------------------------------------------------------------------------------------- */
+/* Migration 15's table (the dialects differ in the blob type and the triggers). */
+#define MIGRATION_CERTIFIED_KEYS(blob_type)                                                                        \
+    "CREATE TABLE certified_keys ("                                                                               \
+    "  spki_sha256 " blob_type " PRIMARY KEY CHECK (length(spki_sha256) = 32),"                                   \
+    "  device_serial TEXT NOT NULL,"                                                                              \
+    "  profile TEXT NOT NULL,"                                                                                    \
+    "  cert_serial_hex TEXT NOT NULL);"                                                                           \
+    "INSERT INTO certified_keys (spki_sha256, device_serial, profile, cert_serial_hex)"                           \
+    "  SELECT spki_sha256, device_serial, profile, cert_serial_hex FROM certificates c"                           \
+    "  WHERE rowid = (SELECT min(rowid) FROM certificates d WHERE d.spki_sha256 = c.spki_sha256);"
+
 static const char *const k_migrations[] = {
     /* 1: the audit chain first, so every later migration is itself audited. */
     "CREATE TABLE audit ("
@@ -207,6 +218,15 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the database names its CA once'); END;",
     /* 14: leases and the signer's CRLs (db/lease.c). */
     DB_MIGRATION_LEASES,
+    /* 15: one public key, one holder: the device serial and profile whose certificate first certified each key
+     * (db/certs.c key_claim_tx). Its primary key makes two issuances of one key for different holders, on any
+     * node, collide; renewals of the same holder share its row. Keys certified before this are claimed by their
+     * first certificate (rowid order; a key already shared stays with that one). Append-only. */
+    MIGRATION_CERTIFIED_KEYS("BLOB")
+    "CREATE TRIGGER certified_keys_no_update BEFORE UPDATE ON certified_keys"
+    "  BEGIN SELECT RAISE(ABORT, 'a certified key keeps its holder'); END;"
+    "CREATE TRIGGER certified_keys_no_delete BEFORE DELETE ON certified_keys"
+    "  BEGIN SELECT RAISE(ABORT, 'a certified key keeps its holder'); END;",
 };
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -406,6 +426,10 @@ static const char *const k_migrations_pg[] = {
 
     [13] = /* 14 */
     DB_MIGRATION_LEASES_PG,
+
+    [14] = /* 15 */
+    MIGRATION_CERTIFIED_KEYS("BYTEA")
+    PG_APPEND_ONLY("certified_keys", "a certified key keeps its holder"),
 };
 
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

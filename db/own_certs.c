@@ -36,6 +36,7 @@ static ct_err own_record_tx(ct_db *db, void *vctx)
     CT_GUARD_RET(db_exec(db, k_own_insert, NULL, "ttttiibbiz", r->cert_serial_hex, r->device_serial, r->profile,
                          r->subject, r->not_before, r->not_after, r->spki_sha256, sizeof r->spki_sha256, r->der,
                          r->der_len, db_now(), r->issuing_ca));
+    CT_GUARD_RET(db_cert_key_claim_tx(db, r, false)); /* the CA's own keys: nobody else's to certify */
     /* The fields db_state_verify replays for every certificate (rebuild.c, "cert.record"). */
     db_detail d;
     CT_GUARD_RET(db_cert_detail(r, supersedes, &d, NULL));

@@ -76,7 +76,9 @@ attacker_setup() {
   station_with_order line2 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005 CAM0006 CAM0007
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/x.key" -subj /CN=x -out "$WORK/x.csr" 2>/dev/null
   "$CA_BIN" officer add --dir "$CA" --name alice --role auditor --csr "$WORK/x.csr" --out "$WORK/alice.pem" >/dev/null
-  "$CA_BIN" station add --dir "$CA" --name line3 --csr "$WORK/x.csr" --out "$WORK/line3.pem" >/dev/null
+  # (its own key: one key, one holder)
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/x3.key" -subj /CN=x -out "$WORK/x3.csr" 2>/dev/null
+  "$CA_BIN" station add --dir "$CA" --name line3 --csr "$WORK/x3.csr" --out "$WORK/line3.pem" >/dev/null
   "$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null
   cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
   local s

@@ -103,14 +103,27 @@ make_csr "$WORK/cam1b" "/serialNumber=CAM0001/CN=x"
 check_eq "an issued serial with another key: 409" 409 "$(est_post simpleenroll "$WORK/cam1b.b64" "$WORK/r" "${STATION[@]}")"
 check_eq "an unknown EST label: 404" 404 "$(est_post nosuchlabel/simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
 check_eq "GET on simpleenroll: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ops-root.pem" "${STATION[@]}" "https://localhost:$PORT/.well-known/est/simpleenroll")"
+# One key, one holder: a station that reuses a camera's key for another serial is refused, naming the holder.
+make_csr "$WORK/reuse" "/serialNumber=CAM0003/CN=x" -key "$WORK/cam1.key"
+check_eq "another serial with an issued camera's key: 409" 409 "$(est_post simpleenroll "$WORK/reuse.b64" "$WORK/r" "${STATION[@]}")"
+check "... the reason names the holder, in one line" bash -c "[ \$(wc -l <'$WORK/r') -eq 1 ] && grep -q \"already certified for serial 'CAM0001' (device certificate\" '$WORK/r'"
 "$CA_BIN" station disable --dir "$CA" line1 >/dev/null
 check_eq "a disabled station, on its next request: 403" 403 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
 "$CA_BIN" station enable --dir "$CA" line1 >/dev/null
 check_eq "refusals left no certificate row" "$rows_before" "$(sql "$DB" "select count(*) from certificates")"
-check_eq "every refusal of the station was audited at once (but the disabled one's: counted, refusals.sh)" 6 "$(( $(audited_refusals "$DB") - denied_before ))"
+check_eq "every refusal of the station was audited at once (but the disabled one's: counted, refusals.sh)" 7 "$(( $(audited_refusals "$DB") - denied_before ))"
 check_eq "the re-enabled station enrolls again" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7b64" "${STATION[@]}")"
 
 # The media-signing profile: its own key and certificate per serial, for signing recordings, not for TLS.
+make_csr "$WORK/cam2mi" "/serialNumber=CAM0002/CN=x" -key "$WORK/cam2.key"
+rows_before=$(sql "$DB" "select count(*) from certificates; select count(*) from log_leaves" | paste -sd'|')
+check_eq "a media-signing certificate for the camera's identity key: 409" 409 "$(est_post media-signing/simpleenroll "$WORK/cam2mi.b64" "$WORK/r" "${STATION[@]}")"
+check "... naming the identity certificate that holds it" grep -q "already certified for serial 'CAM0002' (device certificate" "$WORK/r"
+check_eq "... audited, with no certificate row nor log leaf" "1|$rows_before" \
+  "$(sql "$DB" "select count(*) from audit where outcome='denied' and action='est.enroll' and detail like '%already certified%' and subject='CAM0002'; select count(*) from certificates; select count(*) from log_leaves" | paste -sd'|')"
+check_eq "the identity request re-sent still gets its certificate: 200" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2-again.p7b64" "${STATION[@]}")"
+fp_of() { base64 -d "$1" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -noout -fingerprint 2>&1; }
+check_eq "... the same one" "$(fp_of "$WORK/cam2.p7b64")" "$(fp_of "$WORK/cam2-again.p7b64")"
 make_csr "$WORK/cam2m" "/serialNumber=CAM0002/CN=x"
 check_eq "media-signing/simpleenroll answers 200" 200 "$(est_post media-signing/simpleenroll "$WORK/cam2m.b64" "$WORK/cam2m.p7b64" "${STATION[@]}")"
 base64 -d "$WORK/cam2m.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam2m.pem" 2>/dev/null || true

@@ -35,11 +35,11 @@ bad() { # bad "description" STATUS PATH "expected text"
 bad "the empty log has no tiles" 404 "0/000.p/1" "tile 0/000.p/1 is beyond the log (0 leaves)"
 bad "... and no entries" 404 "entries/000.p/1" "tile entries/000.p/1 is beyond the log (0 leaves)"
 
-# One key for every camera: only the serials differ (the log is what is tested here, not key generation). Eight
-# enrollments at a time (curl, openssl); the log's order is then the order the CA recorded them in.
-openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/cam.key" 2>/dev/null
+# A fresh key for every camera (the CA certifies a key for one serial only). Eight enrollments at a time (curl,
+# openssl); the log's order is then the order the CA recorded them in.
 enroll_one() {
-  openssl req -new -key "$WORK/cam.key" -subj "/serialNumber=$1/CN=x" -outform DER 2>/dev/null | base64 >"$WORK/$1.b64"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj "/serialNumber=$1/CN=x" \
+    -outform DER 2>/dev/null | base64 >"$WORK/$1.b64"
   est_post simpleenroll "$WORK/$1.b64" "$WORK/$1.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
   base64 -d "$WORK/$1.p7b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -outform DER -out "$WORK/$1.der"
 }
