@@ -83,7 +83,7 @@ static ct_err read_number(const pki_tlv *exts, uint64_t *number)
 /* The CRL's parts, once its issuer is known to be `name` (else CT_ERR_NOT_FOUND) and its signature verifies with
  * `issuer`'s key. */
 static ct_err crl_open(const uint8_t *crl_der, size_t crl_len, const pki_tlv *name_want, const uint8_t *issuer,
-                       size_t issuer_len, pki_crl_info *out)
+                       size_t issuer_len, pki_crl_info *out, pki_tlv *exts)
 {
     pki_der in = pki_der_span(crl_der, crl_len), tbs_in;
     pki_tlv crl, tbs, alg, sig, t, inner_alg, name;
@@ -127,14 +127,9 @@ static ct_err crl_open(const uint8_t *crl_der, size_t crl_len, const pki_tlv *na
         } else {
             CT_ENSURE_RET(t.tag == PKI_TAG_CTX0, ct_fail(CT_ERR_BAD_DER, "unexpected element 0x%02x in a CRL", t.tag));
             ext_seen = true;
-            CT_GUARD_RET(read_number(&t, &out->number));
+            *exts = t;
         }
     }
-    /* Every entry well formed: a malformed one must not end the list early. */
-    pki_der entries = pki_der_span(out->entries, out->entries_len);
-    pki_tlv s;
-    time_t at;
-    while (entries.len > 0) CT_GUARD_RET(next_entry(&entries, &s, &at));
     return CT_OK;
 }
 
@@ -145,7 +140,8 @@ ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issu
     pki_crl_info info;
     memset(out, 0, sizeof *out);
     CT_GUARD_RET(pki_cert_serial_issuer(cert, cert_len, &serial, &cert_issuer));
-    CT_GUARD_RET(crl_open(crl_der, crl_len, &cert_issuer, issuer, issuer_len, &info));
+    pki_tlv exts;
+    CT_GUARD_RET(crl_open(crl_der, crl_len, &cert_issuer, issuer, issuer_len, &info, &exts));
     out->this_update = info.this_update;
     out->next_update = info.next_update;
     return find_serial(pki_der_span(info.entries, info.entries_len), &serial, out);
@@ -157,7 +153,16 @@ ct_err pki_crl_read(const uint8_t *crl_der, size_t crl_len, const uint8_t *issue
     pki_tlv subject;
     CT_ENSURE_RET(crl_der && issuer && out, ct_fail(CT_ERR_ARG, "pki_crl_read: bad argument"));
     CT_GUARD_RET(pki_cert_subject(issuer, issuer_len, &subject));
-    return crl_open(crl_der, crl_len, &subject, issuer, issuer_len, out);
+    pki_tlv exts = {0};
+    CT_GUARD_RET(crl_open(crl_der, crl_len, &subject, issuer, issuer_len, out, &exts));
+    /* Read here, not in crl_open: the camera's agent checks CRLs with pki_crl_check and needs neither (its size). */
+    if (exts.tlv) CT_GUARD_RET(read_number(&exts, &out->number));
+    /* Every entry well formed: a malformed one must not end the list early. */
+    pki_der entries = pki_der_span(out->entries, out->entries_len);
+    pki_tlv s;
+    time_t at;
+    while (entries.len > 0) CT_GUARD_RET(next_entry(&entries, &s, &at));
+    return CT_OK;
 }
 
 ct_err pki_crl_missing(const pki_crl_info *crl, const pki_revoked *list, size_t n, size_t *missing)
