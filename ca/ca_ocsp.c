@@ -59,6 +59,10 @@ struct ca_revocation {
     uint64_t crl_number[CA_GENERATIONS_MAX];    /* the highest cRLNumber this node signed or served, per generation */
     int64_t crl_lacking_ms[CA_GENERATIONS_MAX]; /* monotonic ms it first found the CRL it served lacking one; 0: not */
     bool crl_refused[CA_GENERATIONS_MAX];       /* the stored CRL was refused at the last look (logged once) */
+    /* The revocation epoch at which the kept CRL was last found wholly consistent, and its nextUpdate: while both
+     * hold and the stored bytes are the kept ones, a request serves it without verifying it again. */
+    int64_t crl_judged_epoch[CA_GENERATIONS_MAX];
+    time_t crl_judged_until[CA_GENERATIONS_MAX];
     int64_t epoch_seen_ms;          /* monotonic time this node first read `epoch` */
     int first_device;               /* the index of the first device generation: GET /crl (its certificates' DP) */
     int64_t epoch;
@@ -110,15 +114,11 @@ static ct_err crl_consistent(ca *c, int gen, const ct_buf *der, bool grace, pki_
     db_revoked *list = NULL;
     pki_revoked *entries = NULL;
     size_t n = 0, missing = 0;
-    char why[200];
     const char *kind = g->kind == CA_CRL_OPS ? "operations" : "device";
     ca_thread_crypto_cache_track(); /* the verification below, on a request thread or the lease thread */
-    if (pki_crl_read(der->data, der->len, g->s.cert_der.data, g->s.cert_der.len, info) != CT_OK) {
-        CT_GUARD(ct_snprintf(why, sizeof why, "%s", ct_err_detail()));
-        rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL is not one the %s issuing CA generation %lld signed: %s", kind,
-                     (long long)g->generation, why);
-        goto cleanup;
-    }
+    if (pki_crl_read(der->data, der->len, g->s.cert_der.data, g->s.cert_der.len, info) != CT_OK)
+        return ct_fail_ctx(CT_ERR_UNAVAILABLE, "the stored CRL is not one the %s issuing CA generation %lld signed",
+                           kind, (long long)g->generation);
     CT_ENSURE_MSG(info->number >= r->crl_number[gen], CT_ERR_UNAVAILABLE,
                   "the stored CRL is number %llu, older than number %llu this node served (an older CRL put back)",
                   (unsigned long long)info->number, (unsigned long long)r->crl_number[gen]);
@@ -180,6 +180,11 @@ static ct_err crl_load(ca *c, int gen)
     CT_ENSURE_RET(!kept.wanted && kept.der.len,
                   ct_fail(CT_ERR_UNAVAILABLE, "this CRL is not signed yet: the signer node signs it within %lld ms",
                           (long long)ca_lease_tick_ms(c)));
+    if (crl_is_kept(r, gen, &kept.der) && r->crl_judged_epoch[gen] == r->epoch &&
+        time(NULL) < r->crl_judged_until[gen]) {
+        ct_buf_free(&kept.der); /* judged already at this epoch: no verification on every request */
+        return CT_OK;
+    }
     rc = crl_consistent(c, gen, &kept.der, true, &info);
     if (rc != CT_OK) {
         if (!r->crl_refused[gen]) crl_refusal_log(c, gen, "503");
@@ -189,6 +194,8 @@ static ct_err crl_load(ca *c, int gen)
     }
     r->crl_refused[gen] = false;
     r->crl_number[gen] = info.number;
+    r->crl_judged_epoch[gen] = r->crl_lacking_ms[gen] ? -1 : r->epoch; /* served in grace: judged again next time */
+    r->crl_judged_until[gen] = info.next_update;
     ct_buf_free(&r->crl[gen]);
     r->crl[gen] = kept.der;
     r->crl_epoch[gen] = kept.epoch;
