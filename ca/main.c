@@ -189,7 +189,11 @@ static int parse_args(int argc, char **argv, cli_args *a)
             list[(*n)++] = argv[++i];
             continue;
         }
-        if (strncmp(argv[i], "--", 2) == 0 || a->nwords == 4) {
+        if (strncmp(argv[i], "--", 2) == 0) {
+            (void)ct_cli_unknown("camtrust-ca", argv[i]);
+            return -1;
+        }
+        if (a->nwords == 4) {
             fprintf(stderr, "camtrust-ca: unexpected '%s'\n", argv[i]);
             return -1;
         }
@@ -738,7 +742,9 @@ int main(int argc, char **argv)
 {
     cli_args a;
     if (ct_cli_help(argc, argv, usage)) return 0;
-    if (parse_args(argc, argv, &a) != 0 || a.nwords == 0) {
+    /* A wrong option or word is named in one line (parse_args printed it); no command at all gets the usage. */
+    if (parse_args(argc, argv, &a) != 0) return 2;
+    if (a.nwords == 0) {
         fputs(usage, stderr);
         return 2;
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every binary answers --help (and -h) with its usage on stdout and exit 0; an unknown command or option is still
-# a usage error: usage on stderr, exit 2; so is an option a command does not take (one line naming it, nothing done).
+# a usage error, exit 2: an unknown command gets the usage on stderr, an unknown option (where the binary names it)
+# and an option a command does not take one line naming it, nothing done.
 # Usage: cli_help.sh BUILD_DIR
 BUILD=$1
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +52,9 @@ not_taken "camtrust-station init --ca" --ca "$S" init --dir "$WORK/stray" --name
 not_taken "camtrust-station log show --timeout-ms" --timeout-ms "$S" log show --dir "$WORK/st" --timeout-ms 100 --out "$WORK/stray"
 not_taken "camtrust-view verify --dir" --dir "$BUILD/view/camtrust-view" verify --dir "$WORK/v" --root "$WORK/ca/root.pem" "$WORK/x.mp4"
 not_taken "camtrust-view init --key" --key "$BUILD/view/camtrust-view" init --dir "$WORK/stray" --name v --key
+rc=0; "$C" audit verify --dir "$WORK/ca" --bogus >"$WORK/out" 2>"$WORK/err" || rc=$?
+check_eq "camtrust-ca audit verify --bogus: one line, exit 2" \
+  "2 camtrust-ca: unknown option '--bogus' (camtrust-ca --help)" "$rc $(cat "$WORK/err")"
 # camtrust-station provision --jobs: at most 32, one CA connection each, what a CA lets one address hold by default
 # (server.per_ip_connections): more is refused in one line rather than turned away by the CA camera by camera.
 rc=0; "$S" provision --dir "$WORK/st" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --jobs 33 >"$WORK/out" 2>"$WORK/err" || rc=$?
