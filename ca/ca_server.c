@@ -599,7 +599,11 @@ static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct
     const ca_settings *cfg = &l->c->cfg;
     unsigned connections = connection_limit(l->c);
     if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections) != CT_OK) return NULL;
-    if (addr->ss_family == AF_INET6) flags |= MHD_USE_IPv6; /* else libmicrohttpd makes an IPv4 socket for it */
+    if (addr->ss_family == AF_INET6) { /* else libmicrohttpd makes an IPv4 socket for it */
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+        /* [::] and an IPv4-mapped address serve IPv4 clients too, seen as IPv4-mapped (ca_addr_key: IPv4 ones) */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_V4MAPPED(a6) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    }
     /* A thread per connection: a request waits for its own group commit and nothing else. In a pool, each
      * connection stays with the worker that accepted it, and one worker often took several of a burst (all eight
      * of the bench's, now and then): their requests then waited for each other's commits. ITC: MHD_quiesce_daemon

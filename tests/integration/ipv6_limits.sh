@@ -2,7 +2,8 @@
 # Per-address limits key an IPv6 client by its /64 (it has 2^64 addresses): connections per address
 # (server.per_ip_connections), the OCSP signature budget and the counted refusals, on a CA listening on ::1. Two
 # addresses of one /64 (loopback aliases this test adds when it may: root and `ip`) count as one client; an address
-# of another /64 does not; log lines still name the whole address. IPv4-mapped addresses: tests/unit/test_ca.c.
+# of another /64 does not; log lines still name the whole address. A dual-stack listener's IPv4 clients (IPv4-mapped
+# addresses) are each keyed as their IPv4 address.
 # Usage: ipv6_limits.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -92,4 +93,24 @@ check_eq "... the malformed requests of both addresses in one count of that acto
   "$(sql "$DB" "select detail from audit where action = 'ocsp.request' and actor = 'anonymous:$PREFIX'" | cut -d' ' -f1-2)"
 check_eq "no refusal is counted under a whole IPv6 address" 0 \
   "$(sql "$DB" "select count(*) from audit where actor like 'anonymous:%' and actor not like '%/64'")"
+
+# ---- a dual-stack listener: its IPv4 clients arrive IPv4-mapped (::ffff:127.0.0.2), each keyed as its IPv4 address
+# (not all of them as the /64 ::/64) ----
+CA_HOST='[::ffff:127.0.0.1]' WITH_HTTP=1 start_ca "$CA"
+python3 "$CLIENTS" fill "127.0.0.1:$HTTP_PORT" 127.0.0.2,127.0.0.3 4 "$WORK/go_m" "$WORK/fill_m.out" &
+FILL_M=$!; BG_PIDS+=("$FILL_M")
+for _ in $(seq 1 400); do grep -q '^held' "$WORK/fill_m.out" 2>/dev/null && break; sleep 0.05; done
+check_eq "two IPv4 clients of an IPv6 socket hold 4 connections each" "held 8" "$(grep '^held' "$WORK/fill_m.out")"
+touch "$WORK/go_m"
+stop_bg
+python3 "$CLIENTS" ocsp "127.0.0.1:$HTTP_PORT" 127.0.0.2 "$WORK/nonce.req" 2 "$WORK/m2"
+python3 "$CLIENTS" ocsp "127.0.0.1:$HTTP_PORT" 127.0.0.3 "$WORK/nonce.req" 1 "$WORK/m3"
+check_eq "127.0.0.2 spends its OCSP budget: its first answer echoes the nonce, ..." "good $WANT" "$(answer_nonce "$WORK/m2.1")"
+check_eq "... its second does not" "good none" "$(answer_nonce "$WORK/m2.2")"
+check_eq "127.0.0.3 has a budget of its own" "good $WANT" "$(answer_nonce "$WORK/m3.1")"
+check "log lines name the address as the socket saw it" grep -q 'path="/ocsp" status=200 .*addr="::ffff:127.0.0.2"' \
+  "$WORK/server.log"
+cleanup_server
+check_eq "the refusal is counted for anonymous:127.0.0.2" 1 \
+  "$(sql "$DB" "select count(*) from audit where action = 'ocsp.budget' and actor = 'anonymous:127.0.0.2'")"
 finish
