@@ -60,6 +60,10 @@ static const ct_setting setting_rows[] = {
     {"ocsp.url", "http://127.0.0.1:8080/ocsp", "OCSP responder URL written into device certificates; empty: none"},
     {"ocsp.validity_hours", "12", "OCSP response nextUpdate after thisUpdate; re-signed at half of it and on revocation"},
     {"ocsp.cache_entries", "65536", "pre-signed OCSP responses kept in memory (about 1.5 KiB each)"},
+    {"ocsp.signatures_per_minute", "120",
+     "OCSP answers the token signs for one request alone (a nonce, several certificates, an unknown serial) per client "
+     "address (IPv6: per /64) and minute, as many at once; past it a nonce is left out (the pre-signed answer) and "
+     "the rest is answered tryLater, counted as refusals"},
     {"server.listen", "127.0.0.1:8443", "address:port of the HTTPS server"},
     {"server.names", "localhost", "DNS names of the CA server (comma-separated), in its TLS certificate"},
     {"server.ips", "127.0.0.1", "IPv4 addresses of the CA server (comma-separated), in its TLS certificate"},
@@ -161,6 +165,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "crl.validity_hours", 24, 1, 24 * 366, &s->crl_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.validity_hours", 12, 1, 24 * 366, &s->ocsp_hours));
     CT_GUARD(ct_config_get_int(cfg, "ocsp.cache_entries", 65536, 0, 1 << 24, &s->ocsp_cache));
+    CT_GUARD(ct_config_get_int(cfg, "ocsp.signatures_per_minute", 120, 1, 1000000, &s->ocsp_signatures_per_minute));
     CT_GUARD(ct_settings_copy(&schema, cfg, "key.log_note", s->note_key_uri, sizeof s->note_key_uri));
     CT_GUARD(origin_setting(&schema, cfg, s));
     CT_GUARD(ct_settings_copy_path(&schema, cfg, "log.witnesses", dir, s->witnesses_path, sizeof s->witnesses_path));

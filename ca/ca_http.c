@@ -1,5 +1,7 @@
 /* What every HTTP route shares, apart from libmicrohttpd (ca_server.c): answers and their errors, media types,
- * and where a browser says a request comes from. No HTTP library here. */
+ * where a browser says a request comes from, and the client address as a limit key. No HTTP library here. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
 
@@ -90,4 +92,73 @@ ct_err ca_http_same_origin(const ca_http_request *rq, bool changes_state)
     CT_ENSURE_RET(!changes_state || rq->origin || site,
                   ct_fail(CT_ERR_FORBIDDEN, "a request that changes state must send Origin: https://%.80s", host));
     return CT_OK;
+}
+
+/* ---- the client address as a limit key ---- */
+
+#define IPV6_PREFIX_BYTES 8 /* a /64: what one IPv6 client (a home, a host with SLAAC privacy addresses) is given */
+
+static const uint8_t v4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static void local_key(ca_addr_key *key) { memset(key->b, 0xff, sizeof key->b); } /* multicast: no client's source */
+
+static void v4_key(const void *addr4, ca_addr_key *key)
+{
+    memcpy(key->b, v4_mapped_prefix, sizeof v4_mapped_prefix);
+    memcpy(key->b + sizeof v4_mapped_prefix, addr4, 4);
+}
+
+static void v6_key(const uint8_t addr6[16], ca_addr_key *key)
+{
+    if (memcmp(addr6, v4_mapped_prefix, sizeof v4_mapped_prefix) == 0) { /* an IPv4 client of a dual-stack socket */
+        v4_key(addr6 + sizeof v4_mapped_prefix, key);
+        return;
+    }
+    memset(key->b, 0, sizeof key->b);
+    memcpy(key->b, addr6, IPV6_PREFIX_BYTES);
+}
+
+void ca_addr_key_of(const struct sockaddr *sa, ca_addr_key *key)
+{
+    if (sa && sa->sa_family == AF_INET)
+        v4_key(&((const struct sockaddr_in *)(const void *)sa)->sin_addr, key);
+    else if (sa && sa->sa_family == AF_INET6)
+        v6_key(((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, key);
+    else
+        local_key(key);
+}
+
+void ca_addr_key_of_text(const char *source, ca_addr_key *key)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (source && inet_pton(AF_INET, source, &a4) == 1) v4_key(&a4, key);
+    else if (source && inet_pton(AF_INET6, source, &a6) == 1) v6_key(a6.s6_addr, key);
+    else local_key(key);
+}
+
+bool ca_addr_key_equal(const ca_addr_key *a, const ca_addr_key *b) { return memcmp(a->b, b->b, sizeof a->b) == 0; }
+
+uint64_t ca_fnv1a(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
+    return h;
+}
+
+uint64_t ca_addr_key_hash(const ca_addr_key *key) { return ca_fnv1a(key->b, sizeof key->b); }
+
+void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX])
+{
+    ca_addr_key local;
+    local_key(&local);
+    out[0] = '\0';
+    if (ca_addr_key_equal(key, &local)) {
+        if (ct_snprintf(out, CA_ADDR_KEY_TEXT_MAX, "local") != CT_OK) out[0] = '\0';
+    } else if (memcmp(key->b, v4_mapped_prefix, sizeof v4_mapped_prefix) == 0) {
+        if (!inet_ntop(AF_INET, key->b + sizeof v4_mapped_prefix, out, CA_ADDR_KEY_TEXT_MAX)) out[0] = '\0';
+    } else if (inet_ntop(AF_INET6, key->b, out, CA_ADDR_KEY_TEXT_MAX)) {
+        size_t n = strlen(out);
+        if (ct_snprintf(out + n, CA_ADDR_KEY_TEXT_MAX - n, "/64") != CT_OK) out[0] = '\0';
+    }
 }

@@ -5,6 +5,10 @@
  * Speed: the answer for one certificate without a nonce stays the same until the certificate is revoked or
  * the answer nears its nextUpdate, so it is signed once in the token, kept, and sent again as it is (RFC 6960
  * allows pre-produced responses). An answer with a nonce, or for several certificates, is signed per request.
+ * Those (and answers for an unknown serial) are within a budget per client address (ocsp.signatures_per_minute, an
+ * IPv6 client by its /64): one address made the token sign ~1,200 a second and tripled enrollment latency. Past it
+ * a nonce is left out and the pre-signed answer sent (RFC 8954 3: a responder may ignore the nonce), anything else
+ * gets tryLater (RFC 6960 2.3), and either is counted as a refusal of that address (ca_refusals.c).
  * Revocations, made by this process or another, move the database's revocation epoch; requests notice within
  * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is dropped (a generation count).
  * Several nodes: every node signs its own OCSP answers (so a revocation on any node is in every node's OCSP answers
@@ -25,6 +29,9 @@
 #define HOUR_SECONDS 3600
 #define OCSP_PROBES 8
 #define OCSP_CERT_ID_MAX 128
+#define OCSP_BUDGET_SLOTS 4096 /* client addresses whose budget is kept: a power of two */
+#define OCSP_BUDGET_PROBES 8
+#define MINUTE_US 60000000LL
 #define OCSP_REQUEST_TYPE "application/ocsp-request"
 #define OCSP_RESPONSE_TYPE "application/ocsp-response"
 #define SERVER_ACTOR "ca-server"
@@ -38,6 +45,13 @@ typedef struct {
     size_t cert_id_len;
     ct_buf response;
 } ocsp_slot;
+
+/* One client address's budget of signatures (ocsp.signatures_per_minute) as a token bucket kept as the time it is
+ * full again (GCRA): a slot never used (0) and a full bucket are alike, so taking one's slot loses nothing. */
+typedef struct {
+    ca_addr_key key;
+    int64_t full_at_us; /* monotonic */
+} ocsp_budget;
 
 /* The OCSP answers of one issuing CA generation: the current device one's by the delegated responder (its
  * certificate, then the issuer; the device issuing CA certifies it), every other one's by that generation's own
@@ -74,6 +88,9 @@ struct ca_revocation {
     ocsp_slot *slots;
     size_t n_slots;          /* a power of two, or 0: nothing is kept */
     uint64_t generation;     /* under cache_lock */
+    pthread_mutex_t budget_mu;
+    bool budget_mu_ok;
+    ocsp_budget *budgets;    /* OCSP_BUDGET_SLOTS, under budget_mu */
 };
 
 /* ---- the CRL and the revocation epoch ---- */
@@ -319,7 +336,11 @@ ct_err ca_revocation_start(ca *c)
     c->rev = r;
     r->mu_ok = pthread_mutex_init(&r->mu, NULL) == 0;
     r->cache_lock_ok = pthread_rwlock_init(&r->cache_lock, NULL) == 0;
-    CT_ENSURE_MSG(r->mu_ok && r->cache_lock_ok, CT_ERR_INTERNAL, "cannot create the revocation locks");
+    r->budget_mu_ok = pthread_mutex_init(&r->budget_mu, NULL) == 0;
+    CT_ENSURE_MSG(r->mu_ok && r->cache_lock_ok && r->budget_mu_ok, CT_ERR_INTERNAL,
+                  "cannot create the revocation locks");
+    r->budgets = calloc(OCSP_BUDGET_SLOTS, sizeof *r->budgets);
+    CT_ENSURE(r->budgets, CT_ERR_NOMEM);
     r->generation = 1;
     const ca_signer *ocsp = &c->signers[CA_KEY_OCSP];
     r->first_device = -1;
@@ -361,9 +382,11 @@ void ca_revocation_stop(ca *c)
     if (!r) return;
     for (size_t i = 0; r->slots && i < r->n_slots; i++) ct_buf_free(&r->slots[i].response);
     free(r->slots);
+    free(r->budgets);
     for (size_t i = 0; i < CA_GENERATIONS_MAX; i++) ct_buf_free(&r->crl[i]);
     if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
     if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
+    if (r->budget_mu_ok) (void)pthread_mutex_destroy(&r->budget_mu);
     free(r);
     c->rev = NULL;
 }
@@ -419,18 +442,11 @@ cleanup:
 
 /* ---- kept OCSP answers ---- */
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
-}
-
 /* Copies a kept, current answer for this CertID into `out`; false when there is none. */
 static bool cache_get(ca_revocation *r, const pki_ocsp_cert_id *id, time_t now, ct_buf *out, pki_ocsp_status *st)
 {
     if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX) return false;
-    uint64_t h = fnv1a(id->der, id->der_len);
+    uint64_t h = ca_fnv1a(id->der, id->der_len);
     bool hit = false;
     if (pthread_rwlock_rdlock(&r->cache_lock) != 0) return false;
     for (size_t k = 0; k < OCSP_PROBES && !hit; k++) {
@@ -457,7 +473,7 @@ static void cache_put(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t gen
         ct_buf_free(&copy);
         return;
     }
-    uint64_t h = fnv1a(id->der, id->der_len);
+    uint64_t h = ca_fnv1a(id->der, id->der_len);
     if (pthread_rwlock_wrlock(&r->cache_lock) != 0) {
         ct_buf_free(&copy);
         return;
@@ -497,13 +513,38 @@ static ct_err answer_status(ca_http_answer *ans, int status, const char *why)
     return pki_ocsp_response_status(status, &ans->body);
 }
 
-/* Looks each certificate up and signs one answer for all of them. */
-static ct_err sign_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, ct_buf *response,
-                          pki_ocsp_status *first)
+/* Takes one signature from the budget of the client at `source`; false when it has none left. Its slot is its own,
+ * a never used one, or the fullest within its probe window: one address can use up only its own budget (taking
+ * another's slot gives that one a full bucket, never less). */
+static bool budget_take(ca *c, const char *source)
+{
+    ca_revocation *r = c->rev;
+    ca_addr_key key;
+    ca_addr_key_of_text(source, &key);
+    int64_t now = ct_now_ms() * 1000, per = MINUTE_US / c->cfg.ocsp_signatures_per_minute;
+    uint64_t h = ca_addr_key_hash(&key);
+    if (pthread_mutex_lock(&r->budget_mu) != 0) return false;
+    ocsp_budget *b = NULL;
+    for (size_t k = 0; k < OCSP_BUDGET_PROBES; k++) {
+        ocsp_budget *s = &r->budgets[(h + k) & (OCSP_BUDGET_SLOTS - 1)];
+        if (ca_addr_key_equal(&s->key, &key)) {
+            b = s;
+            break;
+        }
+        if (!b || s->full_at_us < b->full_at_us) b = s;
+    }
+    if (!ca_addr_key_equal(&b->key, &key)) *b = (ocsp_budget){.key = key, .full_at_us = 0};
+    int64_t from = b->full_at_us > now ? b->full_at_us : now;
+    bool left = from + per - now <= MINUTE_US; /* a bucket of ocsp.signatures_per_minute */
+    if (left) b->full_at_us = from + per;
+    (void)pthread_mutex_unlock(&r->budget_mu);
+    return left;
+}
+
+/* Looks each certificate up. */
+static ct_err look_up(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, pki_ocsp_single *single)
 {
     ct_err rc = CT_OK;
-    ct_buf part = CT_BUF_INIT;
-    pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
     for (size_t i = 0; i < req->n; i++) {
         const pki_ocsp_cert_id *id = &req->ids[i];
         db_cert_state st;
@@ -519,7 +560,16 @@ static ct_err sign_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req,
         single[i].reason = st.reason;
     }
     rc = CT_OK;
-    *first = single[0].status;
+cleanup:
+    return rc;
+}
+
+/* Signs one answer for all the certificates looked up. */
+static ct_err sign_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, const pki_ocsp_single *single,
+                          ct_buf *response)
+{
+    ct_err rc = CT_OK;
+    ct_buf part = CT_BUF_INIT;
     pki_ocsp_responder r = o->responder;
     r.produced_at = r.this_update = time(NULL);
     r.next_update = r.this_update + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS;
@@ -530,9 +580,17 @@ cleanup:
     return rc;
 }
 
-/* The answer to a DER OCSPRequest (outside input). Refusals of the request itself are OCSP statuses in an
- * HTTP 200; `*malformed` tells the caller to audit one. */
-static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answer *ans, bool *malformed)
+/* A request past its client's budget (budget_take) is counted as a refusal of that client: an officer sees who. */
+static void over_budget(ca *c, const char *source, const char *then)
+{
+    (void)ca_refuse_anonymous(c, source, "ocsp.budget", "",
+                              ct_fail(CT_ERR_UNAVAILABLE, "over ocsp.signatures_per_minute: %s", then));
+}
+
+/* The answer to a DER OCSPRequest (outside input) from the client at `source`. Refusals of the request itself are
+ * OCSP statuses in an HTTP 200; `*malformed` tells the caller to audit one. */
+static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size_t len, ca_http_answer *ans,
+                             bool *malformed)
 {
     ca_revocation *r = c->rev;
     pki_ocsp_request req;
@@ -552,26 +610,42 @@ static ct_err answer_request(ca *c, const uint8_t *der, size_t len, ca_http_answ
             return answer_status(ans, PKI_OCSP_UNAUTHORIZED, "unauthorized: a certificate of another issuer");
     refresh(c, false);
     time_t now = time(NULL);
-    bool keepable = req.n == 1 && !req.nonce;
-    bool kept = keepable && cache_get(r, &req.ids[0], now, &ans->body, &st);
+    bool nonce_left_out = false;
+    bool kept = req.n == 1 && !req.nonce && cache_get(r, &req.ids[0], now, &ans->body, &st);
     if (!kept) {
         (void)pthread_rwlock_rdlock(&r->cache_lock);
         uint64_t generation = r->generation; /* before reading the database: a revocation since makes it stale */
         (void)pthread_rwlock_unlock(&r->cache_lock);
-        ct_err rc = sign_answer(c, o, &req, &ans->body, &st);
+        pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
+        ct_err rc = look_up(c, o, &req, single);
+        st = single[0].status;
+        /* An answer that is not kept is signed for this request alone: within the client's budget. */
+        if (rc == CT_OK && (req.n > 1 || req.nonce || st == PKI_OCSP_UNKNOWN) && !budget_take(c, source)) {
+            if (req.n > 1 || st == PKI_OCSP_UNKNOWN) { /* no answer to send instead */
+                over_budget(c, source, "tryLater");
+                return answer_status(ans, PKI_OCSP_TRY_LATER, "tryLater: over ocsp.signatures_per_minute");
+            }
+            over_budget(c, source, "answered without its nonce (pre-signed)");
+            req.nonce = NULL;
+            req.nonce_len = 0;
+            nonce_left_out = true;
+            kept = cache_get(r, &req.ids[0], now, &ans->body, &st);
+        }
+        if (rc == CT_OK && !kept) rc = sign_answer(c, o, &req, single, &ans->body);
         if (rc != CT_OK) {
             ct_log(CT_LOG_ERROR, "ocsp_sign", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
             return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see the error above");
         }
         /* Unknown serials are not kept: anyone can ask for any number of them. */
-        if (keepable && st != PKI_OCSP_UNKNOWN)
+        if (!kept && req.n == 1 && !req.nonce && st != PKI_OCSP_UNKNOWN)
             cache_put(r, &req.ids[0], generation, now + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS / 2, st, &ans->body);
     }
     ans->status = 200;
     ans->content_type = OCSP_RESPONSE_TYPE;
     return ct_snprintf(ans->reason, sizeof ans->reason, "%s serial=%s%s%s%s", status_names[st],
                        *req.ids[0].serial_hex ? req.ids[0].serial_hex : "-", req.n > 1 ? " (+more)" : "",
-                       req.nonce ? " nonce" : "", kept ? " pre-signed" : "");
+                       req.nonce ? " nonce" : (nonce_left_out ? " nonce left out (over budget)" : ""),
+                       kept ? " pre-signed" : "");
 }
 
 ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
@@ -608,7 +682,7 @@ ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         rc = ct_fail(CT_ERR_METHOD, "/ocsp takes GET or POST");
         goto cleanup;
     }
-    CT_GUARD(answer_request(c, der ? der : (const uint8_t *)"", len, ans, &malformed));
+    CT_GUARD(answer_request(c, rq->source, der ? der : (const uint8_t *)"", len, ans, &malformed));
     if (malformed) (void)ca_refuse_anonymous(c, rq->source, "ocsp.request", "", ct_fail(CT_ERR_BAD_DER, "%s", ans->reason));
 cleanup:
     ct_buf_free(&decoded);

@@ -52,6 +52,7 @@ typedef struct {
     long crl_hours;         /* CRL nextUpdate - thisUpdate */
     long ocsp_hours;        /* OCSP nextUpdate - thisUpdate */
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
+    long ocsp_signatures_per_minute; /* OCSP answers signed for one request alone, per client address (its key) */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
     long witness_max_age_s; /* the console flags a witness whose newest cosignature is older */
     long witnesses_required; /* the console flags a newest checkpoint with fewer configured witnesses' cosignatures */
@@ -238,6 +239,22 @@ typedef struct {
 } ca_http_request;
 
 void ca_http_answer_free(ca_http_answer *ans);
+
+/* A client address as the key of a per-address limit: an IPv4 address (an IPv4-mapped IPv6 one too) as it is, an
+ * IPv6 one by its /64 (one client has all of it), an empty or unreadable one ("local": in-process) as one key of its
+ * own. Kept as 16 bytes (IPv4 as ::ffff:a.b.c.d) for the fixed-size tables that count per address. */
+typedef struct {
+    uint8_t b[16];
+} ca_addr_key;
+#define CA_ADDR_KEY_TEXT_MAX 48 /* an IPv6 /64 ("2001:db8:1:2::/64"), an IPv4 address or "local" */
+void ca_addr_key_of(const struct sockaddr *sa, ca_addr_key *key);
+void ca_addr_key_of_text(const char *source, ca_addr_key *key);
+bool ca_addr_key_equal(const ca_addr_key *a, const ca_addr_key *b);
+uint64_t ca_addr_key_hash(const ca_addr_key *key);
+/* "a.b.c.d", "2001:db8:1:2::/64" or "local": how refusals name the client they count. */
+void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX]);
+/* FNV-1a: the in-memory tables' hash (keys from outside are bounded per slot, not trusted to spread). */
+uint64_t ca_fnv1a(const uint8_t *p, size_t n);
 /* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
 /* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread: a thread that verifies a signature calls this

@@ -3,12 +3,12 @@
  * a station certificate, an officer route without an officer), and those of a certificate that reached the officer
  * door it may not open or came from another site's page (a browser sends the officer's certificate with whatever a
  * page asks for). A row with an fsync each let one client grow the audit log by ~0.8 MB/s and slow issuance by a
- * third. While the server runs they are kept per (actor, action, reason), the actor "anonymous:ADDRESS" or the
- * party's own ("officer:bob"), and written every audit.anonymous_interval_s as one audit row each. At most
- * REFUSAL_ROWS_PER_ACTOR keys per actor (its further kinds in one overflow row of its own, so that one address
- * cannot push the others out) and audit.anonymous_max_rows keys in all per interval (the rest in one overflow row):
- * the audit grows by a bounded number of rows per interval whatever the flood. Refusals of what an authenticated
- * party asked for (a station's serial, an officer's revocation) are still audited one by one. */
+ * third. While the server runs they are kept per (actor, action, reason), the actor "anonymous:ADDRESS" (an IPv6
+ * client's /64: ca_addr_key) or the party's own ("officer:bob"), and written every audit.anonymous_interval_s as one
+ * audit row each. At most REFUSAL_ROWS_PER_ACTOR keys per actor (its further kinds in one overflow row of its own,
+ * so that one address cannot push the others out) and audit.anonymous_max_rows keys in all per interval (the rest in
+ * one overflow row): the audit grows by a bounded number of rows per interval whatever the flood. Refusals of what
+ * an authenticated party asked for (a station's serial, an officer's revocation) are still audited one by one. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
@@ -219,9 +219,12 @@ static ct_err count(ca *c, const char *actor, const char *action, ct_err why)
 ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const char *subject, ct_err why)
 {
     if (!c->refusals) return ca_audit_refusal(c, action, "unknown", subject, why); /* not serving: one row, as any refusal */
-    char actor[DB_NAME_MAX];
-    if (ct_snprintf(actor, sizeof actor, "anonymous:%.*s", (int)sizeof actor - 11,
-                    source && *source ? source : "local") != CT_OK)
+    /* Keyed as every per-address limit: an IPv6 client by its /64, or one client could take every row. */
+    char actor[DB_NAME_MAX], client[CA_ADDR_KEY_TEXT_MAX];
+    ca_addr_key key;
+    ca_addr_key_of_text(source, &key);
+    ca_addr_key_text(&key, client);
+    if (ct_snprintf(actor, sizeof actor, "anonymous:%s", client) != CT_OK)
         copy_truncated(actor, sizeof actor, "anonymous");
     return count(c, actor, action, why);
 }

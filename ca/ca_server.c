@@ -3,7 +3,8 @@
  * collect the request, ask ca_est_handle (or the CRL / OCSP handler), send its answer, log one line.
  * A second, plain-HTTP daemon serves /crl and /ocsp only: revocation clients rarely speak TLS, and what they
  * fetch is signed.
- * Limits: connections per client address (server.per_ip_connections), an idle timeout that also ends
+ * Limits: connections per client address (server.per_ip_connections; an IPv6 client's /64 is one address, counted
+ * here, conn_counts), an idle timeout that also ends
  * handshakes that never finish (server.idle_timeout), a total per listener (server.max_connections, within the
  * descriptors the process may open), each connection a thread with a stack of CONNECTION_STACK.
  * SIGTERM or SIGINT: stop accepting, let the requests under way finish (up to server.drain_seconds), then stop. */
@@ -55,10 +56,29 @@ typedef struct {
 static atomic_long in_flight;
 static atomic_bool stopping;
 
+/* Connections per client address (server.per_ip_connections), counted here rather than by libmicrohttpd, which
+ * keys on the whole address: an IPv6 client has a /64 of them (ca_addr_key). A slot per address that holds
+ * connections, so at most the listener's connection limit, in a table of twice that (linear probing). The accept
+ * policy (the listening thread) reads a count; the connection's start (the same thread, before the next accept)
+ * adds to it, its end (its own thread) takes from it. */
+typedef struct {
+    ca_addr_key key;
+    unsigned n; /* 0: a free slot */
+} conn_count;
+
+typedef struct {
+    pthread_mutex_t mu;
+    bool mu_ok;
+    conn_count *slots;
+    size_t n_slots; /* a power of two */
+    unsigned per_address;
+} conn_counts;
+
 /* What a daemon serves: the whole CA over HTTPS, or only the revocation routes over plain HTTP. */
 typedef struct {
     ca *c;
     bool plain;
+    conn_counts counts;
 } listener;
 
 /* ---- the TLS key, signing inside the token ---- */
@@ -185,15 +205,83 @@ void ca_thread_crypto_cache_track(void)
 typedef struct {
     int64_t checked_at_ms;
     bool checked, trusted;
+    bool counted; /* in its listener's conn_counts, under `key` */
+    ca_addr_key key;
 } conn_ctx;
+
+static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_address)
+{
+    for (t->n_slots = 1; t->n_slots < 2 * (size_t)connections; t->n_slots *= 2) {}
+    t->per_address = per_address;
+    t->slots = calloc(t->n_slots, sizeof *t->slots);
+    t->mu_ok = pthread_mutex_init(&t->mu, NULL) == 0;
+    CT_ENSURE_RET(t->slots && t->mu_ok, ct_fail(CT_ERR_NOMEM, "cannot make the per-address connection counts"));
+    return CT_OK;
+}
+
+static void counts_free(conn_counts *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+    if (t->mu_ok) (void)pthread_mutex_destroy(&t->mu);
+    t->mu_ok = false;
+}
+
+/* The slot of `key`: its own, else (`add`) the free one where it goes; NULL when it has none. Under t->mu. */
+static conn_count *counts_slot(conn_counts *t, const ca_addr_key *key, bool add)
+{
+    size_t mask = t->n_slots - 1;
+    for (size_t k = 0, i = ca_addr_key_hash(key) & mask; k < t->n_slots; k++, i = (i + 1) & mask) {
+        conn_count *s = &t->slots[i];
+        if (!s->n) {
+            if (add) s->key = *key;
+            return add ? s : NULL;
+        }
+        if (ca_addr_key_equal(&s->key, key)) return s;
+    }
+    return NULL;
+}
+
+/* One connection of `key` fewer; a slot left empty is filled from further along its probe run (backward shift), so
+ * that no lookup stops early at it. Under t->mu. */
+static void counts_release(conn_counts *t, const ca_addr_key *key)
+{
+    conn_count *s = counts_slot(t, key, false);
+    if (!s || --s->n) return;
+    size_t mask = t->n_slots - 1, hole = (size_t)(s - t->slots);
+    for (size_t j = (hole + 1) & mask; t->slots[j].n; j = (j + 1) & mask) {
+        size_t home = ca_addr_key_hash(&t->slots[j].key) & mask;
+        if (((j - home) & mask) >= ((j - hole) & mask)) { /* the hole lies between its home and it */
+            t->slots[hole] = t->slots[j];
+            t->slots[j].n = 0;
+            hole = j;
+        }
+    }
+}
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls, (void)conn;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = calloc(1, sizeof(conn_ctx));
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        free(*socket_context);
+    listener *l = cls;
+    conn_ctx *cc = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        cc = calloc(1, sizeof *cc);
+        *socket_context = cc;
+        if (!cc) return;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        ca_addr_key_of(ci ? ci->client_addr : NULL, &cc->key);
+        (void)pthread_mutex_lock(&l->counts.mu);
+        conn_count *s = counts_slot(&l->counts, &cc->key, true);
+        if (s) s->n++;
+        cc->counted = s != NULL;
+        (void)pthread_mutex_unlock(&l->counts.mu);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (cc && cc->counted) {
+            (void)pthread_mutex_lock(&l->counts.mu);
+            counts_release(&l->counts, &cc->key);
+            (void)pthread_mutex_unlock(&l->counts.mu);
+        }
+        free(cc);
         *socket_context = NULL;
     }
 }
@@ -429,9 +517,8 @@ static pthread_mutex_t library_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t library_log_last_ms;
 static long library_log_skipped;
 
-static void library_log(void *cls, const char *fmt, va_list ap)
+static void log_limited(const char *msg)
 {
-    (void)cls;
     int64_t now = ct_now_ms();
     (void)pthread_mutex_lock(&library_log_mu);
     bool quiet = now - library_log_last_ms < 1000;
@@ -439,7 +526,12 @@ static void library_log(void *cls, const char *fmt, va_list ap)
     library_log_skipped = quiet ? library_log_skipped + 1 : 0;
     if (!quiet) library_log_last_ms = now;
     (void)pthread_mutex_unlock(&library_log_mu);
-    if (quiet) return;
+    if (!quiet) ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", CT_LOGQ(msg), left_out);
+}
+
+static void library_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
     char msg[256];
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -447,7 +539,25 @@ static void library_log(void *cls, const char *fmt, va_list ap)
 #pragma GCC diagnostic pop
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", CT_LOGQ(msg), left_out);
+    log_limited(msg);
+}
+
+/* The accept policy: a client address (ca_addr_key) at server.per_ip_connections has its new connection closed at
+ * once, logged as libmicrohttpd logs its own limits. */
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addr_len)
+{
+    (void)addr_len;
+    listener *l = cls;
+    ca_addr_key key;
+    ca_addr_key_of(addr, &key);
+    (void)pthread_mutex_lock(&l->counts.mu);
+    const conn_count *s = counts_slot(&l->counts, &key, false);
+    bool room = !s || s->n < l->counts.per_address;
+    (void)pthread_mutex_unlock(&l->counts.mu);
+    if (!room)
+        log_limited("Server reached connection limit of one client address (server.per_ip_connections). "
+                    "Closing inbound connection.");
+    return room ? MHD_YES : MHD_NO;
 }
 
 static void library_log_flush(void)
@@ -483,20 +593,27 @@ static unsigned connection_limit(const ca *c)
 #define CONNECTION_STACK ((size_t)1 << 20)
 
 /* One daemon: the options both share, then `extra` (TLS). NULL when it cannot listen. */
-static struct MHD_Daemon *start_daemon(const listener *l, unsigned flags, const struct sockaddr_storage *addr,
+static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct sockaddr_storage *addr,
                                        const struct MHD_OptionItem *extra)
 {
     const ca_settings *cfg = &l->c->cfg;
+    unsigned connections = connection_limit(l->c);
+    if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections) != CT_OK) return NULL;
+    if (addr->ss_family == AF_INET6) { /* else libmicrohttpd makes an IPv4 socket for it */
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+        /* [::] and an IPv4-mapped address serve IPv4 clients too, seen as IPv4-mapped (ca_addr_key: IPv4 ones) */
+        flags |= IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_V4MAPPED(a6) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+    }
     /* A thread per connection: a request waits for its own group commit and nothing else. In a pool, each
      * connection stays with the worker that accepted it, and one worker often took several of a burst (all eight
      * of the bench's, now and then): their requests then waited for each other's commits. ITC: MHD_quiesce_daemon
      * needs it in this thread mode. */
     return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                            0, NULL, NULL, on_request, (void *)l, MHD_OPTION_EXTERNAL_LOGGER, library_log, NULL,
+                            0, accept_policy, l, on_request, (void *)l, MHD_OPTION_EXTERNAL_LOGGER, library_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, connection_limit(l->c),
-                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->per_ip_connections,
+                            (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, connections,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)l,
                             MHD_OPTION_THREAD_STACK_SIZE, CONNECTION_STACK,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
                             NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
@@ -504,7 +621,7 @@ static struct MHD_Daemon *start_daemon(const listener *l, unsigned flags, const 
 
 /* The plain-HTTP daemon for /crl and /ocsp, or none (`where` empty). A failure is fatal when the address was
  * asked for on the command line, and only logged when it comes from the config: HTTPS serves the same routes. */
-static ct_err start_plain(const listener *l, const char *where, bool asked, struct MHD_Daemon **out)
+static ct_err start_plain(listener *l, const char *where, bool asked, struct MHD_Daemon **out)
 {
     static const struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
     struct sockaddr_storage addr;
@@ -549,7 +666,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     sigset_t stop;
     const char *where = listen ? listen : c->cfg.listen;
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
-    listener tls_listener = {c, false}, plain_listener = {c, true};
+    listener tls_listener = {.c = c, .plain = false}, plain_listener = {.c = c, .plain = true};
     int lock_fd = -1;
     atomic_store(&stopping, false);
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
@@ -595,7 +712,6 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
         {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)tls_retrieve_cert},
         {MHD_OPTION_HTTPS_MEM_TRUST, 0, trust.data},
         {MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
-        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
     daemons[0] = start_daemon(&tls_listener, MHD_USE_TLS, &addr, tls_options);
@@ -612,6 +728,8 @@ cleanup:
         if (daemons[i]) MHD_stop_daemon(daemons[i]); /* joins the worker threads */
         if (socks[i] != MHD_INVALID_SOCKET) close(socks[i]);
     }
+    counts_free(&tls_listener.counts);
+    counts_free(&plain_listener.counts);
     library_log_flush();
     ca_lease_stop(c); /* its thread wakes the log and revocation below: stopped first, the lease still held */
     ca_log_stop(c); /* after the daemons: their issuances get their tree head (if this node signs) */

@@ -278,6 +278,7 @@ CT_MUST_CHECK ct_err pki_ocsp_response(const pki_ocsp_responder *r, const uint8_
 /* An OCSPResponse that is only a status: malformedRequest 1, internalError 2, tryLater 3, unauthorized 6. */
 #define PKI_OCSP_MALFORMED 1
 #define PKI_OCSP_INTERNAL_ERROR 2
+#define PKI_OCSP_TRY_LATER 3
 #define PKI_OCSP_UNAUTHORIZED 6
 CT_MUST_CHECK ct_err pki_ocsp_response_status(int status, ct_buf *out);
 

@@ -50,14 +50,15 @@ wait_listening() {
 }
 
 # start_ca DIR: serves DIR's CA on a free loopback port; sets PORT and SERVER_PID, log in $WORK/server.log.
-# With WITH_HTTP=1 it also serves /crl and /ocsp over plain HTTP on HTTP_PORT (else no plain HTTP at all).
+# With WITH_HTTP=1 it also serves /crl and /ocsp over plain HTTP on HTTP_PORT (else no plain HTTP at all). With
+# CA_HOST='[::1]' both listen on IPv6 loopback instead.
 start_ca() {
-  local dir=$1 try http
+  local dir=$1 try http host=${CA_HOST:-127.0.0.1}
   for try in 1 2 3 4 5; do
     PORT=$((20000 + RANDOM % 40000))
     HTTP_PORT=$((20000 + RANDOM % 40000)); http=
-    [ "${WITH_HTTP:-0}" = 1 ] && http=127.0.0.1:$HTTP_PORT
-    "$CA_BIN" serve --dir "$dir" --listen "127.0.0.1:$PORT" --http-listen "$http" 2>"$WORK/server.log" &
+    [ "${WITH_HTTP:-0}" = 1 ] && http=$host:$HTTP_PORT
+    "$CA_BIN" serve --dir "$dir" --listen "$host:$PORT" --http-listen "$http" 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 600); do # up to 30 s: the start checks the whole audit chain, slow under ASan on a loaded machine
       grep -q 'event=listening' "$WORK/server.log" 2>/dev/null && return 0

@@ -9,10 +9,14 @@
       Sends an EST simpleenroll's headers with Expect: 100-continue, writes "continued" to OUT once the server
       has said 100 Continue (the request is under way), waits for the file GO to exist (at most 30 s), then
       sends the body and writes the answer's status line and body to OUT.
-  server_clients.py fill PORT ADDRESSES PER_ADDRESS GO OUT
-      From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections that never
-      start a TLS handshake, writes "held N" to OUT once the server has settled (N: those it did not close), then
-      holds them until the file GO exists (at most 30 s) and writes "closed".
+  server_clients.py fill [HOST:]PORT ADDRESSES PER_ADDRESS GO OUT
+      From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections to HOST
+      (127.0.0.1; "[::1]" for IPv6) that never start a TLS handshake, writes "held N" to OUT once the server has
+      settled (N: those it did not close), then holds them until the file GO exists (at most 30 s) and writes
+      "closed".
+  server_clients.py ocsp HOST:PORT SOURCE REQUEST COUNT OUT
+      From SOURCE, POSTs the DER OCSP request in the file REQUEST COUNT times over one keep-alive plain-HTTP
+      connection to HOST:PORT/ocsp; the answers' bodies go to OUT.1 ... OUT.COUNT.
   server_clients.py station PORT CADIR CERT KEY OUT GO:CSR_B64...
       One keep-alive mutual-TLS connection from 127.0.0.1: a GET of cacerts, "ready STATUS" to OUT; then for each
       GO:CSR_B64, once the file GO exists (at most 30 s), a simpleenroll on the same connection, "enroll N STATUS"
@@ -31,19 +35,25 @@ def write(path, text):
         f.write(text + "\n")
 
 
-def open_connections(port, addresses, count, half_hello=None):
-    """count TCP connections from each address to 127.0.0.1:port (every other one sends half_hello)."""
+def target(arg):
+    """(host, port) of "PORT" (127.0.0.1), "127.0.0.1:PORT" or "[::1]:PORT"."""
+    host, _, port = arg.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def open_connections(port, addresses, count, half_hello=None, host="127.0.0.1"):
+    """count TCP connections from each address to host:port (every other one sends half_hello)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < len(addresses) * count + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, len(addresses) * count + 64), hard))
     socks = []
     for address in addresses:
         for i in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
             s.bind((address, 0))
             s.settimeout(5)
             try:
-                s.connect(("127.0.0.1", port))
+                s.connect((host, port))
                 if half_hello and i % 2:
                     s.send(half_hello)
             except OSError:
@@ -111,8 +121,9 @@ def wait_for(path):
         time.sleep(0.05)
 
 
-def fill(port, addresses, per_address, go, out):
-    watch = Watch(open_connections(port, addresses.split(","), int(per_address)))
+def fill(where, addresses, per_address, go, out):
+    host, port = target(where)
+    watch = Watch(open_connections(port, addresses.split(","), int(per_address), host=host))
     deadline = time.monotonic() + 10
     while not watch.settled() and time.monotonic() < deadline:
         watch.round()
@@ -166,6 +177,18 @@ def station(port, cadir, cert, key, out, *steps):
     return 0
 
 
+def ocsp(where, source, request, count, out):
+    host, port = target(where)
+    body = open(request, "rb").read()
+    s = socket.create_connection((host, port), timeout=30, source_address=(source, 0))
+    for n in range(1, int(count) + 1):
+        s.sendall(b"POST /ocsp HTTP/1.1\r\nHost: %s\r\nContent-Type: application/ocsp-request\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (host.encode(), len(body), body))
+        with open("%s.%d" % (out, n), "wb") as f:
+            f.write(read_answer(s)[1])
+    s.close()
+
+
 def slow(port, cadir, cert, key, csr_b64, go, out):
     body = open(csr_b64, "rb").read()
     s = tls_connection(port, cadir, cert, key, 30)
@@ -196,7 +219,9 @@ if __name__ == "__main__":
     elif sys.argv[1] == "slow":
         sys.exit(slow(int(sys.argv[2]), *sys.argv[3:9]))
     elif sys.argv[1] == "fill":
-        fill(int(sys.argv[2]), *sys.argv[3:7])
+        fill(*sys.argv[2:7])
+    elif sys.argv[1] == "ocsp":
+        ocsp(*sys.argv[2:7])
     elif sys.argv[1] == "station":
         sys.exit(station(int(sys.argv[2]), *sys.argv[3:]))
     else:

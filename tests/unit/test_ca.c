@@ -1,5 +1,7 @@
 /* The enrollment policy, called directly (no HTTP), on a real CA: SoftHSM token, SQLite file. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,15 +169,73 @@ START_TEST(counted_refusals_are_bounded_per_client)
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(ca_refuse_anonymous(the_ca, "10.0.0.2", "est.enroll", "", ct_fail(CT_ERR_UNAUTHENTICATED, "none")),
                          CT_ERR_UNAUTHENTICATED);
+    /* One client whatever address it takes: an IPv4 one mapped into IPv6, any of an IPv6 /64. */
+    (void)ca_refuse_anonymous(the_ca, "::ffff:10.0.0.2", "est.enroll", "", ct_fail(CT_ERR_UNAUTHENTICATED, "none"));
+    const char *const v6[] = {"2001:db8:1:2::1", "2001:db8:1:2:ffff:eeee:dddd:cccc", "2001:db8:1:2::1"};
+    for (size_t i = 0; i < 3; i++)
+        (void)ca_refuse_anonymous(the_ca, v6[i], "est.enroll", "", ct_fail(CT_ERR_UNAUTHENTICATED, "none"));
     ca_refusals_stop(the_ca); /* writes the counts */
+    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:2001:db8:1:2::/64' and detail like '3 refused from %: none'"), 1);
+    ck_assert_int_eq(count_rows("audit where actor like 'anonymous:2001:%' and actor != 'anonymous:2001:db8:1:2::/64'"), 0);
     ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.1' and action = 'est.enroll'"), 8);
     ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.1' and action = 'audit.overflow' and detail like '12 refused from %'"), 1);
     ck_assert_int_eq(count_rows("audit where actor = 'officer:bob' and action = 'officer.csrf' and detail like '1 refused from %: origin %'"), 8);
     ck_assert_int_eq(count_rows("audit where actor = 'officer:bob' and action = 'audit.overflow' and detail like '12 refused from %'"), 1);
-    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.2' and detail like '2 refused from %: none'"), 1);
+    ck_assert_int_eq(count_rows("audit where actor = 'anonymous:10.0.0.2' and detail like '3 refused from %: none'"), 1);
     ck_assert_int_eq(count_rows("audit where actor = 'anonymous:*'"), 0);
     db_audit_report report;
     ck_assert_int_eq(ca_audit_verify(the_ca, &report), CT_OK);
+}
+END_TEST
+
+/* Per-address limits key a client by what it cannot vary at will: an IPv4 address whole (IPv4-mapped into IPv6
+ * too: a dual-stack socket's view of it), an IPv6 address by its /64, from text (refusals, OCSP) or a socket address
+ * (connections) alike. */
+START_TEST(client_addresses_key_ipv6_by_its_64)
+{
+    ca_addr_key a, b;
+    char text[CA_ADDR_KEY_TEXT_MAX];
+    ca_addr_key_of_text("2001:db8:1:2::1", &a);
+    ca_addr_key_of_text("2001:db8:1:2:ffff:eeee:dddd:cccc", &b);
+    ck_assert(ca_addr_key_equal(&a, &b));
+    ca_addr_key_text(&a, text);
+    ck_assert_str_eq(text, "2001:db8:1:2::/64");
+    ca_addr_key_of_text("2001:db8:1:3::1", &b);
+    ck_assert(!ca_addr_key_equal(&a, &b));
+    ca_addr_key_of_text("::1", &b);
+    ca_addr_key_text(&b, text);
+    ck_assert_str_eq(text, "::/64");
+
+    ca_addr_key_of_text("::ffff:192.0.2.7", &a);
+    ca_addr_key_of_text("192.0.2.7", &b);
+    ck_assert(ca_addr_key_equal(&a, &b));
+    ca_addr_key_text(&a, text);
+    ck_assert_str_eq(text, "192.0.2.7");
+    ca_addr_key_of_text("192.0.2.8", &b);
+    ck_assert(!ca_addr_key_equal(&a, &b));
+
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6};
+    struct sockaddr_in s4 = {.sin_family = AF_INET};
+    ck_assert_int_eq(inet_pton(AF_INET6, "::ffff:192.0.2.7", &s6.sin6_addr), 1);
+    ca_addr_key_of((const struct sockaddr *)&s6, &b);
+    ck_assert(ca_addr_key_equal(&a, &b));
+    ck_assert_int_eq(inet_pton(AF_INET, "192.0.2.7", &s4.sin_addr), 1);
+    ca_addr_key_of((const struct sockaddr *)&s4, &b);
+    ck_assert(ca_addr_key_equal(&a, &b));
+    ck_assert_int_eq(inet_pton(AF_INET6, "2001:db8:1:2:5::9", &s6.sin6_addr), 1);
+    ca_addr_key_of((const struct sockaddr *)&s6, &b);
+    ca_addr_key_text(&b, text);
+    ck_assert_str_eq(text, "2001:db8:1:2::/64");
+
+    ca_addr_key_of_text(NULL, &a); /* in-process: one key of its own, no client's */
+    ca_addr_key_of_text("", &b);
+    ck_assert(ca_addr_key_equal(&a, &b));
+    ca_addr_key_of(NULL, &b);
+    ck_assert(ca_addr_key_equal(&a, &b));
+    ca_addr_key_text(&a, text);
+    ck_assert_str_eq(text, "local");
+    ca_addr_key_of_text("::", &b);
+    ck_assert(!ca_addr_key_equal(&a, &b));
 }
 END_TEST
 
@@ -998,6 +1058,7 @@ int main(void)
     tcase_add_test(tc, same_key_again_returns_the_same_certificate);
     tcase_add_test(tc, refusals_leave_no_row_and_are_audited);
     tcase_add_test(tc, counted_refusals_are_bounded_per_client);
+    tcase_add_test(tc, client_addresses_key_ipv6_by_its_64);
     tcase_add_test(tc, closed_order_issues_nothing);
     tcase_add_test(tc, renewal_supersedes_and_only_for_its_own_serial);
     tcase_add_test(tc, est_layer_maps_errors_to_statuses);
