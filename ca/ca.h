@@ -75,8 +75,9 @@ CT_MUST_CHECK ct_err ca_order_close(ca *c, int64_t order_id);
 CT_MUST_CHECK ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const char *serial,
                                           int64_t *order_id);
 CT_MUST_CHECK ct_err ca_audit_verify(ca *c, db_audit_report *report);
-/* The state tables rebuilt from the audit and compared (db_state_verify): CT_ERR_INTEGRITY naming the first row
- * that differs. The server runs it at start and refuses to serve on a difference. */
+/* The state tables rebuilt from the audit and compared (db_state_verify), then each stored CRL judged (a CRL put back
+ * that lacks a revocation: ca_crls_stored_verify): CT_ERR_INTEGRITY naming the first row that differs; a stale CRL is
+ * report->warning. The server runs it at start and refuses to serve on a difference. */
 CT_MUST_CHECK ct_err ca_state_verify(ca *c, db_state_report *report);
 /* Both at once, each on its own connection when the database has readers (db_readers_open): the chain's MACs (the
  * token's work) on a thread of their own while this one replays the audit into the state tables. Returns the

@@ -171,7 +171,11 @@ ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const
 
 ct_err ca_audit_verify(ca *c, db_audit_report *report) { return db_audit_verify(c->db, report); }
 
-ct_err ca_state_verify(ca *c, db_state_report *report) { return db_state_verify(c->db, report); }
+ct_err ca_state_verify(ca *c, db_state_report *report)
+{
+    CT_GUARD_RET(db_state_verify(c->db, report));
+    return ca_crls_stored_verify(c, report); /* the state the signer stores for the other nodes, judged as they do */
+}
 
 typedef struct {
     ca *c;
@@ -192,7 +196,7 @@ ct_err ca_audit_state_verify(ca *c, db_audit_report *audit, db_state_report *sta
     pthread_t t;
     bool threaded = pthread_create(&t, NULL, audit_job_run, &j) == 0;
     if (!threaded) audit_job_run(&j);
-    *state_rc = db_state_verify(c->db, state);
+    *state_rc = ca_state_verify(c, state);
     if (threaded) (void)pthread_join(t, NULL);
     return ct_err_restore(&j.err); /* when CT_OK, this thread's detail is still the state check's */
 }

@@ -112,43 +112,34 @@ static ct_err crl_refresh(ca *c, int gen)
     if (!c->lease) return CT_OK;
     db_lease_request lease;
     ca_lease_request(c, &lease);
-    db_signed_crl kept = {.issuing_ca = c->gens[gen].id, .epoch = epoch, .next_update = (int64_t)next, .der = der};
+    db_signed_crl kept = {.issuing_ca = c->gens[gen].id, .epoch = epoch, .next_update = (int64_t)next, .number = number,
+                          .this_update = (int64_t)next - (int64_t)c->cfg.crl_hours * HOUR_SECONDS, .der = der};
     return db_crl_signed_put(c->db, &lease, &kept);
 }
 
 /* Whether a stored CRL (written by whoever can write the database) may be served or adopted as generation `gen`'s,
- * judged on its DER against what this node knows rather than on the row's columns: signed by that generation's
- * key, its cRLNumber not below the highest this node signed or served, not past its nextUpdate, listing every
- * certificate of that generation the database shows revoked (what the OCSP answers say), and its thisUpdate not
+ * judged on its DER against what this node knows rather than on the row's columns (ca_crl_judge): signed by that
+ * generation's key, its cRLNumber not below the highest this node signed or served, not past its nextUpdate, listing
+ * every certificate of that generation the database shows revoked (what the OCSP answers say), and its thisUpdate not
  * before the newest of those revocations (give or take the nodes' clock agreement, a lease). With `grace`, the very
  * CRL this node served already stays served for ca_crl_stale_ms after it first lacked a revocation (the signer
  * re-signs within a tick). CT_ERR_UNAVAILABLE naming why. Under r->mu. */
 static ct_err crl_consistent(ca *c, int gen, const ct_buf *der, bool grace, pki_crl_info *info)
 {
     ca_revocation *r = c->rev;
-    const ca_generation *g = &c->gens[gen];
-    ct_err rc = CT_OK;
-    db_revoked *list = NULL;
-    pki_revoked *entries = NULL;
-    size_t n = 0, missing = 0;
-    const char *kind = g->kind == CA_CRL_OPS ? "operations" : "device";
+    ca_crl_judged j;
     ca_thread_crypto_cache_track(); /* the verification below, on a request thread or the lease thread */
-    if (pki_crl_read(der->data, der->len, g->s.cert_der.data, g->s.cert_der.len, info) != CT_OK)
-        return ct_fail_ctx(CT_ERR_UNAVAILABLE, "the stored CRL is not one the %s issuing CA generation %lld signed",
-                           kind, (long long)g->generation);
-    CT_ENSURE_MSG(info->number >= r->crl_number[gen], CT_ERR_UNAVAILABLE,
-                  "the stored CRL is number %llu, older than number %llu this node served (an older CRL put back)",
-                  (unsigned long long)info->number, (unsigned long long)r->crl_number[gen]);
-    CT_ENSURE_MSG(info->next_update > time(NULL), CT_ERR_UNAVAILABLE,
-                  "the kept CRL is past its nextUpdate (no signer node is running)");
-    CT_GUARD(ca_crl_revoked(c, g, &list, &entries, &n));
-    CT_GUARD(pki_crl_missing(info, entries, n, &missing));
-    time_t newest = 0;
-    for (size_t i = 0; i < n; i++)
-        if (entries[i].revoked_at > newest) newest = entries[i].revoked_at;
-    if (missing == n && info->this_update + (time_t)(c->cfg.lease_ms / 1000) >= newest) {
+    CT_GUARD_RET(ca_crl_judge(c, &c->gens[gen], der, 0, &j));
+    *info = j.info;
+    CT_ENSURE_RET(info->number >= r->crl_number[gen],
+                  ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL is number %llu, older than number %llu this node served "
+                          "(an older CRL put back)", (unsigned long long)info->number,
+                          (unsigned long long)r->crl_number[gen]));
+    CT_ENSURE_RET(info->next_update > time(NULL),
+                  ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL is past its nextUpdate (no signer node is running)"));
+    if (!j.lacking[0] && info->this_update + (time_t)(c->cfg.lease_ms / 1000) >= j.newest) {
         r->crl_lacking_ms[gen] = 0;
-        goto cleanup;
+        return CT_OK;
     }
     int64_t now = ct_now_ms();
     if (!r->crl_lacking_ms[gen]) r->crl_lacking_ms[gen] = now;
@@ -156,20 +147,15 @@ static ct_err crl_consistent(ca *c, int gen, const ct_buf *der, bool grace, pki_
      * lacking it: no later. */
     int64_t behind_ms = now - (r->crl_lacking_ms[gen] < r->epoch_seen_ms ? r->crl_lacking_ms[gen] : r->epoch_seen_ms);
     bool served = grace && r->crl_number[gen] && info->number == r->crl_number[gen];
-    if (served && behind_ms <= ca_crl_stale_ms(c)) goto cleanup;
+    if (served && behind_ms <= ca_crl_stale_ms(c)) return CT_OK;
     if (served)
-        rc = ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL lacks revocations made %lld ms ago (no signer node re-signed it)",
-                     (long long)behind_ms);
-    else if (missing < n)
-        rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL (number %llu) does not list certificate %s, revoked",
-                     (unsigned long long)info->number, entries[missing].serial_hex);
-    else
-        rc = ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL (number %llu) was signed before the newest revocation",
-                     (unsigned long long)info->number);
-cleanup:
-    free(list);
-    free(entries);
-    return rc;
+        return ct_fail(CT_ERR_UNAVAILABLE, "the kept CRL lacks revocations made %lld ms ago (no signer node re-signed "
+                       "it)", (long long)behind_ms);
+    if (j.lacking[0])
+        return ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL (number %llu) does not list certificate %s, revoked",
+                       (unsigned long long)info->number, j.lacking);
+    return ct_fail(CT_ERR_UNAVAILABLE, "the stored CRL (number %llu) was signed before the newest revocation",
+                   (unsigned long long)info->number);
 }
 
 static void crl_refusal_log(const ca *c, int gen, const char *then)

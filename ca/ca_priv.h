@@ -284,6 +284,25 @@ CT_MUST_CHECK ct_err ca_crl_make_gen(ca *c, const ca_generation *g, const char *
 /* What generation g's CRL must list, from the database (oldest revocation first): *list and *entries (pointing into
  * it) malloc'd (free both), *n of them. */
 CT_MUST_CHECK ct_err ca_crl_revoked(ca *c, const ca_generation *g, db_revoked **list, pki_revoked **entries, size_t *n);
+/* A stored CRL of generation g judged on its DER (ca_crl_check.c): signed by g's certificate (else
+ * CT_ERR_UNAVAILABLE naming it) and compared with what the database shows revoked of g. */
+typedef struct {
+    pki_crl_info info;
+    size_t revoked;                        /* certificates of g the database shows revoked */
+    time_t newest;                         /* the newest of their revocations; 0: none */
+    char lacking[DB_CERT_SERIAL_HEX_MAX];  /* the first of them it does not list; "": it lists them all */
+    /* The first it does not list of those revoked not after its thisUpdate (give or take a lease, node.lease_ms)
+     * or `after`: what it must list, whenever it was put there; "": none. */
+    char due[DB_CERT_SERIAL_HEX_MAX];
+    int64_t due_at;
+} ca_crl_judged;
+CT_MUST_CHECK ct_err ca_crl_judge(ca *c, const ca_generation *g, const ct_buf *der, time_t after, ca_crl_judged *out);
+/* Each generation's stored CRL (crls_signed) judged as ca_crl_judge does, and against the audit's records
+ * (db_crl_stored_latest): CT_ERR_INTEGRITY with report->reason when it lacks a revocation made before it was signed,
+ * its cRLNumber is below the newest one stored (an older CRL put back) or above any issued; one past its nextUpdate
+ * is stale, not tampered with: report->warning. One lacking revocations made after it was signed is lagging (the
+ * signer re-signs it). Run after db_state_verify (ca_audit_state_verify). */
+CT_MUST_CHECK ct_err ca_crls_stored_verify(ca *c, db_state_report *report);
 /* Starts serving revocation: the CRL in memory, the OCSP responder and its pre-signed responses. */
 CT_MUST_CHECK ct_err ca_revocation_start(ca *c);
 void ca_revocation_stop(ca *c);

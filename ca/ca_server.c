@@ -691,6 +691,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     CT_GUARD(rc);
     ct_log(CT_LOG_INFO, "audit_verified", "entries=%lld keyed_from=%lld state_rows=%lld ms=%lld",
            (long long)audit.entries, (long long)audit.keyed_from, (long long)state.rows, (long long)(ct_now_ms() - t0));
+    if (state.warning[0]) ct_log(CT_LOG_WARN, "state_warning", "msg=%s", CT_LOGQ(state.warning));
     if (ca_roots_online(c))
         ct_log(CT_LOG_WARN, "roots_online", "dir=%s msg=\"%s\"", CT_LOGQ(c->cfg.dir), CA_ROOTS_ONLINE_MSG);
     /* The next batch of issuances is written while the last one's commit reaches the disk. */

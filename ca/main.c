@@ -322,6 +322,7 @@ static ct_err audit_verify(ca *c, const cli_args *a, bool folder)
     CT_GUARD_RET(rc);
     printf("audit log intact: %lld entries, each MACed in the token from entry %lld\n", (long long)report.entries,
            (long long)report.keyed_from);
+    if (state.warning[0]) printf("WARNING: %s\n", state.warning);
     if (state_rc == CT_ERR_INTEGRITY) printf("state tables BROKEN: %s\n", state.reason);
     else if (state_rc == CT_OK)
         printf("state tables match the audit: %lld entries replayed, %lld rows compared\n", (long long)state.entries,

@@ -288,12 +288,16 @@ typedef struct {
     int64_t entries;  /* state entries replayed */
     int64_t rows;     /* rows compared */
     char reason[256]; /* the first difference: "station line1: disabled in the audit, enabled in the table" */
+    char warning[256]; /* "" or what is stale but not tampered with (the CA's checks of stored CRLs fill it) */
 } db_state_report;
 
 /* Replays the audit entries from the state entry of migration 9 on (certificates, stations, officers, orders, CRL
  * numbers) and compares the result with the tables: CT_ERR_INTEGRITY naming the first row that differs (an edit
  * made around the CA, e.g. with sqlite3), with report->reason filled. Run it after db_audit_verify. */
 CT_MUST_CHECK ct_err db_state_verify(ct_db *db, db_state_report *report);
+/* A difference found by a check beside db_state_verify's (the CA's of stored CRLs): report->reason set from fmt,
+ * CT_ERR_INTEGRITY with the same detail. */
+CT_MUST_CHECK ct_err db_state_differs(db_state_report *report, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The CA's own certificate files (root.pem, server.pem, log-checkpoint.pem, ...) as the audit records them, the
  * subject naming the file: "ca.renew" (a renewal) or "ca.cert" (issued, or first seen by an older CA folder), each
@@ -441,16 +445,29 @@ typedef struct {
     int64_t issuing_ca; /* db_issuing_ca.id */
     int64_t epoch;      /* the revocation epoch it covers (db_revocation_epoch, read before its list) */
     int64_t next_update;
+    int64_t number, this_update; /* its cRLNumber and thisUpdate: db_crl_signed_put records them (not read back) */
     ct_buf der;         /* owned */
     bool wanted;        /* no CRL yet: a node asked the signer for one (db_crl_signed_want); der empty */
 } db_signed_crl;
 /* Keeps crl (replacing the generation's older one) only while `lease` names its holder, unexpired at
- * lease->now_ms; CT_ERR_UNAVAILABLE when it does not. */
+ * lease->now_ms; CT_ERR_UNAVAILABLE when it does not, or when the audit records a higher cRLNumber stored for that
+ * generation (a CRL made before it, stored late). Audited in the same transaction ("crl.store", subject "issuing CA
+ * ID": its number, thisUpdate and SHA-256), so that the newest stored CRL is known to whoever cannot use the token's
+ * key: db_crl_stored_latest. */
 CT_MUST_CHECK ct_err db_crl_signed_put(ct_db *db, const db_lease_request *lease, const db_signed_crl *crl);
 /* CT_ERR_NOT_FOUND (without a detail) when none is kept or asked for; out->der allocated (ct_buf_free). */
 CT_MUST_CHECK ct_err db_crl_signed_get(ct_db *db, int64_t issuing_ca, db_signed_crl *out);
 /* Asks the signer for that generation's CRL (a node was asked for one it never made): kept CRLs are left as they
  * are. Any node may ask; only the lease holder signs. */
 CT_MUST_CHECK ct_err db_crl_signed_want(ct_db *db, int64_t issuing_ca);
+/* What the MACed audit records of generation `issuing_ca`'s stored CRLs, against which a stored one is judged
+ * (ca_crls_stored_verify): the newest stored (its "crl.store" entry; number 0 when none is recorded: stored before
+ * these entries were, or never) and the highest cRLNumber issued of its kind (revocation_state, which the state check
+ * ties to the "crl.issue" entries). */
+typedef struct {
+    int64_t seq, number, this_update; /* the newest "crl.store" entry; all 0 when there is none */
+    int64_t issued_max;
+} db_crl_stored;
+CT_MUST_CHECK ct_err db_crl_stored_latest(ct_db *db, int64_t issuing_ca, db_crl_issuer kind, db_crl_stored *out);
 
 #endif

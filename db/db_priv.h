@@ -238,6 +238,12 @@ CT_MUST_CHECK ct_err db_state_baseline_tx(ct_db *db);
  * CT_ERR_EXISTS naming the holder if that is another serial or profile (db_cert_record_issuance). */
 CT_MUST_CHECK ct_err db_cert_key_claim_tx(ct_db *db, const db_cert_record *r, bool check);
 
+/* Each stored CRL's audit entry (lease.c), read by db_crl_stored_latest (rebuild.c): subject "issuing CA <id>". */
+#define DB_CRL_STORE_ACTION "crl.store"
+#define DB_CRL_STORE_SUBJECT "issuing CA "
+/* db_crl_stored_latest's "crl.store" part inside the caller's transaction (out->issued_max left 0). */
+CT_MUST_CHECK ct_err db_crl_stored_latest_tx(ct_db *db, int64_t issuing_ca, db_crl_stored *out);
+
 /* The fence (db_lease_fence) checked inside a tree head's or checkpoint's transaction (lease.c). */
 CT_MUST_CHECK ct_err db_lease_fence_tx(ct_db *db);
 

@@ -117,13 +117,30 @@ static ct_err crl_put_tx(ct_db *db, void *vctx)
     if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_UNAVAILABLE, "lease %s is not held by %s: CRL not stored",
                                                c->lease->name, c->lease->holder);
     CT_GUARD_RET(rc);
-    return db_exec(db, k_crl_put, NULL, "iiib", c->crl->issuing_ca, c->crl->epoch, c->crl->next_update,
-                   c->crl->der.data, c->crl->der.len);
+    /* Stored cRLNumbers only grow per generation: what audit verify holds a stored CRL to (db_crl_stored_latest). */
+    db_crl_stored newest;
+    CT_GUARD_RET(db_crl_stored_latest_tx(db, c->crl->issuing_ca, &newest));
+    if (c->crl->number < newest.number)
+        return ct_fail(CT_ERR_UNAVAILABLE, "CRL number %lld not stored: number %lld is stored already",
+                       (long long)c->crl->number, (long long)newest.number);
+    CT_GUARD_RET(db_exec(db, k_crl_put, NULL, "iiib", c->crl->issuing_ca, c->crl->epoch, c->crl->next_update,
+                         c->crl->der.data, c->crl->der.len));
+    char subject[48];
+    uint8_t sha256[32];
+    db_detail d;
+    db_detail_init(&d);
+    CT_GUARD_RET(ct_sha256(c->crl->der.data, c->crl->der.len, sha256));
+    CT_GUARD_RET(db_detail_int(&d, "number", c->crl->number));
+    CT_GUARD_RET(db_detail_int(&d, "this_update", c->crl->this_update));
+    CT_GUARD_RET(db_detail_int(&d, "epoch", c->crl->epoch));
+    CT_GUARD_RET(db_detail_hex(&d, "sha256", sha256, sizeof sha256));
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, DB_CRL_STORE_SUBJECT "%lld", (long long)c->crl->issuing_ca));
+    return db_audit_append_tx(db, c->lease->holder, DB_CRL_STORE_ACTION, subject, "ok", d.s);
 }
 
 ct_err db_crl_signed_put(ct_db *db, const db_lease_request *lease, const db_signed_crl *crl)
 {
-    CT_ENSURE_RET(db && lease && crl && crl->der.len,
+    CT_ENSURE_RET(db && lease && crl && crl->der.len && crl->number > 0,
                   ct_fail(CT_ERR_ARG, "db_crl_signed_put: bad argument"));
     struct crl_put_ctx c = {lease, crl};
     return db_call(db, true, crl_put_tx, &c);

@@ -128,9 +128,10 @@ static bool kv_hash(const char *detail, const char *key, uint8_t out[32])
  * ------------------------------------------------------------------------------------------------------- */
 /* SQLite: "+outcome" keeps its planner off the outcome index, under which it would read every entry that is 'ok'
  * (nearly all: ~70 ms a file at 100,000 entries, at every open) where the action index finds a handful. */
-#define CERT_FILE_LATEST(outcome)                                                                                  \
-    "SELECT seq, action, detail FROM audit WHERE action IN ('ca.cert', 'ca.renew') AND subject = ? AND " outcome     \
+#define LATEST_ENTRY(actions, outcome)                                                                             \
+    "SELECT seq, action, detail FROM audit WHERE action IN (" actions ") AND subject = ? AND " outcome                \
     " = 'ok' ORDER BY seq DESC LIMIT 1"
+#define CERT_FILE_LATEST(outcome) LATEST_ENTRY("'ca.cert', 'ca.renew'", outcome)
 static const char k_cert_file_latest[] = CERT_FILE_LATEST("+outcome");
 static const char k_cert_file_latest_pg[] = CERT_FILE_LATEST("outcome");
 
@@ -175,6 +176,53 @@ ct_err db_cert_file_latest(ct_db *db, const char *file, db_cert_file_record *out
     memset(out, 0, sizeof *out);
     struct cert_file_ctx c = {.file = file, .out = out};
     return db_call(db, false, cert_file_latest_fn, &c);
+}
+
+/* ---------------------------------------------------------------------------------------------------------
+ * the stored CRLs: what the audit records of them
+ * ------------------------------------------------------------------------------------------------------- */
+static const char k_crl_stored_latest[] = LATEST_ENTRY("'" DB_CRL_STORE_ACTION "'", "+outcome");
+static const char k_crl_stored_latest_pg[] = LATEST_ENTRY("'" DB_CRL_STORE_ACTION "'", "outcome");
+static const char k_crl_issued_max[] =
+    "SELECT CASE WHEN ? = 0 THEN crl_number ELSE ops_crl_number END FROM revocation_state WHERE id = 1";
+
+ct_err db_crl_stored_latest_tx(ct_db *db, int64_t issuing_ca, db_crl_stored *out)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    char subject[48];
+    memset(out, 0, sizeof *out);
+    CT_GUARD_RET(ct_snprintf(subject, sizeof subject, DB_CRL_STORE_SUBJECT "%lld", (long long)issuing_ca));
+    CT_GUARD_RET(db_prepare(db, db_sql(db, k_crl_stored_latest, k_crl_stored_latest_pg), &st, "t", subject));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_OK;
+    const char *detail = db_col_str(st, 2);
+    out->seq = db_col_int(st, 0);
+    CT_ENSURE_RET(db_detail_is_v2(detail) && kv_int(detail, "number", &out->number) &&
+                      kv_int(detail, "this_update", &out->this_update),
+                  ct_fail(CT_ERR_INTEGRITY, "audit entry %lld (%s %s): CRL fields missing or malformed",
+                          (long long)out->seq, DB_CRL_STORE_ACTION, subject));
+    return CT_OK;
+}
+
+struct crl_stored_ctx {
+    int64_t issuing_ca;
+    db_crl_issuer kind;
+    db_crl_stored *out;
+};
+
+static ct_err crl_stored_fn(ct_db *db, void *vctx)
+{
+    struct crl_stored_ctx *c = vctx;
+    CT_GUARD_RET(db_crl_stored_latest_tx(db, c->issuing_ca, c->out));
+    return db_query_int(db, k_crl_issued_max, &c->out->issued_max, "i", (int64_t)c->kind);
+}
+
+ct_err db_crl_stored_latest(ct_db *db, int64_t issuing_ca, db_crl_issuer kind, db_crl_stored *out)
+{
+    CT_ENSURE_RET(db && out && (unsigned)kind <= DB_CRL_OPS, ct_fail(CT_ERR_ARG, "db_crl_stored_latest: bad argument"));
+    struct crl_stored_ctx c = {issuing_ca, kind, out};
+    return db_call_snapshot(db, crl_stored_fn, &c);
 }
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -362,15 +410,30 @@ typedef struct {
     int64_t base_certs, base_rowid;
 } rebuild_ctx;
 
+static ct_err vdiffers(db_state_report *r, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static ct_err vdiffers(db_state_report *r, const char *fmt, va_list ap)
+{
+    if (vsnprintf(r->reason, sizeof r->reason, fmt, ap) < 0) r->reason[0] = '\0';
+    return ct_fail(CT_ERR_INTEGRITY, "state differs from the audit: %s", r->reason);
+}
+
+ct_err db_state_differs(db_state_report *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ct_err rc = vdiffers(r, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 static ct_err differs(rebuild_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static ct_err differs(rebuild_ctx *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(c->r->reason, sizeof c->r->reason, fmt, ap);
+    ct_err rc = vdiffers(c->r, fmt, ap);
     va_end(ap);
-    if (n < 0) c->r->reason[0] = '\0';
-    return ct_fail(CT_ERR_INTEGRITY, "state differs from the audit: %s", c->r->reason);
+    return rc;
 }
 
 /* An entry of format 2 that lacks what its action needs: the chain may be intact, the record is not. */
@@ -640,6 +703,49 @@ static ct_err compare_certs(ct_db *db, rebuild_ctx *c)
     return CT_OK;
 }
 
+/* One public key, one holder (certified_keys, migration 15): its triggers dropped, a claim deleted or moved would let
+ * the key be certified for another holder. Each key's claim must name the first certificate of that key (rowid
+ * order, as migration 15 and every issuance claim it: serial, profile, certificate serial), and each claim must name
+ * a certificate of its key. Compared after the certificates themselves (their keys then are the audit's). */
+static const char k_cmp_key_claims[] =
+    "WITH f AS (SELECT spki_sha256, min(rowid) AS first FROM certificates GROUP BY spki_sha256)"
+    " SELECT c.cert_serial_hex, c.device_serial, c.profile, k.spki_sha256 IS NOT NULL, COALESCE(k.cert_serial_hex, ''),"
+    " COALESCE(k.device_serial, ''), COALESCE(k.profile, '') FROM f JOIN certificates c ON c.rowid = f.first"
+    " LEFT JOIN certified_keys k ON k.spki_sha256 = f.spki_sha256 WHERE k.spki_sha256 IS NULL"
+    " OR k.cert_serial_hex <> c.cert_serial_hex OR k.device_serial <> c.device_serial OR k.profile <> c.profile"
+    " ORDER BY c.rowid LIMIT 1";
+static const char k_cmp_key_claim_unknown[] =
+    "SELECT k.cert_serial_hex, k.device_serial, k.profile FROM certified_keys k LEFT JOIN certificates c"
+    " ON c.cert_serial_hex = k.cert_serial_hex AND c.spki_sha256 = k.spki_sha256 WHERE c.cert_serial_hex IS NULL"
+    " ORDER BY k.cert_serial_hex LIMIT 1";
+static const char k_key_claim_count[] = "SELECT count(*) FROM certified_keys";
+
+static ct_err compare_key_claims(ct_db *db, rebuild_ctx *c)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    int64_t claims = 0;
+    CT_GUARD_RET(db_prepare(db, k_cmp_key_claims, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (row) {
+        const char *serial = db_col_str(st, 0), *device = db_col_str(st, 1), *profile = db_col_str(st, 2);
+        if (!(int)db_col_int(st, 3))
+            return differs(c, "certificate %s (%s %s): its public key has no claim in certified_keys (deleted?)", serial,
+                           device, profile);
+        return differs(c, "certificate %s (%s %s) first certified its public key, certified_keys names certificate %s "
+                       "(%s %s) (changed?)", serial, device, profile, db_col_str(st, 4), db_col_str(st, 5),
+                       db_col_str(st, 6));
+    }
+    CT_GUARD_RET(db_prepare(db, k_cmp_key_claim_unknown, &st, ""));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (row)
+        return differs(c, "certified_keys claims a key for certificate %s (%s %s), which no certificate of that key is "
+                       "(inserted?)", db_col_str(st, 0), db_col_str(st, 1), db_col_str(st, 2));
+    CT_GUARD_RET(db_query_int(db, k_key_claim_count, &claims, ""));
+    c->r->rows += claims;
+    return CT_OK;
+}
+
 /* The first row of `sql` names a row the audit never recorded. */
 static ct_err unknown_row(ct_db *db, rebuild_ctx *c, const char *sql, const char *kind)
 {
@@ -770,6 +876,7 @@ static ct_err state_compare(ct_db *db, rebuild_ctx *c)
 {
     CT_GUARD_RET(replay(db, c));
     CT_GUARD_RET(compare_certs(db, c));
+    CT_GUARD_RET(compare_key_claims(db, c));
     CT_GUARD_RET(compare_clients(db, c, "station", k_cmp_stations, k_cmp_station_unknown));
     CT_GUARD_RET(compare_clients(db, c, "officer", k_cmp_officers, k_cmp_officer_unknown));
     CT_GUARD_RET(compare_orders(db, c));

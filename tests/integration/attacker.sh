@@ -26,6 +26,7 @@ attacker_setup
 attacker_history
 chain_attacks
 state_attacks
+crl_attacks
 forged_leaf_attack
 tail_cut_attacks
 older_copy_attacks

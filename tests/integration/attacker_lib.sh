@@ -4,7 +4,7 @@
 #   keep NAME     a copy of the database as it stands (the CA stopped)
 #   restore NAME  that copy put back, the CA's own checkpoint.note removed (the attacker writes the folder too)
 #   sql_edit SQL  the attacker's statements, the triggers off
-# then runs attacker_setup, attacker_history and the cases (chain_attacks, state_attacks, forged_leaf_attack,
+# then runs attacker_setup, attacker_history and the cases (chain_attacks, state_attacks, crl_attacks, forged_leaf_attack,
 # tail_cut_attacks, older_copy_attacks, honest_back).
 W1=$WORK/w1
 
@@ -186,6 +186,59 @@ state_attacks() {
     sql_edit "DELETE FROM order_serials WHERE serial = 'CAM0007'"
   attack "a CRL number lowered" "device CRL number: $CRL in the audit, $((CRL - 1)) in the table" \
     sql_edit "UPDATE revocation_state SET crl_number = crl_number - 1"
+  # One key, one holder (certified_keys): a claim deleted or moved would let the key be certified for another serial.
+  attack "a certified key's claim deleted" \
+    "certificate $C2 (CAM0002 device): its public key has no claim in certified_keys (deleted?)" \
+    sql_edit "DELETE FROM certified_keys WHERE cert_serial_hex = '$C2'"
+  attack "a certified key's claim moved to another serial" \
+    "certificate $C2 (CAM0002 device) first certified its public key, certified_keys names certificate $C2 (CAM0666 device)" \
+    sql_edit "UPDATE certified_keys SET device_serial = 'CAM0666' WHERE cert_serial_hex = '$C2'"
+  attack "a certified key's claim moved to another certificate" \
+    "certificate $C2 (CAM0002 device) first certified its public key, certified_keys names certificate $C1 (CAM0002 device)" \
+    sql_edit "UPDATE certified_keys SET cert_serial_hex = '$C1' WHERE cert_serial_hex = '$C2'"
+  attack "a claim for a key no certificate has" \
+    "certified_keys claims a key for certificate 0badc0de (CAM0666 device), which no certificate of that key is" \
+    sql_edit "INSERT INTO certified_keys (spki_sha256, device_serial, profile, cert_serial_hex)
+      VALUES ($(blob_hex "$(printf '%064d' 7)"), 'CAM0666', 'device', '0badc0de')"
+}
+# blob_hex HEX: those bytes as an SQL value in the database's dialect.
+blob_hex() { if on_sqlite; then echo "X'$1'"; else echo "decode('$1', 'hex')"; fi; }
+# stored_crl: the device issuing CA's CRL stored for the other nodes (crls_signed), as hex.
+stored_crl() {
+  local hex=hex; on_sqlite || hex=encode
+  sql "$DB" "select $hex(der$(on_sqlite || echo ", 'hex'")) from crls_signed
+    where issuing_ca = (select id from issuing_cas where kind = 'device' and generation = 1)"
+}
+# stored_crl_lists SERIAL: until the stored device CRL lists that certificate (bounded wait).
+stored_crl_lists() {
+  local text
+  for _ in $(seq 1 200); do
+    text=$(stored_crl | xxd -r -p | openssl crl -inform DER -noout -text 2>/dev/null) || true
+    grep -qi "serial number: \(00\)*$1\$" <<<"$text" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ---- the CRL stored for the other nodes (crls_signed): the good database's was signed before C1's revocation (made
+# with the CLI, no server running): lagging, not replayed. ----
+crl_attacks() {
+  restore good
+  check "a stored CRL signed before a revocation made with no server running: audit verify passes" \
+    "$CA_BIN" audit verify --dir "$CA"
+  local old; old=$(stored_crl)
+  [ -n "$old" ] || { echo "no stored device CRL"; exit 1; }
+  serve
+  check "... the server starts and stores a CRL listing $C1" stored_crl_lists "$C1"
+  cleanup_server
+  keep resigned
+  # The attacker puts the older CRL (genuinely signed, before the revocation, not past its nextUpdate) back.
+  restore resigned
+  sql_edit "UPDATE crls_signed SET der = $(blob_hex "$old")
+    WHERE issuing_ca = (SELECT id FROM issuing_cas WHERE kind = 'device' AND generation = 1)"
+  local want="does not list certificate $C1, revoked at $REVOKED_AT: the signer stored number"
+  verify_says "an older CRL put back after a revocation" "$want"
+  serve_refuses "an older CRL put back after a revocation" "$want"
 }
 
 # A certificate row and its leaf appended after the newest tree head: the server once signed a head over it.
@@ -202,14 +255,15 @@ forged_leaf() { # the edit (HEADS: the checkpoints before it): C2's row and leaf
       SELECT (SELECT count(*) FROM log_leaves), '0badc0de', leaf_hash FROM log_leaves WHERE cert_serial_hex = '$C2';"
 }
 
-# tail_cut_sql N: the SQL that cuts the CA's log (DB) to its first N certificates, their tree heads, checkpoints and
-# cosignatures, and its audit from the first entry naming a certificate cut: what is left is whole.
+# tail_cut_sql N: the SQL that cuts the CA's log (DB) to its first N certificates, their keys' claims, tree heads,
+# checkpoints and cosignatures, and its audit from the first entry naming a certificate cut: what is left is whole.
 tail_cut_sql() {
   local cut
   cut=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= $1
     and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
   [ -n "$cut" ] || { echo "tail_cut_sql: no audit entry names certificate $1" >&2; return 1; }
-  echo "DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $1);
+  echo "DELETE FROM certified_keys WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $1);
+    DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $1);
     DELETE FROM log_leaves WHERE leaf_index >= $1;
     DELETE FROM log_tree_heads WHERE tree_size > $1;
     DELETE FROM log_checkpoints WHERE tree_size > $1;

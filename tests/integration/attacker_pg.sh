@@ -43,6 +43,7 @@ check_eq "with the triggers on, psql's edit of the audit is refused" "1 audit lo
   "$rc $(grep -o 'audit log is append-only' <<<"$out")"
 chain_attacks
 state_attacks
+crl_attacks
 forged_leaf_attack
 tail_cut_attacks
 older_copy_attacks

@@ -173,6 +173,7 @@ check "a re-sent request to the restarted node-a: the same certificate" \
 # node-b signed); bounded waits
 REV=${serials[1]}
 REV_SERIAL=$(openssl x509 -in "$WORK/$REV.pem" -noout -serial | cut -d= -f2)
+FIRST_REV_SERIAL=$REV_SERIAL
 curl -s --max-time 5 -o "$WORK/pre.crl" "http://127.0.0.1:$HTTP_node_b/crl"
 check "revoke $REV" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompromise
 # The attacker writes the database but cannot use the token: it puts the CRL from before the revocation (genuinely
@@ -263,4 +264,25 @@ check_eq "the lease free again: a node takes it and node-a's CRL lists $REV2" 1 
 stop_bg
 check "audit verify passes" "$CA_BIN" audit verify --dir "$CA"
 check_eq "the stopped signer let its lease go" 0 "$(dbq "select expires_ms from leases where name = 'signer'")"
+
+# The stored CRL judged by audit verify and at start, with no node running. A revocation from the CLI while no node
+# runs leaves the stored CRL lagging (signed before it), not replayed: audit verify passes, a node starts and re-signs.
+REV3=${serials[3]}
+REV3_SERIAL=$(openssl x509 -in "$WORK/$REV3.pem" -noout -serial | cut -d= -f2)
+check "revoke $REV3 from the CLI, no node running" "$CA_BIN" revoke --dir "$CA" "$REV3_SERIAL" --reason keyCompromise
+check "... the stored CRL lags it: audit verify passes" "$CA_BIN" audit verify --dir "$CA"
+start_node node-a
+REV_SERIAL=$REV3_SERIAL
+check "... node-a starts, signs anew and serves a CRL listing $REV3" crl_lists "$HTTP_node_a" "$WORK/lag.crl"
+stop_bg
+check "... audit verify passes" "$CA_BIN" audit verify --dir "$CA"
+# The attacker puts the CRL from before the revocations back (genuinely signed, not past its nextUpdate), no node
+# running: audit verify fails naming the first certificate it lacks, and no node starts.
+dbq "select $(if grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"; then echo "encode(der, 'hex')"; else echo "hex(der)"; fi) from crls_signed where issuing_ca = $DEVICE_CA" | xxd -r -p >"$WORK/newest.crl"
+put_crl "$WORK/pre.crl"
+WANT="does not list certificate $(sed 's/^\(00\)*//' <<<"$FIRST_REV_SERIAL" | tr 'A-F' 'a-f'), revoked at"
+verify_says "an older CRL put back with no node running" "$WANT"
+serve_refuses "an older CRL put back with no node running" "$WANT"
+put_crl "$WORK/newest.crl"
+check "the newest CRL put back: audit verify passes" "$CA_BIN" audit verify --dir "$CA"
 finish

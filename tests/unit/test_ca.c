@@ -450,6 +450,55 @@ START_TEST(crl_lists_exactly_the_revoked_serials)
 }
 END_TEST
 
+/* A device CRL signed in the token with the given times and entries, stored as the signer stores it (under the
+ * lease, audited): what the state check then judges. */
+static void store_crl(time_t this_update, time_t next_update, const pki_revoked *list, size_t n)
+{
+    const ca_generation *g = &the_ca->gens[the_ca->current[CA_CRL_DEVICE]];
+    int64_t number = 0;
+    ct_buf der = CT_BUF_INIT;
+    ck_assert_int_eq(db_crl_number_next(the_ca->db, DB_CRL_DEVICE, "tester", n, &number), CT_OK);
+    pki_crl_params p = {.issuer_cert = g->s.cert_der.data, .issuer_len = g->s.cert_der.len, .issuer_key = g->s.key,
+                        .number = (uint64_t)number, .this_update = this_update, .next_update = next_update};
+    ck_assert_int_eq(pki_crl_make(&p, list, n, &der), CT_OK);
+    db_lease_request lease = {.name = DB_LEASE_SIGNER, .holder = "tester", .now_ms = ct_wall_ms(), .ttl_ms = 60000};
+    db_lease_state st;
+    ck_assert_int_eq(db_lease_take(the_ca->db, &lease, &st), CT_OK);
+    db_signed_crl kept = {.issuing_ca = g->id, .next_update = next_update, .number = number,
+                          .this_update = this_update, .der = der};
+    ck_assert_int_eq(db_crl_signed_put(the_ca->db, &lease, &kept), CT_OK);
+    ct_buf_free(&der);
+}
+
+/* The stored CRL as the state check (audit verify, the server's start) judges it: lagging a revocation made after it
+ * was signed, it passes; past its nextUpdate, a warning; lacking a revocation made before it was signed, it fails
+ * naming the certificate. */
+START_TEST(stored_crl_judged_by_the_state_check)
+{
+    char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX];
+    db_state_report rep;
+    issue_pem("SN-1", a);
+    issue_pem("SN-2", b);
+    time_t now = time(NULL);
+    store_crl(now - 60, now + 3600, NULL, 0);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, a, "keyCompromise"), CT_OK);
+    ck_assert_msg(ca_state_verify(the_ca, &rep) == CT_OK, "%s", rep.reason);
+    ck_assert_str_eq(rep.warning, "");
+    pki_revoked listed = {a, now, 1}; /* keyCompromise */
+    store_crl(now - 7200, now - 3600, &listed, 1);
+    ck_assert_msg(ca_state_verify(the_ca, &rep) == CT_OK, "%s", rep.reason);
+    ck_assert_msg(strstr(rep.warning, "the stored device CRL of generation 1 (number 2) is past its nextUpdate (") &&
+                      strstr(rep.warning, "stale, not tampered with"), "%s", rep.warning);
+    ck_assert_int_eq(revoke_by_tester(DB_REVOKE_CERT, b, "keyCompromise"), CT_OK);
+    store_crl(now + 120, now + 3600, &listed, 1);
+    ck_assert_int_eq(ca_state_verify(the_ca, &rep), CT_ERR_INTEGRITY);
+    char want[160];
+    snprintf(want, sizeof want, "the stored device CRL of generation 1 (number 3) does not list certificate %s, revoked at ",
+             b);
+    ck_assert_msg(strstr(rep.reason, want) && strstr(rep.reason, ", before it was signed"), "%s", rep.reason);
+}
+END_TEST
+
 START_TEST(ocsp_answers_and_refreshes_on_revocation)
 {
     char a[DB_CERT_SERIAL_HEX_MAX], b[DB_CERT_SERIAL_HEX_MAX];
@@ -1067,6 +1116,7 @@ int main(void)
     TCase *rv = ca_case("revocation", 120);
     tcase_add_test(rv, revoke_one_an_order_and_refusals);
     tcase_add_test(rv, crl_lists_exactly_the_revoked_serials);
+    tcase_add_test(rv, stored_crl_judged_by_the_state_check);
     tcase_add_test(rv, ocsp_answers_and_refreshes_on_revocation);
     tcase_add_test(rv, ocsp_bad_input_is_refused_and_audited);
     tcase_add_test(rv, ocsp_without_a_delegated_signer);

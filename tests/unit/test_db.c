@@ -1677,6 +1677,20 @@ START_TEST(test_state_rebuilt_from_audit)
     expect_state_differs("db-state-station-cert",
                          "UPDATE stations SET cert_sha256 = randomblob(32) WHERE name = 'line1'",
                          "station line1: its certificate in the table is not the one the audit recorded");
+    /* One key, one holder (certified_keys): a claim deleted, moved, or made up would let a key be certified twice. */
+    expect_state_differs("db-state-claim-deleted",
+                         "DROP TRIGGER certified_keys_no_delete; DELETE FROM certified_keys WHERE cert_serial_hex = '02'",
+                         "certificate 02 (SN2 device): its public key has no claim in certified_keys (deleted?)");
+    expect_state_differs("db-state-claim-moved",
+                         "DROP TRIGGER certified_keys_no_update; UPDATE certified_keys SET device_serial = 'SN9'"
+                         " WHERE cert_serial_hex = '02'",
+                         "certificate 02 (SN2 device) first certified its public key, certified_keys names certificate 02"
+                         " (SN9 device) (changed?)");
+    expect_state_differs("db-state-claim-made-up",
+                         "INSERT INTO certified_keys (spki_sha256, device_serial, profile, cert_serial_hex)"
+                         " VALUES (randomblob(32), 'SN9', 'device', '0f')",
+                         "certified_keys claims a key for certificate 0f (SN9 device), which no certificate of that key"
+                         " is (inserted?)");
 }
 END_TEST
 

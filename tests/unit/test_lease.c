@@ -112,10 +112,13 @@ START_TEST(test_crl_kept_only_by_the_holder)
     db_lease_request ra = req("node-a", 2000000), rb = req("node-b", 2000100);
     ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
     uint8_t der1[] = {0x30, 0x03, 0x02, 0x01, 0x01}, der2[] = {0x30, 0x03, 0x02, 0x01, 0x02};
-    db_signed_crl crl = {.issuing_ca = 1, .epoch = 3, .next_update = 99, .der = {der1, sizeof der1, sizeof der1}};
+    db_signed_crl crl = {.issuing_ca = 1, .epoch = 3, .next_update = 99, .number = 1, .this_update = 9,
+                         .der = {der1, sizeof der1, sizeof der1}};
     ck_assert_int_eq(db_crl_signed_put(a, &ra, &crl), CT_OK);
     /* b does not hold the lease: its CRL is not kept, a's stays */
     crl.epoch = 4;
+    crl.number = 2;
+    crl.this_update = 10;
     crl.der = (ct_buf){der2, sizeof der2, sizeof der2};
     ck_assert_int_eq(db_crl_signed_put(b, &rb, &crl), CT_ERR_UNAVAILABLE);
     /* nor is a's once its lease expired (a paused past its lease) */
@@ -146,6 +149,20 @@ START_TEST(test_crl_kept_only_by_the_holder)
     ck_assert_int_eq(got.epoch, 4);
     ck_assert_mem_eq(got.der.data, der2, sizeof der2);
     ct_buf_free(&got.der);
+    /* each stored CRL is audited; a lower cRLNumber than the one stored (made earlier, stored late) is not kept */
+    db_crl_stored rec;
+    ck_assert_int_eq(db_crl_stored_latest(a, 1, DB_CRL_DEVICE, &rec), CT_OK);
+    ck_assert_int_eq(rec.number, 2);
+    ck_assert_int_eq(rec.this_update, 10);
+    ck_assert_int_gt(rec.seq, 0);
+    crl.number = 1;
+    crl.der = (ct_buf){der1, sizeof der1, sizeof der1};
+    ck_assert_int_eq(db_crl_signed_put(b, &rb, &crl), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_crl_signed_get(a, 1, &got), CT_OK);
+    ck_assert_mem_eq(got.der.data, der2, sizeof der2);
+    ct_buf_free(&got.der);
+    ck_assert_int_eq(db_crl_stored_latest(a, 2, DB_CRL_DEVICE, &rec), CT_OK);
+    ck_assert_int_eq(rec.number, 0);
     db_close(a);
     db_close(b);
 }
