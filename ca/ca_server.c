@@ -304,7 +304,11 @@ static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
         unsigned status = 0;
         /* libmicrohttpd only requests a certificate: a foreign or missing one still completes the handshake. */
         trusted = gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
-        if (cc) *cc = (conn_ctx){.checked_at_ms = now, .checked = true, .trusted = trusted};
+        if (cc) { /* field by field: the rest of cc is the connection's count (on_connection) */
+            cc->checked_at_ms = now;
+            cc->checked = true;
+            cc->trusted = trusted;
+        }
     }
     if (!trusted) {
         rq->client_cert_untrusted = true;

@@ -120,6 +120,13 @@ touch "$WORK/release"
 for pid in "${CRL_PIDS[@]}"; do wait "$pid" || true; done
 check_eq "once let go, the 8 held requests are answered" "200 200 200 200 200 200 200 200" \
   "$(cat "$WORK"/crl[1-8].code | tr '\n' ' ' | sed 's/ $//')"
+# A connection closed no longer counts against its address, one with a verified client certificate included (its
+# check once overwrote the connection's count): more than server.per_ip_connections (4), one after another.
+codes=$(for i in 1 2 3 4 5 6; do curl -s -o /dev/null -w '%{http_code} ' --max-time 10 --interface 127.0.0.9 \
+  --cacert "$CA/ops-root.pem" --cert "$WORK/station.pem" --key "$WORK/station.key" \
+  "https://localhost:$PORT/.well-known/est/cacerts" || true; done)
+check_eq "6 connections one after another from one address with a station's certificate are each answered" \
+  "200 200 200 200 200 200" "${codes% }"
 # Only the station's connection left (the server closes what the others' clients closed): the listener has 15 free.
 for _ in $(seq 1 200); do
   [ "$(ss -Htn state established state close-wait "( sport = :$PORT )" | wc -l)" -le 1 ] && break; sleep 0.05
