@@ -294,7 +294,7 @@ ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert_row *row, ct_
 /* ?1, ?2: the time range (NULL: open); TS(col) keeps a time column inside it. */
 #define TS(col) " (?1 IS NULL OR " col " >= ?1) AND (?2 IS NULL OR " col " < ?2) "
 /* How many refused requests an audit entry stands for: a counted entry (ca/ca_refusals.c: "N refused from FIRST to
- * LAST: REASON") its N, any other one. Text functions both backends have (no instr, no position). */
+ * LAST: REASON") N, any other entry 1. Only text functions both backends have (no instr, no position). */
 #define DIGITS "'0123456789'"
 #define ENTRY_REQUESTS                                                                                        \
     " (CASE WHEN length(ltrim(detail, " DIGITS ")) < length(detail) AND ltrim(detail, " DIGITS ") LIKE ' refused from %'" \
