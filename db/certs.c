@@ -171,7 +171,6 @@ ct_err db_cert_detail(const db_cert_record *r, const char *supersedes, db_detail
 static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor,
                              const db_detail *d, const uint8_t *leaf)
 {
-    CT_GUARD_RET(key_not_compromised(db, r->spki_sha256));
     if (supersedes) {
         int changes = 0;
         CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", supersedes, r->device_serial, r->profile));
@@ -180,6 +179,9 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
     }
     bool operator = strcmp(r->profile, DB_PROFILE_STATION) == 0 || strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
     if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r, supersedes));
+    /* After the serial's rules (a serial revoked and not re-provisioned says so, whatever the key), before the key's
+     * holder: a compromised key is refused as such, for whichever serial and profile. */
+    CT_GUARD_RET(key_not_compromised(db, r->spki_sha256));
     ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r->cert_serial_hex, r->device_serial, r->profile,
                         r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
                         sizeof r->spki_sha256, r->der, r->der_len, db_now(), r->issuing_ca);
