@@ -300,17 +300,23 @@ cleanup:
 }
 
 /* ---- report ---- */
-static const column k_totals_cols[] = {
-    {"issued", COL_NUM, 8}, {"revoked", COL_NUM, 8}, {"denials", COL_NUM, 8}, {"revocation_actions", COL_NUM, 8}};
-static const column k_station_cols[] = {
-    {"station", COL_TEXT, 16}, {"issued", COL_NUM, 8}, {"revoked", COL_NUM, 8}, {"denied", COL_NUM, 8}};
+/* denials and denied: refused requests (a counted entry's N, ca_refusals.c); the *_entries columns (added last, for
+ * readers by position): the audit entries that hold them. */
+static const column k_totals_cols[] = {{"issued", COL_NUM, 8},         {"revoked", COL_NUM, 8},
+                                       {"denials", COL_NUM, 8},        {"revocation_actions", COL_NUM, 8},
+                                       {"denial_entries", COL_NUM, 8}};
+static const column k_station_cols[] = {{"station", COL_TEXT, 16}, {"issued", COL_NUM, 8}, {"revoked", COL_NUM, 8},
+                                        {"denied", COL_NUM, 8},     {"denied_entries", COL_NUM, 8}};
 static const column k_order_cols[] = {{"order", COL_NUM, 6},   {"station", COL_TEXT, 16}, {"model", COL_TEXT, 10},
                                       {"state", COL_TEXT, 7},  {"serials", COL_NUM, 8},   {"issued", COL_NUM, 8},
                                       {"revoked", COL_NUM, 8}};
 static const column k_day_cols[] = {{"day", COL_TEXT, 10}, {"station", COL_TEXT, 16}, {"issued", COL_NUM, 8}};
 static const column k_reason_cols[] = {{"reason", COL_TEXT, 22}, {"revoked", COL_NUM, 8}};
-static const column k_event_cols[] = {{"seq", COL_NUM, 6},     {"time", COL_TEXT, 20},    {"actor", COL_TEXT, 18},
-                                      {"action", COL_TEXT, 15}, {"subject", COL_TEXT, 34}, {"detail", COL_TEXT, 0}};
+#define EVENT_COLS                                                                                              \
+    {"seq", COL_NUM, 6}, {"time", COL_TEXT, 20}, {"actor", COL_TEXT, 18}, {"action", COL_TEXT, 15},              \
+        {"subject", COL_TEXT, 34}, {"detail", COL_TEXT, 0}
+static const column k_event_cols[] = {EVENT_COLS};
+static const column k_denial_cols[] = {EVENT_COLS, {"requests", COL_NUM, 0}}; /* how many refused requests it holds */
 #define COLS(a) a, sizeof a / sizeof a[0]
 static const struct {
     const char *name;
@@ -319,7 +325,7 @@ static const struct {
 } k_sections[DB_REPORT__COUNT] = {
     [DB_REPORT_TOTALS] = {"totals", COLS(k_totals_cols)},      [DB_REPORT_STATION] = {"stations", COLS(k_station_cols)},
     [DB_REPORT_ORDER] = {"orders", COLS(k_order_cols)},        [DB_REPORT_DAY] = {"days", COLS(k_day_cols)},
-    [DB_REPORT_REASON] = {"reasons", COLS(k_reason_cols)},     [DB_REPORT_DENIAL] = {"denials", COLS(k_event_cols)},
+    [DB_REPORT_REASON] = {"reasons", COLS(k_reason_cols)},     [DB_REPORT_DENIAL] = {"denials", COLS(k_denial_cols)},
     [DB_REPORT_REVOCATION] = {"revocations", COLS(k_event_cols)},
 };
 
@@ -344,16 +350,19 @@ static ct_err report_advance(report_out *r, int to)
 static ct_err report_row(const db_report_row *row, void *arg)
 {
     report_out *r = arg;
-    char id[NUM_MAX], ts[NUM_MAX], n[4][NUM_MAX];
+    char id[NUM_MAX], ts[NUM_MAX], n[DB_REPORT_NUMBERS][NUM_MAX];
     CT_GUARD_RET(report_advance(r, (int)row->section));
     num_text(row->id, id);
     time_text(row->ts, ts);
-    for (int i = 0; i < 4; i++) num_text(row->n[i], n[i]);
+    for (int i = 0; i < DB_REPORT_NUMBERS; i++) num_text(row->n[i], n[i]);
     switch (row->section) {
     case DB_REPORT_TOTALS:
-        return table_row(&r->e, (const char *const[]){n[0], n[1], n[2], n[3]});
+        CT_GUARD_RET(table_row(&r->e, (const char *const[]){n[0], n[1], n[2], n[3], n[4]}));
+        /* A counted entry stands for many requests: say both, in words, to the reader of the table. */
+        return r->e.f == CA_FORMAT_TABLE ? ct_buf_appendf(r->e.out, "%s refused requests in %s audit entries\n", n[2], n[4])
+                                         : CT_OK;
     case DB_REPORT_STATION:
-        return table_row(&r->e, (const char *const[]){row->name, n[0], n[1], n[2]});
+        return table_row(&r->e, (const char *const[]){row->name, n[0], n[1], n[2], n[4]});
     case DB_REPORT_ORDER:
         return table_row(&r->e, (const char *const[]){id, row->name, row->text, row->n[3] ? "open" : "closed", n[0],
                                                       n[1], n[2]});
@@ -362,6 +371,7 @@ static ct_err report_row(const db_report_row *row, void *arg)
     case DB_REPORT_REASON:
         return table_row(&r->e, (const char *const[]){pki_reason_name((int)row->id), n[0]});
     case DB_REPORT_DENIAL:
+        return table_row(&r->e, (const char *const[]){id, ts, row->name, row->text, row->subject, row->detail, n[0]});
     case DB_REPORT_REVOCATION:
         return table_row(&r->e, (const char *const[]){id, ts, row->name, row->text, row->subject, row->detail});
     case DB_REPORT__COUNT:

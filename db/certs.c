@@ -41,6 +41,10 @@ static const char k_key_claim[] = "INSERT INTO certified_keys (spki_sha256, devi
                                   " VALUES (?, ?, ?, ?) ON CONFLICT (spki_sha256) DO NOTHING";
 static const char k_key_holder[] = "SELECT device_serial, profile, cert_serial_hex FROM certified_keys"
                                    " WHERE spki_sha256 = ?";
+/* A key once revoked for keyCompromise (RFC 5280 reason 1), under any serial and profile: the literal predicate is
+ * migration 16's partial index's, so this reads that small index (both backends), not every certificate. */
+static const char k_key_compromised[] = "SELECT cert_serial_hex, device_serial FROM certificates WHERE spki_sha256 = ?"
+                                        " AND status = 'revoked' AND revocation_reason = 1 LIMIT 1";
 
 struct cert_ctx {
     const char *serial;
@@ -96,6 +100,18 @@ static ct_err key_holder_check(ct_db *db, const uint8_t spki_sha256[32], const c
     if (strcmp(serial, device_serial) == 0 && strcmp(prof, profile) == 0) return CT_OK;
     return ct_fail(CT_ERR_EXISTS, "this public key is already certified for serial '%s' (%s certificate %s): one key "
                    "per device and profile", serial, prof, cert);
+}
+
+/* Read in the issuance's own write transaction: a revocation committed by any process or node before it is seen. */
+static ct_err key_not_compromised(ct_db *db, const uint8_t spki_sha256[32])
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_key_compromised, &st, "b", spki_sha256, (size_t)32));
+    CT_GUARD_RET(db_step(db, st, &row));
+    if (!row) return CT_OK;
+    return ct_fail(CT_ERR_FORBIDDEN, "this public key was revoked for keyCompromise (certificate %s of serial '%s'): "
+                   "a compromised key is never certified again, make a new key", db_col_str(st, 0), db_col_str(st, 1));
 }
 
 ct_err db_cert_key_claim_tx(ct_db *db, const db_cert_record *r, bool check)
@@ -163,6 +179,9 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
     }
     bool operator = strcmp(r->profile, DB_PROFILE_STATION) == 0 || strcmp(r->profile, DB_PROFILE_OFFICER) == 0;
     if (!operator && strcmp(r->profile, DB_PROFILE_VIEWER) != 0) CT_GUARD_RET(cert_serial_allowed(db, r, supersedes));
+    /* After the serial's rules (a serial revoked and not re-provisioned says so, whatever the key), before the key's
+     * holder: a compromised key is refused as such, for whichever serial and profile. */
+    CT_GUARD_RET(key_not_compromised(db, r->spki_sha256));
     ct_err rc = db_exec(db, k_cert_insert, NULL, "ttttiizzbbiz", r->cert_serial_hex, r->device_serial, r->profile,
                         r->subject, r->not_before, r->not_after, r->station_id, r->order_id, r->spki_sha256,
                         sizeof r->spki_sha256, r->der, r->der_len, db_now(), r->issuing_ca);

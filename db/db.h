@@ -379,12 +379,12 @@ CT_MUST_CHECK ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert
                                  int64_t *audit_seq);
 
 typedef enum {
-    DB_REPORT_TOTALS,     /* n: issued, revoked, denials, revocation actions */
-    DB_REPORT_STATION,    /* name station; n: issued, revoked, denied requests */
+    DB_REPORT_TOTALS,     /* n: issued, revoked, denied requests, revocation actions, denial entries */
+    DB_REPORT_STATION,    /* name station; n: issued, revoked, denied requests, 0, denial entries */
     DB_REPORT_ORDER,      /* id order; name station; text model; n: serials, devices issued, revoked, open */
     DB_REPORT_DAY,        /* name "YYYY-MM-DD" (UTC); text station ("" for renewals); n: issued */
     DB_REPORT_REASON,     /* id RFC 5280 reason code; n: revoked certificates */
-    DB_REPORT_DENIAL,     /* id audit seq, ts; name actor; text action; subject; detail (newest first) */
+    DB_REPORT_DENIAL,     /* id audit seq, ts; name actor; text action; subject; detail; n: requests (newest first) */
     DB_REPORT_REVOCATION, /* id audit seq, ts; name actor; text action; subject; detail (newest first) */
     DB_REPORT__COUNT
 } db_report_section;
@@ -393,6 +393,9 @@ typedef enum {
 #define DB_REPORT_MAX_ORDERS 500
 #define DB_REPORT_MAX_DAYS 1000
 #define DB_REPORT_MAX_EVENTS 100
+/* How many numbers (n) a report row has. Denied requests: one per refusal audited on its own, N per entry of counted
+ * refusals ("N refused from ...", ca/ca_refusals.c); denial entries: audit entries. */
+#define DB_REPORT_NUMBERS 5
 
 typedef struct {
     db_report_section section;
@@ -401,7 +404,7 @@ typedef struct {
     char text[DB_AUDIT_TEXT_MAX];
     char subject[DB_AUDIT_TEXT_MAX];
     char detail[DB_AUDIT_TEXT_MAX * 2];
-    int64_t n[4];
+    int64_t n[DB_REPORT_NUMBERS];
 } db_report_row;
 
 /* Issuance, revocation and denials with time (issued_at, audit ts) in [from, to) (0: unbounded); calls `cb`

@@ -227,6 +227,12 @@ static const char *const k_migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'a certified key keeps its holder'); END;"
     "CREATE TRIGGER certified_keys_no_delete BEFORE DELETE ON certified_keys"
     "  BEGIN SELECT RAISE(ABORT, 'a certified key keeps its holder'); END;",
+    /* 16: the keys revoked for keyCompromise (RFC 5280 reason 1), which no issuance may certify again, whatever
+     * serial and profile (db/certs.c key_not_compromised). Partial: it holds only those certificates, so issuance
+     * (a new row is valid) never writes it, and a key's look-up reads a handful of entries. The same text runs on
+     * PostgreSQL. */
+    "CREATE INDEX certificates_key_compromised ON certificates(spki_sha256)"
+    "  WHERE status = 'revoked' AND revocation_reason = 1;",
 };
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -293,21 +293,29 @@ ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert_row *row, ct_
  * ------------------------------------------------------------------------------------------------------- */
 /* ?1, ?2: the time range (NULL: open); TS(col) keeps a time column inside it. */
 #define TS(col) " (?1 IS NULL OR " col " >= ?1) AND (?2 IS NULL OR " col " < ?2) "
-#define AUDIT_EVENT_COLUMNS "SELECT seq, ts, actor, action, subject, detail, 0, 0, 0, 0 FROM audit WHERE "
-/* Each query's columns: id, ts, name, text, subject, detail, n0..n3 (missing ones NULL). */
+/* How many refused requests an audit entry stands for: a counted entry (ca/ca_refusals.c: "N refused from FIRST to
+ * LAST: REASON") N, any other entry 1. Only text functions both backends have (no instr, no position). */
+#define DIGITS "'0123456789'"
+#define ENTRY_REQUESTS                                                                                        \
+    " (CASE WHEN length(ltrim(detail, " DIGITS ")) < length(detail) AND ltrim(detail, " DIGITS ") LIKE ' refused from %'" \
+    " THEN CAST(substr(detail, 1, length(detail) - length(ltrim(detail, " DIGITS "))) AS BIGINT) ELSE 1 END) "
+#define AUDIT_EVENT_COLUMNS(n0) "SELECT seq, ts, actor, action, subject, detail, " n0 ", 0, 0, 0, 0 FROM audit WHERE "
+/* Each query's columns: id, ts, name, text, subject, detail, n0..n4 (missing ones NULL). */
 static const char *const k_report_sql[DB_REPORT__COUNT] = {
     [DB_REPORT_TOTALS] =
         "SELECT 0, 0, '', '', '', '',"
         " (SELECT count(*) FROM certificates WHERE" NOT_CLIENT("profile") "AND" TS("issued_at") "),"
         " (SELECT count(*) FROM certificates WHERE" NOT_CLIENT("profile") "AND status = 'revoked' AND"
         TS("revoked_at") "),"
-        " (SELECT count(*) FROM audit WHERE outcome = 'denied' AND" TS("ts") "),"
-        " (SELECT count(*) FROM audit WHERE outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") ")",
+        " (SELECT COALESCE(sum(" ENTRY_REQUESTS "), 0) FROM audit WHERE outcome = 'denied' AND" TS("ts") "),"
+        " (SELECT count(*) FROM audit WHERE outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "),"
+        " (SELECT count(*) FROM audit WHERE outcome = 'denied' AND" TS("ts") ")",
     [DB_REPORT_STATION] = /* denied: its enrollments, and its attempts at officer routes */
-        "SELECT 0, 0, s.name, '', '', '', COALESCE(i.n, 0), COALESCE(i.r, 0), COALESCE(sum(d.n), 0), 0 FROM stations s"
+        "SELECT 0, 0, s.name, '', '', '', COALESCE(i.n, 0), COALESCE(i.r, 0), COALESCE(sum(d.n), 0), 0,"
+        " COALESCE(sum(d.e), 0) FROM stations s"
         " LEFT JOIN (SELECT station_id, count(*) n, sum(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END) r FROM certificates WHERE" TS("issued_at")
         " GROUP BY station_id) i ON i.station_id = s.id"
-        " LEFT JOIN (SELECT actor, count(*) n FROM audit WHERE outcome = 'denied' AND" TS("ts")
+        " LEFT JOIN (SELECT actor, sum(" ENTRY_REQUESTS ") n, count(*) e FROM audit WHERE outcome = 'denied' AND" TS("ts")
         " GROUP BY actor) d ON d.actor = s.name OR d.actor = 'station:' || s.name"
         " GROUP BY s.id, s.name, i.n, i.r ORDER BY COALESCE(i.n, 0) DESC, s.name LIMIT 200",
     [DB_REPORT_ORDER] =
@@ -315,18 +323,18 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
         " (SELECT count(*) FROM order_serials x WHERE x.order_id = o.id),"
         " (SELECT count(DISTINCT c.device_serial) FROM certificates c WHERE c.order_id = o.id AND" TS("c.issued_at") "),"
         " (SELECT count(*) FROM certificates c WHERE c.order_id = o.id AND c.status = 'revoked' AND" TS("c.issued_at") "),"
-        " o.open FROM orders o JOIN stations s ON s.id = o.station_id ORDER BY o.id DESC LIMIT 500",
+        " o.open, 0 FROM orders o JOIN stations s ON s.id = o.station_id ORDER BY o.id DESC LIMIT 500",
     [DB_REPORT_DAY] =
-        "SELECT 0, c.issued_at / 86400 d, '', COALESCE(s.name, ''), '', '', count(*), 0, 0, 0" /* the UTC day, named in C */
+        "SELECT 0, c.issued_at / 86400 d, '', COALESCE(s.name, ''), '', '', count(*), 0, 0, 0, 0" /* the UTC day, named in C */
         " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id WHERE" NOT_CLIENT("c.profile") "AND"
         TS("c.issued_at")
         " GROUP BY d, s.name ORDER BY d DESC, s.name LIMIT 1000",
     [DB_REPORT_REASON] =
-        "SELECT revocation_reason, 0, '', '', '', '', count(*), 0, 0, 0 FROM certificates"
+        "SELECT revocation_reason, 0, '', '', '', '', count(*), 0, 0, 0, 0 FROM certificates"
         " WHERE" NOT_CLIENT("profile") "AND status = 'revoked' AND" TS("revoked_at") "GROUP BY revocation_reason ORDER BY revocation_reason",
-    [DB_REPORT_DENIAL] = AUDIT_EVENT_COLUMNS "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
+    [DB_REPORT_DENIAL] = AUDIT_EVENT_COLUMNS(ENTRY_REQUESTS) "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
     [DB_REPORT_REVOCATION] =
-        AUDIT_EVENT_COLUMNS "outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
+        AUDIT_EVENT_COLUMNS("0") "outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
 };
 _Static_assert(DB_REPORT_MAX_STATIONS == 200 && DB_REPORT_MAX_ORDERS == 500 && DB_REPORT_MAX_DAYS == 1000 &&
                    DB_REPORT_MAX_EVENTS == 100,
@@ -372,7 +380,7 @@ static ct_err report_fn(ct_db *db, void *vctx)
             col_text_cut(st, 3, r->text, sizeof r->text);
             col_text_cut(st, 4, r->subject, sizeof r->subject);
             col_text_cut(st, 5, r->detail, sizeof r->detail);
-            for (int i = 0; i < 4; i++) r->n[i] = db_col_int(st, 6 + i);
+            for (int i = 0; i < DB_REPORT_NUMBERS; i++) r->n[i] = db_col_int(st, 6 + i);
         }
     }
     return CT_OK;

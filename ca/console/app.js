@@ -202,18 +202,21 @@ async function report() {
     const r = await api('report');
     const t = r.totals[0] || {};
     const total = (n, label) => el('div', { class: 'total' }, el('b', {}, n), el('span', {}, label));
+    // Refusals one client repeats are audited as one counted entry ("N refused from ..."): requests and entries differ.
+    const entries = (n) => `in ${n} audit ${n === 1 ? 'entry' : 'entries'}`;
     $('totals').replaceChildren(total(t.issued, 'certificates issued'), total(t.revoked, 'revoked'),
-      total(t.denials, 'denied requests'), total(t.revocation_actions, 'revocation actions'));
+      total(t.denials, `denied requests ${entries(t.denial_entries)}`), total(t.revocation_actions, 'revocation actions'));
     drawChart(r.days);
     fill($('stations').tBodies[0], r.stations.map((s) =>
-      el('tr', {}, el('td', {}, s.station), el('td', {}, s.issued), el('td', {}, s.revoked), el('td', {}, s.denied))));
+      el('tr', {}, el('td', {}, s.station), el('td', {}, s.issued), el('td', {}, s.revoked),
+        el('td', { title: `denied requests ${entries(s.denied_entries)}` }, s.denied))));
     fill($('orders').tBodies[0], r.orders.map((o) =>
       el('tr', {}, el('td', {}, o.order), el('td', {}, o.station), el('td', {}, o.model), el('td', {}, o.state),
         el('td', {}, `${o.issued} / ${o.serials}`), el('td', {}, o.revoked))));
-    const events = (list) => list.slice(0, 15).map((e) =>
+    const events = (list, ...more) => list.slice(0, 15).map((e) =>
       el('tr', {}, el('td', {}, when(e.time)), el('td', {}, e.actor), el('td', {}, e.action + ' ' + e.subject),
-        el('td', { class: 'wrap' }, e.detail)));
-    fill($('denials').tBodies[0], events(r.denials));
+        el('td', { class: 'wrap' }, e.detail), ...more.map((key) => el('td', {}, e[key]))));
+    fill($('denials').tBodies[0], events(r.denials, 'requests'));
     fill($('revocations').tBodies[0], events(r.revocations));
   } catch (e) {
     show('Report refused: ' + e.message, true);

@@ -85,6 +85,7 @@ try {
   await page.waitForFunction(() => document.querySelector('#revocations tbody').textContent.includes('officer:bob'));
   const totals = await page.textContent('#totals');
   check('the report totals: 7 issued, 1 revoked', totals.includes('7certificates issued') && totals.includes('1revoked'), totals);
+  check('... and the three refused requests of the one counted entry', totals.includes('3denied requests in 1 audit entry'), totals);
   const bars = await page.$$eval('#chart svg rect', (r) => r.length);
   check('the issuance chart draws bars and a legend for both stations', bars >= 4, bars);
   const legend = await page.$$eval('#chart svg text', (t) => t.map((x) => x.textContent));
@@ -93,6 +94,11 @@ try {
   const denials = await page.textContent('#denials');
   check("the station's refused visit is among the denials", denials.includes('station:line1') &&
     denials.includes('stations cannot read'), denials.slice(0, 200));
+  const requests = await page.$$eval('#denials tbody tr', (rows) => rows.map((r) => r.lastElementChild.textContent));
+  check('... with the three requests its entry holds', requests.length === 1 && requests[0] === '3', requests);
+  const line1 = await page.$$eval('#stations tbody tr', (rows) => rows.filter((r) => r.cells[0].textContent === 'line1')
+    .map((r) => r.lastElementChild.textContent));
+  check("... and on line1's row, three denied requests", line1.length === 1 && line1[0] === '3', line1);
 
   await page.screenshot({ path: env.SHOT, fullPage: true });
   check('screenshot written', true);

@@ -15,14 +15,18 @@ browser_setup || skip "$BROWSER_WHY"
 
 officer_setup
 SERIAL=$(cert_serial CAM0002)
-# A station that tries the console: refused, and listed among the denials the page shows.
-code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ops-root.pem" --cert "$WORK/line1.pem" --key "$WORK/line1.key" \
-  "https://localhost:$PORT/console/" || true)
-check_eq "a station's certificate does not open the console" 403 "$code"
+# A station that tries the console three times: refused, and listed among the denials the page shows.
+for _ in 1 2 3; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ops-root.pem" --cert "$WORK/line1.pem" --key "$WORK/line1.key" \
+    "https://localhost:$PORT/console/" || true)
+  check_eq "a station's certificate does not open the console" 403 "$code"
+done
 # Refusals at the officer door are counted and written at the interval or when the server stops: restart it, so
 # that the page lists this one.
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
 start_ca "$CA"
+check_eq "the audit's only denial: one counted entry of the three refusals" "1 station:line1" \
+  "$(sql "$DB" "select count(*) from audit where outcome='denied'") $(sql "$DB" "select actor from audit where outcome='denied' and detail like '3 refused from %'")"
 check_eq "the camera to revoke has a valid certificate" valid "$(sql "$DB" "select status from certificates where cert_serial_hex='$SERIAL'")"
 
 # Kept after the run (the work folder is removed): look at it.

@@ -208,13 +208,39 @@ check "audit search (table) names its columns and count" bash -c "grep -q '^cert
 out=$("$CA_BIN" audit report --dir "$CA" --format json)
 check_eq "audit report --format json: the same numbers" "7 5" "$(python3 -c 'import json,sys; d=json.load(sys.stdin)["totals"][0]; print(d["issued"], d["revoked"])' <<<"$out")"
 out=$("$CA_BIN" audit report --dir "$CA" --format csv)
-check "audit report --format csv: one block per section" bash -c "grep -q \$'^station,issued,revoked,denied\r' <<<\"\$0\" && grep -q \$'^seq,time,actor,action,subject,detail\r' <<<\"\$0\"" "$out"
+check "audit report --format csv: one block per section" bash -c "grep -q \$'^station,issued,revoked,denied,denied_entries\r' <<<\"\$0\" && grep -q \$'^seq,time,actor,action,subject,detail\r' <<<\"\$0\"" "$out"
 check "... with the denials' reasons quoted when they hold commas" grep -q ',officer.revoke,,"unknown field .force. (serial, order, station, reason)"' <<<"$out"
 check "a bad --format is refused" bash -c "! '$CA_BIN' audit report --dir '$CA' --format xml 2>/dev/null"
 check "a bad --from is refused" bash -c "'$CA_BIN' audit search --dir '$CA' --from yesterday 2>&1 | grep -q \"from 'yesterday'\""
 
+# The report counts refused requests, not audit entries: one station refused 7 times is one counted entry of 7.
+report_denials() { # totals' denials and denial_entries, station line2's denied and denied_entries
+  "$CA_BIN" audit report --dir "$CA" --format json | python3 -c 'import json, sys
+d = json.load(sys.stdin); t = d["totals"][0]; s = [x for x in d["stations"] if x["station"] == "line2"][0]
+print(t["denials"], t["denial_entries"], s["denied"], s["denied_entries"])'
+}
+kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID= # its counts so far written
+before=$(report_denials) || before="no report"
+start_ca "$CA"
+for _ in 1 2 3 4 5 6 7; do call line2 GET /officer/api/search >/dev/null; done
+
 kill -TERM "$SERVER_PID"; rc=0; wait "$SERVER_PID" || rc=$?; SERVER_PID=
 check_eq "SIGTERM stops the server cleanly" 0 "$rc"
 [ "$rc" = 0 ] || tail -40 "$WORK/server.log"
+check_eq "7 refusals of one station are audited as one counted entry of 7" 1 \
+  "$(sql "$DB" "select count(*) from audit where actor='station:line2' and outcome='denied' and detail like '7 refused from %stations cannot read%'")"
+after=$(report_denials) || after="no report"
+check_eq "the report: 7 more denied requests in 1 more entry, in the totals and on the station's row" "7 1 7 1" \
+  "$(python3 -c 'import sys; a, b = sys.argv[1].split(), sys.argv[2].split(); print(*(int(y) - int(x) for x, y in zip(a, b)))' "$before" "$after" 2>&1)"
+out=$("$CA_BIN" audit report --dir "$CA" --format json)
+check_eq "... the newest denial listed holds 7 requests" "station:line2 7" \
+  "$(python3 -c 'import json, sys; e = json.load(sys.stdin)["denials"][0]; print(e["actor"], e["requests"])' <<<"$out" 2>&1)"
+read -r denials entries _ <<<"$after"
+out=$("$CA_BIN" audit report --dir "$CA")
+check "... the table says it in words: '$denials refused requests in $entries audit entries'" \
+  grep -qx "$denials refused requests in $entries audit entries" <<<"$out"
+out=$("$CA_BIN" audit report --dir "$CA" --format csv)
+check "... the CSV keeps its columns and adds the entries after them" bash -c \
+  "grep -q \$'^issued,revoked,denials,revocation_actions,denial_entries\r' <<<\"\$0\" && grep -q \$'^seq,time,actor,action,subject,detail,requests\r' <<<\"\$0\"" "$out"
 check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
 finish

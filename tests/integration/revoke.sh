@@ -233,7 +233,28 @@ check "... saying revocation is final" grep -q 'revocation is final' "$WORK/c100
 check_eq "... audited, no certificate recorded" "1 1" "$(sql "$DB" "select count(*) from audit where action='est.enroll' and outcome='denied' and actor='line2' and subject='CAM0100'") $(sql "$DB" "select count(*) from certificates where device_serial='CAM0100'")"
 out=$("$CA_BIN" order reprovision --dir "$CA" --station line2 --model CX100 --serial CAM0100)
 check "order reprovision: the serial may be issued once more" grep -q 'CAM0100 may be issued once more' <<<"$out"
-check_eq "... and it is" 200 "$(enroll2 CAM0100 c100c)"
+# ... but never with the key revoked for keyCompromise (RFC 5280 reason 1): not for its serial, nor for another one.
+enroll_key() { # enroll_key SERIAL KEYNAME OUT: POSTs a CSR of the key $WORK/KEYNAME.key as station line2
+  make_csr "$WORK/$3" "/serialNumber=$1/CN=x" -key "$WORK/$2.key"
+  est_post simpleenroll "$WORK/$3.b64" "$WORK/$3.out" --cert "$WORK/line2.pem" --key "$WORK/line2.key"
+}
+check_eq "the re-provisioned serial with its compromised key: 403" 403 "$(enroll_key CAM0100 c100a c100a-again)"
+check "... saying the key was revoked for keyCompromise" grep -q 'this public key was revoked for keyCompromise' "$WORK/c100a-again.out"
+check_eq "... audited, no certificate recorded" "1 1" "$(sql "$DB" "select count(*) from audit where action='est.enroll' and outcome='denied' and actor='line2' and subject='CAM0100' and detail like '%revoked for keyCompromise%'") $(sql "$DB" "select count(*) from certificates where device_serial='CAM0100'")"
+check_eq "the compromised key for another serial: 403 too" 403 "$(enroll_key CAM0101 c100a c100a-other)"
+check "... saying why" grep -q 'revoked for keyCompromise' "$WORK/c100a-other.out"
+check_eq "... nothing recorded for that serial" 0 "$(sql "$DB" "select count(*) from certificates where device_serial='CAM0101'")"
+check_eq "... and it is, with a new key" 200 "$(enroll2 CAM0100 c100c)"
+base64 -d "$WORK/c100c.out" | openssl pkcs7 -inform DER -print_certs -out "$WORK/c100c.pem" 2>/dev/null
+make_csr "$WORK/c100a-renew" "/serialNumber=CAM0100/CN=x" -key "$WORK/c100a.key"
+check_eq "simplereenroll with the compromised key, by the device's new certificate: 403" 403 \
+  "$(est_post simplereenroll "$WORK/c100a-renew.b64" "$WORK/c100a-renew.out" --cert "$WORK/c100c.pem" --key "$WORK/c100c.key")"
+check "... saying why" grep -q 'this public key was revoked for keyCompromise' "$WORK/c100a-renew.out"
+check_eq "... audited as the device, its certificate still the current one, nothing recorded" "1 valid 2" \
+  "$(sql "$DB" "select count(*) from audit where action='est.enroll' and outcome='denied' and actor='CAM0100' and detail like '%revoked for keyCompromise%'") $(sql "$DB" "select status from certificates where cert_serial_hex='$(openssl x509 -in "$WORK/c100c.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)'") $(sql "$DB" "select count(*) from certificates where device_serial='CAM0100'")"
+make_csr "$WORK/c100d" "/serialNumber=CAM0100/CN=x"
+check_eq "... with a new key it renews: 200" 200 \
+  "$(est_post simplereenroll "$WORK/c100d.b64" "$WORK/c100d.out" --cert "$WORK/c100c.pem" --key "$WORK/c100c.key")"
 check_eq "CAM0101 (case variant of nothing issued) still enrolls before the station is revoked" 200 "$(enroll2 CAM0101 c101a)"
 out=$("$CA_BIN" revoke --dir "$CA" "$(openssl x509 -in "$WORK/line2.pem" -noout -serial)" --reason keyCompromise)
 check_eq "revoke a station's own certificate by serial" "revoked 1 certificate (keyCompromise)" "$out"

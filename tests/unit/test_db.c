@@ -212,9 +212,11 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
 /* Migration 14 (leases, the signer's CRLs) undone. */
 #define K_UNDO_MIGRATION_14 " DROP TABLE leases; DROP TABLE crls_signed;" K_UNDO_MIGRATION_15
 /* Migration 15 (each certified key's holder) undone. */
-#define K_UNDO_MIGRATION_15 " DROP TABLE certified_keys;"
+#define K_UNDO_MIGRATION_15 " DROP TABLE certified_keys;" K_UNDO_MIGRATION_16
+/* Migration 16 (the index of keys revoked for keyCompromise) undone. */
+#define K_UNDO_MIGRATION_16 " DROP INDEX certificates_key_compromised;"
 /* How many migrations this build has. */
-#define N_MIGRATIONS 15
+#define N_MIGRATIONS 16
 
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)
@@ -665,6 +667,61 @@ START_TEST(test_key_one_holder)
                               " WHERE cert_serial_hex = '05'", NULL, 0), SQLITE_OK);
     ck_assert_int_ne(raw_exec("UPDATE certified_keys SET device_serial = 'SN2'", NULL, 0), SQLITE_OK);
     ck_assert_int_ne(raw_exec("DELETE FROM certified_keys", NULL, 0), SQLITE_OK);
+    db_close(db);
+}
+END_TEST
+
+/* A key revoked for keyCompromise is never certified again: not for its holder (a renewal, while a certificate of
+ * that key is still current), nor for another serial or profile (refused as compromised, 403, not as another holder's
+ * key), nor for an operator; nothing is recorded. A key revoked for another reason is its holder's as before. The
+ * look-up reads migration 16's index. */
+START_TEST(test_key_compromised_never_again)
+{
+    ct_db *db = fresh_db("db-key-compromise");
+    db_cert_record r1 = make_rec("01", "SN1", "device", "DER-1"), r2 = make_rec("02", "SN1", "device", "DER-2");
+    db_cert_record st1 = make_rec("0b", "line9", "station", "DER-b");
+    memcpy(r2.spki_sha256, r1.spki_sha256, 32);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK); /* renewed with the same key */
+    ck_assert_int_eq(db_cert_record_issuance(db, &st1, NULL, "ca"), CT_OK);
+    /* The superseded certificate's key found compromised: the current one (02) has that key too. */
+    db_revocation rv = {.scope = DB_REVOKE_CERT, .cert_serial_hex = "01", .reason = 1, .reason_name = "keyCompromise",
+                        .actor = "officer:alice"};
+    ck_assert_int_eq(db_revoke(db, &rv, NULL), CT_OK);
+    rv.cert_serial_hex = "0b", rv.reason = 4, rv.reason_name = "superseded";
+    ck_assert_int_eq(db_revoke(db, &rv, NULL), CT_OK);
+    int64_t audit = audit_rows(), certs = raw_int("SELECT count(*) FROM certificates");
+    db_cert_record renewal = make_rec("03", "SN1", "device", "DER-3"), other = make_rec("04", "SN2", "device", "DER-4");
+    db_cert_record media = make_rec("05", "SN1", "media-signing", "DER-5");
+    db_cert_record station = make_rec("06", "SN1", "station", "DER-6");
+    db_cert_record *reused[] = {&renewal, &other, &media, &station};
+    for (size_t i = 0; i < sizeof reused / sizeof reused[0]; i++) {
+        memcpy(reused[i]->spki_sha256, r1.spki_sha256, 32);
+        ck_assert_int_eq(db_cert_record_issuance(db, reused[i], i == 0 ? "02" : NULL, "ca"), CT_ERR_FORBIDDEN);
+        ck_assert_msg(strstr(ct_err_detail(), "revoked for keyCompromise (certificate 01 of serial 'SN1')"), "%s",
+                      ct_err_detail());
+    }
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), certs);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE cert_serial_hex = '02' AND status = 'valid'"), 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves"), 2);
+    ck_assert_int_eq(audit_rows(), audit);
+    /* Revoked for another reason: the holder may certify its key again. */
+    db_cert_record st2 = make_rec("0c", "line9", "station", "DER-c");
+    memcpy(st2.spki_sha256, st1.spki_sha256, 32);
+    ck_assert_int_eq(db_cert_record_issuance(db, &st2, NULL, "ca"), CT_OK);
+    if (!g_pg) { /* SQLite says which index a query reads (a PostgreSQL plan of a tiny table is a sequential scan) */
+        sqlite3 *h = NULL;
+        sqlite3_stmt *q = NULL;
+        ck_assert_int_eq(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_prepare_v2(h, "EXPLAIN QUERY PLAN SELECT cert_serial_hex, device_serial FROM certificates"
+                                               " WHERE spki_sha256 = ? AND status = 'revoked' AND revocation_reason = 1"
+                                               " LIMIT 1", -1, &q, NULL), SQLITE_OK);
+        ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+        ck_assert_msg(strstr((const char *)sqlite3_column_text(q, 3), "INDEX certificates_key_compromised"), "%s",
+                      (const char *)sqlite3_column_text(q, 3));
+        sqlite3_finalize(q);
+        sqlite3_close(h);
+    }
     db_close(db);
 }
 END_TEST
@@ -2204,6 +2261,7 @@ int main(void)
     tcase_add_test(tc, test_issuance_atomic);
     tcase_add_test(tc, test_already_issued);
     tcase_add_test(tc, test_key_one_holder);
+    tcase_add_test(tc, test_key_compromised_never_again);
     if (!g_pg) tcase_add_test(tc, test_key_migration_claims_earlier_keys);
     tcase_add_test(tc, test_supersede);
     tcase_add_test(tc, test_audit_triggers);
