@@ -1801,6 +1801,10 @@ START_TEST(test_witness_reports)
     ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one", "witness", &added), CT_OK);
     ck_assert(!added);
     ck_assert_int_eq(a.id, first);
+    /* the same finding in other bytes (another proof, a signature line added): kept once */
+    ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one, another proof", "witness", &added), CT_OK);
+    ck_assert(!added);
+    ck_assert_int_eq(a.id, first);
     ck_assert_int_eq(db_log_witness_report_add(db, &b, "report two", "witness", &added), CT_OK);
     ck_assert(added);
     ck_assert_int_eq(audit_rows(), before + 2);
