@@ -265,9 +265,11 @@ CT_MUST_CHECK ct_err ca_open_db(const char *dir, const char *db_path, ca **out);
 /* Compares the staged copy (opened with ca_open_db) with every checkpoint kept outside it: DIR/checkpoint.note, the
  * database it replaces, `files` (a witness's state.note, a station's log/checkpoint.note, an officer's), one line
  * each on `out`; *rolled_back when it does not extend one. Keeps in checkpoint.note the newest, or the newest one the
- * copy contradicts, so that the CA refuses to serve it until accepted. */
+ * copy contradicts, so that the CA refuses to serve it until accepted. When no checkpoint shows it but the database
+ * replaced holds audit entries the copy has not (a revocation after the newest checkpoint): CT_ERR_INTEGRITY, nothing
+ * to restore, unless `accept_rollback` (then the acceptance is audited in the copy). */
 CT_MUST_CHECK ct_err ca_restore_compare(ca_restore *r, ca *staged, const char *const *files, size_t n_files,
-                                        FILE *out, bool *rolled_back);
+                                        bool accept_rollback, FILE *out, bool *rolled_back);
 /* Puts the staged copy (closed) in place: its WAL folded and the file synced, the database it replaces folded into
  * its own file (no WAL left to replay onto the new one) and kept as `replaced` (DB.replaced-<ms>; "" when there was
  * none), one rename, the folder synced. */

@@ -399,8 +399,48 @@ static ct_err compare_one(ca *staged, outside *o, FILE *out, bool *rolled_back)
     return rc;
 }
 
-ct_err ca_restore_compare(ca_restore *r, ca *staged, const char *const *files, size_t n_files, FILE *out,
-                          bool *rolled_back)
+/* The database replaced, by its audit chain: what it recorded after its newest checkpoint (a revocation, a station or
+ * officer disabled: none of them grows the log, so no checkpoint follows) is in no checkpoint, and a copy from before
+ * it would undo it unseen. The copy must hold the replaced chain's head; unless the officer accepts (recorded in the
+ * copy's chain before it is put in place), nothing is restored. */
+static ct_err replaced_head_check(const ca_restore *r, ca *staged, bool accept, FILE *out)
+{
+    int64_t theirs = 0;
+    uint8_t head[32], ours[32];
+    char hex[65], why[256], detail[256];
+    if (!ct_file_exists(r->cfg.db_path)) return CT_OK;
+    ct_err rc = db_backup_audit_head(r->cfg.db_path, &theirs, head);
+    if (rc != CT_OK) { /* a damaged database is what one restores over: said, not fatal */
+        fprintf(out, "the database replaced (%s): no audit chain read from it (%s)\n", r->cfg.db_path,
+                *ct_err_detail() ? ct_err_detail() : ct_err_message(rc));
+        ct_err_clear();
+        return CT_OK;
+    }
+    int64_t copy = r->info.audit_entries;
+    if (theirs == 0) return CT_OK;
+    if (theirs <= copy) {
+        CT_GUARD_RET(db_log_audit_hash(staged->db, (uint64_t)theirs, ours));
+        if (memcmp(ours, head, sizeof head) == 0) return CT_OK;
+        CT_GUARD_RET(ct_snprintf(why, sizeof why, "the database replaced has audit entry %lld unlike the copy's "
+                                 "(another history)", (long long)theirs));
+    } else {
+        CT_GUARD_RET(ct_snprintf(why, sizeof why, "the database replaced has %lld audit entries, the copy %lld: "
+                                 "restoring it undoes the last %lld (revocations, stations or officers disabled...)",
+                                 (long long)theirs, (long long)copy, (long long)(theirs - copy)));
+    }
+    CT_ENSURE_RET(accept, ct_fail(CT_ERR_INTEGRITY, "%s; nothing restored (after review: --accept-rollback)", why));
+    fprintf(out, "ROLLED BACK: %s\n", why);
+    CT_GUARD_RET(ct_hex_encode(head, sizeof head, hex, sizeof hex));
+    CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "v=2 replaced_audit_entries=%lld replaced_audit_sha256=%s "
+                             "audit_entries=%lld", (long long)theirs, hex, (long long)copy));
+    const char *base = strrchr(r->cfg.db_path, '/');
+    CT_GUARD_RET(db_audit_append(staged->db, "cli", "ca.rollback_accept", base ? base + 1 : r->cfg.db_path, "ok", detail));
+    fprintf(out, "rollback accepted (audited in the copy: ca.rollback_accept)\n");
+    return CT_OK;
+}
+
+ct_err ca_restore_compare(ca_restore *r, ca *staged, const char *const *files, size_t n_files, bool accept_rollback,
+                          FILE *out, bool *rolled_back)
 {
     ct_err rc = CT_OK;
     size_t n = 0, cap = n_files + 2;
@@ -437,6 +477,9 @@ ct_err ca_restore_compare(ca_restore *r, ca *staged, const char *const *files, s
     }
     if (n == 0) fprintf(out, "no checkpoint kept outside the copy: nothing to compare it with\n");
     for (size_t i = 0; i < n; i++) CT_GUARD(compare_one(staged, &o[i], out, rolled_back));
+    /* A rollback a kept checkpoint shows is accepted later, as the CA then refuses to serve; one only the database
+     * replaced shows, here (nothing else would keep the CA from serving it). */
+    if (!*rolled_back) CT_GUARD(replaced_head_check(r, staged, accept_rollback, out));
     /* What checkpoint.note keeps from now on: a checkpoint the copy contradicts (so that serve refuses it until
      * accepted), else the newest of all (never going back). */
     outside *keep = NULL;

@@ -516,7 +516,8 @@ static int restore_command(const cli_args *a)
             if (rc == CT_ERR_INTEGRITY) rc = ct_fail(rc, "%s does not verify (above): nothing restored", a->from);
         }
         if (rc == CT_OK)
-            rc = ca_restore_compare(r, staged, a->checkpoints, (size_t)a->ncheckpoints, stdout, &rolled_back);
+            rc = ca_restore_compare(r, staged, a->checkpoints, (size_t)a->ncheckpoints, a->accept_rollback, stdout,
+                                   &rolled_back);
         ca_close(staged);
         if (rc == CT_OK) rc = ca_restore_commit(r, replaced, sizeof replaced);
         ca_restore_end(r);

@@ -115,6 +115,13 @@ ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, cons
                   ct_fail(CT_ERR_ARG, "audit subject is longer than %d bytes", DB_AUDIT_FIELD_MAX - 1));
     CT_ENSURE_RET(strnlen(detail, DB_AUDIT_DETAIL_MAX) < DB_AUDIT_DETAIL_MAX,
                   ct_fail(CT_ERR_ARG, "audit detail is longer than %d bytes", DB_AUDIT_DETAIL_MAX - 1));
+    /* Subjects and details carry outside text (a CSR's serialNumber, a request's path): bytes that are not UTF-8
+     * would be refused by PostgreSQL, and the refusal they belong to would go unaudited. Kept as '?'. */
+    char subject_text[DB_AUDIT_FIELD_MAX], detail_text[DB_AUDIT_DETAIL_MAX];
+    CT_GUARD_RET(ct_strlcpy(subject_text, sizeof subject_text, subject));
+    CT_GUARD_RET(ct_strlcpy(detail_text, sizeof detail_text, detail));
+    if (ct_utf8_repair(subject_text)) subject = subject_text;
+    if (ct_utf8_repair(detail_text)) detail = detail_text;
 
     /* The caller holds the write lock (BEGIN IMMEDIATE), so nobody can append between this read and the insert. */
     db_stmt *st = NULL;

@@ -170,6 +170,27 @@ cleanup:
     return rc;
 }
 
+ct_err db_backup_audit_head(const char *path, int64_t *entries, uint8_t hash[32])
+{
+    ct_err rc = CT_OK;
+    sqlite3 *h = NULL;
+    ct_buf hex = CT_BUF_INIT;
+    size_t n = 0;
+    int64_t unused = 0;
+    memset(hash, 0, 32);
+    CT_GUARD(conn_open(path, path, &h));
+    CT_GUARD(conn_query(h, path, "SELECT coalesce(max(seq), 0) FROM audit", NULL, entries, NULL));
+    if (*entries == 0) goto cleanup;
+    CT_GUARD(conn_query(h, path, "SELECT lower(hex(hash)) FROM audit ORDER BY seq DESC LIMIT 1", NULL, &unused,
+                        &hex));
+    CT_ENSURE_MSG(hex.data && ct_hex_decode((const char *)hex.data, hash, 32, &n) == CT_OK && n == 32, CT_ERR_INTEGRITY,
+                  "%s: the newest audit entry has no hash", path);
+cleanup:
+    ct_buf_free(&hex);
+    sqlite3_close(h);
+    return rc;
+}
+
 ct_err db_backup_fold_wal(const char *path)
 {
     ct_err rc = CT_OK;

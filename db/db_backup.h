@@ -36,6 +36,8 @@ CT_MUST_CHECK ct_err db_backup_ca_id(const char *path, char *out, size_t max);
 /* The newest checkpoint kept in database `path` (its signed note, NUL-terminated: ct_buf_free); CT_ERR_NOT_FOUND
  * when it holds none. */
 CT_MUST_CHECK ct_err db_backup_newest_checkpoint(const char *path, ct_buf *note);
+/* The audit chain's head of database `path`: its length and its newest entry's hash (zeros for an empty chain). */
+CT_MUST_CHECK ct_err db_backup_audit_head(const char *path, int64_t *entries, uint8_t hash[32]);
 /* Folds the write-ahead log of database `path` into the file (wal_checkpoint(TRUNCATE)) and closes it, so that the
  * file alone holds everything: before it is replaced by a rename (a WAL left beside it would be replayed onto the
  * new file). CT_ERR_DB when another connection keeps the WAL from being folded. */

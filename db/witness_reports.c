@@ -13,6 +13,10 @@ static const char k_report_insert[] =
     "INSERT INTO log_witness_reports (received, witness, kind, kept_size, served_size, reason, report)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
 static const char k_report_id[] = "SELECT id FROM log_witness_reports WHERE report = ?";
+/* The same finding: who reported it (by its cosignature), what and at which sizes, the CA's own reason. Not the text:
+ * the proof given and any signature line the CA does not know can be varied by anyone who holds the two notes. */
+static const char k_finding_id[] = "SELECT id FROM log_witness_reports WHERE witness = ? AND kind = ? AND kept_size = ?"
+                                   " AND served_size = ? AND reason = ? ORDER BY id LIMIT 1";
 static const char k_report_list[] = "SELECT " DB_WITNESS_REPORT_COLS " FROM log_witness_reports ORDER BY id DESC LIMIT ?";
 
 static ct_err detail_sha256(db_detail *d, const char *key, const char *text)
@@ -62,6 +66,10 @@ static ct_err report_add_tx(ct_db *db, void *vctx)
     int changes = 0;
     db_detail d;
     r->received = db_now();
+    ct_err rc = db_query_int(db, k_finding_id, &r->id, "ttiit", r->witness, r->kind, (int64_t)r->kept_size,
+                             (int64_t)r->served_size, r->reason);
+    if (rc == CT_OK) return CT_OK; /* already recorded: c->added stays false */
+    CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
     CT_GUARD_RET(db_exec(db, k_report_insert, &changes, "ittiitt", r->received, r->witness, r->kind,
                          (int64_t)r->kept_size, (int64_t)r->served_size, r->reason, c->report));
     c->added = changes > 0;

@@ -160,6 +160,9 @@ CT_MUST_CHECK ct_err ct_json_string(ct_buf *b, const char *s);
  * starting with '=', '+', '-', '@', tab or CR is quoted with a leading apostrophe, so spreadsheets show it as
  * text instead of running it as a formula. */
 CT_MUST_CHECK ct_err ct_csv_field(ct_buf *b, const char *s);
+/* Replaces, in place, each byte of `s` that is not part of a valid UTF-8 sequence by '?' (the length stays); true
+ * when it replaced any. For outside text kept where only UTF-8 is stored (PostgreSQL refuses anything else). */
+bool ct_utf8_repair(char *s);
 /* Decodes the %XX escapes of a URL or query value in place ('+' is left: that is form encoding) and returns the
  * new length. An escape of a control character (%00 included) stays as it is: decoded, it would cut or split
  * what it is part of ("simpleenroll%00x" read as "simpleenroll"). */

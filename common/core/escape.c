@@ -43,6 +43,21 @@ ct_err ct_json_string(ct_buf *b, const char *s)
     return ct_buf_append(b, "\"", 1);
 }
 
+bool ct_utf8_repair(char *s)
+{
+    bool repaired = false;
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        size_t n = utf8_len(p);
+        if (n) {
+            p += n;
+            continue;
+        }
+        *p++ = '?';
+        repaired = true;
+    }
+    return repaired;
+}
+
 ct_err ct_csv_field(ct_buf *b, const char *s)
 {
     if (!s) s = "";

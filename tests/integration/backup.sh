@@ -163,6 +163,29 @@ rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/good.db" 2>&1) || rc=$?
 check_eq "restore while the CA serves: refused" "1 camtrust-ca: $CA is being served: stop its server first" "$rc $out"
 cleanup_server
 
+# ---- the copy from before a revocation, no checkpoint signed since (a revocation does not grow the log): the
+# database it would replace shows it; nothing restored until an officer accepts, the acceptance audited ----
+"$CA_BIN" backup --dir "$CA" --out "$WORK/unrevoked.db" >/dev/null
+REVOKED=$(sql "$DB" "select cert_serial_hex from certificates where status = 'valid' and profile = 'device' limit 1")
+"$CA_BIN" revoke --dir "$CA" "$REVOKED" --reason keyCompromise >/dev/null
+COPY=$(sql "$WORK/unrevoked.db" "select max(seq) from audit")
+LIVE=$(sql "$DB" "select max(seq) from audit")
+# (compared with the database being replaced, whose empty WAL SQLite removes at the close: not the CA's data)
+data() { folder | grep -v -- '-wal$\|-shm$'; }
+before=$(data)
+rc=0; err=$("$CA_BIN" restore --dir "$CA" --from "$WORK/unrevoked.db" 2>&1 >/dev/null) || rc=$?
+check_eq "restore of the copy from before a revocation: exit 1" 1 "$rc"
+check "... one line naming what it would undo" test "$(wc -l <<<"$err") $(grep -c "^camtrust-ca: the database replaced has $LIVE audit entries, the copy $COPY: restoring it undoes the last $((LIVE - COPY)) .*nothing restored" <<<"$err")" = "1 1"
+check_eq "... the CA folder byte for byte as it was" "$before" "$(data)"
+check_eq "... the certificate still revoked" revoked "$(sql "$DB" "select status from certificates where cert_serial_hex = '$REVOKED'")"
+rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/unrevoked.db" --accept-rollback 2>&1) || rc=$?
+check "... an officer accepts it (--accept-rollback): exit 0, flagged" test "$rc $(grep -c "^ROLLED BACK: the database replaced has $LIVE audit entries" <<<"$out")" = "0 1"
+check_eq "... the acceptance audited in the restored chain, with both lengths" \
+  "$((COPY + 1))|cli|ok|replaced_audit_entries=$LIVE audit_entries=$COPY" \
+  "$(sql "$DB" "select seq, actor, outcome, replace(detail, substr(detail, instr(detail, ' replaced_audit_sha256='), 87), '') from audit
+     where action = 'ca.rollback_accept' and detail like '%replaced_audit_entries=%'" | sed 's/v=2 //')"
+check "... audit verify passes" "$CA_BIN" audit verify --dir "$CA"
+
 # ---- a backup killed before its rename: no copy, and the next one removes its temporary file ----
 rc=0; CAMTRUST_FAILPOINT=backup:synced "$CA_BIN" backup --dir "$CA" --out "$WORK/k.db" >/dev/null 2>&1 || rc=$?
 check_eq "a backup killed before its rename: no file, its temporary left" "137 0 1" \
@@ -177,16 +200,17 @@ NEW=$(sql "$WORK/new.db" "select max(seq) from audit")
 for point in restore:staged restore:folded restore:renamed; do
   "$CA_BIN" station disable --dir "$CA" line1 >/dev/null # a state of the live database the copy does not have
   OLD=$(sql "$DB" "select max(seq) from audit")
-  rc=0; CAMTRUST_FAILPOINT=$point "$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" >/dev/null 2>&1 || rc=$?
+  # (the copy lacks the live database's newest entries: accepted, which the copy records before it is put in place)
+  rc=0; CAMTRUST_FAILPOINT=$point "$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" --accept-rollback >/dev/null 2>&1 || rc=$?
   have=$(sql "$DB" "select max(seq) from audit")
   state=$(sql "$DB" "select enabled from stations where name = 'line1'")
-  check "killed at $point (exit $rc): the old database ($OLD entries, station disabled) or the new ($NEW, enabled)" \
-    test "$have $state" = "$OLD 0" -o "$have $state" = "$NEW 1"
+  check "killed at $point (exit $rc): the old database ($OLD entries, station disabled) or the new ($((NEW + 1)), enabled)" \
+    test "$have $state" = "$OLD 0" -o "$have $state" = "$((NEW + 1)) 1"
   check "... whole: audit verify passes" "$CA_BIN" audit verify --dir "$CA"
   "$CA_BIN" station enable --dir "$CA" line1 >/dev/null 2>&1 || true
 done
 check_eq "the next restore finishes, and removes what the killed ones left" "0 0" \
-  "$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" >/dev/null 2>&1; echo $?) $(ls -a "$CA" | grep -c '^\.restore-')"
+  "$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" --accept-rollback >/dev/null 2>&1; echo $?) $(ls -a "$CA" | grep -c '^\.restore-')"
 
 # ---- a folder whose records are in PostgreSQL: pg_dump's business, said in one line ----
 cp "$CA/camtrust-ca.conf" "$WORK/conf.saved"

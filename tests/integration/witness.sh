@@ -215,6 +215,35 @@ check "... and one log line" grep -q 'event=log_witness_report id=1 new=1 witnes
 report() { curl -s -o "$WORK/report.out" -w '%{http_code}' --max-time 5 --data-binary "@$1" "$HTTP/log/witness-report" || true; }
 check_eq "the same report again: 200, kept once" "200 1" "$(report "$EVIDENCE") $(sql "$DB" "select count(*) from log_witness_reports")"
 check "... 'already recorded'" grep -q '^already recorded witness report 1: fork' "$WORK/report.out"
+# The same finding in other bytes (another proof, a signature line the CA does not know added to a note: neither is
+# what the CA judges): kept once too. Else anyone could add reports and audit entries without end, and push the
+# witness's own report out of the officer's view.
+python3 - "$EVIDENCE" "$WORK" <<'PY'
+import base64, os, sys
+ev, work = sys.argv[1:3]
+b = open(ev, "rb").read()
+magic, rest = b.split(b"\n", 1)
+def part(rest, word):
+    line, rest = rest.split(b"\n", 1)
+    w, n = line.split(b" ")
+    assert w == word
+    return rest[:int(n)], rest[int(n):]
+kept, rest = part(rest, b"kept")
+served, proof = part(rest, b"served")
+def report(kept, served, proof):
+    return magic + b"\nkept %d\n%sserved %d\n%s%s" % (len(kept), kept, len(served), served, proof)
+for i in range(3):
+    other = b"proof " + base64.b64encode(os.urandom(32)) + b"\n"
+    open(work + "/variant%d.report" % i, "wb").write(report(kept, served, other))
+extra = "\u2014 someone.example/x ".encode() + base64.b64encode(os.urandom(68)) + b"\n"
+open(work + "/variant3.report", "wb").write(report(kept, served + extra, proof))
+PY
+variants=""
+for i in 0 1 2 3; do variants="$variants $(report "$WORK/variant$i.report")$(grep -c '^already recorded witness report 1: fork' "$WORK/report.out" || true)"; done
+check_eq "the same finding with another proof (3 times) or an unknown signature line added: 200 'already recorded' each" \
+  " 2001 2001 2001 2001" "$variants"
+check_eq "... still one report and one audit event" "1 1" \
+  "$(sql "$DB" "select count(*) from log_witness_reports") $(sql "$DB" "select count(*) from audit where action = 'log.witness_report'")"
 
 # The officer API flags the witness that reported; w2, configured but never cosigning, is flagged as stale.
 code=$(curl -s -o "$WORK/api2.json" -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \

@@ -866,6 +866,24 @@ START_TEST(test_audit_triggers)
 }
 END_TEST
 
+/* Outside text that is not UTF-8 (a station's CSR with serialNumber "CAM\xff\xfe"): appended all the same, as '?',
+ * on either backend (PostgreSQL refuses such bytes: the refusal it belongs to went unaudited), and the chain verifies. */
+START_TEST(test_audit_text_not_utf8)
+{
+    ct_db *db = fresh_db("db-audit-utf8");
+    char subject[64], detail[128];
+    ck_assert_int_eq(db_audit_append(db, "line1", "est.enroll", "CAM\xff\xfe\x1b[2J", "denied",
+                                     "serialNumber 'CAM\xc3' is not a device serial, \xc3\xa9t\xc3\xa9 kept"), CT_OK);
+    raw_text("SELECT subject FROM audit ORDER BY seq DESC LIMIT 1", subject, sizeof subject);
+    raw_text("SELECT detail FROM audit ORDER BY seq DESC LIMIT 1", detail, sizeof detail);
+    ck_assert_str_eq(subject, "CAM??\x1b[2J");
+    ck_assert_str_eq(detail, "serialNumber 'CAM?' is not a device serial, \xc3\xa9t\xc3\xa9 kept");
+    db_audit_report rep;
+    ck_assert_int_eq(db_audit_verify(db, &rep), CT_OK);
+    db_close(db);
+}
+END_TEST
+
 START_TEST(test_audit_verify_intact)
 {
     ct_db *db = fresh_db("db-verify-fresh");
@@ -1872,6 +1890,10 @@ START_TEST(test_witness_reports)
     ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one", "witness", &added), CT_OK);
     ck_assert(!added);
     ck_assert_int_eq(a.id, first);
+    /* the same finding in other bytes (another proof, a signature line added): kept once */
+    ck_assert_int_eq(db_log_witness_report_add(db, &a, "report one, another proof", "witness", &added), CT_OK);
+    ck_assert(!added);
+    ck_assert_int_eq(a.id, first);
     ck_assert_int_eq(db_log_witness_report_add(db, &b, "report two", "witness", &added), CT_OK);
     ck_assert(added);
     ck_assert_int_eq(audit_rows(), before + 2);
@@ -2266,6 +2288,7 @@ int main(void)
     tcase_add_test(tc, test_supersede);
     tcase_add_test(tc, test_audit_triggers);
     tcase_add_test(tc, test_audit_verify_intact);
+    tcase_add_test(tc, test_audit_text_not_utf8);
     tcase_add_test(tc, test_tamper_edit);
     if (!g_pg) tcase_add_test(tc, test_tamper_edit_hidden_nul);
     tcase_add_test(tc, test_tamper_delete);
