@@ -247,6 +247,7 @@ CUTLEAF=$(( K1 - 2 ))
 CUT=$(sql "$DB" "select min(a.seq) from audit a, log_leaves l where l.leaf_index >= $CUTLEAF
   and (a.subject like '%' || l.cert_serial_hex || '%' or a.detail like '%' || l.cert_serial_hex || '%')")
 sqlite3 "$DB" "$NOTRIG
+  DELETE FROM certified_keys WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $CUTLEAF);
   DELETE FROM certificates WHERE cert_serial_hex IN (SELECT cert_serial_hex FROM log_leaves WHERE leaf_index >= $CUTLEAF);
   DELETE FROM log_leaves WHERE leaf_index >= $CUTLEAF;
   DELETE FROM log_tree_heads WHERE tree_size > $CUTLEAF;
