@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,32 @@ static ct_err file_sync(const char *path)
     return r ? ct_fail(CT_ERR_IO, "cannot sync %s: %s", path, strerror(r)) : CT_OK;
 }
 
+/* Whether `out` names the live database or one of SQLite's files beside it: the backup's rename would put a copy
+ * in its place under a running server, whose writes would then go to a file no longer in the folder. By the folder
+ * each resolves to (a relative or linked --out included) and by the file itself when it exists. */
+static ct_err out_not_database(const char *db_path, const char *out)
+{
+    static const char *const k_suffix[] = {"", "-wal", "-shm", "-journal"};
+    char out_dir[CA_PATH_MAX], db_dir[CA_PATH_MAX], out_base[CA_PATH_MAX], db_base[CA_PATH_MAX], name[CA_PATH_MAX];
+    char out_real[PATH_MAX], db_real[PATH_MAX];
+    struct stat so, sd;
+    CT_ENSURE_RET(stat(out, &so) != 0 || stat(db_path, &sd) != 0 || so.st_dev != sd.st_dev || so.st_ino != sd.st_ino,
+                  ct_fail(CT_ERR_USAGE, "--out %s is the CA's live database: write the backup elsewhere", out));
+    CT_GUARD_RET(ct_strlcpy(out_dir, sizeof out_dir, out));
+    CT_GUARD_RET(ct_strlcpy(db_dir, sizeof db_dir, db_path));
+    CT_GUARD_RET(ct_strlcpy(out_base, sizeof out_base, out));
+    CT_GUARD_RET(ct_strlcpy(db_base, sizeof db_base, db_path));
+    if (!realpath(dirname(out_dir), out_real) || !realpath(dirname(db_dir), db_real) || strcmp(out_real, db_real) != 0)
+        return CT_OK; /* another folder (or none yet: the rename fails on its own) */
+    for (size_t i = 0; i < sizeof k_suffix / sizeof k_suffix[0]; i++) {
+        CT_GUARD_RET(ct_snprintf(name, sizeof name, "%s%s", basename(db_base), k_suffix[i]));
+        CT_ENSURE_RET(strcmp(basename(out_base), name) != 0,
+                      ct_fail(CT_ERR_USAGE, "--out %s is the CA's live database%s: write the backup elsewhere", out,
+                              i ? " (one of its files)" : ""));
+    }
+    return CT_OK;
+}
+
 ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
 {
     ct_err rc = CT_OK;
@@ -202,6 +229,7 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_ENSURE_MSG(!ca_db_is_pg(cfg), CT_ERR_USAGE, "%s keeps its records in PostgreSQL: back them up with pg_dump or "
                                                    "pg_basebackup (README: Backup and restore)", dir);
     CT_ENSURE_MSG(ct_file_exists(cfg->db_path), CT_ERR_CONFIG, "%s is not initialised: nothing to back up", dir);
+    CT_GUARD(out_not_database(cfg->db_path, out));
     CT_GUARD(root_sha256(dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT], s->root_sha256));
     CT_GUARD(ct_strlcpy(parent, sizeof parent, out));
     CT_GUARD(ct_strlcpy(base, sizeof base, out));

@@ -449,6 +449,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         if (ans.content_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, ans.content_encoding);
         if (ans.vary_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
         for (const char *const *h = ca_officer_headers; officer && *h; h += 2) MHD_add_response_header(resp, h[0], h[1]);
+        /* Error answers carry a client's words (reasons); no browser may take any answer for another type. */
+        if (!officer) MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
         if (atomic_load(&stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
         MHD_destroy_response(resp);

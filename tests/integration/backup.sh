@@ -194,6 +194,16 @@ check_eq "a backup killed before its rename: no file, its temporary left" "137 0
 check_eq "... the next backup writes the file and removes the temporary" "1 0" \
   "$(ls "$WORK" | grep -c '^k\.db$') $(ls "$WORK" | grep -c '^k\.db\.tmp\.')"
 
+# ---- --out naming the live database (or its WAL), directly or through another path: refused, nothing changed ----
+ln -s "$CA" "$WORK/ca-link"
+sum=$(sha256sum "$CA/camtrust.db" | cut -c1-64)
+for out in "$CA/camtrust.db" "$WORK/ca-link/camtrust.db" "$CA/camtrust.db-wal" "$CA/../$(basename "$CA")/camtrust.db-shm"; do
+  rc=0; msg=$("$CA_BIN" backup --dir "$CA" --out "$out" 2>&1) || rc=$?
+  check_eq "backup --out $out: refused in one line naming the live database" "1 1 1" \
+    "$rc $(wc -l <<<"$msg") $(grep -c "is the CA's live database" <<<"$msg")"
+done
+check_eq "... the database untouched" "$sum" "$(sha256sum "$CA/camtrust.db" | cut -c1-64)"
+
 # ---- a restore killed between its writes: the old database or the new one, never a mix ----
 "$CA_BIN" backup --dir "$CA" --out "$WORK/new.db" >/dev/null
 NEW=$(sql "$WORK/new.db" "select max(seq) from audit")

@@ -102,6 +102,10 @@ check "... named in the reason" grep -q CAM9999 "$WORK/r"
 make_csr "$WORK/cam1b" "/serialNumber=CAM0001/CN=x"
 check_eq "an issued serial with another key: 409" 409 "$(est_post simpleenroll "$WORK/cam1b.b64" "$WORK/r" "${STATION[@]}")"
 check_eq "an unknown EST label: 404" 404 "$(est_post nosuchlabel/simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
+hdrs=$(curl -s -D - -o /dev/null --cacert "$CA/ops-root.pem" "https://localhost:$PORT/.well-known/est/x%3Cb%3E"; \
+  curl -s -D - -o /dev/null --cacert "$CA/ops-root.pem" "https://localhost:$PORT/crl")
+check_eq "an error answer and a CRL each say X-Content-Type-Options: nosniff (no browser sniffs HTML out of them)" 2 \
+  "$(grep -ci '^x-content-type-options: nosniff' <<<"$hdrs")"
 check_eq "GET on simpleenroll: 405" 405 "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ops-root.pem" "${STATION[@]}" "https://localhost:$PORT/.well-known/est/simpleenroll")"
 # One key, one holder: a station that reuses a camera's key for another serial is refused, naming the holder.
 make_csr "$WORK/reuse" "/serialNumber=CAM0003/CN=x" -key "$WORK/cam1.key"
