@@ -537,9 +537,9 @@ static int restore_command(const cli_args *a)
     if (rc == CT_OK) rc = ca_rollback_accept(c, &kept, &now, &accepted);
     ca_close(c);
     if (rc != CT_OK) return fail(rc);
-    if (!accepted)
+    if (!accepted && !a->from) /* with --from, a rollback only the replaced database showed is accepted above */
         printf("nothing to accept: the database extends %s/%s\n", a->dir, CA_KEPT_CHECKPOINT_FILE);
-    else
+    else if (accepted)
         printf("rollback accepted (audited: ca.rollback_accept): the log went back from size %llu (audit entries %llu) "
                "to %llu (audit entries %llu, the acceptance included); %s keeps its checkpoint from now on. Witnesses "
                "and stations that kept the newer one still refuse this log\n",

@@ -180,6 +180,7 @@ check_eq "... the CA folder byte for byte as it was" "$before" "$(data)"
 check_eq "... the certificate still revoked" revoked "$(sql "$DB" "select status from certificates where cert_serial_hex = '$REVOKED'")"
 rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/unrevoked.db" --accept-rollback 2>&1) || rc=$?
 check "... an officer accepts it (--accept-rollback): exit 0, flagged" test "$rc $(grep -c "^ROLLED BACK: the database replaced has $LIVE audit entries" <<<"$out")" = "0 1"
+check "... and is not told there was nothing to accept" bash -c "! grep -q 'nothing to accept' <<<'$out'"
 check_eq "... the acceptance audited in the restored chain, with both lengths" \
   "$((COPY + 1))|cli|ok|replaced_audit_entries=$LIVE audit_entries=$COPY" \
   "$(sql "$DB" "select seq, actor, outcome, replace(detail, substr(detail, instr(detail, ' replaced_audit_sha256='), 87), '') from audit
