@@ -79,9 +79,14 @@ struct ca_revocation {
     time_t crl_judged_until[CA_GENERATIONS_MAX];
     int64_t epoch_seen_ms;          /* monotonic time this node first read `epoch` */
     int first_device;               /* the index of the first device generation: GET /crl (its certificates' DP) */
-    int64_t epoch;
+    _Atomic int64_t epoch;          /* the epoch the CRLs follow: read_epoch's, taken over under mu */
+    /* The epoch as last read from the database, by its own lock: a revocation reaches the OCSP answers within
+     * CA_REVOCATION_POLL_MS even while mu is held for long (a CRL signed or judged). */
+    pthread_mutex_t epoch_mu;
+    _Atomic int64_t read_epoch;
+    _Atomic int64_t read_epoch_seen_ms;
     _Atomic int64_t checked_ms;    /* monotonic time of the last epoch read: peeked at without the lock */
-    bool mu_ok, cache_lock_ok;
+    bool mu_ok, cache_lock_ok, epoch_mu_ok;
     ocsp_gen gens[CA_GENERATIONS_MAX]; /* both kinds' generations: whose certificates this responder answers for */
     size_t n_gens;
     pthread_rwlock_t cache_lock;
@@ -214,36 +219,61 @@ static ct_err crl_current(ca *c, int gen)
     return CT_OK;
 }
 
-/* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`); when it moved, drops every
- * kept OCSP answer and re-signs the CRL, as when the CRL nears its nextUpdate. A busy check by another thread
- * is not waited for, unless `now`. */
+/* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`) under epoch_mu alone; when it
+ * moved, drops every kept OCSP answer at once. True when it read. */
+static bool epoch_poll(ca *c, int64_t t, bool now)
+{
+    ca_revocation *r = c->rev;
+    if (!now && t - atomic_load(&r->checked_ms) < CA_REVOCATION_POLL_MS) return false;
+    if (pthread_mutex_lock(&r->epoch_mu) != 0) return false;
+    bool read = now || t - atomic_load(&r->checked_ms) >= CA_REVOCATION_POLL_MS; /* not by another thread meanwhile */
+    int64_t epoch = 0;
+    if (read) {
+        atomic_store(&r->checked_ms, t);
+        ct_err rc = db_revocation_epoch(c->db, &epoch);
+        if (rc != CT_OK)
+            ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+        else if (epoch != atomic_load(&r->read_epoch)) {
+            (void)pthread_rwlock_wrlock(&r->cache_lock);
+            r->generation++;
+            (void)pthread_rwlock_unlock(&r->cache_lock);
+            atomic_store(&r->read_epoch_seen_ms, t);
+            atomic_store(&r->read_epoch, epoch);
+        }
+    }
+    (void)pthread_mutex_unlock(&r->epoch_mu);
+    return read;
+}
+
+/* The CRLs take over the epoch read last: when it moved, each is re-signed (the signer) or judged again. Under mu. */
+static bool epoch_follow(ca_revocation *r, size_t n_gens)
+{
+    int64_t epoch = atomic_load(&r->read_epoch);
+    if (epoch == r->epoch) return false;
+    r->epoch = epoch;
+    r->epoch_seen_ms = atomic_load(&r->read_epoch_seen_ms);
+    for (size_t i = 0; i < n_gens; i++) r->crl_refresh_at[i] = 0;
+    return true;
+}
+
+/* The epoch (above), then the CRLs follow it, as when the CRL nears its nextUpdate. The CRL part is skipped while
+ * another thread holds it (a CRL being signed or judged), unless `now`; the OCSP answers never wait for it. */
 static void refresh(ca *c, bool now)
 {
     ca_revocation *r = c->rev;
     int64_t t = ct_now_ms();
+    bool read = epoch_poll(c, t, now);
+    if (!read && !now && atomic_load(&r->read_epoch) == atomic_load(&r->epoch)) return; /* nothing to follow */
     if (now) {
         if (pthread_mutex_lock(&r->mu) != 0) return;
-    } else if (t - atomic_load(&r->checked_ms) < CA_REVOCATION_POLL_MS || pthread_mutex_trylock(&r->mu) != 0) {
+    } else if (pthread_mutex_trylock(&r->mu) != 0) {
         return;
     }
-    int64_t epoch = r->epoch;
-    ct_err rc = CT_OK;
-    if (now || t - atomic_load(&r->checked_ms) >= CA_REVOCATION_POLL_MS) {
-        atomic_store(&r->checked_ms, t);
-        rc = db_revocation_epoch(c->db, &epoch);
-    }
-    if (rc == CT_OK && epoch != r->epoch) {
-        (void)pthread_rwlock_wrlock(&r->cache_lock);
-        r->generation++;
-        (void)pthread_rwlock_unlock(&r->cache_lock);
-        r->epoch = epoch;
-        r->epoch_seen_ms = t;
-        for (size_t i = 0; i < c->n_gens; i++) r->crl_refresh_at[i] = 0;
-    }
+    if (epoch_follow(r, c->n_gens)) ct_failpoint_hold("revocation:follow"); /* tests: a thread holding mu */
     /* The first device CRL (GET /crl) is kept ready for the many cameras' clients; the others are made when asked
      * (and by the signer's tick, for the other nodes). */
-    if (rc == CT_OK && ca_lease_held(c) && time(NULL) >= r->crl_refresh_at[r->first_device])
-        rc = crl_refresh(c, r->first_device);
+    ct_err rc = CT_OK;
+    if (ca_lease_held(c) && time(NULL) >= r->crl_refresh_at[r->first_device]) rc = crl_refresh(c, r->first_device);
     if (rc != CT_OK) ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
     (void)pthread_mutex_unlock(&r->mu);
 }
@@ -321,9 +351,10 @@ ct_err ca_revocation_start(ca *c)
     CT_ENSURE_RET(r, CT_ERR_NOMEM);
     c->rev = r;
     r->mu_ok = pthread_mutex_init(&r->mu, NULL) == 0;
+    r->epoch_mu_ok = pthread_mutex_init(&r->epoch_mu, NULL) == 0;
     r->cache_lock_ok = pthread_rwlock_init(&r->cache_lock, NULL) == 0;
     r->budget_mu_ok = pthread_mutex_init(&r->budget_mu, NULL) == 0;
-    CT_ENSURE_MSG(r->mu_ok && r->cache_lock_ok && r->budget_mu_ok, CT_ERR_INTERNAL,
+    CT_ENSURE_MSG(r->mu_ok && r->epoch_mu_ok && r->cache_lock_ok && r->budget_mu_ok, CT_ERR_INTERNAL,
                   "cannot create the revocation locks");
     r->budgets = calloc(OCSP_BUDGET_SLOTS, sizeof *r->budgets);
     CT_ENSURE(r->budgets, CT_ERR_NOMEM);
@@ -353,8 +384,12 @@ ct_err ca_revocation_start(ca *c)
     for (r->n_slots = c->cfg.ocsp_cache ? 1 : 0; r->n_slots && r->n_slots < (size_t)c->cfg.ocsp_cache;) r->n_slots *= 2;
     r->slots = calloc(r->n_slots ? r->n_slots : 1, sizeof *r->slots);
     CT_ENSURE(r->slots, CT_ERR_NOMEM);
-    CT_GUARD(db_revocation_epoch(c->db, &r->epoch));
+    int64_t epoch = 0;
+    CT_GUARD(db_revocation_epoch(c->db, &epoch));
+    atomic_store(&r->epoch, epoch);
     r->epoch_seen_ms = ct_now_ms();
+    atomic_store(&r->read_epoch, epoch);
+    atomic_store(&r->read_epoch_seen_ms, r->epoch_seen_ms);
     atomic_store(&r->checked_ms, r->epoch_seen_ms);
     if (ca_lease_held(c)) CT_GUARD(crl_refresh(c, r->first_device));
 cleanup:
@@ -372,6 +407,7 @@ void ca_revocation_stop(ca *c)
     for (size_t i = 0; i < CA_GENERATIONS_MAX; i++) ct_buf_free(&r->crl[i]);
     if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
     if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
+    if (r->epoch_mu_ok) (void)pthread_mutex_destroy(&r->epoch_mu);
     if (r->budget_mu_ok) (void)pthread_mutex_destroy(&r->budget_mu);
     free(r);
     c->rev = NULL;
