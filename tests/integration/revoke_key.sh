@@ -120,12 +120,9 @@ check_eq "... audited as the officer's" 1 "$(sql "$DB" "select count(*) from aud
 cleanup_server
 
 check "audit verify: chain intact and the state tables rebuilt from it match" "$CA_BIN" audit verify --dir "$CA"
-if on_sqlite; then # the rebuild knows the renewal revoked from its own entry: put back to valid, audit verify names it
-  NOTRIG=$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'")
-  sqlite3 "$DB" "$NOTRIG update certificates set status = 'valid', revoked_at = null, revocation_reason = null
-    where cert_serial_hex = '$(hex a3)'"
-  rc=0; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
-  check "the renewal's revocation undone with sqlite3: audit verify names it" \
-    bash -c "[ $rc = 1 ] && grep -q 'state tables BROKEN: certificate $(hex a3): revoked in the audit (keyCompromise' <<<\"\$0\"" "$out"
+if on_sqlite; then # the rebuild knows the renewal revoked from its own entry: put back to valid (triggers dropped)
+  sqlite3 "$DB" "$(sql "$DB" "select 'DROP TRIGGER ' || name || ';' from sqlite_master where type = 'trigger'")
+    update certificates set status = 'valid', revoked_at = null, revocation_reason = null where cert_serial_hex = '$(hex a3)'"
+  verify_says "the renewal's revocation undone with sqlite3" "state tables BROKEN: certificate $(hex a3): revoked in the audit (keyCompromise"
 fi
 finish
