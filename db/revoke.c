@@ -92,6 +92,13 @@ static ct_err revoke_detail(const struct revoke_ctx *c, bool main, const char *s
     return *serials ? db_detail_str(d, "serials", serials) : CT_OK;
 }
 
+/* Prepares a query of the scope's certificates, its one parameter (?1) bound. */
+static ct_err scope_prepare(ct_db *db, const struct revoke_ctx *c, const char *sql, db_stmt **st)
+{
+    if (c->r->scope == DB_REVOKE_CERT) return db_prepare(db, sql, st, "t", c->r->cert_serial_hex);
+    return db_prepare(db, sql, st, "i", c->id);
+}
+
 /* Counts the scope's certificates still to revoke and names each in the audit: the serials that do not fit the
  * main entry go in "revoke.serials" entries of the same transaction (the rebuild needs every one). */
 static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *serials, size_t serials_max, int64_t *total)
@@ -100,8 +107,7 @@ static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *serials, siz
     bool row = false;
     size_t used = 0;
     db_detail d;
-    if (c->r->scope == DB_REVOKE_CERT) CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "t", c->r->cert_serial_hex));
-    else CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "i", c->id));
+    CT_GUARD_RET(scope_prepare(db, c, k_scope_sql[c->r->scope][0], &st));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
@@ -135,9 +141,7 @@ static ct_err revoke_same_key(ct_db *db, struct revoke_ctx *c)
     db_stmt *st = NULL;
     bool row = false;
     db_detail d;
-    const char *sql = k_same_key_sql[c->r->scope][0];
-    if (c->r->scope == DB_REVOKE_CERT) CT_GUARD_RET(db_prepare(db, sql, &st, "t", c->r->cert_serial_hex));
-    else CT_GUARD_RET(db_prepare(db, sql, &st, "i", c->id));
+    CT_GUARD_RET(scope_prepare(db, c, k_same_key_sql[c->r->scope][0], &st));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
