@@ -100,9 +100,10 @@ typedef struct {
 } ca_revoke_request;
 
 /* Revokes in one audited transaction and refreshes the CRL and OCSP answers (of this process at once, of a
- * running server within CA_REVOCATION_POLL_MS). `count` (may be NULL): how many certificates. Refusals
+ * running server within CA_REVOCATION_POLL_MS). keyCompromise revokes every other certificate of the same keys
+ * too (db_revoke). `count` (may be NULL): how many certificates, and how many more of the same keys. Refusals
  * (CT_ERR_USAGE bad reason or target, CT_ERR_NOT_FOUND, CT_ERR_ALREADY_REVOKED) are audited and change nothing. */
-CT_MUST_CHECK ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count);
+CT_MUST_CHECK ct_err ca_revoke(ca *c, const ca_revoke_request *req, db_revoke_count *count);
 /* Whose CRL: the device issuing CA's (camera certificates), or the operations issuing CA's (viewer certificates,
  * which cameras check before wrapping keys for them). */
 typedef enum { CA_CRL_DEVICE, CA_CRL_OPS } ca_crl_kind;

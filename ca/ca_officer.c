@@ -322,7 +322,8 @@ static ct_err api_me(const ca_officer_id *who, ct_buf *out)
 
 /* POST revoke: the role first (an auditor is refused whatever it sends), then the body, then ca_revoke (which
  * audits its own refusals: unknown target, already revoked, bad reason). */
-static ct_err api_revoke(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out, int64_t *count)
+static ct_err api_revoke(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out,
+                         db_revoke_count *count)
 {
     ca_revoke_fields f;
     ct_err rc = CT_OK;
@@ -340,8 +341,8 @@ static ct_err api_revoke(ca *c, const ca_officer_id *who, const ca_http_request 
     static const char *const scope_names[] = {[DB_REVOKE_CERT] = "certificate", [DB_REVOKE_ORDER] = "order",
                                               [DB_REVOKE_STATION] = "station"};
     CT_GUARD_RET(ct_buf_alloc(out, 1024));
-    CT_GUARD_RET(ct_buf_appendf(out, "{\"revoked\":%lld,\"scope\":\"%s\",\"target\":", (long long)*count,
-                                scope_names[req.scope]));
+    CT_GUARD_RET(ct_buf_appendf(out, "{\"revoked\":%lld,\"same_key\":%lld,\"scope\":\"%s\",\"target\":",
+                                (long long)count->revoked, (long long)count->same_key, scope_names[req.scope]));
     CT_GUARD_RET(ct_json_string(out, req.target));
     CT_GUARD_RET(ct_buf_append(out, ",\"reason\":", 10));
     CT_GUARD_RET(ct_json_string(out, req.reason));
@@ -355,10 +356,12 @@ static ct_err api_route(ca *c, const ca_officer_id *who, const ca_http_request *
     bool get = strcmp(rq->method, "GET") == 0, post = strcmp(rq->method, "POST") == 0;
     bool cert = strncmp(route, "cert/", 5) == 0;
     if (strcmp(route, "revoke") == 0) {
-        int64_t n = 0;
+        db_revoke_count n = {0};
         CT_ENSURE_RET(post, ca_audit_refusal(c, "officer.revoke", who->actor, "", ct_fail(CT_ERR_METHOD, "revoke takes POST")));
         CT_GUARD_RET(api_revoke(c, who, rq, out, &n));
-        return ct_snprintf(reason, reason_max, "revoked %lld", (long long)n);
+        if (!n.same_key) return ct_snprintf(reason, reason_max, "revoked %lld", (long long)n.revoked);
+        return ct_snprintf(reason, reason_max, "revoked %lld and %lld of the same key", (long long)n.revoked,
+                           (long long)n.same_key);
     }
     if (strcmp(route, "checkpoint") == 0) { /* the newest checkpoint and its witnesses (public data, read audited) */
         CT_ENSURE_RET(get, ct_fail(CT_ERR_METHOD, "%s takes GET", route));

@@ -69,7 +69,7 @@ static ct_err operator_cert_fill(const uint8_t *der, size_t len, db_cert_record 
     return ct_snprintf(rec->subject, sizeof rec->subject, "CN=%s", info.subject_cn);
 }
 
-ct_err ca_revoke(ca *c, const ca_revoke_request *req, int64_t *count)
+ct_err ca_revoke(ca *c, const ca_revoke_request *req, db_revoke_count *count)
 {
     char serial[DB_CERT_SERIAL_HEX_MAX] = "";
     CT_ENSURE_RET(c && req && (unsigned)req->scope <= DB_REVOKE_STATION, CT_ERR_ARG);

@@ -287,9 +287,12 @@ static ct_err revoke(ca *c, const cli_args *a)
     CT_ENSURE_RET(targets == 1, ct_fail(CT_ERR_USAGE, "revoke takes one of: SERIAL, --order ID, --station NAME"));
     req.scope = a->order ? DB_REVOKE_ORDER : a->station ? DB_REVOKE_STATION : DB_REVOKE_CERT;
     req.target = a->order ? a->order : a->station ? a->station : a->words[1];
-    int64_t n = 0;
+    db_revoke_count n = {0};
     CT_GUARD_RET(ca_revoke(c, &req, &n));
-    printf("revoked %lld certificate%s (%s)\n", (long long)n, n == 1 ? "" : "s", a->reason);
+    printf("revoked %lld certificate%s (%s)", (long long)n.revoked, n.revoked == 1 ? "" : "s", a->reason);
+    if (n.same_key)
+        printf(", and %lld other certificate%s of the same key", (long long)n.same_key, n.same_key == 1 ? "" : "s");
+    printf("\n");
     return CT_OK;
 }
 

@@ -42,9 +42,10 @@ static const char k_key_claim[] = "INSERT INTO certified_keys (spki_sha256, devi
 static const char k_key_holder[] = "SELECT device_serial, profile, cert_serial_hex FROM certified_keys"
                                    " WHERE spki_sha256 = ?";
 /* A key once revoked for keyCompromise (RFC 5280 reason 1), under any serial and profile: the literal predicate is
- * migration 16's partial index's, so this reads that small index (both backends), not every certificate. */
+ * migration 16's partial index's, so this reads that small index (both backends), not every certificate. The key's
+ * first certificate named (its others were revoked with it, db_revoke). */
 static const char k_key_compromised[] = "SELECT cert_serial_hex, device_serial FROM certificates WHERE spki_sha256 = ?"
-                                        " AND status = 'revoked' AND revocation_reason = 1 LIMIT 1";
+                                        " AND status = 'revoked' AND revocation_reason = 1 ORDER BY rowid LIMIT 1";
 
 struct cert_ctx {
     const char *serial;

@@ -181,14 +181,21 @@ typedef struct {
     int64_t at;                  /* revocation time; 0: now */
 } db_revocation;
 
+typedef struct {
+    int64_t revoked;  /* the scope's certificates */
+    int64_t same_key; /* keyCompromise: other certificates of their keys, revoked with them */
+} db_revoke_count;
+
 /* Revokes one certificate, or every certificate not yet revoked of an order or of a station (with the
  * renewals of the devices they enrolled), in one transaction with one audit event that counts and lists them,
- * and counts one more revocation epoch. Revoking an order also closes it, revoking a station also disables it
+ * and counts one more revocation epoch. For keyCompromise it also revokes, at the same time and for the same
+ * reason, every other certificate not yet revoked of the keys it revoked (any serial, any profile), each with a
+ * "revoke.same_key" audit event. Revoking an order also closes it, revoking a station also disables it
  * (each with its own audit event, in the same transaction). `count` (may be NULL) gets how many were revoked.
  * CT_ERR_NOT_FOUND: no such certificate (never issued here), order or station, or it has no certificates.
  * CT_ERR_ALREADY_REVOKED: nothing left to revoke (or close, or disable). Refusals change nothing (the caller
  * audits them). */
-CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count);
+CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, db_revoke_count *count);
 
 typedef struct {
     bool revoked;

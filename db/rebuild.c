@@ -480,7 +480,8 @@ static ct_err replay_one(ct_db *db, rebuild_ctx *c, int64_t seq, const char *act
             return bad_entry(c, seq, "certificate state");
         CT_GUARD_RET(db_exec(db, k_rb_cert_status, NULL, "titiit", subject, seq, status, i1, i2, ""));
     } else if (strcmp(action, "cert.revoke") == 0 || strcmp(action, "order.revoke") == 0 ||
-               strcmp(action, "station.revoke") == 0 || strcmp(action, "revoke.serials") == 0) {
+               strcmp(action, "station.revoke") == 0 || strcmp(action, "revoke.serials") == 0 ||
+               strcmp(action, "revoke.same_key") == 0) {
         return replay_revoke(db, c, seq, detail);
     } else if (strcmp(action, "station.add") == 0 || strcmp(action, "state.station") == 0) {
         if (!kv_hash(detail, "fp", h1)) return bad_entry(c, seq, "station fingerprint");

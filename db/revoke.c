@@ -51,6 +51,21 @@ static const char *const k_scope_sql[][2] = {[DB_REVOKE_CERT] = SCOPE_SQL(SCOPE_
                                               [DB_REVOKE_STATION] = SCOPE_SQL(SCOPE_STATION)};
 static const char *const k_scope_action[] = {[DB_REVOKE_CERT] = "cert.revoke", [DB_REVOKE_ORDER] = "order.revoke",
                                              [DB_REVOKE_STATION] = "station.revoke"};
+/* A key revoked for keyCompromise (RFC 5280 reason 1) is trusted through none of its certificates (issuance refuses
+ * it again: certs.c key_not_compromised): the keys of the scope's certificates so revoked, and every certificate of
+ * those keys not revoked yet, of any serial and profile (a superseded one, a renewal). Run after the scope's own
+ * update, so those are the scope's no longer. No index on the key: one pass over the certificates, as rare as a
+ * compromise (some 0.1 s at 300,000 of them). */
+#define SAME_KEY_WHERE(scope)                                                                                    \
+    " WHERE status <> 'revoked' AND spki_sha256 IN (SELECT spki_sha256 FROM certificates WHERE " scope            \
+    " AND status = 'revoked' AND revocation_reason = 1)"
+#define SAME_KEY_SQL(scope)                                                                                      \
+    {"SELECT cert_serial_hex, spki_sha256 FROM certificates" SAME_KEY_WHERE(scope) " ORDER BY cert_serial_hex",   \
+     "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3" SAME_KEY_WHERE(scope)}
+static const char *const k_same_key_sql[][2] = {[DB_REVOKE_CERT] = SAME_KEY_SQL(SCOPE_CERT),
+                                                 [DB_REVOKE_ORDER] = SAME_KEY_SQL(SCOPE_ORDER),
+                                                 [DB_REVOKE_STATION] = SAME_KEY_SQL(SCOPE_STATION)};
+#define REASON_KEY_COMPROMISE 1
 /* Revoking an order closes it, revoking a station disables it: what they enrolled is revoked, so must be what
  * they would enroll next. */
 static const char k_order_close_at[] = "UPDATE orders SET open = 0, closed_at = ?2 WHERE id = ?1 AND open = 1";
@@ -61,6 +76,7 @@ struct revoke_ctx {
     int64_t id; /* order or station id */
     char subject[DB_AUDIT_FIELD_MAX];
     int64_t count;
+    int64_t same_key; /* keyCompromise: the other certificates of the revoked keys revoked with them */
     int64_t at;
 };
 
@@ -69,10 +85,18 @@ static ct_err revoke_detail(const struct revoke_ctx *c, bool main, const char *s
 {
     db_detail_init(d);
     if (main) CT_GUARD_RET(db_detail_int(d, "certificates", c->count));
+    if (main && c->same_key) CT_GUARD_RET(db_detail_int(d, "same_key", c->same_key));
     CT_GUARD_RET(db_detail_str(d, "reason", c->r->reason_name));
     CT_GUARD_RET(db_detail_int(d, "code", c->r->reason));
     CT_GUARD_RET(db_detail_int(d, "at", c->at));
     return *serials ? db_detail_str(d, "serials", serials) : CT_OK;
+}
+
+/* Prepares a query of the scope's certificates, its one parameter (?1) bound. */
+static ct_err scope_prepare(ct_db *db, const struct revoke_ctx *c, const char *sql, db_stmt **st)
+{
+    if (c->r->scope == DB_REVOKE_CERT) return db_prepare(db, sql, st, "t", c->r->cert_serial_hex);
+    return db_prepare(db, sql, st, "i", c->id);
 }
 
 /* Counts the scope's certificates still to revoke and names each in the audit: the serials that do not fit the
@@ -83,8 +107,7 @@ static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *serials, siz
     bool row = false;
     size_t used = 0;
     db_detail d;
-    if (c->r->scope == DB_REVOKE_CERT) CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "t", c->r->cert_serial_hex));
-    else CT_GUARD_RET(db_prepare(db, k_scope_sql[c->r->scope][0], &st, "i", c->id));
+    CT_GUARD_RET(scope_prepare(db, c, k_scope_sql[c->r->scope][0], &st));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
@@ -100,6 +123,43 @@ static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *serials, siz
         CT_GUARD_RET(ct_snprintf(serials + used, serials_max - used, "%s%s", used ? "," : "", hex));
         used += strlen(serials + used);
     }
+    return CT_OK;
+}
+
+/* Binds the scope's one parameter (?1) and, for the updates, the revocation time (?2) and reason (?3). */
+static ct_err scope_exec(ct_db *db, const struct revoke_ctx *c, const char *sql, int *changes)
+{
+    if (c->r->scope == DB_REVOKE_CERT)
+        return db_exec(db, sql, changes, "tii", c->r->cert_serial_hex, c->at, (int64_t)c->r->reason);
+    return db_exec(db, sql, changes, "iii", c->id, c->at, (int64_t)c->r->reason);
+}
+
+/* keyCompromise: revokes the other certificates of the keys just revoked (SAME_KEY_WHERE) at the same time, each
+ * with its own "revoke.same_key" audit entry (subject: its serial; the rebuild replays it as any revocation). */
+static ct_err revoke_same_key(ct_db *db, struct revoke_ctx *c)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    db_detail d;
+    CT_GUARD_RET(scope_prepare(db, c, k_same_key_sql[c->r->scope][0], &st));
+    for (;;) {
+        CT_GUARD_RET(db_step(db, st, &row));
+        if (!row) break;
+        const char *serial = db_col_str(st, 0);
+        size_t spki_len = 0;
+        const void *spki = db_col_blob(st, 1, &spki_len);
+        CT_ENSURE_RET(serial && spki && spki_len == 32,
+                      ct_fail(CT_ERR_INTEGRITY, "a certificate of a compromised key has no serial or key hash"));
+        c->same_key++;
+        CT_GUARD_RET(revoke_detail(c, false, serial, &d));
+        CT_GUARD_RET(db_detail_hex(&d, "key", spki, spki_len));
+        CT_GUARD_RET(db_detail_str(&d, "with", c->subject));
+        CT_GUARD_RET(db_audit_append_tx(db, c->r->actor, "revoke.same_key", serial, "ok", d.s));
+    }
+    int changes = 0;
+    CT_GUARD_RET(scope_exec(db, c, k_same_key_sql[c->r->scope][1], &changes));
+    CT_ENSURE_RET(changes == c->same_key, ct_fail(CT_ERR_INTERNAL, "revoked %d certificates of the same keys, expected "
+                                                  "%lld", changes, (long long)c->same_key));
     return CT_OK;
 }
 
@@ -141,12 +201,10 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
                       : ct_fail(CT_ERR_ALREADY_REVOKED, "every certificate of %s is already revoked (and it is %s)",
                                 c->subject, r->scope == DB_REVOKE_ORDER ? "closed" : "disabled"));
     int changes = 0;
-    if (r->scope == DB_REVOKE_CERT)
-        CT_GUARD_RET(db_exec(db, k_scope_sql[r->scope][1], &changes, "tii", r->cert_serial_hex, c->at, (int64_t)r->reason));
-    else
-        CT_GUARD_RET(db_exec(db, k_scope_sql[r->scope][1], &changes, "iii", c->id, c->at, (int64_t)r->reason));
+    CT_GUARD_RET(scope_exec(db, c, k_scope_sql[r->scope][1], &changes));
     CT_ENSURE_RET(changes == c->count, ct_fail(CT_ERR_INTERNAL, "revoked %d certificates, expected %lld", changes,
                                                (long long)c->count));
+    if (r->reason == REASON_KEY_COMPROMISE && c->count > 0) CT_GUARD_RET(revoke_same_key(db, c));
     CT_GUARD_RET(db_exec(db, k_revocation_bump, NULL, ""));
     db_detail d;
     CT_GUARD_RET(revoke_detail(c, true, serials, &d));
@@ -159,7 +217,7 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
                               r->scope == DB_REVOKE_ORDER ? c->subject : r->station, "ok", d.s);
 }
 
-ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count)
+ct_err db_revoke(ct_db *db, const db_revocation *r, db_revoke_count *count)
 {
     CT_ENSURE_RET(db && r && (unsigned)r->scope <= DB_REVOKE_STATION, ct_fail(CT_ERR_ARG, "db_revoke: missing argument"));
     CT_GUARD_RET(db_check_str("actor", r->actor, DB_AUDIT_FIELD_MAX));
@@ -169,7 +227,7 @@ ct_err db_revoke(ct_db *db, const db_revocation *r, int64_t *count)
     if (r->scope == DB_REVOKE_STATION) CT_GUARD_RET(db_check_str("station name", r->station, DB_NAME_MAX));
     struct revoke_ctx c = {.r = r, .at = r->at ? r->at : db_now()};
     CT_GUARD_RET(db_call(db, true, revoke_tx, &c));
-    if (count) *count = c.count;
+    if (count) *count = (db_revoke_count){.revoked = c.count, .same_key = c.same_key};
     return CT_OK;
 }
 

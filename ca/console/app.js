@@ -146,7 +146,9 @@ async function submitRevoke(ev) {
       body: JSON.stringify({ serial: d.cert_serial, reason: $('r-reason').value }),
     });
     $('revoke-dialog').close();
-    show(`Revoked ${r.revoked} certificate${r.revoked === 1 ? '' : 's'} (${r.reason}).`, false);
+    const plural = (n) => (n === 1 ? '' : 's');
+    const sameKey = r.same_key ? `, and ${r.same_key} other certificate${plural(r.same_key)} of the same key` : '';
+    show(`Revoked ${r.revoked} certificate${plural(r.revoked)} (${r.reason})${sameKey}.`, false);
     await Promise.all([openDetail(d.cert_serial), search(state.offset), report()]);
   } catch (e) {
     $('r-error').textContent = e.message;

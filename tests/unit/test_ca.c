@@ -410,10 +410,10 @@ START_TEST(revoke_one_an_order_and_refusals)
     ck_assert_int_eq(count_rows("audit where outcome='denied'") - denied, 6);
     ck_assert_int_eq(count_rows("certificates where status='revoked'"), 1);
     /* The order: what is left of it, in one audited action that counts it. */
-    int64_t n = 0;
+    db_revoke_count n = {0};
     ca_revoke_request req = {.scope = DB_REVOKE_ORDER, .target = "1", .reason = "cessationOfOperation", .actor = "cli"};
     ck_assert_int_eq(ca_revoke(the_ca, &req, &n), CT_OK);
-    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(n.revoked, 1);
     ck_assert_int_eq(count_rows("audit where action='order.revoke' and detail like 'v=2 certificates=1 %'"), 1);
     /* Nothing left to revoke, but the station is disabled with it; then nothing is left to do. */
     ck_assert_int_eq(revoke_by_tester(DB_REVOKE_STATION, "line1", "superseded"), CT_OK);

@@ -671,9 +671,9 @@ START_TEST(test_key_one_holder)
 }
 END_TEST
 
-/* A key revoked for keyCompromise is never certified again: not for its holder (a renewal, while a certificate of
- * that key is still current), nor for another serial or profile (refused as compromised, 403, not as another holder's
- * key), nor for an operator; nothing is recorded. A key revoked for another reason is its holder's as before. The
+/* A key revoked for keyCompromise is never certified again: not for its holder (a renewal: none of that key's
+ * certificates is current any more, test_revoke_key_compromise_spreads), nor for another serial or profile (refused
+ * as compromised, 403, not as another holder's key), nor for an operator; nothing is recorded. A key revoked for another reason is its holder's as before. The
  * look-up reads migration 16's index. */
 START_TEST(test_key_compromised_never_again)
 {
@@ -694,15 +694,16 @@ START_TEST(test_key_compromised_never_again)
     db_cert_record renewal = make_rec("03", "SN1", "device", "DER-3"), other = make_rec("04", "SN2", "device", "DER-4");
     db_cert_record media = make_rec("05", "SN1", "media-signing", "DER-5");
     db_cert_record station = make_rec("06", "SN1", "station", "DER-6");
-    db_cert_record *reused[] = {&renewal, &other, &media, &station};
+    db_cert_record *reused[] = {&other, &media, &station};
+    memcpy(renewal.spki_sha256, r1.spki_sha256, 32);
+    ck_assert_int_eq(db_cert_record_issuance(db, &renewal, "02", "ca"), CT_ERR_NOT_FOUND); /* 02: revoked with 01 */
     for (size_t i = 0; i < sizeof reused / sizeof reused[0]; i++) {
         memcpy(reused[i]->spki_sha256, r1.spki_sha256, 32);
-        ck_assert_int_eq(db_cert_record_issuance(db, reused[i], i == 0 ? "02" : NULL, "ca"), CT_ERR_FORBIDDEN);
+        ck_assert_int_eq(db_cert_record_issuance(db, reused[i], NULL, "ca"), CT_ERR_FORBIDDEN);
         ck_assert_msg(strstr(ct_err_detail(), "revoked for keyCompromise (certificate 01 of serial 'SN1')"), "%s",
                       ct_err_detail());
     }
     ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates"), certs);
-    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE cert_serial_hex = '02' AND status = 'valid'"), 1);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM log_leaves"), 2);
     ck_assert_int_eq(audit_rows(), audit);
     /* Revoked for another reason: the holder may certify its key again. */
@@ -783,6 +784,123 @@ START_TEST(test_supersede)
 END_TEST
 
 
+/* A key revoked for keyCompromise is trusted through none of its certificates: revoking the old, superseded
+ * certificate of a camera renewed with the same key revokes the older one and the current renewal with it, at the
+ * same time and for the same reason, each with its own audit entry that the state rebuild replays; the count says
+ * so; revoking one of them again is refused as before. Another reason spreads to nothing. Any serial and profile:
+ * a certificate of that key recorded for another serial (before one key one holder, migration 15) is revoked too. */
+START_TEST(test_revoke_key_compromise_spreads)
+{
+    ct_db *db = fresh_db("db-key-compromise-spreads");
+    db_cert_record r1 = make_rec("01", "SN1", "device", "DER-1"), r2 = make_rec("02", "SN1", "device", "DER-2");
+    db_cert_record r3 = make_rec("03", "SN1", "device", "DER-3"), r4 = make_rec("04", "SN2", "device", "DER-4");
+    db_cert_record r5 = make_rec("05", "SN3", "device", "DER-5"), r6 = make_rec("06", "SN3", "device", "DER-6");
+    memcpy(r2.spki_sha256, r1.spki_sha256, 32);
+    memcpy(r3.spki_sha256, r1.spki_sha256, 32);
+    memcpy(r6.spki_sha256, r5.spki_sha256, 32);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK); /* renewed with the same key, twice */
+    ck_assert_int_eq(db_cert_record_issuance(db, &r3, "02", "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r4, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r5, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r6, "05", "ca"), CT_OK);
+    int64_t epoch = -1, epoch2 = -1, audit = audit_rows();
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
+    db_revocation rv = {.scope = DB_REVOKE_CERT, .cert_serial_hex = "01", .reason = 1, .reason_name = "keyCompromise",
+                        .actor = "officer:alice", .at = 1800000000};
+    db_revoke_count n = {0};
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_OK);
+    ck_assert_int_eq(n.revoked, 1);
+    ck_assert_int_eq(n.same_key, 2);
+    db_cert_state st;
+    const char *all[] = {"01", "02", "03"};
+    for (size_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, all[i], &st), CT_OK);
+        ck_assert_msg(st.revoked && st.revoked_at == 1800000000 && st.reason == 1, "%s", all[i]);
+    }
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "04", &st), CT_OK);
+    ck_assert(!st.revoked); /* another key */
+    db_revoked *list = NULL;
+    size_t count = 0;
+    ck_assert_int_eq(db_cert_list_revoked(db, DB_CRL_DEVICE, 0, true, &list, &count), CT_OK);
+    ck_assert_uint_eq(count, 3);
+    free(list);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
+    ck_assert_int_eq(epoch2, epoch + 1); /* one revocation */
+    /* Audited: the revocation counts them, each other certificate has its entry naming its key and why. */
+    ck_assert_int_eq(audit_rows(), audit + 3);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'cert.revoke' AND subject = '01' AND detail ="
+                             " 'v=2 certificates=1 same_key=2 reason=keyCompromise code=1 at=1800000000 serials=01'"), 1);
+    char key[65], want[512];
+    ck_assert_int_eq(ct_hex_encode(r1.spki_sha256, 32, key, sizeof key), CT_OK);
+    for (size_t i = 1; i < 3; i++) {
+        char sql[768];
+        snprintf(want, sizeof want, "v=2 reason=keyCompromise code=1 at=1800000000 serials=%s key=%s with=01", all[i], key);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM audit WHERE action = 'revoke.same_key' AND subject = '%s' AND"
+                 " actor = 'officer:alice' AND outcome = 'ok' AND detail = '%s'", all[i], want);
+        ck_assert_msg(raw_int(sql) == 1, "%s", want);
+    }
+    db_audit_report ar;
+    ck_assert_int_eq(db_audit_verify(db, &ar), CT_OK);
+    db_state_report rep;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    /* Final as before: the renewal revoked with it is refused as already revoked, nothing written. */
+    audit = audit_rows();
+    rv.cert_serial_hex = "03";
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_ERR_ALREADY_REVOKED);
+    ck_assert_int_eq(audit_rows(), audit);
+    /* Another reason: only the certificate named. */
+    rv.cert_serial_hex = "05", rv.reason = 4, rv.reason_name = "superseded";
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_OK);
+    ck_assert_int_eq(n.revoked, 1);
+    ck_assert_int_eq(n.same_key, 0);
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "06", &st), CT_OK);
+    ck_assert(!st.revoked);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'revoke.same_key'"), 2);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    /* The rebuild knows 03 revoked from its own entry: un-revoked in the table, the state check says so. */
+    char err[256] = "";
+    ck_assert_int_eq(raw_exec("DROP TRIGGER certificates_revocation_final; UPDATE certificates SET status = 'valid',"
+                              " revoked_at = NULL, revocation_reason = NULL WHERE cert_serial_hex = '03'", err,
+                              sizeof err), SQLITE_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_ERR_INTEGRITY);
+    ck_assert_msg(strstr(rep.reason, "certificate 03: revoked in the audit (keyCompromise at 2027-01-15T08:00:00Z), "
+                                     "valid in the table"), "%s", rep.reason);
+    db_close(db);
+    /* A certificate of that key for another serial and profile, as a database from before one key one holder holds
+     * it: an order's or a station's revocation for keyCompromise revokes it too. */
+    db = fresh_db("db-key-compromise-any-serial");
+    const char *o1[] = {"SN2"}, *o2[] = {"SN5"};
+    add_station(db, "line1");
+    add_station(db, "line2");
+    db_cert_record r7 = make_rec("07", "SN5", "device", "DER-7");
+    r4.station_id = 1, r4.order_id = add_order(db, "line1", o1, 1);
+    r7.station_id = 2, r7.order_id = add_order(db, "line2", o2, 1);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r4, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r7, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(raw_exec("INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before,"
+                              " not_after, spki_sha256, der, status, issued_at) SELECT 'f' || cert_serial_hex,"
+                              " 'SN9' || device_serial, 'media-signing', subject, not_before, not_after, spki_sha256, der,"
+                              " 'valid', issued_at FROM certificates WHERE cert_serial_hex IN ('04', '07')", err,
+                              sizeof err), SQLITE_OK);
+    rv = (db_revocation){.scope = DB_REVOKE_ORDER, .order_id = r4.order_id, .reason = 1,
+                         .reason_name = "keyCompromise", .actor = "cli"};
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_OK);
+    ck_assert_int_eq(n.revoked, 1);
+    ck_assert_int_eq(n.same_key, 1);
+    rv.scope = DB_REVOKE_STATION, rv.station = "line2";
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_OK);
+    ck_assert_int_eq(n.revoked, 1);
+    ck_assert_int_eq(n.same_key, 1);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE status = 'revoked' AND revocation_reason = 1"
+                             " AND device_serial IN ('SN9SN2', 'SN9SN5')"), 2);
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'revoke.same_key' AND (subject = 'f04' AND"
+                             " detail LIKE '% with=order%201' OR subject = 'f07' AND detail LIKE '% with=station%20line2')"),
+                     2);
+    db_close(db);
+}
+END_TEST
+
 /* ---- revocation ---- */
 START_TEST(test_revoke_station_with_renewals)
 {
@@ -798,13 +916,15 @@ START_TEST(test_revoke_station_with_renewals)
     ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
     ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK); /* a renewal: no station, no order */
     ck_assert_int_eq(db_cert_record_issuance(db, &r3, NULL, "ca"), CT_OK);
-    int64_t epoch = -1, epoch2 = -1, n = 0;
+    int64_t epoch = -1, epoch2 = -1;
+    db_revoke_count n = {0};
     ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
     int64_t audit = audit_rows();
     db_revocation r = {.scope = DB_REVOKE_STATION, .station = "line1", .reason = 1, .reason_name = "keyCompromise",
                        .actor = "officer:alice", .at = 1800000000};
     ck_assert_int_eq(db_revoke(db, &r, &n), CT_OK);
-    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(n.revoked, 2);
+    ck_assert_int_eq(n.same_key, 0); /* each certificate its own key */
     ck_assert_int_eq(audit_rows(), audit + 2); /* the revocation, and the station disabled with it */
     ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE action = 'station.revoke' AND subject = 'station line1'"
                              " AND detail = 'v=2 certificates=2 reason=keyCompromise code=1 at=1800000000 serials=01,02'"), 1);
@@ -1829,9 +1949,9 @@ START_TEST(test_state_revocation_of_many)
     }
     db_revocation r = {.scope = DB_REVOKE_ORDER, .order_id = order, .reason = 5, .reason_name = "cessationOfOperation",
                        .actor = "cli", .at = 1800000000};
-    int64_t n = 0;
+    db_revoke_count n = {0};
     ck_assert_int_eq(db_revoke(db, &r, &n), CT_OK);
-    ck_assert_int_eq(n, 60);
+    ck_assert_int_eq(n.revoked, 60);
     ck_assert_int_ge(raw_int("SELECT count(*) FROM audit WHERE action = 'revoke.serials'"), 2);
     db_state_report rep;
     ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
@@ -2284,6 +2404,7 @@ int main(void)
     tcase_add_test(tc, test_already_issued);
     tcase_add_test(tc, test_key_one_holder);
     tcase_add_test(tc, test_key_compromised_never_again);
+    tcase_add_test(tc, test_revoke_key_compromise_spreads);
     if (!g_pg) tcase_add_test(tc, test_key_migration_claims_earlier_keys);
     tcase_add_test(tc, test_supersede);
     tcase_add_test(tc, test_audit_triggers);

@@ -218,7 +218,7 @@ START_TEST(roles_decide_who_reads_and_who_revokes)
     ck_assert(body_has(&ans, "\"total\":5,"));
     ca_http_answer_free(&ans);
     ck_assert_int_eq(handle(&bob_cert, "POST", "/officer/api/revoke", body, &ans), CT_OK);
-    ck_assert(body_has(&ans, "{\"revoked\":3,\"scope\":\"order\",\"target\":\"1\",\"reason\":\"keyCompromise\"}"));
+    ck_assert(body_has(&ans, "{\"revoked\":3,\"same_key\":0,\"scope\":\"order\",\"target\":\"1\",\"reason\":\"keyCompromise\"}"));
     ca_http_answer_free(&ans);
     ck_assert_int_eq(count("audit where actor = 'officer:bob' and action = 'order.revoke' and outcome = 'ok'"), 1);
     ck_assert_int_eq(handle(&bob_cert, "POST", "/officer/api/revoke", body, &ans), CT_ERR_ALREADY_REVOKED);

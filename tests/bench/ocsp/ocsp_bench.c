@@ -97,6 +97,8 @@ static int run_seed(const opts *o)
         uint8_t serial[PKI_SERIAL_BYTES];
         if (ct_random(serial, sizeof serial) != CT_OK) goto done;
         serial[0] = (uint8_t)((serial[0] & 0x7f) | 0x01);
+        /* a key of its own per row (one key, one holder; keyCompromise revokes every certificate of a key) */
+        if (ct_sha256(serial, sizeof serial, r.spki_sha256) != CT_OK) goto done;
         if (ct_hex_encode(serial, sizeof serial, r.cert_serial_hex, sizeof r.cert_serial_hex) != CT_OK ||
             ct_snprintf(r.device_serial, sizeof r.device_serial, "OCSPB-%07ld", i) != CT_OK ||
             ct_strlcpy(r.profile, sizeof r.profile, CA_PROFILE_DEVICE) != CT_OK ||
