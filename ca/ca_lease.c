@@ -6,7 +6,7 @@
  * this host that is gone), and a clean stop lets the lease go at once.
  * While it holds the lease, each tick the thread also does what another node's requests cannot wake it for: it
  * reads the revocation epoch and re-signs the CRLs another node's revocation made stale, and looks for issuances
- * by other nodes that no tree head covers yet. On the other nodes it reads the epoch, so that each knows within a
+ * that no tree head covers yet and audited changes (any node's or command's) that no checkpoint binds yet. On the other nodes it reads the epoch, so that each knows within a
  * tick that its stored CRL lacks a revocation (ca_crl_stale_ms counts from then).
  * Bounds (L = node.lease_ms, T = L / 5): a revocation is in every node's OCSP answers within CA_REVOCATION_POLL_MS;
  * in every node's CRL within T while the signer runs, within L + 2T when it died; no node serves a CRL lacking it
@@ -103,7 +103,7 @@ static void *lease_thread(void *arg)
         lease_try(c);
         if (ca_lease_held(c)) {
             ca_revocation_sign_due(c); /* another node's revocations */
-            ca_log_issued(c);          /* another node's issuances: a tree head if the log grew */
+            ca_log_issued(c);          /* heads if the log grew or the audit holds a change no checkpoint binds */
         } else {
             ca_revocation_changed(c); /* reads the epoch: how long the stored CRL lacks a revocation counts from here */
         }

@@ -5,7 +5,10 @@
  * log's part of `audit verify` (with kept checkpoints: does this database extend them?).
  *
  * While serving, a thread signs a tree head shortly (log.sth_delay_ms) after issuances, one per burst rather than
- * one per certificate, and a last one at shutdown; `camtrust-ca log sth` signs one on demand. The tree's right
+ * one per certificate, and a last one at shutdown; `camtrust-ca log sth` signs one on demand. A checkpoint also
+ * follows any other audited change (checkpoint_due): the signer node looks each lease tick, and at start for what
+ * commands changed while no server ran (they sign nothing: only a server's checkpoints reach witnesses and stations,
+ * and it signs before it serves). The tree's right
  * edge (ct_merkle_frontier) is kept, so a tree head costs O(new leaves + log n). Proofs come from a cache of the
  * roots of complete 1024-leaf chunks (ct_merkle_cache): O(1024 + n / 1024) leaf reads and hashes per proof. */
 #define _POSIX_C_SOURCE 200809L
@@ -184,8 +187,17 @@ static ct_err not_rolled_back(ca *c)
     return ct_fail(CT_ERR_UNAVAILABLE, "%s", why);
 }
 
+/* Whether the newest checkpoint leaves something out: the log grew past it, or the audit chain holds a change it
+ * does not bind (a revocation, a station or officer disabled, an order closed, a signer taken over...): without a
+ * checkpoint over it, whoever keeps checkpoints could not see that change undone by an older copy put back. */
+static ct_err checkpoint_due(ca *c, const ct_merkle_frontier *tree, uint64_t last_size, bool *due)
+{
+    *due = last_size < tree->size;
+    return *due ? CT_OK : db_log_audit_uncovered(c->db, due);
+}
+
 /* Signs and records a checkpoint of the whole log, binding the audit chain's head and the time. Unless `always`,
- * only when the log grew past the newest checkpoint. */
+ * only when the newest one leaves something out (checkpoint_due). */
 static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree, bool always)
 {
     ct_err rc = CT_OK;
@@ -198,7 +210,11 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
     bool have_last = rc == CT_OK;
     rc = CT_OK;
     CT_GUARD(catch_up(c, tree));
-    if (have_last && !always && last_size >= tree->size) goto cleanup;
+    if (have_last && !always) {
+        bool due = false;
+        CT_GUARD(checkpoint_due(c, tree, last_size, &due));
+        if (!due) goto cleanup;
+    }
     CT_GUARD(not_rolled_back(c));
     ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_time = true, .time_ms = now_ms()};
     CT_GUARD(ct_strlcpy(cp.origin, sizeof cp.origin, c->note_vkey.name));
@@ -301,7 +317,7 @@ ct_err ca_log_start(ca *c)
     l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;
     l->cv_ok = ct_cond_init(&l->cv) == 0;
     CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the log locks");
-    publish(c); /* a tree head for what was issued while no server ran (or the first one) */
+    publish(c); /* heads over what was issued or changed while no server ran (or the first ones) */
     l->thread_ok = pthread_create(&l->thread, NULL, signer_thread, c) == 0;
     CT_ENSURE_MSG(l->thread_ok, CT_ERR_INTERNAL, "cannot start the tree head thread");
 cleanup:

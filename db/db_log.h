@@ -62,6 +62,9 @@ CT_MUST_CHECK ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *ar
 CT_MUST_CHECK ct_err db_log_audit_head(ct_db *db, uint64_t *entries, uint8_t hash[32]);
 /* The hash of audit entry number `seq`; CT_ERR_NOT_FOUND (no detail) when there is none. */
 CT_MUST_CHECK ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32]);
+/* Whether the audit chain holds a change the newest checkpoint does not bind (true with no checkpoint and a
+ * non-empty chain): an entry past its audit length, not a refusal, nor a checkpoint's or a cosignature's own. */
+CT_MUST_CHECK ct_err db_log_audit_uncovered(ct_db *db, bool *uncovered);
 /* Records a signed checkpoint with its audit event ("log.checkpoint"), in one transaction. Refuses
  * (CT_ERR_USAGE) a tree size beyond the log's or smaller than the previous checkpoint's. *id may be NULL. */
 CT_MUST_CHECK ct_err db_log_checkpoint_add(ct_db *db, uint64_t tree_size, uint64_t audit_entries, const char *note,

@@ -41,6 +41,13 @@ static const char k_audit_at[] = "SELECT seq, hash FROM audit WHERE seq = ?";
 static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?) RETURNING id";
 static const char k_ckpt_latest[] = "SELECT id, tree_size, note FROM log_checkpoints ORDER BY id DESC LIMIT 1";
 static const char k_ckpt_next[] = "SELECT id, tree_size, note FROM log_checkpoints WHERE id > ? ORDER BY id LIMIT 1";
+/* Entries past what the newest checkpoint binds that changed something: not the checkpoints' own entries nor the
+ * witnesses' cosignatures (both follow every checkpoint: counting them, each checkpoint would call for the next),
+ * nor refusals (outcome "denied": nothing changed, and anyone can cause them). */
+static const char k_audit_uncovered[] =
+    "SELECT count(*) FROM (SELECT 1 FROM audit WHERE seq > COALESCE((SELECT audit_entries FROM log_checkpoints"
+    " ORDER BY id DESC LIMIT 1), 0) AND outcome = 'ok' AND action NOT IN ('log.checkpoint', 'log.cosignature')"
+    " LIMIT 1) AS t";
 
 ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t leaf_hash[32])
 {
@@ -458,6 +465,20 @@ ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32])
     CT_ENSURE_RET(db && hash && seq >= 1 && seq <= INT64_MAX, ct_fail(CT_ERR_ARG, "db_log_audit_hash: bad argument"));
     struct audit_ctx c = {.seq = seq, .hash = hash};
     return db_call(db, false, audit_entry_fn, &c);
+}
+
+static ct_err uncovered_fn(ct_db *db, void *out)
+{
+    int64_t n = 0;
+    CT_GUARD_RET(db_query_int(db, k_audit_uncovered, &n, ""));
+    *(bool *)out = n > 0;
+    return CT_OK;
+}
+
+ct_err db_log_audit_uncovered(ct_db *db, bool *uncovered)
+{
+    CT_ENSURE_RET(db && uncovered, ct_fail(CT_ERR_ARG, "db_log_audit_uncovered: missing argument"));
+    return db_call(db, false, uncovered_fn, uncovered);
 }
 
 struct ckpt_ctx {

@@ -168,18 +168,26 @@ START_TEST(test_crl_kept_only_by_the_holder)
 }
 END_TEST
 
+/* Two nodes on a new database, each with its lease fence: node-a holds the signer lease, node-b does not. */
+static void signer_and_other(const char *tag, ct_db **a, ct_db **b)
+{
+    new_database(tag);
+    *a = node_open();
+    *b = node_open();
+    db_lease_state st;
+    db_lease_request ra = req("node-a", ct_wall_ms());
+    ck_assert_int_eq(db_lease_take(*a, &ra, &st), CT_OK);
+    ck_assert(st.held);
+    ck_assert_int_eq(db_lease_fence(*a, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    ck_assert_int_eq(db_lease_fence(*b, DB_LEASE_SIGNER, "node-b"), CT_OK);
+}
+
 /* A node paused past its lease, whose own deadline has not caught up, signs no tree head or checkpoint: the write
  * checks the lease in its transaction. */
 START_TEST(test_log_writes_fenced_by_the_lease)
 {
-    new_database("lease-fence");
-    ct_db *a = node_open(), *b = node_open();
-    db_lease_state st;
-    db_lease_request ra = req("node-a", ct_wall_ms());
-    ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
-    ck_assert(st.held);
-    ck_assert_int_eq(db_lease_fence(a, DB_LEASE_SIGNER, "node-a"), CT_OK);
-    ck_assert_int_eq(db_lease_fence(b, DB_LEASE_SIGNER, "node-b"), CT_OK);
+    ct_db *a = NULL, *b = NULL;
+    signer_and_other("lease-fence", &a, &b);
     ct_tree_head h = {.tree_size = 0, .timestamp_ms = (uint64_t)ct_wall_ms(), .sig_len = 1};
     int64_t id = 0, ckpt = 0;
     uint64_t size = 0;
@@ -202,6 +210,43 @@ START_TEST(test_log_writes_fenced_by_the_lease)
 }
 END_TEST
 
+static bool uncovered(ct_db *db)
+{
+    bool u = false;
+    ck_assert_int_eq(db_log_audit_uncovered(db, &u), CT_OK);
+    return u;
+}
+
+/* What calls for the signer's next checkpoint (db_log_audit_uncovered): any change past the newest checkpoint's audit
+ * length, another node's too, even one that landed between that length and the checkpoint's own entry; never the
+ * checkpoints' and the witnesses' own entries (each checkpoint would call for the next: a storm), nor refusals. */
+START_TEST(test_checkpoint_due_after_any_change)
+{
+    ct_db *a = NULL, *b = NULL;
+    signer_and_other("lease-due", &a, &b);
+    ck_assert(uncovered(a)); /* no checkpoint yet */
+    int64_t id = 0;
+    ck_assert_int_eq(db_log_checkpoint_add(a, 0, (uint64_t)audit_entries(a), "note 1", "node-a", &id), CT_OK);
+    ck_assert(!uncovered(a));
+    bool added = false;
+    ck_assert_int_eq(db_log_cosignature_add(a, id, "w1", 1, "cosignature", "node-a", &added), CT_OK);
+    ck_assert(added);
+    ck_assert_int_eq(db_audit_append(b, "anonymous:192.0.2.1", "est.enroll", "x", "denied", "refused"), CT_OK);
+    ck_assert(!uncovered(b));
+    ck_assert_int_eq(db_audit_append(b, "cli", "station.disable", "line1", "ok", ""), CT_OK);
+    ck_assert(uncovered(a));
+    /* a reads the audit head; b revokes; a records its checkpoint of what it read: the revocation is still due */
+    int64_t read = audit_entries(a);
+    ck_assert_int_eq(db_audit_append(b, "cli", "cert.revoke", "01", "ok", ""), CT_OK);
+    ck_assert_int_eq(db_log_checkpoint_add(a, 0, (uint64_t)read, "note 2", "node-a", &id), CT_OK);
+    ck_assert(uncovered(a));
+    ck_assert_int_eq(db_log_checkpoint_add(a, 0, (uint64_t)audit_entries(a), "note 3", "node-a", &id), CT_OK);
+    ck_assert(!uncovered(b));
+    db_close(a);
+    db_close(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lease");
@@ -209,6 +254,7 @@ int main(void)
     tcase_add_test(tc, test_one_holder_at_a_time);
     tcase_add_test(tc, test_crl_kept_only_by_the_holder);
     tcase_add_test(tc, test_log_writes_fenced_by_the_lease);
+    tcase_add_test(tc, test_checkpoint_due_after_any_change);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
