@@ -163,10 +163,12 @@ check_eq "node-b serves a checkpoint of the whole log" "$leaves" "$size"
 
 # node-a comes back (same node id): it serves, node-b keeps signing
 start_node node-a
-check "node-a serves again, not as the signer" grep -q 'event=node id="node-a" signer=no' "$WORK/node-a.log"
+check "node-a serves again, not as the signer (it says: $(grep -o 'event=node .*signer=[a-z]*' "$WORK/node-a.log" |
+  head -1); node-b's lease: $(grep -o 'event=lease[a-z_]* .*' "$WORK/node-b.log" | tail -1))" \
+  grep -q 'event=node id="node-a" signer=no' "$WORK/node-a.log"
 s=${serials[0]}
 code=$(enroll_at "$PORT_node_a" "$s" "$WORK/$s.third.p7b64")
-check "a re-sent request to the restarted node-a: the same certificate" \
+check "a re-sent request to the restarted node-a: the same certificate (status $code)" \
   bash -c "[ '$code' = 200 ] && cmp -s <(base64 -d '$WORK/$s.p7b64') <(base64 -d '$WORK/$s.third.p7b64')"
 
 # a revocation by another process: in both nodes' OCSP answers, and in both nodes' CRLs (node-a serves the one
