@@ -54,18 +54,42 @@ ct_err db_log_append_tx(ct_db *db, const char *cert_serial_hex, const uint8_t le
     return db_exec(db, k_leaf_append, NULL, "tb", cert_serial_hex, leaf_hash, (size_t)32);
 }
 
-static ct_err size_fn(ct_db *db, void *out)
+/* The log's size, inside the caller's transaction. */
+static ct_err size_tx(ct_db *db, uint64_t *size)
 {
     int64_t n = 0;
     CT_GUARD_RET(db_query_int(db, k_log_size, &n, ""));
-    *(uint64_t *)out = (uint64_t)n;
+    *size = (uint64_t)n;
+    return CT_OK;
+}
+
+/* One number a query without parameters reads, in a read transaction of its own. */
+struct count_ctx {
+    const char *sql;
+    int64_t n;
+};
+
+static ct_err count_fn(ct_db *db, void *vctx)
+{
+    struct count_ctx *c = vctx;
+    return db_query_int(db, c->sql, &c->n, "");
+}
+
+static ct_err count_of(ct_db *db, const char *sql, int64_t *n)
+{
+    struct count_ctx c = {.sql = sql};
+    CT_GUARD_RET(db_call(db, false, count_fn, &c));
+    *n = c.n;
     return CT_OK;
 }
 
 ct_err db_log_size(ct_db *db, uint64_t *size)
 {
     CT_ENSURE_RET(db && size, ct_fail(CT_ERR_ARG, "db_log_size: missing argument"));
-    return db_call(db, false, size_fn, size);
+    int64_t n = 0;
+    CT_GUARD_RET(count_of(db, k_log_size, &n));
+    *size = (uint64_t)n;
+    return CT_OK;
 }
 
 /* The rows of a leaf-range query (leaf_index first), [from, from + count) in order and without a gap, each to
@@ -248,7 +272,7 @@ static ct_err head_add_tx(ct_db *db, void *vctx)
     uint64_t size = 0;
     db_tree_head last;
     CT_GUARD_RET(db_lease_fence_tx(db));
-    CT_GUARD_RET(size_fn(db, &size));
+    CT_GUARD_RET(size_tx(db, &size));
     CT_ENSURE_RET(h->tree_size <= size, ct_fail(CT_ERR_USAGE, "tree size %llu is larger than the log (%llu leaves)",
                                                 (unsigned long long)h->tree_size, (unsigned long long)size));
     ct_err rc = latest_fn(db, &last);
@@ -467,18 +491,13 @@ ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32])
     return db_call(db, false, audit_entry_fn, &c);
 }
 
-static ct_err uncovered_fn(ct_db *db, void *out)
-{
-    int64_t n = 0;
-    CT_GUARD_RET(db_query_int(db, k_audit_uncovered, &n, ""));
-    *(bool *)out = n > 0;
-    return CT_OK;
-}
-
 ct_err db_log_audit_uncovered(ct_db *db, bool *uncovered)
 {
     CT_ENSURE_RET(db && uncovered, ct_fail(CT_ERR_ARG, "db_log_audit_uncovered: missing argument"));
-    return db_call(db, false, uncovered_fn, uncovered);
+    int64_t n = 0;
+    CT_GUARD_RET(count_of(db, k_audit_uncovered, &n));
+    *uncovered = n > 0;
+    return CT_OK;
 }
 
 struct ckpt_ctx {
@@ -538,7 +557,7 @@ static ct_err ckpt_add_tx(ct_db *db, void *vctx)
     struct ckpt_ctx *c = vctx;
     uint64_t size = 0;
     CT_GUARD_RET(db_lease_fence_tx(db));
-    CT_GUARD_RET(size_fn(db, &size));
+    CT_GUARD_RET(size_tx(db, &size));
     CT_ENSURE_RET(c->tree_size <= size, ct_fail(CT_ERR_USAGE, "checkpoint of %llu leaves: the log has %llu",
                                                 (unsigned long long)c->tree_size, (unsigned long long)size));
     struct ckpt_ctx last = {.after = -1};
