@@ -112,6 +112,30 @@ check "a valid signature of another camera spliced in: inserted, signed by CAM05
 tamper forge-sei "$S" "$WORK/t-forge.h264" 2
 verify_rc "$WORK/t-forge.h264" >/dev/null
 check "a forged signature SEI: GOP 3 altered, the SEI does not verify" grep -q '^GOP 3 .*altered .*signature SEI does not verify' "$WORK/out"
+# Repeats are insertions, named as such (the old code: "reordered", "unsigned", "reordered").
+tamper repeat-frame "$S" "$WORK/t-rframe.h264" 45
+verify_rc "$WORK/t-rframe.h264" >/dev/null
+check "a picture repeated: GOP 2 inserted, the repeat named" grep -q '^GOP 2 .*inserted .*1 picture NAL unit(s) repeated (frame 46 is one)' "$WORK/out"
+tamper repeat-gop "$S" "$WORK/t-rgop.h264" 1
+verify_rc "$WORK/t-rgop.h264" >/dev/null
+check "a GOP replayed after itself: inserted, a repeat" bash -c "grep -q '^GOP 3 .*inserted .*a repeat of the GOP before it' '$WORK/out' && grep -q '4 authentic, 1 inserted' '$WORK/out'"
+tamper repeat-gop-sei "$S" "$WORK/t-rgops.h264" 1
+verify_rc "$WORK/t-rgops.h264" >/dev/null
+check "... with a copy of its signature too: inserted, a repeat of signed GOP 2" grep -q '^GOP 3 .*inserted .*a repeat of signed GOP 2, the GOP before it' "$WORK/out"
+# A clip cut at its start verifies (by design), and says which part of the recording it is.
+tamper cut-head "$S" "$WORK/t-head.h264" 2
+check_eq "a clip cut at its start (2 GOPs) verifies" 0 "$(verify_rc "$WORK/t-head.h264")"
+check "... and says the 2 GOPs before are not in it, and that a cut at the end cannot be told" \
+  grep -q '^signed GOPs: 3-4 .*the 2 GOP(s) before are not in this clip); whether it went on after GOP 4 cannot be told' "$WORK/out"
+check "the whole clip says it is from the recording's start" grep -q '^signed GOPs: 1-4 .*(from its start)' \
+  <("$VERIFY_BIN" --root "$WORK/ca/root.pem" "$S")
+# --serial: a clip another camera of the same maker signed, presented as this one's.
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --serial CAM0501 "$WORK/cam2.h264" >"$WORK/out" 2>&1 || rc=$?
+check_eq "--serial CAM0501 on cam2's clip: exit 1" 1 "$rc"
+check "... every GOP inserted, both serials named" bash -c "grep -q '4 inserted' '$WORK/out' && \
+  grep -q 'signed by camera \"CAM0502\", not by \"CAM0501\" (--serial)' '$WORK/out'"
+check_eq "--serial cam0501 (any case) on its own clip: exit 0" 0 \
+  "$("$VERIFY_BIN" --root "$WORK/ca/root.pem" --serial cam0501 "$S" >/dev/null 2>&1; echo $?)"
 tamper oversized-sei "$S" "$WORK/t-big.h264"
 check_eq "an oversized SEI: exit 1, no crash" 1 "$(verify_rc "$WORK/t-big.h264")"
 check "... named as such" has "oversized SEI NAL unit of"
@@ -143,6 +167,16 @@ check "... the revocation is named" has "revocation: revoked at"
 rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/revoked.crl" "$WORK/later.h264" >"$WORK/out" 2>&1 || rc=$?
 check_eq "a clip recorded after the revocation: exit 1" 1 "$rc"
 check "... GOPs untrusted, the revocation named" bash -c "grep -q '4 untrusted' '$WORK/out' && grep -q 'was revoked at' '$WORK/out'"
+# A key revoked for keyCompromise signs with any date it likes: a clip dated before the revocation is not
+# evidence either (the old code judged it by its SEI date: AUTHENTIC).
+CRL_REASON=keyCompromise make_crl "$WORK/ca" "$WORK/compromised.crl" "$WORK/cam1.chains/media-signing.chain"
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/compromised.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a clip dated before a keyCompromise revocation: exit 1" 1 "$rc"
+check "... every GOP untrusted, whatever its date, the reason named" bash -c "grep -q '4 untrusted' '$WORK/out' && \
+  grep -q 'revoked for keyCompromise at .*nothing it signed is trusted, whatever its date' '$WORK/out'"
+CRL_REASON=superseded make_crl "$WORK/ca" "$WORK/superseded.crl" "$WORK/cam1.chains/media-signing.chain"
+check_eq "... superseded (no compromise): a clip from before still verifies" 0 \
+  "$("$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/superseded.crl" "$S" >/dev/null 2>&1; echo $?)"
 
 # ---- ONVIF's reference framework: its clips verify, a flipped byte does not ----
 for f in test_signed_h264 test_signed_h265; do
