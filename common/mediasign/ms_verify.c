@@ -476,6 +476,10 @@ static ct_err judge_sei(ms_verifier *v, const ms_sei *p, const uint8_t *doc, siz
         set_detail(s->detail, sizeof s->detail, "the signature SEI does not verify (changed or forged)");
     } else if ((s->st = ms_chain_at(&v->chain, at, why, sizeof why)) != MS_AUTHENTIC) {
         set_detail(s->detail, sizeof s->detail, "%s", why);
+    } else if (v->cfg.crl_der && !v->chain.crl_applied) {
+        /* Revocation was asked for and cannot be checked with that CRL: not authentic, as live viewing holds. */
+        s->st = MS_UNTRUSTED;
+        set_detail(s->detail, sizeof s->detail, "revocation %s (nor the root's)", v->chain.revocation);
     } else {
         if (!v->camera_set) note_camera(v, p);
         if (memcmp(v->camera_id, v->chain.leaf.cert_sha256, MS_HASH_LEN) != 0) {

@@ -174,6 +174,13 @@ rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/compromised.crl" "$S
 check_eq "a clip dated before a keyCompromise revocation: exit 1" 1 "$rc"
 check "... every GOP untrusted, whatever its date, the reason named" bash -c "grep -q '4 untrusted' '$WORK/out' && \
   grep -q 'revoked for keyCompromise at .*nothing it signed is trusted, whatever its date' '$WORK/out'"
+# A CRL that is neither the signer's issuing CA's nor the root's checks nothing: asked for, it is not passed over
+# (the old code: AUTHENTIC, exit 0, "revocation: not checked").
+make_crl "$WORK/other" "$WORK/other.crl"
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/other.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a CRL of another CA given: exit 1" 1 "$rc"
+check "... every GOP untrusted, revocation named as not checkable" bash -c "grep -q '4 untrusted' '$WORK/out' && \
+  grep -q 'untrusted  revocation not checked: the CRL is not from the signing certificate.s issuer (nor the root.s)' '$WORK/out'"
 CRL_REASON=superseded make_crl "$WORK/ca" "$WORK/superseded.crl" "$WORK/cam1.chains/media-signing.chain"
 check_eq "... superseded (no compromise): a clip from before still verifies" 0 \
   "$("$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/superseded.crl" "$S" >/dev/null 2>&1; echo $?)"
