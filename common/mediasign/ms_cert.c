@@ -43,13 +43,14 @@ static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const u
                                                                "certificate's issuer");
     }
     CT_GUARD_RET(rc);
+    int reason = -1; /* read before the CRL counts as applied: one that cannot say why is unusable */
+    if (st.revoked)
+        CT_GUARD_RET(pki_crl_reason(cfg->crl_der, cfg->crl_len, issuer, issuer_len, leaf->data, leaf->len, &reason));
     c->crl_applied = true;
     c->revoked = st.revoked;
     c->revoked_at = st.revoked_at;
     ct_time_utc((int64_t)(st.revoked ? st.revoked_at : st.this_update), when);
     if (!st.revoked) return ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when);
-    int reason;
-    CT_GUARD_RET(pki_crl_reason(cfg->crl_der, cfg->crl_len, issuer, issuer_len, leaf->data, leaf->len, &reason));
     if (reason != PKI_REASON_KEY_COMPROMISE && reason != PKI_REASON_CA_COMPROMISE)
         return ct_snprintf(c->revocation, sizeof c->revocation, "revoked at %s", when);
     /* Whoever holds a compromised key signs with any timestamp: a recording dated before the revocation is no
@@ -198,7 +199,8 @@ ms_status ms_chain_at(const ms_chain *c, time_t t, char *why, size_t max)
     } else if (c->revoked && c->revoked_at <= t) {
         /* revoked_at 0: a revocation that reaches back (its key or its CA compromised), whatever the SEI's date */
         rc = ct_snprintf(why, max, "the signing certificate was %s, %s", c->revocation,
-                         c->revoked_at ? "before this recording" : "so nothing it signed is trusted, whatever its date");
+                         c->revoked_at ? "before this recording"
+                                       : "so nothing it signed is trusted, whatever its date");
     } else {
         return MS_AUTHENTIC;
     }

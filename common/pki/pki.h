@@ -154,6 +154,7 @@ CT_MUST_CHECK ct_err pki_cert_verify_signed_by(const uint8_t *cert, size_t cert_
 #define PKI_REASON_UNSPECIFIED 0
 #define PKI_REASON_KEY_COMPROMISE 1
 #define PKI_REASON_CA_COMPROMISE 2
+#define PKI_REASON_SUPERSEDED 4
 #define PKI_REASON_NAMES "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, " \
                          "cessationOfOperation, privilegeWithdrawn"
 /* The code of an RFC 5280 reason name (case-sensitive, as the RFC spells it); CT_ERR_USAGE naming the choices. */
