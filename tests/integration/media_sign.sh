@@ -202,4 +202,33 @@ EOF
 check_eq "the ONVIF clip with one payload byte flipped: exit 1" 1 "$(verify_rc "$WORK/onvif-flip.mp4" "$VECTORS/ca.pem")"
 check "... GOP 1 altered" grep -q '^GOP 1 .*altered' "$WORK/out"
 check_eq "the unsigned ONVIF clip is unsigned" 1 "$(verify_rc "$VECTORS/test_h264.mp4" "$VECTORS/ca.pem")"
+
+# ---- an MP4 edit list that reorders the presentation: samples untouched, what a player shows is not ----
+python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" <<'EOF2'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+def boxes(off, end):
+    while off + 8 <= end:
+        size, typ = struct.unpack(">I4s", d[off:off + 8]); hdr = 8
+        if size == 1: size, hdr = struct.unpack(">Q", d[off + 8:off + 16])[0], 16
+        yield typ, off, size, hdr; off += size
+def child(b, name): return next(x for x in boxes(b[1] + b[3], b[1] + b[2]) if x[0] == name)
+moov = next(x for x in boxes(0, len(d)) if x[0] == b"moov")  # after mdat (ffmpeg's layout): no offset moves
+trak = child(moov, b"trak"); mvhd = child(moov, b"mvhd"); mdhd = child(child(trak, b"mdia"), b"mdhd")
+mts, tts = (struct.unpack(">I", d[b[1] + 20:b[1] + 24])[0] for b in (mvhd, mdhd))
+# seconds 2-4 first, then 0-2
+elst = struct.pack(">I", 2) + struct.pack(">IiHH", 2 * mts, 2 * tts, 1, 0) + struct.pack(">IiHH", 2 * mts, 0, 1, 0)
+elst = struct.pack(">I4sI", 12 + len(elst), b"elst", 0) + elst
+edts = struct.pack(">I4s", 8 + len(elst), b"edts") + elst
+old = [x for x in boxes(trak[1] + 8, trak[1] + trak[2]) if x[0] == b"edts"]
+at, cut = (old[0][1], old[0][2]) if old else (child(trak, b"tkhd")[1] + child(trak, b"tkhd")[2], 0)
+d[at:at + cut] = edts
+for b in (trak, moov): struct.pack_into(">I", d, b[1], b[2] + len(edts) - cut)
+open(sys.argv[2], "wb").write(d)
+EOF2
+first=$(frames "$WORK/signed-clip.mp4" | grep -nxF -- "$(frames "$WORK/t-edits.mp4" | head -1)" | cut -d: -f1 | head -1)
+check "... ffmpeg presents it reordered: its first frame is one of the third second's (frame ${first:-none})" \
+  bash -c "[ '${first:-0}' -ge 50 ] && [ '${first:-0}' -le 70 ]"
+check_eq "an edit list reordering the presentation: exit 1 (the old code: AUTHENTIC)" 1 "$(verify_rc "$WORK/t-edits.mp4")"
+check "... named as the problem" has "problem: the MP4 edit list has 2 edits: a player presents the pictures in another order"
 finish
