@@ -20,6 +20,7 @@
 
 #define READ_CHUNK (256 * 1024)
 #define VIEWERS_CHECK_MS 200
+#define VIEWERS_RELOAD_S 60
 
 /* What the viewers folder holds now, as one number: it changes when a file is added, removed, renamed or
  * rewritten (names, sizes, modification times), whatever the order readdir gives. */
@@ -44,16 +45,21 @@ static uint64_t viewers_stamp(const char *dir)
     return stamp;
 }
 
-/* Re-reads the viewers when the folder changed. A folder that no longer loads stops the stream: the camera
- * does not go on encrypting for a list it cannot read (a removed viewer would keep its access). */
+/* Re-reads the viewers when the folder changed, and each minute: a viewer's certificate that expired, the folder
+ * unchanged, would get the keys on. A folder that no longer loads (an expired certificate in it too) stops the
+ * stream: the camera does not go on encrypting for a list it cannot read (a removed viewer would keep its access). */
 static ct_err viewers_refresh(const char *dir, const agent_stream_opts *o, cenc_live *l, uint64_t *stamp)
 {
+    static time_t minute; /* of the last reading (one stream per process) */
     cenc_recipient r[CENC_MAX_RECIPIENTS];
     size_t n = 0;
     uint64_t now = viewers_stamp(o->viewers);
-    if (now == *stamp) return CT_OK;
+    time_t m = time(NULL) / VIEWERS_RELOAD_S;
+    if (now == *stamp && m == minute) return CT_OK;
     CT_GUARD_RET(agent_viewers_load(dir, o->viewers, r, CENC_MAX_RECIPIENTS, &n));
     CT_GUARD_RET(cenc_live_set_recipients(l, r, n));
+    minute = m;
+    if (now == *stamp) return CT_OK; /* the same viewers, still valid */
     *stamp = now;
     ct_log(CT_LOG_INFO, "viewers_changed", "viewers=%zu msg=\"from the next segment on\"", n);
     return CT_OK;

@@ -24,9 +24,9 @@ static const char usage[] =
     "         [--fps N] [--in FIFO] [--live DIR] [--record DIR [--record-max-kb N] [--record-max-age S]]\n"
     "                          live video: reads the encoder's Annex B H.264/H.265 from standard input (or\n"
     "                          FIFO), writes signed, encrypted CMAF segments (one key each, for the viewers in\n"
-    "                          DIR, re-read when it changes) and a live playlist (the last N segments) into\n"
-    "                          --live (default DEVDIR/live), served over HTTPS at /live/; --record keeps every\n"
-    "                          segment (rotated by size or age); serves on after the input ends until stopped\n"
+    "                          DIR, re-read on change, each minute) and a live playlist (the last N segments)\n"
+    "                          into --live (default DEVDIR/live), served over HTTPS at /live/; --record keeps\n"
+    "                          every segment (rotated by size or age); serves on after the input ends until stopped\n"
     "ADDR is host:port (numeric; port 0 picks one and prints it).\n"
     "DEVDIR is the camera's folder (a simulated one: camtrust-agent-sim simulate).\n"
     "exit: 0 ok; 1 error or broken; 2 usage; 3 boot: camera unprovisioned\n";

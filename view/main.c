@@ -10,8 +10,9 @@ static const char usage[] =
     "  install --cert viewer.pem   install the certificate camtrust-ca viewer add wrote\n"
     "  decrypt [--root R [--crl C]] IN.mp4 OUT.mp4   decrypt a camtrust recording into a clear MP4 (the key\n"
     "                              stays in the token); with --root (device root) only if its signatures verify\n"
-    "  verify --root R [--crl C] IN.mp4   (no --dir) check a signed, encrypted recording's signatures without any\n"
-    "                              key; --crl: the device issuing CA's CRL (a camera revoked before it recorded)\n"
+    "  verify --root R [--crl C] [--serial S] IN.mp4   (no --dir) check a signed, encrypted recording's signatures\n"
+    "                              without any key; --crl: the device issuing CA's CRL (a camera revoked before it\n"
+    "                              recorded); --serial: the camera it must come from (another's GOPs: inserted)\n"
     "  keys [--key] IN.mp4         list key IDs and recipients; --key also prints this viewer's content keys\n"
     "  live --root R [--crl C] [--out -|FILE] [--connect ADDR:PORT] https://SERIAL.DOMAIN:PORT/live/\n"
     "                              watch a camera live: TLS only to the camera named SERIAL.DOMAIN chaining to the\n"
@@ -54,7 +55,7 @@ static const char *options_of(const char *command)
 {
     static const char *const table[][2] = {
         {"init", "--dir --name"},   {"install", "--dir --cert"}, {"decrypt", "--dir --root --crl"},
-        {"verify", "--root --crl"}, {"keys", "--dir --key"},     {"live", "--dir --root --crl --out --connect"},
+        {"verify", "--root --crl --serial"}, {"keys", "--dir --key"},     {"live", "--dir --root --crl --out --connect"},
     };
     for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
         if (strcmp(command, table[k][0]) == 0) return table[k][1];
@@ -66,7 +67,7 @@ int main(int argc, char **argv)
     if (ct_cli_help(argc, argv, usage)) return 0;
     const char *takes = argc >= 2 ? options_of(argv[1]) : NULL;
     const char *dir = NULL, *name = NULL, *cert = NULL, *root = NULL, *crl = NULL, *files[2] = {NULL, NULL};
-    const char *out = NULL, *connect = NULL;
+    const char *out = NULL, *connect = NULL, *serial = NULL;
     bool key = false;
     int nfiles = 0;
     for (int i = 2; i < argc; i++) {
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
                             : strcmp(argv[i], "--crl") == 0  ? &crl
                             : strcmp(argv[i], "--out") == 0  ? &out
                             : strcmp(argv[i], "--connect") == 0 ? &connect
+                            : strcmp(argv[i], "--serial") == 0 ? &serial
                                                              : NULL;
         if ((slot || strcmp(argv[i], "--key") == 0) && takes && !ct_cli_takes("camtrust-view", argv[1], takes, argv[i]))
             return 2;
@@ -88,7 +90,7 @@ int main(int argc, char **argv)
     cenc_stats st;
     bool authentic = false;
     if (strcmp(cmd, "verify") == 0 && root && nfiles == 1 && !dir) {
-        rc = view_verify(root, crl, files[0], stdout, &authentic);
+        rc = view_verify(root, crl, serial, files[0], stdout, &authentic);
         if (rc == CT_OK) return authentic ? 0 : 1;
     } else if (!dir || nfiles > 2) {
         rc = CT_ERR_USAGE;

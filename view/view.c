@@ -154,9 +154,9 @@ ct_err viewer_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_pssh *p
 }
 
 /* The custodian's check is camtrust-verify's (common/mediasign): one implementation, one report format. */
-ct_err view_verify(const char *root, const char *crl, const char *in, FILE *out, bool *authentic)
+ct_err view_verify(const char *root, const char *crl, const char *serial, const char *in, FILE *out, bool *authentic)
 {
-    return ms_verify_paths(root, crl, in, false, out, authentic);
+    return ms_verify_paths(root, crl, serial, in, false, out, authentic);
 }
 
 ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, const char *crl,
@@ -165,7 +165,7 @@ ct_err view_decrypt(const char *dir, const char *in, const char *out, const char
     viewer v;
     bool authentic = false;
     if (root) {
-        CT_GUARD_RET(view_verify(root, crl, in, report, &authentic));
+        CT_GUARD_RET(view_verify(root, crl, NULL, in, report, &authentic));
         CT_ENSURE_RET(authentic, ct_fail(CT_ERR_INTEGRITY, "%s is not authentic: not decrypted", in));
     }
     CT_GUARD_RET(viewer_open(dir, true, &v));

@@ -25,8 +25,10 @@ CT_MUST_CHECK ct_err view_decrypt(const char *dir, const char *in, const char *o
 /* The custodian's check, needing no key and no viewer folder: the ONVIF Media Signing signatures of a signed and
  * encrypted recording, over its bytes as stored, against the device root: camtrust-verify's check and report
  * (ms_verify_paths: one line per GOP, camera, chain, result) to `out`; *authentic when the whole clip is. */
-/* `crl` (may be NULL): the device issuing CA's CRL, so that a camera revoked before the recording is not trusted. */
-CT_MUST_CHECK ct_err view_verify(const char *root, const char *crl, const char *in, FILE *out, bool *authentic);
+/* `crl` (may be NULL): the device issuing CA's CRL, so that a camera revoked before the recording is not trusted;
+ * `serial` (may be NULL): the camera the recording must come from (GOPs another camera signed are inserted). */
+CT_MUST_CHECK ct_err view_verify(const char *root, const char *crl, const char *serial, const char *in, FILE *out,
+                                 bool *authentic);
 /* Lists the scheme, every key ID and its recipients (certificate SHA-256, this viewer marked) to `out`; with
  * `print_keys` also this viewer's content key of each key ID in hex, for players that take a raw key. */
 CT_MUST_CHECK ct_err view_keys(const char *dir, const char *in, bool print_keys, FILE *out);

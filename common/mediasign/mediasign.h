@@ -135,6 +135,8 @@ typedef struct {
     char chain[256];
     char revocation[256];
     char problem[256]; /* stream-level: truncated, malformed container, foreign NAL units */
+    bool have_counters; /* the lowest and highest GOP counter among signatures that verified: what of the */
+    uint32_t first_counter, last_counter; /* camera's recording the clip covers (a cut at either end) */
     bool authentic;    /* every GOP authentic and no problem */
 } ms_summary;
 
@@ -165,7 +167,8 @@ void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g);
 void ms_print_summary(FILE *out, const char *path, const ms_summary *s);
 
 /* The same from files: the root (PEM or DER) and optionally a CRL (PEM or DER). */
-CT_MUST_CHECK ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *clip, bool json,
+CT_MUST_CHECK ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *serial, const char *clip,
+                                     bool json,
                                      FILE *out, bool *authentic);
 
 /* A certificate chain (PEM, leaf first; the root may be left out) judged at `at` as the SEIs' chains are: up to

@@ -43,12 +43,20 @@ static ct_err crl_check(const ms_verify_config *cfg, const ct_buf *leaf, const u
                                                                "certificate's issuer");
     }
     CT_GUARD_RET(rc);
+    int reason = -1; /* read before the CRL counts as applied: one that cannot say why is unusable */
+    if (st.revoked)
+        CT_GUARD_RET(pki_crl_reason(cfg->crl_der, cfg->crl_len, issuer, issuer_len, leaf->data, leaf->len, &reason));
     c->crl_applied = true;
     c->revoked = st.revoked;
     c->revoked_at = st.revoked_at;
     ct_time_utc((int64_t)(st.revoked ? st.revoked_at : st.this_update), when);
-    return st.revoked ? ct_snprintf(c->revocation, sizeof c->revocation, "revoked at %s", when)
-                      : ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when);
+    if (!st.revoked) return ct_snprintf(c->revocation, sizeof c->revocation, "not revoked (CRL of %s)", when);
+    if (reason != PKI_REASON_KEY_COMPROMISE && reason != PKI_REASON_CA_COMPROMISE)
+        return ct_snprintf(c->revocation, sizeof c->revocation, "revoked at %s", when);
+    /* Whoever holds a compromised key signs with any timestamp: a recording dated before the revocation is no
+     * more trustworthy than one after it. */
+    c->revoked_at = 0;
+    return ct_snprintf(c->revocation, sizeof c->revocation, "revoked for %s at %s", pki_reason_name(reason), when);
 }
 
 /* The issuing CA in the root's CRL: revoked by a ceremony, nothing it signed is trusted, whenever it was made (the
@@ -189,7 +197,10 @@ ms_status ms_chain_at(const ms_chain *c, time_t t, char *why, size_t max)
         ct_time_utc((int64_t)c->not_after, b);
         rc = ct_snprintf(why, max, "the chain is valid from %s to %s, not at the recording time", a, b);
     } else if (c->revoked && c->revoked_at <= t) {
-        rc = ct_snprintf(why, max, "the signing certificate was %s, before this recording", c->revocation);
+        /* revoked_at 0: a revocation that reaches back (its key or its CA compromised), whatever the SEI's date */
+        rc = ct_snprintf(why, max, "the signing certificate was %s, %s", c->revocation,
+                         c->revoked_at ? "before this recording"
+                                       : "so nothing it signed is trusted, whatever its date");
     } else {
         return MS_AUTHENTIC;
     }

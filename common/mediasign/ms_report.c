@@ -88,6 +88,15 @@ void ms_print_summary(FILE *f, const char *path, const ms_summary *s)
         fputs("camera: not identified (no trusted signature)\n", f);
     fprintf(f, "chain: %s\nrecorded: %s (%s); certificates judged at that time\nrevocation: %s\n", s->chain, when,
             s->time_source, s->revocation);
+    if (s->have_counters) {
+        /* A clip cut from a recording verifies on its own: say which part it is, and what cannot be told. */
+        fprintf(f, "signed GOPs: %u-%u of the camera's recording", s->first_counter, s->last_counter);
+        if (s->first_counter > 1)
+            fprintf(f, " (it counts from 1: the %u GOP(s) before are not in this clip)", s->first_counter - 1);
+        else
+            fputs(" (from its start)", f);
+        fprintf(f, "; whether it went on after GOP %u cannot be told from the clip\n", s->last_counter);
+    }
     if (s->problem[0]) fprintf(f, "problem: %s\n", s->problem);
     fprintf(f, "result: %s (", s->authentic ? "AUTHENTIC" : "NOT AUTHENTIC");
     counts_line(f, s);
@@ -121,6 +130,8 @@ static void print_json(FILE *f, const char *path, const ms_summary *s)
     json_str(f, s->revocation);
     fputs(", \"problem\": ", f);
     json_str(f, s->problem);
+    if (s->have_counters)
+        fprintf(f, ", \"signed_gops\": {\"first\": %u, \"last\": %u}", s->first_counter, s->last_counter);
     fputs(",\n \"counts\": {", f);
     for (int i = 0; i < MS_STATUS__COUNT; i++) fprintf(f, "%s\"%s\": %zu", i ? ", " : "", ms_status_name((ms_status)i), s->count[i]);
     fprintf(f, "}, \"authentic\": %s\n}\n", s->authentic ? "true" : "false");
@@ -149,8 +160,8 @@ ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json,
 /* A root certificate or a CRL: a CRL of a large fleet runs to hundreds of KiB. */
 #define MS_ROOT_FILE_MAX (1u << 20)
 
-ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *clip, bool json, FILE *out,
-                       bool *authentic)
+ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *serial, const char *clip, bool json,
+                       FILE *out, bool *authentic)
 {
     ct_err rc = CT_OK;
     ct_buf root = CT_BUF_INIT, crl = CT_BUF_INIT;
@@ -161,7 +172,7 @@ ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *
                   "%s is not a certificate: %s", root_path, ct_err_detail());
     if (crl_path) CT_GUARD(ct_pem_or_der_read(crl_path, "X509 CRL", MS_ROOT_FILE_MAX, &crl));
     ms_verify_config cfg = {.root_der = root.data, .root_len = root.len, .crl_der = crl_path ? crl.data : NULL,
-                            .crl_len = crl.len};
+                            .crl_len = crl.len, .serial = serial};
     rc = ms_verify_print(clip, &cfg, json, out, authentic);
     /* wolfSSL's fixed-point ECC cache is per thread; this thread is done verifying. */
     wc_ecc_fp_free();

@@ -211,6 +211,13 @@ static ms_status compare(const gop_rec *g, char *d, size_t max)
         set_detail(d, max, "%zu of the %zu signed picture NAL units are missing", lost, s->n);
         return MS_MISSING;
     }
+    if (g->n > s->n) { /* every signed picture is there, and some twice */
+        size_t i = 1;
+        while (i < g->n && !has_hash((const uint8_t (*)[MS_HASH_LEN])g->hashes, i, g->hashes[i])) i++;
+        set_detail(d, max, "%zu picture NAL unit(s) repeated (frame %llu is one)", g->n - s->n,
+                   (unsigned long long)g->frames[i < g->n ? i : 0]);
+        return MS_INSERTED;
+    }
     set_detail(d, max, "the pictures are not in their signed order");
     return MS_REORDERED;
 }
@@ -242,6 +249,11 @@ static bool later_counter_between(ms_verifier *v, uint32_t lo, uint32_t hi)
 static void judge_order(ms_verifier *v, gop_rec *g, ms_gop_report *r)
 {
     uint32_t c = g->s.counter;
+    if (v->have_max && c == v->max_counter && memcmp(g->anchor, v->max_anchor, MS_HASH_LEN) == 0) {
+        r->status = MS_INSERTED;
+        set_detail(r->detail, sizeof r->detail, "a repeat of signed GOP %u, the GOP before it", c);
+        return;
+    }
     if (v->have_max && c <= v->max_counter) {
         r->status = MS_REORDERED;
         set_detail(r->detail, sizeof r->detail, "signed as GOP %u, found after GOP %u", c, v->max_counter);
@@ -304,6 +316,9 @@ static void emit_head(ms_verifier *v, bool at_end)
         } else if (at_end && v->ring_n == 1) {
             r.status = MS_UNSIGNED;
             set_detail(r.detail, sizeof r.detail, "its signature would follow the end of the clip");
+        } else if (memcmp(g->anchor, g->prev_anchor, MS_HASH_LEN) == 0) {
+            r.status = MS_INSERTED; /* not "unsigned": the next GOP links to the original, as the same I-frame */
+            set_detail(r.detail, sizeof r.detail, "a repeat of the GOP before it (the same I-frame)");
         } else if (next && next->matched && memcmp(next->s.linked, g->anchor, MS_HASH_LEN) == 0) {
             r.status = MS_UNSIGNED;
             set_detail(r.detail, sizeof r.detail, "its signature SEI is missing (the next GOP links to it)");
@@ -314,6 +329,11 @@ static void emit_head(ms_verifier *v, bool at_end)
     } else {
         r.has_counter = true;
         r.counter = g->s.counter;
+        if (g->s.st == MS_AUTHENTIC) {
+            if (!v->sum.have_counters || r.counter < v->sum.first_counter) v->sum.first_counter = r.counter;
+            if (!v->sum.have_counters || r.counter > v->sum.last_counter) v->sum.last_counter = r.counter;
+            v->sum.have_counters = true;
+        }
         r.signed_at = g->s.signed_at;
         r.status = g->s.st;
         if (r.status != MS_AUTHENTIC) {
@@ -456,16 +476,21 @@ static ct_err judge_sei(ms_verifier *v, const ms_sei *p, const uint8_t *doc, siz
         set_detail(s->detail, sizeof s->detail, "the signature SEI does not verify (changed or forged)");
     } else if ((s->st = ms_chain_at(&v->chain, at, why, sizeof why)) != MS_AUTHENTIC) {
         set_detail(s->detail, sizeof s->detail, "%s", why);
+    } else if (v->cfg.crl_der && !v->chain.crl_applied) {
+        /* Revocation was asked for and cannot be checked with that CRL: not authentic, as live viewing holds. */
+        s->st = MS_UNTRUSTED;
+        set_detail(s->detail, sizeof s->detail, "revocation %s (nor the root's)", v->chain.revocation);
     } else {
         if (!v->camera_set) note_camera(v, p);
         if (memcmp(v->camera_id, v->chain.leaf.cert_sha256, MS_HASH_LEN) != 0) {
             s->st = MS_INSERTED;
             set_detail(s->detail, sizeof s->detail, "signed by another camera (serial \"%s\", CN \"%s\")",
                        v->chain.leaf.subject_serial, v->chain.leaf.subject_cn);
-        } else if (v->cfg.serial && strcasecmp(v->sum.serial, v->cfg.serial) != 0) {
+        } else if (v->cfg.serial && strcasecmp(v->chain.leaf.subject_serial, v->cfg.serial) != 0) {
+            /* The certificate's serial, not the one the signed SEI claims: any camera may claim any serial. */
             s->st = MS_INSERTED;
-            set_detail(s->detail, sizeof s->detail, "signed by camera \"%s\", not by \"%s\" that serves it",
-                       v->sum.serial, v->cfg.serial);
+            set_detail(s->detail, sizeof s->detail, "signed by camera \"%s\", not by \"%s\"%s",
+                       v->chain.leaf.subject_serial, v->cfg.serial, v->cfg.live ? " that serves it" : " (--serial)");
         }
     }
     if (v->chain.set) {

@@ -27,14 +27,16 @@ static ct_err tbs_digest(const pki_tlv *alg, const pki_tlv *tbs, uint8_t digest[
     return wc_Sha384Hash(tbs->tlv, (word32)tbs->tlv_len, digest) == 0 ? CT_OK : ct_fail(CT_ERR_CRYPTO, "SHA-384");
 }
 
-/* One entry of revokedCertificates: its serial's INTEGER and revocationDate. */
-static ct_err next_entry(pki_der *in, pki_tlv *serial, time_t *at)
+/* One entry of revokedCertificates: its serial's INTEGER and revocationDate; `rest` (when asked for) what follows
+ * them, the optional crlEntryExtensions. */
+static ct_err next_entry(pki_der *in, pki_tlv *serial, time_t *at, pki_der *rest)
 {
     pki_tlv entry, date;
     CT_GUARD_RET(pki_der_expect(in, PKI_TAG_SEQUENCE, "revoked certificate", &entry));
     pki_der e = pki_der_inside(&entry);
     CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_INTEGER, "revoked serial", serial));
     CT_GUARD_RET(pki_der_next(&e, "revocationDate", &date));
+    if (rest) *rest = e;
     return pki_time_parse(&date, at);
 }
 
@@ -44,7 +46,7 @@ static ct_err find_serial(pki_der in, const pki_tlv *serial, pki_crl_status *out
     while (in.len > 0) {
         pki_tlv s;
         time_t at;
-        CT_GUARD_RET(next_entry(&in, &s, &at));
+        CT_GUARD_RET(next_entry(&in, &s, &at, NULL));
         if (s.val_len == serial->val_len && memcmp(s.val, serial->val, s.val_len) == 0) {
             out->revoked = true;
             out->revoked_at = at;
@@ -53,21 +55,32 @@ static ct_err find_serial(pki_der in, const pki_tlv *serial, pki_crl_status *out
     return CT_OK;
 }
 
-/* cRLNumber among crlExtensions ([0] EXPLICIT Extensions); 0 when absent. */
-static ct_err read_number(const pki_tlv *exts, uint64_t *number)
+/* The extnValue's contents of the extension `oid` in a SEQUENCE OF Extension (a CRL's or an entry's); its
+ * span stays NULL when absent. */
+static ct_err find_ext(const pki_tlv *seq, const uint8_t *want, size_t want_len, pki_der *value)
 {
-    pki_der in = pki_der_inside(exts), list;
-    pki_tlv seq, ext, oid, t;
-    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "crlExtensions", &seq));
-    list = pki_der_inside(&seq);
+    pki_der list = pki_der_inside(seq);
+    pki_tlv ext, oid, t;
+    memset(value, 0, sizeof *value);
     while (list.len > 0) {
         CT_GUARD_RET(pki_der_expect(&list, PKI_TAG_SEQUENCE, "CRL extension", &ext));
         pki_der e = pki_der_inside(&ext);
         CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_OID, "CRL extension id", &oid));
         CT_GUARD_RET(pki_der_next(&e, "CRL extension value", &t));
         if (t.tag != PKI_TAG_OCTET_STRING) CT_GUARD_RET(pki_der_expect(&e, PKI_TAG_OCTET_STRING, "CRL extension value", &t));
-        if (!pki_der_oid_is(&oid, PKI_OID_BYTES(pki_oid_crl_number))) continue;
-        pki_der v = pki_der_inside(&t);
+        if (pki_der_oid_is(&oid, want, want_len)) *value = pki_der_inside(&t);
+    }
+    return CT_OK;
+}
+
+/* cRLNumber among crlExtensions ([0] EXPLICIT Extensions); 0 when absent. */
+static ct_err read_number(const pki_tlv *exts, uint64_t *number)
+{
+    pki_der in = pki_der_inside(exts), v;
+    pki_tlv seq;
+    CT_GUARD_RET(pki_der_expect(&in, PKI_TAG_SEQUENCE, "crlExtensions", &seq));
+    CT_GUARD_RET(find_ext(&seq, PKI_OID_BYTES(pki_oid_crl_number), &v));
+    if (v.p) {
         pki_tlv n;
         CT_GUARD_RET(pki_der_expect(&v, PKI_TAG_INTEGER, "cRLNumber", &n));
         const uint8_t *p = n.val;
@@ -161,7 +174,33 @@ ct_err pki_crl_read(const uint8_t *crl_der, size_t crl_len, const uint8_t *issue
     pki_der entries = pki_der_span(out->entries, out->entries_len);
     pki_tlv s;
     time_t at;
-    while (entries.len > 0) CT_GUARD_RET(next_entry(&entries, &s, &at));
+    while (entries.len > 0) CT_GUARD_RET(next_entry(&entries, &s, &at, NULL));
+    return CT_OK;
+}
+
+ct_err pki_crl_reason(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
+                      const uint8_t *cert, size_t cert_len, int *reason)
+{
+    pki_tlv serial = {0}, cert_issuer = {0}, s, exts;
+    pki_crl_info info;
+    time_t at;
+    *reason = -1;
+    CT_GUARD_RET(pki_cert_serial_issuer(cert, cert_len, &serial, &cert_issuer));
+    CT_GUARD_RET(pki_crl_read(crl_der, crl_len, issuer, issuer_len, &info));
+    pki_der entries = pki_der_span(info.entries, info.entries_len), rest, v;
+    while (entries.len > 0) {
+        CT_GUARD_RET(next_entry(&entries, &s, &at, &rest));
+        if (s.val_len != serial.val_len || memcmp(s.val, serial.val, s.val_len) != 0) continue;
+        *reason = PKI_REASON_UNSPECIFIED; /* RFC 5280 5.3.1: no reasonCode is unspecified */
+        if (rest.len == 0) continue;
+        CT_GUARD_RET(pki_der_expect(&rest, PKI_TAG_SEQUENCE, "crlEntryExtensions", &exts));
+        CT_GUARD_RET(find_ext(&exts, PKI_OID_BYTES(pki_oid_crl_reason), &v));
+        pki_tlv code;
+        if (!v.p) continue;
+        CT_GUARD_RET(pki_der_expect(&v, PKI_TAG_ENUMERATED, "reasonCode", &code));
+        CT_ENSURE_RET(code.val_len == 1 && code.val[0] <= 10, ct_fail(CT_ERR_BAD_DER, "reasonCode out of range"));
+        *reason = code.val[0];
+    }
     return CT_OK;
 }
 
@@ -183,7 +222,7 @@ ct_err pki_crl_missing(const pki_crl_info *crl, const pki_revoked *list, size_t 
             while (in.len > 0 && !found) {
                 pki_tlv s;
                 time_t when;
-                CT_GUARD_RET(next_entry(&in, &s, &when));
+                CT_GUARD_RET(next_entry(&in, &s, &when, NULL));
                 const uint8_t *v = s.val;
                 size_t vlen = s.val_len;
                 if (vlen > 1 && v[0] == 0) v++, vlen--;

@@ -151,6 +151,10 @@ CT_MUST_CHECK ct_err pki_cert_verify_signed_by(const uint8_t *cert, size_t cert_
 
 /* CRLReason codes camtrust revokes with. certificateHold (6) and removeFromCRL (8) are not offered:
  * a revocation is final. */
+#define PKI_REASON_UNSPECIFIED 0
+#define PKI_REASON_KEY_COMPROMISE 1
+#define PKI_REASON_CA_COMPROMISE 2
+#define PKI_REASON_SUPERSEDED 4
 #define PKI_REASON_NAMES "unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, " \
                          "cessationOfOperation, privilegeWithdrawn"
 /* The code of an RFC 5280 reason name (case-sensitive, as the RFC spells it); CT_ERR_USAGE naming the choices. */
@@ -198,6 +202,11 @@ typedef struct {
 } pki_crl_status;
 CT_MUST_CHECK ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
                                    const uint8_t *cert, size_t cert_len, pki_crl_status *out);
+
+/* The reasonCode of `cert`'s entry in its issuer's CRL (checked as pki_crl_read does): PKI_REASON_* (unspecified
+ * when the entry has none), -1 when the CRL does not list it. The camera's agent does not need it. */
+CT_MUST_CHECK ct_err pki_crl_reason(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
+                                    const uint8_t *cert, size_t cert_len, int *reason);
 
 /* A CRL read whole: pki_crl_read checks that `issuer` (a certificate the caller already trusts) signed it (its
  * issuer name is that certificate's subject, the signature verifies with its key) and that every entry is well

@@ -44,6 +44,7 @@ extern const uint8_t pki_oid_ed25519[3];        /* 1.3.101.112 (RFC 8410) */
 extern const uint8_t pki_oid_ecdsa_sha256[8];   /* 1.2.840.10045.4.3.2 */
 extern const uint8_t pki_oid_ecdsa_sha384[8];   /* 1.2.840.10045.4.3.3 */
 extern const uint8_t pki_oid_crl_number[3];     /* 2.5.29.20 */
+extern const uint8_t pki_oid_crl_reason[3];     /* 2.5.29.21 */
 extern const uint8_t pki_oid_at_cn[3];          /* 2.5.4.3 */
 extern const uint8_t pki_oid_at_serial[3];      /* 2.5.4.5 */
 

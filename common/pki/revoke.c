@@ -6,7 +6,7 @@
 #include <string.h>
 
 const uint8_t pki_oid_crl_number[3] = {0x55, 0x1d, 0x14}; /* 2.5.29.20 */
-static const uint8_t oid_crl_reason[3] = {0x55, 0x1d, 0x15};   /* 2.5.29.21 */
+const uint8_t pki_oid_crl_reason[3] = {0x55, 0x1d, 0x15};      /* 2.5.29.21 */
 static const uint8_t oid_aki[3] = {0x55, 0x1d, 0x23};          /* 2.5.29.35 */
 static const uint8_t oid_sha1[5] = {0x2b, 0x0e, 0x03, 0x02, 0x1a};
 static const uint8_t oid_sha256[9] = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
@@ -59,7 +59,7 @@ static ct_err put_reason(ct_buf *b, int reason, bool as_extension)
     uint8_t enumerated[3] = {PKI_TAG_ENUMERATED, 1, (uint8_t)reason};
     CT_ENSURE_RET(reason >= 0 && reason <= 10, ct_fail(CT_ERR_ARG, "reason code %d", reason));
     if (reason == 0) return CT_OK;
-    if (as_extension) return pki_der_put_ext(b, PKI_OID_BYTES(oid_crl_reason), false, enumerated, sizeof enumerated);
+    if (as_extension) return pki_der_put_ext(b, PKI_OID_BYTES(pki_oid_crl_reason), false, enumerated, sizeof enumerated);
     return pki_der_put(b, PKI_TAG_CTX0, enumerated, sizeof enumerated);
 }
 

@@ -17,15 +17,17 @@ make_ca() {
 }
 
 # make_crl CADIR OUT [CHAIN...]: a CRL of CADIR's issuing CA (openssl ca) listing the leaf of each CHAIN given;
-# with CRL_BY=root, the root's CRL instead (what a key ceremony signs: give it issuing.pem to revoke the issuing CA).
+# with CRL_BY=root, the root's CRL instead (what a key ceremony signs: give it issuing.pem to revoke the issuing CA);
+# with CRL_REASON=keyCompromise (any RFC 5280 name), the entries carry that reasonCode.
 make_crl() {
-  local d=$1 out=$2 by=${CRL_BY:-issuing} chain; shift 2
+  local d=$1 out=$2 by=${CRL_BY:-issuing} chain reason=(); shift 2
+  [ -n "${CRL_REASON:-}" ] && reason=(-crl_reason "$CRL_REASON")
   printf 'dir=%s\ndatabase=%s/index.txt\n[ca]\ndefault_ca=c\n[c]\ndatabase=%s/index.txt\ndefault_md=sha256\ndefault_crl_days=30\n' \
     "$d/crl" "$d/crl" "$d/crl" >"$d/crl.cnf"
   mkdir -p "$d/crl" && : >"$d/crl/index.txt"
   for chain in "$@"; do
     openssl x509 -in "$chain" -out "$d/crl/leaf.pem" 2>/dev/null
-    openssl ca -config "$d/crl.cnf" -keyfile "$d/$by.key" -cert "$d/$by.pem" -revoke "$d/crl/leaf.pem" 2>/dev/null
+    openssl ca -config "$d/crl.cnf" -keyfile "$d/$by.key" -cert "$d/$by.pem" -revoke "$d/crl/leaf.pem" "${reason[@]}" 2>/dev/null
   done
   openssl ca -config "$d/crl.cnf" -keyfile "$d/$by.key" -cert "$d/$by.pem" -gencrl -out "$out" 2>/dev/null
 }

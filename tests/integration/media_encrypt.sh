@@ -389,6 +389,10 @@ rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$enc" >"$WORK/verify.out" 
 check "an unsigned encrypted recording is not authentic" bash -c "[ $rc = 1 ] && grep -q 'unsigned' '$WORK/verify.out'"
 rc=0; "$VIEW_BIN" verify --root "$CA/root.pem" "$WORK/signed.cbcs.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
 check "signed by a camera of another device root: not authentic" bash -c "[ $rc = 1 ]"
+rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" --serial CAM0602 "$WORK/signed.cbcs.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
+check "view verify --serial CAM0602 on CAM0601's recording: not authentic, both named" bash -c "[ $rc = 1 ] && \
+  grep -q 'signed by camera \"CAM0601\", not by \"CAM0602\" (--serial)' '$WORK/verify.out'"
+check "  ... --serial CAM0601: authentic" "$VIEW_BIN" verify --root "$WORK/dev/root.pem" --serial CAM0601 "$WORK/signed.cbcs.mp4"
 # camtrust-verify, the custodian's usual tool, takes these recordings too: the same check, the same report.
 VERIFY_BIN=$BUILD/verify/camtrust-verify
 rc=0; "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/signed.cbcs.mp4" >"$WORK/cv.out" 2>&1 || rc=$?

@@ -112,6 +112,30 @@ check "a valid signature of another camera spliced in: inserted, signed by CAM05
 tamper forge-sei "$S" "$WORK/t-forge.h264" 2
 verify_rc "$WORK/t-forge.h264" >/dev/null
 check "a forged signature SEI: GOP 3 altered, the SEI does not verify" grep -q '^GOP 3 .*altered .*signature SEI does not verify' "$WORK/out"
+# Repeats are insertions, named as such (the old code: "reordered", "unsigned", "reordered").
+tamper repeat-frame "$S" "$WORK/t-rframe.h264" 45
+verify_rc "$WORK/t-rframe.h264" >/dev/null
+check "a picture repeated: GOP 2 inserted, the repeat named" grep -q '^GOP 2 .*inserted .*1 picture NAL unit(s) repeated (frame 46 is one)' "$WORK/out"
+tamper repeat-gop "$S" "$WORK/t-rgop.h264" 1
+verify_rc "$WORK/t-rgop.h264" >/dev/null
+check "a GOP replayed after itself: inserted, a repeat" bash -c "grep -q '^GOP 3 .*inserted .*a repeat of the GOP before it' '$WORK/out' && grep -q '4 authentic, 1 inserted' '$WORK/out'"
+tamper repeat-gop-sei "$S" "$WORK/t-rgops.h264" 1
+verify_rc "$WORK/t-rgops.h264" >/dev/null
+check "... with a copy of its signature too: inserted, a repeat of signed GOP 2" grep -q '^GOP 3 .*inserted .*a repeat of signed GOP 2, the GOP before it' "$WORK/out"
+# A clip cut at its start verifies (by design), and says which part of the recording it is.
+tamper cut-head "$S" "$WORK/t-head.h264" 2
+check_eq "a clip cut at its start (2 GOPs) verifies" 0 "$(verify_rc "$WORK/t-head.h264")"
+check "... and says the 2 GOPs before are not in it, and that a cut at the end cannot be told" \
+  grep -q '^signed GOPs: 3-4 .*the 2 GOP(s) before are not in this clip); whether it went on after GOP 4 cannot be told' "$WORK/out"
+check "the whole clip says it is from the recording's start" grep -q '^signed GOPs: 1-4 .*(from its start)' \
+  <("$VERIFY_BIN" --root "$WORK/ca/root.pem" "$S")
+# --serial: a clip another camera of the same maker signed, presented as this one's.
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --serial CAM0501 "$WORK/cam2.h264" >"$WORK/out" 2>&1 || rc=$?
+check_eq "--serial CAM0501 on cam2's clip: exit 1" 1 "$rc"
+check "... every GOP inserted, both serials named" bash -c "grep -q '4 inserted' '$WORK/out' && \
+  grep -q 'signed by camera \"CAM0502\", not by \"CAM0501\" (--serial)' '$WORK/out'"
+check_eq "--serial cam0501 (any case) on its own clip: exit 0" 0 \
+  "$("$VERIFY_BIN" --root "$WORK/ca/root.pem" --serial cam0501 "$S" >/dev/null 2>&1; echo $?)"
 tamper oversized-sei "$S" "$WORK/t-big.h264"
 check_eq "an oversized SEI: exit 1, no crash" 1 "$(verify_rc "$WORK/t-big.h264")"
 check "... named as such" has "oversized SEI NAL unit of"
@@ -143,6 +167,23 @@ check "... the revocation is named" has "revocation: revoked at"
 rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/revoked.crl" "$WORK/later.h264" >"$WORK/out" 2>&1 || rc=$?
 check_eq "a clip recorded after the revocation: exit 1" 1 "$rc"
 check "... GOPs untrusted, the revocation named" bash -c "grep -q '4 untrusted' '$WORK/out' && grep -q 'was revoked at' '$WORK/out'"
+# A key revoked for keyCompromise signs with any date it likes: a clip dated before the revocation is not
+# evidence either (the old code judged it by its SEI date: AUTHENTIC).
+CRL_REASON=keyCompromise make_crl "$WORK/ca" "$WORK/compromised.crl" "$WORK/cam1.chains/media-signing.chain"
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/compromised.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a clip dated before a keyCompromise revocation: exit 1" 1 "$rc"
+check "... every GOP untrusted, whatever its date, the reason named" bash -c "grep -q '4 untrusted' '$WORK/out' && \
+  grep -q 'revoked for keyCompromise at .*nothing it signed is trusted, whatever its date' '$WORK/out'"
+# A CRL that is neither the signer's issuing CA's nor the root's checks nothing: asked for, it is not passed over
+# (the old code: AUTHENTIC, exit 0, "revocation: not checked").
+make_crl "$WORK/other" "$WORK/other.crl"
+rc=0; "$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/other.crl" "$S" >"$WORK/out" 2>&1 || rc=$?
+check_eq "a CRL of another CA given: exit 1" 1 "$rc"
+check "... every GOP untrusted, revocation named as not checkable" bash -c "grep -q '4 untrusted' '$WORK/out' && \
+  grep -q 'untrusted  revocation not checked: the CRL is not from the signing certificate.s issuer (nor the root.s)' '$WORK/out'"
+CRL_REASON=superseded make_crl "$WORK/ca" "$WORK/superseded.crl" "$WORK/cam1.chains/media-signing.chain"
+check_eq "... superseded (no compromise): a clip from before still verifies" 0 \
+  "$("$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/superseded.crl" "$S" >/dev/null 2>&1; echo $?)"
 
 # ---- ONVIF's reference framework: its clips verify, a flipped byte does not ----
 for f in test_signed_h264 test_signed_h265; do
@@ -161,4 +202,33 @@ EOF
 check_eq "the ONVIF clip with one payload byte flipped: exit 1" 1 "$(verify_rc "$WORK/onvif-flip.mp4" "$VECTORS/ca.pem")"
 check "... GOP 1 altered" grep -q '^GOP 1 .*altered' "$WORK/out"
 check_eq "the unsigned ONVIF clip is unsigned" 1 "$(verify_rc "$VECTORS/test_h264.mp4" "$VECTORS/ca.pem")"
+
+# ---- an MP4 edit list that reorders the presentation: samples untouched, what a player shows is not ----
+python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" <<'EOF2'
+import struct, sys
+d = bytearray(open(sys.argv[1], "rb").read())
+def boxes(off, end):
+    while off + 8 <= end:
+        size, typ = struct.unpack(">I4s", d[off:off + 8]); hdr = 8
+        if size == 1: size, hdr = struct.unpack(">Q", d[off + 8:off + 16])[0], 16
+        yield typ, off, size, hdr; off += size
+def child(b, name): return next(x for x in boxes(b[1] + b[3], b[1] + b[2]) if x[0] == name)
+moov = next(x for x in boxes(0, len(d)) if x[0] == b"moov")  # after mdat (ffmpeg's layout): no offset moves
+trak = child(moov, b"trak"); mvhd = child(moov, b"mvhd"); mdhd = child(child(trak, b"mdia"), b"mdhd")
+mts, tts = (struct.unpack(">I", d[b[1] + 20:b[1] + 24])[0] for b in (mvhd, mdhd))
+# seconds 2-4 first, then 0-2
+elst = struct.pack(">I", 2) + struct.pack(">IiHH", 2 * mts, 2 * tts, 1, 0) + struct.pack(">IiHH", 2 * mts, 0, 1, 0)
+elst = struct.pack(">I4sI", 12 + len(elst), b"elst", 0) + elst
+edts = struct.pack(">I4s", 8 + len(elst), b"edts") + elst
+old = [x for x in boxes(trak[1] + 8, trak[1] + trak[2]) if x[0] == b"edts"]
+at, cut = (old[0][1], old[0][2]) if old else (child(trak, b"tkhd")[1] + child(trak, b"tkhd")[2], 0)
+d[at:at + cut] = edts
+for b in (trak, moov): struct.pack_into(">I", d, b[1], b[2] + len(edts) - cut)
+open(sys.argv[2], "wb").write(d)
+EOF2
+first=$(frames "$WORK/signed-clip.mp4" | grep -nxF -- "$(frames "$WORK/t-edits.mp4" | head -1)" | cut -d: -f1 | head -1)
+check "... ffmpeg presents it reordered: its first frame is one of the third second's (frame ${first:-none})" \
+  bash -c "[ '${first:-0}' -ge 50 ] && [ '${first:-0}' -le 70 ]"
+check_eq "an edit list reordering the presentation: exit 1 (the old code: AUTHENTIC)" 1 "$(verify_rc "$WORK/t-edits.mp4")"
+check "... named as the problem" has "problem: the MP4 edit list has 2 edits: a player presents the pictures in another order"
 finish

@@ -5,6 +5,10 @@ are unless the operation is about them.
 
   media_tamper.py OP IN OUT [ARG...]
     flip N              flip one payload byte of picture N
+    repeat-frame N      picture N twice in a row
+    repeat-gop K        the pictures of GOP K again right after it (a replayed GOP, no signature of its own)
+    repeat-gop-sei K    the same with a copy of GOP K's signature SEI after the copy
+    cut-head K          remove the pictures of GOPs 0..K-1 (SEIs kept): a clip cut at its start
     drop-gop K          remove the pictures of GOP K (SEIs kept): GOPs cut out
     swap-gops K         exchange the pictures of GOPs K and K+1: GOPs reordered
     insert-gop K SRC    insert the pictures of GOP 0 of the unsigned clip SRC before GOP K
@@ -102,6 +106,16 @@ def main():
         b = bytearray(nals[idx])
         b[len(b) // 2] ^= 0x10
         nals[idx] = bytes(b)
+    elif op == "repeat-frame":
+        idx = [i for i, x in enumerate(nals) if kind(x) == "pic"][int(args[0])]
+        nals.insert(idx + 1, nals[idx])
+    elif op in ("repeat-gop", "repeat-gop-sei"):
+        k = int(args[0])
+        copy = gop_pictures(nals, k) + ([nals[sig_seis(nals)[k]]] if op == "repeat-gop-sei" else [])
+        _, hi = gops(nals)[k]
+        nals = nals[:hi] + copy + nals[hi:]
+    elif op == "cut-head":
+        nals = without_pictures(nals, gops(nals)[0][0], gops(nals)[int(args[0])][0])
     elif op == "drop-gop":
         lo, hi = gops(nals)[int(args[0])]
         nals = without_pictures(nals, lo, hi)

@@ -178,9 +178,9 @@ START_TEST(fragmented_mp4)
 }
 END_TEST
 
-static void crl_with(time_t revoked_at, ct_buf *crl)
+static void crl_with(time_t revoked_at, int reason, ct_buf *crl)
 {
-    pki_revoked r = {leaf_info.serial_hex, revoked_at, 1};
+    pki_revoked r = {leaf_info.serial_hex, revoked_at, reason};
     pki_crl_params p = {root_der.data, root_der.len, root_key, 1, time(NULL), time(NULL) + 3600};
     ct_err rc = pki_crl_make(&p, &r, 1, crl);
     ck_assert_msg(rc == CT_OK, "crl: %s %s", ct_err_name(rc), ct_err_detail());
@@ -192,8 +192,8 @@ START_TEST(revocation)
     time_t now = time(NULL);
     sign(path("a.h264"), path("s.h264"), true, now);
     ct_buf before = CT_BUF_INIT, after = CT_BUF_INIT;
-    crl_with(now - 60, &before);
-    crl_with(now + 3600, &after);
+    crl_with(now - 60, PKI_REASON_SUPERSEDED, &before);
+    crl_with(now + 3600, PKI_REASON_SUPERSEDED, &after);
     ms_summary s = verify_with(path("s.h264"), &root_der, &before);
     ck_assert(!s.authentic);
     ck_assert_uint_eq(s.count[MS_UNTRUSTED], 2);
@@ -201,10 +201,19 @@ START_TEST(revocation)
     s = verify_with(path("s.h264"), &root_der, &after);
     ck_assert_msg(s.authentic, "%s", s.revocation);
     ck_assert_ptr_nonnull(strstr(s.revocation, "revoked at"));
-    /* a CRL signed by another key is not believed */
+    /* revoked later, but for keyCompromise: whoever held the key could date the clip as they liked */
+    ct_buf compromised = CT_BUF_INIT;
+    crl_with(now + 3600, PKI_REASON_KEY_COMPROMISE, &compromised);
+    s = verify_with(path("s.h264"), &root_der, &compromised);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_UNTRUSTED], 2);
+    ck_assert_msg(strstr(s.revocation, "revoked for keyCompromise at"), "%s", s.revocation);
+    ct_buf_free(&compromised);
+    /* a CRL signed by another key is not believed: revocation asked for and not checked, nothing trusted */
     after.data[after.len - 5] ^= 1;
     s = verify_with(path("s.h264"), &root_der, &after);
-    ck_assert(s.authentic);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_UNTRUSTED], 2);
     ck_assert_ptr_nonnull(strstr(s.revocation, "CRL unusable"));
     ct_buf_free(&before);
     ct_buf_free(&after);
@@ -229,8 +238,8 @@ START_TEST(serving_camera_and_presented_chain)
     ck_assert_str_eq(s.serial, "SN0042"); /* the report still names the camera that signed */
 
     ct_buf before = CT_BUF_INIT, after = CT_BUF_INIT;
-    crl_with(now - 60, &before);
-    crl_with(now + 3600, &after);
+    crl_with(now - 60, PKI_REASON_SUPERSEDED, &before);
+    crl_with(now + 3600, PKI_REASON_SUPERSEDED, &after);
     bool trusted = false;
     char why[256];
     ms_verify_config tls = {.root_der = root_der.data, .root_len = root_der.len};
