@@ -33,7 +33,7 @@ int main(int argc, char **argv)
         return 2;
     }
     bool authentic = false;
-    ct_err rc = ms_verify_paths(root, crl, serial, clip, json, stdout, &authentic);
+    ct_err rc = ms_verify_paths(root, crl, serial, clip, NULL, json, stdout, &authentic);
     if (rc != CT_OK) {
         const char *d = ct_err_detail();
         fprintf(stderr, "camtrust-verify: %s%s%s\n", ct_err_message(rc), *d ? ": " : "", d);

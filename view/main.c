@@ -1,6 +1,9 @@
 /* camtrust-view: argument parsing only; each command is a function of view.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "view.h"
 
@@ -38,8 +41,12 @@ static int live(const char *dir, const char *root, const char *crl, const char *
                 const char *connect)
 {
     bool to_stdout = !out || strcmp(out, "-") == 0, all = false;
-    FILE *f = to_stdout ? stdout : fopen(out, "wbx");
+    /* Clear video: its owner's only from creation (a file grown segment by segment, so that it can be played
+     * while it grows: no temporary file). */
+    int fd = to_stdout ? -1 : open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    FILE *f = to_stdout ? stdout : fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
+        if (fd >= 0) close(fd);
         fprintf(stderr, "camtrust-view: cannot create %s (it must not exist)\n", out);
         return 1;
     }

@@ -156,22 +156,30 @@ ct_err viewer_key(void *arg, const uint8_t kid[CENC_KID_LEN], const cenc_pssh *p
 /* The custodian's check is camtrust-verify's (common/mediasign): one implementation, one report format. */
 ct_err view_verify(const char *root, const char *crl, const char *serial, const char *in, FILE *out, bool *authentic)
 {
-    return ms_verify_paths(root, crl, serial, in, false, out, authentic);
+    return ms_verify_paths(root, crl, serial, in, NULL, false, out, authentic);
 }
 
 ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, const char *crl,
                     FILE *report, cenc_stats *st)
 {
-    viewer v;
+    ct_err rc = CT_OK;
+    viewer v = {0};
+    media_file f = {0};
     bool authentic = false;
+    /* The file is read once: what is verified is what is decrypted, whatever happens to IN's path meanwhile (a
+     * rename, a switched symlink, a rewrite). Unverified, a mapping will do. */
+    CT_GUARD(root ? media_file_snapshot(in, VIEW_VERIFIED_MAX, &f) : media_file_map(in, &f));
     if (root) {
-        CT_GUARD_RET(view_verify(root, crl, NULL, in, report, &authentic));
-        CT_ENSURE_RET(authentic, ct_fail(CT_ERR_INTEGRITY, "%s is not authentic: not decrypted", in));
+        CT_GUARD(ms_verify_paths(root, crl, NULL, in, &f, false, report, &authentic));
+        CT_ENSURE_MSG(authentic, CT_ERR_INTEGRITY, "%s is not authentic: not decrypted", in);
     }
-    CT_GUARD_RET(viewer_open(dir, true, &v));
-    ct_err rc = v.installed ? cenc_decrypt_file(in, out, viewer_key, &v, st)
-                            : ct_fail(CT_ERR_CONFIG, "no certificate installed: run camtrust-view install");
+    ct_failpoint_hold("decrypt:verified");
+    CT_GUARD(viewer_open(dir, true, &v));
+    CT_ENSURE_MSG(v.installed, CT_ERR_CONFIG, "no certificate installed: run camtrust-view install");
+    CT_GUARD(cenc_decrypt_file(f.data, f.len, out, viewer_key, &v, st));
+cleanup:
     viewer_close(&v);
+    media_file_unmap(&f);
     return rc;
 }
 

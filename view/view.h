@@ -16,10 +16,10 @@ CT_MUST_CHECK ct_err view_init(const char *dir, const char *name);
 /* Installs the certificate file the CA wrote (viewer certificate, issuing CA) after checking it certifies this
  * token's key with the viewer profile and this viewer's name. */
 CT_MUST_CHECK ct_err view_install(const char *dir, const char *cert_path);
-/* Decrypts IN into a clear fragmented MP4 at OUT (complete or absent). CT_ERR_FORBIDDEN if this viewer is not
- * among the recipients of a key of the file. With `root` (a device root, PEM or DER) the recording's signatures
- * are checked first (view_verify, with `crl` if not NULL; report to `report`): CT_ERR_INTEGRITY and no output
- * unless authentic. */
+/* Decrypts IN into a clear fragmented MP4 at OUT (complete or absent; created 0600). CT_ERR_FORBIDDEN if this
+ * viewer is not among the recipients of a key of the file. With `root` (a device root, PEM or DER) the recording's
+ * signatures are checked first (view_verify, with `crl` if not NULL; report to `report`): CT_ERR_INTEGRITY and no
+ * output unless authentic; IN is then read once into memory (at most 4 GiB) and both steps use those bytes. */
 CT_MUST_CHECK ct_err view_decrypt(const char *dir, const char *in, const char *out, const char *root, const char *crl,
                                   FILE *report, cenc_stats *st);
 /* The custodian's check, needing no key and no viewer folder: the ONVIF Media Signing signatures of a signed and

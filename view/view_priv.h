@@ -11,6 +11,8 @@
 #define VIEW_KEY_LABEL "viewer"
 #define VIEW_PATH_MAX 1024
 #define CERT_FILE_MAX (64 * 1024)
+/* decrypt --root holds the recording in memory (verified and decrypted from one read): at most this much. */
+#define VIEW_VERIFIED_MAX ((size_t)4 << 30)
 
 #define VIEW_SETTING_ROWS(name)                                                                                    \
     HSM_SETTING_ROWS("camtrust-viewer", VIEW_PIN_ENV),                                                             \

@@ -19,13 +19,12 @@
 #define TIMESCALE_ANNEXB 90000
 
 /* ---- output: a temporary file beside OUT, renamed over it once complete ---- */
-ct_err cenc_out_open(const char *path, cenc_out_file *o)
+ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o)
 {
     static _Atomic unsigned seq;
     o->f = NULL;
     CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1)));
-    /* A recording is as readable as any file the umask allows (it is encrypted): the kernel applies it. */
-    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     CT_ENSURE_RET(o->fd >= 0, ct_fail(CT_ERR_IO, "cannot create a file beside %s: %s", path, strerror(errno)));
     o->f = fdopen(o->fd, "wb");
     if (!o->f) {
@@ -310,13 +309,14 @@ ct_err cenc_record_file(const char *in, const char *out, const cenc_options *o, 
     cenc_stats s;
     recorder r = {.o = o, .out = cenc_out_write, .out_arg = &scratch, .au = {.max = CENC_MAX_SAMPLE}};
     CT_GUARD(media_file_map(in, &f));
-    CT_GUARD(cenc_out_open(out, &scratch));
+    /* A recording is as readable as any file the umask allows (it is encrypted): the kernel applies it. */
+    CT_GUARD(cenc_out_open(out, 0666, &scratch));
     CT_GUARD(record_input(in, &r, &f, fps, &s));
     CT_GUARD(cenc_writer_index(r.w, &sidx));
     CT_ENSURE_MSG(fflush(scratch.f) == 0, CT_ERR_IO, "cannot write %s: %s", scratch.tmp, strerror(errno));
     CT_GUARD(media_file_map(scratch.tmp, &body));
     CT_ENSURE_MSG(body.len == s.out_bytes && s.init_bytes <= body.len, CT_ERR_IO, "%s: short write", scratch.tmp);
-    CT_GUARD(cenc_out_open(out, &of));
+    CT_GUARD(cenc_out_open(out, 0666, &of));
     CT_GUARD(cenc_out_write(&of, body.data, s.init_bytes));
     CT_GUARD(cenc_out_write(&of, sidx.data, sidx.len));
     CT_GUARD(cenc_out_write(&of, body.data + s.init_bytes, body.len - s.init_bytes));

@@ -139,6 +139,10 @@ typedef struct {
     void *map;
 } media_file;
 CT_MUST_CHECK ct_err media_file_map(const char *path, media_file *out);
+/* A private copy of the file's bytes as one open() read them (at most `max` bytes): what a later writer, a rename
+ * or a switched symlink does to the path no longer changes it, so a check and a use of it read the same bytes.
+ * Freed with media_file_unmap. */
+CT_MUST_CHECK ct_err media_file_snapshot(const char *path, size_t max, media_file *out);
 void media_file_unmap(media_file *f);
 
 #endif

@@ -254,6 +254,36 @@ cleanup:
     return rc;
 }
 
+ct_err media_file_snapshot(const char *path, size_t max, media_file *out)
+{
+    ct_err rc = CT_OK;
+    struct stat st;
+    size_t got = 0;
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    CT_ENSURE_MSG(fstat(fd, &st) == 0 && S_ISREG(st.st_mode), CT_ERR_IO, "%s is not a regular file", path);
+    CT_ENSURE_MSG(st.st_size > 0, CT_ERR_BAD_REQUEST, "%s is empty", path);
+    CT_ENSURE_MSG((uint64_t)st.st_size <= max, CT_ERR_TOO_LARGE, "%s is larger than %zu MiB", path, max >> 20);
+    /* Anonymous memory, not a mapping of the file: a file mapping shows whatever another writer puts there later. */
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CT_ENSURE_MSG(p != MAP_FAILED, CT_ERR_IO, "cannot hold %s in memory: %s", path, strerror(errno));
+    out->map = p;
+    out->len = (size_t)st.st_size;
+    while (got < out->len) {
+        ssize_t n = read(fd, (uint8_t *)p + got, out->len - got);
+        if (n < 0 && errno == EINTR) continue;
+        CT_ENSURE_MSG(n > 0, CT_ERR_IO, "cannot read %s: %s", path, n < 0 ? strerror(errno) : "it shrank while read");
+        got += (size_t)n;
+    }
+    CT_ENSURE_MSG(mprotect(p, out->len, PROT_READ) == 0, CT_ERR_IO, "mprotect: %s", strerror(errno));
+    out->data = p;
+cleanup:
+    if (fd >= 0) close(fd);
+    if (rc != CT_OK) media_file_unmap(out);
+    return rc;
+}
+
 void media_file_unmap(media_file *f)
 {
     if (f->map) munmap(f->map, f->len);

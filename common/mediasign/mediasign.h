@@ -158,18 +158,22 @@ void ms_verifier_close(ms_verifier *v);
  * reports and the summary. */
 CT_MUST_CHECK ct_err ms_verify_file(const char *path, const ms_verify_config *cfg, ms_gop_cb cb, void *arg,
                                     ms_summary *sum);
-/* camtrust-verify: verifies and prints (human-readable, or JSON lines with `json`); *authentic as the summary. */
-CT_MUST_CHECK ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json, FILE *out,
-                                     bool *authentic);
+/* The same over bytes already read (media_file_snapshot: a caller that uses them after verifying them). */
+CT_MUST_CHECK ct_err ms_verify_data(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg,
+                                    ms_summary *sum);
+/* camtrust-verify: verifies and prints (human-readable, or JSON lines with `json`); *authentic as the summary.
+ * `clip`: the bytes of `path` already read, or NULL to read `path`. */
+CT_MUST_CHECK ct_err ms_verify_print(const char *path, const media_file *clip, const ms_verify_config *cfg, bool json,
+                                     FILE *out, bool *authentic);
 
 /* The lines of ms_verify_print's human-readable report: the n-th GOP (from 1), and the summary of `path`. */
 void ms_print_gop(FILE *out, size_t n, const ms_gop_report *g);
 void ms_print_summary(FILE *out, const char *path, const ms_summary *s);
 
-/* The same from files: the root (PEM or DER) and optionally a CRL (PEM or DER). */
+/* The same from files: the root (PEM or DER) and optionally a CRL (PEM or DER); `clip_data` as ms_verify_print's
+ * `clip`. */
 CT_MUST_CHECK ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *serial, const char *clip,
-                                     bool json,
-                                     FILE *out, bool *authentic);
+                                     const media_file *clip_data, bool json, FILE *out, bool *authentic);
 
 /* A certificate chain (PEM, leaf first; the root may be left out) judged at `at` as the SEIs' chains are: up to
  * cfg's root, and against cfg's CRL when there is one (the leaf's issuer's CRL listing the leaf, or the root's

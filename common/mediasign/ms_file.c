@@ -302,14 +302,20 @@ cleanup:
     return rc;
 }
 
+ct_err ms_verify_data(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    return !media_is_mp4(f->data, f->len) ? verify_annexb(f, cfg, cb, arg, sum)
+           : mp4_fragmented(f)            ? verify_fragmented(f, cfg, cb, arg, sum)
+                                          : verify_mp4(f, cfg, cb, arg, sum);
+}
+
 ct_err ms_verify_file(const char *path, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
 {
     media_file f;
     memset(sum, 0, sizeof *sum);
     CT_GUARD_RET(media_file_map(path, &f));
-    ct_err rc = !media_is_mp4(f.data, f.len) ? verify_annexb(&f, cfg, cb, arg, sum)
-                : mp4_fragmented(&f)         ? verify_fragmented(&f, cfg, cb, arg, sum)
-                                             : verify_mp4(&f, cfg, cb, arg, sum);
+    ct_err rc = ms_verify_data(&f, cfg, cb, arg, sum);
     media_file_unmap(&f);
     return rc;
 }

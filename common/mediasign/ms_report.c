@@ -137,13 +137,14 @@ static void print_json(FILE *f, const char *path, const ms_summary *s)
     fprintf(f, "}, \"authentic\": %s\n}\n", s->authentic ? "true" : "false");
 }
 
-ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json, FILE *out, bool *authentic)
+ct_err ms_verify_print(const char *path, const media_file *clip, const ms_verify_config *cfg, bool json, FILE *out,
+                       bool *authentic)
 {
     printer p = {out, json, 0};
     ms_summary s;
     *authentic = false;
     if (json) fputs("{\"gops\": [", out);
-    ct_err rc = ms_verify_file(path, cfg, on_gop, &p, &s);
+    ct_err rc = clip ? ms_verify_data(clip, cfg, on_gop, &p, &s) : ms_verify_file(path, cfg, on_gop, &p, &s);
     if (rc != CT_OK) {
         if (json) fputs("]}\n", out);
         return rc;
@@ -160,8 +161,8 @@ ct_err ms_verify_print(const char *path, const ms_verify_config *cfg, bool json,
 /* A root certificate or a CRL: a CRL of a large fleet runs to hundreds of KiB. */
 #define MS_ROOT_FILE_MAX (1u << 20)
 
-ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *serial, const char *clip, bool json,
-                       FILE *out, bool *authentic)
+ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *serial, const char *clip,
+                       const media_file *clip_data, bool json, FILE *out, bool *authentic)
 {
     ct_err rc = CT_OK;
     ct_buf root = CT_BUF_INIT, crl = CT_BUF_INIT;
@@ -173,7 +174,7 @@ ct_err ms_verify_paths(const char *root_path, const char *crl_path, const char *
     if (crl_path) CT_GUARD(ct_pem_or_der_read(crl_path, "X509 CRL", MS_ROOT_FILE_MAX, &crl));
     ms_verify_config cfg = {.root_der = root.data, .root_len = root.len, .crl_der = crl_path ? crl.data : NULL,
                             .crl_len = crl.len, .serial = serial};
-    rc = ms_verify_print(clip, &cfg, json, out, authentic);
+    rc = ms_verify_print(clip, clip_data, &cfg, json, out, authentic);
     /* wolfSSL's fixed-point ECC cache is per thread; this thread is done verifying. */
     wc_ecc_fp_free();
 cleanup:

@@ -91,6 +91,7 @@ rc=0; wait $A || rc=$?
 check "alice watched the whole stream: every segment verified and shown (exit 0)" bash -c "[ $rc = 0 ] && \
   grep -q 'result: AUTHENTIC (10 authentic)' '$WORK/alice.rep' && grep -q 'live: 10 segments shown, 0 not shown' '$WORK/alice.rep'"
 check "  ... the report is camtrust-verify's, the camera named" grep -q 'camera: serial "CAM1401"' "$WORK/alice.rep"
+check_eq "  ... the clear video --out wrote is its owner's only (0600)" 600 "$(stat -c %a "$WORK/alice.mp4")"
 frames "$WORK/src.h264" >"$WORK/src.md5"
 frames "$WORK/alice.mp4" >"$WORK/alice.md5"
 check_eq "alice decodes exactly the 300 source frames (framemd5)" "300 same" \

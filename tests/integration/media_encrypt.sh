@@ -424,6 +424,48 @@ check "camtrust-view decrypt --root --crl (camera not listed): verified, then de
 check "camtrust-view decrypt --crl without --root: usage" bash -c "'$VIEW_BIN' decrypt --dir '$WORK/alice' \
   --crl '$WORK/empty.crl' '$WORK/signed.cbcs.mp4' '$WORK/x2.mp4' 2>/dev/null; [ \$? = 2 ]"
 
+# Check then use: decrypt --root is held between its verification and its decryption (failpoint decrypt:verified)
+# while the recording it was named is replaced by the altered one: renamed over, a symlink switched, rewritten in
+# place. What it decrypts must be what it verified: the original frames.
+for mode in rename symlink in-place; do
+  cp "$WORK/signed.cbcs.mp4" "$WORK/swap.mp4"
+  in=$WORK/swap.mp4
+  [ $mode = symlink ] && { ln -sfn "$WORK/signed.cbcs.mp4" "$WORK/link.mp4"; in=$WORK/link.mp4; }
+  rm -f "$WORK/release" "$WORK/swapped.mp4"
+  CAMTRUST_FAILPOINT=decrypt:verified CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" decrypt --dir "$WORK/alice" \
+    --root "$WORK/dev/root.pem" "$in" "$WORK/swapped.mp4" >"$WORK/held.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 400); do grep -q 'event=failpoint_held point="decrypt:verified"' "$WORK/held.out" && break; sleep 0.05; done
+  case $mode in
+    rename) cp "$WORK/t8.mp4" "$WORK/swap.new" && mv "$WORK/swap.new" "$WORK/swap.mp4" ;;
+    symlink) ln -sfn "$WORK/t8.mp4" "$WORK/link.mp4" ;;
+    in-place) cat "$WORK/t8.mp4" >"$WORK/swap.mp4" ;;
+  esac
+  touch "$WORK/release"
+  rc=0; wait $pid || rc=$?
+  frames "$WORK/swapped.mp4" >"$WORK/view.out"
+  check "decrypt --root, the recording swapped ($mode) after it verified: it decrypts what it verified" bash -c "
+    [ $rc = 0 ] && grep -q 'event=failpoint_held' '$WORK/held.out' && grep -q 'result: AUTHENTIC' '$WORK/held.out' &&
+    cmp -s '$WORK/ref.h264' '$WORK/view.out'"
+done
+# The clear copy is the owner's only, from its creation: a decrypt killed with its temporary file written leaves
+# nothing under the final name and that file 0600; a complete one is 0600 too (the tests' umask is 022).
+rm -f "$WORK/clear.mp4" "$WORK/clear.mp4".tmp.*
+rc=0; CAMTRUST_FAILPOINT=decrypt:written "$VIEW_BIN" decrypt --dir "$WORK/alice" --root "$WORK/dev/root.pem" \
+  "$WORK/signed.cbcs.mp4" "$WORK/clear.mp4" >/dev/null 2>&1 || rc=$?
+check "decrypt killed before its output is complete: nothing under the final name, the partial file 0600" bash -c "
+  [ $rc = 137 ] && [ ! -e '$WORK/clear.mp4' ] && t=\$(ls '$WORK/clear.mp4'.tmp.*) && [ -s \"\$t\" ] &&
+  [ \$(stat -c %a \"\$t\") = 600 ]"
+rm -f "$WORK/clear.mp4".tmp.*
+truncate -s $((4 * 1024 * 1024 * 1024 + 1)) "$WORK/huge.mp4"
+out=$("$VIEW_BIN" decrypt --dir "$WORK/alice" --root "$WORK/dev/root.pem" "$WORK/huge.mp4" "$WORK/huge-clear.mp4" 2>&1) &&
+  rc=0 || rc=$?
+check "decrypt --root of a recording over 4 GiB: refused in one line, no output" bash -c "[ $rc = 1 ] &&
+  [ \$(wc -l <<<\"\$0\") = 1 ] && grep -q 'huge.mp4 is larger than 4096 MiB' <<<\"\$0\" && [ ! -e '$WORK/huge-clear.mp4' ]" "$out"
+rm -f "$WORK/huge.mp4"
+(umask 000; "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/signed.cbcs.mp4" "$WORK/clear.mp4" >/dev/null)
+check_eq "the decrypted copy is created 0600 (umask 000)" 600 "$(stat -c %a "$WORK/clear.mp4")"
+
 # Live CMAF segments signed and encrypted: the segments a recorder stored, put back together, verify.
 "$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --cmaf yes \
   "$WORK/clip.h264" "$WORK/ssegs" >/dev/null
