@@ -46,7 +46,10 @@ static int live(const char *dir, const char *root, const char *crl, const char *
     int fd = to_stdout ? -1 : open(out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     FILE *f = to_stdout ? stdout : fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        if (fd >= 0) close(fd);
+        if (fd >= 0) {
+            close(fd);
+            unlink(out);
+        }
         fprintf(stderr, "camtrust-view: cannot create %s (it must not exist)\n", out);
         return 1;
     }
