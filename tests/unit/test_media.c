@@ -126,6 +126,36 @@ START_TEST(boxes_bounded)
 }
 END_TEST
 
+/* A snapshot keeps the bytes one read gave, when a mapping shows what another writer put in the file since; a
+ * file over the maximum, an empty one or a folder is refused. */
+START_TEST(file_snapshot)
+{
+    const char *dir = tu_tmpdir("media");
+    char path[600];
+    media_file snap, map;
+    snprintf(path, sizeof path, "%s/rec.bin", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs("verified bytes", f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(media_file_snapshot(path, 1024, &snap), CT_OK);
+    ck_assert_int_eq(media_file_map(path, &map), CT_OK);
+    f = fopen(path, "r+b"); /* rewritten in place: the same file, other bytes */
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs("ALTERED!", f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_mem_eq(snap.data, "verified bytes", 14);
+    ck_assert_mem_eq(map.data, "ALTERED! bytes", 14);
+    media_file_unmap(&snap);
+    media_file_unmap(&map);
+    ck_assert_int_eq(media_file_snapshot(path, 13, &snap), CT_ERR_TOO_LARGE);
+    ck_assert_ptr_null(snap.data);
+    ck_assert_int_eq(media_file_snapshot(dir, 1024, &snap), CT_ERR_IO);
+    ck_assert_int_eq(tu_sh(": >'%s'", path), 0);
+    ck_assert_int_eq(media_file_snapshot(path, 1024, &snap), CT_ERR_BAD_REQUEST);
+}
+END_TEST
+
 static void mp4_facts(const char *path, media_codec codec, uint32_t samples)
 {
     media_file f;
@@ -211,6 +241,7 @@ int main(void)
     tcase_add_test(tc, classify);
     tcase_add_test(tc, sei_messages);
     tcase_add_test(tc, boxes_bounded);
+    tcase_add_test(tc, file_snapshot);
     tcase_add_test(tc, mp4_tables);
     tcase_add_test(tc, mp4_rewrite);
     suite_add_tcase(s, tc);
