@@ -54,7 +54,7 @@ wait_cosigned() {
 }
 WPID=
 stop_witness() { if [ -n "$WPID" ]; then kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" || true; WPID=; fi; }
-trap 'stop_witness; cleanup_server; rm -rf "$WORK"' EXIT
+trap 'stop_witness; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 start_witness() {
   "$CA_BIN" witness --dir "$W1" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>>"$WORK/witness.log" &
   WPID=$!

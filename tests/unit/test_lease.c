@@ -219,7 +219,8 @@ static bool uncovered(ct_db *db)
 
 /* What calls for the signer's next checkpoint (db_log_audit_uncovered): any change past the newest checkpoint's audit
  * length, another node's too, even one that landed between that length and the checkpoint's own entry; never the
- * checkpoints' and the witnesses' own entries (each checkpoint would call for the next: a storm), nor refusals. */
+ * checkpoints' and the witnesses' own entries (each checkpoint would call for the next: a storm), nor refusals, nor a
+ * CRL stored (each CRL refresh would call for one), nor an officer's reads. */
 START_TEST(test_checkpoint_due_after_any_change)
 {
     ct_db *a = NULL, *b = NULL;
@@ -233,6 +234,15 @@ START_TEST(test_checkpoint_due_after_any_change)
     ck_assert(added);
     ck_assert_int_eq(db_audit_append(b, "anonymous:192.0.2.1", "est.enroll", "x", "denied", "refused"), CT_OK);
     ck_assert(!uncovered(b));
+    /* a CRL stored follows from the revocations (each due itself) and the clock: not after every CRL refresh */
+    ck_assert_int_eq(db_audit_append(b, "node-a", "crl.store", "issuing CA 1", "ok", "number=2"), CT_OK);
+    ck_assert(!uncovered(b));
+    /* an officer's reads change nothing (the console polls the checkpoint page); a tree head follows the log's growth */
+    static const char *const k_reads[] = {"officer.read", "officer.search", "officer.report", "log.sth"};
+    for (size_t i = 0; i < sizeof k_reads / sizeof k_reads[0]; i++) {
+        ck_assert_int_eq(db_audit_append(b, "officer:alice", k_reads[i], "checkpoint", "ok", ""), CT_OK);
+        ck_assert(!uncovered(b));
+    }
     ck_assert_int_eq(db_audit_append(b, "cli", "station.disable", "line1", "ok", ""), CT_OK);
     ck_assert(uncovered(a));
     /* a reads the audit head; b revokes; a records its checkpoint of what it read: the revocation is still due */
