@@ -18,11 +18,11 @@ static const char k_order_list[] = ORDER_COLUMNS ORDER_COUNTS ORDER_FROM "ORDER 
 /* Led by the serial's index (order_serials_serial), whatever the number of the station's open orders or of
  * stations: the serial's few order lines, then each one's order and station by key. SQLite keeps CROSS JOIN's order
  * (its planner would otherwise walk the station's open orders, probing the serial in each); PostgreSQL plans it as
- * the join it is. */
+ * the join it is. Of those few rows the caller takes the newest order (a re-provisioning line is newer): an ORDER BY
+ * here would make SQLite open a temporary B-tree to sort them on every enrollment. */
 static const char k_order_for_serial[] = ORDER_COLUMNS " 0, 0 FROM order_serials os CROSS JOIN orders o"
                                          " CROSS JOIN stations s WHERE os.serial = ? AND o.id = os.order_id"
-                                         " AND o.station_id = ? AND o.open = 1 AND s.id = o.station_id"
-                                         " ORDER BY o.id DESC LIMIT 1"; /* a re-provisioning line is newer */
+                                         " AND o.station_id = ? AND o.open = 1 AND s.id = o.station_id";
 static const char k_serial_open_order[] = "SELECT o.id FROM order_serials s JOIN orders o ON o.id = s.order_id"
                                           " WHERE s.serial = ? AND o.open = 1 AND o.id <> ?";
 /* One camera, one DNS name: a serial that differs only by case from one of any order (this one too). */
@@ -214,7 +214,12 @@ static ct_err order_for_serial_fn(ct_db *db, void *vctx)
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_IN_ORDER, "serial '%s' is not in an open order of station %lld", c->serial,
                                (long long)c->id));
-    return order_from_row(st, c->out);
+    c->out->id = 0;
+    while (row) {
+        if (db_col_int(st, 0) > c->out->id) CT_GUARD_RET(order_from_row(st, c->out)); /* the newest order */
+        CT_GUARD_RET(db_step(db, st, &row));
+    }
+    return CT_OK;
 }
 
 ct_err db_order_find_for_serial(ct_db *db, int64_t station_id, const char *serial, db_order *out)
