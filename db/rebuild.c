@@ -909,7 +909,10 @@ ct_err db_state_verify(ct_db *db, db_state_report *report)
     CT_ENSURE_RET(db && report, ct_fail(CT_ERR_ARG, "db_state_verify: missing argument"));
     memset(report, 0, sizeof *report);
     rebuild_ctx c = {.r = report};
+    int64_t t0 = ct_now_ms();
     /* A transaction for one snapshot of audit and tables; the rb_* tables are TEMP (this connection's only) and
      * go with its rollback. */
-    return db_call_scratch(db, state_verify_fn, &c);
+    ct_err rc = db_call_scratch(db, state_verify_fn, &c);
+    report->ms = ct_now_ms() - t0;
+    return rc;
 }
