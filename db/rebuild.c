@@ -371,11 +371,13 @@ ct_err db_state_baseline_tx(ct_db *db)
 /* SQLite: the rb_* tables' pages stay in memory up to 256 MiB (some 1,000,000 certificates) while they are filled in
  * serial order, not the default 2 MB; beyond it, in a file, every insertion reads and writes pages of it (a state
  * check at 100,000 entries took twice as long). The database's own pages too: the compare reads the certificates
- * three times (rows, keys, claims), each time again from the file through a 2 MB cache. Set back to the defaults
- * once compared (k_rb_done). */
+ * three times (rows, keys, claims), each time again from the file through a 2 MB cache; beyond the cache (2 GB of
+ * database at 1,000,000 certificates) the file is read mapped, not copied page by page (the state check took 23 s
+ * there instead of 28). Set back to the defaults once compared (k_rb_done). */
 static const char k_rb_schema[] = RB_SCHEMA("INTEGER", "BLOB") "PRAGMA temp.cache_size = -262144;"
-                                  "PRAGMA main.cache_size = -262144;";
-static const char k_rb_done[] = "PRAGMA temp.cache_size = -2000; PRAGMA main.cache_size = -2000;";
+                                  "PRAGMA main.cache_size = -262144; PRAGMA main.mmap_size = 8589934592;";
+static const char k_rb_done[] = "PRAGMA temp.cache_size = -2000; PRAGMA main.cache_size = -2000;"
+                                "PRAGMA main.mmap_size = 0;";
 static const char k_rb_done_pg[] = ""; /* nothing to give back */
 static const char k_rb_schema_pg[] = RB_SCHEMA("BIGINT", "BYTEA");
 static const char k_rb_marker[] = "SELECT seq, detail FROM audit WHERE action = 'audit.state' ORDER BY seq LIMIT 1";
