@@ -282,6 +282,7 @@ typedef struct {
     int64_t entries;
     int64_t keyed_from;      /* the first MACed entry (1, or the "audit.keyed" entry); 0: none (unkeyed handle) */
     int64_t first_bad_seq;   /* 0 when intact */
+    int64_t ms;              /* how long the check took (a server's start waits for it) */
     char reason[256];        /* which entry and how: "entry 7: MAC does not match (not written by this CA's key)" */
 } db_audit_report;
 
@@ -294,6 +295,7 @@ CT_MUST_CHECK ct_err db_audit_verify(ct_db *db, db_audit_report *report);
 typedef struct {
     int64_t entries;  /* state entries replayed */
     int64_t rows;     /* rows compared */
+    int64_t ms;       /* how long the check took (the CA's adds its stored CRLs') */
     char reason[256]; /* the first difference: "station line1: disabled in the audit, enabled in the table" */
     char warning[256]; /* "" or what is stale but not tampered with (the CA's checks of stored CRLs fill it) */
 } db_state_report;

@@ -1676,6 +1676,13 @@ START_TEST(test_audit_mac_long_chain)
     ck_assert_int_eq(raw_exec("UPDATE audit SET detail = hex(zeroblob(786432)) WHERE seq = 1500", err, sizeof err),
                      SQLITE_OK);
     expect_broken(db, 1500, "entry 1500: " MAC_BAD);
+    /* Entries far into a keyed chain are MACed before their SHA-256 is computed: one recomputed the unkeyed way
+     * is still named as such. */
+    ck_assert_int_eq(raw_exec("UPDATE audit SET detail = 'not in an order' WHERE seq = 1500", err, sizeof err),
+                     SQLITE_OK);
+    raw_rechain(2000, raw_int("SELECT max(seq) FROM audit"));
+    expect_broken(db, 2000, "entry 2000: MAC does not match (not written by this CA's key: a plain SHA-256 hash after "
+                            "entry 1 began the keyed chain)");
     db_close(db);
     hsm_mac_key_free(k);
 }
