@@ -428,8 +428,8 @@ static ct_err compare_one(ca *staged, outside *o, FILE *out, bool *rolled_back)
 }
 
 /* The database replaced, by its audit chain: what it recorded after its newest checkpoint (a revocation, a station or
- * officer disabled: none of them grows the log, so no checkpoint follows) is in no checkpoint, and a copy from before
- * it would undo it unseen. The copy must hold the replaced chain's head; unless the officer accepts (recorded in the
+ * officer disabled since the signer's last tick, or by a command while no server ran) is in no checkpoint yet, and a
+ * copy from before it would undo it unseen. The copy must hold the replaced chain's head; unless the officer accepts (recorded in the
  * copy's chain before it is put in place), nothing is restored. */
 static ct_err replaced_head_check(const ca_restore *r, ca *staged, bool accept, FILE *out)
 {
