@@ -41,8 +41,8 @@ static const char k_key_claim[] = "INSERT INTO certified_keys (spki_sha256, devi
                                   " VALUES (?, ?, ?, ?) ON CONFLICT (spki_sha256) DO NOTHING";
 static const char k_key_holder[] = "SELECT device_serial, profile, cert_serial_hex FROM certified_keys"
                                    " WHERE spki_sha256 = ?";
-/* A key once revoked for keyCompromise (RFC 5280 reason 1), under any serial and profile: the literal predicate is
- * migration 16's partial index's, so this reads that small index (both backends), not every certificate. The key's
+/* A key once revoked for keyCompromise (RFC 5280 reason 1), under any serial and profile: read through an index on
+ * the key (migration 16's partial one, whose predicate this is, or 17's), not every certificate. The key's
  * first certificate named (its others were revoked with it, db_revoke). */
 static const char k_key_compromised[] = "SELECT cert_serial_hex, device_serial FROM certificates WHERE spki_sha256 = ?"
                                         " AND status = 'revoked' AND revocation_reason = 1 ORDER BY rowid LIMIT 1";

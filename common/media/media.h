@@ -85,6 +85,13 @@ CT_MUST_CHECK ct_err media_box_next(const uint8_t *buf, uint64_t end, uint64_t *
 CT_MUST_CHECK ct_err media_box_find(const uint8_t *buf, uint64_t start, uint64_t end, uint32_t type, media_box *out);
 /* Whether buf starts like an ISO BMFF file (a known top-level box first). */
 bool media_is_mp4(const uint8_t *buf, size_t len);
+/* What the edit lists (moov/trak/edts/elst) of an MP4 file tell a player: the most edits that are not empty in one
+ * track, whether one plays at another rate than 1, whether one is malformed (cut short, counts past its box). */
+typedef struct {
+    uint64_t most_edits;
+    bool other_rate, malformed;
+} media_edits;
+void media_mp4_edits(const uint8_t *buf, size_t len, media_edits *out);
 
 /* ---- an MP4 file in memory: its tracks' sample tables ---- */
 #define MEDIA_MP4_MAX_TRACKS 16

@@ -89,6 +89,39 @@ ct_err media_box_find(const uint8_t *buf, uint64_t start, uint64_t end, uint32_t
 }
 
 static uint64_t box_start(const media_box *b) { return b->off + b->hdr; }
+
+/* One elst box's entries (version 0: duration, media_time, rate of 4 bytes each; 1: 8, 8, 4), every read within
+ * the box: an empty edit has media_time -1. */
+static void elst_read(const uint8_t *p, uint64_t len, media_edits *out)
+{
+    if (len < 8) {
+        out->malformed = true;
+        return;
+    }
+    uint64_t entry = p[0] == 1 ? 20 : 12, edits = 0, count = be32(p + 4), pos = 8;
+    for (; count > 0 && len - pos >= entry; pos += entry, count--) {
+        const uint8_t *e = p + pos + entry - 12; /* e[4..7]: media_time's last 4 bytes (v1: e[0..3] its first); e[8..]:
+                                                  * the rate, 1.0 as 16.16 */
+        bool empty = be32(e + 4) == 0xffffffffu && (entry == 12 || be32(e) == 0xffffffffu);
+        edits += !empty;
+        if (!empty && be32(e + 8) != 0x00010000u) out->other_rate = true;
+    }
+    if (count > 0) out->malformed = true;
+    if (edits > out->most_edits) out->most_edits = edits;
+}
+
+void media_mp4_edits(const uint8_t *buf, size_t len, media_edits *out)
+{
+    media_box moov, trak, edts, elst;
+    memset(out, 0, sizeof *out);
+    if (media_box_find(buf, 0, len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) != CT_OK) return;
+    for (uint64_t pos = box_start(&moov); media_box_next(buf, moov.off + moov.size, &pos, &trak) == CT_OK;) {
+        if (trak.type == MEDIA_FOURCC('t', 'r', 'a', 'k') &&
+            media_box_find(buf, box_start(&trak), trak.off + trak.size, MEDIA_FOURCC('e', 'd', 't', 's'), &edts) == CT_OK &&
+            media_box_find(buf, box_start(&edts), edts.off + edts.size, MEDIA_FOURCC('e', 'l', 's', 't'), &elst) == CT_OK)
+            elst_read(buf + box_start(&elst), elst.size - elst.hdr, out);
+    }
+}
 static uint64_t box_end(const media_box *b) { return b->off + b->size; }
 
 bool media_is_mp4(const uint8_t *buf, size_t len)

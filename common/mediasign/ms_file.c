@@ -158,39 +158,15 @@ static const char no_time[] = "verification time (no recording time in the clip)
  * stored, not that. One edit (a start and a length: an authentic part, in order) is what writers make. */
 static void check_edits(const media_file *f, ms_verifier *v)
 {
-    media_box moov, trak, edts, elst;
-    uint64_t pos = 0, tpos;
-    if (media_box_find(f->data, 0, f->len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) != CT_OK) return;
-    tpos = moov.off + moov.hdr;
-    while (media_box_next(f->data, moov.off + moov.size, &tpos, &trak) == CT_OK) {
-        if (trak.type != MEDIA_FOURCC('t', 'r', 'a', 'k') ||
-            media_box_find(f->data, trak.off + trak.hdr, trak.off + trak.size, MEDIA_FOURCC('e', 'd', 't', 's'),
-                           &edts) != CT_OK ||
-            media_box_find(f->data, edts.off + edts.hdr, edts.off + edts.size, MEDIA_FOURCC('e', 'l', 's', 't'),
-                           &elst) != CT_OK)
-            continue;
-        const uint8_t *p = f->data + elst.off + elst.hdr;
-        uint64_t len = elst.size - elst.hdr, entry = p[0] == 1 ? 20 : 12, edits = 0;
-        if (len < 8) {
-            ms_verifier_problem(v, "malformed MP4 edit list");
-            return;
-        }
-        uint64_t count = (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | p[7];
-        for (pos = 8; count > 0 && pos + entry <= len; pos += entry, count--) {
-            const uint8_t *e = p + pos + entry - 12; /* e[4..7]: media_time's last 4 bytes; e[8..11]: the rate */
-            bool empty = e[4] == 0xff && e[5] == 0xff && e[6] == 0xff && e[7] == 0xff;
-            edits += !empty;
-            if (!empty && (e[8] != 0 || e[9] != 1 || e[10] != 0 || e[11] != 0)) {
-                ms_verifier_problem(v, "the MP4 edit list presents pictures at another rate than recorded (a player "
-                                       "does not show what was verified)");
-                return;
-            }
-        }
-        if (count > 0) ms_verifier_problem(v, "malformed MP4 edit list");
-        if (edits > 1)
-            ms_verifier_problem(v, "the MP4 edit list has %llu edits: a player presents the pictures in another order "
-                                   "or selection than the one verified", (unsigned long long)edits);
-    }
+    media_edits e;
+    media_mp4_edits(f->data, f->len, &e);
+    if (e.malformed) ms_verifier_problem(v, "malformed MP4 edit list");
+    if (e.other_rate)
+        ms_verifier_problem(v, "the MP4 edit list presents pictures at another rate than recorded (a player does not "
+                               "show what was verified)");
+    else if (e.most_edits > 1)
+        ms_verifier_problem(v, "the MP4 edit list has %llu edits: a player presents the pictures in another order or "
+                               "selection than the one verified", (unsigned long long)e.most_edits);
 }
 
 static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)

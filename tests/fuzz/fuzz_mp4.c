@@ -1,4 +1,4 @@
-/* Fuzzes the MP4 reader: boxes, sample tables, parameter sets and the length-prefixed NAL units of every
+/* Fuzzes the MP4 reader: boxes, sample tables, parameter sets, edit lists and the length-prefixed NAL units of every
  * sample; every sample it hands out must lie inside the input. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,8 +12,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     media_mp4 *m = NULL;
     media_mp4_video v;
     media_sample s;
+    media_edits e;
     const uint8_t *nal;
     size_t n, pos;
+    media_mp4_edits(data, size, &e); /* the edit lists the verifier reads (every read within its box) */
     if (media_mp4_open(data, size, &m) != CT_OK) return 0;
     if (media_mp4_video_track(m, &v) == CT_OK) {
         for (size_t i = 0; media_mp4_param_set(m, i, &nal, &n) == CT_OK; i++)

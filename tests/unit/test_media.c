@@ -104,6 +104,50 @@ START_TEST(sei_messages)
 }
 END_TEST
 
+/* Edit lists as the verifier reads them: one edit is what writers make; two reorder what a player shows; another rate,
+ * an elst cut short (its box ending the file: nothing may be read past it) or counting past its box is said. */
+START_TEST(mp4_edit_lists)
+{
+    /* moov > trak > edts > elst, the elst's payload given (version/flags, count, entries) */
+    uint8_t f[128];
+    media_edits e;
+#define NEST(payload_len) do {                                                                  \
+        size_t el = 8 + (payload_len), ed = 8 + el, tr = 8 + ed, mo = 8 + tr;                  \
+        f[0] = 0, f[1] = 0, f[2] = 0, f[3] = (uint8_t)mo, memcpy(f + 4, "moov", 4);            \
+        f[8] = 0, f[9] = 0, f[10] = 0, f[11] = (uint8_t)tr, memcpy(f + 12, "trak", 4);        \
+        f[16] = 0, f[17] = 0, f[18] = 0, f[19] = (uint8_t)ed, memcpy(f + 20, "edts", 4);      \
+        f[24] = 0, f[25] = 0, f[26] = 0, f[27] = (uint8_t)el, memcpy(f + 28, "elst", 4);      \
+    } while (0)
+    static const uint8_t one[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 1, 0, 0};
+    static const uint8_t two[] = {0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 9, 0, 0, 0, 5, 0, 1, 0, 0,
+                                  0, 0, 0, 9, 0, 0, 0, 0, 0, 1, 0, 0};
+    static const uint8_t slow[] = {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0x80, 0};
+    static const uint8_t past[] = {0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 9, 0, 0, 0, 0, 0, 1, 0, 0};
+    const struct {
+        const uint8_t *payload;
+        size_t len;
+        uint64_t edits;
+        bool other_rate, malformed;
+    } cases[] = {{one, sizeof one, 1, false, false}, {two, sizeof two, 2, false, false},
+                 {slow, sizeof slow, 1, true, false}, {past, sizeof past, 1, false, true}, {one, 0, 0, false, true}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        NEST(cases[i].len);
+        memcpy(f + 32, cases[i].payload, cases[i].len);
+        size_t n = 32 + cases[i].len;
+        uint8_t *exact = malloc(n); /* the file ends where the elst does: ASan sees any read past it */
+        ck_assert_ptr_nonnull(exact);
+        memcpy(exact, f, n);
+        media_mp4_edits(exact, n, &e);
+        free(exact);
+        ck_assert_msg(e.most_edits == cases[i].edits && e.other_rate == cases[i].other_rate &&
+                          e.malformed == cases[i].malformed,
+                      "case %zu: %llu edits, other rate %d, malformed %d", i, (unsigned long long)e.most_edits,
+                      e.other_rate, e.malformed);
+    }
+#undef NEST
+}
+END_TEST
+
 START_TEST(boxes_bounded)
 {
     /* a box claiming more than is there; a largesize box; size 0 running to the end */
@@ -241,6 +285,7 @@ int main(void)
     tcase_add_test(tc, classify);
     tcase_add_test(tc, sei_messages);
     tcase_add_test(tc, boxes_bounded);
+    tcase_add_test(tc, mp4_edit_lists);
     tcase_add_test(tc, file_snapshot);
     tcase_add_test(tc, mp4_tables);
     tcase_add_test(tc, mp4_rewrite);
