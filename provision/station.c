@@ -1,6 +1,6 @@
 /* The factory station: its folder and token (init, install), and the provisioning loop that drives cameras
  * through the factory-line exchange and forwards their CSRs to the CA over EST. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* flock */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -689,6 +690,19 @@ static void show_progress(run *r, const cam_result *res)
     fflush(r->progress);
 }
 
+/* One line appended whole or not at all: a short write (a full disk) is cut back, under the lock every run writing
+ * this report takes, so that no later line continues a torn one. */
+static bool report_write(int fd, const ct_buf *line)
+{
+    bool locked = flock(fd, LOCK_EX) == 0;
+    off_t end = locked ? lseek(fd, 0, SEEK_END) : -1;
+    ssize_t n = end >= 0 ? write(fd, line->data, line->len) : -1;
+    if (n >= 0 && n != (ssize_t)line->len && ftruncate(fd, end) != 0)
+        ct_log(CT_LOG_ERROR, "report", "msg=\"a torn line not cut back\"");
+    if (locked) (void)flock(fd, LOCK_UN);
+    return n == (ssize_t)line->len;
+}
+
 static void record(run *r, const cam_result *res)
 {
     ct_buf line = CT_BUF_INIT;
@@ -698,7 +712,7 @@ static void record(run *r, const cam_result *res)
     else if (res->status == CAM_ALREADY) r->sum.already++;
     else r->sum.failed++;
     /* One write per line on an O_APPEND file: lines of concurrent runs never interleave. */
-    if (!ok || write(r->report_fd, line.data, line.len) != (ssize_t)line.len)
+    if (!ok || !report_write(r->report_fd, &line))
         ct_log(CT_LOG_ERROR, "report", "device=%s msg=\"report not written\"", CT_LOGQ(res->device));
     show_progress(r, res);
     pthread_mutex_unlock(&r->lock);
@@ -800,11 +814,37 @@ static ct_err witness(run *r, ct_http_client *c, const char *when)
                                                             rc == CT_ERR_INTEGRITY ? "log-inconsistent" : "log-unwitnessed") == CT_OK &&
         ct_json_string(&rep, when) == CT_OK && ct_buf_appendf(&rep, ",\"reason\":") == CT_OK &&
         ct_json_string(&rep, line) == CT_OK && ct_buf_appendf(&rep, "}\n") == CT_OK) {
-        if (write(r->report_fd, rep.data, rep.len) != (ssize_t)rep.len)
-            ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
+        if (!report_write(r->report_fd, &rep)) ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
     }
     ct_buf_free(&rep);
     return ct_fail(rc, "provisioning stopped %s: %s", when, line);
+}
+
+/* A report that a power cut or a full disk left with an unfinished last line has it cut off (it was never a record:
+ * the camera is asked again), so that every line stays one JSON object and the next one starts on a line of its own.
+ * A file whose unfinished tail is not a report line is refused, not cut. */
+static ct_err report_repair(run *r, const char *path)
+{
+    ct_err rc = CT_OK;
+    char tail[REPORT_LINE_MAX];
+    CT_ENSURE_MSG(flock(r->report_fd, LOCK_EX) == 0, CT_ERR_IO, "cannot lock the report %s: %s", path, strerror(errno));
+    off_t end = lseek(r->report_fd, 0, SEEK_END);
+    size_t n = end > 0 && end < (off_t)sizeof tail ? (size_t)end : end > 0 ? sizeof tail : 0;
+    CT_ENSURE_MSG(end >= 0 && pread(r->report_fd, tail, n, end - (off_t)n) == (ssize_t)n, CT_ERR_IO,
+                  "cannot read the report %s: %s", path, strerror(errno));
+    if (n == 0 || tail[n - 1] == '\n') goto cleanup;
+    size_t start = n; /* of the unfinished line, in tail */
+    while (start > 0 && tail[start - 1] != '\n') start--;
+    CT_ENSURE_MSG((start > 0 || (off_t)n == end) && tail[start] == '{', CT_ERR_CONFIG,
+                  "the report %s does not end with a whole line, nor with part of a station's: give another --report",
+                  path);
+    CT_ENSURE_MSG(ftruncate(r->report_fd, end - (off_t)(n - start)) == 0, CT_ERR_IO, "cannot cut the report %s: %s",
+                  path, strerror(errno));
+    fprintf(r->progress, "camtrust-station: %s ended with an unfinished line (%zu bytes: a power cut or a full disk), "
+            "cut off\n", path, n - start);
+cleanup:
+    if (r->report_fd >= 0) (void)flock(r->report_fd, LOCK_UN);
+    return rc;
 }
 
 static ct_err run_prepare(run *r, const station_provision_opts *o)
@@ -823,9 +863,9 @@ static ct_err run_prepare(run *r, const station_provision_opts *o)
     r->log_pinned = rc == CT_OK;
     if (o->report_path) CT_GUARD_RET(ct_strlcpy(report, sizeof report, o->report_path));
     else CT_GUARD_RET(ct_path_join(report, sizeof report, o->dir, "report.jsonl"));
-    r->report_fd = open(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    r->report_fd = open(report, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     CT_ENSURE_RET(r->report_fd >= 0, ct_fail(CT_ERR_IO, "cannot open the report %s: %s", report, strerror(errno)));
-    return CT_OK;
+    return report_repair(r, report);
 }
 
 ct_err station_provision(const station_provision_opts *o, station_summary *sum)
