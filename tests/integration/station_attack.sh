@@ -77,4 +77,17 @@ rc=0
 check_eq "a --report whose tail is no report line is refused" 1 "$rc"
 check "... and left as it was" cmp "$WORK/notes.txt" "$WORK/notes.orig"
 
+# ---- a CA address that answers a byte at a time (0.2 s apart, within any per-read timeout) ----
+python3 "$HERE/slow_peer.py" >"$WORK/slow.out" 2>"$WORK/slow.err" &
+BG_PIDS+=($!)
+wait_listening "$WORK/slow.out" $!
+rc=0
+out=$(timeout 60 "$STATION_BIN" log check --dir "$ST" --ca "https://localhost:${ADDR##*:}" --timeout-ms 1000 2>&1) || rc=$?
+check_eq "log check gives up at its --timeout-ms, not when the peer stops (exit 1, not killed)" 1 "$rc"
+check "... saying the TLS handshake timed out" grep -q "TLS with the CA at https://localhost:${ADDR##*:} failed: timed out" <<<"$out"
+rc=0
+timeout 60 "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:${ADDR##*:}" --device 127.0.0.1:1 \
+  --timeout-ms 1000 --report "$WORK/slow.jsonl" >/dev/null 2>"$WORK/slow-progress" || rc=$?
+check_eq "provision too ends on its own (exit 1)" 1 "$rc"
+
 finish
