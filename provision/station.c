@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #define DEVICES_FILE_MAX (16 * 1024 * 1024)
 #define DEVICE_ADDR_MAX 128
 #define SERIAL_MAX 64
+#define STATE_MAX 32
 #define REASON_MAX 256
 #define REPORT_LINE_MAX 2048
 #define CHAIN_MAX 4
@@ -333,11 +335,18 @@ static const struct {
 
 typedef struct {
     const char *device;
+    size_t index; /* in the run's devices */
     char serial[SERIAL_MAX];
     cam_status status;
     char reason[REASON_MAX];
     double ms_keygen, ms_ca, ms_install, ms_total;
 } cam_result;
+
+/* A serial a camera named in the first pass, and which camera. */
+typedef struct {
+    const char *serial;
+    size_t device;
+} named_camera;
 
 typedef struct {
     const station_provision_opts *o;
@@ -356,6 +365,10 @@ typedef struct {
     bool said_no_log_key;
     bool log_pinned;          /* DIR/log.vkey: cameras get their inclusion proofs */
     ct_note_verifier log_key;
+    bool first_pass;              /* the workers only ask each camera its serial (name_camera) */
+    char (*named)[SERIAL_MAX];    /* by device: the serial it named in the first pass, "" when it did not answer */
+    named_camera *by_serial;      /* those named, in serial order (case-insensitive: one serial at the CA) */
+    size_t n_named;
     pthread_mutex_t lock; /* guards next, summary, report and progress */
     size_t next;
     station_summary sum;
@@ -552,6 +565,56 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
     }
 }
 
+/* Connects and asks the camera who it is: its IDENTITY answer in `a`, the serial and state it names (printable). */
+static ct_err hello(run *r, const char *addr, int *fd, factory_msg *a, char serial[SERIAL_MAX], char state[STATE_MAX])
+{
+    ct_err rc = CT_OK;
+    factory_msg q = {0};
+    if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) return ct_fail_ctx(rc, "camera unreachable at %s", addr);
+    CT_GUARD(factory_msg_init(&q, FACTORY_HELLO));
+    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_IDENTITY, a));
+    CT_GUARD(camera_str(a, FACTORY_TAG_SERIAL, "no serial number", addr, serial, SERIAL_MAX));
+    CT_GUARD(camera_str(a, FACTORY_TAG_STATE, "no state", addr, state, STATE_MAX));
+cleanup:
+    factory_msg_free(&q);
+    return rc;
+}
+
+static int named_cmp(const void *x, const void *y)
+{
+    return strcasecmp(((const named_camera *)x)->serial, ((const named_camera *)y)->serial);
+}
+
+/* The first pass, before any camera is enrolled: the serial each one names. One that does not answer stays unnamed;
+ * the second pass asks it again and says why. */
+static void name_camera(run *r, size_t i)
+{
+    factory_msg a = {0};
+    char state[STATE_MAX];
+    int fd = -1;
+    if (hello(r, r->devices[i], &fd, &a, r->named[i], state) != CT_OK) r->named[i][0] = '\0';
+    if (fd >= 0) close(fd);
+    factory_msg_free(&a);
+}
+
+/* A serial is one camera's: when two cameras of the run name one serial, one is not what it says (a clone, a
+ * rogue device, unprogrammed fuses), and whichever the CA heard first would get the identity. Neither gets it; nor
+ * a camera that names another serial than in the first pass. */
+static ct_err claim_check(const run *r, const cam_result *res)
+{
+    const char *first = r->named[res->index];
+    CT_ENSURE_RET(!*first || strcmp(first, res->serial) == 0,
+                  ct_fail(CT_ERR_INTEGRITY, "camera at %s named serial %s, then %s", res->device, first, res->serial));
+    named_camera key = {res->serial, res->index};
+    const named_camera *hit = r->n_named ? bsearch(&key, r->by_serial, r->n_named, sizeof key, named_cmp) : NULL;
+    while (hit && hit > r->by_serial && named_cmp(hit - 1, &key) == 0) hit--;
+    for (; hit && hit < r->by_serial + r->n_named && named_cmp(hit, &key) == 0; hit++)
+        CT_ENSURE_RET(hit->device == res->index,
+                      ct_fail(CT_ERR_INTEGRITY, "serial %s is named by the cameras at %s and %s: neither is provisioned "
+                              "(one of them is not what it says)", res->serial, res->device, r->devices[hit->device]));
+    return CT_OK;
+}
+
 /* One camera, start to finish; the reason of a failure is left in ct_err_detail. */
 static ct_err provision_camera(worker *w, cam_result *res, int *fd)
 {
@@ -563,19 +626,13 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     ct_buf note = CT_BUF_INIT;
     const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
     uint8_t spki_hash[N_PROFILES][32];
-    char state[32], reason[REASON_MAX] = "", status[64];
+    char state[STATE_MAX], reason[REASON_MAX] = "", status[64];
     const char *addr = res->device;
     bool locked = false;
     double t;
 
-    if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) {
-        rc = ct_fail_ctx(rc, "camera unreachable at %s", addr);
-        goto cleanup;
-    }
-    CT_GUARD(factory_msg_init(&q, FACTORY_HELLO));
-    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_IDENTITY, &a));
-    CT_GUARD(camera_str(&a, FACTORY_TAG_SERIAL, "no serial number", addr, res->serial, sizeof res->serial));
-    CT_GUARD(camera_str(&a, FACTORY_TAG_STATE, "no state", addr, state, sizeof state));
+    CT_GUARD(hello(r, addr, fd, &a, res->serial, state));
+    CT_GUARD(claim_check(r, res));
     if (strcmp(state, "provisioned") == 0) {
         /* Installed before, perhaps with the result lost (a power cut right after the camera's rename): it counts
          * only once the CA confirms it. The camera shows its leaves and proves with fresh CSRs that it holds
@@ -735,7 +792,11 @@ static void *work(void *arg)
         size_t i = r->next < r->n_devices ? r->next++ : r->n_devices;
         pthread_mutex_unlock(&r->lock);
         if (i == r->n_devices) break;
-        cam_result res = {.device = r->devices[i], .status = CAM_FAILED};
+        if (r->first_pass) {
+            name_camera(r, i);
+            continue;
+        }
+        cam_result res = {.device = r->devices[i], .index = i, .status = CAM_FAILED};
         int fd = -1;
         double start = (double)ct_now_ms();
         ct_err_clear();
@@ -766,7 +827,8 @@ static ct_err devices_collect(run *r)
     CT_ENSURE_RET(o->n_devices <= STATION_MAX_DEVICES,
                   ct_fail(CT_ERR_USAGE, "more than %d cameras", STATION_MAX_DEVICES));
     r->devices = calloc(o->n_devices + lines + 1, sizeof *r->devices);
-    CT_ENSURE_RET(r->devices, CT_ERR_NOMEM);
+    r->named = calloc(o->n_devices + lines + 1, sizeof *r->named);
+    CT_ENSURE_RET(r->devices && r->named, CT_ERR_NOMEM);
     for (size_t i = 0; i < o->n_devices; i++) {
         CT_ENSURE_RET(strlen(o->devices[i]) < DEVICE_ADDR_MAX,
                       ct_fail(CT_ERR_USAGE, "device address '%.40s...' is too long", o->devices[i]));
@@ -868,6 +930,32 @@ static ct_err run_prepare(run *r, const station_provision_opts *o)
     return report_repair(r, report);
 }
 
+/* The workers through every camera once: the first pass (each one's serial) or the second (provisioning). */
+static ct_err run_pass(run *r, worker *workers, size_t jobs, bool first)
+{
+    ct_err rc = CT_OK;
+    r->first_pass = first;
+    r->next = 0;
+    for (size_t i = 0; i < jobs && rc == CT_OK; i++) {
+        workers[i].started = pthread_create(&workers[i].thread, NULL, work, &workers[i]) == 0;
+        if (!workers[i].started) rc = ct_fail(CT_ERR_INTERNAL, "cannot start worker threads");
+    }
+    for (size_t i = 0; i < jobs; i++)
+        if (workers[i].started) pthread_join(workers[i].thread, NULL);
+    return rc;
+}
+
+/* The serials the first pass found, in order for claim_check's look-ups. */
+static ct_err claims_sort(run *r)
+{
+    r->by_serial = calloc(r->n_devices, sizeof *r->by_serial);
+    CT_ENSURE_RET(r->by_serial, CT_ERR_NOMEM);
+    for (size_t i = 0; i < r->n_devices; i++)
+        if (*r->named[i]) r->by_serial[r->n_named++] = (named_camera){r->named[i], i};
+    qsort(r->by_serial, r->n_named, sizeof *r->by_serial, named_cmp);
+    return CT_OK;
+}
+
 ct_err station_provision(const station_provision_opts *o, station_summary *sum)
 {
     ct_err rc = CT_OK;
@@ -901,19 +989,13 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         fprintf(r.progress, "camtrust-station: %s\n", r.cacerts_error);
     }
     r.sum.total = r.n_devices;
-    for (size_t i = 0; i < jobs; i++) {
-        CT_ENSURE_MSG(pthread_create(&workers[i].thread, NULL, work, &workers[i]) == 0, CT_ERR_INTERNAL,
-                      "cannot start worker threads");
-        workers[i].started = true;
+    if (r.n_devices > 1) { /* which serial each camera names, before any is enrolled (claim_check) */
+        CT_GUARD(run_pass(&r, workers, jobs, true));
+        CT_GUARD(claims_sort(&r));
     }
-    for (size_t i = 0; i < jobs; i++) {
-        pthread_join(workers[i].thread, NULL);
-        workers[i].started = false;
-    }
+    CT_GUARD(run_pass(&r, workers, jobs, false));
     CT_GUARD(witness(&r, workers[0].est, "after the batch"));
 cleanup:
-    for (size_t i = 0; workers && i < jobs; i++)
-        if (workers[i].started) pthread_join(workers[i].thread, NULL);
     if (rc == CT_OK && r.report_fd >= 0 && fsync(r.report_fd) != 0)
         rc = ct_fail(CT_ERR_IO, "cannot sync the report: %s", strerror(errno));
     for (size_t i = 0; workers && i < jobs; i++) ct_http_client_free(workers[i].est);
@@ -923,6 +1005,8 @@ cleanup:
     station_close(&r.st);
     if (r.report_fd >= 0) close(r.report_fd);
     free(r.devices);
+    free(r.named);
+    free(r.by_serial);
     ct_buf_free(&r.devices_text);
     pthread_mutex_destroy(&r.lock);
     wc_ecc_fp_free();

@@ -368,5 +368,20 @@ provision "$RN" "$A6"
 check "a camera pinning the log key refuses an install without proofs" grep -q "refused the install.*no log checkpoint" <<<"$(field "$RN" WIT006 reason)"
 check_eq "... and stays unprovisioned" 3 "$(boot_rc wit6)"
 mv "$WORK/st.vkey" "$ST/log.vkey"
+
+# ---- two cameras of one run name one serial (a clone, a rogue device, unprogrammed fuses) ----
+printf 'DUP001\nUNIQ01\n' >"$WORK/dup-serials"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/dup-serials" >/dev/null
+camera dupa DUP001; DA=$ADDR
+camera dupb dup001; DB=$ADDR # serials are one case-insensitively
+camera uniq UNIQ01; DU=$ADDR
+RD=$WORK/dup.jsonl
+provision "$RD" "$DA" "$DU" "$DB"
+check_eq "two cameras naming one serial: the run exits 1" 1 "$RC"
+check_eq "... neither got a certificate (the CA would have given it to the first that asked)" 0 "$(certs_for DUP001)"
+check_eq "... both fail" "failed failed" "$(field "$RD" DUP001 status) $(field "$RD" dup001 status)"
+check "... saying why, naming the other camera" grep -q "serial DUP001 is named by the cameras at $DA and $DB: neither is provisioned" <<<"$(field "$RD" DUP001 reason)"
+check_eq "... both boot unprovisioned" "3 3" "$(boot_rc dupa) $(boot_rc dupb)"
+check_eq "... the other camera of the run is provisioned" provisioned "$(field "$RD" UNIQ01 status)"
 stop_bg
 finish
