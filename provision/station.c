@@ -365,6 +365,9 @@ typedef struct {
     bool said_no_log_key;
     bool log_pinned;          /* DIR/log.vkey: cameras get their inclusion proofs */
     ct_note_verifier log_key;
+    bool have_kept;           /* the checkpoint kept after the witness before the batch ... */
+    ct_checkpoint kept;       /* ... which every checkpoint handed to a camera must extend */
+    char kept_path[STATION_PATH_MAX];
     bool first_pass;              /* the workers only ask each camera its serial (name_camera) */
     char (*named)[SERIAL_MAX];    /* by device: the serial it named in the first pass, "" when it did not answer */
     named_camera *by_serial;      /* those named, in serial order (case-insensitive: one serial at the CA) */
@@ -556,6 +559,10 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
         CT_GUARD_RET(ct_http_get(w->est, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, note));
         if (ct_checkpoint_open(note->data, note->len, &r->log_key, &cp) != CT_OK)
             return ct_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
+        /* A camera keeps this checkpoint as the proof of its identity: never one the station's own history of the
+         * log contradicts, even when the witness before the batch could not be made (a connection cut, a 503). */
+        if (r->have_kept && (rc = ct_http_log_extends(w->est, r->kept_path, &r->kept, &cp, NULL)) != CT_OK)
+            return rc;
         for (size_t i = 0; i < N_PROFILES && rc == CT_OK; i++) rc = inclusion(w, &leaf[i], &cp, &proof[i]);
         if (rc == CT_OK || rc == CT_ERR_INTEGRITY || attempt * 50 >= r->timeout_ms)
             return rc == CT_OK ? CT_OK : ct_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
@@ -980,6 +987,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         CT_GUARD(ct_http_client_new(&ec, &workers[i].est));
     }
     CT_GUARD(witness(&r, workers[0].est, "before the batch"));
+    if (r.log_pinned) CT_GUARD(station_log_kept(o->dir, &r.log_key, r.kept_path, &r.kept, &r.have_kept));
     /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
      * camera with this reason before it makes keys, and installs nothing. */
     ct_err_clear();

@@ -38,6 +38,15 @@ static ct_err kept_load(const char *dir, const ct_note_verifier *v, char path[ST
     return CT_OK;
 }
 
+ct_err station_log_kept(const char *dir, const ct_note_verifier *v, char path[STATION_PATH_MAX], ct_checkpoint *kept,
+                        bool *have)
+{
+    ct_buf note = CT_BUF_INIT;
+    ct_err rc = kept_load(dir, v, path, &note, kept, have);
+    ct_buf_free(&note);
+    return rc;
+}
+
 ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;

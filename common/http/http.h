@@ -72,7 +72,7 @@ CT_MUST_CHECK ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoi
                                             bool *holds, ct_http_proof *proof);
 /* Does the CA's log, whose current checkpoint is `cur`, extend the kept checkpoint `kept` (`kept_name` names it
  * in the reason)? ct_http_log_consistent, and never smaller, nor fewer audit entries. CT_ERR_INTEGRITY with a
- * one-line reason when it does not ("the CA's log forked: ..."); *proof: the proof the CA gave, if any. */
+ * one-line reason when it does not ("the CA's log forked: ..."); *proof (unless NULL): the proof the CA gave, if any. */
 CT_MUST_CHECK ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
                                          const ct_checkpoint *cur, ct_http_proof *proof);
 

@@ -301,6 +301,21 @@ check_eq "a forked log: log check fails" 1 "$RC"
 check "... not consistent with the kept checkpoint, named" \
   grep -q "the CA's log forked: its checkpoint of size $N is not consistent with the kept $KEPT (size $K1)" <<<"$OUT"
 check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
+# ... and a network that cuts the station's first connection to it: the witness before the batch cannot be made
+# (said, not stopping), but no camera is handed a checkpoint the kept one contradicts.
+python3 "$HERE/net_peer.py" --mode cut-first --to "$PORT" >"$WORK/cut.out" 2>>"$WORK/fakes.log" &
+BG_PIDS+=($!)
+wait_listening "$WORK/cut.out" $!
+RF=$WORK/forked.jsonl
+rc=0
+"$STATION_BIN" provision --dir "$ST" --ca "https://localhost:${ADDR##*:}" --device "$A3" --report "$RF" \
+  --timeout-ms 5000 >/dev/null 2>"$WORK/progress" || rc=$?
+check_eq "provisioning through it against the fork: exit 1" 1 "$rc"
+check "... the witness before the batch was not made" grep -q "the CA's log not witnessed before the batch" "$WORK/progress"
+check_eq "... the camera fails" failed "$(field "$RF" WIT003 status)"
+check "... because the checkpoint for its proofs forks from the kept one" \
+  grep -q "the CA's log forked: its checkpoint of size [0-9]* is not consistent with the kept $KEPT (size $K1)" <<<"$(field "$RF" WIT003 reason)"
+check_eq "... it got no INSTALL and boots unprovisioned" 3 "$(boot_rc wit3)"
 
 # The honest database back: the station accepts its growth again.
 cleanup_server

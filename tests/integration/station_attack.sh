@@ -78,7 +78,7 @@ check_eq "a --report whose tail is no report line is refused" 1 "$rc"
 check "... and left as it was" cmp "$WORK/notes.txt" "$WORK/notes.orig"
 
 # ---- a CA address that answers a byte at a time (0.2 s apart, within any per-read timeout) ----
-python3 "$HERE/slow_peer.py" >"$WORK/slow.out" 2>"$WORK/slow.err" &
+python3 "$HERE/net_peer.py" --mode trickle >"$WORK/slow.out" 2>"$WORK/slow.err" &
 BG_PIDS+=($!)
 wait_listening "$WORK/slow.out" $!
 rc=0
