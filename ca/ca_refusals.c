@@ -246,7 +246,7 @@ ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const cha
 bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
 {
     ca_refusals *r = c->refusals;
-    if (!r) return true; /* not serving: the command line has no one to budget */
+    if (!r || per_minute <= 0) return true; /* not serving: the command line has no one to budget */
     (void)pthread_mutex_lock(&r->mu);
     actor_budget *b = NULL;
     for (size_t i = 0; i < BUDGET_SLOTS && !(b && strcmp(b->actor, actor) == 0); i++)
