@@ -616,7 +616,7 @@ static ct_err claim_check(const run *r, const cam_result *res)
     const named_camera *hit = r->n_named ? bsearch(&key, r->by_serial, r->n_named, sizeof key, named_cmp) : NULL;
     while (hit && hit > r->by_serial && named_cmp(hit - 1, &key) == 0) hit--;
     for (; hit && hit < r->by_serial + r->n_named && named_cmp(hit, &key) == 0; hit++)
-        CT_ENSURE_RET(hit->device == res->index,
+        CT_ENSURE_RET(hit->device == res->index || strcmp(r->devices[hit->device], res->device) == 0, /* listed twice */
                       ct_fail(CT_ERR_INTEGRITY, "serial %s is named by the cameras at %s and %s: neither is provisioned "
                               "(one of them is not what it says)", res->serial, res->device, r->devices[hit->device]));
     return CT_OK;

@@ -398,5 +398,8 @@ check_eq "... both fail" "failed failed" "$(field "$RD" DUP001 status) $(field "
 check "... saying why, naming the other camera" grep -q "serial DUP001 is named by the cameras at $DA and $DB: neither is provisioned" <<<"$(field "$RD" DUP001 reason)"
 check_eq "... both boot unprovisioned" "3 3" "$(boot_rc dupa) $(boot_rc dupb)"
 check_eq "... the other camera of the run is provisioned" provisioned "$(field "$RD" UNIQ01 status)"
+provision "$WORK/twice.jsonl" "$DU" "$DU"
+check_eq "one camera listed twice is no clash: exit 0, already provisioned twice" "0 2" \
+  "$RC $(count_status "$WORK/twice.jsonl" already-provisioned)"
 stop_bg
 finish
