@@ -38,6 +38,9 @@ static const ct_setting setting_rows[] = {
      "while serving, anonymous refusals (and those a client can repeat at will) are audited as counts per client, "
      "action and reason, once per interval"},
     {"audit.anonymous_max_rows", "256", "most such counts per interval (8 per client); further ones share one row"},
+    {"officer.requests_per_minute", "120",
+     "officer API requests (each read is an audit entry) one officer may make per minute, as many at once; past it "
+     "the answer is 503, counted as a refusal"},
     {"key.audit_mac", CA_AUDIT_MAC_DEFAULT_URI,
      "audit chain key: HMAC-SHA256 of every audit entry, made in the token at init (or at the first open of an older CA)"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder), when db.backend is sqlite"},
@@ -174,6 +177,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &s->witnesses_required));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
+    CT_GUARD(ct_config_get_int(cfg, "officer.requests_per_minute", 120, 1, 1000000, &s->officer_requests_per_minute));
     CT_GUARD(ct_settings_copy(&schema, cfg, "node.id", s->node_id, sizeof s->node_id));
     CT_ENSURE_MSG(!s->node_id[0] || ca_name_valid(s->node_id), CT_ERR_CONFIG,
                   "config node.id: 1-63 letters, digits, '-', '_', '.'");

@@ -31,7 +31,6 @@
 #define OCSP_CERT_ID_MAX 128
 #define OCSP_BUDGET_SLOTS 4096 /* client addresses whose budget is kept: a power of two */
 #define OCSP_BUDGET_PROBES 8
-#define MINUTE_US 60000000LL
 #define OCSP_REQUEST_TYPE "application/ocsp-request"
 #define OCSP_RESPONSE_TYPE "application/ocsp-response"
 #define SERVER_ACTOR "ca-server"
@@ -543,7 +542,6 @@ static bool budget_take(ca *c, const char *source)
     ca_revocation *r = c->rev;
     ca_addr_key key;
     ca_addr_key_of_text(source, &key);
-    int64_t now = ct_now_ms() * 1000, per = MINUTE_US / c->cfg.ocsp_signatures_per_minute;
     uint64_t h = ca_addr_key_hash(&key);
     if (pthread_mutex_lock(&r->budget_mu) != 0) return false;
     ocsp_budget *b = NULL;
@@ -556,9 +554,7 @@ static bool budget_take(ca *c, const char *source)
         if (!b || s->full_at_us < b->full_at_us) b = s;
     }
     if (!ca_addr_key_equal(&b->key, &key)) *b = (ocsp_budget){.key = key, .full_at_us = 0};
-    int64_t from = b->full_at_us > now ? b->full_at_us : now;
-    bool left = from + per - now <= MINUTE_US; /* a bucket of ocsp.signatures_per_minute */
-    if (left) b->full_at_us = from + per;
+    bool left = ca_bucket_take(&b->full_at_us, c->cfg.ocsp_signatures_per_minute);
     (void)pthread_mutex_unlock(&r->budget_mu);
     return left;
 }

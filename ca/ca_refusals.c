@@ -22,6 +22,7 @@
 #define REFUSAL_ROWS_PER_ACTOR 8 /* kinds of refusal one actor (one address when anonymous) may key per interval;
                                    * the overflow reason below names it */
 #define REFUSAL_OVERFLOW_ACTION "audit.overflow"
+#define BUDGET_SLOTS 64 /* parties whose request budget is kept (officers: a handful); the fullest one gives way */
 
 typedef struct {
     char actor[DB_NAME_MAX];
@@ -38,6 +39,12 @@ typedef struct {
     time_t overflow_first, overflow_last;
 } refusal_table;
 
+/* An authenticated party's budget of requests that each write an audit row (ca_actor_budget_take). */
+typedef struct {
+    char actor[DB_NAME_MAX];
+    int64_t full_at_us; /* ca_bucket_take's; 0: a slot never used, which is a full bucket */
+} actor_budget;
+
 struct ca_refusals {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -47,6 +54,7 @@ struct ca_refusals {
     long interval_s;
     refusal_table now;   /* under mu */
     refusal_table spare; /* the writer's: swapped with `now` at each interval, so counting never waits on the db */
+    actor_budget budgets[BUDGET_SLOTS]; /* under mu */
 };
 
 static void copy_truncated(char *dst, size_t max, const char *src)
@@ -233,4 +241,23 @@ ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const cha
 {
     if (!c->refusals) return ca_audit_refusal(c, action, actor, subject, why);
     return count(c, actor, action, why);
+}
+
+bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
+{
+    ca_refusals *r = c->refusals;
+    if (!r || per_minute <= 0) return true; /* not serving: the command line has no one to budget */
+    (void)pthread_mutex_lock(&r->mu);
+    actor_budget *b = NULL;
+    for (size_t i = 0; i < BUDGET_SLOTS && !(b && strcmp(b->actor, actor) == 0); i++)
+        if (!b || strcmp(r->budgets[i].actor, actor) == 0 || r->budgets[i].full_at_us < b->full_at_us)
+            b = &r->budgets[i];
+    /* Another's slot taken is one whose bucket was the fullest: it starts again full, never with less. */
+    if (strcmp(b->actor, actor) != 0) {
+        copy_truncated(b->actor, sizeof b->actor, actor);
+        b->full_at_us = 0;
+    }
+    bool left = ca_bucket_take(&b->full_at_us, per_minute);
+    (void)pthread_mutex_unlock(&r->mu);
+    return left;
 }

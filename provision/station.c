@@ -1,6 +1,6 @@
 /* The factory station: its folder and token (init, install), and the provisioning loop that drives cameras
  * through the factory-line exchange and forwards their CSRs to the CA over EST. */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* flock */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/ecc.h>
 
@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +23,7 @@
 #define DEVICES_FILE_MAX (16 * 1024 * 1024)
 #define DEVICE_ADDR_MAX 128
 #define SERIAL_MAX 64
+#define STATE_MAX 32
 #define REASON_MAX 256
 #define REPORT_LINE_MAX 2048
 #define CHAIN_MAX 4
@@ -332,11 +335,18 @@ static const struct {
 
 typedef struct {
     const char *device;
+    size_t index; /* in the run's devices */
     char serial[SERIAL_MAX];
     cam_status status;
     char reason[REASON_MAX];
     double ms_keygen, ms_ca, ms_install, ms_total;
 } cam_result;
+
+/* A serial a camera named in the first pass, and which camera. */
+typedef struct {
+    const char *serial;
+    size_t device;
+} named_camera;
 
 typedef struct {
     const station_provision_opts *o;
@@ -355,6 +365,13 @@ typedef struct {
     bool said_no_log_key;
     bool log_pinned;          /* DIR/log.vkey: cameras get their inclusion proofs */
     ct_note_verifier log_key;
+    bool have_kept;           /* the checkpoint kept after the witness before the batch ... */
+    ct_checkpoint kept;       /* ... which every checkpoint handed to a camera must extend */
+    char kept_path[STATION_PATH_MAX];
+    bool first_pass;              /* the workers only ask each camera its serial (name_camera) */
+    char (*named)[SERIAL_MAX];    /* by device: the serial it named in the first pass, "" when it did not answer */
+    named_camera *by_serial;      /* those named, in serial order (case-insensitive: one serial at the CA) */
+    size_t n_named;
     pthread_mutex_t lock; /* guards next, summary, report and progress */
     size_t next;
     station_summary sum;
@@ -542,6 +559,10 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
         CT_GUARD_RET(ct_http_get(w->est, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, note));
         if (ct_checkpoint_open(note->data, note->len, &r->log_key, &cp) != CT_OK)
             return ct_fail_ctx(CT_ERR_INTEGRITY, "the CA's checkpoint");
+        /* A camera keeps this checkpoint as the proof of its identity: never one the station's own history of the
+         * log contradicts, even when the witness before the batch could not be made (a connection cut, a 503). */
+        if (r->have_kept && (rc = ct_http_log_extends(w->est, r->kept_path, &r->kept, &cp, NULL)) != CT_OK)
+            return rc;
         for (size_t i = 0; i < N_PROFILES && rc == CT_OK; i++) rc = inclusion(w, &leaf[i], &cp, &proof[i]);
         if (rc == CT_OK || rc == CT_ERR_INTEGRITY || attempt * 50 >= r->timeout_ms)
             return rc == CT_OK ? CT_OK : ct_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
@@ -549,6 +570,56 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Connects and asks the camera who it is: its IDENTITY answer in `a`, the serial and state it names (printable). */
+static ct_err hello(run *r, const char *addr, int *fd, factory_msg *a, char serial[SERIAL_MAX], char state[STATE_MAX])
+{
+    ct_err rc = CT_OK;
+    factory_msg q = {0};
+    if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) return ct_fail_ctx(rc, "camera unreachable at %s", addr);
+    CT_GUARD(factory_msg_init(&q, FACTORY_HELLO));
+    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_IDENTITY, a));
+    CT_GUARD(camera_str(a, FACTORY_TAG_SERIAL, "no serial number", addr, serial, SERIAL_MAX));
+    CT_GUARD(camera_str(a, FACTORY_TAG_STATE, "no state", addr, state, STATE_MAX));
+cleanup:
+    factory_msg_free(&q);
+    return rc;
+}
+
+static int named_cmp(const void *x, const void *y)
+{
+    return strcasecmp(((const named_camera *)x)->serial, ((const named_camera *)y)->serial);
+}
+
+/* The first pass, before any camera is enrolled: the serial each one names. One that does not answer stays unnamed;
+ * the second pass asks it again and says why. */
+static void name_camera(run *r, size_t i)
+{
+    factory_msg a = {0};
+    char state[STATE_MAX];
+    int fd = -1;
+    if (hello(r, r->devices[i], &fd, &a, r->named[i], state) != CT_OK) r->named[i][0] = '\0';
+    if (fd >= 0) close(fd);
+    factory_msg_free(&a);
+}
+
+/* A serial is one camera's: when two cameras of the run name one serial, one is not what it says (a clone, a
+ * rogue device, unprogrammed fuses), and whichever the CA heard first would get the identity. Neither gets it; nor
+ * a camera that names another serial than in the first pass. */
+static ct_err claim_check(const run *r, const cam_result *res)
+{
+    const char *first = r->named[res->index];
+    CT_ENSURE_RET(!*first || strcmp(first, res->serial) == 0,
+                  ct_fail(CT_ERR_INTEGRITY, "camera at %s named serial %s, then %s", res->device, first, res->serial));
+    named_camera key = {res->serial, res->index};
+    const named_camera *hit = r->n_named ? bsearch(&key, r->by_serial, r->n_named, sizeof key, named_cmp) : NULL;
+    while (hit && hit > r->by_serial && named_cmp(hit - 1, &key) == 0) hit--;
+    for (; hit && hit < r->by_serial + r->n_named && named_cmp(hit, &key) == 0; hit++)
+        CT_ENSURE_RET(hit->device == res->index || strcmp(r->devices[hit->device], res->device) == 0, /* listed twice */
+                      ct_fail(CT_ERR_INTEGRITY, "serial %s is named by the cameras at %s and %s: neither is provisioned "
+                              "(one of them is not what it says)", res->serial, res->device, r->devices[hit->device]));
+    return CT_OK;
 }
 
 /* One camera, start to finish; the reason of a failure is left in ct_err_detail. */
@@ -562,19 +633,13 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     ct_buf note = CT_BUF_INIT;
     const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
     uint8_t spki_hash[N_PROFILES][32];
-    char state[32], reason[REASON_MAX] = "", status[64];
+    char state[STATE_MAX], reason[REASON_MAX] = "", status[64];
     const char *addr = res->device;
     bool locked = false;
     double t;
 
-    if ((rc = factory_connect(addr, r->timeout_ms, fd)) != CT_OK) {
-        rc = ct_fail_ctx(rc, "camera unreachable at %s", addr);
-        goto cleanup;
-    }
-    CT_GUARD(factory_msg_init(&q, FACTORY_HELLO));
-    CT_GUARD(ask(r, *fd, addr, &q, FACTORY_IDENTITY, &a));
-    CT_GUARD(camera_str(&a, FACTORY_TAG_SERIAL, "no serial number", addr, res->serial, sizeof res->serial));
-    CT_GUARD(camera_str(&a, FACTORY_TAG_STATE, "no state", addr, state, sizeof state));
+    CT_GUARD(hello(r, addr, fd, &a, res->serial, state));
+    CT_GUARD(claim_check(r, res));
     if (strcmp(state, "provisioned") == 0) {
         /* Installed before, perhaps with the result lost (a power cut right after the camera's rename): it counts
          * only once the CA confirms it. The camera shows its leaves and proves with fresh CSRs that it holds
@@ -689,6 +754,19 @@ static void show_progress(run *r, const cam_result *res)
     fflush(r->progress);
 }
 
+/* One line appended whole or not at all: a short write (a full disk) is cut back, under the lock every run writing
+ * this report takes, so that no later line continues a torn one. */
+static bool report_write(int fd, const ct_buf *line)
+{
+    bool locked = flock(fd, LOCK_EX) == 0;
+    off_t end = locked ? lseek(fd, 0, SEEK_END) : -1;
+    ssize_t n = end >= 0 ? write(fd, line->data, line->len) : -1;
+    if (n >= 0 && n != (ssize_t)line->len && ftruncate(fd, end) != 0)
+        ct_log(CT_LOG_ERROR, "report", "msg=\"a torn line not cut back\"");
+    if (locked) (void)flock(fd, LOCK_UN);
+    return n == (ssize_t)line->len;
+}
+
 static void record(run *r, const cam_result *res)
 {
     ct_buf line = CT_BUF_INIT;
@@ -698,7 +776,7 @@ static void record(run *r, const cam_result *res)
     else if (res->status == CAM_ALREADY) r->sum.already++;
     else r->sum.failed++;
     /* One write per line on an O_APPEND file: lines of concurrent runs never interleave. */
-    if (!ok || write(r->report_fd, line.data, line.len) != (ssize_t)line.len)
+    if (!ok || !report_write(r->report_fd, &line))
         ct_log(CT_LOG_ERROR, "report", "device=%s msg=\"report not written\"", CT_LOGQ(res->device));
     show_progress(r, res);
     pthread_mutex_unlock(&r->lock);
@@ -721,7 +799,11 @@ static void *work(void *arg)
         size_t i = r->next < r->n_devices ? r->next++ : r->n_devices;
         pthread_mutex_unlock(&r->lock);
         if (i == r->n_devices) break;
-        cam_result res = {.device = r->devices[i], .status = CAM_FAILED};
+        if (r->first_pass) {
+            name_camera(r, i);
+            continue;
+        }
+        cam_result res = {.device = r->devices[i], .index = i, .status = CAM_FAILED};
         int fd = -1;
         double start = (double)ct_now_ms();
         ct_err_clear();
@@ -752,7 +834,8 @@ static ct_err devices_collect(run *r)
     CT_ENSURE_RET(o->n_devices <= STATION_MAX_DEVICES,
                   ct_fail(CT_ERR_USAGE, "more than %d cameras", STATION_MAX_DEVICES));
     r->devices = calloc(o->n_devices + lines + 1, sizeof *r->devices);
-    CT_ENSURE_RET(r->devices, CT_ERR_NOMEM);
+    r->named = calloc(o->n_devices + lines + 1, sizeof *r->named);
+    CT_ENSURE_RET(r->devices && r->named, CT_ERR_NOMEM);
     for (size_t i = 0; i < o->n_devices; i++) {
         CT_ENSURE_RET(strlen(o->devices[i]) < DEVICE_ADDR_MAX,
                       ct_fail(CT_ERR_USAGE, "device address '%.40s...' is too long", o->devices[i]));
@@ -800,11 +883,37 @@ static ct_err witness(run *r, ct_http_client *c, const char *when)
                                                             rc == CT_ERR_INTEGRITY ? "log-inconsistent" : "log-unwitnessed") == CT_OK &&
         ct_json_string(&rep, when) == CT_OK && ct_buf_appendf(&rep, ",\"reason\":") == CT_OK &&
         ct_json_string(&rep, line) == CT_OK && ct_buf_appendf(&rep, "}\n") == CT_OK) {
-        if (write(r->report_fd, rep.data, rep.len) != (ssize_t)rep.len)
-            ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
+        if (!report_write(r->report_fd, &rep)) ct_log(CT_LOG_ERROR, "report", "msg=\"report not written\"");
     }
     ct_buf_free(&rep);
     return ct_fail(rc, "provisioning stopped %s: %s", when, line);
+}
+
+/* A report that a power cut or a full disk left with an unfinished last line has it cut off (it was never a record:
+ * the camera is asked again), so that every line stays one JSON object and the next one starts on a line of its own.
+ * A file whose unfinished tail is not a report line is refused, not cut. */
+static ct_err report_repair(run *r, const char *path)
+{
+    ct_err rc = CT_OK;
+    char tail[REPORT_LINE_MAX];
+    CT_ENSURE_MSG(flock(r->report_fd, LOCK_EX) == 0, CT_ERR_IO, "cannot lock the report %s: %s", path, strerror(errno));
+    off_t end = lseek(r->report_fd, 0, SEEK_END);
+    size_t n = end > 0 && end < (off_t)sizeof tail ? (size_t)end : end > 0 ? sizeof tail : 0;
+    CT_ENSURE_MSG(end >= 0 && pread(r->report_fd, tail, n, end - (off_t)n) == (ssize_t)n, CT_ERR_IO,
+                  "cannot read the report %s: %s", path, strerror(errno));
+    if (n == 0 || tail[n - 1] == '\n') goto cleanup;
+    size_t start = n; /* of the unfinished line, in tail */
+    while (start > 0 && tail[start - 1] != '\n') start--;
+    CT_ENSURE_MSG((start > 0 || (off_t)n == end) && tail[start] == '{', CT_ERR_CONFIG,
+                  "the report %s does not end with a whole line, nor with part of a station's: give another --report",
+                  path);
+    CT_ENSURE_MSG(ftruncate(r->report_fd, end - (off_t)(n - start)) == 0, CT_ERR_IO, "cannot cut the report %s: %s",
+                  path, strerror(errno));
+    fprintf(r->progress, "camtrust-station: %s ended with an unfinished line (%zu bytes: a power cut or a full disk), "
+            "cut off\n", path, n - start);
+cleanup:
+    if (r->report_fd >= 0) (void)flock(r->report_fd, LOCK_UN);
+    return rc;
 }
 
 static ct_err run_prepare(run *r, const station_provision_opts *o)
@@ -823,8 +932,34 @@ static ct_err run_prepare(run *r, const station_provision_opts *o)
     r->log_pinned = rc == CT_OK;
     if (o->report_path) CT_GUARD_RET(ct_strlcpy(report, sizeof report, o->report_path));
     else CT_GUARD_RET(ct_path_join(report, sizeof report, o->dir, "report.jsonl"));
-    r->report_fd = open(report, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    r->report_fd = open(report, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     CT_ENSURE_RET(r->report_fd >= 0, ct_fail(CT_ERR_IO, "cannot open the report %s: %s", report, strerror(errno)));
+    return report_repair(r, report);
+}
+
+/* The workers through every camera once: the first pass (each one's serial) or the second (provisioning). */
+static ct_err run_pass(run *r, worker *workers, size_t jobs, bool first)
+{
+    ct_err rc = CT_OK;
+    r->first_pass = first;
+    r->next = 0;
+    for (size_t i = 0; i < jobs && rc == CT_OK; i++) {
+        workers[i].started = pthread_create(&workers[i].thread, NULL, work, &workers[i]) == 0;
+        if (!workers[i].started) rc = ct_fail(CT_ERR_INTERNAL, "cannot start worker threads");
+    }
+    for (size_t i = 0; i < jobs; i++)
+        if (workers[i].started) pthread_join(workers[i].thread, NULL);
+    return rc;
+}
+
+/* The serials the first pass found, in order for claim_check's look-ups. */
+static ct_err claims_sort(run *r)
+{
+    r->by_serial = calloc(r->n_devices, sizeof *r->by_serial);
+    CT_ENSURE_RET(r->by_serial, CT_ERR_NOMEM);
+    for (size_t i = 0; i < r->n_devices; i++)
+        if (*r->named[i]) r->by_serial[r->n_named++] = (named_camera){r->named[i], i};
+    qsort(r->by_serial, r->n_named, sizeof *r->by_serial, named_cmp);
     return CT_OK;
 }
 
@@ -852,6 +987,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         CT_GUARD(ct_http_client_new(&ec, &workers[i].est));
     }
     CT_GUARD(witness(&r, workers[0].est, "before the batch"));
+    if (r.log_pinned) CT_GUARD(station_log_kept(o->dir, &r.log_key, r.kept_path, &r.kept, &r.have_kept));
     /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
      * camera with this reason before it makes keys, and installs nothing. */
     ct_err_clear();
@@ -861,19 +997,13 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         fprintf(r.progress, "camtrust-station: %s\n", r.cacerts_error);
     }
     r.sum.total = r.n_devices;
-    for (size_t i = 0; i < jobs; i++) {
-        CT_ENSURE_MSG(pthread_create(&workers[i].thread, NULL, work, &workers[i]) == 0, CT_ERR_INTERNAL,
-                      "cannot start worker threads");
-        workers[i].started = true;
+    if (r.n_devices > 1) { /* which serial each camera names, before any is enrolled (claim_check) */
+        CT_GUARD(run_pass(&r, workers, jobs, true));
+        CT_GUARD(claims_sort(&r));
     }
-    for (size_t i = 0; i < jobs; i++) {
-        pthread_join(workers[i].thread, NULL);
-        workers[i].started = false;
-    }
+    CT_GUARD(run_pass(&r, workers, jobs, false));
     CT_GUARD(witness(&r, workers[0].est, "after the batch"));
 cleanup:
-    for (size_t i = 0; workers && i < jobs; i++)
-        if (workers[i].started) pthread_join(workers[i].thread, NULL);
     if (rc == CT_OK && r.report_fd >= 0 && fsync(r.report_fd) != 0)
         rc = ct_fail(CT_ERR_IO, "cannot sync the report: %s", strerror(errno));
     for (size_t i = 0; workers && i < jobs; i++) ct_http_client_free(workers[i].est);
@@ -883,6 +1013,8 @@ cleanup:
     station_close(&r.st);
     if (r.report_fd >= 0) close(r.report_fd);
     free(r.devices);
+    free(r.named);
+    free(r.by_serial);
     ct_buf_free(&r.devices_text);
     pthread_mutex_destroy(&r.lock);
     wc_ecc_fp_free();

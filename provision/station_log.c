@@ -1,10 +1,13 @@
 /* The station as a witness of the CA's issuance log: it keeps the newest checkpoint it verified and refuses a CA
  * whose log no longer extends it. A checkpoint kept outside the CA host is what shows a truncated, rolled-back
  * or forked database, which the CA's own records cannot (README "Checkpoints"). */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* flock */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../common/core/merkle.h"
 #include "../common/factory/factory.h"
@@ -35,6 +38,15 @@ static ct_err kept_load(const char *dir, const ct_note_verifier *v, char path[ST
     return CT_OK;
 }
 
+ct_err station_log_kept(const char *dir, const ct_note_verifier *v, char path[STATION_PATH_MAX], ct_checkpoint *kept,
+                        bool *have)
+{
+    ct_buf note = CT_BUF_INIT;
+    ct_err rc = kept_load(dir, v, path, &note, kept, have);
+    ct_buf_free(&note);
+    return rc;
+}
+
 ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;
@@ -46,8 +58,15 @@ ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, ch
     size_t nw = 0, k = st->witnesses_required, cosigned = 0;
     char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX], what[96];
     int64_t deadline = ct_now_ms() + (wait_ms > 0 ? wait_ms : 0);
+    int lock = -1;
     CT_GUARD(station_log_vkey(st->dir, &v));
     CT_GUARD(ct_path_join(log_dir, sizeof log_dir, st->dir, "log"));
+    /* Runs of one station at once (two provision batches, a log check) take turns from reading the kept checkpoint
+     * to replacing it: else one that fetched an older checkpoint could put it back over a newer one another kept,
+     * and a CA rolled back to between the two would pass. */
+    CT_GUARD(ct_mkdir(log_dir, 0755));
+    lock = open(log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_MSG(lock >= 0 && flock(lock, LOCK_EX) == 0, CT_ERR_IO, "cannot lock %s", log_dir);
     CT_GUARD(kept_load(st->dir, &v, kept_path, &kept_note, &kept, &have));
     if (k > 0) {
         w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
@@ -76,7 +95,7 @@ ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, ch
         nanosleep(&ts, NULL);
     }
     rc = CT_OK;
-    CT_GUARD(ct_mkdir(log_dir, 0755));
+    ct_failpoint_hold("station:log-verified"); /* tests: another run comes in between */
     CT_GUARD(ct_file_write_atomic(kept_path, note.data, note.len, 0644));
     if (have)
         CT_GUARD(ct_snprintf(summary, summary_max, "log checkpoint of size %llu consistent with the kept one (size %llu)",
@@ -90,6 +109,7 @@ ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, ch
                              cosigned, nw, k));
     }
 cleanup:
+    if (lock >= 0) close(lock); /* and the lock with it */
     free(w);
     ct_buf_free(&note);
     ct_buf_free(&kept_note);

@@ -59,6 +59,9 @@ ct_http_config station_est_config(const station *st, const char *url, const char
 
 /* The pinned key (CT_ERR_NOT_FOUND: none). */
 CT_MUST_CHECK ct_err station_log_vkey(const char *dir, ct_note_verifier *v);
+/* The checkpoint kept in DIR/log, verified with `v` (its path in `path`); *have false when none is kept yet. */
+CT_MUST_CHECK ct_err station_log_kept(const char *dir, const ct_note_verifier *v, char path[STATION_PATH_MAX],
+                                      ct_checkpoint *kept, bool *have);
 /* Fetches the CA's checkpoint, verifies it with DIR/log.vkey and checks it is consistent with the one kept (same
  * size: same root; larger: a consistency proof from the CA between the two roots; smaller: the log shrank); when
  * the station requires k witnesses (log.witnesses_required), that it carries k valid cosignatures of those in

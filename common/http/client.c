@@ -7,13 +7,12 @@
 #include <wolfssl/ssl.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "../factory/factory.h"
@@ -33,6 +32,7 @@ struct ct_http_client {
     char user_agent[64];
     bool tls;
     int timeout_ms;
+    int64_t deadline; /* ct_now_ms of the current request's end: its every byte, the handshake's too, by then */
     WOLFSSL_CTX *ctx;
     WOLFSSL *ssl;
     int fd;
@@ -104,9 +104,51 @@ static void disconnect(ct_http_client *c)
     c->answered = 0;
 }
 
-/* Resolves the host (a name is fine here: the certificate is checked against it) and connects with the
- * deadline of factory_connect; then blocking I/O bounded by socket timeouts, which wolfSSL reports as
- * WANT_READ/WANT_WRITE. */
+/* ---- bytes on the socket, by the request's deadline ---- */
+
+/* A socket timeout bounds each read, not the answer: a server (or whoever is between) sending a byte a second
+ * held a station for hours. So the socket stays non-blocking and every read and write, wolfSSL's included (its I/O
+ * callbacks below), waits only until the request's deadline. *n: bytes moved, 0 when the peer closed. */
+static ct_err sock_io(ct_http_client *c, bool out, uint8_t *p, size_t len, size_t *n)
+{
+    for (;;) {
+        CT_GUARD_RET(ct_wait_fd(c->fd, out ? POLLOUT : POLLIN, c->deadline,
+                                out ? "sending to the CA" : "reading the CA's answer"));
+        ssize_t r = out ? send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT) : recv(c->fd, p, len, MSG_DONTWAIT);
+        if (r >= 0) {
+            *n = (size_t)r;
+            return CT_OK;
+        }
+        CT_ENSURE_RET(errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK,
+                      ct_fail(CT_ERR_IO, "%s the CA at %s: %s", out ? "sending to" : "reading from", c->url,
+                              strerror(errno)));
+    }
+}
+
+/* Past the deadline wolfSSL is told to wait (WANT_READ/WANT_WRITE), which ends the call: tls_error says "timed out". */
+static int tls_io(ct_http_client *c, bool out, char *buf, int sz)
+{
+    size_t n = 0;
+    if (sock_io(c, out, (uint8_t *)buf, (size_t)sz, &n) == CT_OK)
+        return n > 0 ? (int)n : WOLFSSL_CBIO_ERR_CONN_CLOSE;
+    if (ct_now_ms() < c->deadline) return WOLFSSL_CBIO_ERR_GENERAL;
+    return out ? WOLFSSL_CBIO_ERR_WANT_WRITE : WOLFSSL_CBIO_ERR_WANT_READ;
+}
+
+static int tls_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    return tls_io(ctx, false, buf, sz);
+}
+
+static int tls_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    return tls_io(ctx, true, buf, sz);
+}
+
+/* Resolves the host (a name is fine here: the certificate is checked against it) and connects by the request's
+ * deadline (factory_connect); the socket stays non-blocking (sock_io). */
 static ct_err tcp_connect(ct_http_client *c)
 {
     ct_err rc = CT_OK;
@@ -121,18 +163,10 @@ static ct_err tcp_connect(ct_http_client *c)
         if (getnameinfo(a->ai_addr, a->ai_addrlen, ip, sizeof ip, NULL, 0, NI_NUMERICHOST) != 0) continue;
         bool v6 = a->ai_family == AF_INET6;
         CT_GUARD(ct_snprintf(addr, sizeof addr, "%s%s%s:%s", v6 ? "[" : "", ip, v6 ? "]" : "", c->port));
-        rc = factory_connect(addr, c->timeout_ms, &c->fd);
+        int64_t left = c->deadline - ct_now_ms();
+        rc = factory_connect(addr, left > 1 ? (int)left : 1, &c->fd);
     }
-    if (rc != CT_OK) {
-        rc = ct_fail_ctx(CT_ERR_IO, "CA unreachable at %s", c->url);
-        goto cleanup;
-    }
-    struct timeval tv = {.tv_sec = c->timeout_ms / 1000, .tv_usec = (c->timeout_ms % 1000) * 1000};
-    int flags = fcntl(c->fd, F_GETFL);
-    CT_ENSURE_MSG(flags >= 0 && fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) == 0 &&
-                      setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
-                      setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0,
-                  CT_ERR_IO, "cannot set up the socket to %s: %s", c->url, strerror(errno));
+    if (rc != CT_OK) rc = ct_fail_ctx(CT_ERR_IO, "CA unreachable at %s", c->url);
 cleanup:
     if (list) freeaddrinfo(list);
     return rc;
@@ -157,6 +191,10 @@ static ct_err connect_to(ct_http_client *c)
         CT_ENSURE_MSG(wolfSSL_set_fd(c->ssl, c->fd) == WOLFSSL_SUCCESS &&
                           wolfSSL_check_domain_name(c->ssl, c->host) == WOLFSSL_SUCCESS,
                       CT_ERR_INTERNAL, "cannot set up TLS to %s", c->url);
+        wolfSSL_SSLSetIORecv(c->ssl, tls_recv);
+        wolfSSL_SSLSetIOSend(c->ssl, tls_send);
+        wolfSSL_SetIOReadCtx(c->ssl, c);
+        wolfSSL_SetIOWriteCtx(c->ssl, c);
         int r = wolfSSL_connect(c->ssl);
         CT_ENSURE_MSG(r == WOLFSSL_SUCCESS, CT_ERR_IO, "TLS with the CA at %s failed: %s", c->url,
                       tls_error(c->ssl, r, err, sizeof err));
@@ -176,12 +214,7 @@ static ct_err conn_read(ct_http_client *c, size_t *got)
     size_t room = c->in.max - c->in.len;
     *got = 0;
     if (!c->tls) {
-        ssize_t r;
-        do r = recv(c->fd, c->in.data + c->in.len, room, 0);
-        while (r < 0 && errno == EINTR);
-        CT_ENSURE_RET(r >= 0, ct_fail(CT_ERR_IO, "reading the CA's answer from %s: %s", c->url,
-                                      errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno)));
-        *got = (size_t)r;
+        CT_GUARD_RET(sock_io(c, false, c->in.data + c->in.len, room, got));
         c->in.len += *got;
         return CT_OK;
     }
@@ -205,12 +238,10 @@ static ct_err conn_write(ct_http_client *c, const uint8_t *p, size_t n)
         return CT_OK;
     }
     while (n > 0) {
-        ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
-        if (r < 0 && errno == EINTR) continue;
-        CT_ENSURE_RET(r > 0, ct_fail(CT_ERR_IO, "sending to the CA at %s: %s", c->url,
-                                     errno == EAGAIN || errno == EWOULDBLOCK ? "timed out" : strerror(errno)));
-        p += r;
-        n -= (size_t)r;
+        size_t sent = 0;
+        CT_GUARD_RET(sock_io(c, true, (uint8_t *)p, n, &sent));
+        p += sent;
+        n -= sent;
     }
     return CT_OK;
 }
@@ -324,6 +355,7 @@ static ct_err http_request(ct_http_client *c, const char *method, const char *pa
 {
     for (int attempt = 0;; attempt++) {
         bool reused = c->connected && c->answered > 0;
+        c->deadline = ct_now_ms() + c->timeout_ms;
         if (!c->connected) CT_GUARD_RET(connect_to(c));
         c->in.len = 0;
         ct_err rc = send_request(c, method, path, headers, body);

@@ -24,7 +24,7 @@ typedef struct {
     int dev_id;                 /* ... its key in a token: hsm_wolf_dev_id and CKA_ID */
     const uint8_t *key_id;
     size_t key_id_len;
-    int timeout_ms;             /* connect, and each read or write (<= 0: 10 s) */
+    int timeout_ms;             /* a whole request: connect, handshake, request and answer (<= 0: 10 s) */
     const char *user_agent;     /* NULL: "camtrust" */
 } ct_http_config;
 
@@ -72,7 +72,7 @@ CT_MUST_CHECK ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoi
                                             bool *holds, ct_http_proof *proof);
 /* Does the CA's log, whose current checkpoint is `cur`, extend the kept checkpoint `kept` (`kept_name` names it
  * in the reason)? ct_http_log_consistent, and never smaller, nor fewer audit entries. CT_ERR_INTEGRITY with a
- * one-line reason when it does not ("the CA's log forked: ..."); *proof: the proof the CA gave, if any. */
+ * one-line reason when it does not ("the CA's log forked: ..."); *proof (unless NULL): the proof the CA gave, if any. */
 CT_MUST_CHECK ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
                                          const ct_checkpoint *cur, ct_http_proof *proof);
 

@@ -64,7 +64,7 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
 {
     bool holds = false;
     unsigned long long k = kept->size, s = cur->size;
-    memset(proof, 0, sizeof *proof);
+    if (proof) memset(proof, 0, sizeof *proof);
     CT_ENSURE_RET(cur->size >= kept->size,
                   ct_fail(CT_ERR_INTEGRITY, "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu "
                                             "(truncated or rolled back)", s, kept_name, k));

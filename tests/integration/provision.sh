@@ -301,6 +301,21 @@ check_eq "a forked log: log check fails" 1 "$RC"
 check "... not consistent with the kept checkpoint, named" \
   grep -q "the CA's log forked: its checkpoint of size $N is not consistent with the kept $KEPT (size $K1)" <<<"$OUT"
 check "... the kept checkpoint is not replaced" cmp "$KEPT" "$WORK/kept.note"
+# ... and a network that cuts the station's first connection to it: the witness before the batch cannot be made
+# (said, not stopping), but no camera is handed a checkpoint the kept one contradicts.
+python3 "$HERE/net_peer.py" --mode cut-first --to "$PORT" >"$WORK/cut.out" 2>>"$WORK/fakes.log" &
+BG_PIDS+=($!)
+wait_listening "$WORK/cut.out" $!
+RF=$WORK/forked.jsonl
+rc=0
+"$STATION_BIN" provision --dir "$ST" --ca "https://localhost:${ADDR##*:}" --device "$A3" --report "$RF" \
+  --timeout-ms 5000 >/dev/null 2>"$WORK/progress" || rc=$?
+check_eq "provisioning through it against the fork: exit 1" 1 "$rc"
+check "... the witness before the batch was not made" grep -q "the CA's log not witnessed before the batch" "$WORK/progress"
+check_eq "... the camera fails" failed "$(field "$RF" WIT003 status)"
+check "... because the checkpoint for its proofs forks from the kept one" \
+  grep -q "the CA's log forked: its checkpoint of size [0-9]* is not consistent with the kept $KEPT (size $K1)" <<<"$(field "$RF" WIT003 reason)"
+check_eq "... it got no INSTALL and boots unprovisioned" 3 "$(boot_rc wit3)"
 
 # The honest database back: the station accepts its growth again.
 cleanup_server
@@ -368,5 +383,23 @@ provision "$RN" "$A6"
 check "a camera pinning the log key refuses an install without proofs" grep -q "refused the install.*no log checkpoint" <<<"$(field "$RN" WIT006 reason)"
 check_eq "... and stays unprovisioned" 3 "$(boot_rc wit6)"
 mv "$WORK/st.vkey" "$ST/log.vkey"
+
+# ---- two cameras of one run name one serial (a clone, a rogue device, unprogrammed fuses) ----
+printf 'DUP001\nUNIQ01\n' >"$WORK/dup-serials"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/dup-serials" >/dev/null
+camera dupa DUP001; DA=$ADDR
+camera dupb dup001; DB=$ADDR # serials are one case-insensitively
+camera uniq UNIQ01; DU=$ADDR
+RD=$WORK/dup.jsonl
+provision "$RD" "$DA" "$DU" "$DB"
+check_eq "two cameras naming one serial: the run exits 1" 1 "$RC"
+check_eq "... neither got a certificate (the CA would have given it to the first that asked)" 0 "$(certs_for DUP001)"
+check_eq "... both fail" "failed failed" "$(field "$RD" DUP001 status) $(field "$RD" dup001 status)"
+check "... saying why, naming the other camera" grep -q "serial DUP001 is named by the cameras at $DA and $DB: neither is provisioned" <<<"$(field "$RD" DUP001 reason)"
+check_eq "... both boot unprovisioned" "3 3" "$(boot_rc dupa) $(boot_rc dupb)"
+check_eq "... the other camera of the run is provisioned" provisioned "$(field "$RD" UNIQ01 status)"
+provision "$WORK/twice.jsonl" "$DU" "$DU"
+check_eq "one camera listed twice is no clash: exit 0, already provisioned twice" "0 2" \
+  "$RC $(count_status "$WORK/twice.jsonl" already-provisioned)"
 stop_bg
 finish
