@@ -914,6 +914,71 @@ START_TEST(test_revoke_key_compromise_spreads)
 }
 END_TEST
 
+/* A database of a version before the spread: a certificate revoked for keyCompromise, the other certificates of its
+ * key left as they were (made with the database's own audit chain: their key hash hidden from the revocation, then put
+ * back). The state check accepts it. The sweep revokes them now, each with the entry a revocation writes (naming the
+ * key and the certificate revoked for keyCompromise), one more revocation epoch; the state rebuilt from the audit
+ * agrees; another key stays valid; a second sweep finds nothing and writes nothing. */
+START_TEST(test_revoke_key_compromise_sweep)
+{
+    ct_db *db = fresh_db("db-key-compromise-sweep");
+    db_cert_record r1 = make_rec("01", "SN1", "device", "DER-1"), r2 = make_rec("02", "SN1", "device", "DER-2");
+    db_cert_record r3 = make_rec("03", "SN1", "device", "DER-3"), r4 = make_rec("04", "SN2", "device", "DER-4");
+    memcpy(r2.spki_sha256, r1.spki_sha256, 32);
+    memcpy(r3.spki_sha256, r1.spki_sha256, 32);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r3, "02", "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r4, NULL, "ca"), CT_OK);
+    char err[256] = "";
+    ck_assert_int_eq(raw_exec("UPDATE certificates SET spki_sha256 = (SELECT spki_sha256 FROM certificates WHERE"
+                              " cert_serial_hex = '04') WHERE cert_serial_hex IN ('02', '03')", err, sizeof err),
+                     SQLITE_OK);
+    db_revocation rv = {.scope = DB_REVOKE_CERT, .cert_serial_hex = "01", .reason = 1, .reason_name = "keyCompromise",
+                        .actor = "cli", .at = 1800000000};
+    db_revoke_count n = {0};
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_OK);
+    ck_assert_int_eq(n.same_key, 0);
+    ck_assert_int_eq(raw_exec("UPDATE certificates SET spki_sha256 = (SELECT spki_sha256 FROM certificates WHERE"
+                              " cert_serial_hex = '01') WHERE cert_serial_hex IN ('02', '03')", err, sizeof err),
+                     SQLITE_OK);
+    db_state_report rep;
+    db_audit_report ar;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    int64_t epoch = -1, epoch2 = -1, audit = audit_rows(), revoked = -1, before = (int64_t)time(NULL);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
+    ck_assert_int_eq(db_revoke_same_key_sweep(db, "ca", &revoked), CT_OK);
+    ck_assert_int_eq(revoked, 2);
+    char key[65], want[512], sql[768];
+    ck_assert_int_eq(ct_hex_encode(r1.spki_sha256, 32, key, sizeof key), CT_OK);
+    db_cert_state st;
+    const char *others[] = {"02", "03"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, others[i], &st), CT_OK);
+        ck_assert_msg(st.revoked && st.revoked_at >= before && st.reason == 1, "%s", others[i]);
+        snprintf(want, sizeof want, "v=2 reason=keyCompromise code=1 at=%lld serials=%s key=%s with=01",
+                 (long long)st.revoked_at, others[i], key);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM audit WHERE action = 'revoke.same_key' AND subject = '%s' AND"
+                 " actor = 'ca' AND outcome = 'ok' AND detail = '%s'", others[i], want);
+        ck_assert_msg(raw_int(sql) == 1, "%s", want);
+    }
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "04", &st), CT_OK);
+    ck_assert(!st.revoked); /* another key */
+    ck_assert_int_eq(audit_rows(), audit + 2);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
+    ck_assert_int_eq(epoch2, epoch + 1);
+    ck_assert_int_eq(db_audit_verify(db, &ar), CT_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    revoked = -1;
+    ck_assert_int_eq(db_revoke_same_key_sweep(db, "ca", &revoked), CT_OK);
+    ck_assert_int_eq(revoked, 0);
+    ck_assert_int_eq(audit_rows(), audit + 2);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
+    ck_assert_int_eq(epoch, epoch2);
+    db_close(db);
+}
+END_TEST
+
 /* ---- revocation ---- */
 START_TEST(test_revoke_station_with_renewals)
 {
@@ -2425,6 +2490,7 @@ int main(void)
     tcase_add_test(tc, test_key_one_holder);
     tcase_add_test(tc, test_key_compromised_never_again);
     tcase_add_test(tc, test_revoke_key_compromise_spreads);
+    tcase_add_test(tc, test_revoke_key_compromise_sweep);
     if (!g_pg) tcase_add_test(tc, test_key_migration_claims_earlier_keys);
     tcase_add_test(tc, test_supersede);
     tcase_add_test(tc, test_audit_triggers);
