@@ -240,7 +240,7 @@ static const char *const k_migrations[] = {
     /* 18: an audit entry's text as its hash covers it, where the text columns cannot hold it: entries written before
      * outside text was kept as '?' (db_audit_append_tx) may hold bytes that are not UTF-8, which PostgreSQL's text
      * refuses. db_copy stores such an entry's text with '?' for them and its five text fields as written here
-     * (db/audit.c audit_raw); NULL for every other entry. */
+     * (db/audit.c row_text reads them); NULL for every other entry. */
     "ALTER TABLE audit ADD COLUMN raw BLOB;",
 };
 

@@ -68,7 +68,8 @@ static const char *const k_same_key_sql[][2] = {[DB_REVOKE_CERT] = SAME_KEY_SQL(
                                                  [DB_REVOKE_ORDER] = SAME_KEY_SQL(SCOPE_ORDER, "NULL"),
                                                  [DB_REVOKE_STATION] = SAME_KEY_SQL(SCOPE_STATION, "NULL")};
 /* The sweep (db_revoke_same_key_sweep): the keys of every certificate revoked for keyCompromise (?1: its code),
- * each other certificate named "with" the first of them revoked. Read by migration 16's partial index, then 17's. */
+ * each other certificate named "with" the first of them revoked. Run at every serve start: it reads the revoked
+ * certificates (by an index of them) and the certificates of their keys (migration 17's index), not every one. */
 static const char *const k_sweep_sql[2] = SAME_KEY_SQL(
     "revocation_reason = ?1",
     "(SELECT k.cert_serial_hex FROM certificates k WHERE k.spki_sha256 = c.spki_sha256 AND k.status = 'revoked'"
