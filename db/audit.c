@@ -232,13 +232,15 @@ ct_err db_audit_copy_text(const char *text[AUDIT_N_TEXT], db_audit_copy *out)
     bool repaired = false;
     span written[AUDIT_N_TEXT];
     size_t total = 0;
+    out->raw.len = 0;
+    for (int i = 0; i < AUDIT_N_TEXT; i++) /* longer than any entry written: copied as it is */
+        if (text[i] && strlen(text[i]) >= sizeof out->shown[i]) return CT_OK;
     for (int i = 0; i < AUDIT_N_TEXT; i++) {
         CT_GUARD_RET(ct_strlcpy(out->shown[i], sizeof out->shown[i], text[i] ? text[i] : ""));
         written[i] = (span){out->shown[i], strlen(out->shown[i])};
         total += 4 + written[i].n;
     }
     for (int i = 0; i < AUDIT_N_TEXT; i++) repaired |= ct_utf8_repair(out->shown[i]);
-    out->raw.len = 0;
     if (!repaired) return CT_OK;
     for (int i = 0; i < AUDIT_N_TEXT; i++) written[i].p = text[i] ? text[i] : "";
     if (out->raw.max < total) {

@@ -14,7 +14,8 @@ typedef struct {
 #define COPY(table, cols, key, params, types)                                                                    \
     {table, "SELECT " cols " FROM " table " ORDER BY " key, "INSERT INTO " table " (" cols ") VALUES (" params ")", \
      types}
-#define AUDIT_TEXT 2 /* the audit row's first text column (actor), and after its five, raw: */
+/* The audit row's columns: its five text fields from actor on, and migration 18's raw. */
+#define AUDIT_TEXT 2
 #define AUDIT_RAW 9
 static const copy_table k_tables[] = {
     COPY("audit", "seq, ts, actor, action, subject, outcome, detail, prev_hash, hash, raw", "seq",
@@ -123,7 +124,7 @@ static ct_err copy_table_rows(ct_db *src, ct_db *dst, const copy_table *t, db_au
             else if (v[i].type == 't') v[i].p = db_col_str(st, i);
             else v[i].p = db_col_blob(st, i, &v[i].n);
         }
-        if (t == &k_tables[0]) CT_GUARD_RET(audit_text_fix(v, scratch));
+        if (strcmp(t->name, "audit") == 0) CT_GUARD_RET(audit_text_fix(v, scratch));
         CT_GUARD_RET(db_prepare_values(dst, t->insert, &ins, v, n));
         CT_GUARD_RET(db_step(dst, ins, &done));
         CT_ENSURE_RET(dst->be->changes(dst, ins) == 1, ct_fail(CT_ERR_DB, "copy: %.60s changed no row", t->insert));
