@@ -23,10 +23,14 @@
 static const char k_audit_last[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 static const char k_audit_insert[] = "INSERT INTO audit (seq, ts, actor, action, subject, outcome, detail, prev_hash, hash)"
                                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char k_audit_all[] =
-    "SELECT seq, ts, actor, action, subject, outcome, detail, prev_hash, hash, raw FROM audit ORDER BY seq";
-static const char k_audit_newest[] =
-    "SELECT seq, ts, actor, action, subject, outcome, detail, prev_hash, hash, raw FROM audit ORDER BY seq DESC LIMIT 1";
+/* [1]: with migration 18's raw; [0]: NULL for it, in a chain read before that migration (an older database's seal,
+ * db_audit_keyed_tx, comes before its migrations). */
+#define AUDIT_ROWS(raw, order)                                                                                   \
+    "SELECT seq, ts, actor, action, subject, outcome, detail, prev_hash, hash, " raw " FROM audit" order
+static const char *const k_audit_all[] = {AUDIT_ROWS("NULL", " ORDER BY seq"), AUDIT_ROWS("raw", " ORDER BY seq")};
+static const char *const k_audit_newest[] = {AUDIT_ROWS("NULL", " ORDER BY seq DESC LIMIT 1"),
+                                             AUDIT_ROWS("raw", " ORDER BY seq DESC LIMIT 1")};
+#define HAS_RAW(db) ((db)->schema_version >= DB_MIGRATION_AUDIT_RAW)
 
 enum { AUDIT_N_TEXT = 5 }; /* actor, action, subject, outcome, detail */
 
@@ -427,7 +431,7 @@ static ct_err verify_fn(ct_db *db, void *vctx)
     verify_batch *b = calloc(1, sizeof *b);
     CT_ENSURE(b, CT_ERR_NOMEM);
     CT_GUARD(ct_buf_alloc(&b->arena, VERIFY_ARENA));
-    CT_GUARD(db_prepare(db, k_audit_all, &st, ""));
+    CT_GUARD(db_prepare(db, k_audit_all[HAS_RAW(db)], &st, ""));
     /* A row out of place ends the reading; the rows before it are judged first (one of them may be the first
      * divergence), then it is. */
     for (int64_t expect = 1;; expect++) {
@@ -486,7 +490,7 @@ ct_err db_audit_unkeyed_tx(ct_db *db, bool *unkeyed)
     uint8_t stored_prev[32], stored[32], calc[32];
     ct_buf msg = CT_BUF_INIT;
     *unkeyed = true;
-    CT_GUARD(db_prepare(db, k_audit_newest, &st, ""));
+    CT_GUARD(db_prepare(db, k_audit_newest[HAS_RAW(db)], &st, ""));
     CT_GUARD(db_step(db, st, &row));
     if (!row) goto cleanup; /* an empty chain is keyed from its entry 1 */
     CT_GUARD(db_col_hash(st, 7, stored_prev));
@@ -509,7 +513,7 @@ ct_err db_audit_keyed_tx(ct_db *db)
     ct_buf msg = CT_BUF_INIT;
     char detail[160];
     CT_ENSURE(db->mac.fn, CT_ERR_ARG);
-    CT_GUARD(db_prepare(db, k_audit_newest, &st, ""));
+    CT_GUARD(db_prepare(db, k_audit_newest[HAS_RAW(db)], &st, ""));
     CT_GUARD(db_step(db, st, &row));
     if (!row) goto cleanup; /* an empty chain is keyed from its entry 1 */
     int64_t seq = db_col_int(st, 0);

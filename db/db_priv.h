@@ -104,6 +104,8 @@ int64_t db_now(void);
  * handle's backend (its own dialect's text where it differs). */
 extern const int db_n_migrations;
 #define DB_MIGRATION_STATE_BASELINE 9
+/* The migration that gives audit entries their raw text (audit.c row_text). */
+#define DB_MIGRATION_AUDIT_RAW 18
 const char *db_migration_sql(ct_db *db, int n);
 /* `sqlite` unless the backend is PostgreSQL and `pg` is non-NULL: a statement whose dialects differ, both texts
  * side by side where it is used (each a static string: the statement cache keys on the address). */
