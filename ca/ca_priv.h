@@ -283,6 +283,9 @@ CT_MUST_CHECK ct_err ca_http_same_origin(const ca_http_request *rq, bool changes
 ct_err ca_est_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- revocation (ca_revoke.c: commands and CRLs; ca_ocsp.c: serving them) ---- */
+/* serve's start, once the audit and state checks passed and before any CRL or OCSP answer: the other certificates of
+ * keys an older version revoked for keyCompromise, revoked now as a revocation would (db_revoke_same_key_sweep). */
+CT_MUST_CHECK ct_err ca_revoke_compromised_keys(ca *c);
 /* A fresh CRL of the device issuing CA (CA_CRL_DEVICE) or of the operations issuing CA (CA_CRL_OPS: viewers,
  * stations, officers) from the database (its cRLNumber is recorded and audited, actor `actor`); *next_update is
  * its nextUpdate, *number (may be NULL) its cRLNumber. Allocates der. */

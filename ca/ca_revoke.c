@@ -90,6 +90,16 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, db_revoke_count *count)
     return CT_OK;
 }
 
+ct_err ca_revoke_compromised_keys(ca *c)
+{
+    int64_t revoked = 0;
+    CT_GUARD_RET(db_revoke_same_key_sweep(c->db, "ca", &revoked));
+    if (revoked)
+        ct_log(CT_LOG_WARN, "same_key_revoked", "certificates=%lld msg=\"other certificates of keys revoked for "
+               "keyCompromise before this version, revoked now (audit: revoke.same_key)\"", (long long)revoked);
+    return CT_OK;
+}
+
 /* Each CRL is signed by the CA that issued what it lists: devices by a device issuing CA generation; viewers,
  * stations and officers by an operations issuing CA generation. Each generation has its own CRL (of what it
  * signed); one cRLNumber sequence per kind serves them all (each CRL's numbers still only grow). */

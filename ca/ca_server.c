@@ -702,6 +702,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     if (state.warning[0]) ct_log(CT_LOG_WARN, "state_warning", "msg=%s", CT_LOGQ(state.warning));
     if (ca_roots_online(c))
         ct_log(CT_LOG_WARN, "roots_online", "dir=%s msg=\"%s\"", CT_LOGQ(c->cfg.dir), CA_ROOTS_ONLINE_MSG);
+    CT_GUARD(ca_revoke_compromised_keys(c)); /* on a checked database, before the first CRL and OCSP answer */
     /* The next batch of issuances is written while the last one's commit reaches the disk. */
     CT_GUARD(db_pipeline_commits(c->db));
     CT_GUARD(tls_setup(&tls, c));

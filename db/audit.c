@@ -23,10 +23,14 @@
 static const char k_audit_last[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 static const char k_audit_insert[] = "INSERT INTO audit (seq, ts, actor, action, subject, outcome, detail, prev_hash, hash)"
                                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
-static const char k_audit_all[] =
-    "SELECT seq, ts, actor, action, subject, outcome, detail, prev_hash, hash FROM audit ORDER BY seq";
-static const char k_audit_newest[] =
-    "SELECT seq, ts, actor, action, subject, outcome, detail, prev_hash, hash FROM audit ORDER BY seq DESC LIMIT 1";
+/* [1]: with migration 18's raw; [0]: NULL for it, in a chain read before that migration (an older database's seal,
+ * db_audit_keyed_tx, comes before its migrations). */
+#define AUDIT_ROWS(raw, order)                                                                                   \
+    "SELECT seq, ts, actor, action, subject, outcome, detail, prev_hash, hash, " raw " FROM audit" order
+static const char *const k_audit_all[] = {AUDIT_ROWS("NULL", " ORDER BY seq"), AUDIT_ROWS("raw", " ORDER BY seq")};
+static const char *const k_audit_newest[] = {AUDIT_ROWS("NULL", " ORDER BY seq DESC LIMIT 1"),
+                                             AUDIT_ROWS("raw", " ORDER BY seq DESC LIMIT 1")};
+#define HAS_RAW(db) ((db)->schema_version >= DB_MIGRATION_AUDIT_RAW)
 
 enum { AUDIT_N_TEXT = 5 }; /* actor, action, subject, outcome, detail */
 
@@ -51,6 +55,19 @@ static ct_err audit_encoded_len(const span text[AUDIT_N_TEXT], size_t *total)
     return CT_OK;
 }
 
+/* Appends the text fields, each its 4-byte big-endian length then its bytes, to b, which has room for them: the
+ * tail of what an entry's hash covers, and migration 18's raw. */
+static ct_err audit_text_to(const span text[AUDIT_N_TEXT], ct_buf *b)
+{
+    uint8_t num[4];
+    for (int i = 0; i < AUDIT_N_TEXT; i++) {
+        put_be(num, text[i].n, 4);
+        CT_GUARD_RET(ct_buf_append(b, num, 4));
+        if (text[i].n > 0) CT_GUARD_RET(ct_buf_append(b, text[i].p, text[i].n));
+    }
+    return CT_OK;
+}
+
 /* Appends the bytes an entry's hash covers (see the top of this file) to b, which has room for them. */
 static ct_err audit_encode_to(const uint8_t prev[32], int64_t seq, int64_t ts, const span text[AUDIT_N_TEXT], ct_buf *b)
 {
@@ -60,12 +77,7 @@ static ct_err audit_encode_to(const uint8_t prev[32], int64_t seq, int64_t ts, c
     CT_GUARD_RET(ct_buf_append(b, num, 8));
     put_be(num, (uint64_t)ts, 8);
     CT_GUARD_RET(ct_buf_append(b, num, 8));
-    for (int i = 0; i < AUDIT_N_TEXT; i++) {
-        put_be(num, text[i].n, 4);
-        CT_GUARD_RET(ct_buf_append(b, num, 4));
-        if (text[i].n > 0) CT_GUARD_RET(ct_buf_append(b, text[i].p, text[i].n));
-    }
-    return CT_OK;
+    return audit_text_to(text, b);
 }
 
 /* The bytes an entry's hash covers, in a buffer of their own. */
@@ -179,11 +191,67 @@ static ct_err broken(db_audit_report *r, int64_t seq, const char *fmt, ...)
     return ct_fail(CT_ERR_INTEGRITY, "audit chain broken: %s", r->reason);
 }
 
-/* The text fields of a row of k_audit_all / k_audit_newest as stored (column_bytes, not strlen: an appended NUL
- * and tail is an edit too). */
+/* Migration 18's raw (audit_text_to's bytes) read back as the five fields; false when it is not that. */
+static bool raw_fields(const uint8_t *raw, size_t n, span text[AUDIT_N_TEXT])
+{
+    for (int i = 0; i < AUDIT_N_TEXT; i++) {
+        if (n < 4) return false;
+        size_t len = (size_t)raw[0] << 24 | (size_t)raw[1] << 16 | (size_t)raw[2] << 8 | raw[3];
+        if (len > n - 4) return false;
+        text[i] = (span){raw + 4, len};
+        raw += 4 + len, n -= 4 + len;
+    }
+    return n == 0;
+}
+
+/* Whether `shown` is `written` with '?' for each byte that is not UTF-8 (ct_utf8_repair: same length). */
+static bool shown_as(span written, span shown)
+{
+    char s[DB_AUDIT_DETAIL_MAX];
+    if (written.n >= sizeof s || shown.n != written.n || (written.n && memchr(written.p, '\0', written.n))) return false;
+    if (written.n) memcpy(s, written.p, written.n);
+    s[written.n] = '\0';
+    (void)ct_utf8_repair(s);
+    return written.n == 0 || memcmp(s, shown.p, shown.n) == 0;
+}
+
+/* The text fields of a row of k_audit_all / k_audit_newest as its hash covers them: as stored (column_bytes, not
+ * strlen: an appended NUL and tail is an edit too), or migration 18's raw fields when the columns show exactly them
+ * (their bytes that are not UTF-8 as '?'). So the columns read are what the MAC covers, or that with '?': an edit of
+ * the columns or of raw leaves bytes that the MAC does not match. */
 static void row_text(db_stmt *st, span text[AUDIT_N_TEXT])
 {
     for (int i = 0; i < AUDIT_N_TEXT; i++) text[i].p = db_col_blob(st, 2 + i, &text[i].n);
+    size_t n = 0;
+    const uint8_t *raw = db_col_blob(st, 9, &n);
+    span written[AUDIT_N_TEXT];
+    if (!raw || !raw_fields(raw, n, written)) return;
+    for (int i = 0; i < AUDIT_N_TEXT; i++)
+        if (!shown_as(written[i], text[i])) return;
+    memcpy(text, written, sizeof written);
+}
+
+ct_err db_audit_copy_text(const char *text[AUDIT_N_TEXT], db_audit_copy *out)
+{
+    bool repaired = false;
+    span written[AUDIT_N_TEXT];
+    size_t total = 0;
+    out->raw.len = 0;
+    for (int i = 0; i < AUDIT_N_TEXT; i++) /* longer than any entry written: copied as it is */
+        if (text[i] && strlen(text[i]) >= sizeof out->shown[i]) return CT_OK;
+    for (int i = 0; i < AUDIT_N_TEXT; i++) {
+        CT_GUARD_RET(ct_strlcpy(out->shown[i], sizeof out->shown[i], text[i] ? text[i] : ""));
+        written[i] = (span){out->shown[i], strlen(out->shown[i])};
+        total += 4 + written[i].n;
+    }
+    for (int i = 0; i < AUDIT_N_TEXT; i++) repaired |= ct_utf8_repair(out->shown[i]);
+    if (!repaired) return CT_OK;
+    for (int i = 0; i < AUDIT_N_TEXT; i++) written[i].p = text[i] ? text[i] : "";
+    if (out->raw.max < total) {
+        ct_buf_free(&out->raw);
+        CT_GUARD_RET(ct_buf_alloc(&out->raw, total));
+    }
+    return audit_text_to(written, &out->raw);
 }
 
 /* The bytes a row's hash covers. */
@@ -363,7 +431,7 @@ static ct_err verify_fn(ct_db *db, void *vctx)
     verify_batch *b = calloc(1, sizeof *b);
     CT_ENSURE(b, CT_ERR_NOMEM);
     CT_GUARD(ct_buf_alloc(&b->arena, VERIFY_ARENA));
-    CT_GUARD(db_prepare(db, k_audit_all, &st, ""));
+    CT_GUARD(db_prepare(db, k_audit_all[HAS_RAW(db)], &st, ""));
     /* A row out of place ends the reading; the rows before it are judged first (one of them may be the first
      * divergence), then it is. */
     for (int64_t expect = 1;; expect++) {
@@ -422,7 +490,7 @@ ct_err db_audit_unkeyed_tx(ct_db *db, bool *unkeyed)
     uint8_t stored_prev[32], stored[32], calc[32];
     ct_buf msg = CT_BUF_INIT;
     *unkeyed = true;
-    CT_GUARD(db_prepare(db, k_audit_newest, &st, ""));
+    CT_GUARD(db_prepare(db, k_audit_newest[HAS_RAW(db)], &st, ""));
     CT_GUARD(db_step(db, st, &row));
     if (!row) goto cleanup; /* an empty chain is keyed from its entry 1 */
     CT_GUARD(db_col_hash(st, 7, stored_prev));
@@ -445,7 +513,7 @@ ct_err db_audit_keyed_tx(ct_db *db)
     ct_buf msg = CT_BUF_INIT;
     char detail[160];
     CT_ENSURE(db->mac.fn, CT_ERR_ARG);
-    CT_GUARD(db_prepare(db, k_audit_newest, &st, ""));
+    CT_GUARD(db_prepare(db, k_audit_newest[HAS_RAW(db)], &st, ""));
     CT_GUARD(db_step(db, st, &row));
     if (!row) goto cleanup; /* an empty chain is keyed from its entry 1 */
     int64_t seq = db_col_int(st, 0);

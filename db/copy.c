@@ -1,6 +1,7 @@
 /* db copy: an existing CA's records copied whole into a new database (`camtrust-ca db migrate-to`): every table in
  * an order its references allow, each in its key's order, ids kept, in one transaction of the target. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
 #include <string.h>
 
 #include "db_backend_priv.h"
@@ -13,9 +14,12 @@ typedef struct {
 #define COPY(table, cols, key, params, types)                                                                    \
     {table, "SELECT " cols " FROM " table " ORDER BY " key, "INSERT INTO " table " (" cols ") VALUES (" params ")", \
      types}
+/* The audit row's columns: its five text fields from actor on, and migration 18's raw. */
+#define AUDIT_TEXT 2
+#define AUDIT_RAW 9
 static const copy_table k_tables[] = {
-    COPY("audit", "seq, ts, actor, action, subject, outcome, detail, prev_hash, hash", "seq",
-         "?, ?, ?, ?, ?, ?, ?, ?, ?", "iitttttbb"),
+    COPY("audit", "seq, ts, actor, action, subject, outcome, detail, prev_hash, hash, raw", "seq",
+         "?, ?, ?, ?, ?, ?, ?, ?, ?, ?", "iitttttbbb"),
     COPY("stations", "id, name, enabled, cert_sha256, cert_serial_hex, cert_der, created_at", "id",
          "?, ?, ?, ?, ?, ?, ?", "itibtbi"),
     COPY("orders", "id, station_id, model, open, created_at, closed_at", "id", "?, ?, ?, ?, ?, ?", "iitiii"),
@@ -87,9 +91,23 @@ static ct_err every_table_copied(ct_db *src)
 struct copy_ctx {
     ct_db *src, *dst;
     int64_t rows;
+    db_audit_copy *scratch;
 };
 
-static ct_err copy_table_rows(ct_db *src, ct_db *dst, const copy_table *t, int64_t *rows)
+/* An audit row's text that is not UTF-8 (written before it was kept as '?'): as '?', the bytes as written in raw. */
+static ct_err audit_text_fix(db_value *v, db_audit_copy *scratch)
+{
+    const char *text[5];
+    if (!v[AUDIT_RAW].null) return CT_OK; /* copied before: its columns are UTF-8 */
+    for (int i = 0; i < 5; i++) text[i] = v[AUDIT_TEXT + i].p;
+    CT_GUARD_RET(db_audit_copy_text(text, scratch));
+    if (scratch->raw.len == 0) return CT_OK;
+    for (int i = 0; i < 5; i++) v[AUDIT_TEXT + i].p = scratch->shown[i];
+    v[AUDIT_RAW] = (db_value){.type = 'b', .p = scratch->raw.data, .n = scratch->raw.len};
+    return CT_OK;
+}
+
+static ct_err copy_table_rows(ct_db *src, ct_db *dst, const copy_table *t, db_audit_copy *scratch, int64_t *rows)
 {
     db_stmt *st = NULL, *ins = NULL;
     bool row = false, done = false;
@@ -106,6 +124,7 @@ static ct_err copy_table_rows(ct_db *src, ct_db *dst, const copy_table *t, int64
             else if (v[i].type == 't') v[i].p = db_col_str(st, i);
             else v[i].p = db_col_blob(st, i, &v[i].n);
         }
+        if (strcmp(t->name, "audit") == 0) CT_GUARD_RET(audit_text_fix(v, scratch));
         CT_GUARD_RET(db_prepare_values(dst, t->insert, &ins, v, n));
         CT_GUARD_RET(db_step(dst, ins, &done));
         CT_ENSURE_RET(dst->be->changes(dst, ins) == 1, ct_fail(CT_ERR_DB, "copy: %.60s changed no row", t->insert));
@@ -117,7 +136,7 @@ static ct_err copy_tx(ct_db *dst, void *vctx)
 {
     struct copy_ctx *c = vctx;
     for (size_t i = 0; i < sizeof k_tables / sizeof k_tables[0]; i++)
-        CT_GUARD_RET(copy_table_rows(c->src, dst, &k_tables[i], &c->rows));
+        CT_GUARD_RET(copy_table_rows(c->src, dst, &k_tables[i], c->scratch, &c->rows));
     if (dst->be != &db_backend_sqlite) {
         db_stmt *st = NULL;
         bool row = false;
@@ -140,8 +159,13 @@ ct_err db_copy(ct_db *src, ct_db *dst, int64_t *rows)
     CT_ENSURE_RET(src && dst && dst->copy_target, ct_fail(CT_ERR_ARG, "db_copy: the target is not a copy target"));
     CT_ENSURE_RET(src->schema_version == dst->schema_version,
                   ct_fail(CT_ERR_DB, "copy: schema %d into schema %d", src->schema_version, dst->schema_version));
-    struct copy_ctx c = {.src = src, .dst = dst};
-    CT_GUARD_RET(db_call_snapshot(src, copy_snapshot, &c));
+    ct_err rc = CT_OK;
+    struct copy_ctx c = {.src = src, .dst = dst, .scratch = calloc(1, sizeof *c.scratch)};
+    CT_ENSURE(c.scratch, CT_ERR_NOMEM);
+    CT_GUARD(db_call_snapshot(src, copy_snapshot, &c));
     if (rows) *rows = c.rows;
-    return CT_OK;
+cleanup:
+    if (c.scratch) ct_buf_free(&c.scratch->raw);
+    free(c.scratch);
+    return rc;
 }

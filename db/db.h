@@ -196,6 +196,12 @@ typedef struct {
  * CT_ERR_ALREADY_REVOKED: nothing left to revoke (or close, or disable). Refusals change nothing (the caller
  * audits them). */
 CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, db_revoke_count *count);
+/* keyCompromise revocations made before they revoked the other certificates of their keys (databases of older
+ * versions): revokes, now, every certificate not yet revoked whose key has a certificate revoked for keyCompromise,
+ * each with the "revoke.same_key" audit event db_revoke writes ("with" the first certificate of that key revoked
+ * for keyCompromise), in one transaction that counts one more revocation epoch when it revoked any. `revoked`
+ * gets how many (0: nothing written). */
+CT_MUST_CHECK ct_err db_revoke_same_key_sweep(ct_db *db, const char *actor, int64_t *revoked);
 
 typedef struct {
     bool revoked;

@@ -104,6 +104,8 @@ int64_t db_now(void);
  * handle's backend (its own dialect's text where it differs). */
 extern const int db_n_migrations;
 #define DB_MIGRATION_STATE_BASELINE 9
+/* The migration that gives audit entries their raw text (audit.c row_text). */
+#define DB_MIGRATION_AUDIT_RAW 18
 const char *db_migration_sql(ct_db *db, int n);
 /* `sqlite` unless the backend is PostgreSQL and `pg` is non-NULL: a statement whose dialects differ, both texts
  * side by side where it is used (each a static string: the statement cache keys on the address). */
@@ -174,6 +176,15 @@ CT_MUST_CHECK ct_err db_audit_keyed_tx(ct_db *db);
 /* Whether a key may be made for the chain (audit.c; under the write lock): it is empty, or its newest entry is
  * plain SHA-256 (written before keying). A newest entry with any other hash was MACed by a key that must exist. */
 CT_MUST_CHECK ct_err db_audit_unkeyed_tx(ct_db *db, bool *unkeyed);
+/* An audit row's five text fields (actor, action, subject, outcome, detail) as db_copy writes them. Entries written
+ * before db_audit_append_tx kept outside bytes as '?' may hold bytes that are not UTF-8, MACed as they are, which
+ * PostgreSQL's text refuses: the columns get them as '?' and migration 18's raw the fields as written (audit.c
+ * row_text reads them back). */
+typedef struct {
+    char shown[5][DB_AUDIT_DETAIL_MAX]; /* the fields, each byte that is not UTF-8 as '?' */
+    ct_buf raw;                         /* the fields as written when one is not UTF-8; else len 0 (raw NULL) */
+} db_audit_copy;
+CT_MUST_CHECK ct_err db_audit_copy_text(const char *text[5], db_audit_copy *out);
 /* Appends one audit event; the caller holds the mutex and an open transaction. */
 CT_MUST_CHECK ct_err db_audit_append_tx(ct_db *db, const char *actor, const char *action, const char *subject,
                                         const char *outcome, const char *detail);

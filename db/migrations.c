@@ -237,6 +237,11 @@ static const char *const k_migrations[] = {
      * (db/revoke.c revoke_same_key) in its write transaction, which would otherwise read the whole table while
      * issuance waits. The same text runs on PostgreSQL. */
     "CREATE INDEX certificates_by_key ON certificates(spki_sha256);",
+    /* 18: an audit entry's text as its hash covers it, where the text columns cannot hold it: entries written before
+     * outside text was kept as '?' (db_audit_append_tx) may hold bytes that are not UTF-8, which PostgreSQL's text
+     * refuses. db_copy stores such an entry's text with '?' for them and its five text fields as written here
+     * (db/audit.c row_text reads them); NULL for every other entry. */
+    "ALTER TABLE audit ADD COLUMN raw BLOB;",
 };
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -440,6 +445,9 @@ static const char *const k_migrations_pg[] = {
     [14] = /* 15 */
     MIGRATION_CERTIFIED_KEYS("BYTEA")
     PG_APPEND_ONLY("certified_keys", "a certified key keeps its holder"),
+
+    [17] = /* 18 */
+    "ALTER TABLE audit ADD COLUMN raw BYTEA;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof k_migrations / sizeof k_migrations[0]))

@@ -59,12 +59,21 @@ static const char *const k_scope_action[] = {[DB_REVOKE_CERT] = "cert.revoke", [
 #define SAME_KEY_WHERE(scope)                                                                                    \
     " WHERE status <> 'revoked' AND spki_sha256 IN (SELECT spki_sha256 FROM certificates WHERE " scope            \
     " AND status = 'revoked' AND revocation_reason = 1)"
-#define SAME_KEY_SQL(scope)                                                                                      \
-    {"SELECT cert_serial_hex, spki_sha256 FROM certificates" SAME_KEY_WHERE(scope) " ORDER BY cert_serial_hex",   \
+/* Third column: the certificate the audit entry names as revoked "with" it; NULL: the revocation's subject. */
+#define SAME_KEY_SQL(scope, with)                                                                                \
+    {"SELECT cert_serial_hex, spki_sha256, " with " AS revoked_with FROM certificates c" SAME_KEY_WHERE(scope)    \
+     " ORDER BY cert_serial_hex",                                                                                \
      "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3" SAME_KEY_WHERE(scope)}
-static const char *const k_same_key_sql[][2] = {[DB_REVOKE_CERT] = SAME_KEY_SQL(SCOPE_CERT),
-                                                 [DB_REVOKE_ORDER] = SAME_KEY_SQL(SCOPE_ORDER),
-                                                 [DB_REVOKE_STATION] = SAME_KEY_SQL(SCOPE_STATION)};
+static const char *const k_same_key_sql[][2] = {[DB_REVOKE_CERT] = SAME_KEY_SQL(SCOPE_CERT, "NULL"),
+                                                 [DB_REVOKE_ORDER] = SAME_KEY_SQL(SCOPE_ORDER, "NULL"),
+                                                 [DB_REVOKE_STATION] = SAME_KEY_SQL(SCOPE_STATION, "NULL")};
+/* The sweep (db_revoke_same_key_sweep): the keys of every certificate revoked for keyCompromise (?1: its code),
+ * each other certificate named "with" the first of them revoked. Run at every serve start: it reads the revoked
+ * certificates (by an index of them) and the certificates of their keys (migration 17's index), not every one. */
+static const char *const k_sweep_sql[2] = SAME_KEY_SQL(
+    "revocation_reason = ?1",
+    "(SELECT k.cert_serial_hex FROM certificates k WHERE k.spki_sha256 = c.spki_sha256 AND k.status = 'revoked'"
+    " AND k.revocation_reason = 1 ORDER BY k.revoked_at, k.cert_serial_hex LIMIT 1)");
 #define REASON_KEY_COMPROMISE 1
 /* Revoking an order closes it, revoking a station disables it: what they enrolled is revoked, so must be what
  * they would enroll next. */
@@ -78,6 +87,7 @@ struct revoke_ctx {
     int64_t count;
     int64_t same_key; /* keyCompromise: the other certificates of the revoked keys revoked with them */
     int64_t at;
+    bool sweep; /* db_revoke_same_key_sweep: no scope of its own, id is the reason code */
 };
 
 /* A revocation's audit detail: count (main entry only), reason, time and the serials it revoked. */
@@ -95,7 +105,7 @@ static ct_err revoke_detail(const struct revoke_ctx *c, bool main, const char *s
 /* Prepares a query of the scope's certificates, its one parameter (?1) bound. */
 static ct_err scope_prepare(ct_db *db, const struct revoke_ctx *c, const char *sql, db_stmt **st)
 {
-    if (c->r->scope == DB_REVOKE_CERT) return db_prepare(db, sql, st, "t", c->r->cert_serial_hex);
+    if (c->r->scope == DB_REVOKE_CERT && !c->sweep) return db_prepare(db, sql, st, "t", c->r->cert_serial_hex);
     return db_prepare(db, sql, st, "i", c->id);
 }
 
@@ -129,7 +139,7 @@ static ct_err revoke_collect(ct_db *db, struct revoke_ctx *c, char *serials, siz
 /* Binds the scope's one parameter (?1) and, for the updates, the revocation time (?2) and reason (?3). */
 static ct_err scope_exec(ct_db *db, const struct revoke_ctx *c, const char *sql, int *changes)
 {
-    if (c->r->scope == DB_REVOKE_CERT)
+    if (c->r->scope == DB_REVOKE_CERT && !c->sweep)
         return db_exec(db, sql, changes, "tii", c->r->cert_serial_hex, c->at, (int64_t)c->r->reason);
     return db_exec(db, sql, changes, "iii", c->id, c->at, (int64_t)c->r->reason);
 }
@@ -141,7 +151,8 @@ static ct_err revoke_same_key(ct_db *db, struct revoke_ctx *c)
     db_stmt *st = NULL;
     bool row = false;
     db_detail d;
-    CT_GUARD_RET(scope_prepare(db, c, k_same_key_sql[c->r->scope][0], &st));
+    const char *const *sql = c->sweep ? k_sweep_sql : k_same_key_sql[c->r->scope];
+    CT_GUARD_RET(scope_prepare(db, c, sql[0], &st));
     for (;;) {
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) break;
@@ -153,11 +164,12 @@ static ct_err revoke_same_key(ct_db *db, struct revoke_ctx *c)
         c->same_key++;
         CT_GUARD_RET(revoke_detail(c, false, serial, &d));
         CT_GUARD_RET(db_detail_hex(&d, "key", spki, spki_len));
-        CT_GUARD_RET(db_detail_str(&d, "with", c->subject));
+        const char *with = db_col_str(st, 2);
+        CT_GUARD_RET(db_detail_str(&d, "with", with ? with : c->subject));
         CT_GUARD_RET(db_audit_append_tx(db, c->r->actor, "revoke.same_key", serial, "ok", d.s));
     }
     int changes = 0;
-    CT_GUARD_RET(scope_exec(db, c, k_same_key_sql[c->r->scope][1], &changes));
+    CT_GUARD_RET(scope_exec(db, c, sql[1], &changes));
     CT_ENSURE_RET(changes == c->same_key, ct_fail(CT_ERR_INTERNAL, "revoked %d certificates of the same keys, expected "
                                                   "%lld", changes, (long long)c->same_key));
     return CT_OK;
@@ -228,6 +240,24 @@ ct_err db_revoke(ct_db *db, const db_revocation *r, db_revoke_count *count)
     struct revoke_ctx c = {.r = r, .at = r->at ? r->at : db_now()};
     CT_GUARD_RET(db_call(db, true, revoke_tx, &c));
     if (count) *count = (db_revoke_count){.revoked = c.count, .same_key = c.same_key};
+    return CT_OK;
+}
+
+static ct_err sweep_tx(ct_db *db, void *vctx)
+{
+    struct revoke_ctx *c = vctx;
+    CT_GUARD_RET(revoke_same_key(db, c));
+    return c->same_key ? db_exec(db, k_revocation_bump, NULL, "") : CT_OK;
+}
+
+ct_err db_revoke_same_key_sweep(ct_db *db, const char *actor, int64_t *revoked)
+{
+    CT_ENSURE_RET(db && revoked, ct_fail(CT_ERR_ARG, "db_revoke_same_key_sweep: missing argument"));
+    CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
+    const db_revocation r = {.reason = REASON_KEY_COMPROMISE, .reason_name = "keyCompromise", .actor = actor};
+    struct revoke_ctx c = {.r = &r, .id = REASON_KEY_COMPROMISE, .at = db_now(), .sweep = true};
+    CT_GUARD_RET(db_call(db, true, sweep_tx, &c));
+    *revoked = c.same_key;
     return CT_OK;
 }
 

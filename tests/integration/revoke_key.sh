@@ -3,14 +3,15 @@
 # key (EST simplereenroll), its oldest, superseded certificate revoked for keyCompromise with the CLI; the holder of
 # the key then tries its current certificate. openssl ocsp and the next CRL say every one is revoked, the audit
 # names each, audit verify rebuilds that state; another reason (superseded) spreads to nothing; an officer's
-# revocation over the officer API spreads too. Usage: revoke_key.sh PATH/TO/camtrust-ca
+# revocation over the officer API spreads too; a database of a version before the spread (a compromised key's
+# renewals left valid) has them revoked by serve's start. Usage: revoke_key.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 
 CA=$WORK/ca
 DB=$CA/camtrust.db
 ca_create "$CA" >/dev/null
-station_with_order line1 CAM0001 CAM0002 CAM0003
+station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/bob.key" -subj /CN=bob \
   -out "$WORK/bob.csr" 2>/dev/null
 "$CA_BIN" officer add --dir "$CA" --name bob --role officer --csr "$WORK/bob.csr" --out "$WORK/bob.pem" >/dev/null
@@ -117,6 +118,46 @@ ocsp_until c2 revoked
 check "openssl ocsp: the renewal is revoked, reason keyCompromise" bash -c "grep -q '^Response verify OK' <<<\"\$0\" &&
   grep -q 'c2.pem: revoked' <<<\"\$0\" && grep -q 'Reason: keyCompromise' <<<\"\$0\"" "$OUT"
 check_eq "... audited as the officer's" 1 "$(sql "$DB" "select count(*) from audit where action='revoke.same_key' and actor='officer:bob' and subject='$(hex c2)'")"
+
+# A database of a version before the spread: a key revoked for keyCompromise, its renewals left valid. Made with the
+# CA's own audit chain: the renewals' key hash hidden from the revocation by an SQL edit (another camera's key), then
+# put back. serve's start revokes them as the revocation now would, before its first CRL and OCSP answer.
+sql_write() { if on_sqlite; then sqlite3 "$DB" "$1"; else sql "$DB" "$1"; fi; }
+key_of() { # key_of NAME... OTHER: the key hash of NAME's certificates set to OTHER's
+  local from=${*: -1} in; in=$(for n in "${@:1:$#-1}"; do printf "'%s'," "$(hex "$n")"; done)
+  sql_write "update certificates set spki_sha256 = (select spki_sha256 from certificates where cert_serial_hex = '$(hex "$from")') where cert_serial_hex in (${in%,})"
+}
+camera CAM0004 d1 d2 d3
+cleanup_server
+key_of d2 d3 b2
+out=$("$CA_BIN" revoke --dir "$CA" "$(hex d1)" --reason keyCompromise)
+check_eq "the old state: the first certificate revoked for keyCompromise alone" "revoked 1 certificate (keyCompromise)" "$out"
+key_of d2 d3 d1
+check_eq "... its renewals of that key left superseded and valid" "revoked:1 superseded:- valid:-" "$(status d1) $(status d2) $(status d3)"
+check "... a state audit verify accepts (the chain is the CA's own, the tables agree with it)" "$CA_BIN" audit verify --dir "$CA"
+same_key_entries=$(sql "$DB" "select count(*) from audit where action='revoke.same_key'")
+WITH_HTTP=1 start_ca "$CA"
+HTTP=http://127.0.0.1:$HTTP_PORT
+check "serve's start says it revoked the 2 other certificates of the key" grep -q 'same_key_revoked.*certificates=2 ' "$WORK/server.log"
+check_eq "... both revoked for keyCompromise, at one time" "revoked:1 revoked:1 revoked:1 1" \
+  "$(status d1) $(status d2) $(status d3) $(sql "$DB" "select count(distinct revoked_at) from certificates where cert_serial_hex in ('$(hex d2)', '$(hex d3)')")"
+OUT=$(ocsp d3)
+check "openssl ocsp: the current renewal is revoked, reason keyCompromise, verified" bash -c "grep -q '^Response verify OK' <<<\"\$0\" &&
+  grep -q 'd3.pem: revoked' <<<\"\$0\" && grep -q 'Reason: keyCompromise' <<<\"\$0\"" "$OUT"
+OUT=$(ocsp d2)
+check "... and so is the superseded one" bash -c "grep -q 'd2.pem: revoked' <<<\"\$0\" && grep -q 'Reason: keyCompromise' <<<\"\$0\"" "$OUT"
+curl -s -o "$WORK/crl3.der" "$HTTP/crl"
+check "the CRL verifies" bash -c "openssl crl -inform DER -in '$WORK/crl3.der' -CAfile '$CA/chain.pem' -verify -noout 2>&1 | grep -q 'verify OK'"
+check_eq "... and lists the three" "d1 d2 d3" "$(for n in d1 d2 d3; do
+  grep -q ",$(hex $n | sed 's/^\(00\)*//')," <<<",$(crl_serials "$WORK/crl3.der")," && printf '%s ' $n; done | sed 's/ $//')"
+check_eq "audited as a revocation's: each with its revoke.same_key entry, the key and the revoked certificate" \
+  "$(printf '%s\n' "$(hex d2)" "$(hex d3)" | sort | paste -sd,)" \
+  "$(sql "$DB" "select subject from audit where action='revoke.same_key' and actor='ca' and detail like '% reason=keyCompromise code=1 %' and detail like '% key=%' and detail like '% with=$(hex d1)' order by subject" | paste -sd,)"
+cleanup_server
+check "audit verify accepts it: the state rebuilt from the audit has them revoked" "$CA_BIN" audit verify --dir "$CA"
+start_ca "$CA"
+check_eq "the next start finds nothing left: no entry written" "$((same_key_entries + 2)) 0" \
+  "$(sql "$DB" "select count(*) from audit where action='revoke.same_key'") $(grep -c same_key_revoked "$WORK/server.log" || true)"
 cleanup_server
 
 check "audit verify: chain intact and the state tables rebuilt from it match" "$CA_BIN" audit verify --dir "$CA"

@@ -216,9 +216,11 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
 /* Migration 16 (the index of keys revoked for keyCompromise) undone. */
 #define K_UNDO_MIGRATION_16 " DROP INDEX certificates_key_compromised;" K_UNDO_MIGRATION_17
 /* Migration 17 (every certificate by its key) undone. */
-#define K_UNDO_MIGRATION_17 " DROP INDEX certificates_by_key;"
+#define K_UNDO_MIGRATION_17 " DROP INDEX certificates_by_key;" K_UNDO_MIGRATION_18
+/* Migration 18 (audit text as written, beside text that cannot hold it) undone. */
+#define K_UNDO_MIGRATION_18 " ALTER TABLE audit DROP COLUMN raw;"
 /* How many migrations this build has. */
-#define N_MIGRATIONS 17
+#define N_MIGRATIONS 18
 
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)
@@ -914,6 +916,71 @@ START_TEST(test_revoke_key_compromise_spreads)
 }
 END_TEST
 
+/* A database of a version before the spread: a certificate revoked for keyCompromise, the other certificates of its
+ * key left as they were (made with the database's own audit chain: their key hash hidden from the revocation, then put
+ * back). The state check accepts it. The sweep revokes them now, each with the entry a revocation writes (naming the
+ * key and the certificate revoked for keyCompromise), one more revocation epoch; the state rebuilt from the audit
+ * agrees; another key stays valid; a second sweep finds nothing and writes nothing. */
+START_TEST(test_revoke_key_compromise_sweep)
+{
+    ct_db *db = fresh_db("db-key-compromise-sweep");
+    db_cert_record r1 = make_rec("01", "SN1", "device", "DER-1"), r2 = make_rec("02", "SN1", "device", "DER-2");
+    db_cert_record r3 = make_rec("03", "SN1", "device", "DER-3"), r4 = make_rec("04", "SN2", "device", "DER-4");
+    memcpy(r2.spki_sha256, r1.spki_sha256, 32);
+    memcpy(r3.spki_sha256, r1.spki_sha256, 32);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r1, NULL, "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r2, "01", "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r3, "02", "ca"), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &r4, NULL, "ca"), CT_OK);
+    char err[256] = "";
+    ck_assert_int_eq(raw_exec("UPDATE certificates SET spki_sha256 = (SELECT spki_sha256 FROM certificates WHERE"
+                              " cert_serial_hex = '04') WHERE cert_serial_hex IN ('02', '03')", err, sizeof err),
+                     SQLITE_OK);
+    db_revocation rv = {.scope = DB_REVOKE_CERT, .cert_serial_hex = "01", .reason = 1, .reason_name = "keyCompromise",
+                        .actor = "cli", .at = 1800000000};
+    db_revoke_count n = {0};
+    ck_assert_int_eq(db_revoke(db, &rv, &n), CT_OK);
+    ck_assert_int_eq(n.same_key, 0);
+    ck_assert_int_eq(raw_exec("UPDATE certificates SET spki_sha256 = (SELECT spki_sha256 FROM certificates WHERE"
+                              " cert_serial_hex = '01') WHERE cert_serial_hex IN ('02', '03')", err, sizeof err),
+                     SQLITE_OK);
+    db_state_report rep;
+    db_audit_report ar;
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    int64_t epoch = -1, epoch2 = -1, audit = audit_rows(), revoked = -1, before = (int64_t)time(NULL);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
+    ck_assert_int_eq(db_revoke_same_key_sweep(db, "ca", &revoked), CT_OK);
+    ck_assert_int_eq(revoked, 2);
+    char key[65], want[512], sql[768];
+    ck_assert_int_eq(ct_hex_encode(r1.spki_sha256, 32, key, sizeof key), CT_OK);
+    db_cert_state st;
+    const char *others[] = {"02", "03"};
+    for (size_t i = 0; i < 2; i++) {
+        ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, others[i], &st), CT_OK);
+        ck_assert_msg(st.revoked && st.revoked_at >= before && st.reason == 1, "%s", others[i]);
+        snprintf(want, sizeof want, "v=2 reason=keyCompromise code=1 at=%lld serials=%s key=%s with=01",
+                 (long long)st.revoked_at, others[i], key);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM audit WHERE action = 'revoke.same_key' AND subject = '%s' AND"
+                 " actor = 'ca' AND outcome = 'ok' AND detail = '%s'", others[i], want);
+        ck_assert_msg(raw_int(sql) == 1, "%s", want);
+    }
+    ck_assert_int_eq(db_cert_state_get(db, DB_CRL_DEVICE, "04", &st), CT_OK);
+    ck_assert(!st.revoked); /* another key */
+    ck_assert_int_eq(audit_rows(), audit + 2);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch2), CT_OK);
+    ck_assert_int_eq(epoch2, epoch + 1);
+    ck_assert_int_eq(db_audit_verify(db, &ar), CT_OK);
+    ck_assert_int_eq(db_state_verify(db, &rep), CT_OK);
+    revoked = -1;
+    ck_assert_int_eq(db_revoke_same_key_sweep(db, "ca", &revoked), CT_OK);
+    ck_assert_int_eq(revoked, 0);
+    ck_assert_int_eq(audit_rows(), audit + 2);
+    ck_assert_int_eq(db_revocation_epoch(db, &epoch), CT_OK);
+    ck_assert_int_eq(epoch, epoch2);
+    db_close(db);
+}
+END_TEST
+
 /* ---- revocation ---- */
 START_TEST(test_revoke_station_with_renewals)
 {
@@ -1594,6 +1661,102 @@ static void raw_rechain(int64_t from, int64_t to)
 
 #define MAC_BAD "MAC does not match (not written by this CA's key)"
 
+/* An entry as a version before outside text was kept as '?' wrote it into the SQLite file at `path`: its bytes as
+ * they came, MACed with the token key k (db/audit.c's encoding). */
+static void raw_old_entry(const char *path, hsm_mac_key *k, const char *subject, const char *detail)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    const char *text[5] = {"line1", "est.enroll", subject, "denied", detail};
+    uint8_t msg[4096], mac[32];
+    size_t n = 32;
+    ck_assert_int_eq(sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    int64_t seq = sqlite3_column_int64(st, 0) + 1, ts = (int64_t)time(NULL);
+    memcpy(msg, sqlite3_column_blob(st, 1), 32);
+    sqlite3_finalize(st);
+    put_be_n(msg + n, (uint64_t)seq, 8);
+    put_be_n(msg + n + 8, (uint64_t)ts, 8);
+    n += 16;
+    for (int i = 0; i < 5; i++) {
+        size_t len = strlen(text[i]);
+        ck_assert_uint_lt(n + 4 + len, sizeof msg);
+        put_be_n(msg + n, len, 4);
+        memcpy(msg + n + 4, text[i], len);
+        n += 4 + len;
+    }
+    ck_assert_int_eq(hsm_mac_sign(k, msg, n, mac), CT_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(h, "INSERT INTO audit (seq, ts, actor, action, subject, outcome, detail,"
+                                           " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, ts);
+    for (int i = 0; i < 5; i++) sqlite3_bind_text(st, 3 + i, text[i], -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 8, msg, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 9, mac, 32, SQLITE_STATIC);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+}
+
+/* Entries written before outside text was kept as '?' may hold bytes that are not UTF-8, MACed as written, which
+ * PostgreSQL's text refuses (db migrate-to failed on them). The copy (db_copy) stores such an entry's text with '?'
+ * and its fields as written beside it (migration 18's raw): the copy's chain verifies with the token and shows '?'.
+ * Its text edited, or raw taken away, is named as the entry's MAC not matching. On SQLite the target is a file. */
+START_TEST(test_copy_audit_not_utf8)
+{
+    static test_key tk;
+    hsm_mac_key *k = mac_key("db-copy-utf8", "audit-mac", 1);
+    tk = (test_key){k, true};
+    const db_audit_mac mac = {token_mac, token_key, &tk, hsm_mac_key_label(k), token_mac_many};
+    char src_path[700];
+    snprintf(src_path, sizeof src_path, "%s/src.db", tu_tmpdir("db-copy-utf8-src"));
+    ct_db *src = NULL;
+    ck_assert_int_eq(db_open_keyed(src_path, &mac, &src), CT_OK);
+    raw_old_entry(src_path, k, "CAM\xff\xfe\x1b[2J", "serialNumber 'CAM\xc3' is not a device serial, \xc3\xa9t\xc3\xa9 kept");
+    ck_assert_int_eq(db_audit_append(src, "cli", "order.close", "order 1", "ok", ""), CT_OK); /* one after it */
+    db_audit_report rep;
+    ck_assert_msg(db_audit_verify(src, &rep) == CT_OK, "%s", ct_err_detail());
+    int64_t entries = rep.entries;
+    new_target("db-copy-utf8");
+    db_config cfg = {.backend = g_pg ? DB_BACKEND_POSTGRESQL : DB_BACKEND_SQLITE, .path = g_path, .url = g_url,
+                     .copy_target = true};
+    ct_db *dst = NULL;
+    int64_t rows = 0;
+    ck_assert_int_eq(db_open_config(&cfg, NULL, &dst), CT_OK);
+    ck_assert_msg(db_copy(src, dst, &rows) == CT_OK, "%s", ct_err_detail());
+    db_close(dst);
+    db_close(src);
+    tk.made = false;
+    ct_db *db = NULL;
+    ck_assert_int_eq(open_target(&mac, &db), CT_OK);
+    ck_assert_msg(db_audit_verify(db, &rep) == CT_OK, "%s", ct_err_detail());
+    ck_assert_int_eq(rep.entries, entries);
+    char subject[64], detail[128], sql[256];
+    raw_text("SELECT subject FROM audit WHERE raw IS NOT NULL", subject, sizeof subject);
+    raw_text("SELECT detail FROM audit WHERE raw IS NOT NULL", detail, sizeof detail);
+    ck_assert_str_eq(subject, "CAM??\x1b[2J");
+    ck_assert_str_eq(detail, "serialNumber 'CAM?' is not a device serial, \xc3\xa9t\xc3\xa9 kept");
+    ck_assert_int_eq(raw_int("SELECT count(*) FROM audit WHERE raw IS NOT NULL"), 1);
+    int64_t seq = raw_int("SELECT seq FROM audit WHERE raw IS NOT NULL");
+    char want[96];
+    snprintf(want, sizeof want, "entry %lld: " MAC_BAD, (long long)seq);
+    /* The text shown edited (raw left as it was): not what the MAC covers, nor its repair. */
+    snprintf(sql, sizeof sql, "DROP TRIGGER IF EXISTS audit_no_update; UPDATE audit SET subject = 'CAM!!' WHERE"
+             " seq = %lld", (long long)seq);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    expect_broken(db, seq, want);
+    /* The text put back, raw taken away: the '?' text is not what was MACed. */
+    snprintf(sql, sizeof sql, "DROP TRIGGER IF EXISTS audit_no_update; UPDATE audit SET subject = 'CAM??\x1b[2J',"
+             " raw = NULL WHERE seq = %lld", (long long)seq);
+    ck_assert_int_eq(raw_exec(sql, NULL, 0), SQLITE_OK);
+    expect_broken(db, seq, want);
+    db_close(db);
+}
+END_TEST
+
 START_TEST(test_audit_mac_keyed_from_entry_one)
 {
     hsm_mac_key *k = mac_key("db-mac1", "audit-mac", 1), *other = mac_key("db-mac1", "other-mac", 2);
@@ -1722,7 +1885,7 @@ START_TEST(test_audit_mac_forged_insert)
     ck_assert_int_eq(raw_exec("DROP TRIGGER audit_no_update; UPDATE audit SET seq = seq + 1000 WHERE seq >= 7;"
                               "UPDATE audit SET seq = seq - 999 WHERE seq >= 1000;"
                               "INSERT INTO audit SELECT 7, ts, 'officer:bob', 'station.enable', 'line1', 'ok', '',"
-                              " prev_hash, hash FROM audit WHERE seq = 6",
+                              " prev_hash, hash, raw FROM audit WHERE seq = 6",
                               err, sizeof err),
                      SQLITE_OK);
     raw_rechain(7, last + 1);
@@ -2425,11 +2588,13 @@ int main(void)
     tcase_add_test(tc, test_key_one_holder);
     tcase_add_test(tc, test_key_compromised_never_again);
     tcase_add_test(tc, test_revoke_key_compromise_spreads);
+    tcase_add_test(tc, test_revoke_key_compromise_sweep);
     if (!g_pg) tcase_add_test(tc, test_key_migration_claims_earlier_keys);
     tcase_add_test(tc, test_supersede);
     tcase_add_test(tc, test_audit_triggers);
     tcase_add_test(tc, test_audit_verify_intact);
     tcase_add_test(tc, test_audit_text_not_utf8);
+    tcase_add_test(tc, test_copy_audit_not_utf8);
     tcase_add_test(tc, test_tamper_edit);
     if (!g_pg) tcase_add_test(tc, test_tamper_edit_hidden_nul);
     tcase_add_test(tc, test_tamper_delete);
