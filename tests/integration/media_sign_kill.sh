@@ -33,17 +33,22 @@ written() {
   done
   return 1
 }
-"$AGENT_BIN" sign --dir "$WORK/cam" "$WORK/long.h264" "$OUT" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do
-  written && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.02
-done
-killed=no
-if kill -KILL "$pid" 2>/dev/null; then killed=yes; fi
-wait "$pid" 2>/dev/null || true
-check_eq "the signer was killed while writing (the clip is long enough)" yes "$killed"
+# sign_killed: signs the long clip to OUT and kills -9 the signer once it has written; prints yes when the kill
+# found it still running (the clip was long enough), no otherwise.
+sign_killed() {
+  local pid killed=no
+  "$AGENT_BIN" sign --dir "$WORK/cam" "$WORK/long.h264" "$OUT" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    written && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.02
+  done
+  if kill -KILL "$pid" 2>/dev/null; then killed=yes; fi
+  wait "$pid" 2>/dev/null || true
+  echo "$killed"
+}
+check_eq "the signer was killed while writing (the clip is long enough)" yes "$(sign_killed)"
 check "after kill -9 mid-sign, OUT is still the previous signed file (no partial one under its name)" \
   cmp "$OUT" "$WORK/previous.h264"
 check "... which still verifies" "$VERIFY_BIN" --root "$WORK/ca/root.pem" "$OUT"
@@ -52,17 +57,7 @@ check "... the killed signer's temporary is beside it ($(tr '\n' ' ' <"$WORK/lef
 
 # The same with no previous file: nothing under the name.
 rm -f "$OUT"
-"$AGENT_BIN" sign --dir "$WORK/cam" "$WORK/long.h264" "$OUT" >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do
-  written && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.02
-done
-killed=no
-if kill -KILL "$pid" 2>/dev/null; then killed=yes; fi
-wait "$pid" 2>/dev/null || true
-check_eq "a second signer killed while writing" yes "$killed"
+check_eq "a second signer killed while writing" yes "$(sign_killed)"
 check "with no previous OUT, kill -9 mid-sign leaves no OUT" test ! -e "$OUT"
 
 # The next sign clears what the killed ones left (their process is gone) and writes a whole file.
