@@ -24,7 +24,9 @@ ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o)
     o->f = NULL;
     /* The folder, "/"-ended ("." for a bare name), in o->tmp for the moment. */
     CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%.*s", base ? (int)(base - path) + 1 : 1, base ? path : "."));
-    CT_GUARD_RET(ct_stale_remove(o->tmp, base ? base + 1 : path, ".tmp."));
+    /* Best effort: a leftover we may not remove (another user's, in a shared sticky folder) must not stop the write. */
+    if (ct_stale_remove(o->tmp, base ? base + 1 : path, ".tmp.") != CT_OK)
+        ct_log(CT_LOG_WARN, "stale_left", "path=%s", CT_LOGQ(path));
     CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid()));
     (void)unlink(o->tmp);
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
