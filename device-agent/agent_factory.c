@@ -163,7 +163,7 @@ ct_err agent_factory_serve(const char *dir, const char *listen)
     ct_log(CT_LOG_INFO, "factory_mode", "serial=%s listen=%s", a->serial, listen);
     while (!agent_stopping()) {
         int fd = -1;
-        CT_GUARD(agent_accept(lfd, &fd));
+        CT_GUARD(agent_accept(lfd, &fd, NULL));
         if (fd < 0) continue;
         /* Each message goes out whole (factory_send), and now: the station waits for every answer. */
         int one = 1;

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,16 +50,33 @@ ct_err agent_listen(const char *where, int *fd)
     return CT_OK;
 }
 
-ct_err agent_accept(int lfd, int *conn)
+static void addr_key(const struct sockaddr_storage *sa, uint8_t key[AGENT_ADDR_KEY_LEN])
 {
+    static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
+    const uint8_t *a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+    memset(key, 0, AGENT_ADDR_KEY_LEN);
+    if (sa->ss_family == AF_INET) {
+        memcpy(key, v4_mapped, sizeof v4_mapped);
+        memcpy(key + sizeof v4_mapped, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else {
+        /* An IPv4 client of a dual-stack socket whole, an IPv6 one by its /64. */
+        memcpy(key, a6, memcmp(a6, v4_mapped, sizeof v4_mapped) == 0 ? AGENT_ADDR_KEY_LEN : 8);
+    }
+}
+
+ct_err agent_accept(int lfd, int *conn, uint8_t key[AGENT_ADDR_KEY_LEN])
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
     *conn = -1;
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     int r = poll(&p, 1, 500);
     if (r < 0 && errno == EINTR) return CT_OK;
     CT_ENSURE_RET(r >= 0, ct_fail(CT_ERR_IO, "poll: %s", strerror(errno)));
     if (r == 0) return CT_OK;
-    *conn = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    *conn = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_CLOEXEC);
     if (*conn < 0 && (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED)) return CT_OK;
     CT_ENSURE_RET(*conn >= 0, ct_fail(CT_ERR_IO, "accept: %s", strerror(errno)));
+    if (key) addr_key(&sa, key);
     return CT_OK;
 }

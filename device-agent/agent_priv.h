@@ -101,12 +101,18 @@ CT_MUST_CHECK ct_err agent_listen(const char *where, int *fd);
 void agent_signals_install(void);
 bool agent_stopping(void);
 void agent_stop_request(void); /* as a stop signal would */
-/* Waits for a connection for at most ~0.5 s; *conn is -1 when none came (check agent_stopping). */
-CT_MUST_CHECK ct_err agent_accept(int lfd, int *conn);
+/* Waits for a connection for at most ~0.5 s; *conn is -1 when none came (check agent_stopping). With `key`, the
+ * client's address as a limit key, keyed as the CA keys its limits: IPv4 (also v4-mapped) as ::ffff:a.b.c.d, IPv6
+ * by its /64 (what one client is given), the rest zero. */
+#define AGENT_ADDR_KEY_LEN 16
+CT_MUST_CHECK ct_err agent_accept(int lfd, int *conn, uint8_t key[AGENT_ADDR_KEY_LEN]);
 
 /* agent_serve.c: the HTTPS server (workers on the listening socket until agent_stopping); with `live_dir` it
  * also serves /live/index.m3u8, /live/init.mp4 and /live/seg-N.m4s from that folder. */
 #define AGENT_SERVE_WORKERS 8 /* connections served at once; more wait in the listen backlog */
+/* Of them, what one client address (IPv6: its /64) may hold: one client cannot take every worker. More from it are
+ * closed at once. */
+#define AGENT_SERVE_PER_ADDRESS 4
 typedef struct agent_server agent_server;
 CT_MUST_CHECK ct_err agent_server_start(agent *a, const char *listen, const char *live_dir, agent_server **out);
 void agent_server_stop(agent_server *s); /* waits for the workers: call after the stop signal */

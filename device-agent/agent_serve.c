@@ -1,6 +1,7 @@
 /* The camera's HTTPS server: TLS 1.3 with the installed identity chain and the identity key in the token. A few
  * worker threads, each serving one connection at a time, each request under one deadline: connections, time and
- * memory (one request head and one 16 KiB file chunk per worker) are bounded. HTTP/1.1 connections stay open for
+ * memory (one request head and one 16 KiB file chunk per worker) are bounded, and one client address (IPv6: its
+ * /64) holds at most AGENT_SERVE_PER_ADDRESS of the workers. HTTP/1.1 connections stay open for
  * at most KEEP_REQUESTS requests, idle at most serve.timeout_ms, and an idle one gives its worker up to a client
  * waiting for one. Live video (issue 14) is served as the files the pipeline wrote whole, so any number of viewers
  * costs no extra encryption. */
@@ -176,6 +177,12 @@ static bool answer(WOLFSSL *ssl, int fd, const agent *a, const char *live, bool 
 }
 
 /* ---- the server: workers sharing the listening socket ---- */
+typedef struct {
+    agent_server *s;
+    uint8_t key[AGENT_ADDR_KEY_LEN]; /* its client's address (agent_accept) */
+    bool serving;                    /* counts against that address's AGENT_SERVE_PER_ADDRESS */
+} agent_worker;
+
 struct agent_server {
     agent *a;
     WOLFSSL_CTX *ctx;
@@ -184,7 +191,23 @@ struct agent_server {
     size_t n;
     atomic_int busy; /* workers serving a connection */
     pthread_t t[AGENT_SERVE_WORKERS];
+    agent_worker w[AGENT_SERVE_WORKERS];
 };
+static pthread_mutex_t g_hold_mu = PTHREAD_MUTEX_INITIALIZER; /* the workers' `serving` (one server a process) */
+
+/* Takes (on) or gives up this worker's hold on its client's address; taking fails when AGENT_SERVE_PER_ADDRESS
+ * other workers serve that address: a client that opens connections and sends nothing would otherwise hold every
+ * worker for serve.timeout_ms, again and again. */
+static bool address_hold(agent_worker *w, bool on)
+{
+    int n = 0;
+    pthread_mutex_lock(&g_hold_mu);
+    for (int i = 0; on && i < AGENT_SERVE_WORKERS; i++)
+        n += w->s->w[i].serving && memcmp(w->s->w[i].key, w->key, sizeof w->key) == 0;
+    w->serving = on && n < AGENT_SERVE_PER_ADDRESS;
+    pthread_mutex_unlock(&g_hold_mu);
+    return w->serving;
+}
 
 /* Between two requests on a kept connection: true when the next one begins before `deadline`; false when the
  * client stays idle that long or closes, or when every worker is busy and another client waits for one (an idle
@@ -260,18 +283,24 @@ cleanup:
 
 static void *worker(void *arg)
 {
-    agent_server *s = arg;
+    agent_worker *w = arg;
+    agent_server *s = w->s;
     while (!agent_stopping()) {
         int fd = -1;
-        if (agent_accept(s->lfd, &fd) != CT_OK) {
+        if (agent_accept(s->lfd, &fd, w->key) != CT_OK) {
             ct_log(CT_LOG_ERROR, "accept_failed", "reason=%s", CT_LOGQ(ct_err_detail()));
             break;
         }
         if (fd < 0) continue;
-        atomic_fetch_add(&s->busy, 1);
-        serve_client(s, fd);
+        if (address_hold(w, true)) {
+            atomic_fetch_add(&s->busy, 1);
+            serve_client(s, fd);
+            atomic_fetch_sub(&s->busy, 1);
+            address_hold(w, false);
+        } else {
+            ct_log(CT_LOG_INFO, "connection_refused", "reason=per_address_limit");
+        }
         close(fd);
-        atomic_fetch_sub(&s->busy, 1);
     }
     wc_ecc_fp_free(); /* this thread's fixed-point cache (its handshakes' ECC): some 12 MB, gone with the thread */
     return NULL;
@@ -297,7 +326,8 @@ ct_err agent_server_start(agent *a, const char *listen, const char *live_dir, ag
     sigaddset(&stop, SIGTERM);
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, &old);
-    for (; s->n < AGENT_SERVE_WORKERS && pthread_create(&s->t[s->n], NULL, worker, s) == 0; s->n++) continue;
+    for (size_t i = 0; i < AGENT_SERVE_WORKERS; i++) s->w[i].s = s;
+    for (; s->n < AGENT_SERVE_WORKERS && pthread_create(&s->t[s->n], NULL, worker, &s->w[s->n]) == 0; s->n++) continue;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     CT_ENSURE_MSG(s->n == AGENT_SERVE_WORKERS, CT_ERR_INTERNAL, "no thread");
     *out = s;

@@ -249,6 +249,22 @@ CT_MUST_CHECK ct_err cenc_list(const uint8_t *in, size_t len, cenc_scheme *schem
 CT_MUST_CHECK ct_err cenc_walk(const uint8_t *in, size_t len, cenc_nal_fn cb, void *arg);
 
 /* ---- files ---- */
+/* An output file that appears whole or not at all: written to PATH.tmp.PID beside it, created with `mode` (less
+ * the umask), synced and renamed over PATH by cenc_out_close once complete (then the folder synced). Opening one
+ * first removes the temporaries of PATH that killed writers left (ct_stale_remove), and this process's own from
+ * before a crash (pids repeat after a reboot); one writer per PATH at a time in a process. Also the signer's
+ * (ms_sign_file). */
+typedef struct {
+    FILE *f;
+    int fd;
+    char tmp[1100];
+} cenc_out_file;
+CT_MUST_CHECK ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o);
+CT_MUST_CHECK ct_err cenc_out_write(void *arg, const uint8_t *p, size_t n); /* a cenc_out_fn */
+/* With rc CT_OK: sync, close, rename to `path`. Otherwise, or when `path` is NULL (a scratch file): close and
+ * remove. Returns rc or the first error of its own. */
+CT_MUST_CHECK ct_err cenc_out_close(cenc_out_file *o, const char *path, ct_err rc);
+
 /* Records IN (H.264/H.265, Annex B paced at `fps`, or MP4: its video track) into an encrypted fragmented MP4
  * at OUT. OUT appears complete or not at all (temporary file, fsync, rename; removed on any error). */
 CT_MUST_CHECK ct_err cenc_record_file(const char *in, const char *out, const cenc_options *o, unsigned fps,

@@ -4,7 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +20,15 @@
 /* ---- output: a temporary file beside OUT, renamed over it once complete ---- */
 ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o)
 {
-    static _Atomic unsigned seq;
+    const char *base = strrchr(path, '/');
     o->f = NULL;
-    CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1)));
+    /* The folder, "/"-ended ("." for a bare name), in o->tmp for the moment. */
+    CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%.*s", base ? (int)(base - path) + 1 : 1, base ? path : "."));
+    /* Best effort: a leftover we may not remove (another user's, in a shared sticky folder) must not stop the write. */
+    if (ct_stale_remove(o->tmp, base ? base + 1 : path, ".tmp.") != CT_OK)
+        ct_log(CT_LOG_WARN, "stale_left", "path=%s", CT_LOGQ(path));
+    CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid()));
+    (void)unlink(o->tmp);
     o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     CT_ENSURE_RET(o->fd >= 0, ct_fail(CT_ERR_IO, "cannot create a file beside %s: %s", path, strerror(errno)));
     o->f = fdopen(o->fd, "wb");
@@ -307,10 +312,12 @@ ct_err cenc_record_file(const char *in, const char *out, const cenc_options *o, 
     cenc_out_file scratch = {0}, of = {0};
     ct_buf sidx = CT_BUF_INIT;
     cenc_stats s;
+    char scratch_path[1024];
     recorder r = {.o = o, .out = cenc_out_write, .out_arg = &scratch, .au = {.max = CENC_MAX_SAMPLE}};
     CT_GUARD(media_file_map(in, &f));
     /* A recording is as readable as any file the umask allows (it is encrypted): the kernel applies it. */
-    CT_GUARD(cenc_out_open(out, 0666, &scratch));
+    CT_GUARD(ct_snprintf(scratch_path, sizeof scratch_path, "%s.body", out)); /* OUT.body.tmp.PID, never renamed */
+    CT_GUARD(cenc_out_open(scratch_path, 0666, &scratch));
     CT_GUARD(record_input(in, &r, &f, fps, &s));
     CT_GUARD(cenc_writer_index(r.w, &sidx));
     CT_ENSURE_MSG(fflush(scratch.f) == 0, CT_ERR_IO, "cannot write %s: %s", scratch.tmp, strerror(errno));

@@ -21,19 +21,6 @@ CT_MUST_CHECK ct_err cenc_box_open(cenc_gbuf *b, const char *type, size_t *start
 CT_MUST_CHECK ct_err cenc_full_open(cenc_gbuf *b, const char *type, unsigned version, uint32_t flags, size_t *start);
 void cenc_box_close(cenc_gbuf *b, size_t start);
 
-/* An output file: a temporary file beside the path, created with `mode` (less the umask), renamed over it by
- * cenc_out_close once complete. */
-typedef struct {
-    FILE *f;
-    int fd;
-    char tmp[1100];
-} cenc_out_file;
-CT_MUST_CHECK ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o);
-CT_MUST_CHECK ct_err cenc_out_write(void *arg, const uint8_t *p, size_t n); /* a cenc_out_fn */
-/* With rc CT_OK: sync, close, rename to `path`. Otherwise, or when `path` is NULL (a scratch file): close and
- * remove. Returns rc or the first error of its own. */
-CT_MUST_CHECK ct_err cenc_out_close(cenc_out_file *o, const char *path, ct_err rc);
-
 /* What cenc reads from parameter sets and slice headers (cenc_sps.c): picture order of an Annex B stream, NAL
  * unit by NAL unit in decoding order, and the length of each slice header (the clear part of a protected slice). */
 #define CENC_MAX_SPS 32

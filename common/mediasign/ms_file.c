@@ -22,6 +22,7 @@ typedef struct {
     ms_sign_stats *st;
     uint64_t frames;
     int64_t start;      /* format time of the first picture */
+    cenc_out_file of;   /* the output, renamed into place once whole */
 } sign_ctx;
 
 static ct_err put_nal(sign_ctx *c, const uint8_t *nal, size_t len)
@@ -124,8 +125,9 @@ ct_err ms_sign_file(const ms_signer_config *cfg, const char *in_path, const char
     c.codec = sc.codec;
     c.start = ms_time_from_unix(st->start ? st->start : time(NULL), 0);
     CT_GUARD(ms_signer_open(&sc, &c.s));
-    c.out = fopen(out_path, "wb");
-    CT_ENSURE_MSG(c.out, CT_ERR_IO, "cannot create %s: %s", out_path, strerror(errno));
+    /* A kill or power cut while signing leaves the previous OUT (or none), never part of one. */
+    CT_GUARD(cenc_out_open(out_path, 0666, &c.of));
+    c.out = c.of.f;
     if (mp4) {
         CT_GUARD(media_mp4_rewrite(mp4, c.out, sign_sample, &c));
         CT_ENSURE_MSG(vid.samples > 0, CT_ERR_BAD_REQUEST, "the video track has no samples");
@@ -136,12 +138,9 @@ ct_err ms_sign_file(const ms_signer_config *cfg, const char *in_path, const char
         CT_GUARD(sign_annexb(&c, &in, st->fps ? st->fps : 30));
         st->bytes_in = in.len;
     }
-    CT_ENSURE_MSG(fflush(c.out) == 0 && fsync(fileno(c.out)) == 0, CT_ERR_IO, "cannot write %s: %s", out_path,
-                  strerror(errno));
     st->gops = c.frames ? ms_signer_gops(c.s) : 0;
 cleanup:
-    if (c.out && fclose(c.out) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_IO, "cannot close %s", out_path);
-    if (c.out && rc != CT_OK) remove(out_path);
+    rc = cenc_out_close(&c.of, out_path, rc);
     ms_signer_close(c.s);
     ct_buf_free(&c.sei);
     media_mp4_free(mp4);

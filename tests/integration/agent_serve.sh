@@ -50,16 +50,18 @@ check_eq "a client's 'Connection: close' is honoured: 2 requests, 2 connections"
 check_eq "HTTP/1.0: one request per connection" "2 2" "$(conns 2 --http1.0)"
 stop_factory
 
-# keep_idle N WAIT CMD...: N keep-alive connections, each answered once and then idle; runs CMD; prints CMD's exit
-# status and how many of the N the camera has closed WAIT seconds later.
+# keep_idle N WAIT CMD...: N keep-alive connections (4 from each of 127.0.0.1, 127.0.0.2...: what one address may
+# hold), each answered once and then idle; runs CMD; prints CMD's exit status and how many of the N the camera has
+# closed WAIT seconds later.
 keep_idle() {
   python3 - "$NAME" "${ADDR##*:}" "$WORK/ca/root.pem" "$@" <<'PY'
 import socket, ssl, subprocess, sys, time
 name, port, root, n, wait, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
 ctx = ssl.create_default_context(cafile=root)
 conns = []
-for _ in range(n):
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname=name)
+for i in range(n):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.%d" % (1 + i // 4), 0)),
+                        server_hostname=name)
     s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % name).encode())
     data = b""
     while b"\r\n\r\n" not in data:
@@ -91,10 +93,37 @@ stop_factory
 sed -i 's/^serve.timeout_ms = .*/serve.timeout_ms = 30000/' "$DEV/agent.conf"
 start_agent serve "$DEV"
 PORT=${ADDR##*:}
-out=$(keep_idle 8 1 curl -sS -o /dev/null --max-time 15 --cacert "$WORK/ca/root.pem" --resolve "$NAME:$PORT:127.0.0.1" \
-  "https://$NAME:$PORT/")
+out=$(keep_idle 8 1 curl -sS -o /dev/null --max-time 15 --interface 127.0.0.3 --cacert "$WORK/ca/root.pem" \
+  --resolve "$NAME:$PORT:127.0.0.1" "https://$NAME:$PORT/")
 check "8 idle kept connections (8 workers): a 9th client is served, idle ones gave way ($out: exit, closed)" \
   bash -c "[ '${out% *}' = 0 ] && [ '${out#* }' -ge 1 ]"
+
+# One address opens 8 connections and never sends a byte (not even a TLS hello): it holds 4 workers (its limit) for
+# serve.timeout_ms (30 s), its other 4 connections are closed at once, and a client from another address is served
+# meanwhile. silent N WAIT CMD...: N such connections from 127.0.0.1; prints how many of them the camera closed
+# within WAIT seconds, then (all N still open on this side) runs CMD and prints its exit status.
+silent() {
+  python3 - "$PORT" "$@" <<'PY'
+import socket, subprocess, sys, time
+port, n, wait, cmd = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+closed, end = 0, time.monotonic() + wait
+for s in conns:
+    try:
+        s.settimeout(max(0.1, end - time.monotonic()))
+        closed += s.recv(1) == b""
+    except ConnectionError:
+        closed += 1
+    except socket.timeout:
+        pass
+print(closed, subprocess.call(cmd))
+PY
+}
+out=$(silent 8 5 curl -sS -o /dev/null --max-time 10 --interface 127.0.0.2 --cacert "$WORK/ca/root.pem" \
+  --resolve "$NAME:$PORT:127.0.0.1" "https://$NAME:$PORT/")
+check_eq "8 silent connections from one address: 4 closed at once (it holds 4 workers at most)" 4 "${out% *}"
+check_eq "... and a client from another address is served meanwhile (curl exit 0)" 0 "${out#* }"
+check "... the refusals are logged" grep -q 'connection_refused.*per_address_limit' "$WORK/agent.log"
 stop_factory
 
 # Look-alikes for the same name, served by openssl s_server: self-signed, and issued by another CA.

@@ -21,7 +21,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/agent_lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 
-PIDS=() SILENT=()
+PIDS=() SILENT=
 stop_all() { local p; for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; PIDS=(); }
 trap 'stop_all; stop_factory; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
@@ -113,10 +113,24 @@ check "the input ended: the playlist is closed, the camera still serves it" bash
   --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 ${URL}index.m3u8 | grep -q '^#EXT-X-ENDLIST'"
 
 # ---- bounded: more silent clients than workers hold no one for longer than serve.timeout_ms ----
-for i in $(seq 1 10); do exec {fd}<>"/dev/tcp/127.0.0.1/$PORT"; SILENT+=($fd); done
+# 10 silent connections from 127.0.0.1-3 (4, 4 and 2: no more than one address may hold) take all 8 workers, 2 wait;
+# held open (by a background python) until the client from 127.0.0.4 is done.
+python3 - "$PORT" "$WORK/silent.ready" <<'PY' &
+import socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=("127.0.0.%d" % (1 + i // 4), 0))
+         for i in range(10)]
+open(sys.argv[2], "w").write("ready\n")
+time.sleep(60)
+PY
+SILENT=$!
+PIDS+=($SILENT)
+wait_for "$WORK/silent.ready" ready 100
 check "10 silent connections (8 workers): the next client is still served (deadline per connection)" bash -c \
-  "curl -sS --max-time 20 --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 ${URL}index.m3u8 | grep -q EXTM3U"
-for fd in "${SILENT[@]}"; do exec {fd}>&-; done
+  "curl -sS --max-time 20 --interface 127.0.0.4 --cacert '$WORK/dev/root.pem' --resolve $NAME:$PORT:127.0.0.1 \
+   ${URL}index.m3u8 | grep -q EXTM3U"
+kill "$SILENT" 2>/dev/null || true
+wait "$SILENT" 2>/dev/null || true
+unset 'PIDS[-1]'
 
 # ---- a recorder mirrors the files (curl over HTTPS): it stores encrypted, signed segments ----
 get() { curl -sS --max-time 10 --cacert "$WORK/dev/root.pem" --resolve "$NAME:$PORT:127.0.0.1" "$URL$1"; }
