@@ -239,7 +239,9 @@ ct_err media_file_map(const char *path, media_file *out)
     ct_err rc = CT_OK;
     struct stat st;
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: a FIFO put where a recording was expected is refused below, not waited on for ever (reads of
+     * a regular file do not heed the flag). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     CT_ENSURE_MSG(fstat(fd, &st) == 0 && S_ISREG(st.st_mode), CT_ERR_IO, "%s is not a regular file", path);
     CT_ENSURE_MSG(st.st_size > 0, CT_ERR_BAD_REQUEST, "%s is empty", path);
@@ -260,7 +262,7 @@ ct_err media_file_snapshot(const char *path, size_t max, media_file *out)
     struct stat st;
     size_t got = 0;
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* as media_file_map's */
     CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     CT_ENSURE_MSG(fstat(fd, &st) == 0 && S_ISREG(st.st_mode), CT_ERR_IO, "%s is not a regular file", path);
     CT_ENSURE_MSG(st.st_size > 0, CT_ERR_BAD_REQUEST, "%s is empty", path);

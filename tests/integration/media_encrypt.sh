@@ -522,6 +522,23 @@ cp "$WORK/signed.cbcs.mp4" "$WORK/shrink.mp4"
 shrunk "$WORK/shrink.mp4" keys:mapped "$VIEW_BIN" keys --dir "$WORK/alice" "$WORK/shrink.mp4"
 check "camtrust-view keys of a recording truncated while read: exit 1, one line, no scheme line" \
   shrunk_failed 1 "camtrust-view: $SHRANK" '^scheme'
+# A FIFO planted where a recording is expected (a share others write to): refused at once in one line, not waited on
+# for ever (the open blocked until a writer came), and no output.
+mkfifo "$WORK/fifo.mp4"
+fifo_refused() { # fifo_refused STATUS CMD...
+  local want=$1 rc=0 out
+  shift
+  out=$(timeout 60 "$@" 2>&1 </dev/null) || rc=$?
+  [ "$rc" = "$want" ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q 'fifo.mp4 is not a regular file' <<<"$out"
+}
+check "camtrust-verify of a FIFO: refused in one line (exit 3)" fifo_refused 3 "$VERIFY_BIN" --root "$WORK/dev/root.pem" \
+  "$WORK/fifo.mp4"
+check "camtrust-view keys of a FIFO: refused in one line" fifo_refused 1 "$VIEW_BIN" keys --dir "$WORK/alice" "$WORK/fifo.mp4"
+for root in "" "--root $WORK/dev/root.pem"; do
+  check "camtrust-view decrypt ${root:+--root }of a FIFO: refused in one line, no output" fifo_refused 1 "$VIEW_BIN" decrypt \
+    --dir "$WORK/alice" $root "$WORK/fifo.mp4" "$WORK/kill/fifo-clear.mp4"
+done
+check_eq "  ... nothing written" "" "$(ls -A "$WORK/kill")"
 truncate -s $((4 * 1024 * 1024 * 1024 + 1)) "$WORK/huge.mp4"
 out=$("$VIEW_BIN" decrypt --dir "$WORK/alice" --root "$WORK/dev/root.pem" "$WORK/huge.mp4" "$WORK/huge-clear.mp4" 2>&1) &&
   rc=0 || rc=$?
