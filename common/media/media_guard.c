@@ -1,7 +1,7 @@
 /* Mapped inputs that another process may cut short while they are read. Reading a page of a mapping past the
  * file's new end raises SIGBUS, which kills the process: a custodian's check of a recording on a share would
- * crash instead of saying what happened. Here a SIGBUS in a guarded mapping puts a page of zeros in place of
- * the vanished one (as systemd-journald does for its mapped journals) and marks the file shrunk; the caller reads
+ * crash instead of saying what happened. Here a SIGBUS in a guarded mapping puts zeros in place of the pages from
+ * the vanished one on (as systemd-journald does for its mapped journals) and marks the file shrunk; the caller reads
  * on harmlessly (every parser is bounded by the mapped length) and then fails, naming the file. A SIGBUS anywhere
  * else goes to the handler that was there before, or kills as it always did. Kept apart from media_nal.c so
  * that the camera agent, which maps only its own files, does not link it. */
@@ -36,10 +36,13 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
     (void)ctx;
     uintptr_t a = (uintptr_t)si->si_addr;
     for (size_t i = 0; si->si_code == BUS_ADRERR && i < GUARD_SLOTS; i++) {
-        uintptr_t s = atomic_load(&slots[i].start);
-        if (!s || a < s || a - s >= atomic_load(&slots[i].len)) continue;
-        void *page = (void *)(a & ~(page_size - 1));
-        if (mmap(page, page_size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) break;
+        uintptr_t s = atomic_load(&slots[i].start), len = atomic_load(&slots[i].len);
+        if (!s || a < s || a - s >= len) continue;
+        /* Zeros from that page to the mapping's end: the file was cut there, so the pages after it are gone too
+         * (one call, not one fault and one call per page of what is left to read). */
+        uintptr_t page = a & ~(page_size - 1);
+        if (mmap((void *)page, s + len - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+            break;
         atomic_store(&slots[i].shrank, true);
         return; /* the read is retried, on zeros */
     }
