@@ -97,13 +97,14 @@ ct_err media_annexb_guess(const uint8_t *buf, size_t len, media_codec *out)
     const uint8_t *nal;
     /* H.265 streams open with VPS/SPS/PPS (32-34) or AUD (35); H.264 with SPS (7), AUD (9) or SEI (6). */
     for (int k = 0; k < 8 && media_annexb_next(buf, len, &pos, &nal, &n, &skipped) == CT_OK; k++) {
+        if (n == 0) continue; /* a start code ending the input: nal points past it */
         if (n >= 2 && !(nal[0] & 0x80) && (nal[1] & 0x07) != 0 && ((nal[0] >> 1) & 0x3f) >= 32 &&
             ((nal[0] >> 1) & 0x3f) <= 35) {
             *out = MEDIA_H265;
             return CT_OK;
         }
         unsigned t = nal[0] & 0x1f;
-        if (n >= 1 && !(nal[0] & 0x80) && (t == 7 || t == 9 || t == 6)) {
+        if (!(nal[0] & 0x80) && (t == 7 || t == 9 || t == 6)) {
             *out = MEDIA_H264;
             return CT_OK;
         }

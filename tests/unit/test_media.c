@@ -42,6 +42,14 @@ START_TEST(annexb_split)
     ck_assert_int_eq(c, MEDIA_H265);
     static const uint8_t junk[] = {1, 2, 3, 4, 5};
     ck_assert_int_eq(media_annexb_guess(junk, sizeof junk, &c), CT_ERR_BAD_REQUEST);
+    /* A start code ending the input (fuzz_verify): its empty NAL unit is not read (a byte past a mapped file, which
+     * can be past the mapping). Exactly as long as the input, so that a read past it is caught. */
+    static const uint8_t cut[] = {0xaa, 0xbb, 0, 0, 1};
+    uint8_t *heap = malloc(sizeof cut);
+    ck_assert_ptr_nonnull(heap);
+    memcpy(heap, cut, sizeof cut);
+    ck_assert_int_eq(media_annexb_guess(heap, sizeof cut, &c), CT_ERR_BAD_REQUEST);
+    free(heap);
 }
 END_TEST
 
