@@ -167,8 +167,9 @@ ct_err view_decrypt(const char *dir, const char *in, const char *out, const char
     media_file f = {0};
     bool authentic = false;
     /* The file is read once: what is verified is what is decrypted, whatever happens to IN's path meanwhile (a
-     * rename, a switched symlink, a rewrite). Unverified, a mapping will do. */
-    CT_GUARD(root ? media_file_snapshot(in, VIEW_VERIFIED_MAX, &f) : media_file_map(in, &f));
+     * rename, a switched symlink, a rewrite). Unverified, a mapping will do, guarded: IN cut short meanwhile fails
+     * the decrypt in one line instead of killing it with SIGBUS. */
+    CT_GUARD(root ? media_file_snapshot(in, VIEW_VERIFIED_MAX, &f) : media_file_map_guarded(in, &f));
     if (root) {
         CT_GUARD(ms_verify_paths(root, crl, NULL, in, &f, false, report, &authentic));
         CT_ENSURE_MSG(authentic, CT_ERR_INTEGRITY, "%s is not authentic: not decrypted", in);
@@ -176,11 +177,10 @@ ct_err view_decrypt(const char *dir, const char *in, const char *out, const char
     ct_failpoint_hold("decrypt:verified");
     CT_GUARD(viewer_open(dir, true, &v));
     CT_ENSURE_MSG(v.installed, CT_ERR_CONFIG, "no certificate installed: run camtrust-view install");
-    CT_GUARD(cenc_decrypt_file(f.data, f.len, out, viewer_key, &v, st));
+    CT_GUARD(cenc_decrypt_file(&f, out, viewer_key, &v, st));
 cleanup:
     viewer_close(&v);
-    media_file_unmap(&f);
-    return rc;
+    return media_file_unmap_guarded(&f, in, rc);
 }
 
 typedef struct {
@@ -219,11 +219,12 @@ ct_err view_keys(const char *dir, const char *in, bool print_keys, FILE *out)
     keys_ctx c = {.v = &v, .keys = print_keys, .out = out};
     CT_GUARD_RET(viewer_open(dir, print_keys, &v));
     CT_ENSURE_MSG(!print_keys || v.installed, CT_ERR_CONFIG, "no certificate installed: run camtrust-view install");
-    CT_GUARD(media_file_map(in, &f));
+    CT_GUARD(media_file_map_guarded(in, &f));
+    ct_failpoint_hold("keys:mapped");
     CT_GUARD(cenc_list(f.data, f.len, &s, print_pssh, &c));
+    CT_ENSURE(!media_file_shrank(&f), CT_ERR_IO); /* before the last line: the listing then ends without it */
     fprintf(out, "scheme %s\n", cenc_scheme_name(s));
 cleanup:
-    media_file_unmap(&f);
     viewer_close(&v);
-    return rc;
+    return media_file_unmap_guarded(&f, in, rc);
 }

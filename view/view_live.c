@@ -30,6 +30,10 @@
 #define REQUEST_TIMEOUT_MS 10000
 #define CAMERA_GONE_MS 15000 /* the camera answering nothing for this long ends the session */
 #define PENDING_MAX 64       /* segments held while their signatures are still to come */
+/* ... and their bytes in all: 64 segments of up to 256 MiB would be 16 GiB, which a camera could make a viewer
+ * hold by serving pictures no signature ever closes (a GOP that never ends). Legitimate ones are released as their
+ * GOPs are reported, a few at a time: 64 2-second segments of 4K at 25 Mbit/s are some 400 MiB. */
+#define PENDING_BYTES_MAX ((size_t)512 << 20)
 
 /* ---- the URL and the HTTP answer (outside input) ---- */
 ct_err view_url_parse(const char *url, view_url *u)
@@ -447,6 +451,11 @@ static ct_err release(session *s, bool all)
 static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
 {
     CT_ENSURE_RET(s->nq < PENDING_MAX, ct_fail(CT_ERR_TOO_LARGE, "%d segments without a signature", PENDING_MAX));
+    size_t held = 0; /* at most PENDING_BYTES_MAX */
+    for (size_t i = 0; i < s->nq; i++) held += s->q[i].len;
+    CT_ENSURE_RET(s->init.len + seg->len <= PENDING_BYTES_MAX - held,
+                  ct_fail(CT_ERR_TOO_LARGE, "segment %llu: more than %zu MiB of segments held without a signature "
+                                            "covering them", (unsigned long long)seq, PENDING_BYTES_MAX >> 20));
     pending *p = &s->q[s->nq];
     memset(p, 0, sizeof *p);
     p->seq = seq;

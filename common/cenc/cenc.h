@@ -308,9 +308,11 @@ CT_MUST_CHECK ct_err cenc_live_finish(cenc_live *l, cenc_stats *st);
 void cenc_live_stats(const cenc_live *l, cenc_stats *st);
 void cenc_live_free(cenc_live *l);
 
-/* Decrypts IN (the file's bytes, as read once by the caller) into a clear fragmented MP4 at OUT, the same way:
- * written 0600 to a temporary file beside OUT and renamed over it once complete, removed on failure. */
-CT_MUST_CHECK ct_err cenc_decrypt_file(const uint8_t *in, size_t len, const char *out, cenc_key_fn key,
-                                       void *key_arg, cenc_stats *st);
+/* Decrypts IN (the file's bytes, as read once by the caller: a snapshot, or a guarded mapping, which fails if it
+ * shrank) into a clear fragmented MP4 at OUT, 0600 from creation, complete or absent: an unnamed file in OUT's
+ * folder linked into place once complete (a killed decrypt leaves nothing), or where the file system has no
+ * unnamed files a temporary file beside OUT renamed over it; removed on failure. */
+CT_MUST_CHECK ct_err cenc_decrypt_file(const media_file *in, const char *out, cenc_key_fn key, void *key_arg,
+                                       cenc_stats *st);
 
 #endif

@@ -151,5 +151,12 @@ CT_MUST_CHECK ct_err media_file_map(const char *path, media_file *out);
  * Freed with media_file_unmap. */
 CT_MUST_CHECK ct_err media_file_snapshot(const char *path, size_t max, media_file *out);
 void media_file_unmap(media_file *f);
+/* A mapping for tools that check files others may cut short meanwhile (a recording on a share): a page read past
+ * the file's new end reads as zeros instead of raising SIGBUS (a handler is installed once), media_file_shrank
+ * then says so, and media_file_unmap_guarded returns CT_ERR_IO naming `path` instead of `rc`: what was read from
+ * it no longer counts. */
+CT_MUST_CHECK ct_err media_file_map_guarded(const char *path, media_file *out);
+bool media_file_shrank(const media_file *f);
+CT_MUST_CHECK ct_err media_file_unmap_guarded(media_file *f, const char *path, ct_err rc);
 
 #endif

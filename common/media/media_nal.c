@@ -97,13 +97,14 @@ ct_err media_annexb_guess(const uint8_t *buf, size_t len, media_codec *out)
     const uint8_t *nal;
     /* H.265 streams open with VPS/SPS/PPS (32-34) or AUD (35); H.264 with SPS (7), AUD (9) or SEI (6). */
     for (int k = 0; k < 8 && media_annexb_next(buf, len, &pos, &nal, &n, &skipped) == CT_OK; k++) {
+        if (n == 0) continue; /* a start code ending the input: nal points past it */
         if (n >= 2 && !(nal[0] & 0x80) && (nal[1] & 0x07) != 0 && ((nal[0] >> 1) & 0x3f) >= 32 &&
             ((nal[0] >> 1) & 0x3f) <= 35) {
             *out = MEDIA_H265;
             return CT_OK;
         }
         unsigned t = nal[0] & 0x1f;
-        if (n >= 1 && !(nal[0] & 0x80) && (t == 7 || t == 9 || t == 6)) {
+        if (!(nal[0] & 0x80) && (t == 7 || t == 9 || t == 6)) {
             *out = MEDIA_H264;
             return CT_OK;
         }
@@ -239,7 +240,9 @@ ct_err media_file_map(const char *path, media_file *out)
     ct_err rc = CT_OK;
     struct stat st;
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: a FIFO put where a recording was expected is refused below, not waited on for ever (reads of
+     * a regular file do not heed the flag). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     CT_ENSURE_MSG(fstat(fd, &st) == 0 && S_ISREG(st.st_mode), CT_ERR_IO, "%s is not a regular file", path);
     CT_ENSURE_MSG(st.st_size > 0, CT_ERR_BAD_REQUEST, "%s is empty", path);
@@ -260,7 +263,7 @@ ct_err media_file_snapshot(const char *path, size_t max, media_file *out)
     struct stat st;
     size_t got = 0;
     memset(out, 0, sizeof *out);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* as media_file_map's */
     CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     CT_ENSURE_MSG(fstat(fd, &st) == 0 && S_ISREG(st.st_mode), CT_ERR_IO, "%s is not a regular file", path);
     CT_ENSURE_MSG(st.st_size > 0, CT_ERR_BAD_REQUEST, "%s is empty", path);

@@ -1,5 +1,6 @@
 /* Encrypted fragmented MP4 as outside input: the box walk (with keys and, as a custodian, without), moov/sample entry/tenc, pssh, moof/traf/trun/senc/
- * sgpd parsing and the sample decryption behind camtrust-view, with a fixed key (no token). */
+ * sgpd parsing and the sample decryption behind camtrust-view (decrypt, and live's segment by segment), with a fixed
+ * key (no token). */
 #include <string.h>
 
 #include "../../common/cenc/cenc.h"
@@ -37,5 +38,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cenc_list(data, size, &s, count, &recipients) != CT_OK) ct_err_clear();
     if (cenc_decrypt(data, size, fixed_key, NULL, discard, NULL, NULL) != CT_OK) ct_err_clear();
     if (cenc_walk(data, size, nal, &recipients) != CT_OK) ct_err_clear();
+    /* camtrust-view live: the init segment opens the clear output, each segment (init + segment) is appended. */
+    cenc_writer *w = NULL;
+    if (cenc_decrypt_begin(data, size, discard, NULL, &w) == CT_OK &&
+        cenc_decrypt_append(data, size, fixed_key, NULL, w) != CT_OK)
+        ct_err_clear();
+    cenc_writer_free(w);
+    ct_err_clear();
     return 0;
 }

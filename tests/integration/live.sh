@@ -212,6 +212,25 @@ rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect
 check "a camera serving another camera's signed segments: refused from the first segment, nothing shown" bash -c "
   [ $rc = 1 ] && grep -q '^segment 0: NOT SHOWN: not authentic: .*signed by camera \"CAM1401\", not by \"cam1402\"' \
   '$WORK/m.rep' && grep -q 'live: 0 segments shown, 10 not shown' '$WORK/m.rep' && [ ! -s '$WORK/m.mp4' ]"
+# The same certified camera hoarding the viewer's memory: an unsigned segment (its GOP, which no signature closes,
+# keeps every later segment waiting), then segments of 255 MiB (zeros, sparse files) held while they wait. The
+# viewer stops, in one line, once 512 MiB are held; it took them all (up to 64 segments of 256 MiB: 16 GiB).
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 1 -c:v libx264 -preset ultrafast -g 30 \
+  -bf 0 -pix_fmt yuv420p -f h264 "$WORK/hog.h264"
+"$AGENT_BIN" record --dir "$CAM2" --viewers "$WORK/viewers" --segment-ms 1000 --cmaf yes "$WORK/hog.h264" \
+  "$WORK/hog" >/dev/null
+rm -f "$WORK/look"/* && cp "$WORK/hog/init.mp4" "$WORK/hog/seg-000000.m4s" "$WORK/look/"
+{ sed '/^seg-/q' "$WORK/hog/index.m3u8"
+  for i in 1 2 3 4; do
+    truncate -s $((255 << 20)) "$WORK/look/seg-00000$i.m4s"
+    printf '#EXTINF:1.000,\nseg-00000%s.m4s\n' "$i"
+  done
+  echo '#EXT-X-ENDLIST'; } >"$WORK/look/index.m3u8"
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P" \
+  --out "$WORK/h.mp4" "https://$NAME2:$P/live/" >"$WORK/h.rep" 2>&1 || rc=$?
+check "a camera making the viewer hold segments no signature covers: it stops at 512 MiB held, nothing shown" \
+  bash -c "[ $rc = 1 ] && grep -q 'segment 3: more than 512 MiB of segments held without a signature' '$WORK/h.rep' &&
+  [ ! -s '$WORK/h.mp4' ]"
 stop_all
 
 # ---- a viewer joining late (the first segments gone from the playlist) still identifies the camera ----

@@ -21,6 +21,30 @@ frames() {
 }
 key_of() { "$VIEW_BIN" keys --dir "$1" --key "$2" | awk '$1 == "key" {print $2; exit}'; }
 no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
+# wait_held LOG POINT: until the process logging to LOG holds at failpoint POINT (at most 60 s)
+wait_held() {
+  for _ in $(seq 1 1200); do grep -q "event=failpoint_held point=\"$2\"" "$1" && return 0; sleep 0.05; done
+  return 1
+}
+# shrunk FILE POINT CMD...: CMD (its standard output to $WORK/shrunk.out, its errors to $WORK/shrunk.err) is held at
+# failpoint POINT, its input FILE mapped, while FILE is cut to 4 KiB; rc is CMD's exit status
+shrunk() {
+  local file=$1 point=$2; shift 2
+  rm -f "$WORK/release"
+  CAMTRUST_FAILPOINT=$point CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$@" >"$WORK/shrunk.out" 2>"$WORK/shrunk.err" &
+  local pid=$!
+  wait_held "$WORK/shrunk.err" "$point"
+  truncate -s 4096 "$file"
+  touch "$WORK/release"
+  rc=0; wait $pid || rc=$?
+}
+# shrunk_failed STATUS PATTERN NOT_OUT: it exited STATUS, wrote one line matching PATTERN (and the failpoint's log
+# line) to its errors, nothing matching NOT_OUT to its output
+shrunk_failed() {
+  [ "$rc" = "$1" ] && grep -q 'event=failpoint_held' "$WORK/shrunk.err" &&
+    [ "$(grep -vc failpoint_held "$WORK/shrunk.err")" = 1 ] && grep -q -- "$2" "$WORK/shrunk.err" &&
+    ! grep -Eq -- "$3" "$WORK/shrunk.out"
+}
 
 CA=$WORK/ca
 ca_create "$CA" >/dev/null
@@ -435,7 +459,7 @@ for mode in rename symlink in-place; do
   CAMTRUST_FAILPOINT=decrypt:verified CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" decrypt --dir "$WORK/alice" \
     --root "$WORK/dev/root.pem" "$in" "$WORK/swapped.mp4" >"$WORK/held.out" 2>&1 &
   pid=$!
-  for _ in $(seq 1 400); do grep -q 'event=failpoint_held point="decrypt:verified"' "$WORK/held.out" && break; sleep 0.05; done
+  wait_held "$WORK/held.out" decrypt:verified
   case $mode in
     rename) cp "$WORK/t8.mp4" "$WORK/swap.new" && mv "$WORK/swap.new" "$WORK/swap.mp4" ;;
     symlink) ln -sfn "$WORK/t8.mp4" "$WORK/link.mp4" ;;
@@ -448,15 +472,73 @@ for mode in rename symlink in-place; do
     [ $rc = 0 ] && grep -q 'event=failpoint_held' '$WORK/held.out' && grep -q 'result: AUTHENTIC' '$WORK/held.out' &&
     cmp -s '$WORK/ref.h264' '$WORK/view.out'"
 done
-# The clear copy is the owner's only, from its creation: a decrypt killed with its temporary file written leaves
-# nothing under the final name and that file 0600; a complete one is 0600 too (the tests' umask is 022).
-rm -f "$WORK/clear.mp4" "$WORK/clear.mp4".tmp.*
+# The clear copy is the owner's only, from its creation, and under no name until it is whole: a decrypt that dies
+# with its output written, or is killed (kill -9) midway, leaves nothing at all in OUT's folder (before, a 0600
+# temporary file OUT.tmp.* stayed behind with clear video in it).
+mkdir -p "$WORK/kill"
 rc=0; CAMTRUST_FAILPOINT=decrypt:written "$VIEW_BIN" decrypt --dir "$WORK/alice" --root "$WORK/dev/root.pem" \
-  "$WORK/signed.cbcs.mp4" "$WORK/clear.mp4" >/dev/null 2>&1 || rc=$?
-check "decrypt killed before its output is complete: nothing under the final name, the partial file 0600" bash -c "
-  [ $rc = 137 ] && [ ! -e '$WORK/clear.mp4' ] && t=\$(ls '$WORK/clear.mp4'.tmp.*) && [ -s \"\$t\" ] &&
-  [ \$(stat -c %a \"\$t\") = 600 ]"
-rm -f "$WORK/clear.mp4".tmp.*
+  "$WORK/signed.cbcs.mp4" "$WORK/kill/clear.mp4" >/dev/null 2>&1 || rc=$?
+check "decrypt dying with its output written, not yet in place: nothing left in OUT's folder" bash -c "
+  [ $rc = 137 ] && [ -z \"\$(ls -A '$WORK/kill')\" ]"
+rm -f "$WORK/release"
+CAMTRUST_FAILPOINT=decrypt:writing CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" decrypt --dir "$WORK/alice" \
+  "$WORK/signed.cbcs.mp4" "$WORK/kill/clear.mp4" >"$WORK/held.out" 2>&1 &
+pid=$!
+wait_held "$WORK/held.out" decrypt:writing
+ls -l "/proc/$pid/fd" >"$WORK/fds" 2>/dev/null
+kill -9 $pid
+rc=0; wait $pid 2>/dev/null || rc=$?
+check "decrypt killed (kill -9) midway, its clear output open: nothing left in OUT's folder" bash -c "
+  [ $rc = 137 ] && grep -q 'event=failpoint_held' '$WORK/held.out' && grep -q '$WORK/kill/' '$WORK/fds' &&
+  [ -z \"\$(ls -A '$WORK/kill')\" ]"
+echo stale >"$WORK/kill/clear.mp4"
+(umask 000; "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/signed.cbcs.mp4" "$WORK/kill/clear.mp4" >/dev/null)
+frames "$WORK/kill/clear.mp4" >"$WORK/view.out"
+check "decrypt over an existing OUT replaces it whole (the frames), 0600, nothing else left" bash -c "
+  cmp -s '$WORK/ref.h264' '$WORK/view.out' && [ \$(stat -c %a '$WORK/kill/clear.mp4') = 600 ] &&
+  [ \"\$(ls -A '$WORK/kill')\" = clear.mp4 ]"
+
+# A recording cut short (truncated by another process) while it is read, mapped: one clear line and exit status,
+# no verdict and no output, instead of a crash by SIGBUS (each command held once the recording is mapped).
+SHRANK='I/O error: .*shrink.mp4 shrank while it was read'
+cp "$WORK/signed.cbcs.mp4" "$WORK/shrink.mp4"
+shrunk "$WORK/shrink.mp4" verify:mapped "$VERIFY_BIN" --root "$WORK/dev/root.pem" "$WORK/shrink.mp4"
+check "camtrust-verify of a recording truncated while checked: exit 3, one line, no verdict" \
+  shrunk_failed 3 "camtrust-verify: $SHRANK" 'result:|GOP'
+cp "$WORK/signed.cbcs.mp4" "$WORK/shrink.mp4"
+shrunk "$WORK/shrink.mp4" verify:mapped "$VERIFY_BIN" --json --root "$WORK/dev/root.pem" "$WORK/shrink.mp4"
+check "  ... --json: exit 3, one line, no GOP and no verdict" shrunk_failed 3 "camtrust-verify: $SHRANK" 'status|authentic'
+cp "$WORK/signed.cbcs.mp4" "$WORK/shrink.mp4"
+shrunk "$WORK/shrink.mp4" verify:mapped "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$WORK/shrink.mp4"
+check "camtrust-view verify of a recording truncated while checked: exit 1, one line, no verdict" \
+  shrunk_failed 1 "camtrust-view: $SHRANK" 'result:|GOP'
+cp "$WORK/signed.cbcs.mp4" "$WORK/shrink.mp4"
+rm -rf "$WORK/kill"/*
+shrunk "$WORK/shrink.mp4" decrypt:writing "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/shrink.mp4" "$WORK/kill/clear.mp4"
+check "camtrust-view decrypt of a recording truncated while decrypted: exit 1, one line" \
+  shrunk_failed 1 "camtrust-view: $SHRANK" decrypted
+check_eq "  ... and no output" "" "$(ls -A "$WORK/kill")"
+cp "$WORK/signed.cbcs.mp4" "$WORK/shrink.mp4"
+shrunk "$WORK/shrink.mp4" keys:mapped "$VIEW_BIN" keys --dir "$WORK/alice" "$WORK/shrink.mp4"
+check "camtrust-view keys of a recording truncated while read: exit 1, one line, no scheme line" \
+  shrunk_failed 1 "camtrust-view: $SHRANK" '^scheme'
+# A FIFO planted where a recording is expected (a share others write to): refused at once in one line, not waited on
+# for ever (the open blocked until a writer came), and no output.
+mkfifo "$WORK/fifo.mp4"
+fifo_refused() { # fifo_refused STATUS CMD...
+  local want=$1 rc=0 out
+  shift
+  out=$(timeout 60 "$@" 2>&1 </dev/null) || rc=$?
+  [ "$rc" = "$want" ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q 'fifo.mp4 is not a regular file' <<<"$out"
+}
+check "camtrust-verify of a FIFO: refused in one line (exit 3)" fifo_refused 3 "$VERIFY_BIN" --root "$WORK/dev/root.pem" \
+  "$WORK/fifo.mp4"
+check "camtrust-view keys of a FIFO: refused in one line" fifo_refused 1 "$VIEW_BIN" keys --dir "$WORK/alice" "$WORK/fifo.mp4"
+for root in "" "--root $WORK/dev/root.pem"; do
+  check "camtrust-view decrypt ${root:+--root }of a FIFO: refused in one line, no output" fifo_refused 1 "$VIEW_BIN" decrypt \
+    --dir "$WORK/alice" $root "$WORK/fifo.mp4" "$WORK/kill/fifo-clear.mp4"
+done
+check_eq "  ... nothing written" "" "$(ls -A "$WORK/kill")"
 truncate -s $((4 * 1024 * 1024 * 1024 + 1)) "$WORK/huge.mp4"
 out=$("$VIEW_BIN" decrypt --dir "$WORK/alice" --root "$WORK/dev/root.pem" "$WORK/huge.mp4" "$WORK/huge-clear.mp4" 2>&1) &&
   rc=0 || rc=$?

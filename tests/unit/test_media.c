@@ -1,9 +1,14 @@
 /* common/media: Annex B splitting, emulation prevention, NAL classification, SEI messages, MP4 boxes and
  * sample tables (on ffmpeg-made files and ONVIF's reference clip), the MP4 rewriter. */
 #define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "media.h"
 #include "test_util.h"
@@ -37,6 +42,14 @@ START_TEST(annexb_split)
     ck_assert_int_eq(c, MEDIA_H265);
     static const uint8_t junk[] = {1, 2, 3, 4, 5};
     ck_assert_int_eq(media_annexb_guess(junk, sizeof junk, &c), CT_ERR_BAD_REQUEST);
+    /* A start code ending the input (fuzz_verify): its empty NAL unit is not read (a byte past a mapped file, which
+     * can be past the mapping). Exactly as long as the input, so that a read past it is caught. */
+    static const uint8_t cut[] = {0xaa, 0xbb, 0, 0, 1};
+    uint8_t *heap = malloc(sizeof cut);
+    ck_assert_ptr_nonnull(heap);
+    memcpy(heap, cut, sizeof cut);
+    ck_assert_int_eq(media_annexb_guess(heap, sizeof cut, &c), CT_ERR_BAD_REQUEST);
+    free(heap);
 }
 END_TEST
 
@@ -200,6 +213,46 @@ START_TEST(file_snapshot)
 }
 END_TEST
 
+/* A guarded mapping of a file cut short while mapped reads zeros past the cut instead of raising SIGBUS, and the
+ * file is said to have shrunk (the caller's result replaced by CT_ERR_IO naming it); a file left whole passes the
+ * caller's result through. A SIGBUS in any other mapping still kills: the guard takes only its own. */
+START_TEST(file_guarded)
+{
+    const char *dir = tu_tmpdir("media");
+    char path[600];
+    media_file g;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), len = 4 * page;
+    snprintf(path, sizeof path, "%s/rec.bin", dir);
+    ck_assert_int_eq(tu_sh("head -c %zu /dev/zero | tr '\\0' x >'%s'", len, path), 0);
+    pid_t pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) { /* the guard installed over the default action, then a plain mapping read past its file's end */
+        signal(SIGBUS, SIG_DFL);
+        if (media_file_map_guarded(path, &g) != CT_OK) _exit(2);
+        int fd = open(path, O_RDONLY);
+        const volatile uint8_t *p = fd < 0 ? MAP_FAILED : mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED || truncate(path, (off_t)page) != 0) _exit(3);
+        _exit(p[len - 1] == 0 ? 42 : 4);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "status %#x", status);
+    ck_assert_int_eq(tu_sh("head -c %zu /dev/zero | tr '\\0' x >'%s'", len, path), 0);
+    ck_assert_int_eq(media_file_map_guarded(path, &g), CT_OK);
+    ck_assert(!media_file_shrank(&g));
+    ck_assert_int_eq(truncate(path, (off_t)page + 1), 0);
+    unsigned xs = 0;
+    for (size_t i = 0; i < g.len; i++) xs += g.data[i] == 'x';
+    ck_assert_uint_eq(xs, page + 1); /* the page holding the new end reads on; the pages after it are zeros */
+    ck_assert(media_file_shrank(&g));
+    ck_assert_int_eq(media_file_unmap_guarded(&g, path, CT_OK), CT_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "rec.bin shrank while it was read"));
+    ck_assert_ptr_null(g.data);
+    ck_assert_int_eq(media_file_map_guarded(path, &g), CT_OK);
+    ck_assert_int_eq(media_file_unmap_guarded(&g, path, CT_ERR_BAD_REQUEST), CT_ERR_BAD_REQUEST);
+}
+END_TEST
+
 static void mp4_facts(const char *path, media_codec codec, uint32_t samples)
 {
     media_file f;
@@ -287,6 +340,7 @@ int main(void)
     tcase_add_test(tc, boxes_bounded);
     tcase_add_test(tc, mp4_edit_lists);
     tcase_add_test(tc, file_snapshot);
+    tcase_add_test(tc, file_guarded);
     tcase_add_test(tc, mp4_tables);
     tcase_add_test(tc, mp4_rewrite);
     suite_add_tcase(s, tc);
