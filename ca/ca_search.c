@@ -306,7 +306,8 @@ static const column k_totals_cols[] = {{"issued", COL_NUM, 8},         {"revoked
                                        {"denials", COL_NUM, 8},        {"revocation_actions", COL_NUM, 8},
                                        {"denial_entries", COL_NUM, 8}};
 static const column k_station_cols[] = {{"station", COL_TEXT, 16}, {"issued", COL_NUM, 8}, {"revoked", COL_NUM, 8},
-                                        {"denied", COL_NUM, 8},     {"denied_entries", COL_NUM, 8}};
+                                        {"denied", COL_NUM, 8},     {"denied_entries", COL_NUM, 8},
+                                        {"over_budget", COL_NUM, 8}}; /* denied requests past station.refusals_per_minute */
 static const column k_order_cols[] = {{"order", COL_NUM, 6},   {"station", COL_TEXT, 16}, {"model", COL_TEXT, 10},
                                       {"state", COL_TEXT, 7},  {"serials", COL_NUM, 8},   {"issued", COL_NUM, 8},
                                       {"revoked", COL_NUM, 8}};
@@ -362,7 +363,7 @@ static ct_err report_row(const db_report_row *row, void *arg)
         return r->e.f == CA_FORMAT_TABLE ? ct_buf_appendf(r->e.out, "%s refused requests in %s audit entries\n", n[2], n[4])
                                          : CT_OK;
     case DB_REPORT_STATION:
-        return table_row(&r->e, (const char *const[]){row->name, n[0], n[1], n[2], n[4]});
+        return table_row(&r->e, (const char *const[]){row->name, n[0], n[1], n[2], n[4], n[3]});
     case DB_REPORT_ORDER:
         return table_row(&r->e, (const char *const[]){id, row->name, row->text, row->n[3] ? "open" : "closed", n[0],
                                                       n[1], n[2]});

@@ -211,7 +211,10 @@ async function report() {
     drawChart(r.days);
     fill($('stations').tBodies[0], r.stations.map((s) =>
       el('tr', {}, el('td', {}, s.station), el('td', {}, s.issued), el('td', {}, s.revoked),
-        el('td', { title: `denied requests ${entries(s.denied_entries)}` }, s.denied))));
+        // Past its budget a station's refusals are counted, not audited one by one: an officer should look at it.
+        el('td', { title: `denied requests ${entries(s.denied_entries)}` }, s.denied,
+          ...(s.over_budget ? [' ', el('span', { class: 'badge superseded', 'data-over-budget': s.over_budget },
+            `${s.over_budget} past its budget`)] : [])))));
     fill($('orders').tBodies[0], r.orders.map((o) =>
       el('tr', {}, el('td', {}, o.order), el('td', {}, o.station), el('td', {}, o.model), el('td', {}, o.state),
         el('td', {}, `${o.issued} / ${o.serials}`), el('td', {}, o.revoked))));
