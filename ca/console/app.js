@@ -209,6 +209,10 @@ async function report() {
     $('totals').replaceChildren(total(t.issued, 'certificates issued'), total(t.revoked, 'revoked'),
       total(t.denials, `denied requests ${entries(t.denial_entries)}`), total(t.revocation_actions, 'revocation actions'));
     drawChart(r.days);
+    // Over a long history the report is each section's first rows, not all of them: say which were cut.
+    const limited = (r.limited || []).map((l) => `${l.section} (${l.shown})`);
+    if (limited.length)
+      $('chart').append(el('p', { class: 'summary', id: 'limited' }, `Only the first rows are shown of: ${limited.join(', ')}.`));
     fill($('stations').tBodies[0], r.stations.map((s) =>
       el('tr', {}, el('td', {}, s.station), el('td', {}, s.issued), el('td', {}, s.revoked),
         // Past its budget a station's refusals are counted, not audited one by one: an officer should look at it.
