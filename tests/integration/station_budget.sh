@@ -69,10 +69,17 @@ check_eq "... each saying what was refused, from which station, past which budge
   where actor = 'line1' and action = 'est.budget' and (
   detail like '% refused from %: serial number is not in an open order of this station (past station.refusals_per_minute, 5)'
   or detail like '% refused from %: serial number already issued for another key (past station.refusals_per_minute, 5)')")"
-report=$("$CA_BIN" audit report --dir "$CA" --format json)
-check_eq "the report counts line1's refusals past its budget" "$((60 - audited)) 60 0" "$(python3 -c '
+# what an officer sees: the report of the console (the officer API), from the server
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
+  -out "$WORK/alice.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name alice --role auditor --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
+start_ca "$CA"
+report=$(curl -s --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" --key "$WORK/alice.key" \
+  "https://localhost:$PORT/officer/api/report")
+cleanup_server
+check_eq "the officer's report counts line1's refusals past its budget" "$((60 - audited)) 60 0" "$(python3 -c '
 import json, sys
 s = {r["station"]: r for r in json.load(sys.stdin)["stations"]}
-print(s["line1"]["over_budget"], s["line1"]["denied"], s["line2"]["over_budget"])' <<<"$report")"
+print(s["line1"]["over_budget"], s["line1"]["denied"], s["line2"]["over_budget"])' <<<"$report" 2>&1)"
 check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"
 finish
