@@ -12,6 +12,8 @@ CA=$WORK/ca
 DB=$CA/camtrust.db
 ca_create "$CA" >/dev/null
 sed -i 's/^station.refusals_per_minute = .*/station.refusals_per_minute = 5/' "$CA/camtrust-ca.conf"
+# counted refusals written only at stop (not also at the 60 s of the default, under load), so their rows are two
+sed -i 's/^audit.anonymous_interval_s = .*/audit.anonymous_interval_s = 3600/' "$CA/camtrust-ca.conf"
 grep -q '^station.refusals_per_minute = 5$' "$CA/camtrust-ca.conf" || echo 'station.refusals_per_minute = 5' >>"$CA/camtrust-ca.conf"
 station_with_order line2 CAM0100
 mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
