@@ -40,11 +40,13 @@ for point in write:temp-written write:renamed stage:synced:a stage:moving:b; do
   check_eq "... the next command finds CA ${want^^}'s whole pair" "$want" "$(installed)"
   check "... and no stage left" bash -c "! ls -A st | grep -q '^\.init-'"
 done
-# Real kills, wherever they land.
-for delay in 0.01 0.03 0.06 0.1 0.15 0.2 0.3 0.5; do
+# Real kills, wherever they land once the install stages its files (not while SoftHSM opens the token: a kill there
+# can leave the token unreadable, whatever the command).
+for delay in 0 0.002 0.005 0.01 0.02 0.05; do
   install a >/dev/null
   "$STATION_BIN" install --dir st --cert b.pem --ca-root caB/ops-root.pem >/dev/null 2>&1 &
   pid=$!
+  for _ in $(seq 1 400); do ls -A st | grep -q '^\.init-' && break; kill -0 $pid 2>/dev/null || break; sleep 0.005; done
   sleep "$delay"
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
