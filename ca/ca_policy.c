@@ -37,6 +37,25 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
     return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
 }
 
+/* An enabled station's refusals are audit entries of their own (it can be disabled), within its budget of
+ * station.refusals_per_minute: a compromised station sending serials outside its orders wrote an entry (fsync, MAC in
+ * the token) per request, and every start verifies them all. Past it they are counted (est.budget, per kind: the
+ * error's fixed message, no text the station chose, or each serial would be a kind of its own); the station is still
+ * told the precise reason. Issuances never take from the budget. */
+static ct_err refuse_station(ca *c, const db_station *station, const char *subject, ct_err why)
+{
+    char key[32], reason[CT_ERR_DETAIL_MAX];
+    if (ct_snprintf(key, sizeof key, "station#%lld", (long long)station->id) != CT_OK ||
+        ca_actor_budget_take(c, key, c->cfg.station_refusals_per_minute))
+        return ca_audit_denial(c, station->name, subject, why);
+    if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)
+        reason[0] = '\0';
+    (void)ca_refuse_counted(c, station->name, "est.budget", subject,
+                            ct_fail(why, "%s (past station.refusals_per_minute, %ld)", ct_err_message(why),
+                                    c->cfg.station_refusals_per_minute));
+    return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
+}
+
 /* Who is asking: a known, enabled station (NEW) or a device with its current certificate (RENEW). */
 static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_enroll_result *res)
 {
@@ -234,7 +253,8 @@ cleanup:
          * that names a party but does not authenticate it (a disabled station, a revoked or superseded device
          * certificate: a stolen key keeps working at TLS) is counted, like an anonymous client. */
         rc = !*res->actor   ? ca_refuse_anonymous(c, req->source, "est.enroll", subject, rc)
-             : authenticated ? ca_audit_denial(c, res->actor, subject, rc)
+             : authenticated ? (req->kind == CA_ENROLL_NEW ? refuse_station(c, &x.station, subject, rc)
+                                                           : ca_audit_denial(c, res->actor, subject, rc))
                              : ca_refuse_counted(c, res->actor, "est.enroll", subject, rc);
         ct_buf_free(&res->cert_der);
     }

@@ -59,6 +59,7 @@ typedef struct {
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     long officer_requests_per_minute; /* officer API requests per officer (each read writes an audit row) */
+    long station_refusals_per_minute; /* a station's refusals audited one by one; past it counted */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
     char witnesses_path[CA_PATH_MAX];  /* log.witnesses: the witnesses' verifier keys, one a line */

@@ -306,7 +306,8 @@ static const column k_totals_cols[] = {{"issued", COL_NUM, 8},         {"revoked
                                        {"denials", COL_NUM, 8},        {"revocation_actions", COL_NUM, 8},
                                        {"denial_entries", COL_NUM, 8}};
 static const column k_station_cols[] = {{"station", COL_TEXT, 16}, {"issued", COL_NUM, 8}, {"revoked", COL_NUM, 8},
-                                        {"denied", COL_NUM, 8},     {"denied_entries", COL_NUM, 8}};
+                                        {"denied", COL_NUM, 8},     {"denied_entries", COL_NUM, 8},
+                                        {"over_budget", COL_NUM, 8}}; /* denied requests past station.refusals_per_minute */
 static const column k_order_cols[] = {{"order", COL_NUM, 6},   {"station", COL_TEXT, 16}, {"model", COL_TEXT, 10},
                                       {"state", COL_TEXT, 7},  {"serials", COL_NUM, 8},   {"issued", COL_NUM, 8},
                                       {"revoked", COL_NUM, 8}};
@@ -329,10 +330,39 @@ static const struct {
     [DB_REPORT_REVOCATION] = {"revocations", COLS(k_event_cols)},
 };
 
+/* The sections the database cuts at a number of rows (db.h), and the table that says which were cut: over a long
+ * history (stations x days) the report without a range is those rows, not all, and says so rather than seem whole. */
+static const int64_t k_section_max[DB_REPORT__COUNT] = {
+    [DB_REPORT_STATION] = DB_REPORT_MAX_STATIONS, [DB_REPORT_ORDER] = DB_REPORT_MAX_ORDERS,
+    [DB_REPORT_DAY] = DB_REPORT_MAX_DAYS,         [DB_REPORT_DENIAL] = DB_REPORT_MAX_EVENTS,
+    [DB_REPORT_REVOCATION] = DB_REPORT_MAX_EVENTS,
+};
+static const column k_limited_cols[] = {{"section", COL_TEXT, 12}, {"shown", COL_NUM, 8}};
+
 typedef struct {
     emitter e;
     int section; /* the table open now, -1 before the first */
+    int64_t rows[DB_REPORT__COUNT];
 } report_out;
+
+/* Last, a section of its own ("limited"; empty when nothing was cut): each section that reached its number of rows,
+ * the newest or largest first, so that more of them may lie in the period. */
+static ct_err report_limits(report_out *r)
+{
+    char shown[NUM_MAX];
+    CT_GUARD_RET(table_begin(&r->e, "limited", COLS(k_limited_cols)));
+    for (int i = 0; i < DB_REPORT__COUNT; i++) {
+        if (!k_section_max[i] || r->rows[i] < k_section_max[i]) continue;
+        num_text(r->rows[i], shown);
+        CT_GUARD_RET(table_row(&r->e, (const char *const[]){k_sections[i].name, shown}));
+    }
+    CT_GUARD_RET(table_end(&r->e));
+    for (int i = 0; r->e.f == CA_FORMAT_TABLE && i < DB_REPORT__COUNT; i++)
+        if (k_section_max[i] && r->rows[i] >= k_section_max[i])
+            CT_GUARD_RET(ct_buf_appendf(r->e.out, "%s: only the first %lld rows shown (newest or largest first)\n",
+                                        k_sections[i].name, (long long)r->rows[i]));
+    return CT_OK;
+}
 
 /* Every section is written, empty ones too: readers find every key. */
 static ct_err report_advance(report_out *r, int to)
@@ -352,6 +382,7 @@ static ct_err report_row(const db_report_row *row, void *arg)
     report_out *r = arg;
     char id[NUM_MAX], ts[NUM_MAX], n[DB_REPORT_NUMBERS][NUM_MAX];
     CT_GUARD_RET(report_advance(r, (int)row->section));
+    r->rows[row->section]++;
     num_text(row->id, id);
     time_text(row->ts, ts);
     for (int i = 0; i < DB_REPORT_NUMBERS; i++) num_text(row->n[i], n[i]);
@@ -362,7 +393,7 @@ static ct_err report_row(const db_report_row *row, void *arg)
         return r->e.f == CA_FORMAT_TABLE ? ct_buf_appendf(r->e.out, "%s refused requests in %s audit entries\n", n[2], n[4])
                                          : CT_OK;
     case DB_REPORT_STATION:
-        return table_row(&r->e, (const char *const[]){row->name, n[0], n[1], n[2], n[4]});
+        return table_row(&r->e, (const char *const[]){row->name, n[0], n[1], n[2], n[4], n[3]});
     case DB_REPORT_ORDER:
         return table_row(&r->e, (const char *const[]){id, row->name, row->text, row->n[3] ? "open" : "closed", n[0],
                                                       n[1], n[2]});
@@ -392,6 +423,7 @@ ct_err ca_audit_report(ca *c, const char *from, const char *to, ca_format f, ct_
     CT_GUARD(doc_begin(&r.e));
     CT_GUARD(db_report(c->db, t0, t1, report_row, &r));
     CT_GUARD(report_advance(&r, DB_REPORT__COUNT));
+    CT_GUARD(report_limits(&r));
     CT_GUARD(doc_end(&r.e));
 cleanup:
     if (rc != CT_OK) ct_buf_free(out);

@@ -395,7 +395,8 @@ CT_MUST_CHECK ct_err db_cert_get(ct_db *db, const char *cert_serial_hex, db_cert
 
 typedef enum {
     DB_REPORT_TOTALS,     /* n: issued, revoked, denied requests, revocation actions, denial entries */
-    DB_REPORT_STATION,    /* name station; n: issued, revoked, denied requests, 0, denial entries */
+    DB_REPORT_STATION,    /* name station; n: issued, revoked, denied requests, those counted past its budget of
+                           * audited refusals (est.budget), denial entries */
     DB_REPORT_ORDER,      /* id order; name station; text model; n: serials, devices issued, revoked, open */
     DB_REPORT_DAY,        /* name "YYYY-MM-DD" (UTC); text station ("" for renewals); n: issued */
     DB_REPORT_REASON,     /* id RFC 5280 reason code; n: revoked certificates */

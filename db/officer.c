@@ -310,12 +310,13 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
         " (SELECT COALESCE(sum(" ENTRY_REQUESTS "), 0) FROM audit WHERE outcome = 'denied' AND" TS("ts") "),"
         " (SELECT count(*) FROM audit WHERE outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "),"
         " (SELECT count(*) FROM audit WHERE outcome = 'denied' AND" TS("ts") ")",
-    [DB_REPORT_STATION] = /* denied: its enrollments, and its attempts at officer routes */
-        "SELECT 0, 0, s.name, '', '', '', COALESCE(i.n, 0), COALESCE(i.r, 0), COALESCE(sum(d.n), 0), 0,"
+    [DB_REPORT_STATION] = /* denied: its enrollments, and its attempts at officer routes; over: those past its budget */
+        "SELECT 0, 0, s.name, '', '', '', COALESCE(i.n, 0), COALESCE(i.r, 0), COALESCE(sum(d.n), 0), COALESCE(sum(d.b), 0),"
         " COALESCE(sum(d.e), 0) FROM stations s"
         " LEFT JOIN (SELECT station_id, count(*) n, sum(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END) r FROM certificates WHERE" TS("issued_at")
         " GROUP BY station_id) i ON i.station_id = s.id"
-        " LEFT JOIN (SELECT actor, sum(" ENTRY_REQUESTS ") n, count(*) e FROM audit WHERE outcome = 'denied' AND" TS("ts")
+        " LEFT JOIN (SELECT actor, sum(" ENTRY_REQUESTS ") n, count(*) e,"
+        " sum(CASE WHEN action = 'est.budget' THEN" ENTRY_REQUESTS "ELSE 0 END) b FROM audit WHERE outcome = 'denied' AND" TS("ts")
         " GROUP BY actor) d ON d.actor = s.name OR d.actor = 'station:' || s.name"
         " GROUP BY s.id, s.name, i.n, i.r ORDER BY COALESCE(i.n, 0) DESC, s.name LIMIT 200",
     [DB_REPORT_ORDER] =

@@ -194,8 +194,9 @@ cleanup:
     return rc;
 }
 
-/* Pins the CA's checkpoint verifier key: written in its canonical form; a station that pins one keeps it. */
-static ct_err install_log_vkey(const char *dir, const char *vkey_path)
+/* Pins the CA's checkpoint verifier key: written in its canonical form (into `stage`); a station that pins one keeps
+ * it. */
+static ct_err install_log_vkey(const char *dir, const char *stage, const char *vkey_path)
 {
     ct_note_verifier v, old;
     char path[STATION_PATH_MAX];
@@ -207,6 +208,7 @@ static ct_err install_log_vkey(const char *dir, const char *vkey_path)
                       ct_fail(CT_ERR_INTEGRITY, "%s pins another log key than %s: a station witnesses one log", path,
                               vkey_path));
     }
+    CT_GUARD_RET(ct_path_join(path, sizeof path, stage, STATION_LOG_VKEY));
     return ct_note_verifier_write(&v, path);
 }
 
@@ -262,6 +264,9 @@ ct_err station_install(const char *dir, const char *cert_path, const char *ca_ro
     pki_cert_info leaf;
     uint8_t key_hash[32];
     time_t now = time(NULL);
+    char stage[STATION_PATH_MAX];
+    bool staged = false;
+    CT_GUARD(ct_dir_recover(dir)); /* an install a kill cut short: finished first, its log key then checked */
     CT_GUARD(station_open(dir, 1, &st));
     CT_GUARD(read_pem_certs(cert_path, CHAIN_MAX, &chain));
     CT_GUARD(read_pem_certs(ca_root_path, 1, &root));
@@ -287,10 +292,18 @@ ct_err station_install(const char *dir, const char *cert_path, const char *ca_ro
         rc = ct_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
         goto cleanup;
     }
-    if (log_vkey_path) CT_GUARD(install_log_vkey(dir, log_vkey_path));
-    CT_GUARD(write_pem_certs(dir, "ops-root.pem", &root));
-    CT_GUARD(write_pem_certs(dir, "station.pem", &chain));
+    /* The trust root and the certificate that chains to it (and the log key) change together or not at all: written
+     * one by one, a kill between them left a station that trusts one CA with another's certificate. Staged in the
+     * folder, marked whole, moved up station.pem last; a move a kill cut short is finished by the next command. */
+    CT_GUARD(ct_dir_stage_inside(dir, stage, sizeof stage));
+    staged = true;
+    if (log_vkey_path) CT_GUARD(install_log_vkey(dir, stage, log_vkey_path));
+    CT_GUARD(write_pem_certs(stage, "ops-root.pem", &root));
+    CT_GUARD(write_pem_certs(stage, "station.pem", &chain));
+    CT_GUARD(ct_dir_commit(stage, dir, "station.pem"));
+    staged = false;
 cleanup:
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", CT_LOGQ(stage));
     station_close(&st);
     est_certs_free(&chain);
     est_certs_free(&root);
@@ -300,6 +313,7 @@ cleanup:
 
 ct_err station_installed(const char *dir, char trust[STATION_PATH_MAX], char chain[STATION_PATH_MAX])
 {
+    CT_GUARD_RET(ct_dir_recover(dir)); /* an install a kill cut short: finished, or gone when it was not whole */
     CT_GUARD_RET(ct_path_join(trust, STATION_PATH_MAX, dir, "ops-root.pem"));
     CT_GUARD_RET(ct_path_join(chain, STATION_PATH_MAX, dir, "station.pem"));
     CT_ENSURE_RET(ct_file_exists(trust) && ct_file_exists(chain),

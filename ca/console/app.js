@@ -209,9 +209,16 @@ async function report() {
     $('totals').replaceChildren(total(t.issued, 'certificates issued'), total(t.revoked, 'revoked'),
       total(t.denials, `denied requests ${entries(t.denial_entries)}`), total(t.revocation_actions, 'revocation actions'));
     drawChart(r.days);
+    // Over a long history the report is each section's first rows, not all of them: say which were cut.
+    const limited = (r.limited || []).map((l) => `${l.section} (${l.shown})`);
+    if (limited.length)
+      $('chart').append(el('p', { class: 'summary', id: 'limited' }, `Only the first rows are shown of: ${limited.join(', ')}.`));
     fill($('stations').tBodies[0], r.stations.map((s) =>
       el('tr', {}, el('td', {}, s.station), el('td', {}, s.issued), el('td', {}, s.revoked),
-        el('td', { title: `denied requests ${entries(s.denied_entries)}` }, s.denied))));
+        // Past its budget a station's refusals are counted, not audited one by one: an officer should look at it.
+        el('td', { title: `denied requests ${entries(s.denied_entries)}` }, s.denied,
+          ...(s.over_budget ? [' ', el('span', { class: 'badge superseded', 'data-over-budget': s.over_budget },
+            `${s.over_budget} past its budget`)] : [])))));
     fill($('orders').tBodies[0], r.orders.map((o) =>
       el('tr', {}, el('td', {}, o.order), el('td', {}, o.station), el('td', {}, o.model), el('td', {}, o.state),
         el('td', {}, `${o.issued} / ${o.serials}`), el('td', {}, o.revoked))));

@@ -196,11 +196,15 @@ CT_MUST_CHECK ct_err ct_stale_remove(const char *folder, const char *prefix, con
  * syncs it and renames a sibling to `final` in one step (exchanged when `final` holds the `allowed` file the
  * caller copied into the stage, the old one then removed); a stage inside `final` is marked whole and its
  * entries moved up one by one, `last` (the entry whose presence means "made") last, an interrupted move being
- * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed. */
+ * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed.
+ * ct_dir_stage_inside always stages inside `final`: files added to a folder in use, whole or not at all;
+ * ct_dir_recover finishes (or removes, when not whole) what dead processes staged inside `final`. */
 CT_MUST_CHECK ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowed);
 CT_MUST_CHECK ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max);
 CT_MUST_CHECK ct_err ct_dir_commit(const char *stage, const char *final, const char *last);
 CT_MUST_CHECK ct_err ct_dir_discard(const char *stage);
+CT_MUST_CHECK ct_err ct_dir_stage_inside(const char *final, char *stage, size_t stage_max);
+CT_MUST_CHECK ct_err ct_dir_recover(const char *final);
 /* Crash tests: the process _exit(137)s here when $CAMTRUST_FAILPOINT names this point ("write:renamed"). */
 void ct_failpoint(const char *name);
 /* Fault tests: whether $CAMTRUST_FAILPOINT names this point (the caller then fails as the fault would). */

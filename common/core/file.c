@@ -195,8 +195,7 @@ static ct_err move_entries(const char *stage, const char *final, const char *las
     return remove_tree(stage);
 }
 
-/* Stages that dead processes left inside `final`: finished when they were whole, else removed. */
-static ct_err recover_inside(const char *final)
+ct_err ct_dir_recover(const char *final)
 {
     ct_err rc = CT_OK;
     char stage[4096], whole[4096];
@@ -238,6 +237,11 @@ ct_err ct_dir_stage(const char *final, char *stage, size_t stage_max)
     /* A folder the system made for us in a folder we may not write (a service's /var/lib/NAME): inside it. */
     bool inside = (errno == EACCES || errno == EPERM || errno == EROFS) && ct_file_exists(final);
     CT_ENSURE_RET(inside, ct_fail(CT_ERR_IO, "cannot create %s: %s", stage, strerror(errno)));
+    return ct_dir_stage_inside(final, stage, stage_max);
+}
+
+ct_err ct_dir_stage_inside(const char *final, char *stage, size_t stage_max)
+{
     CT_GUARD_RET(ct_snprintf(stage, stage_max, "%s/" STAGE_SEP "%ld", final, (long)getpid()));
     CT_GUARD_RET(remove_tree(stage));
     CT_ENSURE_RET(mkdir(stage, 0700) == 0, ct_fail(CT_ERR_IO, "cannot create %s: %s", stage, strerror(errno)));
@@ -283,7 +287,7 @@ ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowe
     char other[256] = "";
     bool seen = false;
     if (has_allowed) *has_allowed = false;
-    CT_GUARD_RET(recover_inside(dir));
+    CT_GUARD_RET(ct_dir_recover(dir));
     DIR *d = opendir(dir);
     if (!d) return errno == ENOENT ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", dir, strerror(errno));
     for (struct dirent *e; (e = readdir(d));) {

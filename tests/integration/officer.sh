@@ -208,7 +208,7 @@ check "audit search (table) names its columns and count" bash -c "grep -q '^cert
 out=$("$CA_BIN" audit report --dir "$CA" --format json)
 check_eq "audit report --format json: the same numbers" "7 5" "$(python3 -c 'import json,sys; d=json.load(sys.stdin)["totals"][0]; print(d["issued"], d["revoked"])' <<<"$out")"
 out=$("$CA_BIN" audit report --dir "$CA" --format csv)
-check "audit report --format csv: one block per section" bash -c "grep -q \$'^station,issued,revoked,denied,denied_entries\r' <<<\"\$0\" && grep -q \$'^seq,time,actor,action,subject,detail\r' <<<\"\$0\"" "$out"
+check "audit report --format csv: one block per section" bash -c "grep -q \$'^station,issued,revoked,denied,denied_entries,over_budget\r' <<<\"\$0\" && grep -q \$'^seq,time,actor,action,subject,detail\r' <<<\"\$0\"" "$out"
 check "... with the denials' reasons quoted when they hold commas" grep -q ',officer.revoke,,"unknown field .force. (serial, order, station, reason)"' <<<"$out"
 check "a bad --format is refused" bash -c "! '$CA_BIN' audit report --dir '$CA' --format xml 2>/dev/null"
 check "a bad --from is refused" bash -c "'$CA_BIN' audit search --dir '$CA' --from yesterday 2>&1 | grep -q \"from 'yesterday'\""

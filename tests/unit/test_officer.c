@@ -343,8 +343,8 @@ START_TEST(report_counts_issuance_denials_and_revocations)
     char *json = report(CA_FORMAT_JSON);
     ck_assert_ptr_nonnull(strstr(json, "\"totals\":[{\"issued\":5,\"revoked\":3,\"denials\":2,\"revocation_actions\":1,"
                                        "\"denial_entries\":2}]"));
-    ck_assert_ptr_nonnull(strstr(json, "{\"station\":\"line1\",\"issued\":4,\"revoked\":3,\"denied\":0,\"denied_entries\":0}"));
-    ck_assert_ptr_nonnull(strstr(json, "{\"station\":\"line2\",\"issued\":1,\"revoked\":0,\"denied\":2,\"denied_entries\":2}"));
+    ck_assert_ptr_nonnull(strstr(json, "{\"station\":\"line1\",\"issued\":4,\"revoked\":3,\"denied\":0,\"denied_entries\":0,\"over_budget\":0}"));
+    ck_assert_ptr_nonnull(strstr(json, "{\"station\":\"line2\",\"issued\":1,\"revoked\":0,\"denied\":2,\"denied_entries\":2,\"over_budget\":0}"));
     ck_assert_ptr_nonnull(strstr(json, "{\"order\":1,\"station\":\"line1\",\"model\":\"CX100\",\"state\":\"closed\","
                                        "\"serials\":3,\"issued\":3,\"revoked\":3}"));
     ck_assert_ptr_nonnull(strstr(json, "{\"order\":3,\"station\":\"line2\",\"model\":\"CX100\",\"state\":\"open\","
@@ -357,7 +357,7 @@ START_TEST(report_counts_issuance_denials_and_revocations)
     free(json);
     char *csv = report(CA_FORMAT_CSV);
     ck_assert_ptr_nonnull(strstr(csv, "issued,revoked,denials,revocation_actions,denial_entries\r\n5,3,2,1,2\r\n\r\nstation,"));
-    ck_assert_ptr_nonnull(strstr(csv, "\r\nline2,1,0,2,2\r\n"));
+    ck_assert_ptr_nonnull(strstr(csv, "\r\nline2,1,0,2,2,0\r\n"));
     ck_assert_ptr_nonnull(strstr(csv, ",station:line2,officer.access,/officer/api/search,stations cannot read: station "
                                       "line2 is not an officer,1\r\n"));
     free(csv);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# A compromised (authenticated, enabled) factory station flooding the CA with enrollments it may not make: each
+# refusal was an audit entry of its own (an fsync, a MAC in the token), and every start verifies them all. Each
+# station has a budget of audited refusals (station.refusals_per_minute, as many at once): past it they are counted
+# per kind (est.budget: how many, of what, from which station), the station is still told the precise reason,
+# issuance is never limited, other stations keep their own budget, and the report says who went over.
+# Usage: station_budget.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+
+CA=$WORK/ca
+DB=$CA/camtrust.db
+ca_create "$CA" >/dev/null
+sed -i 's/^station.refusals_per_minute = .*/station.refusals_per_minute = 5/' "$CA/camtrust-ca.conf"
+# counted refusals written only at stop (not also at the 60 s of the default, under load), so their rows are two
+sed -i 's/^audit.anonymous_interval_s = .*/audit.anonymous_interval_s = 3600/' "$CA/camtrust-ca.conf"
+grep -q '^station.refusals_per_minute = 5$' "$CA/camtrust-ca.conf" || echo 'station.refusals_per_minute = 5' >>"$CA/camtrust-ca.conf"
+station_with_order line2 CAM0100
+mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
+station_with_order line1 CAM0001 CAM0002 CAM0003
+for sn in CAM0001 CAM0002 CAM0003 CAM9001 CAM9002 CAM9003; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
+make_csr "$WORK/CAM0001-other" "/serialNumber=CAM0001/CN=x"
+
+# flood STATION COUNT CSR...: COUNT enrollments over one keep-alive connection with STATION's certificate, the CSRs
+# in turn; prints each answer's status and body, one a line.
+flood() {
+  python3 - "$PORT" "$CA/ops-root.pem" "$WORK" "$@" <<'EOF'
+import http.client, ssl, sys
+port, root, work, station, count, csrs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6:]
+ctx = ssl.create_default_context(cafile=root)
+ctx.load_cert_chain("%s/%s.pem" % (work, station), "%s/%s.key" % (work, station))
+conn = http.client.HTTPSConnection("localhost", int(port), timeout=20, context=ctx)
+bodies = [open("%s/%s.b64" % (work, c), "rb").read() for c in csrs]
+for i in range(count):
+    conn.request("POST", "/.well-known/est/simpleenroll", body=bodies[i % len(bodies)],
+                 headers={"Content-Type": "application/pkcs10"})
+    r = conn.getresponse()
+    print(r.status, r.read().decode(errors="replace").strip().replace("\n", " "))
+EOF
+}
+# rows STATION ACTION: "entries|requests" of the station's denials of ACTION (a counted entry holds N requests).
+rows() {
+  sql "$DB" "select count(*) || '|' || coalesce(sum(case when detail like '% refused from %'
+    then cast(substr(detail, 1, instr(detail, ' ') - 1) as integer) else 1 end), 0) from audit
+    where actor = '$1' and action = '$2' and outcome = 'denied'"
+}
+
+start_ca "$CA"
+check_eq "line1 enrolls CAM0001" 200 "$(est_post simpleenroll "$WORK/CAM0001.b64" "$WORK/out1" --cert "$WORK/station.pem" --key "$WORK/station.key")"
+before=$(sql "$DB" "select max(seq) from audit")
+# 60 requests: serials outside its order (three of them) and CAM0001 again with another key
+flood station 60 CAM9001 CAM9002 CAM9003 CAM0001-other >"$WORK/flood.out"
+check_eq "the 45 serials outside the order are refused (403)" 45 "$(grep -c '^403 ' "$WORK/flood.out" || true)"
+check_eq "the 15 CAM0001 with another key are refused (409)" 15 "$(grep -c '^409 ' "$WORK/flood.out" || true)"
+check "past the budget the station is still told the precise reason" \
+  grep -q 'serial CAM9003 is not in an open order of station line1' <(tail -n 2 "$WORK/flood.out")
+check_eq "issuance is never limited: line1 enrolls CAM0002 past its budget" 200 \
+  "$(est_post simpleenroll "$WORK/CAM0002.b64" "$WORK/out2" --cert "$WORK/station.pem" --key "$WORK/station.key")"
+check_eq "... and CAM0003" 200 "$(flood station 1 CAM0003 | cut -d' ' -f1)"
+check_eq "another station keeps its own budget: line2's three refusals are three entries of its own" "3|3" \
+  "$(flood line2 3 CAM9001 >/dev/null; rows line2 est.enroll)"
+cleanup_server # the counted refusals are written at stop
+audited=$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'line1' and action = 'est.enroll'
+  and outcome = 'denied'")
+# 5 at once, and one more each 12 s that 60 requests may have taken under a loaded ASan build
+check "60 refusals: at most the budget (5, and a refill) are entries of their own ($audited)" test "$audited" -ge 5 -a "$audited" -le 8
+counted=$(rows line1 est.budget)
+check_eq "the others are counted: two kinds (outside the order, already issued), every request" \
+  "2|$((60 - audited))" "$counted"
+check_eq "... each saying what was refused, from which station, past which budget" 2 "$(sql "$DB" "select count(*) from audit
+  where actor = 'line1' and action = 'est.budget' and (
+  detail like '% refused from %: serial number is not in an open order of this station (past station.refusals_per_minute, 5)'
+  or detail like '% refused from %: serial number already issued for another key (past station.refusals_per_minute, 5)')")"
+# what an officer sees: the report of the console (the officer API), from the server
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
+  -out "$WORK/alice.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name alice --role auditor --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
+start_ca "$CA"
+report=$(curl -s --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" --key "$WORK/alice.key" \
+  "https://localhost:$PORT/officer/api/report")
+cleanup_server
+check_eq "the officer's report counts line1's refusals past its budget" "$((60 - audited)) 60 0" "$(python3 -c '
+import json, sys
+s = {r["station"]: r for r in json.load(sys.stdin)["stations"]}
+print(s["line1"]["over_budget"], s["line1"]["denied"], s["line2"]["over_budget"])' <<<"$report" 2>&1)"
+check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"
+finish
