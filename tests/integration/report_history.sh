@@ -36,7 +36,7 @@ seq = c.execute("select max(seq) from audit").fetchone()[0]
 for k in range(150):
     for outcome, action in (("denied", "est.enroll" + ctl[:200]), ("ok", ctl[:200] + ".revoke")):
         seq += 1
-        c.execute("insert into audit values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        c.execute("insert into audit values (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
                   (seq, t0 + 120, ctl[:300], action, ctl, outcome, ctl, os.urandom(32), os.urandom(32)))
 db.commit()
 EOF
