@@ -456,7 +456,8 @@ static ct_err take_per_profile(const factory_msg *m, const char *serial, factory
 static ct_err challenge_check(const ct_buf *csr, const char *serial, const char *profile, const char *nonce)
 {
     pki_csr_asks asks;
-    CT_GUARD_RET(pki_csr_asks_get(csr->data, csr->len, &asks));
+    ct_err rc = pki_csr_asks_get(csr->data, csr->len, &asks);
+    if (rc != CT_OK) return ct_fail_ctx(rc, "camera %s answered a bad %s CSR", serial, profile);
     CT_ENSURE_RET(asks.challenge[0], ct_fail(CT_ERR_INTEGRITY, "camera %s answered a %s CSR without the station's "
                                              "challenge (replayed, or an agent too old to prove its keys afresh)",
                                              serial, profile));
