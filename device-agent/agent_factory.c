@@ -46,14 +46,22 @@ static ct_err answer_identity(agent *a, factory_msg *resp)
     return CT_OK;
 }
 
-/* The profiles asked for (none named: all), each at most once. */
-static ct_err wanted_profiles(const factory_msg *req, bool want[AGENT_PROFILE__COUNT])
+/* GET_CSRS: the profiles asked for (none named: all), each at most once, and the station's nonce (none: `nonce`
+ * ""), which each CSR then carries signed: a fresh proof of the keys. An older station sends none. */
+static ct_err csrs_asked(const factory_msg *req, bool want[AGENT_PROFILE__COUNT], char nonce[FACTORY_NONCE_HEX + 1])
 {
     size_t off = 0, named = 0;
     factory_field f = {0};
     ct_err rc;
     memset(want, 0, AGENT_PROFILE__COUNT * sizeof want[0]);
+    nonce[0] = '\0';
     while ((rc = factory_msg_next(req, &off, &f)) == CT_OK) {
+        if (f.tag == FACTORY_TAG_NONCE) {
+            memcpy(nonce, f.value, f.len < FACTORY_NONCE_HEX ? f.len : FACTORY_NONCE_HEX);
+            nonce[FACTORY_NONCE_HEX] = '\0';
+            CT_ENSURE_RET(f.len == FACTORY_NONCE_HEX && strspn(nonce, "0123456789abcdef") == FACTORY_NONCE_HEX,
+                          ct_fail(CT_ERR_BAD_REQUEST, "the station's nonce is not %d hex digits", FACTORY_NONCE_HEX));
+        }
         if (f.tag != FACTORY_TAG_PROFILE) continue;
         agent_profile p;
         CT_GUARD_RET(agent_profile_parse(f.value, f.len, &p));
@@ -71,15 +79,16 @@ static ct_err answer_csrs(agent *a, const factory_msg *req, factory_msg *resp)
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
     bool want[AGENT_PROFILE__COUNT];
+    char nonce[FACTORY_NONCE_HEX + 1];
     /* Locked, it makes no key: its CSRs are for the installed keys, a fresh proof that it holds them. */
     bool locked = agent_locked(a);
-    CT_GUARD(wanted_profiles(req, want));
+    CT_GUARD(csrs_asked(req, want, nonce));
     CT_GUARD(ct_buf_alloc(&der, PKI_MAX_CSR_DER));
     CT_GUARD(factory_msg_init(resp, FACTORY_CSRS));
     for (int p = 0; p < AGENT_PROFILE__COUNT; p++) {
         if (!want[p]) continue;
         der.len = 0;
-        CT_GUARD(agent_csr(a, (agent_profile)p, !locked, &der));
+        CT_GUARD(agent_csr(a, (agent_profile)p, !locked, *nonce ? nonce : NULL, &der));
         CT_GUARD(factory_msg_add_str(resp, FACTORY_TAG_PROFILE, agent_profile_name[p]));
         CT_GUARD(factory_msg_add(resp, FACTORY_TAG_CSR, der.data, der.len));
     }

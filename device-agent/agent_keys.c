@@ -20,14 +20,14 @@ ct_err agent_key_get(agent *a, agent_profile p, bool create, hsm_key **out)
     return hsm_key_generate(a->h, HSM_EC_P256, agent_key_label[p], id, sizeof id, out);
 }
 
-ct_err agent_csr(agent *a, agent_profile p, bool create, ct_buf *der)
+ct_err agent_csr(agent *a, agent_profile p, bool create, const char *challenge, ct_buf *der)
 {
     ct_err rc = CT_OK;
     hsm_key *k = NULL;
     rc = agent_key_get(a, p, create, &k);
     CT_ENSURE_MSG(rc != CT_ERR_HSM_NO_KEY, CT_ERR_INTEGRITY, "no %s key in the token", agent_key_label[p]);
     CT_GUARD(rc);
-    CT_GUARD(pki_csr_make(k, a->serial, a->serial, der));
+    CT_GUARD(pki_csr_make_challenged(k, a->serial, a->serial, challenge, der));
 cleanup:
     hsm_key_free(k);
     return rc;

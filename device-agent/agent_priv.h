@@ -58,8 +58,9 @@ CT_MUST_CHECK ct_err agent_root_load(const char *path, ct_buf *der);
 #define AGENT_KEY_ID_LEN 2
 void agent_key_id(agent_profile p, uint8_t id[AGENT_KEY_ID_LEN]);
 CT_MUST_CHECK ct_err agent_key_get(agent *a, agent_profile p, bool create, hsm_key **out);
-/* A CSR for the profile's key; the key is made first when absent only with `create`. */
-CT_MUST_CHECK ct_err agent_csr(agent *a, agent_profile p, bool create, ct_buf *der);
+/* A CSR for the profile's key, with `challenge` as its challengePassword (NULL: none); the key is made first when
+ * absent only with `create`. */
+CT_MUST_CHECK ct_err agent_csr(agent *a, agent_profile p, bool create, const char *challenge, ct_buf *der);
 
 /* agent_install.c */
 void agent_creds_free(agent_creds *c);

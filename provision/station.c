@@ -464,8 +464,27 @@ static ct_err take_per_profile(const factory_msg *m, const char *serial, factory
     return CT_OK;
 }
 
-/* CSRS {PROFILE, CSR}...: one CSR per profile asked for, each a valid request for this camera's serial. */
-static ct_err take_csrs(const factory_msg *m, const char *serial, ct_buf csr[N_PROFILES], uint8_t spki_hash[][32])
+/* The CSR's challengePassword, under its own signature (checked before), must be this exchange's nonce: CSRs
+ * captured on the LAN from an earlier run, replayed by a device that does not hold the keys, carry another or none.
+ * An agent from before the nonce sends none: refused too (fail closed), its camera needs the newer firmware. */
+static ct_err challenge_check(const ct_buf *csr, const char *serial, const char *profile, const char *nonce)
+{
+    pki_csr_asks asks;
+    ct_err rc = pki_csr_asks_get(csr->data, csr->len, &asks);
+    if (rc != CT_OK) return ct_fail_ctx(rc, "camera %s answered a bad %s CSR", serial, profile);
+    CT_ENSURE_RET(asks.challenge[0], ct_fail(CT_ERR_INTEGRITY, "camera %s answered a %s CSR without the station's "
+                                             "challenge (replayed, or an agent too old to prove its keys afresh)",
+                                             serial, profile));
+    CT_ENSURE_RET(strlen(asks.challenge) == FACTORY_NONCE_HEX && ct_equal_ct(asks.challenge, nonce, FACTORY_NONCE_HEX),
+                  ct_fail(CT_ERR_INTEGRITY, "camera %s answered a %s CSR for another challenge than this run's "
+                          "(replayed: it does not prove it holds the key now)", serial, profile));
+    return CT_OK;
+}
+
+/* CSRS {PROFILE, CSR}...: one CSR per profile asked for, each a valid request for this camera's serial, signed over
+ * this exchange's nonce. */
+static ct_err take_csrs(const factory_msg *m, const char *serial, const char *nonce, ct_buf csr[N_PROFILES],
+                        uint8_t spki_hash[][32])
 {
     ct_err rc = CT_OK;
     pki_csr *parsed = NULL;
@@ -477,6 +496,7 @@ static ct_err take_csrs(const factory_msg *m, const char *serial, ct_buf csr[N_P
         }
         CT_ENSURE_MSG(strcmp(pki_csr_subject_serial(parsed), serial) == 0, CT_ERR_BAD_CSR,
                       "camera %s answered a CSR for serial %.64s", serial, pki_csr_subject_serial(parsed));
+        CT_GUARD(challenge_check(&csr[i], serial, profiles[i].profile, nonce));
         pki_csr_spki_sha256(parsed, spki_hash[i]);
         pki_csr_free(parsed);
         parsed = NULL;
@@ -646,8 +666,8 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
     ct_buf installed[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT}, proof[N_PROFILES] = {CT_BUF_INIT, CT_BUF_INIT};
     ct_buf note = CT_BUF_INIT;
     const ct_buf *issuer[N_PROFILES] = {NULL, NULL};
-    uint8_t spki_hash[N_PROFILES][32];
-    char state[STATE_MAX], reason[REASON_MAX] = "", status[64];
+    uint8_t spki_hash[N_PROFILES][32], nonce_raw[FACTORY_NONCE_BYTES];
+    char state[STATE_MAX], reason[REASON_MAX] = "", status[64], nonce[FACTORY_NONCE_HEX + 1];
     const char *addr = res->device;
     bool locked = false;
     double t;
@@ -673,12 +693,17 @@ static ct_err provision_camera(worker *w, cam_result *res, int *fd)
 
     factory_msg_free(&q);
     factory_msg_free(&a);
+    /* A fresh nonce per exchange: the camera signs it inside its CSRs, so nothing is forwarded to the CA, nor a
+     * camera counted already provisioned, on CSRs captured before. */
+    CT_GUARD(ct_random(nonce_raw, sizeof nonce_raw));
+    CT_GUARD(ct_hex_encode(nonce_raw, sizeof nonce_raw, nonce, sizeof nonce));
     CT_GUARD(factory_msg_init(&q, FACTORY_GET_CSRS));
     for (size_t i = 0; i < N_PROFILES; i++) CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_PROFILE, profiles[i].profile));
+    CT_GUARD(factory_msg_add_str(&q, FACTORY_TAG_NONCE, nonce));
     t = (double)ct_now_ms();
     CT_GUARD(ask(r, *fd, addr, &q, FACTORY_CSRS, &a));
     res->ms_keygen = (double)ct_now_ms() - t;
-    CT_GUARD(take_csrs(&a, res->serial, csr, spki_hash));
+    CT_GUARD(take_csrs(&a, res->serial, nonce, csr, spki_hash));
 
     t = (double)ct_now_ms();
     for (size_t i = 0; i < N_PROFILES; i++) {

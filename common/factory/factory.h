@@ -8,8 +8,9 @@
  * Exchange (station asks, camera answers; one connection per camera):
  *   HELLO                                   -> IDENTITY {SERIAL, MODEL, MAC, STATE[, REASON][, PROFILE, CERT...]}
  *                                              a provisioned camera names each installed leaf certificate
- *   GET_CSRS {PROFILE...}                   -> CSRS {PROFILE, CSR}...   keys made once, reused on a retry;
- *                                              a provisioned camera answers for its installed keys
+ *   GET_CSRS {PROFILE...[, NONCE]}          -> CSRS {PROFILE, CSR}...   keys made once, reused on a retry;
+ *                                              a provisioned camera answers for its installed keys; each CSR
+ *                                              carries the NONCE as its PKCS#9 challengePassword
  *   INSTALL {PROFILE, CERT, CERT...[, LOG_PROOF]}...[, CHECKPOINT]
  *                                           -> RESULT {STATUS[, REASON]}  leaf first, then its issuers; a
  *                                              station pinning the CA's log key adds each leaf's inclusion proof
@@ -51,7 +52,15 @@ typedef enum {
      * A camera that pins no log key ignores both. */
     FACTORY_TAG_CHECKPOINT = 10,
     FACTORY_TAG_LOG_PROOF = 11,
+    /* GET_CSRS: the station's fresh random challenge for this exchange (FACTORY_NONCE_HEX lowercase hex digits).
+     * Inside CSRs signed by the camera's token keys it proves that the camera holds them now: CSRs captured on
+     * the LAN and replayed carry another challenge or none. A station refuses CSRs without it (an agent from before
+     * it); an agent asked without one (an older station) makes CSRs without a challenge. */
+    FACTORY_TAG_NONCE = 12,
 } factory_tag;
+
+#define FACTORY_NONCE_BYTES 16
+#define FACTORY_NONCE_HEX (2 * FACTORY_NONCE_BYTES)
 
 typedef struct {
     uint8_t type;

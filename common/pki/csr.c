@@ -218,6 +218,8 @@ cleanup:
 }
 
 static const uint8_t oid_extension_request[9] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};
+_Static_assert(PKI_CHALLENGE_MAX <= CTC_NAME_SIZE, "a challenge must fit wolfSSL's Cert.challengePw");
+static const uint8_t oid_challenge_password[9] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07};
 static const uint8_t oid_basic_constraints[3] = {0x55, 0x1d, 0x13};
 static const uint8_t oid_key_usage[3] = {0x55, 0x1d, 0x0f};
 
@@ -257,6 +259,21 @@ static ct_err asks_key_usage(const pki_tlv *value, pki_csr_asks *out)
     return CT_OK;
 }
 
+/* challengePassword: SET { DirectoryString } with exactly one value, once; no NUL inside (compared as a C string). */
+static ct_err asks_challenge(const pki_tlv *set, pki_csr_asks *out)
+{
+    pki_der in = pki_der_inside(set);
+    pki_tlv v;
+    CT_GUARD_RET(pki_der_next(&in, "challengePassword", &v));
+    CT_GUARD_RET(pki_der_end(&in, "challengePassword"));
+    CT_ENSURE_RET(!out->challenge[0] && (v.tag == PKI_TAG_PRINTABLE || v.tag == PKI_TAG_UTF8) && v.val_len > 0 &&
+                      v.val_len < sizeof out->challenge && !memchr(v.val, '\0', v.val_len),
+                  ct_fail(CT_ERR_BAD_CSR, "request's challengePassword is malformed"));
+    memcpy(out->challenge, v.val, v.val_len);
+    out->challenge[v.val_len] = '\0';
+    return CT_OK;
+}
+
 ct_err pki_csr_asks_get(const uint8_t *der, size_t len, pki_csr_asks *out)
 {
     pki_tlv subject, spki, attrs, attr, oid, set, exts, ext, f;
@@ -278,6 +295,7 @@ ct_err pki_csr_asks_get(const uint8_t *der, size_t len, pki_csr_asks *out)
         CT_GUARD_RET(pki_der_expect(&at, PKI_TAG_SET, "attribute values", &set));
         if (!pki_der_oid_is(&oid, PKI_OID_BYTES(oid_extension_request))) {
             out->other_attributes++;
+            if (pki_der_oid_is(&oid, PKI_OID_BYTES(oid_challenge_password))) CT_GUARD_RET(asks_challenge(&set, out));
             continue;
         }
         pki_der sv = pki_der_inside(&set);
@@ -317,6 +335,12 @@ void pki_csr_spki_sha256(const pki_csr *csr, uint8_t out[32]) { memcpy(out, csr-
 
 ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_buf *der)
 {
+    return pki_csr_make_challenged(key, cn, serial_number, NULL, der);
+}
+
+ct_err pki_csr_make_challenged(hsm_key *key, const char *cn, const char *serial_number, const char *challenge,
+                               ct_buf *der)
+{
     ct_err rc = CT_OK;
     ecc_key pub; /* the key's public point, which wolfSSL writes into the request */
     bool loaded = false;
@@ -330,6 +354,10 @@ ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_
      * knows only version 0. */
     cert->version = 0;
     CT_GUARD(pki_cert_name_set(&cert->subject, cn, serial_number, NULL));
+    if (challenge) {
+        CT_GUARD(ct_strlcpy(cert->challengePw, sizeof cert->challengePw, challenge));
+        cert->challengePwPrintableString = 1;
+    }
     CT_GUARD(pki_sig_type(key, &cert->sigType));
     CT_GUARD(hsm_key_wolf_ecc(key, &pub));
     loaded = true;

@@ -12,6 +12,7 @@
 #define PKI_MAX_CSR_DER 8192
 #define PKI_MAX_CERT_DER 8192
 #define PKI_NAME_MAX 64
+#define PKI_CHALLENGE_MAX 64 /* a challengePassword with its NUL: wolfSSL's Cert.challengePw */
 #define PKI_SERIAL_BYTES 16 /* 127 random bits: positive, at least 64 bits as RFC 5280 / CA/B ask */
 #define PKI_MAX_SERIAL_BYTES 20 /* RFC 5280's limit, for certificates made elsewhere (openssl uses 20) */
 /* notAfter "no well-defined expiration" (RFC 5280 4.1.2.5), the IEEE 802.1AR IDevID default. */
@@ -45,12 +46,17 @@ typedef struct {
     bool key_usage;         /* present */
     uint16_t key_usage_bits; /* PKI_KU_* (wolfSSL's KEYUSE_* values) */
     size_t other_extensions; /* any other extension */
-    size_t other_attributes; /* any attribute but extensionRequest */
+    size_t other_attributes; /* any attribute but extensionRequest (challengePassword included) */
+    char challenge[PKI_CHALLENGE_MAX]; /* PKCS#9 challengePassword (PrintableString or UTF8String), "" if absent */
 } pki_csr_asks;
 CT_MUST_CHECK ct_err pki_csr_asks_get(const uint8_t *der, size_t len, pki_csr_asks *out);
 
 /* Makes a DER PKCS#10 for a token key with subject CN (and serialNumber if non-NULL). */
 CT_MUST_CHECK ct_err pki_csr_make(hsm_key *key, const char *cn, const char *serial_number, ct_buf *der);
+/* The same with a PKCS#9 challengePassword (PrintableString; NULL: none): signed with the request, it binds the
+ * proof of possession to whoever chose the challenge (the factory station's nonce). */
+CT_MUST_CHECK ct_err pki_csr_make_challenged(hsm_key *key, const char *cn, const char *serial_number,
+                                             const char *challenge, ct_buf *der);
 
 /* ---- certificates ---- */
 typedef enum {

@@ -154,9 +154,11 @@ rc=0; wait "$POWER_PID" || rc=$?
 check_eq "the camera died right after installing" 137 "$rc"
 check_eq "... the station reports it failed" failed "$(field "$R8" POWER1 status)"
 check_eq "... yet it boots provisioned" 0 "$(boot_rc power)"
-"$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 >"$WORK/cams/power.out" 2>>"$WORK/agents.log" &
+# (a new output file each start: the shell truncates a reused one in the child, after wait_listening may have read
+# the old line)
+"$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 >"$WORK/cams/power2.out" 2>>"$WORK/agents.log" &
 POWER_PID=$!
-check "factory mode starts again on the locked camera" wait_listening "$WORK/cams/power.out" $POWER_PID
+check "factory mode starts again on the locked camera" wait_listening "$WORK/cams/power2.out" $POWER_PID
 provision "$R8" "$ADDR"
 check_eq "the next run converges: exit 0" 0 "$RC"
 check_eq "... the camera counts as provisioned" already-provisioned "$(field "$R8" POWER1 status | tail -1)"
@@ -168,9 +170,9 @@ check "the summary counts it" grep -q '^1 camera: 0 provisioned, 1 already provi
 # and reopens it first).
 kill -TERM "$POWER_PID"; wait "$POWER_PID" || true
 "$AGENT_BIN" reset --dir "$WORK/cams/power"
-"$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 >"$WORK/cams/power.out" 2>>"$WORK/agents.log" &
+"$AGENT_BIN" factory --dir "$WORK/cams/power" --listen 127.0.0.1:0 >"$WORK/cams/power3.out" 2>>"$WORK/agents.log" &
 BG_PIDS+=($!)
-wait_listening "$WORK/cams/power.out" $!
+wait_listening "$WORK/cams/power3.out" $!
 provision "$R8" "$ADDR"
 check "after a reset, provisioning the serial again is refused with 409" grep -q "HTTP 409" <<<"$(field "$R8" POWER1 reason | tail -1)"
 check_eq "... and the camera stays unprovisioned" 3 "$(boot_rc power)"
@@ -182,6 +184,32 @@ provision "$R9" "$LIAR"
 check_eq "a camera showing certificates whose keys it lacks fails" failed "$(field "$R9" CAM001 status)"
 check "... the CA refused its key (409)" grep -q "HTTP 409" <<<"$(field "$R9" CAM001 reason)"
 check "... and no INSTALL was sent" bash -c "! grep -q INSTALL '$WORK/liar.log'"
+
+# A device that claims CAM001's serial, shows its certificates and replays CSRs the genuine camera signed earlier
+# (captured on the factory LAN): without a challenge (as an exchange with an older station, or an older agent's),
+# and with an earlier exchange's nonce. Neither proves it holds the keys now: refused before the CA is asked.
+audit_rows() { sql "$CA/camtrust.db" "select count(*) from audit"; }
+fake_camera replay replay CAM001 "" --installed "$WORK/cams/cam1/credentials.pem" --capture "${ADDRS[0]}"; REPLAY=$ADDR
+fake_camera stale replay CAM001 "" --installed "$WORK/cams/cam1/credentials.pem" --capture "${ADDRS[0]}" \
+  --capture-nonce 00112233445566778899aabbccddeeff; STALE=$ADDR
+rows=$(audit_rows)
+R10=$WORK/run10.jsonl
+provision "$R10" "$REPLAY"
+check_eq "a device replaying a provisioned camera's CSRs without a challenge fails the run" 1 "$RC"
+check_eq "... is not counted provisioned" failed "$(field "$R10" CAM001 status)"
+check "... refused for CSRs without the station's challenge" grep -q "camera CAM001 answered a device CSR without the station's challenge" <<<"$(field "$R10" CAM001 reason)"
+R11=$WORK/run11.jsonl
+provision "$R11" "$STALE"
+check_eq "a device replaying CSRs over an earlier exchange's nonce fails the run" 1 "$RC"
+check_eq "... is not counted provisioned" failed "$(field "$R11" CAM001 status)"
+check "... refused for another challenge than this run's" grep -q "camera CAM001 answered a device CSR for another challenge than this run's" <<<"$(field "$R11" CAM001 reason)"
+check "... the summary counts it failed" grep -q '^1 camera: 0 provisioned, 0 already provisioned, 1 failed' "$WORK/summary"
+check_eq "... nothing reached the CA (no audit entry)" "$rows" "$(audit_rows)"
+check "... and no INSTALL was sent" bash -c "! grep -q INSTALL '$WORK/replay.log' '$WORK/stale.log'"
+R12=$WORK/run12.jsonl
+provision "$R12" "${ADDRS[0]}"
+check_eq "the genuine camera, signing this run's nonce, still counts as already provisioned" "0 already-provisioned" \
+  "$RC $(field "$R12" CAM001 status)"
 
 # ---- bad input to the station itself ----
 printf '# cameras\n\n%s  # first\n' "${ADDRS[0]}" >"$WORK/devices.txt"

@@ -232,6 +232,71 @@ START_TEST(keys_stay_in_token)
 }
 END_TEST
 
+/* GET_CSRS with `nonce` (NULL: none); the challengePassword of each CSR in challenge[p] ("" if none). Fails the
+ * test unless the answer is CSRS; returns false on an ERROR answer, its reason in `reason`. */
+static bool csrs_with_nonce(agent *a, const char *nonce, char challenge[2][PKI_CHALLENGE_MAX], char *reason, size_t max)
+{
+    factory_msg req, resp;
+    bool close_after;
+    ck_assert_int_eq(factory_msg_init(&req, FACTORY_GET_CSRS), CT_OK);
+    if (nonce) ck_assert_int_eq(factory_msg_add_str(&req, FACTORY_TAG_NONCE, nonce), CT_OK);
+    ck_assert_int_eq(agent_factory_handle(a, &req, &resp, &close_after), CT_OK);
+    factory_msg_free(&req);
+    if (resp.type == FACTORY_ERROR) {
+        ck_assert(close_after);
+        ck_assert_int_eq(factory_msg_get_str(&resp, FACTORY_TAG_REASON, reason, max), CT_OK);
+        factory_msg_free(&resp);
+        return false;
+    }
+    ck_assert_uint_eq(resp.type, FACTORY_CSRS);
+    size_t off = 0;
+    factory_field f;
+    int p = -1;
+    while (factory_msg_next(&resp, &off, &f) == CT_OK) {
+        if (f.tag == FACTORY_TAG_PROFILE) p = f.len == 6 && memcmp(f.value, "device", 6) == 0 ? 0 : 1;
+        if (f.tag != FACTORY_TAG_CSR) continue;
+        pki_csr *csr = NULL;
+        ck_assert_int_eq(pki_csr_parse(f.value, f.len, &csr), CT_OK); /* signed over the challenge too */
+        pki_csr_free(csr);
+        pki_csr_asks asks;
+        ck_assert_int_eq(pki_csr_asks_get(f.value, f.len, &asks), CT_OK);
+        memcpy(challenge[p], asks.challenge, sizeof asks.challenge);
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s.csr.der", dir, agent_profile_name[p]);
+        ck_assert_int_eq(ct_file_write_atomic(path, f.value, f.len, 0644), CT_OK);
+    }
+    factory_msg_free(&resp);
+    return true;
+}
+
+START_TEST(csrs_sign_the_nonce)
+{
+    agent *a = open_dev();
+    char challenge[2][PKI_CHALLENGE_MAX], reason[256];
+    const char *nonce = "00112233445566778899aabbccddeeff";
+    ck_assert(csrs_with_nonce(a, nonce, challenge, reason, sizeof reason));
+    ck_assert_str_eq(challenge[0], nonce);
+    ck_assert_str_eq(challenge[1], nonce);
+    /* openssl reads it as the PKCS#9 challengePassword of a request whose signature verifies */
+    ck_assert_int_eq(tu_sh("cd '%s' && openssl req -inform DER -in media-signing.csr.der -noout -verify -text 2>&1 | "
+                           "grep -q 'challengePassword *:%s'",
+                           dir, nonce),
+                     0);
+    /* an older station sends no nonce: CSRs without a challenge, as before */
+    ck_assert(csrs_with_nonce(a, NULL, challenge, reason, sizeof reason));
+    ck_assert_str_eq(challenge[0], "");
+    ck_assert_str_eq(challenge[1], "");
+    /* anything but 32 lowercase hex digits is refused in one line, before any CSR */
+    static const char *const bad[] = {"00112233445566778899aabbccddeef", "00112233445566778899aabbccddeeff0",
+                                      "00112233445566778899AABBCCDDEEFF", "0011223344556677 899aabbccddeeff", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(!csrs_with_nonce(a, bad[i], challenge, reason, sizeof reason), "nonce '%s' accepted", bad[i]);
+        ck_assert_str_eq(reason, "the station's nonce is not 32 hex digits");
+    }
+    agent_close(a);
+}
+END_TEST
+
 START_TEST(install_refusals)
 {
     agent *a = open_dev();
@@ -376,6 +441,7 @@ static Suite *agent_suite(void)
     tcase_set_timeout(t, 60);
     tcase_add_test(t, simulate_folder);
     tcase_add_test(t, keys_stay_in_token);
+    tcase_add_test(t, csrs_sign_the_nonce);
     tcase_add_test(t, install_refusals);
     tcase_add_test(t, install_then_boot);
     tcase_add_test(t, reset_destroys_keys);

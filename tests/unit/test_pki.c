@@ -400,6 +400,16 @@ static hsm_key *genkey(hsm_key_type type, const char *label)
     return k;
 }
 
+/* A request for token key `k` (CN "camera 1", serialNumber CAM-0001; `challenge` NULL: none) in `der` and `name`. */
+static void token_csr(hsm_key *k, const char *challenge, const char *name, ct_buf *der)
+{
+    if (!der->data) ck_assert_int_eq(ct_buf_alloc(der, PKI_MAX_CSR_DER), CT_OK);
+    ct_err rc = challenge ? pki_csr_make_challenged(k, "camera 1", "CAM-0001", challenge, der)
+                          : pki_csr_make(k, "camera 1", "CAM-0001", der);
+    ck_assert_msg(rc == CT_OK, "%s %s", ct_err_name(rc), ct_err_detail());
+    save(name, der->data, der->len);
+}
+
 START_TEST(token_csr_openssl_verifies)
 {
     static const hsm_key_type types[] = {HSM_EC_P256, HSM_EC_P384};
@@ -407,10 +417,7 @@ START_TEST(token_csr_openssl_verifies)
     for (size_t i = 0; i < 2; i++) {
         hsm_key *k = genkey(types[i], labels[i]);
         ct_buf der = CT_BUF_INIT, spki = CT_BUF_INIT;
-        ck_assert_int_eq(ct_buf_alloc(&der, PKI_MAX_CSR_DER), CT_OK);
-        ct_err rc = pki_csr_make(k, "camera 1", "CAM-0001", &der);
-        ck_assert_msg(rc == CT_OK, "%s %s", ct_err_name(rc), ct_err_detail());
-        save("tok.csr", der.data, der.len);
+        token_csr(k, NULL, "tok.csr", &der);
         ck_assert_int_eq(sh("openssl req -inform DER -in tok.csr -verify -noout -subject > subj.txt 2>&1 && "
                             "grep -q 'verify OK' subj.txt && grep -q 'CN = camera 1' subj.txt && "
                             "grep -q 'serialNumber = CAM-0001' subj.txt"),
@@ -421,7 +428,7 @@ START_TEST(token_csr_openssl_verifies)
                                    : "openssl req -inform DER -in tok.csr -noout -text | grep -q ecdsa-with-SHA384"),
                          0);
         pki_csr *csr = NULL;
-        rc = pki_csr_parse(der.data, der.len, &csr);
+        ct_err rc = pki_csr_parse(der.data, der.len, &csr);
         ck_assert_msg(rc == CT_OK, "%s %s", ct_err_name(rc), ct_err_detail());
         ck_assert_str_eq(pki_csr_subject_serial(csr), "CAM-0001");
         ck_assert_str_eq(pki_csr_subject_cn(csr), "camera 1");
@@ -438,6 +445,45 @@ START_TEST(token_csr_openssl_verifies)
         ct_buf_free(&spki);
         hsm_key_free(k);
     }
+}
+END_TEST
+
+static void challenge_of(const char *name, ct_err want, const char *challenge)
+{
+    ct_buf der = CT_BUF_INIT;
+    pki_csr_asks asks;
+    load(name, &der);
+    ck_assert_int_eq(pki_csr_asks_get(der.data, der.len, &asks), want);
+    if (want == CT_OK) ck_assert_str_eq(asks.challenge, challenge);
+    if (want == CT_OK) ck_assert_uint_eq(asks.other_attributes, *challenge ? 1 : 0); /* the vault still refuses it */
+    ct_buf_free(&der);
+}
+
+/* The PKCS#9 challengePassword: written signed into a token key's request (PrintableString), read back from ours and
+ * openssl's (UTF8String); one that fits no Cert.challengePw is malformed. */
+START_TEST(csr_challenge_password)
+{
+    hsm_key *k = genkey(HSM_EC_P256, "chal");
+    ct_buf der = CT_BUF_INIT;
+    token_csr(k, "00112233445566778899aabbccddeeff", "chal.csr", &der);
+    ck_assert_int_eq(sh("openssl req -inform DER -in chal.csr -verify -noout -text 2>&1 | grep -q 'verify OK' && "
+                        "openssl asn1parse -inform DER -in chal.csr | grep -A2 challengePassword | "
+                        "grep -q 'PRINTABLESTRING *:00112233445566778899aabbccddeeff'"),
+                     0);
+    challenge_of("chal.csr", CT_OK, "00112233445566778899aabbccddeeff");
+    token_csr(k, NULL, "none.csr", &der);
+    challenge_of("none.csr", CT_OK, "");
+    ck_assert_int_eq(sh("openssl genpkey " EC_P256 " -out o.key 2>/dev/null && "
+                        "printf '[req]\\nprompt = no\\ndistinguished_name = dn\\nattributes = a\\n[dn]\\nCN = x\\n"
+                        "[a]\\nchallengePassword = s3cret nonce\\n' >ok.cnf && "
+                        "sed 's/= s3cret nonce/= 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/' ok.cnf >long.cnf && "
+                        "openssl req -new -key o.key -config ok.cnf -outform DER -out ok.csr && "
+                        "openssl req -new -key o.key -config long.cnf -outform DER -out long.csr"),
+                     0);
+    challenge_of("ok.csr", CT_OK, "s3cret nonce");
+    challenge_of("long.csr", CT_ERR_BAD_CSR, NULL);
+    ct_buf_free(&der);
+    hsm_key_free(k);
 }
 END_TEST
 
@@ -910,6 +956,7 @@ static Suite *pki_suite(void)
     TCase *sign = tcase_create("sign");
     tcase_add_checked_fixture(sign, setup_token, teardown_token);
     tcase_add_test(sign, token_csr_openssl_verifies);
+    tcase_add_test(sign, csr_challenge_password);
     tcase_add_test(sign, chain_p384_root);
     tcase_add_test(sign, chain_p256_root);
     tcase_add_test(sign, verify_rejects_other_issuer);
