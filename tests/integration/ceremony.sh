@@ -14,6 +14,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 agent() { # agent MODE NAME: camtrust-agent MODE (factory, serve) on a free port; sets ADDR
+  : >"$WORK/cams/$2.$1.out" # (emptied before the child runs: wait_listening must not read a last run's line)
   "$AGENT_BIN" "$1" --dir "$WORK/cams/$2" --listen 127.0.0.1:0 >"$WORK/cams/$2.$1.out" 2>>"$WORK/agents.log" &
   BG_PIDS+=($!)
   wait_listening "$WORK/cams/$2.$1.out" $!

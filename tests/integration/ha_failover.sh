@@ -50,6 +50,7 @@ start_node() {
   local name=$1 try port http pid
   for try in 1 2 3 4 5; do
     port=$((20000 + RANDOM % 40000)); http=$((20000 + RANDOM % 40000))
+    : >"$WORK/$name.log" # (emptied before the child runs: a restarted node's old "listening" line must not count)
     "$CA_BIN" serve --dir "$CA" --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" --node-id "$name" \
       2>"$WORK/$name.log" &
     pid=$!

@@ -38,7 +38,8 @@ stop_bg() {
 }
 trap 'stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
-# wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s).
+# wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s). Empty OUTFILE before starting
+# PID when it may hold an earlier run's line (the child's own redirection truncates it only once the child runs).
 wait_listening() {
   local out=$1 pid=$2
   for _ in $(seq 1 200); do
@@ -58,6 +59,9 @@ start_ca() {
     PORT=$((20000 + RANDOM % 40000))
     HTTP_PORT=$((20000 + RANDOM % 40000)); http=
     [ "${WITH_HTTP:-0}" = 1 ] && http=$host:$HTTP_PORT
+    # emptied here, not only by the child's redirection: until the child runs, the last server's "listening" line
+    # is still in the file and the wait below would return before this server listens
+    : >"$WORK/server.log"
     "$CA_BIN" serve --dir "$dir" --listen "$host:$PORT" --http-listen "$http" 2>"$WORK/server.log" &
     SERVER_PID=$!
     for _ in $(seq 1 600); do # up to 30 s: the start checks the whole audit chain, slow under ASan on a loaded machine

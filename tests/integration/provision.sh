@@ -15,6 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 camera() {
   local name=$1 serial=$2 root=${3:-$CA/root.pem}
   "$SIM_BIN" simulate --dir "$WORK/cams/$name" --serial "$serial" --model CX1 --root "$root" "${@:4}" >/dev/null
+  : >"$WORK/cams/$name.out" # (emptied before the child runs: wait_listening must not read a last run's line)
   "$AGENT_BIN" factory --dir "$WORK/cams/$name" --listen 127.0.0.1:0 >"$WORK/cams/$name.out" 2>>"$WORK/agents.log" &
   BG_PIDS+=($!)
   wait_listening "$WORK/cams/$name.out" $!
@@ -22,6 +23,7 @@ camera() {
 
 # fake_camera NAME MODE SERIAL [CSR_SERIAL] [extra args]: sets ADDR.
 fake_camera() {
+  : >"$WORK/$1.out"
   python3 "$HERE/fake_camera.py" --mode "$2" --serial "$3" ${4:+--csr-serial "$4"} "${@:5}" --log "$WORK/$1.log" \
     >"$WORK/$1.out" 2>>"$WORK/fakes.log" &
   BG_PIDS+=($!)
