@@ -407,11 +407,15 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
     if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
     /* Each read is an audit row with its fsync and MAC: an officer's own script (an auditor's too) could grow the
-     * audit as fast as the token MACs. Past its budget a request is counted, not answered. */
-    if (rc == CT_OK && !ca_actor_budget_take(c, who.actor, c->cfg.officer_requests_per_minute))
+     * audit as fast as the token MACs. Past its budget a read is counted, not answered (429, Retry-After: when one
+     * more is allowed). Revocations are not budgeted: each is a decision of its own, and a script that spent the
+     * budget must not keep its officer from revoking during an incident. */
+    if (rc == CT_OK && reads && !ca_actor_budget_take(c, who.actor, c->cfg.officer_requests_per_minute)) {
         rc = ca_refuse_counted(c, who.actor, "officer.budget", subject,
-                               ct_fail(CT_ERR_UNAVAILABLE, "over officer.requests_per_minute (%ld): ask again later",
+                               ct_fail(CT_ERR_RATE_LIMITED, "over officer.requests_per_minute (%ld): ask again later",
                                        c->cfg.officer_requests_per_minute));
+        ans->retry_after_s = (60 + c->cfg.officer_requests_per_minute - 1) / c->cfg.officer_requests_per_minute;
+    }
     if (rc == CT_OK) rc = api_route(c, &who, rq, &out, reason, sizeof reason);
     if (rc == CT_OK) rc = answer_json(ans, &out, reason);
     ct_buf_free(&out);

@@ -41,11 +41,14 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
  * station.refusals_per_minute: a compromised station sending serials outside its orders wrote an entry (fsync, MAC in
  * the token) per request, and every start verifies them all. Past it they are counted (est.budget, per kind: the
  * error's fixed message, no text the station chose, or each serial would be a kind of its own); the station is still
- * told the precise reason. Issuances never take from the budget. */
+ * told the precise reason. Issuances never take from the budget, nor refusals that name a clone or a duplicate
+ * (a serial issued for another key, a key certified for another serial, a serial differing only by case): a
+ * compromised station that spent its budget on junk must not get those counted without their serial. */
 static ct_err refuse_station(ca *c, const db_station *station, const char *subject, ct_err why)
 {
     char key[32], reason[CT_ERR_DETAIL_MAX];
-    if (ct_snprintf(key, sizeof key, "station#%lld", (long long)station->id) != CT_OK ||
+    if (why == CT_ERR_ALREADY_ISSUED || why == CT_ERR_EXISTS ||
+        ct_snprintf(key, sizeof key, "station#%lld", (long long)station->id) != CT_OK ||
         ca_actor_budget_take(c, key, c->cfg.station_refusals_per_minute))
         return ca_audit_denial(c, station->name, subject, why);
     if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)

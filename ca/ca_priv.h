@@ -222,6 +222,7 @@ typedef struct {
     const char *cache_control; /* a Cache-Control header, or NULL for none */
     const char *content_encoding; /* a Content-Encoding header ("gzip"), or NULL for none */
     bool vary_encoding;           /* the body depends on Accept-Encoding: "Vary: Accept-Encoding" */
+    long retry_after_s;           /* > 0: a "Retry-After: N" header (an answer over a budget) */
 } ca_http_answer;
 
 typedef struct {

@@ -22,7 +22,10 @@
 #define REFUSAL_ROWS_PER_ACTOR 8 /* kinds of refusal one actor (one address when anonymous) may key per interval;
                                    * the overflow reason below names it */
 #define REFUSAL_OVERFLOW_ACTION "audit.overflow"
-#define BUDGET_SLOTS 64 /* parties whose request budget is kept (officers: a handful); the fullest one gives way */
+/* Parties whose request budget is kept: officers and stations share them. When all are taken the fullest gives way,
+ * and the newcomer takes over its bucket as it is: a party that rotates identities (or returns after being pushed
+ * out) never starts with more than the fullest bucket kept, so cycling the slots does not refill anyone. */
+#define BUDGET_SLOTS 64
 
 typedef struct {
     char actor[DB_NAME_MAX];
@@ -41,7 +44,7 @@ typedef struct {
 
 /* An authenticated party's budget of requests that each write an audit row (ca_actor_budget_take). */
 typedef struct {
-    char actor[DB_NAME_MAX];
+    char actor[DB_NAME_MAX + 16]; /* as ca_officer_id.actor: "officer:NAME" with the longest name */
     int64_t full_at_us; /* ca_bucket_take's; 0: a slot never used, which is a full bucket */
 } actor_budget;
 
@@ -247,16 +250,15 @@ bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
 {
     ca_refusals *r = c->refusals;
     if (!r || per_minute <= 0) return true; /* not serving: the command line has no one to budget */
+    /* A truncated key would match no slot: each request a fresh one, no budget at all. No such actor is made. */
+    if (strlen(actor) >= sizeof r->budgets[0].actor) return false;
     (void)pthread_mutex_lock(&r->mu);
     actor_budget *b = NULL;
     for (size_t i = 0; i < BUDGET_SLOTS && !(b && strcmp(b->actor, actor) == 0); i++)
         if (!b || strcmp(r->budgets[i].actor, actor) == 0 || r->budgets[i].full_at_us < b->full_at_us)
             b = &r->budgets[i];
-    /* Another's slot taken is one whose bucket was the fullest: it starts again full, never with less. */
-    if (strcmp(b->actor, actor) != 0) {
-        copy_truncated(b->actor, sizeof b->actor, actor);
-        b->full_at_us = 0;
-    }
+    /* Another's slot taken is the fullest: its bucket stays as it is (BUDGET_SLOTS). */
+    if (strcmp(b->actor, actor) != 0) copy_truncated(b->actor, sizeof b->actor, actor);
     bool left = ca_bucket_take(&b->full_at_us, per_minute);
     (void)pthread_mutex_unlock(&r->mu);
     return left;

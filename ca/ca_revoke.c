@@ -154,6 +154,8 @@ ct_err ca_crl_write(ca *c, ca_crl_kind kind, int64_t generation, const char *pat
     CT_ENSURE_RET(gen >= 0, ct_fail(CT_ERR_NOT_FOUND, "no %s issuing CA generation %lld is installed (current: %lld)",
                                     kind == CA_CRL_OPS ? "operations" : "device", (long long)generation,
                                     c->current[kind] >= 0 ? (long long)c->gens[c->current[kind]].generation : 0LL));
+    /* As serve does before its first CRL: one written here after an upgrade must list the swept certificates too. */
+    CT_GUARD(ca_revoke_compromised_keys(c));
     CT_GUARD(ca_crl_make_gen(c, &c->gens[gen], "cli", &der, NULL, NULL));
     CT_GUARD(ct_file_write_atomic(path, der.data, der.len, 0644));
 cleanup:

@@ -352,15 +352,15 @@ static ct_err report_limits(report_out *r)
     char shown[NUM_MAX];
     CT_GUARD_RET(table_begin(&r->e, "limited", COLS(k_limited_cols)));
     for (int i = 0; i < DB_REPORT__COUNT; i++) {
-        if (!k_section_max[i] || r->rows[i] < k_section_max[i]) continue;
-        num_text(r->rows[i], shown);
+        if (!k_section_max[i] || r->rows[i] <= k_section_max[i]) continue;
+        num_text(k_section_max[i], shown);
         CT_GUARD_RET(table_row(&r->e, (const char *const[]){k_sections[i].name, shown}));
     }
     CT_GUARD_RET(table_end(&r->e));
     for (int i = 0; r->e.f == CA_FORMAT_TABLE && i < DB_REPORT__COUNT; i++)
-        if (k_section_max[i] && r->rows[i] >= k_section_max[i])
+        if (k_section_max[i] && r->rows[i] > k_section_max[i])
             CT_GUARD_RET(ct_buf_appendf(r->e.out, "%s: only the first %lld rows shown (newest or largest first)\n",
-                                        k_sections[i].name, (long long)r->rows[i]));
+                                        k_sections[i].name, (long long)k_section_max[i]));
     return CT_OK;
 }
 
@@ -382,6 +382,11 @@ static ct_err report_row(const db_report_row *row, void *arg)
     report_out *r = arg;
     char id[NUM_MAX], ts[NUM_MAX], n[DB_REPORT_NUMBERS][NUM_MAX];
     CT_GUARD_RET(report_advance(r, (int)row->section));
+    /* The row past a section's maximum only says that it was cut (report_limits). */
+    if (k_section_max[row->section] && r->rows[row->section] >= k_section_max[row->section]) {
+        r->rows[row->section]++;
+        return CT_OK;
+    }
     r->rows[row->section]++;
     num_text(row->id, id);
     time_text(row->ts, ts);

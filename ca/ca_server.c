@@ -398,7 +398,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
                                request_ctx *rctx)
 {
     ca *c = l->c;
-    ca_http_answer ans;
+    ca_http_answer ans = {0};
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
                           .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -448,6 +448,9 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         if (ans.cache_control) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, ans.cache_control);
         if (ans.content_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, ans.content_encoding);
         if (ans.vary_encoding) MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+        char retry_after[24];
+        if (ans.retry_after_s > 0 && ct_snprintf(retry_after, sizeof retry_after, "%ld", ans.retry_after_s) == CT_OK)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
         for (const char *const *h = ca_officer_headers; officer && *h; h += 2) MHD_add_response_header(resp, h[0], h[1]);
         /* Error answers carry a client's words (reasons); no browser may take any answer for another type. */
         if (!officer) MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");

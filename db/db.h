@@ -404,7 +404,8 @@ typedef enum {
     DB_REPORT_REVOCATION, /* id audit seq, ts; name actor; text action; subject; detail (newest first) */
     DB_REPORT__COUNT
 } db_report_section;
-/* How many rows a report section holds at most (the newest or largest first). */
+/* How many rows a report section shows at most (the newest or largest first): db_report gives one more when there
+ * are more, which tells a section cut from one with exactly that many. */
 #define DB_REPORT_MAX_STATIONS 200
 #define DB_REPORT_MAX_ORDERS 500
 #define DB_REPORT_MAX_DAYS 1000

@@ -318,28 +318,28 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
         " LEFT JOIN (SELECT actor, sum(" ENTRY_REQUESTS ") n, count(*) e,"
         " sum(CASE WHEN action = 'est.budget' THEN" ENTRY_REQUESTS "ELSE 0 END) b FROM audit WHERE outcome = 'denied' AND" TS("ts")
         " GROUP BY actor) d ON d.actor = s.name OR d.actor = 'station:' || s.name"
-        " GROUP BY s.id, s.name, i.n, i.r ORDER BY COALESCE(i.n, 0) DESC, s.name LIMIT 200",
+        " GROUP BY s.id, s.name, i.n, i.r ORDER BY COALESCE(i.n, 0) DESC, s.name LIMIT 201",
     [DB_REPORT_ORDER] =
         "SELECT o.id, 0, s.name, o.model, '', '',"
         " (SELECT count(*) FROM order_serials x WHERE x.order_id = o.id),"
         " (SELECT count(DISTINCT c.device_serial) FROM certificates c WHERE c.order_id = o.id AND" TS("c.issued_at") "),"
         " (SELECT count(*) FROM certificates c WHERE c.order_id = o.id AND c.status = 'revoked' AND" TS("c.issued_at") "),"
-        " o.open, 0 FROM orders o JOIN stations s ON s.id = o.station_id ORDER BY o.id DESC LIMIT 500",
+        " o.open, 0 FROM orders o JOIN stations s ON s.id = o.station_id ORDER BY o.id DESC LIMIT 501",
     [DB_REPORT_DAY] =
         "SELECT 0, c.issued_at / 86400 d, '', COALESCE(s.name, ''), '', '', count(*), 0, 0, 0, 0" /* the UTC day, named in C */
         " FROM certificates c LEFT JOIN stations s ON s.id = c.station_id WHERE" NOT_CLIENT("c.profile") "AND"
         TS("c.issued_at")
-        " GROUP BY d, s.name ORDER BY d DESC, s.name LIMIT 1000",
+        " GROUP BY d, s.name ORDER BY d DESC, s.name LIMIT 1001",
     [DB_REPORT_REASON] =
         "SELECT revocation_reason, 0, '', '', '', '', count(*), 0, 0, 0, 0 FROM certificates"
         " WHERE" NOT_CLIENT("profile") "AND status = 'revoked' AND" TS("revoked_at") "GROUP BY revocation_reason ORDER BY revocation_reason",
-    [DB_REPORT_DENIAL] = AUDIT_EVENT_COLUMNS(ENTRY_REQUESTS) "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
+    [DB_REPORT_DENIAL] = AUDIT_EVENT_COLUMNS(ENTRY_REQUESTS) "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 101",
     [DB_REPORT_REVOCATION] =
-        AUDIT_EVENT_COLUMNS("0") "outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "ORDER BY seq DESC LIMIT 100",
+        AUDIT_EVENT_COLUMNS("0") "outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "ORDER BY seq DESC LIMIT 101",
 };
 _Static_assert(DB_REPORT_MAX_STATIONS == 200 && DB_REPORT_MAX_ORDERS == 500 && DB_REPORT_MAX_DAYS == 1000 &&
                    DB_REPORT_MAX_EVENTS == 100,
-               "the LIMITs in k_report_sql");
+               "the LIMITs in k_report_sql: each one more, so that a section cut is told from one that is whole");
 
 /* Copies a text column, cut (not refused) at the field's size: reports show audit text, which may be longer. */
 static void col_text_cut(db_stmt *st, int col, char *dst, size_t max)
@@ -393,7 +393,7 @@ ct_err db_report(ct_db *db, int64_t from, int64_t to, db_report_cb cb, void *arg
     CT_ENSURE_RET(db && cb, ct_fail(CT_ERR_ARG, "db_report: missing argument"));
     struct report_ctx c = {.from = from, .to = to,
                            .cap = 1 + DB_REPORT_MAX_STATIONS + DB_REPORT_MAX_ORDERS + DB_REPORT_MAX_DAYS + 11 +
-                                  2 * DB_REPORT_MAX_EVENTS};
+                                  2 * DB_REPORT_MAX_EVENTS + 5}; /* each cut section's one more row */
     c.rows = calloc(c.cap, sizeof *c.rows);
     CT_ENSURE(c.rows, CT_ERR_NOMEM);
     CT_GUARD(db_call(db, false, report_fn, &c));

@@ -987,7 +987,10 @@ static ct_err run_pass(run *r, worker *workers, size_t jobs, bool first)
         if (!workers[i].started) rc = ct_fail(CT_ERR_INTERNAL, "cannot start worker threads");
     }
     for (size_t i = 0; i < jobs; i++)
-        if (workers[i].started) pthread_join(workers[i].thread, NULL);
+        if (workers[i].started) {
+            pthread_join(workers[i].thread, NULL);
+            workers[i].started = false; /* joined: a next pass that fails to start it must not join it again */
+        }
     return rc;
 }
 

@@ -48,6 +48,7 @@
     X(CT_ERR_ALREADY_REVOKED, 409, "certificate already revoked")                                   \
     X(CT_ERR_TOO_LARGE, 413, "request body too large")                                              \
     X(CT_ERR_CONTENT_TYPE, 415, "unsupported content type")                                         \
+    X(CT_ERR_RATE_LIMITED, 429, "too many requests")                                                \
     X(CT_ERR_UNAVAILABLE, 503, "service unavailable")
 
 typedef enum {
@@ -196,7 +197,8 @@ CT_MUST_CHECK ct_err ct_stale_remove(const char *folder, const char *prefix, con
  * syncs it and renames a sibling to `final` in one step (exchanged when `final` holds the `allowed` file the
  * caller copied into the stage, the old one then removed); a stage inside `final` is marked whole and its
  * entries moved up one by one, `last` (the entry whose presence means "made") last, an interrupted move being
- * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed.
+ * finished by the next ct_dir_check_fresh. ct_dir_discard removes a stage that will not be committed (not one
+ * marked whole: that one is left for ct_dir_recover, and it says so).
  * ct_dir_stage_inside always stages inside `final`: files added to a folder in use, whole or not at all;
  * ct_dir_recover finishes (or removes, when not whole) what dead processes staged inside `final`. */
 CT_MUST_CHECK ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowed);

@@ -205,7 +205,10 @@ ct_err ct_dir_recover(const char *final)
                                                                        strerror(errno));
     for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
         long pid = stale_pid(e->d_name, "", STAGE_SEP);
-        if (pid <= 0 || e->d_name[0] != '.' || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        /* Ours is dead too: the caller does not stage while it recovers, and a container's process is always PID 1,
+         * as was the one a kill cut short. */
+        if (pid <= 0 || e->d_name[0] != '.' || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)))
+            continue;
         rc = ct_path_join(stage, sizeof stage, final, e->d_name);
         if (rc == CT_OK) rc = ct_path_join(whole, sizeof whole, stage, STAGE_WHOLE);
         if (rc != CT_OK) break;
@@ -303,7 +306,11 @@ ct_err ct_dir_check_fresh(const char *dir, const char *allowed, bool *has_allowe
 
 ct_err ct_dir_discard(const char *stage)
 {
-    return remove_tree(stage);
+    /* A stage marked whole may be half moved up: removed, the folder would keep a mixed set. Left for
+     * ct_dir_recover; no detail set, the caller's error (why it did not commit) is what it reports. */
+    char whole[4096];
+    CT_GUARD_RET(ct_path_join(whole, sizeof whole, stage, STAGE_WHOLE));
+    return ct_file_exists(whole) ? CT_ERR_IO : remove_tree(stage);
 }
 
 bool ct_failpoint_hit(const char *name)

@@ -353,9 +353,9 @@ cleanup:
 static ct_err http_request(ct_http_client *c, const char *method, const char *path, const char *headers,
                            const ct_buf *body, http_answer *ans)
 {
+    c->deadline = ct_now_ms() + c->timeout_ms; /* one for both attempts: timeout_ms bounds the whole request */
     for (int attempt = 0;; attempt++) {
         bool reused = c->connected && c->answered > 0;
-        c->deadline = ct_now_ms() + c->timeout_ms;
         if (!c->connected) CT_GUARD_RET(connect_to(c));
         c->in.len = 0;
         ct_err rc = send_request(c, method, path, headers, body);

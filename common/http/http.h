@@ -24,7 +24,8 @@ typedef struct {
     int dev_id;                 /* ... its key in a token: hsm_wolf_dev_id and CKA_ID */
     const uint8_t *key_id;
     size_t key_id_len;
-    int timeout_ms;             /* a whole request: connect, handshake, request and answer (<= 0: 10 s) */
+    int timeout_ms;             /* a whole request: connect, handshake, request and answer, and the one retry on a
+                                 * fresh connection when a kept one was closed (<= 0: 10 s) */
     const char *user_agent;     /* NULL: "camtrust" */
 } ct_http_config;
 

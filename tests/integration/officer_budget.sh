@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # An officer's own script against the officer API: every read is an audit entry (an fsync, a MAC in the token), so
 # an auditor looping on GET /officer/api/checkpoint wrote some 800 entries a second. Each officer has a budget
-# (officer.requests_per_minute, as many at once): past it the answer is 503 and the refusals are counted (a bounded
-# number of audit rows), not written one by one; other officers keep their own budget.
+# of reads (officer.requests_per_minute, as many at once): past it the answer is 429 with Retry-After and the
+# refusals are counted (a bounded number of audit rows), not written one by one; other officers keep their own
+# budget; the longest officer name has one too (its key was cut short: a fresh slot each request, no budget at all);
+# a revocation is never budgeted (an officer whose script spent the budget can still revoke during an incident).
 # Usage: officer_budget.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/officer_lib.sh"
 
 officer_setup
+LONG=o$(printf 'x%.0s' $(seq 1 62)) # 63 characters, the longest name
+new_client "$LONG"
+"$CA_BIN" officer add --dir "$CA" --name "$LONG" --role auditor --csr "$WORK/$LONG.csr" --out "$WORK/$LONG.pem" >/dev/null
 cleanup_server
 sed -i 's/^officer.requests_per_minute = .*/officer.requests_per_minute = 20/' "$CA/camtrust-ca.conf"
 grep -q '^officer.requests_per_minute = 20$' "$CA/camtrust-ca.conf" || echo 'officer.requests_per_minute = 20' >>"$CA/camtrust-ca.conf"
@@ -25,15 +30,25 @@ entries() { sql "$DB" "select count(*) from audit where actor='officer:$1' and a
 before=$(entries alice)
 reads alice 60 >"$WORK/alice.codes"
 served=$(grep -c '^200$' "$WORK/alice.codes" || true)
-refused=$(grep -c '^503$' "$WORK/alice.codes" || true)
+refused=$(grep -c '^429$' "$WORK/alice.codes" || true)
 # 20 at once, and one more each 3 s the loop may have taken under a loaded ASan build
 check "60 reads at once: at most the budget (20, and a refill) are served" test "$served" -ge 20 -a "$served" -le 24
-check_eq "the others are refused with 503" 60 "$((served + refused))"
+check_eq "the others are refused with 429" 60 "$((served + refused))"
 check_eq "only the served reads are audit entries of their own" "$served" "$(($(entries alice) - before))"
-body=$(curl -s --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" --key "$WORK/alice.key" \
-  "https://localhost:$PORT/officer/api/me")
-check "a refusal says why, in the API's JSON" grep -q '"status":503,"error":"over officer.requests_per_minute (20): ask again later"' <<<"$body"
+body=$(curl -s --max-time 20 -D "$WORK/headers" --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \
+  --key "$WORK/alice.key" "https://localhost:$PORT/officer/api/me")
+check "a refusal says why, in the API's JSON" grep -q '"status":429,"error":"over officer.requests_per_minute (20): ask again later"' <<<"$body"
+check "... and when to ask again (60 s / 20)" grep -qi '^Retry-After: 3' "$WORK/headers"
 check_eq "another officer keeps a budget of its own" 20 "$(reads bob 20 | grep -c '^200$' || true)"
+served=$(reads "$LONG" 60 | grep -c '^200$' || true)
+check "an officer with a 63-character name has a budget too ($served of 60 served)" test "$served" -ge 20 -a "$served" -le 24
+check_eq "bob, his reads spent, is refused a read" 429 "$(reads bob 1)"
+S1=$(cert_serial CAM0001)
+check_eq "... but revokes: revocations are not budgeted" 200 "$(curl -s --max-time 20 -o "$WORK/revoke.body" -w '%{http_code}' \
+  --cacert "$CA/ops-root.pem" --cert "$WORK/bob.pem" --key "$WORK/bob.key" -H "Origin: https://localhost:$PORT" \
+  -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}" \
+  "https://localhost:$PORT/officer/api/revoke")"
+check_eq "... and the certificate is revoked" revoked "$(sql "$DB" "select status from certificates where device_serial='CAM0001'")"
 cleanup_server # the counted refusals are written at stop
 check "alice's refusals are one counted audit entry" test "$(sql "$DB" "select count(*) from audit where actor='officer:alice' and action='officer.budget' and detail like '% refused from %'")" -ge 1
 check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"

@@ -55,4 +55,20 @@ check "... and the CSV, as a block of its own" grep -q $'^section,shown\r$' "$WO
 out=$("$CA_BIN" audit report --dir "$CA" --format json --from 2023-11-15T00:00:00Z --to 2023-11-16T00:00:00Z)
 check_eq "a day's range holds 300 (day, station) rows: days is not cut" "300 stations orders" \
   "$(python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["days"]), " ".join(l["section"] for l in d["limited"]))' <<<"$out")"
+# A day with exactly 100 denials and 100 revocations, as many as a report shows: all shown, and not called cut.
+python3 - "$CA/camtrust.db" <<'EOF'
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+c = db.cursor()
+seq = c.execute("select max(seq) from audit").fetchone()[0]
+for k in range(100):
+    for outcome, action in (("denied", "est.enroll"), ("ok", "cert.revoke")):
+        seq += 1
+        c.execute("insert into audit values (?, ?, 'x', ?, 'x', ?, 'x', ?, ?, NULL)",
+                  (seq, 1700000000 + 10 * 86400, action, outcome, os.urandom(32), os.urandom(32)))
+db.commit()
+EOF
+out=$("$CA_BIN" audit report --dir "$CA" --format json --from 2023-11-24T00:00:00Z --to 2023-11-25T00:00:00Z)
+check_eq "exactly 100 denials and revocations: all shown, neither section called cut" "100 100 stations orders" \
+  "$(python3 -c 'import json, sys; d = json.load(sys.stdin); print(len(d["denials"]), len(d["revocations"]), " ".join(l["section"] for l in d["limited"]))' <<<"$out")"
 finish

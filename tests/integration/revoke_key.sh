@@ -11,7 +11,7 @@ CA_BIN=$1
 CA=$WORK/ca
 DB=$CA/camtrust.db
 ca_create "$CA" >/dev/null
-station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004
+station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004 CAM0005
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/bob.key" -subj /CN=bob \
   -out "$WORK/bob.csr" 2>/dev/null
 "$CA_BIN" officer add --dir "$CA" --name bob --role officer --csr "$WORK/bob.csr" --out "$WORK/bob.pem" >/dev/null
@@ -159,6 +159,18 @@ start_ca "$CA"
 check_eq "the next start finds nothing left: no entry written" "$((same_key_entries + 2)) 0" \
   "$(sql "$DB" "select count(*) from audit where action='revoke.same_key'") $(grep -c same_key_revoked "$WORK/server.log" || true)"
 cleanup_server
+# The same old state, its CRL written by the command line (no serve in between): the sweep runs there too, or the
+# CRL would omit the key's other certificates.
+start_ca "$CA"
+camera CAM0005 e1 e2
+cleanup_server
+key_of e2 b2
+"$CA_BIN" revoke --dir "$CA" "$(hex e1)" --reason keyCompromise >/dev/null
+key_of e2 e1
+"$CA_BIN" crl --dir "$CA" --out "$WORK/crl4.der" >/dev/null
+check_eq "crl on the command line: the renewal of the key revoked first" "revoked:1 revoked:1" "$(status e1) $(status e2)"
+check_eq "... and its CRL lists both" "e1 e2" "$(for n in e1 e2; do
+  grep -q ",$(hex $n | sed 's/^\(00\)*//')," <<<",$(crl_serials "$WORK/crl4.der")," && printf '%s ' $n; done | sed 's/ $//')"
 
 check "audit verify: chain intact and the state tables rebuilt from it match" "$CA_BIN" audit verify --dir "$CA"
 if on_sqlite; then # the rebuild knows the renewal revoked from its own entry: put back to valid (triggers dropped)

@@ -709,6 +709,39 @@ START_TEST(test_file_write_atomic_stale_temp)
 }
 END_TEST
 
+/* A stage a kill cut short, named with the pid the recovering process now has (a container's process is always
+ * PID 1): it is not a live writer's, it is finished; and a whole stage is never discarded. */
+START_TEST(test_dir_recover_own_pid)
+{
+    const char *dir = tu_tmpdir("core-recover");
+    char final[600], stage[700], path[800];
+    join(final, sizeof final, dir, "station");
+    ck_assert_int_eq(mkdir(final, 0700), 0);
+    join(path, sizeof path, final, "key.pem");
+    write_file(path, "old", 3);
+    ck_assert_int_eq(ct_snprintf(stage, sizeof stage, "%s/.init-%ld", final, (long)getpid()), CT_OK);
+    ck_assert_int_eq(mkdir(stage, 0700), 0);
+    join(path, sizeof path, stage, "key.pem");
+    write_file(path, "new", 3);
+    join(path, sizeof path, stage, "cert.pem");
+    write_file(path, "new", 3);
+    join(path, sizeof path, stage, ".whole");
+    write_file(path, "cert.pem", 8);
+    /* A commit that failed once the stage was whole: its caller's cleanup must not remove it. */
+    ck_assert_int_ne(ct_dir_discard(stage), CT_OK);
+    ck_assert_msg(ct_file_exists(stage), "a whole stage was discarded: the mixed pair would stay");
+    ck_assert_int_eq(ct_dir_recover(final), CT_OK);
+    ct_buf r = CT_BUF_INIT;
+    join(path, sizeof path, final, "key.pem");
+    ck_assert_int_eq(ct_file_read(path, 100, &r), CT_OK);
+    ck_assert_msg(r.len == 3 && memcmp(r.data, "new", 3) == 0, "the old key stayed beside the new certificate");
+    ct_buf_free(&r);
+    join(path, sizeof path, final, "cert.pem");
+    ck_assert_msg(ct_file_exists(path), "the staged certificate was not moved");
+    ck_assert_msg(!ct_file_exists(stage), "the stage was left");
+}
+END_TEST
+
 START_TEST(test_file_read)
 {
     const char *dir = tu_tmpdir("core-file");
@@ -1161,6 +1194,7 @@ static Suite *core_suite(void)
     tcase_add_test(t, test_file_write_atomic_missing_dir);
     tcase_add_test(t, test_file_write_atomic_stale_temp);
     tcase_add_test(t, test_file_read);
+    tcase_add_test(t, test_dir_recover_own_pid);
     tcase_add_test(t, test_log_line);
     suite_add_tcase(s, t);
 
