@@ -102,11 +102,13 @@ check "8 idle kept connections (8 workers): a 9th client is served, idle ones ga
 # serve.timeout_ms (30 s), its other 4 connections are closed at once, and a client from another address is served
 # meanwhile. silent N WAIT CMD...: N such connections from 127.0.0.1; prints how many of them the camera closed
 # within WAIT seconds, then (all N still open on this side) runs CMD and prints its exit status.
-silent() {
-  python3 - "$PORT" "$@" <<'PY'
-import socket, subprocess, sys, time
+# SILENT_TO (default 127.0.0.1) is the camera's address; with SILENT_FROM (addresses), N connections from each.
+cat >"$WORK/silent.py" <<'PY'
+import os, socket, subprocess, sys, time
 port, n, wait, cmd = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
-conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+to = os.environ.get("SILENT_TO", "127.0.0.1")
+conns = [socket.create_connection((to, port), timeout=10, source_address=(src, 0) if src else None)
+         for src in (os.environ.get("SILENT_FROM") or "").split() or [None] for _ in range(n)]
 closed, end = 0, time.monotonic() + wait
 for s in conns:
     try:
@@ -118,7 +120,7 @@ for s in conns:
         pass
 print(closed, subprocess.call(cmd))
 PY
-}
+silent() { python3 "$WORK/silent.py" "$PORT" "$@"; }
 out=$(silent 8 5 curl -sS -o /dev/null --max-time 10 --interface 127.0.0.2 --cacert "$WORK/ca/root.pem" \
   --resolve "$NAME:$PORT:127.0.0.1" "https://$NAME:$PORT/")
 check_eq "8 silent connections from one address: 4 closed at once (it holds 4 workers at most)" 4 "${out% *}"
@@ -157,30 +159,9 @@ if unshare -n true 2>/dev/null && command -v ip >/dev/null && command -v nsenter
   FACTORY_PID=$!
   for _ in $(seq 1 200); do grep -q '^listening on ' "$WORK/v6.out" && break; sleep 0.05; done
   PORT6=$(sed -n 's/^listening on .*://p' "$WORK/v6.out")
-  out=$(nsenter -t $NS_PID -n python3 - "$PORT6" <<'PY'
-import socket, sys, time
-port = int(sys.argv[1])
-conns = []
-for src in ("fd00:c::2", "fd00:c::1"):
-    for _ in range(4):
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.bind((src, 0))
-        s.settimeout(10)
-        s.connect(("fd00:c::1", port))
-        conns.append(s)
-closed, end = 0, time.monotonic() + 5
-for s in conns:
-    try:
-        s.settimeout(max(0.1, end - time.monotonic()))
-        closed += s.recv(1) == b""
-    except ConnectionError:
-        closed += 1
-    except socket.timeout:
-        pass
-print(closed)
-PY
-)
-  check_eq "IPv6: 4 silent connections from each of two addresses of one /64: none closed (8 workers held)" 0 "$out"
+  out=$(nsenter -t $NS_PID -n env SILENT_TO=fd00:c::1 SILENT_FROM="fd00:c::2 fd00:c::1" \
+    python3 "$WORK/silent.py" "$PORT6" 4 5 true)
+  check_eq "IPv6: 4 silent connections from each of two addresses of one /64: none closed (8 workers held)" 0 "${out% *}"
   stop_factory
   kill $NS_PID 2>/dev/null; wait $NS_PID 2>/dev/null || true
 else
