@@ -53,14 +53,14 @@ ct_err agent_listen(const char *where, int *fd)
 static void addr_key(const struct sockaddr_storage *sa, uint8_t key[AGENT_ADDR_KEY_LEN])
 {
     static const uint8_t v4_mapped[12] = {[10] = 0xff, [11] = 0xff};
-    const uint8_t *a6 = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-    memset(key, 0, AGENT_ADDR_KEY_LEN);
+    /* Whole addresses, IPv6 too: on a camera's LAN every SLAAC client shares one /64 (and every link-local one
+     * fe80::/64), so keying by /64 as the CA does (it faces the internet) would make the whole IPv6 LAN one client.
+     * An IPv4 client is keyed as the IPv4-mapped address a dual-stack socket gives it. */
     if (sa->ss_family == AF_INET) {
         memcpy(key, v4_mapped, sizeof v4_mapped);
         memcpy(key + sizeof v4_mapped, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
     } else {
-        /* An IPv4 client of a dual-stack socket whole, an IPv6 one by its /64. */
-        memcpy(key, a6, memcmp(a6, v4_mapped, sizeof v4_mapped) == 0 ? AGENT_ADDR_KEY_LEN : 8);
+        memcpy(key, ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, AGENT_ADDR_KEY_LEN);
     }
 }
 

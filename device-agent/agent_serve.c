@@ -209,6 +209,18 @@ static bool address_hold(agent_worker *w, bool on)
     return w->serving;
 }
 
+/* At most one line a minute, with the refusals since the previous line: a client that connects in a loop would
+ * otherwise fill the camera's log (its flash) with one line per connection. */
+static void log_refused(void)
+{
+    static atomic_uint refused;
+    static atomic_llong next;
+    atomic_fetch_add(&refused, 1);
+    long long now = time(NULL), due = atomic_load(&next);
+    if (now >= due && atomic_compare_exchange_strong(&next, &due, now + 60))
+        ct_log(CT_LOG_INFO, "connection_refused", "reason=per_address_limit refused=%u", atomic_exchange(&refused, 0));
+}
+
 /* Between two requests on a kept connection: true when the next one begins before `deadline`; false when the
  * client stays idle that long or closes, or when every worker is busy and another client waits for one (an idle
  * connection gives its worker up; its client opens a new one when it needs it). */
@@ -298,7 +310,7 @@ static void *worker(void *arg)
             atomic_fetch_sub(&s->busy, 1);
             address_hold(w, false);
         } else {
-            ct_log(CT_LOG_INFO, "connection_refused", "reason=per_address_limit");
+            log_refused();
         }
         close(fd);
     }

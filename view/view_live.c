@@ -30,9 +30,10 @@
 #define REQUEST_TIMEOUT_MS 10000
 #define CAMERA_GONE_MS 15000 /* the camera answering nothing for this long ends the session */
 #define PENDING_MAX 64       /* segments held while their signatures are still to come */
-/* ... and their bytes in all: 64 segments of up to 256 MiB would be 16 GiB, which a camera could make a viewer
- * hold by serving pictures no signature ever closes (a GOP that never ends). Legitimate ones are released as their
- * GOPs are reported, a few at a time: 64 2-second segments of 4K at 25 Mbit/s are some 400 MiB. */
+/* ... and the bytes of those queued, in all (the segment being fetched adds up to 256 MiB): 64 segments of up to
+ * 256 MiB would be 16 GiB, which a camera could make a viewer hold by serving pictures no signature ever closes (a
+ * GOP that never ends). Legitimate ones are released as their GOPs are reported, a few at a time: 64 2-second
+ * segments of 4K at 25 Mbit/s are some 400 MiB. */
 #define PENDING_BYTES_MAX ((size_t)512 << 20)
 
 /* ---- the URL and the HTTP answer (outside input) ---- */

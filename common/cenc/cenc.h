@@ -258,8 +258,14 @@ typedef struct {
     FILE *f;
     int fd;
     char tmp[1100];
+    bool unnamed; /* no name until cenc_out_name (cenc_out_open_unnamed) */
 } cenc_out_file;
 CT_MUST_CHECK ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o);
+/* The same, the file under no name until cenc_out_name (where /proc and the file system allow): a writer killed
+ * midway leaves nothing behind. The clear copy of an encrypted recording (cenc_decrypt_file). */
+CT_MUST_CHECK ct_err cenc_out_open_unnamed(const char *path, unsigned mode, cenc_out_file *o);
+/* With rc CT_OK, an unnamed file whole: links it to its temporary name, for cenc_out_close. Returns rc or its error. */
+CT_MUST_CHECK ct_err cenc_out_name(cenc_out_file *o, ct_err rc);
 CT_MUST_CHECK ct_err cenc_out_write(void *arg, const uint8_t *p, size_t n); /* a cenc_out_fn */
 /* With rc CT_OK: sync, close, rename to `path`. Otherwise, or when `path` is NULL (a scratch file): close and
  * remove. Returns rc or the first error of its own. */
@@ -310,8 +316,9 @@ void cenc_live_free(cenc_live *l);
 
 /* Decrypts IN (the file's bytes, as read once by the caller: a snapshot, or a guarded mapping, which fails if it
  * shrank) into a clear fragmented MP4 at OUT, 0600 from creation, complete or absent: an unnamed file in OUT's
- * folder linked into place once complete (a killed decrypt leaves nothing), or where the file system has no
- * unnamed files a temporary file beside OUT renamed over it; removed on failure. */
+ * folder named and renamed into place once complete (a killed decrypt leaves nothing), or where the file system
+ * has no unnamed files or /proc is not mounted a temporary file beside OUT renamed over it; removed on failure
+ * (cenc_out_open_unnamed). */
 CT_MUST_CHECK ct_err cenc_decrypt_file(const media_file *in, const char *out, cenc_key_fn key, void *key_arg,
                                        cenc_stats *st);
 

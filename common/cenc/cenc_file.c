@@ -1,7 +1,6 @@
 /* Files: recording an H.264/H.265 input (Annex B or MP4) into an encrypted fragmented MP4 (decrypting one is in
  * cenc_read.c, so that a camera does not carry the reader). Outputs appear complete or not at all. */
-#define _DEFAULT_SOURCE /* DT_DIR */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* DT_DIR, O_TMPFILE */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,19 +16,34 @@
 #define MAX_PARAMS 16
 #define TIMESCALE_ANNEXB 90000
 
-/* ---- output: a temporary file beside OUT, renamed over it once complete ---- */
-ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o)
+/* ---- output: a temporary file beside OUT, renamed over it once complete ----
+ * Unnamed (cenc_out_open_unnamed): the file is created without a name (O_TMPFILE) and linked to OUT.tmp.PID only
+ * once whole (cenc_out_name), then renamed as a named one is: a writer killed midway leaves nothing behind (the
+ * kernel frees an unnamed file with its last descriptor); one killed between link and rename leaves OUT.tmp.PID,
+ * which the next open's sweep removes. The link goes through /proc (linkat's AT_EMPTY_PATH needs a privilege):
+ * without /proc (a chroot, a minimal container), or on a file system without unnamed files, the file is named
+ * from the start. */
+static ct_err out_open(const char *path, unsigned mode, bool unnamed, cenc_out_file *o)
 {
     const char *base = strrchr(path, '/');
     o->f = NULL;
+    o->unnamed = false;
     /* The folder, "/"-ended ("." for a bare name), in o->tmp for the moment. */
     CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%.*s", base ? (int)(base - path) + 1 : 1, base ? path : "."));
     /* Best effort: a leftover we may not remove (another user's, in a shared sticky folder) must not stop the write. */
     if (ct_stale_remove(o->tmp, base ? base + 1 : path, ".tmp.") != CT_OK)
         ct_log(CT_LOG_WARN, "stale_left", "path=%s", CT_LOGQ(path));
-    CT_GUARD_RET(ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid()));
+    if (unnamed && access("/proc/self/fd", X_OK) == 0) {
+        o->fd = open(o->tmp, O_TMPFILE | O_WRONLY | O_CLOEXEC, (mode_t)mode);
+        CT_ENSURE_RET(o->fd >= 0 || errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL,
+                      ct_fail(CT_ERR_IO, "cannot create a file in %s: %s", o->tmp, strerror(errno)));
+        o->unnamed = o->fd >= 0;
+    }
+    ct_err rc = ct_snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (rc != CT_OK && o->unnamed) close(o->fd);
+    CT_GUARD_RET(rc);
     (void)unlink(o->tmp);
-    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+    if (!o->unnamed) o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     CT_ENSURE_RET(o->fd >= 0, ct_fail(CT_ERR_IO, "cannot create a file beside %s: %s", path, strerror(errno)));
     o->f = fdopen(o->fd, "wb");
     if (!o->f) {
@@ -37,6 +51,27 @@ ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o)
         unlink(o->tmp);
         return ct_fail(CT_ERR_IO, "cannot write %s: %s", o->tmp, strerror(errno));
     }
+    return CT_OK;
+}
+
+ct_err cenc_out_open(const char *path, unsigned mode, cenc_out_file *o)
+{
+    return out_open(path, mode, false, o);
+}
+
+ct_err cenc_out_open_unnamed(const char *path, unsigned mode, cenc_out_file *o)
+{
+    return out_open(path, mode, true, o);
+}
+
+ct_err cenc_out_name(cenc_out_file *o, ct_err rc)
+{
+    char self[64];
+    if (rc != CT_OK || !o->unnamed) return rc;
+    CT_GUARD_RET(ct_snprintf(self, sizeof self, "/proc/self/fd/%d", o->fd));
+    CT_ENSURE_RET(linkat(AT_FDCWD, self, AT_FDCWD, o->tmp, AT_SYMLINK_FOLLOW) == 0,
+                  ct_fail(CT_ERR_IO, "cannot link %s: %s", o->tmp, strerror(errno)));
+    ct_failpoint("decrypt:linked"); /* kill tests: OUT.tmp.PID named, not yet renamed */
     return CT_OK;
 }
 
@@ -59,7 +94,8 @@ ct_err cenc_out_close(cenc_out_file *o, const char *path, ct_err rc)
         rc = ct_fail(CT_ERR_IO, "cannot write %s: %s", o->tmp, strerror(errno));
     if (fclose(o->f) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_IO, "cannot write %s: %s", o->tmp, strerror(errno));
     o->f = NULL;
-    if (rc == CT_OK && rename(o->tmp, path) != 0) rc = ct_fail(CT_ERR_IO, "cannot rename to %s: %s", path, strerror(errno));
+    if (rc == CT_OK && rename(o->tmp, path) != 0)
+        rc = ct_fail(CT_ERR_IO, "cannot rename to %s: %s", path, strerror(errno));
     if (rc != CT_OK) unlink(o->tmp);
     return rc == CT_OK ? ct_file_sync_dir(path) : rc;
 }

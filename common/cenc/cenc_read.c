@@ -1,13 +1,8 @@
 /* Reading encrypted fragmented MP4 (outside input): the init segment's track and protection scheme, then each
  * fragment's samples with their senc entries, key ID ('seig' group or tenc) and camtrust pssh boxes. Decrypted
  * samples go through the writer in clear mode, so the output has the same shape as what cameras write. */
-#define _GNU_SOURCE /* O_TMPFILE */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cenc_priv.h"
 
@@ -485,33 +480,11 @@ cleanup:
     return rc;
 }
 
-/* ---- the clear copy: under no name until it is whole ----
- * An unnamed file (O_TMPFILE) in OUT's folder, linked in once complete: a decrypt killed midway leaves nothing
- * behind (the kernel frees an unnamed file with its last descriptor), where a named temporary file would stay,
- * clear video under a name nobody asked for. A file system without unnamed files gets the temporary file beside
- * OUT, renamed (cenc_out_open). */
+/* ---- the clear copy: under no name until it is whole (cenc_out_open_unnamed) ---- */
 typedef struct {
     cenc_out_file o; /* first: cenc_out_write takes a clear_out too */
-    bool unnamed;
     bool written;
 } clear_out;
-
-static ct_err clear_open(const char *path, clear_out *c)
-{
-    char dir[sizeof c->o.tmp];
-    const char *slash = strrchr(path, '/');
-    CT_GUARD_RET(ct_snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1,
-                             slash ? path : "."));
-    /* Its owner's only from the first byte: clear video of an encrypted recording. */
-    c->o.fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
-    if (c->o.fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) return cenc_out_open(path, 0600, &c->o);
-    CT_ENSURE_RET(c->o.fd >= 0, ct_fail(CT_ERR_IO, "cannot create a file in %s: %s", dir, strerror(errno)));
-    c->unnamed = true;
-    CT_GUARD_RET(ct_strlcpy(c->o.tmp, sizeof c->o.tmp, path)); /* what cenc_out_write's errors name */
-    c->o.f = fdopen(c->o.fd, "wb");
-    if (!c->o.f) close(c->o.fd);
-    return c->o.f ? CT_OK : ct_fail(CT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-}
 
 static ct_err clear_write(void *arg, const uint8_t *p, size_t n)
 {
@@ -522,49 +495,16 @@ static ct_err clear_write(void *arg, const uint8_t *p, size_t n)
     return CT_OK;
 }
 
-/* Gives the unnamed file of `fd` the name `path` (through /proc: linkat's AT_EMPTY_PATH needs a privilege). */
-static int link_fd(int fd, const char *path)
-{
-    char self[64];
-    if (ct_snprintf(self, sizeof self, "/proc/self/fd/%d", fd) != CT_OK) return -1;
-    return linkat(AT_FDCWD, self, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
-}
-
-static ct_err clear_close(clear_out *c, const char *path, ct_err rc)
-{
-    static _Atomic unsigned seq;
-    char tmp[sizeof c->o.tmp];
-    if (!c->unnamed) return cenc_out_close(&c->o, path, rc);
-    if (!c->o.f) return rc;
-    if (rc == CT_OK && (fflush(c->o.f) != 0 || fsync(c->o.fd) != 0))
-        rc = ct_fail(CT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-    /* An OUT that exists already is replaced as rename does: linked beside it, then renamed over it. */
-    if (rc == CT_OK && link_fd(c->o.fd, path) != 0) {
-        int e = errno;
-        if (e != EEXIST) rc = ct_fail(CT_ERR_IO, "cannot link %s into place: %s", path, strerror(e));
-        else if (ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&seq, 1)) !=
-                     CT_OK || link_fd(c->o.fd, tmp) != 0 || rename(tmp, path) != 0) {
-            rc = ct_fail(CT_ERR_IO, "cannot replace %s: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
-    if (fclose(c->o.f) != 0 && rc == CT_OK) {
-        rc = ct_fail(CT_ERR_IO, "cannot write %s: %s", path, strerror(errno));
-        unlink(path);
-    }
-    c->o.f = NULL;
-    return rc == CT_OK ? ct_file_sync_dir(path) : rc;
-}
-
 ct_err cenc_decrypt_file(const media_file *in, const char *out, cenc_key_fn key, void *key_arg, cenc_stats *st)
 {
     ct_err rc = CT_OK;
     clear_out c = {0};
-    CT_GUARD(clear_open(out, &c));
+    /* Its owner's only from the first byte: clear video of an encrypted recording. */
+    CT_GUARD(cenc_out_open_unnamed(out, 0600, &c.o));
     CT_GUARD(cenc_decrypt(in->data, in->len, key, key_arg, clear_write, &c, st));
     /* A mapped input cut short meanwhile read as zeros: no clear copy of those (the caller names the file). */
     CT_ENSURE(!media_file_shrank(in), CT_ERR_IO);
     ct_failpoint("decrypt:written"); /* kill tests: the clear copy written, not yet in place */
 cleanup:
-    return clear_close(&c, out, rc);
+    return cenc_out_close(&c.o, out, cenc_out_name(&c.o, rc));
 }

@@ -31,9 +31,10 @@ static struct sigaction previous;
 static bool handler_ok;
 static uintptr_t page_size;
 
+/* Runs in a signal handler: only async-signal-safe calls, and mmap, which POSIX does not list as such but is a
+ * plain system call on Linux (no lock, no allocation). */
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
-    (void)ctx;
     uintptr_t a = (uintptr_t)si->si_addr;
     for (size_t i = 0; si->si_code == BUS_ADRERR && i < GUARD_SLOTS; i++) {
         uintptr_t s = atomic_load(&slots[i].start), len = atomic_load(&slots[i].len);
@@ -46,8 +47,19 @@ static void on_sigbus(int sig, siginfo_t *si, void *ctx)
         atomic_store(&slots[i].shrank, true);
         return; /* the read is retried, on zeros */
     }
-    /* Not ours (or no page to put there): the fault recurs on return under the handler there was before. */
+    /* Not ours: to the handler there was before, called here so that this one stays installed. */
+    if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+        if (previous.sa_flags & SA_SIGINFO)
+            previous.sa_sigaction(sig, si, ctx);
+        else
+            previous.sa_handler(sig);
+        return;
+    }
+    if (si->si_code <= 0 && previous.sa_handler == SIG_IGN) return; /* a kill, ignored as before */
+    /* The default action (a fault under SIG_IGN too: the kernel delivers it anyway): a fault recurs on return, a
+     * kill (si_code <= 0) is not repeated, so raised again; either kills, as without the guard. */
     sigaction(sig, &previous, NULL);
+    if (si->si_code <= 0) raise(sig);
 }
 
 static void install(void)
@@ -66,6 +78,7 @@ ct_err media_file_map_guarded(const char *path, media_file *out)
 {
     ct_err rc = CT_OK;
     size_t i = 0;
+    memset(out, 0, sizeof *out); /* the error path unmaps it */
     pthread_once(&installed, install);
     CT_ENSURE_MSG(handler_ok, CT_ERR_INTERNAL, "cannot install the SIGBUS handler that guards a mapped %s", path);
     CT_GUARD(media_file_map(path, out));
@@ -104,7 +117,8 @@ ct_err media_file_unmap_guarded(media_file *f, const char *path, ct_err rc)
     if (s) atomic_store(&s->start, 0); /* before the unmap: its addresses may be mapped again, for another use */
     media_file_unmap(f);
     pthread_mutex_unlock(&slots_mu);
-    return shrank ? ct_fail(CT_ERR_IO, "%s shrank while it was read (truncated meanwhile): nothing read from it "
-                                       "counts", path)
+    /* BUS_ADRERR: a page past the file's end, or one the kernel could not read (an I/O error on NFS or USB). */
+    return shrank ? ct_fail(CT_ERR_IO, "%s shrank while it was read, or could not be read (truncated meanwhile, or "
+                                       "an I/O error): nothing read from it counts", path)
                   : rc;
 }

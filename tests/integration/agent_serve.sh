@@ -102,11 +102,13 @@ check "8 idle kept connections (8 workers): a 9th client is served, idle ones ga
 # serve.timeout_ms (30 s), its other 4 connections are closed at once, and a client from another address is served
 # meanwhile. silent N WAIT CMD...: N such connections from 127.0.0.1; prints how many of them the camera closed
 # within WAIT seconds, then (all N still open on this side) runs CMD and prints its exit status.
-silent() {
-  python3 - "$PORT" "$@" <<'PY'
-import socket, subprocess, sys, time
+# SILENT_TO (default 127.0.0.1) is the camera's address; with SILENT_FROM (addresses), N connections from each.
+cat >"$WORK/silent.py" <<'PY'
+import os, socket, subprocess, sys, time
 port, n, wait, cmd = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
-conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(n)]
+to = os.environ.get("SILENT_TO", "127.0.0.1")
+conns = [socket.create_connection((to, port), timeout=10, source_address=(src, 0) if src else None)
+         for src in (os.environ.get("SILENT_FROM") or "").split() or [None] for _ in range(n)]
 closed, end = 0, time.monotonic() + wait
 for s in conns:
     try:
@@ -118,13 +120,53 @@ for s in conns:
         pass
 print(closed, subprocess.call(cmd))
 PY
-}
+silent() { python3 "$WORK/silent.py" "$PORT" "$@"; }
 out=$(silent 8 5 curl -sS -o /dev/null --max-time 10 --interface 127.0.0.2 --cacert "$WORK/ca/root.pem" \
   --resolve "$NAME:$PORT:127.0.0.1" "https://$NAME:$PORT/")
 check_eq "8 silent connections from one address: 4 closed at once (it holds 4 workers at most)" 4 "${out% *}"
 check_eq "... and a client from another address is served meanwhile (curl exit 0)" 0 "${out#* }"
 check "... the refusals are logged" grep -q 'connection_refused.*per_address_limit' "$WORK/agent.log"
+# A client connecting in a loop while its address holds 4 workers: 40 refusals, at most 2 log lines (one a minute,
+# with the count; before, one line each filled the camera's log).
+before=$(grep -c connection_refused "$WORK/agent.log")
+out=$(silent 4 0 python3 -c "
+import socket
+for _ in range(40):
+    s = socket.create_connection(('127.0.0.1', $PORT), timeout=10)
+    s.settimeout(10)
+    try:
+        s.recv(1)
+    except OSError:
+        pass
+    s.close()")
+check "40 connections refused in a loop: at most 2 more log lines ($(($(grep -c connection_refused "$WORK/agent.log") - before)))" \
+  bash -c "[ '${out#* }' = 0 ] && [ \$((\$(grep -c connection_refused '$WORK/agent.log') - $before)) -le 2 ]"
 stop_factory
+
+# IPv6 on the camera's LAN: clients of one /64 (as every SLAAC client of a LAN is) count one by one. In a network
+# namespace of this test's own (root), two addresses of one /64 on its loopback: 4 silent connections from each are
+# all held (8 workers); keyed by /64 as before, the second 4 were closed at once.
+if unshare -n true 2>/dev/null && command -v ip >/dev/null && command -v nsenter >/dev/null; then
+  unshare -n sleep 300 &
+  NS_PID=$!
+  for _ in $(seq 1 100); do
+    [ "$(readlink /proc/$NS_PID/ns/net)" != "$(readlink /proc/self/ns/net)" ] && break
+    sleep 0.05
+  done
+  nsenter -t $NS_PID -n sh -c 'ip link set lo up && ip addr add fd00:c::1/64 dev lo nodad &&
+    ip addr add fd00:c::2/64 dev lo nodad'
+  nsenter -t $NS_PID -n "$AGENT_BIN" serve --dir "$DEV" --listen '[fd00:c::1]:0' >"$WORK/v6.out" 2>>"$WORK/agent.log" &
+  FACTORY_PID=$!
+  for _ in $(seq 1 200); do grep -q '^listening on ' "$WORK/v6.out" && break; sleep 0.05; done
+  PORT6=$(sed -n 's/^listening on .*://p' "$WORK/v6.out")
+  out=$(nsenter -t $NS_PID -n env SILENT_TO=fd00:c::1 SILENT_FROM="fd00:c::2 fd00:c::1" \
+    python3 "$WORK/silent.py" "$PORT6" 4 5 true)
+  check_eq "IPv6: 4 silent connections from each of two addresses of one /64: none closed (8 workers held)" 0 "${out% *}"
+  stop_factory
+  kill $NS_PID 2>/dev/null; wait $NS_PID 2>/dev/null || true
+else
+  echo "# no network namespace here (unshare -n): the IPv6 keying is not exercised"
+fi
 
 # Look-alikes for the same name, served by openssl s_server: self-signed, and issued by another CA.
 openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/fake.key" \

@@ -497,6 +497,16 @@ frames "$WORK/kill/clear.mp4" >"$WORK/view.out"
 check "decrypt over an existing OUT replaces it whole (the frames), 0600, nothing else left" bash -c "
   cmp -s '$WORK/ref.h264' '$WORK/view.out' && [ \$(stat -c %a '$WORK/kill/clear.mp4') = 600 ] &&
   [ \"\$(ls -A '$WORK/kill')\" = clear.mp4 ]"
+# Killed between naming the whole clear copy (OUT.tmp.PID) and renaming it over OUT: the next decrypt removes that
+# leftover (before, it was OUT.tmp.PID.SEQ, which no sweep matched, and decrypt swept nothing: clear video stayed).
+rc=0; CAMTRUST_FAILPOINT=decrypt:linked "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/signed.cbcs.mp4" \
+  "$WORK/kill/clear.mp4" >/dev/null 2>&1 || rc=$?
+check "decrypt killed between link and rename: OUT.tmp.PID left, OUT the previous one" bash -c "
+  [ $rc = 137 ] && ls '$WORK/kill'/clear.mp4.tmp.* >/dev/null && [ \$(ls -A '$WORK/kill' | wc -l) = 2 ]"
+"$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/signed.cbcs.mp4" "$WORK/kill/clear.mp4" >/dev/null
+frames "$WORK/kill/clear.mp4" >"$WORK/view.out"
+check "  ... the next decrypt replaces OUT and leaves nothing else behind" bash -c "
+  cmp -s '$WORK/ref.h264' '$WORK/view.out' && [ \"\$(ls -A '$WORK/kill')\" = clear.mp4 ]"
 
 # A recording cut short (truncated by another process) while it is read, mapped: one clear line and exit status,
 # no verdict and no output, instead of a crash by SIGBUS (each command held once the recording is mapped).

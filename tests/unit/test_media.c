@@ -213,9 +213,21 @@ START_TEST(file_snapshot)
 }
 END_TEST
 
+static volatile sig_atomic_t previous_calls;
+
+/* The application's SIGBUS handler under the guard: counts what it is given; a fault here means the guard is gone. */
+static void previous_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    (void)ctx;
+    if (si->si_code > 0) _exit(5);
+    previous_calls++;
+}
+
 /* A guarded mapping of a file cut short while mapped reads zeros past the cut instead of raising SIGBUS, and the
  * file is said to have shrunk (the caller's result replaced by CT_ERR_IO naming it); a file left whole passes the
- * caller's result through. A SIGBUS in any other mapping still kills: the guard takes only its own. */
+ * caller's result through. A SIGBUS in any other mapping still kills: the guard takes only its own; one sent by
+ * kill is not swallowed; one not its own goes to the application's handler, and the guard stays installed. */
 START_TEST(file_guarded)
 {
     const char *dir = tu_tmpdir("media");
@@ -237,6 +249,29 @@ START_TEST(file_guarded)
     int status = 0;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "status %#x", status);
+    ck_assert_int_eq(tu_sh("head -c %zu /dev/zero | tr '\\0' x >'%s'", len, path), 0);
+    pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) { /* a SIGBUS sent by kill under the default action still kills (it was swallowed) */
+        signal(SIGBUS, SIG_DFL);
+        if (media_file_map_guarded(path, &g) != CT_OK) _exit(2);
+        kill(getpid(), SIGBUS);
+        _exit(42);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGBUS, "status %#x", status);
+    pid = fork();
+    ck_assert_int_ne(pid, -1);
+    if (pid == 0) { /* one not ours goes to the handler there was before, and the guard stays: it takes the next */
+        struct sigaction sa = {.sa_sigaction = previous_sigbus, .sa_flags = SA_SIGINFO};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGBUS, &sa, NULL) != 0 || media_file_map_guarded(path, &g) != CT_OK) _exit(2);
+        kill(getpid(), SIGBUS);
+        if (previous_calls != 1 || truncate(path, (off_t)page) != 0) _exit(3);
+        _exit(g.data[len - 1] == 0 && media_file_shrank(&g) ? 42 : 4);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42, "status %#x", status);
     ck_assert_int_eq(tu_sh("head -c %zu /dev/zero | tr '\\0' x >'%s'", len, path), 0);
     ck_assert_int_eq(media_file_map_guarded(path, &g), CT_OK);
     ck_assert(!media_file_shrank(&g));
