@@ -118,11 +118,11 @@ cleanup:
     return rc;
 }
 
-/* SoftHSM rewrites a token's token.object (its flags, label and wrapped PINs and token key) in place at every login
- * (Token::loginUser stores the flags: ftruncate to 0, then one write): a kill or a power cut in between leaves it
- * empty, and every key of the token unusable. So a copy of it is kept beside it (TOKEN/token.copy, same folder, 0600,
- * wrapped under the same PINs): before the token opens (`logged_in` false) an empty token.object gets its copy back;
- * once logged in (SoftHSM has just written the file whole) the copy is made anew. Only an empty file is replaced: a
+/* SoftHSM rewrites a token's token.object (its flags, label, wrapped PINs and token key) in place at every login
+ * (Token::loginUser stores the flags: ftruncate to 0, then one write, no fsync): a kill or a power cut in between
+ * leaves it empty, and every key of the token unusable. So a copy is kept beside it (token.object~, same folder,
+ * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole);
+ * before the token opens (`logged_in` false) an empty token.object gets it back. Only an empty file is replaced: a
  * whole one is never overwritten by an older copy (e.g. after a PIN change made elsewhere). */
 static ct_err token_object_keep(const hsm_settings *s, bool logged_in)
 {
@@ -133,10 +133,10 @@ static ct_err token_object_keep(const hsm_settings *s, bool logged_in)
     char token[HSM_PATH_MAX], object[HSM_PATH_MAX], copy[HSM_PATH_MAX];
     struct dirent *e;
     struct stat st;
-    if (!*s->softhsm_conf) return CT_OK;
-    CT_GUARD(ct_config_load(s->softhsm_conf, &conf));
+    /* A config SoftHSM reads but ours does not (its syntax is laxer), or no token store yet: SoftHSM has the say. */
+    if (!*s->softhsm_conf || ct_config_load(s->softhsm_conf, &conf) != CT_OK) return CT_OK;
     const char *store = ct_config_get(conf, SOFTHSM_TOKENDIR, NULL);
-    if (!store || !(d = opendir(store))) goto cleanup; /* no token yet: SoftHSM says what is wrong */
+    if (!store || !(d = opendir(store))) goto cleanup;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         CT_GUARD(ct_path_join(token, sizeof token, store, e->d_name));
