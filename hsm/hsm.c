@@ -251,7 +251,7 @@ static ct_err login(hsm_module *m, CK_SLOT_ID slot, CK_SESSION_HANDLE s, CK_USER
                   rv);
     if (who == CKU_USER)
         CT_ENSURE_MSG(login_record(m, slot, hash, rv == CKR_OK), CT_ERR_HSM_LOGIN,
-                      "login refused: PIN differs from the one the token is logged in with");
+                      "login refused: not the PIN the token is logged in with");
 cleanup:
     ct_wipe(buf, sizeof buf);
     ct_wipe(hash, sizeof hash);

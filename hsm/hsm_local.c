@@ -1,11 +1,13 @@
 /* A component's own token: settings, first-run creation with PIN files, opening. */
 #define _DEFAULT_SOURCE /* realpath */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hsm.h"
 
@@ -39,6 +41,8 @@ static ct_err abs_path(const char *path, char *out, size_t max)
     return ct_path_join(out, max, real, basename(base));
 }
 
+#define SOFTHSM_TOKENDIR "directories.tokendir" /* the token store's key in a SoftHSM config */
+
 /* The SoftHSM config of a component whose folder is (or will be) `dir`: its own token store, DIR/tokens. */
 static ct_err softhsm_conf_text(const char *dir, char *text, size_t max)
 {
@@ -46,9 +50,9 @@ static ct_err softhsm_conf_text(const char *dir, char *text, size_t max)
     CT_GUARD_RET(abs_path(dir, abs, sizeof abs));
     CT_GUARD_RET(ct_path_join(tokens, sizeof tokens, abs, "tokens"));
     return ct_snprintf(text, max,
-                       "# SoftHSMv2 token store of this component only\ndirectories.tokendir = %s\n"
+                       "# SoftHSMv2 token store of this component only\n%s = %s\n"
                        "objectstore.backend = file\nlog.level = ERROR\n",
-                       tokens);
+                       SOFTHSM_TOKENDIR, tokens);
 }
 
 static ct_err write_softhsm_conf(const hsm_settings *s, const char *dir)
@@ -114,11 +118,55 @@ cleanup:
     return rc;
 }
 
+/* SoftHSM rewrites a token's token.object (its flags, label, wrapped PINs and token key) in place at every login
+ * (Token::loginUser stores the flags: ftruncate to 0, then one write, no fsync): a kill or a power cut in between
+ * leaves it empty, and every key of the token unusable. So a copy is kept beside it (token.object~, same folder,
+ * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole);
+ * before the token opens (`logged_in` false) an empty token.object gets it back. Only an empty file is replaced: a
+ * whole one is never overwritten by an older copy (e.g. after a PIN change made elsewhere). */
+static ct_err token_object_keep(const hsm_settings *s, bool logged_in)
+{
+    ct_err rc = CT_OK;
+    ct_config *conf = NULL;
+    DIR *d = NULL;
+    ct_buf data = CT_BUF_INIT;
+    char token[HSM_PATH_MAX], object[HSM_PATH_MAX], copy[HSM_PATH_MAX];
+    struct dirent *e;
+    struct stat st;
+    /* A config SoftHSM reads but ours does not (its syntax is laxer), or no token store yet: SoftHSM has the say. */
+    if (!*s->softhsm_conf || ct_config_load(s->softhsm_conf, &conf) != CT_OK) return CT_OK;
+    const char *store = ct_config_get(conf, SOFTHSM_TOKENDIR, NULL);
+    if (!store || !(d = opendir(store))) goto cleanup;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        CT_GUARD(ct_path_join(token, sizeof token, store, e->d_name));
+        CT_GUARD(ct_path_join(object, sizeof object, token, "token.object"));
+        CT_GUARD(ct_snprintf(copy, sizeof copy, "%s~", object));
+        const char *from = logged_in ? object : copy, *to = logged_in ? copy : object;
+        if (stat(object, &st) != 0 || (!logged_in && st.st_size != 0) || !ct_file_exists(from)) continue;
+        CT_GUARD(ct_file_read(from, 65536, &data));
+        if (data.len) CT_GUARD(ct_file_write_atomic(to, data.data, data.len, 0600));
+        ct_buf_free(&data);
+    }
+cleanup:
+    ct_buf_free(&data);
+    if (d) closedir(d);
+    ct_config_free(conf);
+    return rc;
+}
+
 ct_err hsm_open_settings_pin(const hsm_settings *s, const char *pin, hsm **out)
 {
     hsm_config hc = {.module_path = s->module, .token_label = s->token, .pin = pin,
                      .session_pool = (unsigned)s->sessions};
-    return hsm_open(&hc, out);
+    CT_GUARD_RET(token_object_keep(s, false));
+    CT_GUARD_RET(hsm_open(&hc, out));
+    ct_err rc = token_object_keep(s, true);
+    if (rc != CT_OK) {
+        hsm_close(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 ct_err hsm_open_settings(const hsm_settings *s, hsm **out)

@@ -40,8 +40,8 @@ for point in write:temp-written write:renamed stage:synced:a stage:moving:b; do
   check_eq "... the next command finds CA ${want^^}'s whole pair" "$want" "$(installed)"
   check "... and no stage left" bash -c "! ls -A st | grep -q '^\.init-'"
 done
-# Real kills, wherever they land once the install stages its files (not while SoftHSM opens the token: a kill there
-# can leave the token unreadable, whatever the command).
+# Real kills, wherever they land once the install stages its files (kills while SoftHSM opens the token:
+# token_object_kill.sh).
 for delay in 0 0.002 0.005 0.01 0.02 0.05; do
   install a >/dev/null
   "$STATION_BIN" install --dir st --cert b.pem --ca-root caB/ops-root.pem >/dev/null 2>&1 &

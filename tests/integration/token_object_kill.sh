@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# A kill during a start never loses the token. SoftHSM rewrites the token's token.object (its wrapped PINs and token
+# key) in place at every login: truncated to 0, then written. A CA killed in between (kill -9, a power cut) left it
+# empty and every later command failed with "no token labelled ...": every key of the CA gone. Killed exactly there
+# (strace injects SIGKILL at that write), then by kill -9 at random moments of its starts, the CA's next command
+# opens its token and MACs its whole audit chain in it.
+# Usage: token_object_kill.sh BUILD_DIR
+BUILD=$(cd "$1" && pwd)
+CA_BIN=$BUILD/ca/camtrust-ca
+. "$(dirname "$0")/lib.sh"
+cd "$WORK"
+
+"$CA_BIN" init --dir ca >/dev/null
+OBJECT=$(ls -d "$WORK"/ca/tokens/*)/token.object
+opens() { "$CA_BIN" audit verify --dir ca >/dev/null 2>&1; }
+check "the CA's token opens and MACs its audit chain" opens
+check "... and a copy of its token.object is kept beside it, 0600" test "$(stat -c %a "$OBJECT~")" = 600
+
+# ---- killed right after SoftHSM truncated token.object, before it wrote it again ----
+rc=0 # (strace dies of the same signal: the shell's "Killed" line is not shown)
+{ ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -P "$OBJECT" -e trace=write -e inject=write:signal=KILL \
+  "$CA_BIN" audit verify --dir ca >/dev/null 2>&1; } 2>/dev/null || rc=$?
+check_eq "a start killed at SoftHSM's write of token.object: it died there" 137 "$rc"
+check "... leaving token.object empty" test ! -s "$OBJECT"
+check "the next start opens the token and MACs the audit chain in it" opens
+check "... and token.object is whole again" test -s "$OBJECT"
+
+# ---- a whole token.object is never replaced by the copy ----
+printf 'junk' >"$OBJECT~"
+check "a start with a damaged copy beside a whole token.object opens the token" opens
+check "... and keeps a good copy again" test "$(stat -c %s "$OBJECT~")" = "$(stat -c %s "$OBJECT")"
+
+# ---- kill -9 at random moments of starts (up to 150; each start takes a few tens of ms) ----
+emptied=0
+for i in $(seq 1 150); do
+  "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 &
+  pid=$!
+  sleep "0.0$(printf %02d $((RANDOM % 50)))"
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ ! -s "$OBJECT" ]; then
+    emptied=$((emptied + 1))
+    check "kill -9 $i left token.object empty: the next start opens the token" opens
+    [ "$emptied" -lt 3 ] || break
+  fi
+done
+echo "# $emptied of $i kills -9 left token.object empty"
+check "after $i kills -9 the token opens and MACs the audit chain" opens
+finish
