@@ -124,7 +124,7 @@ cleanup:
  * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole);
  * before the token opens (`logged_in` false) an empty token.object gets it back. Only an empty file is replaced: a
  * whole one is never overwritten by an older copy (e.g. after a PIN change made elsewhere). */
-static ct_err token_object_keep(const hsm_settings *s, bool logged_in)
+static void token_object_keep(const hsm_settings *s, bool logged_in)
 {
     ct_err rc = CT_OK;
     ct_config *conf = NULL;
@@ -134,7 +134,7 @@ static ct_err token_object_keep(const hsm_settings *s, bool logged_in)
     struct dirent *e;
     struct stat st;
     /* A config SoftHSM reads but ours does not (its syntax is laxer), or no token store yet: SoftHSM has the say. */
-    if (!*s->softhsm_conf || ct_config_load(s->softhsm_conf, &conf) != CT_OK) return CT_OK;
+    if (!*s->softhsm_conf || ct_config_load(s->softhsm_conf, &conf) != CT_OK) return;
     const char *store = ct_config_get(conf, SOFTHSM_TOKENDIR, NULL);
     if (!store || !(d = opendir(store))) goto cleanup;
     while ((e = readdir(d))) {
@@ -149,24 +149,21 @@ static ct_err token_object_keep(const hsm_settings *s, bool logged_in)
         ct_buf_free(&data);
     }
 cleanup:
+    /* A safeguard, not a condition: a full disk (a camera's recordings) must not stop the token opening. */
+    if (rc != CT_OK) ct_log(CT_LOG_WARN, "token_object_copy", "%s", ct_err_detail());
     ct_buf_free(&data);
     if (d) closedir(d);
     ct_config_free(conf);
-    return rc;
 }
 
 ct_err hsm_open_settings_pin(const hsm_settings *s, const char *pin, hsm **out)
 {
     hsm_config hc = {.module_path = s->module, .token_label = s->token, .pin = pin,
                      .session_pool = (unsigned)s->sessions};
-    CT_GUARD_RET(token_object_keep(s, false));
+    token_object_keep(s, false);
     CT_GUARD_RET(hsm_open(&hc, out));
-    ct_err rc = token_object_keep(s, true);
-    if (rc != CT_OK) {
-        hsm_close(*out);
-        *out = NULL;
-    }
-    return rc;
+    token_object_keep(s, true);
+    return CT_OK;
 }
 
 ct_err hsm_open_settings(const hsm_settings *s, hsm **out)

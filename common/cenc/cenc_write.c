@@ -520,7 +520,7 @@ static ct_err map_sample(cenc_writer *w, const uint8_t *sample, size_t len, size
     if (unknown > 0 && encrypted(w) && !w->warned) {
         w->warned = true;
         ct_log(CT_LOG_WARN, "cenc_slice_header", "codec=%s slices=%zu msg=\"slice header length unknown (parameter "
-               "sets missing or not supported): the first %d bytes of such slices kept clear\"",
+               "sets missing or unsupported): first %d bytes kept clear\"",
                media_codec_name(w->t.codec), unknown, CENC_CLEAR_LEAD);
     }
     return CT_OK;

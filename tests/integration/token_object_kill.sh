@@ -30,6 +30,13 @@ printf 'junk' >"$OBJECT~"
 check "a start with a damaged copy beside a whole token.object opens the token" opens
 check "... and keeps a good copy again" test "$(stat -c %s "$OBJECT~")" = "$(stat -c %s "$OBJECT")"
 
+# ---- a copy that cannot be written (here a folder in its place; a full disk on a camera) is no reason not to open ----
+rm -f "$OBJECT~"; mkdir -p "$OBJECT~/x"
+OUT=$("$CA_BIN" audit verify --dir ca 2>&1) && rc=0 || rc=$?
+check_eq "a start whose copy of token.object cannot be written opens the token all the same" 0 "$rc"
+check "... and says so in a warning" grep -q 'event=token_object_copy' <<<"$OUT"
+rm -rf "$OBJECT~"
+
 # ---- kill -9 at random moments of starts (up to 150; each start takes a few tens of ms) ----
 emptied=0
 for i in $(seq 1 150); do
