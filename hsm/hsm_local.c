@@ -121,9 +121,10 @@ cleanup:
 /* SoftHSM rewrites a token's token.object (its flags, label, wrapped PINs and token key) in place at every login
  * (Token::loginUser stores the flags: ftruncate to 0, then one write, no fsync): a kill or a power cut in between
  * leaves it empty, and every key of the token unusable. So a copy is kept beside it (token.object~, same folder,
- * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole);
- * before the token opens (`logged_in` false) an empty token.object gets it back. Only an empty file is replaced: a
- * whole one is never overwritten by an older copy (e.g. after a PIN change made elsewhere). */
+ * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole,
+ * with a new generation number: the copy changes at every open too); before the token opens (`logged_in` false) an
+ * empty token.object gets it back. Only an empty file is replaced: a whole one is never overwritten by an older
+ * copy (e.g. after a PIN change made elsewhere). The copy's write takes no failpoint: kill tests aim at others. */
 static void token_object_keep(const hsm_settings *s, bool logged_in)
 {
     ct_err rc = CT_OK;
@@ -145,7 +146,7 @@ static void token_object_keep(const hsm_settings *s, bool logged_in)
         const char *from = logged_in ? object : copy, *to = logged_in ? copy : object;
         if (stat(object, &st) != 0 || (!logged_in && st.st_size != 0) || !ct_file_exists(from)) continue;
         CT_GUARD(ct_file_read(from, 65536, &data));
-        if (data.len) CT_GUARD(ct_file_write_atomic(to, data.data, data.len, 0600));
+        if (data.len) CT_GUARD(ct_file_write_atomic_unprobed(to, data.data, data.len, 0600));
         ct_buf_free(&data);
     }
 cleanup:

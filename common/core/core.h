@@ -175,6 +175,8 @@ CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
 CT_MUST_CHECK ct_err ct_file_sync_dir(const char *path);
 /* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
 CT_MUST_CHECK ct_err ct_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* The same without its failpoints: for a safeguard's write on the way to the one a kill test aims at. */
+CT_MUST_CHECK ct_err ct_file_write_atomic_unprobed(const char *path, const void *data, size_t len, unsigned mode);
 /* The same for DER written as one PEM block with `label` (certificates, requests). */
 CT_MUST_CHECK ct_err ct_pem_write_file(const char *path, const char *label, const uint8_t *der, size_t len,
                                        unsigned mode);

@@ -31,11 +31,11 @@ provision_cameras() { # provision_cameras NAME:SERIAL...: simulated cameras pinn
   stop_bg
 }
 # Every file of a folder, its token's key objects included (SoftHSM rewrites its token.object bookkeeping at each
-# login: not ours), and the database by its content: any command that opens it may checkpoint a WAL that an earlier
+# login, and every component keeps a copy of it, token.object~: not the CA's writing), and the database by its content: any command that opens it may checkpoint a WAL that an earlier
 # one left, which rewrites camtrust.db and its -wal and -shm files without changing a row; the running server renews
 # its signer lease (a row of leases) every 2 s.
 fingerprint() {
-  (cd "$1" && find . -type f ! -name '*.lock' ! -name token.object ! -name 'camtrust.db*' -print0 | sort -z | xargs -0 sha256sum
+  (cd "$1" && find . -type f ! -name '*.lock' ! -name token.object ! -name 'token.object~' ! -name 'camtrust.db*' -print0 | sort -z | xargs -0 sha256sum
    [ ! -e camtrust.db ] || echo "$(sqlite3 camtrust.db .dump | grep -v '^INSERT INTO leases ' | sha256sum | cut -d' ' -f1)  ./camtrust.db (its rows)")
 }
 # changed BEFORE AFTER: "unchanged", or the files whose content differs
