@@ -383,11 +383,8 @@ static ct_err report_row(const db_report_row *row, void *arg)
     char id[NUM_MAX], ts[NUM_MAX], n[DB_REPORT_NUMBERS][NUM_MAX];
     CT_GUARD_RET(report_advance(r, (int)row->section));
     /* The row past a section's maximum only says that it was cut (report_limits). */
-    if (k_section_max[row->section] && r->rows[row->section] >= k_section_max[row->section]) {
-        r->rows[row->section]++;
-        return CT_OK;
-    }
-    r->rows[row->section]++;
+    int64_t before = r->rows[row->section]++;
+    if (k_section_max[row->section] && before >= k_section_max[row->section]) return CT_OK;
     num_text(row->id, id);
     time_text(row->ts, ts);
     for (int i = 0; i < DB_REPORT_NUMBERS; i++) num_text(row->n[i], n[i]);

@@ -333,7 +333,8 @@ static const char *const k_report_sql[DB_REPORT__COUNT] = {
     [DB_REPORT_REASON] =
         "SELECT revocation_reason, 0, '', '', '', '', count(*), 0, 0, 0, 0 FROM certificates"
         " WHERE" NOT_CLIENT("profile") "AND status = 'revoked' AND" TS("revoked_at") "GROUP BY revocation_reason ORDER BY revocation_reason",
-    [DB_REPORT_DENIAL] = AUDIT_EVENT_COLUMNS(ENTRY_REQUESTS) "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 101",
+    [DB_REPORT_DENIAL] =
+        AUDIT_EVENT_COLUMNS(ENTRY_REQUESTS) "outcome = 'denied' AND" TS("ts") "ORDER BY seq DESC LIMIT 101",
     [DB_REPORT_REVOCATION] =
         AUDIT_EVENT_COLUMNS("0") "outcome = 'ok' AND action LIKE '%.revoke' AND" TS("ts") "ORDER BY seq DESC LIMIT 101",
 };

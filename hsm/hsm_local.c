@@ -124,20 +124,17 @@ cleanup:
  * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole,
  * with a new generation number: the copy changes at every open too); before the token opens (`logged_in` false) an
  * empty token.object gets it back. Only an empty file is replaced: a whole one is never overwritten by an older
- * copy (e.g. after a PIN change made elsewhere). The copy's write takes no failpoint: kill tests aim at others. */
-static void token_object_keep(const hsm_settings *s, bool logged_in)
+ * copy (e.g. after a PIN change made elsewhere). The copy's write takes no failpoint: kill tests aim at others.
+ * `store`: the token store (token_store), read once for both calls. */
+static void token_object_keep(const char *store, bool logged_in)
 {
     ct_err rc = CT_OK;
-    ct_config *conf = NULL;
     DIR *d = NULL;
     ct_buf data = CT_BUF_INIT;
     char token[HSM_PATH_MAX], object[HSM_PATH_MAX], copy[HSM_PATH_MAX];
     struct dirent *e;
     struct stat st;
-    /* A config SoftHSM reads but ours does not (its syntax is laxer), or no token store yet: SoftHSM has the say. */
-    if (!*s->softhsm_conf || ct_config_load(s->softhsm_conf, &conf) != CT_OK) return;
-    const char *store = ct_config_get(conf, SOFTHSM_TOKENDIR, NULL);
-    if (!store || !(d = opendir(store))) goto cleanup;
+    if (!*store || !(d = opendir(store))) return;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         CT_GUARD(ct_path_join(token, sizeof token, store, e->d_name));
@@ -153,7 +150,18 @@ cleanup:
     /* A safeguard, not a condition: a full disk (a camera's recordings) must not stop the token opening. */
     if (rc != CT_OK) ct_log(CT_LOG_WARN, "token_object_copy", "%s", ct_err_detail());
     ct_buf_free(&data);
-    if (d) closedir(d);
+    closedir(d);
+}
+
+/* The token store a component's SoftHSM config names, or "" (no config, one SoftHSM reads but ours does not — its
+ * syntax is laxer —, or a path too long): then SoftHSM alone has the say, and no copy is kept. */
+static void token_store(const hsm_settings *s, char store[HSM_PATH_MAX])
+{
+    ct_config *conf = NULL;
+    const char *dir = NULL;
+    if (*s->softhsm_conf && ct_config_load(s->softhsm_conf, &conf) == CT_OK)
+        dir = ct_config_get(conf, SOFTHSM_TOKENDIR, NULL);
+    if (!dir || ct_strlcpy(store, HSM_PATH_MAX, dir) != CT_OK) *store = '\0';
     ct_config_free(conf);
 }
 
@@ -161,9 +169,11 @@ ct_err hsm_open_settings_pin(const hsm_settings *s, const char *pin, hsm **out)
 {
     hsm_config hc = {.module_path = s->module, .token_label = s->token, .pin = pin,
                      .session_pool = (unsigned)s->sessions};
-    token_object_keep(s, false);
+    char store[HSM_PATH_MAX];
+    token_store(s, store);
+    token_object_keep(store, false);
     CT_GUARD_RET(hsm_open(&hc, out));
-    token_object_keep(s, true);
+    token_object_keep(store, true);
     return CT_OK;
 }
 
