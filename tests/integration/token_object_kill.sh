@@ -8,20 +8,17 @@
 BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/token_kill_lib.sh"
 cd "$WORK"
 
 "$CA_BIN" init --dir ca >/dev/null
-OBJECT=$(ls -d "$WORK"/ca/tokens/*)/token.object
+OBJECT=$(token_object "$WORK/ca")
 opens() { "$CA_BIN" audit verify --dir ca >/dev/null 2>&1; }
 check "the CA's token opens and MACs its audit chain" opens
 check "... and a copy of its token.object is kept beside it, 0600" test "$(stat -c %a "$OBJECT~")" = 600
 
 # ---- killed right after SoftHSM truncated token.object, before it wrote it again ----
-rc=0 # (strace dies of the same signal: the shell's "Killed" line is not shown)
-{ ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -P "$OBJECT" -e trace=write -e inject=write:signal=KILL \
-  "$CA_BIN" audit verify --dir ca >/dev/null 2>&1; } 2>/dev/null || rc=$?
-check_eq "a start killed at SoftHSM's write of token.object: it died there" 137 "$rc"
-check "... leaving token.object empty" test ! -s "$OBJECT"
+killed_at_token_write "a start of the CA" "$OBJECT" "$CA_BIN" audit verify --dir ca
 check "the next start opens the token and MACs the audit chain in it" opens
 check "... and token.object is whole again" test -s "$OBJECT"
 
