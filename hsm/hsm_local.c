@@ -140,6 +140,8 @@ static void token_object_keep(const char *store, bool logged_in)
         CT_GUARD(ct_path_join(token, sizeof token, store, e->d_name));
         CT_GUARD(ct_path_join(object, sizeof object, token, "token.object"));
         CT_GUARD(ct_snprintf(copy, sizeof copy, "%s~", object));
+        /* The copy's temporaries a kill cut short (token.object~.tmp.PID of a dead PID); SoftHSM names none so. */
+        if (logged_in) CT_GUARD(ct_stale_remove(token, "", ".tmp."));
         const char *from = logged_in ? object : copy, *to = logged_in ? copy : object;
         if (stat(object, &st) != 0 || (!logged_in && st.st_size != 0) || !ct_file_exists(from)) continue;
         CT_GUARD(ct_file_read(from, 65536, &data));

@@ -3,7 +3,8 @@
 # key) in place at every login: truncated to 0, then written. A CA killed in between (kill -9, a power cut) left it
 # empty and every later command failed with "no token labelled ...": every key of the CA gone. Killed exactly there
 # (strace injects SIGKILL at that write), then by kill -9 at random moments of its starts, the CA's next command
-# opens its token and MACs its whole audit chain in it.
+# opens its token and MACs its whole audit chain in it. Killed as the copy itself is written, its temporary is removed
+# at the next write.
 # Usage: token_object_kill.sh BUILD_DIR
 BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
@@ -21,6 +22,20 @@ check "... and a copy of its token.object is kept beside it, 0600" test "$(stat 
 killed_at_token_write "a start of the CA" "$OBJECT" "$CA_BIN" audit verify --dir ca
 check "the next start opens the token and MACs the audit chain in it" opens
 check "... and token.object is whole again" test -s "$OBJECT"
+
+# ---- killed while the copy itself is written: its temporary is swept at the next write (once its writer is dead) ----
+# (the copy's is the only rename of `audit verify`; strace -P does not match rename's paths)
+rc=0
+{ ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -e trace=rename -e inject=rename:signal=KILL \
+  "$CA_BIN" audit verify --dir ca >/dev/null 2>&1; } 2>/dev/null || rc=$?
+check_eq "a start killed as it renames the copy's temporary into place: it died there" 137 "$rc"
+stale() { ls "$(dirname "$OBJECT")" | grep -c '^token\.object~\.tmp\.[0-9]*$' || true; }
+check_eq "... leaving its temporary token.object~.tmp.PID" 1 "$(stale)"
+printf 'live' >"$OBJECT~.tmp.$$" # one a live process (this shell) is writing
+check "the next start opens the token" opens
+check_eq "... and removed the dead process's temporary, not the live one's" \
+  "token.object~.tmp.$$" "$(ls "$(dirname "$OBJECT")" | grep '\.tmp\.')"
+rm -f "$OBJECT~.tmp.$$"
 
 # ---- a whole token.object is never replaced by the copy ----
 printf 'junk' >"$OBJECT~"
