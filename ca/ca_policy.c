@@ -34,7 +34,12 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
     ct_err arc = db_audit_append(c->db, actor, action, subject, "denied", reason);
     if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "msg=\"a denial not audited\" error=%s",
                             CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(arc)));
-    return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
+    /* Every decision is recorded: one that cannot be (the audit key gone, the token or disk failing) is the CA
+     * unable to serve, not a refusal the client could take for a recorded one. A 5xx stays what it was. */
+    const char *said = reason[0] ? reason : ct_err_message(why);
+    if (arc != CT_OK && ct_err_http_status(why) < 500)
+        return ct_fail(CT_ERR_UNAVAILABLE, "the CA cannot record its refusal (%s)", said);
+    return ct_fail(why, "%s", said);
 }
 
 /* An enabled station's refusals are audit entries of their own (it can be disabled), within its budget of

@@ -193,7 +193,8 @@ CT_MUST_CHECK ct_err ca_read_csr_file(const char *path, ct_buf *der);
 CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *certs, size_t n);
 
 /* Audits a refused request (outcome "denied", the reason from ct_err_detail) and returns `why` with that
- * reason as the detail. ca_audit_denial is an EST enrollment's ("est.enroll"). */
+ * reason as the detail; CT_ERR_UNAVAILABLE (503, "the CA cannot record its refusal (REASON)") when the entry cannot
+ * be written and `why` is no 5xx. ca_audit_denial is an EST enrollment's ("est.enroll"). */
 ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why);
 ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
 /* A refusal of a request that no authenticated party made (`source`: the client's address, NULL or "": local).
