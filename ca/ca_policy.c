@@ -58,9 +58,10 @@ static ct_err refuse_station(ca *c, const db_station *station, const char *subje
         return ca_audit_denial(c, station->name, subject, why);
     if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)
         reason[0] = '\0';
-    (void)ca_refuse_counted(c, station->name, "est.budget", subject,
-                            ct_fail(why, "%s (past station.refusals_per_minute, %ld)", ct_err_message(why),
-                                    c->cfg.station_refusals_per_minute));
+    /* Under its name whatever others counted (ca_refusals.c). */
+    (void)ca_refuse_counted_station(c, station->name, "est.budget", subject,
+                                    ct_fail(why, "%s (past station.refusals_per_minute, %ld)", ct_err_message(why),
+                                            c->cfg.station_refusals_per_minute));
     return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
 }
 

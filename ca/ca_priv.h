@@ -205,6 +205,9 @@ ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const 
 /* The same for a refusal a client can repeat per request though its certificate names it (an officer's browser
  * sent by another site's page): counted per (actor, action, reason) while serving, else audited at once. */
 ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const char *subject, ct_err why);
+/* The same for a station's refusals past its budget: counted under its name even when audit.anonymous_max_rows are
+ * taken (as many rows per station as per any actor). */
+ct_err ca_refuse_counted_station(ca *c, const char *station, const char *action, const char *subject, ct_err why);
 /* Takes one request from the budget of an authenticated party (per_minute, as many at once) while serving; false when
  * none is left. For requests that each write an audit row and that the party may repeat at will (an officer's
  * reads): without it one auditor's script wrote some 800 rows a second. */
