@@ -60,6 +60,7 @@ typedef struct {
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     long officer_requests_per_minute; /* officer API requests per officer (each read writes an audit row) */
     long station_refusals_per_minute; /* a station's refusals audited one by one; past it counted */
+    long device_refusals_per_minute;  /* the same for a camera's re-enrollments, per certificate */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
     char witnesses_path[CA_PATH_MAX];  /* log.witnesses: the witnesses' verifier keys, one a line */
@@ -210,8 +211,10 @@ ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const cha
 ct_err ca_refuse_counted_station(ca *c, const char *station, const char *action, const char *subject, ct_err why);
 /* Takes one request from the budget of an authenticated party (per_minute, as many at once) while serving; false when
  * none is left. For requests that each write an audit row and that the party may repeat at will (an officer's
- * reads): without it one auditor's script wrote some 800 rows a second. */
+ * reads): without it one auditor's script wrote some 800 rows a second. ca_device_budget_take: a camera's (by its
+ * certificate), whose slots are their own, so that many cameras' keys cannot push out an officer's or station's. */
 bool ca_actor_budget_take(ca *c, const char *actor, long per_minute);
+bool ca_device_budget_take(ca *c, const char *key, long per_minute);
 CT_MUST_CHECK ct_err ca_refusals_start(ca *c);
 /* Writes what was counted, then stops counting: later refusals are audited one by one. */
 void ca_refusals_stop(ca *c);

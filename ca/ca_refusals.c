@@ -24,9 +24,10 @@
 #define REFUSAL_ROWS_PER_ACTOR 8 /* kinds of refusal one actor (one address when anonymous) may key per interval;
                                    * the overflow reason below names it */
 #define REFUSAL_OVERFLOW_ACTION "audit.overflow"
-/* Parties whose request budget is kept: officers and stations share them. When all are taken the fullest gives way,
- * and the newcomer takes over its bucket as it is: a party that rotates identities (or returns after being pushed
- * out) never starts with more than the fullest bucket kept, so cycling the slots does not refill anyone. */
+/* Parties whose request budget is kept: officers and stations share them, cameras have as many of their own (anyone
+ * holding many cameras' keys cannot push an officer's budget out). When all are taken the fullest gives way, and the
+ * newcomer takes over its bucket as it is: a party that rotates identities (or returns after being pushed out) never
+ * starts with more than the fullest bucket kept, so cycling the slots does not refill anyone. */
 #define BUDGET_SLOTS 64
 
 typedef struct {
@@ -59,7 +60,8 @@ struct ca_refusals {
     long interval_s;
     refusal_table now;   /* under mu */
     refusal_table spare; /* the writer's: swapped with `now` at each interval, so counting never waits on the db */
-    actor_budget budgets[BUDGET_SLOTS]; /* under mu */
+    actor_budget budgets[BUDGET_SLOTS];        /* under mu */
+    actor_budget device_budgets[BUDGET_SLOTS]; /* under mu */
 };
 
 static void copy_truncated(char *dst, size_t max, const char *src)
@@ -269,20 +271,30 @@ ct_err ca_refuse_counted_station(ca *c, const char *station, const char *action,
     return count(c, station, true, action, subject, why);
 }
 
-bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
+static bool budget_take(ca *c, bool device, const char *actor, long per_minute)
 {
     ca_refusals *r = c->refusals;
     if (!r || per_minute <= 0) return true; /* not serving: the command line has no one to budget */
+    actor_budget *slots = device ? r->device_budgets : r->budgets;
     /* A truncated key would match no slot: each request a fresh one, no budget at all. No such actor is made. */
-    if (strlen(actor) >= sizeof r->budgets[0].actor) return false;
+    if (strlen(actor) >= sizeof slots[0].actor) return false;
     (void)pthread_mutex_lock(&r->mu);
     actor_budget *b = NULL;
     for (size_t i = 0; i < BUDGET_SLOTS && !(b && strcmp(b->actor, actor) == 0); i++)
-        if (!b || strcmp(r->budgets[i].actor, actor) == 0 || r->budgets[i].full_at_us < b->full_at_us)
-            b = &r->budgets[i];
+        if (!b || strcmp(slots[i].actor, actor) == 0 || slots[i].full_at_us < b->full_at_us) b = &slots[i];
     /* Another's slot taken is the fullest: its bucket stays as it is (BUDGET_SLOTS). */
     if (strcmp(b->actor, actor) != 0) copy_truncated(b->actor, sizeof b->actor, actor);
     bool left = ca_bucket_take(&b->full_at_us, per_minute);
     (void)pthread_mutex_unlock(&r->mu);
     return left;
+}
+
+bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
+{
+    return budget_take(c, false, actor, per_minute);
+}
+
+bool ca_device_budget_take(ca *c, const char *key, long per_minute)
+{
+    return budget_take(c, true, key, per_minute);
 }
