@@ -44,6 +44,9 @@ static const ct_setting setting_rows[] = {
     {"station.refusals_per_minute", "60",
      "refusals of one station's EST requests (serial outside its orders, ...) audited one by one per minute, as many "
      "at once; past it they are counted (est.budget), not written each. Issuance is never limited by it"},
+    {"device.refusals_per_minute", "60",
+     "refusals of one camera certificate's re-enrollments (simplereenroll) audited one by one per minute, as many at "
+     "once; past it they are counted (est.budget), not written each. Re-enrollment is never limited by it"},
     {"key.audit_mac", CA_AUDIT_MAC_DEFAULT_URI,
      "audit chain key: HMAC-SHA256 of every audit entry, made in the token at init (or at the first open of an older CA)"},
     {"database", "camtrust.db", "SQLite database (relative to the CA folder), when db.backend is sqlite"},
@@ -182,6 +185,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_max_rows", 256, 1, 65536, &s->anonymous_max_rows));
     CT_GUARD(ct_config_get_int(cfg, "officer.requests_per_minute", 120, 1, 1000000, &s->officer_requests_per_minute));
     CT_GUARD(ct_config_get_int(cfg, "station.refusals_per_minute", 60, 1, 1000000, &s->station_refusals_per_minute));
+    CT_GUARD(ct_config_get_int(cfg, "device.refusals_per_minute", 60, 1, 1000000, &s->device_refusals_per_minute));
     CT_GUARD(ct_settings_copy(&schema, cfg, "node.id", s->node_id, sizeof s->node_id));
     CT_ENSURE_MSG(!s->node_id[0] || ca_name_valid(s->node_id), CT_ERR_CONFIG,
                   "config node.id: 1-63 letters, digits, '-', '_', '.'");

@@ -9,6 +9,7 @@
 
 typedef struct {
     db_station station;     /* for NEW */
+    char budget_key[96];    /* its refusal budget: "station#ID", or "device#" and its certificate's SHA-256 */
     db_order order;         /* for NEW */
     db_cert current;        /* the device's current certificate, when it has one */
     bool has_current;
@@ -34,28 +35,40 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
     ct_err arc = db_audit_append(c->db, actor, action, subject, "denied", reason);
     if (arc != CT_OK) ct_log(CT_LOG_ERROR, "audit", "msg=\"a denial not audited\" error=%s",
                             CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(arc)));
-    return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
+    /* Every decision is recorded: one that cannot be (the audit key gone, the token or disk failing) is the CA
+     * unable to serve, not a refusal the client could take for a recorded one. A 5xx stays what it was. */
+    const char *said = reason[0] ? reason : ct_err_message(why);
+    if (arc != CT_OK && ct_err_http_status(why) < 500)
+        return ct_fail(CT_ERR_UNAVAILABLE, "the CA cannot record its refusal (%s)", said);
+    return ct_fail(why, "%s", said);
 }
 
-/* An enabled station's refusals are audit entries of their own (it can be disabled), within its budget of
- * station.refusals_per_minute: a compromised station sending serials outside its orders wrote an entry (fsync, MAC in
- * the token) per request, and every start verifies them all. Past it they are counted (est.budget, per kind: the
- * error's fixed message, no text the station chose, or each serial would be a kind of its own); the station is still
- * told the precise reason. Issuances never take from the budget, nor refusals that name a clone or a duplicate
- * (a serial issued for another key, a key certified for another serial, a serial differing only by case): a
- * compromised station that spent its budget on junk must not get those counted without their serial. */
-static ct_err refuse_station(ca *c, const db_station *station, const char *subject, ct_err why)
+/* An authenticated party's refusals are audit entries of their own (it can be stopped: a station disabled, a camera's
+ * certificate revoked), within its budget: station.refusals_per_minute per enabled station, device.refusals_per_minute
+ * per camera certificate re-enrolling. A compromised station sending serials outside its orders (or anyone with a
+ * camera's key looping bad re-enrollments) wrote an entry (fsync, MAC in the token) per request, and every start
+ * verifies them all. Past it they are counted (est.budget, per kind: the error's fixed message, no text the client
+ * chose, or each serial would be a kind of its own); the client is still told the precise reason. Issuances never
+ * take from the budget, nor refusals that name a clone or a duplicate (a serial issued for another key, a key
+ * certified for another serial, a serial differing only by case): a compromised station that spent its budget on
+ * junk must not get those counted without their serial. */
+static ct_err refuse_authenticated(ca *c, ca_enroll_kind kind, const enroll_ctx *x, const char *actor,
+                                   const char *subject, ct_err why)
 {
-    char key[32], reason[CT_ERR_DETAIL_MAX];
-    if (why == CT_ERR_ALREADY_ISSUED || why == CT_ERR_EXISTS ||
-        ct_snprintf(key, sizeof key, "station#%lld", (long long)station->id) != CT_OK ||
-        ca_actor_budget_take(c, key, c->cfg.station_refusals_per_minute))
-        return ca_audit_denial(c, station->name, subject, why);
+    char reason[CT_ERR_DETAIL_MAX];
+    bool station = kind == CA_ENROLL_NEW;
+    long per_minute = station ? c->cfg.station_refusals_per_minute : c->cfg.device_refusals_per_minute;
+    bool audited = why == CT_ERR_ALREADY_ISSUED || why == CT_ERR_EXISTS ||
+                   (station ? ca_actor_budget_take(c, x->budget_key, per_minute)
+                            : ca_device_budget_take(c, x->budget_key, per_minute));
+    if (audited) return ca_audit_denial(c, actor, subject, why);
     if (ct_strlcpy(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why)) != CT_OK)
         reason[0] = '\0';
-    (void)ca_refuse_counted(c, station->name, "est.budget", subject,
-                            ct_fail(why, "%s (past station.refusals_per_minute, %ld)", ct_err_message(why),
-                                    c->cfg.station_refusals_per_minute));
+    ct_err counted = ct_fail(why, "%s (past %s.refusals_per_minute, %ld)", ct_err_message(why),
+                             station ? "station" : "device", per_minute);
+    /* A station's count keeps its name; cameras (many) share audit.anonymous_max_rows with the others. */
+    (void)(station ? ca_refuse_counted_station(c, actor, "est.budget", subject, counted)
+                   : ca_refuse_counted(c, actor, "est.budget", subject, counted));
     return ct_fail(why, "%s", reason[0] ? reason : ct_err_message(why));
 }
 
@@ -73,7 +86,7 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
         if (rc == CT_OK || rc == CT_ERR_DISABLED) CT_GUARD_RET(ct_strlcpy(res->actor, sizeof res->actor, x->station.name));
         CT_GUARD_RET(rc);
         CT_ENSURE_RET(x->station.enabled, ct_fail(CT_ERR_DISABLED, "station %s is disabled", x->station.name));
-        return CT_OK;
+        return ct_snprintf(x->budget_key, sizeof x->budget_key, "station#%lld", (long long)x->station.id);
     }
     pki_cert_info info;
     CT_ENSURE_RET(pki_cert_parse_info(req->client_cert, req->client_cert_len, &info) == CT_OK && *info.subject_serial,
@@ -92,7 +105,9 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
     ct_buf_free(&identity.der);
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     CT_ENSURE_RET(current, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current certificate of a device"));
-    return CT_OK;
+    char fp_hex[2 * sizeof fp + 1];
+    CT_GUARD_RET(ct_hex_encode(fp, sizeof fp, fp_hex, sizeof fp_hex));
+    return ct_snprintf(x->budget_key, sizeof x->budget_key, "device#%s", fp_hex);
 }
 
 static ct_err check_csr(ca *c, const ca_enroll_request *req, enroll_ctx *x, ca_enroll_result *res)
@@ -256,8 +271,7 @@ cleanup:
          * that names a party but does not authenticate it (a disabled station, a revoked or superseded device
          * certificate: a stolen key keeps working at TLS) is counted, like an anonymous client. */
         rc = !*res->actor   ? ca_refuse_anonymous(c, req->source, "est.enroll", subject, rc)
-             : authenticated ? (req->kind == CA_ENROLL_NEW ? refuse_station(c, &x.station, subject, rc)
-                                                           : ca_audit_denial(c, res->actor, subject, rc))
+             : authenticated ? refuse_authenticated(c, req->kind, &x, res->actor, subject, rc)
                              : ca_refuse_counted(c, res->actor, "est.enroll", subject, rc);
         ct_buf_free(&res->cert_der);
     }

@@ -60,6 +60,7 @@ typedef struct {
     long anonymous_max_rows;   /* keys kept per interval; further refusals go to one overflow row */
     long officer_requests_per_minute; /* officer API requests per officer (each read writes an audit row) */
     long station_refusals_per_minute; /* a station's refusals audited one by one; past it counted */
+    long device_refusals_per_minute;  /* the same for a camera's re-enrollments, per certificate */
     char log_origin[CT_NOTE_NAME_MAX]; /* checkpoints' origin line and key name (computed when configured empty) */
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
     char witnesses_path[CA_PATH_MAX];  /* log.witnesses: the witnesses' verifier keys, one a line */
@@ -193,7 +194,8 @@ CT_MUST_CHECK ct_err ca_read_csr_file(const char *path, ct_buf *der);
 CT_MUST_CHECK ct_err ca_write_pem_chain(const char *path, const ct_buf *const *certs, size_t n);
 
 /* Audits a refused request (outcome "denied", the reason from ct_err_detail) and returns `why` with that
- * reason as the detail. ca_audit_denial is an EST enrollment's ("est.enroll"). */
+ * reason as the detail; CT_ERR_UNAVAILABLE (503, "the CA cannot record its refusal (REASON)") when the entry cannot
+ * be written and `why` is no 5xx. ca_audit_denial is an EST enrollment's ("est.enroll"). */
 ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char *subject, ct_err why);
 ct_err ca_audit_denial(ca *c, const char *actor, const char *subject, ct_err why);
 /* A refusal of a request that no authenticated party made (`source`: the client's address, NULL or "": local).
@@ -204,10 +206,15 @@ ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const 
 /* The same for a refusal a client can repeat per request though its certificate names it (an officer's browser
  * sent by another site's page): counted per (actor, action, reason) while serving, else audited at once. */
 ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const char *subject, ct_err why);
+/* The same for a station's refusals past its budget: counted under its name even when audit.anonymous_max_rows are
+ * taken (as many rows per station as per any actor). */
+ct_err ca_refuse_counted_station(ca *c, const char *station, const char *action, const char *subject, ct_err why);
 /* Takes one request from the budget of an authenticated party (per_minute, as many at once) while serving; false when
  * none is left. For requests that each write an audit row and that the party may repeat at will (an officer's
- * reads): without it one auditor's script wrote some 800 rows a second. */
+ * reads): without it one auditor's script wrote some 800 rows a second. ca_device_budget_take: a camera's (by its
+ * certificate), whose slots are their own, so that many cameras' keys cannot push out an officer's or station's. */
 bool ca_actor_budget_take(ca *c, const char *actor, long per_minute);
+bool ca_device_budget_take(ca *c, const char *key, long per_minute);
 CT_MUST_CHECK ct_err ca_refusals_start(ca *c);
 /* Writes what was counted, then stops counting: later refusals are audited one by one. */
 void ca_refusals_stop(ca *c);

@@ -7,8 +7,10 @@
  * client's /64: ca_addr_key) or the party's own ("officer:bob"), and written every audit.anonymous_interval_s as one
  * audit row each. At most REFUSAL_ROWS_PER_ACTOR keys per actor (its further kinds in one overflow row of its own,
  * so that one address cannot push the others out) and audit.anonymous_max_rows keys in all per interval (the rest in
- * one overflow row): the audit grows by a bounded number of rows per interval whatever the flood. Refusals of what
- * an authenticated party asked for (a station's serial, an officer's revocation) are still audited one by one. */
+ * one overflow row): the audit grows by a bounded number of rows per interval whatever the flood. A station's counts
+ * (past its budget, ca_policy.c) keep their own rows beyond that, as many per station: stations are authenticated
+ * and made by an operator, and their name is what an officer needs. Refusals of what an authenticated party asked
+ * for (a station's serial, an officer's revocation) are still audited one by one. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,9 +24,10 @@
 #define REFUSAL_ROWS_PER_ACTOR 8 /* kinds of refusal one actor (one address when anonymous) may key per interval;
                                    * the overflow reason below names it */
 #define REFUSAL_OVERFLOW_ACTION "audit.overflow"
-/* Parties whose request budget is kept: officers and stations share them. When all are taken the fullest gives way,
- * and the newcomer takes over its bucket as it is: a party that rotates identities (or returns after being pushed
- * out) never starts with more than the fullest bucket kept, so cycling the slots does not refill anyone. */
+/* Parties whose request budget is kept: officers and stations share them, cameras have as many of their own (anyone
+ * holding many cameras' keys cannot push an officer's budget out). When all are taken the fullest gives way, and the
+ * newcomer takes over its bucket as it is: a party that rotates identities (or returns after being pushed out) never
+ * starts with more than the fullest bucket kept, so cycling the slots does not refill anyone. */
 #define BUDGET_SLOTS 64
 
 typedef struct {
@@ -36,8 +39,8 @@ typedef struct {
 } refusal_count;
 
 typedef struct {
-    refusal_count *rows; /* `cap` of them, `used` filled */
-    size_t used;
+    refusal_count *rows; /* `room` of them, `used` filled: at most `cap` shared, and the own rows of stations */
+    size_t used, room, shared;
     int64_t overflow;    /* refusals whose key found no free row */
     time_t overflow_first, overflow_last;
 } refusal_table;
@@ -57,7 +60,8 @@ struct ca_refusals {
     long interval_s;
     refusal_table now;   /* under mu */
     refusal_table spare; /* the writer's: swapped with `now` at each interval, so counting never waits on the db */
-    actor_budget budgets[BUDGET_SLOTS]; /* under mu */
+    actor_budget budgets[BUDGET_SLOTS];        /* under mu */
+    actor_budget device_budgets[BUDGET_SLOTS]; /* under mu */
 };
 
 static void copy_truncated(char *dst, size_t max, const char *src)
@@ -77,8 +81,22 @@ static refusal_count *find_row(refusal_table *t, const char *actor, const char *
     return NULL;
 }
 
-static void count_into(refusal_table *t, size_t cap, const char *actor, const char *action, const char *reason,
-                       time_t when)
+/* A free row, the table grown if need be (a station's own rows: REFUSAL_ROWS_PER_ACTOR and its overflow each). */
+static refusal_count *new_row(refusal_table *t)
+{
+    if (t->used == t->room) {
+        refusal_count *rows = realloc(t->rows, (t->room + REFUSAL_ROWS_PER_ACTOR + 1) * sizeof *rows);
+        if (!rows) return NULL;
+        t->rows = rows;
+        t->room += REFUSAL_ROWS_PER_ACTOR + 1;
+    }
+    return &t->rows[t->used++];
+}
+
+/* own: the actor is a station, authenticated and made by an operator: its counts keep its name whatever others
+ * counted (bounded per station as every actor's), where others share `cap` rows. */
+static void count_into(refusal_table *t, size_t cap, const char *actor, bool own, const char *action,
+                       const char *reason, time_t when)
 {
     size_t actor_rows = 0;
     refusal_count *r = find_row(t, actor, action, reason, &actor_rows);
@@ -87,8 +105,8 @@ static void count_into(refusal_table *t, size_t cap, const char *actor, const ch
         reason = "further kinds of refusal of this client (each client has 8 counts per interval)";
         r = find_row(t, actor, action, reason, NULL);
     }
-    if (!r && t->used < cap) {
-        r = &t->rows[t->used++];
+    if (!r && (own || t->shared < cap) && (r = new_row(t))) {
+        if (!own) t->shared++;
         memset(r, 0, sizeof *r);
         /* Truncated copies: the parts are outside text, and a shortened key is still a key. */
         copy_truncated(r->actor, sizeof r->actor, actor);
@@ -146,6 +164,7 @@ static void write_table(ca *c, refusal_table *t)
     free(text);
     free(entries);
     t->used = 0;
+    t->shared = 0;
     t->overflow = 0;
 }
 
@@ -186,6 +205,7 @@ ct_err ca_refusals_start(ca *c)
     r->interval_s = c->cfg.anonymous_interval_s;
     r->now.rows = calloc(r->cap, sizeof *r->now.rows);
     r->spare.rows = calloc(r->cap, sizeof *r->spare.rows);
+    r->now.room = r->spare.room = r->cap;
     r->mu_ok = pthread_mutex_init(&r->mu, NULL) == 0;
     r->cv_ok = ct_cond_init(&r->cv) == 0;
     if (r->now.rows && r->spare.rows && r->mu_ok && r->cv_ok)
@@ -214,15 +234,16 @@ void ca_refusals_stop(ca *c)
     free(r);
 }
 
-/* Counts one refusal of `actor` (the server is running) and returns `why` with the reason as the detail. */
-static ct_err count(ca *c, const char *actor, const char *action, ct_err why)
+/* Counts one refusal of `actor` while serving (else audits it) and returns `why` with the reason as the detail. */
+static ct_err count(ca *c, const char *actor, bool own, const char *action, const char *subject, ct_err why)
 {
     ca_refusals *r = c->refusals;
+    if (!r) return ca_audit_refusal(c, action, actor, subject, why);
     char reason[REFUSAL_REASON_MAX];
     copy_truncated(reason, sizeof reason, *ct_err_detail() ? ct_err_detail() : ct_err_message(why));
     time_t now = time(NULL);
     (void)pthread_mutex_lock(&r->mu);
-    count_into(&r->now, r->cap, actor, action, reason, now);
+    count_into(&r->now, r->cap, actor, own, action, reason, now);
     (void)pthread_mutex_unlock(&r->mu);
     return ct_fail(why, "%s", reason);
 }
@@ -237,29 +258,43 @@ ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const 
     ca_addr_key_text(&key, client);
     if (ct_snprintf(actor, sizeof actor, "anonymous:%s", client) != CT_OK)
         copy_truncated(actor, sizeof actor, "anonymous");
-    return count(c, actor, action, why);
+    return count(c, actor, false, action, subject, why);
 }
 
 ct_err ca_refuse_counted(ca *c, const char *actor, const char *action, const char *subject, ct_err why)
 {
-    if (!c->refusals) return ca_audit_refusal(c, action, actor, subject, why);
-    return count(c, actor, action, why);
+    return count(c, actor, false, action, subject, why);
 }
 
-bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
+ct_err ca_refuse_counted_station(ca *c, const char *station, const char *action, const char *subject, ct_err why)
+{
+    return count(c, station, true, action, subject, why);
+}
+
+static bool budget_take(ca *c, bool device, const char *actor, long per_minute)
 {
     ca_refusals *r = c->refusals;
     if (!r || per_minute <= 0) return true; /* not serving: the command line has no one to budget */
+    actor_budget *slots = device ? r->device_budgets : r->budgets;
     /* A truncated key would match no slot: each request a fresh one, no budget at all. No such actor is made. */
-    if (strlen(actor) >= sizeof r->budgets[0].actor) return false;
+    if (strlen(actor) >= sizeof slots[0].actor) return false;
     (void)pthread_mutex_lock(&r->mu);
     actor_budget *b = NULL;
     for (size_t i = 0; i < BUDGET_SLOTS && !(b && strcmp(b->actor, actor) == 0); i++)
-        if (!b || strcmp(r->budgets[i].actor, actor) == 0 || r->budgets[i].full_at_us < b->full_at_us)
-            b = &r->budgets[i];
+        if (!b || strcmp(slots[i].actor, actor) == 0 || slots[i].full_at_us < b->full_at_us) b = &slots[i];
     /* Another's slot taken is the fullest: its bucket stays as it is (BUDGET_SLOTS). */
     if (strcmp(b->actor, actor) != 0) copy_truncated(b->actor, sizeof b->actor, actor);
     bool left = ca_bucket_take(&b->full_at_us, per_minute);
     (void)pthread_mutex_unlock(&r->mu);
     return left;
+}
+
+bool ca_actor_budget_take(ca *c, const char *actor, long per_minute)
+{
+    return budget_take(c, false, actor, per_minute);
+}
+
+bool ca_device_budget_take(ca *c, const char *key, long per_minute)
+{
+    return budget_take(c, true, key, per_minute);
 }

@@ -203,9 +203,9 @@ static int install(const cli_args *a)
         fprintf(stderr, "camtrust-station: --witnesses 0..%d\n", CT_COSIG_WITNESSES_MAX);
         return 2;
     }
-    ct_err rc = station_install(a->dir, a->cert, a->ca_root, a->log_vkey);
-    if (rc == CT_OK && (a->n_witness_vkeys || a->witnesses))
-        rc = station_install_witnesses(a->dir, a->witness_vkeys, a->n_witness_vkeys, k);
+    station_witnesses w = {.vkey_paths = a->witness_vkeys, .n = a->n_witness_vkeys, .k = k};
+    ct_err rc = station_install(a->dir, a->cert, a->ca_root, a->log_vkey,
+                                a->n_witness_vkeys || a->witnesses ? &w : NULL);
     if (rc != CT_OK) return fail(rc);
     printf("station certificate installed in %s%s", a->dir, a->log_vkey ? "; the CA's log key is pinned" : "");
     if (a->n_witness_vkeys || a->witnesses)

@@ -212,20 +212,24 @@ static ct_err install_log_vkey(const char *dir, const char *stage, const char *v
     return ct_note_verifier_write(&v, path);
 }
 
-ct_err station_install_witnesses(const char *dir, const char *const *vkey_paths, size_t n, long k)
+/* Stages the witnesses a station counts into `stage` (inside `dir`), checked whole before anything is written: the
+ * list (log.witnesses, which must be a file of the folder to move with the rest) and a copy of station.conf with
+ * log.witnesses_required. `log_key_staged`: the stage pins a log key too. */
+static ct_err stage_witnesses(const char *dir, const char *stage, const station_witnesses *sw, bool log_key_staged)
 {
     ct_err rc = CT_OK;
     station st;
     ct_note_verifier *w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);
-    ct_buf list = CT_BUF_INIT;
-    size_t nw = 0, got = 0;
+    ct_buf list = CT_BUF_INIT, conf = CT_BUF_INIT;
+    size_t nw = 0, got = 0, n = sw->n;
+    long k = sw->k;
     char path[STATION_PATH_MAX], line[CT_NOTE_VKEY_MAX], num[24];
     CT_ENSURE(w, CT_ERR_NOMEM);
     CT_GUARD(station_settings_load(dir, &st));
     /* Each file read as a list (a witness.vkey is a list of one), all checked before anything is written. */
     for (size_t i = 0; i < n; i++) {
-        CT_GUARD(ct_cosig_verifiers_load(vkey_paths[i], w + nw, CT_COSIG_WITNESSES_MAX - nw, &got));
-        CT_ENSURE_MSG(got > 0, CT_ERR_CONFIG, "%s holds no witness key", vkey_paths[i]);
+        CT_GUARD(ct_cosig_verifiers_load(sw->vkey_paths[i], w + nw, CT_COSIG_WITNESSES_MAX - nw, &got));
+        CT_ENSURE_MSG(got > 0, CT_ERR_CONFIG, "%s holds no witness key", sw->vkey_paths[i]);
         for (size_t j = nw; j < nw + got; j++)
             for (size_t m = 0; m < j; m++)
                 CT_ENSURE_MSG(strcmp(w[m].name, w[j].name) != 0, CT_ERR_CONFIG, "witness %s given twice", w[j].name);
@@ -236,26 +240,53 @@ ct_err station_install_witnesses(const char *dir, const char *const *vkey_paths,
     CT_ENSURE_MSG((size_t)k <= nw, CT_ERR_USAGE, "--witnesses %ld: only %zu witness key%s configured", k, nw,
                   nw == 1 ? "" : "s");
     CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_LOG_VKEY));
-    CT_ENSURE_MSG(k == 0 || ct_file_exists(path), CT_ERR_USAGE,
+    CT_ENSURE_MSG(k == 0 || log_key_staged || ct_file_exists(path), CT_ERR_USAGE,
                   "--witnesses %ld: the station pins no log key (--log-vkey) whose checkpoints they would cosign", k);
     if (n > 0) {
+        const char *slash = strrchr(st.witnesses_path, '/'), *name = slash ? slash + 1 : st.witnesses_path;
+        CT_GUARD(ct_path_join(path, sizeof path, dir, name));
+        CT_ENSURE_MSG(strcmp(path, st.witnesses_path) == 0, CT_ERR_CONFIG,
+                      "log.witnesses (%s) must be a file of %s: it changes with the rest of an install",
+                      st.witnesses_path, dir);
         CT_GUARD(ct_buf_alloc(&list, nw * (CT_NOTE_VKEY_MAX + 1) + 1));
         for (size_t i = 0; i < nw; i++) {
             CT_GUARD(ct_cosig_verifier_format(&w[i], line, sizeof line));
             CT_GUARD(ct_buf_appendf(&list, "%s\n", line));
         }
-        CT_GUARD(ct_file_write_atomic(st.witnesses_path, list.data, list.len, 0644));
+        CT_GUARD(ct_path_join(path, sizeof path, stage, name));
+        CT_GUARD(ct_file_write_atomic(path, list.data, list.len, 0644));
     }
     CT_GUARD(ct_snprintf(num, sizeof num, "%ld", k));
     CT_GUARD(ct_path_join(path, sizeof path, dir, STATION_CONFIG_FILE));
+    CT_GUARD(ct_file_read(path, CT_CONFIG_MAX_BYTES, &conf));
+    CT_GUARD(ct_path_join(path, sizeof path, stage, STATION_CONFIG_FILE));
+    CT_GUARD(ct_file_write_atomic(path, conf.data, conf.len, 0600));
     CT_GUARD(ct_settings_set(&station_schema, path, "log.witnesses_required", num));
 cleanup:
     free(w);
     ct_buf_free(&list);
+    ct_buf_free(&conf);
     return rc;
 }
 
-ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path, const char *log_vkey_path)
+ct_err station_install_witnesses(const char *dir, const station_witnesses *sw)
+{
+    ct_err rc = CT_OK;
+    char stage[STATION_PATH_MAX];
+    bool staged = false;
+    CT_GUARD(ct_dir_recover(dir));
+    CT_GUARD(ct_dir_stage_inside(dir, stage, sizeof stage));
+    staged = true;
+    CT_GUARD(stage_witnesses(dir, stage, sw, false));
+    CT_GUARD(ct_dir_commit(stage, dir, STATION_CONFIG_FILE));
+    staged = false;
+cleanup:
+    if (staged && ct_dir_discard(stage) != CT_OK) ct_log(CT_LOG_WARN, "stage_left", "path=%s", CT_LOGQ(stage));
+    return rc;
+}
+
+ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path, const char *log_vkey_path,
+                       const station_witnesses *witnesses)
 {
     ct_err rc = CT_OK;
     station st;
@@ -292,12 +323,14 @@ ct_err station_install(const char *dir, const char *cert_path, const char *ca_ro
         rc = ct_fail_ctx(CT_ERR_INTEGRITY, "%s is not a self-signed root", ca_root_path);
         goto cleanup;
     }
-    /* The trust root and the certificate that chains to it (and the log key) change together or not at all: written
-     * one by one, a kill between them left a station that trusts one CA with another's certificate. Staged in the
-     * folder, marked whole, moved up station.pem last; a move a kill cut short is finished by the next command. */
+    /* The trust root and the certificate that chains to it (and the log key, the witnesses) change together or not
+     * at all: written one by one, a kill between them left a station that trusts one CA with another's certificate
+     * (or the old witnesses with a new root). Staged in the folder, marked whole, moved up station.pem last; a move
+     * a kill cut short is finished by the next command. */
     CT_GUARD(ct_dir_stage_inside(dir, stage, sizeof stage));
     staged = true;
     if (log_vkey_path) CT_GUARD(install_log_vkey(dir, stage, log_vkey_path));
+    if (witnesses) CT_GUARD(stage_witnesses(dir, stage, witnesses, log_vkey_path != NULL));
     CT_GUARD(write_pem_certs(stage, "ops-root.pem", &root));
     CT_GUARD(write_pem_certs(stage, "station.pem", &chain));
     CT_GUARD(ct_dir_commit(stage, dir, "station.pem"));

@@ -23,18 +23,27 @@
  * `camtrust-ca station add`. Refuses a DIR that already holds a station key. */
 CT_MUST_CHECK ct_err station_init(const char *dir, const char *name);
 
+/* The witnesses whose cosignatures the station counts: the keys in the files `vkey_paths` (each a witness.vkey, or a
+ * list of them one a line; n = 0 keeps those configured) written to log.witnesses (a file of the station folder),
+ * and `k` (-1: unchanged) to log.witnesses_required in DIR/station.conf. */
+typedef struct {
+    const char *const *vkey_paths;
+    size_t n;
+    long k;
+} station_witnesses;
+
 /* Completes DIR with the chain `camtrust-ca station add` wrote (leaf + operations issuing CA) and the
  * operations root: refuses a certificate for another key than the token's, or one that does not chain to the
  * given root. Writes DIR/station.pem and DIR/ops-root.pem; with `log_vkey_path` (the CA's log.vkey, or NULL) it
- * pins the CA's checkpoint verifier key in DIR/log.vkey (refusing another key than one pinned before). */
+ * pins the CA's checkpoint verifier key in DIR/log.vkey (refusing another key than one pinned before); with
+ * `witnesses` (or NULL) it configures them as station_install_witnesses does. All of it at once or none (a kill
+ * included). */
 CT_MUST_CHECK ct_err station_install(const char *dir, const char *cert_path, const char *ca_root_path,
-                                     const char *log_vkey_path);
+                                     const char *log_vkey_path, const station_witnesses *witnesses);
 
-/* Configures the witnesses whose cosignatures the station counts: the keys in the files `vkey_paths` (each a
- * witness.vkey, or a list of them one a line; n = 0 keeps those configured) written to log.witnesses, and
- * `k` (-1: unchanged) to log.witnesses_required in DIR/station.conf. Refuses k above the witnesses configured,
- * k > 0 without a pinned log key, a malformed key or a name twice, before writing anything. */
-CT_MUST_CHECK ct_err station_install_witnesses(const char *dir, const char *const *vkey_paths, size_t n, long k);
+/* Configures the witnesses alone, list and K at once or not at all. Refuses k above the witnesses configured, k > 0
+ * without a pinned log key, a malformed key or a name twice, before writing anything. */
+CT_MUST_CHECK ct_err station_install_witnesses(const char *dir, const station_witnesses *witnesses);
 
 /* `camtrust-station log check`: fetches the CA's checkpoint over mutual TLS, verifies it with the pinned key and
  * checks that the CA's log extends the checkpoint kept in DIR/log/checkpoint.note, then keeps the new one.

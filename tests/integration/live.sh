@@ -231,6 +231,15 @@ rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect
 check "a camera making the viewer hold segments no signature covers: it stops at 512 MiB held, nothing shown" \
   bash -c "[ $rc = 1 ] && grep -q 'segment 3: more than 512 MiB of segments held without a signature' '$WORK/h.rep' &&
   [ ! -s '$WORK/h.mp4' ]"
+# The same camera naming a segment with terminal controls (ESC, the C1 CSI as a byte and in UTF-8): refused in one
+# line that shows them as '?', none of them reaching the viewer's terminal.
+printf '#EXTM3U\n#EXT-X-MAP:URI="init.mp4"\n#EXTINF:1.000,\nseg\033[2J\302\23331m\233X.m4s\n' >"$WORK/look/index.m3u8"
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P" \
+  --out "$WORK/c.mp4" "https://$NAME2:$P/live/" >"$WORK/c.rep" 2>&1 || rc=$?
+check "a playlist naming a segment with terminal controls: refused, the name shown with '?' for them" bash -c \
+  "[ $rc != 0 ] && grep -qF \"segment URI 'seg?[2J??31m?X.m4s' is not a plain file name\" '$WORK/c.rep'"
+check "  ... no byte of them reaches the viewer's terminal" bash -c \
+  "! LC_ALL=C grep -q \$'[\\x1b\\x80-\\xff]' '$WORK/c.rep'"
 stop_all
 
 # ---- a viewer joining late (the first segments gone from the playlist) still identifies the camera ----

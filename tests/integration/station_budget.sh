@@ -4,7 +4,9 @@
 # station has a budget of audited refusals (station.refusals_per_minute, as many at once): past it they are counted
 # per kind (est.budget: how many, of what, from which station), the station is still told the precise reason,
 # issuance is never limited, a clone (a serial issued for another key) is always an entry of its own, other stations
-# keep their own budget, and the report says who went over.
+# keep their own budget, and the report says who went over. A station's counted refusals keep its name when other
+# clients' counts have taken audit.anonymous_max_rows. A camera looping bad re-enrollments with its own certificate
+# (or anyone holding its key) has a budget per certificate the same way (device.refusals_per_minute).
 # Usage: station_budget.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -16,24 +18,29 @@ sed -i 's/^station.refusals_per_minute = .*/station.refusals_per_minute = 5/' "$
 # counted refusals written only at stop (not also at the 60 s of the default, under load), so their rows are two
 sed -i 's/^audit.anonymous_interval_s = .*/audit.anonymous_interval_s = 3600/' "$CA/camtrust-ca.conf"
 grep -q '^station.refusals_per_minute = 5$' "$CA/camtrust-ca.conf" || echo 'station.refusals_per_minute = 5' >>"$CA/camtrust-ca.conf"
+# one shared row of counts: an anonymous client takes it first
+sed -i 's/^audit.anonymous_max_rows = .*/audit.anonymous_max_rows = 1/' "$CA/camtrust-ca.conf"
+sed -i 's/^device.refusals_per_minute = .*/device.refusals_per_minute = 5/' "$CA/camtrust-ca.conf"
+grep -q '^device.refusals_per_minute = 5$' "$CA/camtrust-ca.conf" || echo 'device.refusals_per_minute = 5' >>"$CA/camtrust-ca.conf"
 station_with_order line2 CAM0100
 mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
 station_with_order line1 CAM0001 CAM0002 CAM0003
 for sn in CAM0001 CAM0002 CAM0003 CAM9001 CAM9002 CAM9003; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
 make_csr "$WORK/CAM0001-other" "/serialNumber=CAM0001/CN=x"
 
-# flood STATION COUNT CSR...: COUNT enrollments over one keep-alive connection with STATION's certificate, the CSRs
-# in turn; prints each answer's status and body, one a line.
+# flood STATION COUNT CSR...: COUNT enrollments (EST_OP, default simpleenroll) over one keep-alive connection with
+# STATION's certificate ($WORK/STATION.pem, .key), the CSRs in turn; prints each answer's status and body, one a line.
 flood() {
-  python3 - "$PORT" "$CA/ops-root.pem" "$WORK" "$@" <<'EOF'
+  python3 - "$PORT" "$CA/ops-root.pem" "$WORK" "${EST_OP:-simpleenroll}" "$@" <<'EOF'
 import http.client, ssl, sys
-port, root, work, station, count, csrs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6:]
+port, root, work, op = sys.argv[1:5]
+station, count, csrs = sys.argv[5], int(sys.argv[6]), sys.argv[7:]
 ctx = ssl.create_default_context(cafile=root)
 ctx.load_cert_chain("%s/%s.pem" % (work, station), "%s/%s.key" % (work, station))
 conn = http.client.HTTPSConnection("localhost", int(port), timeout=20, context=ctx)
 bodies = [open("%s/%s.b64" % (work, c), "rb").read() for c in csrs]
 for i in range(count):
-    conn.request("POST", "/.well-known/est/simpleenroll", body=bodies[i % len(bodies)],
+    conn.request("POST", "/.well-known/est/" + op, body=bodies[i % len(bodies)],
                  headers={"Content-Type": "application/pkcs10"})
     r = conn.getresponse()
     print(r.status, r.read().decode(errors="replace").strip().replace("\n", " "))
@@ -49,6 +56,8 @@ rows() {
 start_ca "$CA"
 check_eq "line1 enrolls CAM0001" 200 "$(est_post simpleenroll "$WORK/CAM0001.b64" "$WORK/out1" --cert "$WORK/station.pem" --key "$WORK/station.key")"
 before=$(sql "$DB" "select max(seq) from audit")
+check_eq "an anonymous client is refused (no client certificate) and takes the one shared row of counts" 401 \
+  "$(est_post simpleenroll "$WORK/CAM9001.b64" "$WORK/anon.out")"
 # 60 requests: serials outside its order (three of them) and CAM0001 again with another key
 flood station 60 CAM9001 CAM9002 CAM9003 CAM0001-other >"$WORK/flood.out"
 check_eq "the 45 serials outside the order are refused (403)" 45 "$(grep -c '^403 ' "$WORK/flood.out" || true)"
@@ -72,9 +81,40 @@ check_eq "the 15 clones of CAM0001 are 15 entries of their own, naming the seria
   and outcome = 'denied' and subject = 'CAM0001' and detail like '%CAM0001%for another key%'")"
 counted=$(rows line1 est.budget)
 check_eq "the others are counted: one kind (outside the order), every request" "1|$((45 - audited))" "$counted"
+station_audited=$audited
 check_eq "... saying what was refused, from which station, past which budget" 1 "$(sql "$DB" "select count(*) from audit
   where actor = 'line1' and action = 'est.budget' and
   detail like '% refused from %: serial number is not in an open order of this station (past station.refusals_per_minute, 5)'")"
+check_eq "... under its own name though the anonymous client took audit.anonymous_max_rows (no anonymous:* row)" \
+  "1|0" "$(sql "$DB" "select count(*) from audit where actor like 'anonymous:%' and actor <> 'anonymous:*';
+  select count(*) from audit where actor = 'anonymous:*'" | paste -sd'|')"
+
+# A camera (or anyone holding its key) looping bad re-enrollments with its own certificate: the budget is per
+# certificate (device.refusals_per_minute, 5), the camera is still told why, re-enrollment itself is never limited.
+base64 -d "$WORK/out1" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1.pem" 2>/dev/null
+cp "$WORK/CAM0001.key" "$WORK/cam1.key"
+make_csr "$WORK/CAM0001-renew" "/serialNumber=CAM0001/CN=x"
+start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+EST_OP=simplereenroll flood cam1 30 CAM9001 >"$WORK/reflood.out"
+check_eq "30 re-enrollments of another serial are refused (403)" 30 "$(grep -c '^403 ' "$WORK/reflood.out" || true)"
+check "past the budget the camera is still told the precise reason" \
+  grep -q 'device CAM0001 may renew only its own serial, not CAM9001' <(tail -n 1 "$WORK/reflood.out")
+check_eq "re-enrollment is never limited: the camera re-enrolls past its budget" 200 \
+  "$(est_post simplereenroll "$WORK/CAM0001-renew.b64" "$WORK/renew.out" --cert "$WORK/cam1.pem" \
+     --key "$WORK/cam1.key")"
+cleanup_server
+audited=$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'CAM0001' and action = 'est.enroll'
+  and outcome = 'denied'")
+check "30 refusals: at most the budget (5, and a refill) are entries of their own ($audited)" \
+  test "$audited" -ge 5 -a "$audited" -le 8
+cam_counted=$((30 - audited))
+check_eq "the others are counted in one entry of the camera, past device.refusals_per_minute" "1|$cam_counted" \
+  "$(rows CAM0001 est.budget)"
+check_eq "... saying what was refused" 1 "$(sql "$DB" "select count(*) from audit where actor = 'CAM0001' and
+  action = 'est.budget' and detail like '% refused from %: forbidden (past device.refusals_per_minute, 5)'")"
+check_eq "the successful re-enrollment is audited as issued" 1 "$(sql "$DB" "select count(*) from audit
+  where seq > $before and actor = 'CAM0001' and outcome = 'ok'")"
 # what an officer sees: the report of the console (the officer API), from the server
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
   -out "$WORK/alice.csr" 2>/dev/null
@@ -83,9 +123,14 @@ start_ca "$CA"
 report=$(curl -s --max-time 20 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" --key "$WORK/alice.key" \
   "https://localhost:$PORT/officer/api/report")
 cleanup_server
-check_eq "the officer's report counts line1's refusals past its budget" "$((45 - audited)) 60 0" "$(python3 -c '
+check_eq "the officer's report counts line1's refusals past its budget" "$((45 - station_audited)) 60 0" "$(python3 -c '
 import json, sys
 s = {r["station"]: r for r in json.load(sys.stdin)["stations"]}
 print(s["line1"]["over_budget"], s["line1"]["denied"], s["line2"]["over_budget"])' <<<"$report" 2>&1)"
+check_eq "... and lists the camera's counted entry among its denials, with its requests" "$cam_counted" "$(python3 -c '
+import json, sys
+print(*[d["requests"] for d in json.load(sys.stdin)["denials"]
+        if d["actor"] == "CAM0001" and d["action"] == "est.budget"])
+' <<<"$report" 2>&1)"
 check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"
 finish

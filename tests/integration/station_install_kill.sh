@@ -3,6 +3,8 @@
 # as two renames, a kill between them left a station trusting one CA's operations root with another CA's
 # certificate (a re-install after a new key ceremony, or moving the station to another CA): killed at each step
 # (failpoints, then real kill -9s), the next station command finds a whole pair, the old or the new, and no stage.
+# The witnesses it is given (--witness-vkey) change with the pair: written after it, a kill between left the new
+# root and certificate with the old witness list.
 # Usage: station_install_kill.sh BUILD_DIR
 BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
@@ -15,18 +17,32 @@ ca_create caB "$WORK/vaultB" >/dev/null
 "$STATION_BIN" init --dir st --name line1 >/dev/null
 "$CA_BIN" station add --dir caA --name line1 --csr st/station.csr --out a.pem >/dev/null
 "$CA_BIN" station add --dir caB --name line1 --csr st/station.csr --out b.pem >/dev/null
-install() { "$STATION_BIN" install --dir st --cert "$1.pem" --ca-root "ca${1^^}/ops-root.pem"; }
+# a witness key per CA (the vectors' key under two names): the list an install of CA X's pair gives is wX.vkey
+python3 - "$(dirname "$0")/../vectors/note/witness.vkey" <<'EOF'
+import base64, hashlib, sys
+key = base64.b64decode(open(sys.argv[1]).read().strip().split("+")[2])
+for x in "ab":
+    name = "witness.example.org/" + x
+    kid = hashlib.sha256(name.encode() + b"\n" + key).digest()[:4].hex()
+    open("w%s.vkey" % x, "w").write("%s+%s+%s\n" % (name, kid, base64.b64encode(key).decode()))
+EOF
+install() {
+  "$STATION_BIN" install --dir st --cert "$1.pem" --ca-root "ca${1^^}/ops-root.pem" --witness-vkey "w$1.vkey"
+}
 fingerprint() { openssl x509 -in "$1" -noout -fingerprint -sha256; }
 # installed: which CA's pair the station holds (a, b), after its next command (here a log check with no CA to
 # answer it: it first finishes or drops an install a kill cut short); "mixed" when its certificate does not chain
-# to its root.
+# to its root; "X with another witness list" when its witness list is not the one installed with CA X's pair.
 installed() {
+  local got
   "$STATION_BIN" log check --dir st --ca https://127.0.0.1:1 --timeout-ms 1000 >/dev/null 2>&1 || true
   if ! openssl verify -CAfile st/ops-root.pem -untrusted st/station.pem st/station.pem >/dev/null 2>&1; then
-    echo mixed
-  elif [ "$(fingerprint st/station.pem)" = "$(fingerprint a.pem)" ]; then echo a
-  elif [ "$(fingerprint st/station.pem)" = "$(fingerprint b.pem)" ]; then echo b
-  else echo unknown; fi
+    got=mixed
+  elif [ "$(fingerprint st/station.pem)" = "$(fingerprint a.pem)" ]; then got=a
+  elif [ "$(fingerprint st/station.pem)" = "$(fingerprint b.pem)" ]; then got=b
+  else got=unknown; fi
+  if [ "${#got}" = 1 ] && ! cmp -s st/witnesses.vkeys "w$got.vkey"; then got="$got with another witness list"; fi
+  echo "$got"
 }
 
 install a >/dev/null
@@ -44,7 +60,7 @@ done
 # token_object_kill.sh).
 for delay in 0 0.002 0.005 0.01 0.02 0.05; do
   install a >/dev/null
-  "$STATION_BIN" install --dir st --cert b.pem --ca-root caB/ops-root.pem >/dev/null 2>&1 &
+  "$STATION_BIN" install --dir st --cert b.pem --ca-root caB/ops-root.pem --witness-vkey wb.vkey >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 1 400); do ls -A st | grep -q '^\.init-' && break; kill -0 $pid 2>/dev/null || break; sleep 0.005; done
   sleep "$delay"

@@ -43,7 +43,12 @@ check_eq "with the audit key in the token a serial in no order is refused with 4
 check_eq "... and audited" 1 "$(sql "$DB" "select count(*) from audit where detail like '%NOORDER1%'")"
 check "pkcs11-tool deletes the audit key" p11 --delete-object --type secrkey --label audit-mac
 make_csr "$WORK/NOORDER2" "/serialNumber=NOORDER2/CN=x"
-est_post simpleenroll "$WORK/NOORDER2.b64" "$WORK/NOORDER2.out" "${STATION[@]}" >/dev/null
+# The CA says every decision is recorded: a refusal it cannot record is not a plain refusal (403) but the CA saying
+# it cannot serve (503), and nothing is issued.
+check_eq "the next refusal, which cannot be recorded, is answered 503 (the CA cannot serve), not 403" 503 \
+  "$(est_post simpleenroll "$WORK/NOORDER2.b64" "$WORK/NOORDER2.out" "${STATION[@]}")"
+check "... saying why" grep -q '^503 the CA cannot record its refusal' "$WORK/NOORDER2.out"
+check_eq "... no certificate for it" 0 "$(certs_of NOORDER2)"
 check_eq "the next refusal's audit entry is not MACed with the deleted key" 0 \
   "$(sql "$DB" "select count(*) from audit where detail like '%NOORDER2%'")"
 check "... the server says so" grep -q 'event=audit msg="a denial not audited" error="HMAC with key .audit-mac. in the token failed' "$WORK/server.log"

@@ -107,15 +107,15 @@ START_TEST(test_install)
                            "--csr '%s.csr' --out '%s' %s",
                            other, other, CAMTRUST_CA_BIN, ca, other, other, quiet),
                      0);
-    ck_assert_int_eq(station_install(sdir, other, root, NULL), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, other, root, NULL, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "another key"));
     /* The right certificate with another root (the device root) is refused. */
-    ck_assert_int_eq(station_install(sdir, pem, dev_root, NULL), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, pem, dev_root, NULL, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "does not chain"));
     ck_assert_int_ne(tu_sh("test -e '%s/station.pem'", sdir), 0);
     ck_assert_int_ne(tu_sh("test -e '%s/ops-root.pem'", sdir), 0);
 
-    ck_assert_int_eq(station_install(sdir, pem, root, NULL), CT_OK);
+    ck_assert_int_eq(station_install(sdir, pem, root, NULL, NULL), CT_OK);
     ck_assert_int_eq(tu_sh("openssl verify -CAfile '%s/ops-root.pem' -untrusted '%s/station.pem' '%s/station.pem' %s",
                            sdir, sdir, sdir, quiet),
                      0);
@@ -139,12 +139,12 @@ START_TEST(test_install_log_vkey)
     ck_assert_ptr_nonnull(f);
     fputs("camtrust.example.com/x+00000000+AQ==\n", f);
     fclose(f);
-    ck_assert_int_ne(station_install(sdir, pem, root, other), CT_OK);
+    ck_assert_int_ne(station_install(sdir, pem, root, other, NULL), CT_OK);
     ck_assert_int_ne(tu_sh("test -e '%s'", pinned), 0);
 
-    ck_assert_int_eq(station_install(sdir, pem, root, vkey), CT_OK);
+    ck_assert_int_eq(station_install(sdir, pem, root, vkey, NULL), CT_OK);
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
-    ck_assert_int_eq(station_install(sdir, pem, root, NULL), CT_OK); /* installing again keeps the pin */
+    ck_assert_int_eq(station_install(sdir, pem, root, NULL, NULL), CT_OK); /* installing again keeps the pin */
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
 
     /* The same origin, another key: refused, the pinned one kept. */
@@ -156,7 +156,7 @@ START_TEST(test_install_log_vkey)
     ck_assert_ptr_nonnull(f);
     fprintf(f, "%s\n", text);
     fclose(f);
-    ck_assert_int_eq(station_install(sdir, pem, root, other), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(station_install(sdir, pem, root, other, NULL), CT_ERR_INTEGRITY);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "pins another log key"));
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s'", vkey, pinned), 0);
 }
@@ -173,28 +173,30 @@ START_TEST(test_install_witnesses)
     pathf(conf, "%s/station.conf", sdir);
     pathf(bad, "%s/../bad.vkey", sdir);
     ck_assert_int_eq(tu_sh("cp '%s' '%s/conf.before' && echo 'w+00000000+BA==' >'%s'", conf, sdir, bad), 0);
-    ck_assert_int_eq(station_install_witnesses(sdir, NULL, 0, 1), CT_ERR_USAGE);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){NULL, 0, 1}), CT_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "only 0 witness keys configured"));
-    ck_assert_int_eq(station_install_witnesses(sdir, one, 1, 2), CT_ERR_USAGE);
-    ck_assert_int_eq(station_install_witnesses(sdir, one, 1, 1), CT_ERR_USAGE); /* no log key pinned */
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 2}), CT_ERR_USAGE);
+    /* no log key pinned */
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 1}), CT_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "pins no log key"));
-    ck_assert_int_eq(station_install_witnesses(sdir, twice, 2, 1), CT_ERR_CONFIG);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){twice, 2, 1}), CT_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "given twice"));
-    ck_assert_int_eq(station_install_witnesses(sdir, broken, 1, 0), CT_ERR_CONFIG);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){broken, 1, 0}), CT_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "line 1"));
     /* nothing written by any refusal */
     ck_assert_int_ne(tu_sh("test -e '%s/" STATION_WITNESSES_FILE "'", sdir), 0);
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/conf.before'", conf, sdir), 0);
 
     ck_assert_int_eq(tu_sh("cp '%s' '%s/" STATION_LOG_VKEY "'", logkey, sdir), 0);
-    ck_assert_int_eq(station_install_witnesses(sdir, one, 1, 1), CT_OK);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 1}), CT_OK);
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/" STATION_WITNESSES_FILE "'", wkey, sdir), 0);
     ck_assert_int_eq(tu_sh("grep -c '^log.witnesses_required = 1$' '%s' | grep -qx 1", conf), 0);
     ck_assert_int_eq(station_settings_load(sdir, &st), CT_OK);
     ck_assert_uint_eq(st.witnesses_required, 1);
     /* the other settings as they were: only that line changed */
     ck_assert_int_eq(tu_sh("diff '%s' '%s/conf.before' | grep -c '^[<>]' | grep -qx 2", conf, sdir), 0);
-    ck_assert_int_eq(station_install_witnesses(sdir, NULL, 0, 0), CT_OK); /* K alone; the list kept */
+    /* K alone; the list kept */
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){NULL, 0, 0}), CT_OK);
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/" STATION_WITNESSES_FILE "'", wkey, sdir), 0);
     ck_assert_int_eq(station_settings_load(sdir, &st), CT_OK);
     ck_assert_uint_eq(st.witnesses_required, 0);
