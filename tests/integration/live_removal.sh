@@ -31,11 +31,7 @@ wait_for() { # wait_for FILE PATTERN: until FILE exists (PATTERN '') or holds a 
 
 CA=$WORK/ca
 ca_create "$CA" >/dev/null
-for v in alice bob; do
-  "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
-  "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
-  "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
-done
+viewer_make alice bob
 make_ca "$WORK/dev" Test
 CAM=$WORK/cam
 "$SIM_BIN" simulate --dir "$CAM" --serial CAM1501 --model CX15 --root "$WORK/dev/root.pem" \

@@ -50,11 +50,7 @@ CA=$WORK/ca
 ca_create "$CA" >/dev/null
 
 # ---- viewers: keys made in their own tokens, certified by the operations CA ----
-for v in alice bob; do
-  "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
-  "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
-  "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
-done
+viewer_make alice bob
 check "viewer certificate chains to the operations root (openssl)" \
   openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$WORK/alice.pem" "$WORK/alice.pem"
 check_eq "viewer profile: keyAgreement only" "KeyAgreement" \

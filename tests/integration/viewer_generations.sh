@@ -19,23 +19,17 @@ CA=$WORK/ca V=$WORK/vault
 ca_create "$CA" >/dev/null
 Q=()
 for i in 2 4 5; do Q+=(--share "$V/custodian-$i.share" --passphrase-file "$V.custodians/$i/passphrase"); done
-viewer() { # viewer NAME: its token, its certificate from the current operations issuing CA
-  "$VIEW_BIN" init --dir "$WORK/$1" --name "$1" >/dev/null
-  "$CA_BIN" viewer add --dir "$CA" --name "$1" --csr "$WORK/$1/viewer.csr" --out "$WORK/$1.pem" >/dev/null
-  "$VIEW_BIN" install --dir "$WORK/$1" --cert "$WORK/$1.pem" >/dev/null
-}
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 fp() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
 
 # alice and bob certified by the first operations issuing CA; then it is rotated, carol certified by the second.
-viewer alice
-viewer bob
+viewer_make alice bob
 cp "$CA/ops-issuing.pem" "$WORK/ops1.pem"
 "$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
 "$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" --out "$WORK/ops2.pem" >/dev/null
 "$CA_BIN" install --dir "$CA" --cert "$WORK/ops2.pem" >/dev/null
-viewer carol
+viewer_make carol
 check "bob is of the first generation, carol of the second (openssl)" bash -c "
   openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/ops1.pem' '$WORK/bob.pem' &&
   openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/ops2.pem' '$WORK/carol.pem' &&
