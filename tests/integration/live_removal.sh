@@ -16,7 +16,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/agent_lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 STREAM=
-trap '[ -n "$STREAM" ] && kill -TERM "$STREAM" 2>/dev/null; stop_factory; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+trap '[ -n "$STREAM" ] && kill -TERM "$STREAM" 2>/dev/null; stop_factory; [ -n "${CAMTRUST_TEST_KEEP:-}" ] ||
+  rm -rf "$WORK"' EXIT
 
 frames() { # frames FILE: the MD5 of every decoded frame, one per line
   ffmpeg -nostdin -loglevel error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
@@ -93,5 +94,6 @@ frames "$WORK/bob.mp4" >"$WORK/bob.md5"
 bob=$(wc -l <"$WORK/bob.md5")
 check "bob decrypts only pictures given to the camera before his removal ($bob of the first 60)" \
   bash -c "[ $bob -ge 30 ] && [ $bob -le 60 ] && head -n $bob '$WORK/src.md5' | cmp -s - '$WORK/bob.md5'"
-check "  ... the segment he has ended at a GOP, long before its 60 s" bash -c "[ \$(ls '$CAM'/live/seg-*.m4s | wc -l) -ge 2 ]"
+check "  ... the segment he has ended at a GOP, long before its 60 s" \
+  bash -c "[ \$(ls '$CAM'/live/seg-*.m4s | wc -l) -ge 2 ]"
 finish
