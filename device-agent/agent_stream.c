@@ -1,7 +1,7 @@
 /* Live protected video (issue 14): the encoder's Annex B output in, signed and encrypted CMAF segments and a live
  * playlist out (cenc_live), served over the camera's own HTTPS by the same process. Each segment is encrypted
  * once, whatever the number of viewers: they all fetch the same files. The viewers folder is watched; a change
- * takes effect from the next segment (a new key wrapped for the new list). */
+ * takes effect from the next GOP (a new segment, its key wrapped for the new list). */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
@@ -57,9 +57,9 @@ static ct_err viewers_refresh(const char *dir, const agent_stream_opts *o, cenc_
     time_t m = time(NULL) / VIEWERS_RELOAD_S;
     if (now == *stamp && m == minute) return CT_OK;
     CT_GUARD_RET(agent_viewers_load(dir, o->viewers, r, CENC_MAX_RECIPIENTS, &n));
-    CT_GUARD_RET(cenc_live_set_recipients(l, r, n));
     minute = m;
-    if (now == *stamp) return CT_OK; /* the same viewers, still valid */
+    if (now == *stamp) return CT_OK; /* the same viewers, still valid: the key stays */
+    CT_GUARD_RET(cenc_live_set_recipients(l, r, n));
     *stamp = now;
     ct_log(CT_LOG_INFO, "viewers_changed", "viewers=%zu msg=\"from the next segment on\"", n);
     return CT_OK;

@@ -208,7 +208,8 @@ CT_MUST_CHECK ct_err cenc_writer_sample(cenc_writer *w, const cenc_sample *s);
  * picture (the hooks' `finish` ends the GOP, as at the end of a stream), so each segment carries its own and a
  * viewer verifies it on arrival. The next sample must be a sync sample. */
 CT_MUST_CHECK ct_err cenc_writer_gop_end(cenc_writer *w);
-/* The viewers from the next segment (next key) on: an owner adds or removes a viewer while the camera runs. */
+/* The viewers from the next sync sample on: a new segment (and key) starts there, whatever segment_ms (an owner
+ * adds or removes a viewer while the camera runs; the segment under way has its key wrapped for the old list). */
 CT_MUST_CHECK ct_err cenc_writer_set_recipients(cenc_writer *w, const cenc_recipient *r, size_t n);
 /* The totals so far. */
 void cenc_writer_stats(const cenc_writer *w, cenc_stats *st);
@@ -307,7 +308,7 @@ typedef struct cenc_live cenc_live;
 CT_MUST_CHECK ct_err cenc_live_new(const cenc_live_config *c, const cenc_options *o, cenc_live **out);
 /* Input bytes as they arrive, any split. At most one access unit (CENC_MAX_SAMPLE) is held incomplete. */
 CT_MUST_CHECK ct_err cenc_live_push(cenc_live *l, const uint8_t *p, size_t n);
-/* The viewers from the next segment on (`r` is copied). */
+/* The viewers from the GOP not yet written on, in a new segment (`r` is copied). */
 CT_MUST_CHECK ct_err cenc_live_set_recipients(cenc_live *l, const cenc_recipient *r, size_t n);
 /* End of input: the last GOP and its signatures, the playlist closed with EXT-X-ENDLIST. */
 CT_MUST_CHECK ct_err cenc_live_finish(cenc_live *l, cenc_stats *st);

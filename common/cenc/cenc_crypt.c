@@ -56,7 +56,11 @@ ct_err cenc_subsamples_with(const cenc_order *ps, media_codec c, const uint8_t *
     CT_ENSURE_RET(len <= CENC_MAX_SAMPLE, ct_fail(CT_ERR_TOO_LARGE, "sample of %zu bytes", len));
     while ((rc = media_lp_next(sample, len, NAL_LEN_SIZE, &pos, &nal, &nal_len)) == CT_OK) {
         size_t enc = 0, lead = CENC_CLEAR_LEAD, hdr;
-        if (media_nal_is_vcl(media_nal_classify(c, nal, nal_len).kind)) {
+        media_nal_info ni = media_nal_classify(c, nal, nal_len);
+        /* H.264's auxiliary (19), SVC/MVC (20) and 3D-AVC (21) slices carry pictures too: an alpha plane, a layer
+         * of higher resolution or quality, another view; their headers are not read, the first 32 bytes stay clear.
+         * (H.265's 19-21 are IRAP slices, VCL already.) */
+        if (media_nal_is_vcl(ni.kind) || ni.type - 19u <= 2) {
             /* The whole slice header stays clear (ISO 23001-7 9.5): its length when the parameter sets tell. */
             if (ps && cenc_slice_header_size(ps, c, nal, nal_len, &hdr)) lead = hdr > lead ? hdr : lead;
             else if (unknown) ++*unknown;

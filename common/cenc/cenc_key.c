@@ -95,17 +95,18 @@ cleanup:
     return rc;
 }
 
-/* Marks in revoked_by[] (with `name`) the viewers that the CRL file `path` revokes. The CRL must be the issuing
- * CA's of at least one viewer (whose chain is already checked up to the pinned root) and carry its signature; any
- * other CRL, or one whose signature does not verify, is an error. A CRL past its nextUpdate still applies: its
- * revocations stay true, and a camera without a fresh one must not start giving keys to a revoked viewer. */
+/* Marks in revoked_by[] (with `name`) the viewers that the CRL file `path` revokes, in judged[] those it judges.
+ * The CRL must be the issuing CA's of at least one viewer (whose chain is already checked up to the pinned root)
+ * and carry its signature; any other CRL, or one whose signature does not verify, is an error. A CRL past its
+ * nextUpdate still applies: its revocations stay true, and a camera without a fresh one must not start giving keys
+ * to a revoked viewer. */
 static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, const viewer_chain *v, size_t n,
-                        time_t now, const char **revoked_by)
+                        time_t now, const char **revoked_by, bool *judged)
 {
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
     pki_crl_status st = {0};
-    bool judged = false;
+    bool any = false;
     CT_GUARD(ct_buf_alloc(&der, file->len));
     rc = ct_pem_decode(file->data, file->len, "X509 CRL", 0, &der);
     if (rc == CT_ERR_NOT_FOUND) rc = ct_buf_set(&der, file->data, file->len); /* DER as it is */
@@ -119,13 +120,13 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
         }
         CT_ENSURE_MSG(rc != CT_ERR_INTEGRITY, rc, "%s: the CRL's signature does not verify (altered?)", path);
         CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER): %s", path, ct_err_detail());
-        judged = true;
+        any = judged[i] = true;
         if (st.revoked && !revoked_by[i]) revoked_by[i] = name;
     }
-    CT_ENSURE_MSG(judged, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
+    CT_ENSURE_MSG(any, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
     if (st.next_update && st.next_update < now)
-        ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"past its nextUpdate: applied all the "
-               "same, fetch a fresh one (camtrust-ca crl ops)\"", CT_LOGQ(path), (long long)st.next_update);
+        ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"applied all the same\"", CT_LOGQ(path),
+               (long long)st.next_update);
 cleanup:
     ct_buf_free(&der);
     return rc;
@@ -168,6 +169,7 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     DIR *d = opendir(dir);
     char *names[CENC_MAX_RECIPIENTS + 1], *crls[MAX_CRL_FILES];
     const char *revoked_by[CENC_MAX_RECIPIENTS] = {NULL};
+    bool judged[CENC_MAX_RECIPIENTS] = {false};
     viewer_chain *chains = NULL;
     size_t count = 0, n_crls = 0;
     ct_buf file = CT_BUF_INIT;
@@ -215,8 +217,12 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
         CT_GUARD(ct_path_join(path, sizeof path, dir, crls[i]));
         ct_buf_free(&file);
         CT_GUARD(ct_file_read(path, CRL_FILE_MAX, &file));
-        CT_GUARD(crl_apply(path, crls[i], &file, chains, *n, now, revoked_by));
+        CT_GUARD(crl_apply(path, crls[i], &file, chains, *n, now, revoked_by, judged));
     }
+    /* Each issuing CA generation has its own CRL: one of another generation says nothing of this viewer, who
+     * would get the keys however revoked (camtrust-ca crl ops writes the current generation's). */
+    for (size_t i = 0; n_crls && i < *n; i++)
+        CT_ENSURE_MSG(judged[i], CT_ERR_INTEGRITY, "%s: no CRL of its issuing CA here", chains[i].file);
     CT_GUARD(drop_revoked(dir, chains, revoked_by, out, n));
 cleanup:
     if (rc != CT_OK) *n = 0;

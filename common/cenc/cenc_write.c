@@ -169,6 +169,7 @@ struct cenc_writer {
     cenc_order *ps; /* the stream's parameter sets: slice header lengths */
     bool warned;    /* about a slice header of unknown length */
     bool seg_reported; /* live: segment_done already called for the current segment (cenc_writer_gop_end) */
+    bool rekey;        /* the recipients changed: a new segment (and key) at the next sync sample */
 };
 
 static ct_err emit(cenc_writer *w, const uint8_t *p, size_t n)
@@ -372,7 +373,7 @@ static ct_err next_segment(cenc_writer *w, bool last)
         CT_GUARD_RET(w->o.segment_done(w->o.segment_arg, &s));
     }
     if (last) return CT_OK;
-    w->seg_reported = false;
+    w->seg_reported = w->rekey = false;
     if (w->o.sign && w->o.sign->segment && w->st.segments > 0) CT_GUARD_RET(w->o.sign->segment(w->o.sign->arg));
     w->seg_samples = 0;
     w->seg_start = w->dts;
@@ -637,7 +638,8 @@ static ct_err sign_gop_end(cenc_writer *w);
 
 static bool segment_due(const cenc_writer *w)
 {
-    return w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale;
+    return w->rekey ||
+           (w->o.segment_ms && (w->dts - w->seg_start) * 1000 >= (uint64_t)w->o.segment_ms * w->t.timescale);
 }
 
 ct_err cenc_writer_gop_end(cenc_writer *w)
@@ -658,6 +660,9 @@ ct_err cenc_writer_set_recipients(cenc_writer *w, const cenc_recipient *r, size_
     CT_ENSURE_RET(encrypted(w), ct_fail(CT_ERR_BAD_REQUEST, "a clear stream has no recipients"));
     CT_ENSURE_RET(n > 0 && n <= CENC_MAX_RECIPIENTS,
                   ct_fail(CT_ERR_BAD_REQUEST, "%zu recipients: 1 to %d", n, CENC_MAX_RECIPIENTS));
+    /* A viewer removed must not get the key of pictures taken after: the segment ends here, not at its length
+     * (its key is wrapped for the old list). */
+    w->rekey = true;
     cenc_recipient *copy = calloc(n, sizeof *copy);
     CT_ENSURE_RET(copy, CT_ERR_NOMEM);
     memcpy(copy, r, n * sizeof *copy);

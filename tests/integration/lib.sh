@@ -136,6 +136,16 @@ station_with_order() {
 ca_create() {
   "$(dirname "${BASH_SOURCE[0]}")/../helpers/ca_create.sh" "$CA_BIN" "$1" "${2:-$WORK/vault}"
 }
+# viewer_make NAME...: for each NAME a viewer folder $WORK/NAME (its key in its own token) and its certificate
+# $WORK/NAME.pem from the CA $CA's current operations issuing CA, installed (VIEW_BIN: camtrust-view).
+viewer_make() {
+  local v
+  for v in "$@"; do
+    "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
+    "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
+    "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
+  done
+}
 # For attacks on a CA folder $CA (the CA binary $CA_BIN):
 # verify_says WHAT TEXT [audit verify options]: audit verify exits 1 with a line containing TEXT.
 verify_says() {

@@ -39,11 +39,7 @@ wait_for() {
 # ---- viewers certified by the operations CA; a camera provisioned by the device CA ----
 CA=$WORK/ca
 ca_create "$CA" >/dev/null
-for v in alice bob carol; do
-  "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
-  "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
-  "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
-done
+viewer_make alice bob carol
 make_ca "$WORK/dev" Test
 CAM=$WORK/cam NAME=cam1401.devices.example.com
 "$SIM_BIN" simulate --dir "$CAM" --serial CAM1401 --model CX14 --root "$WORK/dev/root.pem" \

@@ -50,11 +50,7 @@ CA=$WORK/ca
 ca_create "$CA" >/dev/null
 
 # ---- viewers: keys made in their own tokens, certified by the operations CA ----
-for v in alice bob; do
-  "$VIEW_BIN" init --dir "$WORK/$v" --name "$v" >/dev/null
-  "$CA_BIN" viewer add --dir "$CA" --name "$v" --csr "$WORK/$v/viewer.csr" --out "$WORK/$v.pem" >/dev/null
-  "$VIEW_BIN" install --dir "$WORK/$v" --cert "$WORK/$v.pem" >/dev/null
-done
+viewer_make alice bob
 check "viewer certificate chains to the operations root (openssl)" \
   openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$WORK/alice.pem" "$WORK/alice.pem"
 check_eq "viewer profile: keyAgreement only" "KeyAgreement" \
@@ -123,6 +119,37 @@ done
 "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/from-mp4.mp4" "$WORK/clear.mp4" >/dev/null
 frames "$WORK/clear.mp4" >"$WORK/view.out"
 check "MP4 input: encrypted and decrypted to the original frames" cmp -s "$WORK/ref.h264" "$WORK/view.out"
+
+# H.264 slices of an auxiliary picture (19), of an SVC layer or MVC view (20) and of 3D-AVC depth (21) carry pictures
+# as much as the base layer's do: they are encrypted like them (they were stored clear). Each picture of the clip
+# gets one of each, a marker after its 32-byte head; ffmpeg, which decodes the base layer only, ignores them.
+python3 - "$WORK/clip.h264" "$WORK/layers.h264" <<'PY'
+import re, sys
+b = open(sys.argv[1], "rb").read()
+starts = [m.start() for m in re.finditer(b"\x00\x00\x01", b)] + [len(b)]
+out = bytearray(b[:starts[0]])
+for i in range(len(starts) - 1):
+    out += b[starts[i]:starts[i + 1]]
+    if b[starts[i] + 3] & 0x1f in (1, 5):
+        for t in (19, 20, 21):
+            out += b"\x00\x00\x01" + bytes([0x60 | t]) + b"\x80" * 31 + b"LAYER-SECRET-PAYLOAD" * 8
+open(sys.argv[2], "wb").write(out)
+PY
+markers() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read().count(b"LAYER-SECRET-PAYLOAD"))' "$1"; }
+# 'cenc' encrypts the 160 bytes after the head whole; 'cbcs' its first block of every ten (1:9): 7 markers stay whole.
+for scheme in cbcs:1260 cenc:0; do
+  rm -f "$WORK/clear.mp4"
+  "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --scheme ${scheme%:*} "$WORK/layers.h264" \
+    "$WORK/layers.mp4" >/dev/null 2>&1
+  check_eq "${scheme%:*}: SVC/MVC, auxiliary and 3D-AVC slices are encrypted as the others" \
+    "${scheme#*:}" "$(markers "$WORK/layers.mp4")"
+  "$VIEW_BIN" decrypt --dir "$WORK/alice" "$WORK/layers.mp4" "$WORK/clear.mp4" >/dev/null
+  check_eq "  ... alice's decrypt gives them back (8 markers, 3 slices, 60 pictures)" 1440 \
+    "$(markers "$WORK/clear.mp4")"
+  frames "$WORK/clear.mp4" >"$WORK/view.out"
+  check "  ... and the base layer's frames are the original" cmp -s "$WORK/ref.h264" "$WORK/view.out"
+  rm -f "$WORK/clear.mp4"
+done
 
 # ---- B-frames: presented in their own order, from MP4 (composition offsets) and Annex B (picture order counts) --
 # ptsseq FILE [ffmpeg options]: the decoded frames' timestamps in 1/30 s as decoded (no frame rate conversion), one
