@@ -70,14 +70,14 @@ static ct_err json_num(ct_buf *b, const char *key, int64_t value)
     return ct_buf_appendf(b, "%lld,", (long long)value);
 }
 
-/* Text for a terminal: control characters would move the cursor or worse, so they show as '?'. */
+/* Text for a terminal: control characters would move the cursor or worse, so they show as '?' (ct_text_safe, byte
+ * for byte, written straight into the buffer: with room for the cell and a NUL it is never cut). */
 static ct_err table_text(ct_buf *b, const char *s, int width)
 {
     size_t n = strlen(s);
-    for (size_t i = 0; i < n; i++) {
-        char ch = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-        CT_GUARD_RET(ct_buf_append(b, &ch, 1));
-    }
+    CT_ENSURE_RET(n < b->max - b->len, ct_fail(CT_ERR_BUF_FULL, "output larger than %zu bytes", b->max));
+    ct_text_safe((char *)b->data + b->len, n + 1, s, n);
+    b->len += n;
     for (size_t i = n; (int)i < width; i++) CT_GUARD_RET(ct_buf_append(b, " ", 1));
     return ct_buf_append(b, " ", 1);
 }

@@ -124,16 +124,6 @@ static bool safe_name(const char *s, size_t n)
            all_of(s, n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.");
 }
 
-/* The camera's text for a message the viewer's terminal shows, cut at `max`: bytes other than printable ASCII as '?'
- * (ct_fail replaces C0 controls only; a C1 control, byte 0x9b or its UTF-8 form, is a CSI to many terminals). */
-static const char *printable(char *out, size_t max, const char *s, size_t n)
-{
-    size_t k = 0;
-    for (; k < n && k + 1 < max; k++) out[k] = (unsigned char)s[k] >= 0x20 && (unsigned char)s[k] < 0x7f ? s[k] : '?';
-    out[k] = '\0';
-    return out;
-}
-
 ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
 {
     memset(p, 0, sizeof *p);
@@ -149,7 +139,7 @@ ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
         CT_ENSURE_RET(!memchr(line, '\0', n), ct_fail(CT_ERR_BAD_REQUEST, "a NUL byte in the playlist"));
         if (line[0] != '#') {
             CT_ENSURE_RET(safe_name(line, n), ct_fail(CT_ERR_BAD_REQUEST, "playlist: segment URI '%s' is not a plain "
-                                                      "file name", printable((char[65]){0}, 65, line, n)));
+                                                      "file name", ct_text_safe((char[65]){0}, 65, line, n)));
             CT_ENSURE_RET(p->n < VIEW_PLAYLIST_MAX, ct_fail(CT_ERR_TOO_LARGE, "more than %d segments in the playlist",
                                                             VIEW_PLAYLIST_MAX));
             memcpy(p->names[p->n], line, n);

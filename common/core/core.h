@@ -164,6 +164,18 @@ CT_MUST_CHECK ct_err ct_csv_field(ct_buf *b, const char *s);
 /* Replaces, in place, each byte of `s` that is not part of a valid UTF-8 sequence by '?' (the length stays); true
  * when it replaced any. For outside text kept where only UTF-8 is stored (PostgreSQL refuses anything else). */
 bool ct_utf8_repair(char *s);
+/* The UTF-8 sequence at p (n bytes left): its length (1..4) and code point, or {0, 0} when it is not one (overlong,
+ * surrogate, beyond U+10FFFF, cut off at n). Returned by value: no pointer, so callers keep no stack guard. */
+typedef struct {
+    size_t len;
+    uint32_t cp;
+} ct_utf8_char;
+ct_utf8_char ct_utf8_next(const uint8_t *p, size_t n);
+/* Outside text (from cameras, CSRs, peers, files) for a terminal or a log line: copies text[0..n) into out (max
+ * bytes, NUL included), each byte of a C0 control, DEL, a C1 control (raw byte 0x80-0x9f or UTF-8 U+0080-U+009F)
+ * and of what is not UTF-8 as '?'; other UTF-8 kept. Cut before the first character that does not fit whole.
+ * out may be text (in place). Returns out ("" when max is 0). */
+const char *ct_text_safe(char *out, size_t max, const void *text, size_t n);
 /* Decodes the %XX escapes of a URL or query value in place ('+' is left: that is form encoding) and returns the
  * new length. An escape of a control character (%00 included) stays as it is: decoded, it would cut or split
  * what it is part of ("simpleenroll%00x" read as "simpleenroll"). */

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 /* Every name and message in one block of text, and the table holds offsets into it: with no pointers the table
  * needs no load-time relocation and stays in read-only data (it counts against the camera agent's size). */
@@ -44,9 +45,9 @@ ct_err ct_fail(ct_err e, const char *fmt, ...)
     int n = vsnprintf(ct_detail, sizeof ct_detail, fmt, ap);
     va_end(ap);
     if (n < 0) ct_detail[0] = '\0';
-    /* Details quote outside input (CSR names, paths): keep them one line so they cannot forge log lines. */
-    for (char *p = ct_detail; *p; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    /* Details quote outside input (CSR names, paths): one line, so they cannot forge log lines, and no control a
+     * terminal acts on (C1 included), since they reach officers' and cameras' terminals. */
+    ct_text_safe(ct_detail, sizeof ct_detail, ct_detail, strlen(ct_detail));
     return e;
 }
 

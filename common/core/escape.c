@@ -1,22 +1,47 @@
-/* Escaping for what camtrust writes for others to read: JSON strings (RFC 8259) and CSV fields (RFC 4180). */
+/* Escaping for what camtrust writes for others to read: JSON strings (RFC 8259), CSV fields (RFC 4180) and outside
+ * text for terminals and log lines. */
 #include "core.h"
 
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one (overlong, surrogate, truncated). */
-static size_t utf8_len(const unsigned char *s)
+ct_utf8_char ct_utf8_next(const uint8_t *p, size_t n)
 {
-    unsigned c = s[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
-    if (n <= 1) return n;
-    unsigned cp = c & (0x7fu >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3fu);
+    static const uint8_t shortest[] = {7, 11, 16}; /* the bits a 2-, 3- or 4-byte form needs: fewer is overlong */
+    const ct_utf8_char bad = {0, 0};
+    uint32_t v = n ? p[0] : 0x80;
+    if (v < 0x80) return (ct_utf8_char){1, v};
+    size_t len = (size_t)__builtin_clz(~(v << 24)); /* the lead byte's leading 1 bits */
+    if (len - 2 > 2 || len > n) return bad;
+    v &= 0x7fu >> len;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return bad;
+        v = v << 6 | (p[i] & 0x3fu);
     }
-    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return n;
+    if (v >> shortest[len - 2] == 0 || v > 0x10ffff || v - 0xd800 < 0x800) return bad;
+    return (ct_utf8_char){len, v};
+}
+
+/* The same for a NUL-terminated string: a sequence stops at the NUL (not a continuation byte), never reads past. */
+static size_t utf8_len(const unsigned char *s) { return ct_utf8_next(s, 4).len; }
+
+const char *ct_text_safe(char *out, size_t max, const void *text, size_t n)
+{
+    /* Valid UTF-8 other than C1 is kept: names (officers, stations, models) may be UTF-8, and the audit, its JSON
+     * and CSV keep it (README: outside text that is not UTF-8 is kept as '?'); terminals act on C0, DEL and C1
+     * only. Every other byte becomes one '?' (as in ct_utf8_repair): a C1 control's two bytes are "??". */
+    const uint8_t *s = text;
+    size_t i = 0; /* one byte written per byte read: in place (out == text) it reads before it writes */
+    if (!max) return "";
+    for (size_t left = 0; i < n; i++) { /* left: bytes of a kept character still to copy */
+        if (!left) {
+            ct_utf8_char c = ct_utf8_next(s + i, n - i); /* not UTF-8: {0, 0}, a control */
+            left = c.cp >= 0x20 && c.cp - 0x7f > 0x20 ? c.len : 0;
+            if (i + (left ? left : 1) >= max) break; /* a character that does not fit whole is left out */
+        }
+        out[i] = left ? (left--, (char)s[i]) : '?';
+    }
+    out[i] = '\0';
+    return out;
 }
 
 ct_err ct_json_string(ct_buf *b, const char *s)

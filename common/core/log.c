@@ -37,9 +37,9 @@ void ct_log(ct_log_level level, const char *event, const char *fmt, ...)
     int m = vsnprintf(line + n, room - (size_t)n, fmt, ap);
     va_end(ap);
     size_t len = m < 0 ? (size_t)n : (size_t)n + (size_t)m >= room ? room - 1 : (size_t)n + (size_t)m;
-    /* One event, one line: control characters from outside input cannot start a forged line. */
-    for (char *p = line + n; p < line + len; p++)
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    /* One event, one line: control characters from outside input cannot start a forged line (nor, C1 included,
+     * act on the terminal that shows it). In place, byte for byte: the length stays. */
+    ct_text_safe(line + n, room - (size_t)n, line + n, len - (size_t)n);
     line[len++] = '\n';
     /* One write per line keeps lines whole when threads log at once (up to PIPE_BUF, a pipe takes it whole);
      * stdio's unbuffered stderr would format the line a second time. */

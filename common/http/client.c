@@ -398,18 +398,14 @@ static ct_err status_error(int status)
 ct_err ct_http_refusal(const ct_http_answer *ans, const char *what)
 {
     char reason[REASON_MAX + 1];
-    const uint8_t *p = ans->body, *end = ans->body + ans->body_len;
-    size_t n = 0;
+    const uint8_t *p = ans->body, *end = ans->body + ans->body_len, *eol;
     char code[8];
     CT_GUARD_RET(ct_snprintf(code, sizeof code, "%d ", ans->status));
     if (ans->body_len >= strlen(code) && memcmp(p, code, strlen(code)) == 0) p += strlen(code);
-    while (p < end && n < REASON_MAX && *p != '\n' && *p != '\r') {
-        reason[n++] = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
-        p++;
-    }
-    reason[n] = '\0';
+    for (eol = p; eol < end && *eol != '\n' && *eol != '\r';) eol++;
+    ct_text_safe(reason, sizeof reason, p, (size_t)(eol - p));
     return ct_fail(status_error(ans->status), "the CA refused %s (HTTP %d): %s", what, ans->status,
-                   n ? reason : "no reason given");
+                   *reason ? reason : "no reason given");
 }
 
 static ct_err answer_body(const ct_http_answer *ans, const char *what, size_t max, ct_buf *body)

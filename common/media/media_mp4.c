@@ -42,15 +42,6 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t
 static uint64_t be64(const uint8_t *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
 static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
-static void fourcc_str(uint32_t t, char out[5])
-{
-    for (int i = 0; i < 4; i++) {
-        char c = (char)(t >> (24 - 8 * i));
-        out[i] = c >= 32 && c < 127 ? c : '?';
-    }
-    out[4] = '\0';
-}
-
 ct_err media_box_next(const uint8_t *buf, uint64_t end, uint64_t *pos, media_box *out)
 {
     if (*pos >= end) return CT_ERR_NOT_FOUND;
@@ -67,10 +58,9 @@ ct_err media_box_next(const uint8_t *buf, uint64_t end, uint64_t *pos, media_box
         size = left; /* to the end of the enclosing space */
     }
     if (out->type == T('u', 'u', 'i', 'd')) hdr += 16;
-    char name[5];
-    fourcc_str(out->type, name);
     CT_ENSURE_RET(size >= hdr && size <= left,
-                  ct_fail(CT_ERR_BAD_REQUEST, "box '%s' at byte %llu claims %llu bytes, %llu are left", name,
+                  ct_fail(CT_ERR_BAD_REQUEST, "box '%s' at byte %llu claims %llu bytes, %llu are left",
+                          ct_text_safe((char[5]){0}, 5, p + 4, 4),
                           (unsigned long long)*pos, (unsigned long long)size, (unsigned long long)left));
     out->off = *pos;
     out->hdr = hdr;
@@ -136,9 +126,8 @@ bool media_is_mp4(const uint8_t *buf, size_t len)
 static ct_err full_box(const uint8_t *buf, const media_box *b, uint64_t need, const uint8_t **p, uint64_t *len)
 {
     uint64_t n = b->size - b->hdr;
-    char name[5];
-    fourcc_str(b->type, name);
-    CT_ENSURE_RET(n >= 4 + need, ct_fail(CT_ERR_BAD_REQUEST, "box '%s' too short", name));
+    CT_ENSURE_RET(n >= 4 + need, ct_fail(CT_ERR_BAD_REQUEST, "box '%s' too short",
+                                         ct_text_safe((char[5]){0}, 5, buf + b->off + 4, 4)));
     *p = buf + box_start(b) + 4;
     *len = n - 4;
     return CT_OK;

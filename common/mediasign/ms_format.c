@@ -200,20 +200,13 @@ static uint64_t get_be(const uint8_t *p, int bytes)
     return v;
 }
 
-static void copy_text(char *dst, size_t max, const uint8_t *p, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < max; i++) dst[k++] = p[i] >= 32 && p[i] < 127 ? (char)p[i] : '?';
-    dst[k] = '\0';
-}
-
 static ct_err parse_vendor(const uint8_t *v, size_t n, ms_sei *out)
 {
     char *dst[3] = {out->firmware, out->serial, out->manufacturer};
     size_t pos = 1;
     for (int i = 0; i < 3; i++) {
         CT_ENSURE_RET(pos < n && v[pos] <= n - pos - 1, bad("vendor info cut off"));
-        copy_text(dst[i], MS_TEXT_MAX, v + pos + 1, v[pos]);
+        ct_text_safe(dst[i], MS_TEXT_MAX, v + pos + 1, v[pos]);
         pos += 1 + (size_t)v[pos];
     }
     return pos == n ? CT_OK : bad("vendor info has trailing bytes");
@@ -267,7 +260,7 @@ static ct_err parse_tlv(uint8_t tag, const uint8_t *v, size_t n, size_t at, ms_s
         return CT_OK;
     case MS_TAG_ARBITRARY:
         if (n - 1 > strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0)
-            copy_text(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
+            ct_text_safe(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
         return CT_OK;
     default: return CT_OK; /* unknown tags are skipped: later versions may add some */
     }

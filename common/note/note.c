@@ -13,26 +13,6 @@
 static const char k_dash[] = "\xE2\x80\x94 "; /* U+2014 EM DASH, then a space: every signature line starts so */
 #define DASH_LEN 4
 
-/* One UTF-8 sequence at p (n bytes left): its length, or 0 when invalid (overlong, surrogate, beyond U+10FFFF). */
-static size_t utf8_next(const uint8_t *p, size_t n, uint32_t *cp)
-{
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    size_t len = p[0] >= 0xF0 ? 4 : p[0] >= 0xE0 ? 3 : p[0] >= 0xC2 ? 2 : 0;
-    if (len == 0 || p[0] > 0xF4 || len > n) return 0;
-    uint32_t c = p[0] & (0x7F >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) return 0;
-        c = c << 6 | (p[i] & 0x3F);
-    }
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (c < min[len] || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    *cp = c;
-    return len;
-}
-
 static bool unicode_space(uint32_t c)
 {
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -42,11 +22,10 @@ static bool unicode_space(uint32_t c)
 ct_err note_chars_check(const uint8_t *p, size_t n, const char *what)
 {
     for (size_t i = 0; i < n;) {
-        uint32_t c = 0;
-        size_t l = utf8_next(p + i, n - i, &c);
-        if (l == 0) return ct_fail(CT_ERR_BAD_REQUEST, "%s: not UTF-8 at byte %zu", what, i);
-        if (c < 0x20 && c != '\n') return ct_fail(CT_ERR_BAD_REQUEST, "%s: control character 0x%02x at byte %zu", what, (unsigned)c, i);
-        i += l;
+        ct_utf8_char c = ct_utf8_next(p + i, n - i);
+        if (c.len == 0) return ct_fail(CT_ERR_BAD_REQUEST, "%s: not UTF-8 at byte %zu", what, i);
+        if (c.cp < 0x20 && c.cp != '\n') return ct_fail(CT_ERR_BAD_REQUEST, "%s: control character 0x%02x at byte %zu", what, (unsigned)c.cp, i);
+        i += c.len;
     }
     return CT_OK;
 }
@@ -56,10 +35,9 @@ bool ct_note_name_valid(const char *name, size_t len)
     if (!name || len == 0 || len >= CT_NOTE_NAME_MAX) return false;
     const uint8_t *p = (const uint8_t *)name;
     for (size_t i = 0; i < len;) {
-        uint32_t c = 0;
-        size_t l = utf8_next(p + i, len - i, &c);
-        if (l == 0 || c < 0x20 || c == '+' || unicode_space(c)) return false;
-        i += l;
+        ct_utf8_char c = ct_utf8_next(p + i, len - i);
+        if (c.len == 0 || c.cp < 0x20 || c.cp == '+' || unicode_space(c.cp)) return false;
+        i += c.len;
     }
     return true;
 }

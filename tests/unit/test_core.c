@@ -137,6 +137,9 @@ START_TEST(test_fail_detail)
     /* Details quote outside input: they stay one line. */
     ck_assert_int_eq(ct_fail(CT_ERR_BAD_CSR, "serial '%s'", "A\r\nB"), CT_ERR_BAD_CSR);
     ck_assert_str_eq(ct_err_detail(), "serial 'A??B'");
+    /* Nor act on a terminal: C1 controls too (CSI as a raw byte and in UTF-8); other UTF-8 is kept. */
+    ck_assert_int_eq(ct_fail(CT_ERR_BAD_CSR, "serial '%s' of %s", "A\x9b" "2J\xc2\x9b" "31m", "Zo\xc3\xab"), CT_ERR_BAD_CSR);
+    ck_assert_str_eq(ct_err_detail(), "serial 'A?2J??31m' of Zo\xc3\xab");
     /* An over-long detail is cut, not overflowed. */
     char big[1000];
     memset(big, 'x', sizeof big - 1);
@@ -152,6 +155,69 @@ START_TEST(test_fail_detail)
     ck_assert_int_eq(pthread_create(&t, NULL, fail_in_thread, NULL), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert_str_eq(ct_err_detail(), "mine");
+}
+END_TEST
+
+/* What ct_text_safe makes of `in` (n bytes) with an output of `max` bytes. */
+static const char *safe(const char *in, size_t n, size_t max)
+{
+    static char out[64];
+    ck_assert_uint_le(max, sizeof out);
+    memset(out, 'Z', sizeof out);
+    const char *r = ct_text_safe(out, max, in, n);
+    ck_assert_ptr_eq(r, out);
+    ck_assert_uint_lt(strlen(out), max); /* always terminated within max */
+    return out;
+}
+#define SAFE(lit) safe(lit, sizeof lit - 1, 64)
+
+START_TEST(test_text_safe)
+{
+    /* C0 controls (NUL included: the input is bytes) and DEL. */
+    ck_assert_str_eq(SAFE("a\x01\n\r\t\x1b[2J\x7f\x00z"), "a?????[2J??z");
+    /* C1 as raw bytes (not UTF-8) and as UTF-8 (U+0080..U+009F): every byte a '?'. */
+    ck_assert_str_eq(SAFE("a\x9b" "31m\x85\x80\x9f"), "a?31m???");
+    ck_assert_str_eq(SAFE("a\xc2\x9b" "31m\xc2\x80\xc2\x9f\xc2\x85"), "a??31m??????");
+    /* Other UTF-8 is kept: U+00A0 (just past C1), 2-, 3- and 4-byte characters. */
+    ck_assert_str_eq(SAFE("\xc2\xa0Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x93\xb7"), "\xc2\xa0Zo\xc3\xab \xe2\x82\xac \xf0\x9f\x93\xb7");
+    /* What is not UTF-8, a '?' per byte: a lone continuation, 0xff, an overlong '/', a surrogate, past U+10FFFF, a
+     * sequence broken by an ASCII byte (which is kept). */
+    ck_assert_str_eq(SAFE("\xa9\xff\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe2\x82x"), "??" "??" "???" "????" "??" "x");
+    /* A character cut off by the end of the input: its bytes as '?'; n is respected (no read past it). */
+    ck_assert_str_eq(SAFE("ab\xe2\x82"), "ab??");
+    ck_assert_str_eq(safe("ab\xc3\xa9", 3, 64), "ab?");
+    ck_assert_str_eq(safe("abc", 0, 64), "");
+    /* The output's end: a character that does not fit whole is left out, never cut (the output stays UTF-8). */
+    ck_assert_str_eq(safe("ab\xe2\x82\xac", 5, 6), "ab\xe2\x82\xac");
+    ck_assert_str_eq(safe("ab\xe2\x82\xac" "c", 6, 5), "ab");
+    ck_assert_str_eq(safe("ab\xc2\x9b", 4, 4), "ab?"); /* replaced bytes fill to the end */
+    ck_assert_str_eq(safe("abcdef", 6, 4), "abc");
+    ck_assert_str_eq(safe("abc", 3, 1), "");
+    /* max 0: nothing written. */
+    char none[2] = {'Z', 'Z'};
+    ck_assert_str_eq(ct_text_safe(none, 0, "abc", 3), "");
+    ck_assert_int_eq(none[0], 'Z');
+    /* In place: what ct_fail and ct_log do. */
+    char line[] = "x\x1b\xc2\x9b\xc3\xa9\x9b";
+    ck_assert_str_eq(ct_text_safe(line, sizeof line, line, sizeof line - 1), "x???\xc3\xa9?");
+}
+END_TEST
+
+START_TEST(test_utf8_next)
+{
+    static const struct {
+        const char *in;
+        size_t n, len;
+        uint32_t cp;
+    } cases[] = {{"A", 1, 1, 'A'},          {"\xc3\xa9", 2, 2, 0xe9},      {"\xe2\x82\xac", 3, 3, 0x20ac},
+                 {"\xf4\x8f\xbf\xbf", 4, 4, 0x10ffff}, {"\xc2\x80", 2, 2, 0x80}, {"\xc3\xa9", 1, 0, 0},
+                 {"\x80", 1, 0, 0},        {"\xc1\xbf", 2, 0, 0},        {"\xe0\x9f\xbf", 3, 0, 0},
+                 {"\xf0\x8f\xbf\xbf", 4, 0, 0}, {"\xed\xbf\xbf", 3, 0, 0}, {"\xf8\x88\x80\x80\x80", 5, 0, 0},
+                 {"", 0, 0, 0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ct_utf8_char c = ct_utf8_next((const uint8_t *)cases[i].in, cases[i].n);
+        ck_assert_msg(c.len == cases[i].len && c.cp == cases[i].cp, "case %zu: %zu U+%04X", i, c.len, (unsigned)c.cp);
+    }
 }
 END_TEST
 
@@ -793,6 +859,7 @@ START_TEST(test_log_line)
     ct_log(CT_LOG_DEBUG, "hidden", "x=%d", 1);
     ct_log(CT_LOG_WARN, "cert_issued", "serial=%s", "ab12\nts=forged level=info event=fake");
     ct_log(CT_LOG_WARN, "refused", "reason=%s status=%d", CT_LOGQ("x\" status=200 result=\"ok"), 403);
+    ct_log(CT_LOG_WARN, "c1", "serial=%s", "a\x9b" "2J\xc2\x9b" "31m\xc3\xa9"); /* a CSI, raw and in UTF-8 */
     char longv[3000];
     memset(longv, 'v', sizeof longv - 1);
     longv[sizeof longv - 1] = '\0';
@@ -811,9 +878,11 @@ START_TEST(test_log_line)
     ck_assert_ptr_nonnull(strstr(s, " level=warn event=cert_issued serial=ab12?ts=forged level=info event=fake\n"));
     /* Nor write fields of its own in a quoted value. */
     ck_assert_ptr_nonnull(strstr(s, " level=warn event=refused reason=\"x\\\" status=200 result=\\\"ok\" status=403\n"));
+    /* Nor act on the terminal showing it: C1 controls as '?', other UTF-8 kept. */
+    ck_assert_ptr_nonnull(strstr(s, " level=warn event=c1 serial=a?2J??31m\xc3\xa9\n"));
     size_t lines = 0;
     for (const char *p = s; *p; p++) lines += *p == '\n';
-    ck_assert_uint_eq(lines, 3); /* one line per event */
+    ck_assert_uint_eq(lines, 4); /* one line per event */
     const char *last = strstr(s, " event=long value=vvv");
     ck_assert_ptr_nonnull(last);
     while (last > s && last[-1] != '\n') last--;
@@ -1165,6 +1234,8 @@ static Suite *core_suite(void)
     TCase *t = tcase_create("errors");
     tcase_add_test(t, test_err_table);
     tcase_add_test(t, test_fail_detail);
+    tcase_add_test(t, test_text_safe);
+    tcase_add_test(t, test_utf8_next);
     tcase_add_test(t, test_err_saved);
     suite_add_tcase(s, t);
 
