@@ -227,11 +227,13 @@ ct_err ca_rotate(ca *c, const char *which, char *out_path, size_t out_max)
     CT_GUARD(kind_parse(which, &kind));
     CT_GUARD(csr_path(c, kind, path, sizeof path));
     CT_GUARD(pending_key(c, kind, &generation, &key));
-    CT_ENSURE_MSG(!key, CT_ERR_EXISTS, "the %s CA's generation %lld is pending already: its request is %s; install "
-                  "the ceremony's certificate first", which, (long long)generation, path);
+    CT_ENSURE_MSG(!key || !ct_file_exists(path), CT_ERR_EXISTS, "the %s CA's generation %lld is pending already: its "
+                  "request is %s; install the ceremony's certificate first", which, (long long)generation, path);
+    /* A pending key without its request: a rotate cut off between the two. Its request is written again (the key
+     * is found, not made twice), or the generation could never be certified nor another one made. */
     CT_GUARD(ca_generation_request(c, kind, generation));
-    CT_GUARD(ct_snprintf(detail, sizeof detail, "v=2 which=%s generation=%lld request=%s", which, (long long)generation,
-                         ca_csr_file[kind]));
+    CT_GUARD(ct_snprintf(detail, sizeof detail, "v=2 which=%s generation=%lld request=%s%s", which,
+                         (long long)generation, ca_csr_file[kind], key ? " key=existing" : ""));
     CT_GUARD(db_audit_append(c->db, "cli", "ca.rotate", which, "ok", detail));
     if (out_path) CT_GUARD(ct_strlcpy(out_path, out_max, path));
 cleanup:
