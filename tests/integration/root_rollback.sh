@@ -4,6 +4,8 @@
 # is certified and installed. A roots' CRL older than the one installed, or made from a ceremony record cut short
 # (its revocation entry removed: the vault's next CRL reuses its number, or a later one leaves the revocation out),
 # is refused by install in one line, the CA folder as it was, the revoked issuing CA still revoked.
+# An install cut off after the database took the new generation (killed at its first file write, or before the chain
+# and the certificates the new issuing CA signs) is completed by the same install run again.
 # Usage: root_rollback.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -57,6 +59,35 @@ wait $pid 2>/dev/null || true
 rc=0; "$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null 2>"$WORK/err" || rc=$?
 check "after a kill -9 of rotate, the ops-issuing request is there (written again, or pending already)" bash -c \
   "test -s '$CA/ops-issuing.csr' && { [ $rc = 0 ] || grep -q 'pending already' '$WORK/err'; }"
+
+
+# ---- an install cut off after the database took the new generation: the same install run again completes it ----
+"$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" --out "$WORK/ops2.pem" >/dev/null
+rc=0; CAMTRUST_FAILPOINT=write:temp-written "$CA_BIN" install --dir "$CA" --cert "$WORK/ops2.pem" >/dev/null 2>&1 || rc=$?
+check_eq "install of the operations issuing CA killed at its first file write: it died there" 137 "$rc"
+check "the same install run again completes it (not 'installed already' with the folder half done)" \
+  "$CA_BIN" install --dir "$CA" --cert "$WORK/ops2.pem"
+check "... the server's and log signer's certificates now from the new operations issuing CA" \
+  openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$WORK/ops2.pem" "$CA/server.pem" "$CA/log.pem"
+check "... ops-issuing.pem is it, its request answered (removed)" bash -c \
+  "cmp -s <(openssl x509 -in '$CA/ops-issuing.pem') <(openssl x509 -in '$WORK/ops2.pem') && test ! -e '$CA/ops-issuing.csr'"
+refused "... and a third run is refused: installed already" "is installed already" install --dir "$CA" --cert "$WORK/ops2.pem"
+"$CA_BIN" rotate --dir "$CA" device-issuing >/dev/null
+"$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" \
+  --out "$WORK/dev3.pem" >/dev/null
+rc=0; CAMTRUST_FAILPOINT=install:generations "$CA_BIN" install --dir "$CA" --cert "$WORK/dev3.pem" >/dev/null 2>&1 || rc=$?
+check_eq "install of the device issuing CA killed after its generation and file, before the chain and OCSP signer" \
+  137 "$rc"
+check "the same install run again completes it" "$CA_BIN" install --dir "$CA" --cert "$WORK/dev3.pem"
+check "... chain.pem and the OCSP responder's certificate from the new device issuing CA" bash -c \
+  "cmp -s <(openssl x509 -in '$CA/chain.pem') <(openssl x509 -in '$WORK/dev3.pem') &&
+   openssl verify -CAfile '$CA/root.pem' -untrusted '$WORK/dev3.pem' '$CA/ocsp-signer.pem'"
+start_ca "$CA"
+curl -sf --max-time 20 --cacert "$CA/ops-root.pem" "https://localhost:$PORT/.well-known/est/cacerts" >"$WORK/cacerts" || true
+cleanup_server
+check "the CA serves after both, cacerts naming the new device issuing CA" bash -c \
+  "base64 -d '$WORK/cacerts' | openssl pkcs7 -inform DER -print_certs | grep -q 'G3 Device Issuing CA'"
+check "... and its audit verifies" "$CA_BIN" audit verify --dir "$CA"
 
 # ---- the roots' CRLs: never an older word ----
 "$CA_BIN" root crl --dir "$V" --root device "${Q[@]}" --out "$WORK/plain.crl" >/dev/null
