@@ -15,21 +15,8 @@ ca_create "$CA" >/dev/null
 G1=$(openssl x509 -in "$CA/device-issuing.pem" -noout -serial | cut -d= -f2) # the first device issuing CA
 Q=()
 for i in 2 4 5; do Q+=(--share "$V/custodian-$i.share" --passphrase-file "$V.custodians/$i/passphrase"); done
-# Every file of the CA folder but the token's bookkeeping (rewritten at each login) and the database by its rows.
-fingerprint() {
-  (cd "$1" && find . -type f ! -name '*.lock' ! -name token.object ! -name 'token.object~' ! -name 'camtrust.db*' \
-    -print0 | sort -z | xargs -0 sha256sum; sqlite3 camtrust.db .dump | sha256sum)
-}
-# refused "description" PATTERN args...: exit 1, one line on stderr matching PATTERN, the CA folder unchanged
-refused() {
-  local what=$1 pattern=$2 before after rc=0; shift 2
-  before=$(fingerprint "$CA")
-  "$CA_BIN" "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
-  after=$(fingerprint "$CA")
-  if [ "$rc" -eq 1 ] && [ "$(wc -l <"$WORK/err")" -eq 1 ] && grep -q -- "$pattern" "$WORK/err" && [ "$before" = "$after" ]
-  then ok "$what"
-  else not_ok "$what (exit $rc, folder $([ "$before" = "$after" ] && echo unchanged || echo CHANGED)): $(cat "$WORK/err")"; fi
-}
+. "$(dirname "$0")/../helpers/ca_refused.sh" # fingerprint, changed, refused
+refused_ca() { refused "$1" "$2" "$CA" "${@:3}"; } # refused_ca "description" PATTERN args...: of the CA folder
 
 # ---- a rotate cut off between its key and its request ----
 rc=0; CAMTRUST_FAILPOINT=write:temp-written "$CA_BIN" rotate --dir "$CA" device-issuing >/dev/null 2>&1 || rc=$?
@@ -38,7 +25,7 @@ check "... its key made, its request not written" test ! -e "$CA/device-issuing.
 rc=0; "$CA_BIN" rotate --dir "$CA" device-issuing >"$WORK/out" 2>"$WORK/err" || rc=$?
 check_eq "the next rotate writes the pending key's request (not 'pending already' with no request to take)" \
   "0 1" "$rc $(grep -c "$CA/device-issuing.csr" "$WORK/out")"
-refused "... and a rotate after it is refused: the request is there" "pending already" rotate --dir "$CA" device-issuing
+refused_ca "... and a rotate after it is refused: the request is there" "pending already" rotate --dir "$CA" device-issuing
 "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" \
   --out "$WORK/dev2.pem" >/dev/null
 check "the ceremony's certificate for it installs (the key the token made before the kill)" \
@@ -71,7 +58,7 @@ check "... the server's and log signer's certificates now from the new operation
   openssl verify -CAfile "$CA/ops-root.pem" -untrusted "$WORK/ops2.pem" "$CA/server.pem" "$CA/log.pem"
 check "... ops-issuing.pem is it, its request answered (removed)" bash -c \
   "cmp -s <(openssl x509 -in '$CA/ops-issuing.pem') <(openssl x509 -in '$WORK/ops2.pem') && test ! -e '$CA/ops-issuing.csr'"
-refused "... and a third run is refused: installed already" "is installed already" install --dir "$CA" --cert "$WORK/ops2.pem"
+refused_ca "... and a third run is refused: installed already" "is installed already" install --dir "$CA" --cert "$WORK/ops2.pem"
 "$CA_BIN" rotate --dir "$CA" device-issuing >/dev/null
 "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" \
   --out "$WORK/dev3.pem" >/dev/null
@@ -96,19 +83,19 @@ cp "$V/ceremony.log" "$WORK/ceremony.before-revocation"
 "$CA_BIN" root crl --dir "$V" --revoke "$G1" --reason cACompromise "${Q[@]}" --out "$WORK/revoking.crl" >/dev/null
 check "... and the one revoking the first device issuing CA" "$CA_BIN" install --dir "$CA" --crl "$WORK/revoking.crl"
 check "the same CRL again (an install run twice) is taken" "$CA_BIN" install --dir "$CA" --crl "$WORK/revoking.crl"
-refused "install refuses the older CRL (its revocation undone)" "is not newer than the installed root.crl" \
+refused_ca "install refuses the older CRL (its revocation undone)" "is not newer than the installed root.crl" \
   install --dir "$CA" --crl "$WORK/plain.crl"
-refused "install refuses two CRLs of one root (the last given would be kept)" "two CRLs of one root" \
+refused_ca "install refuses two CRLs of one root (the last given would be kept)" "two CRLs of one root" \
   install --dir "$CA" --crl "$WORK/revoking.crl" "$WORK/plain.crl"
 # Someone cuts the vault's record back to before the revocation: the record alone cannot tell (README), and the
 # vault's next CRL has the revocation's number without it.
 cp "$WORK/ceremony.before-revocation" "$V/ceremony.log"
 check "the cut record still verifies on its own (only the paper head shows it)" "$CA_BIN" root verify --dir "$V"
 "$CA_BIN" root crl --dir "$V" --root device "${Q[@]}" --out "$WORK/cut1.crl" >/dev/null
-refused "install refuses the CRL of the cut record (the revoked CRL's number again, without the revocation)" \
+refused_ca "install refuses the CRL of the cut record (the revoked CRL's number again, without the revocation)" \
   "is not newer than the installed root.crl" install --dir "$CA" --crl "$WORK/cut1.crl"
 "$CA_BIN" root crl --dir "$V" --root device "${Q[@]}" --out "$WORK/cut2.crl" >/dev/null
-refused "... and the next one (a higher number, the revocation left out)" \
+refused_ca "... and the next one (a higher number, the revocation left out)" \
   "no longer revokes the device-issuing CA's generation 1" install --dir "$CA" --crl "$WORK/cut2.crl"
 check "the installed roots' CRL still revokes the first device issuing CA" cmp -s "$WORK/revoking.crl" "$CA/root.crl"
 finish
