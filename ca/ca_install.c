@@ -378,8 +378,10 @@ static ct_err crl_not_older(const ca *c, const install_plan *p, size_t i, int k)
     CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
     /* None yet, or one its root never signed: nothing it revokes can be trusted to keep. */
     if (!c->installed || !ct_file_exists(path) || ct_file_read(path, PKI_MAX_CERT_DER * 64, &old) != CT_OK ||
-        pki_crl_read(old.data, old.len, root->data, root->len, &was) != CT_OK)
+        pki_crl_read(old.data, old.len, root->data, root->len, &was) != CT_OK) {
+        ct_err_clear();
         goto cleanup;
+    }
     if (same_der(&old, &p->crls[i])) goto cleanup; /* the same CRL again: an install cut off, run again */
     CT_GUARD(pki_crl_read(p->crls[i].data, p->crls[i].len, root->data, root->len, &now));
     CT_ENSURE_MSG(now.number > was.number, CT_ERR_USAGE, "%s is not newer than the installed %s (cRLNumber %llu, "
