@@ -2,6 +2,7 @@
  * (install), and the generations of each issuing CA. The token of a CA folder never holds a root key: an issuing
  * CA is certified only by the root vault's ceremony (camtrust-ca root sign). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -227,11 +228,13 @@ ct_err ca_rotate(ca *c, const char *which, char *out_path, size_t out_max)
     CT_GUARD(kind_parse(which, &kind));
     CT_GUARD(csr_path(c, kind, path, sizeof path));
     CT_GUARD(pending_key(c, kind, &generation, &key));
-    CT_ENSURE_MSG(!key, CT_ERR_EXISTS, "the %s CA's generation %lld is pending already: its request is %s; install "
-                  "the ceremony's certificate first", which, (long long)generation, path);
+    CT_ENSURE_MSG(!key || !ct_file_exists(path), CT_ERR_EXISTS, "the %s CA's generation %lld is pending already: its "
+                  "request is %s; install the ceremony's certificate first", which, (long long)generation, path);
+    /* A pending key without its request: a rotate cut off between the two. Its request is written again (the key
+     * is found, not made twice), or the generation could never be certified nor another one made. */
     CT_GUARD(ca_generation_request(c, kind, generation));
-    CT_GUARD(ct_snprintf(detail, sizeof detail, "v=2 which=%s generation=%lld request=%s", which, (long long)generation,
-                         ca_csr_file[kind]));
+    CT_GUARD(ct_snprintf(detail, sizeof detail, "v=2 which=%s generation=%lld request=%s%s", which,
+                         (long long)generation, ca_csr_file[kind], key ? " key=existing" : ""));
     CT_GUARD(db_audit_append(c->db, "cli", "ca.rotate", which, "ok", detail));
     if (out_path) CT_GUARD(ct_strlcpy(out_path, out_max, path));
 cleanup:
@@ -257,6 +260,7 @@ typedef struct {
     ct_buf folder_root[2];        /* root.pem, ops-root.pem when installed already */
     const given_cert *issuing[2]; /* the new generation of each kind, or NULL */
     int64_t generation[2];
+    bool resume[2];               /* the current generation's install, cut off after its row: completed */
     int crl_of[INSTALL_MAX_FILES]; /* whose CRL: a ca_crl_kind */
 } install_plan;
 
@@ -275,6 +279,29 @@ static bool self_signed(const given_cert *g)
 
 static bool same_der(const ct_buf *a, const ct_buf *b) { return a->len == b->len && memcmp(a->data, b->data, a->len) == 0; }
 
+/* Whether the request of `kind` is still in the folder and for the key `g` certifies: install removes it last, so
+ * beside its installed generation it marks an install cut off (the database has the generation, the folder's files
+ * and the certificates it signs may not). */
+static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const given_cert *g, bool *cut)
+{
+    ct_err rc = CT_OK;
+    char path[CA_PATH_MAX];
+    ct_buf der = CT_BUF_INIT;
+    pki_csr *csr = NULL;
+    uint8_t spki[32];
+    *cut = false;
+    CT_GUARD(csr_path(c, kind, path, sizeof path));
+    if (!ct_file_exists(path)) goto cleanup;
+    CT_GUARD(ct_pem_or_der_read(path, "CERTIFICATE REQUEST", PKI_MAX_CSR_DER, &der));
+    CT_GUARD(pki_csr_parse(der.data, der.len, &csr));
+    pki_csr_spki_sha256(csr, spki);
+    *cut = memcmp(spki, g->info.spki_sha256, sizeof spki) == 0;
+cleanup:
+    pki_csr_free(csr);
+    ct_buf_free(&der);
+    return rc;
+}
+
 /* Which kind's pending key `g` certifies; CT_ERR_USAGE naming the file when neither. */
 static ct_err match_request(ca *c, install_plan *p, const given_cert *g, ca_crl_kind *kind)
 {
@@ -291,9 +318,16 @@ static ct_err match_request(ca *c, install_plan *p, const given_cert *g, ca_crl_
             p->generation[k] = generation;
             return CT_OK;
         }
-        if (c->current[k] >= 0 && same_der(&c->gens[c->current[k]].s.cert_der, &g->der))
-            return ct_fail(CT_ERR_EXISTS, "%s is installed already (the %s CA's generation %lld)", g->path,
-                           kind_name[k], (long long)c->gens[c->current[k]].generation);
+        if (c->current[k] >= 0 && same_der(&c->gens[c->current[k]].s.cert_der, &g->der)) {
+            bool cut = false;
+            CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, g, &cut));
+            CT_ENSURE_RET(cut, ct_fail(CT_ERR_EXISTS, "%s is installed already (the %s CA's generation %lld)", g->path,
+                                       kind_name[k], (long long)c->gens[c->current[k]].generation));
+            *kind = (ca_crl_kind)k;
+            p->generation[k] = c->gens[c->current[k]].generation;
+            p->resume[k] = true;
+            return CT_OK;
+        }
     }
     return ct_fail(CT_ERR_USAGE, "%s certifies a key this CA did not ask for (its requests: %s, %s)", g->path,
                    ca_csr_file[CA_CRL_DEVICE], ca_csr_file[CA_CRL_OPS]);
@@ -329,6 +363,46 @@ static ct_err read_given(install_plan *p, const char *const *certs, size_t n_cer
         CT_GUARD_RET(ct_file_read(crls[i], PKI_MAX_CERT_DER * 64, &p->crls[p->n_crls++]));
     }
     return CT_OK;
+}
+
+/* A roots' CRL replacing the one installed (p->crls[i], of root `k`) must be newer and keep its revocations of this
+ * CA's issuing CAs: an older CRL, or one made from a ceremony record cut short (its last CRL entry gone, the next CRL
+ * reuses its number without its revocation), would bring a revoked issuing CA back. */
+static ct_err crl_not_older(const ca *c, const install_plan *p, size_t i, int k)
+{
+    ct_err rc = CT_OK;
+    char path[CA_PATH_MAX];
+    ct_buf old = CT_BUF_INIT;
+    pki_crl_info was, now;
+    const ct_buf *root = &p->folder_root[k];
+    CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
+    /* None yet, or one its root never signed: nothing it revokes can be trusted to keep. */
+    if (!c->installed || !ct_file_exists(path) || ct_file_read(path, PKI_MAX_CERT_DER * 64, &old) != CT_OK ||
+        pki_crl_read(old.data, old.len, root->data, root->len, &was) != CT_OK) {
+        ct_err_clear();
+        goto cleanup;
+    }
+    if (same_der(&old, &p->crls[i])) goto cleanup; /* the same CRL again: an install cut off, run again */
+    CT_GUARD(pki_crl_read(p->crls[i].data, p->crls[i].len, root->data, root->len, &now));
+    CT_ENSURE_MSG(now.number > was.number, CT_ERR_USAGE, "%s is not newer than the installed %s (cRLNumber %llu, "
+                  "this one %llu): an older CRL, or one made from a ceremony record cut short", p->crl_paths[i],
+                  root_crl_file[k], (unsigned long long)was.number, (unsigned long long)now.number);
+    for (size_t g = 0; g < c->n_gens; g++) {
+        const ca_generation *gen = &c->gens[g];
+        pki_crl_status before, after;
+        if ((int)gen->kind != k ||
+            pki_crl_check(old.data, old.len, root->data, root->len, gen->s.cert_der.data, gen->s.cert_der.len,
+                          &before) != CT_OK || !before.revoked)
+            continue;
+        CT_GUARD(pki_crl_check(p->crls[i].data, p->crls[i].len, root->data, root->len, gen->s.cert_der.data,
+                               gen->s.cert_der.len, &after));
+        CT_ENSURE_MSG(after.revoked, CT_ERR_USAGE, "%s no longer revokes the %s CA's generation %lld, which the "
+                      "installed %s revokes: made from a ceremony record cut short?", p->crl_paths[i], kind_name[k],
+                      (long long)gen->generation, root_crl_file[k]);
+    }
+cleanup:
+    ct_buf_free(&old);
+    return rc;
 }
 
 /* Every check, before anything is written. */
@@ -406,6 +480,10 @@ static ct_err install_check(ca *c, install_plan *p)
         }
         CT_ENSURE_RET(found, ct_fail(CT_ERR_USAGE, "%s is not a CRL of this CA's roots (%s, %s)", p->crl_paths[i],
                                      ca_key_cert_file[CA_KEY_DEVICE_ROOT], ca_key_cert_file[CA_KEY_OPS_ROOT]));
+        for (size_t j = 0; j < i; j++) /* the last given would be kept, whichever is newer */
+            CT_ENSURE_RET(p->crl_of[j] != p->crl_of[i], ct_fail(CT_ERR_USAGE, "two CRLs of one root: %s and %s",
+                                                                p->crl_paths[j], p->crl_paths[i]));
+        CT_GUARD_RET(crl_not_older(c, p, i, p->crl_of[i]));
     }
     return CT_OK;
 }
@@ -436,15 +514,15 @@ static ct_err install_apply(ca *c, install_plan *p)
         CT_GUARD_RET(ct_hex_encode(g->info.cert_sha256, 32, fp, sizeof fp));
         CT_GUARD_RET(ct_snprintf(detail, sizeof detail, "v=2 which=%s generation=%lld cert_serial=%s sha256=%s",
                                  kind_name[k], (long long)p->generation[k], g->info.serial_hex, fp));
-        CT_GUARD_RET(db_issuing_ca_add(c->db, (db_crl_issuer)k, p->generation[k], uri, g->der.data, g->der.len, "cli",
-                                       detail, &id));
+        if (!p->resume[k])
+            CT_GUARD_RET(db_issuing_ca_add(c->db, (db_crl_issuer)k, p->generation[k], uri, g->der.data, g->der.len,
+                                           "cli", detail, &id));
         CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, ca_key_cert_file[issuing_role[k]]));
         CT_GUARD_RET(ca_write_pem_chain(path, one, 1));
         CT_GUARD_RET(ca_cert_file_record(c, ca_key_cert_file[issuing_role[k]], &g->der));
-        CT_GUARD_RET(csr_path(c, (ca_crl_kind)k, path, sizeof path));
-        (void)unlink(path); /* answered */
         kinds |= 1u << k;
     }
+    ct_failpoint("install:generations");
     bool first = !c->installed;
     c->installed = true;
     CT_GUARD_RET(ca_generations_load(c));
@@ -454,7 +532,14 @@ static ct_err install_apply(ca *c, install_plan *p)
     CT_GUARD_RET(ca_operational_certs_issue(c, kinds));
     CT_GUARD_RET(ca_certs_open(c)); /* the checkpoint key's certificate, and each certificate file not recorded yet */
     /* The empty log's tree head, now that its key is certified: /log/sth answers from the start. */
-    return first ? ca_log_sth(c, "cli", NULL) : CT_OK;
+    if (first) CT_GUARD_RET(ca_log_sth(c, "cli", NULL));
+    for (int k = 0; k < 2; k++) /* answered, last: until then the same install run again completes it */
+        if (kinds & (1u << k)) {
+            CT_GUARD_RET(csr_path(c, (ca_crl_kind)k, path, sizeof path));
+            CT_ENSURE_RET(unlink(path) == 0 || errno == ENOENT,
+                          ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno)));
+        }
+    return CT_OK;
 }
 
 ct_err ca_install(const char *dir, const char *const *certs, size_t n_certs, const char *const *crls, size_t n_crls)

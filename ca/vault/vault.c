@@ -230,12 +230,46 @@ cleanup:
     return rc;
 }
 
+typedef struct {
+    char module[VAULT_TOKEN_FIELD_MAX], token[VAULT_TOKEN_FIELD_MAX];
+    bool recorded;
+} init_token;
+
+static ct_err init_token_get(const char *line, void *arg)
+{
+    init_token *t = arg;
+    char seq[16];
+    if (vault_entry_get(line, "seq", seq, sizeof seq) && strcmp(seq, "1") == 0)
+        t->recorded = vault_entry_get(line, "module", t->module, sizeof t->module) &&
+                      vault_entry_get(line, "token", t->token, sizeof t->token);
+    return CT_OK;
+}
+
+/* The PIN goes only to the module and token the record's init entry names (signed by the device root): whoever can
+ * write vault.conf could otherwise name a module of theirs, which would be handed the rebuilt PIN at the next
+ * ceremony and could pass it on to the real token unseen. A vault made before its init entry named them: as is. */
+static ct_err token_as_recorded(const vault *v)
+{
+    init_token t = {0};
+    char module[VAULT_TOKEN_FIELD_MAX], token[VAULT_TOKEN_FIELD_MAX];
+    CT_GUARD_RET(vault_record_each(&v->rec, init_token_get, &t));
+    if (!t.recorded) return CT_OK;
+    CT_GUARD_RET(vault_field_escape(v->hs.module, module, sizeof module));
+    CT_GUARD_RET(vault_field_escape(v->hs.token, token, sizeof token));
+    CT_ENSURE_RET(strcmp(module, t.module) == 0 && strcmp(token, t.token) == 0,
+                  ct_fail(CT_ERR_FORBIDDEN, "%s names PKCS#11 module %.200s, token %.40s; the ceremony record's init "
+                          "names %.200s, %.40s: no PIN is given to another token (vault.conf was changed?)",
+                          VAULT_CONFIG_FILE, module, token, t.module, t.token));
+    return CT_OK;
+}
+
 /* A quorum's shares, then the token logged in with the PIN they rebuild (wiped at once). */
 static ct_err vault_unlock(vault *v, const vault_quorum *q)
 {
     ct_err rc = CT_OK;
     uint8_t secret[VAULT_SECRET_LEN];
     char user[65], so[65];
+    CT_GUARD(token_as_recorded(v));
     CT_GUARD(shares_combine(v, q, secret));
     CT_GUARD(pins_from_secret(secret, user, so));
     CT_GUARD(hsm_open_settings_pin(&v->hs, user, &v->h));
@@ -317,7 +351,8 @@ static ct_err build(vault *v, const vault_init_args *a, const char *stage)
 {
     ct_err rc = CT_OK;
     uint8_t secret[VAULT_SECRET_LEN];
-    char user[65], so[65], fields[1024], id_hex[65], fp_dev[65], fp_ops[65], path[VAULT_PATH_MAX];
+    char user[65], so[65], fields[VAULT_ENTRY_MAX], id_hex[65], fp_dev[65], fp_ops[65], path[VAULT_PATH_MAX];
+    char module[VAULT_TOKEN_FIELD_MAX], token[VAULT_TOKEN_FIELD_MAX];
     pki_issued_info dev_info, ops_info;
     uint8_t fp[32];
     hsm_key_type type = a->curve && strcmp(a->curve, "P-384") == 0 ? HSM_EC_P384 : HSM_EC_P256;
@@ -346,10 +381,13 @@ static ct_err build(vault *v, const vault_init_args *a, const char *stage)
     CT_GUARD(ct_sha256(v->ops_der.data, v->ops_der.len, fp));
     CT_GUARD(ct_hex_encode(fp, sizeof fp, fp_ops, sizeof fp_ops));
     /* One entry per root, each signed by its own key: both are in the token from the first lines of the record. */
+    CT_GUARD(vault_field_escape(v->hs.module, module, sizeof module));
+    CT_GUARD(vault_field_escape(v->hs.token, token, sizeof token));
     CT_GUARD(ct_snprintf(fields, sizeof fields,
-                         "vault=%s curve=%s custodians=%u quorum=%u root_serial=%s root_sha256=%s shares_made=1-%u",
+                         "vault=%s curve=%s custodians=%u quorum=%u root_serial=%s root_sha256=%s shares_made=1-%u "
+                         "module=%s token=%s",
                          id_hex, type == HSM_EC_P384 ? "P-384" : "P-256", a->custodians, a->quorum,
-                         dev_info.serial_hex, fp_dev, a->custodians));
+                         dev_info.serial_hex, fp_dev, a->custodians, module, token));
     CT_GUARD(vault_record_append(stage, &v->rec, v->device, "device", "init", fields));
     CT_GUARD(ct_snprintf(fields, sizeof fields, "vault=%s ops_root_serial=%s ops_root_sha256=%s", id_hex,
                          ops_info.serial_hex, fp_ops));

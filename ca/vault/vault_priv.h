@@ -60,6 +60,7 @@ bool vault_pin_check_ok(const uint8_t secret[VAULT_SECRET_LEN], const uint8_t ch
  * the SHA-256 of the line up to " sig=". Values hold no spaces (vault_field_escape). */
 #define VAULT_RECORD_MAX (4 * 1024 * 1024)
 #define VAULT_ENTRY_MAX 4096
+#define VAULT_TOKEN_FIELD_MAX (3 * 1024) /* a PKCS#11 module path or token label, escaped */
 typedef struct {
     ct_buf text;     /* the whole file, verified */
     size_t entries;

@@ -2,7 +2,8 @@
 # The offline root vault end to end: a 2-of-3 ceremony with passphrase files, issuing CAs certified and checked by
 # openssl, the roots' CRLs checked by openssl crl -CAfile, every refusal (too few shares, a wrong passphrase, a share
 # of another vault, a tampered or forged share, a CSR asking more than its profile) leaving the vault, its token and
-# its record byte for byte as they were, and an edited, deleted or reordered record entry caught.
+# its record byte for byte as they were, an edited, deleted or reordered record entry caught, and a vault.conf
+# naming another PKCS#11 module than the record's init entry refused before the PIN is rebuilt.
 # Usage: vault.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -182,6 +183,19 @@ check "root crl --root ops: the operations root's CRL verifies with ops-root.pem
   openssl crl -inform DER -in "$WORK/ops.crl" -CAfile "$V/ops-root.pem" -noout
 
 # Passphrases typed on a terminal: asked once the prompt is shown, never echoed.
+# Whoever can write vault.conf names a PKCS#11 module of their own (here a copy of SoftHSM's, at a path they own): at
+# the next ceremony it would be handed the PIN the shares rebuild, and could pass it on to the real token unseen. The
+# init entry (signed by the device root) names the module and token: any other is refused before any passphrase.
+cp /usr/lib/softhsm/libsofthsm2.so "$WORK/their-module.so"
+cp "$V/vault.conf" "$WORK/vault.conf.good"
+printf 'hsm.module = %s\n' "$WORK/their-module.so" >>"$V/vault.conf"
+refused "a vault.conf naming another PKCS#11 module is refused: the PIN goes to the module the record names" \
+  "the ceremony record's init names" \
+  root sign --dir "$V" --csr "$WORK/dev.csr" --profile device-issuing $(share 1) $(share 2)
+cp "$WORK/vault.conf.good" "$V/vault.conf"
+check "the record's init entry names the module and token" grep -q "^seq=1 .* module=.*libsofthsm2.so token=camtrust-vault " \
+  "$V/ceremony.log"
+
 python3 "$HERE/vault_tty.py" "3=custodian 3 passphrase" "1=custodian 1 passphrase" -- "$CA_BIN" root crl --dir "$V" \
   --root ops --share "$V/custodian-3.share" --share "$V/custodian-1.share" --out "$WORK/tty.crl" >"$WORK/tty.txt" 2>&1 || true
 check "passphrases typed on the terminal after their prompts work" bash -c \
