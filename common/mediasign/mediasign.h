@@ -186,7 +186,8 @@ CT_MUST_CHECK ct_err ms_chain_trusted(const ms_verify_config *cfg, const uint8_t
 /* ---- the format itself (exposed for tests and fuzzing) ---- */
 typedef struct {
     uint8_t reserved;
-    bool has_general, has_hashes, has_signature, has_chain, has_crypto;
+    bool has_general, has_hashes, has_signature, has_chain, has_crypto, has_model, has_psets;
+    uint8_t psets[MS_HASH_LEN]; /* camtrust's parameter-set digest of the GOP (has_psets) */
     uint32_t counter;
     uint16_t nals;
     int64_t timestamp;

@@ -32,6 +32,7 @@ ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_inf
     case MEDIA_NAL_VCL_OTHER: return MS_ROLE_UNHASHED;
     case MEDIA_NAL_SEI:
     case MEDIA_NAL_SUFFIX_SEI: return MS_ROLE_SEI;
+    case MEDIA_NAL_PARAM: return MS_ROLE_PARAM;
     default: return MS_ROLE_IGNORED;
     }
 }
@@ -60,6 +61,7 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
     uint8_t h[2 * MS_HASH_LEN];
     /* Trailing zero bytes are not part of the NAL unit (some muxers leave one). */
     while (len > 0 && nal[len - 1] == 0) len--;
+    CT_GUARD_RET(ms_psets_picture(&g->ps, start));
     if (start) ms_gop_reset(g);
     CT_ENSURE_RET(g->started || start, CT_ERR_ARG);
     CT_ENSURE_RET(g->n < MS_MAX_GOP_NALS,
@@ -73,6 +75,28 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
     memcpy(h, g->anchor, MS_HASH_LEN);
     CT_GUARD_RET(ct_sha256(h, sizeof h, g->hashes[g->n]));
     g->n++;
+    return CT_OK;
+}
+
+ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type)
+{
+    bool pps = type == 8 || type == 34; /* H.264, H.265 (no parameter set of one has the other's PPS type) */
+    while (len > 0 && nal[len - 1] == 0) len--; /* as ms_gop_add */
+    CT_GUARD_RET(ct_sha256(nal, len, p->run[1]));
+    if (!p->open || (p->after_pps && !pps)) memset(p->run[0], 0, MS_HASH_LEN);
+    p->open = true;
+    p->after_pps = pps;
+    return ct_sha256(p->run, sizeof p->run, p->run[0]);
+}
+
+ct_err ms_psets_picture(ms_psets *p, bool start)
+{
+    if (p->open) {
+        memcpy(p->gop[1], p->run[0], MS_HASH_LEN);
+        p->open = false;
+        if (!start) CT_GUARD_RET(ct_sha256(p->gop, sizeof p->gop, p->gop[0]));
+    }
+    if (start) memcpy(p->gop[0], p->gop[1], MS_HASH_LEN);
     return CT_OK;
 }
 
@@ -162,6 +186,10 @@ ct_err ms_sei_begin(media_codec c, bool suffix, const ms_gop_doc *d, const ms_si
     CT_GUARD(put_info_tlvs(&body, cfg));
     if (d) CT_GUARD(put_gop_tlvs(&body, d));
     CT_GUARD(put_model_tlv(&body, cfg->model));
+    if (d) { /* signed with the GOP: arbitrary data, which the reference validator reads past (it knows no other tag) */
+        CT_GUARD(put_tl(&body, MS_TAG_ARBITRARY, 1 + MS_HASH_LEN));
+        CT_GUARD(ct_buf_append(&body, d->psets, MS_HASH_LEN));
+    }
     /* The payload size goes first and covers the signature TLV, whose size is fixed for that reason. */
     nal->len = 0;
     CT_GUARD(media_sei_header(c, suffix, body.len + 4 + 2 + MS_SIG_MAX, nal));
@@ -266,8 +294,10 @@ static ct_err parse_tlv(uint8_t tag, const uint8_t *v, size_t n, size_t at, ms_s
         out->has_chain = true;
         return CT_OK;
     case MS_TAG_ARBITRARY:
-        if (n - 1 > strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0)
-            copy_text(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
+        if (n - 1 >= strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0)
+            out->has_model = true, copy_text(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
+        else if (n == 1 + MS_HASH_LEN)
+            memcpy(out->psets, v + 1, MS_HASH_LEN), out->has_psets = true; /* camtrust's only with its model: below */
         return CT_OK;
     default: return CT_OK; /* unknown tags are skipped: later versions may add some */
     }
@@ -290,5 +320,7 @@ ct_err ms_sei_parse(media_codec c, const uint8_t *rbsp, size_t len, ms_sei *out)
         CT_GUARD_RET(parse_tlv(tag, rbsp + pos + 3, n, pos, out));
         pos += 3 + n;
     }
+    /* A digest of 32 bytes is camtrust's parameter sets only in an SEI that names a camtrust model. */
+    out->has_psets = out->has_psets && out->has_model;
     return CT_OK;
 }

@@ -95,7 +95,7 @@ static ct_err make_doc(ms_signer *s, bool suffix, bool gop)
 {
     ct_err rc = CT_OK;
     ct_buf doc = CT_BUF_INIT;
-    ms_gop_doc d = {&s->gop, s->gop_time, s->counter, s->have_prev ? s->prev_anchor : NULL};
+    ms_gop_doc d = {&s->gop, s->gop_time, s->counter, s->have_prev ? s->prev_anchor : NULL, s->gop.ps.gop[0]};
     CT_GUARD(ct_buf_alloc(&doc, MS_MAX_SEI));
     CT_GUARD(ms_sei_begin(s->cfg.codec, suffix, gop ? &d : NULL, &s->cfg, &doc));
     CT_GUARD(submit(s, &doc));
@@ -171,6 +171,7 @@ ct_err ms_signer_push(ms_signer *s, const uint8_t *nal, size_t len, int64_t time
     case MS_ROLE_PICTURE:
         /* Pictures before the first IRAP belong to no GOP the format can describe: they stay unsigned. */
         return s->gop.started ? ms_gop_add(&s->gop, nal, len, false) : CT_OK;
+    case MS_ROLE_PARAM: return ms_psets_param(&s->gop.ps, nal, len, info.type);
     case MS_ROLE_UNHASHED:
         return ct_fail(CT_ERR_BAD_REQUEST, "%s NAL unit type %u (leading or sub-layer pictures) cannot be signed: "
                                            "ONVIF Media Signing does not hash it; encode closed GOPs without them",
