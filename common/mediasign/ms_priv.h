@@ -37,6 +37,7 @@ ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_inf
  * pictures. Signer and verifier run this same code (ms_gop_add closes runs). */
 typedef struct {
     uint8_t run[2][MS_HASH_LEN]; /* the run so far, then the unit being added: chained in place */
+    uint8_t tlv[4];              /* the SEI's TLV header (ms_gop_init), so that tlv..gop[0] is the whole TLV */
     uint8_t gop[2][MS_HASH_LEN]; /* the GOP's digest, then the set in effect */
     bool open, after_pps;        /* a run since the last picture; its last unit a PPS */
 } ms_psets;
@@ -69,7 +70,7 @@ typedef struct {
     int64_t timestamp;
     uint32_t counter;
     const uint8_t *linked; /* NULL: zeros (first GOP) */
-    const uint8_t *psets;  /* the GOP's ms_psets digest */
+    const uint8_t *psets_tlv; /* the GOP's ms_psets digest as a TLV: its `tlv` */
 } ms_gop_doc;
 CT_MUST_CHECK ct_err ms_sei_begin(media_codec c, bool suffix, const ms_gop_doc *d, const ms_signer_config *cfg,
                                   ct_buf *nal);
