@@ -9,8 +9,8 @@ const uint8_t ms_uuid[MEDIA_UUID_LEN] = {0x00, 0x5b, 0xc9, 0x3f, 0x2d, 0x71, 0x5
                                          0xad, 0xa4, 0x79, 0x6f, 0x90, 0x87, 0x7a, 0x6f};
 /* The crypto info TLV is the same in every SEI: version, the DER OID of SHA-256 and its length, no signing OID
  * (EC keys carry their curve), RSA size 0. Written whole (the camera's code is counted in bytes). */
-static const uint8_t crypto_tlv[] = {MS_TAG_CRYPTO, 0, 16, 1, 11, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-                                     0x01, 0, 0, 0};
+static const uint8_t crypto_tlv[] = {MS_TAG_CRYPTO, 0, 16, 1 /* version */, 11,
+                                     0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0, 0, 0};
 static const uint8_t *const oid_sha256 = crypto_tlv + 5;
 #define OID_SHA256_LEN 11
 
@@ -155,8 +155,8 @@ static ct_err put_info_tlvs(ct_buf *b, const ms_signer_config *cfg)
 static ct_err put_gop_tlvs(ct_buf *b, const ms_gop_doc *d)
 {
     /* The general TLV's fixed part built here and appended in one piece (the camera's code is counted in bytes). */
-    uint8_t f[4 + 3 + 1 + 8 + 4 + 2 + 2 * MS_HASH_LEN] = {MS_TAG_GENERAL, 0, sizeof f - 3, 1, 1, 0, 0 /* version 1.0.0 */,
-                                                          0 /* a whole GOP, not a partial one */};
+    uint8_t f[4 + 3 + 1 + 8 + 4 + 2 + 2 * MS_HASH_LEN] = {
+        MS_TAG_GENERAL, 0, sizeof f - 3, 1, 1, 0, 0 /* implementation 1.0.0 */, 0 /* a whole GOP, not a partial one */};
     const ms_gop *g = d->gop;
     be_store(f + 8, (uint64_t)d->timestamp, 8);
     be_store(f + 16, d->counter, 4);
@@ -295,10 +295,13 @@ static ct_err parse_tlv(uint8_t tag, const uint8_t *v, size_t n, size_t at, ms_s
         out->has_chain = true;
         return CT_OK;
     case MS_TAG_ARBITRARY:
-        if (n - 1 >= strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0)
-            out->has_model = true, copy_text(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
-        else if (n == 1 + MS_HASH_LEN)
-            memcpy(out->psets, v + 1, MS_HASH_LEN), out->has_psets = true; /* camtrust's only with its model: below */
+        if (n - 1 >= strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0) {
+            out->has_model = true;
+            copy_text(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
+        } else if (n == 1 + MS_HASH_LEN) { /* camtrust's parameter sets only beside its model: below */
+            memcpy(out->psets, v + 1, MS_HASH_LEN);
+            out->has_psets = true;
+        }
         return CT_OK;
     default: return CT_OK; /* unknown tags are skipped: later versions may add some */
     }

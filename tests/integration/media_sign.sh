@@ -89,7 +89,7 @@ for _ in $(seq 1 600); do
 done
 ffmpeg -v error -re -i "$WORK/signed-clip.mp4" -c copy -f rtp "rtp://127.0.0.1:$RTP_PORT" >/dev/null 2>&1 || true
 wait $RX 2>/dev/null || true
-check_eq "RTP packetization and depacketization by ffmpeg (loopback), the SDP's parameter sets put in band: the clip still verifies" \
+check_eq "RTP packetization and depacketization by ffmpeg (loopback), SDP parameter sets in band: still verifies" \
   0 "$(verify_rc "$WORK/rtp.h264")"
 # Without them (ffmpeg's plain RTP to Annex B) a player takes them from the SDP, which no signature covers.
 ffmpeg -v error -y -i "$WORK/rtp.h264" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/rtp-noparams.h264"
@@ -197,7 +197,8 @@ width() { ffprobe -v error -select_streams v:0 -show_entries stream=width -of cs
 for f in clip.h264:h264_metadata clip.mp4:h264_metadata clip.h265:hevc_metadata clip265.mp4:hevc_metadata; do
   clip=${f%%:*} bsf=${f#*:}
   ffmpeg -v error -y -i "$WORK/signed-$clip" -c copy -bsf:v "$bsf=crop_right=64" "$WORK/crop-$clip"
-  check_eq "signed $clip with its SPS cropping rewritten: a viewer sees 576 of 640 columns" 576 "$(width "$WORK/crop-$clip")"
+  check_eq "signed $clip with its SPS cropping rewritten: a viewer sees 576 of 640 columns" 576 \
+    "$(width "$WORK/crop-$clip")"
   check_eq "... exit 1" 1 "$(verify_rc "$WORK/crop-$clip")"
   check "... every GOP altered, the parameter sets named" bash -c "grep -q '(4 altered)' '$WORK/out' && \
     grep -q '^GOP 1 .*altered .*the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ' '$WORK/out'"
