@@ -148,6 +148,14 @@ START_TEST(parameter_sets_signed)
         ck_assert_msg(!s.authentic, "%s", names[i][1]);
         ck_assert_uint_eq(s.count[MS_ALTERED], 2);
     }
+    /* fragmented (the in-band parameter sets, as a camera's recording carries them) */
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof '%s'",
+                           path("c.h264"), path("cf.mp4")),
+                     0);
+    ms_summary f = verify_with(path("cf.mp4"), &root_der, NULL);
+    ck_assert_str_eq(f.container, "fragmented MP4");
+    ck_assert(!f.authentic);
+    ck_assert_uint_eq(f.count[MS_ALTERED], 2);
 }
 END_TEST
 
