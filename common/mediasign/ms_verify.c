@@ -356,6 +356,9 @@ static void emit_head(ms_verifier *v, bool at_end)
                            memcmp(g->psets, none, MS_HASH_LEN) == 0
                                ? "no parameter sets (SPS/PPS/VPS) in the clip before its pictures: a player takes them "
                                  "from elsewhere (an RTP session's SDP), which no signature covers"
+                           : memcmp(g->s.psets, none, MS_HASH_LEN) == 0
+                               ? "its parameter sets (SPS/PPS/VPS) were not signed: the camera had none in band (a "
+                                 "recording made from an MP4 whose samples do not carry them)"
                                : "the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ from those "
                                  "signed: altered, added, removed or replaced");
             } else if (r.status == MS_AUTHENTIC) {

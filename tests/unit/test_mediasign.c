@@ -156,6 +156,18 @@ START_TEST(parameter_sets_signed)
     ck_assert_str_eq(f.container, "fragmented MP4");
     ck_assert(!f.authentic);
     ck_assert_uint_eq(f.count[MS_ALTERED], 2);
+    /* fragmented with the parameter sets in the sample entry only (the signed MP4's avcC, none in band): signed with
+     * the GOPs, they verify; cropped, they do not (the old code: authentic both) */
+    const char *frag[][2] = {{"s.mp4", "sf.mp4"}, {"c.mp4", "cf2.mp4"}};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy "
+                               "-movflags frag_keyframe+empty_moov+default_base_moof '%s'",
+                               path(frag[i][0]), path(frag[i][1])),
+                         0);
+        f = verify_with(path(frag[i][1]), &root_der, NULL);
+        ck_assert_str_eq(f.container, "fragmented MP4");
+        ck_assert_msg(f.authentic == (i == 0), "%s: %s", frag[i][1], f.problem);
+    }
 }
 END_TEST
 
