@@ -86,6 +86,7 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
     return CT_OK;
 }
 
+/* Both out of line: inlined into their callers they cost the camera's binary a page (agent_size). */
 __attribute__((noinline)) ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type)
 {
     bool pps = type == 8 || type == 34; /* H.264, H.265 (no parameter set of one has the other's PPS type) */
