@@ -246,7 +246,8 @@ typedef ct_err (*cenc_pssh_fn)(void *arg, const cenc_pssh *p);
 CT_MUST_CHECK ct_err cenc_list(const uint8_t *in, size_t len, cenc_scheme *scheme, cenc_pssh_fn cb, void *arg);
 
 /* Every NAL unit of the video samples as stored (slices still encrypted), with its sample's decoding time in
- * seconds: what a custodian's signature check reads, needing no key. */
+ * seconds: what a custodian's signature check reads, needing no key. First the sample entry's parameter sets
+ * (avcC/hvcC), time -1. */
 CT_MUST_CHECK ct_err cenc_walk(const uint8_t *in, size_t len, cenc_nal_fn cb, void *arg);
 
 /* ---- files ---- */

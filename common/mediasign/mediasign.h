@@ -17,11 +17,18 @@
  *                  GOP hash (32), linked hash (32): the previous GOP's anchor, zeros for the first GOP
  *   2 hash list    ver, 32 bytes per picture NAL unit of the GOP in stream order
  *   7 arbitrary    ver, "camtrust:model=M" (the camera model, signed with the rest)
+ *   7 arbitrary    (GOP SEIs) ver, 32 bytes: the digest of the parameter sets the GOP's pictures are decoded with
+ *                  (camtrust's own binding, ms_psets in ms_priv.h; read only in an SEI that names a camtrust model)
  *   3 signature    ver, DER signature length (2), ECDSA P-256 DER signature padded with 0x01 to 72 bytes
  * then the rbsp stop byte 0x80. The signature is ECDSA(SHA-256(document)), the document being the SEI NAL unit
  * from its header to the signature TLV (exclusive), without emulation prevention bytes.
  * Hashing: picture NAL units only (H.264 types 1 and 5, H.265 0-1 and 16-21; not SPS/PPS/VPS, AUD or SEI),
- * header to stop bit, trailing zero bytes excluded. A GOP starts at the first slice of an IRAP picture: its
+ * header to stop bit, trailing zero bytes excluded. Parameter sets: the format leaves them out ("excluded until
+ * there is a solution", ONVIF Media Signing 5.2), yet a rewritten SPS (cropping, VUI) changes what a viewer sees;
+ * camtrust signs their digest per GOP in the arbitrary-data TLV above, the format's place for vendor data (ONVIF's
+ * reference validator fails on a tag it does not know, and reads past arbitrary data): the last group of parameter
+ * sets before each picture, in band or, for an MP4, in the sample entry (avcC/hvcC) first. Clips without that TLV
+ * (other vendors', older ones) are checked as before. A GOP starts at the first slice of an IRAP picture: its
  * hash is the anchor A = H(I); the list holds A, then H(A || H(N)) for every other picture NAL unit N; the GOP
  * hash is H(list). The certificate SEI carries tags 4, 5, 6, 7 and 3. */
 #ifndef CAMTRUST_MEDIASIGN_H
@@ -186,7 +193,8 @@ CT_MUST_CHECK ct_err ms_chain_trusted(const ms_verify_config *cfg, const uint8_t
 /* ---- the format itself (exposed for tests and fuzzing) ---- */
 typedef struct {
     uint8_t reserved;
-    bool has_general, has_hashes, has_signature, has_chain, has_crypto;
+    bool has_general, has_hashes, has_signature, has_chain, has_crypto, has_model, has_psets;
+    uint8_t psets[MS_HASH_LEN]; /* camtrust's parameter-set digest of the GOP (has_psets) */
     uint32_t counter;
     uint16_t nals;
     int64_t timestamp;

@@ -129,6 +129,11 @@ ct_err ms_sign_file(const ms_signer_config *cfg, const char *in_path, const char
     CT_GUARD(cenc_out_open(out_path, 0666, &c.of));
     c.out = c.of.f;
     if (mp4) {
+        /* The sample entry's parameter sets (avcC/hvcC) first: what a decoder starts with, signed with the GOPs. */
+        const uint8_t *ps;
+        size_t ps_len;
+        for (size_t i = 0; media_mp4_param_set(mp4, i, &ps, &ps_len) == CT_OK; i++)
+            CT_GUARD(ms_signer_push(c.s, ps, ps_len, 0));
         CT_GUARD(media_mp4_rewrite(mp4, c.out, sign_sample, &c));
         CT_ENSURE_MSG(vid.samples > 0, CT_ERR_BAD_REQUEST, "the video track has no samples");
         st->bytes_in = in.len;
@@ -180,6 +185,10 @@ static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_go
     time_t created = media_mp4_creation_time(m);
     CT_GUARD(ms_verifier_open(cfg, vid.codec, created ? created : time(NULL), created ? "MP4 creation time" : no_time,
                               cb, arg, &v));
+    const uint8_t *ps;
+    size_t ps_len;
+    for (size_t i = 0; media_mp4_param_set(m, i, &ps, &ps_len) == CT_OK; i++)
+        CT_GUARD(ms_verifier_push(v, ps, ps_len, -1));
     for (uint32_t i = 0; i < vid.samples; i++) {
         const uint8_t *nal;
         size_t pos = 0, n;

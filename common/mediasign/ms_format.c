@@ -1,4 +1,5 @@
 /* The ONVIF Media Signing format: which NAL units are hashed and how, and the SEI TLVs (layout in mediasign.h). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,8 +7,12 @@
 
 const uint8_t ms_uuid[MEDIA_UUID_LEN] = {0x00, 0x5b, 0xc9, 0x3f, 0x2d, 0x71, 0x5e, 0x95,
                                          0xad, 0xa4, 0x79, 0x6f, 0x90, 0x87, 0x7a, 0x6f};
-static const uint8_t oid_sha256[11] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
-static const uint8_t impl_version[3] = {1, 0, 0};
+/* The crypto info TLV is the same in every SEI: version, the DER OID of SHA-256 and its length, no signing OID
+ * (EC keys carry their curve), RSA size 0. Written whole (the camera's code is counted in bytes). */
+static const uint8_t crypto_tlv[] = {MS_TAG_CRYPTO, 0, 16, 1 /* version */, 11,
+                                     0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0, 0, 0};
+static const uint8_t *const oid_sha256 = crypto_tlv + 5;
+#define OID_SHA256_LEN 11
 
 /* 100 ns units between 1601-01-01 and 1970-01-01. */
 #define MS_EPOCH_DIFF 116444736000000000LL
@@ -32,13 +37,17 @@ ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_inf
     case MEDIA_NAL_VCL_OTHER: return MS_ROLE_UNHASHED;
     case MEDIA_NAL_SEI:
     case MEDIA_NAL_SUFFIX_SEI: return MS_ROLE_SEI;
+    case MEDIA_NAL_PARAM: return MS_ROLE_PARAM;
     default: return MS_ROLE_IGNORED;
     }
 }
 
+_Static_assert(offsetof(ms_psets, gop) == offsetof(ms_psets, tlv) + 4, "the digest follows its TLV header");
+
 ct_err ms_gop_init(ms_gop *g)
 {
     memset(g, 0, sizeof *g);
+    memcpy(g->ps.tlv, (const uint8_t[4]){MS_TAG_ARBITRARY, 0, 1 + MS_HASH_LEN, 1 /* version */}, 4);
     g->hashes = calloc(MS_MAX_GOP_NALS, sizeof *g->hashes);
     return g->hashes ? CT_OK : CT_ERR_NOMEM;
 }
@@ -60,6 +69,7 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
     uint8_t h[2 * MS_HASH_LEN];
     /* Trailing zero bytes are not part of the NAL unit (some muxers leave one). */
     while (len > 0 && nal[len - 1] == 0) len--;
+    CT_GUARD_RET(ms_psets_picture(&g->ps, start));
     if (start) ms_gop_reset(g);
     CT_ENSURE_RET(g->started || start, CT_ERR_ARG);
     CT_ENSURE_RET(g->n < MS_MAX_GOP_NALS,
@@ -73,6 +83,29 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
     memcpy(h, g->anchor, MS_HASH_LEN);
     CT_GUARD_RET(ct_sha256(h, sizeof h, g->hashes[g->n]));
     g->n++;
+    return CT_OK;
+}
+
+/* Both out of line: inlined into their callers they cost the camera's binary a page (agent_size). */
+__attribute__((noinline)) ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type)
+{
+    bool pps = type == 8 || type == 34; /* H.264, H.265 (no parameter set of one has the other's PPS type) */
+    while (len > 0 && nal[len - 1] == 0) len--; /* as ms_gop_add */
+    CT_GUARD_RET(ct_sha256(nal, len, p->run[1]));
+    if (!p->open || (p->after_pps && !pps)) memset(p->run[0], 0, MS_HASH_LEN);
+    p->open = true;
+    p->after_pps = pps;
+    return ct_sha256(p->run, sizeof p->run, p->run[0]);
+}
+
+__attribute__((noinline)) ct_err ms_psets_picture(ms_psets *p, bool start)
+{
+    if (p->open) {
+        memcpy(p->gop[1], p->run[0], MS_HASH_LEN);
+        p->open = false;
+        if (!start) CT_GUARD_RET(ct_sha256(p->gop, sizeof p->gop, p->gop[0]));
+    }
+    if (start) memcpy(p->gop[0], p->gop[1], MS_HASH_LEN);
     return CT_OK;
 }
 
@@ -90,27 +123,23 @@ static ct_err put_tl(ct_buf *b, uint8_t tag, size_t len)
     return ct_buf_append(b, h, sizeof h);
 }
 
-static ct_err put_be(ct_buf *b, uint64_t v, int bytes)
+static void be_store(uint8_t *p, uint64_t v, int bytes)
 {
-    uint8_t x[8];
-    for (int i = 0; i < bytes; i++) x[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
-    return ct_buf_append(b, x, (size_t)bytes);
+    for (int i = 0; i < bytes; i++) p[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
 }
 
 static ct_err put_str8(ct_buf *b, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     CT_ENSURE_RET(n < 256, ct_fail(CT_ERR_USAGE, "vendor string of %zu bytes", n));
-    CT_GUARD_RET(put_be(b, n, 1));
+    uint8_t n8 = (uint8_t)n;
+    CT_GUARD_RET(ct_buf_append(b, &n8, 1));
     return ct_buf_append(b, s, n);
 }
 
 static ct_err put_info_tlvs(ct_buf *b, const ms_signer_config *cfg)
 {
-    CT_GUARD_RET(put_tl(b, MS_TAG_CRYPTO, 1 + 1 + sizeof oid_sha256 + 1 + 2));
-    CT_GUARD_RET(put_be(b, sizeof oid_sha256, 1));
-    CT_GUARD_RET(ct_buf_append(b, oid_sha256, sizeof oid_sha256));
-    CT_GUARD_RET(put_be(b, 0, 3)); /* no signing OID, RSA size 0 */
+    CT_GUARD_RET(ct_buf_append(b, crypto_tlv, sizeof crypto_tlv));
     size_t at = b->len;
     CT_GUARD_RET(put_tl(b, MS_TAG_VENDOR, 0));
     CT_GUARD_RET(put_str8(b, cfg->firmware));
@@ -120,26 +149,27 @@ static ct_err put_info_tlvs(ct_buf *b, const ms_signer_config *cfg)
     b->data[at + 1] = (uint8_t)(n >> 8);
     b->data[at + 2] = (uint8_t)n;
     CT_GUARD_RET(put_tl(b, MS_TAG_CERTS, 2 + cfg->chain_len));
-    CT_GUARD_RET(put_be(b, 0, 1)); /* manufacturer provisioned */
+    CT_GUARD_RET(put_str8(b, NULL)); /* a 0 byte: manufacturer provisioned */
     return ct_buf_append(b, cfg->chain_pem, cfg->chain_len);
 }
 
 static ct_err put_gop_tlvs(ct_buf *b, const ms_gop_doc *d)
 {
-    static const uint8_t zeros[MS_HASH_LEN];
-    uint8_t gh[MS_HASH_LEN];
+    /* The general TLV's fixed part built here and appended in one piece (the camera's code is counted in bytes). */
+    uint8_t f[4 + 3 + 1 + 8 + 4 + 2 + 2 * MS_HASH_LEN] = {
+        MS_TAG_GENERAL, 0, sizeof f - 3, 1, 1, 0, 0 /* implementation 1.0.0 */, 0 /* a whole GOP, not a partial one */};
     const ms_gop *g = d->gop;
-    CT_GUARD_RET(ms_gop_hash((const uint8_t (*)[MS_HASH_LEN])g->hashes, g->n, gh));
-    CT_GUARD_RET(put_tl(b, MS_TAG_GENERAL, 1 + 3 + 1 + 8 + 4 + 2 + 2 * MS_HASH_LEN));
-    CT_GUARD_RET(ct_buf_append(b, impl_version, sizeof impl_version));
-    CT_GUARD_RET(put_be(b, 0, 1)); /* a whole GOP, not a partial one */
-    CT_GUARD_RET(put_be(b, (uint64_t)d->timestamp, 8));
-    CT_GUARD_RET(put_be(b, d->counter, 4));
-    CT_GUARD_RET(put_be(b, g->n, 2));
-    CT_GUARD_RET(ct_buf_append(b, gh, sizeof gh));
-    CT_GUARD_RET(ct_buf_append(b, d->linked ? d->linked : zeros, MS_HASH_LEN));
+    be_store(f + 8, (uint64_t)d->timestamp, 8);
+    be_store(f + 16, d->counter, 4);
+    be_store(f + 20, g->n, 2);
+    CT_GUARD_RET(ms_gop_hash((const uint8_t (*)[MS_HASH_LEN])g->hashes, g->n, f + 22));
+    if (d->linked) memcpy(f + 22 + MS_HASH_LEN, d->linked, MS_HASH_LEN); /* else zeros: the first GOP */
+    CT_GUARD_RET(ct_buf_append(b, f, sizeof f));
     CT_GUARD_RET(put_tl(b, MS_TAG_HASHES, 1 + g->n * MS_HASH_LEN));
-    return ct_buf_append(b, g->hashes, g->n * MS_HASH_LEN);
+    CT_GUARD_RET(ct_buf_append(b, g->hashes, g->n * MS_HASH_LEN));
+    /* camtrust's parameter sets, signed with the GOP: arbitrary data, which the reference validator reads past (it
+     * fails on a tag it does not know) */
+    return ct_buf_append(b, d->psets_tlv, 4 + MS_HASH_LEN);
 }
 
 static ct_err put_model_tlv(ct_buf *b, const char *model)
@@ -154,10 +184,11 @@ ct_err ms_sei_begin(media_codec c, bool suffix, const ms_gop_doc *d, const ms_si
 {
     ct_err rc = CT_OK;
     ct_buf body = CT_BUF_INIT;
-    const uint8_t reserved = d ? 0 : MS_RESERVED_ONCE;
+    uint8_t head[MEDIA_UUID_LEN + 1];
+    memcpy(head, ms_uuid, MEDIA_UUID_LEN);
+    head[MEDIA_UUID_LEN] = d ? 0 : MS_RESERVED_ONCE; /* the reserved byte */
     CT_GUARD(ct_buf_alloc(&body, MS_MAX_SEI));
-    CT_GUARD(ct_buf_append(&body, ms_uuid, sizeof ms_uuid));
-    CT_GUARD(ct_buf_append(&body, &reserved, 1));
+    CT_GUARD(ct_buf_append(&body, head, sizeof head));
     /* The chain travels in every SEI, so that a clip cut from anywhere verifies on its own. */
     CT_GUARD(put_info_tlvs(&body, cfg));
     if (d) CT_GUARD(put_gop_tlvs(&body, d));
@@ -173,15 +204,14 @@ cleanup:
 
 ct_err ms_sei_end(ct_buf *nal, const uint8_t *sig, size_t sig_len, ct_buf *out)
 {
-    uint8_t pad[MS_SIG_MAX];
-    static const uint8_t stop = 0x80;
+    /* The signature TLV (its size fixed: the payload size was written first), then the stop byte, in one piece. */
+    uint8_t t[4 + 2 + MS_SIG_MAX + 1] = {MS_TAG_SIGNATURE, 0, 1 + 2 + MS_SIG_MAX, 1};
     CT_ENSURE_RET(sig_len <= MS_SIG_MAX, ct_fail(CT_ERR_CRYPTO, "signature of %zu bytes", sig_len));
-    CT_GUARD_RET(put_tl(nal, MS_TAG_SIGNATURE, 1 + 2 + MS_SIG_MAX));
-    CT_GUARD_RET(put_be(nal, sig_len, 2));
-    CT_GUARD_RET(ct_buf_append(nal, sig, sig_len));
-    memset(pad, 0x01, sizeof pad); /* ones, as the reference pads: they never need emulation prevention */
-    CT_GUARD_RET(ct_buf_append(nal, pad, MS_SIG_MAX - sig_len));
-    CT_GUARD_RET(ct_buf_append(nal, &stop, 1));
+    be_store(t + 4, sig_len, 2);
+    memcpy(t + 6, sig, sig_len);
+    memset(t + 6 + sig_len, 0x01, MS_SIG_MAX - sig_len); /* ones, as the reference pads: never emulation prevention */
+    t[sizeof t - 1] = 0x80;
+    CT_GUARD_RET(ct_buf_append(nal, t, sizeof t));
     out->len = 0;
     return media_epb_add(nal->data, nal->len, out);
 }
@@ -247,7 +277,7 @@ static ct_err parse_tlv(uint8_t tag, const uint8_t *v, size_t n, size_t at, ms_s
         return CT_OK;
     case MS_TAG_CRYPTO:
         CT_ENSURE_RET(n >= 2 && v[1] <= n - 2, bad("crypto info cut off"));
-        CT_ENSURE_RET(v[1] == sizeof oid_sha256 && memcmp(v + 2, oid_sha256, sizeof oid_sha256) == 0,
+        CT_ENSURE_RET(v[1] == OID_SHA256_LEN && memcmp(v + 2, oid_sha256, OID_SHA256_LEN) == 0,
                       bad("hash algorithm other than SHA-256"));
         out->has_crypto = true;
         return CT_OK;
@@ -259,8 +289,13 @@ static ct_err parse_tlv(uint8_t tag, const uint8_t *v, size_t n, size_t at, ms_s
         out->has_chain = true;
         return CT_OK;
     case MS_TAG_ARBITRARY:
-        if (n - 1 > strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0)
+        if (n - 1 >= strlen(MS_MODEL_PREFIX) && memcmp(v + 1, MS_MODEL_PREFIX, strlen(MS_MODEL_PREFIX)) == 0) {
+            out->has_model = true;
             ct_text_safe(out->model, sizeof out->model, v + 1 + strlen(MS_MODEL_PREFIX), n - 1 - strlen(MS_MODEL_PREFIX));
+        } else if (n == 1 + MS_HASH_LEN) { /* camtrust's parameter sets only beside its model: below */
+            memcpy(out->psets, v + 1, MS_HASH_LEN);
+            out->has_psets = true;
+        }
         return CT_OK;
     default: return CT_OK; /* unknown tags are skipped: later versions may add some */
     }
@@ -283,5 +318,7 @@ ct_err ms_sei_parse(media_codec c, const uint8_t *rbsp, size_t len, ms_sei *out)
         CT_GUARD_RET(parse_tlv(tag, rbsp + pos + 3, n, pos, out));
         pos += 3 + n;
     }
+    /* A digest of 32 bytes is camtrust's parameter sets only in an SEI that names a camtrust model. */
+    out->has_psets = out->has_psets && out->has_model;
     return CT_OK;
 }

@@ -19,7 +19,8 @@ enum { MS_TAG_GENERAL = 1, MS_TAG_HASHES = 2, MS_TAG_SIGNATURE = 3, MS_TAG_CRYPT
 
 /* What a NAL unit is to the format. */
 typedef enum {
-    MS_ROLE_IGNORED,   /* parameter sets, AUD, other SEIs, end of stream, filler */
+    MS_ROLE_IGNORED,   /* AUD, other SEIs, end of stream, filler */
+    MS_ROLE_PARAM,     /* SPS, PPS, VPS: not hashed by the format, bound by camtrust's ms_psets */
     MS_ROLE_GOP_START, /* first slice of an IRAP picture */
     MS_ROLE_PICTURE,   /* any other hashed slice */
     MS_ROLE_UNHASHED,  /* a slice the format does not hash (H.265 RASL/RADL/TSA/STSA, H.264 partitions) */
@@ -28,17 +29,36 @@ typedef enum {
 } ms_role;
 ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_info *info);
 
+/* The parameter sets a GOP's pictures are decoded with (the format hashes pictures only, and a rewritten SPS
+ * changes what a viewer sees). A run is a group of parameter sets between two pictures, R = H(..H(H(0 || H(P1)) ||
+ * H(P2))..) in stream order; a VPS or SPS after a PPS starts another group (the last one counts: the same sets
+ * repeated, or an MP4 sample entry's followed by the same ones in band, count once); a run replaces the set in
+ * effect. A GOP's digest is the set in effect at its I-frame, chained G = H(G || R) with each run between its
+ * pictures. Signer and verifier run this same code (ms_gop_add closes runs). */
+typedef struct {
+    uint8_t run[2][MS_HASH_LEN]; /* the run so far, then the unit being added: chained in place */
+    uint8_t tlv[4];              /* the SEI's TLV header (ms_gop_init), so that tlv..gop[0] is the whole TLV */
+    uint8_t gop[2][MS_HASH_LEN]; /* the GOP's digest, then the set in effect */
+    bool open, after_pps;        /* a run since the last picture; its last unit a PPS */
+} ms_psets;
+/* A parameter set NAL unit of type `type` (nal_unit_type): added to the run. */
+CT_MUST_CHECK ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type);
+/* A picture NAL unit (`start`: the first slice of a GOP's I-frame): closes the run. */
+CT_MUST_CHECK ct_err ms_psets_picture(ms_psets *p, bool start);
+
 /* One GOP's hash list. */
 typedef struct {
     uint8_t anchor[MS_HASH_LEN];
     bool started;
     size_t n;
     uint8_t (*hashes)[MS_HASH_LEN]; /* MS_MAX_GOP_NALS entries */
+    ms_psets ps;                    /* across GOPs: ms_gop_reset keeps it */
 } ms_gop;
 CT_MUST_CHECK ct_err ms_gop_init(ms_gop *g);
 void ms_gop_free(ms_gop *g);
 void ms_gop_reset(ms_gop *g);
-/* Hashes a picture NAL unit into the list: as the anchor when `start`, else linked to it.
+/* Hashes a picture NAL unit into the list: as the anchor when `start`, else linked to it (and closes the parameter
+ * set run: g->ps.gop[0] is the GOP's digest until the next GOP's first ms_gop_add).
  * CT_ERR_TOO_LARGE past MS_MAX_GOP_NALS; CT_ERR_ARG if no GOP was started. */
 CT_MUST_CHECK ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start);
 CT_MUST_CHECK ct_err ms_gop_hash(const uint8_t (*hashes)[MS_HASH_LEN], size_t n, uint8_t out[MS_HASH_LEN]);
@@ -50,6 +70,7 @@ typedef struct {
     int64_t timestamp;
     uint32_t counter;
     const uint8_t *linked; /* NULL: zeros (first GOP) */
+    const uint8_t *psets_tlv; /* the GOP's ms_psets digest as a TLV: its `tlv` */
 } ms_gop_doc;
 CT_MUST_CHECK ct_err ms_sei_begin(media_codec c, bool suffix, const ms_gop_doc *d, const ms_signer_config *cfg,
                                   ct_buf *nal);

@@ -19,7 +19,7 @@ typedef struct {
 struct ms_signer {
     ms_signer_config cfg;
     ct_buf chain;
-    char serial[MS_TEXT_MAX], model[MS_TEXT_MAX], firmware[MS_TEXT_MAX], manufacturer[MS_TEXT_MAX];
+    char text[4][MS_TEXT_MAX]; /* the signer's own copies of cfg's serial, model, firmware, manufacturer */
     ms_gop gop;
     int64_t gop_time;
     uint32_t counter;
@@ -95,7 +95,7 @@ static ct_err make_doc(ms_signer *s, bool suffix, bool gop)
 {
     ct_err rc = CT_OK;
     ct_buf doc = CT_BUF_INIT;
-    ms_gop_doc d = {&s->gop, s->gop_time, s->counter, s->have_prev ? s->prev_anchor : NULL};
+    ms_gop_doc d = {&s->gop, s->gop_time, s->counter, s->have_prev ? s->prev_anchor : NULL, s->gop.ps.tlv};
     CT_GUARD(ct_buf_alloc(&doc, MS_MAX_SEI));
     CT_GUARD(ms_sei_begin(s->cfg.codec, suffix, gop ? &d : NULL, &s->cfg, &doc));
     CT_GUARD(submit(s, &doc));
@@ -122,14 +122,11 @@ ct_err ms_signer_open(const ms_signer_config *cfg, ms_signer **out)
     CT_GUARD(ct_buf_alloc(&s->chain, cfg->chain_len));
     CT_GUARD(ct_buf_append(&s->chain, cfg->chain_pem, cfg->chain_len));
     s->cfg.chain_pem = s->chain.data;
-    CT_GUARD(copy_text(s->serial, cfg->serial));
-    CT_GUARD(copy_text(s->model, cfg->model));
-    CT_GUARD(copy_text(s->firmware, cfg->firmware));
-    CT_GUARD(copy_text(s->manufacturer, cfg->manufacturer));
-    s->cfg.serial = s->serial;
-    s->cfg.model = s->model;
-    s->cfg.firmware = s->firmware;
-    s->cfg.manufacturer = s->manufacturer;
+    const char **texts[4] = {&s->cfg.serial, &s->cfg.model, &s->cfg.firmware, &s->cfg.manufacturer};
+    for (size_t i = 0; i < 4; i++) {
+        CT_GUARD(copy_text(s->text[i], *texts[i]));
+        *texts[i] = s->text[i];
+    }
     CT_GUARD(ms_gop_init(&s->gop));
     s->counter = 1;
     for (size_t i = 0; i < QUEUE; i++) {
@@ -171,6 +168,7 @@ ct_err ms_signer_push(ms_signer *s, const uint8_t *nal, size_t len, int64_t time
     case MS_ROLE_PICTURE:
         /* Pictures before the first IRAP belong to no GOP the format can describe: they stay unsigned. */
         return s->gop.started ? ms_gop_add(&s->gop, nal, len, false) : CT_OK;
+    case MS_ROLE_PARAM: return ms_psets_param(&s->gop.ps, nal, len, info.type);
     case MS_ROLE_UNHASHED:
         return ct_fail(CT_ERR_BAD_REQUEST, "%s NAL unit type %u (leading or sub-layer pictures) cannot be signed: "
                                            "ONVIF Media Signing does not hash it; encode closed GOPs without them",

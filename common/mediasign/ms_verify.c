@@ -24,6 +24,8 @@ typedef struct {
     uint8_t gop_hash[MS_HASH_LEN], linked[MS_HASH_LEN];
     uint32_t counter;
     time_t signed_at;
+    bool has_psets; /* camtrust's: the parameter sets are signed too */
+    uint8_t psets[MS_HASH_LEN];
 } sei_info;
 
 typedef struct {
@@ -32,7 +34,7 @@ typedef struct {
 } sei_rec;
 
 typedef struct {
-    uint8_t anchor[MS_HASH_LEN], gop_hash[MS_HASH_LEN], prev_anchor[MS_HASH_LEN];
+    uint8_t anchor[MS_HASH_LEN], gop_hash[MS_HASH_LEN], prev_anchor[MS_HASH_LEN], psets[MS_HASH_LEN];
     size_t n, unhashed;
     uint8_t (*hashes)[MS_HASH_LEN];
     uint32_t *frames;
@@ -347,6 +349,18 @@ static void emit_head(ms_verifier *v, bool at_end)
                 r.status = MS_INSERTED;
                 set_detail(r.detail, sizeof r.detail, "%zu picture NAL unit(s) of a type the format does not sign",
                            g->unhashed);
+            } else if (r.status == MS_AUTHENTIC && g->s.has_psets && memcmp(g->psets, g->s.psets, MS_HASH_LEN) != 0) {
+                static const uint8_t none[MS_HASH_LEN];
+                r.status = MS_ALTERED;
+                set_detail(r.detail, sizeof r.detail, "%s",
+                           memcmp(g->psets, none, MS_HASH_LEN) == 0
+                               ? "no parameter sets (SPS/PPS/VPS) in the clip before its pictures: a player takes them "
+                                 "from elsewhere (an RTP session's SDP), which no signature covers"
+                           : memcmp(g->s.psets, none, MS_HASH_LEN) == 0
+                               ? "its parameter sets (SPS/PPS/VPS) were not signed: the camera had none in band (a "
+                                 "recording made from an MP4 whose samples do not carry them)"
+                               : "the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ from those "
+                                 "signed: altered, added, removed or replaced");
             } else if (r.status == MS_AUTHENTIC) {
                 r = order;
             }
@@ -419,6 +433,7 @@ static ct_err finish_gop(ms_verifier *v)
     g->t0 = v->cur_t0;
     g->t1 = v->cur_t1;
     g->unhashed = v->cur_unhashed;
+    memcpy(g->psets, v->cur.ps.gop[0], MS_HASH_LEN);
     g->matched = false;
     CT_GUARD_RET(ms_gop_hash((const uint8_t (*)[MS_HASH_LEN])g->hashes, g->n, g->gop_hash));
     match_from_pool(v, g);
@@ -552,6 +567,8 @@ static ct_err on_sei(ms_verifier *v, const uint8_t *nal, size_t len)
     memcpy(s->gop_hash, p.gop_hash, MS_HASH_LEN);
     memcpy(s->linked, p.linked, MS_HASH_LEN);
     s->counter = p.counter;
+    s->has_psets = p.has_psets;
+    memcpy(s->psets, p.psets, MS_HASH_LEN);
     s->detail[0] = '\0';
     CT_GUARD_RET(judge_sei(v, &p, doc, doc_len, s));
     if (p.has_general) add_sei(v, s); /* the certificate SEI only brings the chain */
@@ -590,6 +607,7 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
         v->cur_t0 = t;
         v->cur_unhashed = 0;
         break;
+    case MS_ROLE_PARAM: return ms_psets_param(&v->cur.ps, nal, len, info.type);
     case MS_ROLE_PICTURE:
     case MS_ROLE_UNHASHED:
         if (!v->cur.started) {

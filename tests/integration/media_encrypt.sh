@@ -422,6 +422,13 @@ for scheme in cbcs cenc; do
   check "$scheme signed+encrypted: the viewer verifies, then decrypts the original frames" \
     bash -c "grep -q 'result: AUTHENTIC' '$WORK/decrypt.out' && cmp -s '$WORK/ref.h264' '$WORK/view.out'"
 done
+# From an MP4 whose samples carry no parameter sets (they are in its avcC only) the camera signs none: a player takes
+# them from the sample entry, which no signature covers, so the recording is not authentic (the old code: AUTHENTIC).
+ffmpeg -nostdin -loglevel error -y -i "$WORK/clip.mp4" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/noband.mp4"
+"$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --sign yes "$WORK/noband.mp4" "$WORK/noband-rec.mp4" >/dev/null
+rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$WORK/noband-rec.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
+check "recorded with --sign from an MP4 without parameter sets in band: not authentic, named" bash -c "[ $rc = 1 ] && \
+  grep -q 'its parameter sets (SPS/PPS/VPS) were not signed' '$WORK/verify.out'"
 cp "$WORK/signed.cbcs.mp4" "$WORK/t8.mp4"
 python3 - "$WORK/t8.mp4" <<'PY'
 import sys

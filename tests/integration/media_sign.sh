@@ -78,7 +78,7 @@ check_eq "H.265 through MPEG-TS and back to MP4 verifies" 0 "$(verify_rc "$WORK/
 RTP_PORT=$((20000 + RANDOM % 20000 * 2))
 ffmpeg -v error -y -i "$WORK/signed-clip.mp4" -c copy -t 0 -f rtp -sdp_file "$WORK/rtp.sdp" "rtp://127.0.0.1:$RTP_PORT" >/dev/null 2>&1 || true
 timeout 60 ffmpeg -v error -y -protocol_whitelist file,udp,rtp -rw_timeout 1500000 -analyzeduration 500000 \
-  -i "$WORK/rtp.sdp" -c copy -f h264 "$WORK/rtp.h264" 2>/dev/null &
+  -i "$WORK/rtp.sdp" -c copy -bsf:v dump_extra -f h264 "$WORK/rtp.h264" 2>/dev/null &
 RX=$!
 # The sender starts once the receiver's socket is bound (else the first packets, the parameter sets and the first
 # GOP, are lost): a fixed second was not always enough under load, where ffmpeg took 1.2-1.6 s to bind.
@@ -89,7 +89,12 @@ for _ in $(seq 1 600); do
 done
 ffmpeg -v error -re -i "$WORK/signed-clip.mp4" -c copy -f rtp "rtp://127.0.0.1:$RTP_PORT" >/dev/null 2>&1 || true
 wait $RX 2>/dev/null || true
-check_eq "RTP packetization and depacketization by ffmpeg (loopback): the clip still verifies" 0 "$(verify_rc "$WORK/rtp.h264")"
+check_eq "RTP packetization and depacketization by ffmpeg (loopback), SDP parameter sets in band: still verifies" \
+  0 "$(verify_rc "$WORK/rtp.h264")"
+# Without them (ffmpeg's plain RTP to Annex B) a player takes them from the SDP, which no signature covers.
+ffmpeg -v error -y -i "$WORK/rtp.h264" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/rtp-noparams.h264"
+check_eq "... the same without parameter sets: exit 1" 1 "$(verify_rc "$WORK/rtp-noparams.h264")"
+check "... named" has "GOP 1 .*no parameter sets (SPS/PPS/VPS) in the clip before its pictures"
 
 # ---- tampering, each reported precisely ----
 tamper() { $TAMPER "$@" >/dev/null; }
@@ -184,6 +189,33 @@ check "... every GOP untrusted, revocation named as not checkable" bash -c "grep
 CRL_REASON=superseded make_crl "$WORK/ca" "$WORK/superseded.crl" "$WORK/cam1.chains/media-signing.chain"
 check_eq "... superseded (no compromise): a clip from before still verifies" 0 \
   "$("$VERIFY_BIN" --root "$WORK/ca/root.pem" --crl "$WORK/superseded.crl" "$S" >/dev/null 2>&1; echo $?)"
+
+# ---- parameter sets: ONVIF Media Signing hashes pictures only; camtrust signs each GOP's SPS/PPS/VPS too ----
+# A frame cropping rewritten in the SPS (ffmpeg's h264_metadata / hevc_metadata, pictures untouched) hides part of
+# every picture: in the stream (Annex B), in the MP4 sample entry (avcC/hvcC). The old code: AUTHENTIC, exit 0.
+width() { ffprobe -v error -select_streams v:0 -show_entries stream=width -of csv=p=0 "$1"; }
+for f in clip.h264:h264_metadata clip.mp4:h264_metadata clip.h265:hevc_metadata clip265.mp4:hevc_metadata; do
+  clip=${f%%:*} bsf=${f#*:}
+  ffmpeg -v error -y -i "$WORK/signed-$clip" -c copy -bsf:v "$bsf=crop_right=64" "$WORK/crop-$clip"
+  check_eq "signed $clip with its SPS cropping rewritten: a viewer sees 576 of 640 columns" 576 \
+    "$(width "$WORK/crop-$clip")"
+  check_eq "... exit 1" 1 "$(verify_rc "$WORK/crop-$clip")"
+  check "... every GOP altered, the parameter sets named" bash -c "grep -q '(4 altered)' '$WORK/out' && \
+    grep -q '^GOP 1 .*altered .*the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ' '$WORK/out'"
+done
+ffmpeg -v error -y -i "$S" -c copy -bsf:v h264_metadata=crop_right=64 "$WORK/crop.h264"
+tamper replace-param "$S" "$WORK/t-psrep.h264" 2 "$WORK/crop.h264"
+check_eq "GOP 3's SPS replaced by a cropping one: exit 1" 1 "$(verify_rc "$WORK/t-psrep.h264")"
+check "... GOP 3 altered, named by its parameter sets, the others authentic" bash -c "grep -q '3 authentic, 1 altered' \
+  '$WORK/out' && grep -q '^GOP 3 .*altered .*parameter sets' '$WORK/out'"
+tamper add-param "$S" "$WORK/t-psadd.h264" 1 "$WORK/crop.h264"
+verify_rc "$WORK/t-psadd.h264" >/dev/null
+check "a cropping SPS added after GOP 2's own: GOP 2 altered" bash -c "grep -q '3 authentic, 1 altered' '$WORK/out' && \
+  grep -q '^GOP 2 .*altered .*parameter sets' '$WORK/out'"
+tamper drop-param "$S" "$WORK/t-psdrop.h264" 8 3
+verify_rc "$WORK/t-psdrop.h264" >/dev/null
+check "GOP 4's PPS removed: GOP 4 altered" bash -c "grep -q '3 authentic, 1 altered' '$WORK/out' && \
+  grep -q '^GOP 4 .*altered .*parameter sets' '$WORK/out'"
 
 # ---- ONVIF's reference framework: its clips verify, a flipped byte does not ----
 for f in test_signed_h264 test_signed_h265; do

@@ -17,6 +17,10 @@ are unless the operation is about them.
     oversized-sei       add an SEI with the media signing UUID of 200 kB
     garbage N           put 64 bytes of garbage between picture N and the NAL unit after it
     truncate FRACTION   keep the first FRACTION of the bytes
+    drop-param T K      remove the parameter set of NAL type T (7 SPS, 8 PPS) that precedes GOP K's I-frame
+    add-param K SRC     after the parameter sets before GOP K's I-frame, add SRC's first SPS (a rewritten one: the
+                        original stays, the decoder takes the later)
+    replace-param K SRC the SPS before GOP K's I-frame replaced by the one before SRC's GOP K
 """
 import sys
 
@@ -96,6 +100,12 @@ def hash_list_span(nal):
     sys.exit("no hash list in the signature SEI")
 
 
+def param_before(nals, k, t):
+    """Index of the NAL unit of type t nearest before GOP k's I-frame."""
+    lo = gops(nals)[k][0]
+    return max(i for i in range(lo) if nals[i][0] & 0x1F == t)
+
+
 def main():
     op, src, dst = sys.argv[1:4]
     args = sys.argv[4:]
@@ -154,6 +164,15 @@ def main():
     elif op == "garbage":
         idx = [i for i, x in enumerate(nals) if kind(x) == "pic"][int(args[0])]
         nals[idx] = nals[idx] + b"\x00\x00\x05garbage-between-nal-units" * 2
+    elif op == "drop-param":
+        del nals[param_before(nals, int(args[1]), int(args[0]))]
+    elif op == "add-param":
+        other = split(open(args[1], "rb").read())
+        nals.insert(gops(nals)[int(args[0])][0], next(x for x in other if x[0] & 0x1F == 7))
+    elif op == "replace-param":
+        k = int(args[0])
+        other = split(open(args[1], "rb").read())
+        nals[param_before(nals, k, 7)] = other[param_before(other, k, 7)]
     elif op == "truncate":
         open(dst, "wb").write(data[: int(len(data) * float(args[0]))])
         return

@@ -130,6 +130,47 @@ START_TEST(sign_verify_annexb_and_mp4)
 }
 END_TEST
 
+/* A rewritten SPS (frame cropping) changes what a viewer sees, pictures untouched: in the stream (Annex B), in the
+ * sample entry (MP4 avcC). Every GOP is altered; the old code said authentic. */
+START_TEST(parameter_sets_signed)
+{
+    clip("a.h264", "-f h264");
+    clip("a.mp4", "");
+    sign(path("a.h264"), path("s.h264"), false, time(NULL));
+    sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
+    const char *names[][2] = {{"s.h264", "c.h264"}, {"s.mp4", "c.mp4"}};
+    for (int i = 0; i < 2; i++) {
+        ck_assert(verify_with(path(names[i][0]), &root_der, NULL).authentic);
+        ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 '%s'",
+                               path(names[i][0]), path(names[i][1])),
+                         0);
+        ms_summary s = verify_with(path(names[i][1]), &root_der, NULL);
+        ck_assert_msg(!s.authentic, "%s", names[i][1]);
+        ck_assert_uint_eq(s.count[MS_ALTERED], 2);
+    }
+    /* fragmented (the in-band parameter sets, as a camera's recording carries them) */
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof '%s'",
+                           path("c.h264"), path("cf.mp4")),
+                     0);
+    ms_summary f = verify_with(path("cf.mp4"), &root_der, NULL);
+    ck_assert_str_eq(f.container, "fragmented MP4");
+    ck_assert(!f.authentic);
+    ck_assert_uint_eq(f.count[MS_ALTERED], 2);
+    /* fragmented with the parameter sets in the sample entry only (the signed MP4's avcC, none in band): signed with
+     * the GOPs, they verify; cropped, they do not (the old code: authentic both) */
+    const char *frag[][2] = {{"s.mp4", "sf.mp4"}, {"c.mp4", "cf2.mp4"}};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy "
+                               "-movflags frag_keyframe+empty_moov+default_base_moof '%s'",
+                               path(frag[i][0]), path(frag[i][1])),
+                         0);
+        f = verify_with(path(frag[i][1]), &root_der, NULL);
+        ck_assert_str_eq(f.container, "fragmented MP4");
+        ck_assert_msg(f.authentic == (i == 0), "%s: %s", frag[i][1], f.problem);
+    }
+}
+END_TEST
+
 START_TEST(other_root_and_expiry)
 {
     clip("a.h264", "-f h264");
@@ -429,6 +470,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sign_verify_annexb_and_mp4);
+    tcase_add_test(tc, parameter_sets_signed);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
