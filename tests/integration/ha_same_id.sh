@@ -16,32 +16,10 @@ sed -i "s/^node.lease_ms = .*/node.lease_ms = $LEASE_MS/" "$CA/camtrust-ca.conf"
 station_with_order line-id SAME1
 make_csr "$WORK/SAME1" "/serialNumber=SAME1/CN=x"
 
-# start_node TAG: a process serving the CA as node "twin" on its own loopback ports (log $WORK/TAG.log); sets
-# HTTP_<TAG>, PID_<TAG>, PORT_<TAG>.
-start_node() {
-  local tag=$1 port http pid
-  for _ in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000)); http=$((20000 + RANDOM % 40000))
-    : >"$WORK/$tag.log"
-    "$CA_BIN" serve --dir "$CA" --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" --node-id twin \
-      2>"$WORK/$tag.log" &
-    pid=$!
-    for _ in $(seq 1 600); do
-      grep -q 'event=listening' "$WORK/$tag.log" 2>/dev/null && break
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    if grep -q 'event=listening' "$WORK/$tag.log"; then
-      BG_PIDS+=("$pid"); printf -v "HTTP_$tag" %s "$http"; printf -v "PID_$tag" %s "$pid"; printf -v "PORT_$tag" %s "$port"
-      return 0
-    fi
-    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  done
-  echo "could not start $tag:"; cat "$WORK/$tag.log"; return 1
-}
-start_node first
+. "$(dirname "$0")/ha_lib.sh"
+start_node first twin
 check "the first process took the signer lease" grep -q 'event=node id="twin" signer=yes' "$WORK/first.log"
-start_node second
+start_node second twin
 check "the second process with the same node id does not sign beside it ($(grep -o 'event=node .*signer=[a-z]*' \
   "$WORK/second.log"))" grep -q 'event=node id="twin" signer=no' "$WORK/second.log"
 check "... and says why, once" bash -c "[ \"\$(grep -c 'event=lease_same_id lease=signer holder=\"twin\"' \
@@ -65,15 +43,6 @@ check_eq "an enrollment at the second process" 200 "$code"
 base64 -d "$WORK/SAME1.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/SAME1.pem"
 REV_SERIAL=$(openssl x509 -in "$WORK/SAME1.pem" -noout -serial | cut -d= -f2)
 check "revoke it" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompromise
-crl_lists() { # crl_lists HTTP_PORT OUT
-  local _
-  for _ in $(seq 1 400); do
-    curl -s --max-time 5 -o "$2" "http://127.0.0.1:$1/crl" || true
-    openssl crl -inform DER -in "$2" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && return 0
-    sleep 0.05
-  done
-  return 1
-}
 check "the first process's CRL lists it" crl_lists "$HTTP_first" "$WORK/first.crl"
 check "the second process's CRL lists it" crl_lists "$HTTP_second" "$WORK/second.crl"
 stored=$(sql "$CA/camtrust.db" "select count(*) from audit where action = 'crl.store'")
@@ -86,7 +55,7 @@ check_eq "... no CRL stored meanwhile (crl.store entries)" "$stored" \
 # The first dies: the second (same id) takes the lease once it expired, and signs a checkpoint of the whole log.
 kill -KILL "$PID_first"
 { wait "$PID_first"; } 2>/dev/null || true
-for _ in $(seq 1 400); do grep -q 'event=lease_taken' "$WORK/second.log" && break; sleep 0.05; done
+wait_log second 'event=lease_taken' || true
 check "the second process took the lease once the first's expired" \
   grep -q 'event=lease_taken lease=signer holder="twin" previous="twin"' "$WORK/second.log"
 stop_bg
