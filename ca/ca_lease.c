@@ -63,7 +63,7 @@ static bool holder_dead(void *arg, const char *holder)
 
 void ca_lease_request(const ca *c, db_lease_request *req)
 {
-    *req = (db_lease_request){.name = DB_LEASE_SIGNER, .holder = c->lease->holder, .now_ms = ct_wall_ms(),
+    *req = (db_lease_request){.name = DB_LEASE_SIGNER, .holder = c->lease->holder, .now_ms = 0, /* the database's */
                               .ttl_ms = c->cfg.lease_ms, .holder_dead = holder_dead, .dead_arg = c->lease,
                               .stamp = atomic_load(&c->lease->stamp)};
 }
@@ -89,7 +89,7 @@ static void lease_try(ca *c)
     bool same_id = !st.held && strcmp(st.holder, l->holder) == 0;
     if (same_id && !l->same_id_seen && !l->command)
         ct_log(CT_LOG_WARN, "lease_same_id", "lease=%s holder=%s expires_in_ms=%lld reason=%s", DB_LEASE_SIGNER,
-               CT_LOGQ(l->holder), (long long)(st.expires_ms - req.now_ms),
+               CT_LOGQ(l->holder), (long long)(st.expires_ms - st.now_ms),
                CT_LOGQ("another process holds it under this node's id: signing waits for its expiry (node ids must "
                        "differ between nodes)"));
     l->same_id_seen = same_id;
