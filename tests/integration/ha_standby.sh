@@ -27,7 +27,7 @@ echo "host replication all 127.0.0.1/32 trust" >>"$CAMTRUST_TEST_PG_BASE/data/pg
 psql -X -q -At "$CAMTRUST_TEST_PG dbname=postgres" -c "select pg_reload_conf()" >/dev/null
 mkdir "$SB" && chown "$(as_pg id -u)" "$SB" 2>/dev/null || true
 chmod 700 "$SB"
-as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U camtrust -D "$SB" -R -X stream >/dev/null 2>&1
+as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U camtrust -D "$SB" -R -X stream -c fast >/dev/null 2>&1 # (fast: not a spread checkpoint)
 started=0
 for _ in 1 2 3 4 5; do
   SB_PORT=$((20000 + RANDOM % 40000))
