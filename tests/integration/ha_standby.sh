@@ -27,7 +27,8 @@ echo "host replication all 127.0.0.1/32 trust" >>"$CAMTRUST_TEST_PG_BASE/data/pg
 psql -X -q -At "$CAMTRUST_TEST_PG dbname=postgres" -c "select pg_reload_conf()" >/dev/null
 mkdir "$SB" && chown "$(as_pg id -u)" "$SB" 2>/dev/null || true
 chmod 700 "$SB"
-as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U camtrust -D "$SB" -R -X stream -c fast >/dev/null 2>&1 # (fast: not a spread checkpoint)
+# (-c fast: a spread checkpoint made it wait 100 s)
+as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$PRIMARY_PORT" -U camtrust -D "$SB" -R -X stream -c fast >/dev/null 2>&1
 started=0
 for _ in 1 2 3 4 5; do
   SB_PORT=$((20000 + RANDOM % 40000))
@@ -42,7 +43,8 @@ check_eq "... in recovery (read-only)" t \
 sed -i "s|^db.url = .*|db.url = host=127.0.0.1 port=$SB_PORT user=camtrust dbname=$DB_NAME|" "$CA/camtrust-ca.conf"
 rc=0; out=$(timeout 60 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
 check "serve against the standby is refused at start, with one line (exit $rc: $(grep -v '^ts=.*level=info' <<<"$out" |
-  head -3))" bash -c "[ $rc != 0 ] && ! grep -q event=listening <<<\"\$0\" && grep -q 'read-only\|hot standby' <<<\"\$0\"" "$out"
+  head -3))" bash -c "[ $rc != 0 ] && ! grep -q event=listening <<<\"\$0\" &&
+  grep -q 'read-only\|hot standby' <<<\"\$0\"" "$out"
 rc=0; out=$("$CA_BIN" order create --dir "$CA" --station line-sb --model CX100 --serials <(echo SB2) 2>&1) || rc=$?
 check "a command that writes (order create) is refused with one line (exit $rc: $out)" \
   bash -c "[ $rc != 0 ] && grep -q 'read-only\|hot standby' <<<\"\$0\"" "$out"
