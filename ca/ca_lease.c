@@ -31,9 +31,11 @@ struct ca_lease {
     char holder[DB_LEASE_HOLDER_MAX];
     char host[DB_LEASE_HOLDER_MAX];
     _Atomic int64_t sign_until; /* monotonic ms: this node may sign until then (0: it does not hold the lease) */
+    _Atomic int64_t stamp;      /* the stamp of this process's take (db_lease_state.stamp; 0: none) */
     bool held;                  /* at the last try (the thread's) */
     char other[DB_LEASE_HOLDER_MAX]; /* who held it at the last try, when not this node */
     bool command;                    /* a command's (ca_lease_for_command): its audit entries say it, no log lines */
+    bool same_id_seen;               /* the last try found the lease held under this id by another process */
 };
 
 int64_t ca_lease_tick_ms(const ca *c) { return c->cfg.lease_ms / 5; }
@@ -61,8 +63,9 @@ static bool holder_dead(void *arg, const char *holder)
 
 void ca_lease_request(const ca *c, db_lease_request *req)
 {
-    *req = (db_lease_request){.name = DB_LEASE_SIGNER, .holder = c->lease->holder, .now_ms = ct_wall_ms(),
-                              .ttl_ms = c->cfg.lease_ms, .holder_dead = holder_dead, .dead_arg = c->lease};
+    *req = (db_lease_request){.name = DB_LEASE_SIGNER, .holder = c->lease->holder, .now_ms = 0, /* the database's */
+                              .ttl_ms = c->cfg.lease_ms, .holder_dead = holder_dead, .dead_arg = c->lease,
+                              .stamp = atomic_load(&c->lease->stamp)};
 }
 
 /* One try: takes or renews the lease; logs a change. */
@@ -78,8 +81,18 @@ static void lease_try(ca *c)
         ct_log(CT_LOG_ERROR, "lease", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
         return; /* sign_until runs out by itself */
     }
+    if (st.held) atomic_store(&l->stamp, st.stamp);
     if (st.held) atomic_store(&l->sign_until, mono + c->cfg.lease_ms - ca_lease_tick_ms(c));
     else atomic_store(&l->sign_until, 0);
+    /* Held under this node's own id by another process: this node before a restart, or a second node given the same
+     * id (a config copied). It signs nothing until that lease expires; said once. */
+    bool same_id = !st.held && strcmp(st.holder, l->holder) == 0;
+    if (same_id && !l->same_id_seen && !l->command)
+        ct_log(CT_LOG_WARN, "lease_same_id", "lease=%s holder=%s expires_in_ms=%lld reason=%s", DB_LEASE_SIGNER,
+               CT_LOGQ(l->holder), (long long)(st.expires_ms - st.now_ms),
+               CT_LOGQ("another process holds it under this node's id: signing waits for its expiry (node ids must "
+                       "differ between nodes)"));
+    l->same_id_seen = same_id;
     if (st.taken && !l->command)
         ct_log(CT_LOG_INFO, "lease_taken", "lease=%s holder=%s previous=%s", DB_LEASE_SIGNER, CT_LOGQ(l->holder),
                CT_LOGQ(*st.previous ? st.previous : "none"));
@@ -190,7 +203,8 @@ void ca_lease_free(ca *c)
     ca_lease *l = c ? c->lease : NULL;
     if (!l) return;
     ca_lease_stop(c);
-    if (ca_lease_held(c) && db_lease_release(c->db, DB_LEASE_SIGNER, l->holder) == CT_OK && !l->command)
+    if (ca_lease_held(c) && db_lease_release(c->db, DB_LEASE_SIGNER, l->holder, atomic_load(&l->stamp)) == CT_OK &&
+        !l->command)
         ct_log(CT_LOG_INFO, "lease_released", "lease=%s holder=%s", DB_LEASE_SIGNER, CT_LOGQ(l->holder));
     if (l->cv_ok) (void)pthread_cond_destroy(&l->cv);
     if (l->mu_ok) (void)pthread_mutex_destroy(&l->mu);

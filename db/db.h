@@ -435,12 +435,15 @@ CT_MUST_CHECK ct_err db_report(ct_db *db, int64_t from, int64_t to, db_report_cb
 typedef struct {
     const char *name;   /* DB_LEASE_SIGNER */
     const char *holder; /* this node's id */
-    int64_t now_ms;     /* wall clock, milliseconds since the epoch */
+    int64_t now_ms;     /* 0: the database's clock (ms since the epoch), the nodes' own never compared; else this */
     int64_t ttl_ms;     /* the lease lasts this long after each renewal */
     /* May be NULL: whether the holder named is known dead (its process gone on this host), so that its lease is
      * taken at once instead of at its expiry. */
     bool (*holder_dead)(void *arg, const char *holder);
     void *dead_arg;
+    /* This process's take (db_lease_state.stamp of the take it holds; 0: none yet). Renewals, the fence and the
+     * release match it, not the holder's name alone: two processes given one node id are two holders. */
+    int64_t stamp;
 } db_lease_request;
 typedef struct {
     bool held;                           /* req->holder holds it now, until expires_ms */
@@ -448,16 +451,20 @@ typedef struct {
     char holder[DB_LEASE_HOLDER_MAX];    /* who holds it */
     char previous[DB_LEASE_HOLDER_MAX];  /* when taken: who held it before ("" for nobody) */
     int64_t expires_ms;
+    int64_t stamp;                       /* when held: the take's stamp (each take's is above every earlier one's) */
+    int64_t now_ms;                      /* the time the try was judged at (req->now_ms, or the database's) */
 } db_lease_state;
-/* Takes or renews the lease in one transaction: renewed when req->holder holds it (even lapsed), taken when free,
- * expired or its holder dead (audited "lease.take", actor the new holder, subject the lease). */
+/* Takes or renews the lease in one transaction: renewed when req->holder holds it by req->stamp's take (even
+ * lapsed), taken when free, expired or its holder dead (audited "lease.take", actor the new holder, subject the
+ * lease). Held under req->holder's name by another take (another process given the same node id, or this node
+ * before a restart): not held until it expires, as another node's. */
 CT_MUST_CHECK ct_err db_lease_take(ct_db *db, const db_lease_request *req, db_lease_state *out);
-/* Lets the lease go at once (a clean stop): another node takes it at its next try. */
-CT_MUST_CHECK ct_err db_lease_release(ct_db *db, const char *name, const char *holder);
-/* From now on this handle writes a tree head or a checkpoint only while `holder` holds the lease `name` (checked in
- * the write's own transaction, at the wall clock): a node paused past its lease, whose in-memory deadline has not
- * caught up yet, signs nothing once another took over (CT_ERR_UNAVAILABLE). Set by serving nodes; one-shot commands
- * have none. */
+/* Lets the lease go at once (a clean stop): another node takes it at its next try. Only the take `stamp`'s. */
+CT_MUST_CHECK ct_err db_lease_release(ct_db *db, const char *name, const char *holder, int64_t stamp);
+/* From now on this handle writes a tree head or a checkpoint only while `holder` holds the lease `name` by the take
+ * db_lease_take last made or renewed through this handle (checked in the write's own transaction, at the database's
+ * clock): a node paused past its lease, whose in-memory deadline has not caught up yet, signs nothing once another
+ * took over (CT_ERR_UNAVAILABLE). Set by serving nodes (before their first take); one-shot commands have none. */
 CT_MUST_CHECK ct_err db_lease_fence(ct_db *db, const char *name, const char *holder);
 
 /* The newest CRL the signer made of one issuing CA generation, kept for every node to serve. */

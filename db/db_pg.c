@@ -139,9 +139,12 @@ static ct_err pg_open(ct_db *db, const char *url, const char *password)
     CT_ENSURE_RET(pc, CT_ERR_NOMEM);
     db->conn = pc;
     pc->generation = 1;
-    const char *keys[] = {"dbname", "password", "connect_timeout", NULL};
-    const char *vals[] = {url, password, "5", NULL};
-    if (!password) keys[1] = "connect_timeout", vals[1] = "5", keys[2] = NULL;
+    /* Only a server that takes writes (after the URL's own settings: they cannot undo it): the CA writes, a standby
+     * may lag behind what this node wrote, and of a URL naming several hosts (a primary and its standby, whichever is
+     * which after a failover) the writable one is used, at every reconnection too. */
+    const char *keys[] = {"dbname", "target_session_attrs", "connect_timeout", "password", NULL};
+    const char *vals[] = {url, "read-write", "5", password, NULL};
+    if (!password) keys[3] = NULL;
     pc->c = PQconnectdbParams(keys, vals, 1);
     CT_ENSURE_RET(pc->c, CT_ERR_NOMEM);
     if (PQstatus(pc->c) != CONNECTION_OK) {

@@ -49,6 +49,7 @@ struct ct_db {
     /* db_lease_fence: tree heads and checkpoints are written only while this holder holds this lease. */
     char fence_name[32];
     char fence_holder[DB_LEASE_HOLDER_MAX];
+    int64_t fence_stamp; /* the take of it this handle's db_lease_take holds (0: none): set under mu */
     /* Reads outside a write transaction run on a connection of their own (db_readers_open): in WAL mode, and in
      * PostgreSQL, a reader never waits for the writer's statements, commit and fsync. NULL: all on `conn`. */
     struct db_readers *readers;

@@ -45,30 +45,7 @@ rc=0; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-l
 check "node.id = a/b in the config is refused" bash -c "[ $rc != 0 ] && grep -q 'config node.id' <<<\"\$0\"" "$out"
 cp "$WORK/conf.saved" "$CA/camtrust-ca.conf"
 
-# start_node NAME: a node of the same CA on its own loopback ports; sets PORT_<NAME>, HTTP_<NAME>, PID_<NAME>.
-start_node() {
-  local name=$1 try port http pid
-  for try in 1 2 3 4 5; do
-    port=$((20000 + RANDOM % 40000)); http=$((20000 + RANDOM % 40000))
-    : >"$WORK/$name.log" # (emptied before the child runs: a restarted node's old "listening" line must not count)
-    "$CA_BIN" serve --dir "$CA" --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" --node-id "$name" \
-      2>"$WORK/$name.log" &
-    pid=$!
-    for _ in $(seq 1 600); do
-      grep -q 'event=listening' "$WORK/$name.log" 2>/dev/null && break
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.05
-    done
-    if grep -q 'event=listening' "$WORK/$name.log"; then
-      BG_PIDS+=("$pid"); printf -v "PORT_${name//-/_}" %s "$port"; printf -v "HTTP_${name//-/_}" %s "$http"
-      printf -v "PID_${name//-/_}" %s "$pid"; return 0
-    fi
-    # (a node that exited, its port taken meanwhile, is reaped already: kill fails, and set -e must not end the
-    # test here; it did so silently under load, the ERR trap not being run inside a function)
-    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
-  done
-  echo "could not start node $name:"; cat "$WORK/$name.log"; return 1
-}
+. "$(dirname "$0")/ha_lib.sh"
 start_node node-a
 start_node node-b
 check "node-a took the signer lease at start" grep -q 'event=node id="node-a" signer=yes' "$WORK/node-a.log"
@@ -183,16 +160,6 @@ check "revoke $REV" "$CA_BIN" revoke --dir "$CA" "$REV_SERIAL" --reason keyCompr
 # signed, still valid) back in crls_signed. node-a, which has not served the newer one, refuses it for the
 # revocation it lacks (503, one log line); once it served the newer one, also for its lower cRLNumber. The signer
 # notices within a tick and stores a new one (then node-a serves that: the only other right answer).
-# crl_lists HTTP_PORT OUT: that node's /crl (into OUT) lists $REV, within a bounded wait.
-crl_lists() {
-  local _
-  for _ in $(seq 1 400); do
-    curl -s --max-time 5 -o "$2" "http://127.0.0.1:$1/crl" || true
-    openssl crl -inform DER -in "$2" -noout -text 2>/dev/null | grep -q "Serial Number: $REV_SERIAL" && return 0
-    sleep 0.05
-  done
-  return 1
-}
 check "node-b (the signer) signed a CRL listing $REV" crl_lists "$HTTP_node_b" "$WORK/good.crl"
 DEVICE_CA=$(dbq "select id from issuing_cas where kind = 'device' and generation = 1")
 put_crl() { dbq "update crls_signed set der = $(blob_sql "$1") where issuing_ca = $DEVICE_CA"; }

@@ -461,9 +461,12 @@ static void store_crl(time_t this_update, time_t next_update, const pki_revoked 
     pki_crl_params p = {.issuer_cert = g->s.cert_der.data, .issuer_len = g->s.cert_der.len, .issuer_key = g->s.key,
                         .number = (uint64_t)number, .this_update = this_update, .next_update = next_update};
     ck_assert_int_eq(pki_crl_make(&p, list, n, &der), CT_OK);
-    db_lease_request lease = {.name = DB_LEASE_SIGNER, .holder = "tester", .now_ms = ct_wall_ms(), .ttl_ms = 60000};
+    static int64_t stamp; /* the tester's take, renewed by the next call */
+    db_lease_request lease = {
+        .name = DB_LEASE_SIGNER, .holder = "tester", .now_ms = ct_wall_ms(), .ttl_ms = 60000, .stamp = stamp};
     db_lease_state st;
     ck_assert_int_eq(db_lease_take(the_ca->db, &lease, &st), CT_OK);
+    lease.stamp = stamp = st.stamp;
     db_signed_crl kept = {.issuing_ca = g->id, .next_update = next_update, .number = number,
                           .this_update = this_update, .der = der};
     ck_assert_int_eq(db_crl_signed_put(the_ca->db, &lease, &kept), CT_OK);

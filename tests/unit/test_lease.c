@@ -62,6 +62,7 @@ START_TEST(test_one_holder_at_a_time)
     ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
     ck_assert(st.held && st.taken);
     ck_assert_str_eq(st.previous, "");
+    ra.stamp = st.stamp;
     /* b asks while a's lease runs: refused, told who holds it */
     db_lease_request rb = req("node-b", 1005000);
     ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
@@ -81,6 +82,7 @@ START_TEST(test_one_holder_at_a_time)
     ck_assert(st.held && st.taken);
     ck_assert_str_eq(st.previous, "node-a");
     ck_assert_int_eq(audit_entries(a), entries + 2);
+    rb.stamp = st.stamp;
     /* a comes back (a paused process): it does not hold it any more */
     ra.now_ms = 1019000;
     ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
@@ -94,7 +96,7 @@ START_TEST(test_one_holder_at_a_time)
     ck_assert_str_eq(st.previous, "node-b");
     ck_assert_int_eq(audit_entries(a), entries + 3);
     /* a clean release lets b take it at once */
-    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a", st.stamp), CT_OK);
     rb.now_ms = 1019500;
     ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
     ck_assert(st.held && st.taken);
@@ -111,6 +113,7 @@ START_TEST(test_crl_kept_only_by_the_holder)
     db_lease_state st;
     db_lease_request ra = req("node-a", 2000000), rb = req("node-b", 2000100);
     ck_assert_int_eq(db_lease_take(a, &ra, &st), CT_OK);
+    ra.stamp = st.stamp;
     uint8_t der1[] = {0x30, 0x03, 0x02, 0x01, 0x01}, der2[] = {0x30, 0x03, 0x02, 0x01, 0x02};
     db_signed_crl crl = {.issuing_ca = 1, .epoch = 3, .next_update = 99, .number = 1, .this_update = 9,
                          .der = {der1, sizeof der1, sizeof der1}};
@@ -144,6 +147,7 @@ START_TEST(test_crl_kept_only_by_the_holder)
     rb.now_ms = 2010002;
     ck_assert_int_eq(db_lease_take(b, &rb, &st), CT_OK);
     ck_assert(st.taken);
+    rb.stamp = st.stamp;
     ck_assert_int_eq(db_crl_signed_put(b, &rb, &crl), CT_OK);
     ck_assert_int_eq(db_crl_signed_get(a, 1, &got), CT_OK);
     ck_assert_int_eq(got.epoch, 4);
@@ -168,18 +172,20 @@ START_TEST(test_crl_kept_only_by_the_holder)
 }
 END_TEST
 
-/* Two nodes on a new database, each with its lease fence: node-a holds the signer lease, node-b does not. */
-static void signer_and_other(const char *tag, ct_db **a, ct_db **b)
+/* Two nodes on a new database, each with its lease fence: node-a holds the signer lease (its take's stamp
+ * returned), node-b does not. */
+static int64_t signer_and_other(const char *tag, ct_db **a, ct_db **b)
 {
     new_database(tag);
     *a = node_open();
     *b = node_open();
     db_lease_state st;
     db_lease_request ra = req("node-a", ct_wall_ms());
-    ck_assert_int_eq(db_lease_take(*a, &ra, &st), CT_OK);
-    ck_assert(st.held);
     ck_assert_int_eq(db_lease_fence(*a, DB_LEASE_SIGNER, "node-a"), CT_OK);
     ck_assert_int_eq(db_lease_fence(*b, DB_LEASE_SIGNER, "node-b"), CT_OK);
+    ck_assert_int_eq(db_lease_take(*a, &ra, &st), CT_OK);
+    ck_assert(st.held);
+    return st.stamp;
 }
 
 /* A node paused past its lease, whose own deadline has not caught up, signs no tree head or checkpoint: the write
@@ -187,7 +193,7 @@ static void signer_and_other(const char *tag, ct_db **a, ct_db **b)
 START_TEST(test_log_writes_fenced_by_the_lease)
 {
     ct_db *a = NULL, *b = NULL;
-    signer_and_other("lease-fence", &a, &b);
+    int64_t stamp = signer_and_other("lease-fence", &a, &b);
     ct_tree_head h = {.tree_size = 0, .timestamp_ms = (uint64_t)ct_wall_ms(), .sig_len = 1};
     int64_t id = 0, ckpt = 0;
     uint64_t size = 0;
@@ -200,11 +206,58 @@ START_TEST(test_log_writes_fenced_by_the_lease)
     ck_assert_int_eq(db_log_tree_head_add(a, &h, "node-a", &id), CT_OK);
     ck_assert_int_eq(db_log_checkpoint_add(a, 0, 1, "note a", "node-a", &id), CT_OK);
     /* a lets it go (as a lapse would): a writes nothing more */
-    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a", stamp), CT_OK);
     ck_assert_int_eq(db_log_checkpoint_add(a, 0, 2, "note a2", "node-a", &ckpt), CT_ERR_UNAVAILABLE);
     ck_assert_int_eq(db_log_checkpoint_latest(b, &ckpt, &size, &note), CT_OK);
     ck_assert_int_eq(ckpt, id);
     ct_buf_free(&note);
+    db_close(a);
+    db_close(b);
+}
+END_TEST
+
+/* The unlucky operator gives two processes one node id (a config copied to the second node): each is its own holder.
+ * The second does not renew the first's take as its own, so it signs nothing (tree head, checkpoint, CRL) while the
+ * first's lease runs; once it expired the second takes it (audited), and the first, paused meanwhile, renews,
+ * writes and lets go nothing. */
+START_TEST(test_one_id_two_processes)
+{
+    ct_db *a = NULL, *b = NULL;
+    int64_t first = signer_and_other("lease-same-id", &a, &b);
+    int64_t now = ct_wall_ms(); /* not before the first's take */
+    ck_assert_int_eq(db_lease_fence(b, DB_LEASE_SIGNER, "node-a"), CT_OK);
+    int64_t entries = audit_entries(a);
+    db_lease_state st;
+    db_lease_request twin = req("node-a", now + 1000);
+    ck_assert_int_eq(db_lease_take(b, &twin, &st), CT_OK);
+    ck_assert(!st.held && !st.taken);
+    ck_assert_str_eq(st.holder, "node-a");
+    ct_tree_head h = {.tree_size = 0, .timestamp_ms = (uint64_t)now, .sig_len = 1};
+    int64_t id = 0;
+    ck_assert_int_eq(db_log_tree_head_add(b, &h, "node-a", &id), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_log_checkpoint_add(b, 0, 1, "note twin", "node-a", &id), CT_ERR_UNAVAILABLE);
+    uint8_t der[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+    db_signed_crl crl = {.issuing_ca = 1, .epoch = 1, .next_update = 99, .number = 1, .this_update = 9,
+                         .der = {der, sizeof der, sizeof der}};
+    ck_assert_int_eq(db_crl_signed_put(b, &twin, &crl), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(audit_entries(a), entries); /* nothing written */
+    /* the first one's lease expires (it was paused): the second takes it */
+    twin.now_ms = now + 10001;
+    ck_assert_int_eq(db_lease_take(b, &twin, &st), CT_OK);
+    ck_assert(st.held && st.taken);
+    ck_assert_int_gt(st.stamp, first);
+    twin.stamp = st.stamp;
+    ck_assert_int_eq(db_crl_signed_put(b, &twin, &crl), CT_OK);
+    ck_assert_int_eq(audit_entries(a), entries + 2); /* lease.take, crl.store */
+    /* the first resumes: its renewal, its fence, its CRL and its release find another take */
+    db_lease_request resumed = req("node-a", now + 10002);
+    resumed.stamp = first;
+    ck_assert_int_eq(db_crl_signed_put(a, &resumed, &crl), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_log_checkpoint_add(a, 0, 1, "note paused", "node-a", &id), CT_ERR_UNAVAILABLE);
+    ck_assert_int_eq(db_lease_take(a, &resumed, &st), CT_OK);
+    ck_assert(!st.held);
+    ck_assert_int_eq(db_lease_release(a, DB_LEASE_SIGNER, "node-a", first), CT_OK);
+    ck_assert_int_eq(db_log_checkpoint_add(b, 0, 1, "note twin", "node-a", &id), CT_OK);
     db_close(a);
     db_close(b);
 }
@@ -265,6 +318,7 @@ int main(void)
     tcase_add_test(tc, test_crl_kept_only_by_the_holder);
     tcase_add_test(tc, test_log_writes_fenced_by_the_lease);
     tcase_add_test(tc, test_checkpoint_due_after_any_change);
+    tcase_add_test(tc, test_one_id_two_processes);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
