@@ -55,7 +55,7 @@ ct_err station_state_lock(const char *dir, int *fd)
     CT_GUARD_RET(ct_mkdir(log_dir, 0755));
     *fd = open(log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     CT_ENSURE_RET(*fd >= 0 && flock(*fd, LOCK_EX) == 0, ct_fail(CT_ERR_IO, "cannot lock %s", log_dir));
-    return CT_OK;
+    return ct_stale_remove(log_dir, "", ".tmp."); /* what a killed run left (a live one's stays) */
 }
 
 ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary, size_t summary_max)

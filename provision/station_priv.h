@@ -59,8 +59,8 @@ ct_http_config station_est_config(const station *st, const char *url, const char
 
 #define STATION_ROOT_CRL_KEPT "log/root.crl"        /* the newest ca.root_crl this station took */
 
-/* DIR/log locked (flock) against the station's other runs, from reading what it keeps there to replacing it; *fd
- * (-1 when not opened) to close, which unlocks. */
+/* DIR/log locked (flock) against the station's other runs, from reading what it keeps there to replacing it, and
+ * the temporaries killed runs left there removed; *fd (-1 when not opened) to close, which unlocks. */
 CT_MUST_CHECK ct_err station_state_lock(const char *dir, int *fd);
 /* The pinned key (CT_ERR_NOT_FOUND: none). */
 CT_MUST_CHECK ct_err station_log_vkey(const char *dir, ct_note_verifier *v);

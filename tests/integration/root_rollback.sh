@@ -22,9 +22,17 @@ refused_ca() { refused "$1" "$2" "$CA" "${@:3}"; } # refused_ca "description" PA
 rc=0; CAMTRUST_FAILPOINT=write:temp-written "$CA_BIN" rotate --dir "$CA" device-issuing >/dev/null 2>&1 || rc=$?
 check_eq "rotate killed at its request's write: it died there" 137 "$rc"
 check "... its key made, its request not written" test ! -e "$CA/device-issuing.csr"
+temps() { (cd "$CA" && ls -d -- *.tmp.* 2>/dev/null | sed "s/\.$$\$/.LIVE/; s/\.[0-9]*\$/.DEAD/" | tr '\n' ' '); }
+check_eq "... its temporary left in the CA folder" "device-issuing.csr.tmp.DEAD " "$(temps)"
+: >"$CA/chain.pem.tmp.$$" # a live process's (this shell's) temporary: never removed
+"$CA_BIN" audit verify --dir "$CA" >/dev/null
+check_eq "a command that only reads (audit verify) leaves both" "chain.pem.tmp.LIVE device-issuing.csr.tmp.DEAD " \
+  "$(temps)"
 rc=0; "$CA_BIN" rotate --dir "$CA" device-issuing >"$WORK/out" 2>"$WORK/err" || rc=$?
 check_eq "the next rotate writes the pending key's request (not 'pending already' with no request to take)" \
   "0 1" "$rc $(grep -c "$CA/device-issuing.csr" "$WORK/out")"
+check_eq "... and removed the killed one's temporary, not the live process's" "chain.pem.tmp.LIVE " "$(temps)"
+rm "$CA/chain.pem.tmp.$$"
 refused_ca "... and a rotate after it is refused: the request is there" "pending already" rotate --dir "$CA" device-issuing
 "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" \
   --out "$WORK/dev2.pem" >/dev/null
