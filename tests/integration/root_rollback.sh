@@ -34,8 +34,13 @@ check_eq "the next rotate writes the pending key's request (not 'pending already
 check_eq "... and removed the killed one's temporary, not the live process's" "chain.pem.tmp.LIVE " "$(temps)"
 rm "$CA/chain.pem.tmp.$$"
 refused_ca "... and a rotate after it is refused: the request is there" "pending already" rotate --dir "$CA" device-issuing
+rc=0; CAMTRUST_FAILPOINT=write:temp-written "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" \
+  --profile device-issuing "${Q[@]}" --out "$WORK/dev2.pem" >/dev/null 2>&1 || rc=$?
+check_eq "root sign killed at its record's write leaves its temporary in the vault" "137 1" \
+  "$rc $(ls "$V"/ceremony.log.tmp.* | wc -l)"
 "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" \
   --out "$WORK/dev2.pem" >/dev/null
+check "... the next root sign removed it" bash -c "! ls '$V'/*.tmp.* 2>/dev/null"
 check "the ceremony's certificate for it installs (the key the token made before the kill)" \
   "$CA_BIN" install --dir "$CA" --cert "$WORK/dev2.pem"
 check_eq "the request written again is audited so (ca.rotate key=existing; the killed run audited nothing)" "1 1" \
