@@ -365,41 +365,25 @@ static ct_err read_given(install_plan *p, const char *const *certs, size_t n_cer
     return CT_OK;
 }
 
-/* A roots' CRL replacing the one installed (p->crls[i], of root `k`) must be newer and keep its revocations of this
- * CA's issuing CAs: an older CRL, or one made from a ceremony record cut short (its last CRL entry gone, the next CRL
- * reuses its number without its revocation), would bring a revoked issuing CA back. */
+/* A roots' CRL replacing the one installed (p->crls[i], of root `k`) must be newer and keep its revocations: an older
+ * CRL, or one made from a ceremony record cut short (its last CRL entry gone, the next CRL reuses its number without
+ * its revocation), would bring a revoked issuing CA back (pki_crl_supersedes, as the station's ca.root_crl). */
 static ct_err crl_not_older(const ca *c, const install_plan *p, size_t i, int k)
 {
     ct_err rc = CT_OK;
     char path[CA_PATH_MAX];
     ct_buf old = CT_BUF_INIT;
-    pki_crl_info was, now;
     const ct_buf *root = &p->folder_root[k];
     CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
-    /* None yet, or one its root never signed: nothing it revokes can be trusted to keep. */
-    if (!c->installed || !ct_file_exists(path) || ct_file_read(path, PKI_MAX_CERT_DER * 64, &old) != CT_OK ||
-        pki_crl_read(old.data, old.len, root->data, root->len, &was) != CT_OK) {
+    /* None yet, or unreadable: nothing it revokes can be trusted to keep. */
+    if (!c->installed || !ct_file_exists(path) || ct_file_read(path, PKI_MAX_CERT_DER * 64, &old) != CT_OK) {
         ct_err_clear();
         goto cleanup;
     }
-    if (same_der(&old, &p->crls[i])) goto cleanup; /* the same CRL again: an install cut off, run again */
-    CT_GUARD(pki_crl_read(p->crls[i].data, p->crls[i].len, root->data, root->len, &now));
-    CT_ENSURE_MSG(now.number > was.number, CT_ERR_USAGE, "%s is not newer than the installed %s (cRLNumber %llu, "
-                  "this one %llu): an older CRL, or one made from a ceremony record cut short", p->crl_paths[i],
-                  root_crl_file[k], (unsigned long long)was.number, (unsigned long long)now.number);
-    for (size_t g = 0; g < c->n_gens; g++) {
-        const ca_generation *gen = &c->gens[g];
-        pki_crl_status before, after;
-        if ((int)gen->kind != k ||
-            pki_crl_check(old.data, old.len, root->data, root->len, gen->s.cert_der.data, gen->s.cert_der.len,
-                          &before) != CT_OK || !before.revoked)
-            continue;
-        CT_GUARD(pki_crl_check(p->crls[i].data, p->crls[i].len, root->data, root->len, gen->s.cert_der.data,
-                               gen->s.cert_der.len, &after));
-        CT_ENSURE_MSG(after.revoked, CT_ERR_USAGE, "%s no longer revokes the %s CA's generation %lld, which the "
-                      "installed %s revokes: made from a ceremony record cut short?", p->crl_paths[i], kind_name[k],
-                      (long long)gen->generation, root_crl_file[k]);
-    }
+    rc = pki_crl_supersedes(p->crls[i].data, p->crls[i].len, old.data, old.len, root->data, root->len);
+    if (rc != CT_OK)
+        rc = ct_fail_ctx(CT_ERR_USAGE, "%s is not newer than the installed %s (an older CRL, or one made from a "
+                         "ceremony record cut short)", p->crl_paths[i], root_crl_file[k]);
 cleanup:
     ct_buf_free(&old);
     return rc;

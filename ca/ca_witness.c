@@ -258,6 +258,9 @@ ct_err ca_witness_run(const char *dir, const char *log_url, const char *vkey_pat
     CT_ENSURE_MSG(interval_ms >= 50 && interval_ms <= 86400000L, CT_ERR_USAGE, "--interval: 0.05 to 86400 seconds");
     CT_GUARD(witness_open(dir, true, &w, name, sizeof name));
     opened = true;
+    /* What a killed witness left in its evidence folder (the witness folder itself: camtrust-ca's main). */
+    CT_GUARD(ct_path_join(root, sizeof root, dir, WITNESS_EVIDENCE_DIR));
+    CT_GUARD(ct_stale_remove(root, "", ".tmp."));
     CT_GUARD(ct_path_join(root, sizeof root, dir, WITNESS_ROOT_FILE));
     bool pinned = ct_file_exists(root);
     CT_ENSURE_MSG(pinned || strncasecmp(log_url, "https://", 8) != 0, CT_ERR_CONFIG,

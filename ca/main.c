@@ -743,6 +743,19 @@ static int migrate_to(const cli_args *a)
     return rc == CT_OK ? 0 : fail(rc);
 }
 
+/* The commands that write into --dir (a CA folder, a vault's, a witness's) first remove what a killed writer left
+ * there: ct_file_write_atomic's NAME.tmp.PID of a process that is gone (a live one's stays). Those that only read
+ * leave the folder alone (they may run without the right to write it); init, root init and witness init make a new
+ * folder, and backup writes elsewhere. */
+static bool writes_dir(const cli_args *a)
+{
+    if (strcmp(a->words[0], "root") == 0)
+        return a->nwords == 2 && (strcmp(a->words[1], "sign") == 0 || strcmp(a->words[1], "crl") == 0);
+    return !(is(a, "init", NULL, 1) || is(a, "witness", "init", 2) || is(a, "backup", NULL, 1) ||
+             is(a, "order", "list", 2) || (a->nwords == 2 && strcmp(a->words[0], "audit") == 0) ||
+             strcmp(a->words[0], "log") == 0 || strcmp(a->words[0], "crl") == 0);
+}
+
 int main(int argc, char **argv)
 {
     cli_args a;
@@ -758,6 +771,10 @@ int main(int argc, char **argv)
     if (!a.dir) {
         fprintf(stderr, "camtrust-ca: --dir DIR is required\n");
         return 2;
+    }
+    if (writes_dir(&a)) {
+        ct_err rc = ct_stale_remove(a.dir, "", ".tmp.");
+        if (rc != CT_OK) return fail(rc);
     }
     if (is(&a, "witness", NULL, 1) || is(&a, "witness", "init", 2)) return witness_command(&a);
     if (a.nwords == 2 && strcmp(a.words[0], "root") == 0) return root_command(&a);

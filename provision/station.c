@@ -560,6 +560,40 @@ static ct_err issuer_not_revoked(run *r, const char *serial, const char *profile
                    r->st.root_crl);
 }
 
+/* ca.root_crl never goes back: the station keeps the newest root's CRL it took (STATION_ROOT_CRL_KEPT, under the
+ * state lock) and refuses an older one, or one that no longer revokes what that one revokes (pki_crl_supersedes, as
+ * camtrust-ca install does): whoever can put an older CRL in its place would bring a revoked issuing CA back. */
+static ct_err root_crl_not_older(run *r)
+{
+    ct_err rc = CT_OK;
+    ct_buf kept = CT_BUF_INIT;
+    char path[STATION_PATH_MAX];
+    const ct_buf *root = NULL;
+    pki_crl_info info;
+    int lock = -1;
+    for (size_t j = 0; j < r->cacerts.n && !root; j++)
+        if (pki_crl_read(r->root_crl.data, r->root_crl.len, r->cacerts.der[j].data, r->cacerts.der[j].len, &info) ==
+            CT_OK)
+            root = &r->cacerts.der[j];
+    ct_err_clear();
+    if (!root) return CT_OK; /* not the CA's root's: issuer_not_revoked refuses each camera so */
+    CT_GUARD(station_state_lock(r->st.dir, &lock));
+    CT_GUARD(ct_path_join(path, sizeof path, r->st.dir, STATION_ROOT_CRL_KEPT));
+    if (ct_file_exists(path)) CT_GUARD(ct_file_read(path, PKI_MAX_CERT_DER * 64, &kept));
+    rc = pki_crl_supersedes(r->root_crl.data, r->root_crl.len, kept.data, kept.len, root->data, root->len);
+    if (rc != CT_OK) {
+        rc = ct_fail_ctx(CT_ERR_INTEGRITY, "ca.root_crl %s is older than the one this station took (%s)",
+                         r->st.root_crl, STATION_ROOT_CRL_KEPT);
+        goto cleanup;
+    }
+    if (kept.len != r->root_crl.len || memcmp(kept.data, r->root_crl.data, kept.len) != 0)
+        CT_GUARD(ct_file_write_atomic(path, r->root_crl.data, r->root_crl.len, 0644));
+cleanup:
+    if (lock >= 0) close(lock); /* and the lock with it */
+    ct_buf_free(&kept);
+    return rc;
+}
+
 /* The certificate must be for the key of the CSR and signed by a CA of cacerts; gives that issuer. */
 static ct_err check_issued(run *r, const char *serial, const char *profile, const ct_buf *leaf,
                            const uint8_t spki_hash[32], const ct_buf **issuer)
@@ -1070,6 +1104,8 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     if (ca_rc != CT_OK) {
         copy_reason(ca_rc, r.cacerts_error, sizeof r.cacerts_error);
         fprintf(r.progress, "camtrust-station: %s\n", r.cacerts_error);
+    } else if (r.root_crl.len) {
+        CT_GUARD(root_crl_not_older(&r));
     }
     r.sum.total = r.n_devices;
     if (r.n_devices > 1) { /* which serial each camera names, before any is enrolled (claim_check) */

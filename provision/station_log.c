@@ -47,6 +47,17 @@ ct_err station_log_kept(const char *dir, const ct_note_verifier *v, char path[ST
     return rc;
 }
 
+ct_err station_state_lock(const char *dir, int *fd)
+{
+    char log_dir[STATION_PATH_MAX];
+    *fd = -1;
+    CT_GUARD_RET(ct_path_join(log_dir, sizeof log_dir, dir, "log"));
+    CT_GUARD_RET(ct_mkdir(log_dir, 0755));
+    *fd = open(log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_RET(*fd >= 0 && flock(*fd, LOCK_EX) == 0, ct_fail(CT_ERR_IO, "cannot lock %s", log_dir));
+    return ct_stale_remove(log_dir, "", ".tmp."); /* what a killed run left (a live one's stays) */
+}
+
 ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary, size_t summary_max)
 {
     ct_err rc = CT_OK;
@@ -56,17 +67,14 @@ ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, ch
     ct_http_proof proof;
     bool have = false;
     size_t nw = 0, k = st->witnesses_required, cosigned = 0;
-    char kept_path[STATION_PATH_MAX], log_dir[STATION_PATH_MAX], what[96];
+    char kept_path[STATION_PATH_MAX], what[96];
     int64_t deadline = ct_now_ms() + (wait_ms > 0 ? wait_ms : 0);
     int lock = -1;
     CT_GUARD(station_log_vkey(st->dir, &v));
-    CT_GUARD(ct_path_join(log_dir, sizeof log_dir, st->dir, "log"));
     /* Runs of one station at once (two provision batches, a log check) take turns from reading the kept checkpoint
      * to replacing it: else one that fetched an older checkpoint could put it back over a newer one another kept,
      * and a CA rolled back to between the two would pass. */
-    CT_GUARD(ct_mkdir(log_dir, 0755));
-    lock = open(log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    CT_ENSURE_MSG(lock >= 0 && flock(lock, LOCK_EX) == 0, CT_ERR_IO, "cannot lock %s", log_dir);
+    CT_GUARD(station_state_lock(st->dir, &lock));
     CT_GUARD(kept_load(st->dir, &v, kept_path, &kept_note, &kept, &have));
     if (k > 0) {
         w = calloc(CT_COSIG_WITNESSES_MAX, sizeof *w);

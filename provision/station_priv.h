@@ -56,6 +56,11 @@ ct_http_config station_est_config(const station *st, const char *url, const char
 /* ---- witnessing the CA's issuance log (station_log.c) ---- */
 #define STATION_LOG_VKEY "log.vkey"                /* the CA's pinned checkpoint verifier key */
 #define STATION_LOG_KEPT "log/checkpoint.note"     /* the newest checkpoint this station verified */
+#define STATION_ROOT_CRL_KEPT "log/root.crl"       /* the newest roots' CRL (ca.root_crl) this station took */
+
+/* DIR/log locked (flock) against the station's other runs, from reading what it keeps there to replacing it, and
+ * the temporaries killed runs left there removed; *fd (-1 when not opened) to close, which unlocks. */
+CT_MUST_CHECK ct_err station_state_lock(const char *dir, int *fd);
 
 /* The pinned key (CT_ERR_NOT_FOUND: none). */
 CT_MUST_CHECK ct_err station_log_vkey(const char *dir, ct_note_verifier *v);

@@ -237,3 +237,32 @@ ct_err pki_crl_missing(const pki_crl_info *crl, const pki_revoked *list, size_t 
     }
     return CT_OK;
 }
+
+ct_err pki_crl_supersedes(const uint8_t *now, size_t now_len, const uint8_t *was, size_t was_len,
+                          const uint8_t *issuer, size_t issuer_len)
+{
+    pki_crl_info before, after;
+    if (was_len == now_len && memcmp(was, now, now_len) == 0) return CT_OK; /* the same CRL again */
+    if (!was_len || pki_crl_read(was, was_len, issuer, issuer_len, &before) != CT_OK) {
+        ct_err_clear();
+        return CT_OK;
+    }
+    CT_GUARD_RET(pki_crl_read(now, now_len, issuer, issuer_len, &after));
+    CT_ENSURE_RET(after.number > before.number,
+                  ct_fail(CT_ERR_INTEGRITY, "its cRLNumber %llu is not above the earlier one's, %llu",
+                          (unsigned long long)after.number, (unsigned long long)before.number));
+    pki_der entries = pki_der_span(before.entries, before.entries_len);
+    while (entries.len > 0) {
+        pki_tlv s;
+        time_t at;
+        pki_crl_status st = {0};
+        char hex[PKI_MAX_SERIAL_BYTES * 2 + 1] = "";
+        CT_GUARD_RET(next_entry(&entries, &s, &at, NULL));
+        CT_GUARD_RET(find_serial(pki_der_span(after.entries, after.entries_len), &s, &st));
+        if (st.revoked) continue;
+        size_t skip = s.val_len > 1 && s.val[0] == 0;
+        if (ct_hex_encode(s.val + skip, s.val_len - skip, hex, sizeof hex) != CT_OK) ct_err_clear();
+        return ct_fail(CT_ERR_INTEGRITY, "it no longer revokes serial %s, which the earlier one revokes", hex);
+    }
+    return CT_OK;
+}

@@ -227,6 +227,13 @@ CT_MUST_CHECK ct_err pki_crl_read(const uint8_t *crl_der, size_t crl_len, const 
                                   pki_crl_info *out);
 /* The index in `list` of the first certificate the CRL does not list, in *missing; n when it lists them all. */
 CT_MUST_CHECK ct_err pki_crl_missing(const pki_crl_info *crl, const pki_revoked *list, size_t n, size_t *missing);
+/* May the CRL `now` replace `was`, the one of `issuer` taken before (a certificate the caller trusts)? Yes when it is
+ * the same CRL, when `was` is empty or not `issuer`'s (nothing it revokes can be trusted to keep), or when `now` has
+ * a higher cRLNumber and still lists every certificate `was` lists. Else CT_ERR_INTEGRITY saying which: an older
+ * CRL, or one made from a record cut short (an entry gone), would bring back what `was` revokes. `now` unreadable
+ * as `issuer`'s: pki_crl_read's error. The camera's agent does not need it. */
+CT_MUST_CHECK ct_err pki_crl_supersedes(const uint8_t *now, size_t now_len, const uint8_t *was, size_t was_len,
+                                        const uint8_t *issuer, size_t issuer_len);
 
 /* OCSP requests are outside input: bounded, parsed with the same checked DER walker. */
 #define PKI_OCSP_MAX_REQUEST 4096 /* bytes of DER */

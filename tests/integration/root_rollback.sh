@@ -22,12 +22,25 @@ refused_ca() { refused "$1" "$2" "$CA" "${@:3}"; } # refused_ca "description" PA
 rc=0; CAMTRUST_FAILPOINT=write:temp-written "$CA_BIN" rotate --dir "$CA" device-issuing >/dev/null 2>&1 || rc=$?
 check_eq "rotate killed at its request's write: it died there" 137 "$rc"
 check "... its key made, its request not written" test ! -e "$CA/device-issuing.csr"
+temps() { (cd "$CA" && ls -d -- *.tmp.* 2>/dev/null | sed "s/\.$$\$/.LIVE/; s/\.[0-9]*\$/.DEAD/" | tr '\n' ' '); }
+check_eq "... its temporary left in the CA folder" "device-issuing.csr.tmp.DEAD " "$(temps)"
+: >"$CA/chain.pem.tmp.$$" # a live process's (this shell's) temporary: never removed
+"$CA_BIN" audit verify --dir "$CA" >/dev/null
+check_eq "a command that only reads (audit verify) leaves both" "chain.pem.tmp.LIVE device-issuing.csr.tmp.DEAD " \
+  "$(temps)"
 rc=0; "$CA_BIN" rotate --dir "$CA" device-issuing >"$WORK/out" 2>"$WORK/err" || rc=$?
 check_eq "the next rotate writes the pending key's request (not 'pending already' with no request to take)" \
   "0 1" "$rc $(grep -c "$CA/device-issuing.csr" "$WORK/out")"
+check_eq "... and removed the killed one's temporary, not the live process's" "chain.pem.tmp.LIVE " "$(temps)"
+rm "$CA/chain.pem.tmp.$$"
 refused_ca "... and a rotate after it is refused: the request is there" "pending already" rotate --dir "$CA" device-issuing
+rc=0; CAMTRUST_FAILPOINT=write:temp-written "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" \
+  --profile device-issuing "${Q[@]}" --out "$WORK/dev2.pem" >/dev/null 2>&1 || rc=$?
+check_eq "root sign killed at its record's write leaves its temporary in the vault" "137 1" \
+  "$rc $(ls "$V"/ceremony.log.tmp.* | wc -l)"
 "$CA_BIN" root sign --dir "$V" --csr "$CA/device-issuing.csr" --profile device-issuing "${Q[@]}" \
   --out "$WORK/dev2.pem" >/dev/null
+check "... the next root sign removed it" bash -c "! ls '$V'/*.tmp.* 2>/dev/null"
 check "the ceremony's certificate for it installs (the key the token made before the kill)" \
   "$CA_BIN" install --dir "$CA" --cert "$WORK/dev2.pem"
 check_eq "the request written again is audited so (ca.rotate key=existing; the killed run audited nothing)" "1 1" \
@@ -96,6 +109,6 @@ refused_ca "install refuses the CRL of the cut record (the revoked CRL's number 
   "is not newer than the installed root.crl" install --dir "$CA" --crl "$WORK/cut1.crl"
 "$CA_BIN" root crl --dir "$V" --root device "${Q[@]}" --out "$WORK/cut2.crl" >/dev/null
 refused_ca "... and the next one (a higher number, the revocation left out)" \
-  "no longer revokes the device-issuing CA's generation 1" install --dir "$CA" --crl "$WORK/cut2.crl"
+  "no longer revokes serial ${G1,,}, which the earlier one revokes" install --dir "$CA" --crl "$WORK/cut2.crl"
 check "the installed roots' CRL still revokes the first device issuing CA" cmp -s "$WORK/revoking.crl" "$CA/root.crl"
 finish

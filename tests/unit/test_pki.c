@@ -733,6 +733,53 @@ START_TEST(crl_check_p256_p384)
 }
 END_TEST
 
+/* pki_crl_supersedes, the rule for a root's CRL replacing the one taken before (camtrust-ca install, the station's
+ * ca.root_crl): the same CRL again, or a higher number listing all the earlier one lists; never a lower or equal
+ * number, nor a higher one that leaves an entry out (a serial with its DER sign byte too); a CRL taken before that
+ * is not the issuer's is no bar. */
+static void crl_numbered(const ca_chain *c, uint64_t number, const pki_revoked *list, size_t n, ct_buf *crl)
+{
+    pki_crl_params p = {c->root.data, c->root.len, c->root_key, number, time(NULL), time(NULL) + 3600};
+    ct_err rc = pki_crl_make(&p, list, n, crl);
+    ck_assert_msg(rc == CT_OK, "pki_crl_make: %s %s", ct_err_name(rc), ct_err_detail());
+}
+
+#define SUPERSEDES(now, was) \
+    pki_crl_supersedes((now)->data, (now)->len, (was)->data, (was)->len, c.root.data, c.root.len)
+
+START_TEST(crl_supersedes)
+{
+    ca_chain c;
+    make_cas(&c, HSM_EC_P256);
+    pki_revoked list[2] = {{"0a", 1700000000, 1}, {"8b01", 1700000100, 1}}; /* 8b01: DER INTEGER 00 8b 01 */
+    ct_buf one = CT_BUF_INIT, two = CT_BUF_INIT, cut = CT_BUF_INIT, again = CT_BUF_INIT, three = CT_BUF_INIT,
+           none = CT_BUF_INIT, other = CT_BUF_INIT;
+    crl_numbered(&c, 3, list, 1, &one);
+    crl_numbered(&c, 4, list, 2, &two);
+    crl_numbered(&c, 5, list, 1, &cut);   /* 8b01 left out */
+    crl_numbered(&c, 4, list, 2, &again); /* the same number and list, signed anew */
+    crl_numbered(&c, 6, list, 2, &three);
+    crl_of(&c.ica, c.ica_key, "0a", 1700000000, &other); /* the issuing CA's, not the root's */
+    ck_assert_int_eq(SUPERSEDES(&one, &one), CT_OK);
+    ck_assert_int_eq(SUPERSEDES(&two, &one), CT_OK);
+    ck_assert_int_eq(SUPERSEDES(&three, &two), CT_OK);
+    ck_assert_int_eq(SUPERSEDES(&one, &none), CT_OK);
+    ck_assert_int_eq(SUPERSEDES(&one, &other), CT_OK);
+    ck_assert_int_eq(SUPERSEDES(&one, &two), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(ct_err_detail(), "its cRLNumber 3 is not above the earlier one's, 4");
+    ck_assert_int_eq(SUPERSEDES(&again, &two), CT_ERR_INTEGRITY);
+    ck_assert_int_eq(SUPERSEDES(&cut, &two), CT_ERR_INTEGRITY);
+    ck_assert_str_eq(ct_err_detail(), "it no longer revokes serial 8b01, which the earlier one revokes");
+    ct_buf_free(&one);
+    ct_buf_free(&two);
+    ct_buf_free(&cut);
+    ct_buf_free(&again);
+    ct_buf_free(&three);
+    ct_buf_free(&other);
+    free_cas(&c);
+}
+END_TEST
+
 START_TEST(issue_dates_and_refusals)
 {
     ca_chain c;
@@ -963,6 +1010,7 @@ static Suite *pki_suite(void)
     tcase_add_test(sign, issue_dates_and_refusals);
     tcase_add_test(sign, issue_ed25519_subject);
     tcase_add_test(sign, crl_check_p256_p384);
+    tcase_add_test(sign, crl_supersedes);
     tcase_add_test(sign, csr_pop_verified_in_token);
     suite_add_tcase(s, sign);
     return s;
