@@ -155,7 +155,9 @@ ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep)
     ct_err rc = CT_OK;
     char path[4096];
     DIR *d = opendir(folder);
-    if (!d) return errno == ENOENT ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", folder, strerror(errno));
+    /* None there, or not a folder (a file where a caller walks folders): nothing of ours to remove. */
+    if (!d) return errno == ENOENT || errno == ENOTDIR ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", folder,
+                                                                           strerror(errno));
     for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
         long pid = stale_pid(e->d_name, prefix, sep);
         /* A live process (or one we may not signal) still owns it. */

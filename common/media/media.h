@@ -86,9 +86,11 @@ CT_MUST_CHECK ct_err media_box_find(const uint8_t *buf, uint64_t start, uint64_t
 /* Whether buf starts like an ISO BMFF file (a known top-level box first). */
 bool media_is_mp4(const uint8_t *buf, size_t len);
 /* What the edit lists (moov/trak/edts/elst) of an MP4 file tell a player: the most edits that are not empty in one
- * track, whether one plays at another rate than 1, whether one is malformed (cut short, counts past its box). */
+ * track, whether one plays at another rate than 1, whether one is malformed (cut short, counts past its box); and
+ * the most sample entries (stsd: its count or its boxes, the larger) of a video track, each with its own parameter
+ * sets, any of which stsc or tfhd may name for a sample. */
 typedef struct {
-    uint64_t most_edits;
+    uint64_t most_edits, most_entries;
     bool other_rate, malformed;
 } media_edits;
 void media_mp4_edits(const uint8_t *buf, size_t len, media_edits *out);

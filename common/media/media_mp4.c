@@ -100,14 +100,34 @@ static void elst_read(const uint8_t *p, uint64_t len, media_edits *out)
     if (edits > out->most_edits) out->most_edits = edits;
 }
 
+/* The sample entries of a video track's stsd: its count or its boxes, the larger (0 for another track). */
+static uint64_t video_entries(const uint8_t *buf, const media_box *trak)
+{
+    static const uint32_t path[] = {T('m', 'd', 'i', 'a'), T('m', 'i', 'n', 'f'), T('s', 't', 'b', 'l'),
+                                    T('s', 't', 's', 'd')};
+    media_box b = *trak, hdlr, e;
+    for (size_t i = 0; i < 4; i++) {
+        if (media_box_find(buf, box_start(&b), b.off + b.size, path[i], &b) != CT_OK) return 0;
+        if (i == 0 && (media_box_find(buf, box_start(&b), b.off + b.size, T('h', 'd', 'l', 'r'), &hdlr) != CT_OK ||
+                       hdlr.size - hdlr.hdr < 12 || be32(buf + box_start(&hdlr) + 8) != T('v', 'i', 'd', 'e')))
+            return 0;
+    }
+    if (b.size - b.hdr < 8) return 0;
+    uint64_t count = be32(buf + box_start(&b) + 4), boxes = 0;
+    for (uint64_t pos = box_start(&b) + 8; media_box_next(buf, b.off + b.size, &pos, &e) == CT_OK;) boxes++;
+    return count > boxes ? count : boxes;
+}
+
 void media_mp4_edits(const uint8_t *buf, size_t len, media_edits *out)
 {
     media_box moov, trak, edts, elst;
     memset(out, 0, sizeof *out);
     if (media_box_find(buf, 0, len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) != CT_OK) return;
     for (uint64_t pos = box_start(&moov); media_box_next(buf, moov.off + moov.size, &pos, &trak) == CT_OK;) {
-        if (trak.type == MEDIA_FOURCC('t', 'r', 'a', 'k') &&
-            media_box_find(buf, box_start(&trak), trak.off + trak.size, MEDIA_FOURCC('e', 'd', 't', 's'), &edts) == CT_OK &&
+        if (trak.type != MEDIA_FOURCC('t', 'r', 'a', 'k')) continue;
+        uint64_t entries = video_entries(buf, &trak);
+        if (entries > out->most_entries) out->most_entries = entries;
+        if (media_box_find(buf, box_start(&trak), trak.off + trak.size, MEDIA_FOURCC('e', 'd', 't', 's'), &edts) == CT_OK &&
             media_box_find(buf, box_start(&edts), edts.off + edts.size, MEDIA_FOURCC('e', 'l', 's', 't'), &elst) == CT_OK)
             elst_read(buf + box_start(&elst), elst.size - elst.hdr, out);
     }

@@ -157,13 +157,19 @@ cleanup:
 
 static const char no_time[] = "verification time (no recording time in the clip)";
 
-/* An MP4 edit list tells a player what to present: more than one edit (after an optional empty one) can show the
- * pictures reordered, repeated or spliced, and a rate other than 1 freezes them; the signatures cover the samples as
- * stored, not that. One edit (a start and a length: an authentic part, in order) is what writers make. */
+/* What a player takes from an MP4 besides the samples. An edit list tells it what to present: more than one edit
+ * (after an optional empty one) can show the pictures reordered, repeated or spliced, and a rate other than 1 freezes
+ * them; the signatures cover the samples as stored, not that. One edit (a start and a length: an authentic part, in
+ * order) is what writers make. */
 static void check_edits(const media_file *f, ms_verifier *v)
 {
     media_edits e;
     media_mp4_edits(f->data, f->len, &e);
+    /* Verified with the first one's parameter sets (and the samples' own): another, named for samples in stsc or
+     * tfhd, is what a player decodes them with (ffmpeg does), and no signature covers it. */
+    if (e.most_entries > 1)
+        ms_verifier_problem(v, "the MP4 video track has %llu sample entries: a player may decode the pictures with "
+                               "parameter sets (avcC/hvcC) other than those verified", (unsigned long long)e.most_entries);
     if (e.malformed) ms_verifier_problem(v, "malformed MP4 edit list");
     if (e.other_rate)
         ms_verifier_problem(v, "the MP4 edit list presents pictures at another rate than recorded (a player does not "

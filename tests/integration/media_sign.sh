@@ -235,8 +235,10 @@ check_eq "the ONVIF clip with one payload byte flipped: exit 1" 1 "$(verify_rc "
 check "... GOP 1 altered" grep -q '^GOP 1 .*altered' "$WORK/out"
 check_eq "the unsigned ONVIF clip is unsigned" 1 "$(verify_rc "$VECTORS/test_h264.mp4" "$VECTORS/ca.pem")"
 
-# ---- an MP4 edit list that reorders the presentation: samples untouched, what a player shows is not ----
-python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" <<'EOF2'
+# ---- what a player takes from an MP4 besides the samples: samples untouched, what it shows is not ----
+# t-edits.mp4: an edit list that reorders the presentation. t-entry.mp4: the cropping avcC (crop-clip.mp4's) as a
+# second sample entry, which stsc names for every sample; the signed first one stays.
+python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" "$WORK/crop-clip.mp4" "$WORK/t-entry.mp4" <<'EOF2'
 import struct, sys
 d = bytearray(open(sys.argv[1], "rb").read())
 def boxes(off, end):
@@ -257,10 +259,32 @@ at, cut = (old[0][1], old[0][2]) if old else (child(trak, b"tkhd")[1] + child(tr
 d[at:at + cut] = edts
 for b in (trak, moov): struct.pack_into(">I", d, b[1], b[2] + len(edts) - cut)
 open(sys.argv[2], "wb").write(d)
+def stbl_of(): # the boxes from moov down to stbl
+    path = [next(x for x in boxes(0, len(d)) if x[0] == b"moov")]
+    for name in (b"trak", b"mdia", b"minf", b"stbl"): path.append(child(path[-1], name))
+    return path
+d = bytearray(open(sys.argv[3], "rb").read())
+stsd = child(stbl_of()[-1], b"stsd")
+entry = next(boxes(stsd[1] + 16, stsd[1] + stsd[2]))
+entry = bytes(d[entry[1]:entry[1] + entry[2]])
+d = bytearray(open(sys.argv[1], "rb").read())
+path = stbl_of()
+stsd, stsc = child(path[-1], b"stsd"), child(path[-1], b"stsc")
+for i in range(struct.unpack(">I", d[stsc[1] + 12:stsc[1] + 16])[0]):
+    struct.pack_into(">I", d, stsc[1] + 24 + 12 * i, 2)  # sample_description_index
+struct.pack_into(">I", d, stsd[1] + 12, 2)
+d[stsd[1] + stsd[2]:stsd[1] + stsd[2]] = entry  # moov after mdat: no chunk offset moves
+for b in path + [stsd]: struct.pack_into(">I", d, b[1], b[2] + len(entry))
+open(sys.argv[4], "wb").write(d)
 EOF2
 first=$(frames "$WORK/signed-clip.mp4" | grep -nxF -- "$(frames "$WORK/t-edits.mp4" | head -1)" | cut -d: -f1 | head -1)
 check "... ffmpeg presents it reordered: its first frame is one of the third second's (frame ${first:-none})" \
   bash -c "[ '${first:-0}' -ge 50 ] && [ '${first:-0}' -le 70 ]"
 check_eq "an edit list reordering the presentation: exit 1 (the old code: AUTHENTIC)" 1 "$(verify_rc "$WORK/t-edits.mp4")"
 check "... named as the problem" has "problem: the MP4 edit list has 2 edits: a player presents the pictures in another order"
+check_eq "a second sample entry with a cropping SPS, named for every sample: ffmpeg shows 576 of 640 columns" 576 \
+  "$(width "$WORK/t-entry.mp4")"
+check_eq "... exit 1 (the old code: AUTHENTIC, the first entry's parameter sets being the signed ones)" 1 \
+  "$(verify_rc "$WORK/t-entry.mp4")"
+check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
 finish

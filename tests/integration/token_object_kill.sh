@@ -36,6 +36,13 @@ check "the next start opens the token" opens
 check_eq "... and removed the dead process's temporary, not the live one's" \
   "token.object~.tmp.$$" "$(ls "$(dirname "$OBJECT")" | grep '\.tmp\.')"
 rm -f "$OBJECT~.tmp.$$"
+# A file beside the tokens in the store (an operator's note) is no token: the copies go on (the sweep stopped at it,
+# and with it every copy after it, with a token_object_copy warning at every start).
+printf 'note' >"$WORK/ca/tokens/NOTE"
+out=$("$CA_BIN" audit verify --dir ca 2>&1 >/dev/null) || true
+check "a file beside the tokens in the store: the start warns of no copy it could not write" \
+  bash -c '! grep -q token_object_copy <<<"$0"' "$out"
+rm "$WORK/ca/tokens/NOTE"
 
 # ---- a whole token.object is never replaced by the copy ----
 printf 'junk' >"$OBJECT~"
