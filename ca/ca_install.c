@@ -215,6 +215,17 @@ static ct_err pending_key(ca *c, ca_crl_kind kind, int64_t *generation, hsm_key 
         ct_err_clear();
         return CT_OK;
     }
+    CT_GUARD_RET(rc);
+    /* A later generation's key is always made here (rotate): one the token did not make was put there under its
+     * label by someone holding the PIN, who may keep its value; rotate would ask the ceremony to certify it. */
+    bool inside = false;
+    if (*generation > 1 && (rc = hsm_key_made_inside(*key, &inside)) == CT_OK && !inside)
+        rc = ct_fail(CT_ERR_FORBIDDEN, "the token's key '%s' was not made in it (imported: its value may be known "
+                     "outside): it is never certified; delete it (pkcs11-tool --delete-object) and rotate again", label);
+    if (rc != CT_OK) {
+        hsm_key_free(*key);
+        *key = NULL;
+    }
     return rc;
 }
 

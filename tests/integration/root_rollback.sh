@@ -98,4 +98,27 @@ refused_ca "install refuses the CRL of the cut record (the revoked CRL's number 
 refused_ca "... and the next one (a higher number, the revocation left out)" \
   "no longer revokes the device-issuing CA's generation 1" install --dir "$CA" --crl "$WORK/cut2.crl"
 check "the installed roots' CRL still revokes the first device issuing CA" cmp -s "$WORK/revoking.crl" "$CA/root.crl"
+
+# ---- a key put in the token under the next generation's label by someone holding the PIN (its value theirs) ----
+# The rotate that finds a pending key without its request would write that request: the ceremony would certify a
+# key known outside the token. Refused, by rotate and by install, as long as that key is there.
+p11() { # p11 ARGS...: pkcs11-tool on the CA's token
+  SOFTHSM2_CONF=$CA/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca \
+    --login --pin "$(cat "$CA/secrets/user.pin")" "$@" >/dev/null 2>&1
+}
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER -out "$WORK/theirs.der" 2>/dev/null
+openssl pkey -inform DER -in "$WORK/theirs.der" -pubout -outform DER -out "$WORK/theirs.pub" 2>/dev/null
+check "someone with the PIN imports a key of theirs as the next device issuing generation (device-issuing-4)" bash -c \
+  "$(declare -f p11); CA='$CA'; p11 --write-object '$WORK/theirs.der' --type privkey --label device-issuing-4 --id 0bad04 &&
+   p11 --write-object '$WORK/theirs.pub' --type pubkey --label device-issuing-4 --id 0bad04"
+refused_ca "rotate refuses to write a request for a pending key the token did not make" "was not made in it" \
+  rotate --dir "$CA" device-issuing
+check "... no request written" test ! -e "$CA/device-issuing.csr"
+# They write the request themselves and a ceremony certifies it: install refuses the certificate all the same.
+openssl req -new -keyform DER -key "$WORK/theirs.der" -subj "/O=Example Camera Maker/CN=Example Camera Maker G4 Device Issuing CA" \
+  -out "$WORK/theirs.csr" 2>/dev/null
+"$CA_BIN" root sign --dir "$V" --csr "$WORK/theirs.csr" --profile device-issuing "${Q[@]}" --out "$WORK/theirs.pem" >/dev/null
+cp "$WORK/theirs.csr" "$CA/device-issuing.csr"
+refused_ca "install refuses a certificate of a pending key the token did not make" "was not made in it" \
+  install --dir "$CA" --cert "$WORK/theirs.pem"
 finish
