@@ -376,19 +376,25 @@ static ct_err read_given(install_plan *p, const char *const *certs, size_t n_cer
     return CT_OK;
 }
 
+/* The roots' CRL of root `k` installed in the folder; left empty when there is none. */
+static ct_err installed_crl_read(const ca *c, int k, ct_buf *der)
+{
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
+    return ct_file_exists(path) ? ct_file_read(path, PKI_MAX_CERT_DER * 64, der) : CT_OK;
+}
+
 /* A roots' CRL replacing the one installed (p->crls[i], of root `k`) must be newer and keep its revocations of this
  * CA's issuing CAs: an older CRL, or one made from a ceremony record cut short (its last CRL entry gone, the next CRL
  * reuses its number without its revocation), would bring a revoked issuing CA back. */
 static ct_err crl_not_older(const ca *c, const install_plan *p, size_t i, int k)
 {
     ct_err rc = CT_OK;
-    char path[CA_PATH_MAX];
     ct_buf old = CT_BUF_INIT;
     pki_crl_info was, now;
     const ct_buf *root = &p->folder_root[k];
-    CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
     /* None yet, or one its root never signed: nothing it revokes can be trusted to keep. */
-    if (!c->installed || !ct_file_exists(path) || ct_file_read(path, PKI_MAX_CERT_DER * 64, &old) != CT_OK ||
+    if (!c->installed || installed_crl_read(c, k, &old) != CT_OK || !old.len ||
         pki_crl_read(old.data, old.len, root->data, root->len, &was) != CT_OK) {
         ct_err_clear();
         goto cleanup;
@@ -495,6 +501,21 @@ static ct_err install_check(ca *c, install_plan *p)
             CT_ENSURE_RET(p->crl_of[j] != p->crl_of[i], ct_fail(CT_ERR_USAGE, "two CRLs of one root: %s and %s",
                                                                 p->crl_paths[j], p->crl_paths[i]));
         CT_GUARD_RET(crl_not_older(c, p, i, p->crl_of[i]));
+    }
+    /* Nor one the installed roots' CRL revokes (a ceremony revoked a rotated generation before its install): it would
+     * become a current generation revoked, which a CRL given with it is refused for. */
+    for (int k = 0; k < 2 && c->installed; k++) {
+        if (!p->issuing[k]) continue;
+        ct_buf crl = CT_BUF_INIT;
+        pki_crl_status st = {0};
+        ct_err rc = installed_crl_read(c, k, &crl);
+        if (rc == CT_OK && crl.len)
+            rc = pki_crl_check(crl.data, crl.len, p->folder_root[k].data, p->folder_root[k].len,
+                               p->issuing[k]->der.data, p->issuing[k]->der.len, &st);
+        ct_buf_free(&crl);
+        CT_GUARD_RET(rc);
+        CT_ENSURE_RET(!st.revoked, ct_fail(CT_ERR_USAGE, "%s is revoked by the installed %s", p->issuing[k]->path,
+                                           root_crl_file[k]));
     }
     return CT_OK;
 }

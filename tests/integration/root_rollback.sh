@@ -121,4 +121,24 @@ openssl req -new -keyform DER -key "$WORK/theirs.der" -subj "/O=Example Camera M
 cp "$WORK/theirs.csr" "$CA/device-issuing.csr"
 refused_ca "install refuses a certificate of a pending key the token did not make" "was not made in it" \
   install --dir "$CA" --cert "$WORK/theirs.pem"
+
+check "the operator deletes that key (and the request planted with it), as the refusal says" bash -c \
+  "$(declare -f p11); CA='$CA'; p11 --delete-object --type privkey --label device-issuing-4 &&
+   p11 --delete-object --type pubkey --label device-issuing-4 && rm '$CA/device-issuing.csr'"
+
+# ---- a rotated generation revoked by a ceremony before its install ----
+"$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
+"$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" --out "$WORK/ops3.pem" >/dev/null
+"$CA_BIN" root crl --dir "$V" --revoke "$(openssl x509 -in "$WORK/ops3.pem" -noout -serial | cut -d= -f2)" \
+  --reason keyCompromise "${Q[@]}" --out "$WORK/ops-revoking.crl" >/dev/null
+check "install takes the roots' CRL revoking a generation not installed yet (the current one it leaves alone)" \
+  "$CA_BIN" install --dir "$CA" --crl "$WORK/ops-revoking.crl"
+refused_ca "... and then refuses that generation's certificate: it would be a current issuing CA revoked" \
+  "is revoked by the installed ops-root.crl" install --dir "$CA" --cert "$WORK/ops3.pem"
+check "the way on: its key and request deleted, rotate makes the generation again and its certificate installs" bash -c \
+  "$(declare -f p11); CA='$CA'; p11 --delete-object --type privkey --label ops-issuing-3 &&
+   p11 --delete-object --type pubkey --label ops-issuing-3 && rm '$CA/ops-issuing.csr' &&
+   '$CA_BIN' rotate --dir '$CA' ops-issuing >/dev/null &&
+   '$CA_BIN' root sign --dir '$V' --csr '$CA/ops-issuing.csr' --profile ops-issuing ${Q[*]} --out '$WORK/ops3b.pem' >/dev/null &&
+   '$CA_BIN' install --dir '$CA' --cert '$WORK/ops3b.pem' >/dev/null"
 finish
