@@ -293,7 +293,7 @@ static bool same_der(const ct_buf *a, const ct_buf *b) { return a->len == b->len
 /* Whether the request of `kind` is still in the folder and for the key `g` certifies: install removes it last, so
  * beside its installed generation it marks an install cut off (the database has the generation, the folder's files
  * and the certificates it signs may not). */
-static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const given_cert *g, bool *cut)
+static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const uint8_t cert_spki[32], bool *cut)
 {
     ct_err rc = CT_OK;
     char path[CA_PATH_MAX];
@@ -306,11 +306,27 @@ static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const given_cer
     CT_GUARD(ct_pem_or_der_read(path, "CERTIFICATE REQUEST", PKI_MAX_CSR_DER, &der));
     CT_GUARD(pki_csr_parse(der.data, der.len, &csr));
     pki_csr_spki_sha256(csr, spki);
-    *cut = memcmp(spki, g->info.spki_sha256, sizeof spki) == 0;
+    *cut = memcmp(spki, cert_spki, sizeof spki) == 0;
 cleanup:
     pki_csr_free(csr);
     ct_buf_free(&der);
     return rc;
+}
+
+ct_err ca_install_finished(ca *c)
+{
+    for (int k = 0; k < 2; k++) {
+        if (c->current[k] < 0) continue;
+        const ca_generation *g = &c->gens[c->current[k]];
+        pki_cert_info info;
+        bool cut = false;
+        CT_GUARD_RET(pki_cert_parse_info(g->s.cert_der.data, g->s.cert_der.len, &info));
+        CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, info.spki_sha256, &cut));
+        CT_ENSURE_RET(!cut, ct_fail(CT_ERR_CONFIG, "the install of the %s CA's generation %lld was cut off (its request "
+                                    "%s is still there): run the same install again", kind_name[k],
+                                    (long long)g->generation, ca_csr_file[k]));
+    }
+    return CT_OK;
 }
 
 /* Which kind's pending key `g` certifies; CT_ERR_USAGE naming the file when neither. */
@@ -331,7 +347,7 @@ static ct_err match_request(ca *c, install_plan *p, const given_cert *g, ca_crl_
         }
         if (c->current[k] >= 0 && same_der(&c->gens[c->current[k]].s.cert_der, &g->der)) {
             bool cut = false;
-            CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, g, &cut));
+            CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, g->info.spki_sha256, &cut));
             CT_ENSURE_RET(cut, ct_fail(CT_ERR_EXISTS, "%s is installed already (the %s CA's generation %lld)", g->path,
                                        kind_name[k], (long long)c->gens[c->current[k]].generation));
             *kind = (ca_crl_kind)k;

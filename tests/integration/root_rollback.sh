@@ -65,6 +65,9 @@ refused_ca "... and a third run is refused: installed already" "is installed alr
 rc=0; CAMTRUST_FAILPOINT=install:generations "$CA_BIN" install --dir "$CA" --cert "$WORK/dev3.pem" >/dev/null 2>&1 || rc=$?
 check_eq "install of the device issuing CA killed after its generation and file, before the chain and OCSP signer" \
   137 "$rc"
+# The server started on that folder would sign with the new generation (the database's) beside the old one's files
+# (its chain, its OCSP responder's certificate): it refuses, saying what to run.
+serve_refuses "an install cut off" "run the same install again"
 check "the same install run again completes it" "$CA_BIN" install --dir "$CA" --cert "$WORK/dev3.pem"
 check "... chain.pem and the OCSP responder's certificate from the new device issuing CA" bash -c \
   "cmp -s <(openssl x509 -in '$CA/chain.pem') <(openssl x509 -in '$WORK/dev3.pem') &&
