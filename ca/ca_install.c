@@ -215,6 +215,17 @@ static ct_err pending_key(ca *c, ca_crl_kind kind, int64_t *generation, hsm_key 
         ct_err_clear();
         return CT_OK;
     }
+    CT_GUARD_RET(rc);
+    /* A later generation's key is always made here (rotate): one the token did not make was put there under its
+     * label by someone holding the PIN, who may keep its value; rotate would ask the ceremony to certify it. */
+    bool inside = false;
+    if (*generation > 1 && (rc = hsm_key_made_inside(*key, &inside)) == CT_OK && !inside)
+        rc = ct_fail(CT_ERR_FORBIDDEN, "the token's key '%s' was not made in it (imported: its value may be known "
+                     "outside): it is never certified; delete it (pkcs11-tool --delete-object) and rotate again", label);
+    if (rc != CT_OK) {
+        hsm_key_free(*key);
+        *key = NULL;
+    }
     return rc;
 }
 
@@ -282,7 +293,7 @@ static bool same_der(const ct_buf *a, const ct_buf *b) { return a->len == b->len
 /* Whether the request of `kind` is still in the folder and for the key `g` certifies: install removes it last, so
  * beside its installed generation it marks an install cut off (the database has the generation, the folder's files
  * and the certificates it signs may not). */
-static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const given_cert *g, bool *cut)
+static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const uint8_t cert_spki[32], bool *cut)
 {
     ct_err rc = CT_OK;
     char path[CA_PATH_MAX];
@@ -295,11 +306,27 @@ static ct_err request_answered_by(const ca *c, ca_crl_kind kind, const given_cer
     CT_GUARD(ct_pem_or_der_read(path, "CERTIFICATE REQUEST", PKI_MAX_CSR_DER, &der));
     CT_GUARD(pki_csr_parse(der.data, der.len, &csr));
     pki_csr_spki_sha256(csr, spki);
-    *cut = memcmp(spki, g->info.spki_sha256, sizeof spki) == 0;
+    *cut = memcmp(spki, cert_spki, sizeof spki) == 0;
 cleanup:
     pki_csr_free(csr);
     ct_buf_free(&der);
     return rc;
+}
+
+ct_err ca_install_finished(ca *c)
+{
+    for (int k = 0; k < 2; k++) {
+        if (c->current[k] < 0) continue;
+        const ca_generation *g = &c->gens[c->current[k]];
+        pki_cert_info info;
+        bool cut = false;
+        CT_GUARD_RET(pki_cert_parse_info(g->s.cert_der.data, g->s.cert_der.len, &info));
+        CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, info.spki_sha256, &cut));
+        CT_ENSURE_RET(!cut, ct_fail(CT_ERR_CONFIG, "the install of the %s CA's generation %lld was cut off (its request "
+                                    "%s is still there): run the same install again", kind_name[k],
+                                    (long long)g->generation, ca_csr_file[k]));
+    }
+    return CT_OK;
 }
 
 /* Which kind's pending key `g` certifies; CT_ERR_USAGE naming the file when neither. */
@@ -320,7 +347,7 @@ static ct_err match_request(ca *c, install_plan *p, const given_cert *g, ca_crl_
         }
         if (c->current[k] >= 0 && same_der(&c->gens[c->current[k]].s.cert_der, &g->der)) {
             bool cut = false;
-            CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, g, &cut));
+            CT_GUARD_RET(request_answered_by(c, (ca_crl_kind)k, g->info.spki_sha256, &cut));
             CT_ENSURE_RET(cut, ct_fail(CT_ERR_EXISTS, "%s is installed already (the %s CA's generation %lld)", g->path,
                                        kind_name[k], (long long)c->gens[c->current[k]].generation));
             *kind = (ca_crl_kind)k;
@@ -365,18 +392,24 @@ static ct_err read_given(install_plan *p, const char *const *certs, size_t n_cer
     return CT_OK;
 }
 
+/* The roots' CRL of root `k` installed in the folder; left empty when there is none. */
+static ct_err installed_crl_read(const ca *c, int k, ct_buf *der)
+{
+    char path[CA_PATH_MAX];
+    CT_GUARD_RET(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
+    return ct_file_exists(path) ? ct_file_read(path, PKI_MAX_CERT_DER * 64, der) : CT_OK;
+}
+
 /* A roots' CRL replacing the one installed (p->crls[i], of root `k`) must be newer and keep its revocations: an older
  * CRL, or one made from a ceremony record cut short (its last CRL entry gone, the next CRL reuses its number without
  * its revocation), would bring a revoked issuing CA back (pki_crl_supersedes, as the station's ca.root_crl). */
 static ct_err crl_not_older(const ca *c, const install_plan *p, size_t i, int k)
 {
     ct_err rc = CT_OK;
-    char path[CA_PATH_MAX];
     ct_buf old = CT_BUF_INIT;
     const ct_buf *root = &p->folder_root[k];
-    CT_GUARD(ct_path_join(path, sizeof path, c->cfg.dir, root_crl_file[k]));
     /* None yet, or unreadable: nothing it revokes can be trusted to keep. */
-    if (!c->installed || !ct_file_exists(path) || ct_file_read(path, PKI_MAX_CERT_DER * 64, &old) != CT_OK) {
+    if (!c->installed || installed_crl_read(c, k, &old) != CT_OK || !old.len) {
         ct_err_clear();
         goto cleanup;
     }
@@ -468,6 +501,21 @@ static ct_err install_check(ca *c, install_plan *p)
             CT_ENSURE_RET(p->crl_of[j] != p->crl_of[i], ct_fail(CT_ERR_USAGE, "two CRLs of one root: %s and %s",
                                                                 p->crl_paths[j], p->crl_paths[i]));
         CT_GUARD_RET(crl_not_older(c, p, i, p->crl_of[i]));
+    }
+    /* Nor one the installed roots' CRL revokes (a ceremony revoked a rotated generation before its install): it would
+     * become a current generation revoked, which a CRL given with it is refused for. */
+    for (int k = 0; k < 2 && c->installed; k++) {
+        if (!p->issuing[k]) continue;
+        ct_buf crl = CT_BUF_INIT;
+        pki_crl_status st = {0};
+        ct_err rc = installed_crl_read(c, k, &crl);
+        if (rc == CT_OK && crl.len)
+            rc = pki_crl_check(crl.data, crl.len, p->folder_root[k].data, p->folder_root[k].len,
+                               p->issuing[k]->der.data, p->issuing[k]->der.len, &st);
+        ct_buf_free(&crl);
+        CT_GUARD_RET(rc);
+        CT_ENSURE_RET(!st.revoked, ct_fail(CT_ERR_USAGE, "%s is revoked by the installed %s", p->issuing[k]->path,
+                                           root_crl_file[k]));
     }
     return CT_OK;
 }

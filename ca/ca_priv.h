@@ -140,6 +140,10 @@ CT_MUST_CHECK ct_err ca_generation_request(ca *c, ca_crl_kind kind, int64_t gene
  * file first for a folder made before generations; sets c->current and the current issuing signers. */
 CT_MUST_CHECK ct_err ca_generations_load(ca *c);
 void ca_generations_free(ca *c);
+/* CT_ERR_CONFIG naming the command to run when an install was cut off after the database took a generation: its
+ * request is still in the folder (install removes it last), the files and certificates it signs may be the last
+ * generation's. */
+CT_MUST_CHECK ct_err ca_install_finished(ca *c);
 
 /* The database id of the current generation of `kind` (0 when none: not installed). */
 int64_t ca_issuing_id(const ca *c, ca_crl_kind kind);

@@ -680,6 +680,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     atomic_store(&stopping, false);
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
     CT_GUARD(ca_serving_lock(c->cfg.dir, false, &lock_fd)); /* no restore under a running server */
+    CT_GUARD(ca_install_finished(c)); /* not the new generation beside the last one's files */
     /* Nothing is served, signed or answered (OCSP, CRLs) from a chain that entries not written by this CA's key
      * entered, nor from state tables edited around the CA. */
     db_audit_report audit;

@@ -793,6 +793,26 @@ ct_err hsm_key_uri(const hsm_key *k, char *out, size_t out_max)
     return ct_buf_cstr(&b, &s);
 }
 
+ct_err hsm_key_made_inside(const hsm_key *k, bool *inside)
+{
+    ct_err rc = CT_OK;
+    CK_SESSION_HANDLE s = CK_INVALID_HANDLE;
+    CK_BBOOL local = CK_FALSE, never_extractable = CK_FALSE, always_sensitive = CK_FALSE, extractable = CK_TRUE;
+    CK_ATTRIBUTE a[] = {{CKA_LOCAL, &local, sizeof local},
+                        {CKA_NEVER_EXTRACTABLE, &never_extractable, sizeof never_extractable},
+                        {CKA_ALWAYS_SENSITIVE, &always_sensitive, sizeof always_sensitive},
+                        {CKA_EXTRACTABLE, &extractable, sizeof extractable}};
+    CT_ENSURE(k && inside, CT_ERR_ARG);
+    *inside = false;
+    s = hsm_session_get(k->h);
+    HSM_CK(k->h->f->C_GetAttributeValue(s, k->priv, a, sizeof a / sizeof a[0]), "C_GetAttributeValue");
+    *inside = local == CK_TRUE && never_extractable == CK_TRUE && always_sensitive == CK_TRUE &&
+              extractable == CK_FALSE;
+cleanup:
+    if (s != CK_INVALID_HANDLE) hsm_session_put(k->h, s);
+    return rc;
+}
+
 hsm_key_type hsm_key_get_type(const hsm_key *k) { return k ? k->type : (hsm_key_type)0; }
 const char *hsm_key_label(const hsm_key *k) { return k ? k->label : ""; }
 

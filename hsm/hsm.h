@@ -53,6 +53,9 @@ CT_MUST_CHECK ct_err hsm_key_find(hsm *h, const char *uri_or_label, hsm_key **ou
 /* The RFC 7512 URI of a key: "pkcs11:token=T;object=L;id=%..;type=private". */
 CT_MUST_CHECK ct_err hsm_key_uri(const hsm_key *k, char *out, size_t out_max);
 
+/* Whether the token made the key itself and never let its value out (CKA_LOCAL, CKA_NEVER_EXTRACTABLE,
+ * CKA_ALWAYS_SENSITIVE true, CKA_EXTRACTABLE false): not a key imported by someone who may hold a copy. */
+CT_MUST_CHECK ct_err hsm_key_made_inside(const hsm_key *k, bool *inside);
 hsm_key_type hsm_key_get_type(const hsm_key *k);
 const char *hsm_key_label(const hsm_key *k);
 

@@ -362,6 +362,10 @@ static ct_err build(vault *v, const vault_init_args *a, const char *stage)
     CT_GUARD(ct_path_join(path, sizeof path, stage, VAULT_CONFIG_FILE));
     CT_GUARD(ct_settings_write_defaults(&schema, path)); /* unless the operator's is there */
     CT_GUARD(settings_load(stage, v));
+    /* The record names the one module the PIN is ever given to (token_as_recorded): a relative path would name
+     * whatever file the working directory of each later ceremony holds. */
+    CT_ENSURE_MSG(v->hs.module[0] == '/', CT_ERR_CONFIG, "%s: hsm.module must be an absolute path, not %.200s: the "
+                  "record names the one module the PIN is given to", VAULT_CONFIG_FILE, v->hs.module);
     CT_GUARD(hsm_local_token_prepare(&v->hs, stage)); /* the SoftHSM config and token store: no PIN file */
     CT_GUARD(ct_random(secret, sizeof secret));
     CT_GUARD(pins_from_secret(secret, user, so));

@@ -78,6 +78,9 @@ refused_ca "... and a third run is refused: installed already" "is installed alr
 rc=0; CAMTRUST_FAILPOINT=install:generations "$CA_BIN" install --dir "$CA" --cert "$WORK/dev3.pem" >/dev/null 2>&1 || rc=$?
 check_eq "install of the device issuing CA killed after its generation and file, before the chain and OCSP signer" \
   137 "$rc"
+# The server started on that folder would sign with the new generation (the database's) beside the old one's files
+# (its chain, its OCSP responder's certificate): it refuses, saying what to run.
+serve_refuses "an install cut off" "run the same install again"
 check "the same install run again completes it" "$CA_BIN" install --dir "$CA" --cert "$WORK/dev3.pem"
 check "... chain.pem and the OCSP responder's certificate from the new device issuing CA" bash -c \
   "cmp -s <(openssl x509 -in '$CA/chain.pem') <(openssl x509 -in '$WORK/dev3.pem') &&
@@ -111,4 +114,47 @@ refused_ca "install refuses the CRL of the cut record (the revoked CRL's number 
 refused_ca "... and the next one (a higher number, the revocation left out)" \
   "no longer revokes serial ${G1,,}, which the earlier one revokes" install --dir "$CA" --crl "$WORK/cut2.crl"
 check "the installed roots' CRL still revokes the first device issuing CA" cmp -s "$WORK/revoking.crl" "$CA/root.crl"
+
+# ---- a key put in the token under the next generation's label by someone holding the PIN (its value theirs) ----
+# The rotate that finds a pending key without its request would write that request: the ceremony would certify a
+# key known outside the token. Refused, by rotate and by install, as long as that key is there.
+p11() { # p11 ARGS...: pkcs11-tool on the CA's token
+  SOFTHSM2_CONF=$CA/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca \
+    --login --pin "$(cat "$CA/secrets/user.pin")" "$@" >/dev/null 2>&1
+}
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER -out "$WORK/theirs.der" 2>/dev/null
+openssl pkey -inform DER -in "$WORK/theirs.der" -pubout -outform DER -out "$WORK/theirs.pub" 2>/dev/null
+check "someone with the PIN imports a key of theirs as the next device issuing generation (device-issuing-4)" bash -c \
+  "$(declare -f p11); CA='$CA'; p11 --write-object '$WORK/theirs.der' --type privkey --label device-issuing-4 --id 0bad04 &&
+   p11 --write-object '$WORK/theirs.pub' --type pubkey --label device-issuing-4 --id 0bad04"
+refused_ca "rotate refuses to write a request for a pending key the token did not make" "was not made in it" \
+  rotate --dir "$CA" device-issuing
+check "... no request written" test ! -e "$CA/device-issuing.csr"
+# They write the request themselves and a ceremony certifies it: install refuses the certificate all the same.
+openssl req -new -keyform DER -key "$WORK/theirs.der" -subj "/O=Example Camera Maker/CN=Example Camera Maker G4 Device Issuing CA" \
+  -out "$WORK/theirs.csr" 2>/dev/null
+"$CA_BIN" root sign --dir "$V" --csr "$WORK/theirs.csr" --profile device-issuing "${Q[@]}" --out "$WORK/theirs.pem" >/dev/null
+cp "$WORK/theirs.csr" "$CA/device-issuing.csr"
+refused_ca "install refuses a certificate of a pending key the token did not make" "was not made in it" \
+  install --dir "$CA" --cert "$WORK/theirs.pem"
+
+check "the operator deletes that key (and the request planted with it), as the refusal says" bash -c \
+  "$(declare -f p11); CA='$CA'; p11 --delete-object --type privkey --label device-issuing-4 &&
+   p11 --delete-object --type pubkey --label device-issuing-4 && rm '$CA/device-issuing.csr'"
+
+# ---- a rotated generation revoked by a ceremony before its install ----
+"$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
+"$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" --out "$WORK/ops3.pem" >/dev/null
+"$CA_BIN" root crl --dir "$V" --revoke "$(openssl x509 -in "$WORK/ops3.pem" -noout -serial | cut -d= -f2)" \
+  --reason keyCompromise "${Q[@]}" --out "$WORK/ops-revoking.crl" >/dev/null
+check "install takes the roots' CRL revoking a generation not installed yet (the current one it leaves alone)" \
+  "$CA_BIN" install --dir "$CA" --crl "$WORK/ops-revoking.crl"
+refused_ca "... and then refuses that generation's certificate: it would be a current issuing CA revoked" \
+  "is revoked by the installed ops-root.crl" install --dir "$CA" --cert "$WORK/ops3.pem"
+check "the way on: its key and request deleted, rotate makes the generation again and its certificate installs" bash -c \
+  "$(declare -f p11); CA='$CA'; p11 --delete-object --type privkey --label ops-issuing-3 &&
+   p11 --delete-object --type pubkey --label ops-issuing-3 && rm '$CA/ops-issuing.csr' &&
+   '$CA_BIN' rotate --dir '$CA' ops-issuing >/dev/null &&
+   '$CA_BIN' root sign --dir '$V' --csr '$CA/ops-issuing.csr' --profile ops-issuing ${Q[*]} --out '$WORK/ops3b.pem' >/dev/null &&
+   '$CA_BIN' install --dir '$CA' --cert '$WORK/ops3b.pem' >/dev/null"
 finish

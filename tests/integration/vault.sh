@@ -195,6 +195,15 @@ refused "a vault.conf naming another PKCS#11 module is refused: the PIN goes to 
 cp "$WORK/vault.conf.good" "$V/vault.conf"
 check "the record's init entry names the module and token" grep -q "^seq=1 .* module=.*libsofthsm2.so token=camtrust-vault " \
   "$V/ceremony.log"
+# A relative module path names no one file: whatever the working directory of a later ceremony holds would pass as
+# the recorded module. Refused at init, the folder as it was.
+R=$WORK/relative
+mkdir -p "$R" "$WORK/lib" && printf 'kdf.iterations = 100000\nhsm.module = lib/pkcs11.so\n' >"$R/vault.conf"
+cp /usr/lib/softhsm/libsofthsm2.so "$WORK/lib/pkcs11.so"
+rc=0; (cd "$WORK" && "$CA_BIN" root init --dir "$R" --custodians 2 --quorum 2 --passphrase-file "$WORK/pass1" \
+  --passphrase-file "$WORK/pass2") >"$WORK/out" 2>&1 || rc=$?
+check_eq "root init refuses a relative hsm.module (the record would name no one module), its folder as it was" \
+  "1 1 vault.conf" "$rc $(grep -c 'hsm.module must be an absolute path' "$WORK/out") $(ls "$R")"
 
 python3 "$HERE/vault_tty.py" "3=custodian 3 passphrase" "1=custodian 1 passphrase" -- "$CA_BIN" root crl --dir "$V" \
   --root ops --share "$V/custodian-3.share" --share "$V/custodian-1.share" --out "$WORK/tty.crl" >"$WORK/tty.txt" 2>&1 || true
