@@ -240,6 +240,26 @@ ct_err db_pipeline_commits(ct_db *db)
     return rc;
 }
 
+/* A rolling upgrade: a node of a newer build migrated the schema under this running one. Writing on would leave
+ * what the newer migrations keep in step undone (a new column not filled, a new table's rows missing), so this
+ * handle writes nothing from then on: read in each write transaction under the writers' lock (a migration holds it
+ * too, so one committed before is seen), said once, then every write refused at once (503). */
+static ct_err schema_not_newer(ct_db *db)
+{
+    if (!db->schema_newer) {
+        int64_t version = 0;
+        CT_GUARD_RET(db->be->version_get(db, &version));
+        if (version <= db_n_migrations) return CT_OK;
+        db->schema_newer = version;
+        ct_log(CT_LOG_ERROR, "schema_newer", "version=%lld build=%d reason=%s", (long long)version, db_n_migrations,
+               CT_LOGQ("a newer build migrated the database: this node writes nothing (503) until it is upgraded"));
+    }
+    return ct_fail(CT_ERR_UNAVAILABLE, "database schema %lld is newer than this build (%d): this node writes nothing "
+                                       "until it is upgraded", (long long)db->schema_newer, db_n_migrations);
+}
+
+bool db_schema_outdated(const ct_db *db) { return db && db->schema_newer; }
+
 /* One run of fn. *retry says whether a CT_ERR_UNAVAILABLE came from a connection that looked ready but was stale
  * (PostgreSQL restarted, ready's idle probe not due yet) where nothing can have been written: at BEGIN, or anywhere
  * on a reader, which refuses writes. */
@@ -249,6 +269,7 @@ static ct_err attempt(ct_db *db, call_mode tx, db_fn fn, void *ctx, bool *retry)
     bool ready = rc == CT_OK;
     if (rc == CT_OK && tx != CALL_PLAIN) rc = db->be->begin(db, call_writes(tx));
     bool began = rc == CT_OK;
+    if (rc == CT_OK && call_writes(tx)) rc = schema_not_newer(db);
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset every one run. */
     for (size_t i = 0; i < db->n_cached; i++) {

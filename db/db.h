@@ -66,6 +66,8 @@ CT_MUST_CHECK ct_err db_readers_open(ct_db *db, unsigned n);
 CT_MUST_CHECK ct_err db_pipeline_commits(ct_db *db);
 void db_close(ct_db *db);
 int db_schema_version(ct_db *db);
+/* Whether a write transaction found the schema migrated by a newer build: every write is refused since (503). */
+bool db_schema_outdated(const ct_db *db);
 
 /* ---- stations ---- */
 typedef struct {

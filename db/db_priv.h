@@ -34,6 +34,7 @@ struct ct_db {
     void *conn;         /* the backend's connection */
     pthread_mutex_t mu; /* one connection, many CA threads: every public call holds it */
     int schema_version;
+    int64_t schema_newer; /* a newer build's schema version, seen in a write transaction (0: none): writes refused */
     bool copy_target;   /* db_config.copy_target: migrations write no audit entries */
     db_stmt *cache[DB_STMT_CACHE_MAX]; /* keyed by the address of a static SQL string */
     size_t n_cached;
