@@ -335,9 +335,8 @@ ct_err db_collect(ct_db *db, db_row_list *l)
 /* ---------------------------------------------------------------------------------------------------------
  * open / migrations / close
  * ------------------------------------------------------------------------------------------------------- */
-static ct_err migrate_one(ct_db *db, void *ctx)
+ct_err db_migrate_tx(ct_db *db, int target)
 {
-    int target = *(const int *)ctx;
     int64_t have = 0;
     CT_GUARD_RET(db->be->version_get(db, &have));
     /* Another process (or node) may have migrated while we waited for the write lock. */
@@ -345,11 +344,14 @@ static ct_err migrate_one(ct_db *db, void *ctx)
     char what[64];
     CT_GUARD_RET(ct_snprintf(what, sizeof what, "migration %d", target));
     CT_GUARD_RET(db_exec_script(db, db_migration_sql(db, target), what));
+    ct_failpoint(what);
     CT_GUARD_RET(db->be->version_set(db, target));
     if (db->copy_target) return CT_OK; /* the copy brings the audit of every migration */
     if (target == DB_MIGRATION_STATE_BASELINE) CT_GUARD_RET(db_state_baseline_tx(db));
     return db_audit_append_tx(db, "camtrust-db", "db.migrate", what, "ok", NULL);
 }
+
+static ct_err migrate_one(ct_db *db, void *ctx) { return db_migrate_tx(db, *(const int *)ctx); }
 
 /* The audit key found or made under the write lock, so that two processes upgrading one folder make one key and
  * one seal; the seal comes before any migration writes its own (MACed) entry: the first MACed entry is the seal. */
@@ -526,7 +528,8 @@ ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out
     db->copy_target = cfg->copy_target;
     if (db->copy_target) CT_GUARD(db_call(db, false, target_empty, NULL));
     if (mac) CT_GUARD(db_call(db, true, audit_key_ready, NULL));
-    for (int v = db->schema_version + 1; v <= db_n_migrations; v++) {
+    /* A copy target stays empty until db_copy: its schema and rows are one transaction, which a kill leaves out. */
+    for (int v = db->schema_version + 1; !db->copy_target && v <= db_n_migrations; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;
     }

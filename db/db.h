@@ -41,8 +41,8 @@ typedef struct {
     /* The CA this database belongs to (its folder's ca-id; NULL: not checked). A database that names none yet is
      * named so (audited "db.ca_id"); one that names another CA is refused with CT_ERR_CONFIG. */
     const char *ca_id;
-    /* A database for db_copy: refused (CT_ERR_EXISTS) unless empty; its schema is made without audit entries (the
-     * copy brings the CA's own). */
+    /* A database for db_copy: refused (CT_ERR_EXISTS) unless empty; left empty here, its schema is made by db_copy in
+     * the copy's one transaction, without audit entries (the copy brings the CA's own). */
     bool copy_target;
 } db_config;
 #define DB_CA_ID_MAX 65
