@@ -51,7 +51,17 @@ check "... the folder stays on SQLite" grep -q '^db.backend = sqlite' "$CA/camtr
 check_eq "... the target holds no table" 0 "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from pg_tables where schemaname = current_schema()")"
 # (the newest checkpoint now: the server signed one at start over the revocation made while none ran)
 "$CA_BIN" log checkpoint --dir "$CA" >"$WORK/ckpt.before"
-rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" 2>&1) || rc=$?
+# Held between its switch to PostgreSQL and the copy's proof (failpoint migrate-to:switched; a failed proof would switch
+# the folder back to SQLite): a serve started then is refused, though the config file was replaced by the switch.
+CAMTRUST_FAILPOINT=migrate-to:switched CAMTRUST_FAILPOINT_RELEASE=$WORK/release \
+  "$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" >"$WORK/migrate.out" 2>&1 &
+migrate=$!
+for _ in $(seq 1 600); do grep -q 'event=failpoint_held' "$WORK/migrate.out" && break; sleep 0.05; done
+check "db migrate-to (run again) held after its switch" grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"
+serve_refuses "... a serve started meanwhile" "is being restored or migrated: serve after that"
+touch "$WORK/release"
+rc=0; wait "$migrate" || rc=$?
+out=$(cat "$WORK/migrate.out")
 check_eq "db migrate-to (run again): exit 0" 0 "$rc"
 check "... audit verify of the original" bash -c "grep -A1 'the CA in SQLite' <<<\"\$0\" | grep -q 'audit log intact'" "$out"
 check "... and of the copy" bash -c "sed -n '/the copy in PostgreSQL/,\$p' <<<\"\$0\" | grep -q 'issuance log intact'" "$out"
