@@ -26,9 +26,19 @@ CT_MUST_CHECK ct_err ca_init(const char *dir);
 /* Opens an installed CA folder (CT_ERR_CONFIG, one line, for a folder that awaits its ceremony's certificates). A
  * folder made before offline roots (its roots in its token) opens too, warned once (ca_roots_online). */
 CT_MUST_CHECK ct_err ca_open(const char *dir, ca **out);
+/* The serving lock on DIR until ca_folder_unlock: shared while serving, exclusive while restoring or migrating to
+ * PostgreSQL; CT_ERR_UNAVAILABLE, one line, when the other holds it. A flock on the folder's serving.lock, which is
+ * never renamed (the config file is: each change of a setting replaces it, and a lock on the file replaced would keep
+ * nobody out; the folder itself is certs' lock), and on its config file, which builds before locked (their servers
+ * still keep a restore out). */
+typedef struct ca_folder_lock ca_folder_lock;
+CT_MUST_CHECK ct_err ca_serving_lock(const char *dir, bool restore, ca_folder_lock **out);
+void ca_folder_unlock(ca_folder_lock *l);
 /* `db migrate-to`: copies the CA's records (SQLite) into the empty PostgreSQL database `url` (its password from
  * `password_file`, may be NULL), then switches the folder's config to it; *rows gets how many rows. CT_ERR_EXISTS
- * for a target that is not empty. Stop the server first: what it writes after the copy would stay behind. */
+ * for a target that is not empty. The caller holds the serving lock (exclusive) until the copy proved itself or the
+ * folder is back on SQLite: a server writing after the copy would leave its writes behind, and one started after the
+ * switch would serve a copy that may yet be given up. */
 CT_MUST_CHECK ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64_t *rows);
 /* Audits ("db.migrate_to", in the new database) a migration that proved itself: the rows copied and whence. */
 CT_MUST_CHECK ct_err ca_db_migrated(ca *c, const char *from, int64_t rows);

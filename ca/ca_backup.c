@@ -152,17 +152,43 @@ cleanup:
 
 /* ---- serving and restoring exclude each other ---- */
 
-ct_err ca_serving_lock(const char *dir, bool restore, int *fd)
+/* One flock of the serving lock on the file `name` of dir (made when `make`); *fd -1 when another holds it. */
+static ct_err lock_one(const char *dir, const char *name, bool make, bool restore, int *fd)
 {
     char path[CA_PATH_MAX];
-    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
-    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    CT_GUARD_RET(ct_path_join(path, sizeof path, dir, name));
+    *fd = make ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : open(path, O_RDONLY | O_CLOEXEC);
     CT_ENSURE_RET(*fd >= 0, ct_fail(CT_ERR_CONFIG, "cannot open %s: %s", path, strerror(errno)));
     if (flock(*fd, (restore ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return CT_OK;
     close(*fd);
     *fd = -1;
-    return ct_fail(CT_ERR_UNAVAILABLE, restore ? "%s is being served: stop its server first"
-                                               : "%s is being restored or migrated: serve after that", dir);
+    return CT_OK;
+}
+
+ct_err ca_serving_lock(const char *dir, bool restore, ca_folder_lock **out)
+{
+    ct_err rc = CT_OK;
+    ca_folder_lock *l = calloc(1, sizeof *l);
+    CT_ENSURE_RET(l, CT_ERR_NOMEM);
+    l->lock_fd = l->conf_fd = -1;
+    CT_GUARD(lock_one(dir, CA_SERVING_LOCK_FILE, true, restore, &l->lock_fd));
+    if (l->lock_fd >= 0) CT_GUARD(lock_one(dir, CA_CONFIG_FILE, false, restore, &l->conf_fd));
+    CT_ENSURE(l->lock_fd >= 0 && l->conf_fd >= 0,
+              ct_fail(CT_ERR_UNAVAILABLE, restore ? "%s is being served: stop its server first"
+                                                  : "%s is being restored or migrated: serve after that", dir));
+    *out = l;
+    l = NULL;
+cleanup:
+    ca_folder_unlock(l);
+    return rc;
+}
+
+void ca_folder_unlock(ca_folder_lock *l)
+{
+    if (!l) return;
+    if (l->lock_fd >= 0) close(l->lock_fd);
+    if (l->conf_fd >= 0) close(l->conf_fd);
+    free(l);
 }
 
 /* ---- backup ---- */
@@ -268,7 +294,7 @@ cleanup:
 
 struct ca_restore {
     ca_settings cfg;
-    int lock_fd;
+    ca_folder_lock *lock;
     char stage[CA_PATH_MAX + 32];  /* folder beside the database */
     char staged[CA_PATH_MAX + 64]; /* the copy in it */
     char from[CA_PATH_MAX];
@@ -370,14 +396,13 @@ ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
     char parent[CA_PATH_MAX], base[CA_PATH_MAX];
     ca_restore *r = calloc(1, sizeof *r);
     CT_ENSURE_RET(r, CT_ERR_NOMEM);
-    r->lock_fd = -1;
     *out = r;
     CT_ENSURE_MSG(from && *from, CT_ERR_USAGE, "--from FILE is required");
     CT_GUARD(ct_strlcpy(r->from, sizeof r->from, from));
     CT_GUARD(ca_settings_load(dir, &r->cfg));
     CT_ENSURE_MSG(!ca_db_is_pg(&r->cfg), CT_ERR_USAGE, "%s keeps its records in PostgreSQL: restore them with "
                   "pg_restore or PostgreSQL's recovery, then audit verify (README: Backup and restore)", dir);
-    CT_GUARD(ca_serving_lock(dir, true, &r->lock_fd));
+    CT_GUARD(ca_serving_lock(dir, true, &r->lock));
     CT_GUARD(backup_file_check(from));
     CT_GUARD(ct_strlcpy(parent, sizeof parent, r->cfg.db_path));
     CT_GUARD(ct_strlcpy(base, sizeof base, r->cfg.db_path));
@@ -559,6 +584,6 @@ void ca_restore_end(ca_restore *r)
     if (!r) return;
     if (r->stage[0] && ct_dir_discard(r->stage) != CT_OK)
         ct_log(CT_LOG_WARN, "restore_stage_left", "path=%s", CT_LOGQ(r->stage));
-    if (r->lock_fd >= 0) close(r->lock_fd);
+    ca_folder_unlock(r->lock);
     free(r);
 }

@@ -5,7 +5,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "ca_priv.h"
 
@@ -13,11 +12,8 @@ ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64
 {
     ct_err rc = CT_OK;
     ct_db *dst = NULL;
-    int lock_fd = -1;
     char pw[PATH_MAX] = "";
     CT_ENSURE(!ca_db_is_pg(&c->cfg), ct_fail(CT_ERR_USAGE, "%s keeps its records in PostgreSQL already", c->cfg.dir));
-    /* A server issuing meanwhile would write to the SQLite file after its copy: what it issued would be lost. */
-    CT_GUARD(ca_serving_lock(c->cfg.dir, true, &lock_fd));
     /* The config names it from the CA folder: an absolute path, whatever the working folder was. */
     CT_ENSURE_MSG(!password_file || realpath(password_file, pw), CT_ERR_CONFIG, "cannot find the password file %s",
                   password_file);
@@ -31,7 +27,6 @@ ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64
     CT_GUARD(ca_settings_set(c->cfg.dir, "db.backend", "postgresql"));
 cleanup:
     db_close(dst);
-    if (lock_fd >= 0) close(lock_fd);
     return rc;
 }
 

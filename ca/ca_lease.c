@@ -78,6 +78,7 @@ static void lease_try(ca *c)
     ca_lease_request(c, &req);
     ct_err rc = db_lease_take(c->db, &req, &st);
     if (rc != CT_OK) {
+        if (db_schema_outdated(c->db)) return; /* said once (schema_newer); the lease runs out, a newer node takes it */
         ct_log(CT_LOG_ERROR, "lease", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
         return; /* sign_until runs out by itself */
     }

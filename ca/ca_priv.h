@@ -387,10 +387,11 @@ CT_MUST_CHECK ct_err ca_note_cert_reissue(ca *c);
 CT_MUST_CHECK ct_err ca_kept_checkpoint_write(ca *c, const char *note);
 /* At serve's start: ca_kept_checkpoint_check; with none kept yet, keeps the database's newest. */
 CT_MUST_CHECK ct_err ca_kept_checkpoint_start(ca *c);
-/* A lock on DIR's config file for as long as *fd is open: shared while serving, exclusive while restoring or
- * migrating to PostgreSQL;
- * CT_ERR_UNAVAILABLE, one line, when the other holds it. */
-CT_MUST_CHECK ct_err ca_serving_lock(const char *dir, bool restore, int *fd);
+/* The serving lock (ca.h ca_serving_lock): flocks on a file of its own and, as builds before took it, the config. */
+#define CA_SERVING_LOCK_FILE "serving.lock"
+struct ca_folder_lock {
+    int lock_fd, conf_fd;
+};
 
 /* ---- witnesses' reports of an inconsistent log (ca_witness_report.c) ---- */
 /* POST /log/witness-report (ct_witness_report): recorded only when both checkpoints are signed by this CA's log

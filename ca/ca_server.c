@@ -676,10 +676,10 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     const char *where = listen ? listen : c->cfg.listen;
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
     listener tls_listener = {.c = c, .plain = false}, plain_listener = {.c = c, .plain = true};
-    int lock_fd = -1;
+    ca_folder_lock *lock = NULL;
     atomic_store(&stopping, false);
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
-    CT_GUARD(ca_serving_lock(c->cfg.dir, false, &lock_fd)); /* no restore under a running server */
+    CT_GUARD(ca_serving_lock(c->cfg.dir, false, &lock)); /* no restore under a running server */
     CT_GUARD(ca_install_finished(c)); /* not the new generation beside the last one's files */
     /* Nothing is served, signed or answered (OCSP, CRLs) from a chain that entries not written by this CA's key
      * entered, nor from state tables edited around the CA. */
@@ -752,6 +752,6 @@ cleanup:
     ca_revocation_stop(c);
     tls_teardown(&tls);
     ct_buf_free(&trust);
-    if (lock_fd >= 0) close(lock_fd);
+    ca_folder_unlock(lock);
     return rc;
 }

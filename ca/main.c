@@ -719,7 +719,10 @@ static int migrate_to(const cli_args *a)
     ct_buf before = CT_BUF_INIT, after = CT_BUF_INIT;
     int64_t rows = 0;
     bool switched = false;
+    ca_folder_lock *lock = NULL;
     ct_err rc = need(a->url, "--url");
+    /* Held to the end: no server starts on the folder between the switch and the proof (or the switch back). */
+    if (rc == CT_OK) rc = ca_serving_lock(a->dir, true, &lock);
     if (rc == CT_OK) rc = ca_open(a->dir, &c);
     if (rc == CT_OK) printf("the CA in SQLite:\n");
     if (rc == CT_OK) rc = audit_verify(c, a, true);
@@ -728,6 +731,7 @@ static int migrate_to(const cli_args *a)
     switched = rc == CT_OK;
     ca_close(c);
     c = NULL;
+    if (switched) ct_failpoint_hold("migrate-to:switched"); /* tests: a serve tried between switch and proof */
     if (rc == CT_OK) printf("copied %lld rows; the copy in PostgreSQL:\n", (long long)rows);
     if (rc == CT_OK) rc = ca_open(a->dir, &c);
     if (rc == CT_OK) rc = audit_verify(c, a, true);
@@ -738,6 +742,7 @@ static int migrate_to(const cli_args *a)
     ca_close(c);
     if (rc == CT_OK) printf("the same newest checkpoint; %s now keeps its records in PostgreSQL\n", a->dir);
     if (rc != CT_OK && switched && ca_db_use_sqlite(a->dir) == CT_OK) fprintf(stderr, "camtrust-ca: %s stays on SQLite\n", a->dir);
+    ca_folder_unlock(lock);
     ct_buf_free(&before);
     ct_buf_free(&after);
     return rc == CT_OK ? 0 : fail(rc);

@@ -135,6 +135,9 @@ static ct_err copy_table_rows(ct_db *src, ct_db *dst, const copy_table *t, db_au
 static ct_err copy_tx(ct_db *dst, void *vctx)
 {
     struct copy_ctx *c = vctx;
+    /* The schema first, in the same transaction (PostgreSQL's DDL is transactional): killed anywhere, the target
+     * holds nothing and a run again finds it empty. */
+    for (int v = 1; v <= db_n_migrations; v++) CT_GUARD_RET(db_migrate_tx(dst, v));
     for (size_t i = 0; i < sizeof k_tables / sizeof k_tables[0]; i++)
         CT_GUARD_RET(copy_table_rows(c->src, dst, &k_tables[i], c->scratch, &c->rows));
     if (dst->be != &db_backend_sqlite) {
@@ -157,12 +160,14 @@ static ct_err copy_snapshot(ct_db *src, void *vctx)
 ct_err db_copy(ct_db *src, ct_db *dst, int64_t *rows)
 {
     CT_ENSURE_RET(src && dst && dst->copy_target, ct_fail(CT_ERR_ARG, "db_copy: the target is not a copy target"));
-    CT_ENSURE_RET(src->schema_version == dst->schema_version,
-                  ct_fail(CT_ERR_DB, "copy: schema %d into schema %d", src->schema_version, dst->schema_version));
+    CT_ENSURE_RET(src->schema_version == db_n_migrations && dst->schema_version == 0,
+                  ct_fail(CT_ERR_DB, "copy: schema %d into schema %d (this build's: %d)", src->schema_version,
+                          dst->schema_version, db_n_migrations));
     ct_err rc = CT_OK;
     struct copy_ctx c = {.src = src, .dst = dst, .scratch = calloc(1, sizeof *c.scratch)};
     CT_ENSURE(c.scratch, CT_ERR_NOMEM);
     CT_GUARD(db_call_snapshot(src, copy_snapshot, &c));
+    dst->schema_version = db_n_migrations;
     if (rows) *rows = c.rows;
 cleanup:
     if (c.scratch) ct_buf_free(&c.scratch->raw);

@@ -240,6 +240,26 @@ ct_err db_pipeline_commits(ct_db *db)
     return rc;
 }
 
+/* A rolling upgrade: a node of a newer build migrated the schema under this running one. Writing on would leave
+ * what the newer migrations keep in step undone (a new column not filled, a new table's rows missing), so this
+ * handle writes nothing from then on: read in each write transaction under the writers' lock (a migration holds it
+ * too, so one committed before is seen), said once, then every write refused at once (503). */
+static ct_err schema_not_newer(ct_db *db)
+{
+    if (!db->schema_newer) {
+        int64_t version = 0;
+        CT_GUARD_RET(db->be->version_get(db, &version));
+        if (version <= db_n_migrations) return CT_OK;
+        db->schema_newer = version;
+        ct_log(CT_LOG_ERROR, "schema_newer", "version=%lld build=%d reason=%s", (long long)version, db_n_migrations,
+               CT_LOGQ("a newer build migrated the database: this node writes nothing (503) until it is upgraded"));
+    }
+    return ct_fail(CT_ERR_UNAVAILABLE, "database schema %lld is newer than this build (%d): this node writes nothing "
+                                       "until it is upgraded", (long long)db->schema_newer, db_n_migrations);
+}
+
+bool db_schema_outdated(const ct_db *db) { return db && db->schema_newer; }
+
 /* One run of fn. *retry says whether a CT_ERR_UNAVAILABLE came from a connection that looked ready but was stale
  * (PostgreSQL restarted, ready's idle probe not due yet) where nothing can have been written: at BEGIN, or anywhere
  * on a reader, which refuses writes. */
@@ -249,6 +269,7 @@ static ct_err attempt(ct_db *db, call_mode tx, db_fn fn, void *ctx, bool *retry)
     bool ready = rc == CT_OK;
     if (rc == CT_OK && tx != CALL_PLAIN) rc = db->be->begin(db, call_writes(tx));
     bool began = rc == CT_OK;
+    if (rc == CT_OK && call_writes(tx)) rc = schema_not_newer(db);
     if (rc == CT_OK) rc = fn(db, ctx);
     /* A statement left on a row would pin an old snapshot (stale reads, no checkpoints): reset every one run. */
     for (size_t i = 0; i < db->n_cached; i++) {
@@ -314,9 +335,8 @@ ct_err db_collect(ct_db *db, db_row_list *l)
 /* ---------------------------------------------------------------------------------------------------------
  * open / migrations / close
  * ------------------------------------------------------------------------------------------------------- */
-static ct_err migrate_one(ct_db *db, void *ctx)
+ct_err db_migrate_tx(ct_db *db, int target)
 {
-    int target = *(const int *)ctx;
     int64_t have = 0;
     CT_GUARD_RET(db->be->version_get(db, &have));
     /* Another process (or node) may have migrated while we waited for the write lock. */
@@ -324,11 +344,14 @@ static ct_err migrate_one(ct_db *db, void *ctx)
     char what[64];
     CT_GUARD_RET(ct_snprintf(what, sizeof what, "migration %d", target));
     CT_GUARD_RET(db_exec_script(db, db_migration_sql(db, target), what));
+    ct_failpoint(what);
     CT_GUARD_RET(db->be->version_set(db, target));
     if (db->copy_target) return CT_OK; /* the copy brings the audit of every migration */
     if (target == DB_MIGRATION_STATE_BASELINE) CT_GUARD_RET(db_state_baseline_tx(db));
     return db_audit_append_tx(db, "camtrust-db", "db.migrate", what, "ok", NULL);
 }
+
+static ct_err migrate_one(ct_db *db, void *ctx) { return db_migrate_tx(db, *(const int *)ctx); }
 
 /* The audit key found or made under the write lock, so that two processes upgrading one folder make one key and
  * one seal; the seal comes before any migration writes its own (MACed) entry: the first MACed entry is the seal. */
@@ -505,7 +528,8 @@ ct_err db_open_config(const db_config *cfg, const db_audit_mac *mac, ct_db **out
     db->copy_target = cfg->copy_target;
     if (db->copy_target) CT_GUARD(db_call(db, false, target_empty, NULL));
     if (mac) CT_GUARD(db_call(db, true, audit_key_ready, NULL));
-    for (int v = db->schema_version + 1; v <= db_n_migrations; v++) {
+    /* A copy target stays empty until db_copy: its schema and rows are one transaction, which a kill leaves out. */
+    for (int v = db->schema_version + 1; !db->copy_target && v <= db_n_migrations; v++) {
         CT_GUARD(db_call(db, true, migrate_one, &v));
         db->schema_version = v;
     }

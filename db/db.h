@@ -41,8 +41,8 @@ typedef struct {
     /* The CA this database belongs to (its folder's ca-id; NULL: not checked). A database that names none yet is
      * named so (audited "db.ca_id"); one that names another CA is refused with CT_ERR_CONFIG. */
     const char *ca_id;
-    /* A database for db_copy: refused (CT_ERR_EXISTS) unless empty; its schema is made without audit entries (the
-     * copy brings the CA's own). */
+    /* A database for db_copy: refused (CT_ERR_EXISTS) unless empty; left empty here, its schema is made by db_copy in
+     * the copy's one transaction, without audit entries (the copy brings the CA's own). */
     bool copy_target;
 } db_config;
 #define DB_CA_ID_MAX 65
@@ -66,6 +66,8 @@ CT_MUST_CHECK ct_err db_readers_open(ct_db *db, unsigned n);
 CT_MUST_CHECK ct_err db_pipeline_commits(ct_db *db);
 void db_close(ct_db *db);
 int db_schema_version(ct_db *db);
+/* Whether a write transaction found the schema migrated by a newer build: every write is refused since (503). */
+bool db_schema_outdated(const ct_db *db);
 
 /* ---- stations ---- */
 typedef struct {

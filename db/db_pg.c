@@ -488,9 +488,9 @@ static const char k_version[] = "SELECT version FROM camtrust_schema WHERE id = 
 
 static ct_err pg_version_get(ct_db *db, int64_t *version)
 {
-    int64_t exists = 0;
+    int64_t exists = db->schema_version > 0; /* the first migration made it: one query in each write transaction */
     *version = 0;
-    CT_GUARD_RET(db_query_int(db, k_version_table, &exists, ""));
+    if (!exists) CT_GUARD_RET(db_query_int(db, k_version_table, &exists, ""));
     if (!exists) return CT_OK;
     ct_err rc = db_query_int(db, k_version, version, "");
     return rc == CT_ERR_NOT_FOUND ? CT_OK : rc;

@@ -34,7 +34,8 @@ struct ct_db {
     void *conn;         /* the backend's connection */
     pthread_mutex_t mu; /* one connection, many CA threads: every public call holds it */
     int schema_version;
-    bool copy_target;   /* db_config.copy_target: migrations write no audit entries */
+    int64_t schema_newer; /* a newer build's schema version, seen in a write transaction (0: none): writes refused */
+    bool copy_target;   /* db_config.copy_target: migrated by db_copy, in its transaction, with no audit entries */
     db_stmt *cache[DB_STMT_CACHE_MAX]; /* keyed by the address of a static SQL string */
     size_t n_cached;
     /* Group commit of issuances (db_cert_record_issuance): a queue that one leader thread writes at a time (each
@@ -108,6 +109,9 @@ extern const int db_n_migrations;
 /* The migration that gives audit entries their raw text (audit.c row_text). */
 #define DB_MIGRATION_AUDIT_RAW 18
 const char *db_migration_sql(ct_db *db, int n);
+/* Migration `target` in the caller's write transaction, unless the schema has it already (failpoint "migration N"
+ * after its SQL ran: kill tests). */
+ct_err db_migrate_tx(ct_db *db, int target);
 /* `sqlite` unless the backend is PostgreSQL and `pg` is non-NULL: a statement whose dialects differ, both texts
  * side by side where it is used (each a static string: the statement cache keys on the address). */
 const char *db_sql(ct_db *db, const char *sqlite, const char *pg);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The PostgreSQL backend end to end (run under tests/helpers/pg.sh): a SQLite CA copied into PostgreSQL with
-# `db migrate-to` and proved (audit verify before and after, the same checkpoint), then served from it; refusals
-# (a non-empty target, a password in the URL, another CA's database); PostgreSQL down at start and mid-request
-# (503 with the reason, nothing half-written, the node serving again once it is back).
+# `db migrate-to` and proved (audit verify before and after, the same checkpoint), killed inside its migrations and
+# run again, then served from it; refusals (a non-empty target, a password in the URL, another CA's database);
+# PostgreSQL down at start and mid-request (503 with the reason, nothing half-written, the node serving again once it
+# is back).
 # Usage: pg.sh run db_pg.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -41,10 +42,27 @@ rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$W
 check "migrate-to while the CA serves is refused" bash -c "[ $rc != 0 ] && grep -q 'is being served: stop its server first' <<<\"\$0\"" "$out"
 check_eq "... the target stays empty" 0 "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from pg_tables where schemaname = current_schema()")"
 cleanup_server
+# Killed inside the target's migrations (failpoint "migration 9": its SQL ran, the process dies there): the schema
+# and the copy are one transaction, so the target holds nothing and the run again below finds it empty.
+rc=0; CAMTRUST_FAILPOINT="migration 9" "$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" \
+  >"$WORK/killed.out" 2>&1 || rc=$?
+check_eq "migrate-to killed inside the target's migrations" 137 "$rc"
+check "... the folder stays on SQLite" grep -q '^db.backend = sqlite' "$CA/camtrust-ca.conf"
+check_eq "... the target holds no table" 0 "$(PGPASSWORD=$(cat "$WORK/pgpass") "${PSQL[@]}" "$URL" -c "select count(*) from pg_tables where schemaname = current_schema()")"
 # (the newest checkpoint now: the server signed one at start over the revocation made while none ran)
 "$CA_BIN" log checkpoint --dir "$CA" >"$WORK/ckpt.before"
-rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" 2>&1) || rc=$?
-check_eq "db migrate-to: exit 0" 0 "$rc"
+# Held between its switch to PostgreSQL and the copy's proof (failpoint migrate-to:switched; a failed proof would switch
+# the folder back to SQLite): a serve started then is refused, though the config file was replaced by the switch.
+CAMTRUST_FAILPOINT=migrate-to:switched CAMTRUST_FAILPOINT_RELEASE=$WORK/release \
+  "$CA_BIN" db migrate-to --dir "$CA" --url "$URL" --password-file "$WORK/pgpass" >"$WORK/migrate.out" 2>&1 &
+migrate=$!
+for _ in $(seq 1 600); do grep -q 'event=failpoint_held' "$WORK/migrate.out" && break; sleep 0.05; done
+check "db migrate-to (run again) held after its switch" grep -q '^db.backend = postgresql' "$CA/camtrust-ca.conf"
+serve_refuses "... a serve started meanwhile" "is being restored or migrated: serve after that"
+touch "$WORK/release"
+rc=0; wait "$migrate" || rc=$?
+out=$(cat "$WORK/migrate.out")
+check_eq "db migrate-to (run again): exit 0" 0 "$rc"
 check "... audit verify of the original" bash -c "grep -A1 'the CA in SQLite' <<<\"\$0\" | grep -q 'audit log intact'" "$out"
 check "... and of the copy" bash -c "sed -n '/the copy in PostgreSQL/,\$p' <<<\"\$0\" | grep -q 'issuance log intact'" "$out"
 check "... the same newest checkpoint" grep -q 'the same newest checkpoint' <<<"$out"
