@@ -23,7 +23,7 @@
 #define MAX_CRL_FILES 8
 #define MAX_CRL_ISSUERS 64
 #define ISSUER_KEY(der, len) ((der) + (len) - 32)
-#define SEEN_MSG "%s: CRL missing or older than one taken (%lld)"
+#define SEEN_MSG "%s: CRL missing or older than one taken before"
 #define NAME_MAX_LEN 255
 #define PSSH_VERSION 1
 #define TLV_KID 0x01
@@ -130,7 +130,8 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
 {
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
-    pki_crl_status st = {0};
+    pki_crl_status st;
+    time_t made = 0, next_update = 0; /* where it matched: a miss clears st */
     bool any = false;
     const uint8_t *issuer = NULL;
     CT_GUARD(ct_buf_alloc(&der, file->len));
@@ -154,20 +155,19 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
         CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER): %s", path, ct_err_detail());
         any = true;
         issuer = ISSUER_KEY(ca, ca_len);
+        made = st.this_update, next_update = st.next_update;
         judged[i] = judged[i] || !by_root; /* the root's CRL says nothing of the viewer itself */
         if (st.revoked && !revoked_by[i]) revoked_by[i] = name;
     }
     CT_ENSURE_MSG(any, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
     size_t k = seen_find(m, m->n, issuer);
-    uint64_t made = (uint64_t)st.this_update;
-    CT_ENSURE_MSG(k >= m->n_old || made >= m->r[k].newest, CT_ERR_INTEGRITY, SEEN_MSG, path,
-                  (long long)m->r[k].newest);
+    CT_ENSURE_MSG(k >= m->n_old || (uint64_t)made >= m->r[k].newest, CT_ERR_INTEGRITY, SEEN_MSG, path);
     if (k == m->n) memcpy(m->r[m->n++].issuer, issuer, 32); /* its date still 0, from the memset */
-    if (made > m->r[k].newest) m->r[k].newest = made, m->changed = true;
+    if ((uint64_t)made > m->r[k].newest) m->r[k].newest = (uint64_t)made, m->changed = true;
     m->root_crl |= issuer == ISSUER_KEY(root, root_len);
-    if (st.next_update && st.next_update < now)
+    if (next_update && next_update < now)
         ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"applied all the same\"", CT_LOGQ(path),
-               (long long)st.next_update);
+               (long long)next_update);
 cleanup:
     ct_buf_free(&der);
     return rc;
@@ -269,7 +269,7 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     }
     /* The root's CRL, once taken, stays needed: deleting it must not bring back an issuing CA it revoked. */
     size_t k = seen_find(&m, m.n_old, ISSUER_KEY(root, root_len));
-    CT_ENSURE_MSG(k == m.n_old || m.root_crl, CT_ERR_INTEGRITY, SEEN_MSG, dir, (long long)m.r[k].newest);
+    CT_ENSURE_MSG(k == m.n_old || m.root_crl, CT_ERR_INTEGRITY, SEEN_MSG, dir);
     /* Each issuing CA generation has its own CRL: one of another generation says nothing of this viewer, who
      * would get the keys however revoked (camtrust-ca crl ops writes the current generation's). Once the camera took
      * a CRL, each kept viewer needs its issuing CA's: deleting it must not bring a revoked one back. A viewer the
