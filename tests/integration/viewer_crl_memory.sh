@@ -17,8 +17,7 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps 
 
 CA=$WORK/ca V=$WORK/vault VW=$WORK/viewers
 ca_create "$CA" >/dev/null
-Q=()
-for i in 2 4 5; do Q+=(--share "$V/custodian-$i.share" --passphrase-file "$V.custodians/$i/passphrase"); done
+vault_quorum "$V"
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
 # The camera orders CRLs of one issuer by thisUpdate (whole seconds): the next CRL must be made a second later.
@@ -26,10 +25,7 @@ next_second() { sleep 1; }
 
 viewer_make alice bob
 CAM=$WORK/cam
-"$SIM_BIN" simulate --dir "$CAM" --serial SN7101 --model CX1 --root "$CA/root.pem" \
-  --ops-root "$CA/ops-root.pem" >/dev/null
-ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 1 -c:v libx264 -g 30 -bf 0 \
-  -pix_fmt yuv420p -f h264 "$WORK/clip.h264"
+viewer_camera "$CAM" SN7101
 mkdir -p "$VW"
 cp "$WORK/alice.pem" "$WORK/bob.pem" "$VW/"
 rec() { "$AGENT_BIN" record --dir "$CAM" --viewers "$VW" "$WORK/clip.h264" "$1"; } # rec OUT
@@ -76,10 +72,7 @@ OPS1=$(serial_of "$CA/ops-issuing.pem")
 cp "$WORK/root-plain.crl" "$VW/ops-root.crl"
 rec "$WORK/r3.mp4" >/dev/null 2>&1 || true
 check "the operations root's CRL (revoking nothing) is taken: alice decrypts" gets_key alice "$WORK/r3.mp4"
-"$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
-"$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" \
-  --out "$WORK/ops2.pem" >/dev/null
-"$CA_BIN" install --dir "$CA" --cert "$WORK/ops2.pem" >/dev/null
+ops_rotate "$WORK/ops2.pem"
 viewer_make carol
 cp "$WORK/carol.pem" "$VW/"
 "$CA_BIN" crl ops --dir "$CA" --out "$VW/ops-2.crl" >/dev/null

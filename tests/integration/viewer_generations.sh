@@ -17,8 +17,7 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps 
 
 CA=$WORK/ca V=$WORK/vault
 ca_create "$CA" >/dev/null
-Q=()
-for i in 2 4 5; do Q+=(--share "$V/custodian-$i.share" --passphrase-file "$V.custodians/$i/passphrase"); done
+vault_quorum "$V"
 serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
 fp() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }
 no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
@@ -26,10 +25,7 @@ no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
 # alice and bob certified by the first operations issuing CA; then it is rotated, carol certified by the second.
 viewer_make alice bob
 cp "$CA/ops-issuing.pem" "$WORK/ops1.pem"
-"$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
-"$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" \
-  --out "$WORK/ops2.pem" >/dev/null
-"$CA_BIN" install --dir "$CA" --cert "$WORK/ops2.pem" >/dev/null
+ops_rotate "$WORK/ops2.pem"
 viewer_make carol
 check "bob is of the first generation, carol of the second (openssl)" bash -c "
   openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/ops1.pem' '$WORK/bob.pem' &&
@@ -37,10 +33,7 @@ check "bob is of the first generation, carol of the second (openssl)" bash -c "
   ! openssl verify -CAfile '$CA/ops-root.pem' -untrusted '$WORK/ops2.pem' '$WORK/bob.pem' 2>/dev/null"
 
 CAM=$WORK/cam
-"$SIM_BIN" simulate --dir "$CAM" --serial SN7001 --model CX1 --root "$CA/root.pem" \
-  --ops-root "$CA/ops-root.pem" >/dev/null
-ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 1 -c:v libx264 -g 30 -bf 0 \
-  -pix_fmt yuv420p -f h264 "$WORK/clip.h264"
+viewer_camera "$CAM" SN7001
 mkdir -p "$WORK/viewers"
 rec() { "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" "$WORK/clip.h264" "$1"; } # rec OUT
 cp "$WORK/alice.pem" "$WORK/bob.pem" "$WORK/carol.pem" "$WORK/viewers/"
