@@ -122,8 +122,9 @@ cleanup:
  * then checks it against the memory `m` (older than one taken: CT_ERR_INTEGRITY) and raises it. The CRL must be
  * the issuing CA's of at least one viewer (whose chain is already checked up to the pinned root `root`), or the
  * root's (revoking an issuing CA revokes its viewers: a ceremony's answer to a compromised one), and carry its
- * signature; any other CRL, or one whose signature does not verify, is an error. A CRL past its nextUpdate still applies: its revocations stay true, and a camera without a fresh one
- * must not start giving keys to a revoked viewer. */
+ * signature; any other CRL, or one whose signature does not verify, is an error. A CRL past its nextUpdate still
+ * applies: its revocations stay true, and a camera without a fresh one must not start giving keys to a revoked
+ * viewer. */
 static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, const viewer_chain *v, size_t n,
                         const uint8_t *root, size_t root_len, time_t now, const char **revoked_by, bool *judged,
                         crl_memory *m)
@@ -275,7 +276,8 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
      * a CRL, each kept viewer needs its issuing CA's: deleting it must not bring a revoked one back. A viewer the
      * root's CRL revokes needs none. */
     for (size_t i = 0; (n_crls || m.n_old) && i < *n; i++)
-        CT_ENSURE_MSG(judged[i] || revoked_by[i], CT_ERR_INTEGRITY, "%s: no CRL of its issuing CA here", chains[i].file);
+        CT_ENSURE_MSG(judged[i] || revoked_by[i], CT_ERR_INTEGRITY, "%s: no CRL of its issuing CA here",
+                      chains[i].file);
     if (seen_path && m.changed) CT_GUARD(ct_file_write_atomic(seen_path, m.r, m.n * sizeof m.r[0], 0600));
     CT_GUARD(drop_revoked(dir, chains, revoked_by, out, n));
 cleanup:
