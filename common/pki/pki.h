@@ -205,7 +205,6 @@ typedef struct {
     time_t this_update, next_update; /* next_update 0 when the CRL has none */
     bool revoked;
     time_t revoked_at;
-    uint64_t number; /* cRLNumber, 0 when absent */
 } pki_crl_status;
 CT_MUST_CHECK ct_err pki_crl_check(const uint8_t *crl_der, size_t crl_len, const uint8_t *issuer, size_t issuer_len,
                                    const uint8_t *cert, size_t cert_len, pki_crl_status *out);
