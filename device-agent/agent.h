@@ -92,8 +92,8 @@ CT_MUST_CHECK ct_err agent_record(const char *dir, const char *viewers, const ch
 /* Live protected video (issue 14): reads the encoder's H.264/H.265 Annex B output from `in` (NULL: standard
  * input; a FIFO works) and keeps writing signed, encrypted CMAF segments and a live playlist into `live_dir`
  * (cenc_live), while serving them over HTTPS with the identity key (GET /live/index.m3u8, /live/init.mp4,
- * /live/seg-N.m4s, and the page of `serve`). The viewers folder is re-read when it changes: from the next segment
- * on, only its viewers get the key. Refuses unless provisioned. When the input ends the playlist is closed and
+ * /live/seg-N.m4s, and the page of `serve`). The viewers folder is re-read when it changes: from the next GOP on,
+ * only its viewers get the key. Refuses unless provisioned. When the input ends the playlist is closed and
  * `on_end` (may be NULL) is called; it serves on until SIGTERM/SIGINT (which also ends a running input). */
 typedef struct {
     const char *viewers, *listen, *live_dir, *in;

@@ -14,6 +14,7 @@
 #define AGENT_CONFIG_FILE "agent.conf"
 #define AGENT_ROOT_FILE "root.pem"
 #define AGENT_OPS_ROOT_FILE "ops-root.pem" /* pinned operations root: viewer certificates chain to it */
+#define AGENT_CRL_SEEN_FILE "crl.seen"     /* the highest cRLNumber taken per viewers' CRL issuer */
 #define AGENT_CREDS_FILE "credentials.pem" /* its existence is the factory lock */
 #define AGENT_CHAIN_MAX 4                  /* leaf, issuing CA, at most two more */
 #define AGENT_CREDS_MAX (128 * 1024)
@@ -93,7 +94,8 @@ typedef struct {
 } agent_rec_signer;
 CT_MUST_CHECK ct_err agent_rec_signer_open(agent *a, time_t start, bool live, agent_rec_signer *rs);
 void agent_rec_signer_close(agent_rec_signer *rs);
-/* The viewer certificates of `viewers` that chain to the operations root pinned in `dir` (cenc_recipients_load). */
+/* The viewer certificates of `viewers` that chain to the operations root pinned in `dir` (cenc_recipients_load,
+ * with the memory of its CRLs in `dir`). */
 CT_MUST_CHECK ct_err agent_viewers_load(const char *dir, const char *viewers, cenc_recipient *r, size_t max,
                                         size_t *n);
 

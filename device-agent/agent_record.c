@@ -65,7 +65,8 @@ ct_err agent_viewers_load(const char *dir, const char *viewers, cenc_recipient *
     CT_ENSURE_MSG(ct_file_exists(path), CT_ERR_CONFIG,
                   "%s has no pinned operations root (%s): make it with simulate --ops-root", dir, AGENT_OPS_ROOT_FILE);
     CT_GUARD(agent_root_load(path, &root));
-    CT_GUARD(cenc_recipients_load(viewers, root.data, root.len, time(NULL), r, max, n));
+    CT_GUARD(ct_path_join(path, sizeof path, dir, AGENT_CRL_SEEN_FILE));
+    CT_GUARD(cenc_recipients_load(viewers, root.data, root.len, time(NULL), path, r, max, n));
 cleanup:
     ct_buf_free(&root);
     return rc;

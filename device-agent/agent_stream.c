@@ -61,7 +61,7 @@ static ct_err viewers_refresh(const char *dir, const agent_stream_opts *o, cenc_
     if (now == *stamp) return CT_OK; /* the same viewers, still valid: the key stays */
     CT_GUARD_RET(cenc_live_set_recipients(l, r, n));
     *stamp = now;
-    ct_log(CT_LOG_INFO, "viewers_changed", "viewers=%zu msg=\"from the next segment on\"", n);
+    ct_log(CT_LOG_INFO, "viewers_changed", "viewers=%zu msg=\"from the next GOP on\"", n);
     return CT_OK;
 }
 

@@ -102,9 +102,13 @@ typedef struct {
  * viewer chains carry, its signature verified (pki_crl_check), else CT_ERR_INTEGRITY naming the file. A viewer it
  * revokes is left out with a one-line warning (file, serial), and a last warning counts them: revocation is how an
  * owner removes a viewer, and the camera keeps recording for the others; CT_ERR_NOT_FOUND if none is left. A CRL
- * past its nextUpdate still applies (its revocations stay true), with a warning. */
+ * past its nextUpdate still applies (its revocations stay true), with a warning. The operations root's CRL
+ * (`root` signs it) revokes the viewers of the issuing CAs it lists. `seen_path` (NULL: none) is the camera's
+ * memory of the newest CRL (thisUpdate) it took per issuer, kept up to date: a CRL older than that, none of the root
+ * once one was taken, or none of a kept viewer's issuing CA once any was, is CT_ERR_INTEGRITY (putting an old CRL
+ * back, or deleting it, must not bring a revoked viewer back). */
 CT_MUST_CHECK ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_len, time_t now,
-                                          cenc_recipient *out, size_t max, size_t *n);
+                                          const char *seen_path, cenc_recipient *out, size_t max, size_t *n);
 
 typedef struct {
     uint8_t cert_sha256[32];

@@ -21,6 +21,9 @@
 #define CERT_FILE_MAX (64 * 1024)
 #define CRL_FILE_MAX (8 * 1024 * 1024)
 #define MAX_CRL_FILES 8
+#define MAX_CRL_ISSUERS 64
+#define ISSUER_KEY(der, len) ((der) + (len) - 32)
+#define SEEN_MSG "%s: CRL missing or older than one taken before"
 #define NAME_MAX_LEN 255
 #define PSSH_VERSION 1
 #define TLV_KID 0x01
@@ -44,6 +47,26 @@ typedef struct {
     const char *file;
     char serial_hex[PKI_MAX_SERIAL_BYTES * 2 + 1];
 } viewer_chain;
+
+/* The camera's memory of the CRLs it took (its own file, the raw records): per issuer (the last 32 bytes of its
+ * certificate, the end of its signature: the issuers are the pinned root and CAs it signed), the newest thisUpdate.
+ * A CRL older than that, or none of the root where one was taken, would bring back what the newer one revoked. The
+ * date alone (not pki_crl_supersedes, nor the cRLNumber: the agent has no room for reading them). */
+typedef struct {
+    struct {
+        uint8_t issuer[32];
+        uint64_t newest;
+    } r[MAX_CRL_ISSUERS + MAX_CRL_FILES];
+    size_t n, n_old; /* records; of them, those read from the file */
+    bool changed, root_crl; /* root_crl: the folder has a CRL of the root */
+} crl_memory;
+
+static size_t seen_find(const crl_memory *m, size_t n, const uint8_t *issuer)
+{
+    size_t k = 0;
+    while (k < n && memcmp(m->r[k].issuer, issuer, 32) != 0) k++;
+    return k;
+}
 
 static void chain_free(viewer_chain *v)
 {
@@ -95,24 +118,35 @@ cleanup:
     return rc;
 }
 
-/* Marks in revoked_by[] (with `name`) the viewers that the CRL file `path` revokes, in judged[] those it judges.
- * The CRL must be the issuing CA's of at least one viewer (whose chain is already checked up to the pinned root)
- * and carry its signature; any other CRL, or one whose signature does not verify, is an error. A CRL past its
- * nextUpdate still applies: its revocations stay true, and a camera without a fresh one must not start giving keys
- * to a revoked viewer. */
+/* Marks in revoked_by[] (with `name`) the viewers that the CRL file `path` revokes, in judged[] those it judges;
+ * then checks it against the memory `m` (older than one taken: CT_ERR_INTEGRITY) and raises it. The CRL must be
+ * the issuing CA's of at least one viewer (whose chain is already checked up to the pinned root `root`), or the
+ * root's (revoking an issuing CA revokes its viewers: a ceremony's answer to a compromised one), and carry its
+ * signature; any other CRL, or one whose signature does not verify, is an error. A CRL past its nextUpdate still
+ * applies: its revocations stay true, and a camera without a fresh one must not start giving keys to a revoked
+ * viewer. */
 static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, const viewer_chain *v, size_t n,
-                        time_t now, const char **revoked_by, bool *judged)
+                        const uint8_t *root, size_t root_len, time_t now, const char **revoked_by, bool *judged,
+                        crl_memory *m)
 {
     ct_err rc = CT_OK;
     ct_buf der = CT_BUF_INIT;
-    pki_crl_status st = {0};
+    pki_crl_status st;
+    time_t made = 0, next_update = 0; /* where it matched: a miss clears st */
     bool any = false;
+    const uint8_t *issuer = NULL;
     CT_GUARD(ct_buf_alloc(&der, file->len));
     rc = ct_pem_decode(file->data, file->len, "X509 CRL", 0, &der);
     if (rc == CT_ERR_NOT_FOUND) rc = ct_buf_set(&der, file->data, file->len); /* DER as it is */
     CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER)", path);
-    for (size_t i = 0; i < n; i++) {
-        rc = pki_crl_check(der.data, der.len, v[i].issuing.data, v[i].issuing.len, v[i].leaf.data, v[i].leaf.len, &st);
+    /* Each viewer against its issuing CA, then each issuing CA against the root. */
+    for (size_t j = 0; j < 2 * n; j++) {
+        size_t i = j % n;
+        bool by_root = j >= n;
+        const ct_buf *cert = by_root ? &v[i].issuing : &v[i].leaf;
+        const uint8_t *ca = by_root ? root : v[i].issuing.data;
+        size_t ca_len = by_root ? root_len : v[i].issuing.len;
+        rc = pki_crl_check(der.data, der.len, ca, ca_len, cert->data, cert->len, &st);
         if (rc == CT_ERR_NOT_FOUND) { /* a viewer of another issuing CA: not this CRL's to judge */
             ct_err_clear();
             rc = CT_OK;
@@ -120,13 +154,21 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
         }
         CT_ENSURE_MSG(rc != CT_ERR_INTEGRITY, rc, "%s: the CRL's signature does not verify (altered?)", path);
         CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER): %s", path, ct_err_detail());
-        any = judged[i] = true;
+        any = true;
+        issuer = ISSUER_KEY(ca, ca_len);
+        made = st.this_update, next_update = st.next_update;
+        judged[i] = judged[i] || !by_root; /* the root's CRL says nothing of the viewer itself */
         if (st.revoked && !revoked_by[i]) revoked_by[i] = name;
     }
     CT_ENSURE_MSG(any, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
-    if (st.next_update && st.next_update < now)
+    size_t k = seen_find(m, m->n, issuer);
+    CT_ENSURE_MSG(k >= m->n_old || (uint64_t)made >= m->r[k].newest, CT_ERR_INTEGRITY, SEEN_MSG, path);
+    if (k == m->n) memcpy(m->r[m->n++].issuer, issuer, 32); /* its date still 0, from the memset */
+    if ((uint64_t)made > m->r[k].newest) m->r[k].newest = (uint64_t)made, m->changed = true;
+    m->root_crl |= issuer == ISSUER_KEY(root, root_len);
+    if (next_update && next_update < now)
         ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"applied all the same\"", CT_LOGQ(path),
-               (long long)st.next_update);
+               (long long)next_update);
 cleanup:
     ct_buf_free(&der);
     return rc;
@@ -162,14 +204,15 @@ static ct_err drop_revoked(const char *dir, const viewer_chain *v, const char *c
     return CT_OK;
 }
 
-ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_len, time_t now, cenc_recipient *out,
-                            size_t max, size_t *n)
+ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_len, time_t now, const char *seen_path,
+                            cenc_recipient *out, size_t max, size_t *n)
 {
     ct_err rc = CT_OK;
     DIR *d = opendir(dir);
     char *names[CENC_MAX_RECIPIENTS + 1], *crls[MAX_CRL_FILES];
     const char *revoked_by[CENC_MAX_RECIPIENTS] = {NULL};
     bool judged[CENC_MAX_RECIPIENTS] = {false};
+    crl_memory m;
     viewer_chain *chains = NULL;
     size_t count = 0, n_crls = 0;
     ct_buf file = CT_BUF_INIT;
@@ -194,6 +237,12 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
         count++;
     }
     CT_ENSURE_MSG(count > 0, CT_ERR_NOT_FOUND, "no viewer certificates (*.pem) in %s", dir);
+    memset(&m, 0, sizeof m);
+    if (seen_path && ct_file_exists(seen_path)) {
+        CT_GUARD(ct_file_read(seen_path, MAX_CRL_ISSUERS * sizeof m.r[0], &file));
+        m.n = m.n_old = file.len / sizeof m.r[0];
+        memcpy(m.r, file.data, m.n * sizeof m.r[0]);
+    }
     qsort(names, count, sizeof names[0], name_cmp);
     if (n_crls) qsort(crls, n_crls, sizeof crls[0], name_cmp);
     chains = calloc(count, sizeof *chains);
@@ -217,12 +266,19 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
         CT_GUARD(ct_path_join(path, sizeof path, dir, crls[i]));
         ct_buf_free(&file);
         CT_GUARD(ct_file_read(path, CRL_FILE_MAX, &file));
-        CT_GUARD(crl_apply(path, crls[i], &file, chains, *n, now, revoked_by, judged));
+        CT_GUARD(crl_apply(path, crls[i], &file, chains, *n, root, root_len, now, revoked_by, judged, &m));
     }
+    /* The root's CRL, once taken, stays needed: deleting it must not bring back an issuing CA it revoked. */
+    size_t k = seen_find(&m, m.n_old, ISSUER_KEY(root, root_len));
+    CT_ENSURE_MSG(k == m.n_old || m.root_crl, CT_ERR_INTEGRITY, SEEN_MSG, dir);
     /* Each issuing CA generation has its own CRL: one of another generation says nothing of this viewer, who
-     * would get the keys however revoked (camtrust-ca crl ops writes the current generation's). */
-    for (size_t i = 0; n_crls && i < *n; i++)
-        CT_ENSURE_MSG(judged[i], CT_ERR_INTEGRITY, "%s: no CRL of its issuing CA here", chains[i].file);
+     * would get the keys however revoked (camtrust-ca crl ops writes the current generation's). Once the camera took
+     * a CRL, each kept viewer needs its issuing CA's: deleting it must not bring a revoked one back. A viewer the
+     * root's CRL revokes needs none. */
+    for (size_t i = 0; (n_crls || m.n_old) && i < *n; i++)
+        CT_ENSURE_MSG(judged[i] || revoked_by[i], CT_ERR_INTEGRITY, "%s: no CRL of its issuing CA here",
+                      chains[i].file);
+    if (seen_path && m.changed) CT_GUARD(ct_file_write_atomic(seen_path, m.r, m.n * sizeof m.r[0], 0600));
     CT_GUARD(drop_revoked(dir, chains, revoked_by, out, n));
 cleanup:
     if (rc != CT_OK) *n = 0;

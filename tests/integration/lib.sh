@@ -136,6 +136,26 @@ station_with_order() {
 ca_create() {
   "$(dirname "${BASH_SOURCE[0]}")/../helpers/ca_create.sh" "$CA_BIN" "$1" "${2:-$WORK/vault}"
 }
+# vault_quorum VAULT: sets Q to the options naming a quorum of its custodians (2, 4 and 5 of ca_create's vault).
+vault_quorum() {
+  local i
+  Q=()
+  for i in 2 4 5; do Q+=(--share "$1/custodian-$i.share" --passphrase-file "$1.custodians/$i/passphrase"); done
+}
+# ops_rotate OUT: the CA $CA's operations issuing CA rotated, the next generation signed at a ceremony of the vault
+# $V (quorum Q, vault_quorum) into OUT and installed.
+ops_rotate() {
+  "$CA_BIN" rotate --dir "$CA" ops-issuing >/dev/null
+  "$CA_BIN" root sign --dir "$V" --csr "$CA/ops-issuing.csr" --profile ops-issuing "${Q[@]}" --out "$1" >/dev/null
+  "$CA_BIN" install --dir "$CA" --cert "$1" >/dev/null
+}
+# viewer_camera CAM SERIAL: a simulated camera (SIM_BIN) pinning the CA $CA's roots and a 1 s H.264 clip,
+# $WORK/clip.h264 (ffmpeg), for it to record.
+viewer_camera() {
+  "$SIM_BIN" simulate --dir "$1" --serial "$2" --model CX1 --root "$CA/root.pem" --ops-root "$CA/ops-root.pem" >/dev/null
+  ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 1 -c:v libx264 -g 30 -bf 0 \
+    -pix_fmt yuv420p -f h264 "$WORK/clip.h264"
+}
 # viewer_make NAME...: for each NAME a viewer folder $WORK/NAME (its key in its own token) and its certificate
 # $WORK/NAME.pem from the CA $CA's current operations issuing CA, installed (VIEW_BIN: camtrust-view).
 viewer_make() {

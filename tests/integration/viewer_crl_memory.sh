@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# A camera's viewers folder cannot bring a revoked viewer back. (1) The operations root's CRL, made at a ceremony
+# revoking a compromised operations issuing CA, was refused by the camera ("not a CRL of the viewers' operations
+# issuing CA"), so the viewers that CA certified kept getting keys; now it is taken and they are left out, each
+# named. (2) The camera kept no record of the CRLs it took: an older CRL put back, or the CRL deleted, brought a
+# revoked viewer back; now it remembers the newest CRL of each issuer (crl.seen in its folder) and refuses such a
+# folder in one line. A real CA and key ceremony (vault), viewers' keys in their own tokens, the real camera agent.
+# Usage: viewer_crl_memory.sh BUILD_DIR
+BUILD=$1
+CA_BIN=$BUILD/ca/camtrust-ca
+AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
+VIEW_BIN=$BUILD/view/camtrust-view
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
+
+CA=$WORK/ca V=$WORK/vault VW=$WORK/viewers
+ca_create "$CA" >/dev/null
+vault_quorum "$V"
+serial_of() { openssl x509 -in "$1" -noout -serial | cut -d= -f2; }
+no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
+# The camera orders CRLs of one issuer by thisUpdate (whole seconds): the next CRL must be made a second later.
+next_second() { sleep 1; }
+
+viewer_make alice bob
+CAM=$WORK/cam
+viewer_camera "$CAM" SN7101
+mkdir -p "$VW"
+cp "$WORK/alice.pem" "$WORK/bob.pem" "$VW/"
+rec() { "$AGENT_BIN" record --dir "$CAM" --viewers "$VW" "$WORK/clip.h264" "$1"; } # rec OUT
+# gets_key VIEWER FILE: the viewer decrypts FILE (a recording that exists)
+gets_key() {
+  rm -f "$WORK/$1.mp4"
+  [ -e "$2" ] && "$VIEW_BIN" decrypt --dir "$WORK/$1" "$2" "$WORK/$1.mp4" >/dev/null 2>&1 && [ -s "$WORK/$1.mp4" ]
+}
+no_key() { ! gets_key "$@"; }
+# refused_rec WHAT PATTERN: the recording is refused in one line matching PATTERN, bob and alice get nothing
+refused_rec() {
+  local out rc
+  rm -f "$WORK/x.mp4"
+  out=$(rec "$WORK/x.mp4" 2>&1) && rc=0 || rc=$?
+  check "$1: refused in one line" bash -c "[ $rc = 1 ] && [ \$(wc -l <<<\"\$0\") = 1 ] && grep -q '$2' <<<\"\$0\"" \
+    "$out"
+  check "  ... no recording, no key for anyone" no_output "$WORK/x.mp4"
+}
+
+# ---- (2) an older CRL put back, or the CRL deleted ----
+"$CA_BIN" crl ops --dir "$CA" --out "$WORK/plain.crl" >/dev/null
+cp "$WORK/plain.crl" "$VW/ops.crl"
+rec "$WORK/r0.mp4" >/dev/null
+check "with the operations CRL revoking no one, bob decrypts" gets_key bob "$WORK/r0.mp4"
+next_second
+"$CA_BIN" revoke --dir "$CA" "$(serial_of "$WORK/bob.pem")" --reason privilegeWithdrawn >/dev/null
+"$CA_BIN" crl ops --dir "$CA" --out "$VW/ops.crl" >/dev/null
+rec "$WORK/r1.mp4" >/dev/null 2>&1 || true
+check "bob revoked: alice decrypts the new recording" gets_key alice "$WORK/r1.mp4"
+check "  ... bob gets no key" no_key bob "$WORK/r1.mp4"
+check "the camera keeps its memory of the CRLs in its own folder" test -s "$CAM/crl.seen"
+cp "$VW/ops.crl" "$WORK/revoking.crl"
+cp "$WORK/plain.crl" "$VW/ops.crl"
+refused_rec "the older CRL (revoking no one) put back" "ops.crl: CRL missing or older than one taken"
+rm "$VW/ops.crl"
+refused_rec "the CRL deleted" "alice.pem: no CRL of its issuing CA here"
+cp "$WORK/revoking.crl" "$VW/ops.crl"
+rec "$WORK/r2.mp4" >/dev/null 2>&1 || true
+check "the newest CRL back: it records again, alice decrypts" gets_key alice "$WORK/r2.mp4"
+check "  ... bob does not" no_key bob "$WORK/r2.mp4"
+
+# ---- (1) the operations root's CRL, revoking the first operations issuing CA at a ceremony ----
+OPS1=$(serial_of "$CA/ops-issuing.pem")
+"$CA_BIN" root crl --dir "$V" --root ops "${Q[@]}" --out "$WORK/root-plain.crl" >/dev/null
+cp "$WORK/root-plain.crl" "$VW/ops-root.crl"
+rec "$WORK/r3.mp4" >/dev/null 2>&1 || true
+check "the operations root's CRL (revoking nothing) is taken: alice decrypts" gets_key alice "$WORK/r3.mp4"
+ops_rotate "$WORK/ops2.pem"
+viewer_make carol
+cp "$WORK/carol.pem" "$VW/"
+"$CA_BIN" crl ops --dir "$CA" --out "$VW/ops-2.crl" >/dev/null
+next_second
+"$CA_BIN" root crl --dir "$V" --root ops --revoke "$OPS1" --reason cACompromise "${Q[@]}" \
+  --out "$VW/ops-root.crl" >/dev/null
+check "the ceremony's CRL revokes the first operations issuing CA (openssl)" bash -c "
+  openssl crl -inform DER -in '$VW/ops-root.crl' -noout -text | grep -qi 'Serial Number: $OPS1'"
+out=$(rec "$WORK/r4.mp4" 2>&1) && rc=0 || rc=$?
+check "with the root's CRL it records, alice (first generation) left out with a line naming her" bash -c "[ $rc = 0 ] &&
+  grep -q 'event=viewer_revoked viewer=\"alice\" file=\"alice.pem\".* crl=\"ops-root.crl\"' <<<\"\$0\"" "$out"
+check "  ... carol (second generation) decrypts" gets_key carol "$WORK/r4.mp4"
+check "  ... alice gets no key" no_key alice "$WORK/r4.mp4"
+cp "$VW/ops-root.crl" "$WORK/root-revoking.crl"
+cp "$WORK/root-plain.crl" "$VW/ops-root.crl"
+refused_rec "the root's older CRL put back" "ops-root.crl: CRL missing or older than one taken"
+rm "$VW/ops-root.crl"
+refused_rec "the root's CRL deleted" "viewers: CRL missing or older than one taken"
+finish
