@@ -1,13 +1,14 @@
 /* A component's own token: settings, first-run creation with PIN files, opening. */
-#define _DEFAULT_SOURCE /* realpath */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* realpath, F_OFD_SETLKW */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "hsm.h"
 
@@ -124,7 +125,12 @@ cleanup:
  * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole,
  * with a new generation number: the copy changes at every open too); before the token opens (`logged_in` false) an
  * empty token.object gets it back. Only an empty file is replaced: a whole one is never overwritten by an older
- * copy (e.g. after a PIN change made elsewhere). The copy's write takes no failpoint: kill tests aim at others.
+ * copy (e.g. after a PIN change made elsewhere). SoftHSM truncates token.object under an fcntl write lock and reads
+ * it under a read lock: the size is judged (and the copy made or put back) under a read lock too, so that another
+ * process logging in to the same token is waited for instead of its file being taken for one a kill left empty (its
+ * write would then land in the file the rename unlinks). An open-file-description lock: it also waits for a thread
+ * of this process inside SoftHSM, where a process-owned lock would merely take over that thread's own.
+ * The copy's write takes no failpoint: kill tests aim at others.
  * `store`: the token store (token_store), read once for both calls. */
 static void token_object_keep(const char *store, bool logged_in)
 {
@@ -134,6 +140,7 @@ static void token_object_keep(const char *store, bool logged_in)
     char token[HSM_PATH_MAX], object[HSM_PATH_MAX], copy[HSM_PATH_MAX];
     struct dirent *e;
     struct stat st;
+    int fd = -1;
     if (!*store || !(d = opendir(store))) return;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
@@ -143,12 +150,18 @@ static void token_object_keep(const char *store, bool logged_in)
         /* The copy's temporaries a kill cut short (token.object~.tmp.PID of a dead PID); SoftHSM names none so. */
         if (logged_in) CT_GUARD(ct_stale_remove(token, "", ".tmp."));
         const char *from = logged_in ? object : copy, *to = logged_in ? copy : object;
-        if (stat(object, &st) != 0 || (!logged_in && st.st_size != 0) || !ct_file_exists(from)) continue;
+        if (fd >= 0) close(fd);
+        struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+        /* (a file system without locks: judged unlocked, as SoftHSM then writes it) */
+        if ((fd = open(object, O_RDONLY | O_CLOEXEC)) < 0 || (fcntl(fd, F_OFD_SETLKW, &lock), fstat(fd, &st) != 0) ||
+            (!logged_in && st.st_size != 0) || !ct_file_exists(from))
+            continue;
         CT_GUARD(ct_file_read(from, 65536, &data));
         if (data.len) CT_GUARD(ct_file_write_atomic_unprobed(to, data.data, data.len, 0600));
         ct_buf_free(&data);
     }
 cleanup:
+    if (fd >= 0) close(fd);
     /* A safeguard, not a condition: a full disk (a camera's recordings) must not stop the token opening. */
     if (rc != CT_OK) ct_log(CT_LOG_WARN, "token_object_copy", "%s", ct_err_detail());
     ct_buf_free(&data);
