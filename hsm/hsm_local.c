@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hsm.h"
@@ -119,6 +121,35 @@ cleanup:
     return rc;
 }
 
+/* Whether some open file has fd's file open for writing: a read lease is refused then. Taken, it is given back at once
+ * (a break's signal set to one ignored by default). Unknown (no leases there, another owner): false. */
+static bool open_for_writing(int fd)
+{
+    if (fcntl(fd, F_SETSIG, SIGURG) != 0 || fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return errno == EAGAIN;
+    (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    return false;
+}
+
+/* token.object read-locked (fd) and empty: whether no login is writing it (then the copy goes back). SoftHSM 2.6.1
+ * unlocks before its write lands (stdio flushes it at fclose): a file some process has open for writing is looked at
+ * again every 10 ms, unlocked meanwhile (that process may be waiting for the lock to truncate it), at most 10 s
+ * (then left as it is: a stalled writer's file is not taken for abandoned). */
+static bool empty_abandoned(int fd)
+{
+    struct flock lock = {.l_whence = SEEK_SET};
+    struct stat st;
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; open_for_writing(fd); i++) {
+        if (i == 1000) return false;
+        lock.l_type = F_UNLCK;
+        (void)fcntl(fd, F_OFD_SETLK, &lock);
+        nanosleep(&tick, NULL);
+        lock.l_type = F_RDLCK;
+        (void)fcntl(fd, F_OFD_SETLKW, &lock);
+    }
+    return fstat(fd, &st) == 0 && st.st_size == 0;
+}
+
 /* SoftHSM rewrites a token's token.object (its flags, label, wrapped PINs and token key) in place at every login
  * (Token::loginUser stores the flags: ftruncate to 0, then one write, no fsync): a kill or a power cut in between
  * leaves it empty, and every key of the token unusable. So a copy is kept beside it (token.object~, same folder,
@@ -129,7 +160,8 @@ cleanup:
  * it under a read lock: the size is judged (and the copy made or put back) under a read lock too, so that another
  * process logging in to the same token is waited for instead of its file being taken for one a kill left empty (its
  * write would then land in the file the rename unlinks). An open-file-description lock: it also waits for a thread
- * of this process inside SoftHSM, where a process-owned lock would merely take over that thread's own.
+ * of this process inside SoftHSM, where a process-owned lock would merely take over that thread's own; and an
+ * empty file a process still writes (empty_abandoned) is waited for.
  * The copy's write takes no failpoint: kill tests aim at others.
  * `store`: the token store (token_store), read once for both calls. */
 static void token_object_keep(const char *store, bool logged_in)
@@ -154,7 +186,7 @@ static void token_object_keep(const char *store, bool logged_in)
         struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
         /* (a file system without locks: judged unlocked, as SoftHSM then writes it) */
         if ((fd = open(object, O_RDONLY | O_CLOEXEC)) < 0 || (fcntl(fd, F_OFD_SETLKW, &lock), fstat(fd, &st) != 0) ||
-            (!logged_in && st.st_size != 0) || !ct_file_exists(from))
+            (!logged_in && (st.st_size != 0 || !empty_abandoned(fd))) || !ct_file_exists(from))
             continue;
         CT_GUARD(ct_file_read(from, 65536, &data));
         if (data.len) CT_GUARD(ct_file_write_atomic_unprobed(to, data.data, data.len, 0600));

@@ -59,7 +59,7 @@ f.truncate(0)
 open(held, 'w').close()
 ino = os.fstat(f.fileno()).st_ino
 def waiting():  # a lock request blocked on this file
-    return any('->' in l and l.split()[5].split(':')[-1] == str(ino) for l in open('/proc/locks'))
+    return any('->' in l and l.split()[-3].split(':')[-1] == str(ino) for l in open('/proc/locks'))
 def ended(pid):
     try: return open('/proc/%d/stat' % pid).read().split(')')[-1].split()[0] in 'ZX'
     except OSError: return True
@@ -86,6 +86,25 @@ check_eq "a start while another process's login has token.object truncated: that
 check_eq "... and the start (having waited) opens the token" 0 "$rc"
 check "... token.object whole" test -s "$OBJECT"
 check "... and the next start opens the token" opens
+
+# The same with SoftHSM itself as the writer: a CA's login held (strace) with token.object empty while another CA
+# starts, once right after SoftHSM truncated it (its write lock held), once at its write (SoftHSM 2.6.1 has unlocked
+# by then: stdio flushes at fclose). token.object stays the file both write in place (the old code renamed the copy
+# over it, another file; with the lock alone, the second case did too).
+for held in ftruncate:delay_exit write:delay_enter; do
+  ino=$(stat -c %i "$OBJECT")
+  ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -P "$OBJECT" -e trace="${held%%:*}" \
+    -e inject="$held=3000000" "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 &
+  writer=$!
+  for _ in $(seq 1 1000); do [ -s "$OBJECT" ] || break; sleep 0.01; done
+  rc=0; "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 || rc=$?
+  wrc=0; wait "$writer" || wrc=$?
+  check_eq "a start while SoftHSM's login elsewhere is held at its ${held%%:*} of token.object: both open the token" \
+    "0 0" "$wrc $rc"
+  check_eq "... and token.object is still the file SoftHSM rewrites in place (no copy put over it)" "$ino" \
+    "$(stat -c %i "$OBJECT")"
+  check "... whole, and the next start opens the token" opens
+done
 
 # ---- a whole token.object is never replaced by the copy ----
 printf 'junk' >"$OBJECT~"
