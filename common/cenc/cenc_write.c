@@ -490,7 +490,8 @@ ct_err cenc_config_nals(media_codec c, const uint8_t *config, size_t len, cenc_n
 {
     const uint8_t *nal;
     size_t n;
-    for (size_t i = 0; media_config_nal(c, config, len, i, &nal, &n) == CT_OK; i++) CT_GUARD_RET(cb(arg, c, nal, n, -1));
+    for (size_t i = 0; media_config_nal(c, config, len, i, &nal, &n) == CT_OK; i++)
+        CT_GUARD_RET(cb(arg, c, nal, n, -1));
     return CT_OK;
 }
 
