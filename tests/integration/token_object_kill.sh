@@ -97,10 +97,11 @@ for held in ftruncate:delay_exit write:delay_enter; do
     -e inject="$held=3000000" "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 &
   writer=$!
   for _ in $(seq 1 1000); do [ -s "$OBJECT" ] || break; sleep 0.01; done
+  size=$(stat -c %s "$OBJECT")
   rc=0; "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 || rc=$?
   wrc=0; wait "$writer" || wrc=$?
-  check_eq "a start while SoftHSM's login elsewhere is held at its ${held%%:*} of token.object: both open the token" \
-    "0 0" "$wrc $rc"
+  check_eq "a start while a SoftHSM login elsewhere is held at its ${held%%:*} of token.object (empty): both open it" \
+    "0 0 0" "$size $wrc $rc"
   check_eq "... and token.object is still the file SoftHSM rewrites in place (no copy put over it)" "$ino" \
     "$(stat -c %i "$OBJECT")"
   check "... whole, and the next start opens the token" opens
