@@ -1,13 +1,16 @@
 /* A component's own token: settings, first-run creation with PIN files, opening. */
-#define _DEFAULT_SOURCE /* realpath */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* realpath, F_OFD_SETLKW */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "hsm.h"
 
@@ -118,13 +121,48 @@ cleanup:
     return rc;
 }
 
+/* Whether some open file has fd's file open for writing: a read lease is refused then. Taken, it is given back at once
+ * (a break's signal set to one ignored by default). Unknown (no leases there, another owner): false. */
+static bool open_for_writing(int fd)
+{
+    if (fcntl(fd, F_SETSIG, SIGURG) != 0 || fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return errno == EAGAIN;
+    (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    return false;
+}
+
+/* token.object read-locked (fd) and empty: whether no login is writing it (then the copy goes back). SoftHSM 2.6.1
+ * unlocks before its write lands (stdio flushes it at fclose): a file some process has open for writing is looked at
+ * again every 10 ms, unlocked meanwhile (that process may be waiting for the lock to truncate it), at most 10 s
+ * (then left as it is: a stalled writer's file is not taken for abandoned). */
+static bool empty_abandoned(int fd)
+{
+    struct flock lock = {.l_whence = SEEK_SET};
+    struct stat st;
+    const struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int i = 0; open_for_writing(fd); i++) {
+        if (i == 1000) return false;
+        lock.l_type = F_UNLCK;
+        (void)fcntl(fd, F_OFD_SETLK, &lock);
+        nanosleep(&tick, NULL);
+        lock.l_type = F_RDLCK;
+        (void)fcntl(fd, F_OFD_SETLKW, &lock);
+    }
+    return fstat(fd, &st) == 0 && st.st_size == 0;
+}
+
 /* SoftHSM rewrites a token's token.object (its flags, label, wrapped PINs and token key) in place at every login
  * (Token::loginUser stores the flags: ftruncate to 0, then one write, no fsync): a kill or a power cut in between
  * leaves it empty, and every key of the token unusable. So a copy is kept beside it (token.object~, same folder,
  * 0600, wrapped under the same PINs), written atomically once logged in (SoftHSM has just written the file whole,
  * with a new generation number: the copy changes at every open too); before the token opens (`logged_in` false) an
  * empty token.object gets it back. Only an empty file is replaced: a whole one is never overwritten by an older
- * copy (e.g. after a PIN change made elsewhere). The copy's write takes no failpoint: kill tests aim at others.
+ * copy (e.g. after a PIN change made elsewhere). SoftHSM truncates token.object under an fcntl write lock and reads
+ * it under a read lock: the size is judged (and the copy made or put back) under a read lock too, so that another
+ * process logging in to the same token is waited for instead of its file being taken for one a kill left empty (its
+ * write would then land in the file the rename unlinks). An open-file-description lock: it also waits for a thread
+ * of this process inside SoftHSM, where a process-owned lock would merely take over that thread's own; and an
+ * empty file a process still writes (empty_abandoned) is waited for.
+ * The copy's write takes no failpoint: kill tests aim at others.
  * `store`: the token store (token_store), read once for both calls. */
 static void token_object_keep(const char *store, bool logged_in)
 {
@@ -134,6 +172,7 @@ static void token_object_keep(const char *store, bool logged_in)
     char token[HSM_PATH_MAX], object[HSM_PATH_MAX], copy[HSM_PATH_MAX];
     struct dirent *e;
     struct stat st;
+    int fd = -1;
     if (!*store || !(d = opendir(store))) return;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
@@ -143,12 +182,18 @@ static void token_object_keep(const char *store, bool logged_in)
         /* The copy's temporaries a kill cut short (token.object~.tmp.PID of a dead PID); SoftHSM names none so. */
         if (logged_in) CT_GUARD(ct_stale_remove(token, "", ".tmp."));
         const char *from = logged_in ? object : copy, *to = logged_in ? copy : object;
-        if (stat(object, &st) != 0 || (!logged_in && st.st_size != 0) || !ct_file_exists(from)) continue;
+        if (fd >= 0) close(fd);
+        struct flock lock = {.l_type = F_RDLCK, .l_whence = SEEK_SET};
+        /* (a file system without locks: judged unlocked, as SoftHSM then writes it) */
+        if ((fd = open(object, O_RDONLY | O_CLOEXEC)) < 0 || (fcntl(fd, F_OFD_SETLKW, &lock), fstat(fd, &st) != 0) ||
+            (!logged_in && (st.st_size != 0 || !empty_abandoned(fd))) || !ct_file_exists(from))
+            continue;
         CT_GUARD(ct_file_read(from, 65536, &data));
         if (data.len) CT_GUARD(ct_file_write_atomic_unprobed(to, data.data, data.len, 0600));
         ct_buf_free(&data);
     }
 cleanup:
+    if (fd >= 0) close(fd);
     /* A safeguard, not a condition: a full disk (a camera's recordings) must not stop the token opening. */
     if (rc != CT_OK) ct_log(CT_LOG_WARN, "token_object_copy", "%s", ct_err_detail());
     ct_buf_free(&data);

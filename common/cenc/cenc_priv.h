@@ -21,6 +21,10 @@ CT_MUST_CHECK ct_err cenc_box_open(cenc_gbuf *b, const char *type, size_t *start
 CT_MUST_CHECK ct_err cenc_full_open(cenc_gbuf *b, const char *type, unsigned version, uint32_t flags, size_t *start);
 void cenc_box_close(cenc_gbuf *b, size_t start);
 
+/* The parameter sets of an avcC / hvcC record to `cb` (time -1), as a decoder takes them before any sample: the
+ * verifiers' first NAL units (cenc_walk), so the signer's first too (cenc_writer_new). */
+CT_MUST_CHECK ct_err cenc_config_nals(media_codec c, const uint8_t *config, size_t len, cenc_nal_fn cb, void *arg);
+
 /* What cenc reads from parameter sets and slice headers (cenc_sps.c): picture order of an Annex B stream, NAL
  * unit by NAL unit in decoding order, and the length of each slice header (the clear part of a protected slice). */
 #define CENC_MAX_SPS 32

@@ -430,12 +430,9 @@ ct_err cenc_list(const uint8_t *in, size_t len, cenc_scheme *scheme, cenc_pssh_f
 ct_err cenc_walk(const uint8_t *in, size_t len, cenc_nal_fn cb, void *arg)
 {
     file_info f;
-    const uint8_t *nal;
-    size_t n;
     CT_GUARD_RET(open_file(in, len, &f));
     /* The sample entry's parameter sets first, as a decoder takes them (media signing binds them). */
-    for (size_t i = 0; media_config_nal(f.t.codec, f.t.config, f.t.config_len, i, &nal, &n) == CT_OK; i++)
-        CT_GUARD_RET(cb(arg, f.t.codec, nal, n, -1));
+    CT_GUARD_RET(cenc_config_nals(f.t.codec, f.t.config, f.t.config_len, cb, arg));
     reader r = {.f = &f, .walk = cb, .walk_arg = arg};
     return walk(&r);
 }

@@ -486,6 +486,15 @@ static ct_err flush(cenc_writer *w)
     return CT_OK;
 }
 
+ct_err cenc_config_nals(media_codec c, const uint8_t *config, size_t len, cenc_nal_fn cb, void *arg)
+{
+    const uint8_t *nal;
+    size_t n;
+    for (size_t i = 0; media_config_nal(c, config, len, i, &nal, &n) == CT_OK; i++)
+        CT_GUARD_RET(cb(arg, c, nal, n, -1));
+    return CT_OK;
+}
+
 /* Remembers the parameter sets of the avcC / hvcC record. A record it cannot read leaves them unknown: slices
  * then keep CENC_CLEAR_LEAD clear, with a warning. */
 static void learn_config(cenc_writer *w)
@@ -546,6 +555,9 @@ ct_err cenc_writer_new(const cenc_track *t, const cenc_options *o, cenc_out_fn o
     CT_GUARD(ct_buf_alloc(&w->config, t->config_len));
     CT_GUARD(ct_buf_append(&w->config, t->config, t->config_len));
     w->t.config = NULL;
+    /* Signed, the sample entry's parameter sets are bound first, as verifiers read them: a player decodes with them,
+     * and samples without their own (an MP4 with them in its avcC / hvcC only) have no others. */
+    if (o->sign) CT_GUARD(cenc_config_nals(t->codec, w->config.data, w->config.len, o->sign->nal, o->sign->arg));
     w->ps = calloc(1, sizeof *w->ps);
     CT_ENSURE(w->ps, CT_ERR_NOMEM);
     if (encrypted(w)) learn_config(w);

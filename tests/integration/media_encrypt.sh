@@ -422,13 +422,30 @@ for scheme in cbcs cenc; do
   check "$scheme signed+encrypted: the viewer verifies, then decrypts the original frames" \
     bash -c "grep -q 'result: AUTHENTIC' '$WORK/decrypt.out' && cmp -s '$WORK/ref.h264' '$WORK/view.out'"
 done
-# From an MP4 whose samples carry no parameter sets (they are in its avcC only) the camera signs none: a player takes
-# them from the sample entry, which no signature covers, so the recording is not authentic (the old code: AUTHENTIC).
+# From an MP4 whose samples carry no parameter sets (they are in its avcC only) the camera signs the sample entry's,
+# which a player decodes with: authentic, and ffmpeg with the key decodes the original frames (the old code signed
+# none: "its parameter sets (SPS/PPS/VPS) were not signed", not authentic).
 ffmpeg -nostdin -loglevel error -y -i "$WORK/clip.mp4" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/noband.mp4"
 "$AGENT_BIN" record --dir "$SCAM" --viewers "$WORK/viewers" --sign yes "$WORK/noband.mp4" "$WORK/noband-rec.mp4" >/dev/null
 rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$WORK/noband-rec.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
-check "recorded with --sign from an MP4 without parameter sets in band: not authentic, named" bash -c "[ $rc = 1 ] && \
-  grep -q 'its parameter sets (SPS/PPS/VPS) were not signed' '$WORK/verify.out'"
+check "recorded with --sign from an MP4 without parameter sets in band: authentic" bash -c "[ $rc = 0 ] && \
+  grep -q 'result: AUTHENTIC (2 authentic)' '$WORK/verify.out' && ! grep -q 'not signed' '$WORK/verify.out'"
+check_eq "  ... its sample entry avc1 (the parameter sets there only)" "avc1" \
+  "$(ffprobe -v error -show_entries stream=codec_tag_string -of default=nw=1:nk=1 "$WORK/noband-rec.mp4" 2>/dev/null | head -1)"
+frames "$WORK/noband-rec.mp4" -decryption_key "$(key_of "$WORK/alice" "$WORK/noband-rec.mp4")" >"$WORK/ffmpeg.out"
+check "  ... ffmpeg with the key decodes the original frames" cmp -s "$WORK/ref.h264" "$WORK/ffmpeg.out"
+# The sample entry's parameter sets are bound: another SPS put into the avcC (same length, the level changed) makes
+# the recording not authentic.
+python3 - "$WORK/noband-rec.mp4" "$WORK/noband-sps.mp4" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+i = b.index(b'avcC') + 4 + 5 + 1 + 2  # version, profile, compatibility, level, lengths; SPS count; its length
+assert b[i] & 0x1f == 7
+b[i + 3] ^= 0x01  # the SPS's level_idc
+open(sys.argv[2], 'wb').write(b)
+PY
+rc=0; "$VIEW_BIN" verify --root "$WORK/dev/root.pem" "$WORK/noband-sps.mp4" >"$WORK/verify.out" 2>&1 || rc=$?
+check "  ... its avcC's SPS changed: not authentic" bash -c "[ $rc = 1 ] && grep -q 'NOT AUTHENTIC' '$WORK/verify.out'"
 cp "$WORK/signed.cbcs.mp4" "$WORK/t8.mp4"
 python3 - "$WORK/t8.mp4" <<'PY'
 import sys

@@ -4,7 +4,7 @@
 # empty and every later command failed with "no token labelled ...": every key of the CA gone. Killed exactly there
 # (strace injects SIGKILL at that write), then by kill -9 at random moments of its starts, the CA's next command
 # opens its token and MACs its whole audit chain in it. Killed as the copy itself is written, its temporary is removed
-# at the next write.
+# at the next write. A start while another process logs in waits for that write instead of taking its file for empty.
 # Usage: token_object_kill.sh BUILD_DIR
 BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
@@ -43,6 +43,69 @@ out=$("$CA_BIN" audit verify --dir ca 2>&1 >/dev/null) || true
 check "a file beside the tokens in the store: the start warns of no copy it could not write" \
   bash -c '! grep -q token_object_copy <<<"$0"' "$out"
 rm "$WORK/ca/tokens/NOTE"
+
+# ---- a start while another process logs in to the same token ----
+# SoftHSM truncates token.object under an fcntl write lock, then writes it again. A start that took the empty file
+# for one a kill left put the copy over it, and the other process's write went to the file that rename unlinked
+# (the old code). Played by a writer that takes that lock and truncates, and writes again only once the start waits
+# on the lock (/proc/locks) or has ended: the start waits, puts nothing over it, and the write lands.
+cat >"$WORK/writer.py" <<'PY'
+import fcntl, os, sys, time
+path, held, pidfile = sys.argv[1:4]
+f = open(path, 'r+b')
+data = f.read()
+fcntl.lockf(f, fcntl.LOCK_EX)
+f.truncate(0)
+open(held, 'w').close()
+ino = os.fstat(f.fileno()).st_ino
+def waiting():  # a lock request blocked on this file
+    return any('->' in l and l.split()[-3].split(':')[-1] == str(ino) for l in open('/proc/locks'))
+def ended(pid):
+    try: return open('/proc/%d/stat' % pid).read().split(')')[-1].split()[0] in 'ZX'
+    except OSError: return True
+for _ in range(1200):
+    if os.path.exists(pidfile) and open(pidfile).read().strip():
+        if waiting() or ended(int(open(pidfile).read())): break
+    time.sleep(0.05)
+f.seek(0); f.write(data); f.flush(); os.fsync(f.fileno())
+st = os.fstat(f.fileno())
+print('kept' if st.st_nlink > 0 and st.st_ino == os.stat(path).st_ino else 'lost')
+fcntl.lockf(f, fcntl.LOCK_UN)
+PY
+rm -f "$WORK/held" "$WORK/starter.pid"
+python3 "$WORK/writer.py" "$OBJECT" "$WORK/held" "$WORK/starter.pid" >"$WORK/writer.out" &
+writer=$!
+for _ in $(seq 1 600); do [ -e "$WORK/held" ] && break; sleep 0.05; done
+"$CA_BIN" audit verify --dir ca >/dev/null 2>&1 &
+starter=$!
+echo "$starter" >"$WORK/starter.pid"
+wait "$writer" || true
+rc=0; wait "$starter" || rc=$?
+check_eq "a start while another process's login has token.object truncated: that write lands in token.object" \
+  kept "$(cat "$WORK/writer.out")"
+check_eq "... and the start (having waited) opens the token" 0 "$rc"
+check "... token.object whole" test -s "$OBJECT"
+check "... and the next start opens the token" opens
+
+# The same with SoftHSM itself as the writer: a CA's login held (strace) with token.object empty while another CA
+# starts, once right after SoftHSM truncated it (its write lock held), once at its write (SoftHSM 2.6.1 has unlocked
+# by then: stdio flushes at fclose). token.object stays the file both write in place (the old code renamed the copy
+# over it, another file; with the lock alone, the second case did too).
+for held in ftruncate:delay_exit write:delay_enter; do
+  ino=$(stat -c %i "$OBJECT")
+  ASAN_OPTIONS=detect_leaks=0 strace -f -qq -o /dev/null -P "$OBJECT" -e trace="${held%%:*}" \
+    -e inject="$held=3000000" "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 &
+  writer=$!
+  for _ in $(seq 1 1000); do [ -s "$OBJECT" ] || break; sleep 0.01; done
+  size=$(stat -c %s "$OBJECT")
+  rc=0; "$CA_BIN" audit verify --dir ca >/dev/null 2>&1 || rc=$?
+  wrc=0; wait "$writer" || wrc=$?
+  check_eq "a start while a SoftHSM login elsewhere is held at its ${held%%:*} of token.object (empty): both open it" \
+    "0 0 0" "$size $wrc $rc"
+  check_eq "... and token.object is still the file SoftHSM rewrites in place (no copy put over it)" "$ino" \
+    "$(stat -c %i "$OBJECT")"
+  check "... whole, and the next start opens the token" opens
+done
 
 # ---- a whole token.object is never replaced by the copy ----
 printf 'junk' >"$OBJECT~"

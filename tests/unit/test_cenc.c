@@ -399,7 +399,7 @@ static void round_trip(cenc_scheme scheme, uint32_t segment_ms, uint64_t keys, b
                        .sign = sign ? &h2 : NULL};
     write_clip(&eo, &enc, &st, false);
     ck_assert(f2.finished == sign);
-    ck_assert_uint_eq(f2.nals, sign ? 60 : 0);
+    ck_assert_uint_eq(f2.nals, sign ? 2 + 60 : 0); /* the sample entry's SPS and PPS first, then the samples' */
     ck_assert_uint_eq(st.samples, 30);
     ck_assert_uint_eq(st.fragments, 3);
     ck_assert_uint_eq(st.segments, keys);
