@@ -171,8 +171,10 @@ ct_err ca_serving_lock(const char *dir, bool restore, ca_folder_lock **out)
     ca_folder_lock *l = calloc(1, sizeof *l);
     CT_ENSURE_RET(l, CT_ERR_NOMEM);
     l->lock_fd = l->conf_fd = -1;
-    CT_GUARD(lock_one(dir, CA_SERVING_LOCK_FILE, true, restore, &l->lock_fd));
-    if (l->lock_fd >= 0) CT_GUARD(lock_one(dir, CA_CONFIG_FILE, false, restore, &l->conf_fd));
+    /* The config first: a folder without one (not a CA's yet) is refused before serving.lock is made in it, which
+     * init would then refuse as not empty. */
+    CT_GUARD(lock_one(dir, CA_CONFIG_FILE, false, restore, &l->conf_fd));
+    if (l->conf_fd >= 0) CT_GUARD(lock_one(dir, CA_SERVING_LOCK_FILE, true, restore, &l->lock_fd));
     CT_ENSURE(l->lock_fd >= 0 && l->conf_fd >= 0,
               ct_fail(CT_ERR_UNAVAILABLE, restore ? "%s is being served: stop its server first"
                                                   : "%s is being restored or migrated: serve after that", dir));

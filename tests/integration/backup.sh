@@ -237,4 +237,10 @@ rm -f "$DB" "$DB-wal" "$DB-shm"
 rc=0; out=$("$CA_BIN" restore --dir "$CA" --from "$WORK/new.db" 2>&1) || rc=$?
 check_eq "a folder without its database: restored" "0 restored $WORK/new.db into $CA" "$rc $(tail -1 <<<"$out")"
 check "... and it verifies" "$CA_BIN" audit verify --dir "$CA"
+
+# ---- the serving lock on a folder that is no CA's yet: nothing left in it, init takes it ----
+mkdir "$WORK/fresh"
+rc=0; "$CA_BIN" db migrate-to --dir "$WORK/fresh" --url "host=127.0.0.1 port=9 dbname=ca" >/dev/null 2>&1 || rc=$?
+check_eq "db migrate-to given a folder before its init: refused, the folder left empty" "1 " "$rc $(ls -A "$WORK/fresh")"
+check "... and init takes it" "$CA_BIN" init --dir "$WORK/fresh"
 finish
