@@ -341,7 +341,7 @@ void db_issuances_coming(ct_db *db, int delta)
 /* How long a would-be leader waits for announced issuances not queued yet: a commit's writes and sync cost about
  * as much CPU for one certificate as for several (the same index pages written again, the same sync), and the
  * CPU is what limits a loaded CA. Bounded, and only while something is on its way: a lone request never waits. */
-#define GC_GATHER_US 1000
+#define GC_GATHER_US 2000
 
 /* Announced issuances not queued yet (checking their CSR, signing), under gc_mu. */
 static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->gc_queued - db->gc_busy; }
