@@ -275,6 +275,7 @@ struct db_pending {
     struct cert_ctx *ctx;
     ct_err_saved err; /* its answer */
     bool done;
+    bool wants_company; /* waiting for a second item to join it (the failpoint's gather), under gc_mu */
     struct db_pending *next;
     /* Its thread's own wake-up: only the threads a change concerns are woken (the next leader, a batch's own
      * members), not every waiting thread twice a batch. */
@@ -362,8 +363,10 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
     *db->gc_tail = &me;
     db->gc_tail = &me.next;
     db->gc_queued++;
-    /* A would-be leader waiting for issuances on their way: one more has come. */
-    if (db->gc_head != &me && !db->gc_leading) (void)pthread_cond_signal(&db->gc_head->cv);
+    /* A would-be leader waiting for issuances on their way is woken only when it would lead: the last of them
+     * has come (it waits on while any is missing), or any company at all (the failpoint's gather). */
+    if (db->gc_head != &me && !db->gc_leading && (gc_on_the_way(db) <= 0 || db->gc_head->wants_company))
+        (void)pthread_cond_signal(&db->gc_head->cv);
     struct timespec delay_until;
     ct_timespec_in_us(GC_GATHER_US, &delay_until);
     bool delay = true;
@@ -372,6 +375,7 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
         bool leads = !db->gc_leading && db->gc_head && !waits_for_company;
         /* Lead when nobody writes and something waits (perhaps not me: my item may be syncing already), after
          * a bounded wait for the issuances on their way. */
+        me.wants_company = waits_for_company;
         if (leads && delay && gc_on_the_way(db) > 0)
             delay = pthread_cond_timedwait(&me.cv, &db->gc_mu, &delay_until) != ETIMEDOUT;
         else if (leads) lead_batch(db);
