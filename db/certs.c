@@ -275,6 +275,7 @@ struct db_pending {
     struct cert_ctx *ctx;
     ct_err_saved err; /* its answer */
     bool done;
+    bool wants_company; /* waiting for a second item to join it (the failpoint's gather), under gc_mu */
     struct db_pending *next;
     /* Its thread's own wake-up: only the threads a change concerns are woken (the next leader, a batch's own
      * members), not every waiting thread twice a batch. */
@@ -341,7 +342,7 @@ void db_issuances_coming(ct_db *db, int delta)
 /* How long a would-be leader waits for announced issuances not queued yet: a commit's writes and sync cost about
  * as much CPU for one certificate as for several (the same index pages written again, the same sync), and the
  * CPU is what limits a loaded CA. Bounded, and only while something is on its way: a lone request never waits. */
-#define GC_GATHER_US 1000
+#define GC_GATHER_US 2000
 
 /* Announced issuances not queued yet (checking their CSR, signing), under gc_mu. */
 static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->gc_queued - db->gc_busy; }
@@ -362,8 +363,10 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
     *db->gc_tail = &me;
     db->gc_tail = &me.next;
     db->gc_queued++;
-    /* A would-be leader waiting for issuances on their way: one more has come. */
-    if (db->gc_head != &me && !db->gc_leading) (void)pthread_cond_signal(&db->gc_head->cv);
+    /* A would-be leader waiting for issuances on their way is woken only when it would lead: the last of them
+     * has come (it waits on while any is missing), or any company at all (the failpoint's gather). */
+    if (db->gc_head != &me && !db->gc_leading && (gc_on_the_way(db) <= 0 || db->gc_head->wants_company))
+        (void)pthread_cond_signal(&db->gc_head->cv);
     struct timespec delay_until;
     ct_timespec_in_us(GC_GATHER_US, &delay_until);
     bool delay = true;
@@ -372,6 +375,7 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
         bool leads = !db->gc_leading && db->gc_head && !waits_for_company;
         /* Lead when nobody writes and something waits (perhaps not me: my item may be syncing already), after
          * a bounded wait for the issuances on their way. */
+        me.wants_company = waits_for_company;
         if (leads && delay && gc_on_the_way(db) > 0)
             delay = pthread_cond_timedwait(&me.cv, &db->gc_mu, &delay_until) != ETIMEDOUT;
         else if (leads) lead_batch(db);

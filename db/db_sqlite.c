@@ -91,8 +91,14 @@ static ct_err lite_enable_wal(ct_db *db)
 
 /* Each issuance of a group commit is written inside its own SAVEPOINT, whose journal (the original of every page it
  * changes, some 80 KB) SQLite spills to a temporary file past 64 KB: opened, written and removed once per batch.
- * Kept in memory up to 1 MiB instead; larger statement journals (migrations) still spill. */
-static void lite_configure(void) { (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20); }
+ * Kept in memory up to 1 MiB instead; larger statement journals (migrations) still spill. No memory statistics
+ * (nothing reads them): they put one process-wide mutex around every SQLite allocation, which the connections'
+ * threads queued on (futex waits under load). */
+static void lite_configure(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_STMTJRNL_SPILL, 1 << 20);
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 
 static ct_err lite_open(ct_db *db, const char *path, const char *password)
 {
