@@ -14,7 +14,7 @@
 #define AGENT_CONFIG_FILE "agent.conf"
 #define AGENT_ROOT_FILE "root.pem"
 #define AGENT_OPS_ROOT_FILE "ops-root.pem" /* pinned operations root: viewer certificates chain to it */
-#define AGENT_CRL_SEEN_FILE "crl.seen"     /* the highest cRLNumber taken per viewers' CRL issuer */
+#define AGENT_CRL_SEEN_FILE "crl.seen"     /* the newest thisUpdate taken per viewers' CRL issuer (key) */
 #define AGENT_CREDS_FILE "credentials.pem" /* its existence is the factory lock */
 #define AGENT_CHAIN_MAX 4                  /* leaf, issuing CA, at most two more */
 #define AGENT_CREDS_MAX (128 * 1024)

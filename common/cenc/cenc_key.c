@@ -22,7 +22,6 @@
 #define CRL_FILE_MAX (8 * 1024 * 1024)
 #define MAX_CRL_FILES 8
 #define MAX_CRL_ISSUERS 64
-#define ISSUER_KEY(der, len) ((der) + (len) - 32)
 #define SEEN_MSG "%s: CRL missing or older than one taken before"
 #define NAME_MAX_LEN 255
 #define PSSH_VERSION 1
@@ -41,15 +40,18 @@ static ct_err fail_ctx(ct_err e, const char *what)
     return ct_fail(e, "%s: %s", what, detail);
 }
 
-/* A viewer certificate file's two certificates (DER), kept for the CRL check, and its file name. */
+/* A viewer certificate file's two certificates (DER), kept for the CRL check, the issuing CA's key (its SPKI's
+ * SHA-256: what signs its CRLs), and its file name. */
 typedef struct {
     ct_buf leaf, issuing;
+    uint8_t issuing_key[32];
     const char *file;
     char serial_hex[PKI_MAX_SERIAL_BYTES * 2 + 1];
 } viewer_chain;
 
-/* The camera's memory of the CRLs it took (its own file, the raw records): per issuer (the last 32 bytes of its
- * certificate, the end of its signature: the issuers are the pinned root and CAs it signed), the newest thisUpdate.
+/* The camera's memory of the CRLs it took (its own file, the raw records): per issuer (its key's SPKI SHA-256; not
+ * its certificate's bytes: an ECDSA signature (r, n - s) is as valid, so a viewer's file could name a known issuing
+ * CA anew and have an older CRL taken), the newest thisUpdate.
  * A CRL older than that, or none of the root where one was taken, would bring back what the newer one revoked. The
  * date alone (not pki_crl_supersedes, nor the cRLNumber: the agent has no room for reading them). */
 typedef struct {
@@ -57,6 +59,7 @@ typedef struct {
         uint8_t issuer[32];
         uint64_t newest;
     } r[MAX_CRL_ISSUERS + MAX_CRL_FILES];
+    uint8_t root_key[32];
     size_t n, n_old; /* records; of them, those read from the file */
     bool changed, root_crl; /* root_crl: the folder has a CRL of the root */
 } crl_memory;
@@ -111,6 +114,7 @@ static ct_err recipient_parse(const uint8_t *pem, size_t len, const uint8_t *roo
                       point_len == CENC_POINT_LEN,
                   CT_ERR_INTEGRITY, "viewer '%s' has no P-256 key", li.subject_cn);
     memcpy(out->cert_sha256, li.cert_sha256, 32);
+    memcpy(v->issuing_key, ii.spki_sha256, 32);
     CT_GUARD(ct_strlcpy(out->name, sizeof out->name, li.subject_cn));
     CT_GUARD(ct_strlcpy(v->serial_hex, sizeof v->serial_hex, li.serial_hex));
 cleanup:
@@ -155,7 +159,7 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
         CT_ENSURE_MSG(rc != CT_ERR_INTEGRITY, rc, "%s: the CRL's signature does not verify (altered?)", path);
         CT_ENSURE_MSG(rc == CT_OK, rc, "%s: not a CRL (PEM or DER): %s", path, ct_err_detail());
         any = true;
-        issuer = ISSUER_KEY(ca, ca_len);
+        issuer = by_root ? m->root_key : v[i].issuing_key;
         made = st.this_update, next_update = st.next_update;
         judged[i] = judged[i] || !by_root; /* the root's CRL says nothing of the viewer itself */
         if (st.revoked && !revoked_by[i]) revoked_by[i] = name;
@@ -165,7 +169,7 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
     CT_ENSURE_MSG(k >= m->n_old || (uint64_t)made >= m->r[k].newest, CT_ERR_INTEGRITY, SEEN_MSG, path);
     if (k == m->n) memcpy(m->r[m->n++].issuer, issuer, 32); /* its date still 0, from the memset */
     if ((uint64_t)made > m->r[k].newest) m->r[k].newest = (uint64_t)made, m->changed = true;
-    m->root_crl |= issuer == ISSUER_KEY(root, root_len);
+    m->root_crl |= issuer == m->root_key;
     if (next_update && next_update < now)
         ct_log(CT_LOG_WARN, "viewer_crl_expired", "crl=%s next_update=%lld msg=\"applied all the same\"", CT_LOGQ(path),
                (long long)next_update);
@@ -213,6 +217,7 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     const char *revoked_by[CENC_MAX_RECIPIENTS] = {NULL};
     bool judged[CENC_MAX_RECIPIENTS] = {false};
     crl_memory m;
+    pki_cert_info root_info;
     viewer_chain *chains = NULL;
     size_t count = 0, n_crls = 0;
     ct_buf file = CT_BUF_INIT;
@@ -238,6 +243,8 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     }
     CT_ENSURE_MSG(count > 0, CT_ERR_NOT_FOUND, "no viewer certificates (*.pem) in %s", dir);
     memset(&m, 0, sizeof m);
+    CT_GUARD(pki_cert_parse_info(root, root_len, &root_info));
+    memcpy(m.root_key, root_info.spki_sha256, 32);
     if (seen_path && ct_file_exists(seen_path)) {
         CT_GUARD(ct_file_read(seen_path, MAX_CRL_ISSUERS * sizeof m.r[0], &file));
         m.n = m.n_old = file.len / sizeof m.r[0];
@@ -269,7 +276,7 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
         CT_GUARD(crl_apply(path, crls[i], &file, chains, *n, root, root_len, now, revoked_by, judged, &m));
     }
     /* The root's CRL, once taken, stays needed: deleting it must not bring back an issuing CA it revoked. */
-    size_t k = seen_find(&m, m.n_old, ISSUER_KEY(root, root_len));
+    size_t k = seen_find(&m, m.n_old, m.root_key);
     CT_ENSURE_MSG(k == m.n_old || m.root_crl, CT_ERR_INTEGRITY, SEEN_MSG, dir);
     /* Each issuing CA generation has its own CRL: one of another generation says nothing of this viewer, who
      * would get the keys however revoked (camtrust-ca crl ops writes the current generation's). Once the camera took

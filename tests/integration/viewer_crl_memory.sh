@@ -62,6 +62,45 @@ cp "$WORK/plain.crl" "$VW/ops.crl"
 refused_rec "the older CRL (revoking no one) put back" "ops.crl: CRL missing or older than one taken"
 rm "$VW/ops.crl"
 refused_rec "the CRL deleted" "alice.pem: no CRL of its issuing CA here"
+# The issuing CA's certificate in bob's own file, its ECDSA signature (r, s) made (r, n - s): as valid, other bytes.
+# The camera named an issuer by its certificate's last 32 bytes (the signature's), so this issuer was a new one
+# with no memory, and the older CRL put back brought bob back; an issuer is its key (the SPKI's SHA-256).
+python3 - "$WORK/bob.pem" "$VW/bob.pem" <<'PY'
+import base64, re, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+ORDER = {256: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+         384: int("ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf"
+                  "581a0db248b0a77aecec196accc52973", 16)}
+def tlv(tag, body):
+    n, w = len(body), (len(body).bit_length() + 7) // 8
+    return bytes([tag]) + (bytes([n]) if n < 128 else bytes([0x80 | w]) + n.to_bytes(w, "big")) + body
+def elements(der):  # the DER elements of a SEQUENCE's body, each whole
+    out, i = [], 0
+    while i < len(der):
+        n, j = der[i + 1], i + 2
+        if n & 0x80: n, j = int.from_bytes(der[j:j + (n & 0x7F)], "big"), j + (n & 0x7F)
+        out.append(der[i:j + n]); i = j + n
+    return out
+pems = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n", open(sys.argv[1]).read(), re.S)
+issuing = x509.load_pem_x509_certificate(pems[1].encode())
+der = issuing.public_bytes(serialization.Encoding.DER)
+tbs, alg, _ = elements(der[2 + (der[1] & 0x7F if der[1] & 0x80 else 0):])
+r, s = decode_dss_signature(issuing.signature)
+order = ORDER[384 if issuing.signature_hash_algorithm.name == "sha384" else 256]
+new = tlv(0x30, tbs + alg + tlv(0x03, b"\0" + encode_dss_signature(r, order - s)))
+lines = re.findall(".{1,64}", base64.b64encode(new).decode())
+pem = "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+open(sys.argv[2], "w").write(pems[0] + pem)
+PY
+awk 'n==1{print} /END CERT/{n++}' "$VW/bob.pem" >"$WORK/issuing-resigned.pem"
+check "the re-signed issuing CA certificate differs and verifies under the operations root (openssl)" bash -c "
+  ! cmp -s '$VW/bob.pem' '$WORK/bob.pem' &&
+  openssl verify -CAfile '$CA/ops-root.pem' '$WORK/issuing-resigned.pem' | grep -q ': OK'"
+cp "$WORK/plain.crl" "$VW/ops.crl"
+refused_rec "the older CRL put back, bob's issuing CA certificate re-signed" "ops.crl: CRL missing or older than one"
+cp "$WORK/bob.pem" "$VW/bob.pem"
 cp "$WORK/revoking.crl" "$VW/ops.crl"
 rec "$WORK/r2.mp4" >/dev/null 2>&1 || true
 check "the newest CRL back: it records again, alice decrypts" gets_key alice "$WORK/r2.mp4"
