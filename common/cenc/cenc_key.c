@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "../pki/pki.h"
 #include "cenc.h"
@@ -223,7 +224,10 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     ct_buf file = CT_BUF_INIT;
     char path[1024];
     *n = 0;
-    CT_ENSURE_MSG(d, CT_ERR_CONFIG, "cannot open viewers folder %s", dir);
+    /* The camera records while it streams: the CRL memory is read, judged against and written by one process at a
+     * time (the folder locked until closed), else one could take an older CRL while another writes the newer one. */
+    CT_ENSURE_MSG(d && (!seen_path || flock(dirfd(d), LOCK_EX) == 0), CT_ERR_CONFIG, "cannot open viewers folder %s",
+                  dir);
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         size_t l = strnlen(e->d_name, NAME_MAX_LEN + 1);
         if (l > NAME_MAX_LEN) continue;

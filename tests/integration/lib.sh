@@ -153,8 +153,8 @@ ops_rotate() {
 # $WORK/clip.h264 (ffmpeg), for it to record.
 viewer_camera() {
   "$SIM_BIN" simulate --dir "$1" --serial "$2" --model CX1 --root "$CA/root.pem" --ops-root "$CA/ops-root.pem" >/dev/null
-  ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 1 -c:v libx264 -g 30 -bf 0 \
-    -pix_fmt yuv420p -f h264 "$WORK/clip.h264"
+  [ -e "$WORK/clip.h264" ] || ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 1 \
+    -c:v libx264 -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/clip.h264"
 }
 # viewer_make NAME...: for each NAME a viewer folder $WORK/NAME (its key in its own token) and its certificate
 # $WORK/NAME.pem from the CA $CA's current operations issuing CA, installed (VIEW_BIN: camtrust-view).

@@ -131,4 +131,25 @@ cp "$WORK/root-plain.crl" "$VW/ops-root.crl"
 refused_rec "the root's older CRL put back" "ops-root.crl: CRL missing or older than one taken"
 rm "$VW/ops-root.crl"
 refused_rec "the root's CRL deleted" "viewers: CRL missing or older than one taken"
+# Two recordings at once (a camera records while it streams): the first, held by strace as it writes its memory of
+# the newer CRL, has taken it; the older CRL put back meanwhile must not be taken by the second.
+CAM2=$WORK/cam2 VW2=$WORK/viewers2
+viewer_camera "$CAM2" SN7102
+mkdir -p "$VW2"
+cp "$WORK/alice.pem" "$WORK/bob.pem" "$VW2/"
+cp "$WORK/revoking.crl" "$VW2/ops.crl"
+ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0 strace -f -qq -o /dev/null -e trace=rename,renameat,renameat2 \
+  -e inject=rename,renameat,renameat2:delay_enter=3000000 \
+  "$AGENT_BIN" record --dir "$CAM2" --viewers "$VW2" "$WORK/clip.h264" "$WORK/c1.mp4" >/dev/null 2>&1 &
+first=$!
+for _ in $(seq 1 600); do ls "$CAM2"/crl.seen.tmp.* >/dev/null 2>&1 && break; sleep 0.05; done
+check "the first recording is writing its memory of the CRLs" bash -c "ls '$CAM2'/crl.seen.tmp.* >/dev/null 2>&1"
+cp "$WORK/plain.crl" "$VW2/ops.crl"
+out=$("$AGENT_BIN" record --dir "$CAM2" --viewers "$VW2" "$WORK/clip.h264" "$WORK/c2.mp4" 2>&1) && rc=0 || rc=$?
+wait "$first" || true
+check "the second, started meanwhile with the older CRL, waits for it and is refused" bash -c "[ $rc = 1 ] &&
+  grep -q 'ops.crl: CRL missing or older than one taken' <<<\"\$0\"" "$out"
+check "  ... bob gets no key" no_key bob "$WORK/c2.mp4"
+check "  ... the first recorded: alice decrypts it" gets_key alice "$WORK/c1.mp4"
+check "  ... bob does not" no_key bob "$WORK/c1.mp4"
 finish
