@@ -59,7 +59,7 @@ typedef struct {
     struct {
         uint8_t issuer[32];
         uint64_t newest;
-    } r[MAX_CRL_ISSUERS + MAX_CRL_FILES];
+    } r[MAX_CRL_ISSUERS];
     uint8_t root_key[32];
     size_t n, n_old; /* records; of them, those read from the file */
     bool changed, root_crl; /* root_crl: the folder has a CRL of the root */
@@ -168,6 +168,8 @@ static ct_err crl_apply(const char *path, const char *name, const ct_buf *file, 
     CT_ENSURE_MSG(any, CT_ERR_INTEGRITY, "%s: not a CRL of the viewers' operations issuing CA", path);
     size_t k = seen_find(m, m->n, issuer);
     CT_ENSURE_MSG(k >= m->n_old || (uint64_t)made >= m->r[k].newest, CT_ERR_INTEGRITY, SEEN_MSG, path);
+    /* Never more than it reads back: a memory it could write but not read would refuse every later load. */
+    CT_ENSURE_MSG(k < m->n || m->n < MAX_CRL_ISSUERS, CT_ERR_TOO_LARGE, "%s: too many CRL issuers", path);
     if (k == m->n) memcpy(m->r[m->n++].issuer, issuer, 32); /* its date still 0, from the memset */
     if ((uint64_t)made > m->r[k].newest) m->r[k].newest = (uint64_t)made, m->changed = true;
     m->root_crl |= issuer == m->root_key;
@@ -250,7 +252,7 @@ ct_err cenc_recipients_load(const char *dir, const uint8_t *root, size_t root_le
     CT_GUARD(pki_cert_parse_info(root, root_len, &root_info));
     memcpy(m.root_key, root_info.spki_sha256, 32);
     if (seen_path && ct_file_exists(seen_path)) {
-        CT_GUARD(ct_file_read(seen_path, MAX_CRL_ISSUERS * sizeof m.r[0], &file));
+        CT_GUARD(ct_file_read(seen_path, sizeof m.r, &file));
         m.n = m.n_old = file.len / sizeof m.r[0];
         memcpy(m.r, file.data, m.n * sizeof m.r[0]);
     }

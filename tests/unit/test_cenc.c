@@ -543,6 +543,40 @@ static ct_err load_viewers(const char *dir, const char *files, const ct_buf *roo
     return rc;
 }
 
+/* The camera's CRL memory full (64 issuers): a CRL of a 65th is refused, and the memory stays one it can read back
+ * (written with 65, every later load would fail for good). */
+START_TEST(crl_memory_full)
+{
+    const char *dir = tu_tmpdir("cenc-seen");
+    char path[512], seen[512], sub[512];
+    snprintf(path, sizeof path, "%s/mk.sh", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(viewer_pki, f);
+    fclose(f);
+    ck_assert_int_eq(tu_sh("cd '%s' && sh mk.sh >mk.log 2>&1 && mkdir v && cp alice.pem der.crl v/", dir), 0);
+    ct_buf root = CT_BUF_INIT;
+    snprintf(path, sizeof path, "%s/root.der", dir);
+    ck_assert_int_eq(ct_file_read(path, 4096, &root), CT_OK);
+    uint8_t full[64 * 40];
+    for (size_t i = 0; i < sizeof full; i++) full[i] = (uint8_t)(i * 7 + 1); /* 64 issuers none of these CAs */
+    snprintf(seen, sizeof seen, "%s/crl.seen", dir);
+    ck_assert_int_eq(ct_file_write_atomic(seen, full, sizeof full, 0600), CT_OK);
+    snprintf(sub, sizeof sub, "%s/v", dir);
+    cenc_recipient r[CENC_MAX_RECIPIENTS];
+    size_t n = 9;
+    ct_err rc = cenc_recipients_load(sub, root.data, root.len, time(NULL), seen, r, CENC_MAX_RECIPIENTS, &n);
+    ck_assert_int_eq(rc, CT_ERR_TOO_LARGE);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "too many CRL issuers"));
+    ck_assert_uint_eq(n, 0);
+    ct_buf back = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(seen, sizeof full + 40, &back), CT_OK);
+    ck_assert_uint_eq(back.len, sizeof full);
+    ct_buf_free(&back);
+    ct_buf_free(&root);
+}
+END_TEST
+
 START_TEST(recipients_leave_out_revoked_viewers)
 {
     const char *dir = tu_tmpdir("cenc-crl");
@@ -862,6 +896,7 @@ static Suite *cenc_suite(void)
     tcase_add_test(tc, round_trip_signed);
     tcase_add_test(tc, round_trip_bframes_segments);
     tcase_add_test(tc, recipients_leave_out_revoked_viewers);
+    tcase_add_test(tc, crl_memory_full);
     tcase_add_test(tc, live_refuses_what_is_not_video);
     tcase_add_test(tc, out_unnamed_without_proc);
     suite_add_tcase(s, tc);
