@@ -16,6 +16,10 @@ typedef struct ca ca;
 #define CA_PIN_ENV "CAMTRUST_CA_PIN"
 #define CA_PROFILE_DEVICE "device"              /* default EST label: TLS identity (IDevID) */
 #define CA_PROFILE_MEDIA_SIGNING "media-signing" /* EST label media-signing: signs recordings */
+/* An audit actor: a party's name or serial with its kind ("officer:NAME", "device:SERIAL"); names and serials have
+ * no ':', so no two kinds of party share an actor. */
+#define CA_ACTOR_MAX (DB_NAME_MAX + 16)
+#define CA_DEVICE_ACTOR "device:" /* a camera's actor: "device:" and its serial (older entries: the serial alone) */
 
 /* Creates a CA in `dir`: config (every default written out, unless one is there already), token (SoftHSM
  * here, or the configured one) with the online keys only (the issuing CAs', TLS, OCSP, log; never a root's), the
@@ -140,7 +144,7 @@ typedef struct {
 
 typedef struct {
     ct_buf cert_der;          /* owned by the caller: ct_buf_free */
-    char actor[DB_NAME_MAX];  /* who asked: station name or device serial, for the request log */
+    char actor[CA_ACTOR_MAX]; /* who asked: station name or "device:SERIAL", for the audit and request log */
     char device_serial[DB_SERIAL_MAX];
     bool repeated;            /* the same certificate as before (a station that lost the answer) */
 } ca_enroll_result;

@@ -12,6 +12,7 @@ typedef struct {
     char budget_key[96];    /* its refusal budget: "station#ID", or "device#" and its certificate's SHA-256 */
     db_order order;         /* for NEW */
     db_cert current;        /* the device's current certificate, when it has one */
+    char device[DB_SERIAL_MAX]; /* for RENEW: the serial of the device certificate that authenticated it */
     bool has_current;
     pki_csr *csr;
     const char *serial;
@@ -49,16 +50,17 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
  * camera's key looping bad re-enrollments) wrote an entry (fsync, MAC in the token) per request, and every start
  * verifies them all. Past it they are counted (est.budget, per kind: the error's fixed message, no text the client
  * chose, or each serial would be a kind of its own); the client is still told the precise reason. Issuances never
- * take from the budget, nor refusals that name a clone or a duplicate (a serial issued for another key, a key
- * certified for another serial, a serial differing only by case): a compromised station that spent its budget on
- * junk must not get those counted without their serial. */
+ * take from the budget, nor a station's refusals that name a clone or a duplicate (a serial issued for another key,
+ * a key certified for another serial, a serial differing only by case): a compromised station that spent its budget
+ * on junk must not get those counted without their serial. A camera's do take from its own: it renews only its own
+ * serial, and its key certified already (its identity key sent for media-signing) was an entry per request. */
 static ct_err refuse_authenticated(ca *c, ca_enroll_kind kind, const enroll_ctx *x, const char *actor,
                                    const char *subject, ct_err why)
 {
     char reason[CT_ERR_DETAIL_MAX];
     bool station = kind == CA_ENROLL_NEW;
     long per_minute = station ? c->cfg.station_refusals_per_minute : c->cfg.device_refusals_per_minute;
-    bool audited = why == CT_ERR_ALREADY_ISSUED || why == CT_ERR_EXISTS ||
+    bool audited = (station && (why == CT_ERR_ALREADY_ISSUED || why == CT_ERR_EXISTS)) ||
                    (station ? ca_actor_budget_take(c, x->budget_key, per_minute)
                             : ca_device_budget_take(c, x->budget_key, per_minute));
     if (audited) return ca_audit_denial(c, actor, subject, why);
@@ -91,7 +93,9 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
     pki_cert_info info;
     CT_ENSURE_RET(pki_cert_parse_info(req->client_cert, req->client_cert_len, &info) == CT_OK && *info.subject_serial,
                   ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not a device certificate"));
-    CT_GUARD_RET(ct_strlcpy(res->actor, sizeof res->actor, info.subject_serial));
+    CT_GUARD_RET(ct_strlcpy(x->device, sizeof x->device, info.subject_serial));
+    /* Of a kind of its own: a serial may be a station's name too. */
+    CT_GUARD_RET(ct_snprintf(res->actor, sizeof res->actor, CA_DEVICE_ACTOR "%s", info.subject_serial));
     /* The model is what the device's CN holds before its serial ("<model> <serial>"). */
     size_t cn_len = strlen(info.subject_cn), sn_len = strlen(info.subject_serial);
     if (cn_len > sn_len + 1 && strcmp(info.subject_cn + cn_len - sn_len, info.subject_serial) == 0)
@@ -242,8 +246,8 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
             goto cleanup;
         }
     } else {
-        CT_ENSURE_MSG(strcmp(x.serial, res->actor) == 0, CT_ERR_FORBIDDEN,
-                      "device %s may renew only its own serial, not %s", res->actor, x.serial);
+        CT_ENSURE_MSG(strcmp(x.serial, x.device) == 0, CT_ERR_FORBIDDEN,
+                      "device %s may renew only its own serial, not %s", x.device, x.serial);
         rc = db_cert_find_current(c->db, x.serial, x.profile, &x.current);
         CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
         x.has_current = rc == CT_OK;

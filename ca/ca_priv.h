@@ -228,7 +228,7 @@ typedef struct {
     int status;
     const char *content_type;
     ct_buf body;
-    char actor[DB_NAME_MAX];
+    char actor[CA_ACTOR_MAX];
     char reason[256];
     const char *cache_control; /* a Cache-Control header, or NULL for none */
     const char *content_encoding; /* a Content-Encoding header ("gzip"), or NULL for none */
@@ -425,7 +425,7 @@ extern const char *const ca_officer_headers[];
 typedef struct {
     char name[DB_NAME_MAX];
     db_role role;
-    char actor[DB_NAME_MAX + 16]; /* "officer:NAME", or "station:NAME" / "unknown" when refused */
+    char actor[CA_ACTOR_MAX]; /* "officer:NAME", or "station:NAME" / "unknown" when refused */
 } ca_officer_id;
 /* Who a chain-verified client certificate belongs to: CT_OK for an enabled officer; CT_ERR_UNAUTHENTICATED
  * (none), CT_ERR_UNKNOWN_CLIENT (does not chain), CT_ERR_FORBIDDEN (a station: "stations cannot read"; a

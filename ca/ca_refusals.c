@@ -31,7 +31,7 @@
 #define BUDGET_SLOTS 64
 
 typedef struct {
-    char actor[DB_NAME_MAX];
+    char actor[CA_ACTOR_MAX];
     char action[REFUSAL_ACTION_MAX];
     char reason[REFUSAL_REASON_MAX];
     int64_t count;
@@ -47,7 +47,7 @@ typedef struct {
 
 /* An authenticated party's budget of requests that each write an audit row (ca_actor_budget_take). */
 typedef struct {
-    char actor[DB_NAME_MAX + 16]; /* as ca_officer_id.actor: "officer:NAME" with the longest name */
+    char actor[CA_ACTOR_MAX];
     int64_t full_at_us; /* ca_bucket_take's; 0: a slot never used, which is a full bucket */
 } actor_budget;
 
@@ -126,7 +126,7 @@ static void count_into(refusal_table *t, size_t cap, const char *actor, bool own
 
 /* The actor and detail of one count's audit entry. */
 typedef struct {
-    char actor[DB_NAME_MAX];
+    char actor[CA_ACTOR_MAX];
     char detail[REFUSAL_REASON_MAX + 96];
 } entry_text;
 
@@ -252,7 +252,7 @@ ct_err ca_refuse_anonymous(ca *c, const char *source, const char *action, const 
 {
     if (!c->refusals) return ca_audit_refusal(c, action, "unknown", subject, why); /* not serving: one row, as any refusal */
     /* Keyed as every per-address limit: an IPv6 client by its /64, or one client could take every row. */
-    char actor[DB_NAME_MAX], client[CA_ADDR_KEY_TEXT_MAX];
+    char actor[CA_ACTOR_MAX], client[CA_ADDR_KEY_TEXT_MAX];
     ca_addr_key key;
     ca_addr_key_of_text(source, &key);
     ca_addr_key_text(&key, client);

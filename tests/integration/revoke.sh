@@ -251,7 +251,7 @@ check_eq "simplereenroll with the compromised key, by the device's new certifica
   "$(est_post simplereenroll "$WORK/c100a-renew.b64" "$WORK/c100a-renew.out" --cert "$WORK/c100c.pem" --key "$WORK/c100c.key")"
 check "... saying why" grep -q 'this public key was revoked for keyCompromise' "$WORK/c100a-renew.out"
 check_eq "... audited as the device, its certificate still the current one, nothing recorded" "1 valid 2" \
-  "$(sql "$DB" "select count(*) from audit where action='est.enroll' and outcome='denied' and actor='CAM0100' and detail like '%revoked for keyCompromise%'") $(sql "$DB" "select status from certificates where cert_serial_hex='$(openssl x509 -in "$WORK/c100c.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)'") $(sql "$DB" "select count(*) from certificates where device_serial='CAM0100'")"
+  "$(sql "$DB" "select count(*) from audit where action='est.enroll' and outcome='denied' and actor='device:CAM0100' and detail like '%revoked for keyCompromise%'") $(sql "$DB" "select status from certificates where cert_serial_hex='$(openssl x509 -in "$WORK/c100c.pem" -noout -serial | cut -d= -f2 | tr A-F a-f)'") $(sql "$DB" "select count(*) from certificates where device_serial='CAM0100'")"
 make_csr "$WORK/c100d" "/serialNumber=CAM0100/CN=x"
 check_eq "... with a new key it renews: 200" 200 \
   "$(est_post simplereenroll "$WORK/c100d.b64" "$WORK/c100d.out" --cert "$WORK/c100c.pem" --key "$WORK/c100c.key")"

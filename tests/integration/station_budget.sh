@@ -6,7 +6,9 @@
 # issuance is never limited, a clone (a serial issued for another key) is always an entry of its own, other stations
 # keep their own budget, and the report says who went over. A station's counted refusals keep its name when other
 # clients' counts have taken audit.anonymous_max_rows. A camera looping bad re-enrollments with its own certificate
-# (or anyone holding its key) has a budget per certificate the same way (device.refusals_per_minute).
+# (or anyone holding its key) has a budget per certificate the same way (device.refusals_per_minute), its identity
+# key sent for media-signing (409, one key one holder) too. A camera is actor device:SERIAL: one whose serial is a
+# station's name neither shares that station's counts nor adds to its line of the report.
 # Usage: station_budget.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -22,11 +24,13 @@ grep -q '^station.refusals_per_minute = 5$' "$CA/camtrust-ca.conf" || echo 'stat
 sed -i 's/^audit.anonymous_max_rows = .*/audit.anonymous_max_rows = 1/' "$CA/camtrust-ca.conf"
 sed -i 's/^device.refusals_per_minute = .*/device.refusals_per_minute = 5/' "$CA/camtrust-ca.conf"
 grep -q '^device.refusals_per_minute = 5$' "$CA/camtrust-ca.conf" || echo 'device.refusals_per_minute = 5' >>"$CA/camtrust-ca.conf"
-station_with_order line2 CAM0100
+# line2's order holds a camera whose serial is line1, the other station's name
+station_with_order line2 CAM0100 line1
 mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
 station_with_order line1 CAM0001 CAM0002 CAM0003
 for sn in CAM0001 CAM0002 CAM0003 CAM9001 CAM9002 CAM9003; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
 make_csr "$WORK/CAM0001-other" "/serialNumber=CAM0001/CN=x"
+make_csr "$WORK/cam-line1" "/serialNumber=line1/CN=x"
 
 # flood STATION COUNT CSR...: COUNT enrollments (EST_OP, default simpleenroll) over one keep-alive connection with
 # STATION's certificate ($WORK/STATION.pem, .key), the CSRs in turn; prints each answer's status and body, one a line.
@@ -95,8 +99,14 @@ base64 -d "$WORK/out1" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1
 cp "$WORK/CAM0001.key" "$WORK/cam1.key"
 make_csr "$WORK/CAM0001-renew" "/serialNumber=CAM0001/CN=x"
 start_ca "$CA"
+check_eq "line2 enrolls the camera whose serial is line1" 200 "$(est_post simpleenroll "$WORK/cam-line1.b64" \
+  "$WORK/out-line1" --cert "$WORK/line2.pem" --key "$WORK/line2.key")"
+base64 -d "$WORK/out-line1" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam-line1.pem" 2>/dev/null
 before=$(sql "$DB" "select max(seq) from audit")
 EST_OP=simplereenroll flood cam1 30 CAM9001 >"$WORK/reflood.out"
+EST_OP=simplereenroll flood cam-line1 30 CAM9001 >"$WORK/reflood-line1.out"
+check_eq "camera line1's 30 re-enrollments of another serial are refused (403)" 30 \
+  "$(grep -c '^403 ' "$WORK/reflood-line1.out" || true)"
 check_eq "30 re-enrollments of another serial are refused (403)" 30 "$(grep -c '^403 ' "$WORK/reflood.out" || true)"
 check "past the budget the camera is still told the precise reason" \
   grep -q 'device CAM0001 may renew only its own serial, not CAM9001' <(tail -n 1 "$WORK/reflood.out")
@@ -104,17 +114,24 @@ check_eq "re-enrollment is never limited: the camera re-enrolls past its budget"
   "$(est_post simplereenroll "$WORK/CAM0001-renew.b64" "$WORK/renew.out" --cert "$WORK/cam1.pem" \
      --key "$WORK/cam1.key")"
 cleanup_server
-audited=$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'CAM0001' and action = 'est.enroll'
-  and outcome = 'denied'")
+audited=$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'device:CAM0001'
+  and action = 'est.enroll' and outcome = 'denied'")
 check "30 refusals: at most the budget (5, and a refill) are entries of their own ($audited)" \
   test "$audited" -ge 5 -a "$audited" -le 8
 cam_counted=$((30 - audited))
 check_eq "the others are counted in one entry of the camera, past device.refusals_per_minute" "1|$cam_counted" \
-  "$(rows CAM0001 est.budget)"
-check_eq "... saying what was refused" 1 "$(sql "$DB" "select count(*) from audit where actor = 'CAM0001' and
+  "$(rows device:CAM0001 est.budget)"
+check_eq "... saying what was refused" 1 "$(sql "$DB" "select count(*) from audit where actor = 'device:CAM0001' and
   action = 'est.budget' and detail like '% refused from %: forbidden (past device.refusals_per_minute, 5)'")"
 check_eq "the successful re-enrollment is audited as issued" 1 "$(sql "$DB" "select count(*) from audit
-  where seq > $before and actor = 'CAM0001' and outcome = 'ok'")"
+  where seq > $before and actor = 'device:CAM0001' and outcome = 'ok'")"
+# (its counts past the budget share the one row of audit.anonymous_max_rows that device:CAM0001 took: anonymous:*)
+line1_cam=$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'device:line1' and
+  action = 'est.enroll' and outcome = 'denied' and detail like 'device line1 may renew only its own serial%'")
+check "camera line1 is its own actor: its refusals within its budget are device:line1's ($line1_cam)" \
+  test "$line1_cam" -ge 5 -a "$line1_cam" -le 8
+check_eq "... and none is station line1's" 0 "$(sql "$DB" "select count(*) from audit where seq > $before and
+  actor = 'line1'")"
 # what an officer sees: the report of the console (the officer API), from the server
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
   -out "$WORK/alice.csr" 2>/dev/null
@@ -130,7 +147,28 @@ print(s["line1"]["over_budget"], s["line1"]["denied"], s["line2"]["over_budget"]
 check_eq "... and lists the camera's counted entry among its denials, with its requests" "$cam_counted" "$(python3 -c '
 import json, sys
 print(*[d["requests"] for d in json.load(sys.stdin)["denials"]
-        if d["actor"] == "CAM0001" and d["action"] == "est.budget"])
+        if d["actor"] == "device:CAM0001" and d["action"] == "est.budget"])
 ' <<<"$report" 2>&1)"
+
+# The camera sends its identity key for a media-signing certificate, in a loop: each is refused (409, one key one
+# holder) and was an entry of its own, whatever the budget. Now within device.refusals_per_minute like the others.
+base64 -d "$WORK/renew.out" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1b.pem" 2>/dev/null
+cp "$WORK/CAM0001-renew.key" "$WORK/cam1b.key"
+start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+EST_OP=media-signing/simplereenroll flood cam1b 30 CAM0001-renew >"$WORK/msflood.out"
+check_eq "30 media-signing re-enrollments of its identity key are refused (409)" 30 \
+  "$(grep -c '^409 ' "$WORK/msflood.out" || true)"
+check "past the budget the camera is still told the precise reason" \
+  grep -q "this public key is already certified for serial 'CAM0001' (device certificate" <(tail -n 1 "$WORK/msflood.out")
+cleanup_server
+audited=$(sql "$DB" "select count(*) from audit where seq > $before and actor = 'device:CAM0001'
+  and action = 'est.enroll' and outcome = 'denied' and detail like '%already certified for serial%'")
+check "30 refusals of a key certified already: at most the budget (5, and a refill) are entries of their own ($audited)" \
+  test "$audited" -ge 5 -a "$audited" -le 8
+check_eq "the others are counted in one entry of the camera, past device.refusals_per_minute" "1|$((30 - audited))" \
+  "$(sql "$DB" "select count(*) || '|' || coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0)
+  from audit where seq > $before and actor = 'device:CAM0001' and action = 'est.budget' and
+  detail like '% refused from %: already exists (past device.refusals_per_minute, 5)'")"
 check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"
 finish
