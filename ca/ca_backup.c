@@ -152,13 +152,48 @@ cleanup:
 
 /* ---- serving and restoring exclude each other ---- */
 
+/* A file root made in `dir` goes to the folder's owner, as SQLite gives its journal and WAL files the database's:
+ * a command run as root (restore) left a root-owned 0600 serving.lock (and database) that the folder's own server
+ * (deploy/: User=camtrust) could not open, and it refused to start. Only a regular file of root's with one link: the folder's
+ * owner can put names in it (a link to /etc/shadow), and none of those may change hands. */
+static ct_err give_to_folder_owner(int fd, const char *path, const char *dir)
+{
+    struct stat d, f;
+    if (geteuid() != 0) return CT_OK; /* a file we make is ours, and only root may give it away */
+    CT_ENSURE_RET(stat(dir, &d) == 0 && fstat(fd, &f) == 0, ct_fail(CT_ERR_IO, "cannot stat %s: %s", path,
+                                                                    strerror(errno)));
+    if (!S_ISREG(f.st_mode) || f.st_nlink != 1 || f.st_uid != 0 || (f.st_uid == d.st_uid && f.st_gid == d.st_gid))
+        return CT_OK;
+    CT_ENSURE_RET(fchown(fd, d.st_uid, d.st_gid) == 0, ct_fail(CT_ERR_IO, "cannot give %s to the owner of %s: %s",
+                                                               path, dir, strerror(errno)));
+    return CT_OK;
+}
+
+/* Why `path` (in `dir`) cannot be opened, and the cure when it is not the folder owner's (an older build's root). */
+static ct_err open_refused(const char *path, const char *dir, int err)
+{
+    struct stat d, f;
+    if (err == EACCES && stat(dir, &d) == 0 && stat(path, &f) == 0 && f.st_uid != d.st_uid)
+        return ct_fail(CT_ERR_CONFIG, "cannot open %s: %s (it belongs to uid %ld, the folder to uid %ld: give it to "
+                       "the folder's owner, or remove it while no server runs)", path, strerror(err),
+                       (long)f.st_uid, (long)d.st_uid);
+    return ct_fail(CT_ERR_CONFIG, "cannot open %s: %s", path, strerror(err));
+}
+
 /* One flock of the serving lock on the file `name` of dir (made when `make`); *fd -1 when another holds it. */
 static ct_err lock_one(const char *dir, const char *name, bool make, bool restore, int *fd)
 {
     char path[CA_PATH_MAX];
     CT_GUARD_RET(ct_path_join(path, sizeof path, dir, name));
-    *fd = make ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : open(path, O_RDONLY | O_CLOEXEC);
-    CT_ENSURE_RET(*fd >= 0, ct_fail(CT_ERR_CONFIG, "cannot open %s: %s", path, strerror(errno)));
+    /* No link followed: root may be the one opening it (and then giving it away). */
+    *fd = make ? open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return open_refused(path, dir, errno);
+    ct_err rc = make ? give_to_folder_owner(*fd, path, dir) : CT_OK;
+    if (rc != CT_OK) {
+        close(*fd);
+        *fd = -1;
+        return rc;
+    }
     if (flock(*fd, (restore ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) return CT_OK;
     close(*fd);
     *fd = -1;
@@ -304,8 +339,8 @@ struct ca_restore {
     bool committed;
 };
 
-/* Copies `from` to the new file `to` (owner only) and syncs it. */
-static ct_err copy_file(const char *from, const char *to)
+/* Copies `from` to the new file `to` (owner only: the owner of `owner_dir`, where it goes) and syncs it. */
+static ct_err copy_file(const char *from, const char *to, const char *owner_dir)
 {
     ct_err rc = CT_OK;
     uint8_t *buf = malloc(COPY_CHUNK);
@@ -314,6 +349,7 @@ static ct_err copy_file(const char *from, const char *to)
     CT_ENSURE(buf, CT_ERR_NOMEM);
     CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", from, strerror(errno));
     CT_ENSURE_MSG(out >= 0, CT_ERR_IO, "cannot create %s: %s", to, strerror(errno));
+    CT_GUARD(give_to_folder_owner(out, to, owner_dir)); /* restored as root, still the folder owner's server's */
     for (;;) {
         ssize_t n = read(in, buf, COPY_CHUNK);
         if (n < 0 && errno == EINTR) continue;
@@ -413,7 +449,7 @@ ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
     CT_GUARD(ct_snprintf(r->stage, sizeof r->stage, "%s/" STAGE_SEP "%ld", parent, (long)getpid()));
     CT_ENSURE_MSG(mkdir(r->stage, 0700) == 0, CT_ERR_IO, "cannot create %s: %s", r->stage, strerror(errno));
     CT_GUARD(ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base)));
-    CT_GUARD(copy_file(from, r->staged));
+    CT_GUARD(copy_file(from, r->staged, parent));
     rc = db_backup_check(r->staged, from, &r->info);
     if (rc == CT_ERR_DB) rc = ct_fail(CT_ERR_INTEGRITY, "%s", ct_err_detail()); /* its content, not our database */
     CT_GUARD(rc);

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# A command run as root in a CA folder that another user serves (deploy/: the folder is camtrust's, `serve` runs as
+# User=camtrust): the serving.lock root made was root's, 0600 (and so was the database a restore put in place), and
+# that user's server could no longer open it and refused to start. The lock root makes and the database it restores
+# go to the folder's owner (as SQLite's WAL and journal go to the database's);
+# one an older build left root's is given back by the next command run as root, and the server's refusal says so;
+# a link the folder's owner put there is neither followed nor given away. Runs as root with setpriv (else skipped).
+# Usage: serving_lock_owner.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then echo "skipped: needs root and setpriv"; exit 77; fi
+
+CA=$WORK/ca
+OWNER=4242 # no such user needed: the folder's owner by number, as systemd's StateDirectory makes it
+ca_create "$CA" >/dev/null
+chmod 755 "$WORK"
+chown -R "$OWNER:$OWNER" "$CA"
+ROOT_BIN=$CA_BIN
+# the server as the folder's owner (start_ca runs "$CA_BIN serve")
+cat >"$WORK/as-owner" <<EOF
+#!/bin/sh
+exec setpriv --reuid=$OWNER --regid=$OWNER --clear-groups -- "$ROOT_BIN" "\$@"
+EOF
+chmod 755 "$WORK/as-owner"
+LOCK=$CA/serving.lock
+echo "not a database" >"$WORK/junk"
+# as_root_command: a command run as root that takes the serving lock (a restore of a bad file: refused after it)
+as_root_command() { "$ROOT_BIN" restore --dir "$CA" --from "$WORK/junk" >/dev/null 2>"$WORK/root.err" || true; }
+# serves_as_owner: the folder's owner starts its server on it and it answers
+serves_as_owner() {
+  local ok=1
+  CA_BIN=$WORK/as-owner start_ca "$CA" >/dev/null &&
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" \
+         "https://localhost:$PORT/.well-known/est/cacerts")" = 200 ] && ok=0
+  cleanup_server
+  return $ok
+}
+
+rm -f "$LOCK"
+as_root_command
+check "the command run as root took the lock (and refused the bad file)" grep -q 'not a SQLite database' "$WORK/root.err"
+check_eq "the lock root made is the folder's owner's, owner only" "$OWNER:$OWNER 600" "$(stat -c '%u:%g %a' "$LOCK")"
+check "the folder's owner then serves it" serves_as_owner
+
+# a lock an older build left as root's
+chown 0:0 "$LOCK"
+rc=0; timeout 30 "$WORK/as-owner" serve --dir "$CA" --listen 127.0.0.1:0 >"$WORK/serve.out" 2>&1 || rc=$?
+check_eq "the owner's server refuses to start on it" 1 "$rc"
+check "... saying whose it is and what to do" grep -q "cannot open $LOCK: Permission denied (it belongs to uid 0, \
+the folder to uid $OWNER: give it to the folder's owner" "$WORK/serve.out"
+as_root_command
+check_eq "the next command run as root gives it back" "$OWNER:$OWNER" "$(stat -c '%u:%g' "$LOCK")"
+check "the folder's owner serves it again" serves_as_owner
+
+# a whole backup and restore run as root: the database restore puts in place is the folder owner's too
+"$ROOT_BIN" backup --dir "$CA" --out "$WORK/copy.db" >/dev/null 2>&1
+check "a restore run as root restores" "$ROOT_BIN" restore --dir "$CA" --from "$WORK/copy.db"
+check_eq "... a database of the folder's owner, owner only" "$OWNER:$OWNER 600" "$(stat -c '%u:%g %a' "$CA/camtrust.db")"
+check "the folder's owner serves the restored CA" serves_as_owner
+
+# links the folder's owner put in its place: root neither follows nor gives away what they name
+echo secret >"$WORK/root-file"
+chmod 600 "$WORK/root-file"
+rm -f "$LOCK"
+ln -s "$WORK/root-file" "$LOCK"
+as_root_command
+check "a symbolic link is not followed: refused" grep -q "cannot open $LOCK: Too many levels of symbolic links" \
+  "$WORK/root.err"
+rm -f "$LOCK"
+ln "$WORK/root-file" "$LOCK"
+as_root_command
+check "a hard link is locked but not given away" grep -q 'not a SQLite database' "$WORK/root.err"
+check_eq "the file named stays root's" "0:0 600" "$(stat -c '%u:%g %a' "$WORK/root-file")"
+rm -f "$LOCK"
+finish
