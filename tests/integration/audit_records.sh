@@ -21,6 +21,13 @@ expect_error() {
   else not_ok "$what (exit $rc, audit $before -> $after): $err"; fi
 }
 
+# ---- a station named as one of the CA's own audit actors ----
+new_client cli
+expect_error "a station named cli: one line, nothing recorded" \
+  "camtrust-ca: station name 'cli' is one of the CA's own audit actors (ca, cli, unknown)" \
+  "$CA_BIN" station add --dir "$CA" --name cli --csr "$WORK/cli.csr" --out "$WORK/cli.pem"
+check_eq "... and no such station" 0 "$(sql "$DB" "select count(*) from stations where name = 'cli'")"
+
 # ---- officer role ----
 OUT=$("$CA_BIN" officer role --dir "$CA" --name bob --role auditor)
 check_eq "officer role: bob made auditor" "officer bob is now auditor" "$OUT"
