@@ -97,7 +97,7 @@ static ct_err read_serials(const char *path, ct_buf *file, char ***out, size_t *
     ct_err rc = CT_OK;
     char **list = NULL;
     size_t n = 0, cap = 0;
-    rc = ct_file_read(path, SERIALS_FILE_MAX, file);
+    rc = ct_file_read_stream(path, SERIALS_FILE_MAX, file); /* a pipe too: --serials <(seq ...) */
     CT_ENSURE_MSG(rc != CT_ERR_TOO_LARGE, rc, "%s is larger than %d bytes", path, SERIALS_FILE_MAX);
     CT_GUARD(rc);
     char *p = (char *)file->data, *end = p + file->len;

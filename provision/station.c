@@ -39,7 +39,8 @@ static const uint8_t station_key_id[] = STATION_KEY_ID;
     {"log.witnesses_required", "0", "cosignatures of those witnesses the CA's checkpoint must carry before this "  \
                                     "station keeps it or provisions (0: none; install --witnesses K sets it)"}, \
     {"ca.root_crl", "", "the device root's CRL from the key ceremony (DER or PEM; relative to this folder): "          \
-                        "certificates of an issuing CA it revokes are refused; empty: none"}
+                        "certificates of an issuing CA it revokes are refused; provision refuses to run without it "  \
+                        "unless it is " STATION_ROOT_CRL_NONE " (no root CRL checked)"}
 
 static const ct_setting station_rows[] = {STATION_SETTING_ROWS("")};
 static const ct_settings_schema station_schema = {"camtrust station configuration", station_rows,
@@ -62,7 +63,9 @@ ct_err station_settings_load(const char *dir, station *st)
     long k = 0;
     CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &k));
     st->witnesses_required = (size_t)k;
-    CT_GUARD(ct_settings_copy_path(&station_schema, cfg, "ca.root_crl", dir, st->root_crl, sizeof st->root_crl));
+    st->root_crl_none = strcmp(ct_settings_get(&station_schema, cfg, "ca.root_crl"), STATION_ROOT_CRL_NONE) == 0;
+    if (!st->root_crl_none)
+        CT_GUARD(ct_settings_copy_path(&station_schema, cfg, "ca.root_crl", dir, st->root_crl, sizeof st->root_crl));
 cleanup:
     ct_config_free(cfg);
     return rc;
@@ -560,16 +563,20 @@ static ct_err issuer_not_revoked(run *r, const char *serial, const char *profile
                    r->st.root_crl);
 }
 
-/* ca.root_crl never goes back: the station keeps the newest root's CRL it took (STATION_ROOT_CRL_KEPT, under the
- * state lock) and refuses an older one, or one that no longer revokes what that one revokes (pki_crl_supersedes, as
- * camtrust-ca install does): whoever can put an older CRL in its place would bring a revoked issuing CA back. */
+/* ca.root_crl never goes back: the station keeps the newest CRL it took of each key that signed one
+ * (STATION_ROOT_CRL_KEPT<SPKI SHA-256 hex>.crl, under the state lock) and refuses an older one, or one that no longer
+ * revokes what that one revokes (pki_crl_supersedes, as camtrust-ca install does): whoever can put an older CRL in its
+ * place would bring a revoked issuing CA back. One file for every signer let a CRL of another key the CA serves (its
+ * issuing CA's, another root's) replace the kept one, after which the older root CRL passed: two steps. A station
+ * from before this kept log/root.crl: the first run per key compares with it (a CRL of another key does not count). */
 static ct_err root_crl_not_older(run *r)
 {
     ct_err rc = CT_OK;
     ct_buf kept = CT_BUF_INIT;
-    char path[STATION_PATH_MAX];
+    char path[STATION_PATH_MAX], name[STATION_PATH_MAX], hex[65];
     const ct_buf *root = NULL;
     pki_crl_info info;
+    pki_cert_info signer;
     int lock = -1;
     for (size_t j = 0; j < r->cacerts.n && !root; j++)
         if (pki_crl_read(r->root_crl.data, r->root_crl.len, r->cacerts.der[j].data, r->cacerts.der[j].len, &info) ==
@@ -577,16 +584,25 @@ static ct_err root_crl_not_older(run *r)
             root = &r->cacerts.der[j];
     ct_err_clear();
     if (!root) return CT_OK; /* not the CA's root's: issuer_not_revoked refuses each camera so */
+    CT_GUARD(pki_cert_parse_info(root->data, root->len, &signer));
+    CT_GUARD(ct_hex_encode(signer.spki_sha256, sizeof signer.spki_sha256, hex, sizeof hex));
+    CT_GUARD(ct_snprintf(name, sizeof name, STATION_ROOT_CRL_KEPT "%s.crl", hex));
     CT_GUARD(station_state_lock(r->st.dir, &lock));
-    CT_GUARD(ct_path_join(path, sizeof path, r->st.dir, STATION_ROOT_CRL_KEPT));
+    CT_GUARD(ct_path_join(path, sizeof path, r->st.dir, STATION_ROOT_CRL_LEGACY));
     if (ct_file_exists(path)) CT_GUARD(ct_file_read(path, PKI_MAX_CERT_DER * 64, &kept));
+    CT_GUARD(ct_path_join(path, sizeof path, r->st.dir, name));
+    bool of_key = ct_file_exists(path);
+    if (of_key) {
+        ct_buf_free(&kept);
+        CT_GUARD(ct_file_read(path, PKI_MAX_CERT_DER * 64, &kept));
+    }
     rc = pki_crl_supersedes(r->root_crl.data, r->root_crl.len, kept.data, kept.len, root->data, root->len);
     if (rc != CT_OK) {
         rc = ct_fail_ctx(CT_ERR_INTEGRITY, "ca.root_crl %s is older than the one this station took (%s)",
-                         r->st.root_crl, STATION_ROOT_CRL_KEPT);
+                         r->st.root_crl, name);
         goto cleanup;
     }
-    if (kept.len != r->root_crl.len || memcmp(kept.data, r->root_crl.data, kept.len) != 0)
+    if (!of_key || kept.len != r->root_crl.len || memcmp(kept.data, r->root_crl.data, kept.len) != 0)
         CT_GUARD(ct_file_write_atomic(path, r->root_crl.data, r->root_crl.len, 0644));
 cleanup:
     if (lock >= 0) close(lock); /* and the lock with it */
@@ -1087,6 +1103,12 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     CT_ENSURE_MSG(jobs <= STATION_MAX_JOBS, CT_ERR_USAGE, "--jobs must be 1..%d", STATION_MAX_JOBS);
     if (jobs > r.n_devices) jobs = r.n_devices;
     CT_GUARD(station_open(o->dir, (unsigned)jobs + 1, &r.st));
+    /* Without the root's CRL a revoked issuing CA that the online CA still uses goes unnoticed: an operator says so
+     * (none), it does not follow from a setting left empty. */
+    CT_ENSURE_MSG(*r.st.root_crl || r.st.root_crl_none, CT_ERR_CONFIG,
+                  "%s/" STATION_CONFIG_FILE " sets no ca.root_crl (the device root's CRL from the key ceremony): "
+                  "set it, or ca.root_crl = " STATION_ROOT_CRL_NONE " to take certificates without that check",
+                  o->dir);
     if (*r.st.root_crl) CT_GUARD(ct_pem_or_der_read(r.st.root_crl, "X509 CRL", PKI_MAX_CERT_DER * 64, &r.root_crl));
     workers = calloc(jobs, sizeof *workers);
     CT_ENSURE(workers, CT_ERR_NOMEM);

@@ -24,7 +24,9 @@ typedef struct {
     hsm *hsm;
     hsm_key *key;
     char root_crl[STATION_PATH_MAX]; /* ca.root_crl, absolute; "" for none */
+    bool root_crl_none;              /* ca.root_crl = none: the operator chose to check no root CRL */
 } station;
+#define STATION_ROOT_CRL_NONE "none"
 
 /* Loads DIR/station.conf into `st` (settings only: no token opened). */
 CT_MUST_CHECK ct_err station_settings_load(const char *dir, station *st);
@@ -56,7 +58,9 @@ ct_http_config station_est_config(const station *st, const char *url, const char
 /* ---- witnessing the CA's issuance log (station_log.c) ---- */
 #define STATION_LOG_VKEY "log.vkey"                /* the CA's pinned checkpoint verifier key */
 #define STATION_LOG_KEPT "log/checkpoint.note"     /* the newest checkpoint this station verified */
-#define STATION_ROOT_CRL_KEPT "log/root.crl"       /* the newest roots' CRL (ca.root_crl) this station took */
+#define STATION_ROOT_CRL_KEPT "log/root-"         /* + SPKI SHA-256 hex + ".crl": the newest CRL (ca.root_crl) of
+                                                      * that key this station took */
+#define STATION_ROOT_CRL_LEGACY "log/root.crl"     /* one for every key, kept by stations before */
 
 /* DIR/log locked (flock) against the station's other runs, from reading what it keeps there to replacing it, and
  * the temporaries killed runs left there removed; *fd (-1 when not opened) to close, which unlocks. */

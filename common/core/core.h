@@ -182,7 +182,10 @@ const char *ct_text_safe(char *out, size_t max, const void *text, size_t n);
 size_t ct_url_unescape(char *s);
 
 /* ---- files ---- */
+/* A regular file whole, at most `max` bytes; anything else (a FIFO, a device, a folder) refused in one line without
+ * waiting on it. ct_file_read_stream reads a pipe or FIFO to its end too (`--serials <(...)`). */
 CT_MUST_CHECK ct_err ct_file_read(const char *path, size_t max, ct_buf *out);
+CT_MUST_CHECK ct_err ct_file_read_stream(const char *path, size_t max, ct_buf *out);
 /* Syncs the folder holding `path`, so that a rename into it survives a power loss. */
 CT_MUST_CHECK ct_err ct_file_sync_dir(const char *path);
 /* Writes atomically: temporary file, fsync, rename, fsync of the folder. */
@@ -200,8 +203,8 @@ CT_MUST_CHECK ct_err ct_path_join(char *out, size_t out_max, const char *dir, co
 CT_MUST_CHECK ct_err ct_mkdir(const char *path, unsigned mode);
 bool ct_file_exists(const char *path);
 /* Leftovers of killed processes: removes the entries of `folder` named PREFIX...SEP<pid> (PREFIX may be "") whose
- * process no longer runs, files or whole folders, e.g. ("dev", "", ".tmp.") for ct_file_write_atomic's temporaries
- * ("credentials.pem.tmp.4242"). */
+ * process no longer runs: with SEP ".tmp." regular files only, e.g. ("dev", "", ".tmp.") for ct_file_write_atomic's
+ * temporaries ("credentials.pem.tmp.4242"); with a stage's SEP (".init-") folders only, with all in them. */
 CT_MUST_CHECK ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep);
 /* A folder made whole or not at all. ct_dir_check_fresh: may `dir` become one? Absent, empty, or holding only
  * the file `allowed` (NULL: none; *has_allowed says whether it does); CT_ERR_EXISTS naming a file otherwise.

@@ -27,14 +27,17 @@ static ct_err file_buf_grow(ct_buf *b, size_t max, const char *path)
     return rc;
 }
 
-ct_err ct_file_read(const char *path, size_t max, ct_buf *out)
+/* `stream`: a pipe or FIFO is read too, to its end (waiting for its writer). Otherwise only a regular file: opened
+ * without waiting (a FIFO named where a certificate was expected would hold the command forever), then refused. */
+static ct_err file_read(const char *path, size_t max, ct_buf *out, bool stream)
 {
     ct_err rc = CT_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (stream ? 0 : O_NONBLOCK));
     CT_ENSURE_RET(fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", path, strerror(errno)));
     struct stat st;
     CT_ENSURE_MSG(fstat(fd, &st) == 0, CT_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
     bool regular = S_ISREG(st.st_mode);
+    CT_ENSURE_MSG(regular || stream, CT_ERR_IO, "cannot read %s: %s", path, "not a regular file");
     CT_ENSURE_MSG(!regular || (uint64_t)st.st_size <= max, CT_ERR_TOO_LARGE, "%s is larger than %zu bytes", path, max);
     /* The size is only a first guess (a pipe or FIFO has none, a file may grow): read to EOF, bounded by max.
      * One spare byte so that callers can NUL-terminate text. */
@@ -51,6 +54,16 @@ cleanup:
     if (rc != CT_OK) ct_buf_free(out);
     close(fd);
     return rc;
+}
+
+ct_err ct_file_read(const char *path, size_t max, ct_buf *out)
+{
+    return file_read(path, max, out, false);
+}
+
+ct_err ct_file_read_stream(const char *path, size_t max, ct_buf *out)
+{
+    return file_read(path, max, out, true);
 }
 
 ct_err ct_file_sync_dir(const char *path)
@@ -126,11 +139,18 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path) == 0 || errno == ENOENT ? 0 : -1;
 }
 
-/* Removes a file or a folder with everything in it (symbolic links themselves, never what they point to). */
+/* Removes a file, or with `tree` a folder with everything in it (symbolic links themselves, never what they point
+ * to). */
+static ct_err remove_path(const char *path, bool tree)
+{
+    if ((tree ? nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) : unlink(path)) == 0 || errno == ENOENT)
+        return CT_OK;
+    return ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+}
+
 static ct_err remove_tree(const char *path)
 {
-    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 || errno == ENOENT) return CT_OK;
-    return ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return remove_path(path, true);
 }
 
 /* PREFIX...SEP<digits>: the pid, or 0 when the name is not of that form. */
@@ -154,16 +174,20 @@ ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep)
 {
     ct_err rc = CT_OK;
     char path[4096];
+    bool files = strcmp(sep, ".tmp.") == 0;
     DIR *d = opendir(folder);
     /* None there, or not a folder (a file where a caller walks folders): nothing of ours to remove. */
     if (!d) return errno == ENOENT || errno == ENOTDIR ? CT_OK : ct_fail(CT_ERR_IO, "cannot read %s: %s", folder,
                                                                            strerror(errno));
     for (struct dirent *e; rc == CT_OK && (e = readdir(d));) {
         long pid = stale_pid(e->d_name, prefix, sep);
-        /* A live process (or one we may not signal) still owns it. */
-        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        /* What killed writers leave: a temporary (".tmp.") is a regular file, a stage a folder; anything else so
+         * named is someone else's (an operator's folder "x.tmp.7" with all in it). A live process (or one we may not
+         * signal) still owns it. */
+        if (pid <= 0 || e->d_type != (files ? DT_REG : DT_DIR) || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
         rc = ct_path_join(path, sizeof path, folder, e->d_name);
-        if (rc == CT_OK) rc = remove_tree(path);
+        if (rc == CT_OK) rc = remove_path(path, !files);
     }
     closedir(d);
     return rc;

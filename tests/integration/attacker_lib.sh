@@ -84,6 +84,7 @@ attacker_setup() {
   local s
   for s in A B; do
     "$STATION_BIN" init --dir "$WORK/st$s" --name "line$s" >/dev/null
+    station_root_crl_none "$WORK/st$s"
     "$CA_BIN" station add --dir "$CA" --name "line$s" --csr "$WORK/st$s/station.csr" --out "$WORK/line$s.pem" >/dev/null
   done
   check "station A pins the log key and requires the witness's cosignature (--witnesses 1)" \

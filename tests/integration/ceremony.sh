@@ -147,6 +147,7 @@ refused "a second install of the same certificate is refused" "is installed alre
 "$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" >/dev/null
+cp "$WORK/root.crl" "$ST/root.crl" && sed -i 's/^ca.root_crl = .*/ca.root_crl = root.crl/' "$ST/station.conf"
 printf 'CAM001\nCAM002\nCAM003\nCAM004\n' >"$WORK/serials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
 WITH_HTTP=1 start_ca "$CA"
@@ -265,12 +266,13 @@ cp "$WORK/root2.crl" "$ST/root.crl" && sed -i 's/^ca.root_crl = .*/ca.root_crl =
 # A run killed while it keeps the CRL leaves its temporary in log/; the next run removes it, not a live process's.
 rc=0; CAMTRUST_FAILPOINT=write:temp-written "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:$PORT" \
   --report "$WORK/report.jsonl" --device 127.0.0.1:9 >/dev/null 2>&1 || rc=$?
-check_eq "a station run killed at its write of log/root.crl leaves its temporary" "137 1" \
-  "$rc $(ls "$ST"/log/root.crl.tmp.* | wc -l)"
+check_eq "a station run killed at its write of log/root-HEX.crl leaves its temporary" "137 1" \
+  "$rc $(ls "$ST"/log/root-*.crl.tmp.* | wc -l)"
 : >"$ST/log/checkpoint.note.tmp.$$" # a live process's (this shell's): never removed
 provision_cameras cam5:CAM005
 check_eq "a station given the roots' CRL (the old issuing CA revoked) provisions from the current one" 0 "$RC"
-check "... and keeps it, the newest roots' CRL it took (log/root.crl)" cmp -s "$WORK/root2.crl" "$ST/log/root.crl"
+ROOT_KEPT=$ST/log/root-$(openssl x509 -in "$CA/root.pem" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -c1-64).crl
+check "... and keeps it, the newest CRL of the root's key it took (log/root-HEX.crl)" cmp -s "$WORK/root2.crl" "$ROOT_KEPT"
 check_eq "... the killed run's temporary removed, the live process's kept" "checkpoint.note.tmp.$$" \
   "$(cd "$ST/log" && ls -- *.tmp.* | tr '\n' ' ' | sed 's/ $//')"
 rm "$ST/log/checkpoint.note.tmp.$$"
@@ -279,13 +281,13 @@ rm "$ST/log/checkpoint.note.tmp.$$"
 older_refused() { # older_refused "description" NAME:SERIAL: provisioning refused, the serial not issued
   provision_cameras "$2"
   check_eq "$1" "1 1 0" "$RC $(grep -c "^camtrust-station: ca.root_crl $ST/root.crl is older than the one this \
-station took (log/root.crl): its cRLNumber [0-9]* is not above" "$WORK/summary") $(sql "$CA/camtrust.db" \
+station took (log/root-[0-9a-f]*.crl): its cRLNumber [0-9]* is not above" "$WORK/summary") $(sql "$CA/camtrust.db" \
     "select count(*) from certificates where device_serial = '${2##*:}'")"
 }
 cp "$WORK/root.crl" "$ST/root.crl"
 older_refused "the station refuses the roots' older CRL (the old issuing CA not yet revoked), issuing nothing" \
   cam6x:CAM006
-check "... the newer one still kept" cmp -s "$WORK/root2.crl" "$ST/log/root.crl"
+check "... the newer one still kept" cmp -s "$WORK/root2.crl" "$ROOT_KEPT"
 cp "$WORK/root3.crl" "$ST/root.crl"
 provision_cameras cam6:CAM006
 check_eq "... and refuses what a revoked issuing CA signed" "1 1" \
@@ -304,7 +306,7 @@ printf 'CAM007\n' >"$WORK/serials3"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials3" >/dev/null
 WITH_HTTP=1 start_ca "$CA"
 older_refused "a station that took root3.crl (it revokes the current issuing CA) refuses root2.crl after it" cam7x:CAM007
-sed -i 's/^ca.root_crl = .*/ca.root_crl = /' "$ST/station.conf" # (the current issuing CA revoked: no roots' CRL)
+sed -i 's/^ca.root_crl = .*/ca.root_crl = none/' "$ST/station.conf" # (the current issuing CA revoked: no roots' CRL)
 provision_cameras cam7:CAM007
 check_eq "... and the station certified by the old one still provisions" 0 "$RC"
 "$CA_BIN" revoke --dir "$CA" "$(serial_of "$WORK/line1.pem")" --reason superseded >/dev/null

@@ -131,6 +131,10 @@ station_with_order() {
   "$CA_BIN" order create --dir "$CA" --station "$name" --model CX100 --serials "$WORK/serials.txt" >/dev/null
 }
 
+# station_root_crl_none DIR: the station folder DIR checks no device-root CRL (ca.root_crl = none: without it
+# provision refuses to run; ceremony.sh and station_root_crl.sh play the check itself).
+station_root_crl_none() { sed -i 's/^ca.root_crl = .*/ca.root_crl = none/' "$1/station.conf"; }
+
 # ca_create DIR [VAULT]: a CA in DIR, made by init, the key ceremony in the root vault VAULT (default $WORK/vault,
 # made once per test) and install (tests/helpers/ca_create.sh); init's output on stdout.
 ca_create() {

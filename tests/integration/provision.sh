@@ -64,6 +64,7 @@ check "station init wrote a CSR that openssl verifies" openssl req -in "$ST/stat
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 check "install refuses the device root as the operations root" bash -c "! '$STATION_BIN' install --dir '$ST' --cert '$WORK/line1.pem' --ca-root '$CA/root.pem' 2>/dev/null"
 check "station install" "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem"
+station_root_crl_none "$ST"
 printf 'CAM001\nCAM002\nCAM003\nCAM004\nCAM005\nDOWN01\nROGUE1\nFAKE01\nFAKE02\nFAKE03\nPOWER1\n' >"$WORK/serials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
 start_ca "$CA"

@@ -16,6 +16,7 @@ ca_create "$CA" >/dev/null
 "$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey" >/dev/null
+station_root_crl_none "$ST"
 station_with_order line9 CAM0001 CAM0002 CAM0003 # an openssl-keyed station that enrolls cameras with curl
 WITH_HTTP=1 start_ca "$CA"
 URL=https://localhost:$PORT

@@ -19,6 +19,7 @@ ca_create "$CA" >/dev/null
 "$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" >/dev/null
+station_root_crl_none "$ST"
 printf 'CAM0001\nCAM0002\n' >"$WORK/serials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
 "$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Files handed to the programs by an unlucky operator or someone who can write where they look: a FIFO named as a
+# certificate or CRL (--root, --crl, --ca-root, ca.root_crl) is refused in one line instead of holding the command
+# forever (ct_file_read: regular files only; --serials still reads a pipe); and the sweep of what killed writers
+# left (X.tmp.PID of a dead PID) removes only their regular files, never an operator's folder of that name with all
+# in it, while a killed init's stage folder (X.init-PID) still goes. Usage: file_inputs.sh BUILD_DIR
+BUILD=$(cd "$1" && pwd)
+CA_BIN=$BUILD/ca/camtrust-ca
+STATION_BIN=$BUILD/provision/camtrust-station
+AGENT_BIN=$BUILD/device-agent/camtrust-agent
+SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
+VERIFY_BIN=$BUILD/verify/camtrust-verify
+VIEW_BIN=$BUILD/view/camtrust-view
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+CA=$WORK/ca ST=$WORK/station CAM=$WORK/cam
+DEAD=999999999 # above any pid_max: no process has it
+ca_create "$CA" >/dev/null
+"$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
+"$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
+mkfifo "$WORK/planted.fifo"
+
+# fifo_refused "description" PROGRAM ARGS...: exit 1 (EXIT_RC when set; not 124: killed by the guard's timeout), one
+# line naming the FIFO
+fifo_refused() {
+  local what=$1 rc=0; shift
+  timeout 30 "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  if [ "$rc" = "${EXIT_RC:-1}" ] && [ "$(grep -vc '^ts=' "$WORK/err")" = 1 ] &&
+    grep -q "cannot read $WORK/planted.fifo: not a regular file" "$WORK/err"
+  then ok "$what"
+  else not_ok "$what (exit $rc): $(head -c 300 "$WORK/err")"; fi
+}
+fifo_refused "camtrust-ca install --crl FIFO: refused in one line, not waited on" \
+  "$CA_BIN" install --dir "$CA" --crl "$WORK/planted.fifo"
+fifo_refused "camtrust-ca install --cert FIFO" "$CA_BIN" install --dir "$CA" --cert "$WORK/planted.fifo"
+fifo_refused "camtrust-station install --ca-root FIFO" \
+  "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$WORK/planted.fifo"
+"$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" >/dev/null
+sed -i "s|^ca.root_crl = .*|ca.root_crl = $WORK/planted.fifo|" "$ST/station.conf"
+fifo_refused "camtrust-station provision with ca.root_crl naming a FIFO" \
+  "$STATION_BIN" provision --dir "$ST" --ca https://127.0.0.1:9 --device 127.0.0.1:9 --report "$WORK/r.jsonl"
+fifo_refused "camtrust-agent-sim simulate --root FIFO" \
+  "$SIM_BIN" simulate --dir "$WORK/cam-fifo" --serial CAM0001 --model CX1 --root "$WORK/planted.fifo"
+printf 'not a recording\n' >"$WORK/rec.mp4"
+EXIT_RC=3 fifo_refused "camtrust-verify --root FIFO (its exit status for an error: 3)" \
+  "$VERIFY_BIN" --root "$WORK/planted.fifo" "$WORK/rec.mp4"
+fifo_refused "camtrust-view verify --root FIFO" "$VIEW_BIN" verify --root "$WORK/planted.fifo" "$WORK/rec.mp4"
+rc=0
+out=$("$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials <(printf 'CAM0001\n') 2>&1) || rc=$?
+check_eq "--serials still reads a pipe (<(...))" "0 1" "$rc $(grep -c '^order [0-9]* created' <<<"$out")"
+
+# ---- the sweep of what killed writers left ----
+# plant DIR: plants in DIR a dead writer's temporary (a file) and an operator's folder named like one, with a
+# file in it
+plant() {
+  mkdir -p "$1/notes.tmp.$DEAD" && echo "the operator's notes" >"$1/notes.tmp.$DEAD/keep.txt"
+  echo 'half written' >"$1/credentials.pem.tmp.$DEAD"
+}
+swept() { # swept "description" DIR: the temporary gone, the folder and its file kept
+  local tmp=gone notes=lost
+  [ ! -e "$2/credentials.pem.tmp.$DEAD" ] || tmp=left
+  [ "$(cat "$2/notes.tmp.$DEAD/keep.txt" 2>/dev/null)" != "the operator's notes" ] || notes=kept
+  check_eq "$1" "gone kept" "$tmp $notes"
+}
+plant "$CA"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials <(printf 'CAM0002\n') >/dev/null
+swept "camtrust-ca (a command that writes its folder): a dead writer's temporary removed, an operator's folder \
+notes.tmp.$DEAD kept with its file" "$CA"
+"$SIM_BIN" simulate --dir "$CAM" --serial CAM0001 --model CX1 --root "$CA/root.pem" >/dev/null
+plant "$CAM"
+rc=0; "$AGENT_BIN" boot --dir "$CAM" >/dev/null 2>&1 || rc=$?
+check_eq "camtrust-agent boot: unprovisioned (3)" 3 "$rc"
+swept "... the agent at its start: the same" "$CAM"
+# A killed init's stage (a folder beside the new one, ours) still goes at the next init.
+mkdir -p "$WORK/st2.init-$DEAD" && : >"$WORK/st2.init-$DEAD/station.conf"
+"$STATION_BIN" init --dir "$WORK/st2" --name line2 >/dev/null
+check "a killed station init's stage folder st2.init-$DEAD is removed by the next init" test ! -e "$WORK/st2.init-$DEAD"
+finish
