@@ -16,7 +16,8 @@ ct_err ct_secret_load(const char *path, const char *env, char *out, size_t out_m
 {
     if (path && *path) {
         ct_buf b = CT_BUF_INIT;
-        ct_err rc = ct_file_read(path, 1024, &b);
+        /* A pipe too (`--passphrase-file <(...)`): a secret that need never be written to a disk. */
+        ct_err rc = ct_file_read_stream(path, 1024, &b);
         if (rc != CT_OK)
             return ct_fail(CT_ERR_CONFIG, "cannot read secret file %s: %s", path,
                            rc == CT_ERR_TOO_LARGE ? "larger than 1024 bytes" : "missing or unreadable");
