@@ -334,11 +334,6 @@ static void lead_batch(ct_db *db)
     }
 }
 
-void db_issuances_coming(ct_db *db, int delta)
-{
-    if (db) atomic_fetch_add(&db->gc_coming, delta);
-}
-
 /* How long a would-be leader waits for announced issuances not queued yet: a commit's writes and sync cost about
  * as much CPU for one certificate as for several (the same index pages written again, the same sync), and the
  * CPU is what limits a loaded CA. Bounded, and only while something is on its way: a lone request never waits. */
@@ -346,6 +341,18 @@ void db_issuances_coming(ct_db *db, int delta)
 
 /* Announced issuances not queued yet (checking their CSR, signing), under gc_mu. */
 static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->gc_queued - db->gc_busy; }
+
+void db_issuances_coming(ct_db *db, int delta)
+{
+    if (!db) return;
+    atomic_fetch_add(&db->gc_coming, delta);
+    if (delta >= 0) return;
+    /* One that ends without queuing (refused, a repeat) or once answered may be the last a would-be leader waits
+     * for: woken now, not at the end of its gather. Taking gc_mu orders this after its check of gc_on_the_way. */
+    if (pthread_mutex_lock(&db->gc_mu) != 0) return; /* it leads when its bounded wait ends */
+    if (db->gc_head && !db->gc_leading && gc_on_the_way(db) <= 0) (void)pthread_cond_signal(&db->gc_head->cv);
+    (void)pthread_mutex_unlock(&db->gc_mu);
+}
 
 static ct_err group_commit(ct_db *db, struct cert_ctx *c)
 {
