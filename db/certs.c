@@ -334,11 +334,6 @@ static void lead_batch(ct_db *db)
     }
 }
 
-void db_issuances_coming(ct_db *db, int delta)
-{
-    if (db) atomic_fetch_add(&db->gc_coming, delta);
-}
-
 /* How long a would-be leader waits for announced issuances not queued yet: a commit's writes and sync cost about
  * as much CPU for one certificate as for several (the same index pages written again, the same sync), and the
  * CPU is what limits a loaded CA. Bounded, and only while something is on its way: a lone request never waits. */
@@ -346,6 +341,24 @@ void db_issuances_coming(ct_db *db, int delta)
 
 /* Announced issuances not queued yet (checking their CSR, signing), under gc_mu. */
 static int gc_on_the_way(ct_db *db) { return atomic_load(&db->gc_coming) - db->gc_queued - db->gc_busy; }
+
+/* Whether this thread's announced issuance has been queued (group_commit): one that ends without (refused, a
+ * repeat) wakes the would-be leader that waits for it. One answered does not: its client's next request usually
+ * comes in its place, and the leader's wait for it makes the batch larger (fewer syncs per certificate). */
+static _Thread_local bool gc_queued_since_announced;
+
+void db_issuances_coming(ct_db *db, int delta)
+{
+    if (!db) return;
+    atomic_fetch_add(&db->gc_coming, delta);
+    bool queued = gc_queued_since_announced;
+    gc_queued_since_announced = false;
+    if (delta >= 0 || queued) return;
+    /* Taking gc_mu orders this after the would-be leader's check of gc_on_the_way. */
+    if (pthread_mutex_lock(&db->gc_mu) != 0) return; /* it leads when its bounded wait ends */
+    if (db->gc_head && !db->gc_leading && gc_on_the_way(db) <= 0) (void)pthread_cond_signal(&db->gc_head->cv);
+    (void)pthread_mutex_unlock(&db->gc_mu);
+}
 
 static ct_err group_commit(ct_db *db, struct cert_ctx *c)
 {
@@ -363,6 +376,7 @@ static ct_err group_commit(ct_db *db, struct cert_ctx *c)
     *db->gc_tail = &me;
     db->gc_tail = &me.next;
     db->gc_queued++;
+    gc_queued_since_announced = true;
     /* A would-be leader waiting for issuances on their way is woken only when it would lead: the last of them
      * has come (it waits on while any is missing), or any company at all (the failpoint's gather). */
     if (db->gc_head != &me && !db->gc_leading && (gc_on_the_way(db) <= 0 || db->gc_head->wants_company))

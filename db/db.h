@@ -154,8 +154,9 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 /* An issuance on its way to db_cert_record_issuance (+1 when its request begins, -1 once answered or refused):
- * the group commit waits a bounded while (1 ms) for those not queued yet, so that more certificates share one
- * commit and one sync. Only a hint: nothing waits when none is announced. */
+ * the group commit waits a bounded while (2 ms) for those not queued yet, so that more certificates share one
+ * commit and one sync; it stops waiting once the last of them has queued, or has ended (-1) without queuing (refused,
+ * a repeat). Only a hint: nothing waits when none is announced. Call both on one thread. */
 void db_issuances_coming(ct_db *db, int delta);
 
 /* Stations and officers certified before their certificates were recorded (older CA folders) are recorded now,
