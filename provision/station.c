@@ -680,7 +680,7 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
                                     what, &have);
             if (rc != CT_OK && attempt * 50 >= r->timeout_ms) return ct_fail_ctx(CT_ERR_FORBIDDEN, "not witnessed");
         }
-        if (rc == CT_OK) return CT_OK;
+        if (rc == CT_OK) return station_log_keep(r->st.dir, &r->log_key, w->est, note, &cp);
         rc = CT_OK;
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -1132,6 +1132,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         CT_GUARD(claims_sort(&r));
     }
     CT_GUARD(run_pass(&r, workers, jobs, false));
+    ct_failpoint_hold("station:batch-done"); /* tests: the CA changes between the cameras and the witness after */
     CT_GUARD(witness(&r, workers[0].est, "after the batch"));
 cleanup:
     if (rc == CT_OK && r.report_fd >= 0 && fsync(r.report_fd) != 0)

@@ -31,7 +31,15 @@ cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
   --witness-vkey "$W1/witness.vkey" --witnesses 1 >/dev/null
 printf 'CAM001\nCAM002\nCAM003\n' >"$WORK/serials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
-station_with_order line2 OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 # certificates the log everyone watches gets instead
+station_with_order line2 OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 OTHER7 OTHER8 # certificates the log everyone watches gets instead
+
+# A station pinning the log key that requires no witness: the checkpoints it hands to cameras join its history.
+ST0=$WORK/station0
+"$STATION_BIN" init --dir "$ST0" --name line3 >/dev/null
+"$CA_BIN" station add --dir "$CA" --name line3 --csr "$ST0/station.csr" --out "$WORK/line3.pem" >/dev/null
+"$STATION_BIN" install --dir "$ST0" --cert "$WORK/line3.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey" >/dev/null
+printf 'CAM004\n' >"$WORK/serials0"
+"$CA_BIN" order create --dir "$CA" --station line3 --model CX1 --serials "$WORK/serials0" >/dev/null
 
 # camera NAME SERIAL: a simulated camera pinning the device root and the log key, in factory mode; sets ADDR.
 camera() {
@@ -111,19 +119,51 @@ stop_witness
 cleanup_server
 check_eq "the log everyone watches never saw the copy's leaves" "$LEAVES" "$(sql "$CA/camtrust.db" "select count(*) from log_leaves")"
 WITH_HTTP=1 start_ca "$CA"
-for s in OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6; do # more leaves than the copy's
-  make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
-  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
-done
+enroll_other() {
+  local s
+  for s in "$@"; do
+    make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
+    est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
+  done
+}
+enroll_other OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 # more leaves than the copy's
 check "the log everyone watches grows past the copy, signed" signed_over $((LEAVES + 6))
 check "... larger than the copy's newest checkpoint w1 keeps" test "$(sed -n 2p "$W1/state.note")" -lt $((LEAVES + 6))
 : >"$WORK/witness.log"
 rc=0; timeout 30 "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
   2>"$WORK/witness.log" || rc=$?
 check_eq "... w1 refuses the log everyone watches once it is not consistent with the copy it cosigned (exit 1)" 1 "$rc"
-# (its tree forked from the copy's; which it names first depends on whose audit chain grew more: the copy's did)
-check "... saying why, one line" grep -Eq "event=witness_refused .*reason=\"the CA's (log forked|audit chain shrank)" \
+# (its tree forked from the copy's; which it names first depends on whose audit chain grew more)
+check "... saying why, one line" grep -Eq "event=witness_refused .*reason=\"the CA's (log forked|audit chain (shrank|forked))" \
   "$WORK/witness.log"
 check "... and the CA records the report" grep -Eq 'event=witness_reported answer="recorded witness report 1: (fork|rollback)' \
   "$WORK/witness.log"
+
+# ---- a station requiring no witness: the copy served for one camera, then taken away before the station looks
+# again after the batch (held there: the attacker has all the time it needs); the camera's checkpoint is the
+# station's history, so the log everyone watches is found forked from it ----
+RC=0; "$STATION_BIN" log check --dir "$ST0" --ca "https://localhost:$PORT" >/dev/null 2>&1 || RC=$?
+check_eq "station 0 keeps the checkpoint of the log everyone watches" "0 $((LEAVES + 6))" "$RC $(sed -n 2p "$ST0/log/checkpoint.note")"
+cleanup_server
+cp -a "$CA" "$WORK/ca-side2"
+WITH_HTTP=1 start_ca "$WORK/ca-side2"
+camera cam4 CAM004; A4=$ADDR
+: >"$WORK/progress4"
+CAMTRUST_FAILPOINT=station:batch-done CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$STATION_BIN" provision --dir "$ST0" \
+  --ca "https://localhost:$PORT" --report "$WORK/r4.jsonl" --timeout-ms 3000 --device "$A4" >/dev/null 2>"$WORK/progress4" &
+SPID=$!
+held() { for _ in $(seq 1 300); do grep -q 'event=failpoint_held' "$WORK/progress4" && return 0; sleep 0.1; done; return 1; }
+check "the station provisioned the camera through the copy (held after the batch)" held
+cleanup_server # the copy taken away: the station's look after the batch finds the CA unreachable (said, not stopping)
+touch "$WORK/release"
+RC=0; wait "$SPID" || RC=$?
+check_eq "... the camera is provisioned with the copy's checkpoint" "provisioned" "$(field "$WORK/r4.jsonl" CAM004 status)"
+check_eq "... and boots" 0 "$(boot_rc cam4)"
+WITH_HTTP=1 start_ca "$CA"
+enroll_other OTHER7 OTHER8
+check "the log everyone watches grows, signed" signed_over $((LEAVES + 8))
+RC=0; OUT=$("$STATION_BIN" log check --dir "$ST0" --ca "https://localhost:$PORT" 2>&1) || RC=$?
+check_eq "station 0's log check refuses it: forked from the checkpoint it handed the camera (exit 1)" 1 "$RC"
+echo "$OUT" >"$WORK/st0.out"
+check "... saying so, one line" grep -Eq "^camtrust-station: the CA's (log|audit chain) forked: .* the kept $ST0/log/checkpoint.note" <<<"$OUT"
 finish
