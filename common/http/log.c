@@ -68,6 +68,11 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
     CT_ENSURE_RET(cur->size >= kept->size,
                   ct_fail(CT_ERR_INTEGRITY, "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu "
                                             "(truncated or rolled back)", s, kept_name, k));
+    /* The CA's own checkpoints always bind its audit chain: one without, signed by whoever holds its token, would
+     * leave nothing to compare the next one's chain with. */
+    CT_ENSURE_RET(!kept->has_audit || cur->has_audit,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit chain, the kept %s does",
+                          s, kept_name));
     CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries),
                   ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept %s has %llu "
                                             "(truncated or rolled back)",
