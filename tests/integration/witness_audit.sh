@@ -8,19 +8,8 @@
 # the report. (A station's log check refuses it too: the same check, common/http.)
 # Usage: witness_audit.sh PATH/TO/camtrust-ca
 CA_BIN=$1
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
-
-CA=$WORK/ca
-DB=$CA/camtrust.db
-W1=$WORK/w1
-ca_create "$CA" >/dev/null
-"$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null
-cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
-station_with_order line1 CAM0001 CAM0002
-WPID=
-stop_witness() { if [ -n "$WPID" ]; then kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" || true; WPID=; fi; }
-trap 'stop_witness; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+. "$(dirname "$0")/witness_lib.sh"
+witness_setup line1 CAM0001 CAM0002
 # served_cosigned: GET /log/checkpoint carries w1's cosignature (bounded); the note in $WORK/served.note
 served_cosigned() {
   for _ in $(seq 1 150); do
@@ -42,10 +31,7 @@ served_after() {
 audit_entries() { sed -n 's/^camtrust-audit \([0-9]*\) .*/\1/p' "$1"; }
 
 WITH_HTTP=1 start_ca "$CA"
-for s in CAM0001 CAM0002; do
-  make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
-  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
-done
+enroll CAM0001 CAM0002
 cleanup_server
 check_eq "two certificates logged" 2 "$(sql "$DB" "select count(*) from log_leaves")"
 C1=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0001'")
@@ -56,9 +42,7 @@ BEFORE=$(sql "$DB" "select count(*) from audit")
 # The revocation, and w1 cosigning the checkpoint that binds it.
 "$CA_BIN" revoke --dir "$CA" "$C1" --reason keyCompromise >/dev/null
 WITH_HTTP=1 start_ca "$CA"
-"$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
-  2>>"$WORK/witness.log" &
-WPID=$!
+start_witness
 check "w1 cosigns the checkpoint after the revocation" served_after "$BEFORE"
 check "... (its cosignature served)" served_cosigned
 stop_witness

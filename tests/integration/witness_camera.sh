@@ -8,23 +8,20 @@
 #   hidden: the copy served while w1 cannot reach it: the camera is refused ("not witnessed"), not installed.
 #   shown: the copy served to w1 too: the camera is installed (cosigned), and when the attacker goes back to the
 #          log everyone watches and grows it with other certificates, w1 refuses it and reports it.
+#   a station requiring no witness: the copy taken away before its look after the batch; the camera's checkpoint
+#          joined its history, so its next log check finds the log everyone watches forked.
 # Usage: witness_camera.sh BUILD_DIR
 BUILD=$1
 CA_BIN=$BUILD/ca/camtrust-ca
 STATION_BIN=$BUILD/provision/camtrust-station
 AGENT_BIN=$BUILD/device-agent/camtrust-agent
 SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$(dirname "$0")/witness_lib.sh"
 
-CA=$WORK/ca
 SIDE=$WORK/ca-side # the attacker's copy of the CA folder
 ST=$WORK/station
-W1=$WORK/w1
 mkdir -p "$WORK/cams"
-ca_create "$CA" >/dev/null
-"$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null
-cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
+witness_setup
 "$STATION_BIN" init --dir "$ST" --name line1 >/dev/null
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey" \
@@ -69,15 +66,6 @@ signed_over() {
   done
   return 1
 }
-WPID=
-start_witness() { # w1 polls the CA serving now over plain HTTP (a checkpoint proves itself)
-  "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
-    2>>"$WORK/witness.log" &
-  WPID=$!
-}
-stop_witness() { if [ -n "$WPID" ]; then kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" || true; WPID=; fi; }
-trap 'stop_witness; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
 # ---- honest: the camera's checkpoint is witnessed ----
 WITH_HTTP=1 start_ca "$CA"
 start_witness
@@ -119,14 +107,7 @@ stop_witness
 cleanup_server
 check_eq "the log everyone watches never saw the copy's leaves" "$LEAVES" "$(sql "$CA/camtrust.db" "select count(*) from log_leaves")"
 WITH_HTTP=1 start_ca "$CA"
-enroll_other() {
-  local s
-  for s in "$@"; do
-    make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
-    est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
-  done
-}
-enroll_other OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 # more leaves than the copy's
+enroll OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 # more leaves than the copy's
 check "the log everyone watches grows past the copy, signed" signed_over $((LEAVES + 6))
 check "... larger than the copy's newest checkpoint w1 keeps" test "$(sed -n 2p "$W1/state.note")" -lt $((LEAVES + 6))
 : >"$WORK/witness.log"
@@ -160,7 +141,7 @@ RC=0; wait "$SPID" || RC=$?
 check_eq "... the camera is provisioned with the copy's checkpoint" "provisioned" "$(field "$WORK/r4.jsonl" CAM004 status)"
 check_eq "... and boots" 0 "$(boot_rc cam4)"
 WITH_HTTP=1 start_ca "$CA"
-enroll_other OTHER7 OTHER8
+enroll OTHER7 OTHER8
 check "the log everyone watches grows, signed" signed_over $((LEAVES + 8))
 RC=0; OUT=$("$STATION_BIN" log check --dir "$ST0" --ca "https://localhost:$PORT" 2>&1) || RC=$?
 check_eq "station 0's log check refuses it: forked from the checkpoint it handed the camera (exit 1)" 1 "$RC"

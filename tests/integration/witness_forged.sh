@@ -7,27 +7,11 @@
 # of another log's origin, signed with the same key, is refused as well.
 # Usage: witness_forged.sh PATH/TO/camtrust-ca
 CA_BIN=$1
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
-
-CA=$WORK/ca
-W1=$WORK/w1
-ca_create "$CA" >/dev/null
-"$CA_BIN" witness init --dir "$W1" --name witness.example.org/w1 >/dev/null
-cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
-station_with_order line1 CAM0001 CAM0002
-WPID=
-stop_witness() { if [ -n "$WPID" ]; then kill -TERM "$WPID" 2>/dev/null || true; wait "$WPID" || true; WPID=; fi; }
-trap 'stop_witness; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
+. "$(dirname "$0")/witness_lib.sh"
+witness_setup line1 CAM0001 CAM0002
 WITH_HTTP=1 start_ca "$CA"
-for s in CAM0001 CAM0002; do
-  make_csr "$WORK/$s" "/serialNumber=$s/CN=x"
-  est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
-done
-"$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
-  2>>"$WORK/witness.log" &
-WPID=$!
+enroll CAM0001 CAM0002
+start_witness
 cosigned_two() {
   for _ in $(seq 1 150); do
     [ -e "$W1/state.note" ] && [ "$(sed -n 2p "$W1/state.note")" = 2 ] && return 0
