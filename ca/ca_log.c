@@ -476,7 +476,7 @@ static ct_err newest_checkpoint(ca *c, const ct_note_verifier *v, ct_checkpoint 
     if (rc == CT_ERR_NOT_FOUND) return ct_fail(CT_ERR_INTEGRITY, "the database holds no checkpoint");
     if (rc == CT_OK) {
         rc = ct_checkpoint_open(note.data, note.len, v, out);
-        if (rc != CT_OK) rc = ct_fail(CT_ERR_INTEGRITY, "the database's newest checkpoint: %s", ct_err_detail());
+        if (rc != CT_OK) rc = ct_fail_ctx(CT_ERR_INTEGRITY, "the database's newest checkpoint");
     }
     ct_buf_free(&note);
     return rc;
@@ -596,7 +596,10 @@ ct_err ca_log_checkpoint_check(ca *c, const char *path, const char *vkey_path, c
     }
     CT_GUARD(ct_file_read(vkey_path, CT_NOTE_VKEY_MAX + 2, &vfile));
     rc = ct_note_verifier_parse((const char *)vfile.data, vfile.len, &v);
-    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s: %s", vkey_path, ct_err_detail());
+    if (rc != CT_OK) { /* (ct_fail_ctx: a detail formatted into the buffer it is read from comes out garbled) */
+        rc = ct_fail_ctx(CT_ERR_CONFIG, "%s", vkey_path);
+        goto cleanup;
+    }
     CT_GUARD(ct_file_read(path, CT_NOTE_MAX, &file));
     rc = ct_checkpoint_open(file.data, file.len, &v, &cp);
     if (rc == CT_OK) rc = extends(c, &v, &cp);

@@ -201,7 +201,10 @@ static ct_err witness_poll(witness *w)
     ct_http_proof proof;
     CT_GUARD(ct_http_get(w->http, "/log/checkpoint", "the checkpoint", CT_NOTE_MAX, &fetched));
     rc = ct_checkpoint_open(fetched.data, fetched.len, &w->log, &now);
-    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_INTEGRITY, "the served checkpoint is not the log's: %s", ct_err_detail());
+    if (rc != CT_OK) { /* (ct_fail_ctx: a detail formatted into the buffer it is read from comes out garbled) */
+        rc = ct_fail_ctx(CT_ERR_INTEGRITY, "the served checkpoint is not the log's");
+        goto cleanup;
+    }
     CT_GUARD(ct_note_open(fetched.data, fetched.len, &w->log, &text_len));
     CT_GUARD(ct_path_join(path, sizeof path, w->dir, WITNESS_STATE_FILE));
     if (ct_file_exists(path)) {
@@ -271,7 +274,7 @@ ct_err ca_witness_run(const char *dir, const char *log_url, const char *vkey_pat
                          .timeout_ms = HTTP_TIMEOUT_MS, .user_agent = "camtrust-witness"};
     CT_GUARD(ct_http_client_new(&hc, &w.http));
     rc = ct_note_verifier_load(vkey_path, &w.log);
-    CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s", ct_err_detail());
+    CT_ENSURE(rc == CT_OK, CT_ERR_CONFIG); /* its detail names the file */
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);

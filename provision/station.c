@@ -418,6 +418,8 @@ typedef struct {
     bool have_kept;           /* the checkpoint kept after the witness before the batch ... */
     ct_checkpoint kept;       /* ... which every checkpoint handed to a camera must extend */
     char kept_path[STATION_PATH_MAX];
+    ct_note_verifier *witnesses; /* log.witnesses, loaded when log.witnesses_required > 0: ... */
+    size_t n_witnesses;          /* ... a camera's checkpoint carries as many cosignatures as the station's own */
     bool first_pass;              /* the workers only ask each camera its serial (name_camera) */
     char (*named)[SERIAL_MAX];    /* by device: the serial it named in the first pass, "" when it did not answer */
     named_camera *by_serial;      /* those named, in serial order (case-insensitive: one serial at the CA) */
@@ -681,8 +683,20 @@ static ct_err log_proofs(worker *w, const ct_buf leaf[N_PROFILES], ct_buf *note,
         if (r->have_kept && (rc = ct_http_log_extends(w->est, r->kept_path, &r->kept, &cp, NULL)) != CT_OK)
             return rc;
         for (size_t i = 0; i < N_PROFILES && rc == CT_OK; i++) rc = inclusion(w, &leaf[i], &cp, &proof[i]);
-        if (rc == CT_OK || rc == CT_ERR_INTEGRITY || attempt * 50 >= r->timeout_ms)
-            return rc == CT_OK ? CT_OK : ct_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
+        if (rc == CT_ERR_INTEGRITY || (rc != CT_OK && attempt * 50 >= r->timeout_ms))
+            return ct_fail_ctx(rc, "no checkpoint of the CA's log covers the certificates");
+        /* Witnessed as the station's own checkpoint must be: else a CA could prove the camera's leaves in a tree
+         * shown to this station alone (a copy grown aside), which no witness ever sees nor can contradict. */
+        if (rc == CT_OK && r->st.witnesses_required > 0) {
+            size_t have = 0;
+            char what[96];
+            CT_GUARD_RET(ct_snprintf(what, sizeof what, "the CA's checkpoint of size %llu for the camera's proofs",
+                                     (unsigned long long)cp.size));
+            rc = ct_cosig_witnessed(note->data, note->len, r->witnesses, r->n_witnesses, r->st.witnesses_required,
+                                    what, &have);
+            if (rc != CT_OK && attempt * 50 >= r->timeout_ms) return ct_fail_ctx(CT_ERR_FORBIDDEN, "not witnessed");
+        }
+        if (rc == CT_OK) return station_log_keep(r->st.dir, &r->log_key, w->est, note, &cp);
         rc = CT_OK;
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -1119,6 +1133,11 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
     }
     CT_GUARD(witness(&r, workers[0].est, "before the batch"));
     if (r.log_pinned) CT_GUARD(station_log_kept(o->dir, &r.log_key, r.kept_path, &r.kept, &r.have_kept));
+    if (r.log_pinned && r.st.witnesses_required > 0) {
+        r.witnesses = calloc(CT_COSIG_WITNESSES_MAX, sizeof *r.witnesses);
+        CT_ENSURE(r.witnesses, CT_ERR_NOMEM);
+        CT_GUARD(ct_cosig_verifiers_load(r.st.witnesses_path, r.witnesses, CT_COSIG_WITNESSES_MAX, &r.n_witnesses));
+    }
     /* Once per run: the issuing CA every camera gets with its certificates. A CA that is down fails each
      * camera with this reason before it makes keys, and installs nothing. */
     ct_err_clear();
@@ -1135,6 +1154,7 @@ ct_err station_provision(const station_provision_opts *o, station_summary *sum)
         CT_GUARD(claims_sort(&r));
     }
     CT_GUARD(run_pass(&r, workers, jobs, false));
+    ct_failpoint_hold("station:batch-done"); /* tests: the CA changes between the cameras and the witness after */
     CT_GUARD(witness(&r, workers[0].est, "after the batch"));
 cleanup:
     if (rc == CT_OK && r.report_fd >= 0 && fsync(r.report_fd) != 0)
@@ -1148,6 +1168,7 @@ cleanup:
     free(r.devices);
     free(r.named);
     free(r.by_serial);
+    free(r.witnesses);
     ct_buf_free(&r.devices_text);
     pthread_mutex_destroy(&r.lock);
     wc_ecc_fp_free();

@@ -124,6 +124,31 @@ cleanup:
     return rc;
 }
 
+ct_err station_log_keep(const char *dir, const ct_note_verifier *v, ct_http_client *c, const ct_buf *note,
+                        const ct_checkpoint *cp)
+{
+    ct_err rc = CT_OK;
+    ct_buf kept_note = CT_BUF_INIT;
+    ct_checkpoint kept;
+    bool have = false;
+    char kept_path[STATION_PATH_MAX];
+    int lock = -1;
+    CT_GUARD(station_state_lock(dir, &lock)); /* as station_log_witness: no older one put back over a newer */
+    CT_GUARD(kept_load(dir, v, kept_path, &kept_note, &kept, &have));
+    bool newer = !have || cp->size > kept.size ||
+                 (cp->size == kept.size && cp->has_audit && (!kept.has_audit || cp->audit_entries > kept.audit_entries));
+    if (newer) {
+        if (have) CT_GUARD(ct_http_log_extends(c, kept_path, &kept, cp, NULL));
+        CT_GUARD(ct_file_write_atomic(kept_path, note->data, note->len, 0644));
+    } else { /* another camera's, newer, kept meanwhile: the two must be one log too */
+        CT_GUARD(ct_http_log_extends(c, "checkpoint of a camera's proofs", cp, &kept, NULL));
+    }
+cleanup:
+    if (lock >= 0) close(lock); /* and the lock with it */
+    ct_buf_free(&kept_note);
+    return rc;
+}
+
 /* An opened, installed station and its EST client to the CA at ca_url. */
 static ct_err station_connect(const char *dir, const char *ca_url, int timeout_ms, station *st, ct_http_client **c)
 {

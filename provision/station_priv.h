@@ -81,5 +81,11 @@ CT_MUST_CHECK ct_err station_log_kept(const char *dir, const ct_note_verifier *v
  * (witnesses nothing). `summary` gets a one-line account of what was kept. */
 CT_MUST_CHECK ct_err station_log_witness(const station *st, ct_http_client *c, int wait_ms, char *summary,
                                          size_t summary_max);
+/* The checkpoint a camera is handed with its proofs (`note`, opened as `cp` with the pinned key `v`) joins the
+ * station's history: under the lock, newer than the kept one it must extend it and is kept; older, the kept one
+ * must extend it. Else a CA could show that camera's leaves in a tree grown aside and go back to the log everyone
+ * watches unseen. CT_ERR_INTEGRITY: the two are not one log (nothing kept). */
+CT_MUST_CHECK ct_err station_log_keep(const char *dir, const ct_note_verifier *v, ct_http_client *c, const ct_buf *note,
+                                      const ct_checkpoint *cp);
 
 #endif

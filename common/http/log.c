@@ -68,10 +68,23 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
     CT_ENSURE_RET(cur->size >= kept->size,
                   ct_fail(CT_ERR_INTEGRITY, "the CA's log shrank: its checkpoint has size %llu, the kept %s has %llu "
                                             "(truncated or rolled back)", s, kept_name, k));
+    /* The CA's own checkpoints always bind its audit chain: one without, signed by whoever holds its token, would
+     * leave nothing to compare the next one's chain with. */
+    CT_ENSURE_RET(!kept->has_audit || cur->has_audit,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit chain, the kept %s does",
+                          s, kept_name));
     CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries),
                   ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept %s has %llu "
                                             "(truncated or rolled back)",
                           (unsigned long long)cur->audit_entries, kept_name, (unsigned long long)kept->audit_entries));
+    /* Entry N of a hash chain has one hash: two signed for one length are a chain put back and grown again (a
+     * revocation undone, another decision in its place). A longer chain cannot be checked here (its hashes are
+     * MACed in the CA's token); an equal one can. */
+    CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries == kept->audit_entries &&
+                    memcmp(cur->audit_hash, kept->audit_hash, sizeof cur->audit_hash) != 0),
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its checkpoint binds entry %llu to another "
+                                            "hash than the kept %s (rolled back and grown again)",
+                          (unsigned long long)cur->audit_entries, kept_name));
     CT_GUARD_RET(ct_http_log_consistent(c, kept, cur, &holds, proof));
     CT_ENSURE_RET(holds || cur->size != kept->size,
                   ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "

@@ -125,7 +125,10 @@ ct_err ct_cosig_verifiers_load(const char *path, ct_note_verifier *w, size_t max
         if (len == 0 || line[0] == '#') continue;
         CT_ENSURE_MSG(*n < max, CT_ERR_CONFIG, "%s: more than %zu witnesses", path, max);
         rc = ct_cosig_verifier_parse(line, len, &w[*n]);
-        CT_ENSURE_MSG(rc == CT_OK, CT_ERR_CONFIG, "%s line %zu: %s", path, line_no, ct_err_detail());
+        if (rc != CT_OK) { /* (ct_fail_ctx: a detail formatted into the buffer it is read from comes out garbled) */
+            rc = ct_fail_ctx(CT_ERR_CONFIG, "%s line %zu", path, line_no);
+            goto cleanup;
+        }
         for (size_t i = 0; i < *n; i++)
             CT_ENSURE_MSG(strcmp(w[i].name, w[*n].name) != 0, CT_ERR_CONFIG, "%s line %zu: witness %s twice", path,
                           line_no, w[*n].name);
