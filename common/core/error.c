@@ -40,14 +40,17 @@ int ct_err_http_status(ct_err e) { return in_range(e) ? ct_error_table[e].status
 
 ct_err ct_fail(ct_err e, const char *fmt, ...)
 {
+    /* Formatted apart first: callers may quote the detail they replace (ct_fail(e, "%s: %s", path,
+     * ct_err_detail())), which vsnprintf into the same buffer would overwrite while it reads it. */
+    char formatted[sizeof ct_detail];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(ct_detail, sizeof ct_detail, fmt, ap);
+    int n = vsnprintf(formatted, sizeof formatted, fmt, ap);
     va_end(ap);
-    if (n < 0) ct_detail[0] = '\0';
+    if (n < 0) formatted[0] = '\0';
     /* Details quote outside input (CSR names, paths): one line, so they cannot forge log lines, and no control a
      * terminal acts on (C1 included), since they reach officers' and cameras' terminals. */
-    ct_text_safe(ct_detail, sizeof ct_detail, ct_detail, strlen(ct_detail));
+    ct_text_safe(ct_detail, sizeof ct_detail, formatted, strlen(formatted));
     return e;
 }
 

@@ -134,6 +134,9 @@ START_TEST(test_fail_detail)
     /* A later failure replaces the detail. */
     ck_assert_int_eq(ct_fail(CT_ERR_IO, "second"), CT_ERR_IO);
     ck_assert_str_eq(ct_err_detail(), "second");
+    /* A new detail may quote the one it replaces (it was garbled: "F is not a CRL: F is not a CRL: ..."). */
+    ck_assert_int_eq(ct_fail(CT_ERR_USAGE, "%s is not a CRL: %s", "crl.pem", ct_err_detail()), CT_ERR_USAGE);
+    ck_assert_str_eq(ct_err_detail(), "crl.pem is not a CRL: second");
     /* Details quote outside input: they stay one line. */
     ck_assert_int_eq(ct_fail(CT_ERR_BAD_CSR, "serial '%s'", "A\r\nB"), CT_ERR_BAD_CSR);
     ck_assert_str_eq(ct_err_detail(), "serial 'A??B'");
