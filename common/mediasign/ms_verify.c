@@ -300,12 +300,13 @@ static void ps_picture(ms_verifier *v, bool start, bool closes)
         if (!e->group || e->binder == v->gop_seq || e->verified) continue;
         size_t k = 0;
         while (k < c->n_pending && c->pending[k].gop != e->binder) k++;
-        if (e->binder > v->judged_seq && k == c->n_pending && k < RING) { /* judged before this GOP is */
+        if (k < c->n_pending) continue;
+        if (e->binder > v->judged_seq && k < RING) { /* in the window: judged before this GOP is */
             c->pending[k].gop = e->binder;
             c->pending[k].slot = (int)i;
             c->pending[k].frame = e->frame;
             c->n_pending++;
-        } else if (e->binder <= v->judged_seq && c->uncovered < 0) {
+        } else if (c->uncovered < 0) { /* covered by no GOP's digest, or by ones that did not verify */
             c->uncovered = (int)i;
             c->frame = e->frame;
         }
