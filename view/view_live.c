@@ -399,7 +399,7 @@ static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, d
 {
     session *s = arg;
     if (!s->ver) CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
-    if (t < 0) return ms_verifier_push(s->ver, nal, len, t); /* the sample entry's parameter sets: no picture */
+    if (t < 0) return ms_verifier_push_entry(s->ver, nal, len); /* the sample entry's parameter sets: no picture */
     double at = s->t_base + t;
     if (!s->have_t || at != s->t_last) {
         if (s->have_t && at > s->t_last) s->t_step = at - s->t_last;

@@ -254,6 +254,12 @@ CT_MUST_CHECK ct_err cenc_list(const uint8_t *in, size_t len, cenc_scheme *schem
  * (avcC/hvcC), time -1. */
 CT_MUST_CHECK ct_err cenc_walk(const uint8_t *in, size_t len, cenc_nal_fn cb, void *arg);
 
+/* Which parameter set a NAL unit is, as decoders index them: its kind and id as one slot below CENC_PARAM_SLOTS
+ * (H.264: SPS 0-31, subset SPS 32-63, SPS extension 64-95, PPS 96-351; H.265: VPS from 0, SPS from 32, PPS from 96),
+ * or -1 for another NAL unit or one whose id cannot be read. */
+#define CENC_PARAM_SLOTS 352
+int cenc_param_slot(media_codec c, const uint8_t *nal, size_t len);
+
 /* ---- files ---- */
 /* An output file that appears whole or not at all: written to PATH.tmp.PID beside it, created with `mode` (less
  * the umask), synced and renamed over PATH by cenc_out_close once complete (then the folder synced). Opening one

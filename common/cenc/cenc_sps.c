@@ -278,6 +278,31 @@ void cenc_sps_size(media_codec c, const uint8_t *sps, size_t len, uint16_t *widt
         *width = (uint16_t)o.width, *height = (uint16_t)o.height;
 }
 
+int cenc_param_slot(media_codec c, const uint8_t *nal, size_t len)
+{
+    uint8_t rbsp[256];
+    bits b;
+    uint32_t compat, type = media_nal_classify(c, nal, len).type, base, id;
+    if (!rbsp_of(c, nal, len, rbsp, sizeof rbsp, &b)) return -1;
+    if (c == MEDIA_H265 && type == 32) {
+        base = 0, id = u(&b, 4); /* VPS */
+    } else if (c == MEDIA_H265 && type == 33) {
+        u(&b, 4);
+        uint32_t sub = u(&b, 3);
+        u(&b, 1);
+        h265_ptl(&b, sub, &compat);
+        base = 32, id = ue(&b);
+    } else if (c == MEDIA_H264 && (type == 7 || type == 15)) { /* SPS, subset SPS: profile, flags, level, id */
+        u(&b, 24);
+        base = type == 7 ? 0 : 32, id = ue(&b);
+    } else if (type == (c == MEDIA_H265 ? 34u : 8u) || (c == MEDIA_H264 && type == 13)) {
+        base = type == 13 ? 64 : 96, id = ue(&b); /* PPS, SPS extension: the id first */
+    } else {
+        return -1;
+    }
+    return b.bad || id >= (base == 96 ? CENC_MAX_PPS : CENC_MAX_SPS) ? -1 : (int)(base + id);
+}
+
 /* ---- picture order (H.264 8.2.1.1, H.265 8.3.1) ---- */
 
 /* H.264 7.3.2.2 up to redundant_pic_cnt_present_flag. Slice groups (FMO, Baseline only) are not read. */

@@ -88,7 +88,8 @@ bool media_is_mp4(const uint8_t *buf, size_t len);
 /* What the edit lists (moov/trak/edts/elst) of an MP4 file tell a player: the most edits that are not empty in one
  * track, whether one plays at another rate than 1, whether one is malformed (cut short, counts past its box); and
  * the most sample entries (stsd: its count or its boxes, the larger) of a video track, each with its own parameter
- * sets, any of which stsc or tfhd may name for a sample. */
+ * sets, any of which stsc or tfhd may name for a sample; entries the same as the first but for encryption (`encv`
+ * and its `sinf`: a clear lead) count once. */
 typedef struct {
     uint64_t most_edits, most_entries;
     bool other_rate, malformed;

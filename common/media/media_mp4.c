@@ -100,7 +100,36 @@ static void elst_read(const uint8_t *p, uint64_t len, media_edits *out)
     if (edits > out->most_edits) out->most_edits = edits;
 }
 
-/* The sample entries of a video track's stsd: its count or its boxes, the larger (0 for another track). */
+/* The next box inside a sample entry, passing over `sinf` (what an encrypted entry adds). */
+static ct_err entry_box(const uint8_t *buf, const media_box *e, uint64_t *pos, media_box *out)
+{
+    ct_err rc;
+    while ((rc = media_box_next(buf, e->off + e->size, pos, out)) == CT_OK && out->type == T('s', 'i', 'n', 'f')) {}
+    return rc;
+}
+
+/* Whether two video sample entries give a decoder the same: the VisualSampleEntry fields (78 bytes) and the same
+ * boxes in the same order (avcC/hvcC, pasp, clap, colr...), byte for byte, but for the name `encv` and the `sinf` of
+ * an encrypted one (a clear lead: an `avc1` entry for the first samples beside the `encv` of the others). */
+static bool same_entry(const uint8_t *buf, const media_box *a, const media_box *b)
+{
+    const uint64_t fields = 78;
+    media_box x, y;
+    ct_err ra, rb;
+    uint64_t pa = box_start(a) + fields, pb = box_start(b) + fields;
+    if ((a->type != b->type && a->type != T('e', 'n', 'c', 'v') && b->type != T('e', 'n', 'c', 'v')) ||
+        a->size - a->hdr < fields || b->size - b->hdr < fields ||
+        memcmp(buf + box_start(a), buf + box_start(b), fields) != 0)
+        return false;
+    while ((ra = entry_box(buf, a, &pa, &x)) == CT_OK && (rb = entry_box(buf, b, &pb, &y)) == CT_OK)
+        if (x.size != y.size || memcmp(buf + x.off, buf + y.off, x.size) != 0) return false;
+    if (ra == CT_OK) return false; /* a has a box more */
+    ct_err_clear();
+    return ra == CT_ERR_NOT_FOUND && entry_box(buf, b, &pb, &y) == CT_ERR_NOT_FOUND;
+}
+
+/* The sample entries of a video track's stsd that differ (same_entry): its count or its boxes, the larger (0 for
+ * another track). */
 static uint64_t video_entries(const uint8_t *buf, const media_box *trak)
 {
     static const uint32_t path[] = {T('m', 'd', 'i', 'a'), T('m', 'i', 'n', 'f'), T('s', 't', 'b', 'l'),
@@ -113,9 +142,12 @@ static uint64_t video_entries(const uint8_t *buf, const media_box *trak)
             return 0;
     }
     if (b.size - b.hdr < 8) return 0;
-    uint64_t count = be32(buf + box_start(&b) + 4), boxes = 0;
-    for (uint64_t pos = box_start(&b) + 8; media_box_next(buf, b.off + b.size, &pos, &e) == CT_OK;) boxes++;
-    return count > boxes ? count : boxes;
+    uint64_t count = be32(buf + box_start(&b) + 4), boxes = 0, differ = 0;
+    media_box first = {0};
+    for (uint64_t pos = box_start(&b) + 8; media_box_next(buf, b.off + b.size, &pos, &e) == CT_OK; boxes++)
+        if (boxes == 0) first = e, differ = 1;
+        else differ += !same_entry(buf, &first, &e);
+    return count > boxes ? count - boxes + differ : differ;
 }
 
 void media_mp4_edits(const uint8_t *buf, size_t len, media_edits *out)

@@ -27,7 +27,8 @@
  * there is a solution", ONVIF Media Signing 5.2), yet a rewritten SPS (cropping, VUI) changes what a viewer sees;
  * camtrust signs their digest per GOP in the arbitrary-data TLV above, the format's place for vendor data (ONVIF's
  * reference validator fails on a tag it does not know, and reads past arbitrary data): the last group of parameter
- * sets before each picture, in band or, for an MP4, in the sample entry (avcC/hvcC) first. Clips without that TLV
+ * sets before each picture, in band or, for an MP4, in the sample entry (avcC/hvcC) first; the verifier follows the
+ * sets by kind and id too, as decoders keep them across GOPs (ms_verify.c). Clips without that TLV
  * (other vendors', older ones) are checked as before. A GOP starts at the first slice of an IRAP picture: its
  * hash is the anchor A = H(I); the list holds A, then H(A || H(N)) for every other picture NAL unit N; the GOP
  * hash is H(list). The certificate SEI carries tags 4, 5, 6, 7 and 3. */
@@ -156,6 +157,9 @@ CT_MUST_CHECK ct_err ms_verifier_open(const ms_verify_config *cfg, media_codec c
                                       const char *time_source, ms_gop_cb cb, void *arg, ms_verifier **out);
 /* `t` is the picture's container time in seconds (negative: unknown). */
 CT_MUST_CHECK ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t);
+/* A parameter set of an MP4 sample entry (avcC/hvcC), before any sample: pushed as the others, and the ones in the
+ * samples it is replaced with must be the same (some players decode with the sample entry's alone). */
+CT_MUST_CHECK ct_err ms_verifier_push_entry(ms_verifier *v, const uint8_t *nal, size_t len);
 /* A stream-level problem (malformed container, truncation): kept for the summary, the clip is not authentic. */
 void ms_verifier_problem(ms_verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 CT_MUST_CHECK ct_err ms_verifier_finish(ms_verifier *v, ms_summary *sum);

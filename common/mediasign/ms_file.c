@@ -194,7 +194,7 @@ static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_go
     const uint8_t *ps;
     size_t ps_len;
     for (size_t i = 0; media_mp4_param_set(m, i, &ps, &ps_len) == CT_OK; i++)
-        CT_GUARD(ms_verifier_push(v, ps, ps_len, -1));
+        CT_GUARD(ms_verifier_push_entry(v, ps, ps_len));
     for (uint32_t i = 0; i < vid.samples; i++) {
         const uint8_t *nal;
         size_t pos = 0, n;
@@ -268,7 +268,9 @@ static ct_err frag_nal(void *arg, media_codec codec, const uint8_t *nal, size_t 
     frag_ctx *c = arg;
     /* No container time: camtrust's writer leaves mvhd's creation time zero, the SEI timestamps date the clip. */
     if (!c->v) c->verifier_rc = ms_verifier_open(c->cfg, codec, time(NULL), no_time, c->cb, c->arg, &c->v);
-    if (c->verifier_rc == CT_OK) c->verifier_rc = ms_verifier_push(c->v, nal, len, t);
+    /* Time -1: the sample entry's parameter sets (cenc_walk) */
+    if (c->verifier_rc == CT_OK)
+        c->verifier_rc = t < 0 ? ms_verifier_push_entry(c->v, nal, len) : ms_verifier_push(c->v, nal, len, t);
     return c->verifier_rc;
 }
 

@@ -30,6 +30,8 @@ time_t ms_time_to_unix(int64_t t)
 ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_info *info)
 {
     *info = media_nal_classify(c, nal, len);
+    /* H.264 auxiliary (19), SVC/MVC (20) and 3D-AVC (21) slices: pictures a player that decodes them shows */
+    if (c == MEDIA_H264 && info->type - 19u <= 2) return MS_ROLE_UNHASHED;
     switch (info->kind) {
     case MEDIA_NAL_INVALID: return MS_ROLE_INVALID;
     case MEDIA_NAL_IRAP: return info->first_slice ? MS_ROLE_GOP_START : MS_ROLE_PICTURE;
@@ -89,12 +91,11 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
 /* Both out of line: inlined into their callers they cost the camera's binary a page (agent_size). */
 __attribute__((noinline)) ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type)
 {
-    bool pps = type == 8 || type == 34; /* H.264, H.265 (no parameter set of one has the other's PPS type) */
     while (len > 0 && nal[len - 1] == 0) len--; /* as ms_gop_add */
     CT_GUARD_RET(ct_sha256(nal, len, p->run[1]));
-    if (!p->open || (p->after_pps && !pps)) memset(p->run[0], 0, MS_HASH_LEN);
+    if (ms_psets_new_group(p, type)) memset(p->run[0], 0, MS_HASH_LEN);
     p->open = true;
-    p->after_pps = pps;
+    p->after_pps = type == 8 || type == 34;
     return ct_sha256(p->run, sizeof p->run, p->run[0]);
 }
 

@@ -23,7 +23,7 @@ typedef enum {
     MS_ROLE_PARAM,     /* SPS, PPS, VPS: not hashed by the format, bound by camtrust's ms_psets */
     MS_ROLE_GOP_START, /* first slice of an IRAP picture */
     MS_ROLE_PICTURE,   /* any other hashed slice */
-    MS_ROLE_UNHASHED,  /* a slice the format does not hash (H.265 RASL/RADL/TSA/STSA, H.264 partitions) */
+    MS_ROLE_UNHASHED,  /* a slice the format does not hash (H.265 RASL/RADL/TSA/STSA, H.264 partitions and 19-21) */
     MS_ROLE_SEI,       /* an SEI NAL unit: may be ours */
     MS_ROLE_INVALID,
 } ms_role;
@@ -41,7 +41,14 @@ typedef struct {
     uint8_t gop[2][MS_HASH_LEN]; /* the GOP's digest, then the set in effect */
     bool open, after_pps;        /* a run since the last picture; its last unit a PPS */
 } ms_psets;
-/* A parameter set NAL unit of type `type` (nal_unit_type): added to the run. */
+/* Whether a parameter set NAL unit of type `type` (nal_unit_type) starts a group of its own (the verifier follows
+ * groups too): the first after a picture, or a VPS or SPS after a PPS (no parameter set of one codec has the
+ * other's PPS type). */
+static inline bool ms_psets_new_group(const ms_psets *p, unsigned type)
+{
+    return !p->open || (p->after_pps && type != 8 && type != 34);
+}
+/* A parameter set NAL unit of type `type`: added to the run. */
 CT_MUST_CHECK ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type);
 /* A picture NAL unit (`start`: the first slice of a GOP's I-frame): closes the run. */
 CT_MUST_CHECK ct_err ms_psets_picture(ms_psets *p, bool start);

@@ -170,8 +170,8 @@ ct_err ms_signer_push(ms_signer *s, const uint8_t *nal, size_t len, int64_t time
         return s->gop.started ? ms_gop_add(&s->gop, nal, len, false) : CT_OK;
     case MS_ROLE_PARAM: return ms_psets_param(&s->gop.ps, nal, len, info.type);
     case MS_ROLE_UNHASHED:
-        return ct_fail(CT_ERR_BAD_REQUEST, "%s NAL unit type %u (leading or sub-layer pictures) cannot be signed: "
-                                           "ONVIF Media Signing does not hash it; encode closed GOPs without them",
+        return ct_fail(CT_ERR_BAD_REQUEST, "%s NAL unit type %u (leading, layer or auxiliary pictures) cannot be "
+                                           "signed: ONVIF Media Signing does not hash it; encode closed GOPs without them",
                        media_codec_name(s->cfg.codec), info.type);
     default:
         return CT_OK;

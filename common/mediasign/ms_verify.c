@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../cenc/cenc.h"
 #include "ms_priv.h"
 
 #define RING 8
@@ -33,15 +34,43 @@ typedef struct {
     sei_info s;
 } sei_rec;
 
+/* A parameter set a decoder holds, by its kind and id (cenc_param_slot): it takes it for every later picture that
+ * names that id, whether or not later groups send it again, so each GOP's digest alone does not cover all it is
+ * decoded with. Each set is covered by the GOPs whose digest holds its group (ms_psets), and trusted once one of
+ * them verified. */
+typedef struct {
+    uint64_t group;  /* the group it came in, from 1; 0: no set of that slot */
+    uint64_t binder; /* the last GOP (from 1) whose digest covers that group; 0: none (a group another replaced) */
+    bool verified;   /* a GOP whose digest covers it verified */
+    uint64_t frame;  /* sent before this picture */
+    uint8_t hash[MS_HASH_LEN];
+    bool in_entry;   /* the MP4 sample entry's (avcC/hvcC) had one in this slot: entry_hash */
+    uint8_t entry_hash[MS_HASH_LEN];
+} ps_entry;
+
+/* Of one GOP: sets in effect for its pictures that its own digest does not cover. */
+typedef struct {
+    struct {
+        uint64_t gop; /* a GOP not judged yet when this one was read, whose digest covers the set */
+        int slot;
+        uint64_t frame;
+    } pending[RING];
+    size_t n_pending;
+    int uncovered; /* the slot of a set no GOP's digest covers, or one whose GOPs did not verify; -1: none */
+    uint64_t frame;
+} ps_cover;
+
 typedef struct {
     uint8_t anchor[MS_HASH_LEN], gop_hash[MS_HASH_LEN], prev_anchor[MS_HASH_LEN], psets[MS_HASH_LEN];
-    size_t n, unhashed;
+    size_t n, unhashed, extension;
     uint8_t (*hashes)[MS_HASH_LEN];
     uint32_t *frames;
     uint64_t first_frame, last_frame;
     double t0, t1;
     bool matched;
     sei_info s;
+    uint64_t seq; /* from 1 */
+    ps_cover cover;
 } gop_rec;
 
 struct ms_verifier {
@@ -54,7 +83,7 @@ struct ms_verifier {
     uint32_t *cur_frames;
     uint64_t cur_first, cur_last, lead_first, lead_n;
     double cur_t0, cur_t1, lead_t0, lead_t1;
-    size_t cur_unhashed;
+    size_t cur_unhashed, cur_extension;
     uint64_t frames;
     gop_rec ring[RING];
     size_t ring_head, ring_n;
@@ -67,6 +96,13 @@ struct ms_verifier {
     uint8_t max_anchor[MS_HASH_LEN];
     uint8_t *rbsp;
     ms_summary sum;
+    ps_entry ps[CENC_PARAM_SLOTS];
+    uint64_t ps_group, ps_closed; /* the group being read, the last one a picture closed */
+    uint64_t gop_seq, judged_seq; /* GOPs read and judged */
+    bool ps_ok[2 * RING];         /* by GOP: its digest verified (the last RING judged) */
+    ps_cover cover;               /* the current GOP's */
+    bool in_entry, entry_checked, any_psets;
+    int entry_differs;            /* a slot whose set the sample entry has otherwise than the samples, or -1 */
 };
 
 const char *ms_status_name(ms_status s)
@@ -125,6 +161,7 @@ ct_err ms_verifier_open(const ms_verify_config *cfg, media_codec codec, time_t f
     CT_GUARD(info_alloc(&v->scratch));
     v->sum.codec = codec;
     v->sum.recorded_at = fallback_time;
+    v->entry_differs = v->cover.uncovered = -1;
     CT_GUARD(ct_strlcpy(v->sum.time_source, sizeof v->sum.time_source, time_source));
     CT_GUARD(ct_strlcpy(v->sum.chain, sizeof v->sum.chain, "no certificate chain in the clip"));
     CT_GUARD(ct_strlcpy(v->sum.revocation, sizeof v->sum.revocation, "not checked (no CRL given)"));
@@ -222,6 +259,97 @@ static ms_status compare(const gop_rec *g, char *d, size_t max)
     }
     set_detail(d, max, "the pictures are not in their signed order");
     return MS_REORDERED;
+}
+
+/* ---- the parameter sets in effect, by id ---- */
+
+static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned type)
+{
+    if (ms_psets_new_group(&v->cur.ps, type)) v->ps_group++;
+    int slot = cenc_param_slot(v->codec, nal, len);
+    if (slot < 0) return CT_OK; /* no id to be named by: the group's digest still covers it */
+    ps_entry *e = &v->ps[slot];
+    while (len > 0 && nal[len - 1] == 0) len--; /* as ms_psets_param */
+    CT_GUARD_RET(ct_sha256(nal, len, e->hash));
+    e->group = v->ps_group;
+    e->binder = 0;
+    e->verified = false;
+    e->frame = v->frames;
+    if (v->in_entry) {
+        e->in_entry = true;
+        memcpy(e->entry_hash, e->hash, MS_HASH_LEN);
+    }
+    return CT_OK;
+}
+
+/* A picture of the current GOP (`start`: its I-frame), before ms_gop_add; `closes`: it closes a group, which the
+ * GOP's digest then covers (at the I-frame the last closed group is the set in effect, covered again). */
+static void ps_picture(ms_verifier *v, bool start, bool closes)
+{
+    if (start) {
+        memset(&v->cover, 0, sizeof v->cover);
+        v->cover.uncovered = -1;
+    }
+    if (!start && !closes) return;
+    if (closes) v->ps_closed = v->ps_group;
+    for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
+        if (v->ps[i].group && v->ps[i].group == v->ps_closed) v->ps[i].binder = v->gop_seq;
+    for (size_t i = 0; i < CENC_PARAM_SLOTS; i++) {
+        ps_entry *e = &v->ps[i];
+        ps_cover *c = &v->cover;
+        if (!e->group || e->binder == v->gop_seq || e->verified) continue;
+        size_t k = 0;
+        while (k < c->n_pending && c->pending[k].gop != e->binder) k++;
+        if (k < c->n_pending) continue;
+        if (e->binder > v->judged_seq && k < RING) { /* in the window: judged before this GOP is */
+            c->pending[k].gop = e->binder;
+            c->pending[k].slot = (int)i;
+            c->pending[k].frame = e->frame;
+            c->n_pending++;
+        } else if (c->uncovered < 0) { /* covered by no GOP's digest, or by ones that did not verify */
+            c->uncovered = (int)i;
+            c->frame = e->frame;
+        }
+    }
+    /* What a player that decodes with the MP4 sample entry's sets gets at the first picture: the same sets. */
+    if (!v->entry_checked) {
+        v->entry_checked = true;
+        for (size_t i = 0; i < CENC_PARAM_SLOTS && v->entry_differs < 0; i++)
+            if (v->ps[i].in_entry && memcmp(v->ps[i].hash, v->ps[i].entry_hash, MS_HASH_LEN) != 0)
+                v->entry_differs = (int)i;
+    }
+}
+
+/* A slot as decoders name it: "PPS id 1". */
+static void ps_describe(const ms_verifier *v, int slot, char *d, size_t max)
+{
+    static const char *const kinds[2][4] = {{"SPS", "subset SPS", "SPS extension", "PPS"}, {"VPS", "SPS", "?", "PPS"}};
+    set_detail(d, max, "%s id %d", kinds[v->codec == MEDIA_H265][slot < 96 ? slot / 32 : 3],
+               slot < 96 ? slot % 32 : slot - 96);
+}
+
+/* Whether every set in effect for a GOP's pictures is covered by a digest that verified: its own, or (by id)
+ * an earlier GOP's. Else the first that is not: its slot and the picture it was sent before. */
+static bool ps_covered(const ms_verifier *v, const gop_rec *g, int *slot, uint64_t *frame)
+{
+    const ps_cover *c = &g->cover;
+    *slot = c->uncovered;
+    *frame = c->frame;
+    for (size_t i = 0; i < c->n_pending && *slot < 0; i++)
+        if (!v->ps_ok[c->pending[i].gop % (2 * RING)]) {
+            *slot = c->pending[i].slot;
+            *frame = c->pending[i].frame;
+        }
+    return *slot < 0;
+}
+
+/* A GOP judged: the sets its digest covers are trusted when it verified. */
+static void ps_judged(ms_verifier *v, const gop_rec *g, bool ok)
+{
+    v->ps_ok[g->seq % (2 * RING)] = ok;
+    v->judged_seq = g->seq;
+    for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
+        if (v->ps[i].group && v->ps[i].binder == g->seq) v->ps[i].verified |= ok;
 }
 
 /* ---- judging a GOP in its place ---- */
@@ -347,8 +475,11 @@ static void emit_head(ms_verifier *v, bool at_end)
             r.status = compare(g, r.detail, sizeof r.detail);
             if (r.status == MS_AUTHENTIC && g->unhashed) {
                 r.status = MS_INSERTED;
-                set_detail(r.detail, sizeof r.detail, "%zu picture NAL unit(s) of a type the format does not sign",
-                           g->unhashed);
+                set_detail(r.detail, sizeof r.detail, "%zu picture NAL unit(s) of a type the format does not sign%s",
+                           g->unhashed,
+                           g->extension ? " (H.264 auxiliary pictures, SVC/MVC layers or 3D-AVC views, types 19-21: "
+                                          "a player that decodes them shows them)"
+                                        : "");
             } else if (r.status == MS_AUTHENTIC && g->s.has_psets && memcmp(g->psets, g->s.psets, MS_HASH_LEN) != 0) {
                 static const uint8_t none[MS_HASH_LEN];
                 r.status = MS_ALTERED;
@@ -361,11 +492,25 @@ static void emit_head(ms_verifier *v, bool at_end)
                                  "recording made from an MP4 whose samples do not carry them)"
                                : "the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ from those "
                                  "signed: altered, added, removed or replaced");
+            } else if (r.status == MS_AUTHENTIC && g->s.has_psets) {
+                char set[32];
+                int slot;
+                uint64_t sent;
+                r = order;
+                if (!ps_covered(v, g, &slot, &sent)) {
+                    ps_describe(v, slot, set, sizeof set);
+                    r.status = MS_ALTERED;
+                    set_detail(r.detail, sizeof r.detail, "its pictures are decoded with a parameter set (%s, sent "
+                               "before frame %llu) that no verified signature covers: altered, or added where a "
+                               "decoder still takes it", set, (unsigned long long)sent);
+                }
             } else if (r.status == MS_AUTHENTIC) {
                 r = order;
             }
         }
     }
+    ps_judged(v, g, g->matched && g->s.st == MS_AUTHENTIC && g->s.has_psets &&
+                        memcmp(g->psets, g->s.psets, MS_HASH_LEN) == 0);
     report(v, &r);
     g->matched = false;
     v->ring_head = (v->ring_head + 1) % RING;
@@ -433,7 +578,10 @@ static ct_err finish_gop(ms_verifier *v)
     g->t0 = v->cur_t0;
     g->t1 = v->cur_t1;
     g->unhashed = v->cur_unhashed;
+    g->extension = v->cur_extension;
     memcpy(g->psets, v->cur.ps.gop[0], MS_HASH_LEN);
+    g->seq = v->gop_seq;
+    g->cover = v->cover;
     g->matched = false;
     CT_GUARD_RET(ms_gop_hash((const uint8_t (*)[MS_HASH_LEN])g->hashes, g->n, g->gop_hash));
     match_from_pool(v, g);
@@ -568,6 +716,7 @@ static ct_err on_sei(ms_verifier *v, const uint8_t *nal, size_t len)
     memcpy(s->linked, p.linked, MS_HASH_LEN);
     s->counter = p.counter;
     s->has_psets = p.has_psets;
+    v->any_psets = v->any_psets || p.has_psets;
     memcpy(s->psets, p.psets, MS_HASH_LEN);
     s->detail[0] = '\0';
     CT_GUARD_RET(judge_sei(v, &p, doc, doc_len, s));
@@ -605,9 +754,12 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
         }
         v->cur_first = frame;
         v->cur_t0 = t;
-        v->cur_unhashed = 0;
+        v->cur_unhashed = v->cur_extension = 0;
+        v->gop_seq++;
         break;
-    case MS_ROLE_PARAM: return ms_psets_param(&v->cur.ps, nal, len, info.type);
+    case MS_ROLE_PARAM:
+        CT_GUARD_RET(ps_note(v, nal, len, info.type));
+        return ms_psets_param(&v->cur.ps, nal, len, info.type);
     case MS_ROLE_PICTURE:
     case MS_ROLE_UNHASHED:
         if (!v->cur.started) {
@@ -617,12 +769,14 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
         }
         if (role == MS_ROLE_UNHASHED) {
             v->cur_unhashed++;
+            v->cur_extension += !media_nal_is_vcl(info.kind); /* H.264 19-21 */
             return CT_OK;
         }
         break;
     default: return CT_OK;
     }
     if (v->cur.n < MS_MAX_GOP_NALS) v->cur_frames[v->cur.n] = (uint32_t)frame;
+    ps_picture(v, role == MS_ROLE_GOP_START, v->cur.ps.open);
     ct_err rc = ms_gop_add(&v->cur, nal, len, role == MS_ROLE_GOP_START);
     if (rc == CT_ERR_TOO_LARGE) {
         ms_verifier_problem(v, "a GOP longer than %d picture NAL units at frame %llu", MS_MAX_GOP_NALS,
@@ -634,9 +788,24 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
     return rc;
 }
 
+ct_err ms_verifier_push_entry(ms_verifier *v, const uint8_t *nal, size_t len)
+{
+    v->in_entry = true;
+    ct_err rc = ms_verifier_push(v, nal, len, -1);
+    v->in_entry = false;
+    return rc;
+}
+
 ct_err ms_verifier_finish(ms_verifier *v, ms_summary *sum)
 {
     CT_GUARD_RET(finish_gop(v));
+    if (v->entry_differs >= 0 && v->any_psets) {
+        char set[32];
+        ps_describe(v, v->entry_differs, set, sizeof set);
+        ms_verifier_problem(v, "the MP4 sample entry's parameter set (avcC/hvcC: %s) differs from the one in the "
+                               "samples that the signatures cover: a player that decodes with the sample entry's shows "
+                               "other pictures", set);
+    }
     if (v->lead_n) {
         ms_gop_report r = {MS_MISSING, v->lead_first, v->frames - 1, v->lead_t0, v->lead_t1, 0, false, 0, ""};
         set_detail(r.detail, sizeof r.detail, "no I-frame in the clip: %llu picture(s) cannot be verified",

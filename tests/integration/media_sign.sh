@@ -217,6 +217,40 @@ verify_rc "$WORK/t-psdrop.h264" >/dev/null
 check "GOP 4's PPS removed: GOP 4 altered" bash -c "grep -q '3 authentic, 1 altered' '$WORK/out' && \
   grep -q '^GOP 4 .*altered .*parameter sets' '$WORK/out'"
 
+# A decoder keeps every parameter set it was sent, by kind and id, until one with that id replaces it: not only the
+# last group before a picture. once.h264: the PPS the pictures are decoded with (id 0) sent once, before GOP 1, the
+# later groups sending the SPS and another PPS (id 1). The old code covered the last group only: AUTHENTIC.
+tamper pps-once "$WORK/clip.h264" "$WORK/once.h264"
+check_eq "a stream whose PPS id 0 is sent once, before GOP 1: ffmpeg decodes it as the original" \
+  "$(frames "$WORK/clip.h264" | md5sum)" "$(frames "$WORK/once.h264" | md5sum)"
+"$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/once.h264" "$WORK/signed-once.h264" >/dev/null 2>&1
+check_eq "... signed, it verifies (GOP 1, verified, covers that PPS for the GOPs after it)" 0 \
+  "$(verify_rc "$WORK/signed-once.h264")"
+tamper add-group "$WORK/signed-once.h264" "$WORK/t-group.h264" 2
+gop3() { frames "$1" | sed -n 61,90p | md5sum; }
+check "a group of the SPS and a PPS id 0 of another QP before GOP 3's own (which replaces it in the signed digest): \
+ffmpeg shows GOP 3 otherwise" bash -c "[ '$(gop3 "$WORK/signed-once.h264")' != '$(gop3 "$WORK/t-group.h264")' ]"
+check_eq "... exit 1" 1 "$(verify_rc "$WORK/t-group.h264")"
+check "... GOPs 3 and 4 altered, the PPS named" bash -c "grep -q '2 authentic, 2 altered' '$WORK/out' && grep -q \
+  '^GOP 3 .*altered .*parameter set (PPS id 0, sent before frame 60) that no verified signature covers' '$WORK/out'"
+tamper qp-pps "$WORK/signed-once.h264" "$WORK/t-qp.h264" 0
+check_eq "GOP 1's PPS id 0 given another QP: exit 1" 1 "$(verify_rc "$WORK/t-qp.h264")"
+check "... every GOP decoded with it altered, not GOP 1 alone" bash -c "grep -q '(4 altered)' '$WORK/out' && \
+  grep -q '^GOP 4 .*altered .*(PPS id 0, sent before frame 0)' '$WORK/out'"
+
+# H.264 NAL units 19-21 (auxiliary pictures, SVC/MVC layers, 3D-AVC views) carry pictures that a player decoding them
+# shows, and ONVIF Media Signing hashes none. The old code passed them over: AUTHENTIC, and the camera signed them.
+for t in 19 20 21; do
+  tamper insert-nal "$S" "$WORK/t-nal$t.h264" 45 $t
+  check_eq "a NAL unit of type $t inserted after frame 45: exit 1" 1 "$(verify_rc "$WORK/t-nal$t.h264")"
+  check "... GOP 2 inserted, the types named" bash -c "grep -q '3 authentic, 1 inserted' '$WORK/out' && grep -q \
+    '^GOP 2 .*inserted .*1 picture NAL unit(s) of a type the format does not sign (H.264 auxiliary pictures' '$WORK/out'"
+done
+tamper insert-nal "$WORK/clip.h264" "$WORK/ext.h264" 45 20
+rc=0; "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/ext.h264" "$WORK/signed-ext.h264" >"$WORK/out" 2>&1 || rc=$?
+check "the camera refuses to sign a stream holding one, naming it" bash -c "[ $rc -ne 0 ] && \
+  grep -q 'NAL unit type 20 .*cannot be signed' '$WORK/out' && [ ! -e '$WORK/signed-ext.h264' ]"
+
 # ---- ONVIF's reference framework: its clips verify, a flipped byte does not ----
 for f in test_signed_h264 test_signed_h265; do
   check_eq "ONVIF reference clip $f.mp4 verifies authentic" 0 "$(verify_rc "$VECTORS/$f.mp4" "$VECTORS/ca.pem")"
@@ -237,8 +271,16 @@ check_eq "the unsigned ONVIF clip is unsigned" 1 "$(verify_rc "$VECTORS/test_h26
 
 # ---- what a player takes from an MP4 besides the samples: samples untouched, what it shows is not ----
 # t-edits.mp4: an edit list that reorders the presentation. t-entry.mp4: the cropping avcC (crop-clip.mp4's) as a
-# second sample entry, which stsc names for every sample; the signed first one stays.
-python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" "$WORK/crop-clip.mp4" "$WORK/t-entry.mp4" <<'EOF2'
+# second sample entry, which stsc names for every sample; the signed first one stays. t-lead.mp4: a packager's clear
+# lead: the first entry again as `encv` (with its `sinf`) for the samples; t-lead-crop.mp4: the same made of the
+# cropping entry. t-avcc.mp4: signed-ib.mp4 (avc1, parameter sets in the samples too) with crop-ib.mp4's avcC.
+ffmpeg -v error -y -i "$WORK/clip.h264" -c copy "$WORK/ib.mp4"
+check "sign an avc1 MP4 whose samples carry parameter sets too" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/ib.mp4" \
+  "$WORK/signed-ib.mp4"
+check_eq "... it verifies" 0 "$(verify_rc "$WORK/signed-ib.mp4")"
+ffmpeg -v error -y -i "$WORK/signed-ib.mp4" -c copy -bsf:v h264_metadata=crop_right=64 "$WORK/crop-ib.mp4"
+python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" "$WORK/crop-clip.mp4" "$WORK/t-entry.mp4" "$WORK/t-lead.mp4" \
+  "$WORK/t-lead-crop.mp4" "$WORK/signed-ib.mp4" "$WORK/crop-ib.mp4" "$WORK/t-avcc.mp4" <<'EOF2'
 import struct, sys
 d = bytearray(open(sys.argv[1], "rb").read())
 def boxes(off, end):
@@ -263,19 +305,41 @@ def stbl_of(): # the boxes from moov down to stbl
     path = [next(x for x in boxes(0, len(d)) if x[0] == b"moov")]
     for name in (b"trak", b"mdia", b"minf", b"stbl"): path.append(child(path[-1], name))
     return path
-d = bytearray(open(sys.argv[3], "rb").read())
-stsd = child(stbl_of()[-1], b"stsd")
-entry = next(boxes(stsd[1] + 16, stsd[1] + stsd[2]))
-entry = bytes(d[entry[1]:entry[1] + entry[2]])
-d = bytearray(open(sys.argv[1], "rb").read())
-path = stbl_of()
-stsd, stsc = child(path[-1], b"stsd"), child(path[-1], b"stsc")
-for i in range(struct.unpack(">I", d[stsc[1] + 12:stsc[1] + 16])[0]):
-    struct.pack_into(">I", d, stsc[1] + 24 + 12 * i, 2)  # sample_description_index
-struct.pack_into(">I", d, stsd[1] + 12, 2)
-d[stsd[1] + stsd[2]:stsd[1] + stsd[2]] = entry  # moov after mdat: no chunk offset moves
-for b in path + [stsd]: struct.pack_into(">I", d, b[1], b[2] + len(entry))
-open(sys.argv[4], "wb").write(d)
+def first_entry(name): # the boxes from moov down to the first sample entry of file `name`
+    global d
+    d = bytearray(open(name, "rb").read())
+    path = stbl_of()
+    path.append(child(path[-1], b"stsd"))
+    return path + [next(boxes(path[-1][1] + 16, path[-1][1] + path[-1][2]))]
+def entry_of(name, encrypted):
+    e = first_entry(name)[-1]
+    e = bytes(d[e[1]:e[1] + e[2]])
+    if not encrypted: return e
+    box = lambda t, b: struct.pack(">I4s", 8 + len(b), t) + b
+    tenc = box(b"tenc", bytes(6) + b"\x01\x08" + bytes(range(16)))  # version, flags, reserved, protected, IV size, KID
+    sinf = box(b"sinf", box(b"frma", b"avc1") + box(b"schm", bytes(4) + b"cenc" + struct.pack(">I", 0x10000)) +
+               box(b"schi", tenc))
+    return struct.pack(">I4s", len(e) + len(sinf), b"encv") + e[8:] + sinf
+def second_entry(entry, out):
+    path = first_entry(sys.argv[1])[:-1]
+    stsd, stsc = path[-1], child(path[-2], b"stsc")
+    for i in range(struct.unpack(">I", d[stsc[1] + 12:stsc[1] + 16])[0]):
+        struct.pack_into(">I", d, stsc[1] + 24 + 12 * i, 2)  # sample_description_index
+    struct.pack_into(">I", d, stsd[1] + 12, 2)
+    d[stsd[1] + stsd[2]:stsd[1] + stsd[2]] = entry  # moov after mdat: no chunk offset moves
+    for b in path: struct.pack_into(">I", d, b[1], b[2] + len(entry))
+    open(out, "wb").write(d)
+second_entry(entry_of(sys.argv[3], False), sys.argv[4])
+second_entry(entry_of(sys.argv[1], True), sys.argv[5])
+second_entry(entry_of(sys.argv[3], True), sys.argv[6])
+avc_c = lambda e: next(x for x in boxes(e[1] + e[3] + 78, e[1] + e[2]) if x[0] == b"avcC")  # after the entry's fields
+avcc = avc_c(first_entry(sys.argv[8])[-1])
+avcc = bytes(d[avcc[1]:avcc[1] + avcc[2]])
+path = first_entry(sys.argv[7])
+old = avc_c(path[-1])
+d[old[1]:old[1] + old[2]] = avcc
+for b in path: struct.pack_into(">I", d, b[1], b[2] + len(avcc) - old[2])
+open(sys.argv[9], "wb").write(d)
 EOF2
 first=$(frames "$WORK/signed-clip.mp4" | grep -nxF -- "$(frames "$WORK/t-edits.mp4" | head -1)" | cut -d: -f1 | head -1)
 check "... ffmpeg presents it reordered: its first frame is one of the third second's (frame ${first:-none})" \
@@ -287,4 +351,17 @@ check_eq "a second sample entry with a cropping SPS, named for every sample: ffm
 check_eq "... exit 1 (the old code: AUTHENTIC, the first entry's parameter sets being the signed ones)" 1 \
   "$(verify_rc "$WORK/t-entry.mp4")"
 check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
+# A packager's clear lead: an `avc1` entry beside an `encv` one that is the same but for its encryption. The old code:
+# "2 sample entries", exit 1.
+check_eq "a second sample entry the same as the first but encrypted (encv, sinf): exit 0" 0 \
+  "$(verify_rc "$WORK/t-lead.mp4")"
+check_eq "... made of the cropping entry: exit 1" 1 "$(verify_rc "$WORK/t-lead-crop.mp4")"
+check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
+# Some players decode an avc1 track with the avcC's parameter sets alone (ffmpeg does once the samples' own are left
+# out): its avcC must be the samples' own. The old code: AUTHENTIC (the samples' ones were the last, the signed ones).
+ffmpeg -v error -y -i "$WORK/t-avcc.mp4" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/avcc-only.mp4"
+check_eq "signed-ib.mp4 with a cropping avcC: a player that decodes with the avcC alone shows 576 of 640 columns" 576 \
+  "$(width "$WORK/avcc-only.mp4")"
+check_eq "... exit 1" 1 "$(verify_rc "$WORK/t-avcc.mp4")"
+check "... named as the problem" has "problem: the MP4 sample entry's parameter set (avcC/hvcC: SPS id 0) differs from"
 finish

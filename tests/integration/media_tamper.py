@@ -21,6 +21,14 @@ are unless the operation is about them.
     add-param K SRC     after the parameter sets before GOP K's I-frame, add SRC's first SPS (a rewritten one: the
                         original stays, the decoder takes the later)
     replace-param K SRC the SPS before GOP K's I-frame replaced by the one before SRC's GOP K
+    insert-nal N T      after picture N, a NAL unit of type T (H.264 19 auxiliary, 20 SVC/MVC, 21 3D-AVC slice)
+                        carrying that picture's slice
+    pps-once            (unsigned clips) GOP 0's parameter sets get a second PPS, id 1 (the same but its id: the
+                        pictures never name it), and the later GOPs send their SPS and that one only: the PPS the
+                        pictures are decoded with (id 0) is sent once, before GOP 0
+    add-group K         before the parameter sets of GOP K, a group of its SPS and a PPS id 0 whose pic_init_qp is
+                        6 lower: a later group replaces it in the signed digest, yet a decoder keeps that PPS id 0
+    qp-pps K            the PPS id 0 nearest before GOP K's I-frame, its pic_init_qp 6 lower
 """
 import sys
 
@@ -106,6 +114,66 @@ def param_before(nals, k, t):
     return max(i for i in range(lo) if nals[i][0] & 0x1F == t)
 
 
+def unescape(b):
+    out, zeros = bytearray(), 0
+    for x in b:
+        if zeros >= 2 and x == 3:
+            zeros = 0
+            continue
+        out.append(x)
+        zeros = zeros + 1 if x == 0 else 0
+    return bytes(out)
+
+
+def escape(b):
+    out, zeros = bytearray(), 0
+    for x in b:
+        if zeros >= 2 and x <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(x)
+        zeros = zeros + 1 if x == 0 else 0
+    return bytes(out)
+
+
+def ue_bits(v):
+    b = bin(v + 1)[2:]
+    return "0" * (len(b) - 1) + b
+
+
+def pps_edit(nal, pps_id=None, qp_delta=0):
+    """An H.264 PPS with another pic_parameter_set_id and/or pic_init_qp_minus26 (7.3.2.2), re-escaped."""
+    bs = "".join(f"{x:08b}" for x in unescape(nal[1:])).rstrip("0")[:-1]  # without rbsp_trailing_bits
+    pos = 0
+
+    def ue():
+        nonlocal pos
+        z = bs.index("1", pos) - pos
+        v = int(bs[pos + z:pos + 2 * z + 1], 2) - 1
+        pos += 2 * z + 1
+        return v
+
+    old_id = ue()
+    after_id = pos
+    ue()  # seq_parameter_set_id
+    pos += 2  # entropy_coding_mode_flag, bottom_field_pic_order_in_frame_present_flag
+    assert ue() == 0, "slice groups"
+    ue(), ue()  # num_ref_idx_l0/l1_default_active_minus1
+    pos += 3  # weighted_pred_flag, weighted_bipred_idc
+    before_qp = pos
+    k = ue()
+    qp = (k + 1) // 2 if k & 1 else -(k // 2)
+    qp += qp_delta
+    new = ue_bits(old_id if pps_id is None else pps_id) + bs[after_id:before_qp] + \
+        ue_bits(2 * qp - 1 if qp > 0 else -2 * qp) + bs[pos:] + "1"
+    new += "0" * (-len(new) % 8)
+    return nal[:1] + escape(int(new, 2).to_bytes(len(new) // 8, "big"))
+
+
+def is_pps0(nal):
+    return nal[0] & 0x1F == 8 and nal[1] & 0x80  # pic_parameter_set_id ue(v) 0: the bit 1
+
+
 def main():
     op, src, dst = sys.argv[1:4]
     args = sys.argv[4:]
@@ -173,6 +241,29 @@ def main():
         k = int(args[0])
         other = split(open(args[1], "rb").read())
         nals[param_before(nals, k, 7)] = other[param_before(other, k, 7)]
+    elif op == "insert-nal":
+        idx = [i for i, x in enumerate(nals) if kind(x) == "pic"][int(args[0])]
+        t = int(args[1])
+        ext = b"\x80\x00\x00" if t in (20, 21) else b""  # the 3-byte SVC/MVC NAL header extension
+        nals.insert(idx + 1, bytes([0x60 | t]) + ext + nals[idx][1:])
+    elif op == "pps-once":
+        g = gops(nals)
+        for k in reversed(range(len(g))):
+            i = param_before(nals, k, 8)
+            decoy = pps_edit(nals[i], pps_id=1)
+            if k == 0:
+                nals.insert(i + 1, decoy)
+            else:
+                nals[i] = decoy
+    elif op == "add-group":
+        k = int(args[0])
+        pps0 = next(x for x in nals if is_pps0(x))
+        i = param_before(nals, k, 7)
+        nals[i:i] = [nals[i], pps_edit(pps0, qp_delta=-6)]
+    elif op == "qp-pps":
+        lo = gops(nals)[int(args[0])][0]
+        i = max(i for i in range(lo) if is_pps0(nals[i]))
+        nals[i] = pps_edit(nals[i], qp_delta=-6)
     elif op == "truncate":
         open(dst, "wb").write(data[: int(len(data) * float(args[0]))])
         return
