@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Files handed to the programs by an unlucky operator or someone who can write where they look: a FIFO named as a
 # certificate or CRL (--root, --crl, --ca-root, ca.root_crl) is refused in one line instead of holding the command
-# forever (ct_file_read: regular files only; --serials still reads a pipe); and the sweep of what killed writers
-# left (X.tmp.PID of a dead PID) removes only their regular files, never an operator's folder of that name with all
-# in it, while a killed init's stage folder (X.init-PID) still goes. Usage: file_inputs.sh BUILD_DIR
+# forever (ct_file_read: regular files only; the lists --serials and the station's --devices still read a pipe); and
+# the sweep of what killed writers left (X.tmp.PID of a dead PID) removes only their regular files, never an
+# operator's folder of that name with all in it, while a killed init's stage folder (X.init-PID) still goes.
+# Usage: file_inputs.sh BUILD_DIR
 BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
 STATION_BIN=$BUILD/provision/camtrust-station
@@ -49,6 +50,13 @@ fifo_refused "camtrust-view verify --root FIFO" "$VIEW_BIN" verify --root "$WORK
 rc=0
 out=$("$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials <(printf 'CAM0001\n') 2>&1) || rc=$?
 check_eq "--serials still reads a pipe (<(...))" "0 1" "$rc $(grep -c '^order [0-9]* created' <<<"$out")"
+station_root_crl_none "$ST"
+rm -f "$WORK/r.jsonl"
+rc=0; timeout 60 "$STATION_BIN" provision --dir "$ST" --ca https://127.0.0.1:9 --devices <(printf '127.0.0.1:9\n') \
+  --report "$WORK/r.jsonl" >/dev/null 2>"$WORK/err" || rc=$?
+check_eq "camtrust-station provision --devices reads a pipe (<(...)): the camera at :9 tried (fails), no refusal" \
+  "0 1" "$(grep -c 'not a regular file' "$WORK/err") $(grep -c '"device":"127.0.0.1:9".*"status":"failed"' \
+  "$WORK/r.jsonl" 2>/dev/null)"
 
 # ---- the sweep of what killed writers left ----
 # plant DIR: plants in DIR a dead writer's temporary (a file) and an operator's folder named like one, with a
