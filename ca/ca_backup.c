@@ -15,7 +15,7 @@
  * folder beside the database; the database being replaced has its write-ahead log folded into its file first (a
  * WAL left beside it would be replayed onto the new file); then one rename puts the copy in its place, and the
  * folder is synced. Before the rename the old database is whole, after it the new one. */
-#define _DEFAULT_SOURCE /* flock */
+#define _GNU_SOURCE /* flock, O_PATH */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -186,7 +186,7 @@ static ct_err lock_one(const char *dir, const char *name, bool make, bool restor
     CT_GUARD_RET(ct_path_join(path, sizeof path, dir, name));
     /* Made in, and given to the owner of, the one folder opened here (its name may be swapped for a link meanwhile);
      * no link followed: root may be the one opening it. */
-    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC); /* (no read permission needed, as before) */
     if (dir_fd < 0) return open_refused(path, dir, errno);
     if (make) {
         *fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
