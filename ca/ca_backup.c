@@ -15,7 +15,7 @@
  * folder beside the database; the database being replaced has its write-ahead log folded into its file first (a
  * WAL left beside it would be replayed onto the new file); then one rename puts the copy in its place, and the
  * folder is synced. Before the rename the old database is whole, after it the new one. */
-#define _DEFAULT_SOURCE /* flock */
+#define _GNU_SOURCE /* flock, O_PATH */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -152,20 +152,17 @@ cleanup:
 
 /* ---- serving and restoring exclude each other ---- */
 
-/* A file root made in `dir` goes to the folder's owner, as SQLite gives its journal and WAL files the database's:
- * a command run as root (restore) left a root-owned 0600 serving.lock (and database) that the folder's own server
- * (deploy/: User=camtrust) could not open, and it refused to start. Only a regular file of root's with one link: the folder's
- * owner can put names in it (a link to /etc/shadow), and none of those may change hands. */
-static ct_err give_to_folder_owner(int fd, const char *path, const char *dir)
+/* A file root has just made (O_EXCL) in the folder `dir` (its stat) goes to the folder's owner, as SQLite gives its
+ * journal and WAL files the database's: a command run as root (restore) left a root-owned 0600 serving.lock (and
+ * database) that the folder's own server (deploy/: User=camtrust) could not open, and it refused to start. Only a
+ * file this process made: one already there may be a hard link the folder's owner put there to a file of root's
+ * elsewhere, whose link here it can remove between our open and our fstat (one link left: it looks like ours). */
+static ct_err give_made_to_folder_owner(int fd, const char *path, const struct stat *dir)
 {
-    struct stat d, f;
     if (geteuid() != 0) return CT_OK; /* a file we make is ours, and only root may give it away */
-    CT_ENSURE_RET(stat(dir, &d) == 0 && fstat(fd, &f) == 0, ct_fail(CT_ERR_IO, "cannot stat %s: %s", path,
-                                                                    strerror(errno)));
-    if (!S_ISREG(f.st_mode) || f.st_nlink != 1 || f.st_uid != 0 || (f.st_uid == d.st_uid && f.st_gid == d.st_gid))
-        return CT_OK;
-    CT_ENSURE_RET(fchown(fd, d.st_uid, d.st_gid) == 0, ct_fail(CT_ERR_IO, "cannot give %s to the owner of %s: %s",
-                                                               path, dir, strerror(errno)));
+    CT_ENSURE_RET(fchown(fd, dir->st_uid, dir->st_gid) == 0, ct_fail(CT_ERR_IO, "cannot give %s to the folder's owner "
+                                                                     "(uid %ld): %s", path, (long)dir->st_uid,
+                                                                     strerror(errno)));
     return CT_OK;
 }
 
@@ -184,13 +181,28 @@ static ct_err open_refused(const char *path, const char *dir, int err)
 static ct_err lock_one(const char *dir, const char *name, bool make, bool restore, int *fd)
 {
     char path[CA_PATH_MAX];
+    struct stat d;
+    bool made = false;
     CT_GUARD_RET(ct_path_join(path, sizeof path, dir, name));
-    /* No link followed: root may be the one opening it (and then giving it away). */
-    *fd = make ? open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600) : open(path, O_RDONLY | O_CLOEXEC);
-    if (*fd < 0) return open_refused(path, dir, errno);
-    ct_err rc = make ? give_to_folder_owner(*fd, path, dir) : CT_OK;
+    /* Made in, and given to the owner of, the one folder opened here (its name may be swapped for a link meanwhile);
+     * no link followed: root may be the one opening it. */
+    int dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC); /* (no read permission needed, as before) */
+    if (dir_fd < 0) return open_refused(path, dir, errno);
+    if (make) {
+        *fd = openat(dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        made = *fd >= 0;
+        if (*fd < 0 && errno == EEXIST) *fd = openat(dir_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    } else {
+        *fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
+    }
+    ct_err rc = *fd < 0 ? open_refused(path, dir, errno) : CT_OK;
+    if (make) ct_failpoint_hold("lock:opened"); /* tests: the folder's owner changes the name meanwhile */
+    if (rc == CT_OK && made)
+        rc = fstat(dir_fd, &d) == 0 ? give_made_to_folder_owner(*fd, path, &d)
+                                    : ct_fail(CT_ERR_IO, "cannot stat %s: %s", dir, strerror(errno));
+    close(dir_fd);
     if (rc != CT_OK) {
-        close(*fd);
+        if (*fd >= 0) close(*fd);
         *fd = -1;
         return rc;
     }
@@ -346,10 +358,12 @@ static ct_err copy_file(const char *from, const char *to, const char *owner_dir)
     uint8_t *buf = malloc(COPY_CHUNK);
     int in = open(from, O_RDONLY | O_CLOEXEC);
     int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct stat dir;
     CT_ENSURE(buf, CT_ERR_NOMEM);
     CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", from, strerror(errno));
     CT_ENSURE_MSG(out >= 0, CT_ERR_IO, "cannot create %s: %s", to, strerror(errno));
-    CT_GUARD(give_to_folder_owner(out, to, owner_dir)); /* restored as root, still the folder owner's server's */
+    CT_ENSURE_MSG(stat(owner_dir, &dir) == 0, CT_ERR_IO, "cannot stat %s: %s", owner_dir, strerror(errno));
+    CT_GUARD(give_made_to_folder_owner(out, to, &dir)); /* restored as root, still the folder owner's server's */
     for (;;) {
         ssize_t n = read(in, buf, COPY_CHUNK);
         if (n < 0 && errno == EINTR) continue;

@@ -52,8 +52,23 @@ ct_err ca_audit_refusal(ca *c, const char *action, const char *actor, const char
  * chose, or each serial would be a kind of its own); the client is still told the precise reason. Issuances never
  * take from the budget, nor a station's refusals that name a clone or a duplicate (a serial issued for another key,
  * a key certified for another serial, a serial differing only by case): a compromised station that spent its budget
- * on junk must not get those counted without their serial. A camera's do take from its own: it renews only its own
- * serial, and its key certified already (its identity key sent for media-signing) was an entry per request. */
+ * on junk must not get those counted without their serial. A camera's take from its own (it renews only its own serial:
+ * its identity key sent for media-signing was an entry per request), but for a key certified for another serial. */
+/* A camera's refusal (409) of a key certified for another serial: a clone, or two cameras that made one key (a weak
+ * generator), whose serial must not be lost in a count. Its own key of another profile (a loop) is not one. */
+static bool key_of_another_device(ca *c, const enroll_ctx *x, ct_err why)
+{
+    char holder[DB_SERIAL_MAX];
+    uint8_t spki_sha256[32];
+    ct_err_saved refusal;
+    if (why != CT_ERR_EXISTS || !x->csr) return false;
+    ct_err_save(&refusal, why); /* its detail, which the entry or count is written with */
+    pki_csr_spki_sha256(x->csr, spki_sha256);
+    bool another = db_key_holder(c->db, spki_sha256, holder, sizeof holder) == CT_OK && strcmp(holder, x->device) != 0;
+    (void)ct_err_restore(&refusal);
+    return another;
+}
+
 static ct_err refuse_authenticated(ca *c, ca_enroll_kind kind, const enroll_ctx *x, const char *actor,
                                    const char *subject, ct_err why)
 {
@@ -61,6 +76,7 @@ static ct_err refuse_authenticated(ca *c, ca_enroll_kind kind, const enroll_ctx 
     bool station = kind == CA_ENROLL_NEW;
     long per_minute = station ? c->cfg.station_refusals_per_minute : c->cfg.device_refusals_per_minute;
     bool audited = (station && (why == CT_ERR_ALREADY_ISSUED || why == CT_ERR_EXISTS)) ||
+                   (!station && key_of_another_device(c, x, why)) ||
                    (station ? ca_actor_budget_take(c, x->budget_key, per_minute)
                             : ca_device_budget_take(c, x->budget_key, per_minute));
     if (audited) return ca_audit_denial(c, actor, subject, why);

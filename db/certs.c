@@ -88,6 +88,30 @@ ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *pr
     return rc;
 }
 
+struct key_holder_ctx {
+    const uint8_t *spki_sha256;
+    char *serial;
+    size_t max;
+};
+
+static ct_err key_holder_fn(ct_db *db, void *vctx)
+{
+    struct key_holder_ctx *c = vctx;
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_key_holder, &st, "b", c->spki_sha256, (size_t)32));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_FOUND, "no certificate certifies this public key"));
+    return db_col_text(st, 0, c->serial, c->max);
+}
+
+ct_err db_key_holder(ct_db *db, const uint8_t spki_sha256[32], char *serial, size_t max)
+{
+    CT_ENSURE_RET(db && spki_sha256 && serial, ct_fail(CT_ERR_ARG, "db_key_holder: missing argument"));
+    struct key_holder_ctx c = {.spki_sha256 = spki_sha256, .serial = serial, .max = max};
+    return db_call(db, false, key_holder_fn, &c);
+}
+
 static ct_err key_holder_check(ct_db *db, const uint8_t spki_sha256[32], const char *device_serial,
                                const char *profile)
 {

@@ -143,6 +143,9 @@ typedef struct {
 /* The current (not superseded, not revoked) certificate of a device serial for a profile; CT_ERR_NOT_FOUND. */
 CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, const char *profile, db_cert *out);
 
+/* The device serial a public key (its SubjectPublicKeyInfo's SHA-256) is certified for; CT_ERR_NOT_FOUND. */
+CT_MUST_CHECK ct_err db_key_holder(ct_db *db, const uint8_t spki_sha256[32], char *serial, size_t max);
+
 /* Records an issued certificate and its audit event in one transaction, before the answer is sent.
  * If `supersedes_hex` is non-NULL, that certificate is marked superseded in the same transaction.
  * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists; for an order's issuance

@@ -962,7 +962,8 @@ static ct_err devices_collect(run *r)
     const station_provision_opts *o = r->o;
     size_t lines = 0;
     if (o->devices_file) {
-        CT_GUARD_RET(ct_file_read(o->devices_file, DEVICES_FILE_MAX, &r->devices_text));
+        /* A list, not a certificate: a pipe too (--devices <(a scan of the line)), as order create --serials. */
+        CT_GUARD_RET(ct_file_read_stream(o->devices_file, DEVICES_FILE_MAX, &r->devices_text));
         r->devices_text.data[r->devices_text.len] = '\0';
         for (size_t i = 0; i < r->devices_text.len; i++) lines += r->devices_text.data[i] == '\n';
         lines++;

@@ -184,10 +184,12 @@ ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep)
         /* What killed writers leave: a temporary (".tmp.") is a regular file, a stage a folder; anything else so
          * named is someone else's (an operator's folder "x.tmp.7" with all in it). A live process (or one we may not
          * signal) still owns it. */
-        if (pid <= 0 || e->d_type != (files ? DT_REG : DT_DIR) || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-            continue;
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         rc = ct_path_join(path, sizeof path, folder, e->d_name);
-        if (rc == CT_OK) rc = remove_path(path, !files);
+        /* Some file systems do not say (DT_UNKNOWN: ext2 without filetype, XFS with ftype=0): the entry itself. */
+        struct stat st;
+        unsigned type = e->d_type != DT_UNKNOWN ? e->d_type : lstat(path, &st) == 0 ? IFTODT(st.st_mode) : DT_UNKNOWN;
+        if (rc == CT_OK && type == (files ? DT_REG : DT_DIR)) rc = remove_path(path, !files);
     }
     closedir(d);
     return rc;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Files handed to the programs by an unlucky operator or someone who can write where they look: a FIFO named as a
 # certificate or CRL (--root, --crl, --ca-root, ca.root_crl) is refused in one line instead of holding the command
-# forever (ct_file_read: regular files only; --serials still reads a pipe); and the sweep of what killed writers
-# left (X.tmp.PID of a dead PID) removes only their regular files, never an operator's folder of that name with all
-# in it, while a killed init's stage folder (X.init-PID) still goes. Usage: file_inputs.sh BUILD_DIR
+# forever (ct_file_read: regular files only; the lists --serials and the station's --devices still read a pipe); and
+# the sweep of what killed writers left (X.tmp.PID of a dead PID) removes only their regular files, never an
+# operator's folder of that name with all in it, while a killed init's stage folder (X.init-PID) still goes.
+# Usage: file_inputs.sh BUILD_DIR
 BUILD=$(cd "$1" && pwd)
 CA_BIN=$BUILD/ca/camtrust-ca
 STATION_BIN=$BUILD/provision/camtrust-station
@@ -49,6 +50,13 @@ fifo_refused "camtrust-view verify --root FIFO" "$VIEW_BIN" verify --root "$WORK
 rc=0
 out=$("$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials <(printf 'CAM0001\n') 2>&1) || rc=$?
 check_eq "--serials still reads a pipe (<(...))" "0 1" "$rc $(grep -c '^order [0-9]* created' <<<"$out")"
+station_root_crl_none "$ST"
+rm -f "$WORK/r.jsonl"
+rc=0; timeout 60 "$STATION_BIN" provision --dir "$ST" --ca https://127.0.0.1:9 --devices <(printf '127.0.0.1:9\n') \
+  --report "$WORK/r.jsonl" >/dev/null 2>"$WORK/err" || rc=$?
+check_eq "camtrust-station provision --devices reads a pipe (<(...)): the camera at :9 tried (fails), no refusal" \
+  "0 1" "$(grep -c 'not a regular file' "$WORK/err") $(grep -c '"device":"127.0.0.1:9".*"status":"failed"' \
+  "$WORK/r.jsonl" 2>/dev/null)"
 
 # ---- the sweep of what killed writers left ----
 # plant DIR: plants in DIR a dead writer's temporary (a file) and an operator's folder named like one, with a
@@ -72,6 +80,22 @@ plant "$CAM"
 rc=0; "$AGENT_BIN" boot --dir "$CAM" >/dev/null 2>&1 || rc=$?
 check_eq "camtrust-agent boot: unprovisioned (3)" 3 "$rc"
 swept "... the agent at its start: the same" "$CAM"
+# A file system whose folders do not say what an entry is (readdir's DT_UNKNOWN: ext2 without its filetype feature,
+# XFS formatted with ftype=0): the sweep still tells the temporary from the folder (as root with a loop mount; else
+# skipped).
+NOFT=$WORK/noft
+mkdir -p "$NOFT"
+if [ "$(id -u)" = 0 ] && truncate -s 16M "$WORK/noft.img" && mkfs.ext2 -q -F -O ^filetype "$WORK/noft.img" 2>/dev/null &&
+  mount -o loop "$WORK/noft.img" "$NOFT" 2>/dev/null; then
+  # (nothing here may stop the script before the umount: the EXIT trap's rm -rf would stop at the mount)
+  "$SIM_BIN" simulate --dir "$NOFT/cam" --serial CAM0001 --model CX1 --root "$CA/root.pem" >/dev/null || true
+  plant "$NOFT/cam" || true
+  rc=0; "$AGENT_BIN" boot --dir "$NOFT/cam" >/dev/null 2>&1 || rc=$?
+  swept "... on a file system without entry types (ext2 -O ^filetype): the same (boot: $rc)" "$NOFT/cam"
+  umount "$NOFT"
+else
+  echo "skipped: the sweep on a file system without entry types (needs root, mkfs.ext2 and a loop mount)"
+fi
 # A killed init's stage (a folder beside the new one, ours) still goes at the next init.
 mkdir -p "$WORK/st2.init-$DEAD" && : >"$WORK/st2.init-$DEAD/station.conf"
 "$STATION_BIN" init --dir "$WORK/st2" --name line2 >/dev/null

@@ -3,8 +3,9 @@
 # User=camtrust): the serving.lock root made was root's, 0600 (and so was the database a restore put in place), and
 # that user's server could no longer open it and refused to start. The lock root makes and the database it restores
 # go to the folder's owner (as SQLite's WAL and journal go to the database's);
-# one an older build left root's is given back by the next command run as root, and the server's refusal says so;
-# a link the folder's owner put there is neither followed nor given away. Runs as root with setpriv (else skipped).
+# one an older build left root's stays root's (it may be a link to a file of root's), and the server's refusal says
+# whose it is and what to do; a link the folder's owner put there is neither followed nor given away, even when it
+# removes its link while root holds the file open (one link left: only the file root itself made is given away). Runs as root with setpriv (else skipped).
 # Usage: serving_lock_owner.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -49,8 +50,10 @@ check_eq "the owner's server refuses to start on it" 1 "$rc"
 check "... saying whose it is and what to do" grep -q "cannot open $LOCK: Permission denied (it belongs to uid 0, \
 the folder to uid $OWNER: give it to the folder's owner" "$WORK/serve.out"
 as_root_command
-check_eq "the next command run as root gives it back" "$OWNER:$OWNER" "$(stat -c '%u:%g' "$LOCK")"
-check "the folder's owner serves it again" serves_as_owner
+check_eq "the next command run as root leaves it as it is (it cannot tell it from a link to a file of root's)" "0:0" \
+  "$(stat -c '%u:%g' "$LOCK")"
+chown "$OWNER:$OWNER" "$LOCK" # the cure serve names
+check "given to the folder's owner as serve says, the folder's owner serves it again" serves_as_owner
 
 # a whole backup and restore run as root: the database restore puts in place is the folder owner's too
 "$ROOT_BIN" backup --dir "$CA" --out "$WORK/copy.db" >/dev/null 2>&1
@@ -71,5 +74,18 @@ ln "$WORK/root-file" "$LOCK"
 as_root_command
 check "a hard link is locked but not given away" grep -q 'not a SQLite database' "$WORK/root.err"
 check_eq "the file named stays root's" "0:0 600" "$(stat -c '%u:%g %a' "$WORK/root-file")"
+# the owner removes its hard link once root has the file open (held at lock:opened): one link left, root's file
+rm -f "$WORK/release" "$LOCK"
+ln "$WORK/root-file" "$LOCK"
+CAMTRUST_FAILPOINT=lock:opened CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$ROOT_BIN" restore --dir "$CA" \
+  --from "$WORK/junk" >/dev/null 2>"$WORK/held.err" &
+held=$!
+for _ in $(seq 1 600); do grep -q 'event=failpoint_held' "$WORK/held.err" && break; sleep 0.05; done
+check "a command run as root held with the linked file open" grep -q 'event=failpoint_held' "$WORK/held.err"
+setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- rm -f "$LOCK"
+touch "$WORK/release"
+wait "$held" || true
+check_eq "the file it had open, its link in the folder removed meanwhile, stays root's" "0:0 600" \
+  "$(stat -c '%u:%g %a' "$WORK/root-file")"
 rm -f "$LOCK"
 finish

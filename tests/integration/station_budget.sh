@@ -7,8 +7,9 @@
 # keep their own budget, and the report says who went over. A station's counted refusals keep its name when other
 # clients' counts have taken audit.anonymous_max_rows. A camera looping bad re-enrollments with its own certificate
 # (or anyone holding its key) has a budget per certificate the same way (device.refusals_per_minute), its identity
-# key sent for media-signing (409, one key one holder) too. A camera is actor device:SERIAL: one whose serial is a
-# station's name neither shares that station's counts nor adds to its line of the report.
+# key sent for media-signing (409, one key one holder) too, but not another camera's key (a clone: an entry each,
+# naming it). A camera is actor device:SERIAL: one whose serial is a station's name neither shares that station's
+# counts nor adds to its line of the report.
 # Usage: station_budget.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -170,5 +171,18 @@ check_eq "the others are counted in one entry of the camera, past device.refusal
   "$(sql "$DB" "select count(*) || '|' || coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0)
   from audit where seq > $before and actor = 'device:CAM0001' and action = 'est.budget' and
   detail like '% refused from %: already exists (past device.refusals_per_minute, 5)'")"
+
+# Its budget spent on that loop, the camera (or whoever holds its key) sends a CSR of its serial with another camera's
+# key (CAM0002's: a clone, or two cameras that made one key): each refusal is an entry of its own naming CAM0002, as a
+# station's is, not a count that loses the serial.
+make_csr "$WORK/cam1-clone" "/serialNumber=CAM0001/CN=x" -key "$WORK/CAM0002.key"
+start_ca "$CA"
+before=$(sql "$DB" "select max(seq) from audit")
+EST_OP=media-signing/simplereenroll flood cam1b 30 CAM0001-renew cam1-clone >"$WORK/cloneflood.out"
+check_eq "30 re-enrollments, half with CAM0002's key, are refused (409)" 30 "$(grep -c '^409 ' "$WORK/cloneflood.out" || true)"
+cleanup_server
+check_eq "each of the 15 with CAM0002's key is an entry of its own naming CAM0002" 15 "$(sql "$DB" "select count(*)
+  from audit where seq > $before and actor = 'device:CAM0001' and action = 'est.enroll' and outcome = 'denied' and
+  detail like '%already certified for serial ''CAM0002''%'")"
 check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"
 finish
