@@ -497,12 +497,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* As large as announced (the buffer is zeroed and wiped whole), else as large as allowed. */
         size_t room = rctx->announced ? rctx->announced : (size_t)c->cfg.max_body;
         if (!rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
-        if (!rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) != CT_OK) {
-            rctx->too_large = true;
-            rctx->body.len = 0;
-        }
+        bool fits = ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
         *upload_data_size = 0;
-        return MHD_YES;
+        if (fits) return MHD_YES;
+        /* Past server.max_body (a chunked body, which announces no length): refused (counted and logged as a 413)
+         * and its connection closed, the rest left unread. libmicrohttpd takes an answer only before the body or
+         * after all of it, so none is sent: read to its end, an endless body held its connection's thread, busy,
+         * for as long as its client kept sending. */
+        rctx->too_large = true;
+        rctx->body.len = 0;
+        return respond(conn, l, method, url, rctx);
     }
     if (is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a request held in its connection's thread */
     return respond(conn, l, method, url, rctx);

@@ -20,13 +20,19 @@
   server_clients.py station PORT CADIR CERT KEY OUT GO:CSR_B64...
       One keep-alive mutual-TLS connection from 127.0.0.1: a GET of cacerts, "ready STATUS" to OUT; then for each
       GO:CSR_B64, once the file GO exists (at most 30 s), a simpleenroll on the same connection, "enroll N STATUS"
-      to OUT (OUT.N: the body). "error ..." when the connection was lost."""
+      to OUT (OUT.N: the body). "error ..." when the connection was lost.
+  server_clients.py chunked HOST:PORT SOURCE PATH TLS|PLAIN CADIR COUNT STOP OUT
+      From SOURCE, COUNT connections at once, each POSTing PATH a chunked body without end (16 KiB chunks) until the
+      server closes it or CAP_MIB are sent, then again on a new connection, until the file STOP exists (at most 60 s).
+      Writes "streaming" to OUT once the first chunks are sent, at the end "closed N" (connections the server closed
+      before CAP_MIB) and "capped N" (those that reached it, still open)."""
 import os
 import resource
 import select
 import socket
 import ssl
 import sys
+import threading
 import time
 
 
@@ -213,6 +219,49 @@ def slow(port, cadir, cert, key, csr_b64, go, out):
     return 0
 
 
+CAP_MIB = 64
+
+
+def endless_chunked(where, source, path, tls, cadir, stop, out, counts):
+    """One connection after another from source, each sending path a chunked body until closed or CAP_MIB sent."""
+    host, port = target(where)
+    chunk = b"4000\r\n" + b"A" * 0x4000 + b"\r\n"
+    deadline = time.monotonic() + 60
+    while not os.path.exists(stop) and time.monotonic() < deadline:
+        s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+        if tls == "TLS":
+            ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+            s = ctx.wrap_socket(s, server_hostname="localhost")
+        sent = 0
+        try:
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pkcs10\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" % path.encode())
+            while sent < CAP_MIB << 20:
+                s.sendall(chunk)
+                sent += len(chunk)
+                if not counts["streaming"]:
+                    counts["streaming"] = True
+                    write(out, "streaming")
+            outcome = "capped"
+        except OSError:  # closed (reset) by the server
+            outcome = "closed"
+        s.close()
+        with counts["lock"]:
+            counts[outcome] += 1
+
+
+def chunked(where, source, path, tls, cadir, count, stop, out):
+    counts = {"streaming": False, "closed": 0, "capped": 0, "lock": threading.Lock()}
+    threads = [threading.Thread(target=endless_chunked, args=(where, source, path, tls, cadir, stop, out, counts))
+               for _ in range(int(count))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    write(out, "closed %d" % counts["closed"])
+    write(out, "capped %d" % counts["capped"])
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "flood":
         flood(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
@@ -222,6 +271,8 @@ if __name__ == "__main__":
         fill(*sys.argv[2:7])
     elif sys.argv[1] == "ocsp":
         ocsp(*sys.argv[2:7])
+    elif sys.argv[1] == "chunked":
+        chunked(*sys.argv[2:10])
     elif sys.argv[1] == "station":
         sys.exit(station(int(sys.argv[2]), *sys.argv[3:]))
     else:
