@@ -25,7 +25,12 @@
       From SOURCE, COUNT connections at once, each POSTing PATH a chunked body without end (16 KiB chunks) until the
       server closes it or CAP_MIB are sent, then again on a new connection, until the file STOP exists (at most 60 s).
       Writes "streaming" to OUT once the first chunks are sent, at the end "closed N" (connections the server closed
-      before CAP_MIB) and "capped N" (those that reached it, still open)."""
+      before CAP_MIB) and "capped N" (those that reached it, still open).
+  server_clients.py trickle PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
+      From each of ADDRESSES (comma-separated loopback addresses), PER_ADDRESS TLS connections to 127.0.0.1:PORT
+      (no client certificate) that start a request's headers and send one more byte of them every 2 s (within any
+      idle timeout of 3 s or more), up to TRICKLE_BYTES, or until the file STOP exists. Writes "held N" once the
+      server has settled, at the end "cut N" (those the server closed before their last byte) and "open N"."""
 import os
 import resource
 import select
@@ -86,6 +91,8 @@ class Watch:
             s = self.by_fd[fd]
             try:
                 data = s.recv(4096)
+            except ssl.SSLWantReadError:  # a TLS 1.3 session ticket, no application data
+                continue
             except OSError:
                 data = b""
             if not data:  # closed (or reset) by the server
@@ -262,6 +269,46 @@ def chunked(where, source, path, tls, cadir, count, stop, out):
     write(out, "capped %d" % counts["capped"])
 
 
+TRICKLE_BYTES = 30
+
+
+def trickle(port, cadir, addresses, per_address, stop, out):
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    socks = []
+    for address in addresses.split(","):
+        for _ in range(int(per_address)):
+            try:
+                raw = socket.create_connection(("127.0.0.1", int(port)), timeout=10, source_address=(address, 0))
+                s = ctx.wrap_socket(raw, server_hostname="localhost")
+                s.sendall(b"GET /crl HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            except OSError:
+                continue
+            s.setblocking(False)
+            socks.append(s)
+    watch = Watch(socks)
+    deadline = time.monotonic() + 10
+    while not watch.settled() and time.monotonic() < deadline:
+        watch.round()
+    write(out, "held %d" % len(watch.open))
+    total = len(watch.by_fd)
+    for _ in range(TRICKLE_BYTES):
+        if os.path.exists(stop) or not watch.open:
+            break
+        for s in list(watch.open):
+            try:
+                s.send(b"a")
+            except ssl.SSLWantWriteError:
+                pass
+            except OSError:
+                pass  # closed by the server: the next round sees it
+        next_byte = time.monotonic() + 2
+        while time.monotonic() < next_byte:
+            watch.round()
+    write(out, "cut %d" % (total - len(watch.open)))
+    write(out, "open %d" % len(watch.open))
+    watch.close()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "flood":
         flood(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
@@ -273,6 +320,8 @@ if __name__ == "__main__":
         ocsp(*sys.argv[2:7])
     elif sys.argv[1] == "chunked":
         chunked(*sys.argv[2:10])
+    elif sys.argv[1] == "trickle":
+        trickle(*sys.argv[2:8])
     elif sys.argv[1] == "station":
         sys.exit(station(int(sys.argv[2]), *sys.argv[3:]))
     else:
