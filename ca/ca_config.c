@@ -83,6 +83,9 @@ static const ct_setting setting_rows[] = {
     {"server.max_connections", "256",
      "connections each listener may hold, a thread each (bounded by the open-file limit); more are closed at once"},
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
+    {"server.request_timeout", "30",
+     "seconds a request may take to arrive whole (a TLS handshake, headers, body), from its connection's opening or "
+     "the answer before; one sent a byte at a time is cut off then"},
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
     {"node.id", "",
      "this node's name among several serving one database, unique per node (letters, digits, '-', '_', '.'); "
@@ -164,6 +167,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 256, 16, 1000000, &s->max_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.idle_timeout", 10, 1, 3600, &s->idle_timeout));
+    CT_GUARD(ct_config_get_int(cfg, "server.request_timeout", 30, 1, 3600, &s->request_timeout));
     CT_GUARD(ct_config_get_int(cfg, "server.drain_seconds", 10, 0, 600, &s->drain_seconds));
     CT_GUARD(ct_config_get_int(cfg, "device.validity_days", 0, 0, 100000, &s->device_days));
     CT_GUARD(ct_config_get_int(cfg, "ca.root_validity_days", 10950, 1, 100000, &s->root_days));

@@ -5,8 +5,10 @@
  * fetch is signed.
  * Limits: connections per client address (server.per_ip_connections; an IPv6 client's /64 is one address, counted
  * here, conn_counts), an idle timeout that also ends
- * handshakes that never finish (server.idle_timeout), a total per listener (server.max_connections, within the
- * descriptors the process may open), each connection a thread with a stack of CONNECTION_STACK.
+ * handshakes that never finish (server.idle_timeout), a time for each request to arrive whole (server.request_timeout,
+ * kept by a watchdog thread: a client that sends a byte just within the idle timeout is cut off then), a total per
+ * listener (server.max_connections, within the descriptors the process may open), each connection a thread with a
+ * stack of CONNECTION_STACK.
  * SIGTERM or SIGINT: stop accepting, let the requests under way finish (up to server.drain_seconds), then stop. */
 #define _POSIX_C_SOURCE 200809L
 #include <gnutls/abstract.h>
@@ -74,11 +76,14 @@ typedef struct {
     unsigned per_address;
 } conn_counts;
 
+typedef struct conn_ctx conn_ctx;
+
 /* What a daemon serves: the whole CA over HTTPS, or only the revocation routes over plain HTTP. */
 typedef struct {
     ca *c;
     bool plain;
     conn_counts counts;
+    conn_ctx *conns; /* its open connections, under counts.mu: the request watchdog's */
 } listener;
 
 /* ---- the TLS key, signing inside the token ---- */
@@ -202,12 +207,17 @@ void ca_thread_crypto_cache_track(void)
  * server does no renegotiation), so the chain is verified once per connection, not per request, and again
  * after CLIENT_RECHECK_MS so that expiry still counts on a long keep-alive connection. */
 #define CLIENT_RECHECK_MS 60000
-typedef struct {
+struct conn_ctx {
     int64_t checked_at_ms;
     bool checked, trusted;
     bool counted; /* in its listener's conn_counts, under `key` */
     ca_addr_key key;
-} conn_ctx;
+    /* When the request awaited must have arrived whole (server.request_timeout); 0 while one is answered. */
+    _Atomic int64_t due_ms;
+    MHD_socket fd;
+    bool cut;              /* shut down by the watchdog; under counts.mu */
+    conn_ctx *prev, *next; /* in its listener's conns, under counts.mu */
+};
 
 static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_address)
 {
@@ -270,20 +280,36 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (!cc) return;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         ca_addr_key_of(ci ? ci->client_addr : NULL, &cc->key);
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        cc->fd = fd ? fd->connect_fd : MHD_INVALID_SOCKET;
+        atomic_store(&cc->due_ms, ct_now_ms() + l->c->cfg.request_timeout * 1000);
         (void)pthread_mutex_lock(&l->counts.mu);
         conn_count *s = counts_slot(&l->counts, &cc->key, true);
         if (s) s->n++;
         cc->counted = s != NULL;
+        cc->next = l->conns;
+        if (l->conns) l->conns->prev = cc;
+        l->conns = cc;
         (void)pthread_mutex_unlock(&l->counts.mu);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        if (cc && cc->counted) {
+        /* (called before libmicrohttpd closes the socket: the watchdog never shuts down a descriptor reused) */
+        if (cc) {
             (void)pthread_mutex_lock(&l->counts.mu);
-            counts_release(&l->counts, &cc->key);
+            if (cc->counted) counts_release(&l->counts, &cc->key);
+            if (cc->prev) cc->prev->next = cc->next;
+            else l->conns = cc->next;
+            if (cc->next) cc->next->prev = cc->prev;
             (void)pthread_mutex_unlock(&l->counts.mu);
         }
         free(cc);
         *socket_context = NULL;
     }
+}
+
+static conn_ctx *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return sc ? sc->socket_context : NULL;
 }
 
 static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
@@ -294,8 +320,7 @@ static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
     unsigned n = 0;
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
     if (!peers || n == 0) return;
-    const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn_ctx *cc = sc ? sc->socket_context : NULL;
+    conn_ctx *cc = conn_of(conn);
     int64_t now = ct_now_ms();
     bool trusted;
     if (cc && cc->checked && now - cc->checked_at_ms <= CLIENT_RECHECK_MS) {
@@ -399,6 +424,8 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
 {
     ca *c = l->c;
     ca_http_answer ans = {0};
+    conn_ctx *cc = conn_of(conn);
+    if (cc) atomic_store(&cc->due_ms, 0); /* arrived: its answer may take what it takes (a held commit) */
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
                           .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -497,12 +524,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* As large as announced (the buffer is zeroed and wiped whole), else as large as allowed. */
         size_t room = rctx->announced ? rctx->announced : (size_t)c->cfg.max_body;
         if (!rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
-        if (!rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) != CT_OK) {
-            rctx->too_large = true;
-            rctx->body.len = 0;
-        }
+        bool fits = ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
         *upload_data_size = 0;
-        return MHD_YES;
+        if (fits) return MHD_YES;
+        /* Past server.max_body (a chunked body, which announces no length): refused (counted and logged as a 413)
+         * and its connection closed, the rest left unread. libmicrohttpd takes an answer only before the body or
+         * after all of it, so none is sent: read to its end, an endless body held its connection's thread, busy,
+         * for as long as its client kept sending. */
+        rctx->too_large = true;
+        rctx->body.len = 0;
+        return respond(conn, l, method, url, rctx);
     }
     if (is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a request held in its connection's thread */
     return respond(conn, l, method, url, rctx);
@@ -510,7 +541,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)conn, (void)toe;
+    (void)toe;
+    const listener *l = cls;
+    conn_ctx *cc = conn_of(conn);
+    if (cc) atomic_store(&cc->due_ms, ct_now_ms() + l->c->cfg.request_timeout * 1000); /* the next request's */
     request_ctx *rctx = *req_cls;
     if (!rctx) return;
     ct_buf_free(&rctx->body);
@@ -578,6 +612,49 @@ static void library_log_flush(void)
     if (left_out) ct_log(CT_LOG_WARN, "http_library", "msg=\"messages left out\" left_out=%ld", left_out);
 }
 
+/* ---- the request watchdog ---- */
+
+/* libmicrohttpd's timeout counts silence only (a TLS handshake aside, which it ends at the timeout): a client that
+ * sent its headers or body a byte now and then held its connection and its thread for as long as it liked, and a
+ * few addresses so held every connection of the listener. Every tick, a connection whose request is past its server.request_timeout is shut
+ * down; its thread then sees the end and closes it as usual. */
+#define WATCHDOG_TICK_MS 250
+
+typedef struct {
+    listener *listeners[2];
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+} request_watchdog;
+
+static void watchdog_sweep(listener *l, int64_t now)
+{
+    unsigned cut = 0;
+    (void)pthread_mutex_lock(&l->counts.mu);
+    for (conn_ctx *cc = l->conns; cc; cc = cc->next) {
+        int64_t due = atomic_load(&cc->due_ms);
+        if (cc->cut || !due || now < due || cc->fd == MHD_INVALID_SOCKET) continue;
+        (void)shutdown(cc->fd, SHUT_RDWR);
+        cc->cut = true;
+        cut++;
+    }
+    (void)pthread_mutex_unlock(&l->counts.mu);
+    for (unsigned i = 0; i < cut; i++)
+        log_limited("A request did not arrive whole within server.request_timeout. Closing its connection.");
+}
+
+static void *watchdog_run(void *arg)
+{
+    request_watchdog *w = arg;
+    const struct timespec tick = {0, WATCHDOG_TICK_MS * 1000000L};
+    while (!atomic_load(&w->stop)) {
+        nanosleep(&tick, NULL);
+        for (size_t i = 0; i < 2; i++)
+            if (w->listeners[i]->counts.mu_ok) watchdog_sweep(w->listeners[i], ct_now_ms());
+    }
+    return NULL;
+}
+
 /* Connections each daemon may hold: server.max_connections, within the descriptors the process may open
  * (raised to the hard limit), half for each daemon, some kept for the database, the token and logs. */
 static unsigned connection_limit(const ca *c)
@@ -624,8 +701,8 @@ static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct
                             (unsigned)cfg->idle_timeout, MHD_OPTION_CONNECTION_LIMIT, connections,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, (void *)l,
                             MHD_OPTION_THREAD_STACK_SIZE, CONNECTION_STACK,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
-                            NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)l,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
 }
 
 /* The plain-HTTP daemon for /crl and /ocsp, or none (`where` empty). A failure is fatal when the address was
@@ -676,6 +753,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     const char *where = listen ? listen : c->cfg.listen;
     const char *plain_where = http_listen ? http_listen : c->cfg.http_listen;
     listener tls_listener = {.c = c, .plain = false}, plain_listener = {.c = c, .plain = true};
+    request_watchdog watchdog = {.listeners = {&tls_listener, &plain_listener}};
     ca_folder_lock *lock = NULL;
     atomic_store(&stopping, false);
     CT_GUARD(ct_addr_parse(where, &addr, &addr_len));
@@ -731,6 +809,9 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
     daemons[0] = start_daemon(&tls_listener, MHD_USE_TLS, &addr, tls_options);
     CT_ENSURE_MSG(daemons[0], CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
     CT_GUARD(start_plain(&plain_listener, plain_where, http_listen != NULL, &daemons[1]));
+    CT_ENSURE_MSG(pthread_create(&watchdog.thread, NULL, watchdog_run, &watchdog) == 0, CT_ERR_INTERNAL,
+                  "cannot start the request watchdog");
+    watchdog.started = true;
     ct_log(CT_LOG_INFO, "listening", "url=https://%s/.well-known/est/ http=%s%s readers=%ld", where,
            daemons[1] ? "http://" : "none", daemons[1] ? plain_where : "", c->cfg.threads);
     int sig = 0;
@@ -741,6 +822,10 @@ cleanup:
     for (size_t i = 0; i < 2; i++) {
         if (daemons[i]) MHD_stop_daemon(daemons[i]); /* joins the worker threads */
         if (socks[i] != MHD_INVALID_SOCKET) close(socks[i]);
+    }
+    if (watchdog.started) { /* after the daemons: it cuts requests that trickle in while they drain */
+        atomic_store(&watchdog.stop, true);
+        (void)pthread_join(watchdog.thread, NULL);
     }
     counts_free(&tls_listener.counts);
     counts_free(&plain_listener.counts);

@@ -20,13 +20,24 @@
   server_clients.py station PORT CADIR CERT KEY OUT GO:CSR_B64...
       One keep-alive mutual-TLS connection from 127.0.0.1: a GET of cacerts, "ready STATUS" to OUT; then for each
       GO:CSR_B64, once the file GO exists (at most 30 s), a simpleenroll on the same connection, "enroll N STATUS"
-      to OUT (OUT.N: the body). "error ..." when the connection was lost."""
+      to OUT (OUT.N: the body). "error ..." when the connection was lost.
+  server_clients.py chunked HOST:PORT SOURCE PATH TLS|PLAIN CADIR COUNT STOP OUT
+      From SOURCE, COUNT connections at once, each POSTing PATH a chunked body without end (16 KiB chunks) until the
+      server closes it or CAP_MIB are sent, then again on a new connection, until the file STOP exists (at most 60 s).
+      Writes "streaming" to OUT once the first chunks are sent, at the end "closed N" (connections the server closed
+      before CAP_MIB) and "capped N" (those that reached it, still open).
+  server_clients.py trickle PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
+      From each of ADDRESSES (comma-separated loopback addresses), PER_ADDRESS TLS connections to 127.0.0.1:PORT
+      (no client certificate) that start a request's headers and send one more byte of them every 2 s (within any
+      idle timeout of 3 s or more), up to TRICKLE_BYTES, or until the file STOP exists. Writes "held N" once the
+      server has settled, at the end "cut N" (those the server closed before their last byte) and "open N"."""
 import os
 import resource
 import select
 import socket
 import ssl
 import sys
+import threading
 import time
 
 
@@ -80,6 +91,8 @@ class Watch:
             s = self.by_fd[fd]
             try:
                 data = s.recv(4096)
+            except ssl.SSLWantReadError:  # a TLS 1.3 session ticket, no application data
+                continue
             except OSError:
                 data = b""
             if not data:  # closed (or reset) by the server
@@ -213,6 +226,89 @@ def slow(port, cadir, cert, key, csr_b64, go, out):
     return 0
 
 
+CAP_MIB = 64
+
+
+def endless_chunked(where, source, path, tls, cadir, stop, out, counts):
+    """One connection after another from source, each sending path a chunked body until closed or CAP_MIB sent."""
+    host, port = target(where)
+    chunk = b"4000\r\n" + b"A" * 0x4000 + b"\r\n"
+    deadline = time.monotonic() + 60
+    while not os.path.exists(stop) and time.monotonic() < deadline:
+        s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+        if tls == "TLS":
+            ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+            s = ctx.wrap_socket(s, server_hostname="localhost")
+        sent = 0
+        try:
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pkcs10\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n" % path.encode())
+            while sent < CAP_MIB << 20:
+                s.sendall(chunk)
+                sent += len(chunk)
+                if not counts["streaming"]:
+                    counts["streaming"] = True
+                    write(out, "streaming")
+            outcome = "capped"
+        except OSError:  # closed (reset) by the server
+            outcome = "closed"
+        s.close()
+        with counts["lock"]:
+            counts[outcome] += 1
+
+
+def chunked(where, source, path, tls, cadir, count, stop, out):
+    counts = {"streaming": False, "closed": 0, "capped": 0, "lock": threading.Lock()}
+    threads = [threading.Thread(target=endless_chunked, args=(where, source, path, tls, cadir, stop, out, counts))
+               for _ in range(int(count))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    write(out, "closed %d" % counts["closed"])
+    write(out, "capped %d" % counts["capped"])
+
+
+TRICKLE_BYTES = 30
+
+
+def trickle(port, cadir, addresses, per_address, stop, out):
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    socks = []
+    for address in addresses.split(","):
+        for _ in range(int(per_address)):
+            try:
+                raw = socket.create_connection(("127.0.0.1", int(port)), timeout=10, source_address=(address, 0))
+                s = ctx.wrap_socket(raw, server_hostname="localhost")
+                s.sendall(b"GET /crl HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            except OSError:
+                continue
+            s.setblocking(False)
+            socks.append(s)
+    watch = Watch(socks)
+    deadline = time.monotonic() + 10
+    while not watch.settled() and time.monotonic() < deadline:
+        watch.round()
+    write(out, "held %d" % len(watch.open))
+    total = len(watch.by_fd)
+    for _ in range(TRICKLE_BYTES):
+        if os.path.exists(stop) or not watch.open:
+            break
+        for s in list(watch.open):
+            try:
+                s.send(b"a")
+            except ssl.SSLWantWriteError:
+                pass
+            except OSError:
+                pass  # closed by the server: the next round sees it
+        next_byte = time.monotonic() + 2
+        while time.monotonic() < next_byte:
+            watch.round()
+    write(out, "cut %d" % (total - len(watch.open)))
+    write(out, "open %d" % len(watch.open))
+    watch.close()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "flood":
         flood(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
@@ -222,6 +318,10 @@ if __name__ == "__main__":
         fill(*sys.argv[2:7])
     elif sys.argv[1] == "ocsp":
         ocsp(*sys.argv[2:7])
+    elif sys.argv[1] == "chunked":
+        chunked(*sys.argv[2:10])
+    elif sys.argv[1] == "trickle":
+        trickle(*sys.argv[2:8])
     elif sys.argv[1] == "station":
         sys.exit(station(int(sys.argv[2]), *sys.argv[3:]))
     else:

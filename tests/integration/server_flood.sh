@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The server under clients that send without end or a byte at a time, on loopback: from two addresses, 8 connections
+# each POST chunked bodies that never end (one address to /ocsp over plain HTTP, the other to EST simpleenroll over
+# HTTPS), again and again; each is cut off past server.max_body (not read to its end: its connection's thread is
+# free again), while an OCSP client and a station are still answered. Then 4 addresses fill the listener with TLS
+# connections whose request headers come a byte every 2 s, never silent for the idle timeout: each is cut off at
+# server.request_timeout, and a station gets in. (A TLS handshake sent so is cut off at the idle timeout already.)
+# Usage: server_flood.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+CLIENTS=$HERE/server_clients.py
+
+CA=$WORK/ca
+ca_create "$CA" >/dev/null
+station_with_order line1 CAM0001 CAM0002
+WITH_HTTP=1 start_ca "$CA"
+STATION=(--cert "$WORK/station.pem" --key "$WORK/station.key")
+make_csr "$WORK/cam1" "/serialNumber=CAM0001/CN=x"
+check_eq "a station enrolls CAM0001" 200 "$(est_post simpleenroll "$WORK/cam1.b64" "$WORK/cam1.p7" "${STATION[@]}")"
+base64 -d "$WORK/cam1.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1.pem" 2>/dev/null || true
+ocsp_status() {
+  openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/cam1.pem" -url "http://127.0.0.1:$HTTP_PORT/ocsp" \
+    -CAfile "$CA/root.pem" -timeout 20 2>/dev/null | sed -n 's/^.*cam1.pem: //p'
+}
+check_eq "an OCSP client gets CAM0001's status over plain HTTP" good "$(ocsp_status)"
+
+# ---- chunked bodies without end: 8 connections from each of two addresses, one after another until stopped ----
+python3 "$CLIENTS" chunked "127.0.0.1:$HTTP_PORT" 127.0.0.2 /ocsp PLAIN "$CA" 8 "$WORK/stop" "$WORK/plain.out" &
+PLAIN_PID=$!; BG_PIDS+=("$PLAIN_PID")
+python3 "$CLIENTS" chunked "127.0.0.1:$PORT" 127.0.0.3 /.well-known/est/simpleenroll TLS "$CA" 8 "$WORK/stop" \
+  "$WORK/tls.out" &
+TLS_PID=$!; BG_PIDS+=("$TLS_PID")
+for _ in $(seq 1 200); do
+  grep -q '^streaming' "$WORK/plain.out" 2>/dev/null && grep -q '^streaming' "$WORK/tls.out" 2>/dev/null && break
+  sleep 0.05
+done
+check "both addresses are sending their endless bodies" \
+  bash -c "grep -q '^streaming' '$WORK/plain.out' && grep -q '^streaming' '$WORK/tls.out'"
+check_eq "meanwhile an OCSP client is answered" good "$(ocsp_status)"
+make_csr "$WORK/cam2" "/serialNumber=CAM0002/CN=x"
+check_eq "... and a station enrolls CAM0002" 200 \
+  "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7" "${STATION[@]}")"
+sleep 2 # (let each attacking connection run into its end or its cap of 64 MiB: no timing is checked)
+touch "$WORK/stop"
+rc=0
+timeout 90 tail --pid="$PLAIN_PID" -f /dev/null || rc=$?
+timeout 90 tail --pid="$TLS_PID" -f /dev/null || rc=$?
+wait "$PLAIN_PID" || rc=$?; wait "$TLS_PID" || rc=$?
+check_eq "the attacking clients ended within their bounds" 0 "$rc"
+for side in plain tls; do
+  closed=$(sed -n 's/^closed //p' "$WORK/$side.out"); capped=$(sed -n 's/^capped //p' "$WORK/$side.out")
+  check "$side: the server cut off the endless bodies (${closed:-?} connections closed)" test "${closed:-0}" -ge 8
+  check_eq "$side: ... each before 64 MiB of it (none read on and on)" 0 "${capped:-?}"
+done
+check "the refusals are logged as 413 (OCSP)" grep -q 'method="POST" path="/ocsp" status=413' "$WORK/server.log"
+check "... and as 413 (EST)" grep -q 'method="POST" path="/.well-known/est/simpleenroll" status=413' "$WORK/server.log"
+check_eq "afterwards, an OCSP client is answered" good "$(ocsp_status)"
+check_eq "... and the station" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" \
+  "${STATION[@]}" "https://localhost:$PORT/.well-known/est/cacerts" || true)"
+
+# ---- slow clients: 4 addresses fill the listener with request headers sent a byte every 2 s (within the idle timeout)
+# A listener of 16 connections, 4 per address; silent for 5 s closes a connection, a request not whole within 8 s too.
+cleanup_server
+sed -i -e 's/^server.max_connections = .*/server.max_connections = 16/' \
+  -e 's/^server.per_ip_connections = .*/server.per_ip_connections = 4/' \
+  -e 's/^server.idle_timeout = .*/server.idle_timeout = 5/' \
+  -e 's/^server.request_timeout = .*/server.request_timeout = 8/' "$CA/camtrust-ca.conf"
+check "the config names the request timeout (set to 8 s here)" \
+  grep -q '^server.request_timeout = 8$' "$CA/camtrust-ca.conf"
+start_ca "$CA"
+python3 "$CLIENTS" trickle "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5 4 "$WORK/stop_trickle" \
+  "$WORK/trickle.out" &
+TRICKLE_PID=$!; BG_PIDS+=("$TRICKLE_PID")
+for _ in $(seq 1 400); do grep -q '^held' "$WORK/trickle.out" 2>/dev/null && break; sleep 0.05; done
+check_eq "4 addresses trickling request headers hold the listener's 16 connections" "held 16" \
+  "$(grep '^held' "$WORK/trickle.out")"
+# The station retries for up to 40 s; the trickling clients would go on for 60 s (30 bytes) unless cut off.
+code=000
+for _ in $(seq 1 40); do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$CA/ops-root.pem" "${STATION[@]}" \
+    "https://localhost:$PORT/.well-known/est/cacerts" || true)
+  [ "$code" = 200 ] && break; sleep 1
+done
+check_eq "a station is answered while they trickle (their connections cut at server.request_timeout)" 200 "$code"
+touch "$WORK/stop_trickle"
+rc=0; timeout 90 tail --pid="$TRICKLE_PID" -f /dev/null || rc=$?; wait "$TRICKLE_PID" || rc=$?
+check_eq "the trickling client ended within its bounds" 0 "$rc"
+check_eq "the server cut every trickling connection before its last byte" "cut 16 open 0" \
+  "$(grep -E '^(cut|open)' "$WORK/trickle.out" | tr '\n' ' ' | sed 's/ $//')"
+[ "$failed" = 0 ] || tail -20 "$WORK/server.log"
+finish
