@@ -26,6 +26,7 @@ witness_setup
 "$CA_BIN" station add --dir "$CA" --name line1 --csr "$ST/station.csr" --out "$WORK/line1.pem" >/dev/null
 "$STATION_BIN" install --dir "$ST" --cert "$WORK/line1.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey" \
   --witness-vkey "$W1/witness.vkey" --witnesses 1 >/dev/null
+station_root_crl_none "$ST"
 printf 'CAM001\nCAM002\nCAM003\n' >"$WORK/serials"
 "$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials "$WORK/serials" >/dev/null
 station_with_order line2 OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 OTHER7 OTHER8 # certificates the log everyone watches gets instead
@@ -35,6 +36,7 @@ ST0=$WORK/station0
 "$STATION_BIN" init --dir "$ST0" --name line3 >/dev/null
 "$CA_BIN" station add --dir "$CA" --name line3 --csr "$ST0/station.csr" --out "$WORK/line3.pem" >/dev/null
 "$STATION_BIN" install --dir "$ST0" --cert "$WORK/line3.pem" --ca-root "$CA/ops-root.pem" --log-vkey "$CA/log.vkey" >/dev/null
+station_root_crl_none "$ST0"
 printf 'CAM004\n' >"$WORK/serials0"
 "$CA_BIN" order create --dir "$CA" --station line3 --model CX1 --serials "$WORK/serials0" >/dev/null
 
