@@ -45,8 +45,13 @@ ffmpeg -v error -y $SRC -c:v libx264 -g 30 "$WORK/clip.h264"
 ffmpeg -v error -y $SRC -c:v libx264 -g 30 "$WORK/clip.mp4"
 ffmpeg -v error -y $SRC -c:v libx265 -x265-params keyint=30:min-keyint=30:open-gop=0:bframes=0:log-level=error "$WORK/clip.h265"
 ffmpeg -v error -y -i "$WORK/clip.h265" -c copy "$WORK/clip265.mp4"
+# What most cameras send: the parameter sets again before every IRAP picture (the verifier follows them by id), with
+# B-frames; rh.mp4 has them in its avcC too.
+ffmpeg -v error -y $SRC -c:v libx264 -g 30 -x264-params repeat-headers=1 "$WORK/rh.mp4"
+ffmpeg -v error -y $SRC -c:v libx265 -x265-params \
+  keyint=30:min-keyint=30:open-gop=0:bframes=4:repeat-headers=1:log-level=error "$WORK/rh.h265"
 check "an unprovisioned camera refuses to sign" bash -c "! '$SIM_BIN' simulate --dir '$WORK/raw' --serial RAW1 --model X --root '$WORK/ca/root.pem' >/dev/null || ! '$AGENT_BIN' sign --dir '$WORK/raw' '$WORK/clip.h264' '$WORK/raw.h264' 2>/dev/null"
-for f in clip.h264 clip.mp4 clip.h265 clip265.mp4; do
+for f in clip.h264 clip.mp4 clip.h265 clip265.mp4 rh.mp4 rh.h265; do
   out=$WORK/signed-$f
   check "sign $f" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/$f" "$out"
   check_eq "verify signed $f: exit 0" 0 "$(verify_rc "$out")"
