@@ -419,13 +419,20 @@ static const char *single_header(struct MHD_Connection *conn, const char *name)
     return h.count > 1 ? "(repeated)" : h.value;
 }
 
+/* The request is here (whole, or refused): its answer may take what it takes (a held commit, a slow reader), the
+ * request watchdog waits for the next one. */
+static void request_arrived(struct MHD_Connection *conn)
+{
+    conn_ctx *cc = conn_of(conn);
+    if (cc) atomic_store(&cc->due_ms, 0);
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, const char *method, const char *url,
                                request_ctx *rctx)
 {
     ca *c = l->c;
     ca_http_answer ans = {0};
-    conn_ctx *cc = conn_of(conn);
-    if (cc) atomic_store(&cc->due_ms, 0); /* arrived: its answer may take what it takes (a held commit) */
+    request_arrived(conn);
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
                           .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -465,6 +472,11 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
     } else {
         memset(&ans, 0, sizeof ans);
         (void)ca_http_error(&ans, ct_fail(CT_ERR_NOT_FOUND, "no such resource"));
+    }
+    if (rctx->too_large && ans.status < 400) { /* a route that reads no body (a GET of /crl): it is still refused */
+        ca_http_answer_free(&ans);
+        memset(&ans, 0, sizeof ans);
+        (void)ca_http_error(&ans, ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body));
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(ans.body.len, ans.body.data, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r = MHD_NO;
@@ -535,6 +547,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rctx->body.len = 0;
         return respond(conn, l, method, url, rctx);
     }
+    request_arrived(conn); /* (before the hold, which stands for a slow answer) */
     if (is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a request held in its connection's thread */
     return respond(conn, l, method, url, rctx);
 }
