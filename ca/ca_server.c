@@ -556,8 +556,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     (void)toe;
     const listener *l = cls;
+    const ca_settings *cfg = &l->c->cfg;
     conn_ctx *cc = conn_of(conn);
-    if (cc) atomic_store(&cc->due_ms, ct_now_ms() + l->c->cfg.request_timeout * 1000); /* the next request's */
+    /* The next request's. A keep-alive connection may wait for it as long as server.idle_timeout lets it stay
+     * silent, a longer one included (it costs what a silent one does): else it was cut while idle, at the
+     * shorter request timeout, and a client sending its next request then lost it. */
+    long wait_s = cfg->idle_timeout > cfg->request_timeout ? cfg->idle_timeout : cfg->request_timeout;
+    if (cc) atomic_store(&cc->due_ms, ct_now_ms() + wait_s * 1000);
     request_ctx *rctx = *req_cls;
     if (!rctx) return;
     ct_buf_free(&rctx->body);
@@ -629,8 +634,8 @@ static void library_log_flush(void)
 
 /* libmicrohttpd's timeout counts silence only (a TLS handshake aside, which it ends at the timeout): a client that
  * sent its headers or body a byte now and then held its connection and its thread for as long as it liked, and a
- * few addresses so held every connection of the listener. Every tick, a connection whose request is past its server.request_timeout is shut
- * down; its thread then sees the end and closes it as usual. */
+ * few addresses so held every connection of the listener. Every tick, a connection whose request is past its
+ * server.request_timeout is shut down; its thread then sees the end and closes it as usual. */
 #define WATCHDOG_TICK_MS 250
 
 typedef struct {

@@ -6,7 +6,8 @@
 # connections whose request headers come a byte every 2 s, never silent for the idle timeout: each is cut off at
 # server.request_timeout, and a station gets in. (A TLS handshake sent so is cut off at the idle timeout already.)
 # Around them: a chunked CSR below the bound is answered; a body-less route's cut is logged as its 413; a request held
-# inside the server (failpoint serve:crl, a slow answer) past the request timeout is answered, not cut.
+# inside the server (failpoint serve:crl, a slow answer) past the request timeout is answered, not cut; a keep-alive
+# connection waits for its next request as long as server.idle_timeout, above server.request_timeout, lets it.
 # Usage: server_flood.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +16,7 @@ CLIENTS=$HERE/server_clients.py
 
 CA=$WORK/ca
 ca_create "$CA" >/dev/null
-station_with_order line1 CAM0001 CAM0002 CAM0003
+station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004
 WITH_HTTP=1 start_ca "$CA"
 STATION=(--cert "$WORK/station.pem" --key "$WORK/station.key")
 make_csr "$WORK/cam1" "/serialNumber=CAM0001/CN=x"
@@ -115,5 +116,23 @@ sleep 10 # (past the request timeout of 8 s: no timing is checked)
 touch "$WORK/release"
 wait "$HELD_PID" || true
 check_eq "... and answered once let go, after longer than server.request_timeout" 200 "$(cat "$WORK/held.code")"
+
+# ---- an operator keeps idle connections longer than a request may take to arrive (idle 12 s, request 3 s) ----
+cleanup_server
+sed -i -e 's/^server.idle_timeout = .*/server.idle_timeout = 12/' \
+  -e 's/^server.request_timeout = .*/server.request_timeout = 3/' "$CA/camtrust-ca.conf"
+start_ca "$CA"
+make_csr "$WORK/cam4" "/serialNumber=CAM0004/CN=x"
+python3 "$CLIENTS" station "$PORT" "$CA" "$WORK/station.pem" "$WORK/station.key" "$WORK/keep.out" \
+  "$WORK/go_keep:$WORK/cam4.b64" &
+KEEP_PID=$!; BG_PIDS+=("$KEEP_PID")
+for _ in $(seq 1 400); do grep -q '^\(ready\|error\)' "$WORK/keep.out" 2>/dev/null && break; sleep 0.05; done
+check_eq "a station's keep-alive connection is answered" "ready HTTP/1.1 200 OK" \
+  "$(grep -E '^(ready|error)' "$WORK/keep.out")"
+sleep 6 # (silent longer than the request timeout, within the idle timeout: no timing is checked)
+touch "$WORK/go_keep"
+wait "$KEEP_PID" || true
+check_eq "... and, silent past server.request_timeout but within server.idle_timeout, enrolls on it" \
+  "enroll 1 HTTP/1.1 200 OK" "$(grep -E '^(enroll 1|error)' "$WORK/keep.out")"
 [ "$failed" = 0 ] || tail -20 "$WORK/server.log"
 finish
