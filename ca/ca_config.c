@@ -85,7 +85,8 @@ static const ct_setting setting_rows[] = {
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
     {"server.request_timeout", "30",
      "seconds a request may take to arrive whole (a TLS handshake, headers, body), from its connection's opening or "
-     "the answer before; one sent a byte at a time is cut off then"},
+     "the answer before (a longer server.idle_timeout instead, a keep-alive connection waiting for its next request); "
+     "one sent a byte at a time is cut off then"},
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
     {"node.id", "",
      "this node's name among several serving one database, unique per node (letters, digits, '-', '_', '.'); "

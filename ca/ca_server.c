@@ -419,13 +419,20 @@ static const char *single_header(struct MHD_Connection *conn, const char *name)
     return h.count > 1 ? "(repeated)" : h.value;
 }
 
+/* The request is here (whole, or refused): its answer may take what it takes (a held commit, a slow reader), the
+ * request watchdog waits for the next one. */
+static void request_arrived(struct MHD_Connection *conn)
+{
+    conn_ctx *cc = conn_of(conn);
+    if (cc) atomic_store(&cc->due_ms, 0);
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, const char *method, const char *url,
                                request_ctx *rctx)
 {
     ca *c = l->c;
     ca_http_answer ans = {0};
-    conn_ctx *cc = conn_of(conn);
-    if (cc) atomic_store(&cc->due_ms, 0); /* arrived: its answer may take what it takes (a held commit) */
+    request_arrived(conn);
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
                           .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -465,6 +472,11 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
     } else {
         memset(&ans, 0, sizeof ans);
         (void)ca_http_error(&ans, ct_fail(CT_ERR_NOT_FOUND, "no such resource"));
+    }
+    if (rctx->too_large && ans.status < 400) { /* a route that reads no body (a GET of /crl): it is still refused */
+        ca_http_answer_free(&ans);
+        memset(&ans, 0, sizeof ans);
+        (void)ca_http_error(&ans, ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body));
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(ans.body.len, ans.body.data, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r = MHD_NO;
@@ -535,6 +547,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rctx->body.len = 0;
         return respond(conn, l, method, url, rctx);
     }
+    request_arrived(conn); /* (before the hold, which stands for a slow answer) */
     if (is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a request held in its connection's thread */
     return respond(conn, l, method, url, rctx);
 }
@@ -543,8 +556,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 {
     (void)toe;
     const listener *l = cls;
+    const ca_settings *cfg = &l->c->cfg;
     conn_ctx *cc = conn_of(conn);
-    if (cc) atomic_store(&cc->due_ms, ct_now_ms() + l->c->cfg.request_timeout * 1000); /* the next request's */
+    /* The next request's. A keep-alive connection may wait for it as long as server.idle_timeout lets it stay
+     * silent, a longer one included (it costs what a silent one does): else it was cut while idle, at the
+     * shorter request timeout, and a client sending its next request then lost it. */
+    long wait_s = cfg->idle_timeout > cfg->request_timeout ? cfg->idle_timeout : cfg->request_timeout;
+    if (cc) atomic_store(&cc->due_ms, ct_now_ms() + wait_s * 1000);
     request_ctx *rctx = *req_cls;
     if (!rctx) return;
     ct_buf_free(&rctx->body);
@@ -616,8 +634,8 @@ static void library_log_flush(void)
 
 /* libmicrohttpd's timeout counts silence only (a TLS handshake aside, which it ends at the timeout): a client that
  * sent its headers or body a byte now and then held its connection and its thread for as long as it liked, and a
- * few addresses so held every connection of the listener. Every tick, a connection whose request is past its server.request_timeout is shut
- * down; its thread then sees the end and closes it as usual. */
+ * few addresses so held every connection of the listener. Every tick, a connection whose request is past its
+ * server.request_timeout is shut down; its thread then sees the end and closes it as usual. */
 #define WATCHDOG_TICK_MS 250
 
 typedef struct {
