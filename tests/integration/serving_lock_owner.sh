@@ -11,12 +11,17 @@ CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then echo "skipped: needs root and setpriv"; exit 77; fi
 
-CA=$WORK/ca
+# The folder's owner must reach the CA folder and the binary: a clone under /root (0700) or a test-tmp made 0700
+# is out of its reach, so both go to a folder of their own under /tmp (removed at exit).
+OWN=$(mktemp -d /tmp/camtrust-lock-owner.XXXXXX)
+trap 'stop_bg; cleanup_server; rm -rf "$OWN"; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+chmod 755 "$OWN"
+cp "$CA_BIN" "$OWN/camtrust-ca"
+CA=$OWN/ca
 OWNER=4242 # no such user needed: the folder's owner by number, as systemd's StateDirectory makes it
 ca_create "$CA" >/dev/null
-chmod 755 "$WORK"
 chown -R "$OWNER:$OWNER" "$CA"
-ROOT_BIN=$CA_BIN
+ROOT_BIN=$OWN/camtrust-ca
 # the server as the folder's owner (start_ca runs "$CA_BIN serve")
 cat >"$WORK/as-owner" <<EOF
 #!/bin/sh
@@ -62,21 +67,21 @@ check_eq "... a database of the folder's owner, owner only" "$OWNER:$OWNER 600" 
 check "the folder's owner serves the restored CA" serves_as_owner
 
 # links the folder's owner put in its place: root neither follows nor gives away what they name
-echo secret >"$WORK/root-file"
-chmod 600 "$WORK/root-file"
+echo secret >"$OWN/root-file"
+chmod 600 "$OWN/root-file"
 rm -f "$LOCK"
-ln -s "$WORK/root-file" "$LOCK"
+ln -s "$OWN/root-file" "$LOCK"
 as_root_command
 check "a symbolic link is not followed: refused" grep -q "cannot open $LOCK: Too many levels of symbolic links" \
   "$WORK/root.err"
 rm -f "$LOCK"
-ln "$WORK/root-file" "$LOCK"
+ln "$OWN/root-file" "$LOCK"
 as_root_command
 check "a hard link is locked but not given away" grep -q 'not a SQLite database' "$WORK/root.err"
-check_eq "the file named stays root's" "0:0 600" "$(stat -c '%u:%g %a' "$WORK/root-file")"
+check_eq "the file named stays root's" "0:0 600" "$(stat -c '%u:%g %a' "$OWN/root-file")"
 # the owner removes its hard link once root has the file open (held at lock:opened): one link left, root's file
 rm -f "$WORK/release" "$LOCK"
-ln "$WORK/root-file" "$LOCK"
+ln "$OWN/root-file" "$LOCK"
 CAMTRUST_FAILPOINT=lock:opened CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$ROOT_BIN" restore --dir "$CA" \
   --from "$WORK/junk" >/dev/null 2>"$WORK/held.err" &
 held=$!
@@ -86,6 +91,6 @@ setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- rm -f "$LOCK"
 touch "$WORK/release"
 wait "$held" || true
 check_eq "the file it had open, its link in the folder removed meanwhile, stays root's" "0:0 600" \
-  "$(stat -c '%u:%g %a' "$WORK/root-file")"
+  "$(stat -c '%u:%g %a' "$OWN/root-file")"
 rm -f "$LOCK"
 finish
