@@ -405,6 +405,13 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     bool reads = ca_http_reads(rq->method);
     if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
+    /* A read whose body passed server.max_body gets a 413 and no answer (ca_server.c): refused before it reads or
+     * audits a read it never sends. Counted, as the other gates before a read: the officer decided nothing (a
+     * revocation's own refusal, api_revoke, is audited one by one), and unbudgeted rows would let a script grow
+     * the audit as fast as the token MACs. */
+    if (rc == CT_OK && reads && rq->body_too_large)
+        rc = ca_refuse_counted(c, who.actor, "officer.body", subject,
+                               ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body));
     if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
     /* Each read is an audit row with its fsync and MAC: an officer's own script (an auditor's too) could grow the
      * audit as fast as the token MACs. Past its budget a read is counted, not answered (429, Retry-After: when one

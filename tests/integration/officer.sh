@@ -145,6 +145,16 @@ PY
 check_eq "... 200 more from other origins of that site: 403 each" 200 "$(cat "$WORK/xsite.out")"
 check_eq "none is written at once: they are counted" 0 "$(( $(denied) - d0 ))"
 check_eq "... and nothing was revoked" "$r0" "$(revoked)"
+# A read whose body passed server.max_body: the server answers 413 whatever the route did, so the route must not
+# read, nor audit a read nobody is sent (was: an officer.read entry, and the report's, for each).
+reads() { sql "$DB" "select count(*) from audit where actor='officer:alice' and action in ('officer.read','officer.report')"; }
+d0=$(denied); a0=$(reads)
+check_eq "a certificate read with a body announced past server.max_body: 413" 413 \
+  "$(call alice GET "/officer/api/cert/$S1" --data-binary @"$WORK/huge.json")"
+call alice GET /officer/api/report -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/huge.json" >/dev/null
+check_eq "... and a report with a chunked one: no read audited" "$a0" "$(reads)"
+check_eq "... counted, not written at once" 0 "$(( $(denied) - d0 ))"
+check_eq "the same read without a body: 200, audited" "200 $((a0 + 1))" "$(call alice GET "/officer/api/cert/$S1") $(reads)"
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=
 start_ca "$CA" # the counts are written at the interval and when the server stops
 # counted ACTOR: "rows|refusals" of ACTOR's counted refusals (the detail starts with the count).
@@ -158,6 +168,9 @@ check_eq "... as officer.csrf (and audit.overflow for the kinds past 8)" "office
   "$(sql "$DB" "select action || ':' || count(*) from audit where actor = 'officer:bob' and detail like '% refused from %' group by action order by action desc" | paste -sd,)"
 check "... the reason of each kind kept" test -n "$(sql "$DB" "select 1 from audit where actor = 'officer:bob' and action = 'officer.csrf'
   and detail like '3 refused from % to %: cross-origin request refused (Sec-Fetch-Site: cross-site)'")"
+check_eq "alice's two reads with too large a body: one officer.body entry counting both" "officer.body|2" \
+  "$(sql "$DB" "select action || '|' || substr(detail, 1, instr(detail, ' ') - 1) from audit where actor = 'officer:alice'
+                and outcome = 'denied' and detail like '% refused from %: request body larger than % bytes'")"
 d0=$(denied)
 check_eq "a form body from this server's own origin: 415 (JSON only)" 415 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/x-www-form-urlencoded' -d 'order=2&reason=cessationOfOperation')"
 check "... saying so" body_has "content type must be application/json, not 'application/x-www-form-urlencoded'"
