@@ -17,6 +17,7 @@ static const char usage[] =
     "                                            --log-vkey pins the CA's checkpoint key (the station witnesses);\n"
     "                                            --witness-vkey sets the witnesses it counts, --witnesses K how\n"
     "                                            many must cosign a checkpoint before it is kept or provisioned on\n"
+    "                                            (above half of them, else two forks could each be cosigned)\n"
     "  provision --ca https://HOST:PORT --device ADDR [--device ADDR ...] [--devices FILE]\n"
     "            [--report FILE] [--jobs N] [--timeout-ms MS]\n"
     "                                            provision cameras in factory mode (ADDR is host:port),\n"
@@ -203,10 +204,18 @@ static int install(const cli_args *a)
         fprintf(stderr, "camtrust-station: --witnesses 0..%d\n", CT_COSIG_WITNESSES_MAX);
         return 2;
     }
-    station_witnesses w = {.vkey_paths = a->witness_vkeys, .n = a->n_witness_vkeys, .k = k};
+    station_quorum q = {0};
+    station_witnesses w = {.vkey_paths = a->witness_vkeys, .n = a->n_witness_vkeys, .k = k, .installed = &q};
     ct_err rc = station_install(a->dir, a->cert, a->ca_root, a->log_vkey,
                                 a->n_witness_vkeys || a->witnesses ? &w : NULL);
     if (rc != CT_OK) return fail(rc);
+    /* Said, not refused: fewer witnesses required than there are keeps a station going while some are down. */
+    if (station_quorum_splittable(&q))
+        fprintf(stderr,
+                "camtrust-station: warning: %zu of %zu witnesses is not above half: two forks of the log could each "
+                "gather %zu cosignature%s from witnesses apart, seen only when stations compare (log compare); "
+                "--witnesses %zu is above half\n",
+                q.required, q.configured, q.required, q.required == 1 ? "" : "s", q.configured / 2 + 1);
     printf("station certificate installed in %s%s", a->dir, a->log_vkey ? "; the CA's log key is pinned" : "");
     if (a->n_witness_vkeys || a->witnesses)
         printf("; %zu witness key%s given%s%s", a->n_witness_vkeys, a->n_witness_vkeys == 1 ? "" : "s",

@@ -265,11 +265,17 @@ static ct_err stage_witnesses(const char *dir, const char *stage, const station_
     CT_GUARD(ct_path_join(path, sizeof path, stage, STATION_CONFIG_FILE));
     CT_GUARD(ct_file_write_atomic(path, conf.data, conf.len, 0600));
     CT_GUARD(ct_settings_set(&station_schema, path, "log.witnesses_required", num));
+    if (sw->installed) *sw->installed = (station_quorum){.required = (size_t)k, .configured = nw};
 cleanup:
     free(w);
     ct_buf_free(&list);
     ct_buf_free(&conf);
     return rc;
+}
+
+bool station_quorum_splittable(const station_quorum *q)
+{
+    return q->required > 0 && 2 * q->required <= q->configured;
 }
 
 ct_err station_install_witnesses(const char *dir, const station_witnesses *sw)

@@ -23,14 +23,25 @@
  * `camtrust-ca station add`. Refuses a DIR that already holds a station key. */
 CT_MUST_CHECK ct_err station_init(const char *dir, const char *name);
 
+/* What an install leaves configured: K cosignatures required of `configured` witness keys. */
+typedef struct {
+    size_t required, configured;
+} station_quorum;
+
 /* The witnesses whose cosignatures the station counts: the keys in the files `vkey_paths` (each a witness.vkey, or a
  * list of them one a line; n = 0 keeps those configured) written to log.witnesses (a file of the station folder),
- * and `k` (-1: unchanged) to log.witnesses_required in DIR/station.conf. */
+ * and `k` (-1: unchanged) to log.witnesses_required in DIR/station.conf. `installed` (or NULL): set to what is
+ * configured then, for the caller to say whether K is above half (station_quorum_splittable). */
 typedef struct {
     const char *const *vkey_paths;
     size_t n;
     long k;
+    station_quorum *installed;
 } station_witnesses;
+
+/* True when two forks of the log could each gather K cosignatures from disjoint witnesses (K > 0 and 2K <= N): an
+ * honest witness cosigns one of them at most, so only K above half keeps a split view from being witnessed. */
+bool station_quorum_splittable(const station_quorum *q);
 
 /* Completes DIR with the chain `camtrust-ca station add` wrote (leaf + operations issuing CA) and the
  * operations root: refuses a certificate for another key than the token's, or one that does not chain to the

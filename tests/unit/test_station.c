@@ -173,22 +173,29 @@ START_TEST(test_install_witnesses)
     pathf(conf, "%s/station.conf", sdir);
     pathf(bad, "%s/../bad.vkey", sdir);
     ck_assert_int_eq(tu_sh("cp '%s' '%s/conf.before' && echo 'w+00000000+BA==' >'%s'", conf, sdir, bad), 0);
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){NULL, 0, 1}), CT_ERR_USAGE);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){NULL, 0, 1, NULL}), CT_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "only 0 witness keys configured"));
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 2}), CT_ERR_USAGE);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 2, NULL}), CT_ERR_USAGE);
     /* no log key pinned */
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 1}), CT_ERR_USAGE);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 1, NULL}), CT_ERR_USAGE);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "pins no log key"));
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){twice, 2, 1}), CT_ERR_CONFIG);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){twice, 2, 1, NULL}), CT_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "given twice"));
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){broken, 1, 0}), CT_ERR_CONFIG);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){broken, 1, 0, NULL}), CT_ERR_CONFIG);
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "line 1"));
     /* nothing written by any refusal */
     ck_assert_int_ne(tu_sh("test -e '%s/" STATION_WITNESSES_FILE "'", sdir), 0);
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/conf.before'", conf, sdir), 0);
 
     ck_assert_int_eq(tu_sh("cp '%s' '%s/" STATION_LOG_VKEY "'", logkey, sdir), 0);
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 1}), CT_OK);
+    station_quorum q = {0};
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){one, 1, 1, &q}), CT_OK);
+    ck_assert_uint_eq(q.required, 1); /* 1 of 1: above half */
+    ck_assert_uint_eq(q.configured, 1);
+    ck_assert(!station_quorum_splittable(&q));
+    ck_assert(station_quorum_splittable(&(station_quorum){1, 2}));
+    ck_assert(!station_quorum_splittable(&(station_quorum){2, 2}));
+    ck_assert(!station_quorum_splittable(&(station_quorum){0, 2})); /* none required: nothing to split */
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/" STATION_WITNESSES_FILE "'", wkey, sdir), 0);
     ck_assert_int_eq(tu_sh("grep -c '^log.witnesses_required = 1$' '%s' | grep -qx 1", conf), 0);
     ck_assert_int_eq(station_settings_load(sdir, &st), CT_OK);
@@ -196,7 +203,7 @@ START_TEST(test_install_witnesses)
     /* the other settings as they were: only that line changed */
     ck_assert_int_eq(tu_sh("diff '%s' '%s/conf.before' | grep -c '^[<>]' | grep -qx 2", conf, sdir), 0);
     /* K alone; the list kept */
-    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){NULL, 0, 0}), CT_OK);
+    ck_assert_int_eq(station_install_witnesses(sdir, &(station_witnesses){NULL, 0, 0, NULL}), CT_OK);
     ck_assert_int_eq(tu_sh("cmp -s '%s' '%s/" STATION_WITNESSES_FILE "'", wkey, sdir), 0);
     ck_assert_int_eq(station_settings_load(sdir, &st), CT_OK);
     ck_assert_uint_eq(st.witnesses_required, 0);
