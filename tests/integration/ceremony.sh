@@ -3,15 +3,7 @@
 # (no root in its token), install with its refusals, provisioning through a station, rotation of the device issuing
 # CA, more provisioning, both generations of cameras checked by openssl and curl and their recordings verified, then
 # the old issuing CA revoked by a ceremony and refused by the verifiers. Usage: ceremony.sh BUILD_DIR
-BUILD=$(cd "$1" && pwd)
-CA_BIN=$BUILD/ca/camtrust-ca
-STATION_BIN=$BUILD/provision/camtrust-station
-AGENT_BIN=$BUILD/device-agent/camtrust-agent
-SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
-VERIFY_BIN=$BUILD/verify/camtrust-verify
-VIEW_BIN=$BUILD/view/camtrust-view
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$(dirname "$0")/build_lib.sh" "$1"
 
 agent() { # agent MODE NAME: camtrust-agent MODE (factory, serve) on a free port; sets ADDR
   : >"$WORK/cams/$2.$1.out" # (emptied before the child runs: wait_listening must not read a last run's line)

@@ -5,15 +5,7 @@
 # the sweep of what killed writers left (X.tmp.PID of a dead PID) removes only their regular files, never an
 # operator's folder of that name with all in it, while a killed init's stage folder (X.init-PID) still goes.
 # Usage: file_inputs.sh BUILD_DIR
-BUILD=$(cd "$1" && pwd)
-CA_BIN=$BUILD/ca/camtrust-ca
-STATION_BIN=$BUILD/provision/camtrust-station
-AGENT_BIN=$BUILD/device-agent/camtrust-agent
-SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
-VERIFY_BIN=$BUILD/verify/camtrust-verify
-VIEW_BIN=$BUILD/view/camtrust-view
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$(dirname "$0")/build_lib.sh" "$1"
 
 CA=$WORK/ca ST=$WORK/station CAM=$WORK/cam
 DEAD=999999999 # above any pid_max: no process has it

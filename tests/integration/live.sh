@@ -9,15 +9,7 @@
 # kill -9 mid-stream leaves only whole segments in the recording, which rotates by size; an H.265 (libx265) stream
 # watched live decodes exactly its source frames, every signature verified.
 # Usage: live.sh BUILD_DIR
-BUILD=$1
-CA_BIN=$BUILD/ca/camtrust-ca
-AGENT_BIN=$BUILD/device-agent/camtrust-agent
-SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
-VIEW_BIN=$BUILD/view/camtrust-view
-VERIFY_BIN=$BUILD/verify/camtrust-verify
-CLIENT_BIN=$BUILD/tests/factory_client
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 

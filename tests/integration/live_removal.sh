@@ -5,14 +5,7 @@
 # video more. The real camera agent (provisioned through factory mode, its token real) streams from a FIFO the
 # test writes in two parts, the removal between them; viewers certified by a real CA, their keys in their tokens.
 # Usage: live_removal.sh BUILD_DIR
-BUILD=$1
-CA_BIN=$BUILD/ca/camtrust-ca
-AGENT_BIN=$BUILD/device-agent/camtrust-agent
-SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
-VIEW_BIN=$BUILD/view/camtrust-view
-CLIENT_BIN=$BUILD/tests/factory_client
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 STREAM=

@@ -6,13 +6,7 @@
 # revoked viewer back; now it remembers the newest CRL of each issuer (crl.seen in its folder) and refuses such a
 # folder in one line. A real CA and key ceremony (vault), viewers' keys in their own tokens, the real camera agent.
 # Usage: viewer_crl_memory.sh BUILD_DIR
-BUILD=$1
-CA_BIN=$BUILD/ca/camtrust-ca
-AGENT_BIN=$BUILD/device-agent/camtrust-agent
-SIM_BIN=$BUILD/device-agent/camtrust-agent-sim
-VIEW_BIN=$BUILD/view/camtrust-view
-HERE=$(cd "$(dirname "$0")" && pwd)
-. "$HERE/lib.sh"
+. "$(dirname "$0")/build_lib.sh" "$1"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 
 CA=$WORK/ca V=$WORK/vault VW=$WORK/viewers
