@@ -73,8 +73,11 @@ ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char 
     db_station existing;
     CT_ENSURE_MSG(ca_name_valid(name), CT_ERR_USAGE, "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name);
     /* A station's audit actor is its bare name: one of the CA's own actors would make its entries ambiguous. */
-    CT_ENSURE_MSG(strcmp(name, ADMIN_ACTOR) != 0 && strcmp(name, "ca") != 0 && strcmp(name, "unknown") != 0,
-                  CT_ERR_USAGE, "station name '%s' is one of the CA's own audit actors (ca, cli, unknown)", name);
+    static const char *const own_actors[] = {"ca", CA_SERVER_ACTOR, ADMIN_ACTOR, "unknown"};
+    for (size_t i = 0; i < sizeof own_actors / sizeof own_actors[0]; i++)
+        CT_ENSURE_MSG(strcmp(name, own_actors[i]) != 0, CT_ERR_USAGE,
+                      "station name '%s' is one of the CA's own audit actors (ca, " CA_SERVER_ACTOR ", cli, unknown)",
+                      name);
     rc = db_station_find(c->db, name, &existing);
     CT_ENSURE_MSG(rc == CT_ERR_NOT_FOUND, rc == CT_OK ? CT_ERR_EXISTS : rc, "station %s exists already", name);
     rc = CT_OK;

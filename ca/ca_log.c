@@ -19,7 +19,6 @@
 
 #include "ca_priv.h"
 
-#define SERVER_ACTOR "ca-server"
 #define LEAF_CHUNK 4096
 #define PROOF_JSON_MAX (512 + CT_MERKLE_MAX_PATH * 50)
 
@@ -273,7 +272,7 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 static void publish(ca *c)
 {
     if (!ca_lease_held(c)) return;
-    ct_err rc = sign_heads(c, SERVER_ACTOR, &c->log->tree, false, NULL);
+    ct_err rc = sign_heads(c, CA_SERVER_ACTOR, &c->log->tree, false, NULL);
     if (rc != CT_OK)
         ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
 }

@@ -33,7 +33,6 @@
 #define OCSP_BUDGET_PROBES 8
 #define OCSP_REQUEST_TYPE "application/ocsp-request"
 #define OCSP_RESPONSE_TYPE "application/ocsp-response"
-#define SERVER_ACTOR "ca-server"
 
 typedef struct {
     uint64_t hash;
@@ -107,7 +106,7 @@ static ct_err crl_refresh(ca *c, int gen)
     ct_buf der = CT_BUF_INIT;
     time_t next = 0, now = time(NULL);
     int64_t epoch = r->epoch, number = 0;
-    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], SERVER_ACTOR, &der, &next, &number));
+    CT_GUARD_RET(ca_crl_make_gen(c, &c->gens[gen], CA_SERVER_ACTOR, &der, &next, &number));
     ct_buf_free(&r->crl[gen]);
     r->crl[gen] = der;
     r->crl_refresh_at[gen] = now + (next - now) / 2;

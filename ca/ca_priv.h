@@ -10,6 +10,7 @@
 #include "ca.h"
 
 #define CA_MAX_BODY_DEFAULT 16384
+#define CA_SERVER_ACTOR "ca-server" /* the serving CA's own entries (a CRL it makes, a log head it signs) */
 #define CA_PATH_MAX 1024
 
 /* A CA key in the token with the certificate that certifies it. */

@@ -12,8 +12,13 @@ CA_BIN=$1
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then echo "skipped: needs root and setpriv"; exit 77; fi
 
 # The folder's owner must reach the CA folder and the binary: a clone under /root (0700) or a test-tmp made 0700
-# is out of its reach, so both go to a folder of their own under /tmp (removed at exit).
-OWN=$(mktemp -d /tmp/camtrust-lock-owner.XXXXXX)
+# is out of its reach, so both go to a folder of their own under /tmp (removed at exit). A run killed outright
+# (ctest's timeout: no trap runs) leaves its folder, named by its pid: those of runs no longer running go first.
+for old in /tmp/camtrust-lock-owner.*.*; do
+  pid=${old#/tmp/camtrust-lock-owner.}; pid=${pid%%.*}
+  if [ -d "$old" ] && [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$old"; fi
+done
+OWN=$(mktemp -d "/tmp/camtrust-lock-owner.$$.XXXXXX")
 trap 'stop_bg; cleanup_server; rm -rf "$OWN"; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 chmod 755 "$OWN"
 cp "$CA_BIN" "$OWN/camtrust-ca"
