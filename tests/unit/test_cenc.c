@@ -543,21 +543,30 @@ static ct_err load_viewers(const char *dir, const char *files, const ct_buf *roo
     return rc;
 }
 
-/* The camera's CRL memory full (64 issuers): a CRL of a 65th is refused, and the memory stays one it can read back
- * (written with 65, every later load would fail for good). */
-START_TEST(crl_memory_full)
+/* A folder `tag` holding viewer_pki's CAs, viewers and CRLs (then `more`, a shell line run in it), its root's DER in
+ * *root. */
+static const char *viewer_pki_dir(const char *tag, const char *more, ct_buf *root)
 {
-    const char *dir = tu_tmpdir("cenc-seen");
-    char path[512], seen[512], sub[512];
+    const char *dir = tu_tmpdir(tag);
+    char path[512];
     snprintf(path, sizeof path, "%s/mk.sh", dir);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     fputs(viewer_pki, f);
     fclose(f);
-    ck_assert_int_eq(tu_sh("cd '%s' && sh mk.sh >mk.log 2>&1 && mkdir v && cp alice.pem der.crl v/", dir), 0);
-    ct_buf root = CT_BUF_INIT;
+    ck_assert_int_eq(tu_sh("cd '%s' && sh mk.sh >mk.log 2>&1%s%s", dir, *more ? " && " : "", more), 0);
     snprintf(path, sizeof path, "%s/root.der", dir);
-    ck_assert_int_eq(ct_file_read(path, 4096, &root), CT_OK);
+    ck_assert_int_eq(ct_file_read(path, 4096, root), CT_OK);
+    return dir;
+}
+
+/* The camera's CRL memory full (64 issuers): a CRL of a 65th is refused, and the memory stays one it can read back
+ * (written with 65, every later load would fail for good). */
+START_TEST(crl_memory_full)
+{
+    char seen[512], sub[512];
+    ct_buf root = CT_BUF_INIT;
+    const char *dir = viewer_pki_dir("cenc-seen", "mkdir v && cp alice.pem der.crl v/", &root);
     uint8_t full[64 * 40];
     for (size_t i = 0; i < sizeof full; i++) full[i] = (uint8_t)(i * 7 + 1); /* 64 issuers none of these CAs */
     snprintf(seen, sizeof seen, "%s/crl.seen", dir);
@@ -579,17 +588,9 @@ END_TEST
 
 START_TEST(recipients_leave_out_revoked_viewers)
 {
-    const char *dir = tu_tmpdir("cenc-crl");
-    char path[512], names[256];
-    snprintf(path, sizeof path, "%s/mk.sh", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(viewer_pki, f);
-    fclose(f);
-    ck_assert_int_eq(tu_sh("cd '%s' && sh mk.sh >mk.log 2>&1", dir), 0);
+    char names[256];
     ct_buf root = CT_BUF_INIT;
-    snprintf(path, sizeof path, "%s/root.der", dir);
-    ck_assert_int_eq(ct_file_read(path, 4096, &root), CT_OK);
+    const char *dir = viewer_pki_dir("cenc-crl", "", &root);
     /* Without a CRL both watch; with the issuing CA's CRL (DER or PEM) bob is left out and alice stays. */
     ck_assert_int_eq(load_viewers(dir, "alice.pem bob.pem", &root, names, sizeof names), CT_OK);
     ck_assert_str_eq(names, "alice,bob");
