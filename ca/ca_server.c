@@ -433,6 +433,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
     ca *c = l->c;
     ca_http_answer ans = {0};
     request_arrived(conn);
+    if (!rctx->too_large && is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a slow answer, held */
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
                           .content_type = header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
@@ -547,8 +548,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rctx->body.len = 0;
         return respond(conn, l, method, url, rctx);
     }
-    request_arrived(conn); /* (before the hold, which stands for a slow answer) */
-    if (is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a request held in its connection's thread */
     return respond(conn, l, method, url, rctx);
 }
 
