@@ -56,15 +56,13 @@ ct_err ct_fail(ct_err e, const char *fmt, ...)
 
 ct_err ct_fail_ctx(ct_err e, const char *fmt, ...)
 {
-    char context[200], detail[sizeof ct_detail];
-    /* Copied first: ct_fail writes the buffer the detail is in. */
-    if (ct_strlcpy(detail, sizeof detail, *ct_detail ? ct_detail : ct_err_message(e)) != CT_OK) detail[0] = '\0';
+    char context[200];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(context, sizeof context, fmt, ap);
     va_end(ap);
     if (n < 0) context[0] = '\0';
-    return ct_fail(e, "%s: %s", context, detail);
+    return ct_fail(e, "%s: %s", context, *ct_detail ? ct_detail : ct_err_message(e)); /* ct_fail formats apart */
 }
 
 void ct_err_save(ct_err_saved *s, ct_err rc)

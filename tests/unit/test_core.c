@@ -137,6 +137,14 @@ START_TEST(test_fail_detail)
     /* A new detail may quote the one it replaces (it was garbled: "F is not a CRL: F is not a CRL: ..."). */
     ck_assert_int_eq(ct_fail(CT_ERR_USAGE, "%s is not a CRL: %s", "crl.pem", ct_err_detail()), CT_ERR_USAGE);
     ck_assert_str_eq(ct_err_detail(), "crl.pem is not a CRL: second");
+    /* ct_fail_ctx puts a context before the detail, or before the error's message when there is none. */
+    ck_assert_int_eq(ct_fail_ctx(CT_ERR_USAGE, "install %s", "x"), CT_ERR_USAGE);
+    ck_assert_str_eq(ct_err_detail(), "install x: crl.pem is not a CRL: second");
+    ct_err_clear();
+    ck_assert_int_eq(ct_fail_ctx(CT_ERR_USAGE, "install"), CT_ERR_USAGE);
+    char want[CT_ERR_DETAIL_MAX];
+    snprintf(want, sizeof want, "install: %s", ct_err_message(CT_ERR_USAGE));
+    ck_assert_str_eq(ct_err_detail(), want);
     /* Details quote outside input: they stay one line. */
     ck_assert_int_eq(ct_fail(CT_ERR_BAD_CSR, "serial '%s'", "A\r\nB"), CT_ERR_BAD_CSR);
     ck_assert_str_eq(ct_err_detail(), "serial 'A??B'");
