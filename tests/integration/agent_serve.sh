@@ -176,10 +176,15 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WO
 sign_csr "$WORK/other" "$WORK/other.csr.der" CAM0200 "$WORK/other.chain"
 for fake in self-signed other-ca; do
   if [ $fake = self-signed ]; then cert=$WORK/fake.pem key=$WORK/fake.key; else cert=$WORK/other.chain key=$WORK/other.key; fi
-  P=$((20000 + RANDOM % 40000))
-  openssl s_server -quiet -accept "127.0.0.1:$P" -cert "$cert" -key "$key" -cert_chain "$cert" -www </dev/null >/dev/null 2>&1 &
-  FACTORY_PID=$!
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.05; done
+  # A random port another test may hold: s_server then exits while the probe reaches the other; so another port.
+  for _ in 1 2 3 4 5; do
+    P=$((20000 + RANDOM % 40000))
+    openssl s_server -quiet -accept "127.0.0.1:$P" -cert "$cert" -key "$key" -cert_chain "$cert" -www </dev/null >/dev/null 2>&1 &
+    FACTORY_PID=$!
+    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.05; done
+    kill -0 "$FACTORY_PID" 2>/dev/null && break
+    wait "$FACTORY_PID" 2>/dev/null || true
+  done
   check "the look-alike ($fake) answers a client that skips verification (the test is real)" \
     bash -c "curl -sk -o /dev/null --max-time 10 --resolve $NAME:$P:127.0.0.1 https://$NAME:$P/"
   out=$(curl -sS -o /dev/null --max-time 10 --cacert "$WORK/ca/root.pem" --resolve "$NAME:$P:127.0.0.1" "https://$NAME:$P/" 2>&1 || true)
