@@ -90,7 +90,7 @@ static const ct_setting setting_rows[] = {
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
     {"node.id", "",
      "this node's name among several serving one database, unique per node (letters, digits, '-', '_', '.'); "
-     "empty: host:pid"},
+     "not one of the CA's own audit actors (ca, ca-server, cli, unknown); empty: node:HOST:PID"},
     {"node.lease_ms", "10000",
      "the signer lease (one node signs checkpoints and CRLs): renewed every fifth of it; when its holder dies, "
      "another node takes over within it and a fifth"},
@@ -194,6 +194,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_copy(&schema, cfg, "node.id", s->node_id, sizeof s->node_id));
     CT_ENSURE_MSG(!s->node_id[0] || ca_name_valid(s->node_id), CT_ERR_CONFIG,
                   "config node.id: 1-63 letters, digits, '-', '_', '.'");
+    if (s->node_id[0]) CT_GUARD(ca_own_actor_refuse("config node.id", s->node_id, CT_ERR_CONFIG));
     CT_GUARD(ct_config_get_int(cfg, "node.lease_ms", 10000, 500, 600000, &s->lease_ms));
 cleanup:
     ct_config_free(cfg);
