@@ -2,6 +2,7 @@
  * (db_copy), then the folder's config switched to it. The caller proves the copy (audit verify before and after,
  * the same newest checkpoint). */
 #define _DEFAULT_SOURCE
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,13 @@ static ct_err password_file_keep(const ca *c, const char *given, char kept[PATH_
     }
     CT_GUARD(ct_secret_load(given, NULL, password, sizeof password));
     CT_GUARD(ct_path_join(secrets, sizeof secrets, c->cfg.dir, "secrets"));
-    CT_GUARD(ct_mkdir(secrets, 0700));
+    if (!ct_file_exists(secrets)) { /* made as root, the folder's owner's, as the password file */
+        int fd = -1;
+        CT_GUARD(ca_file_make_owned(secrets, O_DIRECTORY, 0700, &fd));
+        close(fd);
+    }
     CT_GUARD(ct_path_join(open, PATH_MAX, c->cfg.dir, KEPT_PASSWORD_FILE));
-    CT_GUARD(ct_file_write_atomic(open, password, strlen(password), 0600));
+    CT_GUARD(ca_file_write_owned(open, password, strlen(password), 0600));
     CT_GUARD(ct_strlcpy(kept, PATH_MAX, KEPT_PASSWORD_FILE)); /* relative: the folder may move */
 cleanup:
     ct_wipe(password, sizeof password);

@@ -120,6 +120,9 @@ CA=$CA_SAVED
 CA3=$WORK/ca3
 ca_create "$CA3" >/dev/null
 URL3=$(newdb)
+# (run as root, in a folder of another user's as deploy/'s User=camtrust: the files it writes there are that user's)
+OWNER=4242
+[ "$(id -u)" = 0 ] && chown -R "$OWNER:$OWNER" "$CA3"
 rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA3" --url "$URL3" --password-file <(cat "$WORK/pgpass") 2>&1) || rc=$?
 check_eq "migrate-to with the password from a pipe: exit 0" 0 "$rc"
 [ "$rc" = 0 ] || echo "$out"
@@ -128,6 +131,11 @@ check_eq "... the config names the password kept in the folder, not the pipe" "d
   "$(grep '^db.password_file' "$CA3/camtrust-ca.conf")"
 check_eq "... which holds the password, owner only" "600 $(cat "$WORK/pgpass")" \
   "$(stat -c %a "$CA3/secrets/db.password") $(cat "$CA3/secrets/db.password")"
+if [ "$(id -u)" = 0 ]; then
+  check_eq "... the config it rewrote as root is the folder's owner's, owner only" "$OWNER:$OWNER 600" \
+    "$(stat -c '%u:%g %a' "$CA3/camtrust-ca.conf")"
+  check_eq "... and so is the password it kept" "$OWNER:$OWNER" "$(stat -c '%u:%g' "$CA3/secrets/db.password")"
+fi
 CA=$CA3
 start_ca "$CA3"
 check_eq "... and the CA serves from PostgreSQL with it" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
