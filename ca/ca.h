@@ -20,6 +20,9 @@ typedef struct ca ca;
  * no ':', so no two kinds of party share an actor. */
 #define CA_ACTOR_MAX (DB_NAME_MAX + 16)
 #define CA_DEVICE_ACTOR "device:" /* a camera's actor: "device:" and its serial (older entries: the serial alone) */
+/* A node's actor (lease.take, crl.store) when node.id is not set: "node:HOST:PID" (older entries: "HOST:PID", which a
+ * host named "device" made read as a camera's). */
+#define CA_NODE_ACTOR "node:"
 
 /* Creates a CA in `dir`: config (every default written out, unless one is there already), token (SoftHSM
  * here, or the configured one) with the online keys only (the issuing CAs', TLS, OCSP, log; never a root's), the

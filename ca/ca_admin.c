@@ -25,6 +25,18 @@ bool ca_name_valid(const char *name)
     return true;
 }
 
+ct_err ca_own_actor_refuse(const char *what, const char *name, ct_err code)
+{
+    /* The CA's own audit actors: a station's or a node's bare name equal to one would read as the CA's entries. */
+    static const char *const own_actors[] = {"ca", CA_SERVER_ACTOR, ADMIN_ACTOR, "unknown"};
+    for (size_t i = 0; i < sizeof own_actors / sizeof own_actors[0]; i++)
+        CT_ENSURE_RET(strcmp(name, own_actors[i]) != 0,
+                      ct_fail(code, "%s '%s' is one of the CA's own audit actors (ca, " CA_SERVER_ACTOR ", " ADMIN_ACTOR
+                                    ", unknown)",
+                              what, name));
+    return CT_OK;
+}
+
 ct_err ca_client_cert_issue(ca *c, const char *name, const char *profile, const char *csr_path, ct_buf *cert,
                             db_cert_record *rec)
 {
@@ -72,12 +84,7 @@ ct_err ca_station_add(ca *c, const char *name, const char *csr_path, const char 
     db_cert_record rec;
     db_station existing;
     CT_ENSURE_MSG(ca_name_valid(name), CT_ERR_USAGE, "station name '%.64s': use 1-63 letters, digits, '-', '_', '.'", name);
-    /* A station's audit actor is its bare name: one of the CA's own actors would make its entries ambiguous. */
-    static const char *const own_actors[] = {"ca", CA_SERVER_ACTOR, ADMIN_ACTOR, "unknown"};
-    for (size_t i = 0; i < sizeof own_actors / sizeof own_actors[0]; i++)
-        CT_ENSURE_MSG(strcmp(name, own_actors[i]) != 0, CT_ERR_USAGE,
-                      "station name '%s' is one of the CA's own audit actors (ca, " CA_SERVER_ACTOR ", cli, unknown)",
-                      name);
+    CT_GUARD(ca_own_actor_refuse("station name", name, CT_ERR_USAGE)); /* its audit actor is its bare name */
     rc = db_station_find(c->db, name, &existing);
     CT_ENSURE_MSG(rc == CT_ERR_NOT_FOUND, rc == CT_OK ? CT_ERR_EXISTS : rc, "station %s exists already", name);
     rc = CT_OK;

@@ -166,6 +166,71 @@ static ct_err give_made_to_folder_owner(int fd, const char *path, const struct s
     return CT_OK;
 }
 
+ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd)
+{
+    ct_err rc = CT_OK;
+    char parent[CA_PATH_MAX], base[CA_PATH_MAX];
+    struct stat d;
+    bool folder = (flags & O_DIRECTORY) != 0;
+    *fd = -1;
+    CT_GUARD_RET(ct_strlcpy(parent, sizeof parent, path));
+    CT_GUARD_RET(ct_strlcpy(base, sizeof base, path));
+    const char *name = basename(base);
+    int dir_fd = open(dirname(parent), O_PATH | O_DIRECTORY | O_CLOEXEC); /* the one folder it is made in */
+    CT_ENSURE_MSG(dir_fd >= 0, CT_ERR_IO, "cannot open the folder of %s: %s", path, strerror(errno));
+    /* A folder made (mkdir is exclusive) is opened again by name, no link followed: what its owner may have put in
+     * its place meanwhile is a folder it could move there, so its own already. */
+    if (folder && mkdirat(dir_fd, name, (mode_t)mode) != 0) {
+        rc = ct_fail(errno == EEXIST ? CT_ERR_EXISTS : CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    *fd = folder ? openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                 : openat(dir_fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
+    CT_ENSURE_MSG(*fd >= 0, CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    CT_ENSURE_MSG(fstat(dir_fd, &d) == 0, CT_ERR_IO, "cannot stat the folder of %s: %s", path, strerror(errno));
+    CT_GUARD(give_made_to_folder_owner(*fd, path, &d));
+cleanup:
+    close(dir_fd);
+    if (rc != CT_OK && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+/* Writes all of data to fd (the file `path`). */
+static ct_err write_all(int fd, const void *data, size_t len, const char *path)
+{
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, (const uint8_t *)data + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        CT_ENSURE_RET(w > 0, ct_fail(CT_ERR_IO, "cannot write %s: %s", path, strerror(errno)));
+        off += (size_t)w;
+    }
+    return CT_OK;
+}
+
+ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode)
+{
+    ct_err rc = CT_OK;
+    char tmp[CA_PATH_MAX + 32];
+    int fd = -1;
+    /* NAME.tmp.PID, as ct_file_write_atomic's: what a killed command left is removed by the next (ct_stale_remove) */
+    CT_GUARD_RET(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()));
+    (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
+    CT_GUARD(ca_file_make_owned(tmp, O_WRONLY, mode, &fd));
+    CT_GUARD(write_all(fd, data, len, tmp));
+    CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
+    CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp);
+    fd = -1;
+    CT_ENSURE_MSG(rename(tmp, path) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
+    CT_GUARD(ct_file_sync_dir(path));
+cleanup:
+    if (fd >= 0) close(fd);
+    if (rc != CT_OK) (void)unlink(tmp);
+    return rc;
+}
+
 /* Why `path` (in `dir`) cannot be opened, and the cure when it is not the folder owner's (an older build's root). */
 static ct_err open_refused(const char *path, const char *dir, int err)
 {
@@ -294,7 +359,7 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
 {
     ct_err rc = CT_OK;
     ca_settings *cfg = calloc(1, sizeof *cfg);
-    char tmp[CA_PATH_MAX + 32], vkey[CA_PATH_MAX], parent[CA_PATH_MAX], base[CA_PATH_MAX];
+    char tmp[CA_PATH_MAX + 32], journal[CA_PATH_MAX + 48], vkey[CA_PATH_MAX], parent[CA_PATH_MAX], base[CA_PATH_MAX];
     ct_buf note = CT_BUF_INIT;
     bool made = false;
     memset(s, 0, sizeof *s);
@@ -311,8 +376,12 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_GUARD(ct_stale_remove(dirname(parent), basename(base), ".tmp.")); /* what killed backups left */
     CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid()));
     (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); /* owner only, from the start */
-    CT_ENSURE_MSG(fd >= 0, CT_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    /* ... and its SQLite journal: left hot beside it, it would be rolled back into this copy */
+    CT_GUARD(ct_snprintf(journal, sizeof journal, "%s-journal", tmp));
+    (void)unlink(journal);
+    /* Owner only from the start; made as root, the folder's owner's (and so is SQLite's journal beside it) */
+    int fd = -1;
+    CT_GUARD(ca_file_make_owned(tmp, O_WRONLY, 0600, &fd));
     made = true;
     close(fd);
     CT_GUARD(db_backup_write(cfg->db_path, tmp));
@@ -351,30 +420,21 @@ struct ca_restore {
     bool committed;
 };
 
-/* Copies `from` to the new file `to` (owner only: the owner of `owner_dir`, where it goes) and syncs it. */
-static ct_err copy_file(const char *from, const char *to, const char *owner_dir)
+/* Copies `from` to the new file `to` (owner only: the owner of the stage it goes in, the CA folder's) and syncs it. */
+static ct_err copy_file(const char *from, const char *to)
 {
     ct_err rc = CT_OK;
     uint8_t *buf = malloc(COPY_CHUNK);
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    int out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    struct stat dir;
+    int in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
     CT_ENSURE(buf, CT_ERR_NOMEM);
     CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", from, strerror(errno));
-    CT_ENSURE_MSG(out >= 0, CT_ERR_IO, "cannot create %s: %s", to, strerror(errno));
-    CT_ENSURE_MSG(stat(owner_dir, &dir) == 0, CT_ERR_IO, "cannot stat %s: %s", owner_dir, strerror(errno));
-    CT_GUARD(give_made_to_folder_owner(out, to, &dir)); /* restored as root, still the folder owner's server's */
+    CT_GUARD(ca_file_make_owned(to, O_WRONLY, 0600, &out)); /* restored as root, still the folder owner's server's */
     for (;;) {
         ssize_t n = read(in, buf, COPY_CHUNK);
         if (n < 0 && errno == EINTR) continue;
         CT_ENSURE_MSG(n >= 0, CT_ERR_IO, "cannot read %s: %s", from, strerror(errno));
         if (n == 0) break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR) continue;
-            CT_ENSURE_MSG(w > 0, CT_ERR_IO, "cannot write %s: %s", to, strerror(errno));
-            off += w;
-        }
+        CT_GUARD(write_all(out, buf, (size_t)n, to));
     }
     CT_ENSURE_MSG(fsync(out) == 0, CT_ERR_IO, "cannot sync %s: %s", to, strerror(errno));
 cleanup:
@@ -461,9 +521,12 @@ ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
     CT_GUARD(ct_strlcpy(parent, sizeof parent, dirname(parent)));
     CT_GUARD(ct_stale_remove(parent, "", STAGE_SEP)); /* what killed restores left */
     CT_GUARD(ct_snprintf(r->stage, sizeof r->stage, "%s/" STAGE_SEP "%ld", parent, (long)getpid()));
-    CT_ENSURE_MSG(mkdir(r->stage, 0700) == 0, CT_ERR_IO, "cannot create %s: %s", r->stage, strerror(errno));
+    /* Made as root, the folder's owner's: a killed restore's stage is removed by the next, also one not run as root */
+    int stage_fd = -1;
+    CT_GUARD(ca_file_make_owned(r->stage, O_DIRECTORY, 0700, &stage_fd));
+    close(stage_fd);
     CT_GUARD(ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base)));
-    CT_GUARD(copy_file(from, r->staged, parent));
+    CT_GUARD(copy_file(from, r->staged));
     rc = db_backup_check(r->staged, from, &r->info);
     if (rc == CT_ERR_DB) rc = ct_fail(CT_ERR_INTEGRITY, "%s", ct_err_detail()); /* its content, not our database */
     CT_GUARD(rc);

@@ -90,7 +90,7 @@ static const ct_setting setting_rows[] = {
     {"server.drain_seconds", "10", "at SIGTERM: stop accepting, and give requests under way this long to finish"},
     {"node.id", "",
      "this node's name among several serving one database, unique per node (letters, digits, '-', '_', '.'); "
-     "empty: host:pid"},
+     "not one of the CA's own audit actors (ca, ca-server, cli, unknown); empty: node:HOST:PID"},
     {"node.lease_ms", "10000",
      "the signer lease (one node signs checkpoints and CRLs): renewed every fifth of it; when its holder dies, "
      "another node takes over within it and a fifth"},
@@ -194,6 +194,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_settings_copy(&schema, cfg, "node.id", s->node_id, sizeof s->node_id));
     CT_ENSURE_MSG(!s->node_id[0] || ca_name_valid(s->node_id), CT_ERR_CONFIG,
                   "config node.id: 1-63 letters, digits, '-', '_', '.'");
+    if (s->node_id[0]) CT_GUARD(ca_own_actor_refuse("config node.id", s->node_id, CT_ERR_CONFIG));
     CT_GUARD(ct_config_get_int(cfg, "node.lease_ms", 10000, 500, 600000, &s->lease_ms));
 cleanup:
     ct_config_free(cfg);
@@ -258,7 +259,7 @@ ct_err ca_id_read(const char *dir, bool make, char out[DB_CA_ID_MAX])
         CT_GUARD(ct_random(id, sizeof id));
         CT_GUARD(ct_hex_encode(id, sizeof id, line, sizeof line));
         CT_GUARD(ct_strlcpy(line + 2 * CA_ID_BYTES, 2, "\n"));
-        CT_GUARD(ct_file_write_atomic(path, line, strlen(line), 0600));
+        CT_GUARD(ca_file_write_owned(path, line, strlen(line), 0600)); /* made as root: the folder owner's */
     }
     rc = ct_file_read(path, 2 * CA_ID_BYTES + 2, &text);
     CT_ENSURE(rc == CT_OK, ct_fail(CT_ERR_CONFIG, "%s: cannot read the CA's id", path));
@@ -278,6 +279,11 @@ cleanup:
 ct_err ca_settings_set(const char *dir, const char *key, const char *value)
 {
     char path[CA_PATH_MAX];
+    ct_buf text = CT_BUF_INIT;
     CT_GUARD_RET(ct_path_join(path, sizeof path, dir, CA_CONFIG_FILE));
-    return ct_settings_set(&schema, path, key, value);
+    /* Rewritten as root (db migrate-to), still the folder's owner's: its User=camtrust service reads it. */
+    ct_err rc = ct_settings_render(&schema, path, key, value, &text);
+    if (rc == CT_OK) rc = ca_file_write_owned(path, text.data, text.len, 0600);
+    ct_buf_free(&text);
+    return rc;
 }

@@ -49,16 +49,25 @@ bool ca_lease_held(const ca *c)
     return ct_now_ms() < atomic_load(&c->lease->sign_until);
 }
 
-/* A holder "host:pid" of this host whose process is gone: its lease need not be waited for. */
-static bool holder_dead(void *arg, const char *holder)
+/* `holder` is "HOST:PID" of this host's process that is gone. */
+static bool host_pid_dead(const ca_lease *l, const char *holder)
 {
-    const ca_lease *l = arg;
     size_t n = strlen(l->host);
     if (strncmp(holder, l->host, n) != 0 || holder[n] != ':') return false;
     char *end = NULL;
     long pid = strtol(holder + n + 1, &end, 10);
     if (!end || *end || pid <= 1) return false;
     return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* A holder "node:HOST:PID" (or an older build's "HOST:PID") of this host whose process is gone: its lease need not
+ * be waited for. */
+static bool holder_dead(void *arg, const char *holder)
+{
+    const ca_lease *l = arg;
+    size_t prefix = strlen(CA_NODE_ACTOR);
+    if (strncmp(holder, CA_NODE_ACTOR, prefix) == 0 && host_pid_dead(l, holder + prefix)) return true;
+    return host_pid_dead(l, holder);
 }
 
 void ca_lease_request(const ca *c, db_lease_request *req)
@@ -131,6 +140,7 @@ ct_err ca_node_id_set(ca *c, const char *node_id)
 {
     CT_ENSURE_RET(c && node_id && ca_name_valid(node_id),
                   ct_fail(CT_ERR_USAGE, "node id '%.64s': 1-63 letters, digits, '-', '_', '.'", node_id ? node_id : ""));
+    CT_GUARD_RET(ca_own_actor_refuse("node id", node_id, CT_ERR_USAGE));
     return ct_strlcpy(c->cfg.node_id, sizeof c->cfg.node_id, node_id);
 }
 
@@ -146,7 +156,7 @@ static ct_err lease_begin(ca *c, bool command)
     if (c->cfg.node_id[0]) {
         CT_GUARD(ct_strlcpy(l->holder, sizeof l->holder, c->cfg.node_id));
     } else {
-        CT_GUARD(ct_snprintf(l->holder, sizeof l->holder, "%.100s:%ld", l->host, (long)getpid()));
+        CT_GUARD(ct_snprintf(l->holder, sizeof l->holder, CA_NODE_ACTOR "%.100s:%ld", l->host, (long)getpid()));
     }
     CT_GUARD(db_lease_fence(c->db, DB_LEASE_SIGNER, l->holder));
     l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;

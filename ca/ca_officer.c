@@ -320,15 +320,15 @@ static ct_err api_me(const ca_officer_id *who, ct_buf *out)
     return ct_buf_append(out, "}\n", 2);
 }
 
-/* POST revoke: the role first (an auditor is refused whatever it sends), then the body, then ca_revoke (which
- * audits its own refusals: unknown target, already revoked, bad reason). */
+/* POST revoke (a body too large to read refused before, counted: ca_officer_handle): the role first (an auditor is
+ * refused whatever it sends), then the body, then ca_revoke (which audits its own refusals: unknown target, already
+ * revoked, bad reason). */
 static ct_err api_revoke(ca *c, const ca_officer_id *who, const ca_http_request *rq, ct_buf *out,
                          db_revoke_count *count)
 {
     ca_revoke_fields f;
     ct_err rc = CT_OK;
     if (who->role != DB_ROLE_OFFICER) rc = ct_fail(CT_ERR_FORBIDDEN, "auditors cannot revoke (officer %s)", who->name);
-    else if (rq->body_too_large) rc = ct_fail(CT_ERR_TOO_LARGE, "request body larger than %d bytes", CA_OFFICER_MAX_BODY);
     else if ((rc = ca_revoke_fields_parse(rq->content_type, rq->body, rq->body_len, &f)) == CT_OK &&
              (!!*f.serial + !!*f.order + !!*f.station != 1 || !*f.reason))
         rc = ct_fail(CT_ERR_BAD_REQUEST, "name one of serial, order, station, and a reason");
@@ -405,13 +405,15 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     bool reads = ca_http_reads(rq->method);
     if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
-    /* A read whose body passed server.max_body gets a 413 and no answer (ca_server.c): refused before it reads or
-     * audits a read it never sends. Counted, as the other gates before a read: the officer decided nothing (a
-     * revocation's own refusal, api_revoke, is audited one by one), and unbudgeted rows would let a script grow
-     * the audit as fast as the token MACs. */
-    if (rc == CT_OK && reads && rq->body_too_large)
+    /* A body too large (past server.max_body, or a revocation's past CA_OFFICER_MAX_BODY) is refused before its
+     * route reads it: a read gets a 413 and no answer (ca_server.c), so it must not audit a read it never sends, and
+     * a revocation nobody could read decided nothing (api_revoke audits the refusals of what it reads one by one).
+     * Counted, as the other gates: unbudgeted rows would let a looping script grow the audit as fast as the token
+     * MACs. The bound named is the one applied. */
+    long body_max = reads || c->cfg.max_body < CA_OFFICER_MAX_BODY ? c->cfg.max_body : CA_OFFICER_MAX_BODY;
+    if (rc == CT_OK && (rq->body_too_large || (long)rq->body_len > body_max))
         rc = ca_refuse_counted(c, who.actor, "officer.body", subject,
-                               ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body));
+                               ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", body_max));
     if (rc == CT_OK && !api) return ca_console_handle(rq, ans);
     /* Each read is an audit row with its fsync and MAC: an officer's own script (an auditor's too) could grow the
      * audit as fast as the token MACs. Past its budget a read is counted, not answered (429, Retry-After: when one

@@ -67,7 +67,7 @@ typedef struct {
     char note_key_uri[256];            /* the Ed25519 checkpoint key (key.log_note) */
     char witnesses_path[CA_PATH_MAX];  /* log.witnesses: the witnesses' verifier keys, one a line */
     char audit_mac_uri[256];   /* the audit chain's HMAC key (a secret key, not a signer) */
-    char node_id[64];          /* node.id: this node's name among those serving one database ("": host:pid) */
+    char node_id[64];          /* node.id: this node's name among those serving one database ("": node:HOST:PID) */
     long lease_ms;             /* node.lease_ms: the signer lease's length (ca_lease.c) */
 } ca_settings;
 
@@ -182,6 +182,9 @@ bool ca_serial_valid(const char *serial);
 
 /* A station, officer or model name: 1-63 letters, digits, '-', '_', '.'. */
 bool ca_name_valid(const char *name);
+/* `code` (one line naming `what`) when `name` is one of the CA's own audit actors (ca, ca-server, cli, unknown): a
+ * station or node, whose audit actor is its bare name, may not be named so. */
+CT_MUST_CHECK ct_err ca_own_actor_refuse(const char *what, const char *name, ct_err code);
 /* A certificate serial as people paste it ("3A:0F..", "3a0f..", "serial=3A0F..") into the recorded form:
  * lower-case hex without the INTEGER's sign byte; CT_ERR_USAGE otherwise. */
 CT_MUST_CHECK ct_err ca_serial_normalize(const char *in, char out[DB_CERT_SERIAL_HEX_MAX]);
@@ -389,6 +392,12 @@ CT_MUST_CHECK ct_err ca_note_cert_reissue(ca *c);
 CT_MUST_CHECK ct_err ca_kept_checkpoint_write(ca *c, const char *note);
 /* At serve's start: ca_kept_checkpoint_check; with none kept yet, keeps the database's newest. */
 CT_MUST_CHECK ct_err ca_kept_checkpoint_start(ca *c);
+/* Makes the new file `path` (O_EXCL; `flags`: O_WRONLY or O_RDWR) or, with O_DIRECTORY, folder, in its folder opened
+ * once and no link followed, and when root makes it gives it to that folder's owner (a command run as root in a CA
+ * folder that a User=camtrust service serves must leave it files that service can use and remove); *fd open. */
+CT_MUST_CHECK ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd);
+/* ct_file_write_atomic, its new file made by ca_file_make_owned (the CA folder's config, its id, secrets). */
+CT_MUST_CHECK ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode);
 /* The serving lock (ca.h ca_serving_lock): flocks on a file of its own and, as builds before took it, the config. */
 #define CA_SERVING_LOCK_FILE "serving.lock"
 struct ca_folder_lock {
@@ -448,7 +457,7 @@ CT_MUST_CHECK ct_err ca_revoke_fields_parse(const char *content_type, const uint
 ct_err ca_console_handle(const ca_http_request *rq, ca_http_answer *ans);
 
 /* ---- several nodes on one database: the signer lease (ca_lease.c) ---- */
-/* Takes the lease ("signer") if it can, as node.id (or serve --node-id; empty: host:pid); ca_lease_run then starts
+/* Takes the lease ("signer") if it can, as node.id (or serve --node-id; empty: node:HOST:PID); ca_lease_run then starts
  * the thread that renews or takes it every ca_lease_tick_ms (after the log and revocation it wakes are started). */
 CT_MUST_CHECK ct_err ca_lease_start(ca *c);
 /* A command that signs the log (log sth): takes the signer lease for itself, fenced like a node's (ca_lease_free lets

@@ -333,6 +333,9 @@ CT_MUST_CHECK ct_err ct_settings_copy_path(const ct_settings_schema *schema, con
  * rest of the file as it was. `value`: one line without '#'. */
 CT_MUST_CHECK ct_err ct_settings_set(const ct_settings_schema *schema, const char *path, const char *key,
                                      const char *value);
+/* ct_settings_set's new text of the file `path`, for a caller that writes it itself (`out`: freed by the caller). */
+CT_MUST_CHECK ct_err ct_settings_render(const ct_settings_schema *schema, const char *path, const char *key,
+                                        const char *value, ct_buf *out);
 
 /* ---- secrets from files or the environment, never the command line ---- */
 /* Reads a PIN from `path` if non-NULL, else from environment variable `env`; trims one trailing newline. */

@@ -77,6 +77,16 @@ ct_err ct_settings_copy_path(const ct_settings_schema *schema, const ct_config *
 
 ct_err ct_settings_set(const ct_settings_schema *schema, const char *path, const char *key, const char *value)
 {
+    ct_buf text = CT_BUF_INIT;
+    ct_err rc = ct_settings_render(schema, path, key, value, &text);
+    if (rc == CT_OK) rc = ct_file_write_atomic(path, text.data, text.len, 0600);
+    ct_buf_free(&text);
+    return rc;
+}
+
+ct_err ct_settings_render(const ct_settings_schema *schema, const char *path, const char *key, const char *value,
+                          ct_buf *text_out)
+{
     ct_err rc = CT_OK;
     ct_buf old = CT_BUF_INIT, text = CT_BUF_INIT;
     const ct_setting *row = find_row(schema, key);
@@ -102,7 +112,8 @@ ct_err ct_settings_set(const ct_settings_schema *schema, const char *path, const
         if (text.len && text.data[text.len - 1] != '\n') CT_GUARD(ct_buf_appendf(&text, "\n"));
         CT_GUARD(ct_buf_appendf(&text, "\n# %s\n%s = %s\n", row->comment, key, value));
     }
-    CT_GUARD(ct_file_write_atomic(path, text.data, text.len, 0600));
+    *text_out = text;
+    text = (ct_buf)CT_BUF_INIT;
 cleanup:
     ct_buf_free(&old);
     ct_buf_free(&text);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The PostgreSQL backend end to end (run under tests/helpers/pg.sh): a SQLite CA copied into PostgreSQL with
 # `db migrate-to` and proved (audit verify before and after, the same checkpoint), killed inside its migrations and
-# run again, then served from it; refusals (a non-empty target, a password in the URL, another CA's database);
+# run again, then served from it; the password from a pipe (kept in the folder); refusals (a non-empty target, a password in the URL, another CA's database);
 # PostgreSQL down at start and mid-request (503 with the reason, nothing half-written, the node serving again once it
 # is back).
 # Usage: pg.sh run db_pg.sh PATH/TO/camtrust-ca
@@ -113,5 +113,33 @@ CA_SAVED=$CA; CA=$CA2
 audit=$(sql "$CA_SAVED/camtrust.db" "select count(*) from audit")
 serve_refuses "another CA's folder on this database" "this database belongs to CA $(cat "$CA_SAVED/ca-id")"
 check_eq "... which wrote nothing into it" "$audit" "$(sql "$CA_SAVED/camtrust.db" "select count(*) from audit")"
+CA=$CA_SAVED
+
+# The password from a pipe (`--password-file <(vault read ...)`), as the other secret files take it: it was refused
+# (realpath found no file), and its name (/dev/fd/N) would mean nothing to the server. Kept in the folder instead.
+CA3=$WORK/ca3
+ca_create "$CA3" >/dev/null
+URL3=$(newdb)
+# (run as root, in a folder of another user's as deploy/'s User=camtrust: the files it writes there are that user's)
+OWNER=4242
+[ "$(id -u)" = 0 ] && chown -R "$OWNER:$OWNER" "$CA3"
+rc=0; out=$("$CA_BIN" db migrate-to --dir "$CA3" --url "$URL3" --password-file <(cat "$WORK/pgpass") 2>&1) || rc=$?
+check_eq "migrate-to with the password from a pipe: exit 0" 0 "$rc"
+[ "$rc" = 0 ] || echo "$out"
+check "... proved (the same newest checkpoint)" grep -q 'the same newest checkpoint' <<<"$out"
+check_eq "... the config names the password kept in the folder, not the pipe" "db.password_file = secrets/db.password" \
+  "$(grep '^db.password_file' "$CA3/camtrust-ca.conf")"
+check_eq "... which holds the password, owner only" "600 $(cat "$WORK/pgpass")" \
+  "$(stat -c %a "$CA3/secrets/db.password") $(cat "$CA3/secrets/db.password")"
+if [ "$(id -u)" = 0 ]; then
+  check_eq "... the config it rewrote as root is the folder's owner's, owner only" "$OWNER:$OWNER 600" \
+    "$(stat -c '%u:%g %a' "$CA3/camtrust-ca.conf")"
+  check_eq "... and so is the password it kept" "$OWNER:$OWNER" "$(stat -c '%u:%g' "$CA3/secrets/db.password")"
+fi
+CA=$CA3
+start_ca "$CA3"
+check_eq "... and the CA serves from PostgreSQL with it" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
+  --cacert "$CA3/ops-root.pem" "https://localhost:$PORT/.well-known/est/cacerts")"
+cleanup_server
 CA=$CA_SAVED
 finish

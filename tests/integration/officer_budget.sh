@@ -4,7 +4,8 @@
 # of reads (officer.requests_per_minute, as many at once): past it the answer is 429 with Retry-After and the
 # refusals are counted (a bounded number of audit rows), not written one by one; other officers keep their own
 # budget; the longest officer name has one too (its key was cut short: a fresh slot each request, no budget at all);
-# a revocation is never budgeted (an officer whose script spent the budget can still revoke during an incident).
+# a revocation is never budgeted (an officer whose script spent the budget can still revoke during an incident), but
+# one too large to read (past its 4,096 bytes or server.max_body, POST or PUT) is counted, naming the bound applied.
 # Usage: officer_budget.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -49,6 +50,38 @@ check_eq "... but revokes: revocations are not budgeted" 200 "$(curl -s --max-ti
   -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"keyCompromise\"}" \
   "https://localhost:$PORT/officer/api/revoke")"
 check_eq "... and the certificate is revoked" revoked "$(sql "$DB" "select status from certificates where device_serial='CAM0001'")"
+# A looping script posting (or putting) revocations too large to read: each was an audit entry with its fsync, not
+# budgeted. Counted now, as the reads' bodies past server.max_body: no entry at once, one at stop.
+head -c 5000 /dev/zero | tr '\0' ' ' >"$WORK/big.json"   # past the revocation's 4,096 bytes
+head -c 40000 /dev/zero | tr '\0' ' ' >"$WORK/huge.json" # past server.max_body (16,384)
+# revokes METHOD BODYFILE N: N revocations with that body on one connection; prints their statuses, one a line.
+# (Expect: 100-continue: a body refused for its announced length is not sent, so the refusal is not lost to a reset
+# of a connection closed with a body unread)
+revokes() {
+  local urls=() i
+  for i in $(seq 1 "$3"); do urls+=(-o "$WORK/revoke.body" -w '%{http_code}\n' "https://localhost:$PORT/officer/api/revoke"); done
+  curl -s --max-time 60 --cacert "$CA/ops-root.pem" --cert "$WORK/bob.pem" --key "$WORK/bob.key" -X "$1" \
+    -H 'Expect: 100-continue' -H "Origin: https://localhost:$PORT" -H 'Content-Type: application/json' --data-binary @"$2" "${urls[@]}" || true
+}
+bob_entries() { sql "$DB" "select count(*) from audit where actor='officer:bob'"; }
+before=$(bob_entries)
+check_eq "20 revocations past 4,096 bytes: 413 each" 20 "$(revokes POST "$WORK/big.json" 20 | grep -c '^413$' || true)"
+check "... naming the bound applied" grep -q '"error":"request body larger than 4096 bytes"' "$WORK/revoke.body"
+check_eq "10 past server.max_body, and 10 PUT: 413 each" 20 \
+  "$( (revokes POST "$WORK/huge.json" 10; revokes PUT "$WORK/huge.json" 10) | grep -c '^413$' || true)"
+check_eq "... none written at once" "$before" "$(bob_entries)"
+cleanup_server # the counted refusals are written at stop
+check_eq "bob's 40 are one counted officer.body entry" "1|40" "$(sql "$DB" "select count(*) || '|' ||
+  coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit where actor='officer:bob'
+  and action='officer.body' and detail like '% refused from %: request body larger than 4096 bytes'")"
+# server.max_body below the revocation's own bound: that is the bound applied, and the one named
+sed -i 's/^server.max_body = .*/server.max_body = 2048/' "$CA/camtrust-ca.conf"
+grep -q '^server.max_body = 2048$' "$CA/camtrust-ca.conf" || echo 'server.max_body = 2048' >>"$CA/camtrust-ca.conf"
+head -c 3000 /dev/zero | tr '\0' ' ' >"$WORK/mid.json"
+start_ca "$CA"
+check_eq "with server.max_body = 2048, a revocation of 3,000 bytes: 413" 413 "$(revokes POST "$WORK/mid.json" 1)"
+check "... naming server.max_body's 2048 bytes, the bound applied (not 4096)" \
+  grep -q '"error":"request body larger than 2048 bytes"' "$WORK/revoke.body"
 cleanup_server # the counted refusals are written at stop
 check "alice's refusals are one counted audit entry" test "$(sql "$DB" "select count(*) from audit where actor='officer:alice' and action='officer.budget' and detail like '% refused from %'")" -ge 1
 check "the audit chain verifies" "$CA_BIN" audit verify --dir "$CA"

@@ -9,44 +9,11 @@
 # Usage: serving_lock_owner.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
-if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null; then echo "skipped: needs root and setpriv"; exit 77; fi
-
-# The folder's owner must reach the CA folder and the binary: a clone under /root (0700) or a test-tmp made 0700
-# is out of its reach, so both go to a folder of their own under /tmp (removed at exit). A run killed outright
-# (ctest's timeout: no trap runs) leaves its folder, named by its pid: those of runs no longer running go first.
-for old in /tmp/camtrust-lock-owner.*.*; do
-  pid=${old#/tmp/camtrust-lock-owner.}; pid=${pid%%.*}
-  if [ -d "$old" ] && [[ $pid =~ ^[0-9]+$ ]] && ! kill -0 "$pid" 2>/dev/null; then rm -rf "$old"; fi
-done
-OWN=$(mktemp -d "/tmp/camtrust-lock-owner.$$.XXXXXX")
-trap 'stop_bg; cleanup_server; rm -rf "$OWN"; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-chmod 755 "$OWN"
-cp "$CA_BIN" "$OWN/camtrust-ca"
-"$OWN/camtrust-ca" --help >/dev/null 2>&1 || { echo "skipped: /tmp does not run programs (noexec)"; exit 77; }
-CA=$OWN/ca
-OWNER=4242 # no such user needed: the folder's owner by number, as systemd's StateDirectory makes it
-ca_create "$CA" >/dev/null
-chown -R "$OWNER:$OWNER" "$CA"
-ROOT_BIN=$OWN/camtrust-ca
-# the server as the folder's owner (start_ca runs "$CA_BIN serve")
-cat >"$WORK/as-owner" <<EOF
-#!/bin/sh
-exec setpriv --reuid=$OWNER --regid=$OWNER --clear-groups -- "$ROOT_BIN" "\$@"
-EOF
-chmod 755 "$WORK/as-owner"
+. "$(dirname "$0")/owner_lib.sh"
 LOCK=$CA/serving.lock
 echo "not a database" >"$WORK/junk"
 # as_root_command: a command run as root that takes the serving lock (a restore of a bad file: refused after it)
 as_root_command() { "$ROOT_BIN" restore --dir "$CA" --from "$WORK/junk" >/dev/null 2>"$WORK/root.err" || true; }
-# serves_as_owner: the folder's owner starts its server on it and it answers
-serves_as_owner() {
-  local ok=1
-  CA_BIN=$WORK/as-owner start_ca "$CA" >/dev/null &&
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$CA/ops-root.pem" \
-         "https://localhost:$PORT/.well-known/est/cacerts")" = 200 ] && ok=0
-  cleanup_server
-  return $ok
-}
 
 rm -f "$LOCK"
 as_root_command

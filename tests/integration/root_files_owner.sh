@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Commands run as root in a CA folder another user serves (deploy/: User=camtrust) left it files of root's, owner
+# only, that the service could neither use nor remove: the CA id an older folder gets at its first open, a killed
+# restore's stage folder (.restore-PID, which the next restore, not run as root, could not remove: it refused), a
+# backup's file (and its temporary, and SQLite's journal beside it) written into a folder of that user. Each is now
+# given to the folder's owner when root makes it (O_EXCL, in the folder opened once, no link followed), as
+# serving.lock is (serving_lock_owner.sh). The config db migrate-to rewrites: db_pg.sh. Runs as root with setpriv
+# (else skipped).
+# Usage: root_files_owner.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/owner_lib.sh"
+owned() { stat -c '%u:%g %a' "$1"; }
+
+# ---- the CA id, made at the first open of a folder that has none (an older one, whose database names no CA yet:
+# this one's does, so the command is refused after making it, and the id is put back after) ----
+id=$(cat "$CA/ca-id")
+rm -f "$CA/ca-id"
+"$ROOT_BIN" audit verify --dir "$CA" >/dev/null 2>&1 || true
+check_eq "the CA id a command run as root made is the folder's owner's, owner only" "$OWNER:$OWNER 600" \
+  "$(owned "$CA/ca-id" 2>&1)"
+echo "$id" >"$CA/ca-id"
+
+# ---- a backup run as root into a folder of the owner's ----
+BACKUPS=$OWN/backups
+mkdir "$BACKUPS"
+chown "$OWNER:$OWNER" "$BACKUPS"
+CAMTRUST_FAILPOINT=backup:synced "$ROOT_BIN" backup --dir "$CA" --out "$BACKUPS/copy.db" >/dev/null 2>&1 || true
+tmp=$(ls "$BACKUPS" | grep '^copy\.db\.tmp\.[0-9]*$' || true)
+check "a backup run as root, killed before its rename, left its temporary ($tmp)" test -n "$tmp"
+[ -z "$tmp" ] || check_eq "... the folder's owner's" "$OWNER:$OWNER 600" "$(owned "$BACKUPS/$tmp")"
+check "a whole backup run as root" "$ROOT_BIN" backup --dir "$CA" --out "$BACKUPS/copy.db"
+check_eq "... is the folder's owner's, owner only" "$OWNER:$OWNER 600" "$(owned "$BACKUPS/copy.db")"
+
+# ---- a restore run as root, killed with its stage made ----
+rc=0; CAMTRUST_FAILPOINT=restore:staged "$ROOT_BIN" restore --dir "$CA" --from "$BACKUPS/copy.db" >/dev/null 2>&1 || rc=$?
+check_eq "a restore run as root killed with its copy staged" 137 "$rc"
+stage=$(ls -a "$CA" | grep '^\.restore-[0-9]*$' || true)
+check "... left its stage ($stage)" test -n "$stage"
+[ -z "$stage" ] || check_eq "... the folder's owner's, owner only" "$OWNER:$OWNER 700" "$(owned "$CA/$stage")"
+[ -z "$stage" ] || check_eq "... and so is the copy in it" "$OWNER:$OWNER 600" \
+  "$(owned "$CA/$stage/camtrust.db")"
+rc=0; out=$("$WORK/as-owner" restore --dir "$CA" --from "$BACKUPS/copy.db" 2>&1) || rc=$?
+check_eq "the folder's owner restores after it (exit $rc: $(tail -1 <<<"$out"))" 0 "$rc"
+check_eq "... the killed restore's stage removed" "" "$(ls -a "$CA" | grep '^\.restore-' || true)"
+check "the folder's owner serves the restored CA" serves_as_owner
+finish
