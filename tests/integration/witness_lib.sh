@@ -30,3 +30,45 @@ enroll() {
     est_post simpleenroll "$WORK/$s.b64" "$WORK/$s.p7" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
   done
 }
+# sign_note TEXTFILE OUT: a signed note of TEXTFILE by the CA's checkpoint key, in its token (pkcs11-tool, Ed25519;
+# by its ID: found by its label, pkcs11-tool may pick the public key of that label first and fail)
+sign_note() {
+  SOFTHSM2_CONF=$CA/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so --token-label camtrust-ca \
+    --login --pin "$(cat "$CA/secrets/user.pin")" --sign --mechanism EDDSA --id ca20 \
+    -i "$1" -o "$WORK/sig.bin" >/dev/null 2>&1
+  python3 - "$1" "$WORK/sig.bin" "$CA/log.vkey" "$2" <<'PY'
+import base64, sys
+text, sig = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+name, kid, _ = open(sys.argv[3]).read().strip().split("+", 2)
+assert len(sig) == 64
+line = "\u2014 %s %s\n" % (name, base64.b64encode(bytes.fromhex(kid) + sig).decode())
+open(sys.argv[4], "wb").write(text + b"\n" + line.encode())
+PY
+}
+# fake_ca NOTE: the attacker's answer on the CA's address (sets ADDR): GET /log/checkpoint serves the note; any POST
+# is taken (200).
+fake_ca() {
+  : >"$WORK/fake.out"
+  python3 -u - "$1" >"$WORK/fake.out" 2>>"$WORK/fake.log" <<'PY' &
+import http.server, sys
+note = open(sys.argv[1], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, body, status=200):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer(note) if self.path == "/log/checkpoint" else self.answer(b"not here\n", 404)
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.answer(b"ok\n")
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("listening on 127.0.0.1:%d" % s.server_port, flush=True)
+s.serve_forever()
+PY
+  BG_PIDS+=($!)
+  wait_listening "$WORK/fake.out" $!
+}
