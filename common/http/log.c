@@ -100,9 +100,16 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
                   ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its checkpoint binds entry %llu to another "
                                             "hash than the kept %s (rolled back and grown again)",
                           (unsigned long long)cur->audit_entries, kept_name));
-    /* A longer chain must extend the kept one: the audit tree's consistency proof, from the kept root to the new
-     * (a decision removed by a copy put back, and the chain grown past the kept length, breaks it). A checkpoint
-     * signed before the audit tree binds no root: the first one that does is kept, and checked from then on. */
+    CT_GUARD_RET(ct_http_log_consistent(c, kept, cur, &holds, proof));
+    CT_ENSURE_RET(holds || cur->size != kept->size,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "
+                                            "kept %s", s, kept_name));
+    CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu is not consistent "
+                                                   "with the kept %s (size %llu)", s, kept_name, k));
+    /* The tree first (its proof is the evidence a witness keeps). Then a longer chain must extend the kept one: the
+     * audit tree's consistency proof, from the kept root to the new (a decision removed by a copy put back, and the
+     * chain grown past the kept length, breaks it). A checkpoint signed before the audit tree binds no root: the
+     * first one that does is kept, and checked from then on. */
     CT_ENSURE_RET(!kept->has_audit_root || cur->has_audit_root,
                   ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit root, the kept %s does",
                           s, kept_name));
@@ -112,11 +119,5 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
                                                    "back and grown again)",
                                  (unsigned long long)cur->audit_entries, (unsigned long long)kept->audit_entries,
                                  kept_name));
-    CT_GUARD_RET(ct_http_log_consistent(c, kept, cur, &holds, proof));
-    CT_ENSURE_RET(holds || cur->size != kept->size,
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "
-                                            "kept %s", s, kept_name));
-    CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu is not consistent "
-                                                   "with the kept %s (size %llu)", s, kept_name, k));
     return CT_OK;
 }

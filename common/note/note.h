@@ -64,11 +64,12 @@ typedef struct {
     char origin[CT_NOTE_NAME_MAX];
     uint64_t size;
     uint8_t root[32];
-    bool has_audit, has_audit_root, has_time;
+    bool has_audit, has_time;
     uint64_t audit_entries; /* the audit chain's length when signed (its entries are numbered 1..n) */
     uint8_t audit_hash[32]; /* the hash of its entry number audit_entries (zeros when it is 0) */
-    uint8_t audit_root[32]; /* MTH of the audit tree of audit_entries leaves (has_audit_root) */
     uint64_t time_ms;
+    bool has_audit_root;    /* a camtrust-audit-root line (never in the firmware agent's build: it checks the tree) */
+    uint8_t audit_root[32]; /* MTH of the audit tree of audit_entries leaves */
 } ct_checkpoint;
 
 #define CT_CHECKPOINT_TEXT_MAX (CT_NOTE_NAME_MAX + 256)
