@@ -6,8 +6,9 @@
 # consistency proof from the kept root to the new one holds. Then the attacker puts back the copy from before the
 # revocations and makes other decisions (issuances: the issuance log grows as it honestly could) until the audit
 # chain is longer than the one w1 and line2 kept: each entry is MACed in the token, so only the audit tree
-# (camtrust-audit-root, /log/audit/proof/consistency) shows that the longer chain does not extend the kept one. w1 refuses to cosign (one line, evidence, a report the
-# CA records); line2's log check refuses too; audit verify --checkpoint names w1's kept checkpoint.
+# (camtrust-audit-root, /log/audit/proof/consistency) shows that the longer chain does not extend the kept one. w1
+# refuses to cosign (one line, evidence, a report the CA records); line2's log check and log compare refuse too;
+# audit verify --checkpoint names w1's kept checkpoint.
 # First, the upgrade: w1 and line2 kept a checkpoint as the CA's software signed it before the audit tree (the same
 # text without camtrust-audit-root, signed with the CA's token by pkcs11-tool); they go on with the CA's new ones.
 # Usage: witness_audit_grown.sh BUILD_DIR
@@ -72,10 +73,13 @@ timeout 5 "$CA_BIN" witness --dir "$W1" --log "http://$ADDR" --vkey "$CA/log.vke
 stop_bg
 check "w1 cosigned it" bash -c "cmp -s <(sed '/^$/,\$d' '$W1/state.note') '$WORK/old.txt'"
 mkdir -p "$ST/log"; cp "$WORK/old.note" "$ST/log/checkpoint.note"
+cp "$WORK/old.note" "$CA/checkpoint.note" # the CA's own, as the older software kept it
+check "audit verify --checkpoint: the database extends the checkpoint without an audit root" \
+  "$CA_BIN" audit verify --dir "$CA" --checkpoint "$WORK/old.note"
 
 # The revocation, kept by w1 and line2: the upgraded CA's checkpoints carry the audit root, which they keep.
 "$CA_BIN" revoke --dir "$CA" "$C1" --reason keyCompromise >/dev/null
-WITH_HTTP=1 start_ca "$CA"
+WITH_HTTP=1 start_ca "$CA" # (it refuses a database that does not extend checkpoint.note)
 start_witness
 check "w1 cosigns the checkpoint after the revocation (it kept one without an audit root)" served_cosigned_after "$BEFORE"
 check "... which binds the audit tree's root" grep -q '^camtrust-audit-root ' "$WORK/served.note"
@@ -121,6 +125,10 @@ rc=0; out=$(log_check 2>&1) || rc=$?
 check_eq "line2's log check refuses the regrown chain (exit 1)" 1 "$rc"
 check "... saying why, one line" grep -q "the CA's audit chain forked: its [0-9]* entries do not extend the $KEPT_N of the kept .*checkpoint.note" <<<"$out"
 check "... keeping its checkpoint" cmp -s "$ST/log/checkpoint.note" "$WORK/station.before"
+rc=0; out=$("$STATION_BIN" log compare --dir "$ST" --checkpoint "$WORK/served.note" --ca "https://localhost:$PORT" 2>&1) ||
+  rc=$?
+check_eq "line2's log compare with the regrown chain's checkpoint: exit 1" 1 "$rc"
+check "... naming both" grep -q "the CA's audit chain forked: .*checkpoint.note ($KEPT_N audit entries) and $WORK/served.note ([0-9]*) bind audit chains the CA proves no path between" <<<"$out"
 cleanup_server
 rc=0; out=$("$CA_BIN" audit verify --dir "$CA" --checkpoint "$WORK/state.before" 2>&1) || rc=$?
 check_eq "audit verify --checkpoint w1's state: exit 1" 1 "$rc"
