@@ -10,7 +10,9 @@
  * commands changed while no server ran (they sign nothing: only a server's checkpoints reach witnesses and stations,
  * and it signs before it serves). The tree's right
  * edge (ct_merkle_frontier) is kept, so a tree head costs O(new leaves + log n). Proofs come from a cache of the
- * roots of complete 1024-leaf chunks (ct_merkle_cache): O(1024 + n / 1024) leaf reads and hashes per proof. */
+ * roots of complete 1024-leaf chunks (ct_merkle_cache): O(1024 + n / 1024) leaf reads and hashes per proof. The audit
+ * tree (leaves: the audit entries' hashes; its root in each checkpoint, its proofs at /log/audit/proof/consistency)
+ * has a cache of its own, so a checkpoint's audit root costs the same. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
