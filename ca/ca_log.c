@@ -10,7 +10,9 @@
  * commands changed while no server ran (they sign nothing: only a server's checkpoints reach witnesses and stations,
  * and it signs before it serves). The tree's right
  * edge (ct_merkle_frontier) is kept, so a tree head costs O(new leaves + log n). Proofs come from a cache of the
- * roots of complete 1024-leaf chunks (ct_merkle_cache): O(1024 + n / 1024) leaf reads and hashes per proof. */
+ * roots of complete 1024-leaf chunks (ct_merkle_cache): O(1024 + n / 1024) leaf reads and hashes per proof. The audit
+ * tree (leaves: the audit entries' hashes; its root in each checkpoint, its proofs at /log/audit/proof/consistency)
+ * has a cache of its own, so a checkpoint's audit root costs the same. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@
 struct ca_proofs {
     pthread_mutex_t mu;
     ct_merkle_cache cache;
+    ct_merkle_cache audit; /* the audit tree's (checkpoints' camtrust-audit-root; leaves: the entries' hashes) */
 };
 
 static ct_err fetch_leaves(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
@@ -44,6 +47,10 @@ ct_err ca_proofs_open(ca *c)
         return ct_fail(CT_ERR_INTERNAL, "cannot create the proof cache lock");
     }
     ct_err rc = ct_merkle_cache_init(&p->cache, PROOF_CHUNK, fetch_leaves, c);
+    if (rc == CT_OK) {
+        rc = ct_merkle_cache_init(&p->audit, PROOF_CHUNK, db_log_audit_fetch, c->db);
+        if (rc != CT_OK) ct_merkle_cache_free(&p->cache);
+    }
     if (rc != CT_OK) {
         pthread_mutex_destroy(&p->mu);
         free(p);
@@ -57,9 +64,29 @@ void ca_proofs_close(ca *c)
 {
     if (!c->proofs) return;
     ct_merkle_cache_free(&c->proofs->cache);
+    ct_merkle_cache_free(&c->proofs->audit);
     pthread_mutex_destroy(&c->proofs->mu);
     free(c->proofs);
     c->proofs = NULL;
+}
+
+/* The root of the first n leaves of `tree` (c->proofs' log or audit tree), under the caches' lock. */
+static ct_err cached_root(ca *c, ct_merkle_cache *tree, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
+{
+    CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
+    ct_err rc = ct_merkle_cache_root(tree, n, out);
+    pthread_mutex_unlock(&c->proofs->mu);
+    return rc;
+}
+
+/* PROOF(m, D[n]) of `tree`, under the caches' lock. */
+static ct_err cached_consistency(ca *c, ct_merkle_cache *tree, uint64_t m, uint64_t n,
+                                 ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *len)
+{
+    CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
+    ct_err rc = ct_merkle_cache_consistency_proof(tree, m, n, proof, len);
+    pthread_mutex_unlock(&c->proofs->mu);
+    return rc;
 }
 
 struct ca_log {
@@ -215,10 +242,13 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
         if (!due) goto cleanup;
     }
     CT_GUARD(not_rolled_back(c));
-    ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_time = true, .time_ms = now_ms()};
+    ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_audit_root = true, .has_time = true,
+                        .time_ms = now_ms()};
     CT_GUARD(ct_strlcpy(cp.origin, sizeof cp.origin, c->note_vkey.name));
     CT_GUARD(ct_merkle_frontier_root(tree, cp.root));
     CT_GUARD(db_log_audit_head(c->db, &cp.audit_entries, cp.audit_hash));
+    /* Entries are never changed once written: a root of exactly that many, whatever was appended since. */
+    CT_GUARD(cached_root(c, &c->proofs->audit, cp.audit_entries, cp.audit_root));
     CT_GUARD(ct_buf_alloc(&text, CT_CHECKPOINT_TEXT_MAX));
     CT_GUARD(ct_checkpoint_format(&cp, &text));
     CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, ca_note_sign_cb, c->note_key, &note));
@@ -498,13 +528,17 @@ static ct_err prefix_holds(ca *c, const ct_checkpoint *cp)
                       ct_fail(CT_ERR_INTEGRITY, "audit entry %llu is not the one it signed (edited or forked)",
                               (unsigned long long)cp->audit_entries));
     }
+    if (cp->has_audit_root) { /* every entry before it too: a decision removed and the chain regrown shows here */
+        CT_GUARD_RET(cached_root(c, &c->proofs->audit, cp->audit_entries, root));
+        CT_ENSURE_RET(memcmp(root, cp->audit_root, sizeof root) == 0,
+                      ct_fail(CT_ERR_INTEGRITY, "the audit chain's first %llu entries have another root (an entry "
+                                                "removed, replaced or edited: rolled back and grown again)",
+                              (unsigned long long)cp->audit_entries));
+    }
     CT_GUARD_RET(db_log_size(c->db, &size));
     CT_ENSURE_RET(size >= cp->size, ct_fail(CT_ERR_INTEGRITY, "the log has %llu of its %llu leaves (truncated or rolled back)",
                                             (unsigned long long)size, (unsigned long long)cp->size));
-    CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTEGRITY);
-    ct_err rc = ct_merkle_cache_root(&c->proofs->cache, cp->size, root);
-    pthread_mutex_unlock(&c->proofs->mu);
-    CT_GUARD_RET(rc);
+    CT_GUARD_RET(cached_root(c, &c->proofs->cache, cp->size, root));
     CT_ENSURE_RET(memcmp(root, cp->root, sizeof root) == 0,
                   ct_fail(CT_ERR_INTEGRITY, "the log's first %llu leaves have another root (edited or forked)",
                           (unsigned long long)cp->size));
@@ -529,10 +563,7 @@ static ct_err extends(ca *c, const ct_note_verifier *v, const ct_checkpoint *cp)
     CT_ENSURE_RET(newest.size <= size, ct_fail(CT_ERR_INTEGRITY, "the database's newest checkpoint (size %llu) is larger "
                                                                  "than the log (truncated)", (unsigned long long)newest.size));
     if (cp->size == 0) return CT_OK; /* the empty tree is a prefix of every tree */
-    CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTEGRITY);
-    ct_err rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, cp->size, newest.size, proof, &n);
-    pthread_mutex_unlock(&c->proofs->mu);
-    CT_GUARD_RET(rc);
+    CT_GUARD_RET(cached_consistency(c, &c->proofs->cache, cp->size, newest.size, proof, &n));
     CT_ENSURE_RET(ct_merkle_verify_consistency(cp->size, cp->root, newest.size, newest.root, proof, n),
                   ct_fail(CT_ERR_INTEGRITY, "not consistent with the database's newest checkpoint (size %llu): forked",
                           (unsigned long long)newest.size));
@@ -550,6 +581,7 @@ ct_err ca_log_checkpoints_verify(ca *c, int64_t *count)
     ct_buf note = CT_BUF_INIT;
     int64_t id = 0;
     uint64_t prev_size = 0, prev_audit = 0;
+    bool prev_root = false;
     char why[256];
     *count = 0;
     CT_ENSURE_MSG(c->note_key, CT_ERR_CONFIG, "no checkpoint key");
@@ -565,6 +597,8 @@ ct_err ca_log_checkpoints_verify(ca *c, int64_t *count)
         if (rc == CT_OK && (cp.size < prev_size || cp.audit_entries < prev_audit))
             rc = ct_fail(CT_ERR_INTEGRITY, "it goes back (the one before: size %llu, audit entries %llu)",
                          (unsigned long long)prev_size, (unsigned long long)prev_audit);
+        if (rc == CT_OK && prev_root && !cp.has_audit_root) /* this CA's software writes it since it first did */
+            rc = ct_fail(CT_ERR_INTEGRITY, "it binds no audit root, the one before did");
         if (rc != CT_OK) { /* a kept checkpoint that is malformed or forged is the database's fault too */
             ct_err failed = rc == CT_ERR_BAD_REQUEST ? CT_ERR_INTEGRITY : rc;
             CT_GUARD(ct_strlcpy(why, sizeof why, *ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
@@ -573,6 +607,7 @@ ct_err ca_log_checkpoints_verify(ca *c, int64_t *count)
         }
         prev_size = cp.size;
         prev_audit = cp.audit_entries;
+        prev_root = cp.has_audit_root;
         (*count)++;
     }
     rc = CT_OK;
@@ -826,15 +861,20 @@ static ct_err arg_u64(const ca_http_request *rq, const char *name, bool required
     return CT_OK;
 }
 
-/* A tree size a proof is asked for: within the log, checked before any work or memory is spent on it. */
-static ct_err within_log(ca *c, const char *name, uint64_t n)
+/* A tree size a proof is asked for: within the log (or the audit chain), checked before any work or memory is
+ * spent on it. */
+static ct_err within_tree(ca *c, bool audit, const char *name, uint64_t n)
 {
     uint64_t size = 0;
-    CT_GUARD_RET(db_log_size(c->db, &size));
-    CT_ENSURE_RET(n <= size, ct_fail(CT_ERR_USAGE, "%s=%llu is larger than the log (%llu certificates)", name,
-                                     (unsigned long long)n, (unsigned long long)size));
+    uint8_t head[32];
+    CT_GUARD_RET(audit ? db_log_audit_head(c->db, &size, head) : db_log_size(c->db, &size));
+    CT_ENSURE_RET(n <= size, ct_fail(CT_ERR_USAGE, "%s=%llu is larger than the %s (%llu %s)", name,
+                                     (unsigned long long)n, audit ? "audit chain" : "log", (unsigned long long)size,
+                                     audit ? "entries" : "certificates"));
     return CT_OK;
 }
+
+static ct_err within_log(ca *c, const char *name, uint64_t n) { return within_tree(c, false, name, n); }
 
 static ct_err latest_or_unavailable(ca *c, db_tree_head *sth)
 {
@@ -896,7 +936,9 @@ cleanup:
     return rc;
 }
 
-static ct_err answer_consistency(ca *c, const ca_http_request *rq, ca_http_answer *ans)
+/* GET /log/proof/consistency, or with `audit` /log/audit/proof/consistency: the same RFC 9162 PROOF of the audit
+ * tree (checkpoints' camtrust-audit-root), which shows a witness that a longer audit chain extends the one it kept. */
+static ct_err answer_consistency(ca *c, const ca_http_request *rq, bool audit, ca_http_answer *ans)
 {
     ct_err rc = CT_OK;
     ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
@@ -906,17 +948,14 @@ static ct_err answer_consistency(ca *c, const ca_http_request *rq, ca_http_answe
     CT_GUARD(arg_u64(rq, "second", true, &second));
     CT_ENSURE_MSG(first >= 1 && first <= second, CT_ERR_USAGE, "need 1 <= first <= second (first=%llu second=%llu)",
                   (unsigned long long)first, (unsigned long long)second);
-    CT_GUARD(within_log(c, "second", second));
-    CT_ENSURE(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
-    rc = ct_merkle_cache_consistency_proof(&c->proofs->cache, first, second, proof, &n);
-    pthread_mutex_unlock(&c->proofs->mu);
-    CT_GUARD(rc);
+    CT_GUARD(within_tree(c, audit, "second", second));
+    CT_GUARD(cached_consistency(c, audit ? &c->proofs->audit : &c->proofs->cache, first, second, proof, &n));
     CT_GUARD(ct_buf_alloc(&ans->body, PROOF_JSON_MAX));
     CT_GUARD(ct_buf_appendf(&ans->body, "{\"first\":%llu,\"second\":%llu", (unsigned long long)first,
                             (unsigned long long)second));
     CT_GUARD(json_path(&ans->body, "consistency_path", proof, n));
-    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "consistency %llu..%llu", (unsigned long long)first,
-                         (unsigned long long)second));
+    CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "%sconsistency %llu..%llu", audit ? "audit " : "",
+                         (unsigned long long)first, (unsigned long long)second));
 cleanup:
     return rc;
 }
@@ -928,8 +967,9 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     ct_err_clear();
     bool sth = strcmp(rq->path, "/log/sth") == 0, inc = strcmp(rq->path, "/log/proof/inclusion") == 0,
          cons = strcmp(rq->path, "/log/proof/consistency") == 0, ckpt = strcmp(rq->path, "/log/checkpoint") == 0,
-         cosig = strcmp(rq->path, "/log/cosignature") == 0, report = strcmp(rq->path, "/log/witness-report") == 0;
-    CT_ENSURE_MSG(sth || inc || cons || ckpt || cosig || report, CT_ERR_NOT_FOUND, "no such resource");
+         cosig = strcmp(rq->path, "/log/cosignature") == 0, report = strcmp(rq->path, "/log/witness-report") == 0,
+         audit_cons = strcmp(rq->path, "/log/audit/proof/consistency") == 0;
+    CT_ENSURE_MSG(sth || inc || cons || ckpt || cosig || report || audit_cons, CT_ERR_NOT_FOUND, "no such resource");
     if (cosig || report) {
         CT_ENSURE_MSG(strcmp(rq->method, "POST") == 0, CT_ERR_METHOD, "%s takes POST", rq->path);
         CT_GUARD(cosig ? answer_cosignature(c, rq, ans) : ca_witness_report_answer(c, rq, ans));
@@ -941,7 +981,7 @@ ct_err ca_log_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     CT_GUARD(ckpt ? answer_checkpoint(c, ans)
              : sth ? answer_sth(c, ans)
              : inc ? answer_inclusion(c, rq, ans)
-                   : answer_consistency(c, rq, ans));
+                   : answer_consistency(c, rq, audit_cons, ans));
     ans->status = 200;
 cleanup:
     if (rc != CT_OK) ca_http_error(ans, rc);

@@ -11,7 +11,10 @@
  * write an entry that verifies. A chain begun unkeyed is sealed by its "audit.keyed" entry, whose MAC covers
  * the hash of the last unkeyed entry and so, through the chain, every one before it.
  * What MACs alone cannot show: deleting the newest entries (a shorter chain is still a valid chain), or putting
- * an older copy of the database back. Both need an anchor kept outside this database (signed checkpoints). */
+ * an older copy of the database back. Both need an anchor kept outside this database (signed checkpoints), and,
+ * since nobody outside holds the key to recompute a chain, checkpoints also bind an RFC 9162 tree whose leaves are
+ * the entries' stored hashes (db_log_audit_fetch): its consistency proofs show a witness that a longer chain extends
+ * the one it kept. Nothing more is computed here per entry. */
 #define _POSIX_C_SOURCE 200809L
 #include "db_priv.h"
 

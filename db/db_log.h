@@ -60,6 +60,10 @@ CT_MUST_CHECK ct_err db_log_verify(ct_db *db, db_tree_head_check check, void *ar
 #define DB_CHECKPOINT_MAX 8192 /* bytes of a stored note */
 /* The audit chain's newest entry: its number (= how many there are) and hash; 0 and zeros when empty. */
 CT_MUST_CHECK ct_err db_log_audit_head(ct_db *db, uint64_t *entries, uint8_t hash[32]);
+/* The audit tree (a checkpoint's camtrust-audit-root, common/note/note.h): leaf i is audit entry number i + 1's
+ * stored hash, leaf hash SHA-256(0x00 || hash). Its leaf hashes [from, from + *got) with *got <= n (fewer when the
+ * chain is shorter), as a ct_merkle_fetch_fn (arg: the ct_db) for chunk caches over it. */
+CT_MUST_CHECK ct_err db_log_audit_fetch(void *db, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got);
 /* The hash of audit entry number `seq`; CT_ERR_NOT_FOUND (no detail) when there is none. */
 CT_MUST_CHECK ct_err db_log_audit_hash(ct_db *db, uint64_t seq, uint8_t hash[32]);
 /* Whether the audit chain holds a change the newest checkpoint does not bind (true with no checkpoint and a

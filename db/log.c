@@ -36,6 +36,8 @@ static const char k_verify_unlogged[] =
     " (SELECT 1 FROM log_leaves l WHERE l.cert_serial_hex = c.cert_serial_hex)"
     " AND c.profile NOT IN " DB_OPERATOR_PROFILES " ORDER BY c.rowid LIMIT 1";
 
+/* The audit tree's leaves (leaf i: entry number i + 1's stored hash), as leaf_range reads them. */
+static const char k_audit_leaves_from[] = "SELECT seq - 1, hash FROM audit WHERE seq > ? ORDER BY seq LIMIT ?";
 static const char k_audit_head[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 static const char k_audit_at[] = "SELECT seq, hash FROM audit WHERE seq = ?";
 static const char k_ckpt_insert[] = "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (?, ?, ?) RETURNING id";
@@ -118,6 +120,7 @@ static ct_err leaf_range(ct_db *db, const char *sql, uint64_t from, uint64_t cou
 struct leaves_ctx {
     uint64_t from, count;
     ct_merkle_hash *out;
+    bool audit; /* the audit tree's leaves, not the issuance log's */
 };
 
 static ct_err hash_row(db_stmt *st, uint64_t index, void *arg)
@@ -126,10 +129,21 @@ static ct_err hash_row(db_stmt *st, uint64_t index, void *arg)
     return db_col_hash(st, 1, c->out[index - c->from]);
 }
 
+/* An audit entry's stored hash as its leaf hash: one SHA-256 of 33 bytes, computed when a tree is read, so that
+ * appending an entry costs nothing more. */
+static ct_err audit_leaf_row(db_stmt *st, uint64_t index, void *arg)
+{
+    struct leaves_ctx *c = arg;
+    uint8_t hash[32];
+    CT_GUARD_RET(db_col_hash(st, 1, hash));
+    return ct_merkle_leaf_hash(hash, sizeof hash, c->out[index - c->from]);
+}
+
 static ct_err leaves_fn(ct_db *db, void *vctx)
 {
     struct leaves_ctx *c = vctx;
-    return leaf_range(db, k_leaves_from, c->from, c->count, hash_row, c, &c->count);
+    return c->audit ? leaf_range(db, k_audit_leaves_from, c->from, c->count, audit_leaf_row, c, &c->count)
+                    : leaf_range(db, k_leaves_from, c->from, c->count, hash_row, c, &c->count);
 }
 
 ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count)
@@ -146,6 +160,16 @@ ct_err db_log_fetch(void *db, uint64_t from, uint64_t n, ct_merkle_hash *out, ui
 {
     *got = n;
     return db_log_leaves_from(db, from, out, got);
+}
+
+ct_err db_log_audit_fetch(void *db, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
+{
+    CT_ENSURE_RET(db && out && got && n <= INT64_MAX && from <= INT64_MAX,
+                  ct_fail(CT_ERR_ARG, "db_log_audit_fetch: bad argument"));
+    struct leaves_ctx c = {.from = from, .count = n, .out = out, .audit = true};
+    CT_GUARD_RET(db_call(db, false, leaves_fn, &c));
+    *got = c.count;
+    return CT_OK;
 }
 
 ct_err db_log_leaves(ct_db *db, uint64_t n, ct_merkle_hash **out)

@@ -251,11 +251,18 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
                       "the CA's log forked: %s (size %llu) binds more audit entries than %s (size %llu)", a_path, as,
                       b_path, bs);
     }
-    if (as != bs && as > 0) {
+    /* Two audit roots of different lengths: only the CA's proof of the audit tree shows one chain extends the other. */
+    bool audit_proof = a->has_audit_root && b->has_audit_root && a->audit_entries > 0 &&
+                       a->audit_entries != b->audit_entries;
+    if ((as != bs && as > 0) || audit_proof) {
         CT_ENSURE_MSG(ca_url, CT_ERR_USAGE, "%s (size %llu) and %s (size %llu): only the CA's consistency proof can "
                       "compare them (give --ca URL)", a_path, as, b_path, bs);
         CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
     }
+    CT_GUARD(ct_http_log_audit_consistent(c, a, b, &holds));
+    CT_ENSURE_MSG(holds, CT_ERR_INTEGRITY, "the CA's audit chain forked: %s (%llu audit entries) and %s (%llu) bind "
+                  "audit chains the CA proves no path between", a_path, (unsigned long long)a->audit_entries, b_path,
+                  (unsigned long long)b->audit_entries);
     CT_GUARD(ct_http_log_consistent(c, a, b, &holds, NULL));
     CT_ENSURE_MSG(holds, CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) %s", a_path, as,
                   b_path, bs, as == bs ? "have other roots" : "are not consistent (the CA proves no path between them)");

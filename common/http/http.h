@@ -71,9 +71,17 @@ typedef struct {
  * (a size past its log) or sends malformed holds nothing; only an unreachable CA is an error. */
 CT_MUST_CHECK ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b,
                                             bool *holds, ct_http_proof *proof);
+/* Whether the CA proves the audit chain `a` binds a prefix of the one `b` binds (a->audit_entries <=
+ * b->audit_entries): the RFC 9162 proof of the audit tree (camtrust-audit-root) from
+ * /log/audit/proof/consistency. *holds is true when `a` binds no audit root (signed before the audit tree: nothing
+ * to check against), false when `b` binds none, or fewer entries, or the CA gives no proof that verifies. */
+CT_MUST_CHECK ct_err ct_http_log_audit_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b,
+                                                  bool *holds);
 /* Does the CA's log, whose current checkpoint is `cur`, extend the kept checkpoint `kept` (`kept_name` names it
- * in the reason)? ct_http_log_consistent, and never smaller, nor fewer audit entries. CT_ERR_INTEGRITY with a
- * one-line reason when it does not ("the CA's log forked: ..."); *proof (unless NULL): the proof the CA gave, if any. */
+ * in the reason)? ct_http_log_consistent, never smaller, nor fewer audit entries, one hash per audit length, and
+ * the audit chain extending the kept one (ct_http_log_audit_consistent). CT_ERR_INTEGRITY with a one-line reason
+ * when it does not ("the CA's log forked: ...", "the CA's audit chain forked: ..."); *proof (unless NULL): the
+ * issuance log's proof the CA gave, if any. */
 CT_MUST_CHECK ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
                                          const ct_checkpoint *cur, ct_http_proof *proof);
 

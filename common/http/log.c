@@ -35,28 +35,44 @@ ct_err ct_http_json_hashes(ct_buf *body, const char *name, ct_merkle_hash out[CT
     }
 }
 
-ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds,
-                              ct_http_proof *proof)
+/* Whether the CA proves tree (m, first) a prefix of tree (n, second), m <= n, with the RFC 9162 proof `route`
+ * serves (the issuance log's or the audit tree's: the same PROOF, the same check). */
+static ct_err consistent_at(ct_http_client *c, const char *route, uint64_t m, const uint8_t first[CT_MERKLE_HASH_LEN],
+                            uint64_t n, const uint8_t second[CT_MERKLE_HASH_LEN], bool *holds, ct_http_proof *proof)
 {
     ct_err rc = CT_OK;
     ct_buf body = CT_BUF_INIT;
-    char q[96];
-    ct_http_proof none;
-    if (!proof) proof = &none;
+    char q[128];
     memset(proof, 0, sizeof *proof);
-    *holds = a->size == 0 || (a->size == b->size && memcmp(a->root, b->root, sizeof a->root) == 0);
-    if (*holds || a->size == b->size) return CT_OK; /* every tree extends the empty one; same size, same root */
-    CT_GUARD(ct_snprintf(q, sizeof q, "/log/proof/consistency?first=%llu&second=%llu", (unsigned long long)a->size,
-                         (unsigned long long)b->size));
+    *holds = m == 0 || (m == n && memcmp(first, second, CT_MERKLE_HASH_LEN) == 0);
+    if (*holds || m == n) return CT_OK; /* every tree extends the empty one; same size, same root */
+    CT_GUARD(ct_snprintf(q, sizeof q, "%s?first=%llu&second=%llu", route, (unsigned long long)m, (unsigned long long)n));
     rc = ct_http_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body);
     if (rc == CT_OK) rc = ct_http_json_hashes(&body, "consistency_path", proof->path, &proof->n);
     if (rc == CT_ERR_IO) goto cleanup;
     proof->given = rc == CT_OK;
-    *holds = rc == CT_OK && ct_merkle_verify_consistency(a->size, a->root, b->size, b->root, proof->path, proof->n);
+    *holds = rc == CT_OK && ct_merkle_verify_consistency(m, first, n, second, proof->path, proof->n);
     rc = CT_OK;
 cleanup:
     ct_buf_free(&body);
     return rc;
+}
+
+ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds,
+                              ct_http_proof *proof)
+{
+    ct_http_proof none;
+    return consistent_at(c, "/log/proof/consistency", a->size, a->root, b->size, b->root, holds, proof ? proof : &none);
+}
+
+ct_err ct_http_log_audit_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds)
+{
+    ct_http_proof proof;
+    *holds = !a->has_audit_root; /* signed before the audit tree: nothing to check a longer chain against */
+    if (*holds) return CT_OK;
+    if (!b->has_audit_root || b->audit_entries < a->audit_entries) return CT_OK;
+    return consistent_at(c, "/log/audit/proof/consistency", a->audit_entries, a->audit_root, b->audit_entries,
+                         b->audit_root, holds, &proof);
 }
 
 ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
@@ -78,8 +94,7 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
                                             "(truncated or rolled back)",
                           (unsigned long long)cur->audit_entries, kept_name, (unsigned long long)kept->audit_entries));
     /* Entry N of a hash chain has one hash: two signed for one length are a chain put back and grown again (a
-     * revocation undone, another decision in its place). A longer chain cannot be checked here (its hashes are
-     * MACed in the CA's token); an equal one can. */
+     * revocation undone, another decision in its place). A longer one: below. */
     CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries == kept->audit_entries &&
                     memcmp(cur->audit_hash, kept->audit_hash, sizeof cur->audit_hash) != 0),
                   ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its checkpoint binds entry %llu to another "
@@ -91,5 +106,18 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
                                             "kept %s", s, kept_name));
     CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu is not consistent "
                                                    "with the kept %s (size %llu)", s, kept_name, k));
+    /* The tree first (its proof is the evidence a witness keeps). Then a longer chain must extend the kept one: the
+     * audit tree's consistency proof, from the kept root to the new (a decision removed by a copy put back, and the
+     * chain grown past the kept length, breaks it). A checkpoint signed before the audit tree binds no root: the
+     * first one that does is kept, and checked from then on. */
+    CT_ENSURE_RET(!kept->has_audit_root || cur->has_audit_root,
+                  ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit root, the kept %s does",
+                          s, kept_name));
+    CT_GUARD_RET(ct_http_log_audit_consistent(c, kept, cur, &holds));
+    CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its %llu entries do not extend the %llu "
+                                                   "of the kept %s (the CA proves no path between their roots: rolled "
+                                                   "back and grown again)",
+                                 (unsigned long long)cur->audit_entries, (unsigned long long)kept->audit_entries,
+                                 kept_name));
     return CT_OK;
 }

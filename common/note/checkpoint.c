@@ -5,6 +5,7 @@
 #include "note_priv.h"
 
 #define EXT_AUDIT "camtrust-audit "
+#define EXT_AUDIT_ROOT "camtrust-audit-root "
 #define EXT_TIME "camtrust-time "
 
 /* ASCII decimal without leading zeros (except "0"), at most INT64_MAX: what SQLite and the spec both take. */
@@ -36,6 +37,13 @@ ct_err ct_checkpoint_format(const ct_checkpoint *c, ct_buf *out)
         CT_GUARD_RET(ct_base64_encode(c->audit_hash, sizeof c->audit_hash, false, out));
         CT_GUARD_RET(ct_buf_append(out, "\n", 1));
     }
+#ifndef CT_NOTE_NO_AUDIT_ROOT
+    if (c->has_audit && c->has_audit_root) {
+        CT_GUARD_RET(ct_buf_append(out, EXT_AUDIT_ROOT, strlen(EXT_AUDIT_ROOT)));
+        CT_GUARD_RET(ct_base64_encode(c->audit_root, sizeof c->audit_root, false, out));
+        CT_GUARD_RET(ct_buf_append(out, "\n", 1));
+    }
+#endif
     if (c->has_time) CT_GUARD_RET(ct_buf_appendf(out, EXT_TIME "%llu\n", (unsigned long long)c->time_ms));
     return CT_OK;
 }
@@ -76,6 +84,13 @@ ct_err ct_checkpoint_parse(const uint8_t *text, size_t len, ct_checkpoint *out)
         } else if (n > strlen(EXT_AUDIT) && memcmp(p, EXT_AUDIT, strlen(EXT_AUDIT)) == 0) {
             CT_ENSURE_RET(!out->has_audit, ct_fail(CT_ERR_BAD_REQUEST, "checkpoint has two audit lines"));
             CT_GUARD_RET(parse_audit(p + strlen(EXT_AUDIT), n - strlen(EXT_AUDIT), out));
+#ifndef CT_NOTE_NO_AUDIT_ROOT /* the firmware agent's build (no room): the line is an extension it ignores */
+        } else if (n > strlen(EXT_AUDIT_ROOT) && memcmp(p, EXT_AUDIT_ROOT, strlen(EXT_AUDIT_ROOT)) == 0) {
+            CT_ENSURE_RET(!out->has_audit_root, ct_fail(CT_ERR_BAD_REQUEST, "checkpoint has two audit root lines"));
+            CT_GUARD_RET(note_b64_exact(p + strlen(EXT_AUDIT_ROOT), n - strlen(EXT_AUDIT_ROOT), out->audit_root,
+                                        sizeof out->audit_root, NULL, "checkpoint audit root"));
+            out->has_audit_root = true;
+#endif
         } else if (n > strlen(EXT_TIME) && memcmp(p, EXT_TIME, strlen(EXT_TIME)) == 0) {
             CT_ENSURE_RET(!out->has_time, ct_fail(CT_ERR_BAD_REQUEST, "checkpoint has two time lines"));
             CT_GUARD_RET(parse_u64(p + strlen(EXT_TIME), n - strlen(EXT_TIME), "time", &out->time_ms));
@@ -83,6 +98,11 @@ ct_err ct_checkpoint_parse(const uint8_t *text, size_t len, ct_checkpoint *out)
         } /* any other extension line: opaque, as the spec says */
     }
     CT_ENSURE_RET(line >= 3, ct_fail(CT_ERR_BAD_REQUEST, "checkpoint has %zu lines, not origin, size and root hash", line));
+#ifndef CT_NOTE_NO_AUDIT_ROOT
+    /* The root is of a tree of audit_entries leaves: without that line it binds no size. */
+    CT_ENSURE_RET(!out->has_audit_root || out->has_audit,
+                  ct_fail(CT_ERR_BAD_REQUEST, "checkpoint has an audit root line but no audit line"));
+#endif
     return CT_OK;
 }
 

@@ -50,11 +50,16 @@ CT_MUST_CHECK ct_err ct_note_sign(const uint8_t *text, size_t text_len, const ct
 CT_MUST_CHECK ct_err ct_note_open(const uint8_t *note, size_t len, const ct_note_verifier *v, size_t *text_len);
 
 /* ---- checkpoints ----
- * origin \n size \n base64(root) \n [extension lines]. camtrust adds two extension lines that bind the CA's audit
+ * origin \n size \n base64(root) \n [extension lines]. camtrust adds extension lines that bind the CA's audit
  * chain and the time the checkpoint was signed:
  *   "camtrust-audit <entries> <base64 hash of entry number <entries>>"
+ *   "camtrust-audit-root <base64 RFC 9162 root of the audit tree of <entries> leaves>"
  *   "camtrust-time <milliseconds since the epoch>"
- * Other extension lines are kept out of the parsed form and ignored. */
+ * The audit tree's leaf i (0-based) is audit entry number i + 1's stored hash (its MAC, which covers the entry and
+ * the hash before it): leaf hash SHA-256(0x00 || hash). Its root lets anyone holding an older checkpoint check, with
+ * a consistency proof, that a longer chain extends the one it kept. Checkpoints signed before it (no root line) stay
+ * readable; a root line without an audit line is malformed. Other extension lines are kept out of the parsed form
+ * and ignored (so older readers ignore the root line). */
 typedef struct {
     char origin[CT_NOTE_NAME_MAX];
     uint64_t size;
@@ -63,6 +68,8 @@ typedef struct {
     uint64_t audit_entries; /* the audit chain's length when signed (its entries are numbered 1..n) */
     uint8_t audit_hash[32]; /* the hash of its entry number audit_entries (zeros when it is 0) */
     uint64_t time_ms;
+    bool has_audit_root;    /* a camtrust-audit-root line (never in the firmware agent's build: it checks the tree) */
+    uint8_t audit_root[32]; /* MTH of the audit tree of audit_entries leaves */
 } ct_checkpoint;
 
 #define CT_CHECKPOINT_TEXT_MAX (CT_NOTE_NAME_MAX + 256)

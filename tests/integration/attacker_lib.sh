@@ -371,14 +371,22 @@ older_copy_attacks() {
   cleanup_server
 }
 
-# The honest database back: each checker is satisfied again (the detections above are not stuck failures).
+# The honest database back: each checker is satisfied again (the detections above are not stuck failures), once the
+# two that took the copy from before the revocation for the history (older_copy_attacks: they could not tell) have
+# seen the switch back: the good chain, longer, does not extend the one they kept (the audit tree's proof fails).
 honest_back() {
   restore good
   check "the good database: audit verify --checkpoint passes" "$CA_BIN" audit verify --dir "$CA" --checkpoint "$KEPT"
   serve
+  log_check A
+  check_eq "... station A, which kept the unrevoked copy's checkpoint, sees two histories: exit 1" 1 "$RC"
+  check "... naming the audit chain forked" grep -q "the CA's audit chain forked: its [0-9]* entries do not extend" <<<"$OUT"
+  check "... and so does the witness, which cosigned it" witness_refuses
+  # Their operators, having reviewed it (the witness's evidence), start them afresh.
+  rm -f "$WORK/stA/log/checkpoint.note" "$W1/state.note"
   start_witness
   log_check A 30000 # waits for the witness's cosignature: longer on a loaded machine
-  check_eq "... station A's log check passes (the witness cosigns its newest checkpoint)" 0 "$RC"
+  check_eq "... started afresh: station A's log check passes (the witness cosigns its newest checkpoint)" 0 "$RC"
   stop_witness
   local rc=0
   "$STATION_BIN" log compare --dir "$WORK/stA" --checkpoint "$W1/state.note" >/dev/null 2>&1 || rc=$?

@@ -1318,6 +1318,41 @@ static void add_head(ct_db *db, uint64_t n, uint64_t ts)
     ck_assert_int_eq(db_log_tree_head_add(db, &h, "test", NULL), CT_OK);
 }
 
+/* The audit tree (checkpoints' camtrust-audit-root): leaf i is entry i + 1's stored hash, leaf-hashed; read in any
+ * range, fewer past the chain's end; its root through a chunk cache is the root of those leaf hashes. */
+START_TEST(test_audit_tree_leaves)
+{
+    ct_db *db = busy_db("db-audit-tree");
+    uint64_t n = 0;
+    uint8_t head[32], hash[32], root[32], cached[32];
+    ck_assert_int_eq(db_log_audit_head(db, &n, head), CT_OK);
+    ck_assert_uint_ge(n, 3);
+    ct_merkle_hash *leaves = calloc(n + 4, sizeof *leaves);
+    ck_assert_ptr_nonnull(leaves);
+    uint64_t got = 0;
+    ck_assert_int_eq(db_log_audit_fetch(db, 0, n + 4, leaves, &got), CT_OK);
+    ck_assert_uint_eq(got, n);
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t want[32];
+        ck_assert_int_eq(db_log_audit_hash(db, i + 1, hash), CT_OK);
+        ck_assert_int_eq(ct_merkle_leaf_hash(hash, sizeof hash, want), CT_OK);
+        ck_assert_mem_eq(leaves[i], want, 32);
+    }
+    ct_merkle_hash two[2];
+    ck_assert_int_eq(db_log_audit_fetch(db, n - 1, 2, two, &got), CT_OK);
+    ck_assert_uint_eq(got, 1);
+    ck_assert_mem_eq(two[0], leaves[n - 1], 32);
+    ck_assert_int_eq(ct_merkle_root(leaves, n, root), CT_OK);
+    ct_merkle_cache c;
+    ck_assert_int_eq(ct_merkle_cache_init(&c, 2, db_log_audit_fetch, db), CT_OK);
+    ck_assert_int_eq(ct_merkle_cache_root(&c, n, cached), CT_OK);
+    ck_assert_mem_eq(cached, root, 32);
+    ct_merkle_cache_free(&c);
+    free(leaves);
+    db_close(db);
+}
+END_TEST
+
 /* busy_db's three certificates, one more, and tree heads of sizes 0, 2, 4 and 4. */
 static ct_db *log_db(const char *tag)
 {
@@ -2575,6 +2610,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     if (!g_pg) tcase_add_test(tc, test_open_wal);
     tcase_add_test(tc, test_issuing_generations);
+    tcase_add_test(tc, test_audit_tree_leaves);
     tcase_add_test(tc, test_reopen_keeps_data);
     if (!g_pg) tcase_add_test(tc, test_newer_schema_refused);
     tcase_add_test(tc, test_station_lifecycle);

@@ -183,6 +183,15 @@ START_TEST(malformed_checkpoints_are_refused)
         {"o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\ncamtrust-audit 7\n", "audit line"},
         {"o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\ncamtrust-audit x WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\n",
          "audit entries"},
+        /* the audit tree's root: only beside the audit line (its size), once, 32 bytes of canonical base64 */
+        {"o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\ncamtrust-audit-root WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\n",
+         "audit root line but no audit line"},
+        {"o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\ncamtrust-audit 7 WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\n"
+         "camtrust-audit-root WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\ncamtrust-audit-root WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\n",
+         "two audit root lines"},
+        {"o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\ncamtrust-audit 7 WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\n"
+         "camtrust-audit-root WlpaWlpa\n",
+         "audit root"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         refused(ct_checkpoint_parse((const uint8_t *)cases[i].text, strlen(cases[i].text), &cp), CT_ERR_BAD_REQUEST,
@@ -190,6 +199,19 @@ START_TEST(malformed_checkpoints_are_refused)
     const char *ok = "o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\nsomeone-else's extension\n";
     ck_assert_int_eq(ct_checkpoint_parse((const uint8_t *)ok, strlen(ok), &cp), CT_OK);
     ck_assert(!cp.has_audit && !cp.has_time);
+    /* the audit root line round-trips; a reader that does not know it (older software) passes it as any extension */
+    const char *rooted = "o\n5\nWhanJLckRn/zjQFIWKf/Me1PC7RW4UoNou6SCOZhnsk=\n"
+                         "camtrust-audit 7 WlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlpaWlo=\n"
+                         "camtrust-audit-root ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=\ncamtrust-time 3\n";
+    ck_assert_int_eq(ct_checkpoint_parse((const uint8_t *)rooted, strlen(rooted), &cp), CT_OK);
+    ck_assert(cp.has_audit && cp.has_audit_root && cp.has_time && cp.audit_entries == 7);
+    ck_assert_mem_eq(cp.audit_root, "ffffffffffffffffffffffffffffffff", 32);
+    ct_buf again = CT_BUF_INIT;
+    ck_assert_int_eq(ct_buf_alloc(&again, CT_CHECKPOINT_TEXT_MAX), CT_OK);
+    ck_assert_int_eq(ct_checkpoint_format(&cp, &again), CT_OK);
+    ck_assert_uint_eq(again.len, strlen(rooted));
+    ck_assert_mem_eq(again.data, rooted, again.len);
+    ct_buf_free(&again);
     /* verifier keys */
     ct_note_verifier v;
     const char *good = "camtrust.example.com/example-camera-maker/issuance+99798d0c+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c";
