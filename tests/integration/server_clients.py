@@ -8,7 +8,7 @@
   server_clients.py slow PORT CADIR CERT KEY CSR_B64 GO OUT
       Sends an EST simpleenroll's headers with Expect: 100-continue, writes "continued" to OUT once the server
       has said 100 Continue (the request is under way), waits for the file GO to exist (at most 30 s), then
-      sends the body and writes the answer's status line and body to OUT.
+      sends the body (then makes the file OUT.sent) and writes the answer's status line and body to OUT.
   server_clients.py fill [HOST:]PORT ADDRESSES PER_ADDRESS GO OUT
       From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections to HOST
       (127.0.0.1; "[::1]" for IPv6) that never start a TLS handshake, writes "held N" to OUT once the server has
@@ -227,6 +227,7 @@ def slow(port, cadir, cert, key, csr_b64, go, out):
     status, answer = "no answer", b""
     try:
         s.sendall(body)
+        open(out + ".sent", "w").close()
         status, answer = read_answer(s)
     except OSError as e:
         write(out, "error %s" % e)

@@ -6,7 +6,8 @@
 # listener stayed full, every new connection refused). (2) A large answer (a full entry bundle of the issuance log,
 # 256 certificates) read a little at a time, never silent for server.idle_timeout, is cut once it took longer than
 # server.request_timeout and a second per 16 KiB (was: read on for minutes, a thread held); read as usual, it
-# arrives whole.
+# arrives whole. (3) A request whose body arrives whole just as the watchdog cuts it at server.request_timeout is
+# cut and not acted on (a failpoint holds the watchdog there).
 # Usage: server_flood_reserve.sh PATH/TO/camtrust-ca (CAMTRUST_TEST_LOAD: the enrollment load generator)
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -93,5 +94,31 @@ check "... before the end of it (${got:-?} of $size bytes)" test "${got:-$size}"
 check "... and the server said why" grep -q 'An answer was not read within its time' "$WORK/server.log"
 code=$(curl -s -o "$WORK/bundle2" -w '%{http_code}' --max-time 20 "$BUNDLE" || true)
 check "afterwards the bundle is read whole as before" bash -c "[ '$code' = 200 ] && cmp -s '$WORK/bundle' '$WORK/bundle2'"
+
+# ---- (3) a request whole just as the watchdog cuts it: cut and not acted on, or answered, never both ----
+# The watchdog holds (failpoint serve:cut) once it has found the request past server.request_timeout (3 s), before it
+# cuts; meanwhile the request's body arrives whole. It was answered and acted on (CAM0002 issued) and then cut: the
+# station had no answer for a certificate issued.
+cleanup_server
+export CAMTRUST_FAILPOINT=serve:cut CAMTRUST_FAILPOINT_RELEASE=$WORK/release_cut
+start_ca "$CA"
+unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
+make_csr "$WORK/cam2" "/serialNumber=CAM0002/CN=x"
+python3 "$CLIENTS" slow "$PORT" "$CA" "$WORK/station.pem" "$WORK/station.key" "$WORK/cam2.b64" "$WORK/go_late" \
+  "$WORK/late.out" &
+LATE_PID=$!; BG_PIDS+=("$LATE_PID")
+for _ in $(seq 1 400); do grep -q 'point="serve:cut"' "$WORK/server.log" && break; sleep 0.05; done
+check "a station's enrollment is under way, its body not sent, and the watchdog about to cut it" \
+  bash -c "grep -q '^continued' '$WORK/late.out' && grep -q 'point=\"serve:cut\"' '$WORK/server.log'"
+touch "$WORK/go_late"
+for _ in $(seq 1 200); do [ -e "$WORK/late.out.sent" ] && break; sleep 0.05; done
+sleep 1 # (the body reaches the server: no timing is checked)
+touch "$WORK/release_cut"
+rc=0; timeout 60 tail --pid="$LATE_PID" -f /dev/null || rc=$?; wait "$LATE_PID" || rc=$?
+check_eq "the late client ended" 0 "$rc"
+check "its connection was cut (no answer)" bash -c "! grep -q '^status HTTP' '$WORK/late.out'"
+check_eq "... and its request not acted on: no certificate for CAM0002" 0 \
+  "$(sql "$CA/camtrust.db" "select count(*) from certificates where device_serial='CAM0002'")"
+check_eq "the station then enrolls CAM0002" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7" "${STATION[@]}")"
 [ "$failed" = 0 ] || tail -20 "$WORK/server.log"
 finish
