@@ -33,7 +33,7 @@
       server has settled, at the end "cut N" (those the server closed before their last byte) and "open N".
   server_clients.py hold PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
       From each of ADDRESSES, PER_ADDRESS TLS connections to 127.0.0.1:PORT that complete their handshake without a
-      client certificate and then stay silent; each one the server closes (or refuses) is opened again (10 ms
+      client certificate and then stay silent; each one the server closes (or refuses) is opened again (50 ms
       later), until the file STOP exists (at most 60 s, at most HOLD_TRIES connections each). Writes "held N" once
       N are open at once (the first time 4 rounds agree), at the end "opened N" (handshakes completed) and "closed
       N" (connections the server closed after their handshake).
@@ -320,7 +320,7 @@ def trickle(port, cadir, addresses, per_address, stop, out):
     watch.close()
 
 
-HOLD_TRIES = 400
+HOLD_TRIES = 2000
 
 
 def hold_one(port, cadir, address, stop, counts, deadline):
@@ -332,7 +332,7 @@ def hold_one(port, cadir, address, stop, counts, deadline):
             raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(address, 0))
             s = ctx.wrap_socket(raw, server_hostname="localhost")
         except OSError:  # refused at a limit, or closed during the handshake
-            time.sleep(0.01)
+            time.sleep(0.05)
             continue
         with counts["lock"]:
             counts["opened"] += 1
@@ -355,7 +355,7 @@ def hold_one(port, cadir, address, stop, counts, deadline):
         with counts["lock"]:
             counts["open"] -= 1
             counts["closed"] += 1
-        time.sleep(0.01)
+        time.sleep(0.05)
 
 
 def hold(port, cadir, addresses, per_address, stop, out):

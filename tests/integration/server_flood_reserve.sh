@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The listener's room for stations and officers, and slow readers, on loopback. (1) 6 addresses each hold their
 # share of connections (4, 24 in all for a listener of 16) with TLS handshakes done without a client certificate,
-# silent, each opened again once closed: a station (client certificate) is still answered and enrolls, the
-# reserve (server.reserved_connections) closing the flood's oldest idle connection for each new one (was: the
-# listener stayed full, every new connection refused). (2) A large answer (a full entry bundle of the issuance log,
+# silent, each opened again once closed: a station (client certificate) is still answered and enrolls, an officer
+# reads, the reserve (server.reserved_connections) closing the flood's oldest idle connection for each new one (was:
+# the listener stayed full, every new connection refused). (2) A large answer (a full entry bundle of the issuance log,
 # 256 certificates) read a little at a time, never silent for server.idle_timeout, is cut once it took longer than
 # server.request_timeout and a second per 16 KiB (was: read on for minutes, a thread held); read as usual, it
 # arrives whole. (3) A request whose body arrives whole just as the watchdog cuts it at server.request_timeout is
@@ -20,6 +20,9 @@ CONF=$CA/camtrust-ca.conf
 ca_create "$CA" >/dev/null
 station_with_order line1 CAM0001 CAM0002
 STATION=(--cert "$WORK/station.pem" --key "$WORK/station.key")
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/alice.key" -subj "/CN=alice" \
+  -out "$WORK/alice.csr" 2>/dev/null
+"$CA_BIN" officer add --dir "$CA" --name alice --role auditor --csr "$WORK/alice.csr" --out "$WORK/alice.pem" >/dev/null
 # 16 connections, 4 per address, 4 kept for stations and officers; silent and unfinished requests kept 60 s (longer
 # than this part): only the reserve closes a flooding connection.
 sed -i -e 's/^server.max_connections = .*/server.max_connections = 16/' \
@@ -52,6 +55,14 @@ for _ in 1 2 3 4 5; do
   [ "$code" = 200 ] && break; sleep 1
 done
 check_eq "... and enrolls CAM0001" 200 "$code"
+code=000
+for _ in 1 2 3 4 5; do
+  code=$(curl -s -o "$WORK/me.json" -w '%{http_code}' --max-time 10 --cacert "$CA/ops-root.pem" --cert "$WORK/alice.pem" \
+    --key "$WORK/alice.key" "https://localhost:$PORT/officer/api/me" || true)
+  [ "$code" = 200 ] && break; sleep 1
+done
+check_eq "... and an officer reads" 200 "$code"
+check "the flood went on meanwhile" kill -0 "$HOLD_PID"
 touch "$WORK/stop_hold"
 rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
 check_eq "the flooding client ended within its bounds" 0 "$rc"
