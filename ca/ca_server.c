@@ -229,7 +229,7 @@ struct conn_ctx {
     bool counted; /* in its listener's conn_counts, under `key` */
     ca_addr_key key;
     /* When the request awaited must have arrived whole (server.request_timeout), or the answer queued must have been
-     * sent (answer_due_ms); 0 while an answer is made (however long that takes). */
+     * sent (answer_queued); 0 while an answer is made (however long that takes). */
     int64_t due_ms;
     int64_t waiting_since_ms; /* since it waits for a request (opened, or its last answer sent); 0 while answered */
     MHD_socket fd;
