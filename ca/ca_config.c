@@ -82,6 +82,9 @@ static const ct_setting setting_rows[] = {
     {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
     {"server.max_connections", "256",
      "connections each listener may hold, a thread each (bounded by the open-file limit); more are closed at once"},
+    {"server.reserved_connections", "32",
+     "of server.max_connections (at most half), kept for stations and officers: past the rest, each new connection "
+     "closes the oldest idle one without a trusted client certificate; 0: none kept"},
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
     {"server.request_timeout", "30",
      "seconds a request may take to arrive whole (a TLS handshake, headers, body), from its connection's opening or "
@@ -167,6 +170,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
     CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 256, 16, 1000000, &s->max_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.reserved_connections", 32, 0, 1000000, &s->reserved_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.idle_timeout", 10, 1, 3600, &s->idle_timeout));
     CT_GUARD(ct_config_get_int(cfg, "server.request_timeout", 30, 1, 3600, &s->request_timeout));
     CT_GUARD(ct_config_get_int(cfg, "server.drain_seconds", 10, 0, 600, &s->drain_seconds));

@@ -8,12 +8,15 @@
  * handshakes that never finish (server.idle_timeout), a time for each request to arrive whole (server.request_timeout,
  * kept by a watchdog thread: a client that sends a byte just within the idle timeout is cut off then), a total per
  * listener (server.max_connections, within the descriptors the process may open), each connection a thread with a
- * stack of CONNECTION_STACK.
+ * stack of CONNECTION_STACK, of which server.reserved_connections are kept for clients with a trusted certificate
+ * (stations, officers: the oldest idle connection without one is closed to keep them free), and a time for each
+ * answer to be sent (server.request_timeout and a second per ANSWER_BYTES_PER_SECOND, the same watchdog's).
  * SIGTERM or SIGINT: stop accepting, let the requests under way finish (up to server.drain_seconds), then stop. */
 #define _POSIX_C_SOURCE 200809L
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -74,6 +77,8 @@ typedef struct {
     conn_count *slots;
     size_t n_slots; /* a power of two */
     unsigned per_address;
+    unsigned open;       /* the listener's connections */
+    unsigned evict_from; /* open connections from which a new one closes an idle one (server.reserved_connections) */
 } conn_counts;
 
 typedef struct conn_ctx conn_ctx;
@@ -85,6 +90,11 @@ typedef struct {
     conn_counts counts;
     conn_ctx *conns; /* its open connections, under counts.mu: the request watchdog's */
 } listener;
+
+/* The HTTPS listener, for the TLS handshake hook (GnuTLS passes it the session alone): one server per process. */
+static listener *the_tls_listener;
+static int handshake_finished(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+                              const gnutls_datum_t *msg);
 
 /* ---- the TLS key, signing inside the token ---- */
 
@@ -140,7 +150,10 @@ static int tls_retrieve_cert(gnutls_session_t session, const gnutls_datum_t *req
                              const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
                              unsigned int *pcert_length, gnutls_privkey_t *pkey)
 {
-    (void)session, (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
+    /* Called once a handshake, in its connection's thread: the client certificate is judged as soon as the handshake
+     * ends, so that a station's new connection is known as one before its request arrives (the reserve). */
+    gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_FINISHED, GNUTLS_HOOK_POST, handshake_finished);
     *pcert = the_tls->pcert;
     *pcert_length = the_tls->pcert_count;
     *pkey = the_tls->pkey;
@@ -204,25 +217,33 @@ void ca_thread_crypto_cache_track(void)
 }
 
 /* What a TLS connection's client certificate was found to be. A TLS session keeps its peer certificate (this
- * server does no renegotiation), so the chain is verified once per connection, not per request, and again
- * after CLIENT_RECHECK_MS so that expiry still counts on a long keep-alive connection. */
+ * server does no renegotiation), so the chain is verified once per connection (at the end of its handshake, else at
+ * its first request), not per request, and again after CLIENT_RECHECK_MS so that expiry still counts on a long
+ * keep-alive connection. Every field but `key` and `fd` is under its listener's counts.mu: the watchdog and the
+ * accept policy read them. */
 #define CLIENT_RECHECK_MS 60000
 struct conn_ctx {
     int64_t checked_at_ms;
     bool checked, trusted;
+    bool shaken;  /* its TLS handshake ended (plain HTTP: at once) */
     bool counted; /* in its listener's conn_counts, under `key` */
     ca_addr_key key;
-    /* When the request awaited must have arrived whole (server.request_timeout); 0 while one is answered. */
-    _Atomic int64_t due_ms;
+    /* When the request awaited must have arrived whole (server.request_timeout), or the answer queued must have been
+     * sent (answer_queued); 0 while an answer is made (however long that takes). */
+    int64_t due_ms;
+    int64_t waiting_since_ms; /* since it waits for a request (opened, or its last answer sent); 0 while answered */
     MHD_socket fd;
-    bool cut;              /* shut down by the watchdog; under counts.mu */
-    conn_ctx *prev, *next; /* in its listener's conns, under counts.mu */
+    bool cut; /* shut down (watchdog, reserve): a request that arrives now is not answered */
+    conn_ctx *prev, *next; /* in its listener's conns */
 };
 
-static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_address)
+static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_address, unsigned reserved)
 {
     for (t->n_slots = 1; t->n_slots < 2 * (size_t)connections; t->n_slots *= 2) {}
     t->per_address = per_address;
+    /* At most half: the other half for everyone; none: libmicrohttpd refuses at the limit, no connection is closed. */
+    reserved = reserved < connections / 2 ? reserved : connections / 2;
+    t->evict_from = reserved ? connections - reserved : UINT_MAX;
     t->slots = calloc(t->n_slots, sizeof *t->slots);
     t->mu_ok = pthread_mutex_init(&t->mu, NULL) == 0;
     CT_ENSURE_RET(t->slots && t->mu_ok, ct_fail(CT_ERR_NOMEM, "cannot make the per-address connection counts"));
@@ -282,8 +303,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         ca_addr_key_of(ci ? ci->client_addr : NULL, &cc->key);
         const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         cc->fd = fd ? fd->connect_fd : MHD_INVALID_SOCKET;
-        atomic_store(&cc->due_ms, ct_now_ms() + l->c->cfg.request_timeout * 1000);
+        int64_t now = ct_now_ms();
+        cc->due_ms = now + l->c->cfg.request_timeout * 1000;
+        cc->waiting_since_ms = now;
+        cc->shaken = l->plain;
         (void)pthread_mutex_lock(&l->counts.mu);
+        l->counts.open++;
         conn_count *s = counts_slot(&l->counts, &cc->key, true);
         if (s) s->n++;
         cc->counted = s != NULL;
@@ -295,6 +320,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         /* (called before libmicrohttpd closes the socket: the watchdog never shuts down a descriptor reused) */
         if (cc) {
             (void)pthread_mutex_lock(&l->counts.mu);
+            l->counts.open--;
             if (cc->counted) counts_release(&l->counts, &cc->key);
             if (cc->prev) cc->prev->next = cc->next;
             else l->conns = cc->next;
@@ -312,28 +338,64 @@ static conn_ctx *conn_of(struct MHD_Connection *conn)
     return sc ? sc->socket_context : NULL;
 }
 
-static void client_certificate(struct MHD_Connection *conn, ca_http_request *rq)
+/* A chain verified: whether it leads to one of the CA's hierarchies (trust_pem). */
+static bool peer_trusted(gnutls_session_t s)
+{
+    unsigned status = 0;
+    /* libmicrohttpd only requests a certificate: a foreign or missing one still completes the handshake. */
+    return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
+}
+
+static void conn_checked(listener *l, conn_ctx *cc, int64_t now, bool trusted)
+{
+    (void)pthread_mutex_lock(&l->counts.mu);
+    cc->checked_at_ms = now;
+    cc->checked = cc->shaken = true;
+    cc->trusted = trusted;
+    (void)pthread_mutex_unlock(&l->counts.mu);
+}
+
+/* GnuTLS's hook after the client's Finished (the client's last handshake message, TLS 1.2 and 1.3): the connection
+ * is known as a station's or officer's, or as one without a trusted certificate, which the reserve closes first. */
+static int handshake_finished(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+                              const gnutls_datum_t *msg)
+{
+    (void)htype, (void)when, (void)msg;
+    listener *l = the_tls_listener;
+    if (!incoming || !l) return 0;
+    unsigned n = 0;
+    bool trusted = gnutls_certificate_get_peers(session, &n) && n && peer_trusted(session);
+    int fd = gnutls_transport_get_int(session);
+    int64_t now = ct_now_ms();
+    conn_ctx *found = NULL;
+    (void)pthread_mutex_lock(&l->counts.mu);
+    for (conn_ctx *cc = l->conns; cc && !found; cc = cc->next)
+        if (cc->fd == fd) found = cc;
+    (void)pthread_mutex_unlock(&l->counts.mu);
+    /* (only this connection's thread, the one running this hook, frees its context: found stays valid) */
+    if (found) conn_checked(l, found, now, trusted);
+    return 0;
+}
+
+static void client_certificate(listener *l, struct MHD_Connection *conn, ca_http_request *rq)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (!ci || !ci->tls_session) return;
     gnutls_session_t s = (gnutls_session_t)ci->tls_session;
     unsigned n = 0;
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(s, &n);
-    if (!peers || n == 0) return;
     conn_ctx *cc = conn_of(conn);
     int64_t now = ct_now_ms();
+    if (!peers || n == 0) {
+        if (cc) conn_checked(l, cc, now, false);
+        return;
+    }
     bool trusted;
-    if (cc && cc->checked && now - cc->checked_at_ms <= CLIENT_RECHECK_MS) {
+    if (cc && cc->checked && now - cc->checked_at_ms <= CLIENT_RECHECK_MS) { /* (written by this thread alone) */
         trusted = cc->trusted;
     } else {
-        unsigned status = 0;
-        /* libmicrohttpd only requests a certificate: a foreign or missing one still completes the handshake. */
-        trusted = gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
-        if (cc) { /* field by field: the rest of cc is the connection's count (on_connection) */
-            cc->checked_at_ms = now;
-            cc->checked = true;
-            cc->trusted = trusted;
-        }
+        trusted = peer_trusted(s);
+        if (cc) conn_checked(l, cc, now, trusted);
     }
     if (!trusted) {
         rq->client_cert_untrusted = true;
@@ -419,20 +481,41 @@ static const char *single_header(struct MHD_Connection *conn, const char *name)
     return h.count > 1 ? "(repeated)" : h.value;
 }
 
-/* The request is here (whole, or refused): its answer may take what it takes (a held commit, a slow reader), the
- * request watchdog waits for the next one. */
-static void request_arrived(struct MHD_Connection *conn)
+/* The request is here (whole, or refused): its answer may take what it takes to be made (a held commit), the
+ * watchdog's clock stops. False when the watchdog or the reserve has cut the connection already: the request is
+ * not acted on (an enrollment whose answer could not be sent). Under the lock, so that a request whole just at its
+ * deadline is either answered or cut, never cut while it is answered. */
+static bool request_arrived(listener *l, struct MHD_Connection *conn)
 {
     conn_ctx *cc = conn_of(conn);
-    if (cc) atomic_store(&cc->due_ms, 0);
+    if (!cc) return true;
+    (void)pthread_mutex_lock(&l->counts.mu);
+    bool cut = cc->cut;
+    cc->due_ms = cc->waiting_since_ms = 0;
+    (void)pthread_mutex_unlock(&l->counts.mu);
+    return !cut;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, const char *method, const char *url,
+/* A slow reader (a large answer read a byte at a time, never silent for server.idle_timeout) held its connection's
+ * thread for as long as it liked: an answer has server.request_timeout and a second per ANSWER_BYTES_PER_SECOND of
+ * it to be sent, then the watchdog cuts it. */
+#define ANSWER_BYTES_PER_SECOND 16384
+static void answer_queued(listener *l, struct MHD_Connection *conn, size_t len)
+{
+    conn_ctx *cc = conn_of(conn);
+    if (!cc) return;
+    int64_t due = ct_now_ms() + l->c->cfg.request_timeout * 1000 + (int64_t)(len / ANSWER_BYTES_PER_SECOND) * 1000;
+    (void)pthread_mutex_lock(&l->counts.mu);
+    cc->due_ms = due;
+    (void)pthread_mutex_unlock(&l->counts.mu);
+}
+
+static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const char *method, const char *url,
                                request_ctx *rctx)
 {
     ca *c = l->c;
     ca_http_answer ans = {0};
-    request_arrived(conn);
+    if (!request_arrived(l, conn)) return MHD_NO;
     if (!rctx->too_large && is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a slow answer, held */
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
@@ -450,7 +533,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     ct_addr_host(ci ? ci->client_addr : NULL, source, sizeof source);
     rq.source = source;
-    client_certificate(conn, &rq);
+    client_certificate(l, conn, &rq);
     bool est = !l->plain && strncmp(url, EST_PREFIX, strlen(EST_PREFIX)) == 0;
     bool officer = !l->plain && ca_officer_route(url);
     rq.path = url;
@@ -497,6 +580,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, const listener *l, c
         if (atomic_load(&stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
         r = MHD_queue_response(conn, (unsigned)ans.status, resp);
         MHD_destroy_response(resp);
+        if (r == MHD_YES) answer_queued(l, conn, ans.body.len);
     }
     /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. The address
      * names a client that no certificate does (counted refusals are audited per address, ca_refusals.c). */
@@ -513,7 +597,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **req_cls)
 {
     (void)version;
-    const listener *l = cls;
+    listener *l = cls;
     ca *c = l->c;
     request_ctx *rctx = *req_cls;
     ca_thread_crypto_cache_track();
@@ -554,14 +638,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)toe;
-    const listener *l = cls;
+    listener *l = cls;
     const ca_settings *cfg = &l->c->cfg;
     conn_ctx *cc = conn_of(conn);
     /* The next request's. A keep-alive connection may wait for it as long as server.idle_timeout lets it stay
      * silent, a longer one included (it costs what a silent one does): else it was cut while idle, at the
      * shorter request timeout, and a client sending its next request then lost it. */
     long wait_s = cfg->idle_timeout > cfg->request_timeout ? cfg->idle_timeout : cfg->request_timeout;
-    if (cc) atomic_store(&cc->due_ms, ct_now_ms() + wait_s * 1000);
+    if (cc) {
+        int64_t now = ct_now_ms();
+        (void)pthread_mutex_lock(&l->counts.mu);
+        cc->due_ms = now + wait_s * 1000;
+        cc->waiting_since_ms = now;
+        (void)pthread_mutex_unlock(&l->counts.mu);
+    }
     request_ctx *rctx = *req_cls;
     if (!rctx) return;
     ct_buf_free(&rctx->body);
@@ -602,21 +692,55 @@ static void library_log(void *cls, const char *fmt, va_list ap)
     log_limited(msg);
 }
 
+/* Shuts a connection down; its thread sees the end and closes it as usual (before its descriptor can be reused:
+ * on_connection takes it off the list first). Closed with a reset: what an answer cut off left in the socket's
+ * buffer is dropped, not sent on at the slow reader's pace. Under counts.mu. */
+static void conn_cut(conn_ctx *cc)
+{
+    const struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    (void)setsockopt(cc->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    (void)shutdown(cc->fd, SHUT_RDWR);
+    cc->cut = true;
+}
+
+/* The connection the reserve closes: one waiting for a request (none being answered) without a trusted client
+ * certificate, whose handshake ended first (it is known to have none), else one still in its handshake; the one
+ * waiting longest of them. NULL when every connection is a station's or officer's, or busy. Under counts.mu. */
+static conn_ctx *reserve_victim(const listener *l)
+{
+    conn_ctx *victim = NULL;
+    for (conn_ctx *cc = l->conns; cc; cc = cc->next) {
+        if (cc->cut || cc->trusted || !cc->waiting_since_ms || cc->fd == MHD_INVALID_SOCKET) continue;
+        if (!victim || (cc->shaken && !victim->shaken) ||
+            (cc->shaken == victim->shaken && cc->waiting_since_ms < victim->waiting_since_ms))
+            victim = cc;
+    }
+    return victim;
+}
+
 /* The accept policy: a client address (ca_addr_key) at server.per_ip_connections has its new connection closed at
- * once, logged as libmicrohttpd logs its own limits. */
+ * once, logged as libmicrohttpd logs its own limits. Past server.max_connections less server.reserved_connections,
+ * each connection accepted closes one idle connection without a trusted certificate (reserve_victim): many
+ * addresses each at its limit filled the listener, stations and officers found no room. libmicrohttpd refuses at the
+ * limit before it asks this policy, so the reserve is what keeps room for the next connection. */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addr_len)
 {
     (void)addr_len;
     listener *l = cls;
     ca_addr_key key;
     ca_addr_key_of(addr, &key);
+    conn_ctx *victim = NULL;
     (void)pthread_mutex_lock(&l->counts.mu);
     const conn_count *s = counts_slot(&l->counts, &key, false);
     bool room = !s || s->n < l->counts.per_address;
+    if (room && l->counts.open >= l->counts.evict_from && (victim = reserve_victim(l))) conn_cut(victim);
     (void)pthread_mutex_unlock(&l->counts.mu);
     if (!room)
         log_limited("Server reached connection limit of one client address (server.per_ip_connections). "
                     "Closing inbound connection.");
+    if (victim)
+        log_limited("Listener past server.max_connections less server.reserved_connections: closing its oldest idle "
+                    "connection without a trusted client certificate.");
     return room ? MHD_YES : MHD_NO;
 }
 
@@ -646,18 +770,21 @@ typedef struct {
 
 static void watchdog_sweep(listener *l, int64_t now)
 {
-    unsigned cut = 0;
+    unsigned requests = 0, answers = 0;
     (void)pthread_mutex_lock(&l->counts.mu);
     for (conn_ctx *cc = l->conns; cc; cc = cc->next) {
-        int64_t due = atomic_load(&cc->due_ms);
-        if (cc->cut || !due || now < due || cc->fd == MHD_INVALID_SOCKET) continue;
-        (void)shutdown(cc->fd, SHUT_RDWR);
-        cc->cut = true;
-        cut++;
+        if (cc->cut || !cc->due_ms || now < cc->due_ms || cc->fd == MHD_INVALID_SOCKET) continue;
+        ct_failpoint_hold("serve:cut"); /* tests: the request's last bytes arrive meanwhile (under the lock) */
+        conn_cut(cc);
+        if (cc->waiting_since_ms) requests++;
+        else answers++;
     }
     (void)pthread_mutex_unlock(&l->counts.mu);
-    for (unsigned i = 0; i < cut; i++)
+    for (unsigned i = 0; i < requests; i++)
         log_limited("A request did not arrive whole within server.request_timeout. Closing its connection.");
+    for (unsigned i = 0; i < answers; i++)
+        log_limited("An answer was not read within its time (server.request_timeout and a second per 16 KiB). "
+                    "Closing its connection.");
 }
 
 static void *watchdog_run(void *arg)
@@ -701,7 +828,9 @@ static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct
 {
     const ca_settings *cfg = &l->c->cfg;
     unsigned connections = connection_limit(l->c);
-    if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections) != CT_OK) return NULL;
+    if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections, (unsigned)cfg->reserved_connections) !=
+        CT_OK)
+        return NULL;
     if (addr->ss_family == AF_INET6) { /* else libmicrohttpd makes an IPv4 socket for it */
         const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
         /* [::] and an IPv4-mapped address serve IPv4 clients too, seen as IPv4-mapped (ca_addr_key: IPv4 ones) */
@@ -823,6 +952,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
         {MHD_OPTION_HTTPS_PRIORITIES, 0, "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
         {MHD_OPTION_END, 0, NULL},
     };
+    the_tls_listener = &tls_listener;
     daemons[0] = start_daemon(&tls_listener, MHD_USE_TLS, &addr, tls_options);
     CT_ENSURE_MSG(daemons[0], CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
     CT_GUARD(start_plain(&plain_listener, plain_where, http_listen != NULL, &daemons[1]));
@@ -844,6 +974,7 @@ cleanup:
         atomic_store(&watchdog.stop, true);
         (void)pthread_join(watchdog.thread, NULL);
     }
+    the_tls_listener = NULL;
     counts_free(&tls_listener.counts);
     counts_free(&plain_listener.counts);
     library_log_flush();

@@ -8,7 +8,7 @@
   server_clients.py slow PORT CADIR CERT KEY CSR_B64 GO OUT
       Sends an EST simpleenroll's headers with Expect: 100-continue, writes "continued" to OUT once the server
       has said 100 Continue (the request is under way), waits for the file GO to exist (at most 30 s), then
-      sends the body and writes the answer's status line and body to OUT.
+      sends the body (then makes the file OUT.sent) and writes the answer's status line and body to OUT.
   server_clients.py fill [HOST:]PORT ADDRESSES PER_ADDRESS GO OUT
       From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections to HOST
       (127.0.0.1; "[::1]" for IPv6) that never start a TLS handshake, writes "held N" to OUT once the server has
@@ -30,7 +30,17 @@
       From each of ADDRESSES (comma-separated loopback addresses), PER_ADDRESS TLS connections to 127.0.0.1:PORT
       (no client certificate) that start a request's headers and send one more byte of them every 2 s (within any
       idle timeout of 3 s or more), up to TRICKLE_BYTES, or until the file STOP exists. Writes "held N" once the
-      server has settled, at the end "cut N" (those the server closed before their last byte) and "open N"."""
+      server has settled, at the end "cut N" (those the server closed before their last byte) and "open N".
+  server_clients.py hold PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
+      From each of ADDRESSES, PER_ADDRESS TLS connections to 127.0.0.1:PORT that complete their handshake without a
+      client certificate and then stay silent; each one the server closes (or refuses) is opened again (50 ms
+      later), until the file STOP exists (at most 60 s, at most HOLD_TRIES connections each). Writes "held N" once
+      N are open at once (the first time 4 rounds agree), at the end "opened N" (handshakes completed) and "closed
+      N" (connections the server closed after their handshake).
+  server_clients.py slowread HOST:PORT PATH READ_BYTES EVERY_S SECONDS OUT
+      One plain-HTTP GET of PATH on a connection with a small receive buffer and segments (a reader that lets the
+      server send little at a time), reading READ_BYTES every EVERY_S seconds, for at most SECONDS. Writes "length
+      N" (the answer's Content-Length), then "got N" (body bytes read) and "ended closed|whole|bound"."""
 import os
 import resource
 import select
@@ -217,6 +227,7 @@ def slow(port, cadir, cert, key, csr_b64, go, out):
     status, answer = "no answer", b""
     try:
         s.sendall(body)
+        open(out + ".sent", "w").close()
         status, answer = read_answer(s)
     except OSError as e:
         write(out, "error %s" % e)
@@ -309,6 +320,102 @@ def trickle(port, cadir, addresses, per_address, stop, out):
     watch.close()
 
 
+HOLD_TRIES = 2000
+
+
+def hold_one(port, cadir, address, stop, counts, deadline):
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    for _ in range(HOLD_TRIES):
+        if os.path.exists(stop) or time.monotonic() > deadline:
+            return
+        try:
+            raw = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(address, 0))
+            s = ctx.wrap_socket(raw, server_hostname="localhost")
+        except OSError:  # refused at a limit, or closed during the handshake
+            time.sleep(0.05)
+            continue
+        with counts["lock"]:
+            counts["opened"] += 1
+            counts["open"] += 1
+        s.settimeout(0.2)
+        while not os.path.exists(stop) and time.monotonic() < deadline:
+            try:
+                if not s.recv(4096):
+                    break
+            except (ssl.SSLWantReadError, socket.timeout):
+                continue
+            except OSError:
+                break
+        else:
+            s.close()
+            with counts["lock"]:
+                counts["open"] -= 1
+            return
+        s.close()
+        with counts["lock"]:
+            counts["open"] -= 1
+            counts["closed"] += 1
+        time.sleep(0.05)
+
+
+def hold(port, cadir, addresses, per_address, stop, out):
+    counts = {"opened": 0, "open": 0, "closed": 0, "lock": threading.Lock()}
+    deadline = time.monotonic() + 60
+    threads = [threading.Thread(target=hold_one, args=(int(port), cadir, a, stop, counts, deadline))
+               for a in addresses.split(",") for _ in range(int(per_address))]
+    for t in threads:
+        t.start()
+    seen, held = [], False
+    while any(t.is_alive() for t in threads):
+        time.sleep(0.25)
+        seen.append(counts["open"])
+        if not held and len(seen) >= 4 and len(set(seen[-4:])) == 1 and seen[-1] > 0:
+            write(out, "held %d" % seen[-1])
+            held = True
+    for t in threads:
+        t.join()
+    write(out, "opened %d" % counts["opened"])
+    write(out, "closed %d" % counts["closed"])
+
+
+def slowread(where, path, read_bytes, every_s, seconds, out):
+    host, port = target(where)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+    s.settimeout(30)
+    s.connect((host, port))
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path.encode(), host.encode()))
+    head, body, length, ended = b"", 0, None, "bound"
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(int(read_bytes))
+        except OSError:
+            chunk = b""
+        if not chunk:
+            ended = "closed"
+            break
+        if length is None:
+            head += chunk
+            end = head.find(b"\r\n\r\n")
+            if end < 0:
+                continue
+            length = [int(l.split(b":")[1]) for l in head[:end].split(b"\r\n")
+                      if l.lower().startswith(b"content-length:")][0]
+            write(out, "length %d" % length)
+            body = len(head) - end - 4
+        else:
+            body += len(chunk)
+        if body >= length:
+            ended = "whole"
+            break
+        time.sleep(float(every_s))
+    s.close()
+    write(out, "got %d" % body)
+    write(out, "ended %s" % ended)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "flood":
         flood(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
@@ -322,6 +429,10 @@ if __name__ == "__main__":
         chunked(*sys.argv[2:10])
     elif sys.argv[1] == "trickle":
         trickle(*sys.argv[2:8])
+    elif sys.argv[1] == "hold":
+        hold(*sys.argv[2:8])
+    elif sys.argv[1] == "slowread":
+        slowread(*sys.argv[2:8])
     elif sys.argv[1] == "station":
         sys.exit(station(int(sys.argv[2]), *sys.argv[3:]))
     else:
