@@ -35,12 +35,12 @@ typedef struct {
 } sei_rec;
 
 /* A parameter set a decoder holds, by its kind and id (cenc_param_slot): it takes it for every later picture that
- * names that id, whether or not later groups send it again, so each GOP's digest alone does not cover all it is
- * decoded with. Each set is covered by the GOPs whose digest holds its group (ms_psets), and trusted once one of
- * them verified. */
+ * names that id, whether or not later runs send it again, so each GOP's digest alone does not cover all it is
+ * decoded with. Each set is covered by the GOPs whose digest holds its run (ms_psets: every set of the run still in
+ * effect), and trusted once one of them verified. */
 typedef struct {
-    uint64_t group;  /* the group it came in, from 1; 0: no set of that slot */
-    uint64_t binder; /* the last GOP (from 1) whose digest covers that group; 0: none (a group another replaced) */
+    uint64_t run;    /* the run it came in, from 1; 0: no set of that slot */
+    uint64_t binder; /* the last GOP (from 1) whose digest covers that run; 0: none yet */
     bool verified;   /* a GOP whose digest covers it verified */
     uint64_t frame;  /* sent before this picture */
     uint8_t hash[MS_HASH_LEN];
@@ -97,7 +97,7 @@ struct ms_verifier {
     uint8_t *rbsp;
     ms_summary sum;
     ps_entry ps[CENC_PARAM_SLOTS];
-    uint64_t ps_group, ps_closed; /* the group being read, the last one a picture closed */
+    uint64_t ps_run, ps_closed;   /* the run being read, the last one a picture closed */
     uint64_t gop_seq, judged_seq; /* GOPs read and judged */
     bool ps_ok[2 * RING];         /* by GOP: its digest verified (the last RING judged) */
     ps_cover cover;               /* the current GOP's */
@@ -263,15 +263,15 @@ static ms_status compare(const gop_rec *g, char *d, size_t max)
 
 /* ---- the parameter sets in effect, by id ---- */
 
-static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned type)
+static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len)
 {
-    if (ms_psets_new_group(&v->cur.ps, type)) v->ps_group++;
+    if (!v->cur.ps.open) v->ps_run++;
     int slot = cenc_param_slot(v->codec, nal, len);
     if (slot < 0) return CT_OK; /* no id to be named by: the group's digest still covers it */
     ps_entry *e = &v->ps[slot];
     while (len > 0 && nal[len - 1] == 0) len--; /* as ms_psets_param */
     CT_GUARD_RET(ct_sha256(nal, len, e->hash));
-    e->group = v->ps_group;
+    e->run = v->ps_run;
     e->binder = 0;
     e->verified = false;
     e->frame = v->frames;
@@ -282,8 +282,8 @@ static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned t
     return CT_OK;
 }
 
-/* A picture of the current GOP (`start`: its I-frame), before ms_gop_add; `closes`: it closes a group, which the
- * GOP's digest then covers (at the I-frame the last closed group is the set in effect, covered again). */
+/* A picture of the current GOP (`start`: its I-frame), before ms_gop_add; `closes`: it closes a run, which the
+ * GOP's digest then covers (at the I-frame the last closed run is the set in effect, covered again). */
 static void ps_picture(ms_verifier *v, bool start, bool closes)
 {
     if (start) {
@@ -291,13 +291,13 @@ static void ps_picture(ms_verifier *v, bool start, bool closes)
         v->cover.uncovered = -1;
     }
     if (!start && !closes) return;
-    if (closes) v->ps_closed = v->ps_group;
+    if (closes) v->ps_closed = v->ps_run;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
-        if (v->ps[i].group && v->ps[i].group == v->ps_closed) v->ps[i].binder = v->gop_seq;
+        if (v->ps[i].run && v->ps[i].run == v->ps_closed) v->ps[i].binder = v->gop_seq;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++) {
         ps_entry *e = &v->ps[i];
         ps_cover *c = &v->cover;
-        if (!e->group || e->binder == v->gop_seq || e->verified) continue;
+        if (!e->run || e->binder == v->gop_seq || e->verified) continue;
         size_t k = 0;
         while (k < c->n_pending && c->pending[k].gop != e->binder) k++;
         if (k < c->n_pending) continue;
@@ -349,7 +349,7 @@ static void ps_judged(ms_verifier *v, const gop_rec *g, bool ok)
     v->ps_ok[g->seq % (2 * RING)] = ok;
     v->judged_seq = g->seq;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
-        if (v->ps[i].group && v->ps[i].binder == g->seq) v->ps[i].verified |= ok;
+        if (v->ps[i].run && v->ps[i].binder == g->seq) v->ps[i].verified |= ok;
 }
 
 /* ---- judging a GOP in its place ---- */
@@ -758,7 +758,7 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
         v->gop_seq++;
         break;
     case MS_ROLE_PARAM:
-        CT_GUARD_RET(ps_note(v, nal, len, info.type));
+        CT_GUARD_RET(ps_note(v, nal, len));
         return ms_psets_param(&v->cur.ps, nal, len, info.type);
     case MS_ROLE_PICTURE:
     case MS_ROLE_UNHASHED:

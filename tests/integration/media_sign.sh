@@ -237,11 +237,34 @@ check "a group of the SPS and a PPS id 0 of another QP before GOP 3's own (which
 ffmpeg shows GOP 3 otherwise" bash -c "[ '$(gop3 "$WORK/signed-once.h264")' != '$(gop3 "$WORK/t-group.h264")' ]"
 check_eq "... exit 1" 1 "$(verify_rc "$WORK/t-group.h264")"
 check "... GOPs 3 and 4 altered, the PPS named" bash -c "grep -q '2 authentic, 2 altered' '$WORK/out' && grep -q \
-  '^GOP 3 .*altered .*parameter set (PPS id 0, sent before frame 60) that no verified signature covers' '$WORK/out'"
+  '^GOP 3 .*altered .*the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ' '$WORK/out' && grep -q \
+  '^GOP 4 .*altered .*parameter set (PPS id 0, sent before frame 60) that no verified signature covers' '$WORK/out'"
 tamper qp-pps "$WORK/signed-once.h264" "$WORK/t-qp.h264" 0
 check_eq "GOP 1's PPS id 0 given another QP: exit 1" 1 "$(verify_rc "$WORK/t-qp.h264")"
 check "... every GOP decoded with it altered, not GOP 1 alone" bash -c "grep -q '(4 altered)' '$WORK/out' && \
   grep -q '^GOP 4 .*altered .*(PPS id 0, sent before frame 0)' '$WORK/out'"
+# The camera covers every parameter set of a run in effect, not only its last group: a PPS sent before its SPS
+# (two groups: the PPS, then the SPS), or a second SPS/PPS pair of other ids in a row. The old code signed the last
+# group only: the camera's own clips never verified (every GOP altered).
+ffmpeg -v error -y $SRC -c:v libx264 -g 30 -x264-params repeat-headers=1 "$WORK/rh.h264"
+tamper pps-first "$WORK/rh.h264" "$WORK/first.h264"
+tamper other-ids "$WORK/clip.h264" "$WORK/ids.h264"
+for f in first ids; do
+  check_eq "$f.h264 (PPS before SPS / a second pair of other ids): ffmpeg decodes it as the original" \
+    "$(frames "$WORK/clip.h264" | md5sum)" "$(frames "$WORK/$f.h264" | md5sum)"
+  check "... signed" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/$f.h264" "$WORK/signed-$f.h264"
+  check_eq "... it verifies: exit 0" 0 "$(verify_rc "$WORK/signed-$f.h264")"
+  check "... 4 GOPs authentic" has "result: AUTHENTIC (4 authentic)"
+done
+tamper qp-pps "$WORK/signed-first.h264" "$WORK/t-first.h264" 2
+check_eq "signed first.h264, the PPS id 0 before GOP 3's SPS given another QP: exit 1" 1 \
+  "$(verify_rc "$WORK/t-first.h264")"
+check "... GOP 3 altered, the others authentic" bash -c "grep -q '3 authentic, 1 altered' '$WORK/out' && \
+  grep -q '^GOP 3 .*altered .*parameter set' '$WORK/out'"
+tamper qp-pps "$WORK/signed-ids.h264" "$WORK/t-ids.h264" 0
+check_eq "signed ids.h264, its PPS id 0 (the first pair's, the pictures') given another QP: exit 1" 1 \
+  "$(verify_rc "$WORK/t-ids.h264")"
+check "... every GOP altered" grep -q '(4 altered)' "$WORK/out"
 
 # H.264 NAL units 19-21 (auxiliary pictures, SVC/MVC layers, 3D-AVC views) carry pictures that a player decoding them
 # shows, and ONVIF Media Signing hashes none. The old code passed them over: AUTHENTIC, and the camera signed them.
