@@ -263,6 +263,8 @@ static ms_status compare(const gop_rec *g, char *d, size_t max)
 
 /* ---- the parameter sets in effect, by id ---- */
 
+static void ps_describe(const ms_verifier *v, int slot, char *d, size_t max);
+
 static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len)
 {
     if (!v->cur.ps.open) v->ps_run++;
@@ -276,6 +278,13 @@ static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len)
     e->verified = false;
     e->frame = v->frames;
     if (v->in_entry) {
+        /* Decoders differ in which of two sets of one id a sample entry holds they take (ffmpeg: the last). */
+        if (e->in_entry && memcmp(e->entry_hash, e->hash, MS_HASH_LEN) != 0) {
+            char set[32];
+            ps_describe(v, slot, set, sizeof set);
+            ms_verifier_problem(v, "the MP4 sample entry (avcC/hvcC) holds two different parameter sets %s: players "
+                                   "differ in which one they decode with", set);
+        }
         e->in_entry = true;
         memcpy(e->entry_hash, e->hash, MS_HASH_LEN);
     }

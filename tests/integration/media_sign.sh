@@ -308,8 +308,11 @@ check "sign an avc1 MP4 whose samples carry parameter sets too" "$AGENT_BIN" sig
 check_eq "... it verifies" 0 "$(verify_rc "$WORK/signed-ib.mp4")"
 ffmpeg -v error -y -i "$WORK/signed-ib.mp4" -c copy -bsf:v h264_metadata=crop_right=64 "$WORK/crop-ib.mp4"
 python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" "$WORK/crop-clip.mp4" "$WORK/t-entry.mp4" "$WORK/t-lead.mp4" \
-  "$WORK/t-lead-crop.mp4" "$WORK/signed-ib.mp4" "$WORK/crop-ib.mp4" "$WORK/t-avcc.mp4" <<'EOF2'
+  "$WORK/t-lead-crop.mp4" "$WORK/signed-ib.mp4" "$WORK/crop-ib.mp4" "$WORK/t-avcc.mp4" "$WORK/t-lead-avc3.mp4" \
+  "$WORK/t-avcc-pps.mp4" "$HERE" <<'EOF2'
 import struct, sys
+sys.path.insert(0, sys.argv[12])
+from media_tamper import pps_edit
 d = bytearray(open(sys.argv[1], "rb").read())
 def boxes(off, end):
     while off + 8 <= end:
@@ -339,13 +342,13 @@ def first_entry(name): # the boxes from moov down to the first sample entry of f
     path = stbl_of()
     path.append(child(path[-1], b"stsd"))
     return path + [next(boxes(path[-1][1] + 16, path[-1][1] + path[-1][2]))]
-def entry_of(name, encrypted):
+def entry_of(name, encrypted, original=b"avc1"):
     e = first_entry(name)[-1]
     e = bytes(d[e[1]:e[1] + e[2]])
     if not encrypted: return e
     box = lambda t, b: struct.pack(">I4s", 8 + len(b), t) + b
     tenc = box(b"tenc", bytes(6) + b"\x01\x08" + bytes(range(16)))  # version, flags, reserved, protected, IV size, KID
-    sinf = box(b"sinf", box(b"frma", b"avc1") + box(b"schm", bytes(4) + b"cenc" + struct.pack(">I", 0x10000)) +
+    sinf = box(b"sinf", box(b"frma", original) + box(b"schm", bytes(4) + b"cenc" + struct.pack(">I", 0x10000)) +
                box(b"schi", tenc))
     return struct.pack(">I4s", len(e) + len(sinf), b"encv") + e[8:] + sinf
 def second_entry(entry, out):
@@ -360,6 +363,7 @@ def second_entry(entry, out):
 second_entry(entry_of(sys.argv[3], False), sys.argv[4])
 second_entry(entry_of(sys.argv[1], True), sys.argv[5])
 second_entry(entry_of(sys.argv[3], True), sys.argv[6])
+second_entry(entry_of(sys.argv[1], True, b"avc3"), sys.argv[10])
 avc_c = lambda e: next(x for x in boxes(e[1] + e[3] + 78, e[1] + e[2]) if x[0] == b"avcC")  # after the entry's fields
 avcc = avc_c(first_entry(sys.argv[8])[-1])
 avcc = bytes(d[avcc[1]:avcc[1] + avcc[2]])
@@ -368,6 +372,18 @@ old = avc_c(path[-1])
 d[old[1]:old[1] + old[2]] = avcc
 for b in path: struct.pack_into(">I", d, b[1], b[2] + len(avcc) - old[2])
 open(sys.argv[9], "wb").write(d)
+# signed-ib.mp4's avcC with a PPS id 0 of another QP before its own: two different PPS id 0
+path = first_entry(sys.argv[7])
+old = avc_c(path[-1])
+c = bytes(d[old[1] + 8:old[1] + old[2]])
+sps_len = struct.unpack(">H", c[6:8])[0]
+at = 8 + sps_len  # numOfPictureParameterSets (one SPS)
+pps = c[at + 3:at + 3 + struct.unpack(">H", c[at + 1:at + 3])[0]]
+alt = pps_edit(pps, qp_delta=-6)
+c = c[:at] + bytes([c[at] + 1]) + struct.pack(">H", len(alt)) + alt + c[at + 1:]
+d[old[1]:old[1] + old[2]] = struct.pack(">I4s", 8 + len(c), b"avcC") + c
+for b in path: struct.pack_into(">I", d, b[1], b[2] + 8 + len(c) - old[2])
+open(sys.argv[11], "wb").write(d)
 EOF2
 first=$(frames "$WORK/signed-clip.mp4" | grep -nxF -- "$(frames "$WORK/t-edits.mp4" | head -1)" | cut -d: -f1 | head -1)
 check "... ffmpeg presents it reordered: its first frame is one of the third second's (frame ${first:-none})" \
@@ -385,6 +401,14 @@ check_eq "a second sample entry the same as the first but encrypted (encv, sinf)
   "$(verify_rc "$WORK/t-lead.mp4")"
 check_eq "... made of the cropping entry: exit 1" 1 "$(verify_rc "$WORK/t-lead-crop.mp4")"
 check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
+check_eq "... the same as the first, encrypted, but its frma naming avc3 (not the first's avc1): exit 1 (the old code: \
+AUTHENTIC)" 1 "$(verify_rc "$WORK/t-lead-avc3.mp4")"
+check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
+# An avcC holding two different PPS id 0 (the altered one first; ffmpeg takes the last): which one a player decodes
+# with is the player's. The old code: AUTHENTIC.
+check_eq "signed-ib.mp4 with a PPS id 0 of another QP before its avcC's own: exit 1" 1 \
+  "$(verify_rc "$WORK/t-avcc-pps.mp4")"
+check "... named as the problem" has "problem: the MP4 sample entry (avcC/hvcC) holds two different parameter sets PPS id 0"
 # Some players decode an avc1 track with the avcC's parameter sets alone (ffmpeg does once the samples' own are left
 # out): its avcC must be the samples' own. The old code: AUTHENTIC (the samples' ones were the last, the signed ones).
 ffmpeg -v error -y -i "$WORK/t-avcc.mp4" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/avcc-only.mp4"
