@@ -256,6 +256,11 @@ for f in first ids; do
   check_eq "... it verifies: exit 0" 0 "$(verify_rc "$WORK/signed-$f.h264")"
   check "... 4 GOPs authentic" has "result: AUTHENTIC (4 authentic)"
 done
+# Two different groups of the same ids in a row (a PPS id 0 of another QP, then the one the pictures are decoded with):
+# both signed, the decoder ends up with the second.
+tamper add-group "$WORK/rh.h264" "$WORK/twice.h264" 2
+check "twice.h264 signed" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/twice.h264" "$WORK/signed-twice.h264"
+check_eq "... it verifies: exit 0" 0 "$(verify_rc "$WORK/signed-twice.h264")"
 tamper qp-pps "$WORK/signed-first.h264" "$WORK/t-first.h264" 2
 check_eq "signed first.h264, the PPS id 0 before GOP 3's SPS given another QP: exit 1" 1 \
   "$(verify_rc "$WORK/t-first.h264")"
