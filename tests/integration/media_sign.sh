@@ -413,7 +413,8 @@ check "... named as the problem" has "problem: the MP4 video track has 2 sample 
 # with is the player's. The old code: AUTHENTIC.
 check_eq "signed-ib.mp4 with a PPS id 0 of another QP before its avcC's own: exit 1" 1 \
   "$(verify_rc "$WORK/t-avcc-pps.mp4")"
-check "... named as the problem" has "problem: the MP4 sample entry (avcC/hvcC) holds two different parameter sets PPS id 0"
+check "... named as the problem" has \
+  "problem: the MP4 sample entry (avcC/hvcC) holds two different parameter sets PPS id 0"
 # Some players decode an avc1 track with the avcC's parameter sets alone (ffmpeg does once the samples' own are left
 # out): its avcC must be the samples' own. The old code: AUTHENTIC (the samples' ones were the last, the signed ones).
 ffmpeg -v error -y -i "$WORK/t-avcc.mp4" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/avcc-only.mp4"
