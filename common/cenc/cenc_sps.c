@@ -91,10 +91,10 @@ static void h264_sps(bits *b, cenc_sps *o)
 /* H.265 profile_tier_level(1, sub): returns general_profile_idc and its compatibility flags. */
 static uint32_t h265_ptl(bits *b, uint32_t sub, uint32_t *compat)
 {
-    u(b, 2), u(b, 1);
+    u(b, 3); /* profile space, tier (read together: fewer calls in the camera's code) */
     uint32_t profile = u(b, 5);
     *compat = u(b, 32);
-    u(b, 32), u(b, 16), u(b, 8); /* constraint flags (48 bits), level */
+    u(b, 32), u(b, 24); /* constraint flags (48 bits), level */
     bool prof[8] = {false}, lev[8] = {false};
     for (uint32_t i = 0; i < sub; i++) prof[i] = u(b, 1), lev[i] = u(b, 1);
     if (sub > 0)

@@ -108,16 +108,34 @@ static ct_err entry_box(const uint8_t *buf, const media_box *e, uint64_t *pos, m
     return rc;
 }
 
+/* What a video sample entry holds: its type, or for an encrypted one (`encv`) the original format its sinf's frma
+ * names (0: none). */
+static uint32_t entry_format(const uint8_t *buf, const media_box *e)
+{
+    media_box sinf, frma;
+    if (e->type != T('e', 'n', 'c', 'v')) return e->type;
+    if (e->size - e->hdr < 78 ||
+        media_box_find(buf, box_start(e) + 78, e->off + e->size, T('s', 'i', 'n', 'f'), &sinf) != CT_OK ||
+        media_box_find(buf, box_start(&sinf), sinf.off + sinf.size, T('f', 'r', 'm', 'a'), &frma) != CT_OK ||
+        frma.size - frma.hdr < 4) {
+        ct_err_clear();
+        return 0;
+    }
+    return be32(buf + box_start(&frma));
+}
+
 /* Whether two video sample entries give a decoder the same: the VisualSampleEntry fields (78 bytes) and the same
- * boxes in the same order (avcC/hvcC, pasp, clap, colr...), byte for byte, but for the name `encv` and the `sinf` of
- * an encrypted one (a clear lead: an `avc1` entry for the first samples beside the `encv` of the others). */
+ * boxes in the same order (avcC/hvcC, pasp, clap, colr...), byte for byte, but for the name `encv` (whose frma must
+ * name the other's format: avc1 and avc3 or hvc1 and hev1 are decoded otherwise) and the `sinf` of an encrypted one
+ * (a clear lead: an `avc1` entry for the first samples beside the `encv` of the others). */
 static bool same_entry(const uint8_t *buf, const media_box *a, const media_box *b)
 {
     const uint64_t fields = 78;
     media_box x, y;
     ct_err ra, rb;
     uint64_t pa = box_start(a) + fields, pb = box_start(b) + fields;
-    if ((a->type != b->type && a->type != T('e', 'n', 'c', 'v') && b->type != T('e', 'n', 'c', 'v')) ||
+    uint32_t format = entry_format(buf, a);
+    if (format == 0 || format != entry_format(buf, b) ||
         a->size - a->hdr < fields || b->size - b->hdr < fields ||
         memcmp(buf + box_start(a), buf + box_start(b), fields) != 0)
         return false;

@@ -26,9 +26,9 @@
  * header to stop bit, trailing zero bytes excluded. Parameter sets: the format leaves them out ("excluded until
  * there is a solution", ONVIF Media Signing 5.2), yet a rewritten SPS (cropping, VUI) changes what a viewer sees;
  * camtrust signs their digest per GOP in the arbitrary-data TLV above, the format's place for vendor data (ONVIF's
- * reference validator fails on a tag it does not know, and reads past arbitrary data): the last group of parameter
- * sets before each picture, in band or, for an MP4, in the sample entry (avcC/hvcC) first; the verifier follows the
- * sets by kind and id too, as decoders keep them across GOPs (ms_verify.c). Clips without that TLV
+ * reference validator fails on a tag it does not know, and reads past arbitrary data): every group of parameter
+ * sets before each picture (ms_psets), in band or, for an MP4, in the sample entry (avcC/hvcC) first; the verifier
+ * follows the sets by kind and id too, as decoders keep them across GOPs (ms_verify.c). Clips without that TLV
  * (other vendors', older ones) are checked as before. A GOP starts at the first slice of an IRAP picture: its
  * hash is the anchor A = H(I); the list holds A, then H(A || H(N)) for every other picture NAL unit N; the GOP
  * hash is H(list). The certificate SEI carries tags 4, 5, 6, 7 and 3. */

@@ -45,6 +45,7 @@ ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_inf
 }
 
 _Static_assert(offsetof(ms_psets, gop) == offsetof(ms_psets, tlv) + 4, "the digest follows its TLV header");
+_Static_assert(offsetof(ms_psets, run) == offsetof(ms_psets, prev) + MS_HASH_LEN, "prev and R are cleared together");
 
 ct_err ms_gop_init(ms_gop *g)
 {
@@ -88,20 +89,36 @@ ct_err ms_gop_add(ms_gop *g, const uint8_t *nal, size_t len, bool start)
     return CT_OK;
 }
 
+/* The current group is complete: the same as the one before it, it is taken out of R again. */
+static void group_done(ms_psets *p)
+{
+    if (memcmp(p->run[2], p->prev, MS_HASH_LEN) == 0) memcpy(p->run[0], p->start, MS_HASH_LEN);
+    memcpy(p->prev, p->run[2], MS_HASH_LEN);
+}
+
 /* Both out of line: inlined into their callers they cost the camera's binary a page (agent_size). */
 __attribute__((noinline)) ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type)
 {
     while (len > 0 && nal[len - 1] == 0) len--; /* as ms_gop_add */
-    CT_GUARD_RET(ct_sha256(nal, len, p->run[1]));
-    if (ms_psets_new_group(p, type)) memset(p->run[0], 0, MS_HASH_LEN);
+    bool pps = type == 8 || type == 34; /* no parameter set of one codec has the other's PPS type */
+    if (!p->open) memset(p->prev, 0, 2 * MS_HASH_LEN); /* prev and R */
+    /* A new group: the first after a picture, or a VPS or SPS after a PPS. */
+    if (!p->open || (p->after_pps && !pps)) {
+        if (p->open) group_done(p);
+        memcpy(p->start, p->run[0], MS_HASH_LEN);
+        memset(p->run[2], 0, MS_HASH_LEN);
+    }
     p->open = true;
-    p->after_pps = type == 8 || type == 34;
-    return ct_sha256(p->run, sizeof p->run, p->run[0]);
+    p->after_pps = pps;
+    CT_GUARD_RET(ct_sha256(nal, len, p->run[1]));
+    CT_GUARD_RET(ct_sha256(p->run[1], 2 * MS_HASH_LEN, p->run[2]));
+    return ct_sha256(p->run[0], 2 * MS_HASH_LEN, p->run[0]);
 }
 
 __attribute__((noinline)) ct_err ms_psets_picture(ms_psets *p, bool start)
 {
     if (p->open) {
+        group_done(p);
         memcpy(p->gop[1], p->run[0], MS_HASH_LEN);
         p->open = false;
         if (!start) CT_GUARD_RET(ct_sha256(p->gop, sizeof p->gop, p->gop[0]));

@@ -30,25 +30,24 @@ typedef enum {
 ms_role ms_nal_role(media_codec c, const uint8_t *nal, size_t len, media_nal_info *info);
 
 /* The parameter sets a GOP's pictures are decoded with (the format hashes pictures only, and a rewritten SPS
- * changes what a viewer sees). A run is a group of parameter sets between two pictures, R = H(..H(H(0 || H(P1)) ||
- * H(P2))..) in stream order; a VPS or SPS after a PPS starts another group (the last one counts: the same sets
- * repeated, or an MP4 sample entry's followed by the same ones in band, count once); a run replaces the set in
- * effect. A GOP's digest is the set in effect at its I-frame, chained G = H(G || R) with each run between its
- * pictures. Signer and verifier run this same code (ms_gop_add closes runs). */
+ * changes what a viewer sees). A run is the parameter sets between two pictures, R = H(..H(H(0 || H(P1)) ||
+ * H(P2))..) in stream order; within it a VPS or SPS after a PPS starts another group. A decoder keeps each set by
+ * kind and id until another of that id replaces it, so R covers every group of the run (a PPS sent before its SPS,
+ * groups of other ids), but for a group the same as the one before it (the same sets repeated, or an MP4 sample
+ * entry's followed by the same ones in band, count once: the decoder ends up with the same sets). A run of one group
+ * or of copies of one has the digest camtrust signed before (its last group, which left a PPS sent before its SPS, or
+ * a group of other ids, covered by no signature: such GOPs never verified). A run replaces the set in effect. A GOP's
+ * digest is the set in effect at its I-frame, chained G = H(G || R) with each run between its pictures. Signer and
+ * verifier run this same code (ms_gop_add closes runs). */
 typedef struct {
-    uint8_t run[2][MS_HASH_LEN]; /* the run so far, then the unit being added: chained in place */
     uint8_t tlv[4];              /* the SEI's TLV header (ms_gop_init), so that tlv..gop[0] is the whole TLV */
-    uint8_t gop[2][MS_HASH_LEN]; /* the GOP's digest, then the set in effect */
+    uint8_t gop[2][MS_HASH_LEN]; /* the GOP's digest, then the set in effect: chained in place */
+    uint8_t prev[MS_HASH_LEN];   /* the own digest of the group before the current one in the run (zeros: none) */
+    uint8_t run[3][MS_HASH_LEN]; /* R so far, the unit being added, the current group's own digest (H(unit || it)) */
+    uint8_t start[MS_HASH_LEN];  /* R before the current group */
     bool open, after_pps;        /* a run since the last picture; its last unit a PPS */
 } ms_psets;
-/* Whether a parameter set NAL unit of type `type` (nal_unit_type) starts a group of its own (the verifier follows
- * groups too): the first after a picture, or a VPS or SPS after a PPS (no parameter set of one codec has the
- * other's PPS type). */
-static inline bool ms_psets_new_group(const ms_psets *p, unsigned type)
-{
-    return !p->open || (p->after_pps && type != 8 && type != 34);
-}
-/* A parameter set NAL unit of type `type`: added to the run. */
+/* A parameter set NAL unit of type `type` (nal_unit_type): added to the run. */
 CT_MUST_CHECK ct_err ms_psets_param(ms_psets *p, const uint8_t *nal, size_t len, unsigned type);
 /* A picture NAL unit (`start`: the first slice of a GOP's I-frame): closes the run. */
 CT_MUST_CHECK ct_err ms_psets_picture(ms_psets *p, bool start);

@@ -35,12 +35,13 @@ typedef struct {
 } sei_rec;
 
 /* A parameter set a decoder holds, by its kind and id (cenc_param_slot): it takes it for every later picture that
- * names that id, whether or not later groups send it again, so each GOP's digest alone does not cover all it is
- * decoded with. Each set is covered by the GOPs whose digest holds its group (ms_psets), and trusted once one of
- * them verified. */
+ * names that id, whether or not later runs send it again, so each GOP's digest alone does not cover all it is
+ * decoded with. Each set is covered by the GOPs whose digest holds its run (ms_psets: every set of the run still in
+ * effect), and trusted once one of them verified. */
 typedef struct {
-    uint64_t group;  /* the group it came in, from 1; 0: no set of that slot */
-    uint64_t binder; /* the last GOP (from 1) whose digest covers that group; 0: none (a group another replaced) */
+    uint64_t run;    /* the run it came in, from 1; 0: no set of that slot */
+    uint64_t group;  /* the group it came in, from 1 */
+    uint64_t binder; /* the last GOP (from 1) whose digest covers that run; 0: none yet */
     bool verified;   /* a GOP whose digest covers it verified */
     uint64_t frame;  /* sent before this picture */
     uint8_t hash[MS_HASH_LEN];
@@ -58,6 +59,10 @@ typedef struct {
     size_t n_pending;
     int uncovered; /* the slot of a set no GOP's digest covers, or one whose GOPs did not verify; -1: none */
     uint64_t frame;
+    /* camtrust's digest before this (recordings made before it): the last group of each run only, G = H(G || R) as
+     * ms_psets; and whether the last groups held every set of their runs in effect (else it covers too little) */
+    uint8_t last_groups[2][MS_HASH_LEN];
+    bool last_groups_ok;
 } ps_cover;
 
 typedef struct {
@@ -97,7 +102,10 @@ struct ms_verifier {
     uint8_t *rbsp;
     ms_summary sum;
     ps_entry ps[CENC_PARAM_SLOTS];
-    uint64_t ps_group, ps_closed; /* the group being read, the last one a picture closed */
+    uint64_t ps_run, ps_closed;   /* the run being read, the last one a picture closed */
+    uint64_t ps_group;            /* the group being read */
+    uint8_t group_run[2][MS_HASH_LEN]; /* the last group's R, the unit being added (ps_cover's last_groups) */
+    bool closed_ok;               /* the last run closed had every set of it in effect in its last group */
     uint64_t gop_seq, judged_seq; /* GOPs read and judged */
     bool ps_ok[2 * RING];         /* by GOP: its digest verified (the last RING judged) */
     ps_cover cover;               /* the current GOP's */
@@ -263,41 +271,73 @@ static ms_status compare(const gop_rec *g, char *d, size_t max)
 
 /* ---- the parameter sets in effect, by id ---- */
 
+static void ps_describe(const ms_verifier *v, int slot, char *d, size_t max);
+
 static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned type)
 {
-    if (ms_psets_new_group(&v->cur.ps, type)) v->ps_group++;
+    bool pps = type == 8 || type == 34; /* as ms_psets_param */
+    if (!v->cur.ps.open) v->ps_run++;
+    if (!v->cur.ps.open || (v->cur.ps.after_pps && !pps)) {
+        v->ps_group++;
+        memset(v->group_run[0], 0, MS_HASH_LEN);
+    }
     int slot = cenc_param_slot(v->codec, nal, len);
-    if (slot < 0) return CT_OK; /* no id to be named by: the group's digest still covers it */
-    ps_entry *e = &v->ps[slot];
     while (len > 0 && nal[len - 1] == 0) len--; /* as ms_psets_param */
-    CT_GUARD_RET(ct_sha256(nal, len, e->hash));
+    CT_GUARD_RET(ct_sha256(nal, len, v->group_run[1]));
+    CT_GUARD_RET(ct_sha256(v->group_run, sizeof v->group_run, v->group_run[0]));
+    if (slot < 0) return CT_OK; /* no id to be named by: the run's digest still covers it */
+    ps_entry *e = &v->ps[slot];
+    memcpy(e->hash, v->group_run[1], MS_HASH_LEN);
+    e->run = v->ps_run;
     e->group = v->ps_group;
     e->binder = 0;
     e->verified = false;
     e->frame = v->frames;
     if (v->in_entry) {
+        /* Decoders differ in which of two sets of one id a sample entry holds they take (ffmpeg: the last). */
+        if (e->in_entry && memcmp(e->entry_hash, e->hash, MS_HASH_LEN) != 0) {
+            char set[32];
+            ps_describe(v, slot, set, sizeof set);
+            ms_verifier_problem(v, "the MP4 sample entry (avcC/hvcC) holds two different parameter sets %s: players "
+                                   "differ in which one they decode with", set);
+        }
         e->in_entry = true;
         memcpy(e->entry_hash, e->hash, MS_HASH_LEN);
     }
     return CT_OK;
 }
 
-/* A picture of the current GOP (`start`: its I-frame), before ms_gop_add; `closes`: it closes a group, which the
- * GOP's digest then covers (at the I-frame the last closed group is the set in effect, covered again). */
-static void ps_picture(ms_verifier *v, bool start, bool closes)
+/* A picture of the current GOP (`start`: its I-frame), before ms_gop_add; `closes`: it closes a run, which the
+ * GOP's digest then covers (at the I-frame the last closed run is the set in effect, covered again). */
+static ct_err ps_picture(ms_verifier *v, bool start, bool closes)
 {
-    if (start) {
-        memset(&v->cover, 0, sizeof v->cover);
-        v->cover.uncovered = -1;
+    ps_cover *c = &v->cover;
+    if (closes) {
+        v->closed_ok = true;
+        for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
+            if (v->ps[i].run == v->ps_run && v->ps[i].group != v->ps_group) v->closed_ok = false;
+        memcpy(c->last_groups[1], v->group_run[0], MS_HASH_LEN);
+        if (!start) {
+            c->last_groups_ok = c->last_groups_ok && v->closed_ok;
+            CT_GUARD_RET(ct_sha256(c->last_groups, sizeof c->last_groups, c->last_groups[0]));
+        }
     }
-    if (!start && !closes) return;
-    if (closes) v->ps_closed = v->ps_group;
+    if (start) {
+        uint8_t effect[MS_HASH_LEN];
+        memcpy(effect, c->last_groups[1], MS_HASH_LEN);
+        memset(c, 0, sizeof *c);
+        c->uncovered = -1;
+        memcpy(c->last_groups[0], effect, MS_HASH_LEN);
+        memcpy(c->last_groups[1], effect, MS_HASH_LEN);
+        c->last_groups_ok = v->closed_ok;
+    }
+    if (!start && !closes) return CT_OK;
+    if (closes) v->ps_closed = v->ps_run;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
-        if (v->ps[i].group && v->ps[i].group == v->ps_closed) v->ps[i].binder = v->gop_seq;
+        if (v->ps[i].run && v->ps[i].run == v->ps_closed) v->ps[i].binder = v->gop_seq;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++) {
         ps_entry *e = &v->ps[i];
-        ps_cover *c = &v->cover;
-        if (!e->group || e->binder == v->gop_seq || e->verified) continue;
+        if (!e->run || e->binder == v->gop_seq || e->verified) continue;
         size_t k = 0;
         while (k < c->n_pending && c->pending[k].gop != e->binder) k++;
         if (k < c->n_pending) continue;
@@ -318,6 +358,7 @@ static void ps_picture(ms_verifier *v, bool start, bool closes)
             if (v->ps[i].in_entry && memcmp(v->ps[i].hash, v->ps[i].entry_hash, MS_HASH_LEN) != 0)
                 v->entry_differs = (int)i;
     }
+    return CT_OK;
 }
 
 /* A slot as decoders name it: "PPS id 1". */
@@ -343,13 +384,21 @@ static bool ps_covered(const ms_verifier *v, const gop_rec *g, int *slot, uint64
     return *slot < 0;
 }
 
+/* Whether the parameter sets the GOP's pictures are decoded with are the signed ones: by the digest, or by the one
+ * camtrust signed before (recordings made before it) where that covers every set in effect as well. */
+static bool ps_signed(const gop_rec *g)
+{
+    return memcmp(g->psets, g->s.psets, MS_HASH_LEN) == 0 ||
+           (g->cover.last_groups_ok && memcmp(g->cover.last_groups[0], g->s.psets, MS_HASH_LEN) == 0);
+}
+
 /* A GOP judged: the sets its digest covers are trusted when it verified. */
 static void ps_judged(ms_verifier *v, const gop_rec *g, bool ok)
 {
     v->ps_ok[g->seq % (2 * RING)] = ok;
     v->judged_seq = g->seq;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
-        if (v->ps[i].group && v->ps[i].binder == g->seq) v->ps[i].verified |= ok;
+        if (v->ps[i].run && v->ps[i].binder == g->seq) v->ps[i].verified |= ok;
 }
 
 /* ---- judging a GOP in its place ---- */
@@ -480,7 +529,7 @@ static void emit_head(ms_verifier *v, bool at_end)
                            g->extension ? " (H.264 auxiliary pictures, SVC/MVC layers or 3D-AVC views, types 19-21: "
                                           "a player that decodes them shows them)"
                                         : "");
-            } else if (r.status == MS_AUTHENTIC && g->s.has_psets && memcmp(g->psets, g->s.psets, MS_HASH_LEN) != 0) {
+            } else if (r.status == MS_AUTHENTIC && g->s.has_psets && !ps_signed(g)) {
                 static const uint8_t none[MS_HASH_LEN];
                 r.status = MS_ALTERED;
                 set_detail(r.detail, sizeof r.detail, "%s",
@@ -510,7 +559,7 @@ static void emit_head(ms_verifier *v, bool at_end)
         }
     }
     ps_judged(v, g, g->matched && g->s.st == MS_AUTHENTIC && g->s.has_psets &&
-                        memcmp(g->psets, g->s.psets, MS_HASH_LEN) == 0);
+                        ps_signed(g));
     report(v, &r);
     g->matched = false;
     v->ring_head = (v->ring_head + 1) % RING;
@@ -776,7 +825,7 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
     default: return CT_OK;
     }
     if (v->cur.n < MS_MAX_GOP_NALS) v->cur_frames[v->cur.n] = (uint32_t)frame;
-    ps_picture(v, role == MS_ROLE_GOP_START, v->cur.ps.open);
+    CT_GUARD_RET(ps_picture(v, role == MS_ROLE_GOP_START, v->cur.ps.open));
     ct_err rc = ms_gop_add(&v->cur, nal, len, role == MS_ROLE_GOP_START);
     if (rc == CT_ERR_TOO_LARGE) {
         ms_verifier_problem(v, "a GOP longer than %d picture NAL units at frame %llu", MS_MAX_GOP_NALS,

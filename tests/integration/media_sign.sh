@@ -237,11 +237,39 @@ check "a group of the SPS and a PPS id 0 of another QP before GOP 3's own (which
 ffmpeg shows GOP 3 otherwise" bash -c "[ '$(gop3 "$WORK/signed-once.h264")' != '$(gop3 "$WORK/t-group.h264")' ]"
 check_eq "... exit 1" 1 "$(verify_rc "$WORK/t-group.h264")"
 check "... GOPs 3 and 4 altered, the PPS named" bash -c "grep -q '2 authentic, 2 altered' '$WORK/out' && grep -q \
-  '^GOP 3 .*altered .*parameter set (PPS id 0, sent before frame 60) that no verified signature covers' '$WORK/out'"
+  '^GOP 3 .*altered .*the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ' '$WORK/out' && grep -q \
+  '^GOP 4 .*altered .*parameter set (PPS id 0, sent before frame 60) that no verified signature covers' '$WORK/out'"
 tamper qp-pps "$WORK/signed-once.h264" "$WORK/t-qp.h264" 0
 check_eq "GOP 1's PPS id 0 given another QP: exit 1" 1 "$(verify_rc "$WORK/t-qp.h264")"
 check "... every GOP decoded with it altered, not GOP 1 alone" bash -c "grep -q '(4 altered)' '$WORK/out' && \
   grep -q '^GOP 4 .*altered .*(PPS id 0, sent before frame 0)' '$WORK/out'"
+# The camera covers every parameter set of a run in effect, not only its last group: a PPS sent before its SPS
+# (two groups: the PPS, then the SPS), or a second SPS/PPS pair of other ids in a row. The old code signed the last
+# group only: the camera's own clips never verified (every GOP altered).
+ffmpeg -v error -y $SRC -c:v libx264 -g 30 -x264-params repeat-headers=1 "$WORK/rh.h264"
+tamper pps-first "$WORK/rh.h264" "$WORK/first.h264"
+tamper other-ids "$WORK/clip.h264" "$WORK/ids.h264"
+for f in first ids; do
+  check_eq "$f.h264 (PPS before SPS / a second pair of other ids): ffmpeg decodes it as the original" \
+    "$(frames "$WORK/clip.h264" | md5sum)" "$(frames "$WORK/$f.h264" | md5sum)"
+  check "... signed" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/$f.h264" "$WORK/signed-$f.h264"
+  check_eq "... it verifies: exit 0" 0 "$(verify_rc "$WORK/signed-$f.h264")"
+  check "... 4 GOPs authentic" has "result: AUTHENTIC (4 authentic)"
+done
+# Two different groups of the same ids in a row (a PPS id 0 of another QP, then the one the pictures are decoded with):
+# both signed, the decoder ends up with the second.
+tamper add-group "$WORK/rh.h264" "$WORK/twice.h264" 2
+check "twice.h264 signed" "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/twice.h264" "$WORK/signed-twice.h264"
+check_eq "... it verifies: exit 0" 0 "$(verify_rc "$WORK/signed-twice.h264")"
+tamper qp-pps "$WORK/signed-first.h264" "$WORK/t-first.h264" 2
+check_eq "signed first.h264, the PPS id 0 before GOP 3's SPS given another QP: exit 1" 1 \
+  "$(verify_rc "$WORK/t-first.h264")"
+check "... GOP 3 altered, the others authentic" bash -c "grep -q '3 authentic, 1 altered' '$WORK/out' && \
+  grep -q '^GOP 3 .*altered .*parameter set' '$WORK/out'"
+tamper qp-pps "$WORK/signed-ids.h264" "$WORK/t-ids.h264" 0
+check_eq "signed ids.h264, its PPS id 0 (the first pair's, the pictures') given another QP: exit 1" 1 \
+  "$(verify_rc "$WORK/t-ids.h264")"
+check "... every GOP altered" grep -q '(4 altered)' "$WORK/out"
 
 # H.264 NAL units 19-21 (auxiliary pictures, SVC/MVC layers, 3D-AVC views) carry pictures that a player decoding them
 # shows, and ONVIF Media Signing hashes none. The old code passed them over: AUTHENTIC, and the camera signed them.
@@ -285,8 +313,11 @@ check "sign an avc1 MP4 whose samples carry parameter sets too" "$AGENT_BIN" sig
 check_eq "... it verifies" 0 "$(verify_rc "$WORK/signed-ib.mp4")"
 ffmpeg -v error -y -i "$WORK/signed-ib.mp4" -c copy -bsf:v h264_metadata=crop_right=64 "$WORK/crop-ib.mp4"
 python3 - "$WORK/signed-clip.mp4" "$WORK/t-edits.mp4" "$WORK/crop-clip.mp4" "$WORK/t-entry.mp4" "$WORK/t-lead.mp4" \
-  "$WORK/t-lead-crop.mp4" "$WORK/signed-ib.mp4" "$WORK/crop-ib.mp4" "$WORK/t-avcc.mp4" <<'EOF2'
+  "$WORK/t-lead-crop.mp4" "$WORK/signed-ib.mp4" "$WORK/crop-ib.mp4" "$WORK/t-avcc.mp4" "$WORK/t-lead-avc3.mp4" \
+  "$WORK/t-avcc-pps.mp4" "$HERE" <<'EOF2'
 import struct, sys
+sys.path.insert(0, sys.argv[12])
+from media_tamper import pps_edit
 d = bytearray(open(sys.argv[1], "rb").read())
 def boxes(off, end):
     while off + 8 <= end:
@@ -316,13 +347,13 @@ def first_entry(name): # the boxes from moov down to the first sample entry of f
     path = stbl_of()
     path.append(child(path[-1], b"stsd"))
     return path + [next(boxes(path[-1][1] + 16, path[-1][1] + path[-1][2]))]
-def entry_of(name, encrypted):
+def entry_of(name, encrypted, original=b"avc1"):
     e = first_entry(name)[-1]
     e = bytes(d[e[1]:e[1] + e[2]])
     if not encrypted: return e
     box = lambda t, b: struct.pack(">I4s", 8 + len(b), t) + b
     tenc = box(b"tenc", bytes(6) + b"\x01\x08" + bytes(range(16)))  # version, flags, reserved, protected, IV size, KID
-    sinf = box(b"sinf", box(b"frma", b"avc1") + box(b"schm", bytes(4) + b"cenc" + struct.pack(">I", 0x10000)) +
+    sinf = box(b"sinf", box(b"frma", original) + box(b"schm", bytes(4) + b"cenc" + struct.pack(">I", 0x10000)) +
                box(b"schi", tenc))
     return struct.pack(">I4s", len(e) + len(sinf), b"encv") + e[8:] + sinf
 def second_entry(entry, out):
@@ -337,6 +368,7 @@ def second_entry(entry, out):
 second_entry(entry_of(sys.argv[3], False), sys.argv[4])
 second_entry(entry_of(sys.argv[1], True), sys.argv[5])
 second_entry(entry_of(sys.argv[3], True), sys.argv[6])
+second_entry(entry_of(sys.argv[1], True, b"avc3"), sys.argv[10])
 avc_c = lambda e: next(x for x in boxes(e[1] + e[3] + 78, e[1] + e[2]) if x[0] == b"avcC")  # after the entry's fields
 avcc = avc_c(first_entry(sys.argv[8])[-1])
 avcc = bytes(d[avcc[1]:avcc[1] + avcc[2]])
@@ -345,6 +377,18 @@ old = avc_c(path[-1])
 d[old[1]:old[1] + old[2]] = avcc
 for b in path: struct.pack_into(">I", d, b[1], b[2] + len(avcc) - old[2])
 open(sys.argv[9], "wb").write(d)
+# signed-ib.mp4's avcC with a PPS id 0 of another QP before its own: two different PPS id 0
+path = first_entry(sys.argv[7])
+old = avc_c(path[-1])
+c = bytes(d[old[1] + 8:old[1] + old[2]])
+sps_len = struct.unpack(">H", c[6:8])[0]
+at = 8 + sps_len  # numOfPictureParameterSets (one SPS)
+pps = c[at + 3:at + 3 + struct.unpack(">H", c[at + 1:at + 3])[0]]
+alt = pps_edit(pps, qp_delta=-6)
+c = c[:at] + bytes([c[at] + 1]) + struct.pack(">H", len(alt)) + alt + c[at + 1:]
+d[old[1]:old[1] + old[2]] = struct.pack(">I4s", 8 + len(c), b"avcC") + c
+for b in path: struct.pack_into(">I", d, b[1], b[2] + 8 + len(c) - old[2])
+open(sys.argv[11], "wb").write(d)
 EOF2
 first=$(frames "$WORK/signed-clip.mp4" | grep -nxF -- "$(frames "$WORK/t-edits.mp4" | head -1)" | cut -d: -f1 | head -1)
 check "... ffmpeg presents it reordered: its first frame is one of the third second's (frame ${first:-none})" \
@@ -362,6 +406,15 @@ check_eq "a second sample entry the same as the first but encrypted (encv, sinf)
   "$(verify_rc "$WORK/t-lead.mp4")"
 check_eq "... made of the cropping entry: exit 1" 1 "$(verify_rc "$WORK/t-lead-crop.mp4")"
 check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
+check_eq "... the same as the first, encrypted, but its frma naming avc3 (not the first's avc1): exit 1 (the old code: \
+AUTHENTIC)" 1 "$(verify_rc "$WORK/t-lead-avc3.mp4")"
+check "... named as the problem" has "problem: the MP4 video track has 2 sample entries: a player may decode"
+# An avcC holding two different PPS id 0 (the altered one first; ffmpeg takes the last): which one a player decodes
+# with is the player's. The old code: AUTHENTIC.
+check_eq "signed-ib.mp4 with a PPS id 0 of another QP before its avcC's own: exit 1" 1 \
+  "$(verify_rc "$WORK/t-avcc-pps.mp4")"
+check "... named as the problem" has \
+  "problem: the MP4 sample entry (avcC/hvcC) holds two different parameter sets PPS id 0"
 # Some players decode an avc1 track with the avcC's parameter sets alone (ffmpeg does once the samples' own are left
 # out): its avcC must be the samples' own. The old code: AUTHENTIC (the samples' ones were the last, the signed ones).
 ffmpeg -v error -y -i "$WORK/t-avcc.mp4" -c copy -bsf:v "filter_units=remove_types=7|8" "$WORK/avcc-only.mp4"

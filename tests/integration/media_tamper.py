@@ -29,6 +29,10 @@ are unless the operation is about them.
     add-group K         before the parameter sets of GOP K, a group of its SPS and a PPS id 0 whose pic_init_qp is
                         6 lower: a later group replaces it in the signed digest, yet a decoder keeps that PPS id 0
     qp-pps K            the PPS id 0 nearest before GOP K's I-frame, its pic_init_qp 6 lower
+    pps-first           (unsigned clips) each PPS but the first moved before the SPS it follows: a group of the PPS,
+                        then one of the SPS (the decoder ends up with both, as before; the first PPS needs its SPS)
+    other-ids           (unsigned clips) after GOP 0's SPS and PPS, a second pair of ids 1 (the same but their ids:
+                        the pictures never name them), a group of its own
 """
 import sys
 
@@ -141,8 +145,26 @@ def ue_bits(v):
     return "0" * (len(b) - 1) + b
 
 
-def pps_edit(nal, pps_id=None, qp_delta=0):
-    """An H.264 PPS with another pic_parameter_set_id and/or pic_init_qp_minus26 (7.3.2.2), re-escaped."""
+def rbsp_bits(nal):
+    return "".join(f"{x:08b}" for x in unescape(nal[1:])).rstrip("0")[:-1]  # without rbsp_trailing_bits
+
+
+def nal_of(nal, bs):
+    bs += "1"
+    bs += "0" * (-len(bs) % 8)
+    return nal[:1] + escape(int(bs, 2).to_bytes(len(bs) // 8, "big"))
+
+
+def sps_with_id(nal, sps_id):
+    """An H.264 SPS with another seq_parameter_set_id (after profile, flags and level: 24 bits)."""
+    bs = rbsp_bits(nal)
+    z = bs.index("1", 24) - 24
+    return nal_of(nal, bs[:24] + ue_bits(sps_id) + bs[24 + 2 * z + 1:])
+
+
+def pps_edit(nal, pps_id=None, qp_delta=0, sps_id=None):
+    """An H.264 PPS with another pic_parameter_set_id, seq_parameter_set_id and/or pic_init_qp_minus26 (7.3.2.2),
+    re-escaped."""
     bs = "".join(f"{x:08b}" for x in unescape(nal[1:])).rstrip("0")[:-1]  # without rbsp_trailing_bits
     pos = 0
 
@@ -155,7 +177,8 @@ def pps_edit(nal, pps_id=None, qp_delta=0):
 
     old_id = ue()
     after_id = pos
-    ue()  # seq_parameter_set_id
+    old_sps = ue()  # seq_parameter_set_id
+    after_sps = pos
     pos += 2  # entropy_coding_mode_flag, bottom_field_pic_order_in_frame_present_flag
     assert ue() == 0, "slice groups"
     ue(), ue()  # num_ref_idx_l0/l1_default_active_minus1
@@ -164,7 +187,8 @@ def pps_edit(nal, pps_id=None, qp_delta=0):
     k = ue()
     qp = (k + 1) // 2 if k & 1 else -(k // 2)
     qp += qp_delta
-    new = ue_bits(old_id if pps_id is None else pps_id) + bs[after_id:before_qp] + \
+    new = ue_bits(old_id if pps_id is None else pps_id) + ue_bits(old_sps if sps_id is None else sps_id) + \
+        bs[after_sps:before_qp] + \
         ue_bits(2 * qp - 1 if qp > 0 else -2 * qp) + bs[pos:] + "1"
     new += "0" * (-len(new) % 8)
     return nal[:1] + escape(int(new, 2).to_bytes(len(new) // 8, "big"))
@@ -264,6 +288,14 @@ def main():
         lo = gops(nals)[int(args[0])][0]
         i = max(i for i in range(lo) if is_pps0(nals[i]))
         nals[i] = pps_edit(nals[i], qp_delta=-6)
+    elif op == "pps-first":
+        first = next(i for i, x in enumerate(nals) if x[0] & 0x1F == 8)
+        for i in reversed(range(first + 1, len(nals))):
+            if nals[i][0] & 0x1F == 8 and nals[i - 1][0] & 0x1F == 7:
+                nals[i - 1], nals[i] = nals[i], nals[i - 1]
+    elif op == "other-ids":
+        i = param_before(nals, 0, 8)
+        nals[i + 1:i + 1] = [sps_with_id(nals[param_before(nals, 0, 7)], 1), pps_edit(nals[i], pps_id=1, sps_id=1)]
     elif op == "truncate":
         open(dst, "wb").write(data[: int(len(data) * float(args[0]))])
         return

@@ -161,6 +161,86 @@ START_TEST(mp4_edit_lists)
 }
 END_TEST
 
+/* Box writing for mp4_clear_lead: opens a box at *n (its size set by box_close), returns where it starts. */
+static size_t box_open(uint8_t *f, size_t *n, const char *type)
+{
+    size_t at = *n;
+    memcpy(f + at + 4, type, 4);
+    *n += 8;
+    return at;
+}
+
+static void box_close(uint8_t *f, size_t n, size_t at)
+{
+    size_t len = n - at;
+    for (int i = 0; i < 4; i++) f[at + i] = (uint8_t)(len >> (24 - 8 * i));
+}
+
+/* A video sample entry of `type` (the 78 bytes of VisualSampleEntry fields zero, an avcC of 4 bytes), with a sinf
+ * naming `frma` (NULL: no sinf; "": a frma too short to name any). */
+static void sample_entry(uint8_t *f, size_t *n, const char *type, const char *frma)
+{
+    size_t e = box_open(f, n, type);
+    memset(f + *n, 0, 78);
+    *n += 78;
+    size_t c = box_open(f, n, "avcC");
+    memcpy(f + *n, "\x01\x42\x00\x1e", 4);
+    *n += 4;
+    box_close(f, *n, c);
+    if (frma) {
+        size_t si = box_open(f, n, "sinf"), fr = box_open(f, n, "frma");
+        memcpy(f + *n, frma, strlen(frma));
+        *n += strlen(frma);
+        box_close(f, *n, fr);
+        box_close(f, *n, si);
+    }
+    box_close(f, *n, e);
+}
+
+/* A packager's clear lead: an avc1 entry and the same as encv, its sinf's frma naming the first one's format, count
+ * as one sample entry; an encv whose frma names another format (avc3: in-band parameter sets), or none, does not. */
+START_TEST(mp4_clear_lead)
+{
+    const struct {
+        const char *first, *second, *frma;
+        uint64_t entries;
+    } cases[] = {{"avc1", "encv", "avc1", 1}, {"encv", "avc1", "avc1", 1}, {"avc1", "encv", "avc3", 2},
+                 {"avc3", "encv", "avc1", 2}, {"avc1", "encv", "", 2},      {"avc1", "encv", NULL, 2},
+                 {"avc1", "avc3", NULL, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t f[512];
+        size_t n = 0, path[5];
+        const char *names[] = {"moov", "trak", "mdia", "minf", "stbl"};
+        memset(f, 0, sizeof f);
+        for (size_t k = 0; k < 5; k++) {
+            path[k] = box_open(f, &n, names[k]);
+            if (k == 2) { /* mdia's hdlr: version/flags, pre_defined, handler type */
+                size_t h = box_open(f, &n, "hdlr");
+                memcpy(f + n + 8, "vide", 4);
+                n += 12;
+                box_close(f, n, h);
+            }
+        }
+        size_t stsd = box_open(f, &n, "stsd");
+        f[n + 7] = 2; /* version/flags, entry count 2 */
+        n += 8;
+        bool first_enc = strcmp(cases[i].first, "encv") == 0;
+        sample_entry(f, &n, cases[i].first, first_enc ? cases[i].frma : NULL);
+        sample_entry(f, &n, cases[i].second, first_enc ? NULL : cases[i].frma);
+        box_close(f, n, stsd);
+        for (size_t k = 5; k-- > 0;) box_close(f, n, path[k]);
+        uint8_t *exact = malloc(n); /* ASan sees any read past the file */
+        ck_assert_ptr_nonnull(exact);
+        memcpy(exact, f, n);
+        media_edits e;
+        media_mp4_edits(exact, n, &e);
+        free(exact);
+        ck_assert_msg(e.most_entries == cases[i].entries, "case %zu: %llu entries", i,
+                      (unsigned long long)e.most_entries);
+    }
+}
+END_TEST
+
 START_TEST(boxes_bounded)
 {
     /* a box claiming more than is there; a largesize box; size 0 running to the end */
@@ -374,6 +454,7 @@ int main(void)
     tcase_add_test(tc, sei_messages);
     tcase_add_test(tc, boxes_bounded);
     tcase_add_test(tc, mp4_edit_lists);
+    tcase_add_test(tc, mp4_clear_lead);
     tcase_add_test(tc, file_snapshot);
     tcase_add_test(tc, file_guarded);
     tcase_add_test(tc, mp4_tables);

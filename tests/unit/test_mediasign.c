@@ -9,6 +9,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "mediasign.h"
+#include "ms_priv.h"
 #include "test_util.h"
 
 #ifndef CAMTRUST_ONVIF_VECTORS
@@ -168,6 +169,57 @@ START_TEST(parameter_sets_signed)
         ck_assert_str_eq(f.container, "fragmented MP4");
         ck_assert_msg(f.authentic == (i == 0), "%s: %s", frag[i][1], f.problem);
     }
+}
+END_TEST
+
+/* chain(units...): H(..H(H(0 || H(U1)) || H(U2))..), the digest of a run of one group as camtrust signed it before
+ * (which the verifier before this checks): a run's digest must stay that where the run is one group or copies of
+ * one, and cover every group otherwise. */
+static void chain_of(uint8_t out[MS_HASH_LEN], const char *const *units, size_t n)
+{
+    uint8_t pair[2][MS_HASH_LEN] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(ct_sha256(units[i], strlen(units[i]), pair[1]), CT_OK);
+        ck_assert_int_eq(ct_sha256(pair, sizeof pair, pair[0]), CT_OK);
+    }
+    memcpy(out, pair[0], MS_HASH_LEN);
+}
+
+START_TEST(parameter_set_digest)
+{
+    /* NAL units by their header byte: 0x67 SPS, 0x68 PPS (H.264) */
+    static const char S[] = "\x67sps0", P[] = "\x68pps0", S1[] = "\x67sps1", P1[] = "\x68pps1";
+    const struct {
+        const char *run[6];
+        const char *expect[4];
+    } cases[] = {
+        {{S, P}, {S, P}},                    /* one group: the digest signed before */
+        {{S, P, S, P}, {S, P}},              /* the same group twice (an MP4 sample entry's, then in band) */
+        {{S, P, S, P, S, P}, {S, P}},
+        {{P, S}, {P, S}},                    /* a PPS before its SPS: both groups (before: the SPS only) */
+        {{S, P, S1, P1}, {S, P, S1, P1}},    /* two pairs of other ids (before: the second only) */
+        {{S, P, S, P, S1, P1}, {S, P, S1, P1}},
+        {{S, P, S, P1}, {S, P, S, P1}},      /* two different groups */
+    };
+    ms_gop g;
+    ck_assert_int_eq(ms_gop_init(&g), CT_OK);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t want[MS_HASH_LEN];
+        size_t n = 0, m = 0;
+        while (n < 6 && cases[i].run[n]) n++;
+        while (m < 4 && cases[i].expect[m]) m++;
+        /* twice, a picture between: each run on its own (the one before it is no group of it) */
+        for (int pass = 0; pass < 2; pass++) {
+            for (size_t k = 0; k < n; k++)
+                ck_assert_int_eq(ms_psets_param(&g.ps, (const uint8_t *)cases[i].run[k], strlen(cases[i].run[k]),
+                                                (uint8_t)cases[i].run[k][0] & 0x1f),
+                                 CT_OK);
+            ck_assert_int_eq(ms_psets_picture(&g.ps, true), CT_OK);
+            chain_of(want, cases[i].expect, m);
+            ck_assert_msg(memcmp(g.ps.gop[0], want, MS_HASH_LEN) == 0, "case %zu pass %d", i, pass);
+        }
+    }
+    ms_gop_free(&g);
 }
 END_TEST
 
@@ -471,6 +523,7 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sign_verify_annexb_and_mp4);
     tcase_add_test(tc, parameter_sets_signed);
+    tcase_add_test(tc, parameter_set_digest);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
