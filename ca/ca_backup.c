@@ -166,35 +166,50 @@ static ct_err give_made_to_folder_owner(int fd, const char *path, const struct s
     return CT_OK;
 }
 
-ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd)
+ct_err ca_file_make_owned_at(int dir_fd, const char *name, const char *path, int flags, unsigned mode, int *fd)
 {
     ct_err rc = CT_OK;
-    char parent[CA_PATH_MAX], base[CA_PATH_MAX];
     struct stat d;
     bool folder = (flags & O_DIRECTORY) != 0;
     *fd = -1;
-    CT_GUARD_RET(ct_strlcpy(parent, sizeof parent, path));
-    CT_GUARD_RET(ct_strlcpy(base, sizeof base, path));
-    const char *name = basename(base);
-    int dir_fd = open(dirname(parent), O_PATH | O_DIRECTORY | O_CLOEXEC); /* the one folder it is made in */
-    CT_ENSURE_MSG(dir_fd >= 0, CT_ERR_IO, "cannot open the folder of %s: %s", path, strerror(errno));
     /* A folder made (mkdir is exclusive) is opened again by name, no link followed: what its owner may have put in
      * its place meanwhile is a folder it could move there, so its own already. */
-    if (folder && mkdirat(dir_fd, name, (mode_t)mode) != 0) {
-        rc = ct_fail(errno == EEXIST ? CT_ERR_EXISTS : CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
+    if (folder && mkdirat(dir_fd, name, (mode_t)mode) != 0)
+        return ct_fail(errno == EEXIST ? CT_ERR_EXISTS : CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     *fd = folder ? openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                  : openat(dir_fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     CT_ENSURE_MSG(*fd >= 0, CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     CT_ENSURE_MSG(fstat(dir_fd, &d) == 0, CT_ERR_IO, "cannot stat the folder of %s: %s", path, strerror(errno));
     CT_GUARD(give_made_to_folder_owner(*fd, path, &d));
 cleanup:
-    close(dir_fd);
     if (rc != CT_OK && *fd >= 0) {
         close(*fd);
         *fd = -1;
     }
+    return rc;
+}
+
+/* The folder `path` is in, opened once (O_PATH); *name: its last name (in `base`). */
+static ct_err folder_of(const char *path, char base[CA_PATH_MAX], const char **name, int *dir_fd)
+{
+    char parent[CA_PATH_MAX];
+    CT_GUARD_RET(ct_strlcpy(parent, sizeof parent, path));
+    CT_GUARD_RET(ct_strlcpy(base, CA_PATH_MAX, path));
+    *name = basename(base);
+    *dir_fd = open(dirname(parent), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_RET(*dir_fd >= 0, ct_fail(CT_ERR_IO, "cannot open the folder of %s: %s", path, strerror(errno)));
+    return CT_OK;
+}
+
+ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd)
+{
+    char base[CA_PATH_MAX];
+    const char *name = NULL;
+    int dir_fd = -1;
+    *fd = -1;
+    CT_GUARD_RET(folder_of(path, base, &name, &dir_fd));
+    ct_err rc = ca_file_make_owned_at(dir_fd, name, path, flags, mode, fd);
+    close(dir_fd);
     return rc;
 }
 
@@ -210,24 +225,42 @@ static ct_err write_all(int fd, const void *data, size_t len, const char *path)
     return CT_OK;
 }
 
-ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode)
+ct_err ca_file_write_owned_at(int dir_fd, const char *name, const char *path, const void *data, size_t len,
+                              unsigned mode)
 {
     ct_err rc = CT_OK;
-    char tmp[CA_PATH_MAX + 32];
-    int fd = -1;
-    /* NAME.tmp.PID, as ct_file_write_atomic's: what a killed command left is removed by the next (ct_stale_remove) */
-    CT_GUARD_RET(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()));
-    (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
-    CT_GUARD(ca_file_make_owned(tmp, O_WRONLY, mode, &fd));
-    CT_GUARD(write_all(fd, data, len, tmp));
-    CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
-    CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp);
+    char tmp[CA_PATH_MAX + 32], tmp_path[CA_PATH_MAX + 32];
+    int fd = -1, sync_fd = -1;
+    /* NAME.tmp.PID, as ct_file_write_atomic's: what a killed command left is removed by the next (ct_stale_remove).
+     * Made, renamed and synced in the folder opened once: a folder on the way that its owner swaps for a link
+     * meanwhile does not move root's rename elsewhere. */
+    CT_GUARD_RET(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", name, (long)getpid()));
+    CT_GUARD_RET(ct_snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", path, (long)getpid()));
+    (void)unlinkat(dir_fd, tmp, 0); /* ours from a crash under the same pid: neither its mode nor a link is followed */
+    CT_GUARD(ca_file_make_owned_at(dir_fd, tmp, tmp_path, O_WRONLY, mode, &fd));
+    CT_GUARD(write_all(fd, data, len, tmp_path));
+    CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp_path, strerror(errno));
+    CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp_path);
     fd = -1;
-    CT_ENSURE_MSG(rename(tmp, path) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
-    CT_GUARD(ct_file_sync_dir(path));
+    CT_ENSURE_MSG(renameat(dir_fd, tmp, dir_fd, name) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp_path,
+                  strerror(errno));
+    sync_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_MSG(sync_fd >= 0 && fsync(sync_fd) == 0, CT_ERR_IO, "cannot sync the folder of %s", path);
 cleanup:
     if (fd >= 0) close(fd);
-    if (rc != CT_OK) (void)unlink(tmp);
+    if (sync_fd >= 0) close(sync_fd);
+    if (rc != CT_OK) (void)unlinkat(dir_fd, tmp, 0);
+    return rc;
+}
+
+ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char base[CA_PATH_MAX];
+    const char *name = NULL;
+    int dir_fd = -1;
+    CT_GUARD_RET(folder_of(path, base, &name, &dir_fd));
+    ct_err rc = ca_file_write_owned_at(dir_fd, name, path, data, len, mode);
+    close(dir_fd);
     return rc;
 }
 

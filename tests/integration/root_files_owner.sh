@@ -44,4 +44,24 @@ rc=0; out=$("$WORK/as-owner" restore --dir "$CA" --from "$BACKUPS/copy.db" 2>&1)
 check_eq "the folder's owner restores after it (exit $rc: $(tail -1 <<<"$out"))" 0 "$rc"
 check_eq "... the killed restore's stage removed" "" "$(ls -a "$CA" | grep '^\.restore-' || true)"
 check "the folder's owner serves the restored CA" serves_as_owner
+# ---- db migrate-to run as root, the password from a pipe kept in the folder's secrets/: a `secrets` the folder's
+# owner made a link to another folder (here root's, holding a file of that name) must not be followed. It was: root
+# replaced that folder's db.password with the password, then (the copy failing: no database there) removed it. ----
+VICTIM=$OWN/victim
+mkdir -m 700 "$VICTIM"
+echo "another service's password" >"$VICTIM/db.password"
+# (the token's PIN moved out of its way first, as the folder's owner may: the config is its own)
+mv "$CA/secrets" "$CA/pins"
+sed -i 's|^hsm.pin_file = .*|hsm.pin_file = pins/user.pin|' "$CA/camtrust-ca.conf"
+setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- ln -s "$VICTIM" "$CA/secrets"
+rc=0; out=$("$ROOT_BIN" db migrate-to --dir "$CA" --url "host=127.0.0.1 port=1 dbname=none connect_timeout=2" \
+  --password-file <(echo pipe-password) 2>&1) || rc=$?
+check "db migrate-to run as root with a secrets link is refused (exit $rc)" test "$rc" != 0
+check_eq "... and the file in the folder the link names is untouched" "another service's password" \
+  "$(cat "$VICTIM/db.password" 2>&1)"
+check_eq "... nothing else written there" "db.password" "$(ls -A "$VICTIM")"
+check "... the refusal names the link ($(tail -1 <<<"$out"))" grep -q "secrets.*link" <<<"$out"
+rm "$CA/secrets"
+mv "$CA/pins" "$CA/secrets"
+sed -i 's|^hsm.pin_file = .*|hsm.pin_file = secrets/user.pin|' "$CA/camtrust-ca.conf"
 finish
