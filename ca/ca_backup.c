@@ -453,15 +453,16 @@ struct ca_restore {
     bool committed;
 };
 
-/* Copies `from` to the new file `to` (owner only: the owner of the stage it goes in, the CA folder's) and syncs it. */
-static ct_err copy_file(const char *from, const char *to)
+/* Copies `from` to the new file `name` (`to`) of the folder stage_fd (owner only: the owner of the stage it goes in,
+ * the CA folder's) and syncs it. */
+static ct_err copy_file(const char *from, int stage_fd, const char *name, const char *to)
 {
     ct_err rc = CT_OK;
     uint8_t *buf = malloc(COPY_CHUNK);
     int in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
     CT_ENSURE(buf, CT_ERR_NOMEM);
     CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", from, strerror(errno));
-    CT_GUARD(ca_file_make_owned(to, O_WRONLY, 0600, &out)); /* restored as root, still the folder owner's server's */
+    CT_GUARD(ca_file_make_owned_at(stage_fd, name, to, O_WRONLY, 0600, &out)); /* as root: the folder owner's */
     for (;;) {
         ssize_t n = read(in, buf, COPY_CHUNK);
         if (n < 0 && errno == EINTR) continue;
@@ -557,9 +558,12 @@ ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
     /* Made as root, the folder's owner's: a killed restore's stage is removed by the next, also one not run as root */
     int stage_fd = -1;
     CT_GUARD(ca_file_make_owned(r->stage, O_DIRECTORY, 0700, &stage_fd));
+    ct_failpoint_hold("restore:stage-made"); /* tests: the folder's owner swaps the stage for a link meanwhile */
+    /* The copy goes in the stage made, not wherever its name leads by now: the stage is its owner's to rename */
+    rc = ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base));
+    if (rc == CT_OK) rc = copy_file(from, stage_fd, basename(base), r->staged);
     close(stage_fd);
-    CT_GUARD(ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base)));
-    CT_GUARD(copy_file(from, r->staged));
+    CT_GUARD(rc);
     rc = db_backup_check(r->staged, from, &r->info);
     if (rc == CT_ERR_DB) rc = ct_fail(CT_ERR_INTEGRITY, "%s", ct_err_detail()); /* its content, not our database */
     CT_GUARD(rc);

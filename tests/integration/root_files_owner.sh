@@ -4,8 +4,9 @@
 # restore's stage folder (.restore-PID, which the next restore, not run as root, could not remove: it refused), a
 # backup's file (and its temporary, and SQLite's journal beside it) written into a folder of that user. Each is now
 # given to the folder's owner when root makes it (O_EXCL, in the folder opened once, no link followed), as
-# serving.lock is (serving_lock_owner.sh). The config db migrate-to rewrites: db_pg.sh. Runs as root with setpriv
-# (else skipped).
+# serving.lock is (serving_lock_owner.sh). The config db migrate-to rewrites: db_pg.sh. And no link the folder's
+# owner plants is followed (a `secrets` link at db migrate-to, a restore's stage swapped for one). Runs as root with
+# setpriv (else skipped).
 # Usage: root_files_owner.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -64,4 +65,23 @@ check "... the refusal names the link ($(tail -1 <<<"$out"))" grep -q "secrets.*
 rm "$CA/secrets"
 mv "$CA/pins" "$CA/secrets"
 sed -i 's|^hsm.pin_file = .*|hsm.pin_file = secrets/user.pin|' "$CA/camtrust-ca.conf"
+# ---- a restore run as root whose stage (the folder's owner's) its owner swaps for a link to another folder, after
+# root made it and before the copy goes in: root must not make the copy in the folder the link names. It did (a file
+# of root's there, left when the rename out of it failed: another file system here). ----
+SHM_VICTIM=$(mktemp -d /dev/shm/camtrust-victim.XXXXXX)
+chmod 700 "$SHM_VICTIM"
+rm -f "$WORK/release"
+CAMTRUST_FAILPOINT=restore:stage-made CAMTRUST_FAILPOINT_RELEASE=$WORK/release \
+  "$ROOT_BIN" restore --dir "$CA" --from "$BACKUPS/copy.db" >"$WORK/restore.out" 2>&1 &
+restore_pid=$!
+for _ in $(seq 300); do [ -d "$CA/.restore-$restore_pid" ] && break; sleep 0.1; done
+check "... the restore held with its stage made" test -d "$CA/.restore-$restore_pid"
+setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c \
+  "mv '$CA/.restore-$restore_pid' '$CA/moved-stage' && ln -s '$SHM_VICTIM' '$CA/.restore-$restore_pid'"
+touch "$WORK/release"
+rc=0; wait "$restore_pid" || rc=$?
+check_eq "a restore whose stage was swapped for a link made nothing in the folder it names (exit $rc)" "" \
+  "$(ls -A "$SHM_VICTIM")"
+rm -rf "$SHM_VICTIM" "$CA/moved-stage" "$CA/.restore-$restore_pid"
+check "the folder's owner still serves its CA" serves_as_owner
 finish
