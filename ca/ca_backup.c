@@ -393,6 +393,7 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     ct_err rc = CT_OK;
     ca_settings *cfg = calloc(1, sizeof *cfg);
     char tmp[CA_PATH_MAX + 32], journal[CA_PATH_MAX + 48], vkey[CA_PATH_MAX], parent[CA_PATH_MAX], base[CA_PATH_MAX];
+    char real_dir[PATH_MAX];
     ct_buf note = CT_BUF_INIT;
     bool made = false;
     memset(s, 0, sizeof *s);
@@ -406,8 +407,12 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_GUARD(root_sha256(dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT], s->root_sha256));
     CT_GUARD(ct_strlcpy(parent, sizeof parent, out));
     CT_GUARD(ct_strlcpy(base, sizeof base, out));
-    CT_GUARD(ct_stale_remove(dirname(parent), basename(base), ".tmp.")); /* what killed backups left */
-    CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid()));
+    const char *out_dir = dirname(parent), *out_name = basename(base);
+    CT_GUARD(ct_stale_remove(out_dir, out_name, ".tmp.")); /* what killed backups left */
+    /* Named by its folder's links resolved now (the operator's own, say a linked backup disk): SQLite opens it
+     * following none (db_backup_write), which the folder's owner could have swapped in meanwhile */
+    CT_ENSURE_MSG(realpath(out_dir, real_dir), CT_ERR_IO, "cannot find the folder of %s: %s", out, strerror(errno));
+    CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s/%s.tmp.%ld", real_dir, out_name, (long)getpid()));
     (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
     /* ... and its SQLite journal: left hot beside it, it would be rolled back into this copy */
     CT_GUARD(ct_snprintf(journal, sizeof journal, "%s-journal", tmp));
@@ -417,10 +422,13 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_GUARD(ca_file_make_owned(tmp, O_WRONLY, 0600, &fd));
     made = true;
     close(fd);
+    ct_failpoint_hold("backup:temp-made"); /* tests: the folder's owner swaps the temporary for a link meanwhile */
     CT_GUARD(db_backup_write(cfg->db_path, tmp));
     CT_GUARD(db_backup_check(tmp, tmp, &s->db));
     CT_GUARD(file_sync(tmp));
-    CT_ENSURE_MSG(chmod(tmp, 0600) == 0, CT_ERR_IO, "cannot make %s private: %s", tmp, strerror(errno));
+    /* no link followed: the folder may be another user's, who could have put one in its place */
+    CT_ENSURE_MSG(fchmodat(AT_FDCWD, tmp, 0600, AT_SYMLINK_NOFOLLOW) == 0, CT_ERR_IO, "cannot make %s private: %s", tmp,
+                  strerror(errno));
     ct_failpoint("backup:synced");
     CT_ENSURE_MSG(rename(tmp, out) == 0, CT_ERR_IO, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
     made = false;

@@ -5,8 +5,8 @@
 # backup's file (and its temporary, and SQLite's journal beside it) written into a folder of that user. Each is now
 # given to the folder's owner when root makes it (O_EXCL, in the folder opened once, no link followed), as
 # serving.lock is (serving_lock_owner.sh). The config db migrate-to rewrites: db_pg.sh. And no link the folder's
-# owner plants is followed (a `secrets` link at db migrate-to, a restore's stage swapped for one). Runs as root with
-# setpriv (else skipped).
+# owner plants is followed (a `secrets` link at db migrate-to, a restore's stage or a backup's temporary swapped
+# for one). Runs as root with setpriv (else skipped).
 # Usage: root_files_owner.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -84,4 +84,29 @@ check_eq "a restore whose stage was swapped for a link made nothing in the folde
   "$(ls -A "$SHM_VICTIM")"
 rm -rf "$SHM_VICTIM" "$CA/moved-stage" "$CA/.restore-$restore_pid"
 check "the folder's owner still serves its CA" serves_as_owner
+# ---- a backup run as root into a folder of another user's, who swaps its temporary (given to that user) for a link
+# to a SQLite file of root's elsewhere before the copy is written: root must neither write the copy into that file nor
+# make it owner only. It did both (SQLite follows a link to the database it opens; chmod too). ----
+ROOT_ONLY=$OWN/root-only
+mkdir -m 700 "$ROOT_ONLY"
+sqlite3 "$ROOT_ONLY/app.db" "create table precious(a); insert into precious values (42)"
+chmod 644 "$ROOT_ONLY/app.db"
+rm -f "$WORK/release"
+CAMTRUST_FAILPOINT=backup:temp-made CAMTRUST_FAILPOINT_RELEASE=$WORK/release \
+  "$ROOT_BIN" backup --dir "$CA" --out "$BACKUPS/swapped.db" >"$WORK/backup.out" 2>&1 &
+backup_pid=$!
+for _ in $(seq 300); do [ -e "$BACKUPS/swapped.db.tmp.$backup_pid" ] && break; sleep 0.1; done
+check "a backup held with its temporary made" test -e "$BACKUPS/swapped.db.tmp.$backup_pid"
+setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c \
+  "rm -f '$BACKUPS/swapped.db.tmp.$backup_pid' && ln -s '$ROOT_ONLY/app.db' '$BACKUPS/swapped.db.tmp.$backup_pid'"
+touch "$WORK/release"
+rc=0; wait "$backup_pid" || rc=$?
+check_eq "... swapped for a link to root's SQLite file: that file keeps its own content (exit $rc)" "42" \
+  "$(sqlite3 "$ROOT_ONLY/app.db" "select a from precious" 2>&1)"
+check_eq "... and its mode" "644" "$(stat -c %a "$ROOT_ONLY/app.db")"
+rm -f "$BACKUPS/swapped.db" "$BACKUPS/swapped.db.tmp.$backup_pid"
+ln -s "$BACKUPS" "$OWN/backups-link" # the operator's own link (a backup disk): still followed
+check "a backup into a folder named through a link of the operator's" \
+  "$ROOT_BIN" backup --dir "$CA" --out "$OWN/backups-link/linked.db"
+check "... is there" test -f "$BACKUPS/linked.db"
 finish
