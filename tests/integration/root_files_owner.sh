@@ -61,28 +61,36 @@ check "db migrate-to run as root with a secrets link is refused (exit $rc)" test
 check_eq "... and the file in the folder the link names is untouched" "another service's password" \
   "$(cat "$VICTIM/db.password" 2>&1)"
 check_eq "... nothing else written there" "db.password" "$(ls -A "$VICTIM")"
-check "... the refusal names the link ($(tail -1 <<<"$out"))" grep -q "secrets.*link" <<<"$out"
+check "... the refusal names the link ($(grep -m1 secrets <<<"$out"))" grep -q "secrets.*link" <<<"$out"
 rm "$CA/secrets"
 mv "$CA/pins" "$CA/secrets"
 sed -i 's|^hsm.pin_file = .*|hsm.pin_file = secrets/user.pin|' "$CA/camtrust-ca.conf"
 # ---- a restore run as root whose stage (the folder's owner's) its owner swaps for a link to another folder, after
 # root made it and before the copy goes in: root must not make the copy in the folder the link names. It did (a file
 # of root's there, left when the rename out of it failed: another file system here). ----
+# held_swap POINT MADE SWAP CMD...: CMD run as root, held at its failpoint POINT until MADE (a path, %PID% its pid)
+# exists, then SWAP (a shell line, %PID% too) run as the folder's owner, then CMD released; sets rc (CMD's exit).
+held_swap() {
+  local point=$1 made=$2 swap=$3 pid
+  shift 3
+  rm -f "$WORK/release"
+  CAMTRUST_FAILPOINT=$point CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$@" >"$WORK/held.out" 2>&1 &
+  pid=$!
+  made=${made//%PID%/$pid}
+  for _ in $(seq 300); do [ -e "$made" ] && break; sleep 0.1; done
+  check "$point: held with $(basename "$made") made" test -e "$made"
+  setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c "${swap//%PID%/$pid}"
+  touch "$WORK/release"
+  rc=0; wait "$pid" || rc=$?
+}
 SHM_VICTIM=$(mktemp -d /dev/shm/camtrust-victim.XXXXXX)
 chmod 700 "$SHM_VICTIM"
-rm -f "$WORK/release"
-CAMTRUST_FAILPOINT=restore:stage-made CAMTRUST_FAILPOINT_RELEASE=$WORK/release \
-  "$ROOT_BIN" restore --dir "$CA" --from "$BACKUPS/copy.db" >"$WORK/restore.out" 2>&1 &
-restore_pid=$!
-for _ in $(seq 300); do [ -d "$CA/.restore-$restore_pid" ] && break; sleep 0.1; done
-check "... the restore held with its stage made" test -d "$CA/.restore-$restore_pid"
-setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c \
-  "mv '$CA/.restore-$restore_pid' '$CA/moved-stage' && ln -s '$SHM_VICTIM' '$CA/.restore-$restore_pid'"
-touch "$WORK/release"
-rc=0; wait "$restore_pid" || rc=$?
+held_swap restore:stage-made "$CA/.restore-%PID%" \
+  "mv '$CA/.restore-%PID%' '$CA/moved-stage' && ln -s '$SHM_VICTIM' '$CA/.restore-%PID%'" \
+  "$ROOT_BIN" restore --dir "$CA" --from "$BACKUPS/copy.db"
 check_eq "a restore whose stage was swapped for a link made nothing in the folder it names (exit $rc)" "" \
   "$(ls -A "$SHM_VICTIM")"
-rm -rf "$SHM_VICTIM" "$CA/moved-stage" "$CA/.restore-$restore_pid"
+rm -rf "$SHM_VICTIM" "$CA/moved-stage" "$CA"/.restore-*
 check "the folder's owner still serves its CA" serves_as_owner
 # ---- a backup run as root into a folder of another user's, who swaps its temporary (given to that user) for a link
 # to a SQLite file of root's elsewhere before the copy is written: root must neither write the copy into that file nor
@@ -91,20 +99,13 @@ ROOT_ONLY=$OWN/root-only
 mkdir -m 700 "$ROOT_ONLY"
 sqlite3 "$ROOT_ONLY/app.db" "create table precious(a); insert into precious values (42)"
 chmod 644 "$ROOT_ONLY/app.db"
-rm -f "$WORK/release"
-CAMTRUST_FAILPOINT=backup:temp-made CAMTRUST_FAILPOINT_RELEASE=$WORK/release \
-  "$ROOT_BIN" backup --dir "$CA" --out "$BACKUPS/swapped.db" >"$WORK/backup.out" 2>&1 &
-backup_pid=$!
-for _ in $(seq 300); do [ -e "$BACKUPS/swapped.db.tmp.$backup_pid" ] && break; sleep 0.1; done
-check "a backup held with its temporary made" test -e "$BACKUPS/swapped.db.tmp.$backup_pid"
-setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c \
-  "rm -f '$BACKUPS/swapped.db.tmp.$backup_pid' && ln -s '$ROOT_ONLY/app.db' '$BACKUPS/swapped.db.tmp.$backup_pid'"
-touch "$WORK/release"
-rc=0; wait "$backup_pid" || rc=$?
+held_swap backup:temp-made "$BACKUPS/swapped.db.tmp.%PID%" \
+  "rm -f '$BACKUPS/swapped.db.tmp.%PID%' && ln -s '$ROOT_ONLY/app.db' '$BACKUPS/swapped.db.tmp.%PID%'" \
+  "$ROOT_BIN" backup --dir "$CA" --out "$BACKUPS/swapped.db"
 check_eq "... swapped for a link to root's SQLite file: that file keeps its own content (exit $rc)" "42" \
   "$(sqlite3 "$ROOT_ONLY/app.db" "select a from precious" 2>&1)"
 check_eq "... and its mode" "644" "$(stat -c %a "$ROOT_ONLY/app.db")"
-rm -f "$BACKUPS/swapped.db" "$BACKUPS/swapped.db.tmp.$backup_pid"
+rm -f "$BACKUPS"/swapped.db*
 ln -s "$BACKUPS" "$OWN/backups-link" # the operator's own link (a backup disk): still followed
 check "a backup into a folder named through a link of the operator's" \
   "$ROOT_BIN" backup --dir "$CA" --out "$OWN/backups-link/linked.db"
