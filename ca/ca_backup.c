@@ -166,35 +166,50 @@ static ct_err give_made_to_folder_owner(int fd, const char *path, const struct s
     return CT_OK;
 }
 
-ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd)
+ct_err ca_file_make_owned_at(int dir_fd, const char *name, const char *path, int flags, unsigned mode, int *fd)
 {
     ct_err rc = CT_OK;
-    char parent[CA_PATH_MAX], base[CA_PATH_MAX];
     struct stat d;
     bool folder = (flags & O_DIRECTORY) != 0;
     *fd = -1;
-    CT_GUARD_RET(ct_strlcpy(parent, sizeof parent, path));
-    CT_GUARD_RET(ct_strlcpy(base, sizeof base, path));
-    const char *name = basename(base);
-    int dir_fd = open(dirname(parent), O_PATH | O_DIRECTORY | O_CLOEXEC); /* the one folder it is made in */
-    CT_ENSURE_MSG(dir_fd >= 0, CT_ERR_IO, "cannot open the folder of %s: %s", path, strerror(errno));
     /* A folder made (mkdir is exclusive) is opened again by name, no link followed: what its owner may have put in
      * its place meanwhile is a folder it could move there, so its own already. */
-    if (folder && mkdirat(dir_fd, name, (mode_t)mode) != 0) {
-        rc = ct_fail(errno == EEXIST ? CT_ERR_EXISTS : CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
-        goto cleanup;
-    }
+    if (folder && mkdirat(dir_fd, name, (mode_t)mode) != 0)
+        return ct_fail(errno == EEXIST ? CT_ERR_EXISTS : CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     *fd = folder ? openat(dir_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                  : openat(dir_fd, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)mode);
     CT_ENSURE_MSG(*fd >= 0, CT_ERR_IO, "cannot create %s: %s", path, strerror(errno));
     CT_ENSURE_MSG(fstat(dir_fd, &d) == 0, CT_ERR_IO, "cannot stat the folder of %s: %s", path, strerror(errno));
     CT_GUARD(give_made_to_folder_owner(*fd, path, &d));
 cleanup:
-    close(dir_fd);
     if (rc != CT_OK && *fd >= 0) {
         close(*fd);
         *fd = -1;
     }
+    return rc;
+}
+
+/* The folder `path` is in, opened once (O_PATH); *name: its last name (in `base`). */
+static ct_err folder_of(const char *path, char base[CA_PATH_MAX], const char **name, int *dir_fd)
+{
+    char parent[CA_PATH_MAX];
+    CT_GUARD_RET(ct_strlcpy(parent, sizeof parent, path));
+    CT_GUARD_RET(ct_strlcpy(base, CA_PATH_MAX, path));
+    *name = basename(base);
+    *dir_fd = open(dirname(parent), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_RET(*dir_fd >= 0, ct_fail(CT_ERR_IO, "cannot open the folder of %s: %s", path, strerror(errno)));
+    return CT_OK;
+}
+
+ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd)
+{
+    char base[CA_PATH_MAX];
+    const char *name = NULL;
+    int dir_fd = -1;
+    *fd = -1;
+    CT_GUARD_RET(folder_of(path, base, &name, &dir_fd));
+    ct_err rc = ca_file_make_owned_at(dir_fd, name, path, flags, mode, fd);
+    close(dir_fd);
     return rc;
 }
 
@@ -210,24 +225,42 @@ static ct_err write_all(int fd, const void *data, size_t len, const char *path)
     return CT_OK;
 }
 
-ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode)
+ct_err ca_file_write_owned_at(int dir_fd, const char *name, const char *path, const void *data, size_t len,
+                              unsigned mode)
 {
     ct_err rc = CT_OK;
-    char tmp[CA_PATH_MAX + 32];
-    int fd = -1;
-    /* NAME.tmp.PID, as ct_file_write_atomic's: what a killed command left is removed by the next (ct_stale_remove) */
-    CT_GUARD_RET(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()));
-    (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
-    CT_GUARD(ca_file_make_owned(tmp, O_WRONLY, mode, &fd));
-    CT_GUARD(write_all(fd, data, len, tmp));
-    CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp, strerror(errno));
-    CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp);
+    char tmp[CA_PATH_MAX + 32], tmp_path[CA_PATH_MAX + 32];
+    int fd = -1, sync_fd = -1;
+    /* NAME.tmp.PID, as ct_file_write_atomic's: what a killed command left is removed by the next (ct_stale_remove).
+     * Made, renamed and synced in the folder opened once: a folder on the way that its owner swaps for a link
+     * meanwhile does not move root's rename elsewhere. */
+    CT_GUARD_RET(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", name, (long)getpid()));
+    CT_GUARD_RET(ct_snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", path, (long)getpid()));
+    (void)unlinkat(dir_fd, tmp, 0); /* ours from a crash under the same pid: neither its mode nor a link is followed */
+    CT_GUARD(ca_file_make_owned_at(dir_fd, tmp, tmp_path, O_WRONLY, mode, &fd));
+    CT_GUARD(write_all(fd, data, len, tmp_path));
+    CT_ENSURE_MSG(fsync(fd) == 0, CT_ERR_IO, "cannot sync %s: %s", tmp_path, strerror(errno));
+    CT_ENSURE_MSG(close(fd) == 0, CT_ERR_IO, "cannot close %s", tmp_path);
     fd = -1;
-    CT_ENSURE_MSG(rename(tmp, path) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
-    CT_GUARD(ct_file_sync_dir(path));
+    CT_ENSURE_MSG(renameat(dir_fd, tmp, dir_fd, name) == 0, CT_ERR_IO, "cannot rename %s: %s", tmp_path,
+                  strerror(errno));
+    sync_fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_MSG(sync_fd >= 0 && fsync(sync_fd) == 0, CT_ERR_IO, "cannot sync the folder of %s", path);
 cleanup:
     if (fd >= 0) close(fd);
-    if (rc != CT_OK) (void)unlink(tmp);
+    if (sync_fd >= 0) close(sync_fd);
+    if (rc != CT_OK) (void)unlinkat(dir_fd, tmp, 0);
+    return rc;
+}
+
+ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char base[CA_PATH_MAX];
+    const char *name = NULL;
+    int dir_fd = -1;
+    CT_GUARD_RET(folder_of(path, base, &name, &dir_fd));
+    ct_err rc = ca_file_write_owned_at(dir_fd, name, path, data, len, mode);
+    close(dir_fd);
     return rc;
 }
 
@@ -360,6 +393,7 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     ct_err rc = CT_OK;
     ca_settings *cfg = calloc(1, sizeof *cfg);
     char tmp[CA_PATH_MAX + 32], journal[CA_PATH_MAX + 48], vkey[CA_PATH_MAX], parent[CA_PATH_MAX], base[CA_PATH_MAX];
+    char real_dir[PATH_MAX];
     ct_buf note = CT_BUF_INIT;
     bool made = false;
     memset(s, 0, sizeof *s);
@@ -373,8 +407,12 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_GUARD(root_sha256(dir, ca_key_cert_file[CA_KEY_DEVICE_ROOT], s->root_sha256));
     CT_GUARD(ct_strlcpy(parent, sizeof parent, out));
     CT_GUARD(ct_strlcpy(base, sizeof base, out));
-    CT_GUARD(ct_stale_remove(dirname(parent), basename(base), ".tmp.")); /* what killed backups left */
-    CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid()));
+    const char *out_dir = dirname(parent), *out_name = basename(base);
+    CT_GUARD(ct_stale_remove(out_dir, out_name, ".tmp.")); /* what killed backups left */
+    /* Named by its folder's links resolved now (the operator's own, say a linked backup disk): SQLite opens it
+     * following none (db_backup_write), which the folder's owner could have swapped in meanwhile */
+    CT_ENSURE_MSG(realpath(out_dir, real_dir), CT_ERR_IO, "cannot find the folder of %s: %s", out, strerror(errno));
+    CT_GUARD(ct_snprintf(tmp, sizeof tmp, "%s/%s.tmp.%ld", real_dir, out_name, (long)getpid()));
     (void)unlink(tmp); /* ours from a crash under the same pid: neither its mode nor a link is followed */
     /* ... and its SQLite journal: left hot beside it, it would be rolled back into this copy */
     CT_GUARD(ct_snprintf(journal, sizeof journal, "%s-journal", tmp));
@@ -384,10 +422,13 @@ ct_err ca_backup(const char *dir, const char *out, ca_backup_summary *s)
     CT_GUARD(ca_file_make_owned(tmp, O_WRONLY, 0600, &fd));
     made = true;
     close(fd);
+    ct_failpoint_hold("backup:temp-made"); /* tests: the folder's owner swaps the temporary for a link meanwhile */
     CT_GUARD(db_backup_write(cfg->db_path, tmp));
     CT_GUARD(db_backup_check(tmp, tmp, &s->db));
     CT_GUARD(file_sync(tmp));
-    CT_ENSURE_MSG(chmod(tmp, 0600) == 0, CT_ERR_IO, "cannot make %s private: %s", tmp, strerror(errno));
+    /* no link followed: the folder may be another user's, who could have put one in its place */
+    CT_ENSURE_MSG(fchmodat(AT_FDCWD, tmp, 0600, AT_SYMLINK_NOFOLLOW) == 0, CT_ERR_IO, "cannot make %s private: %s", tmp,
+                  strerror(errno));
     ct_failpoint("backup:synced");
     CT_ENSURE_MSG(rename(tmp, out) == 0, CT_ERR_IO, "cannot rename %s to %s: %s", tmp, out, strerror(errno));
     made = false;
@@ -420,15 +461,16 @@ struct ca_restore {
     bool committed;
 };
 
-/* Copies `from` to the new file `to` (owner only: the owner of the stage it goes in, the CA folder's) and syncs it. */
-static ct_err copy_file(const char *from, const char *to)
+/* Copies `from` to the new file `name` (`to`) of the folder stage_fd (owner only: the owner of the stage it goes in,
+ * the CA folder's) and syncs it. */
+static ct_err copy_file(const char *from, int stage_fd, const char *name, const char *to)
 {
     ct_err rc = CT_OK;
     uint8_t *buf = malloc(COPY_CHUNK);
     int in = open(from, O_RDONLY | O_CLOEXEC), out = -1;
     CT_ENSURE(buf, CT_ERR_NOMEM);
     CT_ENSURE_MSG(in >= 0, CT_ERR_IO, "cannot open %s: %s", from, strerror(errno));
-    CT_GUARD(ca_file_make_owned(to, O_WRONLY, 0600, &out)); /* restored as root, still the folder owner's server's */
+    CT_GUARD(ca_file_make_owned_at(stage_fd, name, to, O_WRONLY, 0600, &out)); /* as root: the folder owner's */
     for (;;) {
         ssize_t n = read(in, buf, COPY_CHUNK);
         if (n < 0 && errno == EINTR) continue;
@@ -524,9 +566,12 @@ ct_err ca_restore_begin(const char *dir, const char *from, ca_restore **out)
     /* Made as root, the folder's owner's: a killed restore's stage is removed by the next, also one not run as root */
     int stage_fd = -1;
     CT_GUARD(ca_file_make_owned(r->stage, O_DIRECTORY, 0700, &stage_fd));
+    ct_failpoint_hold("restore:stage-made"); /* tests: the folder's owner swaps the stage for a link meanwhile */
+    /* The copy goes in the stage made, not wherever its name leads by now: the stage is its owner's to rename */
+    rc = ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base));
+    if (rc == CT_OK) rc = copy_file(from, stage_fd, basename(base), r->staged);
     close(stage_fd);
-    CT_GUARD(ct_snprintf(r->staged, sizeof r->staged, "%s/%s", r->stage, basename(base)));
-    CT_GUARD(copy_file(from, r->staged));
+    CT_GUARD(rc);
     rc = db_backup_check(r->staged, from, &r->info);
     if (rc == CT_ERR_DB) rc = ct_fail(CT_ERR_INTEGRITY, "%s", ct_err_detail()); /* its content, not our database */
     CT_GUARD(rc);

@@ -1,7 +1,8 @@
 /* ca db: `camtrust-ca db migrate-to`: the CA's records copied from its SQLite file into an empty PostgreSQL database
  * (db_copy), then the folder's config switched to it. The caller proves the copy (audit verify before and after,
  * the same newest checkpoint). */
-#define _DEFAULT_SOURCE
+#define _GNU_SOURCE /* O_PATH */
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -11,14 +12,34 @@
 
 #include "ca_priv.h"
 
-#define KEPT_PASSWORD_FILE "secrets/db.password" /* beside the token's PIN (hsm.pin_file's default) */
-#define PASSWORD_MAX 1024                        /* as ct_secret_load reads */
+#define SECRETS_FOLDER "secrets"
+#define KEPT_PASSWORD_NAME "db.password"
+#define KEPT_PASSWORD_FILE SECRETS_FOLDER "/" KEPT_PASSWORD_NAME /* beside the token's PIN (hsm.pin_file's default) */
+#define PASSWORD_MAX 1024                                           /* as ct_secret_load reads */
+
+/* The CA folder's secrets folder, no link followed, made (the folder's owner's) when there is none: a `secrets` its
+ * owner made a link would have root write and remove the password file in the folder it names. *fd: open. */
+static ct_err secrets_open(const ca *c, const char *secrets, int *fd)
+{
+    int dir_fd = open(c->cfg.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    CT_ENSURE_RET(dir_fd >= 0, ct_fail(CT_ERR_IO, "cannot open %s: %s", c->cfg.dir, strerror(errno)));
+    ct_err rc = CT_OK;
+    *fd = openat(dir_fd, SECRETS_FOLDER, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd < 0 && errno == ENOENT) rc = ca_file_make_owned_at(dir_fd, SECRETS_FOLDER, secrets, O_DIRECTORY, 0700, fd);
+    else if (*fd < 0)
+        rc = ct_fail(CT_ERR_CONFIG, "%s is not a folder (a link is not followed): %s", secrets,
+                     errno == ENOTDIR ? "a link or a file" : strerror(errno));
+    close(dir_fd);
+    return rc;
+}
 
 /* --password-file as the config will name it (`kept`; `open`: the same, as this process opens it). A file: its
  * absolute path, whatever the working folder was. A pipe (`<(vault read ...)`), FIFO or terminal can be read only
  * once, and its name (/dev/fd/63) means nothing to the server that reads db.password_file at every start: its
- * password is kept in the CA folder's KEPT_PASSWORD_FILE (owner only), and the config names that. */
-static ct_err password_file_keep(const ca *c, const char *given, char kept[PATH_MAX], char open[PATH_MAX])
+ * password is kept in the CA folder's KEPT_PASSWORD_FILE (owner only), and the config names that; *secrets_fd: its
+ * folder, open (else -1). */
+static ct_err password_file_keep(const ca *c, const char *given, char kept[PATH_MAX], char open[PATH_MAX],
+                                 int *secrets_fd)
 {
     ct_err rc = CT_OK;
     char password[PASSWORD_MAX], secrets[PATH_MAX];
@@ -29,14 +50,10 @@ static ct_err password_file_keep(const ca *c, const char *given, char kept[PATH_
         return ct_strlcpy(open, PATH_MAX, kept);
     }
     CT_GUARD(ct_secret_load(given, NULL, password, sizeof password));
-    CT_GUARD(ct_path_join(secrets, sizeof secrets, c->cfg.dir, "secrets"));
-    if (!ct_file_exists(secrets)) { /* made as root, the folder's owner's, as the password file */
-        int fd = -1;
-        CT_GUARD(ca_file_make_owned(secrets, O_DIRECTORY, 0700, &fd));
-        close(fd);
-    }
+    CT_GUARD(ct_path_join(secrets, sizeof secrets, c->cfg.dir, SECRETS_FOLDER));
+    CT_GUARD(secrets_open(c, secrets, secrets_fd)); /* made as root, the folder's owner's, as the password file */
     CT_GUARD(ct_path_join(open, PATH_MAX, c->cfg.dir, KEPT_PASSWORD_FILE));
-    CT_GUARD(ca_file_write_owned(open, password, strlen(password), 0600));
+    CT_GUARD(ca_file_write_owned_at(*secrets_fd, KEPT_PASSWORD_NAME, open, password, strlen(password), 0600));
     CT_GUARD(ct_strlcpy(kept, PATH_MAX, KEPT_PASSWORD_FILE)); /* relative: the folder may move */
 cleanup:
     ct_wipe(password, sizeof password);
@@ -48,8 +65,9 @@ ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64
     ct_err rc = CT_OK;
     ct_db *dst = NULL;
     char pw[PATH_MAX] = "", pw_open[PATH_MAX] = "";
+    int secrets_fd = -1;
     CT_ENSURE(!ca_db_is_pg(&c->cfg), ct_fail(CT_ERR_USAGE, "%s keeps its records in PostgreSQL already", c->cfg.dir));
-    if (password_file) CT_GUARD(password_file_keep(c, password_file, pw, pw_open));
+    if (password_file) CT_GUARD(password_file_keep(c, password_file, pw, pw_open, &secrets_fd));
     db_config cfg = {.backend = DB_BACKEND_POSTGRESQL, .url = url, .password_file = pw_open[0] ? pw_open : NULL,
                      .copy_target = true};
     CT_GUARD(db_open_config(&cfg, NULL, &dst));
@@ -60,7 +78,10 @@ ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64
     CT_GUARD(ca_settings_set(c->cfg.dir, "db.backend", "postgresql"));
 cleanup:
     db_close(dst);
-    if (rc != CT_OK && strcmp(pw, KEPT_PASSWORD_FILE) == 0) (void)unlink(pw_open); /* the folder stays on SQLite */
+    /* the folder stays on SQLite: the kept password goes, from the folder it was written in */
+    if (rc != CT_OK && secrets_fd >= 0 && strcmp(pw, KEPT_PASSWORD_FILE) == 0)
+        (void)unlinkat(secrets_fd, KEPT_PASSWORD_NAME, 0);
+    if (secrets_fd >= 0) close(secrets_fd);
     return rc;
 }
 

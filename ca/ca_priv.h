@@ -397,8 +397,14 @@ CT_MUST_CHECK ct_err ca_kept_checkpoint_start(ca *c);
  * once and no link followed, and when root makes it gives it to that folder's owner (a command run as root in a CA
  * folder that a User=camtrust service serves must leave it files that service can use and remove); *fd open. */
 CT_MUST_CHECK ct_err ca_file_make_owned(const char *path, int flags, unsigned mode, int *fd);
+/* ca_file_make_owned of `name` in the folder dir_fd the caller opened (`path`: its name in messages). */
+CT_MUST_CHECK ct_err ca_file_make_owned_at(int dir_fd, const char *name, const char *path, int flags, unsigned mode,
+                                           int *fd);
 /* ct_file_write_atomic, its new file made by ca_file_make_owned (the CA folder's config, its id, secrets). */
 CT_MUST_CHECK ct_err ca_file_write_owned(const char *path, const void *data, size_t len, unsigned mode);
+/* ca_file_write_owned of `name` in the folder dir_fd the caller opened (`path`: its name in messages). */
+CT_MUST_CHECK ct_err ca_file_write_owned_at(int dir_fd, const char *name, const char *path, const void *data,
+                                            size_t len, unsigned mode);
 /* The serving lock (ca.h ca_serving_lock): flocks on a file of its own and, as builds before took it, the config. */
 #define CA_SERVING_LOCK_FILE "serving.lock"
 struct ca_folder_lock {

@@ -10,15 +10,20 @@
 #define BUSY_MS 10000
 
 /* A connection of its own to the file at `path` (never created here). */
-static ct_err conn_open(const char *path, const char *name, sqlite3 **out)
+static ct_err conn_open_as(const char *path, const char *name, int flags, sqlite3 **out)
 {
     *out = NULL;
-    int r = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    int r = sqlite3_open_v2(path, out, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | flags, NULL);
     if (r == SQLITE_OK && sqlite3_busy_timeout(*out, BUSY_MS) == SQLITE_OK) return CT_OK;
     ct_err rc = ct_fail(CT_ERR_DB, "cannot open %s: %s", name, *out ? sqlite3_errmsg(*out) : sqlite3_errstr(r));
     sqlite3_close(*out);
     *out = NULL;
     return rc;
+}
+
+static ct_err conn_open(const char *path, const char *name, sqlite3 **out)
+{
+    return conn_open_as(path, name, 0, out);
 }
 
 static ct_err conn_exec(sqlite3 *h, const char *path, const char *sql)
@@ -62,7 +67,9 @@ ct_err db_backup_write(const char *src, const char *dst)
     sqlite3 *from = NULL, *to = NULL;
     sqlite3_backup *b = NULL;
     CT_GUARD(conn_open(src, src, &from));
-    CT_GUARD(conn_open(dst, dst, &to));
+    /* No link followed: a backup run as root may write into a folder of another user's, who could put one to a
+     * database of root's in place of the temporary made for it. */
+    CT_GUARD(conn_open_as(dst, dst, SQLITE_OPEN_NOFOLLOW, &to));
     b = sqlite3_backup_init(to, "main", from, "main");
     CT_ENSURE_MSG(b, CT_ERR_DB, "cannot back up %s: %s", src, sqlite3_errmsg(to));
     /* All pages in one step: one read transaction, one snapshot. In steps, every write by the server would restart
