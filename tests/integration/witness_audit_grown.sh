@@ -57,7 +57,7 @@ start_witness
 check "w1 cosigns the checkpoint after the revocation (it kept one without an audit root)" served_until w1_cosigned_more "$BEFORE"
 check "... which binds the audit tree's root" grep -q '^camtrust-audit-root ' "$WORK/served.note"
 # A node of the older build still serving beside it would sign, holding the lease, a checkpoint without the root
-# after this one (refused by w1 and line2 from then on, and by audit verify: serve would never start again). The
+# after this one (refused by w1 and line2 from then on; audit verify: checkpoints BROKEN). The
 # upgraded build moved the schema version past the older build's, so such a node writes nothing (ha_upgrade).
 check_eq "... after the upgrade moved the schema version past the older build's (18)" 19 \
   "$(sql "$DB" "pragma user_version")"
