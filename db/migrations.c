@@ -242,6 +242,12 @@ static const char *const k_migrations[] = {
      * refuses. db_copy stores such an entry's text with '?' for them and its five text fields as written here
      * (db/audit.c row_text reads them); NULL for every other entry. */
     "ALTER TABLE audit ADD COLUMN raw BLOB;",
+    /* 19: no change to the tables: the version alone. Checkpoints bind the audit tree's root from this build on
+     * (camtrust-audit-root), and one signed without it after one with it is refused for good by witnesses and
+     * stations, and audit verify reports it (checkpoints BROKEN). A node of an older build, still serving beside an
+     * upgraded one, would sign such a checkpoint whenever it holds the signer lease: this version stops it writing
+     * (db.c read_version, "schema newer" in every write transaction; README, Upgrading several nodes). */
+    "",
 };
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -68,7 +68,8 @@ typedef struct {
 
 /* Whether the CA proves the tree of `a` a prefix of the tree of `b` (a->size <= b->size): *holds (same size: same
  * root; else the RFC 9162 proof from /log/proof/consistency, kept in *proof when not NULL). A proof the CA refuses
- * (a size past its log) or sends malformed holds nothing; only an unreachable CA is an error. */
+ * (a size past its log) or sends malformed holds nothing; only an unreachable or busy CA (an answer 5xx: asked
+ * again later, never taken for a fork) is an error. */
 CT_MUST_CHECK ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b,
                                             bool *holds, ct_http_proof *proof);
 /* Whether the CA proves the audit chain `a` binds a prefix of the one `b` binds (a->audit_entries <=

@@ -49,7 +49,9 @@ static ct_err consistent_at(ct_http_client *c, const char *route, uint64_t m, co
     CT_GUARD(ct_snprintf(q, sizeof q, "%s?first=%llu&second=%llu", route, (unsigned long long)m, (unsigned long long)n));
     rc = ct_http_get(c, q, "the consistency proof", PROOF_JSON_MAX, &body);
     if (rc == CT_OK) rc = ct_http_json_hashes(&body, "consistency_path", proof->path, &proof->n);
-    if (rc == CT_ERR_IO) goto cleanup;
+    /* Unreachable or busy (a 503 under load, a node whose database is away): no answer about the trees, so no
+     * verdict either (a witness would stop and report a fork). A refusal (4xx) or a malformed proof holds nothing. */
+    if (rc == CT_ERR_IO || rc == CT_ERR_UNAVAILABLE) goto cleanup;
     proof->given = rc == CT_OK;
     *holds = rc == CT_OK && ct_merkle_verify_consistency(m, first, n, second, proof->path, proof->n);
     rc = CT_OK;

@@ -98,6 +98,27 @@ bad "first and second both past the log" 400 "/log/proof/consistency?first=92233
 bad "tree_size=2^63-1" 400 "/log/proof/inclusion?serial=$S3&tree_size=9223372036854775807" "tree_size=9223372036854775807 is larger than the log"
 bad "tree_size=2^38" 400 "/log/proof/inclusion?serial=$S3&tree_size=274877906944" "larger than the log"
 bad "an unknown log route" 404 "/log/nothing"
+
+# The audit tree (checkpoints' camtrust-audit-root): its root and its consistency proofs, checked against the stored
+# hashes of the audit entries by the same independent Python (leaf i: entry i + 1's hash).
+get /log/checkpoint "$WORK/ckpt.note" >/dev/null
+AN=$(sed -n 's/^camtrust-audit \([0-9]*\) .*/\1/p' "$WORK/ckpt.note")
+sql "$DB" "select $(on_sqlite && echo "hex(hash)" || echo "encode(hash, 'hex')") from audit order by seq" >"$WORK/audit.hex"
+audit_root() { $PY audit_root "$1" <"$WORK/audit.hex"; }
+check_eq "the checkpoint's audit root is the RFC 9162 root of its $AN audit entries' hashes (independent Python)" \
+  "$(audit_root "$AN")" "$(sed -n 's/^camtrust-audit-root //p' "$WORK/ckpt.note")"
+all=1
+for m in 1 2 $((AN / 2)) $((AN - 1)) "$AN"; do
+  [ "$(get "/log/audit/proof/consistency?first=$m&second=$AN" "$WORK/acons.json")" = 200 ] || all=0
+  $PY consistency "$WORK/acons.json" "$(audit_root "$m")" "$(audit_root "$AN")" || all=0
+done
+check_eq "audit tree consistency proofs from 1, 2, $((AN / 2)), $((AN - 1)) and $AN entries to $AN verify" 1 "$all"
+bad "audit: first=0" 400 "/log/audit/proof/consistency?first=0&second=3" "need 1 <= first <= second"
+bad "audit: first > second" 400 "/log/audit/proof/consistency?first=4&second=3" "need 1 <= first <= second"
+bad "audit: second past the chain" 400 "/log/audit/proof/consistency?first=1&second=9223372036854775807" \
+  "second=9223372036854775807 is larger than the audit chain"
+bad "audit: second not a number" 400 "/log/audit/proof/consistency?first=1&second=3x" "must be a decimal number"
+bad "audit: no first" 400 "/log/audit/proof/consistency?second=3" "parameter first is required"
 code=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA/ops-root.pem" -X POST --data x "$URL/log/sth")
 check_eq "POST /log/sth: 405" 405 "$code"
 

@@ -4,7 +4,9 @@
   log_check.py sig STH.json OUT          write its signature (DER) for openssl dgst -verify
   log_check.py inclusion CERT.der PROOF.json STH.json   exit 0 iff the audit path leads to the tree head's root
   log_check.py consistency PROOF.json ROOT1_B64 ROOT2_B64
-  log_check.py root N CERT1.der ...      print the base64 root of the first N certificates"""
+  log_check.py root N CERT1.der ...      print the base64 root of the first N certificates
+  log_check.py audit_root N < HEX        print the base64 root of the audit tree of the first N entries, their stored
+                                         hashes one per line in hex, in order (leaf i: entry i + 1's hash)"""
 import base64
 import hashlib
 import json
@@ -98,6 +100,9 @@ def main():
     elif cmd == "root":
         n = int(args[0])
         print(base64.b64encode(mth([open(f, "rb").read() for f in args[1:1 + n]])).decode())
+    elif cmd == "audit_root":
+        hashes = [bytes.fromhex(line.strip()) for line in sys.stdin if line.strip()]
+        print(base64.b64encode(mth(hashes[:int(args[0])])).decode())
 
 
 main()

@@ -35,7 +35,9 @@ C2=$(sql "$DB" "select cert_serial_hex from certificates where device_serial = '
 sqlite3 "$DB" ".backup '$WORK/before.db'" # the attacker's copy, before the revocation
 BEFORE=$(sql "$DB" "select count(*) from audit")
 
-# Before the upgrade: w1 cosigned, and line2 kept, the checkpoint as the older software signed it (no audit root).
+# Before the upgrade: w1 cosigned, and line2 kept, the checkpoint as the older software signed it (no audit root),
+# its database at the older build's schema version (migration 19 changes no table: the version alone).
+sqlite3 "$DB" "PRAGMA user_version = 18"
 sed '/^camtrust-audit-root /d;/^$/,$d' "$WORK/served.note" >"$WORK/old.txt"
 sign_note "$WORK/old.txt" "$WORK/old.note"
 check "a checkpoint as signed before the audit tree" bash -c "grep -q '^camtrust-audit ' '$WORK/old.note' && ! grep -q '^camtrust-audit-root' '$WORK/old.note'"
@@ -54,6 +56,11 @@ WITH_HTTP=1 start_ca "$CA" # (it refuses a database that does not extend checkpo
 start_witness
 check "w1 cosigns the checkpoint after the revocation (it kept one without an audit root)" served_until w1_cosigned_more "$BEFORE"
 check "... which binds the audit tree's root" grep -q '^camtrust-audit-root ' "$WORK/served.note"
+# A node of the older build still serving beside it would sign, holding the lease, a checkpoint without the root
+# after this one (refused by w1 and line2 from then on; audit verify: checkpoints BROKEN). The
+# upgraded build moved the schema version past the older build's, so such a node writes nothing (ha_upgrade).
+check_eq "... after the upgrade moved the schema version past the older build's (18)" 19 \
+  "$(sql "$DB" "pragma user_version")"
 check "line2 keeps it (log check; it kept one without an audit root)" log_check
 check "... with the audit root" grep -q '^camtrust-audit-root ' "$ST/log/checkpoint.note"
 KEPT1=$(audit_entries "$W1/state.note")
@@ -63,8 +70,15 @@ stop_witness
 cleanup_server
 "$CA_BIN" revoke --dir "$CA" "$C2" --reason keyCompromise >/dev/null
 WITH_HTTP=1 start_ca "$CA"
-start_witness
+# w1 reaches the CA through a load balancer whose node is busy once: its first audit proof request is answered 503.
+# Busy is not forked: w1 asks again at its next poll (it once took no proof for a fork, stopped and reported one).
+: >"$WORK/witness.log"
+busy_proxy /log/audit/proof/consistency
+start_witness "http://$ADDR"
 check "w1 cosigns the honest extension (a longer audit chain)" served_until w1_cosigned_more "$KEPT1"
+check "... though the CA was busy once (503), which it took for no verdict" \
+  grep -q 'event=witness_poll .*HTTP 503' "$WORK/witness.log"
+check "... refusing nothing" bash -c "! grep -q -e witness_refused -e witness_reported '$WORK/witness.log'"
 check "... its state now binds more audit entries" test "$(audit_entries "$W1/state.note")" -gt "$KEPT1"
 check "line2 accepts it too" log_check
 check "... keeping it" test "$(audit_entries "$ST/log/checkpoint.note")" -gt "$KEPT1"
@@ -74,6 +88,7 @@ stop_witness
 cleanup_server
 KEPT_N=$(audit_entries "$W1/state.note")
 check_eq "w1 and line2 keep the same audit length" "$KEPT_N" "$(audit_entries "$ST/log/checkpoint.note")"
+stop_bg
 
 # The copy put back (the attacker writes the folder: the CA's own checkpoint.note goes too), the revocations undone,
 # and decisions made until the chain is longer than the one w1 and line2 kept.

@@ -56,6 +56,14 @@ check_eq "w1 refuses a checkpoint that drops the audit root its kept one has (ex
 check "... saying why, one line" grep -q "event=witness_refused .*reason=\"the CA's checkpoint of size 2 binds no audit root, the kept .*state.note does\"" "$WORK/w.log"
 check "... cosigning nothing" bash -c "! grep -q witness_cosigned '$WORK/w.log' && cmp -s '$W1/state.note' '$WORK/state.before'"
 stop_bg
+# Kept in the CA's database after the checkpoints with a root (as a node of an older build would sign it): audit
+# verify names it.
+sqlite3 "$DB" "INSERT INTO log_checkpoints (tree_size, audit_entries, note) VALUES (2, $(audit_entries "$WORK/noroot.note"),
+  CAST(readfile('$WORK/noroot.note') AS TEXT))"
+rc=0; out=$("$CA_BIN" audit verify --dir "$CA" 2>&1) || rc=$?
+check_eq "audit verify with it as the database's newest checkpoint: exit 1" 1 "$rc"
+check "... naming it: it binds no audit root, the one before did" \
+  grep -q "^checkpoints BROKEN: checkpoint [0-9]* (size 2): it binds no audit root, the one before did$" <<<"$out"
 
 # Another log's checkpoint (its origin line changed), signed by the same key: not this log's.
 { echo "camtrust.example.com/another-log"; sed -n '2,$p' "$WORK/state.before" | sed '/^$/,$d'; } >"$WORK/origin.txt"

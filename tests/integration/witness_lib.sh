@@ -15,8 +15,8 @@ witness_setup() {
   cp "$W1/witness.vkey" "$CA/witnesses.vkeys"
   if [ $# -gt 0 ]; then station_with_order "$@"; fi
 }
-start_witness() { # (plain HTTP: a checkpoint proves itself)
-  "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
+start_witness() { # [URL] (plain HTTP: a checkpoint proves itself; URL: the CA's, or one in front of it)
+  "$CA_BIN" witness --dir "$W1" --log "${1:-http://127.0.0.1:$HTTP_PORT}" --vkey "$CA/log.vkey" --interval 0.2 \
     2>>"$WORK/witness.log" &
   WPID=$!
 }
@@ -97,4 +97,36 @@ s.serve_forever()
 PY
   BG_PIDS+=($!)
   wait_listening "$WORK/fake.out" $!
+}
+# busy_proxy PATH: in front of the CA serving now over plain HTTP (sets ADDR), as a load balancer whose node is busy
+# once: the first GET of PATH is answered 503, every other request is passed on to the CA as it is.
+busy_proxy() {
+  : >"$WORK/proxy.out"
+  python3 -u - "$1" "$HTTP_PORT" >"$WORK/proxy.out" 2>>"$WORK/proxy.log" <<'PY' &
+import http.server, sys, urllib.error, urllib.request
+busy, port, state = sys.argv[1], int(sys.argv[2]), {"refused": 0}
+class H(http.server.BaseHTTPRequestHandler):
+    def answer(self, status, body):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def forward(self, body=None):
+        if self.command == "GET" and self.path.split("?")[0] == busy and not state["refused"]:
+            state["refused"] = 1
+            return self.answer(503, b"busy: ask again later\n")
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, self.path), data=body, method=self.command)
+        if body is not None: req.add_header("Content-Type", self.headers.get("Content-Type", "text/plain"))
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r: self.answer(r.status, r.read())
+        except urllib.error.HTTPError as e: self.answer(e.code, e.read())
+    def do_GET(self): self.forward()
+    def do_POST(self): self.forward(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+print("listening on 127.0.0.1:%d" % s.server_port, flush=True)
+s.serve_forever()
+PY
+  BG_PIDS+=($!)
+  wait_listening "$WORK/proxy.out" $!
 }

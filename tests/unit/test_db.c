@@ -220,7 +220,7 @@ static db_cert_record make_rec(const char *cert_hex, const char *serial, const c
 /* Migration 18 (audit text as written, beside text that cannot hold it) undone. */
 #define K_UNDO_MIGRATION_18 " ALTER TABLE audit DROP COLUMN raw;"
 /* How many migrations this build has. */
-#define N_MIGRATIONS 18
+#define N_MIGRATIONS 19
 
 /* A DB with a dozen or so audit entries of every kind. */
 static ct_db *busy_db(const char *tag)

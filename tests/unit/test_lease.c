@@ -55,7 +55,7 @@ START_TEST(test_one_holder_at_a_time)
 {
     new_database("lease-one");
     ct_db *a = node_open(), *b = node_open();
-    ck_assert_int_eq(db_schema_version(a), 18);
+    ck_assert_int_eq(db_schema_version(a), 19);
     int64_t entries = audit_entries(a);
     db_lease_state st;
     db_lease_request ra = req("node-a", 1000000);
