@@ -364,9 +364,11 @@ static bool kept_by_reserve(ca *c, const gnutls_datum_t *cert)
     uint8_t fp[32];
     if (ct_sha256(cert->data, cert->size, fp) != CT_OK) return false;
     db_station st;
-    if (db_station_find_by_cert(c->db, fp, &st) == CT_OK && st.enabled) return true;
     db_officer o;
-    return db_officer_find_by_cert(c->db, fp, &o) == CT_OK && o.enabled;
+    bool kept = (db_station_find_by_cert(c->db, fp, &st) == CT_OK && st.enabled) ||
+                (db_officer_find_by_cert(c->db, fp, &o) == CT_OK && o.enabled);
+    ct_err_clear(); /* (a lookup's "not found" is no detail of the connection's first request) */
+    return kept;
 }
 
 /* GnuTLS's hook after the client's Finished (the client's last handshake message, TLS 1.2 and 1.3): the connection
