@@ -84,7 +84,7 @@ static const ct_setting setting_rows[] = {
      "connections each listener may hold, a thread each (bounded by the open-file limit); more are closed at once"},
     {"server.reserved_connections", "32",
      "of server.max_connections (at most half), kept for stations and officers: past the rest, each new connection "
-     "closes the oldest idle one without a trusted client certificate; 0: none kept"},
+     "closes the oldest idle one of no station or officer; 0: none kept"},
     {"server.idle_timeout", "10", "seconds a connection may stay silent (a TLS handshake too) before it is closed"},
     {"server.request_timeout", "30",
      "seconds a request may take to arrive whole (a TLS handshake, headers, body), from its connection's opening or "

@@ -42,7 +42,7 @@ typedef struct {
     long max_body;
     long per_ip_connections; /* connections one client address may hold */
     long max_connections;    /* per daemon, within the process's descriptor limit */
-    long reserved_connections; /* of them, kept for clients with a trusted certificate (at most half) */
+    long reserved_connections; /* of them, kept for stations and officers (at most half) */
     long idle_timeout;       /* seconds without traffic (a handshake included) before a connection is closed */
     long request_timeout;    /* seconds a request may take to arrive whole, from the connection or the last answer */
     long drain_seconds;      /* at SIGTERM, how long requests under way may take to finish */

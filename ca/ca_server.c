@@ -8,8 +8,8 @@
  * handshakes that never finish (server.idle_timeout), a time for each request to arrive whole (server.request_timeout,
  * kept by a watchdog thread: a client that sends a byte just within the idle timeout is cut off then), a total per
  * listener (server.max_connections, within the descriptors the process may open), each connection a thread with a
- * stack of CONNECTION_STACK, of which server.reserved_connections are kept for clients with a trusted certificate
- * (stations, officers: the oldest idle connection without one is closed to keep them free), and a time for each
+ * stack of CONNECTION_STACK, of which server.reserved_connections are kept for enabled stations' and officers'
+ * certificates (the oldest idle connection of no station or officer is closed to keep them free), and a time for each
  * answer to be sent (server.request_timeout and a second per ANSWER_BYTES_PER_SECOND, the same watchdog's).
  * SIGTERM or SIGINT: stop accepting, let the requests under way finish (up to server.drain_seconds), then stop. */
 #define _POSIX_C_SOURCE 200809L
@@ -225,6 +225,7 @@ void ca_thread_crypto_cache_track(void)
 struct conn_ctx {
     int64_t checked_at_ms;
     bool checked, trusted;
+    bool kept;    /* an enabled station's or officer's certificate (the reserve never closes it) */
     bool shaken;  /* its TLS handshake ended (plain HTTP: at once) */
     bool counted; /* in its listener's conn_counts, under `key` */
     ca_addr_key key;
@@ -346,17 +347,32 @@ static bool peer_trusted(gnutls_session_t s)
     return gnutls_certificate_verify_peers2(s, &status) == 0 && status == 0;
 }
 
-static void conn_checked(listener *l, conn_ctx *cc, int64_t now, bool trusted)
+static void conn_checked(listener *l, conn_ctx *cc, int64_t now, bool trusted, bool kept)
 {
     (void)pthread_mutex_lock(&l->counts.mu);
     cc->checked_at_ms = now;
     cc->checked = cc->shaken = true;
     cc->trusted = trusted;
+    cc->kept = kept;
     (void)pthread_mutex_unlock(&l->counts.mu);
 }
 
+/* Whether a trusted client certificate is an enabled station's or officer's: only those the reserve keeps. A camera's,
+ * a viewer's, a disabled station's chains to the CA too: any camera's owner held the whole listener with it. */
+static bool kept_by_reserve(ca *c, const gnutls_datum_t *cert)
+{
+    uint8_t fp[32];
+    if (ct_sha256(cert->data, cert->size, fp) != CT_OK) return false;
+    db_station st;
+    db_officer o;
+    bool kept = (db_station_find_by_cert(c->db, fp, &st) == CT_OK && st.enabled) ||
+                (db_officer_find_by_cert(c->db, fp, &o) == CT_OK && o.enabled);
+    ct_err_clear(); /* (a lookup's "not found" is no detail of the connection's first request) */
+    return kept;
+}
+
 /* GnuTLS's hook after the client's Finished (the client's last handshake message, TLS 1.2 and 1.3): the connection
- * is known as a station's or officer's, or as one without a trusted certificate, which the reserve closes first. */
+ * is known as a station's or officer's, or as one of no station or officer, which the reserve closes first. */
 static int handshake_finished(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
                               const gnutls_datum_t *msg)
 {
@@ -364,7 +380,9 @@ static int handshake_finished(gnutls_session_t session, unsigned htype, unsigned
     listener *l = the_tls_listener;
     if (!incoming || !l) return 0;
     unsigned n = 0;
-    bool trusted = gnutls_certificate_get_peers(session, &n) && n && peer_trusted(session);
+    const gnutls_datum_t *peers = gnutls_certificate_get_peers(session, &n);
+    bool trusted = peers && n && peer_trusted(session);
+    bool kept = trusted && kept_by_reserve(l->c, &peers[0]);
     int fd = gnutls_transport_get_int(session);
     int64_t now = ct_now_ms();
     conn_ctx *found = NULL;
@@ -373,7 +391,7 @@ static int handshake_finished(gnutls_session_t session, unsigned htype, unsigned
         if (cc->fd == fd) found = cc;
     (void)pthread_mutex_unlock(&l->counts.mu);
     /* (only this connection's thread, the one running this hook, frees its context: found stays valid) */
-    if (found) conn_checked(l, found, now, trusted);
+    if (found) conn_checked(l, found, now, trusted, kept);
     return 0;
 }
 
@@ -387,7 +405,7 @@ static void client_certificate(listener *l, struct MHD_Connection *conn, ca_http
     conn_ctx *cc = conn_of(conn);
     int64_t now = ct_now_ms();
     if (!peers || n == 0) {
-        if (cc) conn_checked(l, cc, now, false);
+        if (cc) conn_checked(l, cc, now, false, false);
         return;
     }
     bool trusted;
@@ -395,7 +413,7 @@ static void client_certificate(listener *l, struct MHD_Connection *conn, ca_http
         trusted = cc->trusted;
     } else {
         trusted = peer_trusted(s);
-        if (cc) conn_checked(l, cc, now, trusted);
+        if (cc) conn_checked(l, cc, now, trusted, trusted && cc->kept); /* (an expired one no longer kept) */
     }
     if (!trusted) {
         rq->client_cert_untrusted = true;
@@ -703,14 +721,14 @@ static void conn_cut(conn_ctx *cc)
     cc->cut = true;
 }
 
-/* The connection the reserve closes: one waiting for a request (none being answered) without a trusted client
- * certificate, whose handshake ended first (it is known to have none), else one still in its handshake; the one
+/* The connection the reserve closes: one waiting for a request (none being answered) of no station or officer,
+ * whose handshake ended first (it is known to be none's), else one still in its handshake; the one
  * waiting longest of them. NULL when every connection is a station's or officer's, or busy. Under counts.mu. */
 static conn_ctx *reserve_victim(const listener *l)
 {
     conn_ctx *victim = NULL;
     for (conn_ctx *cc = l->conns; cc; cc = cc->next) {
-        if (cc->cut || cc->trusted || !cc->waiting_since_ms || cc->fd == MHD_INVALID_SOCKET) continue;
+        if (cc->cut || cc->kept || !cc->waiting_since_ms || cc->fd == MHD_INVALID_SOCKET) continue;
         if (!victim || (cc->shaken && !victim->shaken) ||
             (cc->shaken == victim->shaken && cc->waiting_since_ms < victim->waiting_since_ms))
             victim = cc;
@@ -720,7 +738,7 @@ static conn_ctx *reserve_victim(const listener *l)
 
 /* The accept policy: a client address (ca_addr_key) at server.per_ip_connections has its new connection closed at
  * once, logged as libmicrohttpd logs its own limits. Past server.max_connections less server.reserved_connections,
- * each connection accepted closes one idle connection without a trusted certificate (reserve_victim): many
+ * each connection accepted closes one idle connection of no station or officer (reserve_victim): many
  * addresses each at its limit filled the listener, stations and officers found no room. libmicrohttpd refuses at the
  * limit before it asks this policy, so the reserve is what keeps room for the next connection. */
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addr_len)
@@ -740,7 +758,7 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
                     "Closing inbound connection.");
     if (victim)
         log_limited("Listener past server.max_connections less server.reserved_connections: closing its oldest idle "
-                    "connection without a trusted client certificate.");
+                    "connection that is no station's or officer's.");
     return room ? MHD_YES : MHD_NO;
 }
 

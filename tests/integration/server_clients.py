@@ -31,9 +31,9 @@
       (no client certificate) that start a request's headers and send one more byte of them every 2 s (within any
       idle timeout of 3 s or more), up to TRICKLE_BYTES, or until the file STOP exists. Writes "held N" once the
       server has settled, at the end "cut N" (those the server closed before their last byte) and "open N".
-  server_clients.py hold PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
+  server_clients.py hold PORT CADIR ADDRESSES PER_ADDRESS STOP OUT [CERT KEY]
       From each of ADDRESSES, PER_ADDRESS TLS connections to 127.0.0.1:PORT that complete their handshake without a
-      client certificate and then stay silent; each one the server closes (or refuses) is opened again (50 ms
+      client certificate (with CERT and KEY: with that one) and then stay silent; each one the server closes (or refuses) is opened again (50 ms
       later), until the file STOP exists (at most 60 s, at most HOLD_TRIES connections each). Writes "held N" once
       N are open at once (the first time 4 rounds agree), at the end "opened N" (handshakes completed) and "closed
       N" (connections the server closed after their handshake).
@@ -323,8 +323,10 @@ def trickle(port, cadir, addresses, per_address, stop, out):
 HOLD_TRIES = 2000
 
 
-def hold_one(port, cadir, address, stop, counts, deadline):
+def hold_one(port, cadir, address, stop, counts, deadline, cert):
     ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    if cert:
+        ctx.load_cert_chain(*cert)
     for _ in range(HOLD_TRIES):
         if os.path.exists(stop) or time.monotonic() > deadline:
             return
@@ -358,10 +360,11 @@ def hold_one(port, cadir, address, stop, counts, deadline):
         time.sleep(0.05)
 
 
-def hold(port, cadir, addresses, per_address, stop, out):
+def hold(port, cadir, addresses, per_address, stop, out, cert=None, key=None):
     counts = {"opened": 0, "open": 0, "closed": 0, "lock": threading.Lock()}
     deadline = time.monotonic() + 60
-    threads = [threading.Thread(target=hold_one, args=(int(port), cadir, a, stop, counts, deadline))
+    threads = [threading.Thread(target=hold_one, args=(int(port), cadir, a, stop, counts, deadline,
+                                                       (cert, key) if cert else None))
                for a in addresses.split(",") for _ in range(int(per_address))]
     for t in threads:
         t.start()
@@ -430,7 +433,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "trickle":
         trickle(*sys.argv[2:8])
     elif sys.argv[1] == "hold":
-        hold(*sys.argv[2:8])
+        hold(*sys.argv[2:10])
     elif sys.argv[1] == "slowread":
         slowread(*sys.argv[2:8])
     elif sys.argv[1] == "station":

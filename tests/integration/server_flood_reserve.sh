@@ -7,7 +7,8 @@
 # 256 certificates) read a little at a time, never silent for server.idle_timeout, is cut once it took longer than
 # server.request_timeout and a second per 16 KiB (was: read on for minutes, a thread held); read as usual, it
 # arrives whole. (3) A request whose body arrives whole just as the watchdog cuts it at server.request_timeout is
-# cut and not acted on (a failpoint holds the watchdog there).
+# cut and not acted on (a failpoint holds the watchdog there). (1b) As (1), the flood's handshakes done with a camera's
+# certificate (it chains to the CA, but is no station's or officer's): a station still gets in (was: refused).
 # Usage: server_flood_reserve.sh PATH/TO/camtrust-ca (CAMTRUST_TEST_LOAD: the enrollment load generator)
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,14 +41,17 @@ HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
 for _ in $(seq 1 400); do grep -q '^held' "$WORK/hold.out" 2>/dev/null && break; sleep 0.05; done
 held=$(sed -n 's/^held //p' "$WORK/hold.out")
 check "6 addresses hold at least the listener's 16 less its reserve of 4 (held ${held:-?})" test "${held:-0}" -ge 12
-# The station tries 5 times, a second apart (each at most 10 s).
-code=000
-for _ in 1 2 3 4 5; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$CA/ops-root.pem" "${STATION[@]}" \
-    "https://localhost:$PORT/.well-known/est/cacerts" || true)
-  [ "$code" = 200 ] && break; sleep 1
-done
-check_eq "meanwhile a station is answered (a connection of the flood closed to make room)" 200 "$code"
+# station_cacerts: the station's GET of cacerts, tried 5 times a second apart (each at most 10 s); its last status.
+station_cacerts() {
+  local code=000
+  for _ in 1 2 3 4 5; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$CA/ops-root.pem" "${STATION[@]}" \
+      "https://localhost:$PORT/.well-known/est/cacerts" || true)
+    [ "$code" = 200 ] && break; sleep 1
+  done
+  echo "$code"
+}
+check_eq "meanwhile a station is answered (a connection of the flood closed to make room)" 200 "$(station_cacerts)"
 make_csr "$WORK/cam1" "/serialNumber=CAM0001/CN=x"
 code=000
 for _ in 1 2 3 4 5; do
@@ -69,8 +73,23 @@ check_eq "the flooding client ended within its bounds" 0 "$rc"
 closed=$(sed -n 's/^closed //p' "$WORK/hold.out")
 check "the server closed flooding connections after their handshake (${closed:-?}), none idle or request timeout" \
   test "${closed:-0}" -ge 1
-check "... and said why" grep -q 'closing its oldest idle connection without a trusted client certificate' \
+check "... and said why" grep -q "closing its oldest idle connection that is no station's or officer's" \
   "$WORK/server.log"
+
+# ---- (1b) the same with a camera's certificate (any camera's owner has one): it chains to the CA, it is no
+# station's or officer's. The reserve kept every such connection (trusted, as a station's): the flood held the
+# whole listener, the station's connection was refused.
+base64 -d "$WORK/cam1.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1.pem" 2>/dev/null
+python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7 4 \
+  "$WORK/stop_hold_cam" "$WORK/hold_cam.out" "$WORK/cam1.pem" "$WORK/cam1.key" &
+HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
+for _ in $(seq 1 400); do grep -q '^held' "$WORK/hold_cam.out" 2>/dev/null && break; sleep 0.05; done
+held=$(sed -n 's/^held //p' "$WORK/hold_cam.out")
+check "6 addresses with a camera's certificate hold at least 12 connections (held ${held:-?})" test "${held:-0}" -ge 12
+check_eq "meanwhile a station is answered (a camera's connection closed to make room)" 200 "$(station_cacerts)"
+touch "$WORK/stop_hold_cam"
+rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
+check_eq "the camera's flooding client ended within its bounds" 0 "$rc"
 
 # ---- (2) a large answer read slowly ----
 # 256 certificates (the load generator: fresh keys, keep-alive connections) fill the log's first entry bundle.
