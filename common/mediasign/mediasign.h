@@ -27,11 +27,11 @@
  * there is a solution", ONVIF Media Signing 5.2), yet a rewritten SPS (cropping, VUI) changes what a viewer sees;
  * camtrust signs their digest per GOP in the arbitrary-data TLV above, the format's place for vendor data (ONVIF's
  * reference validator fails on a tag it does not know, and reads past arbitrary data): every group of parameter
- * sets before each picture (ms_psets), in band or, for an MP4, in the sample entry (avcC/hvcC) first; the verifier
- * follows the sets by kind and id too, as decoders keep them across GOPs (ms_verify.c). Clips without that TLV
- * (other vendors', older ones) are checked as before. A GOP starts at the first slice of an IRAP picture: its
- * hash is the anchor A = H(I); the list holds A, then H(A || H(N)) for every other picture NAL unit N; the GOP
- * hash is H(list). The certificate SEI carries tags 4, 5, 6, 7 and 3. */
+ * sets before each picture (ms_psets; TLV version 2, 1 the last group only), in band or, for an MP4, in the sample
+ * entry (avcC/hvcC) first; the verifier follows the sets by kind and id too, as decoders keep them across GOPs
+ * (ms_verify.c). Clips without that TLV (other vendors', older ones) are checked as before. A GOP starts at the
+ * first slice of an IRAP picture: its hash is the anchor A = H(I); the list holds A, then H(A || H(N)) for every
+ * other picture NAL unit N; the GOP hash is H(list). The certificate SEI carries tags 4, 5, 6, 7 and 3. */
 #ifndef CAMTRUST_MEDIASIGN_H
 #define CAMTRUST_MEDIASIGN_H
 
@@ -199,6 +199,7 @@ typedef struct {
     uint8_t reserved;
     bool has_general, has_hashes, has_signature, has_chain, has_crypto, has_model, has_psets;
     uint8_t psets[MS_HASH_LEN]; /* camtrust's parameter-set digest of the GOP (has_psets) */
+    uint8_t psets_version;      /* its TLV's version: 1, the last group of each run only (camtrust before) */
     uint32_t counter;
     uint16_t nals;
     int64_t timestamp;

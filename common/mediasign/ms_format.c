@@ -50,7 +50,9 @@ _Static_assert(offsetof(ms_psets, run) == offsetof(ms_psets, prev) + MS_HASH_LEN
 ct_err ms_gop_init(ms_gop *g)
 {
     memset(g, 0, sizeof *g);
-    memcpy(g->ps.tlv, (const uint8_t[4]){MS_TAG_ARBITRARY, 0, 1 + MS_HASH_LEN, 1 /* version */}, 4);
+    /* Version 2: the digest covers every group of a run (1, camtrust before: the last group only; verifiers before
+     * read either as the same digest). */
+    memcpy(g->ps.tlv, (const uint8_t[4]){MS_TAG_ARBITRARY, 0, 1 + MS_HASH_LEN, 2 /* version */}, 4);
     g->hashes = calloc(MS_MAX_GOP_NALS, sizeof *g->hashes);
     return g->hashes ? CT_OK : CT_ERR_NOMEM;
 }
@@ -313,6 +315,7 @@ static ct_err parse_tlv(uint8_t tag, const uint8_t *v, size_t n, size_t at, ms_s
         } else if (n == 1 + MS_HASH_LEN) { /* camtrust's parameter sets only beside its model: below */
             memcpy(out->psets, v + 1, MS_HASH_LEN);
             out->has_psets = true;
+            out->psets_version = v[0];
         }
         return CT_OK;
     default: return CT_OK; /* unknown tags are skipped: later versions may add some */

@@ -26,6 +26,7 @@ typedef struct {
     uint32_t counter;
     time_t signed_at;
     bool has_psets; /* camtrust's: the parameter sets are signed too */
+    bool psets_last_groups; /* by camtrust before (TLV version 1): the last group of each run only */
     uint8_t psets[MS_HASH_LEN];
 } sei_info;
 
@@ -384,12 +385,14 @@ static bool ps_covered(const ms_verifier *v, const gop_rec *g, int *slot, uint64
     return *slot < 0;
 }
 
-/* Whether the parameter sets the GOP's pictures are decoded with are the signed ones: by the digest, or by the one
- * camtrust signed before (recordings made before it) where that covers every set in effect as well. */
+/* Whether the parameter sets the GOP's pictures are decoded with are the signed ones: by the digest, or, for a
+ * recording made before it (TLV version 1), by the one camtrust signed then where that covers every set in effect as
+ * well. Never for a later recording: groups before the last one of a run, which its digest covers, could be added. */
 static bool ps_signed(const gop_rec *g)
 {
     return memcmp(g->psets, g->s.psets, MS_HASH_LEN) == 0 ||
-           (g->cover.last_groups_ok && memcmp(g->cover.last_groups[0], g->s.psets, MS_HASH_LEN) == 0);
+           (g->s.psets_last_groups && g->cover.last_groups_ok &&
+            memcmp(g->cover.last_groups[0], g->s.psets, MS_HASH_LEN) == 0);
 }
 
 /* A GOP judged: the sets its digest covers are trusted when it verified. */
@@ -765,6 +768,7 @@ static ct_err on_sei(ms_verifier *v, const uint8_t *nal, size_t len)
     memcpy(s->linked, p.linked, MS_HASH_LEN);
     s->counter = p.counter;
     s->has_psets = p.has_psets;
+    s->psets_last_groups = p.psets_version == 1;
     v->any_psets = v->any_psets || p.has_psets;
     memcpy(s->psets, p.psets, MS_HASH_LEN);
     s->detail[0] = '\0';

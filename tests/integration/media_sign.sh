@@ -270,6 +270,22 @@ tamper qp-pps "$WORK/signed-ids.h264" "$WORK/t-ids.h264" 0
 check_eq "signed ids.h264, its PPS id 0 (the first pair's, the pictures') given another QP: exit 1" 1 \
   "$(verify_rc "$WORK/t-ids.h264")"
 check "... every GOP altered" grep -q '(4 altered)' "$WORK/out"
+# A group added before a run's own, whose SPS is another (the run's last group, the signed one, sets it back): the
+# verifier took the digest camtrust signed before (the last group of each run) for any recording, so added groups
+# went unseen. A decoder does not end up as it was: ffmpeg drops the PPSs that named the SPS replaced, here the PPS
+# id 0 sent once, before GOP 1, that the later pictures are decoded with. Recordings signed since carry the digest
+# as version 2 of its TLV: only version 1 (made before) has the old one accepted. The old code: AUTHENTIC.
+tamper hevc-pps-once "$WORK/rh.h265" "$WORK/once.h265"
+check "once.h265 (its PPS id 0 sent once, before GOP 1) signed" \
+  "$AGENT_BIN" sign --dir "$WORK/cam1" "$WORK/once.h265" "$WORK/signed-once.h265"
+check_eq "... it verifies: exit 0" 0 "$(verify_rc "$WORK/signed-once.h265")"
+ffmpeg -v error -y -i "$WORK/signed-once.h265" -c copy -bsf:v hevc_metadata=crop_right=64 "$WORK/crop-once.h265"
+tamper hevc-add-group "$WORK/signed-once.h265" "$WORK/t-hgroup.h265" 2 "$WORK/crop-once.h265"
+check_eq "... a group of its VPS, a cropping SPS and its PPS added before GOP 3's own: ffmpeg shows 60 of the 120 \
+pictures" 60 "$(frames "$WORK/t-hgroup.h265" | wc -l)"
+check_eq "... exit 1" 1 "$(verify_rc "$WORK/t-hgroup.h265")"
+check "... GOP 3 altered, named by its parameter sets" \
+  grep -q '^GOP 3 .*altered .*the parameter sets (SPS/PPS/VPS) its pictures are decoded with differ' "$WORK/out"
 
 # H.264 NAL units 19-21 (auxiliary pictures, SVC/MVC layers, 3D-AVC views) carry pictures that a player decoding them
 # shows, and ONVIF Media Signing hashes none. The old code passed them over: AUTHENTIC, and the camera signed them.

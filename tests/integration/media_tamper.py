@@ -33,6 +33,11 @@ are unless the operation is about them.
                         then one of the SPS (the decoder ends up with both, as before; the first PPS needs its SPS)
     other-ids           (unsigned clips) after GOP 0's SPS and PPS, a second pair of ids 1 (the same but their ids:
                         the pictures never name them), a group of its own
+  H.265 (a GOP from one IRAP picture's first slice to the next):
+    hevc-pps-once       (unsigned clips) the later GOPs' PPS given id 1 (the pictures never name it): the PPS the
+                        pictures are decoded with (id 0) is sent once, before GOP 0
+    hevc-add-group K SRC before the VPS of GOP K, a group of that VPS, the SPS before SRC's GOP K and the PPS of GOP
+                        K: the run's last group stays the signed one
 """
 import sys
 
@@ -198,6 +203,27 @@ def is_pps0(nal):
     return nal[0] & 0x1F == 8 and nal[1] & 0x80  # pic_parameter_set_id ue(v) 0: the bit 1
 
 
+def hevc_type(nal):
+    return nal[0] >> 1 & 0x3F
+
+
+def hevc_gops(nals):
+    """Indexes of the first slice of each H.265 IRAP picture."""
+    return [i for i, x in enumerate(nals) if 16 <= hevc_type(x) <= 21 and x[2] & 0x80]
+
+
+def hevc_param_before(nals, k, t):
+    """Index of the H.265 NAL unit of type t nearest before GOP k's IRAP picture."""
+    return max(i for i in range(hevc_gops(nals)[k]) if hevc_type(nals[i]) == t)
+
+
+def hevc_pps_id(nal, pps_id):
+    """An H.265 PPS with another pps_pic_parameter_set_id (its first field), re-escaped."""
+    bs = rbsp_bits(nal[1:])
+    z = bs.index("1")
+    return nal[:1] + nal_of(nal[1:], ue_bits(pps_id) + bs[2 * z + 1:])
+
+
 def main():
     op, src, dst = sys.argv[1:4]
     args = sys.argv[4:]
@@ -296,6 +322,15 @@ def main():
     elif op == "other-ids":
         i = param_before(nals, 0, 8)
         nals[i + 1:i + 1] = [sps_with_id(nals[param_before(nals, 0, 7)], 1), pps_edit(nals[i], pps_id=1, sps_id=1)]
+    elif op == "hevc-pps-once":
+        for k in range(1, len(hevc_gops(nals))):
+            i = hevc_param_before(nals, k, 34)
+            nals[i] = hevc_pps_id(nals[i], 1)
+    elif op == "hevc-add-group":
+        k = int(args[0])
+        other = split(open(args[1], "rb").read())
+        v = hevc_param_before(nals, k, 32)
+        nals[v:v] = [nals[v], other[hevc_param_before(other, k, 33)], nals[hevc_param_before(nals, k, 34)]]
     elif op == "truncate":
         open(dst, "wb").write(data[: int(len(data) * float(args[0]))])
         return

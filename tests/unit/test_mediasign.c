@@ -203,6 +203,7 @@ START_TEST(parameter_set_digest)
     };
     ms_gop g;
     ck_assert_int_eq(ms_gop_init(&g), CT_OK);
+    ck_assert_int_eq(g.ps.tlv[3], 2); /* the TLV's version: 1 is the last group's digest, signed before */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint8_t want[MS_HASH_LEN];
         size_t n = 0, m = 0;
