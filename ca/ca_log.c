@@ -26,10 +26,18 @@
 
 #define PROOF_CHUNK 1024 /* leaves per kept root: 32 bytes of memory per 1024 certificates */
 
+/* A chunk cache with the last leaf hash its chunk roots were computed from: rows rolled back or rewritten under a
+ * running node (an older copy put back, rows deleted and appended again) must not leave kept roots of the rows that
+ * were, mixed into what the node signs and proves from the rows that are. */
+typedef struct {
+    ct_merkle_cache tree;
+    ct_merkle_hash edge; /* leaf n_roots * chunk - 1, as read when its chunk's root was computed */
+} checked_cache;
+
 struct ca_proofs {
     pthread_mutex_t mu;
-    ct_merkle_cache cache;
-    ct_merkle_cache audit; /* the audit tree's (checkpoints' camtrust-audit-root; leaves: the entries' hashes) */
+    checked_cache cache;
+    checked_cache audit; /* the audit tree's (checkpoints' camtrust-audit-root; leaves: the entries' hashes) */
 };
 
 static ct_err fetch_leaves(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
@@ -46,10 +54,10 @@ ct_err ca_proofs_open(ca *c)
         free(p);
         return ct_fail(CT_ERR_INTERNAL, "cannot create the proof cache lock");
     }
-    ct_err rc = ct_merkle_cache_init(&p->cache, PROOF_CHUNK, fetch_leaves, c);
+    ct_err rc = ct_merkle_cache_init(&p->cache.tree, PROOF_CHUNK, fetch_leaves, c);
     if (rc == CT_OK) {
-        rc = ct_merkle_cache_init(&p->audit, PROOF_CHUNK, db_log_audit_fetch, c->db);
-        if (rc != CT_OK) ct_merkle_cache_free(&p->cache);
+        rc = ct_merkle_cache_init(&p->audit.tree, PROOF_CHUNK, db_log_audit_fetch, c->db);
+        if (rc != CT_OK) ct_merkle_cache_free(&p->cache.tree);
     }
     if (rc != CT_OK) {
         pthread_mutex_destroy(&p->mu);
@@ -63,28 +71,50 @@ ct_err ca_proofs_open(ca *c)
 void ca_proofs_close(ca *c)
 {
     if (!c->proofs) return;
-    ct_merkle_cache_free(&c->proofs->cache);
-    ct_merkle_cache_free(&c->proofs->audit);
+    ct_merkle_cache_free(&c->proofs->cache.tree);
+    ct_merkle_cache_free(&c->proofs->audit.tree);
     pthread_mutex_destroy(&c->proofs->mu);
     free(c->proofs);
     c->proofs = NULL;
 }
 
-/* The root of the first n leaves of `tree` (c->proofs' log or audit tree), under the caches' lock. */
-static ct_err cached_root(ca *c, ct_merkle_cache *tree, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
+/* `cc` made to hold the roots of the complete chunks of the first n leaves as the rows now are, under the caches'
+ * lock: one leaf read per use (the kept edge read again; on any difference every kept root is dropped and computed
+ * again from the rows), and the edge of any chunk added noted from the very leaves its root was computed from. */
+static ct_err cache_current(checked_cache *cc, uint64_t n)
+{
+    ct_merkle_cache *t = &cc->tree;
+    if (t->n_roots > 0) {
+        ct_merkle_hash now;
+        uint64_t got = 1;
+        CT_GUARD_RET(t->fetch(t->arg, t->n_roots * t->chunk - 1, 1, &now, &got));
+        if (got != 1 || memcmp(now, cc->edge, sizeof now) != 0) t->n_roots = 0;
+    }
+    uint64_t had = t->n_roots;
+    const ct_merkle_hash *roots = NULL;
+    ct_err rc = ct_merkle_cache_chunk_roots(t, n, &roots);
+    if (rc != CT_OK) t->n_roots = had; /* the edge noted stays the kept one's */
+    else if (t->n_roots > had) memcpy(cc->edge, t->leaves[t->chunk - 1], sizeof cc->edge); /* the last chunk read */
+    return rc;
+}
+
+/* The root of the first n leaves of `cc` (c->proofs' log or audit tree), under the caches' lock. */
+static ct_err cached_root(ca *c, checked_cache *cc, uint64_t n, uint8_t out[CT_MERKLE_HASH_LEN])
 {
     CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
-    ct_err rc = ct_merkle_cache_root(tree, n, out);
+    ct_err rc = cache_current(cc, n);
+    if (rc == CT_OK) rc = ct_merkle_cache_root(&cc->tree, n, out);
     pthread_mutex_unlock(&c->proofs->mu);
     return rc;
 }
 
-/* PROOF(m, D[n]) of `tree`, under the caches' lock. */
-static ct_err cached_consistency(ca *c, ct_merkle_cache *tree, uint64_t m, uint64_t n,
+/* PROOF(m, D[n]) of `cc`, under the caches' lock. */
+static ct_err cached_consistency(ca *c, checked_cache *cc, uint64_t m, uint64_t n,
                                  ct_merkle_hash proof[CT_MERKLE_MAX_PATH], size_t *len)
 {
     CT_ENSURE_RET(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
-    ct_err rc = ct_merkle_cache_consistency_proof(tree, m, n, proof, len);
+    ct_err rc = cache_current(cc, n);
+    if (rc == CT_OK) rc = ct_merkle_cache_consistency_proof(&cc->tree, m, n, proof, len);
     pthread_mutex_unlock(&c->proofs->mu);
     return rc;
 }
@@ -412,8 +442,9 @@ static ct_err inclusion_make(ca *c, const char *serial_in, uint64_t tree_size, i
     memcpy(out->leaf_hash, leaf, CT_MERKLE_HASH_LEN);
     CT_ENSURE(pthread_mutex_lock(&c->proofs->mu) == 0, CT_ERR_INTERNAL);
     locked = true;
-    CT_GUARD(ct_merkle_cache_inclusion_path(&c->proofs->cache, tree_size, out->index, out->path, &out->path_len));
-    CT_GUARD(ct_merkle_cache_root(&c->proofs->cache, tree_size, out->root));
+    CT_GUARD(cache_current(&c->proofs->cache, tree_size));
+    CT_GUARD(ct_merkle_cache_inclusion_path(&c->proofs->cache.tree, tree_size, out->index, out->path, &out->path_len));
+    CT_GUARD(ct_merkle_cache_root(&c->proofs->cache.tree, tree_size, out->root));
 cleanup:
     if (locked) pthread_mutex_unlock(&c->proofs->mu);
     if (rc != CT_OK) ct_buf_free(&out->der);

@@ -4,7 +4,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -131,26 +130,54 @@ bool ct_file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Removes `name` in the folder open as `at`: a file or a link as itself; a folder with all in it, each folder opened
+ * relative to the one holding it and never through a link (O_NOFOLLOW): whoever owns the folder, racing a root
+ * command's removal, cannot swap a subfolder for a link to a folder elsewhere and have root empty that one (a
+ * folder swapped meanwhile is refused, not walked). -1 with errno on failure. */
+static int remove_at(int at, const char *name, unsigned depth)
 {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+    if (unlinkat(at, name, 0) == 0 || errno == ENOENT) return 0;
+    if ((errno != EISDIR && errno != EPERM) || depth > 64) return -1;
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 0 : -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d));) {
+        const char *n = e->d_name; /* "." and "..", told without literals: the agent's read-only data has no room */
+        if (!(n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0')))) rc = remove_at(fd, n, depth + 1);
+    }
+    closedir(d);
+    return rc == 0 && unlinkat(at, name, AT_REMOVEDIR) != 0 && errno != ENOENT ? -1 : rc;
 }
 
-/* Removes a file, or with `tree` a folder with everything in it (symbolic links themselves, never what they point
- * to). */
-static ct_err remove_path(const char *path, bool tree)
+/* remove_at, a failure naming `path` (the same entry). */
+static ct_err remove_in(int at, const char *name, const char *path)
 {
-    if ((tree ? nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) : unlink(path)) == 0 || errno == ENOENT)
-        return CT_OK;
+    return remove_at(at, name, 0) == 0 ? CT_OK : ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+}
+
+static ct_err remove_file(const char *path)
+{
+    if (unlink(path) == 0 || errno == ENOENT) return CT_OK;
     return ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
 }
 
+static ct_err split_path(const char *path, char *parent, char *base, size_t max);
+
+/* A folder with everything in it (remove_at), from its parent folder opened by its name. */
 static ct_err remove_tree(const char *path)
 {
-    return remove_path(path, true);
+    char parent[4096], base[4096];
+    CT_GUARD_RET(split_path(path, parent, base, sizeof parent));
+    int at = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (at < 0) return errno == ENOENT ? CT_OK : ct_fail(CT_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    ct_err rc = remove_in(at, base, path);
+    close(at);
+    return rc;
 }
 
 /* PREFIX...SEP<digits>: the pid, or 0 when the name is not of that form. */
@@ -189,7 +216,8 @@ ct_err ct_stale_remove(const char *folder, const char *prefix, const char *sep)
         /* Some file systems do not say (DT_UNKNOWN: ext2 without filetype, XFS with ftype=0): the entry itself. */
         struct stat st;
         unsigned type = e->d_type != DT_UNKNOWN ? e->d_type : lstat(path, &st) == 0 ? IFTODT(st.st_mode) : DT_UNKNOWN;
-        if (rc == CT_OK && type == (files ? DT_REG : DT_DIR)) rc = remove_path(path, !files);
+        if (rc == CT_OK && type == (files ? DT_REG : DT_DIR))
+            rc = files ? remove_file(path) : remove_in(dirfd(d), e->d_name, path);
     }
     closedir(d);
     return rc;

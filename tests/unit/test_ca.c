@@ -693,6 +693,31 @@ START_TEST(log_without_a_log_signer)
 }
 END_TEST
 
+/* The audit tree's kept chunk roots (ca_log.c) against someone who writes the database under a running CA: entries
+ * inside the first kept chunk deleted and appended again with other content, the later ones (the entry the kept
+ * checkpoint names among them) left as they were. The CA must not sign over it from the roots it kept of the rows that
+ * were: it finds the chain no longer what checkpoint.note bound and refuses, one line. (Before, the warm cache still
+ * held the honest root: the check passed and a checkpoint mixing it with the rewritten rows was signed.) */
+START_TEST(audit_rows_rewritten_under_a_warm_cache)
+{
+    if (the_ca->cfg.db_url[0]) return; /* the attacker below writes the SQLite file */
+    enum { PAD = 1100 };               /* the chain past one kept chunk (1024 entries) */
+    static db_audit_entry pad[PAD];
+    for (size_t i = 0; i < PAD; i++) pad[i] = (db_audit_entry){"tester", "test.entry", "x", "ok", ""};
+    ck_assert_int_eq(db_audit_append_all(ca_db(the_ca), pad, PAD), CT_OK);
+    ck_assert_int_eq(ca_log_sth(the_ca, "tester", NULL), CT_OK); /* kept in checkpoint.note; the cache now warm */
+    long signed_before = count_rows("log_checkpoints");
+    ck_assert_int_eq(tu_sh("sqlite3 '%s' \"DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq BETWEEN 1001 AND "
+                           "1024; WITH RECURSIVE n(i) AS (SELECT 1001 UNION ALL SELECT i + 1 FROM n WHERE i < 1024) "
+                           "INSERT INTO audit (seq, ts, actor, action, subject, outcome, detail, prev_hash, hash) "
+                           "SELECT i, 0, 'cli', 'cert.unrevoke', 'x', 'ok', 'forged', zeroblob(32), randomblob(32) "
+                           "FROM n\"", the_ca->cfg.db_path), 0);
+    ck_assert_int_eq(ca_log_sth(the_ca, "tester", NULL), CT_ERR_UNAVAILABLE);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "entries have another root (an entry removed, replaced or edited"));
+    ck_assert_int_eq(count_rows("log_checkpoints"), signed_before);
+}
+END_TEST
+
 /* ---- issue 10: revocation is final, one serial one name, every certificate revocable ---- */
 
 /* Enrolls SERIAL (as the CSR's subject serial) through the station with a fresh key named KEY. */
@@ -1129,6 +1154,7 @@ int main(void)
     TCase *lg = ca_case("log", 120);
     tcase_add_test(lg, log_tree_heads_and_a_device_proof);
     tcase_add_test(lg, log_without_a_log_signer);
+    tcase_add_test(lg, audit_rows_rewritten_under_a_warm_cache);
     suite_add_tcase(s, lg);
     TCase *h10 = ca_case("issue10-records", 120);
     tcase_add_test(h10, revoked_serial_is_never_issued_again);
