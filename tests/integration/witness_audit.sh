@@ -53,4 +53,11 @@ check "... carries both checkpoints (their audit lines)" bash -c "[ \$(grep -c '
 check "... and no tree proof (its tree is no evidence of this fork)" grep -qx 'proof' "$EV"
 check "the officer reads the report as the audit chain's fork" \
   grep -q "the CA's audit chain forked" <<<"$(sql "$DB" "select reason from log_witness_reports where id = 1")"
+# The attacker deletes audit entry 3 under the serving CA (its triggers dropped): the audit tree's proof is refused,
+# naming the entry as the audit table numbers it (was: "log leaf 2 is missing", the issuance log's words).
+for t in audit_no_update audit_no_delete; do sqlite3 "$DB" "drop trigger $t"; done
+N=$(sql "$DB" "select count(*) from audit")
+sqlite3 "$DB" "delete from audit where seq = 3"
+check_eq "an audit proof over a gap is refused, naming the audit entry missing" "500 audit entry 3 is missing" \
+  "$(curl -s --max-time 20 "http://127.0.0.1:$HTTP_PORT/log/audit/proof/consistency?first=2&second=$((N - 1))")"
 finish
