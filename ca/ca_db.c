@@ -60,14 +60,31 @@ cleanup:
     return rc;
 }
 
+/* The kept password file opened in its folder (opened once), no link followed, and named as this process's open
+ * file (`open`): read by path, a link its folder's owner put in its place meanwhile would have root read another
+ * folder's password and send it to the URL root gave. *fd: open. */
+static ct_err kept_password_open(int secrets_fd, char open_name[PATH_MAX], int *fd)
+{
+    struct stat st;
+    *fd = openat(secrets_fd, KEPT_PASSWORD_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    CT_ENSURE_RET(*fd >= 0 && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode),
+                  ct_fail(CT_ERR_CONFIG, "cannot read %s as written (a link is not followed): %s", KEPT_PASSWORD_FILE,
+                          *fd < 0 ? strerror(errno) : "not a file"));
+    return ct_snprintf(open_name, PATH_MAX, "/proc/self/fd/%d", *fd);
+}
+
 ct_err ca_db_migrate_to(ca *c, const char *url, const char *password_file, int64_t *rows)
 {
     ct_err rc = CT_OK;
     ct_db *dst = NULL;
     char pw[PATH_MAX] = "", pw_open[PATH_MAX] = "";
-    int secrets_fd = -1;
+    int secrets_fd = -1, kept_fd = -1;
     CT_ENSURE(!ca_db_is_pg(&c->cfg), ct_fail(CT_ERR_USAGE, "%s keeps its records in PostgreSQL already", c->cfg.dir));
     if (password_file) CT_GUARD(password_file_keep(c, password_file, pw, pw_open, &secrets_fd));
+    if (secrets_fd >= 0) {
+        ct_failpoint_hold("migrate:password-kept"); /* tests: the folder's owner swaps it for a link meanwhile */
+        CT_GUARD(kept_password_open(secrets_fd, pw_open, &kept_fd));
+    }
     db_config cfg = {.backend = DB_BACKEND_POSTGRESQL, .url = url, .password_file = pw_open[0] ? pw_open : NULL,
                      .copy_target = true};
     CT_GUARD(db_open_config(&cfg, NULL, &dst));
@@ -81,6 +98,7 @@ cleanup:
     /* the folder stays on SQLite: the kept password goes, from the folder it was written in */
     if (rc != CT_OK && secrets_fd >= 0 && strcmp(pw, KEPT_PASSWORD_FILE) == 0)
         (void)unlinkat(secrets_fd, KEPT_PASSWORD_NAME, 0);
+    if (kept_fd >= 0) close(kept_fd);
     if (secrets_fd >= 0) close(secrets_fd);
     return rc;
 }

@@ -678,23 +678,31 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     atomic_fetch_sub(&in_flight, 1);
 }
 
-/* libmicrohttpd's own messages (a connection refused at a limit, a failed handshake) as log lines, at most one
- * a second with the count of those left out (and a last count at stop): a flood of connections must not flood
- * the log as well. */
+/* libmicrohttpd's own messages (a connection refused at a limit, a failed handshake) and the listener's (a limit,
+ * the reserve, the watchdog) as log lines, at most one a second of each kind with the count of its own left out
+ * (and a last count of each at stop): a flood of connections must not flood the log as well, and one kind's flood
+ * (the reserve's evictions) must not hide another's lines (a slow answer cut). */
+typedef enum { LOG_LIBRARY, LOG_PER_ADDRESS, LOG_RESERVE, LOG_LATE_REQUEST, LOG_LATE_ANSWER, LOG_KINDS } log_kind;
+static const char *const log_kind_names[LOG_KINDS] = {"library", "per_address", "reserve", "late_request",
+                                                      "late_answer"};
 static pthread_mutex_t library_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static int64_t library_log_last_ms;
-static long library_log_skipped;
+static struct {
+    int64_t last_ms;
+    long skipped;
+} library_log_kinds[LOG_KINDS];
 
-static void log_limited(const char *msg)
+static void log_limited(log_kind kind, const char *msg)
 {
     int64_t now = ct_now_ms();
     (void)pthread_mutex_lock(&library_log_mu);
-    bool quiet = now - library_log_last_ms < 1000;
-    long left_out = library_log_skipped;
-    library_log_skipped = quiet ? library_log_skipped + 1 : 0;
-    if (!quiet) library_log_last_ms = now;
+    bool quiet = now - library_log_kinds[kind].last_ms < 1000;
+    long left_out = library_log_kinds[kind].skipped;
+    library_log_kinds[kind].skipped = quiet ? left_out + 1 : 0;
+    if (!quiet) library_log_kinds[kind].last_ms = now;
     (void)pthread_mutex_unlock(&library_log_mu);
-    if (!quiet) ct_log(CT_LOG_WARN, "http_library", "msg=%s left_out=%ld", CT_LOGQ(msg), left_out);
+    if (!quiet)
+        ct_log(CT_LOG_WARN, "http_library", "msg=%s kind=%s left_out=%ld", CT_LOGQ(msg), log_kind_names[kind],
+               left_out);
 }
 
 static void library_log(void *cls, const char *fmt, va_list ap)
@@ -707,7 +715,7 @@ static void library_log(void *cls, const char *fmt, va_list ap)
 #pragma GCC diagnostic pop
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    log_limited(msg);
+    log_limited(LOG_LIBRARY, msg);
 }
 
 /* Shuts a connection down; its thread sees the end and closes it as usual (before its descriptor can be reused:
@@ -754,21 +762,25 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     if (room && l->counts.open >= l->counts.evict_from && (victim = reserve_victim(l))) conn_cut(victim);
     (void)pthread_mutex_unlock(&l->counts.mu);
     if (!room)
-        log_limited("Server reached connection limit of one client address (server.per_ip_connections). "
-                    "Closing inbound connection.");
+        log_limited(LOG_PER_ADDRESS, "Server reached connection limit of one client address "
+                                     "(server.per_ip_connections). Closing inbound connection.");
     if (victim)
-        log_limited("Listener past server.max_connections less server.reserved_connections: closing its oldest idle "
-                    "connection that is no station's or officer's.");
+        log_limited(LOG_RESERVE, "Listener past server.max_connections less server.reserved_connections: closing its "
+                                 "oldest idle connection that is no station's or officer's.");
     return room ? MHD_YES : MHD_NO;
 }
 
 static void library_log_flush(void)
 {
-    (void)pthread_mutex_lock(&library_log_mu);
-    long left_out = library_log_skipped;
-    library_log_skipped = 0;
-    (void)pthread_mutex_unlock(&library_log_mu);
-    if (left_out) ct_log(CT_LOG_WARN, "http_library", "msg=\"messages left out\" left_out=%ld", left_out);
+    for (size_t kind = 0; kind < LOG_KINDS; kind++) {
+        (void)pthread_mutex_lock(&library_log_mu);
+        long left_out = library_log_kinds[kind].skipped;
+        library_log_kinds[kind].skipped = 0;
+        (void)pthread_mutex_unlock(&library_log_mu);
+        if (left_out)
+            ct_log(CT_LOG_WARN, "http_library", "msg=\"messages left out\" kind=%s left_out=%ld",
+                   log_kind_names[kind], left_out);
+    }
 }
 
 /* ---- the request watchdog ---- */
@@ -799,10 +811,11 @@ static void watchdog_sweep(listener *l, int64_t now)
     }
     (void)pthread_mutex_unlock(&l->counts.mu);
     for (unsigned i = 0; i < requests; i++)
-        log_limited("A request did not arrive whole within server.request_timeout. Closing its connection.");
+        log_limited(LOG_LATE_REQUEST,
+                    "A request did not arrive whole within server.request_timeout. Closing its connection.");
     for (unsigned i = 0; i < answers; i++)
-        log_limited("An answer was not read within its time (server.request_timeout and a second per 16 KiB). "
-                    "Closing its connection.");
+        log_limited(LOG_LATE_ANSWER, "An answer was not read within its time (server.request_timeout and a second "
+                                     "per 16 KiB). Closing its connection.");
 }
 
 static void *watchdog_run(void *arg)

@@ -133,7 +133,8 @@ cleanup:
     return rc;
 }
 
-/* The evidence of an inconsistent log: the report (both signed checkpoints and the proof given) kept in
+/* The evidence of an inconsistent log: the report (both signed checkpoints and the proof given: the tree's, or when
+ * the audit chain is what forked, the audit tree's, the report saying so) kept in
  * W/evidence/report-<its hash>.txt (the same finding, the same file), then POSTed to the CA, which records it
  * after checking it against its own key and database. */
 static ct_err witness_report(witness *w, const ct_buf *state, const ct_buf *served, const ct_http_proof *proof)
@@ -141,7 +142,8 @@ static ct_err witness_report(witness *w, const ct_buf *state, const ct_buf *serv
     ct_err rc = CT_OK;
     ct_buf body = CT_BUF_INIT, answer = CT_BUF_INIT;
     ct_witness_report r = {.kept = state->data, .kept_len = state->len, .served = served->data,
-                           .served_len = served->len, .proof_n = proof->given ? proof->n : 0};
+                           .served_len = served->len, .proof_n = proof->given ? proof->n : 0,
+                           .audit = proof->audit};
     char why[256] = "", dir[CA_PATH_MAX], name[64], path[CA_PATH_MAX], hex[17];
     uint8_t hash[32];
     CT_GUARD(ct_strlcpy(why, sizeof why, ct_err_detail())); /* the inconsistency, before anything else fails */

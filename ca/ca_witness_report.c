@@ -4,7 +4,9 @@
  * database does not extend one of them (its audit entry or its tree is not there, or the newest checkpoint is not
  * consistent with it: a fork or a rollback, checked as `audit verify --checkpoint` does). Only then is it kept
  * (table log_witness_reports, audit event "log.witness_report") and flagged in the officer console; anything else
- * is a one-line 4xx refusal and nothing is recorded. And the witnesses' part of GET /officer/api/checkpoint. */
+ * is a one-line 4xx refusal and nothing is recorded. A fork of the audit chain the notes bind (not of the tree) is
+ * named as such: by the notes alone (one audit length, two hashes), or by the report ("fork audit") once this
+ * database confirmed a contradiction. And the witnesses' part of GET /officer/api/checkpoint. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,13 @@ ct_err ca_witness_report_answer(ca *c, const ca_http_request *rq, ca_http_answer
         CT_GUARD(ct_strlcpy(row.kind, sizeof row.kind, "fork")); /* the two notes alone prove it */
         CT_GUARD(ct_snprintf(row.reason, sizeof row.reason, "two signed trees of %llu leaves with different roots",
                              (unsigned long long)kept.size));
+    } else if (kept.has_audit && served.has_audit && kept.audit_entries == served.audit_entries &&
+               memcmp(kept.audit_hash, served.audit_hash, sizeof kept.audit_hash) != 0) {
+        /* The notes alone prove it too: one hash chain has one hash per length (a decision undone, another in its
+         * place). Named as the audit chain's fork, which the trees (maybe equal) do not show. */
+        CT_GUARD(ct_strlcpy(row.kind, sizeof row.kind, "fork"));
+        CT_GUARD(ct_snprintf(row.reason, sizeof row.reason, "the CA's audit chain forked: two signed checkpoints bind "
+                             "audit entry %llu to different hashes", (unsigned long long)kept.audit_entries));
     } else {
         /* Against this database, as audit verify --checkpoint: a tree or audit entry it signed is not here. */
         rc = db_extends(c, "kept", &kept, row.reason, sizeof row.reason);
@@ -87,6 +96,12 @@ ct_err ca_witness_report_answer(ca *c, const ca_http_request *rq, ca_http_answer
         if (rc == CT_ERR_BAD_REQUEST) rc = ct_fail_ctx(rc, "the report's checkpoints"); /* not camtrust checkpoints */
         CT_ENSURE(rc == CT_ERR_INTEGRITY, rc);
         rc = CT_OK;
+        if (r.audit) { /* the witness's finding (its proof the audit tree's), the contradiction this CA's own */
+            char found[sizeof row.reason];
+            memcpy(found, row.reason, sizeof found);
+            CT_GUARD(ct_snprintf(row.reason, sizeof row.reason, "the witness found the CA's audit chain forked: %.200s",
+                                 found));
+        }
     }
     CT_GUARD(reporter(c, &r, row.witness, sizeof row.witness));
     text = malloc(rq->body_len + 1);

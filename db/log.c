@@ -99,11 +99,19 @@ ct_err db_log_size(ct_db *db, uint64_t *size)
     return CT_OK;
 }
 
+/* How a gap's message names a row: a log leaf by its index, an audit entry by its seq (index + 1), as audit verify
+ * and the checkpoint checks name it. */
+typedef struct {
+    const char *what;
+    uint64_t first_number;
+} row_naming;
+static const row_naming k_log_leaf = {"log leaf", 0}, k_audit_entry = {"audit entry", 1};
+
 /* The rows of a leaf-range query (leaf_index first), [from, from + count) in order and without a gap, each to
  * `row_fn`; *n: how many there were. */
 typedef ct_err (*leaf_row_fn)(db_stmt *st, uint64_t index, void *arg);
-static ct_err leaf_range(ct_db *db, const char *sql, uint64_t from, uint64_t count, leaf_row_fn row_fn, void *arg,
-                         uint64_t *n)
+static ct_err leaf_range(ct_db *db, const char *sql, const row_naming *naming, uint64_t from, uint64_t count,
+                         leaf_row_fn row_fn, void *arg, uint64_t *n)
 {
     db_stmt *st = NULL;
     bool row = false;
@@ -112,7 +120,8 @@ static ct_err leaf_range(ct_db *db, const char *sql, uint64_t from, uint64_t cou
         CT_GUARD_RET(db_step(db, st, &row));
         if (!row) return CT_OK;
         CT_ENSURE_RET((uint64_t)db_col_int(st, 0) == from + *n,
-                      ct_fail(CT_ERR_INTEGRITY, "log leaf %llu is missing", (unsigned long long)(from + *n)));
+                      ct_fail(CT_ERR_INTEGRITY, "%s %llu is missing", naming->what,
+                              (unsigned long long)(from + *n + naming->first_number)));
         CT_GUARD_RET(row_fn(st, from + *n, arg));
     }
 }
@@ -142,8 +151,9 @@ static ct_err audit_leaf_row(db_stmt *st, uint64_t index, void *arg)
 static ct_err leaves_fn(ct_db *db, void *vctx)
 {
     struct leaves_ctx *c = vctx;
-    return c->audit ? leaf_range(db, k_audit_leaves_from, c->from, c->count, audit_leaf_row, c, &c->count)
-                    : leaf_range(db, k_leaves_from, c->from, c->count, hash_row, c, &c->count);
+    return c->audit ? leaf_range(db, k_audit_leaves_from, &k_audit_entry, c->from, c->count, audit_leaf_row, c,
+                                 &c->count)
+                    : leaf_range(db, k_leaves_from, &k_log_leaf, c->from, c->count, hash_row, c, &c->count);
 }
 
 ct_err db_log_leaves_from(ct_db *db, uint64_t from, ct_merkle_hash *out, uint64_t *count)
@@ -209,7 +219,7 @@ static ct_err entries_fn(ct_db *db, void *vctx)
 {
     struct entries_ctx *c = vctx;
     uint64_t n = 0;
-    CT_GUARD_RET(leaf_range(db, k_entries_from, c->from, c->count, entry_row, c, &n));
+    CT_GUARD_RET(leaf_range(db, k_entries_from, &k_log_leaf, c->from, c->count, entry_row, c, &n));
     CT_ENSURE_RET(n == c->count, ct_fail(CT_ERR_USAGE, "the log ends before leaf %llu", (unsigned long long)(c->from + c->count)));
     return CT_OK;
 }

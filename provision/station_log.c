@@ -245,8 +245,8 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
     if (a->has_audit && b->has_audit) {
         CT_ENSURE_MSG(!(a->audit_entries == b->audit_entries &&
                         memcmp(a->audit_hash, b->audit_hash, sizeof a->audit_hash) != 0),
-                      CT_ERR_INTEGRITY, "the CA's log forked: %s (size %llu) and %s (size %llu) bind other audit "
-                      "chains of %llu entries", a_path, as, b_path, bs, (unsigned long long)a->audit_entries);
+                      CT_ERR_INTEGRITY, "the CA's audit chain forked: %s (size %llu) and %s (size %llu) bind other "
+                      "audit chains of %llu entries", a_path, as, b_path, bs, (unsigned long long)a->audit_entries);
         CT_ENSURE_MSG(a->audit_entries <= b->audit_entries, CT_ERR_INTEGRITY,
                       "the CA's log forked: %s (size %llu) binds more audit entries than %s (size %llu)", a_path, as,
                       b_path, bs);

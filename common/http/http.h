@@ -64,6 +64,7 @@ typedef struct {
     ct_merkle_hash path[CT_MERKLE_MAX_PATH];
     size_t n;
     bool given; /* the CA answered a well-formed consistency proof */
+    bool audit; /* ct_http_log_extends refused the audit chain (not the tree): path is the audit tree's proof */
 } ct_http_proof;
 
 /* Whether the CA proves the tree of `a` a prefix of the tree of `b` (a->size <= b->size): *holds (same size: same
@@ -82,7 +83,7 @@ CT_MUST_CHECK ct_err ct_http_log_audit_consistent(ct_http_client *c, const ct_ch
  * in the reason)? ct_http_log_consistent, never smaller, nor fewer audit entries, one hash per audit length, and
  * the audit chain extending the kept one (ct_http_log_audit_consistent). CT_ERR_INTEGRITY with a one-line reason
  * when it does not ("the CA's log forked: ...", "the CA's audit chain forked: ..."); *proof (unless NULL): the
- * issuance log's proof the CA gave, if any. */
+ * proof the CA gave, if any, of the side refused: the issuance log's, or (proof->audit) the audit tree's. */
 CT_MUST_CHECK ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
                                          const ct_checkpoint *cur, ct_http_proof *proof);
 

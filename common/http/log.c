@@ -67,14 +67,31 @@ ct_err ct_http_log_consistent(ct_http_client *c, const ct_checkpoint *a, const c
     return consistent_at(c, "/log/proof/consistency", a->size, a->root, b->size, b->root, holds, proof ? proof : &none);
 }
 
-ct_err ct_http_log_audit_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds)
+static ct_err audit_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds,
+                               ct_http_proof *proof)
 {
-    ct_http_proof proof;
+    memset(proof, 0, sizeof *proof);
     *holds = !a->has_audit_root; /* signed before the audit tree: nothing to check a longer chain against */
     if (*holds) return CT_OK;
     if (!b->has_audit_root || b->audit_entries < a->audit_entries) return CT_OK;
     return consistent_at(c, "/log/audit/proof/consistency", a->audit_entries, a->audit_root, b->audit_entries,
-                         b->audit_root, holds, &proof);
+                         b->audit_root, holds, proof);
+}
+
+ct_err ct_http_log_audit_consistent(ct_http_client *c, const ct_checkpoint *a, const ct_checkpoint *b, bool *holds)
+{
+    ct_http_proof proof;
+    return audit_consistent(c, a, b, holds, &proof);
+}
+
+/* An audit chain refused: the evidence is its side's (the proof, if one, set by the caller), not the tree's. */
+static ct_err audit_refused(ct_http_proof *proof, ct_err why)
+{
+    if (proof) {
+        memset(proof, 0, sizeof *proof);
+        proof->audit = true;
+    }
+    return why;
 }
 
 ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_checkpoint *kept,
@@ -89,19 +106,21 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
     /* The CA's own checkpoints always bind its audit chain: one without, signed by whoever holds its token, would
      * leave nothing to compare the next one's chain with. */
     CT_ENSURE_RET(!kept->has_audit || cur->has_audit,
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit chain, the kept %s does",
-                          s, kept_name));
+                  audit_refused(proof, ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit "
+                                                                 "chain, the kept %s does", s, kept_name)));
     CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries < kept->audit_entries),
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept %s has %llu "
-                                            "(truncated or rolled back)",
-                          (unsigned long long)cur->audit_entries, kept_name, (unsigned long long)kept->audit_entries));
+                  audit_refused(proof, ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain shrank: %llu entries, the kept "
+                                                                 "%s has %llu (truncated or rolled back)",
+                                               (unsigned long long)cur->audit_entries, kept_name,
+                                               (unsigned long long)kept->audit_entries)));
     /* Entry N of a hash chain has one hash: two signed for one length are a chain put back and grown again (a
      * revocation undone, another decision in its place). A longer one: below. */
     CT_ENSURE_RET(!(kept->has_audit && cur->has_audit && cur->audit_entries == kept->audit_entries &&
                     memcmp(cur->audit_hash, kept->audit_hash, sizeof cur->audit_hash) != 0),
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its checkpoint binds entry %llu to another "
-                                            "hash than the kept %s (rolled back and grown again)",
-                          (unsigned long long)cur->audit_entries, kept_name));
+                  audit_refused(proof, ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its checkpoint binds "
+                                                                 "entry %llu to another hash than the kept %s (rolled "
+                                                                 "back and grown again)",
+                                               (unsigned long long)cur->audit_entries, kept_name)));
     CT_GUARD_RET(ct_http_log_consistent(c, kept, cur, &holds, proof));
     CT_ENSURE_RET(holds || cur->size != kept->size,
                   ct_fail(CT_ERR_INTEGRITY, "the CA's log forked: its checkpoint of size %llu has another root than the "
@@ -113,9 +132,14 @@ ct_err ct_http_log_extends(ct_http_client *c, const char *kept_name, const ct_ch
      * chain grown past the kept length, breaks it). A checkpoint signed before the audit tree binds no root: the
      * first one that does is kept, and checked from then on. */
     CT_ENSURE_RET(!kept->has_audit_root || cur->has_audit_root,
-                  ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit root, the kept %s does",
-                          s, kept_name));
-    CT_GUARD_RET(ct_http_log_audit_consistent(c, kept, cur, &holds));
+                  audit_refused(proof, ct_fail(CT_ERR_INTEGRITY, "the CA's checkpoint of size %llu binds no audit "
+                                                                 "root, the kept %s does", s, kept_name)));
+    ct_http_proof audit_proof;
+    CT_GUARD_RET(audit_consistent(c, kept, cur, &holds, &audit_proof));
+    if (!holds && proof) { /* the audit tree's proof the CA gave (if one): what a report carries */
+        *proof = audit_proof;
+        proof->audit = true;
+    }
     CT_ENSURE_RET(holds, ct_fail(CT_ERR_INTEGRITY, "the CA's audit chain forked: its %llu entries do not extend the %llu "
                                                    "of the kept %s (the CA proves no path between their roots: rolled "
                                                    "back and grown again)",

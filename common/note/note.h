@@ -126,6 +126,8 @@ CT_MUST_CHECK ct_err ct_cosig_witnessed(const uint8_t *note, size_t len, const c
  *   "kept " N "\n" and N bytes: the checkpoint the witness kept (as it kept it: with its cosignature)
  *   "served " N "\n" and N bytes: the checkpoint the log served after it, as served
  *   "proof" (" " base64 hash)* "\n": the consistency proof the log gave between them (none: sizes not kept < served)
+ *   optionally "fork audit\n": the contradiction is in the audit chain the notes bind (camtrust-audit, -audit-root),
+ *   not in the tree: the proof is then the audit tree's the log gave (none: the audit lengths alone show it)
  * Both notes must be signed by the log's key; the report then proves itself: nobody needs to trust the witness. */
 #define CT_WITNESS_REPORT_MAX 16384
 typedef struct {
@@ -133,6 +135,7 @@ typedef struct {
     size_t kept_len, served_len;
     ct_merkle_hash proof[CT_MERKLE_MAX_PATH];
     size_t proof_n;
+    bool audit; /* "fork audit": the audit chain's contradiction, its tree's proof */
 } ct_witness_report;
 /* The report's bytes (allocated); CT_ERR_TOO_LARGE over CT_WITNESS_REPORT_MAX. */
 CT_MUST_CHECK ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out);

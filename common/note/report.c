@@ -6,12 +6,13 @@
 #include "note_priv.h"
 
 static const char k_magic[] = "camtrust witness report v1\n";
+static const char k_audit_line[] = "fork audit\n";
 
 ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out)
 {
     CT_ENSURE_RET(r->kept_len > 0 && r->served_len > 0 && r->proof_n <= CT_MERKLE_MAX_PATH,
                   ct_fail(CT_ERR_ARG, "ct_witness_report_format: bad argument"));
-    size_t need = strlen(k_magic) + r->kept_len + r->served_len + 64 + r->proof_n * 45; /* at most */
+    size_t need = strlen(k_magic) + r->kept_len + r->served_len + 64 + r->proof_n * 45 + strlen(k_audit_line);
     CT_ENSURE_RET(r->kept_len + r->served_len <= CT_WITNESS_REPORT_MAX,
                   ct_fail(CT_ERR_TOO_LARGE, "the report would be over %d bytes", CT_WITNESS_REPORT_MAX));
     CT_GUARD_RET(ct_buf_alloc(out, need + 1));
@@ -25,6 +26,7 @@ ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out)
         CT_GUARD_RET(ct_base64_encode(r->proof[i], CT_MERKLE_HASH_LEN, false, out));
     }
     CT_GUARD_RET(ct_buf_append(out, "\n", 1));
+    if (r->audit) CT_GUARD_RET(ct_buf_append(out, k_audit_line, strlen(k_audit_line)));
     if (out->len <= CT_WITNESS_REPORT_MAX) return CT_OK;
     ct_buf_free(out);
     return ct_fail(CT_ERR_TOO_LARGE, "the report would be over %d bytes", CT_WITNESS_REPORT_MAX);
@@ -33,7 +35,8 @@ ct_err ct_witness_report_format(const ct_witness_report *r, ct_buf *out)
 static ct_err malformed(const char *why)
 {
     return ct_fail(CT_ERR_BAD_REQUEST, "not a witness report (%s): want \"camtrust witness report v1\", \"kept N\" and N "
-                                       "bytes, \"served N\" and N bytes, \"proof [base64 hash ...]\"", why);
+                                       "bytes, \"served N\" and N bytes, \"proof [base64 hash ...]\", [\"fork audit\"]",
+                   why);
 }
 
 /* "<word> <decimal>\n" at *p, then that many bytes. */
@@ -75,6 +78,9 @@ ct_err ct_witness_report_parse(const uint8_t *body, size_t len, ct_witness_repor
         r->proof_n++;
         p = e;
     }
-    CT_ENSURE_RET(p + 1 == end && *p == '\n', malformed("after the proof"));
+    CT_ENSURE_RET(p < end && *p == '\n', malformed("after the proof"));
+    p++;
+    r->audit = (size_t)(end - p) == strlen(k_audit_line) && memcmp(p, k_audit_line, strlen(k_audit_line)) == 0;
+    CT_ENSURE_RET(p == end || r->audit, malformed("after the proof"));
     return CT_OK;
 }

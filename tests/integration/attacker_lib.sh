@@ -351,7 +351,7 @@ older_copy_attacks() {
   # (which of the fork's signs is named first depends on how many audit entries the regrown CA has written by
   # then, its checkpoints' own included: more than A's checkpoint binds, as many, or fewer; each is a fork)
   fork_named() { # fork_named OUT A B: one line, the fork named with both checkpoints
-    [ "$(wc -l <<<"$1")" = 1 ] && grep -qE "^camtrust-station: the CA's log forked: $2 \(size 4\) (binds more audit entries than|and) $3 \(size 5\)" <<<"$1"
+    [ "$(wc -l <<<"$1")" = 1 ] && grep -qE "^camtrust-station: the CA's (log|audit chain) forked: $2 \(size 4\) (binds more audit entries than|and) $3 \(size 5\)" <<<"$1"
   }
   check_eq "the fork: station B compares with station A's checkpoint: exit 1" 1 "$rc"
   check "... one line naming both" fork_named "$out" "$WORK/A.note" "$WORK/stB/log/checkpoint.note"

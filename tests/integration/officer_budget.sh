@@ -5,7 +5,8 @@
 # refusals are counted (a bounded number of audit rows), not written one by one; other officers keep their own
 # budget; the longest officer name has one too (its key was cut short: a fresh slot each request, no budget at all);
 # a revocation is never budgeted (an officer whose script spent the budget can still revoke during an incident), but
-# one too large to read (past its 4,096 bytes or server.max_body, POST or PUT) is counted, naming the bound applied.
+# one too large to read (past its 4,096 bytes or server.max_body, POST or PUT) is counted, naming the bound applied,
+# as is one sent with another method than POST.
 # Usage: officer_budget.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -69,8 +70,18 @@ check_eq "20 revocations past 4,096 bytes: 413 each" 20 "$(revokes POST "$WORK/b
 check "... naming the bound applied" grep -q '"error":"request body larger than 4096 bytes"' "$WORK/revoke.body"
 check_eq "10 past server.max_body, and 10 PUT: 413 each" 20 \
   "$( (revokes POST "$WORK/huge.json" 10; revokes PUT "$WORK/huge.json" 10) | grep -c '^413$' || true)"
+# A looping script sending its revocations (of a normal size) with PUT or PATCH: no read, so no read budget, and each
+# "revoke takes POST" was an audit entry with its fsync. Counted now, as the other gates' refusals.
+printf '{"serial":"%s","reason":"keyCompromise"}' "$(cert_serial CAM0002)" >"$WORK/small.json"
+check_eq "20 revocations by PUT and PATCH: 405 each" 20 \
+  "$( (revokes PUT "$WORK/small.json" 10; revokes PATCH "$WORK/small.json" 10) | grep -c '^405$' || true)"
+check "... saying revoke takes POST" grep -q '"error":"revoke takes POST"' "$WORK/revoke.body"
 check_eq "... none written at once" "$before" "$(bob_entries)"
 cleanup_server # the counted refusals are written at stop
+check_eq "bob's 20 by another method are one counted officer.revoke entry" "1|20" "$(sql "$DB" "select count(*) || '|' ||
+  coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit where actor='officer:bob'
+  and action='officer.revoke' and detail like '% refused from %: revoke takes POST'")"
+check_eq "... and the certificate is not revoked" valid "$(sql "$DB" "select status from certificates where device_serial='CAM0002'")"
 check_eq "bob's 40 are one counted officer.body entry" "1|40" "$(sql "$DB" "select count(*) || '|' ||
   coalesce(sum(cast(substr(detail, 1, instr(detail, ' ') - 1) as integer)), 0) from audit where actor='officer:bob'
   and action='officer.body' and detail like '% refused from %: request body larger than 4096 bytes'")"

@@ -5,8 +5,8 @@
 # backup's file (and its temporary, and SQLite's journal beside it) written into a folder of that user. Each is now
 # given to the folder's owner when root makes it (O_EXCL, in the folder opened once, no link followed), as
 # serving.lock is (serving_lock_owner.sh). The config db migrate-to rewrites: db_pg.sh. And no link the folder's
-# owner plants is followed (a `secrets` link at db migrate-to, a restore's stage or a backup's temporary swapped
-# for one). Runs as root with setpriv (else skipped).
+# owner plants is followed (a `secrets` link at db migrate-to, or its kept db.password swapped for one before root
+# reads it back, a restore's stage or a backup's temporary swapped for one). Runs as root with setpriv (else skipped).
 # Usage: root_files_owner.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -45,6 +45,21 @@ rc=0; out=$("$WORK/as-owner" restore --dir "$CA" --from "$BACKUPS/copy.db" 2>&1)
 check_eq "the folder's owner restores after it (exit $rc: $(tail -1 <<<"$out"))" 0 "$rc"
 check_eq "... the killed restore's stage removed" "" "$(ls -a "$CA" | grep '^\.restore-' || true)"
 check "the folder's owner serves the restored CA" serves_as_owner
+# held_swap POINT MADE SWAP CMD...: CMD run as root, held at its failpoint POINT until MADE (a path, %PID% its pid)
+# exists, then SWAP (a shell line, %PID% too) run as the folder's owner, then CMD released; sets rc (CMD's exit).
+held_swap() {
+  local point=$1 made=$2 swap=$3 pid
+  shift 3
+  rm -f "$WORK/release"
+  CAMTRUST_FAILPOINT=$point CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$@" >"$WORK/held.out" 2>&1 &
+  pid=$!
+  made=${made//%PID%/$pid}
+  for _ in $(seq 300); do [ -e "$made" ] && break; sleep 0.1; done
+  check "$point: held with $(basename "$made") made" test -e "$made"
+  setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c "${swap//%PID%/$pid}"
+  touch "$WORK/release"
+  rc=0; wait "$pid" || rc=$?
+}
 # ---- db migrate-to run as root, the password from a pipe kept in the folder's secrets/: a `secrets` the folder's
 # owner made a link to another folder (here root's, holding a file of that name) must not be followed. It was: root
 # replaced that folder's db.password with the password, then (the copy failing: no database there) removed it. ----
@@ -65,24 +80,62 @@ check "... the refusal names the link ($(grep -m1 secrets <<<"$out"))" grep -q "
 rm "$CA/secrets"
 mv "$CA/pins" "$CA/secrets"
 sed -i 's|^hsm.pin_file = .*|hsm.pin_file = secrets/user.pin|' "$CA/camtrust-ca.conf"
+# ---- ... and its kept secrets/db.password, swapped by the folder's owner for a link to another folder's password
+# after root wrote it and before root read it back by path to connect: root read the other password and sent it to
+# the URL root gave. The URL's server here is the attacker's listener (loopback), which asks for the password in
+# clear text and keeps what it gets. ----
+# pg_listener OUT: a PostgreSQL server's first words on a loopback port (in $WORK/pg.port): no TLS, the password
+# in clear text, which it writes to OUT; one connection, at most 60 s.
+pg_listener() {
+  rm -f "$WORK/pg.port" "$1"
+  python3 - "$WORK/pg.port" "$1" <<'PY' &
+import socket, struct, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(1)
+s.settimeout(60)
+open(sys.argv[1], "w").write("%d\n" % s.getsockname()[1])
+c, _ = s.accept()
+c.settimeout(20)
+def exact(n):
+    b = b""
+    while len(b) < n:
+        more = c.recv(n - len(b))
+        if not more:
+            sys.exit(0)
+        b += more
+    return b
+while True:  # the startup message, after any TLS or GSS request (refused: "N")
+    body = exact(struct.unpack("!I", exact(4))[0] - 4)
+    if struct.unpack("!I", body[:4])[0] in (80877103, 80877104):
+        c.sendall(b"N")
+        continue
+    break
+c.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword
+exact(1)
+open(sys.argv[2], "w").write(exact(struct.unpack("!I", exact(4))[0] - 4).rstrip(b"\0").decode())
+PY
+  BG_PIDS+=($!)
+  for _ in $(seq 100); do [ -s "$WORK/pg.port" ] && break; sleep 0.1; done
+}
+pg_listener "$WORK/sent"
+"$ROOT_BIN" db migrate-to --dir "$CA" --url "host=127.0.0.1 port=$(cat "$WORK/pg.port") dbname=none connect_timeout=5" \
+  --password-file <(echo pipe-password) >/dev/null 2>&1 || true
+check_eq "db migrate-to run as root sends the password given to the URL's server" "pipe-password" "$(cat "$WORK/sent" 2>&1)"
+check "... and keeps none after failing" test ! -e "$CA/secrets/db.password"
+pg_listener "$WORK/sent"
+held_swap migrate:password-kept "$CA/secrets/db.password" \
+  "rm -f '$CA/secrets/db.password' && ln -s '$VICTIM/db.password' '$CA/secrets/db.password'" \
+  "$ROOT_BIN" db migrate-to --dir "$CA" --url "host=127.0.0.1 port=$(cat "$WORK/pg.port") dbname=none connect_timeout=5" \
+  --password-file <(echo pipe-password)
+check "a kept password swapped for a link to another folder's is refused (exit $rc)" test "$rc" != 0
+check "... that folder's password not sent ($(cat "$WORK/sent" 2>&1))" test ! -e "$WORK/sent"
+check "... the refusal names the link ($(grep -m1 db.password "$WORK/held.out"))" grep -q "db.password.*link" "$WORK/held.out"
+check_eq "... and the file it names is untouched" "another service's password" "$(cat "$VICTIM/db.password" 2>&1)"
+rm -f "$CA/secrets/db.password"
 # ---- a restore run as root whose stage (the folder's owner's) its owner swaps for a link to another folder, after
 # root made it and before the copy goes in: root must not make the copy in the folder the link names. It did (a file
 # of root's there, left when the rename out of it failed: another file system here). ----
-# held_swap POINT MADE SWAP CMD...: CMD run as root, held at its failpoint POINT until MADE (a path, %PID% its pid)
-# exists, then SWAP (a shell line, %PID% too) run as the folder's owner, then CMD released; sets rc (CMD's exit).
-held_swap() {
-  local point=$1 made=$2 swap=$3 pid
-  shift 3
-  rm -f "$WORK/release"
-  CAMTRUST_FAILPOINT=$point CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$@" >"$WORK/held.out" 2>&1 &
-  pid=$!
-  made=${made//%PID%/$pid}
-  for _ in $(seq 300); do [ -e "$made" ] && break; sleep 0.1; done
-  check "$point: held with $(basename "$made") made" test -e "$made"
-  setpriv --reuid="$OWNER" --regid="$OWNER" --clear-groups -- sh -c "${swap//%PID%/$pid}"
-  touch "$WORK/release"
-  rc=0; wait "$pid" || rc=$?
-}
 SHM_VICTIM=$(mktemp -d /dev/shm/camtrust-victim.XXXXXX)
 chmod 700 "$SHM_VICTIM"
 held_swap restore:stage-made "$CA/.restore-%PID%" \

@@ -9,6 +9,7 @@
 # arrives whole. (3) A request whose body arrives whole just as the watchdog cuts it at server.request_timeout is
 # cut and not acted on (a failpoint holds the watchdog there). (1b) As (1), the flood's handshakes done with a camera's
 # certificate (it chains to the CA, but is no station's or officer's): a station still gets in (was: refused).
+# (4) As (1) while a slow reader of (2) is cut: the cut is logged (was: hidden by the evictions' lines, one limit).
 # Usage: server_flood_reserve.sh PATH/TO/camtrust-ca (CAMTRUST_TEST_LOAD: the enrollment load generator)
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -150,5 +151,29 @@ check "its connection was cut (no answer)" bash -c "! grep -q '^status HTTP' '$W
 check_eq "... and its request not acted on: no certificate for CAM0002" 0 \
   "$(sql "$CA/camtrust.db" "select count(*) from certificates where device_serial='CAM0002'")"
 check_eq "the station then enrolls CAM0002" 200 "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7" "${STATION[@]}")"
+
+# ---- (4) a slow answer cut during a flood the reserve evicts: the log limiter was one for every kind, so the
+# eviction lines (many a second) hid the watchdog's line; each kind has its own now.
+cleanup_server
+sed -i -e 's/^server.max_connections = .*/server.max_connections = 16/' \
+  -e 's/^server.per_ip_connections = .*/server.per_ip_connections = 4/' \
+  -e 's/^server.idle_timeout = .*/server.idle_timeout = 60/' "$CONF"
+WITH_HTTP=1 start_ca "$CA"
+python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7 4 \
+  "$WORK/stop_hold4" "$WORK/hold4.out" &
+HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
+for _ in $(seq 1 400); do grep -q 'closing its oldest idle connection' "$WORK/server.log" && break; sleep 0.05; done
+check "a flood the reserve evicts from" grep -q 'closing its oldest idle connection' "$WORK/server.log"
+python3 "$CLIENTS" slowread "127.0.0.1:$HTTP_PORT" /log/tile/entries/000 512 0.5 60 "$WORK/slow4.out"
+check_eq "meanwhile a slow reader is cut off" "ended closed" "$(grep '^ended' "$WORK/slow4.out")"
+check "the flood went on meanwhile" kill -0 "$HOLD_PID"
+touch "$WORK/stop_hold4"
+rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
+check_eq "the flooding client ended within its bounds" 0 "$rc"
+check "... and the server said why, its line not hidden by the evictions'" \
+  grep -q 'An answer was not read within its time' "$WORK/server.log"
+cleanup_server
+check "the evictions left out are counted as theirs at stop" \
+  grep -q 'msg="messages left out" kind=reserve left_out=[1-9]' "$WORK/server.log"
 [ "$failed" = 0 ] || tail -20 "$WORK/server.log"
 finish

@@ -5,7 +5,8 @@
 # revokes another certificate in its place (one decision for one), and serves: the same tree, an audit chain as
 # long as the one w1 kept, another hash for its entry N. Both checkpoints carry the CA's signature, so they prove the
 # chain was rolled back and grown again: w1 refuses to cosign, keeps the evidence, reports it, and the CA records
-# the report. (A station's log check refuses it too: the same check, common/http.)
+# the report, each naming the audit chain's fork (the evidence carried the tree's proof, as if the tree had forked).
+# (A station's log check refuses it too: the same check, common/http.)
 # Usage: witness_audit.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/witness_lib.sh"
@@ -42,7 +43,21 @@ check_eq "... of the same tree, binding as many audit entries as w1 kept, with a
   "$(sed -n 2,3p "$WORK/served.note" | tr '\n' ' ')$(audit_entries "$WORK/served.note") $(
     [ "$(grep '^camtrust-audit ' "$WORK/served.note")" != "$(grep '^camtrust-audit ' "$W1/state.note")" ] && echo different)"
 refused_once "the regrown chain" "the CA's audit chain forked: its checkpoint binds entry $KEPT_N to another hash than the kept .*state.note (rolled back and grown again)"
-check "... and the CA records its report (a fork: both checkpoints carry its signature)" \
-  grep -q 'event=witness_reported answer="recorded witness report 1: fork: this database does not extend the kept checkpoint' \
+check "... and the CA records its report (a fork: both checkpoints carry its signature), naming the audit chain's" \
+  grep -q "event=witness_reported answer=\"recorded witness report 1: fork: the CA's audit chain forked: two signed checkpoints bind audit entry $KEPT_N to different hashes" \
   "$WORK/w.log"
+# The evidence w1 keeps says what forked (it carried the tree's proof, which holds, as if the tree had).
+EV=$(ls "$W1"/evidence/report-*.txt 2>/dev/null | head -1)
+check "w1's evidence names the audit chain's fork (last line \"fork audit\")" bash -c "[ -n '$EV' ] && [ \"\$(tail -1 '$EV')\" = 'fork audit' ]"
+check "... carries both checkpoints (their audit lines)" bash -c "[ \$(grep -c '^camtrust-audit ' '$EV') = 2 ]"
+check "... and no tree proof (its tree is no evidence of this fork)" grep -qx 'proof' "$EV"
+check "the officer reads the report as the audit chain's fork" \
+  grep -q "the CA's audit chain forked" <<<"$(sql "$DB" "select reason from log_witness_reports where id = 1")"
+# The attacker deletes audit entry 3 under the serving CA (its triggers dropped): the audit tree's proof is refused,
+# naming the entry as the audit table numbers it (was: "log leaf 2 is missing", the issuance log's words).
+for t in audit_no_update audit_no_delete; do sqlite3 "$DB" "drop trigger $t"; done
+N=$(sql "$DB" "select count(*) from audit")
+sqlite3 "$DB" "delete from audit where seq = 3"
+check_eq "an audit proof over a gap is refused, naming the audit entry missing" "500 audit entry 3 is missing" \
+  "$(curl -s --max-time 20 "http://127.0.0.1:$HTTP_PORT/log/audit/proof/consistency?first=2&second=$((N - 1))")"
 finish

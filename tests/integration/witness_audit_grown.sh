@@ -100,7 +100,11 @@ check_eq "the revocations are undone" "0" "$(sql "$DB" "select count(*) from cer
 check "the CA signs a checkpoint over a chain longer than the one w1 kept" served_until binds_more "$KEPT_N"
 check "... and a larger tree" test "$(sed -n 2p "$WORK/served.note")" -gt "$(sed -n 2p "$W1/state.note")"
 refused_once "the regrown chain" "the CA's audit chain forked: its [0-9]* entries do not extend the $KEPT_N of the kept .*state.note (the CA proves no path between their roots: rolled back and grown again)"
-check "... and the CA records its report" grep -q 'event=witness_reported answer="recorded witness report 1: fork: ' "$WORK/w.log"
+check "... and the CA records its report, naming the audit chain's fork" \
+  grep -q "event=witness_reported answer=\"recorded witness report 1: fork: the witness found the CA's audit chain forked: this database does not extend" "$WORK/w.log"
+EV=$(ls "$W1"/evidence/report-*.txt 2>/dev/null | head -1)
+check "w1's evidence names the audit chain's fork (last line \"fork audit\"), with both checkpoints" \
+  bash -c "[ -n '$EV' ] && [ \"\$(tail -1 '$EV')\" = 'fork audit' ] && [ \$(grep -c '^camtrust-audit-root ' '$EV') = 2 ]"
 cp "$ST/log/checkpoint.note" "$WORK/station.before"
 rc=0; out=$(log_check 2>&1) || rc=$?
 check_eq "line2's log check refuses the regrown chain (exit 1)" 1 "$rc"

@@ -246,6 +246,7 @@ START_TEST(test_log_compare_offline)
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "root.note (size 5) have other roots"));
     signed_note("audit.note", 5, 1, 7, 2);
     ck_assert_int_eq(compare("audit.note"), CT_ERR_INTEGRITY);
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "the CA's audit chain forked: ")); /* named as such, not the tree */
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "bind other audit chains of 7 entries"));
     signed_note("fewer.note", 6, 1, 6, 1); /* a larger tree over a shorter audit chain */
     ck_assert_int_eq(compare("fewer.note"), CT_ERR_INTEGRITY);
