@@ -256,6 +256,7 @@ START_TEST(test_log_compare_offline)
     signed_note("larger.note", 8, 3, 9, 3);
     ck_assert_int_eq(compare("larger.note"), CT_ERR_USAGE); /* only the CA's proof can tell */
     ck_assert_ptr_nonnull(strstr(ct_err_detail(), "give --ca URL"));
+    ck_assert_ptr_nonnull(strstr(ct_err_detail(), "(size 5, 7 audit entries) and "));
     /* another log's note, another origin, a note by no one the station knows */
     ck_assert_int_eq(tu_sh("cp '%s/other-origin.note' '%s/wrong-key-id.note' '%s/..'", NOTE_VECTORS, NOTE_VECTORS, sdir), 0);
     ck_assert_int_eq(compare("other-origin.note"), CT_ERR_INTEGRITY);
