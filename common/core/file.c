@@ -137,7 +137,11 @@ bool ct_file_exists(const char *path)
 static int remove_at(int at, const char *name, unsigned depth)
 {
     if (unlinkat(at, name, 0) == 0 || errno == ENOENT) return 0;
-    if ((errno != EISDIR && errno != EPERM) || depth > 64) return -1;
+    if (errno != EISDIR && errno != EPERM) return -1;
+    if (depth > 64) { /* a tree planted deeper than any of ours: refused, saying why (not EISDIR's "Is a directory") */
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? 0 : -1;
     DIR *d = fdopendir(fd);
