@@ -817,6 +817,27 @@ START_TEST(test_stale_stage_too_deep)
 }
 END_TEST
 
+/* A dead process's stage holding a file that may not be removed (immutable: chattr +i, as root): the sweep's line
+ * gives that reason (before: "Not a directory", from opening the file as a folder after the removal failed). */
+START_TEST(test_stale_stage_file_refused)
+{
+    const char *dir = tu_tmpdir("core-immutable");
+    char stage[600], file[700];
+    join(stage, sizeof stage, dir, "x.init-999999999");
+    join(file, sizeof file, stage, "pinned");
+    ck_assert_int_eq(mkdir(stage, 0700), 0);
+    write_file(file, "x", 1);
+    if (tu_sh("chattr +i '%s' 2>/dev/null", file) != 0) return; /* not root, or a file system without the flag */
+    ct_err rc = ct_stale_remove(dir, "x", ".init-");
+    const char *detail = ct_err_detail();
+    ck_assert_int_eq(tu_sh("chattr -i '%s'", file), 0);
+    ck_assert_int_eq(rc, CT_ERR_IO);
+    char want[700];
+    ck_assert_int_eq(ct_snprintf(want, sizeof want, "cannot remove %s: Operation not permitted", stage), CT_OK);
+    ck_assert_str_eq(detail, want);
+}
+END_TEST
+
 /* A stage a kill cut short, named with the pid the recovering process now has (a container's process is always
  * PID 1): it is not a live writer's, it is finished; and a whole stage is never discarded. */
 START_TEST(test_dir_recover_own_pid)
@@ -1309,6 +1330,7 @@ static Suite *core_suite(void)
     tcase_add_test(t, test_file_read);
     tcase_add_test(t, test_dir_recover_own_pid);
     tcase_add_test(t, test_stale_stage_too_deep);
+    tcase_add_test(t, test_stale_stage_file_refused);
     tcase_add_test(t, test_log_line);
     suite_add_tcase(s, t);
 
