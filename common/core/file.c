@@ -137,8 +137,14 @@ bool ct_file_exists(const char *path)
 static int remove_at(int at, const char *name, unsigned depth)
 {
     if (unlinkat(at, name, 0) == 0 || errno == ENOENT) return 0;
-    if ((errno != EISDIR && errno != EPERM) || depth > 64) return -1;
+    int refused = errno; /* EPERM: a folder (POSIX), or a file that may not go (immutable, another's in a sticky one) */
+    if (refused != EISDIR && refused != EPERM) return -1;
+    if (depth > 64) { /* a tree planted deeper than any of ours: refused, saying why (not EISDIR's "Is a directory") */
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOTDIR) errno = refused; /* not a folder: the failed removal's reason is the one */
     if (fd < 0) return errno == ENOENT ? 0 : -1;
     DIR *d = fdopendir(fd);
     if (!d) {

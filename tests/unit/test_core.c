@@ -786,6 +786,58 @@ START_TEST(test_file_write_atomic_stale_temp)
 }
 END_TEST
 
+/* A dead process's stage the folder's owner planted thousands of folders deep (a root restore sweeps it): the
+ * sweep stops at its depth bound with one line that says why (before: "Is a directory"), every folder it opened
+ * closed, and nothing outside the stage touched. */
+START_TEST(test_stale_stage_too_deep)
+{
+    const char *dir = tu_tmpdir("core-deep");
+    char stage[600], keep[600];
+    join(stage, sizeof stage, dir, "x.init-999999999"); /* past any pid_max: no such process */
+    join(keep, sizeof keep, dir, "keep");
+    write_file(keep, "kept", 4);
+    ck_assert_int_eq(mkdir(stage, 0700), 0);
+    int fd = open(stage, O_RDONLY | O_DIRECTORY);
+    for (int i = 0; i < 3000; i++) { /* mkdirat: the path would pass PATH_MAX */
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(mkdirat(fd, "a", 0700), 0);
+        int next = openat(fd, "a", O_RDONLY | O_DIRECTORY);
+        close(fd);
+        fd = next;
+    }
+    close(fd);
+    int open_before = count_entries("/proc/self/fd");
+    ck_assert_int_eq(ct_stale_remove(dir, "x", ".init-"), CT_ERR_IO);
+    char want[700];
+    ck_assert_int_eq(ct_snprintf(want, sizeof want, "cannot remove %s: File name too long", stage), CT_OK);
+    ck_assert_str_eq(ct_err_detail(), want);
+    ck_assert_int_eq(count_entries("/proc/self/fd"), open_before);
+    ck_assert_int_eq(access(keep, F_OK), 0);
+    ck_assert_int_eq(tu_sh("rm -rf '%s'", dir), 0);
+}
+END_TEST
+
+/* A dead process's stage holding a file that may not be removed (immutable: chattr +i, as root): the sweep's line
+ * gives that reason (before: "Not a directory", from opening the file as a folder after the removal failed). */
+START_TEST(test_stale_stage_file_refused)
+{
+    const char *dir = tu_tmpdir("core-immutable");
+    char stage[600], file[700];
+    join(stage, sizeof stage, dir, "x.init-999999999");
+    join(file, sizeof file, stage, "pinned");
+    ck_assert_int_eq(mkdir(stage, 0700), 0);
+    write_file(file, "x", 1);
+    if (tu_sh("chattr +i '%s' 2>/dev/null", file) != 0) return; /* not root, or a file system without the flag */
+    ct_err rc = ct_stale_remove(dir, "x", ".init-");
+    const char *detail = ct_err_detail();
+    ck_assert_int_eq(tu_sh("chattr -i '%s'", file), 0);
+    ck_assert_int_eq(rc, CT_ERR_IO);
+    char want[700];
+    ck_assert_int_eq(ct_snprintf(want, sizeof want, "cannot remove %s: Operation not permitted", stage), CT_OK);
+    ck_assert_str_eq(detail, want);
+}
+END_TEST
+
 /* A stage a kill cut short, named with the pid the recovering process now has (a container's process is always
  * PID 1): it is not a live writer's, it is finished; and a whole stage is never discarded. */
 START_TEST(test_dir_recover_own_pid)
@@ -1277,6 +1329,8 @@ static Suite *core_suite(void)
     tcase_add_test(t, test_file_write_atomic_stale_temp);
     tcase_add_test(t, test_file_read);
     tcase_add_test(t, test_dir_recover_own_pid);
+    tcase_add_test(t, test_stale_stage_too_deep);
+    tcase_add_test(t, test_stale_stage_file_refused);
     tcase_add_test(t, test_log_line);
     suite_add_tcase(s, t);
 
