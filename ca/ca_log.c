@@ -28,7 +28,9 @@
 
 /* A chunk cache with the last leaf hash its chunk roots were computed from: rows rolled back or rewritten under a
  * running node (an older copy put back, rows deleted and appended again) must not leave kept roots of the rows that
- * were, mixed into what the node signs and proves from the rows that are. */
+ * were, mixed into what the node signs and proves from the rows that are. Only that edge is read again: rows edited
+ * in place inside a kept chunk, its last one left alone, keep the honest root (what the node signs stays the
+ * history it had; the edited rows' MACs fail `audit verify` and the next start). */
 typedef struct {
     ct_merkle_cache tree;
     ct_merkle_hash edge; /* leaf n_roots * chunk - 1, as read when its chunk's root was computed */
