@@ -255,8 +255,9 @@ ct_err station_log_compare(const char *dir, const char *other_path, const char *
     bool audit_proof = a->has_audit_root && b->has_audit_root && a->audit_entries > 0 &&
                        a->audit_entries != b->audit_entries;
     if ((as != bs && as > 0) || audit_proof) {
-        CT_ENSURE_MSG(ca_url, CT_ERR_USAGE, "%s (size %llu, %llu audit entries) and %s (size %llu, %llu): only the "
-                      "CA's consistency proofs can compare them (give --ca URL)", a_path, as,
+        /* The advice first: a detail past its bound is cut at the end, and the paths can be long. */
+        CT_ENSURE_MSG(ca_url, CT_ERR_USAGE, "give --ca URL: only the CA's consistency proofs can compare %s (size %llu, "
+                      "%llu audit entries) and %s (size %llu, %llu)", a_path, as,
                       (unsigned long long)a->audit_entries, b_path, bs, (unsigned long long)b->audit_entries);
         CT_GUARD(station_connect(dir, ca_url, timeout_ms, &st, &c));
     }
