@@ -382,7 +382,8 @@ static int handshake_finished(gnutls_session_t session, unsigned htype, unsigned
     unsigned n = 0;
     const gnutls_datum_t *peers = gnutls_certificate_get_peers(session, &n);
     bool trusted = peers && n && peer_trusted(session);
-    bool kept = trusted && kept_by_reserve(l->c, &peers[0]);
+    /* Only the reserve reads `kept`: with none (server.reserved_connections = 0) its two lookups would be wasted. */
+    bool kept = trusted && l->counts.evict_from != UINT_MAX && kept_by_reserve(l->c, &peers[0]);
     int fd = gnutls_transport_get_int(session);
     int64_t now = ct_now_ms();
     conn_ctx *found = NULL;
@@ -405,7 +406,8 @@ static void client_certificate(listener *l, struct MHD_Connection *conn, ca_http
     conn_ctx *cc = conn_of(conn);
     int64_t now = ct_now_ms();
     if (!peers || n == 0) {
-        if (cc) conn_checked(l, cc, now, false, false);
+        /* (recorded so by the handshake hook already, as a rule: no lock taken again on each request) */
+        if (cc && (!cc->checked || cc->trusted)) conn_checked(l, cc, now, false, false);
         return;
     }
     bool trusted;
