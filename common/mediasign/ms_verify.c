@@ -276,15 +276,17 @@ static void ps_describe(const ms_verifier *v, int slot, char *d, size_t max);
 
 static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned type)
 {
+    ms_psets *p = &v->cur.ps;
     bool pps = type == 8 || type == 34; /* as ms_psets_param */
-    if (!v->cur.ps.open) v->ps_run++;
-    if (!v->cur.ps.open || (v->cur.ps.after_pps && !pps)) {
+    bool new_run = !p->open, new_group = new_run || (p->after_pps && !pps);
+    CT_GUARD_RET(ms_psets_param(p, nal, len, type)); /* p->run[1]: the unit's hash, trailing zeros left out */
+    if (new_run) v->ps_run++;
+    if (new_group) {
         v->ps_group++;
         memset(v->group_run[0], 0, MS_HASH_LEN);
     }
     int slot = cenc_param_slot(v->codec, nal, len);
-    while (len > 0 && nal[len - 1] == 0) len--; /* as ms_psets_param */
-    CT_GUARD_RET(ct_sha256(nal, len, v->group_run[1]));
+    memcpy(v->group_run[1], p->run[1], MS_HASH_LEN);
     CT_GUARD_RET(ct_sha256(v->group_run, sizeof v->group_run, v->group_run[0]));
     if (slot < 0) return CT_OK; /* no id to be named by: the run's digest still covers it */
     ps_entry *e = &v->ps[slot];
@@ -313,10 +315,18 @@ static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned t
 static ct_err ps_picture(ms_verifier *v, bool start, bool closes)
 {
     ps_cover *c = &v->cover;
+    if (!start && !closes) return CT_OK;
     if (closes) {
+        v->ps_closed = v->ps_run;
         v->closed_ok = true;
-        for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
-            if (v->ps[i].run == v->ps_run && v->ps[i].group != v->ps_group) v->closed_ok = false;
+    }
+    /* The sets of the run in effect: bound to this GOP; one of an earlier group of a closing run spoils closed_ok. */
+    for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
+        if (v->ps[i].run && v->ps[i].run == v->ps_closed) {
+            v->ps[i].binder = v->gop_seq;
+            if (closes && v->ps[i].group != v->ps_group) v->closed_ok = false;
+        }
+    if (closes) {
         memcpy(c->last_groups[1], v->group_run[0], MS_HASH_LEN);
         if (!start) {
             c->last_groups_ok = c->last_groups_ok && v->closed_ok;
@@ -332,10 +342,6 @@ static ct_err ps_picture(ms_verifier *v, bool start, bool closes)
         memcpy(c->last_groups[1], effect, MS_HASH_LEN);
         c->last_groups_ok = v->closed_ok;
     }
-    if (!start && !closes) return CT_OK;
-    if (closes) v->ps_closed = v->ps_run;
-    for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
-        if (v->ps[i].run && v->ps[i].run == v->ps_closed) v->ps[i].binder = v->gop_seq;
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++) {
         ps_entry *e = &v->ps[i];
         if (!e->run || e->binder == v->gop_seq || e->verified) continue;
@@ -811,8 +817,7 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
         v->gop_seq++;
         break;
     case MS_ROLE_PARAM:
-        CT_GUARD_RET(ps_note(v, nal, len, info.type));
-        return ms_psets_param(&v->cur.ps, nal, len, info.type);
+        return ps_note(v, nal, len, info.type); /* and the run's digest (ms_psets_param) */
     case MS_ROLE_PICTURE:
     case MS_ROLE_UNHASHED:
         if (!v->cur.started) {
