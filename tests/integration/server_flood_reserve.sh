@@ -41,7 +41,11 @@ python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,12
 HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
 for _ in $(seq 1 400); do grep -q '^held' "$WORK/hold.out" 2>/dev/null && break; sleep 0.05; done
 held=$(sed -n 's/^held //p' "$WORK/hold.out")
-check "6 addresses hold at least the listener's 16 less its reserve of 4 (held ${held:-?})" test "${held:-0}" -ge 12
+# (the server counts a connection from its arrival, the client once its handshake ended and until it sees it closed:
+# with new connections arriving all the time, one of the 12 may be in its handshake whenever the client counts (CI
+# saw 11), or one just closed not seen yet (13))
+check "6 addresses fill the listener to its 16 less its reserve of 4, give or take one (held ${held:-?})" \
+  test "${held:-0}" -ge 11
 # station_cacerts: the station's GET of cacerts, tried 5 times a second apart (each at most 10 s); its last status.
 station_cacerts() {
   local code=000
@@ -86,11 +90,15 @@ python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,12
 HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
 for _ in $(seq 1 400); do grep -q '^held' "$WORK/hold_cam.out" 2>/dev/null && break; sleep 0.05; done
 held=$(sed -n 's/^held //p' "$WORK/hold_cam.out")
-check "6 addresses with a camera's certificate hold at least 12 connections (held ${held:-?})" test "${held:-0}" -ge 12
+check "6 addresses with a camera's certificate fill it as far, give or take one (held ${held:-?})" \
+  test "${held:-0}" -ge 11
 check_eq "meanwhile a station is answered (a camera's connection closed to make room)" 200 "$(station_cacerts)"
 touch "$WORK/stop_hold_cam"
 rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
 check_eq "the camera's flooding client ended within its bounds" 0 "$rc"
+closed=$(sed -n 's/^closed //p' "$WORK/hold_cam.out")
+check "... the server closed its connections after their handshake to keep the reserve (${closed:-?})" \
+  test "${closed:-0}" -ge 1
 
 # ---- (2) a large answer read slowly ----
 # 256 certificates (the load generator: fresh keys, keep-alive connections) fill the log's first entry bundle.
