@@ -16,6 +16,14 @@ bool ca_media_type_is(const char *content_type, const char *want)
     return next == '\0' || next == ';' || next == ' ';
 }
 
+/* Random, so that it tells nobody how many there were; the clock's milliseconds if getrandom fails. */
+static void name_incident(char out[CA_INCIDENT_MAX])
+{
+    uint64_t id;
+    if (ct_random((uint8_t *)&id, sizeof id) != CT_OK) id = (uint64_t)ct_now_ms();
+    if (ct_snprintf(out, CA_INCIDENT_MAX, "%016llx", (unsigned long long)id) != CT_OK) out[0] = '\0';
+}
+
 ct_err ca_http_error(ca_http_answer *ans, ct_err e)
 {
     ct_buf_free(&ans->body);
@@ -25,10 +33,20 @@ ct_err ca_http_error(ca_http_answer *ans, ct_err e)
     const char *detail = ct_err_detail();
     if (ct_snprintf(ans->reason, sizeof ans->reason, "%s", *detail ? detail : ct_err_message(e)) != CT_OK)
         ans->reason[0] = '\0';
-    if (ct_buf_alloc(&ans->body, sizeof ans->reason + 64) == CT_OK &&
-        ct_buf_appendf(&ans->body, "%d %s\n", ans->status, ans->reason) != CT_OK)
+    ans->incident[0] = '\0';
+    if (ans->status == 500) name_incident(ans->incident); /* after the detail is kept: it may fail with its own */
+    char said[sizeof ans->reason];
+    if (ca_http_error_said(ans, e, said, sizeof said) != CT_OK) said[0] = '\0';
+    if (ct_buf_alloc(&ans->body, sizeof said + 64) == CT_OK &&
+        ct_buf_appendf(&ans->body, "%d %s\n", ans->status, said) != CT_OK)
         ans->body.len = 0;
     return e;
+}
+
+ct_err ca_http_error_said(const ca_http_answer *ans, ct_err e, char *out, size_t max)
+{
+    if (ans->status != 500) return ct_strlcpy(out, max, ans->reason);
+    return ct_snprintf(out, max, "%s: incident %s in the CA's log", ct_err_message(e), ans->incident);
 }
 
 void ca_http_answer_free(ca_http_answer *ans) { ct_buf_free(&ans->body); }

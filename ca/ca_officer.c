@@ -256,15 +256,17 @@ static ct_err answer_json(ca_http_answer *ans, ct_buf *body, const char *reason)
     return ct_strlcpy(ans->reason, sizeof ans->reason, reason);
 }
 
-/* An API refusal: the status, and {"status": N, "error": "reason"}. */
+/* An API refusal: the status, and {"status": N, "error": "reason"} (a 500's: its message and incident). */
 static ct_err api_error(ca_http_answer *ans, ct_err e)
 {
     ca_http_error(ans, e);
     ct_buf_free(&ans->body);
     ans->content_type = JSON_TYPE;
-    if (ct_buf_alloc(&ans->body, sizeof ans->reason * 6 + 64) != CT_OK ||
+    char said[sizeof ans->reason];
+    if (ca_http_error_said(ans, e, said, sizeof said) != CT_OK ||
+        ct_buf_alloc(&ans->body, sizeof said * 6 + 64) != CT_OK ||
         ct_buf_appendf(&ans->body, "{\"status\":%d,\"error\":", ans->status) != CT_OK ||
-        ct_json_string(&ans->body, ans->reason) != CT_OK || ct_buf_append(&ans->body, "}\n", 2) != CT_OK)
+        ct_json_string(&ans->body, said) != CT_OK || ct_buf_append(&ans->body, "}\n", 2) != CT_OK)
         ans->body.len = 0;
     return e;
 }

@@ -230,12 +230,14 @@ CT_MUST_CHECK ct_err ca_refusals_start(ca *c);
 void ca_refusals_stop(ca *c);
 
 /* ---- HTTP (ca_http.c): what every route shares; libmicrohttpd itself stays in ca_server.c ---- */
+#define CA_INCIDENT_MAX 17 /* 16 hex digits */
 typedef struct {
     int status;
     const char *content_type;
     ct_buf body;
     char actor[CA_ACTOR_MAX];
-    char reason[256];
+    char reason[256];               /* for the server's log: a 500's too, which its client is not told (below) */
+    char incident[CA_INCIDENT_MAX]; /* a 500's: its answer and its log line name it; "" for other answers */
     const char *cache_control; /* a Cache-Control header, or NULL for none */
     const char *content_encoding; /* a Content-Encoding header ("gzip"), or NULL for none */
     bool vary_encoding;           /* the body depends on Accept-Encoding: "Vary: Accept-Encoding" */
@@ -282,8 +284,13 @@ uint64_t ca_fnv1a(const uint8_t *p, size_t n);
 /* A budget of `per_minute` requests, as many at once, kept as the time its bucket is full again (GCRA; 0: full):
  * takes one and says true, or says false and leaves it as it was. */
 bool ca_bucket_take(int64_t *full_at_us, long per_minute);
-/* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
+/* Fills `ans` with the error's status and a one-line text reason; returns `e`. The reason (ct_err_detail) is what a
+ * client must fix for a 4xx, and advice for a 503 (retry when, ask which node); a 500's would tell anyone the CA's
+ * insides (SQLite's or PostgreSQL's text, a PKCS#11 code, the CA folder's paths): its client gets the error table's
+ * message and an incident, and ans->reason (the server's log line, ca_server.c) keeps the detail under it. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
+/* The one line a client is told of the error `e` that ca_http_error put in `ans` (the officer API sends it as JSON). */
+CT_MUST_CHECK ct_err ca_http_error_said(const ca_http_answer *ans, ct_err e, char *out, size_t max);
 /* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread: a thread that verifies a signature calls this
  * first, and the cache is freed when the thread ends (ca_server.c). */
 void ca_thread_crypto_cache_track(void);

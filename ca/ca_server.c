@@ -603,11 +603,12 @@ static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const c
         if (r == MHD_YES) answer_queued(l, conn, ans.body.len);
     }
     /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. The address
-     * names a client that no certificate does (counted refusals are audited per address, ca_refusals.c). */
-    ct_log(ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request",
-           "method=%s path=%s status=%d client=%s result=%s ms=%.2f addr=%s", CT_LOGQ(method), CT_LOGQ(url),
+     * names a client that no certificate does (counted refusals are audited per address, ca_refusals.c). A 500's
+     * reason is told here only, under the incident its client was given. */
+    ct_log(*ans.incident ? CT_LOG_ERROR : ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request",
+           "method=%s path=%s status=%d client=%s result=%s ms=%.2f addr=%s%s%s", CT_LOGQ(method), CT_LOGQ(url),
            ans.status, CT_LOGQ(*ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")), CT_LOGQ(ans.reason),
-           ms_since(&rctx->start), CT_LOGQ(*source ? source : "local"));
+           ms_since(&rctx->start), CT_LOGQ(*source ? source : "local"), *ans.incident ? " incident=" : "", ans.incident);
     ca_http_answer_free(&ans);
     return r;
 }

@@ -92,6 +92,14 @@ make_csr() {
   base64 "$out.der" >"$out.b64"
 }
 
+# incident_of FILE STATUS MESSAGE: the incident a 500's body "STATUS MESSAGE: incident ID in the CA's log" names
+# (MESSAGE a sed regex; nothing when the body is another). incident_line ID: the server's log line naming it, waited
+# for (up to 10 s: the server logs an answer once it is sent).
+incident_of() { sed -n "s/^$2 $3: incident \([0-9a-f]\{16\}\) in the CA's log\$/\1/p" "$1"; }
+incident_line() {
+  for _ in $(seq 1 100); do grep "incident=${1:-none}\$" "$WORK/server.log" && return 0; sleep 0.1; done
+}
+
 # on_sqlite: the CA under test keeps its records in SQLite (not CAMTRUST_TEST_DB=postgresql): for the checks of the
 # file itself (its mode, an edit with the sqlite3 CLI).
 on_sqlite() { [ "${CAMTRUST_TEST_DB:-sqlite}" != postgresql ]; }

@@ -58,6 +58,10 @@ check "the officer reads the report as the audit chain's fork" \
 for t in audit_no_update audit_no_delete; do sqlite3 "$DB" "drop trigger $t"; done
 N=$(sql "$DB" "select count(*) from audit")
 sqlite3 "$DB" "delete from audit where seq = 3"
-check_eq "an audit proof over a gap is refused, naming the audit entry missing" "500 audit entry 3 is missing" \
-  "$(curl -s --max-time 20 "http://127.0.0.1:$HTTP_PORT/log/audit/proof/consistency?first=2&second=$((N - 1))")"
+# (A 500: anyone is told the table's message and an incident, the server's log names the entry under it.)
+curl -s -o "$WORK/gap" --max-time 20 "http://127.0.0.1:$HTTP_PORT/log/audit/proof/consistency?first=2&second=$((N - 1))" || true
+INC=$(incident_of "$WORK/gap" 500 "integrity check failed")
+check "an audit proof over a gap is refused: 500 and an incident ($(cat "$WORK/gap"))" test -n "$INC"
+check "... the server's log names the audit entry missing under it" \
+  grep -q 'status=500 .*result="audit entry 3 is missing"' <<<"$(incident_line "$INC")"
 finish
