@@ -44,6 +44,7 @@ typedef struct {
     uint64_t group;  /* the group it came in, from 1 */
     uint64_t binder; /* the last GOP (from 1) whose digest covers that run; 0: none yet */
     bool verified;   /* a GOP whose digest covers it verified */
+    uint64_t replaced; /* in its run: the group (from 1) of its first set that another one replaced; 0: none */
     uint64_t frame;  /* sent before this picture */
     uint8_t hash[MS_HASH_LEN];
     bool in_entry;   /* the MP4 sample entry's (avcC/hvcC) had one in this slot: entry_hash */
@@ -64,6 +65,11 @@ typedef struct {
      * ms_psets; and whether the last groups held every set of their runs in effect (else it covers too little) */
     uint8_t last_groups[2][MS_HASH_LEN];
     bool last_groups_ok;
+    /* a slot (-1: none) given two different sets in one of those runs, the first outside its last group, which that
+     * digest leaves out: a decoder takes both in turn (ffmpeg drops the PPSs of a replaced SPS); sent before
+     * twice_frame. An encoder never sends that (one set per id before a picture), a falsifier's added group does. */
+    int twice;
+    uint64_t twice_frame;
 } ps_cover;
 
 typedef struct {
@@ -107,6 +113,7 @@ struct ms_verifier {
     uint64_t ps_group;            /* the group being read */
     uint8_t group_run[2][MS_HASH_LEN]; /* the last group's R, the unit being added (ps_cover's last_groups) */
     bool closed_ok;               /* the last run closed had every set of it in effect in its last group */
+    int closed_twice;             /* ... and a slot it gave two sets, the first outside its last group (ps_cover's) */
     uint64_t gop_seq, judged_seq; /* GOPs read and judged */
     bool ps_ok[2 * RING];         /* by GOP: its digest verified (the last RING judged) */
     ps_cover cover;               /* the current GOP's */
@@ -170,7 +177,7 @@ ct_err ms_verifier_open(const ms_verify_config *cfg, media_codec codec, time_t f
     CT_GUARD(info_alloc(&v->scratch));
     v->sum.codec = codec;
     v->sum.recorded_at = fallback_time;
-    v->entry_differs = v->cover.uncovered = -1;
+    v->entry_differs = v->cover.uncovered = v->cover.twice = v->closed_twice = -1;
     CT_GUARD(ct_strlcpy(v->sum.time_source, sizeof v->sum.time_source, time_source));
     CT_GUARD(ct_strlcpy(v->sum.chain, sizeof v->sum.chain, "no certificate chain in the clip"));
     CT_GUARD(ct_strlcpy(v->sum.revocation, sizeof v->sum.revocation, "not checked (no CRL given)"));
@@ -290,6 +297,8 @@ static ct_err ps_note(ms_verifier *v, const uint8_t *nal, size_t len, unsigned t
     CT_GUARD_RET(ct_sha256(v->group_run, sizeof v->group_run, v->group_run[0]));
     if (slot < 0) return CT_OK; /* no id to be named by: the run's digest still covers it */
     ps_entry *e = &v->ps[slot];
+    if (e->run != v->ps_run) e->replaced = 0;
+    else if (!e->replaced && memcmp(e->hash, v->group_run[1], MS_HASH_LEN) != 0) e->replaced = e->group;
     memcpy(e->hash, v->group_run[1], MS_HASH_LEN);
     e->run = v->ps_run;
     e->group = v->ps_group;
@@ -319,12 +328,16 @@ static ct_err ps_picture(ms_verifier *v, bool start, bool closes)
     if (closes) {
         v->ps_closed = v->ps_run;
         v->closed_ok = true;
+        v->closed_twice = -1;
     }
-    /* The sets of the run in effect: bound to this GOP; one of an earlier group of a closing run spoils closed_ok. */
+    /* The sets of the run in effect: bound to this GOP; one of an earlier group of a closing run spoils closed_ok; one
+     * that replaced another set of its slot, sent in an earlier group, is closed_twice. */
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++)
         if (v->ps[i].run && v->ps[i].run == v->ps_closed) {
             v->ps[i].binder = v->gop_seq;
             if (closes && v->ps[i].group != v->ps_group) v->closed_ok = false;
+            if (closes && v->ps[i].replaced && v->ps[i].replaced != v->ps_group && v->closed_twice < 0)
+                v->closed_twice = (int)i;
         }
     if (closes) {
         memcpy(c->last_groups[1], v->group_run[0], MS_HASH_LEN);
@@ -341,6 +354,11 @@ static ct_err ps_picture(ms_verifier *v, bool start, bool closes)
         memcpy(c->last_groups[0], effect, MS_HASH_LEN);
         memcpy(c->last_groups[1], effect, MS_HASH_LEN);
         c->last_groups_ok = v->closed_ok;
+        c->twice = -1;
+    }
+    if (c->twice < 0 && v->closed_twice >= 0) { /* the run closing, or at the I-frame the one in effect */
+        c->twice = v->closed_twice;
+        c->twice_frame = v->ps[c->twice].frame;
     }
     for (size_t i = 0; i < CENC_PARAM_SLOTS; i++) {
         ps_entry *e = &v->ps[i];
@@ -391,14 +409,20 @@ static bool ps_covered(const ms_verifier *v, const gop_rec *g, int *slot, uint64
     return *slot < 0;
 }
 
-/* Whether the parameter sets the GOP's pictures are decoded with are the signed ones: by the digest, or, for a
- * recording made before it (TLV version 1), by the one camtrust signed then where that covers every set in effect as
- * well. Never for a later recording: groups before the last one of a run, which its digest covers, could be added. */
+/* For a recording made before the digest (TLV version 1): whether the one camtrust signed then matches and covers
+ * every set in effect. Never for a later recording: groups before the last one of a run, which its digest covers,
+ * could be added. */
+static bool ps_last_groups(const gop_rec *g)
+{
+    return g->s.psets_last_groups && g->cover.last_groups_ok &&
+           memcmp(g->cover.last_groups[0], g->s.psets, MS_HASH_LEN) == 0;
+}
+
+/* Whether the parameter sets the GOP's pictures are decoded with are the signed ones: by the digest, or by the one
+ * signed before where no group left out of it gave a slot another set than its last group does (ps_cover's twice). */
 static bool ps_signed(const gop_rec *g)
 {
-    return memcmp(g->psets, g->s.psets, MS_HASH_LEN) == 0 ||
-           (g->s.psets_last_groups && g->cover.last_groups_ok &&
-            memcmp(g->cover.last_groups[0], g->s.psets, MS_HASH_LEN) == 0);
+    return memcmp(g->psets, g->s.psets, MS_HASH_LEN) == 0 || (ps_last_groups(g) && g->cover.twice < 0);
 }
 
 /* A GOP judged: the sets its digest covers are trusted when it verified. */
@@ -538,6 +562,13 @@ static void emit_head(ms_verifier *v, bool at_end)
                            g->extension ? " (H.264 auxiliary pictures, SVC/MVC layers or 3D-AVC views, types 19-21: "
                                           "a player that decodes them shows them)"
                                         : "");
+            } else if (r.status == MS_AUTHENTIC && g->s.has_psets && !ps_signed(g) && ps_last_groups(g)) {
+                char set[32];
+                ps_describe(v, g->cover.twice, set, sizeof set);
+                r.status = MS_ALTERED;
+                set_detail(r.detail, sizeof r.detail, "%s sent twice with different contents before frame %llu: its "
+                           "version-1 signature (recorded before: the last group of parameter sets only) covers one, a "
+                           "player may decode with the other", set, (unsigned long long)g->cover.twice_frame);
             } else if (r.status == MS_AUTHENTIC && g->s.has_psets && !ps_signed(g)) {
                 static const uint8_t none[MS_HASH_LEN];
                 r.status = MS_ALTERED;

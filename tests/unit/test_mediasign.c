@@ -224,6 +224,196 @@ START_TEST(parameter_set_digest)
 }
 END_TEST
 
+/* ---- recordings signed before digest version 2: the parameter-set TLV of version 1, the last group of a run ---- */
+
+static void put_nal(ct_buf *out, const uint8_t *nal, size_t len)
+{
+    static const uint8_t start_code[4] = {0, 0, 0, 1};
+    ck_assert_int_eq(ct_buf_append(out, start_code, sizeof start_code), CT_OK);
+    ck_assert_int_eq(ct_buf_append(out, nal, len), CT_OK);
+}
+
+/* One SEI as the signer makes it (d NULL: the certificate SEI), signed by the media-signing key in the token. */
+static void put_signed_sei(ct_buf *out, const ms_signer_config *cfg, const ms_gop_doc *d)
+{
+    ct_buf doc = CT_BUF_INIT, sei = CT_BUF_INIT;
+    uint8_t digest[MS_HASH_LEN], sig[MS_SIG_MAX + 16];
+    size_t sig_len = sizeof sig;
+    ck_assert_int_eq(ct_buf_alloc(&doc, MS_MAX_SEI), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(&sei, MS_MAX_SEI + MS_MAX_SEI / 2), CT_OK);
+    ck_assert_int_eq(ms_sei_begin(MEDIA_H264, false, d, cfg, &doc), CT_OK);
+    ck_assert_int_eq(ct_sha256(doc.data, doc.len, digest), CT_OK);
+    ck_assert_int_eq(hsm_key_sign_digest(media_key, digest, sizeof digest, sig, &sig_len), CT_OK);
+    ck_assert_int_eq(ms_sei_end(&doc, sig, sig_len, &sei), CT_OK);
+    put_nal(out, sei.data, sei.len);
+    ct_buf_free(&doc);
+    ct_buf_free(&sei);
+}
+
+/* Signs an H.264 Annex B stream as the camera's signer does (ms_signer_push; each GOP's SEI before the next I-frame,
+ * the last one's after the end), with the parameter-set TLV of version `version`. Its digest is ms_psets's: for runs
+ * of one group or of copies of one, which the camera sends, the last group's, the one version 1 signed. */
+static void sign_with_version(const ct_buf *in, uint8_t version, ct_buf *out)
+{
+    ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust",
+                            false};
+    ms_gop g;
+    uint8_t prev[MS_HASH_LEN];
+    uint32_t counter = 1;
+    int64_t t = ms_time_from_unix(time(NULL), 0);
+    size_t pos = 0, len, skipped;
+    const uint8_t *nal;
+    media_nal_info info;
+    ck_assert_int_eq(ct_buf_alloc(out, 2 * in->len + 4 * MS_MAX_SEI), CT_OK);
+    ck_assert_int_eq(ms_gop_init(&g), CT_OK);
+    g.ps.tlv[3] = version;
+    put_signed_sei(out, &cfg, NULL);
+    for (bool more = true; more;) {
+        more = media_annexb_next(in->data, in->len, &pos, &nal, &len, &skipped) == CT_OK;
+        ms_role role = more ? ms_nal_role(MEDIA_H264, nal, len, &info) : MS_ROLE_GOP_START;
+        if (role == MS_ROLE_GOP_START && g.started) {
+            ms_gop_doc d = {&g, t, counter, counter > 1 ? prev : NULL, g.ps.tlv};
+            put_signed_sei(out, &cfg, &d);
+            memcpy(prev, g.anchor, MS_HASH_LEN);
+            counter++;
+        }
+        if (!more) break;
+        if (role == MS_ROLE_PARAM) ck_assert_int_eq(ms_psets_param(&g.ps, nal, len, info.type), CT_OK);
+        if (role == MS_ROLE_GOP_START || (role == MS_ROLE_PICTURE && g.started))
+            ck_assert_int_eq(ms_gop_add(&g, nal, len, role == MS_ROLE_GOP_START), CT_OK);
+        put_nal(out, nal, len);
+    }
+    ck_assert_uint_eq(counter, 3); /* two GOPs */
+    ms_gop_free(&g);
+}
+
+typedef enum { EDIT_NONE, EDIT_PICTURE, EDIT_GROUP } stream_edit;
+
+/* What a falsifier does to a signed stream: EDIT_PICTURE changes one byte of the 10th P-frame; EDIT_GROUP puts a
+ * group of `sps` and the PPS before GOP 2's own SPS and PPS (the run's last group stays the signed one). */
+static void edit_stream(const ct_buf *in, stream_edit edit, const uint8_t *sps, size_t sps_len, const char *name)
+{
+    ct_buf out = CT_BUF_INIT;
+    size_t pos = 0, len, skipped, sps_seen = 0, p_seen = 0, pps_len = 0;
+    const uint8_t *nal, *pps = NULL;
+    ck_assert_int_eq(ct_buf_alloc(&out, in->len + 4096), CT_OK);
+    while (media_annexb_next(in->data, in->len, &pos, &nal, &len, &skipped) == CT_OK) {
+        unsigned type = nal[0] & 0x1f;
+        if (type == 7 && ++sps_seen == 2 && edit == EDIT_GROUP) {
+            ck_assert_ptr_nonnull(pps);
+            put_nal(&out, sps, sps_len);
+            put_nal(&out, pps, pps_len);
+        }
+        if (type == 8) pps = nal, pps_len = len;
+        if (type == 1 && ++p_seen == 10 && edit == EDIT_PICTURE) {
+            size_t at = out.len + 4 + len / 2;
+            put_nal(&out, nal, len);
+            while (out.data[at] < 0x10 || out.data[at] >= 0x80) at++; /* flipped to 0x90-0xff: no start code */
+            out.data[at] ^= 0x80;
+            continue;
+        }
+        put_nal(&out, nal, len);
+    }
+    ck_assert_uint_eq(sps_seen, 2); /* an SPS before each I-frame, as the camera's encoder sends */
+    ck_assert_int_eq(ct_file_write_atomic(path(name), out.data, out.len, 0644), CT_OK);
+    ct_buf_free(&out);
+}
+
+typedef struct {
+    size_t n;
+    ms_status status[4];
+    char detail[4][256];
+} gop_reports;
+
+static void keep_report(const ms_gop_report *g, void *arg)
+{
+    gop_reports *r = arg;
+    if (r->n == 4) return;
+    r->status[r->n] = g->status;
+    snprintf(r->detail[r->n], sizeof r->detail[0], "%s", g->detail);
+    r->n++;
+}
+
+static ms_summary verify_reports(const char *name, gop_reports *r)
+{
+    ms_verify_config cfg = {.root_der = root_der.data, .root_len = root_der.len};
+    ms_summary s;
+    memset(r, 0, sizeof *r);
+    ct_err rc = ms_verify_file(path(name), &cfg, keep_report, r, &s);
+    ck_assert_msg(rc == CT_OK, "verify %s: %s %s", name, ct_err_name(rc), ct_err_detail());
+    return s;
+}
+
+/* The verifier keeps the rule of recordings signed before (digest version 1: the last group of parameter sets before
+ * each picture): an honest one verifies, a changed picture does not, and a group of another SPS of the same id put
+ * before a run's own is refused (version 1 does not cover it, and a decoder takes it: the old code said AUTHENTIC),
+ * while a repeated group (an MP4 sample entry's, then the same in band) is no change. A recording since (version 2)
+ * covers every group: the same group is altered by its digest. */
+START_TEST(parameter_sets_version_1)
+{
+    ct_buf plain = CT_BUF_INIT, cropped = CT_BUF_INIT, v1 = CT_BUF_INIT, v2 = CT_BUF_INIT;
+    gop_reports r;
+    clip("a.h264", "-f h264");
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
+                           path("a.h264"), path("crop.h264")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &plain), CT_OK);
+    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, &cropped), CT_OK);
+    const uint8_t *nal, *sps = NULL, *crop_sps = NULL;
+    size_t pos = 0, len, skipped, sps_len = 0, crop_len = 0;
+    while (!sps && media_annexb_next(plain.data, plain.len, &pos, &nal, &len, &skipped) == CT_OK)
+        if ((nal[0] & 0x1f) == 7) sps = nal, sps_len = len;
+    pos = 0;
+    while (!crop_sps && media_annexb_next(cropped.data, cropped.len, &pos, &nal, &len, &skipped) == CT_OK)
+        if ((nal[0] & 0x1f) == 7) crop_sps = nal, crop_len = len;
+    ck_assert(sps && crop_sps && (crop_len != sps_len || memcmp(crop_sps, sps, sps_len) != 0));
+    ck_assert_uint_eq(crop_sps[3], sps[3]); /* the same profile and level: only the cropping differs (SPS id 0) */
+
+    sign_with_version(&plain, 1, &v1);
+    edit_stream(&v1, EDIT_NONE, NULL, 0, "v1.h264");
+    ms_summary s = verify_reports("v1.h264", &r);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+    ck_assert_uint_eq(s.gops, 2);
+    ck_assert_uint_eq(s.sei_count, 3);
+
+    edit_stream(&v1, EDIT_GROUP, sps, sps_len, "v1-repeat.h264");
+    s = verify_reports("v1-repeat.h264", &r);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+
+    edit_stream(&v1, EDIT_PICTURE, NULL, 0, "v1-picture.h264");
+    s = verify_reports("v1-picture.h264", &r);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(s.count[MS_ALTERED], 1);
+    ck_assert_uint_eq(r.status[0], MS_ALTERED);
+    ck_assert_uint_eq(r.status[1], MS_AUTHENTIC);
+    ck_assert_msg(strstr(r.detail[0], "picture NAL unit(s) differ from what was signed"), "%s", r.detail[0]);
+
+    edit_stream(&v1, EDIT_GROUP, crop_sps, crop_len, "v1-group.h264");
+    s = verify_reports("v1-group.h264", &r);
+    ck_assert_msg(!s.authentic, "a cropping SPS of id 0 added before GOP 2's own passed");
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_uint_eq(r.status[0], MS_AUTHENTIC);
+    ck_assert_uint_eq(r.status[1], MS_ALTERED);
+    ck_assert_str_eq(r.detail[1], "SPS id 0 sent twice with different contents before frame 30: its version-1 "
+                                  "signature (recorded before: the last group of parameter sets only) covers one, a "
+                                  "player may decode with the other");
+
+    sign_with_version(&plain, 2, &v2);
+    edit_stream(&v2, EDIT_NONE, NULL, 0, "v2.h264");
+    ck_assert(verify_reports("v2.h264", &r).authentic);
+    edit_stream(&v2, EDIT_GROUP, crop_sps, crop_len, "v2-group.h264");
+    s = verify_reports("v2-group.h264", &r);
+    ck_assert(!s.authentic);
+    ck_assert_uint_eq(r.status[1], MS_ALTERED);
+    ck_assert_msg(strstr(r.detail[1], "differ from those signed"), "%s", r.detail[1]);
+
+    ct_buf_free(&plain);
+    ct_buf_free(&cropped);
+    ct_buf_free(&v1);
+    ct_buf_free(&v2);
+}
+END_TEST
+
 START_TEST(other_root_and_expiry)
 {
     clip("a.h264", "-f h264");
@@ -525,6 +715,7 @@ int main(void)
     tcase_add_test(tc, sign_verify_annexb_and_mp4);
     tcase_add_test(tc, parameter_sets_signed);
     tcase_add_test(tc, parameter_set_digest);
+    tcase_add_test(tc, parameter_sets_version_1);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
