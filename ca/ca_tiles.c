@@ -49,7 +49,8 @@ void ca_tiles_close(ca *c)
 
 /* The kept hashes under hash tile t (in the log: ct_tile_in_tree) made current as the rows now are, under the
  * lock: level 1 is cache.base's chunk roots, checked at their edge; every level above is computed from those and
- * dropped with them. Level 0 keeps nothing (it reads its leaves each time). */
+ * dropped with them. Level 0 keeps nothing (it reads its leaves each time). Only the edge is read: a row edited in
+ * place below it keeps the honest hashes above, and the level-0 tile read from the rows disagrees with them. */
 static ct_err tiles_current(ca_tiles *tiles, const ct_tile *t)
 {
     if (t->level == 0 || t->level >= 8) return CT_OK; /* level 8 and up: beyond any log, ct_tile_hashes refuses */
