@@ -34,6 +34,7 @@
 typedef struct {
     ct_merkle_cache tree;
     ct_merkle_hash edge; /* leaf n_roots * chunk - 1, as read when its chunk's root was computed */
+    const char *name;    /* in the line that says the kept roots were dropped */
 } checked_cache;
 
 struct ca_proofs {
@@ -56,6 +57,8 @@ ct_err ca_proofs_open(ca *c)
         free(p);
         return ct_fail(CT_ERR_INTERNAL, "cannot create the proof cache lock");
     }
+    p->cache.name = "log";
+    p->audit.name = "audit";
     ct_err rc = ct_merkle_cache_init(&p->cache.tree, PROOF_CHUNK, fetch_leaves, c);
     if (rc == CT_OK) {
         rc = ct_merkle_cache_init(&p->audit.tree, PROOF_CHUNK, db_log_audit_fetch, c->db);
@@ -80,24 +83,32 @@ void ca_proofs_close(ca *c)
     c->proofs = NULL;
 }
 
-/* `cc` made to hold the roots of the complete chunks of the first n leaves as the rows now are, under the caches'
- * lock: one leaf read per use (the kept edge read again; on any difference every kept root is dropped and computed
- * again from the rows), and the edge of any chunk added noted from the very leaves its root was computed from. */
-static ct_err cache_current(checked_cache *cc, uint64_t n)
+ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n, const char *tree,
+                         bool *dropped)
 {
-    ct_merkle_cache *t = &cc->tree;
+    if (dropped) *dropped = false;
     if (t->n_roots > 0) {
         ct_merkle_hash now;
-        uint64_t got = 1;
-        CT_GUARD_RET(t->fetch(t->arg, t->n_roots * t->chunk - 1, 1, &now, &got));
-        if (got != 1 || memcmp(now, cc->edge, sizeof now) != 0) t->n_roots = 0;
+        uint64_t got = 1, at = t->n_roots * t->chunk - 1;
+        CT_GUARD_RET(t->fetch(t->arg, at, 1, &now, &got));
+        if (got != 1 || memcmp(now, edge, sizeof now) != 0) {
+            ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s leaf=%llu reason=%s", tree, (unsigned long long)at,
+                   got != 1 ? "gone" : "changed");
+            t->n_roots = 0;
+            if (dropped) *dropped = true;
+        }
     }
     uint64_t had = t->n_roots;
     const ct_merkle_hash *roots = NULL;
     ct_err rc = ct_merkle_cache_chunk_roots(t, n, &roots);
     if (rc != CT_OK) t->n_roots = had; /* the edge noted stays the kept one's */
-    else if (t->n_roots > had) memcpy(cc->edge, t->leaves[t->chunk - 1], sizeof cc->edge); /* the last chunk read */
+    else if (t->n_roots > had) memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN); /* the last chunk read */
     return rc;
+}
+
+static ct_err cache_current(checked_cache *cc, uint64_t n)
+{
+    return ca_chunks_current(&cc->tree, cc->edge, n, cc->name, NULL);
 }
 
 /* The root of the first n leaves of `cc` (c->proofs' log or audit tree), under the caches' lock. */

@@ -360,6 +360,14 @@ void ca_log_stop(ca *c);
  * proofs), opened with the CA and shared by the server's threads. */
 CT_MUST_CHECK ct_err ca_proofs_open(ca *c);
 void ca_proofs_close(ca *c);
+/* Chunk cache `t` made to hold the roots of the complete chunks of the first n leaves as the rows now are (its
+ * user's lock held): rows rolled back or rewritten under a running node must leave no kept root of the rows that
+ * were in what it signs, proves or serves. One leaf read per use: `edge`, the leaf at the kept chunks' edge as read
+ * when its chunk's root was computed, read again; on any difference (or the leaf gone) every kept root is dropped
+ * (*dropped, when given, says so; a warning line names `tree`) and computed again from the rows. The edge of any
+ * chunk added is noted from the very leaves its root was computed from. */
+CT_MUST_CHECK ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n,
+                                       const char *tree, bool *dropped);
 /* A certificate was issued (and logged): a tree head will follow. */
 void ca_log_issued(ca *c);
 /* The checkpoint key (key.log_note, Ed25519 in the token) and DIR/log.vkey, its verifier key. The default key is

@@ -2,7 +2,11 @@
  * /log/tile/entries/<N>[.p/<W>] (entry bundles: the certificates' DER), public like the rest of /log, so that
  * anyone can mirror and check the log with standard tooling. Tiles are served up to the log's current size,
  * which every signed tree head's size is at most: each needs only complete subtrees, so what is served never
- * changes. A tile costs at most 256 leaf reads plus the hashes not yet kept (ct_tile_cache): anyone may ask. */
+ * changes. A tile costs at most 256 leaf reads plus the hashes not yet kept (ct_tile_cache): anyone may ask.
+ * The kept hashes are checked against the rows at each use, as the proofs' are (ca_chunks_current): a node whose
+ * rows were rolled back or rewritten under it serves the tiles of the rows it has, which a client holding an honest
+ * checkpoint finds disagree with it, never hashes kept from rows gone: those would agree with a checkpoint the rows
+ * no longer support, and mixed with the level-0 tiles and entries read from the rows, match no tree at all. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@ struct ca_tiles {
     pthread_mutex_t mu;
     bool mu_ok;
     ct_tile_cache cache;
+    ct_merkle_hash edge; /* the leaf at the edge of cache.base's kept roots (ca_chunks_current) */
 };
 
 ct_err ca_tiles_open(ca *c)
@@ -42,12 +47,27 @@ void ca_tiles_close(ca *c)
     c->tiles = NULL;
 }
 
+/* The kept hashes under hash tile t (in the log: ct_tile_in_tree) made current as the rows now are, under the
+ * lock: level 1 is cache.base's chunk roots, checked at their edge; every level above is computed from those and
+ * dropped with them. Level 0 keeps nothing (it reads its leaves each time). Only the edge is read: a row edited in
+ * place below it keeps the honest hashes above, and the level-0 tile read from the rows disagrees with them. */
+static ct_err tiles_current(ca_tiles *tiles, const ct_tile *t)
+{
+    if (t->level == 0 || t->level >= 8) return CT_OK; /* level 8 and up: beyond any log, ct_tile_hashes refuses */
+    bool dropped = false;
+    uint64_t leaves = (t->index * CT_TILE_WIDTH + t->width) << (8u * t->level); /* at most the log's size */
+    ct_err rc = ca_chunks_current(&tiles->cache.base, tiles->edge, leaves, "tiles", &dropped);
+    if (dropped) memset(tiles->cache.n, 0, sizeof tiles->cache.n); /* levels 2..7 kept: none now */
+    return rc;
+}
+
 static ct_err answer_hashes(ca *c, const ct_tile *t, ca_http_answer *ans)
 {
     ct_err rc = CT_OK;
     ct_merkle_hash hashes[CT_TILE_WIDTH];
     CT_ENSURE(pthread_mutex_lock(&c->tiles->mu) == 0, CT_ERR_INTERNAL);
-    rc = ct_tile_hashes(&c->tiles->cache, t, hashes);
+    rc = tiles_current(c->tiles, t);
+    if (rc == CT_OK) rc = ct_tile_hashes(&c->tiles->cache, t, hashes);
     pthread_mutex_unlock(&c->tiles->mu);
     CT_GUARD(rc);
     CT_GUARD(ct_buf_alloc(&ans->body, t->width * sizeof *hashes));

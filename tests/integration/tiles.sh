@@ -5,25 +5,10 @@
 # entry bundles hold exactly the certificates EST returned, in order. Caching headers, HTTPS, and a one-line
 # refusal for every malformed path (400) and every tile beyond the log (404). Usage: tiles.sh PATH/TO/camtrust-ca
 CA_BIN=$1
-. "$(dirname "$0")/lib.sh"
-PY="python3 $(dirname "$0")/tiles_check.py"
-LOGPY="python3 $(dirname "$0")/log_check.py"
+. "$(dirname "$0")/tiles_lib.sh"
 N=300
 
-CA=$WORK/ca
-DB=$CA/camtrust.db
-ca_create "$CA" >/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/station.key" -subj "/CN=line1" -out "$WORK/station.csr" 2>/dev/null
-"$CA_BIN" station add --dir "$CA" --name line1 --csr "$WORK/station.csr" --out "$WORK/station.pem" >/dev/null
-for i in $(seq 1 $N); do printf 'CAM%04d\n' "$i"; done >"$WORK/serials.txt"
-"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/serials.txt" >/dev/null
-WITH_HTTP=1 start_ca "$CA"
-PLAIN=http://127.0.0.1:$HTTP_PORT
-T=$WORK/tiles
-mkdir -p "$T"
-# tile PATH: fetches /log/tile/PATH over plain HTTP into $T/<PATH with / as _>, headers into $WORK/h.txt; prints
-# the status.
-tile() { curl -s -D "$WORK/h.txt" -o "$T/${1//\//_}" -w '%{http_code}' --max-time 20 "$PLAIN/log/tile/$1" || true; }
+tiles_ca $N
 header() { tr -d '\r' <"$WORK/h.txt" | sed -n "s/^$1: //Ip"; }
 bad() { # bad "description" STATUS PATH "expected text"
   local code; code=$(curl -s -o "$WORK/bad.txt" -w '%{http_code}' --max-time 20 "$PLAIN/log/tile/$3" || true)
@@ -35,26 +20,11 @@ bad() { # bad "description" STATUS PATH "expected text"
 bad "the empty log has no tiles" 404 "0/000.p/1" "tile 0/000.p/1 is beyond the log (0 leaves)"
 bad "... and no entries" 404 "entries/000.p/1" "tile entries/000.p/1 is beyond the log (0 leaves)"
 
-# A fresh key for every camera (the CA certifies a key for one serial only). Eight enrollments at a time (curl,
-# openssl); the log's order is then the order the CA recorded them in.
-enroll_one() {
-  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj "/serialNumber=$1/CN=x" \
-    -outform DER 2>/dev/null | base64 >"$WORK/$1.b64"
-  est_post simpleenroll "$WORK/$1.b64" "$WORK/$1.p7b64" --cert "$WORK/station.pem" --key "$WORK/station.key" >/dev/null
-  base64 -d "$WORK/$1.p7b64" | openssl pkcs7 -inform DER -print_certs 2>/dev/null | openssl x509 -outform DER -out "$WORK/$1.der"
-}
-export -f enroll_one est_post
-export WORK CA PORT
 xargs -P 8 -I{} bash -c 'enroll_one {}' <"$WORK/serials.txt"
 # the certificates EST returned, in the log's order
-mapfile -t CERTS < <(sql "$DB" "select '$WORK/' || c.device_serial || '.der' from log_leaves l
-  join certificates c on c.cert_serial_hex = l.cert_serial_hex order by l.leaf_index")
+mapfile -t CERTS < <(log_certs)
 check_eq "$N certificates issued" $N "$(sql "$DB" "select count(*) from log_leaves")"
-for _ in $(seq 1 100); do
-  curl -s -o "$WORK/sth.json" --max-time 20 "$PLAIN/log/sth" || true
-  [ "$(jq .tree_size "$WORK/sth.json")" = $N ] && break
-  sleep 0.1
-done
+wait_sth $N
 check_eq "the signed tree head covers all $N" $N "$(jq .tree_size "$WORK/sth.json")"
 ROOT=$(jq -r .root_hash "$WORK/sth.json")
 
