@@ -41,6 +41,8 @@ typedef struct {
     long threads;
     long max_body;
     long per_ip_connections; /* connections one client address may hold */
+    long per_ip_connects_per_second; /* new HTTPS connections one client address may open a second (0: no bound) */
+    long per_ip_connects_burst;      /* ... as many at once */
     long max_connections;    /* per daemon, within the process's descriptor limit */
     long reserved_connections; /* of them, kept for stations and officers (at most half) */
     long idle_timeout;       /* seconds without traffic (a handshake included) before a connection is closed */
@@ -282,6 +284,8 @@ uint64_t ca_fnv1a(const uint8_t *p, size_t n);
 /* A budget of `per_minute` requests, as many at once, kept as the time its bucket is full again (GCRA; 0: full):
  * takes one and says true, or says false and leaves it as it was. */
 bool ca_bucket_take(int64_t *full_at_us, long per_minute);
+/* The same with one every `every_us` and at most `burst_us` owed (burst_us / every_us at once). */
+bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us);
 /* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
 /* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread: a thread that verifies a signature calls this
