@@ -41,7 +41,8 @@
       From SOURCE, one TLS connection to HOST:PORT after another (no client certificate): the handshake, then closed at
       once; one the server refuses (closed before or during its handshake) is tried again 10 ms later; until the file
       STOP exists or SECONDS have passed (at most RECONNECT_TRIES connections). Writes "accepted N" (handshakes
-      completed), "refused N" and "seconds S" (from the first connection's start to the last one's end).
+      completed), "refused N", "seconds S" (from the first connection's start to the last one's end) and "window
+      FROM TO" (those two times on the machine's monotonic clock, to compare clients run at once).
   server_clients.py slowread HOST:PORT PATH READ_BYTES EVERY_S SECONDS OUT
       One plain-HTTP GET of PATH on a connection with a small receive buffer and segments (a reader that lets the
       server send little at a time), reading READ_BYTES every EVERY_S seconds, for at most SECONDS. Writes "length
@@ -410,7 +411,9 @@ def reconnect(where, cadir, source, stop, seconds, out):
             time.sleep(0.01)
     write(out, "accepted %d" % accepted)
     write(out, "refused %d" % refused)
-    write(out, "seconds %.3f" % (time.monotonic() - start))
+    end = time.monotonic()
+    write(out, "seconds %.3f" % (end - start))
+    write(out, "window %.3f %.3f" % (start, end))
 
 
 def slowread(where, path, read_bytes, every_s, seconds, out):

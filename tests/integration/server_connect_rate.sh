@@ -7,7 +7,9 @@
 # CRL fetch from the flooding address is not bounded (no handshake there). After a pause the same address is served
 # again. (2) Many addresses one connection each, more than the per-address table holds (the rates of addresses with
 # no connection open are dropped to make room): an address holding its server.per_ip_connections meanwhile is still
-# counted (a fifth connection refused) and the flooding address of (1) still bounded.
+# counted (a fifth connection refused) and the flooding address of (1) still bounded. (3) Over IPv6 (loopback aliases
+# this test adds when it may: root and `ip`), two addresses of one /64 reconnecting at once share one bound, as
+# they share server.per_ip_connections; an address of another /64 has its own meanwhile.
 # Usage: server_connect_rate.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -93,5 +95,32 @@ check_eq "the address holding 4 is still counted: its fifth is refused" "held 0"
 touch "$WORK/go_fill" "$WORK/go_fill5"
 stop_bg
 cleanup_server
+
+# ---- (3) IPv6: a /64 is one address ----
+A1=fd63:7a7e:0:3::1 A2=fd63:7a7e:0:3::2 B=fd63:7a7e:0:4::1 # (not ipv6_limits.sh's: both may run at once)
+if ipv6_aliases $A1 $A2 $B; then
+  CA_HOST='[::1]' start_ca "$CA"
+  for a in $A1 $A2 $B; do
+    python3 "$CLIENTS" reconnect "[::1]:$PORT" "$CA" "$a" "$WORK/stop6" 60 "$WORK/loop6-$a.out" &
+    BG_PIDS+=($!)
+  done
+  sleep 4
+  touch "$WORK/stop6"
+  for pid in "${BG_PIDS[@]}"; do timeout 90 tail --pid="$pid" -f /dev/null || true; done
+  stop_bg
+  a1=$(field accepted "$WORK/loop6-$A1.out") a2=$(field accepted "$WORK/loop6-$A2.out")
+  both=$((${a1:-999999} + ${a2:-999999}))
+  # (the window from the first of the two loops' start to the last one's end)
+  span=$(cat "$WORK/loop6-$A1.out" "$WORK/loop6-$A2.out" | awk '/^window/ { if (!f || $2 < f) f = $2; if ($3 > t) t = $3 }
+    END { printf "%.3f", t - f }')
+  check "two addresses of one /64 reconnecting at once: at most $(bound "$span") in $span s together ($both)" \
+    test "$both" -le "$(bound "$span")"
+  check "an address of another /64 has its own burst meanwhile ($(field accepted "$WORK/loop6-$B.out"))" \
+    test "$(field accepted "$WORK/loop6-$B.out")" -ge "$BURST"
+  check "... the /64's refused connections logged" grep -q 'kind=connect_rate' "$WORK/server.log"
+  cleanup_server
+else
+  echo "# no IPv6 loopback aliases here (not root, or no ip): the /64 keying in tests/unit/test_ca.c"
+fi
 [ "$failed" = 0 ] || tail -20 "$WORK/server.log"
 finish
