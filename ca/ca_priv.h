@@ -281,11 +281,12 @@ uint64_t ca_addr_key_hash(const ca_addr_key *key);
 void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX]);
 /* FNV-1a: the in-memory tables' hash (keys from outside are bounded per slot, not trusted to spread). */
 uint64_t ca_fnv1a(const uint8_t *p, size_t n);
+/* A budget of one every `every_us`, at most `burst_us` owed (burst_us / every_us at once), kept as the time its
+ * bucket is full again (GCRA; 0: full): takes one and says true, or says false and leaves it as it was. */
+bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us);
 /* A budget of `per_minute` requests, as many at once, kept as the time its bucket is full again (GCRA; 0: full):
  * takes one and says true, or says false and leaves it as it was. */
 bool ca_bucket_take(int64_t *full_at_us, long per_minute);
-/* The same with one every `every_us` and at most `burst_us` owed (burst_us / every_us at once). */
-bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us);
 /* Fills `ans` with the error's status and a one-line text reason; returns `e`. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
 /* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread: a thread that verifies a signature calls this
