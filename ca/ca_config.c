@@ -80,6 +80,10 @@ static const ct_setting setting_rows[] = {
     {"server.threads", "8", "read-only database connections (each client connection has a thread of its own)"},
     {"server.max_body", "16384", "largest request body accepted, in bytes"},
     {"server.per_ip_connections", "32", "connections one client address may hold at once; more are closed at once"},
+    {"server.per_ip_connects_per_second", "50",
+     "new HTTPS connections one client address may open a second (each costs a TLS handshake signed in the token), "
+     "server.per_ip_connects_burst at once; more are closed at once, before any handshake; 0: no bound"},
+    {"server.per_ip_connects_burst", "500", "new HTTPS connections one client address may open at once"},
     {"server.max_connections", "256",
      "connections each listener may hold, a thread each (bounded by the open-file limit); more are closed at once"},
     {"server.reserved_connections", "32",
@@ -169,6 +173,9 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(ct_config_get_int(cfg, "server.threads", 8, 1, 64, &s->threads));
     CT_GUARD(ct_config_get_int(cfg, "server.max_body", CA_MAX_BODY_DEFAULT, 1024, 1 << 20, &s->max_body));
     CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connections", 32, 1, 100000, &s->per_ip_connections));
+    CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connects_per_second", 50, 0, 1000000,
+                               &s->per_ip_connects_per_second));
+    CT_GUARD(ct_config_get_int(cfg, "server.per_ip_connects_burst", 500, 1, 1000000, &s->per_ip_connects_burst));
     CT_GUARD(ct_config_get_int(cfg, "server.max_connections", 256, 16, 1000000, &s->max_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.reserved_connections", 32, 0, 1000000, &s->reserved_connections));
     CT_GUARD(ct_config_get_int(cfg, "server.idle_timeout", 10, 1, 3600, &s->idle_timeout));

@@ -164,13 +164,19 @@ uint64_t ca_fnv1a(const uint8_t *p, size_t n)
     return h;
 }
 
+bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us)
+{
+    const int64_t now = ct_now_ms() * 1000;
+    int64_t from = *full_at_us > now ? *full_at_us : now;
+    if (from + every_us - now > burst_us) return false;
+    *full_at_us = from + every_us;
+    return true;
+}
+
 bool ca_bucket_take(int64_t *full_at_us, long per_minute)
 {
-    const int64_t minute_us = 60000000LL, now = ct_now_ms() * 1000, per = minute_us / per_minute;
-    int64_t from = *full_at_us > now ? *full_at_us : now;
-    if (from + per - now > minute_us) return false;
-    *full_at_us = from + per;
-    return true;
+    const int64_t minute_us = 60000000LL;
+    return ca_rate_take(full_at_us, minute_us / per_minute, minute_us);
 }
 
 uint64_t ca_addr_key_hash(const ca_addr_key *key) { return ca_fnv1a(key->b, sizeof key->b); }

@@ -41,6 +41,8 @@ typedef struct {
     long threads;
     long max_body;
     long per_ip_connections; /* connections one client address may hold */
+    long per_ip_connects_per_second; /* new HTTPS connections one client address may open a second (0: no bound) */
+    long per_ip_connects_burst;      /* ... as many at once */
     long max_connections;    /* per daemon, within the process's descriptor limit */
     long reserved_connections; /* of them, kept for stations and officers (at most half) */
     long idle_timeout;       /* seconds without traffic (a handshake included) before a connection is closed */
@@ -281,6 +283,9 @@ uint64_t ca_addr_key_hash(const ca_addr_key *key);
 void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX]);
 /* FNV-1a: the in-memory tables' hash (keys from outside are bounded per slot, not trusted to spread). */
 uint64_t ca_fnv1a(const uint8_t *p, size_t n);
+/* A budget of one every `every_us`, at most `burst_us` owed (burst_us / every_us at once), kept as the time its
+ * bucket is full again (GCRA; 0: full): takes one and says true, or says false and leaves it as it was. */
+bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us);
 /* A budget of `per_minute` requests, as many at once, kept as the time its bucket is full again (GCRA; 0: full):
  * takes one and says true, or says false and leaves it as it was. */
 bool ca_bucket_take(int64_t *full_at_us, long per_minute);

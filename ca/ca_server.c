@@ -4,7 +4,8 @@
  * A second, plain-HTTP daemon serves /crl and /ocsp only: revocation clients rarely speak TLS, and what they
  * fetch is signed.
  * Limits: connections per client address (server.per_ip_connections; an IPv6 client's /64 is one address, counted
- * here, conn_counts), an idle timeout that also ends
+ * here, conn_counts) and new HTTPS connections per address and second (server.per_ip_connects_per_second: each
+ * costs a handshake signed in the token, which stations' enrollments need too), an idle timeout that also ends
  * handshakes that never finish (server.idle_timeout), a time for each request to arrive whole (server.request_timeout,
  * kept by a watchdog thread: a client that sends a byte just within the idle timeout is cut off then), a total per
  * listener (server.max_connections, within the descriptors the process may open), each connection a thread with a
@@ -65,10 +66,13 @@ static atomic_bool stopping;
  * keys on the whole address: an IPv6 client has a /64 of them (ca_addr_key). A slot per address that holds
  * connections, so at most the listener's connection limit, in a table of twice that (linear probing). The accept
  * policy (the listening thread) reads a count; the connection's start (the same thread, before the next accept)
- * adds to it, its end (its own thread) takes from it. */
+ * adds to it, its end (its own thread) takes from it. The HTTPS listener's slots also keep each address's rate of
+ * new connections (server.per_ip_connects_per_second), past their last connection until its bucket is full again;
+ * many addresses' rates fill the table no further than three quarters (counts_make_room). */
 typedef struct {
     ca_addr_key key;
-    unsigned n; /* 0: a free slot */
+    unsigned n;         /* its open connections */
+    int64_t full_at_us; /* its new connections' bucket (ca_rate_take); 0 with n 0: a free slot */
 } conn_count;
 
 typedef struct {
@@ -76,7 +80,9 @@ typedef struct {
     bool mu_ok;
     conn_count *slots;
     size_t n_slots; /* a power of two */
+    size_t used;    /* slots not free */
     unsigned per_address;
+    int64_t connect_every_us, connect_burst_us; /* server.per_ip_connects_*: 0, none (the plain-HTTP listener) */
     unsigned open;       /* the listener's connections */
     unsigned evict_from; /* open connections from which a new one closes an idle one (server.reserved_connections) */
 } conn_counts;
@@ -238,10 +244,13 @@ struct conn_ctx {
     conn_ctx *prev, *next; /* in its listener's conns */
 };
 
-static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_address, unsigned reserved)
+static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_address, unsigned reserved,
+                          long connects_per_second, long connects_burst)
 {
     for (t->n_slots = 1; t->n_slots < 2 * (size_t)connections; t->n_slots *= 2) {}
     t->per_address = per_address;
+    t->connect_every_us = connects_per_second ? 1000000 / connects_per_second : 0;
+    t->connect_burst_us = t->connect_every_us * connects_burst;
     /* At most half: the other half for everyone; none: libmicrohttpd refuses at the limit, no connection is closed. */
     reserved = reserved < connections / 2 ? reserved : connections / 2;
     t->evict_from = reserved ? connections - reserved : UINT_MAX;
@@ -259,36 +268,85 @@ static void counts_free(conn_counts *t)
     t->mu_ok = false;
 }
 
-/* The slot of `key`: its own, else (`add`) the free one where it goes; NULL when it has none. Under t->mu. */
+static bool slot_free(const conn_count *s) { return !s->n && !s->full_at_us; }
+
+/* The slot of `key`: its own, else (`add`) the free one where it goes, which the caller fills at once (a connection,
+ * a rate); NULL when it has none. Under t->mu. */
 static conn_count *counts_slot(conn_counts *t, const ca_addr_key *key, bool add)
 {
     size_t mask = t->n_slots - 1;
     for (size_t k = 0, i = ca_addr_key_hash(key) & mask; k < t->n_slots; k++, i = (i + 1) & mask) {
         conn_count *s = &t->slots[i];
-        if (!s->n) {
-            if (add) s->key = *key;
-            return add ? s : NULL;
+        if (slot_free(s)) {
+            if (!add) return NULL;
+            s->key = *key;
+            t->used++;
+            return s;
         }
         if (ca_addr_key_equal(&s->key, key)) return s;
     }
     return NULL;
 }
 
-/* One connection of `key` fewer; a slot left empty is filled from further along its probe run (backward shift), so
- * that no lookup stops early at it. Under t->mu. */
-static void counts_release(conn_counts *t, const ca_addr_key *key)
+/* Frees slot `hole`, filling it from further along its probe run (backward shift), so that no lookup stops early
+ * at it: only slots after it in that run move. Under t->mu. */
+static void counts_drop(conn_counts *t, size_t hole)
 {
-    conn_count *s = counts_slot(t, key, false);
-    if (!s || --s->n) return;
-    size_t mask = t->n_slots - 1, hole = (size_t)(s - t->slots);
-    for (size_t j = (hole + 1) & mask; t->slots[j].n; j = (j + 1) & mask) {
+    size_t mask = t->n_slots - 1;
+    t->slots[hole] = (conn_count){0};
+    t->used--;
+    for (size_t j = (hole + 1) & mask; !slot_free(&t->slots[j]); j = (j + 1) & mask) {
         size_t home = ca_addr_key_hash(&t->slots[j].key) & mask;
         if (((j - home) & mask) >= ((j - hole) & mask)) { /* the hole lies between its home and it */
             t->slots[hole] = t->slots[j];
-            t->slots[j].n = 0;
+            t->slots[j] = (conn_count){0};
             hole = j;
         }
     }
+}
+
+/* One connection of `key` fewer; its slot is freed once it holds none and its rate owes nothing. Under t->mu. */
+static void counts_release(conn_counts *t, const ca_addr_key *key)
+{
+    conn_count *s = counts_slot(t, key, false);
+    if (!s || --s->n || s->full_at_us > ct_now_ms() * 1000) return;
+    counts_drop(t, (size_t)(s - t->slots));
+}
+
+/* A flood of new connections from many addresses: the slots kept for a rate alone (no connection open) are freed,
+ * those whose bucket is full soonest first (by sixteenths of a full burst), until at most five eighths of the table
+ * is used (slots with connections are at most half of it): the next time comes an eighth of the table's new
+ * addresses later. An address so forgotten starts again with a full burst. Under t->mu. */
+#define RATE_BANDS 16
+static size_t rate_band(const conn_counts *t, const conn_count *s, int64_t now_us)
+{
+    int64_t owed = s->full_at_us - now_us, band_us = t->connect_burst_us / RATE_BANDS + 1;
+    return owed <= 0 ? 0 : owed / band_us < RATE_BANDS - 1 ? (size_t)(owed / band_us) : RATE_BANDS - 1;
+}
+
+static void counts_make_room(conn_counts *t)
+{
+    size_t in_band[RATE_BANDS] = {0}, left = t->used, last = 0;
+    const int64_t now_us = ct_now_ms() * 1000;
+    for (size_t i = 0; i < t->n_slots; i++)
+        if (!t->slots[i].n && t->slots[i].full_at_us) in_band[rate_band(t, &t->slots[i], now_us)]++;
+    for (left -= in_band[0]; left > t->n_slots / 8 * 5 && last < RATE_BANDS - 1;) left -= in_band[++last];
+    for (size_t i = 0; i < t->n_slots; i++) /* (a drop moves a later slot into i: looked at again) */
+        while (!t->slots[i].n && t->slots[i].full_at_us && rate_band(t, &t->slots[i], now_us) <= last)
+            counts_drop(t, i);
+}
+
+/* Whether `key` (its slot `s`, NULL if none) may open a new connection now (server.per_ip_connects_per_second); a
+ * slot is made for its rate if it has none. Under t->mu. */
+static bool counts_connect_allowed(conn_counts *t, const ca_addr_key *key, conn_count *s)
+{
+    if (!t->connect_every_us) return true;
+    if (!s) {
+        if (t->used >= t->n_slots / 4 * 3) counts_make_room(t);
+        s = counts_slot(t, key, true);
+        if (!s) return true; /* (none free: cannot happen once room is made) */
+    }
+    return ca_rate_take(&s->full_at_us, t->connect_every_us, t->connect_burst_us);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -685,9 +743,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
  * the reserve, the watchdog) as log lines, at most one a second of each kind with the count of its own left out
  * (and a last count of each at stop): a flood of connections must not flood the log as well, and one kind's flood
  * (the reserve's evictions) must not hide another's lines (a slow answer cut). */
-typedef enum { LOG_LIBRARY, LOG_PER_ADDRESS, LOG_RESERVE, LOG_LATE_REQUEST, LOG_LATE_ANSWER, LOG_KINDS } log_kind;
-static const char *const log_kind_names[LOG_KINDS] = {"library", "per_address", "reserve", "late_request",
-                                                      "late_answer"};
+typedef enum {
+    LOG_LIBRARY,
+    LOG_PER_ADDRESS,
+    LOG_CONNECT_RATE,
+    LOG_RESERVE,
+    LOG_LATE_REQUEST,
+    LOG_LATE_ANSWER,
+    LOG_KINDS
+} log_kind;
+static const char *const log_kind_names[LOG_KINDS] = {"library",      "per_address", "connect_rate", "reserve",
+                                                      "late_request", "late_answer"};
 static pthread_mutex_t library_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int64_t last_ms;
@@ -747,8 +813,10 @@ static conn_ctx *reserve_victim(const listener *l)
     return victim;
 }
 
-/* The accept policy: a client address (ca_addr_key) at server.per_ip_connections has its new connection closed at
- * once, logged as libmicrohttpd logs its own limits. Past server.max_connections less server.reserved_connections,
+/* The accept policy: a client address (ca_addr_key) at server.per_ip_connections, or past its rate of new
+ * connections (server.per_ip_connects_per_second, HTTPS only), has its new connection closed at once, before any
+ * handshake (one that opened, handshook and closed connections in a loop, never many at once, kept the token
+ * signing for it alone), logged as libmicrohttpd logs its own limits. Past server.max_connections less server.reserved_connections,
  * each connection accepted closes one idle connection of no station or officer (reserve_victim): many
  * addresses each at its limit filled the listener, stations and officers found no room. libmicrohttpd refuses at the
  * limit before it asks this policy, so the reserve is what keeps room for the next connection. */
@@ -760,17 +828,21 @@ static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, soc
     ca_addr_key_of(addr, &key);
     conn_ctx *victim = NULL;
     (void)pthread_mutex_lock(&l->counts.mu);
-    const conn_count *s = counts_slot(&l->counts, &key, false);
+    conn_count *s = counts_slot(&l->counts, &key, false);
     bool room = !s || s->n < l->counts.per_address;
-    if (room && l->counts.open >= l->counts.evict_from && (victim = reserve_victim(l))) conn_cut(victim);
+    bool paced = room && counts_connect_allowed(&l->counts, &key, s); /* (a connection refused costs no token) */
+    if (paced && l->counts.open >= l->counts.evict_from && (victim = reserve_victim(l))) conn_cut(victim);
     (void)pthread_mutex_unlock(&l->counts.mu);
     if (!room)
         log_limited(LOG_PER_ADDRESS, "Server reached connection limit of one client address "
                                      "(server.per_ip_connections). Closing inbound connection.");
+    else if (!paced)
+        log_limited(LOG_CONNECT_RATE, "A client address opened new connections faster than "
+                                      "server.per_ip_connects_per_second allows. Closing inbound connection.");
     if (victim)
         log_limited(LOG_RESERVE, "Listener past server.max_connections less server.reserved_connections: closing its "
                                  "oldest idle connection that is no station's or officer's.");
-    return room ? MHD_YES : MHD_NO;
+    return paced ? MHD_YES : MHD_NO;
 }
 
 static void library_log_flush(void)
@@ -862,8 +934,10 @@ static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct
 {
     const ca_settings *cfg = &l->c->cfg;
     unsigned connections = connection_limit(l->c);
-    if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections, (unsigned)cfg->reserved_connections) !=
-        CT_OK)
+    /* The rate bounds handshakes: the plain-HTTP listener (cameras behind one address fetching CRLs) has none. */
+    long connects_per_second = l->plain ? 0 : cfg->per_ip_connects_per_second;
+    if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections, (unsigned)cfg->reserved_connections,
+                    connects_per_second, cfg->per_ip_connects_burst) != CT_OK)
         return NULL;
     if (addr->ss_family == AF_INET6) { /* else libmicrohttpd makes an IPv4 socket for it */
         const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;

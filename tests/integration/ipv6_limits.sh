@@ -12,13 +12,7 @@ CLIENTS=$HERE/server_clients.py
 
 # Loopback aliases: two addresses of one /64 (A1, A2) and one of another (B), removed at exit.
 A1=fd63:7a7e:0:1::1 A2=fd63:7a7e:0:1::2 B=fd63:7a7e:0:2::1
-ALIASES=()
-remove_aliases() { local a; for a in "${ALIASES[@]}"; do ip -6 addr del "$a/128" dev lo 2>/dev/null || true; done; }
-trap 'remove_aliases; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-for a in $A1 $A2 $B; do
-  ip -6 addr add "$a/128" dev lo nodad 2>/dev/null && ALIASES+=("$a")
-done
-if [ ${#ALIASES[@]} != 3 ]; then
+if ! ipv6_aliases $A1 $A2 $B; then
   echo "# no IPv6 loopback aliases here (not root, or no ip): one /64 only (::1), the keying in tests/unit/test_ca.c"
   A1=::1 A2=::1 B=
 fi

@@ -38,6 +38,17 @@ stop_bg() {
 }
 trap 'stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
+# ipv6_aliases ADDRESS...: adds each IPv6 address as a loopback alias when it may (root and `ip`), removed at exit;
+# true when every one was added.
+ALIASES=()
+remove_aliases() { local a; for a in "${ALIASES[@]}"; do ip -6 addr del "$a/128" dev lo 2>/dev/null || true; done; }
+ipv6_aliases() {
+  local a
+  trap 'remove_aliases; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+  for a in "$@"; do ip -6 addr add "$a/128" dev lo nodad 2>/dev/null && ALIASES+=("$a"); done
+  [ ${#ALIASES[@]} = $# ]
+}
+
 # wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s). Empty OUTFILE before starting
 # PID when it may hold an earlier run's line (the child's own redirection truncates it only once the child runs).
 wait_listening() {

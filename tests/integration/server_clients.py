@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Clients that misbehave on purpose, for server_limits.sh (loopback only, bounded in count and time):
+"""Clients that misbehave on purpose, for server_limits.sh and others (loopback only, bounded in count and time):
   server_clients.py flood PORT COUNT OUT
       From 127.0.0.2, opens COUNT TCP connections to 127.0.0.1:PORT that never finish a TLS handshake (half of
       them send half a ClientHello), writes "open N" to OUT once they are open, then watches them for 20 s:
@@ -37,6 +37,12 @@
       later), until the file STOP exists (at most 60 s, at most HOLD_TRIES connections each). Writes "held N" the
       first time 4 rounds agree, N the most open at once until then, at the end "opened N" (handshakes completed) and "closed
       N" (connections the server closed after their handshake).
+  server_clients.py reconnect [HOST:]PORT CADIR SOURCE STOP SECONDS OUT
+      From SOURCE, one TLS connection to HOST:PORT after another (no client certificate): the handshake, then closed at
+      once; one the server refuses (closed before or during its handshake) is tried again 10 ms later; until the file
+      STOP exists or SECONDS have passed (at most RECONNECT_TRIES connections). Writes "accepted N" (handshakes
+      completed), "refused N", "seconds S" (from the first connection's start to the last one's end) and "window
+      FROM TO" (those two times on the machine's monotonic clock, to compare clients run at once).
   server_clients.py slowread HOST:PORT PATH READ_BYTES EVERY_S SECONDS OUT
       One plain-HTTP GET of PATH on a connection with a small receive buffer and segments (a reader that lets the
       server send little at a time), reading READ_BYTES every EVERY_S seconds, for at most SECONDS. Writes "length
@@ -384,6 +390,32 @@ def hold(port, cadir, addresses, per_address, stop, out, cert=None, key=None):
     write(out, "closed %d" % counts["closed"])
 
 
+RECONNECT_TRIES = 3000
+
+
+def reconnect(where, cadir, source, stop, seconds, out):
+    host, port = target(where)
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    accepted = refused = 0
+    start = time.monotonic()
+    deadline = start + float(seconds)
+    for _ in range(RECONNECT_TRIES):
+        if os.path.exists(stop) or time.monotonic() > deadline:
+            break
+        try:
+            raw = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+            with ctx.wrap_socket(raw, server_hostname="localhost"):
+                accepted += 1
+        except OSError:  # closed by the server before or during the handshake
+            refused += 1
+            time.sleep(0.01)
+    write(out, "accepted %d" % accepted)
+    write(out, "refused %d" % refused)
+    end = time.monotonic()
+    write(out, "seconds %.3f" % (end - start))
+    write(out, "window %.3f %.3f" % (start, end))
+
+
 def slowread(where, path, read_bytes, every_s, seconds, out):
     host, port = target(where)
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -437,6 +469,8 @@ if __name__ == "__main__":
         trickle(*sys.argv[2:8])
     elif sys.argv[1] == "hold":
         hold(*sys.argv[2:10])
+    elif sys.argv[1] == "reconnect":
+        reconnect(*sys.argv[2:8])
     elif sys.argv[1] == "slowread":
         slowread(*sys.argv[2:8])
     elif sys.argv[1] == "station":
