@@ -662,11 +662,14 @@ static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const c
     }
     /* Method, path and reasons come from outside: quoted, so that none can write fields of its own. The address
      * names a client that no certificate does (counted refusals are audited per address, ca_refusals.c). A 500's
-     * reason is told here only, under the incident its client was given. */
+     * reason is told here only, under the incident its client was given: first, where no quoted value can write it.
+     * The method is cut short (none is longer than 7): with it, the longest line still fits ct_log's 1024 bytes,
+     * so that a client's long method and path cannot cut off the reason. */
     ct_log(*ans.incident ? CT_LOG_ERROR : ans.status < 400 ? CT_LOG_INFO : CT_LOG_WARN, "request",
-           "method=%s path=%s status=%d client=%s result=%s ms=%.2f addr=%s%s%s", CT_LOGQ(method), CT_LOGQ(url),
-           ans.status, CT_LOGQ(*ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")), CT_LOGQ(ans.reason),
-           ms_since(&rctx->start), CT_LOGQ(*source ? source : "local"), *ans.incident ? " incident=" : "", ans.incident);
+           "%s%s%smethod=%s path=%s status=%d client=%s result=%s ms=%.2f addr=%s", *ans.incident ? "incident=" : "",
+           ans.incident, *ans.incident ? " " : "", ct_log_quote((char[32]){0}, 32, method), CT_LOGQ(url), ans.status,
+           CT_LOGQ(*ans.actor ? ans.actor : (rq.client_cert ? "certificate" : "none")), CT_LOGQ(ans.reason),
+           ms_since(&rctx->start), CT_LOGQ(*source ? source : "local"));
     ca_http_answer_free(&ans);
     return r;
 }

@@ -77,9 +77,14 @@ static ct_err pg_fail(ct_db *db, const char *what)
     } else if (pc->c) {
         first_line(msg, sizeof msg, PQerrorMessage(pc->c));
     }
+    /* A 503's reason is told to whoever asked (anyone, for the log's proofs): libpq's text names the database's
+     * hosts, addresses and ports, so it is the operator's only, in its own line. */
     if (!pc->c || PQstatus(pc->c) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
-        (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0)))
-        return ct_fail(CT_ERR_UNAVAILABLE, "%s: PostgreSQL unavailable: %s", what, msg[0] ? msg : "no connection");
+        (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0))) {
+        ct_log(CT_LOG_WARN, "db.unavailable", "backend=postgresql what=%s error=%s", what,
+               CT_LOGQ(msg[0] ? msg : "no connection"));
+        return ct_fail(CT_ERR_UNAVAILABLE, "%s: PostgreSQL unavailable: ask again later", what);
+    }
     if (state && (strcmp(state, "23505") == 0)) return ct_fail(CT_ERR_EXISTS, "%s: %s", what, msg);
     return ct_fail(CT_ERR_DB, "%s: %s", what, msg);
 }

@@ -86,6 +86,9 @@ certs=$(sql "$CA/camtrust.db" "select count(*) from certificates"); leaves=$(sql
 "$CAMTRUST_TEST_PG_CTL" stop
 check_eq "PostgreSQL stopped: enrollment answers 503" 503 "$(enroll CAM0004 c4)"
 check "... with the reason" grep -q 'PostgreSQL unavailable' "$WORK/c4.out"
+check "... and nothing of libpq's text: no host, address or port ($(cat "$WORK/c4.out"))" \
+  bash -c "! grep -qiE 'connection to server|127\.0\.0\.1|port|refused|socket' '$WORK/c4.out'"
+check "... which the server's log has" grep -q 'event=db.unavailable backend=postgresql .*error=".*127\.0\.0\.1' "$WORK/server.log"
 "$CAMTRUST_TEST_PG_CTL" start
 check_eq "... nothing of it was written" "$certs $leaves" \
   "$(sql "$CA/camtrust.db" "select count(*) from certificates") $(sql "$CA/camtrust.db" "select count(*) from log_leaves")"

@@ -31,7 +31,7 @@ told() {
   check "$what: the body is the table's message and an incident ($(head -c 120 "$body"))" test -n "$INC"
   check "... and tells nothing of the CA's insides" bash -c "! grep -qiE '$detail|$WORK|camtrust-ca|ckr|sqlite' '$body'"
   line=$(incident_line "$INC")
-  check_eq "... the server's log names the incident once" 1 "$(grep -c "${INC:-no-incident-told}" "$WORK/server.log" || true)"
+  check_eq "... the server's log names the incident once" 1 "$(incident_count "$INC")"
   check "... at error level, with the detail ($line)" \
     bash -c 'grep -qE " level=error event=request .*status=$1 .*result=\".*($2)" <<<"$0"' "$line" "$status" "$detail"
 }
@@ -68,6 +68,25 @@ check_eq "the officer API's search: 500" 500 "$code"
 python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); print("%d %s" % (d["status"], d["error"]))' \
   "$WORK/officer" >"$WORK/officer.text" 2>/dev/null || true
 told "... its JSON error" "$WORK/officer.text" 500 "database error" "no such table|orders"
+
+# A client cannot write an incident of its own into the log: its quoted path names one (a 404), the operator's grep
+# still finds the one line the server wrote under it.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 \
+  "http://127.0.0.1:$HTTP_PORT/x%20ts=0%20level=error%20event=request%20incident=$INC%20" || true)
+check_eq "a path naming that incident: 404" 404 "$code"
+check_eq "... the server's log still has one line under the incident" 1 "$(incident_count "$INC")"
+
+# Nor push it out of the log: a long method and path to the officer door, whose identification fails with a long
+# detail (a view over a table of a 200-character name in place of the officers: SQLite's text names that table), make
+# a line longer than ct_log's 1024 bytes, which cut the incident and the detail off its end.
+LONG=$(printf 't%.0s' $(seq 1 200))
+sqlite3 "$DB" "alter table officers rename to officers_gone;
+  create view officers as select * from officers_gone where (select count(*) from $LONG) >= 0"
+code=$(curl -s -o "$WORK/door" -w '%{http_code}' --max-time 20 -X "$(printf 'M%.0s' $(seq 1 400))" --cacert "$CA/ops-root.pem" \
+  --cert "$WORK/bob.pem" --key "$WORK/bob.key" "https://localhost:$PORT/officer/$(printf 'p%.0s' $(seq 1 400))" || true)
+check_eq "the officer door, a long method and path, the officers' table broken: 500" 500 "$code"
+told "... /officer" "$WORK/door" 500 "database error" "no such table: main\\.$LONG\""
+check "... the line is whole" bash -c 'grep -q " addr=\"127.0.0.1\"\$" <<<"$0"' "$(incident_line "$INC")"
 
 # A client's own mistake is still named to it (no incident).
 code=$(curl -s -o "$WORK/bad" -w '%{http_code}' --max-time 20 "http://127.0.0.1:$HTTP_PORT/log/proof/consistency?first=0&second=1" || true)

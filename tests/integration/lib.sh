@@ -105,11 +105,15 @@ make_csr() {
 
 # incident_of FILE STATUS MESSAGE: the incident a 500's body "STATUS MESSAGE: incident ID in the CA's log" names
 # (MESSAGE a sed regex; nothing when the body is another). incident_line ID: the server's log line naming it, waited
-# for (up to 10 s: the server logs an answer once it is sent).
+# for (up to 10 s: the server logs an answer once it is sent), found as the README tells operators: the incident
+# is the field after the line's own ts, level and event, where no client's quoted method, path or reason can write it.
+# incident_count ID: how many lines the server wrote under it.
 incident_of() { sed -n "s/^$2 $3: incident \([0-9a-f]\{16\}\) in the CA's log\$/\1/p" "$1"; }
 incident_line() {
-  for _ in $(seq 1 100); do grep "incident=${1:-none}\$" "$WORK/server.log" && return 0; sleep 0.1; done
+  for _ in $(seq 1 100); do grep "^ts=[^ ]* level=error event=request incident=${1:-none} " "$WORK/server.log" && return 0
+    sleep 0.1; done
 }
+incident_count() { grep -c "^ts=[^ ]* level=error event=request incident=${1:-none} " "$WORK/server.log" || true; }
 
 # on_sqlite: the CA under test keeps its records in SQLite (not CAMTRUST_TEST_DB=postgresql): for the checks of the
 # file itself (its mode, an edit with the sqlite3 CLI).
