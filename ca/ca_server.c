@@ -594,6 +594,7 @@ static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const c
     ca *c = l->c;
     ca_http_answer ans = {0};
     if (!request_arrived(l, conn)) return MHD_NO;
+    ct_err_clear(); /* a bare error code (no ct_fail) must not be logged with an earlier request's detail */
     if (!rctx->too_large && is_route(url, "/crl")) ct_failpoint_hold("serve:crl"); /* tests: a slow answer, held */
     /* HEAD is answered as GET; libmicrohttpd sends the headers only. */
     ca_http_request rq = {.method = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 ? MHD_HTTP_METHOD_GET : method,
