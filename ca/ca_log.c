@@ -98,12 +98,14 @@ ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], u
             if (dropped) *dropped = true;
         }
     }
-    uint64_t had = t->n_roots;
+    /* One chunk at a time, its edge noted from the very leaves its root was just computed from: a growth that stops
+     * part way (a row missing) keeps the roots before it, instead of every request reading them all again. */
     const ct_merkle_hash *roots = NULL;
-    ct_err rc = ct_merkle_cache_chunk_roots(t, n, &roots);
-    if (rc != CT_OK) t->n_roots = had; /* the edge noted stays the kept one's */
-    else if (t->n_roots > had) memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN); /* the last chunk read */
-    return rc;
+    while (t->n_roots < n / t->chunk) {
+        CT_GUARD_RET(ct_merkle_cache_chunk_roots(t, (t->n_roots + 1) * t->chunk, &roots));
+        memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN);
+    }
+    return CT_OK;
 }
 
 static ct_err cache_current(checked_cache *cc, uint64_t n)
