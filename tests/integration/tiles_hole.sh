@@ -19,16 +19,6 @@ sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WH
   INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n;
   DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index = $HOLE"
 rchar() { sed -n 's/^rchar: //p' "/proc/$SERVER_PID/io"; }
-# hex_root FIRST COUNT: the root of the perfect tree over the leaf hashes of rows FIRST.. as the database holds them
-hex_root() {
-  sql "$DB" "select hex(leaf_hash) from log_leaves where leaf_index >= $1 order by leaf_index limit $2" | python3 -c '
-import hashlib, sys
-r = [bytes.fromhex(h) for h in sys.stdin.read().split()]
-while len(r) > 1:
-    r = [hashlib.sha256(b"\x01" + r[i] + r[i + 1]).digest() for i in range(0, len(r), 2)]
-print(r[0].hex())'
-}
-hex_of() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read().hex())' "$1"; }
 
 # 2/000.p/3 needs leaves 0-196607: the hole (196000) is among them.
 BEFORE=$(rchar)
