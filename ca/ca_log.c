@@ -83,27 +83,37 @@ void ca_proofs_close(ca *c)
     c->proofs = NULL;
 }
 
+/* *holds: whether leaf `at` (read again, one leaf) still is `edge`, the last one kept hashes were computed from; a
+ * warning line naming `tree` when not. */
+static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const uint8_t edge[CT_MERKLE_HASH_LEN],
+                         const char *tree, bool *holds)
+{
+    ct_merkle_hash now;
+    uint64_t got = 1;
+    CT_GUARD_RET(fetch(arg, at, 1, &now, &got));
+    *holds = got == 1 && memcmp(now, edge, sizeof now) == 0;
+    if (!*holds)
+        ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s leaf=%llu reason=%s", tree, (unsigned long long)at,
+               got != 1 ? "gone" : "changed");
+    return CT_OK;
+}
+
 ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n, const char *tree,
                          bool *dropped)
 {
+    bool holds = true;
     if (dropped) *dropped = false;
-    if (t->n_roots > 0) {
-        ct_merkle_hash now;
-        uint64_t got = 1, at = t->n_roots * t->chunk - 1;
-        CT_GUARD_RET(t->fetch(t->arg, at, 1, &now, &got));
-        if (got != 1 || memcmp(now, edge, sizeof now) != 0) {
-            ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s leaf=%llu reason=%s", tree, (unsigned long long)at,
-                   got != 1 ? "gone" : "changed");
-            t->n_roots = 0;
-            if (dropped) *dropped = true;
-        }
-    }
-    uint64_t had = t->n_roots;
+    if (t->n_roots > 0) CT_GUARD_RET(edge_holds(t->fetch, t->arg, t->n_roots * t->chunk - 1, edge, tree, &holds));
+    if (!holds) t->n_roots = 0;
+    if (dropped) *dropped = !holds;
+    /* One chunk at a time, its edge noted from the very leaves its root was just computed from: a growth that stops
+     * part way (a row missing) keeps the roots before it, instead of every request reading them all again. */
     const ct_merkle_hash *roots = NULL;
-    ct_err rc = ct_merkle_cache_chunk_roots(t, n, &roots);
-    if (rc != CT_OK) t->n_roots = had; /* the edge noted stays the kept one's */
-    else if (t->n_roots > had) memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN); /* the last chunk read */
-    return rc;
+    while (t->n_roots < n / t->chunk) {
+        CT_GUARD_RET(ct_merkle_cache_chunk_roots(t, (t->n_roots + 1) * t->chunk, &roots));
+        memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN);
+    }
+    return CT_OK;
 }
 
 static ct_err cache_current(checked_cache *cc, uint64_t n)
@@ -132,13 +142,21 @@ static ct_err cached_consistency(ca *c, checked_cache *cc, uint64_t m, uint64_t 
     return rc;
 }
 
+/* The tree the signing path signs: its right edge, and the last leaf pushed into it (as checked_cache's edge: rows
+ * rolled back and grown again under a running node must not be signed as the kept leaves plus the new ones, a tree
+ * no database ever held). */
+typedef struct {
+    ct_merkle_frontier f;
+    ct_merkle_hash edge; /* leaf f.size - 1 */
+} signing_tree;
+
 struct ca_log {
     pthread_mutex_t mu; /* dirty, stop; and `tree`, which only the signing path touches */
     pthread_cond_t cv;
     pthread_t thread;
     bool mu_ok, cv_ok, thread_ok;
     bool dirty, stop;
-    ct_merkle_frontier tree;
+    signing_tree tree;
 };
 
 static ct_err need_log_key(ca *c)
@@ -151,15 +169,21 @@ static ct_err need_log_key(ca *c)
 
 static uint64_t now_ms(void) { return (uint64_t)ct_wall_ms(); }
 
-/* Brings `tree` up to the log's current size. */
-static ct_err catch_up(ca *c, ct_merkle_frontier *tree)
+/* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. */
+static ct_err catch_up(ca *c, signing_tree *tree)
 {
     ct_err rc = CT_OK;
+    bool holds = true;
     ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
+    if (tree->f.size > 0) CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
+    if (!holds) ct_merkle_frontier_init(&tree->f);
     for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
-        CT_GUARD(db_log_leaves_from(c->db, tree->size, chunk, &got));
-        for (uint64_t i = 0; i < got; i++) CT_GUARD(ct_merkle_frontier_push(tree, chunk[i]));
+        CT_GUARD(db_log_leaves_from(c->db, tree->f.size, chunk, &got));
+        for (uint64_t i = 0; i < got; i++) {
+            CT_GUARD(ct_merkle_frontier_push(&tree->f, chunk[i]));
+            memcpy(tree->edge, chunk[i], sizeof tree->edge);
+        }
     }
 cleanup:
     free(chunk);
@@ -167,7 +191,7 @@ cleanup:
 }
 
 /* Signs and records a tree head of the whole log. Unless `always`, only when the log grew past the newest one. */
-static ct_err sign_tree_head(ca *c, const char *actor, ct_merkle_frontier *tree, bool always, db_tree_head *out)
+static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool always, db_tree_head *out)
 {
     db_tree_head last = {0};
     CT_GUARD_RET(need_log_key(c));
@@ -175,13 +199,13 @@ static ct_err sign_tree_head(ca *c, const char *actor, ct_merkle_frontier *tree,
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     bool have_last = rc == CT_OK;
     CT_GUARD_RET(catch_up(c, tree));
-    if (have_last && !always && last.head.tree_size >= tree->size) {
+    if (have_last && !always && last.head.tree_size >= tree->f.size) {
         if (out) *out = last;
         return CT_OK;
     }
-    ct_tree_head h = {.tree_size = tree->size, .timestamp_ms = now_ms()};
+    ct_tree_head h = {.tree_size = tree->f.size, .timestamp_ms = now_ms()};
     if (have_last && h.timestamp_ms < last.head.timestamp_ms) h.timestamp_ms = last.head.timestamp_ms; /* clock stepped back */
-    CT_GUARD_RET(ct_merkle_frontier_root(tree, h.root));
+    CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, h.root));
     CT_GUARD_RET(pki_tree_head_sign(c->signers[CA_KEY_LOG].key, &h));
     int64_t id = 0;
     CT_GUARD_RET(db_log_tree_head_add(c->db, &h, actor, &id));
@@ -259,15 +283,15 @@ static ct_err not_rolled_back(ca *c)
 /* Whether the newest checkpoint leaves something out: the log grew past it, or the audit chain holds a change it
  * does not bind (a revocation, a station or officer disabled, an order closed, a signer taken over...): without a
  * checkpoint over it, whoever keeps checkpoints could not see that change undone by an older copy put back. */
-static ct_err checkpoint_due(ca *c, const ct_merkle_frontier *tree, uint64_t last_size, bool *due)
+static ct_err checkpoint_due(ca *c, const signing_tree *tree, uint64_t last_size, bool *due)
 {
-    *due = last_size < tree->size;
+    *due = last_size < tree->f.size;
     return *due ? CT_OK : db_log_audit_uncovered(c->db, due);
 }
 
 /* Signs and records a checkpoint of the whole log, binding the audit chain's head and the time. Unless `always`,
  * only when the newest one leaves something out (checkpoint_due). */
-static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree, bool always)
+static ct_err sign_checkpoint(ca *c, const char *actor, signing_tree *tree, bool always)
 {
     ct_err rc = CT_OK;
     ct_buf text = CT_BUF_INIT, note = CT_BUF_INIT, last = CT_BUF_INIT;
@@ -285,10 +309,10 @@ static ct_err sign_checkpoint(ca *c, const char *actor, ct_merkle_frontier *tree
         if (!due) goto cleanup;
     }
     CT_GUARD(not_rolled_back(c));
-    ct_checkpoint cp = {.size = tree->size, .has_audit = true, .has_audit_root = true, .has_time = true,
+    ct_checkpoint cp = {.size = tree->f.size, .has_audit = true, .has_audit_root = true, .has_time = true,
                         .time_ms = now_ms()};
     CT_GUARD(ct_strlcpy(cp.origin, sizeof cp.origin, c->note_vkey.name));
-    CT_GUARD(ct_merkle_frontier_root(tree, cp.root));
+    CT_GUARD(ct_merkle_frontier_root(&tree->f, cp.root));
     CT_GUARD(db_log_audit_head(c->db, &cp.audit_entries, cp.audit_hash));
     /* Entries are never changed once written: a root of exactly that many, whatever was appended since. */
     CT_GUARD(cached_root(c, &c->proofs->audit, cp.audit_entries, cp.audit_root));
@@ -308,7 +332,7 @@ cleanup:
 }
 
 /* A tree head (when the folder has a log-signer) and then a checkpoint, which binds the tree head's audit event. */
-static ct_err sign_heads(ca *c, const char *actor, ct_merkle_frontier *tree, bool always, db_tree_head *out)
+static ct_err sign_heads(ca *c, const char *actor, signing_tree *tree, bool always, db_tree_head *out)
 {
     if (c->signers[CA_KEY_LOG].key) CT_GUARD_RET(sign_tree_head(c, actor, tree, always, out));
     return c->note_key ? sign_checkpoint(c, actor, tree, always) : CT_OK;
@@ -316,8 +340,8 @@ static ct_err sign_heads(ca *c, const char *actor, ct_merkle_frontier *tree, boo
 
 ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out)
 {
-    ct_merkle_frontier tree;
-    ct_merkle_frontier_init(&tree);
+    signing_tree tree;
+    ct_merkle_frontier_init(&tree.f);
     CT_GUARD_RET(need_log_key(c));
     if (c->lease) return sign_heads(c, actor, &tree, true, out);
     /* A command: it signs only with the signer lease, never beside a serving node; and (before it writes the lease)
@@ -333,8 +357,8 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 {
     ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, note);
     if (rc != CT_ERR_NOT_FOUND) return rc;
-    ct_merkle_frontier tree;
-    ct_merkle_frontier_init(&tree);
+    signing_tree tree;
+    ct_merkle_frontier_init(&tree.f);
     CT_GUARD_RET(sign_checkpoint(c, actor, &tree, true));
     return db_log_checkpoint_latest(c->db, NULL, NULL, note);
 }
@@ -385,7 +409,7 @@ ct_err ca_log_start(ca *c)
     ca_log *l = calloc(1, sizeof *l);
     CT_ENSURE_RET(l, CT_ERR_NOMEM);
     c->log = l;
-    ct_merkle_frontier_init(&l->tree);
+    ct_merkle_frontier_init(&l->tree.f);
     l->mu_ok = pthread_mutex_init(&l->mu, NULL) == 0;
     l->cv_ok = ct_cond_init(&l->cv) == 0;
     CT_ENSURE_MSG(l->mu_ok && l->cv_ok, CT_ERR_INTERNAL, "cannot create the log locks");

@@ -4,9 +4,10 @@
  * which every signed tree head's size is at most: each needs only complete subtrees, so what is served never
  * changes. A tile costs at most 256 leaf reads plus the hashes not yet kept (ct_tile_cache): anyone may ask.
  * The kept hashes are checked against the rows at each use, as the proofs' are (ca_chunks_current): a node whose
- * rows were rolled back or rewritten under it serves the tiles of the rows it has, which a client holding an honest
- * checkpoint finds disagree with it, never hashes kept from rows gone: those would agree with a checkpoint the rows
- * no longer support, and mixed with the level-0 tiles and entries read from the rows, match no tree at all. */
+ * rows were rolled back (or rewritten up to the kept edge) under it serves the tiles of the rows it has, which a
+ * client holding an honest checkpoint finds disagree with it, not hashes kept from rows gone: those would agree with
+ * a checkpoint the rows no longer support, and mixed with the level-0 tiles and entries read from the rows, match no
+ * tree at all. Rows edited in place below the edge are not seen (see tiles_current). */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <stdlib.h>
@@ -50,7 +51,8 @@ void ca_tiles_close(ca *c)
 /* The kept hashes under hash tile t (in the log: ct_tile_in_tree) made current as the rows now are, under the
  * lock: level 1 is cache.base's chunk roots, checked at their edge; every level above is computed from those and
  * dropped with them. Level 0 keeps nothing (it reads its leaves each time). Only the edge is read: a row edited in
- * place below it keeps the honest hashes above, and the level-0 tile read from the rows disagrees with them. */
+ * place below it keeps the hashes above as they were computed (honest ones, or the edited rows' when the node read
+ * them before the rows were put back), and the level-0 tile read from the rows disagrees with them. */
 static ct_err tiles_current(ca_tiles *tiles, const ct_tile *t)
 {
     if (t->level == 0 || t->level >= 8) return CT_OK; /* level 8 and up: beyond any log, ct_tile_hashes refuses */

@@ -49,3 +49,16 @@ wait_sth() {
     sleep 0.1
   done
 }
+
+# hex_root FIRST COUNT: the root of the perfect tree (COUNT a power of two) over the leaf hashes of the rows from
+# leaf FIRST, as the database now holds them, in hex.
+hex_root() {
+  sql "$DB" "select hex(leaf_hash) from log_leaves where leaf_index >= $1 order by leaf_index limit $2" | python3 -c '
+import hashlib, sys
+r = [bytes.fromhex(h) for h in sys.stdin.read().split()]
+while len(r) > 1:
+    r = [hashlib.sha256(b"\x01" + r[i] + r[i + 1]).digest() for i in range(0, len(r), 2)]
+print(r[0].hex())'
+}
+# hex_of FILE: its bytes in hex.
+hex_of() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read().hex())' "$1"; }
