@@ -190,7 +190,11 @@ cleanup:
     return rc;
 }
 
-/* Signs and records a tree head of the whole log. Unless `always`, only when the log grew past the newest one. */
+static ct_err not_rolled_back(ca *c);
+
+/* Signs and records a tree head of the whole log. Unless `always`, only when the log grew past the newest one. Never
+ * over a rolled-back database, as no checkpoint is: a tree head of the rows a copy put back holds, grown by other
+ * certificates, is one the token signs beside an earlier one it does not extend. */
 static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool always, db_tree_head *out)
 {
     db_tree_head last = {0};
@@ -203,6 +207,7 @@ static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool 
         if (out) *out = last;
         return CT_OK;
     }
+    CT_GUARD_RET(not_rolled_back(c));
     ct_tree_head h = {.tree_size = tree->f.size, .timestamp_ms = now_ms()};
     if (have_last && h.timestamp_ms < last.head.timestamp_ms) h.timestamp_ms = last.head.timestamp_ms; /* clock stepped back */
     CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, h.root));
