@@ -241,7 +241,7 @@ static void put_signed_sei(ct_buf *out, const ms_signer_config *cfg, const ms_go
     size_t sig_len = sizeof sig;
     ck_assert_int_eq(ct_buf_alloc(&doc, MS_MAX_SEI), CT_OK);
     ck_assert_int_eq(ct_buf_alloc(&sei, MS_MAX_SEI + MS_MAX_SEI / 2), CT_OK);
-    ck_assert_int_eq(ms_sei_begin(MEDIA_H264, false, d, cfg, &doc), CT_OK);
+    ck_assert_int_eq(ms_sei_begin(cfg->codec, false, d, cfg, &doc), CT_OK);
     ck_assert_int_eq(ct_sha256(doc.data, doc.len, digest), CT_OK);
     ck_assert_int_eq(hsm_key_sign_digest(media_key, digest, sizeof digest, sig, &sig_len), CT_OK);
     ck_assert_int_eq(ms_sei_end(&doc, sig, sig_len, &sei), CT_OK);
@@ -250,12 +250,12 @@ static void put_signed_sei(ct_buf *out, const ms_signer_config *cfg, const ms_go
     ct_buf_free(&sei);
 }
 
-/* Signs an H.264 Annex B stream as the camera's signer does (ms_signer_push; each GOP's SEI before the next I-frame,
+/* Signs an H.264 or H.265 Annex B stream as the camera's signer does (ms_signer_push; each GOP's SEI before the next I-frame,
  * the last one's after the end), with the parameter-set TLV of version `version`. Its digest is ms_psets's: for runs
  * of one group or of copies of one, which the camera sends, the last group's, the one version 1 signed. */
-static void sign_with_version(const ct_buf *in, uint8_t version, ct_buf *out)
+static void sign_with_version(const ct_buf *in, media_codec codec, uint8_t version, ct_buf *out)
 {
-    ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust",
+    ms_signer_config cfg = {codec, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust",
                             false};
     ms_gop g;
     uint8_t prev[MS_HASH_LEN];
@@ -270,7 +270,7 @@ static void sign_with_version(const ct_buf *in, uint8_t version, ct_buf *out)
     put_signed_sei(out, &cfg, NULL);
     for (bool more = true; more;) {
         more = media_annexb_next(in->data, in->len, &pos, &nal, &len, &skipped) == CT_OK;
-        ms_role role = more ? ms_nal_role(MEDIA_H264, nal, len, &info) : MS_ROLE_GOP_START;
+        ms_role role = more ? ms_nal_role(codec, nal, len, &info) : MS_ROLE_GOP_START;
         if (role == MS_ROLE_GOP_START && g.started) {
             ms_gop_doc d = {&g, t, counter, counter > 1 ? prev : NULL, g.ps.tlv};
             put_signed_sei(out, &cfg, &d);
@@ -369,7 +369,7 @@ START_TEST(parameter_sets_version_1)
     ck_assert(sps && crop_sps && (crop_len != sps_len || memcmp(crop_sps, sps, sps_len) != 0));
     ck_assert_uint_eq(crop_sps[3], sps[3]); /* the same profile and level: only the cropping differs (SPS id 0) */
 
-    sign_with_version(&plain, 1, &v1);
+    sign_with_version(&plain, MEDIA_H264, 1, &v1);
     edit_stream(&v1, EDIT_NONE, NULL, 0, "v1.h264");
     ms_summary s = verify_reports("v1.h264", &r);
     ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
@@ -398,7 +398,7 @@ START_TEST(parameter_sets_version_1)
                                   "signature (recorded before: the last group of parameter sets only) covers one, a "
                                   "player may decode with the other");
 
-    sign_with_version(&plain, 2, &v2);
+    sign_with_version(&plain, MEDIA_H264, 2, &v2);
     edit_stream(&v2, EDIT_NONE, NULL, 0, "v2.h264");
     ck_assert(verify_reports("v2.h264", &r).authentic);
     edit_stream(&v2, EDIT_GROUP, crop_sps, crop_len, "v2-group.h264");
@@ -411,6 +411,43 @@ START_TEST(parameter_sets_version_1)
     ct_buf_free(&cropped);
     ct_buf_free(&v1);
     ct_buf_free(&v2);
+}
+END_TEST
+
+/* The attack version 2 was made for, on H.265 recorded before it (version 1): the camera sends its PPS id 0 once,
+ * before GOP 1 (the later GOPs send their VPS, SPS and a PPS id 1), and a falsifier puts a group of that VPS, a
+ * cropping SPS id 0 and the PPS id 1 before GOP 2's own. The run's last group is the signed one, yet ffmpeg drops the
+ * PPS id 0 with the SPS it replaced: it shows 30 of the 60 pictures. The old code said AUTHENTIC. */
+START_TEST(parameter_sets_version_1_h265)
+{
+    static const char tamper[] = CAMTRUST_ONVIF_VECTORS "/../../integration/media_tamper.py";
+    ct_buf in = CT_BUF_INIT, v1 = CT_BUF_INIT;
+    gop_reports r;
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -pix_fmt yuv420p -c:v "
+                           "libx265 -x265-params keyint=30:min-keyint=30:open-gop=0:bframes=0:repeat-headers=1:"
+                           "log-level=error '%s' && python3 '%s' hevc-pps-once '%s' '%s'",
+                           path("rh.h265"), tamper, path("rh.h265"), path("once.h265")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path("once.h265"), 16u << 20, &in), CT_OK);
+    sign_with_version(&in, MEDIA_H265, 1, &v1);
+    ck_assert_int_eq(ct_file_write_atomic(path("v1.h265"), v1.data, v1.len, 0644), CT_OK);
+    ms_summary s = verify_reports("v1.h265", &r);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+
+    /* Run in the test's folder: path() keeps four names at a time. */
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -y -i v1.h265 -c copy -bsf:v hevc_metadata=crop_right=64 crop.h265 "
+                           "&& python3 '%s' hevc-add-group v1.h265 group.h265 1 crop.h265 && test \"$(ffmpeg -v error "
+                           "-i group.h265 -f framemd5 - 2>/dev/null | grep -vc '^#')\" = 30",
+                           dir, tamper),
+                     0);
+    s = verify_reports("group.h265", &r);
+    ck_assert_msg(!s.authentic, "a group of a cropping SPS id 0 added before GOP 2's own passed");
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_uint_eq(r.status[1], MS_ALTERED);
+    ck_assert_msg(strstr(r.detail[1], "SPS id 0 sent twice with different contents before frame 30"), "%s",
+                  r.detail[1]);
+    ct_buf_free(&in);
+    ct_buf_free(&v1);
 }
 END_TEST
 
@@ -716,6 +753,7 @@ int main(void)
     tcase_add_test(tc, parameter_sets_signed);
     tcase_add_test(tc, parameter_set_digest);
     tcase_add_test(tc, parameter_sets_version_1);
+    tcase_add_test(tc, parameter_sets_version_1_h265);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
