@@ -451,6 +451,76 @@ START_TEST(parameter_sets_version_1_h265)
 }
 END_TEST
 
+/* The NAL units of a stream as camtrust-view live hands them to the verifier: each segment (here each GOP, from its
+ * SPS) walked from its init segment, so the sample entry's `sps` and `pps` come first every time (cenc_walk). */
+static ms_summary verify_segments(const ct_buf *in, const uint8_t *sps, size_t sps_len, const uint8_t *pps,
+                                  size_t pps_len, gop_reports *r)
+{
+    ms_verify_config cfg = {.root_der = root_der.data, .root_len = root_der.len};
+    ms_verifier *v = NULL;
+    ms_summary s;
+    size_t pos = 0, len, skipped;
+    const uint8_t *nal;
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(ms_verifier_open(&cfg, MEDIA_H264, time(NULL), "test", keep_report, r, &v), CT_OK);
+    while (media_annexb_next(in->data, in->len, &pos, &nal, &len, &skipped) == CT_OK) {
+        if ((nal[0] & 0x1f) == 7) {
+            ck_assert_int_eq(ms_verifier_push_entry(v, sps, sps_len), CT_OK);
+            ck_assert_int_eq(ms_verifier_push_entry(v, pps, pps_len), CT_OK);
+        }
+        ck_assert_int_eq(ms_verifier_push(v, nal, len, -1), CT_OK);
+    }
+    ck_assert_int_eq(ms_verifier_finish(v, &s), CT_OK);
+    ms_verifier_close(v);
+    return s;
+}
+
+/* A camera whose encoder changes its SPS at an I-frame (here GOP 2's crops 32 columns: a new resolution) sends the new
+ * one in band, while its live stream's sample entry (avc3) keeps the first. A player of what camtrust-view live shows
+ * reads the sample entry once and decodes GOP 2 with the signed SPS in band; the viewer hands the sample entry again
+ * with every segment. Version 1 took that for an SPS id 0 sent twice (altered), version 2 for other sets than signed;
+ * both are authentic: the camera signed the sample entry's sets once, at the start, as a player takes them. */
+START_TEST(live_sample_entry_each_segment)
+{
+    ct_buf plain = CT_BUF_INIT, cropped = CT_BUF_INIT, mixed = CT_BUF_INIT, v1 = CT_BUF_INIT, v2 = CT_BUF_INIT;
+    gop_reports r;
+    clip("a.h264", "-f h264");
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
+                           path("a.h264"), path("crop.h264")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &plain), CT_OK);
+    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, &cropped), CT_OK);
+    /* GOP 1 of the clip, GOP 2 of its cropped copy (the same pictures): the stream of the camera that changed. */
+    const uint8_t *nal, *sps = NULL, *pps = NULL;
+    size_t pos = 0, len, skipped, sps_len = 0, pps_len = 0, n_sps = 0;
+    ck_assert_int_eq(ct_buf_alloc(&mixed, plain.len + cropped.len), CT_OK);
+    while (media_annexb_next(plain.data, plain.len, &pos, &nal, &len, &skipped) == CT_OK) {
+        if ((nal[0] & 0x1f) == 7 && ++n_sps == 2) break;
+        if ((nal[0] & 0x1f) == 7 && !sps) sps = nal, sps_len = len;
+        if ((nal[0] & 0x1f) == 8 && !pps) pps = nal, pps_len = len;
+        put_nal(&mixed, nal, len);
+    }
+    pos = 0, n_sps = 0;
+    while (media_annexb_next(cropped.data, cropped.len, &pos, &nal, &len, &skipped) == CT_OK)
+        if (n_sps += (nal[0] & 0x1f) == 7, n_sps >= 2) put_nal(&mixed, nal, len);
+    ck_assert_uint_eq(n_sps, 2);
+
+    sign_with_version(&mixed, MEDIA_H264, 1, &v1);
+    ms_summary s = verify_segments(&v1, sps, sps_len, pps, pps_len, &r);
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+    sign_with_version(&mixed, MEDIA_H264, 2, &v2);
+    s = verify_segments(&v2, sps, sps_len, pps, pps_len, &r);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+
+    ct_buf_free(&plain);
+    ct_buf_free(&cropped);
+    ct_buf_free(&mixed);
+    ct_buf_free(&v1);
+    ct_buf_free(&v2);
+}
+END_TEST
+
 START_TEST(other_root_and_expiry)
 {
     clip("a.h264", "-f h264");
@@ -754,6 +824,7 @@ int main(void)
     tcase_add_test(tc, parameter_set_digest);
     tcase_add_test(tc, parameter_sets_version_1);
     tcase_add_test(tc, parameter_sets_version_1_h265);
+    tcase_add_test(tc, live_sample_entry_each_segment);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
