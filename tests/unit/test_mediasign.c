@@ -344,6 +344,17 @@ static ms_summary verify_reports(const char *name, gop_reports *r)
     return s;
 }
 
+/* A 2-GOP clip and the same with its SPS cropping 32 columns (ffmpeg's h264_metadata: the pictures untouched). */
+static void clip_and_cropped(ct_buf *plain, ct_buf *cropped)
+{
+    clip("a.h264", "-f h264");
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
+                           path("a.h264"), path("crop.h264")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, plain), CT_OK);
+    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, cropped), CT_OK);
+}
+
 /* The verifier keeps the rule of recordings signed before (digest version 1: the last group of parameter sets before
  * each picture): an honest one verifies, a changed picture does not, and a group of another SPS of the same id put
  * before a run's own is refused (version 1 does not cover it, and a decoder takes it: the old code said AUTHENTIC),
@@ -353,12 +364,7 @@ START_TEST(parameter_sets_version_1)
 {
     ct_buf plain = CT_BUF_INIT, cropped = CT_BUF_INIT, v1 = CT_BUF_INIT, v2 = CT_BUF_INIT;
     gop_reports r;
-    clip("a.h264", "-f h264");
-    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
-                           path("a.h264"), path("crop.h264")),
-                     0);
-    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &plain), CT_OK);
-    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, &cropped), CT_OK);
+    clip_and_cropped(&plain, &cropped);
     const uint8_t *nal, *sps = NULL, *crop_sps = NULL;
     size_t pos = 0, len, skipped, sps_len = 0, crop_len = 0;
     while (!sps && media_annexb_next(plain.data, plain.len, &pos, &nal, &len, &skipped) == CT_OK)
@@ -484,12 +490,7 @@ START_TEST(live_sample_entry_each_segment)
 {
     ct_buf plain = CT_BUF_INIT, cropped = CT_BUF_INIT, mixed = CT_BUF_INIT, v1 = CT_BUF_INIT, v2 = CT_BUF_INIT;
     gop_reports r;
-    clip("a.h264", "-f h264");
-    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
-                           path("a.h264"), path("crop.h264")),
-                     0);
-    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &plain), CT_OK);
-    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, &cropped), CT_OK);
+    clip_and_cropped(&plain, &cropped);
     /* GOP 1 of the clip, GOP 2 of its cropped copy (the same pictures): the stream of the camera that changed. */
     const uint8_t *nal, *sps = NULL, *pps = NULL;
     size_t pos = 0, len, skipped, sps_len = 0, pps_len = 0, n_sps = 0;
