@@ -545,28 +545,25 @@ END_TEST
 
 /* A signed stream fragmented by ffmpeg (moof per GOP, as camtrust-agent record writes): verified from the NAL
  * units as stored, through cenc_walk. */
-/* The first occurrence of `what` in `b` at or after `from`, asserted there. */
-static size_t find_bytes(const ct_buf *b, size_t from, const void *what, size_t len)
+/* The first occurrence of `what` in `b`, asserted there. */
+static size_t find_bytes(const ct_buf *b, const void *what, size_t len)
 {
-    const uint8_t *at = memmem(b->data + from, b->len - from, what, len);
+    const uint8_t *at = memmem(b->data, b->len, what, len);
     ck_assert_ptr_nonnull(at);
     return (size_t)(at - b->data);
 }
 
-/* A falsifier's MP4: in a signed one, the x264 SEI of the first sample becomes filler data (type 12, which nothing
- * verifies) holding a red picture of its own, start codes first; the avcC's version becomes 0 and the edit list a
- * free box. ffmpeg then reads the avcC and the samples as Annex B: it shows the red picture and nothing else. The
- * verifier read the samples by their lengths and said AUTHENTIC. */
-START_TEST(mp4_config_version)
+/* A falsifier's MP4 made of the signed `name`: the x264 SEI of its first sample becomes filler data (type 12, which
+ * nothing verifies) holding a red picture of its own, start codes first; the avcC's version becomes 0 and the edit
+ * list, if any, a free box. ffmpeg then reads the avcC and the samples as Annex B: it shows the red picture only. */
+static void hide_red_picture(const char *name, const char *out)
 {
     static const uint8_t x264_uuid[] = {0xdc, 0x45, 0xe9, 0xbd};
-    ct_buf signed_mp4 = CT_BUF_INIT, red = CT_BUF_INIT, hidden = CT_BUF_INIT;
-    clip("a.mp4", "");
-    sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
+    ct_buf mp4 = CT_BUF_INIT, red = CT_BUF_INIT, hidden = CT_BUF_INIT;
     ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i color=red:size=320x240 -frames 1 -c:v libx264 -tune "
                            "zerolatency -f h264 '%s'", path("red.h264")),
                      0);
-    ck_assert_int_eq(ct_file_read(path("s.mp4"), 16u << 20, &signed_mp4), CT_OK);
+    ck_assert_int_eq(ct_file_read(path(name), 16u << 20, &mp4), CT_OK);
     ck_assert_int_eq(ct_file_read(path("red.h264"), 1u << 20, &red), CT_OK);
     ck_assert_int_eq(ct_buf_alloc(&hidden, red.len + 16), CT_OK);
     ck_assert_int_eq(ct_buf_append(&hidden, "\x0c", 1), CT_OK);
@@ -576,24 +573,39 @@ START_TEST(mp4_config_version)
         if ((nal[0] & 0x1f) != 6) put_nal(&hidden, nal, len); /* its SPS, PPS and IDR slice */
     ck_assert_int_eq(ct_buf_append(&hidden, "\x00\x00\x01\x0c", 4), CT_OK); /* the slice ends there */
     /* The SEI: its 4-byte length, then 06 05 (user data unregistered) and its 3-byte size, then the UUID. */
-    size_t sei = find_bytes(&signed_mp4, 0, x264_uuid, sizeof x264_uuid) - 9;
-    size_t sei_len = (size_t)signed_mp4.data[sei + 2] << 8 | signed_mp4.data[sei + 3];
-    ck_assert_uint_eq(signed_mp4.data[sei + 4], 6);
+    size_t sei = find_bytes(&mp4, x264_uuid, sizeof x264_uuid) - 9;
+    size_t sei_len = (size_t)mp4.data[sei + 2] << 8 | mp4.data[sei + 3];
+    ck_assert_uint_eq(mp4.data[sei + 4], 6);
     ck_assert_uint_le(hidden.len, sei_len);
-    memset(signed_mp4.data + sei + 4, 0xff, sei_len);
-    memcpy(signed_mp4.data + sei + 4, hidden.data, hidden.len);
-    signed_mp4.data[find_bytes(&signed_mp4, 0, "avcC", 4) + 4] = 0;
-    memcpy(signed_mp4.data + find_bytes(&signed_mp4, 0, "edts", 4), "free", 4);
-    ck_assert_int_eq(ct_file_write_atomic(path("hidden.mp4"), signed_mp4.data, signed_mp4.len, 0644), CT_OK);
-    ck_assert_int_eq(tu_sh("test \"$(ffmpeg -v error -i '%s' -f framemd5 - 2>/dev/null | grep -vc '^#')\" = 1",
-                           path("hidden.mp4")),
-                     0);
-    ms_summary s = verify_with(path("hidden.mp4"), &root_der, NULL);
-    ck_assert_msg(!s.authentic, "a picture hidden for a player reading the samples as Annex B passed");
-    ck_assert_msg(strstr(s.problem, "decoder configuration (avcC/hvcC) is not of version 1"), "%s", s.problem);
-    ct_buf_free(&signed_mp4);
+    memset(mp4.data + sei + 4, 0xff, sei_len);
+    memcpy(mp4.data + sei + 4, hidden.data, hidden.len);
+    mp4.data[find_bytes(&mp4, "avcC", 4) + 4] = 0;
+    uint8_t *edts = memmem(mp4.data, mp4.len, "edts", 4);
+    if (edts) memcpy(edts, "free", 4);
+    ck_assert_int_eq(ct_file_write_atomic(path(out), mp4.data, mp4.len, 0644), CT_OK);
+    ck_assert_int_eq(
+        tu_sh("test \"$(ffmpeg -v error -i '%s' -f framemd5 - 2>/dev/null | grep -vc '^#')\" = 1", path(out)), 0);
+    ct_buf_free(&mp4);
     ct_buf_free(&red);
     ct_buf_free(&hidden);
+}
+
+/* That MP4, plain and fragmented: the verifier read the samples by their lengths and said AUTHENTIC. */
+START_TEST(mp4_config_version)
+{
+    clip("a.mp4", "");
+    sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
+                           "'%s'", path("s.mp4"), path("f.mp4")),
+                     0);
+    const char *clips[][2] = {{"s.mp4", "hidden.mp4"}, {"f.mp4", "hidden-f.mp4"}};
+    for (size_t i = 0; i < 2; i++) {
+        hide_red_picture(clips[i][0], clips[i][1]);
+        ms_summary s = verify_with(path(clips[i][1]), &root_der, NULL);
+        ck_assert_msg(!s.authentic, "%s: a picture hidden for a player reading the samples as Annex B passed",
+                      clips[i][1]);
+        ck_assert_msg(strstr(s.problem, "decoder configuration (avcC/hvcC) is not of version 1"), "%s", s.problem);
+    }
 }
 END_TEST
 
