@@ -545,6 +545,14 @@ END_TEST
 
 /* A signed stream fragmented by ffmpeg (moof per GOP, as camtrust-agent record writes): verified from the NAL
  * units as stored, through cenc_walk. */
+/* The clip `in` remuxed by ffmpeg to a fragmented MP4 `out`, as it is. */
+static void fragment(const char *in, const char *out)
+{
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
+                           "'%s'", path(in), path(out)),
+                     0);
+}
+
 /* The first occurrence of `what` in `b`, asserted there. */
 static size_t find_bytes(const ct_buf *b, const void *what, size_t len)
 {
@@ -595,9 +603,7 @@ START_TEST(mp4_config_version)
 {
     clip("a.mp4", "");
     sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
-    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
-                           "'%s'", path("s.mp4"), path("f.mp4")),
-                     0);
+    fragment("s.mp4", "f.mp4");
     const char *clips[][2] = {{"s.mp4", "hidden.mp4"}, {"f.mp4", "hidden-f.mp4"}};
     for (size_t i = 0; i < 2; i++) {
         hide_red_picture(clips[i][0], clips[i][1]);
@@ -613,9 +619,7 @@ START_TEST(fragmented_mp4)
 {
     clip("a.h264", "-f h264");
     sign(path("a.h264"), path("s.h264"), false, time(NULL));
-    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
-                           "'%s'", path("s.h264"), path("f.mp4")),
-                     0);
+    fragment("s.h264", "f.mp4");
     ms_summary s = verify_with(path("f.mp4"), &root_der, NULL);
     ck_assert_msg(s.authentic, "%s / %s", s.problem, s.chain);
     ck_assert_str_eq(s.container, "fragmented MP4");
