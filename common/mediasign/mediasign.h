@@ -158,7 +158,8 @@ CT_MUST_CHECK ct_err ms_verifier_open(const ms_verify_config *cfg, media_codec c
 /* `t` is the picture's container time in seconds (negative: unknown). */
 CT_MUST_CHECK ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t);
 /* A parameter set of an MP4 sample entry (avcC/hvcC), before any sample: pushed as the others, and the ones in the
- * samples it is replaced with must be the same (some players decode with the sample entry's alone). */
+ * samples it is replaced with must be the same (some players decode with the sample entry's alone). After a picture
+ * (the live viewer walks the init segment with every segment) it is ignored: a player took it once, before. */
 CT_MUST_CHECK ct_err ms_verifier_push_entry(ms_verifier *v, const uint8_t *nal, size_t len);
 /* A stream-level problem (malformed container, truncation): kept for the summary, the clip is not authentic. */
 void ms_verifier_problem(ms_verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

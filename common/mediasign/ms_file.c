@@ -179,6 +179,37 @@ static void check_edits(const media_file *f, ms_verifier *v)
                                "selection than the one verified", (unsigned long long)e.most_edits);
 }
 
+/* Each video sample entry's decoder configuration (avcC/hvcC) must be of version 1, the one players read as such:
+ * ffmpeg takes another (an hvcC whose first bytes are 0 0 0 or 0 0 1) for Annex B, and the samples too, so it
+ * decodes NAL units hidden, start code first, in the payload of ones the verifier reads by their lengths and passes
+ * over (filler data), not the signed pictures. */
+static void check_config(const media_file *f, ms_verifier *v)
+{
+    static const uint32_t path[] = {MEDIA_FOURCC('m', 'd', 'i', 'a'), MEDIA_FOURCC('m', 'i', 'n', 'f'),
+                                    MEDIA_FOURCC('s', 't', 'b', 'l'), MEDIA_FOURCC('s', 't', 's', 'd')};
+    const uint8_t *d = f->data;
+    media_box moov, trak, b, e, cfg;
+    bool found = media_box_find(d, 0, f->len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) == CT_OK;
+    for (uint64_t t = moov.off + moov.hdr; found && media_box_next(d, moov.off + moov.size, &t, &trak) == CT_OK;) {
+        b = trak;
+        for (size_t i = 0; i < sizeof path / sizeof path[0] && b.type != path[3]; i++)
+            if (media_box_find(d, b.off + b.hdr, b.off + b.size, path[i], &b) != CT_OK) break;
+        /* stsd: a full box and its entry count, then the entries; a visual one has 78 bytes before its boxes */
+        for (uint64_t pos = b.off + b.hdr + 8;
+             b.type == path[3] && media_box_next(d, b.off + b.size, &pos, &e) == CT_OK;) {
+            uint64_t from = e.off + e.hdr + 78, end = e.off + e.size;
+            if (e.size - e.hdr >= 78 &&
+                (media_box_find(d, from, end, MEDIA_FOURCC('a', 'v', 'c', 'C'), &cfg) == CT_OK ||
+                 media_box_find(d, from, end, MEDIA_FOURCC('h', 'v', 'c', 'C'), &cfg) == CT_OK) &&
+                (cfg.size == cfg.hdr || d[cfg.off + cfg.hdr] != 1))
+                ms_verifier_problem(v, "the MP4 sample entry's decoder configuration (avcC/hvcC) is not of version 1: "
+                                       "a player (ffmpeg) then reads it and the samples as Annex B, NAL units other "
+                                       "than those verified");
+        }
+    }
+    ct_err_clear();
+}
+
 static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
 {
     ct_err rc = CT_OK;
@@ -212,6 +243,7 @@ static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_go
     }
     rc = CT_OK;
     check_edits(f, v);
+    check_config(f, v);
     CT_GUARD(ms_verifier_finish(v, sum));
     CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "MP4"));
 cleanup:
@@ -287,6 +319,7 @@ static ct_err verify_fragmented(const media_file *f, const ms_verify_config *cfg
     rc = CT_OK;
     CT_ENSURE_MSG(c.v, CT_ERR_BAD_REQUEST, "fragmented MP4 without any video sample");
     check_edits(f, c.v);
+    check_config(f, c.v);
     CT_GUARD(ms_verifier_finish(c.v, sum));
     CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "fragmented MP4"));
 cleanup:

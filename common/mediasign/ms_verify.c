@@ -879,6 +879,9 @@ ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t
 
 ct_err ms_verifier_push_entry(ms_verifier *v, const uint8_t *nal, size_t len)
 {
+    /* A player reads the sample entry once, before the first picture, and the camera signed it once, there; the live
+     * viewer hands it again with every segment (cenc_walk), before sets in band that may have replaced it since. */
+    if (v->frames) return CT_OK;
     v->in_entry = true;
     ct_err rc = ms_verifier_push(v, nal, len, -1);
     v->in_entry = false;

@@ -7,7 +7,7 @@
 # shown; a copy mirrored with curl verifies with camtrust-verify and decrypts later; `live --crl` (the device
 # root's CRL or the issuing CA's) refuses a revoked camera before any request and a revoked signer's segments;
 # kill -9 mid-stream leaves only whole segments in the recording, which rotates by size; an H.265 (libx265) stream
-# watched live decodes exactly its source frames, every signature verified.
+# watched live decodes exactly its source frames, every signature verified; so does a stream whose SPS changes in band.
 # Usage: live.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
@@ -334,5 +334,36 @@ rc=0; "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --li
 check "H.265 open GOPs (x265's default, RASL pictures): signing refused with one clear line, exit 1" bash -c "
   [ $rc = 1 ] && grep -q 'NAL unit type 9 (leading, layer or auxiliary pictures) cannot be' '$WORK/open.log' &&
   grep -q 'encode closed GOPs' '$WORK/open.log'"
+# ---- an encoder that changes its SPS at an I-frame (here a cropping: another picture size) sends the new one in
+# band, while the stream's sample entry (avc3) keeps the first. A player reads the sample entry once, and the camera
+# signed it once; the viewer handed it to the verifier again before every segment, which took it for a set in effect
+# before the segment's own: segments 2-3 were not shown (`... differ from those signed`; a recording signed before,
+# version 1: `SPS id 0 sent twice with different contents`).
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast -g 30 \
+  -bf 0 -pix_fmt yuv420p -f h264 "$WORK/change-a.h264"
+ffmpeg -nostdin -loglevel error -i "$WORK/change-a.h264" -c copy -bsf:v h264_metadata=crop_right=32 -f h264 \
+  "$WORK/change-b.h264"
+python3 -c 'import sys
+a, b = (open(f, "rb").read() for f in sys.argv[1:3])
+second = lambda d: d.index(b"\x00\x00\x00\x01\x67", d.index(b"\x00\x00\x00\x01\x67") + 1)  # GOP 2: its SPS
+open(sys.argv[3], "wb").write(a[:second(a)] + b[second(b):])' "$WORK/change-a.h264" "$WORK/change-b.h264" \
+  "$WORK/change.h264"
+mkfifo "$WORK/change.fifo"
+"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 10 \
+  --in "$WORK/change.fifo" --live "$WORK/live6" --listen 127.0.0.1:0 >"$WORK/s6.out" 2>"$WORK/s6.log" &
+PIDS+=($!)
+wait_for "$WORK/s6.out" '^listening on ' 100 || { cat "$WORK/s6.log"; exit 1; }
+P6=$(sed -n 's/^listening on .*://p' "$WORK/s6.out")
+cat "$WORK/change.h264" >"$WORK/change.fifo"
+wait_for "$WORK/s6.out" '^stream ended' 100
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P6" \
+  --out "$WORK/change.mp4" "https://$NAME:$P6/live/" >"$WORK/change.rep" 2>&1 || rc=$?
+check "an SPS changed in band at GOP 2 (the sample entry keeps the first): the 3 segments verified and shown" \
+  bash -c "[ $rc = 0 ] && grep -q 'result: AUTHENTIC (3 authentic)' '$WORK/change.rep' && \
+  grep -q 'live: 3 segments shown, 0 not shown' '$WORK/change.rep'"
+frames "$WORK/change.h264" >"$WORK/change.src"
+frames "$WORK/change.mp4" >"$WORK/change.md5"
+check_eq "  ... and decodes exactly the 90 source frames, cropped from frame 30 on (framemd5)" "90 same" \
+  "$(wc -l <"$WORK/change.md5") $(cmp -s "$WORK/change.src" "$WORK/change.md5" && echo same)"
 stop_all
 finish

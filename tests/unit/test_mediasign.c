@@ -241,7 +241,7 @@ static void put_signed_sei(ct_buf *out, const ms_signer_config *cfg, const ms_go
     size_t sig_len = sizeof sig;
     ck_assert_int_eq(ct_buf_alloc(&doc, MS_MAX_SEI), CT_OK);
     ck_assert_int_eq(ct_buf_alloc(&sei, MS_MAX_SEI + MS_MAX_SEI / 2), CT_OK);
-    ck_assert_int_eq(ms_sei_begin(MEDIA_H264, false, d, cfg, &doc), CT_OK);
+    ck_assert_int_eq(ms_sei_begin(cfg->codec, false, d, cfg, &doc), CT_OK);
     ck_assert_int_eq(ct_sha256(doc.data, doc.len, digest), CT_OK);
     ck_assert_int_eq(hsm_key_sign_digest(media_key, digest, sizeof digest, sig, &sig_len), CT_OK);
     ck_assert_int_eq(ms_sei_end(&doc, sig, sig_len, &sei), CT_OK);
@@ -250,12 +250,12 @@ static void put_signed_sei(ct_buf *out, const ms_signer_config *cfg, const ms_go
     ct_buf_free(&sei);
 }
 
-/* Signs an H.264 Annex B stream as the camera's signer does (ms_signer_push; each GOP's SEI before the next I-frame,
+/* Signs an H.264 or H.265 Annex B stream as the camera's signer does (ms_signer_push; each GOP's SEI before the next I-frame,
  * the last one's after the end), with the parameter-set TLV of version `version`. Its digest is ms_psets's: for runs
  * of one group or of copies of one, which the camera sends, the last group's, the one version 1 signed. */
-static void sign_with_version(const ct_buf *in, uint8_t version, ct_buf *out)
+static void sign_with_version(const ct_buf *in, media_codec codec, uint8_t version, ct_buf *out)
 {
-    ms_signer_config cfg = {MEDIA_H264, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust",
+    ms_signer_config cfg = {codec, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust",
                             false};
     ms_gop g;
     uint8_t prev[MS_HASH_LEN];
@@ -270,7 +270,7 @@ static void sign_with_version(const ct_buf *in, uint8_t version, ct_buf *out)
     put_signed_sei(out, &cfg, NULL);
     for (bool more = true; more;) {
         more = media_annexb_next(in->data, in->len, &pos, &nal, &len, &skipped) == CT_OK;
-        ms_role role = more ? ms_nal_role(MEDIA_H264, nal, len, &info) : MS_ROLE_GOP_START;
+        ms_role role = more ? ms_nal_role(codec, nal, len, &info) : MS_ROLE_GOP_START;
         if (role == MS_ROLE_GOP_START && g.started) {
             ms_gop_doc d = {&g, t, counter, counter > 1 ? prev : NULL, g.ps.tlv};
             put_signed_sei(out, &cfg, &d);
@@ -344,6 +344,17 @@ static ms_summary verify_reports(const char *name, gop_reports *r)
     return s;
 }
 
+/* A 2-GOP clip and the same with its SPS cropping 32 columns (ffmpeg's h264_metadata: the pictures untouched). */
+static void clip_and_cropped(ct_buf *plain, ct_buf *cropped)
+{
+    clip("a.h264", "-f h264");
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
+                           path("a.h264"), path("crop.h264")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, plain), CT_OK);
+    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, cropped), CT_OK);
+}
+
 /* The verifier keeps the rule of recordings signed before (digest version 1: the last group of parameter sets before
  * each picture): an honest one verifies, a changed picture does not, and a group of another SPS of the same id put
  * before a run's own is refused (version 1 does not cover it, and a decoder takes it: the old code said AUTHENTIC),
@@ -353,12 +364,7 @@ START_TEST(parameter_sets_version_1)
 {
     ct_buf plain = CT_BUF_INIT, cropped = CT_BUF_INIT, v1 = CT_BUF_INIT, v2 = CT_BUF_INIT;
     gop_reports r;
-    clip("a.h264", "-f h264");
-    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 -f h264 '%s'",
-                           path("a.h264"), path("crop.h264")),
-                     0);
-    ck_assert_int_eq(ct_file_read(path("a.h264"), 16u << 20, &plain), CT_OK);
-    ck_assert_int_eq(ct_file_read(path("crop.h264"), 16u << 20, &cropped), CT_OK);
+    clip_and_cropped(&plain, &cropped);
     const uint8_t *nal, *sps = NULL, *crop_sps = NULL;
     size_t pos = 0, len, skipped, sps_len = 0, crop_len = 0;
     while (!sps && media_annexb_next(plain.data, plain.len, &pos, &nal, &len, &skipped) == CT_OK)
@@ -369,7 +375,7 @@ START_TEST(parameter_sets_version_1)
     ck_assert(sps && crop_sps && (crop_len != sps_len || memcmp(crop_sps, sps, sps_len) != 0));
     ck_assert_uint_eq(crop_sps[3], sps[3]); /* the same profile and level: only the cropping differs (SPS id 0) */
 
-    sign_with_version(&plain, 1, &v1);
+    sign_with_version(&plain, MEDIA_H264, 1, &v1);
     edit_stream(&v1, EDIT_NONE, NULL, 0, "v1.h264");
     ms_summary s = verify_reports("v1.h264", &r);
     ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
@@ -398,7 +404,7 @@ START_TEST(parameter_sets_version_1)
                                   "signature (recorded before: the last group of parameter sets only) covers one, a "
                                   "player may decode with the other");
 
-    sign_with_version(&plain, 2, &v2);
+    sign_with_version(&plain, MEDIA_H264, 2, &v2);
     edit_stream(&v2, EDIT_NONE, NULL, 0, "v2.h264");
     ck_assert(verify_reports("v2.h264", &r).authentic);
     edit_stream(&v2, EDIT_GROUP, crop_sps, crop_len, "v2-group.h264");
@@ -409,6 +415,108 @@ START_TEST(parameter_sets_version_1)
 
     ct_buf_free(&plain);
     ct_buf_free(&cropped);
+    ct_buf_free(&v1);
+    ct_buf_free(&v2);
+}
+END_TEST
+
+/* The attack version 2 was made for, on H.265 recorded before it (version 1): the camera sends its PPS id 0 once,
+ * before GOP 1 (the later GOPs send their VPS, SPS and a PPS id 1), and a falsifier puts a group of that VPS, a
+ * cropping SPS id 0 and the PPS id 1 before GOP 2's own. The run's last group is the signed one, yet ffmpeg drops the
+ * PPS id 0 with the SPS it replaced: it shows 30 of the 60 pictures. The old code said AUTHENTIC. */
+START_TEST(parameter_sets_version_1_h265)
+{
+    static const char tamper[] = CAMTRUST_ONVIF_VECTORS "/../../integration/media_tamper.py";
+    ct_buf in = CT_BUF_INIT, v1 = CT_BUF_INIT;
+    gop_reports r;
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -pix_fmt yuv420p -c:v "
+                           "libx265 -x265-params keyint=30:min-keyint=30:open-gop=0:bframes=0:repeat-headers=1:"
+                           "log-level=error '%s' && python3 '%s' hevc-pps-once '%s' '%s'",
+                           path("rh.h265"), tamper, path("rh.h265"), path("once.h265")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path("once.h265"), 16u << 20, &in), CT_OK);
+    sign_with_version(&in, MEDIA_H265, 1, &v1);
+    ck_assert_int_eq(ct_file_write_atomic(path("v1.h265"), v1.data, v1.len, 0644), CT_OK);
+    ms_summary s = verify_reports("v1.h265", &r);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+
+    /* Run in the test's folder: path() keeps four names at a time. */
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -y -i v1.h265 -c copy -bsf:v hevc_metadata=crop_right=64 crop.h265 "
+                           "&& python3 '%s' hevc-add-group v1.h265 group.h265 1 crop.h265 && test \"$(ffmpeg -v error "
+                           "-i group.h265 -f framemd5 - 2>/dev/null | grep -vc '^#')\" = 30",
+                           dir, tamper),
+                     0);
+    s = verify_reports("group.h265", &r);
+    ck_assert_msg(!s.authentic, "a group of a cropping SPS id 0 added before GOP 2's own passed");
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_uint_eq(r.status[1], MS_ALTERED);
+    ck_assert_msg(strstr(r.detail[1], "SPS id 0 sent twice with different contents before frame 30"), "%s",
+                  r.detail[1]);
+    ct_buf_free(&in);
+    ct_buf_free(&v1);
+}
+END_TEST
+
+/* The NAL units of a stream as camtrust-view live hands them to the verifier: each segment (here each GOP, from its
+ * SPS) walked from its init segment, so the sample entry's `sps` and `pps` come first every time (cenc_walk). */
+static ms_summary verify_segments(const ct_buf *in, const uint8_t *sps, size_t sps_len, const uint8_t *pps,
+                                  size_t pps_len, gop_reports *r)
+{
+    ms_verify_config cfg = {.root_der = root_der.data, .root_len = root_der.len};
+    ms_verifier *v = NULL;
+    ms_summary s;
+    size_t pos = 0, len, skipped;
+    const uint8_t *nal;
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(ms_verifier_open(&cfg, MEDIA_H264, time(NULL), "test", keep_report, r, &v), CT_OK);
+    while (media_annexb_next(in->data, in->len, &pos, &nal, &len, &skipped) == CT_OK) {
+        if ((nal[0] & 0x1f) == 7) {
+            ck_assert_int_eq(ms_verifier_push_entry(v, sps, sps_len), CT_OK);
+            ck_assert_int_eq(ms_verifier_push_entry(v, pps, pps_len), CT_OK);
+        }
+        ck_assert_int_eq(ms_verifier_push(v, nal, len, -1), CT_OK);
+    }
+    ck_assert_int_eq(ms_verifier_finish(v, &s), CT_OK);
+    ms_verifier_close(v);
+    return s;
+}
+
+/* A camera whose encoder changes its SPS at an I-frame (here GOP 2's crops 32 columns: a new resolution) sends the new
+ * one in band, while its live stream's sample entry (avc3) keeps the first. A player of what camtrust-view live shows
+ * reads the sample entry once and decodes GOP 2 with the signed SPS in band; the viewer hands the sample entry again
+ * with every segment. Version 1 took that for an SPS id 0 sent twice (altered), version 2 for other sets than signed;
+ * both are authentic: the camera signed the sample entry's sets once, at the start, as a player takes them. */
+START_TEST(live_sample_entry_each_segment)
+{
+    ct_buf plain = CT_BUF_INIT, cropped = CT_BUF_INIT, mixed = CT_BUF_INIT, v1 = CT_BUF_INIT, v2 = CT_BUF_INIT;
+    gop_reports r;
+    clip_and_cropped(&plain, &cropped);
+    /* GOP 1 of the clip, GOP 2 of its cropped copy (the same pictures): the stream of the camera that changed. */
+    const uint8_t *nal, *sps = NULL, *pps = NULL;
+    size_t pos = 0, len, skipped, sps_len = 0, pps_len = 0, n_sps = 0;
+    ck_assert_int_eq(ct_buf_alloc(&mixed, plain.len + cropped.len), CT_OK);
+    while (media_annexb_next(plain.data, plain.len, &pos, &nal, &len, &skipped) == CT_OK) {
+        if ((nal[0] & 0x1f) == 7 && ++n_sps == 2) break;
+        if ((nal[0] & 0x1f) == 7 && !sps) sps = nal, sps_len = len;
+        if ((nal[0] & 0x1f) == 8 && !pps) pps = nal, pps_len = len;
+        put_nal(&mixed, nal, len);
+    }
+    pos = 0, n_sps = 0;
+    while (media_annexb_next(cropped.data, cropped.len, &pos, &nal, &len, &skipped) == CT_OK)
+        if (n_sps += (nal[0] & 0x1f) == 7, n_sps >= 2) put_nal(&mixed, nal, len);
+    ck_assert_uint_eq(n_sps, 2);
+
+    sign_with_version(&mixed, MEDIA_H264, 1, &v1);
+    ms_summary s = verify_segments(&v1, sps, sps_len, pps, pps_len, &r);
+    ck_assert_uint_eq(r.n, 2);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+    sign_with_version(&mixed, MEDIA_H264, 2, &v2);
+    s = verify_segments(&v2, sps, sps_len, pps, pps_len, &r);
+    ck_assert_msg(s.authentic, "%s / %s / %s", s.problem, r.detail[0], r.detail[1]);
+
+    ct_buf_free(&plain);
+    ct_buf_free(&cropped);
+    ct_buf_free(&mixed);
     ct_buf_free(&v1);
     ct_buf_free(&v2);
 }
@@ -437,13 +545,81 @@ END_TEST
 
 /* A signed stream fragmented by ffmpeg (moof per GOP, as camtrust-agent record writes): verified from the NAL
  * units as stored, through cenc_walk. */
+/* The clip `in` remuxed by ffmpeg to a fragmented MP4 `out`, as it is. */
+static void fragment(const char *in, const char *out)
+{
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
+                           "'%s'", path(in), path(out)),
+                     0);
+}
+
+/* The first occurrence of `what` in `b`, asserted there. */
+static size_t find_bytes(const ct_buf *b, const void *what, size_t len)
+{
+    const uint8_t *at = memmem(b->data, b->len, what, len);
+    ck_assert_ptr_nonnull(at);
+    return (size_t)(at - b->data);
+}
+
+/* A falsifier's MP4 made of the signed `name`: the x264 SEI of its first sample becomes filler data (type 12, which
+ * nothing verifies) holding a red picture of its own, start codes first; the avcC's version becomes 0 and the edit
+ * list, if any, a free box. ffmpeg then reads the avcC and the samples as Annex B: it shows the red picture only. */
+static void hide_red_picture(const char *name, const char *out)
+{
+    static const uint8_t x264_uuid[] = {0xdc, 0x45, 0xe9, 0xbd};
+    ct_buf mp4 = CT_BUF_INIT, red = CT_BUF_INIT, hidden = CT_BUF_INIT;
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i color=red:size=320x240 -frames 1 -c:v libx264 -tune "
+                           "zerolatency -f h264 '%s'", path("red.h264")),
+                     0);
+    ck_assert_int_eq(ct_file_read(path(name), 16u << 20, &mp4), CT_OK);
+    ck_assert_int_eq(ct_file_read(path("red.h264"), 1u << 20, &red), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(&hidden, red.len + 16), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&hidden, "\x0c", 1), CT_OK);
+    const uint8_t *nal;
+    size_t pos = 0, len, skipped;
+    while (media_annexb_next(red.data, red.len, &pos, &nal, &len, &skipped) == CT_OK)
+        if ((nal[0] & 0x1f) != 6) put_nal(&hidden, nal, len); /* its SPS, PPS and IDR slice */
+    ck_assert_int_eq(ct_buf_append(&hidden, "\x00\x00\x01\x0c", 4), CT_OK); /* the slice ends there */
+    /* The SEI: its 4-byte length, then 06 05 (user data unregistered) and its 3-byte size, then the UUID. */
+    size_t sei = find_bytes(&mp4, x264_uuid, sizeof x264_uuid) - 9;
+    size_t sei_len = (size_t)mp4.data[sei + 2] << 8 | mp4.data[sei + 3];
+    ck_assert_uint_eq(mp4.data[sei + 4], 6);
+    ck_assert_uint_le(hidden.len, sei_len);
+    memset(mp4.data + sei + 4, 0xff, sei_len);
+    memcpy(mp4.data + sei + 4, hidden.data, hidden.len);
+    mp4.data[find_bytes(&mp4, "avcC", 4) + 4] = 0;
+    uint8_t *edts = memmem(mp4.data, mp4.len, "edts", 4);
+    if (edts) memcpy(edts, "free", 4);
+    ck_assert_int_eq(ct_file_write_atomic(path(out), mp4.data, mp4.len, 0644), CT_OK);
+    ck_assert_int_eq(
+        tu_sh("test \"$(ffmpeg -v error -i '%s' -f framemd5 - 2>/dev/null | grep -vc '^#')\" = 1", path(out)), 0);
+    ct_buf_free(&mp4);
+    ct_buf_free(&red);
+    ct_buf_free(&hidden);
+}
+
+/* That MP4, plain and fragmented: the verifier read the samples by their lengths and said AUTHENTIC. */
+START_TEST(mp4_config_version)
+{
+    clip("a.mp4", "");
+    sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
+    fragment("s.mp4", "f.mp4");
+    const char *clips[][2] = {{"s.mp4", "hidden.mp4"}, {"f.mp4", "hidden-f.mp4"}};
+    for (size_t i = 0; i < 2; i++) {
+        hide_red_picture(clips[i][0], clips[i][1]);
+        ms_summary s = verify_with(path(clips[i][1]), &root_der, NULL);
+        ck_assert_msg(!s.authentic, "%s: a picture hidden for a player reading the samples as Annex B passed",
+                      clips[i][1]);
+        ck_assert_msg(strstr(s.problem, "decoder configuration (avcC/hvcC) is not of version 1"), "%s", s.problem);
+    }
+}
+END_TEST
+
 START_TEST(fragmented_mp4)
 {
     clip("a.h264", "-f h264");
     sign(path("a.h264"), path("s.h264"), false, time(NULL));
-    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe+empty_moov+default_base_moof "
-                           "'%s'", path("s.h264"), path("f.mp4")),
-                     0);
+    fragment("s.h264", "f.mp4");
     ms_summary s = verify_with(path("f.mp4"), &root_der, NULL);
     ck_assert_msg(s.authentic, "%s / %s", s.problem, s.chain);
     ck_assert_str_eq(s.container, "fragmented MP4");
@@ -716,6 +892,9 @@ int main(void)
     tcase_add_test(tc, parameter_sets_signed);
     tcase_add_test(tc, parameter_set_digest);
     tcase_add_test(tc, parameter_sets_version_1);
+    tcase_add_test(tc, parameter_sets_version_1_h265);
+    tcase_add_test(tc, live_sample_entry_each_segment);
+    tcase_add_test(tc, mp4_config_version);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
