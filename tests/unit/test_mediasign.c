@@ -906,7 +906,7 @@ static ct_err reprefix_sample(void *arg, uint32_t index, const uint8_t *p, size_
     return CT_OK;
 }
 
-/* `in` (an MP4 of 4-byte NAL lengths) rewritten to `out` with 2-byte ones, its avcC saying so. */
+/* `in` (an MP4 of 4-byte NAL lengths) rewritten to `out` with 2-byte ones, its avcC or hvcC saying so. */
 static void reprefix(const char *in, const char *out, const ct_buf *lead, uint32_t at)
 {
     media_file f;
@@ -922,25 +922,20 @@ static void reprefix(const char *in, const char *out, const ct_buf *lead, uint32
     media_mp4_free(m);
     media_file_unmap(&f);
     ck_assert_int_eq(ct_file_read(path(out), 16u << 20, &mp4), CT_OK);
-    size_t at_cfg = find_bytes(&mp4, "avcC", 4) + 4;
-    ck_assert_uint_eq(mp4.data[at_cfg + 4], 0xff);
-    mp4.data[at_cfg + 4] = 0xfd; /* lengthSizeMinusOne 1 */
+    uint8_t *avc = memmem(mp4.data, mp4.len, "avcC", 4);
+    uint8_t *size_byte = avc ? avc + 8 : (uint8_t *)memmem(mp4.data, mp4.len, "hvcC", 4) + 4 + 21;
+    ck_assert_uint_eq(*size_byte & 3, 3);
+    *size_byte &= 0xfd; /* lengthSizeMinusOne 1 */
     ck_assert_int_eq(ct_file_write_atomic(path(out), mp4.data, mp4.len, 0644), CT_OK);
     ct_buf_free(&mp4);
 }
 
-/* How many pictures ffmpeg decodes from `name` `width` pixels wide. */
-static int ffmpeg_pictures(const char *name, int width)
+/* ffmpeg decodes `n` pictures `width` pixels wide from `name`. */
+static void assert_ffmpeg_pictures(const char *name, int width, int n)
 {
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 '%s' | grep -c "
-                              "'^%d'", path(name), width);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    int n = -1;
-    ck_assert_int_eq(fscanf(p, "%d", &n), 1);
-    pclose(p);
-    return n;
+    ck_assert_msg(tu_sh("test \"$(ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 '%s' | "
+                        "grep -c '^%d')\" = %d", path(name), width, n) == 0,
+                  "%s: not %d pictures %d wide", name, n, width);
 }
 
 /* A falsifier re-prefixes a signed MP4's samples with 2-byte lengths (the signatures cover NAL units, not their
@@ -972,20 +967,59 @@ START_TEST(mp4_sample_as_avcc)
 
     reprefix("s.mp4", "two.mp4", NULL, 0);
     reprefix("s.mp4", "atk.mp4", &lead, 29);
-    ck_assert_int_eq(ffmpeg_pictures("two.mp4", 320), 60);
+    assert_ffmpeg_pictures("two.mp4", 320, 60);
     ms_summary s = verify_with(path("two.mp4"), &root_der, NULL);
     ck_assert_msg(s.authentic, "%s", s.problem);
-    ck_assert_int_eq(ffmpeg_pictures("atk.mp4", 288), 30);
+    assert_ffmpeg_pictures("atk.mp4", 288, 30);
     s = verify_with(path("atk.mp4"), &root_der, NULL);
     ck_assert_msg(!s.authentic, "a sample ffmpeg takes for new parameter sets passed");
     ck_assert_msg(strstr(s.problem, "NAL unit of type 0, which H.264 leaves unspecified"), "%s", s.problem);
     /* Fragmented, the verifier takes 4-byte lengths only (cenc_walk), as camtrust-agent record writes them. */
     fragment("atk.mp4", "atk-f.mp4");
-    ck_assert_int_eq(ffmpeg_pictures("atk-f.mp4", 288), 30);
+    assert_ffmpeg_pictures("atk-f.mp4", 288, 30);
     ms_verify_config vc = {.root_der = root_der.data, .root_len = root_der.len};
     ct_err rc = ms_verify_file(path("atk-f.mp4"), &vc, NULL, NULL, &s);
     ck_assert(rc != CT_OK || !s.authentic);
     ct_buf_free(&crop);
+    ct_buf_free(&lead);
+}
+END_TEST
+
+/* The same with an hvcC record (ONVIF's signed H.265 clip): to the verifier a NAL unit of type 48 (profile
+ * compatibility bytes 60 00), which ISO/IEC 14496-15 readers unpack as an aggregator; ffmpeg's H.265 decoder
+ * takes no parameter sets from a sample (only from a sample entry named by stsc: a problem already) and ignores it.
+ * (With the clip's own compatibility bytes, 40 00, the record is a VPS to the verifier: a parameter set it follows.) */
+START_TEST(mp4_sample_as_hvcc)
+{
+    ct_buf ca = CT_BUF_INIT, pem = CT_BUF_INIT, mp4 = CT_BUF_INIT, lead = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(CAMTRUST_ONVIF_VECTORS "/ca.pem", 65536, &pem), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(&ca, PKI_MAX_CERT_DER), CT_OK);
+    ck_assert_int_eq(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, &ca), CT_OK);
+    ck_assert_int_eq(tu_sh("cp '%s' '%s'", CAMTRUST_ONVIF_VECTORS "/test_signed_h265.mp4", path("h.mp4")), 0);
+    ck_assert_int_eq(ct_file_read(path("h.mp4"), 16u << 20, &mp4), CT_OK);
+    size_t box = find_bytes(&mp4, "hvcC", 4) - 4;
+    size_t cfg_len = ((size_t)mp4.data[box] << 24 | (size_t)mp4.data[box + 1] << 16 |
+                      (size_t)mp4.data[box + 2] << 8 | mp4.data[box + 3]) - 8;
+    size_t total = 2 + ((size_t)1 << 8 | mp4.data[box + 9]);
+    ck_assert_uint_le(cfg_len, total);
+    ck_assert_int_eq(ct_buf_alloc(&lead, total), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&lead, mp4.data + box + 8, cfg_len), CT_OK);
+    memset(lead.data + cfg_len, 0, total - cfg_len);
+    lead.len = total;
+    lead.data[2] = 0x60; /* profile compatibility Main and Main 10, as x265 writes it */
+    reprefix("h.mp4", "two.mp4", NULL, 0);
+    reprefix("h.mp4", "atk.mp4", &lead, 30);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -i two.mp4 -f framemd5 two.md5 && ffmpeg -v error -i atk.mp4 "
+                           "-f framemd5 atk.md5 && cmp two.md5 atk.md5", path("")),
+                     0);
+    ms_summary s = verify_with(path("two.mp4"), &ca, NULL);
+    ck_assert_msg(s.authentic, "%s", s.problem);
+    s = verify_with(path("atk.mp4"), &ca, NULL);
+    ck_assert_msg(!s.authentic, "an aggregator NAL unit in a sample passed");
+    ck_assert_msg(strstr(s.problem, "NAL unit of type 48, which H.265 leaves unspecified"), "%s", s.problem);
+    ct_buf_free(&ca);
+    ct_buf_free(&pem);
+    ct_buf_free(&mp4);
     ct_buf_free(&lead);
 }
 END_TEST
@@ -1011,6 +1045,7 @@ int main(void)
     tcase_add_test(tc, live_gop_reported_with_its_signature);
     tcase_add_test(tc, serving_camera_and_presented_chain);
     tcase_add_test(tc, mp4_sample_as_avcc);
+    tcase_add_test(tc, mp4_sample_as_hvcc);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
