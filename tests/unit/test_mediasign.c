@@ -938,6 +938,24 @@ static void assert_ffmpeg_pictures(const char *name, int width, int n)
                   "%s: not %d pictures %d wide", name, n, width);
 }
 
+/* The decoder configuration record (`fourcc`: avcC or hvcC) of the MP4 `name`, padded as a sample's first NAL unit:
+ * with 2-byte lengths its first two bytes (version 1, the profile) are that NAL unit's length to the verifier. */
+static void config_as_nal(const char *name, const char *fourcc, ct_buf *lead)
+{
+    ct_buf mp4 = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path(name), 16u << 20, &mp4), CT_OK);
+    size_t box = find_bytes(&mp4, fourcc, 4) - 4;
+    size_t cfg_len = ((size_t)mp4.data[box] << 24 | (size_t)mp4.data[box + 1] << 16 |
+                      (size_t)mp4.data[box + 2] << 8 | mp4.data[box + 3]) - 8;
+    size_t total = 2 + ((size_t)1 << 8 | mp4.data[box + 9]);
+    ck_assert_uint_le(cfg_len, total);
+    ck_assert_int_eq(ct_buf_alloc(lead, total), CT_OK);
+    ck_assert_int_eq(ct_buf_append(lead, mp4.data + box + 8, cfg_len), CT_OK);
+    memset(lead->data + cfg_len, 0, total - cfg_len);
+    lead->len = total;
+    ct_buf_free(&mp4);
+}
+
 /* A falsifier re-prefixes a signed MP4's samples with 2-byte lengths (the signatures cover NAL units, not their
  * prefixes) and starts the last sample of GOP 1 with an avcC record holding an SPS that crops 32 columns: ffmpeg
  * takes it for new parameter sets and decodes GOP 2 cropped, while to the verifier the record is one NAL unit of
@@ -949,19 +967,9 @@ START_TEST(mp4_sample_as_avcc)
     ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 '%s'", path("a.mp4"),
                            path("crop.mp4")),
                      0);
-    ct_buf crop = CT_BUF_INIT, lead = CT_BUF_INIT;
-    ck_assert_int_eq(ct_file_read(path("crop.mp4"), 16u << 20, &crop), CT_OK);
-    size_t box = find_bytes(&crop, "avcC", 4) - 4;
-    size_t cfg_len = ((size_t)crop.data[box] << 24 | (size_t)crop.data[box + 1] << 16 |
-                      (size_t)crop.data[box + 2] << 8 | crop.data[box + 3]) - 8;
-    /* Its first two bytes (version 1, the profile) are the NAL unit's length to the verifier: the record padded to
-     * it. profile_compatibility 0 and 2-byte lengths, as ffmpeg wants them. */
-    size_t total = 2 + ((size_t)1 << 8 | crop.data[box + 9]);
-    ck_assert_uint_le(cfg_len, total);
-    ck_assert_int_eq(ct_buf_alloc(&lead, total), CT_OK);
-    ck_assert_int_eq(ct_buf_append(&lead, crop.data + box + 8, cfg_len), CT_OK);
-    memset(lead.data + cfg_len, 0, total - cfg_len);
-    lead.len = total;
+    ct_buf lead = CT_BUF_INIT;
+    config_as_nal("crop.mp4", "avcC", &lead);
+    /* profile_compatibility 0 and 2-byte lengths, as ffmpeg wants them */
     lead.data[2] = 0;
     lead.data[4] = 0xfd;
 
@@ -980,7 +988,6 @@ START_TEST(mp4_sample_as_avcc)
     ms_verify_config vc = {.root_der = root_der.data, .root_len = root_der.len};
     ct_err rc = ms_verify_file(path("atk-f.mp4"), &vc, NULL, NULL, &s);
     ck_assert(rc != CT_OK || !s.authentic);
-    ct_buf_free(&crop);
     ct_buf_free(&lead);
 }
 END_TEST
@@ -991,21 +998,12 @@ END_TEST
  * (With the clip's own compatibility bytes, 40 00, the record is a VPS to the verifier: a parameter set it follows.) */
 START_TEST(mp4_sample_as_hvcc)
 {
-    ct_buf ca = CT_BUF_INIT, pem = CT_BUF_INIT, mp4 = CT_BUF_INIT, lead = CT_BUF_INIT;
+    ct_buf ca = CT_BUF_INIT, pem = CT_BUF_INIT, lead = CT_BUF_INIT;
     ck_assert_int_eq(ct_file_read(CAMTRUST_ONVIF_VECTORS "/ca.pem", 65536, &pem), CT_OK);
     ck_assert_int_eq(ct_buf_alloc(&ca, PKI_MAX_CERT_DER), CT_OK);
     ck_assert_int_eq(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, &ca), CT_OK);
     ck_assert_int_eq(tu_sh("cp '%s' '%s'", CAMTRUST_ONVIF_VECTORS "/test_signed_h265.mp4", path("h.mp4")), 0);
-    ck_assert_int_eq(ct_file_read(path("h.mp4"), 16u << 20, &mp4), CT_OK);
-    size_t box = find_bytes(&mp4, "hvcC", 4) - 4;
-    size_t cfg_len = ((size_t)mp4.data[box] << 24 | (size_t)mp4.data[box + 1] << 16 |
-                      (size_t)mp4.data[box + 2] << 8 | mp4.data[box + 3]) - 8;
-    size_t total = 2 + ((size_t)1 << 8 | mp4.data[box + 9]);
-    ck_assert_uint_le(cfg_len, total);
-    ck_assert_int_eq(ct_buf_alloc(&lead, total), CT_OK);
-    ck_assert_int_eq(ct_buf_append(&lead, mp4.data + box + 8, cfg_len), CT_OK);
-    memset(lead.data + cfg_len, 0, total - cfg_len);
-    lead.len = total;
+    config_as_nal("h.mp4", "hvcC", &lead);
     lead.data[2] = 0x60; /* profile compatibility Main and Main 10, as x265 writes it */
     reprefix("h.mp4", "two.mp4", NULL, 0);
     reprefix("h.mp4", "atk.mp4", &lead, 30);
@@ -1019,7 +1017,6 @@ START_TEST(mp4_sample_as_hvcc)
     ck_assert_msg(strstr(s.problem, "NAL unit of type 48, which H.265 leaves unspecified"), "%s", s.problem);
     ct_buf_free(&ca);
     ct_buf_free(&pem);
-    ct_buf_free(&mp4);
     ct_buf_free(&lead);
 }
 END_TEST
