@@ -881,6 +881,145 @@ START_TEST(live_gop_reported_with_its_signature)
 }
 END_TEST
 
+/* ---- MP4 NAL length size: the sample entry's (avcC/hvcC lengthSizeMinusOne) is not signed ---- */
+typedef struct {
+    const media_mp4 *m;
+    uint32_t at;        /* the sample that gets `lead` before its own NAL units */
+    const ct_buf *lead; /* NULL: none */
+} reprefix_ctx;
+
+/* A sample's NAL units with 2-byte lengths (`lead` first in sample `at`): the same NAL units, as signed. */
+static ct_err reprefix_sample(void *arg, uint32_t index, const uint8_t *p, size_t len, media_out *o)
+{
+    const reprefix_ctx *c = arg;
+    media_mp4_video vid;
+    const uint8_t *nal;
+    size_t pos = 0, n;
+    ck_assert_int_eq(media_mp4_video_track(c->m, &vid), CT_OK);
+    if (c->lead && index == c->at) ck_assert_int_eq(media_out_write(o, c->lead->data, c->lead->len), CT_OK);
+    while (media_lp_next(p, len, vid.nal_length_size, &pos, &nal, &n) == CT_OK) {
+        uint8_t pre[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+        ck_assert_uint_lt(n, 1u << 16);
+        ck_assert_int_eq(media_out_write(o, pre, 2), CT_OK);
+        ck_assert_int_eq(media_out_write(o, nal, n), CT_OK);
+    }
+    return CT_OK;
+}
+
+/* `in` (an MP4 of 4-byte NAL lengths) rewritten to `out` with 2-byte ones, its avcC or hvcC saying so. */
+static void reprefix(const char *in, const char *out, const ct_buf *lead, uint32_t at)
+{
+    media_file f;
+    media_mp4 *m = NULL;
+    ct_buf mp4 = CT_BUF_INIT;
+    ck_assert_int_eq(media_file_map(path(in), &f), CT_OK);
+    ck_assert_int_eq(media_mp4_open(f.data, f.len, &m), CT_OK);
+    FILE *o = fopen(path(out), "wb");
+    ck_assert_ptr_nonnull(o);
+    reprefix_ctx c = {m, at, lead};
+    ck_assert_int_eq(media_mp4_rewrite(m, o, reprefix_sample, &c), CT_OK);
+    ck_assert_int_eq(fclose(o), 0);
+    media_mp4_free(m);
+    media_file_unmap(&f);
+    ck_assert_int_eq(ct_file_read(path(out), 16u << 20, &mp4), CT_OK);
+    uint8_t *avc = memmem(mp4.data, mp4.len, "avcC", 4);
+    uint8_t *size_byte = avc ? avc + 8 : (uint8_t *)memmem(mp4.data, mp4.len, "hvcC", 4) + 4 + 21;
+    ck_assert_uint_eq(*size_byte & 3, 3);
+    *size_byte &= 0xfd; /* lengthSizeMinusOne 1 */
+    ck_assert_int_eq(ct_file_write_atomic(path(out), mp4.data, mp4.len, 0644), CT_OK);
+    ct_buf_free(&mp4);
+}
+
+/* ffmpeg decodes `n` pictures `width` pixels wide from `name`. */
+static void assert_ffmpeg_pictures(const char *name, int width, int n)
+{
+    ck_assert_msg(tu_sh("test \"$(ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 '%s' | "
+                        "grep -c '^%d')\" = %d", path(name), width, n) == 0,
+                  "%s: not %d pictures %d wide", name, n, width);
+}
+
+/* The decoder configuration record (`fourcc`: avcC or hvcC) of the MP4 `name`, padded as a sample's first NAL unit:
+ * with 2-byte lengths its first two bytes (version 1, the profile) are that NAL unit's length to the verifier. */
+static void config_as_nal(const char *name, const char *fourcc, ct_buf *lead)
+{
+    ct_buf mp4 = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path(name), 16u << 20, &mp4), CT_OK);
+    size_t box = find_bytes(&mp4, fourcc, 4) - 4;
+    size_t cfg_len = ((size_t)mp4.data[box] << 24 | (size_t)mp4.data[box + 1] << 16 |
+                      (size_t)mp4.data[box + 2] << 8 | mp4.data[box + 3]) - 8;
+    size_t total = 2 + ((size_t)1 << 8 | mp4.data[box + 9]);
+    ck_assert_uint_le(cfg_len, total);
+    ck_assert_int_eq(ct_buf_alloc(lead, total), CT_OK);
+    ck_assert_int_eq(ct_buf_append(lead, mp4.data + box + 8, cfg_len), CT_OK);
+    memset(lead->data + cfg_len, 0, total - cfg_len);
+    lead->len = total;
+    ct_buf_free(&mp4);
+}
+
+/* A falsifier re-prefixes a signed MP4's samples with 2-byte lengths (the signatures cover NAL units, not their
+ * prefixes) and starts the last sample of GOP 1 with an avcC record holding an SPS that crops 32 columns: ffmpeg
+ * takes it for new parameter sets and decodes GOP 2 cropped, while to the verifier the record is one NAL unit of
+ * type 0, passed over: the old code said AUTHENTIC. The honest 2-byte copy still verifies. */
+START_TEST(mp4_sample_as_avcc)
+{
+    clip("a.mp4", "-bf 0");
+    sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -i '%s' -c copy -bsf:v h264_metadata=crop_right=32 '%s'", path("a.mp4"),
+                           path("crop.mp4")),
+                     0);
+    ct_buf lead = CT_BUF_INIT;
+    config_as_nal("crop.mp4", "avcC", &lead);
+    /* profile_compatibility 0 and 2-byte lengths, as ffmpeg wants them */
+    lead.data[2] = 0;
+    lead.data[4] = 0xfd;
+
+    reprefix("s.mp4", "two.mp4", NULL, 0);
+    reprefix("s.mp4", "atk.mp4", &lead, 29);
+    assert_ffmpeg_pictures("two.mp4", 320, 60);
+    ms_summary s = verify_with(path("two.mp4"), &root_der, NULL);
+    ck_assert_msg(s.authentic, "%s", s.problem);
+    assert_ffmpeg_pictures("atk.mp4", 288, 30);
+    s = verify_with(path("atk.mp4"), &root_der, NULL);
+    ck_assert_msg(!s.authentic, "a sample ffmpeg takes for new parameter sets passed");
+    ck_assert_msg(strstr(s.problem, "NAL unit of type 0, which H.264 leaves unspecified"), "%s", s.problem);
+    /* Fragmented, the verifier takes 4-byte lengths only (cenc_walk), as camtrust-agent record writes them. */
+    fragment("atk.mp4", "atk-f.mp4");
+    assert_ffmpeg_pictures("atk-f.mp4", 288, 30);
+    ms_verify_config vc = {.root_der = root_der.data, .root_len = root_der.len};
+    ct_err rc = ms_verify_file(path("atk-f.mp4"), &vc, NULL, NULL, &s);
+    ck_assert(rc != CT_OK || !s.authentic);
+    ct_buf_free(&lead);
+}
+END_TEST
+
+/* The same with an hvcC record (ONVIF's signed H.265 clip): to the verifier a NAL unit of type 48 (profile
+ * compatibility bytes 60 00), which ISO/IEC 14496-15 readers unpack as an aggregator; ffmpeg's H.265 decoder
+ * takes no parameter sets from a sample (only from a sample entry named by stsc: a problem already) and ignores it.
+ * (With the clip's own compatibility bytes, 40 00, the record is a VPS to the verifier: a parameter set it follows.) */
+START_TEST(mp4_sample_as_hvcc)
+{
+    ct_buf ca = CT_BUF_INIT, pem = CT_BUF_INIT, lead = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(CAMTRUST_ONVIF_VECTORS "/ca.pem", 65536, &pem), CT_OK);
+    ck_assert_int_eq(ct_buf_alloc(&ca, PKI_MAX_CERT_DER), CT_OK);
+    ck_assert_int_eq(ct_pem_decode(pem.data, pem.len, "CERTIFICATE", 0, &ca), CT_OK);
+    ck_assert_int_eq(tu_sh("cp '%s' '%s'", CAMTRUST_ONVIF_VECTORS "/test_signed_h265.mp4", path("h.mp4")), 0);
+    config_as_nal("h.mp4", "hvcC", &lead);
+    lead.data[2] = 0x60; /* profile compatibility Main and Main 10, as x265 writes it */
+    reprefix("h.mp4", "two.mp4", NULL, 0);
+    reprefix("h.mp4", "atk.mp4", &lead, 30);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -i two.mp4 -f framemd5 two.md5 && ffmpeg -v error -i atk.mp4 "
+                           "-f framemd5 atk.md5 && cmp two.md5 atk.md5", path("")),
+                     0);
+    ms_summary s = verify_with(path("two.mp4"), &ca, NULL);
+    ck_assert_msg(s.authentic, "%s", s.problem);
+    s = verify_with(path("atk.mp4"), &ca, NULL);
+    ck_assert_msg(!s.authentic, "an aggregator NAL unit in a sample passed");
+    ck_assert_msg(strstr(s.problem, "NAL unit of type 48, which H.265 leaves unspecified"), "%s", s.problem);
+    ct_buf_free(&ca);
+    ct_buf_free(&pem);
+    ct_buf_free(&lead);
+}
+END_TEST
 
 int main(void)
 {
@@ -902,6 +1041,8 @@ int main(void)
     tcase_add_test(tc, onvif_reference_clips);
     tcase_add_test(tc, live_gop_reported_with_its_signature);
     tcase_add_test(tc, serving_camera_and_presented_chain);
+    tcase_add_test(tc, mp4_sample_as_avcc);
+    tcase_add_test(tc, mp4_sample_as_hvcc);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
