@@ -25,7 +25,8 @@
       From SOURCE, COUNT connections at once, each POSTing PATH a chunked body without end (16 KiB chunks) until the
       server closes it or CAP_MIB are sent, then again on a new connection, until the file STOP exists (at most 60 s).
       Writes "streaming" to OUT once the first chunks are sent, at the end "closed N" (connections the server closed
-      before CAP_MIB) and "capped N" (those that reached it, still open).
+      before CAP_MIB), "capped N" (those that reached it, still open) and "refused N" (closed before or during their
+      handshake, tried again 10 ms later).
   server_clients.py trickle PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
       From each of ADDRESSES (comma-separated loopback addresses), PER_ADDRESS TLS connections to 127.0.0.1:PORT
       (no client certificate) that start a request's headers and send one more byte of them every 2 s (within any
@@ -252,10 +253,16 @@ def endless_chunked(where, source, path, tls, cadir, stop, out, counts):
     chunk = b"4000\r\n" + b"A" * 0x4000 + b"\r\n"
     deadline = time.monotonic() + 60
     while not os.path.exists(stop) and time.monotonic() < deadline:
-        s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
-        if tls == "TLS":
-            ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
-            s = ctx.wrap_socket(s, server_hostname="localhost")
+        try:
+            s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+            if tls == "TLS":
+                ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+                s = ctx.wrap_socket(s, server_hostname="localhost")
+        except OSError:  # refused before or during the handshake (a rate of new connections): comes again
+            with counts["lock"]:
+                counts["refused"] += 1
+            time.sleep(0.01)
+            continue
         sent = 0
         try:
             s.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pkcs10\r\n"
@@ -275,7 +282,7 @@ def endless_chunked(where, source, path, tls, cadir, stop, out, counts):
 
 
 def chunked(where, source, path, tls, cadir, count, stop, out):
-    counts = {"streaming": False, "closed": 0, "capped": 0, "lock": threading.Lock()}
+    counts = {"streaming": False, "closed": 0, "capped": 0, "refused": 0, "lock": threading.Lock()}
     threads = [threading.Thread(target=endless_chunked, args=(where, source, path, tls, cadir, stop, out, counts))
                for _ in range(int(count))]
     for t in threads:
@@ -284,6 +291,7 @@ def chunked(where, source, path, tls, cadir, count, stop, out):
         t.join()
     write(out, "closed %d" % counts["closed"])
     write(out, "capped %d" % counts["capped"])
+    write(out, "refused %d" % counts["refused"])
 
 
 TRICKLE_BYTES = 30
