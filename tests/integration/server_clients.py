@@ -12,7 +12,7 @@
   server_clients.py fill [HOST:]PORT ADDRESSES PER_ADDRESS GO OUT
       From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections to HOST
       (127.0.0.1; "[::1]" for IPv6) that never start a TLS handshake, writes "held N" to OUT once the server has
-      settled (N: those it did not close), then holds them until the file GO exists (at most 30 s) and writes
+      settled (N: those it did not close), then holds them until the file GO exists (at most 90 s) and writes
       "closed".
   server_clients.py ocsp HOST:PORT SOURCE REQUEST COUNT OUT
       From SOURCE, POSTs the DER OCSP request in the file REQUEST COUNT times over one keep-alive plain-HTTP
@@ -44,6 +44,9 @@
       STOP exists or SECONDS have passed (at most RECONNECT_TRIES connections). Writes "accepted N" (handshakes
       completed), "refused N", "seconds S" (from the first connection's start to the last one's end) and "window
       FROM TO" (those two times on the machine's monotonic clock, to compare clients run at once).
+  server_clients.py many [HOST:]PORT CADIR BASE COUNT OUT
+      From COUNT addresses BASE.I.J (BASE two bytes such as 127.1; J 1 to 250), one after another, a TLS connection
+      each to HOST:PORT: the handshake, then closed at once. Writes "accepted N" (handshakes completed).
   server_clients.py slowread HOST:PORT PATH READ_BYTES EVERY_S SECONDS OUT
       One plain-HTTP GET of PATH on a connection with a small receive buffer and segments (a reader that lets the
       server send little at a time), reading READ_BYTES every EVERY_S seconds, for at most SECONDS. Writes "length
@@ -145,8 +148,8 @@ def flood(port, count, out):
     watch.close()
 
 
-def wait_for(path):
-    deadline = time.monotonic() + 30
+def wait_for(path, seconds=30):
+    deadline = time.monotonic() + seconds
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
 
@@ -158,7 +161,7 @@ def fill(where, addresses, per_address, go, out):
     while not watch.settled() and time.monotonic() < deadline:
         watch.round()
     write(out, "held %d" % len(watch.open))
-    wait_for(go)
+    wait_for(go, 90)
     watch.close()
     write(out, "closed")
 
@@ -401,6 +404,16 @@ def hold(port, cadir, addresses, per_address, stop, out, cert=None, key=None):
 RECONNECT_TRIES = 3000
 
 
+def handshake(host, port, ctx, source):
+    """Whether a TLS connection from source completes its handshake (then closed at once)."""
+    try:
+        raw = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+        with ctx.wrap_socket(raw, server_hostname="localhost"):
+            return True
+    except OSError:  # closed by the server before or during the handshake
+        return False
+
+
 def reconnect(where, cadir, source, stop, seconds, out):
     host, port = target(where)
     ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
@@ -410,11 +423,9 @@ def reconnect(where, cadir, source, stop, seconds, out):
     for _ in range(RECONNECT_TRIES):
         if os.path.exists(stop) or time.monotonic() > deadline:
             break
-        try:
-            raw = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
-            with ctx.wrap_socket(raw, server_hostname="localhost"):
-                accepted += 1
-        except OSError:  # closed by the server before or during the handshake
+        if handshake(host, port, ctx, source):
+            accepted += 1
+        else:
             refused += 1
             time.sleep(0.01)
     write(out, "accepted %d" % accepted)
@@ -422,6 +433,13 @@ def reconnect(where, cadir, source, stop, seconds, out):
     end = time.monotonic()
     write(out, "seconds %.3f" % (end - start))
     write(out, "window %.3f %.3f" % (start, end))
+
+
+def many(where, cadir, base, count, out):
+    host, port = target(where)
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    sources = ["%s.%d.%d" % (base, i // 250, i % 250 + 1) for i in range(int(count))]
+    write(out, "accepted %d" % sum(handshake(host, port, ctx, source) for source in sources))
 
 
 def slowread(where, path, read_bytes, every_s, seconds, out):
@@ -477,6 +495,8 @@ if __name__ == "__main__":
         trickle(*sys.argv[2:8])
     elif sys.argv[1] == "hold":
         hold(*sys.argv[2:10])
+    elif sys.argv[1] == "many":
+        many(*sys.argv[2:7])
     elif sys.argv[1] == "reconnect":
         reconnect(*sys.argv[2:8])
     elif sys.argv[1] == "slowread":
