@@ -12,7 +12,7 @@
   server_clients.py fill [HOST:]PORT ADDRESSES PER_ADDRESS GO OUT
       From each of ADDRESSES (comma-separated loopback addresses), opens PER_ADDRESS TCP connections to HOST
       (127.0.0.1; "[::1]" for IPv6) that never start a TLS handshake, writes "held N" to OUT once the server has
-      settled (N: those it did not close), then holds them until the file GO exists (at most 30 s) and writes
+      settled (N: those it did not close), then holds them until the file GO exists (at most 90 s) and writes
       "closed".
   server_clients.py ocsp HOST:PORT SOURCE REQUEST COUNT OUT
       From SOURCE, POSTs the DER OCSP request in the file REQUEST COUNT times over one keep-alive plain-HTTP
@@ -25,7 +25,8 @@
       From SOURCE, COUNT connections at once, each POSTing PATH a chunked body without end (16 KiB chunks) until the
       server closes it or CAP_MIB are sent, then again on a new connection, until the file STOP exists (at most 60 s).
       Writes "streaming" to OUT once the first chunks are sent, at the end "closed N" (connections the server closed
-      before CAP_MIB) and "capped N" (those that reached it, still open).
+      before CAP_MIB), "capped N" (those that reached it, still open) and "refused N" (closed before or during their
+      handshake, tried again 10 ms later).
   server_clients.py trickle PORT CADIR ADDRESSES PER_ADDRESS STOP OUT
       From each of ADDRESSES (comma-separated loopback addresses), PER_ADDRESS TLS connections to 127.0.0.1:PORT
       (no client certificate) that start a request's headers and send one more byte of them every 2 s (within any
@@ -43,6 +44,9 @@
       STOP exists or SECONDS have passed (at most RECONNECT_TRIES connections). Writes "accepted N" (handshakes
       completed), "refused N", "seconds S" (from the first connection's start to the last one's end) and "window
       FROM TO" (those two times on the machine's monotonic clock, to compare clients run at once).
+  server_clients.py many [HOST:]PORT CADIR BASE COUNT OUT
+      From COUNT addresses BASE.I.J (BASE two bytes such as 127.1; J 1 to 250), one after another, a TLS connection
+      each to HOST:PORT: the handshake, then closed at once. Writes "accepted N" (handshakes completed).
   server_clients.py slowread HOST:PORT PATH READ_BYTES EVERY_S SECONDS OUT
       One plain-HTTP GET of PATH on a connection with a small receive buffer and segments (a reader that lets the
       server send little at a time), reading READ_BYTES every EVERY_S seconds, for at most SECONDS. Writes "length
@@ -144,8 +148,8 @@ def flood(port, count, out):
     watch.close()
 
 
-def wait_for(path):
-    deadline = time.monotonic() + 30
+def wait_for(path, seconds=30):
+    deadline = time.monotonic() + seconds
     while not os.path.exists(path) and time.monotonic() < deadline:
         time.sleep(0.05)
 
@@ -157,7 +161,7 @@ def fill(where, addresses, per_address, go, out):
     while not watch.settled() and time.monotonic() < deadline:
         watch.round()
     write(out, "held %d" % len(watch.open))
-    wait_for(go)
+    wait_for(go, 90)
     watch.close()
     write(out, "closed")
 
@@ -252,10 +256,16 @@ def endless_chunked(where, source, path, tls, cadir, stop, out, counts):
     chunk = b"4000\r\n" + b"A" * 0x4000 + b"\r\n"
     deadline = time.monotonic() + 60
     while not os.path.exists(stop) and time.monotonic() < deadline:
-        s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
-        if tls == "TLS":
-            ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
-            s = ctx.wrap_socket(s, server_hostname="localhost")
+        try:
+            s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+            if tls == "TLS":
+                ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+                s = ctx.wrap_socket(s, server_hostname="localhost")
+        except OSError:  # refused before or during the handshake (a rate of new connections): comes again
+            with counts["lock"]:
+                counts["refused"] += 1
+            time.sleep(0.01)
+            continue
         sent = 0
         try:
             s.sendall(b"POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/pkcs10\r\n"
@@ -275,7 +285,7 @@ def endless_chunked(where, source, path, tls, cadir, stop, out, counts):
 
 
 def chunked(where, source, path, tls, cadir, count, stop, out):
-    counts = {"streaming": False, "closed": 0, "capped": 0, "lock": threading.Lock()}
+    counts = {"streaming": False, "closed": 0, "capped": 0, "refused": 0, "lock": threading.Lock()}
     threads = [threading.Thread(target=endless_chunked, args=(where, source, path, tls, cadir, stop, out, counts))
                for _ in range(int(count))]
     for t in threads:
@@ -284,6 +294,7 @@ def chunked(where, source, path, tls, cadir, count, stop, out):
         t.join()
     write(out, "closed %d" % counts["closed"])
     write(out, "capped %d" % counts["capped"])
+    write(out, "refused %d" % counts["refused"])
 
 
 TRICKLE_BYTES = 30
@@ -393,6 +404,16 @@ def hold(port, cadir, addresses, per_address, stop, out, cert=None, key=None):
 RECONNECT_TRIES = 3000
 
 
+def handshake(host, port, ctx, source):
+    """Whether a TLS connection from source completes its handshake (then closed at once)."""
+    try:
+        raw = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+        with ctx.wrap_socket(raw, server_hostname="localhost"):
+            return True
+    except OSError:  # closed by the server before or during the handshake
+        return False
+
+
 def reconnect(where, cadir, source, stop, seconds, out):
     host, port = target(where)
     ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
@@ -402,11 +423,9 @@ def reconnect(where, cadir, source, stop, seconds, out):
     for _ in range(RECONNECT_TRIES):
         if os.path.exists(stop) or time.monotonic() > deadline:
             break
-        try:
-            raw = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
-            with ctx.wrap_socket(raw, server_hostname="localhost"):
-                accepted += 1
-        except OSError:  # closed by the server before or during the handshake
+        if handshake(host, port, ctx, source):
+            accepted += 1
+        else:
             refused += 1
             time.sleep(0.01)
     write(out, "accepted %d" % accepted)
@@ -414,6 +433,13 @@ def reconnect(where, cadir, source, stop, seconds, out):
     end = time.monotonic()
     write(out, "seconds %.3f" % (end - start))
     write(out, "window %.3f %.3f" % (start, end))
+
+
+def many(where, cadir, base, count, out):
+    host, port = target(where)
+    ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
+    sources = ["%s.%d.%d" % (base, i // 250, i % 250 + 1) for i in range(int(count))]
+    write(out, "accepted %d" % sum(handshake(host, port, ctx, source) for source in sources))
 
 
 def slowread(where, path, read_bytes, every_s, seconds, out):
@@ -469,6 +495,8 @@ if __name__ == "__main__":
         trickle(*sys.argv[2:8])
     elif sys.argv[1] == "hold":
         hold(*sys.argv[2:10])
+    elif sys.argv[1] == "many":
+        many(*sys.argv[2:7])
     elif sys.argv[1] == "reconnect":
         reconnect(*sys.argv[2:8])
     elif sys.argv[1] == "slowread":

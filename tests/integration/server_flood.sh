@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The server under clients that send without end or a byte at a time, on loopback: from two addresses, 8 connections
 # each POST chunked bodies that never end (one address to /ocsp over plain HTTP, the other to EST simpleenroll over
-# HTTPS), again and again; each is cut off past server.max_body (not read to its end: its connection's thread is
-# free again), while an OCSP client and a station are still answered. Then 4 addresses fill the listener with TLS
+# HTTPS), again and again (the HTTPS one, refused past its rate of new connections, again too); each is cut off past
+# server.max_body (not read to its end: its connection's thread is free again), while an OCSP client and a station
+# are still answered. Then 4 addresses fill the listener with TLS
 # connections whose request headers come a byte every 2 s, never silent for the idle timeout: each is cut off at
 # server.request_timeout, and a station gets in. (A TLS handshake sent so is cut off at the idle timeout already.)
 # Around them: a chunked CSR below the bound is answered; a body-less route's cut is logged as its 413; a request held
@@ -17,6 +18,10 @@ CLIENTS=$HERE/server_clients.py
 CA=$WORK/ca
 ca_create "$CA" >/dev/null
 station_with_order line1 CAM0001 CAM0002 CAM0003 CAM0004
+# The HTTPS flood below opens far more connections than its address's rate of new ones allows: refused past it, it
+# comes again (as an attacker does), and goes on while the station is served.
+sed -i -e 's/^server.per_ip_connects_per_second = .*/server.per_ip_connects_per_second = 10/' \
+  -e 's/^server.per_ip_connects_burst = .*/server.per_ip_connects_burst = 20/' "$CA/camtrust-ca.conf"
 WITH_HTTP=1 start_ca "$CA"
 STATION=(--cert "$WORK/station.pem" --key "$WORK/station.key")
 make_csr "$WORK/cam1" "/serialNumber=CAM0001/CN=x"
@@ -55,6 +60,8 @@ check_eq "meanwhile an OCSP client is answered" good "$(ocsp_status)"
 make_csr "$WORK/cam2" "/serialNumber=CAM0002/CN=x"
 check_eq "... and a station enrolls CAM0002" 200 \
   "$(est_post simpleenroll "$WORK/cam2.b64" "$WORK/cam2.p7" "${STATION[@]}")"
+check "the HTTPS flood went on meanwhile, past its rate of new connections (was: its clients gave up)" \
+  kill -0 "$TLS_PID"
 sleep 2 # (let each attacking connection run into its end or its cap of 64 MiB: no timing is checked)
 touch "$WORK/stop"
 rc=0
@@ -67,6 +74,8 @@ for side in plain tls; do
   check "$side: the server cut off the endless bodies (${closed:-?} connections closed)" test "${closed:-0}" -ge 8
   check_eq "$side: ... each before 64 MiB of it (none read on and on)" 0 "${capped:-?}"
 done
+check "tls: ... the rest refused before any handshake ($(sed -n 's/^refused //p' "$WORK/tls.out"))" \
+  test "$(sed -n 's/^refused //p' "$WORK/tls.out")" -ge 1
 check "the refusals are logged as 413 (OCSP)" grep -q 'method="POST" path="/ocsp" status=413' "$WORK/server.log"
 check "... and as 413 (EST)" grep -q 'method="POST" path="/.well-known/est/simpleenroll" status=413' "$WORK/server.log"
 check_eq "afterwards, an OCSP client is answered" good "$(ocsp_status)"
