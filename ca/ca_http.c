@@ -16,8 +16,8 @@ bool ca_media_type_is(const char *content_type, const char *want)
     return next == '\0' || next == ';' || next == ' ';
 }
 
-/* Random, so that it tells nobody how many there were; the clock's milliseconds if getrandom fails. */
-static void name_incident(char out[CA_INCIDENT_MAX])
+/* Random, so that it tells nobody how many there were. */
+void ca_incident_name(char out[CA_INCIDENT_MAX])
 {
     uint64_t id;
     if (ct_random((uint8_t *)&id, sizeof id) != CT_OK) id = (uint64_t)ct_now_ms();
@@ -34,7 +34,7 @@ ct_err ca_http_error(ca_http_answer *ans, ct_err e)
     if (ct_snprintf(ans->reason, sizeof ans->reason, "%s", *detail ? detail : ct_err_message(e)) != CT_OK)
         ans->reason[0] = '\0';
     ans->incident[0] = '\0';
-    if (ans->status == 500) name_incident(ans->incident); /* after the detail is kept: it may fail with its own */
+    if (ans->status == 500) ca_incident_name(ans->incident); /* after the detail is kept: it may fail with its own */
     char said[sizeof ans->reason];
     if (ca_http_error_said(ans, e, said, sizeof said) != CT_OK) said[0] = '\0';
     if (ct_buf_alloc(&ans->body, sizeof said + 64) == CT_OK &&

@@ -92,9 +92,10 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
     uint64_t got = 1;
     CT_GUARD_RET(fetch(arg, at, 1, &now, &got));
     *holds = got == 1 && memcmp(now, edge, sizeof now) == 0;
+    bool audit = strcmp(tree, "audit") == 0; /* named as everywhere else: audit entry N is leaf N - 1 */
     if (!*holds)
-        ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s leaf=%llu reason=%s", tree, (unsigned long long)at,
-               got != 1 ? "gone" : "changed");
+        ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s %s=%llu reason=%s", tree, audit ? "entry" : "leaf",
+               (unsigned long long)at + audit, got != 1 ? "gone" : "changed");
     return CT_OK;
 }
 

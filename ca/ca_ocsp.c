@@ -649,9 +649,12 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
             kept = cache_get(r, &req.ids[0], now, &ans->body, &st);
         }
         if (rc == CT_OK && !kept) rc = sign_answer(c, o, &req, single, &ans->body);
-        if (rc != CT_OK) {
-            ct_log(CT_LOG_ERROR, "ocsp_sign", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
-            return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see the error above");
+        if (rc != CT_OK) { /* RFC 6960's internalError carries no text: the detail is in this line, under the
+                            * incident the request's own line (ca_server.c) names first too */
+            ca_incident_name(ans->incident);
+            ct_log(CT_LOG_ERROR, "ocsp_sign", "incident=%s error=%s", ans->incident,
+                   CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+            return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see event=ocsp_sign under the incident");
         }
         /* Unknown serials are not kept: anyone can ask for any number of them. */
         if (!kept && req.n == 1 && !req.nonce && st != PKI_OCSP_UNKNOWN)

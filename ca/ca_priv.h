@@ -239,7 +239,7 @@ typedef struct {
     ct_buf body;
     char actor[CA_ACTOR_MAX];
     char reason[256];               /* for the server's log: a 500's too, which its client is not told (below) */
-    char incident[CA_INCIDENT_MAX]; /* a 500's: its answer and its log line name it; "" for other answers */
+    char incident[CA_INCIDENT_MAX]; /* a 500's (or OCSP internalError's): its log lines name it; "" for others */
     const char *cache_control; /* a Cache-Control header, or NULL for none */
     const char *content_encoding; /* a Content-Encoding header ("gzip"), or NULL for none */
     bool vary_encoding;           /* the body depends on Accept-Encoding: "Vary: Accept-Encoding" */
@@ -294,6 +294,8 @@ bool ca_bucket_take(int64_t *full_at_us, long per_minute);
  * insides (SQLite's or PostgreSQL's text, a PKCS#11 code, the CA folder's paths): its client gets the error table's
  * message and an incident, and ans->reason (the server's log line, ca_server.c) keeps the detail under it. */
 ct_err ca_http_error(ca_http_answer *ans, ct_err e);
+/* A new incident: random, 16 hex digits (the clock's milliseconds if getrandom fails). */
+void ca_incident_name(char out[CA_INCIDENT_MAX]);
 /* The one line a client is told of the error `e` that ca_http_error put in `ans` (the officer API sends it as JSON). */
 CT_MUST_CHECK ct_err ca_http_error_said(const ca_http_answer *ans, ct_err e, char *out, size_t max);
 /* wolfSSL (built with FP_ECC) keeps a fixed-point cache per thread: a thread that verifies a signature calls this

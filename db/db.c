@@ -14,6 +14,12 @@ int64_t db_now(void) { return (int64_t)time(NULL); }
  * ------------------------------------------------------------------------------------------------------- */
 ct_err db_sql_fail(ct_db *db, const char *what) { return db->be->fail(db, what); }
 
+ct_err db_fail_exists(ct_db *db, const char *what, const char *text)
+{
+    ct_log(CT_LOG_INFO, "db.exists", "backend=%s what=%s error=%s", db->be->name, what, CT_LOGQ(text));
+    return ct_fail(CT_ERR_EXISTS, "%s: the record exists already", what);
+}
+
 const char *db_sql(ct_db *db, const char *sqlite, const char *pg)
 {
     return pg && db->be != &db_backend_sqlite ? pg : sqlite;

@@ -48,6 +48,10 @@ typedef struct db_backend {
     ct_err (*fail)(ct_db *db, const char *what);
 } db_backend;
 
+/* A unique rule refused a row: CT_ERR_EXISTS, "what: the record exists already". The backend's `text` names the
+ * schema's constraints, indexes and tables, and a 409's detail reaches its client: logged (event=db.exists), not told. */
+ct_err db_fail_exists(ct_db *db, const char *what, const char *text);
+
 extern const db_backend db_backend_sqlite;
 extern const db_backend db_backend_pg;
 

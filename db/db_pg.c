@@ -63,6 +63,14 @@ static void first_line(char *dst, size_t max, const char *src)
     dst[n] = '\0';
 }
 
+/* Whether the last error is the connection's (lost, or the server shutting down), not the statement's. */
+static bool pg_lost(const pg_conn *pc)
+{
+    const char *state = pc->err ? PQresultErrorField(pc->err, PG_DIAG_SQLSTATE) : NULL;
+    return !pc->c || PQstatus(pc->c) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
+           (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0));
+}
+
 static ct_err pg_fail(ct_db *db, const char *what)
 {
     pg_conn *pc = C(db);
@@ -79,13 +87,12 @@ static ct_err pg_fail(ct_db *db, const char *what)
     }
     /* A 503's reason is told to whoever asked (anyone, for the log's proofs): libpq's text names the database's
      * hosts, addresses and ports, so it is the operator's only, in its own line. */
-    if (!pc->c || PQstatus(pc->c) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
-        (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0))) {
+    if (pg_lost(pc)) {
         ct_log(CT_LOG_WARN, "db.unavailable", "backend=postgresql what=%s error=%s", what,
                CT_LOGQ(msg[0] ? msg : "no connection"));
         return ct_fail(CT_ERR_UNAVAILABLE, "%s: PostgreSQL unavailable: ask again later", what);
     }
-    if (state && (strcmp(state, "23505") == 0)) return ct_fail(CT_ERR_EXISTS, "%s: %s", what, msg);
+    if (state && (strcmp(state, "23505") == 0)) return db_fail_exists(db, what, msg);
     return ct_fail(CT_ERR_DB, "%s: %s", what, msg);
 }
 
@@ -327,16 +334,14 @@ static ct_err execute(ct_db *db, db_stmt *st)
     ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
         set_err(pc, res);
-        ct_err rc = pg_fail(db, "step");
-        if (sp && rc != CT_ERR_UNAVAILABLE) {
+        if (sp && !pg_lost(pc)) { /* the refusal is told (and logged, once) after the rollback, which may fail first */
             PGresult *keep = pc->err;
             pc->err = NULL;
             ct_err rb = run(db, "ROLLBACK TO SAVEPOINT ct_stmt; RELEASE SAVEPOINT ct_stmt", "rollback to savepoint");
             set_err(pc, keep);
             if (rb != CT_OK) return rb;
-            rc = pg_fail(db, "step");
         }
-        return rc;
+        return pg_fail(db, "step");
     }
     if (sp) {
         ct_err rc = run(db, "RELEASE SAVEPOINT ct_stmt", "release savepoint");

@@ -18,8 +18,9 @@
 static ct_err lite_fail(ct_db *db, const char *what)
 {
     int ext = sqlite3_extended_errcode(H(db));
-    ct_err e = (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY) ? CT_ERR_EXISTS : CT_ERR_DB;
-    return ct_fail(e, "%s: %s", what, sqlite3_errmsg(H(db)));
+    if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return db_fail_exists(db, what, sqlite3_errmsg(H(db)));
+    return ct_fail(CT_ERR_DB, "%s: %s", what, sqlite3_errmsg(H(db)));
 }
 
 /* ct_leaf_hash(der): the SQL function the log's migration uses to log the certificates recorded before it. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A 500 tells its client nothing of the CA's insides: the attacker (or an accident) breaks the CA under its running
 # server (its device issuing key deleted from the token with pkcs11-tool, a table of its SQLite file renamed), then
-# calls it as anyone can (the log's proofs and tiles, over plain HTTP and HTTPS), as a station (EST enrollment) and as
-# an officer (the console's API). Each 500 body is the error table's message and an incident; no PKCS#11 code, SQLite
+# calls it as anyone can (the log's proofs and tiles, over plain HTTP and HTTPS; OCSP), as a station (EST enrollment)
+# and as an officer (the console's API). Each 500 body is the error table's message and an incident; no PKCS#11 code, SQLite
 # text, table name, label or path of the CA folder. The server's log has the detail under that incident, once, at
 # error level. A 4xx still names what the client got wrong.
 # Usage: error_incident.sh PATH/TO/camtrust-ca
@@ -48,6 +48,25 @@ make_csr "$WORK/ERR0002" "/serialNumber=ERR0002/CN=x"
 check_eq "the station's enrollment: 500" 500 "$(est_post simpleenroll "$WORK/ERR0002.b64" "$WORK/ERR0002.out" "${STATION[@]}")"
 told "... EST" "$WORK/ERR0002.out" 500 "[a-zA-Z ]*" "CKR|PKCS|device-issuing"
 EST_INC=$INC
+
+# The OCSP responder's key deleted too: a request with a nonce (signed for it alone) is answered internalError, which
+# carries no text (RFC 6960). The token's failure is told in the server's ocsp_sign line; the request's own line names
+# the same incident first (at error level), so that with requests at once an operator knows which detail is whose.
+base64 -d "$WORK/ERR0001.out" | openssl pkcs7 -inform DER -print_certs -out "$WORK/ERR0001.pem" 2>/dev/null || true
+check "pkcs11-tool deletes the OCSP responder's key" p11 --delete-object --type privkey --label ocsp-signer
+openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/ERR0001.pem" -url "http://127.0.0.1:$HTTP_PORT/ocsp" \
+  -respout "$WORK/ocsp.der" >/dev/null 2>&1 || true
+check_eq "an OCSP request: internalError, nothing else (30 03 0a 01 02)" 30030a0102 "$(xxd -p "$WORK/ocsp.der" 2>/dev/null)"
+sign_line=$(grep '^ts=[^ ]* level=error event=ocsp_sign ' "$WORK/server.log" || true)
+OCSP_INC=$(sed -n 's/^ts=[^ ]* level=error event=ocsp_sign incident=\([0-9a-f]\{16\}\) .*/\1/p' <<<"$sign_line")
+check "... the server's ocsp_sign line names an incident first, then the token's failure ($sign_line)" \
+  bash -c '[ -n "$1" ] && grep -qE " error=\".*(CKR|PKCS|ocsp-signer|key)" <<<"$0"' "$sign_line" "$OCSP_INC"
+line=$(incident_line "$OCSP_INC")
+check "... the request's own line names the same incident, at error level ($line)" \
+  bash -c 'grep -qE " level=error event=request incident=$1 method=\"POST\" path=\"/ocsp\" status=200 .*result=\"internalError" <<<"$0"' \
+  "$line" "$OCSP_INC"
+check_eq "... once" 1 "$(incident_count "$OCSP_INC")"
+check "... an incident of its own" bash -c "[ -n '$OCSP_INC' ] && [ '$EST_INC' != '$OCSP_INC' ]"
 
 # Tables of the database renamed (its file writable by the attacker): the log's proofs and tiles are 500s whose
 # detail is SQLite's text, to anyone, over plain HTTP and HTTPS; so is the officers' search.

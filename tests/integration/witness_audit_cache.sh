@@ -41,6 +41,8 @@ enroll CAM0003 # the log grew: the node would sign a checkpoint
 refusal="the audit chain's first $KEPT entries have another root"
 for _ in $(seq 150); do grep -q "event=log_sth .*$refusal" "$WORK/server.log" && break; sleep 0.1; done
 check "the node refuses to sign over the rewritten chain, one line" grep -q "event=log_sth .*$refusal" "$WORK/server.log"
+check "... it dropped the kept roots, naming the kept edge's entry as audit verify would (1024: leaf 1023)" \
+  grep -q 'event=tree_cache_dropped tree=audit entry=1024 reason=changed' "$WORK/server.log"
 check_eq "... and signed nothing after" "$SIGNED" "$(sql "$DB" "select count(*) from log_checkpoints")"
 check "... serving still the checkpoint of 2" served_until has_size 2
 finish
