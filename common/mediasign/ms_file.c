@@ -229,6 +229,43 @@ static void check_config(const media_file *f, ms_verifier *v)
     ct_err_clear();
 }
 
+/* Whether a trex or tfhd (`box`) names a sample description other than the first: trex always does (after version,
+ * flags and track), a tfhd with flag 0x2 (after its base offset, with flag 0x1). */
+static bool other_description(const uint8_t *d, const media_box *box)
+{
+    const uint8_t *p = d + box->off + box->hdr;
+    uint64_t n = box->size - box->hdr, at = 8;
+    if (box->type == MEDIA_FOURCC('t', 'f', 'h', 'd')) {
+        if (n < 4 || !(p[3] & 2)) return false;
+        at += p[3] & 1 ? 8 : 0;
+    }
+    return n >= at + 4 && (p[at] | p[at + 1] | p[at + 2] | (p[at + 3] ^ 1)) != 0;
+}
+
+/* The sample description a fragmented file's samples are decoded with: trex's default, or a track fragment's own.
+ * The verifier reads them with the first; ffmpeg takes the one named, and skips without a word the fragments naming
+ * one the stsd lacks: a GOP verified that it does not show. */
+static void check_description_index(const media_file *f, ms_verifier *v)
+{
+    const uint8_t *d = f->data;
+    media_box top, b, x;
+    uint64_t bad = 0;
+    for (uint64_t pos = 0; media_box_next(d, f->len, &pos, &top) == CT_OK;) {
+        bool moov = top.type == MEDIA_FOURCC('m', 'o', 'o', 'v');
+        uint32_t parent = moov ? MEDIA_FOURCC('m', 'v', 'e', 'x') : MEDIA_FOURCC('t', 'r', 'a', 'f');
+        if ((moov || top.type == MEDIA_FOURCC('m', 'o', 'o', 'f')) &&
+            media_box_find(d, top.off + top.hdr, top.off + top.size, parent, &b) == CT_OK)
+            for (uint64_t at = b.off + b.hdr; media_box_next(d, b.off + b.size, &at, &x) == CT_OK;)
+                bad += (x.type == MEDIA_FOURCC('t', 'r', 'e', 'x') || x.type == MEDIA_FOURCC('t', 'f', 'h', 'd')) &&
+                       other_description(d, &x);
+    }
+    ct_err_clear();
+    if (bad)
+        ms_verifier_problem(v, "%llu fragment default(s) (trex/tfhd) name a sample description other than the first: "
+                               "a player decodes those samples with another one, or skips them (ffmpeg)",
+                            (unsigned long long)bad);
+}
+
 static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
 {
     ct_err rc = CT_OK;
@@ -339,6 +376,7 @@ static ct_err verify_fragmented(const media_file *f, const ms_verify_config *cfg
     CT_ENSURE_MSG(c.v, CT_ERR_BAD_REQUEST, "fragmented MP4 without any video sample");
     check_edits(f, c.v);
     check_config(f, c.v);
+    check_description_index(f, c.v);
     CT_GUARD(ms_verifier_finish(c.v, sum));
     CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "fragmented MP4"));
 cleanup:

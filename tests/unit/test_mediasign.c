@@ -706,6 +706,53 @@ START_TEST(mp4_hvcc_version_0)
 }
 END_TEST
 
+static void add32(uint8_t *p, uint32_t n)
+{
+    uint32_t v = ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) + n;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* A signed clip fragmented by ffmpeg (a moof per GOP) whose second fragment's tfhd names sample description 2, which
+ * the stsd lacks: ffmpeg skips that fragment without a word and shows GOP 1 alone (at most 30 pictures); the verifier
+ * read both with the first description and said AUTHENTIC, 60 pictures. */
+START_TEST(fragment_description_index)
+{
+    clip("a.h264", "-f h264");
+    sign(path("a.h264"), path("s.h264"), false, time(NULL));
+    fragment("s.h264", "f.mp4");
+    ct_buf f = CT_BUF_INIT, out = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path("f.mp4"), 16u << 20, &f), CT_OK);
+    media_box b, moof = {0};
+    unsigned moofs = 0;
+    for (uint64_t pos = 0; moofs < 2 && media_box_next(f.data, f.len, &pos, &b) == CT_OK;)
+        if (b.type == MEDIA_FOURCC('m', 'o', 'o', 'f') && ++moofs == 2) moof = b;
+    ck_assert_uint_eq(moofs, 2);
+    size_t tfhd = (size_t)(memmem(f.data + moof.off, moof.size, "tfhd", 4) - (void *)f.data) - 4;
+    size_t traf = (size_t)(memmem(f.data + moof.off, moof.size, "traf", 4) - (void *)f.data) - 4;
+    size_t trun = (size_t)(memmem(f.data + moof.off, moof.size, "trun", 4) - (void *)f.data) - 4;
+    ck_assert_uint_eq(f.data[tfhd + 11] & 3, 0); /* no base offset nor description yet */
+    ck_assert_uint_eq(f.data[trun + 11] & 1, 1); /* a data offset, from the moof */
+    f.data[tfhd + 11] |= 2;
+    add32(f.data + trun + 16, 4);
+    add32(f.data + tfhd, 4);
+    add32(f.data + traf, 4);
+    add32(f.data + moof.off, 4);
+    static const uint8_t description_2[4] = {0, 0, 0, 2};
+    ck_assert_int_eq(ct_buf_alloc(&out, f.len + 4), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, f.data, tfhd + 16), CT_OK); /* after version, flags and track */
+    ck_assert_int_eq(ct_buf_append(&out, description_2, 4), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, f.data + tfhd + 16, f.len - tfhd - 16), CT_OK);
+    ck_assert_int_eq(ct_file_write_atomic(path("skip.mp4"), out.data, out.len, 0644), CT_OK);
+    ck_assert_int_eq(
+        tu_sh("test \"$(ffmpeg -v error -i '%s' -f framemd5 - 2>/dev/null | grep -vc '^#')\" -le 30", path("skip.mp4")), 0);
+    ms_summary s = verify_with(path("skip.mp4"), &root_der, NULL);
+    ck_assert_msg(!s.authentic, "a fragment ffmpeg skips (sample description 2) passed");
+    ck_assert_msg(strstr(s.problem, "name a sample description other than the first"), "%s", s.problem);
+    ct_buf_free(&f);
+    ct_buf_free(&out);
+}
+END_TEST
+
 START_TEST(fragmented_mp4)
 {
     clip("a.h264", "-f h264");
@@ -988,6 +1035,7 @@ int main(void)
     tcase_add_test(tc, mp4_config_version);
     tcase_add_test(tc, mp4_config_glbl_first);
     tcase_add_test(tc, mp4_hvcc_version_0);
+    tcase_add_test(tc, fragment_description_index);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
