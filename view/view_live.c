@@ -340,12 +340,19 @@ cleanup:
 }
 
 /* ---- segments: verified, then shown ---- */
+/* The parameter sets a decoder holds, by kind and id (cenc_param_slot): a digest of each (zeros: none). */
+typedef struct {
+    uint8_t h[CENC_PARAM_SLOTS][32];
+} param_table;
+
 typedef struct {
     uint64_t seq;
     uint64_t first, end; /* pictures [first, end) of the whole session */
     uint8_t *bytes;      /* init segment + segment */
     size_t len;
     char bad[256];       /* why it is not shown ("" while all its GOPs so far are authentic) */
+    bool has_picture;
+    uint8_t sets[32];    /* digest of the verifier's parameter sets (param_table) at its first picture */
 } pending;
 
 typedef struct {
@@ -364,6 +371,10 @@ typedef struct {
     gbuf held;      /* the clear init segment, written with the first segment shown: nothing before */
     bool out_open;  /* a segment was shown: output goes straight out */
     gbuf init;
+    /* The verifier judges each segment with the sets of every segment walked before it, a player with those of the
+     * segments shown (and the sample entry's): a segment not shown may have sent sets the next one relies on. */
+    param_table walked, player, trial;
+    bool walk_picture; /* the segment being walked reached its first picture */
     pending q[PENDING_MAX];
     size_t nq;
     size_t shown, refused;
@@ -394,12 +405,37 @@ static void on_gop(const ms_gop_report *g, void *arg)
     if (g->last_frame + 1 > s->verified_end) s->verified_end = g->last_frame + 1;
 }
 
+/* A parameter set into `tab` (any other NAL unit: nothing). */
+static ct_err param_note(param_table *tab, media_codec c, const uint8_t *nal, size_t len)
+{
+    int slot = cenc_param_slot(c, nal, len);
+    return slot < 0 ? CT_OK : ct_sha256(nal, len, tab->h[slot]);
+}
+
+static bool first_picture(media_codec c, const uint8_t *nal, size_t len)
+{
+    media_nal_info info = media_nal_classify(c, nal, len);
+    return media_nal_is_vcl(info.kind) && info.first_slice;
+}
+
 /* Picture NAL units as stored, onto one session timeline (each segment's walk starts at 0). */
 static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, double t)
 {
     session *s = arg;
     if (!s->ver) CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
-    if (t < 0) return ms_verifier_push_entry(s->ver, nal, len); /* the sample entry's parameter sets: no picture */
+    if (t < 0) { /* the sample entry's parameter sets: taken before the first picture only, as the verifier does */
+        if (!s->frames) {
+            CT_GUARD_RET(param_note(&s->walked, c, nal, len));
+            CT_GUARD_RET(param_note(&s->player, c, nal, len));
+        }
+        return ms_verifier_push_entry(s->ver, nal, len);
+    }
+    CT_GUARD_RET(param_note(&s->walked, c, nal, len));
+    if (!s->walk_picture && first_picture(c, nal, len)) {
+        pending *p = &s->q[s->nq - 1];
+        s->walk_picture = p->has_picture = true;
+        CT_GUARD_RET(ct_sha256(&s->walked, sizeof s->walked, p->sets));
+    }
     double at = s->t_base + t;
     if (!s->have_t || at != s->t_last) {
         if (s->have_t && at > s->t_last) s->t_step = at - s->t_last;
@@ -408,6 +444,36 @@ static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, d
         s->frames++;
     }
     return ms_verifier_push(s->ver, nal, len, at);
+}
+
+typedef struct {
+    session *s;
+    bool picture;
+    uint8_t at_picture[32];
+} replay;
+
+static ct_err replay_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, double t)
+{
+    replay *r = arg;
+    if (t < 0) return CT_OK; /* the sample entry's: the player took them once, at the start (s->player) */
+    if (!r->picture && first_picture(c, nal, len)) {
+        r->picture = true;
+        CT_GUARD_RET(ct_sha256(&r->s->trial, sizeof r->s->trial, r->at_picture));
+    }
+    return param_note(&r->s->trial, c, nal, len);
+}
+
+/* Whether a player of what is shown decodes `p`'s first picture with the parameter sets the verifier judged it with
+ * (else why not, in p->bad); s->trial: the player's sets after it. */
+static ct_err player_sets(session *s, pending *p)
+{
+    replay r = {s, false, {0}};
+    memcpy(&s->trial, &s->player, sizeof s->trial);
+    CT_GUARD_RET(cenc_walk(p->bytes, p->len, replay_nal, &r));
+    if (p->has_picture && (!r.picture || memcmp(r.at_picture, p->sets, sizeof r.at_picture) != 0))
+        CT_GUARD_RET(ct_snprintf(p->bad, sizeof p->bad, "its pictures were verified with parameter sets sent in a "
+                                                        "segment not shown, which a player of those shown lacks"));
+    return CT_OK;
 }
 
 /* Shows or refuses the oldest segments whose every GOP has been reported (all of them at the end). */
@@ -419,6 +485,10 @@ static ct_err release(session *s, bool all)
             CT_GUARD_RET(ct_snprintf(p->bad, sizeof p->bad, "no signature covers frames %llu-%llu",
                                      (unsigned long long)s->verified_end, (unsigned long long)p->end - 1));
         ct_err rc = CT_OK;
+        if (!p->bad[0] && player_sets(s, p) != CT_OK) {
+            if (ct_snprintf(p->bad, sizeof p->bad, "%s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
+            ct_err_clear();
+        }
         if (!p->bad[0]) {
             if (!s->clear) rc = cenc_decrypt_begin(s->init.p, s->init.len, out_write, s, &s->clear);
             if (rc == CT_OK) rc = cenc_decrypt_append(p->bytes, p->len, viewer_key, &s->v, s->clear);
@@ -441,6 +511,7 @@ static ct_err release(session *s, bool all)
             fprintf(s->report, "segment %llu: shown (frames %llu-%llu, verified)\n", (unsigned long long)p->seq,
                     (unsigned long long)p->first, (unsigned long long)p->end - 1);
             s->shown++;
+            memcpy(&s->player, &s->trial, sizeof s->player);
         }
         fflush(s->report);
         free(p->bytes);
@@ -472,6 +543,7 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
     p->end = UINT64_MAX;
     s->nq++;
     s->have_t = false;
+    s->walk_picture = false;
     ct_err rc = cenc_walk(p->bytes, p->len, on_nal, s);
     if (rc != CT_OK) {
         if (ct_snprintf(p->bad, sizeof p->bad, "unreadable: %s", ct_err_detail()) != CT_OK) p->bad[0] = '!';

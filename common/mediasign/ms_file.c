@@ -179,16 +179,26 @@ static void check_edits(const media_file *f, ms_verifier *v)
                                "selection than the one verified", (unsigned long long)e.most_edits);
 }
 
-/* Each video sample entry's decoder configuration (avcC/hvcC) must be of version 1, the one players read as such:
- * ffmpeg takes another (an hvcC whose first bytes are 0 0 0 or 0 0 1) for Annex B, and the samples too, so it
- * decodes NAL units hidden, start code first, in the payload of ones the verifier reads by their lengths and passes
- * over (filler data), not the signed pictures. */
+/* Whether a box inside a sample entry is one ffmpeg takes for the decoder configuration (mov_read_glbl): the first
+ * of them in the entry, whichever its type, and not the one named for the entry's format. */
+static bool config_box(uint32_t type)
+{
+    return type == MEDIA_FOURCC('a', 'v', 'c', 'C') || type == MEDIA_FOURCC('h', 'v', 'c', 'C') ||
+           type == MEDIA_FOURCC('g', 'l', 'b', 'l') || type == MEDIA_FOURCC('a', 'v', '1', 'C') ||
+           type == MEDIA_FOURCC('v', 'v', 'c', 'C');
+}
+
+/* Each video sample entry's decoder configuration must be one box that players read as one: an avcC of version 1,
+ * an hvcC (ffmpeg takes one of version 0 too, which early muxers wrote). ffmpeg takes another (an avcC of version 0,
+ * an hvcC starting 0 0 0 or 0 0 1) for Annex B, and the samples too, so it decodes NAL units hidden, start code
+ * first, in the payload of ones the verifier reads by their lengths and passes over (filler data), not the signed
+ * pictures. Of two (a glbl before the avcC) ffmpeg takes the first, the verifier the avcC. */
 static void check_config(const media_file *f, ms_verifier *v)
 {
     static const uint32_t path[] = {MEDIA_FOURCC('m', 'd', 'i', 'a'), MEDIA_FOURCC('m', 'i', 'n', 'f'),
                                     MEDIA_FOURCC('s', 't', 'b', 'l'), MEDIA_FOURCC('s', 't', 's', 'd')};
     const uint8_t *d = f->data;
-    media_box moov, trak, b, e, cfg;
+    media_box moov, trak, b, e, c, cfg;
     bool found = media_box_find(d, 0, f->len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) == CT_OK;
     for (uint64_t t = moov.off + moov.hdr; found && media_box_next(d, moov.off + moov.size, &t, &trak) == CT_OK;) {
         b = trak;
@@ -197,11 +207,20 @@ static void check_config(const media_file *f, ms_verifier *v)
         /* stsd: a full box and its entry count, then the entries; a visual one has 78 bytes before its boxes */
         for (uint64_t pos = b.off + b.hdr + 8;
              b.type == path[3] && media_box_next(d, b.off + b.size, &pos, &e) == CT_OK;) {
-            uint64_t from = e.off + e.hdr + 78, end = e.off + e.size;
-            if (e.size - e.hdr >= 78 &&
-                (media_box_find(d, from, end, MEDIA_FOURCC('a', 'v', 'c', 'C'), &cfg) == CT_OK ||
-                 media_box_find(d, from, end, MEDIA_FOURCC('h', 'v', 'c', 'C'), &cfg) == CT_OK) &&
-                (cfg.size == cfg.hdr || d[cfg.off + cfg.hdr] != 1))
+            unsigned configs = 0;
+            for (uint64_t at = e.off + e.hdr + 78; e.size - e.hdr >= 78 && media_box_next(d, e.off + e.size, &at, &c) == CT_OK;)
+                if (config_box(c.type) && configs++ == 0) cfg = c;
+            const uint8_t *p = configs ? d + cfg.off + cfg.hdr : NULL;
+            uint64_t n = configs ? cfg.size - cfg.hdr : 0;
+            /* ffmpeg's test: an avcC of version 1; an hvcC not starting 0 0 0 or 0 0 1 (version 0 was written too) */
+            bool annexb = configs && (cfg.type == MEDIA_FOURCC('a', 'v', 'c', 'C') ? n == 0 || p[0] != 1
+                                      : cfg.type == MEDIA_FOURCC('h', 'v', 'c', 'C') ? n <= 3 || (!p[0] && !p[1] && p[2] <= 1)
+                                                                                     : false);
+            if (configs > 1)
+                ms_verifier_problem(v, "an MP4 sample entry holds %u decoder configurations (avcC, hvcC, glbl...): "
+                                       "players differ in which one they take, and ffmpeg takes the first",
+                                    configs);
+            else if (annexb)
                 ms_verifier_problem(v, "the MP4 sample entry's decoder configuration (avcC/hvcC) is not of version 1: "
                                        "a player (ffmpeg) then reads it and the samples as Annex B, NAL units other "
                                        "than those verified");
@@ -224,6 +243,43 @@ static ct_err push_sample_nal(ms_verifier *v, media_codec codec, const uint8_t *
                                "may take it for parameter sets (ffmpeg) or NAL units (an aggregator or extractor) that "
                                "no signature covers", i.type, media_codec_name(codec));
     return ms_verifier_push(v, nal, len, t);
+}
+
+/* Whether a trex or tfhd (`box`) names a sample description other than the first: trex always does (after version,
+ * flags and track), a tfhd with flag 0x2 (after its base offset, with flag 0x1). */
+static bool other_description(const uint8_t *d, const media_box *box)
+{
+    const uint8_t *p = d + box->off + box->hdr;
+    uint64_t n = box->size - box->hdr, at = 8;
+    if (box->type == MEDIA_FOURCC('t', 'f', 'h', 'd')) {
+        if (n < 4 || !(p[3] & 2)) return false;
+        at += p[3] & 1 ? 8 : 0;
+    }
+    return n >= at + 4 && (p[at] | p[at + 1] | p[at + 2] | (p[at + 3] ^ 1)) != 0;
+}
+
+/* The sample description a fragmented file's samples are decoded with: trex's default, or a track fragment's own.
+ * The verifier reads them with the first; ffmpeg takes the one named, and skips without a word the fragments naming
+ * one the stsd lacks: a GOP verified that it does not show. */
+static void check_description_index(const media_file *f, ms_verifier *v)
+{
+    const uint8_t *d = f->data;
+    media_box top, b, x;
+    uint64_t bad = 0;
+    for (uint64_t pos = 0; media_box_next(d, f->len, &pos, &top) == CT_OK;) {
+        bool moov = top.type == MEDIA_FOURCC('m', 'o', 'o', 'v');
+        uint32_t parent = moov ? MEDIA_FOURCC('m', 'v', 'e', 'x') : MEDIA_FOURCC('t', 'r', 'a', 'f');
+        if ((moov || top.type == MEDIA_FOURCC('m', 'o', 'o', 'f')) &&
+            media_box_find(d, top.off + top.hdr, top.off + top.size, parent, &b) == CT_OK)
+            for (uint64_t at = b.off + b.hdr; media_box_next(d, b.off + b.size, &at, &x) == CT_OK;)
+                bad += (x.type == MEDIA_FOURCC('t', 'r', 'e', 'x') || x.type == MEDIA_FOURCC('t', 'f', 'h', 'd')) &&
+                       other_description(d, &x);
+    }
+    ct_err_clear();
+    if (bad)
+        ms_verifier_problem(v, "%llu fragment default(s) (trex/tfhd) name a sample description other than the first: "
+                               "a player decodes those samples with another one, or skips them (ffmpeg)",
+                            (unsigned long long)bad);
 }
 
 static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
@@ -336,6 +392,7 @@ static ct_err verify_fragmented(const media_file *f, const ms_verify_config *cfg
     CT_ENSURE_MSG(c.v, CT_ERR_BAD_REQUEST, "fragmented MP4 without any video sample");
     check_edits(f, c.v);
     check_config(f, c.v);
+    check_description_index(f, c.v);
     CT_GUARD(ms_verifier_finish(c.v, sum));
     CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "fragmented MP4"));
 cleanup:

@@ -365,5 +365,23 @@ frames "$WORK/change.h264" >"$WORK/change.src"
 frames "$WORK/change.mp4" >"$WORK/change.md5"
 check_eq "  ... and decodes exactly the 90 source frames, cropped from frame 30 on (framemd5)" "90 same" \
   "$(wc -l <"$WORK/change.md5") $(cmp -s "$WORK/change.src" "$WORK/change.md5" && echo same)"
+# ... that stream on a camera whose storage a falsifier writes: segment 1 (the first with the cropping SPS) damaged,
+# so not shown, and segment 2's parameter sets (the same as segment 1's) taken out of its first sample. The player of
+# what the viewer shows has never seen the cropping SPS (segment 0's and the sample entry's are in effect): it must not
+# be shown pictures the verifier judged with that SPS.
+python3 - "$WORK/live6/seg-000001.m4s" <<'PY'
+import os, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+b[b.index(b'mdat') + 4000] ^= 0x01
+open(sys.argv[1] + '.x', 'wb').write(b)
+os.rename(sys.argv[1] + '.x', sys.argv[1])
+PY
+python3 "$HERE/live_strip_sets.py" "$WORK/live6/init.mp4" "$WORK/live6/seg-000002.m4s" >/dev/null
+rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P6" \
+  --out "$WORK/strip.mp4" "https://$NAME:$P6/live/" >"$WORK/strip.rep" 2>&1 || rc=$?
+frames "$WORK/strip.mp4" >"$WORK/strip.md5"
+check "segment 1 damaged, segment 2's parameter sets taken out: segment 2 not shown, or shown as signed" bash -c "
+  [ $rc = 1 ] && grep -q '^segment 1: NOT SHOWN' '$WORK/strip.rep' && { sed -n '1,30p' '$WORK/change.src' |
+  cmp -s - '$WORK/strip.md5' || sed -n '1,30p;61,90p' '$WORK/change.src' | cmp -s - '$WORK/strip.md5'; }"
 stop_all
 finish

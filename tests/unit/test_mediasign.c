@@ -561,10 +561,44 @@ static size_t find_bytes(const ct_buf *b, const void *what, size_t len)
     return (size_t)(at - b->data);
 }
 
+/* `mp4` with the box `box` (`len` bytes) put before the avcC of its video sample entry: the boxes around it (moov,
+ * trak ... avc1) grow. The samples' offsets stay: mdat (or each moof with its own base) comes before moov or is
+ * not moved. */
+static void insert_before_avcc(ct_buf *mp4, const uint8_t *box, size_t len)
+{
+    static const char path[][5] = {"moov", "trak", "mdia", "minf", "stbl", "stsd", "avc1"};
+    size_t at = find_bytes(mp4, "avcC", 4) - 4;
+    uint64_t start = 0, end = mp4->len;
+    ct_buf out = CT_BUF_INIT;
+    for (size_t i = 0; i < sizeof path / sizeof path[0]; i++) {
+        media_box b;
+        uint64_t pos = start;
+        bool found = false;
+        while (!found && media_box_next(mp4->data, end, &pos, &b) == CT_OK)
+            found = b.type == MEDIA_FOURCC(path[i][0], path[i][1], path[i][2], path[i][3]) && b.off < at &&
+                    at < b.off + b.size;
+        ck_assert_msg(found, "no %s around the avcC", path[i]);
+        ck_assert_uint_eq(b.hdr, 8);
+        uint8_t *sz = mp4->data + b.off;
+        uint32_t grown = (uint32_t)(b.size + len);
+        sz[0] = (uint8_t)(grown >> 24), sz[1] = (uint8_t)(grown >> 16), sz[2] = (uint8_t)(grown >> 8), sz[3] = (uint8_t)grown;
+        start = b.off + b.hdr + (i == 5 ? 8 : i == 6 ? 78 : 0); /* stsd: version, flags, count; avc1: its fields */
+        end = b.off + b.size;
+    }
+    ck_assert_int_eq(ct_buf_alloc(&out, mp4->len + len), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, mp4->data, at), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, box, len), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, mp4->data + at, mp4->len - at), CT_OK);
+    ct_buf_free(mp4);
+    *mp4 = out;
+}
+
 /* A falsifier's MP4 made of the signed `name`: the x264 SEI of its first sample becomes filler data (type 12, which
- * nothing verifies) holding a red picture of its own, start codes first; the avcC's version becomes 0 and the edit
- * list, if any, a free box. ffmpeg then reads the avcC and the samples as Annex B: it shows the red picture only. */
-static void hide_red_picture(const char *name, const char *out)
+ * nothing verifies) holding a red picture of its own, start codes first; the edit list, if any, becomes a free box.
+ * The avcC's version becomes 0 or (`glbl`) a box ffmpeg takes for the decoder configuration as well, the first it
+ * meets, comes before the avcC: a copy of it of version 0. ffmpeg then reads the configuration and the samples as
+ * Annex B: it shows the red picture only. */
+static void hide_red_picture(const char *name, const char *out, bool glbl)
 {
     static const uint8_t x264_uuid[] = {0xdc, 0x45, 0xe9, 0xbd};
     ct_buf mp4 = CT_BUF_INIT, red = CT_BUF_INIT, hidden = CT_BUF_INIT;
@@ -587,7 +621,19 @@ static void hide_red_picture(const char *name, const char *out)
     ck_assert_uint_le(hidden.len, sei_len);
     memset(mp4.data + sei + 4, 0xff, sei_len);
     memcpy(mp4.data + sei + 4, hidden.data, hidden.len);
-    mp4.data[find_bytes(&mp4, "avcC", 4) + 4] = 0;
+    size_t avcc = find_bytes(&mp4, "avcC", 4) - 4;
+    if (glbl) {
+        uint8_t copy[512];
+        size_t n = (size_t)mp4.data[avcc] << 24 | (size_t)mp4.data[avcc + 1] << 16 | (size_t)mp4.data[avcc + 2] << 8 |
+                   mp4.data[avcc + 3];
+        ck_assert_uint_le(n, sizeof copy);
+        memcpy(copy, mp4.data + avcc, n);
+        memcpy(copy + 4, "glbl", 4);
+        copy[8] = 0;
+        insert_before_avcc(&mp4, copy, n);
+    } else {
+        mp4.data[avcc + 8] = 0;
+    }
     uint8_t *edts = memmem(mp4.data, mp4.len, "edts", 4);
     if (edts) memcpy(edts, "free", 4);
     ck_assert_int_eq(ct_file_write_atomic(path(out), mp4.data, mp4.len, 0644), CT_OK);
@@ -598,20 +644,112 @@ static void hide_red_picture(const char *name, const char *out)
     ct_buf_free(&hidden);
 }
 
-/* That MP4, plain and fragmented: the verifier read the samples by their lengths and said AUTHENTIC. */
-START_TEST(mp4_config_version)
+/* That MP4 (`glbl`: as hide_red_picture makes it), plain and fragmented: the verifier must say why it is not
+ * authentic (`expect`). */
+static void hidden_picture_refused(bool glbl, const char *expect)
 {
     clip("a.mp4", "");
     sign(path("a.mp4"), path("s.mp4"), false, time(NULL));
     fragment("s.mp4", "f.mp4");
     const char *clips[][2] = {{"s.mp4", "hidden.mp4"}, {"f.mp4", "hidden-f.mp4"}};
     for (size_t i = 0; i < 2; i++) {
-        hide_red_picture(clips[i][0], clips[i][1]);
+        hide_red_picture(clips[i][0], clips[i][1], glbl);
         ms_summary s = verify_with(path(clips[i][1]), &root_der, NULL);
-        ck_assert_msg(!s.authentic, "%s: a picture hidden for a player reading the samples as Annex B passed",
-                      clips[i][1]);
-        ck_assert_msg(strstr(s.problem, "decoder configuration (avcC/hvcC) is not of version 1"), "%s", s.problem);
+        ck_assert_msg(!s.authentic, "%s (glbl %d): a picture hidden for a player reading the samples as Annex B passed",
+                      clips[i][1], glbl);
+        ck_assert_msg(strstr(s.problem, expect), "%s", s.problem);
     }
+}
+
+/* The verifier read the samples by their lengths and said AUTHENTIC. */
+START_TEST(mp4_config_version)
+{
+    hidden_picture_refused(false, "decoder configuration (avcC/hvcC) is not of version 1");
+}
+END_TEST
+
+/* The avcC left of version 1 and a 'glbl' box of version 0 before it: the one ffmpeg takes (the first of glbl, avcC,
+ * hvcC...), which a check of the avcC alone passed as AUTHENTIC. */
+START_TEST(mp4_config_glbl_first)
+{
+    hidden_picture_refused(true, "holds 2 decoder configurations");
+}
+END_TEST
+
+/* An honest H.265 MP4 whose hvcC says version 0, as muxers wrote before ISO/IEC 14496-15 fixed it at 1: ffmpeg reads
+ * it as an hvcC all the same (it starts 0 1, not 0 0 0 or 0 0 1), so it shows the signed pictures, and the verifier
+ * must not refuse it. */
+START_TEST(mp4_hvcc_version_0)
+{
+    ct_buf mp4 = CT_BUF_INIT;
+    ck_assert_int_eq(tu_sh("ffmpeg -v error -y -f lavfi -i testsrc2=size=320x240:rate=30 -t 2 -pix_fmt yuv420p -c:v "
+                           "libx265 -x265-params keyint=30:min-keyint=30:open-gop=0:bframes=0:log-level=error -tag:v "
+                           "hvc1 '%s'", path("a265.mp4")),
+                     0);
+    ms_signer_config cfg = {MEDIA_H265, media_key, chain_pem.data, chain_pem.len, "SN0042", "CX42", "fw 1", "camtrust",
+                            false};
+    ms_sign_stats st = {.start = time(NULL), .fps = 30};
+    ck_assert_int_eq(ms_sign_file(&cfg, path("a265.mp4"), path("s265.mp4"), &st), CT_OK);
+    ck_assert_int_eq(ct_file_read(path("s265.mp4"), 16u << 20, &mp4), CT_OK);
+    size_t hvcc = find_bytes(&mp4, "hvcC", 4) + 4;
+    ck_assert_uint_eq(mp4.data[hvcc], 1);
+    ck_assert_uint_ne(mp4.data[hvcc + 1], 0); /* profile space, tier and profile: Main */
+    mp4.data[hvcc] = 0;
+    ck_assert_int_eq(ct_file_write_atomic(path("v0.mp4"), mp4.data, mp4.len, 0644), CT_OK);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -i s265.mp4 -f framemd5 - >v1.md5 && ffmpeg -v error -i v0.mp4 "
+                           "-f framemd5 - >v0.md5 && test $(grep -vc '^#' v0.md5) = 60 && cmp -s v1.md5 v0.md5",
+                           dir),
+                     0);
+    ms_summary s = verify_with(path("v0.mp4"), &root_der, NULL);
+    ck_assert_msg(s.authentic, "an honest hvcC of version 0 (ffmpeg shows the signed pictures) refused: %s", s.problem);
+    ct_buf_free(&mp4);
+}
+END_TEST
+
+static void add32(uint8_t *p, uint32_t n)
+{
+    uint32_t v = ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) + n;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+
+/* A signed clip fragmented by ffmpeg (a moof per GOP) whose second fragment's tfhd names sample description 2, which
+ * the stsd lacks: ffmpeg skips that fragment without a word and shows GOP 1 alone (at most 30 pictures); the verifier
+ * read both with the first description and said AUTHENTIC, 60 pictures. */
+START_TEST(fragment_description_index)
+{
+    clip("a.h264", "-f h264");
+    sign(path("a.h264"), path("s.h264"), false, time(NULL));
+    fragment("s.h264", "f.mp4");
+    ct_buf f = CT_BUF_INIT, out = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path("f.mp4"), 16u << 20, &f), CT_OK);
+    media_box b, moof = {0};
+    unsigned moofs = 0;
+    for (uint64_t pos = 0; moofs < 2 && media_box_next(f.data, f.len, &pos, &b) == CT_OK;)
+        if (b.type == MEDIA_FOURCC('m', 'o', 'o', 'f') && ++moofs == 2) moof = b;
+    ck_assert_uint_eq(moofs, 2);
+    size_t tfhd = (size_t)(memmem(f.data + moof.off, moof.size, "tfhd", 4) - (void *)f.data) - 4;
+    size_t traf = (size_t)(memmem(f.data + moof.off, moof.size, "traf", 4) - (void *)f.data) - 4;
+    size_t trun = (size_t)(memmem(f.data + moof.off, moof.size, "trun", 4) - (void *)f.data) - 4;
+    ck_assert_uint_eq(f.data[tfhd + 11] & 3, 0); /* no base offset nor description yet */
+    ck_assert_uint_eq(f.data[trun + 11] & 1, 1); /* a data offset, from the moof */
+    f.data[tfhd + 11] |= 2;
+    add32(f.data + trun + 16, 4);
+    add32(f.data + tfhd, 4);
+    add32(f.data + traf, 4);
+    add32(f.data + moof.off, 4);
+    static const uint8_t description_2[4] = {0, 0, 0, 2};
+    ck_assert_int_eq(ct_buf_alloc(&out, f.len + 4), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, f.data, tfhd + 16), CT_OK); /* after version, flags and track */
+    ck_assert_int_eq(ct_buf_append(&out, description_2, 4), CT_OK);
+    ck_assert_int_eq(ct_buf_append(&out, f.data + tfhd + 16, f.len - tfhd - 16), CT_OK);
+    ck_assert_int_eq(ct_file_write_atomic(path("skip.mp4"), out.data, out.len, 0644), CT_OK);
+    ck_assert_int_eq(
+        tu_sh("test \"$(ffmpeg -v error -i '%s' -f framemd5 - 2>/dev/null | grep -vc '^#')\" -le 30", path("skip.mp4")), 0);
+    ms_summary s = verify_with(path("skip.mp4"), &root_der, NULL);
+    ck_assert_msg(!s.authentic, "a fragment ffmpeg skips (sample description 2) passed");
+    ck_assert_msg(strstr(s.problem, "name a sample description other than the first"), "%s", s.problem);
+    ct_buf_free(&f);
+    ct_buf_free(&out);
 }
 END_TEST
 
@@ -1034,6 +1172,9 @@ int main(void)
     tcase_add_test(tc, parameter_sets_version_1_h265);
     tcase_add_test(tc, live_sample_entry_each_segment);
     tcase_add_test(tc, mp4_config_version);
+    tcase_add_test(tc, mp4_config_glbl_first);
+    tcase_add_test(tc, mp4_hvcc_version_0);
+    tcase_add_test(tc, fragment_description_index);
     tcase_add_test(tc, fragmented_mp4);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
