@@ -148,6 +148,8 @@ static ct_err cached_consistency(ca *c, checked_cache *cc, uint64_t m, uint64_t 
 typedef struct {
     ct_merkle_frontier f;
     ct_merkle_hash edge; /* leaf f.size - 1 */
+    uint64_t signed_size; /* the last tree head this node signed (0: none yet): what it signs next must extend it */
+    ct_merkle_hash signed_root;
 } signing_tree;
 
 struct ca_log {
@@ -192,6 +194,23 @@ cleanup:
 
 static ct_err not_rolled_back(ca *c);
 
+/* Whether the log's first `size` leaves still have `root`, that of tree head `what` signed before: a log rolled back
+ * past the kept checkpoint (none signed since: checkpoints failing, their rows refused) and grown again must not have
+ * a tree head signed over it that forks the one signed. Refused (503), as over a rolled-back database. */
+static ct_err rows_extend(ca *c, uint64_t size, const uint8_t root[CT_MERKLE_HASH_LEN], const char *what)
+{
+    uint64_t have = 0;
+    uint8_t now[CT_MERKLE_HASH_LEN];
+    if (size == 0) return CT_OK;
+    CT_GUARD_RET(db_log_size(c->db, &have));
+    if (have >= size) CT_GUARD_RET(cached_root(c, &c->proofs->cache, size, now));
+    CT_ENSURE_RET(have >= size && memcmp(now, root, sizeof now) == 0,
+                  ct_fail(CT_ERR_UNAVAILABLE, "the log's first %llu leaves are not those of %s (rolled back or "
+                                              "rewritten): no tree head signed over it; run camtrust-ca audit verify",
+                          (unsigned long long)size, what));
+    return CT_OK;
+}
+
 /* Signs and records a tree head of the whole log. Unless `always`, only when the log grew past the newest one. Never
  * over a rolled-back database, as no checkpoint is: a tree head of the rows a copy put back holds, grown by other
  * certificates, is one the token signs beside an earlier one it does not extend. */
@@ -208,11 +227,15 @@ static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool 
         return CT_OK;
     }
     CT_GUARD_RET(not_rolled_back(c));
+    if (have_last) CT_GUARD_RET(rows_extend(c, last.head.tree_size, last.head.root, "the newest tree head recorded"));
+    CT_GUARD_RET(rows_extend(c, tree->signed_size, tree->signed_root, "the last tree head this node signed"));
     ct_tree_head h = {.tree_size = tree->f.size, .timestamp_ms = now_ms()};
     if (have_last && h.timestamp_ms < last.head.timestamp_ms) h.timestamp_ms = last.head.timestamp_ms; /* clock stepped back */
     CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, h.root));
     CT_GUARD_RET(pki_tree_head_sign(c->signers[CA_KEY_LOG].key, &h));
     int64_t id = 0;
+    tree->signed_size = h.tree_size;
+    memcpy(tree->signed_root, h.root, sizeof tree->signed_root);
     CT_GUARD_RET(db_log_tree_head_add(c->db, &h, actor, &id));
     if (out) *out = (db_tree_head){.id = id, .head = h};
     return CT_OK;
@@ -345,7 +368,7 @@ static ct_err sign_heads(ca *c, const char *actor, signing_tree *tree, bool alwa
 
 ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out)
 {
-    signing_tree tree;
+    signing_tree tree = {0};
     ct_merkle_frontier_init(&tree.f);
     CT_GUARD_RET(need_log_key(c));
     if (c->lease) return sign_heads(c, actor, &tree, true, out);
@@ -362,7 +385,7 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 {
     ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, note);
     if (rc != CT_ERR_NOT_FOUND) return rc;
-    signing_tree tree;
+    signing_tree tree = {0};
     ct_merkle_frontier_init(&tree.f);
     CT_GUARD_RET(sign_checkpoint(c, actor, &tree, true));
     return db_log_checkpoint_latest(c->db, NULL, NULL, note);
