@@ -148,7 +148,8 @@ static ct_err cached_consistency(ca *c, checked_cache *cc, uint64_t m, uint64_t 
 typedef struct {
     ct_merkle_frontier f;
     ct_merkle_hash edge; /* leaf f.size - 1 */
-    uint64_t signed_size; /* the last tree head this node signed (0: none yet): what it signs next must extend it */
+    uint64_t signed_size; /* the last tree this node signed (tree head or checkpoint; 0: none yet): what it signs
+                           * next must extend it */
     ct_merkle_hash signed_root;
 } signing_tree;
 
@@ -171,45 +172,63 @@ static ct_err need_log_key(ca *c)
 
 static uint64_t now_ms(void) { return (uint64_t)ct_wall_ms(); }
 
-/* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. */
-static ct_err catch_up(ca *c, signing_tree *tree)
+/* A tree signed before, which what is signed next must extend; `what` names it in the refusal. */
+typedef struct {
+    uint64_t size;
+    const uint8_t *root;
+    const char *what;
+} signed_tree;
+
+/* Whether `tree`, when of the size of `s`, is that tree. A fork of it is dropped (the next catch-up builds it again
+ * from the rows and looks again) and refused (503): the tree itself is compared, not the proof cache, whose roots kept
+ * below its own edge stay those of rows since rewritten there while the tree was built again from them. */
+static ct_err still_signed(signing_tree *tree, const signed_tree *s)
+{
+    uint8_t now[CT_MERKLE_HASH_LEN];
+    if (s->size == 0 || tree->f.size != s->size) return CT_OK;
+    CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, now));
+    if (memcmp(now, s->root, sizeof now) == 0) return CT_OK;
+    ct_merkle_frontier_init(&tree->f);
+    return ct_fail(CT_ERR_UNAVAILABLE, "the log's first %llu leaves are not those of %s (rolled back or rewritten): "
+                                       "nothing signed over them; run camtrust-ca audit verify",
+                   (unsigned long long)s->size, s->what);
+}
+
+/* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. It
+ * must pass through the tree it last signed and `last` (the newest tree head recorded, when given) unchanged: rows
+ * rolled back past the checkpoint kept in the folder (none recorded since) or rewritten below the proof cache's edge
+ * would otherwise have a tree signed that forks one signed before. */
+static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
 {
     ct_err rc = CT_OK;
     bool holds = true;
+    const signed_tree heads[] = {
+        {last ? last->head.tree_size : 0, last ? last->head.root : NULL, "the newest tree head recorded"},
+        {tree->signed_size, tree->signed_root, "the last tree this node signed"},
+    };
     ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     if (tree->f.size > 0) CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
     if (!holds) ct_merkle_frontier_init(&tree->f);
+    for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
     for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
         CT_GUARD(db_log_leaves_from(c->db, tree->f.size, chunk, &got));
         for (uint64_t i = 0; i < got; i++) {
             CT_GUARD(ct_merkle_frontier_push(&tree->f, chunk[i]));
             memcpy(tree->edge, chunk[i], sizeof tree->edge);
+            for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
         }
     }
+    for (size_t k = 0; k < 2; k++)
+        CT_ENSURE_MSG(tree->f.size >= heads[k].size, CT_ERR_UNAVAILABLE, "the log has %llu of the %llu leaves of %s "
+                      "(rolled back): nothing signed over it; run camtrust-ca audit verify",
+                      (unsigned long long)tree->f.size, (unsigned long long)heads[k].size, heads[k].what);
 cleanup:
     free(chunk);
     return rc;
 }
 
 static ct_err not_rolled_back(ca *c);
-
-/* Whether the log's first `size` leaves still have `root`, that of tree head `what` signed before: a log rolled back
- * past the kept checkpoint (none signed since: checkpoints failing, their rows refused) and grown again must not have
- * a tree head signed over it that forks the one signed. Refused (503), as over a rolled-back database. */
-static ct_err rows_extend(ca *c, uint64_t size, const uint8_t root[CT_MERKLE_HASH_LEN], const char *what)
-{
-    uint64_t have = 0;
-    uint8_t now[CT_MERKLE_HASH_LEN];
-    if (size == 0) return CT_OK;
-    CT_GUARD_RET(db_log_size(c->db, &have));
-    if (have >= size) CT_GUARD_RET(cached_root(c, &c->proofs->cache, size, now));
-    CT_ENSURE_RET(have >= size && memcmp(now, root, sizeof now) == 0,
-                  ct_fail(CT_ERR_UNAVAILABLE, "the log's first %llu leaves are not those of %s (rolled back or "
-                                              "rewritten): no tree head signed over it; run camtrust-ca audit verify",
-                          (unsigned long long)size, what));
-    return CT_OK;
-}
 
 /* Signs and records a tree head of the whole log. Unless `always`, only when the log grew past the newest one. Never
  * over a rolled-back database, as no checkpoint is: a tree head of the rows a copy put back holds, grown by other
@@ -221,14 +240,12 @@ static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool 
     ct_err rc = db_log_tree_head_latest(c->db, &last);
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     bool have_last = rc == CT_OK;
-    CT_GUARD_RET(catch_up(c, tree));
+    CT_GUARD_RET(catch_up(c, tree, have_last ? &last : NULL));
     if (have_last && !always && last.head.tree_size >= tree->f.size) {
         if (out) *out = last;
         return CT_OK;
     }
     CT_GUARD_RET(not_rolled_back(c));
-    if (have_last) CT_GUARD_RET(rows_extend(c, last.head.tree_size, last.head.root, "the newest tree head recorded"));
-    CT_GUARD_RET(rows_extend(c, tree->signed_size, tree->signed_root, "the last tree head this node signed"));
     ct_tree_head h = {.tree_size = tree->f.size, .timestamp_ms = now_ms()};
     if (have_last && h.timestamp_ms < last.head.timestamp_ms) h.timestamp_ms = last.head.timestamp_ms; /* clock stepped back */
     CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, h.root));
@@ -330,7 +347,7 @@ static ct_err sign_checkpoint(ca *c, const char *actor, signing_tree *tree, bool
     CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     bool have_last = rc == CT_OK;
     rc = CT_OK;
-    CT_GUARD(catch_up(c, tree));
+    CT_GUARD(catch_up(c, tree, NULL));
     if (have_last && !always) {
         bool due = false;
         CT_GUARD(checkpoint_due(c, tree, last_size, &due));
@@ -347,6 +364,8 @@ static ct_err sign_checkpoint(ca *c, const char *actor, signing_tree *tree, bool
     CT_GUARD(ct_buf_alloc(&text, CT_CHECKPOINT_TEXT_MAX));
     CT_GUARD(ct_checkpoint_format(&cp, &text));
     CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, ca_note_sign_cb, c->note_key, &note));
+    tree->signed_size = cp.size;
+    memcpy(tree->signed_root, cp.root, sizeof tree->signed_root);
     ct_checkpoint back; /* what the token signed is checked as any verifier will, before it is kept or served */
     CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &back));
     CT_GUARD(ct_buf_cstr(&note, &s));

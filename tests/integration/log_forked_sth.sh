@@ -46,13 +46,13 @@ check "the node said why, one line" \
 sqlite3 "$DB" "DROP TRIGGER log_tree_heads_no_delete; DELETE FROM log_tree_heads WHERE tree_size > 40"
 enroll_one CAM0061
 for _ in $(seq 1 150); do
-  grep -q 'leaves are not those of the last tree head this node signed' "$WORK/server.log" && break
+  grep -q 'leaves are not those of the last tree this node signed' "$WORK/server.log" && break
   [ "$(sql "$DB" "select max(tree_size) from log_tree_heads")" != 40 ] && break
   sleep 0.1
 done
 check_eq "the tree heads past 40 deleted too, one more issued: still none signed over the forked rows" 40 \
   "$(sql "$DB" "select max(tree_size) from log_tree_heads")"
 check "... the node remembers the one of 50 it signed, one line" \
-  grep -q "event=log_sth error=\"the log's first 50 leaves are not those of the last tree head this node signed" \
+  grep -q "event=log_sth error=\"the log's first 50 leaves are not those of the last tree this node signed" \
   "$WORK/server.log"
 finish
