@@ -151,6 +151,7 @@ typedef struct {
     uint64_t signed_size; /* the last tree this node signed (tree head or checkpoint; 0: none yet): what it signs
                            * next must extend it */
     ct_merkle_hash signed_root;
+    char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes; "" if it is */
 } signing_tree;
 
 struct ca_log {
@@ -179,19 +180,20 @@ typedef struct {
     const char *what;
 } signed_tree;
 
-/* Whether `tree`, when of the size of `s`, is that tree. A fork of it is dropped (the next catch-up builds it again
- * from the rows and looks again) and refused (503): the tree itself is compared, not the proof cache, whose roots kept
- * below its own edge stay those of rows since rewritten there while the tree was built again from them. */
+/* Whether `tree`, when of the size of `s`, is that tree: the tree itself is compared, not the proof cache, whose roots
+ * kept below its own edge stay those of rows since rewritten there while the tree was built again from them. A fork is
+ * refused (503) and remembered (tree->forked) until the tree's last leaf changes: each lease tick then reads one leaf,
+ * not the log again. */
 static ct_err still_signed(signing_tree *tree, const signed_tree *s)
 {
     uint8_t now[CT_MERKLE_HASH_LEN];
     if (s->size == 0 || tree->f.size != s->size) return CT_OK;
     CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, now));
     if (memcmp(now, s->root, sizeof now) == 0) return CT_OK;
-    ct_merkle_frontier_init(&tree->f);
-    return ct_fail(CT_ERR_UNAVAILABLE, "the log's first %llu leaves are not those of %s (rolled back or rewritten): "
-                                       "nothing signed over them; run camtrust-ca audit verify",
-                   (unsigned long long)s->size, s->what);
+    CT_GUARD_RET(ct_snprintf(tree->forked, sizeof tree->forked, "the log's first %llu leaves are not those of %s "
+                             "(rolled back or rewritten): nothing signed over them; run camtrust-ca audit verify",
+                             (unsigned long long)s->size, s->what));
+    return ct_fail(CT_ERR_UNAVAILABLE, "%s", tree->forked);
 }
 
 /* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. It
@@ -209,7 +211,11 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
     ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     if (tree->f.size > 0) CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
-    if (!holds) ct_merkle_frontier_init(&tree->f);
+    if (!holds) {
+        ct_merkle_frontier_init(&tree->f);
+        tree->forked[0] = '\0';
+    }
+    CT_ENSURE_MSG(!tree->forked[0], CT_ERR_UNAVAILABLE, "%s", tree->forked);
     for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
     for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
         CT_GUARD(db_log_leaves_from(c->db, tree->f.size, chunk, &got));
