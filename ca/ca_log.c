@@ -149,6 +149,10 @@ static ct_err cached_consistency(ca *c, checked_cache *cc, uint64_t m, uint64_t 
 typedef struct {
     ct_merkle_frontier f;
     ct_merkle_hash edge; /* leaf f.size - 1 */
+    uint64_t signed_size; /* the last tree this node signed (tree head or checkpoint; 0: none yet): what it signs
+                           * next must extend it */
+    ct_merkle_hash signed_root;
+    char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes; "" if it is */
 } signing_tree;
 
 struct ca_log {
@@ -170,22 +174,62 @@ static ct_err need_log_key(ca *c)
 
 static uint64_t now_ms(void) { return (uint64_t)ct_wall_ms(); }
 
-/* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. */
-static ct_err catch_up(ca *c, signing_tree *tree)
+/* A tree signed before, which what is signed next must extend; `what` names it in the refusal. */
+typedef struct {
+    uint64_t size;
+    const uint8_t *root;
+    const char *what;
+} signed_tree;
+
+/* Whether `tree`, when of the size of `s`, is that tree: the tree itself is compared, not the proof cache, whose roots
+ * kept below its own edge stay those of rows since rewritten there while the tree was built again from them. A fork is
+ * refused (503) and remembered (tree->forked) until the tree's last leaf changes: each lease tick then reads one leaf,
+ * not the log again. */
+static ct_err still_signed(signing_tree *tree, const signed_tree *s)
+{
+    uint8_t now[CT_MERKLE_HASH_LEN];
+    if (s->size == 0 || tree->f.size != s->size) return CT_OK;
+    CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, now));
+    if (memcmp(now, s->root, sizeof now) == 0) return CT_OK;
+    CT_GUARD_RET(ct_snprintf(tree->forked, sizeof tree->forked, "the log's first %llu leaves are not those of %s "
+                             "(rolled back or rewritten): nothing signed over them; run camtrust-ca audit verify",
+                             (unsigned long long)s->size, s->what));
+    return ct_fail(CT_ERR_UNAVAILABLE, "%s", tree->forked);
+}
+
+/* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. It
+ * must pass through the tree it last signed and `last` (the newest tree head recorded, when given) unchanged: rows
+ * rolled back past the checkpoint kept in the folder (none recorded since) or rewritten below the proof cache's edge
+ * would otherwise have a tree signed that forks one signed before. */
+static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
 {
     ct_err rc = CT_OK;
     bool holds = true;
+    const signed_tree heads[] = {
+        {last ? last->head.tree_size : 0, last ? last->head.root : NULL, "the newest tree head recorded"},
+        {tree->signed_size, tree->signed_root, "the last tree this node signed"},
+    };
     ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     if (tree->f.size > 0) CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
-    if (!holds) ct_merkle_frontier_init(&tree->f);
+    if (!holds) {
+        ct_merkle_frontier_init(&tree->f);
+        tree->forked[0] = '\0';
+    }
+    CT_ENSURE_MSG(!tree->forked[0], CT_ERR_UNAVAILABLE, "%s", tree->forked);
+    for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
     for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
         CT_GUARD(db_log_leaves_from(c->db, tree->f.size, chunk, &got));
         for (uint64_t i = 0; i < got; i++) {
             CT_GUARD(ct_merkle_frontier_push(&tree->f, chunk[i]));
             memcpy(tree->edge, chunk[i], sizeof tree->edge);
+            for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
         }
     }
+    for (size_t k = 0; k < 2; k++)
+        CT_ENSURE_MSG(tree->f.size >= heads[k].size, CT_ERR_UNAVAILABLE, "the log has %llu of the %llu leaves of %s "
+                      "(rolled back): nothing signed over it; run camtrust-ca audit verify",
+                      (unsigned long long)tree->f.size, (unsigned long long)heads[k].size, heads[k].what);
 cleanup:
     free(chunk);
     return rc;
@@ -203,7 +247,7 @@ static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool 
     ct_err rc = db_log_tree_head_latest(c->db, &last);
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     bool have_last = rc == CT_OK;
-    CT_GUARD_RET(catch_up(c, tree));
+    CT_GUARD_RET(catch_up(c, tree, have_last ? &last : NULL));
     if (have_last && !always && last.head.tree_size >= tree->f.size) {
         if (out) *out = last;
         return CT_OK;
@@ -214,6 +258,8 @@ static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool 
     CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, h.root));
     CT_GUARD_RET(pki_tree_head_sign(c->signers[CA_KEY_LOG].key, &h));
     int64_t id = 0;
+    tree->signed_size = h.tree_size;
+    memcpy(tree->signed_root, h.root, sizeof tree->signed_root);
     CT_GUARD_RET(db_log_tree_head_add(c->db, &h, actor, &id));
     if (out) *out = (db_tree_head){.id = id, .head = h};
     return CT_OK;
@@ -308,7 +354,7 @@ static ct_err sign_checkpoint(ca *c, const char *actor, signing_tree *tree, bool
     CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     bool have_last = rc == CT_OK;
     rc = CT_OK;
-    CT_GUARD(catch_up(c, tree));
+    CT_GUARD(catch_up(c, tree, NULL));
     if (have_last && !always) {
         bool due = false;
         CT_GUARD(checkpoint_due(c, tree, last_size, &due));
@@ -325,6 +371,8 @@ static ct_err sign_checkpoint(ca *c, const char *actor, signing_tree *tree, bool
     CT_GUARD(ct_buf_alloc(&text, CT_CHECKPOINT_TEXT_MAX));
     CT_GUARD(ct_checkpoint_format(&cp, &text));
     CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, ca_note_sign_cb, c->note_key, &note));
+    tree->signed_size = cp.size;
+    memcpy(tree->signed_root, cp.root, sizeof tree->signed_root);
     ct_checkpoint back; /* what the token signed is checked as any verifier will, before it is kept or served */
     CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &back));
     CT_GUARD(ct_buf_cstr(&note, &s));
@@ -346,7 +394,7 @@ static ct_err sign_heads(ca *c, const char *actor, signing_tree *tree, bool alwa
 
 ct_err ca_log_sth(ca *c, const char *actor, db_tree_head *out)
 {
-    signing_tree tree;
+    signing_tree tree = {0};
     ct_merkle_frontier_init(&tree.f);
     CT_GUARD_RET(need_log_key(c));
     if (c->lease) return sign_heads(c, actor, &tree, true, out);
@@ -363,7 +411,7 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 {
     ct_err rc = db_log_checkpoint_latest(c->db, NULL, NULL, note);
     if (rc != CT_ERR_NOT_FOUND) return rc;
-    signing_tree tree;
+    signing_tree tree = {0};
     ct_merkle_frontier_init(&tree.f);
     CT_GUARD_RET(sign_checkpoint(c, actor, &tree, true));
     return db_log_checkpoint_latest(c->db, NULL, NULL, note);

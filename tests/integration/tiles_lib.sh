@@ -62,3 +62,20 @@ print(r[0].hex())'
 }
 # hex_of FILE: its bytes in hex.
 hex_of() { python3 -c 'import sys; print(open(sys.argv[1], "rb").read().hex())' "$1"; }
+
+# no_sth_past SIZE ROOT: once the node refused a tree head or recorded one past SIZE (up to 15 s), that it signed
+# none past the one of SIZE leaves with ROOT (served, the newest recorded) and said why in one line.
+no_sth_past() {
+  for _ in $(seq 1 150); do
+    grep -q 'leaves are not those of' "$WORK/server.log" && break
+    [ "$(sql "$DB" "select max(tree_size) from log_tree_heads")" != "$1" ] && break
+    sleep 0.1
+  done
+  curl -s -o "$WORK/sth.json" --max-time 20 "$PLAIN/log/sth" || true
+  check_eq "no tree head signed over the rows: the one served is still the one of $1" "$1 $2" \
+    "$(jq .tree_size "$WORK/sth.json") $(jq -r .root_hash "$WORK/sth.json")"
+  check_eq "... and none recorded past it" "$1" "$(sql "$DB" "select max(tree_size) from log_tree_heads")"
+  check "the node said why, one line" \
+    grep -q "event=log_sth error=\"the log's first $1 leaves are not those of the newest tree head recorded" \
+    "$WORK/server.log"
+}

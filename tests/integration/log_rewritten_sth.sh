@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Someone who writes the CA's database (not its folder, not its token) makes a serving node read leaves it does not
+# sign (the newest checkpoint row taken away for a while: the node refuses, as over a rolled-back database, after its
+# tree grew), then rewrites leaves 1024-2046 (inside the proof cache's kept chunks, its edge leaf 99327 left alone) and
+# the unsigned last one, puts the checkpoint row back and lets the node issue once more. The signing tree saw its last
+# leaf changed and was built again from the rows, rewritten ones included; the rolled-back guard compared the kept
+# checkpoint with the proof cache, whose chunk roots were still those of the leaves that were: it passed, and the node
+# signed in the token a tree head of 100003 forking the one of 100001 it had signed. Now the tree itself must pass
+# through the one it signed unchanged: refused, one line; said again each lease tick at the cost of one leaf read.
+# Usage: log_rewritten_sth.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/tiles_lib.sh"
+if ! on_sqlite; then echo "skipped: the rows are rewritten in the SQLite file"; exit 77; fi
+
+# wait_line PATTERN: until the server's log has a line matching it (up to 15 s).
+wait_line() { for _ in $(seq 1 150); do grep -q "$1" "$WORK/server.log" && return 0; sleep 0.1; done; }
+kept_size() { sed -n 2p "$CA/checkpoint.note"; }
+tiles_ca 3
+cleanup_server # again with a lease tick of 200 ms: the signer looks at the log five times a second
+sed -i 's/^node.lease_ms = .*/node.lease_ms = 1000/' "$CA/camtrust-ca.conf"
+WITH_HTTP=1 start_ca "$CA"
+PLAIN=http://127.0.0.1:$HTTP_PORT
+export PORT
+# Leaf hashes only (random ones, as tiles_rewritten.sh plants): tree heads read nothing else.
+sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+  INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n"
+enroll_one CAM0001
+wait_sth 100001
+for _ in $(seq 1 150); do [ "$(kept_size)" = 100001 ] && break; sleep 0.1; done
+R=$(jq -r .root_hash "$WORK/sth.json")
+check_eq "a tree head and the checkpoint kept: 100001" "100001 100001" "$(jq .tree_size "$WORK/sth.json") $(kept_size)"
+check_eq "a consistency proof (the proof cache holds chunks 0-96: its edge is leaf 99327)" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$PLAIN/log/proof/consistency?first=1&second=100001")"
+
+sqlite3 "$DB" "CREATE TABLE attacker_saved AS SELECT * FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints);
+  DROP TRIGGER log_checkpoints_no_delete; DELETE FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints)"
+enroll_one CAM0002
+wait_line 'event=log_sth error=.*newest checkpoint'
+check "the newest checkpoint row taken away: the node refuses (its tree grew to 100002 meanwhile)" \
+  grep -q 'event=log_sth error=.*newest checkpoint' "$WORK/server.log"
+
+sqlite3 "$DB" "INSERT INTO log_checkpoints SELECT * FROM attacker_saved; DROP TRIGGER log_leaves_no_update;
+  UPDATE log_leaves SET leaf_hash = randomblob(32) WHERE leaf_index BETWEEN 1024 AND 2046 OR leaf_index = 100001"
+enroll_one CAM0003
+check_eq "rows rewritten, the checkpoint row back, one more issued: 100003 leaves" 100003 \
+  "$(sql "$DB" "select count(*) from log_leaves")"
+wait_line 'event=tree_cache_dropped tree=signing leaf=100001 reason=changed'
+no_sth_past 100001 "$R"
+
+# The refusal is said again each lease tick (the signer looks again): reading one leaf, not the log's 100003 rows
+# (about 6 MB) each time. The bytes the server process read (/proc/PID/io rchar) over three ticks, not the time.
+rchar() { sed -n 's/^rchar: //p' "/proc/$SERVER_PID/io"; }
+refusals() { grep -c 'event=log_sth error=' "$WORK/server.log"; }
+BEFORE=$(rchar) SEEN=$(refusals)
+for _ in $(seq 1 150); do [ "$(refusals)" -ge $((SEEN + 3)) ] && break; sleep 0.1; done
+READ=$(($(rchar) - BEFORE))
+check "three more lease ticks refused" test "$(refusals)" -ge $((SEEN + 3))
+check "... reading less than 1 MB together, not the log each ($READ bytes)" test "$READ" -lt 1000000
+check_eq "... and still no tree head past 100001" 100001 "$(sql "$DB" "select max(tree_size) from log_tree_heads")"
+finish
