@@ -748,6 +748,14 @@ START_TEST(fragment_description_index)
     ms_summary s = verify_with(path("skip.mp4"), &root_der, NULL);
     ck_assert_msg(!s.authentic, "a fragment ffmpeg skips (sample description 2) passed");
     ck_assert_msg(strstr(s.problem, "name a sample description other than the first"), "%s", s.problem);
+    /* The same tfhd naming description 1, as some packagers write it: honest, shown as without it */
+    out.data[tfhd + 19] = 1;
+    ck_assert_int_eq(ct_file_write_atomic(path("one.mp4"), out.data, out.len, 0644), CT_OK);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -i f.mp4 -f framemd5 f.md5 && ffmpeg -v error -i one.mp4 -f "
+                           "framemd5 one.md5 && cmp -s f.md5 one.md5", dir),
+                     0);
+    s = verify_with(path("one.mp4"), &root_der, NULL);
+    ck_assert_msg(s.authentic && s.frames == 60, "a tfhd naming sample description 1 refused: %s", s.problem);
     ct_buf_free(&f);
     ct_buf_free(&out);
 }
