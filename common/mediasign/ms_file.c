@@ -179,6 +179,17 @@ static void check_edits(const media_file *f, ms_verifier *v)
                                "selection than the one verified", (unsigned long long)e.most_edits);
 }
 
+/* A trak's mdia/minf/stbl/`type` box into *out. */
+static bool stbl_child(const uint8_t *d, const media_box *trak, uint32_t type, media_box *out)
+{
+    const uint32_t path[] = {MEDIA_FOURCC('m', 'd', 'i', 'a'), MEDIA_FOURCC('m', 'i', 'n', 'f'),
+                             MEDIA_FOURCC('s', 't', 'b', 'l'), type};
+    *out = *trak;
+    for (size_t i = 0; i < sizeof path / sizeof path[0]; i++)
+        if (media_box_find(d, out->off + out->hdr, out->off + out->size, path[i], out) != CT_OK) return false;
+    return true;
+}
+
 /* Whether a box inside a sample entry is one ffmpeg takes for the decoder configuration (mov_read_glbl): the first
  * of them in the entry, whichever its type, and not the one named for the entry's format. */
 static bool config_box(uint32_t type)
@@ -195,18 +206,13 @@ static bool config_box(uint32_t type)
  * pictures. Of two (a glbl before the avcC) ffmpeg takes the first, the verifier the avcC. */
 static void check_config(const media_file *f, ms_verifier *v)
 {
-    static const uint32_t path[] = {MEDIA_FOURCC('m', 'd', 'i', 'a'), MEDIA_FOURCC('m', 'i', 'n', 'f'),
-                                    MEDIA_FOURCC('s', 't', 'b', 'l'), MEDIA_FOURCC('s', 't', 's', 'd')};
     const uint8_t *d = f->data;
     media_box moov, trak, b, e, c, cfg;
     bool found = media_box_find(d, 0, f->len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) == CT_OK;
     for (uint64_t t = moov.off + moov.hdr; found && media_box_next(d, moov.off + moov.size, &t, &trak) == CT_OK;) {
-        b = trak;
-        for (size_t i = 0; i < sizeof path / sizeof path[0] && b.type != path[3]; i++)
-            if (media_box_find(d, b.off + b.hdr, b.off + b.size, path[i], &b) != CT_OK) break;
+        bool stsd = stbl_child(d, &trak, MEDIA_FOURCC('s', 't', 's', 'd'), &b);
         /* stsd: a full box and its entry count, then the entries; a visual one has 78 bytes before its boxes */
-        for (uint64_t pos = b.off + b.hdr + 8;
-             b.type == path[3] && media_box_next(d, b.off + b.size, &pos, &e) == CT_OK;) {
+        for (uint64_t pos = b.off + b.hdr + 8; stsd && media_box_next(d, b.off + b.size, &pos, &e) == CT_OK;) {
             unsigned configs = 0;
             for (uint64_t at = e.off + e.hdr + 78; e.size - e.hdr >= 78 && media_box_next(d, e.off + e.size, &at, &c) == CT_OK;)
                 if (config_box(c.type) && configs++ == 0) cfg = c;
@@ -280,6 +286,29 @@ static void check_description_index(const media_file *f, ms_verifier *v)
         ms_verifier_problem(v, "%llu fragment default(s) (trex/tfhd) name a sample description other than the first: "
                                "a player decodes those samples with another one, or skips them (ffmpeg)",
                             (unsigned long long)bad);
+}
+
+/* A fragmented file's moov may hold samples of its own, before the first fragment (ffmpeg's frag_keyframe without
+ * empty_moov puts the first GOP there): players show them, and the verifier reads the fragments only, so that GOP
+ * could be anything. stsz and stz2 both have the sample count after version, flags and 4 bytes. */
+static void check_moov_samples(const media_file *f, ms_verifier *v)
+{
+    const uint8_t *d = f->data;
+    media_box moov, trak, b;
+    uint64_t samples = 0;
+    bool found = media_box_find(d, 0, f->len, MEDIA_FOURCC('m', 'o', 'o', 'v'), &moov) == CT_OK;
+    for (uint64_t t = moov.off + moov.hdr; found && media_box_next(d, moov.off + moov.size, &t, &trak) == CT_OK;)
+        if ((stbl_child(d, &trak, MEDIA_FOURCC('s', 't', 's', 'z'), &b) ||
+             stbl_child(d, &trak, MEDIA_FOURCC('s', 't', 'z', '2'), &b)) &&
+            b.size - b.hdr >= 12) {
+            const uint8_t *p = d + b.off + b.hdr + 8;
+            samples += (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        }
+    ct_err_clear();
+    if (samples)
+        ms_verifier_problem(v, "the fragmented MP4's moov holds %llu samples outside any fragment (as ffmpeg's "
+                               "frag_keyframe without empty_moov writes): a player shows them, and the verifier "
+                               "reads the fragments only", (unsigned long long)samples);
 }
 
 static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_gop_cb cb, void *arg, ms_summary *sum)
@@ -393,6 +422,7 @@ static ct_err verify_fragmented(const media_file *f, const ms_verify_config *cfg
     check_edits(f, c.v);
     check_config(f, c.v);
     check_description_index(f, c.v);
+    check_moov_samples(f, c.v);
     CT_GUARD(ms_verifier_finish(c.v, sum));
     CT_GUARD(ct_strlcpy(sum->container, sizeof sum->container, "fragmented MP4"));
 cleanup:

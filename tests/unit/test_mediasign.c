@@ -748,8 +748,44 @@ START_TEST(fragment_description_index)
     ms_summary s = verify_with(path("skip.mp4"), &root_der, NULL);
     ck_assert_msg(!s.authentic, "a fragment ffmpeg skips (sample description 2) passed");
     ck_assert_msg(strstr(s.problem, "name a sample description other than the first"), "%s", s.problem);
+    /* The same tfhd naming description 1, as some packagers write it: honest, shown as without it */
+    out.data[tfhd + 19] = 1;
+    ck_assert_int_eq(ct_file_write_atomic(path("one.mp4"), out.data, out.len, 0644), CT_OK);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v error -i f.mp4 -f framemd5 f.md5 && ffmpeg -v error -i one.mp4 -f "
+                           "framemd5 one.md5 && cmp -s f.md5 one.md5", dir),
+                     0);
+    s = verify_with(path("one.mp4"), &root_der, NULL);
+    ck_assert_msg(s.authentic && s.frames == 60, "a tfhd naming sample description 1 refused: %s", s.problem);
     ct_buf_free(&f);
     ct_buf_free(&out);
+}
+END_TEST
+
+/* A signed clip fragmented by ffmpeg without empty_moov (`-movflags frag_keyframe`): the moov holds GOP 1's samples,
+ * the fragments GOP 2. GOP 1 altered, ffmpeg shows it altered; the verifier read the fragments only and said
+ * AUTHENTIC (30 pictures). */
+START_TEST(fragmented_moov_samples)
+{
+    clip("a.h264", "-f h264");
+    sign(path("a.h264"), path("s.h264"), false, time(NULL));
+    ck_assert_int_eq(tu_sh("ffmpeg -v fatal -y -i '%s' -c copy -movflags frag_keyframe '%s'", path("s.h264"),
+                           path("f.mp4")),
+                     0);
+    ct_buf f = CT_BUF_INIT;
+    ck_assert_int_eq(ct_file_read(path("f.mp4"), 16u << 20, &f), CT_OK);
+    size_t moov = find_bytes(&f, "moov", 4), mdat = find_bytes(&f, "mdat", 4), moof = find_bytes(&f, "moof", 4);
+    ck_assert(moov < mdat && mdat < moof); /* GOP 1 in the first mdat, before any fragment */
+    for (size_t i = mdat + 3000; i < mdat + 3064; i++) f.data[i] ^= 0x55;
+    ck_assert_int_eq(ct_file_write_atomic(path("altered.mp4"), f.data, f.len, 0644), CT_OK);
+    ck_assert_int_eq(tu_sh("cd '%s' && ffmpeg -v quiet -i f.mp4 -f framemd5 f.md5; ffmpeg -v quiet -i altered.mp4 -f "
+                           "framemd5 altered.md5; test $(grep -vc '^#' f.md5) -gt 30 && ! cmp -s f.md5 altered.md5",
+                           dir),
+                     0);
+    ms_summary s = verify_with(path("altered.mp4"), &root_der, NULL);
+    ck_assert_msg(!s.authentic, "pictures in the moov of a fragmented MP4 altered, and it passed (%llu frames)",
+                  (unsigned long long)s.frames);
+    ck_assert_msg(strstr(s.problem, "moov holds 30 samples outside any fragment"), "%s", s.problem);
+    ct_buf_free(&f);
 }
 END_TEST
 
@@ -1176,6 +1212,7 @@ int main(void)
     tcase_add_test(tc, mp4_hvcc_version_0);
     tcase_add_test(tc, fragment_description_index);
     tcase_add_test(tc, fragmented_mp4);
+    tcase_add_test(tc, fragmented_moov_samples);
     tcase_add_test(tc, other_root_and_expiry);
     tcase_add_test(tc, revocation);
     tcase_add_test(tc, sei_layout);
