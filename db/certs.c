@@ -317,6 +317,7 @@ static ct_err batch_tx(ct_db *db, void *vctx)
         CT_GUARD_RET(db_exec(db, k_savepoint, NULL, ""));
         ct_err_clear();
         ct_err_save(&p->err, cert_issue_tx(db, p->ctx));
+        db_exists_logged(p->err.rc);
         if (p->err.rc != CT_OK) CT_GUARD_RET(db_exec(db, k_savepoint_rollback, NULL, ""));
         CT_GUARD_RET(db_exec(db, k_savepoint_release, NULL, ""));
     }

@@ -14,10 +14,29 @@ int64_t db_now(void) { return (int64_t)time(NULL); }
  * ------------------------------------------------------------------------------------------------------- */
 ct_err db_sql_fail(ct_db *db, const char *what) { return db->be->fail(db, what); }
 
+/* A unique rule's refusal, kept until its call ends (db_exists_logged): logged then only if no caller named it better
+ * (its detail still the one told here); a refusal its caller names ("station name 'x' is taken") or expects (a lease
+ * another node took first) is no operator's news. */
+static _Thread_local struct {
+    const char *backend;
+    char told[CT_ERR_DETAIL_MAX], text[256];
+} t_exists;
+
 ct_err db_fail_exists(ct_db *db, const char *what, const char *text)
 {
-    ct_log(CT_LOG_INFO, "db.exists", "backend=%s what=%s error=%s", db->be->name, what, CT_LOGQ(text));
-    return ct_fail(CT_ERR_EXISTS, "%s: the record exists already", what);
+    ct_err rc = ct_fail(CT_ERR_EXISTS, "%s: the record exists already", what);
+    t_exists.backend = db->be->name;
+    if (ct_strlcpy(t_exists.told, sizeof t_exists.told, ct_err_detail()) != CT_OK) t_exists.told[0] = '\0';
+    if (ct_strlcpy(t_exists.text, sizeof t_exists.text, text ? text : "") != CT_OK) t_exists.text[0] = '\0';
+    return rc;
+}
+
+void db_exists_logged(ct_err rc)
+{
+    if (rc == CT_ERR_EXISTS && t_exists.told[0] && strcmp(ct_err_detail(), t_exists.told) == 0)
+        ct_log(CT_LOG_INFO, "db.exists", "backend=%s error=%s told=%s", t_exists.backend, CT_LOGQ(t_exists.text),
+               CT_LOGQ(t_exists.told));
+    t_exists.told[0] = '\0';
 }
 
 const char *db_sql(ct_db *db, const char *sqlite, const char *pg)
@@ -295,6 +314,7 @@ static ct_err call_locked(ct_db *db, call_mode tx, db_fn fn, void *ctx)
     bool retry = false;
     ct_err rc = attempt(db, tx, fn, ctx, &retry);
     if (retry) rc = attempt(db, tx, fn, ctx, &retry); /* once, on a connection ready makes again */
+    db_exists_logged(rc);
     if (pthread_mutex_unlock(&db->mu) != 0 && rc == CT_OK) rc = ct_fail(CT_ERR_INTERNAL, "db mutex unlock failed");
     return rc;
 }

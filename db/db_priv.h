@@ -100,6 +100,9 @@ CT_MUST_CHECK ct_err db_cert_insert_tx(ct_db *db, const db_cert_record *rec, con
 /* CT_ERR_DB with "what: backend message"; unique/primary-key violations become CT_ERR_EXISTS so callers can
  * name the duplicate in their own words. */
 ct_err db_sql_fail(ct_db *db, const char *what);
+/* Where a call's work ends (call_locked; each item of a batch): a unique rule's refusal that `rc` still is, in the
+ * words db_fail_exists told it (no caller named it better), is logged with the database's text (event=db.exists). */
+void db_exists_logged(ct_err rc);
 /* The current time in Unix seconds, as every table records it. */
 int64_t db_now(void);
 /* The migrations (migrations.c): db_n_migrations of them, numbered from 1; the SQL of migration n for this

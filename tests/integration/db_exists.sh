@@ -3,7 +3,8 @@
 # client: the detail told is "exists already", not the database's text, which names the schema's constraints, indexes
 # and tables; that text is the operator's, in the server's log (event=db.exists). Played by someone who writes the
 # database: a unique index of a chosen name on the issuance log's rows (one row at most), then a station's
-# enrollment, whose log row it refuses. Run on SQLite and on PostgreSQL (pg.sh run, CAMTRUST_TEST_DB=postgresql).
+# enrollment, whose log row it refuses; and the CLI's refusal of an order listing a serial twice, which names the rule's
+# refusal itself. Run on SQLite and on PostgreSQL (pg.sh run, CAMTRUST_TEST_DB=postgresql).
 # Usage: db_exists.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/lib.sh"
@@ -25,5 +26,12 @@ check "... naming none of the schema's names" bash -c '! grep -qiE "secret_one_l
   "$WORK/EXI0002.out"
 check "... which the server's log has" grep -q 'event=db.exists .*secret_one_leaf' "$WORK/server.log"
 check_eq "... nothing recorded for it" 0 "$(sql "$CA/camtrust.db" "select count(*) from certificates where device_serial = 'EXI0002'")"
+# A refusal its caller names (an order listing a serial twice: the order's serials' primary key) is that caller's
+# message alone: the unique rule's text is no news to the operator (nor the log's, which the next line would repeat).
+printf 'EXI0003\nEXI0003\n' >"$WORK/twice.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX100 --serials "$WORK/twice.txt" >"$WORK/twice.out" 2>&1 || true
+check "an order listing a serial twice: the CLI says so ($(tr '\n' ' ' <"$WORK/twice.out"))" \
+  grep -q "serial 'EXI0003' is listed twice" "$WORK/twice.out"
+check "... and no db.exists line" bash -c '! grep -q "event=db.exists" "$0"' "$WORK/twice.out"
 cleanup_server
 finish
