@@ -197,6 +197,13 @@ static ct_err still_signed(signing_tree *tree, const signed_tree *s)
     return ct_fail(CT_ERR_UNAVAILABLE, "%s", tree->forked);
 }
 
+/* The tree the token has just signed (a tree head or a checkpoint): what this node signs next must extend it. */
+static void signed_note(signing_tree *tree, uint64_t size, const uint8_t root[CT_MERKLE_HASH_LEN])
+{
+    tree->signed_size = size;
+    memcpy(tree->signed_root, root, sizeof tree->signed_root);
+}
+
 /* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. It
  * must pass through the tree it last signed and `last` (the newest tree head recorded, when given) unchanged: rows
  * rolled back past the checkpoint kept in the folder (none recorded since) or rewritten below the proof cache's edge
@@ -258,8 +265,7 @@ static ct_err sign_tree_head(ca *c, const char *actor, signing_tree *tree, bool 
     CT_GUARD_RET(ct_merkle_frontier_root(&tree->f, h.root));
     CT_GUARD_RET(pki_tree_head_sign(c->signers[CA_KEY_LOG].key, &h));
     int64_t id = 0;
-    tree->signed_size = h.tree_size;
-    memcpy(tree->signed_root, h.root, sizeof tree->signed_root);
+    signed_note(tree, h.tree_size, h.root);
     CT_GUARD_RET(db_log_tree_head_add(c->db, &h, actor, &id));
     if (out) *out = (db_tree_head){.id = id, .head = h};
     return CT_OK;
@@ -371,8 +377,7 @@ static ct_err sign_checkpoint(ca *c, const char *actor, signing_tree *tree, bool
     CT_GUARD(ct_buf_alloc(&text, CT_CHECKPOINT_TEXT_MAX));
     CT_GUARD(ct_checkpoint_format(&cp, &text));
     CT_GUARD(ct_note_sign(text.data, text.len, &c->note_vkey, ca_note_sign_cb, c->note_key, &note));
-    tree->signed_size = cp.size;
-    memcpy(tree->signed_root, cp.root, sizeof tree->signed_root);
+    signed_note(tree, cp.size, cp.root);
     ct_checkpoint back; /* what the token signed is checked as any verifier will, before it is kept or served */
     CT_GUARD(ct_checkpoint_open(note.data, note.len, &c->note_vkey, &back));
     CT_GUARD(ct_buf_cstr(&note, &s));

@@ -18,7 +18,7 @@ wait_sth 40
 for _ in $(seq 1 150); do [ "$(kept_size)" = 40 ] && break; sleep 0.1; done
 check_eq "the tree head and the checkpoint kept in the folder: 40" "40 40" "$(jq .tree_size "$WORK/sth.json") $(kept_size)"
 
-sqlite3 "$DB" "CREATE TRIGGER attacker_no_checkpoint BEFORE INSERT ON log_checkpoints
+db_edit "CREATE TRIGGER attacker_no_checkpoint BEFORE INSERT ON log_checkpoints
   BEGIN SELECT RAISE(ABORT, 'refused'); END"
 sed -n 41,50p "$WORK/serials.txt" | xargs -P 8 -I{} bash -c 'enroll_one {}'
 wait_sth 50
@@ -26,14 +26,14 @@ R50=$(jq -r .root_hash "$WORK/sth.json")
 check_eq "checkpoints no longer recorded: a tree head of 50 signed, checkpoint.note still 40" "50 40" \
   "$(jq .tree_size "$WORK/sth.json") $(kept_size)"
 
-sqlite3 "$DB" "DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index >= 45"
+db_edit "DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index >= 45"
 sed -n 51,60p "$WORK/serials.txt" | xargs -P 8 -I{} bash -c 'enroll_one {}'
 check_eq "the log rolled back to 45 and grown to 55 by 10 other certificates" 55 \
   "$(sql "$DB" "select count(*) from log_leaves")"
 no_sth_past 50 "$R50"
 
 # (leaf 49 changed again: the tree the node found forked is built again from the rows, and looked at again)
-sqlite3 "$DB" "DROP TRIGGER log_tree_heads_no_delete; DELETE FROM log_tree_heads WHERE tree_size > 40;
+db_edit "DROP TRIGGER log_tree_heads_no_delete; DELETE FROM log_tree_heads WHERE tree_size > 40;
   DROP TRIGGER log_leaves_no_update; UPDATE log_leaves SET leaf_hash = randomblob(32) WHERE leaf_index = 49"
 enroll_one CAM0061
 for _ in $(seq 1 150); do

@@ -22,7 +22,7 @@ WITH_HTTP=1 start_ca "$CA"
 PLAIN=http://127.0.0.1:$HTTP_PORT
 export PORT
 # Leaf hashes only (random ones, as tiles_rewritten.sh plants): tree heads read nothing else.
-sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
+db_edit "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999)
   INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n"
 enroll_one CAM0001
 wait_sth 100001
@@ -32,14 +32,14 @@ check_eq "a tree head and the checkpoint kept: 100001" "100001 100001" "$(jq .tr
 check_eq "a consistency proof (the proof cache holds chunks 0-96: its edge is leaf 99327)" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$PLAIN/log/proof/consistency?first=1&second=100001")"
 
-sqlite3 "$DB" "CREATE TABLE attacker_saved AS SELECT * FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints);
+db_edit "CREATE TABLE attacker_saved AS SELECT * FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints);
   DROP TRIGGER log_checkpoints_no_delete; DELETE FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints)"
 enroll_one CAM0002
 wait_line 'event=log_sth error=.*newest checkpoint'
 check "the newest checkpoint row taken away: the node refuses (its tree grew to 100002 meanwhile)" \
   grep -q 'event=log_sth error=.*newest checkpoint' "$WORK/server.log"
 
-sqlite3 "$DB" "INSERT INTO log_checkpoints SELECT * FROM attacker_saved; DROP TRIGGER log_leaves_no_update;
+db_edit "INSERT INTO log_checkpoints SELECT * FROM attacker_saved; DROP TRIGGER log_leaves_no_update;
   UPDATE log_leaves SET leaf_hash = randomblob(32) WHERE leaf_index BETWEEN 1024 AND 2046 OR leaf_index = 100001"
 enroll_one CAM0003
 check_eq "rows rewritten, the checkpoint row back, one more issued: 100003 leaves" 100003 \

@@ -19,7 +19,7 @@ rows_root() { $LOGPY root "$1" "${CERTS[@]}" | tr -d '\n'; }
 sth_root() { jq -r .root_hash "$WORK/sth.json"; }
 check_eq "the tree head of 40: the root of the rows" "40 $(rows_root 40)" "$(jq .tree_size "$WORK/sth.json") $(sth_root)"
 
-sqlite3 "$DB" "DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index >= 30"
+db_edit "DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index >= 30"
 sed -n 41,60p "$WORK/serials.txt" | xargs -P 8 -I{} bash -c 'enroll_one {}'
 check_eq "the log rolled back to 30 and grown to 50 by 20 other certificates" 50 \
   "$(sql "$DB" "select count(*) from log_leaves")"

@@ -35,12 +35,25 @@ sed -i -e 's/^server.max_connections = .*/server.max_connections = 16/' \
 check "the config names the reserve (4 here)" grep -q '^server.reserved_connections = 4$' "$CONF"
 start_ca "$CA"
 
+# hold_start NAME [CERT KEY]: 6 addresses, 4 connections each, hold the listener (with CERT, a client certificate);
+# waits until the flood settled: HOLD_PID, and held, the most it held at once.
+hold_start() {
+  python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7 4 \
+    "$WORK/stop_$1" "$WORK/$1.out" "${@:2}" &
+  HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
+  for _ in $(seq 1 400); do grep -q '^held' "$WORK/$1.out" 2>/dev/null && break; sleep 0.05; done
+  held=$(sed -n 's/^held //p' "$WORK/$1.out")
+}
+# hold_stop NAME: stops that flood and waits for it (at most 90 s): rc, its exit; closed, the connections the server
+# closed after their handshake.
+hold_stop() {
+  touch "$WORK/stop_$1"
+  rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
+  closed=$(sed -n 's/^closed //p' "$WORK/$1.out")
+}
+
 # ---- (1) many addresses, each at its limit, hold the listener ----
-python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7 4 \
-  "$WORK/stop_hold" "$WORK/hold.out" &
-HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
-for _ in $(seq 1 400); do grep -q '^held' "$WORK/hold.out" 2>/dev/null && break; sleep 0.05; done
-held=$(sed -n 's/^held //p' "$WORK/hold.out")
+hold_start hold
 # (the server counts a connection from its arrival, the client once its handshake ended and until it sees it closed:
 # with new connections arriving all the time, one of the 12 may be in its handshake whenever the client counts (CI
 # saw 11), or one just closed not seen yet (13))
@@ -72,10 +85,8 @@ for _ in 1 2 3 4 5; do
 done
 check_eq "... and an officer reads" 200 "$code"
 check "the flood went on meanwhile" kill -0 "$HOLD_PID"
-touch "$WORK/stop_hold"
-rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
+hold_stop hold
 check_eq "the flooding client ended within its bounds" 0 "$rc"
-closed=$(sed -n 's/^closed //p' "$WORK/hold.out")
 check "the server closed flooding connections after their handshake (${closed:-?}), none idle or request timeout" \
   test "${closed:-0}" -ge 1
 check "... and said why" grep -q "closing its oldest idle connection that is no station's or officer's" \
@@ -85,18 +96,12 @@ check "... and said why" grep -q "closing its oldest idle connection that is no 
 # station's or officer's. The reserve kept every such connection (trusted, as a station's): the flood held the
 # whole listener, the station's connection was refused.
 base64 -d "$WORK/cam1.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1.pem" 2>/dev/null
-python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7 4 \
-  "$WORK/stop_hold_cam" "$WORK/hold_cam.out" "$WORK/cam1.pem" "$WORK/cam1.key" &
-HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
-for _ in $(seq 1 400); do grep -q '^held' "$WORK/hold_cam.out" 2>/dev/null && break; sleep 0.05; done
-held=$(sed -n 's/^held //p' "$WORK/hold_cam.out")
+hold_start hold_cam "$WORK/cam1.pem" "$WORK/cam1.key"
 check "6 addresses with a camera's certificate fill it as far, give or take one (held ${held:-?})" \
   test "${held:-0}" -ge 11
 check_eq "meanwhile a station is answered (a camera's connection closed to make room)" 200 "$(station_cacerts)"
-touch "$WORK/stop_hold_cam"
-rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
+hold_stop hold_cam
 check_eq "the camera's flooding client ended within its bounds" 0 "$rc"
-closed=$(sed -n 's/^closed //p' "$WORK/hold_cam.out")
 check "... the server closed its connections after their handshake to keep the reserve (${closed:-?})" \
   test "${closed:-0}" -ge 1
 
@@ -167,16 +172,13 @@ sed -i -e 's/^server.max_connections = .*/server.max_connections = 16/' \
   -e 's/^server.per_ip_connections = .*/server.per_ip_connections = 4/' \
   -e 's/^server.idle_timeout = .*/server.idle_timeout = 60/' "$CONF"
 WITH_HTTP=1 start_ca "$CA"
-python3 "$CLIENTS" hold "$PORT" "$CA" 127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7 4 \
-  "$WORK/stop_hold4" "$WORK/hold4.out" &
-HOLD_PID=$!; BG_PIDS+=("$HOLD_PID")
+hold_start hold4
 for _ in $(seq 1 400); do grep -q 'closing its oldest idle connection' "$WORK/server.log" && break; sleep 0.05; done
 check "a flood the reserve evicts from" grep -q 'closing its oldest idle connection' "$WORK/server.log"
 python3 "$CLIENTS" slowread "127.0.0.1:$HTTP_PORT" /log/tile/entries/000 512 0.5 60 "$WORK/slow4.out"
 check_eq "meanwhile a slow reader is cut off" "ended closed" "$(grep '^ended' "$WORK/slow4.out")"
 check "the flood went on meanwhile" kill -0 "$HOLD_PID"
-touch "$WORK/stop_hold4"
-rc=0; timeout 90 tail --pid="$HOLD_PID" -f /dev/null || rc=$?; wait "$HOLD_PID" || rc=$?
+hold_stop hold4
 check_eq "the flooding client ended within its bounds" 0 "$rc"
 check "... and the server said why, its line not hidden by the evictions'" \
   grep -q 'An answer was not read within its time' "$WORK/server.log"

@@ -15,7 +15,7 @@ LEAVES=200000 HOLE=196000
 
 tiles_ca 1
 # Leaf hashes only (random ones, as tiles_rewritten.sh plants): hash tiles read nothing else.
-sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $LEAVES - 1)
+db_edit "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $LEAVES - 1)
   INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n;
   DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index = $HOLE"
 rchar() { sed -n 's/^rchar: //p' "/proc/$SERVER_PID/io"; }
@@ -35,7 +35,7 @@ check "... the server says which leaf is missing" grep -q "log leaf $HOLE is mis
 # The hashes kept before the hole are those of the rows; once the hole is filled, so are the ones past it.
 check_eq "GET 2/000.p/2 (before the hole): the roots of its rows" "200 $(hex_root 0 65536)$(hex_root 65536 65536)" \
   "$(tile 2/000.p/2) $(hex_of "$T/2_000.p_2")"
-sqlite3 "$DB" "INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) VALUES ($HOLE, 'filled', randomblob(32))"
+db_edit "INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) VALUES ($HOLE, 'filled', randomblob(32))"
 check_eq "the hole filled: GET 2/000.p/3 holds the roots of the rows as they now are" \
   "200 $(hex_root 0 65536)$(hex_root 65536 65536)$(hex_root 131072 65536)" "$(tile 2/000.p/3) $(hex_of "$T/2_000.p_3")"
 check_eq "GET 1/003.p/1 (leaves 196608-196863): its root" "200 $(hex_root 196608 256)" \

@@ -4,6 +4,9 @@ PY="python3 $(dirname "$0")/tiles_check.py"
 LOGPY="python3 $(dirname "$0")/log_check.py"
 CA=$WORK/ca
 DB=$CA/camtrust.db
+# db_edit SQL: the database edited directly, as someone who can write its file (not through the CA): under a running CA,
+# waiting for the write lock as any SQLite client does (the signer may hold it: "database is locked" failed a run).
+db_edit() { sqlite3 -cmd ".timeout 10000" "$DB" "$@"; }
 T=$WORK/tiles
 
 # tiles_ca N: a CA with station line1 and an order of CAM0001..CAM<N> (in $WORK/serials.txt), served with plain HTTP

@@ -24,7 +24,7 @@ cp "$T/1_000.p_1" "$WORK/level1.before"
 
 # The log rolled back to 200 leaves under the serving node (the trigger dropped, as an attacker with the database's
 # rights can), then 100 other cameras enrolled: leaves 200-299 are now other certificates.
-sqlite3 "$DB" "DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index >= 200"
+db_edit "DROP TRIGGER log_leaves_no_delete; DELETE FROM log_leaves WHERE leaf_index >= 200"
 check_eq "the log rolled back to 200 leaves" 200 "$(sql "$DB" "select count(*) from log_leaves")"
 tail -n 100 "$WORK/serials.txt" | xargs -P 8 -I{} bash -c 'enroll_one {}'
 check_eq "... and grown to $N again by 100 other certificates" "$N|100" \
@@ -51,12 +51,12 @@ check_eq "... dropped once only" 1 "$(grep -c 'event=tree_cache_dropped tree=til
 # Level 2 is computed from level 1 and kept too: it must go with it. The log grown past 65536 leaves by rows planted
 # in the file (random hashes; tiles read only leaf hashes), tile 2/000.p/1 served (levels 1 and 2 kept), then the
 # last 256 of its leaves edited in place (the kept edge among them).
-sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT $N UNION ALL SELECT i + 1 FROM n WHERE i < 65791)
+db_edit "WITH RECURSIVE n(i) AS (SELECT $N UNION ALL SELECT i + 1 FROM n WHERE i < 65791)
   INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n"
 check_eq "GET 2/000.p/1 of a log of 65792 leaves: 200" 200 "$(tile 2/000.p/1)"
 BEFORE=$(hex_root 0 65536)
 check_eq "... the root of the first 65536 leaves" "$BEFORE" "$(hex_of "$T/2_000.p_1")"
-sqlite3 "$DB" "DROP TRIGGER log_leaves_no_update; UPDATE log_leaves SET leaf_hash = randomblob(32)
+db_edit "DROP TRIGGER log_leaves_no_update; UPDATE log_leaves SET leaf_hash = randomblob(32)
   WHERE leaf_index BETWEEN 65280 AND 65535"
 AFTER=$(hex_root 0 65536)
 check "leaves 65280-65535 edited in the database: another root" test "$AFTER" != "$BEFORE"

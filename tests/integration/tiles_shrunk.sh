@@ -17,7 +17,7 @@ unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
 printf 'CAM0001\nCAM0002\n' | xargs -I{} bash -c 'enroll_one {}'
 check_eq "2 certificates issued" 2 "$(sql "$DB" "select count(*) from log_leaves")"
 # Leaves up to 512 planted (random hashes: hash tiles read nothing else); all kept aside, to be put back.
-sqlite3 "$DB" "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 511)
+db_edit "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 511)
   INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n;
   DROP TRIGGER log_leaves_no_delete; CREATE TABLE kept AS SELECT * FROM log_leaves"
 
@@ -32,10 +32,10 @@ shrunk_under() {
   pid=$!
   for _ in $(seq 1 200); do [ "$(held)" -gt "$before" ] && break; sleep 0.05; done
   [ "$(held)" -gt "$before" ] || echo "not held"
-  sqlite3 "$DB" "DELETE FROM log_leaves WHERE leaf_index >= $2"
+  db_edit "DELETE FROM log_leaves WHERE leaf_index >= $2"
   touch "$WORK/release"
   wait "$pid" || true
-  sqlite3 "$DB" "INSERT INTO log_leaves SELECT * FROM kept WHERE leaf_index >= $2"
+  db_edit "INSERT INTO log_leaves SELECT * FROM kept WHERE leaf_index >= $2"
   echo "$(cat "$WORK/status") $(cat "$T/${1//\//_}")"
 }
 
