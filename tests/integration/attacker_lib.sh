@@ -41,7 +41,7 @@ log_check() { # log_check A|B [TIMEOUT_MS]: station A's or B's log check of the 
 }
 witness_refuses() { # witness_refuses: one poll of the served log; it must refuse to cosign (exit 1, one line)
   local rc=0
-  timeout 30 "$CA_BIN" witness --dir "$W1" --log "$HTTP" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w.log" || rc=$?
+  bounded 30 "$CA_BIN" witness --dir "$W1" --log "$HTTP" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w.log" || rc=$?
   [ "$rc" = 1 ] && grep -q 'event=witness_refused' "$WORK/w.log" && ! grep -q witness_cosigned "$WORK/w.log"
 }
 # verify_blind WHAT: audit verify alone passes (the database is whole, only a kept checkpoint contradicts it).

@@ -78,7 +78,7 @@ verify_names() {
   if [ "$rc" -eq 1 ] && grep -qF "CA certificates BROKEN: $line" <<<"$out" && grep -q '^state tables match' <<<"$out"
   then ok "$what: audit verify names it"
   else not_ok "$what: audit verify (exit $rc): $out"; fi
-  rc=0; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
+  rc=0; out=$(bounded 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -qF "camtrust-ca: $line" <<<"$out" && ! grep -q 'event=listening' <<<"$out"
   then ok "$what: the server refuses to start"
   else not_ok "$what: serve (exit $rc): $out"; fi

@@ -42,7 +42,7 @@ not_taken "revoke --out" --out "$C" revoke 01 --dir "$WORK/ca" --reason keyCompr
 not_taken "crl --serial" --serial "$C" crl --dir "$WORK/ca" --serial 01 --out "$WORK/stray"
 not_taken "audit verify --from" --from "$C" audit verify --dir "$WORK/ca" --from 2026-01-01
 not_taken "audit report --station" --station "$C" audit report --dir "$WORK/ca" --station s
-not_taken "serve --out" --out timeout 20 "$C" serve --dir "$WORK/ca" --listen 127.0.0.1:0 --out "$WORK/stray"
+not_taken "serve --out" --out bounded 20 "$C" serve --dir "$WORK/ca" --listen 127.0.0.1:0 --out "$WORK/stray"
 not_taken "log checkpoint --vkey" --vkey "$C" log checkpoint --dir "$WORK/ca" --vkey "$WORK/ca/log.vkey" --out "$WORK/stray"
 not_taken "log verify-proof --dir" --dir "$C" log verify-proof --dir "$WORK/ca" --proof "$WORK/p" --log-cert "$WORK/ca/log.pem"
 not_taken "backup --checkpoint" --checkpoint "$C" backup --dir "$WORK/ca" --checkpoint "$WORK/k" --out "$WORK/stray"

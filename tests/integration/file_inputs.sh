@@ -18,7 +18,7 @@ mkfifo "$WORK/planted.fifo"
 # line naming the FIFO
 fifo_refused() {
   local what=$1 rc=0; shift
-  timeout 30 "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  bounded 30 "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
   if [ "$rc" = "${EXIT_RC:-1}" ] && [ "$(grep -vc '^ts=' "$WORK/err")" = 1 ] &&
     grep -q "cannot read $WORK/planted.fifo: not a regular file" "$WORK/err"
   then ok "$what"
@@ -44,7 +44,7 @@ out=$("$CA_BIN" order create --dir "$CA" --station line1 --model CX1 --serials <
 check_eq "--serials still reads a pipe (<(...))" "0 1" "$rc $(grep -c '^order [0-9]* created' <<<"$out")"
 station_root_crl_none "$ST"
 rm -f "$WORK/r.jsonl"
-rc=0; timeout 60 "$STATION_BIN" provision --dir "$ST" --ca https://127.0.0.1:9 --devices <(printf '127.0.0.1:9\n') \
+rc=0; bounded 60 "$STATION_BIN" provision --dir "$ST" --ca https://127.0.0.1:9 --devices <(printf '127.0.0.1:9\n') \
   --report "$WORK/r.jsonl" >/dev/null 2>"$WORK/err" || rc=$?
 check_eq "camtrust-station provision --devices reads a pipe (<(...)): the camera at :9 tried (fails), no refusal" \
   "0 1" "$(grep -c 'not a regular file' "$WORK/err") $(grep -c '"device":"127.0.0.1:9".*"status":"failed"' \

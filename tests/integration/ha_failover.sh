@@ -36,12 +36,12 @@ station_with_order line-ha "${serials[@]}"
 for s in "${serials[@]}"; do make_csr "$WORK/$s" "/serialNumber=$s/CN=x"; done
 
 # bad node ids: refused before anything is served, with one line
-rc=0; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' --node-id 'node a;x' 2>&1) || rc=$?
+rc=0; out=$(bounded 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' --node-id 'node a;x' 2>&1) || rc=$?
 check "serve --node-id 'node a;x' is refused with one line" \
   bash -c "[ $rc != 0 ] && grep -q \"node id 'node a;x': 1-63 letters\" <<<\"\$0\" && ! grep -q event=listening <<<\"\$0\"" "$out"
 cp "$CA/camtrust-ca.conf" "$WORK/conf.saved"
 sed -i 's|^node.id = .*|node.id = a/b|' "$CA/camtrust-ca.conf"
-rc=0; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
+rc=0; out=$(bounded 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
 check "node.id = a/b in the config is refused" bash -c "[ $rc != 0 ] && grep -q 'config node.id' <<<\"\$0\"" "$out"
 cp "$WORK/conf.saved" "$CA/camtrust-ca.conf"
 

@@ -41,7 +41,7 @@ check_eq "... in recovery (read-only)" t \
 
 # db.url names the standby alone: serve and revoke refused at start, one line each
 sed -i "s|^db.url = .*|db.url = host=127.0.0.1 port=$SB_PORT user=camtrust dbname=$DB_NAME|" "$CA/camtrust-ca.conf"
-rc=0; out=$(timeout 60 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
+rc=0; out=$(bounded 60 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
 check "serve against the standby is refused at start, with one line (exit $rc: $(grep -v '^ts=.*level=info' <<<"$out" |
   head -3))" bash -c "[ $rc != 0 ] && ! grep -q event=listening <<<\"\$0\" &&
   grep -q 'read-only\|hot standby' <<<\"\$0\"" "$out"

@@ -38,6 +38,12 @@ stop_bg() {
 }
 trap 'stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
+# bounded SECONDS COMMAND...: COMMAND, sent SIGTERM after SECONDS (SIGKILL 10 s later; exit 124 then). Not plain
+# `timeout`, which also sends SIGCONT to its whole group just after: landing as LeakSanitizer stops the exiting
+# process's threads to scan them (ASan builds), it cancels the stop, and both wait for each other for ever (a witness
+# given 5 s ran until the test's own timeout, 240 s, in CI).
+bounded() { timeout --foreground -k 10 "$@"; }
+
 # ipv6_aliases ADDRESS...: adds each IPv6 address as a loopback alias when it may (root and `ip`), removed at exit;
 # true when every one was added.
 ALIASES=()
@@ -203,7 +209,7 @@ verify_says() {
 }
 # serve_refuses WHAT TEXT: the server exits at start with TEXT in its one-line reason, serving nothing.
 serve_refuses() {
-  local rc=0 out; out=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
+  local rc=0 out; out=$(bounded 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --http-listen '' 2>&1) || rc=$?
   if [ "$rc" = 1 ] && grep -qF -- "$2" <<<"$out" && ! grep -q 'event=listening' <<<"$out"; then ok "$1: the server refuses to start"
   else not_ok "$1: serve (exit $rc): $out"; fi
 }

@@ -599,7 +599,7 @@ mkfifo "$WORK/fifo.mp4"
 fifo_refused() { # fifo_refused STATUS CMD...
   local want=$1 rc=0 out
   shift
-  out=$(timeout 60 "$@" 2>&1 </dev/null) || rc=$?
+  out=$(bounded 60 "$@" 2>&1 </dev/null) || rc=$?
   [ "$rc" = "$want" ] && [ "$(wc -l <<<"$out")" = 1 ] && grep -q 'fifo.mp4 is not a regular file' <<<"$out"
 }
 check "camtrust-verify of a FIFO: refused in one line (exit 3)" fifo_refused 3 "$VERIFY_BIN" --root "$WORK/dev/root.pem" \

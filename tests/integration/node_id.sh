@@ -21,7 +21,7 @@ for own in ca ca-server cli unknown; do
     "$err"
 done
 cp "$WORK/conf.orig" "$CONF"
-rc=0; err=$(timeout 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --node-id ca-server 2>&1 >/dev/null) || rc=$?
+rc=0; err=$(bounded 30 "$CA_BIN" serve --dir "$CA" --listen 127.0.0.1:0 --node-id ca-server 2>&1 >/dev/null) || rc=$?
 check_eq "serve --node-id ca-server is refused in one line (exit $rc)" \
   "camtrust-ca: node id 'ca-server' is one of the CA's own audit actors (ca, ca-server, cli, unknown)" \
   "$(grep -v 'event=' <<<"$err")"

@@ -23,7 +23,7 @@ check "the folder's owner then serves it" serves_as_owner
 
 # a lock an older build left as root's
 chown 0:0 "$LOCK"
-rc=0; timeout 30 "$WORK/as-owner" serve --dir "$CA" --listen 127.0.0.1:0 >"$WORK/serve.out" 2>&1 || rc=$?
+rc=0; bounded 30 "$WORK/as-owner" serve --dir "$CA" --listen 127.0.0.1:0 >"$WORK/serve.out" 2>&1 || rc=$?
 check_eq "the owner's server refuses to start on it" 1 "$rc"
 check "... saying whose it is and what to do" grep -q "cannot open $LOCK: Permission denied (it belongs to uid 0, \
 the folder to uid $OWNER: give it to the folder's owner" "$WORK/serve.out"

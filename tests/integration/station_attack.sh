@@ -83,11 +83,11 @@ python3 "$HERE/net_peer.py" --mode trickle >"$WORK/slow.out" 2>"$WORK/slow.err" 
 BG_PIDS+=($!)
 wait_listening "$WORK/slow.out" $!
 rc=0
-out=$(timeout 60 "$STATION_BIN" log check --dir "$ST" --ca "https://localhost:${ADDR##*:}" --timeout-ms 1000 2>&1) || rc=$?
+out=$(bounded 60 "$STATION_BIN" log check --dir "$ST" --ca "https://localhost:${ADDR##*:}" --timeout-ms 1000 2>&1) || rc=$?
 check_eq "log check gives up at its --timeout-ms, not when the peer stops (exit 1, not killed)" 1 "$rc"
 check "... saying the TLS handshake timed out" grep -q "TLS with the CA at https://localhost:${ADDR##*:} failed: timed out" <<<"$out"
 rc=0
-timeout 60 "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:${ADDR##*:}" --device 127.0.0.1:1 \
+bounded 60 "$STATION_BIN" provision --dir "$ST" --ca "https://localhost:${ADDR##*:}" --device 127.0.0.1:1 \
   --timeout-ms 1000 --report "$WORK/slow.jsonl" >/dev/null 2>"$WORK/slow-progress" || rc=$?
 check_eq "provision too ends on its own (exit 1)" 1 "$rc"
 

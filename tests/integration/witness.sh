@@ -67,7 +67,7 @@ check "a witness without a pinned root is refused https:// (one line)" grep -q "
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other.key" -subj "/CN=other root" \
   -days 30 -out "$WORK/other-root.pem" 2>/dev/null
 "$CA_BIN" witness init --dir "$WORK/w3" --name witness.example.org/w3 --ca-root "$WORK/other-root.pem" >/dev/null
-timeout 3 "$CA_BIN" witness --dir "$WORK/w3" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w3.log" || true
+bounded 3 "$CA_BIN" witness --dir "$WORK/w3" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w3.log" || true
 check "a witness pinning another root refuses the server's certificate (TLS fails)" \
   grep -q 'event=witness_poll.*TLS with the CA at https://localhost:.* failed' "$WORK/w3.log"
 check "... and cosigns nothing" test ! -e "$WORK/w3/state.note"
@@ -198,7 +198,7 @@ enroll CAM0007; wait_size 5 "$WORK/fork.note"
 check_eq "the forked log has its own signed checkpoint (5 certificates)" 5 "$(sed -n 2p "$WORK/fork.note")"
 URL=https://localhost:$PORT
 rc=0
-timeout 60 "$CA_BIN" witness --dir "$W1" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/refused.log" || rc=$?
+bounded 60 "$CA_BIN" witness --dir "$W1" --log "$URL" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/refused.log" || rc=$?
 check_eq "the witness refuses to cosign the fork and exits 1" 1 "$rc"
 check_eq "... one clear line naming the fork and the evidence" 1 "$(grep -c 'event=witness_refused.*forked: its checkpoint of size 5 is not consistent with the kept .*state.note (size 4).*evidence=.*/evidence/report-' "$WORK/refused.log")"
 check "... it cosigned nothing" test "$(grep -c witness_cosigned "$WORK/refused.log")" = 0

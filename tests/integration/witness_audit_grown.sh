@@ -42,7 +42,7 @@ sed '/^camtrust-audit-root /d;/^$/,$d' "$WORK/served.note" >"$WORK/old.txt"
 sign_note "$WORK/old.txt" "$WORK/old.note"
 check "a checkpoint as signed before the audit tree" bash -c "grep -q '^camtrust-audit ' '$WORK/old.note' && ! grep -q '^camtrust-audit-root' '$WORK/old.note'"
 fake_ca "$WORK/old.note"
-timeout 5 "$CA_BIN" witness --dir "$W1" --log "http://$ADDR" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w.log" || true
+bounded 5 "$CA_BIN" witness --dir "$W1" --log "http://$ADDR" --vkey "$CA/log.vkey" --interval 0.2 2>"$WORK/w.log" || true
 stop_bg
 check "w1 cosigned it" bash -c "cmp -s <(sed '/^$/,\$d' '$W1/state.note') '$WORK/old.txt'"
 mkdir -p "$ST/log"; cp "$WORK/old.note" "$ST/log/checkpoint.note"

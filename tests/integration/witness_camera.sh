@@ -113,7 +113,7 @@ enroll OTHER1 OTHER2 OTHER3 OTHER4 OTHER5 OTHER6 # more leaves than the copy's
 check "the log everyone watches grows past the copy, signed" signed_over $((LEAVES + 6))
 check "... larger than the copy's newest checkpoint w1 keeps" test "$(sed -n 2p "$W1/state.note")" -lt $((LEAVES + 6))
 : >"$WORK/witness.log"
-rc=0; timeout 30 "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
+rc=0; bounded 30 "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
   2>"$WORK/witness.log" || rc=$?
 check_eq "... w1 refuses the log everyone watches once it is not consistent with the copy it cosigned (exit 1)" 1 "$rc"
 # (its tree forked from the copy's; which it names first depends on whose audit chain grew more)

@@ -28,7 +28,7 @@ cp "$W1/state.note" "$WORK/state.before"
 
 # witness_once: one run of w1 against the attacker's answer; sets RC, the log in $WORK/w.log
 witness_once() {
-  RC=0; timeout 10 "$CA_BIN" witness --dir "$W1" --log "http://$ADDR" --vkey "$CA/log.vkey" --interval 0.2 \
+  RC=0; bounded 10 "$CA_BIN" witness --dir "$W1" --log "http://$ADDR" --vkey "$CA/log.vkey" --interval 0.2 \
     2>"$WORK/w.log" || RC=$?
 }
 

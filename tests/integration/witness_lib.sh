@@ -50,7 +50,7 @@ has_size() { [ "$(sed -n 2p "$WORK/served.note")" = "$1" ]; }
 refused_once() {
   local rc=0
   cp "$W1/state.note" "$WORK/state.before"
-  timeout 30 "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
+  bounded 30 "$CA_BIN" witness --dir "$W1" --log "http://127.0.0.1:$HTTP_PORT" --vkey "$CA/log.vkey" --interval 0.2 \
     2>"$WORK/w.log" || rc=$?
   check_eq "w1 refuses to cosign $1 (exit 1)" 1 "$rc"
   check "... saying why, one line" grep -q "event=witness_refused .*reason=\"$2\"" "$WORK/w.log"
