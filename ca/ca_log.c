@@ -83,19 +83,27 @@ void ca_proofs_close(ca *c)
     c->proofs = NULL;
 }
 
-/* *holds: whether leaf `at` (read again, one leaf) still is `edge`, the last one kept hashes were computed from; a
- * warning line naming `tree` when not. */
+/* Whether `now` (leaf `at` as just read; absent unless `present`) still is `edge`, the last leaf kept hashes were
+ * computed from; a warning line naming `tree` when not. */
+static bool edge_same(bool present, const uint8_t *now, uint64_t at, const uint8_t edge[CT_MERKLE_HASH_LEN],
+                      const char *tree)
+{
+    bool holds = present && memcmp(now, edge, CT_MERKLE_HASH_LEN) == 0;
+    bool audit = strcmp(tree, "audit") == 0; /* named as everywhere else: audit entry N is leaf N - 1 */
+    if (!holds)
+        ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s %s=%llu reason=%s", tree, audit ? "entry" : "leaf",
+               (unsigned long long)at + audit, present ? "changed" : "gone");
+    return holds;
+}
+
+/* *holds: whether leaf `at` (read again, one leaf) still is `edge` (edge_same). */
 static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const uint8_t edge[CT_MERKLE_HASH_LEN],
                          const char *tree, bool *holds)
 {
     ct_merkle_hash now;
     uint64_t got = 1;
     CT_GUARD_RET(fetch(arg, at, 1, &now, &got));
-    *holds = got == 1 && memcmp(now, edge, sizeof now) == 0;
-    bool audit = strcmp(tree, "audit") == 0; /* named as everywhere else: audit entry N is leaf N - 1 */
-    if (!*holds)
-        ct_log(CT_LOG_WARN, "tree_cache_dropped", "tree=%s %s=%llu reason=%s", tree, audit ? "entry" : "leaf",
-               (unsigned long long)at + audit, got != 1 ? "gone" : "changed");
+    *holds = edge_same(got == 1, now, at, edge, tree);
     return CT_OK;
 }
 
@@ -204,6 +212,29 @@ static void signed_note(signing_tree *tree, uint64_t size, const uint8_t root[CT
     memcpy(tree->signed_root, root, sizeof tree->signed_root);
 }
 
+/* Pushes the leaves past `tree`'s last one into it, each read starting at that last leaf itself: one query (one
+ * snapshot) says whether it is still the database's. Its edge read apart, rows rewritten or rolled back and grown
+ * again between the two reads had the leaves that were signed with the new ones after them, a tree no database
+ * held. *changed when the last leaf is no longer the database's (nothing pushed then). */
+static ct_err grow(ca *c, signing_tree *tree, const signed_tree heads[2], ct_merkle_hash *chunk, bool *changed)
+{
+    *changed = false;
+    for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
+        uint64_t first = tree->f.size > 0; /* the edge read again, then the leaves after it */
+        CT_GUARD_RET(db_log_leaves_from(c->db, tree->f.size - first, chunk, &got));
+        if (first && !edge_same(got > 0, chunk[0], tree->f.size - 1, tree->edge, "signing")) {
+            *changed = true;
+            return CT_OK;
+        }
+        for (uint64_t i = first; i < got; i++) {
+            CT_GUARD_RET(ct_merkle_frontier_push(&tree->f, chunk[i]));
+            memcpy(tree->edge, chunk[i], sizeof tree->edge);
+            for (size_t k = 0; k < 2; k++) CT_GUARD_RET(still_signed(tree, &heads[k]));
+        }
+    }
+    return CT_OK;
+}
+
 /* Brings `tree` up to the log's current size: built again from the rows when its last leaf is no longer theirs. It
  * must pass through the tree it last signed and `last` (the newest tree head recorded, when given) unchanged: rows
  * rolled back past the checkpoint kept in the folder (none recorded since) or rewritten below the proof cache's edge
@@ -211,28 +242,30 @@ static void signed_note(signing_tree *tree, uint64_t size, const uint8_t root[CT
 static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
 {
     ct_err rc = CT_OK;
-    bool holds = true;
+    bool changed = false;
     const signed_tree heads[] = {
         {last ? last->head.tree_size : 0, last ? last->head.root : NULL, "the newest tree head recorded"},
         {tree->signed_size, tree->signed_root, "the last tree this node signed"},
     };
     ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
-    if (tree->f.size > 0) CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
-    if (!holds) {
+    if (tree->forked[0]) { /* refused until its last leaf changes: one leaf read */
+        bool holds = true;
+        CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
+        CT_ENSURE_MSG(!holds, CT_ERR_UNAVAILABLE, "%s", tree->forked);
         ct_merkle_frontier_init(&tree->f);
         tree->forked[0] = '\0';
     }
-    CT_ENSURE_MSG(!tree->forked[0], CT_ERR_UNAVAILABLE, "%s", tree->forked);
     for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
-    for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
-        CT_GUARD(db_log_leaves_from(c->db, tree->f.size, chunk, &got));
-        for (uint64_t i = 0; i < got; i++) {
-            CT_GUARD(ct_merkle_frontier_push(&tree->f, chunk[i]));
-            memcpy(tree->edge, chunk[i], sizeof tree->edge);
-            for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
-        }
+    ct_failpoint_hold("log:signing-read"); /* tests: the rows are rewritten meanwhile */
+    /* Built again at most once a call: rows changing under every read leave the tree to the next tick. */
+    for (int pass = 0; pass < 2; pass++) {
+        CT_GUARD(grow(c, tree, heads, chunk, &changed));
+        if (!changed) break;
+        ct_merkle_frontier_init(&tree->f);
     }
+    CT_ENSURE_MSG(!changed, CT_ERR_UNAVAILABLE, "the log's rows changed while they were read: nothing signed over "
+                  "them; asked again at the next lease tick");
     for (size_t k = 0; k < 2; k++)
         CT_ENSURE_MSG(tree->f.size >= heads[k].size, CT_ERR_UNAVAILABLE, "the log has %llu of the %llu leaves of %s "
                       "(rolled back): nothing signed over it; run camtrust-ca audit verify",

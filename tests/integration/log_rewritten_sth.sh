@@ -18,7 +18,8 @@ kept_size() { sed -n 2p "$CA/checkpoint.note"; }
 tiles_ca 3
 cleanup_server # again with a lease tick of 200 ms: the signer looks at the log five times a second
 sed -i 's/^node.lease_ms = .*/node.lease_ms = 1000/' "$CA/camtrust-ca.conf"
-WITH_HTTP=1 start_ca "$CA"
+touch "$WORK/release" # the signer passes its hold point at once, until the rewrite below
+CAMTRUST_FAILPOINT=log:signing-read CAMTRUST_FAILPOINT_RELEASE=$WORK/release WITH_HTTP=1 start_ca "$CA"
 PLAIN=http://127.0.0.1:$HTTP_PORT
 export PORT
 # Leaf hashes only (random ones, as tiles_rewritten.sh plants): tree heads read nothing else.
@@ -32,16 +33,29 @@ check_eq "a tree head and the checkpoint kept: 100001" "100001 100001" "$(jq .tr
 check_eq "a consistency proof (the proof cache holds chunks 0-96: its edge is leaf 99327)" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 "$PLAIN/log/proof/consistency?first=1&second=100001")"
 
-db_edit "CREATE TABLE attacker_saved AS SELECT * FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints);
-  DROP TRIGGER log_checkpoints_no_delete; DELETE FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints)"
+db_edit "BEGIN IMMEDIATE; CREATE TABLE attacker_saved AS SELECT * FROM log_checkpoints
+  WHERE id = (SELECT max(id) FROM log_checkpoints); DROP TRIGGER log_checkpoints_no_delete;
+  DELETE FROM log_checkpoints WHERE id = (SELECT max(id) FROM log_checkpoints); COMMIT"
 enroll_one CAM0002
 wait_line 'event=log_sth error=.*newest checkpoint'
 check "the newest checkpoint row taken away: the node refuses (its tree grew to 100002 meanwhile)" \
   grep -q 'event=log_sth error=.*newest checkpoint' "$WORK/server.log"
 
-db_edit "INSERT INTO log_checkpoints SELECT * FROM attacker_saved; DROP TRIGGER log_leaves_no_update;
-  UPDATE log_leaves SET leaf_hash = randomblob(32) WHERE leaf_index BETWEEN 1024 AND 2046 OR leaf_index = 100001"
+# The rewrite lands while the signer is between its look at its tree and its read of the rows (held there: failpoint
+# log:signing-read, at the next lease tick), and a certificate is issued meanwhile: a signer reading its last leaf
+# apart from the leaves after it pushed the new leaf onto the leaves that were and signed that mixed tree (100003),
+# which no database held. Each edit is one transaction, as an attacker would make it: a tick between the checkpoint
+# row put back and the rewrite would honestly sign the 100002 leaves that were.
+held() { grep -c 'event=failpoint_held point="log:signing-read"' "$WORK/server.log" || true; }
+BEFORE_HOLD=$(held)
+rm -f "$WORK/release"
+for _ in $(seq 1 150); do [ "$(held)" -gt "$BEFORE_HOLD" ] && break; sleep 0.1; done
+check "the signer held at its next lease tick, between its tree and the rows" test "$(held)" -gt "$BEFORE_HOLD"
+db_edit "BEGIN IMMEDIATE; INSERT INTO log_checkpoints SELECT * FROM attacker_saved; DROP TRIGGER log_leaves_no_update;
+  UPDATE log_leaves SET leaf_hash = randomblob(32) WHERE leaf_index BETWEEN 1024 AND 2046 OR leaf_index = 100001;
+  COMMIT"
 enroll_one CAM0003
+touch "$WORK/release"
 check_eq "rows rewritten, the checkpoint row back, one more issued: 100003 leaves" 100003 \
   "$(sql "$DB" "select count(*) from log_leaves")"
 wait_line 'event=tree_cache_dropped tree=signing leaf=100001 reason=changed'
