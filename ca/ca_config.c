@@ -254,7 +254,12 @@ void ca_db_config(const ca_settings *s, const char *ca_id, db_config *out)
                        .path = s->db_path,
                        .url = s->db_url,
                        .password_file = s->db_password_file[0] ? s->db_password_file : NULL,
-                       .ca_id = ca_id};
+                       .ca_id = ca_id,
+                       /* A node stalled holding the writers' lock holds it at most 2/5 of the lease (PostgreSQL
+                        * ends its session), and a write waits for it up to 3/5: the signer's renewal, every fifth,
+                        * is served once the stall is ended, before its lease runs out. */
+                       .lock_wait_ms = s->lease_ms * 3 / 5,
+                       .idle_tx_ms = s->lease_ms * 2 / 5};
 }
 
 #define CA_ID_BYTES 16
