@@ -100,7 +100,8 @@ static const ct_setting setting_rows[] = {
      "not one of the CA's own audit actors (ca, ca-server, cli, unknown); empty: node:HOST:PID"},
     {"node.lease_ms", "10000",
      "the signer lease (one node signs checkpoints and CRLs): renewed every fifth of it; when its holder dies, "
-     "another node takes over within it and a fifth"},
+     "another node takes over within it and a fifth. On PostgreSQL a write waits for the writers' lock up to 3/5 of "
+     "it (then 503), and a node's session idle inside a write transaction for 2/5 is ended"},
 };
 
 /* The default origin: a schema-less URL, as C2SP recommends, naming the organization ("Example Camera Maker" ->
