@@ -66,20 +66,23 @@ check_eq "the session gone, node-a enrolls again" 200 "$(enroll_at "$PORT_node_a
 enroll_at "$PORT_node_b" ST2 --max-time 120 >"$WORK/ST2.status" &
 stalled=$!
 check "node-b holds inside its issuance" wait_log node-b 'event=failpoint_held point="db:issuance-written"'
-# (resumed at exit too: a stopped process ignores the SIGTERM stop_bg sends, and its wait would never end)
-trap 'kill -CONT "$PID_node_b" 2>/dev/null || true; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-kill -STOP "$PID_node_b"
+# (resumed at exit too, if the test ends meanwhile: a stopped process ignores the SIGTERM stop_bg sends, and its wait
+# would never end)
+trap 'kill -CONT $stopped 2>/dev/null || true; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+stopped=$PID_node_b
+kill -STOP "$stopped"
 status=
 for _ in 1 2 3 4 5; do # each try: 200 once PostgreSQL ended node-b's session, 503 while its lock wait ran out first
   status=$(enroll_at "$PORT_node_a" ST3)
   [ "$status" = 503 ] || break
 done
 check_eq "node-b stopped holding the lock: PostgreSQL ends its session, node-a enrolls" 200 "$status"
-check_eq "... nothing of node-b's issuance is left" "0 0 0" "$(written ST2)"
 touch "$WORK/release"
-kill -CONT "$PID_node_b"
+kill -CONT "$stopped"
+stopped=
 wait "$stalled" || true
 check_eq "node-b resumed: its stalled request answers 503" 503 "$(cat "$WORK/ST2.status")"
+check_eq "... nothing of its issuance is left" "0 0 0" "$(written ST2)"
 check "... with the reason ($(cat "$WORK/ST2.out"))" grep -q 'PostgreSQL unavailable: ask again later' "$WORK/ST2.out"
 check "... PostgreSQL ended its session (its log: idle-in-transaction timeout)" \
   grep -q 'terminating connection due to idle-in-transaction timeout' "$CAMTRUST_TEST_PG_BASE/data/server.log"
