@@ -321,6 +321,7 @@ static ct_err batch_tx(ct_db *db, void *vctx)
         if (p->err.rc != CT_OK) CT_GUARD_RET(db_exec(db, k_savepoint_rollback, NULL, ""));
         CT_GUARD_RET(db_exec(db, k_savepoint_release, NULL, ""));
     }
+    ct_failpoint_hold("db:issuance-written"); /* tests: the node stalls here, holding the writers' lock */
     return CT_OK;
 }
 

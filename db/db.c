@@ -287,7 +287,7 @@ bool db_schema_outdated(const ct_db *db) { return db && db->schema_newer; }
 
 /* One run of fn. *retry says whether a CT_ERR_UNAVAILABLE came from a connection that looked ready but was stale
  * (PostgreSQL restarted, ready's idle probe not due yet) where nothing can have been written: at BEGIN, or anywhere
- * on a reader, which refuses writes. */
+ * on a reader, which refuses writes. A wait for the writers' lock that ran out is not tried again (twice its bound). */
 static ct_err attempt(ct_db *db, call_mode tx, db_fn fn, void *ctx, bool *retry)
 {
     ct_err rc = db->be->ready ? db->be->ready(db) : CT_OK;
@@ -304,7 +304,7 @@ static ct_err attempt(ct_db *db, call_mode tx, db_fn fn, void *ctx, bool *retry)
     }
     if (tx == CALL_SCRATCH) db->be->rollback(db);
     else if (tx != CALL_PLAIN) rc = tx_end(db, rc);
-    *retry = rc == CT_ERR_UNAVAILABLE && db->be->ready && ready && (!began || db->read_only);
+    *retry = rc == CT_ERR_UNAVAILABLE && db->be->lost && db->be->lost(db) && ready && (!began || db->read_only);
     return rc;
 }
 

@@ -44,6 +44,10 @@ typedef struct {
     /* A database for db_copy: refused (CT_ERR_EXISTS) unless empty; left empty here, its schema is made by db_copy in
      * the copy's one transaction, without audit entries (the copy brings the CA's own). */
     bool copy_target;
+    /* PostgreSQL, each write transaction (0: unbounded, as a copy's target is): how long it waits for the writers'
+     * lock or a row's (then CT_ERR_UNAVAILABLE, rolled back), and how long it may stand idle between statements
+     * before the server ends its session, so that a node stalled holding the lock (stopped, cut off) frees it. */
+    int64_t lock_wait_ms, idle_tx_ms;
 } db_config;
 #define DB_CA_ID_MAX 65
 typedef struct db_audit_mac db_audit_mac;

@@ -19,6 +19,9 @@ typedef struct db_backend {
     void (*close)(ct_db *db);
     /* Before each call: re-makes a lost connection (NULL: nothing to do); CT_ERR_UNAVAILABLE while it stays lost. */
     ct_err (*ready)(ct_db *db);
+    /* Whether the last failure lost the connection (a call that found it stale is tried once more; not one that
+     * waited its bound for the writers' lock). */
+    bool (*lost)(ct_db *db);
     /* Makes st->impl from st->sql; finalize frees it. */
     ct_err (*prepare)(ct_db *db, db_stmt *st);
     void (*finalize)(ct_db *db, db_stmt *st);

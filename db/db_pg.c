@@ -2,7 +2,9 @@
  * types the 't','i','z','b' string gives), `?`/`?N` become `$N`; results come as text, BYTEA decoded here. Every
  * write transaction first takes one advisory lock, so writers on every node take turns: one audit chain, one
  * Merkle log, one sequence of everything. A lost connection is re-made at the next call (statements re-prepared);
- * the call that lost it fails with CT_ERR_UNAVAILABLE and its transaction is gone (PostgreSQL rolled it back). */
+ * the call that lost it fails with CT_ERR_UNAVAILABLE and its transaction is gone (PostgreSQL rolled it back).
+ * A write's wait for the lock is bounded (db_config.lock_wait_ms: then CT_ERR_UNAVAILABLE, rolled back), and so is
+ * its transaction's idleness (idle_tx_ms): the server ends the session of a node stalled holding the lock. */
 #define _POSIX_C_SOURCE 200809L
 #include <libpq-fe.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@ typedef struct {
     unsigned next_name;
     bool in_tx;
     int64_t used_ms;    /* when the connection last answered (ct_now_ms) */
+    char begin_write[256]; /* BEGIN, the write transaction's bounds, the writers' lock */
 } pg_conn;
 
 typedef struct {
@@ -86,11 +89,14 @@ static ct_err pg_fail(ct_db *db, const char *what)
         first_line(msg, sizeof msg, PQerrorMessage(pc->c));
     }
     /* A 503's reason is told to whoever asked (anyone, for the log's proofs): libpq's text names the database's
-     * hosts, addresses and ports, so it is the operator's only, in its own line. */
-    if (pg_lost(pc)) {
+     * hosts, addresses and ports, so it is the operator's only, in its own line. lock_not_available: the write's
+     * wait for a lock ran out (lock_wait_ms), its transaction is rolled back. */
+    bool busy = state && strcmp(state, "55P03") == 0;
+    if (busy || pg_lost(pc)) {
         ct_log(CT_LOG_WARN, "db.unavailable", "backend=postgresql what=%s error=%s", what,
                CT_LOGQ(msg[0] ? msg : "no connection"));
-        return ct_fail(CT_ERR_UNAVAILABLE, "%s: PostgreSQL unavailable: ask again later", what);
+        return ct_fail(CT_ERR_UNAVAILABLE, "%s: PostgreSQL %s: ask again later", what,
+                       busy ? "busy (another writer holds the database's lock)" : "unavailable");
     }
     if (state && (strcmp(state, "23505") == 0)) return db_fail_exists(db, what, msg);
     return ct_fail(CT_ERR_DB, "%s: %s", what, msg);
@@ -144,6 +150,19 @@ static ct_err url_check(const char *url)
     return has_password ? ct_fail(CT_ERR_CONFIG, "db.url holds a password: put it in db.password_file") : CT_OK;
 }
 
+/* Bounds set for each write transaction alone (SET LOCAL): a reader's snapshot may stand idle while its rows are
+ * worked through, and a bound left 0 keeps what the server or the role says. */
+static ct_err begin_write_sql(const db_config *cfg, char *sql, size_t max)
+{
+    char wait[64] = "", idle[80] = "";
+    if (cfg->lock_wait_ms > 0)
+        CT_GUARD_RET(ct_snprintf(wait, sizeof wait, "SET LOCAL lock_timeout = %lld; ", (long long)cfg->lock_wait_ms));
+    if (cfg->idle_tx_ms > 0)
+        CT_GUARD_RET(ct_snprintf(idle, sizeof idle, "SET LOCAL idle_in_transaction_session_timeout = %lld; ",
+                                 (long long)cfg->idle_tx_ms));
+    return ct_snprintf(sql, max, "BEGIN; %s%s" PG_WRITE_LOCK, wait, idle);
+}
+
 static ct_err pg_open(ct_db *db, const char *url, const char *password)
 {
     CT_GUARD_RET(url_check(url));
@@ -151,6 +170,7 @@ static ct_err pg_open(ct_db *db, const char *url, const char *password)
     CT_ENSURE_RET(pc, CT_ERR_NOMEM);
     db->conn = pc;
     pc->generation = 1;
+    CT_GUARD_RET(begin_write_sql(&db->cfg, pc->begin_write, sizeof pc->begin_write));
     /* Only a server that takes writes (after the URL's own settings: they cannot undo it): the CA writes, a standby
      * may lag behind what this node wrote, and of a URL naming several hosts (a primary and its standby, whichever is
      * which after a failover) the writable one is used, at every reconnection too. */
@@ -468,10 +488,12 @@ static ct_err pg_begin(ct_db *db, bool write)
 {
     /* A read sees one snapshot; a write takes the writers' lock first, and reads after it (READ COMMITTED) see
      * everything committed before it was granted. */
-    CT_GUARD_RET(run(db, write ? "BEGIN; " PG_WRITE_LOCK : "BEGIN ISOLATION LEVEL REPEATABLE READ", "begin"));
+    CT_GUARD_RET(run(db, write ? C(db)->begin_write : "BEGIN ISOLATION LEVEL REPEATABLE READ", "begin"));
     C(db)->in_tx = true;
     return CT_OK;
 }
+
+static bool pg_conn_lost(ct_db *db) { return pg_lost(C(db)); }
 
 static ct_err pg_commit(ct_db *db)
 {
@@ -522,6 +544,7 @@ const db_backend db_backend_pg = {
     .open = pg_open,
     .close = pg_close,
     .ready = reconnect_if_lost,
+    .lost = pg_conn_lost,
     .prepare = pg_prepare,
     .finalize = pg_finalize,
     .bind = pg_bind,
