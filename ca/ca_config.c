@@ -101,7 +101,8 @@ static const ct_setting setting_rows[] = {
     {"node.lease_ms", "10000",
      "the signer lease (one node signs checkpoints and CRLs): renewed every fifth of it; when its holder dies, "
      "another node takes over within it and a fifth. On PostgreSQL a write waits for the writers' lock up to 3/5 of "
-     "it (then 503), and a node's session idle inside a write transaction for 2/5 is ended"},
+     "it, 3 s at least (then 503), and a node's session idle inside a write transaction for 2/5, 2 s at least, is "
+     "ended"},
 };
 
 /* The default origin: a schema-less URL, as C2SP recommends, naming the organization ("Example Camera Maker" ->
@@ -258,9 +259,10 @@ void ca_db_config(const ca_settings *s, const char *ca_id, db_config *out)
                        .ca_id = ca_id,
                        /* A node stalled holding the writers' lock holds it at most 2/5 of the lease (PostgreSQL
                         * ends its session), and a write waits for it up to 3/5: the signer's renewal, every fifth,
-                        * is served once the stall is ended, before its lease runs out. */
-                       .lock_wait_ms = s->lease_ms * 3 / 5,
-                       .idle_tx_ms = s->lease_ms * 2 / 5};
+                        * is served once the stall is ended, before its lease runs out. Never under 3 s and 2 s: a
+                        * short lease (tests: 1-2 s) must not cut off a node that is only slow (a loaded machine). */
+                       .lock_wait_ms = s->lease_ms * 3 / 5 > 3000 ? s->lease_ms * 3 / 5 : 3000,
+                       .idle_tx_ms = s->lease_ms * 2 / 5 > 2000 ? s->lease_ms * 2 / 5 : 2000};
 }
 
 #define CA_ID_BYTES 16
