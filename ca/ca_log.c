@@ -222,13 +222,19 @@ typedef struct {
     char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes; "" if it is */
 } signing_tree;
 
+/* A refusal to sign that lasts (a forked tree, a rolled-back database: asked again each lease tick, five times a
+ * second with node.lease_ms 1000) is logged when it first happens, when its reason changes, and then this often. */
+#define REFUSAL_REPEAT_MS (60 * 1000)
+
 struct ca_log {
-    pthread_mutex_t mu; /* dirty, stop; and `tree`, which only the signing path touches */
+    pthread_mutex_t mu; /* dirty, stop; and `tree`, `refused`, `refused_ms`, which only the signing path touches */
     pthread_cond_t cv;
     pthread_t thread;
     bool mu_ok, cv_ok, thread_ok;
     bool dirty, stop;
     signing_tree tree;
+    char refused[CT_ERR_DETAIL_MAX]; /* the last refusal logged; "" once a signing passed */
+    int64_t refused_ms;
 };
 
 static ct_err need_log_key(ca *c)
@@ -519,10 +525,16 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 /* Only the holder of the signer lease signs (ca_lease.c); the other nodes serve what it stored. */
 static void publish(ca *c)
 {
+    ca_log *l = c->log;
     if (!ca_lease_held(c)) return;
-    ct_err rc = sign_heads(c, CA_SERVER_ACTOR, &c->log->tree, false, NULL);
-    if (rc != CT_OK)
-        ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+    ct_err rc = sign_heads(c, CA_SERVER_ACTOR, &l->tree, false, NULL);
+    const char *why = *ct_err_detail() ? ct_err_detail() : ct_err_message(rc);
+    int64_t now = ct_now_ms();
+    if (rc == CT_OK) l->refused[0] = '\0';
+    if (rc == CT_OK || (strcmp(why, l->refused) == 0 && now - l->refused_ms < REFUSAL_REPEAT_MS)) return;
+    ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(why));
+    if (ct_strlcpy(l->refused, sizeof l->refused, why) != CT_OK) l->refused[0] = '\0';
+    l->refused_ms = now;
 }
 
 static void *signer_thread(void *arg)
