@@ -107,22 +107,81 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
     return CT_OK;
 }
 
+/* A chunk cache's fetch as its growth reads: each chunk read with the leaf before it, the kept edge, in the same query
+ * (one snapshot), and taken only while that leaf is still the edge. Read apart, rows rolled back or rewritten between
+ * the two reads left the roots of the rows that were with a chunk of the new rows after them, the edge moved onto the
+ * new rows (never seen changed again): proofs and tiles of a tree no database held. */
+typedef struct {
+    ct_merkle_fetch_fn fetch; /* the cache's own */
+    void *arg;
+    const uint8_t *edge; /* leaf from - 1, as the kept roots read it */
+    const char *tree;
+    ct_merkle_hash *read; /* the edge and one chunk */
+    bool changed;         /* the edge was no longer the database's: nothing taken */
+} anchored_read;
+
+static ct_err anchored_fetch(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
+{
+    anchored_read *a = arg;
+    if (from == 0) return a->fetch(a->arg, from, n, out, got); /* no root kept before it */
+    uint64_t read = n + 1;
+    CT_GUARD_RET(a->fetch(a->arg, from - 1, n + 1, a->read, &read));
+    a->changed = !edge_same(read > 0, a->read[0], from - 1, a->edge, a->tree);
+    CT_ENSURE_RET(!a->changed, ct_fail(CT_ERR_UNAVAILABLE, "the rows of the %s tree changed while they were read: ask "
+                                                           "again", a->tree));
+    *got = read - 1;
+    memcpy(out, a->read + 1, *got * sizeof *out);
+    return CT_OK;
+}
+
+/* `t` grown to the roots of the first n leaves' complete chunks through `a`, one chunk at a time, its edge noted from
+ * the very leaves its root was just computed from: a growth that stops part way (a row missing) keeps the roots before
+ * it, instead of every request reading them all again. Grown through a copy of `t` reading with `a`: t's own fetch
+ * stays as it is for the tiles' level 0, which reads with it without the lock. */
+static ct_err grow_anchored(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n, anchored_read *a)
+{
+    ct_err rc = CT_OK;
+    ct_merkle_cache through = *t;
+    const ct_merkle_hash *roots = NULL;
+    through.fetch = anchored_fetch;
+    through.arg = a;
+    while (rc == CT_OK && through.n_roots < n / t->chunk) {
+        rc = ct_merkle_cache_chunk_roots(&through, (through.n_roots + 1) * t->chunk, &roots);
+        if (rc == CT_OK) memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN);
+    }
+    t->roots = through.roots; /* moved when they grew */
+    t->cap = through.cap;
+    t->n_roots = through.n_roots;
+    return rc;
+}
+
 ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n, const char *tree,
                          bool *dropped)
 {
+    ct_err rc = CT_OK;
     bool holds = true;
+    char point[32];
+    anchored_read a = {.fetch = t->fetch, .arg = t->arg, .edge = edge, .tree = tree};
     if (dropped) *dropped = false;
     if (t->n_roots > 0) CT_GUARD_RET(edge_holds(t->fetch, t->arg, t->n_roots * t->chunk - 1, edge, tree, &holds));
     if (!holds) t->n_roots = 0;
     if (dropped) *dropped = !holds;
-    /* One chunk at a time, its edge noted from the very leaves its root was just computed from: a growth that stops
-     * part way (a row missing) keeps the roots before it, instead of every request reading them all again. */
-    const ct_merkle_hash *roots = NULL;
-    while (t->n_roots < n / t->chunk) {
-        CT_GUARD_RET(ct_merkle_cache_chunk_roots(t, (t->n_roots + 1) * t->chunk, &roots));
-        memcpy(edge, t->leaves[t->chunk - 1], CT_MERKLE_HASH_LEN);
+    if (t->n_roots >= n / t->chunk) return CT_OK;
+    CT_GUARD(ct_snprintf(point, sizeof point, "%s:chunks-read", tree));
+    ct_failpoint_hold(point); /* tests: the rows are rewritten meanwhile */
+    a.read = malloc((t->chunk + 1) * sizeof *a.read);
+    CT_ENSURE(a.read, CT_ERR_NOMEM);
+    /* Built again from the rows at most twice a call: rows changing under every read are a 503, asked again. */
+    for (int pass = 0; pass < 3; pass++) {
+        a.changed = false;
+        rc = grow_anchored(t, edge, n, &a);
+        if (!a.changed) break;
+        t->n_roots = 0;
+        if (dropped) *dropped = true;
     }
-    return CT_OK;
+cleanup:
+    free(a.read);
+    return rc;
 }
 
 static ct_err cache_current(checked_cache *cc, uint64_t n)
@@ -163,13 +222,19 @@ typedef struct {
     char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes; "" if it is */
 } signing_tree;
 
+/* A refusal to sign that lasts (a forked tree, a rolled-back database: asked again each lease tick, five times a
+ * second with node.lease_ms 1000) is logged when it first happens, when its reason changes, and then this often. */
+#define REFUSAL_REPEAT_MS (60 * 1000)
+
 struct ca_log {
-    pthread_mutex_t mu; /* dirty, stop; and `tree`, which only the signing path touches */
+    pthread_mutex_t mu; /* dirty, stop; and `tree`, `refused`, `refused_ms`, which only the signing path touches */
     pthread_cond_t cv;
     pthread_t thread;
     bool mu_ok, cv_ok, thread_ok;
     bool dirty, stop;
     signing_tree tree;
+    char refused[CT_ERR_DETAIL_MAX]; /* the last refusal logged; "" once a signing passed */
+    int64_t refused_ms;
 };
 
 static ct_err need_log_key(ca *c)
@@ -460,10 +525,16 @@ ct_err ca_log_checkpoint(ca *c, const char *actor, ct_buf *note)
 /* Only the holder of the signer lease signs (ca_lease.c); the other nodes serve what it stored. */
 static void publish(ca *c)
 {
+    ca_log *l = c->log;
     if (!ca_lease_held(c)) return;
-    ct_err rc = sign_heads(c, CA_SERVER_ACTOR, &c->log->tree, false, NULL);
-    if (rc != CT_OK)
-        ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
+    ct_err rc = sign_heads(c, CA_SERVER_ACTOR, &l->tree, false, NULL);
+    const char *why = *ct_err_detail() ? ct_err_detail() : ct_err_message(rc);
+    int64_t now = ct_now_ms();
+    if (rc == CT_OK) l->refused[0] = '\0';
+    if (rc == CT_OK || (strcmp(why, l->refused) == 0 && now - l->refused_ms < REFUSAL_REPEAT_MS)) return;
+    ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(why));
+    if (ct_strlcpy(l->refused, sizeof l->refused, why) != CT_OK) l->refused[0] = '\0';
+    l->refused_ms = now;
 }
 
 static void *signer_thread(void *arg)

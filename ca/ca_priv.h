@@ -373,7 +373,9 @@ void ca_proofs_close(ca *c);
  * when its chunk's root was computed, read again; on any difference (or the leaf gone) every kept root is dropped
  * (*dropped, when given, says so; a warning line names `tree`) and computed again from the rows. The edge of any
  * chunk added is noted from the very leaves its root was computed from, chunk by chunk: a growth stopped part way (a
- * row missing) keeps the chunks before it. */
+ * row missing) keeps the chunks before it. Each chunk is read with the edge before it in one query and taken only if
+ * that leaf is still the edge (else dropped and built again, at most twice: then CT_ERR_UNAVAILABLE); failpoint
+ * "<tree>:chunks-read" holds between the edge's check and the growth. */
 CT_MUST_CHECK ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n,
                                        const char *tree, bool *dropped);
 /* A certificate was issued (and logged): a tree head will follow. */
