@@ -50,10 +50,14 @@ typedef struct {
 /* GnuTLS's certificate callback takes no user pointer: one server per process. */
 static server_tls *the_tls;
 
+/* A chunked body past server.max_body read on (dropped) to its end to answer its 413, up to this much. */
+#define BODY_DROP_MAX ((size_t)1 << 20)
+
 typedef struct {
     ct_buf body;
     size_t announced; /* Content-Length (libmicrohttpd holds the body to it), 0 when not sent */
     bool too_large;
+    size_t dropped; /* of a body past server.max_body (too_large) */
     struct timespec start;
 } request_ctx;
 
@@ -706,17 +710,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         /* As large as announced (the buffer is zeroed and wiped whole), else as large as allowed. */
         size_t room = rctx->announced ? rctx->announced : (size_t)c->cfg.max_body;
-        if (!rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
-        bool fits = ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
+        if (!rctx->too_large && !rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
+        bool fits = !rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
+        rctx->dropped += fits ? 0 : *upload_data_size;
         *upload_data_size = 0;
         if (fits) return MHD_YES;
-        /* Past server.max_body (a chunked body, which announces no length): refused (counted and logged as a 413)
-         * and its connection closed, the rest left unread. libmicrohttpd takes an answer only before the body or
-         * after all of it, so none is sent: read to its end, an endless body held its connection's thread, busy,
-         * for as long as its client kept sending. */
+        /* Past server.max_body (a chunked body, which announces no length): refused with a 413 once the body has
+         * ended, what came past the bound dropped unkept. libmicrohttpd takes an answer only before the body or after
+         * all of it (a client that sent one a little too large was closed unanswered). Past BODY_DROP_MAX it is not
+         * read on: the request is refused (counted and logged as a 413) and its connection closed unanswered, else
+         * an endless body held its connection's thread, busy, for as long as its client kept sending. */
         rctx->too_large = true;
-        rctx->body.len = 0;
-        return respond(conn, l, method, url, rctx);
+        ct_buf_free(&rctx->body);
+        return rctx->dropped <= BODY_DROP_MAX ? MHD_YES : respond(conn, l, method, url, rctx);
     }
     return respond(conn, l, method, url, rctx);
 }
