@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/siphash.h>
 
 #include "ca_priv.h"
 
@@ -179,7 +181,15 @@ bool ca_bucket_take(int64_t *full_at_us, long per_minute)
     return ca_rate_take(full_at_us, minute_us / per_minute, minute_us);
 }
 
-uint64_t ca_addr_key_hash(const ca_addr_key *key) { return ca_fnv1a(key->b, sizeof key->b); }
+_Static_assert(CA_ADDR_HASH_SECRET_SIZE == SIPHASH_KEY_SIZE, "a SipHash key");
+uint64_t ca_addr_key_hash(const uint8_t secret[CA_ADDR_HASH_SECRET_SIZE], const ca_addr_key *key)
+{
+    uint8_t out[SIPHASH_MAC_SIZE_8] = {0};
+    (void)wc_SipHash(secret, key->b, sizeof key->b, out, sizeof out); /* (fails on NULL arguments only) */
+    uint64_t h;
+    memcpy(&h, out, sizeof h);
+    return h;
+}
 
 void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX])
 {

@@ -94,6 +94,7 @@ struct ca_revocation {
     pthread_mutex_t budget_mu;
     bool budget_mu_ok;
     ocsp_budget *budgets;    /* OCSP_BUDGET_SLOTS, under budget_mu */
+    uint8_t budget_secret[CA_ADDR_HASH_SECRET_SIZE]; /* where an address's budget goes (ca_addr_key_hash) */
 };
 
 /* ---- the CRL and the revocation epoch ---- */
@@ -356,6 +357,7 @@ ct_err ca_revocation_start(ca *c)
                   "cannot create the revocation locks");
     r->budgets = calloc(OCSP_BUDGET_SLOTS, sizeof *r->budgets);
     CT_ENSURE(r->budgets, CT_ERR_NOMEM);
+    CT_GUARD(ct_random(r->budget_secret, sizeof r->budget_secret));
     r->generation = 1;
     const ca_signer *ocsp = &c->signers[CA_KEY_OCSP];
     r->first_device = -1;
@@ -402,6 +404,7 @@ void ca_revocation_stop(ca *c)
     for (size_t i = 0; r->slots && i < r->n_slots; i++) ct_buf_free(&r->slots[i].response);
     free(r->slots);
     free(r->budgets);
+    ct_wipe(r->budget_secret, sizeof r->budget_secret);
     for (size_t i = 0; i < CA_GENERATIONS_MAX; i++) ct_buf_free(&r->crl[i]);
     if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
     if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
@@ -541,7 +544,7 @@ static bool budget_take(ca *c, const char *source)
     ca_revocation *r = c->rev;
     ca_addr_key key;
     ca_addr_key_of_text(source, &key);
-    uint64_t h = ca_addr_key_hash(&key);
+    uint64_t h = ca_addr_key_hash(r->budget_secret, &key);
     if (pthread_mutex_lock(&r->budget_mu) != 0) return false;
     ocsp_budget *b = NULL;
     for (size_t k = 0; k < OCSP_BUDGET_PROBES; k++) {

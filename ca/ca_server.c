@@ -50,10 +50,14 @@ typedef struct {
 /* GnuTLS's certificate callback takes no user pointer: one server per process. */
 static server_tls *the_tls;
 
+/* A chunked body past server.max_body read on (dropped) to its end to answer its 413, up to this much. */
+#define BODY_DROP_MAX ((size_t)1 << 20)
+
 typedef struct {
     ct_buf body;
     size_t announced; /* Content-Length (libmicrohttpd holds the body to it), 0 when not sent */
     bool too_large;
+    size_t dropped; /* of a body past server.max_body (too_large) */
     struct timespec start;
 } request_ctx;
 
@@ -64,7 +68,8 @@ static atomic_bool stopping;
 
 /* Connections per client address (server.per_ip_connections), counted here rather than by libmicrohttpd, which
  * keys on the whole address: an IPv6 client has a /64 of them (ca_addr_key). A slot per address that holds
- * connections, so at most the listener's connection limit, in a table of twice that (linear probing). The accept
+ * connections, so at most the listener's connection limit, in a table of twice that (linear probing; a keyed hash,
+ * ca_addr_key_hash: under FNV-1a a client's chosen addresses made one probe run, walked at each accept). The accept
  * policy (the listening thread) reads a count; the connection's start (the same thread, before the next accept)
  * adds to it, its end (its own thread) takes from it. The HTTPS listener's slots also keep each address's rate of
  * new connections (server.per_ip_connects_per_second), past their last connection until its bucket is full again;
@@ -80,6 +85,7 @@ typedef struct {
     bool mu_ok;
     conn_count *slots;
     size_t n_slots; /* a power of two */
+    uint8_t hash_secret[CA_ADDR_HASH_SECRET_SIZE]; /* where an address goes (ca_addr_key_hash): the table's own */
     size_t used;    /* slots not free */
     unsigned per_address;
     int64_t connect_every_us, connect_burst_us; /* server.per_ip_connects_*: 0, none (the plain-HTTP listener) */
@@ -257,13 +263,14 @@ static ct_err counts_init(conn_counts *t, unsigned connections, unsigned per_add
     t->slots = calloc(t->n_slots, sizeof *t->slots);
     t->mu_ok = pthread_mutex_init(&t->mu, NULL) == 0;
     CT_ENSURE_RET(t->slots && t->mu_ok, ct_fail(CT_ERR_NOMEM, "cannot make the per-address connection counts"));
-    return CT_OK;
+    return ct_random(t->hash_secret, sizeof t->hash_secret);
 }
 
 static void counts_free(conn_counts *t)
 {
     free(t->slots);
     t->slots = NULL;
+    ct_wipe(t->hash_secret, sizeof t->hash_secret);
     if (t->mu_ok) (void)pthread_mutex_destroy(&t->mu);
     t->mu_ok = false;
 }
@@ -275,7 +282,7 @@ static bool slot_free(const conn_count *s) { return !s->n && !s->full_at_us; }
 static conn_count *counts_slot(conn_counts *t, const ca_addr_key *key, bool add)
 {
     size_t mask = t->n_slots - 1;
-    for (size_t k = 0, i = ca_addr_key_hash(key) & mask; k < t->n_slots; k++, i = (i + 1) & mask) {
+    for (size_t k = 0, i = ca_addr_key_hash(t->hash_secret, key) & mask; k < t->n_slots; k++, i = (i + 1) & mask) {
         conn_count *s = &t->slots[i];
         if (slot_free(s)) {
             if (!add) return NULL;
@@ -296,7 +303,7 @@ static void counts_drop(conn_counts *t, size_t hole)
     t->slots[hole] = (conn_count){0};
     t->used--;
     for (size_t j = (hole + 1) & mask; !slot_free(&t->slots[j]); j = (j + 1) & mask) {
-        size_t home = ca_addr_key_hash(&t->slots[j].key) & mask;
+        size_t home = ca_addr_key_hash(t->hash_secret, &t->slots[j].key) & mask;
         if (((j - home) & mask) >= ((j - hole) & mask)) { /* the hole lies between its home and it */
             t->slots[hole] = t->slots[j];
             t->slots[j] = (conn_count){0};
@@ -703,17 +710,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         /* As large as announced (the buffer is zeroed and wiped whole), else as large as allowed. */
         size_t room = rctx->announced ? rctx->announced : (size_t)c->cfg.max_body;
-        if (!rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
-        bool fits = ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
+        if (!rctx->too_large && !rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
+        bool fits = !rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
+        rctx->dropped += fits ? 0 : *upload_data_size;
         *upload_data_size = 0;
         if (fits) return MHD_YES;
-        /* Past server.max_body (a chunked body, which announces no length): refused (counted and logged as a 413)
-         * and its connection closed, the rest left unread. libmicrohttpd takes an answer only before the body or
-         * after all of it, so none is sent: read to its end, an endless body held its connection's thread, busy,
-         * for as long as its client kept sending. */
+        /* Past server.max_body (a chunked body, which announces no length): refused with a 413 once the body has
+         * ended, what came past the bound dropped unkept. libmicrohttpd takes an answer only before the body or after
+         * all of it (a client that sent one a little too large was closed unanswered). Past BODY_DROP_MAX it is not
+         * read on: the request is refused (counted and logged as a 413) and its connection closed unanswered, else
+         * an endless body held its connection's thread, busy, for as long as its client kept sending. */
         rctx->too_large = true;
-        rctx->body.len = 0;
-        return respond(conn, l, method, url, rctx);
+        ct_buf_free(&rctx->body);
+        return rctx->dropped <= BODY_DROP_MAX ? MHD_YES : respond(conn, l, method, url, rctx);
     }
     return respond(conn, l, method, url, rctx);
 }

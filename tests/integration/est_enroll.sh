@@ -83,6 +83,9 @@ check_eq "a self-signed look-alike station certificate: 401" 401 "$(est_post sim
 check_eq "wrong content type: 415" 415 "$(EST_CONTENT_TYPE=application/json est_post simpleenroll "$WORK/cam2.b64" "$WORK/r" "${STATION[@]}")"
 head -c 20000 /dev/zero | tr '\0' 'A' >"$WORK/big.b64"
 check_eq "a body over the limit: 413" 413 "$(est_post simpleenroll "$WORK/big.b64" "$WORK/r" "${STATION[@]}")"
+check_eq "... sent chunked (no length announced): 413 too (was: the connection closed, no answer)" 413 \
+  "$(est_post simpleenroll "$WORK/big.b64" "$WORK/r" "${STATION[@]}" -H 'Transfer-Encoding: chunked')"
+check "... with a one-line reason" bash -c "[ \$(wc -l <'$WORK/r') -eq 1 ] && grep -q 'request body larger than' '$WORK/r'"
 printf 'not*base64!' >"$WORK/bad.b64"
 check_eq "malformed base64: 400" 400 "$(est_post simpleenroll "$WORK/bad.b64" "$WORK/r" "${STATION[@]}")"
 head -c 300 /dev/urandom | base64 >"$WORK/junk.b64"

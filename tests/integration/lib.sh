@@ -45,14 +45,14 @@ trap 'stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK
 bounded() { timeout --foreground -k 10 "$@"; }
 
 # ipv6_aliases ADDRESS...: adds each IPv6 address as a loopback alias when it may (root and `ip`), removed at exit;
-# true when every one was added.
+# true when every one was added (each call's own: a test may call it again).
 ALIASES=()
 remove_aliases() { local a; for a in "${ALIASES[@]}"; do ip -6 addr del "$a/128" dev lo 2>/dev/null || true; done; }
 ipv6_aliases() {
-  local a
+  local a before=${#ALIASES[@]}
   trap 'remove_aliases; stop_bg; cleanup_server; [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
   for a in "$@"; do ip -6 addr add "$a/128" dev lo nodad 2>/dev/null && ALIASES+=("$a"); done
-  [ ${#ALIASES[@]} = $# ]
+  [ $((${#ALIASES[@]} - before)) = $# ]
 }
 
 # wait_listening OUTFILE PID: sets ADDR from its "listening on ADDR" line (up to 10 s). Empty OUTFILE before starting

@@ -103,6 +103,9 @@ check_eq "oversized body: 413" 413 "$(call bob POST /officer/api/revoke -H 'Cont
 check "... naming the revocation's bound" body_has 'request body larger than 4096 bytes'
 head -c 40000 /dev/zero | tr '\0' ' ' >"$WORK/huge.json"
 check_eq "a body over server.max_body: 413 too" 413 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' --data-binary @"$WORK/huge.json")"
+check_eq "... sent chunked (no length announced): 413 too (was: the connection closed, no answer)" 413 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$WORK/huge.json")"
+check "... with a one-line reason" bash -c "[ \$(wc -l <'$WORK/body') -le 1 ] && grep -q 'request body larger than' '$WORK/body'"
 check_eq "wrong content type: 415" 415 "$(call bob POST /officer/api/revoke -H 'Content-Type: text/plain' -d "serial=$S1")"
 check_eq "GET on revoke: 405" 405 "$(call bob GET /officer/api/revoke)"
 check_eq "unknown serial: 404" 404 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"serial":"0123456789abcdef","reason":"keyCompromise"}')"
@@ -164,8 +167,8 @@ counted() {
              from audit where actor = '$1' and outcome = 'denied' and detail like '% refused from %'"
 }
 check_eq "the station's two refused accesses: one entry counting both, naming it" "1|2" "$(counted station:line1)"
-check_eq "bob's 205 cross-site refusals, 2 bodies too large and a GET on revoke: 8 kinds and one overflow entry, counting all 208, naming him" \
-  "9|208" "$(counted officer:bob)"
+check_eq "bob's 205 cross-site refusals, 3 bodies too large and a GET on revoke: 8 kinds and one overflow entry, counting all 209, naming him" \
+  "9|209" "$(counted officer:bob)"
 check_eq "... as officer.revoke, officer.csrf and officer.body (and audit.overflow for the kinds past 8)" \
   "officer.revoke:1,officer.csrf:6,officer.body:1,audit.overflow:1" \
   "$(sql "$DB" "select action || ':' || count(*) from audit where actor = 'officer:bob' and detail like '% refused from %' group by action order by action desc" | paste -sd,)"

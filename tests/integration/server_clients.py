@@ -45,8 +45,9 @@
       completed), "refused N", "seconds S" (from the first connection's start to the last one's end) and "window
       FROM TO" (those two times on the machine's monotonic clock, to compare clients run at once).
   server_clients.py many [HOST:]PORT CADIR BASE COUNT OUT
-      From COUNT addresses BASE.I.J (BASE two bytes such as 127.1; J 1 to 250), one after another, a TLS connection
-      each to HOST:PORT: the handshake, then closed at once. Writes "accepted N" (handshakes completed).
+      From COUNT addresses BASE.I.J (BASE two bytes such as 127.1; J 1 to 250), or the first COUNT of BASE when it
+      is a comma-separated list of addresses, one after another, a TLS connection each to HOST:PORT: the handshake,
+      then closed at once. Writes "accepted N" (handshakes completed).
   server_clients.py slowread HOST:PORT PATH READ_BYTES EVERY_S SECONDS OUT
       One plain-HTTP GET of PATH on a connection with a small receive buffer and segments (a reader that lets the
       server send little at a time), reading READ_BYTES every EVERY_S seconds, for at most SECONDS. Writes "length
@@ -438,7 +439,8 @@ def reconnect(where, cadir, source, stop, seconds, out):
 def many(where, cadir, base, count, out):
     host, port = target(where)
     ctx = ssl.create_default_context(cafile=os.path.join(cadir, "ops-root.pem"))
-    sources = ["%s.%d.%d" % (base, i // 250, i % 250 + 1) for i in range(int(count))]
+    sources = base.split(",")[:int(count)] if "," in base else \
+        ["%s.%d.%d" % (base, i // 250, i % 250 + 1) for i in range(int(count))]
     write(out, "accepted %d" % sum(handshake(host, port, ctx, source) for source in sources))
 
 

@@ -2,12 +2,12 @@
 # The server under clients that send without end or a byte at a time, on loopback: from two addresses, 8 connections
 # each POST chunked bodies that never end (one address to /ocsp over plain HTTP, the other to EST simpleenroll over
 # HTTPS), again and again (the HTTPS one, refused past its rate of new connections, again too); each is cut off past
-# server.max_body (not read to its end: its connection's thread is free again), while an OCSP client and a station
-# are still answered. Then 4 addresses fill the listener with TLS
+# server.max_body and 1 MiB more (not read to its end: its connection's thread is free again), while an OCSP client
+# and a station are still answered. Then 4 addresses fill the listener with TLS
 # connections whose request headers come a byte every 2 s, never silent for the idle timeout: each is cut off at
 # server.request_timeout, and a station gets in. (A TLS handshake sent so is cut off at the idle timeout already.)
-# Around them: a chunked CSR below the bound is answered; a body-less route's cut is logged as its 413; a request held
-# inside the server (failpoint serve:crl, a slow answer) past the request timeout is answered, not cut; a keep-alive
+# Around them: a chunked CSR below the bound is answered; a body-less route's past it is refused, logged as its 413; a
+# request held inside the server (failpoint serve:crl, a slow answer) past the request timeout is answered, not cut; a keep-alive
 # connection waits for its next request as long as server.idle_timeout, above server.request_timeout, lets it.
 # Usage: server_flood.sh PATH/TO/camtrust-ca
 CA_BIN=$1
@@ -36,7 +36,7 @@ check_eq "an OCSP client gets CAM0001's status over plain HTTP" good "$(ocsp_sta
 make_csr "$WORK/cam3" "/serialNumber=CAM0003/CN=x"
 check_eq "a station's CSR sent chunked, below server.max_body, is answered" 200 \
   "$(est_post simpleenroll "$WORK/cam3.b64" "$WORK/cam3.p7" "${STATION[@]}" -H 'Transfer-Encoding: chunked')"
-# A route that reads no body is cut there too: its answer is never sent, so it is not logged as one (was: 200).
+# A route that reads no body is refused past the bound too: a 413, not its answer (was: logged as a 200 never sent).
 head -c 40000 /dev/zero | tr '\0' A >"$WORK/big"
 curl -s -o /dev/null --max-time 20 -X GET -H 'Transfer-Encoding: chunked' --data-binary "@$WORK/big" \
   "http://127.0.0.1:$HTTP_PORT/crl" || true

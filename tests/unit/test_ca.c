@@ -239,6 +239,40 @@ START_TEST(client_addresses_key_ipv6_by_its_64)
 }
 END_TEST
 
+/* The per-address tables' hash is keyed (ca_addr_key_hash). The attacker computes the public hash it replaced
+ * (FNV-1a) and picks, of the 65,536 /64s of its /48, 64 whose keys share one home slot in a table of 512 (the
+ * server's by default: twice server.max_connections, a power of two): under a table's secret they spread as any
+ * addresses do, and another table's secret places them elsewhere. */
+START_TEST(address_hash_is_keyed_against_chosen_addresses)
+{
+    enum { SLOTS = 512, PICKED = 64 };
+    ca_addr_key picked[PICKED];
+    size_t n = 0;
+    uint64_t target = 0;
+    for (unsigned i = 0; i < 65536 && n < PICKED; i++) {
+        char text[40];
+        snprintf(text, sizeof text, "2001:db8:7:%x::1", i);
+        ca_addr_key_of_text(text, &picked[n]);
+        uint64_t home = ca_fnv1a(picked[n].b, sizeof picked[n].b) & (SLOTS - 1);
+        if (!n) target = home;
+        if (home == target) n++;
+    }
+    ck_assert_uint_eq(n, PICKED);
+    uint8_t secret[CA_ADDR_HASH_SECRET_SIZE], other[CA_ADDR_HASH_SECRET_SIZE];
+    ck_assert_int_eq(ct_random(secret, sizeof secret), CT_OK);
+    ck_assert_int_eq(ct_random(other, sizeof other), CT_OK);
+    unsigned per_home[SLOTS] = {0}, most = 0, elsewhere = 0;
+    for (size_t i = 0; i < PICKED; i++) {
+        uint64_t home = ca_addr_key_hash(secret, &picked[i]) & (SLOTS - 1);
+        if (++per_home[home] > most) most = per_home[home];
+        elsewhere += (ca_addr_key_hash(other, &picked[i]) & (SLOTS - 1)) != home;
+    }
+    /* (64 addresses at random in 512 slots: 9 or more in one, about once in 10^11) */
+    ck_assert_uint_le(most, 8);
+    ck_assert_uint_ge(elsewhere, PICKED / 2);
+}
+END_TEST
+
 START_TEST(closed_order_issues_nothing)
 {
     ct_buf csr = CT_BUF_INIT;
@@ -1138,6 +1172,7 @@ int main(void)
     tcase_add_test(tc, refusals_leave_no_row_and_are_audited);
     tcase_add_test(tc, counted_refusals_are_bounded_per_client);
     tcase_add_test(tc, client_addresses_key_ipv6_by_its_64);
+    tcase_add_test(tc, address_hash_is_keyed_against_chosen_addresses);
     tcase_add_test(tc, closed_order_issues_nothing);
     tcase_add_test(tc, renewal_supersedes_and_only_for_its_own_serial);
     tcase_add_test(tc, est_layer_maps_errors_to_statuses);
