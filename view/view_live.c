@@ -443,7 +443,7 @@ static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, d
         s->have_t = true;
         s->frames++;
     }
-    return ms_verifier_push(s->ver, nal, len, at);
+    return ms_verifier_push_sample(s->ver, nal, len, at);
 }
 
 typedef struct {
@@ -544,12 +544,19 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
     s->nq++;
     s->have_t = false;
     s->walk_picture = false;
+    size_t problems = s->ver ? ms_verifier_problems(s->ver, NULL) : 0;
+    const char *problem = NULL;
     ct_err rc = cenc_walk(p->bytes, p->len, on_nal, s);
     if (rc != CT_OK) {
         if (ct_snprintf(p->bad, sizeof p->bad, "unreadable: %s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
         if (s->ver) ms_verifier_problem(s->ver, "segment %llu unreadable", (unsigned long long)seq);
         ct_err_clear();
     }
+    /* A problem the walk met (a NAL unit a player may read otherwise than the verifier: an invalid header, an
+     * unspecified type) is the segment's: the GOPs it holds may still verify, as they do without it. */
+    if (s->ver && ms_verifier_problems(s->ver, &problem) > problems && !p->bad[0] &&
+        ct_snprintf(p->bad, sizeof p->bad, "%s", problem) != CT_OK)
+        p->bad[0] = '!';
     p->end = s->frames;
     s->t_base = s->t_last + s->t_step;
     return release(s, false);
