@@ -41,6 +41,9 @@ watch() { # watch NAME: alice watches the (ended) stream; the video in NAME.mp4,
   rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
     --out "$WORK/$1.mp4" "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 || rc=$?
 }
+frames() { # frames FILE: the MD5 of every picture ffmpeg decodes, one per line
+  ffmpeg -nostdin -loglevel error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
+}
 widths() { # widths FILE: how many pictures ffmpeg decodes of each width ("90 320")
   ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 "$1" | grep -o "^[0-9]\+" | sort | uniq -c | xargs
 }
@@ -71,4 +74,42 @@ watch type30
 check "a NAL unit of an unspecified type in a sample: segment 2 not shown, named as the MP4 verifier names it" bash -c "
   [ $rc = 1 ] && grep -q '^segment 2: NOT SHOWN: an MP4 video sample holds a NAL unit of type 30, which H.264 leaves' \
   '$WORK/type30.rep' && grep -q 'live: 2 segments shown, 1 not shown' '$WORK/type30.rep'"
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
+# ---- the camera restarts mid-stream (its agent killed, started again: a new signing session, new keys, segments
+# numbered from 0 again). The viewer took the next segment for the GOPs after the last one shown: `altered` (it does
+# not link to it), and the new session's first segments were never fetched. A restart is now told in one line, and
+# the new session verified on its own from its first picture. ----
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast -g 30 \
+  -bf 0 -pix_fmt yuv420p -f h264 "$WORK/after.h264"
+camera() { # camera INPUT LISTEN: the camera streams INPUT into $WORK/live2 (the FIFO held open); sets STREAM, PORT
+  "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 10 \
+    --in "$WORK/src.fifo" --live "$WORK/live2" --listen "$2" >"$WORK/stream.out" 2>"$WORK/stream.log" 7>&- &
+  STREAM=$!
+  for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/stream.out" && break; sleep 0.05; done
+  PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
+  [ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
+  exec 7>"$WORK/src.fifo"
+  cat "$1" >&7
+}
+camera "$WORK/src.h264" 127.0.0.1:0 # 3 GOPs: segments 0 and 1 written, the third GOP's waits for more input
+"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/restart.mp4" \
+  "https://$NAME:$PORT/live/" >"$WORK/restart.rep" 2>&1 7>&- &
+VIEWER=$!
+for _ in $(seq 1 600); do grep -q '^segment 1: shown' "$WORK/restart.rep" && break; sleep 0.05; done
+kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
+exec 7>&-
+camera "$WORK/after.h264" "127.0.0.1:$PORT"
+exec 7>&-
+rc=0; wait "$VIEWER" || rc=$?
+check "the camera restarted: told in one line, the new session's 3 segments verified on their own and shown (exit 0)" \
+  bash -c "[ $rc = 0 ] && grep -q '^camera restarted: a new signing session from segment 0 (the playlist went back' \
+  '$WORK/restart.rep' && [ \$(grep -c '^result: AUTHENTIC' '$WORK/restart.rep') = 2 ] &&
+  grep -q 'live: 5 segments shown, 0 not shown' '$WORK/restart.rep'"
+frames "$WORK/src.h264" >"$WORK/src.md5"
+frames "$WORK/after.h264" >"$WORK/after.md5"
+frames "$WORK/restart.mp4" >"$WORK/restart.md5"
+check_eq "  ... the viewer's video: the first session's 60 pictures, then the new session's 90 (framemd5)" "150 same" \
+  "$(wc -l <"$WORK/restart.md5") $(head -n 60 "$WORK/src.md5" | cat - "$WORK/after.md5" | cmp -s - "$WORK/restart.md5" &&
+  echo same)"
 finish
