@@ -5,14 +5,16 @@
 # shows the rest of the GOP cropped. The verifier noted a problem, but the viewer showed the segment as verified (exit
 # 0); it is now not shown. So is one holding a NAL unit of a type H.264 leaves unspecified (30: an aggregator to
 # ISO/IEC 14496-15 readers), which the verifier passed over without a word: the MP4 verifier's rule, now shared
-# (ms_verifier_push_sample). A problem the verifier meets in a segment refuses that segment.
+# (ms_verifier_push_sample). A problem the verifier meets in a segment refuses that segment. A camera that restarts
+# (kill -9, then its agent again: a new signing session) is told in one line, the new session verified on its own and
+# shown; another camera's session spliced in as a restart is told so, its signer checked again, and not shown.
 # Usage: live_tamper.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
-STREAM=
-trap '[ -n "$STREAM" ] && kill -TERM "$STREAM" 2>/dev/null; stop_factory; [ -n "${CAMTRUST_TEST_KEEP:-}" ] ||
-  rm -rf "$WORK"' EXIT
+STREAM= VIEWER=
+trap 'for p in $STREAM $VIEWER; do kill -TERM "$p" 2>/dev/null || true; done; stop_factory
+  [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
 CA=$WORK/ca
 ca_create "$CA" >/dev/null
@@ -101,7 +103,7 @@ kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
 exec 7>&-
 camera "$WORK/after.h264" "127.0.0.1:$PORT"
 exec 7>&-
-rc=0; wait "$VIEWER" || rc=$?
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
 check "the camera restarted: told in one line, the new session's 3 segments verified on their own and shown (exit 0)" \
   bash -c "[ $rc = 0 ] && grep -q '^camera restarted: a new signing session from segment 0 (the playlist went back' \
   '$WORK/restart.rep' && [ \$(grep -c '^result: AUTHENTIC' '$WORK/restart.rep') = 2 ] &&
@@ -112,4 +114,27 @@ frames "$WORK/restart.mp4" >"$WORK/restart.md5"
 check_eq "  ... the viewer's video: the first session's 60 pictures, then the new session's 90 (framemd5)" "150 same" \
   "$(wc -l <"$WORK/restart.md5") $(head -n 60 "$WORK/src.md5" | cat - "$WORK/after.md5" | cmp -s - "$WORK/restart.md5" &&
   echo same)"
+
+# ---- a falsifier writing the camera's storage splices in a session signed by another camera (CAM1602, certified
+# by the same root) as a restart would: told as a restart, and that session's signer is checked again (it must be
+# the camera serving the stream): nothing of it shown. Before, the viewer, past those segment numbers, fetched
+# nothing of it and ended with no word (exit 0). ----
+CAM2=$WORK/cam2
+"$SIM_BIN" simulate --dir "$CAM2" --serial CAM1602 --model CX16 --root "$WORK/dev/root.pem" \
+  --ops-root "$CA/ops-root.pem" >/dev/null
+factory_provision "$CAM2" CAM1602 "$WORK/dev"
+"$AGENT_BIN" record --dir "$CAM2" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start "$(date +%s)" \
+  --cmaf yes "$WORK/after.h264" "$WORK/other" >/dev/null
+put() { cp "$1" "$WORK/live2/$2.x" && mv "$WORK/live2/$2.x" "$WORK/live2/$2"; } # put FILE NAME: whole, as the camera
+sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
+"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/splice.mp4" \
+  "https://$NAME:$PORT/live/" >"$WORK/splice.rep" 2>&1 &
+VIEWER=$!
+for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/splice.rep" && break; sleep 0.05; done
+for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s index.m3u8; do put "$WORK/other/$f" "$f"; done
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "another camera's session spliced in: told as a restart, its signer checked again, none of it shown (exit 1)" \
+  bash -c "[ $rc = 1 ] && grep -q '^camera restarted: a new signing session from segment 0' '$WORK/splice.rep' &&
+  grep -q '^segment 0: NOT SHOWN: not authentic: .*signed by camera \"CAM1602\", not by \"cam1601\"' \
+  '$WORK/splice.rep' && grep -q 'live: 3 segments shown, 3 not shown' '$WORK/splice.rep'"
 finish
