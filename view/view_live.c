@@ -594,7 +594,7 @@ static ct_err session_end(session *s)
     s->t_base = s->t_last = s->t_step = 0;
     s->have_t = false;
     memset(&s->walked, 0, sizeof s->walked);
-    if (!s->out_open) memset(&s->player, 0, sizeof s->player); /* nothing shown: the next init segment is the player's */
+    if (!s->out_open) memset(&s->player, 0, sizeof s->player); /* nothing shown: the next init is the player's */
     return CT_OK;
 }
 
@@ -655,10 +655,11 @@ static ct_err watch(session *s)
         /* A live playlist only grows at its end: one naming fewer segments than were fetched, or sliding back, is a
          * camera that restarted (its agent did: a new signing session, new keys and parameter sets, its segments
          * numbered from 0 again); so is one naming the last segment fetched with another key (each has its own: the
-         * new session has reached that number between two polls). Its segments are another session's, verified by a verifier of their own from their
-         * first picture, their signer's certificate checked again: not as the GOPs after the last one shown (which
-         * they do not link to: `altered`). Anyone able to write the camera's playlist may do the same to splice in
-         * another session; this line says so, and its GOPs name when they were signed. */
+         * new session reached that number between two polls). Its segments are another session's, verified by a
+         * verifier of their own from their first picture, their signer's certificate checked again: not as the GOPs
+         * after the last one shown (which they do not link to: `altered`). Anyone able to write the camera's
+         * playlist may do the same to splice in another session; this line says so, and its GOPs name when they
+         * were signed, and by which camera. */
         bool rekeyed = fetched != UINT64_MAX && fetched >= p->first_seq && fetched - p->first_seq < p->n &&
                        memcmp(p->keys[fetched - p->first_seq], fetched_key, sizeof fetched_key) != 0;
         if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed)) {

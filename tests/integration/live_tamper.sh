@@ -47,11 +47,13 @@ frames() { # frames FILE: the MD5 of every picture ffmpeg decodes, one per line
   ffmpeg -nostdin -loglevel error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
 }
 widths() { # widths FILE: how many pictures ffmpeg decodes of each width ("90 320")
-  ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 "$1" | grep -o "^[0-9]\+" | sort | uniq -c | xargs
+  ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 "$1" | grep -o "^[0-9]\+" | sort |
+    uniq -c | xargs
 }
 watch honest
 check "the honest stream: 3 segments verified and shown (exit 0), 90 pictures 320 wide" bash -c "[ $rc = 0 ] &&
-  grep -q 'live: 3 segments shown, 0 not shown' '$WORK/honest.rep' && [ \"\$0\" = '90 320' ]" "$(widths "$WORK/honest.mp4")"
+  grep -q 'live: 3 segments shown, 0 not shown' '$WORK/honest.rep' && [ \"\$0\" = '90 320' ]" \
+  "$(widths "$WORK/honest.mp4")"
 
 # ---- sample 10 of segment 1 starts with an avcC record whose SPS crops 32 columns ----
 ffmpeg -nostdin -loglevel error -i "$WORK/src.h264" -c copy -bsf:v h264_metadata=crop_right=32 -f h264 "$WORK/crop.h264"
@@ -63,7 +65,8 @@ cat "$CAM/live/init.mp4" "$CAM/live"/seg-*.m4s >"$WORK/stored.mp4"
 check_eq "the falsifier's sample is real: of the stored segments ffmpeg decodes 19 pictures cropped (288 wide)" \
   "19 288 70 320" "$(widths "$WORK/stored-clear.mp4")"
 watch avcc
-check "a sample ffmpeg takes for new parameter sets: segment 1 not shown (a problem, named), exit 1" bash -c "[ $rc = 1 ] &&
+check "a sample ffmpeg takes for new parameter sets: segment 1 not shown (a problem, named), exit 1" bash -c "
+  [ $rc = 1 ] &&
   grep -q '^segment 1: NOT SHOWN: invalid NAL unit header at frame 39' '$WORK/avcc.rep' &&
   grep -q 'live: 2 segments shown, 1 not shown' '$WORK/avcc.rep'"
 check_eq "  ... the viewer's video: segments 0 and 2, 60 pictures, none cropped" "60 320" "$(widths "$WORK/avcc.mp4")"
@@ -112,8 +115,8 @@ frames "$WORK/src.h264" >"$WORK/src.md5"
 frames "$WORK/after.h264" >"$WORK/after.md5"
 frames "$WORK/restart.mp4" >"$WORK/restart.md5"
 check_eq "  ... the viewer's video: the first session's 60 pictures, then the new session's 90 (framemd5)" "150 same" \
-  "$(wc -l <"$WORK/restart.md5") $(head -n 60 "$WORK/src.md5" | cat - "$WORK/after.md5" | cmp -s - "$WORK/restart.md5" &&
-  echo same)"
+  "$(wc -l <"$WORK/restart.md5") $(head -n 60 "$WORK/src.md5" | cat - "$WORK/after.md5" |
+  cmp -s - "$WORK/restart.md5" && echo same)"
 
 # ---- a falsifier writing the camera's storage splices in a session signed by another camera (CAM1602, certified
 # by the same root) as a restart would: told as a restart, and that session's signer is checked again (it must be
