@@ -63,11 +63,13 @@ typedef struct {
 } view_url;
 CT_MUST_CHECK ct_err view_url_parse(const char *url, view_url *u);
 /* An HLS media playlist as the camera writes it: EXT-X-MEDIA-SEQUENCE, EXT-X-MAP, plain segment file names
- * (no folders), EXT-X-ENDLIST; other tags ignored. At most VIEW_PLAYLIST_MAX segments and 1 MiB. */
+ * (no folders), EXT-X-KEY (the line's digest only), EXT-X-ENDLIST; other tags ignored. At most VIEW_PLAYLIST_MAX
+ * segments and 1 MiB. */
 typedef struct {
     uint64_t first_seq;
     size_t n;
     char names[VIEW_PLAYLIST_MAX][VIEW_NAME_MAX];
+    uint8_t keys[VIEW_PLAYLIST_MAX][32]; /* the EXT-X-KEY line in effect for each segment: its SHA-256 (zeros: none) */
     char map[VIEW_NAME_MAX];
     bool ended;
 } view_playlist;

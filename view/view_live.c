@@ -130,6 +130,7 @@ ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
     CT_ENSURE_RET(len <= PLAYLIST_BYTES_MAX, ct_fail(CT_ERR_TOO_LARGE, "playlist of %zu bytes", len));
     CT_ENSURE_RET(len >= 7 && memcmp(text, "#EXTM3U", 7) == 0, ct_fail(CT_ERR_BAD_REQUEST, "not an HLS playlist"));
     bool have_seq = false;
+    uint8_t key[32] = {0};
     for (size_t pos = 0; pos < len;) {
         const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - line) : len - pos;
@@ -143,7 +144,8 @@ ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
             CT_ENSURE_RET(p->n < VIEW_PLAYLIST_MAX, ct_fail(CT_ERR_TOO_LARGE, "more than %d segments in the playlist",
                                                             VIEW_PLAYLIST_MAX));
             memcpy(p->names[p->n], line, n);
-            p->names[p->n++][n] = '\0';
+            p->names[p->n][n] = '\0';
+            memcpy(p->keys[p->n++], key, sizeof key);
             continue;
         }
         static const char seq[] = "#EXT-X-MEDIA-SEQUENCE:", map[] = "#EXT-X-MAP:URI=\"";
@@ -160,6 +162,8 @@ ct_err view_playlist_parse(const char *text, size_t len, view_playlist *p)
                           ct_fail(CT_ERR_BAD_REQUEST, "playlist: bad EXT-X-MAP"));
             memcpy(p->map, u, (size_t)(q - u));
             p->map[q - u] = '\0';
+        } else if (n > 11 && memcmp(line, "#EXT-X-KEY:", 11) == 0) {
+            CT_GUARD_RET(ct_sha256(line, n, key));
         } else if (n == 14 && memcmp(line, "#EXT-X-ENDLIST", 14) == 0) {
             p->ended = true;
         }
@@ -359,10 +363,12 @@ typedef struct {
     viewer v;
     camera cam;
     const view_live_opts *o;
+    const char *url;
     FILE *report, *out;
     ms_verify_config vc;
     ct_buf root, crl;
-    ms_verifier *ver;
+    ms_verifier *ver;   /* the signing session's (a camera restarted starts another) */
+    media_codec codec;  /* the video's, from its first session on */
     size_t gops;
     uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
     double t_base, t_last, t_step;
@@ -422,11 +428,19 @@ static bool first_picture(media_codec c, const uint8_t *nal, size_t len)
 static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, double t)
 {
     session *s = arg;
-    if (!s->ver) CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
+    if (!s->ver) {
+        /* The video shown so far goes on in one track: a camera restarted with another codec is another stream. */
+        CT_ENSURE_RET(!s->out_open || c == s->codec, ct_fail(CT_ERR_BAD_REQUEST, "the camera restarted with %s video, "
+                                                             "not %s: another stream (watch it anew)",
+                                                             media_codec_name(c), media_codec_name(s->codec)));
+        CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
+        s->codec = c;
+    }
     if (t < 0) { /* the sample entry's parameter sets: taken before the first picture only, as the verifier does */
         if (!s->frames) {
             CT_GUARD_RET(param_note(&s->walked, c, nal, len));
-            CT_GUARD_RET(param_note(&s->player, c, nal, len));
+            /* the player's, from the init segment written with the first segment shown */
+            if (!s->out_open) CT_GUARD_RET(param_note(&s->player, c, nal, len));
         }
         return ms_verifier_push_entry(s->ver, nal, len);
     }
@@ -443,7 +457,7 @@ static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, d
         s->have_t = true;
         s->frames++;
     }
-    return ms_verifier_push(s->ver, nal, len, at);
+    return ms_verifier_push_sample(s->ver, nal, len, at);
 }
 
 typedef struct {
@@ -544,15 +558,44 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
     s->nq++;
     s->have_t = false;
     s->walk_picture = false;
+    size_t problems = s->ver ? ms_verifier_problems(s->ver, NULL) : 0;
+    const char *problem = NULL;
     ct_err rc = cenc_walk(p->bytes, p->len, on_nal, s);
     if (rc != CT_OK) {
         if (ct_snprintf(p->bad, sizeof p->bad, "unreadable: %s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
         if (s->ver) ms_verifier_problem(s->ver, "segment %llu unreadable", (unsigned long long)seq);
         ct_err_clear();
     }
+    /* A problem the walk met (a NAL unit a player may read otherwise than the verifier: an invalid header, an
+     * unspecified type) is the segment's: the GOPs it holds may still verify, as they do without it. */
+    if (s->ver && ms_verifier_problems(s->ver, &problem) > problems && !p->bad[0] &&
+        ct_snprintf(p->bad, sizeof p->bad, "%s", problem) != CT_OK)
+        p->bad[0] = '!';
     p->end = s->frames;
     s->t_base = s->t_last + s->t_step;
     return release(s, false);
+}
+
+/* The end of a signing session (the stream's, or the camera's before it restarted): its last GOPs reported, every
+ * segment held shown or refused, its summary; the next session starts a verifier and a timeline of its own. */
+static ct_err session_end(session *s)
+{
+    ms_summary sum;
+    char where[300];
+    if (!s->ver) return CT_OK;
+    CT_GUARD_RET(ms_verifier_finish(s->ver, &sum));
+    CT_GUARD_RET(release(s, true));
+    CT_GUARD_RET(ct_snprintf(where, sizeof where, "%s", s->url));
+    CT_GUARD_RET(ct_strlcpy(sum.container, sizeof sum.container, "live CMAF"));
+    ms_print_summary(s->report, where, &sum);
+    ms_verifier_close(s->ver);
+    s->ver = NULL;
+    s->gops = s->frames = s->verified_end = 0;
+    s->t_base = s->t_last = s->t_step = 0;
+    s->have_t = false;
+    memset(&s->walked, 0, sizeof s->walked);
+    if (!s->out_open) memset(&s->player, 0, sizeof s->player); /* nothing shown: the next init is the player's */
+    return CT_OK;
 }
 
 static volatile sig_atomic_t g_stop;
@@ -576,7 +619,9 @@ static ct_err watch(session *s)
     view_playlist *p = calloc(1, sizeof *p);
     char map[VIEW_NAME_MAX] = "";
     bool started = false;
-    uint64_t next = 0;
+    uint64_t next = 0, first_seq = 0; /* the next segment to fetch; the first the playlist named when last read */
+    uint64_t fetched = UINT64_MAX;    /* the last segment fetched, and its key line's digest */
+    uint8_t fetched_key[32];
     int64_t last_answer = ct_now_ms();
     CT_ENSURE(p, CT_ERR_NOMEM);
     s->init.max = INIT_MAX;
@@ -607,9 +652,31 @@ static ct_err watch(session *s)
         }
         CT_ENSURE_MSG(strcmp(map, p->map) == 0, CT_ERR_BAD_REQUEST, "the init segment changed (%s): a new stream",
                       p->map);
+        /* A live playlist only grows at its end: one naming fewer segments than were fetched, or sliding back, is a
+         * camera that restarted (its agent did: a new signing session, new keys and parameter sets, its segments
+         * numbered from 0 again); so is one naming the last segment fetched with another key (each has its own: the
+         * new session reached that number between two polls). Its segments are another session's, verified by a
+         * verifier of their own from their first picture, their signer's certificate checked again: not as the GOPs
+         * after the last one shown (which they do not link to: `altered`). Anyone able to write the camera's
+         * playlist may do the same to splice in another session; this line says so, and its GOPs name when they
+         * were signed, and by which camera. */
+        bool rekeyed = fetched != UINT64_MAX && fetched >= p->first_seq && fetched - p->first_seq < p->n &&
+                       memcmp(p->keys[fetched - p->first_seq], fetched_key, sizeof fetched_key) != 0;
+        if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed)) {
+            CT_GUARD(session_end(s));
+            fprintf(s->report, "camera restarted: a new signing session from segment %llu (the playlist went back "
+                               "from segment %llu), verified on its own from its first picture\n",
+                    (unsigned long long)p->first_seq, (unsigned long long)next);
+            fflush(s->report);
+            map[0] = '\0'; /* its init segment, fetched again */
+            started = false;
+            fetched = UINT64_MAX;
+            continue;
+        }
         /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
         if (!started) next = p->first_seq;
         started = true;
+        first_seq = p->first_seq;
         if (p->first_seq > next) {
             fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched\n",
                     (unsigned long long)next, (unsigned long long)p->first_seq - 1);
@@ -620,6 +687,8 @@ static ct_err watch(session *s)
             rc = https_get(&s->cam, p->names[i], SEGMENT_BYTES_MAX, &seg);
             if (rc == CT_ERR_INTEGRITY) goto cleanup;
             if (rc != CT_OK) break; /* retried at the next poll (or reported as gone) */
+            fetched = next;
+            memcpy(fetched_key, p->keys[i], sizeof fetched_key);
             CT_GUARD(take_segment(s, next, &seg));
         }
         if (rc != CT_OK) {
@@ -644,11 +713,11 @@ ct_err view_live(const char *dir, const char *root, const char *url, const view_
     ct_err rc = CT_OK;
     session *s = calloc(1, sizeof *s);
     ct_buf pem = CT_BUF_INIT;
-    ms_summary sum;
     bool inited = false, opened = false;
     *all_shown = false;
     CT_ENSURE(s, CT_ERR_NOMEM);
     s->o = o;
+    s->url = url;
     s->out = out;
     s->report = report;
     s->held.max = SEGMENT_BYTES_MAX;
@@ -687,14 +756,7 @@ ct_err view_live(const char *dir, const char *root, const char *url, const view_
     signal(SIGPIPE, SIG_IGN);
     CT_GUARD(watch(s));
     /* The end: the last GOP's signature came with the last segment; what is left is reported. */
-    if (s->ver) {
-        CT_GUARD(ms_verifier_finish(s->ver, &sum));
-        CT_GUARD(release(s, true));
-        char where[300];
-        CT_GUARD(ct_snprintf(where, sizeof where, "%s", url));
-        CT_GUARD(ct_strlcpy(sum.container, sizeof sum.container, "live CMAF"));
-        ms_print_summary(report, where, &sum);
-    }
+    CT_GUARD(session_end(s));
     fprintf(report, "live: %zu segments shown, %zu not shown\n", s->shown, s->refused);
     *all_shown = s->refused == 0 && s->shown > 0;
 cleanup:

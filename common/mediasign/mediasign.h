@@ -157,12 +157,18 @@ CT_MUST_CHECK ct_err ms_verifier_open(const ms_verify_config *cfg, media_codec c
                                       const char *time_source, ms_gop_cb cb, void *arg, ms_verifier **out);
 /* `t` is the picture's container time in seconds (negative: unknown). */
 CT_MUST_CHECK ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t);
+/* The same for a NAL unit of an MP4 sample (a recording's or a live segment's): a type the codec leaves unspecified
+ * is a problem there, as players may act on it (aggregators, extractors, or ffmpeg's avcC in a sample). */
+CT_MUST_CHECK ct_err ms_verifier_push_sample(ms_verifier *v, const uint8_t *nal, size_t len, double t);
 /* A parameter set of an MP4 sample entry (avcC/hvcC), before any sample: pushed as the others, and the ones in the
  * samples it is replaced with must be the same (some players decode with the sample entry's alone). After a picture
  * (the live viewer walks the init segment with every segment) it is ignored: a player took it once, before. */
 CT_MUST_CHECK ct_err ms_verifier_push_entry(ms_verifier *v, const uint8_t *nal, size_t len);
 /* A stream-level problem (malformed container, truncation): kept for the summary, the clip is not authentic. */
 void ms_verifier_problem(ms_verifier *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* How many problems were noted so far, and the latest (`last`, may be NULL): a live viewer refuses the segment that
+ * brought one (the summary names only the first). */
+size_t ms_verifier_problems(const ms_verifier *v, const char **last);
 CT_MUST_CHECK ct_err ms_verifier_finish(ms_verifier *v, ms_summary *sum);
 void ms_verifier_close(ms_verifier *v);
 

@@ -235,22 +235,6 @@ static void check_config(const media_file *f, ms_verifier *v)
     ct_err_clear();
 }
 
-/* A sample's NAL unit to the verifier. Types that H.264 and H.265 leave unspecified (H.264 0 and 24-31, H.265 48-63)
- * no encoder writes into an MP4 sample, and the verifier passes over them, yet players act on some: ffmpeg takes a
- * sample that starts like an avcC record for new parameter sets and NAL length size (with 2-byte lengths, which the
- * sample entry may claim as it likes, such a sample is one NAL unit of type 0 here; with 1 or 4 bytes it holds one
- * the verifier finds invalid), and ISO/IEC 14496-15 readers unpack aggregators and resolve extractors (H.264 30/31,
- * H.265 48/49) into NAL units that no signature covers. */
-static ct_err push_sample_nal(ms_verifier *v, media_codec codec, const uint8_t *nal, size_t len, double t)
-{
-    media_nal_info i = media_nal_classify(codec, nal, len);
-    if (i.kind == MEDIA_NAL_OTHER && (codec == MEDIA_H265 ? i.type >= 48 : i.type == 0 || i.type >= 24))
-        ms_verifier_problem(v, "an MP4 video sample holds a NAL unit of type %u, which %s leaves unspecified: a player "
-                               "may take it for parameter sets (ffmpeg) or NAL units (an aggregator or extractor) that "
-                               "no signature covers", i.type, media_codec_name(codec));
-    return ms_verifier_push(v, nal, len, t);
-}
-
 /* Whether a trex or tfhd (`box`) names a sample description other than the first: trex always does (after version,
  * flags and track), a tfhd with flag 0x2 (after its base offset, with flag 0x1). */
 static bool other_description(const uint8_t *d, const media_box *box)
@@ -338,7 +322,7 @@ static ct_err verify_mp4(const media_file *f, const ms_verify_config *cfg, ms_go
         double t = vid.timescale ? (double)smp.dts / vid.timescale : -1;
         const uint8_t *p = f->data + smp.off;
         while ((rc = media_lp_next(p, smp.size, vid.nal_length_size, &pos, &nal, &n)) == CT_OK)
-            CT_GUARD(push_sample_nal(v, vid.codec, nal, n, t));
+            CT_GUARD(ms_verifier_push_sample(v, nal, n, t));
         if (rc != CT_ERR_NOT_FOUND) ms_verifier_problem(v, "video sample %u: %s", i + 1, ct_err_detail());
         rc = CT_OK;
     }
@@ -403,7 +387,7 @@ static ct_err frag_nal(void *arg, media_codec codec, const uint8_t *nal, size_t 
     if (!c->v) c->verifier_rc = ms_verifier_open(c->cfg, codec, time(NULL), no_time, c->cb, c->arg, &c->v);
     /* Time -1: the sample entry's parameter sets (cenc_walk) */
     if (c->verifier_rc == CT_OK)
-        c->verifier_rc = t < 0 ? ms_verifier_push_entry(c->v, nal, len) : push_sample_nal(c->v, codec, nal, len, t);
+        c->verifier_rc = t < 0 ? ms_verifier_push_entry(c->v, nal, len) : ms_verifier_push_sample(c->v, nal, len, t);
     return c->verifier_rc;
 }
 

@@ -108,6 +108,8 @@ struct ms_verifier {
     uint8_t max_anchor[MS_HASH_LEN];
     uint8_t *rbsp;
     ms_summary sum;
+    size_t problems;          /* noted so far (the summary keeps the first) */
+    char last_problem[sizeof ((ms_summary *)0)->problem];
     ps_entry ps[CENC_PARAM_SLOTS];
     uint64_t ps_run, ps_closed;   /* the run being read, the last one a picture closed */
     uint64_t ps_group;            /* the group being read */
@@ -130,11 +132,19 @@ const char *ms_status_name(ms_status s)
 
 void ms_verifier_problem(ms_verifier *v, const char *fmt, ...)
 {
-    if (v->sum.problem[0]) return; /* the first one explains the rest */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(v->sum.problem, sizeof v->sum.problem, fmt, ap);
+    vsnprintf(v->last_problem, sizeof v->last_problem, fmt, ap);
     va_end(ap);
+    v->problems++;
+    /* the first one explains the rest */
+    if (!v->sum.problem[0]) memcpy(v->sum.problem, v->last_problem, sizeof v->sum.problem);
+}
+
+size_t ms_verifier_problems(const ms_verifier *v, const char **last)
+{
+    if (last) *last = v->last_problem;
+    return v->problems;
 }
 
 static ct_err info_alloc(sei_info *s)
@@ -820,6 +830,22 @@ static ct_err on_sei(ms_verifier *v, const uint8_t *nal, size_t len)
         while (v->ring_n > 0 && ring_at(v, 0)->matched) emit_head(v, false);
     }
     return CT_OK;
+}
+
+/* Types that H.264 and H.265 leave unspecified (H.264 0 and 24-31, H.265 48-63) no encoder writes into an MP4
+ * sample, and the verifier passes over them, yet players act on some: ffmpeg takes a sample that starts like an avcC
+ * record for new parameter sets and NAL length size (with 2-byte lengths, which the sample entry may claim as it
+ * likes, such a sample is one NAL unit of type 0 here; with 1 or 4 bytes it holds one the verifier finds invalid), and
+ * ISO/IEC 14496-15 readers unpack aggregators and resolve extractors (H.264 30/31, H.265 48/49) into NAL units that
+ * no signature covers. */
+ct_err ms_verifier_push_sample(ms_verifier *v, const uint8_t *nal, size_t len, double t)
+{
+    media_nal_info i = media_nal_classify(v->codec, nal, len);
+    if (i.kind == MEDIA_NAL_OTHER && (v->codec == MEDIA_H265 ? i.type >= 48 : i.type == 0 || i.type >= 24))
+        ms_verifier_problem(v, "an MP4 video sample holds a NAL unit of type %u, which %s leaves unspecified: a player "
+                               "may take it for parameter sets (ffmpeg) or NAL units (an aggregator or extractor) that "
+                               "no signature covers", i.type, media_codec_name(v->codec));
+    return ms_verifier_push(v, nal, len, t);
 }
 
 ct_err ms_verifier_push(ms_verifier *v, const uint8_t *nal, size_t len, double t)

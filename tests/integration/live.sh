@@ -376,7 +376,7 @@ b[b.index(b'mdat') + 4000] ^= 0x01
 open(sys.argv[1] + '.x', 'wb').write(b)
 os.rename(sys.argv[1] + '.x', sys.argv[1])
 PY
-python3 "$HERE/live_strip_sets.py" "$WORK/live6/init.mp4" "$WORK/live6/seg-000002.m4s" >/dev/null
+python3 "$HERE/live_sample_edit.py" strip-sets "$WORK/live6/init.mp4" "$WORK/live6/seg-000002.m4s" >/dev/null
 rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$P6" \
   --out "$WORK/strip.mp4" "https://$NAME:$P6/live/" >"$WORK/strip.rep" 2>&1 || rc=$?
 frames "$WORK/strip.mp4" >"$WORK/strip.md5"
