@@ -231,8 +231,8 @@ static const char *const k_migrations[] = {
      * serial and profile (db/certs.c key_not_compromised). Partial: it holds only those certificates, so issuance
      * (a new row is valid) never writes it, and a key's look-up reads a handful of entries. The same text runs on
      * PostgreSQL. */
-    "CREATE INDEX certificates_key_compromised ON certificates(spki_sha256)"
-    "  WHERE status = 'revoked' AND revocation_reason = 1;",
+    ("CREATE INDEX certificates_key_compromised ON certificates(spki_sha256)"
+     "  WHERE status = 'revoked' AND revocation_reason = 1;"), /* (one element: clang's -Wstring-concatenation) */
     /* 17: every certificate by its key: a revocation for keyCompromise revokes the other certificates of that key
      * (db/revoke.c revoke_same_key) in its write transaction, which would otherwise read the whole table while
      * issuance waits. The same text runs on PostgreSQL. */

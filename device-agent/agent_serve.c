@@ -129,7 +129,7 @@ static bool client_keeps(const char *head)
     for (; line; line = strstr(line + 2, "\r\n")) {
         if (!starts_nocase(line + 2, CLOSE_FIELD, 11)) continue; /* "Connection:" */
         for (const char *v = line + 13; *v && *v != '\r'; v++)
-            if (starts_nocase(v, CLOSE_FIELD + 12, 5)) return false; /* "close" */
+            if (starts_nocase(v, &CLOSE_FIELD[12], 5)) return false; /* "close" */
     }
     return true;
 }
