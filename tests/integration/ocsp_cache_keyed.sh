@@ -10,9 +10,8 @@
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
-CLIENTS=$HERE/server_clients.py
 [ -x "${CAMTRUST_TEST_LOAD:-}" ] || { echo "CAMTRUST_TEST_LOAD: the enrollment load generator is required"; exit 1; }
-
+CLIENTS=$HERE/server_clients.py
 CA=$WORK/ca
 DB=$CA/camtrust.db
 SLOTS=64 # a small cache (ocsp.cache_entries): 64 serials give the attacker enough CertIDs on one slot
