@@ -159,13 +159,6 @@ void ca_addr_key_of_text(const char *source, ca_addr_key *key)
 
 bool ca_addr_key_equal(const ca_addr_key *a, const ca_addr_key *b) { return memcmp(a->b, b->b, sizeof a->b) == 0; }
 
-uint64_t ca_fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3u;
-    return h;
-}
-
 bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us)
 {
     const int64_t now = ct_now_ms() * 1000;
@@ -181,14 +174,19 @@ bool ca_bucket_take(int64_t *full_at_us, long per_minute)
     return ca_rate_take(full_at_us, minute_us / per_minute, minute_us);
 }
 
-_Static_assert(CA_ADDR_HASH_SECRET_SIZE == SIPHASH_KEY_SIZE, "a SipHash key");
-uint64_t ca_addr_key_hash(const uint8_t secret[CA_ADDR_HASH_SECRET_SIZE], const ca_addr_key *key)
+_Static_assert(CA_HASH_SECRET_SIZE == SIPHASH_KEY_SIZE, "a SipHash key");
+uint64_t ca_keyed_hash(const uint8_t secret[CA_HASH_SECRET_SIZE], const uint8_t *p, size_t n)
 {
     uint8_t out[SIPHASH_MAC_SIZE_8] = {0};
-    (void)wc_SipHash(secret, key->b, sizeof key->b, out, sizeof out); /* (fails on NULL arguments only) */
+    (void)wc_SipHash(secret, p, (word32)n, out, sizeof out); /* (fails on NULL arguments only) */
     uint64_t h;
     memcpy(&h, out, sizeof h);
     return h;
+}
+
+uint64_t ca_addr_key_hash(const uint8_t secret[CA_HASH_SECRET_SIZE], const ca_addr_key *key)
+{
+    return ca_keyed_hash(secret, key->b, sizeof key->b);
 }
 
 void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX])

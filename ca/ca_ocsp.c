@@ -90,11 +90,12 @@ struct ca_revocation {
     pthread_rwlock_t cache_lock;
     ocsp_slot *slots;
     size_t n_slots;          /* a power of two, or 0: nothing is kept */
+    uint8_t cache_secret[CA_HASH_SECRET_SIZE]; /* where a CertID's answer goes (ca_keyed_hash) */
     uint64_t generation;     /* under cache_lock */
     pthread_mutex_t budget_mu;
     bool budget_mu_ok;
     ocsp_budget *budgets;    /* OCSP_BUDGET_SLOTS, under budget_mu */
-    uint8_t budget_secret[CA_ADDR_HASH_SECRET_SIZE]; /* where an address's budget goes (ca_addr_key_hash) */
+    uint8_t budget_secret[CA_HASH_SECRET_SIZE]; /* where an address's budget goes (ca_addr_key_hash) */
 };
 
 /* ---- the CRL and the revocation epoch ---- */
@@ -358,6 +359,7 @@ ct_err ca_revocation_start(ca *c)
     r->budgets = calloc(OCSP_BUDGET_SLOTS, sizeof *r->budgets);
     CT_ENSURE(r->budgets, CT_ERR_NOMEM);
     CT_GUARD(ct_random(r->budget_secret, sizeof r->budget_secret));
+    CT_GUARD(ct_random(r->cache_secret, sizeof r->cache_secret));
     r->generation = 1;
     const ca_signer *ocsp = &c->signers[CA_KEY_OCSP];
     r->first_device = -1;
@@ -405,6 +407,7 @@ void ca_revocation_stop(ca *c)
     free(r->slots);
     free(r->budgets);
     ct_wipe(r->budget_secret, sizeof r->budget_secret);
+    ct_wipe(r->cache_secret, sizeof r->cache_secret);
     for (size_t i = 0; i < CA_GENERATIONS_MAX; i++) ct_buf_free(&r->crl[i]);
     if (r->cache_lock_ok) (void)pthread_rwlock_destroy(&r->cache_lock);
     if (r->mu_ok) (void)pthread_mutex_destroy(&r->mu);
@@ -465,11 +468,17 @@ cleanup:
 
 /* ---- kept OCSP answers ---- */
 
+/* An answer is kept within OCSP_PROBES slots of where its CertID goes under the cache's own secret (ca_keyed_hash).
+ * Under a public hash (FNV-1a) anyone picked, among the serials the issuance log lists (each named by several
+ * CertIDs: either hash, NULL or absent parameters, a spare leading zero), a few that all went where an honest
+ * camera's answer is kept, and each round of them pushed it out: a signature in the token for each honest request,
+ * within no budget (a known serial without a nonce). */
+
 /* Copies a kept, current answer for this CertID into `out`; false when there is none. */
 static bool cache_get(ca_revocation *r, const pki_ocsp_cert_id *id, time_t now, ct_buf *out, pki_ocsp_status *st)
 {
     if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX) return false;
-    uint64_t h = ca_fnv1a(id->der, id->der_len);
+    uint64_t h = ca_keyed_hash(r->cache_secret, id->der, id->der_len);
     bool hit = false;
     if (pthread_rwlock_rdlock(&r->cache_lock) != 0) return false;
     for (size_t k = 0; k < OCSP_PROBES && !hit; k++) {
@@ -496,7 +505,7 @@ static void cache_put(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t gen
         ct_buf_free(&copy);
         return;
     }
-    uint64_t h = ca_fnv1a(id->der, id->der_len);
+    uint64_t h = ca_keyed_hash(r->cache_secret, id->der, id->der_len);
     if (pthread_rwlock_wrlock(&r->cache_lock) != 0) {
         ct_buf_free(&copy);
         return;

@@ -278,15 +278,15 @@ typedef struct {
 void ca_addr_key_of(const struct sockaddr *sa, ca_addr_key *key);
 void ca_addr_key_of_text(const char *source, ca_addr_key *key);
 bool ca_addr_key_equal(const ca_addr_key *a, const ca_addr_key *b);
-/* Where a table of client addresses puts `key`: SipHash-2-4 under the table's own random secret (made at its start,
- * wiped at its end). Not FNV-1a: the client picks its address (an IPv6 /48 holds 65,536 /64s), and under a hash
- * anyone can compute it picked ones that all made one probe run, walked on every accept and every drop. */
-#define CA_ADDR_HASH_SECRET_SIZE 16
-uint64_t ca_addr_key_hash(const uint8_t secret[CA_ADDR_HASH_SECRET_SIZE], const ca_addr_key *key);
+/* Where a table keyed by outside input (client addresses, OCSP CertIDs) puts `p`: SipHash-2-4 under the table's own
+ * random secret (made at its start, wiped at its end). Not FNV-1a: the client picks its address (an IPv6 /48 holds
+ * 65,536 /64s) or CertID, and under a hash anyone can compute it picked ones that all made one probe run (walked on
+ * every accept and every drop), or filled one answer's probe window to push it out of the OCSP cache. */
+#define CA_HASH_SECRET_SIZE 16
+uint64_t ca_keyed_hash(const uint8_t secret[CA_HASH_SECRET_SIZE], const uint8_t *p, size_t n);
+uint64_t ca_addr_key_hash(const uint8_t secret[CA_HASH_SECRET_SIZE], const ca_addr_key *key);
 /* "a.b.c.d", "2001:db8:1:2::/64" or "local": how refusals name the client they count. */
 void ca_addr_key_text(const ca_addr_key *key, char out[CA_ADDR_KEY_TEXT_MAX]);
-/* FNV-1a: the OCSP answer cache's hash (a probe window of fixed length: keys from outside not trusted to spread). */
-uint64_t ca_fnv1a(const uint8_t *p, size_t n);
 /* A budget of one every `every_us`, at most `burst_us` owed (burst_us / every_us at once), kept as the time its
  * bucket is full again (GCRA; 0: full): takes one and says true, or says false and leaves it as it was. */
 bool ca_rate_take(int64_t *full_at_us, int64_t every_us, int64_t burst_us);

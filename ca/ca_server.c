@@ -85,7 +85,7 @@ typedef struct {
     bool mu_ok;
     conn_count *slots;
     size_t n_slots; /* a power of two */
-    uint8_t hash_secret[CA_ADDR_HASH_SECRET_SIZE]; /* where an address goes (ca_addr_key_hash): the table's own */
+    uint8_t hash_secret[CA_HASH_SECRET_SIZE]; /* where an address goes (ca_addr_key_hash): the table's own */
     size_t used;    /* slots not free */
     unsigned per_address;
     int64_t connect_every_us, connect_burst_us; /* server.per_ip_connects_*: 0, none (the plain-HTTP listener) */
