@@ -2601,6 +2601,27 @@ START_TEST(test_pg_restart_while_idle)
 }
 END_TEST
 
+/* The server ended the session of a handle used a moment ago (a restart, pg_terminate_backend), before the idle probe
+ * is due: the next write finds it at BEGIN, where nothing was written, and is tried once on a connection made again
+ * (the backend says the connection was lost): served, not refused. With the write bounds the CA sets. */
+START_TEST(test_pg_ended_at_begin)
+{
+    new_target("db-pg-ended");
+    db_config cfg = {.backend = DB_BACKEND_POSTGRESQL, .path = g_path, .url = g_url, .lock_wait_ms = 3000,
+                     .idle_tx_ms = 2000};
+    ct_db *db = NULL;
+    ck_assert_int_eq(db_open_config(&cfg, NULL, &db), CT_OK);
+    ck_assert_int_eq(db_audit_append(db, "cli", "test.before", "x", "ok", NULL), CT_OK);
+    int64_t entries = audit_rows();
+    /* (OFFSET 0: the sessions are chosen before any is ended, this one left out) */
+    ck_assert_int_ge(raw_int("SELECT count(*) FROM (SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                             " AND pid <> pg_backend_pid() OFFSET 0) t WHERE pg_terminate_backend(pid, 10000)"), 1);
+    ck_assert_msg(db_audit_append(db, "cli", "test.after", "x", "ok", NULL) == CT_OK, "%s", ct_err_detail());
+    ck_assert_int_eq(audit_rows(), entries + 1);
+    db_close(db);
+}
+END_TEST
+
 int main(void)
 {
     const char *backend = getenv("CAMTRUST_TEST_DB");
@@ -2670,6 +2691,7 @@ int main(void)
     if (g_pg) tcase_add_test(tc, test_pg_down_at_start);
     if (g_pg) tcase_add_test(tc, test_pg_down_mid_request);
     if (g_pg) tcase_add_test(tc, test_pg_restart_while_idle);
+    if (g_pg) tcase_add_test(tc, test_pg_ended_at_begin);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
