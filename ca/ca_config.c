@@ -260,7 +260,8 @@ void ca_db_config(const ca_settings *s, const char *ca_id, db_config *out)
                        /* A node stalled holding the writers' lock holds it at most 2/5 of the lease (PostgreSQL
                         * ends its session), and a write waits for it up to 3/5: the signer's renewal, every fifth,
                         * is served once the stall is ended, before its lease runs out. Never under 3 s and 2 s: a
-                        * short lease (tests: 1-2 s) must not cut off a node that is only slow (a loaded machine). */
+                        * short lease (tests: 1-2 s) must not cut off a node that is only slow (a loaded machine); a
+                        * lease under 5 s then gives no such promise. */
                        .lock_wait_ms = s->lease_ms * 3 / 5 > 3000 ? s->lease_ms * 3 / 5 : 3000,
                        .idle_tx_ms = s->lease_ms * 2 / 5 > 2000 ? s->lease_ms * 2 / 5 : 2000};
 }

@@ -96,7 +96,7 @@ static ct_err pg_fail(ct_db *db, const char *what)
         ct_log(CT_LOG_WARN, "db.unavailable", "backend=postgresql what=%s error=%s", what,
                CT_LOGQ(msg[0] ? msg : "no connection"));
         return ct_fail(CT_ERR_UNAVAILABLE, "%s: PostgreSQL %s: ask again later", what,
-                       busy ? "busy (another writer holds the database's lock)" : "unavailable");
+                       busy ? "busy (a lock was not granted in time)" : "unavailable");
     }
     if (state && (strcmp(state, "23505") == 0)) return db_fail_exists(db, what, msg);
     return ct_fail(CT_ERR_DB, "%s: %s", what, msg);
