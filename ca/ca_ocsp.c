@@ -5,10 +5,11 @@
  * Speed: the answer for one certificate without a nonce stays the same until the certificate is revoked or
  * the answer nears its nextUpdate, so it is signed once in the token, kept, and sent again as it is (RFC 6960
  * allows pre-produced responses). An answer with a nonce, or for several certificates, is signed per request.
- * Those (and answers for an unknown serial) are within a budget per client address (ocsp.signatures_per_minute, an
+ * Every signature (those, answers for an unknown serial, and the first of a kept answer: the client picks the CertID,
+ * among the many the log's serials give) is within a budget per client address (ocsp.signatures_per_minute, an
  * IPv6 client by its /64): one address made the token sign ~1,200 a second and tripled enrollment latency. Past it
- * a nonce is left out and the pre-signed answer sent (RFC 8954 3: a responder may ignore the nonce), anything else
- * gets tryLater (RFC 6960 2.3), and either is counted as a refusal of that address (ca_refusals.c).
+ * a kept answer is still sent, its nonce left out (RFC 8954 3: a responder may ignore the nonce); anything else
+ * gets tryLater (RFC 6960 2.3); either is counted as a refusal of that address (ca_refusals.c).
  * Revocations, made by this process or another, move the database's revocation epoch; requests notice within
  * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is dropped (a generation count).
  * Several nodes: every node signs its own OCSP answers (so a revocation on any node is in every node's OCSP answers
@@ -648,17 +649,19 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
         pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
         ct_err rc = look_up(c, o, &req, single);
         st = single[0].status;
-        /* An answer that is not kept is signed for this request alone: within the client's budget. */
-        if (rc == CT_OK && (req.n > 1 || req.nonce || st == PKI_OCSP_UNKNOWN) && !budget_take(c, source)) {
-            if (req.n > 1 || st == PKI_OCSP_UNKNOWN) { /* no answer to send instead */
+        /* Every signature is within the client's budget: one made to be kept too (a client cycling through more
+         * CertIDs of the serials the log lists than are kept missed every time). Past it only a kept answer is
+         * sent: its nonce left out, or kept meanwhile by another request. */
+        if (rc == CT_OK && !budget_take(c, source)) {
+            kept = req.n == 1 && cache_get(r, &req.ids[0], now, &ans->body, &st);
+            if (!kept) {
                 over_budget(c, source, "tryLater");
                 return answer_status(ans, PKI_OCSP_TRY_LATER, "tryLater: over ocsp.signatures_per_minute");
             }
-            over_budget(c, source, "answered without its nonce (pre-signed)");
+            if (req.nonce) over_budget(c, source, "answered without its nonce (pre-signed)");
+            nonce_left_out = req.nonce != NULL;
             req.nonce = NULL;
             req.nonce_len = 0;
-            nonce_left_out = true;
-            kept = cache_get(r, &req.ids[0], now, &ans->body, &st);
         }
         if (rc == CT_OK && !kept) rc = sign_answer(c, o, &req, single, &ans->body);
         if (rc != CT_OK) { /* RFC 6960's internalError carries no text: the detail is in this line, under the
@@ -693,6 +696,8 @@ ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     const char *rest = rq->path + strlen("/ocsp");
     CT_ENSURE_MSG(strncmp(rq->path, "/ocsp", 5) == 0 && (*rest == '\0' || *rest == '/'), CT_ERR_NOT_FOUND,
                   "no such resource");
+    /* Before any work (a signature, a budget use): a GET's body too, else answered and only then refused. */
+    CT_ENSURE_MSG(!rq->body_too_large, CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body);
     if (strcmp(rq->method, "GET") == 0) { /* RFC 6960 A.1.1: GET /ocsp/<url-encoded base64 DER> */
         const char *b64 = *rest ? rest + 1 : rest;
         size_t n = strlen(b64);
@@ -704,7 +709,7 @@ ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         len = decoded.len;
     } else if (strcmp(rq->method, "POST") == 0) {
         CT_ENSURE_MSG(!*rest, CT_ERR_NOT_FOUND, "POST the OCSP request to /ocsp");
-        CT_ENSURE_MSG(!rq->body_too_large && rq->body_len <= PKI_OCSP_MAX_REQUEST, CT_ERR_TOO_LARGE,
+        CT_ENSURE_MSG(rq->body_len <= PKI_OCSP_MAX_REQUEST, CT_ERR_TOO_LARGE,
                       "OCSP request larger than %d bytes", PKI_OCSP_MAX_REQUEST);
         CT_ENSURE_MSG(ca_media_type_is(rq->content_type, OCSP_REQUEST_TYPE), CT_ERR_CONTENT_TYPE,
                       "content type must be " OCSP_REQUEST_TYPE); /* fixed: counted per reason (ca_refusals.c) */

@@ -941,17 +941,17 @@ static unsigned connection_limit(const ca *c)
  * the default, RLIMIT_STACK (8 MiB), would reserve 8 MiB of address space a connection. */
 #define CONNECTION_STACK ((size_t)1 << 20)
 
-/* One daemon: the options both share, then `extra` (TLS). NULL when it cannot listen. */
-static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct sockaddr_storage *addr,
-                                       const struct MHD_OptionItem *extra)
+/* One daemon: the options both share, then `extra` (TLS). `*out` NULL when it cannot listen; an error when its
+ * per-address table cannot be made (said as such, not as an address in use). */
+static ct_err start_daemon(listener *l, unsigned flags, const struct sockaddr_storage *addr,
+                           const struct MHD_OptionItem *extra, struct MHD_Daemon **out)
 {
     const ca_settings *cfg = &l->c->cfg;
     unsigned connections = connection_limit(l->c);
     /* The rate bounds handshakes: the plain-HTTP listener (cameras behind one address fetching CRLs) has none. */
     long connects_per_second = l->plain ? 0 : cfg->per_ip_connects_per_second;
-    if (counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections, (unsigned)cfg->reserved_connections,
-                    connects_per_second, cfg->per_ip_connects_burst) != CT_OK)
-        return NULL;
+    CT_GUARD_RET(counts_init(&l->counts, connections, (unsigned)cfg->per_ip_connections,
+                             (unsigned)cfg->reserved_connections, connects_per_second, cfg->per_ip_connects_burst));
     if (addr->ss_family == AF_INET6) { /* else libmicrohttpd makes an IPv4 socket for it */
         const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
         /* [::] and an IPv4-mapped address serve IPv4 clients too, seen as IPv4-mapped (ca_addr_key: IPv4 ones) */
@@ -961,7 +961,7 @@ static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct
      * connection stays with the worker that accepted it, and one worker often took several of a burst (all eight
      * of the bench's, now and then): their requests then waited for each other's commits. ITC: MHD_quiesce_daemon
      * needs it in this thread mode. */
-    return MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+    *out = MHD_start_daemon(flags | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
                                 MHD_USE_ITC | MHD_USE_ERROR_LOG,
                             0, accept_policy, l, on_request, (void *)l, MHD_OPTION_EXTERNAL_LOGGER, library_log, NULL,
                             MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr, MHD_OPTION_CONNECTION_TIMEOUT,
@@ -970,6 +970,7 @@ static struct MHD_Daemon *start_daemon(listener *l, unsigned flags, const struct
                             MHD_OPTION_THREAD_STACK_SIZE, CONNECTION_STACK,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)l,
                             MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
+    return CT_OK;
 }
 
 /* The plain-HTTP daemon for /crl and /ocsp, or none (`where` empty). A failure is fatal when the address was
@@ -981,7 +982,7 @@ static ct_err start_plain(listener *l, const char *where, bool asked, struct MHD
     socklen_t addr_len;
     if (!*where) return CT_OK;
     CT_GUARD_RET(ct_addr_parse(where, &addr, &addr_len));
-    *out = start_daemon(l, 0, &addr, none);
+    CT_GUARD_RET(start_daemon(l, 0, &addr, none, out));
     if (*out) return CT_OK;
     CT_ENSURE_RET(!asked, ct_fail(CT_ERR_IO, "cannot listen for plain HTTP on %s (in use, or not a local address?)", where));
     ct_log(CT_LOG_ERROR, "http_listen_failed",
@@ -1074,7 +1075,7 @@ ct_err ca_serve(ca *c, const char *listen, const char *http_listen)
         {MHD_OPTION_END, 0, NULL},
     };
     the_tls_listener = &tls_listener;
-    daemons[0] = start_daemon(&tls_listener, MHD_USE_TLS, &addr, tls_options);
+    CT_GUARD(start_daemon(&tls_listener, MHD_USE_TLS, &addr, tls_options, &daemons[0]));
     CT_ENSURE_MSG(daemons[0], CT_ERR_IO, "cannot listen on %s (in use, or not a local address?)", where);
     CT_GUARD(start_plain(&plain_listener, plain_where, http_listen != NULL, &daemons[1]));
     CT_ENSURE_MSG(pthread_create(&watchdog.thread, NULL, watchdog_run, &watchdog) == 0, CT_ERR_INTERNAL,

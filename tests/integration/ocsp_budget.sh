@@ -33,6 +33,10 @@ for _ in $(seq 1 100); do
     -CAfile "$CA/root.pem" -no_nonce 2>&1 | grep -q 'CAM0002.pem: revoked' && break
   sleep 0.1
 done
+# ... and the good one's, kept too: past its budget 127.0.0.2 is sent the kept answers (an answer not kept yet would
+# be signed within its budget as well: ocsp_miss_budget.sh)
+openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/CAM0001.pem" -url "http://127.0.0.1:$HTTP_PORT/ocsp" \
+  -CAfile "$CA/root.pem" -no_nonce >/dev/null 2>&1
 
 req() { openssl ocsp -issuer "$CA/device-issuing.pem" "$@" 2>/dev/null; }
 req -cert "$WORK/CAM0001.pem" -reqout "$WORK/good.req"       # with a nonce (openssl's default)

@@ -11,6 +11,9 @@ ocsp_cache_keyed.sh (offline: it only writes files).
       other serials, and writes OUT.target (that honest request), OUT.target.serial (its serial) and OUT.1 ...
       OUT.COUNT (requests for COUNT of those others, no nonce); prints "home H colliding N". Exits 1 when fewer
       than COUNT collide.
+  ocsp_certids.py forms SHA1_REQ SHA256_REQ SERIALS OUT
+      Writes OUT.1 ... OUT.N, a request (no nonce) for each distinct CertID form of every serial, one serial's forms
+      after another's; prints N.
 """
 import sys
 
@@ -65,18 +68,36 @@ def fnv1a(data):
     return h
 
 
-def main(sha1_req, sha256_req, serials_file, slots, count, out):
-    slots, count = int(slots), int(count)
+def all_forms(sha1_req, sha256_req, serials_file):
+    """(serials, the honest CertID of each, the distinct CertID forms of each)"""
     sha1 = issuer_hashes(open(sha1_req, "rb").read())
     sha256 = issuer_hashes(open(sha256_req, "rb").read())
     serials = [s.strip().lower() for s in open(serials_file) if s.strip()]
     honest = {s: cert_id(SHA1, NULL, sha1, s, False) for s in serials}
-    forms = {s: [cert_id(alg, params, hashes, s, zero) for alg, hashes in ((SHA1, sha1), (SHA256, sha256))
-                 for params in (NULL, b"") for zero in (False, True)] for s in serials}
+    forms = {s: list(dict.fromkeys(cert_id(alg, params, hashes, s, zero)
+                                   for alg, hashes in ((SHA1, sha1), (SHA256, sha256))
+                                   for params in (NULL, b"") for zero in (False, True))) for s in serials}
+    return serials, honest, forms
+
+
+def write_forms(sha1_req, sha256_req, serials_file, out):
+    serials, _, forms = all_forms(sha1_req, sha256_req, serials_file)
+    n = 0
+    for s in serials:
+        for c in forms[s]:
+            n += 1
+            open("%s.%d" % (out, n), "wb").write(ocsp_request(c))
+    print(n)
+    return 0
+
+
+def main(sha1_req, sha256_req, serials_file, slots, count, out):
+    slots, count = int(slots), int(count)
+    serials, honest, forms = all_forms(sha1_req, sha256_req, serials_file)
     best = None
     for target, target_id in honest.items():
         home = fnv1a(target_id) % slots
-        colliding = [c for s in serials if s != target for c in dict.fromkeys(forms[s]) if fnv1a(c) % slots == home]
+        colliding = [c for s in serials if s != target for c in forms[s] if fnv1a(c) % slots == home]
         if best is None or len(colliding) > len(best[2]):
             best = (target, home, colliding)
     target, home, colliding = best
@@ -91,4 +112,4 @@ def main(sha1_req, sha256_req, serials_file, slots, count, out):
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:]))
+    sys.exit(write_forms(*sys.argv[2:6]) if sys.argv[1:2] == ["forms"] else main(*sys.argv[1:]))
