@@ -223,7 +223,8 @@ typedef struct {
 } signing_tree;
 
 /* A refusal to sign that lasts (a forked tree, a rolled-back database: asked again each lease tick, five times a
- * second with node.lease_ms 1000) is logged when it first happens, when its reason changes, and then this often. */
+ * second with node.lease_ms 1000) is logged when it first happens, when its reason changes, and then this often; its
+ * end in one line (log_signing_resumed). */
 #define REFUSAL_REPEAT_MS (60 * 1000)
 
 struct ca_log {
@@ -527,11 +528,17 @@ static void publish(ca *c)
 {
     ca_log *l = c->log;
     if (!ca_lease_held(c)) return;
+    ct_err_clear(); /* the reason compared below is this attempt's, never one an earlier call left */
     ct_err rc = sign_heads(c, CA_SERVER_ACTOR, &l->tree, false, NULL);
+    if (rc == CT_OK) {
+        /* Said: with the refusal repeated only once a minute, its lines stopping no longer shows that it ended. */
+        if (l->refused[0]) ct_log(CT_LOG_INFO, "log_signing_resumed", "after=%s", CT_LOGQ(l->refused));
+        l->refused[0] = '\0';
+        return;
+    }
     const char *why = *ct_err_detail() ? ct_err_detail() : ct_err_message(rc);
     int64_t now = ct_now_ms();
-    if (rc == CT_OK) l->refused[0] = '\0';
-    if (rc == CT_OK || (strcmp(why, l->refused) == 0 && now - l->refused_ms < REFUSAL_REPEAT_MS)) return;
+    if (strcmp(why, l->refused) == 0 && now - l->refused_ms < REFUSAL_REPEAT_MS) return;
     ct_log(CT_LOG_ERROR, "log_sth", "error=%s", CT_LOGQ(why));
     if (ct_strlcpy(l->refused, sizeof l->refused, why) != CT_OK) l->refused[0] = '\0';
     l->refused_ms = now;
