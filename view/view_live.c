@@ -381,10 +381,9 @@ typedef struct {
     ms_verifier *ver;   /* the signing session's (a camera restarted starts another) */
     media_codec codec;  /* the video's, from its first session on */
     size_t gops;
-    /* A camera that restarts signs its new session after the one before: the latest GOP reported authentic (any
-     * session: its signing time and counter), the latest of the sessions before this one, and this one's GOPs
-     * signed no later than that. */
-    signed_mark latest, before;
+    /* A camera signs its GOPs one after another, and a session it restarts after the one before: the latest GOP
+     * reported authentic (of any session: its signing time and counter), and the session's GOPs signed no later. */
+    signed_mark latest;
     size_t replayed;
     uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
     double t_base, t_last, t_step;
@@ -416,18 +415,18 @@ static void on_gop(const ms_gop_report *gop, void *arg)
     session *s = arg;
     ms_gop_report r = *gop, *g = &r;
     bool timed = g->status == MS_AUTHENTIC && g->signed_at && g->has_counter;
-    /* A GOP signed no later than one the camera signed before it restarted: an older recording (or the same session
-     * rewound, down to its last GOP) served as a restart by whoever writes the playlist, not live video. */
-    if (timed && s->before.at && !signed_after(g, &s->before)) {
-        char before[CT_TIME_UTC_MAX];
-        ct_time_utc((int64_t)s->before.at, before);
+    /* A GOP signed no later than one verified before it: an older recording of the camera's (or its session rewound,
+     * down to the last GOP) served as a restart, or numbered on, by whoever writes the playlist; not live video. In
+     * one session the verifier judges the counters alone: another session's may run past them. */
+    if (timed && s->latest.at && !signed_after(g, &s->latest)) {
+        char latest[CT_TIME_UTC_MAX];
+        ct_time_utc((int64_t)s->latest.at, latest);
         g->status = MS_REORDERED;
-        if (ct_snprintf(g->detail, sizeof g->detail, "signed no later than GOP %u of the camera's session before it "
-                        "restarted (signed at %s): an older recording replayed, not live", s->before.counter,
-                        before) != CT_OK)
+        if (ct_snprintf(g->detail, sizeof g->detail, "signed no later than the camera's GOP %u verified before it "
+                        "(signed at %s): an older recording replayed, not live", s->latest.counter, latest) != CT_OK)
             g->detail[0] = '\0';
         s->replayed++;
-    } else if (timed && signed_after(g, &s->latest)) {
+    } else if (timed) {
         s->latest = (signed_mark){g->signed_at, g->counter};
     }
     ms_print_gop(s->report, ++s->gops, g);
@@ -625,7 +624,6 @@ static ct_err session_end(session *s)
         sum.authentic = false;
     }
     ms_print_summary(s->report, where, &sum);
-    s->before = s->latest;
     s->replayed = 0;
     ms_verifier_close(s->ver);
     s->ver = NULL;

@@ -7,7 +7,9 @@
 # ISO/IEC 14496-15 readers), which the verifier passed over without a word: the MP4 verifier's rule, now shared
 # (ms_verifier_push_sample). A problem the verifier meets in a segment refuses that segment. A camera that restarts
 # (kill -9, then its agent again: a new signing session) is told in one line, the new session verified on its own and
-# shown; another camera's session spliced in as a restart is told so, its signer checked again, and not shown.
+# shown; another camera's session spliced in as a restart is told so, its signer checked again, and not shown. The
+# camera's own older recordings, replayed as a restart, rewound to the last segment shown, or numbered on after the
+# segments shown, are signed before what was shown: `reordered`, not shown.
 # Usage: live_tamper.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
@@ -145,12 +147,40 @@ put "$WORK/rewind.m3u8" index.m3u8
 rc=0; wait "$VIEWER" || rc=$?; VIEWER=
 check "the camera's first session, then its last segment shown, replayed as restarts: told, reordered, not shown (exit 1)" \
   bash -c "[ $rc = 1 ] && [ \$(grep -c '^camera restarted: a new signing session from segment 0' '$WORK/replay.rep') = 2 ] &&
-  grep -q '^segment 0: NOT SHOWN: not authentic: frames 0-29 reordered: signed no later than GOP 3 of the camera.s \
-session before it restarted (signed at .*): an older recording replayed, not live' '$WORK/replay.rep' &&
+  grep -q '^segment 0: NOT SHOWN: not authentic: frames 0-29 reordered: signed no later than the camera.s GOP 3 \
+verified before it (signed at .*): an older recording replayed, not live' '$WORK/replay.rep' &&
   grep -q '^result: NOT AUTHENTIC (3 reordered)' '$WORK/replay.rep' &&
   grep -q '^result: NOT AUTHENTIC (1 reordered)' '$WORK/replay.rep' &&
   grep -q 'live: 3 segments shown, 4 not shown' '$WORK/replay.rep'"
 for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s index.m3u8; do put "$WORK/live2.b/$f" "$f"; done
+
+# ---- no restart told: the falsifier goes on numbering the playlist with segments of another, older recording of the
+# same camera whose GOP counters run past those shown (GOPs of 10 pictures, signed from the second its certificate
+# starts). The first GOP that does not link is `altered`; the GOPs after it linked among themselves and were shown
+# `verified` (older video as the camera's live). They were signed before the GOPs shown before them: `reordered`,
+# not shown. ----
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
+  -g 10 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/short.h264"
+since=$(date -d "$(openssl x509 -noout -startdate -in "$CAM.chains/media-signing.chain" | cut -d= -f2)" +%s)
+"$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start $((since + 1)) \
+  --cmaf yes "$WORK/short.h264" "$WORK/older" >/dev/null
+sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
+"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/goon.mp4" \
+  "https://$NAME:$PORT/live/" >"$WORK/goon.rep" 2>&1 &
+VIEWER=$!
+for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/goon.rep" && break; sleep 0.05; done
+put "$WORK/older/seg-000001.m4s" seg-000003.m4s
+put "$WORK/older/seg-000002.m4s" seg-000004.m4s
+{ cat "$WORK/open.m3u8"; grep -B2 '^seg-00000[12]' "$WORK/older/index.m3u8" | grep -v '^--' |
+  sed 's/seg-000001/seg-000003/; s/seg-000002/seg-000004/'; echo '#EXT-X-ENDLIST'; } >"$WORK/goon.m3u8"
+put "$WORK/goon.m3u8" index.m3u8
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "an older recording of the camera's numbered on after the segments shown: reordered, not shown (exit 1)" bash -c "
+  [ $rc = 1 ] && ! grep -q '^camera restarted' '$WORK/goon.rep' &&
+  grep -q '^segment 4: NOT SHOWN: not authentic: frames 120-129 reordered: signed no later than' '$WORK/goon.rep' &&
+  grep -q 'live: 3 segments shown, 2 not shown' '$WORK/goon.rep'"
+rm -f "$WORK/live2/seg-000003.m4s" "$WORK/live2/seg-000004.m4s"
+put "$WORK/live2.b/index.m3u8" index.m3u8
 
 # ---- a falsifier writing the camera's storage splices in a session signed by another camera (CAM1602, certified
 # by the same root) as a restart would: told as a restart, and that session's signer is checked again (it must be
