@@ -382,7 +382,8 @@ typedef struct {
     media_codec codec;  /* the video's, from its first session on */
     size_t gops;
     /* A camera signs its GOPs one after another, and a session it restarts after the one before: the latest GOP
-     * reported authentic (of any session: its signing time and counter), and the session's GOPs signed no later. */
+     * reported authentic (of any session: its signing time and counter); this session's GOPs signed no later than
+     * the one before them, reported `reordered` (its summary counts them so). */
     signed_mark latest;
     size_t replayed;
     uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
