@@ -128,12 +128,15 @@ check_eq "  ... the viewer's video: the first session's 60 pictures, then the ne
 # session (its GOP signed in the same second as the last one shown, being it), exit 1. Before, each replay was shown
 # `verified` as the camera's live video (exit 0), and the last second could be looped so forever. ----
 put() { cp "$1" "$WORK/live2/$2.x" && mv "$WORK/live2/$2.x" "$WORK/live2/$2"; } # put FILE NAME: whole, as the camera
+watch_open() { # watch_open NAME: the camera's playlist left open, alice watches it (VIEWER) until segment 2 is shown
+  sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
+  "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/$1.mp4" \
+    "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 &
+  VIEWER=$!
+  for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/$1.rep" && break; sleep 0.05; done
+}
 cp -r "$WORK/live2" "$WORK/live2.b"
-sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
-"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/replay.mp4" \
-  "https://$NAME:$PORT/live/" >"$WORK/replay.rep" 2>&1 &
-VIEWER=$!
-for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/replay.rep" && break; sleep 0.05; done
+watch_open replay
 cp "$WORK/live2/seg-000002.m4s" "$WORK/last.m4s"
 for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s; do put "$WORK/first/$f" "$f"; done
 sed '/ENDLIST/d' "$WORK/first/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
@@ -164,11 +167,7 @@ ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -
 since=$(date -d "$(openssl x509 -noout -startdate -in "$CAM.chains/media-signing.chain" | cut -d= -f2)" +%s)
 "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start $((since + 1)) \
   --cmaf yes "$WORK/short.h264" "$WORK/older" >/dev/null
-sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
-"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/goon.mp4" \
-  "https://$NAME:$PORT/live/" >"$WORK/goon.rep" 2>&1 &
-VIEWER=$!
-for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/goon.rep" && break; sleep 0.05; done
+watch_open goon
 put "$WORK/older/seg-000001.m4s" seg-000003.m4s
 put "$WORK/older/seg-000002.m4s" seg-000004.m4s
 { cat "$WORK/open.m3u8"; grep -B2 '^seg-00000[12]' "$WORK/older/index.m3u8" | grep -v '^--' |
@@ -192,11 +191,7 @@ CAM2=$WORK/cam2
 factory_provision "$CAM2" CAM1602 "$WORK/dev"
 "$AGENT_BIN" record --dir "$CAM2" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start "$(date +%s)" \
   --cmaf yes "$WORK/after.h264" "$WORK/other" >/dev/null
-sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
-"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/splice.mp4" \
-  "https://$NAME:$PORT/live/" >"$WORK/splice.rep" 2>&1 &
-VIEWER=$!
-for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/splice.rep" && break; sleep 0.05; done
+watch_open splice
 for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s index.m3u8; do put "$WORK/other/$f" "$f"; done
 rc=0; wait "$VIEWER" || rc=$?; VIEWER=
 check "another camera's session spliced in: told as a restart, its signer checked again, none of it shown (exit 1)" \
