@@ -359,6 +359,17 @@ typedef struct {
     uint8_t sets[32];    /* digest of the verifier's parameter sets (param_table) at its first picture */
 } pending;
 
+/* When a GOP was signed: seconds, then its counter in the session (two GOPs may share a second). */
+typedef struct {
+    time_t at;
+    uint32_t counter;
+} signed_mark;
+
+static bool signed_after(const ms_gop_report *g, const signed_mark *m)
+{
+    return g->signed_at > m->at || (g->signed_at == m->at && g->counter > m->counter);
+}
+
 typedef struct {
     viewer v;
     camera cam;
@@ -370,6 +381,11 @@ typedef struct {
     ms_verifier *ver;   /* the signing session's (a camera restarted starts another) */
     media_codec codec;  /* the video's, from its first session on */
     size_t gops;
+    /* A camera signs its GOPs one after another, and a session it restarts after the one before: the latest GOP
+     * reported authentic (of any session: its signing time and counter); this session's GOPs signed no later than
+     * the one before them, reported `reordered` (its summary counts them so). */
+    signed_mark latest;
+    size_t replayed;
     uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
     double t_base, t_last, t_step;
     bool have_t;
@@ -395,9 +411,25 @@ static ct_err out_write(void *arg, const uint8_t *p, size_t n)
     return CT_OK;
 }
 
-static void on_gop(const ms_gop_report *g, void *arg)
+static void on_gop(const ms_gop_report *gop, void *arg)
 {
     session *s = arg;
+    ms_gop_report r = *gop, *g = &r;
+    bool timed = g->status == MS_AUTHENTIC && g->signed_at && g->has_counter;
+    /* A GOP signed no later than one verified before it: an older recording of the camera's (or its session rewound,
+     * down to the last GOP) served as a restart, or numbered on, by whoever writes the playlist; not live video. In
+     * one session the verifier judges the counters alone: another session's may run past them. */
+    if (timed && s->latest.at && !signed_after(g, &s->latest)) {
+        char latest[CT_TIME_UTC_MAX];
+        ct_time_utc((int64_t)s->latest.at, latest);
+        g->status = MS_REORDERED;
+        if (ct_snprintf(g->detail, sizeof g->detail, "signed no later than the camera's GOP %u verified before it "
+                        "(signed at %s): an older recording replayed, not live", s->latest.counter, latest) != CT_OK)
+            g->detail[0] = '\0';
+        s->replayed++;
+    } else if (timed) {
+        s->latest = (signed_mark){g->signed_at, g->counter};
+    }
     ms_print_gop(s->report, ++s->gops, g);
     fflush(s->report);
     for (size_t i = 0; i < s->nq; i++) {
@@ -587,7 +619,13 @@ static ct_err session_end(session *s)
     CT_GUARD_RET(release(s, true));
     CT_GUARD_RET(ct_snprintf(where, sizeof where, "%s", s->url));
     CT_GUARD_RET(ct_strlcpy(sum.container, sizeof sum.container, "live CMAF"));
+    if (s->replayed) { /* as reported GOP by GOP (on_gop) */
+        sum.count[MS_AUTHENTIC] -= s->replayed;
+        sum.count[MS_REORDERED] += s->replayed;
+        sum.authentic = false;
+    }
     ms_print_summary(s->report, where, &sum);
+    s->replayed = 0;
     ms_verifier_close(s->ver);
     s->ver = NULL;
     s->gops = s->frames = s->verified_end = 0;

@@ -7,7 +7,9 @@
 # ISO/IEC 14496-15 readers), which the verifier passed over without a word: the MP4 verifier's rule, now shared
 # (ms_verifier_push_sample). A problem the verifier meets in a segment refuses that segment. A camera that restarts
 # (kill -9, then its agent again: a new signing session) is told in one line, the new session verified on its own and
-# shown; another camera's session spliced in as a restart is told so, its signer checked again, and not shown.
+# shown; another camera's session spliced in as a restart is told so, its signer checked again, and not shown. The
+# camera's own older recordings, replayed as a restart, rewound to the last segment shown, or numbered on after the
+# segments shown, are signed before what was shown: `reordered`, not shown.
 # Usage: live_tamper.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
@@ -39,6 +41,7 @@ PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
 [ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
 cat "$WORK/src.h264" >"$WORK/src.fifo"
 for _ in $(seq 1 600); do grep -q '^stream ended' "$WORK/stream.out" && break; sleep 0.05; done
+cp -r "$CAM/live" "$WORK/first" # the camera's first session, as signed
 watch() { # watch NAME: alice watches the (ended) stream; the video in NAME.mp4, the report in NAME.rep; sets rc
   rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
     --out "$WORK/$1.mp4" "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 || rc=$?
@@ -95,7 +98,8 @@ camera() { # camera INPUT LISTEN: the camera streams INPUT into $WORK/live2 (the
   PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
   [ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
   exec 7>"$WORK/src.fifo"
-  cat "$1" >&7
+  # at the pace of a camera (30 pictures a second): its pictures' capture times are no later than its clock
+  ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$1" -c copy -f h264 - >&7
 }
 camera "$WORK/src.h264" 127.0.0.1:0 # 3 GOPs: segments 0 and 1 written, the third GOP's waits for more input
 "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/restart.mp4" \
@@ -118,6 +122,65 @@ check_eq "  ... the viewer's video: the first session's 60 pictures, then the ne
   "$(wc -l <"$WORK/restart.md5") $(head -n 60 "$WORK/src.md5" | cat - "$WORK/after.md5" |
   cmp -s - "$WORK/restart.md5" && echo same)"
 
+# ---- the falsifier replays the camera's own first session of this test (its valid signatures, seconds older) as a
+# restart would: told as a restart, but its GOPs were signed before those shown before it: `reordered` (an older
+# recording replayed, not live), none of it shown; and so when it then plays the last segment shown again as a new
+# session (its GOP signed in the same second as the last one shown, being it), exit 1. Before, each replay was shown
+# `verified` as the camera's live video (exit 0), and the last second could be looped so forever. ----
+put() { cp "$1" "$WORK/live2/$2.x" && mv "$WORK/live2/$2.x" "$WORK/live2/$2"; } # put FILE NAME: whole, as the camera
+watch_open() { # watch_open NAME: the camera's playlist left open, alice watches it (VIEWER) until segment 2 is shown
+  sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
+  "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/$1.mp4" \
+    "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 &
+  VIEWER=$!
+  for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/$1.rep" && break; sleep 0.05; done
+}
+cp -r "$WORK/live2" "$WORK/live2.b"
+watch_open replay
+cp "$WORK/live2/seg-000002.m4s" "$WORK/last.m4s"
+for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s; do put "$WORK/first/$f" "$f"; done
+sed '/ENDLIST/d' "$WORK/first/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
+for _ in $(seq 1 600); do grep -q '^segment 1: NOT SHOWN' "$WORK/replay.rep" && break; sleep 0.05; done
+# the last segment shown, alone in a playlist as segment 0 (with its key line; the init segment: the camera's)
+put "$WORK/last.m4s" seg-000000.m4s
+{ sed -n '1,/^#EXT-X-MAP/p' "$WORK/live2.b/index.m3u8"; grep -B2 '^seg-000002' "$WORK/live2.b/index.m3u8" |
+  sed 's/seg-000002/seg-000000/'; echo '#EXT-X-ENDLIST'; } >"$WORK/rewind.m3u8"
+put "$WORK/live2.b/init.mp4" init.mp4
+put "$WORK/rewind.m3u8" index.m3u8
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "the camera's first session, then its last segment shown, replayed as restarts: told, reordered, not shown (exit 1)" \
+  bash -c "[ $rc = 1 ] && [ \$(grep -c '^camera restarted: a new signing session from segment 0' '$WORK/replay.rep') = 2 ] &&
+  grep -q '^segment 0: NOT SHOWN: not authentic: frames 0-29 reordered: signed no later than the camera.s GOP 3 \
+verified before it (signed at .*): an older recording replayed, not live' '$WORK/replay.rep' &&
+  grep -q '^result: NOT AUTHENTIC (3 reordered)' '$WORK/replay.rep' &&
+  grep -q '^result: NOT AUTHENTIC (1 reordered)' '$WORK/replay.rep' &&
+  grep -q 'live: 3 segments shown, 4 not shown' '$WORK/replay.rep'"
+for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s index.m3u8; do put "$WORK/live2.b/$f" "$f"; done
+
+# ---- no restart told: the falsifier goes on numbering the playlist with segments of another, older recording of the
+# same camera whose GOP counters run past those shown (GOPs of 10 pictures, signed from the second its certificate
+# starts). The first GOP that does not link is `altered`; the GOPs after it linked among themselves and were shown
+# `verified` (older video as the camera's live). They were signed before the GOPs shown before them: `reordered`,
+# not shown. ----
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
+  -g 10 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/short.h264"
+since=$(date -d "$(openssl x509 -noout -startdate -in "$CAM.chains/media-signing.chain" | cut -d= -f2)" +%s)
+"$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start $((since + 1)) \
+  --cmaf yes "$WORK/short.h264" "$WORK/older" >/dev/null
+watch_open goon
+put "$WORK/older/seg-000001.m4s" seg-000003.m4s
+put "$WORK/older/seg-000002.m4s" seg-000004.m4s
+{ cat "$WORK/open.m3u8"; grep -B2 '^seg-00000[12]' "$WORK/older/index.m3u8" | grep -v '^--' |
+  sed 's/seg-000001/seg-000003/; s/seg-000002/seg-000004/'; echo '#EXT-X-ENDLIST'; } >"$WORK/goon.m3u8"
+put "$WORK/goon.m3u8" index.m3u8
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "an older recording of the camera's numbered on after the segments shown: reordered, not shown (exit 1)" bash -c "
+  [ $rc = 1 ] && ! grep -q '^camera restarted' '$WORK/goon.rep' &&
+  grep -q '^segment 4: NOT SHOWN: not authentic: frames 120-129 reordered: signed no later than' '$WORK/goon.rep' &&
+  grep -q 'live: 3 segments shown, 2 not shown' '$WORK/goon.rep'"
+rm -f "$WORK/live2/seg-000003.m4s" "$WORK/live2/seg-000004.m4s"
+put "$WORK/live2.b/index.m3u8" index.m3u8
+
 # ---- a falsifier writing the camera's storage splices in a session signed by another camera (CAM1602, certified
 # by the same root) as a restart would: told as a restart, and that session's signer is checked again (it must be
 # the camera serving the stream): nothing of it shown. Before, the viewer, past those segment numbers, fetched
@@ -128,12 +191,7 @@ CAM2=$WORK/cam2
 factory_provision "$CAM2" CAM1602 "$WORK/dev"
 "$AGENT_BIN" record --dir "$CAM2" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start "$(date +%s)" \
   --cmaf yes "$WORK/after.h264" "$WORK/other" >/dev/null
-put() { cp "$1" "$WORK/live2/$2.x" && mv "$WORK/live2/$2.x" "$WORK/live2/$2"; } # put FILE NAME: whole, as the camera
-sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
-"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/splice.mp4" \
-  "https://$NAME:$PORT/live/" >"$WORK/splice.rep" 2>&1 &
-VIEWER=$!
-for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/splice.rep" && break; sleep 0.05; done
+watch_open splice
 for f in init.mp4 seg-000000.m4s seg-000001.m4s seg-000002.m4s index.m3u8; do put "$WORK/other/$f" "$f"; done
 rc=0; wait "$VIEWER" || rc=$?; VIEWER=
 check "another camera's session spliced in: told as a restart, its signer checked again, none of it shown (exit 1)" \
