@@ -221,7 +221,7 @@ static ct_err crl_current(ca *c, int gen)
 }
 
 /* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`) under epoch_mu alone; when it
- * moved, drops every kept OCSP answer at once. True when it read. */
+ * moved, or could not be read, drops every kept OCSP answer at once. True when it read. */
 static bool epoch_poll(ca *c, int64_t t, bool now)
 {
     ca_revocation *r = c->rev;
@@ -231,13 +231,19 @@ static bool epoch_poll(ca *c, int64_t t, bool now)
     int64_t epoch = 0;
     if (read) {
         atomic_store(&r->checked_ms, t);
-        ct_err rc = db_revocation_epoch(c->db, &epoch);
+        ct_err rc = ct_failpoint_hit("ocsp:epoch-read-fails") ? ct_fail(CT_ERR_DB, "cannot read the epoch (failpoint)")
+                                                               : db_revocation_epoch(c->db, &epoch);
         if (rc != CT_OK)
             ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
-        else if (epoch != atomic_load(&r->read_epoch)) {
+        /* Unread, a revocation (another node's, or this one's just made) may have moved it: the kept answers are
+         * dropped too, else a revoked camera's kept 'good' was sent for as long as the database stayed unread. */
+        bool moved = rc == CT_OK && epoch != atomic_load(&r->read_epoch);
+        if (rc != CT_OK || moved) {
             (void)pthread_rwlock_wrlock(&r->cache_lock);
             r->generation++;
             (void)pthread_rwlock_unlock(&r->cache_lock);
+        }
+        if (moved) {
             atomic_store(&r->read_epoch_seen_ms, t);
             atomic_store(&r->read_epoch, epoch);
         }
