@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# A kept OCSP answer is dropped when the revocation epoch cannot be read. The responder learns of revocations (another
-# node's, the CLI's) only through the database's revocation epoch; a failed read was logged and the kept answers
-# stayed: a node that could not read its database (PostgreSQL out of reach, SQLite busy) sent a revoked camera's kept
-# 'good' for half of ocsp.validity_hours, to an address past its budget too. Played with every epoch read failing
-# (failpoint ocsp:epoch-read-fails; the rest of the database answers): a camera's answer kept, the camera revoked by
-# the CLI (another process), then asked again from the address that had it kept (its budget spent) and from another.
+# The OCSP responder and a database it cannot read, played with failpoints (the rest of the database answers):
+#  - a kept answer is dropped when the revocation epoch cannot be read. The responder learns of revocations (another
+#    node's, the CLI's) only through the database's revocation epoch; a failed read was logged and the kept answers
+#    stayed: a node that could not read its database (PostgreSQL out of reach, SQLite busy) sent a revoked camera's
+#    kept 'good' for half of ocsp.validity_hours, to an address past its budget too. Every epoch read failing
+#    (ocsp:epoch-read-fails): a camera's answer kept, the camera revoked by the CLI (another process), then asked
+#    again from the address that had it kept (its budget spent) and from another;
+#  - past its budget an address's requests read nothing of the database: each was looked up (a query per CertID, up
+#    to 8, of the database all nodes share) before the budget was asked. Every look-up failing (ocsp:look-up-fails):
+#    the first requests, within the budget, fail on it (internalError), the others are tryLater without reading it.
 # Usage: ocsp_epoch_unread.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -52,4 +56,14 @@ done
 ask 127.0.0.3 "$WORK/cam1.req" "$WORK/other"
 check_eq "... and from 127.0.0.3: revoked, an answer that verifies" revoked "$(status_of "$WORK/other.1")"
 check "... signed anew, not a kept answer" bash -c "! grep -q 'addr=\"127.0.0.3\".*pre-signed\|pre-signed.*addr=\"127.0.0.3\"' '$WORK/server.log'"
+
+# ---- past its budget, no look-ups ----
+cleanup_server
+CAMTRUST_FAILPOINT=ocsp:look-up-fails WITH_HTTP=1 start_ca "$CA"
+ask 127.0.0.4 "$WORK/cam2.req" "$WORK/flood" $((BUDGET + 3))
+# results ADDRESS PATTERN: how many OCSP answers to ADDRESS the server's log gives a result matching PATTERN
+results() { grep -c "path=\"/ocsp\" status=[0-9]* client=\"none\" result=\"$2.*addr=\"$1\"" "$WORK/server.log" || true; }
+check_eq "127.0.0.4's first $BUDGET requests, within its budget, fail on the database (internalError)" $BUDGET \
+  "$(results 127.0.0.4 internalError)"
+check_eq "... its 3 others are tryLater, the database not read for them" 3 "$(results 127.0.0.4 'tryLater: over')"
 finish
