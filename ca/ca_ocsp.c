@@ -221,7 +221,7 @@ static ct_err crl_current(ca *c, int gen)
 }
 
 /* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`) under epoch_mu alone; when it
- * moved, drops every kept OCSP answer at once. True when it read. */
+ * moved, or could not be read, drops every kept OCSP answer at once. True when it read. */
 static bool epoch_poll(ca *c, int64_t t, bool now)
 {
     ca_revocation *r = c->rev;
@@ -231,13 +231,19 @@ static bool epoch_poll(ca *c, int64_t t, bool now)
     int64_t epoch = 0;
     if (read) {
         atomic_store(&r->checked_ms, t);
-        ct_err rc = db_revocation_epoch(c->db, &epoch);
+        ct_err rc = ct_failpoint_hit("ocsp:epoch-read-fails") ? ct_fail(CT_ERR_DB, "cannot read the epoch (failpoint)")
+                                                               : db_revocation_epoch(c->db, &epoch);
         if (rc != CT_OK)
             ct_log(CT_LOG_ERROR, "revocation_refresh", "error=%s", CT_LOGQ(*ct_err_detail() ? ct_err_detail() : ct_err_message(rc)));
-        else if (epoch != atomic_load(&r->read_epoch)) {
+        /* Unread, a revocation (another node's, or this one's just made) may have moved it: the kept answers are
+         * dropped too, else a revoked camera's kept 'good' was sent for as long as the database stayed unread. */
+        bool moved = rc == CT_OK && epoch != atomic_load(&r->read_epoch);
+        if (rc != CT_OK || moved) {
             (void)pthread_rwlock_wrlock(&r->cache_lock);
             r->generation++;
             (void)pthread_rwlock_unlock(&r->cache_lock);
+        }
+        if (moved) {
             atomic_store(&r->read_epoch_seen_ms, t);
             atomic_store(&r->read_epoch, epoch);
         }
@@ -580,7 +586,9 @@ static ct_err look_up(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, pki
         db_cert_state st;
         single[i] = (pki_ocsp_single){.cert_id = id->der, .cert_id_len = id->der_len, .status = PKI_OCSP_UNKNOWN};
         db_crl_issuer issuer = o->g->kind == CA_CRL_OPS ? DB_CRL_OPS : DB_CRL_DEVICE;
-        rc = *id->serial_hex ? db_cert_state_get(c->db, issuer, id->serial_hex, &st) : CT_ERR_NOT_FOUND;
+        rc = !*id->serial_hex                      ? CT_ERR_NOT_FOUND
+             : ct_failpoint_hit("ocsp:look-up-fails") ? ct_fail(CT_ERR_DB, "cannot read the certificate (failpoint)")
+                                                      : db_cert_state_get(c->db, issuer, id->serial_hex, &st);
         if (rc == CT_ERR_NOT_FOUND) continue;
         CT_GUARD(rc);
         /* A serial that another generation (of its kind) signed is not this issuer's. */
@@ -647,12 +655,12 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
         uint64_t generation = r->generation; /* before reading the database: a revocation since makes it stale */
         (void)pthread_rwlock_unlock(&r->cache_lock);
         pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
-        ct_err rc = look_up(c, o, &req, single);
-        st = single[0].status;
+        ct_err rc = CT_OK;
         /* Every signature is within the client's budget: one made to be kept too (a client cycling through more
          * CertIDs of the serials the log lists than are kept missed every time). Past it only a kept answer is
-         * sent: its nonce left out, or kept meanwhile by another request. */
-        if (rc == CT_OK && !budget_take(c, source)) {
+         * sent: its nonce left out, or kept meanwhile by another request. Taken before the database is read: past
+         * it a request cost a look-up per CertID (up to PKI_OCSP_MAX_CERTS), of the database all nodes share. */
+        if (!budget_take(c, source)) {
             kept = req.n == 1 && cache_get(r, &req.ids[0], now, &ans->body, &st);
             if (!kept) {
                 over_budget(c, source, "tryLater");
@@ -662,6 +670,9 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
             nonce_left_out = req.nonce != NULL;
             req.nonce = NULL;
             req.nonce_len = 0;
+        } else {
+            rc = look_up(c, o, &req, single);
+            st = single[0].status;
         }
         if (rc == CT_OK && !kept) rc = sign_answer(c, o, &req, single, &ans->body);
         if (rc != CT_OK) { /* RFC 6960's internalError carries no text: the detail is in this line, under the
