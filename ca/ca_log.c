@@ -43,12 +43,6 @@ struct ca_proofs {
     checked_cache audit; /* the audit tree's (checkpoints' camtrust-audit-root; leaves: the entries' hashes) */
 };
 
-static ct_err fetch_leaves(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
-{
-    *got = n;
-    return db_log_leaves_from(((ca *)arg)->db, from, out, got);
-}
-
 ct_err ca_proofs_open(ca *c)
 {
     ca_proofs *p = calloc(1, sizeof *p);
@@ -59,7 +53,7 @@ ct_err ca_proofs_open(ca *c)
     }
     p->cache.name = "log";
     p->audit.name = "audit";
-    ct_err rc = ct_merkle_cache_init(&p->cache.tree, PROOF_CHUNK, fetch_leaves, c);
+    ct_err rc = ct_merkle_cache_init(&p->cache.tree, PROOF_CHUNK, db_log_fetch, c->db);
     if (rc == CT_OK) {
         rc = ct_merkle_cache_init(&p->audit.tree, PROOF_CHUNK, db_log_audit_fetch, c->db);
         if (rc != CT_OK) ct_merkle_cache_free(&p->cache.tree);
@@ -317,7 +311,7 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     if (tree->forked[0]) { /* refused until its last leaf changes: one leaf read */
         bool holds = true;
-        CT_GUARD(edge_holds(fetch_leaves, c, tree->f.size - 1, tree->edge, "signing", &holds));
+        CT_GUARD(edge_holds(db_log_fetch, c->db, tree->f.size - 1, tree->edge, "signing", &holds));
         CT_ENSURE_MSG(!holds, CT_ERR_UNAVAILABLE, "%s", tree->forked);
         ct_merkle_frontier_init(&tree->f);
         tree->forked[0] = '\0';

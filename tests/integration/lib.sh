@@ -121,6 +121,13 @@ incident_line() {
 }
 incident_count() { grep -c "^ts=[^ ]* level=error event=request incident=${1:-none} " "$WORK/server.log" || true; }
 
+# frames FILE [ffmpeg input options...]: the MD5 of every picture ffmpeg decodes of FILE, one per line (the video
+# tests compare what a player shows with the source).
+frames() {
+  local f=$1; shift
+  ffmpeg -nostdin -loglevel error "$@" -i "$f" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
+}
+
 # on_sqlite: the CA under test keeps its records in SQLite (not CAMTRUST_TEST_DB=postgresql): for the checks of the
 # file itself (its mode, an edit with the sqlite3 CLI).
 on_sqlite() { [ "${CAMTRUST_TEST_DB:-sqlite}" != postgresql ]; }

@@ -12,9 +12,6 @@ STREAM=
 trap '[ -n "$STREAM" ] && kill -TERM "$STREAM" 2>/dev/null; stop_factory; [ -n "${CAMTRUST_TEST_KEEP:-}" ] ||
   rm -rf "$WORK"' EXIT
 
-frames() { # frames FILE: the MD5 of every decoded frame, one per line
-  ffmpeg -nostdin -loglevel error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
-}
 wait_for() { # wait_for FILE PATTERN: until FILE exists (PATTERN '') or holds a line matching PATTERN (at most 30 s)
   for _ in $(seq 1 600); do
     if [ -z "$2" ]; then [ -e "$1" ] && return 0; else grep -q "$2" "$1" 2>/dev/null && return 0; fi

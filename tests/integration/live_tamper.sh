@@ -46,9 +46,6 @@ watch() { # watch NAME: alice watches the (ended) stream; the video in NAME.mp4,
   rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
     --out "$WORK/$1.mp4" "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 || rc=$?
 }
-frames() { # frames FILE: the MD5 of every picture ffmpeg decodes, one per line
-  ffmpeg -nostdin -loglevel error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
-}
 widths() { # widths FILE: how many pictures ffmpeg decodes of each width ("90 320")
   ffprobe -v error -select_streams v -show_entries frame=width -of csv=p=0 "$1" | grep -o "^[0-9]\+" | sort |
     uniq -c | xargs

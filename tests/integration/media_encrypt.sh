@@ -15,11 +15,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 exec 3>&2 # shrunk_failed's account of a failure
 command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
 
-# frames FILE [ffmpeg input options...]: the MD5 of every decoded frame, one per line (no timestamps).
-frames() {
-  local f=$1; shift
-  ffmpeg -nostdin -loglevel error "$@" -i "$f" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F', *' '{print $6}' || true
-}
 key_of() { "$VIEW_BIN" keys --dir "$1" --key "$2" | awk '$1 == "key" {print $2; exit}'; }
 no_output() { [ ! -e "$1" ] && [ -z "$(ls "$1".* 2>/dev/null)" ]; }
 # wait_held LOG POINT: until the process logging to LOG holds at failpoint POINT (at most 60 s). Empty LOG before

@@ -29,7 +29,6 @@ status_of() { # status_of CLIP GOP: the status of that GOP in the human report
   "$VERIFY_BIN" --root "$WORK/ca/root.pem" "$1" 2>/dev/null | awk -v g="$2" '$1 == "GOP" && $2 == g {print $6; exit}'
 }
 has() { grep -q -- "$1" "$WORK/out"; }
-frames() { ffmpeg -v error -i "$1" -f framemd5 - 2>/dev/null | grep -v '^#' | awk -F, '{print $6}'; }
 
 make_ca "$WORK/ca" Test
 make_ca "$WORK/other" Other
