@@ -101,10 +101,23 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
     return CT_OK;
 }
 
-/* A chunk cache's fetch as its growth reads: each chunk read with the leaf before it, the kept edge, in the same query
- * (one snapshot), and taken only while that leaf is still the edge. Read apart, rows rolled back or rewritten between
- * the two reads left the roots of the rows that were with a chunk of the new rows after them, the edge moved onto the
- * new rows (never seen changed again): proofs and tiles of a tree no database held. */
+/* Leaves [from - 1, from + n) into `buf` (room for n + 1) in one fetch, so one query, one snapshot: *got of them
+ * past the first, at buf + 1, and *held whether that first one, leaf from - 1, is still `edge`, the last leaf kept
+ * hashes were computed from (from 0 there is none: it holds). Read apart, rows rolled back or rewritten between the
+ * two reads had the hashes of the rows that were taken with the new rows after them. */
+static ct_err read_past_edge(ct_merkle_fetch_fn fetch, void *arg, uint64_t from, uint64_t n, const uint8_t *edge,
+                             const char *tree, ct_merkle_hash *buf, uint64_t *got, bool *held)
+{
+    uint64_t before = from > 0, read = n + before;
+    CT_GUARD_RET(fetch(arg, from - before, read, buf + 1 - before, &read));
+    *held = !before || edge_same(read > 0, buf[0], from - 1, edge, tree);
+    *got = read > before ? read - before : 0;
+    return CT_OK;
+}
+
+/* A chunk cache's fetch as its growth reads: each chunk read with the kept edge (read_past_edge) and taken only while
+ * that leaf is still the edge; else the cache kept the roots of the rows that were with a chunk of the new rows after
+ * them, its edge moved onto the new rows (never seen changed again): proofs and tiles of a tree no database held. */
 typedef struct {
     ct_merkle_fetch_fn fetch; /* the cache's own */
     void *arg;
@@ -117,13 +130,11 @@ typedef struct {
 static ct_err anchored_fetch(void *arg, uint64_t from, uint64_t n, ct_merkle_hash *out, uint64_t *got)
 {
     anchored_read *a = arg;
-    if (from == 0) return a->fetch(a->arg, from, n, out, got); /* no root kept before it */
-    uint64_t read = n + 1;
-    CT_GUARD_RET(a->fetch(a->arg, from - 1, n + 1, a->read, &read));
-    a->changed = !edge_same(read > 0, a->read[0], from - 1, a->edge, a->tree);
-    CT_ENSURE_RET(!a->changed, ct_fail(CT_ERR_UNAVAILABLE, "the rows of the %s tree changed while they were read: ask "
-                                                           "again", a->tree));
-    *got = read - 1;
+    bool held = true;
+    CT_GUARD_RET(read_past_edge(a->fetch, a->arg, from, n, a->edge, a->tree, a->read, got, &held));
+    a->changed = !held;
+    CT_ENSURE_RET(held, ct_fail(CT_ERR_UNAVAILABLE, "the rows of the %s tree changed while they were read: ask again",
+                                a->tree));
     memcpy(out, a->read + 1, *got * sizeof *out);
     return CT_OK;
 }
@@ -272,21 +283,19 @@ static void signed_note(signing_tree *tree, uint64_t size, const uint8_t root[CT
     memcpy(tree->signed_root, root, sizeof tree->signed_root);
 }
 
-/* Pushes the leaves past `tree`'s last one into it, each read starting at that last leaf itself: one query (one
- * snapshot) says whether it is still the database's. Its edge read apart, rows rewritten or rolled back and grown
- * again between the two reads had the leaves that were signed with the new ones after them, a tree no database
- * held. *changed when the last leaf is no longer the database's (nothing pushed then). */
+/* Pushes the leaves past `tree`'s last one into it, each read with that last leaf itself (read_past_edge): else a
+ * tree of the leaves that were with new ones after them, which no database held, was signed. *changed when the last
+ * leaf is no longer the database's (nothing pushed then). `chunk`: room for LEAF_CHUNK + 1. */
 static ct_err grow(ca *c, signing_tree *tree, const signed_tree heads[2], ct_merkle_hash *chunk, bool *changed)
 {
+    bool held = true;
     *changed = false;
     for (uint64_t got = LEAF_CHUNK; got == LEAF_CHUNK;) {
-        uint64_t first = tree->f.size > 0; /* the edge read again, then the leaves after it */
-        CT_GUARD_RET(db_log_leaves_from(c->db, tree->f.size - first, chunk, &got));
-        if (first && !edge_same(got > 0, chunk[0], tree->f.size - 1, tree->edge, "signing")) {
-            *changed = true;
-            return CT_OK;
-        }
-        for (uint64_t i = first; i < got; i++) {
+        CT_GUARD_RET(read_past_edge(db_log_fetch, c->db, tree->f.size, LEAF_CHUNK, tree->edge, "signing", chunk, &got,
+                                    &held));
+        *changed = !held;
+        if (*changed) return CT_OK;
+        for (uint64_t i = 1; i <= got; i++) {
             CT_GUARD_RET(ct_merkle_frontier_push(&tree->f, chunk[i]));
             memcpy(tree->edge, chunk[i], sizeof tree->edge);
             for (size_t k = 0; k < 2; k++) CT_GUARD_RET(still_signed(tree, &heads[k]));
@@ -307,7 +316,7 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
         {last ? last->head.tree_size : 0, last ? last->head.root : NULL, "the newest tree head recorded"},
         {tree->signed_size, tree->signed_root, "the last tree this node signed"},
     };
-    ct_merkle_hash *chunk = malloc(LEAF_CHUNK * sizeof *chunk);
+    ct_merkle_hash *chunk = malloc((LEAF_CHUNK + 1) * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     if (tree->forked[0]) { /* refused until its last leaf changes: one leaf read */
         bool holds = true;
