@@ -72,6 +72,7 @@ wait_listening() {
 # CA_HOST='[::1]' both listen on IPv6 loopback instead.
 start_ca() {
   local dir=$1 try http host=${CA_HOST:-127.0.0.1}
+  rm -f "$WORK/server.failed-starts.log"
   for try in 1 2 3 4 5; do
     PORT=$((20000 + RANDOM % 40000))
     HTTP_PORT=$((20000 + RANDOM % 40000)); http=
@@ -88,9 +89,16 @@ start_ca() {
     done
     # (a server that exited, e.g. on a port taken meanwhile, may be reaped already: kill fails, set -e must not end here)
     kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+    # What a start does before it listens (a sweep at start, a migration) is done by the attempt that failed: its
+    # lines kept for the checks of them (start_lines).
+    cat "$WORK/server.log" >>"$WORK/server.failed-starts.log"
   done
   echo "could not start the CA server:"; cat "$WORK/server.log"; return 1
 }
+
+# start_lines: what the last start_ca's server logged, with what any attempt before it that failed logged (a port
+# taken meanwhile ends an attempt after the work a start does before it listens).
+start_lines() { cat "$WORK/server.failed-starts.log" "$WORK/server.log" 2>/dev/null || true; }
 
 # est_post OP BODYFILE OUTFILE [curl options...]: POSTs to /.well-known/est/OP, prints the HTTP status.
 # EST_CONTENT_TYPE overrides the content type.

@@ -138,7 +138,8 @@ check "... a state audit verify accepts (the chain is the CA's own, the tables a
 same_key_entries=$(sql "$DB" "select count(*) from audit where action='revoke.same_key'")
 WITH_HTTP=1 start_ca "$CA"
 HTTP=http://127.0.0.1:$HTTP_PORT
-check "serve's start says it revoked the 2 other certificates of the key" grep -q 'same_key_revoked.*certificates=2 ' "$WORK/server.log"
+check "serve's start says it revoked the 2 other certificates of the key" \
+  bash -c "grep -q 'same_key_revoked.*certificates=2 ' <<<\"\$0\"" "$(start_lines)"
 check_eq "... both revoked for keyCompromise, at one time" "revoked:1 revoked:1 revoked:1 1" \
   "$(status d1) $(status d2) $(status d3) $(sql "$DB" "select count(distinct revoked_at) from certificates where cert_serial_hex in ('$(hex d2)', '$(hex d3)')")"
 OUT=$(ocsp d3)
