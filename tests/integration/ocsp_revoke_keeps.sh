@@ -45,7 +45,7 @@ status_of() {
 results() {
   grep -c "path=\"/ocsp\" status=200 client=\"none\" result=\"$2\" .*addr=\"$NAT\"" "$WORK/server.log" || true
 }
-serial_of() { openssl x509 -in "$WORK/$1.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//'; }
+serial_of() { openssl x509 -in "$WORK/$1.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f'; }
 # revoke CAM: by the CLI, another process; then past CA_REVOCATION_POLL_MS (50 ms), so that the next request reads the
 # new epoch itself
 revoke() {
