@@ -674,6 +674,7 @@ static bool kept_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, t
     ocsp_kept got = req->n == 1 ? cache_get(r, &req->ids[0], now, out, &was, generation) : KEPT_NONE;
     if (got == KEPT_CURRENT) single[0] = was;
     if (got != KEPT_TO_CHECK) return got == KEPT_CURRENT;
+    ct_failpoint_hold("ocsp:recheck"); /* tests: each check logged, one held under way */
     *looked = look_up(c, o, req, single) == CT_OK;
     *checked = *looked && same_status(&single[0], &was);
     if (*checked) {

@@ -5,7 +5,8 @@
 # answer: each camera behind the address then needed a signature from the address's budget
 # (ocsp.signatures_per_minute) and most got tryLater, the revoked one too. Played here: 5 cameras whose answers are
 # kept (each asked for once from its own address), asked for again from one address with a budget of 2; CAM0006
-# revoked by the CLI (another process: the server learns of it by the epoch alone), then CAM0005.
+# revoked by the CLI (another process: the server learns of it by the epoch alone), then CAM0005. And the bound: one
+# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again).
 # Usage: ocsp_revoke_keeps.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,7 @@ for i in 1 2 3 4 5 6; do
 done
 # ask SOURCE CAM OUT: CAM's request (no nonce) POSTed from SOURCE with curl, the answer's body to OUT
 ask() {
-  bounded 30 curl -s -o "$3" --interface "$1" -H 'Content-Type: application/ocsp-request' \
+  bounded 60 curl -s -o "$3" --interface "$1" -H 'Content-Type: application/ocsp-request' \
     --data-binary @"$WORK/$2.req" "http://127.0.0.1:$HTTP_PORT/ocsp" || true
 }
 # status_of ANSWER CAM: CAM's status in the answer as openssl reads it, verified against the responder chain, with
@@ -112,6 +113,42 @@ check_eq "CAM0001-CAM0004 behind $NAT get their kept answers again (the same byt
 check_eq "in all, 2 answers signed for $NAT: the 2 revoked ones (no tryLater)" "2 0" \
   "$(grep -c "path=\"/ocsp\" status=200 client=\"none\" result=\"[a-z]* serial=[0-9a-f]*\" .*addr=\"$NAT\"" \
     "$WORK/server.log" || true) $(grep -c "result=\"tryLater.*addr=\"$NAT\"" "$WORK/server.log" || true)"
+
+# ---- one look-up per kept answer per revocation, whoever asks: the check held under way (failpoint ocsp:recheck,
+# logged at each check), the same camera asks again meanwhile from the NAT's address, its budget spent ----
+cleanup_server
+export CAMTRUST_FAILPOINT=ocsp:recheck CAMTRUST_FAILPOINT_RELEASE=$WORK/release
+WITH_HTTP=1 start_ca "$CA"
+unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
+checks() { grep -c 'event=failpoint_held point="ocsp:recheck"' "$WORK/server.log" || true; }
+ask 127.0.0.11 CAM0001 "$WORK/kept1"
+check_eq "CAM0001's answer signed and kept anew (a new process)" good "$(status_of "$WORK/kept1" CAM0001)"
+revoke CAM0004
+ask $NAT CAM0001 "$WORK/held" &
+HELD_PID=$!; BG_PIDS+=("$HELD_PID")
+for _ in $(seq 1 200); do [ "$(checks)" -ge 1 ] && break; sleep 0.05; done
+check_eq "after CAM0004's revocation CAM0001's kept answer is being checked (held there)" 1 "$(checks)"
+# Meanwhile the NAT's budget is spent (nonce requests, signed each), and CAM0001 asks again 3 times.
+openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/CAM0002.pem" -reqout "$WORK/nonce.req" >/dev/null 2>&1
+T0=$(date +%s)
+for _ in $(seq 1 $BUDGET); do ask $NAT nonce "$WORK/spend"; done
+for i in 1 2 3; do ask $NAT CAM0001 "$WORK/meanwhile$i"; done
+REFILL=$((($(date +%s) - T0 + 1) * BUDGET / 60)) # the budget grows by one every 30 s: 0 unless this machine is slow
+later=0
+for i in 1 2 3; do if [ "$(status_of "$WORK/meanwhile$i" CAM0001)" = tryLater ]; then later=$((later + 1)); fi; done
+check "CAM0001 asks again meanwhile: tryLater past the budget ($later of 3), not the kept answer unchecked" \
+  test "$later" -ge $((3 - REFILL))
+S1=$(serial_of CAM0001)
+check_eq "... as the log says: no answer for it sent as kept while its check is under way" 0 \
+  "$(grep -c "result=\"good serial=$S1 pre-signed" "$WORK/server.log" || true)"
+check_eq "... and no other look-up of its status" 1 "$(checks)"
+touch "$WORK/release"
+wait "$HELD_PID" || true
+check_eq "the check done, the held request gets the kept answer: good" good "$(status_of "$WORK/held" CAM0001)"
+check "... the same bytes" cmp -s "$WORK/kept1" "$WORK/held"
+ask $NAT CAM0001 "$WORK/after_check"
+check "CAM0001 asks again: the kept answer (the same bytes)" cmp -s "$WORK/kept1" "$WORK/after_check"
+check_eq "... with no other look-up: one for this revocation" 1 "$(checks)"
 cleanup_server
 check "the audit chain is intact" "$CA_BIN" audit verify --dir "$CA"
 finish
