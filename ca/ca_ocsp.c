@@ -11,7 +11,11 @@
  * a kept answer is still sent, its nonce left out (RFC 8954 3: a responder may ignore the nonce); anything else
  * gets tryLater (RFC 6960 2.3); either is counted as a refusal of that address (ca_refusals.c).
  * Revocations, made by this process or another, move the database's revocation epoch; requests notice within
- * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is dropped (a generation count).
+ * CA_REVOCATION_POLL_MS, and then the CRL is re-signed and every kept answer is checked again before it is next sent:
+ * its certificate's status looked up once (no signature), the answer sent and current again when unchanged, signed
+ * anew (within the budget) when not. A revocation of one camera so costs the others behind one address no signature
+ * (one revocation made all of them ask the token again, and most of a NAT's boot storm got tryLater). An epoch that
+ * cannot be read drops every kept answer (nothing to check them against).
  * Several nodes: every node signs its own OCSP answers (so a revocation on any node is in every node's OCSP answers
  * within CA_REVOCATION_POLL_MS), but only the holder of the signer lease signs CRLs (ca_lease.c), and stores each in
  * the database; the other nodes serve the stored one, and answer 503 rather than a CRL that still lacks a
@@ -37,9 +41,12 @@
 
 typedef struct {
     uint64_t hash;
-    uint64_t generation; /* 0: empty; older than ca_revocation.generation: stale */
+    /* The generation (ca_revocation.generation) read before its status was last looked up: the current one, sent as
+     * kept; an older one, checked again first; below ca_revocation.kept_from (0: empty), dropped. */
+    uint64_t checked;
+    uint64_t claimed; /* the generation in which a request took on checking it again: one look-up per generation */
     time_t refresh_at;
-    pki_ocsp_status status;
+    pki_ocsp_single status; /* as looked up (its cert_id unused: cert_id below) */
     uint8_t cert_id[OCSP_CERT_ID_MAX];
     size_t cert_id_len;
     ct_buf response;
@@ -92,7 +99,8 @@ struct ca_revocation {
     ocsp_slot *slots;
     size_t n_slots;          /* a power of two, or 0: nothing is kept */
     uint8_t cache_secret[CA_HASH_SECRET_SIZE]; /* where a CertID's answer goes (ca_keyed_hash) */
-    uint64_t generation;     /* under cache_lock */
+    uint64_t generation;     /* under cache_lock: one more each time the epoch moved or could not be read */
+    uint64_t kept_from;      /* under cache_lock: answers checked in an older generation are dropped (epoch unread) */
     pthread_mutex_t budget_mu;
     bool budget_mu_ok;
     ocsp_budget *budgets;    /* OCSP_BUDGET_SLOTS, under budget_mu */
@@ -221,7 +229,8 @@ static ct_err crl_current(ca *c, int gen)
 }
 
 /* Reads the revocation epoch (at most every CA_REVOCATION_POLL_MS unless `now`) under epoch_mu alone; when it
- * moved, or could not be read, drops every kept OCSP answer at once. True when it read. */
+ * moved, every kept OCSP answer is checked again before it is next sent; when it could not be read, every one is
+ * dropped at once. True when it read. */
 static bool epoch_poll(ca *c, int64_t t, bool now)
 {
     ca_revocation *r = c->rev;
@@ -241,6 +250,7 @@ static bool epoch_poll(ca *c, int64_t t, bool now)
         if (rc != CT_OK || moved) {
             (void)pthread_rwlock_wrlock(&r->cache_lock);
             r->generation++;
+            if (rc != CT_OK) r->kept_from = r->generation;
             (void)pthread_rwlock_unlock(&r->cache_lock);
         }
         if (moved) {
@@ -367,7 +377,7 @@ ct_err ca_revocation_start(ca *c)
     CT_ENSURE(r->budgets, CT_ERR_NOMEM);
     CT_GUARD(ct_random(r->budget_secret, sizeof r->budget_secret));
     CT_GUARD(ct_random(r->cache_secret, sizeof r->cache_secret));
-    r->generation = 1;
+    r->generation = r->kept_from = 1;
     const ca_signer *ocsp = &c->signers[CA_KEY_OCSP];
     r->first_device = -1;
     for (size_t i = 0; i < c->n_gens; i++) {
@@ -481,30 +491,76 @@ cleanup:
  * camera's answer is kept, and each round of them pushed it out: a signature in the token for each honest request,
  * within no budget (a known serial without a nonce). */
 
-/* Copies a kept, current answer for this CertID into `out`; false when there is none. */
-static bool cache_get(ca_revocation *r, const pki_ocsp_cert_id *id, time_t now, ct_buf *out, pki_ocsp_status *st)
+typedef enum { KEPT_NONE, KEPT_CURRENT, KEPT_TO_CHECK } ocsp_kept;
+
+static bool same_status(const pki_ocsp_single *a, const pki_ocsp_single *b)
 {
-    if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX) return false;
-    uint64_t h = ca_keyed_hash(r->cache_secret, id->der, id->der_len);
-    bool hit = false;
-    if (pthread_rwlock_rdlock(&r->cache_lock) != 0) return false;
-    for (size_t k = 0; k < OCSP_PROBES && !hit; k++) {
-        const ocsp_slot *s = &r->slots[(h + k) & (r->n_slots - 1)];
-        if (s->generation != r->generation || s->hash != h || s->cert_id_len != id->der_len || now >= s->refresh_at ||
-            memcmp(s->cert_id, id->der, id->der_len) != 0)
-            continue;
-        hit = ct_buf_alloc(out, s->response.len) == CT_OK && ct_buf_set(out, s->response.data, s->response.len) == CT_OK;
-        *st = s->status;
-    }
-    (void)pthread_rwlock_unlock(&r->cache_lock);
-    if (!hit) ct_buf_free(out);
-    return hit;
+    return a->status == b->status && a->revoked_at == b->revoked_at && a->reason == b->reason;
 }
 
-/* Keeps an answer signed in `generation`, unless a revocation has made it stale since. Within its probe
- * window it takes the same CertID's slot, an empty or stale one, or else the one due for refresh first. */
+/* The slot keeping an answer for this CertID (under the cache's hash `h`), not dropped nor due for refresh; NULL
+ * when there is none. Under cache_lock. */
+static ocsp_slot *slot_of(ca_revocation *r, uint64_t h, const pki_ocsp_cert_id *id, time_t now)
+{
+    for (size_t k = 0; k < OCSP_PROBES; k++) {
+        ocsp_slot *s = &r->slots[(h + k) & (r->n_slots - 1)];
+        if (s->checked >= r->kept_from && s->hash == h && s->cert_id_len == id->der_len && now < s->refresh_at &&
+            memcmp(s->cert_id, id->der, id->der_len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* Copies a kept answer for this CertID into `out`, its status into `was`: KEPT_CURRENT when its status was looked up
+ * after the epoch last moved; KEPT_TO_CHECK when before, to the one request that takes on checking it again in this
+ * generation (`*generation`: read before that look-up); else KEPT_NONE (none, or another request checks it). */
+static ocsp_kept cache_get(ca_revocation *r, const pki_ocsp_cert_id *id, time_t now, ct_buf *out,
+                           pki_ocsp_single *was, uint64_t *generation)
+{
+    if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX) return KEPT_NONE;
+    uint64_t h = ca_keyed_hash(r->cache_secret, id->der, id->der_len);
+    ocsp_kept got = KEPT_NONE;
+    /* Read-locked; again write-locked only to take on a check (once per kept answer after a revocation). */
+    for (bool write = false;; write = true) {
+        if ((write ? pthread_rwlock_wrlock(&r->cache_lock) : pthread_rwlock_rdlock(&r->cache_lock)) != 0) break;
+        ocsp_slot *s = slot_of(r, h, id, now);
+        bool current = s && s->checked == r->generation;
+        if (s && !current && !write) {
+            (void)pthread_rwlock_unlock(&r->cache_lock);
+            continue;
+        }
+        if (s && (current || s->claimed != r->generation) && ct_buf_alloc(out, s->response.len) == CT_OK &&
+            ct_buf_set(out, s->response.data, s->response.len) == CT_OK) {
+            if (!current) s->claimed = r->generation;
+            got = current ? KEPT_CURRENT : KEPT_TO_CHECK;
+            *was = s->status;
+            *generation = r->generation;
+        }
+        (void)pthread_rwlock_unlock(&r->cache_lock);
+        break;
+    }
+    if (got == KEPT_NONE) ct_buf_free(out);
+    return got;
+}
+
+/* The answer kept for this CertID was checked again in `generation` and its status found to be `was` still: it is
+ * current again (unless the epoch could not be read since). */
+static void cache_checked(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t generation, time_t now,
+                          const pki_ocsp_single *was)
+{
+    uint64_t h = ca_keyed_hash(r->cache_secret, id->der, id->der_len);
+    if (pthread_rwlock_wrlock(&r->cache_lock) != 0) return;
+    ocsp_slot *s = slot_of(r, h, id, now);
+    if (s && generation >= r->kept_from && s->checked < generation && same_status(&s->status, was))
+        s->checked = generation;
+    (void)pthread_rwlock_unlock(&r->cache_lock);
+}
+
+/* Keeps an answer whose status `st` was looked up in `generation`, unless the epoch could not be read since (a
+ * generation the epoch moved past is kept, and checked again when next asked for). Within its probe window it takes
+ * the same CertID's slot, an empty or dropped one, or else the one due for refresh first. */
 static void cache_put(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t generation, time_t refresh_at,
-                      pki_ocsp_status st, const ct_buf *response)
+                      const pki_ocsp_single *st, const ct_buf *response)
 {
     ct_buf copy = CT_BUF_INIT;
     if (!r->n_slots || id->der_len > OCSP_CERT_ID_MAX || ct_buf_alloc(&copy, response->len) != CT_OK ||
@@ -518,10 +574,10 @@ static void cache_put(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t gen
         return;
     }
     ocsp_slot *pick = NULL;
-    for (size_t k = 0; k < OCSP_PROBES && generation == r->generation; k++) {
+    for (size_t k = 0; k < OCSP_PROBES && generation >= r->kept_from; k++) {
         ocsp_slot *s = &r->slots[(h + k) & (r->n_slots - 1)];
         bool same = s->hash == h && s->cert_id_len == id->der_len && memcmp(s->cert_id, id->der, id->der_len) == 0;
-        if (same || s->generation != r->generation) {
+        if (same || s->checked < r->kept_from) {
             pick = s;
             break;
         }
@@ -529,8 +585,9 @@ static void cache_put(ca_revocation *r, const pki_ocsp_cert_id *id, uint64_t gen
     }
     if (pick) {
         ct_buf_free(&pick->response);
-        *pick = (ocsp_slot){.hash = h, .generation = generation, .refresh_at = refresh_at, .status = st,
+        *pick = (ocsp_slot){.hash = h, .checked = generation, .refresh_at = refresh_at, .status = *st,
                             .cert_id_len = id->der_len, .response = copy};
+        pick->status.cert_id = NULL;
         memcpy(pick->cert_id, id->der, id->der_len);
         copy = (ct_buf)CT_BUF_INIT;
     }
@@ -602,6 +659,32 @@ cleanup:
     return rc;
 }
 
+/* The answer kept for the one certificate of `req` (none for several) into `out`, its status into single[0]: as kept
+ * when its status was looked up after the epoch last moved, else (a revocation since, of any certificate) once its
+ * status is looked up again and found unchanged. Past its client's budget too: one look-up, the one request that
+ * takes that on in this generation (cache_get), no signature; a client cannot make answers kept past its budget, so
+ * all clients together cost at most one look-up per kept answer per move of the epoch. False when none is sent:
+ * `*looked` then says whether `single` holds the status looked up in `*generation` (changed: signed anew).
+ * `*checked` says that it was looked up again. */
+static bool kept_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, time_t now, ct_buf *out,
+                        pki_ocsp_single *single, uint64_t *generation, bool *looked, bool *checked)
+{
+    ca_revocation *r = c->rev;
+    pki_ocsp_single was;
+    ocsp_kept got = req->n == 1 ? cache_get(r, &req->ids[0], now, out, &was, generation) : KEPT_NONE;
+    if (got == KEPT_CURRENT) single[0] = was;
+    if (got != KEPT_TO_CHECK) return got == KEPT_CURRENT;
+    ct_failpoint_hold("ocsp:recheck"); /* tests: each check logged, one held under way */
+    *looked = look_up(c, o, req, single) == CT_OK;
+    *checked = *looked && same_status(&single[0], &was);
+    if (*checked) {
+        cache_checked(r, &req->ids[0], *generation, now, &was);
+        return true;
+    }
+    ct_buf_free(out);
+    return false;
+}
+
 /* Signs one answer for all the certificates looked up. */
 static ct_err sign_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, const pki_ocsp_single *single,
                           ct_buf *response)
@@ -632,7 +715,6 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
 {
     ca_revocation *r = c->rev;
     pki_ocsp_request req;
-    pki_ocsp_status st = PKI_OCSP_UNKNOWN;
     char why[200];
     if (pki_ocsp_request_parse(der, len, &req) != CT_OK) {
         *malformed = true;
@@ -648,20 +730,24 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
             return answer_status(ans, PKI_OCSP_UNAUTHORIZED, "unauthorized: a certificate of another issuer");
     refresh(c, false);
     time_t now = time(NULL);
-    bool nonce_left_out = false;
-    bool kept = req.n == 1 && !req.nonce && cache_get(r, &req.ids[0], now, &ans->body, &st);
+    bool nonce_left_out = false, looked = false, checked = false;
+    pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
+    uint64_t generation = 0;
+    bool kept = !req.nonce && kept_answer(c, o, &req, now, &ans->body, single, &generation, &looked, &checked);
     if (!kept) {
-        (void)pthread_rwlock_rdlock(&r->cache_lock);
-        uint64_t generation = r->generation; /* before reading the database: a revocation since makes it stale */
-        (void)pthread_rwlock_unlock(&r->cache_lock);
-        pki_ocsp_single single[PKI_OCSP_MAX_CERTS];
         ct_err rc = CT_OK;
+        if (!looked) { /* read before the database is: a revocation since makes the answer due for a check */
+            (void)pthread_rwlock_rdlock(&r->cache_lock);
+            generation = r->generation;
+            (void)pthread_rwlock_unlock(&r->cache_lock);
+        }
         /* Every signature is within the client's budget: one made to be kept too (a client cycling through more
          * CertIDs of the serials the log lists than are kept missed every time). Past it only a kept answer is
-         * sent: its nonce left out, or kept meanwhile by another request. Taken before the database is read: past
-         * it a request cost a look-up per CertID (up to PKI_OCSP_MAX_CERTS), of the database all nodes share. */
+         * sent: its nonce left out, or kept meanwhile by another request. Taken before the database is read (but
+         * for a kept answer's one check, kept_answer): past it a request cost a look-up per CertID (up to
+         * PKI_OCSP_MAX_CERTS), of the database all nodes share. */
         if (!budget_take(c, source)) {
-            kept = req.n == 1 && cache_get(r, &req.ids[0], now, &ans->body, &st);
+            kept = !looked && kept_answer(c, o, &req, now, &ans->body, single, &generation, &looked, &checked);
             if (!kept) {
                 over_budget(c, source, "tryLater");
                 return answer_status(ans, PKI_OCSP_TRY_LATER, "tryLater: over ocsp.signatures_per_minute");
@@ -670,9 +756,8 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
             nonce_left_out = req.nonce != NULL;
             req.nonce = NULL;
             req.nonce_len = 0;
-        } else {
+        } else if (!looked) {
             rc = look_up(c, o, &req, single);
-            st = single[0].status;
         }
         if (rc == CT_OK && !kept) rc = sign_answer(c, o, &req, single, &ans->body);
         if (rc != CT_OK) { /* RFC 6960's internalError carries no text: the detail is in this line, under the
@@ -683,15 +768,16 @@ static ct_err answer_request(ca *c, const char *source, const uint8_t *der, size
             return answer_status(ans, PKI_OCSP_INTERNAL_ERROR, "internalError: see event=ocsp_sign under the incident");
         }
         /* Unknown serials are not kept: anyone can ask for any number of them. */
-        if (!kept && req.n == 1 && !req.nonce && st != PKI_OCSP_UNKNOWN)
-            cache_put(r, &req.ids[0], generation, now + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS / 2, st, &ans->body);
+        if (!kept && req.n == 1 && !req.nonce && single[0].status != PKI_OCSP_UNKNOWN)
+            cache_put(r, &req.ids[0], generation, now + (time_t)c->cfg.ocsp_hours * HOUR_SECONDS / 2, &single[0],
+                      &ans->body);
     }
     ans->status = 200;
     ans->content_type = OCSP_RESPONSE_TYPE;
-    return ct_snprintf(ans->reason, sizeof ans->reason, "%s serial=%s%s%s%s", status_names[st],
+    return ct_snprintf(ans->reason, sizeof ans->reason, "%s serial=%s%s%s%s", status_names[single[0].status],
                        *req.ids[0].serial_hex ? req.ids[0].serial_hex : "-", req.n > 1 ? " (+more)" : "",
                        req.nonce ? " nonce" : (nonce_left_out ? " nonce left out (over budget)" : ""),
-                       kept ? " pre-signed" : "");
+                       kept ? (checked ? " pre-signed, status looked up again" : " pre-signed") : "");
 }
 
 ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
