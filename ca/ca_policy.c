@@ -269,6 +269,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
         x.has_current = rc == CT_OK;
         rc = CT_OK;
     }
+    ct_failpoint_hold("est:checked"); /* tests: the station is revoked or its order closed meanwhile */
     CT_GUARD(issue(c, &x, &der, &issued));
     rc = record(c, &x, req, &der, &issued, res->actor);
     if (rc == CT_ERR_ALREADY_ISSUED && req->kind == CA_ENROLL_NEW) {
