@@ -13,6 +13,7 @@ typedef struct {
     db_order order;         /* for NEW */
     db_cert current;        /* the device's current certificate, when it has one */
     char device[DB_SERIAL_MAX]; /* for RENEW: the serial of the device certificate that authenticated it */
+    char identity[DB_CERT_SERIAL_HEX_MAX]; /* for RENEW: that certificate's serial (hex) */
     bool has_current;
     pki_csr *csr;
     const char *serial;
@@ -123,6 +124,7 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
     bool current = rc == CT_OK && identity.der.len == req->client_cert_len &&
                    memcmp(identity.der.data, req->client_cert, req->client_cert_len) == 0;
     ct_buf_free(&identity.der);
+    if (current) CT_GUARD_RET(ct_strlcpy(x->identity, sizeof x->identity, identity.cert_serial_hex));
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     CT_ENSURE_RET(current, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current certificate of a device"));
     char fp_hex[2 * sizeof fp + 1];
@@ -182,7 +184,8 @@ static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, c
     db_cert_record rec = {.not_before = issued->not_before, .not_after = issued->not_after,
                           .station_id = req->kind == CA_ENROLL_NEW ? x->station.id : 0,
                           .order_id = req->kind == CA_ENROLL_NEW ? x->order.id : 0,
-                          .der = der->data, .der_len = der->len, .issuing_ca = ca_issuing_id(c, CA_CRL_DEVICE)};
+                          .der = der->data, .der_len = der->len, .issuing_ca = ca_issuing_id(c, CA_CRL_DEVICE),
+                          .authenticated_by = req->kind == CA_ENROLL_RENEW ? x->identity : NULL};
     CT_GUARD_RET(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued->serial_hex));
     CT_GUARD_RET(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, x->serial));
     CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, x->profile));

@@ -28,6 +28,7 @@ static const char k_cert_revoked_block[] =
     "SELECT (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
     "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
     " > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?2 AND serial = ?1), 0)";
+static const char k_cert_is_current[] = "SELECT count(*) FROM certificates WHERE cert_serial_hex = ? AND status = 'valid'";
 /* An order's issuance, read in its write transaction: the order still open, its station still enabled and its
  * certificate not revoked (the request was checked before it was signed; an officer may have acted meanwhile). */
 static const char k_order_issuable[] =
@@ -221,6 +222,13 @@ ct_err db_cert_detail(const db_cert_record *r, const char *supersedes, db_detail
 static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor,
                              const db_detail *d, const uint8_t *leaf)
 {
+    if (r->authenticated_by) {
+        /* Before the supersede below, which may be of that very certificate (an identity renewal). */
+        int64_t current = 0;
+        CT_GUARD_RET(db_query_int(db, k_cert_is_current, &current, "t", r->authenticated_by));
+        CT_ENSURE_RET(current == 1, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current "
+                                            "certificate of a device (%s: revoked or superseded meanwhile)", r->authenticated_by));
+    }
     if (supersedes) {
         int changes = 0;
         CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", supersedes, r->device_serial, r->profile));
@@ -462,6 +470,8 @@ ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_he
     CT_GUARD_RET(db_check_str("subject", rec->subject, sizeof rec->subject));
     CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
     if (supersedes_hex) CT_GUARD_RET(db_check_str("superseded serial", supersedes_hex, DB_CERT_SERIAL_HEX_MAX));
+    if (rec->authenticated_by)
+        CT_GUARD_RET(db_check_str("authenticating certificate serial", rec->authenticated_by, DB_CERT_SERIAL_HEX_MAX));
     CT_ENSURE_RET(rec->not_after > rec->not_before, ct_fail(CT_ERR_ARG, "certificate validity is empty"));
     CT_ENSURE_RET(rec->station_id >= 0 && rec->order_id >= 0, ct_fail(CT_ERR_ARG, "negative station or order id"));
     return CT_OK;

@@ -135,6 +135,8 @@ struct db_cert_record {
     const uint8_t *der;
     size_t der_len;
     int64_t issuing_ca; /* the issuing CA generation that signed it (db_issuing_ca.id); 0: not recorded */
+    const char *authenticated_by; /* a renewal: the device certificate that authenticated it, still current when
+                                   * recorded (else CT_ERR_UNKNOWN_CLIENT); NULL otherwise */
 };
 
 typedef struct {

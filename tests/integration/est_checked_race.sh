@@ -23,16 +23,16 @@ RELEASE=$WORK/release
 CAMTRUST_FAILPOINT=est:checked CAMTRUST_FAILPOINT_RELEASE=$RELEASE start_ca "$CA"
 touch "$RELEASE"
 check_eq "released, line1 enrolls CAM0001" 200 \
-  "$(est_post simpleenroll "$WORK/CAM0001.b64" "$WORK/out" --cert "$WORK/line1.pem" --key "$WORK/line1.key")"
+  "$(est_post simpleenroll "$WORK/CAM0001.b64" "$WORK/CAM0001.p7" --cert "$WORK/line1.pem" --key "$WORK/line1.key")"
+base64 -d "$WORK/CAM0001.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/CAM0001.pem" 2>/dev/null
 
-# held STATION SERIAL ACTION...: STATION's request for SERIAL held once checked, ACTION run meanwhile, then released;
-# prints the request's status.
+# held OP CLIENT CSR ACTION...: a POST to OP by CLIENT ($WORK/CLIENT.pem and .key) of $WORK/CSR.b64, held once checked,
+# ACTION run meanwhile, then released; prints the request's status (its answer in $WORK/CSR.out).
 held() {
-  local station=$1 serial=$2 holds; shift 2
+  local op=$1 client=$2 csr=$3 holds; shift 3
   rm -f "$RELEASE"
   holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
-  est_post simpleenroll "$WORK/$serial.b64" "$WORK/$serial.out" --cert "$WORK/$station.pem" --key "$WORK/$station.key" \
-    >"$WORK/$serial.status" &
+  est_post "$op" "$WORK/$csr.b64" "$WORK/$csr.out" --cert "$WORK/$client.pem" --key "$WORK/$client.key" >"$WORK/$csr.status" &
   local pid=$! _
   for _ in $(seq 1 400); do # up to 20 s
     [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -gt "$holds" ] && break
@@ -41,12 +41,23 @@ held() {
   "$@" >/dev/null
   touch "$RELEASE"
   wait "$pid" || true
-  cat "$WORK/$serial.status"
+  cat "$WORK/$csr.status"
 }
 valid_of() { sql "$DB" "select count(*) from certificates where device_serial = '$1' and status = 'valid'"; }
 denied_of() { sql "$DB" "select count(*) from audit where subject = '$1' and action = 'est.enroll' and outcome = 'denied'"; }
 
-status=$(held line1 CAM0002 "$CA_BIN" revoke --dir "$CA" --station line1 --reason keyCompromise)
+# The camera's renewal of its media-signing certificate while its identity certificate, which authenticated it, is
+# revoked (a stolen camera): no media-signing certificate for it after that revocation.
+make_csr "$WORK/CAM0001-ms" "/serialNumber=CAM0001/CN=x"
+status=$(held media-signing/simplereenroll CAM0001 CAM0001-ms "$CA_BIN" revoke --dir "$CA" \
+  "$(openssl x509 -in "$WORK/CAM0001.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise)
+check_eq "a camera's renewal while its identity certificate was revoked: refused" 401 "$status"
+check "... saying its certificate is no longer current" grep -q 'is not the current certificate of a device' \
+  "$WORK/CAM0001-ms.out"
+check_eq "... no valid certificate of CAM0001, the refusal counted" "0|1" \
+  "$(valid_of CAM0001)|$(sql "$DB" "select count(*) from audit where subject = 'CAM0001' and outcome = 'denied'")"
+
+status=$(held simpleenroll line1 CAM0002 "$CA_BIN" revoke --dir "$CA" --station line1 --reason keyCompromise)
 check_eq "the station revoked while its request was in flight: 403" 403 "$status"
 check "... saying its station is disabled" grep -q 'station line1 is disabled' "$WORK/CAM0002.out"
 check_eq "... no certificate of CAM0002, and none of line1's valid" "0|0" \
@@ -54,13 +65,13 @@ check_eq "... no certificate of CAM0002, and none of line1's valid" "0|0" \
   join stations s on s.id = c.station_id where s.name = 'line1' and c.status = 'valid'" | paste -sd'|')"
 check_eq "... the refusal audited as the station's" 1 "$(denied_of CAM0002)"
 
-status=$(held line2 CAM0101 "$CA_BIN" order close "$(sql "$DB" "select o.id from orders o join stations s on
+status=$(held simpleenroll line2 CAM0101 "$CA_BIN" order close "$(sql "$DB" "select o.id from orders o join stations s on
   s.id = o.station_id where s.name = 'line2'")" --dir "$CA")
 check_eq "the order closed while a request for its serial was in flight: 403" 403 "$status"
 check "... saying the order is closed" grep -q 'is closed' "$WORK/CAM0101.out"
 check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0101)|$(denied_of CAM0101)"
 
-status=$(held line3 CAM0201 "$CA_BIN" station disable --dir "$CA" line3)
+status=$(held simpleenroll line3 CAM0201 "$CA_BIN" station disable --dir "$CA" line3)
 check_eq "the station disabled while its request was in flight: 403" 403 "$status"
 check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0201)|$(denied_of CAM0201)"
 
