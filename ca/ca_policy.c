@@ -195,8 +195,9 @@ static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, c
     return db_cert_record_issuance(c->db, &rec, supersedes, actor);
 }
 
-/* A station that lost the answer asks again with the same key: it gets the same certificate. */
-static ct_err repeat_or_refuse(const enroll_ctx *x, ca_enroll_result *res)
+/* A station that lost the answer asks again with the same key: it gets the same certificate (a decision recorded
+ * too). */
+static ct_err repeat_or_refuse(ca *c, const enroll_ctx *x, ca_enroll_result *res)
 {
     uint8_t spki_hash[32];
     pki_csr_spki_sha256(x->csr, spki_hash);
@@ -206,7 +207,7 @@ static ct_err repeat_or_refuse(const enroll_ctx *x, ca_enroll_result *res)
     CT_GUARD_RET(ct_buf_alloc(&res->cert_der, x->current.der.len));
     CT_GUARD_RET(ct_buf_set(&res->cert_der, x->current.der.data, x->current.der.len));
     res->repeated = true;
-    return CT_OK;
+    return db_audit_append(c->db, res->actor, "est.enroll", x->serial, "repeated", x->current.cert_serial_hex);
 }
 
 /* Each EST label names a certificate profile; a serial gets at most one current certificate per profile. */
@@ -260,8 +261,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
         x.has_current = rc == CT_OK;
         rc = CT_OK;
         if (x.has_current) {
-            CT_GUARD(repeat_or_refuse(&x, res));
-            CT_GUARD(db_audit_append(c->db, res->actor, "est.enroll", x.serial, "repeated", x.current.cert_serial_hex));
+            CT_GUARD(repeat_or_refuse(c, &x, res));
             goto cleanup;
         }
     } else {
@@ -276,10 +276,10 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
     CT_GUARD(issue(c, &x, &der, &issued));
     rc = record(c, &x, req, &der, &issued, res->actor);
     if (rc == CT_ERR_ALREADY_ISSUED && req->kind == CA_ENROLL_NEW) {
-        /* Another request for the same serial won the race: answer as a repeat would. */
+        /* Another request for the same serial won the race: answer (and record) as a repeat would. */
         ct_buf_free(&x.current.der);
         CT_GUARD(db_cert_find_current(c->db, x.serial, x.profile, &x.current));
-        CT_GUARD(repeat_or_refuse(&x, res));
+        CT_GUARD(repeat_or_refuse(c, &x, res));
         goto cleanup;
     }
     CT_GUARD(rc);

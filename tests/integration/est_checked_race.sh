@@ -17,7 +17,7 @@ station_with_order line2 CAM0101 CAM0102
 mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
 station_with_order line3 CAM0201
 mv "$WORK/station.pem" "$WORK/line3.pem"; mv "$WORK/station.key" "$WORK/line3.key"
-for sn in CAM0001 CAM0002 CAM0101 CAM0201; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
+for sn in CAM0001 CAM0002 CAM0003 CAM0101 CAM0201; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
 
 RELEASE=$WORK/release
 CAMTRUST_FAILPOINT=est:checked CAMTRUST_FAILPOINT_RELEASE=$RELEASE start_ca "$CA"
@@ -45,6 +45,28 @@ held() {
 }
 valid_of() { sql "$DB" "select count(*) from certificates where device_serial = '$1' and status = 'valid'"; }
 denied_of() { sql "$DB" "select count(*) from audit where subject = '$1' and action = 'est.enroll' and outcome = 'denied'"; }
+
+# The same request sent twice at once (a station that retried on a second connection), both checked before either
+# is recorded: one certificate, both answered it, and both decisions in the audit (an issuance, a repeat).
+rm -f "$RELEASE"
+holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
+for i in 1 2; do
+  est_post simpleenroll "$WORK/CAM0003.b64" "$WORK/CAM0003.$i.p7" --cert "$WORK/line1.pem" --key "$WORK/line1.key" \
+    >"$WORK/CAM0003.$i.status" &
+  BG_PIDS+=($!)
+done
+for _ in $(seq 1 400); do # up to 20 s: both held
+  [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -ge $((holds + 2)) ] && break
+  sleep 0.05
+done
+touch "$RELEASE"
+for pid in "${BG_PIDS[@]}"; do wait "$pid" || true; done
+BG_PIDS=()
+check_eq "the same request twice at once: both 200, the same certificate" "200 200 1" \
+  "$(cat "$WORK/CAM0003.1.status") $(cat "$WORK/CAM0003.2.status") $(cmp -s "$WORK"/CAM0003.{1,2}.p7 && echo 1)"
+check_eq "... one certificate recorded, its issuance and the repeat audited" "1|1|1" \
+  "$(valid_of CAM0003)|$(sql "$DB" "select count(*) from audit where subject = 'CAM0003' and action = 'cert.issue';
+  select count(*) from audit where subject = 'CAM0003' and action = 'est.enroll' and outcome = 'repeated'" | paste -sd'|')"
 
 # The camera's renewal of its media-signing certificate while its identity certificate, which authenticated it, is
 # revoked (a stolen camera): no media-signing certificate for it after that revocation.
