@@ -3,6 +3,8 @@
 # order closed before the certificate is recorded: nothing is issued. The CA decides in the issuance's write
 # transaction; before, a request in flight while an officer revoked a compromised station (revoke --station, which
 # revokes what it enrolled) was issued after that revocation, a valid certificate of the revoked station.
+# So is a camera's renewal whose identity certificate is revoked meanwhile. And the same request sent twice at once
+# gets one certificate, both answers recorded (an issuance, a repeat).
 # The interleaving is made with the failpoint hold `est:checked` (the request waits there until released).
 # Usage: est_checked_race.sh PATH/TO/camtrust-ca
 CA_BIN=$1
