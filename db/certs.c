@@ -28,7 +28,9 @@ static const char k_cert_revoked_block[] =
     "SELECT (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
     "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
     " > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?2 AND serial = ?1), 0)";
-static const char k_cert_is_current[] = "SELECT count(*) FROM certificates WHERE cert_serial_hex = ? AND status = 'valid'";
+/* The certificate that authenticated a renewal, still current in its write transaction. */
+static const char k_cert_is_current[] = "SELECT count(*) FROM certificates WHERE cert_serial_hex = ?"
+                                        " AND status = 'valid'";
 /* An order's issuance, read in its write transaction: the order still open, its station still enabled and its
  * certificate not revoked (the request was checked before it was signed; an officer may have acted meanwhile). */
 static const char k_order_issuable[] =
@@ -227,7 +229,8 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
         int64_t current = 0;
         CT_GUARD_RET(db_query_int(db, k_cert_is_current, &current, "t", r->authenticated_by));
         CT_ENSURE_RET(current == 1, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current "
-                                            "certificate of a device (%s: revoked or superseded meanwhile)", r->authenticated_by));
+                                            "certificate of a device (%s: revoked or superseded meanwhile)",
+                                            r->authenticated_by));
     }
     if (supersedes) {
         int changes = 0;
