@@ -140,6 +140,16 @@ cleanup:
     return rc;
 }
 
+/* A camera's subject CN is "<model> <serial>" (device_cn), at most PKI_NAME_MAX - 1 bytes (within X.520's
+ * ub-common-name, 64): an order whose model and serial do not fit could never be issued (each request a 500). */
+static ct_err cn_fits(const char *model, const char *serial)
+{
+    size_t len = strlen(model) + 1 + strlen(serial);
+    CT_ENSURE_RET(len < PKI_NAME_MAX, ct_fail(CT_ERR_USAGE, "model '%s' and serial '%s' make a subject CN of %zu "
+                                              "characters: at most %d", model, serial, len, PKI_NAME_MAX - 1));
+    return CT_OK;
+}
+
 ct_err ca_order_create(ca *c, const char *station, const char *model, const char *serials_path, int64_t *order_id)
 {
     ct_err rc = CT_OK;
@@ -152,6 +162,7 @@ ct_err ca_order_create(ca *c, const char *station, const char *model, const char
     CT_ENSURE_MSG(rc != CT_ERR_NOT_FOUND, rc, "no station named %s", station);
     CT_GUARD(rc);
     CT_GUARD(read_serials(serials_path, &file, &serials, &n));
+    for (size_t i = 0; i < n; i++) CT_GUARD(cn_fits(model, serials[i]));
     CT_GUARD(db_order_create(c->db, station, model, (const char *const *)serials, n, ADMIN_ACTOR, order_id));
 cleanup:
     free(serials);
@@ -179,6 +190,7 @@ ct_err ca_order_reprovision(ca *c, const char *station, const char *model, const
                                                 model));
     CT_ENSURE_RET(ca_serial_valid(serial),
                   ct_fail(CT_ERR_USAGE, "'%.64s' is not a device serial (letters, digits, '-')", serial));
+    CT_GUARD_RET(cn_fits(model, serial));
     return db_order_reprovision(c->db, station, model, serial, ADMIN_ACTOR, order_id);
 }
 

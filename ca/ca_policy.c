@@ -13,6 +13,7 @@ typedef struct {
     db_order order;         /* for NEW */
     db_cert current;        /* the device's current certificate, when it has one */
     char device[DB_SERIAL_MAX]; /* for RENEW: the serial of the device certificate that authenticated it */
+    char identity[DB_CERT_SERIAL_HEX_MAX]; /* for RENEW: that certificate's serial (hex) */
     bool has_current;
     pki_csr *csr;
     const char *serial;
@@ -123,6 +124,7 @@ static ct_err authenticate(ca *c, const ca_enroll_request *req, enroll_ctx *x, c
     bool current = rc == CT_OK && identity.der.len == req->client_cert_len &&
                    memcmp(identity.der.data, req->client_cert, req->client_cert_len) == 0;
     ct_buf_free(&identity.der);
+    if (current) CT_GUARD_RET(ct_strlcpy(x->identity, sizeof x->identity, identity.cert_serial_hex));
     CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
     CT_ENSURE_RET(current, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current certificate of a device"));
     char fp_hex[2 * sizeof fp + 1];
@@ -182,7 +184,8 @@ static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, c
     db_cert_record rec = {.not_before = issued->not_before, .not_after = issued->not_after,
                           .station_id = req->kind == CA_ENROLL_NEW ? x->station.id : 0,
                           .order_id = req->kind == CA_ENROLL_NEW ? x->order.id : 0,
-                          .der = der->data, .der_len = der->len, .issuing_ca = ca_issuing_id(c, CA_CRL_DEVICE)};
+                          .der = der->data, .der_len = der->len, .issuing_ca = ca_issuing_id(c, CA_CRL_DEVICE),
+                          .authenticated_by = req->kind == CA_ENROLL_RENEW ? x->identity : NULL};
     CT_GUARD_RET(ct_strlcpy(rec.cert_serial_hex, sizeof rec.cert_serial_hex, issued->serial_hex));
     CT_GUARD_RET(ct_strlcpy(rec.device_serial, sizeof rec.device_serial, x->serial));
     CT_GUARD_RET(ct_strlcpy(rec.profile, sizeof rec.profile, x->profile));
@@ -192,8 +195,9 @@ static ct_err record(ca *c, const enroll_ctx *x, const ca_enroll_request *req, c
     return db_cert_record_issuance(c->db, &rec, supersedes, actor);
 }
 
-/* A station that lost the answer asks again with the same key: it gets the same certificate. */
-static ct_err repeat_or_refuse(const enroll_ctx *x, ca_enroll_result *res)
+/* A station that lost the answer asks again with the same key: it gets the same certificate (a decision recorded
+ * too). */
+static ct_err repeat_or_refuse(ca *c, const enroll_ctx *x, ca_enroll_result *res)
 {
     uint8_t spki_hash[32];
     pki_csr_spki_sha256(x->csr, spki_hash);
@@ -203,7 +207,7 @@ static ct_err repeat_or_refuse(const enroll_ctx *x, ca_enroll_result *res)
     CT_GUARD_RET(ct_buf_alloc(&res->cert_der, x->current.der.len));
     CT_GUARD_RET(ct_buf_set(&res->cert_der, x->current.der.data, x->current.der.len));
     res->repeated = true;
-    return CT_OK;
+    return db_audit_append(c->db, res->actor, "est.enroll", x->serial, "repeated", x->current.cert_serial_hex);
 }
 
 /* Each EST label names a certificate profile; a serial gets at most one current certificate per profile. */
@@ -257,8 +261,7 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
         x.has_current = rc == CT_OK;
         rc = CT_OK;
         if (x.has_current) {
-            CT_GUARD(repeat_or_refuse(&x, res));
-            CT_GUARD(db_audit_append(c->db, res->actor, "est.enroll", x.serial, "repeated", x.current.cert_serial_hex));
+            CT_GUARD(repeat_or_refuse(c, &x, res));
             goto cleanup;
         }
     } else {
@@ -269,13 +272,14 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
         x.has_current = rc == CT_OK;
         rc = CT_OK;
     }
+    ct_failpoint_hold("est:checked"); /* tests: the station is revoked or its order closed meanwhile */
     CT_GUARD(issue(c, &x, &der, &issued));
     rc = record(c, &x, req, &der, &issued, res->actor);
     if (rc == CT_ERR_ALREADY_ISSUED && req->kind == CA_ENROLL_NEW) {
-        /* Another request for the same serial won the race: answer as a repeat would. */
+        /* Another request for the same serial won the race: answer (and record) as a repeat would. */
         ct_buf_free(&x.current.der);
         CT_GUARD(db_cert_find_current(c->db, x.serial, x.profile, &x.current));
-        CT_GUARD(repeat_or_refuse(&x, res));
+        CT_GUARD(repeat_or_refuse(c, &x, res));
         goto cleanup;
     }
     CT_GUARD(rc);

@@ -28,6 +28,15 @@ static const char k_cert_revoked_block[] =
     "SELECT (SELECT count(*) FROM certificates WHERE device_serial = ?1 COLLATE NOCASE AND status = 'revoked'"
     "  AND profile NOT IN " DB_CLIENT_PROFILES ")"
     " > COALESCE((SELECT revoked_seen FROM order_serials WHERE order_id = ?2 AND serial = ?1), 0)";
+/* The certificate that authenticated a renewal, still current in its write transaction. */
+static const char k_cert_is_current[] = "SELECT count(*) FROM certificates WHERE cert_serial_hex = ?"
+                                        " AND status = 'valid'";
+/* An order's issuance, read in its write transaction: the order still open, its station still enabled and its
+ * certificate not revoked (the request was checked before it was signed; an officer may have acted meanwhile). */
+static const char k_order_issuable[] =
+    "SELECT o.open, s.enabled, s.name, EXISTS (SELECT 1 FROM certificates c WHERE c.cert_serial_hex = s.cert_serial_hex"
+    " AND c.profile = '" DB_PROFILE_STATION "' AND c.status = 'revoked') FROM orders o JOIN stations s ON s.id ="
+    " o.station_id WHERE o.id = ? AND s.id = ?";
 /* A renewal that supersedes nothing: has this serial's certificate of this profile been revoked? */
 static const char k_cert_profile_revoked[] = "SELECT count(*) FROM certificates WHERE device_serial = ? COLLATE NOCASE"
                                              " AND profile = ? AND status = 'revoked'";
@@ -148,6 +157,24 @@ ct_err db_cert_key_claim_tx(ct_db *db, const db_cert_record *r, bool check)
     return check ? key_holder_check(db, r->spki_sha256, r->device_serial, r->profile) : CT_OK;
 }
 
+/* The order and station that asked, as they are now: closed, disabled or revoked since the request was checked (the
+ * station of a revoke --station, which revokes what it enrolled) is refused, and nothing is written. */
+static ct_err order_issuable(ct_db *db, const db_cert_record *r)
+{
+    db_stmt *st = NULL;
+    bool row = false;
+    CT_GUARD_RET(db_prepare(db, k_order_issuable, &st, "ii", r->order_id, r->station_id));
+    CT_GUARD_RET(db_step(db, st, &row));
+    CT_ENSURE_RET(row, ct_fail(CT_ERR_NOT_IN_ORDER, "order %lld is not an order of station %lld",
+                               (long long)r->order_id, (long long)r->station_id));
+    const char *station = db_col_str(st, 2);
+    CT_ENSURE_RET(!db_col_int(st, 3), ct_fail(CT_ERR_DISABLED, "the certificate of station %s is revoked", station));
+    CT_ENSURE_RET(db_col_int(st, 1), ct_fail(CT_ERR_DISABLED, "station %s is disabled", station));
+    CT_ENSURE_RET(db_col_int(st, 0), ct_fail(CT_ERR_NOT_IN_ORDER, "order %lld of station %s is closed",
+                                             (long long)r->order_id, station));
+    return CT_OK;
+}
+
 /* The device serial's rules for an order's issuance: one spelling, and revocation is final. A renewal keeps the
  * serial of the certificate that authenticated it (even one spelt twice before this rule), and cannot replace a
  * revoked certificate of its profile: it must supersede a current one, or the profile must never have been
@@ -164,6 +191,7 @@ static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char
                                         "it: order reprovision)", r->profile, r->device_serial));
         return CT_OK;
     }
+    CT_GUARD_RET(order_issuable(db, r));
     CT_GUARD_RET(db_prepare(db, k_cert_case_variant, &st, "t", r->device_serial));
     CT_GUARD_RET(db_step(db, st, &row));
     CT_ENSURE_RET(!row, ct_fail(CT_ERR_EXISTS, "serial '%s' differs only by case from '%s', issued here: serials are "
@@ -196,6 +224,14 @@ ct_err db_cert_detail(const db_cert_record *r, const char *supersedes, db_detail
 static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *supersedes, const char *actor,
                              const db_detail *d, const uint8_t *leaf)
 {
+    if (r->authenticated_by) {
+        /* Before the supersede below, which may be of that very certificate (an identity renewal). */
+        int64_t current = 0;
+        CT_GUARD_RET(db_query_int(db, k_cert_is_current, &current, "t", r->authenticated_by));
+        CT_ENSURE_RET(current == 1, ct_fail(CT_ERR_UNKNOWN_CLIENT, "the client certificate is not the current "
+                                            "certificate of a device (%s: revoked or superseded meanwhile)",
+                                            r->authenticated_by));
+    }
     if (supersedes) {
         int changes = 0;
         CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", supersedes, r->device_serial, r->profile));
@@ -437,6 +473,8 @@ ct_err db_cert_record_check(const db_cert_record *rec, const char *supersedes_he
     CT_GUARD_RET(db_check_str("subject", rec->subject, sizeof rec->subject));
     CT_GUARD_RET(db_check_str("actor", actor, DB_AUDIT_FIELD_MAX));
     if (supersedes_hex) CT_GUARD_RET(db_check_str("superseded serial", supersedes_hex, DB_CERT_SERIAL_HEX_MAX));
+    if (rec->authenticated_by)
+        CT_GUARD_RET(db_check_str("authenticating certificate serial", rec->authenticated_by, DB_CERT_SERIAL_HEX_MAX));
     CT_ENSURE_RET(rec->not_after > rec->not_before, ct_fail(CT_ERR_ARG, "certificate validity is empty"));
     CT_ENSURE_RET(rec->station_id >= 0 && rec->order_id >= 0, ct_fail(CT_ERR_ARG, "negative station or order id"));
     return CT_OK;

@@ -135,6 +135,8 @@ struct db_cert_record {
     const uint8_t *der;
     size_t der_len;
     int64_t issuing_ca; /* the issuing CA generation that signed it (db_issuing_ca.id); 0: not recorded */
+    const char *authenticated_by; /* a renewal: the device certificate that authenticated it, still current when
+                                   * recorded (else CT_ERR_UNKNOWN_CLIENT); NULL otherwise */
 };
 
 typedef struct {
@@ -157,7 +159,9 @@ CT_MUST_CHECK ct_err db_key_holder(ct_db *db, const uint8_t spki_sha256[32], cha
  * CT_ERR_ALREADY_REVOKED when the serial has a revoked certificate of any profile (revocation is final,
  * unless the order line re-provisions it: db_order_reprovision); CT_ERR_EXISTS naming the holder if a certificate of
  * another device serial or profile (of any status) certifies the same key (its SPKI's SHA-256): one key, one holder;
- * the same serial and profile may certify it again (a renewal). Checked after the rules above. */
+ * the same serial and profile may certify it again (a renewal). Checked after the rules above. Read in the same
+ * transaction: an order's issuance is refused when its order was closed (CT_ERR_NOT_IN_ORDER) or its station disabled
+ * or its certificate revoked (CT_ERR_DISABLED) since; a renewal when rec->authenticated_by is no longer current. */
 CT_MUST_CHECK ct_err db_cert_record_issuance(ct_db *db, const db_cert_record *rec, const char *supersedes_hex,
                                              const char *actor);
 /* An issuance on its way to db_cert_record_issuance (+1 when its request begins, -1 once answered or refused):

@@ -37,6 +37,13 @@ printf 'CAM0001\nCAM0002\nCAM0003\n# comment\n\nCAM0004\n' >"$WORK/serials.txt"
 check "order list shows the order with 4 serials" bash -c "'$CA_BIN' order list --dir '$CA' | grep -q 'open .*line1 .*CX100 .*0/4'"
 printf 'CAM0005\nbad serial!\n' >"$WORK/bad-serials.txt"
 check "an order with an invalid serial is refused" bash -c "! '$CA_BIN' order create --dir '$CA' --station line1 --model CX100 --serials '$WORK/bad-serials.txt' 2>/dev/null"
+# The subject CN is "<model> <serial>", at most 63 characters here (X.520's ub-common-name is 64): an order past it was
+# once created, and each of its enrollments answered 500.
+printf 'LONG%030d\n' 1 >"$WORK/long-serials.txt"
+rc=0; out=$("$CA_BIN" order create --dir "$CA" --station line1 --model "$(printf 'M%.0s' $(seq 1 40))" \
+  --serials "$WORK/long-serials.txt" 2>&1) || rc=$?
+check_eq "an order whose model and serial make a CN of 75 characters is refused, in one line, nothing created" \
+  "1|1|1" "$rc|$(grep -c 'make a subject CN of 75 characters: at most 63' <<<"$out")|$(sql "$DB" "select count(*) from orders")"
 
 start_ca "$CA"
 STATION=(--cert "$WORK/station.pem" --key "$WORK/station.key")

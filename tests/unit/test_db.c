@@ -607,10 +607,10 @@ START_TEST(test_issuance_atomic)
     ck_assert_int_eq(db_order_list(db, collect, &seen), CT_OK);
     ck_assert_int_eq(seen.o[0].issued_count, 1);
 
-    /* A record pointing at an order that does not exist is refused (foreign key) and leaves nothing. */
+    /* A record pointing at an order that does not exist (or not of its station) is refused and leaves nothing. */
     db_cert_record bad = make_rec("0C", "SN2", "device", "DER");
     bad.order_id = 999;
-    ck_assert_int_eq(db_cert_record_issuance(db, &bad, NULL, "station:line1"), CT_ERR_DB);
+    ck_assert_int_eq(db_cert_record_issuance(db, &bad, NULL, "station:line1"), CT_ERR_NOT_IN_ORDER);
     ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE profile = 'device'"), 1);
     ck_assert_int_eq(audit_rows(), audit + 1);
     db_close(db);

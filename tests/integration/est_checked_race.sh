@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# A station's request checked (station enabled, serial in an open order), then the station revoked, disabled, or its
+# order closed before the certificate is recorded: nothing is issued. The CA decides in the issuance's write
+# transaction; before, a request in flight while an officer revoked a compromised station (revoke --station, which
+# revokes what it enrolled) was issued after that revocation, a valid certificate of the revoked station.
+# So is a camera's renewal whose identity certificate is revoked meanwhile. And the same request sent twice at once
+# gets one certificate, both answers recorded (an issuance, a repeat).
+# The interleaving is made with the failpoint hold `est:checked` (the request waits there until released).
+# Usage: est_checked_race.sh PATH/TO/camtrust-ca
+CA_BIN=$1
+. "$(dirname "$0")/lib.sh"
+
+CA=$WORK/ca
+DB=$CA/camtrust.db
+ca_create "$CA" >/dev/null
+station_with_order line1 CAM0001 CAM0002 CAM0003
+mv "$WORK/station.pem" "$WORK/line1.pem"; mv "$WORK/station.key" "$WORK/line1.key"
+station_with_order line2 CAM0101 CAM0102
+mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
+station_with_order line3 CAM0201
+mv "$WORK/station.pem" "$WORK/line3.pem"; mv "$WORK/station.key" "$WORK/line3.key"
+for sn in CAM0001 CAM0002 CAM0003 CAM0101 CAM0201; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
+
+RELEASE=$WORK/release
+CAMTRUST_FAILPOINT=est:checked CAMTRUST_FAILPOINT_RELEASE=$RELEASE start_ca "$CA"
+touch "$RELEASE"
+check_eq "released, line1 enrolls CAM0001" 200 \
+  "$(est_post simpleenroll "$WORK/CAM0001.b64" "$WORK/CAM0001.p7" --cert "$WORK/line1.pem" --key "$WORK/line1.key")"
+base64 -d "$WORK/CAM0001.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/CAM0001.pem" 2>/dev/null
+
+# held OP CLIENT CSR ACTION...: a POST to OP by CLIENT ($WORK/CLIENT.pem and .key) of $WORK/CSR.b64, held once checked,
+# ACTION run meanwhile, then released; prints the request's status (its answer in $WORK/CSR.out).
+held() {
+  local op=$1 client=$2 csr=$3 holds; shift 3
+  rm -f "$RELEASE"
+  holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
+  est_post "$op" "$WORK/$csr.b64" "$WORK/$csr.out" --cert "$WORK/$client.pem" --key "$WORK/$client.key" >"$WORK/$csr.status" &
+  local pid=$! _
+  for _ in $(seq 1 400); do # up to 20 s
+    [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -gt "$holds" ] && break
+    sleep 0.05
+  done
+  "$@" >/dev/null
+  touch "$RELEASE"
+  wait "$pid" || true
+  cat "$WORK/$csr.status"
+}
+valid_of() { sql "$DB" "select count(*) from certificates where device_serial = '$1' and status = 'valid'"; }
+denied_of() { sql "$DB" "select count(*) from audit where subject = '$1' and action = 'est.enroll' and outcome = 'denied'"; }
+
+# The same request sent twice at once (a station that retried on a second connection), both checked before either
+# is recorded: one certificate, both answered it, and both decisions in the audit (an issuance, a repeat).
+rm -f "$RELEASE"
+holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
+for i in 1 2; do
+  est_post simpleenroll "$WORK/CAM0003.b64" "$WORK/CAM0003.$i.p7" --cert "$WORK/line1.pem" --key "$WORK/line1.key" \
+    >"$WORK/CAM0003.$i.status" &
+  BG_PIDS+=($!)
+done
+for _ in $(seq 1 400); do # up to 20 s: both held
+  [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -ge $((holds + 2)) ] && break
+  sleep 0.05
+done
+touch "$RELEASE"
+for pid in "${BG_PIDS[@]}"; do wait "$pid" || true; done
+BG_PIDS=()
+check_eq "the same request twice at once: both 200, the same certificate" "200 200 1" \
+  "$(cat "$WORK/CAM0003.1.status") $(cat "$WORK/CAM0003.2.status") $(cmp -s "$WORK"/CAM0003.{1,2}.p7 && echo 1)"
+check_eq "... one certificate recorded, its issuance and the repeat audited" "1|1|1" \
+  "$(valid_of CAM0003)|$(sql "$DB" "select count(*) from audit where subject = 'CAM0003' and action = 'cert.issue';
+  select count(*) from audit where subject = 'CAM0003' and action = 'est.enroll' and outcome = 'repeated'" | paste -sd'|')"
+
+# The camera's renewal of its media-signing certificate while its identity certificate, which authenticated it, is
+# revoked (a stolen camera): no media-signing certificate for it after that revocation.
+make_csr "$WORK/CAM0001-ms" "/serialNumber=CAM0001/CN=x"
+status=$(held media-signing/simplereenroll CAM0001 CAM0001-ms "$CA_BIN" revoke --dir "$CA" \
+  "$(openssl x509 -in "$WORK/CAM0001.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise)
+check_eq "a camera's renewal while its identity certificate was revoked: refused" 401 "$status"
+check "... saying its certificate is no longer current" grep -q 'is not the current certificate of a device' \
+  "$WORK/CAM0001-ms.out"
+check_eq "... no valid certificate of CAM0001, the refusal counted" "0|1" \
+  "$(valid_of CAM0001)|$(sql "$DB" "select count(*) from audit where subject = 'CAM0001' and outcome = 'denied'")"
+
+status=$(held simpleenroll line1 CAM0002 "$CA_BIN" revoke --dir "$CA" --station line1 --reason keyCompromise)
+check_eq "the station revoked while its request was in flight: 403" 403 "$status"
+check "... saying its station is disabled" grep -q 'station line1 is disabled' "$WORK/CAM0002.out"
+check_eq "... no certificate of CAM0002, and none of line1's valid" "0|0" \
+  "$(sql "$DB" "select count(*) from certificates where device_serial = 'CAM0002'; select count(*) from certificates c
+  join stations s on s.id = c.station_id where s.name = 'line1' and c.status = 'valid'" | paste -sd'|')"
+check_eq "... the refusal audited as the station's" 1 "$(denied_of CAM0002)"
+
+status=$(held simpleenroll line2 CAM0101 "$CA_BIN" order close "$(sql "$DB" "select o.id from orders o join stations s on
+  s.id = o.station_id where s.name = 'line2'")" --dir "$CA")
+check_eq "the order closed while a request for its serial was in flight: 403" 403 "$status"
+check "... saying the order is closed" grep -q 'is closed' "$WORK/CAM0101.out"
+check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0101)|$(denied_of CAM0101)"
+
+status=$(held simpleenroll line3 CAM0201 "$CA_BIN" station disable --dir "$CA" line3)
+check_eq "the station disabled while its request was in flight: 403" 403 "$status"
+check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0201)|$(denied_of CAM0201)"
+
+"$CA_BIN" station enable --dir "$CA" line3 >/dev/null
+touch "$RELEASE"
+check_eq "enabled again, line3 enrolls CAM0201" 200 \
+  "$(est_post simpleenroll "$WORK/CAM0201.b64" "$WORK/out" --cert "$WORK/line3.pem" --key "$WORK/line3.key")"
+cleanup_server
+check "audit verify: intact" "$CA_BIN" audit verify --dir "$CA"
+finish
