@@ -385,7 +385,7 @@ typedef struct {
      * reported authentic (of any session: its signing time and counter); this session's GOPs signed no later than
      * the one before them, reported `reordered` (its summary counts them so). */
     signed_mark latest;
-    size_t replayed;
+    size_t demoted[MS_STATUS__COUNT]; /* this session's GOPs the verifier found authentic, reported otherwise here */
     uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
     double t_base, t_last, t_step;
     bool have_t;
@@ -411,6 +411,31 @@ static ct_err out_write(void *arg, const uint8_t *p, size_t n)
     return CT_OK;
 }
 
+/* Live video was signed moments ago, by the viewer's clock: a GOP signed more than o->max_age_s before it is
+ * verified is an older recording (the camera's own, served from the start by whoever writes its playlist: the
+ * first GOP watched has nothing else to be compared with), and one signed without a clock (time 0) cannot show it
+ * is not. Either is reported not live (its status and why into `g`); max_age_s 0: no bound (the user's choice). */
+static bool not_live(const session *s, ms_gop_report *g)
+{
+    if (!s->o->max_age_s || g->status != MS_AUTHENTIC) return false;
+    long long age = (long long)(time(NULL) - g->signed_at);
+    char when[CT_TIME_UTC_MAX];
+    if (g->signed_at && age <= s->o->max_age_s) return false;
+    if (!g->signed_at) {
+        g->status = MS_UNTRUSTED;
+        if (ct_snprintf(g->detail, sizeof g->detail, "signed without a clock (time 0): cannot be shown to be live "
+                        "(--max-age 0 shows it)") != CT_OK)
+            g->detail[0] = '\0';
+        return true;
+    }
+    ct_time_utc((int64_t)g->signed_at, when);
+    g->status = MS_REORDERED;
+    if (ct_snprintf(g->detail, sizeof g->detail, "stale: signed at %s, %lld s before the viewer's clock "
+                    "(--max-age %ld): an older recording, not live", when, age, s->o->max_age_s) != CT_OK)
+        g->detail[0] = '\0';
+    return true;
+}
+
 static void on_gop(const ms_gop_report *gop, void *arg)
 {
     session *s = arg;
@@ -426,10 +451,10 @@ static void on_gop(const ms_gop_report *gop, void *arg)
         if (ct_snprintf(g->detail, sizeof g->detail, "signed no later than the camera's GOP %u verified before it "
                         "(signed at %s): an older recording replayed, not live", s->latest.counter, latest) != CT_OK)
             g->detail[0] = '\0';
-        s->replayed++;
-    } else if (timed) {
+    } else if (!not_live(s, g) && timed) {
         s->latest = (signed_mark){g->signed_at, g->counter};
     }
+    if (g->status != gop->status) s->demoted[g->status]++;
     ms_print_gop(s->report, ++s->gops, g);
     fflush(s->report);
     for (size_t i = 0; i < s->nq; i++) {
@@ -619,13 +644,13 @@ static ct_err session_end(session *s)
     CT_GUARD_RET(release(s, true));
     CT_GUARD_RET(ct_snprintf(where, sizeof where, "%s", s->url));
     CT_GUARD_RET(ct_strlcpy(sum.container, sizeof sum.container, "live CMAF"));
-    if (s->replayed) { /* as reported GOP by GOP (on_gop) */
-        sum.count[MS_AUTHENTIC] -= s->replayed;
-        sum.count[MS_REORDERED] += s->replayed;
-        sum.authentic = false;
+    for (int i = 0; i < MS_STATUS__COUNT; i++) { /* as reported GOP by GOP (on_gop) */
+        sum.count[MS_AUTHENTIC] -= s->demoted[i];
+        sum.count[i] += s->demoted[i];
+        if (s->demoted[i]) sum.authentic = false;
     }
     ms_print_summary(s->report, where, &sum);
-    s->replayed = 0;
+    memset(s->demoted, 0, sizeof s->demoted);
     ms_verifier_close(s->ver);
     s->ver = NULL;
     s->gops = s->frames = s->verified_end = 0;

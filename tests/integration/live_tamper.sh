@@ -42,8 +42,10 @@ PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
 cat "$WORK/src.h264" >"$WORK/src.fifo"
 for _ in $(seq 1 600); do grep -q '^stream ended' "$WORK/stream.out" && break; sleep 0.05; done
 cp -r "$CAM/live" "$WORK/first" # the camera's first session, as signed
+# The ended stream, or the camera's files a falsifier rewrites, watched seconds to minutes after they were signed: a
+# recording by then, watched with --max-age 600 (live_fresh.sh tests the default bound).
 watch() { # watch NAME: alice watches the (ended) stream; the video in NAME.mp4, the report in NAME.rep; sets rc
-  rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
+  rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --max-age 600 --connect "127.0.0.1:$PORT" \
     --out "$WORK/$1.mp4" "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 || rc=$?
 }
 widths() { # widths FILE: how many pictures ffmpeg decodes of each width ("90 320")
@@ -128,7 +130,7 @@ put() { cp "$1" "$WORK/live2/$2.x" && mv "$WORK/live2/$2.x" "$WORK/live2/$2"; } 
 watch_open() { # watch_open NAME: the camera's playlist left open, alice watches it (VIEWER) until segment 2 is shown
   sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
   "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/$1.mp4" \
-    "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 &
+    --max-age 600 "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 &
   VIEWER=$!
   for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/$1.rep" && break; sleep 0.05; done
 }
