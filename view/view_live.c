@@ -400,6 +400,10 @@ typedef struct {
     pending q[PENDING_MAX];
     size_t nq;
     size_t shown, refused;
+    /* The playlist slid past the segments after the last one fetched, [slid_from, slid_to): told with the first GOP
+     * reported after (tell_slide). */
+    bool slid;
+    uint64_t slid_from, slid_to;
 } session;
 
 static ct_err out_write(void *arg, const uint8_t *p, size_t n)
@@ -436,10 +440,35 @@ static bool not_live(const session *s, ms_gop_report *g)
     return true;
 }
 
+/* The line of a slide past the last segment fetched (watch), with the first GOP reported after it (NULL: none): one
+ * signed after the last GOP verified that counts no higher is a new signing session, the camera restarted (in one
+ * session both go up together); else the viewer fell behind, or a camera restarted long enough ago for its counter
+ * to run past, which cannot be told apart. */
+static void tell_slide(session *s, const ms_gop_report *g)
+{
+    if (!s->slid) return;
+    s->slid = false;
+    s->refused += (size_t)(s->slid_to - s->slid_from);
+    if (g && g->status == MS_AUTHENTIC && g->has_counter && g->signed_at && s->latest.at &&
+        signed_after(g, &s->latest) && g->counter <= s->latest.counter)
+        fprintf(s->report, "camera restarted: a new signing session (the playlist slid past segment %llu, the last "
+                           "fetched; GOP %u signed after GOP %u): segments %llu-%llu NOT SHOWN, gone before they were "
+                           "fetched; verified on its own from segment %llu's first picture\n",
+                (unsigned long long)s->slid_from - 1, g->counter, s->latest.counter,
+                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_to);
+    else
+        fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched (the viewer "
+                           "fell behind, or the camera restarted); verified on its own from segment %llu's first "
+                           "picture\n",
+                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_to);
+    fflush(s->report);
+}
+
 static void on_gop(const ms_gop_report *gop, void *arg)
 {
     session *s = arg;
     ms_gop_report r = *gop, *g = &r;
+    tell_slide(s, gop);
     bool timed = g->status == MS_AUTHENTIC && g->signed_at && g->has_counter;
     /* A GOP signed no later than one verified before it: an older recording of the camera's (or its session rewound,
      * down to the last GOP) served as a restart, or numbered on, by whoever writes the playlist; not live video. In
@@ -630,6 +659,7 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
         p->bad[0] = '!';
     p->end = s->frames;
     s->t_base = s->t_last + s->t_step;
+    tell_slide(s, NULL); /* no GOP of it reported */
     return release(s, false);
 }
 
@@ -639,6 +669,7 @@ static ct_err session_end(session *s)
 {
     ms_summary sum;
     char where[300];
+    tell_slide(s, NULL);
     if (!s->ver) return CT_OK;
     CT_GUARD_RET(ms_verifier_finish(s->ver, &sum));
     CT_GUARD_RET(release(s, true));
@@ -737,15 +768,23 @@ static ct_err watch(session *s)
             continue;
         }
         /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
-        if (!started) next = p->first_seq;
+        if (!started) next = s->slid_to = p->first_seq;
+        /* A playlist slid past the segments after the last one fetched: the viewer fell behind, or the camera
+         * restarted and wrote more than a window meanwhile (neither going back nor naming the last segment fetched
+         * again). The playlist cannot tell which: either way what follows is verified on its own from its first
+         * picture, its init segment fetched again, as after a restart (not as the GOPs after the last one shown,
+         * which a new session's do not link to: `reordered`); the first GOP reported tells which (tell_slide). */
+        if (started && p->first_seq > next) {
+            CT_GUARD(session_end(s));
+            s->slid = true;
+            s->slid_from = next;
+            map[0] = '\0';
+            started = false;
+            fetched = UINT64_MAX;
+            continue;
+        }
         started = true;
         first_seq = p->first_seq;
-        if (p->first_seq > next) {
-            fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched\n",
-                    (unsigned long long)next, (unsigned long long)p->first_seq - 1);
-            s->refused += (size_t)(p->first_seq - next);
-            next = p->first_seq;
-        }
         for (size_t i = (size_t)(next - p->first_seq); i < p->n && !g_stop; i++, next++) {
             rc = https_get(&s->cam, p->names[i], SEGMENT_BYTES_MAX, &seg);
             if (rc == CT_ERR_INTEGRITY) goto cleanup;
@@ -761,6 +800,7 @@ static ct_err watch(session *s)
             continue;
         }
         if (p->ended && next >= p->first_seq + p->n) break;
+        ct_failpoint_hold("live:polled"); /* tests: the camera restarts, its playlist slides on meanwhile */
         pause_ms(s->o->poll_ms);
     }
 cleanup:

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A camera that restarts (its agent killed, started again: a new signing session, segments numbered from 0 again)
+# and writes more than a playlist window before the viewer polls again slides its playlist past the last segment the
+# viewer fetched: the playlist neither goes back nor names that segment again, so the restart went unseen. The viewer
+# took the new session's segments for the GOPs after the last one shown (which they do not link to) and refused them.
+# Now a slide past the last segment fetched ends the session so far (its summary) and the segments after it are
+# verified on their own from their first picture, as after any restart; when the new GOPs count from below the last
+# one verified while signed after it (a new signing session), the line says the camera restarted. The real camera
+# agent on loopback (provisioned through factory mode, its token real); the viewer held between two polls by a
+# failpoint while the camera restarts.
+# Usage: live_slide.sh BUILD_DIR
+. "$(dirname "$0")/build_lib.sh" "$1"
+. "$HERE/agent_lib.sh"
+command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
+STREAM= VIEWER=
+trap 'for p in $STREAM $VIEWER; do kill -TERM "$p" 2>/dev/null || true; done; stop_factory
+  [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+
+CA=$WORK/ca
+ca_create "$CA" >/dev/null
+viewer_make alice
+make_ca "$WORK/dev" Test
+CAM=$WORK/cam NAME=cam1801.devices.example.com
+"$SIM_BIN" simulate --dir "$CAM" --serial CAM1801 --model CX18 --root "$WORK/dev/root.pem" \
+  --ops-root "$CA/ops-root.pem" >/dev/null
+factory_provision "$CAM" CAM1801 "$WORK/dev"
+mkdir -p "$WORK/viewers"
+cp "$WORK/alice.pem" "$WORK/viewers/"
+
+# Before the restart, GOPs of 5 pictures (6 a segment): the new session's, of 30 (1 a segment), count from below them.
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
+  -g 5 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/before.h264"
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=320x180:rate=30 -t 5 -c:v libx264 -preset ultrafast -g 30 \
+  -bf 0 -pix_fmt yuv420p -f h264 "$WORK/after.h264"
+mkfifo "$WORK/src.fifo"
+camera() { # camera LISTEN: the camera streams into $WORK/live, a window of 2 segments (the FIFO on fd 7); sets STREAM
+  "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 2 \
+    --in "$WORK/src.fifo" --live "$WORK/live" --listen "$1" >"$WORK/stream.out" 2>"$WORK/stream.log" 7>&- &
+  STREAM=$!
+  for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/stream.out" && break; sleep 0.05; done
+  PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
+  [ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
+  exec 7>"$WORK/src.fifo"
+}
+camera 127.0.0.1:0
+# at the pace of a camera; the FIFO held open: the last segment waits for more input
+ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/before.h264" -c copy -f h264 - >&7
+CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" live --dir "$WORK/alice" \
+  --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/slide.mp4" "https://$NAME:$PORT/live/" \
+  >"$WORK/slide.rep" 2>&1 7>&- &
+VIEWER=$!
+for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/slide.rep" && break; sleep 0.05; done
+shown=$(grep -c ': shown' "$WORK/slide.rep" || true)
+kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
+exec 7>&-
+camera "127.0.0.1:$PORT"
+cat "$WORK/after.h264" >&7 # 5 segments at once: the playlist (2) slides past those fetched before
+exec 7>&-
+for _ in $(seq 1 600); do grep -q '^stream ended' "$WORK/stream.out" && break; sleep 0.05; done
+touch "$WORK/release"
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check_eq "the viewer, held, had shown the first session's segments it fetched (1 or 2)" yes \
+  "$([ "$shown" -ge 1 ] && [ "$shown" -le 2 ] && echo yes)"
+check "the camera restarted past the playlist window: told in one line, the new session's segments 3-4 verified on \
+their own and shown" bash -c "grep -q '^camera restarted: a new signing session (the playlist slid past segment' \
+  '$WORK/slide.rep' && grep -q '^segment 3: shown' '$WORK/slide.rep' && grep -q '^segment 4: shown' '$WORK/slide.rep' &&
+  [ \$(grep -c '^result: AUTHENTIC' '$WORK/slide.rep') = 2 ] && ! grep -q 'NOT AUTHENTIC' '$WORK/slide.rep'"
+frames "$WORK/after.h264" >"$WORK/after.md5"
+frames "$WORK/slide.mp4" >"$WORK/slide.md5"
+check_eq "  ... the viewer's video: the first session's pictures shown, then the new session's last 60 (framemd5)" \
+  "$((shown * 30 + 60)) same" "$(wc -l <"$WORK/slide.md5") $(tail -n 60 "$WORK/after.md5" |
+  cmp -s - <(tail -n 60 "$WORK/slide.md5") && echo same)"
+check "  ... exit 1: the segments gone before they were fetched were not shown" bash -c "[ $rc = 1 ]"
+finish
