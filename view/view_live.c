@@ -404,6 +404,7 @@ typedef struct {
      * reported after (tell_slide). */
     bool slid;
     uint64_t slid_from, slid_to;
+    bool other_codec; /* the camera restarted with another codec than the video shown: the end (take_segment) */
 } session;
 
 static ct_err out_write(void *arg, const uint8_t *p, size_t n)
@@ -516,9 +517,10 @@ static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, d
     session *s = arg;
     if (!s->ver) {
         /* The video shown so far goes on in one track: a camera restarted with another codec is another stream. */
-        CT_ENSURE_RET(!s->out_open || c == s->codec, ct_fail(CT_ERR_BAD_REQUEST, "the camera restarted with %s video, "
-                                                             "not %s: another stream (watch it anew)",
-                                                             media_codec_name(c), media_codec_name(s->codec)));
+        s->other_codec = s->out_open && c != s->codec;
+        CT_ENSURE_RET(!s->other_codec, ct_fail(CT_ERR_BAD_REQUEST, "the camera restarted with %s video, not %s: "
+                                               "another stream (watch it anew)", media_codec_name(c),
+                                               media_codec_name(s->codec)));
         CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
         s->codec = c;
     }
@@ -647,6 +649,9 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
     size_t problems = s->ver ? ms_verifier_problems(s->ver, NULL) : 0;
     const char *problem = NULL;
     ct_err rc = cenc_walk(p->bytes, p->len, on_nal, s);
+    /* A player of the video shown (one track) cannot follow another codec: rather than refuse each segment while
+     * polling on, the watch ends in one line. */
+    if (s->other_codec) return rc;
     if (rc != CT_OK) {
         if (ct_snprintf(p->bad, sizeof p->bad, "unreadable: %s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
         if (s->ver) ms_verifier_problem(s->ver, "segment %llu unreadable", (unsigned long long)seq);

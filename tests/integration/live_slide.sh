@@ -5,9 +5,10 @@
 # took the new session's segments for the GOPs after the last one shown (which they do not link to) and refused them.
 # Now a slide past the last segment fetched ends the session so far (its summary) and the segments after it are
 # verified on their own from their first picture, as after any restart; when the new GOPs count from below the last
-# one verified while signed after it (a new signing session), the line says the camera restarted. The real camera
-# agent on loopback (provisioned through factory mode, its token real); the viewer held between two polls by a
-# failpoint while the camera restarts.
+# one verified while signed after it (a new signing session), the line says the camera restarted. A camera restarted
+# with another codec (H.265 after H.264 was shown) ends the watch in one line, rather than have each new segment
+# refused while the viewer polls on. The real camera agent on loopback (provisioned through factory mode, its token
+# real); the viewer held between two polls by a failpoint while the camera restarts.
 # Usage: live_slide.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/agent_lib.sh"
@@ -33,8 +34,9 @@ ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=320x180:rate=30 -t 5 -c:v libx264 -preset ultrafast -g 30 \
   -bf 0 -pix_fmt yuv420p -f h264 "$WORK/after.h264"
 mkfifo "$WORK/src.fifo"
-camera() { # camera LISTEN: the camera streams into $WORK/live, a window of 2 segments (the FIFO on fd 7); sets STREAM
-  "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 2 \
+camera() { # camera LISTEN [WINDOW]: the camera streams into $WORK/live, a window of 2 segments by default (the FIFO on
+  # fd 7); sets STREAM and PORT
+  "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window "${2:-2}" \
     --in "$WORK/src.fifo" --live "$WORK/live" --listen "$1" >"$WORK/stream.out" 2>"$WORK/stream.log" 7>&- &
   STREAM=$!
   for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/stream.out" && break; sleep 0.05; done
@@ -71,4 +73,28 @@ check_eq "  ... the viewer's video: the first session's pictures shown, then the
   "$((shown * 30 + 60)) same" "$(wc -l <"$WORK/slide.md5") $(tail -n 60 "$WORK/after.md5" |
   cmp -s - <(tail -n 60 "$WORK/slide.md5") && echo same)"
 check "  ... exit 1: the segments gone before they were fetched were not shown" bash -c "[ $rc = 1 ]"
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
+# ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
+# player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
+# and polled on for more of them. It now ends there, in one line (exit 1). ----
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx265 -preset ultrafast -g 30 \
+  -bf 2 -x265-params log-level=error:open-gop=0 -pix_fmt yuv420p -f hevc "$WORK/after.hevc"
+rm -rf "$WORK/live"
+camera 127.0.0.1:0 10
+ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/after.h264" -c copy -f h264 - >&7 # the last GOP waits
+"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/codec.mp4" \
+  "https://$NAME:$PORT/live/" >"$WORK/codec.rep" 2>&1 7>&- &
+VIEWER=$!
+for _ in $(seq 1 600); do grep -q '^segment 0: shown' "$WORK/codec.rep" && break; sleep 0.05; done
+kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
+exec 7>&-
+camera "127.0.0.1:$PORT" 10
+cat "$WORK/after.hevc" >&7 # 3 segments, and the playlist closed
+exec 7>&-
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "the camera restarted with H.265 after H.264 was shown: told, then the watch ends in one line (exit 1)" bash -c "
+  [ $rc = 1 ] && grep -q '^camera restarted: a new signing session from segment 0' '$WORK/codec.rep' &&
+  tail -n 1 '$WORK/codec.rep' | grep -q '^camtrust-view: .*the camera restarted with H.265 video, not H.264: another \
+stream (watch it anew)\$' && ! grep -q 'NOT SHOWN' '$WORK/codec.rep'"
 finish
