@@ -75,6 +75,32 @@ check_eq "  ... the viewer's video: the first session's pictures shown, then the
 check "  ... exit 1: the segments gone before they were fetched were not shown" bash -c "[ $rc = 1 ]"
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
+# ---- no restart: the viewer falls behind (held after its first poll) while the camera streams 8 s on past its window. The segments gone are
+# not shown; those after are verified on their own from their first picture and shown (their first GOP links to one
+# the viewer never got); before, the first was refused (`missing: 5 GOP(s) cut out`). ----
+ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 8 -c:v libx264 -preset ultrafast \
+  -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/long.h264"
+rm -rf "$WORK/live" "$WORK/release"
+camera 127.0.0.1:0
+CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" live --dir "$WORK/alice" \
+  --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/behind.mp4" "https://$NAME:$PORT/live/" \
+  >"$WORK/behind.rep" 2>&1 7>&- &
+VIEWER=$!
+ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/long.h264" -c copy -f h264 - >&7 &
+FEED=$!
+for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/behind.rep" && break; sleep 0.05; done
+wait "$FEED"
+exec 7>&-
+for _ in $(seq 1 600); do grep -q '^stream ended' "$WORK/stream.out" && break; sleep 0.05; done
+touch "$WORK/release"
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "the viewer fell behind the camera's window: the segments gone told (no restart), segments 6-7 verified on \
+their own and shown, exit 1" bash -c "[ $rc = 1 ] && grep -q '^segments [1-5]-5: NOT SHOWN: gone from the playlist before \
+they were fetched (the viewer fell behind, or the camera restarted); verified on its own from segment 6' \
+  '$WORK/behind.rep' && grep -q '^segment 6: shown' '$WORK/behind.rep' && grep -q '^segment 7: shown' '$WORK/behind.rep' &&
+  ! grep -q 'camera restarted:' '$WORK/behind.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/behind.rep'"
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
 # player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
 # and polled on for more of them. It now ends there, in one line (exit 1). ----
