@@ -10,22 +10,8 @@
 # default bound, the wall clock waited for, a few seconds past what the test does meanwhile.)
 # Usage: live_fresh.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
-. "$HERE/agent_lib.sh"
-command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
-STREAM= VIEWER=
-trap 'for p in $STREAM $VIEWER; do kill -TERM "$p" 2>/dev/null || true; done; stop_factory
-  [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
-CA=$WORK/ca
-ca_create "$CA" >/dev/null
-viewer_make alice
-make_ca "$WORK/dev" Test
-CAM=$WORK/cam NAME=cam1701.devices.example.com
-"$SIM_BIN" simulate --dir "$CAM" --serial CAM1701 --model CX17 --root "$WORK/dev/root.pem" \
-  --ops-root "$CA/ops-root.pem" >/dev/null
-factory_provision "$CAM" CAM1701 "$WORK/dev"
-mkdir -p "$WORK/viewers"
-cp "$WORK/alice.pem" "$WORK/viewers/"
+. "$HERE/live_lib.sh"
+live_setup CAM1701 CX17
 
 # 3 GOPs of 30 pictures, a segment each
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
@@ -39,20 +25,15 @@ for rec in old:$((since + 1)) noclock:1; do
 done
 
 # ---- the camera streams it live (paced as a camera's encoder), alice watching with the default bound ----
-mkfifo "$WORK/src.fifo"
-"$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 10 \
-  --in "$WORK/src.fifo" --live "$WORK/live" --listen 127.0.0.1:0 >"$WORK/stream.out" 2>"$WORK/stream.log" &
-STREAM=$!
-for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/stream.out" && break; sleep 0.05; done
-PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
-[ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
+live_camera "$WORK/live" 127.0.0.1:0 10
 view() { # view NAME [OPTION...]: alice watches the camera; the video in NAME.mp4, the report in NAME.rep
   local name=$1; shift
   "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" "$@" \
     --out "$WORK/$name.mp4" "https://$NAME:$PORT/live/" >"$WORK/$name.rep" 2>&1
 }
-view live & VIEWER=$!
-ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/src.h264" -c copy -f h264 - >"$WORK/src.fifo"
+view live 7>&- & VIEWER=$!
+ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/src.h264" -c copy -f h264 - >&7
+exec 7>&- # the input ends: the playlist is closed
 rc=0; wait "$VIEWER" || rc=$?; VIEWER=
 check "the camera live, watched with the default bound: its 3 segments verified and shown (exit 0)" bash -c "
   [ $rc = 0 ] && grep -q 'result: AUTHENTIC (3 authentic)' '$WORK/live.rep' &&

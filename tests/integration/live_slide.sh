@@ -11,50 +11,22 @@
 # real); the viewer held between two polls by a failpoint while the camera restarts.
 # Usage: live_slide.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
-. "$HERE/agent_lib.sh"
-command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
-STREAM= VIEWER=
-trap 'for p in $STREAM $VIEWER; do kill -TERM "$p" 2>/dev/null || true; done; stop_factory
-  [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
-CA=$WORK/ca
-ca_create "$CA" >/dev/null
-viewer_make alice
-make_ca "$WORK/dev" Test
-CAM=$WORK/cam NAME=cam1801.devices.example.com
-"$SIM_BIN" simulate --dir "$CAM" --serial CAM1801 --model CX18 --root "$WORK/dev/root.pem" \
-  --ops-root "$CA/ops-root.pem" >/dev/null
-factory_provision "$CAM" CAM1801 "$WORK/dev"
-mkdir -p "$WORK/viewers"
-cp "$WORK/alice.pem" "$WORK/viewers/"
+. "$HERE/live_lib.sh"
+live_setup CAM1801 CX18
 
 # Before the restart, GOPs of 5 pictures (6 a segment): the new session's, of 30 (1 a segment), count from below them.
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
   -g 5 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/before.h264"
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=320x180:rate=30 -t 5 -c:v libx264 -preset ultrafast -g 30 \
   -bf 0 -pix_fmt yuv420p -f h264 "$WORK/after.h264"
-mkfifo "$WORK/src.fifo"
-camera() { # camera LISTEN [WINDOW]: the camera streams into $WORK/live, a window of 2 segments by default (the FIFO on
-  # fd 7); sets STREAM and PORT
-  "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window "${2:-2}" \
-    --in "$WORK/src.fifo" --live "$WORK/live" --listen "$1" >"$WORK/stream.out" 2>"$WORK/stream.log" 7>&- &
-  STREAM=$!
-  for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/stream.out" && break; sleep 0.05; done
-  PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
-  [ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
-  exec 7>"$WORK/src.fifo"
-}
+camera() { live_camera "$WORK/live" "$1" "${2:-2}"; } # camera LISTEN [WINDOW]: into $WORK/live, 2 segments by default
 camera 127.0.0.1:0
 # at the pace of a camera; the FIFO held open: the last segment waits for more input
 ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/before.h264" -c copy -f h264 - >&7
-CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" live --dir "$WORK/alice" \
-  --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/slide.mp4" "https://$NAME:$PORT/live/" \
-  >"$WORK/slide.rep" 2>&1 7>&- &
-VIEWER=$!
+CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view slide
 for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/slide.rep" && break; sleep 0.05; done
 shown=$(grep -c ': shown' "$WORK/slide.rep" || true)
-kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
-exec 7>&-
+live_camera_kill
 camera "127.0.0.1:$PORT"
 cat "$WORK/after.h264" >&7 # 5 segments at once: the playlist (2) slides past those fetched before
 exec 7>&-
@@ -82,10 +54,7 @@ ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 8 -
   -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/long.h264"
 rm -rf "$WORK/live" "$WORK/release"
 camera 127.0.0.1:0
-CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release "$VIEW_BIN" live --dir "$WORK/alice" \
-  --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/behind.mp4" "https://$NAME:$PORT/live/" \
-  >"$WORK/behind.rep" 2>&1 7>&- &
-VIEWER=$!
+CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view behind
 ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/long.h264" -c copy -f h264 - >&7 &
 FEED=$!
 for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/behind.rep" && break; sleep 0.05; done
@@ -109,12 +78,9 @@ ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -
 rm -rf "$WORK/live"
 camera 127.0.0.1:0 10
 ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/after.h264" -c copy -f h264 - >&7 # the last GOP waits
-"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/codec.mp4" \
-  "https://$NAME:$PORT/live/" >"$WORK/codec.rep" 2>&1 7>&- &
-VIEWER=$!
+live_view codec
 for _ in $(seq 1 600); do grep -q '^segment 0: shown' "$WORK/codec.rep" && break; sleep 0.05; done
-kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
-exec 7>&-
+live_camera_kill
 camera "127.0.0.1:$PORT" 10
 cat "$WORK/after.hevc" >&7 # 3 segments, and the playlist closed
 exec 7>&-
