@@ -452,11 +452,11 @@ static void tell_slide(session *s, const ms_gop_report *g)
     s->refused += (size_t)(s->slid_to - s->slid_from);
     if (g && g->status == MS_AUTHENTIC && g->has_counter && g->signed_at && s->latest.at &&
         signed_after(g, &s->latest) && g->counter <= s->latest.counter)
-        fprintf(s->report, "camera restarted: a new signing session (the playlist slid past segment %llu, the last "
-                           "fetched; GOP %u signed after GOP %u): segments %llu-%llu NOT SHOWN, gone before they were "
-                           "fetched; verified on its own from segment %llu's first picture\n",
-                (unsigned long long)s->slid_from - 1, g->counter, s->latest.counter,
-                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_to);
+        fprintf(s->report, "camera restarted: a new signing session (its GOP %u signed after GOP %u) while the "
+                           "playlist slid past segments %llu-%llu, NOT SHOWN: gone before they were fetched; verified on "
+                           "its own from segment %llu's first picture\n",
+                g->counter, s->latest.counter, (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1,
+                (unsigned long long)s->slid_to);
     else
         fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched (the viewer "
                            "fell behind, or the camera restarted); verified on its own from segment %llu's first "
