@@ -82,7 +82,8 @@ CT_MUST_CHECK ct_err agent_media_signer_config(agent *a, agent_creds *c, ct_buf 
                                                ms_signer_config *cfg);
 
 /* The recorder's signing hooks (cenc_sign_hooks) on the media-signing key; `start` (0: now) is the capture
- * time of the first picture; `live`: the certificate SEI again at each segment. Close it after the writer. */
+ * time of the first picture; `live`: the certificate SEI again at each segment, and each GOP stamped with the
+ * clock when it reaches the signer (`start` unused). Close it after the writer. */
 typedef struct {
     agent_creds c;
     ct_buf pem;

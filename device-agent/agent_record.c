@@ -25,8 +25,13 @@ static ct_err hook_nal(void *arg, media_codec c, const uint8_t *nal, size_t len,
     agent_rec_signer *r = arg;
     r->cfg.codec = c;
     if (!r->s) CT_GUARD_RET(ms_signer_open(&r->cfg, &r->s));
+    /* Live (start 0), a GOP is stamped with the clock when its first picture reaches the signer: a stamp counted
+     * in frames from the start would drift from the clock (an encoder's own crystal, frames dropped at night) and
+     * make honest video look stale to a viewer's --max-age. Whole seconds: same-second GOPs order by counter. */
+    time_t base = r->start;
+    if (!base) base = time(NULL), t = 0;
     time_t sec = (time_t)t;
-    return ms_signer_push(r->s, nal, len, ms_time_from_unix(r->start + sec, (uint32_t)((t - (double)sec) * 1e9)));
+    return ms_signer_push(r->s, nal, len, ms_time_from_unix(base + sec, (uint32_t)((t - (double)sec) * 1e9)));
 }
 static ct_err hook_take(void *arg, bool wait, ct_buf *out, bool *ready)
 {
@@ -42,7 +47,7 @@ static ct_err hook_segment(void *arg)
 ct_err agent_rec_signer_open(agent *a, time_t start, bool live, agent_rec_signer *rs)
 {
     memset(rs, 0, sizeof *rs);
-    rs->start = start ? start : time(NULL);
+    rs->start = live ? 0 : start ? start : time(NULL);
     rs->hooks = (cenc_sign_hooks){hook_nal, hook_take, hook_finish, rs, live ? hook_segment : NULL};
     return agent_media_signer_config(a, &rs->c, &rs->pem, &rs->k, &rs->cfg);
 }

@@ -385,7 +385,7 @@ typedef struct {
      * reported authentic (of any session: its signing time and counter); this session's GOPs signed no later than
      * the one before them, reported `reordered` (its summary counts them so). */
     signed_mark latest;
-    size_t replayed;
+    size_t demoted[MS_STATUS__COUNT]; /* this session's GOPs the verifier found authentic, reported otherwise here */
     uint64_t frames, verified_end; /* pictures pushed; pictures [0, verified_end) have a report */
     double t_base, t_last, t_step;
     bool have_t;
@@ -400,6 +400,11 @@ typedef struct {
     pending q[PENDING_MAX];
     size_t nq;
     size_t shown, refused;
+    /* The playlist slid past the segments after the last one fetched, [slid_from, slid_to): told with the first GOP
+     * reported after (tell_slide). */
+    bool slid;
+    uint64_t slid_from, slid_to;
+    bool other_codec; /* the camera restarted with another codec than the video shown: the end (take_segment) */
 } session;
 
 static ct_err out_write(void *arg, const uint8_t *p, size_t n)
@@ -411,10 +416,60 @@ static ct_err out_write(void *arg, const uint8_t *p, size_t n)
     return CT_OK;
 }
 
+/* Live video was signed moments ago, by the viewer's clock: a GOP signed more than o->max_age_s before it is
+ * verified is an older recording (the camera's own, served from the start by whoever writes its playlist: the
+ * first GOP watched has nothing else to be compared with), and one signed without a clock (time 0) cannot show it
+ * is not. Either is reported not live (its status and why into `g`); max_age_s 0: no bound (the user's choice). */
+static bool not_live(const session *s, ms_gop_report *g)
+{
+    if (!s->o->max_age_s || g->status != MS_AUTHENTIC) return false;
+    long long age = (long long)(time(NULL) - g->signed_at);
+    char when[CT_TIME_UTC_MAX];
+    if (g->signed_at && age <= s->o->max_age_s) return false;
+    if (!g->signed_at) {
+        g->status = MS_UNTRUSTED;
+        if (ct_snprintf(g->detail, sizeof g->detail, "signed without a clock (time 0): cannot be shown to be live "
+                        "(--max-age 0 shows it)") != CT_OK)
+            g->detail[0] = '\0';
+        return true;
+    }
+    ct_time_utc((int64_t)g->signed_at, when);
+    g->status = MS_REORDERED;
+    if (ct_snprintf(g->detail, sizeof g->detail, "stale: signed at %s, %lld s before the viewer's clock "
+                    "(--max-age %ld): an older recording, not live", when, age, s->o->max_age_s) != CT_OK)
+        g->detail[0] = '\0';
+    return true;
+}
+
+/* The line of a slide past the last segment fetched (watch), with the first GOP reported after it (NULL: none): one
+ * signed after the last GOP verified that counts no higher is a new signing session, the camera restarted (in one
+ * session both go up together); else the viewer fell behind, or a camera restarted long enough ago for its counter
+ * to run past, which cannot be told apart. */
+static void tell_slide(session *s, const ms_gop_report *g)
+{
+    if (!s->slid) return;
+    s->slid = false;
+    s->refused += (size_t)(s->slid_to - s->slid_from);
+    if (g && g->status == MS_AUTHENTIC && g->has_counter && g->signed_at && s->latest.at &&
+        signed_after(g, &s->latest) && g->counter <= s->latest.counter)
+        fprintf(s->report, "camera restarted: a new signing session (its GOP %u signed after GOP %u) while the "
+                           "playlist slid past segments %llu-%llu, NOT SHOWN: gone before they were fetched; verified on "
+                           "its own from segment %llu's first picture\n",
+                g->counter, s->latest.counter, (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1,
+                (unsigned long long)s->slid_to);
+    else
+        fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched (the viewer "
+                           "fell behind, or the camera restarted); verified on its own from segment %llu's first "
+                           "picture\n",
+                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_to);
+    fflush(s->report);
+}
+
 static void on_gop(const ms_gop_report *gop, void *arg)
 {
     session *s = arg;
     ms_gop_report r = *gop, *g = &r;
+    tell_slide(s, gop);
     bool timed = g->status == MS_AUTHENTIC && g->signed_at && g->has_counter;
     /* A GOP signed no later than one verified before it: an older recording of the camera's (or its session rewound,
      * down to the last GOP) served as a restart, or numbered on, by whoever writes the playlist; not live video. In
@@ -426,10 +481,10 @@ static void on_gop(const ms_gop_report *gop, void *arg)
         if (ct_snprintf(g->detail, sizeof g->detail, "signed no later than the camera's GOP %u verified before it "
                         "(signed at %s): an older recording replayed, not live", s->latest.counter, latest) != CT_OK)
             g->detail[0] = '\0';
-        s->replayed++;
-    } else if (timed) {
+    } else if (!not_live(s, g) && timed) {
         s->latest = (signed_mark){g->signed_at, g->counter};
     }
+    if (g->status != gop->status) s->demoted[g->status]++;
     ms_print_gop(s->report, ++s->gops, g);
     fflush(s->report);
     for (size_t i = 0; i < s->nq; i++) {
@@ -462,9 +517,10 @@ static ct_err on_nal(void *arg, media_codec c, const uint8_t *nal, size_t len, d
     session *s = arg;
     if (!s->ver) {
         /* The video shown so far goes on in one track: a camera restarted with another codec is another stream. */
-        CT_ENSURE_RET(!s->out_open || c == s->codec, ct_fail(CT_ERR_BAD_REQUEST, "the camera restarted with %s video, "
-                                                             "not %s: another stream (watch it anew)",
-                                                             media_codec_name(c), media_codec_name(s->codec)));
+        s->other_codec = s->out_open && c != s->codec;
+        CT_ENSURE_RET(!s->other_codec, ct_fail(CT_ERR_BAD_REQUEST, "the camera restarted with %s video, not %s: "
+                                               "another stream (watch it anew)", media_codec_name(c),
+                                               media_codec_name(s->codec)));
         CT_GUARD_RET(ms_verifier_open(&s->vc, c, time(NULL), "the viewer's clock", on_gop, s, &s->ver));
         s->codec = c;
     }
@@ -593,6 +649,9 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
     size_t problems = s->ver ? ms_verifier_problems(s->ver, NULL) : 0;
     const char *problem = NULL;
     ct_err rc = cenc_walk(p->bytes, p->len, on_nal, s);
+    /* A player of the video shown (one track) cannot follow another codec: rather than refuse each segment while
+     * polling on, the watch ends in one line. */
+    if (s->other_codec) return rc;
     if (rc != CT_OK) {
         if (ct_snprintf(p->bad, sizeof p->bad, "unreadable: %s", ct_err_detail()) != CT_OK) p->bad[0] = '!';
         if (s->ver) ms_verifier_problem(s->ver, "segment %llu unreadable", (unsigned long long)seq);
@@ -605,6 +664,7 @@ static ct_err take_segment(session *s, uint64_t seq, const gbuf *seg)
         p->bad[0] = '!';
     p->end = s->frames;
     s->t_base = s->t_last + s->t_step;
+    tell_slide(s, NULL); /* no GOP of it reported */
     return release(s, false);
 }
 
@@ -614,18 +674,19 @@ static ct_err session_end(session *s)
 {
     ms_summary sum;
     char where[300];
+    tell_slide(s, NULL);
     if (!s->ver) return CT_OK;
     CT_GUARD_RET(ms_verifier_finish(s->ver, &sum));
     CT_GUARD_RET(release(s, true));
     CT_GUARD_RET(ct_snprintf(where, sizeof where, "%s", s->url));
     CT_GUARD_RET(ct_strlcpy(sum.container, sizeof sum.container, "live CMAF"));
-    if (s->replayed) { /* as reported GOP by GOP (on_gop) */
-        sum.count[MS_AUTHENTIC] -= s->replayed;
-        sum.count[MS_REORDERED] += s->replayed;
-        sum.authentic = false;
+    for (int i = 0; i < MS_STATUS__COUNT; i++) { /* as reported GOP by GOP (on_gop) */
+        sum.count[MS_AUTHENTIC] -= s->demoted[i];
+        sum.count[i] += s->demoted[i];
+        if (s->demoted[i]) sum.authentic = false;
     }
     ms_print_summary(s->report, where, &sum);
-    s->replayed = 0;
+    memset(s->demoted, 0, sizeof s->demoted);
     ms_verifier_close(s->ver);
     s->ver = NULL;
     s->gops = s->frames = s->verified_end = 0;
@@ -712,15 +773,23 @@ static ct_err watch(session *s)
             continue;
         }
         /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
-        if (!started) next = p->first_seq;
+        if (!started) next = s->slid_to = p->first_seq;
+        /* A playlist slid past the segments after the last one fetched: the viewer fell behind, or the camera
+         * restarted and wrote more than a window meanwhile (neither going back nor naming the last segment fetched
+         * again). The playlist cannot tell which: either way what follows is verified on its own from its first
+         * picture, its init segment fetched again, as after a restart (not as the GOPs after the last one shown,
+         * which a new session's do not link to: `reordered`); the first GOP reported tells which (tell_slide). */
+        if (started && p->first_seq > next) {
+            CT_GUARD(session_end(s));
+            s->slid = true;
+            s->slid_from = next;
+            map[0] = '\0';
+            started = false;
+            fetched = UINT64_MAX;
+            continue;
+        }
         started = true;
         first_seq = p->first_seq;
-        if (p->first_seq > next) {
-            fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched\n",
-                    (unsigned long long)next, (unsigned long long)p->first_seq - 1);
-            s->refused += (size_t)(p->first_seq - next);
-            next = p->first_seq;
-        }
         for (size_t i = (size_t)(next - p->first_seq); i < p->n && !g_stop; i++, next++) {
             rc = https_get(&s->cam, p->names[i], SEGMENT_BYTES_MAX, &seg);
             if (rc == CT_ERR_INTEGRITY) goto cleanup;
@@ -736,6 +805,7 @@ static ct_err watch(session *s)
             continue;
         }
         if (p->ended && next >= p->first_seq + p->n) break;
+        ct_failpoint_hold("live:polled"); /* tests: the camera restarts, its playlist slides on meanwhile */
         pause_ms(s->o->poll_ms);
     }
 cleanup:

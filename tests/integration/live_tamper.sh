@@ -12,22 +12,8 @@
 # segments shown, are signed before what was shown: `reordered`, not shown.
 # Usage: live_tamper.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
-. "$HERE/agent_lib.sh"
-command -v ffmpeg >/dev/null || { echo "ffmpeg is required (deploy/install-deps test)"; exit 1; }
-STREAM= VIEWER=
-trap 'for p in $STREAM $VIEWER; do kill -TERM "$p" 2>/dev/null || true; done; stop_factory
-  [ -n "${CAMTRUST_TEST_KEEP:-}" ] || rm -rf "$WORK"' EXIT
-
-CA=$WORK/ca
-ca_create "$CA" >/dev/null
-viewer_make alice
-make_ca "$WORK/dev" Test
-CAM=$WORK/cam NAME=cam1601.devices.example.com
-"$SIM_BIN" simulate --dir "$CAM" --serial CAM1601 --model CX16 --root "$WORK/dev/root.pem" \
-  --ops-root "$CA/ops-root.pem" >/dev/null
-factory_provision "$CAM" CAM1601 "$WORK/dev"
-mkdir -p "$WORK/viewers"
-cp "$WORK/alice.pem" "$WORK/viewers/"
+. "$HERE/live_lib.sh"
+live_setup CAM1601 CX16
 
 # 3 GOPs of 30 pictures, a segment each, signed; served until the test ends.
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
@@ -42,8 +28,10 @@ PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
 cat "$WORK/src.h264" >"$WORK/src.fifo"
 for _ in $(seq 1 600); do grep -q '^stream ended' "$WORK/stream.out" && break; sleep 0.05; done
 cp -r "$CAM/live" "$WORK/first" # the camera's first session, as signed
+# The ended stream, or the camera's files a falsifier rewrites, watched seconds to minutes after they were signed: a
+# recording by then, watched with --max-age 600 (live_fresh.sh tests the default bound).
 watch() { # watch NAME: alice watches the (ended) stream; the video in NAME.mp4, the report in NAME.rep; sets rc
-  rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" \
+  rc=0; "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --max-age 600 --connect "127.0.0.1:$PORT" \
     --out "$WORK/$1.mp4" "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 || rc=$?
 }
 widths() { # widths FILE: how many pictures ffmpeg decodes of each width ("90 320")
@@ -88,23 +76,14 @@ kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast -g 30 \
   -bf 0 -pix_fmt yuv420p -f h264 "$WORK/after.h264"
 camera() { # camera INPUT LISTEN: the camera streams INPUT into $WORK/live2 (the FIFO held open); sets STREAM, PORT
-  "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window 10 \
-    --in "$WORK/src.fifo" --live "$WORK/live2" --listen "$2" >"$WORK/stream.out" 2>"$WORK/stream.log" 7>&- &
-  STREAM=$!
-  for _ in $(seq 1 600); do grep -q '^listening on ' "$WORK/stream.out" && break; sleep 0.05; done
-  PORT=$(sed -n 's/^listening on .*://p' "$WORK/stream.out")
-  [ -n "$PORT" ] || { cat "$WORK/stream.log"; exit 1; }
-  exec 7>"$WORK/src.fifo"
+  live_camera "$WORK/live2" "$2" 10
   # at the pace of a camera (30 pictures a second): its pictures' capture times are no later than its clock
   ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$1" -c copy -f h264 - >&7
 }
 camera "$WORK/src.h264" 127.0.0.1:0 # 3 GOPs: segments 0 and 1 written, the third GOP's waits for more input
-"$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/restart.mp4" \
-  "https://$NAME:$PORT/live/" >"$WORK/restart.rep" 2>&1 7>&- &
-VIEWER=$!
+live_view restart
 for _ in $(seq 1 600); do grep -q '^segment 1: shown' "$WORK/restart.rep" && break; sleep 0.05; done
-kill -9 "$STREAM"; wait "$STREAM" 2>/dev/null || true
-exec 7>&-
+live_camera_kill
 camera "$WORK/after.h264" "127.0.0.1:$PORT"
 exec 7>&-
 rc=0; wait "$VIEWER" || rc=$?; VIEWER=
@@ -128,7 +107,7 @@ put() { cp "$1" "$WORK/live2/$2.x" && mv "$WORK/live2/$2.x" "$WORK/live2/$2"; } 
 watch_open() { # watch_open NAME: the camera's playlist left open, alice watches it (VIEWER) until segment 2 is shown
   sed '/ENDLIST/d' "$WORK/live2/index.m3u8" >"$WORK/open.m3u8" && put "$WORK/open.m3u8" index.m3u8
   "$VIEW_BIN" live --dir "$WORK/alice" --root "$WORK/dev/root.pem" --connect "127.0.0.1:$PORT" --out "$WORK/$1.mp4" \
-    "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 &
+    --max-age 600 "https://$NAME:$PORT/live/" >"$WORK/$1.rep" 2>&1 &
   VIEWER=$!
   for _ in $(seq 1 600); do grep -q '^segment 2: shown' "$WORK/$1.rep" && break; sleep 0.05; done
 }
