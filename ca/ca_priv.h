@@ -252,7 +252,7 @@ typedef struct {
     const char *content_type;
     const uint8_t *body;
     size_t body_len;
-    bool body_too_large;            /* the body passed server.max_body and was not kept */
+    bool body_too_large;            /* the body passed ca_http_body_limit and was not kept */
     const uint8_t *client_cert;     /* DER of a TLS client certificate that chains to a camtrust CA, or NULL */
     size_t client_cert_len;
     bool client_cert_untrusted;     /* one was presented but does not chain to a camtrust CA */
@@ -311,6 +311,11 @@ bool ca_media_type_is(const char *content_type, const char *want);
 bool ca_http_accepts_gzip(const char *accept_encoding);
 /* GET or HEAD: the methods that change nothing. */
 bool ca_http_reads(const char *method);
+/* The largest request body `method` takes: a GET or HEAD none (RFC 9110 9.3.1: a GET's content has no meaning and a
+ * server may refuse it; no client of this CA sends one), any other server.max_body. */
+long ca_http_body_limit(const ca *c, const char *method);
+/* The 413 of a request whose body passed ca_http_body_limit, the bound named. */
+CT_MUST_CHECK ct_err ca_http_body_too_large(const ca *c, const char *method);
 /* CT_ERR_FORBIDDEN (with the reason) for what a browser says another site's page sent: Sec-Fetch-Site other
  * than same-origin (or "none" for a read), an Origin other than https://<Host>; and, when the request changes
  * state, neither header. */
