@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ca_priv.h"
 
@@ -101,6 +102,14 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
     return CT_OK;
 }
 
+void ca_failpoint_step(const char *name)
+{
+    if (!ct_failpoint_hit(name)) return;
+    ct_failpoint_hold(name);
+    const char *release = getenv("CAMTRUST_FAILPOINT_RELEASE");
+    if (release) (void)unlink(release);
+}
+
 /* Leaves [from - 1, from + n) into `buf` (room for n + 1) in one fetch, so one query, one snapshot: *got of them
  * past the first, at buf + 1, and *held whether that first one, leaf from - 1, is still `edge`, the last leaf kept
  * hashes were computed from (from 0 there is none: it holds). Read apart, rows rolled back or rewritten between the
@@ -108,6 +117,9 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
 static ct_err read_past_edge(ct_merkle_fetch_fn fetch, void *arg, uint64_t from, uint64_t n, const uint8_t *edge,
                              const char *tree, ct_merkle_hash *buf, uint64_t *got, bool *held)
 {
+    char point[32];
+    if (ct_snprintf(point, sizeof point, "%s:read-past-edge", tree) == CT_OK)
+        ca_failpoint_step(point); /* tests: the rows are rewritten between two reads of one request or signing */
     uint64_t before = from > 0, read = n + before;
     CT_GUARD_RET(fetch(arg, from - before, read, buf + 1 - before, &read));
     *held = !before || edge_same(read > 0, buf[0], from - 1, edge, tree);

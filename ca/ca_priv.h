@@ -388,6 +388,10 @@ void ca_proofs_close(ca *c);
  * "<tree>:chunks-read" holds between the edge's check and the growth. */
 CT_MUST_CHECK ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n,
                                        const char *tree, bool *dropped);
+/* Tests: ct_failpoint_hold at `name`, the release file taken (removed) as the hold ends, so that one request is held
+ * there again at its next pass until the file is made again: interleavings that hold a request twice (ct_failpoint_hold
+ * lets every pass after the release go). The CA's own: the camera agent, which links common/core, has no room. */
+void ca_failpoint_step(const char *name);
 /* A certificate was issued (and logged): a tree head will follow. */
 void ca_log_issued(ca *c);
 /* The checkpoint key (key.log_note, Ed25519 in the token) and DIR/log.vkey, its verifier key. The default key is
