@@ -30,6 +30,9 @@ static const ct_setting setting_rows[] = {
      "witnesses' verifier keys (c2sp.org/tlog-cosignature), one a line (relative to the CA folder; absent: none): "
      "POST /log/cosignature accepts their cosignatures, audit verify --witnesses K counts them"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
+    {"log.fork_recheck_s", "60",
+     "while the signer refuses a forked log, it reads the whole log again this often: rows put right in place are "
+     "then signed again (between, one leaf a lease tick)"},
     {"log.witnesses_required", "0",
      "the officer console flags the newest checkpoint when fewer of log.witnesses than this cosigned it (0: none)"},
     {"log.witness_max_age_s", "3600",
@@ -197,6 +200,7 @@ ct_err ca_settings_load(const char *dir, ca_settings *s)
     CT_GUARD(origin_setting(&schema, cfg, s));
     CT_GUARD(ct_settings_copy_path(&schema, cfg, "log.witnesses", dir, s->witnesses_path, sizeof s->witnesses_path));
     CT_GUARD(ct_config_get_int(cfg, "log.sth_delay_ms", 200, 0, 600000, &s->log_sth_delay_ms));
+    CT_GUARD(ct_config_get_int(cfg, "log.fork_recheck_s", 60, 1, 3600, &s->log_fork_recheck_s));
     CT_GUARD(ct_config_get_int(cfg, "log.witness_max_age_s", 3600, 1, 31536000, &s->witness_max_age_s));
     CT_GUARD(ct_config_get_int(cfg, "log.witnesses_required", 0, 0, CT_COSIG_WITNESSES_MAX, &s->witnesses_required));
     CT_GUARD(ct_config_get_int(cfg, "audit.anonymous_interval_s", 60, 1, 86400, &s->anonymous_interval_s));

@@ -89,6 +89,13 @@ bool ca_http_accepts_gzip(const char *accept_encoding)
 
 bool ca_http_reads(const char *method) { return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0; }
 
+long ca_http_body_limit(const ca *c, const char *method) { return ca_http_reads(method) ? 0 : c->cfg.max_body; }
+
+ct_err ca_http_body_too_large(const ca *c, const char *method)
+{
+    return ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", ca_http_body_limit(c, method));
+}
+
 /* "https://" + the Host header, compared without case (host names are case-insensitive). */
 static bool origin_is_host(const char *origin, const char *host)
 {

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ca_priv.h"
 
@@ -101,6 +102,14 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
     return CT_OK;
 }
 
+void ca_failpoint_step(const char *name)
+{
+    if (!ct_failpoint_hit(name)) return;
+    ct_failpoint_hold(name);
+    const char *release = getenv("CAMTRUST_FAILPOINT_RELEASE");
+    if (release) (void)unlink(release);
+}
+
 /* Leaves [from - 1, from + n) into `buf` (room for n + 1) in one fetch, so one query, one snapshot: *got of them
  * past the first, at buf + 1, and *held whether that first one, leaf from - 1, is still `edge`, the last leaf kept
  * hashes were computed from (from 0 there is none: it holds). Read apart, rows rolled back or rewritten between the
@@ -108,6 +117,9 @@ static ct_err edge_holds(ct_merkle_fetch_fn fetch, void *arg, uint64_t at, const
 static ct_err read_past_edge(ct_merkle_fetch_fn fetch, void *arg, uint64_t from, uint64_t n, const uint8_t *edge,
                              const char *tree, ct_merkle_hash *buf, uint64_t *got, bool *held)
 {
+    char point[32];
+    if (ct_snprintf(point, sizeof point, "%s:read-past-edge", tree) == CT_OK)
+        ca_failpoint_step(point); /* tests: the rows are rewritten between two reads of one request or signing */
     uint64_t before = from > 0, read = n + before;
     CT_GUARD_RET(fetch(arg, from - before, read, buf + 1 - before, &read));
     *held = !before || edge_same(read > 0, buf[0], from - 1, edge, tree);
@@ -224,7 +236,9 @@ typedef struct {
     uint64_t signed_size; /* the last tree this node signed (tree head or checkpoint; 0: none yet): what it signs
                            * next must extend it */
     ct_merkle_hash signed_root;
-    char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes; "" if it is */
+    char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes or it is
+                       * built again (log.fork_recheck_s); "" if it is */
+    int64_t forked_ms; /* when it was found forked (built in full from the rows) */
 } signing_tree;
 
 /* A refusal to sign that lasts (a forked tree, a rolled-back database: asked again each lease tick, five times a
@@ -262,8 +276,8 @@ typedef struct {
 
 /* Whether `tree`, when of the size of `s`, is that tree: the tree itself is compared, not the proof cache, whose roots
  * kept below its own edge stay those of rows since rewritten there while the tree was built again from them. A fork is
- * refused (503) and remembered (tree->forked) until the tree's last leaf changes: each lease tick then reads one leaf,
- * not the log again. */
+ * refused (503) and remembered (tree->forked) until the tree's last leaf changes, or log.fork_recheck_s has passed
+ * (catch_up): each lease tick meanwhile reads one leaf, not the log again. */
 static ct_err still_signed(signing_tree *tree, const signed_tree *s)
 {
     uint8_t now[CT_MERKLE_HASH_LEN];
@@ -273,6 +287,7 @@ static ct_err still_signed(signing_tree *tree, const signed_tree *s)
     CT_GUARD_RET(ct_snprintf(tree->forked, sizeof tree->forked, "the log's first %llu leaves are not those of %s "
                              "(rolled back or rewritten): nothing signed over them; run camtrust-ca audit verify",
                              (unsigned long long)s->size, s->what));
+    tree->forked_ms = ct_now_ms();
     return ct_fail(CT_ERR_UNAVAILABLE, "%s", tree->forked);
 }
 
@@ -318,9 +333,12 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
     };
     ct_merkle_hash *chunk = malloc((LEAF_CHUNK + 1) * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
-    if (tree->forked[0]) { /* refused until its last leaf changes: one leaf read */
-        bool holds = true;
-        CT_GUARD(edge_holds(db_log_fetch, c->db, tree->f.size - 1, tree->edge, "signing", &holds));
+    if (tree->forked[0]) {
+        /* Refused until its last leaf changes (one leaf read), or built again from the rows in full once
+         * log.fork_recheck_s has passed: rows put right in place below its last leaf (an operator restoring them) were
+         * refused until a new certificate or a restart. */
+        bool holds = ct_now_ms() - tree->forked_ms < c->cfg.log_fork_recheck_s * 1000;
+        if (holds) CT_GUARD(edge_holds(db_log_fetch, c->db, tree->f.size - 1, tree->edge, "signing", &holds));
         CT_ENSURE_MSG(!holds, CT_ERR_UNAVAILABLE, "%s", tree->forked);
         ct_merkle_frontier_init(&tree->f);
         tree->forked[0] = '\0';

@@ -794,7 +794,7 @@ ct_err ca_ocsp_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     CT_ENSURE_MSG(strncmp(rq->path, "/ocsp", 5) == 0 && (*rest == '\0' || *rest == '/'), CT_ERR_NOT_FOUND,
                   "no such resource");
     /* Before any work (a signature, a budget use): a GET's body too, else answered and only then refused. */
-    CT_ENSURE_MSG(!rq->body_too_large, CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body);
+    CT_ENSURE(!rq->body_too_large, ca_http_body_too_large(c, rq->method));
     if (strcmp(rq->method, "GET") == 0) { /* RFC 6960 A.1.1: GET /ocsp/<url-encoded base64 DER> */
         const char *b64 = *rest ? rest + 1 : rest;
         size_t n = strlen(b64);

@@ -410,12 +410,13 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     bool reads = ca_http_reads(rq->method);
     if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
-    /* A body too large (past server.max_body, or a revocation's past CA_OFFICER_MAX_BODY) is refused before its
-     * route reads it: a read gets a 413 and no answer (ca_server.c), so it must not audit a read it never sends, and
-     * a revocation nobody could read decided nothing (api_revoke audits the refusals of what it reads one by one).
-     * Counted, as the other gates: unbudgeted rows would let a looping script grow the audit as fast as the token
-     * MACs. The bound named is the one applied. */
-    long body_max = reads || c->cfg.max_body < CA_OFFICER_MAX_BODY ? c->cfg.max_body : CA_OFFICER_MAX_BODY;
+    /* A body too large (any on a read, past server.max_body, or a revocation's past CA_OFFICER_MAX_BODY) is refused
+     * before its route reads it: a read gets a 413 and no answer (ca_server.c), so it must not audit a read it never
+     * sends, and a revocation nobody could read decided nothing (api_revoke audits the refusals of what it reads one
+     * by one). Counted, as the other gates: unbudgeted rows would let a looping script grow the audit as fast as the
+     * token MACs. The bound named is the one applied. */
+    long body_max = ca_http_body_limit(c, rq->method);
+    body_max = body_max < CA_OFFICER_MAX_BODY ? body_max : CA_OFFICER_MAX_BODY;
     if (rc == CT_OK && (rq->body_too_large || (long)rq->body_len > body_max))
         rc = ca_refuse_counted(c, who.actor, "officer.body", subject,
                                ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", body_max));

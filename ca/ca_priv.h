@@ -59,6 +59,7 @@ typedef struct {
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
     long ocsp_signatures_per_minute; /* OCSP answers signed for one request alone, per client address (its key) */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
+    long log_fork_recheck_s; /* a forked tree, refused, is built again from the rows in full this often */
     long witness_max_age_s; /* the console flags a witness whose newest cosignature is older */
     long witnesses_required; /* the console flags a newest checkpoint with fewer configured witnesses' cosignatures */
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */
@@ -252,7 +253,7 @@ typedef struct {
     const char *content_type;
     const uint8_t *body;
     size_t body_len;
-    bool body_too_large;            /* the body passed server.max_body and was not kept */
+    bool body_too_large;            /* the body passed ca_http_body_limit and was not kept */
     const uint8_t *client_cert;     /* DER of a TLS client certificate that chains to a camtrust CA, or NULL */
     size_t client_cert_len;
     bool client_cert_untrusted;     /* one was presented but does not chain to a camtrust CA */
@@ -311,6 +312,11 @@ bool ca_media_type_is(const char *content_type, const char *want);
 bool ca_http_accepts_gzip(const char *accept_encoding);
 /* GET or HEAD: the methods that change nothing. */
 bool ca_http_reads(const char *method);
+/* The largest request body `method` takes: a GET or HEAD none (RFC 9110 9.3.1: a GET's content has no meaning and a
+ * server may refuse it; no client of this CA sends one), any other server.max_body. */
+long ca_http_body_limit(const ca *c, const char *method);
+/* The 413 of a request whose body passed ca_http_body_limit, the bound named. */
+CT_MUST_CHECK ct_err ca_http_body_too_large(const ca *c, const char *method);
 /* CT_ERR_FORBIDDEN (with the reason) for what a browser says another site's page sent: Sec-Fetch-Site other
  * than same-origin (or "none" for a read), an Origin other than https://<Host>; and, when the request changes
  * state, neither header. */
@@ -382,6 +388,10 @@ void ca_proofs_close(ca *c);
  * "<tree>:chunks-read" holds between the edge's check and the growth. */
 CT_MUST_CHECK ct_err ca_chunks_current(ct_merkle_cache *t, uint8_t edge[CT_MERKLE_HASH_LEN], uint64_t n,
                                        const char *tree, bool *dropped);
+/* Tests: ct_failpoint_hold at `name`, the release file taken (removed) as the hold ends, so that one request is held
+ * there again at its next pass until the file is made again: interleavings that hold a request twice (ct_failpoint_hold
+ * lets every pass after the release go). The CA's own: the camera agent, which links common/core, has no room. */
+void ca_failpoint_step(const char *name);
 /* A certificate was issued (and logged): a tree head will follow. */
 void ca_log_issued(ca *c);
 /* The checkpoint key (key.log_note, Ed25519 in the token) and DIR/log.vkey, its verifier key. The default key is

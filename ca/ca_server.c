@@ -56,8 +56,9 @@ static server_tls *the_tls;
 typedef struct {
     ct_buf body;
     size_t announced; /* Content-Length (libmicrohttpd holds the body to it), 0 when not sent */
+    size_t limit;     /* the largest body its method takes (ca_http_body_limit) */
     bool too_large;
-    size_t dropped; /* of a body past server.max_body (too_large) */
+    size_t dropped; /* of a body past its limit (too_large) */
     struct timespec start;
 } request_ctx;
 
@@ -595,6 +596,14 @@ static void answer_queued(listener *l, struct MHD_Connection *conn, size_t len)
     (void)pthread_mutex_unlock(&l->counts.mu);
 }
 
+/* Routes that refuse a body too large first thing themselves, because they count the refusal under an action of
+ * their own (ca_refusals.c): the officer door names the officer (officer.body), OCSP and EST enrollments count
+ * them per address (ocsp.request, est.enroll). Any other route is not asked: its body is refused before dispatch. */
+static bool route_counts_body_refusal(const char *method, const char *url, bool est, bool officer)
+{
+    return officer || is_route(url, "/ocsp") || (est && !ca_http_reads(method));
+}
+
 static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const char *method, const char *url,
                                request_ctx *rctx)
 {
@@ -626,6 +635,9 @@ static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const c
     if (url_has_control(conn, url)) { /* sent raw: neither path nor argument can be trusted to end where it seems */
         memset(&ans, 0, sizeof ans);
         (void)ca_http_error(&ans, ct_fail(CT_ERR_BAD_REQUEST, "control character in the URL"));
+    } else if (rctx->too_large && !route_counts_body_refusal(method, url, est, officer)) {
+        /* before any work: a GET of /crl with a body too large had the CRL re-signed, then refused */
+        (void)ca_http_error(&ans, ca_http_body_too_large(c, method));
     } else if (est) {
         rq.path = url + strlen(EST_PREFIX);
         (void)ca_est_handle(c, &rq, &ans);
@@ -643,10 +655,10 @@ static enum MHD_Result respond(struct MHD_Connection *conn, listener *l, const c
         memset(&ans, 0, sizeof ans);
         (void)ca_http_error(&ans, ct_fail(CT_ERR_NOT_FOUND, "no such resource"));
     }
-    if (rctx->too_large && ans.status < 400) { /* a route that reads no body (a GET of /crl): it is still refused */
+    if (rctx->too_large && ans.status < 400) { /* (a route above that refused it not: still refused) */
         ca_http_answer_free(&ans);
         memset(&ans, 0, sizeof ans);
-        (void)ca_http_error(&ans, ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body));
+        (void)ca_http_error(&ans, ca_http_body_too_large(c, method));
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer(ans.body.len, ans.body.data, MHD_RESPMEM_MUST_COPY);
     enum MHD_Result r = MHD_NO;
@@ -697,10 +709,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         clock_gettime(CLOCK_MONOTONIC, &rctx->start);
         *req_cls = rctx;
         atomic_fetch_add(&in_flight, 1);
+        rctx->limit = (size_t)ca_http_body_limit(c, method);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         /* Refuse an announced oversized body before reading any of it. */
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
-        if (announced > (unsigned long long)c->cfg.max_body) {
+        if (announced > (unsigned long long)rctx->limit) {
             rctx->too_large = true;
             return respond(conn, l, method, url, rctx);
         }
@@ -709,13 +722,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (*upload_data_size) {
         /* As large as announced (the buffer is zeroed and wiped whole), else as large as allowed. */
-        size_t room = rctx->announced ? rctx->announced : (size_t)c->cfg.max_body;
-        if (!rctx->too_large && !rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
-        bool fits = !rctx->too_large && ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
+        size_t room = rctx->announced ? rctx->announced : rctx->limit;
+        bool kept = !rctx->too_large && room;
+        if (kept && !rctx->body.data && ct_buf_alloc(&rctx->body, room) != CT_OK) return MHD_NO;
+        bool fits = kept && ct_buf_append(&rctx->body, upload_data, *upload_data_size) == CT_OK;
         rctx->dropped += fits ? 0 : *upload_data_size;
         *upload_data_size = 0;
         if (fits) return MHD_YES;
-        /* Past server.max_body (a chunked body, which announces no length): refused with a 413 once the body has
+        /* Past its limit (a chunked body, which announces no length): refused with a 413 once the body has
          * ended, what came past the bound dropped unkept. libmicrohttpd takes an answer only before the body or after
          * all of it (a client that sent one a little too large was closed unanswered). Past BODY_DROP_MAX it is not
          * read on: the request is refused (counted and logged as a 413) and its connection closed unanswered, else

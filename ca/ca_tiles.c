@@ -136,8 +136,12 @@ ct_err ca_tiles_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
     CT_GUARD(db_log_size(c->db, &size));
     CT_GUARD(ct_tile_in_tree(&t, size));
     ct_failpoint_hold("tiles:size-read"); /* tests: the log is rolled back meanwhile */
+    ca_failpoint_step("tiles:read"); /* tests: the same, then grown back before log_shrank (a second step) */
     rc = t.entries ? answer_entries(c, &t, rq, ans) : answer_hashes(c, &t, ans);
-    if (rc == CT_ERR_USAGE) rc = log_shrank(c, &t);
+    if (rc == CT_ERR_USAGE) {
+        ca_failpoint_step("tiles:read");
+        rc = log_shrank(c, &t);
+    }
     CT_GUARD(rc);
     CT_GUARD(ct_tile_format(&t, path, sizeof path));
     CT_GUARD(ct_snprintf(ans->reason, sizeof ans->reason, "tile %s", path));
