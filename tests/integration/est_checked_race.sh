@@ -20,6 +20,7 @@ mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.ke
 station_with_order line3 CAM0201
 mv "$WORK/station.pem" "$WORK/line3.pem"; mv "$WORK/station.key" "$WORK/line3.key"
 for sn in CAM0001 CAM0002 CAM0003 CAM0101 CAM0201; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
+make_csr "$WORK/CAM0003-ms" "/serialNumber=CAM0003/CN=x"
 
 RELEASE=$WORK/release
 CAMTRUST_FAILPOINT=est:checked CAMTRUST_FAILPOINT_RELEASE=$RELEASE start_ca "$CA"
@@ -80,6 +81,47 @@ check "... saying its certificate is no longer current" grep -q 'is not the curr
   "$WORK/CAM0001-ms.out"
 check_eq "... no valid certificate of CAM0001, the refusal counted" "0|1" \
   "$(valid_of CAM0001)|$(sql "$DB" "select count(*) from audit where subject = 'CAM0001' and outcome = 'denied'")"
+
+# Two renewals of CAM0003's media-signing certificate at once (the camera retried on a second connection with a new
+# key): one renews it, the other is told it was renewed meanwhile (409), not "no current media-signing certificate ...
+# to supersede" (404, before).
+status=$(est_post media-signing/simpleenroll "$WORK/CAM0003-ms.b64" "$WORK/CAM0003-ms.p7" --cert "$WORK/line1.pem" \
+  --key "$WORK/line1.key")
+check_eq "line1 enrolls CAM0003's media-signing certificate" 200 "$status"
+base64 -d "$WORK/CAM0003.1.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/CAM0003-id.pem" 2>/dev/null
+cp "$WORK/CAM0003.key" "$WORK/CAM0003-id.key"
+media_valid() { sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0003' and
+  profile = 'media-signing' and status = 'valid'"; }
+for i in 1 2 3; do make_csr "$WORK/CAM0003-r$i" "/serialNumber=CAM0003/CN=x"; done
+rm -f "$RELEASE"
+holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
+for i in 1 2; do
+  est_post media-signing/simplereenroll "$WORK/CAM0003-r$i.b64" "$WORK/CAM0003-r$i.out" \
+    --cert "$WORK/CAM0003-id.pem" --key "$WORK/CAM0003-id.key" >"$WORK/CAM0003-r$i.status" &
+  BG_PIDS+=($!)
+done
+for _ in $(seq 1 400); do # up to 20 s: both held
+  [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -ge $((holds + 2)) ] && break
+  sleep 0.05
+done
+touch "$RELEASE"
+for pid in "${BG_PIDS[@]}"; do wait "$pid" || true; done
+BG_PIDS=()
+check_eq "two renewals of one media-signing certificate at once: one 200, one 409" "200 409" \
+  "$(printf '%s\n' "$(cat "$WORK/CAM0003-r1.status")" "$(cat "$WORK/CAM0003-r2.status")" | sort | paste -sd' ')"
+check "... saying it was renewed meanwhile" grep -q "^409 the media-signing certificate [0-9a-f]* of serial 'CAM0003' \
+was renewed meanwhile: renew the current one\$" "$WORK/CAM0003-r1.out" "$WORK/CAM0003-r2.out"
+check_eq "... one valid media-signing certificate of CAM0003" 1 "$(media_valid | wc -l)"
+
+# CAM0003's renewal of its media-signing certificate while that certificate is revoked: refused as revocation is final
+# (409), not "no current media-signing certificate ... to supersede" (404, before).
+status=$(held media-signing/simplereenroll CAM0003-id CAM0003-r3 "$CA_BIN" revoke --dir "$CA" "$(media_valid)" \
+  --reason keyCompromise)
+check_eq "a renewal while the certificate it renews was revoked: 409" 409 "$status"
+check "... saying revocation is final" grep -q "^409 the media-signing certificate [0-9a-f]* of serial 'CAM0003' was \
+revoked meanwhile and revocation is final: a renewal cannot replace it\$" "$WORK/CAM0003-r3.out"
+check_eq "... no valid media-signing certificate of CAM0003, the refusal audited" "0|1" "$(media_valid | wc -l)|$(sql \
+  "$DB" "select count(*) from audit where subject = 'CAM0003' and outcome = 'denied' and detail like '%revoked meanwhile%'")"
 
 status=$(held simpleenroll line1 CAM0002 "$CA_BIN" revoke --dir "$CA" --station line1 --reason keyCompromise)
 check_eq "the station revoked while its request was in flight: 403" 403 "$status"
