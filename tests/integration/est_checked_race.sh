@@ -46,27 +46,33 @@ held() {
   wait "$pid" || true
   cat "$WORK/$csr.status"
 }
+# at_once OP CLIENT NAME CSR1 CSR2: POSTs of $WORK/CSR1.b64 and $WORK/CSR2.b64 to OP by CLIENT, both held once checked,
+# then released together; answers in $WORK/NAME.1.out and NAME.2.out, statuses in NAME.1.status and NAME.2.status.
+at_once() {
+  local op=$1 client=$2 name=$3 csrs=("$4" "$5") holds i _
+  rm -f "$RELEASE"
+  holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
+  for i in 1 2; do
+    est_post "$op" "$WORK/${csrs[i - 1]}.b64" "$WORK/$name.$i.out" --cert "$WORK/$client.pem" --key "$WORK/$client.key" \
+      >"$WORK/$name.$i.status" &
+    BG_PIDS+=($!)
+  done
+  for _ in $(seq 1 400); do # up to 20 s: both held
+    [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -ge $((holds + 2)) ] && break
+    sleep 0.05
+  done
+  touch "$RELEASE"
+  for i in "${BG_PIDS[@]}"; do wait "$i" || true; done
+  BG_PIDS=()
+}
 valid_of() { sql "$DB" "select count(*) from certificates where device_serial = '$1' and status = 'valid'"; }
 denied_of() { sql "$DB" "select count(*) from audit where subject = '$1' and action = 'est.enroll' and outcome = 'denied'"; }
 
 # The same request sent twice at once (a station that retried on a second connection), both checked before either
 # is recorded: one certificate, both answered it, and both decisions in the audit (an issuance, a repeat).
-rm -f "$RELEASE"
-holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
-for i in 1 2; do
-  est_post simpleenroll "$WORK/CAM0003.b64" "$WORK/CAM0003.$i.p7" --cert "$WORK/line1.pem" --key "$WORK/line1.key" \
-    >"$WORK/CAM0003.$i.status" &
-  BG_PIDS+=($!)
-done
-for _ in $(seq 1 400); do # up to 20 s: both held
-  [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -ge $((holds + 2)) ] && break
-  sleep 0.05
-done
-touch "$RELEASE"
-for pid in "${BG_PIDS[@]}"; do wait "$pid" || true; done
-BG_PIDS=()
+at_once simpleenroll line1 CAM0003 CAM0003 CAM0003
 check_eq "the same request twice at once: both 200, the same certificate" "200 200 1" \
-  "$(cat "$WORK/CAM0003.1.status") $(cat "$WORK/CAM0003.2.status") $(cmp -s "$WORK"/CAM0003.{1,2}.p7 && echo 1)"
+  "$(cat "$WORK/CAM0003.1.status") $(cat "$WORK/CAM0003.2.status") $(cmp -s "$WORK"/CAM0003.{1,2}.out && echo 1)"
 check_eq "... one certificate recorded, its issuance and the repeat audited" "1|1|1" \
   "$(valid_of CAM0003)|$(sql "$DB" "select count(*) from audit where subject = 'CAM0003' and action = 'cert.issue';
   select count(*) from audit where subject = 'CAM0003' and action = 'est.enroll' and outcome = 'repeated'" | paste -sd'|')"
@@ -88,29 +94,16 @@ check_eq "... no valid certificate of CAM0001, the refusal counted" "0|1" \
 status=$(est_post media-signing/simpleenroll "$WORK/CAM0003-ms.b64" "$WORK/CAM0003-ms.p7" --cert "$WORK/line1.pem" \
   --key "$WORK/line1.key")
 check_eq "line1 enrolls CAM0003's media-signing certificate" 200 "$status"
-base64 -d "$WORK/CAM0003.1.p7" | openssl pkcs7 -inform DER -print_certs -out "$WORK/CAM0003-id.pem" 2>/dev/null
+base64 -d "$WORK/CAM0003.1.out" | openssl pkcs7 -inform DER -print_certs -out "$WORK/CAM0003-id.pem" 2>/dev/null
 cp "$WORK/CAM0003.key" "$WORK/CAM0003-id.key"
 media_valid() { sql "$DB" "select cert_serial_hex from certificates where device_serial = 'CAM0003' and
   profile = 'media-signing' and status = 'valid'"; }
 for i in 1 2 3; do make_csr "$WORK/CAM0003-r$i" "/serialNumber=CAM0003/CN=x"; done
-rm -f "$RELEASE"
-holds=$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)
-for i in 1 2; do
-  est_post media-signing/simplereenroll "$WORK/CAM0003-r$i.b64" "$WORK/CAM0003-r$i.out" \
-    --cert "$WORK/CAM0003-id.pem" --key "$WORK/CAM0003-id.key" >"$WORK/CAM0003-r$i.status" &
-  BG_PIDS+=($!)
-done
-for _ in $(seq 1 400); do # up to 20 s: both held
-  [ "$(grep -c 'event=failpoint_held' "$WORK/server.log" || true)" -ge $((holds + 2)) ] && break
-  sleep 0.05
-done
-touch "$RELEASE"
-for pid in "${BG_PIDS[@]}"; do wait "$pid" || true; done
-BG_PIDS=()
+at_once media-signing/simplereenroll CAM0003-id CAM0003-r CAM0003-r1 CAM0003-r2
 check_eq "two renewals of one media-signing certificate at once: one 200, one 409" "200 409" \
-  "$(printf '%s\n' "$(cat "$WORK/CAM0003-r1.status")" "$(cat "$WORK/CAM0003-r2.status")" | sort | paste -sd' ')"
+  "$(printf '%s\n' "$(cat "$WORK/CAM0003-r.1.status")" "$(cat "$WORK/CAM0003-r.2.status")" | sort | paste -sd' ')"
 check "... saying it was renewed meanwhile" grep -q "^409 the media-signing certificate [0-9a-f]* of serial 'CAM0003' \
-was renewed meanwhile: renew the current one\$" "$WORK/CAM0003-r1.out" "$WORK/CAM0003-r2.out"
+was renewed meanwhile: renew the current one\$" "$WORK"/CAM0003-r.{1,2}.out
 check_eq "... one valid media-signing certificate of CAM0003" 1 "$(media_valid | wc -l)"
 
 # CAM0003's renewal of its media-signing certificate while that certificate is revoked: refused as revocation is final
