@@ -181,10 +181,8 @@ static ct_err order_issuable(ct_db *db, const db_cert_record *r)
 
 /* The device serial's rules for an order's issuance: one spelling, and revocation is final. A renewal keeps the
  * serial of the certificate that authenticated it (even one spelt twice before this rule), and cannot replace a
- * revoked certificate of its profile (only an order line re-provisions it). A camera's renewal must supersede a current
- * certificate of its profile: a profile's first certificate is a station's, in an order (which an officer closes,
- * disables or revokes), not one a camera's identity certificate gets for itself; the CA's own certificates
- * (no authenticated_by) are recorded without one at first. */
+ * revoked certificate of its profile: it must supersede a current one, or the profile must never have been
+ * revoked for that serial (only an order line re-provisions it). */
 static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char *supersedes)
 {
     db_stmt *st = NULL;
@@ -195,9 +193,6 @@ static ct_err cert_serial_allowed(ct_db *db, const db_cert_record *r, const char
         CT_ENSURE_RET(!blocked, ct_fail(CT_ERR_ALREADY_REVOKED, "the %s certificate of serial '%s' was revoked and "
                                         "revocation is final: a renewal cannot replace it (an officer may re-provision "
                                         "it: order reprovision)", r->profile, r->device_serial));
-        CT_ENSURE_RET(supersedes || !r->authenticated_by,
-                      ct_fail(CT_ERR_FORBIDDEN, "serial '%s' has no %s certificate to renew: its first is a station's "
-                              "(simpleenroll in an open order)", r->device_serial, r->profile));
         return CT_OK;
     }
     CT_GUARD_RET(order_issuable(db, r));
@@ -275,6 +270,12 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
     }
     CT_GUARD_RET(rc);
     CT_GUARD_RET(db_cert_key_claim_tx(db, r, true));
+    /* A camera's renewal renews: a profile's first certificate is a station's, in an order (which an officer closes,
+     * or disables its station), never one the camera's identity certificate gets for itself. After the key's holder
+     * (another serial's key is a clone, named as such); the CA's own certificates are recorded without one at first. */
+    CT_ENSURE_RET(supersedes || !r->authenticated_by,
+                  ct_fail(CT_ERR_FORBIDDEN, "serial '%s' has no %s certificate to renew: its first is a station's "
+                          "(simpleenroll in an open order)", r->device_serial, r->profile));
     /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
      * CA's own operators', DB_OPERATOR_PROFILES). */
     if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, leaf));

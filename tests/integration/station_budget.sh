@@ -156,10 +156,6 @@ print(*[d["requests"] for d in json.load(sys.stdin)["denials"]
 base64 -d "$WORK/renew.out" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam1b.pem" 2>/dev/null
 cp "$WORK/CAM0001-renew.key" "$WORK/cam1b.key"
 start_ca "$CA"
-# (a camera renews a media-signing certificate it has: its first is the station's)
-make_csr "$WORK/CAM0001-ms" "/serialNumber=CAM0001/CN=x"
-check_eq "line1 enrolls CAM0001's media-signing certificate" 200 "$(est_post media-signing/simpleenroll \
-  "$WORK/CAM0001-ms.b64" "$WORK/ms.out" --cert "$WORK/station.pem" --key "$WORK/station.key")"
 before=$(sql "$DB" "select max(seq) from audit")
 EST_OP=media-signing/simplereenroll flood cam1b 30 CAM0001-renew >"$WORK/msflood.out"
 check_eq "30 media-signing re-enrollments of its identity key are refused (409)" 30 \
