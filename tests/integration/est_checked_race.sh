@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# A station's request checked (station enabled, serial in an open order), then the station revoked, disabled, or its
-# order closed before the certificate is recorded: nothing is issued. The CA decides in the issuance's write
+# A station's request checked (station enabled, serial in an open order), then the station revoked, disabled, its own
+# certificate revoked, or its order closed before the certificate is recorded: nothing is issued. The CA decides in the issuance's write
 # transaction; before, a request in flight while an officer revoked a compromised station (revoke --station, which
 # revokes what it enrolled) was issued after that revocation, a valid certificate of the revoked station.
 # So is a camera's renewal whose identity certificate is revoked meanwhile. And the same request sent twice at once
-# gets one certificate, both answers recorded (an issuance, a repeat).
+# gets one certificate, both answers recorded (an issuance, a repeat). A camera's renewal of a media-signing certificate
+# revoked meanwhile is refused as revocation is final (409), and of two renewals of one certificate at once the second
+# is told it was renewed meanwhile (409; both were 404 "no current certificate ... to supersede").
 # The interleaving is made with the failpoint hold `est:checked` (the request waits there until released).
 # Usage: est_checked_race.sh PATH/TO/camtrust-ca
 CA_BIN=$1
@@ -19,7 +21,9 @@ station_with_order line2 CAM0101 CAM0102
 mv "$WORK/station.pem" "$WORK/line2.pem"; mv "$WORK/station.key" "$WORK/line2.key"
 station_with_order line3 CAM0201
 mv "$WORK/station.pem" "$WORK/line3.pem"; mv "$WORK/station.key" "$WORK/line3.key"
-for sn in CAM0001 CAM0002 CAM0003 CAM0101 CAM0201; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
+station_with_order line4 CAM0301
+mv "$WORK/station.pem" "$WORK/line4.pem"; mv "$WORK/station.key" "$WORK/line4.key"
+for sn in CAM0001 CAM0002 CAM0003 CAM0101 CAM0201 CAM0301; do make_csr "$WORK/$sn" "/serialNumber=$sn/CN=x"; done
 make_csr "$WORK/CAM0003-ms" "/serialNumber=CAM0003/CN=x"
 
 RELEASE=$WORK/release
@@ -133,6 +137,12 @@ check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0101)|$(
 status=$(held simpleenroll line3 CAM0201 "$CA_BIN" station disable --dir "$CA" line3)
 check_eq "the station disabled while its request was in flight: 403" 403 "$status"
 check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0201)|$(denied_of CAM0201)"
+
+status=$(held simpleenroll line4 CAM0301 "$CA_BIN" revoke --dir "$CA" \
+  "$(openssl x509 -in "$WORK/line4.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise)
+check_eq "the station's own certificate revoked while its request was in flight: 403" 403 "$status"
+check "... saying so" grep -q '^403 the certificate of station line4 is revoked$' "$WORK/CAM0301.out"
+check_eq "... no certificate, the refusal audited" "0|1" "$(valid_of CAM0301)|$(denied_of CAM0301)"
 
 "$CA_BIN" station enable --dir "$CA" line3 >/dev/null
 touch "$RELEASE"
