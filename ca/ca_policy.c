@@ -256,6 +256,14 @@ ct_err ca_enroll(ca *c, const ca_enroll_request *req, ca_enroll_result *res)
                       x.station.name);
         CT_GUARD(rc);
         CT_GUARD(ct_strlcpy(x.model, sizeof x.model, x.order.model));
+        /* An order made before order create refused it (ca_admin.c) may name a CN that cannot be built: its line is
+         * refused as such, before anything is signed, not a 500 per request. */
+        char cn[PKI_NAME_MAX];
+        rc = device_cn(&x, cn, sizeof cn);
+        CT_ENSURE_MSG(rc != CT_ERR_BUF_FULL, CT_ERR_FORBIDDEN, "order %lld: model '%s' and serial '%s' make a subject CN "
+                      "over %d characters (close the order; open one with a shorter model)", (long long)x.order.id,
+                      x.model, x.serial, PKI_NAME_MAX - 1);
+        CT_GUARD(rc);
         rc = db_cert_find_current(c->db, x.serial, x.profile, &x.current);
         CT_ENSURE(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
         x.has_current = rc == CT_OK;

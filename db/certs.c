@@ -40,6 +40,10 @@ static const char k_order_issuable[] =
 /* A renewal that supersedes nothing: has this serial's certificate of this profile been revoked? */
 static const char k_cert_profile_revoked[] = "SELECT count(*) FROM certificates WHERE device_serial = ? COLLATE NOCASE"
                                              " AND profile = ? AND status = 'revoked'";
+/* The certificate a renewal was to supersede, not current when it is recorded: revoked (2) or superseded (1) since the
+ * renewal was checked; no row: it is not this serial's certificate of this profile. */
+static const char k_cert_gone[] = "SELECT CASE status WHEN 'revoked' THEN 2 WHEN 'superseded' THEN 1 ELSE 0 END"
+                                  " FROM certificates WHERE cert_serial_hex = ? AND device_serial = ? AND profile = ?";
 static const char k_cert_insert[] =
     "INSERT INTO certificates (cert_serial_hex, device_serial, profile, subject, not_before, not_after, station_id,"
     " order_id, spki_sha256, der, status, issued_at, issuing_ca) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'valid', ?, ?)";
@@ -234,7 +238,17 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
     }
     if (supersedes) {
         int changes = 0;
+        int64_t gone = 0;
         CT_GUARD_RET(db_exec(db, k_cert_supersede, &changes, "ttt", supersedes, r->device_serial, r->profile));
+        /* Revoked or renewed by another request since this renewal was checked: said as such (409), not a 404. */
+        ct_err rc = changes == 1 ? CT_OK
+                                 : db_query_int(db, k_cert_gone, &gone, "ttt", supersedes, r->device_serial, r->profile);
+        CT_ENSURE_RET(rc == CT_OK || rc == CT_ERR_NOT_FOUND, rc);
+        CT_ENSURE_RET(gone != 2, ct_fail(CT_ERR_ALREADY_REVOKED, "the %s certificate %s of serial '%s' was revoked "
+                                         "meanwhile and revocation is final: a renewal cannot replace it", r->profile,
+                                         supersedes, r->device_serial));
+        CT_ENSURE_RET(gone != 1, ct_fail(CT_ERR_ALREADY_ISSUED, "the %s certificate %s of serial '%s' was renewed "
+                                         "meanwhile: renew the current one", r->profile, supersedes, r->device_serial));
         CT_ENSURE_RET(changes == 1, ct_fail(CT_ERR_NOT_FOUND, "no current %s certificate %s of serial '%s' to supersede",
                                             r->profile, supersedes, r->device_serial));
     }
@@ -256,6 +270,12 @@ static ct_err cert_insert_tx(ct_db *db, const db_cert_record *r, const char *sup
     }
     CT_GUARD_RET(rc);
     CT_GUARD_RET(db_cert_key_claim_tx(db, r, true));
+    /* A camera's renewal renews: a profile's first certificate is a station's, in an order (which an officer closes,
+     * or disables its station), never one the camera's identity certificate gets for itself. After the key's holder
+     * (another serial's key is a clone, named as such); the CA's own certificates are recorded without one at first. */
+    CT_ENSURE_RET(supersedes || !r->authenticated_by,
+                  ct_fail(CT_ERR_FORBIDDEN, "serial '%s' has no %s certificate to renew: its first is a station's "
+                          "(simpleenroll in an open order)", r->device_serial, r->profile));
     /* The issuance log's next leaf, in this same transaction: no certificate leaves the CA unlogged (but the
      * CA's own operators', DB_OPERATOR_PROFILES). */
     if (!operator) CT_GUARD_RET(db_log_append_tx(db, r->cert_serial_hex, leaf));

@@ -153,7 +153,10 @@ CT_MUST_CHECK ct_err db_cert_find_current(ct_db *db, const char *device_serial, 
 CT_MUST_CHECK ct_err db_key_holder(ct_db *db, const uint8_t spki_sha256[32], char *serial, size_t max);
 
 /* Records an issued certificate and its audit event in one transaction, before the answer is sent.
- * If `supersedes_hex` is non-NULL, that certificate is marked superseded in the same transaction.
+ * If `supersedes_hex` is non-NULL, that certificate is marked superseded in the same transaction (CT_ERR_ALREADY_REVOKED
+ * if it was revoked since, CT_ERR_ALREADY_ISSUED if superseded since, CT_ERR_NOT_FOUND if it is not the serial's of that
+ * profile). A renewal (rec->authenticated_by) must supersede one: a profile's first certificate is an order's
+ * (CT_ERR_FORBIDDEN).
  * CT_ERR_ALREADY_ISSUED if a current certificate for this serial and profile exists; for an order's issuance
  * (order_id), CT_ERR_EXISTS if the device serial differs only by case from one issued here, and
  * CT_ERR_ALREADY_REVOKED when the serial has a revoked certificate of any profile (revocation is final,

@@ -147,6 +147,24 @@ check "... has critical digitalSignature and no serverAuth" bash -c "grep -A1 'K
 make_csr "$WORK/cam2m2" "/serialNumber=CAM0002/CN=x"
 check_eq "a second media-signing key for the serial: 409" 409 "$(est_post media-signing/simpleenroll "$WORK/cam2m2.b64" "$WORK/r" "${STATION[@]}")"
 
+# A camera's first media-signing certificate is a station's, in an open order: its identity certificate alone (no
+# station, no order: one an officer closed, a station disabled) does not get one by re-enrolling (it once did, 200).
+make_csr "$WORK/cam1m" "/serialNumber=CAM0001/CN=x"
+check_eq "media-signing/simplereenroll of a camera that has no media-signing certificate: 403" 403 \
+  "$(est_post media-signing/simplereenroll "$WORK/cam1m.b64" "$WORK/cam1m.out" --cert "$WORK/cam1.pem" --key "$WORK/cam1.key")"
+check_eq "... in one line saying where its first comes from, audited, no row" "1|1|0" "$(grep -c \
+  "^403 serial 'CAM0001' has no media-signing certificate to renew: its first is a station's (simpleenroll in an open order)\$" \
+  "$WORK/cam1m.out")|$(sql "$DB" "select count(*) from audit where actor = 'device:CAM0001' and outcome = 'denied'
+  and detail like 'serial ''CAM0001'' has no media-signing certificate to renew%'; select count(*) from certificates
+  where device_serial = 'CAM0001' and profile = 'media-signing'" | paste -sd'|')"
+# ... while a camera that has one (CAM0002, above) renews it with its identity certificate
+base64 -d "$WORK/cam2.p7b64" | openssl pkcs7 -inform DER -print_certs -out "$WORK/cam2.pem" 2>/dev/null || true
+make_csr "$WORK/cam2m3" "/serialNumber=CAM0002/CN=x"
+check_eq "media-signing/simplereenroll of a camera that has one: 200" 200 \
+  "$(est_post media-signing/simplereenroll "$WORK/cam2m3.b64" "$WORK/r" --cert "$WORK/cam2.pem" --key "$WORK/cam2.key")"
+check_eq "... superseding it" "superseded|1 valid|1" "$(sql "$DB" "select status, count(*) from certificates
+  where device_serial = 'CAM0002' and profile = 'media-signing' group by status order by status" | paste -sd' ')"
+
 # Re-enrollment: the device re-keys with its current certificate.
 make_csr "$WORK/cam1-rekey" "/serialNumber=CAM0001/CN=x"
 check_eq "simplereenroll with the device's certificate: 200" 200 "$(est_post simplereenroll "$WORK/cam1-rekey.b64" "$WORK/cam1-rekey.p7b64" --cert "$WORK/cam1.pem" --key "$WORK/cam1.key")"

@@ -822,6 +822,26 @@ END_TEST
 
 /* A camera whose media-signing certificate was revoked cannot get a new one by renewing with its (valid) identity
  * certificate: revocation is final for that profile too. */
+/* An order made before order create refused a model and serial whose CN ("<model> <serial>") exceeds 63 characters
+ * (db_order_create takes it, as the older CA did): its enrollment is refused in one line (403), audited, nothing
+ * signed or recorded; it was a 500 ("formatted string too long") for every request. */
+START_TEST(an_order_whose_cn_cannot_be_built_is_refused)
+{
+    const char *serials[] = {"SN-LONG-0123456789012345678901234"};
+    char model[41];
+    memset(model, 'M', 40);
+    model[40] = '\0';
+    int64_t id = 0;
+    ck_assert_int_eq(db_order_create(the_ca->db, "line1", model, serials, 1, "tester", &id), CT_OK);
+    long denied = count_rows("audit where outcome='denied' and action='est.enroll'");
+    ca_enroll_result res = {0};
+    ck_assert_int_eq(enroll_new("long-cn", serials[0], &res), CT_ERR_FORBIDDEN);
+    ck_assert_msg(strstr(ct_err_detail(), "make a subject CN over 63 characters"), "%s", ct_err_detail());
+    ck_assert_int_eq(count_rows("certificates where profile='device'"), 0);
+    ck_assert_int_eq(count_rows("audit where outcome='denied' and action='est.enroll'"), denied + 1);
+}
+END_TEST
+
 START_TEST(renewal_cannot_replace_a_revoked_certificate)
 {
     ca_enroll_result id = {0}, ms = {0}, res = {0};
@@ -1202,6 +1222,7 @@ int main(void)
     TCase *h10 = ca_case("issue10-records", 120);
     tcase_add_test(h10, revoked_serial_is_never_issued_again);
     tcase_add_test(h10, renewal_cannot_replace_a_revoked_certificate);
+    tcase_add_test(h10, an_order_whose_cn_cannot_be_built_is_refused);
     tcase_add_test(h10, reprovisioning_allows_a_revoked_serial_once_more);
     tcase_add_test(h10, revoking_an_order_closes_it_and_a_station_disables_it);
     tcase_add_test(h10, serials_are_one_case_insensitively);

@@ -700,7 +700,7 @@ START_TEST(test_key_compromised_never_again)
     db_cert_record station = make_rec("06", "SN1", "station", "DER-6");
     db_cert_record *reused[] = {&other, &media, &station};
     memcpy(renewal.spki_sha256, r1.spki_sha256, 32);
-    ck_assert_int_eq(db_cert_record_issuance(db, &renewal, "02", "ca"), CT_ERR_NOT_FOUND); /* 02: revoked with 01 */
+    ck_assert_int_eq(db_cert_record_issuance(db, &renewal, "02", "ca"), CT_ERR_ALREADY_REVOKED); /* 02: revoked with 01 */
     for (size_t i = 0; i < sizeof reused / sizeof reused[0]; i++) {
         memcpy(reused[i]->spki_sha256, r1.spki_sha256, 32);
         ck_assert_int_eq(db_cert_record_issuance(db, reused[i], NULL, "ca"), CT_ERR_FORBIDDEN);
