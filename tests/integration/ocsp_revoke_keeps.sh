@@ -6,7 +6,9 @@
 # (ocsp.signatures_per_minute) and most got tryLater, the revoked one too. Played here: 5 cameras whose answers are
 # kept (each asked for once from its own address), asked for again from one address with a budget of 2; CAM0006
 # revoked by the CLI (another process: the server learns of it by the epoch alone), then CAM0005. And the bound: one
-# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again).
+# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again). On
+# PostgreSQL, a check that cannot read the database (stopped while the check is held) sends no kept answer: the revoked
+# camera's kept 'good' is not sent unchecked.
 # Usage: ocsp_revoke_keeps.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -149,6 +151,36 @@ check "... the same bytes" cmp -s "$WORK/kept1" "$WORK/held"
 ask $NAT CAM0001 "$WORK/after_check"
 check "CAM0001 asks again: the kept answer (the same bytes)" cmp -s "$WORK/kept1" "$WORK/after_check"
 check_eq "... with no other look-up: one for this revocation" 1 "$(checks)"
+
+# ---- a check that cannot read the database sends nothing kept (PostgreSQL: stopped while the check is held): the
+# revoked camera's kept 'good' is not sent unchecked, to an address past its budget either ----
+if ! on_sqlite; then
+  cleanup_server
+  export CAMTRUST_FAILPOINT=ocsp:recheck CAMTRUST_FAILPOINT_RELEASE=$WORK/release_down
+  WITH_HTTP=1 start_ca "$CA"
+  unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
+  ask 127.0.0.12 CAM0002 "$WORK/kept2"
+  check_eq "CAM0002's answer signed and kept anew (a new process)" good "$(status_of "$WORK/kept2" CAM0002)"
+  revoke CAM0002
+  for _ in $(seq 1 $BUDGET); do ask $NAT nonce "$WORK/spend_down"; done # the NAT's budget spent
+  ask $NAT CAM0002 "$WORK/down" &
+  HELD_PID=$!; BG_PIDS+=("$HELD_PID")
+  for _ in $(seq 1 200); do [ "$(checks)" -ge 1 ] && break; sleep 0.05; done
+  check_eq "after CAM0002's revocation its kept answer is being checked (held there)" 1 "$(checks)"
+  "$CAMTRUST_TEST_PG_CTL" stop
+  touch "$WORK/release_down"
+  wait "$HELD_PID" || true
+  "$CAMTRUST_TEST_PG_CTL" start
+  down=$(status_of "$WORK/down" CAM0002 | head -1)
+  check "PostgreSQL stopped under the check: CAM0002 behind $NAT is not sent its kept good ($down)" \
+    test -n "$down" -a "$down" != good
+  S2=$(serial_of CAM0002)
+  check_eq "... as the log says: no answer for it sent as kept" 0 \
+    "$(grep -c "result=\"good serial=$S2 pre-signed" "$WORK/server.log" || true)"
+  ask 127.0.0.13 CAM0002 "$WORK/up2"
+  check_eq "PostgreSQL back: CAM0002 asked from another address is revoked" revoked \
+    "$(status_of "$WORK/up2" CAM0002 | head -1)"
+fi
 cleanup_server
 check "the audit chain is intact" "$CA_BIN" audit verify --dir "$CA"
 finish
