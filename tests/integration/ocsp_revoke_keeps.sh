@@ -6,9 +6,11 @@
 # (ocsp.signatures_per_minute) and most got tryLater, the revoked one too. Played here: 5 cameras whose answers are
 # kept (each asked for once from its own address), asked for again from one address with a budget of 2; CAM0006
 # revoked by the CLI (another process: the server learns of it by the epoch alone), then CAM0005. And the bound: one
-# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again). On
-# PostgreSQL, a check that cannot read the database (stopped while the check is held) sends no kept answer: the revoked
-# camera's kept 'good' is not sent unchecked.
+# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again). A
+# camera revoked while its kept answer's check is under way (held after its look-up, the node reading the epoch
+# meanwhile): the answer is marked checked for the revocation the check began in, so it is checked again and answered
+# revoked (marked for the newest, its kept 'good' was sent). On PostgreSQL, a check that cannot read the database
+# (stopped while the check is held) sends no kept answer: the revoked camera's kept 'good' is not sent unchecked.
 # Usage: ocsp_revoke_keeps.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -151,6 +153,32 @@ check "... the same bytes" cmp -s "$WORK/kept1" "$WORK/held"
 ask $NAT CAM0001 "$WORK/after_check"
 check "CAM0001 asks again: the kept answer (the same bytes)" cmp -s "$WORK/kept1" "$WORK/after_check"
 check_eq "... with no other look-up: one for this revocation" 1 "$(checks)"
+
+# ---- a revocation read while a check is under way (its look-up done, the answer not yet marked checked): the mark
+# is for the revocation the check began in, so the revoked camera's kept good is checked again, not sent ----
+cleanup_server
+export CAMTRUST_FAILPOINT=ocsp:recheck-looked-up CAMTRUST_FAILPOINT_RELEASE=$WORK/release_mark
+WITH_HTTP=1 start_ca "$CA"
+unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
+marks() { grep -c 'event=failpoint_held point="ocsp:recheck-looked-up"' "$WORK/server.log" || true; }
+ask 127.0.0.13 CAM0003 "$WORK/kept3"
+check_eq "CAM0003's answer signed and kept anew (a new process)" good "$(status_of "$WORK/kept3" CAM0003)"
+revoke CAM0001
+ask $NAT CAM0003 "$WORK/marking" &
+HELD_PID=$!; BG_PIDS+=("$HELD_PID")
+for _ in $(seq 1 200); do [ "$(marks)" -ge 1 ] && break; sleep 0.05; done
+check_eq "after CAM0001's revocation CAM0003's kept answer is checked (held after its look-up: good)" 1 "$(marks)"
+revoke CAM0003
+ask 127.0.0.16 CAM0006 "$WORK/reader" # a request of another camera: the node reads the epoch that revoked CAM0003
+check_eq "... meanwhile CAM0003 revoked, and another camera answered: the node has read the epoch that revoked it" revoked \
+  "$(status_of "$WORK/reader" CAM0006 | head -1)"
+touch "$WORK/release_mark"
+wait "$HELD_PID" || true
+check_eq "the held check ends: its answer as looked up before the revocation (good)" good \
+  "$(status_of "$WORK/marking" CAM0003)"
+ask $NAT CAM0003 "$WORK/marked"
+check_eq "CAM0003 asks again: revoked, not its kept good marked checked after the node read its revocation" \
+  "$(printf 'revoked\nkeyCompromise')" "$(status_of "$WORK/marked" CAM0003)"
 
 # ---- a check that cannot read the database sends nothing kept (PostgreSQL: stopped while the check is held): the
 # revoked camera's kept 'good' is not sent unchecked, to an address past its budget either ----
