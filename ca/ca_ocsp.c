@@ -676,6 +676,7 @@ static bool kept_answer(ca *c, const ocsp_gen *o, const pki_ocsp_request *req, t
     if (got != KEPT_TO_CHECK) return got == KEPT_CURRENT;
     ct_failpoint_hold("ocsp:recheck"); /* tests: each check logged, one held under way */
     *looked = look_up(c, o, req, single) == CT_OK;
+    ct_failpoint_hold("ocsp:recheck-looked-up"); /* tests: a revocation read between the look-up and the mark */
     *checked = *looked && same_status(&single[0], &was);
     if (*checked) {
         cache_checked(r, &req->ids[0], *generation, now, &was);

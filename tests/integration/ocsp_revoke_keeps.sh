@@ -6,7 +6,11 @@
 # (ocsp.signatures_per_minute) and most got tryLater, the revoked one too. Played here: 5 cameras whose answers are
 # kept (each asked for once from its own address), asked for again from one address with a budget of 2; CAM0006
 # revoked by the CLI (another process: the server learns of it by the epoch alone), then CAM0005. And the bound: one
-# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again).
+# look-up per kept answer per revocation, whoever asks (a check held under way while the same camera asks again). A
+# camera revoked while its kept answer's check is under way (held after its look-up, the node reading the epoch
+# meanwhile): the answer is marked checked for the revocation the check began in, so it is checked again and answered
+# revoked (marked for the newest, its kept 'good' was sent). On PostgreSQL, a check that cannot read the database
+# (stopped while the check is held) sends no kept answer: the revoked camera's kept 'good' is not sent unchecked.
 # Usage: ocsp_revoke_keeps.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -53,6 +57,25 @@ revoke() {
   check "the CLI revokes $1 (keyCompromise)" bounded 60 "$CA_BIN" revoke --dir "$CA" "$(serial_of "$1")" \
     --reason keyCompromise
   sleep 0.2
+}
+# restart_held POINT CAM SOURCE: the server started again, each kept answer's check held at the failpoint POINT until
+# the file $WORK/release.POINT exists; CAM's answer then signed and kept anew (asked from SOURCE, into kept.CAM)
+restart_held() {
+  cleanup_server
+  rm -f "$WORK/release.$1" # (a section before may have let it go)
+  export CAMTRUST_FAILPOINT=$1 CAMTRUST_FAILPOINT_RELEASE=$WORK/release.$1
+  WITH_HTTP=1 start_ca "$CA"
+  unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
+  ask "$3" "$2" "$WORK/kept.$2"
+  check_eq "$2's answer signed and kept anew (a new process)" good "$(status_of "$WORK/kept.$2" "$2")"
+}
+# held POINT: how many checks the failpoint POINT held (each logged)
+held() { grep -c "event=failpoint_held point=\"$1\"" "$WORK/server.log" || true; }
+# ask_held POINT CAM OUT: CAM asked from the NAT's address in the background (HELD_PID), until its check is held
+ask_held() {
+  ask $NAT "$2" "$3" &
+  HELD_PID=$!; BG_PIDS+=("$HELD_PID")
+  for _ in $(seq 1 200); do [ "$(held "$1")" -ge 1 ] && break; sleep 0.05; done
 }
 
 # ---- each camera's answer signed once and kept: asked for from its own address (its own budget) ----
@@ -116,17 +139,10 @@ check_eq "in all, 2 answers signed for $NAT: the 2 revoked ones (no tryLater)" "
 
 # ---- one look-up per kept answer per revocation, whoever asks: the check held under way (failpoint ocsp:recheck,
 # logged at each check), the same camera asks again meanwhile from the NAT's address, its budget spent ----
-cleanup_server
-export CAMTRUST_FAILPOINT=ocsp:recheck CAMTRUST_FAILPOINT_RELEASE=$WORK/release
-WITH_HTTP=1 start_ca "$CA"
-unset CAMTRUST_FAILPOINT CAMTRUST_FAILPOINT_RELEASE
-checks() { grep -c 'event=failpoint_held point="ocsp:recheck"' "$WORK/server.log" || true; }
-ask 127.0.0.11 CAM0001 "$WORK/kept1"
-check_eq "CAM0001's answer signed and kept anew (a new process)" good "$(status_of "$WORK/kept1" CAM0001)"
+restart_held ocsp:recheck CAM0001 127.0.0.11
+checks() { held ocsp:recheck; }
 revoke CAM0004
-ask $NAT CAM0001 "$WORK/held" &
-HELD_PID=$!; BG_PIDS+=("$HELD_PID")
-for _ in $(seq 1 200); do [ "$(checks)" -ge 1 ] && break; sleep 0.05; done
+ask_held ocsp:recheck CAM0001 "$WORK/held"
 check_eq "after CAM0004's revocation CAM0001's kept answer is being checked (held there)" 1 "$(checks)"
 # Meanwhile the NAT's budget is spent (nonce requests, signed each), and CAM0001 asks again 3 times.
 openssl ocsp -issuer "$CA/device-issuing.pem" -cert "$WORK/CAM0002.pem" -reqout "$WORK/nonce.req" >/dev/null 2>&1
@@ -142,13 +158,60 @@ S1=$(serial_of CAM0001)
 check_eq "... as the log says: no answer for it sent as kept while its check is under way" 0 \
   "$(grep -c "result=\"good serial=$S1 pre-signed" "$WORK/server.log" || true)"
 check_eq "... and no other look-up of its status" 1 "$(checks)"
-touch "$WORK/release"
+touch "$WORK/release.ocsp:recheck"
 wait "$HELD_PID" || true
 check_eq "the check done, the held request gets the kept answer: good" good "$(status_of "$WORK/held" CAM0001)"
-check "... the same bytes" cmp -s "$WORK/kept1" "$WORK/held"
+check "... the same bytes" cmp -s "$WORK/kept.CAM0001" "$WORK/held"
 ask $NAT CAM0001 "$WORK/after_check"
-check "CAM0001 asks again: the kept answer (the same bytes)" cmp -s "$WORK/kept1" "$WORK/after_check"
+check "CAM0001 asks again: the kept answer (the same bytes)" cmp -s "$WORK/kept.CAM0001" "$WORK/after_check"
 check_eq "... with no other look-up: one for this revocation" 1 "$(checks)"
+
+# ---- a revocation read while a check is under way (its look-up done, the answer not yet marked checked): the mark
+# is for the revocation the check began in, so the revoked camera's kept good is checked again, not sent ----
+restart_held ocsp:recheck-looked-up CAM0003 127.0.0.13
+revoke CAM0001
+ask_held ocsp:recheck-looked-up CAM0003 "$WORK/marking"
+check_eq "after CAM0001's revocation CAM0003's kept answer is checked (held after its look-up: good)" 1 \
+  "$(held ocsp:recheck-looked-up)"
+revoke CAM0003
+ask 127.0.0.16 CAM0006 "$WORK/reader" # a request of another camera: the node reads the epoch that revoked CAM0003
+check_eq "... meanwhile CAM0003 revoked, and another camera answered: the node has read the epoch that revoked it" revoked \
+  "$(status_of "$WORK/reader" CAM0006 | head -1)"
+touch "$WORK/release.ocsp:recheck-looked-up"
+wait "$HELD_PID" || true
+check_eq "the held check ends: its answer as looked up before the revocation (good)" good \
+  "$(status_of "$WORK/marking" CAM0003)"
+ask $NAT CAM0003 "$WORK/marked"
+check_eq "CAM0003 asks again: revoked, not its kept good marked checked after the node read its revocation" \
+  "$(printf 'revoked\nkeyCompromise')" "$(status_of "$WORK/marked" CAM0003)"
+
+# ---- a check that cannot read the database sends nothing kept (PostgreSQL: stopped while the check is held): the
+# revoked camera's kept 'good' is not sent unchecked, to an address past its budget either ----
+if ! on_sqlite; then
+  restart_held ocsp:recheck CAM0002 127.0.0.12
+  revoke CAM0002
+  for _ in $(seq 1 $BUDGET); do ask $NAT nonce "$WORK/spend_down"; done # the NAT's budget spent
+  ask_held ocsp:recheck CAM0002 "$WORK/down"
+  check_eq "after CAM0002's revocation its kept answer is being checked (held there)" 1 "$(checks)"
+  "$CAMTRUST_TEST_PG_CTL" stop
+  touch "$WORK/release.ocsp:recheck"
+  wait "$HELD_PID" || true
+  "$CAMTRUST_TEST_PG_CTL" start
+  down=$(status_of "$WORK/down" CAM0002 | sed -n 1p)
+  check "PostgreSQL stopped under the check: CAM0002 behind $NAT is not sent its kept good ($down)" \
+    test -n "$down" -a "$down" != good
+  S2=$(serial_of CAM0002)
+  check_eq "... as the log says: no answer for it sent as kept" 0 \
+    "$(grep -c "result=\"good serial=$S2 pre-signed" "$WORK/server.log" || true)"
+  # (asked until answered, each time from another address: the node's first reads after the restart may fail)
+  for i in $(seq 21 40); do
+    ask 127.0.0.$i CAM0002 "$WORK/up2"
+    up=$(status_of "$WORK/up2" CAM0002 | sed -n 1p)
+    [ "$up" = revoked ] || [ "$up" = good ] && break
+    sleep 0.2
+  done
+  check_eq "PostgreSQL back: CAM0002 asked from another address is revoked" revoked "$up"
+fi
 cleanup_server
 check "the audit chain is intact" "$CA_BIN" audit verify --dir "$CA"
 finish
