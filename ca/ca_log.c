@@ -236,9 +236,9 @@ typedef struct {
     uint64_t signed_size; /* the last tree this node signed (tree head or checkpoint; 0: none yet): what it signs
                            * next must extend it */
     ct_merkle_hash signed_root;
-    char forked[200]; /* why the tree is not the one signed (still_signed), until it is built again
-                       * (log.fork_recheck_s later); "" if it is */
-    int64_t forked_ms; /* when it was found forked (built in full from the rows) */
+    char forked[200]; /* why the tree is not the one signed (still_signed) or could not be built (rows changing under
+                       * its reads), until it is built again (log.fork_recheck_s later); "" if neither */
+    int64_t forked_ms; /* when that was found */
 } signing_tree;
 
 /* A refusal to sign that lasts (a forked tree, a rolled-back database: asked again each lease tick, five times a
@@ -345,14 +345,20 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
     }
     for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
     ct_failpoint_hold("log:signing-read"); /* tests: the rows are rewritten meanwhile */
-    /* Built again at most once a call: rows changing under every read leave the tree to the next tick. */
+    /* Built again at most once a call. Rows changing under that build too are refused as a fork is, built again only
+     * log.fork_recheck_s later: left to the next tick, someone who writes the database rewriting leaves under the
+     * reads had the whole log read and hashed again at every tick. */
     for (int pass = 0; pass < 2; pass++) {
         CT_GUARD(grow(c, tree, heads, chunk, &changed));
         if (!changed) break;
         ct_merkle_frontier_init(&tree->f);
     }
-    CT_ENSURE_MSG(!changed, CT_ERR_UNAVAILABLE, "the log's rows changed while they were read: nothing signed over "
-                  "them; asked again at the next lease tick");
+    if (changed) {
+        CT_GUARD(ct_strlcpy(tree->forked, sizeof tree->forked, "the log's rows changed while they were read: nothing "
+                            "signed over them; read again in full log.fork_recheck_s later"));
+        tree->forked_ms = ct_now_ms();
+    }
+    CT_ENSURE_MSG(!changed, CT_ERR_UNAVAILABLE, "%s", tree->forked);
     for (size_t k = 0; k < 2; k++)
         CT_ENSURE_MSG(tree->f.size >= heads[k].size, CT_ERR_UNAVAILABLE, "the log has %llu of the %llu leaves of %s "
                       "(rolled back): nothing signed over it; run camtrust-ca audit verify",
