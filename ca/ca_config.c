@@ -31,8 +31,8 @@ static const ct_setting setting_rows[] = {
      "POST /log/cosignature accepts their cosignatures, audit verify --witnesses K counts them"},
     {"log.sth_delay_ms", "200", "while serving, a signed tree head this long after a burst of issuances"},
     {"log.fork_recheck_s", "60",
-     "while the signer refuses a forked log, it reads the whole log again this often: rows put right in place are "
-     "then signed again (between, one leaf a lease tick)"},
+     "while the signer refuses a forked log (or one whose rows changed while it read them), it reads the whole log "
+     "again this often: rows put right in place are then signed again (between, nothing read)"},
     {"log.witnesses_required", "0",
      "the officer console flags the newest checkpoint when fewer of log.witnesses than this cosigned it (0: none)"},
     {"log.witness_max_age_s", "3600",

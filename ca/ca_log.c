@@ -236,9 +236,9 @@ typedef struct {
     uint64_t signed_size; /* the last tree this node signed (tree head or checkpoint; 0: none yet): what it signs
                            * next must extend it */
     ct_merkle_hash signed_root;
-    char forked[200]; /* why the tree is not the one signed (still_signed), until its last leaf changes or it is
-                       * built again (log.fork_recheck_s); "" if it is */
-    int64_t forked_ms; /* when it was found forked (built in full from the rows) */
+    char forked[200]; /* why the tree is not the one signed (still_signed) or could not be built (rows changing under
+                       * its reads), until it is built again (log.fork_recheck_s later); "" if neither */
+    int64_t forked_ms; /* when that was found */
 } signing_tree;
 
 /* A refusal to sign that lasts (a forked tree, a rolled-back database: asked again each lease tick, five times a
@@ -276,8 +276,8 @@ typedef struct {
 
 /* Whether `tree`, when of the size of `s`, is that tree: the tree itself is compared, not the proof cache, whose roots
  * kept below its own edge stay those of rows since rewritten there while the tree was built again from them. A fork is
- * refused (503) and remembered (tree->forked) until the tree's last leaf changes, or log.fork_recheck_s has passed
- * (catch_up): each lease tick meanwhile reads one leaf, not the log again. */
+ * refused (503) and remembered (tree->forked) until log.fork_recheck_s has passed (catch_up): each lease tick meanwhile
+ * reads nothing, whatever the rows do. */
 static ct_err still_signed(signing_tree *tree, const signed_tree *s)
 {
     uint8_t now[CT_MERKLE_HASH_LEN];
@@ -334,25 +334,31 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
     ct_merkle_hash *chunk = malloc((LEAF_CHUNK + 1) * sizeof *chunk);
     CT_ENSURE(chunk, CT_ERR_NOMEM);
     if (tree->forked[0]) {
-        /* Refused until its last leaf changes (one leaf read), or built again from the rows in full once
-         * log.fork_recheck_s has passed: rows put right in place below its last leaf (an operator restoring them) were
-         * refused until a new certificate or a restart. */
-        bool holds = ct_now_ms() - tree->forked_ms < c->cfg.log_fork_recheck_s * 1000;
-        if (holds) CT_GUARD(edge_holds(db_log_fetch, c->db, tree->f.size - 1, tree->edge, "signing", &holds));
-        CT_ENSURE_MSG(!holds, CT_ERR_UNAVAILABLE, "%s", tree->forked);
+        /* Refused, nothing read, until log.fork_recheck_s has passed since it was built from the rows; then built again
+         * in full: rows put right in place (an operator restoring them) are signed again. Not sooner when its last leaf
+         * changes: someone who writes the database rewrote that one leaf at each lease tick, and each tick read and
+         * hashed the whole log again. */
+        CT_ENSURE_MSG(ct_now_ms() - tree->forked_ms >= c->cfg.log_fork_recheck_s * 1000, CT_ERR_UNAVAILABLE, "%s",
+                      tree->forked);
         ct_merkle_frontier_init(&tree->f);
         tree->forked[0] = '\0';
     }
     for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
     ct_failpoint_hold("log:signing-read"); /* tests: the rows are rewritten meanwhile */
-    /* Built again at most once a call: rows changing under every read leave the tree to the next tick. */
+    /* Built again at most once a call. Rows changing under that build too are refused as a fork is, built again only
+     * log.fork_recheck_s later: left to the next tick, someone who writes the database rewriting leaves under the
+     * reads had the whole log read and hashed again at every tick. */
     for (int pass = 0; pass < 2; pass++) {
         CT_GUARD(grow(c, tree, heads, chunk, &changed));
         if (!changed) break;
         ct_merkle_frontier_init(&tree->f);
     }
-    CT_ENSURE_MSG(!changed, CT_ERR_UNAVAILABLE, "the log's rows changed while they were read: nothing signed over "
-                  "them; asked again at the next lease tick");
+    if (changed) {
+        CT_GUARD(ct_strlcpy(tree->forked, sizeof tree->forked, "the log's rows changed while they were read: nothing "
+                            "signed over them; read again in full log.fork_recheck_s later"));
+        tree->forked_ms = ct_now_ms();
+    }
+    CT_ENSURE_MSG(!changed, CT_ERR_UNAVAILABLE, "%s", tree->forked);
     for (size_t k = 0; k < 2; k++)
         CT_ENSURE_MSG(tree->f.size >= heads[k].size, CT_ERR_UNAVAILABLE, "the log has %llu of the %llu leaves of %s "
                       "(rolled back): nothing signed over it; run camtrust-ca audit verify",

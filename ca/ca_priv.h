@@ -59,7 +59,8 @@ typedef struct {
     long ocsp_cache;        /* pre-signed OCSP responses kept in memory */
     long ocsp_signatures_per_minute; /* OCSP answers signed for one request alone, per client address (its key) */
     long log_sth_delay_ms;  /* a tree head this long after a burst of issuances */
-    long log_fork_recheck_s; /* a forked tree, refused, is built again from the rows in full this often */
+    long log_fork_recheck_s; /* a forked tree (or rows changing under its build), refused, is built again from the
+                              * rows in full this often */
     long witness_max_age_s; /* the console flags a witness whose newest cosignature is older */
     long witnesses_required; /* the console flags a newest checkpoint with fewer configured witnesses' cosignatures */
     long anonymous_interval_s; /* anonymous refusals are written as counts, one row per key per interval */

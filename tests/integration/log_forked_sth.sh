@@ -5,7 +5,8 @@
 # The rolled-back guard compares with checkpoint.note only, which the rows still extend: the node signed, in the
 # token, a tree head of 55 that forks the one of 50 it had signed (two views of the log, both signed). Now a tree head
 # must extend the newest one recorded and the last one the node signed: refused, one line; and still when the tree
-# heads past 40 are deleted from the database too (the node remembers the one it signed).
+# heads past 40 are deleted from the database too (the node remembers the one it signed; seen when it builds its tree
+# again from the rows, every log.fork_recheck_s: 1 s here).
 # Usage: log_forked_sth.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/tiles_lib.sh"
@@ -13,6 +14,11 @@ if ! on_sqlite; then echo "skipped: the rows are deleted in the SQLite file"; ex
 
 kept_size() { sed -n 2p "$CA/checkpoint.note"; }
 tiles_ca 61
+cleanup_server # again with a forked tree built again from the rows every second
+sed -i 's/^log.fork_recheck_s = .*/log.fork_recheck_s = 1/' "$CA/camtrust-ca.conf"
+WITH_HTTP=1 start_ca "$CA"
+PLAIN=http://127.0.0.1:$HTTP_PORT
+export PORT
 head -n 40 "$WORK/serials.txt" | xargs -P 8 -I{} bash -c 'enroll_one {}'
 wait_sth 40
 for _ in $(seq 1 150); do [ "$(kept_size)" = 40 ] && break; sleep 0.1; done
@@ -32,7 +38,7 @@ check_eq "the log rolled back to 45 and grown to 55 by 10 other certificates" 55
   "$(sql "$DB" "select count(*) from log_leaves")"
 no_sth_past 50 "$R50"
 
-# (leaf 49 changed again: the tree the node found forked is built again from the rows, and looked at again)
+# (leaf 49 changed again; the tree the node found forked is built again from the rows within log.fork_recheck_s)
 db_edit "DROP TRIGGER log_tree_heads_no_delete; DELETE FROM log_tree_heads WHERE tree_size > 40;
   DROP TRIGGER log_leaves_no_update; UPDATE log_leaves SET leaf_hash = randomblob(32) WHERE leaf_index = 49"
 enroll_one CAM0061

@@ -7,7 +7,8 @@
 # leaf between two chunks rewritten under each of the three passes: 503 "the rows of the tiles tree changed while
 # they were read". (3) The signer growing its tree: its last leaf rewritten under its read past it, then, built again
 # from the rows, the leaf at the edge of its first 4096 rewritten under the next read: "the log's rows changed while
-# they were read: nothing signed over them". Each time no hashes of rows that were are served or signed.
+# they were read: nothing signed over them", and the log not read again before log.fork_recheck_s. Each time no hashes
+# of rows that were are served or signed.
 # Usage: log_rows_changed.sh PATH/TO/camtrust-ca
 CA_BIN=$1
 . "$(dirname "$0")/tiles_lib.sh"
@@ -82,6 +83,8 @@ db_edit "WITH RECURSIVE n(i) AS (SELECT 512 UNION ALL SELECT i + 1 FROM n WHERE 
   INSERT INTO log_leaves (leaf_index, cert_serial_hex, leaf_hash) SELECT i, printf('planted%06d', i), randomblob(32) FROM n"
 cleanup_server
 sed -i 's/^node.lease_ms = .*/node.lease_ms = 1000/' "$CA/camtrust-ca.conf" # a lease tick of 200 ms
+# the log read again in full, after the refusal below, only an hour later: never within this test, however slow
+sed -i 's/^log.fork_recheck_s = .*/log.fork_recheck_s = 3600/' "$CA/camtrust-ca.conf"
 rm -rf "$WORK/release"; mkdir "$WORK/release" # the start signs a tree head of 5000 through its reads at once
 CAMTRUST_FAILPOINT=signing:read-past-edge CAMTRUST_FAILPOINT_RELEASE=$WORK/release WITH_HTTP=1 start_ca "$CA"
 PLAIN=http://127.0.0.1:$HTTP_PORT
@@ -109,4 +112,18 @@ check "its last leaf, then leaf 4095 rewritten under its reads: refused, one lin
 check_eq "... no tree head past 5000" 5000 "$(sql "$DB" "select max(tree_size) from log_tree_heads")"
 curl -s -o "$WORK/sth.json" --max-time 20 "$PLAIN/log/sth" || true
 check_eq "... the one served still the one of 5000" "5000 $R" "$(jq .tree_size "$WORK/sth.json") $(jq -r .root_hash "$WORK/sth.json")"
+# ... and not read again before log.fork_recheck_s, as a forked tree (was: left to the next tick, which read and hashed
+# the whole log again: someone rewriting leaves under every read had that done at every tick). Every pass goes now
+# (the release a folder): each read would be a held line. Ticks counted by the signer lease's renewals, not the time.
+expires() { sql "$DB" "select expires_ms from leases where name = 'signer'"; }
+H=$(held signing:read-past-edge) LEASE=$(expires) TICKS=0
+for _ in $(seq 1 300); do
+  [ "$(expires)" != "$LEASE" ] && LEASE=$(expires) TICKS=$((TICKS + 1))
+  [ $TICKS -ge 5 ] && break
+  sleep 0.1
+done
+check "five more lease ticks" test $TICKS -ge 5
+check_eq "... the log not read over them" "$H" "$(held signing:read-past-edge)"
+check_eq "... still no tree head past 5000, the refusal said once" "5000 1" \
+  "$(sql "$DB" "select max(tree_size) from log_tree_heads") $(grep -c 'event=log_sth error=' "$WORK/server.log")"
 finish
