@@ -711,11 +711,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&in_flight, 1);
         rctx->limit = (size_t)ca_http_body_limit(c, method);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        /* Refuse an announced oversized body before reading any of it. */
         unsigned long long announced = cl ? strtoull(cl, NULL, 10) : 0;
         if (announced > (unsigned long long)rctx->limit) {
             rctx->too_large = true;
-            return respond(conn, l, method, url, rctx);
+            /* A client that waits for 100-continue sent nothing yet: refused at once. One already sending had its
+             * connection closed on unread bytes, which resets it (RST) and could lose the 413 before the client read
+             * it ('broken pipe', 000): such a body is read and dropped, up to BODY_DROP_MAX, then refused. */
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if ((expect && strcasecmp(expect, "100-continue") == 0) || announced > BODY_DROP_MAX)
+                return respond(conn, l, method, url, rctx);
+            return MHD_YES;
         }
         rctx->announced = (size_t)announced;
         return MHD_YES;

@@ -18,10 +18,10 @@ HTTP=http://127.0.0.1:$HTTP_PORT
 
 # get URL [curl options...]: a GET's status
 get() { local url=$1; shift; curl -s -o "$WORK/answer" -w '%{http_code}' --max-time 20 -X GET "$@" "$url" || true; }
-# A body announced past the bound is answered before it is read, its connection then closed: a client still sending it
-# may fail with a broken pipe before it reads the 413 (curl over TLS, about one run in three). So it waits for the
-# answer before it sends (Expect: 100-continue, no 100 comes), however long the server takes.
+# A body announced past the bound, from a client that waits for 100-continue, is answered before it is sent (no 100
+# comes), however long the server takes; one sent at once (SENT) is read and dropped (up to 1 MiB), then answered.
 ANNOUNCED=(-H 'Expect: 100-continue' --expect100-timeout 30 --data-binary @"$WORK/big")
+SENT=(-H 'Expect:' --data-binary @"$WORK/big")
 OPS="(select id from issuing_cas where kind = 'ops')"
 stored() { sql "$DB" "select count(*) from crls_signed where issuing_ca = $OPS"; }
 signed() { sql "$DB" "select count(*) from audit where action = 'crl.issue'"; }
@@ -53,6 +53,18 @@ check_eq "a GET of /log/checkpoint with a body past the bound: 413" 413 \
   "$(get "$HTTP/log/checkpoint" "${ANNOUNCED[@]}")"
 check_eq "a GET of EST cacerts with a body past the bound: 413" 413 \
   "$(get "https://localhost:$PORT/.well-known/est/cacerts" --cacert "$CA/ops-root.pem" "${ANNOUNCED[@]}")"
+# Before, a body sent at once was answered before it was read and its connection closed on the unread bytes: the
+# reset lost the 413 before the client read it ('broken pipe', 000) in 5-30% of tries over TLS.
+answers=""
+for _ in $(seq 1 20); do
+  answers+="$(get "https://localhost:$PORT/.well-known/est/cacerts" --cacert "$CA/ops-root.pem" "${SENT[@]}") "
+done
+check_eq "a GET of EST cacerts with a body past the bound sent at once (no Expect), 20 times over TLS: 20 413s" \
+  "$(printf '413 %.0s' $(seq 1 20))" "$answers"
+check_eq "a GET of /crl/ops with a body past the bound sent at once: 413, and its connection serves the next request" \
+  "413 1 200 0" "$(curl -s -o /dev/null -w '%{http_code} %{num_connects} ' --max-time 20 -X GET "${SENT[@]}" \
+  "$HTTP/crl/ops" --next -s -o /dev/null -w '%{http_code} %{num_connects}' --max-time 20 "$HTTP/log/checkpoint" || true)"
+check_eq "... no CRL signed for it" "0 $n0" "$(stored) $(signed)"
 check "each refusal logged as a 413" test "$(grep -c 'method="[A-Z]*" path="[^"]*" status=413' "$WORK/server.log")" -ge 8
 
 # What could have failed: the same GET without a body signs the operations CRL.
