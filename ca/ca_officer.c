@@ -20,8 +20,16 @@ const char *const ca_officer_headers[] = {
     "X-Frame-Options", "DENY",
     "Referrer-Policy", "no-referrer",
     "Cache-Control", "no-store",
+    /* A page of another site that opened the console (a link, window.open) keeps no handle on it: it could reload it
+     * at will, each load four budgeted, audited reads (the officer's own console then refused, 429). */
+    "Cross-Origin-Opener-Policy", "same-origin",
+    /* Nor may it embed an answer (a script, a style sheet): whether one loads tells it the visitor is an officer. */
+    "Cross-Origin-Resource-Policy", "same-origin",
     NULL,
 };
+
+/* The console's page: the one officer resource another site may link to (a navigation, whatever its origin). */
+static bool console_page(const char *path) { return strcmp(path, "/console") == 0 || strcmp(path, "/console/") == 0; }
 
 bool ca_officer_route(const char *path)
 {
@@ -405,10 +413,12 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         rc = strcmp(who.actor, ANONYMOUS_ACTOR) == 0 ? ca_refuse_anonymous(c, rq->source, "officer.access", subject, rc)
                                                      : ca_refuse_counted(c, who.actor, "officer.access", subject, rc);
     /* A page of another site can make the officer's browser send anything here, with the officer's certificate:
-     * the API and every request that would change state must come from this server's own pages. Such a page can
-     * send these as fast as the browser will (and a disabled officer's certificate to the door above): counted. */
+     * the API, the console's script and style (loaded by its own page only: another site's <script> of it loaded
+     * for an officer, failed for anyone else) and every request that would change state must come from this
+     * server's own pages. Such a page can send these as fast as the browser will (and a disabled officer's
+     * certificate to the door above): counted. */
     bool reads = ca_http_reads(rq->method);
-    if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
+    if (rc == CT_OK && (!console_page(rq->path) || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
     /* A body too large (any on a read, past server.max_body, or a revocation's past CA_OFFICER_MAX_BODY) is refused
      * before its route reads it: a read gets a 413 and no answer (ca_server.c), so it must not audit a read it never

@@ -449,6 +449,10 @@ START_TEST(cross_site_requests_change_nothing)
     ck_assert_int_eq(from("GET", "/officer/api/me", NULL, NULL, &ans), CT_OK);
     ck_assert_int_eq(from("GET", "/officer/api/me", NULL, "none", &ans), CT_OK);
     ck_assert_int_eq(from("GET", "/console/", NULL, "cross-site", &ans), CT_OK); /* a link to the console: a page */
+    /* Its script and style: its own page's only (another site's <script> of it loaded for an officer alone). */
+    ck_assert_int_eq(from("GET", "/console/app.js", NULL, "cross-site", &ans), CT_ERR_FORBIDDEN);
+    ck_assert_int_eq(from("GET", "/console/app.css", NULL, "same-site", &ans), CT_ERR_FORBIDDEN);
+    ck_assert_int_eq(from("GET", "/console/app.js", NULL, "same-origin", &ans), CT_OK);
     ck_assert_int_eq(from("POST", "/console/", "https://evil.example", NULL, &ans), CT_ERR_FORBIDDEN);
     /* The console's own requests: same origin (the host compared without case), or the browser saying so. */
     ck_assert_int_eq(from("POST", "/officer/api/revoke", "https://ca.test:8443", NULL, &ans), CT_OK);
