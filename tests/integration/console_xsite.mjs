@@ -3,13 +3,10 @@
 // and keeping a handle on a console it opened (to reload it at will: four budgeted, audited reads a load, until the
 // officer's own console is refused, 429). Environment: as console.mjs (URL, CERT, KEY, CHROMIUM, NODE_DIR).
 // Prints one line per check; exits non-zero if any failed.
-import { checker, launch, STEP_MS } from './browser.mjs';
+import { session, STEP_MS } from './browser.mjs';
 
 const env = process.env;
-const c = checker();
-const check = c.check;
-const { browser, context } = await launch(env);
-try {
+await session(env, async (context, check) => {
   const mes = [];
   context.on('request', (r) => { if (r.url() === env.URL + '/officer/api/me') mes.push(r.url()); });
   await context.route('https://evil.example/**', (route) => route.fulfill({ contentType: 'text/html', body:
@@ -47,10 +44,4 @@ try {
     }
   }
   check("the console's reads were made once, by its one load", mes.length === 1, mes.length);
-} catch (e) {
-  check('the browser session ran to the end', false, String(e && e.message ? e.message.split('\n')[0] : e));
-} finally {
-  await browser.close();
-}
-if (c.failed) process.exit(1);
-console.log('all browser checks passed');
+});
