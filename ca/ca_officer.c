@@ -4,6 +4,7 @@
  * audited with actor "officer:NAME" (or who else was refused). */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
+#include <strings.h>
 
 #include "ca_priv.h"
 
@@ -106,6 +107,40 @@ ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who)
     CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
     set_actor(who, "client", "unregistered");
     return ct_fail(CT_ERR_FORBIDDEN, "the client certificate is not a registered officer");
+}
+
+/* ---- where the browser thinks it is ---- */
+/* Whether `name` (n bytes) is one of a comma-separated list, without case. */
+static bool listed(const char *list, const char *name, size_t n)
+{
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (len && len == n && strncasecmp(p, name, n) == 0) return true;
+        p += len;
+    }
+    return false;
+}
+
+/* The Host must be one of this CA's names (server.names, server.ips: its TLS certificate's). A name of another
+ * site made to resolve to this server (DNS rebinding; its officer once told the browser to accept this server's
+ * certificate for it) is that site's own origin to the browser: Origin https://<its name>, Sec-Fetch-Site
+ * same-origin, the officer's certificate sent. Only the Host tells. */
+static ct_err host_is_ours(const ca *c, const char *host)
+{
+    const char *h = host ? host : "", *end = h + strlen(h), *colon = strrchr(h, ':');
+    if (*h == '[') { /* an IPv6 literal: [address]:port */
+        h++;
+        end = strchr(h, ']') ? strchr(h, ']') : h;
+    } else if (colon) {
+        end = colon;
+    }
+    size_t n = (size_t)(end - h);
+    if (n > 1 && h[n - 1] == '.') n--; /* the absolute form of a name: the same name */
+    CT_ENSURE_RET(n && (listed(c->cfg.server_names, h, n) || listed(c->cfg.server_ips, h, n)),
+                  ct_fail(CT_ERR_FORBIDDEN, "Host '%.80s' is not one of this CA's names (server.names, server.ips)",
+                          host ? host : "(none)"));
+    return CT_OK;
 }
 
 /* ---- request bodies ---- */
@@ -418,6 +453,8 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
      * server's own pages. Such a page can send these as fast as the browser will (and a disabled officer's
      * certificate to the door above): counted. */
     bool reads = ca_http_reads(rq->method);
+    if (rc == CT_OK && (rc = host_is_ours(c, rq->host)) != CT_OK)
+        rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
     if (rc == CT_OK && (!console_page(rq->path) || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
     /* A body too large (any on a read, past server.max_body, or a revocation's past CA_OFFICER_MAX_BODY) is refused
