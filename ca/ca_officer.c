@@ -4,6 +4,7 @@
  * audited with actor "officer:NAME" (or who else was refused). */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
+#include <strings.h>
 
 #include "ca_priv.h"
 
@@ -20,8 +21,16 @@ const char *const ca_officer_headers[] = {
     "X-Frame-Options", "DENY",
     "Referrer-Policy", "no-referrer",
     "Cache-Control", "no-store",
+    /* A page of another site that opened the console (a link, window.open) keeps no handle on it: it could reload it
+     * at will, each load four budgeted, audited reads (the officer's own console then refused, 429). */
+    "Cross-Origin-Opener-Policy", "same-origin",
+    /* Nor may it embed an answer (a script, a style sheet): whether one loads tells it the visitor is an officer. */
+    "Cross-Origin-Resource-Policy", "same-origin",
     NULL,
 };
+
+/* The console's page: the one officer resource another site may link to (a navigation, whatever its origin). */
+static bool console_page(const char *path) { return strcmp(path, "/console") == 0 || strcmp(path, "/console/") == 0; }
 
 bool ca_officer_route(const char *path)
 {
@@ -98,6 +107,40 @@ ct_err ca_officer_identify(ca *c, const ca_http_request *rq, ca_officer_id *who)
     CT_ENSURE_RET(rc == CT_ERR_NOT_FOUND, rc);
     set_actor(who, "client", "unregistered");
     return ct_fail(CT_ERR_FORBIDDEN, "the client certificate is not a registered officer");
+}
+
+/* ---- where the browser thinks it is ---- */
+/* Whether `name` (n bytes) is one of a comma-separated list, without case. */
+static bool listed(const char *list, const char *name, size_t n)
+{
+    for (const char *p = list; *p;) {
+        p += strspn(p, ", ");
+        size_t len = strcspn(p, ", ");
+        if (len && len == n && strncasecmp(p, name, n) == 0) return true;
+        p += len;
+    }
+    return false;
+}
+
+/* The Host must be one of this CA's names (server.names, server.ips: its TLS certificate's). A name of another
+ * site made to resolve to this server (DNS rebinding; its officer once told the browser to accept this server's
+ * certificate for it) is that site's own origin to the browser: Origin https://<its name>, Sec-Fetch-Site
+ * same-origin, the officer's certificate sent. Only the Host tells. */
+static ct_err host_is_ours(const ca *c, const char *host)
+{
+    const char *h = host ? host : "", *end = h + strlen(h), *colon = strrchr(h, ':');
+    if (*h == '[') { /* an IPv6 literal: [address]:port */
+        h++;
+        end = strchr(h, ']') ? strchr(h, ']') : h;
+    } else if (colon) {
+        end = colon;
+    }
+    size_t n = (size_t)(end - h);
+    if (n > 1 && h[n - 1] == '.') n--; /* the absolute form of a name: the same name */
+    CT_ENSURE_RET(n && (listed(c->cfg.server_names, h, n) || listed(c->cfg.server_ips, h, n)),
+                  ct_fail(CT_ERR_FORBIDDEN, "Host '%.80s' is not one of this CA's names (server.names, server.ips)",
+                          host ? host : "(none)"));
+    return CT_OK;
 }
 
 /* ---- request bodies ---- */
@@ -405,10 +448,14 @@ ct_err ca_officer_handle(ca *c, const ca_http_request *rq, ca_http_answer *ans)
         rc = strcmp(who.actor, ANONYMOUS_ACTOR) == 0 ? ca_refuse_anonymous(c, rq->source, "officer.access", subject, rc)
                                                      : ca_refuse_counted(c, who.actor, "officer.access", subject, rc);
     /* A page of another site can make the officer's browser send anything here, with the officer's certificate:
-     * the API and every request that would change state must come from this server's own pages. Such a page can
-     * send these as fast as the browser will (and a disabled officer's certificate to the door above): counted. */
+     * the API, the console's script and style (loaded by its own page only: another site's <script> of it loaded
+     * for an officer, failed for anyone else) and every request that would change state must come from this
+     * server's own pages. Such a page can send these as fast as the browser will (and a disabled officer's
+     * certificate to the door above): counted. */
     bool reads = ca_http_reads(rq->method);
-    if (rc == CT_OK && (api || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
+    if (rc == CT_OK && (rc = host_is_ours(c, rq->host)) != CT_OK)
+        rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
+    if (rc == CT_OK && (!console_page(rq->path) || !reads) && (rc = ca_http_same_origin(rq, !reads)) != CT_OK)
         rc = ca_refuse_counted(c, who.actor, "officer.csrf", subject, rc);
     /* A body too large (any on a read, past server.max_body, or a revocation's past CA_OFFICER_MAX_BODY) is refused
      * before its route reads it: a read gets a 413 and no answer (ca_server.c), so it must not audit a read it never

@@ -33,3 +33,19 @@ export async function launch(env) {
   });
   return { browser, context };
 }
+
+// One browser session: fn(context, check) with the officer's context; whatever it throws is one failed check. Prints
+// "all browser checks passed" at the end, or exits non-zero.
+export async function session(env, fn) {
+  const c = checker();
+  const { browser, context } = await launch(env);
+  try {
+    await fn(context, c.check);
+  } catch (e) {
+    c.check('the browser session ran to the end', false, String(e && e.message ? e.message.split('\n')[0] : e));
+  } finally {
+    await browser.close();
+  }
+  if (c.failed) process.exit(1);
+  console.log('all browser checks passed');
+}

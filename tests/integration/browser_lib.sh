@@ -6,21 +6,25 @@ CHROMIUM=/usr/bin/chromium
 NODE_DIR=${CAMTRUST_TEST_TMP:-/tmp}/console-node
 
 browser_setup() {
-  local here probe
+  local here probe lock
   here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
   if [ ! -x "$CHROMIUM" ]; then
     if [ "$(id -u)" = 0 ]; then "$here/../../deploy/install-deps" test >/dev/null || true; fi
     [ -x "$CHROMIUM" ] || { BROWSER_WHY="$CHROMIUM is not installed (deploy/install-deps test installs Debian's chromium)"; return 1; }
   fi
-  probe=$(timeout 30 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  probe=$(bounded 30 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$WORK/probe-profile" \
     --dump-dom 'data:text/html,<p>chromium-starts</p>' 2>&1) || true
   grep -q chromium-starts <<<"$probe" || { BROWSER_WHY="chromium cannot start headless here: $(tail -3 <<<"$probe")"; return 1; }
   command -v node >/dev/null && command -v npm >/dev/null || { echo "node and npm are needed (Debian: nodejs, npm)"; exit 1; }
+  mkdir -p "$NODE_DIR"
+  # (two browser tests run at once (ctest -j) install into the one folder: one after the other)
+  exec {lock}>"$NODE_DIR/.install.lock"
+  flock "$lock"
   if [ ! -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
      ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$NODE_DIR/node_modules/playwright-core/package.json"; then
-    mkdir -p "$NODE_DIR"
-    (cd "$NODE_DIR" && timeout 120 npm install --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_VERSION") \
+    (cd "$NODE_DIR" && bounded 120 npm install --no-audit --no-fund --loglevel=error "playwright-core@$PLAYWRIGHT_VERSION") \
       >"$WORK/npm.log" 2>&1 || { echo "npm install playwright-core failed:"; tail -20 "$WORK/npm.log"; exit 1; }
   fi
+  exec {lock}>&-
 }

@@ -2,14 +2,11 @@
 // Environment: URL, CERT, KEY (the officer's PEM files), DEVICE and SERIAL (the camera and its certificate to
 // revoke), SHOT (screenshot path), CHROMIUM, NODE_DIR (where playwright-core is installed), PROFILE.
 // Prints one line per check; exits non-zero at the first failure.
-import { checker, launch, STEP_MS } from './browser.mjs';
+import { session, STEP_MS } from './browser.mjs';
 
 const env = process.env;
-const c = checker();
-const check = c.check;
-const { browser, context } = await launch(env);
 const problems = [];
-try {
+await session(env, async (context, check) => {
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
   page.on('pageerror', (e) => problems.push('page error: ' + e.message));
@@ -103,10 +100,4 @@ try {
   await page.screenshot({ path: env.SHOT, fullPage: true });
   check('screenshot written', true);
   check('no script or CSP errors on the page', problems.length === 0, problems);
-} catch (e) {
-  check('the browser session ran to the end', false, String(e && e.message ? e.message.split('\n')[0] : e));
-} finally {
-  await browser.close();
-}
-if (c.failed) process.exit(1);
-console.log('all browser checks passed');
+});

@@ -35,7 +35,7 @@ rm -f "$SHOT"
 rc=0
 URL="https://localhost:$PORT" CERT="$WORK/bob.pem" KEY="$WORK/bob.key" DEVICE=CAM0002 SERIAL="$SERIAL" SHOT="$SHOT" \
   CHROMIUM="$CHROMIUM" NODE_DIR="$NODE_DIR" PROFILE="$WORK/profile" \
-  timeout 60 node "$HERE/console.mjs" >"$WORK/browser.log" 2>&1 || rc=$?
+  bounded 60 node "$HERE/console.mjs" >"$WORK/browser.log" 2>&1 || rc=$?
 sed 's/^/  browser: /' "$WORK/browser.log"
 check_eq "the browser run finished within 60 s and every check in it passed" 0 "$rc"
 check "it saw the search, the detail, the confirmation and the revoked status" grep -q '^all browser checks passed' "$WORK/browser.log"

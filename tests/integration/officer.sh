@@ -215,6 +215,18 @@ check "... as HTML with no inline script" bash -c "grep -q '<script src=\"/conso
 check_eq "... and its script" 200 "$(call alice GET /console/app.js)"
 check_eq "plain unknown officer routes: 404" 404 "$(call alice GET /officer/api/nothing)"
 
+# DNS rebinding: another site's name made to resolve to this server, its certificate accepted for that name (-k: the
+# officer clicked through the warning). To the browser the page is then same-origin: only the Host tells.
+check_eq "a revocation under another site's name, by its own origin: 403 (was: revoked)" 403 \
+  "$(curl -s -o "$WORK/body" -w '%{http_code}' -k --resolve "evil.example:$PORT:127.0.0.1" --cert "$WORK/bob.pem" \
+     --key "$WORK/bob.key" -H "Origin: https://evil.example:$PORT" -H 'Sec-Fetch-Site: same-origin' \
+     -H 'Content-Type: application/json' -d "{\"serial\":\"$S2\",\"reason\":\"keyCompromise\"}" \
+     "https://evil.example:$PORT/officer/api/revoke" || true)"
+check "... naming the Host and the settings" body_has "Host 'evil.example:$PORT' is not one of this CA's names (server.names, server.ips)"
+check_eq "... nothing revoked" valid "$(sql "$DB" "select status from certificates where cert_serial_hex='$S2'")"
+check_eq "this CA's address (server.ips) and its name written absolute are its own" "200 200" \
+  "$(call bob GET /officer/api/me -H "Host: 127.0.0.1:$PORT") $(call bob GET /officer/api/me -H "Host: localhost.:$PORT")"
+
 # The CLI: audit search and report, in every format.
 out=$("$CA_BIN" audit search --dir "$CA" --device-serial CAM0002 --format csv)
 check_eq "audit search --format csv: a header and one row" 2 "$(printf '%s\n' "$out" | wc -l)"

@@ -61,6 +61,8 @@ static void setup(void)
     snprintf(dir, sizeof dir, "%s/ca", tmp);
     ck_assert_int_eq(tu_ca_create(dir), 0);
     ck_assert_int_eq(ca_open(dir, &the_ca), CT_OK);
+    /* the names the requests below give as Host (the server's TLS certificate would have them) */
+    ck_assert_int_eq(ct_strlcpy(the_ca->cfg.server_names, sizeof the_ca->cfg.server_names, "localhost, ca.test"), CT_OK);
     client("line1", NULL, &line1_cert);
     client("line2", NULL, &line2_cert);
     client("alice", "auditor", &alice_cert);
@@ -449,11 +451,53 @@ START_TEST(cross_site_requests_change_nothing)
     ck_assert_int_eq(from("GET", "/officer/api/me", NULL, NULL, &ans), CT_OK);
     ck_assert_int_eq(from("GET", "/officer/api/me", NULL, "none", &ans), CT_OK);
     ck_assert_int_eq(from("GET", "/console/", NULL, "cross-site", &ans), CT_OK); /* a link to the console: a page */
+    /* Its script and style: its own page's only (another site's <script> of it loaded for an officer alone). */
+    ck_assert_int_eq(from("GET", "/console/app.js", NULL, "cross-site", &ans), CT_ERR_FORBIDDEN);
+    ck_assert_int_eq(from("GET", "/console/app.css", NULL, "same-site", &ans), CT_ERR_FORBIDDEN);
+    ck_assert_int_eq(from("GET", "/console/app.js", NULL, "same-origin", &ans), CT_OK);
     ck_assert_int_eq(from("POST", "/console/", "https://evil.example", NULL, &ans), CT_ERR_FORBIDDEN);
     /* The console's own requests: same origin (the host compared without case), or the browser saying so. */
     ck_assert_int_eq(from("POST", "/officer/api/revoke", "https://ca.test:8443", NULL, &ans), CT_OK);
     ck_assert_int_eq(count("certificates where status = 'revoked'"), 1);
     ck_assert_int_eq(from("POST", "/officer/api/revoke", NULL, "same-origin", &ans), CT_ERR_ALREADY_REVOKED);
+}
+END_TEST
+
+/* DNS rebinding: another site's name resolves to this server, the browser was told to accept its certificate for it.
+ * The page is then its own origin, same-origin to the browser: only the Host, not one of this CA's names, tells. */
+START_TEST(rebound_names_change_nothing)
+{
+    const char *const hosts[] = {"evil.example:8443", "evil.example", "ca.test.evil.example:8443", "[::1]:8443",
+                                 "10.0.0.1:8443",     "",             "ca.tes:8443",               ":8443",
+                                 "[ca.test",          "(repeated)"};
+    for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+        char origin[96];
+        snprintf(origin, sizeof origin, "https://%s", hosts[i]);
+        ca_http_request rq = {.method = "POST", .path = "/officer/api/revoke", .content_type = "application/json",
+                              .body = (const uint8_t *)"{\"order\": 2, \"reason\": \"keyCompromise\"}",
+                              .client_cert = bob_cert.data, .client_cert_len = bob_cert.len, .host = hosts[i],
+                              .origin = origin, .fetch_site = "same-origin"};
+        rq.body_len = strlen((const char *)rq.body);
+        ca_http_answer ans;
+        ck_assert_msg(ca_officer_handle(the_ca, &rq, &ans) == CT_ERR_FORBIDDEN, "revoked under Host '%s'", hosts[i]);
+        ck_assert_int_eq(ans.status, 403);
+        ca_http_answer_free(&ans);
+        rq.method = "GET", rq.path = "/officer/api/me", rq.body_len = 0, rq.origin = NULL;
+        ck_assert_msg(ca_officer_handle(the_ca, &rq, &ans) == CT_ERR_FORBIDDEN, "read under Host '%s'", hosts[i]);
+        ca_http_answer_free(&ans);
+    }
+    ck_assert_int_eq(count("certificates where status = 'revoked'"), 0);
+    ck_assert_int_eq(count("audit where action = 'officer.csrf' and detail like 'Host ''evil.example:8443'' is not one "
+                           "of this CA''s names (server.names, server.ips)'"), 2);
+    /* Its names (any case, written absolute, with or without the port) and its address (server.ips) */
+    const char *const ours[] = {"CA.Test:8443", "ca.test.", "localhost:8443", "127.0.0.1:8443"};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
+        ca_http_request rq = {.method = "GET", .path = "/officer/api/me", .client_cert = bob_cert.data,
+                              .client_cert_len = bob_cert.len, .host = ours[i], .fetch_site = "same-origin"};
+        ca_http_answer ans;
+        ck_assert_msg(ca_officer_handle(the_ca, &rq, &ans) == CT_OK, "Host '%s' refused", ours[i]);
+        ca_http_answer_free(&ans);
+    }
 }
 END_TEST
 
@@ -492,6 +536,7 @@ int main(void)
     tcase_add_test(tc, report_counts_issuance_denials_and_revocations);
     tcase_add_test(tc, cert_detail_decodes_and_refuses_unknown);
     tcase_add_test(tc, cross_site_requests_change_nothing);
+    tcase_add_test(tc, rebound_names_change_nothing);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }
