@@ -419,13 +419,15 @@ static ct_err out_write(void *arg, const uint8_t *p, size_t n)
 /* Live video was signed moments ago, by the viewer's clock: a GOP signed more than o->max_age_s before it is
  * verified is an older recording (the camera's own, served from the start by whoever writes its playlist: the
  * first GOP watched has nothing else to be compared with), and one signed without a clock (time 0) cannot show it
- * is not. Either is reported not live (its status and why into `g`); max_age_s 0: no bound (the user's choice). */
+ * is not. So is one dated more than the bound after it: a camera clock set ahead (by hand, or by a forged NTP
+ * answer) signs video that would pass as live until that date, however long it was held back. Each is reported not
+ * live (its status and why into `g`); max_age_s 0: no bound (the user's choice). */
 static bool not_live(const session *s, ms_gop_report *g)
 {
     if (!s->o->max_age_s || g->status != MS_AUTHENTIC) return false;
     long long age = (long long)(time(NULL) - g->signed_at);
     char when[CT_TIME_UTC_MAX];
-    if (g->signed_at && age <= s->o->max_age_s) return false;
+    if (g->signed_at && age <= s->o->max_age_s && age >= -s->o->max_age_s) return false;
     if (!g->signed_at) {
         g->status = MS_UNTRUSTED;
         if (ct_snprintf(g->detail, sizeof g->detail, "signed without a clock (time 0): cannot be shown to be live "
@@ -434,9 +436,12 @@ static bool not_live(const session *s, ms_gop_report *g)
         return true;
     }
     ct_time_utc((int64_t)g->signed_at, when);
-    g->status = MS_REORDERED;
-    if (ct_snprintf(g->detail, sizeof g->detail, "stale: signed at %s, %lld s before the viewer's clock "
-                    "(--max-age %ld): an older recording, not live", when, age, s->o->max_age_s) != CT_OK)
+    bool ahead = age < 0;
+    g->status = ahead ? MS_UNTRUSTED : MS_REORDERED;
+    if (ct_snprintf(g->detail, sizeof g->detail, "%ssigned at %s, %lld s %s the viewer's clock (--max-age %ld): %s",
+                    ahead ? "" : "stale: ", when, ahead ? -age : age, ahead ? "after" : "before", s->o->max_age_s,
+                    ahead ? "the camera's clock is ahead of the viewer's, cannot be shown to be live"
+                          : "an older recording, not live") != CT_OK)
         g->detail[0] = '\0';
     return true;
 }
