@@ -403,7 +403,7 @@ typedef struct {
     /* The playlist slid past the segments after the last one fetched, [slid_from, slid_to): told with the first GOP
      * reported after (tell_slide). */
     bool slid;
-    uint64_t slid_from, slid_to;
+    uint64_t slid_from, slid_to, slid_on; /* ... and the segment verified on from (after the playlist went back: lower) */
     bool other_codec; /* the camera restarted with another codec than the video shown: the end (take_segment) */
 } session;
 
@@ -461,12 +461,12 @@ static void tell_slide(session *s, const ms_gop_report *g)
                            "playlist slid past segments %llu-%llu, NOT SHOWN: gone before they were fetched; verified on "
                            "its own from segment %llu's first picture\n",
                 g->counter, s->latest.counter, (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1,
-                (unsigned long long)s->slid_to);
+                (unsigned long long)s->slid_on);
     else
         fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched (the viewer "
                            "fell behind, or the camera restarted); verified on its own from segment %llu's first "
                            "picture\n",
-                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_to);
+                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_on);
     fflush(s->report);
 }
 
@@ -778,7 +778,11 @@ static ct_err watch(session *s)
             continue;
         }
         /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
-        if (!started) next = s->slid_to = p->first_seq;
+        if (!started) next = s->slid_on = p->first_seq;
+        /* The segments gone are those the playlist that slid skipped, and any it slid past since: not counted from
+         * this playlist alone, which may have gone back since (a restart, or whoever writes the playlist renumbering
+         * the segments after a cut so that nothing would count as gone). */
+        if (!started && s->slid && p->first_seq > s->slid_to) s->slid_to = p->first_seq;
         /* A playlist slid past the segments after the last one fetched: the viewer fell behind, or the camera
          * restarted and wrote more than a window meanwhile (neither going back nor naming the last segment fetched
          * again). The playlist cannot tell which: either way what follows is verified on its own from its first
@@ -788,6 +792,8 @@ static ct_err watch(session *s)
             CT_GUARD(session_end(s));
             s->slid = true;
             s->slid_from = next;
+            s->slid_to = p->first_seq;
+            ct_failpoint_hold("live:slid"); /* tests: the playlist goes back before the next poll */
             map[0] = '\0';
             started = false;
             fetched = UINT64_MAX;

@@ -71,6 +71,41 @@ they were fetched (the viewer fell behind, or the camera restarted); verified on
   ! grep -q 'camera restarted:' '$WORK/behind.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/behind.rep'"
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
+# ---- whoever writes the camera's live folder cuts segments 2-4 out of what alice watches: having fetched 0-1, she is
+# served a playlist slid past them (from 5), then, before her next poll, one gone back to 2 naming segments 5 and 6
+# there. Before, the segments gone were counted from that second playlist (none: `segments 2-1`), so the cut went
+# uncounted: every segment `shown`, exit 0 (a playlist gone back further wrapped the count around). Now the segments
+# the slid playlist skipped are NOT SHOWN, whatever the playlist says after. (--max-age 0: the test's pace is not
+# what is checked; the failpoint holds the viewer once it saw the slide.) ----
+rm -rf "$WORK/live" "$WORK/release"
+camera 127.0.0.1:0 10
+cat "$WORK/long.h264" >&7 # 8 GOPs of 30: segments 0-6 out, the last one waiting for more input
+for _ in $(seq 1 600); do grep -q '^seg-000006' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
+cp "$WORK/live/index.m3u8" "$WORK/full.m3u8"
+forge() { # forge SEQ [end] SEGMENT...: the live folder's playlist, numbered from SEQ, naming the camera's SEGMENTs
+  local seq=$1 end=; shift
+  [ "$1" = end ] && { end=1; shift; }
+  { sed -n '1,/^#EXT-X-MAP/p' "$WORK/full.m3u8" | sed "s/^#EXT-X-MEDIA-SEQUENCE:.*/#EXT-X-MEDIA-SEQUENCE:$seq/"
+    for n in "$@"; do awk -v f="$(printf 'seg-%06d.m4s' "$n")" '
+      /^#EXT-X-MAP/ { on = 1; next } !on { next } { b = b $0 "\n" } !/^#/ { if ($0 == f) printf "%s", b; b = "" }' \
+      "$WORK/full.m3u8"; done
+    [ -z "$end" ] || echo '#EXT-X-ENDLIST'; } >"$WORK/live/index.m3u8.x"
+  mv "$WORK/live/index.m3u8.x" "$WORK/live/index.m3u8"
+}
+forge 0 0 1
+CAMTRUST_FAILPOINT=live:slid CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view cut --max-age 0
+for _ in $(seq 1 600); do grep -q '^segment 1: shown' "$WORK/cut.rep" && break; sleep 0.05; done
+forge 5 5 6
+for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/cut.rep" && break; sleep 0.05; done
+forge 2 end 5 6
+touch "$WORK/release"
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "segments 2-4 cut out by a playlist slid past them, then gone back to renumber those after: the 3 segments gone \
+NOT SHOWN, exit 1" bash -c "[ $rc = 1 ] && grep -q '^segments 2-4: NOT SHOWN: gone from the playlist before they \
+were fetched' '$WORK/cut.rep' && grep -q '^live: 4 segments shown, 3 not shown' '$WORK/cut.rep'"
+exec 7>&-
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
 # player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
 # and polled on for more of them. It now ends there, in one line (exit 1). ----
