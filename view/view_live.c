@@ -719,7 +719,7 @@ static void pause_ms(long ms)
 static ct_err watch(session *s)
 {
     ct_err rc = CT_OK;
-    gbuf pl = {.max = PLAYLIST_BYTES_MAX}, seg = {.max = SEGMENT_BYTES_MAX};
+    gbuf pl = {.max = PLAYLIST_BYTES_MAX}, seg = {.max = SEGMENT_BYTES_MAX}, init_now = {.max = INIT_MAX};
     view_playlist *p = calloc(1, sizeof *p);
     char map[VIEW_NAME_MAX] = "";
     bool started = false;
@@ -766,11 +766,29 @@ static ct_err watch(session *s)
          * were signed, and by which camera. */
         bool rekeyed = fetched != UINT64_MAX && fetched >= p->first_seq && fetched - p->first_seq < p->n &&
                        memcmp(p->keys[fetched - p->first_seq], fetched_key, sizeof fetched_key) != 0;
-        if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed)) {
+        /* The last segment fetched gone and the playlist naming the next one first: the viewer fell a little behind,
+         * or the camera restarted and numbered up to it meanwhile, which neither the numbers nor the keys tell. The
+         * init segment does: a new session writes its own (its first key's ID). */
+        bool renewed = false;
+        if (started && fetched != UINT64_MAX && p->first_seq == next) {
+            rc = https_get(&s->cam, p->map, INIT_MAX, &init_now);
+            if (rc == CT_ERR_INTEGRITY) goto cleanup;
+            if (rc != CT_OK) { /* retried at the next poll */
+                ct_err_clear();
+                rc = CT_OK;
+                pause_ms(200);
+                continue;
+            }
+            renewed = init_now.len != s->init.len || memcmp(init_now.p, s->init.p, s->init.len) != 0;
+        }
+        if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed || renewed)) {
+            char why[80];
             CT_GUARD(session_end(s));
-            fprintf(s->report, "camera restarted: a new signing session from segment %llu (the playlist went back "
-                               "from segment %llu), verified on its own from its first picture\n",
-                    (unsigned long long)p->first_seq, (unsigned long long)next);
+            CT_GUARD(renewed ? ct_strlcpy(why, sizeof why, "a new init segment")
+                             : ct_snprintf(why, sizeof why, "the playlist went back from segment %llu",
+                                           (unsigned long long)next));
+            fprintf(s->report, "camera restarted: a new signing session from segment %llu (%s), verified on its own "
+                               "from its first picture\n", (unsigned long long)p->first_seq, why);
             fflush(s->report);
             map[0] = '\0'; /* its init segment, fetched again */
             started = false;
@@ -823,6 +841,7 @@ cleanup:
     free(p);
     free(pl.p);
     free(seg.p);
+    free(init_now.p);
     return rc;
 }
 

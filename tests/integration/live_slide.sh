@@ -106,6 +106,33 @@ were fetched' '$WORK/cut.rep' && grep -q '^live: 4 segments shown, 3 not shown' 
 exec 7>&-
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
+# ---- the camera restarts while alice, having fetched segments 0-1, is held, and writes exactly up to segment 3 (its
+# playlist of 2: segments 2-3): the playlist neither went back nor slid past segment 2, nor names the last segment
+# fetched; before, its segments were taken for the GOPs after those shown (`reordered: signed as GOP 3, found after
+# GOP 12`), none shown. The new init segment (its first key's ID) tells the restart. ----
+rm -rf "$WORK/live" "$WORK/release"
+camera 127.0.0.1:0
+ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/before.h264" -c copy -f h264 - >&7 # segment 2 waits
+for _ in $(seq 1 600); do grep -q '^seg-000001' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
+CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view exact
+for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/exact.rep" && break; sleep 0.05; done
+held=$(grep -c ': shown' "$WORK/exact.rep" || true)
+live_camera_kill
+camera "127.0.0.1:$PORT"
+cat "$WORK/after.h264" >&7 # segments 0-3 of the new session at once; segment 4 waits for more input
+for _ in $(seq 1 600); do grep -qx '#EXT-X-MEDIA-SEQUENCE:2' "$WORK/live/index.m3u8" 2>/dev/null &&
+  grep -q '^seg-000003' "$WORK/live/index.m3u8" && break; sleep 0.05; done
+touch "$WORK/release"
+for _ in $(seq 1 600); do grep -q '^segment 3: ' "$WORK/exact.rep" && break; sleep 0.05; done
+exec 7>&- # segment 4, and the playlist closed
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check_eq "the viewer, held, had shown segments 0-1 of the first session" 2 "$held"
+check "the camera restarted and numbered up to the segment after the last one fetched: told by its new init segment, \
+segments 2-4 verified on their own and shown (exit 0)" bash -c "[ $rc = 0 ] &&
+  grep -q '^camera restarted: a new signing session from segment 2 (a new init segment)' '$WORK/exact.rep' &&
+  grep -q '^live: 5 segments shown, 0 not shown' '$WORK/exact.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/exact.rep'"
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
 # player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
 # and polled on for more of them. It now ends there, in one line (exit 1). ----
