@@ -743,8 +743,12 @@ static ct_err watch(session *s)
         }
         last_answer = ct_now_ms();
         CT_GUARD(view_playlist_parse((const char *)pl.p, pl.len, p));
-        if (!map[0]) {
-            rc = https_get(&s->cam, p->map, INIT_MAX, &s->init);
+        /* The last segment fetched gone and the playlist naming the next one first: the viewer fell a little behind,
+         * or the camera restarted and numbered up to it meanwhile, which neither the numbers nor the keys tell. The
+         * init segment does, fetched again then: a new session writes its own (its first key's ID). */
+        bool recheck_init = started && fetched != UINT64_MAX && p->first_seq == next;
+        if (!map[0] || recheck_init) {
+            rc = https_get(&s->cam, p->map, INIT_MAX, map[0] ? &init_now : &s->init);
             if (rc == CT_ERR_INTEGRITY) goto cleanup;
             if (rc != CT_OK) { /* retried at the next poll */
                 ct_err_clear();
@@ -752,7 +756,7 @@ static ct_err watch(session *s)
                 pause_ms(200);
                 continue;
             }
-            memcpy(map, p->map, sizeof map);
+            if (!map[0]) memcpy(map, p->map, sizeof map);
         }
         CT_ENSURE_MSG(strcmp(map, p->map) == 0, CT_ERR_BAD_REQUEST, "the init segment changed (%s): a new stream",
                       p->map);
@@ -766,21 +770,8 @@ static ct_err watch(session *s)
          * were signed, and by which camera. */
         bool rekeyed = fetched != UINT64_MAX && fetched >= p->first_seq && fetched - p->first_seq < p->n &&
                        memcmp(p->keys[fetched - p->first_seq], fetched_key, sizeof fetched_key) != 0;
-        /* The last segment fetched gone and the playlist naming the next one first: the viewer fell a little behind,
-         * or the camera restarted and numbered up to it meanwhile, which neither the numbers nor the keys tell. The
-         * init segment does: a new session writes its own (its first key's ID). */
-        bool renewed = false;
-        if (started && fetched != UINT64_MAX && p->first_seq == next) {
-            rc = https_get(&s->cam, p->map, INIT_MAX, &init_now);
-            if (rc == CT_ERR_INTEGRITY) goto cleanup;
-            if (rc != CT_OK) { /* retried at the next poll */
-                ct_err_clear();
-                rc = CT_OK;
-                pause_ms(200);
-                continue;
-            }
-            renewed = init_now.len != s->init.len || memcmp(init_now.p, s->init.p, s->init.len) != 0;
-        }
+        bool renewed = recheck_init &&
+                       (init_now.len != s->init.len || memcmp(init_now.p, s->init.p, s->init.len) != 0);
         if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed || renewed)) {
             char why[80];
             CT_GUARD(session_end(s));
