@@ -133,6 +133,31 @@ segments 2-4 verified on their own and shown (exit 0)" bash -c "[ $rc = 0 ] &&
   grep -q '^live: 5 segments shown, 0 not shown' '$WORK/exact.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/exact.rep'"
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
+# ---- no restart: the same, the camera's session going on (its next 2 segments written while alice is held): its
+# init segment unchanged, segments 2-4 shown in the same session ----
+for clip in src3:3 more:2; do # one encoder's settings: the second goes on from the first as one stream
+  ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t "${clip#*:}" -c:v libx264 \
+    -preset ultrafast -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/${clip%%:*}.h264"
+done
+rm -rf "$WORK/live" "$WORK/release"
+camera 127.0.0.1:0
+ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/src3.h264" -c copy -f h264 - >&7 # segment 2 waits
+for _ in $(seq 1 600); do grep -q '^seg-000001' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
+CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view same
+for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/same.rep" && break; sleep 0.05; done
+held=$(grep -c ': shown' "$WORK/same.rep" || true)
+cat "$WORK/more.h264" >&7 # segments 2-3 (the playlist names them alone); segment 4 waits
+for _ in $(seq 1 600); do grep -qx '#EXT-X-MEDIA-SEQUENCE:2' "$WORK/live/index.m3u8" 2>/dev/null &&
+  grep -q '^seg-000003' "$WORK/live/index.m3u8" && break; sleep 0.05; done
+touch "$WORK/release"
+for _ in $(seq 1 600); do grep -q '^segment 3: ' "$WORK/same.rep" && break; sleep 0.05; done
+exec 7>&-
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "  ... the camera's session going on so (alice held after segments 0-1): no restart, segments 2-4 shown in the \
+same session (exit 0)" bash -c "[ $held = 2 ] && [ $rc = 0 ] && ! grep -q 'camera restarted' '$WORK/same.rep' &&
+  [ \$(grep -c '^result: AUTHENTIC' '$WORK/same.rep') = 1 ] && grep -q '^live: 5 segments shown, 0 not shown' '$WORK/same.rep'"
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
 # player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
 # and polled on for more of them. It now ends there, in one line (exit 1). ----
