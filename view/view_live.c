@@ -403,7 +403,7 @@ typedef struct {
     /* The playlist slid past the segments after the last one fetched, [slid_from, slid_to): told with the first GOP
      * reported after (tell_slide). */
     bool slid;
-    uint64_t slid_from, slid_to, slid_on; /* ... and the segment verified on from (after the playlist went back: lower) */
+    uint64_t slid_from, slid_to, slid_on; /* ... and the segment verified on from (lower if it went back since) */
     bool other_codec; /* the camera restarted with another codec than the video shown: the end (take_segment) */
 } session;
 
@@ -770,8 +770,8 @@ static ct_err watch(session *s)
          * were signed, and by which camera. */
         bool rekeyed = fetched != UINT64_MAX && fetched >= p->first_seq && fetched - p->first_seq < p->n &&
                        memcmp(p->keys[fetched - p->first_seq], fetched_key, sizeof fetched_key) != 0;
-        bool renewed = recheck_init &&
-                       (init_now.len != s->init.len || memcmp(init_now.p, s->init.p, s->init.len) != 0);
+        bool renewed = recheck_init && (init_now.len != s->init.len ||
+                                        (s->init.len && memcmp(init_now.p, s->init.p, s->init.len) != 0));
         if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed || renewed)) {
             char why[80];
             CT_GUARD(session_end(s));

@@ -155,7 +155,8 @@ exec 7>&-
 rc=0; wait "$VIEWER" || rc=$?; VIEWER=
 check "  ... the camera's session going on so (alice held after segments 0-1): no restart, segments 2-4 shown in the \
 same session (exit 0)" bash -c "[ $held = 2 ] && [ $rc = 0 ] && ! grep -q 'camera restarted' '$WORK/same.rep' &&
-  [ \$(grep -c '^result: AUTHENTIC' '$WORK/same.rep') = 1 ] && grep -q '^live: 5 segments shown, 0 not shown' '$WORK/same.rep'"
+  [ \$(grep -c '^result: AUTHENTIC' '$WORK/same.rep') = 1 ] &&
+  grep -q '^live: 5 segments shown, 0 not shown' '$WORK/same.rep'"
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
