@@ -9,6 +9,8 @@
 # with another codec (H.265 after H.264 was shown) ends the watch in one line, rather than have each new segment
 # refused while the viewer polls on. The real camera agent on loopback (provisioned through factory mode, its token
 # real); the viewer held between two polls by a failpoint while the camera restarts.
+# Also: a restart numbered up to exactly the segment after the last one fetched (told by its new init segment), and
+# whoever writes the live folder cutting segments out with a slide, then renumbering those after (still counted).
 # Usage: live_slide.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/live_lib.sh"
@@ -106,32 +108,40 @@ were fetched' '$WORK/cut.rep' && grep -q '^live: 4 segments shown, 3 not shown' 
 exec 7>&-
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
+# held_at_2 NAME FIRST NEXT [restart]: the camera streams FIRST (paced; its segment 2 waits for more input), alice
+# watches (NAME) and is held after her first poll (segments 0-1 fetched); the camera (restarted, with `restart`) is
+# given NEXT at once, up to its segment 3 (its playlist: segments 2-3 alone); alice released, the input closed (segment
+# 4, the playlist closed). Sets held (the segments alice had shown when held) and rc (her exit status).
+held_at_2() {
+  local name=$1 first=$2 next=$3 restart=${4:-}
+  rm -rf "$WORK/live" "$WORK/release"
+  camera 127.0.0.1:0
+  ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$first" -c copy -f h264 - >&7
+  for _ in $(seq 1 600); do grep -q '^seg-000001' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
+  CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view "$name"
+  for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/$name.rep" && break; sleep 0.05; done
+  held=$(grep -c ': shown' "$WORK/$name.rep" || true)
+  if [ -n "$restart" ]; then live_camera_kill; camera "127.0.0.1:$PORT"; fi
+  cat "$next" >&7
+  for _ in $(seq 1 600); do grep -qx '#EXT-X-MEDIA-SEQUENCE:2' "$WORK/live/index.m3u8" 2>/dev/null &&
+    grep -q '^seg-000003' "$WORK/live/index.m3u8" && break; sleep 0.05; done
+  touch "$WORK/release"
+  for _ in $(seq 1 600); do grep -q '^segment 3: ' "$WORK/$name.rep" && break; sleep 0.05; done
+  exec 7>&-
+  rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+  kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+}
+
 # ---- the camera restarts while alice, having fetched segments 0-1, is held, and writes exactly up to segment 3 (its
 # playlist of 2: segments 2-3): the playlist neither went back nor slid past segment 2, nor names the last segment
 # fetched; before, its segments were taken for the GOPs after those shown (`reordered: signed as GOP 3, found after
 # GOP 12`), none shown. The new init segment (its first key's ID) tells the restart. ----
-rm -rf "$WORK/live" "$WORK/release"
-camera 127.0.0.1:0
-ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/before.h264" -c copy -f h264 - >&7 # segment 2 waits
-for _ in $(seq 1 600); do grep -q '^seg-000001' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
-CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view exact
-for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/exact.rep" && break; sleep 0.05; done
-held=$(grep -c ': shown' "$WORK/exact.rep" || true)
-live_camera_kill
-camera "127.0.0.1:$PORT"
-cat "$WORK/after.h264" >&7 # segments 0-3 of the new session at once; segment 4 waits for more input
-for _ in $(seq 1 600); do grep -qx '#EXT-X-MEDIA-SEQUENCE:2' "$WORK/live/index.m3u8" 2>/dev/null &&
-  grep -q '^seg-000003' "$WORK/live/index.m3u8" && break; sleep 0.05; done
-touch "$WORK/release"
-for _ in $(seq 1 600); do grep -q '^segment 3: ' "$WORK/exact.rep" && break; sleep 0.05; done
-exec 7>&- # segment 4, and the playlist closed
-rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+held_at_2 exact "$WORK/before.h264" "$WORK/after.h264" restart
 check_eq "the viewer, held, had shown segments 0-1 of the first session" 2 "$held"
 check "the camera restarted and numbered up to the segment after the last one fetched: told by its new init segment, \
 segments 2-4 verified on their own and shown (exit 0)" bash -c "[ $rc = 0 ] &&
   grep -q '^camera restarted: a new signing session from segment 2 (a new init segment)' '$WORK/exact.rep' &&
   grep -q '^live: 5 segments shown, 0 not shown' '$WORK/exact.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/exact.rep'"
-kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
 # ---- no restart: the same, the camera's session going on (its next 2 segments written while alice is held): its
 # init segment unchanged, segments 2-4 shown in the same session ----
@@ -139,25 +149,11 @@ for clip in src3:3 more:2; do # one encoder's settings: the second goes on from 
   ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t "${clip#*:}" -c:v libx264 \
     -preset ultrafast -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/${clip%%:*}.h264"
 done
-rm -rf "$WORK/live" "$WORK/release"
-camera 127.0.0.1:0
-ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$WORK/src3.h264" -c copy -f h264 - >&7 # segment 2 waits
-for _ in $(seq 1 600); do grep -q '^seg-000001' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
-CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view same
-for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/same.rep" && break; sleep 0.05; done
-held=$(grep -c ': shown' "$WORK/same.rep" || true)
-cat "$WORK/more.h264" >&7 # segments 2-3 (the playlist names them alone); segment 4 waits
-for _ in $(seq 1 600); do grep -qx '#EXT-X-MEDIA-SEQUENCE:2' "$WORK/live/index.m3u8" 2>/dev/null &&
-  grep -q '^seg-000003' "$WORK/live/index.m3u8" && break; sleep 0.05; done
-touch "$WORK/release"
-for _ in $(seq 1 600); do grep -q '^segment 3: ' "$WORK/same.rep" && break; sleep 0.05; done
-exec 7>&-
-rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+held_at_2 same "$WORK/src3.h264" "$WORK/more.h264"
 check "  ... the camera's session going on so (alice held after segments 0-1): no restart, segments 2-4 shown in the \
 same session (exit 0)" bash -c "[ $held = 2 ] && [ $rc = 0 ] && ! grep -q 'camera restarted' '$WORK/same.rep' &&
   [ \$(grep -c '^result: AUTHENTIC' '$WORK/same.rep') = 1 ] &&
   grep -q '^live: 5 segments shown, 0 not shown' '$WORK/same.rep'"
-kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
 
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
 # player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
