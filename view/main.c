@@ -32,8 +32,8 @@ static const char usage[] =
     "                              --crl: the device root's CRL (revoked issuing CAs) or the issuing CA's: a camera\n"
     "                              it revokes is refused before any request, a revoked signer's video not shown\n"
     "                              --max-age: live means signed at most S seconds (default " VIEW_MAX_AGE_DEFAULT ")\n"
-    "                              before the viewer's clock: older video, or video signed without a clock, is\n"
-    "                              not shown (stale: an old recording); 0: no bound\n"
+    "                              before (or after) the viewer's clock: older video, video dated further ahead,\n"
+    "                              or signed without a clock, is not shown (stale: an old recording); 0: no bound\n"
     "The token PIN comes from the file named in VIEWDIR/view.conf or $" VIEW_PIN_ENV ".\n"
     "exit: 0 ok (verify: authentic); 1 error, refusal or not authentic; 2 usage\n";
 

@@ -50,8 +50,8 @@ typedef struct {
     const char *crl;     /* NULL, or a CRL file (PEM or DER): the device root's (a revoked issuing CA) or an issuing
                           * CA's; the camera's TLS certificate is refused by it before any request, and each
                           * segment's signer judged by it as camtrust-verify --crl does */
-    long max_age_s;      /* live means signed at most this long before the viewer's clock verifies it: a GOP older,
-                          * or signed without a clock, is not shown (0: no bound) */
+    long max_age_s;      /* live means signed at most this long before (or after) the viewer's clock verifies it:
+                          * a GOP older, dated further ahead, or signed without a clock, is not shown (0: no bound) */
 } view_live_opts;
 CT_MUST_CHECK ct_err view_live(const char *dir, const char *root, const char *url, const view_live_opts *o, FILE *out,
                                FILE *report, bool *all_shown);

@@ -403,7 +403,7 @@ typedef struct {
     /* The playlist slid past the segments after the last one fetched, [slid_from, slid_to): told with the first GOP
      * reported after (tell_slide). */
     bool slid;
-    uint64_t slid_from, slid_to;
+    uint64_t slid_from, slid_to, slid_on; /* ... and the segment verified on from (lower if it went back since) */
     bool other_codec; /* the camera restarted with another codec than the video shown: the end (take_segment) */
 } session;
 
@@ -419,13 +419,15 @@ static ct_err out_write(void *arg, const uint8_t *p, size_t n)
 /* Live video was signed moments ago, by the viewer's clock: a GOP signed more than o->max_age_s before it is
  * verified is an older recording (the camera's own, served from the start by whoever writes its playlist: the
  * first GOP watched has nothing else to be compared with), and one signed without a clock (time 0) cannot show it
- * is not. Either is reported not live (its status and why into `g`); max_age_s 0: no bound (the user's choice). */
+ * is not. So is one dated more than the bound after it: a camera clock set ahead (by hand, or by a forged NTP
+ * answer) signs video that would pass as live until that date, however long it was held back. Each is reported not
+ * live (its status and why into `g`); max_age_s 0: no bound (the user's choice). */
 static bool not_live(const session *s, ms_gop_report *g)
 {
     if (!s->o->max_age_s || g->status != MS_AUTHENTIC) return false;
     long long age = (long long)(time(NULL) - g->signed_at);
     char when[CT_TIME_UTC_MAX];
-    if (g->signed_at && age <= s->o->max_age_s) return false;
+    if (g->signed_at && age <= s->o->max_age_s && age >= -s->o->max_age_s) return false;
     if (!g->signed_at) {
         g->status = MS_UNTRUSTED;
         if (ct_snprintf(g->detail, sizeof g->detail, "signed without a clock (time 0): cannot be shown to be live "
@@ -434,9 +436,12 @@ static bool not_live(const session *s, ms_gop_report *g)
         return true;
     }
     ct_time_utc((int64_t)g->signed_at, when);
-    g->status = MS_REORDERED;
-    if (ct_snprintf(g->detail, sizeof g->detail, "stale: signed at %s, %lld s before the viewer's clock "
-                    "(--max-age %ld): an older recording, not live", when, age, s->o->max_age_s) != CT_OK)
+    bool ahead = age < 0;
+    g->status = ahead ? MS_UNTRUSTED : MS_REORDERED;
+    if (ct_snprintf(g->detail, sizeof g->detail, "%ssigned at %s, %lld s %s the viewer's clock (--max-age %ld): %s",
+                    ahead ? "" : "stale: ", when, ahead ? -age : age, ahead ? "after" : "before", s->o->max_age_s,
+                    ahead ? "the camera's clock is ahead of the viewer's, cannot be shown to be live"
+                          : "an older recording, not live") != CT_OK)
         g->detail[0] = '\0';
     return true;
 }
@@ -456,12 +461,12 @@ static void tell_slide(session *s, const ms_gop_report *g)
                            "playlist slid past segments %llu-%llu, NOT SHOWN: gone before they were fetched; verified on "
                            "its own from segment %llu's first picture\n",
                 g->counter, s->latest.counter, (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1,
-                (unsigned long long)s->slid_to);
+                (unsigned long long)s->slid_on);
     else
         fprintf(s->report, "segments %llu-%llu: NOT SHOWN: gone from the playlist before they were fetched (the viewer "
                            "fell behind, or the camera restarted); verified on its own from segment %llu's first "
                            "picture\n",
-                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_to);
+                (unsigned long long)s->slid_from, (unsigned long long)s->slid_to - 1, (unsigned long long)s->slid_on);
     fflush(s->report);
 }
 
@@ -714,7 +719,7 @@ static void pause_ms(long ms)
 static ct_err watch(session *s)
 {
     ct_err rc = CT_OK;
-    gbuf pl = {.max = PLAYLIST_BYTES_MAX}, seg = {.max = SEGMENT_BYTES_MAX};
+    gbuf pl = {.max = PLAYLIST_BYTES_MAX}, seg = {.max = SEGMENT_BYTES_MAX}, init_now = {.max = INIT_MAX};
     view_playlist *p = calloc(1, sizeof *p);
     char map[VIEW_NAME_MAX] = "";
     bool started = false;
@@ -738,8 +743,12 @@ static ct_err watch(session *s)
         }
         last_answer = ct_now_ms();
         CT_GUARD(view_playlist_parse((const char *)pl.p, pl.len, p));
-        if (!map[0]) {
-            rc = https_get(&s->cam, p->map, INIT_MAX, &s->init);
+        /* The last segment fetched gone and the playlist naming the next one first: the viewer fell a little behind,
+         * or the camera restarted and numbered up to it meanwhile, which neither the numbers nor the keys tell. The
+         * init segment does, fetched again then: a new session writes its own (its first key's ID). */
+        bool recheck_init = started && fetched != UINT64_MAX && p->first_seq == next;
+        if (!map[0] || recheck_init) {
+            rc = https_get(&s->cam, p->map, INIT_MAX, map[0] ? &init_now : &s->init);
             if (rc == CT_ERR_INTEGRITY) goto cleanup;
             if (rc != CT_OK) { /* retried at the next poll */
                 ct_err_clear();
@@ -747,7 +756,7 @@ static ct_err watch(session *s)
                 pause_ms(200);
                 continue;
             }
-            memcpy(map, p->map, sizeof map);
+            if (!map[0]) memcpy(map, p->map, sizeof map);
         }
         CT_ENSURE_MSG(strcmp(map, p->map) == 0, CT_ERR_BAD_REQUEST, "the init segment changed (%s): a new stream",
                       p->map);
@@ -761,11 +770,16 @@ static ct_err watch(session *s)
          * were signed, and by which camera. */
         bool rekeyed = fetched != UINT64_MAX && fetched >= p->first_seq && fetched - p->first_seq < p->n &&
                        memcmp(p->keys[fetched - p->first_seq], fetched_key, sizeof fetched_key) != 0;
-        if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed)) {
+        bool renewed = recheck_init && (init_now.len != s->init.len ||
+                                        (s->init.len && memcmp(init_now.p, s->init.p, s->init.len) != 0));
+        if (started && (p->first_seq < first_seq || p->first_seq + p->n < next || rekeyed || renewed)) {
+            char why[80];
             CT_GUARD(session_end(s));
-            fprintf(s->report, "camera restarted: a new signing session from segment %llu (the playlist went back "
-                               "from segment %llu), verified on its own from its first picture\n",
-                    (unsigned long long)p->first_seq, (unsigned long long)next);
+            CT_GUARD(renewed ? ct_strlcpy(why, sizeof why, "a new init segment")
+                             : ct_snprintf(why, sizeof why, "the playlist went back from segment %llu",
+                                           (unsigned long long)next));
+            fprintf(s->report, "camera restarted: a new signing session from segment %llu (%s), verified on its own "
+                               "from its first picture\n", (unsigned long long)p->first_seq, why);
             fflush(s->report);
             map[0] = '\0'; /* its init segment, fetched again */
             started = false;
@@ -773,7 +787,11 @@ static ct_err watch(session *s)
             continue;
         }
         /* From the oldest segment the playlist still names (each carries the camera's certificate SEI). */
-        if (!started) next = s->slid_to = p->first_seq;
+        if (!started) next = s->slid_on = p->first_seq;
+        /* The segments gone are those the playlist that slid skipped, and any it slid past since: not counted from
+         * this playlist alone, which may have gone back since (a restart, or whoever writes the playlist renumbering
+         * the segments after a cut so that nothing would count as gone). */
+        if (!started && s->slid && p->first_seq > s->slid_to) s->slid_to = p->first_seq;
         /* A playlist slid past the segments after the last one fetched: the viewer fell behind, or the camera
          * restarted and wrote more than a window meanwhile (neither going back nor naming the last segment fetched
          * again). The playlist cannot tell which: either way what follows is verified on its own from its first
@@ -783,6 +801,8 @@ static ct_err watch(session *s)
             CT_GUARD(session_end(s));
             s->slid = true;
             s->slid_from = next;
+            s->slid_to = p->first_seq;
+            ct_failpoint_hold("live:slid"); /* tests: the playlist goes back before the next poll */
             map[0] = '\0';
             started = false;
             fetched = UINT64_MAX;
@@ -812,6 +832,7 @@ cleanup:
     free(p);
     free(pl.p);
     free(seg.p);
+    free(init_now.p);
     return rc;
 }
 

@@ -17,9 +17,10 @@ live_setup CAM1701 CX17
 ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t 3 -c:v libx264 -preset ultrafast \
   -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/src.h264"
 # The camera's own recordings of it: one signed from the first second of its media-signing certificate (its GOPs
-# signed then and in the 2 seconds after), one signed without a clock (before 2000: time 0 to a verifier).
+# signed then and in the 2 seconds after), one signed without a clock (before 2000: time 0 to a verifier), one
+# signed by the camera's clock set an hour ahead (by hand, or by a forged NTP answer), within its certificate.
 since=$(date -d "$(openssl x509 -noout -startdate -in "$CAM.chains/media-signing.chain" | cut -d= -f2)" +%s)
-for rec in old:$((since + 1)) noclock:1; do
+for rec in old:$((since + 1)) noclock:1 ahead:$(($(date +%s) + 3600)); do
   "$AGENT_BIN" record --dir "$CAM" --viewers "$WORK/viewers" --segment-ms 1000 --sign yes --start "${rec#*:}" \
     --cmaf yes "$WORK/src.h264" "$WORK/${rec%%:*}" >/dev/null
 done
@@ -61,6 +62,19 @@ check "a recording signed without a clock (time 0): cannot be shown to be live, 
 rc=0; view noclock-unbounded --max-age 0 || rc=$?
 check "  ... --max-age 0 shows it (exit 0)" bash -c "
   [ $rc = 0 ] && grep -q 'live: 3 segments shown, 0 not shown' '$WORK/noclock-unbounded.rep'"
+
+# Before, only video older than the bound was refused: video dated ahead of the viewer's clock passed as live until
+# that date, however long it had been held back (recorded while the camera's clock was wrong, served later).
+put_all "$WORK/ahead"
+rc=0; view ahead || rc=$?
+check "a recording signed by the camera's clock an hour ahead of the viewer's: cannot be shown to be live, not shown \
+(exit 1)" bash -c "[ $rc = 1 ] && grep -q '^segment 0: NOT SHOWN: not authentic: frames 0-29 untrusted: signed at \
+[0-9T:-]*Z, [0-9]* s after the viewer.s clock (--max-age 30): the camera.s clock is ahead of the viewer.s, cannot be \
+shown to be live' '$WORK/ahead.rep' && grep -q '^result: NOT AUTHENTIC (3 untrusted)' '$WORK/ahead.rep' &&
+  grep -q 'live: 0 segments shown, 3 not shown' '$WORK/ahead.rep' && [ ! -s '$WORK/ahead.mp4' ]"
+rc=0; view ahead-unbounded --max-age 0 || rc=$?
+check "  ... --max-age 0 (no bound) shows it (exit 0)" bash -c "
+  [ $rc = 0 ] && grep -q 'live: 3 segments shown, 0 not shown' '$WORK/ahead-unbounded.rep'"
 
 for bad in -1 x 30s 86401 99999999999999999999 ''; do
   rc=0; view "bad" --max-age "$bad" || rc=$?

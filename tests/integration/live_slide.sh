@@ -9,6 +9,8 @@
 # with another codec (H.265 after H.264 was shown) ends the watch in one line, rather than have each new segment
 # refused while the viewer polls on. The real camera agent on loopback (provisioned through factory mode, its token
 # real); the viewer held between two polls by a failpoint while the camera restarts.
+# Also: a restart numbered up to exactly the segment after the last one fetched (told by its new init segment), and
+# whoever writes the live folder cutting segments out with a slide, then renumbering those after (still counted).
 # Usage: live_slide.sh BUILD_DIR
 . "$(dirname "$0")/build_lib.sh" "$1"
 . "$HERE/live_lib.sh"
@@ -70,6 +72,88 @@ they were fetched (the viewer fell behind, or the camera restarted); verified on
   '$WORK/behind.rep' && grep -q '^segment 6: shown' '$WORK/behind.rep' && grep -q '^segment 7: shown' '$WORK/behind.rep' &&
   ! grep -q 'camera restarted:' '$WORK/behind.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/behind.rep'"
 kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
+# ---- whoever writes the camera's live folder cuts segments 2-4 out of what alice watches: having fetched 0-1, she is
+# served a playlist slid past them (from 5), then, before her next poll, one gone back to 2 naming segments 5 and 6
+# there. Before, the segments gone were counted from that second playlist (none: `segments 2-1`), so the cut went
+# uncounted: every segment `shown`, exit 0 (a playlist gone back further wrapped the count around). Now the segments
+# the slid playlist skipped are NOT SHOWN, whatever the playlist says after. (--max-age 0: the test's pace is not
+# what is checked; the failpoint holds the viewer once it saw the slide.) ----
+rm -rf "$WORK/live" "$WORK/release"
+camera 127.0.0.1:0 10
+cat "$WORK/long.h264" >&7 # 8 GOPs of 30: segments 0-6 out, the last one waiting for more input
+for _ in $(seq 1 600); do grep -q '^seg-000006' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
+cp "$WORK/live/index.m3u8" "$WORK/full.m3u8"
+forge() { # forge SEQ [end] SEGMENT...: the live folder's playlist, numbered from SEQ, naming the camera's SEGMENTs
+  local seq=$1 end=; shift
+  [ "$1" = end ] && { end=1; shift; }
+  { sed -n '1,/^#EXT-X-MAP/p' "$WORK/full.m3u8" | sed "s/^#EXT-X-MEDIA-SEQUENCE:.*/#EXT-X-MEDIA-SEQUENCE:$seq/"
+    for n in "$@"; do awk -v f="$(printf 'seg-%06d.m4s' "$n")" '
+      /^#EXT-X-MAP/ { on = 1; next } !on { next } { b = b $0 "\n" } !/^#/ { if ($0 == f) printf "%s", b; b = "" }' \
+      "$WORK/full.m3u8"; done
+    [ -z "$end" ] || echo '#EXT-X-ENDLIST'; } >"$WORK/live/index.m3u8.x"
+  mv "$WORK/live/index.m3u8.x" "$WORK/live/index.m3u8"
+}
+forge 0 0 1
+CAMTRUST_FAILPOINT=live:slid CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view cut --max-age 0
+for _ in $(seq 1 600); do grep -q '^segment 1: shown' "$WORK/cut.rep" && break; sleep 0.05; done
+forge 5 5 6
+for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/cut.rep" && break; sleep 0.05; done
+forge 2 end 5 6
+touch "$WORK/release"
+rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+check "segments 2-4 cut out by a playlist slid past them, then gone back to renumber those after: the 3 segments gone \
+NOT SHOWN, exit 1" bash -c "[ $rc = 1 ] && grep -q '^segments 2-4: NOT SHOWN: gone from the playlist before they \
+were fetched' '$WORK/cut.rep' && grep -q '^live: 4 segments shown, 3 not shown' '$WORK/cut.rep'"
+exec 7>&-
+kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+
+# held_at_2 NAME FIRST NEXT [restart]: the camera streams FIRST (paced; its segment 2 waits for more input), alice
+# watches (NAME) and is held after her first poll (segments 0-1 fetched); the camera (restarted, with `restart`) is
+# given NEXT at once, up to its segment 3 (its playlist: segments 2-3 alone); alice released, the input closed (segment
+# 4, the playlist closed). Sets held (the segments alice had shown when held) and rc (her exit status).
+held_at_2() {
+  local name=$1 first=$2 next=$3 restart=${4:-}
+  rm -rf "$WORK/live" "$WORK/release"
+  camera 127.0.0.1:0
+  ffmpeg -nostdin -loglevel error -re -framerate 30 -i "$first" -c copy -f h264 - >&7
+  for _ in $(seq 1 600); do grep -q '^seg-000001' "$WORK/live/index.m3u8" 2>/dev/null && break; sleep 0.05; done
+  CAMTRUST_FAILPOINT=live:polled CAMTRUST_FAILPOINT_RELEASE=$WORK/release live_view "$name"
+  for _ in $(seq 1 600); do grep -q 'failpoint_held' "$WORK/$name.rep" && break; sleep 0.05; done
+  held=$(grep -c ': shown' "$WORK/$name.rep" || true)
+  if [ -n "$restart" ]; then live_camera_kill; camera "127.0.0.1:$PORT"; fi
+  cat "$next" >&7
+  for _ in $(seq 1 600); do grep -qx '#EXT-X-MEDIA-SEQUENCE:2' "$WORK/live/index.m3u8" 2>/dev/null &&
+    grep -q '^seg-000003' "$WORK/live/index.m3u8" && break; sleep 0.05; done
+  touch "$WORK/release"
+  for _ in $(seq 1 600); do grep -q '^segment 3: ' "$WORK/$name.rep" && break; sleep 0.05; done
+  exec 7>&-
+  rc=0; wait "$VIEWER" || rc=$?; VIEWER=
+  kill -TERM "$STREAM"; wait "$STREAM" || true; STREAM=
+}
+
+# ---- the camera restarts while alice, having fetched segments 0-1, is held, and writes exactly up to segment 3 (its
+# playlist of 2: segments 2-3): the playlist neither went back nor slid past segment 2, nor names the last segment
+# fetched; before, its segments were taken for the GOPs after those shown (`reordered: signed as GOP 3, found after
+# GOP 12`), none shown. The new init segment (its first key's ID) tells the restart. ----
+held_at_2 exact "$WORK/before.h264" "$WORK/after.h264" restart
+check_eq "the viewer, held, had shown segments 0-1 of the first session" 2 "$held"
+check "the camera restarted and numbered up to the segment after the last one fetched: told by its new init segment, \
+segments 2-4 verified on their own and shown (exit 0)" bash -c "[ $rc = 0 ] &&
+  grep -q '^camera restarted: a new signing session from segment 2 (a new init segment)' '$WORK/exact.rep' &&
+  grep -q '^live: 5 segments shown, 0 not shown' '$WORK/exact.rep' && ! grep -q 'NOT AUTHENTIC' '$WORK/exact.rep'"
+
+# ---- no restart: the same, the camera's session going on (its next 2 segments written while alice is held): its
+# init segment unchanged, segments 2-4 shown in the same session ----
+for clip in src3:3 more:2; do # one encoder's settings: the second goes on from the first as one stream
+  ffmpeg -nostdin -loglevel error -f lavfi -i testsrc2=size=320x180:rate=30 -t "${clip#*:}" -c:v libx264 \
+    -preset ultrafast -g 30 -bf 0 -pix_fmt yuv420p -f h264 "$WORK/${clip%%:*}.h264"
+done
+held_at_2 same "$WORK/src3.h264" "$WORK/more.h264"
+check "  ... the camera's session going on so (alice held after segments 0-1): no restart, segments 2-4 shown in the \
+same session (exit 0)" bash -c "[ $held = 2 ] && [ $rc = 0 ] && ! grep -q 'camera restarted' '$WORK/same.rep' &&
+  [ \$(grep -c '^result: AUTHENTIC' '$WORK/same.rep') = 1 ] &&
+  grep -q '^live: 5 segments shown, 0 not shown' '$WORK/same.rep'"
 
 # ---- the camera restarts with another codec (H.264, then H.265: a new init segment). The video shown is one track a
 # player of --out reads on; the viewer refused each new segment (`unreadable: the camera restarted with H.265 video`)
