@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "db_log.h"
+#include "db_priv.h"
 #include "hsm.h"
 #include "test_util.h"
 
@@ -1556,6 +1557,46 @@ START_TEST(test_serial_case_variants)
 }
 END_TEST
 
+/* An officer's search reads the rows its filters name by an index, never every certificate: each filter alone (and
+ * with the others' "any") as SQLite plans the very text db_cert_search runs, its rows and its total. The old
+ * "(?N IS NULL OR col = ?N)" terms planned "SCAN c" (1M rows: 0.13 s a count, 0.47 s a deep page). */
+static void assert_search_indexed(const char *what, const char *sql)
+{
+    char explain[4096];
+    snprintf(explain, sizeof explain, "EXPLAIN QUERY PLAN %s", sql);
+    sqlite3 *h = NULL;
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(g_path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_msg(sqlite3_prepare_v2(h, explain, -1, &st, NULL) == SQLITE_OK, "%s: %s", what, sqlite3_errmsg(h));
+    bool searched = false;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        ck_assert_msg(strncmp(detail, "SCAN c", 6) != 0, "%s: plan reads every certificate: %s", what, detail);
+        if (strncmp(detail, "SEARCH c USING ", 15) == 0 && strstr(detail, "INDEX ")) searched = true;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(h);
+    ck_assert_msg(searched, "%s: no certificates index searched", what);
+}
+
+START_TEST(test_search_uses_indexes)
+{
+    ct_db *db = fresh_db("db-search-plan");
+    db_close(db);
+    const db_search filters[] = {
+        {.cert_serial_hex = "0a"}, {.device_serial = "cam-1"}, {.station = "line1"}, {.order_id = 3},
+        {.model = "CX100"}, {.from = 1700000000}, {.to = 1800000000}, {.from = 1700000000, .to = 1800000000},
+        {.status = "revoked"}, {.station = "line1", .status = "valid", .from = 1700000000},
+        {.device_serial = "cam-1", .model = "CX100", .order_id = 3, .to = 1800000000}};
+    for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "filter %zu", i);
+        assert_search_indexed(what, db_cert_search_sql(&filters[i], false));
+        assert_search_indexed(what, db_cert_search_sql(&filters[i], true));
+    }
+}
+END_TEST
+
 /* ---- issue 11: audit entries MACed in the token (a real SoftHSM key, as the CA uses it) ---- */
 static hsm *g_hsm;
 
@@ -2635,6 +2676,7 @@ int main(void)
     tcase_add_test(tc, test_reopen_keeps_data);
     if (!g_pg) tcase_add_test(tc, test_newer_schema_refused);
     tcase_add_test(tc, test_station_lifecycle);
+    if (!g_pg) tcase_add_test(tc, test_search_uses_indexes);
     tcase_add_test(tc, test_station_duplicate);
     tcase_add_test(tc, test_order_lifecycle);
     tcase_add_test(tc, test_order_serial_conflict);
