@@ -74,7 +74,7 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, db_revoke_count *count)
     char serial[DB_CERT_SERIAL_HEX_MAX] = "";
     CT_ENSURE_RET(c && req && (unsigned)req->scope <= DB_REVOKE_STATION, CT_ERR_ARG);
     const char *actor = req->actor && *req->actor ? req->actor : "unknown";
-    db_revocation r = {.scope = req->scope, .actor = actor};
+    db_revocation r = {.scope = req->scope, .actor = actor, .not_ca_own = req->not_ca_own};
     ct_err_clear();
     ct_err rc = revoke_request(req, serial, &r);
     /* A folder older than station and officer records: record theirs first, so that they can be revoked. */

@@ -204,6 +204,26 @@ check_eq "the report counts revocations by reason" "affiliationChanged:2,cessati
   "$(call alice GET /officer/api/report >/dev/null; json "','.join('%s:%d' % (r['reason'], r['revoked']) for r in sorted(d['reasons'], key=lambda r: r['reason']))")"
 check_eq "... and lists the three revocation actions" 3 "$(json "len(d['revocations'])")"
 
+# The CA's own certificates (TLS identity, OCSP signer, log and checkpoint keys) are the operator's to revoke, from the
+# command line: a revocation from an officer's browser (any compromised workstation) must not take the CA down.
+d0=$(denied); r0=$(revoked)
+for p in ca-tls ca-ocsp; do
+  own=$(sql "$DB" "select cert_serial_hex from certificates where profile='$p' and status='valid'")
+  check_eq "an officer revoking the CA's own $p certificate: 403 (was: 200, revoked)" 403 \
+    "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$own\",\"reason\":\"cACompromise\"}")"
+  check "... naming the command that does" body_has "the operator revokes it, with camtrust-ca revoke --dir DIR $own --reason REASON"
+done
+check_eq "... each audited as a refusal of officer:bob, nothing revoked" "2 2 $r0" \
+  "$(( $(denied) - d0 )) $(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='cert.revoke' and outcome='denied' and detail like '%the CA''s own%'") $(revoked)"
+check_eq "... the CA still answers over its TLS identity" 200 "$(call bob GET /officer/api/me)"
+# Another officer's certificate stays an officer's to revoke: a compromised officer must be stopped at once.
+"$CA_BIN" officer add --dir "$CA" --name carol --role officer --csr "$WORK/carol.csr" --out "$WORK/carol.pem" >/dev/null
+check_eq "officer carol reads" 200 "$(call carol GET /officer/api/me)"
+carol_serial=$(openssl x509 -in "$WORK/carol.pem" -noout -serial | cut -d= -f2)
+check_eq "bob revokes officer carol's certificate: 200" 200 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$carol_serial\",\"reason\":\"keyCompromise\"}")"
+check_eq "... carol is refused from her next request" 403 "$(call carol GET /officer/api/me)"
+
 # A disabled officer is refused from its next request.
 "$CA_BIN" officer disable --dir "$CA" bob >/dev/null
 check_eq "disabled officer: 403" 403 "$(call bob GET /officer/api/search)"
