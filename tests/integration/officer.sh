@@ -111,7 +111,13 @@ check_eq "GET on revoke: 405" 405 "$(call bob GET /officer/api/revoke)"
 check_eq "unknown serial: 404" 404 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"serial":"0123456789abcdef","reason":"keyCompromise"}')"
 check "... no certificate with that serial" body_has 'no certificate with serial 0123456789abcdef'
 check_eq "a reason RFC 5280 does not have: 400" 400 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"bored\"}")"
-check_eq "every bad request was audited (the two too large to read and the GET counted: below)" 6 "$(( $(denied) - d0 ))"
+check_eq "an order id past int64: 400 (was: 404 'no order 9223372036854775807')" 400 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"order":99999999999999999999999,"reason":"cessationOfOperation"}')"
+check "... in one line naming the range" bash -c "[ \$(wc -l <'$WORK/body') -le 1 ] && grep -q \"order id '99999999999999999999999' must be 1..9223372036854775807\" '$WORK/body'"
+check_eq "an order id with a sign: 400 (was: order 3 revoked)" 400 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"order":"+3","reason":"cessationOfOperation"}')"
+check "... not a number" body_has "order id '+3' is not a number"
+check_eq "every bad request was audited (the two too large to read and the GET counted: below)" 8 "$(( $(denied) - d0 ))"
 check_eq "... and nothing was revoked" "$r0" "$(revoked)"
 
 # Another site's page, visited by an officer: the browser sends the officer's certificate with whatever the page
