@@ -212,8 +212,8 @@ typedef struct {
  * (each with its own audit event, in the same transaction). `count` (may be NULL) gets how many were revoked.
  * CT_ERR_NOT_FOUND: no such certificate (never issued here), order or station, or it has no certificates.
  * CT_ERR_ALREADY_REVOKED: nothing left to revoke (or close, or disable). CT_ERR_FORBIDDEN: r->not_ca_own and the
- * serial is one of the CA's own certificates. An order's or a station's renewals are cameras' and viewers' only,
- * never the CA's own, a station's or an officer's certificate of the same name. Refusals change nothing (the caller
+ * serial is one of the CA's own certificates. An order's or a station's renewals are cameras' only, never a
+ * viewer's, a station's, an officer's or the CA's own certificate of the same name. Refusals change nothing (the caller
  * audits them). */
 CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, db_revoke_count *count);
 /* keyCompromise revocations made before they revoked the other certificates of their keys (databases of older

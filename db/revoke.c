@@ -41,13 +41,14 @@ static const char k_cert_ca_own[] = "SELECT profile FROM certificates WHERE cert
 /* The certificates of a scope: one serial; an order's or a station's, with the renewals of the devices they
  * enrolled (a renewal is issued to the device, without order or station). */
 #define SCOPE_CERT "cert_serial_hex = ?1"
-/* A renewal is a camera's or viewer's: not the CA's own certificates, nor a station's or officer's, whose device serial
- * is their name or file's (a camera named like a station, revoked with its order, must not revoke the station). */
-#define SCOPE_RENEWALS(col, also)                                                                                \
-    "(" col " IS NULL AND profile NOT IN " DB_OPERATOR_PROFILES also " AND device_serial IN"                      \
-    " (SELECT device_serial FROM certificates WHERE " col " = ?1))"
-#define SCOPE_ORDER "(order_id = ?1 OR " SCOPE_RENEWALS("order_id", "") ")"
-#define SCOPE_STATION "(station_id = ?1 OR " SCOPE_RENEWALS("station_id", " AND profile NOT IN " DB_CLIENT_PROFILES) ")"
+/* A renewal is a camera's (EST's device or media-signing certificate): not a viewer's, a station's, an officer's nor
+ * the CA's own, whose device serial is their name or file's (a camera named like a station or a viewer, revoked with
+ * its order, must not revoke the station or the viewer: a viewer "alice" lost hers to an order's camera "alice"). */
+#define SCOPE_RENEWALS(col)                                                                                      \
+    "(" col " IS NULL AND profile NOT IN " DB_OPERATOR_PROFILES " AND profile <> '" DB_PROFILE_VIEWER "'"         \
+    " AND device_serial IN (SELECT device_serial FROM certificates WHERE " col " = ?1))"
+#define SCOPE_ORDER "(order_id = ?1 OR " SCOPE_RENEWALS("order_id") ")"
+#define SCOPE_STATION "(station_id = ?1 OR " SCOPE_RENEWALS("station_id") ")"
 #define SCOPE_SQL(scope)                                                                                         \
     {"SELECT cert_serial_hex, status FROM certificates WHERE " scope " ORDER BY cert_serial_hex",               \
      "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3"                     \

@@ -270,6 +270,18 @@ check "... with the denials' reasons quoted when they hold commas" grep -q ',off
 check "a bad --format is refused" bash -c "! '$CA_BIN' audit report --dir '$CA' --format xml 2>/dev/null"
 check "a bad --from is refused" bash -c "'$CA_BIN' audit search --dir '$CA' --from yesterday 2>&1 | grep -q \"from 'yesterday'\""
 
+# A viewer's name is any name its owner chose, a camera's serial any label a customer's order lists: an order's
+# revocation takes its cameras' renewals (matched by device serial), never a viewer that bears one as its name.
+printf 'CAM0020\n' >"$WORK/o4.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX300 --serials "$WORK/o4.txt" >/dev/null
+enroll line1 CAM0020
+new_client CAM0020-viewer
+"$CA_BIN" viewer add --dir "$CA" --name CAM0020 --csr "$WORK/CAM0020-viewer.csr" --out "$WORK/CAM0020-viewer.pem" >/dev/null
+o4=$(sql "$DB" "select order_id from certificates where device_serial='CAM0020' and profile='device'")
+check_eq "officer revokes the order of camera CAM0020: 200, one certificate (was: 2, viewer CAM0020's too)" "200 1" \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"order\":$o4,\"reason\":\"cessationOfOperation\"}") $(json "d['revoked']")"
+check_eq "... viewer CAM0020 keeps its certificate" "valid" "$(sql "$DB" "select status from certificates where device_serial='CAM0020' and profile='viewer'")"
+
 # The report counts refused requests, not audit entries: one station refused 7 times is one counted entry of 7.
 report_denials() { # totals' denials and denial_entries, station line2's denied and denied_entries
   "$CA_BIN" audit report --dir "$CA" --format json | python3 -c 'import json, sys

@@ -1558,18 +1558,21 @@ START_TEST(test_serial_case_variants)
 END_TEST
 
 /* An order's or station's revocation reaches its cameras' renewals (no order, no station: matched by device serial),
- * never a certificate of the CA's own, a station's or an officer's that happens to bear such a name (their device
- * serial is their name or file's): an order with a camera "line1" revoked station line1 (was: 3 revoked). */
+ * never a certificate of the CA's own, a station's, an officer's or a viewer's that happens to bear such a name (their
+ * device serial is their name or file's): an order with a camera "line1" revoked station line1 (was: 3 revoked), and
+ * viewer line1 (was: 2 revoked, the order's camera and the viewer). */
 START_TEST(test_revoke_scope_spares_operators)
 {
     ct_db *db = fresh_db("db-revoke-operators");
     const char *serials[] = {"line1"};
     add_station(db, "line1");
     int64_t order = add_order(db, "line1", serials, 1);
-    db_cert_record cam = make_rec("01", "line1", "device", "DER-1"), own = make_rec("0c", "line1", "ca-ocsp", "DER-c");
+    db_cert_record cam = make_rec("01", "line1", "device", "DER-1"), own = make_rec("0c", "line1", "ca-ocsp", "DER-c"),
+                   viewer = make_rec("0d", "line1", "viewer", "DER-d");
     cam.station_id = 1, cam.order_id = order;
     ck_assert_int_eq(db_cert_record_issuance(db, &cam, NULL, "ca"), CT_OK);
     ck_assert_int_eq(db_ca_cert_record(db, &own, "ca", NULL), CT_OK);
+    ck_assert_int_eq(db_cert_record_issuance(db, &viewer, NULL, "cli"), CT_OK); /* as `viewer add` records it */
     for (int scope = DB_REVOKE_ORDER; scope <= DB_REVOKE_STATION; scope++) {
         db_revoke_count n = {0};
         db_revocation r = {.scope = (db_revoke_scope)scope, .order_id = order, .station = "line1", .reason = 5,
@@ -1577,8 +1580,8 @@ START_TEST(test_revoke_scope_spares_operators)
         ck_assert_int_eq(db_revoke(db, &r, &n), CT_OK); /* the station: disabled, nothing left to revoke */
         ck_assert_int_eq(n.revoked, scope == DB_REVOKE_ORDER ? 1 : 0);
         ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 1);
-        ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE profile IN ('station', 'ca-ocsp')"
-                                 " AND status = 'valid'"), 2);
+        ck_assert_int_eq(raw_int("SELECT count(*) FROM certificates WHERE profile IN ('station', 'ca-ocsp', 'viewer')"
+                                 " AND status = 'valid'"), 3);
     }
     /* An officer's revocation of the CA's own certificate by serial: refused, nothing changed; the operator's is not. */
     db_revocation r = {.scope = DB_REVOKE_CERT, .cert_serial_hex = "0c", .reason = 2, .reason_name = "cACompromise",
