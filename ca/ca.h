@@ -114,6 +114,7 @@ typedef struct {
     const char *target;     /* certificate serial (hex, any case, ':' allowed), order id, or station name */
     const char *reason;     /* RFC 5280 reason name: PKI_REASON_NAMES */
     const char *actor;      /* who revokes: "cli", an officer's name */
+    bool not_ca_own;        /* an officer's: the CA's own certificates refused (403), the operator's command revokes them */
 } ca_revoke_request;
 
 /* Revokes in one audited transaction and refreshes the CRL and OCSP answers (of this process at once, of a

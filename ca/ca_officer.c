@@ -381,7 +381,8 @@ static ct_err api_revoke(ca *c, const ca_officer_id *who, const ca_http_request 
     ca_revoke_request req = {.scope = *f.order ? DB_REVOKE_ORDER : *f.station ? DB_REVOKE_STATION : DB_REVOKE_CERT,
                              .target = *f.order ? f.order : *f.station ? f.station : f.serial,
                              .reason = f.reason,
-                             .actor = who->actor};
+                             .actor = who->actor,
+                             .not_ca_own = true};
     CT_GUARD_RET(ca_revoke(c, &req, count));
     static const char *const scope_names[] = {[DB_REVOKE_CERT] = "certificate", [DB_REVOKE_ORDER] = "order",
                                               [DB_REVOKE_STATION] = "station"};

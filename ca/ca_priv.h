@@ -184,6 +184,9 @@ bool ca_db_is_pg(const ca_settings *s);
 
 /* A device serial number is also a DNS label: letters, digits and '-', 1 to 63 of them. */
 bool ca_serial_valid(const char *serial);
+/* A decimal number from `min` to `max`: digits only (no sign, space or "0x"), refused past int64 rather than read as
+ * its largest; CT_ERR_USAGE "WHAT 'TEXT' ..." otherwise. */
+CT_MUST_CHECK ct_err ca_int_parse(const char *s, const char *what, int64_t min, int64_t max, int64_t *out);
 
 /* A station, officer or model name: 1-63 letters, digits, '-', '_', '.'. */
 bool ca_name_valid(const char *name);

@@ -44,13 +44,8 @@ static ct_err revoke_request(const ca_revoke_request *req, char serial[DB_CERT_S
         CT_GUARD_RET(ca_serial_normalize(req->target, serial));
         r->cert_serial_hex = serial;
         return CT_OK;
-    case DB_REVOKE_ORDER: {
-        char *end = NULL;
-        long long id = strtoll(req->target, &end, 10);
-        CT_ENSURE_RET(*end == '\0' && id > 0, ct_fail(CT_ERR_USAGE, "order id '%.40s' is not a number", req->target));
-        r->order_id = (int64_t)id;
-        return CT_OK;
-    }
+    case DB_REVOKE_ORDER:
+        return ca_int_parse(req->target, "order id", 1, INT64_MAX, &r->order_id);
     case DB_REVOKE_STATION:
         r->station = req->target;
         return CT_OK;
@@ -74,7 +69,7 @@ ct_err ca_revoke(ca *c, const ca_revoke_request *req, db_revoke_count *count)
     char serial[DB_CERT_SERIAL_HEX_MAX] = "";
     CT_ENSURE_RET(c && req && (unsigned)req->scope <= DB_REVOKE_STATION, CT_ERR_ARG);
     const char *actor = req->actor && *req->actor ? req->actor : "unknown";
-    db_revocation r = {.scope = req->scope, .actor = actor};
+    db_revocation r = {.scope = req->scope, .actor = actor, .not_ca_own = req->not_ca_own};
     ct_err_clear();
     ct_err rc = revoke_request(req, serial, &r);
     /* A folder older than station and officer records: record theirs first, so that they can be revoked. */

@@ -2,6 +2,7 @@
  * certificate in detail, and the issuance/denial/revocation report. Plain C: the CLI and the officer API
  * (ca_officer.c) both call it. */
 #define _GNU_SOURCE /* timegm, strptime */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -184,13 +185,15 @@ static ct_err time_parse(const char *s, const char *what, int64_t *out)
     return CT_OK;
 }
 
-static ct_err int_parse(const char *s, const char *what, int64_t min, int64_t max, int64_t *out)
+ct_err ca_int_parse(const char *s, const char *what, int64_t min, int64_t max, int64_t *out)
 {
     char *end = NULL;
-    CT_ENSURE_RET(strspn(s, "0123456789") == strlen(s) && strlen(s) <= 12,
+    CT_ENSURE_RET(*s && strspn(s, "0123456789") == strlen(s),
                   ct_fail(CT_ERR_USAGE, "%s '%.40s' is not a number", what, s));
-    long long v = strtoll(s, &end, 10);
-    CT_ENSURE_RET(v >= min && v <= max, ct_fail(CT_ERR_USAGE, "%s must be %lld..%lld", what, (long long)min, (long long)max));
+    errno = 0;
+    long long v = strtoll(s, &end, 10); /* past the largest it saturates there (ERANGE): refused, not read as it */
+    CT_ENSURE_RET(errno != ERANGE && v >= min && v <= max,
+                  ct_fail(CT_ERR_USAGE, "%s '%.40s' must be %lld..%lld", what, s, (long long)min, (long long)max));
     *out = (int64_t)v;
     return CT_OK;
 }
@@ -239,9 +242,9 @@ static ct_err search_parse(const ca_search_args *a, db_search *q, char serial[DB
                       ct_fail(CT_ERR_USAGE, "status '%.20s' is not one of: valid, superseded, revoked", a->status));
         q->status = a->status;
     }
-    if (given(a->order)) CT_GUARD_RET(int_parse(a->order, "order", 1, INT64_MAX, &q->order_id));
-    if (given(a->limit)) CT_GUARD_RET(int_parse(a->limit, "limit", 1, DB_SEARCH_MAX_LIMIT, &q->limit));
-    if (given(a->offset)) CT_GUARD_RET(int_parse(a->offset, "offset", 0, OFFSET_MAX, &q->offset));
+    if (given(a->order)) CT_GUARD_RET(ca_int_parse(a->order, "order", 1, INT64_MAX, &q->order_id));
+    if (given(a->limit)) CT_GUARD_RET(ca_int_parse(a->limit, "limit", 1, DB_SEARCH_MAX_LIMIT, &q->limit));
+    if (given(a->offset)) CT_GUARD_RET(ca_int_parse(a->offset, "offset", 0, OFFSET_MAX, &q->offset));
     return range_parse(a->from, a->to, &q->from, &q->to);
 }
 

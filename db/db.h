@@ -196,6 +196,7 @@ typedef struct {
     const char *reason_name;     /* for the audit event */
     const char *actor;
     int64_t at;                  /* revocation time; 0: now */
+    bool not_ca_own;             /* refuse the CA's own certificates (DB_PROFILE_CA_*: CT_ERR_FORBIDDEN): an officer's */
 } db_revocation;
 
 typedef struct {
@@ -210,7 +211,9 @@ typedef struct {
  * "revoke.same_key" audit event. Revoking an order also closes it, revoking a station also disables it
  * (each with its own audit event, in the same transaction). `count` (may be NULL) gets how many were revoked.
  * CT_ERR_NOT_FOUND: no such certificate (never issued here), order or station, or it has no certificates.
- * CT_ERR_ALREADY_REVOKED: nothing left to revoke (or close, or disable). Refusals change nothing (the caller
+ * CT_ERR_ALREADY_REVOKED: nothing left to revoke (or close, or disable). CT_ERR_FORBIDDEN: r->not_ca_own and the
+ * serial is one of the CA's own certificates. An order's or a station's renewals are cameras' only, never a
+ * viewer's, a station's, an officer's or the CA's own certificate of the same name. Refusals change nothing (the caller
  * audits them). */
 CT_MUST_CHECK ct_err db_revoke(ct_db *db, const db_revocation *r, db_revoke_count *count);
 /* keyCompromise revocations made before they revoked the other certificates of their keys (databases of older

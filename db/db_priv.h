@@ -21,8 +21,9 @@ typedef struct {
 } db_value;
 #define DB_MAX_PARAMS 32
 
-/* Every statement is prepared once and kept: the issuance path runs the same handful on every request. */
-#define DB_STMT_CACHE_MAX 160
+/* Every statement is prepared once and kept: the issuance path runs the same handful on every request (officer
+ * searches are 16 of them: officer.c SEARCH_LEADS). */
+#define DB_STMT_CACHE_MAX 192
 /* Bounds for audit fields (actor, action, subject, outcome) and the free-text detail. */
 #define DB_AUDIT_FIELD_MAX 256
 #define DB_AUDIT_DETAIL_MAX 1024
@@ -175,6 +176,9 @@ typedef struct {
 } db_row_list;
 /* Runs the collection; on failure nothing stays allocated. */
 CT_MUST_CHECK ct_err db_collect(ct_db *db, db_row_list *l);
+/* The SQL that db_cert_search runs for `q` (with `count`: its total), one of a few static texts led by an indexed
+ * term: tests read its query plan. */
+const char *db_cert_search_sql(const db_search *q, bool count);
 /* A station's id by name (stations.c), for the orders and revocations that name it. */
 extern const char db_sql_station_id[];
 

@@ -33,15 +33,22 @@ static const char *const k_crl_number[] = {[DB_CRL_DEVICE] = "SELECT crl_number 
                                            [DB_CRL_OPS] = "SELECT ops_crl_number FROM revocation_state WHERE id = 1"};
 static const char *const k_crl_subject[] = {[DB_CRL_DEVICE] = "crl", [DB_CRL_OPS] = "ops crl"};
 static const char k_order_exists[] = "SELECT id FROM orders WHERE id = ?";
+/* The CA's own certificates (DB_PROFILE_CA_*: its TLS, OCSP, log and checkpoint identities), which officers do not
+ * revoke (db_revocation.not_ca_own): the operator does, from the command line. */
+static const char k_cert_ca_own[] = "SELECT profile FROM certificates WHERE cert_serial_hex = ? AND profile IN ('"
+                                    DB_PROFILE_CA_TLS "', '" DB_PROFILE_CA_LOG "', '" DB_PROFILE_CA_CHECKPOINT "', '"
+                                    DB_PROFILE_CA_OCSP "')";
 /* The certificates of a scope: one serial; an order's or a station's, with the renewals of the devices they
  * enrolled (a renewal is issued to the device, without order or station). */
 #define SCOPE_CERT "cert_serial_hex = ?1"
-#define SCOPE_ORDER                                                                                              \
-    "(order_id = ?1 OR (order_id IS NULL AND device_serial IN"                                                  \
-    " (SELECT device_serial FROM certificates WHERE order_id = ?1)))"
-#define SCOPE_STATION                                                                                            \
-    "(station_id = ?1 OR (station_id IS NULL AND profile NOT IN " DB_CLIENT_PROFILES " AND device_serial IN"     \
-    " (SELECT device_serial FROM certificates WHERE station_id = ?1)))"
+/* A renewal is a camera's (EST's device or media-signing certificate): not a viewer's, a station's, an officer's nor
+ * the CA's own, whose device serial is their name or file's (a camera named like a station or a viewer, revoked with
+ * its order, must not revoke the station or the viewer: a viewer "alice" lost hers to an order's camera "alice"). */
+#define SCOPE_RENEWALS(col)                                                                                      \
+    "(" col " IS NULL AND profile NOT IN " DB_OPERATOR_PROFILES " AND profile <> '" DB_PROFILE_VIEWER "'"         \
+    " AND device_serial IN (SELECT device_serial FROM certificates WHERE " col " = ?1))"
+#define SCOPE_ORDER "(order_id = ?1 OR " SCOPE_RENEWALS("order_id") ")"
+#define SCOPE_STATION "(station_id = ?1 OR " SCOPE_RENEWALS("station_id") ")"
 #define SCOPE_SQL(scope)                                                                                         \
     {"SELECT cert_serial_hex, status FROM certificates WHERE " scope " ORDER BY cert_serial_hex",               \
      "UPDATE certificates SET status = 'revoked', revoked_at = ?2, revocation_reason = ?3"                     \
@@ -182,9 +189,18 @@ static ct_err revoke_tx(ct_db *db, void *vctx)
     int64_t total = 0;
     ct_err rc = CT_OK;
     switch (r->scope) {
-    case DB_REVOKE_CERT:
+    case DB_REVOKE_CERT: {
         CT_GUARD_RET(ct_strlcpy(c->subject, sizeof c->subject, r->cert_serial_hex));
+        if (!r->not_ca_own) break;
+        db_stmt *st = NULL;
+        bool own = false;
+        CT_GUARD_RET(db_prepare(db, k_cert_ca_own, &st, "t", r->cert_serial_hex));
+        CT_GUARD_RET(db_step(db, st, &own));
+        CT_ENSURE_RET(!own, ct_fail(CT_ERR_FORBIDDEN, "certificate %s is the CA's own (%s): the operator revokes it, with "
+                                    "camtrust-ca revoke --dir DIR %s --reason REASON", r->cert_serial_hex,
+                                    db_col_str(st, 0), r->cert_serial_hex));
         break;
+    }
     case DB_REVOKE_ORDER:
         c->id = r->order_id;
         CT_GUARD_RET(ct_snprintf(c->subject, sizeof c->subject, "order %lld", (long long)r->order_id));

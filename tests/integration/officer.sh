@@ -111,7 +111,13 @@ check_eq "GET on revoke: 405" 405 "$(call bob GET /officer/api/revoke)"
 check_eq "unknown serial: 404" 404 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"serial":"0123456789abcdef","reason":"keyCompromise"}')"
 check "... no certificate with that serial" body_has 'no certificate with serial 0123456789abcdef'
 check_eq "a reason RFC 5280 does not have: 400" 400 "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$S1\",\"reason\":\"bored\"}")"
-check_eq "every bad request was audited (the two too large to read and the GET counted: below)" 6 "$(( $(denied) - d0 ))"
+check_eq "an order id past int64: 400 (was: 404 'no order 9223372036854775807')" 400 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"order":99999999999999999999999,"reason":"cessationOfOperation"}')"
+check "... in one line naming the range" bash -c "[ \$(wc -l <'$WORK/body') -le 1 ] && grep -q \"order id '99999999999999999999999' must be 1..9223372036854775807\" '$WORK/body'"
+check_eq "an order id with a sign: 400 (was: order 3 revoked)" 400 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d '{"order":"+3","reason":"cessationOfOperation"}')"
+check "... not a number" body_has "order id '+3' is not a number"
+check_eq "every bad request was audited (the two too large to read and the GET counted: below)" 8 "$(( $(denied) - d0 ))"
 check_eq "... and nothing was revoked" "$r0" "$(revoked)"
 
 # Another site's page, visited by an officer: the browser sends the officer's certificate with whatever the page
@@ -204,6 +210,26 @@ check_eq "the report counts revocations by reason" "affiliationChanged:2,cessati
   "$(call alice GET /officer/api/report >/dev/null; json "','.join('%s:%d' % (r['reason'], r['revoked']) for r in sorted(d['reasons'], key=lambda r: r['reason']))")"
 check_eq "... and lists the three revocation actions" 3 "$(json "len(d['revocations'])")"
 
+# The CA's own certificates (TLS identity, OCSP signer, log and checkpoint keys) are the operator's to revoke, from the
+# command line: a revocation from an officer's browser (any compromised workstation) must not take the CA down.
+d0=$(denied); r0=$(revoked)
+for p in ca-tls ca-ocsp; do
+  own=$(sql "$DB" "select cert_serial_hex from certificates where profile='$p' and status='valid'")
+  check_eq "an officer revoking the CA's own $p certificate: 403 (was: 200, revoked)" 403 \
+    "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$own\",\"reason\":\"cACompromise\"}")"
+  check "... naming the command that does" body_has "the operator revokes it, with camtrust-ca revoke --dir DIR $own --reason REASON"
+done
+check_eq "... each audited as a refusal of officer:bob, nothing revoked" "2 2 $r0" \
+  "$(( $(denied) - d0 )) $(sql "$DB" "select count(*) from audit where actor='officer:bob' and action='cert.revoke' and outcome='denied' and detail like '%the CA''s own%'") $(revoked)"
+check_eq "... the CA still answers over its TLS identity" 200 "$(call bob GET /officer/api/me)"
+# Another officer's certificate stays an officer's to revoke: a compromised officer must be stopped at once.
+"$CA_BIN" officer add --dir "$CA" --name carol --role officer --csr "$WORK/carol.csr" --out "$WORK/carol.pem" >/dev/null
+check_eq "officer carol reads" 200 "$(call carol GET /officer/api/me)"
+carol_serial=$(openssl x509 -in "$WORK/carol.pem" -noout -serial | cut -d= -f2)
+check_eq "bob revokes officer carol's certificate: 200" 200 \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"serial\":\"$carol_serial\",\"reason\":\"keyCompromise\"}")"
+check_eq "... carol is refused from her next request" 403 "$(call carol GET /officer/api/me)"
+
 # A disabled officer is refused from its next request.
 "$CA_BIN" officer disable --dir "$CA" bob >/dev/null
 check_eq "disabled officer: 403" 403 "$(call bob GET /officer/api/search)"
@@ -243,6 +269,18 @@ check "audit report --format csv: one block per section" bash -c "grep -q \$'^st
 check "... with the denials' reasons quoted when they hold commas" grep -q ',officer.revoke,,"unknown field .force. (serial, order, station, reason)"' <<<"$out"
 check "a bad --format is refused" bash -c "! '$CA_BIN' audit report --dir '$CA' --format xml 2>/dev/null"
 check "a bad --from is refused" bash -c "'$CA_BIN' audit search --dir '$CA' --from yesterday 2>&1 | grep -q \"from 'yesterday'\""
+
+# A viewer's name is any name its owner chose, a camera's serial any label a customer's order lists: an order's
+# revocation takes its cameras' renewals (matched by device serial), never a viewer that bears one as its name.
+printf 'CAM0020\n' >"$WORK/o4.txt"
+"$CA_BIN" order create --dir "$CA" --station line1 --model CX300 --serials "$WORK/o4.txt" >/dev/null
+enroll line1 CAM0020
+new_client CAM0020-viewer
+"$CA_BIN" viewer add --dir "$CA" --name CAM0020 --csr "$WORK/CAM0020-viewer.csr" --out "$WORK/CAM0020-viewer.pem" >/dev/null
+o4=$(sql "$DB" "select order_id from certificates where device_serial='CAM0020' and profile='device'")
+check_eq "officer revokes the order of camera CAM0020: 200, one certificate (was: 2, viewer CAM0020's too)" "200 1" \
+  "$(call bob POST /officer/api/revoke -H 'Content-Type: application/json' -d "{\"order\":$o4,\"reason\":\"cessationOfOperation\"}") $(json "d['revoked']")"
+check_eq "... viewer CAM0020 keeps its certificate" "valid" "$(sql "$DB" "select status from certificates where device_serial='CAM0020' and profile='viewer'")"
 
 # The report counts refused requests, not audit entries: one station refused 7 times is one counted entry of 7.
 report_denials() { # totals' denials and denial_entries, station line2's denied and denied_entries

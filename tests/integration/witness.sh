@@ -261,7 +261,7 @@ print(d['tree_size'], 'w1:reported=%d' % w['w1']['reported'], 'w2:reported=%d:st
 if browser_setup; then
   rc=0
   URL="https://localhost:$PORT" CERT="$WORK/alice.pem" KEY="$WORK/alice.key" CHROMIUM="$CHROMIUM" NODE_DIR="$NODE_DIR" \
-    SHOT="${CAMTRUST_TEST_TMP:-/tmp}/console-witness.png" timeout 60 node "$HERE/console_log.mjs" >"$WORK/browser.log" 2>&1 || rc=$?
+    SHOT="${CAMTRUST_TEST_TMP:-/tmp}/console-witness.png" bounded 60 node "$HERE/console_log.mjs" >"$WORK/browser.log" 2>&1 || rc=$?
   sed 's/^/  browser: /' "$WORK/browser.log"
   check_eq "the console flags w1 (reported) and w2 (never cosigned) and lists the report" 0 "$rc"
 else

@@ -272,7 +272,7 @@ START_TEST(search_filters_combine)
     ck_assert_int_eq(found(&(ca_search_args){.to = "2020-01-01T00:00:00Z"}), 0);
     ck_assert_int_eq(found(&(ca_search_args){.from = "4102444800"}), 0); /* 2100 */
     ck_assert_int_eq(found(&(ca_search_args){.status = "valid"}), 5);
-    ck_assert_int_eq(ca_revoke(the_ca, &(ca_revoke_request){DB_REVOKE_STATION, "line2", "superseded", "test"}, NULL), CT_OK);
+    ck_assert_int_eq(ca_revoke(the_ca, &(ca_revoke_request){DB_REVOKE_STATION, "line2", "superseded", "test", false}, NULL), CT_OK);
     ck_assert_int_eq(found(&(ca_search_args){.status = "revoked"}), 1);
     ck_assert_int_eq(found(&(ca_search_args){.status = "revoked", .station = "line1"}), 0);
 
@@ -339,7 +339,7 @@ START_TEST(report_counts_issuance_denials_and_revocations)
     ct_buf_free(&csr);
     ck_assert_int_eq(handle(&line2_cert, "GET", "/officer/api/search", NULL, &ans), CT_ERR_FORBIDDEN);
     ca_http_answer_free(&ans);
-    ck_assert_int_eq(ca_revoke(the_ca, &(ca_revoke_request){DB_REVOKE_ORDER, "1", "cessationOfOperation", "test"}, NULL),
+    ck_assert_int_eq(ca_revoke(the_ca, &(ca_revoke_request){DB_REVOKE_ORDER, "1", "cessationOfOperation", "test", false}, NULL),
                      CT_OK);
 
     char *json = report(CA_FORMAT_JSON);
