@@ -228,14 +228,21 @@ static ct_err chain_verify(agent *a, agent_profile p, const agent_chain *ch, tim
     for (size_t i = 0; i < n; i++) {
         ct_err rc = pki_cert_parse_info(ch->der[i].data, ch->der[i].len, i == 0 ? leaf : &info);
         if (rc != CT_OK) return ct_fail(rc, "profile %s: certificate %zu is malformed", agent_profile_name[p], i + 1);
-        CT_ENSURE_RET(i == 0 || info.is_ca, ct_fail(CT_ERR_INTEGRITY, "profile %s: certificate %zu is not a CA",
-                                                   agent_profile_name[p], i + 1));
+        /* An issuer: a CA allowed to sign certificates, its pathLen leaving room for the i - 1 CAs under it (what
+         * a TLS client checks too: a chain through a CA that the issuing CA may not make would be installed, and
+         * every client would refuse it). */
+        CT_ENSURE_RET(i == 0 || (info.is_ca && (info.key_usage & PKI_KU_KEY_CERT_SIGN) &&
+                                 (info.path_len < 0 || (size_t)info.path_len >= i - 1)),
+                      ct_fail(CT_ERR_INTEGRITY, "profile %s: certificate %zu is not a CA for this chain",
+                              agent_profile_name[p], i + 1));
         if (i + 1 < n)
             CT_GUARD_RET(hop_verify(p, i, &ch->der[i], ch->der[i + 1].data, ch->der[i + 1].len, "the next one", now));
         else
             CT_GUARD_RET(hop_verify(p, i, &ch->der[i], a->root_der.data, a->root_der.len, "the pinned device root", now));
     }
-    CT_ENSURE_RET(!leaf->is_ca, ct_fail(CT_ERR_INTEGRITY, "profile %s: the leaf is a CA", agent_profile_name[p]));
+    /* Both keys sign (TLS 1.3 handshakes, video): a leaf whose keyUsage says otherwise is refused by its verifiers. */
+    CT_ENSURE_RET(!leaf->is_ca && (leaf->key_usage & PKI_KU_DIGITAL_SIGNATURE),
+                  ct_fail(CT_ERR_INTEGRITY, "profile %s: the leaf is a CA or may not sign", agent_profile_name[p]));
     CT_ENSURE_RET(strcmp(leaf->subject_serial, a->serial) == 0,
                   ct_fail(CT_ERR_INTEGRITY, "profile %s: certificate is for serial '%s', this camera is '%s'",
                           agent_profile_name[p], leaf->subject_serial, a->serial));

@@ -32,6 +32,36 @@ out=$("$CLIENT_BIN" "$ADDR" install device="$WORK/bad/device.chain" media-signin
 check "a chain from another root is refused with a reason" grep -q 'status="CT_ERR_INTEGRITY" reason=".*pinned device root' <<<"$out"
 out=$("$CLIENT_BIN" "$ADDR" install device="$WORK/good/media-signing.chain" media-signing="$WORK/good/device.chain" || true)
 check "a certificate for another key is refused" grep -q 'reason=".*another key' <<<"$out"
+# Chains that verify signature by signature but that a TLS client refuses (before, each was installed): through a
+# CA made under the issuing CA (pathLen 0), through a CA without keyCertSign, a leaf whose keyUsage does not sign.
+# signed_by CA KEY EXT OUT [IN]: IN (a CSR, default the device CSR) certified by CA with the extensions EXT.
+openssl req -inform DER -in "$WORK/csr1/device.csr.der" -out "$WORK/bad/device.csr" 2>/dev/null
+signed_by() {
+  printf '%b' "$3" >"$4.ext"
+  openssl x509 -req -in "${5:-$WORK/bad/device.csr}" -CA "$1" -CAkey "$2" -CAcreateserial -days 30 -extfile "$4.ext" \
+    -out "$4" 2>/dev/null
+}
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/bad/ca.key" -subj "/CN=Sub CA" \
+  -out "$WORK/bad/ca.csr" 2>/dev/null
+LEAF_EXT='basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n'
+signed_by "$WORK/ca/issuing.pem" "$WORK/ca/issuing.key" 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n' \
+  "$WORK/bad/sub.pem" "$WORK/bad/ca.csr"
+signed_by "$WORK/bad/sub.pem" "$WORK/bad/ca.key" "$LEAF_EXT" "$WORK/bad/sub-leaf.pem"
+signed_by "$WORK/ca/root.pem" "$WORK/ca/root.key" 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,digitalSignature\n' \
+  "$WORK/bad/noku.pem" "$WORK/bad/ca.csr"
+signed_by "$WORK/bad/noku.pem" "$WORK/bad/ca.key" "$LEAF_EXT" "$WORK/bad/noku-leaf.pem"
+signed_by "$WORK/ca/issuing.pem" "$WORK/ca/issuing.key" 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,keyAgreement\n' \
+  "$WORK/bad/ka-leaf.pem"
+cat "$WORK/bad/sub-leaf.pem" "$WORK/bad/sub.pem" "$WORK/ca/issuing.pem" >"$WORK/bad/pathlen.chain"
+cat "$WORK/bad/noku-leaf.pem" "$WORK/bad/noku.pem" >"$WORK/bad/noku.chain"
+cat "$WORK/bad/ka-leaf.pem" "$WORK/ca/issuing.pem" >"$WORK/bad/ka.chain"
+check "(the test is real: openssl verify refuses the pathLen chain)" bash -c "! openssl verify -CAfile '$WORK/ca/root.pem' \
+  -untrusted '$WORK/ca/issuing.pem' -untrusted '$WORK/bad/sub.pem' '$WORK/bad/sub-leaf.pem' >/dev/null 2>&1"
+for bad in "pathlen:certificate 3 is not a CA for this chain" "noku:certificate 2 is not a CA for this chain" \
+  "ka:the leaf is a CA or may not sign"; do
+  out=$("$CLIENT_BIN" "$ADDR" install device="$WORK/bad/${bad%%:*}.chain" media-signing="$WORK/good/media-signing.chain" || true)
+  check "a device chain '${bad%%:*}' is refused: ${bad#*:}" grep -q "status=\"CT_ERR_INTEGRITY\" reason=\"profile device: ${bad#*:}\"" <<<"$out"
+done
 check "a truncated INSTALL frame is dropped" "$CLIENT_BIN" "$ADDR" truncate 300 "${GOOD[@]}"
 printf 'GET / HTTP/1.1\r\n\r\n' >"$WORK/junk"
 check "a frame with a bad magic gets ERROR" bash -c "'$CLIENT_BIN' '$ADDR' raw '$WORK/junk' | grep -q 'type=7 reason=\"not a factory frame'"

@@ -26,6 +26,37 @@ check "TLS 1.2 is refused" bash -c "! curl -sS -o /dev/null --tls-max 1.2 --max-
 check "another name is refused (the certificate names this camera only)" refused cam0999.devices.example.com $PORT
 check "a client trusting another root refuses it" bash -c "! curl -sS --max-time 10 --cacert '$WORK/other/root.pem' --resolve $NAME:$PORT:127.0.0.1 https://$NAME:$PORT/ 2>/dev/null"
 check "a non-GET gets 405" bash -c "curl -s -o /dev/null -w '%{http_code}' -X POST --max-time 10 --cacert '$WORK/ca/root.pem' --resolve $NAME:$PORT:127.0.0.1 https://$NAME:$PORT/ | grep -qx 405"
+# Request smuggling: a GET announcing a body (Content-Length, Transfer-Encoding; any case) whose "body", sent once
+# the answer is in, is a request of its own. A proxy in front takes it for the first request's body; the camera
+# must answer no more than that first request (before, the body, never read, was taken for the next request: the
+# request in it was answered, a chunked one got a 405). smuggle HEADER: prints how many answers came on the
+# connection before the camera closed it.
+smuggle() {
+  python3 - "$NAME" "$PORT" "$WORK/ca/root.pem" "$1" <<'PY'
+import socket, ssl, sys
+name, port, root, field = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+inner = ("GET /index.html HTTP/1.1\r\nHost: %s\r\n\r\n" % name).encode()
+s = ssl.create_default_context(cafile=root).wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30),
+                                                         server_hostname=name)
+s.sendall(("GET / HTTP/1.1\r\nHost: %s\r\n%s\r\n\r\n" % (name, field.replace("N", str(len(inner))))).encode())
+data = b""
+while data.count(b"</html>") < 1:
+    data += s.recv(4096)
+s.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner) if "chunked" in field else inner)
+try:
+    while True:
+        got = s.recv(4096)
+        if not got:
+            break
+        data += got
+except (ssl.SSLError, ConnectionError):
+    pass
+print(data.count(b"HTTP/1.1 "))
+PY
+}
+check_eq "a GET with 'content-length' and a request as its body: 1 answer, then closed" 1 "$(smuggle 'content-length: N')"
+check_eq "a GET with 'Transfer-Encoding: chunked' and a request as its body: 1 answer, then closed" 1 \
+  "$(smuggle 'Transfer-Encoding: chunked')"
 # A silent client is dropped after serve.timeout_ms and the camera still answers the next one.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 check "after a silent client, the next one is served" served $NAME $PORT
