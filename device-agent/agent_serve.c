@@ -125,16 +125,19 @@ static bool starts_nocase(const char *s, const char *word, size_t n)
 /* Whether the client lets the connection stay open after this request: HTTP/1.1 without "Connection: close"
  * (HTTP/1.0 closes: its keep-alive is not negotiated here), announcing no body. A body is never read: its bytes,
  * sent after the head, would be taken for the next request (a proxy in front would see them as this one's body).
+ * So a head this reader might see otherwise than a proxy closes too: a bare LF (a line's end to many parsers, not
+ * here) and "Content-Length :" (a name, then blanks; or any longer name: closing costs nothing).
  * `head`: the request head, NUL-ended. */
 static bool client_keeps(const char *head)
 {
-    const char *line = strstr(head, "\r\n");
-    if (!line || line - head < 8 || memcmp(line - 8, HEAD_FORMAT, 8) != 0) return false; /* "HTTP/1.1" */
-    for (; line; line = strstr(line + 2, "\r\n")) {
-        if (starts_nocase(line + 2, &HEAD_FORMAT[31], 15) || starts_nocase(line + 2, "Transfer-Encoding:", 18))
-            return false; /* "Content-Length:" */
-        if (!starts_nocase(line + 2, CLOSE_FIELD, 11)) continue; /* "Connection:" */
-        for (const char *v = line + 13; *v && *v != '\r'; v++)
+    const char *line = strchr(head, '\n');
+    if (!line || line - head < 9 || memcmp(line - 9, HEAD_FORMAT, 8) != 0) return false; /* "HTTP/1.1" */
+    for (; line; line = strchr(line + 1, '\n')) {
+        if (line[-1] != '\r' || starts_nocase(line + 1, &HEAD_FORMAT[31], 14) ||
+            starts_nocase(line + 1, "Transfer-Encoding", 17))
+            return false; /* "Content-Length" */
+        if (!starts_nocase(line + 1, CLOSE_FIELD, 11)) continue; /* "Connection:" */
+        for (const char *v = line + 12; *v && *v != '\r'; v++)
             if (starts_nocase(v, &CLOSE_FIELD[12], 5)) return false; /* "close" */
     }
     return true;

@@ -57,6 +57,14 @@ PY
 check_eq "a GET with 'content-length' and a request as its body: 1 answer, then closed" 1 "$(smuggle 'content-length: N')"
 check_eq "a GET with 'Transfer-Encoding: chunked' and a request as its body: 1 answer, then closed" 1 \
   "$(smuggle 'Transfer-Encoding: chunked')"
+# The same behind what a proxy may read otherwise than the camera: a line ended by a bare LF (RFC 9112 lets a
+# recipient take it for a line's end: the next line is then a Content-Length), or blanks before the colon. Before,
+# the camera saw no body announced and answered the smuggled request too (2 answers).
+check_eq "a bare LF before 'content-length' (a body to a proxy): 1 answer, then closed" 1 \
+  "$(smuggle $'X-Padding: 1\ncontent-length: N')"
+check_eq "a bare LF before 'Transfer-Encoding: chunked': 1 answer, then closed" 1 \
+  "$(smuggle $'X-Padding: 1\nTransfer-Encoding: chunked')"
+check_eq "'Content-Length : N' (a blank before the colon): 1 answer, then closed" 1 "$(smuggle 'Content-Length : N')"
 # A silent client is dropped after serve.timeout_ms and the camera still answers the next one.
 exec 3<>"/dev/tcp/127.0.0.1/$PORT"
 check "after a silent client, the next one is served" served $NAME $PORT
