@@ -26,6 +26,9 @@ live_setup() {
 # them in its playlist, served on LISTEN; sets STREAM and PORT.
 live_camera() {
   [ -p "$WORK/src.fifo" ] || mkfifo "$WORK/src.fifo"
+  # Emptied here: the child's own redirection truncates it only once the child runs, and until then the camera
+  # before it (a restart) still says where it listened (live_slide once took that line, then read no port).
+  : >"$WORK/stream.out"
   "$AGENT_BIN" stream --dir "$CAM" --viewers "$WORK/viewers" --sign yes --segment-ms 1000 --window "$3" \
     --in "$WORK/src.fifo" --live "$1" --listen "$2" >"$WORK/stream.out" 2>"$WORK/stream.log" 7>&- &
   STREAM=$!
