@@ -33,7 +33,7 @@ static ct_err enroll(ca *c, ca_enroll_kind kind, const char *label, const ca_htt
     /* Room for what the body can decode to (3 bytes per 4), up to the bound: a longer CSR is refused below. */
     size_t csr_room = rq->body_len / 4 * 3 + 3 < PKI_MAX_CSR_DER ? rq->body_len / 4 * 3 + 3 : PKI_MAX_CSR_DER;
     /* Refusals that need no parsing come first, and are audited like every other refusal. */
-    if (rq->body_too_large) rc = ct_fail(CT_ERR_TOO_LARGE, "request body larger than %ld bytes", c->cfg.max_body);
+    if (rq->body_too_large) rc = ca_http_body_too_large(c, rq->method);
     else if (!ca_media_type_is(rq->content_type, "application/pkcs10"))
         /* A fixed reason: the sent type is the client's text, and this refusal (before any certificate) is
          * counted per reason, so each type sent would be a key of its own. */

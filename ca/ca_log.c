@@ -331,8 +331,7 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
         {last ? last->head.tree_size : 0, last ? last->head.root : NULL, "the newest tree head recorded"},
         {tree->signed_size, tree->signed_root, "the last tree this node signed"},
     };
-    ct_merkle_hash *chunk = malloc((LEAF_CHUNK + 1) * sizeof *chunk);
-    CT_ENSURE(chunk, CT_ERR_NOMEM);
+    ct_merkle_hash *chunk = NULL;
     if (tree->forked[0]) {
         /* Refused, nothing read, until log.fork_recheck_s has passed since it was built from the rows; then built again
          * in full: rows put right in place (an operator restoring them) are signed again. Not sooner when its last leaf
@@ -344,6 +343,8 @@ static ct_err catch_up(ca *c, signing_tree *tree, const db_tree_head *last)
         tree->forked[0] = '\0';
     }
     for (size_t k = 0; k < 2; k++) CT_GUARD(still_signed(tree, &heads[k]));
+    chunk = malloc((LEAF_CHUNK + 1) * sizeof *chunk); /* not for a tick that refuses above, reading nothing */
+    CT_ENSURE(chunk, CT_ERR_NOMEM);
     ct_failpoint_hold("log:signing-read"); /* tests: the rows are rewritten meanwhile */
     /* Built again at most once a call. Rows changing under that build too are refused as a fork is, built again only
      * log.fork_recheck_s later: left to the next tick, someone who writes the database rewriting leaves under the

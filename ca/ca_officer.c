@@ -116,7 +116,7 @@ static bool listed(const char *list, const char *name, size_t n)
     for (const char *p = list; *p;) {
         p += strspn(p, ", ");
         size_t len = strcspn(p, ", ");
-        if (len && len == n && strncasecmp(p, name, n) == 0) return true;
+        if (len == n && strncasecmp(p, name, n) == 0) return true;
         p += len;
     }
     return false;
@@ -131,7 +131,8 @@ static ct_err host_is_ours(const ca *c, const char *host)
     const char *h = host ? host : "", *end = h + strlen(h), *colon = strrchr(h, ':');
     if (*h == '[') { /* an IPv6 literal: [address]:port */
         h++;
-        end = strchr(h, ']') ? strchr(h, ']') : h;
+        end = strchr(h, ']');
+        if (!end) end = h;
     } else if (colon) {
         end = colon;
     }

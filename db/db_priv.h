@@ -70,9 +70,10 @@ struct ct_db {
 /* The CA's own operators and its own certificates (of either issuing CA): recorded so that they can be revoked
  * and OCSP answers for them, but neither in the issuance log (it lists what cameras and viewers hold) nor in
  * officers' searches and reports (their own tables and files name them). */
-#define DB_OPERATOR_PROFILES                                                                                        \
-    "('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "', '" DB_PROFILE_CA_TLS "', '" DB_PROFILE_CA_LOG "', '"          \
-    DB_PROFILE_CA_CHECKPOINT "', '" DB_PROFILE_CA_OCSP "')"
+#define DB_OPERATOR_PROFILES "('" DB_PROFILE_STATION "', '" DB_PROFILE_OFFICER "', " DB_CA_OWN_PROFILE_LIST ")"
+/* The CA's own certificates (its TLS, OCSP, log and checkpoint identities), as SQL strings separated by commas. */
+#define DB_CA_OWN_PROFILE_LIST                                                                                      \
+    "'" DB_PROFILE_CA_TLS "', '" DB_PROFILE_CA_LOG "', '" DB_PROFILE_CA_CHECKPOINT "', '" DB_PROFILE_CA_OCSP "'"
 
 /* Migration 12 (its SQL beside the code that uses it, in issuing.c's words). */
 #define DB_MIGRATION_ISSUING_CAS                                                                                  \

@@ -35,9 +35,8 @@ static const char *const k_crl_subject[] = {[DB_CRL_DEVICE] = "crl", [DB_CRL_OPS
 static const char k_order_exists[] = "SELECT id FROM orders WHERE id = ?";
 /* The CA's own certificates (DB_PROFILE_CA_*: its TLS, OCSP, log and checkpoint identities), which officers do not
  * revoke (db_revocation.not_ca_own): the operator does, from the command line. */
-static const char k_cert_ca_own[] = "SELECT profile FROM certificates WHERE cert_serial_hex = ? AND profile IN ('"
-                                    DB_PROFILE_CA_TLS "', '" DB_PROFILE_CA_LOG "', '" DB_PROFILE_CA_CHECKPOINT "', '"
-                                    DB_PROFILE_CA_OCSP "')";
+static const char k_cert_ca_own[] =
+    "SELECT profile FROM certificates WHERE cert_serial_hex = ? AND profile IN (" DB_CA_OWN_PROFILE_LIST ")";
 /* The certificates of a scope: one serial; an order's or a station's, with the renewals of the devices they
  * enrolled (a renewal is issued to the device, without order or station). */
 #define SCOPE_CERT "cert_serial_hex = ?1"

@@ -486,8 +486,9 @@ static void on_gop(const ms_gop_report *gop, void *arg)
         if (ct_snprintf(g->detail, sizeof g->detail, "signed no later than the camera's GOP %u verified before it "
                         "(signed at %s): an older recording replayed, not live", s->latest.counter, latest) != CT_OK)
             g->detail[0] = '\0';
-    } else if (!not_live(s, g) && timed) {
-        s->latest = (signed_mark){g->signed_at, g->counter};
+    } else {
+        bool live = !not_live(s, g); /* a GOP too old or too far ahead is demoted there */
+        if (live && timed) s->latest = (signed_mark){g->signed_at, g->counter};
     }
     if (g->status != gop->status) s->demoted[g->status]++;
     ms_print_gop(s->report, ++s->gops, g);
